@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// The `portcullis` command. Portcullis runs TypeScript directly and needs Node >= 24;
+// when started by an older Node, re-run under the Node 24 that `npm install` brought.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const main = join(root, 'src', 'cli', 'main.ts');
+const major = Number(process.versions.node.split('.')[0]);
+
+if (major >= 24) {
+  await import(main);
+} else {
+  const bundled = join(root, 'node_modules', 'node', 'bin', 'node');
+  if (!existsSync(bundled)) {
+    console.error(`portcullis needs Node >= 24 (this is ${process.version}); run \`npm install\` in ${root} first.`);
+    process.exit(2);
+  }
+  const r = spawnSync(bundled, [main, ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}

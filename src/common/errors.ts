@@ -1,0 +1,59 @@
+// Errors with stable codes. Domains throw these; server/ maps them once to RFC 9457 problem
+// documents, cli/ to exit codes. `message` must never contain a secret value.
+
+export class PortcullisError extends Error {
+  readonly code: string;
+  readonly status: number;
+  /** Extra, non-secret members for the problem document (e.g. `field`, `required`). */
+  readonly extra: Record<string, unknown>;
+  constructor(code: string, status: number, message: string, extra: Record<string, unknown> = {}) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+    this.extra = extra;
+  }
+}
+
+/** Input that fails validation; `field` is the JSON path of the offending value. */
+export class InvalidInput extends PortcullisError {
+  constructor(message: string, field?: string, extra: Record<string, unknown> = {}) {
+    super('invalid_input', 400, message, field === undefined ? extra : { field, ...extra });
+  }
+}
+
+/** Authentication failed. The caller only ever sees the generic text; `reason` goes to audit. */
+export class AuthenticationFailed extends PortcullisError {
+  readonly reason: string;
+  readonly detail: string;
+  constructor(reason: string, detail: string) {
+    super('unauthenticated', 401, 'authentication failed');
+    this.reason = reason;
+    this.detail = detail;
+  }
+}
+
+export class Forbidden extends PortcullisError {
+  constructor(message = 'forbidden', extra: Record<string, unknown> = {}) {
+    super('forbidden', 403, message, extra);
+  }
+}
+
+export class NotFound extends PortcullisError {
+  constructor(what: string) {
+    super('not_found', 404, `${what} not found`);
+  }
+}
+
+export class Conflict extends PortcullisError {
+  constructor(message: string) {
+    super('conflict', 409, message);
+  }
+}
+
+/** A dependency the answer relies on (audit store, policy engine) failed: fail closed. */
+export class Unavailable extends PortcullisError {
+  constructor(message: string) {
+    super('unavailable', 503, message);
+  }
+}

@@ -1,0 +1,46 @@
+// Authentication: a trust verifier turns a proof into a verified identity plus the facts of how
+// it was proved. Verifiers never decide what the identity may do.
+
+export type IdentityKind = 'workload' | 'agent' | 'service-account' | 'user';
+export const IDENTITY_KINDS: readonly IdentityKind[] = ['workload', 'agent', 'service-account', 'user'];
+
+export type AuthnMethod = 'oidc' | 'spiffe-jwt' | 'spiffe-x509' | 'api-key' | 'bootstrap';
+
+/** How an identity was proved; becomes `context.authn` in every decision. */
+export interface AuthnFacts {
+  method: AuthnMethod;
+  /** Name of the trust that verified the proof. */
+  trust: string;
+  mfa: boolean;
+  /** `high`: asymmetric proof from a federated issuer; `low`: shared secret (API key, bootstrap). */
+  assurance: 'low' | 'medium' | 'high';
+  /** Seconds since the epoch when the proof was made. */
+  auth_time: number;
+}
+
+export type Proof =
+  | { type: 'jwt'; token: string }
+  | { type: 'api_key'; key: string }
+  /** DER of the client certificate chain presented over TLS, leaf first. */
+  | { type: 'x509'; chain: Uint8Array[] };
+
+export interface VerifiedProof {
+  identityId: string;
+  kind: IdentityKind;
+  facts: AuthnFacts;
+  /** Claims copied into the principal's attributes (strings, numbers, booleans only). */
+  attributes: Record<string, string | number | boolean>;
+  /** Defaults used when the identity is registered on first login. */
+  defaults: { boundary?: string; environment?: string; owner?: string };
+  /** Non-secret facts for the authn audit event (issuer, kid, alg, subject, fingerprint). */
+  evidence: Record<string, unknown>;
+}
+
+export interface TrustVerifier {
+  readonly name: string;
+  readonly kind: 'oidc' | 'spiffe' | 'apikey';
+  /** Cheap routing check on unverified data: is this proof meant for this trust? */
+  accepts(proof: Proof, hint: { issuer?: string }): boolean;
+  /** Verifies the proof completely or throws AuthenticationFailed with a precise reason. */
+  verify(proof: Proof): Promise<VerifiedProof>;
+}

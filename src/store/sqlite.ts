@@ -1,0 +1,60 @@
+// The embedded store: one SQLite file per data directory through node:sqlite.
+// Each domain owns its tables and its migrations (see docs/adr-0002-storage.md), so a domain can
+// gain a PostgreSQL implementation of its repository interface without touching the others.
+import { DatabaseSync } from 'node:sqlite';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export type Db = DatabaseSync;
+
+export interface Migration {
+  version: number;
+  /** SQL run once, inside a transaction. */
+  up: string;
+}
+
+export function openDatabase(path: string): Db {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new DatabaseSync(path);
+  db.exec(`PRAGMA journal_mode = WAL;
+           PRAGMA synchronous = NORMAL;
+           PRAGMA foreign_keys = ON;
+           PRAGMA busy_timeout = 5000;
+           CREATE TABLE IF NOT EXISTS schema_migrations (
+             domain TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,
+             PRIMARY KEY (domain, version));`);
+  return db;
+}
+
+/** Applies a domain's pending migrations in order, each in its own transaction. */
+export function migrate(db: Db, domain: string, migrations: readonly Migration[]): void {
+  const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations WHERE domain = ?').get(domain) as
+    | { v: number | null }
+    | undefined;
+  const current = row?.v ?? 0;
+  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (m.version <= current) continue;
+    transaction(db, () => {
+      db.exec(m.up);
+      db.prepare('INSERT INTO schema_migrations (domain, version, applied_at) VALUES (?, ?, ?)').run(
+        domain,
+        m.version,
+        new Date().toISOString(),
+      );
+    });
+  }
+}
+
+/** Runs `fn` in a transaction (nested calls join the outer one). */
+export function transaction<T>(db: Db, fn: () => T): T {
+  if (db.isTransaction) return fn();
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const out = fn();
+    db.exec('COMMIT');
+    return out;
+  } catch (e) {
+    db.exec('ROLLBACK');
+    throw e;
+  }
+}
