@@ -1,4 +1,5 @@
 // The audit interface the other domains write to. Three streams, kept apart on purpose:
+import type { JsonWebKey } from 'node:crypto';
 // authentication, authorization, administration.
 
 export type AuditStreamName = 'authn' | 'authz' | 'admin';

@@ -1,0 +1,98 @@
+// The validated shape of portcullis.yaml. config/load.ts turns hostile YAML into these types or
+import type { JsonWebKey } from 'node:crypto';
+// fails naming the path of the bad field.
+import type { IdentityKind } from '../identity/types.ts';
+
+export interface TrustDefaults {
+  boundary?: string;
+  environment?: string;
+  owner?: string;
+}
+
+export interface OidcTrustConfig extends TrustDefaults {
+  name: string;
+  kind: 'oidc';
+  issuer: string;
+  /** Exactly one of jwks_uri / jwks. */
+  jwks_uri?: string;
+  jwks?: { keys: JsonWebKey[] };
+  audiences: string[];
+  /** Asymmetric JWS algorithms only (RS256, PS256, ES256, ES384, EdDSA, …). */
+  algorithms: string[];
+  /** Claims that must equal these values. */
+  require: Record<string, string | number | boolean>;
+  /** Template over claims, e.g. `workload:github/{repository}`. */
+  identity: string;
+  identity_kind: IdentityKind;
+  /** Claims copied into the principal's attributes. */
+  attributes: string[];
+  /** Allowed clock skew in seconds (default 30, at most 300). */
+  leeway_seconds: number;
+}
+
+export interface SpiffeTrustConfig extends TrustDefaults {
+  name: string;
+  kind: 'spiffe';
+  trust_domain: string;
+  /** Path of a SPIFFE bundle (JWKS with `use: jwt-svid` / `use: x509-svid` keys), resolved against the config file's folder. */
+  bundle: string;
+  /** Audiences accepted in JWT-SVIDs (default: ["portcullis"]). */
+  audiences: string[];
+  identity_kind: IdentityKind;
+  leeway_seconds: number;
+}
+
+export type TrustConfig = OidcTrustConfig | SpiffeTrustConfig;
+
+export interface IdentityConfig {
+  id: string;
+  kind: IdentityKind;
+  owner?: string;
+  purpose?: string;
+  boundary: string;
+  environment: string;
+  labels: Record<string, string>;
+  /** Team/Role entity ids this identity is a member of. */
+  parents: { type: string; id: string }[];
+}
+
+export interface ResourceConfig {
+  type: string;
+  id: string;
+  boundary: string;
+  environment: string;
+  parents: { type: string; id: string }[];
+  attributes: Record<string, unknown>;
+}
+
+export interface BridgeConfig {
+  /** Boundary a principal comes from. */
+  from: string;
+  /** Boundary of the resource it may reach. */
+  to: string;
+  /** Actions allowed across (empty: any action still subject to policy). */
+  actions: string[];
+  reason: string;
+}
+
+export interface PortcullisConfig {
+  /** Folder the config file lives in; relative paths resolve against it. */
+  baseDir: string;
+  listen: { host: string; port: number; tls?: { cert: string; key: string; client_ca?: string } };
+  data_dir: string;
+  boundaries: string[];
+  bridges: BridgeConfig[];
+  trusts: TrustConfig[];
+  identities: IdentityConfig[];
+  resources: ResourceConfig[];
+  /** Files of .cedar policies (a directory is expanded to its .cedar files at load). */
+  policies: string[];
+  /** Optional schema extension in Cedar schema syntax, merged with the built-in schema. */
+  schema_extension?: string;
+  engine: 'wasm' | 'compiled';
+  session: { ttl_ms: number };
+  apikeys: { max_ttl_ms: number; rotation_ms: number };
+  audit: { fail_closed: boolean; checkpoint_every: number; checkpoint_interval_ms: number };
+  /** Raw `targets:` section, validated by credentials/ (issue 3). */
+  targets: unknown[];
+}

@@ -1,0 +1,294 @@
+// The policy decision point: builds the context from verified facts, asks the engine, records the
+// decision in the authz stream before returning it (fail closed), and owns policy activation.
+import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type { AuthzResult, CedarValue, DecisionEngine, Entity, EntityUid } from './engine/types.ts';
+import type { AuditSink } from '../audit/types.ts';
+import type { AuthnFacts } from '../identity/types.ts';
+import type { Clock } from '../common/clock.ts';
+import { InvalidInput, Unavailable } from '../common/errors.ts';
+import type { PolicyFile } from './policy-set.ts';
+import { compilePolicySet, schemaText } from './policy-set.ts';
+import type { PolicyStore, PolicyVersion } from './store.ts';
+import { digestFiles } from './store.ts';
+import { SERVER_CONTEXT_KEYS } from './schema.ts';
+import type { PrincipalFacts } from './entities.ts';
+import { principalEntity } from './entities.ts';
+
+export interface Bridge {
+  from: string;
+  to: string;
+  actions: string[];
+  reason: string;
+}
+
+export interface Purpose {
+  reason?: string;
+  ticket?: string;
+}
+
+/** Everything the server knows for one request. Only `action`, `resource`, `purpose`, `extra` come from the caller. */
+export interface DecisionInput {
+  principal: PrincipalFacts;
+  claims: Record<string, string | number | boolean>;
+  authn: AuthnFacts;
+  /** Session token id, for the audit trail. */
+  sessionId?: string;
+  sourceIp: string;
+  action: string;
+  resource: EntityUid;
+  purpose: Purpose;
+  /** Caller-supplied context beyond `purpose`; must be declared by the schema for the action. */
+  extra?: Record<string, unknown>;
+  grants?: string[];
+  breakGlass?: boolean;
+  delegation?: { depth: number; actors: string[] };
+}
+
+export interface Decision {
+  decision: 'allow' | 'deny';
+  reasons: string[];
+  errors: { policy_id: string; message: string }[];
+  decision_id: string;
+  policy_version: number;
+  bridge?: { from: string; to: string; reason: string };
+}
+
+export interface DecisionPointOptions {
+  engine: DecisionEngine;
+  store: PolicyStore;
+  audit: AuditSink;
+  clock: Clock;
+  schemaExtension?: string;
+  bridges: Bridge[];
+  failClosed: boolean;
+  /** Boundary of a resource, or undefined when the resource is not declared. */
+  resourceBoundary: (uid: EntityUid) => string | undefined;
+  onAuditFailure?: (err: unknown) => void;
+}
+
+const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+const MAX_REASON = 1024;
+const MAX_TICKET = 128;
+
+export class DecisionPoint {
+  readonly #o: DecisionPointOptions;
+  #version: PolicyVersion | undefined;
+
+  constructor(options: DecisionPointOptions) {
+    this.#o = options;
+  }
+
+  get version(): PolicyVersion | undefined {
+    return this.#version;
+  }
+
+  get engine(): DecisionEngine {
+    return this.#o.engine;
+  }
+
+  /** Loads the stored active version into the engine (at start). */
+  loadActive(): PolicyVersion | undefined {
+    const v = this.#o.store.active();
+    if (v) {
+      this.#o.engine.loadPolicies(compilePolicySet(v.files, this.#o.schemaExtension));
+      this.#version = v;
+    }
+    return v;
+  }
+
+  /**
+   * Validates and activates a new version. A rejected set throws PolicyRejected and leaves the
+   * active set as it was. Returns the unchanged version when the files are identical.
+   */
+  async activate(files: readonly PolicyFile[], actor: string, reason: string): Promise<{ version: PolicyVersion; changed: boolean }> {
+    const policies = compilePolicySet(files, this.#o.schemaExtension);
+    if (this.#version && this.#version.digest === digestFiles(files)) return { version: this.#version, changed: false };
+    await this.#o.audit.append({
+      stream: 'admin',
+      type: 'policy.activating',
+      actor,
+      payload: { previous_version: this.#version?.version ?? null, digest: digestFiles(files), files: files.map((f) => f.name), reason },
+    });
+    const version = this.#o.store.append(files, actor, reason, new Date(this.#o.clock.now()));
+    this.#o.engine.loadPolicies(policies);
+    this.#version = version;
+    await this.#o.audit.append({
+      stream: 'admin',
+      type: 'policy.activated',
+      actor,
+      payload: { version: version.version, digest: version.digest, policies: policies.length, reason },
+    });
+    return { version, changed: true };
+  }
+
+  /** Decides and records one request. Throws Unavailable (→ deny) when audit is fail-closed and cannot record. */
+  async decide(input: DecisionInput): Promise<Decision> {
+    const { decision, record } = this.#evaluate(input);
+    try {
+      await this.#o.audit.append(record);
+    } catch (err) {
+      if (this.#o.failClosed) throw new Unavailable('the decision could not be recorded in the audit log; denied');
+      this.#o.onAuditFailure?.(err);
+    }
+    return decision;
+  }
+
+  /** Decides many requests for one principal; each is audited. */
+  async decideBatch(inputs: DecisionInput[]): Promise<Decision[]> {
+    return Promise.all(inputs.map((i) => this.decide(i)));
+  }
+
+  #evaluate(input: DecisionInput): { decision: Decision; record: Parameters<AuditSink['append']>[0] } {
+    const version = this.#version;
+    if (!version) throw new Unavailable('no policy version is active');
+    const now = this.#o.clock.now();
+    const resourceBoundary = this.#o.resourceBoundary(input.resource);
+    const bridge =
+      resourceBoundary !== undefined && resourceBoundary !== input.principal.boundary
+        ? this.#o.bridges.find(
+            (b) =>
+              b.from === input.principal.boundary &&
+              b.to === resourceBoundary &&
+              (b.actions.length === 0 || b.actions.includes(input.action)),
+          )
+        : undefined;
+    const context = this.#context(input, now, bridge !== undefined);
+    const request = {
+      principal: principalEntity(input.principal).uid,
+      action: { type: 'Action', id: input.action },
+      resource: input.resource,
+      context,
+    };
+    const principal: Entity = principalEntity(input.principal, input.claims);
+    let result: AuthzResult;
+    try {
+      result = this.#o.engine.authorize(request, [principal]);
+    } catch (err) {
+      // An engine failure is a deny, never an allow.
+      result = { decision: 'deny', reasons: [], errors: [{ policyId: '(engine)', message: (err as Error).message }] };
+    }
+    const decision: Decision = {
+      decision: result.decision,
+      reasons: result.reasons,
+      errors: result.errors.map((e) => ({ policy_id: e.policyId, message: e.message })),
+      decision_id: randomUUID(),
+      policy_version: version.version,
+      ...(bridge && { bridge: { from: bridge.from, to: bridge.to, reason: bridge.reason } }),
+    };
+    return {
+      decision,
+      record: {
+        stream: 'authz',
+        type: 'authz.decision',
+        actor: input.principal.id,
+        boundary: resourceBoundary ?? input.principal.boundary,
+        decision: result.decision,
+        payload: {
+          decision_id: decision.decision_id,
+          action: input.action,
+          resource: `${input.resource.type}::${input.resource.id}`,
+          reasons: decision.reasons,
+          errors: decision.errors,
+          policy_version: version.version,
+          authn: { method: input.authn.method, trust: input.authn.trust },
+          purpose: input.purpose,
+          source_ip: input.sourceIp,
+          ...(input.sessionId && { session: input.sessionId }),
+          ...(bridge && { bridge: `${bridge.from}->${bridge.to}` }),
+          ...(input.breakGlass && { breakGlass: true }),
+          ...(input.delegation && input.delegation.depth > 0 && { delegation: input.delegation }),
+        },
+      },
+    };
+  }
+
+  #context(input: DecisionInput, now: number, bridged: boolean): Record<string, CedarValue> {
+    const t = new Date(now);
+    const iso = t.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const purpose: Record<string, CedarValue> = {};
+    if (input.purpose.reason !== undefined) purpose.reason = input.purpose.reason;
+    if (input.purpose.ticket !== undefined) purpose.ticket = input.purpose.ticket;
+    const context: Record<string, CedarValue> = {
+      ...(input.extra as Record<string, CedarValue> | undefined),
+      authn: {
+        method: input.authn.method,
+        trust: input.authn.trust,
+        mfa: input.authn.mfa,
+        assurance: input.authn.assurance,
+        authAgeSeconds: Math.max(0, Math.floor(now / 1000) - input.authn.auth_time),
+      },
+      request: {
+        time: { __extn: { fn: 'datetime', arg: iso } },
+        hour: t.getUTCHours(),
+        weekday: WEEKDAYS[t.getUTCDay()]!,
+        sourceIp: { __extn: { fn: 'ip', arg: normaliseIp(input.sourceIp) } },
+      },
+      purpose,
+      grants: input.grants ?? [],
+      breakGlass: input.breakGlass ?? false,
+      delegation: { depth: input.delegation?.depth ?? 0, actors: input.delegation?.actors ?? [] },
+      bridge: bridged,
+    };
+    return context;
+  }
+}
+
+export function normaliseIp(ip: string): string {
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
+  if (v4) return v4[1]!;
+  return isIP(ip) ? ip : '0.0.0.0';
+}
+
+/** Validates the caller's context at the edge: `purpose` shape and schema-declared extras only. */
+export function parseCallerContext(
+  raw: unknown,
+  action: string,
+  schemaExtension: string | undefined,
+): { purpose: Purpose; extra?: Record<string, unknown> } {
+  if (raw === undefined || raw === null) return { purpose: {} };
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new InvalidInput('context must be an object', 'context');
+  const { purpose: p, ...extra } = raw as Record<string, unknown>;
+  const purpose: Purpose = {};
+  if (p !== undefined) {
+    if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new InvalidInput('context.purpose must be an object', 'context.purpose');
+    for (const [k, v] of Object.entries(p)) {
+      if (k !== 'reason' && k !== 'ticket') throw new InvalidInput(`context.purpose.${k} is not a known field (reason, ticket)`, `context.purpose.${k}`);
+      if (typeof v !== 'string') throw new InvalidInput(`context.purpose.${k} must be a string`, `context.purpose.${k}`);
+      if (v.length > (k === 'reason' ? MAX_REASON : MAX_TICKET)) throw new InvalidInput(`context.purpose.${k} is too long`, `context.purpose.${k}`);
+      purpose[k] = v;
+    }
+  }
+  const keys = Object.keys(extra);
+  if (keys.length === 0) return { purpose };
+  for (const k of keys) {
+    if ((SERVER_CONTEXT_KEYS as readonly string[]).includes(k)) {
+      throw new InvalidInput(`context.${k} is set by the server from verified facts and cannot be supplied`, `context.${k}`);
+    }
+  }
+  // Extra context must type-check against the action's declared context (with the server's keys present).
+  const probe = cedar.checkParseContext({
+    context: { ...(extra as Record<string, cedar.CedarValueJson>), ...SAMPLE_SERVER_CONTEXT, purpose: purpose as cedar.CedarValueJson },
+    schema: schemaText(schemaExtension),
+    action: { type: 'Action', id: action },
+  });
+  if (probe.type !== 'success') {
+    throw new InvalidInput(`context does not match the schema for action "${action}": ${probe.errors.map((e) => e.message).join('; ')}`, 'context');
+  }
+  return { purpose, extra };
+}
+
+const SAMPLE_SERVER_CONTEXT: Record<string, cedar.CedarValueJson> = {
+  authn: { method: 'oidc', trust: 't', mfa: false, assurance: 'high', authAgeSeconds: 0 },
+  request: {
+    time: { __extn: { fn: 'datetime', arg: '2026-01-01T00:00:00Z' } },
+    hour: 0,
+    weekday: 'mon',
+    sourceIp: { __extn: { fn: 'ip', arg: '127.0.0.1' } },
+  },
+  grants: [],
+  breakGlass: false,
+  delegation: { depth: 0, actors: [] },
+  bridge: false,
+};

@@ -1,0 +1,124 @@
+// The built-in Cedar schema for Portcullis' domain model (DESIGN.md "Domain model").
+// Deployments may append their own entity types and actions (config `schema_extension`).
+
+/** Resource types whose access the boundary guard governs (data plane). */
+export const DATA_RESOURCE_TYPES = ['Database', 'Table', 'Host', 'Api', 'Secret', 'Tool'] as const;
+/** Resource types of the control plane itself; governed by policy only. */
+export const ADMIN_RESOURCE_TYPES = ['Identity', 'Policy', 'AuditStream', 'Lease', 'AccessRequest', 'ControlPlane'] as const;
+export const PRINCIPAL_TYPES = ['Workload', 'Agent', 'ServiceAccount', 'User'] as const;
+
+/** Identity kind → Cedar principal type. */
+export const PRINCIPAL_TYPE_OF_KIND: Record<string, string> = {
+  workload: 'Workload',
+  agent: 'Agent',
+  'service-account': 'ServiceAccount',
+  user: 'User',
+};
+
+/** Context keys the server fills from verified facts; a caller can never supply them. */
+export const SERVER_CONTEXT_KEYS = ['authn', 'request', 'grants', 'breakGlass', 'delegation', 'bridge'] as const;
+
+const principals = PRINCIPAL_TYPES.join(', ');
+const data = DATA_RESOURCE_TYPES.join(', ');
+
+export const BUILTIN_SCHEMA = `
+type Authn = {
+  method: String,          // oidc | spiffe-jwt | spiffe-x509 | api-key | bootstrap
+  trust: String,
+  mfa: Bool,
+  assurance: String,       // low | medium | high
+  authAgeSeconds: Long,
+};
+type RequestInfo = {
+  time: datetime,
+  hour: Long,              // 0-23, UTC
+  weekday: String,         // mon … sun, UTC
+  sourceIp: ipaddr,
+};
+type Purpose = { reason?: String, ticket?: String };
+type Delegation = { depth: Long, actors: Set<String> };
+type Ctx = {
+  authn: Authn,
+  request: RequestInfo,
+  purpose: Purpose,
+  grants: Set<String>,
+  breakGlass: Bool,
+  delegation: Delegation,
+  bridge: Bool,            // true when a declared bridge allows this boundary crossing
+};
+
+entity Team in [Team];
+entity Role in [Role];
+entity Workload, Agent, ServiceAccount, User in [Team, Role] {
+  kind: String,
+  boundary: String,
+  environment: String,
+  owner?: String,
+  labels: Set<String>,     // "key=value"
+} tags String;             // verified claims copied from the proof (trust "attributes")
+
+entity Database, Host, Api, Secret, Tool {
+  boundary: String,
+  environment: String,
+} tags String;
+entity Table in [Database] {
+  boundary: String,
+  environment: String,
+} tags String;
+
+entity ControlPlane, Policy, AuditStream, Lease, AccessRequest {
+  boundary: String,
+  environment: String,
+};
+entity Identity {
+  boundary: String,
+  environment: String,
+  owner?: String,
+  kind: String,
+};
+
+action "db.read", "db.write";
+action "db.select" in ["db.read"] appliesTo { principal: [${principals}], resource: [Database, Table], context: Ctx };
+action "db.insert", "db.update", "db.delete" in ["db.write"]
+  appliesTo { principal: [${principals}], resource: [Database, Table], context: Ctx };
+action "db.admin" appliesTo { principal: [${principals}], resource: [Database, Table], context: Ctx };
+action "ssh.login" appliesTo { principal: [${principals}], resource: [Host], context: Ctx };
+action "api.call" appliesTo { principal: [${principals}], resource: [Api], context: Ctx };
+action "secret.read" appliesTo { principal: [${principals}], resource: [Secret], context: Ctx };
+action "tool.invoke" appliesTo { principal: [${principals}], resource: [Tool], context: Ctx };
+action "credential.issue" appliesTo { principal: [${principals}], resource: [${data}], context: Ctx };
+action "access.request", "access.approve" appliesTo { principal: [${principals}], resource: [AccessRequest, ${data}], context: Ctx };
+
+action "admin";
+action "identity.read", "identity.manage", "apikey.manage", "session.revoke" in ["admin"]
+  appliesTo { principal: [${principals}], resource: [Identity], context: Ctx };
+action "policy.read", "policy.write" in ["admin"]
+  appliesTo { principal: [${principals}], resource: [Policy], context: Ctx };
+action "audit.read" in ["admin"] appliesTo { principal: [${principals}], resource: [AuditStream], context: Ctx };
+action "key.rotate", "resource.manage" in ["admin"] appliesTo { principal: [${principals}], resource: [ControlPlane], context: Ctx };
+action "lease.read", "lease.revoke" in ["admin"] appliesTo { principal: [${principals}], resource: [Lease, ControlPlane], context: Ctx };
+`;
+
+/**
+ * Policies that are part of every active set. The boundary guard is a forbid, so no permit can
+ * override it; it is written with `has` so a missing attribute makes it apply (fail closed)
+ * rather than error (a policy that errors is skipped).
+ */
+export const SYSTEM_POLICIES: { id: string; text: string }[] = [
+  {
+    id: 'system:boundary-guard',
+    text: `@id("system:boundary-guard")
+forbid (principal, action, resource)
+unless {
+  resource is ControlPlane || resource is Policy || resource is AuditStream ||
+  resource is Lease || resource is AccessRequest || resource is Identity ||
+  context.bridge ||
+  (principal has boundary && resource has boundary && principal.boundary == resource.boundary)
+};`,
+  },
+  {
+    id: 'system:admins',
+    text: `@id("system:admins")
+permit (principal in Role::"portcullis-admin", action in Action::"admin", resource);`,
+  },
+];
