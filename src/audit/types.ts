@@ -1,6 +1,6 @@
 // The audit interface the other domains write to. Three streams, kept apart on purpose:
-import type { JsonWebKey } from 'node:crypto';
 // authentication, authorization, administration.
+import type { JsonWebKey } from 'node:crypto';
 
 export type AuditStreamName = 'authn' | 'authz' | 'admin';
 export const AUDIT_STREAMS: readonly AuditStreamName[] = ['authn', 'authz', 'admin'];

@@ -1,6 +1,6 @@
 // The validated shape of portcullis.yaml. config/load.ts turns hostile YAML into these types or
-import type { JsonWebKey } from 'node:crypto';
 // fails naming the path of the bad field.
+import type { JsonWebKey } from 'node:crypto';
 import type { IdentityKind } from '../identity/types.ts';
 
 export interface TrustDefaults {
