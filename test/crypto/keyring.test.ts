@@ -1,0 +1,131 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, statSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes, verify as edVerify, createPublicKey } from 'node:crypto';
+import { jwtVerify, createLocalJWKSet } from 'jose';
+import { openDatabase } from '../../src/store/sqlite.ts';
+import { ManualClock } from '../../src/common/clock.ts';
+import { Keyring } from '../../src/crypto/keyring.ts';
+import { loadMasterKey, MasterKeyError, parseMasterKey } from '../../src/crypto/masterkey.ts';
+import { offlinePublicKeyResolver } from '../../src/crypto/offline.ts';
+import { open, seal, DecryptionFailed } from '../../src/crypto/envelope.ts';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'pcx-keyring-'));
+
+test('envelope: round trip, aad binding, tamper and wrong key fail', () => {
+  const k = randomBytes(32);
+  const s = seal(k, Buffer.from('hello'), 'row:1');
+  assert.equal(open(k, s, 'row:1').toString(), 'hello');
+  assert.throws(() => open(k, s, 'row:2'), DecryptionFailed);
+  assert.throws(() => open(randomBytes(32), s, 'row:1'), DecryptionFailed);
+  const t = Buffer.from(s);
+  t[t.length - 20]! ^= 1;
+  assert.throws(() => open(k, t, 'row:1'), DecryptionFailed);
+});
+
+test('master key: env hex/base64, generated file is 0600 and stable, bad values refused', () => {
+  const hex = randomBytes(32).toString('hex');
+  assert.deepEqual(Buffer.from(loadMasterKey(tmp(), { PORTCULLIS_MASTER_KEY: hex }).key), Buffer.from(hex, 'hex'));
+  const b64 = randomBytes(32).toString('base64');
+  assert.equal(Buffer.from(parseMasterKey(b64, 'x')).toString('base64'), b64);
+  assert.throws(() => parseMasterKey('short', 'x'), MasterKeyError);
+  assert.throws(() => parseMasterKey('secret-value-'.repeat(5), 'x'), (e: Error) => !e.message.includes('secret-value'));
+  const dir = tmp();
+  const a = loadMasterKey(dir, {});
+  assert.equal(a.created, true);
+  assert.equal(statSync(join(dir, 'master.key')).mode & 0o777, 0o600);
+  const b = loadMasterKey(dir, {});
+  assert.equal(b.created, false);
+  assert.deepEqual(b.key, a.key);
+  chmodSync(join(dir, 'master.key'), 0o644);
+  assert.throws(() => loadMasterKey(dir, {}), /chmod 600/);
+});
+
+test('keyring: private keys are encrypted at rest; wrong master key fails clearly', () => {
+  const dir = tmp();
+  const path = join(dir, 'portcullis.db');
+  const master = randomBytes(32);
+  const db = openDatabase(path);
+  const ring = Keyring.open(db, { masterKey: master, clock: new ManualClock() });
+  const { signature, kid } = ring.sign('audit', Buffer.from('data'));
+  // Extract the raw private scalar via a second keyring and check it is not in the file.
+  const rows = db.prepare('SELECT private_sealed FROM crypto_keys').all() as { private_sealed: Uint8Array }[];
+  assert.equal(rows.length, 1);
+  db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+  const file = readFileSync(path);
+  // pkcs8 DER of an Ed25519 key starts with this fixed prefix followed by the 32-byte seed.
+  const pkcs8Prefix = Buffer.from('302e020100300506032b657004220420', 'hex');
+  assert.equal(file.indexOf(pkcs8Prefix), -1, 'a PKCS#8 Ed25519 private key is stored in clear');
+  const pub = createPublicKey({ key: ring.publicKeyResolver(kid) as import('node:crypto').JsonWebKey, format: 'jwk' });
+  assert.ok(edVerify(null, Buffer.from('data'), pub, signature));
+  db.close();
+
+  const db2 = openDatabase(path);
+  assert.throws(() => Keyring.open(db2, { masterKey: randomBytes(32) }), (e: unknown) => e instanceof MasterKeyError && /does not match/.test((e as Error).message));
+  const again = Keyring.open(db2, { masterKey: master });
+  assert.equal(again.activeKey('audit').kid, kid);
+  db2.close();
+});
+
+test('keyring: rotation overlap then retirement; audit keys resolve forever; offline read', async () => {
+  const dir = tmp();
+  const path = join(dir, 'portcullis.db');
+  const clock = new ManualClock();
+  const db = openDatabase(path);
+  const ring = Keyring.open(db, { masterKey: randomBytes(32), clock, overlapMs: 20 * 60_000 });
+  const k1 = ring.activeKey('session');
+  const t1 = await ring.signJwt('session', { sub: 'x', exp: Math.floor(clock.now() / 1000) + 600 }, { typ: 'pcx-session+jwt' });
+  assert.throws(() => ring.rotate('session', { overlapMs: 60_000 }), /at least/);
+  const { active: k2, previous } = ring.rotate('session');
+  assert.notEqual(k2.kid, k1.kid);
+  assert.equal(previous?.kid, k1.kid);
+  assert.equal(previous?.status, 'retiring');
+  // Old key verifies during the overlap and is published; the new one signs.
+  assert.ok(ring.verificationKey(k1.kid, 'session'));
+  assert.equal(ring.verificationKey(k1.kid, 'token'), undefined, 'purpose is bound to the key');
+  const jwks = ring.publicJwks();
+  assert.deepEqual(new Set(jwks.keys.map((k) => k.kid)), new Set([k1.kid, k2.kid]));
+  for (const k of jwks.keys) {
+    assert.equal(k.alg, 'EdDSA');
+    assert.equal(k.use, 'sig');
+    assert.equal((k as { d?: string }).d, undefined);
+  }
+  const { payload } = await jwtVerify(t1, createLocalJWKSet(jwks), { currentDate: new Date(clock.now()) });
+  assert.equal(payload.sub, 'x');
+  const t2 = await ring.signJwt('session', { sub: 'y' });
+  assert.match(t2, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+  clock.advance(20 * 60_000 + 1);
+  assert.equal(ring.verificationKey(k1.kid, 'session'), undefined);
+  assert.deepEqual(ring.publicJwks().keys.map((k) => k.kid), [k2.kid]);
+  assert.equal(ring.list('session').find((k) => k.kid === k1.kid)?.status, 'retired');
+  const erased = db.prepare('SELECT private_sealed FROM crypto_keys WHERE kid = ?').get(k1.kid) as { private_sealed: unknown };
+  assert.equal(erased.private_sealed, null, 'retired private key erased');
+
+  // Audit keys: the signer's kid follows rotation; retired keys still resolve.
+  const signer = ring.checkpointSigner();
+  const a1 = signer.kid;
+  signer.sign(Buffer.from('cp'));
+  ring.rotate('audit', { immediate: true });
+  assert.notEqual(signer.kid, a1);
+  clock.advance(1000);
+  assert.ok(ring.publicKeyResolver(a1));
+  assert.equal(ring.publicKeyResolver(k2.kid), undefined, 'session keys are not audit keys');
+  db.close();
+  const offline = offlinePublicKeyResolver(path);
+  assert.ok(offline(a1));
+  assert.ok(offline(signer.kid));
+  assert.equal(offline(k2.kid), undefined);
+});
+
+test('keyring: named secrets are stable and sealed', () => {
+  const db = openDatabase(':memory:');
+  const master = randomBytes(32);
+  const ring = Keyring.open(db, { masterKey: master });
+  const s = ring.secret('apikey-pepper');
+  assert.equal(s.length, 32);
+  assert.deepEqual(ring.secret('apikey-pepper'), s);
+  const row = db.prepare('SELECT sealed FROM crypto_secrets').get() as { sealed: Uint8Array };
+  assert.equal(Buffer.from(row.sealed).indexOf(Buffer.from(s)), -1);
+});
