@@ -1,0 +1,44 @@
+// Reason codes of failed authentication. They go to the authn audit stream (the caller only
+// sees a generic 401), so they are precise and stable: dashboards and alerts key on them.
+import { AuthenticationFailed } from '../common/errors.ts';
+
+export const AUTHN_REASONS = [
+  // token shape and header
+  'malformed',
+  'token_too_large',
+  'algorithm_not_allowed',
+  'forbidden_header',
+  'unknown_crit',
+  'wrong_token_type',
+  // keys and signature
+  'unknown_kid',
+  'jwks_unavailable',
+  'bad_signature',
+  // claims
+  'expired',
+  'not_yet_valid',
+  'issued_in_future',
+  'unknown_issuer',
+  'wrong_audience',
+  'missing_claim',
+  'claim_mismatch',
+  'bad_identity_claim',
+  // SPIFFE
+  'bad_spiffe_id',
+  'wrong_trust_domain',
+  'untrusted_chain',
+  'bad_certificate',
+  // API keys and sessions
+  'unknown_key',
+  'bad_secret',
+  'revoked',
+  // routing
+  'no_trust',
+] as const;
+
+export type AuthnReason = (typeof AUTHN_REASONS)[number];
+
+/** Builds the error; `detail` must never contain token contents or secrets. */
+export function fail(reason: AuthnReason, detail: string): AuthenticationFailed {
+  return new AuthenticationFailed(reason, detail);
+}

@@ -1,0 +1,17 @@
+// The shape of a Portcullis session token, shared by the issuer (sessions.ts) and by the
+// verifiers that must refuse to mistake one for a federation proof.
+import type { AuthnFacts } from './types.ts';
+
+/** JOSE `typ` of session tokens (RFC 8725 §3.11 explicit typing). */
+export const SESSION_TOKEN_TYPE = 'pcx-session+jwt';
+/** Hard cap on a session token's lifetime, whatever the configuration asks. */
+export const SESSION_TTL_CAP_MS = 15 * 60_000;
+
+export interface SessionClaims {
+  iss: string;
+  sub: string;
+  jti: string;
+  iat: number;
+  exp: number;
+  authn: AuthnFacts;
+}
