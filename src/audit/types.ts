@@ -42,3 +42,46 @@ export interface CheckpointSigner {
 
 /** Resolves a key id to an Ed25519 public key (JWK) to verify checkpoints, online or offline. */
 export type PublicKeyResolver = (kid: string) => JsonWebKey | undefined;
+
+/** Filters for reading events back. All given filters must match. */
+export interface AuditQuery {
+  stream?: AuditStreamName;
+  /** Inclusive lower bound on `time` (ISO-8601 or ms since the epoch). */
+  since?: string | number;
+  /** Exclusive upper bound on `time`. */
+  until?: string | number;
+  /** Matches the actor or the subject. */
+  identity?: string;
+  actor?: string;
+  subject?: string;
+  boundary?: string;
+  decision?: 'allow' | 'deny';
+  type?: string;
+  /** Only events with seq > afterSeq; requires `stream`. */
+  afterSeq?: number;
+  /** Default 100, at most 1,000 (AUDIT_QUERY_MAX_LIMIT). */
+  limit?: number;
+  /** `asc` (default): oldest first; `desc`: newest first. */
+  order?: 'asc' | 'desc';
+}
+
+export interface StreamVerification {
+  stream: AuditStreamName;
+  /** Event rows found. */
+  events: number;
+  /** Checkpoint rows found. */
+  checkpoints: number;
+  ok: boolean;
+  /** The first sequence number that cannot be trusted (for a truncated tail: the first missing). */
+  firstBadSeq?: number;
+  reason?: string;
+  /** Last seq covered by a valid signed checkpoint (0 when none). */
+  signedThrough: number;
+  /** Last seq of the chain as stored. */
+  lastSeq: number;
+}
+
+export interface AuditVerification {
+  ok: boolean;
+  streams: StreamVerification[];
+}

@@ -1,0 +1,127 @@
+// Verification, online (the live Db) or offline (the data directory, read-only, server down).
+// Recomputes each stream's chain from seq 1, checks every checkpoint's signature and that it
+// matches the chain, and checks the head row so a truncated tail is caught. The result names
+// the first sequence number that cannot be trusted.
+import { DatabaseSync } from 'node:sqlite';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { GENESIS } from './chain.ts';
+import { CheckpointVerifier, type CheckpointRow } from './checkpoint.ts';
+import { scanRange, type ChainBreak } from './scan.ts';
+import { AUDIT_STREAMS, type AuditStreamName, type AuditVerification, type PublicKeyResolver, type StreamVerification } from './types.ts';
+import { NotFound } from '../common/errors.ts';
+import type { Db } from '../store/sqlite.ts';
+
+/** A resolver, or a function that builds one from the database (e.g. from its keyring table). */
+export type ResolverSource = PublicKeyResolver | { fromDb: (db: Db) => PublicKeyResolver };
+
+function resolverFor(src: ResolverSource, db: Db): PublicKeyResolver {
+  return typeof src === 'function' ? src : src.fromDb(db);
+}
+
+function tableExists(db: Db, name: string): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
+}
+
+export function verifyStream(db: Db, stream: AuditStreamName, keys: ResolverSource): StreamVerification {
+  return verifyOne(db, stream, new CheckpointVerifier(resolverFor(keys, db)));
+}
+
+export function verifyAll(db: Db, keys: ResolverSource): AuditVerification {
+  const verifier = new CheckpointVerifier(resolverFor(keys, db));
+  const streams = AUDIT_STREAMS.map((s) => verifyOne(db, s, verifier));
+  return { ok: streams.every((s) => s.ok), streams };
+}
+
+/** Opens `<dir>/portcullis.db` read-only and verifies every stream. */
+export function verifyDataDir(dir: string, keys: ResolverSource): AuditVerification {
+  const path = join(dir, 'portcullis.db');
+  if (!existsSync(path)) throw new NotFound(`database ${path}`);
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    return verifyAll(db, keys);
+  } finally {
+    db.close();
+  }
+}
+
+function verifyOne(db: Db, stream: AuditStreamName, verifier: CheckpointVerifier): StreamVerification {
+  if (!tableExists(db, 'audit_events')) {
+    return { stream, events: 0, checkpoints: 0, ok: true, signedThrough: 0, lastSeq: 0 };
+  }
+  const head = db.prepare('SELECT seq, hash FROM audit_heads WHERE stream = ?').get(stream) as
+    | { seq: number; hash: string }
+    | undefined;
+  const cps = db
+    .prepare('SELECT stream, seq, hash, time, prev_seq, kid, sig FROM audit_checkpoints WHERE stream = ? ORDER BY seq')
+    .all(stream) as unknown as CheckpointRow[];
+  const scan = scanRange(db, stream, 1, Number.MAX_SAFE_INTEGER, GENESIS[stream], new Set(cps.map((c) => c.seq)));
+
+  const issues: ChainBreak[] = [];
+  if (scan.bad) issues.push(scan.bad);
+  // The chain is trustworthy (unsigned) up to here.
+  const chainEnd = scan.bad ? scan.bad.seq - 1 : scan.lastSeq;
+
+  let signedThrough = 0;
+  let prevCp = 0;
+  for (const cp of cps) {
+    if (scan.bad && cp.seq >= scan.bad.seq) break; // cannot be compared past the break
+    const untrusted = prevCp + 1;
+    const sigProblem = verifier.check(cp);
+    if (sigProblem) {
+      issues.push({ seq: untrusted, reason: sigProblem });
+      break;
+    }
+    if (cp.prev_seq !== prevCp) {
+      issues.push({
+        seq: Math.min(cp.prev_seq, prevCp) + 1,
+        reason: `checkpoint at seq ${cp.prev_seq} is missing (checkpoint at seq ${cp.seq} refers to it)`,
+      });
+      break;
+    }
+    if (cp.seq > chainEnd) {
+      issues.push({
+        seq: chainEnd + 1,
+        reason: `events from seq ${chainEnd + 1} are missing (signed checkpoint at seq ${cp.seq})`,
+      });
+      break;
+    }
+    if (scan.cpHashes.get(cp.seq) !== cp.hash) {
+      issues.push({
+        seq: untrusted,
+        reason: `events after seq ${prevCp} were rewritten (checkpoint at seq ${cp.seq} does not match the chain)`,
+      });
+      break;
+    }
+    signedThrough = cp.seq;
+    prevCp = cp.seq;
+  }
+
+  if (!head) {
+    if (scan.count > 0) issues.push({ seq: scan.lastSeq + 1, reason: 'head row is missing' });
+  } else if (head.seq > scan.lastSeq) {
+    issues.push({
+      seq: scan.lastSeq + 1,
+      reason: `events from seq ${scan.lastSeq + 1} to ${head.seq} are missing (tail truncated)`,
+    });
+  } else if (head.seq < scan.lastSeq) {
+    issues.push({ seq: head.seq + 1, reason: `events after seq ${head.seq} are not covered by the head row` });
+  } else if (head.hash !== scan.lastHash) {
+    issues.push({ seq: head.seq, reason: `head row hash does not match event seq ${head.seq}` });
+  }
+
+  const out: StreamVerification = {
+    stream,
+    events: scan.count,
+    checkpoints: cps.length,
+    ok: issues.length === 0,
+    signedThrough,
+    lastSeq: scan.lastSeq,
+  };
+  if (issues.length > 0) {
+    const first = issues.reduce((a, b) => (b.seq < a.seq ? b : a));
+    out.firstBadSeq = first.seq;
+    out.reason = first.reason;
+  }
+  return out;
+}

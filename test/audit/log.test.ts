@@ -1,0 +1,172 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { openDatabase } from '../../src/store/sqlite.ts';
+import { AuditLog } from '../../src/audit/log.ts';
+import { AuditWriteFailed } from '../../src/audit/errors.ts';
+import { GENESIS } from '../../src/audit/chain.ts';
+import { canonicalJson } from '../../src/audit/canonical.ts';
+import { verifyAll } from '../../src/audit/verify.ts';
+import { InvalidInput } from '../../src/common/errors.ts';
+import { ManualClock } from '../../src/common/clock.ts';
+import type { AuditEventInput, AuditRecord } from '../../src/audit/types.ts';
+import { ed25519Key, resolverOf, tempStore } from './helpers.ts';
+
+const ev = (stream: AuditEventInput['stream'], i: number): AuditEventInput => ({
+  stream,
+  type: `${stream}.test`,
+  actor: `workload:acme/${i % 3}`,
+  payload: { i },
+});
+
+test('each stream has its own sequence from 1 and its own hash chain', async () => {
+  const s = tempStore();
+  try {
+    const log = new AuditLog(s.db, { clock: new ManualClock() });
+    const recs = await Promise.all([ev('authn', 0), ev('authz', 1), ev('authn', 2), ev('admin', 3), ev('authn', 4)].map((e) => log.append(e)));
+    assert.deepEqual(recs.map((r) => [r.stream, r.seq]), [['authn', 1], ['authz', 1], ['authn', 2], ['admin', 1], ['authn', 3]]);
+    assert.equal(recs[0].prev_hash, GENESIS.authn);
+    assert.equal(recs[1].prev_hash, GENESIS.authz);
+    assert.equal(recs[2].prev_hash, recs[0].hash);
+    assert.equal(recs[4].prev_hash, recs[2].hash);
+    assert.equal(recs[0].time, '2026-01-01T12:00:00.000Z');
+    // hash = sha256(canonical JSON of the record without `hash`)
+    for (const r of recs) {
+      const { hash, ...rest } = r;
+      assert.equal(hash, createHash('sha256').update(canonicalJson(rest)).digest('hex'));
+    }
+    assert.deepEqual(log.head('authn'), { seq: 3, hash: recs[4].hash });
+    assert.deepEqual(log.head('admin'), { seq: 1, hash: recs[3].hash });
+    const later = await log.append(ev('authn', 5));
+    assert.equal(later.seq, 4);
+    assert.equal(later.prev_hash, recs[4].hash);
+    await log.close();
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('group commit: one tick is one transaction, durable after resolve (reopen and read)', async () => {
+  const s = tempStore();
+  try {
+    const log = new AuditLog(s.db);
+    let commits = 0;
+    log.onAppend(() => commits++);
+    const recs = await Promise.all(Array.from({ length: 500 }, (_, i) => log.append(ev('authz', i))));
+    assert.equal(commits, 1);
+    assert.equal(recs.at(-1)!.seq, 500);
+    // Read back through a fresh connection after closing the writer's.
+    s.db.close();
+    const db2 = openDatabase(s.path);
+    const n = db2.prepare("SELECT COUNT(*) AS n FROM audit_events WHERE stream = 'authz'").get() as { n: number };
+    assert.equal(n.n, 500);
+    const log2 = new AuditLog(db2);
+    assert.deepEqual(log2.head('authz'), { seq: 500, hash: recs.at(-1)!.hash });
+    const next = await log2.append(ev('authz', 501));
+    assert.equal(next.seq, 501);
+    assert.equal(next.prev_hash, recs.at(-1)!.hash);
+    assert.equal(verifyAll(db2, () => undefined).ok, true);
+    await log2.close();
+    db2.close();
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('appends in separate ticks are separate batches but one chain', async () => {
+  const s = tempStore();
+  try {
+    const log = new AuditLog(s.db);
+    const out: AuditRecord[] = [];
+    for (let i = 0; i < 20; i++) out.push(await log.append(ev('admin', i)));
+    assert.deepEqual(out.map((r) => r.seq), Array.from({ length: 20 }, (_, i) => i + 1));
+    for (let i = 1; i < out.length; i++) assert.equal(out[i].prev_hash, out[i - 1].hash);
+    await log.close();
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('fail closed: a closed database rejects the append', async () => {
+  const s = tempStore();
+  try {
+    const log = new AuditLog(s.db);
+    await log.append(ev('authn', 1));
+    s.db.close();
+    await assert.rejects(log.append(ev('authn', 2)), (e: unknown) => e instanceof AuditWriteFailed && e.code === 'unavailable' && e.status === 503);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('a failed write rejects every promise of its batch and writes none of it', async () => {
+  const s = tempStore();
+  try {
+    const good = ed25519Key('k1');
+    let broken = false;
+    const signer = { kid: 'k1', sign: (d: Uint8Array) => { if (broken) throw new Error('hsm unavailable'); return good.signer.sign(d); } };
+    const log = new AuditLog(s.db, { signer, checkpointEvery: 5 });
+    await Promise.all([1, 2, 3].map((i) => log.append(ev('authz', i))));
+    broken = true;
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => log.append(ev('authz', i))));
+    assert.equal(results.every((r) => r.status === 'rejected' && r.reason instanceof AuditWriteFailed), true);
+    assert.deepEqual(log.head('authz').seq, 3);
+    const n = s.db.prepare('SELECT COUNT(*) AS n FROM audit_events').get() as { n: number };
+    assert.equal(n.n, 3);
+    broken = false;
+    assert.equal((await log.append(ev('authz', 4))).seq, 4, 'the log recovers once the cause is gone');
+    assert.equal(log.verify(resolverOf(good)).ok, true);
+    await log.close();
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('invalid input is refused on its own; the rest of the tick is written', async () => {
+  const s = tempStore();
+  try {
+    const log = new AuditLog(s.db);
+    const bad: unknown[] = [
+      { ...ev('authn', 0), stream: 'other' },
+      { ...ev('authn', 0), type: '' },
+      { ...ev('authn', 0), actor: '' },
+      { ...ev('authn', 0), decision: 'maybe' },
+      { ...ev('authn', 0), payload: [] },
+      { ...ev('authn', 0), payload: { n: NaN } },
+      { ...ev('authn', 0), payload: { big: 'x'.repeat(70_000) } },
+    ];
+    const results = await Promise.allSettled([...bad.map((b) => log.append(b as AuditEventInput)), log.append(ev('authn', 1))]);
+    for (const r of results.slice(0, -1)) assert.equal(r.status === 'rejected' && r.reason instanceof InvalidInput, true);
+    assert.equal(results.at(-1)!.status, 'fulfilled');
+    assert.equal(log.head('authn').seq, 1);
+    await log.close();
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('after close() appends are refused', async () => {
+  const s = tempStore();
+  try {
+    const log = new AuditLog(s.db);
+    const p = log.append(ev('authn', 1));
+    await log.close(); // flushes what was queued
+    assert.equal((await p).seq, 1);
+    await assert.rejects(log.append(ev('authn', 2)), AuditWriteFailed);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('durability=full sets synchronous=FULL; store leaves it', () => {
+  const s = tempStore();
+  try {
+    const get = () => (s.db.prepare('PRAGMA synchronous').get() as { synchronous: number }).synchronous;
+    new AuditLog(s.db, { durability: 'store' });
+    assert.equal(get(), 1);
+    new AuditLog(s.db);
+    assert.equal(get(), 2);
+  } finally {
+    s.cleanup();
+  }
+});
