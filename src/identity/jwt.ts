@@ -17,7 +17,7 @@ export const ASYMMETRIC_ALGORITHMS: readonly string[] = ['RS256', 'RS384', 'RS51
 const KEY_CARRYING_HEADERS = ['jku', 'x5u', 'jwk', 'x5c'] as const;
 
 const COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-const KID = /^[\x21-\x7e]{1,256}$/;
+const KID = /^[\x20-\x7e]{1,256}$/;
 
 export interface ParsedJwt {
   token: string;

@@ -1,0 +1,121 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { openDatabase } from '../../src/store/sqlite.ts';
+import { ManualClock, nowSeconds } from '../../src/common/clock.ts';
+import { Keyring } from '../../src/crypto/keyring.ts';
+import { SessionService, SESSION_TTL_CAP_MS } from '../../src/identity/sessions.ts';
+import type { AuthnFacts } from '../../src/identity/types.ts';
+import { refused, signRaw, makeKey, b64 } from './helpers.ts';
+
+const facts: AuthnFacts = { method: 'oidc', trust: 'ci', mfa: false, assurance: 'high', auth_time: 1 };
+
+function setup(ttlMs = 10 * 60_000) {
+  const clock = new ManualClock();
+  const db = openDatabase(':memory:');
+  const keyring = Keyring.open(db, { masterKey: randomBytes(32), clock });
+  const sessions = SessionService.open({ db, keyring, clock, issuer: 'https://broker.example', ttlMs });
+  return { clock, db, keyring, sessions };
+}
+
+test('sessions: claims are identity + authn facts only, typ and EdDSA, TTL capped at 15 min', async () => {
+  const { sessions, clock } = setup(60 * 60_000);
+  assert.equal(sessions.ttlMs, SESSION_TTL_CAP_MS);
+  const s = await sessions.issue({ identityId: 'workload:github/acme/api', facts });
+  const header = decodeProtectedHeader(s.token);
+  assert.equal(header.alg, 'EdDSA');
+  assert.equal(header.typ, 'pcx-session+jwt');
+  const c = decodeJwt(s.token);
+  assert.deepEqual(Object.keys(c).sort(), ['authn', 'exp', 'iat', 'iss', 'jti', 'sub']);
+  assert.equal(c.exp! - c.iat!, 15 * 60);
+  assert.equal(s.expiresAt, c.exp! * 1000);
+  const v = await sessions.verify(s.token);
+  assert.equal(v.identityId, 'workload:github/acme/api');
+  assert.deepEqual(v.facts, facts);
+  // Asking for more than configured gets the configured TTL.
+  const short = setup(5 * 60_000);
+  const s2 = await short.sessions.issue({ identityId: 'x', facts }, 60 * 60_000);
+  assert.equal(s2.claims.exp - s2.claims.iat, 300);
+  clock.advance(15 * 60_000 + 5_001);
+  await refused(sessions.verify(s.token), 'expired');
+});
+
+test('sessions: revoke by jti and by identity, persisted across restarts', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcx-sess-'));
+  const path = join(dir, 'p.db');
+  const master = randomBytes(32);
+  const clock = new ManualClock();
+  let db = openDatabase(path);
+  let keyring = Keyring.open(db, { masterKey: master, clock });
+  let sessions = SessionService.open({ db, keyring, clock, issuer: 'https://broker.example' });
+  const a = await sessions.issue({ identityId: 'agent:bot', facts });
+  const b = await sessions.issue({ identityId: 'agent:bot', facts });
+  const other = await sessions.issue({ identityId: 'agent:other', facts });
+  await sessions.verify(a.token); // now cached
+  sessions.revokeJti(a.jti, { expiresAt: a.claims.exp });
+  await refused(sessions.verify(a.token), 'revoked');
+  await sessions.verify(b.token);
+  sessions.revokeIdentity('agent:bot');
+  await refused(sessions.verify(b.token), 'revoked');
+  await sessions.verify(other.token);
+  // Same second as the revocation: a new login still works.
+  const c = await sessions.issue({ identityId: 'agent:bot', facts });
+  await sessions.verify(c.token);
+  db.close();
+  db = openDatabase(path);
+  keyring = Keyring.open(db, { masterKey: master, clock });
+  sessions = SessionService.open({ db, keyring, clock, issuer: 'https://broker.example' });
+  await refused(sessions.verify(a.token), 'revoked');
+  await refused(sessions.verify(b.token), 'revoked');
+  await sessions.verify(c.token);
+  clock.advance(20 * 60_000);
+  assert.equal(sessions.purgeExpired(), 1);
+});
+
+test('sessions: a rotated key still verifies live tokens; an immediate rotation kills them (cache too)', async () => {
+  const { sessions, keyring, clock } = setup();
+  const s = await sessions.issue({ identityId: 'x', facts });
+  await sessions.verify(s.token);
+  keyring.rotate('session');
+  const s2 = await sessions.issue({ identityId: 'x', facts });
+  assert.notEqual(decodeProtectedHeader(s2.token).kid, decodeProtectedHeader(s.token).kid);
+  await sessions.verify(s.token);
+  await sessions.verify(s2.token);
+  keyring.rotate('session', { immediate: true });
+  clock.advance(1);
+  await refused(sessions.verify(s2.token), 'unknown_kid');
+});
+
+test('sessions: forged, foreign and tampered tokens are refused', async () => {
+  const { sessions, keyring, clock } = setup();
+  const s = await sessions.issue({ identityId: 'x', facts });
+  const [h, , sig] = s.token.split('.');
+  await refused(sessions.verify(`${h}.${b64({ ...s.claims, sub: 'user:admin' })}.${sig}`), 'bad_signature');
+  // A token signed by another purpose's key (same keyring) is not a session token.
+  const tok = await keyring.signJwt('token', { ...s.claims }, { typ: 'pcx-session+jwt' });
+  await refused(sessions.verify(tok), 'unknown_kid');
+  const wrongTyp = await keyring.signJwt('session', { ...s.claims }, { typ: 'JWT' });
+  await refused(sessions.verify(wrongTyp), 'wrong_token_type');
+  const foreign = await keyring.signJwt('session', { ...s.claims, iss: 'https://other' }, { typ: 'pcx-session+jwt' });
+  await refused(sessions.verify(foreign), 'unknown_issuer');
+  const noAuthn = await keyring.signJwt('session', { ...s.claims, authn: { method: 'root' } }, { typ: 'pcx-session+jwt' });
+  await refused(sessions.verify(noAuthn), 'malformed');
+  const ed = makeKey(decodeProtectedHeader(s.token).kid as string, 'EdDSA');
+  await refused(sessions.verify(signRaw({ alg: 'EdDSA', kid: ed.kid, typ: 'pcx-session+jwt' }, { ...s.claims }, ed)), 'bad_signature');
+  await refused(sessions.verify(signRaw({ alg: 'none', typ: 'pcx-session+jwt' }, { ...s.claims }, ed)), 'algorithm_not_allowed');
+  void nowSeconds(clock);
+});
+
+test('sessions: the verification cache is bounded', async () => {
+  const clock = new ManualClock();
+  const db = openDatabase(':memory:');
+  const keyring = Keyring.open(db, { masterKey: randomBytes(32), clock });
+  const sessions = SessionService.open({ db, keyring, clock, issuer: 'https://b', cacheSize: 3 });
+  const tokens = await Promise.all([1, 2, 3, 4, 5].map(() => sessions.issue({ identityId: 'x', facts })));
+  for (const t of tokens) await sessions.verify(t.token);
+  for (const t of tokens) await sessions.verify(t.token);
+});
