@@ -1,0 +1,6 @@
+import { createHash } from 'node:crypto';
+
+/** SHA-256 fingerprint (base64url) of a secret or certificate: what audit and leases may hold. */
+export function fingerprint(data: string | Uint8Array): string {
+  return `sha256:${createHash('sha256').update(data).digest('base64url')}`;
+}

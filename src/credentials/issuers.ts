@@ -1,0 +1,25 @@
+// Target kind → issuer factory. Adding a kind adds one entry here and one file; nothing else moves.
+import type { Clock } from '../common/clock.ts';
+import { InvalidInput } from '../common/errors.ts';
+import type { TargetConfig } from './config.ts';
+import { PostgresIssuer } from './postgres.ts';
+import type { CredentialIssuer } from './types.ts';
+
+/** What the built-in issuers may need; each uses only its part. */
+export interface IssuerDeps {
+  clock: Clock;
+  /** Environment for secrets named in config (`password_env`). Default process.env. */
+  env?: Record<string, string | undefined>;
+}
+
+type Factory = (target: TargetConfig, deps: IssuerDeps) => CredentialIssuer;
+
+const FACTORIES: Partial<Record<TargetConfig['kind'], Factory>> = {
+  postgres: (t, d) => new PostgresIssuer({ target: t as Extract<TargetConfig, { kind: 'postgres' }>, env: d.env }),
+};
+
+export function createIssuer(target: TargetConfig, deps: IssuerDeps): CredentialIssuer {
+  const f = FACTORIES[target.kind];
+  if (!f) throw new InvalidInput(`target ${target.name}: kind ${target.kind} has no issuer`, 'kind');
+  return f(target, deps);
+}

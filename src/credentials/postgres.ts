@@ -1,0 +1,247 @@
+// PostgreSQL dynamic roles. Each lease gets its own LOGIN role with a random name (prefix `pcx_`),
+// a random password, VALID UNTIL the lease end, a connection limit, and only the declared grants,
+// created in one transaction together with a COMMENT naming the lease so the reconciler can tell
+// Portcullis-owned roles from everything else. Revocation blocks new logins, terminates the role's
+// live backends (waiting for them to exit), then drops what it owns and the role.
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { InvalidInput } from '../common/errors.ts';
+import type { PostgresTarget } from './config.ts';
+import { TargetError } from './errors.ts';
+import { fingerprint } from './fingerprint.ts';
+import type { CredentialIssuer, IssueRequest, IssueResult, Lease, LeaseView, ReconcileResult, RenewResult } from './types.ts';
+
+export const ROLE_PREFIX = 'pcx_';
+const ROLE_RE = /^pcx_[a-z0-9]{20}$/;
+const COMMENT_RE = /^portcullis-managed lease=(lse_[a-z0-9]+) target=(\S+)$/;
+
+export interface PostgresIssuerOptions {
+  target: PostgresTarget;
+  /** Where `admin.password_env` is looked up (default process.env). */
+  env?: Record<string, string | undefined>;
+}
+
+const q = pg.escapeIdentifier;
+const lit = pg.escapeLiteral;
+
+function randomRoleName(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const bytes = randomBytes(20);
+  let s = ROLE_PREFIX;
+  for (const b of bytes) s += alphabet[b % 36];
+  return s;
+}
+
+/**
+ * A SCRAM-SHA-256 verifier computed here, so the plain password never travels to the server
+ * (and cannot land in its statement log).
+ */
+export function scramVerifier(password: string, iterations = 4096): string {
+  const salt = randomBytes(16);
+  const salted = pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+}
+
+export function grantStatements(target: PostgresTarget, permission: string, role: string): string[] {
+  const perm = target.permissions[permission];
+  if (!perm) throw new InvalidInput(`permission: "${permission}" is not declared for target ${target.name}`, 'permission');
+  const r = q(role);
+  const out = [`GRANT CONNECT ON DATABASE ${q(target.database)} TO ${r}`];
+  if ('statements' in perm) {
+    for (const s of perm.statements) out.push(s.replaceAll('{{role}}', r));
+    return out;
+  }
+  for (const schema of perm.schemas) {
+    const s = q(schema);
+    out.push(`GRANT USAGE ON SCHEMA ${s} TO ${r}`);
+    if (perm.preset === 'readonly') {
+      out.push(`GRANT SELECT ON ALL TABLES IN SCHEMA ${s} TO ${r}`);
+    } else {
+      out.push(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${s} TO ${r}`);
+      out.push(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${s} TO ${r}`);
+    }
+  }
+  return out;
+}
+
+/** Hooks for crash-safety tests: called at the named points of the issuer's work. */
+export type CrashHook = (point: string) => void;
+
+export class PostgresIssuer implements CredentialIssuer {
+  readonly kind = 'postgres' as const;
+  readonly target: string;
+  readonly resourceType = 'Database';
+  readonly #cfg: PostgresTarget;
+  readonly #pool: pg.Pool;
+  crashHook: CrashHook = () => {};
+
+  constructor(opts: PostgresIssuerOptions) {
+    this.#cfg = opts.target;
+    this.target = opts.target.name;
+    const env = opts.env ?? process.env;
+    const password = env[opts.target.admin.password_env];
+    if (password === undefined || password === '') {
+      throw new InvalidInput(
+        `target ${opts.target.name}: environment variable ${opts.target.admin.password_env} (admin.password_env) is not set`,
+        'admin.password_env',
+      );
+    }
+    this.#pool = new pg.Pool({
+      host: opts.target.host,
+      port: opts.target.port,
+      database: opts.target.database,
+      user: opts.target.admin.user,
+      password,
+      max: 3,
+      connectionTimeoutMillis: 5000,
+      idleTimeoutMillis: 10_000,
+      application_name: 'portcullis',
+    });
+    // An idle admin connection dropping must not crash the broker; the next query reconnects.
+    this.#pool.on('error', () => {});
+  }
+
+  check(params: Record<string, unknown>, permission: string | undefined): string {
+    const p = permission ?? (typeof params.permission === 'string' ? params.permission : undefined);
+    if (p === undefined) throw new InvalidInput(`permission: required (one of ${Object.keys(this.#cfg.permissions).join(', ')})`, 'permission');
+    if (!Object.hasOwn(this.#cfg.permissions, p)) {
+      throw new InvalidInput(`permission: "${p}" is not declared for target ${this.target} (one of ${Object.keys(this.#cfg.permissions).join(', ')})`, 'permission');
+    }
+    return p;
+  }
+
+  async #withAdmin<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (e) {
+      throw new TargetError(this.target, `cannot connect as admin: ${(e as Error).message}`);
+    }
+    try {
+      return await fn(client);
+    } catch (e) {
+      if (e instanceof TargetError || e instanceof InvalidInput) throw e;
+      throw new TargetError(this.target, `${what} failed: ${(e as Error).message}`);
+    } finally {
+      client.release();
+    }
+  }
+
+  async issue(req: IssueRequest): Promise<IssueResult> {
+    const { lease } = req;
+    const role = randomRoleName();
+    const password = randomBytes(24).toString('base64url');
+    const statements = grantStatements(this.#cfg, lease.permission, role);
+    await this.#withAdmin('create role', async (c) => {
+      await c.query('BEGIN');
+      try {
+        await c.query(
+          `CREATE ROLE ${q(role)} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS ` +
+            `PASSWORD ${lit(scramVerifier(password))} VALID UNTIL ${lit(new Date(lease.expiresAt).toISOString())} ` +
+            `CONNECTION LIMIT ${this.#cfg.connection_limit}`,
+        );
+        await c.query(`COMMENT ON ROLE ${q(role)} IS ${lit(`portcullis-managed lease=${lease.id} target=${this.target}`)}`);
+        for (const s of statements) await c.query(s);
+        await c.query('COMMIT');
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => {});
+        throw e;
+      }
+    });
+    this.crashHook('postgres.role_created');
+    const { host, port, database } = this.#cfg;
+    return {
+      handle: role,
+      fingerprint: fingerprint(password),
+      params: { role },
+      credential: {
+        host,
+        port,
+        database,
+        user: role,
+        password,
+        uri: `postgresql://${role}:${encodeURIComponent(password)}@${host.includes(':') ? `[${host}]` : host}:${port}/${encodeURIComponent(database)}`,
+      },
+    };
+  }
+
+  async renew(lease: Lease, expiresAt: number): Promise<RenewResult> {
+    const role = this.#roleOf(lease);
+    await this.#withAdmin('renew', async (c) => {
+      const r = await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+      if (r.rowCount === 0) throw new TargetError(this.target, `role for lease ${lease.id} no longer exists`);
+      await c.query(`ALTER ROLE ${q(role)} VALID UNTIL ${lit(new Date(expiresAt).toISOString())}`);
+    });
+    return {};
+  }
+
+  #roleOf(lease: Lease): string {
+    const role = lease.handle;
+    // Never touch a role that does not look like one of ours, whatever the lease row says.
+    if (role === null || !ROLE_RE.test(role)) throw new TargetError(this.target, `lease ${lease.id} has no Portcullis role`);
+    return role;
+  }
+
+  async revoke(lease: Lease): Promise<void> {
+    if (lease.handle === null) return; // issuance never got as far as naming a role
+    const role = this.#roleOf(lease);
+    this.crashHook('postgres.before_drop');
+    await this.#withAdmin('revoke', (c) => this.#dropRole(c, role));
+  }
+
+  async #dropRole(c: pg.PoolClient, role: string): Promise<void> {
+    const exists = await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+    if (exists.rowCount === 0) return;
+    // Close the door first so nothing new gets in while the live sessions are being ended.
+    await c.query(`ALTER ROLE ${q(role)} NOLOGIN`);
+    // The timeout form waits for each backend to exit, so "revoked" means the sessions are gone.
+    await c.query(
+      'SELECT pg_terminate_backend(pid, 2000) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
+      [role],
+    );
+    await c.query(`REASSIGN OWNED BY ${q(role)} TO CURRENT_USER`);
+    await c.query(`DROP OWNED BY ${q(role)}`);
+    await c.query(`DROP ROLE ${q(role)}`);
+  }
+
+  /** Portcullis-owned roles of this target: name prefix AND our comment naming this target. */
+  async ownedRoles(): Promise<{ role: string; leaseId: string }[]> {
+    return this.#withAdmin('list roles', async (c) => {
+      const r = await c.query<{ rolname: string; comment: string | null }>(
+        `SELECT rolname, shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname LIKE 'pcx\\_%'`,
+      );
+      const out: { role: string; leaseId: string }[] = [];
+      for (const row of r.rows) {
+        const m = COMMENT_RE.exec(row.comment ?? '');
+        if (m && m[2] === this.target && ROLE_RE.test(row.rolname)) out.push({ role: row.rolname, leaseId: m[1]! });
+      }
+      return out;
+    });
+  }
+
+  async reconcile(view: LeaseView): Promise<ReconcileResult> {
+    const result: ReconcileResult = { dropped: [], missing: [], errors: [] };
+    const owned = await this.ownedRoles();
+    for (const { role, leaseId } of owned) {
+      if (view.keep(leaseId)) continue;
+      try {
+        await this.#withAdmin('drop orphan role', (c) => this.#dropRole(c, role));
+        result.dropped.push({ handle: role, leaseId });
+      } catch (e) {
+        result.errors.push(`drop ${role}: ${(e as Error).message}`);
+      }
+    }
+    const present = new Set(owned.map((o) => o.role));
+    for (const l of view.active()) {
+      if (l.handle !== null && !present.has(l.handle)) result.missing.push(l.id);
+    }
+    return result;
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end();
+  }
+}

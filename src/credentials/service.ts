@@ -1,0 +1,464 @@
+// The facade the server and CLI call: issue / renew / revoke / list / reconcile / reaper.
+// Order of an issuance: validate → Cedar decision (before touching the target) → record intent
+// (lease `issuing`) → create at the target → record `active` → audit → hand out. If the broker
+// dies in between, reconcile() on the next start finds the intent and cleans up.
+import type { AuditSink } from '../audit/types.ts';
+import type { Clock } from '../common/clock.ts';
+import { systemClock } from '../common/clock.ts';
+import { parseDuration, formatDuration } from '../common/duration.ts';
+import { Forbidden, InvalidInput, NotFound, PortcullisError, Unavailable } from '../common/errors.ts';
+import type { Db } from '../store/sqlite.ts';
+import type { TargetConfig } from './config.ts';
+import { LeaseNotActive, TargetError } from './errors.ts';
+import type { IssuerDeps } from './issuers.ts';
+import { createIssuer } from './issuers.ts';
+import { LeaseStore, newLeaseId } from './leases.ts';
+import type { LeaseFilter } from './leases.ts';
+import { backoffMs, Reaper } from './reaper.ts';
+import type { ReaperRun } from './reaper.ts';
+import { leaseDecisionContext, revalidateAll, revokeMatching, selectLeases } from './revocation.ts';
+import type {
+  BulkRevocationResult, LeaseRevoker, RevalidationResult, RevocationResolvers, RevocationSelector, RevokeOptions, RevokeOutcome,
+} from './revocation.ts';
+import type { CredentialIssuer, Decide, Lease, LeaseView } from './types.ts';
+
+export interface CredentialServiceOptions extends Omit<IssuerDeps, 'clock'> {
+  db: Db;
+  clock?: Clock;
+  audit: AuditSink;
+  decide: Decide;
+  /** Validated targets (config.validateTargets). */
+  targets: TargetConfig[];
+  /** Issuers built elsewhere (tests, plugins); they take precedence over `targets` of the same name. */
+  issuers?: CredentialIssuer[];
+  resolvers?: RevocationResolvers;
+  reaperIntervalMs?: number;
+  /** Test hook: called at crash points (`issue.before_record`, `revoke.before_target`). */
+  crashHook?: (point: string) => void;
+}
+
+export interface IssueInput {
+  identityId: string;
+  target: string;
+  /** Permission set (postgres). Other kinds take their scope from params. */
+  permission?: string;
+  /** `15m` or milliseconds; default the target's default_ttl, at most its max_ttl. */
+  ttl?: string | number;
+  purpose: string;
+  /** Kind-specific: `publicKey` (ssh), `scopes` (api), `publicKeyPem` (spiffe-x509)… */
+  params?: Record<string, unknown>;
+  /** Extra decision context (authn facts, request, grants…); stored to re-decide on renew. */
+  context?: Record<string, unknown>;
+  /** Who asks, when not the identity itself (an operator issuing for a workload). */
+  actor?: string;
+  grantId?: string;
+  sessionId?: string;
+  trust?: string;
+}
+
+export interface Issued {
+  lease: Lease;
+  /** Contains secrets (password, token): return to the caller once, never log. */
+  credential: Record<string, unknown>;
+}
+
+export interface ReconcileReport {
+  /** Revocations left half-done (`revoking`) that were completed. */
+  completed: RevokeOutcome[];
+  /** Target-side credentials without a live lease, removed. */
+  dropped: { target: string; handle: string; leaseId: string | null }[];
+  /** Active leases whose credential had vanished at the target, now closed. */
+  closed: string[];
+  /** Leases stuck in `issuing` from a dead broker, marked failed. */
+  abandoned: string[];
+  errors: string[];
+}
+
+const MAX_PURPOSE = 500;
+
+export class CredentialService implements LeaseRevoker {
+  readonly leases: LeaseStore;
+  readonly #issuers = new Map<string, CredentialIssuer>();
+  readonly #clock: Clock;
+  readonly #audit: AuditSink;
+  readonly #decide: Decide;
+  readonly #resolvers: RevocationResolvers;
+  readonly #targets = new Map<string, TargetConfig>();
+  readonly #inFlight = new Set<string>();
+  readonly #revoking = new Map<string, Promise<RevokeOutcome>>();
+  readonly #reaper: Reaper;
+  readonly #crash: (point: string) => void;
+
+  constructor(opts: CredentialServiceOptions) {
+    this.#clock = opts.clock ?? systemClock;
+    this.#audit = opts.audit;
+    this.#decide = opts.decide;
+    this.#resolvers = opts.resolvers ?? {};
+    this.#crash = opts.crashHook ?? (() => {});
+    this.leases = new LeaseStore(opts.db);
+    for (const t of opts.targets) this.#targets.set(t.name, t);
+    for (const i of opts.issuers ?? []) this.#issuers.set(i.target, i);
+    for (const t of opts.targets) {
+      if (!this.#issuers.has(t.name)) this.#issuers.set(t.name, createIssuer(t, { ...opts, clock: this.#clock }));
+    }
+    this.#reaper = new Reaper(this.leases, this, this.#clock, { intervalMs: opts.reaperIntervalMs });
+  }
+
+  issuer(target: string): CredentialIssuer {
+    const i = this.#issuers.get(target);
+    if (!i) throw new NotFound(`target ${target}`);
+    return i;
+  }
+
+  targets(): { name: string; kind: string; resourceType: string }[] {
+    return [...this.#issuers.values()].map((i) => ({ name: i.target, kind: i.kind, resourceType: i.resourceType }));
+  }
+
+  #ttl(input: IssueInput): number {
+    const t = this.#targets.get(input.target);
+    const max = t?.max_ttl_ms ?? 3_600_000;
+    const def = t?.default_ttl_ms ?? Math.min(max, 900_000);
+    if (input.ttl === undefined) return def;
+    const ms = typeof input.ttl === 'number' ? input.ttl : parseDuration(input.ttl, 'ttl');
+    if (!Number.isFinite(ms) || ms < 1000) throw new InvalidInput('ttl: must be at least 1s', 'ttl');
+    if (ms > max) throw new InvalidInput(`ttl: ${formatDuration(ms)} exceeds the target's max_ttl of ${formatDuration(max)}`, 'ttl', { max_ttl: formatDuration(max) });
+    return ms;
+  }
+
+  async #decideOrFail(req: Parameters<Decide>[0]): Promise<{ decision: 'allow' | 'deny'; decisionId: string }> {
+    try {
+      return await this.#decide(req);
+    } catch (e) {
+      throw new Unavailable(`policy decision failed: ${(e as Error).message}`);
+    }
+  }
+
+  async issue(input: IssueInput): Promise<Issued> {
+    const issuer = this.issuer(input.target);
+    if (typeof input.identityId !== 'string' || input.identityId === '') throw new InvalidInput('identityId: required', 'identityId');
+    if (typeof input.purpose !== 'string' || input.purpose.trim() === '') throw new InvalidInput('purpose: a reason is required', 'purpose');
+    if (input.purpose.length > MAX_PURPOSE) throw new InvalidInput(`purpose: at most ${MAX_PURPOSE} characters`, 'purpose');
+    const ttl = this.#ttl(input);
+    const params = input.params ?? {};
+    const permission = issuer.check(params, input.permission, input.identityId);
+    const ctx = input.context ?? {};
+
+    // Decide before anything touches the target.
+    const decision = await this.#decideOrFail({
+      identityId: input.identityId,
+      action: 'credential.issue',
+      resource: { type: issuer.resourceType, id: issuer.target },
+      context: { ...ctx, purpose: input.purpose, ttl: Math.ceil(ttl / 1000), permission, kind: issuer.kind, target: issuer.target },
+    });
+    if (decision.decision !== 'allow') {
+      throw new Forbidden(`credential issuance for ${issuer.target} denied by policy`, { decision_id: decision.decisionId });
+    }
+
+    const now = this.#clock.now();
+    const t = this.#targets.get(input.target);
+    const lease: Lease = {
+      id: newLeaseId(),
+      identityId: input.identityId,
+      target: issuer.target,
+      kind: issuer.kind,
+      permission,
+      handle: null,
+      params: { context: ctx },
+      fingerprint: null,
+      status: 'issuing',
+      purpose: input.purpose,
+      decisionId: decision.decisionId,
+      grantId: input.grantId ?? null,
+      sessionId: input.sessionId ?? null,
+      trust: input.trust ?? null,
+      issuedAt: now,
+      expiresAt: now + ttl,
+      maxExpiresAt: now + (t?.max_ttl_ms ?? ttl),
+      renewals: 0,
+      revokeAttempts: 0,
+      nextAttemptAt: null,
+      lastError: null,
+      revokedAt: null,
+      revokedBy: null,
+      revokeReason: null,
+    };
+    this.leases.insert(lease);
+    this.#inFlight.add(lease.id);
+    try {
+      let result;
+      try {
+        result = await issuer.issue({ lease, params });
+      } catch (e) {
+        this.leases.update(lease.id, { status: 'failed', lastError: (e as Error).message });
+        throw e instanceof PortcullisError ? e : new TargetError(issuer.target, (e as Error).message);
+      }
+      this.#crash('issue.before_record');
+      const active = this.leases.transition(lease.id, ['issuing'], 'active', {
+        handle: result.handle,
+        fingerprint: result.fingerprint,
+        params: { ...lease.params, ...(result.params ?? {}) },
+        ...(result.expiresAt !== undefined ? { expiresAt: Math.min(result.expiresAt, lease.expiresAt) } : {}),
+      });
+      if (!active) {
+        // A revocation reached this lease while it was being issued: honour it now.
+        const l = this.leases.update(lease.id, { handle: result.handle, fingerprint: result.fingerprint, status: 'revoking' });
+        this.#inFlight.delete(lease.id);
+        await this.revokeLease(l.id, { by: l.revokedBy ?? 'system', reason: l.revokeReason ?? 'revoked during issuance' });
+        throw new Forbidden('credential was revoked while being issued', { lease: lease.id });
+      }
+      try {
+        await this.#audit.append({
+          stream: 'admin',
+          type: 'credential.issued',
+          actor: input.actor ?? input.identityId,
+          subject: input.identityId,
+          payload: this.#auditPayload(active, { ttl: formatDuration(active.expiresAt - active.issuedAt) }),
+        });
+      } catch (e) {
+        // Fail closed: a credential nobody can see in the audit must not be handed out.
+        this.#inFlight.delete(lease.id);
+        await this.revokeLease(lease.id, { by: 'system', reason: 'audit unavailable at issuance' }).catch(() => {});
+        throw new Unavailable(`audit unavailable: ${(e as Error).message}`);
+      }
+      return { lease: active, credential: result.credential };
+    } finally {
+      this.#inFlight.delete(lease.id);
+    }
+  }
+
+  #auditPayload(l: Lease, extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      lease: l.id,
+      identity: l.identityId,
+      target: l.target,
+      kind: l.kind,
+      permission: l.permission,
+      purpose: l.purpose,
+      decision_id: l.decisionId,
+      fingerprint: l.fingerprint,
+      expires_at: new Date(l.expiresAt).toISOString(),
+      ...(l.grantId ? { grant: l.grantId } : {}),
+      ...(l.sessionId ? { session: l.sessionId } : {}),
+      ...extra,
+    };
+  }
+
+  /** Extends an active lease (re-decided against current policy), never past its max_expires_at. */
+  async renew(leaseId: string, opts: { ttl?: string | number; actor?: string } = {}): Promise<Issued> {
+    const l = this.leases.get(leaseId);
+    if (!l) throw new NotFound(`lease ${leaseId}`);
+    if (l.status !== 'active') throw new LeaseNotActive(leaseId, l.status);
+    const issuer = this.issuer(l.target);
+    const now = this.#clock.now();
+    if (l.expiresAt <= now) throw new LeaseNotActive(leaseId, 'expired');
+    const ttl = this.#ttl({ identityId: l.identityId, target: l.target, purpose: l.purpose, ttl: opts.ttl });
+    const expiresAt = Math.min(now + ttl, l.maxExpiresAt);
+    if (expiresAt <= l.expiresAt) throw new InvalidInput('ttl: the lease is already at its maximum lifetime', 'ttl', { max_expires_at: new Date(l.maxExpiresAt).toISOString() });
+    const d = await this.#decideOrFail({
+      identityId: l.identityId,
+      action: 'credential.issue',
+      resource: { type: issuer.resourceType, id: l.target },
+      context: leaseDecisionContext(l, now, { ttl: Math.ceil((expiresAt - now) / 1000), renewal: true }),
+    });
+    if (d.decision !== 'allow') throw new Forbidden(`renewal of ${leaseId} denied by policy`, { decision_id: d.decisionId });
+    const r = await issuer.renew({ ...l }, expiresAt);
+    const renewed = this.leases.transition(leaseId, ['active'], 'active', {
+      expiresAt,
+      renewals: l.renewals + 1,
+      decisionId: d.decisionId,
+      ...(r.handle ? { handle: r.handle } : {}),
+      ...(r.fingerprint ? { fingerprint: r.fingerprint } : {}),
+    });
+    if (!renewed) throw new LeaseNotActive(leaseId, this.leases.get(leaseId)?.status ?? 'unknown');
+    try {
+      await this.#audit.append({
+        stream: 'admin',
+        type: 'credential.renewed',
+        actor: opts.actor ?? l.identityId,
+        subject: l.identityId,
+        payload: this.#auditPayload(renewed, { renewals: renewed.renewals }),
+      });
+    } catch (e) {
+      throw new Unavailable(`audit unavailable: ${(e as Error).message}`);
+    }
+    return { lease: renewed, credential: r.credential ?? {} };
+  }
+
+  /** Revokes one lease (idempotent). Concurrent calls for the same lease share one attempt. */
+  revokeLease(id: string, opts: RevokeOptions): Promise<RevokeOutcome> {
+    const running = this.#revoking.get(id);
+    if (running) return running;
+    const p = this.#revokeLease(id, opts).finally(() => this.#revoking.delete(id));
+    this.#revoking.set(id, p);
+    return p;
+  }
+
+  async #revokeLease(id: string, opts: RevokeOptions): Promise<RevokeOutcome> {
+    const now = this.#clock.now();
+    const current = this.leases.get(id);
+    if (!current) throw new NotFound(`lease ${id}`);
+    if (current.status === 'issuing') {
+      if (!this.#inFlight.has(id)) return { leaseId: id, status: 'unchanged' }; // a dead broker's intent: reconcile's job
+      this.leases.transition(id, ['issuing'], 'revoking', { revokedBy: opts.by, revokeReason: opts.reason });
+      return { leaseId: id, status: 'pending' };
+    }
+    const l = this.leases.transition(id, ['active', 'revoking', 'revoke_failed'], 'revoking', {
+      revokedBy: current.revokedBy ?? opts.by,
+      revokeReason: current.revokeReason ?? opts.reason,
+    });
+    if (!l) return { leaseId: id, status: 'unchanged' };
+    const final = opts.final ?? (l.revokeReason === 'expired' ? 'expired' : 'revoked');
+    const issuer = this.#issuers.get(l.target);
+    try {
+      if (!issuer) throw new TargetError(l.target, 'no issuer configured for this target any more');
+      this.#crash('revoke.before_target');
+      await issuer.revoke(l);
+    } catch (e) {
+      const attempts = l.revokeAttempts + 1;
+      const failed = this.leases.update(id, {
+        status: 'revoke_failed',
+        revokeAttempts: attempts,
+        lastError: (e as Error).message,
+        nextAttemptAt: now + backoffMs(attempts),
+      });
+      await this.#audit.append({
+        stream: 'admin',
+        type: 'credential.revoke_failed',
+        actor: opts.by,
+        subject: l.identityId,
+        payload: this.#auditPayload(failed, { reason: failed.revokeReason, attempts, error: failed.lastError }),
+      });
+      return { leaseId: id, status: 'revoke_failed', error: failed.lastError ?? '' };
+    }
+    const done = this.leases.update(id, {
+      status: final,
+      revokedAt: this.#clock.now(),
+      revokeAttempts: l.revokeAttempts + 1,
+      lastError: null,
+      nextAttemptAt: null,
+    });
+    try {
+      await this.#audit.append({
+        stream: 'admin',
+        type: final === 'expired' ? 'credential.expired' : 'credential.revoked',
+        actor: opts.by,
+        subject: l.identityId,
+        payload: this.#auditPayload(done, { reason: done.revokeReason, revoked_by: done.revokedBy }),
+      });
+    } catch (e) {
+      throw new Unavailable(`lease ${id} revoked but its audit event could not be written: ${(e as Error).message}`);
+    }
+    return { leaseId: id, status: final };
+  }
+
+  /** Revokes everything the selector matches; one admin audit event per revoked lease. */
+  async revoke(selector: RevocationSelector, opts: { by: string; reason: string }): Promise<BulkRevocationResult> {
+    if (typeof opts.reason !== 'string' || opts.reason.trim() === '') throw new InvalidInput('reason: required', 'reason');
+    const leases = await selectLeases(this.leases, selector, this.#resolvers);
+    if ('lease' in selector && leases.length === 0 && !this.leases.get(selector.lease)) throw new NotFound(`lease ${selector.lease}`);
+    return revokeMatching(this, leases, { by: opts.by, reason: opts.reason });
+  }
+
+  /** On policy change: revoke active leases the new policy would no longer allow. */
+  revalidateAll(decide: Decide = this.#decide): Promise<RevalidationResult> {
+    return revalidateAll(this.leases, this, decide, (t) => this.#issuers.get(t)?.resourceType, this.#clock.now());
+  }
+
+  list(filter: LeaseFilter = {}, limit = 1000): Lease[] {
+    return this.leases.list(filter, limit);
+  }
+
+  get(leaseId: string): Lease {
+    const l = this.leases.get(leaseId);
+    if (!l) throw new NotFound(`lease ${leaseId}`);
+    return l;
+  }
+
+  /** True while the lease is active and unexpired: introspection for tokens and certificates. */
+  isActive(leaseId: string): boolean {
+    const l = this.leases.get(leaseId);
+    return !!l && l.status === 'active' && l.expiresAt > this.#clock.now();
+  }
+
+  /** Run on start (and whenever wanted): brings leases and targets back into agreement. */
+  async reconcile(): Promise<ReconcileReport> {
+    const report: ReconcileReport = { completed: [], dropped: [], closed: [], abandoned: [], errors: [] };
+    for (const l of this.leases.list({ status: 'revoking' }, 100_000)) {
+      if (this.#revoking.has(l.id)) continue;
+      report.completed.push(await this.revokeLease(l.id, { by: 'system:reconcile', reason: l.revokeReason ?? 'reconcile' }));
+    }
+    for (const issuer of this.#issuers.values()) {
+      const view: LeaseView = {
+        get: (id) => this.leases.get(id),
+        keep: (id) => this.#inFlight.has(id) || this.leases.get(id)?.status === 'active',
+        active: () => this.leases.list({ target: issuer.target, status: 'active' }, 100_000),
+      };
+      let r;
+      try {
+        r = await issuer.reconcile(view);
+      } catch (e) {
+        report.errors.push(`${issuer.target}: ${(e as Error).message}`);
+        continue;
+      }
+      report.errors.push(...r.errors.map((e) => `${issuer.target}: ${e}`));
+      const now = this.#clock.now();
+      for (const d of r.dropped) {
+        report.dropped.push({ target: issuer.target, ...d });
+        const l = d.leaseId ? this.leases.get(d.leaseId) : undefined;
+        if (l?.status === 'issuing') {
+          this.leases.update(l.id, { status: 'failed', handle: d.handle, lastError: 'broker stopped during issuance; target credential removed by reconcile' });
+        } else if (l && (l.status === 'revoking' || l.status === 'revoke_failed')) {
+          this.leases.update(l.id, { status: l.revokeReason === 'expired' ? 'expired' : 'revoked', revokedAt: now, lastError: null, nextAttemptAt: null });
+        }
+        await this.#audit.append({
+          stream: 'admin',
+          type: 'credential.reconcile_dropped',
+          actor: 'system:reconcile',
+          ...(l ? { subject: l.identityId } : {}),
+          payload: { target: issuer.target, handle: d.handle, lease: d.leaseId, lease_status: l?.status ?? 'unknown' },
+        });
+      }
+      for (const id of r.missing) {
+        const l = this.leases.transition(id, ['active'], 'revoked', {
+          revokedAt: now,
+          revokedBy: 'system:reconcile',
+          revokeReason: 'credential no longer exists at the target',
+        });
+        if (!l) continue;
+        report.closed.push(id);
+        await this.#audit.append({
+          stream: 'admin',
+          type: 'credential.reconcile_closed',
+          actor: 'system:reconcile',
+          subject: l.identityId,
+          payload: this.#auditPayload(l, { reason: l.revokeReason }),
+        });
+      }
+    }
+    // Intent rows of a dead broker that had no target-side credential: nothing was handed out.
+    for (const l of this.leases.list({ status: 'issuing' }, 100_000)) {
+      if (this.#inFlight.has(l.id)) continue;
+      this.leases.update(l.id, { status: 'failed', lastError: 'broker stopped during issuance' });
+      report.abandoned.push(l.id);
+    }
+    return report;
+  }
+
+  reap(): Promise<ReaperRun> {
+    return this.#reaper.runOnce();
+  }
+
+  startReaper(): void {
+    this.#reaper.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.#reaper.stop();
+    await Promise.allSettled([...this.#revoking.values()]);
+    await Promise.allSettled([...this.#issuers.values()].map((i) => i.close()));
+  }
+}
+
+export function createCredentialService(opts: CredentialServiceOptions): CredentialService {
+  return new CredentialService(opts);
+}

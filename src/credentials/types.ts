@@ -1,0 +1,133 @@
+// The credentials domain's contracts: one issuer interface per target kind (a Vault secrets
+// engine in miniature), the lease record, and the small interfaces this domain consumes from
+// policy (Decide) and crypto (JwtSigner). Nothing here imports another domain's implementation.
+
+/** A Cedar decision at request time. Used before issuing, on renew, and when policy changes. */
+export type Decide = (req: DecisionRequest) => Promise<{ decision: 'allow' | 'deny'; decisionId: string }>;
+
+export interface DecisionRequest {
+  identityId: string;
+  action: string;
+  resource: { type: string; id: string };
+  context: Record<string, unknown>;
+}
+
+/** Signs JWTs with a key from the keyring (EdDSA/ES256…); the public half is in the broker JWKS. */
+export interface JwtSigner {
+  readonly kid: string;
+  /** JWS `alg` of the key, e.g. `EdDSA`. */
+  readonly alg: string;
+  sign(claims: Record<string, unknown>, header: Record<string, unknown>): Promise<string>;
+}
+
+export type TargetKind = 'postgres' | 'ssh' | 'api' | 'spiffe-x509';
+
+export type LeaseStatus =
+  /** Intent recorded; the credential may or may not exist at the target yet. */
+  | 'issuing'
+  | 'active'
+  /** Revocation decided; the target-side cleanup is in progress (or the broker died during it). */
+  | 'revoking'
+  | 'revoked'
+  | 'expired'
+  /** Cleanup at the target failed; retried with back-off by the reaper until it succeeds. */
+  | 'revoke_failed'
+  /** Issuance did not complete; nothing was handed out and the target side is cleaned up. */
+  | 'failed';
+
+export const LEASE_STATUSES: readonly LeaseStatus[] = [
+  'issuing', 'active', 'revoking', 'revoked', 'expired', 'revoke_failed', 'failed',
+];
+
+/** One issued credential. Times are epoch milliseconds. Never holds a secret value. */
+export interface Lease {
+  id: string;
+  identityId: string;
+  target: string;
+  kind: TargetKind;
+  /** Permission set name (postgres), principals (ssh), scope string (api), SPIFFE ID (x509). */
+  permission: string;
+  /** Target-side handle: role name, certificate serial, token jti. */
+  handle: string | null;
+  /** Non-secret issuer parameters kept for renew/revoke (public key, scopes, parent lease…). */
+  params: Record<string, unknown>;
+  /** Fingerprint of the secret or certificate handed out (SHA-256, base64url), for audit. */
+  fingerprint: string | null;
+  status: LeaseStatus;
+  purpose: string;
+  decisionId: string;
+  grantId: string | null;
+  sessionId: string | null;
+  trust: string | null;
+  issuedAt: number;
+  expiresAt: number;
+  maxExpiresAt: number;
+  renewals: number;
+  revokeAttempts: number;
+  nextAttemptAt: number | null;
+  lastError: string | null;
+  revokedAt: number | null;
+  revokedBy: string | null;
+  revokeReason: string | null;
+}
+
+export interface IssueRequest {
+  /** The lease (already recorded in state `issuing`). */
+  lease: Lease;
+  /** Kind-specific, validated by the issuer (public key, scopes, principals…). */
+  params: Record<string, unknown>;
+}
+
+export interface IssueResult {
+  handle: string;
+  /** Returned once to the caller. May contain secrets: never log or audit it. */
+  credential: Record<string, unknown>;
+  fingerprint: string;
+  /** Non-secret parameters to keep on the lease. */
+  params?: Record<string, unknown>;
+  /** The issuer may shorten the lease (e.g. bounded by its CA's lifetime). */
+  expiresAt?: number;
+}
+
+export interface RenewResult {
+  /** Present when the credential had to be re-issued (certificates, tokens). */
+  credential?: Record<string, unknown>;
+  handle?: string;
+  fingerprint?: string;
+}
+
+/** What an issuer sees of the lease table while reconciling its target. */
+export interface LeaseView {
+  get(leaseId: string): Lease | undefined;
+  /** True while the lease must keep its target-side credential (active, or being issued now). */
+  keep(leaseId: string): boolean;
+  /** Active leases for this issuer's target. */
+  active(): Lease[];
+}
+
+export interface ReconcileResult {
+  /** Target-side credentials without a live lease that were removed. */
+  dropped: { handle: string; leaseId: string | null }[];
+  /** Active leases whose credential no longer exists at the target. */
+  missing: string[];
+  /** Problems that did not stop the rest of the reconciliation. */
+  errors: string[];
+}
+
+/**
+ * One target kind. Implementations are idempotent: revoke of an already removed credential
+ * succeeds, reconcile can run any number of times.
+ */
+export interface CredentialIssuer {
+  readonly kind: TargetKind;
+  readonly target: string;
+  /** Cedar resource type for this target (Database, Host, Api, Workload). */
+  readonly resourceType: string;
+  /** Validates request params before anything is recorded; throws InvalidInput. Returns the permission label. */
+  check(params: Record<string, unknown>, permission: string | undefined, identityId: string): string;
+  issue(req: IssueRequest): Promise<IssueResult>;
+  renew(lease: Lease, expiresAt: number): Promise<RenewResult>;
+  revoke(lease: Lease): Promise<void>;
+  reconcile(view: LeaseView): Promise<ReconcileResult>;
+  close(): Promise<void>;
+}
