@@ -122,7 +122,7 @@ test('OIDC: JWKS endpoint down → jwks_unavailable; stale keys survive an outag
 });
 
 test('OIDC: inline JWKS; HMAC/oct keys in a JWKS are ignored; symmetric algorithms refused in config', async () => {
-  const trust = new OidcTrust(config({ jwks_uri: undefined, jwks: { keys: [k2.jwk as JsonWebKey, { kty: 'oct', k: 'c2VjcmV0', kid: 'h' } as JsonWebKey] } }), { clock });
+  const trust = new OidcTrust(config({ jwks_uri: undefined, jwks: { keys: [k2.jwk, { kty: 'oct', k: 'c2VjcmV0', kid: 'h' }] } as unknown as OidcTrustConfig['jwks'] }), { clock });
   const v = await trust.verify({ type: 'jwt', token: sign(claims(), k2) });
   assert.equal(v.identityId, 'workload:github/acme/api');
   assert.throws(() => new OidcTrust(config({ algorithms: ['RS256', 'HS256'] })), /asymmetric/);
