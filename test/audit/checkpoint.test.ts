@@ -1,0 +1,116 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { verify } from 'node:crypto';
+import { AuditLog } from '../../src/audit/log.ts';
+import { checkpointMessage, type CheckpointRow } from '../../src/audit/checkpoint.ts';
+import { verifyAll, verifyStream } from '../../src/audit/verify.ts';
+import { ManualClock } from '../../src/common/clock.ts';
+import { ed25519Key, resolverOf, tempStore } from './helpers.ts';
+import { createPublicKey } from 'node:crypto';
+
+const ev = (i: number) => ({ stream: 'authz' as const, type: 'authz.decision', actor: 'workload:a', decision: 'allow' as const, payload: { i } });
+
+function checkpoints(db: import('node:sqlite').DatabaseSync): CheckpointRow[] {
+  return db.prepare('SELECT * FROM audit_checkpoints ORDER BY stream, seq').all() as unknown as CheckpointRow[];
+}
+
+test('a checkpoint every N events, signed with Ed25519 and stored with its kid', async () => {
+  const s = tempStore();
+  try {
+    const key = ed25519Key('audit-2026-01');
+    const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 10, clock: new ManualClock() });
+    const recs = await Promise.all(Array.from({ length: 35 }, (_, i) => log.append(ev(i))));
+    const cps = checkpoints(s.db);
+    assert.deepEqual(cps.map((c) => [c.seq, c.prev_seq]), [[10, 0], [20, 10], [30, 20]]);
+    for (const c of cps) {
+      assert.equal(c.kid, 'audit-2026-01');
+      assert.equal(c.hash, recs[c.seq - 1].hash);
+      const pub = createPublicKey({ key: key.jwk, format: 'jwk' });
+      assert.equal(verify(null, checkpointMessage(c), pub, Buffer.from(c.sig, 'base64url')), true);
+    }
+    const v = verifyStream(s.db, 'authz', resolverOf(key));
+    assert.deepEqual(v, { stream: 'authz', events: 35, checkpoints: 3, ok: true, signedThrough: 30, lastSeq: 35 });
+    await log.close(); // a final checkpoint signs the tail
+    assert.equal(verifyStream(s.db, 'authz', resolverOf(key)).signedThrough, 35);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('a checkpoint when T ms passed since the last one', async () => {
+  const s = tempStore();
+  try {
+    const key = ed25519Key('k');
+    const clock = new ManualClock();
+    const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 1000, checkpointIntervalMs: 10_000, clock });
+    await log.append(ev(1));
+    await log.append(ev(2));
+    assert.equal(checkpoints(s.db).length, 0);
+    clock.advance(10_000);
+    await log.append(ev(3)); // the commit notices the interval has passed
+    assert.deepEqual(checkpoints(s.db).map((c) => c.seq), [3]);
+    clock.advance(10_000);
+    await log.checkpointNow(); // no new events: nothing to sign
+    assert.equal(checkpoints(s.db).length, 1);
+    await log.append(ev(4));
+    await log.checkpointNow();
+    assert.deepEqual(checkpoints(s.db).map((c) => c.seq), [3, 4]);
+    assert.equal(checkpoints(s.db)[1].time, new Date(clock.now()).toISOString());
+    await log.close();
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('key rotation: a signer function is asked at each checkpoint; verify resolves each kid', async () => {
+  const s = tempStore();
+  try {
+    const k1 = ed25519Key('k1');
+    const k2 = ed25519Key('k2');
+    let current = k1;
+    const log = new AuditLog(s.db, { signer: () => current.signer, checkpointEvery: 5 });
+    await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
+    current = k2;
+    await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
+    assert.deepEqual(checkpoints(s.db).map((c) => c.kid), ['k1', 'k2']);
+    assert.equal(verifyAll(s.db, resolverOf(k1, k2)).ok, true);
+    const onlyNew = verifyStream(s.db, 'authz', resolverOf(k2));
+    assert.equal(onlyNew.ok, false);
+    assert.equal(onlyNew.firstBadSeq, 1);
+    assert.match(onlyNew.reason!, /unknown or non-Ed25519 key "k1"/);
+    await log.close();
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('a checkpoint signed by another key does not verify', async () => {
+  const s = tempStore();
+  try {
+    const real = ed25519Key('k');
+    const impostor = ed25519Key('k');
+    const log = new AuditLog(s.db, { signer: impostor.signer, checkpointEvery: 3 });
+    await Promise.all(Array.from({ length: 7 }, (_, i) => log.append(ev(i))));
+    const v = verifyStream(s.db, 'authz', resolverOf(real));
+    assert.equal(v.ok, false);
+    assert.equal(v.firstBadSeq, 1);
+    assert.match(v.reason!, /invalid signature/);
+    await log.close();
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('the timer signs idle streams (real time, short interval)', async () => {
+  const s = tempStore();
+  try {
+    const key = ed25519Key('k');
+    const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 1000, checkpointIntervalMs: 50 });
+    await log.append(ev(1));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(checkpoints(s.db).map((c) => c.seq), [1]);
+    await log.close();
+  } finally {
+    s.cleanup();
+  }
+});
