@@ -3,6 +3,8 @@ import type { Clock } from '../common/clock.ts';
 import { InvalidInput } from '../common/errors.ts';
 import type { TargetConfig } from './config.ts';
 import { PostgresIssuer } from './postgres.ts';
+import { SshIssuer } from './ssh.ts';
+import type { SshCa } from './ssh.ts';
 import type { CredentialIssuer } from './types.ts';
 
 /** What the built-in issuers may need; each uses only its part. */
@@ -10,12 +12,23 @@ export interface IssuerDeps {
   clock: Clock;
   /** Environment for secrets named in config (`password_env`). Default process.env. */
   env?: Record<string, string | undefined>;
+  /** SSH user CA (ssh targets); `krlPath` enables immediate revocation through sshd RevokedKeys. */
+  ssh?: { ca: SshCa; krlPath?: string };
+}
+
+function need<T>(v: T | undefined, target: TargetConfig, what: string): T {
+  if (v === undefined) throw new InvalidInput(`target ${target.name}: ${target.kind} targets need ${what}`, 'kind');
+  return v;
 }
 
 type Factory = (target: TargetConfig, deps: IssuerDeps) => CredentialIssuer;
 
 const FACTORIES: Partial<Record<TargetConfig['kind'], Factory>> = {
   postgres: (t, d) => new PostgresIssuer({ target: t as Extract<TargetConfig, { kind: 'postgres' }>, env: d.env }),
+  ssh: (t, d) => {
+    const ssh = need(d.ssh, t, 'an SSH CA (deps.ssh)');
+    return new SshIssuer({ target: t as Extract<TargetConfig, { kind: 'ssh' }>, ca: ssh.ca, clock: d.clock, krlPath: ssh.krlPath });
+  },
 };
 
 export function createIssuer(target: TargetConfig, deps: IssuerDeps): CredentialIssuer {

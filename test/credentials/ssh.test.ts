@@ -1,0 +1,175 @@
+// OpenSSH user certificates against a real sshd on a loopback port and the real ssh client.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'node:net';
+import { promisify } from 'node:util';
+import { ManualClock, systemClock } from '../../src/common/clock.ts';
+import type { Clock } from '../../src/common/clock.ts';
+import { Forbidden } from '../../src/common/errors.ts';
+import { validateTargets } from '../../src/credentials/config.ts';
+import type { TargetConfig } from '../../src/credentials/config.ts';
+import { createCredentialService } from '../../src/credentials/service.ts';
+import { parseUserCertificate } from '../../src/credentials/ssh-cert.ts';
+import { generateSshCa } from '../../src/credentials/ssh.ts';
+import { openDatabase } from '../../src/store/sqlite.ts';
+import { freePort, MemoryAudit, TablePolicy } from './helpers.ts';
+
+const run = promisify(execFile);
+const SSHD = '/usr/sbin/sshd';
+const SSH = '/usr/bin/ssh';
+const haveOpenSsh = existsSync(SSHD) && existsSync(SSH);
+if (!haveOpenSsh) console.log('# NOTICE: sshd/ssh not installed — SSH certificate login tests are SKIPPED (apt-get install openssh-server)');
+
+const dir = mkdtempSync(join(tmpdir(), 'pcx-ssh-'));
+const ca = generateSshCa();
+const krl = join(dir, 'revoked.krl');
+let port = 0;
+let sshd: ChildProcess | undefined;
+const user = process.env.USER ?? 'root';
+
+const targets = validateTargets([
+  { name: 'web-1', kind: 'ssh', hosts: ['127.0.0.1'], principals: { 'user:alice@example.com': ['ops'], 'user:mallory*': ['dba'], 'agent:*': ['ops'] }, max_ttl: '8h', default_ttl: '1h' },
+  { name: 'web-1-lan-only', kind: 'ssh', hosts: ['127.0.0.1'], principals: { 'user:alice@example.com': ['ops'] }, max_ttl: '1h', source_address: ['10.0.0.0/8'] },
+  { name: 'web-1-loopback', kind: 'ssh', hosts: ['127.0.0.1'], principals: { 'user:alice@example.com': ['ops'] }, max_ttl: '1h', source_address: ['127.0.0.1/32'], extensions: ['permit-pty', 'permit-port-forwarding'] },
+]);
+
+function service(clock: Clock = systemClock, t: TargetConfig[] = targets) {
+  const audit = new MemoryAudit();
+  const policy = new TablePolicy();
+  for (const x of t) for (const id of ['user:alice@example.com', 'user:mallory', 'agent:deployer']) policy.allow(id, `Host::${x.name}`);
+  const svc = createCredentialService({ db: openDatabase(':memory:'), clock, audit, decide: policy.decide, targets: t, ssh: { ca, krlPath: krl } });
+  return { svc, audit, policy };
+}
+
+let keyN = 0;
+async function userKey(): Promise<{ key: string; pub: string }> {
+  const key = join(dir, `id_${++keyN}`);
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+  return { key, pub: readFileSync(`${key}.pub`, 'utf8').trim() };
+}
+
+async function sshLogin(key: string, certificate: string): Promise<{ ok: boolean; out: string }> {
+  writeFileSync(`${key}-cert.pub`, `${certificate}\n`);
+  try {
+    const r = await run(SSH, [
+      '-F', '/dev/null', '-p', String(port), '-i', key, '-o', `CertificateFile=${key}-cert.pub`, '-o', 'IdentitiesOnly=yes',
+      '-o', 'IdentityAgent=none', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+      '-o', 'ConnectTimeout=5', '-o', 'LogLevel=ERROR', `${user}@127.0.0.1`, 'echo ok',
+    ], { timeout: 15_000 });
+    return { ok: r.stdout.trim() === 'ok', out: r.stdout + r.stderr };
+  } catch (e) {
+    return { ok: false, out: String((e as { stderr?: string }).stderr ?? e) };
+  }
+}
+
+describe('ssh user certificates', { skip: !haveOpenSsh && 'sshd not installed' }, () => {
+  before(async () => {
+    port = await freePort();
+    mkdirSync('/run/sshd', { recursive: true }); // sshd's privilege-separation directory
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host')]);
+    writeFileSync(join(dir, 'ca.pub'), `${ca.publicKeyLine}\n`);
+    writeFileSync(krl, ''); // must exist: an unreadable RevokedKeys refuses every key
+    mkdirSync(join(dir, 'principals'));
+    writeFileSync(join(dir, 'principals', user), 'ops\n');
+    writeFileSync(join(dir, 'sshd_config'), [
+      `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${join(dir, 'host')}`, `PidFile ${join(dir, 'sshd.pid')}`,
+      `TrustedUserCAKeys ${join(dir, 'ca.pub')}`, `AuthorizedPrincipalsFile ${join(dir, 'principals')}/%u`, 'AuthorizedKeysFile none',
+      `RevokedKeys ${krl}`, 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'PubkeyAuthentication yes',
+      'PermitRootLogin prohibit-password', 'StrictModes no', 'UsePAM no', 'LogLevel VERBOSE', '',
+    ].join('\n'));
+    sshd = spawn(SSHD, ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    sshd.stderr!.on('data', (d) => (log += d));
+    // Ready when the port accepts connections.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const up = await new Promise<boolean>((resolve) => {
+        const s = connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
+        s.on('error', () => resolve(false));
+      });
+      if (up) break;
+      if (Date.now() > deadline || sshd.exitCode !== null) throw new Error(`sshd did not start: ${log}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  after(() => {
+    sshd?.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a valid certificate logs in; it carries identity, principals, lease validity, only allowed extensions', async () => {
+    const { svc, audit } = service();
+    const { key, pub } = await userKey();
+    const { lease, credential } = await svc.issue({ identityId: 'user:alice@example.com', target: 'web-1', ttl: '30m', purpose: 'deploy hotfix', params: { publicKey: pub } });
+    const cert = parseUserCertificate(credential.certificate as string, ca.privateKey);
+    assert.equal(cert.signatureValid, true);
+    assert.equal(cert.keyId, 'user:alice@example.com');
+    assert.deepEqual(cert.principals, ['ops']);
+    assert.equal(cert.validAfter, Math.floor(lease.issuedAt / 1000));
+    assert.equal(cert.validBefore, Math.floor(lease.expiresAt / 1000));
+    assert.deepEqual(cert.extensions, ['permit-pty']);
+    assert.deepEqual(cert.criticalOptions, {});
+    assert.equal(String(cert.serial), lease.handle);
+    // OpenSSH itself agrees with our encoding.
+    writeFileSync(join(dir, 'check-cert.pub'), `${credential.certificate}\n`);
+    const l = (await run('ssh-keygen', ['-L', '-f', join(dir, 'check-cert.pub')])).stdout;
+    assert.match(l, /Key ID: "user:alice@example.com"/);
+    assert.match(l, /Principals: \n\s+ops/);
+    assert.doesNotMatch(l, /permit-agent-forwarding|permit-port-forwarding|permit-X11-forwarding/);
+    const login = await sshLogin(key, credential.certificate as string);
+    assert.ok(login.ok, login.out);
+    assert.equal(audit.ofType('credential.issued')[0]!.payload.permission, 'ops');
+    await svc.stop();
+  });
+
+  test('an expired certificate is refused', async () => {
+    const clock = new ManualClock(Date.now() - 2 * 3_600_000);
+    const { svc } = service(clock);
+    const { key, pub } = await userKey();
+    const { credential } = await svc.issue({ identityId: 'user:alice@example.com', target: 'web-1', ttl: '1h', purpose: 'old', params: { publicKey: pub } });
+    const login = await sshLogin(key, credential.certificate as string);
+    assert.equal(login.ok, false);
+    await svc.stop();
+  });
+
+  test('a certificate for another principal is refused; unmapped principals are never signed', async () => {
+    const { svc } = service();
+    const { key, pub } = await userKey();
+    const { credential } = await svc.issue({ identityId: 'user:mallory', target: 'web-1', purpose: 'try', params: { publicKey: pub } });
+    assert.deepEqual(parseUserCertificate(credential.certificate as string, ca.privateKey).principals, ['dba']);
+    assert.equal((await sshLogin(key, credential.certificate as string)).ok, false);
+    await assert.rejects(svc.issue({ identityId: 'user:mallory', target: 'web-1', purpose: 'widen', params: { publicKey: pub, principals: ['ops'] } }), Forbidden);
+    await svc.stop();
+  });
+
+  test('source-address is enforced by sshd', async () => {
+    const { svc } = service();
+    const { key, pub } = await userKey();
+    const lan = await svc.issue({ identityId: 'user:alice@example.com', target: 'web-1-lan-only', purpose: 'lan', params: { publicKey: pub } });
+    assert.deepEqual(parseUserCertificate(lan.credential.certificate as string, ca.privateKey).criticalOptions, { 'source-address': '10.0.0.0/8' });
+    assert.equal((await sshLogin(key, lan.credential.certificate as string)).ok, false);
+    const lo = await svc.issue({ identityId: 'user:alice@example.com', target: 'web-1-loopback', purpose: 'lo', params: { publicKey: pub } });
+    assert.deepEqual(parseUserCertificate(lo.credential.certificate as string, ca.privateKey).extensions, ['permit-port-forwarding', 'permit-pty']);
+    const r = await sshLogin(key, lo.credential.certificate as string);
+    assert.ok(r.ok, r.out);
+    await svc.stop();
+  });
+
+  test('revocation puts the serial in the KRL: the still-valid certificate stops logging in', async () => {
+    const { svc, audit } = service();
+    const { key, pub } = await userKey();
+    const { lease, credential } = await svc.issue({ identityId: 'agent:deployer', target: 'web-1', purpose: 'rollout', params: { publicKey: pub } });
+    assert.ok((await sshLogin(key, credential.certificate as string)).ok);
+    await svc.revoke({ identity: 'agent:deployer' }, { by: 'user:secops', reason: 'agent compromised' });
+    assert.equal(svc.get(lease.id).status, 'revoked');
+    assert.equal((await sshLogin(key, credential.certificate as string)).ok, false);
+    assert.equal(audit.ofType('credential.revoked')[0]!.payload.reason, 'agent compromised');
+    await svc.stop();
+  });
+});
