@@ -14,4 +14,9 @@ export interface SessionClaims {
   iat: number;
   exp: number;
   authn: AuthnFacts;
+  /**
+   * Identity attributes verified at login (e.g. `repository`, `ref` from the proof), for the
+   * decision context. Facts about the caller, never grants.
+   */
+  attrs?: Record<string, string | number | boolean>;
 }

@@ -86,7 +86,10 @@ export class SessionService {
   }
 
   /** Mints a session token for a verified identity. `ttlMs` may only shorten the configured TTL. */
-  async issue(subject: { identityId: string; facts: AuthnFacts }, ttlMs?: number): Promise<IssuedSession> {
+  async issue(
+    subject: { identityId: string; facts: AuthnFacts; attributes?: Record<string, string | number | boolean> },
+    ttlMs?: number,
+  ): Promise<IssuedSession> {
     const ttl = Math.min(ttlMs ?? this.ttlMs, this.ttlMs);
     const now = nowSeconds(this.#clock);
     // A token minted in the same second as an identity-wide revocation would fall under it
@@ -100,6 +103,7 @@ export class SessionService {
       iat,
       exp: now + Math.max(1, Math.floor(ttl / 1000)),
       authn: { ...subject.facts },
+      ...(subject.attributes !== undefined && Object.keys(subject.attributes).length > 0 ? { attrs: { ...subject.attributes } } : {}),
     };
     const token = await this.#keyring.signJwt('session', { ...claims }, { typ: SESSION_TOKEN_TYPE });
     return { token, jti: claims.jti, expiresAt: claims.exp * 1000, claims };
@@ -189,5 +193,20 @@ function validateClaims(c: Record<string, unknown>): SessionClaims {
     a !== null && typeof a === 'object' && typeof a.method === 'string' && AUTHN_METHODS.has(a.method) && typeof a.trust === 'string' &&
     typeof a.mfa === 'boolean' && (a.assurance === 'low' || a.assurance === 'medium' || a.assurance === 'high') && typeof a.auth_time === 'number';
   if (!ok) throw fail('malformed', 'session token claims are incomplete');
-  return { iss: c.iss as string, sub: c.sub as string, jti: c.jti as string, iat: c.iat as number, exp: c.exp as number, authn: a as unknown as AuthnFacts };
+  const attrs = c.attrs;
+  if (attrs !== undefined) {
+    const scalar = (v: unknown) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+    if (attrs === null || typeof attrs !== 'object' || Array.isArray(attrs) || !Object.values(attrs).every(scalar)) {
+      throw fail('malformed', 'session token attrs are not scalar');
+    }
+  }
+  return {
+    iss: c.iss as string,
+    sub: c.sub as string,
+    jti: c.jti as string,
+    iat: c.iat as number,
+    exp: c.exp as number,
+    authn: a as unknown as AuthnFacts,
+    ...(attrs !== undefined ? { attrs: attrs as Record<string, string | number | boolean> } : {}),
+  };
 }

@@ -39,8 +39,11 @@ export interface VerifiedProof {
 export interface TrustVerifier {
   readonly name: string;
   readonly kind: 'oidc' | 'spiffe' | 'apikey';
-  /** Cheap routing check on unverified data: is this proof meant for this trust? */
-  accepts(proof: Proof, hint: { issuer?: string }): boolean;
+  /**
+   * Cheap routing check on unverified data: is this proof meant for this trust? For JWTs the
+   * hint carries the unverified `iss` and `sub` (JWT-SVIDs are routed by their SPIFFE ID).
+   */
+  accepts(proof: Proof, hint: { issuer?: string; subject?: string }): boolean;
   /** Verifies the proof completely or throws AuthenticationFailed with a precise reason. */
   verify(proof: Proof): Promise<VerifiedProof>;
 }

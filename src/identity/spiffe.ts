@@ -1,0 +1,237 @@
+// SPIFFE trust: workloads prove themselves with SVIDs from their trust domain's authority
+// (SPIRE, Istio, …). JWT-SVIDs verify against the bundle's `jwt-svid` keys; X.509-SVIDs (client
+// certificates presented over mTLS — the TLS handshake proved key possession) chain to the
+// bundle's `x509-svid` roots. The identity is the SPIFFE ID itself.
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import * as x509 from '@peculiar/x509';
+import type { JWK } from 'jose';
+import type { SpiffeTrustConfig } from '../config/types.ts';
+import type { Clock } from '../common/clock.ts';
+import { nowSeconds, systemClock } from '../common/clock.ts';
+import type { Proof, TrustVerifier, VerifiedProof } from './types.ts';
+import { fail } from './reasons.ts';
+import { checkAudience, checkHeader, checkTimes, parseJwt, tokenFingerprint, verifySignature } from './jwt.ts';
+import { InlineJwks } from './jwks.ts';
+import { authTime, defaultsOf, DEFAULT_LEEWAY_SECONDS, MAX_LEEWAY_SECONDS } from './oidc.ts';
+import { isValidTrustDomain, parseSpiffeId } from './spiffe-id.ts';
+import type { SpiffeId } from './spiffe-id.ts';
+import { SESSION_TOKEN_TYPE } from './session-claims.ts';
+
+export { parseSpiffeId, isValidTrustDomain } from './spiffe-id.ts';
+export type { SpiffeId } from './spiffe-id.ts';
+
+/** Algorithms the JWT-SVID specification allows. */
+export const JWT_SVID_ALGORITHMS: readonly string[] = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'];
+const MAX_CHAIN = 8;
+const MAX_CERT_BYTES = 16 * 1024;
+
+export interface SpiffeTrustOptions {
+  clock?: Clock;
+  /** Folder a relative `bundle` path resolves against (default: the working directory). */
+  baseDir?: string;
+}
+
+interface ParsedBundle {
+  jwt: InlineJwks;
+  roots: X509Certificate[];
+}
+
+/** Reads a SPIFFE bundle (a JWKS whose keys carry `use: jwt-svid` or `use: x509-svid`). */
+export function parseBundle(value: unknown, source = 'bundle'): ParsedBundle {
+  const keys = (value as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(keys)) throw new TypeError(`${source}: not a SPIFFE bundle (no "keys" array)`);
+  const jwtKeys: JWK[] = [];
+  const roots: X509Certificate[] = [];
+  keys.forEach((k: JWK, i) => {
+    if (k === null || typeof k !== 'object') return;
+    if (k.use === 'jwt-svid') jwtKeys.push(k);
+    else if (k.use === 'x509-svid') {
+      if (!Array.isArray(k.x5c) || k.x5c.length !== 1) throw new TypeError(`${source}: keys[${i}] (x509-svid) must carry exactly one x5c certificate`);
+      let cert: X509Certificate;
+      try {
+        cert = new X509Certificate(Buffer.from(k.x5c[0]!, 'base64'));
+      } catch {
+        throw new TypeError(`${source}: keys[${i}].x5c[0] is not a DER certificate`);
+      }
+      if (!cert.ca) throw new TypeError(`${source}: keys[${i}] x509-svid authority is not a CA certificate`);
+      roots.push(cert);
+    }
+  });
+  return { jwt: new InlineJwks({ keys: jwtKeys }, ['jwt-svid']), roots };
+}
+
+export class SpiffeTrust implements TrustVerifier {
+  readonly name: string;
+  readonly kind = 'spiffe' as const;
+  readonly config: SpiffeTrustConfig;
+  readonly #clock: Clock;
+  readonly #bundlePath: string | undefined;
+  readonly #leeway: number;
+  readonly #audiences: readonly string[];
+  #bundle: ParsedBundle;
+
+  /** Reads the bundle file named by the configuration. */
+  static fromConfig(config: SpiffeTrustConfig, options: SpiffeTrustOptions = {}): SpiffeTrust {
+    const path = isAbsolute(config.bundle) ? config.bundle : resolve(options.baseDir ?? process.cwd(), config.bundle);
+    return new SpiffeTrust(config, readBundleFile(path), { ...options, bundlePath: path });
+  }
+
+  constructor(config: SpiffeTrustConfig, bundle: unknown, options: SpiffeTrustOptions & { bundlePath?: string } = {}) {
+    if (!isValidTrustDomain(config.trust_domain)) throw new TypeError(`trust ${config.name}: "${config.trust_domain}" is not a valid trust domain`);
+    this.name = config.name;
+    this.config = config;
+    this.#clock = options.clock ?? systemClock;
+    this.#bundlePath = options.bundlePath;
+    this.#leeway = Math.min(Math.max(config.leeway_seconds ?? DEFAULT_LEEWAY_SECONDS, 0), MAX_LEEWAY_SECONDS);
+    this.#audiences = config.audiences?.length ? [...config.audiences] : ['portcullis'];
+    this.#bundle = parseBundle(bundle, `trust ${config.name} bundle`);
+  }
+
+  /** Re-reads the bundle file (after the authority rotated its keys). */
+  reloadBundle(bundle?: unknown): void {
+    if (bundle === undefined && this.#bundlePath === undefined) throw new TypeError('no bundle file to reload');
+    this.#bundle = parseBundle(bundle ?? readBundleFile(this.#bundlePath!), `trust ${this.name} bundle`);
+  }
+
+  accepts(proof: Proof, hint: { issuer?: string; subject?: string }): boolean {
+    const prefix = `spiffe://${this.config.trust_domain}/`;
+    if (proof.type === 'jwt') return hint.subject?.startsWith(prefix) === true;
+    if (proof.type !== 'x509') return false;
+    try {
+      return leafUris(proof.chain[0]!).some((u) => u.startsWith(prefix));
+    } catch {
+      return false;
+    }
+  }
+
+  async verify(proof: Proof): Promise<VerifiedProof> {
+    if (proof.type === 'jwt') return this.#verifyJwt(proof.token);
+    if (proof.type === 'x509') return this.#verifyX509(proof.chain);
+    throw fail('malformed', `trust ${this.name} verifies SVIDs only`);
+  }
+
+  #spiffeId(value: unknown): SpiffeId {
+    const id = parseSpiffeId(value);
+    if (id === undefined) throw fail('bad_spiffe_id', 'not a valid workload SPIFFE ID');
+    if (id.trustDomain !== this.config.trust_domain) throw fail('wrong_trust_domain', `SPIFFE ID is in trust domain ${id.trustDomain}, not ${this.config.trust_domain}`);
+    return id;
+  }
+
+  #result(id: SpiffeId, method: 'spiffe-jwt' | 'spiffe-x509', authAt: number, evidence: Record<string, unknown>): VerifiedProof {
+    return {
+      identityId: id.id,
+      kind: this.config.identity_kind ?? 'workload',
+      facts: { method, trust: this.name, mfa: false, assurance: 'high', auth_time: authAt },
+      attributes: { spiffe_id: id.id, trust_domain: id.trustDomain, spiffe_path: id.path },
+      defaults: defaultsOf(this.config),
+      evidence: { trust: this.name, trust_domain: this.config.trust_domain, spiffe_id: id.id, ...evidence },
+    };
+  }
+
+  async #verifyJwt(token: string): Promise<VerifiedProof> {
+    const jwt = parseJwt(token);
+    checkHeader(jwt, JWT_SVID_ALGORITHMS);
+    if (jwt.header.typ !== undefined && jwt.header.typ !== 'JWT' && jwt.header.typ !== 'JOSE') {
+      throw fail('wrong_token_type', jwt.header.typ === SESSION_TOKEN_TYPE ? 'a session token is not an identity proof' : 'JWT-SVID typ must be JWT or JOSE');
+    }
+    const bundle = this.#bundle;
+    await verifySignature(jwt, JWT_SVID_ALGORITHMS, (h) => bundle.jwt.getKey(h));
+    const now = nowSeconds(this.#clock);
+    checkTimes(jwt.claims, { nowSeconds: now, leewaySeconds: this.#leeway, requireExp: true });
+    if (jwt.claims.sub === undefined) throw fail('missing_claim', 'claim sub is required');
+    const id = this.#spiffeId(jwt.claims.sub);
+    const audience = checkAudience(jwt.claims, this.#audiences);
+    return this.#result(id, 'spiffe-jwt', authTime(jwt.claims, now, this.#leeway), {
+      alg: jwt.header.alg,
+      ...(typeof jwt.header.kid === 'string' ? { kid: jwt.header.kid } : {}),
+      audience,
+      token_sha256: tokenFingerprint(token),
+    });
+  }
+
+  async #verifyX509(chainDer: Uint8Array[]): Promise<VerifiedProof> {
+    if (!Array.isArray(chainDer) || chainDer.length === 0) throw fail('malformed', 'no client certificate');
+    if (chainDer.length > MAX_CHAIN) throw fail('malformed', `certificate chain longer than ${MAX_CHAIN}`);
+    const chain = chainDer.map((der, i) => {
+      if (!(der instanceof Uint8Array) || der.length > MAX_CERT_BYTES) throw fail('malformed', `certificate ${i} is not DER of a sane size`);
+      try {
+        return new X509Certificate(der);
+      } catch {
+        throw fail('malformed', `certificate ${i} does not parse`);
+      }
+    });
+    const leaf = chain[0]!;
+    const now = this.#clock.now();
+    checkValidity(leaf, now, 'leaf');
+    if (leaf.ca) throw fail('bad_certificate', 'leaf certificate is a CA');
+    const usage = keyUsage(chainDer[0]!);
+    if (usage !== undefined && ((usage & x509.KeyUsageFlags.digitalSignature) === 0 || (usage & x509.KeyUsageFlags.keyCertSign) !== 0)) {
+      throw fail('bad_certificate', 'leaf key usage must allow digitalSignature and not keyCertSign');
+    }
+    let uris: string[];
+    try {
+      uris = leafUris(chainDer[0]!);
+    } catch {
+      throw fail('bad_certificate', 'subject alternative names do not parse');
+    }
+    if (uris.length !== 1) throw fail('bad_spiffe_id', `leaf must have exactly one URI SAN, has ${uris.length}`);
+    const id = this.#spiffeId(uris[0]);
+    this.#verifyChain(chain, chainDer, now);
+    return this.#result(id, 'spiffe-x509', Math.floor(now / 1000), {
+      serial: leaf.serialNumber,
+      fingerprint256: leaf.fingerprint256,
+      not_after: new Date(leaf.validTo).toISOString(),
+    });
+  }
+
+  /** Walks leaf → intermediates until a certificate is signed by a bundle root. */
+  #verifyChain(chain: X509Certificate[], der: Uint8Array[], now: number): void {
+    const roots = this.#bundle.roots;
+    let current = chain[0]!;
+    for (let i = 0; i < chain.length; i++) {
+      const root = roots.find((r) => current.checkIssued(r) && current.verify(r.publicKey));
+      if (root !== undefined) {
+        checkValidity(root, now, 'bundle root');
+        return;
+      }
+      const next = chain[i + 1];
+      if (next === undefined) throw fail('untrusted_chain', 'chain does not lead to a root of the trust domain bundle');
+      if (!current.checkIssued(next) || !current.verify(next.publicKey)) throw fail('untrusted_chain', `certificate ${i} is not signed by certificate ${i + 1}`);
+      if (!next.ca) throw fail('untrusted_chain', `certificate ${i + 1} is not a CA`);
+      const u = keyUsage(der[i + 1]!);
+      if (u !== undefined && (u & x509.KeyUsageFlags.keyCertSign) === 0) throw fail('untrusted_chain', `certificate ${i + 1} may not sign certificates`);
+      checkValidity(next, now, `intermediate ${i + 1}`);
+      current = next;
+    }
+    throw fail('untrusted_chain', 'chain does not lead to a root of the trust domain bundle');
+  }
+}
+
+function readBundleFile(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new TypeError(`SPIFFE bundle ${path}: ${(e as Error).message}`);
+  }
+}
+
+function checkValidity(cert: X509Certificate, now: number, what: string): void {
+  if (now < Date.parse(cert.validFrom)) throw fail('not_yet_valid', `${what} certificate not valid before ${cert.validFrom}`);
+  if (now > Date.parse(cert.validTo)) throw fail('expired', `${what} certificate expired ${cert.validTo}`);
+}
+
+function keyUsage(der: Uint8Array): number | undefined {
+  const ext = new x509.X509Certificate(der).getExtension(x509.KeyUsagesExtension);
+  return ext === null ? undefined : ext.usages;
+}
+
+/** URI SANs of a DER certificate (throws on unparsable names). */
+function leafUris(der: Uint8Array): string[] {
+  const cert = new x509.X509Certificate(der);
+  const sans = cert.getExtensions(x509.SubjectAlternativeNameExtension);
+  if (sans.length > 1) throw new TypeError('duplicate SAN extension');
+  if (sans.length === 0) return [];
+  return sans[0]!.names.items.filter((n) => n.type === 'url').map((n) => n.value);
+}
