@@ -1,0 +1,684 @@
+// Compiles one Cedar policy (its JSON AST from cedar-wasm `policyToJson`) into JavaScript
+// closures, once, at activation time. Evaluation follows Cedar's semantics exactly: the same
+// values, the same short-circuits, and an error (CedarEvalError) wherever Cedar raises one.
+
+import { CedarEvalError } from './errors.ts';
+import { Datetime, Duration, getExtensionFn, extensionArity } from './ext.ts';
+import { CRecord, CSet, EUid, fromJson, normLong, typeError, uidFromJson, valueEq, type Value } from './values.ts';
+
+export interface EntityData {
+  readonly uid: EUid;
+  readonly attrs: Map<string, Value>;
+  readonly tags: Map<string, Value> | undefined;
+  readonly parents: readonly EUid[];
+}
+
+/** What a compiled expression sees while it runs. */
+export interface EvalCtx {
+  principal: EUid;
+  action: EUid;
+  resource: EUid;
+  context: CRecord;
+  entity(key: string): EntityData | undefined;
+  /** Transitive ancestors (keys) of an entity, or undefined when it does not exist. */
+  ancestors(uid: EUid): ReadonlySet<string> | undefined;
+}
+
+export type Fn = (c: EvalCtx) => Value;
+
+export type ScopeConstraint =
+  | { op: 'all' }
+  | { op: 'eq'; uid: EUid }
+  | { op: 'in'; uids: EUid[] }
+  | { op: 'is'; type: string; in?: EUid };
+
+export interface CompiledPolicy {
+  readonly id: string;
+  readonly index: number;
+  readonly permit: boolean;
+  readonly principal: ScopeConstraint;
+  readonly action: ScopeConstraint;
+  readonly resource: ScopeConstraint;
+  /** Evaluates the when/unless clauses; true when satisfied. Throws CedarEvalError. */
+  readonly cond: ((c: EvalCtx) => boolean) | null;
+}
+
+export class PolicyCompileError extends Error {}
+
+// ---------------------------------------------------------------- integer literal precision
+
+/**
+ * cedar-wasm hands the AST to JavaScript with Long literals as doubles, so a literal beyond 2^53
+ * arrives rounded. We recover each such literal from the policy text: every integer token in the
+ * text, in order, matched to the AST's unsafe numbers by their double value.
+ */
+function integerTokens(text: string): bigint[] {
+  const out: bigint[] = [];
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const ch = text[i];
+    if (ch === '"') {
+      i++;
+      while (i < n && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+      i++;
+    } else if (ch === '/' && text[i + 1] === '/') {
+      while (i < n && text[i] !== '\n') i++;
+    } else if (/[A-Za-z_]/.test(ch)) {
+      while (i < n && /[A-Za-z0-9_]/.test(text[i])) i++;
+    } else if (/[0-9]/.test(ch)) {
+      const s = i;
+      while (i < n && /[0-9]/.test(text[i])) i++;
+      out.push(BigInt(text.slice(s, i)));
+    } else {
+      i++;
+    }
+  }
+  return out;
+}
+
+function fixLiterals(ast: unknown, text: string): unknown {
+  let pool: Map<number, bigint[]> | undefined;
+  const take = (d: number): bigint => {
+    if (pool === undefined) {
+      pool = new Map();
+      for (const t of integerTokens(text)) {
+        const k = Math.abs(Number(t));
+        const q = pool.get(k);
+        if (q === undefined) pool.set(k, [t]);
+        else q.push(t);
+      }
+    }
+    const q = pool.get(Math.abs(d));
+    if (q === undefined || q.length === 0) throw new PolicyCompileError(`cannot recover the exact value of integer literal ${d}`);
+    const t = q.shift()!;
+    return d < 0 ? -t : t;
+  };
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'number') {
+      if (Number.isSafeInteger(v)) return v;
+      if (!Number.isInteger(v)) throw new PolicyCompileError(`non-integer literal ${v}`);
+      return take(v);
+    }
+    if (Array.isArray(v)) return v.map(walk);
+    if (v !== null && typeof v === 'object') {
+      const o: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) o[k] = walk(x);
+      return o;
+    }
+    return v;
+  };
+  return walk(ast);
+}
+
+// ---------------------------------------------------------------- helpers
+
+const err = (m: string): never => {
+  throw new CedarEvalError(m);
+};
+
+function asBool(v: Value): boolean {
+  if (typeof v !== 'boolean') throw typeError('bool', v);
+  return v;
+}
+
+function isLong(v: Value): v is number | bigint {
+  return typeof v === 'number' || typeof v === 'bigint';
+}
+
+function getAttr(c: EvalCtx, v: Value, attr: string): Value {
+  if (v instanceof EUid) {
+    const e = c.entity(v.key);
+    if (e === undefined) return err(`entity \`${v}\` does not exist`);
+    const x = e.attrs.get(attr);
+    if (x === undefined) return err(`\`${v}\` does not have the attribute \`${attr}\``);
+    return x;
+  }
+  if (v instanceof CRecord) {
+    const x = v.map.get(attr);
+    if (x === undefined) return err(`record does not have the attribute \`${attr}\``);
+    return x;
+  }
+  throw typeError('entity or record', v);
+}
+
+function hasAttr(c: EvalCtx, v: Value, attr: string): boolean {
+  if (v instanceof EUid) {
+    const e = c.entity(v.key);
+    return e !== undefined && e.attrs.has(attr);
+  }
+  if (v instanceof CRecord) return v.map.has(attr);
+  throw typeError('entity or record', v);
+}
+
+export function entityIn(c: EvalCtx, l: EUid, r: Value): boolean {
+  if (r instanceof EUid) {
+    if (l.key === r.key) return true;
+    const a = c.ancestors(l);
+    return a !== undefined && a.has(r.key);
+  }
+  if (r instanceof CSet) {
+    const items = r.items;
+    for (let i = 0; i < items.length; i++) if (!(items[i] instanceof EUid)) throw typeError('entity', items[i]);
+    let a: ReadonlySet<string> | undefined | null = null;
+    for (let i = 0; i < items.length; i++) {
+      const k = (items[i] as EUid).key;
+      if (k === l.key) return true;
+      if (a === null) a = c.ancestors(l);
+      if (a !== undefined && a.has(k)) return true;
+    }
+    return false;
+  }
+  throw typeError('set or entity', r);
+}
+
+function addLong(a: Value, b: Value): Value {
+  if (typeof a === 'number' && typeof b === 'number') {
+    const r = a + b;
+    if (Number.isSafeInteger(r)) return r;
+  }
+  if (!isLong(a)) throw typeError('long', a);
+  if (!isLong(b)) throw typeError('long', b);
+  return normLong(BigInt(a) + BigInt(b), 'add');
+}
+
+function subLong(a: Value, b: Value): Value {
+  if (typeof a === 'number' && typeof b === 'number') {
+    const r = a - b;
+    if (Number.isSafeInteger(r)) return r;
+  }
+  if (!isLong(a)) throw typeError('long', a);
+  if (!isLong(b)) throw typeError('long', b);
+  return normLong(BigInt(a) - BigInt(b), 'subtract');
+}
+
+function mulLong(a: Value, b: Value): Value {
+  if (typeof a === 'number' && typeof b === 'number') {
+    const r = a * b;
+    if (Number.isSafeInteger(r)) return r === 0 ? 0 : r;
+  }
+  if (!isLong(a)) throw typeError('long', a);
+  if (!isLong(b)) throw typeError('long', b);
+  return normLong(BigInt(a) * BigInt(b), 'multiply');
+}
+
+function cmp(a: Value, b: Value): number {
+  if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0;
+  if (isLong(a)) {
+    if (!isLong(b)) throw typeError('long', b);
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
+  if (a instanceof Datetime) {
+    if (!(b instanceof Datetime)) throw typeError('datetime', b);
+    return a.ms < b.ms ? -1 : a.ms > b.ms ? 1 : 0;
+  }
+  if (a instanceof Duration) {
+    if (!(b instanceof Duration)) throw typeError('duration', b);
+    return a.ms < b.ms ? -1 : a.ms > b.ms ? 1 : 0;
+  }
+  throw typeError('long, datetime or duration', a);
+}
+
+function asSet(v: Value): CSet {
+  if (!(v instanceof CSet)) throw typeError('set', v);
+  return v;
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
+}
+
+// ---------------------------------------------------------------- expressions
+
+interface Compiled {
+  fn: Fn;
+  /** Present when the expression is a constant that evaluated without error. */
+  konst?: Value;
+}
+
+type Json = Record<string, unknown>;
+
+function constant(v: Value): Compiled {
+  return { fn: () => v, konst: v };
+}
+
+/** Folds an operator over constant operands at compile time; an error stays a runtime error. */
+function fold(fn: Fn, parts: Compiled[]): Compiled {
+  if (parts.every((p) => p.konst !== undefined)) {
+    try {
+      const v = fn(NO_CTX);
+      return constant(v);
+    } catch (e) {
+      if (!(e instanceof CedarEvalError) && !(e instanceof NotConstant)) throw e;
+      return { fn };
+    }
+  }
+  return { fn };
+}
+
+class NotConstant extends Error {}
+
+const NO_CTX: EvalCtx = {
+  get principal(): EUid {
+    throw new NotConstant();
+  },
+  get action(): EUid {
+    throw new NotConstant();
+  },
+  get resource(): EUid {
+    throw new NotConstant();
+  },
+  get context(): CRecord {
+    throw new NotConstant();
+  },
+  entity: () => {
+    throw new NotConstant();
+  },
+  ancestors: () => {
+    throw new NotConstant();
+  },
+};
+
+function compileExpr(e: unknown): Compiled {
+  if (e === null || typeof e !== 'object' || Array.isArray(e)) throw new PolicyCompileError('malformed expression');
+  const keys = Object.keys(e);
+  if (keys.length !== 1) throw new PolicyCompileError(`malformed expression with keys ${keys.join(',')}`);
+  const op = keys[0];
+  const body = (e as Json)[op] as Json;
+  const bin = (): [Compiled, Compiled] => [compileExpr(body.left), compileExpr(body.right)];
+
+  switch (op) {
+    case 'Value': {
+      let v: Value;
+      try {
+        v = fromJson(body);
+      } catch (x) {
+        throw new PolicyCompileError(`invalid literal: ${(x as Error).message}`);
+      }
+      return constant(v);
+    }
+    case 'Var': {
+      switch (body as unknown as string) {
+        case 'principal':
+          return { fn: (c) => c.principal };
+        case 'action':
+          return { fn: (c) => c.action };
+        case 'resource':
+          return { fn: (c) => c.resource };
+        case 'context':
+          return { fn: (c) => c.context };
+      }
+      throw new PolicyCompileError(`unknown variable ${String(body)}`);
+    }
+    case 'Slot':
+      throw new PolicyCompileError('templates (slots) are not supported; link them first');
+    case '!': {
+      const ca = compileExpr(body.arg);
+      const a = ca.fn;
+      return fold((c) => {
+        const v = a(c);
+        if (typeof v !== 'boolean') throw typeError('bool', v);
+        return !v;
+      }, [ca]);
+    }
+    case 'neg': {
+      const ca = compileExpr(body.arg);
+      const a = ca.fn;
+      return fold((c) => {
+        const v = a(c);
+        if (typeof v === 'number') return v === 0 ? 0 : -v;
+        if (typeof v === 'bigint') return normLong(-v, 'negate');
+        throw typeError('long', v);
+      }, [ca]);
+    }
+    case '==':
+    case '!=': {
+      const [l, r] = bin();
+      const neq = op === '!=';
+      let fn: Fn;
+      const k = l.konst ?? r.konst;
+      const other = l.konst !== undefined ? r.fn : l.fn;
+      if (k !== undefined && (typeof k === 'string' || typeof k === 'boolean' || typeof k === 'number')) {
+        fn = neq ? (c) => other(c) !== k : (c) => other(c) === k;
+      } else if (k instanceof EUid) {
+        const key = k.key;
+        fn = neq
+          ? (c) => {
+              const v = other(c);
+              return !(v instanceof EUid && v.key === key);
+            }
+          : (c) => {
+              const v = other(c);
+              return v instanceof EUid && v.key === key;
+            };
+      } else {
+        const lf = l.fn;
+        const rf = r.fn;
+        fn = neq ? (c) => !valueEq(lf(c), rf(c)) : (c) => valueEq(lf(c), rf(c));
+      }
+      return fold(fn, [l, r]);
+    }
+    case 'in': {
+      const [l, r] = bin();
+      const lf = l.fn;
+      if (r.konst instanceof EUid) {
+        const key = r.konst.key;
+        return {
+          fn: (c) => {
+            const v = lf(c);
+            if (!(v instanceof EUid)) throw typeError('entity', v);
+            if (v.key === key) return true;
+            const a = c.ancestors(v);
+            return a !== undefined && a.has(key);
+          },
+        };
+      }
+      const rf = r.fn;
+      return {
+        fn: (c) => {
+          const v = lf(c);
+          const w = rf(c);
+          if (!(v instanceof EUid)) throw typeError('entity', v);
+          return entityIn(c, v, w);
+        },
+      };
+    }
+    case '<':
+    case '<=':
+    case '>':
+    case '>=': {
+      const [l, r] = bin();
+      const lf = l.fn;
+      const rf = r.fn;
+      let fn: Fn;
+      if (op === '<') fn = (c) => cmp(lf(c), rf(c)) < 0;
+      else if (op === '<=') fn = (c) => cmp(lf(c), rf(c)) <= 0;
+      else if (op === '>') fn = (c) => cmp(lf(c), rf(c)) > 0;
+      else fn = (c) => cmp(lf(c), rf(c)) >= 0;
+      return fold(fn, [l, r]);
+    }
+    case '&&': {
+      const [l, r] = bin();
+      const lf = l.fn;
+      const rf = r.fn;
+      return fold((c) => {
+        const a = lf(c);
+        if (a === false) return false;
+        if (a !== true) throw typeError('bool', a);
+        const b = rf(c);
+        if (typeof b !== 'boolean') throw typeError('bool', b);
+        return b;
+      }, [l, r]);
+    }
+    case '||': {
+      const [l, r] = bin();
+      const lf = l.fn;
+      const rf = r.fn;
+      return fold((c) => {
+        const a = lf(c);
+        if (a === true) return true;
+        if (a !== false) throw typeError('bool', a);
+        const b = rf(c);
+        if (typeof b !== 'boolean') throw typeError('bool', b);
+        return b;
+      }, [l, r]);
+    }
+    case '+':
+    case '-':
+    case '*': {
+      const [l, r] = bin();
+      const lf = l.fn;
+      const rf = r.fn;
+      const f = op === '+' ? addLong : op === '-' ? subLong : mulLong;
+      return fold((c) => f(lf(c), rf(c)), [l, r]);
+    }
+    case 'contains': {
+      const [l, r] = bin();
+      const lf = l.fn;
+      const rf = r.fn;
+      return fold((c) => {
+        const s = asSet(lf(c));
+        return s.has(rf(c));
+      }, [l, r]);
+    }
+    case 'containsAll':
+    case 'containsAny': {
+      const [l, r] = bin();
+      const lf = l.fn;
+      const rf = r.fn;
+      const all = op === 'containsAll';
+      return fold((c) => {
+        const a = asSet(lf(c));
+        const b = asSet(rf(c));
+        if (all) {
+          for (const x of b.items) if (!a.has(x)) return false;
+          return true;
+        }
+        for (const x of b.items) if (a.has(x)) return true;
+        return false;
+      }, [l, r]);
+    }
+    case 'isEmpty': {
+      const a = compileExpr(body.arg);
+      const af = a.fn;
+      return fold((c) => asSet(af(c)).items.length === 0, [a]);
+    }
+    case 'getTag':
+    case 'hasTag': {
+      const [l, r] = bin();
+      const lf = l.fn;
+      const rf = r.fn;
+      const get = op === 'getTag';
+      return {
+        fn: (c) => {
+          const v = lf(c);
+          const t = rf(c);
+          if (!(v instanceof EUid)) throw typeError('entity', v);
+          if (typeof t !== 'string') throw typeError('string', t);
+          const e = c.entity(v.key);
+          if (!get) return e !== undefined && e.tags !== undefined && e.tags.has(t);
+          if (e === undefined) return err(`entity \`${v}\` does not exist`);
+          const x = e.tags?.get(t);
+          if (x === undefined) return err(`\`${v}\` does not have the tag \`${t}\``);
+          return x;
+        },
+      };
+    }
+    case '.': {
+      const l = compileExpr(body.left);
+      const attr = body.attr as string;
+      const lf = l.fn;
+      return fold((c) => getAttr(c, lf(c), attr), [l]);
+    }
+    case 'has': {
+      const l = compileExpr(body.left);
+      const lf = l.fn;
+      const attrs = Array.isArray(body.attr) ? (body.attr as string[]) : [body.attr as string];
+      if (attrs.length === 1) {
+        const a0 = attrs[0];
+        return fold((c) => hasAttr(c, lf(c), a0), [l]);
+      }
+      return fold((c) => {
+        let v = lf(c);
+        for (let i = 0; i < attrs.length; i++) {
+          if (!hasAttr(c, v, attrs[i])) return false;
+          if (i < attrs.length - 1) v = getAttr(c, v, attrs[i]);
+        }
+        return true;
+      }, [l]);
+    }
+    case 'like': {
+      const l = compileExpr(body.left);
+      const lf = l.fn;
+      let src = '';
+      for (const p of body.pattern as unknown[]) {
+        if (p === 'Wildcard') src += '[\\s\\S]*';
+        else if (p !== null && typeof p === 'object' && typeof (p as Json).Literal === 'string') src += escapeRe((p as Json).Literal as string);
+        else throw new PolicyCompileError('malformed like pattern');
+      }
+      const re = new RegExp('^' + src + '$', 'u');
+      return fold((c) => {
+        const v = lf(c);
+        if (typeof v !== 'string') throw typeError('string', v);
+        return re.test(v);
+      }, [l]);
+    }
+    case 'is': {
+      const l = compileExpr(body.left);
+      const lf = l.fn;
+      const type = body.entity_type as string;
+      if (body.in === undefined) {
+        return {
+          fn: (c) => {
+            const v = lf(c);
+            if (!(v instanceof EUid)) throw typeError('entity', v);
+            return v.type === type;
+          },
+        };
+      }
+      const rf = compileExpr(body.in).fn;
+      return {
+        fn: (c) => {
+          const v = lf(c);
+          if (!(v instanceof EUid)) throw typeError('entity', v);
+          if (v.type !== type) return false;
+          return entityIn(c, v, rf(c));
+        },
+      };
+    }
+    case 'if-then-else': {
+      const i = compileExpr(body.if);
+      const t = compileExpr(body.then);
+      const el = compileExpr(body.else);
+      const f = i.fn;
+      const tf = t.fn;
+      const ef = el.fn;
+      if (i.konst === true) return t;
+      if (i.konst === false) return el;
+      return { fn: (c) => (asBool(f(c)) ? tf(c) : ef(c)) };
+    }
+    case 'Set': {
+      const items = (body as unknown as unknown[]).map(compileExpr);
+      const fs = items.map((x) => x.fn);
+      return fold((c) => {
+        const vs: Value[] = new Array(fs.length);
+        for (let i = 0; i < fs.length; i++) vs[i] = fs[i](c);
+        return new CSet(vs);
+      }, items);
+    }
+    case 'Record': {
+      const entries = Object.entries(body).map(([k, x]) => [k, compileExpr(x)] as const);
+      return fold((c) => {
+        const m = new Map<string, Value>();
+        for (const [k, x] of entries) m.set(k, x.fn(c));
+        return new CRecord(m);
+      }, entries.map(([, x]) => x));
+    }
+    default: {
+      if (!Array.isArray(body)) throw new PolicyCompileError(`unknown operator ${op}`);
+      const f = getExtensionFn(op);
+      const args = (body as unknown[]).map(compileExpr);
+      const fs = args.map((a) => a.fn);
+      if (f === undefined) return { fn: () => err(`unknown extension function ${op}`) };
+      if (extensionArity(op) !== args.length) return { fn: () => err(`wrong number of arguments to ${op}`) };
+      if (fs.length === 1) {
+        const a0 = fs[0];
+        return fold((c) => f([a0(c)]) as Value, args);
+      }
+      if (fs.length === 2) {
+        const a0 = fs[0];
+        const a1 = fs[1];
+        return fold((c) => f([a0(c), a1(c)]) as Value, args);
+      }
+      return fold((c) => f(fs.map((g) => g(c))) as Value, args);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- policies
+
+function scopeOf(j: Json, isAction: boolean): ScopeConstraint {
+  const op = j.op as string;
+  if ('slot' in j) throw new PolicyCompileError('templates (slots) are not supported; link them first');
+  switch (op) {
+    case 'All':
+      return { op: 'all' };
+    case '==':
+      return { op: 'eq', uid: uidFromJson(j.entity) };
+    case 'in':
+      if (isAction && Array.isArray(j.entities)) return { op: 'in', uids: (j.entities as unknown[]).map(uidFromJson) };
+      return { op: 'in', uids: [uidFromJson(j.entity)] };
+    case 'is': {
+      const inner = j.in as Json | undefined;
+      if (inner !== undefined && 'slot' in inner) throw new PolicyCompileError('templates (slots) are not supported');
+      return inner === undefined ? { op: 'is', type: j.entity_type as string } : { op: 'is', type: j.entity_type as string, in: uidFromJson(inner.entity) };
+    }
+  }
+  throw new PolicyCompileError(`unknown scope constraint ${op}`);
+}
+
+export function compilePolicy(id: string, index: number, json: unknown, text: string): CompiledPolicy {
+  const j = fixLiterals(json, text) as Json;
+  const clauses = (j.conditions as Json[]).map((cl) => ({ when: cl.kind === 'when', c: compileExpr(cl.body) }));
+  const fns = clauses.map((cl) => ({ when: cl.when, fn: cl.c.fn }));
+  let cond: ((c: EvalCtx) => boolean) | null;
+  if (fns.length === 0) cond = null;
+  else if (fns.length === 1) {
+    const f = fns[0].fn;
+    cond = fns[0].when
+      ? (c) => {
+          const v = f(c);
+          if (typeof v !== 'boolean') throw typeError('bool', v);
+          return v;
+        }
+      : (c) => {
+          const v = f(c);
+          if (typeof v !== 'boolean') throw typeError('bool', v);
+          return !v;
+        };
+  } else {
+    cond = (c) => {
+      for (let i = 0; i < fns.length; i++) {
+        const v = fns[i].fn(c);
+        if (typeof v !== 'boolean') throw typeError('bool', v);
+        if (v !== fns[i].when) return false;
+      }
+      return true;
+    };
+  }
+  return {
+    id,
+    index,
+    permit: j.effect === 'permit',
+    principal: scopeOf(j.principal as Json, false),
+    action: scopeOf(j.action as Json, true),
+    resource: scopeOf(j.resource as Json, false),
+    cond,
+  };
+}
+
+/** Whether an entity satisfies a principal/resource/action scope constraint. */
+export function scopeMatches(c: EvalCtx, s: ScopeConstraint, u: EUid): boolean {
+  switch (s.op) {
+    case 'all':
+      return true;
+    case 'eq':
+      return s.uid.key === u.key;
+    case 'in': {
+      let a: ReadonlySet<string> | undefined | null = null;
+      for (const x of s.uids) {
+        if (x.key === u.key) return true;
+        if (a === null) a = c.ancestors(u);
+        if (a !== undefined && a.has(x.key)) return true;
+      }
+      return false;
+    }
+    case 'is': {
+      if (u.type !== s.type) return false;
+      if (s.in === undefined) return true;
+      if (s.in.key === u.key) return true;
+      const a = c.ancestors(u);
+      return a !== undefined && a.has(s.in.key);
+    }
+  }
+}
