@@ -2,10 +2,11 @@
 import type { Clock } from '../common/clock.ts';
 import { InvalidInput } from '../common/errors.ts';
 import type { TargetConfig } from './config.ts';
+import { AccessTokenIssuer } from './access-token.ts';
 import { PostgresIssuer } from './postgres.ts';
 import { SshIssuer } from './ssh.ts';
 import type { SshCa } from './ssh.ts';
-import type { CredentialIssuer } from './types.ts';
+import type { CredentialIssuer, JwtSigner } from './types.ts';
 
 /** What the built-in issuers may need; each uses only its part. */
 export interface IssuerDeps {
@@ -14,6 +15,10 @@ export interface IssuerDeps {
   env?: Record<string, string | undefined>;
   /** SSH user CA (ssh targets); `krlPath` enables immediate revocation through sshd RevokedKeys. */
   ssh?: { ca: SshCa; krlPath?: string };
+  /** Signs access tokens (api targets); its public key must be in the broker's JWKS. */
+  signer?: JwtSigner;
+  /** `iss` of access tokens: the broker's external URL. */
+  issuerUrl?: string;
 }
 
 function need<T>(v: T | undefined, target: TargetConfig, what: string): T {
@@ -25,6 +30,13 @@ type Factory = (target: TargetConfig, deps: IssuerDeps) => CredentialIssuer;
 
 const FACTORIES: Partial<Record<TargetConfig['kind'], Factory>> = {
   postgres: (t, d) => new PostgresIssuer({ target: t as Extract<TargetConfig, { kind: 'postgres' }>, env: d.env }),
+  api: (t, d) =>
+    new AccessTokenIssuer({
+      target: t as Extract<TargetConfig, { kind: 'api' }>,
+      signer: need(d.signer, t, 'a JWT signer (deps.signer)'),
+      issuer: need(d.issuerUrl, t, 'the broker URL (deps.issuerUrl)'),
+      clock: d.clock,
+    }),
   ssh: (t, d) => {
     const ssh = need(d.ssh, t, 'an SSH CA (deps.ssh)');
     return new SshIssuer({ target: t as Extract<TargetConfig, { kind: 'ssh' }>, ca: ssh.ca, clock: d.clock, krlPath: ssh.krlPath });

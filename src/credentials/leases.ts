@@ -174,6 +174,20 @@ export class LeaseStore {
     return (this.#db.prepare(sql).all(...vals, limit) as Row[]).map(toLease);
   }
 
+  byHandle(kind: TargetKind, handle: string): Lease | undefined {
+    const r = this.#db.prepare('SELECT * FROM credential_leases WHERE kind = ? AND handle = ?').get(kind, handle) as Row | undefined;
+    return r ? toLease(r) : undefined;
+  }
+
+  /** Leases derived from this one (token exchange), still holding a credential. */
+  children(parentId: string): Lease[] {
+    return (
+      this.#db
+        .prepare(`SELECT * FROM credential_leases WHERE json_extract(params, '$.parent') = ? AND status IN ('issuing', 'active', 'revoke_failed')`)
+        .all(parentId) as Row[]
+    ).map(toLease);
+  }
+
   /** Active leases past their end, and failed revocations due for another attempt. */
   due(now: number, limit = 100): Lease[] {
     return (

@@ -1,0 +1,223 @@
+// RFC 9068 JWT access tokens (typ at+jwt), bound to one audience and a subset of its scopes, minutes
+// long; and the core of RFC 8693 token exchange: a token on a subject's behalf for an actor, whose
+// `act` claim records the chain and whose scope is the intersection of what every party may do.
+import { randomBytes } from 'node:crypto';
+import { jwtVerify } from 'jose';
+import type { JWTPayload, JWTVerifyGetKey } from 'jose';
+import type { Clock } from '../common/clock.ts';
+import { AuthenticationFailed, Forbidden, InvalidInput } from '../common/errors.ts';
+import type { ApiTarget } from './config.ts';
+import { fingerprint } from './fingerprint.ts';
+import type { CredentialIssuer, IssueRequest, IssueResult, JwtSigner, Lease, ReconcileResult, RenewResult } from './types.ts';
+
+/** RFC 8693 §4.1: the current actor at the top, earlier actors nested inside. */
+export interface ActClaim {
+  sub: string;
+  act?: ActClaim;
+}
+
+/** Actors of a chain, most recent first. */
+export function actorsOf(act: ActClaim | undefined): string[] {
+  const out: string[] = [];
+  for (let a = act; a; a = a.act) out.push(a.sub);
+  return out;
+}
+
+export interface DelegationParty {
+  identityId: string;
+  /** What this party may do (subject: its token's scope; actor: what policy allows it). */
+  scopes: string[];
+}
+
+export interface DelegationInput {
+  /** The verified subject token: on whose behalf; `act` when it is already delegated. */
+  subject: DelegationParty & { act?: ActClaim };
+  /** The verified actor token: who is acting now. */
+  actor: DelegationParty;
+  /** Scopes asked for; default the whole intersection. Anything outside it is refused, not trimmed. */
+  requested?: string[];
+  /** Most actors a chain may hold. */
+  maxDepth: number;
+}
+
+export interface Delegation {
+  sub: string;
+  scopes: string[];
+  act: ActClaim;
+  /** Actor ids, most recent first. */
+  actors: string[];
+  depth: number;
+}
+
+/**
+ * Pure: computes the delegated token's subject, scope and `act` chain, or throws Forbidden.
+ * Attenuation: the result never exceeds the subject's scope nor the actor's, at every hop.
+ */
+export function delegate(input: DelegationInput): Delegation {
+  const prior = actorsOf(input.subject.act);
+  const depth = prior.length + 1;
+  if (depth > input.maxDepth) {
+    throw new Forbidden(`delegation chain of ${depth} actors exceeds the limit of ${input.maxDepth}`, { max_delegation_depth: input.maxDepth });
+  }
+  const actorScopes = new Set(input.actor.scopes);
+  const allowed = [...new Set(input.subject.scopes)].filter((s) => actorScopes.has(s)).sort();
+  let scopes = allowed;
+  if (input.requested !== undefined) {
+    const wider = input.requested.filter((s) => !allowed.includes(s));
+    if (wider.length) throw new Forbidden(`token exchange may not widen scope: ${wider.join(' ')} not held by every party`, { scopes: wider });
+    scopes = [...new Set(input.requested)].sort();
+  }
+  if (scopes.length === 0) throw new Forbidden('subject and actor have no scope in common');
+  const act: ActClaim = { sub: input.actor.identityId, ...(input.subject.act ? { act: input.subject.act } : {}) };
+  return { sub: input.subject.identityId, scopes, act, actors: [input.actor.identityId, ...prior], depth };
+}
+
+export function parseScopes(raw: unknown, field = 'scopes'): string[] {
+  const list = typeof raw === 'string' ? raw.split(' ').filter(Boolean) : raw;
+  if (!Array.isArray(list) || list.length === 0 || list.some((s) => typeof s !== 'string' || !/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(s))) {
+    throw new InvalidInput(`${field}: expected a non-empty list of scopes`, field);
+  }
+  return [...new Set(list as string[])].sort();
+}
+
+export interface AccessTokenIssuerOptions {
+  target: ApiTarget;
+  signer: JwtSigner;
+  /** `iss` of every token: the broker's URL. */
+  issuer: string;
+  clock: Clock;
+}
+
+export class AccessTokenIssuer implements CredentialIssuer {
+  readonly kind = 'api' as const;
+  readonly target: string;
+  readonly resourceType = 'Api';
+  readonly #cfg: ApiTarget;
+  readonly #signer: JwtSigner;
+  readonly #iss: string;
+  readonly #clock: Clock;
+
+  constructor(opts: AccessTokenIssuerOptions) {
+    this.#clock = opts.clock;
+    this.#cfg = opts.target;
+    this.target = opts.target.name;
+    this.#signer = opts.signer;
+    this.#iss = opts.issuer;
+  }
+
+  get audience(): string {
+    return this.#cfg.audience;
+  }
+
+  get maxDelegationDepth(): number {
+    return this.#cfg.max_delegation_depth;
+  }
+
+  check(params: Record<string, unknown>, permission: string | undefined): string {
+    const scopes = parseScopes(params.scopes ?? permission, 'scopes');
+    const unknown = scopes.filter((s) => !this.#cfg.scopes.includes(s));
+    if (unknown.length) throw new InvalidInput(`scopes: not offered by ${this.target}: ${unknown.join(' ')}`, 'scopes');
+    if (params.act !== undefined && (typeof params.act !== 'object' || params.act === null)) throw new InvalidInput('act: expected an object', 'act');
+    return scopes.join(' ');
+  }
+
+  async #sign(lease: Lease, expiresAt: number, params: Record<string, unknown>) {
+    const jti = randomBytes(16).toString('base64url');
+    const now = Math.floor(lease.issuedAt / 1000);
+    const claims: Record<string, unknown> = {
+      iss: this.#iss,
+      sub: lease.identityId,
+      aud: this.#cfg.audience,
+      client_id: typeof params.clientId === 'string' ? params.clientId : lease.identityId,
+      scope: lease.permission,
+      jti,
+      iat: now,
+      exp: Math.floor(expiresAt / 1000),
+      ...(params.act ? { act: params.act } : {}),
+    };
+    const token = await this.#signer.sign(claims, { typ: 'at+jwt', alg: this.#signer.alg, kid: this.#signer.kid });
+    return {
+      handle: jti,
+      fingerprint: fingerprint(token),
+      credential: {
+        access_token: token,
+        token_type: 'Bearer',
+        issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        expires_in: Math.max(0, Math.floor(expiresAt / 1000) - now),
+        scope: lease.permission,
+        audience: this.#cfg.audience,
+      },
+    };
+  }
+
+  async issue(req: IssueRequest): Promise<IssueResult> {
+    const out = await this.#sign(req.lease, req.lease.expiresAt, req.params);
+    const act = req.params.act as ActClaim | undefined;
+    return {
+      ...out,
+      params: {
+        ...(typeof req.params.clientId === 'string' ? { clientId: req.params.clientId } : {}),
+        ...(act ? { act, actors: actorsOf(act) } : {}),
+        ...(typeof req.params.parent === 'string' ? { parent: req.params.parent } : {}),
+      },
+    };
+  }
+
+  /** A token cannot be extended: renewal signs a new one; the old one ends via introspection. */
+  async renew(lease: Lease, expiresAt: number): Promise<RenewResult> {
+    return this.#sign({ ...lease, issuedAt: this.#clock.now() }, expiresAt, lease.params);
+  }
+
+  /** Nothing to do at a target: a revoked token fails introspection (service.introspect) and expires in minutes. */
+  async revoke(): Promise<void> {}
+
+  async reconcile(): Promise<ReconcileResult> {
+    return { dropped: [], missing: [], errors: [] };
+  }
+
+  async close(): Promise<void> {}
+}
+
+export interface VerifiedAccessToken {
+  sub: string;
+  scopes: string[];
+  clientId: string;
+  jti: string;
+  act?: ActClaim;
+  claims: JWTPayload;
+}
+
+/**
+ * What a resource server does with a Portcullis token: verify signature against the broker's JWKS,
+ * `typ: at+jwt`, issuer, audience, expiry, and the scopes the endpoint needs.
+ */
+export async function verifyAccessToken(
+  token: string,
+  keys: JWTVerifyGetKey,
+  opts: { issuer: string; audience: string; requiredScopes?: string[]; clockToleranceSec?: number; currentDate?: Date },
+): Promise<VerifiedAccessToken> {
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, keys, {
+      issuer: opts.issuer,
+      audience: opts.audience,
+      typ: 'at+jwt',
+      requiredClaims: ['sub', 'exp', 'iat', 'jti', 'client_id', 'scope'],
+      clockTolerance: opts.clockToleranceSec ?? 30,
+      ...(opts.currentDate ? { currentDate: opts.currentDate } : {}),
+    }));
+  } catch (e) {
+    throw new AuthenticationFailed('invalid_token', (e as Error).message);
+  }
+  const scopes = String(payload.scope).split(' ').filter(Boolean);
+  const missing = (opts.requiredScopes ?? []).filter((s) => !scopes.includes(s));
+  if (missing.length) throw new Forbidden(`insufficient_scope: ${missing.join(' ')}`, { required: missing });
+  return {
+    sub: payload.sub!,
+    scopes,
+    clientId: String(payload.client_id),
+    jti: payload.jti!,
+    ...(payload.act ? { act: payload.act as ActClaim } : {}),
+    claims: payload,
+  };
+}
