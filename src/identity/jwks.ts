@@ -28,7 +28,8 @@ export function sanitizeJwks(value: unknown, allowedUse: readonly string[] = ['s
     if (typeof jwk.kty !== 'string' || jwk.kty === 'oct') continue;
     if (jwk.use !== undefined && !allowedUse.includes(jwk.use)) continue;
     // Never keep private members even if an issuer leaked them.
-    const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, k: _k, ...pub } = jwk as JWK & { oth?: unknown };
+    // `use` was checked above; dropped so jose (which only selects `sig`) accepts `jwt-svid` keys.
+    const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, k: _k, use: _use, ...pub } = jwk as JWK & { oth?: unknown };
     keys.push(pub);
   }
   return { keys };

@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import * as x509 from '@peculiar/x509';
+import * as x509 from '../crypto/x509.ts';
 import type { JWK } from 'jose';
 import type { SpiffeTrustConfig } from '../config/types.ts';
 import type { Clock } from '../common/clock.ts';
@@ -165,7 +165,8 @@ export class SpiffeTrust implements TrustVerifier {
     const leaf = chain[0]!;
     const now = this.#clock.now();
     checkValidity(leaf, now, 'leaf');
-    if (leaf.ca) throw fail('bad_certificate', 'leaf certificate is a CA');
+    // X509-SVID spec: a leaf must have cA=false (node's `ca` also looks at key usage, so ask the extension).
+    if (leaf.ca || basicConstraintsCa(chainDer[0]!)) throw fail('bad_certificate', 'leaf certificate is a CA');
     const usage = keyUsage(chainDer[0]!);
     if (usage !== undefined && ((usage & x509.KeyUsageFlags.digitalSignature) === 0 || (usage & x509.KeyUsageFlags.keyCertSign) !== 0)) {
       throw fail('bad_certificate', 'leaf key usage must allow digitalSignature and not keyCertSign');
@@ -220,6 +221,10 @@ function readBundleFile(path: string): unknown {
 function checkValidity(cert: X509Certificate, now: number, what: string): void {
   if (now < Date.parse(cert.validFrom)) throw fail('not_yet_valid', `${what} certificate not valid before ${cert.validFrom}`);
   if (now > Date.parse(cert.validTo)) throw fail('expired', `${what} certificate expired ${cert.validTo}`);
+}
+
+function basicConstraintsCa(der: Uint8Array): boolean {
+  return new x509.X509Certificate(der).getExtension(x509.BasicConstraintsExtension)?.ca === true;
 }
 
 function keyUsage(der: Uint8Array): number | undefined {
