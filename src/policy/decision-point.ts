@@ -44,6 +44,8 @@ export interface DecisionInput {
   grants?: string[];
   breakGlass?: boolean;
   delegation?: { depth: number; actors: string[] };
+  /** Entities known only for this request (e.g. the admin resource being acted on). */
+  resourceEntities?: Entity[];
 }
 
 export interface Decision {
@@ -164,7 +166,7 @@ export class DecisionPoint {
     const principal: Entity = principalEntity(input.principal, input.claims);
     let result: AuthzResult;
     try {
-      result = this.#o.engine.authorize(request, [principal]);
+      result = this.#o.engine.authorize(request, [principal, ...(input.resourceEntities ?? [])]);
     } catch (err) {
       // An engine failure is a deny, never an allow.
       result = { decision: 'deny', reasons: [], errors: [{ policyId: '(engine)', message: (err as Error).message }] };

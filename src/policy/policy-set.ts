@@ -1,7 +1,7 @@
 // Turns policy source files into individually identified policies and validates them against the
 // schema in strict mode. Nothing here activates anything: that is the policy store's job.
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import type { PolicySource } from './engine/types.ts';
+import type { Entity, PolicySource } from './engine/types.ts';
 import { PortcullisError } from '../common/errors.ts';
 import { BUILTIN_SCHEMA, SYSTEM_POLICIES } from './schema.ts';
 
@@ -102,4 +102,25 @@ export function compilePolicySet(files: readonly PolicyFile[], schemaExtension?:
   const all = [...SYSTEM_POLICIES, ...splitPolicies(files)];
   validatePolicies(all, schemaExtension);
   return all;
+}
+
+/**
+ * Action entities with their groups (`db.select` in `db.read`), derived from the schema. Cedar
+ * resolves `action in Action::"db.read"` through entities, so the engine's store must hold them.
+ */
+export function actionEntities(schemaExtension?: string): Entity[] {
+  const r = cedar.schemaToJson(schemaText(schemaExtension));
+  if (r.type !== 'success') throw new PolicyRejected(r.errors.map((e) => ({ message: `schema: ${e.message}` })));
+  const out: Entity[] = [];
+  for (const [ns, def] of Object.entries(r.json)) {
+    const type = ns === '' ? 'Action' : `${ns}::Action`;
+    for (const [id, action] of Object.entries(def.actions)) {
+      out.push({
+        uid: { type, id },
+        attrs: {},
+        parents: (action.memberOf ?? []).map((m) => ({ type: m.type ?? type, id: m.id })),
+      });
+    }
+  }
+  return out;
 }

@@ -1,0 +1,485 @@
+// The composition root: opens the store, keys, audit log, inventory and policy engine for one
+// configuration, and runs the core loop — prove, decide, record. server/ and cli/ are thin
+// adapters over it; the domains never import them.
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { PortcullisConfig } from './config/types.ts';
+import type { Clock } from './common/clock.ts';
+import { systemClock } from './common/clock.ts';
+import { AuthenticationFailed, Forbidden, InvalidInput, NotFound, PortcullisError } from './common/errors.ts';
+import { parseDuration } from './common/duration.ts';
+import { Metrics } from './common/metrics.ts';
+import type { Db } from './store/sqlite.ts';
+import { migrate, openDatabase } from './store/sqlite.ts';
+import { loadMasterKey } from './crypto/masterkey.ts';
+import { Keyring } from './crypto/keyring.ts';
+import { AuditLog } from './audit/log.ts';
+import type { AuditEventInput, AuditVerification } from './audit/types.ts';
+import type { AuthnFacts, Proof, TrustVerifier, VerifiedProof } from './identity/types.ts';
+import { SessionService } from './identity/sessions.ts';
+import { OidcTrust } from './identity/oidc.ts';
+import { SpiffeTrust } from './identity/spiffe.ts';
+import { ApiKeyService } from './identity/apikeys.ts';
+import { Authenticator } from './identity/authenticator.ts';
+import type { Identity, IdentityInput, IdentityPatch, IdentityStatus } from './inventory/identities.ts';
+import { IdentityRegistry, checkIdentityId } from './inventory/identities.ts';
+import type { DecisionEngine, EntityUid } from './policy/engine/types.ts';
+import { WasmEngine } from './policy/engine/wasm.ts';
+import { DecisionPoint, parseCallerContext } from './policy/decision-point.ts';
+import type { Decision } from './policy/decision-point.ts';
+import type { PolicyFile } from './policy/policy-set.ts';
+import { actionEntities, compilePolicySet, splitPolicies } from './policy/policy-set.ts';
+import { PolicyStore } from './policy/store.ts';
+import { adminEntity, resourceEntity } from './policy/entities.ts';
+import type { PrincipalFacts } from './policy/entities.ts';
+
+/** The caller of an API request, as proved by its session token. */
+export interface SessionContext {
+  identity: Identity;
+  authn: AuthnFacts;
+  claims: Record<string, string | number | boolean>;
+  jti: string;
+  expiresAt: number;
+}
+
+export interface LoginResult {
+  session_token: string;
+  token_type: 'Bearer';
+  expires_at: string;
+  identity: Identity;
+}
+
+export interface BrokerOptions {
+  clock?: Clock;
+  /** URL the broker is reached at; `iss` of its tokens. */
+  issuer?: string;
+  /** Extra engines (the compiled engine registers itself here when available). */
+  engineFactory?: (kind: PortcullisConfig['engine']) => DecisionEngine;
+  /** Fetch used for remote JWKS (tests may point it at loopback servers). */
+  env?: NodeJS.ProcessEnv;
+  log?: (msg: string) => void;
+}
+
+const ADMIN_ROLE = { type: 'Role', id: 'portcullis-admin' };
+const BOOTSTRAP_ADMIN = 'user:admin';
+
+export class Broker {
+  readonly config: PortcullisConfig;
+  readonly clock: Clock;
+  readonly db: Db;
+  readonly keyring: Keyring;
+  readonly audit: AuditLog;
+  readonly identities: IdentityRegistry;
+  readonly policyStore: PolicyStore;
+  readonly decisions: DecisionPoint;
+  readonly sessions: SessionService;
+  readonly apikeys: ApiKeyService;
+  readonly authenticator: Authenticator;
+  readonly metrics = new Metrics();
+  readonly #resources = new Map<string, string>(); // "Type::id" → boundary
+  readonly #log: (msg: string) => void;
+
+  private constructor(config: PortcullisConfig, options: BrokerOptions) {
+    this.config = config;
+    this.clock = options.clock ?? systemClock;
+    this.#log = options.log ?? (() => {});
+    this.db = openDatabase(join(config.data_dir, 'portcullis.db'));
+    const master = loadMasterKey(config.data_dir, options.env ?? process.env);
+    this.keyring = Keyring.open(this.db, { masterKey: master.key, clock: this.clock });
+    this.audit = new AuditLog(this.db, {
+      clock: this.clock,
+      signer: () => this.keyring.checkpointSigner(),
+      checkpointEvery: config.audit.checkpoint_every,
+      checkpointIntervalMs: config.audit.checkpoint_interval_ms,
+    });
+    this.identities = new IdentityRegistry(this.db, this.clock, config.boundaries);
+    this.policyStore = new PolicyStore(this.db);
+    const engine = options.engineFactory?.(config.engine) ?? new WasmEngine();
+    this.decisions = new DecisionPoint({
+      engine,
+      store: this.policyStore,
+      audit: this.audit,
+      clock: this.clock,
+      ...(config.schema_extension !== undefined && { schemaExtension: config.schema_extension }),
+      bridges: config.bridges,
+      failClosed: config.audit.fail_closed,
+      resourceBoundary: (uid) => this.#resources.get(`${uid.type}::${uid.id}`),
+      onAuditFailure: (err) => this.#log(`audit write failed (fail_closed is off): ${(err as Error).message}`),
+    });
+    const issuer = options.issuer ?? `http://${config.listen.host}:${config.listen.port}`;
+    this.sessions = SessionService.open({ db: this.db, keyring: this.keyring, issuer, ttlMs: config.session.ttl_ms, clock: this.clock });
+    this.apikeys = ApiKeyService.open({
+      db: this.db,
+      keyring: this.keyring,
+      clock: this.clock,
+      maxTtlMs: config.apikeys.max_ttl_ms,
+      defaultRotationMs: config.apikeys.rotation_ms,
+    });
+    const verifiers: TrustVerifier[] = config.trusts.map((t) =>
+      t.kind === 'oidc' ? new OidcTrust(t, { clock: this.clock }) : SpiffeTrust.fromConfig(t, { clock: this.clock }),
+    );
+    verifiers.push(this.apikeys.verifier());
+    this.authenticator = new Authenticator(verifiers, { sessionIssuer: issuer });
+    migrate(this.db, 'broker', [
+      { version: 1, up: 'CREATE TABLE broker_bootstrap (id INTEGER PRIMARY KEY CHECK (id = 1), hash TEXT NOT NULL, created_at TEXT NOT NULL, used_at TEXT)' },
+    ]);
+  }
+
+  /** Opens a broker for a validated configuration and loads declared state (audited). */
+  static async open(config: PortcullisConfig, options: BrokerOptions = {}): Promise<Broker> {
+    const broker = new Broker(config, options);
+    try {
+      await broker.#loadDeclared();
+    } catch (err) {
+      await broker.close();
+      throw err;
+    }
+    return broker;
+  }
+
+  async #loadDeclared(): Promise<void> {
+    const engine = this.decisions.engine;
+    for (const r of this.config.resources) this.#resources.set(`${r.type}::${r.id}`, r.boundary);
+    engine.upsertEntities(this.config.resources.map(resourceEntity));
+    engine.upsertEntities(actionEntities(this.config.schema_extension));
+    for (const decl of this.config.identities) {
+      const before = this.identities.get(decl.id);
+      const after = this.identities.declare(decl, 'config');
+      if (before !== after) {
+        await this.audit.append({ stream: 'admin', type: before ? 'identity.updated' : 'identity.declared', actor: 'config', subject: decl.id, boundary: decl.boundary, payload: { source: 'config', owner: decl.owner ?? null, kind: decl.kind } });
+      }
+    }
+    this.decisions.loadActive();
+    const files = this.#configPolicyFiles();
+    const apiFiles = this.decisions.version?.files.filter((f) => f.origin === 'api') ?? [];
+    const { version, changed } = await this.decisions.activate([...files, ...apiFiles], 'config', 'policies loaded from configuration');
+    if (changed) this.#log(`policy version ${version.version} activated from configuration (${files.length} file(s))`);
+  }
+
+  #configPolicyFiles(): PolicyFile[] {
+    return this.config.policies.map((path) => {
+      try {
+        return { name: basename(path), origin: 'config' as const, text: readFileSync(path, 'utf8') };
+      } catch {
+        throw new InvalidInput(`policies: cannot read ${path}`, 'policies');
+      }
+    });
+  }
+
+  // ── Authentication ────────────────────────────────────────────────────────────────────────
+
+  /** Verifies a proof, checks the identity may authenticate, issues a session token; audits either way. */
+  async login(proof: Proof, sourceIp: string): Promise<LoginResult> {
+    let verified: VerifiedProof | undefined;
+    try {
+      const v = await this.authenticator.authenticate(proof);
+      verified = v;
+      const identity = await this.#admit(v);
+      const session = await this.sessions.issue({ identityId: identity.id, facts: v.facts, attributes: v.attributes });
+      this.identities.touchAuthenticated(identity.id);
+      await this.audit.append({
+        stream: 'authn',
+        type: 'authn.success',
+        actor: identity.id,
+        boundary: identity.boundary,
+        payload: { method: v.facts.method, trust: v.facts.trust, jti: session.jti, expires_at: new Date(session.expiresAt).toISOString(), source_ip: sourceIp, ...v.evidence },
+      });
+      this.metrics.authn.inc({ result: 'success', reason: 'ok', trust: v.facts.trust });
+      return { session_token: session.token, token_type: 'Bearer', expires_at: new Date(session.expiresAt).toISOString(), identity: this.identities.require(identity.id) };
+    } catch (err) {
+      if (!(err instanceof AuthenticationFailed)) throw err;
+      await this.audit.append({
+        stream: 'authn',
+        type: 'authn.failure',
+        actor: verified?.identityId ?? 'anonymous',
+        payload: { reason: err.reason, detail: err.detail, proof: proof.type, source_ip: sourceIp, ...(verified && { trust: verified.facts.trust, ...verified.evidence }) },
+      });
+      this.metrics.authn.inc({ result: 'failure', reason: err.reason, trust: verified?.facts.trust ?? 'unknown' });
+      throw err;
+    }
+  }
+
+  /** Registers an unknown identity on first federated login; refuses suspended and offboarded ones. */
+  async #admit(v: VerifiedProof): Promise<Identity> {
+    let identity = this.identities.get(v.identityId);
+    if (!identity) {
+      const boundary = v.defaults.boundary ?? this.config.boundaries[0]!;
+      identity = this.identities.register(
+        {
+          id: v.identityId,
+          kind: v.kind,
+          boundary,
+          environment: v.defaults.environment ?? 'default',
+          ...(v.defaults.owner !== undefined && { owner: v.defaults.owner }),
+        },
+        v.facts.trust,
+      );
+      await this.audit.append({ stream: 'admin', type: 'identity.registered', actor: 'system', subject: identity.id, boundary, payload: { trust: v.facts.trust, owner: identity.owner } });
+    }
+    if (identity.status !== 'active') throw new AuthenticationFailed(`identity_${identity.status}`, `identity ${identity.id} is ${identity.status}`);
+    return identity;
+  }
+
+  /** Resolves a bearer session token to the caller; refuses revoked tokens and inactive identities. */
+  async sessionFromToken(token: string, sourceIp: string): Promise<SessionContext> {
+    try {
+      const s = await this.sessions.verify(token);
+      const identity = this.identities.get(s.identityId);
+      if (!identity) throw new AuthenticationFailed('unknown_identity', `identity ${s.identityId} no longer exists`);
+      if (identity.status !== 'active') throw new AuthenticationFailed(`identity_${identity.status}`, `identity ${identity.id} is ${identity.status}`);
+      return { identity, authn: s.facts, claims: s.claims.attrs ?? {}, jti: s.jti, expiresAt: s.claims.exp * 1000 };
+    } catch (err) {
+      if (err instanceof AuthenticationFailed) {
+        await this.audit.append({ stream: 'authn', type: 'session.rejected', actor: 'anonymous', payload: { reason: err.reason, detail: err.detail, source_ip: sourceIp } });
+        this.metrics.authn.inc({ result: 'failure', reason: err.reason, trust: 'session' });
+      }
+      throw err;
+    }
+  }
+
+  async revokeSessions(by: SessionContext, what: { jti?: string; identity?: string; reason?: string }, _ip: string): Promise<{ revoked: string }> {
+    if (what.jti !== undefined) {
+      this.sessions.revokeJti(what.jti, { identityId: by.identity.id });
+    } else {
+      checkIdentityId(what.identity, 'identity');
+      this.sessions.revokeIdentity(what.identity!);
+    }
+    const revoked = what.jti !== undefined ? `session ${what.jti}` : `every session of ${what.identity}`;
+    await this.#adminEvent(by, 'session.revoked', { ...(what.jti !== undefined ? { jti: what.jti } : { identity: what.identity }), reason: what.reason ?? '' }, what.identity);
+    return { revoked };
+  }
+
+  publicJwks(): { keys: unknown[] } {
+    return this.keyring.publicJwks(['session', 'token']);
+  }
+
+  // ── Authorization ────────────────────────────────────────────────────────────────────────
+
+  #decisionInput(s: SessionContext, action: string, resource: EntityUid, sourceIp: string, purpose = {}, extra?: Record<string, unknown>) {
+    return {
+      principal: principalFacts(s.identity),
+      claims: s.claims,
+      authn: s.authn,
+      sessionId: s.jti,
+      sourceIp,
+      action,
+      resource,
+      purpose,
+      ...(extra !== undefined && { extra }),
+    };
+  }
+
+  async authorize(s: SessionContext, body: { action: string; resource: EntityUid; context?: Record<string, unknown> }, sourceIp: string): Promise<Decision> {
+    const { purpose, extra } = parseCallerContext(body.context, body.action, this.config.schema_extension);
+    const started = performance.now();
+    const d = await this.decisions.decide(this.#decisionInput(s, body.action, body.resource, sourceIp, purpose, extra));
+    this.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
+    this.metrics.decisions.inc({ decision: d.decision });
+    return d;
+  }
+
+  async authorizeBatch(s: SessionContext, bodies: { action: string; resource: EntityUid; context?: Record<string, unknown> }[], sourceIp: string): Promise<Decision[]> {
+    // Validate every request before deciding any, so a bad item leaves no half-recorded batch.
+    const inputs = bodies.map((b, i) => {
+      try {
+        const { purpose, extra } = parseCallerContext(b.context, b.action, this.config.schema_extension);
+        return this.#decisionInput(s, b.action, b.resource, sourceIp, purpose, extra);
+      } catch (err) {
+        if (err instanceof InvalidInput) throw new InvalidInput(`requests[${i}]: ${err.message}`, `requests[${i}].${String(err.extra.field ?? '')}`);
+        throw err;
+      }
+    });
+    const out = await this.decisions.decideBatch(inputs);
+    for (const d of out) this.metrics.decisions.inc({ decision: d.decision });
+    return out;
+  }
+
+  /** Admin calls are Cedar decisions too; a deny is a 403 carrying the decision id. */
+  async requireAllowed(s: SessionContext, action: string, resource: EntityUid, sourceIp: string): Promise<Decision> {
+    const entity = this.#adminResource(resource);
+    const input = this.#decisionInput(s, action, resource, sourceIp);
+    const d = await this.decisions.decide({ ...input, resourceEntities: [entity] });
+    this.metrics.decisions.inc({ decision: d.decision });
+    if (d.decision !== 'allow') throw new Forbidden(`not allowed: ${action} on ${resource.type}::"${resource.id}"`, { decision_id: d.decision_id });
+    return d;
+  }
+
+  #adminResource(uid: EntityUid) {
+    if (uid.type === 'Identity') {
+      const target = this.identities.get(uid.id);
+      return adminEntity('Identity', uid.id, target ? { boundary: target.boundary, environment: target.environment, kind: target.kind, ...(target.owner !== null && { owner: target.owner }) } : { kind: 'unknown' });
+    }
+    return adminEntity(uid.type, uid.id, {});
+  }
+
+  // ── Inventory ────────────────────────────────────────────────────────────────────────────
+
+  async declareIdentity(by: SessionContext, input: IdentityInput): Promise<Identity> {
+    checkIdentityId(input.id);
+    const identity = this.identities.declare(input, 'api');
+    await this.#adminEvent(by, 'identity.declared', { owner: identity.owner, kind: identity.kind, environment: identity.environment }, identity.id, identity.boundary);
+    return identity;
+  }
+
+  async updateIdentity(by: SessionContext, id: string, patch: IdentityPatch): Promise<Identity> {
+    const before = this.identities.require(id);
+    const after = this.identities.update(id, patch);
+    const changed = Object.fromEntries(Object.keys(patch).map((k) => [k, { from: before[k as keyof Identity], to: after[k as keyof Identity] }]));
+    await this.#adminEvent(by, 'identity.updated', { changed }, id, after.boundary);
+    return after;
+  }
+
+  /** Suspending or offboarding ends every live session of the identity at once. */
+  async setIdentityStatus(by: SessionContext, id: string, status: IdentityStatus, reason: string): Promise<Identity> {
+    const identity = this.identities.setStatus(id, status);
+    if (status !== 'active') this.sessions.revokeIdentity(id);
+    if (status === 'offboarded') this.apikeys.revokeAllFor(id, 'identity offboarded');
+    await this.#adminEvent(by, `identity.${status}`, { reason }, id, identity.boundary);
+    return identity;
+  }
+
+  // ── API keys ─────────────────────────────────────────────────────────────────────────────
+
+  async mintApiKey(by: SessionContext, body: { identity: string; ttl: string; rotate_after?: string; description?: string }) {
+    const identity = this.identities.require(body.identity);
+    if (identity.status !== 'active') throw new InvalidInput(`identity ${identity.id} is ${identity.status}`, 'identity');
+    const minted = this.apikeys.mint({
+      identityId: identity.id,
+      identityKind: identity.kind,
+      ttlMs: parseDuration(body.ttl, 'ttl'),
+      ...(body.rotate_after !== undefined && { rotationMs: parseDuration(body.rotate_after, 'rotate_after') }),
+      ...(body.description !== undefined && { description: body.description }),
+    });
+    await this.#adminEvent(by, 'apikey.minted', { key_id: minted.record.id, expires_at: minted.record.expires_at, rotate_by: minted.record.rotate_by }, identity.id, identity.boundary);
+    return { api_key: minted.key, ...minted.record, warning: 'store this key now: it is shown once. API keys are a legacy exception; prefer workload identity federation.' };
+  }
+
+  listApiKeys(identity?: string) {
+    return this.apikeys.list(identity);
+  }
+
+  apiKeyOwner(id: string): string {
+    const k = this.apikeys.get(id);
+    if (!k) throw new NotFound(`api key ${id}`);
+    return k.identity_id;
+  }
+
+  async rotateApiKey(by: SessionContext, id: string) {
+    const rotated = this.apikeys.rotate(id);
+    await this.#adminEvent(by, 'apikey.rotated', { key_id: id, new_key_id: rotated.record.id }, rotated.record.identity_id);
+    return { api_key: rotated.key, ...rotated.record };
+  }
+
+  async revokeApiKey(by: SessionContext, id: string, reason: string) {
+    const record = this.apikeys.revoke(id);
+    await this.#adminEvent(by, 'apikey.revoked', { key_id: id, reason }, record.identity_id);
+    return record;
+  }
+
+  // ── Policies ─────────────────────────────────────────────────────────────────────────────
+
+  activePolicies() {
+    const v = this.decisions.version;
+    if (!v) throw new NotFound('active policy version');
+    return {
+      version: v.version,
+      created_at: v.created_at,
+      actor: v.actor,
+      reason: v.reason,
+      digest: v.digest,
+      files: v.files,
+      policies: compilePolicySet(v.files, this.config.schema_extension).map((p) => p.id),
+    };
+  }
+
+  /** Replaces the API-managed files (config files stay); validated, versioned, audited. */
+  async writePolicies(by: SessionContext, body: { files: { name: string; text: string }[]; reason: string; dry_run?: boolean }) {
+    const names = new Set<string>();
+    for (const f of body.files) {
+      if (names.has(f.name)) throw new InvalidInput(`duplicate file name ${f.name}`, 'files');
+      names.add(f.name);
+    }
+    const configFiles = this.decisions.version?.files.filter((f) => f.origin === 'config') ?? [];
+    for (const f of configFiles) if (names.has(f.name)) throw new InvalidInput(`${f.name} is managed by the configuration file; choose another name`, 'files');
+    const files: PolicyFile[] = [...configFiles, ...body.files.map((f) => ({ name: f.name, text: f.text, origin: 'api' as const }))];
+    if (body.dry_run) {
+      const policies = compilePolicySet(files, this.config.schema_extension);
+      return { valid: true, policies: policies.map((p) => p.id) };
+    }
+    splitPolicies(files);
+    const { version, changed } = await this.decisions.activate(files, by.identity.id, body.reason);
+    return { version: version.version, changed, digest: version.digest };
+  }
+
+  // ── Audit, keys, health ──────────────────────────────────────────────────────────────────
+
+  verifyAudit(): AuditVerification {
+    return this.audit.verify(this.keyring.publicKeyResolver);
+  }
+
+  async rotateKeys(by: SessionContext, purpose: 'session' | 'audit' | 'token') {
+    const r = this.keyring.rotate(purpose);
+    await this.#adminEvent(by, 'key.rotated', { purpose, kid: r.active.kid, previous: r.previous?.kid ?? null });
+    return r;
+  }
+
+  readiness(): { ready: boolean; policy_version: number | null } {
+    const v = this.decisions.version;
+    return { ready: v !== undefined && this.db.isOpen, policy_version: v?.version ?? null };
+  }
+
+  /**
+   * The first start of a real server creates `user:admin` (Role portcullis-admin) and a one-time
+   * bootstrap secret. Returns the secret the first time only.
+   */
+  async bootstrap(): Promise<string | undefined> {
+    const row = this.db.prepare('SELECT id FROM broker_bootstrap').get();
+    if (row) return undefined;
+    const secret = `pcx_bootstrap_${randomBytes(24).toString('base64url')}`;
+    this.identities.declare({ id: BOOTSTRAP_ADMIN, kind: 'user', boundary: this.config.boundaries.includes('platform') ? 'platform' : this.config.boundaries[0]!, environment: 'control-plane', owner: BOOTSTRAP_ADMIN, purpose: 'first administrator (bootstrap)', parents: [ADMIN_ROLE] }, 'api');
+    this.db.prepare('INSERT INTO broker_bootstrap (id, hash, created_at) VALUES (1, ?, ?)').run(sha256(secret), new Date(this.clock.now()).toISOString());
+    await this.audit.append({ stream: 'admin', type: 'bootstrap.created', actor: 'system', subject: BOOTSTRAP_ADMIN, payload: { note: 'one-time bootstrap credential issued on first start' } });
+    return secret;
+  }
+
+  /** Exchanges the one-time bootstrap secret for an admin session; it cannot be used twice. */
+  async loginBootstrap(secret: string, sourceIp: string): Promise<LoginResult> {
+    const row = this.db.prepare('SELECT hash, used_at FROM broker_bootstrap WHERE id = 1').get() as { hash: string; used_at: string | null } | undefined;
+    const ok = row !== undefined && row.used_at === null && timingSafeEqual(Buffer.from(row.hash, 'hex'), Buffer.from(sha256(secret), 'hex'));
+    if (!ok) {
+      const reason = row?.used_at ? 'bootstrap_used' : 'bad_bootstrap';
+      await this.audit.append({ stream: 'authn', type: 'authn.failure', actor: 'anonymous', payload: { reason, proof: 'bootstrap', source_ip: sourceIp } });
+      throw new AuthenticationFailed(reason, 'bootstrap credential rejected');
+    }
+    this.db.prepare('UPDATE broker_bootstrap SET used_at = ? WHERE id = 1').run(new Date(this.clock.now()).toISOString());
+    const identity = this.identities.require(BOOTSTRAP_ADMIN);
+    const facts: AuthnFacts = { method: 'bootstrap', trust: 'bootstrap', mfa: false, assurance: 'low', auth_time: Math.floor(this.clock.now() / 1000) };
+    const session = await this.sessions.issue({ identityId: identity.id, facts });
+    await this.audit.append({ stream: 'authn', type: 'authn.success', actor: identity.id, boundary: identity.boundary, payload: { method: 'bootstrap', jti: session.jti, source_ip: sourceIp, note: 'bootstrap credential used; it is now spent' } });
+    return { session_token: session.token, token_type: 'Bearer', expires_at: new Date(session.expiresAt).toISOString(), identity };
+  }
+
+  async #adminEvent(by: SessionContext, type: string, payload: Record<string, unknown>, subject?: string, boundary?: string): Promise<void> {
+    const event: AuditEventInput = { stream: 'admin', type, actor: by.identity.id, payload: { ...payload, authn: by.authn.method, session: by.jti } };
+    if (subject !== undefined) event.subject = subject;
+    if (boundary !== undefined) event.boundary = boundary;
+    await this.audit.append(event);
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.audit.close();
+    } finally {
+      if (this.db.isOpen) this.db.close();
+    }
+  }
+}
+
+export function principalFacts(i: Identity): PrincipalFacts {
+  return { id: i.id, kind: i.kind, boundary: i.boundary, environment: i.environment, owner: i.owner, labels: i.labels, parents: i.parents };
+}
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+export { PortcullisError };

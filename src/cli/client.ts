@@ -1,0 +1,95 @@
+// The CLI's HTTP client: talks to PORTCULLIS_ADDR, keeps the session token in PORTCULLIS_HOME,
+// and turns problem documents into errors with meaningful exit codes.
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/** Exit codes: 0 ok · 1 failure · 2 bad usage or input · 3 denied · 4 not authenticated · 5 server unreachable/unavailable. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, denied: 3, unauthenticated: 4, unavailable: 5 } as const;
+
+export class CliError extends Error {
+  readonly exitCode: number;
+  readonly problem?: Record<string, unknown>;
+  constructor(message: string, exitCode: number, problem?: Record<string, unknown>) {
+    super(message);
+    this.exitCode = exitCode;
+    if (problem !== undefined) this.problem = problem;
+  }
+}
+
+export function address(): string {
+  return (process.env.PORTCULLIS_ADDR ?? 'http://127.0.0.1:7070').replace(/\/+$/, '');
+}
+
+function home(): string {
+  return process.env.PORTCULLIS_HOME ?? join(homedir(), '.portcullis');
+}
+
+interface SavedSession {
+  addr: string;
+  session_token: string;
+  expires_at: string;
+  identity: string;
+}
+
+export function saveSession(s: SavedSession): string {
+  const dir = home();
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const path = join(dir, 'session.json');
+  writeFileSync(path, JSON.stringify(s, null, 2), { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return path;
+}
+
+export function clearSession(): void {
+  rmSync(join(home(), 'session.json'), { force: true });
+}
+
+/** The session token: PORTCULLIS_TOKEN wins, then the saved login for this address. */
+export function sessionToken(): string {
+  if (process.env.PORTCULLIS_TOKEN) return process.env.PORTCULLIS_TOKEN;
+  let saved: SavedSession;
+  try {
+    saved = JSON.parse(readFileSync(join(home(), 'session.json'), 'utf8')) as SavedSession;
+  } catch {
+    throw new CliError('not logged in: run `portcullis login --token <jwt>` (or --api-key) first', EXIT.unauthenticated);
+  }
+  if (saved.addr !== address()) throw new CliError(`the saved session is for ${saved.addr}, not ${address()}: log in again`, EXIT.unauthenticated);
+  if (Date.parse(saved.expires_at) <= Date.now()) throw new CliError(`your session for ${saved.identity} expired at ${saved.expires_at}: log in again`, EXIT.unauthenticated);
+  return saved.session_token;
+}
+
+export async function call<T = Record<string, unknown>>(
+  method: string,
+  path: string,
+  options: { body?: unknown; auth?: boolean; raw?: boolean } = {},
+): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  if (options.auth !== false) headers.authorization = `Bearer ${sessionToken()}`;
+  let res: Response;
+  try {
+    res = await fetch(`${address()}${path}`, {
+      method,
+      headers,
+      ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
+    });
+  } catch (err) {
+    throw new CliError(`cannot reach Portcullis at ${address()} (${(err as Error).cause ?? (err as Error).message}). Is the server running? Start one with \`npm start\`, or set PORTCULLIS_ADDR.`, EXIT.unavailable);
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    let problem: Record<string, unknown> = {};
+    try {
+      problem = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      /* not a problem document */
+    }
+    const detail = String(problem.detail ?? (text.slice(0, 200) || res.statusText));
+    const code = res.status === 401 ? EXIT.unauthenticated : res.status === 403 ? EXIT.denied : res.status >= 500 ? EXIT.unavailable : res.status === 400 || res.status === 404 || res.status === 409 ? EXIT.usage : EXIT.failure;
+    const hint = res.status === 401 ? ' — log in again with `portcullis login`' : '';
+    throw new CliError(`${res.status} ${String(problem.code ?? '')}: ${detail}${hint}`, code, problem);
+  }
+  if (options.raw) return text as T;
+  return (text === '' ? {} : JSON.parse(text)) as T;
+}

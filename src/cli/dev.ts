@@ -1,0 +1,138 @@
+// `portcullis dev`: a complete local setup in one command — a data directory, a development
+// OIDC issuer whose tokens the dev trusts accept, demo identities, resources and policies.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { SignJWT, importJWK } from 'jose';
+import { stringify } from 'yaml';
+import { parseConfig } from '../config/load.ts';
+import type { LoadedConfig } from '../config/load.ts';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const DEV_POLICIES = join(REPO, 'examples', 'dev', 'policies');
+/** Default data directory of `portcullis dev`, whatever the working directory. */
+export const DEV_DATA = join(REPO, '.portcullis', 'dev');
+
+export function devIssuers(port: number): { ci: string; sso: string } {
+  return { ci: `http://127.0.0.1:${port}/dev/ci`, sso: `http://127.0.0.1:${port}/dev/sso` };
+}
+
+/** The dev issuer's signing key, made once per data directory (mode 0600). */
+export function devIssuerKey(dataDir: string): { privateJwk: Record<string, unknown>; publicJwk: Record<string, unknown> } {
+  const path = join(dataDir, 'dev-issuer.jwk.json');
+  if (!existsSync(path)) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const kid = `dev-${randomUUID().slice(0, 8)}`;
+    const privateJwk = { ...(privateKey as KeyObject).export({ format: 'jwk' }), kid, alg: 'EdDSA', use: 'sig' };
+    const publicJwk = { ...(publicKey as KeyObject).export({ format: 'jwk' }), kid, alg: 'EdDSA', use: 'sig' };
+    writeFileSync(path, JSON.stringify({ privateJwk, publicJwk }), { mode: 0o600 });
+  }
+  return JSON.parse(readFileSync(path, 'utf8')) as { privateJwk: Record<string, unknown>; publicJwk: Record<string, unknown> };
+}
+
+export function devConfig(dataDir: string, port: number): LoadedConfig {
+  const { publicJwk } = devIssuerKey(dataDir);
+  const issuers = devIssuers(port);
+  const config = {
+    listen: { host: '127.0.0.1', port },
+    data_dir: dataDir,
+    boundaries: ['application', 'platform', 'infrastructure', 'ai-platform'],
+    bridges: [{ from: 'ai-platform', to: 'application', actions: ['db.select'], reason: 'support agent reads order status for tickets' }],
+    trusts: [
+      {
+        name: 'dev-ci',
+        kind: 'oidc',
+        issuer: issuers.ci,
+        jwks: { keys: [publicJwk] },
+        audiences: ['portcullis'],
+        algorithms: ['EdDSA'],
+        require: { repository_owner: 'acme' },
+        identity: 'workload:github/{repository}',
+        identity_kind: 'workload',
+        attributes: ['repository', 'ref', 'environment'],
+        boundary: 'application',
+        environment: 'dev',
+        owner: 'team:platform',
+      },
+      {
+        name: 'dev-agents',
+        kind: 'oidc',
+        issuer: `${issuers.ci}/agents`,
+        jwks: { keys: [publicJwk] },
+        audiences: ['portcullis'],
+        algorithms: ['EdDSA'],
+        identity: 'agent:{agent}',
+        identity_kind: 'agent',
+        boundary: 'ai-platform',
+        environment: 'prod',
+        owner: 'team:support',
+      },
+      {
+        name: 'dev-sso',
+        kind: 'oidc',
+        issuer: issuers.sso,
+        jwks: { keys: [publicJwk] },
+        audiences: ['portcullis'],
+        algorithms: ['EdDSA'],
+        identity: 'user:{email}',
+        identity_kind: 'user',
+        attributes: ['email'],
+        boundary: 'platform',
+        environment: 'prod',
+      },
+    ],
+    identities: [
+      { id: 'workload:github/acme/api', kind: 'workload', owner: 'team:payments', purpose: 'serves the payments api', boundary: 'application', environment: 'prod', parents: ['Team::"payments"'] },
+      { id: 'workload:github/acme/reports', kind: 'workload', owner: 'team:data', purpose: 'nightly reports', boundary: 'platform', environment: 'prod' },
+      { id: 'agent:support-bot', kind: 'agent', owner: 'team:support', purpose: 'answers order-status tickets', boundary: 'ai-platform', environment: 'prod' },
+      { id: 'user:admin@example.com', kind: 'user', owner: 'user:admin@example.com', purpose: 'dev administrator', boundary: 'platform', environment: 'prod', parents: ['Role::"portcullis-admin"', 'Team::"sre"'] },
+    ],
+    resources: [
+      { type: 'Database', id: 'orders', boundary: 'application', environment: 'prod' },
+      { type: 'Table', id: 'orders.payments', boundary: 'application', environment: 'prod', parents: ['Database::"orders"'] },
+      { type: 'Database', id: 'analytics', boundary: 'platform', environment: 'prod' },
+      { type: 'Host', id: 'bastion-1', boundary: 'infrastructure', environment: 'prod' },
+    ],
+    policies: DEV_POLICIES,
+    session: { ttl: '15m' },
+    audit: { fail_closed: true },
+  };
+  return parseConfig(stringify(config), dataDir);
+}
+
+/** Signs a token as the dev issuer: a workload (`repo:owner/name`), an agent, or a user. */
+export async function devToken(
+  dataDir: string,
+  port: number,
+  who: { sub?: string; user?: string; agent?: string; claims?: Record<string, string>; ttlSeconds?: number },
+): Promise<string> {
+  const { privateJwk } = devIssuerKey(dataDir);
+  const key = await importJWK(privateJwk as never, 'EdDSA');
+  const issuers = devIssuers(port);
+  let iss: string;
+  let claims: Record<string, string>;
+  if (who.user !== undefined) {
+    iss = issuers.sso;
+    claims = { sub: who.user, email: who.user };
+  } else if (who.agent !== undefined) {
+    iss = `${issuers.ci}/agents`;
+    claims = { sub: `agent:${who.agent}`, agent: who.agent };
+  } else {
+    const sub = who.sub ?? 'repo:acme/api';
+    const m = /^repo:([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)/.exec(sub);
+    if (!m) throw new Error('--sub must look like repo:OWNER/NAME (GitHub Actions style)');
+    claims = { sub, repository: `${m[1]}/${m[2]}`, repository_owner: m[1]!, ref: 'refs/heads/main', environment: 'prod' };
+    iss = issuers.ci;
+  }
+  return new SignJWT({ ...claims, ...who.claims })
+    .setProtectedHeader({ alg: 'EdDSA', kid: String(privateJwk.kid), typ: 'JWT' })
+    .setIssuer(iss)
+    .setAudience('portcullis')
+    .setIssuedAt()
+    .setJti(randomUUID())
+    .setExpirationTime(`${who.ttlSeconds ?? 300}s`)
+    .sign(key);
+}

@@ -1,0 +1,55 @@
+// Starts the HTTP server for a loaded configuration (used by `server` and `dev`).
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { Broker } from '../broker.ts';
+import type { BrokerOptions } from '../broker.ts';
+import type { LoadedConfig } from '../config/load.ts';
+import { buildServer } from '../server/app.ts';
+import { createEngine } from '../policy/engine/select.ts';
+
+export interface Running {
+  broker: Broker;
+  app: FastifyInstance;
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function serve(loaded: LoadedConfig, options: BrokerOptions & { quiet?: boolean } = {}): Promise<Running> {
+  const { config } = loaded;
+  const log = options.log ?? ((m: string) => (options.quiet ? undefined : process.stderr.write(`${m}\n`)));
+  for (const w of loaded.warnings) log(`warning: ${w}`);
+  const tls = config.listen.tls;
+  const scheme = tls ? 'https' : 'http';
+  const issuer = options.issuer ?? `${scheme}://${config.listen.host}:${config.listen.port}`;
+  const broker = await Broker.open(config, { engineFactory: createEngine, ...options, issuer, log });
+  let app: FastifyInstance;
+  try {
+    app = await buildServer(broker, {
+      https: tls
+        ? {
+            cert: readFileSync(tls.cert),
+            key: readFileSync(tls.key),
+            ...(tls.client_ca !== undefined && { ca: readFileSync(tls.client_ca) }),
+            requestCert: tls.client_ca !== undefined,
+            rejectUnauthorized: false, // the spiffe trust decides; a bad certificate is audited, not dropped silently
+          }
+        : null,
+    });
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (err) {
+    await broker.close();
+    throw err;
+  }
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.listen.port;
+  const url = `${scheme}://${config.listen.host}:${port}`;
+  return {
+    broker,
+    app,
+    url,
+    async stop() {
+      await app.close();
+      await broker.close();
+    },
+  };
+}

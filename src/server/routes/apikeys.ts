@@ -1,0 +1,83 @@
+// Legacy API keys: minted here, tracked, expiring, rotated, revocable.
+import type { FastifyInstance } from 'fastify';
+import type { Broker } from '../../broker.ts';
+import { requireAllowed, requireSession } from '../auth.ts';
+
+const keyId = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 128 } } } as const;
+const duration = { type: 'string', pattern: '^(\\d+(ms|s|m|h|d))+$' } as const;
+
+export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
+  const session = requireSession(broker);
+
+  app.post(
+    '/v1/apikeys',
+    {
+      preHandler: session,
+      schema: {
+        summary: 'Mint an API key for an identity (the secret is shown once)',
+        tags: ['apikeys'],
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['identity', 'ttl'],
+          properties: {
+            identity: { type: 'string', minLength: 3, maxLength: 300 },
+            ttl: duration,
+            rotate_after: duration,
+            description: { type: 'string', maxLength: 256 },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const body = req.body as { identity: string; ttl: string; rotate_after?: string; description?: string };
+      await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: body.identity });
+      return reply.code(201).send(await broker.mintApiKey(req.session!, body));
+    },
+  );
+
+  app.get(
+    '/v1/apikeys',
+    {
+      preHandler: session,
+      schema: {
+        summary: 'List API keys (never their secrets)',
+        tags: ['apikeys'],
+        querystring: { type: 'object', additionalProperties: false, properties: { identity: { type: 'string', maxLength: 300 } } },
+      },
+    },
+    async (req) => {
+      const { identity } = req.query as { identity?: string };
+      await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: identity ?? '*' });
+      return { apikeys: broker.listApiKeys(identity) };
+    },
+  );
+
+  app.post(
+    '/v1/apikeys/:id/rotate',
+    { preHandler: session, schema: { summary: 'Rotate: a new secret replaces the old one', tags: ['apikeys'], params: keyId } },
+    async (req) => {
+      const { id } = req.params as { id: string };
+      await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: broker.apiKeyOwner(id) });
+      return broker.rotateApiKey(req.session!, id);
+    },
+  );
+
+  app.post(
+    '/v1/apikeys/:id/revoke',
+    {
+      preHandler: session,
+      schema: {
+        summary: 'Revoke an API key',
+        tags: ['apikeys'],
+        params: keyId,
+        body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 1024 } } },
+      },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string };
+      await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: broker.apiKeyOwner(id) });
+      return broker.revokeApiKey(req.session!, id, (req.body as { reason?: string } | undefined)?.reason ?? '');
+    },
+  );
+}

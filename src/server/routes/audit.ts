@@ -1,0 +1,84 @@
+// Audit: query, follow (NDJSON stream), export, online verification.
+import type { FastifyInstance } from 'fastify';
+import type { Broker } from '../../broker.ts';
+import { AUDIT_STREAMS } from '../../audit/types.ts';
+import type { AuditQuery, AuditStreamName } from '../../audit/types.ts';
+import { InvalidInput } from '../../common/errors.ts';
+import { requireAllowed, requireSession } from '../auth.ts';
+
+const time = { type: 'string', maxLength: 40 } as const;
+
+export function auditRoutes(app: FastifyInstance, broker: Broker): void {
+  const session = requireSession(broker);
+
+  app.get('/v1/audit/verify', { preHandler: session, schema: { summary: 'Verify every stream: hash chain, checkpoints, head', tags: ['audit'] } }, async (req) => {
+    for (const s of AUDIT_STREAMS) await requireAllowed(broker, req, 'audit.read', { type: 'AuditStream', id: s });
+    await broker.audit.flush();
+    return broker.verifyAudit();
+  });
+
+  app.get(
+    '/v1/audit/:stream',
+    {
+      preHandler: session,
+      schema: {
+        summary: 'Query a stream; `follow=true` streams new events as NDJSON, `format=ndjson` exports',
+        tags: ['audit'],
+        params: { type: 'object', required: ['stream'], properties: { stream: { type: 'string', enum: [...AUDIT_STREAMS] } } },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            since: time,
+            until: time,
+            identity: { type: 'string', maxLength: 300 },
+            boundary: { type: 'string', maxLength: 64 },
+            decision: { type: 'string', enum: ['allow', 'deny'] },
+            type: { type: 'string', maxLength: 128 },
+            after: { type: 'string', pattern: '^\\d{1,15}$' },
+            limit: { type: 'string', pattern: '^\\d{1,4}$' },
+            follow: { type: 'string', enum: ['true', 'false'] },
+            format: { type: 'string', enum: ['json', 'ndjson'] },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const stream = (req.params as { stream: AuditStreamName }).stream;
+      await requireAllowed(broker, req, 'audit.read', { type: 'AuditStream', id: stream });
+      const q = req.query as Record<string, string | undefined>;
+      const query: AuditQuery = {
+        stream,
+        ...(q.since !== undefined && { since: isoOrFail(q.since, 'since') }),
+        ...(q.until !== undefined && { until: isoOrFail(q.until, 'until') }),
+        ...(q.identity !== undefined && { identity: q.identity }),
+        ...(q.boundary !== undefined && { boundary: q.boundary }),
+        ...(q.decision !== undefined && { decision: q.decision as 'allow' | 'deny' }),
+        ...(q.type !== undefined && { type: q.type }),
+        ...(q.after !== undefined && { afterSeq: Number(q.after) }),
+      };
+      if (q.follow === 'true') {
+        const abort = new AbortController();
+        req.raw.on('close', () => abort.abort());
+        reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+        for await (const r of broker.audit.follow({ ...query, signal: abort.signal })) {
+          if (!reply.raw.write(`${JSON.stringify(r)}\n`)) await new Promise((res) => reply.raw.once('drain', res));
+        }
+        reply.raw.end();
+        return reply;
+      }
+      await broker.audit.flush();
+      if (q.format === 'ndjson') {
+        reply.type('application/x-ndjson');
+        return reply.send(Array.from(broker.audit.exportJsonLines(query), (l) => `${l}\n`).join(''));
+      }
+      const limit = q.limit === undefined ? 100 : Math.min(Number(q.limit), 1000);
+      return { events: broker.audit.query({ ...query, limit }) };
+    },
+  );
+}
+
+function isoOrFail(v: string, field: string): string {
+  if (Number.isNaN(Date.parse(v))) throw new InvalidInput(`${field} must be an ISO-8601 time`, field);
+  return new Date(v).toISOString();
+}

@@ -1,0 +1,129 @@
+// Proof → session token, RFC 8693 token exchange for OAuth clients, session revocation, JWKS.
+import type { FastifyInstance } from 'fastify';
+import type { Broker } from '../../broker.ts';
+import type { Proof } from '../../identity/types.ts';
+import { AuthenticationFailed, InvalidInput, PortcullisError } from '../../common/errors.ts';
+import { requireAllowed, requireSession } from '../auth.ts';
+
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+const ID_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:id_token';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+export function authRoutes(app: FastifyInstance, broker: Broker): void {
+  app.post(
+    '/v1/auth/token',
+    {
+      schema: {
+        summary: 'Exchange a proof (workload JWT, JWT-SVID, API key, or the TLS client certificate) for a session token',
+        tags: ['auth'],
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            token: { type: 'string', maxLength: 16384 },
+            api_key: { type: 'string', maxLength: 256 },
+            bootstrap: { type: 'string', maxLength: 256 },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const body = (req.body ?? {}) as { token?: string; api_key?: string; bootstrap?: string };
+      if (body.bootstrap !== undefined) {
+        if (body.token !== undefined || body.api_key !== undefined) throw new InvalidInput('send exactly one of "token", "api_key" or "bootstrap"', 'body');
+        return broker.loginBootstrap(body.bootstrap, req.ip);
+      }
+      let proof: Proof;
+      if (body.token !== undefined && body.api_key === undefined) proof = { type: 'jwt', token: body.token };
+      else if (body.api_key !== undefined && body.token === undefined) proof = { type: 'api_key', key: body.api_key };
+      else if (body.token === undefined && body.api_key === undefined) {
+        const chain = clientCertificateChain(req.raw.socket);
+        if (!chain) throw new InvalidInput('send exactly one of "token" or "api_key", or present a client certificate', 'body');
+        proof = { type: 'x509', chain };
+      } else throw new InvalidInput('send exactly one of "token" or "api_key"', 'body');
+      return broker.login(proof, req.ip);
+    },
+  );
+
+  // RFC 8693 for standard OAuth clients. Errors follow RFC 6749 §5.2, not problem+json.
+  app.post(
+    '/oauth2/token',
+    { schema: { summary: 'RFC 8693 token exchange: a workload JWT for a Portcullis session token', tags: ['auth'] } },
+    async (req, reply) => {
+      const form = req.body as Record<string, string> | undefined;
+      const oauthError = (status: number, error: string, description: string) =>
+        reply.code(status).header('cache-control', 'no-store').send({ error, error_description: description });
+      if (!form || typeof form !== 'object') return oauthError(400, 'invalid_request', 'send application/x-www-form-urlencoded');
+      if (form.grant_type !== TOKEN_EXCHANGE) return oauthError(400, 'unsupported_grant_type', `grant_type must be ${TOKEN_EXCHANGE}`);
+      if (!form.subject_token) return oauthError(400, 'invalid_request', 'subject_token is required');
+      if (![JWT_TYPE, ID_TOKEN_TYPE, ACCESS_TOKEN_TYPE].includes(form.subject_token_type ?? '')) {
+        return oauthError(400, 'invalid_request', `subject_token_type must be ${JWT_TYPE}`);
+      }
+      if (form.actor_token) return oauthError(400, 'invalid_request', 'delegation (actor_token) is not enabled on this server yet');
+      try {
+        const s = await broker.login({ type: 'jwt', token: form.subject_token }, req.ip);
+        return reply.header('cache-control', 'no-store').send({
+          access_token: s.session_token,
+          issued_token_type: JWT_TYPE,
+          token_type: 'Bearer',
+          expires_in: Math.max(0, Math.floor((Date.parse(s.expires_at) - Date.now()) / 1000)),
+        });
+      } catch (err) {
+        if (err instanceof AuthenticationFailed) return oauthError(400, 'invalid_grant', 'the subject token was not accepted');
+        if (err instanceof PortcullisError && err.status < 500) return oauthError(400, 'invalid_request', err.message);
+        throw err;
+      }
+    },
+  );
+
+  app.post(
+    '/v1/sessions/revoke',
+    {
+      preHandler: requireSession(broker),
+      schema: {
+        summary: 'Revoke one session (by jti) or every live session of an identity',
+        tags: ['auth'],
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            jti: { type: 'string', maxLength: 128 },
+            identity: { type: 'string', maxLength: 300 },
+            reason: { type: 'string', maxLength: 1024 },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const body = req.body as { jti?: string; identity?: string; reason?: string };
+      if ((body.jti === undefined) === (body.identity === undefined)) {
+        throw new InvalidInput('send exactly one of "jti" or "identity"', 'body');
+      }
+      const target = body.identity ?? req.session!.identity.id;
+      // Revoking your own session needs no permission; anything else is session.revoke on the identity.
+      if (!(body.jti !== undefined && body.jti === req.session!.jti)) {
+        await requireAllowed(broker, req, 'session.revoke', { type: 'Identity', id: target });
+      }
+      return broker.revokeSessions(req.session!, body, req.ip);
+    },
+  );
+
+  app.get('/.well-known/jwks.json', { schema: { summary: "The broker's public signing keys", tags: ['auth'] } }, async (_req, reply) => {
+    return reply.header('cache-control', 'public, max-age=60').send(broker.publicJwks());
+  });
+}
+
+function clientCertificateChain(socket: unknown): Uint8Array[] | undefined {
+  const s = socket as { getPeerCertificate?: (detailed: boolean) => { raw?: Buffer; issuerCertificate?: unknown } };
+  if (typeof s.getPeerCertificate !== 'function') return undefined;
+  const chain: Uint8Array[] = [];
+  let cert = s.getPeerCertificate(true) as { raw?: Buffer; issuerCertificate?: unknown } | undefined;
+  const seen = new Set<unknown>();
+  while (cert && cert.raw && !seen.has(cert)) {
+    seen.add(cert);
+    chain.push(new Uint8Array(cert.raw));
+    cert = cert.issuerCertificate as typeof cert;
+  }
+  return chain.length > 0 ? chain : undefined;
+}

@@ -1,0 +1,33 @@
+// The broker's signing keys: list and rotate (the old key keeps verifying for an overlap).
+import type { FastifyInstance } from 'fastify';
+import type { Broker } from '../../broker.ts';
+import { requireAllowed, requireSession } from '../auth.ts';
+
+export function keyRoutes(app: FastifyInstance, broker: Broker): void {
+  const session = requireSession(broker);
+  const cp = { type: 'ControlPlane', id: 'portcullis' };
+  app.get('/v1/keys', { preHandler: session, schema: { summary: 'Signing keys (public parts and status)', tags: ['keys'] } }, async (req) => {
+    await requireAllowed(broker, req, 'key.rotate', cp);
+    return { keys: broker.keyring.list() };
+  });
+  app.post(
+    '/v1/keys/rotate',
+    {
+      preHandler: session,
+      schema: {
+        summary: 'Rotate a signing key; live tokens keep verifying until they expire',
+        tags: ['keys'],
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['purpose'],
+          properties: { purpose: { type: 'string', enum: ['session', 'audit', 'token'] } },
+        },
+      },
+    },
+    async (req) => {
+      await requireAllowed(broker, req, 'key.rotate', cp);
+      return broker.rotateKeys(req.session!, (req.body as { purpose: 'session' | 'audit' | 'token' }).purpose);
+    },
+  );
+}
