@@ -9,6 +9,7 @@ import type { Clock } from '../common/clock.ts';
 import { nowSeconds, systemClock } from '../common/clock.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { AuthnFacts } from './types.ts';
+import { InvalidInput } from '../common/errors.ts';
 import { fail } from './reasons.ts';
 import { checkHeader, checkTimes, mapJoseError, parseJwt } from './jwt.ts';
 import { migrateIdentity } from './migrations.ts';
@@ -158,6 +159,7 @@ export class SessionService {
 
   /** Revokes one session token. `expiresAt` (s) bounds how long the entry is kept. */
   revokeJti(jti: string, options: { identityId?: string; expiresAt?: number } = {}): void {
+    if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new InvalidInput('jti must be a string of 1-256 characters', 'jti');
     const now = nowSeconds(this.#clock);
     const exp = options.expiresAt ?? now + Math.ceil(SESSION_TTL_CAP_MS / 1000) + LEEWAY_SECONDS;
     this.#db
