@@ -5,6 +5,9 @@ import type { TargetConfig } from './config.ts';
 import { AccessTokenIssuer } from './access-token.ts';
 import { PostgresIssuer } from './postgres.ts';
 import { SshIssuer } from './ssh.ts';
+import { SpiffeX509Issuer } from './x509-svid.ts';
+import type { CaMaterial } from './x509-svid.ts';
+import type * as x509 from '../crypto/x509.ts';
 import type { SshCa } from './ssh.ts';
 import type { CredentialIssuer, JwtSigner } from './types.ts';
 
@@ -19,6 +22,8 @@ export interface IssuerDeps {
   signer?: JwtSigner;
   /** `iss` of access tokens: the broker's external URL. */
   issuerUrl?: string;
+  /** SPIFFE CAs by trust domain: root certificate (the bundle) and the issuing intermediate. */
+  spiffe?: Record<string, { root: x509.X509Certificate; intermediate: CaMaterial }>;
 }
 
 function need<T>(v: T | undefined, target: TargetConfig, what: string): T {
@@ -37,6 +42,11 @@ const FACTORIES: Partial<Record<TargetConfig['kind'], Factory>> = {
       issuer: need(d.issuerUrl, t, 'the broker URL (deps.issuerUrl)'),
       clock: d.clock,
     }),
+  'spiffe-x509': (t, d) => {
+    const st = t as Extract<TargetConfig, { kind: 'spiffe-x509' }>;
+    const ca = need(d.spiffe?.[st.trust_domain], t, `a CA for trust domain ${st.trust_domain} (deps.spiffe)`);
+    return new SpiffeX509Issuer({ target: st, root: ca.root, intermediate: ca.intermediate, clock: d.clock });
+  },
   ssh: (t, d) => {
     const ssh = need(d.ssh, t, 'an SSH CA (deps.ssh)');
     return new SshIssuer({ target: t as Extract<TargetConfig, { kind: 'ssh' }>, ca: ssh.ca, clock: d.clock, krlPath: ssh.krlPath });
