@@ -1,6 +1,7 @@
 // Reads the broker's public keys from a data directory's database without the master key and
 // without writing, so `portcullis audit verify --data DIR` works while the server is down.
 import { DatabaseSync } from 'node:sqlite';
+import { join } from 'node:path';
 import type { Db } from '../store/sqlite.ts';
 import type { JsonWebKey } from 'node:crypto';
 import type { PublicKeyResolver } from '../audit/types.ts';
@@ -25,4 +26,9 @@ export function offlinePublicKeyResolver(dbPath: string, purpose: KeyPurpose = '
   } finally {
     db.close();
   }
+}
+
+/** The same for a data directory (the store file is `<dataDir>/<file>`). */
+export function offlinePublicKeyResolverForDataDir(dataDir: string, file = 'portcullis.db', purpose: KeyPurpose = 'audit'): PublicKeyResolver {
+  return offlinePublicKeyResolver(join(dataDir, file), purpose);
 }

@@ -79,7 +79,7 @@ export class OidcTrust implements TrustVerifier {
         assurance: 'high',
         auth_time: authTime(claims, now, this.#leeway),
       },
-      attributes: copyAttributes(claims, this.config.attributes),
+      attributes: copyAttributes(claims, this.config.attributes ?? []),
       defaults: defaultsOf(this.config),
       evidence: {
         trust: this.name,

@@ -9,7 +9,7 @@ import { openDatabase } from '../../src/store/sqlite.ts';
 import { ManualClock } from '../../src/common/clock.ts';
 import { Keyring } from '../../src/crypto/keyring.ts';
 import { loadMasterKey, MasterKeyError, parseMasterKey } from '../../src/crypto/masterkey.ts';
-import { offlinePublicKeyResolver } from '../../src/crypto/offline.ts';
+import { offlinePublicKeyResolver, offlinePublicKeyResolverForDataDir } from '../../src/crypto/offline.ts';
 import { open, seal, DecryptionFailed } from '../../src/crypto/envelope.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'pcx-keyring-'));
@@ -117,6 +117,7 @@ test('keyring: rotation overlap then retirement; audit keys resolve forever; off
   assert.ok(offline(a1));
   assert.ok(offline(signer.kid));
   assert.equal(offline(k2.kid), undefined);
+  assert.ok(offlinePublicKeyResolverForDataDir(dir)(a1));
 });
 
 test('keyring: named secrets are stable and sealed', () => {

@@ -109,6 +109,9 @@ test('OIDC: unknown kid refetches once (rotation), then refetches are rate-limit
 test('OIDC: JWKS endpoint down → jwks_unavailable; stale keys survive an outage', async () => {
   const trust = new OidcTrust(config({ jwks_uri: 'http://127.0.0.1:1/jwks' }), { clock, timeoutMs: 2000 });
   await refused(trust.verify({ type: 'jwt', token: sign(claims(), k1) }), 'jwks_unavailable');
+  server.status = 500;
+  await refused(new OidcTrust(config(), { clock }).verify({ type: 'jwt', token: sign(claims(), k1) }), 'jwks_unavailable');
+  server.status = 200;
   server.setKeys([k1.jwk]);
   const c = new ManualClock();
   const t2 = new OidcTrust(config(), { clock: c, cacheMaxAgeMs: 60_000 });
@@ -125,6 +128,9 @@ test('OIDC: inline JWKS; HMAC/oct keys in a JWKS are ignored; symmetric algorith
   const trust = new OidcTrust(config({ jwks_uri: undefined, jwks: { keys: [k2.jwk, { kty: 'oct', k: 'c2VjcmV0', kid: 'h' }] } as unknown as OidcTrustConfig['jwks'] }), { clock });
   const v = await trust.verify({ type: 'jwt', token: sign(claims(), k2) });
   assert.equal(v.identityId, 'workload:github/acme/api');
+  const ed = makeKey('ed', 'EdDSA');
+  const edTrust = new OidcTrust(config({ jwks_uri: undefined, jwks: { keys: [ed.jwk] } as unknown as OidcTrustConfig['jwks'] }), { clock });
+  assert.equal((await edTrust.verify({ type: 'jwt', token: sign(claims(), ed) })).evidence.alg, 'EdDSA');
   assert.throws(() => new OidcTrust(config({ algorithms: ['RS256', 'HS256'] })), /asymmetric/);
   assert.throws(() => new OidcTrust(config({ algorithms: ['none'] })), /asymmetric/);
   assert.throws(() => new OidcTrust(config({ identity: 'workload:{repo' })), /placeholder/);
