@@ -140,8 +140,12 @@ export class Keyring {
 
   #reload(): void {
     const now = this.#clock.now();
-    // Erase the private half of keys whose overlap has ended: they can never sign again.
-    this.#db.prepare('UPDATE crypto_keys SET private_sealed = NULL WHERE retire_at IS NOT NULL AND retire_at <= ? AND private_sealed IS NOT NULL').run(now);
+    // Erase the private half of keys whose overlap has ended: they can never sign again. Checked
+    // in memory first so the periodic reload stays read-only when there is nothing to erase.
+    const due = this.#loadedAt === -Infinity || [...this.#keys.values()].some((k) => k.row.private_sealed !== null && k.row.retire_at !== null && k.row.retire_at <= now);
+    if (due) {
+      this.#db.prepare('UPDATE crypto_keys SET private_sealed = NULL WHERE retire_at IS NOT NULL AND retire_at <= ? AND private_sealed IS NOT NULL').run(now);
+    }
     const rows = this.#db.prepare('SELECT * FROM crypto_keys').all() as unknown as KeyRow[];
     const next = new Map<string, LoadedKey>();
     for (const row of rows) {
