@@ -63,6 +63,22 @@ interface HeadState {
 
 const FOLLOW_PAGE = 500;
 
+// Most callers never read the returned record's payload: parse the stored canonical JSON on first
+// access only. An own, enumerable accessor, so JSON.stringify, spread and deep equality see it.
+function definePayload(r: AuditRecord, json: string): void {
+  let value: Record<string, unknown> | undefined;
+  Object.defineProperty(r, 'payload', {
+    enumerable: true,
+    configurable: true,
+    get: () => (value ??= JSON.parse(json) as Record<string, unknown>),
+    set: (v: Record<string, unknown>) => {
+      value = v;
+    },
+  });
+}
+
+
+
 export class AuditLog implements AuditSink {
   readonly #db: Db;
   readonly #clock: Clock;
@@ -318,7 +334,8 @@ export class AuditLog implements AuditSink {
         h.seq = seq;
         h.hash = hash;
         h.dirty = true;
-        const r: AuditRecord = { stream: ev.stream, seq, time: ev.time, type: ev.type, actor: ev.actor, payload: ev.payloadValue, prev_hash: f.prev_hash, hash };
+        const r = { stream: ev.stream, seq, time: ev.time, type: ev.type, actor: ev.actor, prev_hash: f.prev_hash, hash } as AuditRecord;
+        definePayload(r, ev.payload);
         if (ev.boundary !== null) r.boundary = ev.boundary;
         if (ev.subject !== null) r.subject = ev.subject;
         if (ev.decision !== null) r.decision = ev.decision;

@@ -2,7 +2,7 @@
 // event is refused on its own and never fails the batch it would have joined.
 import { InvalidInput } from '../common/errors.ts';
 import { canonicalJson } from './canonical.ts';
-import { scrub, scrubString } from './scrub.ts';
+import { SECRET_REDACTOR, scrubString } from './scrub.ts';
 import { AUDIT_STREAMS, type AuditEventInput, type AuditStreamName } from './types.ts';
 
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
@@ -17,8 +17,7 @@ export interface PreparedEvent {
   boundary: string | null;
   subject: string | null;
   decision: 'allow' | 'deny' | null;
-  /** The scrubbed payload and its canonical JSON (what is stored and hashed). */
-  payloadValue: Record<string, unknown>;
+  /** Canonical JSON of the scrubbed payload: what is stored and hashed. */
   payload: string;
 }
 
@@ -43,9 +42,8 @@ export function prepareEvent(e: AuditEventInput, time: string): PreparedEvent {
   }
   const p: unknown = e.payload;
   if (p === null || typeof p !== 'object' || Array.isArray(p)) throw new InvalidInput('payload must be an object', 'payload');
-  const payloadValue = scrub(p as Record<string, unknown>).value;
-  const payload = canonicalJson(payloadValue);
-  if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) {
+  const payload = canonicalJson(p, SECRET_REDACTOR);
+  if (payload.length > MAX_PAYLOAD_BYTES / 3 && Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) {
     throw new InvalidInput(`payload exceeds ${MAX_PAYLOAD_BYTES} bytes`, 'payload');
   }
   return {
@@ -56,7 +54,6 @@ export function prepareEvent(e: AuditEventInput, time: string): PreparedEvent {
     boundary: optionalId(e.boundary, 'boundary'),
     subject: optionalId(e.subject, 'subject'),
     decision: e.decision ?? null,
-    payloadValue,
     payload,
   };
 }

@@ -2,6 +2,8 @@
 // last line of defence when a caller forgets: values under secret-looking keys, and strings that
 // look like credentials wherever they appear, are replaced by REDACTED before hashing.
 
+import type { Redactor } from './canonical.ts';
+
 export const REDACTED = '[redacted]';
 
 // Key names that announce a secret value. Long words match anywhere (camelCase too); short ones
@@ -12,24 +14,26 @@ const SECRET_KEY =
 const SAFE_SUFFIX =
   /(fingerprint|[-_]fp|[-_]?ids?|[-_]?kid|[-_]?type|[-_]?kind|[-_]?name|[-_]?path|[-_]?ref|[-_]?count|[-_]at|[-_]?expires|[-_]?ttl|[-_]?hint|[-_]?prefix)$/i;
 
-// Values that are credentials whatever key they sit under.
-const SECRET_VALUE: readonly RegExp[] = [
-  /^pcx_[A-Za-z0-9_-]{8,}/, // Portcullis API keys
-  /^eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/, // JWS compact (JWT)
-  /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/,
-  /^bearer\s+\S{8,}/i,
-  /^basic\s+[A-Za-z0-9+/=]{8,}$/i,
-  /^(ghp|gho|ghs|ghu|github_pat|glpat|xox[abposr]|sk_live|sk-|AKIA)[A-Za-z0-9_-]{8,}/,
-  /^[a-z][a-z0-9+.-]*:\/\/[^\s/:@]+:[^\s/@]+@/i, // URL with user:password@
-];
+// Values that are credentials whatever key they sit under, as one alternation so each string is
+// tested once: Portcullis API keys, JWS compact (JWT), PEM private keys, bearer/basic headers,
+// well-known vendor token prefixes, URLs with user:password@.
+const SECRET_VALUE =
+  /^pcx_[A-Za-z0-9_-]{8,}|^eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*|-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----|^[Bb][Ee][Aa][Rr][Ee][Rr]\s+\S{8,}|^[Bb][Aa][Ss][Ii][Cc]\s+[A-Za-z0-9+/=]{8,}$|^(ghp|gho|ghs|ghu|github_pat|glpat|xox[abposr]|sk_live|sk-|AKIA)[A-Za-z0-9_-]{8,}|^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s/:@]+:[^\s/@]+@/;
+
+// Payloads repeat the same few keys: remember verdicts (bounded, so hostile keys cannot grow it).
+const keyVerdicts = new Map<string, boolean>();
 
 export function isSecretKey(key: string): boolean {
-  return SECRET_KEY.test(key) && !SAFE_SUFFIX.test(key);
+  let v = keyVerdicts.get(key);
+  if (v === undefined) {
+    v = SECRET_KEY.test(key) && !SAFE_SUFFIX.test(key);
+    if (keyVerdicts.size < 10_000) keyVerdicts.set(key, v);
+  }
+  return v;
 }
 
 export function looksLikeSecret(value: string): boolean {
-  for (const re of SECRET_VALUE) if (re.test(value)) return true;
-  return false;
+  return value.length >= 8 && SECRET_VALUE.test(value); // every pattern needs 8+ characters
 }
 
 export interface ScrubResult<T> {
@@ -78,3 +82,6 @@ function walk(value: unknown, path: string, redacted: string[], depth: number): 
   }
   return out;
 }
+
+/** The scrubber as a Redactor, for canonicalJson's one-pass scrub-and-serialise. */
+export const SECRET_REDACTOR: Redactor = { key: isSecretKey, value: looksLikeSecret, replacement: REDACTED };

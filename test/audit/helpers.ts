@@ -1,5 +1,5 @@
 // Shared fixtures: a real SQLite file in a temp dir and a real Ed25519 key.
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { generateKeyPairSync, sign, type JsonWebKey } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
