@@ -67,16 +67,12 @@ export function grantStatements(target: PostgresTarget, permission: string, role
   return out;
 }
 
-/** Hooks for crash-safety tests: called at the named points of the issuer's work. */
-export type CrashHook = (point: string) => void;
-
 export class PostgresIssuer implements CredentialIssuer {
   readonly kind = 'postgres' as const;
   readonly target: string;
   readonly resourceType = 'Database';
   readonly #cfg: PostgresTarget;
   readonly #pool: pg.Pool;
-  crashHook: CrashHook = () => {};
 
   constructor(opts: PostgresIssuerOptions) {
     this.#cfg = opts.target;
@@ -151,7 +147,6 @@ export class PostgresIssuer implements CredentialIssuer {
         throw e;
       }
     });
-    this.crashHook('postgres.role_created');
     const { host, port, database } = this.#cfg;
     return {
       handle: role,
@@ -188,7 +183,6 @@ export class PostgresIssuer implements CredentialIssuer {
   async revoke(lease: Lease): Promise<void> {
     if (lease.handle === null) return; // issuance never got as far as naming a role
     const role = this.#roleOf(lease);
-    this.crashHook('postgres.before_drop');
     await this.#withAdmin('revoke', (c) => this.#dropRole(c, role));
   }
 
