@@ -73,8 +73,7 @@ export function parseDecimal(s: string): Decimal {
   if ([...rs].length > 4) throw extErr(`too many digits after the decimal in \`${s}\``);
   if (!ASCII_INT.test(rs)) throw extErr('overflow when converting to decimal');
   const r = BigInt(rs) * 10n ** BigInt(4 - rs.length);
-  // Cedar adds the fraction when the integral part is >= 0 (so "-0.5" reads as 0.5).
-  const v = l >= 0n ? l + r : l - r;
+  const v = ls.startsWith('-') ? l - r : l + r;
   if (!inI64(v)) throw extErr('overflow when converting to decimal');
   return new Decimal(v);
 }

@@ -204,6 +204,13 @@ export class CompiledEngine implements DecisionEngine {
       const lookup = (k: string): EntityData | undefined => overlay.get(k) ?? store.get(k);
       const memo = new Map<string, ReadonlySet<string>>();
       const closed = touched ? (): undefined => undefined : (k: string): ReadonlySet<string> | undefined => (overlay.has(k) ? undefined : store.ancestors(k));
+      // The stored hierarchy is acyclic, so any cycle in the merged one runs through the overlay.
+      for (const [k, d] of overlay) {
+        if (d.parents.length === 0) continue;
+        const a = closure(d, lookup, closed);
+        if (a.has(k)) throw new PortcullisError('decision_failed', 400, `entity hierarchy has a cycle containing \`${d.uid}\``);
+        memo.set(k, a);
+      }
       ctx = {
         principal,
         action,

@@ -79,19 +79,32 @@ export class EntityStore {
 
   upsert(list: readonly Entity[]): void {
     const converted = list.map(convertEntity); // all or nothing: convert before mutating
-    const changed: string[] = [];
-    for (const e of converted) {
-      const old = this.entities.get(e.uid.key);
-      if (old !== undefined) this.#unlink(old);
-      this.entities.set(e.uid.key, e);
-      for (const p of e.parents) {
-        let s = this.children.get(p.key);
-        if (s === undefined) this.children.set(p.key, (s = new Set()));
-        s.add(e.uid.key);
-      }
-      changed.push(e.uid.key);
+    const previous = new Map<string, EntityData | undefined>();
+    for (const e of converted) if (!previous.has(e.uid.key)) previous.set(e.uid.key, this.entities.get(e.uid.key));
+    for (const e of converted) this.#put(e.uid.key, e);
+    const cycle = this.#recompute([...previous.keys()]);
+    if (cycle !== undefined) {
+      // Cedar requires the hierarchy to be acyclic: undo the whole upsert and refuse it.
+      for (const [k, old] of previous) this.#put(k, old);
+      this.#recompute([...previous.keys()]);
+      throw new CedarEvalError(`entity hierarchy has a cycle containing \`${this.entities.get(cycle)?.uid ?? cycle}\``);
     }
-    this.#recompute(changed);
+  }
+
+  #put(key: string, e: EntityData | undefined): void {
+    const old = this.entities.get(key);
+    if (old !== undefined) this.#unlink(old);
+    if (e === undefined) {
+      this.entities.delete(key);
+      this.#anc.delete(key);
+      return;
+    }
+    this.entities.set(key, e);
+    for (const p of e.parents) {
+      let s = this.children.get(p.key);
+      if (s === undefined) this.children.set(p.key, (s = new Set()));
+      s.add(key);
+    }
   }
 
   remove(uids: readonly EntityUid[]): void {
@@ -118,10 +131,13 @@ export class EntityStore {
     }
   }
 
-  /** Recomputes the closure of every changed entity and of all its descendants. */
-  #recompute(changed: string[]): void {
+  /**
+   * Recomputes the closure of every changed entity and of all its descendants. Returns the key
+   * of an entity that is its own ancestor, if the hierarchy now has a cycle.
+   */
+  #recompute(changed: string[]): string | undefined {
     this.version++;
-    if (changed.length === 0) return;
+    if (changed.length === 0) return undefined;
     const dirty = new Set<string>();
     const stack = [...changed];
     while (stack.length > 0) {
@@ -140,5 +156,7 @@ export class EntityStore {
       const a = e.parents.length === 0 ? EMPTY : closure(e, lookup, closed);
       this.#anc.set(k, a);
     }
+    for (const k of dirty) if (this.#anc.get(k)?.has(k)) return k;
+    return undefined;
   }
 }

@@ -1,0 +1,113 @@
+// Differential fuzzing: random policies, entities and requests; CompiledEngine must give exactly
+// cedar-wasm's decision, determining policies and erroring policies — and reject what it rejects.
+//   PORTCULLIS_FUZZ_SEED=<n>   reproduce a run        PORTCULLIS_FUZZ_CASES=<n>  longer run
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { CompiledEngine } from '../../src/policy/engine/compiled/index.ts';
+import type { AuthzResult, Entity } from '../../src/policy/engine/types.ts';
+import { Gen } from './compiled-fuzzgen.ts';
+
+const SEED = process.env.PORTCULLIS_FUZZ_SEED !== undefined ? Number(process.env.PORTCULLIS_FUZZ_SEED) : (Date.now() ^ (process.pid << 8)) >>> 0;
+const CASES = Number(process.env.PORTCULLIS_FUZZ_CASES ?? 4000);
+const REQUESTS_PER_CASE = 6;
+
+type Outcome = { rejected: true } | { rejected: false; decision: string; reasons: string[]; errors: string[] };
+
+function fromCompiled(f: () => AuthzResult): Outcome {
+  try {
+    const r = f();
+    return { rejected: false, decision: r.decision, reasons: [...r.reasons].sort(), errors: r.errors.map((e) => e.policyId).sort() };
+  } catch {
+    return { rejected: true };
+  }
+}
+
+test(`differential fuzz vs cedar-wasm (seed ${SEED}, ${CASES} cases)`, (t) => {
+  let compared = 0;
+  let rejectedAlike = 0;
+  let allow = 0;
+  let withErrors = 0;
+  let skippedParse = 0;
+  for (let i = 0; i < CASES; i++) {
+    const caseSeed = (SEED + Math.imul(i, 0x9e3779b1)) >>> 0;
+    const g = new Gen(caseSeed);
+    const n = 1 + g.r.int(4);
+    const texts = Array.from({ length: n }, () => g.policy());
+    const sources = texts.map((text, j) => ({ id: `p${j}`, text }));
+    const staticPolicies = Object.fromEntries(sources.map((s) => [s.id, s.text]));
+    const pre = cedar.checkParsePolicySet({ staticPolicies });
+    const engine = new CompiledEngine();
+    let loaded = true;
+    try {
+      engine.loadPolicies(sources);
+    } catch {
+      loaded = false;
+    }
+    if (pre.type !== 'success') {
+      // Cedar refuses the policy set (e.g. an integer literal out of range): so must we.
+      assert.equal(loaded, false, `seed ${SEED} case ${i} (case seed ${caseSeed}): cedar rejects the policies, compiled accepted:\n${texts.join('\n')}`);
+      skippedParse++;
+      continue;
+    }
+    assert.equal(loaded, true, `seed ${SEED} case ${i}: compiled rejected policies cedar accepts:\n${texts.join('\n')}`);
+    const entities = g.entities();
+    const storeOk = (() => {
+      try {
+        engine.upsertEntities(entities);
+        return true;
+      } catch {
+        return false;
+      }
+    })();
+    if (!storeOk) {
+      // The store refused the entities (e.g. a cyclic hierarchy): Cedar must refuse them too.
+      const req = g.request();
+      const w = cedar.isAuthorized({ ...req, context: req.context as cedar.Context, policies: { staticPolicies }, entities: entities as cedar.EntityJson[] });
+      assert.equal(w.type, 'failure', `seed ${SEED} case ${i}: compiled store rejected entities that cedar accepts: ${JSON.stringify(entities)}`);
+      rejectedAlike++;
+      continue;
+    }
+    for (let k = 0; k < REQUESTS_PER_CASE; k++) {
+      const req = g.request();
+      // Sometimes pass some entities per request (the overlay path), possibly replacing stored ones.
+      let overlay: Entity[] = [];
+      let all = entities;
+      if (g.r.chance(0.3)) {
+        const extra = g.entities().filter(() => g.r.chance(0.25));
+        overlay = extra;
+        const keys = new Set(extra.map((e) => `${e.uid.type}::${e.uid.id}`));
+        all = [...entities.filter((e) => !keys.has(`${e.uid.type}::${e.uid.id}`)), ...extra];
+      }
+      const w = cedar.isAuthorized({
+        principal: req.principal,
+        action: req.action,
+        resource: req.resource,
+        context: req.context as cedar.Context,
+        policies: { staticPolicies },
+        entities: all as cedar.EntityJson[],
+      });
+      const want: Outcome =
+        w.type === 'success'
+          ? { rejected: false, decision: w.response.decision, reasons: [...w.response.diagnostics.reason].sort(), errors: w.response.diagnostics.errors.map((e) => e.policyId).sort() }
+          : { rejected: true };
+      const got: Outcome = fromCompiled(() => engine.authorize(req, overlay));
+      if (JSON.stringify(got) !== JSON.stringify(want)) {
+        assert.fail(
+          `MISMATCH — reproduce with PORTCULLIS_FUZZ_SEED=${SEED} (case ${i}, request ${k})\n` +
+            `policies:\n${texts.map((x, j) => `  p${j}: ${x}`).join('\n')}\n` +
+            `request: ${JSON.stringify(req)}\noverlay: ${JSON.stringify(overlay)}\nentities: ${JSON.stringify(entities)}\n` +
+            `cedar-wasm: ${JSON.stringify(want)}${w.type === 'failure' ? ' ' + JSON.stringify(w.errors.map((e) => e.message)) : ' ' + JSON.stringify(w.type === 'success' ? w.response.diagnostics.errors.map((e) => e.error.message) : [])}\ncompiled:   ${JSON.stringify(got)}`,
+        );
+      }
+      compared++;
+      if (want.rejected) rejectedAlike++;
+      else {
+        if (want.decision === 'allow') allow++;
+        if (want.errors.length > 0) withErrors++;
+      }
+    }
+  }
+  t.diagnostic(`seed ${SEED}: ${compared} requests over ${CASES} cases agree (${allow} allow, ${withErrors} with policy errors, ${rejectedAlike} rejected alike; ${skippedParse} policy sets rejected alike)`);
+});
