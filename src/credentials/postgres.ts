@@ -191,11 +191,16 @@ export class PostgresIssuer implements CredentialIssuer {
     if (exists.rowCount === 0) return;
     // Close the door first so nothing new gets in while the live sessions are being ended.
     await c.query(`ALTER ROLE ${q(role)} NOLOGIN`);
-    // The timeout form waits for each backend to exit, so "revoked" means the sessions are gone.
-    await c.query(
-      'SELECT pg_terminate_backend(pid, 2000) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
-      [role],
-    );
+    await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()', [role]);
+    // Wait until the backends are really gone, so "revoked" means the sessions have ended. Polled
+    // at 5 ms: pg_terminate_backend's own timeout form sleeps in 100 ms steps.
+    const deadline = Date.now() + 3000;
+    for (;;) {
+      const r = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1', [role]);
+      if (r.rows[0]!.n === 0) break;
+      if (Date.now() > deadline) throw new TargetError(this.target, `sessions of ${role} did not end within 3 s`);
+      await new Promise((res) => setTimeout(res, 5));
+    }
     await c.query(`REASSIGN OWNED BY ${q(role)} TO CURRENT_USER`);
     await c.query(`DROP OWNED BY ${q(role)}`);
     await c.query(`DROP ROLE ${q(role)}`);

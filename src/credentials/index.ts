@@ -1,0 +1,17 @@
+// Public surface of the credentials domain, for server/ and cli/ to wire.
+export { createCredentialService, CredentialService } from './service.ts';
+export type { CredentialServiceOptions, ExchangeInput, IssueInput, Issued, ReconcileReport } from './service.ts';
+export { validateTargets } from './config.ts';
+export type { ApiTarget, PostgresTarget, SpiffeX509Target, SshTarget, TargetConfig } from './config.ts';
+export { parseSelector } from './revocation.ts';
+export type { BulkRevocationResult, RevalidationResult, RevocationResolvers, RevocationSelector, RevokeOutcome } from './revocation.ts';
+export { LeaseNotActive, TargetError } from './errors.ts';
+export { actorsOf, delegate, verifyAccessToken } from './access-token.ts';
+export type { ActClaim, Delegation, DelegationInput, VerifiedAccessToken } from './access-token.ts';
+export { generateSshCa, sshCaFromKey } from './ssh.ts';
+export type { SshCa } from './ssh.ts';
+export { parseUserCertificate } from './ssh-cert.ts';
+export { createIntermediate, generateSpiffeRoot, spiffeIdFor } from './x509-svid.ts';
+export type { CaMaterial } from './x509-svid.ts';
+export { LEASE_STATUSES } from './types.ts';
+export type { CredentialIssuer, Decide, DecisionRequest, JwtSigner, Lease, LeaseStatus, TargetKind } from './types.ts';
