@@ -1,17 +1,20 @@
 // The audit log: three hash-chained streams in the store, written by group commit.
-// Appends that arrive in the same tick share one transaction; every promise resolves after COMMIT
-// and a failed write rejects the whole batch, so the caller's operation fails closed.
-import type { StatementSync } from 'node:sqlite';
+// Appends that arrive while the previous batch is being written (at least one tick) share one
+// transaction; every promise resolves after COMMIT and a failed write rejects the whole batch, so
+// the caller's operation fails closed. Checkpoints are signed here, after the events they cover
+// are committed, and stored with the next batch.
 import type { Writable } from 'node:stream';
 import { systemClock, type Clock } from '../common/clock.ts';
 import type { Db } from '../store/sqlite.ts';
-import { GENESIS, hashFields } from './chain.ts';
-import { checkpointMessage } from './checkpoint.ts';
+import { InlineBatchWriter, WorkerBatchWriter, type BatchWriter } from './batch-writer.ts';
+import { GENESIS } from './chain.ts';
+import { checkpointMessage, type CheckpointRow } from './checkpoint.ts';
 import { AuditWriteFailed } from './errors.ts';
 import { prepareEvent, type PreparedEvent } from './prepare.ts';
 import { exportJsonLines, queryEvents, writeJsonLines, type ExportQuery } from './query.ts';
 import { migrateAudit } from './schema.ts';
 import { verifyAll, type ResolverSource } from './verify.ts';
+import { FIELDS, type DueCheckpoint, type WireEvents, type WriteResult } from './writer.ts';
 import {
   AUDIT_STREAMS,
   type AuditEventInput,
@@ -32,11 +35,17 @@ export interface AuditLogOptions {
   /** …or when this many ms passed since the last checkpoint with unsigned events (default 10 s). */
   checkpointIntervalMs?: number;
   /**
-   * `full` (default) sets `PRAGMA synchronous = FULL` on the connection so a resolved append
+   * `full` (default): the audit writes use `PRAGMA synchronous = FULL`, so a resolved append
    * survives power loss, not only a process crash; group commit keeps that to one fsync per
-   * batch. `store` leaves the connection as the store configured it.
+   * batch. `store`: use the connection's setting as the store configured it.
    */
   durability?: 'full' | 'store';
+  /**
+   * `worker` (default for a file database): batches are written by a worker thread on its own
+   * connection, so hashing, inserts and fsync leave the event loop. `inline`: on `db` itself
+   * (always for `:memory:`).
+   */
+  writer?: 'worker' | 'inline';
 }
 
 export type FollowOptions = Omit<AuditQuery, 'limit' | 'order' | 'afterSeq'> & {
@@ -51,14 +60,6 @@ interface Pending {
   ev: PreparedEvent;
   resolve: (r: AuditRecord) => void;
   reject: (e: unknown) => void;
-}
-
-interface HeadState {
-  seq: number;
-  hash: string;
-  cpSeq: number;
-  cpTime: number;
-  dirty: boolean;
 }
 
 const FOLLOW_PAGE = 500;
@@ -77,21 +78,20 @@ function definePayload(r: AuditRecord, json: string): void {
   });
 }
 
-
-
 export class AuditLog implements AuditSink {
   readonly #db: Db;
   readonly #clock: Clock;
   readonly #signer: AuditLogOptions['signer'];
-  readonly #every: number;
-  readonly #intervalMs: number;
-  readonly #insert: StatementSync;
-  readonly #selectHead: StatementSync;
-  readonly #upsertHead: StatementSync;
-  readonly #insertCheckpoint: StatementSync;
+  readonly #writer: BatchWriter;
   #queue: Pending[] = [];
   #scheduled = false;
+  #inFlight = false;
+  #lastWriteFailed = false;
   #checkpointRequest: 'none' | 'due' | 'force' = 'none';
+  /** Signed checkpoints waiting to be stored with the next batch. */
+  #signed: CheckpointRow[] = [];
+  /** Per stream, the seq of the last checkpoint signed (prev_seq of the next). */
+  readonly #lastSigned = new Map<AuditStreamName, number>();
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
   readonly #listeners = new Set<AppendListener>();
@@ -102,27 +102,24 @@ export class AuditLog implements AuditSink {
     this.#db = db;
     this.#clock = opts.clock ?? systemClock;
     this.#signer = opts.signer;
-    this.#every = opts.checkpointEvery ?? 1000;
-    this.#intervalMs = opts.checkpointIntervalMs ?? 10_000;
-    if (!Number.isSafeInteger(this.#every) || this.#every < 1) throw new RangeError('checkpointEvery must be a positive integer');
-    if (!(this.#intervalMs > 0)) throw new RangeError('checkpointIntervalMs must be positive');
+    const every = opts.checkpointEvery ?? 1000;
+    const intervalMs = opts.checkpointIntervalMs ?? 10_000;
+    if (!Number.isSafeInteger(every) || every < 1) throw new RangeError('checkpointEvery must be a positive integer');
+    if (!(intervalMs > 0)) throw new RangeError('checkpointIntervalMs must be positive');
     migrateAudit(db);
-    if ((opts.durability ?? 'full') === 'full') db.exec('PRAGMA synchronous = FULL');
-    this.#insert = db.prepare(
-      'INSERT INTO audit_events (stream, seq, time, type, actor, boundary, subject, decision, payload, prev_hash, hash) ' +
-        'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    );
-    this.#selectHead = db.prepare('SELECT seq, hash, cp_seq, cp_time FROM audit_heads WHERE stream = ?');
-    this.#upsertHead = db.prepare(
-      'INSERT INTO audit_heads (stream, seq, hash, cp_seq, cp_time) VALUES (?, ?, ?, ?, ?) ' +
-        'ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, cp_seq = excluded.cp_seq, cp_time = excluded.cp_time',
-    );
-    this.#insertCheckpoint = db.prepare(
-      'INSERT INTO audit_checkpoints (stream, seq, hash, time, prev_seq, kid, sig) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    );
+    const policy = { enabled: opts.signer !== undefined, every, intervalMs };
+    const path = db.location();
+    const full = (opts.durability ?? 'full') === 'full';
+    if (path !== null && (opts.writer ?? 'worker') === 'worker') {
+      const synchronous = full ? 2 : (db.prepare('PRAGMA synchronous').get() as { synchronous: number }).synchronous;
+      this.#writer = new WorkerBatchWriter({ path, synchronous, policy });
+    } else {
+      if (full) db.exec('PRAGMA synchronous = FULL');
+      this.#writer = new InlineBatchWriter(db, policy);
+    }
     if (this.#signer) {
       // Time-based checkpoints also happen when no event arrives; the timer must not keep the process alive.
-      this.#timer = setInterval(() => this.#request('due'), Math.min(this.#intervalMs, 1000));
+      this.#timer = setInterval(() => this.#request('due'), Math.min(intervalMs, 1000));
       this.#timer.unref();
     }
   }
@@ -130,6 +127,7 @@ export class AuditLog implements AuditSink {
   /** Appends one event; resolves with the stored record once it is committed. */
   append(event: AuditEventInput): Promise<AuditRecord> {
     if (this.#closed) return Promise.reject(new AuditWriteFailed('audit log is closed'));
+    if (!this.#db.isOpen) return Promise.reject(new AuditWriteFailed('audit store is closed'));
     let ev: PreparedEvent;
     try {
       ev = prepareEvent(event, new Date(this.#clock.now()).toISOString());
@@ -142,9 +140,9 @@ export class AuditLog implements AuditSink {
     return promise;
   }
 
-  /** Resolves once everything appended so far has been written (or rejected). */
+  /** Resolves once everything appended so far has been written (or rejected), checkpoints included. */
   flush(): Promise<void> {
-    if (this.#queue.length === 0 && !this.#scheduled) return Promise.resolve();
+    if (this.#isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
@@ -156,7 +154,7 @@ export class AuditLog implements AuditSink {
 
   /** The committed head of a stream (seq 0 and the genesis hash when empty). */
   head(stream: AuditStreamName): { seq: number; hash: string } {
-    const h = this.#selectHead.get(stream) as { seq: number; hash: string } | undefined;
+    const h = this.#db.prepare('SELECT seq, hash FROM audit_heads WHERE stream = ?').get(stream) as { seq: number; hash: string } | undefined;
     return h ? { seq: h.seq, hash: h.hash } : { seq: 0, hash: GENESIS[stream] };
   }
 
@@ -189,13 +187,10 @@ export class AuditLog implements AuditSink {
    */
   async *follow(opts: FollowOptions = {}): AsyncGenerator<AuditRecord> {
     const { signal, afterSeq, ...filters } = opts;
+    queryEvents(this.#db, { ...filters, afterSeq, limit: 1 }); // validate filters up front
     const streams = filters.stream !== undefined ? [filters.stream] : AUDIT_STREAMS;
-    queryEvents(this.#db, { ...filters, limit: 1 }); // validate filters up front
     const cursor = new Map<AuditStreamName, number>();
     for (const s of streams) cursor.set(s, afterSeq ?? this.head(s).seq);
-    if (afterSeq !== undefined && filters.stream === undefined) {
-      queryEvents(this.#db, { afterSeq }); // throws: afterSeq needs a stream
-    }
     while (!this.#closed && !signal?.aborted) {
       let more = false;
       for (const s of streams) {
@@ -223,9 +218,10 @@ export class AuditLog implements AuditSink {
     if (this.#closed) return;
     if (this.#timer) clearInterval(this.#timer);
     this.#request('force');
-    await this.flush();
+    await this.flush(); // with the store closed this rejects what is queued instead
     this.#closed = true;
-    for (const w of this.#wakers) w();
+    for (const w of [...this.#wakers]) w();
+    await this.#writer.close();
   }
 
   #nextCommit(signal: AbortSignal | undefined): Promise<void> {
@@ -247,37 +243,124 @@ export class AuditLog implements AuditSink {
   }
 
   #schedule(): void {
-    if (this.#scheduled) return;
+    if (this.#scheduled || this.#inFlight) return; // a batch in flight reschedules when it ends
     this.#scheduled = true;
     // setImmediate, not a microtask: everything appended during this turn of the event loop
     // (all callbacks of one I/O poll) joins the batch.
     setImmediate(() => this.#flushNow());
   }
 
+  #hasWork(): boolean {
+    return this.#queue.length > 0 || this.#checkpointRequest !== 'none' || (this.#signed.length > 0 && !this.#lastWriteFailed);
+  }
+
+  #isIdle(): boolean {
+    return !this.#scheduled && !this.#inFlight && !this.#hasWork();
+  }
+
   #flushNow(): void {
     this.#scheduled = false;
+    if (!this.#hasWork()) return this.#settleIdle();
     const batch = this.#queue;
     this.#queue = [];
-    const cp = this.#checkpointRequest;
+    const checkpoint = this.#checkpointRequest;
     this.#checkpointRequest = 'none';
-    if (batch.length > 0 || cp !== 'none') {
-      let records: AuditRecord[] | undefined;
+    const checkpoints = this.#signed;
+    if (!this.#db.isOpen) {
+      this.#fail(batch, new AuditWriteFailed('audit store is closed'));
+      return this.#settleIdle();
+    }
+    const events: WireEvents = new Array(batch.length * FIELDS);
+    for (let i = 0, o = 0; i < batch.length; i++, o += FIELDS) {
+      const ev = batch[i].ev;
+      events[o] = ev.stream;
+      events[o + 1] = ev.time;
+      events[o + 2] = ev.type;
+      events[o + 3] = ev.actor;
+      events[o + 4] = ev.boundary;
+      events[o + 5] = ev.subject;
+      events[o + 6] = ev.decision;
+      events[o + 7] = ev.payload;
+    }
+    this.#inFlight = true;
+    this.#writer.write({ events, checkpoints, now: this.#clock.now(), checkpoint }).then(
+      (res) => {
+        this.#lastWriteFailed = false;
+        this.#signed = this.#signed.slice(checkpoints.length);
+        this.#done(batch, res);
+      },
+      (e: unknown) => {
+        this.#lastWriteFailed = true; // signed checkpoints stay queued for the next batch
+        this.#fail(batch, e instanceof AuditWriteFailed ? e : new AuditWriteFailed(undefined, e));
+        this.#inFlight = false;
+        if (this.#queue.length > 0) this.#schedule();
+        else this.#settleIdle();
+      },
+    );
+  }
+
+  #done(batch: Pending[], res: WriteResult): void {
+    const records: AuditRecord[] = new Array(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const ev = batch[i].ev;
+      const r = { stream: ev.stream, seq: res.seqs[i], time: ev.time, type: ev.type, actor: ev.actor, prev_hash: res.prevs[i], hash: res.hashes[i] } as AuditRecord;
+      definePayload(r, ev.payload);
+      if (ev.boundary !== null) r.boundary = ev.boundary;
+      if (ev.subject !== null) r.subject = ev.subject;
+      if (ev.decision !== null) r.decision = ev.decision;
+      records[i] = r;
+      batch[i].resolve(r);
+    }
+    this.#sign(res.due);
+    this.#inFlight = false;
+    if (records.length > 0) this.#notify(records);
+    if (this.#hasWork()) this.#schedule();
+    else this.#settleIdle();
+  }
+
+  #sign(due: readonly DueCheckpoint[]): void {
+    if (due.length === 0) return;
+    let signer: CheckpointSigner | undefined;
+    try {
+      signer = typeof this.#signer === 'function' ? this.#signer() : this.#signer;
+    } catch {
+      signer = undefined;
+    }
+    if (!signer) return; // no key right now: the next due checkpoint covers these events
+    const time = new Date(this.#clock.now()).toISOString();
+    for (const d of due) {
+      const prev = this.#lastSignedSeq(d.stream);
+      if (d.seq <= prev) continue;
+      const body = { stream: d.stream, seq: d.seq, hash: d.hash, time, prev_seq: prev };
       try {
-        records = this.#write(batch, cp);
-      } catch (e) {
-        const err = e instanceof AuditWriteFailed ? e : new AuditWriteFailed(undefined, e);
-        for (const p of batch) p.reject(err);
-      }
-      if (records) {
-        for (let i = 0; i < batch.length; i++) batch[i].resolve(records[i]);
-        if (records.length > 0) this.#notify(records);
+        const sig = Buffer.from(signer.sign(checkpointMessage(body))).toString('base64url');
+        this.#signed.push({ ...body, kid: signer.kid, sig });
+        this.#lastSigned.set(d.stream, d.seq);
+      } catch {
+        // A signer failure skips this checkpoint; the events themselves are committed and chained.
       }
     }
-    if (!this.#scheduled) {
-      const idle = this.#idle;
-      this.#idle = [];
-      for (const f of idle) f();
+  }
+
+  #lastSignedSeq(stream: AuditStreamName): number {
+    let v = this.#lastSigned.get(stream);
+    if (v === undefined) {
+      const row = this.#db.prepare('SELECT MAX(seq) AS s FROM audit_checkpoints WHERE stream = ?').get(stream) as { s: number | null };
+      v = row.s ?? 0;
+      this.#lastSigned.set(stream, v);
     }
+    return v;
+  }
+
+  #fail(batch: Pending[], e: unknown): void {
+    for (const p of batch) p.reject(e);
+  }
+
+  #settleIdle(): void {
+    if (!this.#isIdle()) return;
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const f of idle) f();
   }
 
   #notify(records: AuditRecord[]): void {
@@ -289,84 +372,5 @@ export class AuditLog implements AuditSink {
       }
     }
     for (const w of [...this.#wakers]) w();
-  }
-
-  #write(batch: Pending[], cp: 'none' | 'due' | 'force'): AuditRecord[] {
-    const db = this.#db;
-    // Joining a transaction someone left open across an await would make our COMMIT theirs.
-    if (db.isTransaction) throw new AuditWriteFailed('audit store connection is busy in another transaction');
-    const now = this.#clock.now();
-    const nowIso = new Date(now).toISOString();
-    const heads = new Map<AuditStreamName, HeadState>();
-    const headOf = (s: AuditStreamName): HeadState => {
-      let h = heads.get(s);
-      if (!h) {
-        const row = this.#selectHead.get(s) as { seq: number; hash: string; cp_seq: number; cp_time: number } | undefined;
-        h = row
-          ? { seq: row.seq, hash: row.hash, cpSeq: row.cp_seq, cpTime: row.cp_time, dirty: false }
-          : { seq: 0, hash: GENESIS[s], cpSeq: 0, cpTime: now, dirty: false };
-        heads.set(s, h);
-      }
-      return h;
-    };
-    const signer = typeof this.#signer === 'function' ? this.#signer() : this.#signer;
-    const records: AuditRecord[] = new Array(batch.length);
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      for (let i = 0; i < batch.length; i++) {
-        const ev = batch[i].ev;
-        const h = headOf(ev.stream);
-        const seq = h.seq + 1;
-        const f = {
-          stream: ev.stream,
-          seq,
-          time: ev.time,
-          type: ev.type,
-          actor: ev.actor,
-          boundary: ev.boundary,
-          subject: ev.subject,
-          decision: ev.decision,
-          payload: ev.payload,
-          prev_hash: h.hash,
-        };
-        const hash = hashFields(f);
-        this.#insert.run(ev.stream, seq, ev.time, ev.type, ev.actor, ev.boundary, ev.subject, ev.decision, ev.payload, h.hash, hash);
-        h.seq = seq;
-        h.hash = hash;
-        h.dirty = true;
-        const r = { stream: ev.stream, seq, time: ev.time, type: ev.type, actor: ev.actor, prev_hash: f.prev_hash, hash } as AuditRecord;
-        definePayload(r, ev.payload);
-        if (ev.boundary !== null) r.boundary = ev.boundary;
-        if (ev.subject !== null) r.subject = ev.subject;
-        if (ev.decision !== null) r.decision = ev.decision;
-        records[i] = r;
-        if (signer && seq - h.cpSeq >= this.#every) this.#checkpoint(signer, ev.stream, h, now, nowIso);
-      }
-      if (signer && cp !== 'none') for (const s of AUDIT_STREAMS) headOf(s);
-      if (signer) {
-        for (const [s, h] of heads) {
-          if (h.seq > h.cpSeq && (cp === 'force' || now - h.cpTime >= this.#intervalMs)) this.#checkpoint(signer, s, h, now, nowIso);
-        }
-      }
-      for (const [s, h] of heads) if (h.dirty) this.#upsertHead.run(s, h.seq, h.hash, h.cpSeq, h.cpTime);
-      db.exec('COMMIT');
-    } catch (e) {
-      try {
-        if (db.isTransaction) db.exec('ROLLBACK');
-      } catch {
-        // The original error is the one to report.
-      }
-      throw e;
-    }
-    return records;
-  }
-
-  #checkpoint(signer: CheckpointSigner, stream: AuditStreamName, h: HeadState, now: number, time: string): void {
-    const body = { stream, seq: h.seq, hash: h.hash, time, prev_seq: h.cpSeq };
-    const sig = Buffer.from(signer.sign(checkpointMessage(body))).toString('base64url');
-    this.#insertCheckpoint.run(stream, h.seq, h.hash, time, h.cpSeq, signer.kid, sig);
-    h.cpSeq = h.seq;
-    h.cpTime = now;
-    h.dirty = true;
   }
 }

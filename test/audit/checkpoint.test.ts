@@ -20,6 +20,7 @@ test('a checkpoint every N events, signed with Ed25519 and stored with its kid',
     const key = ed25519Key('audit-2026-01');
     const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 10, clock: new ManualClock() });
     const recs = await Promise.all(Array.from({ length: 35 }, (_, i) => log.append(ev(i))));
+    await log.flush(); // checkpoints are signed after their events commit, stored with the next write
     const cps = checkpoints(s.db);
     assert.deepEqual(cps.map((c) => [c.seq, c.prev_seq]), [[10, 0], [20, 10], [30, 20]]);
     for (const c of cps) {
@@ -48,6 +49,7 @@ test('a checkpoint when T ms passed since the last one', async () => {
     assert.equal(checkpoints(s.db).length, 0);
     clock.advance(10_000);
     await log.append(ev(3)); // the commit notices the interval has passed
+    await log.flush();
     assert.deepEqual(checkpoints(s.db).map((c) => c.seq), [3]);
     clock.advance(10_000);
     await log.checkpointNow(); // no new events: nothing to sign
@@ -72,6 +74,7 @@ test('key rotation: a signer function is asked at each checkpoint; verify resolv
     await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
     current = k2;
     await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
+    await log.flush();
     assert.deepEqual(checkpoints(s.db).map((c) => c.kid), ['k1', 'k2']);
     assert.equal(verifyAll(s.db, resolverOf(k1, k2)).ok, true);
     const onlyNew = verifyStream(s.db, 'authz', resolverOf(k2));
@@ -91,6 +94,7 @@ test('a checkpoint signed by another key does not verify', async () => {
     const impostor = ed25519Key('k');
     const log = new AuditLog(s.db, { signer: impostor.signer, checkpointEvery: 3 });
     await Promise.all(Array.from({ length: 7 }, (_, i) => log.append(ev(i))));
+    await log.flush();
     const v = verifyStream(s.db, 'authz', resolverOf(real));
     assert.equal(v.ok, false);
     assert.equal(v.firstBadSeq, 1);
@@ -114,3 +118,47 @@ test('the timer signs idle streams (real time, short interval)', async () => {
     s.cleanup();
   }
 });
+
+test('a failing signer never fails appends; the next checkpoint still links to the last stored one', async () => {
+  const s = tempStore();
+  try {
+    const key = ed25519Key('k');
+    let broken = false;
+    const signer = { kid: 'k', sign: (d: Uint8Array) => { if (broken) throw new Error('hsm unavailable'); return key.signer.sign(d); } };
+    const log = new AuditLog(s.db, { signer, checkpointEvery: 5 });
+    await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
+    broken = true;
+    const recs = await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
+    assert.equal(recs.at(-1)!.seq, 10);
+    broken = false;
+    await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
+    await log.flush();
+    assert.deepEqual(checkpoints(s.db).map((c) => [c.seq, c.prev_seq]), [[5, 0], [15, 5]]);
+    assert.equal(verifyStream(s.db, 'authz', resolverOf(key)).ok, true);
+    await log.close();
+  } finally {
+    s.cleanup();
+  }
+});
+
+for (const writer of ['inline', 'worker'] as const) {
+  test(`checkpoints and verification with the ${writer} writer`, async () => {
+    const s = tempStore();
+    try {
+      const key = ed25519Key('k');
+      const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 7, writer });
+      for (let round = 0; round < 5; round++) {
+        await Promise.all(Array.from({ length: 9 }, (_, i) => log.append({ ...ev(i), stream: round % 2 ? 'admin' : 'authz' })));
+      }
+      await log.close();
+      assert.deepEqual(checkpoints(s.db).map((c) => [c.stream, c.seq, c.prev_seq]), [
+        ['admin', 7, 0], ['admin', 14, 7], ['admin', 18, 14],
+        ['authz', 7, 0], ['authz', 14, 7], ['authz', 21, 14], ['authz', 27, 21],
+      ]);
+      const v = verifyAll(s.db, resolverOf(key));
+      assert.equal(v.ok, true);
+    } finally {
+      s.cleanup();
+    }
+  });
+}

@@ -10,7 +10,7 @@ import { verifyAll } from '../../src/audit/verify.ts';
 import { InvalidInput } from '../../src/common/errors.ts';
 import { ManualClock } from '../../src/common/clock.ts';
 import type { AuditEventInput, AuditRecord } from '../../src/audit/types.ts';
-import { ed25519Key, resolverOf, tempStore } from './helpers.ts';
+import { tempStore } from './helpers.ts';
 
 const ev = (stream: AuditEventInput['stream'], i: number): AuditEventInput => ({
   stream,
@@ -99,28 +99,29 @@ test('fail closed: a closed database rejects the append', async () => {
   }
 });
 
-test('a failed write rejects every promise of its batch and writes none of it', async () => {
-  const s = tempStore();
-  try {
-    const good = ed25519Key('k1');
-    let broken = false;
-    const signer = { kid: 'k1', sign: (d: Uint8Array) => { if (broken) throw new Error('hsm unavailable'); return good.signer.sign(d); } };
-    const log = new AuditLog(s.db, { signer, checkpointEvery: 5 });
-    await Promise.all([1, 2, 3].map((i) => log.append(ev('authz', i))));
-    broken = true;
-    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => log.append(ev('authz', i))));
-    assert.equal(results.every((r) => r.status === 'rejected' && r.reason instanceof AuditWriteFailed), true);
-    assert.deepEqual(log.head('authz').seq, 3);
-    const n = s.db.prepare('SELECT COUNT(*) AS n FROM audit_events').get() as { n: number };
-    assert.equal(n.n, 3);
-    broken = false;
-    assert.equal((await log.append(ev('authz', 4))).seq, 4, 'the log recovers once the cause is gone');
-    assert.equal(log.verify(resolverOf(good)).ok, true);
-    await log.close();
-  } finally {
-    s.cleanup();
-  }
-});
+for (const writer of ['inline', 'worker'] as const) {
+  test(`a failed write rejects every promise of its batch and writes none of it (${writer})`, async () => {
+    const s = tempStore();
+    try {
+      const log = new AuditLog(s.db, { writer });
+      await Promise.all([1, 2, 3].map((i) => log.append(ev('authz', i))));
+      // A real SQLite failure in the middle of a batch.
+      s.db.exec("CREATE TRIGGER audit_fail BEFORE INSERT ON audit_events WHEN NEW.type = 'boom' BEGIN SELECT RAISE(ABORT, 'disk says no'); END");
+      const tick = Array.from({ length: 10 }, (_, i) => log.append(i === 5 ? { ...ev('authz', i), type: 'boom' } : ev('authz', i)));
+      const results = await Promise.allSettled(tick);
+      assert.equal(results.every((r) => r.status === 'rejected' && r.reason instanceof AuditWriteFailed), true);
+      assert.equal(log.head('authz').seq, 3);
+      const n = s.db.prepare('SELECT COUNT(*) AS n FROM audit_events').get() as { n: number };
+      assert.equal(n.n, 3);
+      s.db.exec('DROP TRIGGER audit_fail');
+      assert.equal((await log.append(ev('authz', 4))).seq, 4, 'the log recovers once the cause is gone');
+      assert.equal(log.verify(() => undefined).ok, true);
+      await log.close();
+    } finally {
+      s.cleanup();
+    }
+  });
+}
 
 test('invalid input is refused on its own; the rest of the tick is written', async () => {
   const s = tempStore();
@@ -158,13 +159,13 @@ test('after close() appends are refused', async () => {
   }
 });
 
-test('durability=full sets synchronous=FULL; store leaves it', () => {
+test('durability=full sets synchronous=FULL (inline writer); store leaves it', () => {
   const s = tempStore();
   try {
     const get = () => (s.db.prepare('PRAGMA synchronous').get() as { synchronous: number }).synchronous;
-    new AuditLog(s.db, { durability: 'store' });
+    new AuditLog(s.db, { durability: 'store', writer: 'inline' });
     assert.equal(get(), 1);
-    new AuditLog(s.db);
+    new AuditLog(s.db, { writer: 'inline' });
     assert.equal(get(), 2);
   } finally {
     s.cleanup();
