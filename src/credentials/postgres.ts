@@ -22,6 +22,10 @@ export interface PostgresIssuerOptions {
 }
 
 const q = pg.escapeIdentifier;
+// GRANT / DROP OWNED on the same objects from concurrent sessions fail with "tuple concurrently
+// updated"; one transaction-scoped advisory lock serialises Portcullis' privilege changes per
+// database, across brokers too.
+const ACL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('portcullis:credentials:acl'))";
 const lit = pg.escapeLiteral;
 
 function randomRoleName(): string {
@@ -134,6 +138,7 @@ export class PostgresIssuer implements CredentialIssuer {
     await this.#withAdmin('create role', async (c) => {
       await c.query('BEGIN');
       try {
+        await c.query(ACL_LOCK);
         await c.query(
           `CREATE ROLE ${q(role)} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS ` +
             `PASSWORD ${lit(scramVerifier(password))} VALID UNTIL ${lit(new Date(lease.expiresAt).toISOString())} ` +
@@ -201,9 +206,17 @@ export class PostgresIssuer implements CredentialIssuer {
       if (Date.now() > deadline) throw new TargetError(this.target, `sessions of ${role} did not end within 3 s`);
       await new Promise((res) => setTimeout(res, 5));
     }
-    await c.query(`REASSIGN OWNED BY ${q(role)} TO CURRENT_USER`);
-    await c.query(`DROP OWNED BY ${q(role)}`);
-    await c.query(`DROP ROLE ${q(role)}`);
+    await c.query('BEGIN');
+    try {
+      await c.query(ACL_LOCK);
+      await c.query(`REASSIGN OWNED BY ${q(role)} TO CURRENT_USER`);
+      await c.query(`DROP OWNED BY ${q(role)}`);
+      await c.query(`DROP ROLE ${q(role)}`);
+      await c.query('COMMIT');
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw e;
+    }
   }
 
   /** Portcullis-owned roles of this target: name prefix AND our comment naming this target. */

@@ -254,16 +254,18 @@ describe('owner offboarding, expiry, reconcile', () => {
     const a = await svc.issue({ identityId: 'workload:etl', target: 'orders-db', permission: 'readonly', purpose: 'etl' });
     const b = await svc.issue({ identityId: 'agent:analyst', target: 'orders-db', permission: 'readonly', purpose: 'analysis' });
     const b2 = await svc.issue({ identityId: 'agent:analyst', target: 'orders-db', permission: 'readwrite', purpose: 'fixups' });
+    // Enough leases that revocations run concurrently against the same tables' privileges.
+    const more = await Promise.all(Array.from({ length: 12 }, (_, i) => svc.issue({ identityId: 'workload:etl', target: 'orders-db', permission: i % 2 ? 'readonly' : 'readwrite', purpose: `batch ${i}` })));
     const other = await svc.issue({ identityId: 'workload:other', target: 'orders-db', permission: 'readonly', purpose: 'other' });
     const live = await connectAs(pgdb, b.credential.user as string, b.credential.password as string);
     const ended = new Promise<void>((resolve) => live.on('end', () => resolve()));
     const res = await svc.revoke({ owner: 'team:data' }, { by: 'user:hr-offboarding', reason: 'team dissolved' });
     await ended;
-    assert.equal(res.matched, 3);
-    assert.equal(res.failed.length, 0);
-    for (const l of [a, b, b2]) assert.equal(svc.get(l.lease.id).status, 'revoked');
+    assert.deepEqual(res.failed, []);
+    assert.equal(res.matched, 15);
+    for (const l of [a, b, b2, ...more]) assert.equal(svc.get(l.lease.id).status, 'revoked');
     assert.equal(svc.get(other.lease.id).status, 'active');
-    assert.equal(audit.ofType('credential.revoked').length, 3, 'one admin event per revoked lease');
+    assert.equal(audit.ofType('credential.revoked').length, 15, 'one admin event per revoked lease');
     await svc.revoke({ lease: other.lease.id }, { by: 'user:ops', reason: 'done' });
     await svc.stop();
   });
