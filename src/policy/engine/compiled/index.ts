@@ -5,20 +5,75 @@
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AuthzRequest, AuthzResult, DecisionEngine, Entity, EntityUid, PolicyError, PolicySource } from '../types.ts';
 import { PortcullisError } from '../../../common/errors.ts';
-import { compilePolicy, scopeMatches, PolicyCompileError, type CompiledPolicy, type EntityData, type EvalCtx } from './compile.ts';
+import { compilePolicy, scopeMatches, PolicyCompileError, type CompiledPolicy, type EntityData, type EvalCtx, type ScopeConstraint } from './compile.ts';
 import { CedarEvalError } from './errors.ts';
 import { closure, convertEntity, EntityStore } from './store.ts';
 import { CRecord, EUid, fromJson, uidFromJson } from './values.ts';
 
 export { CedarEvalError } from './errors.ts';
 
-/** Policies that can apply to one action, sub-indexed by principal scope. */
-interface ActionBucket {
-  all: CompiledPolicy[];
-  eq: Map<string, CompiledPolicy[]>;
-  in: Map<string, CompiledPolicy[]>;
-  is: Map<string, CompiledPolicy[]>;
+/**
+ * Items keyed by the scope constraint they carry on one variable (principal or resource). Each
+ * policy sits in exactly one slot, so a lookup never yields it twice. `is T in E` sits under T;
+ * its `in` part is checked when the policy is evaluated.
+ */
+interface Slots<T> {
+  all: T[];
+  eq: Map<string, T[]>;
+  in: Map<string, T[]>;
+  is: Map<string, T[]>;
 }
+
+const newSlots = <T>(): Slots<T> => ({ all: [], eq: new Map(), in: new Map(), is: new Map() });
+
+function slotOf<T>(s: Slots<T>, c: ScopeConstraint, make: () => T[]): T[] {
+  const get = (m: Map<string, T[]>, k: string): T[] => {
+    let a = m.get(k);
+    if (a === undefined) m.set(k, (a = make()));
+    return a;
+  };
+  switch (c.op) {
+    case 'all':
+      return s.all;
+    case 'eq':
+      return get(s.eq, c.uid.key);
+    case 'in':
+      return get(s.in, c.uids[0].key);
+    case 'is':
+      return get(s.is, c.type);
+  }
+}
+
+/** Calls `f` with every slot that can match entity `u` (whose ancestors are `anc`). */
+function visitSlots<T>(s: Slots<T>, u: EUid, anc: ReadonlySet<string> | undefined, f: (items: T[]) => void): void {
+  if (s.all.length > 0) f(s.all);
+  if (s.eq.size > 0) {
+    const a = s.eq.get(u.key);
+    if (a !== undefined) f(a);
+  }
+  if (s.is.size > 0) {
+    const a = s.is.get(u.type);
+    if (a !== undefined) f(a);
+  }
+  if (s.in.size > 0) {
+    const a = s.in.get(u.key);
+    if (a !== undefined) f(a);
+    if (anc !== undefined && anc.size > 0) {
+      if (anc.size <= s.in.size) {
+        for (const k of anc) {
+          if (k === u.key) continue;
+          const b = s.in.get(k);
+          if (b !== undefined) f(b);
+        }
+      } else {
+        for (const [k, b] of s.in) if (k !== u.key && anc.has(k)) f(b);
+      }
+    }
+  }
+}
+
+/** Policies that can apply to one action: by principal scope, then by resource scope. */
+type ActionBucket = Slots<Slots<CompiledPolicy>>;
 
 interface PolicyIndex {
   policies: CompiledPolicy[];
@@ -41,6 +96,7 @@ export class CompiledEngine implements DecisionEngine {
   readonly #store = new EntityStore();
   #buckets = new Map<string, ActionBucket>();
   #bucketsVersion = -1;
+  #jsonCache = new Map<string, cedar.PolicyJson>();
 
   /** Number of active policies. */
   get size(): number {
@@ -50,23 +106,24 @@ export class CompiledEngine implements DecisionEngine {
   loadPolicies(policies: readonly PolicySource[]): void {
     const compiled: CompiledPolicy[] = [];
     const ids = new Set<string>();
+    const nextCache = new Map<string, cedar.PolicyJson>();
     for (const p of policies) {
       if (ids.has(p.id)) throw new PortcullisError('policy_invalid', 400, `duplicate policy id ${p.id}`);
       ids.add(p.id);
-      const parts = cedar.policySetTextToParts(p.text);
-      if (parts.type !== 'success') {
-        throw new PortcullisError('policy_invalid', 400, `${p.id}: ${parts.errors.map((e) => e.message).join('; ')}`);
+      const text = p.text;
+      // The JSON form of a policy depends only on its text: reuse it across activations, so
+      // re-activating a large set with a few changed policies only parses the changed ones.
+      let json = this.#jsonCache.get(text);
+      if (json === undefined) {
+        const r = cedar.policyToJson(text); // parses exactly one static policy; fails on anything else
+        if (r.type !== 'success') {
+          throw new PortcullisError('policy_invalid', 400, `${p.id}: ${r.errors.map((e) => e.message).join('; ')}`);
+        }
+        json = r.json;
       }
-      if (parts.policies.length !== 1 || parts.policy_templates.length !== 0) {
-        throw new PortcullisError('policy_invalid', 400, `${p.id}: expected exactly one static policy`);
-      }
-      const text = parts.policies[0];
-      const json = cedar.policyToJson(text);
-      if (json.type !== 'success') {
-        throw new PortcullisError('policy_invalid', 400, `${p.id}: ${json.errors.map((e) => e.message).join('; ')}`);
-      }
+      nextCache.set(text, json);
       try {
-        compiled.push(compilePolicy(p.id, compiled.length, json.json, text));
+        compiled.push(compilePolicy(p.id, compiled.length, json, text));
       } catch (e) {
         if (e instanceof PolicyCompileError || e instanceof CedarEvalError) throw new PortcullisError('policy_invalid', 400, `${p.id}: ${e.message}`);
         throw e;
@@ -83,6 +140,7 @@ export class CompiledEngine implements DecisionEngine {
       } else throw new PortcullisError('policy_invalid', 400, `${p.id}: unexpected action scope`);
     }
     this.#index = idx;
+    this.#jsonCache = nextCache;
     this.#buckets = new Map();
   }
 
@@ -124,13 +182,11 @@ export class CompiledEngine implements DecisionEngine {
     add(idx.actionIn.get(action.key));
     if (anc !== undefined) for (const k of anc) add(idx.actionIn.get(k));
     list.sort((a, b) => a.index - b.index);
-    const b: ActionBucket = { all: [], eq: new Map(), in: new Map(), is: new Map() };
+    const b: ActionBucket = newSlots();
     for (const p of list) {
-      const s = p.principal;
-      if (s.op === 'all') b.all.push(p);
-      else if (s.op === 'eq') push(b.eq, s.uid.key, p);
-      else if (s.op === 'in') push(b.in, s.uids[0].key, p);
-      else push(b.is, s.type, p);
+      const outer = slotOf(b, p.principal, () => [newSlots<CompiledPolicy>()]);
+      if (outer.length === 0) outer.push(newSlots<CompiledPolicy>());
+      slotOf(outer[0], p.resource, () => []).push(p);
     }
     if (cacheable) this.#buckets.set(action.key, b);
     return b;
@@ -236,12 +292,11 @@ export class CompiledEngine implements DecisionEngine {
     let permits: string[] | null = null;
     let forbids: string[] | null = null;
     let errors: PolicyError[] | null = null;
-    const run = (ps: CompiledPolicy[] | undefined): void => {
-      if (ps === undefined) return;
+    const evaluate = (ps: CompiledPolicy[]): void => {
       for (let i = 0; i < ps.length; i++) {
         const p = ps[i];
-        if (!scopeMatches(ctx, p.resource, resource)) continue;
         if (p.principal.op === 'is' && p.principal.in !== undefined && !scopeMatches(ctx, p.principal, principal)) continue;
+        if (p.resource.op === 'is' && p.resource.in !== undefined && !scopeMatches(ctx, p.resource, resource)) continue;
         let ok = true;
         if (p.cond !== null) {
           try {
@@ -258,20 +313,9 @@ export class CompiledEngine implements DecisionEngine {
         }
       }
     };
-    run(bucket.all);
-    if (bucket.eq.size > 0) run(bucket.eq.get(principal.key));
-    if (bucket.is.size > 0) run(bucket.is.get(principal.type));
-    if (bucket.in.size > 0) {
-      run(bucket.in.get(principal.key));
-      const anc = ctx.ancestors(principal);
-      if (anc !== undefined && anc.size > 0) {
-        if (anc.size <= bucket.in.size) {
-          for (const k of anc) if (k !== principal.key) run(bucket.in.get(k));
-        } else {
-          for (const [k, ps] of bucket.in) if (k !== principal.key && anc.has(k)) run(ps);
-        }
-      }
-    }
+    const resAnc = ctx.ancestors(resource);
+    const byResource = (ss: Slots<CompiledPolicy>[]): void => visitSlots(ss[0], resource, resAnc, evaluate);
+    visitSlots(bucket, principal, ctx.ancestors(principal), byResource);
 
     const errs: PolicyError[] = errors ?? [];
     if (errs.length > 1) errs.sort((a, b) => (a.policyId < b.policyId ? -1 : a.policyId > b.policyId ? 1 : 0));
