@@ -51,17 +51,14 @@ export class WorkerBatchWriter implements BatchWriter {
     const w = this.#worker;
     if (!w) return;
     this.#closing = true;
+    w.ref(); // stay alive until the worker has closed its connection and exited
     const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-    try {
-      await this.#call({ close: true });
-    } catch {
-      // Already gone: nothing to close.
-    }
+    w.postMessage({ id: 0, close: true });
     await exited;
     this.#worker = undefined;
   }
 
-  #call(msg: { req?: WriteRequest; close?: true }): Promise<WriteResult> {
+  #call(msg: { req: WriteRequest }): Promise<WriteResult> {
     const w = this.#worker ?? this.#spawn();
     const id = this.#nextId++;
     const { promise, resolve, reject } = Promise.withResolvers<WriteResult>();
@@ -87,9 +84,7 @@ export class WorkerBatchWriter implements BatchWriter {
       this.#calls.clear();
     };
     w.on('error', fail);
-    w.on('exit', (code) => {
-      if (!this.#closing) fail(new Error(`audit writer exited (code ${code})`));
-    });
+    w.on('exit', (code) => fail(new Error(this.#closing ? 'audit writer closed' : `audit writer exited (code ${code})`)));
     w.unref();
     this.#worker = w;
     return w;

@@ -26,7 +26,9 @@ function optionalId(v: unknown, field: string): string | null {
   if (typeof v !== 'string' || v.length === 0 || v.length > MAX_ID) {
     throw new InvalidInput(`${field} must be a non-empty string of at most ${MAX_ID} characters`, field);
   }
-  return scrubString(v);
+  // Stored as UTF-8, where a lone surrogate cannot exist: normalise first, or the hash computed
+  // now would not match the text read back.
+  return scrubString(v.toWellFormed());
 }
 
 export function prepareEvent(e: AuditEventInput, time: string): PreparedEvent {

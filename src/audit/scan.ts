@@ -24,9 +24,11 @@ export interface ScanResult {
   cpHashes: Map<number, string>;
 }
 
+// Read in pages with all(): measurably cheaper per row than iterate().
+const PAGE = 8192;
 const SELECT =
   'SELECT seq, time, type, actor, boundary, subject, decision, payload, prev_hash, hash FROM audit_events ' +
-  'WHERE stream = ? AND seq >= ? AND seq <= ? ORDER BY seq';
+  `WHERE stream = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ${PAGE}`;
 
 const statements = new WeakMap<Db, StatementSync>();
 
@@ -71,16 +73,24 @@ export function scanRange(
     payload: '',
     prev_hash: '',
   };
-  for (const row of stmt.iterate(stream, from, to) as Iterable<unknown[]>) {
+  for (let after = from - 1; ; ) {
+    const rows = stmt.all(stream, after, to) as unknown as unknown[][];
+    for (const row of rows) scanRow(row);
+    if (rows.length < PAGE) break;
+    after = rows[rows.length - 1][0] as number;
+  }
+  return res;
+
+  function scanRow(row: unknown[]): void {
     res.count++;
     const seq = row[0] as number;
     const stored = row[9] as string;
     res.lastSeq = seq;
     res.lastHash = stored;
-    if (res.bad) continue; // past the first break nothing is trustworthy; just count
+    if (res.bad) return; // past the first break nothing is trustworthy; just count
     if (seq !== expectSeq) {
       res.bad = { seq: expectSeq, reason: `event seq ${expectSeq} is missing (next stored is ${seq})` };
-      continue;
+      return;
     }
     fields.seq = seq;
     fields.time = row[1] as string;
@@ -104,15 +114,14 @@ export function scanRange(
         selfOk && seq > 1
           ? { seq: seq - 1, reason: `event seq ${seq - 1} was rewritten (seq ${seq} does not link to it)` }
           : { seq, reason: `event seq ${seq} does not link to the previous event` };
-      continue;
+      return;
     }
     if (!selfOk) {
       res.bad = { seq, reason: `event seq ${seq} does not match its hash (edited)` };
-      continue;
+      return;
     }
     if (cpSeqs.has(seq)) res.cpHashes.set(seq, computed);
     prev = stored;
     expectSeq++;
   }
-  return res;
 }

@@ -24,8 +24,7 @@ const port = parentPort!;
 port.on('message', (msg: { id: number; req?: WriteRequest; close?: true }) => {
   if (msg.close) {
     db.close();
-    port.postMessage({ id: msg.id, ok: true, result: { seqs: [], prevs: [], hashes: [], due: [] } } satisfies WorkerReply);
-    port.close();
+    port.close(); // nothing else keeps the worker alive: it exits
     return;
   }
   let reply: WorkerReply;

@@ -171,3 +171,17 @@ test('durability=full sets synchronous=FULL (inline writer); store leaves it', (
     s.cleanup();
   }
 });
+
+test('odd characters in identities (controls, lone surrogates, non-BMP) round-trip and verify', async () => {
+  const s = tempStore();
+  try {
+    const log = new AuditLog(s.db);
+    const rec = await log.append({ stream: 'authn', type: 'authn.failure', actor: 'user:a\nb\t"c"\u0001', subject: 'x\ud800y', boundary: 'b😀', payload: { k: 'v\ud800', ['\u0000']: 1 } });
+    assert.equal(rec.subject, 'x\ufffdy');
+    assert.deepEqual(log.query({ stream: 'authn' })[0], rec);
+    assert.equal(log.verify(() => undefined).ok, true);
+    await log.close();
+  } finally {
+    s.cleanup();
+  }
+});
