@@ -33,7 +33,9 @@ test(`differential fuzz vs cedar-wasm (seed ${SEED}, ${CASES} cases)`, (t) => {
   for (let i = 0; i < CASES; i++) {
     const caseSeed = (SEED + Math.imul(i, 0x9e3779b1)) >>> 0;
     const g = new Gen(caseSeed);
-    const n = 1 + g.r.int(4);
+    // Mostly small sets (every condition gets evaluated); sometimes larger scoped sets that
+    // exercise the index.
+    const n = g.r.chance(0.2) ? 8 + g.r.int(24) : 1 + g.r.int(4);
     const texts = Array.from({ length: n }, () => g.policy());
     const sources = texts.map((text, j) => ({ id: `p${j}`, text }));
     const staticPolicies = Object.fromEntries(sources.map((s) => [s.id, s.text]));
@@ -52,7 +54,7 @@ test(`differential fuzz vs cedar-wasm (seed ${SEED}, ${CASES} cases)`, (t) => {
       continue;
     }
     assert.equal(loaded, true, `seed ${SEED} case ${i}: compiled rejected policies cedar accepts:\n${texts.join('\n')}`);
-    const entities = g.entities();
+    let entities = g.entities();
     const storeOk = (() => {
       try {
         engine.upsertEntities(entities);
@@ -69,7 +71,34 @@ test(`differential fuzz vs cedar-wasm (seed ${SEED}, ${CASES} cases)`, (t) => {
       rejectedAlike++;
       continue;
     }
+    const keyOf = (u: { type: string; id: string }): string => `${u.type}::${u.id}`;
+    const eKey = (e: Entity): string => keyOf(e.uid);
     for (let k = 0; k < REQUESTS_PER_CASE; k++) {
+      if (k > 0 && g.r.chance(0.25)) {
+        // Mutate the store between requests: incremental ancestor maintenance must keep up.
+        if (g.r.chance(0.6)) {
+          const upd = g.entities().filter(() => g.r.chance(0.2));
+          const keys = new Set(upd.map(eKey));
+          const merged = [...entities.filter((e) => !keys.has(eKey(e))), ...upd];
+          let accepted = true;
+          try {
+            engine.upsertEntities(upd);
+          } catch {
+            accepted = false;
+          }
+          if (accepted) entities = merged;
+          else {
+            const probe = g.request();
+            const w = cedar.isAuthorized({ ...probe, context: probe.context as cedar.Context, policies: { staticPolicies }, entities: merged as cedar.EntityJson[] });
+            assert.equal(w.type, 'failure', `seed ${SEED} case ${i}: store refused an upsert that cedar accepts: ${JSON.stringify(upd)}`);
+          }
+        } else {
+          const gone = entities.filter(() => g.r.chance(0.15)).map((e) => e.uid);
+          engine.removeEntities(gone);
+          const keys = new Set(gone.map(keyOf));
+          entities = entities.filter((e) => !keys.has(eKey(e)));
+        }
+      }
       const req = g.request();
       // Sometimes pass some entities per request (the overlay path), possibly replacing stored ones.
       let overlay: Entity[] = [];

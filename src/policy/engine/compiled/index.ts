@@ -164,9 +164,9 @@ export class CompiledEngine implements DecisionEngine {
 
   #bucket(idx: PolicyIndex, action: EUid, anc: ReadonlySet<string> | undefined, cacheable: boolean): ActionBucket {
     if (cacheable) {
-      if (this.#bucketsVersion !== this.#store.version) {
+      if (this.#bucketsVersion !== this.#store.actionVersion) {
         this.#buckets = new Map();
-        this.#bucketsVersion = this.#store.version;
+        this.#bucketsVersion = this.#store.actionVersion;
       }
       const b = this.#buckets.get(action.key);
       if (b !== undefined) return b;

@@ -68,6 +68,8 @@ export class EntityStore {
   readonly children = new Map<string, Set<string>>();
   readonly #anc = new Map<string, ReadonlySet<string>>();
   version = 0;
+  /** Bumped only when the ancestry of an action entity may have changed. */
+  actionVersion = 0;
 
   get(key: string): EntityData | undefined {
     return this.entities.get(key);
@@ -147,7 +149,11 @@ export class EntityStore {
       const ch = this.children.get(k);
       if (ch !== undefined) for (const c of ch) if (!dirty.has(c)) stack.push(c);
     }
-    for (const k of dirty) this.#anc.delete(k);
+    for (const k of dirty) {
+      this.#anc.delete(k);
+      const type = k.slice(0, k.indexOf('\u0000'));
+      if (type === 'Action' || type.endsWith('::Action')) this.actionVersion++;
+    }
     const lookup = (key: string): EntityData | undefined => this.entities.get(key);
     const closed = (key: string): ReadonlySet<string> | undefined => (dirty.has(key) ? undefined : this.#anc.get(key));
     for (const k of dirty) {

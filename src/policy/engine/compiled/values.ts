@@ -181,6 +181,8 @@ export function longFromJson(n: number | bigint): number | bigint {
   return normLong(n, 'read a Long literal');
 }
 
+const extnMemo = new Map<string, Decimal | IpAddr | Datetime | Duration>();
+
 /**
  * Converts Cedar's JSON value format (entity attributes, context, policy literals) into runtime
  * values. Throws CedarEvalError for input Cedar rejects.
@@ -208,6 +210,20 @@ export function fromJson(j: unknown): Value {
       if (keys.length === 1 && keys[0] === '__extn') {
         const x = o.__extn as Record<string, unknown>;
         if (x === null || typeof x !== 'object' || typeof x.fn !== 'string') throw new CedarEvalError('invalid __extn escape');
+        if (typeof x.arg === 'string' && !('args' in x)) {
+          // Extension literals repeat across requests (timestamps, source addresses): parse
+          // each distinct one once. Values are immutable, so sharing them is safe.
+          const mk = x.fn + '\u0000' + x.arg;
+          const hit = extnMemo.get(mk);
+          if (hit !== undefined) return hit;
+          const r = callExtension(x.fn, [x.arg]);
+          if (!(r instanceof Decimal || r instanceof IpAddr || r instanceof Datetime || r instanceof Duration)) {
+            throw new CedarEvalError(`__extn function ${x.fn} does not construct an extension value`);
+          }
+          if (extnMemo.size >= 4096) extnMemo.clear();
+          extnMemo.set(mk, r);
+          return r;
+        }
         let args: Value[];
         if ('args' in x && !('arg' in x) && Array.isArray(x.args)) args = x.args.map(fromJson);
         else if ('arg' in x && !('args' in x)) args = [fromJson(x.arg)];
