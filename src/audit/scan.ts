@@ -16,6 +16,8 @@ export interface ScanResult {
   /** Seq and stored hash of the last row read (0 / '' when none). */
   lastSeq: number;
   lastHash: string;
+  /** Seq of the first row read (0 when none). */
+  firstSeq: number;
   /** prev_hash of the first row, and whether that row's own hash is consistent. */
   firstPrev: string | null;
   firstSelfOk: boolean;
@@ -54,6 +56,7 @@ export function scanRange(
     count: 0,
     lastSeq: 0,
     lastHash: '',
+    firstSeq: 0,
     firstPrev: null,
     firstSelfOk: false,
     bad: null,
@@ -84,6 +87,7 @@ export function scanRange(
   function scanRow(row: unknown[]): void {
     res.count++;
     const seq = row[0] as number;
+    if (res.count === 1) res.firstSeq = seq;
     const stored = row[9] as string;
     res.lastSeq = seq;
     res.lastHash = stored;

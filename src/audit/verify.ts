@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { GENESIS } from './chain.ts';
 import { CheckpointVerifier, type CheckpointRow } from './checkpoint.ts';
-import { scanRange, type ChainBreak } from './scan.ts';
+import { scanRange, type ChainBreak, type ScanResult } from './scan.ts';
 import { AUDIT_STREAMS, type AuditStreamName, type AuditVerification, type PublicKeyResolver, type StreamVerification } from './types.ts';
 import { NotFound } from '../common/errors.ts';
 import type { Db } from '../store/sqlite.ts';
@@ -15,11 +15,11 @@ import type { Db } from '../store/sqlite.ts';
 /** A resolver, or a function that builds one from the database (e.g. from its keyring table). */
 export type ResolverSource = PublicKeyResolver | { fromDb: (db: Db) => PublicKeyResolver };
 
-function resolverFor(src: ResolverSource, db: Db): PublicKeyResolver {
+export function resolverFor(src: ResolverSource, db: Db): PublicKeyResolver {
   return typeof src === 'function' ? src : src.fromDb(db);
 }
 
-function tableExists(db: Db, name: string): boolean {
+export function tableExists(db: Db, name: string): boolean {
   return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
 }
 
@@ -45,18 +45,45 @@ export function verifyDataDir(dir: string, keys: ResolverSource): AuditVerificat
   }
 }
 
-function verifyOne(db: Db, stream: AuditStreamName, verifier: CheckpointVerifier): StreamVerification {
-  if (!tableExists(db, 'audit_events')) {
-    return { stream, events: 0, checkpoints: 0, ok: true, signedThrough: 0, lastSeq: 0 };
-  }
+interface StreamState {
+  head: { seq: number; hash: string } | undefined;
+  cps: CheckpointRow[];
+}
+
+export function loadStreamState(db: Db, stream: AuditStreamName): StreamState {
   const head = db.prepare('SELECT seq, hash FROM audit_heads WHERE stream = ?').get(stream) as
     | { seq: number; hash: string }
     | undefined;
   const cps = db
     .prepare('SELECT stream, seq, hash, time, prev_seq, kid, sig FROM audit_checkpoints WHERE stream = ? ORDER BY seq')
     .all(stream) as unknown as CheckpointRow[];
-  const scan = scanRange(db, stream, 1, Number.MAX_SAFE_INTEGER, GENESIS[stream], new Set(cps.map((c) => c.seq)));
+  return { head, cps };
+}
 
+/** Runs `fn` in a read transaction, so head, checkpoints and events come from one snapshot. */
+export function readSnapshot<T>(db: Db, fn: () => T): T {
+  if (db.isTransaction) return fn();
+  db.exec('BEGIN');
+  try {
+    return fn();
+  } finally {
+    db.exec('COMMIT');
+  }
+}
+
+function verifyOne(db: Db, stream: AuditStreamName, verifier: CheckpointVerifier): StreamVerification {
+  if (!tableExists(db, 'audit_events')) {
+    return { stream, events: 0, checkpoints: 0, ok: true, signedThrough: 0, lastSeq: 0 };
+  }
+  return readSnapshot(db, () => {
+    const state = loadStreamState(db, stream);
+    const scan = scanRange(db, stream, 1, Number.MAX_SAFE_INTEGER, GENESIS[stream], new Set(state.cps.map((c) => c.seq)));
+    return judge(stream, state, scan, verifier);
+  });
+}
+
+/** Checks checkpoints and the head row against a scan of the chain, and names the first bad seq. */
+export function judge(stream: AuditStreamName, { head, cps }: StreamState, scan: ScanResult, verifier: CheckpointVerifier): StreamVerification {
   const issues: ChainBreak[] = [];
   if (scan.bad) issues.push(scan.bad);
   // The chain is trustworthy (unsigned) up to here.
