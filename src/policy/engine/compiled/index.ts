@@ -5,7 +5,7 @@
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AuthzRequest, AuthzResult, DecisionEngine, Entity, EntityUid, PolicyError, PolicySource } from '../types.ts';
 import { PortcullisError } from '../../../common/errors.ts';
-import { compilePolicy, scopeMatches, PolicyCompileError, type CompiledPolicy, type EntityData, type EvalCtx, type ScopeConstraint } from './compile.ts';
+import { compilePolicy, PolicyCompileError, type CompiledPolicy, type EntityData, type EvalCtx, type ScopeConstraint } from './compile.ts';
 import { CedarEvalError } from './errors.ts';
 import { closure, convertEntity, EntityStore } from './store.ts';
 import { CRecord, EUid, fromJson, uidFromJson } from './values.ts';
@@ -14,8 +14,8 @@ export { CedarEvalError } from './errors.ts';
 
 /**
  * Items keyed by the scope constraint they carry on one variable (principal or resource). Each
- * policy sits in exactly one slot, so a lookup never yields it twice. `is T in E` sits under T;
- * its `in` part is checked when the policy is evaluated.
+ * policy sits in exactly one slot, so a lookup never yields it twice. `is T in E` sits under E;
+ * its type is checked when the policy is evaluated.
  */
 interface Slots<T> {
   all: T[];
@@ -40,7 +40,8 @@ function slotOf<T>(s: Slots<T>, c: ScopeConstraint, make: () => T[]): T[] {
     case 'in':
       return get(s.in, c.uids[0].key);
     case 'is':
-      return get(s.is, c.type);
+      // `is T in E` is usually more selective by E than by T: slot it under E and check T later.
+      return c.in !== undefined ? get(s.in, c.in.key) : get(s.is, c.type);
   }
 }
 
@@ -295,8 +296,9 @@ export class CompiledEngine implements DecisionEngine {
     const evaluate = (ps: CompiledPolicy[]): void => {
       for (let i = 0; i < ps.length; i++) {
         const p = ps[i];
-        if (p.principal.op === 'is' && p.principal.in !== undefined && !scopeMatches(ctx, p.principal, principal)) continue;
-        if (p.resource.op === 'is' && p.resource.in !== undefined && !scopeMatches(ctx, p.resource, resource)) continue;
+        // Slots guarantee everything but the type of an `is T in E` constraint.
+        if (p.principal.op === 'is' && p.principal.type !== principal.type) continue;
+        if (p.resource.op === 'is' && p.resource.type !== resource.type) continue;
         let ok = true;
         if (p.cond !== null) {
           try {
