@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CompiledEngine } from '../../src/policy/engine/compiled/index.ts';
 import { WasmEngine } from '../../src/policy/engine/wasm.ts';
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AuthzRequest, AuthzResult, DecisionEngine, Entity } from '../../src/policy/engine/types.ts';
 
 const ENTITIES: Entity[] = [
@@ -295,4 +296,54 @@ test('rejections: cycles, bad values, bad policies', () => {
   assert.throws(() => c.upsertEntities([{ uid: { type: 'User', id: 'x' }, attrs: { f: 1.5 }, parents: [] }]), { code: 'entity_invalid' });
   assert.throws(() => c.upsertEntities([{ uid: { type: 'User', id: 'x' }, attrs: { f: { __extn: { fn: 'decimal', arg: 'abc' } } }, parents: [] }]), { code: 'entity_invalid' });
   assert.throws(() => c.authorize({ ...REQ, context: { big: 2 ** 63 } }), { code: 'decision_failed' });
+});
+
+test('entity and context JSON: accepted, rejected and read exactly as cedar-wasm does', () => {
+  type Probe = [label: string, entities: unknown[], context: Record<string, unknown>, cond: string];
+  const u = (attrs: Record<string, unknown>, extra: Record<string, unknown> = {}): unknown => ({ uid: { type: 'U', id: 'a' }, attrs, parents: [], ...extra });
+  const d = (arg: string): unknown => ({ __extn: { fn: 'decimal', arg } });
+  const probes: Probe[] = [
+    ['missing attrs', [{ uid: { type: 'U', id: 'a' }, parents: [] }], {}, 'true'],
+    ['missing parents', [{ uid: { type: 'U', id: 'a' }, attrs: {} }], {}, 'true'],
+    ['null attribute', [u({ x: null })], {}, 'true'],
+    ['null tags', [u({ x: 1 }, { tags: null })], {}, 'true'],
+    ['uid escaped', [{ uid: { __entity: { type: 'U', id: 'a' } }, attrs: { x: 1 }, parents: [] }], {}, 'principal.x == 1'],
+    ['self parent', [u({}, { parents: [{ type: 'U', id: 'a' }] })], {}, 'true'],
+    ['action with a non-action parent', [{ uid: { type: 'Action', id: 'a' }, attrs: {}, parents: [{ type: 'G', id: 'g' }] }], {}, 'true'],
+    ['__entity with a sibling key is a record', [u({ x: { __entity: { type: 'U', id: 'b' }, y: 1 } })], {}, 'principal.x.y == 1'],
+    ['__entity with an extra inner key', [u({ x: { __entity: { type: 'U', id: 'b', z: 1 } } })], {}, 'principal.x == U::"b"'],
+    ['__extn of a method', [u({ x: { __extn: { fn: 'lessThan', args: [d('1.0'), d('2.0')] } } })], {}, 'principal.x'],
+    ['__extn toDays', [u({ x: { __extn: { fn: 'toDays', arg: { __extn: { fn: 'duration', arg: '2d' } } } } })], {}, 'principal.x == 2'],
+    ['__extn offset args', [u({ x: { __extn: { fn: 'offset', args: [{ __extn: { fn: 'datetime', arg: '1970-01-01' } }, { __extn: { fn: 'duration', arg: '1d' } }] } } })], {}, 'principal.x == datetime("1970-01-02")'],
+    ['__extn ip args', [u({ x: { __extn: { fn: 'ip', args: ['1.2.3.4'] } } })], {}, 'principal.x == ip("1.2.3.4")'],
+    ['__extn bad literal', [u({ x: { __extn: { fn: 'ip', arg: '1.2.3' } } })], {}, 'true'],
+    ['__extn unknown', [u({ x: { __extn: { fn: 'nope', arg: 'x' } } })], {}, 'true'],
+    ['__extn non-string', [u({ x: { __extn: { fn: 'ip', arg: 1 } } })], {}, 'true'],
+    ['__expr', [u({ x: { __expr: '1' } })], {}, 'true'],
+    ['set duplicates', [u({ x: [1, 1, 2] })], {}, 'principal.x == [2, 1]'],
+    ['__proto__ attribute', [u(JSON.parse('{"__proto__": 1}'))], {}, 'principal has __proto__'],
+    ['context null', [], { a: null }, 'true'],
+    ['context entity', [], { a: { __entity: { type: 'U', id: 'a' } } }, 'context.a == U::"a"'],
+    ['double beyond 2^53', [u({ x: 2 ** 62 })], {}, 'principal.x == 4611686018427388000'],
+    ['double at 2^63', [u({ x: 2 ** 63 })], {}, 'true'],
+    ['fraction', [u({ x: 1.5 })], {}, 'true'],
+    ['negative zero', [u({ x: -0 })], {}, 'principal.x == 0'],
+  ];
+  for (const [label, entities, context, cond] of probes) {
+    const text = `permit(principal, action, resource) when { ${cond} };`;
+    const req = { principal: { type: 'U', id: 'a' }, action: { type: 'Action', id: 'a' }, resource: { type: 'U', id: 'a' }, context };
+    const w = cedar.isAuthorized({ ...req, context: context as cedar.Context, policies: { staticPolicies: { p: text } }, entities: entities as cedar.EntityJson[] });
+    const want = w.type === 'success' ? w.response.decision + (w.response.diagnostics.errors.length > 0 ? '+error' : '') : 'rejected';
+    let got: string;
+    try {
+      const c = new CompiledEngine();
+      c.loadPolicies([{ id: 'p', text }]);
+      c.upsertEntities(entities as Entity[]);
+      const r = c.authorize(req as AuthzRequest);
+      got = r.decision + (r.errors.length > 0 ? '+error' : '');
+    } catch {
+      got = 'rejected';
+    }
+    assert.equal(got, want, label);
+  }
 });

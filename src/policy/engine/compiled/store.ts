@@ -12,26 +12,25 @@ export function convertEntity(e: Entity): EntityData {
   if (e === null || typeof e !== 'object') throw new CedarEvalError('entity must be an object');
   const uid = uidFromJson(e.uid);
   const attrs = new Map<string, Value>();
-  if (e.attrs !== undefined) {
-    if (e.attrs === null || typeof e.attrs !== 'object' || Array.isArray(e.attrs)) throw new CedarEvalError(`attrs of ${uid} must be an object`);
-    for (const k of Object.keys(e.attrs)) attrs.set(k, fromJson(e.attrs[k]));
-  }
+  if (e.attrs === null || typeof e.attrs !== 'object' || Array.isArray(e.attrs)) throw new CedarEvalError(`attrs of ${uid} must be an object`);
+  for (const k of Object.keys(e.attrs)) attrs.set(k, fromJson(e.attrs[k]));
   let tags: Map<string, Value> | undefined;
-  if (e.tags !== undefined && e.tags !== null) {
-    if (typeof e.tags !== 'object' || Array.isArray(e.tags)) throw new CedarEvalError(`tags of ${uid} must be an object`);
+  if (e.tags !== undefined) {
+    if (e.tags === null || typeof e.tags !== 'object' || Array.isArray(e.tags)) throw new CedarEvalError(`tags of ${uid} must be an object`);
     tags = new Map();
     for (const k of Object.keys(e.tags)) tags.set(k, fromJson(e.tags[k]));
   }
   const parents: EUid[] = [];
-  if (e.parents !== undefined) {
-    if (!Array.isArray(e.parents)) throw new CedarEvalError(`parents of ${uid} must be an array`);
-    const seen = new Set<string>();
-    for (const p of e.parents) {
-      const u = uidFromJson(p);
-      if (!seen.has(u.key)) {
-        seen.add(u.key);
-        parents.push(u);
-      }
+  if (!Array.isArray(e.parents)) throw new CedarEvalError(`parents of ${uid} must be an array`);
+  const isAction = (t: string): boolean => t === 'Action' || t.endsWith('::Action');
+  const action = isAction(uid.type);
+  const seen = new Set<string>();
+  for (const p of e.parents) {
+    const u = uidFromJson(p);
+    if (action && !isAction(u.type)) throw new CedarEvalError(`action \`${uid}\` has a non-action parent \`${u}\``);
+    if (!seen.has(u.key)) {
+      seen.add(u.key);
+      parents.push(u);
     }
   }
   return { uid, attrs, tags, parents };
