@@ -1,0 +1,154 @@
+// Break-glass: access without approval, but only where policy marks the identity and target
+// eligible (a Cedar decision on `break_glass.action`, default `breakglass.use`), with a reason, a
+// hard time cap and no renewal, named revokers notified at once and able to end it, and an
+// after-action review that stays open until someone other than the user records it.
+import { randomUUID } from 'node:crypto';
+import type { AuditSink } from '../audit/types.ts';
+import type { Clock } from '../common/clock.ts';
+import { Conflict, InvalidInput, NotFound } from '../common/errors.ts';
+import type { EntityUid } from '../policy/engine/types.ts';
+import type { Db } from '../store/sqlite.ts';
+import { transaction } from '../store/sqlite.ts';
+import type { AccessConfig } from './config.ts';
+import { BreakGlassNotEligible, NotARevoker, ReviewNotAllowed } from './errors.ts';
+import type { Grants } from './grants.ts';
+import { coversResource, summary } from './grants.ts';
+import type { BreakGlassInput } from './input.ts';
+import { KeyedLock } from './lock.ts';
+import { bgReviewFromRow } from './store.ts';
+import type { AccessDecide, Actor, BreakGlassReview, Grant, Notifier } from './types.ts';
+
+export interface BreakGlassDeps {
+  db: Db;
+  clock: Clock;
+  audit: AuditSink;
+  decide: AccessDecide;
+  config: AccessConfig;
+  grants: Grants;
+  notifier: Notifier;
+  /** Team names an identity belongs to, for `team:<name>` revokers. */
+  teamsOf?: (identityId: string) => string[];
+}
+
+const MAX_SUMMARY = 4000;
+
+export class BreakGlass {
+  readonly #d: BreakGlassDeps;
+  readonly #lock = new KeyedLock();
+
+  constructor(deps: BreakGlassDeps) {
+    this.#d = deps;
+  }
+
+  async start(actor: Actor, input: BreakGlassInput): Promise<{ grant: Grant; review: BreakGlassReview }> {
+    const cfg = this.#d.config.break_glass;
+    const reason = input.reason?.trim() ?? '';
+    if (reason === '') throw new InvalidInput('reason is required for break-glass', 'reason');
+    if (reason.length > 1024) throw new InvalidInput('reason is too long', 'reason');
+    const duration = input.duration_ms ?? cfg.max_duration_ms;
+    if (!Number.isInteger(duration) || duration < 60_000) throw new InvalidInput('duration must be at least 1m', 'duration');
+    if (duration > cfg.max_duration_ms) {
+      throw new InvalidInput(`break-glass is capped at ${cfg.max_duration_ms / 60_000} min`, 'duration', { max_duration_ms: cfg.max_duration_ms });
+    }
+    const key = `${actor.id}|${input.resource.type}::${input.resource.id}`;
+    return this.#lock.run(key, async () => {
+      const now = this.#d.clock.now();
+      const live = this.#d.grants.list({ identityId: actor.id, kind: 'break-glass', activeAt: now }).find((g) => coversResource(g.target, input.resource));
+      if (live) throw new Conflict(`break-glass ${live.id} is already active for this target until ${live.end_at}; it cannot be renewed — end it first`);
+      const target = `${input.resource.type}::"${input.resource.id}"`;
+      const d = await this.#d.decide({ actor, action: cfg.action, resource: input.resource, breakGlass: true, purpose: { reason } });
+      if (d.decision !== 'allow') {
+        await this.#d.audit.append({ stream: 'admin', type: 'breakglass.refused', actor: actor.id, payload: { target, reason, decision_id: d.decisionId } });
+        throw new BreakGlassNotEligible(target, d.decisionId);
+      }
+      const endAt = now + duration;
+      const revokers = cfg.revokers.filter((r) => r !== actor.id);
+      await this.#d.audit.append({
+        stream: 'admin', type: 'breakglass.started', actor: actor.id,
+        payload: { target, reason, decision_id: d.decisionId, end_at: new Date(endAt).toISOString(), revokers, session: actor.sessionId ?? null },
+      });
+      const reviewId = `bgr_${randomUUID()}`;
+      const grant = transaction(this.#d.db, () => {
+        const g = this.#d.grants.insert({
+          kind: 'break-glass', identityId: actor.id, requestId: null, target: { kind: 'resource', resource: input.resource, actions: [] },
+          what: `break-glass on ${target}`, startAt: now, endAt, sessionBound: false, reason, revokers,
+        });
+        this.#d.db.prepare("INSERT INTO access_breakglass_reviews (id, grant_id, user_id, status, opened_at) VALUES (?, ?, ?, 'open', ?)").run(reviewId, g.id, actor.id, now);
+        return g;
+      });
+      this.#d.notifier.notify('breakglass.started', { grant: summary(grant), user: actor.id, target, reason, revokers, review_id: reviewId });
+      return { grant, review: this.review(reviewId) };
+    });
+  }
+
+  get(grantId: string): Grant {
+    const g = this.#d.grants.get(grantId);
+    if (g.kind !== 'break-glass') throw new NotFound(`break-glass ${grantId}`);
+    return g;
+  }
+
+  list(f: { identityId?: string; activeAt?: number } = {}): Grant[] {
+    return this.#d.grants.list({ ...f, kind: 'break-glass' });
+  }
+
+  /** True when `identityId` may end this break-glass: the user themselves or a named revoker. */
+  canEnd(identityId: string, g: Grant): boolean {
+    if (identityId === g.identity_id) return true;
+    const teams = this.#d.teamsOf?.(identityId) ?? [];
+    return g.revokers.some((r) => r === identityId || (r.startsWith('team:') && teams.includes(r.slice(5))));
+  }
+
+  async end(actor: Actor, grantId: string, reason: string): Promise<Grant> {
+    const g = this.get(grantId);
+    if (!this.canEnd(actor.id, g)) {
+      await this.#d.audit.append({ stream: 'admin', type: 'breakglass.revoke_refused', actor: actor.id, subject: g.identity_id, payload: { grant_id: g.id } });
+      throw new NotARevoker(grantId);
+    }
+    const why = reason?.trim() || (actor.id === g.identity_id ? 'ended by the user' : 'revoked');
+    return this.#d.grants.end(grantId, { by: actor.id, reason: why, type: actor.id === g.identity_id ? 'breakglass.ended' : 'breakglass.revoked' });
+  }
+
+  review(id: string): BreakGlassReview {
+    const row = this.#d.db.prepare('SELECT * FROM access_breakglass_reviews WHERE id = ?').get(id);
+    if (!row) throw new NotFound(`break-glass review ${id}`);
+    return bgReviewFromRow(row);
+  }
+
+  reviewForGrant(grantId: string): BreakGlassReview {
+    const row = this.#d.db.prepare('SELECT * FROM access_breakglass_reviews WHERE grant_id = ?').get(grantId);
+    if (!row) throw new NotFound(`break-glass review for ${grantId}`);
+    return bgReviewFromRow(row);
+  }
+
+  reviews(status?: 'open' | 'closed'): BreakGlassReview[] {
+    const rows = status
+      ? this.#d.db.prepare('SELECT * FROM access_breakglass_reviews WHERE status = ? ORDER BY opened_at').all(status)
+      : this.#d.db.prepare('SELECT * FROM access_breakglass_reviews ORDER BY opened_at').all();
+    return rows.map(bgReviewFromRow);
+  }
+
+  /** Records the after-action review; only someone other than the user, only after it ended. */
+  recordReview(actor: Actor, grantId: string, summaryText: string): Promise<BreakGlassReview> {
+    const text = summaryText?.trim() ?? '';
+    if (text === '') throw new InvalidInput('summary is required', 'summary');
+    if (text.length > MAX_SUMMARY) throw new InvalidInput(`summary is too long (at most ${MAX_SUMMARY} characters)`, 'summary');
+    return this.#lock.run(`review|${grantId}`, async () => {
+      const g = this.get(grantId);
+      const rv = this.reviewForGrant(grantId);
+      if (actor.id === g.identity_id) throw new ReviewNotAllowed('the after-action review must be recorded by someone other than the break-glass user');
+      if (rv.status === 'closed') throw new Conflict(`the review of ${grantId} was already recorded by ${rv.reviewer}`);
+      const now = this.#d.clock.now();
+      if (g.status === 'active' && Date.parse(g.end_at) > now) throw new ReviewNotAllowed('the break-glass is still active; end it before the after-action review');
+      await this.#d.audit.append({ stream: 'admin', type: 'breakglass.reviewed', actor: actor.id, subject: g.identity_id, payload: { grant_id: grantId, review_id: rv.id, summary: text } });
+      this.#d.db.prepare("UPDATE access_breakglass_reviews SET status = 'closed', reviewer = ?, reviewed_at = ?, summary = ? WHERE id = ?").run(actor.id, now, text, rv.id);
+      const after = this.review(rv.id);
+      this.#d.notifier.notify('breakglass.reviewed', { grant: summary(g), review_id: rv.id, reviewer: actor.id });
+      return after;
+    });
+  }
+
+  /** Is this resource under an active break-glass for this identity right now? */
+  activeFor(identityId: string, resource: EntityUid, now = this.#d.clock.now()): Grant | undefined {
+    return this.list({ identityId, activeAt: now }).find((g) => coversResource(g.target, resource));
+  }
+}

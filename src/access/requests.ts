@@ -1,0 +1,328 @@
+// Access requests and approvals. Rules that hold whatever policy says: nobody reviews their own
+// request; a reviewer must be allowed `access.approve` at the moment of reviewing (a live Cedar
+// decision); a pending request expires; the approval threshold comes from config rules.
+import { randomUUID } from 'node:crypto';
+import type { AuditSink } from '../audit/types.ts';
+import type { Clock } from '../common/clock.ts';
+import { Conflict, Forbidden, InvalidInput, NotFound } from '../common/errors.ts';
+import type { Entity, EntityUid } from '../policy/engine/types.ts';
+import type { Db } from '../store/sqlite.ts';
+import { transaction } from '../store/sqlite.ts';
+import type { AccessConfig } from './config.ts';
+import { ApproverNotAllowed, RequestNotAllowed, RequestNotPending, SelfApproval } from './errors.ts';
+import type { Grants } from './grants.ts';
+import { summary } from './grants.ts';
+import { KeyedLock } from './lock.ts';
+import { describeTarget, requirementsFor, targetResource } from './rules.ts';
+import { requestStatusLine } from './status.ts';
+import { requestFromRow, reviewFromRow } from './store.ts';
+import type { AccessDecide, AccessRequest, AccessTarget, Actor, Comment, Notifier, RequestStatus } from './types.ts';
+
+export interface CreateRequestInput {
+  target: AccessTarget;
+  duration_ms: number;
+  reason: string;
+  ticket?: string;
+  /** ms since the epoch; default: when approved. */
+  start_at?: number;
+  /** End the grant when the requester logs out. */
+  session_bound?: boolean;
+}
+
+export interface RequestsDeps {
+  db: Db;
+  clock: Clock;
+  audit: AuditSink;
+  decide: AccessDecide;
+  config: AccessConfig;
+  grants: Grants;
+  notifier: Notifier;
+  /** Boundary/environment of a declared resource (for rules and the `AccessRequest` entity). */
+  resourceInfo?: (uid: EntityUid) => { boundary: string; environment: string } | undefined;
+}
+
+export interface ListFilter {
+  status?: RequestStatus;
+  requester?: string;
+  /** Pending requests this identity could review (not their own). */
+  reviewableBy?: string;
+}
+
+const MAX_REASON = 1024;
+const MAX_TICKET = 128;
+const MAX_COMMENT = 2000;
+const MAX_START_AHEAD_MS = 30 * 86_400_000;
+
+export class AccessRequests {
+  readonly #d: RequestsDeps;
+  readonly #lock = new KeyedLock();
+
+  constructor(deps: RequestsDeps) {
+    this.#d = deps;
+  }
+
+  /** The resource `access.request`/`access.approve` are decided on (see docs/access.md). */
+  decisionResource(target: AccessTarget): { resource: EntityUid; resourceEntity?: Entity } {
+    const r = targetResource(target);
+    if (r) return { resource: r };
+    const id = target.kind === 'role' ? `role:${target.role}` : `credential:${(target as { target: string }).target}`;
+    const uid = { type: 'AccessRequest', id };
+    return { resource: uid, resourceEntity: { uid, attrs: { boundary: 'platform', environment: 'control-plane' }, parents: [] } };
+  }
+
+  #environment(t: AccessTarget): string | undefined {
+    const r = targetResource(t);
+    return r ? this.#d.resourceInfo?.(r)?.environment : undefined;
+  }
+
+  async create(actor: Actor, input: CreateRequestInput): Promise<AccessRequest> {
+    const now = this.#d.clock.now();
+    const req = requirementsFor(this.#d.config, input.target, this.#environment(input.target));
+    const reason = input.reason?.trim() ?? '';
+    if (reason === '') throw new InvalidInput('reason is required', 'reason');
+    if (reason.length > MAX_REASON) throw new InvalidInput(`reason is too long (at most ${MAX_REASON} characters)`, 'reason');
+    const ticket = input.ticket?.trim() || undefined;
+    if (ticket !== undefined && ticket.length > MAX_TICKET) throw new InvalidInput('ticket is too long', 'ticket');
+    if (req.require_ticket && ticket === undefined) {
+      throw new InvalidInput(`a ticket reference is required for this request${req.rules.length ? ` (rule ${req.rules.join(', ')})` : ''}`, 'ticket');
+    }
+    if (!Number.isInteger(input.duration_ms) || input.duration_ms < 60_000) throw new InvalidInput('duration must be at least 1m', 'duration');
+    if (input.duration_ms > req.max_duration_ms) {
+      throw new InvalidInput(`duration exceeds the cap of ${req.max_duration_ms / 60_000} min for this request type`, 'duration', { max_duration_ms: req.max_duration_ms });
+    }
+    if (input.start_at !== undefined && (input.start_at < now - 60_000 || input.start_at > now + MAX_START_AHEAD_MS)) {
+      throw new InvalidInput('start_at must be between now and 30 days ahead', 'start_at');
+    }
+    const what = describeTarget(input.target);
+    const { resource, resourceEntity } = this.decisionResource(input.target);
+    const d = await this.#d.decide({
+      actor,
+      action: 'access.request',
+      resource,
+      ...(resourceEntity && { resourceEntity }),
+      purpose: { reason, ...(ticket !== undefined && { ticket }) },
+    });
+    if (d.decision !== 'allow') throw new RequestNotAllowed(what, d.decisionId);
+    const id = `req_${randomUUID()}`;
+    const expiresAt = now + this.#d.config.pending_ttl_ms;
+    await this.#d.audit.append({
+      stream: 'admin',
+      type: 'access.requested',
+      actor: actor.id,
+      payload: {
+        request_id: id, what, reason, ticket: ticket ?? null, duration_ms: input.duration_ms,
+        start_at: input.start_at !== undefined ? new Date(input.start_at).toISOString() : null,
+        session_bound: input.session_bound ?? false, required_approvals: req.approvals, rules: req.rules,
+        decision_id: d.decisionId, expires_at: new Date(expiresAt).toISOString(),
+      },
+    });
+    this.#d.db
+      .prepare(
+        `INSERT INTO access_requests (id, requester, target, what, reason, ticket, duration_ms, start_at, session_bound,
+           status, required_approvals, rules, reviewers, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        id, actor.id, JSON.stringify(input.target), what, reason, ticket ?? null, input.duration_ms, input.start_at ?? null,
+        input.session_bound ? 1 : 0, req.approvals, JSON.stringify(req.rules), JSON.stringify(req.reviewers.filter((r) => r !== actor.id)), now, expiresAt,
+      );
+    const created = this.get(id);
+    this.#notify('request.created', created);
+    return created;
+  }
+
+  get(id: string): AccessRequest {
+    const row = this.#d.db.prepare('SELECT * FROM access_requests WHERE id = ?').get(id);
+    if (!row) throw new NotFound(`access request ${id}`);
+    const reviews = this.#d.db.prepare('SELECT * FROM access_reviews_cast WHERE request_id = ? ORDER BY at, reviewer').all(id).map(reviewFromRow);
+    const comments = this.#d.db
+      .prepare('SELECT author, at, text FROM access_comments WHERE request_id = ? ORDER BY seq')
+      .all(id)
+      .map((c) => ({ author: c.author as string, at: new Date(Number(c.at)).toISOString(), text: c.text as string }));
+    return requestFromRow(row, reviews, comments);
+  }
+
+  list(f: ListFilter = {}, limit = 200): AccessRequest[] {
+    const where: string[] = [];
+    const vals: (string | number)[] = [];
+    if (f.status !== undefined) (where.push('status = ?'), vals.push(f.status));
+    if (f.requester !== undefined) (where.push('requester = ?'), vals.push(f.requester));
+    if (f.reviewableBy !== undefined) (where.push("status = 'pending' AND requester <> ?"), vals.push(f.reviewableBy));
+    const sql = `SELECT id FROM access_requests ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ?`;
+    return (this.#d.db.prepare(sql).all(...vals, Math.min(limit, 1000)) as { id: string }[]).map((r) => this.get(r.id));
+  }
+
+  statusLine(r: AccessRequest): string {
+    const g = r.grant_id ? this.#d.grants.get(r.grant_id) : undefined;
+    return requestStatusLine(r, this.#d.clock.now(), g);
+  }
+
+  approve(actor: Actor, id: string, comment?: string): Promise<AccessRequest> {
+    return this.#review(actor, id, 'approve', comment);
+  }
+
+  deny(actor: Actor, id: string, comment?: string): Promise<AccessRequest> {
+    return this.#review(actor, id, 'deny', comment);
+  }
+
+  #review(actor: Actor, id: string, verdict: 'approve' | 'deny', comment?: string): Promise<AccessRequest> {
+    const text = checkComment(comment, false);
+    return this.#lock.run(id, async () => {
+      const r = await this.#pending(id);
+      if (actor.id === r.requester) {
+        await this.#refused(actor, r, verdict, 'self_approval');
+        throw new SelfApproval();
+      }
+      if (r.reviews.some((v) => v.reviewer === actor.id)) throw new Conflict(`you have already reviewed access request ${id}`);
+      const { resource, resourceEntity } = this.decisionResource(r.target);
+      const d = await this.#d.decide({
+        actor,
+        action: 'access.approve',
+        resource,
+        ...(resourceEntity && { resourceEntity }),
+        purpose: { reason: r.reason, ...(r.ticket !== null && { ticket: r.ticket }) },
+      });
+      if (d.decision !== 'allow') {
+        await this.#refused(actor, r, verdict, 'not_allowed', d.decisionId);
+        throw new ApproverNotAllowed(id, d.decisionId);
+      }
+      const now = this.#d.clock.now();
+      const approvals = r.reviews.filter((v) => v.verdict === 'approve').length + (verdict === 'approve' ? 1 : 0);
+      const final: RequestStatus | undefined = verdict === 'deny' ? 'denied' : approvals >= r.required_approvals ? 'approved' : undefined;
+      await this.#d.audit.append({
+        stream: 'admin',
+        type: verdict === 'approve' ? 'access.approval' : 'access.denial',
+        actor: actor.id,
+        subject: r.requester,
+        payload: { request_id: id, what: r.what, decision_id: d.decisionId, comment: text ?? null, approvals, required: r.required_approvals, outcome: final ?? 'pending' },
+      });
+      let grantId: string | null = null;
+      transaction(this.#d.db, () => {
+        this.#d.db
+          .prepare('INSERT INTO access_reviews_cast (request_id, reviewer, verdict, decision_id, at, comment) VALUES (?, ?, ?, ?, ?, ?)')
+          .run(id, actor.id, verdict, d.decisionId, now, text ?? null);
+        if (final === 'approved') {
+          const start = Math.max(now, r.start_at !== null ? Date.parse(r.start_at) : now);
+          grantId = this.#d.grants.insert({
+            kind: 'request', identityId: r.requester, requestId: id, target: r.target, what: r.what,
+            startAt: start, endAt: start + r.duration_ms, sessionBound: r.session_bound, reason: r.reason,
+          }).id;
+        }
+        if (final) this.#d.db.prepare('UPDATE access_requests SET status = ?, decided_at = ?, grant_id = ? WHERE id = ?').run(final, now, grantId, id);
+      });
+      const after = this.get(id);
+      if (grantId !== null) {
+        const g = this.#d.grants.get(grantId);
+        await this.#d.audit.append({
+          stream: 'admin', type: 'grant.created', actor: actor.id, subject: r.requester,
+          payload: { grant_id: g.id, request_id: id, what: g.what, grants: g.grants, start_at: g.start_at, end_at: g.end_at, session_bound: g.session_bound },
+        });
+        this.#notify('request.approved', after, { grant: summary(g) });
+      } else if (final === 'denied') {
+        this.#notify('request.denied', after);
+      }
+      return after;
+    });
+  }
+
+  async #refused(actor: Actor, r: AccessRequest, verdict: string, why: string, decisionId?: string): Promise<void> {
+    await this.#d.audit.append({
+      stream: 'admin', type: 'access.review_refused', actor: actor.id, subject: r.requester,
+      payload: { request_id: r.id, verdict, why, ...(decisionId !== undefined && { decision_id: decisionId }) },
+    });
+  }
+
+  /** Loads a request that must be pending; a request past its expiry is expired on the spot. */
+  async #pending(id: string): Promise<AccessRequest> {
+    const r = this.get(id);
+    if (r.status === 'pending' && Date.parse(r.expires_at) <= this.#d.clock.now()) {
+      await this.#expire(r);
+      throw new RequestNotPending(id, 'expired');
+    }
+    if (r.status !== 'pending') throw new RequestNotPending(id, r.status);
+    return r;
+  }
+
+  cancel(actor: Actor, id: string, reason?: string): Promise<AccessRequest> {
+    const text = checkComment(reason, false);
+    return this.#lock.run(id, async () => {
+      const r = await this.#pending(id);
+      if (actor.id !== r.requester) throw new Forbidden('only the requester can cancel an access request');
+      await this.#d.audit.append({ stream: 'admin', type: 'access.cancelled', actor: actor.id, payload: { request_id: id, what: r.what, reason: text ?? null } });
+      this.#d.db.prepare("UPDATE access_requests SET status = 'cancelled', decided_at = ? WHERE id = ?").run(this.#d.clock.now(), id);
+      const after = this.get(id);
+      this.#notify('request.cancelled', after);
+      return after;
+    });
+  }
+
+  /** The requester, or anyone allowed to review it, may comment (any status). */
+  comment(actor: Actor, id: string, text: string): Promise<AccessRequest> {
+    const body = checkComment(text, true)!;
+    return this.#lock.run(id, async () => {
+      const r = this.get(id);
+      if (actor.id !== r.requester) {
+        const { resource, resourceEntity } = this.decisionResource(r.target);
+        const d = await this.#d.decide({ actor, action: 'access.approve', resource, ...(resourceEntity && { resourceEntity }) });
+        if (d.decision !== 'allow') throw new Forbidden(`not allowed to comment on access request ${id}`, { decision_id: d.decisionId });
+      }
+      await this.#d.audit.append({ stream: 'admin', type: 'access.comment', actor: actor.id, subject: r.requester, payload: { request_id: id, text: body } });
+      const seq = (this.#d.db.prepare('SELECT COUNT(*) AS n FROM access_comments WHERE request_id = ?').get(id) as { n: number }).n + 1;
+      this.#d.db.prepare('INSERT INTO access_comments (request_id, seq, author, at, text) VALUES (?, ?, ?, ?, ?)').run(id, seq, actor.id, this.#d.clock.now(), body);
+      return this.get(id);
+    });
+  }
+
+  async #expire(r: AccessRequest): Promise<void> {
+    await this.#d.audit.append({
+      stream: 'admin', type: 'access.expired', actor: 'system:expiry', subject: r.requester,
+      payload: { request_id: r.id, what: r.what, approvals: r.reviews.filter((v) => v.verdict === 'approve').length, required: r.required_approvals },
+    });
+    this.#d.db.prepare("UPDATE access_requests SET status = 'expired', decided_at = ? WHERE id = ? AND status = 'pending'").run(this.#d.clock.now(), r.id);
+    this.#notify('request.expired', this.get(r.id));
+  }
+
+  /** Expires overdue pending requests and sends one `request.expiring` notice per request. */
+  async sweep(now = this.#d.clock.now()): Promise<{ expired: string[]; expiring: string[] }> {
+    const overdue = this.#d.db.prepare("SELECT id FROM access_requests WHERE status = 'pending' AND expires_at <= ?").all(now) as { id: string }[];
+    const expired: string[] = [];
+    for (const { id } of overdue) {
+      await this.#lock.run(id, async () => {
+        const r = this.get(id);
+        if (r.status === 'pending') (await this.#expire(r), expired.push(id));
+      });
+    }
+    const soon = this.#d.db
+      .prepare("SELECT id FROM access_requests WHERE status = 'pending' AND expiring_notified = 0 AND expires_at > ? AND expires_at <= ?")
+      .all(now, now + this.#d.config.expiring_notice_ms) as { id: string }[];
+    for (const { id } of soon) {
+      this.#d.db.prepare('UPDATE access_requests SET expiring_notified = 1 WHERE id = ?').run(id);
+      this.#notify('request.expiring', this.get(id));
+    }
+    return { expired, expiring: soon.map((s) => s.id) };
+  }
+
+  #notify(type: string, r: AccessRequest, extra: Record<string, unknown> = {}): void {
+    this.#d.notifier.notify(type, { request: requestView(r), status: this.statusLine(r), ...extra });
+  }
+}
+
+/** The non-secret view of a request for notifications (reason and ticket are not secrets). */
+export function requestView(r: AccessRequest): Record<string, unknown> {
+  return {
+    id: r.id, requester: r.requester, what: r.what, reason: r.reason, ticket: r.ticket, status: r.status,
+    required_approvals: r.required_approvals, approvals: r.reviews.filter((v) => v.verdict === 'approve').map((v) => v.reviewer),
+    reviewers: r.reviewers, duration_ms: r.duration_ms, expires_at: r.expires_at, rules: r.rules,
+  };
+}
+
+function checkComment(text: string | undefined, required: boolean): string | undefined {
+  const t = text?.trim();
+  if (!t) {
+    if (required) throw new InvalidInput('text is required', 'text');
+    return undefined;
+  }
+  if (t.length > MAX_COMMENT) throw new InvalidInput(`comment is too long (at most ${MAX_COMMENT} characters)`, 'text');
+  return t;
+}
+
+export type { Comment };

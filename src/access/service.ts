@@ -1,0 +1,155 @@
+// The facade server/ and cli/ call: requests, approvals, grants, break-glass, webhooks, sweeping.
+import type { AuditSink } from '../audit/types.ts';
+import type { Clock } from '../common/clock.ts';
+import { systemClock } from '../common/clock.ts';
+import { Forbidden } from '../common/errors.ts';
+import type { EntityUid } from '../policy/engine/types.ts';
+import type { Db } from '../store/sqlite.ts';
+import { BreakGlass } from './break-glass.ts';
+import type { AccessConfig } from './config.ts';
+import { Grants } from './grants.ts';
+import type { BreakGlassInput } from './input.ts';
+import type { CreateRequestInput, ListFilter } from './requests.ts';
+import { AccessRequests } from './requests.ts';
+import { grantStatusLine } from './status.ts';
+import { migrateAccess } from './store.ts';
+import type { AccessDecide, AccessRequest, Actor, BreakGlassReview, Grant, GrantContext, Notifier, RevokeLeases } from './types.ts';
+import { WebhookDispatcher } from './webhooks.ts';
+
+export interface AccessServiceOptions {
+  db: Db;
+  clock?: Clock;
+  audit: AuditSink;
+  decide: AccessDecide;
+  revokeLeases: RevokeLeases;
+  config: AccessConfig;
+  /** Notifier to use; default a WebhookDispatcher over `config.webhooks` (exposed as `webhooks`). */
+  webhooks?: Notifier;
+  resourceInfo?: (uid: EntityUid) => { boundary: string; environment: string } | undefined;
+  teamsOf?: (identityId: string) => string[];
+  /** Background sweep interval (expiry of requests and grants); default 15 s. */
+  sweepIntervalMs?: number;
+  onError?: (err: unknown) => void;
+}
+
+export class AccessService {
+  readonly requests: AccessRequests;
+  readonly grants: Grants;
+  readonly breakGlass: BreakGlass;
+  readonly notifier: Notifier;
+  /** The built-in dispatcher, when no notifier was passed in. */
+  readonly webhooks: WebhookDispatcher | undefined;
+  readonly #o: AccessServiceOptions;
+  readonly #clock: Clock;
+  #timer: NodeJS.Timeout | undefined;
+  #sweeping: Promise<unknown> | undefined;
+
+  constructor(o: AccessServiceOptions) {
+    this.#o = o;
+    this.#clock = o.clock ?? systemClock;
+    migrateAccess(o.db);
+    this.webhooks = o.webhooks ? undefined : new WebhookDispatcher({ db: o.db, config: o.config.webhooks, ...(o.onError && { onError: o.onError }) });
+    this.notifier = o.webhooks ?? this.webhooks!;
+    const common = { db: o.db, clock: this.#clock, audit: o.audit, notifier: this.notifier };
+    this.grants = new Grants({ ...common, revokeLeases: o.revokeLeases, ...(o.onError && { onError: o.onError }) });
+    this.requests = new AccessRequests({ ...common, decide: o.decide, config: o.config, grants: this.grants, ...(o.resourceInfo && { resourceInfo: o.resourceInfo }) });
+    this.breakGlass = new BreakGlass({ ...common, decide: o.decide, config: o.config, grants: this.grants, ...(o.teamsOf && { teamsOf: o.teamsOf }) });
+  }
+
+  // ── Requests ──────────────────────────────────────────────────────────────────────────────
+  createRequest(actor: Actor, input: CreateRequestInput): Promise<AccessRequest> {
+    return this.requests.create(actor, input);
+  }
+  getRequest(id: string): { request: AccessRequest; status: string; grant: Grant | null } {
+    const request = this.requests.get(id);
+    return { request, status: this.requests.statusLine(request), grant: request.grant_id ? this.grants.get(request.grant_id) : null };
+  }
+  listRequests(filter: ListFilter = {}, limit?: number): { request: AccessRequest; status: string }[] {
+    return this.requests.list(filter, limit).map((request) => ({ request, status: this.requests.statusLine(request) }));
+  }
+  approve(actor: Actor, id: string, comment?: string): Promise<AccessRequest> {
+    return this.requests.approve(actor, id, comment);
+  }
+  deny(actor: Actor, id: string, comment?: string): Promise<AccessRequest> {
+    return this.requests.deny(actor, id, comment);
+  }
+  cancel(actor: Actor, id: string, reason?: string): Promise<AccessRequest> {
+    return this.requests.cancel(actor, id, reason);
+  }
+  comment(actor: Actor, id: string, text: string): Promise<AccessRequest> {
+    return this.requests.comment(actor, id, text);
+  }
+
+  // ── Grants ────────────────────────────────────────────────────────────────────────────────
+  /** What to merge into a decision for this identity: `context.grants`, extra parents, `breakGlass`. */
+  activeGrants(identityId: string, now?: number, resource?: EntityUid): GrantContext {
+    return this.grants.contextFor(identityId, { ...(now !== undefined && { now }), ...(resource && { resource }) });
+  }
+  listGrants(f: { identityId?: string; activeAt?: number } = {}): { grant: Grant; status: string }[] {
+    const now = this.#clock.now();
+    return this.grants.list(f).map((grant) => ({ grant, status: grantStatusLine(grant, now) }));
+  }
+  /**
+   * Ends a request grant early: the holder may give it up; otherwise the caller must be allowed
+   * `access.approve` on what it grants. Break-glass grants end through `endBreakGlass`.
+   */
+  async revokeGrant(actor: Actor, grantId: string, reason: string): Promise<Grant> {
+    const g = this.grants.get(grantId);
+    if (g.kind === 'break-glass') return this.breakGlass.end(actor, grantId, reason);
+    if (actor.id !== g.identity_id) {
+      const { resource, resourceEntity } = this.requests.decisionResource(g.target);
+      const d = await this.#o.decide({ actor, action: 'access.approve', resource, ...(resourceEntity && { resourceEntity }) });
+      if (d.decision !== 'allow') throw new Forbidden(`not allowed to revoke grant ${grantId}`, { decision_id: d.decisionId });
+    }
+    return this.grants.end(grantId, { by: actor.id, reason: reason?.trim() || 'revoked', type: 'grant.revoked' });
+  }
+  /** Call on logout: ends the identity's session-bound grants (and their leases). */
+  onLogout(identityId: string): Promise<Grant[]> {
+    return this.grants.endSessionBound(identityId, identityId);
+  }
+
+  // ── Break-glass ───────────────────────────────────────────────────────────────────────────
+  startBreakGlass(actor: Actor, input: BreakGlassInput): Promise<{ grant: Grant; review: BreakGlassReview }> {
+    return this.breakGlass.start(actor, input);
+  }
+  endBreakGlass(actor: Actor, grantId: string, reason: string): Promise<Grant> {
+    return this.breakGlass.end(actor, grantId, reason);
+  }
+  recordBreakGlassReview(actor: Actor, grantId: string, summary: string): Promise<BreakGlassReview> {
+    return this.breakGlass.recordReview(actor, grantId, summary);
+  }
+  breakGlassReviews(status?: 'open' | 'closed'): BreakGlassReview[] {
+    return this.breakGlass.reviews(status);
+  }
+
+  // ── Background work ───────────────────────────────────────────────────────────────────────
+  /** Expires pending requests, sends expiring notices, ends grants past their end. */
+  async sweep(now = this.#clock.now()) {
+    const requests = await this.requests.sweep(now);
+    const grants = await this.grants.sweep(now);
+    return { ...requests, endedGrants: grants.ended, retriedLeaseRevocations: grants.retried };
+  }
+
+  start(): void {
+    this.webhooks?.start();
+    if (this.#timer) return;
+    this.#timer = setInterval(() => {
+      if (this.#sweeping) return;
+      this.#sweeping = this.sweep()
+        .catch((err) => this.#o.onError?.(err))
+        .finally(() => (this.#sweeping = undefined));
+    }, this.#o.sweepIntervalMs ?? 15_000);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#sweeping;
+    await this.webhooks?.stop();
+  }
+}
+
+export function createAccessService(o: AccessServiceOptions): AccessService {
+  return new AccessService(o);
+}
