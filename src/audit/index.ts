@@ -7,6 +7,7 @@ export { scrub, scrubString, isSecretKey, looksLikeSecret, REDACTED } from './sc
 export { genesisHash, GENESIS, recordCanonical } from './chain.ts';
 export { checkpointMessage, CheckpointVerifier } from './checkpoint.ts';
 export { verifyStream, verifyAll, verifyDataDir, type ResolverSource } from './verify.ts';
+export { verifyDataDirParallel, verifyFileParallel, type ParallelVerifyOptions } from './verify-parallel.ts';
 export {
   queryEvents,
   exportJsonLines,

@@ -14,6 +14,7 @@ import { prepareEvent, type PreparedEvent } from './prepare.ts';
 import { exportJsonLines, queryEvents, writeJsonLines, type ExportQuery } from './query.ts';
 import { migrateAudit } from './schema.ts';
 import { verifyAll, type ResolverSource } from './verify.ts';
+import { verifyFileParallel, type ParallelVerifyOptions } from './verify-parallel.ts';
 import { FIELDS, type DueCheckpoint, type WireEvents, type WriteResult } from './writer.ts';
 import {
   AUDIT_STREAMS,
@@ -85,7 +86,9 @@ export class AuditLog implements AuditSink {
   readonly #writer: BatchWriter;
   #queue: Pending[] = [];
   #scheduled = false;
-  #inFlight = false;
+  /** Batches handed to the writer and not yet answered. */
+  #inFlight = 0;
+  readonly #maxInFlight: number;
   #lastWriteFailed = false;
   #checkpointRequest: 'none' | 'due' | 'force' = 'none';
   /** Signed checkpoints waiting to be stored with the next batch. */
@@ -113,9 +116,12 @@ export class AuditLog implements AuditSink {
     if (path !== null && (opts.writer ?? 'worker') === 'worker') {
       const synchronous = full ? 2 : (db.prepare('PRAGMA synchronous').get() as { synchronous: number }).synchronous;
       this.#writer = new WorkerBatchWriter({ path, synchronous, policy });
+      // A second batch queued in the worker while it commits the first: no idle gap between them.
+      this.#maxInFlight = 2;
     } else {
       if (full) db.exec('PRAGMA synchronous = FULL');
       this.#writer = new InlineBatchWriter(db, policy);
+      this.#maxInFlight = 1;
     }
     if (this.#signer) {
       // Time-based checkpoints also happen when no event arrives; the timer must not keep the process alive.
@@ -170,8 +176,20 @@ export class AuditLog implements AuditSink {
     return writeJsonLines(this.#db, out, q);
   }
 
+  /** Verifies every stream now, in this thread (one consistent snapshot). */
   verify(keys: ResolverSource): AuditVerification {
     return verifyAll(this.#db, keys);
+  }
+
+  /**
+   * Verifies without blocking the event loop (file databases: worker threads on read-only
+   * connections, up to each head as it was at the start). For `GET /v1/audit/verify`.
+   */
+  verifyAsync(keys: ResolverSource, opts: Omit<ParallelVerifyOptions, 'boundToHead' | 'offMainThread'> = {}): Promise<AuditVerification> {
+    const path = this.#db.location();
+    if (path === null) return Promise.resolve(verifyAll(this.#db, keys));
+    const resolver = typeof keys === 'function' ? keys : keys.fromDb(this.#db);
+    return verifyFileParallel(path, resolver, { ...opts, boundToHead: true, offMainThread: true });
   }
 
   /** Calls `listener` with each committed batch. Returns the unsubscribe function. */
@@ -243,7 +261,7 @@ export class AuditLog implements AuditSink {
   }
 
   #schedule(): void {
-    if (this.#scheduled || this.#inFlight) return; // a batch in flight reschedules when it ends
+    if (this.#scheduled || this.#inFlight >= this.#maxInFlight) return; // a finishing batch reschedules
     this.#scheduled = true;
     // setImmediate, not a microtask: everything appended during this turn of the event loop
     // (all callbacks of one I/O poll) joins the batch.
@@ -255,7 +273,7 @@ export class AuditLog implements AuditSink {
   }
 
   #isIdle(): boolean {
-    return !this.#scheduled && !this.#inFlight && !this.#hasWork();
+    return !this.#scheduled && this.#inFlight === 0 && !this.#hasWork();
   }
 
   #flushNow(): void {
@@ -265,7 +283,7 @@ export class AuditLog implements AuditSink {
     this.#queue = [];
     const checkpoint = this.#checkpointRequest;
     this.#checkpointRequest = 'none';
-    const checkpoints = this.#signed;
+    const checkpoints = [...this.#signed];
     if (!this.#db.isOpen) {
       this.#fail(batch, new AuditWriteFailed('audit store is closed'));
       return this.#settleIdle();
@@ -282,17 +300,20 @@ export class AuditLog implements AuditSink {
       events[o + 6] = ev.decision;
       events[o + 7] = ev.payload;
     }
-    this.#inFlight = true;
+    this.#inFlight++;
     this.#writer.write({ events, checkpoints, now: this.#clock.now(), checkpoint }).then(
       (res) => {
         this.#lastWriteFailed = false;
-        this.#signed = this.#signed.slice(checkpoints.length);
+        if (checkpoints.length > 0) {
+          const stored = new Set(checkpoints);
+          this.#signed = this.#signed.filter((c) => !stored.has(c));
+        }
         this.#done(batch, res);
       },
       (e: unknown) => {
         this.#lastWriteFailed = true; // signed checkpoints stay queued for the next batch
         this.#fail(batch, e instanceof AuditWriteFailed ? e : new AuditWriteFailed(undefined, e));
-        this.#inFlight = false;
+        this.#inFlight--;
         if (this.#queue.length > 0) this.#schedule();
         else this.#settleIdle();
       },
@@ -312,7 +333,7 @@ export class AuditLog implements AuditSink {
       batch[i].resolve(r);
     }
     this.#sign(res.due);
-    this.#inFlight = false;
+    this.#inFlight--;
     if (records.length > 0) this.#notify(records);
     if (this.#hasWork()) this.#schedule();
     else this.#settleIdle();

@@ -53,7 +53,8 @@ export async function verifyFileParallel(path: string, keys: ResolverSource, opt
         state: loadStreamState(db, stream),
         maxSeq: (db.prepare('SELECT MAX(seq) AS m FROM audit_events WHERE stream = ?').get(stream) as { m: number | null }).m ?? 0,
       }));
-      const to = opts.boundToHead ? (state.head?.seq ?? 0) : maxSeq;
+      // Without a head row there is nothing to bound by (and its absence is itself reported).
+      const to = opts.boundToHead && state.head ? Math.min(state.head.seq, maxSeq) : maxSeq;
       const cpSeqs = state.cps.map((c) => c.seq);
       const chunks = to < minParallel || threads === 1 ? 1 : threads;
       let scan: ScanResult;

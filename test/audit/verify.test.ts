@@ -272,3 +272,29 @@ test('parallel verification: chunk boundaries (delete or rewrite at 15, 16, 30, 
     assert.equal((await authz(s)).firstBadSeq, 16, 'a whole chunk deleted');
   });
 });
+
+test('online verifyAsync: off the event loop, bounded by the heads, catches tampering', async () => {
+  const s = tempStore();
+  try {
+    const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 10 });
+    await Promise.all(Array.from({ length: 60 }, (_, i) => log.append({ stream: 'admin', type: 'x', actor: 'a', payload: { i } })));
+    await log.flush();
+    const ok = await log.verifyAsync(keys, { threads: 2, minParallel: 10 });
+    assert.equal(ok.ok, true);
+    assert.equal(ok.streams.find((x) => x.stream === 'admin')!.events, 60);
+    // Appends racing the verification are not false alarms.
+    const racing = Promise.all(Array.from({ length: 50 }, (_, i) => log.append({ stream: 'admin', type: 'x', actor: 'a', payload: { i } })));
+    const during = await log.verifyAsync(keys, { threads: 2, minParallel: 10 });
+    await racing;
+    assert.equal(during.ok, true);
+    tamper(s.path, "UPDATE audit_events SET actor = 'b' WHERE stream = 'admin' AND seq = 42");
+    const bad = (await log.verifyAsync(keys, { threads: 2, minParallel: 10 })).streams.find((x) => x.stream === 'admin')!;
+    assert.equal(bad.firstBadSeq, 42);
+    tamper(s.path, "DELETE FROM audit_heads WHERE stream = 'admin'");
+    const noHead = (await log.verifyAsync(keys, { threads: 2, minParallel: 10 })).streams.find((x) => x.stream === 'admin')!;
+    assert.equal(noHead.firstBadSeq, 42);
+    await log.close();
+  } finally {
+    s.cleanup();
+  }
+});
