@@ -25,6 +25,8 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: BODY_LIMIT,
+    // Followers of the audit stream hold connections open; close them on shutdown.
+    forceCloseConnections: true,
     ...(options.https && { https: options.https }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   } as FastifyServerOptions);

@@ -2,7 +2,7 @@
 // Each domain owns its tables and its migrations (see docs/adr-0002-storage.md), so a domain can
 // gain a PostgreSQL implementation of its repository interface without touching the others.
 import { DatabaseSync } from 'node:sqlite';
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export type Db = DatabaseSync;
@@ -14,7 +14,11 @@ export interface Migration {
 }
 
 export function openDatabase(path: string): Db {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // Create the file owner-only first: SQLite gives its -wal and -shm files the same mode.
+    closeSync(openSync(path, 'a', 0o600));
+  }
   const db = new DatabaseSync(path);
   db.exec(`PRAGMA journal_mode = WAL;
            PRAGMA synchronous = NORMAL;

@@ -1,18 +1,8 @@
-// Chooses the decision engine named in the config.
+// Chooses the decision engine named in the config (`engine: wasm | compiled`).
 import type { DecisionEngine, EngineKind } from './types.ts';
 import { WasmEngine } from './wasm.ts';
-
-let compiled: (() => DecisionEngine) | undefined;
-
-/** Registered by the compiled engine's module when it is loaded. */
-export function registerCompiledEngine(factory: () => DecisionEngine): void {
-  compiled = factory;
-}
+import { CompiledEngine } from './compiled/index.ts';
 
 export function createEngine(kind: EngineKind): DecisionEngine {
-  if (kind === 'compiled') {
-    if (!compiled) throw new Error('engine "compiled" is not available in this build; use engine: wasm');
-    return compiled();
-  }
-  return new WasmEngine();
+  return kind === 'compiled' ? new CompiledEngine() : new WasmEngine();
 }

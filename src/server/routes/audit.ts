@@ -60,17 +60,19 @@ export function auditRoutes(app: FastifyInstance, broker: Broker): void {
       if (q.follow === 'true') {
         const abort = new AbortController();
         req.raw.on('close', () => abort.abort());
+        reply.hijack();
         reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+        reply.raw.flushHeaders();
         for await (const r of broker.audit.follow({ ...query, signal: abort.signal })) {
           if (!reply.raw.write(`${JSON.stringify(r)}\n`)) await new Promise((res) => reply.raw.once('drain', res));
         }
         reply.raw.end();
-        return reply;
+        return;
       }
       await broker.audit.flush();
       if (q.format === 'ndjson') {
         reply.type('application/x-ndjson');
-        return reply.send(Array.from(broker.audit.exportJsonLines(query), (l) => `${l}\n`).join(''));
+        return reply.send(Array.from(broker.audit.exportJsonLines(query)).join(''));
       }
       const limit = q.limit === undefined ? 100 : Math.min(Number(q.limit), 1000);
       return { events: broker.audit.query({ ...query, limit }) };

@@ -1,0 +1,166 @@
+// Spins up a real Portcullis server on loopback with a real JWKS endpoint for a CI issuer.
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import type { CryptoKey, JWK } from 'jose';
+import { ManualClock } from '../../src/common/clock.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { serve } from '../../src/cli/serve.ts';
+import type { Running } from '../../src/cli/serve.ts';
+
+export const ISSUER = 'https://ci.example.test';
+
+export interface Harness {
+  dir: string;
+  clock: ManualClock;
+  running: Running;
+  url: string;
+  jwksHits: () => number;
+  /** Signs a CI token with the issuer's real key. */
+  ciToken(claims?: Record<string, unknown>, opts?: { expiresInS?: number; header?: Record<string, unknown> }): Promise<string>;
+  post(path: string, body: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
+  get(path: string, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
+  loginCi(claims?: Record<string, unknown>): Promise<string>;
+  /** The first administrator's session, through the one-time bootstrap credential. */
+  admin(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export const POLICIES = `
+@id("api-reads-orders-with-purpose")
+permit (principal == Workload::"workload:github/acme/api", action in Action::"db.read", resource in Database::"orders")
+when { context.purpose has reason };
+
+@id("api-writes-in-hours")
+permit (principal == Workload::"workload:github/acme/api", action in Action::"db.write", resource in Database::"orders")
+when { context.purpose has ticket && context.request.hour >= 6 && context.request.hour < 22 };
+
+@id("no-api-key-writes")
+forbid (principal, action in Action::"db.write", resource)
+when { context.authn.method == "api-key" };
+
+@id("anyone-reads-analytics")
+permit (principal, action == Action::"db.select", resource == Database::"analytics");
+
+@id("agent-reads-orders")
+permit (principal is Agent, action == Action::"db.select", resource == Database::"orders");
+`;
+
+export async function startHarness(extraYaml = ''): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'pcx-it-'));
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'ci-1', alg: 'ES256', use: 'sig' };
+  let hits = 0;
+  const jwksServer: Server = createServer((req, res) => {
+    hits++;
+    if (req.url === '/.well-known/jwks') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys: [jwk] }));
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
+  const jwksPort = (jwksServer.address() as { port: number }).port;
+  mkdirSync(join(dir, 'policies'));
+  writeFileSync(join(dir, 'policies', 'main.cedar'), POLICIES);
+  const yaml = `
+listen: { host: 127.0.0.1, port: 0 }
+data_dir: ./data
+boundaries: [application, platform, infrastructure, ai-platform]
+bridges:
+  - { from: ai-platform, to: application, actions: [db.select], reason: support agent reads orders }
+trusts:
+  - name: ci
+    kind: oidc
+    issuer: ${ISSUER}
+    jwks_uri: http://127.0.0.1:${jwksPort}/.well-known/jwks
+    audiences: [portcullis]
+    algorithms: [ES256]
+    require: { repository_owner: acme }
+    identity: "workload:github/{repository}"
+    identity_kind: workload
+    attributes: [repository, ref]
+    boundary: application
+    environment: prod
+    owner: team:platform
+identities:
+  - id: workload:github/acme/api
+    kind: workload
+    owner: team:payments
+    purpose: deploys the payments api
+    boundary: application
+    environment: prod
+resources:
+  - { type: Database, id: orders, boundary: application, environment: prod }
+  - { type: Table, id: orders.payments, boundary: application, environment: prod, parents: ['Database::"orders"'] }
+  - { type: Database, id: analytics, boundary: platform, environment: prod }
+policies: ./policies
+session: { ttl: 10m }
+audit: { fail_closed: true, checkpoint_every: 5 }
+${extraYaml}`;
+  writeFileSync(join(dir, 'portcullis.yaml'), yaml);
+  const clock = new ManualClock(Date.parse('2026-03-02T10:00:00Z'));
+  const loaded = parseConfig(yaml, dir);
+  const running = await serve(loaded, { clock, quiet: true, env: { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') } });
+  const url = running.url;
+
+  const request = async (method: string, path: string, body?: unknown, token?: string) => {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (token) headers.authorization = `Bearer ${token}`;
+    const res = await fetch(url + path, { method, headers, ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }) });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* not JSON */
+    }
+    return { status: res.status, body: parsed as any, headers: res.headers };
+  };
+
+  let adminToken: string | undefined;
+  const h: Harness = {
+    dir,
+    clock,
+    running,
+    url,
+    jwksHits: () => hits,
+    async ciToken(claims = {}, opts = {}) {
+      const now = Math.floor(clock.now() / 1000);
+      return new SignJWT({ repository: 'acme/api', repository_owner: 'acme', ref: 'refs/heads/main', ...claims })
+        .setProtectedHeader({ alg: 'ES256', kid: 'ci-1', typ: 'JWT', ...opts.header })
+        .setIssuer(ISSUER)
+        .setAudience('portcullis')
+        .setSubject('repo:acme/api:ref:refs/heads/main')
+        .setIssuedAt(now)
+        .setExpirationTime(now + (opts.expiresInS ?? 300))
+        .sign(privateKey as CryptoKey);
+    },
+    post: (path, body, token) => request('POST', path, body, token),
+    get: (path, token) => request('GET', path, undefined, token),
+    async loginCi(claims = {}) {
+      const r = await request('POST', '/v1/auth/token', { token: await h.ciToken(claims) });
+      if (r.status !== 200) throw new Error(`login failed: ${r.status} ${JSON.stringify(r.body)}`);
+      return r.body.session_token as string;
+    },
+    async admin() {
+      if (adminToken) return adminToken;
+      const secret = await running.broker.bootstrap();
+      const r = await request('POST', '/v1/auth/token', { bootstrap: secret });
+      if (r.status !== 200) throw new Error(`bootstrap login failed: ${r.status} ${JSON.stringify(r.body)}`);
+      adminToken = r.body.session_token as string;
+      return adminToken;
+    },
+    async close() {
+      await running.stop().catch(() => {});
+      await new Promise<void>((r) => jwksServer.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return h;
+}
