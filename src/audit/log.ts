@@ -314,7 +314,7 @@ export class AuditLog implements AuditSink {
         this.#lastWriteFailed = true; // signed checkpoints stay queued for the next batch
         this.#fail(batch, e instanceof AuditWriteFailed ? e : new AuditWriteFailed(undefined, e));
         this.#inFlight--;
-        if (this.#queue.length > 0) this.#schedule();
+        if (this.#hasWork()) this.#schedule(); // excludes the kept checkpoints: no retry loop
         else this.#settleIdle();
       },
     );
