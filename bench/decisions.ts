@@ -83,7 +83,7 @@ function directWasm(n: number, reqs: DecisionInput[]): { ops: number; p50: numbe
         authn: { method: r.authn.method, trust: r.authn.trust, mfa: false, assurance: 'high', authAgeSeconds: 0 },
         request: { time: { __extn: { fn: 'datetime', arg: iso } }, hour: 12, weekday: 'mon', sourceIp: { __extn: { fn: 'ip', arg: '127.0.0.1' } } },
         purpose: r.purpose, grants: [], breakGlass: false, delegation: { depth: 0, actors: [] }, bridge: false,
-      } as cedar.Context,
+      } as unknown as cedar.Context,
       preparsedPolicySetId: 'bench',
       entities: [...entities, p] as cedar.EntityJson[],
     });
