@@ -1,5 +1,5 @@
 // The embedded store: one SQLite file per data directory through node:sqlite.
-// Each domain owns its tables and its migrations (see docs/adr-0002-storage.md), so a domain can
+// Each domain owns its tables and its migrations (see docs/storage.md), so a domain can
 // gain a PostgreSQL implementation of its repository interface without touching the others.
 import { DatabaseSync } from 'node:sqlite';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
