@@ -28,7 +28,7 @@ export class Rng {
   }
 }
 
-const PTYPES = ['User', 'Workload'] as const;
+const PTYPES = ['User', 'Workload', 'NS::User'] as const;
 const RTYPES = ['Doc', 'Database'] as const;
 const GTYPES = ['Group'] as const;
 const IDS = ['a', 'b', 'c'];

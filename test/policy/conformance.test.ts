@@ -11,18 +11,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { CompiledEngine } from '../../src/policy/engine/compiled/index.ts';
+import { parseCedarJson } from '../../src/policy/engine/compiled/json.ts';
 import type { Entity, EntityUid, CedarValue } from '../../src/policy/engine/types.ts';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const dataDir = join(repoRoot, '..', 'shared', 'conformance', 'cedar');
 
-/** JSON.parse that keeps integers beyond 2^53 exact (as bigint). */
-function parseJsonExact(text: string): unknown {
-  return JSON.parse(text, (_k, v, ctx?: { source?: string }) => {
-    if (typeof v === 'number' && !Number.isSafeInteger(v) && ctx?.source !== undefined && /^-?[0-9]+$/.test(ctx.source)) return BigInt(ctx.source);
-    return v;
-  });
-}
+const parseJsonExact = parseCedarJson;
 
 function hasBigint(v: unknown): boolean {
   if (typeof v === 'bigint') return true;

@@ -11,6 +11,7 @@ import { closure, convertEntity, EntityStore } from './store.ts';
 import { CRecord, EUid, fromJson, uidFromJson } from './values.ts';
 
 export { CedarEvalError } from './errors.ts';
+export { parseCedarJson } from './json.ts';
 
 /**
  * Items keyed by the scope constraint they carry on one variable (principal or resource). Each
@@ -189,7 +190,10 @@ export class CompiledEngine implements DecisionEngine {
       if (outer.length === 0) outer.push(newSlots<CompiledPolicy>());
       slotOf(outer[0], p.resource, () => []).push(p);
     }
-    if (cacheable) this.#buckets.set(action.key, b);
+    if (cacheable) {
+      if (this.#buckets.size >= 4096) this.#buckets.clear(); // action ids come from requests: stay bounded
+      this.#buckets.set(action.key, b);
+    }
     return b;
   }
 
