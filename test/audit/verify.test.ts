@@ -2,7 +2,7 @@
 // edits, deletes, re-orders or truncates; offline verification must name the first bad seq.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, type JsonWebKey } from 'node:crypto';
 import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
 import { AuditLog } from '../../src/audit/log.ts';
@@ -297,4 +297,20 @@ test('online verifyAsync: off the event loop, bounded by the heads, catches tamp
   } finally {
     s.cleanup();
   }
+});
+
+test('offline keys can be read from the read-only database itself (resolver factory)', async () => {
+  await withFixture(async (s) => {
+    // Stand-in for the keyring table another domain owns: the public JWK stored next to the events.
+    const db = new DatabaseSync(s.path);
+    db.exec('CREATE TABLE test_keys (kid TEXT PRIMARY KEY, jwk TEXT NOT NULL)');
+    db.prepare('INSERT INTO test_keys VALUES (?, ?)').run(key.signer.kid, JSON.stringify(key.jwk));
+    db.close();
+    const fromDb = (ro: DatabaseSync) => (kid: string) => {
+      const row = ro.prepare('SELECT jwk FROM test_keys WHERE kid = ?').get(kid) as { jwk: string } | undefined;
+      return row ? (JSON.parse(row.jwk) as JsonWebKey) : undefined;
+    };
+    assert.equal(verifyDataDir(s.dir, { fromDb }).ok, true);
+    assert.equal((await verifyDataDirParallel(s.dir, { fromDb }, { threads: 2, minParallel: 10 })).ok, true);
+  });
 });
