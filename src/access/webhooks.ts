@@ -67,8 +67,8 @@ export class WebhookDispatcher implements Notifier {
   readonly #clock: Clock;
   readonly #fetch: typeof fetch;
   #timer: NodeJS.Timeout | undefined;
-  #pumping: Promise<void> | undefined;
-  #again = false;
+  readonly #pumps = new Map<string, Promise<void>>();
+  readonly #again = new Set<string>();
   #stopped = false;
 
   constructor(opts: WebhookDispatcherOptions) {
@@ -127,7 +127,7 @@ export class WebhookDispatcher implements Notifier {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    await this.#pumping;
+    await Promise.all(this.#pumps.values());
   }
 
   /** Waits until nothing is pending (tests, graceful shutdown) or the timeout passes. */
@@ -135,7 +135,7 @@ export class WebhookDispatcher implements Notifier {
     const until = Date.now() + timeoutMs;
     while (Date.now() < until) {
       const n = (this.#o.db.prepare("SELECT COUNT(*) AS n FROM access_webhook_deliveries WHERE status = 'pending'").get() as { n: number }).n;
-      if (n === 0 && !this.#pumping) return true;
+      if (n === 0 && this.#pumps.size === 0) return true;
       await new Promise((r) => setTimeout(r, 10));
     }
     return false;
@@ -143,37 +143,45 @@ export class WebhookDispatcher implements Notifier {
 
   #wake(delayMs: number): void {
     if (this.#stopped) return;
-    if (this.#pumping) {
-      this.#again = true;
-      return;
-    }
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.#pumping = this.#pump().finally(() => {
-        this.#pumping = undefined;
-        if (this.#again) {
-          this.#again = false;
-          this.#wake(0);
-        } else this.#scheduleNext();
-      });
+      for (const ep of this.#o.config.endpoints) this.#startPump(ep.name);
     }, delayMs);
     this.#timer.unref();
   }
 
+  /** One pump per endpoint, so a slow or hanging receiver never delays the others. */
+  #startPump(endpoint: string): void {
+    if (this.#pumps.has(endpoint)) {
+      this.#again.add(endpoint);
+      return;
+    }
+    const p = this.#pump(endpoint).finally(() => {
+      this.#pumps.delete(endpoint);
+      if (this.#again.delete(endpoint)) this.#startPump(endpoint);
+      else this.#scheduleNext();
+    });
+    this.#pumps.set(endpoint, p);
+  }
+
   #scheduleNext(): void {
     if (this.#stopped || !this.#o.db.isOpen) return;
-    const row = this.#o.db.prepare("SELECT MIN(next_attempt_at) AS t FROM access_webhook_deliveries WHERE status = 'pending'").get() as { t: number | null };
+    // Endpoints whose pump is running reschedule themselves when it ends (no busy wake-ups).
+    const running = [...this.#pumps.keys()];
+    const row = this.#o.db
+      .prepare(`SELECT MIN(next_attempt_at) AS t FROM access_webhook_deliveries WHERE status = 'pending'${running.length ? ` AND endpoint NOT IN (${running.map(() => '?').join(', ')})` : ''}`)
+      .get(...running) as { t: number | null };
     if (row.t !== null) this.#wake(Math.max(0, row.t - this.#clock.now()));
   }
 
-  async #pump(): Promise<void> {
+  async #pump(endpoint: string): Promise<void> {
     try {
       for (;;) {
         if (this.#stopped || !this.#o.db.isOpen) return;
         const due = this.#o.db
-          .prepare("SELECT id, endpoint, body, attempts FROM access_webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?")
-          .all(this.#clock.now(), this.#o.concurrency ?? 4) as { id: string; endpoint: string; body: string; attempts: number }[];
+          .prepare("SELECT id, endpoint, body, attempts FROM access_webhook_deliveries WHERE status = 'pending' AND endpoint = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?")
+          .all(endpoint, this.#clock.now(), this.#o.concurrency ?? 4) as { id: string; endpoint: string; body: string; attempts: number }[];
         if (due.length === 0) return;
         await Promise.all(due.map((d) => this.#deliver(d)));
       }
