@@ -51,8 +51,11 @@ function uidText(u: EntityUid): string {
 
 export class Gen {
   readonly r: Rng;
+  /** Share of attributes present: half the cases have most attributes, so fewer paths error. */
+  readonly attrDensity: number;
   constructor(seed: number) {
     this.r = new Rng(seed);
+    this.attrDensity = this.r.chance(0.5) ? 0.55 : 0.9;
   }
 
   uid(types: readonly string[]): EntityUid {
@@ -322,7 +325,7 @@ export class Gen {
 
   attrs(depth: number): Record<string, CedarValue> {
     const o: Record<string, CedarValue> = {};
-    for (const a of ATTRS) if (this.r.chance(0.55)) o[a] = this.value(depth, a);
+    for (const a of ATTRS) if (this.r.chance(this.attrDensity)) o[a] = this.value(depth, a);
     return o;
   }
 
