@@ -10,7 +10,7 @@ import type { AuthzResult, Entity } from '../../src/policy/engine/types.ts';
 import { Gen } from './compiled-fuzzgen.ts';
 
 const SEED = process.env.PORTCULLIS_FUZZ_SEED !== undefined ? Number(process.env.PORTCULLIS_FUZZ_SEED) : (Date.now() ^ (process.pid << 8)) >>> 0;
-const CASES = Number(process.env.PORTCULLIS_FUZZ_CASES ?? 4000);
+const CASES = Number(process.env.PORTCULLIS_FUZZ_CASES ?? 3000);
 const REQUESTS_PER_CASE = 6;
 
 type Outcome = { rejected: true } | { rejected: false; decision: string; reasons: string[]; errors: string[] };
