@@ -33,6 +33,9 @@ import { actionEntities, compilePolicySet, splitPolicies } from './policy/policy
 import { PolicyStore } from './policy/store.ts';
 import { adminEntity, resourceEntity } from './policy/entities.ts';
 import type { PrincipalFacts } from './policy/entities.ts';
+import { createCredentialService, parseSelector, sshCaFromKey } from './credentials/index.ts';
+import type { CredentialService, Decide, Issued, JwtSigner, Lease, RevocationSelector } from './credentials/index.ts';
+import { createPrivateKey } from 'node:crypto';
 
 /** The caller of an API request, as proved by its session token. */
 export interface SessionContext {
@@ -76,6 +79,7 @@ export class Broker {
   readonly sessions: SessionService;
   readonly apikeys: ApiKeyService;
   readonly authenticator: Authenticator;
+  readonly credentials: CredentialService;
   readonly metrics = new Metrics();
   readonly #resources = new Map<string, string>(); // "Type::id" → boundary
   readonly #log: (msg: string) => void;
@@ -121,6 +125,21 @@ export class Broker {
     );
     verifiers.push(this.apikeys.verifier());
     this.authenticator = new Authenticator(verifiers, { sessionIssuer: issuer });
+    this.credentials = createCredentialService({
+      db: this.db,
+      clock: this.clock,
+      audit: this.audit,
+      decide: this.#decideForCredentials,
+      targets: config.targets,
+      env: (options.env ?? process.env) as Record<string, string | undefined>,
+      signer: this.#tokenSigner(),
+      issuerUrl: issuer,
+      ssh: { ca: sshCaFromKey(ed25519FromSeed(this.keyring.secret('ssh-user-ca'))) },
+      resolvers: {
+        identitiesOfOwner: (owner) => this.identities.list({ owner }).map((i) => i.id),
+        identitiesOfTrust: (trust) => this.identities.list().filter((i) => i.trust === trust).map((i) => i.id),
+      },
+    });
     migrate(this.db, 'broker', [
       { version: 1, up: 'CREATE TABLE broker_bootstrap (id INTEGER PRIMARY KEY CHECK (id = 1), hash TEXT NOT NULL, created_at TEXT NOT NULL, used_at TEXT)' },
     ]);
@@ -131,6 +150,9 @@ export class Broker {
     const broker = new Broker(config, options);
     try {
       await broker.#loadDeclared();
+      // Finish what a crash left half-done (orphan roles, half-revoked leases), then keep reaping.
+      await broker.credentials.reconcile();
+      broker.credentials.startReaper();
     } catch (err) {
       await broker.close();
       throw err;
@@ -141,6 +163,11 @@ export class Broker {
   async #loadDeclared(): Promise<void> {
     const engine = this.decisions.engine;
     for (const r of this.config.resources) this.#resources.set(`${r.type}::${r.id}`, r.boundary);
+    for (const t of this.credentials.targets()) {
+      if (!this.#resources.has(`${t.resourceType}::${t.name}`)) {
+        throw new InvalidInput(`targets: ${t.kind} target "${t.name}" needs a resource ${t.resourceType}::"${t.name}" under resources: (its boundary and environment)`, 'targets');
+      }
+    }
     engine.upsertEntities(this.config.resources.map(resourceEntity));
     engine.upsertEntities(actionEntities(this.config.schema_extension));
     for (const decl of this.config.identities) {
@@ -333,7 +360,10 @@ export class Broker {
   /** Suspending or offboarding ends every live session of the identity at once. */
   async setIdentityStatus(by: SessionContext, id: string, status: IdentityStatus, reason: string): Promise<Identity> {
     const identity = this.identities.setStatus(id, status);
-    if (status !== 'active') this.sessions.revokeIdentity(id);
+    if (status !== 'active') {
+      this.sessions.revokeIdentity(id);
+      await this.credentials.revoke({ identity: id }, { by: by.identity.id, reason: `identity ${status}: ${reason}` });
+    }
     if (status === 'offboarded') this.apikeys.revokeAllFor(id, 'identity offboarded');
     await this.#adminEvent(by, `identity.${status}`, { reason }, id, identity.boundary);
     return identity;
@@ -409,7 +439,107 @@ export class Broker {
     }
     splitPolicies(files);
     const { version, changed } = await this.decisions.activate(files, by.identity.id, body.reason);
-    return { version: version.version, changed, digest: version.digest };
+    // Policy changes cannot leave stale privilege behind: leases the new policy refuses are revoked.
+    const revalidated = changed ? await this.credentials.revalidateAll() : undefined;
+    return { version: version.version, changed, digest: version.digest, ...(revalidated && { leases_revoked: revalidated }) };
+  }
+
+  // ── Credentials and leases ───────────────────────────────────────────────────────────────
+
+  /** Decisions asked by the credential service: the identity's current inventory row, the facts of the session that asked. */
+  readonly #decideForCredentials: Decide = async (req) => {
+    const identity = this.identities.get(req.identityId);
+    const c = req.context as Record<string, unknown> & { authn?: AuthnFacts; claims?: Record<string, string>; sourceIp?: string; sessionId?: string; delegation?: { actors: string[]; depth: number } };
+    if (!identity || identity.status !== 'active') {
+      const d = await this.decisions.decide({
+        principal: principalFacts(identity ?? { id: req.identityId, kind: 'workload', boundary: 'none', environment: 'none', owner: null, labels: {}, parents: [] } as unknown as Identity),
+        claims: {}, authn: c.authn ?? NO_SESSION, sourceIp: c.sourceIp ?? '0.0.0.0', action: req.action, resource: req.resource, purpose: {},
+        resourceEntities: [], extra: { credential: credentialContext(c) },
+      });
+      return { decision: 'deny', decisionId: d.decision_id };
+    }
+    const d = await this.decisions.decide({
+      principal: principalFacts(identity),
+      claims: c.claims ?? {},
+      authn: c.authn ?? NO_SESSION,
+      ...(c.sessionId !== undefined && { sessionId: c.sessionId }),
+      sourceIp: c.sourceIp ?? '0.0.0.0',
+      action: req.action,
+      resource: req.resource,
+      purpose: typeof c.purpose === 'string' ? { reason: c.purpose } : {},
+      ...(c.delegation && { delegation: c.delegation }),
+      extra: { credential: credentialContext(c) },
+    });
+    this.metrics.decisions.inc({ decision: d.decision });
+    return { decision: d.decision, decisionId: d.decision_id };
+  };
+
+  #tokenSigner(): JwtSigner {
+    const ring = this.keyring;
+    return {
+      get kid() {
+        return ring.activeKey('token').kid;
+      },
+      alg: 'EdDSA',
+      sign: (claims, header) => ring.signJwt('token', claims, typeof header.typ === 'string' ? { typ: header.typ } : {}),
+    };
+  }
+
+  /** Issues a credential for the caller after a request-time decision; the lease records who, what, why. */
+  async issueCredential(s: SessionContext, body: { target: string; permission?: string; ttl?: string; reason: string; public_key?: string; scopes?: string[] }, sourceIp: string): Promise<Issued> {
+    const params: Record<string, unknown> = {};
+    if (body.public_key !== undefined) params.publicKey = body.public_key;
+    if (body.scopes !== undefined) params.scopes = body.scopes;
+    return this.credentials.issue({
+      identityId: s.identity.id,
+      target: body.target,
+      ...(body.permission !== undefined && { permission: body.permission }),
+      ...(body.ttl !== undefined && { ttl: body.ttl }),
+      purpose: body.reason,
+      params,
+      context: { authn: s.authn, claims: s.claims, sourceIp, sessionId: s.jti },
+      sessionId: s.jti,
+      trust: s.authn.trust,
+    });
+  }
+
+  leaseOwner(id: string): string {
+    return this.credentials.get(id).identityId;
+  }
+
+  /**
+   * Revokes everything a selector matches: leases (their live database sessions end), and the
+   * session tokens of the identities it names. One admin event per revoked item.
+   */
+  async revoke(by: SessionContext | 'system', raw: unknown, reason: string): Promise<{ selector: RevocationSelector; leases: { matched: number; revoked: number; failed: { lease: string; error: string }[] }; sessions: string[] }> {
+    const selector = parseSelector(raw);
+    const actor = by === 'system' ? 'system' : by.identity.id;
+    const sessions: string[] = [];
+    const identities =
+      'identity' in selector ? [selector.identity]
+      : 'owner' in selector ? this.identities.list({ owner: selector.owner }).map((i) => i.id)
+      : 'trust' in selector ? this.identities.list().filter((i) => i.trust === selector.trust).map((i) => i.id)
+      : [];
+    for (const id of identities) {
+      this.sessions.revokeIdentity(id);
+      sessions.push(`every session of ${id}`);
+      await this.audit.append({ stream: 'admin', type: 'session.revoked', actor, subject: id, payload: { selector, reason } });
+    }
+    if ('session' in selector) {
+      this.sessions.revokeJti(selector.session);
+      sessions.push(`session ${selector.session}`);
+      await this.audit.append({ stream: 'admin', type: 'session.revoked', actor, payload: { jti: selector.session, reason } });
+    }
+    const r = await this.credentials.revoke(selector, { by: actor, reason });
+    return { selector, leases: { matched: r.matched, revoked: r.revoked.length, failed: r.failed.map((f) => ({ lease: f.leaseId, error: f.error ?? 'unknown' })) }, sessions };
+  }
+
+  listLeases(filter: { identity?: string; target?: string; status?: string }): Lease[] {
+    return this.credentials.list({
+      ...(filter.identity !== undefined && { identityId: filter.identity }),
+      ...(filter.target !== undefined && { target: filter.target }),
+      ...(filter.status !== undefined && { status: filter.status as Lease['status'] }),
+    });
   }
 
   // ── Audit, keys, health ──────────────────────────────────────────────────────────────────
@@ -469,6 +599,7 @@ export class Broker {
 
   async close(): Promise<void> {
     try {
+      await this.credentials.stop();
       await this.audit.close();
     } finally {
       if (this.db.isOpen) this.db.close();
@@ -478,6 +609,25 @@ export class Broker {
 
 export function principalFacts(i: Identity): PrincipalFacts {
   return { id: i.id, kind: i.kind, boundary: i.boundary, environment: i.environment, owner: i.owner, labels: i.labels, parents: i.parents };
+}
+
+const NO_SESSION: AuthnFacts = { method: 'bootstrap', trust: 'none', mfa: false, assurance: 'low', auth_time: 0 };
+
+function credentialContext(c: Record<string, unknown>) {
+  return {
+    kind: String(c.kind ?? ''),
+    target: String(c.target ?? ''),
+    permission: String(c.permission ?? ''),
+    ttlSeconds: typeof c.ttl === 'number' ? c.ttl : 0,
+    renewal: c.renewal === true,
+    revalidation: c.revalidation === true,
+  };
+}
+
+/** The SSH user CA is derived from a sealed 32-byte keyring secret, so it survives restarts. */
+function ed25519FromSeed(seed: Uint8Array) {
+  const pkcs8Prefix = Buffer.from('302e020100300506032b657004220420', 'hex');
+  return createPrivateKey({ key: Buffer.concat([pkcs8Prefix, Buffer.from(seed)]), format: 'der', type: 'pkcs8' });
 }
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');

@@ -16,6 +16,7 @@ import type {
   TrustConfig,
 } from './types.ts';
 import { ConfigError, Node } from './reader.ts';
+import { validateTargets } from '../credentials/config.ts';
 import type { ObjectNode } from './reader.ts';
 
 export { ConfigError } from './reader.ts';
@@ -174,7 +175,7 @@ export function parseConfig(text: string, baseDir: string): LoadedConfig {
       checkpoint_every: auditNode?.optional('checkpoint_every')?.integer(1, 1_000_000) ?? 1000,
       checkpoint_interval_ms: auditNode?.optional('checkpoint_interval')?.duration() ?? 10_000,
     },
-    targets: root.has('targets') ? root.get('targets').list().map((n) => n.value) : [],
+    targets: validateTargets(root.has('targets') ? root.get('targets').list().map((n) => n.value) : []),
   };
   return { config, warnings };
 }

@@ -2,6 +2,7 @@
 // fails naming the path of the bad field.
 import type { JsonWebKey } from 'node:crypto';
 import type { IdentityKind } from '../identity/types.ts';
+import type { TargetConfig } from '../credentials/config.ts';
 
 export interface TrustDefaults {
   boundary?: string;
@@ -93,6 +94,6 @@ export interface PortcullisConfig {
   session: { ttl_ms: number };
   apikeys: { max_ttl_ms: number; rotation_ms: number };
   audit: { fail_closed: boolean; checkpoint_every: number; checkpoint_interval_ms: number };
-  /** Raw `targets:` section, validated by credentials/ (issue 3). */
-  targets: unknown[];
+  /** Credential targets (PostgreSQL, SSH hosts, APIs, SPIFFE), validated by credentials/config.ts. */
+  targets: TargetConfig[];
 }

@@ -47,6 +47,26 @@ type Ctx = {
   bridge: Bool,            // true when a declared bridge allows this boundary crossing
 };
 
+// credential.issue also sees what is being issued.
+type CredentialRequest = {
+  kind: String,            // postgres | ssh | api | spiffe-x509
+  target: String,
+  permission: String,      // permission set, scopes or principals
+  ttlSeconds: Long,
+  renewal: Bool,
+  revalidation: Bool,      // re-decided after a policy change
+};
+type CredentialCtx = {
+  authn: Authn,
+  request: RequestInfo,
+  purpose: Purpose,
+  grants: Set<String>,
+  breakGlass: Bool,
+  delegation: Delegation,
+  bridge: Bool,
+  credential: CredentialRequest,
+};
+
 entity Team in [Team];
 entity Role in [Role];
 entity Workload, Agent, ServiceAccount, User in [Team, Role] {
@@ -86,7 +106,7 @@ action "ssh.login" appliesTo { principal: [${principals}], resource: [Host], con
 action "api.call" appliesTo { principal: [${principals}], resource: [Api], context: Ctx };
 action "secret.read" appliesTo { principal: [${principals}], resource: [Secret], context: Ctx };
 action "tool.invoke" appliesTo { principal: [${principals}], resource: [Tool], context: Ctx };
-action "credential.issue" appliesTo { principal: [${principals}], resource: [${data}], context: Ctx };
+action "credential.issue" appliesTo { principal: [${principals}], resource: [${data}, Workload], context: CredentialCtx };
 action "access.request", "access.approve" appliesTo { principal: [${principals}], resource: [AccessRequest, ${data}], context: Ctx };
 
 action "admin";

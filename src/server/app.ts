@@ -13,6 +13,7 @@ import { policyRoutes } from './routes/policies.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { healthRoutes } from './routes/health.ts';
 import { keyRoutes } from './routes/keys.ts';
+import { credentialRoutes } from './routes/credentials.ts';
 
 export interface ServerOptions {
   logger?: FastifyServerOptions['logger'];
@@ -59,6 +60,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   policyRoutes(app, broker);
   auditRoutes(app, broker);
   keyRoutes(app, broker);
+  credentialRoutes(app, broker);
   healthRoutes(app, broker);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
