@@ -75,8 +75,8 @@ export interface World {
   close(): Promise<void>;
 }
 
-export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; notifier?: Notifier; policies?: string } = {}): Promise<World> {
-  const clock = new ManualClock(Date.parse('2026-03-02T10:00:00Z'));
+export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; notifier?: Notifier; policies?: string; clockStart?: number } = {}): Promise<World> {
+  const clock = new ManualClock(opts.clockStart ?? Date.parse('2026-03-02T10:00:00Z'));
   const db = openDatabase(':memory:');
   const audit = new AuditLog(db, { clock });
   const store = new PolicyStore(db);

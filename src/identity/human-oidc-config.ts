@@ -1,0 +1,114 @@
+// Config of an `oidc-human` trust (operators signing in through the organisation's OpenID
+// provider). Raw unknown → typed, or InvalidInput naming the field. The client secret is never
+// accepted inline: `client_secret_env` names an environment variable (public clients use PKCE only).
+import { InvalidInput } from '../common/errors.ts';
+import { bool, duration, int, join, obj, onlyKeys, optStr, str, strList } from '../access/validate.ts';
+
+export interface HumanOidcTrustConfig {
+  name: string;
+  kind: 'oidc-human';
+  /** Exact `iss`; discovery is `<issuer>/.well-known/openid-configuration`. */
+  issuer: string;
+  client_id: string;
+  /** Resolved from `client_secret_env`; absent for a public client. */
+  client_secret?: string;
+  /** Allowed redirect URIs; loopback ones (127.0.0.1, [::1]) match any port (RFC 8252 §7.3). */
+  redirect_uris: string[];
+  scopes: string[];
+  algorithms: string[];
+  /** `email` (default; requires `email_verified` unless turned off) or `sub`. */
+  identity_claim: 'email' | 'sub';
+  require_verified_email: boolean;
+  /** If set, only these email domains may sign in. */
+  allowed_domains: string[];
+  /** Claim holding group names (→ Cedar parents `Team::"<group>"`). */
+  groups_claim?: string;
+  /** `amr` values that count as multi-factor (RFC 8176). */
+  mfa_amr: string[];
+  /** `acr` values that count as multi-factor. */
+  mfa_acr: string[];
+  /** `acr_values` to send when stepping up to MFA (optional; `prompt=login` is always sent). */
+  step_up_acr?: string;
+  leeway_seconds: number;
+  /** How long a started login (state, nonce, PKCE verifier) stays usable. */
+  login_ttl_ms: number;
+  boundary?: string;
+  environment?: string;
+}
+
+export const DEFAULT_MFA_AMR = ['mfa', 'otp', 'hwk', 'sc', 'swk'];
+const SAFE_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+
+export function isLoopback(u: URL): boolean {
+  return u.hostname === '127.0.0.1' || u.hostname === '[::1]' || u.hostname === 'localhost';
+}
+
+function url(v: unknown, path: string, allowHttpLoopback: boolean): string {
+  const s = str(v, path, { max: 2048 });
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    throw new InvalidInput(`${path}: not a URL`, path);
+  }
+  if (u.protocol !== 'https:' && !(allowHttpLoopback && u.protocol === 'http:' && isLoopback(u))) {
+    throw new InvalidInput(`${path}: must be https (http only on loopback)`, path);
+  }
+  if (u.hash || u.username || u.password) throw new InvalidInput(`${path}: no fragment or credentials allowed`, path);
+  return s;
+}
+
+export function validateHumanOidcTrust(raw: unknown, env: NodeJS.ProcessEnv = process.env, path = 'trust'): HumanOidcTrustConfig {
+  const o = obj(raw, path);
+  onlyKeys(o, path, [
+    'name', 'kind', 'issuer', 'client_id', 'client_secret_env', 'redirect_uris', 'scopes', 'algorithms', 'identity_claim',
+    'require_verified_email', 'allowed_domains', 'groups_claim', 'mfa_amr', 'mfa_acr', 'step_up_acr', 'leeway_seconds',
+    'login_ttl', 'boundary', 'environment',
+  ]);
+  if ('client_secret' in o) throw new InvalidInput(`${path}.client_secret: secrets are not accepted inline; use client_secret_env`, `${path}.client_secret`);
+  if (o.kind !== 'oidc-human') throw new InvalidInput(`${join(path, 'kind')}: expected oidc-human`, join(path, 'kind'));
+  const cfg: HumanOidcTrustConfig = {
+    name: str(o.name, join(path, 'name'), { re: /^[a-z0-9][a-z0-9._-]{0,62}$/, what: 'a trust name' }),
+    kind: 'oidc-human',
+    issuer: url(o.issuer, join(path, 'issuer'), true),
+    client_id: str(o.client_id, join(path, 'client_id'), { max: 256 }),
+    redirect_uris: [],
+    scopes: strList(o.scopes, join(path, 'scopes'), ['openid', 'email', 'profile'], { re: /^[\x21\x23-\x5b\x5d-\x7e]+$/, what: 'a scope' }),
+    algorithms: strList(o.algorithms, join(path, 'algorithms'), ['RS256', 'ES256', 'EdDSA']),
+    identity_claim: 'email',
+    require_verified_email: bool(o.require_verified_email, join(path, 'require_verified_email'), true),
+    allowed_domains: strList(o.allowed_domains, join(path, 'allowed_domains'), [], { re: /^[a-z0-9.-]+$/, what: 'a lowercase domain' }),
+    mfa_amr: strList(o.mfa_amr, join(path, 'mfa_amr'), DEFAULT_MFA_AMR),
+    mfa_acr: strList(o.mfa_acr, join(path, 'mfa_acr'), []),
+    leeway_seconds: int(o.leeway_seconds, join(path, 'leeway_seconds'), 30, 0, 300),
+    login_ttl_ms: duration(o.login_ttl, join(path, 'login_ttl'), 10 * 60_000, 60_000, 60 * 60_000),
+  };
+  if (!cfg.scopes.includes('openid')) throw new InvalidInput(`${join(path, 'scopes')}: must include openid`, join(path, 'scopes'));
+  cfg.algorithms.forEach((a, i) => {
+    if (!SAFE_ALGS.includes(a)) throw new InvalidInput(`${join(join(path, 'algorithms'), i)}: ${a} is not an allowed asymmetric algorithm`, join(join(path, 'algorithms'), i));
+  });
+  if (cfg.algorithms.length === 0) throw new InvalidInput(`${join(path, 'algorithms')}: at least one algorithm`, join(path, 'algorithms'));
+  if (!Array.isArray(o.redirect_uris) || o.redirect_uris.length === 0) {
+    throw new InvalidInput(`${join(path, 'redirect_uris')}: give at least one redirect URI (e.g. http://127.0.0.1/callback for the CLI)`, join(path, 'redirect_uris'));
+  }
+  cfg.redirect_uris = o.redirect_uris.map((u, i) => url(u, join(join(path, 'redirect_uris'), i), true));
+  if (o.identity_claim !== undefined) {
+    if (o.identity_claim !== 'email' && o.identity_claim !== 'sub') throw new InvalidInput(`${join(path, 'identity_claim')}: expected email or sub`, join(path, 'identity_claim'));
+    cfg.identity_claim = o.identity_claim;
+  }
+  if (o.client_secret_env !== undefined) {
+    const name = str(o.client_secret_env, join(path, 'client_secret_env'), { re: /^[A-Z_][A-Z0-9_]*$/, what: 'an environment variable name' });
+    const secret = env[name];
+    if (!secret) throw new InvalidInput(`${join(path, 'client_secret_env')}: environment variable ${name} is not set`, join(path, 'client_secret_env'));
+    cfg.client_secret = secret;
+  }
+  const groups = optStr(o.groups_claim, join(path, 'groups_claim'), { max: 128 });
+  if (groups !== undefined) cfg.groups_claim = groups;
+  const acr = optStr(o.step_up_acr, join(path, 'step_up_acr'), { max: 256 });
+  if (acr !== undefined) cfg.step_up_acr = acr;
+  const boundary = optStr(o.boundary, join(path, 'boundary'), { max: 64 });
+  if (boundary !== undefined) cfg.boundary = boundary;
+  const environment = optStr(o.environment, join(path, 'environment'), { max: 64 });
+  if (environment !== undefined) cfg.environment = environment;
+  return cfg;
+}

@@ -1,0 +1,404 @@
+// Human sign-in through the organisation's OpenID provider (`oidc-human` trust): authorization
+// code flow with PKCE (S256) and the device authorization grant (RFC 8628) for headless use.
+// The broker keeps the per-login secrets (state, nonce, PKCE verifier, device code) in memory and
+// hands the caller only the URL / user code and an opaque handle. The ID token is verified with
+// jose against the provider's discovered JWKS: iss, aud, exp, nonce, algorithm allowlist, and
+// auth_time when a max_age was asked (step-up). Users become `user:<email|sub>` with groups from
+// a configured claim as Cedar parents `Team::"<group>"`.
+import { createHash, randomBytes } from 'node:crypto';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import type { JWTPayload, JWTVerifyGetKey } from 'jose';
+import type { Clock } from '../common/clock.ts';
+import { nowSeconds, systemClock } from '../common/clock.ts';
+import { AuthenticationFailed, InvalidInput, Unavailable } from '../common/errors.ts';
+import type { EntityUid } from '../policy/engine/types.ts';
+import type { HumanOidcTrustConfig } from './human-oidc-config.ts';
+import { isLoopback } from './human-oidc-config.ts';
+import type { AuthnFacts, VerifiedProof } from './types.ts';
+
+export interface ProviderMetadata {
+  issuer: string;
+  authorization_endpoint: string;
+  token_endpoint: string;
+  jwks_uri: string;
+  device_authorization_endpoint?: string;
+  code_challenge_methods_supported?: string[];
+  id_token_signing_alg_values_supported?: string[];
+  claims_parameter_supported?: boolean;
+}
+
+/** Asked for explicitly where the provider takes a `claims` parameter: some only send them on request. */
+const AUTHN_CLAIMS = JSON.stringify({ id_token: { amr: null, acr: null, auth_time: { essential: true } } });
+
+/** What a step-up asks of the provider (from StepUpRequired.required). */
+export interface StepUpAsk {
+  mfa?: boolean;
+  max_age?: number;
+}
+
+export interface StartLoginOptions {
+  /** Where the provider sends the browser back (the CLI's loopback listener, or the web callback). */
+  redirectUri: string;
+  stepUp?: StepUpAsk;
+  /** Force `prompt` (step-up always sends `login`). */
+  prompt?: 'login' | 'consent' | 'select_account' | 'none';
+  loginHint?: string;
+}
+
+export interface StartedLogin {
+  /** Open this in a browser. */
+  url: string;
+  /** Echoed back by the provider on the redirect; also the handle of this login. */
+  state: string;
+  expires_at: string;
+}
+
+export interface StartedDeviceLogin {
+  /** Opaque handle to poll with (the device code itself never leaves the broker). */
+  handle: string;
+  user_code: string;
+  verification_uri: string;
+  verification_uri_complete?: string;
+  expires_at: string;
+  interval: number;
+}
+
+/** A verified human login: the proof the broker admits, plus group memberships. */
+export interface HumanLogin {
+  proof: VerifiedProof;
+  groups: string[];
+  /** `Team::"<group>"` for each group: parents of the `User` principal. */
+  parents: EntityUid[];
+  email?: string;
+}
+
+export type DevicePoll = { status: 'pending'; interval: number } | { status: 'complete'; login: HumanLogin };
+
+interface Pending {
+  kind: 'code' | 'device';
+  verifier?: string;
+  nonce?: string;
+  redirectUri?: string;
+  deviceCode?: string;
+  interval?: number;
+  stepUp: StepUpAsk;
+  expiresAt: number;
+}
+
+export interface HumanOidcTrustOptions {
+  clock?: Clock;
+  fetch?: typeof fetch;
+  /** Discovery cache lifetime (default 1 h). */
+  metadataTtlMs?: number;
+}
+
+const MAX_PENDING = 10_000;
+const MAX_GROUPS = 200;
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+const b64url = (b: Buffer): string => b.toString('base64url');
+const random = (): string => b64url(randomBytes(32));
+
+export class HumanOidcTrust {
+  readonly name: string;
+  readonly kind = 'oidc-human' as const;
+  readonly config: HumanOidcTrustConfig;
+  readonly #clock: Clock;
+  readonly #fetch: typeof fetch;
+  readonly #ttl: number;
+  readonly #pending = new Map<string, Pending>();
+  #meta: { value: ProviderMetadata; jwks: JWTVerifyGetKey; at: number } | undefined;
+
+  constructor(config: HumanOidcTrustConfig, options: HumanOidcTrustOptions = {}) {
+    this.name = config.name;
+    this.config = config;
+    this.#clock = options.clock ?? systemClock;
+    this.#fetch = options.fetch ?? fetch;
+    this.#ttl = options.metadataTtlMs ?? 3_600_000;
+  }
+
+  /** Provider metadata from `.well-known/openid-configuration` (cached). */
+  async discover(): Promise<ProviderMetadata> {
+    return (await this.#metadata()).value;
+  }
+
+  async #metadata(): Promise<{ value: ProviderMetadata; jwks: JWTVerifyGetKey }> {
+    const now = this.#clock.now();
+    if (this.#meta && now - this.#meta.at < this.#ttl) return this.#meta;
+    const url = `${this.config.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+    let doc: Record<string, unknown>;
+    try {
+      const res = await this.#fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(5000), redirect: 'error' });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      doc = (await res.json()) as Record<string, unknown>;
+    } catch (err) {
+      throw new Unavailable(`trust ${this.name}: OpenID provider discovery failed (${(err as Error).message})`);
+    }
+    // The discovered issuer must be exactly the configured one (OIDC Discovery §4.3).
+    if (doc.issuer !== this.config.issuer) throw new Unavailable(`trust ${this.name}: discovery returned a different issuer`);
+    for (const k of ['authorization_endpoint', 'token_endpoint', 'jwks_uri'] as const) {
+      if (typeof doc[k] !== 'string' || !endpointOk(doc[k] as string)) throw new Unavailable(`trust ${this.name}: discovery has no usable ${k}`);
+    }
+    const methods = doc.code_challenge_methods_supported;
+    if (Array.isArray(methods) && !methods.includes('S256')) throw new Unavailable(`trust ${this.name}: the provider does not support PKCE S256`);
+    const value = doc as unknown as ProviderMetadata;
+    this.#meta = { value, jwks: createRemoteJWKSet(new URL(value.jwks_uri)), at: now };
+    return this.#meta;
+  }
+
+  #checkRedirect(uri: string): void {
+    let u: URL;
+    try {
+      u = new URL(uri);
+    } catch {
+      throw new InvalidInput('redirect_uri is not a URL', 'redirect_uri');
+    }
+    const ok = this.config.redirect_uris.some((allowed) => {
+      const a = new URL(allowed);
+      // RFC 8252 §7.3: a loopback redirect may use any port.
+      if (isLoopback(a) && a.protocol === 'http:') return u.protocol === 'http:' && u.hostname === a.hostname && u.pathname === a.pathname && u.search === a.search;
+      return allowed === uri;
+    });
+    if (!ok) throw new InvalidInput('redirect_uri is not one of the configured redirect URIs', 'redirect_uri');
+  }
+
+  #remember(handle: string, p: Pending): void {
+    const now = this.#clock.now();
+    for (const [k, v] of this.#pending) if (v.expiresAt <= now) this.#pending.delete(k);
+    if (this.#pending.size >= MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value!);
+    this.#pending.set(handle, p);
+  }
+
+  #take(handle: string, kind: Pending['kind']): Pending {
+    const p = this.#pending.get(handle);
+    if (!p || p.kind !== kind) throw new AuthenticationFailed('invalid_state', 'unknown or already used login state');
+    if (p.expiresAt <= this.#clock.now()) {
+      this.#pending.delete(handle);
+      throw new AuthenticationFailed('login_expired', 'the login took too long; start again');
+    }
+    return p;
+  }
+
+  /** Builds the authorization URL (code + PKCE S256, state, nonce; prompt/max_age for step-up). */
+  async startLogin(opts: StartLoginOptions): Promise<StartedLogin> {
+    this.#checkRedirect(opts.redirectUri);
+    const meta = (await this.#metadata()).value;
+    const state = random();
+    const nonce = random();
+    const verifier = random();
+    const challenge = b64url(createHash('sha256').update(verifier).digest());
+    const stepUp = opts.stepUp ?? {};
+    const u = new URL(meta.authorization_endpoint);
+    const q = u.searchParams;
+    q.set('response_type', 'code');
+    q.set('client_id', this.config.client_id);
+    q.set('redirect_uri', opts.redirectUri);
+    q.set('scope', this.config.scopes.join(' '));
+    q.set('state', state);
+    q.set('nonce', nonce);
+    q.set('code_challenge', challenge);
+    q.set('code_challenge_method', 'S256');
+    const stepping = stepUp.mfa === true || stepUp.max_age !== undefined;
+    const prompt = stepping ? 'login' : opts.prompt;
+    if (prompt) q.set('prompt', prompt);
+    if (stepUp.max_age !== undefined) q.set('max_age', String(stepUp.max_age));
+    if (stepUp.mfa && this.config.step_up_acr) q.set('acr_values', this.config.step_up_acr);
+    if (opts.loginHint) q.set('login_hint', opts.loginHint);
+    if (meta.claims_parameter_supported === true) q.set('claims', AUTHN_CLAIMS);
+    const expiresAt = this.#clock.now() + this.config.login_ttl_ms;
+    this.#remember(state, { kind: 'code', verifier, nonce, redirectUri: opts.redirectUri, stepUp, expiresAt });
+    return { url: u.toString(), state, expires_at: new Date(expiresAt).toISOString() };
+  }
+
+  /** Exchanges the code from the redirect (single use of `state`) and verifies the ID token. */
+  async completeLogin(params: { state: string; code?: string; iss?: string; error?: string; error_description?: string }): Promise<HumanLogin> {
+    const p = this.#take(params.state, 'code');
+    this.#pending.delete(params.state);
+    if (params.error) throw new AuthenticationFailed('provider_error', `provider answered ${params.error.slice(0, 64)}`);
+    // RFC 9207: when the provider names itself, it must be our issuer (mix-up defence).
+    if (params.iss !== undefined && params.iss !== this.config.issuer) throw new AuthenticationFailed('unknown_issuer', 'authorization response from another issuer');
+    if (!params.code) throw new AuthenticationFailed('malformed', 'no authorization code');
+    const tokens = await this.#token({ grant_type: 'authorization_code', code: params.code, redirect_uri: p.redirectUri!, code_verifier: p.verifier! });
+    if (tokens.error) throw new AuthenticationFailed('token_exchange_failed', `token endpoint answered ${String(tokens.error).slice(0, 64)}`);
+    return this.verifyIdToken(String(tokens.id_token ?? ''), { nonce: p.nonce!, stepUp: p.stepUp });
+  }
+
+  /** Starts a device authorization (RFC 8628) if the provider supports it. */
+  async startDeviceLogin(opts: { stepUp?: StepUpAsk } = {}): Promise<StartedDeviceLogin> {
+    const meta = (await this.#metadata()).value;
+    if (!meta.device_authorization_endpoint) throw new InvalidInput(`trust ${this.name}: the provider does not support the device flow`, 'trust');
+    const stepUp = opts.stepUp ?? {};
+    const body: Record<string, string> = { scope: this.config.scopes.join(' ') };
+    if (stepUp.max_age !== undefined) body.max_age = String(stepUp.max_age);
+    if (stepUp.mfa || stepUp.max_age !== undefined) body.prompt = 'login';
+    if (stepUp.mfa && this.config.step_up_acr) body.acr_values = this.config.step_up_acr;
+    if (meta.claims_parameter_supported === true) body.claims = AUTHN_CLAIMS;
+    const r = await this.#post(meta.device_authorization_endpoint, body);
+    if (typeof r.device_code !== 'string' || typeof r.user_code !== 'string' || typeof r.verification_uri !== 'string') {
+      throw new Unavailable(`trust ${this.name}: device authorization failed${r.error ? ` (${String(r.error).slice(0, 64)})` : ''}`);
+    }
+    const handle = random();
+    const interval = typeof r.interval === 'number' ? r.interval : 5;
+    const expiresAt = this.#clock.now() + Math.min(Number(r.expires_in ?? 600), 1800) * 1000;
+    this.#remember(handle, { kind: 'device', deviceCode: r.device_code, interval, stepUp, expiresAt });
+    return {
+      handle,
+      user_code: r.user_code,
+      verification_uri: r.verification_uri,
+      ...(typeof r.verification_uri_complete === 'string' && { verification_uri_complete: r.verification_uri_complete }),
+      expires_at: new Date(expiresAt).toISOString(),
+      interval,
+    };
+  }
+
+  /** One poll of the token endpoint; the caller waits `interval` seconds between polls. */
+  async pollDeviceLogin(handle: string): Promise<DevicePoll> {
+    const p = this.#take(handle, 'device');
+    const tokens = await this.#token({ grant_type: DEVICE_GRANT, device_code: p.deviceCode! });
+    if (tokens.error === 'authorization_pending') return { status: 'pending', interval: p.interval! };
+    if (tokens.error === 'slow_down') {
+      p.interval = p.interval! + 5;
+      return { status: 'pending', interval: p.interval };
+    }
+    this.#pending.delete(handle);
+    if (tokens.error === 'access_denied') throw new AuthenticationFailed('provider_error', 'the user denied the device login');
+    if (tokens.error === 'expired_token') throw new AuthenticationFailed('login_expired', 'the device code expired');
+    if (tokens.error) throw new AuthenticationFailed('token_exchange_failed', `token endpoint answered ${String(tokens.error).slice(0, 64)}`);
+    return { status: 'complete', login: await this.verifyIdToken(String(tokens.id_token ?? ''), { stepUp: p.stepUp }) };
+  }
+
+  async #token(body: Record<string, string>): Promise<Record<string, unknown>> {
+    const meta = (await this.#metadata()).value;
+    return this.#post(meta.token_endpoint, body);
+  }
+
+  /** Form POST with client authentication (client_secret_basic, or client_id only for public clients). */
+  async #post(url: string, body: Record<string, string>): Promise<Record<string, unknown>> {
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+    const form = new URLSearchParams(body);
+    if (this.config.client_secret !== undefined) {
+      const enc = (s: string) => encodeURIComponent(s).replace(/%20/g, '+');
+      headers.authorization = `Basic ${Buffer.from(`${enc(this.config.client_id)}:${enc(this.config.client_secret)}`).toString('base64')}`;
+    } else {
+      form.set('client_id', this.config.client_id);
+    }
+    let res: Response;
+    try {
+      res = await this.#fetch(url, { method: 'POST', headers, body: form.toString(), signal: AbortSignal.timeout(10_000), redirect: 'error' });
+    } catch (err) {
+      throw new Unavailable(`trust ${this.name}: the OpenID provider is unreachable (${(err as Error).name})`);
+    }
+    const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+    if (!res.ok && typeof json.error !== 'string') json.error = `http_${res.status}`;
+    return json;
+  }
+
+  /** Verifies an ID token from this provider and maps it to a human login. */
+  async verifyIdToken(idToken: string, expect: { nonce?: string; stepUp?: StepUpAsk } = {}): Promise<HumanLogin> {
+    if (idToken === '') throw new AuthenticationFailed('missing_claim', 'the token response has no id_token');
+    const { jwks } = await this.#metadata();
+    let claims: JWTPayload;
+    let header: { alg?: string; kid?: string };
+    try {
+      header = decodeProtectedHeader(idToken);
+      const r = await jwtVerify(idToken, jwks, {
+        issuer: this.config.issuer,
+        audience: this.config.client_id,
+        algorithms: this.config.algorithms,
+        currentDate: new Date(this.#clock.now()),
+        clockTolerance: this.config.leeway_seconds,
+        requiredClaims: ['exp', 'iat', 'sub'],
+      });
+      claims = r.payload;
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      const reason = code === 'ERR_JWT_EXPIRED' ? 'expired' : code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' ? 'bad_signature'
+        : code === 'ERR_JOSE_ALG_NOT_ALLOWED' ? 'algorithm_not_allowed' : code === 'ERR_JWKS_NO_MATCHING_KEY' ? 'unknown_kid'
+        : code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' ? 'claim_mismatch' : 'malformed';
+      throw new AuthenticationFailed(reason, `id token rejected: ${(err as Error).message.slice(0, 120)}`);
+    }
+    // Multiple audiences need azp == our client (OIDC Core §3.1.3.7).
+    if (Array.isArray(claims.aud) && claims.aud.length > 1 && claims.azp !== this.config.client_id) throw new AuthenticationFailed('wrong_audience', 'azp is not this client');
+    if (expect.nonce !== undefined && claims.nonce !== expect.nonce) throw new AuthenticationFailed('nonce_mismatch', 'nonce does not match the login');
+    const now = nowSeconds(this.#clock);
+    const authTime = typeof claims.auth_time === 'number' && Number.isFinite(claims.auth_time) ? Math.floor(claims.auth_time) : undefined;
+    if (authTime !== undefined && authTime > now + this.config.leeway_seconds) throw new AuthenticationFailed('issued_in_future', 'auth_time is in the future');
+    const stepUp = expect.stepUp ?? {};
+    if (stepUp.max_age !== undefined) {
+      if (authTime === undefined) throw new AuthenticationFailed('missing_claim', 'auth_time is required when max_age was requested');
+      if (now - authTime > stepUp.max_age + this.config.leeway_seconds) throw new AuthenticationFailed('step_up_not_satisfied', 'the provider did not re-authenticate recently enough');
+    }
+    const amr = Array.isArray(claims.amr) ? claims.amr.filter((x): x is string => typeof x === 'string') : [];
+    const acr = typeof claims.acr === 'string' ? claims.acr : undefined;
+    const mfa = amr.some((m) => this.config.mfa_amr.includes(m)) || (acr !== undefined && this.config.mfa_acr.includes(acr));
+    if (stepUp.mfa && !mfa) throw new AuthenticationFailed('step_up_not_satisfied', 'multi-factor authentication was required but not performed');
+    const { identityId, email } = this.#identity(claims);
+    const groups = this.#groups(claims);
+    const facts: AuthnFacts = { method: 'oidc', trust: this.name, mfa, assurance: mfa ? 'high' : 'medium', auth_time: authTime ?? (typeof claims.iat === 'number' ? claims.iat : now) };
+    const defaults: VerifiedProof['defaults'] = {
+      ...(this.config.boundary !== undefined && { boundary: this.config.boundary }),
+      ...(this.config.environment !== undefined && { environment: this.config.environment }),
+      owner: identityId,
+    };
+    return {
+      proof: {
+        identityId,
+        kind: 'user',
+        facts,
+        attributes: { ...(email !== undefined && { email }), ...(acr !== undefined && { acr }) },
+        defaults,
+        evidence: {
+          trust: this.name,
+          issuer: this.config.issuer,
+          alg: header.alg,
+          ...(header.kid !== undefined && { kid: header.kid }),
+          subject: String(claims.sub).slice(0, 256),
+          amr,
+          ...(acr !== undefined && { acr }),
+          mfa,
+          groups: groups.length,
+          token_sha256: createHash('sha256').update(idToken).digest('hex').slice(0, 16),
+        },
+      },
+      groups,
+      parents: groups.map((g) => ({ type: 'Team', id: g })),
+      ...(email !== undefined && { email }),
+    };
+  }
+
+  #identity(claims: JWTPayload): { identityId: string; email?: string } {
+    const email = typeof claims.email === 'string' ? claims.email.trim().toLowerCase() : undefined;
+    if (this.config.identity_claim === 'sub') {
+      const sub = String(claims.sub);
+      if (!/^[\x21-\x7e]{1,255}$/.test(sub)) throw new AuthenticationFailed('bad_identity_claim', 'sub is not usable as an identity');
+      return { identityId: `user:${sub}`, ...(email !== undefined && { email }) };
+    }
+    if (email === undefined || !/^[^\s@]{1,64}@[a-z0-9.-]{1,253}$/.test(email)) throw new AuthenticationFailed('bad_identity_claim', 'no usable email claim');
+    if (this.config.require_verified_email && claims.email_verified !== true) throw new AuthenticationFailed('claim_mismatch', 'email is not verified by the provider');
+    const domain = email.slice(email.indexOf('@') + 1);
+    if (this.config.allowed_domains.length > 0 && !this.config.allowed_domains.includes(domain)) throw new AuthenticationFailed('claim_mismatch', 'email domain is not allowed');
+    return { identityId: `user:${email}`, email };
+  }
+
+  #groups(claims: JWTPayload): string[] {
+    if (!this.config.groups_claim) return [];
+    const raw = claims[this.config.groups_claim];
+    const list = typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw : [];
+    const out = new Set<string>();
+    for (const g of list) {
+      if (typeof g !== 'string' || g.length === 0 || g.length > 128 || /[\x00-\x1f"\\]/.test(g)) continue;
+      out.add(g);
+      if (out.size >= MAX_GROUPS) break;
+    }
+    return [...out].sort();
+  }
+}
+
+function endpointOk(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'https:' || (u.protocol === 'http:' && isLoopback(u));
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,2 @@
+// oidc-provider ships no type declarations; the test fixture uses it untyped.
+declare module 'oidc-provider';
