@@ -96,6 +96,10 @@ const CASES: Array<[string, 'true' | 'false' | 'error']> = [
   ['"ab\\nc" like "ab*"', 'true'],
   ['"😀x" like "?x"', 'false'],
   ['"a.c" like "a.c" && !("abc" like "a.c")', 'true'],
+  ['"aa" like "a*a" && !("a" like "a*a")', 'true'],
+  ['"abab" like "*ab" && "abab" like "ab*" && "abab" like "*ba*" && !("abab" like "*ba")', 'true'],
+  ['"aXbXc" like "a*b*c" && !("aXcXb" like "a*b*c") && "abc" like "**a**c**"', 'true'],
+  ['"😀😀x" like "*😀x" && "ü" like "*ü*"', 'true'],
   // hierarchy
   ['principal in Team::"root"', 'true'],
   ['principal in [User::"alice", Team::"root"]', 'true'],
@@ -346,4 +350,15 @@ test('entity and context JSON: accepted, rejected and read exactly as cedar-wasm
     }
     assert.equal(got, want, label);
   }
+});
+
+test('like: no catastrophic backtracking on attacker-chosen strings', () => {
+  const c = new CompiledEngine();
+  c.loadPolicies([{ id: 'p', text: 'permit(principal, action, resource) when { context.s like "*a*a*a*a*a*a*a*a*b" };' }]);
+  const s = 'a'.repeat(20000);
+  const t0 = performance.now();
+  const r = c.authorize({ ...REQ, context: { s } });
+  assert.equal(r.decision, 'deny');
+  assert.ok(performance.now() - t0 < 200, 'like must run in linear time');
+  assert.equal(c.authorize({ ...REQ, context: { s: s + 'b' } }).decision, 'allow');
 });

@@ -224,8 +224,25 @@ function asSet(v: Value): CSet {
   return v;
 }
 
-function escapeRe(s: string): string {
-  return s.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
+/**
+ * Cedar `like`: `segs` are the literal runs between wildcards. Works on UTF-16 code units, which
+ * is exact for well-formed strings (a literal never starts inside a surrogate pair).
+ */
+export function likeMatch(s: string, segs: readonly string[]): boolean {
+  if (segs.length === 1) return s === segs[0];
+  const first = segs[0];
+  const last = segs[segs.length - 1];
+  if (s.length < first.length + last.length || !s.startsWith(first) || !s.endsWith(last)) return false;
+  let pos = first.length;
+  const end = s.length - last.length;
+  for (let i = 1; i < segs.length - 1; i++) {
+    const seg = segs[i];
+    if (seg === '') continue;
+    const at = s.indexOf(seg, pos);
+    if (at < 0 || at + seg.length > end) return false;
+    pos = at + seg.length;
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------- expressions
@@ -510,17 +527,18 @@ function compileExpr(e: unknown): Compiled {
     case 'like': {
       const l = compileExpr(body.left);
       const lf = l.fn;
-      let src = '';
+      // Literal runs between wildcards. Matching is greedy leftmost search (linear-time per
+      // segment, no backtracking), so an attacker-chosen string cannot blow up evaluation.
+      const segs: string[] = [''];
       for (const p of body.pattern as unknown[]) {
-        if (p === 'Wildcard') src += '[\\s\\S]*';
-        else if (p !== null && typeof p === 'object' && typeof (p as Json).Literal === 'string') src += escapeRe((p as Json).Literal as string);
+        if (p === 'Wildcard') segs.push('');
+        else if (p !== null && typeof p === 'object' && typeof (p as Json).Literal === 'string') segs[segs.length - 1] += (p as Json).Literal as string;
         else throw new PolicyCompileError('malformed like pattern');
       }
-      const re = new RegExp('^' + src + '$', 'u');
       return fold((c) => {
         const v = lf(c);
         if (typeof v !== 'string') throw typeError('string', v);
-        return re.test(v);
+        return likeMatch(v, segs);
       }, [l]);
     }
     case 'is': {
