@@ -45,11 +45,15 @@ when { context.authn.method == "api-key" };
 @id("anyone-reads-analytics")
 permit (principal, action == Action::"db.select", resource == Database::"analytics");
 
+@id("api-gets-readonly-orders-db")
+permit (principal == Workload::"workload:github/acme/api", action == Action::"credential.issue", resource == Database::"orders-db")
+when { context.credential.permission == "readonly" && context.credential.ttlSeconds <= 900 && context.purpose has reason };
+
 @id("agent-reads-orders")
 permit (principal is Agent, action == Action::"db.select", resource == Database::"orders");
 `;
 
-export async function startHarness(extraYaml = ''): Promise<Harness> {
+export async function startHarness(extraYaml = '', extraEnv: Record<string, string> = {}, clockStart = Date.parse('2026-03-02T10:00:00Z')): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-it-'));
   const { privateKey, publicKey } = await generateKeyPair('ES256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'ci-1', alg: 'ES256', use: 'sig' };
@@ -98,14 +102,15 @@ resources:
   - { type: Database, id: orders, boundary: application, environment: prod }
   - { type: Table, id: orders.payments, boundary: application, environment: prod, parents: ['Database::"orders"'] }
   - { type: Database, id: analytics, boundary: platform, environment: prod }
+  - { type: Database, id: orders-db, boundary: application, environment: prod }
 policies: ./policies
 session: { ttl: 10m }
 audit: { fail_closed: true, checkpoint_every: 5 }
 ${extraYaml}`;
   writeFileSync(join(dir, 'portcullis.yaml'), yaml);
-  const clock = new ManualClock(Date.parse('2026-03-02T10:00:00Z'));
+  const clock = new ManualClock(clockStart);
   const loaded = parseConfig(yaml, dir);
-  const running = await serve(loaded, { clock, quiet: true, env: { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') } });
+  const running = await serve(loaded, { clock, quiet: true, env: { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'), ...extraEnv } });
   const url = running.url;
 
   const request = async (method: string, path: string, body?: unknown, token?: string) => {
