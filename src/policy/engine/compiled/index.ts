@@ -150,7 +150,7 @@ export class CompiledEngine implements DecisionEngine {
     try {
       this.#store.upsert(entities);
     } catch (e) {
-      if (e instanceof CedarEvalError) throw new PortcullisError('entity_invalid', 400, e.message);
+      if (e instanceof CedarEvalError || e instanceof RangeError) throw new PortcullisError('entity_invalid', 400, e.message);
       throw e;
     }
   }
@@ -222,7 +222,7 @@ export class CompiledEngine implements DecisionEngine {
         }
       }
     } catch (e) {
-      if (e instanceof CedarEvalError) throw new PortcullisError('decision_failed', 400, e.message);
+      if (e instanceof CedarEvalError || e instanceof RangeError) throw new PortcullisError('decision_failed', 400, e.message);
       throw e;
     }
 
@@ -247,7 +247,7 @@ export class CompiledEngine implements DecisionEngine {
           overlay.set(d.uid.key, d);
         }
       } catch (e) {
-        if (e instanceof CedarEvalError) throw new PortcullisError('decision_failed', 400, e.message);
+        if (e instanceof CedarEvalError || e instanceof RangeError) throw new PortcullisError('decision_failed', 400, e.message);
         throw e;
       }
       // Does the overlay change the hierarchy that stored entities see? Only when an overlaid
