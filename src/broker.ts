@@ -34,7 +34,7 @@ import { PolicyStore } from './policy/store.ts';
 import { adminEntity, resourceEntity } from './policy/entities.ts';
 import type { PrincipalFacts } from './policy/entities.ts';
 import { createCredentialService, parseSelector, sshCaFromKey } from './credentials/index.ts';
-import type { CredentialService, Decide, Issued, JwtSigner, Lease, RevocationSelector } from './credentials/index.ts';
+import type { CredentialService, Decide, Issued, JwtSigner, Lease, RevocationSelector, SshCa } from './credentials/index.ts';
 import { createPrivateKey } from 'node:crypto';
 
 /** The caller of an API request, as proved by its session token. */
@@ -80,6 +80,8 @@ export class Broker {
   readonly apikeys: ApiKeyService;
   readonly authenticator: Authenticator;
   readonly credentials: CredentialService;
+  /** The SSH user CA; hosts trust its public key (sshd TrustedUserCAKeys). */
+  readonly sshCa: SshCa;
   readonly metrics = new Metrics();
   readonly #resources = new Map<string, string>(); // "Type::id" → boundary
   readonly #log: (msg: string) => void;
@@ -125,6 +127,7 @@ export class Broker {
     );
     verifiers.push(this.apikeys.verifier());
     this.authenticator = new Authenticator(verifiers, { sessionIssuer: issuer });
+    this.sshCa = sshCaFromKey(ed25519FromSeed(this.keyring.secret('ssh-user-ca')));
     this.credentials = createCredentialService({
       db: this.db,
       clock: this.clock,
@@ -134,7 +137,7 @@ export class Broker {
       env: (options.env ?? process.env) as Record<string, string | undefined>,
       signer: this.#tokenSigner(),
       issuerUrl: issuer,
-      ssh: { ca: sshCaFromKey(ed25519FromSeed(this.keyring.secret('ssh-user-ca'))) },
+      ssh: { ca: this.sshCa },
       resolvers: {
         identitiesOfOwner: (owner) => this.identities.list({ owner }).map((i) => i.id),
         identitiesOfTrust: (trust) => this.identities.list().filter((i) => i.trust === trust).map((i) => i.id),

@@ -10,6 +10,7 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
 
   app.get('/v1/targets', { preHandler: session, schema: { summary: 'Configured credential targets', tags: ['credentials'] } }, async () => ({
     targets: broker.credentials.targets(),
+    ssh_user_ca: broker.sshCa.publicKeyLine,
   }));
 
   app.post(
