@@ -15,7 +15,7 @@ import type { PrincipalFacts } from '../../src/policy/entities.ts';
 import type { EntityUid } from '../../src/policy/engine/types.ts';
 import type { AuthnFacts } from '../../src/identity/types.ts';
 import { createAccessService, validateAccessConfig } from '../../src/access/index.ts';
-import type { AccessDecide, AccessService, Actor, Notifier } from '../../src/access/index.ts';
+import type { AccessDecide, AccessService, Actor, Notifier, RevokeLeases } from '../../src/access/index.ts';
 
 export const SCHEMA_EXTENSION = `action "breakglass.use" appliesTo { principal: [User], resource: [Database, Table, Host], context: Ctx };`;
 
@@ -75,18 +75,19 @@ export interface World {
   close(): Promise<void>;
 }
 
-export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; notifier?: Notifier; policies?: string; clockStart?: number } = {}): Promise<World> {
+export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; notifier?: Notifier; policies?: string; clockStart?: number; resources?: typeof RESOURCES; revokeLeases?: RevokeLeases } = {}): Promise<World> {
   const clock = new ManualClock(opts.clockStart ?? Date.parse('2026-03-02T10:00:00Z'));
   const db = openDatabase(':memory:');
   const audit = new AuditLog(db, { clock });
   const store = new PolicyStore(db);
   const engine = new WasmEngine();
-  const boundaries = new Map(RESOURCES.map((r) => [`${r.type}::${r.id}`, r]));
+  const resources = [...RESOURCES, ...(opts.resources ?? [])];
+  const boundaries = new Map(resources.map((r) => [`${r.type}::${r.id}`, r]));
   const dp = new DecisionPoint({
     engine, store, audit, clock, schemaExtension: SCHEMA_EXTENSION, bridges: [], failClosed: true,
     resourceBoundary: (uid) => boundaries.get(`${uid.type}::${uid.id}`)?.boundary,
   });
-  engine.upsertEntities(RESOURCES.map(resourceEntity));
+  engine.upsertEntities(resources.map(resourceEntity));
   engine.upsertEntities(actionEntities(SCHEMA_EXTENSION));
   compilePolicySet([{ name: 'access.cedar', origin: 'config', text: opts.policies ?? POLICIES }], SCHEMA_EXTENSION);
   await dp.activate([{ name: 'access.cedar', origin: 'config', text: opts.policies ?? POLICIES }], 'test', 'access tests');
@@ -116,7 +117,7 @@ export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; n
     db, clock, audit, decide,
     revokeLeases: async (sel, o) => {
       revoked.push({ grantId: sel.grantId, ...o });
-      return { revoked: 0 };
+      return opts.revokeLeases ? opts.revokeLeases(sel, o) : { revoked: 0 };
     },
     config: validateAccessConfig(opts.config ?? {}, opts.env ?? {}),
     ...(opts.notifier && { webhooks: opts.notifier }),

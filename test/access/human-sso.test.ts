@@ -148,6 +148,27 @@ describe('human sign-in with a real OpenID provider', () => {
     await assert.rejects(trust.completeLogin({ state: s2.state, code: 'x', iss: 'https://other.example' }), (e: AuthenticationFailed) => e.reason === 'unknown_issuer');
   });
 
+  test('device flow (RFC 8628) for headless use, with step-up', async () => {
+    const d = await trust.startDeviceLogin({ stepUp: { mfa: true, max_age: 300 } });
+    assert.match(d.user_code, /^[A-Z]{4}-[A-Z]{4}$/);
+    assert.ok(!JSON.stringify(d).includes('device_code'), 'the device code stays in the broker');
+    assert.deepEqual(await trust.pollDeviceLogin(d.handle), { status: 'pending', interval: d.interval });
+    const page = await new Browser().approveDevice(d.verification_uri_complete!, { email: 'carol@example.com', password: 'carol-pw', otp: '333333' });
+    assert.match(page, /Sign-in Success/);
+    const done = await trust.pollDeviceLogin(d.handle);
+    assert.equal(done.status, 'complete');
+    if (done.status !== 'complete') return;
+    assert.equal(done.login.proof.identityId, 'user:carol@example.com');
+    assert.equal(done.login.proof.facts.mfa, true);
+    assert.deepEqual(done.login.groups, ['dba', 'oncall']);
+    await assert.rejects(trust.pollDeviceLogin(d.handle), (e: AuthenticationFailed) => e.reason === 'invalid_state');
+
+    // Without the second factor, the step-up device login is refused.
+    const d2 = await trust.startDeviceLogin({ stepUp: { mfa: true } });
+    await new Browser().approveDevice(d2.verification_uri_complete!, { email: 'bob@example.com', password: 'bob-pw' });
+    await assert.rejects(trust.pollDeviceLogin(d2.handle), (e: AuthenticationFailed) => e.reason === 'step_up_not_satisfied');
+  });
+
   test('config validation names the field', () => {
     const base = { name: 'sso', kind: 'oidc-human', issuer: 'https://id.example.com', client_id: 'c', redirect_uris: ['http://127.0.0.1/callback'] };
     assert.equal(validateHumanOidcTrust(base, {}).identity_claim, 'email');

@@ -169,4 +169,32 @@ export class Browser {
     }
     throw new Error('too many redirects');
   }
+
+  /**
+   * Acts as the user on the device verification page: submits the user code, logs in, confirms.
+   * Auto-submits the provider's HTML forms (hidden inputs), skipping any "abort" form.
+   */
+  async approveDevice(url: string, creds: { email: string; password: string; otp?: string }): Promise<string> {
+    let next: { url: string; form?: Record<string, string> } = { url };
+    for (let i = 0; i < 30; i++) {
+      const r = await this.request(next.url, next.form ? { form: next.form } : {});
+      if (r.location) {
+        next = { url: r.location };
+        continue;
+      }
+      if (r.status === 200 && /\/interaction\/[^/]+$/.test(next.url)) {
+        const form: Record<string, string> = { email: creds.email, password: creds.password };
+        if (creds.otp) form.otp = creds.otp;
+        next = { url: `${next.url}/login`, form };
+        continue;
+      }
+      const forms = [...r.body.matchAll(/<form[^>]*method="post"[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g)];
+      const chosen = forms.find((f) => !/name="abort"/.test(f[2]!));
+      if (r.status !== 200 || !chosen) return r.body;
+      const fields: Record<string, string> = {};
+      for (const m of chosen[2]!.matchAll(/<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)) fields[m[1]!] = m[2]!;
+      next = { url: new URL(chosen[1]!, next.url).toString(), form: fields };
+    }
+    throw new Error('device approval did not finish');
+  }
 }
