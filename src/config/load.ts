@@ -164,7 +164,7 @@ export function parseConfig(text: string, baseDir: string): LoadedConfig {
     resources,
     policies,
     ...(schema_extension !== undefined && { schema_extension }),
-    engine: root.optional('engine')?.oneOf(['wasm', 'compiled'] as const) ?? 'wasm',
+    engine: root.optional('engine')?.oneOf(['wasm', 'compiled'] as const) ?? 'compiled',
     session: { ttl_ms: ttl },
     apikeys: {
       max_ttl_ms: apikeysNode?.optional('max_ttl')?.duration() ?? 90 * 86_400_000,
