@@ -137,10 +137,8 @@ ${extraYaml}`;
     jwksHits: () => hits,
     async ciToken(claims = {}, opts = {}) {
       const now = Math.floor(clock.now() / 1000);
-      return new SignJWT({ repository: 'acme/api', repository_owner: 'acme', ref: 'refs/heads/main', ...claims })
+      return new SignJWT({ repository: 'acme/api', repository_owner: 'acme', ref: 'refs/heads/main', iss: ISSUER, aud: 'portcullis', ...claims })
         .setProtectedHeader({ alg: 'ES256', kid: 'ci-1', typ: 'JWT', ...opts.header })
-        .setIssuer(ISSUER)
-        .setAudience('portcullis')
         .setSubject('repo:acme/api:ref:refs/heads/main')
         .setIssuedAt(now)
         .setExpirationTime(now + (opts.expiresInS ?? 300))
