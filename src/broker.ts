@@ -36,6 +36,11 @@ import type { PrincipalFacts } from './policy/entities.ts';
 import { createCredentialService, parseSelector, sshCaFromKey } from './credentials/index.ts';
 import type { CredentialService, Decide, Issued, JwtSigner, Lease, RevocationSelector, SshCa } from './credentials/index.ts';
 import { createPrivateKey } from 'node:crypto';
+import { HumanOidcTrust } from './identity/oidc-human.ts';
+import type { DevicePoll, HumanLogin, StartedDeviceLogin, StartedLogin, StepUpAsk } from './identity/oidc-human.ts';
+import { StepUpRequired, createAccessService, stepUpFor, stepUpIndex } from './access/index.ts';
+import type { AccessDecide, AccessService, Actor, Grant, StepUpIndex } from './access/index.ts';
+import type { DecisionInput } from './policy/decision-point.ts';
 
 /** The caller of an API request, as proved by its session token. */
 export interface SessionContext {
@@ -80,11 +85,16 @@ export class Broker {
   readonly apikeys: ApiKeyService;
   readonly authenticator: Authenticator;
   readonly credentials: CredentialService;
+  /** Access requests, approvals, grants, break-glass, webhooks. */
+  readonly access: AccessService;
+  /** `oidc-human` trusts by name: human sign-in (code + PKCE, device flow). */
+  readonly humanTrusts = new Map<string, HumanOidcTrust>();
   /** The SSH user CA; hosts trust its public key (sshd TrustedUserCAKeys). */
   readonly sshCa: SshCa;
   readonly metrics = new Metrics();
   readonly #resources = new Map<string, string>(); // "Type::id" → boundary
   readonly #log: (msg: string) => void;
+  #stepUp: { version: number; index: StepUpIndex } | undefined;
 
   private constructor(config: PortcullisConfig, options: BrokerOptions) {
     this.config = config;
@@ -122,9 +132,12 @@ export class Broker {
       maxTtlMs: config.apikeys.max_ttl_ms,
       defaultRotationMs: config.apikeys.rotation_ms,
     });
-    const verifiers: TrustVerifier[] = config.trusts.map((t) =>
-      t.kind === 'oidc' ? new OidcTrust(t, { clock: this.clock }) : SpiffeTrust.fromConfig(t, { clock: this.clock }),
-    );
+    const verifiers: TrustVerifier[] = [];
+    for (const t of config.trusts) {
+      if (t.kind === 'oidc') verifiers.push(new OidcTrust(t, { clock: this.clock }));
+      else if (t.kind === 'spiffe') verifiers.push(SpiffeTrust.fromConfig(t, { clock: this.clock }));
+      else this.humanTrusts.set(t.name, new HumanOidcTrust(t, { clock: this.clock }));
+    }
     verifiers.push(this.apikeys.verifier());
     this.authenticator = new Authenticator(verifiers, { sessionIssuer: issuer });
     this.sshCa = sshCaFromKey(ed25519FromSeed(this.keyring.secret('ssh-user-ca')));
@@ -143,6 +156,18 @@ export class Broker {
         identitiesOfTrust: (trust) => this.identities.list().filter((i) => i.trust === trust).map((i) => i.id),
       },
     });
+    this.access = createAccessService({
+      db: this.db,
+      clock: this.clock,
+      audit: this.audit,
+      decide: this.#decideForAccess,
+      // Ending a grant (time, revocation, logout) ends the credentials issued under it.
+      revokeLeases: ({ grantId }, o) => this.credentials.revoke({ grant: grantId }, o),
+      config: config.access,
+      resourceInfo: (uid) => config.resources.find((r) => r.type === uid.type && r.id === uid.id),
+      teamsOf: (id) => (this.identities.get(id)?.parents ?? []).filter((p) => p.type === 'Team').map((p) => p.id),
+      onError: (err) => this.#log(`access: ${(err as Error).message}`),
+    });
     migrate(this.db, 'broker', [
       { version: 1, up: 'CREATE TABLE broker_bootstrap (id INTEGER PRIMARY KEY CHECK (id = 1), hash TEXT NOT NULL, created_at TEXT NOT NULL, used_at TEXT)' },
     ]);
@@ -156,6 +181,7 @@ export class Broker {
       // Finish what a crash left half-done (orphan roles, half-revoked leases), then keep reaping.
       await broker.credentials.reconcile();
       broker.credentials.startReaper();
+      broker.access.start();
     } catch (err) {
       await broker.close();
       throw err;
@@ -200,12 +226,18 @@ export class Broker {
   // ── Authentication ────────────────────────────────────────────────────────────────────────
 
   /** Verifies a proof, checks the identity may authenticate, issues a session token; audits either way. */
-  async login(proof: Proof, sourceIp: string): Promise<LoginResult> {
+  login(proof: Proof, sourceIp: string): Promise<LoginResult> {
+    return this.#establish(proof.type, async () => ({ proof: await this.authenticator.authenticate(proof) }), sourceIp);
+  }
+
+  /** The one login path: verify, admit (register on first login), issue, audit success or failure. */
+  async #establish(proofType: string, verify: () => Promise<{ proof: VerifiedProof; parents?: EntityUid[] }>, sourceIp: string): Promise<LoginResult> {
     let verified: VerifiedProof | undefined;
     try {
-      const v = await this.authenticator.authenticate(proof);
+      const { proof: v, parents } = await verify();
       verified = v;
-      const identity = await this.#admit(v);
+      let identity = await this.#admit(v);
+      if (parents) identity = await this.#syncGroups(identity, parents, v.facts.trust);
       const session = await this.sessions.issue({ identityId: identity.id, facts: v.facts, attributes: v.attributes });
       this.identities.touchAuthenticated(identity.id);
       await this.audit.append({
@@ -223,7 +255,7 @@ export class Broker {
         stream: 'authn',
         type: 'authn.failure',
         actor: verified?.identityId ?? 'anonymous',
-        payload: { reason: err.reason, detail: err.detail, proof: proof.type, source_ip: sourceIp, ...(verified && { trust: verified.facts.trust, ...verified.evidence }) },
+        payload: { reason: err.reason, detail: err.detail, proof: proofType, source_ip: sourceIp, ...(verified && { trust: verified.facts.trust, ...verified.evidence }) },
       });
       this.metrics.authn.inc({ result: 'failure', reason: err.reason, trust: verified?.facts.trust ?? 'unknown' });
       throw err;
@@ -251,6 +283,65 @@ export class Broker {
     return identity;
   }
 
+  /**
+   * The identity provider is the source of truth for a human's teams: each sign-in replaces the
+   * `Team` parents with the groups in the ID token (roles and other parents stay).
+   */
+  async #syncGroups(identity: Identity, teams: EntityUid[], trust: string): Promise<Identity> {
+    const parents = [...identity.parents.filter((p) => p.type !== 'Team'), ...teams];
+    if (JSON.stringify(parents) === JSON.stringify(identity.parents)) return identity;
+    await this.audit.append({ stream: 'admin', type: 'identity.updated', actor: `trust:${trust}`, subject: identity.id, boundary: identity.boundary, payload: { changed: { parents: { from: identity.parents, to: parents } }, source: 'identity provider groups' } });
+    return this.identities.update(identity.id, { parents });
+  }
+
+  // ── Human sign-in (oidc-human trusts) ────────────────────────────────────────────────────
+
+  #humanTrust(name: string | undefined): HumanOidcTrust {
+    if (name === undefined) {
+      if (this.humanTrusts.size === 1) return [...this.humanTrusts.values()][0]!;
+      if (this.humanTrusts.size === 0) throw new NotFound('human sign-in (no oidc-human trust is configured)');
+      throw new InvalidInput(`several oidc-human trusts are configured; name one (${[...this.humanTrusts.keys()].join(', ')})`, 'trust');
+    }
+    const t = this.humanTrusts.get(name);
+    if (!t) throw new NotFound(`oidc-human trust ${name}`);
+    return t;
+  }
+
+  /** Starts a code + PKCE login; the caller opens `url` and brings back `state` and `code`. */
+  async startHumanLogin(o: { trust?: string; redirectUri: string; stepUp?: StepUpAsk; loginHint?: string }): Promise<StartedLogin & { trust: string }> {
+    const t = this.#humanTrust(o.trust);
+    const started = await t.startLogin({ redirectUri: o.redirectUri, ...(o.stepUp && { stepUp: o.stepUp }), ...(o.loginHint !== undefined && { loginHint: o.loginHint }) });
+    return { ...started, trust: t.name };
+  }
+
+  completeHumanLogin(o: { trust?: string; state: string; code?: string; iss?: string; error?: string }, sourceIp: string): Promise<LoginResult> {
+    const t = this.#humanTrust(o.trust);
+    const { trust: _t, ...params } = o;
+    return this.#establish(`oidc-human:${t.name}`, async () => human(await t.completeLogin(params)), sourceIp);
+  }
+
+  async startDeviceLogin(o: { trust?: string; stepUp?: StepUpAsk }): Promise<StartedDeviceLogin & { trust: string }> {
+    const t = this.#humanTrust(o.trust);
+    return { ...(await t.startDeviceLogin(o.stepUp ? { stepUp: o.stepUp } : {})), trust: t.name };
+  }
+
+  /** One poll; `pending` until the user has approved on the provider's page. */
+  async pollDeviceLogin(o: { trust?: string; handle: string }, sourceIp: string): Promise<{ status: 'pending'; interval: number } | ({ status: 'complete' } & LoginResult)> {
+    const t = this.#humanTrust(o.trust);
+    let poll: DevicePoll | undefined;
+    const result = await this.#establish(`oidc-human:${t.name}`, async () => {
+      poll = await t.pollDeviceLogin(o.handle);
+      // Pending is not a login attempt: nothing to admit or audit yet.
+      if (poll.status === 'pending') throw PENDING;
+      return human(poll.login);
+    }, sourceIp).catch((err) => {
+      if (err === PENDING) return undefined;
+      throw err;
+    });
+    if (!result) return { status: 'pending', interval: poll!.status === 'pending' ? poll!.interval : 5 };
+    return { status: 'complete', ...result };
+  }
+
   /** Resolves a bearer session token to the caller; refuses revoked tokens and inactive identities. */
   async sessionFromToken(token: string, sourceIp: string): Promise<SessionContext> {
     try {
@@ -271,6 +362,8 @@ export class Broker {
   async revokeSessions(by: SessionContext, what: { jti?: string; identity?: string; reason?: string }, _ip: string): Promise<{ revoked: string }> {
     if (what.jti !== undefined) {
       this.sessions.revokeJti(what.jti, { identityId: by.identity.id });
+      // Logging out ends the caller's session-bound grants (and the leases under them).
+      if (what.jti === by.jti) await this.access.onLogout(by.identity.id);
     } else {
       checkIdentityId(what.identity, 'identity');
       this.sessions.revokeIdentity(what.identity!);
@@ -286,9 +379,23 @@ export class Broker {
 
   // ── Authorization ────────────────────────────────────────────────────────────────────────
 
-  #decisionInput(s: SessionContext, action: string, resource: EntityUid, sourceIp: string, purpose = {}, extra?: Record<string, unknown>) {
+  /**
+   * The one place active grants enter a decision: `context.grants`, temporary role parents, and
+   * `breakGlass` when a break-glass covers this resource (the authz event is then tagged).
+   */
+  #withGrants(identity: Identity, resource: EntityUid): Pick<DecisionInput, 'principal' | 'grants' | 'breakGlass'> {
+    const p = principalFacts(identity);
+    const g = this.access.activeGrants(identity.id, this.clock.now(), resource);
     return {
-      principal: principalFacts(s.identity),
+      principal: g.parents.length > 0 ? { ...p, parents: [...p.parents, ...g.parents] } : p,
+      grants: g.grants,
+      breakGlass: g.breakGlass,
+    };
+  }
+
+  #decisionInput(s: SessionContext, action: string, resource: EntityUid, sourceIp: string, purpose = {}, extra?: Record<string, unknown>): DecisionInput {
+    return {
+      ...this.#withGrants(s.identity, resource),
       claims: s.claims,
       authn: s.authn,
       sessionId: s.jti,
@@ -306,7 +413,25 @@ export class Broker {
     const d = await this.decisions.decide(this.#decisionInput(s, body.action, body.resource, sourceIp, purpose, extra));
     this.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     this.metrics.decisions.inc({ decision: d.decision });
+    this.#requireNoStepUp(s, d);
     return d;
+  }
+
+  /** What a fresh login would fix for this decision, if anything (policy `@stepUp`/`@maxAuthAge`). */
+  stepUpFor(d: Decision) {
+    const v = this.decisions.version;
+    if (!v || d.decision !== 'deny') return undefined;
+    // Rebuilt once per activated version, whichever path activated it.
+    if (this.#stepUp?.version !== v.version) this.#stepUp = { version: v.version, index: stepUpIndex(compilePolicySet(v.files, this.config.schema_extension)) };
+    return stepUpFor(d, this.#stepUp.index);
+  }
+
+  /** A deny that a fresh (MFA) login would turn into an allow is a 401 step_up_required instead of a plain deny. */
+  #requireNoStepUp(s: SessionContext, d: Decision): void {
+    const need = this.stepUpFor(d);
+    if (!need) return;
+    const acr = this.humanTrusts.get(s.authn.trust)?.config.step_up_acr;
+    throw new StepUpRequired(need, { decision_id: d.decision_id, trust: s.authn.trust, ...(need.mfa && acr !== undefined && { acr_values: acr }) });
   }
 
   async authorizeBatch(s: SessionContext, bodies: { action: string; resource: EntityUid; context?: Record<string, unknown> }[], sourceIp: string): Promise<Decision[]> {
@@ -331,6 +456,7 @@ export class Broker {
     const input = this.#decisionInput(s, action, resource, sourceIp);
     const d = await this.decisions.decide({ ...input, resourceEntities: [entity] });
     this.metrics.decisions.inc({ decision: d.decision });
+    this.#requireNoStepUp(s, d);
     if (d.decision !== 'allow') throw new Forbidden(`not allowed: ${action} on ${resource.type}::"${resource.id}"`, { decision_id: d.decision_id });
     return d;
   }
@@ -462,7 +588,7 @@ export class Broker {
       return { decision: 'deny', decisionId: d.decision_id };
     }
     const d = await this.decisions.decide({
-      principal: principalFacts(identity),
+      ...this.#withGrants(identity, req.resource),
       claims: c.claims ?? {},
       authn: c.authn ?? NO_SESSION,
       ...(c.sessionId !== undefined && { sessionId: c.sessionId }),
@@ -477,6 +603,53 @@ export class Broker {
     return { decision: d.decision, decisionId: d.decision_id };
   };
 
+  /** Decisions asked by the access service (access.request, access.approve, break-glass eligibility), live, with the actor's grants. */
+  readonly #decideForAccess: AccessDecide = async (r) => {
+    const identity = this.identities.get(r.actor.id);
+    if (!identity || identity.status !== 'active') throw new Forbidden(`identity ${r.actor.id} is not active`);
+    const withGrants = this.#withGrants(identity, r.resource);
+    const d = await this.decisions.decide({
+      ...withGrants,
+      claims: {},
+      authn: r.actor.authn,
+      ...(r.actor.sessionId !== undefined && { sessionId: r.actor.sessionId }),
+      sourceIp: r.actor.sourceIp ?? '0.0.0.0',
+      action: r.action,
+      resource: r.resource,
+      purpose: r.purpose ?? {},
+      breakGlass: r.breakGlass ?? withGrants.breakGlass,
+      ...(r.resourceEntity && { resourceEntities: [r.resourceEntity] }),
+    });
+    this.metrics.decisions.inc({ decision: d.decision });
+    return { decision: d.decision, decisionId: d.decision_id };
+  };
+
+  /** The access-domain actor for an API caller. */
+  actor(s: SessionContext, sourceIp: string): Actor {
+    return { id: s.identity.id, authn: s.authn, sessionId: s.jti, sourceIp };
+  }
+
+  /**
+   * The grant a credential is issued under: the one named (must be the caller's and active now),
+   * else the caller's active grant for this target, so ending it always reaches the lease.
+   */
+  #grantForCredential(s: SessionContext, target: string, grantId: string | undefined): Grant | undefined {
+    const now = this.clock.now();
+    const active = (g: Grant) => g.status === 'active' && Date.parse(g.start_at) <= now && now < Date.parse(g.end_at);
+    if (grantId !== undefined) {
+      const g = this.access.grants.get(grantId);
+      if (g.identity_id !== s.identity.id) throw new Forbidden(`grant ${grantId} is not yours`);
+      if (!active(g)) throw new InvalidInput(`grant ${grantId} is not active`, 'grant_id');
+      return g;
+    }
+    const t = this.credentials.targets().find((x) => x.name === target);
+    const covers = (g: Grant) =>
+      g.target.kind === 'credential' ? g.target.target === target
+      : g.target.kind === 'resource' ? t !== undefined && g.target.resource.type === t.resourceType && g.target.resource.id === target
+      : false;
+    return this.access.listGrants({ identityId: s.identity.id, activeAt: now }).map((x) => x.grant).find((g) => active(g) && covers(g));
+  }
+
   #tokenSigner(): JwtSigner {
     const ring = this.keyring;
     return {
@@ -489,7 +662,8 @@ export class Broker {
   }
 
   /** Issues a credential for the caller after a request-time decision; the lease records who, what, why. */
-  async issueCredential(s: SessionContext, body: { target: string; permission?: string; ttl?: string; reason: string; public_key?: string; scopes?: string[] }, sourceIp: string): Promise<Issued> {
+  async issueCredential(s: SessionContext, body: { target: string; permission?: string; ttl?: string; reason: string; public_key?: string; scopes?: string[]; grant_id?: string }, sourceIp: string): Promise<Issued> {
+    const grant = this.#grantForCredential(s, body.target, body.grant_id);
     const params: Record<string, unknown> = {};
     if (body.public_key !== undefined) params.publicKey = body.public_key;
     if (body.scopes !== undefined) params.scopes = body.scopes;
@@ -503,6 +677,7 @@ export class Broker {
       context: { authn: s.authn, claims: s.claims, sourceIp, sessionId: s.jti },
       sessionId: s.jti,
       trust: s.authn.trust,
+      ...(grant && { grantId: grant.id }),
     });
   }
 
@@ -602,6 +777,7 @@ export class Broker {
 
   async close(): Promise<void> {
     try {
+      await this.access.stop();
       await this.credentials.stop();
       await this.audit.close();
     } finally {
@@ -612,6 +788,13 @@ export class Broker {
 
 export function principalFacts(i: Identity): PrincipalFacts {
   return { id: i.id, kind: i.kind, boundary: i.boundary, environment: i.environment, owner: i.owner, labels: i.labels, parents: i.parents };
+}
+
+/** Thrown inside a device poll that is still pending: not a login attempt, so not audited. */
+const PENDING = Symbol('pending');
+
+function human(l: HumanLogin): { proof: VerifiedProof; parents: EntityUid[] } {
+  return { proof: l.proof, parents: l.parents };
 }
 
 const NO_SESSION: AuthnFacts = { method: 'bootstrap', trust: 'none', mfa: false, assurance: 'low', auth_time: 0 };

@@ -17,6 +17,8 @@ import type {
 } from './types.ts';
 import { ConfigError, Node } from './reader.ts';
 import { validateTargets } from '../credentials/config.ts';
+import { validateAccessConfig } from '../access/index.ts';
+import { validateHumanOidcTrust } from '../identity/human-oidc-config.ts';
 import type { ObjectNode } from './reader.ts';
 
 export { ConfigError } from './reader.ts';
@@ -27,7 +29,7 @@ const ENTITY_TYPE = { pattern: /^[A-Z][A-Za-z0-9_]{0,63}$/, hint: 'must be a Ced
 const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 const TOP_LEVEL = [
   'listen', 'data_dir', 'boundaries', 'bridges', 'trusts', 'identities', 'resources', 'policies',
-  'schema_extension', 'engine', 'session', 'apikeys', 'audit', 'targets',
+  'schema_extension', 'engine', 'session', 'apikeys', 'audit', 'targets', 'access',
 ];
 
 export interface LoadedConfig {
@@ -36,17 +38,18 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
-export function loadConfigFile(file: string): LoadedConfig {
+/** `env` resolves the `*_env` secrets (webhook secrets, SSO client secrets) at load time. */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError('', `cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return parseConfig(text, dirname(resolve(file)));
+  return parseConfig(text, dirname(resolve(file)), env);
 }
 
-export function parseConfig(text: string, baseDir: string): LoadedConfig {
+export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   if (text.length > 4 << 20) throw new ConfigError('', 'config file is larger than 4 MiB');
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) throw new ConfigError('', `YAML syntax: ${doc.errors[0]!.message}`);
@@ -89,9 +92,11 @@ export function parseConfig(text: string, baseDir: string): LoadedConfig {
 
   const trustNames = new Set<string>();
   const trusts: TrustConfig[] = (root.optional('trusts')?.list() ?? []).map((n) => {
-    const kind = n.object(['kind', 'name', ...OIDC_KEYS, ...SPIFFE_KEYS]).required('kind').oneOf(['oidc', 'spiffe']);
-    const t = kind === 'oidc' ? oidcTrust(n, baseDir, boundary) : spiffeTrust(n, baseDir, boundary);
-    if (trustNames.has(t.name)) n.object([...OIDC_KEYS, ...SPIFFE_KEYS, 'kind', 'name']).get('name').fail(`duplicate trust name "${t.name}"`);
+    // Each kind checks its own keys; here only that it is a mapping with a known kind.
+    const present = typeof n.value === 'object' && n.value !== null ? Object.keys(n.value) : [];
+    const kind = n.object(present).required('kind').oneOf(['oidc', 'spiffe', 'oidc-human']);
+    const t = kind === 'oidc' ? oidcTrust(n, baseDir, boundary) : kind === 'spiffe' ? spiffeTrust(n, baseDir, boundary) : humanTrust(n, env, boundary);
+    if (trustNames.has(t.name)) new Node(t.name, `${n.path}.name`).fail(`duplicate trust name "${t.name}"`);
     trustNames.add(t.name);
     return t;
   });
@@ -176,6 +181,7 @@ export function parseConfig(text: string, baseDir: string): LoadedConfig {
       checkpoint_interval_ms: auditNode?.optional('checkpoint_interval')?.duration() ?? 10_000,
     },
     targets: validateTargets(root.has('targets') ? root.get('targets').list().map((n) => n.value) : []),
+    access: validateAccessConfig(root.optional('access')?.value, env, 'access'),
   };
   return { config, warnings };
 }
@@ -268,6 +274,12 @@ function spiffeTrust(n: Node, baseDir: string, boundary: (n: Node) => string): S
     leeway_seconds: leeway(o),
     ...defaults(o, boundary),
   };
+}
+
+function humanTrust(n: Node, env: NodeJS.ProcessEnv, boundary: (n: Node) => string): TrustConfig {
+  const t = validateHumanOidcTrust(n.value, env, n.path);
+  if (t.boundary !== undefined) boundary(new Node(t.boundary, `${n.path}.boundary`));
+  return t;
 }
 
 function labels(n: Node | undefined): Record<string, string> {

@@ -3,6 +3,8 @@
 import type { JsonWebKey } from 'node:crypto';
 import type { IdentityKind } from '../identity/types.ts';
 import type { TargetConfig } from '../credentials/config.ts';
+import type { HumanOidcTrustConfig } from '../identity/human-oidc-config.ts';
+import type { AccessConfig } from '../access/index.ts';
 
 export interface TrustDefaults {
   boundary?: string;
@@ -43,7 +45,10 @@ export interface SpiffeTrustConfig extends TrustDefaults {
   leeway_seconds: number;
 }
 
-export type TrustConfig = OidcTrustConfig | SpiffeTrustConfig;
+/** Humans signing in through the organisation's OpenID provider (validated by identity/human-oidc-config.ts). */
+export type { HumanOidcTrustConfig };
+
+export type TrustConfig = OidcTrustConfig | SpiffeTrustConfig | HumanOidcTrustConfig;
 
 export interface IdentityConfig {
   id: string;
@@ -96,4 +101,6 @@ export interface PortcullisConfig {
   audit: { fail_closed: boolean; checkpoint_every: number; checkpoint_interval_ms: number };
   /** Credential targets (PostgreSQL, SSH hosts, APIs, SPIFFE), validated by credentials/config.ts. */
   targets: TargetConfig[];
+  /** Access requests, approvals, grants, break-glass, webhooks (validated by access/config.ts). */
+  access: AccessConfig;
 }

@@ -39,6 +39,8 @@ const MIGRATIONS = [
          CREATE INDEX credential_leases_session ON credential_leases (session_id);
          CREATE INDEX credential_leases_decision ON credential_leases (decision_id);`,
   },
+  // Ending an access grant revokes the leases issued under it.
+  { version: 2, up: 'CREATE INDEX credential_leases_grant ON credential_leases (grant_id);' },
 ];
 
 type Row = Record<string, unknown>;
@@ -82,6 +84,7 @@ export interface LeaseFilter {
   status?: LeaseStatus | LeaseStatus[];
   sessionId?: string;
   decisionId?: string;
+  grantId?: string;
   trust?: string;
   kind?: TargetKind;
 }
@@ -167,6 +170,7 @@ export class LeaseStore {
     if (f.target !== undefined) inList('target', f.target);
     if (f.sessionId !== undefined) inList('session_id', f.sessionId);
     if (f.decisionId !== undefined) inList('decision_id', f.decisionId);
+    if (f.grantId !== undefined) inList('grant_id', f.grantId);
     if (f.trust !== undefined) inList('trust', f.trust);
     if (f.kind !== undefined) inList('kind', f.kind);
     const sql = `SELECT * FROM credential_leases ${where.length ? `WHERE ${where.join(' AND ')}` : ''}

@@ -12,9 +12,11 @@ export type RevocationSelector =
   | { target: string }
   | { trust: string }
   | { session: string }
-  | { decision: string };
+  | { decision: string }
+  /** Every lease issued under an access grant (ending the grant ends them). */
+  | { grant: string };
 
-const SELECTOR_KEYS = ['lease', 'identity', 'owner', 'target', 'trust', 'session', 'decision'] as const;
+const SELECTOR_KEYS = ['lease', 'identity', 'owner', 'target', 'trust', 'session', 'decision', 'grant'] as const;
 
 /** Validates an untrusted selector (HTTP body, CLI flags): exactly one non-empty key. */
 export function parseSelector(raw: unknown, field = 'selector'): RevocationSelector {
@@ -52,6 +54,7 @@ export async function selectLeases(store: LeaseStore, sel: RevocationSelector, r
   if ('target' in sel) return store.list({ target: sel.target, status }, 100_000);
   if ('session' in sel) return store.list({ sessionId: sel.session, status }, 100_000);
   if ('decision' in sel) return store.list({ decisionId: sel.decision, status }, 100_000);
+  if ('grant' in sel) return store.list({ grantId: sel.grant, status }, 100_000);
   if ('owner' in sel) {
     if (!resolvers.identitiesOfOwner) throw new InvalidInput('selector.owner: no owner resolver is configured', 'selector.owner');
     const ids = await resolvers.identitiesOfOwner(sel.owner);

@@ -108,6 +108,8 @@ action "secret.read" appliesTo { principal: [${principals}], resource: [Secret],
 action "tool.invoke" appliesTo { principal: [${principals}], resource: [Tool], context: Ctx };
 action "credential.issue" appliesTo { principal: [${principals}], resource: [${data}, Workload], context: CredentialCtx };
 action "access.request", "access.approve" appliesTo { principal: [${principals}], resource: [AccessRequest, ${data}], context: Ctx };
+// Break-glass eligibility (access.break_glass.action): decided on the target with context.breakGlass = true.
+action "breakglass.use" appliesTo { principal: [User], resource: [${data}], context: Ctx };
 
 action "admin";
 action "identity.read", "identity.manage", "apikey.manage", "session.revoke" in ["admin"]

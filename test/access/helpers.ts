@@ -17,7 +17,8 @@ import type { AuthnFacts } from '../../src/identity/types.ts';
 import { createAccessService, validateAccessConfig } from '../../src/access/index.ts';
 import type { AccessDecide, AccessService, Actor, Notifier, RevokeLeases } from '../../src/access/index.ts';
 
-export const SCHEMA_EXTENSION = `action "breakglass.use" appliesTo { principal: [User], resource: [Database, Table, Host], context: Ctx };`;
+// `breakglass.use` is part of the built-in schema now; nothing to extend.
+export const SCHEMA_EXTENSION = '';
 
 export const POLICIES = `
 @id("users-request")
