@@ -30,6 +30,11 @@ export interface ChainFields {
   prev_hash: string;
 }
 
+/** A reusable record to fill field by field in hot loops (hashing, verifying) without allocating. */
+export function scratchFields(stream = ''): ChainFields {
+  return { stream, seq: 0, time: '', type: '', actor: '', boundary: null, subject: null, decision: null, payload: '', prev_hash: '' };
+}
+
 const q = JSON.stringify;
 
 /** Canonical JSON of the record without `hash` (keys in sorted order; absent optionals omitted). */

@@ -1,7 +1,7 @@
 // Walks one stream's rows in seq order, recomputing every hash. Kept free of checkpoint and head
 // logic so a range can be scanned on its own (and in parallel) and the results stitched.
 import type { StatementSync } from 'node:sqlite';
-import { recordCanonical } from './chain.ts';
+import { recordCanonical, scratchFields } from './chain.ts';
 import { hash as digest } from 'node:crypto';
 import type { Db } from '../store/sqlite.ts';
 
@@ -64,18 +64,7 @@ export function scanRange(
   };
   let expectSeq = from;
   let prev = expectPrev;
-  const fields = {
-    stream,
-    seq: 0,
-    time: '',
-    type: '',
-    actor: '',
-    boundary: null as string | null,
-    subject: null as string | null,
-    decision: null as string | null,
-    payload: '',
-    prev_hash: '',
-  };
+  const fields = scratchFields(stream);
   for (let after = from - 1; ; ) {
     const rows = stmt.all(stream, after, to) as unknown as unknown[][];
     for (const row of rows) scanRow(row);

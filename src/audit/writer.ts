@@ -4,7 +4,7 @@
 // transaction), so it runs the same inline or in the writer worker.
 import type { StatementSync } from 'node:sqlite';
 import type { Db } from '../store/sqlite.ts';
-import { GENESIS, hashFields } from './chain.ts';
+import { GENESIS, hashFields, scratchFields } from './chain.ts';
 import type { CheckpointRow } from './checkpoint.ts';
 import { AUDIT_STREAMS, type AuditStreamName } from './types.ts';
 
@@ -103,18 +103,7 @@ export class ChainWriter {
       h.cpTime = now;
       h.dirty = true;
     };
-    const f = {
-      stream: '',
-      seq: 0,
-      time: '',
-      type: '',
-      actor: '',
-      boundary: null as string | null,
-      subject: null as string | null,
-      decision: null as string | null,
-      payload: '',
-      prev_hash: '',
-    };
+    const f = scratchFields();
     db.exec('BEGIN IMMEDIATE');
     try {
       for (const c of req.checkpoints) this.#insertCheckpoint.run(c.stream, c.seq, c.hash, c.time, c.prev_seq, c.kid, c.sig);

@@ -60,14 +60,11 @@ export function checkIdentityId(id: unknown, field = 'id'): string {
   return id;
 }
 
-type Listener = (identity: Identity) => void;
-
 export class IdentityRegistry {
   readonly #db: Db;
   readonly #clock: Clock;
   readonly #boundaries: ReadonlySet<string>;
   readonly #cache = new Map<string, Identity>();
-  readonly #listeners: Listener[] = [];
 
   constructor(db: Db, clock: Clock, boundaries: readonly string[]) {
     this.#db = db;
@@ -88,11 +85,6 @@ export class IdentityRegistry {
       const identity = fromRow(row);
       this.#cache.set(identity.id, identity);
     }
-  }
-
-  /** Called with the new state whenever an identity changes (the decision engine listens). */
-  onChange(listener: Listener): void {
-    this.#listeners.push(listener);
   }
 
   get(id: string): Identity | undefined {
@@ -123,23 +115,7 @@ export class IdentityRegistry {
     this.#check(input);
     const existing = this.#cache.get(input.id);
     if (existing && source === 'api') throw new Conflict(`identity ${input.id} already exists`);
-    const now = new Date(this.#clock.now()).toISOString();
-    const identity: Identity = {
-      id: input.id,
-      kind: input.kind,
-      boundary: input.boundary,
-      environment: input.environment,
-      owner: input.owner ?? null,
-      purpose: input.purpose ?? null,
-      labels: input.labels ?? {},
-      parents: input.parents ?? [],
-      status: existing?.status ?? 'active',
-      source: existing?.source === 'trust' ? 'config' : source,
-      trust: existing?.trust ?? null,
-      created_at: existing?.created_at ?? now,
-      updated_at: now,
-      last_authenticated_at: existing?.last_authenticated_at ?? null,
-    };
+    const identity = this.#build(input, existing?.source === 'trust' ? 'config' : source, existing);
     if (existing && sameDeclaration(existing, identity)) return existing;
     this.#save(identity);
     return identity;
@@ -150,23 +126,7 @@ export class IdentityRegistry {
     this.#check(input);
     const existing = this.#cache.get(input.id);
     if (existing) return existing;
-    const now = new Date(this.#clock.now()).toISOString();
-    const identity: Identity = {
-      id: input.id,
-      kind: input.kind,
-      boundary: input.boundary,
-      environment: input.environment,
-      owner: input.owner ?? null,
-      purpose: input.purpose ?? null,
-      labels: input.labels ?? {},
-      parents: input.parents ?? [],
-      status: 'active',
-      source: 'trust',
-      trust,
-      created_at: now,
-      updated_at: now,
-      last_authenticated_at: null,
-    };
+    const identity = this.#build(input, 'trust', undefined, trust);
     this.#save(identity);
     return identity;
   }
@@ -204,6 +164,27 @@ export class IdentityRegistry {
     const at = new Date(this.#clock.now()).toISOString();
     this.#db.prepare('UPDATE identities SET last_authenticated_at = ? WHERE id = ?').run(at, id);
     this.#cache.set(id, { ...current, last_authenticated_at: at });
+  }
+
+  /** A full row from an input; lifecycle fields carry over from `existing` when re-declared. */
+  #build(input: IdentityInput, source: IdentitySource, existing?: Identity, trust: string | null = null): Identity {
+    const now = new Date(this.#clock.now()).toISOString();
+    return {
+      id: input.id,
+      kind: input.kind,
+      boundary: input.boundary,
+      environment: input.environment,
+      owner: input.owner ?? null,
+      purpose: input.purpose ?? null,
+      labels: input.labels ?? {},
+      parents: input.parents ?? [],
+      status: existing?.status ?? 'active',
+      source,
+      trust: existing?.trust ?? trust,
+      created_at: existing?.created_at ?? now,
+      updated_at: now,
+      last_authenticated_at: existing?.last_authenticated_at ?? null,
+    };
   }
 
   #check(input: IdentityInput): void {
@@ -249,7 +230,6 @@ export class IdentityRegistry {
         );
     });
     this.#cache.set(identity.id, identity);
-    for (const l of this.#listeners) l(identity);
   }
 }
 
