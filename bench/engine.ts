@@ -6,28 +6,11 @@
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { fileURLToPath } from 'node:url';
 import { CompiledEngine } from '../src/policy/engine/compiled/index.ts';
+import { Rng } from '../test/policy/compiled-fuzzgen.ts';
 import type { AuthzRequest, CedarValue, Entity, EntityUid, PolicySource } from '../src/policy/engine/types.ts';
 
 type Emit = (line: Record<string, unknown>) => void;
 
-class Rng {
-  #s: number;
-  constructor(seed: number) {
-    this.#s = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.#s = (this.#s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  pick<T>(a: readonly T[]): T {
-    return a[this.int(a.length)];
-  }
-}
 
 const BOUNDARIES = ['application', 'platform', 'infrastructure', 'ai-platform'];
 const ENVS = ['prod', 'staging', 'dev'];
