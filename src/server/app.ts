@@ -14,6 +14,7 @@ import { auditRoutes } from './routes/audit.ts';
 import { healthRoutes } from './routes/health.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { credentialRoutes } from './routes/credentials.ts';
+import { accessRoutes } from './routes/access.ts';
 
 export interface ServerOptions {
   logger?: FastifyServerOptions['logger'];
@@ -61,6 +62,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   auditRoutes(app, broker);
   keyRoutes(app, broker);
   credentialRoutes(app, broker);
+  accessRoutes(app, broker);
   healthRoutes(app, broker);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

@@ -1,6 +1,7 @@
 // One mapping from errors to RFC 9457 problem documents. Stable `code`s; no secrets in `detail`.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { PortcullisError } from '../common/errors.ts';
+import { StepUpRequired } from '../access/index.ts';
 
 export interface Problem {
   type: string;
@@ -65,5 +66,7 @@ export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
 export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
   const p = toProblem(err);
   if (p.status >= 500) req.log.error({ err }, 'request failed');
+  // RFC 9470: tell standard clients what a new login must bring.
+  if (err instanceof StepUpRequired) reply.header('www-authenticate', err.wwwAuthenticate(typeof err.extra.acr_values === 'string' ? err.extra.acr_values : undefined));
   return sendProblem(reply, p);
 }

@@ -53,7 +53,13 @@ when { context.credential.permission == "readonly" && context.credential.ttlSeco
 permit (principal is Agent, action == Action::"db.select", resource == Database::"orders");
 `;
 
-export async function startHarness(extraYaml = '', extraEnv: Record<string, string> = {}, clockStart = Date.parse('2026-03-02T10:00:00Z')): Promise<Harness> {
+/** `trusts`: extra YAML list items under `trusts:`; `policies`: Cedar appended to the main policy file. */
+export interface HarnessOptions {
+  trusts?: string;
+  policies?: string;
+}
+
+export async function startHarness(extraYaml = '', extraEnv: Record<string, string> = {}, clockStart = Date.parse('2026-03-02T10:00:00Z'), opts: HarnessOptions = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-it-'));
   const { privateKey, publicKey } = await generateKeyPair('ES256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'ci-1', alg: 'ES256', use: 'sig' };
@@ -70,7 +76,7 @@ export async function startHarness(extraYaml = '', extraEnv: Record<string, stri
   await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
   const jwksPort = (jwksServer.address() as { port: number }).port;
   mkdirSync(join(dir, 'policies'));
-  writeFileSync(join(dir, 'policies', 'main.cedar'), POLICIES);
+  writeFileSync(join(dir, 'policies', 'main.cedar'), POLICIES + (opts.policies ?? ''));
   const yaml = `
 listen: { host: 127.0.0.1, port: 0 }
 data_dir: ./data
@@ -91,6 +97,7 @@ trusts:
     boundary: application
     environment: prod
     owner: team:platform
+${opts.trusts ?? ''}
 identities:
   - id: workload:github/acme/api
     kind: workload
@@ -109,7 +116,7 @@ audit: { fail_closed: true, checkpoint_every: 5 }
 ${extraYaml}`;
   writeFileSync(join(dir, 'portcullis.yaml'), yaml);
   const clock = new ManualClock(clockStart);
-  const loaded = parseConfig(yaml, dir);
+  const loaded = parseConfig(yaml, dir, { ...process.env, ...extraEnv });
   const running = await serve(loaded, { clock, quiet: true, env: { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'), ...extraEnv } });
   const url = running.url;
 

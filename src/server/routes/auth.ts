@@ -109,6 +109,95 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
     },
   );
 
+  // ── Human sign-in through an oidc-human trust ──────────────────────────────────────────────
+  const stepUpQuery = {
+    mfa: { type: 'string', enum: ['true', 'false'] },
+    max_age: { type: 'string', pattern: '^[0-9]{1,7}$' },
+  } as const;
+  const trustName = { type: 'string', minLength: 1, maxLength: 63 } as const;
+  const stepUpOf = (q: { mfa?: string | boolean; max_age?: string | number }) => {
+    const mfa = q.mfa === 'true' || q.mfa === true;
+    const maxAge = q.max_age === undefined ? undefined : Number(q.max_age);
+    return mfa || maxAge !== undefined ? { ...(mfa && { mfa }), ...(maxAge !== undefined && { max_age: maxAge }) } : undefined;
+  };
+
+  app.get(
+    '/v1/auth/login',
+    {
+      schema: {
+        summary: 'Start a human sign-in (authorization code + PKCE): returns the provider URL to open; mfa/max_age for step-up',
+        tags: ['auth'],
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['redirect_uri'],
+          properties: { redirect_uri: { type: 'string', minLength: 1, maxLength: 2048 }, trust: trustName, login_hint: { type: 'string', maxLength: 256 }, ...stepUpQuery },
+        },
+      },
+    },
+    async (req, reply) => {
+      const q = req.query as { redirect_uri: string; trust?: string; login_hint?: string; mfa?: string; max_age?: string };
+      const stepUp = stepUpOf(q);
+      const started = await broker.startHumanLogin({ redirectUri: q.redirect_uri, ...(q.trust && { trust: q.trust }), ...(stepUp && { stepUp }), ...(q.login_hint && { loginHint: q.login_hint }) });
+      return reply.header('cache-control', 'no-store').send(started);
+    },
+  );
+
+  app.post(
+    '/v1/auth/callback',
+    {
+      schema: {
+        summary: 'Finish a human sign-in with the state and code the provider redirected back with; returns a session token',
+        tags: ['auth'],
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['state'],
+          properties: {
+            state: { type: 'string', minLength: 1, maxLength: 256 },
+            code: { type: 'string', minLength: 1, maxLength: 4096 },
+            iss: { type: 'string', maxLength: 2048 },
+            error: { type: 'string', maxLength: 256 },
+            error_description: { type: 'string', maxLength: 1024 },
+            trust: trustName,
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const { error_description: _d, ...body } = req.body as { state: string; code?: string; iss?: string; error?: string; error_description?: string; trust?: string };
+      return reply.header('cache-control', 'no-store').send(await broker.completeHumanLogin(body, req.ip));
+    },
+  );
+
+  app.post(
+    '/v1/auth/device',
+    {
+      schema: {
+        summary: 'Start a device-code sign-in (RFC 8628) for headless use: returns the user code, the page to visit and a handle to poll',
+        tags: ['auth'],
+        body: { type: 'object', additionalProperties: false, properties: { trust: trustName, mfa: { type: 'boolean' }, max_age: { type: 'integer', minimum: 0, maximum: 86400 } } },
+      },
+    },
+    async (req, reply) => {
+      const b = (req.body ?? {}) as { trust?: string; mfa?: boolean; max_age?: number };
+      const stepUp = stepUpOf(b);
+      return reply.header('cache-control', 'no-store').send(await broker.startDeviceLogin({ ...(b.trust && { trust: b.trust }), ...(stepUp && { stepUp }) }));
+    },
+  );
+
+  app.post(
+    '/v1/auth/device/poll',
+    {
+      schema: {
+        summary: 'Poll a device-code sign-in: {status: pending, interval} until the user approves, then the session token',
+        tags: ['auth'],
+        body: { type: 'object', additionalProperties: false, required: ['handle'], properties: { handle: { type: 'string', minLength: 1, maxLength: 256 }, trust: trustName } },
+      },
+    },
+    async (req, reply) => reply.header('cache-control', 'no-store').send(await broker.pollDeviceLogin(req.body as { handle: string; trust?: string }, req.ip)),
+  );
+
   app.get('/.well-known/jwks.json', { schema: { summary: "The broker's public signing keys", tags: ['auth'] } }, async (_req, reply) => {
     return reply.header('cache-control', 'public, max-age=60').send(broker.publicJwks());
   });

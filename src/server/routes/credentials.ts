@@ -18,7 +18,7 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
-        summary: 'Issue a short-lived credential for a target, decided now by policy (credential.issue); returns it once',
+        summary: 'Issue a short-lived credential for a target, decided now by policy (credential.issue); returns it once. Issued under an access grant, it ends with the grant',
         tags: ['credentials'],
         body: {
           type: 'object',
@@ -31,6 +31,8 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
             reason: { type: 'string', minLength: 1, maxLength: 1024 },
             public_key: { type: 'string', maxLength: 16384 },
             scopes: { type: 'array', maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 256 } },
+            // Defaults to the caller's active grant for this target; its end revokes the lease.
+            grant_id: { type: 'string', minLength: 1, maxLength: 128 },
           },
         },
       },

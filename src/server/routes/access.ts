@@ -1,0 +1,214 @@
+// Privileged access over HTTP: requests and reviews, grants, break-glass and its review, webhook
+// deliveries. Bodies are checked by strict schemas here and parsed by the access domain (which
+// names the bad field). Visibility: a human operator sees requests, grants and reviews (they are
+// the reviewers); a non-human identity sees its own; everything else needs `access.read`.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Broker } from '../../broker.ts';
+import { parseBreakGlass, parseCreateRequest } from '../../access/index.ts';
+import type { DeliveryStatus, ListFilter, RequestStatus } from '../../access/index.ts';
+import { NotFound } from '../../common/errors.ts';
+import { requireAllowed, requireSession } from '../auth.ts';
+
+const controlPlane = { type: 'ControlPlane', id: 'portcullis' };
+const id = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 128 } } } as const;
+const text = (max: number) => ({ type: 'string', minLength: 1, maxLength: max }) as const;
+const entityRef = {
+  anyOf: [
+    { type: 'string', minLength: 1, maxLength: 600 },
+    { type: 'object', additionalProperties: false, required: ['type', 'id'], properties: { type: text(64), id: text(512) } },
+  ],
+} as const;
+const optionalBody = (props: Record<string, unknown>, required: string[] = []) => ({ type: 'object', additionalProperties: false, required, properties: props }) as const;
+
+export function accessRoutes(app: FastifyInstance, broker: Broker): void {
+  const session = requireSession(broker);
+  const actor = (req: FastifyRequest) => broker.actor(req.session!, req.ip);
+  /** Humans see everything in the access domain; others need access.read. */
+  const mayReadAll = async (req: FastifyRequest): Promise<void> => {
+    if (req.session!.identity.kind !== 'user') await requireAllowed(broker, req, 'access.read', controlPlane);
+  };
+  const requestView = (requestId: string) => {
+    const r = broker.access.getRequest(requestId);
+    return { ...r.request, status_line: r.status, grant: r.grant };
+  };
+
+  // ── Requests ──────────────────────────────────────────────────────────────────────────────
+  app.post(
+    '/v1/access-requests',
+    {
+      preHandler: session,
+      schema: {
+        summary: 'Request access: a role, a resource with actions, or a credential for a target; for a time, with a reason',
+        tags: ['access'],
+        body: optionalBody(
+          {
+            role: text(64),
+            resource: entityRef,
+            actions: { type: 'array', minItems: 1, maxItems: 32, items: text(128) },
+            credential: optionalBody({ target: text(128), permission: text(128), resource: entityRef }, ['target']),
+            duration: { type: 'string', pattern: '^(\\d+(ms|s|m|h|d))+$' },
+            reason: text(1024),
+            ticket: text(128),
+            start_at: text(64),
+            session_bound: { type: 'boolean' },
+          },
+          ['duration', 'reason'],
+        ),
+      },
+    },
+    async (req, reply) => {
+      const r = await broker.access.createRequest(actor(req), parseCreateRequest(req.body));
+      return reply.code(201).send(requestView(r.id));
+    },
+  );
+
+  app.get(
+    '/v1/access-requests',
+    {
+      preHandler: session,
+      schema: {
+        summary: 'Access requests: yours (default), the ones waiting for others (reviewable=true), or all / by requester',
+        tags: ['access'],
+        querystring: optionalBody({
+          mine: { type: 'string', enum: ['true', 'false'] },
+          reviewable: { type: 'string', enum: ['true', 'false'] },
+          requester: { type: 'string', maxLength: 300 },
+          status: { type: 'string', enum: ['pending', 'approved', 'denied', 'cancelled', 'expired'] },
+          limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' },
+        }),
+      },
+    },
+    async (req) => {
+      const q = req.query as { mine?: string; reviewable?: string; requester?: string; status?: RequestStatus; limit?: string };
+      const me = req.session!.identity.id;
+      const filter: ListFilter = { ...(q.status && { status: q.status }) };
+      if (q.reviewable === 'true') filter.reviewableBy = me;
+      else if (q.requester !== undefined) filter.requester = q.requester;
+      else if (q.mine !== 'false') filter.requester = me;
+      if (filter.requester !== me) await mayReadAll(req);
+      const list = broker.access.listRequests(filter, q.limit ? Number(q.limit) : 100);
+      return { requests: list.map((x) => ({ ...x.request, status_line: x.status })) };
+    },
+  );
+
+  app.get(
+    '/v1/access-requests/:id',
+    { preHandler: session, schema: { summary: 'One access request with its reviews, comments, grant and a status sentence', tags: ['access'], params: id } },
+    async (req) => {
+      const view = requestView((req.params as { id: string }).id);
+      if (view.requester !== req.session!.identity.id) await mayReadAll(req);
+      return view;
+    },
+  );
+
+  const review = (verb: 'approve' | 'deny' | 'cancel' | 'comment', summary: string, field: 'comment' | 'reason' | 'text') => {
+    app.post(
+      `/v1/access-requests/:id/${verb}`,
+      {
+        preHandler: session,
+        schema: { summary, tags: ['access'], params: id, body: optionalBody({ [field]: text(2000) }, verb === 'comment' ? ['text'] : []) },
+      },
+      async (req) => {
+        const rid = (req.params as { id: string }).id;
+        const value = ((req.body ?? {}) as Record<string, string | undefined>)[field];
+        const a = actor(req);
+        if (verb === 'approve') await broker.access.approve(a, rid, value);
+        else if (verb === 'deny') await broker.access.deny(a, rid, value);
+        else if (verb === 'cancel') await broker.access.cancel(a, rid, value);
+        else await broker.access.comment(a, rid, value!);
+        return requestView(rid);
+      },
+    );
+  };
+  review('approve', 'Approve (never your own; you must be allowed access.approve now)', 'comment');
+  review('deny', 'Deny: one denial ends the request', 'comment');
+  review('cancel', 'Cancel your own pending request', 'reason');
+  review('comment', 'Comment on a request (the requester or a possible reviewer)', 'text');
+
+  // ── Grants ────────────────────────────────────────────────────────────────────────────────
+  app.get(
+    '/v1/grants',
+    {
+      preHandler: session,
+      schema: {
+        summary: 'Grants: yours (default) or an identity’s; active=true for the ones in force now',
+        tags: ['access'],
+        querystring: optionalBody({ identity: { type: 'string', maxLength: 300 }, all: { type: 'string', enum: ['true', 'false'] }, active: { type: 'string', enum: ['true', 'false'] } }),
+      },
+    },
+    async (req) => {
+      const q = req.query as { identity?: string; all?: string; active?: string };
+      const me = req.session!.identity.id;
+      const identityId = q.all === 'true' ? undefined : (q.identity ?? me);
+      if (identityId !== me) await mayReadAll(req);
+      const list = broker.access.listGrants({ ...(identityId !== undefined && { identityId }), ...(q.active === 'true' && { activeAt: broker.clock.now() }) });
+      return { grants: list.map((x) => ({ ...x.grant, status_line: x.status })) };
+    },
+  );
+
+  app.post(
+    '/v1/grants/:id/revoke',
+    {
+      preHandler: session,
+      schema: { summary: 'End a grant now (its holder, or someone allowed to approve it); its credentials are revoked', tags: ['access'], params: id, body: optionalBody({ reason: text(1024) }) },
+    },
+    async (req) => {
+      const g = await broker.access.revokeGrant(actor(req), (req.params as { id: string }).id, (req.body as { reason?: string } | undefined)?.reason ?? '');
+      return { grant: g };
+    },
+  );
+
+  // ── Break-glass ───────────────────────────────────────────────────────────────────────────
+  app.post(
+    '/v1/break-glass',
+    {
+      preHandler: session,
+      schema: {
+        summary: 'Break-glass: no approval, but eligibility by policy, a reason, a hard time cap, named revokers notified, a review item',
+        tags: ['access'],
+        body: optionalBody({ target: entityRef, reason: text(1024), duration: { type: 'string', pattern: '^(\\d+(ms|s|m|h|d))+$' } }, ['target', 'reason']),
+      },
+    },
+    async (req, reply) => reply.code(201).send(await broker.access.startBreakGlass(actor(req), parseBreakGlass(req.body))),
+  );
+
+  app.post(
+    '/v1/break-glass/:id/end',
+    { preHandler: session, schema: { summary: 'End a break-glass (the user or a named revoker)', tags: ['access'], params: id, body: optionalBody({ reason: text(1024) }) } },
+    async (req) => ({ grant: await broker.access.endBreakGlass(actor(req), (req.params as { id: string }).id, (req.body as { reason?: string } | undefined)?.reason ?? '') }),
+  );
+
+  app.post(
+    '/v1/break-glass/:id/review',
+    { preHandler: session, schema: { summary: 'Record the after-action review (someone other than the user, after it ended)', tags: ['access'], params: id, body: optionalBody({ summary: text(4000) }, ['summary']) } },
+    async (req) => ({ review: await broker.access.recordBreakGlassReview(actor(req), (req.params as { id: string }).id, (req.body as { summary: string }).summary) }),
+  );
+
+  app.get(
+    '/v1/break-glass/reviews',
+    { preHandler: session, schema: { summary: 'After-action review items (open until someone else reviews)', tags: ['access'], querystring: optionalBody({ status: { type: 'string', enum: ['open', 'closed'] } }) } },
+    async (req) => {
+      await mayReadAll(req);
+      return { reviews: broker.access.breakGlassReviews((req.query as { status?: 'open' | 'closed' }).status) };
+    },
+  );
+
+  // ── Webhooks ──────────────────────────────────────────────────────────────────────────────
+  app.get(
+    '/v1/webhooks/deliveries',
+    {
+      preHandler: session,
+      schema: {
+        summary: 'Webhook deliveries: status, attempts, last HTTP status and error (access.read)',
+        tags: ['access'],
+        querystring: optionalBody({ status: { type: 'string', enum: ['pending', 'delivered', 'failed'] }, endpoint: { type: 'string', maxLength: 64 }, event: { type: 'string', maxLength: 64 } }),
+      },
+    },
+    async (req) => {
+      await requireAllowed(broker, req, 'access.read', controlPlane);
+      const q = req.query as { status?: DeliveryStatus; endpoint?: string; event?: string };
+      if (!broker.access.webhooks) throw new NotFound('webhook deliveries (a custom notifier is in use)');
+      return { deliveries: broker.access.webhooks.deliveries({ ...(q.status && { status: q.status }), ...(q.endpoint && { endpoint: q.endpoint }), ...(q.event && { eventType: q.event }) }) };
+    },
+  );
+}
