@@ -42,6 +42,12 @@ when { context.grants.contains("credential:orders-db:readwrite") && context.cred
 @id("oncall-break-glass")
 permit (principal in Team::"oncall", action == Action::"breakglass.use", resource == Database::"orders");
 
+@id("dba-approves-roles")
+permit (principal in Team::"dba", action == Action::"access.approve", resource == AccessRequest::"role:orders-writer");
+
+@id("role-orders-writer")
+permit (principal in Role::"orders-writer", action == Action::"db.insert", resource in Database::"orders");
+
 @id("break-glass-admin")
 permit (principal, action == Action::"db.admin", resource == Database::"orders")
 when { context.breakGlass };
@@ -242,5 +248,46 @@ describe('privileged access over HTTP', () => {
     const deliveries = await h.get('/v1/webhooks/deliveries?status=delivered', await h.admin());
     assert.equal(deliveries.status, 200, JSON.stringify(deliveries.body));
     assert.ok(deliveries.body.deliveries.some((d: { event_type: string }) => d.event_type === 'breakglass.started'));
+  });
+
+  it('device-flow login over HTTP; a session-bound grant ends at logout', async () => {
+    const started = await h.post('/v1/auth/device', {}, undefined);
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    assert.ok(!JSON.stringify(started.body).includes('device_code'), 'the device code stays in the broker');
+    assert.equal((await h.post('/v1/auth/device/poll', { handle: started.body.handle })).body.status, 'pending');
+    await new Browser().approveDevice(started.body.verification_uri_complete, { email: 'dave@example.com', password: 'dave-pw' });
+    h.sync();
+    const done = await h.post('/v1/auth/device/poll', { handle: started.body.handle });
+    assert.equal(done.body.status, 'complete', JSON.stringify(done.body));
+    assert.equal(done.body.identity.id, 'user:dave@example.com');
+    const dave = done.body.session_token as string;
+
+    const payments = { action: 'db.insert', resource: { type: 'Table', id: 'orders.payments' } };
+    assert.equal((await h.post('/v1/authorize', payments, dave)).body.decision, 'deny');
+    const req = await h.post('/v1/access-requests', { role: 'orders-writer', duration: '30m', reason: 'backfill payments', session_bound: true }, dave);
+    assert.equal(req.status, 201, JSON.stringify(req.body));
+    assert.equal(req.body.required_approvals, 1);
+    const ok = await h.post(`/v1/access-requests/${req.body.id}/approve`, {}, tokens.bob!);
+    assert.equal(ok.body.status, 'approved');
+    assert.equal((await h.post('/v1/authorize', payments, dave)).body.decision, 'allow', 'the role grant is a temporary parent');
+
+    const jti = JSON.parse(Buffer.from(dave.split('.')[1]!, 'base64url').toString()).jti as string;
+    assert.equal((await h.post('/v1/sessions/revoke', { jti }, dave)).status, 200);
+    const grant = h.running.broker.access.listGrants({ identityId: 'user:dave@example.com' }).find((g) => g.grant.id === ok.body.grant_id)!;
+    assert.equal(grant.grant.status, 'ended');
+  });
+
+  it('a grant ends on time: out of decisions at its end, then ended by the sweeper', async () => {
+    const alice = tokens.alice!;
+    const req = await h.post('/v1/access-requests', { role: 'orders-writer', duration: '30m', reason: 'one more backfill' }, alice);
+    await h.post(`/v1/access-requests/${req.body.id}/approve`, {}, tokens.bob!);
+    const broker = h.running.broker;
+    const grantId = broker.access.getRequest(req.body.id).request.grant_id!;
+    assert.deepEqual(broker.access.activeGrants('user:alice@example.com').grants, ['role:orders-writer']);
+    h.clock.advance(31 * 60_000);
+    assert.deepEqual(broker.access.activeGrants('user:alice@example.com').grants, [], 'past its end before any sweep');
+    const swept = await broker.access.sweep();
+    assert.ok(swept.endedGrants.includes(grantId));
+    assert.equal(broker.access.grants.get(grantId).status, 'ended');
   });
 });
