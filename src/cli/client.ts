@@ -59,10 +59,28 @@ export function sessionToken(): string {
   return saved.session_token;
 }
 
+/** What a `step_up_required` answer asks for (policy `@stepUp` / `@maxAuthAge`). */
+export interface StepUpRequired {
+  mfa?: boolean;
+  max_age?: number;
+}
+
+type StepUpHandler = (required: StepUpRequired) => Promise<boolean>;
+let stepUpHandler: StepUpHandler | undefined;
+
+/** Interactive sessions re-run the SSO login with step-up on `step_up_required`, then retry once. */
+export function onStepUp(handler: StepUpHandler | undefined): void {
+  stepUpHandler = handler;
+}
+
+export function stepUpCommand(required: StepUpRequired): string {
+  return `portcullis login --sso --step-up${required.max_age !== undefined ? ` --max-age ${required.max_age}` : ''}`;
+}
+
 export async function call<T = Record<string, unknown>>(
   method: string,
   path: string,
-  options: { body?: unknown; auth?: boolean; raw?: boolean } = {},
+  options: { body?: unknown; auth?: boolean; raw?: boolean; retried?: boolean } = {},
 ): Promise<T> {
   const headers: Record<string, string> = {};
   if (options.body !== undefined) headers['content-type'] = 'application/json';
@@ -86,6 +104,13 @@ export async function call<T = Record<string, unknown>>(
       /* not a problem document */
     }
     const detail = String(problem.detail ?? (text.slice(0, 200) || res.statusText));
+    if (res.status === 401 && problem.code === 'step_up_required') {
+      const required = (problem.required ?? {}) as StepUpRequired;
+      if (stepUpHandler && !options.retried && options.auth !== false && (await stepUpHandler(required))) {
+        return call<T>(method, path, { ...options, retried: true });
+      }
+      throw new CliError(`${detail} — run \`${stepUpCommand(required)}\` and try again`, EXIT.unauthenticated, problem);
+    }
     const code = res.status === 401 ? EXIT.unauthenticated : res.status === 403 ? EXIT.denied : res.status >= 500 ? EXIT.unavailable : res.status === 400 || res.status === 404 || res.status === 409 ? EXIT.usage : EXIT.failure;
     const hint = res.status === 401 ? ' — log in again with `portcullis login`' : '';
     throw new CliError(`${res.status} ${String(problem.code ?? '')}: ${detail}${hint}`, code, problem);

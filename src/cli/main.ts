@@ -4,7 +4,8 @@ import { readFileSync, rmSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { loadConfigFile } from '../config/load.ts';
 import { PortcullisError } from '../common/errors.ts';
-import { CliError, EXIT, address, call, clearSession, saveSession } from './client.ts';
+import { CliError, EXIT, address, call, clearSession, onStepUp, saveSession } from './client.ts';
+import { interactive, ssoLogin } from './sso.ts';
 import { out, printJson, table } from './output.ts';
 import { serve } from './serve.ts';
 import { DEV_DATA, devConfig, devToken } from './dev.ts';
@@ -110,16 +111,42 @@ dev
 
 // ── login ───────────────────────────────────────────────────────────────────────────────────
 
+const log = (m: string) => process.stderr.write(`${m}\n`);
+
 program
   .command('login')
-  .description('exchange a proof for a session token (saved for later commands)')
+  .description('sign in: --sso (your organisation\'s identity provider, in a browser or --device), or exchange a proof; the session is saved for later commands')
+  .option('--sso', 'human sign-in through the oidc-human trust (browser with a loopback redirect)')
+  .option('--device', 'with --sso: the device-code flow, for machines without a browser')
+  .option('--step-up', 'with --sso: sign in again now with multi-factor authentication (prompt=login, max_age)')
+  .option('--max-age <seconds>', 'with --step-up: how recent the login must be', '300')
+  .option('--trust <name>', 'with --sso: which oidc-human trust, when several are configured')
+  .option('--login-hint <email>', 'with --sso: pre-fill the account at the provider')
+  .option('--redirect-port <port>', 'with --sso: fixed loopback port for the redirect (default: any free port)')
   .option('--token <jwt>', 'a workload/OIDC token or JWT-SVID')
   .option('--api-key <key>', 'a Portcullis API key (legacy)')
   .option('--bootstrap <secret>', 'the one-time bootstrap credential')
   .addOption(json())
-  .action(async (o: { token?: string; apiKey?: string; bootstrap?: string; json?: boolean }) => {
-    const given = [o.token, o.apiKey, o.bootstrap].filter((x) => x !== undefined);
-    if (given.length !== 1) throw new CliError('give exactly one of --token, --api-key, --bootstrap', EXIT.usage);
+  .action(async (o: { sso?: boolean; device?: boolean; stepUp?: boolean; maxAge: string; trust?: string; loginHint?: string; redirectPort?: string; token?: string; apiKey?: string; bootstrap?: string; json?: boolean }) => {
+    const given = [o.token, o.apiKey, o.bootstrap, o.sso || undefined].filter((x) => x !== undefined);
+    if (given.length !== 1) throw new CliError('give exactly one of --sso, --token, --api-key, --bootstrap', EXIT.usage);
+    if (!o.sso && (o.device || o.stepUp || o.trust || o.loginHint || o.redirectPort)) throw new CliError('--device, --step-up, --trust, --login-hint and --redirect-port go with --sso', EXIT.usage);
+    if (o.sso) {
+      const maxAge = Number(o.maxAge);
+      if (!Number.isInteger(maxAge) || maxAge < 0) throw new CliError('--max-age must be a number of seconds', EXIT.usage);
+      const port = o.redirectPort === undefined ? undefined : Number(o.redirectPort);
+      if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw new CliError('--redirect-port must be a port number', EXIT.usage);
+      const { login, path } = await ssoLogin({
+        ...(o.device && { device: true }),
+        ...(o.trust && { trust: o.trust }),
+        ...(o.loginHint && { loginHint: o.loginHint }),
+        ...(port !== undefined && { port }),
+        ...(o.stepUp && { stepUp: { mfa: true, max_age: maxAge } }),
+        log,
+      });
+      out(!!o.json, login, () => `logged in as ${login.identity.id} until ${login.expires_at}${o.stepUp ? ' (stepped up)' : ''}\nsession saved in ${path}`);
+      return;
+    }
     const body = o.token !== undefined ? { token: o.token } : o.apiKey !== undefined ? { api_key: o.apiKey } : { bootstrap: o.bootstrap };
     const r = await call<{ session_token: string; expires_at: string; identity: { id: string; kind: string; boundary: string } }>('POST', '/v1/auth/token', { body, auth: false });
     const path = saveSession({ addr: address(), session_token: r.session_token, expires_at: r.expires_at, identity: r.identity.id });
@@ -369,11 +396,12 @@ creds
   .option('--perm <set>', 'permission set (postgres)')
   .option('--scope <scope...>', 'scopes (api)')
   .option('--ttl <duration>', 'lifetime within the target cap, e.g. 15m')
+  .option('--grant <id>', 'the access grant to issue under (default: your active grant for this target)')
   .requiredOption('--reason <text>', 'why (recorded with the lease)')
   .addOption(json())
-  .action(async (kind: string, target: string, o: { perm?: string; scope?: string[]; ttl?: string; reason: string; json?: boolean }) => {
+  .action(async (kind: string, target: string, o: { perm?: string; scope?: string[]; ttl?: string; grant?: string; reason: string; json?: boolean }) => {
     const r = await call<{ lease: Record<string, unknown>; credential: Record<string, unknown> }>('POST', '/v1/credentials', {
-      body: { target, reason: o.reason, ...(o.perm && { permission: o.perm }), ...(o.ttl && { ttl: o.ttl }), ...(o.scope && { scopes: o.scope }) },
+      body: { target, reason: o.reason, ...(o.perm && { permission: o.perm }), ...(o.ttl && { ttl: o.ttl }), ...(o.scope && { scopes: o.scope }), ...(o.grant && { grant_id: o.grant }) },
     });
     out(!!o.json, r, () => {
       const c = r.credential;
@@ -440,6 +468,161 @@ program
     if (r.leases.failed.length > 0) process.exitCode = EXIT.failure;
   });
 
+// ── privileged access: requests, grants, break-glass ────────────────────────────────────────
+
+interface RequestView {
+  id: string;
+  what: string;
+  requester: string;
+  status: string;
+  status_line: string;
+  reason: string;
+  ticket: string | null;
+  expires_at: string;
+  grant_id: string | null;
+  reviews: { reviewer: string; verdict: string; at: string; comment: string | null }[];
+  comments: { author: string; at: string; text: string }[];
+}
+
+const requestLine = (r: RequestView) => `${r.id}  ${r.what}\n  ${r.status_line}`;
+
+program
+  .command('request')
+  .description('ask for just-in-time access: a role, a resource with actions, or a credential for a target')
+  .option('--role <name>', 'a role (temporary membership)')
+  .option('--resource <entity>', 'e.g. Database::"orders" (with --action)')
+  .option('--action <action...>', 'actions on --resource, e.g. db.admin')
+  .option('--target <name>', 'a credential target, e.g. orders-db')
+  .option('--permission <set>', 'with --target: the permission set')
+  .requiredOption('--for <duration>', 'how long, e.g. 1h (capped by policy)')
+  .requiredOption('--reason <text>', 'why')
+  .option('--ticket <ref>', 'ticket reference (required by some rules)')
+  .option('--start-at <time>', 'ISO-8601 start (default now)')
+  .option('--session-bound', 'end the grant when you log out')
+  .addOption(json())
+  .action(async (o: { role?: string; resource?: string; action?: string[]; target?: string; permission?: string; for: string; reason: string; ticket?: string; startAt?: string; sessionBound?: boolean; json?: boolean }) => {
+    const kinds = [o.role, o.resource, o.target].filter((x) => x !== undefined);
+    if (kinds.length !== 1) throw new CliError('give exactly one of --role, --resource (with --action) or --target', EXIT.usage);
+    if (o.resource !== undefined && !o.action) throw new CliError('--resource needs at least one --action', EXIT.usage);
+    const what =
+      o.role !== undefined ? { role: o.role }
+      : o.resource !== undefined ? { resource: parseEntity(o.resource), actions: o.action }
+      : { credential: { target: o.target, ...(o.permission && { permission: o.permission }) } };
+    const body = { ...what, duration: o.for, reason: o.reason, ...(o.ticket && { ticket: o.ticket }), ...(o.startAt && { start_at: o.startAt }), ...(o.sessionBound && { session_bound: true }) };
+    const r = await call<RequestView>('POST', '/v1/access-requests', { body });
+    out(!!o.json, r, () => requestLine(r));
+  });
+
+const requests = program.command('requests').description('access requests: list, show, approve, deny, cancel, comment');
+requests
+  .command('list', { isDefault: true })
+  .description('yours by default; --reviewable: the ones waiting for someone like you; --all')
+  .option('--reviewable', 'pending requests of others')
+  .option('--all', 'everyone\'s (humans, or access.read)')
+  .option('--status <status>', 'pending | approved | denied | cancelled | expired')
+  .addOption(json())
+  .action(async (o: { reviewable?: boolean; all?: boolean; status?: string; json?: boolean }) => {
+    const q = new URLSearchParams();
+    if (o.reviewable) q.set('reviewable', 'true');
+    else if (o.all) q.set('mine', 'false');
+    if (o.status) q.set('status', o.status);
+    const r = await call<{ requests: RequestView[] }>('GET', `/v1/access-requests${q.size ? `?${q}` : ''}`);
+    out(!!o.json, r, () => (r.requests.length === 0 ? '(none)' : r.requests.map((x) => `${requestLine(x)}\n  requested by ${x.requester}: ${x.reason}`).join('\n')));
+  });
+requests.command('show').argument('<id>').addOption(json()).action(async (id: string, o: { json?: boolean }) => {
+  const r = await call<RequestView>('GET', `/v1/access-requests/${enc(id)}`);
+  out(!!o.json, r, () =>
+    [
+      requestLine(r),
+      `  requested by ${r.requester}: ${r.reason}${r.ticket ? ` (${r.ticket})` : ''}`,
+      ...r.reviews.map((v) => `  ${v.verdict === 'approve' ? 'approved' : 'denied'} by ${v.reviewer} at ${v.at}${v.comment ? `: ${v.comment}` : ''}`),
+      ...r.comments.map((c) => `  ${c.author} at ${c.at}: ${c.text}`),
+    ].join('\n'),
+  );
+});
+for (const [verb, field, help] of [
+  ['approve', 'comment', 'approve (never your own request)'],
+  ['deny', 'comment', 'deny: one denial ends the request'],
+  ['cancel', 'reason', 'cancel your own pending request'],
+] as const) {
+  requests
+    .command(verb)
+    .description(help)
+    .argument('<id>')
+    .option(`--${field} <text>`)
+    .addOption(json())
+    .action(async (id: string, o: Record<string, string | boolean | undefined>) => {
+      const value = o[field];
+      const r = await call<RequestView>('POST', `/v1/access-requests/${enc(id)}/${verb}`, { body: typeof value === 'string' ? { [field]: value } : {} });
+      out(!!o.json, r, () => requestLine(r));
+    });
+}
+requests.command('comment').argument('<id>').argument('<text>').addOption(json()).action(async (id: string, text: string, o: { json?: boolean }) => {
+  const r = await call<RequestView>('POST', `/v1/access-requests/${enc(id)}/comment`, { body: { text } });
+  out(!!o.json, r, () => `commented on ${r.id}\n  ${r.status_line}`);
+});
+
+const grants = program.command('grants').description('grants from approved requests and break-glass');
+grants
+  .command('list', { isDefault: true })
+  .description('yours by default')
+  .option('--identity <id>')
+  .option('--all')
+  .option('--active', 'only those in force now')
+  .addOption(json())
+  .action(async (o: { identity?: string; all?: boolean; active?: boolean; json?: boolean }) => {
+    const q = new URLSearchParams();
+    if (o.all) q.set('all', 'true');
+    else if (o.identity) q.set('identity', o.identity);
+    if (o.active) q.set('active', 'true');
+    const r = await call<{ grants: Record<string, unknown>[] }>('GET', `/v1/grants${q.size ? `?${q}` : ''}`);
+    out(!!o.json, r, () => table(r.grants, ['id', 'kind', 'identity_id', 'what', 'end_at', 'status_line']));
+  });
+grants.command('revoke').argument('<id>').requiredOption('--reason <text>').addOption(json()).action(async (id: string, o: { reason: string; json?: boolean }) => {
+  const r = await call<{ grant: { id: string; what: string } }>('POST', `/v1/grants/${enc(id)}/revoke`, { body: { reason: o.reason } });
+  out(!!o.json, r, () => `ended ${r.grant.id} (${r.grant.what}); credentials issued under it are revoked`);
+});
+
+const breakGlass = program
+  .command('break-glass')
+  .description('emergency access without approval: eligible by policy, reason required, time-capped, revokers notified, reviewed afterwards')
+  .option('--target <entity>', 'e.g. Database::"orders"')
+  .option('--reason <text>', 'why (mandatory)')
+  .option('--for <duration>', 'at most the configured cap (default: the cap)')
+  .addOption(json())
+  .action(async (o: { target?: string; reason?: string; for?: string; json?: boolean }) => {
+    if (!o.target || !o.reason) throw new CliError('break-glass needs --target and --reason', EXIT.usage);
+    const r = await call<{ grant: { id: string; what: string; end_at: string; revokers: string[] }; review: { id: string } }>('POST', '/v1/break-glass', {
+      body: { target: parseEntity(o.target), reason: o.reason, ...(o.for && { duration: o.for }) },
+    });
+    out(!!o.json, r, () =>
+      `BREAK-GLASS ${r.grant.id}: ${r.grant.what} until ${r.grant.end_at}\n  every action is tagged in the audit log; revokers notified: ${r.grant.revokers.join(', ') || '(none configured)'}\n  end it early: portcullis break-glass end ${r.grant.id} --reason …; an after-action review (${r.review.id}) is now open`,
+    );
+  });
+breakGlass.command('end').argument('<grant-id>').requiredOption('--reason <text>').addOption(json()).action(async (id: string, o: { reason: string; json?: boolean }) => {
+  const r = await call<{ grant: { id: string } }>('POST', `/v1/break-glass/${enc(id)}/end`, { body: { reason: o.reason } });
+  out(!!o.json, r, () => `ended break-glass ${r.grant.id}`);
+});
+breakGlass.command('review').argument('<grant-id>').requiredOption('--summary <text>', 'what happened and what was done').addOption(json()).action(async (id: string, o: { summary: string; json?: boolean }) => {
+  const r = await call<{ review: { id: string; status: string } }>('POST', `/v1/break-glass/${enc(id)}/review`, { body: { summary: o.summary } });
+  out(!!o.json, r, () => `review ${r.review.id} recorded (${r.review.status})`);
+});
+breakGlass.command('reviews').option('--open', 'only open items').addOption(json()).action(async (o: { open?: boolean; json?: boolean }) => {
+  const r = await call<{ reviews: Record<string, unknown>[] }>('GET', `/v1/break-glass/reviews${o.open ? '?status=open' : ''}`);
+  out(!!o.json, r, () => table(r.reviews, ['id', 'grant_id', 'user', 'status', 'opened_at', 'reviewer']));
+});
+
+program
+  .command('webhooks')
+  .description('access notifications')
+  .command('deliveries')
+  .option('--status <status>', 'pending | delivered | failed')
+  .addOption(json())
+  .action(async (o: { status?: string; json?: boolean }) => {
+    const r = await call<{ deliveries: Record<string, unknown>[] }>('GET', `/v1/webhooks/deliveries${o.status ? `?status=${enc(o.status)}` : ''}`);
+    out(!!o.json, r, () => table(r.deliveries, ['id', 'endpoint', 'event_type', 'status', 'attempts', 'last_status', 'last_error']));
+  });
+
 // ── keys & sessions ─────────────────────────────────────────────────────────────────────────
 
 const keys = program.command('keys').description("the broker's signing keys");
@@ -481,6 +664,15 @@ function stopOnSignal(stop: () => Promise<void>): void {
   };
   process.once('SIGINT', handler);
   process.once('SIGTERM', handler);
+}
+
+// At a terminal, a step_up_required answer re-runs the SSO login with MFA and retries the call.
+if (interactive() && !process.argv.includes('--json') && !process.env.PORTCULLIS_TOKEN) {
+  onStepUp(async (required) => {
+    log(`This needs a fresh sign-in${required.mfa ? ' with multi-factor authentication' : ''}.`);
+    await ssoLogin({ stepUp: { mfa: required.mfa ?? false, ...(required.max_age !== undefined && { max_age: required.max_age }) }, log });
+    return true;
+  });
 }
 
 try {
