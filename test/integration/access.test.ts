@@ -3,11 +3,15 @@
 // (the live connection ends); break-glass with its cap, signed webhook, named revoker and review.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Browser } from '../access/idp.ts';
 import type { Account } from '../access/idp.ts';
 import { connectAs, startPostgres } from '../credentials/helpers.ts';
 import type { TestPostgres } from '../credentials/helpers.ts';
-import { startHumanHarness } from './human-harness.ts';
+import { REDIRECT, startHumanHarness } from './human-harness.ts';
 import type { HumanHarness } from './human-harness.ts';
 
 const ACCOUNTS: Account[] = [
@@ -277,6 +281,49 @@ describe('privileged access over HTTP', () => {
     assert.equal(grant.grant.status, 'ended');
   });
 
+  it('CLI: login --sso through the loopback redirect, a step-up hint, a request with its status sentence', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'pcx-cli-home-'));
+    const port = new URL(REDIRECT).port; // the provider only knows this redirect URI
+    /** Runs the CLI; when it prints the sign-in URL, acts as the browser and lands on its listener. */
+    const cli = (args: string[], account?: Account) =>
+      new Promise<{ code: number; out: string; err: string }>((resolve, reject) => {
+        const p = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'portcullis.js'), ...args], { env: { ...process.env, PORTCULLIS_ADDR: h.url, PORTCULLIS_HOME: home, CI: '1' } });
+        const timer = setTimeout(() => (p.kill(), reject(new Error(`portcullis ${args.join(' ')} hung`))), 15_000);
+        let out = '';
+        let err = '';
+        let driven = false;
+        p.stdout.on('data', (d) => (out += d));
+        p.stderr.on('data', (d) => {
+          err += d;
+          const url = /(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)/.exec(err)?.[1];
+          if (!account || driven || !url || !err.includes('Waiting for the browser')) return;
+          driven = true;
+          new Browser()
+            .authorize(url, REDIRECT, { email: account.email, password: account.password })
+            .then((back) => (h.sync(), fetch(`${REDIRECT}?${back}`)))
+            .catch(reject);
+        });
+        p.on('close', (code) => (clearTimeout(timer), resolve({ code: code ?? -1, out, err })));
+      });
+    try {
+      const login = await cli(['login', '--sso', '--redirect-port', port], ACCOUNTS[3]);
+      assert.equal(login.code, 0, login.err);
+      assert.match(login.out, /^logged in as user:dave@example\.com until /);
+      const denied = await cli(['authorize', 'db.select', 'Database::orders']);
+      assert.equal(denied.code, 4, 'not authenticated enough');
+      assert.match(denied.err, /multi-factor authentication and a login within the last 300 s — run `portcullis login --sso --step-up --max-age 300`/);
+      const req = await cli(['request', '--resource', 'Database::"orders"', '--action', 'db.admin', '--for', '1h', '--reason', 'vacuum']);
+      assert.equal(req.code, 0, req.err);
+      assert.match(req.out, /^req_\S+  db\.admin on Database::"orders"\n  waiting for 2 approvals: bob@example\.com \(pending\), carol@example\.com \(pending\) — expires in 1 h\n$/);
+      const self = await cli(['requests', 'approve', req.out.split(' ')[0]!]);
+      assert.equal(self.code, 3);
+      assert.match(self.err, /self_approval/);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  // Last: it moves the broker's clock past the provider's token lifetimes.
   it('a grant ends on time: out of decisions at its end, then ended by the sweeper', async () => {
     const alice = tokens.alice!;
     const req = await h.post('/v1/access-requests', { role: 'orders-writer', duration: '30m', reason: 'one more backfill' }, alice);
