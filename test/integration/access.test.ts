@@ -11,6 +11,7 @@ import { Browser } from '../access/idp.ts';
 import type { Account } from '../access/idp.ts';
 import { connectAs, startPostgres } from '../credentials/helpers.ts';
 import type { TestPostgres } from '../credentials/helpers.ts';
+import { ordersDbTarget } from './harness.ts';
 import { REDIRECT, startHumanHarness } from './human-harness.ts';
 import type { HumanHarness } from './human-harness.ts';
 
@@ -85,16 +86,8 @@ describe('privileged access over HTTP', () => {
       accounts: ACCOUNTS,
       access: ACCESS,
       policies: POLICIES,
-      extraYaml: `targets:
-  - name: orders-db
-    kind: postgres
-    host: 127.0.0.1
-    port: ${pgsrv.port}
-    database: orders
-    admin: { user: ${pgsrv.user}, password_env: ORDERS_DB_ADMIN_PASSWORD }
-    permissions: { readonly: readonly, readwrite: readwrite }
-    max_ttl: 1h`,
-      extraEnv: { ORDERS_DB_ADMIN_PASSWORD: pgsrv.password },
+      extraYaml: ordersDbTarget(pgsrv).yaml,
+      extraEnv: ordersDbTarget(pgsrv).env,
     });
   });
   after(async () => {

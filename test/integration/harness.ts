@@ -53,6 +53,23 @@ when { context.credential.permission == "readonly" && context.credential.ttlSeco
 permit (principal is Agent, action == Action::"db.select", resource == Database::"orders");
 `;
 
+/** The `orders-db` PostgreSQL target against a test server, and the env holding its admin password. */
+export function ordersDbTarget(pg: { port: number; user: string; password: string }): { yaml: string; env: Record<string, string> } {
+  return {
+    yaml: `targets:
+  - name: orders-db
+    kind: postgres
+    host: 127.0.0.1
+    port: ${pg.port}
+    database: orders
+    admin: { user: ${pg.user}, password_env: ORDERS_DB_ADMIN_PASSWORD }
+    permissions: { readonly: readonly, readwrite: readwrite }
+    max_ttl: 1h
+`,
+    env: { ORDERS_DB_ADMIN_PASSWORD: pg.password },
+  };
+}
+
 /** `trusts`: extra YAML list items under `trusts:`; `policies`: Cedar appended to the main policy file. */
 export interface HarnessOptions {
   trusts?: string;
