@@ -1,6 +1,7 @@
 // Grants: time-bound access produced by an approved request or a break-glass. Active grants feed
 // the decision context (`context.grants`) and add temporary role parents to the principal. Ending
 // a grant (time, revocation, logout when session-bound) revokes the leases issued under it.
+import type { StatementSync } from 'node:sqlite';
 import { randomUUID } from 'node:crypto';
 import type { AuditSink } from '../audit/types.ts';
 import type { Clock } from '../common/clock.ts';
@@ -64,6 +65,8 @@ export interface GrantsDeps {
 export class Grants {
   readonly #d: GrantsDeps;
   readonly #lock = new KeyedLock();
+  /** `list` runs on every decision (active grants), so its few statement shapes are prepared once. */
+  readonly #listStatements = new Map<string, StatementSync>();
 
   constructor(deps: GrantsDeps) {
     this.#d = deps;
@@ -98,7 +101,9 @@ export class Grants {
     if (f.kind !== undefined) (where.push('kind = ?'), vals.push(f.kind));
     if (f.activeAt !== undefined) (where.push("status = 'active' AND start_at <= ? AND end_at > ?"), vals.push(f.activeAt, f.activeAt));
     const sql = `SELECT * FROM access_grants ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY start_at DESC LIMIT ?`;
-    return this.#d.db.prepare(sql).all(...vals, limit).map(grantFromRow);
+    let stmt = this.#listStatements.get(sql);
+    if (!stmt) this.#listStatements.set(sql, (stmt = this.#d.db.prepare(sql)));
+    return stmt.all(...vals, limit).map(grantFromRow);
   }
 
   /**

@@ -12,6 +12,8 @@ import type { Account } from '../access/idp.ts';
 import { connectAs, startPostgres } from '../credentials/helpers.ts';
 import type { TestPostgres } from '../credentials/helpers.ts';
 import { ordersDbTarget } from './harness.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { InvalidInput } from '../../src/common/errors.ts';
 import { REDIRECT, startHumanHarness } from './human-harness.ts';
 import type { HumanHarness } from './human-harness.ts';
 
@@ -314,6 +316,37 @@ describe('privileged access over HTTP', () => {
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
+  });
+
+  it('config: access and oidc-human errors name the field; unknown keys are refused; the API is in OpenAPI', async () => {
+    const field = (yaml: string, env: NodeJS.ProcessEnv = {}) => {
+      try {
+        parseConfig(yaml, '/tmp', env);
+      } catch (e) {
+        return (e as InvalidInput).extra.field;
+      }
+      return 'accepted';
+    };
+    const sso = (extra = '', issuer = 'https://id.example.com') =>
+      `trusts:\n  - { name: sso, kind: oidc-human, issuer: ${issuer}, client_id: c, redirect_uris: ['http://127.0.0.1/callback']${extra} }`;
+    assert.equal(field(sso()), 'accepted');
+    assert.equal(field(sso(', client_secret: x')), 'trusts[0].client_secret');
+    assert.equal(field(sso('', 'http://id.example.com')), 'trusts[0].issuer');
+    assert.equal(field(sso(', colour: red')), 'trusts[0].colour');
+    assert.equal(field(sso(', boundary: nowhere')), 'trusts[0].boundary');
+    assert.equal(field('access: { rules: [{ name: r, match: {}, approvals: 2 }] }'), 'access.rules[0].match');
+    assert.equal(field('access: { break_glass: { max_duration: 9h } }'), 'access.break_glass.max_duration');
+    assert.equal(field('access: { webhooks: { endpoints: [{ name: a, url: https://h.example, secret_env: NOPE }] } }'), 'access.webhooks.endpoints[0].secret_env');
+    assert.equal(field('access: { webhooks: { endpoints: [{ name: a, url: https://h.example, secret_env: S }] } }', { S: 'x'.repeat(20) }), 'accepted');
+    assert.equal(field('access: { surprise: true }'), 'access.surprise');
+
+    const api = await h.get('/openapi.json');
+    for (const path of ['/v1/access-requests', '/v1/access-requests/{id}/approve', '/v1/grants/{id}/revoke', '/v1/break-glass', '/v1/auth/login', '/v1/auth/callback', '/v1/webhooks/deliveries']) {
+      assert.ok(api.body.paths[path], `${path} in OpenAPI`);
+    }
+    const unknown = await h.post('/v1/access-requests', { role: 'x', duration: '1h', reason: 'r', colour: 'red' }, tokens.alice!);
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.body.field, 'body.colour');
   });
 
   // Last: it moves the broker's clock past the provider's token lifetimes.
