@@ -428,9 +428,12 @@ export class Broker {
 
   /** A deny that a fresh (MFA) login would turn into an allow is a 401 step_up_required instead of a plain deny. */
   #requireNoStepUp(s: SessionContext, d: Decision): void {
+    // Only a human sign-in can bring back MFA or a fresh login; anyone else gets the plain deny.
+    const trust = this.humanTrusts.get(s.authn.trust);
+    if (!trust) return;
     const need = this.stepUpFor(d);
     if (!need) return;
-    const acr = this.humanTrusts.get(s.authn.trust)?.config.step_up_acr;
+    const acr = trust.config.step_up_acr;
     throw new StepUpRequired(need, { decision_id: d.decision_id, trust: s.authn.trust, ...(need.mfa && acr !== undefined && { acr_values: acr }) });
   }
 
