@@ -67,9 +67,18 @@ export class Grants {
   readonly #lock = new KeyedLock();
   /** `list` runs on every decision (active grants), so its few statement shapes are prepared once. */
   readonly #listStatements = new Map<string, StatementSync>();
+  /**
+   * Identities holding at least one grant not yet ended. Most principals hold none, so their
+   * decisions skip the grants query entirely; a stale member only costs one query.
+   */
+  readonly #holders = new Set<string>();
 
+  /** Needs the access tables migrated. */
   constructor(deps: GrantsDeps) {
     this.#d = deps;
+    for (const r of deps.db.prepare("SELECT DISTINCT identity_id FROM access_grants WHERE status = 'active'").all()) {
+      this.#holders.add(String(r.identity_id));
+    }
   }
 
   /** Inserts a grant row; the caller audits the event that produced it. */
@@ -85,6 +94,7 @@ export class Grants {
         JSON.stringify(grantStrings(input.target, input.kind)), JSON.stringify(grantRoles(input.target)),
         input.startAt, input.endAt, input.sessionBound ? 1 : 0, input.reason, JSON.stringify(input.revokers ?? []),
       );
+    this.#holders.add(input.identityId);
     return this.get(id);
   }
 
@@ -112,6 +122,7 @@ export class Grants {
    * only when an active break-glass covers `resource` (or any, when no resource is given).
    */
   contextFor(identityId: string, opts: { now?: number; resource?: EntityUid } = {}): GrantContext {
+    if (!this.#holders.has(identityId)) return { grants: [], parents: [], breakGlass: false, grantIds: [] };
     const now = opts.now ?? this.#d.clock.now();
     const active = this.list({ identityId, activeAt: now });
     const grants = new Set<string>();
