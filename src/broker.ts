@@ -1,7 +1,7 @@
 // The composition root: opens the store, keys, audit log, inventory and policy engine for one
 // configuration, and runs the core loop — prove, decide, record. server/ and cli/ are thin
 // adapters over it; the domains never import them.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PortcullisConfig } from './config/types.ts';
@@ -33,7 +33,10 @@ import { actionEntities, compilePolicySet, splitPolicies } from './policy/policy
 import { PolicyStore } from './policy/store.ts';
 import { adminEntity, resourceEntity } from './policy/entities.ts';
 import type { PrincipalFacts } from './policy/entities.ts';
-import { createCredentialService, parseSelector, sshCaFromKey } from './credentials/index.ts';
+import { createCredentialService, identityForSpiffeId, parseSelector, SpiffeCaStore, sshCaFromKey } from './credentials/index.ts';
+import type { SpiffeTrustConfig } from './config/types.ts';
+import { PORTCULLIS_BUNDLE } from './config/load.ts';
+import { fail as authnFail } from './identity/reasons.ts';
 import type { CredentialService, Decide, Issued, JwtSigner, Lease, RevocationSelector, SshCa } from './credentials/index.ts';
 import { createPrivateKey } from 'node:crypto';
 import { HumanOidcTrust } from './identity/oidc-human.ts';
@@ -69,6 +72,13 @@ export interface BrokerOptions {
   log?: (msg: string) => void;
 }
 
+/** What `open` prepares before the constructor: the store, the keyring, the SPIFFE CAs. */
+interface Opened {
+  db: Db;
+  keyring: Keyring;
+  spiffeCa: SpiffeCaStore;
+}
+
 const ADMIN_ROLE = { type: 'Role', id: 'portcullis-admin' };
 const BOOTSTRAP_ADMIN = 'user:admin';
 
@@ -91,18 +101,20 @@ export class Broker {
   readonly humanTrusts = new Map<string, HumanOidcTrust>();
   /** The SSH user CA; hosts trust its public key (sshd TrustedUserCAKeys). */
   readonly sshCa: SshCa;
+  /** Portcullis' SPIFFE CAs (one per trust domain of a spiffe-x509 target). */
+  readonly spiffeCa: SpiffeCaStore;
   readonly metrics = new Metrics();
   readonly #resources = new Map<string, string>(); // "Type::id" → boundary
   readonly #log: (msg: string) => void;
   #stepUp: { version: number; index: StepUpIndex } | undefined;
 
-  private constructor(config: PortcullisConfig, options: BrokerOptions) {
+  private constructor(config: PortcullisConfig, options: BrokerOptions, opened: Opened) {
     this.config = config;
     this.clock = options.clock ?? systemClock;
     this.#log = options.log ?? (() => {});
-    this.db = openDatabase(join(config.data_dir, 'portcullis.db'));
-    const master = loadMasterKey(config.data_dir, options.env ?? process.env);
-    this.keyring = Keyring.open(this.db, { masterKey: master.key, clock: this.clock });
+    this.db = opened.db;
+    this.keyring = opened.keyring;
+    this.spiffeCa = opened.spiffeCa;
     this.audit = new AuditLog(this.db, {
       clock: this.clock,
       signer: () => this.keyring.checkpointSigner(),
@@ -135,7 +147,7 @@ export class Broker {
     const verifiers: TrustVerifier[] = [];
     for (const t of config.trusts) {
       if (t.kind === 'oidc') verifiers.push(new OidcTrust(t, { clock: this.clock }));
-      else if (t.kind === 'spiffe') verifiers.push(SpiffeTrust.fromConfig(t, { clock: this.clock }));
+      else if (t.kind === 'spiffe') verifiers.push(this.#spiffeTrust(t));
       else this.humanTrusts.set(t.name, new HumanOidcTrust(t, { clock: this.clock }));
     }
     verifiers.push(this.apikeys.verifier());
@@ -150,7 +162,9 @@ export class Broker {
       env: (options.env ?? process.env) as Record<string, string | undefined>,
       signer: this.#tokenSigner(),
       issuerUrl: issuer,
-      ssh: { ca: this.sshCa },
+      // RevokedKeys for sshd: revoking an SSH lease refuses new logins with its certificate at once.
+      ssh: { ca: this.sshCa, krlPath: this.sshKrlPath },
+      spiffe: Object.fromEntries([...this.spiffeCa.authorities()].map(([td, a]) => [td, { root: a.root, intermediate: a.intermediate }])),
       resolvers: {
         identitiesOfOwner: (owner) => this.identities.list({ owner }).map((i) => i.id),
         identitiesOfTrust: (trust) => this.identities.list().filter((i) => i.trust === trust).map((i) => i.id),
@@ -175,7 +189,22 @@ export class Broker {
 
   /** Opens a broker for a validated configuration and loads declared state (audited). */
   static async open(config: PortcullisConfig, options: BrokerOptions = {}): Promise<Broker> {
-    const broker = new Broker(config, options);
+    const clock = options.clock ?? systemClock;
+    const db = openDatabase(join(config.data_dir, 'portcullis.db'));
+    let broker: Broker;
+    try {
+      const master = loadMasterKey(config.data_dir, options.env ?? process.env);
+      const keyring = Keyring.open(db, { masterKey: master.key, clock });
+      // SPIFFE CAs are made before the issuers that use them (creating one is async).
+      const spiffeCa = SpiffeCaStore.open(db, master.key, clock);
+      for (const td of new Set(config.targets.flatMap((t) => (t.kind === 'spiffe-x509' ? [t.trust_domain] : [])))) await spiffeCa.ensure(td);
+      broker = new Broker(config, options, { db, keyring, spiffeCa });
+      // sshd refuses every key while its RevokedKeys file is missing: start with an empty KRL.
+      if (config.targets.some((t) => t.kind === 'ssh') && !existsSync(broker.sshKrlPath)) writeFileSync(broker.sshKrlPath, '', { mode: 0o644 });
+    } catch (err) {
+      if (db.isOpen) db.close();
+      throw err;
+    }
     try {
       await broker.#loadDeclared();
       // Finish what a crash left half-done (orphan roles, half-revoked leases), then keep reaping.
@@ -371,6 +400,42 @@ export class Broker {
     const revoked = what.jti !== undefined ? `session ${what.jti}` : `every session of ${what.identity}`;
     await this.#adminEvent(by, 'session.revoked', { ...(what.jti !== undefined ? { jti: what.jti } : { identity: what.identity }), reason: what.reason ?? '' }, what.identity);
     return { revoked };
+  }
+
+  /** OpenSSH KRL of revoked SSH certificates, in the data dir; point sshd's RevokedKeys at it. */
+  get sshKrlPath(): string {
+    return join(this.config.data_dir, 'ssh-revoked.krl');
+  }
+
+  /**
+   * A spiffe trust reads its bundle file, or with `bundle: portcullis` uses Portcullis' own CA:
+   * an SVID it issued logs in as the identity it was issued for, while its lease is active.
+   */
+  #spiffeTrust(t: SpiffeTrustConfig): SpiffeTrust {
+    if (t.bundle !== PORTCULLIS_BUNDLE) return SpiffeTrust.fromConfig(t, { clock: this.clock });
+    const bundle = this.spiffeCa.bundle(t.trust_domain);
+    if (!bundle) throw new InvalidInput(`trust ${t.name}: no spiffe-x509 target for trust domain ${t.trust_domain}`, 'trusts');
+    return new SpiffeTrust(t, bundle, {
+      clock: this.clock,
+      issuedBy: (id, serial) => {
+        const identityId = identityForSpiffeId(t.trust_domain, id.id);
+        if (identityId === undefined) throw authnFail('bad_spiffe_id', 'SPIFFE ID was not issued for a Portcullis identity');
+        const lease = this.#svidLease(serial);
+        if (!lease || lease.identityId !== identityId) throw authnFail('untrusted_chain', 'no lease for this SVID');
+        if (!this.credentials.isActive(lease.id)) throw authnFail('revoked', `SVID lease ${lease.id} is ${lease.status}`);
+        return identityId;
+      },
+    });
+  }
+
+  /** The lease of an SVID by certificate serial (node prints it upper-case, the issuer stores lower-case hex). */
+  #svidLease(serial: string): Lease | undefined {
+    const hex = serial.toLowerCase().replace(/^0+/, '');
+    for (const h of [hex, `0${hex}`, `00${hex}`]) {
+      const r = this.credentials.introspect('spiffe-x509', h);
+      if (r.lease) return r.lease;
+    }
+    return undefined;
   }
 
   publicJwks(): { keys: unknown[] } {
@@ -665,10 +730,16 @@ export class Broker {
   }
 
   /** Issues a credential for the caller after a request-time decision; the lease records who, what, why. */
-  async issueCredential(s: SessionContext, body: { target: string; permission?: string; ttl?: string; reason: string; public_key?: string; scopes?: string[]; grant_id?: string }, sourceIp: string): Promise<Issued> {
+  async issueCredential(s: SessionContext, body: { target: string; permission?: string; ttl?: string; reason: string; public_key?: string; csr?: string; scopes?: string[]; grant_id?: string }, sourceIp: string): Promise<Issued> {
     const grant = this.#grantForCredential(s, body.target, body.grant_id);
     const params: Record<string, unknown> = {};
-    if (body.public_key !== undefined) params.publicKey = body.public_key;
+    // The holder's key pair stays with the holder: SVIDs are issued for its PEM public key or CSR.
+    const svid = this.credentials.targets().find((t) => t.name === body.target)?.kind === 'spiffe-x509';
+    if (body.public_key !== undefined) params[svid ? 'publicKeyPem' : 'publicKey'] = body.public_key;
+    if (body.csr !== undefined) {
+      if (!svid) throw new InvalidInput('csr: only spiffe-x509 targets take a CSR', 'csr');
+      params.csr = body.csr;
+    }
     if (body.scopes !== undefined) params.scopes = body.scopes;
     return this.credentials.issue({
       identityId: s.identity.id,

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { Broker } from '../broker.ts';
 import type { BrokerOptions } from '../broker.ts';
 import type { LoadedConfig } from '../config/load.ts';
+import { PORTCULLIS_BUNDLE } from '../config/load.ts';
 import { buildServer } from '../server/app.ts';
 import { createEngine } from '../policy/engine/select.ts';
 
@@ -24,13 +25,17 @@ export async function serve(loaded: LoadedConfig, options: BrokerOptions & { qui
   const broker = await Broker.open(config, { engineFactory: createEngine, ...options, issuer, log });
   let app: FastifyInstance;
   try {
+    // A spiffe trust with `bundle: portcullis` accepts SVIDs Portcullis issued: its roots and
+    // intermediates go into `ca` so Node builds (and hands us) the client's full chain.
+    const ownCa = config.trusts.some((t) => t.kind === 'spiffe' && t.bundle === PORTCULLIS_BUNDLE);
+    const ca = [...(tls?.client_ca !== undefined ? [readFileSync(tls.client_ca, 'utf8')] : []), ...(ownCa ? [broker.spiffeCa.trustPem()] : [])];
     app = await buildServer(broker, {
       https: tls
         ? {
             cert: readFileSync(tls.cert),
             key: readFileSync(tls.key),
-            ...(tls.client_ca !== undefined && { ca: readFileSync(tls.client_ca) }),
-            requestCert: tls.client_ca !== undefined,
+            ...(ca.length > 0 && { ca: Buffer.from(ca.join('\n')) }),
+            requestCert: ca.length > 0,
             rejectUnauthorized: false, // the spiffe trust decides; a bad certificate is audited, not dropped silently
           }
         : null,

@@ -183,6 +183,12 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     targets: validateTargets(root.has('targets') ? root.get('targets').list().map((n) => n.value) : []),
     access: validateAccessConfig(root.optional('access')?.value, env, 'access'),
   };
+  config.trusts.forEach((t, i) => {
+    if (t.kind !== 'spiffe' || t.bundle !== PORTCULLIS_BUNDLE) return;
+    if (!config.targets.some((x) => x.kind === 'spiffe-x509' && x.trust_domain === t.trust_domain)) {
+      new Node(t.bundle, `trusts[${i}].bundle`).fail(`"portcullis" needs a spiffe-x509 target with trust_domain ${t.trust_domain}`);
+    }
+  });
   return { config, warnings };
 }
 
@@ -190,6 +196,7 @@ const OIDC_KEYS = [
   'issuer', 'jwks_uri', 'jwks', 'audiences', 'algorithms', 'require', 'identity', 'identity_kind',
   'attributes', 'boundary', 'environment', 'owner', 'leeway',
 ];
+export const PORTCULLIS_BUNDLE = 'portcullis';
 const SPIFFE_KEYS = ['trust_domain', 'bundle', 'audiences', 'identity_kind', 'boundary', 'environment', 'owner', 'leeway'];
 
 function defaults(o: ObjectNode, boundary: (n: Node) => string) {
@@ -268,7 +275,8 @@ function spiffeTrust(n: Node, baseDir: string, boundary: (n: Node) => string): S
     name: o.required('name').string(NAME),
     kind: 'spiffe',
     trust_domain: o.required('trust_domain').string({ pattern: /^[a-z0-9._-]+$/, hint: 'must be a trust domain like "example.org"' }),
-    bundle: resolve(baseDir, o.required('bundle').string()),
+    // `portcullis`: Portcullis' own CA for this trust domain (a spiffe-x509 target must exist).
+    bundle: ((b) => (b === PORTCULLIS_BUNDLE ? b : resolve(baseDir, b)))(o.required('bundle').string()),
     audiences: o.optional('audiences')?.strings() ?? ['portcullis'],
     identity_kind: (o.optional('identity_kind')?.oneOf(IDENTITY_KINDS) ?? 'workload') as IdentityKind,
     leeway_seconds: leeway(o),

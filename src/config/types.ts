@@ -37,7 +37,7 @@ export interface SpiffeTrustConfig extends TrustDefaults {
   name: string;
   kind: 'spiffe';
   trust_domain: string;
-  /** Path of a SPIFFE bundle (JWKS with `use: jwt-svid` / `use: x509-svid` keys), resolved against the config file's folder. */
+  /** Path of a SPIFFE bundle (JWKS with `use: jwt-svid` / `use: x509-svid` keys), resolved against the config file's folder; or `portcullis` for Portcullis' own CA. */
   bundle: string;
   /** Audiences accepted in JWT-SVIDs (default: ["portcullis"]). */
   audiences: string[];

@@ -11,7 +11,9 @@ export type { ActClaim, Delegation, DelegationInput, VerifiedAccessToken } from 
 export { generateSshCa, sshCaFromKey } from './ssh.ts';
 export type { SshCa } from './ssh.ts';
 export { parseUserCertificate } from './ssh-cert.ts';
-export { createIntermediate, generateSpiffeRoot, spiffeIdFor } from './x509-svid.ts';
+export { createIntermediate, generateSpiffeRoot, identityForSpiffeId, spiffeIdFor } from './x509-svid.ts';
+export { SpiffeCaStore } from './spiffe-ca.ts';
+export type { SpiffeAuthority, SpiffeBundle } from './spiffe-ca.ts';
 export type { CaMaterial } from './x509-svid.ts';
 export { LEASE_STATUSES } from './types.ts';
 export type { CredentialIssuer, Decide, DecisionRequest, JwtSigner, Lease, LeaseStatus, TargetKind } from './types.ts';

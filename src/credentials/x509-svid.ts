@@ -88,6 +88,24 @@ export function spiffeIdFor(trustDomain: string, identityId: string): string {
   return `spiffe://${trustDomain}/${segments.join('/')}`;
 }
 
+/**
+ * The inverse of spiffeIdFor: `spiffe://<td>/workload/github/acme/api` → `workload:github/acme/api`,
+ * or undefined when the ID is not one spiffeIdFor produces (other trust domain, a single segment).
+ */
+export function identityForSpiffeId(trustDomain: string, spiffeId: string): string | undefined {
+  const prefix = `spiffe://${trustDomain}/`;
+  if (!spiffeId.startsWith(prefix)) return undefined;
+  const [kind, ...rest] = spiffeId.slice(prefix.length).split('/');
+  if (!kind || rest.length === 0 || !/^[a-z][a-z0-9-]*$/.test(kind)) return undefined;
+  const id = `${kind}:${rest.join('/')}`;
+  // Only an exact round trip counts, so two IDs can never map to one identity.
+  try {
+    return spiffeIdFor(trustDomain, id) === spiffeId ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface SpiffeX509IssuerOptions {
   target: SpiffeX509Target;
   root: x509.X509Certificate;

@@ -31,6 +31,11 @@ export interface SpiffeTrustOptions {
   clock?: Clock;
   /** Folder a relative `bundle` path resolves against (default: the working directory). */
   baseDir?: string;
+  /**
+   * Set when the bundle is Portcullis' own CA: maps the SPIFFE ID of an X.509-SVID back to the
+   * identity it was issued for, and refuses one whose lease was revoked (throw `fail(...)`).
+   */
+  issuedBy?: (id: SpiffeId, serial: string) => string;
 }
 
 interface ParsedBundle {
@@ -70,6 +75,7 @@ export class SpiffeTrust implements TrustVerifier {
   readonly #bundlePath: string | undefined;
   readonly #leeway: number;
   readonly #audiences: readonly string[];
+  readonly #issuedBy: SpiffeTrustOptions['issuedBy'];
   #bundle: ParsedBundle;
 
   /** Reads the bundle file named by the configuration. */
@@ -84,6 +90,7 @@ export class SpiffeTrust implements TrustVerifier {
     this.config = config;
     this.#clock = options.clock ?? systemClock;
     this.#bundlePath = options.bundlePath;
+    this.#issuedBy = options.issuedBy;
     this.#leeway = Math.min(Math.max(config.leeway_seconds ?? DEFAULT_LEEWAY_SECONDS, 0), MAX_LEEWAY_SECONDS);
     this.#audiences = config.audiences?.length ? [...config.audiences] : ['portcullis'];
     this.#bundle = parseBundle(bundle, `trust ${config.name} bundle`);
@@ -119,9 +126,9 @@ export class SpiffeTrust implements TrustVerifier {
     return id;
   }
 
-  #result(id: SpiffeId, method: 'spiffe-jwt' | 'spiffe-x509', authAt: number, evidence: Record<string, unknown>): VerifiedProof {
+  #result(id: SpiffeId, method: 'spiffe-jwt' | 'spiffe-x509', authAt: number, evidence: Record<string, unknown>, identityId = id.id): VerifiedProof {
     return {
-      identityId: id.id,
+      identityId,
       kind: this.config.identity_kind ?? 'workload',
       facts: { method, trust: this.name, mfa: false, assurance: 'high', auth_time: authAt },
       attributes: { spiffe_id: id.id, trust_domain: id.trustDomain, spiffe_path: id.path },
@@ -180,11 +187,12 @@ export class SpiffeTrust implements TrustVerifier {
     if (uris.length !== 1) throw fail('bad_spiffe_id', `leaf must have exactly one URI SAN, has ${uris.length}`);
     const id = this.#spiffeId(uris[0]);
     this.#verifyChain(chain, chainDer, now);
+    const identityId = this.#issuedBy ? this.#issuedBy(id, leaf.serialNumber) : id.id;
     return this.#result(id, 'spiffe-x509', Math.floor(now / 1000), {
       serial: leaf.serialNumber,
       fingerprint256: leaf.fingerprint256,
       not_after: new Date(leaf.validTo).toISOString(),
-    });
+    }, identityId);
   }
 
   /** Walks leaf → intermediates until a certificate is signed by a bundle root. */

@@ -15,6 +15,7 @@ import { healthRoutes } from './routes/health.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { credentialRoutes } from './routes/credentials.ts';
 import { accessRoutes } from './routes/access.ts';
+import { spiffeRoutes } from './routes/spiffe.ts';
 
 export interface ServerOptions {
   logger?: FastifyServerOptions['logger'];
@@ -63,6 +64,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   keyRoutes(app, broker);
   credentialRoutes(app, broker);
   accessRoutes(app, broker);
+  spiffeRoutes(app, broker);
   healthRoutes(app, broker);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

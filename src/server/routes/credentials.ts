@@ -29,7 +29,9 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
             permission: { type: 'string', minLength: 1, maxLength: 128 },
             ttl: { type: 'string', pattern: '^(\\d+(ms|s|m|h|d))+$' },
             reason: { type: 'string', minLength: 1, maxLength: 1024 },
+            // ssh: an OpenSSH public key line; spiffe-x509: a PEM (SPKI) public key, or `csr`.
             public_key: { type: 'string', maxLength: 16384 },
+            csr: { type: 'string', maxLength: 16384 },
             scopes: { type: 'array', maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 256 } },
             // Defaults to the caller's active grant for this target; its end revokes the lease.
             grant_id: { type: 'string', minLength: 1, maxLength: 128 },

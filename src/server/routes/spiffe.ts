@@ -1,0 +1,23 @@
+// Portcullis' SPIFFE trust bundles: public, like the JWKS, so relying parties can verify SVIDs.
+import type { FastifyInstance } from 'fastify';
+import type { Broker } from '../../broker.ts';
+import { NotFound } from '../../common/errors.ts';
+
+export function spiffeRoutes(app: FastifyInstance, broker: Broker): void {
+  app.get(
+    '/v1/spiffe/bundle/:trust_domain',
+    {
+      schema: {
+        summary: "SPIFFE trust bundle (JWK set, x509-svid keys with x5c) of Portcullis' CA for a trust domain",
+        tags: ['credentials'],
+        params: { type: 'object', required: ['trust_domain'], properties: { trust_domain: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[a-z0-9._-]+$' } } },
+      },
+    },
+    async (req, reply) => {
+      const { trust_domain } = req.params as { trust_domain: string };
+      const bundle = broker.spiffeCa.bundle(trust_domain);
+      if (!bundle) throw new NotFound(`SPIFFE trust domain ${trust_domain}`);
+      return reply.header('cache-control', 'public, max-age=300').send(bundle);
+    },
+  );
+}
