@@ -3,6 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { DatabaseSync } from 'node:sqlite';
 import { ChainWriter, type CheckpointPolicy, type WriteRequest } from './writer.ts';
+import { CONNECTION_PRAGMAS } from '../store/sqlite.ts';
 
 export interface WorkerInit {
   path: string;
@@ -17,7 +18,7 @@ export type WorkerReply =
 
 const init = workerData as WorkerInit;
 const db = new DatabaseSync(init.path);
-db.exec(`PRAGMA busy_timeout = 5000; PRAGMA synchronous = ${Number(init.synchronous) | 0};`);
+db.exec(`${CONNECTION_PRAGMAS} PRAGMA synchronous = ${Number(init.synchronous) | 0};`);
 const writer = new ChainWriter(db, init.policy);
 const port = parentPort!;
 
