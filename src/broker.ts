@@ -33,7 +33,10 @@ import { actionEntities, compilePolicySet, splitPolicies } from './policy/policy
 import { PolicyStore } from './policy/store.ts';
 import { adminEntity, resourceEntity } from './policy/entities.ts';
 import type { PrincipalFacts } from './policy/entities.ts';
-import { createCredentialService, identityForSpiffeId, parseSelector, SpiffeCaStore, sshCaFromKey } from './credentials/index.ts';
+import { createCredentialService, identityForSpiffeId, parseScopes, parseSelector, SpiffeCaStore, sshCaFromKey, TokenExchangeRefused, verifyAccessToken } from './credentials/index.ts';
+import type { ApiTarget } from './credentials/index.ts';
+import { createLocalJWKSet } from 'jose';
+import type { JWK } from 'jose';
 import type { SpiffeTrustConfig } from './config/types.ts';
 import { PORTCULLIS_BUNDLE } from './config/load.ts';
 import { fail as authnFail } from './identity/reasons.ts';
@@ -104,6 +107,8 @@ export class Broker {
   /** Portcullis' SPIFFE CAs (one per trust domain of a spiffe-x509 target). */
   readonly spiffeCa: SpiffeCaStore;
   readonly metrics = new Metrics();
+  /** The broker's URL: `iss` of its session and access tokens. */
+  readonly issuer: string;
   readonly #resources = new Map<string, string>(); // "Type::id" → boundary
   readonly #log: (msg: string) => void;
   #stepUp: { version: number; index: StepUpIndex } | undefined;
@@ -136,6 +141,7 @@ export class Broker {
       onAuditFailure: (err) => this.#log(`audit write failed (fail_closed is off): ${(err as Error).message}`),
     });
     const issuer = options.issuer ?? `http://${config.listen.host}:${config.listen.port}`;
+    this.issuer = issuer;
     this.sessions = SessionService.open({ db: this.db, keyring: this.keyring, issuer, ttlMs: config.session.ttl_ms, clock: this.clock });
     this.apikeys = ApiKeyService.open({
       db: this.db,
@@ -753,6 +759,75 @@ export class Broker {
       trust: s.authn.trust,
       ...(grant && { grantId: grant.id }),
     });
+  }
+
+  /**
+   * RFC 8693 delegation: the actor presents the subject's Portcullis access token and its own
+   * access token for the same API; what the actor may do is its own token's scope (decided by
+   * policy when it was issued). The new token's scope is at most the intersection, its `act`
+   * records the chain, and Cedar decides it with `context.delegation`. Errors are RFC 6749 codes.
+   */
+  async exchangeDelegated(req: { subjectToken: string; actorToken: string; audience?: string; resource?: string; scope?: string }, sourceIp: string): Promise<Issued> {
+    const target = this.#apiTargetFor(req.audience, req.resource);
+    const keys = createLocalJWKSet(this.publicJwks() as { keys: JWK[] });
+    const verify = async (token: string, which: string) => {
+      try {
+        const v = await verifyAccessToken(token, keys, { issuer: this.issuer, audience: target.audience, currentDate: new Date(this.clock.now()) });
+        const lease = this.credentials.introspect('api', v.jti);
+        if (!lease.active || !lease.lease) throw new TokenExchangeRefused('invalid_grant', `${which} has been revoked or has expired`);
+        const identity = this.identities.get(v.sub);
+        if (!identity || identity.status !== 'active') throw new TokenExchangeRefused('invalid_grant', `${which}: its identity is not active`);
+        return { v, lease: lease.lease };
+      } catch (err) {
+        if (err instanceof AuthenticationFailed) throw new TokenExchangeRefused('invalid_grant', `${which} is not a valid access token for ${target.name}`);
+        throw err;
+      }
+    };
+    const subject = await verify(req.subjectToken, 'subject_token');
+    const actor = await verify(req.actorToken, 'actor_token');
+    if (actor.v.act) throw new TokenExchangeRefused('invalid_grant', "actor_token must be the actor's own token, not a delegated one");
+    let scopes: string[] | undefined;
+    if (req.scope !== undefined) {
+      try {
+        scopes = parseScopes(req.scope, 'scope');
+      } catch {
+        throw new TokenExchangeRefused('invalid_scope', 'scope: expected space-separated scope tokens');
+      }
+    }
+    // The subject's original session facts are what policy sees; the chain goes in context.delegation.
+    const ctx = (subject.lease.params.context ?? {}) as Record<string, unknown>;
+    try {
+      return await this.credentials.exchange({
+        target: target.name,
+        subject: { identityId: subject.v.sub, scopes: subject.v.scopes, jti: subject.v.jti, ...(subject.v.act && { act: subject.v.act }) },
+        actor: { identityId: actor.v.sub, scopes: actor.v.scopes },
+        ...(scopes && { scopes }),
+        purpose: `token exchange: ${actor.v.sub} acting for ${subject.v.sub}`,
+        context: { ...ctx, sourceIp },
+        ...(subject.lease.sessionId !== null && { sessionId: subject.lease.sessionId }),
+        ...(subject.lease.trust !== null && { trust: subject.lease.trust }),
+      });
+    } catch (err) {
+      if (err instanceof Forbidden) {
+        if (Array.isArray(err.extra.scopes)) throw new TokenExchangeRefused('invalid_scope', err.message);
+        throw new TokenExchangeRefused('invalid_grant', err.message, err.extra.decision_id !== undefined ? { decision_id: err.extra.decision_id } : {});
+      }
+      if (err instanceof InvalidInput) throw new TokenExchangeRefused('invalid_request', err.message);
+      throw err;
+    }
+  }
+
+  /** `audience` (target name or its audience) and/or `resource` (its audience URI) name one api target. */
+  #apiTargetFor(audience: string | undefined, resource: string | undefined): ApiTarget {
+    if (audience === undefined && resource === undefined) throw new TokenExchangeRefused('invalid_request', 'audience or resource is required: it names the API the token is for');
+    const apis = this.config.targets.filter((t): t is ApiTarget => t.kind === 'api');
+    const byAudience = audience === undefined ? undefined : apis.find((t) => t.name === audience || t.audience === audience);
+    const byResource = resource === undefined ? undefined : apis.find((t) => t.audience === resource);
+    const t = byAudience ?? byResource;
+    if (!t || (audience !== undefined && resource !== undefined && byAudience !== byResource)) {
+      throw new TokenExchangeRefused('invalid_target', 'audience/resource does not name one API target of this server');
+    }
+    return t;
   }
 
   leaseOwner(id: string): string {

@@ -67,7 +67,7 @@ export function delegate(input: DelegationInput): Delegation {
     if (wider.length) throw new Forbidden(`token exchange may not widen scope: ${wider.join(' ')} not held by every party`, { scopes: wider });
     scopes = [...new Set(input.requested)].sort();
   }
-  if (scopes.length === 0) throw new Forbidden('subject and actor have no scope in common');
+  if (scopes.length === 0) throw new Forbidden('subject and actor have no scope in common', { scopes: [] });
   const act: ActClaim = { sub: input.actor.identityId, ...(input.subject.act ? { act: input.subject.act } : {}) };
   return { sub: input.subject.identityId, scopes, act, actors: [input.actor.identityId, ...prior], depth };
 }

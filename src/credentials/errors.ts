@@ -17,3 +17,12 @@ export class LeaseNotActive extends PortcullisError {
     super('lease_not_active', 409, `lease ${leaseId} is ${status}`, { lease: leaseId, status });
   }
 }
+
+/** RFC 8693 token exchange refused, with its RFC 6749 §5.2 error code (sent as-is to the client). */
+export class TokenExchangeRefused extends PortcullisError {
+  readonly oauthError: 'invalid_request' | 'invalid_grant' | 'invalid_scope' | 'invalid_target';
+  constructor(oauthError: TokenExchangeRefused['oauthError'], message: string, extra: Record<string, unknown> = {}) {
+    super(oauthError, 400, message, extra);
+    this.oauthError = oauthError;
+  }
+}

@@ -4,6 +4,7 @@ import type { Broker } from '../../broker.ts';
 import type { Proof } from '../../identity/types.ts';
 import { AuthenticationFailed, InvalidInput, PortcullisError } from '../../common/errors.ts';
 import { requireAllowed, requireSession } from '../auth.ts';
+import { TokenExchangeRefused } from '../../credentials/index.ts';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
@@ -47,20 +48,50 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
   );
 
   // RFC 8693 for standard OAuth clients. Errors follow RFC 6749 §5.2, not problem+json.
+  // Two uses: a workload JWT for a session token (no actor_token), and delegation: the subject's
+  // Portcullis access token plus the actor's own access token for the same API → an access token
+  // on the subject's behalf with an `act` chain and attenuated scope.
   app.post(
     '/oauth2/token',
-    { schema: { summary: 'RFC 8693 token exchange: a workload JWT for a Portcullis session token', tags: ['auth'] } },
+    { schema: { summary: 'RFC 8693 token exchange: a workload JWT for a session token, or delegation (subject + actor access tokens → a token on the subject\'s behalf with act)', tags: ['auth'] } },
     async (req, reply) => {
       const form = req.body as Record<string, string> | undefined;
-      const oauthError = (status: number, error: string, description: string) =>
-        reply.code(status).header('cache-control', 'no-store').send({ error, error_description: description });
+      const oauthError = (status: number, error: string, description: string, extra: Record<string, unknown> = {}) =>
+        reply.code(status).header('cache-control', 'no-store').send({ error, error_description: description, ...extra });
       if (!form || typeof form !== 'object') return oauthError(400, 'invalid_request', 'send application/x-www-form-urlencoded');
       if (form.grant_type !== TOKEN_EXCHANGE) return oauthError(400, 'unsupported_grant_type', `grant_type must be ${TOKEN_EXCHANGE}`);
       if (!form.subject_token) return oauthError(400, 'invalid_request', 'subject_token is required');
       if (![JWT_TYPE, ID_TOKEN_TYPE, ACCESS_TOKEN_TYPE].includes(form.subject_token_type ?? '')) {
-        return oauthError(400, 'invalid_request', `subject_token_type must be ${JWT_TYPE}`);
+        return oauthError(400, 'invalid_request', `subject_token_type must be ${JWT_TYPE} or ${ACCESS_TOKEN_TYPE}`);
       }
-      if (form.actor_token) return oauthError(400, 'invalid_request', 'delegation (actor_token) is not enabled on this server yet');
+      if (form.actor_token !== undefined || form.subject_token_type === ACCESS_TOKEN_TYPE) {
+        if (form.subject_token_type !== ACCESS_TOKEN_TYPE) return oauthError(400, 'invalid_request', `delegation takes a Portcullis access token: subject_token_type must be ${ACCESS_TOKEN_TYPE}`);
+        if (!form.actor_token) return oauthError(400, 'invalid_request', 'actor_token is required to exchange an access token (delegation)');
+        if (form.actor_token_type !== ACCESS_TOKEN_TYPE) {
+          return oauthError(400, 'invalid_request', `actor_token_type must be ${ACCESS_TOKEN_TYPE}: the actor's own access token for the same API (session tokens carry no scope)`);
+        }
+        if (form.requested_token_type !== undefined && form.requested_token_type !== ACCESS_TOKEN_TYPE) return oauthError(400, 'invalid_request', `requested_token_type must be ${ACCESS_TOKEN_TYPE}`);
+        try {
+          const issued = await broker.exchangeDelegated({
+            subjectToken: form.subject_token,
+            actorToken: form.actor_token,
+            ...(form.audience && { audience: form.audience }),
+            ...(form.resource && { resource: form.resource }),
+            ...(form.scope !== undefined && { scope: form.scope }),
+          }, req.ip);
+          const c = issued.credential;
+          return reply.header('cache-control', 'no-store').send({
+            access_token: c.access_token,
+            issued_token_type: ACCESS_TOKEN_TYPE,
+            token_type: 'Bearer',
+            expires_in: c.expires_in,
+            scope: c.scope,
+          });
+        } catch (err) {
+          if (err instanceof TokenExchangeRefused) return oauthError(400, err.oauthError, err.message, err.extra);
+          throw err;
+        }
+      }
       try {
         const s = await broker.login({ type: 'jwt', token: form.subject_token }, req.ip);
         return reply.header('cache-control', 'no-store').send({
