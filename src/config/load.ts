@@ -53,7 +53,12 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
   if (text.length > 4 << 20) throw new ConfigError('', 'config file is larger than 4 MiB');
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) throw new ConfigError('', `YAML syntax: ${doc.errors[0]!.message}`);
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    throw new ConfigError('', `YAML: ${(err as Error).message}`); // e.g. an alias bomb
+  }
   const warnings: string[] = [];
   const root = new Node(raw, '').object(TOP_LEVEL);
 
