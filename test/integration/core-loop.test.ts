@@ -218,4 +218,30 @@ describe('core loop: prove, decide, record', () => {
     assert.equal(bad.status, 400);
     assert.equal(((await bad.json()) as { error: string }).error, 'unsupported_grant_type');
   });
+
+  it('key rotation: the new key signs, the old one keeps verifying live tokens until they expire', async () => {
+    const admin = await h.admin();
+    const before = await h.loginCi();
+    const oldKid = JSON.parse(Buffer.from(before.split('.')[0]!, 'base64url').toString()).kid;
+    const r = await h.post('/v1/keys/rotate', { purpose: 'session' }, admin);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.notEqual(r.body.active.kid, oldKid);
+    const jwks = (await h.get('/.well-known/jwks.json')).body.keys.map((k: { kid: string }) => k.kid);
+    assert.ok(jwks.includes(oldKid) && jwks.includes(r.body.active.kid), 'both keys published during the overlap');
+    assert.equal((await decide(before, 'db.select', { type: 'Database', id: 'orders' }, { purpose: { reason: 'x' } })).body.decision, 'allow');
+    const after = await h.loginCi();
+    assert.equal(JSON.parse(Buffer.from(after.split('.')[0]!, 'base64url').toString()).kid, r.body.active.kid);
+    await h.running.broker.audit.flush();
+    assert.ok(h.running.broker.audit.query({ stream: 'admin', type: 'key.rotated' }).length >= 1);
+  });
+
+  it('the bootstrap credential works once, and its use is audited', async () => {
+    await h.admin(); // spent here (or earlier)
+    const again = await h.post('/v1/auth/token', { bootstrap: 'pcx_bootstrap_guess' });
+    assert.equal(again.status, 401);
+    await h.running.broker.audit.flush();
+    const uses = h.running.broker.audit.query({ stream: 'authn', identity: 'user:admin' });
+    assert.ok(uses.some((e) => e.type === 'authn.success' && e.payload.method === 'bootstrap'));
+    assert.equal(await h.running.broker.bootstrap(), undefined, 'a second start prints no new credential');
+  });
 });
