@@ -1,13 +1,9 @@
 // OpenSSH user certificates against a real sshd on a loopback port and the real ssh client.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:net';
-import { promisify } from 'node:util';
 import { ManualClock, systemClock } from '../../src/common/clock.ts';
 import type { Clock } from '../../src/common/clock.ts';
 import { Forbidden } from '../../src/common/errors.ts';
@@ -17,20 +13,15 @@ import { createCredentialService } from '../../src/credentials/service.ts';
 import { parseUserCertificate } from '../../src/credentials/ssh-cert.ts';
 import { generateSshCa } from '../../src/credentials/ssh.ts';
 import { openDatabase } from '../../src/store/sqlite.ts';
-import { freePort, MemoryAudit, TablePolicy } from './helpers.ts';
+import { MemoryAudit, TablePolicy } from './helpers.ts';
+import { run, skipWithoutOpenSsh, sshLogin as login, startSshd, userKey as newKey } from './sshd.ts';
+import type { Sshd } from './sshd.ts';
 
-const run = promisify(execFile);
-const SSHD = '/usr/sbin/sshd';
-const SSH = '/usr/bin/ssh';
-const haveOpenSsh = existsSync(SSHD) && existsSync(SSH);
-if (!haveOpenSsh) console.log('# NOTICE: sshd/ssh not installed — SSH certificate login tests are SKIPPED (apt-get install openssh-server)');
-
+const skip = skipWithoutOpenSsh();
 const dir = mkdtempSync(join(tmpdir(), 'pcx-ssh-'));
 const ca = generateSshCa();
 const krl = join(dir, 'revoked.krl');
-let port = 0;
-let sshd: ChildProcess | undefined;
-const user = process.env.USER ?? 'root';
+let sshd: Sshd | undefined;
 
 const targets = validateTargets([
   { name: 'web-1', kind: 'ssh', hosts: ['127.0.0.1'], principals: { 'user:alice@example.com': ['ops'], 'user:mallory*': ['dba'], 'agent:*': ['ops'] }, max_ttl: '8h', default_ttl: '1h' },
@@ -47,59 +38,20 @@ function service(clock: Clock = systemClock, t: TargetConfig[] = targets) {
 }
 
 let keyN = 0;
-async function userKey(): Promise<{ key: string; pub: string }> {
-  const key = join(dir, `id_${++keyN}`);
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
-  return { key, pub: readFileSync(`${key}.pub`, 'utf8').trim() };
-}
+const userKey = () => newKey(dir, `id_${++keyN}`);
 
 async function sshLogin(key: string, certificate: string): Promise<{ ok: boolean; out: string }> {
   writeFileSync(`${key}-cert.pub`, `${certificate}\n`);
-  try {
-    const r = await run(SSH, [
-      '-F', '/dev/null', '-p', String(port), '-i', key, '-o', `CertificateFile=${key}-cert.pub`, '-o', 'IdentitiesOnly=yes',
-      '-o', 'IdentityAgent=none', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
-      '-o', 'ConnectTimeout=5', '-o', 'LogLevel=ERROR', `${user}@127.0.0.1`, 'echo ok',
-    ], { timeout: 15_000 });
-    return { ok: r.stdout.trim() === 'ok', out: r.stdout + r.stderr };
-  } catch (e) {
-    return { ok: false, out: String((e as { stderr?: string }).stderr ?? e) };
-  }
+  return login(sshd!.port, key);
 }
 
-describe('ssh user certificates', { skip: !haveOpenSsh && 'sshd not installed' }, () => {
+describe('ssh user certificates', { skip }, () => {
   before(async () => {
-    port = await freePort();
-    mkdirSync('/run/sshd', { recursive: true }); // sshd's privilege-separation directory
-    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host')]);
-    writeFileSync(join(dir, 'ca.pub'), `${ca.publicKeyLine}\n`);
-    writeFileSync(krl, ''); // must exist: an unreadable RevokedKeys refuses every key
-    mkdirSync(join(dir, 'principals'));
-    writeFileSync(join(dir, 'principals', user), 'ops\n');
-    writeFileSync(join(dir, 'sshd_config'), [
-      `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${join(dir, 'host')}`, `PidFile ${join(dir, 'sshd.pid')}`,
-      `TrustedUserCAKeys ${join(dir, 'ca.pub')}`, `AuthorizedPrincipalsFile ${join(dir, 'principals')}/%u`, 'AuthorizedKeysFile none',
-      `RevokedKeys ${krl}`, 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'PubkeyAuthentication yes',
-      'PermitRootLogin prohibit-password', 'StrictModes no', 'UsePAM no', 'LogLevel VERBOSE', '',
-    ].join('\n'));
-    sshd = spawn(SSHD, ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    sshd.stderr!.on('data', (d) => (log += d));
-    // Ready when the port accepts connections.
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const up = await new Promise<boolean>((resolve) => {
-        const s = connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
-        s.on('error', () => resolve(false));
-      });
-      if (up) break;
-      if (Date.now() > deadline || sshd.exitCode !== null) throw new Error(`sshd did not start: ${log}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    sshd = await startSshd(dir, { caPublicKeyLine: ca.publicKeyLine, krlPath: krl, principals: ['ops'] });
   });
 
   after(() => {
-    sshd?.kill('SIGTERM');
+    sshd?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
