@@ -1,5 +1,6 @@
 // Starts the HTTP server for a loaded configuration (used by `server` and `dev`).
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { Broker } from '../broker.ts';
 import type { BrokerOptions } from '../broker.ts';
@@ -21,7 +22,9 @@ export async function serve(loaded: LoadedConfig, options: BrokerOptions & { qui
   for (const w of loaded.warnings) log(`warning: ${w}`);
   const tls = config.listen.tls;
   const scheme = tls ? 'https' : 'http';
-  const issuer = options.issuer ?? `${scheme}://${config.listen.host}:${config.listen.port}`;
+  // Tokens name the broker's URL (`iss`) before it listens, so "any free port" is chosen up front.
+  const port = config.listen.port === 0 ? await freePort(config.listen.host) : config.listen.port;
+  const issuer = options.issuer ?? `${scheme}://${config.listen.host}:${port}`;
   const broker = await Broker.open(config, { engineFactory: createEngine, ...options, issuer, log });
   let app: FastifyInstance;
   try {
@@ -40,13 +43,11 @@ export async function serve(loaded: LoadedConfig, options: BrokerOptions & { qui
           }
         : null,
     });
-    await app.listen({ host: config.listen.host, port: config.listen.port });
+    await app.listen({ host: config.listen.host, port });
   } catch (err) {
     await broker.close();
     throw err;
   }
-  const addr = app.server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : config.listen.port;
   const url = `${scheme}://${config.listen.host}:${port}`;
   return {
     broker,
@@ -57,4 +58,15 @@ export async function serve(loaded: LoadedConfig, options: BrokerOptions & { qui
       await broker.close();
     },
   };
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, host, () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
 }
