@@ -3,11 +3,14 @@
 // adapters over it; the domains never import them.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { PortcullisConfig } from './config/types.ts';
+import { createHash, createPrivateKey, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createLocalJWKSet } from 'jose';
+import type { JWK } from 'jose';
+import type { PortcullisConfig, SpiffeTrustConfig } from './config/types.ts';
+import { PORTCULLIS_BUNDLE } from './config/load.ts';
 import type { Clock } from './common/clock.ts';
 import { systemClock } from './common/clock.ts';
-import { AuthenticationFailed, Forbidden, InvalidInput, NotFound, PortcullisError } from './common/errors.ts';
+import { AuthenticationFailed, Forbidden, InvalidInput, NotFound } from './common/errors.ts';
 import { parseDuration } from './common/duration.ts';
 import { Metrics } from './common/metrics.ts';
 import type { Db } from './store/sqlite.ts';
@@ -22,31 +25,24 @@ import { OidcTrust } from './identity/oidc.ts';
 import { SpiffeTrust } from './identity/spiffe.ts';
 import { ApiKeyService } from './identity/apikeys.ts';
 import { Authenticator } from './identity/authenticator.ts';
+import { fail as authnFail } from './identity/reasons.ts';
+import { HumanOidcTrust } from './identity/oidc-human.ts';
+import type { DevicePoll, HumanLogin, StartedDeviceLogin, StartedLogin, StepUpAsk } from './identity/oidc-human.ts';
 import type { Identity, IdentityInput, IdentityPatch, IdentityStatus } from './inventory/identities.ts';
 import { IdentityRegistry, checkIdentityId } from './inventory/identities.ts';
-import type { DecisionEngine, EntityUid } from './policy/engine/types.ts';
-import { WasmEngine } from './policy/engine/wasm.ts';
+import type { EntityUid } from './policy/engine/types.ts';
+import { createEngine } from './policy/engine/select.ts';
 import { DecisionPoint, parseCallerContext } from './policy/decision-point.ts';
-import type { Decision } from './policy/decision-point.ts';
+import type { Decision, DecisionInput } from './policy/decision-point.ts';
 import type { PolicyFile } from './policy/policy-set.ts';
 import { actionEntities, compilePolicySet, splitPolicies } from './policy/policy-set.ts';
 import { PolicyStore } from './policy/store.ts';
 import { adminEntity, resourceEntity } from './policy/entities.ts';
 import type { PrincipalFacts } from './policy/entities.ts';
 import { createCredentialService, identityForSpiffeId, parseScopes, parseSelector, SpiffeCaStore, sshCaFromKey, TokenExchangeRefused, verifyAccessToken } from './credentials/index.ts';
-import type { ApiTarget } from './credentials/index.ts';
-import { createLocalJWKSet } from 'jose';
-import type { JWK } from 'jose';
-import type { SpiffeTrustConfig } from './config/types.ts';
-import { PORTCULLIS_BUNDLE } from './config/load.ts';
-import { fail as authnFail } from './identity/reasons.ts';
-import type { CredentialService, Decide, Issued, JwtSigner, Lease, RevocationSelector, SshCa } from './credentials/index.ts';
-import { createPrivateKey } from 'node:crypto';
-import { HumanOidcTrust } from './identity/oidc-human.ts';
-import type { DevicePoll, HumanLogin, StartedDeviceLogin, StartedLogin, StepUpAsk } from './identity/oidc-human.ts';
+import type { ApiTarget, CredentialService, Decide, Issued, JwtSigner, Lease, RevocationSelector, SshCa } from './credentials/index.ts';
 import { StepUpRequired, createAccessService, stepUpFor, stepUpIndex } from './access/index.ts';
 import type { AccessDecide, AccessService, Actor, Grant, StepUpIndex } from './access/index.ts';
-import type { DecisionInput } from './policy/decision-point.ts';
 
 /** The caller of an API request, as proved by its session token. */
 export interface SessionContext {
@@ -68,9 +64,7 @@ export interface BrokerOptions {
   clock?: Clock;
   /** URL the broker is reached at; `iss` of its tokens. */
   issuer?: string;
-  /** Extra engines (the compiled engine registers itself here when available). */
-  engineFactory?: (kind: PortcullisConfig['engine']) => DecisionEngine;
-  /** Fetch used for remote JWKS (tests may point it at loopback servers). */
+  /** Where `PORTCULLIS_MASTER_KEY` and targets' `password_env` secrets are read (default process.env). */
   env?: NodeJS.ProcessEnv;
   log?: (msg: string) => void;
 }
@@ -128,7 +122,7 @@ export class Broker {
     });
     this.identities = new IdentityRegistry(this.db, this.clock, config.boundaries);
     this.policyStore = new PolicyStore(this.db);
-    const engine = options.engineFactory?.(config.engine) ?? new WasmEngine();
+    const engine = createEngine(config.engine);
     this.decisions = new DecisionPoint({
       engine,
       store: this.policyStore,
@@ -967,4 +961,3 @@ function ed25519FromSeed(seed: Uint8Array) {
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
-export { PortcullisError };

@@ -7,7 +7,6 @@ import type { BrokerOptions } from '../broker.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { PORTCULLIS_BUNDLE } from '../config/load.ts';
 import { buildServer } from '../server/app.ts';
-import { createEngine } from '../policy/engine/select.ts';
 
 export interface Running {
   broker: Broker;
@@ -25,7 +24,7 @@ export async function serve(loaded: LoadedConfig, options: BrokerOptions & { qui
   // Tokens name the broker's URL (`iss`) before it listens, so "any free port" is chosen up front.
   const port = config.listen.port === 0 ? await freePort(config.listen.host) : config.listen.port;
   const issuer = options.issuer ?? `${scheme}://${config.listen.host}:${port}`;
-  const broker = await Broker.open(config, { engineFactory: createEngine, ...options, issuer, log });
+  const broker = await Broker.open(config, { ...options, issuer, log });
   let app: FastifyInstance;
   try {
     // A spiffe trust with `bundle: portcullis` accepts SVIDs Portcullis issued: its roots and
