@@ -8,6 +8,7 @@ const suites: Record<string, () => Promise<{ run: (emit: Emit) => Promise<void> 
   decisions: () => import('./decisions.ts'),
   audit: () => import('./audit.ts'),
   http: () => import('./http.ts'),
+  credentials: () => import('./credentials.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
