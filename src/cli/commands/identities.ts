@@ -1,0 +1,66 @@
+// `portcullis identities …`: the inventory of identities.
+import type { Command } from 'commander';
+import { call } from '../client.ts';
+import { out, table } from '../output.ts';
+import { enc, json } from '../args.ts';
+
+export function register(program: Command): void {
+  const identities = program.command('identities').description('the inventory of identities');
+  identities
+    .command('list')
+    .option('--kind <kind>')
+    .option('--boundary <b>')
+    .option('--owner <owner>')
+    .option('--status <status>')
+    .addOption(json())
+    .action(async (o: Record<string, string | boolean | undefined>) => {
+      const q = new URLSearchParams();
+      for (const k of ['kind', 'boundary', 'owner', 'status']) if (typeof o[k] === 'string') q.set(k, o[k] as string);
+      const r = await call<{ identities: Record<string, unknown>[] }>('GET', `/v1/identities${q.size ? `?${q}` : ''}`);
+      out(!!o.json, r, () => table(r.identities, ['id', 'kind', 'boundary', 'environment', 'owner', 'status', 'last_authenticated_at']));
+    });
+  identities.command('show').argument('<id>').addOption(json()).action(async (id: string, o: { json?: boolean }) => {
+    const r = await call('GET', `/v1/identities/${enc(id)}`);
+    out(!!o.json, r, () => Object.entries(r).map(([k, v]) => `${k.padEnd(22)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n'));
+  });
+  identities
+    .command('declare')
+    .argument('<id>')
+    .requiredOption('--kind <kind>', 'workload | agent | service-account | user')
+    .requiredOption('--boundary <b>')
+    .requiredOption('--environment <env>')
+    .option('--owner <owner>')
+    .option('--purpose <text>')
+    .addOption(json())
+    .action(async (id: string, o: { kind: string; boundary: string; environment: string; owner?: string; purpose?: string; json?: boolean }) => {
+      const { json: j, ...body } = o;
+      const r = await call('POST', '/v1/identities', { body: { id, ...body } });
+      out(!!j, r, () => `declared ${id}`);
+    });
+  identities
+    .command('update')
+    .argument('<id>')
+    .option('--owner <owner>')
+    .option('--purpose <text>')
+    .option('--label <k=v...>', 'replace labels')
+    .addOption(json())
+    .action(async (id: string, o: { owner?: string; purpose?: string; label?: string[]; json?: boolean }) => {
+      const body: Record<string, unknown> = {};
+      if (o.owner !== undefined) body.owner = o.owner;
+      if (o.purpose !== undefined) body.purpose = o.purpose;
+      if (o.label) body.labels = Object.fromEntries(o.label.map((l) => l.split('=', 2)));
+      const r = await call('PATCH', `/v1/identities/${enc(id)}`, { body });
+      out(!!o.json, r, () => `updated ${id}`);
+    });
+  for (const verb of ['suspend', 'activate', 'offboard'] as const) {
+    identities
+      .command(verb)
+      .argument('<id>')
+      .option('--reason <text>')
+      .addOption(json())
+      .action(async (id: string, o: { reason?: string; json?: boolean }) => {
+        const r = await call<{ status: string }>('POST', `/v1/identities/${enc(id)}/${verb}`, { body: { reason: o.reason ?? '' } });
+        out(!!o.json, r, () => `${id} is now ${r.status}${verb === 'activate' ? '' : '; its live sessions have ended'}`);
+      });
+  }
+}

@@ -1,0 +1,36 @@
+// `portcullis policies …`: show, validate and push Cedar policies.
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { CliError, EXIT, call } from '../client.ts';
+import { out, table } from '../output.ts';
+import { json } from '../args.ts';
+
+export function register(program: Command): void {
+  const policies = program.command('policies').description('Cedar policies: show, validate, push');
+  policies.command('show').addOption(json()).action(async (o: { json?: boolean }) => {
+    const r = await call<{ version: number; digest: string; policies: string[]; files: { name: string; origin: string }[] }>('GET', '/v1/policies');
+    out(!!o.json, r, () => `policy version ${r.version} (${r.digest.slice(0, 12)})\nfiles: ${r.files.map((f) => `${f.name} [${f.origin}]`).join(', ')}\npolicies:\n  ${r.policies.join('\n  ')}`);
+  });
+  policies.command('versions').addOption(json()).action(async (o: { json?: boolean }) => {
+    const r = await call<{ versions: Record<string, unknown>[] }>('GET', '/v1/policies/versions');
+    out(!!o.json, r, () => table(r.versions, ['version', 'created_at', 'actor', 'reason']));
+  });
+  for (const [name, dry] of [
+    ['validate', true],
+    ['push', false],
+  ] as const) {
+    policies
+      .command(name)
+      .description(dry ? 'validate .cedar files against the schema without activating' : 'activate .cedar files as the API-managed policies (new version)')
+      .argument('<files...>')
+      .option('--reason <text>', 'why (recorded in the admin audit stream)', dry ? 'validation' : undefined)
+      .addOption(json())
+      .action(async (files: string[], o: { reason?: string; json?: boolean }) => {
+        if (!o.reason) throw new CliError('--reason is required', EXIT.usage);
+        const body = { files: files.map((f) => ({ name: basename(f), text: readFileSync(f, 'utf8') })), reason: o.reason, dry_run: dry };
+        const r = await call<Record<string, unknown>>('PUT', '/v1/policies', { body });
+        out(!!o.json, r, () => (dry ? `valid: ${(r.policies as string[]).length} policies` : r.changed ? `activated policy version ${String(r.version)}` : `unchanged (version ${String(r.version)})`));
+      });
+  }
+}
