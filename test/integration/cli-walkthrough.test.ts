@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -91,6 +91,32 @@ describe('CLI walkthrough against `portcullis dev`', () => {
     const login = cli('login', '--api-key', key, '--json');
     assert.equal(login.status, 0, login.stderr);
     assert.equal(JSON.parse(login.stdout).identity.id, 'workload:github/acme/reports');
+  });
+
+  it('short-lived credentials on the dev server: an access token and an SSH certificate, leased and revocable', () => {
+    assert.equal(cli('login', '--token', token('--sub', 'repo:acme/api')).status, 0);
+    const at = cli('creds', 'issue', 'api', 'orders-api', '--scope', 'orders:read', '--ttl', '10m', '--reason', 'sync job', '--json');
+    assert.equal(at.status, 0, at.stderr);
+    const issued = JSON.parse(at.stdout);
+    const claims = JSON.parse(Buffer.from(String(issued.credential.access_token).split('.')[1]!, 'base64url').toString());
+    assert.equal(claims.sub, 'workload:github/acme/api');
+    assert.equal(claims.scope, 'orders:read');
+    const keyPath = join(dir, 'id_ed25519');
+    const keygen = spawnSync('ssh-keygen', ['-t', 'ed25519', '-N', '', '-q', '-f', keyPath]);
+    if (keygen.error === undefined && keygen.status === 0) {
+      const ssh = cli('creds', 'ssh', 'web-1', '--key', `${keyPath}.pub`);
+      assert.equal(ssh.status, 0, ssh.stderr);
+      assert.match(readFileSync(`${keyPath}-cert.pub`, 'utf8'), /^ssh-ed25519-cert-v01@openssh\.com /);
+    }
+    const tooLong = cli('creds', 'issue', 'api', 'orders-api', '--scope', 'orders:read', '--ttl', '2h', '--reason', 'x');
+    assert.notEqual(tooLong.status, 0, 'beyond the target cap or the policy: refused');
+    const leases = cli('leases', '--json');
+    assert.equal(leases.status, 0, leases.stderr);
+    const mine = JSON.parse(leases.stdout).leases as { id: string; status: string }[];
+    assert.ok(mine.some((l) => l.id === issued.lease.id && l.status === 'active'));
+    const revoke = cli('revoke', '--lease', issued.lease.id, '--reason', 'done');
+    assert.equal(revoke.status, 0, revoke.stdout + revoke.stderr);
+    assert.match(revoke.stdout, /revoked 1 of 1 lease/);
   });
 
   it('errors say what to do next', () => {

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { loadConfigFile } from '../../config/load.ts';
 import { CliError, EXIT, address } from '../client.ts';
 import { serve } from '../serve.ts';
-import { DEV_DATA, devConfig, devToken } from '../dev.ts';
+import { DEV_DATA, devConfig, devEnv, devToken, startDevPostgres } from '../dev.ts';
 
 export function register(program: Command): void {
   program
@@ -33,10 +33,19 @@ export function register(program: Command): void {
     .option('--data <dir>', 'data directory', DEV_DATA)
     .option('--port <port>', 'port', '7070')
     .option('--fresh', 'start from an empty data directory')
-    .action(async (o: { data: string; port: string; fresh?: boolean }) => {
+    .option('--postgres', 'also run an embedded PostgreSQL with an orders-db target (first run takes a few seconds)')
+    .action(async (o: { data: string; port: string; fresh?: boolean; postgres?: boolean }) => {
       const dataDir = resolve(o.data);
       if (o.fresh) rmSync(dataDir, { recursive: true, force: true });
-      const running = await serve(devConfig(dataDir, Number(o.port)));
+      if (o.fresh) rmSync(`${dataDir}-postgres`, { recursive: true, force: true });
+      const pg = o.postgres ? await startDevPostgres(dataDir, (m) => process.stderr.write(`${m}\n`)) : undefined;
+      let running: Awaited<ReturnType<typeof serve>>;
+      try {
+        running = await serve(devConfig(dataDir, Number(o.port), pg), { env: devEnv(pg) });
+      } catch (err) {
+        await pg?.stop();
+        throw err;
+      }
       const cli = `${resolve(import.meta.dirname, '..', '..', '..', 'bin', 'portcullis.js')}`;
       process.stdout.write(`
 Portcullis dev server on ${running.url}
@@ -64,9 +73,21 @@ Try this next, in another terminal:
   portcullis identities list
   portcullis audit verify
 
+  # 4. short-lived credentials, each decided by policy and leased (as the workload again)
+  portcullis login --token "$(portcullis dev token --sub repo:acme/api)"
+  portcullis creds issue api orders-api --scope orders:read --ttl 10m --reason "sync job"
+  rm -f /tmp/pcx-demo-key*; ssh-keygen -t ed25519 -N '' -q -f /tmp/pcx-demo-key; portcullis creds ssh web-1 --key /tmp/pcx-demo-key.pub
+${pg ? `  portcullis creds issue postgres orders-db --perm readonly --ttl 15m --reason "report"   # psql it
+  portcullis leases
+  portcullis revoke --lease <lease id> --reason "done"   # your own lease: the role's sessions end now
+` : `  portcullis leases                     # (restart with --postgres for PostgreSQL roles too)
+`}
 Ctrl-C stops the server.
 `);
-      stopOnSignal(running.stop);
+      stopOnSignal(async () => {
+        await running.stop();
+        await pg?.stop();
+      });
     });
 
   dev
