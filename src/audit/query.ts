@@ -6,6 +6,7 @@ import { InvalidInput } from '../common/errors.ts';
 import { canonicalJson } from './canonical.ts';
 import { toRecord, type ChainFields } from './chain.ts';
 import { AUDIT_STREAMS, type AuditQuery, type AuditRecord } from './types.ts';
+import type { StatementSync } from 'node:sqlite';
 import type { Db } from '../store/sqlite.ts';
 
 export const AUDIT_QUERY_DEFAULT_LIMIT = 100;
@@ -24,8 +25,101 @@ function str(v: unknown, field: string): string {
   return v;
 }
 
+interface TimeOrder {
+  /** First seq from which the stream's times are non-decreasing (older rows may not be). */
+  sortedFrom: number;
+  /** One past the last seq. */
+  end: number;
+}
+
+interface Statements {
+  order: StatementSync | null; // null: a store from before migration 2 (read-only, offline)
+  last: StatementSync;
+  probe: StatementSync;
+}
+
+const statements = new WeakMap<Db, Statements>();
+
+function statementsOf(db: Db): Statements {
+  let st = statements.get(db);
+  if (!st) {
+    let order: StatementSync | null = null;
+    try {
+      order = db.prepare('SELECT sorted_from FROM audit_heads WHERE stream = ?');
+    } catch {
+      order = null; // no sorted_from column: that schema still has the (stream, time) index
+    }
+    // The first row at or after a seq: rows missing from the chain cannot derail the search.
+    const probe = db.prepare('SELECT time FROM audit_events WHERE stream = ? AND seq >= ? ORDER BY seq LIMIT 1');
+    // The stored end, not the head's: rows past the head (forged, or committed since) still count.
+    const last = db.prepare('SELECT seq FROM audit_events WHERE stream = ? ORDER BY seq DESC LIMIT 1');
+    st = { order, last, probe };
+    if (order) statements.set(db, st); // an old schema may be migrated later on this connection
+  }
+  return st;
+}
+
+function timeOrder(db: Db, stream: string): TimeOrder | undefined {
+  const { order, last } = statementsOf(db);
+  if (!order) return undefined;
+  const h = order.get(stream) as { sorted_from: number } | undefined;
+  // No head row: no writer of this schema vouches for the order; filter by time alone.
+  if (!h) return undefined;
+  const end = last.get(stream) as { seq: number } | undefined;
+  return { sortedFrom: h.sorted_from, end: (end?.seq ?? 0) + 1 };
+}
+
+/**
+ * The smallest seq in [lo, hi] from which every row has time >= t (hi when none): a binary search
+ * on the primary key, valid because times do not decrease from `lo` on.
+ */
+function firstAtOrAfter(db: Db, stream: string, lo: number, hi: number, t: string): number {
+  const { probe } = statementsOf(db);
+  while (lo < hi) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    const row = probe.get(stream, mid) as { time: string } | undefined;
+    if (row === undefined || row.time >= t) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/**
+ * A stream's since/until as SQL on seq. Rows from sorted_from on are found by binary search;
+ * older rows (written before times were kept in order) by their time. The time conditions stay
+ * too, so a row outside the range is never returned whatever the order.
+ */
+function streamTimeRange(db: Db, stream: string, since: string | undefined, until: string | undefined, params: (string | number)[]): string {
+  const conds: string[] = [];
+  const timeParams: string[] = [];
+  if (since !== undefined) {
+    conds.push('time >= ?');
+    timeParams.push(since);
+  }
+  if (until !== undefined) {
+    conds.push('time < ?');
+    timeParams.push(until);
+  }
+  const order = timeOrder(db, stream);
+  if (order) {
+    const from = Math.max(order.sortedFrom, 1);
+    const lo = since !== undefined ? firstAtOrAfter(db, stream, from, order.end, since) : from;
+    const hi = until !== undefined ? firstAtOrAfter(db, stream, lo, order.end, until) : Number.MAX_SAFE_INTEGER;
+    const sorted = 'seq >= ? AND seq < ?';
+    if (from > 1) {
+      conds.unshift(`(seq < ? OR (${sorted}))`);
+      params.push(from, lo, hi);
+    } else {
+      conds.unshift(sorted);
+      params.push(lo, hi);
+    }
+  }
+  params.push(...timeParams);
+  return conds.join(' AND ');
+}
+
 /** Validates a query and builds its SQL. `maxSeq` bounds seq (used by follow). */
-export function buildQuery(q: AuditQuery, maxSeq?: number): { sql: string; params: (string | number)[] } {
+export function buildQuery(db: Db, q: AuditQuery, maxSeq?: number): { sql: string; params: (string | number)[] } {
   const where: string[] = [];
   const params: (string | number)[] = [];
   if (q.stream !== undefined) {
@@ -43,14 +137,8 @@ export function buildQuery(q: AuditQuery, maxSeq?: number): { sql: string; param
     where.push('seq <= ?');
     params.push(maxSeq);
   }
-  if (q.since !== undefined) {
-    where.push('time >= ?');
-    params.push(isoBound(q.since, 'since'));
-  }
-  if (q.until !== undefined) {
-    where.push('time < ?');
-    params.push(isoBound(q.until, 'until'));
-  }
+  const since = q.since !== undefined ? isoBound(q.since, 'since') : undefined;
+  const until = q.until !== undefined ? isoBound(q.until, 'until') : undefined;
   if (q.identity !== undefined) {
     const id = str(q.identity, 'identity');
     where.push('(actor = ? OR subject = ?)');
@@ -73,6 +161,25 @@ export function buildQuery(q: AuditQuery, maxSeq?: number): { sql: string; param
     limit = Math.min(q.limit, AUDIT_QUERY_MAX_LIMIT);
   }
   if (q.order !== undefined && q.order !== 'asc' && q.order !== 'desc') throw new InvalidInput('order must be "asc" or "desc"', 'order');
+  if (since !== undefined || until !== undefined) {
+    // Seq ranges are per stream: without a stream, one range per stream, OR-ed.
+    const streams = q.stream !== undefined ? [q.stream] : AUDIT_STREAMS;
+    const ranges: string[] = [];
+    const rangeParams: (string | number)[] = [];
+    for (const s of streams) {
+      const p: (string | number)[] = [];
+      const cond = streamTimeRange(db, s, since, until, p);
+      if (q.stream !== undefined) {
+        ranges.push(cond);
+      } else {
+        ranges.push(`(stream = ? AND ${cond})`);
+        rangeParams.push(s);
+      }
+      rangeParams.push(...p);
+    }
+    where.push(ranges.length === 1 ? ranges[0] : `(${ranges.join(' OR ')})`);
+    params.push(...rangeParams);
+  }
   const dir = q.order === 'desc' ? 'DESC' : 'ASC';
   const orderBy = q.stream !== undefined ? `seq ${dir}` : `time ${dir}, stream ${dir}, seq ${dir}`;
   const sql =
@@ -83,7 +190,7 @@ export function buildQuery(q: AuditQuery, maxSeq?: number): { sql: string; param
 }
 
 export function queryEvents(db: Db, q: AuditQuery = {}, maxSeq?: number): AuditRecord[] {
-  const { sql, params } = buildQuery(q, maxSeq);
+  const { sql, params } = buildQuery(db, q, maxSeq);
   const rows = db.prepare(sql).all(...params) as unknown as (ChainFields & { hash: string })[];
   return rows.map(toRecord);
 }

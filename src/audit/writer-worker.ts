@@ -1,6 +1,6 @@
 // The writer worker: its own connection to the store file, so hashing, inserts and the commit's
 // fsync happen off the main event loop (and on the second core).
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { DatabaseSync } from 'node:sqlite';
 import { ChainWriter, type CheckpointPolicy, type WriteRequest } from './writer.ts';
 import { CONNECTION_PRAGMAS } from '../store/sqlite.ts';
@@ -22,17 +22,33 @@ db.exec(`${CONNECTION_PRAGMAS} PRAGMA synchronous = ${Number(init.synchronous) |
 const writer = new ChainWriter(db, init.policy);
 const port = parentPort!;
 
-port.on('message', (msg: { id: number; req?: WriteRequest; close?: true }) => {
-  if (msg.close) {
+type Msg = { id: number; req?: WriteRequest; close?: true };
+
+port.on('message', (first: Msg) => {
+  // Requests that arrived while the last transaction was committing are written together: one
+  // fsync for all of them instead of one each.
+  const msgs: Msg[] = [];
+  let close = false;
+  for (let m: Msg | undefined = first; m !== undefined; m = (receiveMessageOnPort(port) as { message: Msg } | undefined)?.message) {
+    if (m.close) {
+      close = true;
+      break;
+    }
+    msgs.push(m);
+  }
+  if (msgs.length > 0) {
+    let replies: WorkerReply[];
+    try {
+      const results = writer.writeAll(msgs.map((m) => m.req!));
+      replies = msgs.map((m, i) => ({ id: m.id, ok: true, result: results[i] }));
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      replies = msgs.map((m) => ({ id: m.id, ok: false, message }));
+    }
+    for (const r of replies) port.postMessage(r);
+  }
+  if (close) {
     db.close();
     port.close(); // nothing else keeps the worker alive: it exits
-    return;
   }
-  let reply: WorkerReply;
-  try {
-    reply = { id: msg.id, ok: true, result: writer.write(msg.req!) };
-  } catch (e) {
-    reply = { id: msg.id, ok: false, message: e instanceof Error ? e.message : String(e) };
-  }
-  port.postMessage(reply);
 });

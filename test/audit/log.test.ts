@@ -185,3 +185,47 @@ test('odd characters in identities (controls, lone surrogates, non-BMP) round-tr
     s.cleanup();
   }
 });
+
+test('worker: a big tick is cut into chunks written while the rest is prepared; one chain', async () => {
+  const s = tempStore();
+  try {
+    const log = new AuditLog(s.db, { writer: 'worker' });
+    let commits = 0;
+    log.onAppend(() => commits++);
+    const recs = await Promise.all(Array.from({ length: 5000 }, (_, i) => log.append(ev(i % 2 ? 'authz' : 'authn', i))));
+    assert.ok(commits >= 2, `${commits} commits`);
+    assert.deepEqual(recs.filter((r) => r.stream === 'authz').map((r) => r.seq), Array.from({ length: 2500 }, (_, i) => i + 1));
+    assert.equal(verifyAll(s.db, () => undefined).ok, true);
+    await log.close();
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('requests queued behind each other are written as one transaction and answered each', async () => {
+  const { ChainWriter, FIELDS } = await import('../../src/audit/writer.ts');
+  const s = tempStore();
+  try {
+    new AuditLog(s.db); // migrates
+    const w = new ChainWriter(s.db, { enabled: false, every: 1000, intervalMs: 1000 });
+    const wire = (stream: string, time: string, i: number): (string | null)[] => [stream, time, 't.x', 'workload:a', null, null, null, `{"i":${i}}`];
+    const reqs = [
+      { events: [...wire('authz', '2026-01-01T00:00:02.000Z', 1), ...wire('authn', '2026-01-01T00:00:00.000Z', 2)], checkpoints: [], now: 1, checkpoint: 'none' as const },
+      { events: wire('authz', '2026-01-01T00:00:01.000Z', 3), checkpoints: [], now: 2, checkpoint: 'none' as const },
+    ];
+    assert.equal(reqs[0].events.length, 2 * FIELDS);
+    const [a, b] = w.writeAll(reqs);
+    assert.deepEqual(a.seqs, [1, 1]);
+    assert.deepEqual(a.clamped, []);
+    assert.deepEqual(b.seqs, [2]);
+    assert.deepEqual(b.clamped, [[0, '2026-01-01T00:00:02.000Z']], 'clamped index is relative to its request');
+    assert.equal(b.prevs[0], a.hashes[0]);
+    assert.equal(verifyAll(s.db, () => undefined).ok, true);
+    // One fails, all fail: nothing of either is stored.
+    s.db.exec("CREATE TRIGGER boom BEFORE INSERT ON audit_events WHEN NEW.payload = '{\"i\":9}' BEGIN SELECT RAISE(ABORT, 'no'); END");
+    assert.throws(() => w.writeAll([{ ...reqs[1], events: wire('authz', 'x', 8) }, { ...reqs[1], events: wire('authn', 'x', 9) }]));
+    assert.equal((s.db.prepare('SELECT COUNT(*) AS n FROM audit_events').get() as { n: number }).n, 3);
+  } finally {
+    s.cleanup();
+  }
+});
