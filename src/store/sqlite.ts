@@ -15,8 +15,8 @@ export interface Migration {
 
 /**
  * Settings for every connection to the store (the audit writer opens its own). Audit appends
- * maintain three secondary indexes whose inserts land all over their B-trees: a 64 MiB page cache
- * and fewer WAL checkpoints took batched appends from about 50k to 85k rows/s here.
+ * maintain secondary indexes (actor, subject) whose inserts land all over their B-trees: a 64 MiB
+ * page cache and fewer WAL checkpoints took batched raw inserts from about 50k to 85k rows/s here.
  */
 export const CONNECTION_PRAGMAS = `PRAGMA busy_timeout = 5000;
            PRAGMA cache_size = -65536;
