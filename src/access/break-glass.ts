@@ -3,29 +3,18 @@
 // hard time cap and no renewal, named revokers notified at once and able to end it, and an
 // after-action review that stays open until someone other than the user records it.
 import { randomUUID } from 'node:crypto';
-import type { AuditSink } from '../audit/types.ts';
-import type { Clock } from '../common/clock.ts';
 import { Conflict, InvalidInput, NotFound } from '../common/errors.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
-import type { Db } from '../store/sqlite.ts';
 import { transaction } from '../store/sqlite.ts';
-import type { AccessConfig } from './config.ts';
 import { BreakGlassNotEligible, NotARevoker, ReviewNotAllowed } from './errors.ts';
-import type { Grants } from './grants.ts';
 import { coversResource, summary } from './grants.ts';
 import type { BreakGlassInput } from './input.ts';
 import { KeyedLock } from './lock.ts';
 import { bgReviewFromRow } from './store.ts';
-import type { AccessDecide, Actor, BreakGlassReview, Grant, Notifier } from './types.ts';
+import type { Actor, BreakGlassReview, Grant } from './types.ts';
+import type { WorkflowDeps } from './requests.ts';
 
-export interface BreakGlassDeps {
-  db: Db;
-  clock: Clock;
-  audit: AuditSink;
-  decide: AccessDecide;
-  config: AccessConfig;
-  grants: Grants;
-  notifier: Notifier;
+export interface BreakGlassDeps extends WorkflowDeps {
   /** Team names an identity belongs to, for `team:<name>` revokers. */
   teamsOf?: (identityId: string) => string[];
 }

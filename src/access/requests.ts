@@ -29,7 +29,8 @@ export interface CreateRequestInput {
   session_bound?: boolean;
 }
 
-export interface RequestsDeps {
+/** What the request and break-glass workflows both need. */
+export interface WorkflowDeps {
   db: Db;
   clock: Clock;
   audit: AuditSink;
@@ -37,6 +38,9 @@ export interface RequestsDeps {
   config: AccessConfig;
   grants: Grants;
   notifier: Notifier;
+}
+
+export interface RequestsDeps extends WorkflowDeps {
   /** Boundary/environment of a declared resource (for rules and the `AccessRequest` entity). */
   resourceInfo?: (uid: EntityUid) => { boundary: string; environment: string } | undefined;
 }

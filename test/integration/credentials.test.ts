@@ -2,7 +2,7 @@
 // decided at request time, leased, and revoked all the way to the open connection.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHarness } from './harness.ts';
+import { ordersDbTarget, startHarness } from './harness.ts';
 import type { Harness } from './harness.ts';
 import { connectAs, startPostgres } from '../credentials/helpers.ts';
 import type { TestPostgres } from '../credentials/helpers.ts';
@@ -12,20 +12,8 @@ describe('credentials over the API, against a real PostgreSQL', () => {
   let h: Harness;
   before(async () => {
     pgsrv = await startPostgres();
-    h = await startHarness(
-      `targets:
-  - name: orders-db
-    kind: postgres
-    host: 127.0.0.1
-    port: ${pgsrv.port}
-    database: orders
-    admin: { user: ${pgsrv.user}, password_env: ORDERS_DB_ADMIN_PASSWORD }
-    permissions: { readonly: readonly, readwrite: readwrite }
-    max_ttl: 1h
-`,
-      { ORDERS_DB_ADMIN_PASSWORD: pgsrv.password },
-      Date.now(), // the PostgreSQL server enforces VALID UNTIL with its real clock
-    );
+    const target = ordersDbTarget(pgsrv);
+    h = await startHarness(target.yaml, target.env, Date.now()); // PostgreSQL enforces VALID UNTIL with its real clock
   });
   after(async () => {
     await h?.close();
