@@ -17,7 +17,7 @@ import { percentile } from './fixture.ts';
 
 type Emit = (line: Record<string, unknown>) => void;
 const N = 2000;
-const CONCURRENCY = 32;
+const CONCURRENCY = Number(process.env.PCX_BENCH_CONCURRENCY ?? 32);
 
 async function timed(n: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<{ ops: number; lat: number[] }> {
   const lat: number[] = [];

@@ -18,6 +18,7 @@ import { migrate, openDatabase } from './store/sqlite.ts';
 import { loadMasterKey } from './crypto/masterkey.ts';
 import { Keyring } from './crypto/keyring.ts';
 import { AuditLog } from './audit/log.ts';
+import { AUDIT_DB_FILE } from './audit/verify.ts';
 import type { AuditEventInput, AuditVerification } from './audit/types.ts';
 import type { AuthnFacts, Proof, TrustVerifier, VerifiedProof } from './identity/types.ts';
 import { SessionService } from './identity/sessions.ts';
@@ -72,6 +73,8 @@ export interface BrokerOptions {
 /** What `open` prepares before the constructor: the store, the keyring, the SPIFFE CAs. */
 interface Opened {
   db: Db;
+  /** The audit streams live in their own file (see AUDIT_DB_FILE). */
+  auditDb: Db;
   keyring: Keyring;
   spiffeCa: SpiffeCaStore;
 }
@@ -105,6 +108,7 @@ export class Broker {
   readonly issuer: string;
   readonly #resources = new Map<string, string>(); // "Type::id" → boundary
   readonly #log: (msg: string) => void;
+  readonly #auditDb: Db;
   #stepUp: { version: number; index: StepUpIndex } | undefined;
 
   private constructor(config: PortcullisConfig, options: BrokerOptions, opened: Opened) {
@@ -114,7 +118,8 @@ export class Broker {
     this.db = opened.db;
     this.keyring = opened.keyring;
     this.spiffeCa = opened.spiffeCa;
-    this.audit = new AuditLog(this.db, {
+    this.#auditDb = opened.auditDb;
+    this.audit = new AuditLog(opened.auditDb, {
       clock: this.clock,
       signer: () => this.keyring.checkpointSigner(),
       checkpointEvery: config.audit.checkpoint_every,
@@ -191,6 +196,7 @@ export class Broker {
   static async open(config: PortcullisConfig, options: BrokerOptions = {}): Promise<Broker> {
     const clock = options.clock ?? systemClock;
     const db = openDatabase(join(config.data_dir, 'portcullis.db'));
+    const auditDb = openDatabase(join(config.data_dir, AUDIT_DB_FILE));
     let broker: Broker;
     try {
       const master = loadMasterKey(config.data_dir, options.env ?? process.env);
@@ -198,11 +204,12 @@ export class Broker {
       // SPIFFE CAs are made before the issuers that use them (creating one is async).
       const spiffeCa = SpiffeCaStore.open(db, master.key, clock);
       for (const td of new Set(config.targets.flatMap((t) => (t.kind === 'spiffe-x509' ? [t.trust_domain] : [])))) await spiffeCa.ensure(td);
-      broker = new Broker(config, options, { db, keyring, spiffeCa });
+      broker = new Broker(config, options, { db, auditDb, keyring, spiffeCa });
       // sshd refuses every key while its RevokedKeys file is missing: start with an empty KRL.
       if (config.targets.some((t) => t.kind === 'ssh') && !existsSync(broker.sshKrlPath)) writeFileSync(broker.sshKrlPath, '', { mode: 0o644 });
     } catch (err) {
       if (db.isOpen) db.close();
+      if (auditDb.isOpen) auditDb.close();
       throw err;
     }
     try {
@@ -655,7 +662,7 @@ export class Broker {
       });
       return { decision: 'deny', decisionId: d.decision_id };
     }
-    const d = await this.decisions.decide({
+    const { decision: d, recorded } = this.decisions.decideDeferred({
       ...this.#withGrants(identity, req.resource),
       claims: c.claims ?? {},
       authn: c.authn ?? NO_SESSION,
@@ -668,7 +675,7 @@ export class Broker {
       extra: { credential: credentialContext(c) },
     });
     this.metrics.decisions.inc({ decision: d.decision });
-    return { decision: d.decision, decisionId: d.decision_id };
+    return { decision: d.decision, decisionId: d.decision_id, recorded };
   };
 
   /** Decisions asked by the access service (access.request, access.approve, break-glass eligibility), live, with the actor's grants. */
@@ -925,6 +932,7 @@ export class Broker {
       await this.audit.close();
     } finally {
       if (this.db.isOpen) this.db.close();
+      if (this.#auditDb.isOpen) this.#auditDb.close();
     }
   }
 }

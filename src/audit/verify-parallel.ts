@@ -12,7 +12,7 @@ import { GENESIS } from './chain.ts';
 import { CheckpointVerifier } from './checkpoint.ts';
 import { scanRange, type ScanResult } from './scan.ts';
 import { AUDIT_STREAMS, type AuditStreamName, type AuditVerification, type StreamVerification } from './types.ts';
-import { judge, loadStreamState, readSnapshot, resolverFor, tableExists, type ResolverSource } from './verify.ts';
+import { AUDIT_DB_FILE, judge, loadStreamState, readSnapshot, resolverFor, tableExists, type ResolverSource } from './verify.ts';
 import type { ScanJob } from './verify-worker.ts';
 
 export interface ParallelVerifyOptions {
@@ -31,7 +31,7 @@ export interface ParallelVerifyOptions {
 
 /** Like verifyDataDir, in parallel. */
 export function verifyDataDirParallel(dir: string, keys: ResolverSource, opts: ParallelVerifyOptions = {}): Promise<AuditVerification> {
-  const path = join(dir, 'portcullis.db');
+  const path = join(dir, AUDIT_DB_FILE);
   if (!existsSync(path)) return Promise.reject(new NotFound(`database ${path}`));
   return verifyFileParallel(path, keys, opts);
 }

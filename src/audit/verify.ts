@@ -12,6 +12,12 @@ import { AUDIT_STREAMS, type AuditStreamName, type AuditVerification, type Publi
 import { NotFound } from '../common/errors.ts';
 import type { Db } from '../store/sqlite.ts';
 
+/**
+ * The audit streams' own database file in a data directory. Kept apart from the rest of the store
+ * so that the audit writer's fsync'd transactions never hold the lock other domains write under.
+ */
+export const AUDIT_DB_FILE = 'audit.db';
+
 /** A resolver, or a function that builds one from the database (e.g. from its keyring table). */
 export type ResolverSource = PublicKeyResolver | { fromDb: (db: Db) => PublicKeyResolver };
 
@@ -33,9 +39,9 @@ export function verifyAll(db: Db, keys: ResolverSource): AuditVerification {
   return { ok: streams.every((s) => s.ok), streams };
 }
 
-/** Opens `<dir>/portcullis.db` read-only and verifies every stream. */
+/** Opens `<dir>/audit.db` read-only and verifies every stream. */
 export function verifyDataDir(dir: string, keys: ResolverSource): AuditVerification {
-  const path = join(dir, 'portcullis.db');
+  const path = join(dir, AUDIT_DB_FILE);
   if (!existsSync(path)) throw new NotFound(`database ${path}`);
   const db = new DatabaseSync(path, { readOnly: true });
   try {

@@ -1,6 +1,7 @@
 // The lease table: every credential ever handed out, its state, and what revoking it took.
 // Rows are never deleted, so a failed revocation cannot be forgotten.
 import { randomBytes } from 'node:crypto';
+import type { StatementSync } from 'node:sqlite';
 import { migrate, transaction } from '../store/sqlite.ts';
 import type { Db } from '../store/sqlite.ts';
 import type { Lease, LeaseStatus, TargetKind } from './types.ts';
@@ -41,6 +42,8 @@ const MIGRATIONS = [
   },
   // Ending an access grant revokes the leases issued under it.
   { version: 2, up: 'CREATE INDEX credential_leases_grant ON credential_leases (grant_id);' },
+  // Revoking a lease revokes the tokens exchanged from it (children): no table scan for that.
+  { version: 3, up: "CREATE INDEX credential_leases_parent ON credential_leases (json_extract(params, '$.parent'));" },
 ];
 
 type Row = Record<string, unknown>;
@@ -94,15 +97,22 @@ export const LIVE_STATUSES: readonly LeaseStatus[] = ['active', 'revoking', 'rev
 
 export class LeaseStore {
   readonly #db: Db;
+  /** Issuance and revocation run these on every call: compile each statement once. */
+  readonly #statements = new Map<string, StatementSync>();
 
   constructor(db: Db) {
     this.#db = db;
     migrate(db, 'credentials', MIGRATIONS);
   }
 
+  #prepare(sql: string): StatementSync {
+    let st = this.#statements.get(sql);
+    if (!st) this.#statements.set(sql, (st = this.#db.prepare(sql)));
+    return st;
+  }
+
   insert(l: Lease): void {
-    this.#db
-      .prepare(
+    this.#prepare(
         `INSERT INTO credential_leases (id, identity_id, target, kind, permission, handle, params, fingerprint, status,
            purpose, decision_id, grant_id, session_id, trust, issued_at, expires_at, max_expires_at, renewals,
            revoke_attempts, next_attempt_at, last_error, revoked_at, revoked_by, revoke_reason)
@@ -116,7 +126,7 @@ export class LeaseStore {
   }
 
   get(id: string): Lease | undefined {
-    const r = this.#db.prepare('SELECT * FROM credential_leases WHERE id = ?').get(id) as Row | undefined;
+    const r = this.#prepare('SELECT * FROM credential_leases WHERE id = ?').get(id) as Row | undefined;
     return r ? toLease(r) : undefined;
   }
 
@@ -135,7 +145,7 @@ export class LeaseStore {
       sets.push(`${col} = ?`);
       vals.push(k === 'params' ? JSON.stringify(v) : (v as string | number | null));
     }
-    if (sets.length > 0) this.#db.prepare(`UPDATE credential_leases SET ${sets.join(', ')} WHERE id = ?`).run(...vals, id);
+    if (sets.length > 0) this.#prepare(`UPDATE credential_leases SET ${sets.join(', ')} WHERE id = ?`).run(...vals, id);
     const l = this.get(id);
     if (!l) throw new Error(`lease ${id} vanished`);
     return l;
@@ -175,19 +185,18 @@ export class LeaseStore {
     if (f.kind !== undefined) inList('kind', f.kind);
     const sql = `SELECT * FROM credential_leases ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
                  ORDER BY issued_at DESC, id LIMIT ?`;
-    return (this.#db.prepare(sql).all(...vals, limit) as Row[]).map(toLease);
+    return (this.#prepare(sql).all(...vals, limit) as Row[]).map(toLease);
   }
 
   byHandle(kind: TargetKind, handle: string): Lease | undefined {
-    const r = this.#db.prepare('SELECT * FROM credential_leases WHERE kind = ? AND handle = ?').get(kind, handle) as Row | undefined;
+    const r = this.#prepare('SELECT * FROM credential_leases WHERE kind = ? AND handle = ?').get(kind, handle) as Row | undefined;
     return r ? toLease(r) : undefined;
   }
 
   /** Leases derived from this one (token exchange), still holding a credential. */
   children(parentId: string): Lease[] {
     return (
-      this.#db
-        .prepare(`SELECT * FROM credential_leases WHERE json_extract(params, '$.parent') = ? AND status IN ('issuing', 'active', 'revoke_failed')`)
+      this.#prepare(`SELECT * FROM credential_leases WHERE json_extract(params, '$.parent') = ? AND status IN ('issuing', 'active', 'revoke_failed')`)
         .all(parentId) as Row[]
     ).map(toLease);
   }
@@ -195,8 +204,7 @@ export class LeaseStore {
   /** Active leases past their end, and failed revocations due for another attempt. */
   due(now: number, limit = 100): Lease[] {
     return (
-      this.#db
-        .prepare(
+      this.#prepare(
           `SELECT * FROM credential_leases
            WHERE (status = 'active' AND expires_at <= ?)
               OR (status = 'revoke_failed' AND (next_attempt_at IS NULL OR next_attempt_at <= ?))

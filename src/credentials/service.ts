@@ -143,12 +143,23 @@ export class CredentialService implements LeaseRevoker {
     return ms;
   }
 
-  async #decideOrFail(req: Parameters<Decide>[0]): Promise<{ decision: 'allow' | 'deny'; decisionId: string }> {
+  /**
+   * Asks policy; unless `overlap`, also waits until the decision is on record. With `overlap` the
+   * caller must pass `recorded` to `#onRecord` before it hands anything out.
+   */
+  async #decideOrFail(req: Parameters<Decide>[0], overlap = false): Promise<{ decision: 'allow' | 'deny'; decisionId: string; recorded: Promise<void> }> {
+    let d: Awaited<ReturnType<Decide>>;
     try {
-      return await this.#decide(req);
+      d = await this.#decide(req);
     } catch (e) {
       throw new Unavailable(`policy decision failed: ${(e as Error).message}`);
     }
+    const recorded = (d.recorded ?? Promise.resolve()).catch((e: unknown) => {
+      throw e instanceof PortcullisError ? e : new Unavailable(`policy decision could not be recorded: ${(e as Error).message}`);
+    });
+    recorded.catch(() => {}); // handled where it is awaited; an early throw must not leave it unhandled
+    if (!overlap) await recorded;
+    return { decision: d.decision, decisionId: d.decisionId, recorded };
   }
 
   async issue(input: IssueInput): Promise<Issued> {
@@ -161,14 +172,19 @@ export class CredentialService implements LeaseRevoker {
     const permission = issuer.check(params, input.permission, input.identityId);
     const ctx = input.context ?? {};
 
-    // Decide before anything touches the target.
-    const decision = await this.#decideOrFail({
-      identityId: input.identityId,
-      action: 'credential.issue',
-      resource: { type: issuer.resourceType, id: issuer.target },
-      context: { ...ctx, purpose: input.purpose, ttl: Math.ceil(ttl / 1000), permission, kind: issuer.kind, target: issuer.target },
-    });
+    // Decide before anything touches the target. Its audit record commits while we issue; the
+    // credential is handed out only once both that record and the issuance record are durable.
+    const decision = await this.#decideOrFail(
+      {
+        identityId: input.identityId,
+        action: 'credential.issue',
+        resource: { type: issuer.resourceType, id: issuer.target },
+        context: { ...ctx, purpose: input.purpose, ttl: Math.ceil(ttl / 1000), permission, kind: issuer.kind, target: issuer.target },
+      },
+      true,
+    );
     if (decision.decision !== 'allow') {
+      await decision.recorded; // a refusal is on record before it is answered
       throw new Forbidden(`credential issuance for ${issuer.target} denied by policy`, { decision_id: decision.decisionId });
     }
 
@@ -225,13 +241,16 @@ export class CredentialService implements LeaseRevoker {
         throw new Forbidden('credential was revoked while being issued', { lease: lease.id });
       }
       try {
-        await this.#audit.append({
-          stream: 'admin',
-          type: 'credential.issued',
-          actor: input.actor ?? input.identityId,
-          subject: input.identityId,
-          payload: this.#auditPayload(active, { ttl: formatDuration(active.expiresAt - active.issuedAt) }),
-        });
+        await Promise.all([
+          this.#audit.append({
+            stream: 'admin',
+            type: 'credential.issued',
+            actor: input.actor ?? input.identityId,
+            subject: input.identityId,
+            payload: this.#auditPayload(active, { ttl: formatDuration(active.expiresAt - active.issuedAt) }),
+          }),
+          decision.recorded,
+        ]);
       } catch (e) {
         // Fail closed: a credential nobody can see in the audit must not be handed out.
         this.#inFlight.delete(lease.id);

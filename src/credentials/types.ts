@@ -2,8 +2,12 @@
 // engine in miniature), the lease record, and the small interfaces this domain consumes from
 // policy (Decide) and crypto (JwtSigner). Nothing here imports another domain's implementation.
 
-/** A Cedar decision at request time. Used before issuing, on renew, and when policy changes. */
-export type Decide = (req: DecisionRequest) => Promise<{ decision: 'allow' | 'deny'; decisionId: string }>;
+/**
+ * A Cedar decision at request time. Used before issuing, on renew, and when policy changes.
+ * `recorded`, when given, settles once the decision is durably audited: issuance overlaps its
+ * own work with it, and hands nothing out before it resolves.
+ */
+export type Decide = (req: DecisionRequest) => Promise<{ decision: 'allow' | 'deny'; decisionId: string; recorded?: Promise<void> }>;
 
 export interface DecisionRequest {
   identityId: string;

@@ -127,14 +127,26 @@ export class DecisionPoint {
 
   /** Decides and records one request. Throws Unavailable (→ deny) when audit is fail-closed and cannot record. */
   async decide(input: DecisionInput): Promise<Decision> {
-    const { decision, record } = this.#evaluate(input);
-    try {
-      await this.#o.audit.append(record);
-    } catch (err) {
-      if (this.#o.failClosed) throw new Unavailable('the decision could not be recorded in the audit log; denied');
-      this.#o.onAuditFailure?.(err);
-    }
+    const { decision, recorded } = this.decideDeferred(input);
+    await recorded;
     return decision;
+  }
+
+  /**
+   * Decides now and starts recording; `recorded` settles when the authz event is durable (or
+   * rejects with Unavailable when audit is fail-closed). A caller may do work meanwhile, but
+   * must not release anything that depends on the decision before `recorded` resolves.
+   */
+  decideDeferred(input: DecisionInput): { decision: Decision; recorded: Promise<void> } {
+    const { decision, record } = this.#evaluate(input);
+    const recorded = this.#o.audit.append(record).then(
+      () => undefined,
+      (err: unknown) => {
+        if (this.#o.failClosed) throw new Unavailable('the decision could not be recorded in the audit log; denied');
+        this.#o.onAuditFailure?.(err);
+      },
+    );
+    return { decision, recorded };
   }
 
   /** Decides many requests for one principal; each is audited. */

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { openDatabase, type Db } from '../../src/store/sqlite.ts';
 import type { CheckpointSigner, PublicKeyResolver } from '../../src/audit/types.ts';
+import { AUDIT_DB_FILE } from '../../src/audit/verify.ts';
 
 export interface TempStore {
   dir: string;
@@ -16,7 +17,7 @@ export interface TempStore {
 
 export function tempStore(): TempStore {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-audit-'));
-  const path = join(dir, 'portcullis.db');
+  const path = join(dir, AUDIT_DB_FILE);
   const db = openDatabase(path);
   return {
     dir,

@@ -7,6 +7,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { cpSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHarness } from './harness.ts';
+import { AUDIT_DB_FILE } from '../../src/audit/verify.ts';
 import type { Harness } from './harness.ts';
 
 const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
@@ -84,7 +85,7 @@ describe('audit streams', () => {
     await h.running.stop();
     const clean = verifyOffline(dataDir);
     assert.equal(clean.status, 0, JSON.stringify(clean.out));
-    const events = (d: string) => new DatabaseSync(join(d, 'portcullis.db'));
+    const events = (d: string) => new DatabaseSync(join(d, AUDIT_DB_FILE));
     const copy = (name: string) => {
       const d = join(h.dir, name);
       cpSync(dataDir, d, { recursive: true });
@@ -115,7 +116,7 @@ describe('audit streams', () => {
     r = verifyOffline(truncated);
     assert.equal(r.status, 1);
     assert.equal(r.out.streams.find((s: { stream: string }) => s.stream === 'authn').firstBadSeq, max - 1);
-    assert.ok(readdirSync(dataDir).includes('portcullis.db'));
+    assert.ok(readdirSync(dataDir).includes(AUDIT_DB_FILE), 'the audit streams have their own file');
     assert.ok(!readFileSync(join(dataDir, 'portcullis.db')).includes(Buffer.from('"d":"')), 'no private JWK in clear in the store');
   });
 });

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { verifyDataDir } from '../../audit/verify.ts';
-import { readPublicKeys } from '../../crypto/offline.ts';
+import { offlinePublicKeyResolverForDataDir } from '../../crypto/offline.ts';
 import { CliError, EXIT, address, call, sessionToken } from '../client.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
@@ -43,7 +43,7 @@ export function register(program: Command): void {
     .addOption(json())
     .action(async (o: { data?: string; json?: boolean }) => {
       const r = (o.data
-        ? verifyDataDir(resolve(o.data), { fromDb: (db) => { const k = readPublicKeys(db, 'audit'); return (kid) => k.get(kid); } })
+        ? verifyDataDir(resolve(o.data), offlinePublicKeyResolverForDataDir(resolve(o.data)))
         : await call('GET', '/v1/audit/verify')) as { ok: boolean; streams: { stream: string; events: number; checkpoints: number; ok: boolean; firstBadSeq?: number; reason?: string }[] };
       out(!!o.json, r, () =>
         r.streams
