@@ -115,6 +115,37 @@ test('audit down at issuance: fail closed — the credential is withdrawn and no
   await svc.stop();
 });
 
+test('a decision whose audit record fails: the credential made meanwhile is withdrawn, nothing handed out', async () => {
+  const { issuer } = setup();
+  let allowRecorded!: () => void;
+  const cases: [string, Promise<void>, boolean][] = [
+    ['record fails', Promise.reject(new Unavailable('audit down')), false],
+    ['record succeeds later', new Promise<void>((r) => (allowRecorded = r)), true],
+  ];
+  for (const [name, recorded, ok] of cases) {
+    const svc = createCredentialService({
+      db: openDatabase(':memory:'), audit: new MemoryAudit(), targets: [], issuers: [issuer],
+      decide: async () => ({ decision: 'allow', decisionId: 'd-1', recorded }),
+    });
+    const before = issuer.live.size;
+    const p = svc.issue({ identityId: 'workload:a', target: 'toy', purpose: 'x' });
+    if (ok) {
+      let settled = false;
+      void p.then(() => (settled = true), () => (settled = true));
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(settled, false, `${name}: no credential before the decision is on record`);
+      allowRecorded();
+      const issued = await p;
+      assert.equal(issued.lease.status, 'active', name);
+    } else {
+      await assert.rejects(p, Unavailable, name);
+      assert.equal(issuer.live.size, before, `${name}: the credential was revoked`);
+      assert.equal(svc.list()[0]!.status, 'revoked', name);
+    }
+    await svc.stop();
+  }
+});
+
 test('decision errors fail closed; renew limits; unknown leases and targets', async () => {
   const { issuer, svc, issue, clock } = setup();
   const broken = createCredentialService({
