@@ -16,6 +16,7 @@ import * as audit from './commands/audit.ts';
 import * as credentials from './commands/credentials.ts';
 import * as access from './commands/access.ts';
 import * as keys from './commands/keys.ts';
+import * as findings from './commands/findings.ts';
 
 const program = new Command('portcullis')
   .description('Portcullis — prove who is asking, decide with Cedar at request time, record everything.')
@@ -23,7 +24,7 @@ const program = new Command('portcullis')
   .enablePositionalOptions()
   .version('0.1.0');
 
-for (const group of [server, login, authorize, identities, apikeys, policies, audit, credentials, access, keys]) group.register(program);
+for (const group of [server, login, authorize, identities, findings, apikeys, policies, audit, credentials, access, keys]) group.register(program);
 
 // At a terminal, a step_up_required answer re-runs the SSO login with MFA and retries the call.
 if (interactive() && !process.argv.includes('--json') && !process.env.PORTCULLIS_TOKEN) {

@@ -16,6 +16,7 @@ import { keyRoutes } from './routes/keys.ts';
 import { credentialRoutes } from './routes/credentials.ts';
 import { accessRoutes } from './routes/access.ts';
 import { spiffeRoutes } from './routes/spiffe.ts';
+import { findingRoutes } from './routes/findings.ts';
 
 export interface ServerOptions {
   logger?: FastifyServerOptions['logger'];
@@ -58,6 +59,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   authRoutes(app, broker);
   authorizeRoutes(app, broker);
   identityRoutes(app, broker);
+  findingRoutes(app, broker);
   apikeyRoutes(app, broker);
   policyRoutes(app, broker);
   auditRoutes(app, broker);
