@@ -244,4 +244,15 @@ describe('core loop: prove, decide, record', () => {
     assert.ok(uses.some((e) => e.type === 'authn.success' && e.payload.method === 'bootstrap'));
     assert.equal(await h.running.broker.bootstrap(), undefined, 'a second start prints no new credential');
   });
+
+  it('posture findings over HTTP: an identity without an owner and a legacy API key show up', async () => {
+    const admin = await h.admin();
+    assert.equal((await h.post('/v1/identities', { id: 'service-account:orphan', kind: 'service-account', boundary: 'platform', environment: 'prod' }, admin)).status, 201);
+    const r = await h.get('/v1/findings', admin);
+    assert.equal(r.status, 200);
+    const codes = r.body.findings.map((f: { code: string; subject: string }) => `${f.code} ${f.subject}`);
+    assert.ok(codes.includes('identity.no_owner service-account:orphan'), JSON.stringify(codes));
+    assert.ok(codes.some((c: string) => c.startsWith('apikey.legacy ')), 'API keys minted earlier are flagged as legacy');
+    assert.equal((await h.get('/v1/findings', session)).status, 403, 'workloads cannot read posture');
+  });
 });
