@@ -10,8 +10,8 @@ import { SignJWT } from 'jose';
 import { stringify } from 'yaml';
 import pg from 'pg';
 import { parseConfig } from '../src/config/load.ts';
-import { Broker } from '../src/broker.ts';
-import type { SessionContext } from '../src/broker.ts';
+import { Broker } from '../src/broker/index.ts';
+import type { SessionContext } from '../src/broker/index.ts';
 import { startPostgres } from '../test/credentials/helpers.ts';
 import { percentile } from './fixture.ts';
 

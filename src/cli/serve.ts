@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { Broker } from '../broker.ts';
-import type { BrokerOptions } from '../broker.ts';
+import { Broker } from '../broker/index.ts';
+import type { BrokerOptions } from '../broker/index.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { PORTCULLIS_BUNDLE } from '../config/load.ts';
 import { buildServer } from '../server/app.ts';

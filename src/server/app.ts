@@ -3,7 +3,7 @@
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
-import type { Broker } from '../broker.ts';
+import type { Broker } from '../broker/index.ts';
 import { errorHandler, problem, sendProblem } from './problem.ts';
 import { authRoutes } from './routes/auth.ts';
 import { authorizeRoutes } from './routes/authorize.ts';

@@ -1,6 +1,6 @@
 // Bearer session tokens on every /v1 call, and admin calls decided by Cedar like any other.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Broker, SessionContext } from '../broker.ts';
+import type { Broker, SessionContext } from '../broker/index.ts';
 import { AuthenticationFailed } from '../common/errors.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
 import type { Decision } from '../policy/decision-point.ts';

@@ -3,7 +3,7 @@
 // names the bad field). Visibility: a human operator sees requests, grants and reviews (they are
 // the reviewers); a non-human identity sees its own; everything else needs `access.read`.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Broker } from '../../broker.ts';
+import type { Broker } from '../../broker/index.ts';
 import { parseBreakGlass, parseCreateRequest } from '../../access/index.ts';
 import type { DeliveryStatus, ListFilter, RequestStatus } from '../../access/index.ts';
 import { NotFound } from '../../common/errors.ts';

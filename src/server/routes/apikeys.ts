@@ -1,6 +1,6 @@
 // Legacy API keys: minted here, tracked, expiring, rotated, revocable.
 import type { FastifyInstance } from 'fastify';
-import type { Broker } from '../../broker.ts';
+import type { Broker } from '../../broker/index.ts';
 import { requireAllowed, requireSession } from '../auth.ts';
 
 const keyId = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 128 } } } as const;

@@ -1,6 +1,6 @@
 // Audit: query, follow (NDJSON stream), export, online verification.
 import type { FastifyInstance } from 'fastify';
-import type { Broker } from '../../broker.ts';
+import type { Broker } from '../../broker/index.ts';
 import { AUDIT_STREAMS } from '../../audit/types.ts';
 import type { AuditQuery, AuditStreamName } from '../../audit/types.ts';
 import { InvalidInput } from '../../common/errors.ts';

@@ -1,6 +1,6 @@
 // Proof → session token, RFC 8693 token exchange for OAuth clients, session revocation, JWKS.
 import type { FastifyInstance } from 'fastify';
-import type { Broker } from '../../broker.ts';
+import type { Broker } from '../../broker/index.ts';
 import type { Proof } from '../../identity/types.ts';
 import { AuthenticationFailed, InvalidInput, PortcullisError } from '../../common/errors.ts';
 import { requireAllowed, requireSession } from '../auth.ts';

@@ -1,6 +1,6 @@
 // The decision API: one request or a batch, decided against the current policy at request time.
 import type { FastifyInstance } from 'fastify';
-import type { Broker } from '../../broker.ts';
+import type { Broker } from '../../broker/index.ts';
 import { requireSession } from '../auth.ts';
 
 const resource = {

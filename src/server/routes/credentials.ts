@@ -1,6 +1,6 @@
 // Just-in-time credentials, leases and revocation.
 import type { FastifyInstance } from 'fastify';
-import type { Broker } from '../../broker.ts';
+import type { Broker } from '../../broker/index.ts';
 import { requireAllowed, requireSession } from '../auth.ts';
 
 const controlPlane = { type: 'ControlPlane', id: 'portcullis' };

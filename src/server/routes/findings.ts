@@ -1,6 +1,6 @@
 // Posture findings over the inventory, API keys and leases.
 import type { FastifyInstance } from 'fastify';
-import type { Broker } from '../../broker.ts';
+import type { Broker } from '../../broker/index.ts';
 import { computeFindings } from '../../inventory/findings.ts';
 import { requireAllowed, requireSession } from '../auth.ts';
 

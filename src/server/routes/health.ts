@@ -1,6 +1,6 @@
 // Liveness, readiness and Prometheus metrics.
 import type { FastifyInstance } from 'fastify';
-import type { Broker } from '../../broker.ts';
+import type { Broker } from '../../broker/index.ts';
 
 export function healthRoutes(app: FastifyInstance, broker: Broker): void {
   app.get('/healthz', { schema: { summary: 'The process is up', tags: ['ops'] } }, async () => ({ status: 'ok' }));

@@ -1,6 +1,6 @@
 // The inventory API: declare, list, show, update, suspend, offboard. Each call is a Cedar decision.
 import type { FastifyInstance } from 'fastify';
-import type { Broker } from '../../broker.ts';
+import type { Broker } from '../../broker/index.ts';
 import { IDENTITY_KINDS } from '../../identity/types.ts';
 import { requireAllowed, requireSession } from '../auth.ts';
 

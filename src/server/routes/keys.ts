@@ -1,6 +1,6 @@
 // The broker's signing keys: list and rotate (the old key keeps verifying for an overlap).
 import type { FastifyInstance } from 'fastify';
-import type { Broker } from '../../broker.ts';
+import type { Broker } from '../../broker/index.ts';
 import { requireAllowed, requireSession } from '../auth.ts';
 
 export function keyRoutes(app: FastifyInstance, broker: Broker): void {

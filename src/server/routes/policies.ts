@@ -1,6 +1,6 @@
 // Policies: read the active version, validate, activate a new version (audited).
 import type { FastifyInstance } from 'fastify';
-import type { Broker } from '../../broker.ts';
+import type { Broker } from '../../broker/index.ts';
 import { requireAllowed, requireSession } from '../auth.ts';
 
 const files = {

@@ -1,6 +1,6 @@
 // Portcullis' SPIFFE trust bundles: public, like the JWKS, so relying parties can verify SVIDs.
 import type { FastifyInstance } from 'fastify';
-import type { Broker } from '../../broker.ts';
+import type { Broker } from '../../broker/index.ts';
 import { NotFound } from '../../common/errors.ts';
 
 export function spiffeRoutes(app: FastifyInstance, broker: Broker): void {

@@ -1,0 +1,61 @@
+// API keys managed through the API: minted for active identities only, every change audited.
+import { InvalidInput, NotFound } from '../common/errors.ts';
+import { parseDuration } from '../common/duration.ts';
+import type { AuditLog } from '../audit/log.ts';
+import type { ApiKeyService } from '../identity/apikeys.ts';
+import type { IdentityRegistry } from '../inventory/identities.ts';
+import type { SessionContext } from './types.ts';
+import { recordAdminEvent } from './admin-event.ts';
+
+export interface MintApiKeyRequest {
+  identity: string;
+  ttl: string;
+  rotate_after?: string;
+  description?: string;
+}
+
+export interface ApiKeyAdminDeps {
+  apikeys: ApiKeyService;
+  identities: IdentityRegistry;
+  audit: AuditLog;
+}
+
+export class ApiKeyAdmin {
+  readonly #d: ApiKeyAdminDeps;
+
+  constructor(deps: ApiKeyAdminDeps) {
+    this.#d = deps;
+  }
+
+  async mint(by: SessionContext, body: MintApiKeyRequest) {
+    const identity = this.#d.identities.require(body.identity);
+    if (identity.status !== 'active') throw new InvalidInput(`identity ${identity.id} is ${identity.status}`, 'identity');
+    const minted = this.#d.apikeys.mint({
+      identityId: identity.id,
+      identityKind: identity.kind,
+      ttlMs: parseDuration(body.ttl, 'ttl'),
+      ...(body.rotate_after !== undefined && { rotationMs: parseDuration(body.rotate_after, 'rotate_after') }),
+      ...(body.description !== undefined && { description: body.description }),
+    });
+    await recordAdminEvent(this.#d.audit, by, 'apikey.minted', { key_id: minted.record.id, expires_at: minted.record.expires_at, rotate_by: minted.record.rotate_by }, identity.id, identity.boundary);
+    return { api_key: minted.key, ...minted.record, warning: 'store this key now: it is shown once. API keys are a legacy exception; prefer workload identity federation.' };
+  }
+
+  owner(id: string): string {
+    const k = this.#d.apikeys.get(id);
+    if (!k) throw new NotFound(`api key ${id}`);
+    return k.identity_id;
+  }
+
+  async rotate(by: SessionContext, id: string) {
+    const rotated = this.#d.apikeys.rotate(id);
+    await recordAdminEvent(this.#d.audit, by, 'apikey.rotated', { key_id: id, new_key_id: rotated.record.id }, rotated.record.identity_id);
+    return { api_key: rotated.key, ...rotated.record };
+  }
+
+  async revoke(by: SessionContext, id: string, reason: string) {
+    const record = this.#d.apikeys.revoke(id);
+    await recordAdminEvent(this.#d.audit, by, 'apikey.revoked', { key_id: id, reason }, record.identity_id);
+    return record;
+  }
+}

@@ -1,0 +1,137 @@
+// Logins and sessions: the one path from a verified proof to a session token (audited either
+// way), the check of a bearer token on each call, and revoking sessions.
+import { AuthenticationFailed } from '../common/errors.ts';
+import type { Metrics } from '../common/metrics.ts';
+import type { AuditLog } from '../audit/log.ts';
+import type { Proof, VerifiedProof } from '../identity/types.ts';
+import type { SessionService } from '../identity/sessions.ts';
+import type { Authenticator } from '../identity/authenticator.ts';
+import type { Identity, IdentityRegistry } from '../inventory/identities.ts';
+import { checkIdentityId } from '../inventory/identities.ts';
+import type { EntityUid } from '../policy/engine/types.ts';
+import type { AccessService } from '../access/index.ts';
+import type { LoginResult, SessionContext } from './types.ts';
+import { recordAdminEvent } from './admin-event.ts';
+
+/** Proves a login: the verified proof and, for a human sign-in, the teams the provider says. */
+export type VerifyLogin = () => Promise<{ proof: VerifiedProof; parents?: EntityUid[] }>;
+
+export interface AuthenticationDeps {
+  /** Configured boundaries; an identity registered on first login without one gets the first. */
+  boundaries: readonly string[];
+  identities: IdentityRegistry;
+  sessions: SessionService;
+  authenticator: Authenticator;
+  access: AccessService;
+  audit: AuditLog;
+  metrics: Metrics;
+}
+
+export class Authentication {
+  readonly #d: AuthenticationDeps;
+
+  constructor(deps: AuthenticationDeps) {
+    this.#d = deps;
+  }
+
+  /** Verifies a proof, checks the identity may authenticate, issues a session token; audits either way. */
+  login(proof: Proof, sourceIp: string): Promise<LoginResult> {
+    return this.establish(proof.type, async () => ({ proof: await this.#d.authenticator.authenticate(proof) }), sourceIp);
+  }
+
+  /** The one login path: verify, admit (register on first login), issue, audit success or failure. */
+  async establish(proofType: string, verify: VerifyLogin, sourceIp: string): Promise<LoginResult> {
+    const { identities, sessions, audit, metrics } = this.#d;
+    let verified: VerifiedProof | undefined;
+    try {
+      const { proof: v, parents } = await verify();
+      verified = v;
+      let identity = await this.#admit(v);
+      if (parents) identity = await this.#syncGroups(identity, parents, v.facts.trust);
+      const session = await sessions.issue({ identityId: identity.id, facts: v.facts, attributes: v.attributes });
+      identities.touchAuthenticated(identity.id);
+      await audit.append({
+        stream: 'authn',
+        type: 'authn.success',
+        actor: identity.id,
+        boundary: identity.boundary,
+        payload: { method: v.facts.method, trust: v.facts.trust, jti: session.jti, expires_at: new Date(session.expiresAt).toISOString(), source_ip: sourceIp, ...v.evidence },
+      });
+      metrics.authn.inc({ result: 'success', reason: 'ok', trust: v.facts.trust });
+      return { session_token: session.token, token_type: 'Bearer', expires_at: new Date(session.expiresAt).toISOString(), identity: identities.require(identity.id) };
+    } catch (err) {
+      if (!(err instanceof AuthenticationFailed)) throw err;
+      await audit.append({
+        stream: 'authn',
+        type: 'authn.failure',
+        actor: verified?.identityId ?? 'anonymous',
+        payload: { reason: err.reason, detail: err.detail, proof: proofType, source_ip: sourceIp, ...(verified && { trust: verified.facts.trust, ...verified.evidence }) },
+      });
+      metrics.authn.inc({ result: 'failure', reason: err.reason, trust: verified?.facts.trust ?? 'unknown' });
+      throw err;
+    }
+  }
+
+  /** Registers an unknown identity on first federated login; refuses suspended and offboarded ones. */
+  async #admit(v: VerifiedProof): Promise<Identity> {
+    let identity = this.#d.identities.get(v.identityId);
+    if (!identity) {
+      const boundary = v.defaults.boundary ?? this.#d.boundaries[0]!;
+      identity = this.#d.identities.register(
+        {
+          id: v.identityId,
+          kind: v.kind,
+          boundary,
+          environment: v.defaults.environment ?? 'default',
+          ...(v.defaults.owner !== undefined && { owner: v.defaults.owner }),
+        },
+        v.facts.trust,
+      );
+      await this.#d.audit.append({ stream: 'admin', type: 'identity.registered', actor: 'system', subject: identity.id, boundary, payload: { trust: v.facts.trust, owner: identity.owner } });
+    }
+    if (identity.status !== 'active') throw new AuthenticationFailed(`identity_${identity.status}`, `identity ${identity.id} is ${identity.status}`);
+    return identity;
+  }
+
+  /**
+   * The identity provider is the source of truth for a human's teams: each sign-in replaces the
+   * `Team` parents with the groups in the ID token (roles and other parents stay).
+   */
+  async #syncGroups(identity: Identity, teams: EntityUid[], trust: string): Promise<Identity> {
+    const parents = [...identity.parents.filter((p) => p.type !== 'Team'), ...teams];
+    if (JSON.stringify(parents) === JSON.stringify(identity.parents)) return identity;
+    await this.#d.audit.append({ stream: 'admin', type: 'identity.updated', actor: `trust:${trust}`, subject: identity.id, boundary: identity.boundary, payload: { changed: { parents: { from: identity.parents, to: parents } }, source: 'identity provider groups' } });
+    return this.#d.identities.update(identity.id, { parents });
+  }
+
+  /** Resolves a bearer session token to the caller; refuses revoked tokens and inactive identities. */
+  async sessionFromToken(token: string, sourceIp: string): Promise<SessionContext> {
+    try {
+      const s = await this.#d.sessions.verify(token);
+      const identity = this.#d.identities.get(s.identityId);
+      if (!identity) throw new AuthenticationFailed('unknown_identity', `identity ${s.identityId} no longer exists`);
+      if (identity.status !== 'active') throw new AuthenticationFailed(`identity_${identity.status}`, `identity ${identity.id} is ${identity.status}`);
+      return { identity, authn: s.facts, claims: s.claims.attrs ?? {}, jti: s.jti, expiresAt: s.claims.exp * 1000 };
+    } catch (err) {
+      if (err instanceof AuthenticationFailed) {
+        await this.#d.audit.append({ stream: 'authn', type: 'session.rejected', actor: 'anonymous', payload: { reason: err.reason, detail: err.detail, source_ip: sourceIp } });
+        this.#d.metrics.authn.inc({ result: 'failure', reason: err.reason, trust: 'session' });
+      }
+      throw err;
+    }
+  }
+
+  async revokeSessions(by: SessionContext, what: { jti?: string; identity?: string; reason?: string }): Promise<{ revoked: string }> {
+    if (what.jti !== undefined) {
+      this.#d.sessions.revokeJti(what.jti, { identityId: by.identity.id });
+      // Logging out ends the caller's session-bound grants (and the leases under them).
+      if (what.jti === by.jti) await this.#d.access.onLogout(by.identity.id);
+    } else {
+      checkIdentityId(what.identity, 'identity');
+      this.#d.sessions.revokeIdentity(what.identity!);
+    }
+    const revoked = what.jti !== undefined ? `session ${what.jti}` : `every session of ${what.identity}`;
+    await recordAdminEvent(this.#d.audit, by, 'session.revoked', { ...(what.jti !== undefined ? { jti: what.jti } : { identity: what.identity }), reason: what.reason ?? '' }, what.identity);
+    return { revoked };
+  }
+}

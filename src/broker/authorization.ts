@@ -1,0 +1,139 @@
+// Authorization for API callers: caller-asked decisions (single and batch), admin calls as Cedar
+// decisions, and the step-up answer when a fresh login would turn a deny into an allow.
+import { Forbidden, InvalidInput } from '../common/errors.ts';
+import type { Metrics } from '../common/metrics.ts';
+import type { HumanOidcTrust } from '../identity/oidc-human.ts';
+import type { Identity, IdentityRegistry } from '../inventory/identities.ts';
+import type { EntityUid } from '../policy/engine/types.ts';
+import { parseCallerContext } from '../policy/decision-point.ts';
+import type { Decision, DecisionInput, DecisionPoint } from '../policy/decision-point.ts';
+import { compilePolicySet } from '../policy/policy-set.ts';
+import { adminEntity } from '../policy/entities.ts';
+import type { PrincipalFacts } from '../policy/entities.ts';
+import { StepUpRequired, stepUpFor, stepUpIndex } from '../access/index.ts';
+import type { AccessService, StepUpIndex } from '../access/index.ts';
+import type { SessionContext } from './types.ts';
+
+export interface AuthorizeRequest {
+  action: string;
+  resource: EntityUid;
+  context?: Record<string, unknown>;
+}
+
+/** What an identity's active grants add to a decision about one resource. */
+export type GrantsFor = (identity: Identity, resource: EntityUid) => Pick<DecisionInput, 'principal' | 'grants' | 'breakGlass'>;
+
+export function principalFacts(i: Identity): PrincipalFacts {
+  return { id: i.id, kind: i.kind, boundary: i.boundary, environment: i.environment, owner: i.owner, labels: i.labels, parents: i.parents };
+}
+
+/**
+ * The one place active grants enter a decision: `context.grants`, temporary role parents, and
+ * `breakGlass` when a break-glass covers this resource (the authz event is then tagged).
+ */
+export function withGrants(access: AccessService, now: number, identity: Identity, resource: EntityUid): ReturnType<GrantsFor> {
+  const p = principalFacts(identity);
+  const g = access.activeGrants(identity.id, now, resource);
+  return {
+    principal: g.parents.length > 0 ? { ...p, parents: [...p.parents, ...g.parents] } : p,
+    grants: g.grants,
+    breakGlass: g.breakGlass,
+  };
+}
+
+export interface AuthorizationDeps {
+  decisions: DecisionPoint;
+  identities: IdentityRegistry;
+  metrics: Metrics;
+  humanTrusts: ReadonlyMap<string, HumanOidcTrust>;
+  schemaExtension: string | undefined;
+  grantsFor: GrantsFor;
+}
+
+export class Authorization {
+  readonly #d: AuthorizationDeps;
+  #stepUp: { version: number; index: StepUpIndex } | undefined;
+
+  constructor(deps: AuthorizationDeps) {
+    this.#d = deps;
+  }
+
+  #decisionInput(s: SessionContext, action: string, resource: EntityUid, sourceIp: string, purpose = {}, extra?: Record<string, unknown>): DecisionInput {
+    return {
+      ...this.#d.grantsFor(s.identity, resource),
+      claims: s.claims,
+      authn: s.authn,
+      sessionId: s.jti,
+      sourceIp,
+      action,
+      resource,
+      purpose,
+      ...(extra !== undefined && { extra }),
+    };
+  }
+
+  async authorize(s: SessionContext, body: AuthorizeRequest, sourceIp: string): Promise<Decision> {
+    const { purpose, extra } = parseCallerContext(body.context, body.action, this.#d.schemaExtension);
+    const started = performance.now();
+    const d = await this.#d.decisions.decide(this.#decisionInput(s, body.action, body.resource, sourceIp, purpose, extra));
+    this.#d.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
+    this.#d.metrics.decisions.inc({ decision: d.decision });
+    this.#requireNoStepUp(s, d);
+    return d;
+  }
+
+  /** What a fresh login would fix for this decision, if anything (policy `@stepUp`/`@maxAuthAge`). */
+  stepUpFor(d: Decision) {
+    const v = this.#d.decisions.version;
+    if (!v || d.decision !== 'deny') return undefined;
+    // Rebuilt once per activated version, whichever path activated it.
+    if (this.#stepUp?.version !== v.version) this.#stepUp = { version: v.version, index: stepUpIndex(compilePolicySet(v.files, this.#d.schemaExtension)) };
+    return stepUpFor(d, this.#stepUp.index);
+  }
+
+  /** A deny that a fresh (MFA) login would turn into an allow is a 401 step_up_required instead of a plain deny. */
+  #requireNoStepUp(s: SessionContext, d: Decision): void {
+    // Only a human sign-in can bring back MFA or a fresh login; anyone else gets the plain deny.
+    const trust = this.#d.humanTrusts.get(s.authn.trust);
+    if (!trust) return;
+    const need = this.stepUpFor(d);
+    if (!need) return;
+    const acr = trust.config.step_up_acr;
+    throw new StepUpRequired(need, { decision_id: d.decision_id, trust: s.authn.trust, ...(need.mfa && acr !== undefined && { acr_values: acr }) });
+  }
+
+  async authorizeBatch(s: SessionContext, bodies: AuthorizeRequest[], sourceIp: string): Promise<Decision[]> {
+    // Validate every request before deciding any, so a bad item leaves no half-recorded batch.
+    const inputs = bodies.map((b, i) => {
+      try {
+        const { purpose, extra } = parseCallerContext(b.context, b.action, this.#d.schemaExtension);
+        return this.#decisionInput(s, b.action, b.resource, sourceIp, purpose, extra);
+      } catch (err) {
+        if (err instanceof InvalidInput) throw new InvalidInput(`requests[${i}]: ${err.message}`, `requests[${i}].${String(err.extra.field ?? '')}`);
+        throw err;
+      }
+    });
+    const out = await this.#d.decisions.decideBatch(inputs);
+    for (const d of out) this.#d.metrics.decisions.inc({ decision: d.decision });
+    return out;
+  }
+
+  /** Admin calls are Cedar decisions too; a deny is a 403 carrying the decision id. */
+  async requireAllowed(s: SessionContext, action: string, resource: EntityUid, sourceIp: string): Promise<Decision> {
+    const entity = this.#adminResource(resource);
+    const input = this.#decisionInput(s, action, resource, sourceIp);
+    const d = await this.#d.decisions.decide({ ...input, resourceEntities: [entity] });
+    this.#d.metrics.decisions.inc({ decision: d.decision });
+    this.#requireNoStepUp(s, d);
+    if (d.decision !== 'allow') throw new Forbidden(`not allowed: ${action} on ${resource.type}::"${resource.id}"`, { decision_id: d.decision_id });
+    return d;
+  }
+
+  #adminResource(uid: EntityUid) {
+    if (uid.type === 'Identity') {
+      const target = this.#d.identities.get(uid.id);
+      return adminEntity('Identity', uid.id, target ? { boundary: target.boundary, environment: target.environment, kind: target.kind, ...(target.owner !== null && { owner: target.owner }) } : { kind: 'unknown' });
+    }
+    return adminEntity(uid.type, uid.id, {});
+  }
+}

@@ -1,0 +1,84 @@
+// The decide adapters: how the credential and access services ask the decision point, each with
+// the identity's current inventory row and its active grants.
+import { Forbidden } from '../common/errors.ts';
+import type { Metrics } from '../common/metrics.ts';
+import type { AuthnFacts } from '../identity/types.ts';
+import type { Identity, IdentityRegistry } from '../inventory/identities.ts';
+import type { DecisionPoint } from '../policy/decision-point.ts';
+import type { Decide } from '../credentials/index.ts';
+import type { AccessDecide } from '../access/index.ts';
+import { principalFacts } from './authorization.ts';
+import type { GrantsFor } from './authorization.ts';
+
+export interface DeciderDeps {
+  identities: IdentityRegistry;
+  decisions: DecisionPoint;
+  metrics: Metrics;
+  grantsFor: GrantsFor;
+}
+
+const NO_SESSION: AuthnFacts = { method: 'bootstrap', trust: 'none', mfa: false, assurance: 'low', auth_time: 0 };
+
+/** Decisions asked by the credential service: the identity's current inventory row, the facts of the session that asked. */
+export function credentialDecider({ identities, decisions, metrics, grantsFor }: DeciderDeps): Decide {
+  return async (req) => {
+    const identity = identities.get(req.identityId);
+    const c = req.context as Record<string, unknown> & { authn?: AuthnFacts; claims?: Record<string, string>; sourceIp?: string; sessionId?: string; delegation?: { actors: string[]; depth: number } };
+    if (!identity || identity.status !== 'active') {
+      const d = await decisions.decide({
+        principal: principalFacts(identity ?? { id: req.identityId, kind: 'workload', boundary: 'none', environment: 'none', owner: null, labels: {}, parents: [] } as unknown as Identity),
+        claims: {}, authn: c.authn ?? NO_SESSION, sourceIp: c.sourceIp ?? '0.0.0.0', action: req.action, resource: req.resource, purpose: {},
+        resourceEntities: [], extra: { credential: credentialContext(c) },
+      });
+      return { decision: 'deny', decisionId: d.decision_id };
+    }
+    const { decision: d, recorded } = decisions.decideDeferred({
+      ...grantsFor(identity, req.resource),
+      claims: c.claims ?? {},
+      authn: c.authn ?? NO_SESSION,
+      ...(c.sessionId !== undefined && { sessionId: c.sessionId }),
+      sourceIp: c.sourceIp ?? '0.0.0.0',
+      action: req.action,
+      resource: req.resource,
+      purpose: typeof c.purpose === 'string' ? { reason: c.purpose } : {},
+      ...(c.delegation && { delegation: c.delegation }),
+      extra: { credential: credentialContext(c) },
+    });
+    metrics.decisions.inc({ decision: d.decision });
+    return { decision: d.decision, decisionId: d.decision_id, recorded };
+  };
+}
+
+/** Decisions asked by the access service (access.request, access.approve, break-glass eligibility), live, with the actor's grants. */
+export function accessDecider({ identities, decisions, metrics, grantsFor }: DeciderDeps): AccessDecide {
+  return async (r) => {
+    const identity = identities.get(r.actor.id);
+    if (!identity || identity.status !== 'active') throw new Forbidden(`identity ${r.actor.id} is not active`);
+    const withGrants = grantsFor(identity, r.resource);
+    const d = await decisions.decide({
+      ...withGrants,
+      claims: {},
+      authn: r.actor.authn,
+      ...(r.actor.sessionId !== undefined && { sessionId: r.actor.sessionId }),
+      sourceIp: r.actor.sourceIp ?? '0.0.0.0',
+      action: r.action,
+      resource: r.resource,
+      purpose: r.purpose ?? {},
+      breakGlass: r.breakGlass ?? withGrants.breakGlass,
+      ...(r.resourceEntity && { resourceEntities: [r.resourceEntity] }),
+    });
+    metrics.decisions.inc({ decision: d.decision });
+    return { decision: d.decision, decisionId: d.decision_id };
+  };
+}
+
+function credentialContext(c: Record<string, unknown>) {
+  return {
+    kind: String(c.kind ?? ''),
+    target: String(c.target ?? ''),
+    permission: String(c.permission ?? ''),
+    ttlSeconds: typeof c.ttl === 'number' ? c.ttl : 0,
+    renewal: c.renewal === true,
+    revalidation: c.revalidation === true,
+  };
+}

@@ -1,0 +1,79 @@
+// Issuing a credential to an API caller: the request-time decision is the credential service's;
+// here the request becomes issuer parameters and is tied to the grant it is issued under.
+import { Forbidden, InvalidInput } from '../common/errors.ts';
+import type { Clock } from '../common/clock.ts';
+import type { CredentialService, Issued } from '../credentials/index.ts';
+import type { AccessService, Grant } from '../access/index.ts';
+import type { SessionContext } from './types.ts';
+
+export interface IssueCredentialRequest {
+  target: string;
+  permission?: string;
+  ttl?: string;
+  reason: string;
+  public_key?: string;
+  csr?: string;
+  scopes?: string[];
+  grant_id?: string;
+}
+
+export interface CredentialIssuanceDeps {
+  clock: Clock;
+  credentials: CredentialService;
+  access: AccessService;
+}
+
+export class CredentialIssuance {
+  readonly #d: CredentialIssuanceDeps;
+
+  constructor(deps: CredentialIssuanceDeps) {
+    this.#d = deps;
+  }
+
+  /** Issues a credential for the caller after a request-time decision; the lease records who, what, why. */
+  async issue(s: SessionContext, body: IssueCredentialRequest, sourceIp: string): Promise<Issued> {
+    const grant = this.#grantForCredential(s, body.target, body.grant_id);
+    const params: Record<string, unknown> = {};
+    // The holder's key pair stays with the holder: SVIDs are issued for its PEM public key or CSR.
+    const svid = this.#d.credentials.targets().find((t) => t.name === body.target)?.kind === 'spiffe-x509';
+    if (body.public_key !== undefined) params[svid ? 'publicKeyPem' : 'publicKey'] = body.public_key;
+    if (body.csr !== undefined) {
+      if (!svid) throw new InvalidInput('csr: only spiffe-x509 targets take a CSR', 'csr');
+      params.csr = body.csr;
+    }
+    if (body.scopes !== undefined) params.scopes = body.scopes;
+    return this.#d.credentials.issue({
+      identityId: s.identity.id,
+      target: body.target,
+      ...(body.permission !== undefined && { permission: body.permission }),
+      ...(body.ttl !== undefined && { ttl: body.ttl }),
+      purpose: body.reason,
+      params,
+      context: { authn: s.authn, claims: s.claims, sourceIp, sessionId: s.jti },
+      sessionId: s.jti,
+      trust: s.authn.trust,
+      ...(grant && { grantId: grant.id }),
+    });
+  }
+
+  /**
+   * The grant a credential is issued under: the one named (must be the caller's and active now),
+   * else the caller's active grant for this target, so ending it always reaches the lease.
+   */
+  #grantForCredential(s: SessionContext, target: string, grantId: string | undefined): Grant | undefined {
+    const now = this.#d.clock.now();
+    const active = (g: Grant) => g.status === 'active' && Date.parse(g.start_at) <= now && now < Date.parse(g.end_at);
+    if (grantId !== undefined) {
+      const g = this.#d.access.grants.get(grantId);
+      if (g.identity_id !== s.identity.id) throw new Forbidden(`grant ${grantId} is not yours`);
+      if (!active(g)) throw new InvalidInput(`grant ${grantId} is not active`, 'grant_id');
+      return g;
+    }
+    const t = this.#d.credentials.targets().find((x) => x.name === target);
+    const covers = (g: Grant) =>
+      g.target.kind === 'credential' ? g.target.target === target
+      : g.target.kind === 'resource' ? t !== undefined && g.target.resource.type === t.resourceType && g.target.resource.id === target
+      : false;
+    return this.#d.access.listGrants({ identityId: s.identity.id, activeAt: now }).map((x) => x.grant).find((g) => active(g) && covers(g));
+  }
+}

@@ -1,0 +1,82 @@
+// Opening one configuration's storage and keys: the databases, the keyring, the SPIFFE CAs, and
+// the signing keys derived from the keyring.
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createPrivateKey } from 'node:crypto';
+import type { PortcullisConfig } from '../config/types.ts';
+import { systemClock } from '../common/clock.ts';
+import type { Db } from '../store/sqlite.ts';
+import { openDatabase } from '../store/sqlite.ts';
+import { loadMasterKey } from '../crypto/masterkey.ts';
+import { Keyring } from '../crypto/keyring.ts';
+import { AUDIT_DB_FILE } from '../audit/verify.ts';
+import { SpiffeCaStore, sshCaFromKey } from '../credentials/index.ts';
+import type { JwtSigner, SshCa } from '../credentials/index.ts';
+import type { BrokerOptions } from './types.ts';
+
+/** What `open` prepares before the constructor: the store, the keyring, the SPIFFE CAs. */
+export interface Opened {
+  db: Db;
+  /** The audit streams live in their own file (see AUDIT_DB_FILE). */
+  auditDb: Db;
+  keyring: Keyring;
+  spiffeCa: SpiffeCaStore;
+}
+
+/**
+ * Opens the store, the keyring and the SPIFFE CAs and hands them to `assemble`; if any of it
+ * fails, `assemble` included, the databases are closed again before the error goes on.
+ */
+export async function openStorage<T>(config: PortcullisConfig, options: BrokerOptions, assemble: (opened: Opened) => T): Promise<T> {
+  const clock = options.clock ?? systemClock;
+  const db = openDatabase(join(config.data_dir, 'portcullis.db'));
+  const auditDb = openDatabase(join(config.data_dir, AUDIT_DB_FILE));
+  try {
+    const master = loadMasterKey(config.data_dir, options.env ?? process.env);
+    const keyring = Keyring.open(db, { masterKey: master.key, clock });
+    // SPIFFE CAs are made before the issuers that use them (creating one is async).
+    const spiffeCa = SpiffeCaStore.open(db, master.key, clock);
+    for (const td of new Set(config.targets.flatMap((t) => (t.kind === 'spiffe-x509' ? [t.trust_domain] : [])))) await spiffeCa.ensure(td);
+    return assemble({ db, auditDb, keyring, spiffeCa });
+  } catch (err) {
+    closeDatabases(db, auditDb);
+    throw err;
+  }
+}
+
+export function closeDatabases(db: Db, auditDb: Db): void {
+  if (db.isOpen) db.close();
+  if (auditDb.isOpen) auditDb.close();
+}
+
+/** OpenSSH KRL of revoked SSH certificates, in the data dir; point sshd's RevokedKeys at it. */
+export function sshKrlPath(dataDir: string): string {
+  return join(dataDir, 'ssh-revoked.krl');
+}
+
+/** sshd refuses every key while its RevokedKeys file is missing: start with an empty KRL. */
+export function ensureSshKrl(config: PortcullisConfig): void {
+  const path = sshKrlPath(config.data_dir);
+  if (config.targets.some((t) => t.kind === 'ssh') && !existsSync(path)) writeFileSync(path, '', { mode: 0o644 });
+}
+
+/** The SSH user CA is derived from a sealed 32-byte keyring secret, so it survives restarts. */
+export function sshUserCa(keyring: Keyring): SshCa {
+  return sshCaFromKey(ed25519FromSeed(keyring.secret('ssh-user-ca')));
+}
+
+function ed25519FromSeed(seed: Uint8Array) {
+  const pkcs8Prefix = Buffer.from('302e020100300506032b657004220420', 'hex');
+  return createPrivateKey({ key: Buffer.concat([pkcs8Prefix, Buffer.from(seed)]), format: 'der', type: 'pkcs8' });
+}
+
+/** Access tokens are signed with the keyring's active `token` key (looked up at each use, so rotation applies). */
+export function tokenSigner(keyring: Keyring): JwtSigner {
+  return {
+    get kid() {
+      return keyring.activeKey('token').kid;
+    },
+    alg: 'EdDSA',
+    sign: (claims, header) => keyring.signJwt('token', claims, typeof header.typ === 'string' ? { typ: header.typ } : {}),
+  };
+}

@@ -1,0 +1,63 @@
+// The policy set through the API: the active version, and replacing the API-managed files.
+import { InvalidInput, NotFound } from '../common/errors.ts';
+import type { DecisionPoint } from '../policy/decision-point.ts';
+import type { PolicyFile } from '../policy/policy-set.ts';
+import { compilePolicySet, splitPolicies } from '../policy/policy-set.ts';
+import type { CredentialService } from '../credentials/index.ts';
+import type { SessionContext } from './types.ts';
+
+export interface WritePoliciesRequest {
+  files: { name: string; text: string }[];
+  reason: string;
+  dry_run?: boolean;
+}
+
+export interface PolicyAdminDeps {
+  decisions: DecisionPoint;
+  /** Leases are revalidated against each newly activated version. */
+  credentials: CredentialService;
+  schemaExtension: string | undefined;
+}
+
+export class PolicyAdmin {
+  readonly #d: PolicyAdminDeps;
+
+  constructor(deps: PolicyAdminDeps) {
+    this.#d = deps;
+  }
+
+  active() {
+    const v = this.#d.decisions.version;
+    if (!v) throw new NotFound('active policy version');
+    return {
+      version: v.version,
+      created_at: v.created_at,
+      actor: v.actor,
+      reason: v.reason,
+      digest: v.digest,
+      files: v.files,
+      policies: compilePolicySet(v.files, this.#d.schemaExtension).map((p) => p.id),
+    };
+  }
+
+  /** Replaces the API-managed files (config files stay); validated, versioned, audited. */
+  async write(by: SessionContext, body: WritePoliciesRequest) {
+    const names = new Set<string>();
+    for (const f of body.files) {
+      if (names.has(f.name)) throw new InvalidInput(`duplicate file name ${f.name}`, 'files');
+      names.add(f.name);
+    }
+    const configFiles = this.#d.decisions.version?.files.filter((f) => f.origin === 'config') ?? [];
+    for (const f of configFiles) if (names.has(f.name)) throw new InvalidInput(`${f.name} is managed by the configuration file; choose another name`, 'files');
+    const files: PolicyFile[] = [...configFiles, ...body.files.map((f) => ({ name: f.name, text: f.text, origin: 'api' as const }))];
+    if (body.dry_run) {
+      const policies = compilePolicySet(files, this.#d.schemaExtension);
+      return { valid: true, policies: policies.map((p) => p.id) };
+    }
+    splitPolicies(files);
+    const { version, changed } = await this.#d.decisions.activate(files, by.identity.id, body.reason);
+    // Policy changes cannot leave stale privilege behind: leases the new policy refuses are revoked.
+    const revalidated = changed ? await this.#d.credentials.revalidateAll() : undefined;
+    return { version: version.version, changed, digest: version.digest, ...(revalidated && { leases_revoked: revalidated }) };
+  }
+}

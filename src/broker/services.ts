@@ -1,0 +1,101 @@
+// Creates one configuration's domain services over the opened store and wires them to each other:
+// the credential and access services ask for decisions through the decide adapters, and ending a
+// grant ends the leases issued under it. The order is the order tables and keys are first made in.
+import type { PortcullisConfig } from '../config/types.ts';
+import type { Clock } from '../common/clock.ts';
+import { Metrics } from '../common/metrics.ts';
+import { AuditLog } from '../audit/log.ts';
+import { SessionService } from '../identity/sessions.ts';
+import { ApiKeyService } from '../identity/apikeys.ts';
+import { IdentityRegistry } from '../inventory/identities.ts';
+import { createEngine } from '../policy/engine/select.ts';
+import { DecisionPoint } from '../policy/decision-point.ts';
+import { PolicyStore } from '../policy/store.ts';
+import { createCredentialService } from '../credentials/index.ts';
+import { createAccessService } from '../access/index.ts';
+import type { Opened } from './open.ts';
+import { sshKrlPath, sshUserCa, tokenSigner } from './open.ts';
+import { createTrusts } from './trusts.ts';
+import { withGrants } from './authorization.ts';
+import type { GrantsFor } from './authorization.ts';
+import { accessDecider, credentialDecider } from './credential-decisions.ts';
+
+export interface ServiceOptions {
+  clock: Clock;
+  /** `iss` of the broker's session and access tokens. */
+  issuer: string;
+  env: Record<string, string | undefined>;
+  log: (msg: string) => void;
+  /** "Type::id" → boundary of the declared resources (filled when declared state is loaded). */
+  resourceBoundaries: ReadonlyMap<string, string>;
+}
+
+export function createServices(config: PortcullisConfig, opened: Opened, o: ServiceOptions) {
+  const { db, keyring, spiffeCa } = opened;
+  const { clock, issuer } = o;
+  const metrics = new Metrics();
+  const audit = new AuditLog(opened.auditDb, {
+    clock,
+    signer: () => keyring.checkpointSigner(),
+    checkpointEvery: config.audit.checkpoint_every,
+    checkpointIntervalMs: config.audit.checkpoint_interval_ms,
+  });
+  const identities = new IdentityRegistry(db, clock, config.boundaries);
+  const policyStore = new PolicyStore(db);
+  const engine = createEngine(config.engine);
+  const decisions = new DecisionPoint({
+    engine,
+    store: policyStore,
+    audit,
+    clock,
+    ...(config.schema_extension !== undefined && { schemaExtension: config.schema_extension }),
+    bridges: config.bridges,
+    failClosed: config.audit.fail_closed,
+    resourceBoundary: (uid) => o.resourceBoundaries.get(`${uid.type}::${uid.id}`),
+    onAuditFailure: (err) => o.log(`audit write failed (fail_closed is off): ${(err as Error).message}`),
+  });
+  const sessions = SessionService.open({ db, keyring, issuer, ttlMs: config.session.ttl_ms, clock });
+  const apikeys = ApiKeyService.open({
+    db,
+    keyring,
+    clock,
+    maxTtlMs: config.apikeys.max_ttl_ms,
+    defaultRotationMs: config.apikeys.rotation_ms,
+  });
+  // The SVID trust checks leases at login time, after `credentials` below exists.
+  const { authenticator, humanTrusts } = createTrusts(config.trusts, { clock, issuer, apikeys, spiffeCa, credentials: () => credentials });
+  const sshCa = sshUserCa(keyring);
+  // Read at decision time, after `access` below exists.
+  const grantsFor: GrantsFor = (identity, resource) => withGrants(access, clock.now(), identity, resource);
+  const deciders = { identities, decisions, metrics, grantsFor };
+  const credentials = createCredentialService({
+    db,
+    clock,
+    audit,
+    decide: credentialDecider(deciders),
+    targets: config.targets,
+    env: o.env,
+    signer: tokenSigner(keyring),
+    issuerUrl: issuer,
+    // RevokedKeys for sshd: revoking an SSH lease refuses new logins with its certificate at once.
+    ssh: { ca: sshCa, krlPath: sshKrlPath(config.data_dir) },
+    spiffe: Object.fromEntries([...spiffeCa.authorities()].map(([td, a]) => [td, { root: a.root, intermediate: a.intermediate }])),
+    resolvers: {
+      identitiesOfOwner: (owner) => identities.list({ owner }).map((i) => i.id),
+      identitiesOfTrust: (trust) => identities.list().filter((i) => i.trust === trust).map((i) => i.id),
+    },
+  });
+  const access = createAccessService({
+    db,
+    clock,
+    audit,
+    decide: accessDecider(deciders),
+    // Ending a grant (time, revocation, logout) ends the credentials issued under it.
+    revokeLeases: ({ grantId }, opts) => credentials.revoke({ grant: grantId }, opts),
+    config: config.access,
+    resourceInfo: (uid) => config.resources.find((r) => r.type === uid.type && r.id === uid.id),
+    teamsOf: (id) => (identities.get(id)?.parents ?? []).filter((p) => p.type === 'Team').map((p) => p.id),
+    onError: (err) => o.log(`access: ${(err as Error).message}`),
+  });
+  return { metrics, audit, identities, policyStore, decisions, sessions, apikeys, authenticator, humanTrusts, sshCa, credentials, access, grantsFor };
+}
