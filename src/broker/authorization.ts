@@ -7,7 +7,6 @@ import type { Identity, IdentityRegistry } from '../inventory/identities.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
 import { parseCallerContext } from '../policy/decision-point.ts';
 import type { Decision, DecisionInput, DecisionPoint } from '../policy/decision-point.ts';
-import { compilePolicySet } from '../policy/policy-set.ts';
 import { adminEntity } from '../policy/entities.ts';
 import type { PrincipalFacts } from '../policy/entities.ts';
 import { StepUpRequired, stepUpFor, stepUpIndex } from '../access/index.ts';
@@ -87,7 +86,7 @@ export class Authorization {
     const v = this.#d.decisions.version;
     if (!v || d.decision !== 'deny') return undefined;
     // Rebuilt once per activated version, whichever path activated it.
-    if (this.#stepUp?.version !== v.version) this.#stepUp = { version: v.version, index: stepUpIndex(compilePolicySet(v.files, this.#d.schemaExtension)) };
+    if (this.#stepUp?.version !== v.version) this.#stepUp = { version: v.version, index: stepUpIndex(this.#d.decisions.policies) };
     return stepUpFor(d, this.#stepUp.index);
   }
 

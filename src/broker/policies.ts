@@ -2,7 +2,7 @@
 import { InvalidInput, NotFound } from '../common/errors.ts';
 import type { DecisionPoint } from '../policy/decision-point.ts';
 import type { PolicyFile } from '../policy/policy-set.ts';
-import { compilePolicySet, splitPolicies } from '../policy/policy-set.ts';
+import { compilePolicySet } from '../policy/policy-set.ts';
 import type { CredentialService } from '../credentials/index.ts';
 import type { SessionContext } from './types.ts';
 
@@ -36,7 +36,7 @@ export class PolicyAdmin {
       reason: v.reason,
       digest: v.digest,
       files: v.files,
-      policies: compilePolicySet(v.files, this.#d.schemaExtension).map((p) => p.id),
+      policies: this.#d.decisions.policies.map((p) => p.id),
     };
   }
 
@@ -54,7 +54,6 @@ export class PolicyAdmin {
       const policies = compilePolicySet(files, this.#d.schemaExtension);
       return { valid: true, policies: policies.map((p) => p.id) };
     }
-    splitPolicies(files);
     const { version, changed } = await this.#d.decisions.activate(files, by.identity.id, body.reason);
     // Policy changes cannot leave stale privilege behind: leases the new policy refuses are revoked.
     const revalidated = changed ? await this.#d.credentials.revalidateAll() : undefined;

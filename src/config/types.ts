@@ -2,6 +2,7 @@
 // fails naming the path of the bad field.
 import type { JsonWebKey } from 'node:crypto';
 import type { IdentityKind } from '../identity/types.ts';
+import type { ResourceFacts } from '../policy/entities.ts';
 import type { TargetConfig } from '../credentials/config.ts';
 import type { HumanOidcTrustConfig } from '../identity/human-oidc-config.ts';
 import type { AccessConfig } from '../access/index.ts';
@@ -62,14 +63,8 @@ export interface IdentityConfig {
   parents: { type: string; id: string }[];
 }
 
-export interface ResourceConfig {
-  type: string;
-  id: string;
-  boundary: string;
-  environment: string;
-  parents: { type: string; id: string }[];
-  attributes: Record<string, unknown>;
-}
+/** A declared resource is exactly what the policy domain makes an entity from. */
+export type ResourceConfig = ResourceFacts;
 
 export interface BridgeConfig {
   /** Boundary a principal comes from. */

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import type { AuthzResult, CedarValue, DecisionEngine, Entity, EntityUid } from './engine/types.ts';
+import type { AuthzResult, CedarValue, DecisionEngine, Entity, EntityUid, PolicySource } from './engine/types.ts';
 import type { AuditSink } from '../audit/types.ts';
 import type { AuthnFacts } from '../identity/types.ts';
 import type { Clock } from '../common/clock.ts';
@@ -77,6 +77,7 @@ const MAX_TICKET = 128;
 export class DecisionPoint {
   readonly #o: DecisionPointOptions;
   #version: PolicyVersion | undefined;
+  #policies: readonly PolicySource[] = [];
 
   constructor(options: DecisionPointOptions) {
     this.#o = options;
@@ -91,11 +92,18 @@ export class DecisionPoint {
   }
 
   /** Loads the stored active version into the engine (at start). */
+  /** The active policies, as validated at activation (system policies first). */
+  get policies(): readonly PolicySource[] {
+    return this.#policies;
+  }
+
   loadActive(): PolicyVersion | undefined {
     const v = this.#o.store.active();
     if (v) {
-      this.#o.engine.loadPolicies(compilePolicySet(v.files, this.#o.schemaExtension));
+      const policies = compilePolicySet(v.files, this.#o.schemaExtension);
+      this.#o.engine.loadPolicies(policies);
       this.#version = v;
+      this.#policies = policies;
     }
     return v;
   }
@@ -105,17 +113,19 @@ export class DecisionPoint {
    * active set as it was. Returns the unchanged version when the files are identical.
    */
   async activate(files: readonly PolicyFile[], actor: string, reason: string): Promise<{ version: PolicyVersion; changed: boolean }> {
+    const digest = digestFiles(files);
+    if (this.#version && this.#version.digest === digest) return { version: this.#version, changed: false };
     const policies = compilePolicySet(files, this.#o.schemaExtension);
-    if (this.#version && this.#version.digest === digestFiles(files)) return { version: this.#version, changed: false };
     await this.#o.audit.append({
       stream: 'admin',
       type: 'policy.activating',
       actor,
-      payload: { previous_version: this.#version?.version ?? null, digest: digestFiles(files), files: files.map((f) => f.name), reason },
+      payload: { previous_version: this.#version?.version ?? null, digest, files: files.map((f) => f.name), reason },
     });
     const version = this.#o.store.append(files, actor, reason, new Date(this.#o.clock.now()));
     this.#o.engine.loadPolicies(policies);
     this.#version = version;
+    this.#policies = policies;
     await this.#o.audit.append({
       stream: 'admin',
       type: 'policy.activated',

@@ -123,7 +123,11 @@ describe('CLI walkthrough against `portcullis dev`', () => {
     const bad = spawnSync(process.execPath, [CLI, 'authorize', 'db.select', 'orders'], { env, encoding: 'utf8' });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /Database::orders/);
-    const down = spawnSync(process.execPath, [CLI, 'identities', 'list'], { env: { ...env, PORTCULLIS_ADDR: 'http://127.0.0.1:1' }, encoding: 'utf8' });
-    assert.equal(down.status, 4);
+    const down = spawnSync(process.execPath, [CLI, 'identities', 'list'], { env: { ...env, PORTCULLIS_ADDR: 'http://127.0.0.1:1', PORTCULLIS_TOKEN: 'x.y.z' }, encoding: 'utf8' });
+    assert.equal(down.status, 5, 'server unreachable');
+    assert.match(down.stderr, /cannot reach Portcullis at http:\/\/127\.0\.0\.1:1.*npm start/);
+    const otherServer = spawnSync(process.execPath, [CLI, 'identities', 'list'], { env: { ...env, PORTCULLIS_ADDR: 'http://127.0.0.1:1' }, encoding: 'utf8' });
+    assert.equal(otherServer.status, 4, 'the saved session belongs to another server');
+    assert.match(otherServer.stderr, /log in again/);
   });
 });

@@ -25,7 +25,6 @@ describe('hostile input', () => {
   it('JWT attacks are refused with a generic 401 and logged with the precise reason', async () => {
     const good = await h.ciToken();
     const [head, body] = good.split('.');
-    const header = JSON.parse(Buffer.from(head!, 'base64url').toString());
     const claims = JSON.parse(Buffer.from(body!, 'base64url').toString());
     const attacker = await generateKeyPair('ES256');
     const attackerJwk = await exportJWK(attacker.publicKey);
@@ -67,7 +66,6 @@ describe('hostile input', () => {
         assert.ok(!JSON.stringify(last).includes(token.slice(0, 60)) || token.length < 20, `${name}: the token is not in the audit event`);
       }
     }
-    assert.equal(header.alg, 'ES256');
   });
 
   it('bad bodies get precise 4xx problems', async () => {
