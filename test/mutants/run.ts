@@ -1,0 +1,82 @@
+// Deliberate bugs in security code, kept as patches: each must make the tests it names fail.
+// A mutant that survives (its tests still pass) or no longer applies is a failure of the suite.
+//
+//   node test/mutants/run.ts            every patch in test/mutants/
+//   node test/mutants/run.ts NAME ...   only these (file names, with or without .patch)
+//
+// A patch file starts with a header, then a unified diff (`git diff` output) against the repo root:
+//   # mutant: what the bug is, in one line
+//   # item: the issue item it guards (e.g. 8.1)
+//   # tests: test/a.test.ts test/b.test.ts
+// Each mutant runs in a scratch copy of the repository (node_modules symlinked, ../shared linked
+// beside it), two at a time.
+import { spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const here = join(repo, 'test', 'mutants');
+const COPY = ['src', 'test', 'bench', 'bin', 'examples', 'docs', 'package.json', 'tsconfig.json', 'README.md'];
+
+interface Mutant { name: string; file: string; tests: string[]; what: string }
+
+function load(file: string): Mutant {
+  const text = readFileSync(file, 'utf8');
+  const header = (key: string) => text.match(new RegExp(`^# ${key}:\\s*(.+)$`, 'm'))?.[1]?.trim();
+  const tests = (header('tests') ?? '').split(/\s+/).filter(Boolean);
+  if (tests.length === 0) throw new Error(`${basename(file)}: no "# tests:" header`);
+  return { name: basename(file, '.patch'), file, tests, what: header('mutant') ?? '' };
+}
+
+function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd, env: { ...process.env, PORTCULLIS_MUTANT: '1' }, detached: true });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, timeoutMs);
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? 1, out }); });
+  });
+}
+
+async function check(m: Mutant): Promise<{ m: Mutant; verdict: 'killed' | 'survived' | 'stale'; detail: string; ms: number }> {
+  const started = Date.now();
+  const parent = mkdtempSync(join(tmpdir(), `mutant-${m.name}-`));
+  const copy = join(parent, 'repo');
+  try {
+    for (const p of COPY) if (existsSync(join(repo, p))) cpSync(join(repo, p), join(copy, p), { recursive: true });
+    symlinkSync(join(repo, 'node_modules'), join(copy, 'node_modules'));
+    if (existsSync(join(repo, '..', 'shared'))) symlinkSync(realpathSync(join(repo, '..', 'shared')), join(parent, 'shared'));
+    const applied = await run('git', ['apply', '--unidiff-zero', m.file], copy, 30_000);
+    if (applied.code !== 0) return { m, verdict: 'stale', detail: applied.out.trim(), ms: Date.now() - started };
+    const r = await run(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=60000', ...m.tests], copy, 240_000);
+    const failing = r.out.split('\n').filter((l) => /^\s*✖/.test(l)).slice(0, 3).map((l) => l.trim()).join('; ');
+    return { m, verdict: r.code === 0 ? 'survived' : 'killed', detail: failing, ms: Date.now() - started };
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
+}
+
+const wanted = process.argv.slice(2).map((a) => basename(a, '.patch'));
+const files = readdirSync(here).filter((f) => f.endsWith('.patch')).sort()
+  .filter((f) => wanted.length === 0 || wanted.includes(basename(f, '.patch')));
+if (files.length === 0) { console.error('no mutant patches found'); process.exit(2); }
+const mutants = files.map((f) => load(join(here, f)));
+const queue = [...mutants];
+const results: Awaited<ReturnType<typeof check>>[] = [];
+const started = Date.now();
+await Promise.all([0, 1].map(async () => {
+  for (let m = queue.shift(); m; m = queue.shift()) {
+    const r = await check(m);
+    results.push(r);
+    console.log(`${r.verdict === 'killed' ? 'killed  ' : r.verdict.toUpperCase().padEnd(8)} ${m.name} (${(r.ms / 1000).toFixed(1)} s)${r.verdict === 'killed' ? '' : ` — ${m.what}\n         ${r.detail}`}`);
+  }
+}));
+const bad = results.filter((r) => r.verdict !== 'killed');
+console.log(`\n${results.length - bad.length}/${results.length} mutants killed in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+if (bad.length > 0) {
+  console.log(`not killed: ${bad.map((r) => `${r.m.name} (${r.verdict})`).join(', ')}`);
+  process.exit(1);
+}
