@@ -12,6 +12,7 @@ import type { EntityUid } from '../policy/engine/types.ts';
 import type { AccessService } from '../access/index.ts';
 import type { LoginResult, SessionContext } from './types.ts';
 import { recordAdminEvent } from './admin-event.ts';
+import type { IdentityBinding } from './identity-binding.ts';
 
 /** Proves a login: the verified proof and, for a human sign-in, the teams the provider says. */
 export type VerifyLogin = () => Promise<{ proof: VerifiedProof; parents?: EntityUid[] }>;
@@ -25,6 +26,8 @@ export interface AuthenticationDeps {
   access: AccessService;
   audit: AuditLog;
   metrics: Metrics;
+  /** Which trust may prove which identity (issue 8.1). */
+  binding: IdentityBinding;
 }
 
 export class Authentication {
@@ -74,7 +77,9 @@ export class Authentication {
 
   /** Registers an unknown identity on first federated login; refuses suspended and offboarded ones. */
   async #admit(v: VerifiedProof): Promise<Identity> {
+    this.#d.binding.checkProof(v);
     let identity = this.#d.identities.get(v.identityId);
+    if (identity) this.#d.binding.checkIdentity(v, identity);
     if (!identity) {
       const boundary = v.defaults.boundary ?? this.#d.boundaries[0]!;
       identity = this.#d.identities.register(

@@ -36,9 +36,10 @@ export async function loadDeclaredState(d: DeclaredStateDeps): Promise<void> {
   engine.upsertEntities(actionEntities(config.schema_extension));
   for (const decl of config.identities) {
     const before = identities.get(decl.id);
-    const after = identities.declare(decl, 'config');
+    const { trusts, ...rest } = decl;
+    const after = identities.declare({ ...rest, bound_trusts: trusts }, 'config');
     if (before !== after) {
-      await audit.append({ stream: 'admin', type: before ? 'identity.updated' : 'identity.declared', actor: 'config', subject: decl.id, boundary: decl.boundary, payload: { source: 'config', owner: decl.owner ?? null, kind: decl.kind } });
+      await audit.append({ stream: 'admin', type: before ? 'identity.updated' : 'identity.declared', actor: 'config', subject: decl.id, boundary: decl.boundary, payload: { source: 'config', owner: decl.owner ?? null, kind: decl.kind, trusts } });
     }
   }
   decisions.loadActive();

@@ -8,6 +8,7 @@ import { checkIdentityId } from '../inventory/identities.ts';
 import type { CredentialService } from '../credentials/index.ts';
 import type { SessionContext } from './types.ts';
 import { recordAdminEvent } from './admin-event.ts';
+import type { IdentityBinding } from './identity-binding.ts';
 
 export interface IdentityAdminDeps {
   identities: IdentityRegistry;
@@ -15,6 +16,7 @@ export interface IdentityAdminDeps {
   credentials: CredentialService;
   apikeys: ApiKeyService;
   audit: AuditLog;
+  binding: IdentityBinding;
 }
 
 export class IdentityAdmin {
@@ -24,10 +26,11 @@ export class IdentityAdmin {
     this.#d = deps;
   }
 
-  async declare(by: SessionContext, input: IdentityInput): Promise<Identity> {
+  async declare(by: SessionContext, input: IdentityInput & { trusts?: string[] }): Promise<Identity> {
     checkIdentityId(input.id);
-    const identity = this.#d.identities.declare(input, 'api');
-    await recordAdminEvent(this.#d.audit, by, 'identity.declared', { owner: identity.owner, kind: identity.kind, environment: identity.environment }, identity.id, identity.boundary);
+    const { trusts, ...rest } = input;
+    const identity = this.#d.identities.declare({ ...rest, bound_trusts: this.#d.binding.resolve(input.id, trusts) }, 'api');
+    await recordAdminEvent(this.#d.audit, by, 'identity.declared', { owner: identity.owner, kind: identity.kind, environment: identity.environment, trusts: identity.bound_trusts }, identity.id, identity.boundary);
     return identity;
   }
 

@@ -35,6 +35,7 @@ import { exchangeDelegated, type DelegationRequest } from './delegation.ts';
 import { revokeBySelector, type RevocationResult } from './revocation.ts';
 import { Bootstrap, migrateBootstrap } from './bootstrap.ts';
 import { recordAdminEvent } from './admin-event.ts';
+import { IdentityBinding } from './identity-binding.ts';
 
 export type { BrokerOptions, LoginResult, SessionContext } from './types.ts';
 export { principalFacts } from './authorization.ts';
@@ -63,6 +64,8 @@ export class Broker {
   readonly metrics: Metrics;
   /** The broker's URL: `iss` of its session and access tokens. */
   readonly issuer: string;
+  /** Identities from before binding that could not be bound at start (refused until an administrator binds them). */
+  unboundIdentities: string[] = [];
   readonly #resources = new Map<string, string>(); // "Type::id" → boundary
   readonly #log: (msg: string) => void;
   readonly #auditDb: Db;
@@ -74,6 +77,7 @@ export class Broker {
   readonly #policyAdmin: PolicyAdmin;
   readonly #issuance: CredentialIssuance;
   readonly #bootstrap: Bootstrap;
+  readonly #binding: IdentityBinding;
 
   private constructor(config: PortcullisConfig, options: BrokerOptions, opened: Opened) {
     this.config = config;
@@ -97,10 +101,11 @@ export class Broker {
     migrateBootstrap(this.db);
     // Each part below takes what its deps type names, from the services and the configuration.
     const { boundaries } = config;
-    this.#authn = new Authentication({ ...s, boundaries });
+    this.#binding = new IdentityBinding({ ...s, trusts: config.trusts, log: this.#log });
+    this.#authn = new Authentication({ ...s, boundaries, binding: this.#binding });
     this.#humanSignIn = new HumanSignIn(this.humanTrusts, this.#authn);
     this.#authz = new Authorization({ ...s, schemaExtension: config.schema_extension });
-    this.#identityAdmin = new IdentityAdmin(s);
+    this.#identityAdmin = new IdentityAdmin({ ...s, binding: this.#binding });
     this.#apiKeyAdmin = new ApiKeyAdmin(s);
     this.#policyAdmin = new PolicyAdmin({ ...s, schemaExtension: config.schema_extension });
     this.#issuance = new CredentialIssuance({ ...s, clock: this.clock });
@@ -117,6 +122,7 @@ export class Broker {
     try {
       const { identities, decisions, credentials, audit } = broker;
       await loadDeclaredState({ config, resourceBoundaries: broker.#resources, identities, decisions, credentials, audit, log: broker.#log });
+      broker.unboundIdentities = await broker.#binding.migrate();
       // Finish what a crash left half-done (orphan roles, half-revoked leases), then keep reaping.
       await broker.credentials.reconcile();
       broker.credentials.startReaper();
@@ -195,8 +201,13 @@ export class Broker {
 
   // ── Inventory ────────────────────────────────────────────────────────────────────────────
 
-  declareIdentity(by: SessionContext, input: IdentityInput): Promise<Identity> {
+  declareIdentity(by: SessionContext, input: IdentityInput & { trusts?: string[] }): Promise<Identity> {
     return this.#identityAdmin.declare(by, input);
+  }
+
+  /** Sets the trusts allowed to prove an identity (issue 8.1; `[]`: Portcullis-issued credentials only). */
+  bindIdentity(by: SessionContext, id: string, trusts: string[]): Promise<Identity> {
+    return this.#binding.bind(by, id, trusts);
   }
 
   updateIdentity(by: SessionContext, id: string, patch: IdentityPatch): Promise<Identity> {

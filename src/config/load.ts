@@ -20,6 +20,7 @@ import { validateTargets } from '../credentials/config.ts';
 import { validateAccessConfig } from '../access/index.ts';
 import { validateHumanOidcTrust } from '../identity/human-oidc-config.ts';
 import type { ObjectNode } from './reader.ts';
+import { implicitBinding, producerOf, producerProblems, producersOf } from '../identity/binding.ts';
 
 export { ConfigError } from './reader.ts';
 
@@ -106,9 +107,14 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     return t;
   });
 
+  producerProblems(trusts.map((t) => producerOf(t, PORTCULLIS_BUNDLE)).filter((p) => p !== undefined)).forEach((p) => {
+    const i = trusts.findIndex((t) => t.name === p.trust);
+    new Node(undefined, `trusts[${i}].${p.field}`).fail(p.message);
+  });
+
   const ids = new Set<string>();
   const identities: IdentityConfig[] = (root.optional('identities')?.list() ?? []).map((n) => {
-    const o = n.object(['id', 'kind', 'owner', 'purpose', 'boundary', 'environment', 'labels', 'parents']);
+    const o = n.object(['id', 'kind', 'owner', 'purpose', 'boundary', 'environment', 'labels', 'parents', 'trusts']);
     const id = o.required('id').string({ pattern: /^[a-z][a-z0-9-]*:\S{1,255}$|^spiffe:\/\/\S+$/, hint: 'must look like "workload:github/acme/api"' });
     if (ids.has(id)) o.get('id').fail(`duplicate identity "${id}"`);
     ids.add(id);
@@ -121,6 +127,7 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
       environment: o.required('environment').string({ pattern: /^[a-z0-9][a-z0-9-]{0,63}$/, hint: 'must be a short lowercase name like "prod"' }),
       labels: labels(o.optional('labels')),
       parents: parents(o.optional('parents')),
+      trusts: bindingOf(id, o, trusts),
     };
   });
 
@@ -199,16 +206,17 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
 
 const OIDC_KEYS = [
   'issuer', 'jwks_uri', 'jwks', 'audiences', 'algorithms', 'require', 'identity', 'identity_kind',
-  'attributes', 'boundary', 'environment', 'owner', 'leeway',
+  'attributes', 'boundary', 'environment', 'owner', 'leeway', 'shared_namespace',
 ];
 export const PORTCULLIS_BUNDLE = 'portcullis';
-const SPIFFE_KEYS = ['trust_domain', 'bundle', 'audiences', 'identity_kind', 'boundary', 'environment', 'owner', 'leeway'];
+const SPIFFE_KEYS = ['trust_domain', 'bundle', 'audiences', 'identity_kind', 'boundary', 'environment', 'owner', 'leeway', 'shared_namespace'];
 
 function defaults(o: ObjectNode, boundary: (n: Node) => string) {
   return {
     ...(o.has('boundary') && { boundary: boundary(o.get('boundary')) }),
     ...(o.has('environment') && { environment: o.get('environment').string({ pattern: /^[a-z0-9][a-z0-9-]{0,63}$/ }) }),
     ...(o.has('owner') && { owner: o.get('owner').string({ max: 256 }) }),
+    ...(o.has('shared_namespace') && { shared_namespace: o.get('shared_namespace').boolean() }),
   };
 }
 
@@ -293,6 +301,24 @@ function humanTrust(n: Node, env: NodeJS.ProcessEnv, boundary: (n: Node) => stri
   const t = validateHumanOidcTrust(n.value, env, n.path);
   if (t.boundary !== undefined) boundary(new Node(t.boundary, `${n.path}.boundary`));
   return t;
+}
+
+/** The trusts a declared identity is bound to (issue 8.1, docs/identity.md): named, or implied by the one template that can produce it. */
+function bindingOf(id: string, o: ObjectNode, trusts: readonly TrustConfig[]): string[] {
+  const producers = trusts.map((t) => producerOf(t, PORTCULLIS_BUNDLE)).filter((p) => p !== undefined);
+  if (o.has('trusts')) {
+    const names = o.get('trusts').strings();
+    names.forEach((name, i) => {
+      const at = new Node(name, `${o.path}.trusts[${i}]`);
+      const p = producers.find((x) => x.trust === name);
+      if (!trusts.some((t) => t.name === name)) at.fail(`no trust named "${name}" (known: ${trusts.map((t) => t.name).join(', ') || 'none'})`);
+      if (!p || producersOf(id, [p]).length === 0) at.fail(`trust ${name} cannot produce identity ${id} (its identity template does not match)`);
+    });
+    return [...new Set(names)].sort();
+  }
+  const b = implicitBinding(id, producers);
+  if ('ambiguous' in b) return o.get('id').fail(`trusts ${b.ambiguous.join(' and ')} can both produce identity ${id}: name the trust(s) allowed to prove it with trusts: [...]`);
+  return b.trusts;
 }
 
 function labels(n: Node | undefined): Record<string, string> {

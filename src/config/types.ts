@@ -11,6 +11,8 @@ export interface TrustDefaults {
   boundary?: string;
   environment?: string;
   owner?: string;
+  /** Declares that this trust's identity template may overlap another's (both must say so; binding still holds). */
+  shared_namespace?: boolean;
 }
 
 export interface OidcTrustConfig extends TrustDefaults {
@@ -61,6 +63,11 @@ export interface IdentityConfig {
   labels: Record<string, string>;
   /** Team/Role entity ids this identity is a member of. */
   parents: { type: string; id: string }[];
+  /**
+   * The trusts allowed to prove it: as declared (`trusts:`), or else the one trust whose template
+   * can produce its id, or none (only credentials Portcullis issues for it). Resolved at load.
+   */
+  trusts: string[];
 }
 
 /** A declared resource is exactly what the policy domain makes an entity from. */

@@ -240,6 +240,7 @@ export class ApiKeyService {
       facts: { method: 'api-key', trust: APIKEY_TRUST, mfa: false, assurance: 'low', auth_time: Math.floor(now / 1000) },
       attributes: { api_key_id: id, api_key_rotation_due: overdue },
       defaults: {},
+      issued: true,
       evidence: { trust: APIKEY_TRUST, key_id: id, rotation_due: overdue, expires_at: iso(row.expires_at), ...(row.replaced_by !== null ? { replaced_by: row.replaced_by } : {}) },
     };
   }

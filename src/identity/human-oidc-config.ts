@@ -34,6 +34,8 @@ export interface HumanOidcTrustConfig {
   login_ttl_ms: number;
   boundary?: string;
   environment?: string;
+  /** Declares that `user:` ids may overlap another trust's (both must say so; binding still holds). */
+  shared_namespace?: boolean;
 }
 
 export const DEFAULT_MFA_AMR = ['mfa', 'otp', 'hwk', 'sc', 'swk'];
@@ -63,7 +65,7 @@ export function validateHumanOidcTrust(raw: unknown, env: NodeJS.ProcessEnv = pr
   onlyKeys(o, path, [
     'name', 'kind', 'issuer', 'client_id', 'client_secret_env', 'redirect_uris', 'scopes', 'algorithms', 'identity_claim',
     'require_verified_email', 'allowed_domains', 'groups_claim', 'mfa_amr', 'mfa_acr', 'step_up_acr', 'leeway_seconds',
-    'login_ttl', 'boundary', 'environment',
+    'login_ttl', 'boundary', 'environment', 'shared_namespace',
   ]);
   if ('client_secret' in o) throw new InvalidInput(`${path}.client_secret: secrets are not accepted inline; use client_secret_env`, `${path}.client_secret`);
   if (o.kind !== 'oidc-human') throw new InvalidInput(`${join(path, 'kind')}: expected oidc-human`, join(path, 'kind'));
@@ -110,5 +112,6 @@ export function validateHumanOidcTrust(raw: unknown, env: NodeJS.ProcessEnv = pr
   if (boundary !== undefined) cfg.boundary = boundary;
   const environment = optStr(o.environment, join(path, 'environment'), { max: 64 });
   if (environment !== undefined) cfg.environment = environment;
+  if (o.shared_namespace !== undefined) cfg.shared_namespace = bool(o.shared_namespace, join(path, 'shared_namespace'), false);
   return cfg;
 }

@@ -34,6 +34,11 @@ export const AUTHN_REASONS = [
   'revoked',
   // routing
   'no_trust',
+  // binding (docs/identity.md): which trust may prove which identity
+  'reserved_identity',
+  'identity_kind_mismatch',
+  'identity_trust_mismatch',
+  'identity_unbound',
 ] as const;
 
 export type AuthnReason = (typeof AUTHN_REASONS)[number];

@@ -188,11 +188,12 @@ export class SpiffeTrust implements TrustVerifier {
     const id = this.#spiffeId(uris[0]);
     this.#verifyChain(chain, chainDer, now);
     const identityId = this.#issuedBy ? this.#issuedBy(id, leaf.serialNumber) : id.id;
-    return this.#result(id, 'spiffe-x509', Math.floor(now / 1000), {
+    const result = this.#result(id, 'spiffe-x509', Math.floor(now / 1000), {
       serial: leaf.serialNumber,
       fingerprint256: leaf.fingerprint256,
       not_after: new Date(leaf.validTo).toISOString(),
     }, identityId);
+    return this.#issuedBy ? { ...result, issued: true } : result;
   }
 
   /** Walks leaf → intermediates until a certificate is signed by a bundle root. */

@@ -32,6 +32,11 @@ export interface VerifiedProof {
   attributes: Record<string, string | number | boolean>;
   /** Defaults used when the identity is registered on first login. */
   defaults: { boundary?: string; environment?: string; owner?: string };
+  /**
+   * Set when the proof is a credential Portcullis issued for a named identity (API key, SVID from
+   * `bundle: portcullis`): it proves that identity whatever trusts the identity is bound to.
+   */
+  issued?: true;
   /** Non-secret facts for the authn audit event (issuer, kid, alg, subject, fingerprint). */
   evidence: Record<string, unknown>;
 }

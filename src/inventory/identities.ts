@@ -24,13 +24,20 @@ export interface Identity {
   source: IdentitySource;
   /** Trust that registered it on first login, if any. */
   trust: string | null;
+  /**
+   * The trusts allowed to prove it (docs/identity.md, binding): the registering trust, or those
+   * its declaration names or implies. `[]`: only credentials Portcullis issued for it. `null`:
+   * not bound yet (an identity from before binding that could not be bound): refused until an
+   * administrator binds it.
+   */
+  bound_trusts: string[] | null;
   created_at: string;
   updated_at: string;
   last_authenticated_at: string | null;
 }
 
 export type IdentityInput = Pick<Identity, 'id' | 'kind' | 'boundary' | 'environment'> &
-  Partial<Pick<Identity, 'owner' | 'purpose' | 'labels' | 'parents'>>;
+  Partial<Pick<Identity, 'owner' | 'purpose' | 'labels' | 'parents'>> & { bound_trusts?: string[] | null };
 
 export interface IdentityPatch {
   owner?: string | null;
@@ -80,6 +87,8 @@ export class IdentityRegistry {
                created_at TEXT NOT NULL, updated_at TEXT NOT NULL, last_authenticated_at TEXT);
              CREATE INDEX identities_owner ON identities(owner);`,
       },
+      // Binding (issue 8.1): NULL until bound; filled at start from what is known (see broker/identity-binding.ts).
+      { version: 2, up: 'ALTER TABLE identities ADD COLUMN bound_trusts TEXT' },
     ]);
     for (const row of db.prepare('SELECT * FROM identities').all()) {
       const identity = fromRow(row);
@@ -126,9 +135,16 @@ export class IdentityRegistry {
     this.#check(input);
     const existing = this.#cache.get(input.id);
     if (existing) return existing;
-    const identity = this.#build(input, 'trust', undefined, trust);
+    const identity = { ...this.#build(input, 'trust', undefined, trust), bound_trusts: [trust] };
     this.#save(identity);
     return identity;
+  }
+
+  /** Sets the trusts allowed to prove an identity (`null`: unbound, refused until bound). */
+  bind(id: string, trusts: string[] | null): Identity {
+    const next: Identity = { ...this.require(id), bound_trusts: trusts === null ? null : [...new Set(trusts)].sort(), updated_at: new Date(this.#clock.now()).toISOString() };
+    this.#save(next);
+    return next;
   }
 
   update(id: string, patch: IdentityPatch): Identity {
@@ -181,6 +197,7 @@ export class IdentityRegistry {
       status: existing?.status ?? 'active',
       source,
       trust: existing?.trust ?? trust,
+      bound_trusts: input.bound_trusts !== undefined ? [...new Set(input.bound_trusts)].sort() : existing ? existing.bound_trusts : [],
       created_at: existing?.created_at ?? now,
       updated_at: now,
       last_authenticated_at: existing?.last_authenticated_at ?? null,
@@ -205,12 +222,12 @@ export class IdentityRegistry {
       this.#db
         .prepare(
           `INSERT INTO identities (id, kind, boundary, environment, owner, purpose, labels, parents, status, source, trust,
-                                   created_at, updated_at, last_authenticated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                   created_at, updated_at, last_authenticated_at, bound_trusts)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, boundary = excluded.boundary,
              environment = excluded.environment, owner = excluded.owner, purpose = excluded.purpose,
              labels = excluded.labels, parents = excluded.parents, status = excluded.status,
-             source = excluded.source, updated_at = excluded.updated_at`,
+             source = excluded.source, updated_at = excluded.updated_at, bound_trusts = excluded.bound_trusts`,
         )
         .run(
           identity.id,
@@ -227,6 +244,7 @@ export class IdentityRegistry {
           identity.created_at,
           identity.updated_at,
           identity.last_authenticated_at,
+          identity.bound_trusts === null ? null : JSON.stringify(identity.bound_trusts),
         );
     });
     this.#cache.set(identity.id, identity);
@@ -241,7 +259,8 @@ function sameDeclaration(a: Identity, b: Identity): boolean {
     a.owner === b.owner &&
     a.purpose === b.purpose &&
     JSON.stringify(a.labels) === JSON.stringify(b.labels) &&
-    JSON.stringify(a.parents) === JSON.stringify(b.parents)
+    JSON.stringify(a.parents) === JSON.stringify(b.parents) &&
+    JSON.stringify(a.bound_trusts) === JSON.stringify(b.bound_trusts)
   );
 }
 
@@ -258,6 +277,7 @@ function fromRow(row: Record<string, unknown>): Identity {
     status: row.status as IdentityStatus,
     source: row.source as IdentitySource,
     trust: row.trust === null ? null : String(row.trust),
+    bound_trusts: row.bound_trusts === null || row.bound_trusts === undefined ? null : (JSON.parse(String(row.bound_trusts)) as string[]),
     created_at: String(row.created_at),
     updated_at: String(row.updated_at),
     last_authenticated_at: row.last_authenticated_at === null ? null : String(row.last_authenticated_at),

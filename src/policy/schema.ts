@@ -114,6 +114,8 @@ action "breakglass.use" appliesTo { principal: [User], resource: [${data}], cont
 action "admin";
 action "identity.read", "identity.manage", "apikey.manage", "session.revoke" in ["admin"]
   appliesTo { principal: [${principals}], resource: [Identity], context: Ctx };
+// Binding an identity to the trusts allowed to prove it (issue 8.1): its own action, since rebinding is a takeover.
+action "identity.bind" in ["admin"] appliesTo { principal: [${principals}], resource: [Identity], context: Ctx };
 action "policy.read", "policy.write" in ["admin"]
   appliesTo { principal: [${principals}], resource: [Policy], context: Ctx };
 action "audit.read" in ["admin"] appliesTo { principal: [${principals}], resource: [AuditStream], context: Ctx };

@@ -8,7 +8,7 @@ const NOW = Date.parse('2026-06-01T00:00:00Z');
 const iso = (daysAgo: number) => new Date(NOW - daysAgo * 86_400_000).toISOString();
 const identity = (over: Partial<Identity>): Identity => ({
   id: 'workload:x', kind: 'workload', boundary: 'application', environment: 'prod', owner: 'team:a', purpose: 'p',
-  labels: {}, parents: [], status: 'active', source: 'config', trust: null, created_at: iso(1), updated_at: iso(1),
+  labels: {}, parents: [], status: 'active', source: 'config', trust: null, bound_trusts: [], created_at: iso(1), updated_at: iso(1),
   last_authenticated_at: iso(0), ...over,
 });
 

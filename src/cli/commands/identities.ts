@@ -1,6 +1,6 @@
 // `portcullis identities …`: the inventory of identities.
 import type { Command } from 'commander';
-import { call } from '../client.ts';
+import { call, CliError, EXIT } from '../client.ts';
 import { out, table } from '../output.ts';
 import { enc, json } from '../args.ts';
 
@@ -51,6 +51,18 @@ export function register(program: Command): void {
       if (o.label) body.labels = Object.fromEntries(o.label.map((l) => l.split('=', 2)));
       const r = await call('PATCH', `/v1/identities/${enc(id)}`, { body });
       out(!!o.json, r, () => `updated ${id}`);
+    });
+  identities
+    .command('bind')
+    .description('bind an identity to the trusts allowed to prove it')
+    .argument('<id>')
+    .option('--trust <name...>', 'trust name(s) allowed to prove it')
+    .option('--none', 'no trust: only credentials Portcullis issues for it (API keys, SVIDs)')
+    .addOption(json())
+    .action(async (id: string, o: { trust?: string[]; none?: boolean; json?: boolean }) => {
+      if ((o.trust === undefined) === (o.none !== true)) throw new CliError('give either --trust <name...> or --none', EXIT.usage);
+      const r = await call<{ bound_trusts: string[] }>('PUT', `/v1/identities/${enc(id)}/trusts`, { body: { trusts: o.trust ?? [] } });
+      out(!!o.json, r, () => `${id} is bound to ${r.bound_trusts.length > 0 ? r.bound_trusts.join(', ') : 'no trust (Portcullis-issued credentials only)'}`);
     });
   for (const verb of ['suspend', 'activate', 'offboard'] as const) {
     identities

@@ -77,6 +77,7 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
             purpose: { type: 'string', minLength: 1, maxLength: 1024 },
             labels,
             parents,
+            trusts: { type: 'array', maxItems: 32, items: name },
           },
         },
       },
@@ -113,6 +114,24 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
       const { id } = req.params as { id: string };
       await requireAllowed(broker, req, 'identity.manage', { type: 'Identity', id });
       return broker.updateIdentity(req.session!, id, req.body as never);
+    },
+  );
+
+  app.put(
+    '/v1/identities/:id/trusts',
+    {
+      preHandler: session,
+      schema: {
+        summary: 'Bind an identity to the trusts allowed to prove it ([]: only credentials Portcullis issues for it)',
+        tags: ['identities'],
+        params: idParam,
+        body: { type: 'object', additionalProperties: false, required: ['trusts'], properties: { trusts: { type: 'array', maxItems: 32, items: name } } },
+      },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string };
+      await requireAllowed(broker, req, 'identity.bind', { type: 'Identity', id });
+      return broker.bindIdentity(req.session!, id, (req.body as { trusts: string[] }).trusts);
     },
   );
 
