@@ -20,7 +20,7 @@ import { validateTargets } from '../credentials/config.ts';
 import { validateAccessConfig } from '../access/index.ts';
 import { validateHumanOidcTrust } from '../identity/human-oidc-config.ts';
 import type { ObjectNode } from './reader.ts';
-import { implicitBinding, producerOf, producerProblems, producersOf } from '../identity/binding.ts';
+import { implicitBinding, kindOfId, producerOf, producerProblems, producersOf } from '../identity/binding.ts';
 
 export { ConfigError } from './reader.ts';
 
@@ -118,9 +118,11 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     const id = o.required('id').string({ pattern: /^[a-z][a-z0-9-]*:\S{1,255}$|^spiffe:\/\/\S+$/, hint: 'must look like "workload:github/acme/api"' });
     if (ids.has(id)) o.get('id').fail(`duplicate identity "${id}"`);
     ids.add(id);
+    const kind = o.required('kind').oneOf(IDENTITY_KINDS);
+    if (kindOfId(id) !== undefined && kindOfId(id) !== kind) o.get('kind').fail(`${kind} does not match the id ${id} (a ${kindOfId(id)} id)`);
     return {
       id,
-      kind: o.required('kind').oneOf(IDENTITY_KINDS),
+      kind,
       ...(o.has('owner') && { owner: o.get('owner').string({ max: 256 }) }),
       ...(o.has('purpose') && { purpose: o.get('purpose').string({ max: 1024 }) }),
       boundary: boundary(o.required('boundary')),

@@ -72,11 +72,11 @@ export function producerProblems(producers: readonly Producer[]): { trust: strin
   const out: { trust: string; field: string; message: string }[] = [];
   for (const p of producers) {
     const prefix = templatePrefix(p.template);
-    if (p.kind !== undefined && !prefix.startsWith(`${p.kind}:`)) {
-      out.push({ trust: p.trust, field: 'identity', message: `template "${p.template}" must start with "${p.kind}:" (identity_kind ${p.kind}): a trust never yields an id of another kind` });
-    }
     if (RESERVED_PREFIXES.some((r) => prefix.startsWith(r) || r.startsWith(prefix))) {
       out.push({ trust: p.trust, field: 'identity', message: `template "${p.template}" can yield a reserved id (${RESERVED_PREFIXES.join(', ')})` });
+    }
+    if (p.kind !== undefined && !prefix.startsWith(`${p.kind}:`)) {
+      out.push({ trust: p.trust, field: 'identity', message: `template "${p.template}" must start with "${p.kind}:" (identity_kind ${p.kind}): a trust never yields an id of another kind` });
     }
   }
   for (let i = 0; i < producers.length; i++) {

@@ -4,6 +4,7 @@ import type { Db } from '../store/sqlite.ts';
 import { migrate, transaction } from '../store/sqlite.ts';
 import type { IdentityKind } from '../identity/types.ts';
 import { IDENTITY_KINDS } from '../identity/types.ts';
+import { kindOfId } from '../identity/binding.ts';
 import type { Clock } from '../common/clock.ts';
 import { Conflict, InvalidInput, NotFound } from '../common/errors.ts';
 
@@ -209,6 +210,8 @@ export class IdentityRegistry {
     if (!IDENTITY_KINDS.includes(input.kind)) {
       throw new InvalidInput(`kind must be one of ${IDENTITY_KINDS.join(', ')}`, 'kind');
     }
+    const named = kindOfId(input.id);
+    if (named !== undefined && named !== input.kind) throw new InvalidInput(`kind ${input.kind} does not match the id ${input.id} (a ${named} id)`, 'kind');
     if (!this.#boundaries.has(input.boundary)) {
       throw new InvalidInput(`boundary "${input.boundary}" is not declared (known: ${[...this.#boundaries].join(', ')})`, 'boundary');
     }

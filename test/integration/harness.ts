@@ -12,6 +12,8 @@ import { serve } from '../../src/cli/serve.ts';
 import type { Running } from '../../src/cli/serve.ts';
 
 export const ISSUER = 'https://ci.example.test';
+/** A second, independent issuer (its own key and JWKS server), for cross-trust tests. */
+export const ISSUER2 = 'https://ci2.example.test';
 
 export interface Harness {
   dir: string;
@@ -19,10 +21,13 @@ export interface Harness {
   running: Running;
   url: string;
   jwksHits: () => number;
+  /** Signs a token of the second issuer (ISSUER2, key ci2-1) with exactly these claims plus iss/aud/iat/exp. */
+  token2(claims: Record<string, unknown>): Promise<string>;
   /** Signs a CI token with the issuer's real key. */
   ciToken(claims?: Record<string, unknown>, opts?: { expiresInS?: number; header?: Record<string, unknown> }): Promise<string>;
   post(path: string, body: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
   get(path: string, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
+  put(path: string, body: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
   loginCi(claims?: Record<string, unknown>): Promise<string>;
   /** The first administrator's session, through the one-time bootstrap credential. */
   admin(): Promise<string>;
@@ -72,12 +77,28 @@ export function ordersDbTarget(pg: { port: number; user: string; password: strin
 
 /** `trusts`: extra YAML list items under `trusts:`; `policies`: Cedar appended to the main policy file. */
 export interface HarnessOptions {
-  trusts?: string;
+  /** Either YAML, or a function of the second issuer's JWKS URL returning YAML. */
+  trusts?: string | ((jwks2: string) => string);
   policies?: string;
+  /** Extra YAML keys of the `ci` trust and of the declared `workload:github/acme/api` (indented 4). */
+  ciExtra?: string;
+  apiExtra?: string;
+  /** Extra YAML list items under `identities:`. */
+  identities?: string;
+  /** Reuse this folder (a store from an earlier run); it is not removed on close. */
+  dir?: string;
 }
 
 export async function startHarness(extraYaml = '', extraEnv: Record<string, string> = {}, clockStart = Date.parse('2026-03-02T10:00:00Z'), opts: HarnessOptions = {}): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'pcx-it-'));
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'pcx-it-'));
+  const second = await generateKeyPair('ES256');
+  const jwk2: JWK = { ...(await exportJWK(second.publicKey)), kid: 'ci2-1', alg: 'ES256', use: 'sig' };
+  const jwks2Server: Server = createServer((req, res) => {
+    res.writeHead(req.url === '/.well-known/jwks' ? 200 : 404, { 'content-type': 'application/json' });
+    res.end(req.url === '/.well-known/jwks' ? JSON.stringify({ keys: [jwk2] }) : '');
+  });
+  await new Promise<void>((r) => jwks2Server.listen(0, '127.0.0.1', r));
+  const jwks2 = `http://127.0.0.1:${(jwks2Server.address() as { port: number }).port}/.well-known/jwks`;
   const { privateKey, publicKey } = await generateKeyPair('ES256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'ci-1', alg: 'ES256', use: 'sig' };
   let hits = 0;
@@ -92,7 +113,7 @@ export async function startHarness(extraYaml = '', extraEnv: Record<string, stri
   });
   await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
   const jwksPort = (jwksServer.address() as { port: number }).port;
-  mkdirSync(join(dir, 'policies'));
+  mkdirSync(join(dir, 'policies'), { recursive: true });
   writeFileSync(join(dir, 'policies', 'main.cedar'), POLICIES + (opts.policies ?? ''));
   const yaml = `
 listen: { host: 127.0.0.1, port: 0 }
@@ -114,7 +135,8 @@ trusts:
     boundary: application
     environment: prod
     owner: team:platform
-${opts.trusts ?? ''}
+${opts.ciExtra ?? ''}
+${typeof opts.trusts === 'function' ? opts.trusts(jwks2) : (opts.trusts ?? '')}
 identities:
   - id: workload:github/acme/api
     kind: workload
@@ -122,6 +144,8 @@ identities:
     purpose: deploys the payments api
     boundary: application
     environment: prod
+${opts.apiExtra ?? ''}
+${opts.identities ?? ''}
 resources:
   - { type: Database, id: orders, boundary: application, environment: prod }
   - { type: Table, id: orders.payments, boundary: application, environment: prod, parents: ['Database::"orders"'] }
@@ -133,7 +157,15 @@ audit: { fail_closed: true, checkpoint_every: 5 }
 ${extraYaml}`;
   writeFileSync(join(dir, 'portcullis.yaml'), yaml);
   const clock = new ManualClock(clockStart);
-  const loaded = parseConfig(yaml, dir, { ...process.env, ...extraEnv });
+  let loaded: ReturnType<typeof parseConfig>;
+  try {
+    loaded = parseConfig(yaml, dir, { ...process.env, ...extraEnv });
+  } catch (err) {
+    await new Promise<void>((r) => jwks2Server.close(() => r()));
+    await new Promise<void>((r) => jwksServer.close(() => r()));
+    if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const running = await serve(loaded, { clock, quiet: true, env: { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'), ...extraEnv } });
   const url = running.url;
 
@@ -168,8 +200,17 @@ ${extraYaml}`;
         .setExpirationTime(now + (opts.expiresInS ?? 300))
         .sign(privateKey as CryptoKey);
     },
+    async token2(claims) {
+      const now = Math.floor(clock.now() / 1000);
+      return new SignJWT({ iss: ISSUER2, aud: 'portcullis', ...claims })
+        .setProtectedHeader({ alg: 'ES256', kid: 'ci2-1', typ: 'JWT' })
+        .setIssuedAt(now)
+        .setExpirationTime(now + 300)
+        .sign(second.privateKey as CryptoKey);
+    },
     post: (path, body, token) => request('POST', path, body, token),
     get: (path, token) => request('GET', path, undefined, token),
+    put: (path, body, token) => request('PUT', path, body, token),
     async loginCi(claims = {}) {
       const r = await request('POST', '/v1/auth/token', { token: await h.ciToken(claims) });
       if (r.status !== 200) throw new Error(`login failed: ${r.status} ${JSON.stringify(r.body)}`);
@@ -186,7 +227,8 @@ ${extraYaml}`;
     async close() {
       await running.stop().catch(() => {});
       await new Promise<void>((r) => jwksServer.close(() => r()));
-      rmSync(dir, { recursive: true, force: true });
+      await new Promise<void>((r) => jwks2Server.close(() => r()));
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
   return h;
