@@ -27,17 +27,20 @@ export async function serve(loaded: LoadedConfig, options: BrokerOptions & { qui
   const broker = await Broker.open(config, { ...options, issuer, log });
   let app: FastifyInstance;
   try {
-    // A spiffe trust with `bundle: portcullis` accepts SVIDs Portcullis issued: its roots and
-    // intermediates go into `ca` so Node builds (and hands us) the client's full chain.
+    // Client certificates are verified by the spiffe trusts, not by OpenSSL: when OpenSSL's own
+    // check succeeds Node hands over only the chain it built from `ca`, dropping the intermediates
+    // the client presented (issue 8.25). So `ca` holds only Portcullis' own roots and
+    // intermediates (a chain it completes is still re-verified), never `client_ca` or the system roots.
     const ownCa = config.trusts.some((t) => t.kind === 'spiffe' && t.bundle === PORTCULLIS_BUNDLE);
-    const ca = [...(tls?.client_ca !== undefined ? [readFileSync(tls.client_ca, 'utf8')] : []), ...(ownCa ? [broker.spiffeCa.trustPem()] : [])];
+    const anySpiffe = config.trusts.some((t) => t.kind === 'spiffe');
+    const ca = ownCa ? [broker.spiffeCa.trustPem()] : [];
     app = await buildServer(broker, {
       https: tls
         ? {
             cert: readFileSync(tls.cert),
             key: readFileSync(tls.key),
-            ...(ca.length > 0 && { ca: Buffer.from(ca.join('\n')) }),
-            requestCert: ca.length > 0,
+            ...((anySpiffe || tls.client_ca !== undefined) && { ca: ca.map((c) => Buffer.from(c)) }),
+            requestCert: anySpiffe || tls.client_ca !== undefined,
             rejectUnauthorized: false, // the spiffe trust decides; a bad certificate is audited, not dropped silently
           }
         : null,

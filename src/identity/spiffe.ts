@@ -196,7 +196,12 @@ export class SpiffeTrust implements TrustVerifier {
     return this.#issuedBy ? { ...result, issued: true } : result;
   }
 
-  /** Walks leaf → intermediates until a certificate is signed by a bundle root. */
+  /**
+   * Walks the presented chain leaf → intermediates until a certificate is signed by a bundle root
+   * (RFC 5280 §6.1, the parts SVIDs use): each intermediate is signed by the next, is a CA by its
+   * basicConstraints extension (cA=true), may sign certificates (keyUsage keyCertSign), is valid
+   * now, and no CA's pathLenConstraint is exceeded by the intermediates below it (roots included).
+   */
   #verifyChain(chain: X509Certificate[], der: Uint8Array[], now: number): void {
     const roots = this.#bundle.roots;
     let current = chain[0]!;
@@ -204,15 +209,17 @@ export class SpiffeTrust implements TrustVerifier {
       const root = roots.find((r) => current.checkIssued(r) && current.verify(r.publicKey));
       if (root !== undefined) {
         checkValidity(root, now, 'bundle root');
+        checkPathLength(new Uint8Array(root.raw), i, 'bundle root');
         return;
       }
       const next = chain[i + 1];
       if (next === undefined) throw fail('untrusted_chain', 'chain does not lead to a root of the trust domain bundle');
       if (!current.checkIssued(next) || !current.verify(next.publicKey)) throw fail('untrusted_chain', `certificate ${i} is not signed by certificate ${i + 1}`);
-      if (!next.ca) throw fail('untrusted_chain', `certificate ${i + 1} is not a CA`);
+      if (!basicConstraintsCa(der[i + 1]!)) throw fail('untrusted_chain', `certificate ${i + 1} is not a CA (basicConstraints cA is not true)`);
       const u = keyUsage(der[i + 1]!);
-      if (u !== undefined && (u & x509.KeyUsageFlags.keyCertSign) === 0) throw fail('untrusted_chain', `certificate ${i + 1} may not sign certificates`);
+      if (u === undefined || (u & x509.KeyUsageFlags.keyCertSign) === 0) throw fail('untrusted_chain', `certificate ${i + 1} may not sign certificates (no keyUsage keyCertSign)`);
       checkValidity(next, now, `intermediate ${i + 1}`);
+      checkPathLength(der[i + 1]!, i, `intermediate ${i + 1}`);
       current = next;
     }
     throw fail('untrusted_chain', 'chain does not lead to a root of the trust domain bundle');
@@ -230,6 +237,12 @@ function readBundleFile(path: string): unknown {
 function checkValidity(cert: X509Certificate, now: number, what: string): void {
   if (now < Date.parse(cert.validFrom)) throw fail('not_yet_valid', `${what} certificate not valid before ${cert.validFrom}`);
   if (now > Date.parse(cert.validTo)) throw fail('expired', `${what} certificate expired ${cert.validTo}`);
+}
+
+/** `below`: intermediates between this CA and the leaf; a pathLenConstraint smaller than that is a refusal. */
+function checkPathLength(der: Uint8Array, below: number, what: string): void {
+  const limit = new x509.X509Certificate(der).getExtension(x509.BasicConstraintsExtension)?.pathLength;
+  if (typeof limit === 'number' && below > limit) throw fail('untrusted_chain', `${what} allows ${limit} intermediate(s) below it, the chain has ${below}`);
 }
 
 function basicConstraintsCa(der: Uint8Array): boolean {

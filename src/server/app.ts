@@ -20,7 +20,7 @@ import { findingRoutes } from './routes/findings.ts';
 
 export interface ServerOptions {
   logger?: FastifyServerOptions['logger'];
-  https?: { cert: Buffer; key: Buffer; ca?: Buffer; requestCert: boolean; rejectUnauthorized: false } | null;
+  https?: { cert: Buffer; key: Buffer; ca?: Buffer | Buffer[]; requestCert: boolean; rejectUnauthorized: false } | null;
 }
 
 const BODY_LIMIT = 1 << 20;
