@@ -213,7 +213,6 @@ export function outboundFetch(opts: OutboundOptions = {}): OutboundFetch {
         path: `${url.pathname}${url.search}`,
         headers: { ...Object.fromEntries(headers), ...(body ? { 'content-length': String(body.length) } : {}) },
         agent: false,
-        ...(signal ? { signal } : {}),
       };
       if (url.username || url.password) {
         reject(new OutboundRefused('outbound call refused: credentials in the URL are not allowed'));
@@ -260,6 +259,19 @@ export function outboundFetch(opts: OutboundOptions = {}): OutboundFetch {
         });
       });
       req.on('error', reject);
+      // Abort like fetch: reject with the signal's reason (TimeoutError for AbortSignal.timeout),
+      // whether the answer has started or not.
+      if (signal) {
+        const onAbort = () => {
+          reject(signal.reason);
+          req.destroy();
+        };
+        if (signal.aborted) onAbort();
+        else {
+          signal.addEventListener('abort', onAbort, { once: true });
+          req.on('close', () => signal.removeEventListener('abort', onAbort));
+        }
+      }
       if (body) req.end(body);
       else req.end();
     });
