@@ -72,6 +72,25 @@ export function grantStatements(target: PostgresTarget, permission: string, role
   return out;
 }
 
+/**
+ * What a superuser runs once so that `role` can be a target's admin connection with the least
+ * rights (docs/credentials.md): LOGIN CREATEROLE, not superuser; CONNECT on the database and USAGE
+ * on the schema with GRANT OPTION; GRANT OPTION on the schema's tables and sequences, including
+ * ones created later by `tablesOwner` (default privileges).
+ */
+export function adminRoleSetup(database: string, role: string, password: string): string[] {
+  const r = q(role);
+  return [
+    `CREATE ROLE ${r} WITH LOGIN CREATEROLE NOSUPERUSER NOCREATEDB NOREPLICATION NOBYPASSRLS PASSWORD ${lit(scramVerifier(password))}`,
+    `GRANT CONNECT ON DATABASE ${q(database)} TO ${r} WITH GRANT OPTION`,
+    `GRANT USAGE ON SCHEMA public TO ${r} WITH GRANT OPTION`,
+    `GRANT ALL ON ALL TABLES IN SCHEMA public TO ${r} WITH GRANT OPTION`,
+    `GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO ${r} WITH GRANT OPTION`,
+    `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO ${r} WITH GRANT OPTION`,
+    `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO ${r} WITH GRANT OPTION`,
+  ];
+}
+
 export class PostgresIssuer implements CredentialIssuer {
   readonly kind = 'postgres' as const;
   readonly target: string;
