@@ -1,4 +1,5 @@
 // The facade server/ and cli/ call: requests, approvals, grants, break-glass, webhooks, sweeping.
+import type { OutboundFetch } from '../common/outbound.ts';
 import type { AuditSink } from '../audit/types.ts';
 import type { Clock } from '../common/clock.ts';
 import { systemClock } from '../common/clock.ts';
@@ -30,6 +31,8 @@ export interface AccessServiceOptions {
   /** Background sweep interval (expiry of requests and grants); default 15 s. */
   sweepIntervalMs?: number;
   onError?: (err: unknown) => void;
+  /** How webhooks are called (default outboundFetch(): no private destinations). */
+  fetch?: OutboundFetch;
 }
 
 export class AccessService {
@@ -48,7 +51,7 @@ export class AccessService {
     this.#o = o;
     this.#clock = o.clock ?? systemClock;
     migrateAccess(o.db);
-    this.webhooks = o.webhooks ? undefined : new WebhookDispatcher({ db: o.db, config: o.config.webhooks, ...(o.onError && { onError: o.onError }) });
+    this.webhooks = o.webhooks ? undefined : new WebhookDispatcher({ db: o.db, config: o.config.webhooks, ...(o.onError && { onError: o.onError }), ...(o.fetch && { fetch: o.fetch }) });
     this.notifier = o.webhooks ?? this.webhooks!;
     const common = { db: o.db, clock: this.#clock, audit: o.audit, notifier: this.notifier };
     this.grants = new Grants({ ...common, revokeLeases: o.revokeLeases, ...(o.onError && { onError: o.onError }) });

@@ -5,6 +5,8 @@
 //
 // Failed attempts are retried with exponential back-off (base·2^(n-1), capped, ±10 % jitter) up
 // to max_attempts; every row keeps status, attempts, last HTTP status and last error.
+import { outboundFetch } from '../common/outbound.ts';
+import type { OutboundFetch } from '../common/outbound.ts';
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../common/clock.ts';
 import { systemClock } from '../common/clock.ts';
@@ -56,7 +58,8 @@ export interface WebhookDispatcherOptions {
   config: WebhookConfig;
   /** Wall clock for back-off (delivery is real-world time even when the domain clock is a test clock). */
   clock?: Clock;
-  fetch?: typeof fetch;
+  /** Default: outboundFetch() — no private destinations (common/outbound.ts). */
+  fetch?: typeof fetch | OutboundFetch;
   /** Concurrent deliveries. */
   concurrency?: number;
   onError?: (err: unknown) => void;
@@ -65,7 +68,7 @@ export interface WebhookDispatcherOptions {
 export class WebhookDispatcher implements Notifier {
   readonly #o: WebhookDispatcherOptions;
   readonly #clock: Clock;
-  readonly #fetch: typeof fetch;
+  readonly #fetch: typeof fetch | OutboundFetch;
   #timer: NodeJS.Timeout | undefined;
   readonly #pumps = new Map<string, Promise<void>>();
   readonly #again = new Set<string>();
@@ -74,7 +77,7 @@ export class WebhookDispatcher implements Notifier {
   constructor(opts: WebhookDispatcherOptions) {
     this.#o = opts;
     this.#clock = opts.clock ?? systemClock;
-    this.#fetch = opts.fetch ?? fetch;
+    this.#fetch = opts.fetch ?? outboundFetch();
   }
 
   /** Queues the event for every subscribed endpoint; never throws, never waits. */

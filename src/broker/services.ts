@@ -1,6 +1,7 @@
 // Creates one configuration's domain services over the opened store and wires them to each other:
 // the credential and access services ask for decisions through the decide adapters, and ending a
 // grant ends the leases issued under it. The order is the order tables and keys are first made in.
+import { outboundFetch } from '../common/outbound.ts';
 import type { PortcullisConfig } from '../config/types.ts';
 import type { Clock } from '../common/clock.ts';
 import { Metrics } from '../common/metrics.ts';
@@ -63,7 +64,9 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     defaultRotationMs: config.apikeys.rotation_ms,
   });
   // The SVID trust checks leases at login time, after `credentials` below exists.
-  const { authenticator, humanTrusts } = createTrusts(config.trusts, { clock, issuer, apikeys, spiffeCa, credentials: () => credentials });
+  // One outbound policy for every URL the broker calls: no private destinations but those listed.
+  const outbound = outboundFetch({ allowPrivate: config.outbound.allow_private, self: [config.listen] });
+  const { authenticator, humanTrusts } = createTrusts(config.trusts, { clock, issuer, apikeys, spiffeCa, credentials: () => credentials, fetch: outbound });
   const sshCa = sshUserCa(keyring);
   // Read at decision time, after `access` below exists.
   const grantsFor: GrantsFor = (identity, resource) => withGrants(access, clock.now(), identity, resource);
@@ -96,6 +99,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     resourceInfo: (uid) => config.resources.find((r) => r.type === uid.type && r.id === uid.id),
     teamsOf: (id) => (identities.get(id)?.parents ?? []).filter((p) => p.type === 'Team').map((p) => p.id),
     onError: (err) => o.log(`access: ${(err as Error).message}`),
+    fetch: outbound,
   });
   return { metrics, audit, identities, policyStore, decisions, sessions, apikeys, authenticator, humanTrusts, sshCa, credentials, access, grantsFor };
 }

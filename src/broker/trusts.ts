@@ -1,5 +1,6 @@
 // The configured trusts, turned into the verifiers logins are checked against: OIDC and SPIFFE
 // workload trusts and API keys behind one Authenticator, human (oidc-human) trusts by name.
+import type { OutboundFetch } from '../common/outbound.ts';
 import type { SpiffeTrustConfig, TrustConfig } from '../config/types.ts';
 import { PORTCULLIS_BUNDLE } from '../config/load.ts';
 import type { Clock } from '../common/clock.ts';
@@ -22,15 +23,17 @@ export interface TrustDeps {
   spiffeCa: SpiffeCaStore;
   /** Looked up at login time: the credential service is made after the verifiers. */
   credentials: () => CredentialService;
+  /** How jwks_uri and OIDC endpoints are fetched (the outbound policy). */
+  fetch?: OutboundFetch;
 }
 
 export function createTrusts(trusts: readonly TrustConfig[], deps: TrustDeps): { authenticator: Authenticator; humanTrusts: Map<string, HumanOidcTrust> } {
   const humanTrusts = new Map<string, HumanOidcTrust>();
   const verifiers: TrustVerifier[] = [];
   for (const t of trusts) {
-    if (t.kind === 'oidc') verifiers.push(new OidcTrust(t, { clock: deps.clock }));
+    if (t.kind === 'oidc') verifiers.push(new OidcTrust(t, { clock: deps.clock, ...(deps.fetch && { fetch: deps.fetch }) }));
     else if (t.kind === 'spiffe') verifiers.push(spiffeTrust(t, deps));
-    else humanTrusts.set(t.name, new HumanOidcTrust(t, { clock: deps.clock }));
+    else humanTrusts.set(t.name, new HumanOidcTrust(t, { clock: deps.clock, ...(deps.fetch && { fetch: deps.fetch }) }));
   }
   verifiers.push(deps.apikeys.verifier());
   return { authenticator: new Authenticator(verifiers, { sessionIssuer: deps.issuer }), humanTrusts };

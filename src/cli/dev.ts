@@ -8,6 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import { SignJWT, importJWK } from 'jose';
 import { stringify } from 'yaml';
 import { parseConfig } from '../config/load.ts';
+import { adminRoleSetup } from '../credentials/postgres.ts';
 import type { LoadedConfig } from '../config/load.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -118,6 +119,8 @@ export function devConfig(dataDir: string, port: number, postgres?: DevPostgres)
     policies: DEV_POLICIES,
     session: { ttl: '15m' },
     audit: { fail_closed: true },
+    // Webhook receivers and sinks you try in dev run on this machine.
+    outbound: { allow_private: ['127.0.0.0/8', '::1/128'] },
   };
   return parseConfig(stringify(config), dataDir);
 }
@@ -170,7 +173,23 @@ export async function startDevPostgres(dataDir: string, log: (m: string) => void
     await server.createDatabase('orders');
     writeFileSync(statePath, JSON.stringify(state), { mode: 0o600 });
   }
-  return { ...state, stop: () => server.stop() };
+  // The broker's admin connection is a NOSUPERUSER CREATEROLE role (docs/credentials.md), made
+  // once with the superuser the embedded server was initialised with.
+  const saved = JSON.parse(readFileSync(statePath, 'utf8')) as DevPostgres & { broker?: { user: string; password: string } };
+  if (!saved.broker) {
+    const broker = { user: 'portcullis_broker', password: randomBytes(18).toString('base64url') };
+    const pg = (await import('pg')).default;
+    const su = new pg.Client({ host: '127.0.0.1', port: state.port, database: 'orders', user: state.user, password: state.password });
+    await su.connect();
+    try {
+      for (const sql of adminRoleSetup('orders', broker.user, broker.password)) await su.query(sql);
+    } finally {
+      await su.end();
+    }
+    saved.broker = broker;
+    writeFileSync(statePath, JSON.stringify(saved), { mode: 0o600 });
+  }
+  return { port: state.port, user: saved.broker.user, password: saved.broker.password, stop: () => server.stop() };
 }
 
 /** Signs a token as the dev issuer: a workload (`repo:owner/name`), an agent, or a user. */

@@ -18,6 +18,7 @@ import type {
 import { ConfigError, Node } from './reader.ts';
 import { validateTargets } from '../credentials/config.ts';
 import { validateAccessConfig } from '../access/index.ts';
+import { parseCidr } from '../common/outbound.ts';
 import { validateHumanOidcTrust } from '../identity/human-oidc-config.ts';
 import type { ObjectNode } from './reader.ts';
 import { implicitBinding, kindOfId, producerOf, producerProblems, producersOf } from '../identity/binding.ts';
@@ -30,7 +31,7 @@ const ENTITY_TYPE = { pattern: /^[A-Z][A-Za-z0-9_]{0,63}$/, hint: 'must be a Ced
 const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 const TOP_LEVEL = [
   'listen', 'data_dir', 'boundaries', 'bridges', 'trusts', 'identities', 'resources', 'policies',
-  'schema_extension', 'engine', 'session', 'apikeys', 'audit', 'targets', 'access',
+  'schema_extension', 'engine', 'session', 'apikeys', 'audit', 'targets', 'access', 'outbound',
 ];
 
 export interface LoadedConfig {
@@ -196,6 +197,7 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     },
     targets: validateTargets(root.has('targets') ? root.get('targets').list().map((n) => n.value) : []),
     access: validateAccessConfig(root.optional('access')?.value, env, 'access'),
+    outbound: outboundConfig(root.optional('outbound')),
   };
   config.trusts.forEach((t, i) => {
     if (t.kind !== 'spiffe' || t.bundle !== PORTCULLIS_BUNDLE) return;
@@ -364,4 +366,22 @@ function policyFiles(n: Node, baseDir: string): string[] {
     }
   }
   return files;
+}
+
+/** `outbound: { allow_private: [CIDR…] }`: private destinations outbound calls may reach (common/outbound.ts). */
+function outboundConfig(node: Node | undefined): PortcullisConfig['outbound'] {
+  if (node === undefined) return { allow_private: [] };
+  const o = node.object(['allow_private']);
+  const list = o.optional('allow_private')?.list() ?? [];
+  return {
+    allow_private: list.map((n) => {
+      const text = n.string({ max: 64 });
+      try {
+        parseCidr(text);
+      } catch (e) {
+        n.fail((e as Error).message);
+      }
+      return text;
+    }),
+  };
 }

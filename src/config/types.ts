@@ -105,4 +105,6 @@ export interface PortcullisConfig {
   targets: TargetConfig[];
   /** Access requests, approvals, grants, break-glass, webhooks (validated by access/config.ts). */
   access: AccessConfig;
+  /** Private networks outbound calls (webhooks, jwks_uri, OIDC, sinks) may reach; default none. */
+  outbound: { allow_private: string[] };
 }

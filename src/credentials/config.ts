@@ -5,10 +5,33 @@ import { InvalidInput } from '../common/errors.ts';
 import { parseDuration } from '../common/duration.ts';
 import type { TargetKind } from './types.ts';
 
-export type PostgresPermission =
+/**
+ * What revocation does with objects the lease's role created: `drop_objects` (default) drops
+ * them; `keep_objects` hands them to the target's keeper role (NOLOGIN, nothing beyond the
+ * schemas), never to the admin connection's role.
+ */
+export type OnRevoke = 'drop_objects' | 'keep_objects';
+export const ON_REVOKE: readonly OnRevoke[] = ['drop_objects', 'keep_objects'];
+
+export type PostgresPermission = (
   | { preset: 'readonly' | 'readwrite'; schemas: string[] }
   /** Single GRANT statements with `{{role}}` where the generated role name goes. */
-  | { statements: string[] };
+  | { statements: string[] }
+) & { on_revoke?: OnRevoke };
+
+/** Limits on every call to a target, so a target that stops answering cannot hang the broker. */
+export interface TargetTimeouts {
+  /** TCP connect + authentication. */
+  connect_ms: number;
+  /** Server-side statement_timeout; the client gives up at this + 1 s (query_timeout). */
+  statement_ms: number;
+  /** Server-side idle_in_transaction_session_timeout. */
+  idle_in_transaction_ms: number;
+  /** TCP keepalive initial delay. */
+  keepalive_ms: number;
+}
+
+export const DEFAULT_TARGET_TIMEOUTS: TargetTimeouts = { connect_ms: 5000, statement_ms: 10_000, idle_in_transaction_ms: 10_000, keepalive_ms: 10_000 };
 
 export interface PostgresTarget {
   name: string;
@@ -21,6 +44,7 @@ export interface PostgresTarget {
   max_ttl_ms: number;
   default_ttl_ms: number;
   connection_limit: number;
+  timeouts: TargetTimeouts;
 }
 
 export const SSH_EXTENSIONS = [
@@ -112,7 +136,7 @@ const ENV_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const PG_IDENT_RE = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 
 function postgres(o: Obj, path: string, name: string): PostgresTarget {
-  onlyKeys(o, path, ['name', 'kind', 'host', 'port', 'database', 'admin', 'permissions', 'max_ttl', 'default_ttl', 'connection_limit']);
+  onlyKeys(o, path, ['name', 'kind', 'host', 'port', 'database', 'admin', 'permissions', 'max_ttl', 'default_ttl', 'connection_limit', 'timeouts']);
   const host = str(o, 'host', path);
   const port = o.port === undefined ? 5432 : o.port;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
@@ -143,7 +167,34 @@ function postgres(o: Obj, path: string, name: string): PostgresTarget {
   if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 1000) {
     throw new InvalidInput(`${path}.connection_limit: expected an integer 1-1000`, `${path}.connection_limit`);
   }
-  return { name, kind: 'postgres', host, port, database, admin, permissions, ...ttls(o, path), connection_limit: limit };
+  return { name, kind: 'postgres', host, port, database, admin, permissions, ...ttls(o, path), connection_limit: limit, timeouts: timeouts(o.timeouts, `${path}.timeouts`) };
+}
+
+function timeouts(raw: unknown, p: string): TargetTimeouts {
+  if (raw === undefined) return { ...DEFAULT_TARGET_TIMEOUTS };
+  if (!isObj(raw)) throw new InvalidInput(`${p}: expected { connect, statement, idle_in_transaction, keepalive }`, p);
+  onlyKeys(raw, p, ['connect', 'statement', 'idle_in_transaction', 'keepalive']);
+  const one = (key: string, def: number, max: number): number => {
+    if (raw[key] === undefined) return def;
+    const ms = parseDuration(str(raw, key, p), `${p}.${key}`);
+    if (ms < 100 || ms > max) throw new InvalidInput(`${p}.${key}: must be between 100ms and ${max / 1000}s`, `${p}.${key}`);
+    return ms;
+  };
+  const d = DEFAULT_TARGET_TIMEOUTS;
+  return {
+    connect_ms: one('connect', d.connect_ms, 120_000),
+    statement_ms: one('statement', d.statement_ms, 600_000),
+    idle_in_transaction_ms: one('idle_in_transaction', d.idle_in_transaction_ms, 600_000),
+    keepalive_ms: one('keepalive', d.keepalive_ms, 600_000),
+  };
+}
+
+function onRevoke(raw: Obj, p: string): { on_revoke?: OnRevoke } {
+  if (raw.on_revoke === undefined) return {};
+  if (!(ON_REVOKE as readonly unknown[]).includes(raw.on_revoke)) {
+    throw new InvalidInput(`${p}.on_revoke: expected ${ON_REVOKE.join(' or ')}`, `${p}.on_revoke`);
+  }
+  return { on_revoke: raw.on_revoke as OnRevoke };
 }
 
 function postgresPermission(raw: unknown, p: string): PostgresPermission {
@@ -151,15 +202,15 @@ function postgresPermission(raw: unknown, p: string): PostgresPermission {
   if (Array.isArray(raw)) return { statements: grantStatements(raw, p) };
   if (isObj(raw)) {
     if (raw.preset !== undefined) {
-      onlyKeys(raw, p, ['preset', 'schemas']);
+      onlyKeys(raw, p, ['preset', 'schemas', 'on_revoke']);
       if (raw.preset !== 'readonly' && raw.preset !== 'readwrite') {
         throw new InvalidInput(`${p}.preset: expected readonly or readwrite`, `${p}.preset`);
       }
       const schemas = raw.schemas === undefined ? ['public'] : strList(raw.schemas, `${p}.schemas`, { nonEmpty: true, re: PG_IDENT_RE, hint: 'expected a schema name' });
-      return { preset: raw.preset, schemas };
+      return { preset: raw.preset, schemas, ...onRevoke(raw, p) };
     }
-    onlyKeys(raw, p, ['statements']);
-    return { statements: grantStatements(raw.statements, `${p}.statements`) };
+    onlyKeys(raw, p, ['statements', 'on_revoke']);
+    return { statements: grantStatements(raw.statements, `${p}.statements`), ...onRevoke(raw, p) };
   }
   throw new InvalidInput(`${p}: expected readonly, readwrite, a list of GRANT statements or { preset | statements }`, p);
 }

@@ -2,11 +2,12 @@
 // a random password, VALID UNTIL the lease end, a connection limit, and only the declared grants,
 // created in one transaction together with a COMMENT naming the lease so the reconciler can tell
 // Portcullis-owned roles from everything else. Revocation blocks new logins, terminates the role's
-// live backends (waiting for them to exit), then drops what it owns and the role.
+// live backends (waiting for them to exit), then drops what it owns (in every database) and the
+// role; objects are never handed to the admin role (see #dropRole).
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { InvalidInput } from '../common/errors.ts';
-import type { PostgresTarget } from './config.ts';
+import type { OnRevoke, PostgresTarget } from './config.ts';
 import { TargetError } from './errors.ts';
 import { fingerprint } from './fingerprint.ts';
 import type { CredentialIssuer, IssueRequest, IssueResult, Lease, LeaseView, ReconcileResult, RenewResult } from './types.ts';
@@ -71,12 +72,32 @@ export function grantStatements(target: PostgresTarget, permission: string, role
   return out;
 }
 
+/**
+ * What a superuser runs once so that `role` can be a target's admin connection with the least
+ * rights (docs/credentials.md): LOGIN CREATEROLE, not superuser; CONNECT on the database and USAGE
+ * on the schema with GRANT OPTION; GRANT OPTION on the schema's tables and sequences, including
+ * ones created later by `tablesOwner` (default privileges).
+ */
+export function adminRoleSetup(database: string, role: string, password: string): string[] {
+  const r = q(role);
+  return [
+    `CREATE ROLE ${r} WITH LOGIN CREATEROLE NOSUPERUSER NOCREATEDB NOREPLICATION NOBYPASSRLS PASSWORD ${lit(scramVerifier(password))}`,
+    `GRANT CONNECT ON DATABASE ${q(database)} TO ${r} WITH GRANT OPTION`,
+    `GRANT USAGE ON SCHEMA public TO ${r} WITH GRANT OPTION`,
+    `GRANT ALL ON ALL TABLES IN SCHEMA public TO ${r} WITH GRANT OPTION`,
+    `GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO ${r} WITH GRANT OPTION`,
+    `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO ${r} WITH GRANT OPTION`,
+    `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO ${r} WITH GRANT OPTION`,
+  ];
+}
+
 export class PostgresIssuer implements CredentialIssuer {
   readonly kind = 'postgres' as const;
   readonly target: string;
   readonly resourceType = 'Database';
   readonly #cfg: PostgresTarget;
   readonly #pool: pg.Pool;
+  readonly #password: string;
 
   constructor(opts: PostgresIssuerOptions) {
     this.#cfg = opts.target;
@@ -89,19 +110,36 @@ export class PostgresIssuer implements CredentialIssuer {
         'admin.password_env',
       );
     }
-    this.#pool = new pg.Pool({
-      host: opts.target.host,
-      port: opts.target.port,
-      database: opts.target.database,
-      user: opts.target.admin.user,
-      password,
-      max: 3,
-      connectionTimeoutMillis: 5000,
-      idleTimeoutMillis: 10_000,
-      application_name: 'portcullis',
-    });
+    this.#password = password;
+    this.#pool = new pg.Pool({ ...this.#connOptions(opts.target.database), max: 3, idleTimeoutMillis: 10_000 });
     // An idle admin connection dropping must not crash the broker; the next query reconnects.
     this.#pool.on('error', () => {});
+  }
+
+  /**
+   * Connection options with every limit set: a target that stops answering (frozen, partitioned,
+   * overloaded) fails the call after connect / query timeout instead of hanging it for minutes.
+   * statement_timeout and idle_in_transaction_session_timeout are enforced by the server;
+   * query_timeout (statement + 1 s) and the connect timeout by the client, which is what counts
+   * when the server does not answer at all; TCP keepalive notices a dead peer on idle connections.
+   */
+  #connOptions(database: string): pg.ClientConfig {
+    const t = this.#cfg.timeouts;
+    return {
+      host: this.#cfg.host,
+      port: this.#cfg.port,
+      database,
+      user: this.#cfg.admin.user,
+      password: this.#password,
+      application_name: 'portcullis',
+      connectionTimeoutMillis: t.connect_ms,
+      statement_timeout: t.statement_ms,
+      lock_timeout: t.statement_ms,
+      query_timeout: t.statement_ms + 1000,
+      idle_in_transaction_session_timeout: t.idle_in_transaction_ms,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: t.keepalive_ms,
+    };
   }
 
   check(params: Record<string, unknown>, permission: string | undefined): string {
@@ -120,13 +158,31 @@ export class PostgresIssuer implements CredentialIssuer {
     } catch (e) {
       throw new TargetError(this.target, `cannot connect as admin: ${(e as Error).message}`);
     }
+    // A connection that failed (timeout, reset, protocol error) is discarded, never reused: after
+    // a client-side query timeout the server may still be running or answering the old query.
+    let failed: Error | undefined;
     try {
       return await fn(client);
     } catch (e) {
+      failed = e as Error;
       if (e instanceof TargetError || e instanceof InvalidInput) throw e;
       throw new TargetError(this.target, `${what} failed: ${(e as Error).message}`);
     } finally {
-      client.release();
+      client.release(failed);
+    }
+  }
+
+  /** A one-off admin connection to another database of the same server (DROP OWNED is per database). */
+  async #inDatabase<T>(database: string, what: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+    const c = new pg.Client(this.#connOptions(database));
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      return await fn(c);
+    } catch (e) {
+      throw new TargetError(this.target, `${what} in database ${database} failed: ${(e as Error).message}`);
+    } finally {
+      await c.end().catch(() => {});
     }
   }
 
@@ -188,14 +244,31 @@ export class PostgresIssuer implements CredentialIssuer {
   async revoke(lease: Lease): Promise<void> {
     if (lease.handle === null) return; // issuance never got as far as naming a role
     const role = this.#roleOf(lease);
-    await this.#withAdmin('revoke', (c) => this.#dropRole(c, role));
+    const perm = Object.hasOwn(this.#cfg.permissions, lease.permission) ? this.#cfg.permissions[lease.permission] : undefined;
+    await this.#withAdmin('revoke', (c) => this.#dropRole(c, role, perm?.on_revoke ?? 'drop_objects'));
   }
 
-  async #dropRole(c: pg.PoolClient, role: string): Promise<void> {
+  /** The per-target role kept objects are handed to: no login, no membership, nothing beyond the schemas. */
+  keeperRole(): string {
+    const name = `portcullis_kept_${this.target}`;
+    return name.length <= 63 ? name : `portcullis_kept_${this.target.slice(0, 38)}_${createHash('sha256').update(this.target).digest('hex').slice(0, 8)}`;
+  }
+
+  /**
+   * Ends a lease's role so that nothing it did keeps running with anyone else's rights. Objects
+   * it created are dropped (`DROP OWNED`, in every database where it owns something or holds a
+   * privilege: DROP OWNED only sees the current database) — or, with `keep_objects`, handed to
+   * the target's keeper role. Never to the admin role: a SECURITY DEFINER function, a view, a
+   * trigger function or default privileges planted by the lease would then run as the admin.
+   */
+  async #dropRole(c: pg.PoolClient, role: string, onRevoke: OnRevoke = 'drop_objects'): Promise<void> {
     const exists = await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
     if (exists.rowCount === 0) return;
     // Close the door first so nothing new gets in while the live sessions are being ended.
     await c.query(`ALTER ROLE ${q(role)} NOLOGIN`);
+    // A non-superuser admin (CREATEROLE) holds only ADMIN OPTION on roles it created (PG16+);
+    // terminating their backends and DROP OWNED need the role's privileges, i.e. INHERIT.
+    await this.#inherit(c, role);
     await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()', [role]);
     // Wait until the backends are really gone, so "revoked" means the sessions have ended. Polled
     // at 5 ms: pg_terminate_backend's own timeout form sleeps in 100 ms steps.
@@ -206,17 +279,64 @@ export class PostgresIssuer implements CredentialIssuer {
       if (Date.now() > deadline) throw new TargetError(this.target, `sessions of ${role} did not end within 3 s`);
       await new Promise((res) => setTimeout(res, 5));
     }
+    const keeper = onRevoke === 'keep_objects' ? await this.#ensureKeeper(c) : undefined;
+    // Other databases first (the role may connect wherever PUBLIC may and create where it may).
+    const others = await c.query<{ datname: string }>(
+      `SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid
+        WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1)
+          AND d.datname <> current_database() AND d.datallowconn ORDER BY 1`,
+      [role],
+    );
+    for (const { datname } of others.rows) {
+      await this.#inDatabase(datname, 'drop owned', (o) => this.#dropOwned(o, role, keeper));
+    }
     await c.query('BEGIN');
     try {
       await c.query(ACL_LOCK);
-      await c.query(`REASSIGN OWNED BY ${q(role)} TO CURRENT_USER`);
-      await c.query(`DROP OWNED BY ${q(role)}`);
+      await this.#dropOwned(c, role, keeper);
       await c.query(`DROP ROLE ${q(role)}`);
       await c.query('COMMIT');
     } catch (e) {
       await c.query('ROLLBACK').catch(() => {});
       throw e;
     }
+  }
+
+  async #inherit(c: pg.ClientBase, role: string): Promise<void> {
+    const r = await c.query<{ ok: boolean }>(`SELECT pg_has_role(current_user, $1, 'USAGE') AS ok`, [role]);
+    if (!r.rows[0]!.ok) await c.query(`GRANT ${q(role)} TO CURRENT_USER WITH INHERIT TRUE, SET FALSE`);
+  }
+
+  async #dropOwned(c: pg.ClientBase, role: string, keeper: string | undefined): Promise<void> {
+    if (keeper !== undefined) {
+      // The keeper must be allowed to own objects in the schemas the lease could create in.
+      const schemas = await c.query<{ nspname: string }>(
+        `SELECT nspname FROM pg_namespace WHERE has_schema_privilege($1, oid, 'CREATE')
+            AND nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1`,
+        [role],
+      );
+      for (const { nspname } of schemas.rows) await c.query(`GRANT USAGE, CREATE ON SCHEMA ${q(nspname)} TO ${q(keeper)}`);
+      await c.query(`REASSIGN OWNED BY ${q(role)} TO ${q(keeper)}`);
+    }
+    // Drops what is still owned, the role's privileges and its default privileges.
+    await c.query(`DROP OWNED BY ${q(role)}`);
+  }
+
+  async #ensureKeeper(c: pg.PoolClient): Promise<string> {
+    const keeper = this.keeperRole();
+    const r = await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [keeper]);
+    if (r.rowCount === 0) {
+      await c.query(`CREATE ROLE ${q(keeper)} WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT`).catch(async (e) => {
+        // A concurrent revoke created it first.
+        const again = await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [keeper]);
+        if (again.rowCount === 0) throw e;
+      });
+      await c.query(`COMMENT ON ROLE ${q(keeper)} IS ${lit(`portcullis keeper of objects kept from revoked leases, target=${this.target}`)}`);
+    }
+    // REASSIGN OWNED to it needs SET (and the privileges of) the keeper.
+    const m = await c.query<{ ok: boolean }>(`SELECT pg_has_role(current_user, $1, 'USAGE') AND pg_has_role(current_user, $1, 'SET') AS ok`, [keeper]);
+    if (!m.rows[0]!.ok) await c.query(`GRANT ${q(keeper)} TO CURRENT_USER WITH INHERIT TRUE, SET TRUE`);
+    return keeper;
   }
 
   /** Portcullis-owned roles of this target: name prefix AND our comment naming this target. */

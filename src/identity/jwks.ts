@@ -1,6 +1,8 @@
 // Where a trust's verification keys come from: an inline JWKS, or a JWKS URI fetched and cached.
 // An unknown kid triggers at most one refetch per cooldown (default 30 s), so a flood of tokens
 // with random kids cannot turn the broker into a traffic amplifier against the issuer.
+import { outboundFetch } from '../common/outbound.ts';
+import type { OutboundFetch } from '../common/outbound.ts';
 import { createLocalJWKSet, errors as joseErrors } from 'jose';
 import type { JSONWebKeySet, JWK, JWSHeaderParameters, CryptoKey, KeyObject } from 'jose';
 import type { Clock } from '../common/clock.ts';
@@ -52,7 +54,8 @@ export class InlineJwks implements KeySource {
 
 export interface RemoteJwksOptions {
   clock?: Clock;
-  fetch?: typeof fetch;
+  /** Default: outboundFetch() — no private destinations (common/outbound.ts). */
+  fetch?: typeof fetch | OutboundFetch;
   /** Minimum time between refetches caused by an unknown kid (default 30 s). */
   refetchCooldownMs?: number;
   /** Keys are refreshed when older than this (default 10 min); stale keys are kept if the refresh fails. */
@@ -70,7 +73,7 @@ function isLoopback(host: string): boolean {
 export class RemoteJwks implements KeySource {
   readonly #url: URL;
   readonly #clock: Clock;
-  readonly #fetch: typeof fetch;
+  readonly #fetch: typeof fetch | OutboundFetch;
   readonly #cooldown: number;
   readonly #maxAge: number;
   readonly #backoff: number;
@@ -89,7 +92,7 @@ export class RemoteJwks implements KeySource {
       throw new TypeError(`jwks_uri ${this.#url.origin} must use https (plain http only on loopback)`);
     }
     this.#clock = options.clock ?? systemClock;
-    this.#fetch = options.fetch ?? fetch;
+    this.#fetch = options.fetch ?? outboundFetch();
     this.#cooldown = options.refetchCooldownMs ?? 30_000;
     this.#maxAge = options.cacheMaxAgeMs ?? 600_000;
     this.#backoff = options.failureBackoffMs ?? 5_000;

@@ -5,6 +5,8 @@
 // jose against the provider's discovered JWKS: iss, aud, exp, nonce, algorithm allowlist, and
 // auth_time when a max_age was asked (step-up). Users become `user:<email|sub>` with groups from
 // a configured claim as Cedar parents `Team::"<group>"`.
+import { outboundFetch } from '../common/outbound.ts';
+import type { OutboundFetch } from '../common/outbound.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
@@ -87,7 +89,8 @@ interface Pending {
 
 export interface HumanOidcTrustOptions {
   clock?: Clock;
-  fetch?: typeof fetch;
+  /** Default: outboundFetch() — no private destinations (common/outbound.ts). */
+  fetch?: typeof fetch | OutboundFetch;
   /** Discovery cache lifetime (default 1 h). */
   metadataTtlMs?: number;
 }
@@ -104,7 +107,7 @@ export class HumanOidcTrust {
   readonly kind = 'oidc-human' as const;
   readonly config: HumanOidcTrustConfig;
   readonly #clock: Clock;
-  readonly #fetch: typeof fetch;
+  readonly #fetch: typeof fetch | OutboundFetch;
   readonly #ttl: number;
   readonly #pending = new Map<string, Pending>();
   #meta: { value: ProviderMetadata; jwks: JWTVerifyGetKey; at: number } | undefined;
@@ -113,7 +116,7 @@ export class HumanOidcTrust {
     this.name = config.name;
     this.config = config;
     this.#clock = options.clock ?? systemClock;
-    this.#fetch = options.fetch ?? fetch;
+    this.#fetch = options.fetch ?? outboundFetch();
     this.#ttl = options.metadataTtlMs ?? 3_600_000;
   }
 

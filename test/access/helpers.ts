@@ -16,6 +16,7 @@ import type { EntityUid } from '../../src/policy/engine/types.ts';
 import type { AuthnFacts } from '../../src/identity/types.ts';
 import { createAccessService, validateAccessConfig } from '../../src/access/index.ts';
 import type { AccessDecide, AccessService, Actor, Notifier, RevokeLeases } from '../../src/access/index.ts';
+import { LOOPBACK, outboundFetch } from '../../src/common/outbound.ts';
 
 // `breakglass.use` is part of the built-in schema now; nothing to extend.
 export const SCHEMA_EXTENSION = '';
@@ -116,6 +117,7 @@ export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; n
   };
   service = createAccessService({
     db, clock, audit, decide,
+    fetch: outboundFetch({ allowPrivate: LOOPBACK }), // webhook receivers are on loopback
     revokeLeases: async (sel, o) => {
       revoked.push({ grantId: sel.grantId, ...o });
       return opts.revokeLeases ? opts.revokeLeases(sel, o) : { revoked: 0 };

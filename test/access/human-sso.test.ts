@@ -15,6 +15,7 @@ import { Browser, CLIENT_ID, CLIENT_SECRET, startIdp } from './idp.ts';
 import type { Account, Idp } from './idp.ts';
 import { ORDERS, POLICIES, SCHEMA_EXTENSION, world } from './helpers.ts';
 import type { World } from './helpers.ts';
+import { LOOPBACK, outboundFetch } from '../../src/common/outbound.ts';
 
 const REDIRECT = 'http://127.0.0.1:53682/callback';
 const ACCOUNTS: Account[] = [
@@ -35,6 +36,7 @@ describe('human sign-in with a real OpenID provider', () => {
         { name: 'sso', kind: 'oidc-human', issuer: idp.issuer, client_id: CLIENT_ID, client_secret_env: 'SSO_CLIENT_SECRET', redirect_uris: ['http://127.0.0.1/callback'], scopes: ['openid', 'email', 'groups'], algorithms: ['RS256'], groups_claim: 'groups', boundary: 'application', environment: 'prod' },
         { SSO_CLIENT_SECRET: CLIENT_SECRET },
       ),
+      { fetch: outboundFetch({ allowPrivate: LOOPBACK }) }, // the test IdP is on loopback
     );
     w = await world({
       clockStart: Date.now(),

@@ -6,6 +6,7 @@ import { openDatabase } from '../../src/store/sqlite.ts';
 import { WebhookDispatcher, migrateAccess, signWebhook, validateAccessConfig, verifyWebhookSignature } from '../../src/access/index.ts';
 import { startReceiver } from './receiver.ts';
 import type { Receiver } from './receiver.ts';
+import { LOOPBACK, outboundFetch } from '../../src/common/outbound.ts';
 
 const SECRET = 'whsec-test-0123456789abcdef';
 const receivers: Receiver[] = [];
@@ -23,7 +24,7 @@ async function setup(endpoints: { name: string; url: string; events?: string[] }
     { webhooks: { backoff_base: '20ms', backoff_max: '200ms', max_attempts: 4, timeout: '300ms', ...extra, endpoints: endpoints.map((e) => ({ ...e, secret_env: 'HOOK_SECRET' })) } },
     { HOOK_SECRET: SECRET },
   );
-  const d = new WebhookDispatcher({ db, config: cfg.webhooks });
+  const d = new WebhookDispatcher({ db, config: cfg.webhooks, fetch: outboundFetch({ allowPrivate: LOOPBACK }) });
   dispatchers.push(d);
   return d;
 }

@@ -28,6 +28,7 @@ test('valid targets of every kind, with defaults', () => {
   assert.deepEqual(t[0], {
     name: 'orders-db', kind: 'postgres', host: 'db', port: 5432, database: 'orders', admin: { user: 'portcullis', password_env: 'ORDERS_PW' },
     permissions: { readonly: { preset: 'readonly', schemas: ['public'] } }, max_ttl_ms: 3_600_000, default_ttl_ms: 900_000, connection_limit: 5,
+    timeouts: { connect_ms: 5000, statement_ms: 10_000, idle_in_transaction_ms: 10_000, keepalive_ms: 10_000 },
   });
   assert.equal(t[0]!.kind === 'postgres' && t[0].connection_limit, 5);
   assert.deepEqual(t[1]!.kind === 'ssh' && t[1].extensions, ['permit-pty']);
@@ -51,4 +52,16 @@ test('errors name the offending path', () => {
   assert.equal(fieldOf([{ name: 'a', kind: 'api', audience: 'x', scopes: ['a'], max_ttl: '2h' }]), 'targets[0].max_ttl');
   assert.equal(fieldOf([{ name: 's', kind: 'spiffe-x509', trust_domain: 'Bad Domain', max_ttl: '1h' }]), 'targets[0].trust_domain');
   assert.equal(fieldOf([{ ...pg, max_ttl: 'forever' }]), 'targets[0].max_ttl');
+});
+
+test('postgres timeouts and on_revoke: validated, errors name the field', () => {
+  const base = { name: 'db', kind: 'postgres', host: 'h', database: 'd', admin: { user: 'u', password_env: 'P' }, max_ttl: '1h' };
+  const [t] = validateTargets([{ ...base, permissions: { k: { statements: ['GRANT SELECT ON t TO {{role}}'], on_revoke: 'keep_objects' }, r: 'readonly' }, timeouts: { statement: '2s', connect: '500ms' } }]);
+  assert.ok(t!.kind === 'postgres');
+  assert.deepEqual(t.timeouts, { connect_ms: 500, statement_ms: 2000, idle_in_transaction_ms: 10_000, keepalive_ms: 10_000 });
+  assert.equal(t.permissions.k!.on_revoke, 'keep_objects');
+  assert.equal(t.permissions.r!.on_revoke, undefined, 'default: drop');
+  assert.throws(() => validateTargets([{ ...base, permissions: { r: { preset: 'readonly', on_revoke: 'reassign_to_admin' } } }]), /targets\[0\]\.permissions\.r\.on_revoke/);
+  assert.throws(() => validateTargets([{ ...base, permissions: { r: 'readonly' }, timeouts: { statement: '0s' } }]), /targets\[0\]\.timeouts\.statement/);
+  assert.throws(() => validateTargets([{ ...base, permissions: { r: 'readonly' }, timeouts: { hang: '1s' } }]), /targets\[0\]\.timeouts\.hang: unknown field/);
 });

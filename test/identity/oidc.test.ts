@@ -7,6 +7,9 @@ import type { OidcTrustConfig } from '../../src/config/types.ts';
 import { MAX_TOKEN_BYTES } from '../../src/identity/jwt.ts';
 import { makeKey, sign, signRaw, unsigned, startJwksServer, refused, b64 } from './helpers.ts';
 import type { JwksServer } from './helpers.ts';
+import { LOOPBACK, outboundFetch } from '../../src/common/outbound.ts';
+
+const LOCAL = outboundFetch({ allowPrivate: LOOPBACK }); // the test JWKS server is on loopback
 
 const ISSUER = 'https://token.actions.example.com';
 const k1 = makeKey('k1', 'RS256');
@@ -62,7 +65,7 @@ after(async () => {
 });
 
 test('OIDC: a valid token from a real JWKS endpoint yields identity, facts, attributes, evidence', async () => {
-  const trust = new OidcTrust(config(), { clock });
+  const trust = new OidcTrust(config(), { clock, fetch: LOCAL });
   const token = sign(claims(), k1);
   assert.equal(trust.accepts({ type: 'jwt', token }, { issuer: ISSUER }), true);
   assert.equal(trust.accepts({ type: 'jwt', token }, { issuer: 'https://other' }), false);
@@ -80,7 +83,7 @@ test('OIDC: a valid token from a real JWKS endpoint yields identity, facts, attr
 test('OIDC: unknown kid refetches once (rotation), then refetches are rate-limited', async () => {
   server.setKeys([k1.jwk]);
   const c = new ManualClock();
-  const trust = new OidcTrust(config(), { clock: c });
+  const trust = new OidcTrust(config(), { clock: c, fetch: LOCAL });
   const before = server.requests;
   const t = (key = k1, over = {}) => sign({ ...claims(), iat: nowSeconds(c), nbf: nowSeconds(c), exp: nowSeconds(c) + 300, ...over }, key);
   await trust.verify({ type: 'jwt', token: t() });
@@ -107,14 +110,14 @@ test('OIDC: unknown kid refetches once (rotation), then refetches are rate-limit
 });
 
 test('OIDC: JWKS endpoint down → jwks_unavailable; stale keys survive an outage', async () => {
-  const trust = new OidcTrust(config({ jwks_uri: 'http://127.0.0.1:1/jwks' }), { clock, timeoutMs: 2000 });
+  const trust = new OidcTrust(config({ jwks_uri: 'http://127.0.0.1:1/jwks' }), { clock, fetch: LOCAL, timeoutMs: 2000 });
   await refused(trust.verify({ type: 'jwt', token: sign(claims(), k1) }), 'jwks_unavailable');
   server.status = 500;
-  await refused(new OidcTrust(config(), { clock }).verify({ type: 'jwt', token: sign(claims(), k1) }), 'jwks_unavailable');
+  await refused(new OidcTrust(config(), { clock, fetch: LOCAL }).verify({ type: 'jwt', token: sign(claims(), k1) }), 'jwks_unavailable');
   server.status = 200;
   server.setKeys([k1.jwk]);
   const c = new ManualClock();
-  const t2 = new OidcTrust(config(), { clock: c, cacheMaxAgeMs: 60_000 });
+  const t2 = new OidcTrust(config(), { clock: c, fetch: LOCAL, cacheMaxAgeMs: 60_000 });
   const tok = () => sign({ ...claims(), iat: nowSeconds(c), nbf: nowSeconds(c), exp: nowSeconds(c) + 300 }, k1);
   await t2.verify({ type: 'jwt', token: tok() });
   server.status = 500;
@@ -125,11 +128,11 @@ test('OIDC: JWKS endpoint down → jwks_unavailable; stale keys survive an outag
 });
 
 test('OIDC: inline JWKS; HMAC/oct keys in a JWKS are ignored; symmetric algorithms refused in config', async () => {
-  const trust = new OidcTrust(config({ jwks_uri: undefined, jwks: { keys: [k2.jwk, { kty: 'oct', k: 'c2VjcmV0', kid: 'h' }] } as unknown as OidcTrustConfig['jwks'] }), { clock });
+  const trust = new OidcTrust(config({ jwks_uri: undefined, jwks: { keys: [k2.jwk, { kty: 'oct', k: 'c2VjcmV0', kid: 'h' }] } as unknown as OidcTrustConfig['jwks'] }), { clock, fetch: LOCAL });
   const v = await trust.verify({ type: 'jwt', token: sign(claims(), k2) });
   assert.equal(v.identityId, 'workload:github/acme/api');
   const ed = makeKey('ed', 'EdDSA');
-  const edTrust = new OidcTrust(config({ jwks_uri: undefined, jwks: { keys: [ed.jwk] } as unknown as OidcTrustConfig['jwks'] }), { clock });
+  const edTrust = new OidcTrust(config({ jwks_uri: undefined, jwks: { keys: [ed.jwk] } as unknown as OidcTrustConfig['jwks'] }), { clock, fetch: LOCAL });
   assert.equal((await edTrust.verify({ type: 'jwt', token: sign(claims(), ed) })).evidence.alg, 'EdDSA');
   assert.throws(() => new OidcTrust(config({ algorithms: ['RS256', 'HS256'] })), /asymmetric/);
   assert.throws(() => new OidcTrust(config({ algorithms: ['none'] })), /asymmetric/);
@@ -140,7 +143,7 @@ test('OIDC: inline JWKS; HMAC/oct keys in a JWKS are ignored; symmetric algorith
 // The JWT attack suite: every case refused, each with its precise reason.
 
 test('attack: alg none (any casing), with and without signature', async () => {
-  const trust = new OidcTrust(config(), { clock });
+  const trust = new OidcTrust(config(), { clock, fetch: LOCAL });
   for (const alg of ['none', 'None', 'NONE', 'nOnE']) {
     const tok = unsigned({ alg, kid: 'k1' }, claims());
     await refused(trust.verify({ type: 'jwt', token: tok }), 'algorithm_not_allowed', tok);
@@ -150,7 +153,7 @@ test('attack: alg none (any casing), with and without signature', async () => {
 });
 
 test('attack: algorithm confusion (HS256 keyed with the RSA public key)', async () => {
-  const trust = new OidcTrust(config(), { clock });
+  const trust = new OidcTrust(config(), { clock, fetch: LOCAL });
   const pem = k1.publicKey.export({ type: 'spki', format: 'pem' });
   for (const alg of ['HS256', 'HS384', 'HS512']) {
     const input = `${b64({ alg, kid: 'k1', typ: 'JWT' })}.${b64(claims())}`;
@@ -164,7 +167,7 @@ test('attack: algorithm confusion (HS256 keyed with the RSA public key)', async 
 });
 
 test('attack: an algorithm not configured for the trust (PS256), and alg/key family mismatch', async () => {
-  const trust = new OidcTrust(config(), { clock });
+  const trust = new OidcTrust(config(), { clock, fetch: LOCAL });
   const ps = makeKey('k1', 'PS256');
   await refused(trust.verify({ type: 'jwt', token: sign(claims(), ps) }), 'algorithm_not_allowed');
   // ES256 header naming the RSA key's kid: no EC key has that kid.
@@ -174,7 +177,7 @@ test('attack: an algorithm not configured for the trust (PS256), and alg/key fam
 
 test('attack: kid injection (path traversal, SQL-ish, control characters, oversized)', async () => {
   server.setKeys([k1.jwk]);
-  const trust = new OidcTrust(config(), { clock });
+  const trust = new OidcTrust(config(), { clock, fetch: LOCAL });
   await trust.verify({ type: 'jwt', token: sign(claims(), k1) });
   const before = server.requests;
   for (const kid of ['../../../../../etc/passwd', '/dev/null', "' OR 1=1 --", 'k1"; DROP TABLE crypto_keys; --', 'k1\u0000', '${jndi:ldap://x}']) {
@@ -188,7 +191,7 @@ test('attack: kid injection (path traversal, SQL-ish, control characters, oversi
 });
 
 test('attack: key-carrying headers jku / x5u / jwk / x5c are refused, even when self-consistent', async () => {
-  const trust = new OidcTrust(config(), { clock });
+  const trust = new OidcTrust(config(), { clock, fetch: LOCAL });
   const evil = await startJwksServer([attacker.jwk]);
   try {
     const cases: Record<string, unknown>[] = [
@@ -208,7 +211,7 @@ test('attack: key-carrying headers jku / x5u / jwk / x5c are refused, even when 
 });
 
 test('attack: signature by another key under the real kid; tampered payload; stripped signature', async () => {
-  const trust = new OidcTrust(config(), { clock });
+  const trust = new OidcTrust(config(), { clock, fetch: LOCAL });
   await refused(trust.verify({ type: 'jwt', token: sign(claims(), attacker) }), 'bad_signature');
   const good = sign(claims(), k1);
   const [h, , s] = good.split('.');
@@ -221,7 +224,7 @@ test('attack: signature by another key under the real kid; tampered payload; str
 });
 
 test('attack: time claims — expired, not yet valid, issued in the future; leeway honoured', async () => {
-  const trust = new OidcTrust(config(), { clock });
+  const trust = new OidcTrust(config(), { clock, fetch: LOCAL });
   const now = nowSeconds(clock);
   await refused(trust.verify({ type: 'jwt', token: sign(claims({ exp: now - 31 }), k1) }), 'expired');
   await trust.verify({ type: 'jwt', token: sign(claims({ exp: now - 20 }), k1) }); // within leeway
@@ -233,7 +236,7 @@ test('attack: time claims — expired, not yet valid, issued in the future; leew
 });
 
 test('attack: wrong issuer, wrong or missing audience', async () => {
-  const trust = new OidcTrust(config(), { clock });
+  const trust = new OidcTrust(config(), { clock, fetch: LOCAL });
   await refused(trust.verify({ type: 'jwt', token: sign(claims({ iss: 'https://evil.example' }), k1) }), 'unknown_issuer');
   await refused(trust.verify({ type: 'jwt', token: sign(claims({ iss: undefined }), k1) }), 'unknown_issuer');
   await refused(trust.verify({ type: 'jwt', token: sign(claims({ aud: 'other-service' }), k1) }), 'wrong_audience');
@@ -245,7 +248,7 @@ test('attack: wrong issuer, wrong or missing audience', async () => {
 
 test('attack: oversized token refused before parsing (no JWKS fetch)', async () => {
   const c = new ManualClock();
-  const trust = new OidcTrust(config(), { clock: c });
+  const trust = new OidcTrust(config(), { clock: c, fetch: LOCAL });
   const before = server.requests;
   const big = sign(claims({ pad: 'x'.repeat(MAX_TOKEN_BYTES) }), k1);
   await refused(trust.verify({ type: 'jwt', token: big }), 'token_too_large');
@@ -254,21 +257,21 @@ test('attack: oversized token refused before parsing (no JWKS fetch)', async () 
 });
 
 test('attack: unknown crit header and b64', async () => {
-  const trust = new OidcTrust(config(), { clock });
+  const trust = new OidcTrust(config(), { clock, fetch: LOCAL });
   await refused(trust.verify({ type: 'jwt', token: sign(claims(), k1, { crit: ['exp'], exp: 1 }) }), 'unknown_crit');
   await refused(trust.verify({ type: 'jwt', token: sign(claims(), k1, { crit: ['b64'], b64: false }) }), 'unknown_crit');
   await refused(trust.verify({ type: 'jwt', token: sign(claims(), k1, { crit: [] }) }), 'unknown_crit');
 });
 
 test('attack: required claims missing or different', async () => {
-  const trust = new OidcTrust(config(), { clock });
+  const trust = new OidcTrust(config(), { clock, fetch: LOCAL });
   await refused(trust.verify({ type: 'jwt', token: sign(claims({ repository_owner: undefined }), k1) }), 'claim_mismatch');
   await refused(trust.verify({ type: 'jwt', token: sign(claims({ repository_owner: 'evil' }), k1) }), 'claim_mismatch');
   await refused(trust.verify({ type: 'jwt', token: sign(claims({ repository_owner: ['acme'] }), k1) }), 'claim_mismatch');
 });
 
 test('attack: identity template injection', async () => {
-  const trust = new OidcTrust(config(), { clock });
+  const trust = new OidcTrust(config(), { clock, fetch: LOCAL });
   for (const repository of ['acme/../admin', '../admin', 'acme/api x', 'acme//api', '/acme', 'acme/', 'acme/.', 'a\nb', '', 'x'.repeat(300), 'ac{me}']) {
     await refused(trust.verify({ type: 'jwt', token: sign(claims({ repository }), k1) }), 'bad_identity_claim');
   }
@@ -279,7 +282,7 @@ test('attack: identity template injection', async () => {
 });
 
 test('attack: malformed tokens and a session token presented as a proof', async () => {
-  const trust = new OidcTrust(config(), { clock });
+  const trust = new OidcTrust(config(), { clock, fetch: LOCAL });
   for (const token of ['', 'abc', 'a.b', 'a.b.c.d', '!!.??.##', `${b64('not json')}.${b64(claims())}.AAAA`, `${b64([1])}.${b64(claims())}.AAAA`, `${b64({ alg: 'RS256' })}.${b64('[]')}.AAAA`]) {
     await refused(trust.verify({ type: 'jwt', token }), 'malformed');
   }

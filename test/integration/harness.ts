@@ -154,6 +154,7 @@ resources:
 policies: ./policies
 session: { ttl: 10m }
 audit: { fail_closed: true, checkpoint_every: 5 }
+outbound: { allow_private: [127.0.0.0/8, "::1/128"] }   # the test JWKS, IdP and webhook receivers are on loopback
 ${extraYaml}`;
   writeFileSync(join(dir, 'portcullis.yaml'), yaml);
   const clock = new ManualClock(clockStart);

@@ -1,0 +1,151 @@
+// Item 8.26: outbound calls refuse destinations inside the operator's network, checked on the
+// resolved address inside the connection's own lookup. A real loopback server stands in for
+// "something internal": reaching it (hits > 0) is what a refusal must prevent.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { forbiddenReason, LOOPBACK, OutboundRefused, outboundFetch, parseCidr } from '../../src/common/outbound.ts';
+import type { Resolver } from '../../src/common/outbound.ts';
+import { WebhookDispatcher } from '../../src/access/webhooks.ts';
+import { migrateAccess } from '../../src/access/store.ts';
+import { validateAccessConfig } from '../../src/access/config.ts';
+import { openDatabase } from '../../src/store/sqlite.ts';
+
+let server: Server;
+let port = 0;
+let hits = 0;
+
+before(async () => {
+  server = createServer((req, res) => {
+    hits++;
+    if (req.url?.startsWith('/redirect?to=')) {
+      res.writeHead(302, { location: decodeURIComponent(req.url.slice('/redirect?to='.length)) }).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(`inside ${req.method} ${req.url}`);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  port = (server.address() as { port: number }).port;
+});
+after(() => new Promise<void>((r) => server.close(() => r())));
+
+/** A resolver from a fixed table; counts resolutions. */
+function table(map: Record<string, string[]>): Resolver & { calls: number } {
+  const f = (async (h: string) => {
+    f.calls++;
+    const list = map[h];
+    if (!list) throw new Error(`ENOTFOUND ${h}`);
+    return list.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+  }) as Resolver & { calls: number };
+  f.calls = 0;
+  return f;
+}
+
+async function refused(p: Promise<unknown>, re: RegExp = /refused/): Promise<void> {
+  await assert.rejects(p, (e: unknown) => e instanceof OutboundRefused && re.test((e as Error).message));
+}
+
+describe('outbound destinations', () => {
+  test('IP literals in every spelling are refused before any connection', async () => {
+    const f = outboundFetch();
+    const urls = [
+      'http://169.254.169.254/latest/meta-data/', 'http://2852039166/', 'http://0xa9fea9fe/', 'http://0251.0376.0251.0376/',
+      'http://0xa9.0xfe.0xa9.0xfe/', 'http://169.254.43518/', 'http://[::ffff:169.254.169.254]/', 'http://[::ffff:a9fe:a9fe]/',
+      'http://[fd00:ec2::254]/', 'http://[fe80::1]/', 'http://[::]/', 'http://0.0.0.0/', 'http://0/', 'http://10.0.0.1/', 'http://172.16.5.4/',
+      'http://192.168.1.1/', 'http://100.64.0.1/', 'http://[fc00::1]/', 'http://224.0.0.1/', 'http://[ff02::1]/',
+      'http://[64:ff9b::a9fe:a9fe]/', 'http://[2002:a9fe:a9fe::1]/', 'http://[::127.0.0.1]/', `http://127.0.0.1:${port}/`,
+      `http://127.1:${port}/`, `http://0x7f000001:${port}/`, `http://2130706433:${port}/`, `http://[::1]:${port}/`, `http://[::ffff:127.0.0.1]:${port}/`,
+    ];
+    const before = hits;
+    for (const u of urls) await refused(f(u), /refused/);
+    assert.equal(hits, before, 'nothing reached');
+  });
+
+  test('the classification, including IPv4 inside IPv6', () => {
+    assert.equal(forbiddenReason('8.8.8.8'), undefined);
+    assert.equal(forbiddenReason('2606:4700::1111'), undefined);
+    assert.equal(forbiddenReason('::ffff:8.8.8.8'), undefined);
+    assert.match(forbiddenReason('::ffff:10.1.2.3')!, /RFC 1918/);
+    assert.match(forbiddenReason('169.254.169.254')!, /metadata/);
+    assert.match(forbiddenReason('fd00:ec2::254')!, /unique local/);
+    assert.match(forbiddenReason('100.127.255.255')!, /carrier-grade/);
+    assert.throws(() => parseCidr('10.0.0.0/33'), /prefix/);
+    assert.throws(() => parseCidr('localhost'), /not an IP/);
+  });
+
+  test('a hostname is judged by what it resolves to, in the lookup used for the connection', async () => {
+    const dns = table({ 'metadata.example.com': ['169.254.169.254'], 'internal.example.com': ['127.0.0.1'], 'mixed.example.com': ['8.8.8.8', '127.0.0.1'], 'v6.example.com': ['::ffff:127.0.0.1'] });
+    const f = outboundFetch({ resolve: dns });
+    const before = hits;
+    await refused(f('http://metadata.example.com/latest/meta-data/'), /metadata\.example\.com \(169\.254\.169\.254\) is link-local/);
+    await refused(f(`http://internal.example.com:${port}/`), /loopback/);
+    await refused(f(`http://mixed.example.com:${port}/`), /loopback/);
+    await refused(f(`http://v6.example.com:${port}/`), /loopback/);
+    assert.equal(hits, before, 'nothing reached');
+    // Allowed when declared; one resolution per connection, so no window between check and connect.
+    const ok = table({ 'internal.example.com': ['127.0.0.1'] });
+    const g = outboundFetch({ resolve: ok, allowPrivate: ['127.0.0.1/32'] });
+    const res = await g(`http://internal.example.com:${port}/hello`);
+    assert.equal(await res.text(), 'inside GET /hello');
+    assert.equal(ok.calls, 1);
+  });
+
+  test('DNS rebinding: every connection resolves and checks again', async () => {
+    let n = 0;
+    const rebinding: Resolver = async () => [{ address: n++ === 0 ? '127.0.0.1' : '169.254.169.254', family: 4 }];
+    const f = outboundFetch({ resolve: rebinding, allowPrivate: LOOPBACK });
+    assert.equal((await f(`http://rebind.example.com:${port}/`)).status, 200);
+    await refused(f(`http://rebind.example.com:${port}/`), /169\.254\.169\.254/);
+  });
+
+  test('redirects: refused on error mode, re-checked on follow, returned on manual', async () => {
+    const f = outboundFetch({ allowPrivate: LOOPBACK, resolve: table({ 'metadata.example.com': ['169.254.169.254'] }) });
+    const to = (u: string) => `http://127.0.0.1:${port}/redirect?to=${encodeURIComponent(u)}`;
+    await refused(f(to('http://169.254.169.254/latest/meta-data/')), /link-local/);
+    await refused(f(to('http://metadata.example.com/x')), /link-local/);
+    await refused(f(to('http://[::ffff:a9fe:a9fe]/')), /link-local/);
+    await refused(f(to(`http://127.0.0.1:${port}/fine`), { redirect: 'error' }), /redirect/);
+    assert.equal((await f(to('http://169.254.169.254/'), { redirect: 'manual' })).status, 302);
+    assert.equal(await (await f(to(`http://127.0.0.1:${port}/fine`))).text(), 'inside GET /fine');
+    await refused(f(to('file:///etc/passwd')), /scheme/);
+  });
+
+  test("Portcullis' own listener is refused even where loopback is allowed", async () => {
+    const before = hits;
+    for (const host of ['127.0.0.1', '0.0.0.0', '::']) {
+      const f = outboundFetch({ allowPrivate: LOOPBACK, self: [{ host, port }] });
+      await refused(f(`http://127.0.0.1:${port}/`), /own listener/);
+      await refused(f(`http://[::ffff:127.0.0.1]:${port}/`), /own listener/);
+    }
+    assert.equal(hits, before);
+    await refused(outboundFetch({ allowPrivate: LOOPBACK })(`http://user:pw@127.0.0.1:${port}/`), /credentials/);
+  });
+
+  test('allow_private names exactly what it names', async () => {
+    const f = outboundFetch({ allowPrivate: ['10.0.0.0/8'] });
+    await refused(f(`http://127.0.0.1:${port}/`), /loopback/);
+    const g = outboundFetch({ allowPrivate: ['127.0.0.1/32'] });
+    assert.equal((await g(`http://[::ffff:127.0.0.1]:${port}/`)).status, 200, 'IPv4-mapped form of an allowed address');
+    await refused(g('http://169.254.169.254/'), /link-local/);
+  });
+
+  test('webhooks use the outbound policy by default: a metadata endpoint fails, nothing sent', async () => {
+    const db = openDatabase(':memory:');
+    migrateAccess(db);
+    const cfg = validateAccessConfig(
+      { webhooks: { backoff_base: '20ms', backoff_max: '40ms', max_attempts: 1, timeout: '2s', endpoints: [{ name: 'meta', url: 'http://169.254.169.254/hook', secret_env: 'S', allow_insecure: true }, { name: 'local', url: `http://127.0.0.1:${port}/hook`, secret_env: 'S' }] } },
+      { S: 'x'.repeat(32) },
+    );
+    const d = new WebhookDispatcher({ db, config: cfg.webhooks });
+    const before = hits;
+    d.notify('breakglass.started', { n: 1 });
+    assert.ok(await d.idle(5000));
+    for (const r of d.deliveries({})) {
+      assert.equal(r.status, 'failed');
+      assert.match(String(r.last_error), /refused/);
+    }
+    assert.equal(hits, before);
+    await d.stop();
+  });
+});
