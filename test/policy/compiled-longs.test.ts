@@ -44,6 +44,8 @@ const CONDITIONS: string[] = [
   `{"10": 9007199254740993, "9": 9007199254740995, "a": 9007199254740997}["9"] == 9007199254740995`,
   `{"10": 9007199254740993, "9": 9007199254740995, "a": 9007199254740997}["10"] == 9007199254740993`,
   `{"b\\"q": 9007199254740993, "a\\\\": 9007199254740995, "\\n": 9007199254740997}["a\\\\"] == 9007199254740995`,
+  `{"e\\u{301}": 9007199254740993, "\\u{e9}": 9007199254740995}["\\u{e9}"] == 9007199254740995`,
+  `{"e\\u{301}": 9007199254740993, "\\u{e9}": 9007199254740995}["e\\u{301}"] == 9007199254740993`,
   `{"__proto__": 9007199254740993, "constructor": 9007199254740995}["__proto__"] == 9007199254740993`,
   `{"__proto__": 9007199254740993, "constructor": 9007199254740995} has __proto__`,
   // has / getattr chains
@@ -122,11 +124,11 @@ test('every permutation of record keys holding neighbouring large literals', () 
   assert.ok(n > 5);
 });
 
-test('literals out of the 64-bit range are refused like cedar-wasm refuses them', () => {
-  for (const lit of [`${MAX + 1n}`, `-${MAX + 2n}`, `{a: ${MAX + 1n}}`, `[1, {b: 99999999999999999999}]`]) {
+test('literals out of the 64-bit range, and duplicate record keys, are refused like cedar-wasm refuses them', () => {
+  for (const lit of [`${MAX + 1n}`, `-${MAX + 2n}`, `{a: ${MAX + 1n}}`, `[1, {b: 99999999999999999999}]`, `{a: 9007199254740993, a: 9007199254740992}.a`, `{"a": 9007199254740993, a: 1}.a`, `{"\u{e9}": 9007199254740993, "é": 9007199254740992}["é"]`]) {
     const text = `permit(principal, action, resource) when { ${lit} == 1 };`;
     assert.equal(cedar.policyToJson(text).type, 'failure', text);
-    assert.throws(() => new CompiledEngine().loadPolicies([{ id: 'p0', text }]), /policy|integer|literal/i, text);
+    assert.throws(() => new CompiledEngine().loadPolicies([{ id: 'p0', text }]), /policy|integer|literal|duplicate/i, text);
   }
 });
 
