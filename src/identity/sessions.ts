@@ -110,6 +110,11 @@ export class SessionService {
     return { token, jti: claims.jti, expiresAt: claims.exp * 1000, claims };
   }
 
+  /** Number of tokens in the verification cache (bounded by `cacheSize`). */
+  get cachedTokens(): number {
+    return this.#verified.size;
+  }
+
   /** Verifies a session token (signature, typ, iss, exp) and that it was not revoked. */
   async verify(token: string): Promise<VerifiedSession> {
     const now = nowSeconds(this.#clock);

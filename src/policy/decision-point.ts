@@ -234,8 +234,16 @@ export class DecisionPoint {
     const purpose: Record<string, CedarValue> = {};
     if (input.purpose.reason !== undefined) purpose.reason = input.purpose.reason;
     if (input.purpose.ticket !== undefined) purpose.ticket = input.purpose.ticket;
+    // Server-owned keys come from verified facts only. The HTTP edge refuses them already; the
+    // decision point refuses them too, so no internal caller can pass them through `extra`.
+    const extra = input.extra as Record<string, CedarValue> | undefined;
+    if (extra !== undefined) {
+      for (const k of [...SERVER_CONTEXT_KEYS, 'purpose']) {
+        if (Object.hasOwn(extra, k)) throw new InvalidInput(`context.${k} is set by the server from verified facts and cannot be supplied`, `context.${k}`);
+      }
+    }
     const context: Record<string, CedarValue> = {
-      ...(input.extra as Record<string, CedarValue> | undefined),
+      ...extra,
       authn: {
         method: input.authn.method,
         trust: input.authn.trust,

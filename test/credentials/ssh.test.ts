@@ -45,6 +45,18 @@ async function sshLogin(key: string, certificate: string): Promise<{ ok: boolean
   return login(sshd!.port, key);
 }
 
+/**
+ * Positive control: a fresh, valid certificate logs in to this sshd right now. Every test that
+ * expects a refusal runs it, so a broken sshd (or ssh client) that refuses everything fails the
+ * test instead of passing it.
+ */
+async function controlLogsIn(svc: ReturnType<typeof service>['svc']): Promise<void> {
+  const { key, pub } = await userKey();
+  const { credential } = await svc.issue({ identityId: 'user:alice@example.com', target: 'web-1', ttl: '10m', purpose: 'positive control', params: { publicKey: pub } });
+  const r = await sshLogin(key, credential.certificate as string);
+  assert.ok(r.ok, `positive control: a valid certificate must log in (${r.out})`);
+}
+
 describe('ssh user certificates', { skip }, () => {
   before(async () => {
     sshd = await startSshd(dir, { caPublicKeyLine: ca.publicKeyLine, krlPath: krl, principals: ['ops'] });
@@ -87,7 +99,11 @@ describe('ssh user certificates', { skip }, () => {
     const { credential } = await svc.issue({ identityId: 'user:alice@example.com', target: 'web-1', ttl: '1h', purpose: 'old', params: { publicKey: pub } });
     const login = await sshLogin(key, credential.certificate as string);
     assert.equal(login.ok, false);
+    assert.match(login.out, /Permission denied/, login.out);
     await svc.stop();
+    const live = service();
+    await controlLogsIn(live.svc);
+    await live.svc.stop();
   });
 
   test('a certificate for another principal is refused; unmapped principals are never signed', async () => {
@@ -95,8 +111,11 @@ describe('ssh user certificates', { skip }, () => {
     const { key, pub } = await userKey();
     const { credential } = await svc.issue({ identityId: 'user:mallory', target: 'web-1', purpose: 'try', params: { publicKey: pub } });
     assert.deepEqual(parseUserCertificate(credential.certificate as string, ca.privateKey).principals, ['dba']);
-    assert.equal((await sshLogin(key, credential.certificate as string)).ok, false);
+    const refused = await sshLogin(key, credential.certificate as string);
+    assert.equal(refused.ok, false);
+    assert.match(refused.out, /Permission denied/, refused.out);
     await assert.rejects(svc.issue({ identityId: 'user:mallory', target: 'web-1', purpose: 'widen', params: { publicKey: pub, principals: ['ops'] } }), Forbidden);
+    await controlLogsIn(svc);
     await svc.stop();
   });
 
@@ -122,6 +141,36 @@ describe('ssh user certificates', { skip }, () => {
     assert.equal(svc.get(lease.id).status, 'revoked');
     assert.equal((await sshLogin(key, credential.certificate as string)).ok, false);
     assert.equal(audit.ofType('credential.revoked')[0]!.payload.reason, 'agent compromised');
+    await controlLogsIn(svc); // the KRL refuses that serial, not every certificate
+    await svc.stop();
+  });
+
+  test('renew issues a new certificate and the old one stops logging in (its serial goes in the KRL)', async () => {
+    const { svc, audit } = service();
+    const { key, pub } = await userKey();
+    const { lease, credential } = await svc.issue({ identityId: 'user:alice@example.com', target: 'web-1', ttl: '20m', purpose: 'long job', params: { publicKey: pub } });
+    const oldCert = credential.certificate as string;
+    assert.ok((await sshLogin(key, oldCert)).ok, 'the first certificate logs in');
+    const renewed = await svc.renew(lease.id, { ttl: '30m' });
+    const newCert = renewed.credential.certificate as string;
+    assert.ok(newCert, 'renew hands out a new certificate');
+    assert.notEqual(newCert, oldCert);
+    const oldSerial = parseUserCertificate(oldCert, ca.privateKey).serial;
+    const newSerial = parseUserCertificate(newCert, ca.privateKey).serial;
+    assert.notEqual(String(newSerial), String(oldSerial));
+    assert.equal(String(newSerial), renewed.lease.handle);
+    assert.equal(renewed.lease.renewals, 1);
+    // The real sshd: the renewed certificate logs in, the superseded one is refused (KRL).
+    const fresh = await sshLogin(key, newCert);
+    assert.ok(fresh.ok, fresh.out);
+    const stale = await sshLogin(key, oldCert);
+    assert.equal(stale.ok, false, 'the superseded certificate still logs in');
+    assert.match(stale.out, /Permission denied/, stale.out);
+    // Renewing again supersedes the second one too; the third logs in.
+    const third = await svc.renew(lease.id, { ttl: '30m' });
+    assert.equal((await sshLogin(key, newCert)).ok, false, 'the second certificate is superseded too');
+    assert.ok((await sshLogin(key, third.credential.certificate as string)).ok);
+    assert.equal(audit.ofType('credential.renewed').length, 2);
     await svc.stop();
   });
 });

@@ -7,6 +7,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './helpers.ts';
+import { missingDependency } from '../ci.ts';
 
 export const run = promisify(execFile);
 const SSHD = '/usr/sbin/sshd';
@@ -15,11 +16,10 @@ export const haveOpenSsh = existsSync(SSHD) && existsSync(SSH);
 /** The local account sshd lets certificates log in as. */
 export const sshUser = process.env.USER ?? 'root';
 
-/** Prints the visible notice once and returns the `skip` value for describe(). */
+/** The `skip` value for describe(): false when OpenSSH is here; when not, a notice (a failing test in CI). */
 export function skipWithoutOpenSsh(): false | string {
   if (haveOpenSsh) return false;
-  console.log('# NOTICE: sshd/ssh not installed — SSH certificate login tests are SKIPPED (apt-get install openssh-server)');
-  return 'sshd not installed';
+  return missingDependency(`OpenSSH (${SSHD}, ${SSH})`, 'apt-get install openssh-server openssh-client');
 }
 
 export interface Sshd {

@@ -105,6 +105,15 @@ describe('X.509-SVIDs', () => {
     const f = await foreign.issue({ identityId: 'workload:payments/api', target: 'svid-prod', purpose: 'forged', params: { publicKeyPem: k.pub } });
     assert.equal((await mtls(f.credential.chain as string, k.key, root.cert.toString('pem'))).ok, false);
     await foreign.stop();
+    // Positive control against the same TLS server: a live SVID from the real CA is accepted, so
+    // the refusals above are the server judging those certificates, not TLS failing altogether.
+    const live = service();
+    const lk = keyPair();
+    const ok = await live.issue({ identityId: 'workload:payments/api', target: 'svid-prod', ttl: '5m', purpose: 'control', params: { publicKeyPem: lk.pub } });
+    const r = await mtls(ok.credential.chain as string, lk.key, ok.credential.bundle as string);
+    assert.equal(r.ok, true, r.error);
+    assert.equal(r.reply, `hello URI:spiffe://${TD}/workload/payments/api`);
+    await live.stop();
   });
 
   test('identities that are not valid SPIFFE paths are refused; key input is validated', async () => {

@@ -110,12 +110,50 @@ test('sessions: forged, foreign and tampered tokens are refused', async () => {
   void nowSeconds(clock);
 });
 
-test('sessions: the verification cache is bounded', async () => {
+test('sessions: the verification cache is bounded, and evicted tokens are verified again in full', async () => {
   const clock = new ManualClock();
   const db = openDatabase(':memory:');
   const keyring = Keyring.open(db, { masterKey: randomBytes(32), clock });
   const sessions = SessionService.open({ db, keyring, clock, issuer: 'https://b', cacheSize: 3 });
   const tokens = await Promise.all([1, 2, 3, 4, 5].map(() => sessions.issue({ identityId: 'x', facts })));
-  for (const t of tokens) await sessions.verify(t.token);
-  for (const t of tokens) await sessions.verify(t.token);
+  assert.equal(sessions.cachedTokens, 0, 'issuing does not cache: the first use verifies in full');
+  for (const t of tokens) {
+    assert.equal((await sessions.verify(t.token)).jti, t.jti);
+    assert.ok(sessions.cachedTokens <= 3, `cache holds ${sessions.cachedTokens} > 3 tokens`);
+  }
+  assert.equal(sessions.cachedTokens, 3);
+  // Evicted (the first two) and cached tokens alike still verify, and the bound holds.
+  for (const t of tokens) assert.equal((await sessions.verify(t.token)).identityId, 'x');
+  assert.equal(sessions.cachedTokens, 3);
+  // Revocation reaches evicted and cached tokens alike.
+  sessions.revokeJti(tokens[0]!.jti);
+  sessions.revokeJti(tokens[4]!.jti);
+  await refused(sessions.verify(tokens[0]!.token), 'revoked');
+  await refused(sessions.verify(tokens[4]!.token), 'revoked');
+  assert.equal((await sessions.verify(tokens[2]!.token)).jti, tokens[2]!.jti);
+});
+
+test('sessions: a token never seen before is refused once expired — on its first use, not only from the cache', async () => {
+  const { sessions, clock, db, keyring } = setup(10 * 60_000);
+  const unused = await sessions.issue({ identityId: 'x', facts });
+  const used = await sessions.issue({ identityId: 'x', facts });
+  assert.equal((await sessions.verify(used.token)).jti, used.jti, 'positive control: a live token verifies');
+  clock.advance(10 * 60_000 + 6_000); // past exp + leeway (5 s)
+  await refused(sessions.verify(unused.token), 'expired', unused.token);
+  await refused(sessions.verify(used.token), 'expired', used.token);
+  // A restarted broker (empty cache) refuses it too.
+  const restarted = SessionService.open({ db, keyring, clock, issuer: 'https://broker.example' });
+  await refused(restarted.verify(used.token), 'expired');
+  // Tokens signed with the live session key but already expired, or without exp: never accepted.
+  const now = nowSeconds(clock);
+  const sign = (claims: Record<string, unknown>) => keyring.signJwt('session', claims, { typ: 'pcx-session+jwt' });
+  for (const exp of [now - 6, now - 3600, 0, -1]) {
+    const t = await sign({ ...unused.claims, iat: Math.min(now - 60, exp - 60), exp });
+    await refused(restarted.verify(t), 'expired');
+  }
+  const { exp: _exp, ...noExp } = unused.claims;
+  await refused(restarted.verify(await sign({ ...noExp, iat: now })), 'missing_claim');
+  // positive control with the same signing path: a live claim set verifies
+  const live = await sign({ ...unused.claims, iat: now, exp: now + 60 });
+  assert.equal((await restarted.verify(live)).identityId, 'x');
 });

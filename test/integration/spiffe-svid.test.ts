@@ -49,6 +49,16 @@ when { context.authn.method == "spiffe-x509" };
     await s?.close();
   });
 
+  /** Positive control: a fresh SVID issued over the API logs in over mTLS (TLS and the trust work). */
+  const assert200ViaSvid = async (name: string) => {
+    const session = await s.login('acme/api');
+    const k = workloadKey(s.dir, name);
+    const r = await s.call('POST', '/v1/credentials', { target: 'svid', reason: 'positive control', ttl: '5m', public_key: k.pub }, session);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const login = await s.call('POST', '/v1/auth/token', {}, undefined, { cert: r.body.credential.chain, key: k.key });
+    assert.equal(login.status, 200, `positive control: a valid SVID must log in over mTLS (${JSON.stringify(login.body)})`);
+  };
+
   const failures = async () => {
     await s.running.broker.audit.flush();
     return s.running.broker.audit.query({ stream: 'authn', type: 'authn.failure' }).map((e) => e.payload.reason);
@@ -106,6 +116,8 @@ when { context.authn.method == "spiffe-x509" };
     const login = await s.call('POST', '/v1/auth/token', {}, undefined, { cert: credential.chain as string, key: k.key });
     assert.equal(login.status, 401);
     assert.ok((await failures()).includes('untrusted_chain'));
+    // Positive control over the same TLS listener: an SVID from the real CA logs in.
+    await assert200ViaSvid('control-foreign');
   });
 
   it('refuses a revoked SVID at once and an expired one after its TTL (401, audited)', async () => {
@@ -122,6 +134,7 @@ when { context.authn.method == "spiffe-x509" };
     const k = workloadKey(s.dir, 'short');
     const r2 = await s.call('POST', '/v1/credentials', { target: 'svid', reason: 'short-lived', ttl: '2m', public_key: k.pub }, session);
     assert.equal(r2.status, 201);
+    assert.equal((await s.call('POST', '/v1/auth/token', {}, undefined, { cert: r2.body.credential.chain, key: k.key })).status, 200, 'positive control: the short-lived SVID logs in before its TTL');
     s.clock.advance(3 * 60_000);
     const login = await s.call('POST', '/v1/auth/token', {}, undefined, { cert: r2.body.credential.chain, key: k.key });
     assert.equal(login.status, 401);

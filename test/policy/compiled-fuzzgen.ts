@@ -45,6 +45,26 @@ function q(s: string): string {
   return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
 }
 
+const P53 = 9007199254740992n;
+const I64_MAX = 9223372036854775807n;
+/** Record keys whose orders differ: source, Rust's byte order, UTF-16 order, JavaScript's own-key order. */
+const BIG_KEYS = ['a', 'b', 'z', 'B', '_1', '10', '9', 'é', '\u{1F600}', '\u{FFFF}', '\u{10000}', 'q"', 'back\\', '__proto__', 'constructor'];
+const BIG_OTHERS = ['User::"9007199254740993"', 'decimal("922337203685477.5807")', 'ip("10.0.0.1")', '"9223372036854775807"', 'true', '[]', '{}'];
+type BigTree = { k: 'long'; v: bigint } | { k: 'other'; text: string } | { k: 'set'; items: BigTree[] } | { k: 'rec'; e: [string, BigTree][] };
+
+/** A record key as Cedar text: a quoted string with escapes, or a bare identifier where possible. */
+function keyText(k: string, quoted: boolean): string {
+  if (!quoted && /^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) return k;
+  let s = '"';
+  for (const c of k) {
+    const cp = c.codePointAt(0)!;
+    if (c === '"' || c === '\\') s += '\\' + c;
+    else if (cp < 0x20 || cp > 0x7e) s += `\\u{${cp.toString(16)}}`;
+    else s += c;
+  }
+  return s + '"';
+}
+
 function uidText(u: EntityUid): string {
   return `${u.type}::${JSON.stringify(u.id)}`;
 }
@@ -67,7 +87,7 @@ export class Gen {
   expr(d: number): string {
     const r = this.r;
     if (d <= 0 || r.chance(0.2)) return this.leaf();
-    switch (r.int(22)) {
+    switch (r.int(25)) {
       case 0:
         return `(${this.expr(d - 1)} && ${this.expr(d - 1)})`;
       case 1:
@@ -110,8 +130,115 @@ export class Gen {
         return `{${r.pick(ATTRS)}: ${this.expr(d - 1)}, z: ${this.expr(d - 1)}}`;
       case 20:
         return `[${this.expr(d - 1)}, ${this.expr(d - 1)}]`;
+      case 21:
+      case 22:
+      case 23:
+        return this.bigExpr(1 + r.int(3));
       default:
         return `(${this.expr(d - 1)} ${r.pick(['==', '&&', '||'])} ${this.leaf()})`;
+    }
+  }
+
+  // ------------------------------------------------------------ large Long literals (item 17)
+
+  /** A Long near ±2^53 or ±2^63 (always inside the 64-bit range). */
+  bigLong(): bigint {
+    const r = this.r;
+    const off = BigInt(r.int(5)) - 2n;
+    switch (r.int(4)) {
+      case 0:
+        return P53 + off;
+      case 1:
+        return -(P53 + off);
+      case 2:
+        return I64_MAX - BigInt(r.int(4));
+      default:
+        return -I64_MAX - BigInt(r.int(2)) + BigInt(r.int(3)); // down to -2^63
+    }
+  }
+
+  bigTree(d: number): BigTree {
+    const r = this.r;
+    if (d <= 0 || r.chance(0.25)) return r.chance(0.85) ? { k: 'long', v: this.bigLong() } : { k: 'other', text: r.pick(BIG_OTHERS) };
+    if (r.chance(0.3)) return { k: 'set', items: Array.from({ length: 1 + r.int(3) }, () => this.bigTree(d - 1)) };
+    const keys = [...BIG_KEYS].sort(() => r.next() - 0.5).slice(0, 2 + r.int(3));
+    return { k: 'rec', e: keys.map((k) => [k, this.bigTree(d - 1)] as [string, BigTree]) };
+  }
+
+  /** Cedar text of a tree; records written in a random key order (Cedar does not care). */
+  bigText(t: BigTree, shuffle: boolean): string {
+    switch (t.k) {
+      case 'long':
+        return String(t.v);
+      case 'other':
+        return t.text;
+      case 'set':
+        return `[${t.items.map((x) => this.bigText(x, shuffle)).join(', ')}]`;
+      case 'rec': {
+        const e = shuffle ? [...t.e].sort(() => this.r.next() - 0.5) : t.e;
+        return `{${e.map(([k, v]) => `${keyText(k, this.r.chance(0.5))}: ${this.bigText(v, shuffle)}`).join(', ')}}`;
+      }
+    }
+  }
+
+  /** The same tree with one Long changed by one (so equality must see every digit). */
+  bigNudge(t: BigTree): BigTree {
+    switch (t.k) {
+      case 'long':
+        return { k: 'long', v: t.v === I64_MAX ? t.v - 1n : t.v + 1n };
+      case 'other':
+        return t;
+      case 'set': {
+        if (t.items.length === 0) return t;
+        const i = this.r.int(t.items.length);
+        return { k: 'set', items: t.items.map((x, j) => (j === i ? this.bigNudge(x) : x)) };
+      }
+      case 'rec': {
+        const i = this.r.int(t.e.length);
+        return { k: 'rec', e: t.e.map(([k, v], j) => [k, j === i ? this.bigNudge(v) : v] as [string, BigTree]) };
+      }
+    }
+  }
+
+  /**
+   * An expression over records and sets of large Longs whose value depends on every digit of
+   * the literals: attribute paths compared with the exact value (or off by one), `has`, `like`
+   * on a neighbouring string, set containment of a reordered copy, arithmetic at the edges.
+   */
+  bigExpr(d: number): string {
+    const r = this.r;
+    const t = this.bigTree(d);
+    const text = this.bigText(t, false);
+    // walk a path of record attributes down to a leaf
+    let cur = t;
+    let path = '';
+    while (cur.k === 'rec') {
+      const [k, v] = r.pick(cur.e);
+      path += r.chance(0.5) && /^[A-Za-z_][A-Za-z0-9_]*$/.test(k) ? `.${k}` : `[${keyText(k, true)}]`;
+      cur = v;
+    }
+    switch (r.int(7)) {
+      case 0:
+      case 1: {
+        if (cur.k !== 'long') return `(${text}${path} == ${cur.k === 'set' ? this.bigText(cur, true) : cur.text})`;
+        const want = r.chance(0.7) ? cur.v : cur.v + (r.chance(0.5) ? 1n : -1n);
+        return `(${text}${path} ${r.pick(['==', '!=', '<=', '>='])} ${want})`;
+      }
+      case 2: {
+        // arithmetic at the edges: exact when in range, an overflow error (alike) when not
+        const op = r.pick(['+', '-']);
+        const by = BigInt(r.int(5) - 2);
+        const v = cur.k === 'long' ? (op === '+' ? cur.v + by : cur.v - by) : 0n;
+        return `(${text}${path} ${op} ${by} == ${v >= -I64_MAX - 1n && v <= I64_MAX ? v : 0})`;
+      }
+      case 3:
+        return `[${text}].contains(${this.bigText(r.chance(0.6) ? t : this.bigNudge(t), true)})`;
+      case 4:
+        return `(${text} == ${this.bigText(r.chance(0.6) ? t : this.bigNudge(t), true)})`;
+      case 5:
+        return `(${text} has ${keyText(r.pick(BIG_KEYS), true)})`;
+      default:
+        return `({s: ${q(r.pick(['9007199254740993', 'a9223372036854775807', '*']))}, n: ${this.bigLong()}}.s like ${q(r.pick(['9007199254740993', '*3', 'a*7', '\\*']))})`;
     }
   }
 

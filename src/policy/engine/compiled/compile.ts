@@ -2,6 +2,7 @@
 // closures, once, at activation time. Evaluation follows Cedar's semantics exactly: the same
 // values, the same short-circuits, and an error (CedarEvalError) wherever Cedar raises one.
 
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { CedarEvalError } from './errors.ts';
 import { Datetime, Duration, getExtensionFn, extensionArity } from './ext.ts';
 import { CRecord, CSet, EUid, fromJson, normLong, typeError, uidFromJson, valueEq, type Value } from './values.ts';
@@ -45,15 +46,37 @@ export interface CompiledPolicy {
 
 export class PolicyCompileError extends Error {}
 
+/** Parses one static policy to its JSON AST with cedar-wasm; throws on a parse error. */
+function parsePolicyJson(text: string): unknown {
+  const r = cedar.policyToJson(text);
+  if (r.type !== 'success') throw new Error(r.errors.map((e) => e.message).join('; '));
+  return r.json;
+}
+
 // ---------------------------------------------------------------- integer literal precision
 
 /**
  * cedar-wasm hands the AST to JavaScript with Long literals as doubles, so a literal beyond 2^53
- * arrives rounded. We recover each such literal from the policy text: every integer token in the
- * text, in order, matched to the AST's unsafe numbers by their double value.
+ * arrives rounded (9007199254740993 reads as 9007199254740992). Matching the AST's numbers to the
+ * text's integer tokens by order or by value is wrong: the AST is not in text order (record keys
+ * are sorted, in Rust's byte order, and JavaScript reorders integer-like keys again), and two
+ * distinct literals can round to the same double.
+ *
+ * Instead each integer token beyond 2^53 is replaced in the text by a distinct marker, an exact
+ * safe integer that occurs nowhere else, and the marked text is parsed again. The two ASTs have
+ * the same shape; wherever the marked one holds ±marker_i the original holds ±token_i, and we
+ * take the exact value from there — by position in the tree, whatever the order of keys. Any
+ * difference in shape, or a recovered value that does not round to the double cedar-wasm gave,
+ * refuses the policy (PolicyCompileError) instead of guessing.
  */
-function integerTokens(text: string): bigint[] {
-  const out: bigint[] = [];
+const MAX_SAFE = 9007199254740991n;
+const MARKER_BASE = 2 ** 52;
+
+interface IntToken { start: number; end: number; value: bigint }
+
+/** The integer tokens of a Cedar policy text, outside strings, comments and identifiers. */
+export function integerTokens(text: string): IntToken[] {
+  const out: IntToken[] = [];
   let i = 0;
   const n = text.length;
   while (i < n) {
@@ -63,13 +86,13 @@ function integerTokens(text: string): bigint[] {
       while (i < n && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
       i++;
     } else if (ch === '/' && text[i + 1] === '/') {
-      while (i < n && text[i] !== '\n') i++;
+      while (i < n && text[i] !== '\n' && text[i] !== '\r') i++;
     } else if (/[A-Za-z_]/.test(ch)) {
       while (i < n && /[A-Za-z0-9_]/.test(text[i])) i++;
-    } else if (/[0-9]/.test(ch)) {
+    } else if (ch >= '0' && ch <= '9') {
       const s = i;
-      while (i < n && /[0-9]/.test(text[i])) i++;
-      out.push(BigInt(text.slice(s, i)));
+      while (i < n && text[i] >= '0' && text[i] <= '9') i++;
+      out.push({ start: s, end: i, value: BigInt(text.slice(s, i)) });
     } else {
       i++;
     }
@@ -77,38 +100,83 @@ function integerTokens(text: string): bigint[] {
   return out;
 }
 
-function fixLiterals(ast: unknown, text: string): unknown {
-  let pool: Map<number, bigint[]> | undefined;
-  const take = (d: number): bigint => {
-    if (pool === undefined) {
-      pool = new Map();
-      for (const t of integerTokens(text)) {
-        const k = Math.abs(Number(t));
-        const q = pool.get(k);
-        if (q === undefined) pool.set(k, [t]);
-        else q.push(t);
-      }
-    }
-    const q = pool.get(Math.abs(d));
-    if (q === undefined || q.length === 0) throw new PolicyCompileError(`cannot recover the exact value of integer literal ${d}`);
-    const t = q.shift()!;
-    return d < 0 ? -t : t;
+function hasUnsafeNumber(v: unknown): boolean {
+  if (typeof v === 'number') return !Number.isSafeInteger(v);
+  if (Array.isArray(v)) return v.some(hasUnsafeNumber);
+  if (v !== null && typeof v === 'object') return Object.values(v).some(hasUnsafeNumber);
+  return false;
+}
+
+function collectNumbers(v: unknown, into: Set<number>): void {
+  if (typeof v === 'number') into.add(Math.abs(v));
+  else if (Array.isArray(v)) for (const x of v) collectNumbers(x, into);
+  else if (v !== null && typeof v === 'object') for (const x of Object.values(v)) collectNumbers(x, into);
+}
+
+/** Builds an object with exactly these own keys (`__proto__` included, as a plain key). */
+function record(entries: [string, unknown][]): Record<string, unknown> {
+  return Object.fromEntries(entries);
+}
+
+/** The policy's AST with every Long literal beyond 2^53 as its exact bigint. */
+export function recoverLongs(ast: unknown, text: string, parse: (text: string) => unknown): unknown {
+  if (!hasUnsafeNumber(ast)) return ast;
+  const tokens = integerTokens(text);
+  const used = new Set<number>();
+  collectNumbers(ast, used);
+  for (const t of tokens) if (t.value <= MAX_SAFE) used.add(Number(t.value));
+  const byMarker = new Map<number, bigint>();
+  let marked = '';
+  let at = 0;
+  let next = MARKER_BASE;
+  for (const t of tokens) {
+    if (t.value <= MAX_SAFE) continue;
+    while (used.has(next)) next++;
+    used.add(next);
+    byMarker.set(next, t.value);
+    marked += text.slice(at, t.start) + String(next);
+    at = t.end;
+    next++;
+  }
+  marked += text.slice(at);
+  let twin: unknown;
+  try {
+    twin = parse(marked);
+  } catch (e) {
+    throw new PolicyCompileError(`cannot recover the exact integer literals: ${(e as Error).message}`);
+  }
+  const fail = (what: string): never => {
+    throw new PolicyCompileError(`cannot recover the exact integer literals: ${what}`);
   };
-  const walk = (v: unknown): unknown => {
+  const walk = (v: unknown, m: unknown): unknown => {
     if (typeof v === 'number') {
-      if (Number.isSafeInteger(v)) return v;
-      if (!Number.isInteger(v)) throw new PolicyCompileError(`non-integer literal ${v}`);
-      return take(v);
+      if (typeof m !== 'number') return fail(`a literal ${v} has no counterpart`);
+      if (!Number.isInteger(v)) return fail(`non-integer literal ${v}`);
+      if (Number.isSafeInteger(v) && !byMarker.has(Math.abs(m))) return v === m ? v : fail(`literal ${v} differs`);
+      const t = byMarker.get(Math.abs(m));
+      if (t === undefined) return fail(`literal ${v} is not in the text`);
+      const exact = m < 0 ? -t : t;
+      if (Number(exact) !== v) return fail(`literal ${exact} does not match ${v}`);
+      return exact;
     }
-    if (Array.isArray(v)) return v.map(walk);
+    if (Array.isArray(v)) {
+      if (!Array.isArray(m) || m.length !== v.length) return fail('a set or list differs in length');
+      return v.map((x, i) => walk(x, m[i]));
+    }
     if (v !== null && typeof v === 'object') {
-      const o: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) o[k] = walk(x);
-      return o;
+      if (m === null || typeof m !== 'object' || Array.isArray(m)) return fail('an object has no counterpart');
+      const keys = Object.keys(v);
+      const mo = m as Record<string, unknown>;
+      if (Object.keys(mo).length !== keys.length) return fail('an object differs in keys');
+      return record(keys.map((k) => {
+        if (!Object.hasOwn(mo, k)) fail(`key ${JSON.stringify(k)} has no counterpart`);
+        return [k, walk((v as Record<string, unknown>)[k], mo[k])];
+      }));
     }
+    if (v !== m) return fail('a value differs');
     return v;
   };
-  return walk(ast);
+  return walk(ast, twin);
 }
 
 // ---------------------------------------------------------------- helpers
@@ -636,7 +704,7 @@ function scopeOf(j: Json, isAction: boolean): ScopeConstraint {
 }
 
 export function compilePolicy(id: string, index: number, json: unknown, text: string): CompiledPolicy {
-  const j = fixLiterals(json, text) as Json;
+  const j = recoverLongs(json, text, parsePolicyJson) as Json;
   const clauses = (j.conditions as Json[]).map((cl) => ({ when: cl.kind === 'when', c: compileExpr(cl.body) }));
   const fns = clauses.map((cl) => ({ when: cl.when, fn: cl.c.fn }));
   let cond: ((c: EvalCtx) => boolean) | null;
