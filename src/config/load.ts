@@ -19,6 +19,7 @@ import { ConfigError, Node } from './reader.ts';
 import { validateTargets } from '../credentials/config.ts';
 import { validateAccessConfig } from '../access/index.ts';
 import { validateHumanOidcTrust } from '../identity/human-oidc-config.ts';
+import { checkResourceHierarchy } from '../policy/entities.ts';
 import type { ObjectNode } from './reader.ts';
 
 export { ConfigError } from './reader.ts';
@@ -141,6 +142,7 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     };
   });
 
+  checkResourceHierarchy(resources);
   const policies = root.has('policies') ? policyFiles(root.get('policies'), baseDir) : [];
   const schemaNode = root.optional('schema_extension');
   let schema_extension: string | undefined;

@@ -114,6 +114,10 @@ action "breakglass.use" appliesTo { principal: [User], resource: [${data}], cont
 action "admin";
 action "identity.read", "identity.manage", "apikey.manage", "session.revoke" in ["admin"]
   appliesTo { principal: [${principals}], resource: [Identity], context: Ctx };
+// Changing an identity's memberships (Role/Team parents), owner or boundary: never part of
+// identity.manage, and never on oneself or on what one is accountable for (docs/policy.md).
+action "identity.membership.write" in ["admin"]
+  appliesTo { principal: [${principals}], resource: [Identity], context: Ctx };
 action "policy.read", "policy.write" in ["admin"]
   appliesTo { principal: [${principals}], resource: [Policy], context: Ctx };
 action "audit.read" in ["admin"] appliesTo { principal: [${principals}], resource: [AuditStream], context: Ctx };
