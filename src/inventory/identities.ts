@@ -283,34 +283,34 @@ export interface OwnershipFacts {
 
 /**
  * The humans accountable for an identity (docs/access.md "Separation of duties"):
- * - a user with no owner, or owned by a team → the user itself;
+ * - a user with no owner, owned by itself (as human sign-in registers them) or by a team → the
+ *   user itself;
  * - anything owned by an identity (`user:…`, or a workload, agent, …) → that owner's accountable
  *   humans, followed transitively (a user owned by a user is the same person's other account);
  * - anything else owned by `team:<name>` → the users who are members of Team::"<name>";
  * - an owner `user:…` not in the inventory is that human; anything else resolves to no one.
- * A cycle in the owner chain resolves to no one. Sorted, without duplicates.
+ * A user is always at least itself. A non-human whose chain loops or ends nowhere resolves to no
+ * one (and so can never review). Sorted, without duplicates.
  */
 export function accountableHumans(id: string, lookup: (id: string) => OwnershipFacts | undefined, teamMembers: (team: string) => readonly string[]): string[] {
-  const out = new Set<string>();
-  const walk = (cur: string, seen: ReadonlySet<string>): void => {
-    if (seen.has(cur)) return;
+  const walk = (cur: string, seen: ReadonlySet<string>): Set<string> => {
+    const out = new Set<string>();
+    if (seen.has(cur)) return out;
     const next = new Set(seen).add(cur);
     if (cur.startsWith('team:')) {
-      for (const m of teamMembers(cur.slice(5))) if (lookup(m)?.kind === 'user') walk(m, next);
-      return;
+      for (const m of teamMembers(cur.slice(5))) if (lookup(m)?.kind === 'user') for (const x of walk(m, next)) out.add(x);
+      return out;
     }
     const f = lookup(cur);
     if (!f) {
       if (cur.startsWith('user:')) out.add(cur);
-      return;
+      return out;
     }
-    const owner = f.owner;
-    if (owner !== null && !(f.kind === 'user' && owner.startsWith('team:'))) {
-      walk(owner, next);
-      return;
-    }
-    if (f.kind === 'user') out.add(cur);
+    // A user is always someone: owned by another user it is that person's other account, else itself.
+    const owner = f.owner === cur ? null : f.owner;
+    if (owner !== null && !(f.kind === 'user' && owner.startsWith('team:'))) for (const x of walk(owner, next)) out.add(x);
+    if (out.size === 0 && f.kind === 'user') out.add(cur);
+    return out;
   };
-  walk(id, new Set());
-  return [...out].sort();
+  return [...walk(id, new Set())].sort();
 }
