@@ -38,6 +38,8 @@ const EXTRA_POLICIES = `
 permit (principal is Workload, action == Action::"access.request", resource);
 @id("dba-approves-platform")
 permit (principal in Team::"dba", action == Action::"access.approve", resource == Database::"ledger");
+@id("dba-approves-stored-credential-requests")
+permit (principal in Team::"dba", action == Action::"access.approve", resource == AccessRequest::"credential:orders-db");
 @id("scratch-with-reason")
 permit (principal, action == Action::"db.select", resource == Database::"scratch") when { context.purpose has reason };
 @id("scratch-with-ticket")
@@ -119,6 +121,16 @@ describe('rules govern what a request reaches (8.4)', () => {
       const two = await w.service.approve(w.actor('carol'), r.id);
       const g = w.service.grants.get(two.grant_id!);
       assert.equal(Date.parse(g.end_at) - Date.parse(g.start_at), 2 * H, 'clamped to the strictest cap now in force');
+
+      // A credential request stored without its target's resource (made where targets were unknown)
+      // is still matched by that resource when it is approved.
+      const old = await lenient.createRequest(w.actor('alice'), parseCreateRequest({ credential: { target: 'orders-db' }, duration: '6h', reason: 'backfill' }));
+      assert.equal(old.required_approvals, 1);
+      assert.equal(old.target.kind === 'credential' && old.target.resource, undefined);
+      // (Its approvers decide on AccessRequest::"credential:orders-db": dba may, by policy.)
+      const byOld = await w.service.approve(w.actor('bob'), old.id);
+      assert.equal(byOld.status, 'pending', 'the prod rule asks for two, whatever was stored');
+      assert.equal(byOld.required_approvals, 2);
     } finally {
       await lenient.stop();
     }
