@@ -15,7 +15,7 @@ import type { Grants } from './grants.ts';
 import { summary } from './grants.ts';
 import { KeyedLock } from './lock.ts';
 import { describeTarget, reachedBy, requirementsFor, targetResource } from './rules.ts';
-import type { Requirements, ResourceLookup } from './rules.ts';
+import type { Requirements, ResourceChildren, ResourceLookup } from './rules.ts';
 import { checkSeparation } from './duties.ts';
 import type { Accountable } from './duties.ts';
 import { meaningful } from '../policy/purpose.ts';
@@ -48,6 +48,8 @@ export interface WorkflowDeps {
 export interface RequestsDeps extends WorkflowDeps {
   /** Boundary/environment/parents of a declared resource (for rules and the `AccessRequest` entity). */
   resourceInfo?: ResourceLookup;
+  /** Declared resources directly inside a resource (rules see what a grant reaches through `in`). */
+  resourceChildren?: ResourceChildren;
   /** The Cedar resource a credential target guards (`Database::"orders-db"`); undefined: no such target. */
   credentialResource?: (target: string) => EntityUid | undefined;
   /** The humans accountable for an identity (separation of duties); default: the id itself. */
@@ -85,7 +87,7 @@ export class AccessRequests {
 
   /** The strictest settings of every rule matching what the target reaches (docs/access.md "Rules"). */
   requirements(t: AccessTarget): Requirements {
-    return requirementsFor(this.#d.config, t, reachedBy(t, this.#d.resourceInfo, this.#d.credentialResource));
+    return requirementsFor(this.#d.config, t, reachedBy(t, this.#d.resourceInfo, this.#d.credentialResource, this.#d.resourceChildren));
   }
 
   /**

@@ -25,6 +25,8 @@ export interface ResourceInfo {
   parents?: readonly EntityUid[];
 }
 export type ResourceLookup = (uid: EntityUid) => ResourceInfo | undefined;
+/** The declared resources that have `uid` among their parents. */
+export type ResourceChildren = (uid: EntityUid) => readonly EntityUid[];
 
 /** One entity a request reaches, with what is known of it. */
 export interface Reached {
@@ -36,8 +38,17 @@ export function targetResource(t: AccessTarget): EntityUid | undefined {
   return t.kind === 'resource' ? t.resource : t.kind === 'credential' ? t.resource : undefined;
 }
 
-/** The resource(s) a target names, then every ancestor of each (deduplicated, cycle-safe). */
-export function reachedBy(t: AccessTarget, lookup: ResourceLookup | undefined, targetResourceOf?: (target: string) => EntityUid | undefined): Reached[] {
+/**
+ * The resource(s) a target names, every ancestor of each and — when `children` is given — every
+ * descendant (a grant on a database reaches its tables through `resource in`): deduplicated,
+ * cycle-safe.
+ */
+export function reachedBy(
+  t: AccessTarget,
+  lookup: ResourceLookup | undefined,
+  targetResourceOf?: (target: string) => EntityUid | undefined,
+  children?: ResourceChildren,
+): Reached[] {
   const roots: EntityUid[] = [];
   if (t.kind === 'resource') roots.push(t.resource);
   if (t.kind === 'credential') {
@@ -46,15 +57,21 @@ export function reachedBy(t: AccessTarget, lookup: ResourceLookup | undefined, t
     if (t.resource) roots.push(t.resource);
   }
   const out = new Map<string, Reached>();
-  const queue = [...roots];
-  while (queue.length > 0) {
-    const uid = queue.shift()!;
-    const key = `${uid.type}::${uid.id}`;
-    if (out.has(key)) continue;
-    const info = lookup?.(uid);
-    out.set(key, { uid, info });
-    for (const p of info?.parents ?? []) queue.push(p);
-  }
+  const walk = (next: (uid: EntityUid, info: ResourceInfo | undefined) => readonly EntityUid[]) => {
+    const seen = new Set<string>();
+    const queue = [...roots];
+    while (queue.length > 0) {
+      const uid = queue.shift()!;
+      const key = `${uid.type}::${uid.id}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const info = lookup?.(uid);
+      out.set(key, { uid, info });
+      queue.push(...next(uid, info));
+    }
+  };
+  walk((_uid, info) => info?.parents ?? []);
+  if (children) walk((uid) => children(uid));
   return [...out.values()];
 }
 

@@ -15,7 +15,7 @@ import { grantStatusLine } from './status.ts';
 import { migrateAccess } from './store.ts';
 import type { AccessDecide, AccessRequest, Actor, BreakGlassReview, Grant, GrantContext, Notifier, RevokeLeases } from './types.ts';
 import { WebhookDispatcher } from './webhooks.ts';
-import type { ResourceLookup } from './rules.ts';
+import type { ResourceChildren, ResourceLookup } from './rules.ts';
 import type { Accountable } from './duties.ts';
 
 export interface AccessServiceOptions {
@@ -28,6 +28,8 @@ export interface AccessServiceOptions {
   /** Notifier to use; default a WebhookDispatcher over `config.webhooks` (exposed as `webhooks`). */
   webhooks?: Notifier;
   resourceInfo?: ResourceLookup;
+  /** Declared resources directly inside a resource. */
+  resourceChildren?: ResourceChildren;
   /** The Cedar resource a credential target guards; undefined when there is no such target. */
   credentialResource?: (target: string) => EntityUid | undefined;
   /** The humans accountable for an identity (separation of duties); default: ids compared as they are. */
@@ -61,6 +63,7 @@ export class AccessService {
     this.requests = new AccessRequests({
       ...common, decide: o.decide, config: o.config, grants: this.grants,
       ...(o.resourceInfo && { resourceInfo: o.resourceInfo }),
+      ...(o.resourceChildren && { resourceChildren: o.resourceChildren }),
       ...(o.credentialResource && { credentialResource: o.credentialResource }),
       ...(o.accountable && { accountable: o.accountable }),
     });

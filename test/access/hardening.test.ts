@@ -15,12 +15,15 @@ const H = 3_600_000;
 const EXTRA_RESOURCES = [
   { type: 'Table', id: 'orders.payments', boundary: 'application', environment: 'prod', parents: [{ type: 'Database', id: 'orders' }], attributes: {} },
   { type: 'Database', id: 'ledger', boundary: 'platform', environment: 'prod', parents: [], attributes: {} },
+  { type: 'Table', id: 'scratch.pii', boundary: 'application', environment: 'dev', parents: [{ type: 'Database', id: 'scratch' }], attributes: {} },
+  { type: 'Database', id: 'sandbox', boundary: 'application', environment: 'dev', parents: [], attributes: {} },
 ];
 const ALL = [...RESOURCES, ...EXTRA_RESOURCES];
 const TARGETS: Record<string, EntityUid> = {
   'orders-db': { type: 'Database', id: 'orders' },
   'ledger-db': { type: 'Database', id: 'ledger' },
   'scratch-db': { type: 'Database', id: 'scratch' },
+  'sandbox-db': { type: 'Database', id: 'sandbox' },
 };
 const RULES = {
   rules: [
@@ -28,6 +31,7 @@ const RULES = {
     { name: 'platform', match: { boundary: 'platform' }, approvals: 3, max_duration: '1h' },
     { name: 'orders-short', match: { resource: 'Database::"orders"' }, approvals: 1, max_duration: '2h' },
     { name: 'prod-admin-ticket', match: { environment: 'prod', action: 'db.admin' }, require_ticket: true },
+    { name: 'pii-table', match: { resource: 'Table::"scratch.pii"' }, approvals: 2, max_duration: '30m' },
   ],
   break_glass: { max_duration: '3h' },
 };
@@ -44,8 +48,9 @@ permit (principal in Team::"dba", action == Action::"access.approve", resource =
 permit (principal, action == Action::"db.select", resource == Database::"scratch") when { context.purpose has reason };
 @id("scratch-with-ticket")
 permit (principal, action == Action::"db.insert", resource == Database::"scratch") when { context.purpose has ticket };
-@id("oncall-scratch-break-glass")
-permit (principal in Team::"oncall", action == Action::"breakglass.use", resource == Database::"scratch");
+@id("oncall-dev-break-glass")
+permit (principal in Team::"oncall", action == Action::"breakglass.use", resource)
+when { resource == Database::"scratch" || resource == Database::"sandbox" };
 `;
 const BLANKS = ['', '   ', '\t\n', '\u200b', '\u00a0\u2003\u3000', '\u2060\ufeff', '\u200c\u200d', '\u3164', '\u00ad', ' \u2028 ', '\u2800'];
 
@@ -89,9 +94,17 @@ describe('rules govern what a request reaches (8.4)', () => {
     assert.equal(ledger.required_approvals, 3, 'max of the approvals');
     await assert.rejects(paula({ credential: { target: 'ledger-db' }, duration: '2h' }), (e: InvalidInput) => e.extra.max_duration_ms === H);
 
-    const dev = await ask({ credential: { target: 'scratch-db' }, duration: '8h' });
+    const dev = await ask({ credential: { target: 'sandbox-db' }, duration: '8h' });
     assert.deepEqual(dev.rules, []);
     assert.equal(dev.required_approvals, 1);
+
+    // A grant on a database reaches its tables (`resource in`): a rule on one of them governs it.
+    for (const body of [{ credential: { target: 'scratch-db' } }, { resource: 'Database::"scratch"', actions: ['db.select'] }]) {
+      const r = await ask({ ...body, duration: '30m' });
+      assert.deepEqual(r.rules, ['pii-table'], JSON.stringify(body));
+      assert.equal(r.required_approvals, 2);
+      await assert.rejects(ask({ ...body, duration: '31m' }), (e: InvalidInput) => e.extra.max_duration_ms === 30 * 60_000);
+    }
   });
 
   test('a credential request needs its approvals; the grant lasts what was asked, within the caps', async () => {
@@ -141,7 +154,9 @@ describe('rules govern what a request reaches (8.4)', () => {
     await assert.rejects(w.service.startBreakGlass(erin, { resource: ORDERS, reason: 'orders down', duration_ms: 2.5 * H }), (e: InvalidInput) => e.extra.field === 'duration' && e.extra.max_duration_ms === 2 * H);
     const capped = await w.service.startBreakGlass(erin, { resource: ORDERS, reason: 'orders down' });
     assert.equal(Date.parse(capped.grant.end_at) - Date.parse(capped.grant.start_at), 2 * H, 'default: the strictest cap, not break_glass.max_duration');
-    const dev = await w.service.startBreakGlass(erin, { resource: { type: 'Database', id: 'scratch' }, reason: 'scratch down' });
+    const pii = await w.service.startBreakGlass(erin, { resource: { type: 'Database', id: 'scratch' }, reason: 'scratch down' });
+    assert.equal(Date.parse(pii.grant.end_at) - Date.parse(pii.grant.start_at), 30 * 60_000, 'a rule on a table inside caps it');
+    const dev = await w.service.startBreakGlass(erin, { resource: { type: 'Database', id: 'sandbox' }, reason: 'sandbox down' });
     assert.equal(Date.parse(dev.grant.end_at) - Date.parse(dev.grant.start_at), 3 * H, 'no rule: break_glass.max_duration');
   });
 });

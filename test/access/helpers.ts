@@ -125,6 +125,7 @@ export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; n
     ...(opts.notifier && { webhooks: opts.notifier }),
     resourceInfo: (uid) => boundaries.get(`${uid.type}::${uid.id}`),
     teamsOf: (id) => (users.get(id)?.parents ?? []).filter((p) => p.type === 'Team').map((p) => p.id),
+    resourceChildren: (uid) => resources.filter((r) => r.parents.some((p) => p.type === uid.type && p.id === uid.id)),
     ...(opts.credentialTargets && { credentialResource: (t: string) => opts.credentialTargets![t] }),
     // The inventory's definition, over the test principals (add owned workloads to `users`).
     accountable: (id) => accountableHumans(id, (x) => users.get(x), (team) => [...users.values()].filter((u) => u.parents.some((p) => p.type === 'Team' && p.id === team)).map((u) => u.id)),
