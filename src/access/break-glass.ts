@@ -11,12 +11,20 @@ import { coversResource, summary } from './grants.ts';
 import type { BreakGlassInput } from './input.ts';
 import { KeyedLock } from './lock.ts';
 import { bgReviewFromRow } from './store.ts';
-import type { Actor, BreakGlassReview, Grant } from './types.ts';
+import type { AccessTarget, Actor, BreakGlassReview, Grant } from './types.ts';
+import type { Requirements } from './rules.ts';
+import { checkSeparation } from './duties.ts';
+import type { Accountable } from './duties.ts';
+import { meaningful } from '../policy/purpose.ts';
 import type { WorkflowDeps } from './requests.ts';
 
 export interface BreakGlassDeps extends WorkflowDeps {
   /** Team names an identity belongs to, for `team:<name>` revokers. */
   teamsOf?: (identityId: string) => string[];
+  /** The strictest request rules for a target: a break-glass never outlasts their max_duration. */
+  requirements?: (t: AccessTarget) => Requirements;
+  /** The humans accountable for an identity (separation of duties for the after-action review). */
+  accountable?: Accountable;
 }
 
 const MAX_SUMMARY = 4000;
@@ -31,13 +39,17 @@ export class BreakGlass {
 
   async start(actor: Actor, input: BreakGlassInput): Promise<{ grant: Grant; review: BreakGlassReview }> {
     const cfg = this.#d.config.break_glass;
-    const reason = input.reason?.trim() ?? '';
-    if (reason === '') throw new InvalidInput('reason is required for break-glass', 'reason');
+    const reason = meaningful(input.reason) ?? '';
+    if (reason === '') throw new InvalidInput('reason is required for break-glass (blank or invisible text is no reason)', 'reason');
     if (reason.length > 1024) throw new InvalidInput('reason is too long', 'reason');
-    const duration = input.duration_ms ?? cfg.max_duration_ms;
+    // Never longer than break_glass.max_duration nor than any request rule matching the target.
+    const rules = this.#d.requirements?.({ kind: 'resource', resource: input.resource, actions: [] });
+    const cap = Math.min(cfg.max_duration_ms, rules?.max_duration_ms ?? Infinity);
+    const duration = input.duration_ms ?? cap;
     if (!Number.isInteger(duration) || duration < 60_000) throw new InvalidInput('duration must be at least 1m', 'duration');
-    if (duration > cfg.max_duration_ms) {
-      throw new InvalidInput(`break-glass is capped at ${cfg.max_duration_ms / 60_000} min`, 'duration', { max_duration_ms: cfg.max_duration_ms });
+    if (duration > cap) {
+      const by = cap < cfg.max_duration_ms ? ` by rule ${rules!.rules.join(', ')}` : '';
+      throw new InvalidInput(`break-glass is capped at ${cap / 60_000} min${by}`, 'duration', { max_duration_ms: cap });
     }
     const key = `${actor.id}|${input.resource.type}::${input.resource.id}`;
     return this.#lock.run(key, async () => {
@@ -118,13 +130,14 @@ export class BreakGlass {
 
   /** Records the after-action review; only someone other than the user, only after it ended. */
   recordReview(actor: Actor, grantId: string, summaryText: string): Promise<BreakGlassReview> {
-    const text = summaryText?.trim() ?? '';
+    const text = meaningful(summaryText) ?? '';
     if (text === '') throw new InvalidInput('summary is required', 'summary');
     if (text.length > MAX_SUMMARY) throw new InvalidInput(`summary is too long (at most ${MAX_SUMMARY} characters)`, 'summary');
     return this.#lock.run(`review|${grantId}`, async () => {
       const g = this.get(grantId);
       const rv = this.reviewForGrant(grantId);
       if (actor.id === g.identity_id) throw new ReviewNotAllowed('the after-action review must be recorded by someone other than the break-glass user');
+      if (this.#d.accountable) checkSeparation(this.#d.accountable, actor.id, g.identity_id);
       if (rv.status === 'closed') throw new Conflict(`the review of ${grantId} was already recorded by ${rv.reviewer}`);
       const now = this.#d.clock.now();
       if (g.status === 'active' && Date.parse(g.end_at) > now) throw new ReviewNotAllowed('the break-glass is still active; end it before the after-action review');

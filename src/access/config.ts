@@ -21,6 +21,8 @@ export interface RuleMatch {
   action?: string;
   target?: string;
   environment?: string;
+  /** Trust boundary of the resource (or one of its ancestors). */
+  boundary?: string;
 }
 
 /** A request type. Every matching rule applies; the strictest value of each setting wins. */
@@ -112,8 +114,8 @@ function validateRule(raw: unknown, p: string, defaultMax: number): AccessRule {
   onlyKeys(o, p, ['name', 'match', 'approvals', 'max_duration', 'require_ticket', 'reviewers']);
   const m = obj(o.match, join(p, 'match'));
   const mp = join(p, 'match');
-  onlyKeys(m, mp, ['role', 'resource', 'resource_type', 'action', 'target', 'environment']);
-  if (Object.keys(m).length === 0) throw new InvalidInput(`${mp}: give at least one of role, resource, resource_type, action, target, environment`, mp);
+  onlyKeys(m, mp, ['role', 'resource', 'resource_type', 'action', 'target', 'environment', 'boundary']);
+  if (Object.keys(m).length === 0) throw new InvalidInput(`${mp}: give at least one of role, resource, resource_type, action, target, environment, boundary`, mp);
   const match: RuleMatch = {};
   if (m.role !== undefined) match.role = str(m.role, join(mp, 'role'), { re: NAME_RE, what: 'a role name' });
   if (m.resource !== undefined) match.resource = entityRef(m.resource, join(mp, 'resource'));
@@ -121,6 +123,7 @@ function validateRule(raw: unknown, p: string, defaultMax: number): AccessRule {
   if (m.action !== undefined) match.action = str(m.action, join(mp, 'action'), { re: ACTION_RE, what: 'an action name' });
   if (m.target !== undefined) match.target = str(m.target, join(mp, 'target'), { re: NAME_RE, what: 'a target name' });
   if (m.environment !== undefined) match.environment = str(m.environment, join(mp, 'environment'), { max: 64 });
+  if (m.boundary !== undefined) match.boundary = str(m.boundary, join(mp, 'boundary'), { max: 64 });
   return {
     name: str(o.name, join(p, 'name'), { re: NAME_RE, what: 'a rule name (lowercase, digits, . _ -)' }),
     match,

@@ -48,3 +48,14 @@ export class ReviewNotAllowed extends PortcullisError {
     super('review_not_allowed', 403, message);
   }
 }
+
+/**
+ * Separation of duties counts accountable humans, not identity ids: a review by someone the
+ * requester is accountable for (or who is accountable for the requester), by an identity with no
+ * single accountable human, or a second approval by the same human under another identity.
+ */
+export class SeparationOfDuties extends PortcullisError {
+  constructor(why: 'same_accountable_human' | 'no_accountable_human' | 'already_approved_by_this_human', message: string) {
+    super('separation_of_duties', 403, message, { why });
+  }
+}

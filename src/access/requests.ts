@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { AuditSink } from '../audit/types.ts';
 import type { Clock } from '../common/clock.ts';
 import { Conflict, Forbidden, InvalidInput, NotFound } from '../common/errors.ts';
+import type { PortcullisError } from '../common/errors.ts';
 import type { Entity, EntityUid } from '../policy/engine/types.ts';
 import type { Db } from '../store/sqlite.ts';
 import { transaction } from '../store/sqlite.ts';
@@ -13,7 +14,11 @@ import { ApproverNotAllowed, RequestNotAllowed, RequestNotPending, SelfApproval 
 import type { Grants } from './grants.ts';
 import { summary } from './grants.ts';
 import { KeyedLock } from './lock.ts';
-import { describeTarget, requirementsFor, targetResource } from './rules.ts';
+import { describeTarget, reachedBy, requirementsFor, targetResource } from './rules.ts';
+import type { Requirements, ResourceChildren, ResourceLookup } from './rules.ts';
+import { checkSeparation } from './duties.ts';
+import type { Accountable } from './duties.ts';
+import { meaningful } from '../policy/purpose.ts';
 import { requestStatusLine } from './status.ts';
 import { requestFromRow, reviewFromRow } from './store.ts';
 import type { AccessDecide, AccessRequest, AccessTarget, Actor, Comment, Notifier, RequestStatus } from './types.ts';
@@ -41,8 +46,14 @@ export interface WorkflowDeps {
 }
 
 export interface RequestsDeps extends WorkflowDeps {
-  /** Boundary/environment of a declared resource (for rules and the `AccessRequest` entity). */
-  resourceInfo?: (uid: EntityUid) => { boundary: string; environment: string } | undefined;
+  /** Boundary/environment/parents of a declared resource (for rules and the `AccessRequest` entity). */
+  resourceInfo?: ResourceLookup;
+  /** Declared resources directly inside a resource (rules see what a grant reaches through `in`). */
+  resourceChildren?: ResourceChildren;
+  /** The Cedar resource a credential target guards (`Database::"orders-db"`); undefined: no such target. */
+  credentialResource?: (target: string) => EntityUid | undefined;
+  /** The humans accountable for an identity (separation of duties); default: the id itself. */
+  accountable?: Accountable;
 }
 
 export interface ListFilter {
@@ -74,18 +85,36 @@ export class AccessRequests {
     return { resource: uid, resourceEntity: { uid, attrs: { boundary: 'platform', environment: 'control-plane' }, parents: [] } };
   }
 
-  #environment(t: AccessTarget): string | undefined {
-    const r = targetResource(t);
-    return r ? this.#d.resourceInfo?.(r)?.environment : undefined;
+  /** The strictest settings of every rule matching what the target reaches (docs/access.md "Rules"). */
+  requirements(t: AccessTarget): Requirements {
+    return requirementsFor(this.#d.config, t, reachedBy(t, this.#d.resourceInfo, this.#d.credentialResource, this.#d.resourceChildren));
   }
 
-  async create(actor: Actor, input: CreateRequestInput): Promise<AccessRequest> {
+  /**
+   * A credential request is about the resource its target guards: that resource is filled in, and
+   * a resource named with it must be that one or inside it (so neither the rules nor the approvers
+   * can be chosen by naming another resource).
+   */
+  #normalise(t: AccessTarget): AccessTarget {
+    if (t.kind !== 'credential' || !this.#d.credentialResource) return t;
+    const guarded = this.#d.credentialResource(t.target);
+    if (!guarded) throw new InvalidInput(`credential.target: no credential target named ${t.target}`, 'credential.target');
+    if (!t.resource) return { ...t, resource: guarded };
+    const inside = reachedBy({ kind: 'resource', resource: t.resource, actions: [] }, this.#d.resourceInfo).some((e) => e.uid.type === guarded.type && e.uid.id === guarded.id);
+    if (!inside) {
+      throw new InvalidInput(`credential.resource: must be ${guarded.type}::"${guarded.id}" (what target ${t.target} guards) or a resource inside it`, 'credential.resource');
+    }
+    return t;
+  }
+
+  async create(actor: Actor, raw: CreateRequestInput): Promise<AccessRequest> {
     const now = this.#d.clock.now();
-    const req = requirementsFor(this.#d.config, input.target, this.#environment(input.target));
-    const reason = input.reason?.trim() ?? '';
-    if (reason === '') throw new InvalidInput('reason is required', 'reason');
+    const input: CreateRequestInput = { ...raw, target: this.#normalise(raw.target) };
+    const req = this.requirements(input.target);
+    const reason = meaningful(input.reason) ?? '';
+    if (reason === '') throw new InvalidInput('reason is required (blank or invisible text is no reason)', 'reason');
     if (reason.length > MAX_REASON) throw new InvalidInput(`reason is too long (at most ${MAX_REASON} characters)`, 'reason');
-    const ticket = input.ticket?.trim() || undefined;
+    const ticket = meaningful(input.ticket);
     if (ticket !== undefined && ticket.length > MAX_TICKET) throw new InvalidInput('ticket is too long', 'ticket');
     if (req.require_ticket && ticket === undefined) {
       throw new InvalidInput(`a ticket reference is required for this request${req.rules.length ? ` (rule ${req.rules.join(', ')})` : ''}`, 'ticket');
@@ -177,6 +206,15 @@ export class AccessRequests {
         throw new SelfApproval();
       }
       if (r.reviews.some((v) => v.reviewer === actor.id)) throw new Conflict(`you have already reviewed access request ${id}`);
+      if (this.#d.accountable) {
+        const approvedBy = r.reviews.filter((v) => v.verdict === 'approve').map((v) => v.reviewer);
+        try {
+          checkSeparation(this.#d.accountable, actor.id, r.requester, approvedBy);
+        } catch (err) {
+          await this.#refused(actor, r, verdict, (err as PortcullisError).extra.why as string);
+          throw err;
+        }
+      }
       const { resource, resourceEntity } = this.decisionResource(r.target);
       const d = await this.#d.decide({
         actor,
@@ -190,14 +228,18 @@ export class AccessRequests {
         throw new ApproverNotAllowed(id, d.decisionId);
       }
       const now = this.#d.clock.now();
+      // The rules as they are now also bind (a restart with stricter rules applies to pending requests).
+      const current = this.requirements(r.target);
+      const required = Math.max(r.required_approvals, current.approvals);
+      const durationMs = Math.min(r.duration_ms, current.max_duration_ms);
       const approvals = r.reviews.filter((v) => v.verdict === 'approve').length + (verdict === 'approve' ? 1 : 0);
-      const final: RequestStatus | undefined = verdict === 'deny' ? 'denied' : approvals >= r.required_approvals ? 'approved' : undefined;
+      const final: RequestStatus | undefined = verdict === 'deny' ? 'denied' : approvals >= required ? 'approved' : undefined;
       await this.#d.audit.append({
         stream: 'admin',
         type: verdict === 'approve' ? 'access.approval' : 'access.denial',
         actor: actor.id,
         subject: r.requester,
-        payload: { request_id: id, what: r.what, decision_id: d.decisionId, comment: text ?? null, approvals, required: r.required_approvals, outcome: final ?? 'pending' },
+        payload: { request_id: id, what: r.what, decision_id: d.decisionId, comment: text ?? null, approvals, required, outcome: final ?? 'pending' },
       });
       let grantId: string | null = null;
       transaction(this.#d.db, () => {
@@ -208,9 +250,10 @@ export class AccessRequests {
           const start = Math.max(now, r.start_at !== null ? Date.parse(r.start_at) : now);
           grantId = this.#d.grants.insert({
             kind: 'request', identityId: r.requester, requestId: id, target: r.target, what: r.what,
-            startAt: start, endAt: start + r.duration_ms, sessionBound: r.session_bound, reason: r.reason,
+            startAt: start, endAt: start + durationMs, sessionBound: r.session_bound, reason: r.reason,
           }).id;
         }
+        if (required !== r.required_approvals) this.#d.db.prepare('UPDATE access_requests SET required_approvals = ? WHERE id = ?').run(required, id);
         if (final) this.#d.db.prepare('UPDATE access_requests SET status = ?, decided_at = ?, grant_id = ? WHERE id = ?').run(final, now, grantId, id);
       });
       const after = this.get(id);
@@ -320,7 +363,7 @@ export function requestView(r: AccessRequest): Record<string, unknown> {
 }
 
 function checkComment(text: string | undefined, required: boolean): string | undefined {
-  const t = text?.trim();
+  const t = meaningful(text);
   if (!t) {
     if (required) throw new InvalidInput('text is required', 'text');
     return undefined;

@@ -16,6 +16,8 @@ import { grantStatusLine } from './status.ts';
 import { migrateAccess } from './store.ts';
 import type { AccessDecide, AccessRequest, Actor, BreakGlassReview, Grant, GrantContext, Notifier, RevokeLeases } from './types.ts';
 import { WebhookDispatcher } from './webhooks.ts';
+import type { ResourceChildren, ResourceLookup } from './rules.ts';
+import type { Accountable } from './duties.ts';
 
 export interface AccessServiceOptions {
   db: Db;
@@ -26,7 +28,13 @@ export interface AccessServiceOptions {
   config: AccessConfig;
   /** Notifier to use; default a WebhookDispatcher over `config.webhooks` (exposed as `webhooks`). */
   webhooks?: Notifier;
-  resourceInfo?: (uid: EntityUid) => { boundary: string; environment: string } | undefined;
+  resourceInfo?: ResourceLookup;
+  /** Declared resources directly inside a resource. */
+  resourceChildren?: ResourceChildren;
+  /** The Cedar resource a credential target guards; undefined when there is no such target. */
+  credentialResource?: (target: string) => EntityUid | undefined;
+  /** The humans accountable for an identity (separation of duties); default: ids compared as they are. */
+  accountable?: Accountable;
   teamsOf?: (identityId: string) => string[];
   /** Background sweep interval (expiry of requests and grants); default 15 s. */
   sweepIntervalMs?: number;
@@ -55,8 +63,19 @@ export class AccessService {
     this.notifier = o.webhooks ?? this.webhooks!;
     const common = { db: o.db, clock: this.#clock, audit: o.audit, notifier: this.notifier };
     this.grants = new Grants({ ...common, revokeLeases: o.revokeLeases, ...(o.onError && { onError: o.onError }) });
-    this.requests = new AccessRequests({ ...common, decide: o.decide, config: o.config, grants: this.grants, ...(o.resourceInfo && { resourceInfo: o.resourceInfo }) });
-    this.breakGlass = new BreakGlass({ ...common, decide: o.decide, config: o.config, grants: this.grants, ...(o.teamsOf && { teamsOf: o.teamsOf }) });
+    this.requests = new AccessRequests({
+      ...common, decide: o.decide, config: o.config, grants: this.grants,
+      ...(o.resourceInfo && { resourceInfo: o.resourceInfo }),
+      ...(o.resourceChildren && { resourceChildren: o.resourceChildren }),
+      ...(o.credentialResource && { credentialResource: o.credentialResource }),
+      ...(o.accountable && { accountable: o.accountable }),
+    });
+    this.breakGlass = new BreakGlass({
+      ...common, decide: o.decide, config: o.config, grants: this.grants,
+      requirements: (t) => this.requests.requirements(t),
+      ...(o.teamsOf && { teamsOf: o.teamsOf }),
+      ...(o.accountable && { accountable: o.accountable }),
+    });
   }
 
   // ── Requests ──────────────────────────────────────────────────────────────────────────────

@@ -4,6 +4,9 @@ import { Forbidden, InvalidInput } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { CredentialService, Issued } from '../credentials/index.ts';
 import type { AccessService, Grant } from '../access/index.ts';
+import type { TargetConfig } from '../credentials/config.ts';
+import { parseDuration } from '../common/duration.ts';
+import { meaningful } from '../policy/purpose.ts';
 import type { SessionContext } from './types.ts';
 
 export interface IssueCredentialRequest {
@@ -21,6 +24,8 @@ export interface CredentialIssuanceDeps {
   clock: Clock;
   credentials: CredentialService;
   access: AccessService;
+  /** Configured targets (default TTLs), so a lease under a grant never outlives the grant. */
+  targets?: readonly TargetConfig[];
 }
 
 export class CredentialIssuance {
@@ -32,7 +37,10 @@ export class CredentialIssuance {
 
   /** Issues a credential for the caller after a request-time decision; the lease records who, what, why. */
   async issue(s: SessionContext, body: IssueCredentialRequest, sourceIp: string): Promise<Issued> {
+    const reason = meaningful(body.reason);
+    if (reason === undefined) throw new InvalidInput('reason: blank or invisible text is no reason', 'reason');
     const grant = this.#grantForCredential(s, body.target, body.grant_id);
+    const ttl = grant ? this.#ttlWithin(grant, body) : body.ttl;
     const params: Record<string, unknown> = {};
     // The holder's key pair stays with the holder: SVIDs are issued for its PEM public key or CSR.
     const svid = this.#d.credentials.targets().find((t) => t.name === body.target)?.kind === 'spiffe-x509';
@@ -46,14 +54,22 @@ export class CredentialIssuance {
       identityId: s.identity.id,
       target: body.target,
       ...(body.permission !== undefined && { permission: body.permission }),
-      ...(body.ttl !== undefined && { ttl: body.ttl }),
-      purpose: body.reason,
+      ...(ttl !== undefined && { ttl }),
+      purpose: reason,
       params,
       context: { authn: s.authn, claims: s.claims, sourceIp, sessionId: s.jti },
       sessionId: s.jti,
       trust: s.authn.trust,
       ...(grant && { grantId: grant.id }),
     });
+  }
+
+  /** A credential issued under a grant ends no later than the grant (its rules capped the grant). */
+  #ttlWithin(grant: Grant, body: IssueCredentialRequest): string | number | undefined {
+    const left = Date.parse(grant.end_at) - this.#d.clock.now();
+    const asked = body.ttl !== undefined ? parseDuration(body.ttl, 'ttl') : this.#d.targets?.find((t) => t.name === body.target)?.default_ttl_ms;
+    if (asked === undefined) return body.ttl;
+    return asked > left ? Math.max(1000, left) : body.ttl ?? asked;
   }
 
   /**

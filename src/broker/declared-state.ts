@@ -9,7 +9,7 @@ import type { IdentityRegistry } from '../inventory/identities.ts';
 import type { DecisionPoint } from '../policy/decision-point.ts';
 import type { PolicyFile } from '../policy/policy-set.ts';
 import { actionEntities } from '../policy/policy-set.ts';
-import { resourceEntity } from '../policy/entities.ts';
+import { checkResourceHierarchy, resourceEntity } from '../policy/entities.ts';
 import type { CredentialService } from '../credentials/index.ts';
 
 export interface DeclaredStateDeps {
@@ -26,6 +26,12 @@ export interface DeclaredStateDeps {
 export async function loadDeclaredState(d: DeclaredStateDeps): Promise<void> {
   const { config, resourceBoundaries, identities, decisions, audit } = d;
   const engine = decisions.engine;
+  checkResourceHierarchy(config.resources);
+  config.access.rules.forEach((r, i) => {
+    if (r.match.boundary !== undefined && !config.boundaries.includes(r.match.boundary)) {
+      throw new InvalidInput(`access.rules[${i}].match.boundary: "${r.match.boundary}" is not a declared boundary`, `access.rules[${i}].match.boundary`);
+    }
+  });
   for (const r of config.resources) resourceBoundaries.set(`${r.type}::${r.id}`, r.boundary);
   for (const t of d.credentials.targets()) {
     if (!resourceBoundaries.has(`${t.resourceType}::${t.name}`)) {

@@ -1,14 +1,31 @@
 // Inventory changes made through the API: each is audited, and taking an identity out of service
-// ends what it holds.
+// ends what it holds. Memberships (Role/Team parents), owner and boundary are changed only under
+// `identity.membership.write` (decided by the route) and never by the identity itself or by anyone
+// accountable for it: the hard rules below hold whatever policy says (docs/policy.md).
 import type { AuditLog } from '../audit/log.ts';
 import type { SessionService } from '../identity/sessions.ts';
 import type { ApiKeyService } from '../identity/apikeys.ts';
-import type { Identity, IdentityInput, IdentityPatch, IdentityRegistry, IdentityStatus } from '../inventory/identities.ts';
-import { checkIdentityId } from '../inventory/identities.ts';
+import type { Identity, IdentityInput, IdentityPatch, IdentityRegistry, IdentityStatus, OwnershipFacts } from '../inventory/identities.ts';
+import { accountableHumans, checkIdentityId } from '../inventory/identities.ts';
 import type { CredentialService } from '../credentials/index.ts';
+import { InvalidInput, PortcullisError } from '../common/errors.ts';
 import type { SessionContext } from './types.ts';
 import { recordAdminEvent } from './admin-event.ts';
 import type { IdentityBinding } from './identity-binding.ts';
+
+/** Patch fields that are `identity.membership.write`, never `identity.manage`. */
+export const MEMBERSHIP_FIELDS = ['parents', 'owner', 'boundary'] as const;
+
+export function touchesMemberships(patch: object): boolean {
+  return MEMBERSHIP_FIELDS.some((f) => f in patch && (patch as Record<string, unknown>)[f] !== undefined);
+}
+
+/** An identity changing its own memberships, owner or boundary, or those of an identity it controls. */
+export class SelfEscalation extends PortcullisError {
+  constructor(message: string) {
+    super('self_escalation', 403, message);
+  }
+}
 
 export interface IdentityAdminDeps {
   identities: IdentityRegistry;
@@ -19,6 +36,8 @@ export interface IdentityAdminDeps {
   binding: IdentityBinding;
 }
 
+type Shape = Pick<Identity, 'id' | 'kind' | 'owner' | 'parents' | 'boundary'>;
+
 export class IdentityAdmin {
   readonly #d: IdentityAdminDeps;
 
@@ -28,18 +47,77 @@ export class IdentityAdmin {
 
   async declare(by: SessionContext, input: IdentityInput & { trusts?: string[] }): Promise<Identity> {
     checkIdentityId(input.id);
+    this.#guard(by, undefined, { id: input.id, kind: input.kind, owner: input.owner ?? null, parents: input.parents ?? [], boundary: input.boundary });
     const { trusts, ...rest } = input;
     const identity = this.#d.identities.declare({ ...rest, bound_trusts: this.#d.binding.resolve(input.id, trusts) }, 'api');
-    await recordAdminEvent(this.#d.audit, by, 'identity.declared', { owner: identity.owner, kind: identity.kind, environment: identity.environment, trusts: identity.bound_trusts }, identity.id, identity.boundary);
+    await recordAdminEvent(this.#d.audit, by, 'identity.declared', { owner: identity.owner, kind: identity.kind, environment: identity.environment, parents: identity.parents, trusts: identity.bound_trusts }, identity.id, identity.boundary);
     return identity;
   }
 
   async update(by: SessionContext, id: string, patch: IdentityPatch): Promise<Identity> {
     const before = this.#d.identities.require(id);
+    if (touchesMemberships(patch)) {
+      this.#guard(by, before, {
+        id, kind: before.kind, owner: patch.owner !== undefined ? patch.owner : before.owner,
+        parents: patch.parents ?? before.parents, boundary: patch.boundary ?? before.boundary,
+      });
+    }
     const after = this.#d.identities.update(id, patch);
     const changed = Object.fromEntries(Object.keys(patch).map((k) => [k, { from: before[k as keyof Identity], to: after[k as keyof Identity] }]));
     await recordAdminEvent(this.#d.audit, by, 'identity.updated', { changed }, id, after.boundary);
     return after;
+  }
+
+  /**
+   * The hard rules: no identity changes its own memberships, owner or boundary; an identity never
+   * owns itself and owner chains never loop; nobody adds parents to an identity they control (are
+   * accountable for, or sit in the owner chain of), takes control of one that has parents, or
+   * declares one they control with parents.
+   */
+  #guard(by: SessionContext, before: Identity | undefined, after: Shape): void {
+    const caller = by.identity.id;
+    if (before !== undefined && caller === after.id) {
+      const what = MEMBERSHIP_FIELDS.filter((f) => JSON.stringify(before[f]) !== JSON.stringify(after[f]));
+      if (what.length > 0) throw new SelfEscalation(`an identity cannot change its own ${what.join(', ')}; ask an administrator`);
+    }
+    if (after.owner !== null && after.owner !== (before?.owner ?? null)) {
+      if (after.owner === after.id) throw new InvalidInput('owner: an identity cannot own itself', 'owner');
+      if (this.#chain(after.owner, after).has(after.id)) throw new InvalidInput(`owner: ${after.owner} is owned (through its owner chain) by ${after.id}; owner chains cannot loop`, 'owner');
+    }
+    const controlsBefore = before !== undefined && this.#controls(caller, before);
+    const controlsAfter = this.#controls(caller, after);
+    const key = (p: { type: string; id: string }) => `${p.type}::${p.id}`;
+    const had = new Set((before?.parents ?? []).map(key));
+    const added = after.parents.filter((p) => !had.has(key(p)));
+    if (controlsAfter && added.length > 0) {
+      throw new SelfEscalation(`${caller} controls ${after.id} (owner chain) and cannot add it to ${added.map((p) => `${p.type}::"${p.id}"`).join(', ')}; another administrator must`);
+    }
+    if (controlsAfter && !controlsBefore && after.parents.length > 0) {
+      throw new SelfEscalation(`${caller} cannot take control of ${after.id}, which is a member of ${after.parents.map((p) => `${p.type}::"${p.id}"`).join(', ')}`);
+    }
+  }
+
+  /** Lookup that sees `shape` as it would be after the change. */
+  #lookup(shape: Shape): (id: string) => OwnershipFacts | undefined {
+    return (id) => (id === shape.id ? shape : this.#d.identities.get(id));
+  }
+
+  /** Every id on the owner chain of `start` (teams included, not their members). */
+  #chain(start: string, shape: Shape): Set<string> {
+    const seen = new Set<string>();
+    const lookup = this.#lookup(shape);
+    for (let cur: string | null = start; cur !== null && !seen.has(cur); cur = lookup(cur)?.owner ?? null) seen.add(cur);
+    return seen;
+  }
+
+  /** The caller is the identity, sits on its owner chain, or shares an accountable human with it. */
+  #controls(caller: string, target: Shape): boolean {
+    if (caller === target.id) return true;
+    if (target.owner !== null && this.#chain(target.owner, target).has(caller)) return true;
+    const lookup = this.#lookup(target);
+    const members = (team: string) => this.#d.identities.members('Team', team);
+    const mine = new Set([caller, ...this.#d.identities.accountableHumans(caller)]);
+    return accountableHumans(target.id, lookup, members).some((h) => mine.has(h));
   }
 
   /** Suspending or offboarding ends every live session of the identity at once. */

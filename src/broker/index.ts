@@ -108,7 +108,7 @@ export class Broker {
     this.#identityAdmin = new IdentityAdmin({ ...s, binding: this.#binding });
     this.#apiKeyAdmin = new ApiKeyAdmin(s);
     this.#policyAdmin = new PolicyAdmin({ ...s, schemaExtension: config.schema_extension });
-    this.#issuance = new CredentialIssuance({ ...s, clock: this.clock });
+    this.#issuance = new CredentialIssuance({ ...s, clock: this.clock, targets: config.targets });
     this.#bootstrap = new Bootstrap({ ...s, db: this.db, clock: this.clock, boundaries });
   }
 

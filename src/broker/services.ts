@@ -97,6 +97,12 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     revokeLeases: ({ grantId }, opts) => credentials.revoke({ grant: grantId }, opts),
     config: config.access,
     resourceInfo: (uid) => config.resources.find((r) => r.type === uid.type && r.id === uid.id),
+    resourceChildren: (uid) => config.resources.filter((r) => r.parents.some((p) => p.type === uid.type && p.id === uid.id)),
+    credentialResource: (name) => {
+      const t = credentials.targets().find((x) => x.name === name);
+      return t && { type: t.resourceType, id: t.name };
+    },
+    accountable: (id) => identities.accountableHumans(id),
     teamsOf: (id) => (identities.get(id)?.parents ?? []).filter((p) => p.type === 'Team').map((p) => p.id),
     onError: (err) => o.log(`access: ${(err as Error).message}`),
     fetch: outbound,

@@ -20,6 +20,7 @@ import { validateTargets } from '../credentials/config.ts';
 import { validateAccessConfig } from '../access/index.ts';
 import { parseCidr } from '../common/outbound.ts';
 import { validateHumanOidcTrust } from '../identity/human-oidc-config.ts';
+import { checkResourceHierarchy } from '../policy/entities.ts';
 import type { ObjectNode } from './reader.ts';
 import { implicitBinding, kindOfId, producerOf, producerProblems, producersOf } from '../identity/binding.ts';
 
@@ -151,6 +152,7 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     };
   });
 
+  checkResourceHierarchy(resources);
   const policies = root.has('policies') ? policyFiles(root.get('policies'), baseDir) : [];
   const schemaNode = root.optional('schema_extension');
   let schema_extension: string | undefined;

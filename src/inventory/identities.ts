@@ -175,6 +175,16 @@ export class IdentityRegistry {
     return next;
   }
 
+  /** The humans accountable for an identity (see `accountableHumans`). */
+  accountableHumans(id: string): string[] {
+    return accountableHumans(id, (x) => this.#cache.get(x), (team) => this.members('Team', team));
+  }
+
+  /** Ids of the identities that have `Type::"id"` among their parents. */
+  members(type: string, id: string): string[] {
+    return [...this.#cache.values()].filter((i) => i.parents.some((p) => p.type === type && p.id === id)).map((i) => i.id);
+  }
+
   touchAuthenticated(id: string): void {
     const current = this.#cache.get(id);
     if (!current) return;
@@ -285,4 +295,45 @@ function fromRow(row: Record<string, unknown>): Identity {
     updated_at: String(row.updated_at),
     last_authenticated_at: row.last_authenticated_at === null ? null : String(row.last_authenticated_at),
   };
+}
+
+/** What accountability needs to know of an identity. */
+export interface OwnershipFacts {
+  kind: string;
+  owner: string | null;
+  parents: readonly { type: string; id: string }[];
+}
+
+/**
+ * The humans accountable for an identity (docs/access.md "Separation of duties"):
+ * - a user with no owner, owned by itself (as human sign-in registers them) or by a team → the
+ *   user itself;
+ * - anything owned by an identity (`user:…`, or a workload, agent, …) → that owner's accountable
+ *   humans, followed transitively (a user owned by a user is the same person's other account);
+ * - anything else owned by `team:<name>` → the users who are members of Team::"<name>";
+ * - an owner `user:…` not in the inventory is that human; anything else resolves to no one.
+ * A user is always at least itself. A non-human whose chain loops or ends nowhere resolves to no
+ * one (and so can never review). Sorted, without duplicates.
+ */
+export function accountableHumans(id: string, lookup: (id: string) => OwnershipFacts | undefined, teamMembers: (team: string) => readonly string[]): string[] {
+  const walk = (cur: string, seen: ReadonlySet<string>): Set<string> => {
+    const out = new Set<string>();
+    if (seen.has(cur)) return out;
+    const next = new Set(seen).add(cur);
+    if (cur.startsWith('team:')) {
+      for (const m of teamMembers(cur.slice(5))) if (lookup(m)?.kind === 'user') for (const x of walk(m, next)) out.add(x);
+      return out;
+    }
+    const f = lookup(cur);
+    if (!f) {
+      if (cur.startsWith('user:')) out.add(cur);
+      return out;
+    }
+    // A user is always someone: owned by another user it is that person's other account, else itself.
+    const owner = f.owner === cur ? null : f.owner;
+    if (owner !== null && !(f.kind === 'user' && owner.startsWith('team:'))) for (const x of walk(owner, next)) out.add(x);
+    if (out.size === 0 && f.kind === 'user') out.add(cur);
+    return out;
+  };
+  return [...walk(id, new Set())].sort();
 }

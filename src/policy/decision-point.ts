@@ -15,6 +15,7 @@ import { digestFiles } from './store.ts';
 import { SERVER_CONTEXT_KEYS } from './schema.ts';
 import type { PrincipalFacts } from './entities.ts';
 import { principalEntity } from './entities.ts';
+import { cleanPurpose } from './purpose.ts';
 
 export interface Bridge {
   from: string;
@@ -164,7 +165,9 @@ export class DecisionPoint {
     return Promise.all(inputs.map((i) => this.decide(i)));
   }
 
-  #evaluate(input: DecisionInput): { decision: Decision; record: Parameters<AuditSink['append']>[0] } {
+  #evaluate(raw: DecisionInput): { decision: Decision; record: Parameters<AuditSink['append']>[0] } {
+    // A blank reason or ticket is no purpose: dropped here, for every path that decides (docs/policy.md).
+    const input: DecisionInput = { ...raw, purpose: cleanPurpose(raw.purpose) };
     const version = this.#version;
     if (!version) throw new Unavailable('no policy version is active');
     const now = this.#o.clock.now();

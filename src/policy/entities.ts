@@ -1,4 +1,5 @@
 // Building Cedar entities from inventory rows and config resources.
+import { InvalidInput } from '../common/errors.ts';
 import type { CedarValue, Entity } from './engine/types.ts';
 import { PRINCIPAL_TYPE_OF_KIND } from './schema.ts';
 
@@ -51,4 +52,26 @@ export function resourceEntity(r: ResourceFacts): Entity {
 /** Admin resources of the control plane (not governed by the boundary guard). */
 export function adminEntity(type: string, id: string, attrs: Record<string, CedarValue>): Entity {
   return { uid: { type, id }, attrs: { boundary: 'platform', environment: 'control-plane', ...attrs }, parents: [] };
+}
+
+/**
+ * Boundaries hold through the hierarchy: every parent of a resource is a declared resource in the
+ * same boundary (so, transitively, every ancestor is). The boundary guard compares the principal
+ * with the resource asked about; a `resource in Database::"x"` permit reaches x's descendants, so a
+ * descendant in another boundary than its ancestors would carry one boundary's data under the
+ * other's. Refused wherever resources are loaded (docs/policy.md). Throws InvalidInput naming the
+ * field, e.g. `resources[1].parents[0]`.
+ */
+export function checkResourceHierarchy(resources: readonly ResourceFacts[], path = 'resources'): void {
+  const byKey = new Map(resources.map((r) => [`${r.type}::${r.id}`, r]));
+  resources.forEach((r, i) => {
+    r.parents.forEach((p, j) => {
+      const field = `${path}[${i}].parents[${j}]`;
+      const parent = byKey.get(`${p.type}::${p.id}`);
+      if (!parent) throw new InvalidInput(`${field}: ${p.type}::"${p.id}" is not a declared resource (declare it with its boundary)`, field);
+      if (parent.boundary !== r.boundary) {
+        throw new InvalidInput(`${field}: ${r.type}::"${r.id}" is in boundary ${r.boundary} but its parent ${p.type}::"${p.id}" is in ${parent.boundary}; a resource and its ancestors share one boundary`, field);
+      }
+    });
+  });
 }

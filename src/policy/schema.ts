@@ -116,6 +116,10 @@ action "identity.read", "identity.manage", "apikey.manage", "session.revoke" in 
   appliesTo { principal: [${principals}], resource: [Identity], context: Ctx };
 // Binding an identity to the trusts allowed to prove it (issue 8.1): its own action, since rebinding is a takeover.
 action "identity.bind" in ["admin"] appliesTo { principal: [${principals}], resource: [Identity], context: Ctx };
+// Changing an identity's memberships (Role/Team parents), owner or boundary: never part of
+// identity.manage, and never on oneself or on what one is accountable for (docs/policy.md).
+action "identity.membership.write" in ["admin"]
+  appliesTo { principal: [${principals}], resource: [Identity], context: Ctx };
 action "policy.read", "policy.write" in ["admin"]
   appliesTo { principal: [${principals}], resource: [Policy], context: Ctx };
 action "audit.read" in ["admin"] appliesTo { principal: [${principals}], resource: [AuditStream], context: Ctx };

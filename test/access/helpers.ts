@@ -11,10 +11,11 @@ import { DecisionPoint } from '../../src/policy/decision-point.ts';
 import type { Decision } from '../../src/policy/decision-point.ts';
 import { actionEntities, compilePolicySet } from '../../src/policy/policy-set.ts';
 import { resourceEntity } from '../../src/policy/entities.ts';
-import type { PrincipalFacts } from '../../src/policy/entities.ts';
+import type { PrincipalFacts, ResourceFacts } from '../../src/policy/entities.ts';
 import type { EntityUid } from '../../src/policy/engine/types.ts';
 import type { AuthnFacts } from '../../src/identity/types.ts';
 import { createAccessService, validateAccessConfig } from '../../src/access/index.ts';
+import { accountableHumans } from '../../src/inventory/identities.ts';
 import type { AccessDecide, AccessService, Actor, Notifier, RevokeLeases } from '../../src/access/index.ts';
 import { LOOPBACK, outboundFetch } from '../../src/common/outbound.ts';
 
@@ -53,7 +54,7 @@ forbid (principal, action == Action::"db.admin", resource)
 unless { context.authn.mfa && context.authn.authAgeSeconds <= 300 };
 `;
 
-export const RESOURCES = [
+export const RESOURCES: ResourceFacts[] = [
   { type: 'Database', id: 'orders', boundary: 'application', environment: 'prod', parents: [], attributes: {} },
   { type: 'Database', id: 'scratch', boundary: 'application', environment: 'dev', parents: [], attributes: {} },
 ];
@@ -77,7 +78,7 @@ export interface World {
   close(): Promise<void>;
 }
 
-export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; notifier?: Notifier; policies?: string; clockStart?: number; resources?: typeof RESOURCES; revokeLeases?: RevokeLeases } = {}): Promise<World> {
+export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; notifier?: Notifier; policies?: string; clockStart?: number; resources?: typeof RESOURCES; revokeLeases?: RevokeLeases; credentialTargets?: Record<string, EntityUid> } = {}): Promise<World> {
   const clock = new ManualClock(opts.clockStart ?? Date.parse('2026-03-02T10:00:00Z'));
   const db = openDatabase(':memory:');
   const audit = new AuditLog(db, { clock });
@@ -126,6 +127,10 @@ export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; n
     ...(opts.notifier && { webhooks: opts.notifier }),
     resourceInfo: (uid) => boundaries.get(`${uid.type}::${uid.id}`),
     teamsOf: (id) => (users.get(id)?.parents ?? []).filter((p) => p.type === 'Team').map((p) => p.id),
+    resourceChildren: (uid) => resources.filter((r) => r.parents.some((p) => p.type === uid.type && p.id === uid.id)),
+    ...(opts.credentialTargets && { credentialResource: (t: string) => opts.credentialTargets![t] }),
+    // The inventory's definition, over the test principals (add owned workloads to `users`).
+    accountable: (id) => accountableHumans(id, (x) => users.get(x), (team) => [...users.values()].filter((u) => u.parents.some((p) => p.type === 'Team' && p.id === team)).map((u) => u.id)),
   });
   const w: World = {
     db, clock, audit, dp, service, users, revoked, decide,

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
 import { IDENTITY_KINDS } from '../../identity/types.ts';
 import { requireAllowed, requireSession } from '../auth.ts';
+import { touchesMemberships } from '../../broker/identities.ts';
 
 const name = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,63}$' } as const;
 const labels = { type: 'object', maxProperties: 64, additionalProperties: { type: 'string', maxLength: 256 } } as const;
@@ -85,6 +86,8 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
     async (req, reply) => {
       const body = req.body as Parameters<Broker['declareIdentity']>[1];
       await requireAllowed(broker, req, 'identity.manage', { type: 'Identity', id: body.id });
+      // Memberships are their own action (identity.manage never grants them).
+      if ((body.parents ?? []).length > 0) await requireAllowed(broker, req, 'identity.membership.write', { type: 'Identity', id: body.id });
       return reply.code(201).send(await broker.declareIdentity(req.session!, body));
     },
   );
@@ -112,7 +115,10 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const { id } = req.params as { id: string };
-      await requireAllowed(broker, req, 'identity.manage', { type: 'Identity', id });
+      const body = req.body as Record<string, unknown>;
+      // Owner and memberships are identity.membership.write; the other fields identity.manage.
+      if (touchesMemberships(body)) await requireAllowed(broker, req, 'identity.membership.write', { type: 'Identity', id });
+      if (Object.keys(body).some((k) => !touchesMemberships({ [k]: body[k] }))) await requireAllowed(broker, req, 'identity.manage', { type: 'Identity', id });
       return broker.updateIdentity(req.session!, id, req.body as never);
     },
   );

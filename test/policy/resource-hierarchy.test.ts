@@ -1,0 +1,73 @@
+// Issue #8 item 7: boundaries hold through the hierarchy. A resource whose ancestors sit in another
+// boundary is refused where resources enter: the config file (parseConfig / loadConfigFile) and
+// Broker.open (every server start, whatever built the configuration object).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfigFile, parseConfig } from '../../src/config/load.ts';
+import { InvalidInput } from '../../src/common/errors.ts';
+import { Broker } from '../../src/broker/index.ts';
+import { checkResourceHierarchy } from '../../src/policy/entities.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'pcx-hier-'));
+writeFileSync(join(dir, 'p.cedar'), 'permit(principal, action == Action::"db.select", resource in Database::"orders");');
+const yaml = (resources: string, extra = '') => `
+listen: { host: 127.0.0.1, port: 0 }
+data_dir: ./data
+boundaries: [application, platform]
+resources:
+${resources}
+policies: ./p.cedar
+${extra}`;
+const ORDERS = `  - { type: Database, id: orders, boundary: application, environment: prod }`;
+
+function refusedAt(resources: string): string {
+  const path = join(dir, `c-${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(path, yaml(resources));
+  try {
+    loadConfigFile(path);
+  } catch (e) {
+    assert.ok(e instanceof InvalidInput, String(e));
+    return String(e.extra.field);
+  }
+  return 'accepted';
+}
+
+test('config file: a child in another boundary than any ancestor is refused, naming the field', () => {
+  assert.equal(refusedAt(`${ORDERS}\n  - { type: Table, id: orders.payments, boundary: application, environment: prod, parents: ['Database::"orders"'] }`), 'accepted');
+  // Direct parent elsewhere, the child declared before its parent, an undeclared parent, the second of two parents elsewhere.
+  assert.equal(refusedAt(`${ORDERS}\n  - { type: Table, id: orders.audit, boundary: platform, environment: prod, parents: ['Database::"orders"'] }`), 'resources[1].parents[0]');
+  assert.equal(refusedAt(`  - { type: Table, id: orders.audit, boundary: platform, environment: prod, parents: ['Database::"orders"'] }\n${ORDERS}`), 'resources[0].parents[0]');
+  assert.equal(refusedAt(`  - { type: Table, id: orders.audit, boundary: application, environment: prod, parents: ['Database::"ghost"'] }`), 'resources[0].parents[0]');
+  assert.equal(
+    refusedAt(`${ORDERS}\n  - { type: Database, id: ledger, boundary: platform, environment: prod }\n  - { type: Table, id: t, boundary: application, environment: prod, parents: ['Database::"orders"', 'Database::"ledger"'] }`),
+    'resources[2].parents[1]',
+  );
+  assert.throws(() => parseConfig(yaml(`${ORDERS}\n  - { type: Table, id: x, boundary: platform, environment: prod, parents: ['Database::"orders"'] }`), dir), /is in boundary platform but its parent Database::"orders" is in application/);
+});
+
+test('transitively: every ancestor, not only the parent (checked link by link)', () => {
+  const r = (type: string, id: string, boundary: string, parents: string[] = []) => ({ type, id, boundary, environment: 'prod', parents: parents.map((p) => ({ type: 'Group', id: p })), attributes: {} });
+  // a → b → c: b differs from c, so a (same as b) still sits under c's boundary: refused at b's link.
+  assert.throws(() => checkResourceHierarchy([r('Group', 'c', 'platform'), r('Group', 'b', 'application', ['c']), r('Group', 'a', 'application', ['b'])]), (e: InvalidInput) => e.extra.field === 'resources[1].parents[0]');
+  assert.doesNotThrow(() => checkResourceHierarchy([r('Group', 'c', 'platform'), r('Group', 'b', 'platform', ['c']), r('Group', 'a', 'platform', ['b'])]));
+});
+
+test('Broker.open refuses such a configuration however it was built; nothing is served', async () => {
+  const loaded = parseConfig(yaml(ORDERS), dir);
+  const config = {
+    ...loaded.config,
+    data_dir: join(dir, 'data-open'),
+    resources: [...loaded.config.resources, { type: 'Table', id: 'orders.audit', boundary: 'platform', environment: 'prod', parents: [{ type: 'Database', id: 'orders' }], attributes: {} }],
+  };
+  await assert.rejects(Broker.open(config, { env: { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') } }), (e: InvalidInput) => e.extra.field === 'resources[1].parents[0]');
+  // A rule naming a boundary that does not exist would never match: refused too.
+  const rules = { ...loaded.config, data_dir: join(dir, 'data-rules'), access: { ...loaded.config.access, rules: [{ name: 'typo', match: { boundary: 'plattform' }, approvals: 2, max_duration_ms: 3_600_000, require_ticket: false, reviewers: [] }] } };
+  await assert.rejects(Broker.open(rules, { env: { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') } }), (e: InvalidInput) => e.extra.field === 'access.rules[0].match.boundary');
+  const ok = await Broker.open({ ...loaded.config, data_dir: join(dir, 'data-ok') }, { env: { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') } });
+  await ok.close();
+});
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
