@@ -63,7 +63,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     defaultRotationMs: config.apikeys.rotation_ms,
   });
   // The SVID trust checks leases at login time, after `credentials` below exists.
-  const { authenticator, humanTrusts } = createTrusts(config.trusts, { clock, issuer, apikeys, spiffeCa, credentials: () => credentials });
+  const { authenticator, humanTrusts } = createTrusts(config.trusts, { clock, issuer, apikeys, spiffeCa, credentials: () => credentials, db });
   const sshCa = sshUserCa(keyring);
   // Read at decision time, after `access` below exists.
   const grantsFor: GrantsFor = (identity, resource) => withGrants(access, clock.now(), identity, resource);
