@@ -130,3 +130,24 @@ test('keyring: named secrets are stable and sealed', () => {
   const row = db.prepare('SELECT sealed FROM crypto_secrets').get() as { sealed: Uint8Array };
   assert.equal(Buffer.from(row.sealed).indexOf(Buffer.from(s)), -1);
 });
+
+test('keyring: a store made before a key purpose existed gets that purpose its own key on open', () => {
+  const dir = tmp();
+  const path = join(dir, 'portcullis.db');
+  const master = randomBytes(32);
+  const db = openDatabase(path);
+  const first = Keyring.open(db, { masterKey: master, clock: new ManualClock() });
+  const session = first.activeKey('session').kid;
+  // An older store: only a session key (access tokens and checkpoints had no key of their own).
+  db.prepare("DELETE FROM crypto_keys WHERE purpose <> 'session'").run();
+  db.close();
+  const db2 = openDatabase(path);
+  const ring = Keyring.open(db2, { masterKey: master, clock: new ManualClock() });
+  const rows = db2.prepare('SELECT kid, purpose FROM crypto_keys ORDER BY purpose').all() as { kid: string; purpose: string }[];
+  assert.deepEqual(rows.map((r) => r.purpose), ['audit', 'session', 'token']);
+  assert.equal(ring.activeKey('session').kid, session, 'the existing session key is kept');
+  const kids = new Set(rows.map((r) => r.kid));
+  assert.equal(kids.size, 3, 'no purpose shares a key');
+  assert.deepEqual(ring.publicJwks().keys.map((k) => k.kid), [ring.activeKey('token').kid]);
+  db2.close();
+});
