@@ -163,8 +163,9 @@ export class HumanOidcTrust {
       const a = new URL(allowed);
       // RFC 8252 §7.3: a loopback redirect may use any port; everything else is compared as written.
       if (!(isLoopback(a) && a.protocol === 'http:')) return false;
-      const portless = (x: URL) => `${x.protocol}//${x.hostname}${x.pathname}${x.search}`;
-      return u.protocol === 'http:' && portless(u) === portless(a) && u.port !== '0';
+      // Both are canonical (href as written), so dropping the port from the authority leaves the exact string.
+      const portless = (x: URL, raw: string) => raw.replace(x.host, x.hostname);
+      return u.protocol === 'http:' && u.port !== '0' && portless(u, uri as string) === portless(a, allowed);
     });
     if (!ok) throw new InvalidInput('redirect_uri is not one of the configured redirect URIs', 'redirect_uri');
   }
@@ -403,13 +404,14 @@ export class HumanOidcTrust {
 /**
  * Why an e-mail address cannot name an identity, or undefined. It must already be in the one form
  * every spelling of it folds to — NFKC-normalized and case-folded (lower case that survives an
- * upper/lower round trip: no `ß`, final sigma, dotless i) — so `\u212A` (KELVIN SIGN), fullwidth
+ * upper/lower round trip per character: no `ß`, final sigma, dotless i) — so `\u212A` (KELVIN SIGN), fullwidth
  * letters, ligatures or capitals never reach an account spelled the plain way.
  */
 export function emailProblem(email: string): string | undefined {
   if (email.length === 0 || email.length > 320) return 'empty or longer than 320 characters';
   if (email !== email.normalize('NFKC')) return 'changes under Unicode NFKC normalization';
-  if (email !== email.toLowerCase() || email.toUpperCase().toLowerCase() !== email) return 'changes under case folding';
+  // Per code point, so no context rule (final sigma) hides a fold.
+  if (email !== email.toLowerCase() || [...email].some((ch) => ch.toUpperCase().toLowerCase() !== ch)) return 'changes under case folding';
   if (/[\p{C}\p{Z}\s]/u.test(email)) return 'contains space, control or invisible characters';
   if (!/^[^@]{1,64}@[a-z0-9.-]{1,253}$/.test(email)) return 'not an address of the form local@domain (domain in ASCII)';
   return undefined;

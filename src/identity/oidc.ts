@@ -28,13 +28,17 @@ export interface OidcTrustOptions extends Omit<RemoteJwksOptions, 'clock'> {
 /** Auth time when the proof does not say (no `auth_time`): the epoch, so any `@maxAuthAge` finds it too old. */
 export const AUTH_TIME_UNKNOWN = 0;
 
-/** `typ` of a federation proof: absent, `JWT`, or anything that is not a Portcullis token type. */
+/**
+ * `typ` of a federation proof (workload token, ID token): absent, `JWT` or `JOSE`, or any type that
+ * is not an explicitly typed token of another kind (RFC 8725 §3.11): `at+jwt` access tokens,
+ * Portcullis session tokens, `logout+jwt`, `secevent+jwt`, … are never identity proofs.
+ */
 export function federationTyp(typ: unknown): string | undefined {
   if (typ === undefined) return undefined;
   if (typeof typ !== 'string') return 'typ is not a string';
   const t = typ.toLowerCase().replace(/^application\//, '');
   if (t === SESSION_TOKEN_TYPE) return 'a session token is not an identity proof';
-  if (t === 'at+jwt') return 'an access token is not an identity proof';
+  if (t.endsWith('+jwt')) return `a ${t.slice(0, 32)} token is not an identity proof`;
   return undefined;
 }
 
