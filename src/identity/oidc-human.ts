@@ -6,7 +6,7 @@
 // auth_time when a max_age was asked (step-up). Users become `user:<email|sub>` with groups from
 // a configured claim as Cedar parents `Team::"<group>"`.
 import { createHash, randomBytes } from 'node:crypto';
-import { createRemoteJWKSet } from 'jose';
+import { createRemoteJWKSet, errors as joseErrors } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import type { Clock } from '../common/clock.ts';
 import { nowSeconds, systemClock } from '../common/clock.ts';
@@ -318,7 +318,14 @@ export class HumanOidcTrust {
       typ: federationTyp,
       requiredClaims: ['sub', 'iat'],
       ...this.#checks,
-    }, (h, t) => jwks(h, t));
+    }, async (h, t) => {
+      try {
+        return await jwks(h, t);
+      } catch (err) {
+        if (err instanceof AuthenticationFailed || err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw err;
+        throw new AuthenticationFailed('jwks_unavailable', `the provider's key set could not be read (${(err as Error).name})`);
+      }
+    });
     // Multiple audiences need azp == our client (OIDC Core §3.1.3.7).
     if (Array.isArray(claims.aud) && claims.aud.length > 1 && claims.azp !== this.config.client_id) throw new AuthenticationFailed('wrong_audience', 'azp is not this client');
     if (expect.nonce !== undefined && claims.nonce !== expect.nonce) throw new AuthenticationFailed('nonce_mismatch', 'nonce does not match the login');

@@ -235,6 +235,13 @@ describe('human sign-in with a real OpenID provider', () => {
     assert.equal(await reasonOf(t.verifyIdToken(none)), 'algorithm_not_allowed');
     assert.ok(h);
     assert.equal(await reasonOf(new HumanOidcTrust(cfgOf({ algorithms: ['ES256'] })).verifyIdToken(await idp.sign(idClaims()))), 'algorithm_not_allowed');
+    // A provider whose key set cannot be read: jwks_unavailable, not a signature failure.
+    const deadKeys: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      const doc = (await res.json()) as Record<string, unknown>;
+      return Response.json({ ...doc, jwks_uri: 'http://127.0.0.1:1/jwks' });
+    };
+    assert.equal(await reasonOf(new HumanOidcTrust(cfgOf(), { fetch: deadKeys }).verifyIdToken(await idp.sign(idClaims()))), 'jwks_unavailable');
     // max_token_lifetime configured shorter.
     assert.equal(await reasonOf(new HumanOidcTrust(cfgOf({ max_token_lifetime: '5m' })).verifyIdToken(await idp.sign(idClaims()))), 'lifetime_too_long');
   });
