@@ -200,13 +200,13 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
 
 const TOKEN_CHECK_KEYS = ['max_token_lifetime', 'replay'];
 
-/** `max_token_lifetime` (default 24h, at most 30d) and `replay: allow | reject` of a JWT trust. */
+/** `max_token_lifetime` (default 24h, at most 366d: Kubernetes may extend projected tokens to a year) and `replay: allow | reject` of a JWT trust. */
 function tokenChecks(o: ObjectNode): TokenChecks {
   const n = o.optional('max_token_lifetime');
   let seconds = 24 * 3600; // = identity/jwt.ts DEFAULT_MAX_TOKEN_LIFETIME_SECONDS (not imported: keeps jose out of config loading)
   if (n) {
     const ms = n.duration();
-    if (ms < 1000 || ms > 30 * 86_400_000) n.fail('must be between 1s and 30d');
+    if (ms < 1000 || ms > 366 * 86_400_000) n.fail('must be between 1s and 366d');
     seconds = Math.floor(ms / 1000);
   }
   return { max_token_lifetime_seconds: seconds, replay: (o.optional('replay')?.oneOf(['allow', 'reject']) ?? 'allow') as TokenChecks['replay'] };

@@ -122,7 +122,7 @@ export function validateHumanOidcTrust(raw: unknown, env: NodeJS.ProcessEnv = pr
     mfa_amr: strList(o.mfa_amr, join(path, 'mfa_amr'), o.mfa_acr === undefined ? DEFAULT_MFA_AMR : []),
     mfa_acr: strList(o.mfa_acr, join(path, 'mfa_acr'), []),
     leeway_seconds: int(o.leeway_seconds, join(path, 'leeway_seconds'), 30, 0, 300),
-    max_token_lifetime_seconds: Math.floor(duration(o.max_token_lifetime, join(path, 'max_token_lifetime'), 24 * 3_600_000, 1000, 30 * 86_400_000) / 1000),
+    max_token_lifetime_seconds: Math.floor(duration(o.max_token_lifetime, join(path, 'max_token_lifetime'), 24 * 3_600_000, 1000, 366 * 86_400_000) / 1000),
     replay: 'allow',
     login_ttl_ms: duration(o.login_ttl, join(path, 'login_ttl'), 10 * 60_000, 60_000, 60 * 60_000),
   };

@@ -172,7 +172,7 @@ ${extra}`;
   for (const [extra, path] of [
     ['    replay: sometimes\n', 'trusts[0].replay'],
     ['    max_token_lifetime: 0s\n', 'trusts[0].max_token_lifetime'],
-    ['    max_token_lifetime: 90d\n', 'trusts[0].max_token_lifetime'],
+    ['    max_token_lifetime: 400d\n', 'trusts[0].max_token_lifetime'],
     ['    max_token_lifetime: forever\n', 'trusts[0].max_token_lifetime'],
   ] as const) {
     assert.throws(() => parseConfig(yaml(extra), '/tmp', {}), (e: unknown) => e instanceof ConfigError && e.message.includes(path), extra);
