@@ -155,8 +155,14 @@ export class Broker {
     return sshKrlPath(this.config.data_dir);
   }
 
+  /** `/.well-known/jwks.json`: access-token keys only (never session or audit keys). */
   publicJwks(): { keys: unknown[] } {
-    return this.keyring.publicJwks(['session', 'token']);
+    return this.keyring.publicJwks();
+  }
+
+  /** Audit checkpoint keys, retired ones included, for offline verification (`GET /v1/audit/keys`). */
+  auditKeys(): { keys: unknown[] } {
+    return this.keyring.auditJwks();
   }
 
   // ── Human sign-in (oidc-human trusts) ────────────────────────────────────────────────────

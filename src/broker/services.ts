@@ -66,7 +66,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
   // The SVID trust checks leases at login time, after `credentials` below exists.
   // One outbound policy for every URL the broker calls: no private destinations but those listed.
   const outbound = outboundFetch({ allowPrivate: config.outbound.allow_private, self: [config.listen] });
-  const { authenticator, humanTrusts } = createTrusts(config.trusts, { clock, issuer, apikeys, spiffeCa, credentials: () => credentials, fetch: outbound });
+  const { authenticator, humanTrusts } = createTrusts(config.trusts, { clock, issuer, apikeys, spiffeCa, credentials: () => credentials, fetch: outbound, db });
   const sshCa = sshUserCa(keyring);
   // Read at decision time, after `access` below exists.
   const grantsFor: GrantsFor = (identity, resource) => withGrants(access, clock.now(), identity, resource);

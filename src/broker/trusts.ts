@@ -12,6 +12,8 @@ import type { ApiKeyService } from '../identity/apikeys.ts';
 import { Authenticator } from '../identity/authenticator.ts';
 import { fail as authnFail } from '../identity/reasons.ts';
 import { HumanOidcTrust } from '../identity/oidc-human.ts';
+import { JtiReplayStore } from '../identity/replay.ts';
+import type { Db } from '../store/sqlite.ts';
 import { identityForSpiffeId } from '../credentials/index.ts';
 import type { CredentialService, Lease, SpiffeCaStore } from '../credentials/index.ts';
 
@@ -25,15 +27,18 @@ export interface TrustDeps {
   credentials: () => CredentialService;
   /** How jwks_uri and OIDC endpoints are fetched (the outbound policy). */
   fetch?: OutboundFetch;
+  /** Keeps the token ids of trusts with `replay: reject` (across restarts). */
+  db: Db;
 }
 
 export function createTrusts(trusts: readonly TrustConfig[], deps: TrustDeps): { authenticator: Authenticator; humanTrusts: Map<string, HumanOidcTrust> } {
   const humanTrusts = new Map<string, HumanOidcTrust>();
   const verifiers: TrustVerifier[] = [];
+  const replay = JtiReplayStore.open(deps.db);
   for (const t of trusts) {
-    if (t.kind === 'oidc') verifiers.push(new OidcTrust(t, { clock: deps.clock, ...(deps.fetch && { fetch: deps.fetch }) }));
-    else if (t.kind === 'spiffe') verifiers.push(spiffeTrust(t, deps));
-    else humanTrusts.set(t.name, new HumanOidcTrust(t, { clock: deps.clock, ...(deps.fetch && { fetch: deps.fetch }) }));
+    if (t.kind === 'oidc') verifiers.push(new OidcTrust(t, { clock: deps.clock, replay, ...(deps.fetch && { fetch: deps.fetch }) }));
+    else if (t.kind === 'spiffe') verifiers.push(spiffeTrust(t, deps, replay));
+    else humanTrusts.set(t.name, new HumanOidcTrust(t, { clock: deps.clock, replay, ...(deps.fetch && { fetch: deps.fetch }) }));
   }
   verifiers.push(deps.apikeys.verifier());
   return { authenticator: new Authenticator(verifiers, { sessionIssuer: deps.issuer }), humanTrusts };
@@ -43,12 +48,13 @@ export function createTrusts(trusts: readonly TrustConfig[], deps: TrustDeps): {
  * A spiffe trust reads its bundle file, or with `bundle: portcullis` uses Portcullis' own CA:
  * an SVID it issued logs in as the identity it was issued for, while its lease is active.
  */
-function spiffeTrust(t: SpiffeTrustConfig, deps: TrustDeps): SpiffeTrust {
-  if (t.bundle !== PORTCULLIS_BUNDLE) return SpiffeTrust.fromConfig(t, { clock: deps.clock });
+function spiffeTrust(t: SpiffeTrustConfig, deps: TrustDeps, replay: JtiReplayStore): SpiffeTrust {
+  if (t.bundle !== PORTCULLIS_BUNDLE) return SpiffeTrust.fromConfig(t, { clock: deps.clock, replay });
   const bundle = deps.spiffeCa.bundle(t.trust_domain);
   if (!bundle) throw new InvalidInput(`trust ${t.name}: no spiffe-x509 target for trust domain ${t.trust_domain}`, 'trusts');
   return new SpiffeTrust(t, bundle, {
     clock: deps.clock,
+    replay,
     issuedBy: (id, serial) => {
       const identityId = identityForSpiffeId(t.trust_domain, id.id);
       if (identityId === undefined) throw authnFail('bad_spiffe_id', 'SPIFFE ID was not issued for a Portcullis identity');

@@ -216,7 +216,8 @@ export async function devToken(
     claims = { sub, repository: `${m[1]}/${m[2]}`, repository_owner: m[1]!, ref: 'refs/heads/main', environment: 'prod' };
     iss = issuers.ci;
   }
-  return new SignJWT({ ...claims, ...who.claims })
+  // The dev issuer authenticates at mint time; auth age is never taken from iat (issue 8 item 24).
+  return new SignJWT({ ...claims, auth_time: Math.floor(Date.now() / 1000), ...who.claims })
     .setProtectedHeader({ alg: 'EdDSA', kid: String(privateJwk.kid), typ: 'JWT' })
     .setIssuer(iss)
     .setAudience('portcullis')

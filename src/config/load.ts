@@ -13,6 +13,7 @@ import type {
   PortcullisConfig,
   ResourceConfig,
   SpiffeTrustConfig,
+  TokenChecks,
   TrustConfig,
 } from './types.ts';
 import { ConfigError, Node } from './reader.ts';
@@ -210,12 +211,26 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
   return { config, warnings };
 }
 
+const TOKEN_CHECK_KEYS = ['max_token_lifetime', 'replay'];
+
+/** `max_token_lifetime` (default 24h, at most 366d: Kubernetes may extend projected tokens to a year) and `replay: allow | reject` of a JWT trust. */
+function tokenChecks(o: ObjectNode): TokenChecks {
+  const n = o.optional('max_token_lifetime');
+  let seconds = 24 * 3600; // = identity/jwt.ts DEFAULT_MAX_TOKEN_LIFETIME_SECONDS (not imported: keeps jose out of config loading)
+  if (n) {
+    const ms = n.duration();
+    if (ms < 1000 || ms > 366 * 86_400_000) n.fail('must be between 1s and 366d');
+    seconds = Math.floor(ms / 1000);
+  }
+  return { max_token_lifetime_seconds: seconds, replay: (o.optional('replay')?.oneOf(['allow', 'reject']) ?? 'allow') as TokenChecks['replay'] };
+}
+
 const OIDC_KEYS = [
   'issuer', 'jwks_uri', 'jwks', 'audiences', 'algorithms', 'require', 'identity', 'identity_kind',
-  'attributes', 'boundary', 'environment', 'owner', 'leeway', 'shared_namespace',
+  'attributes', 'boundary', 'environment', 'owner', 'leeway', 'shared_namespace', ...TOKEN_CHECK_KEYS,
 ];
 export const PORTCULLIS_BUNDLE = 'portcullis';
-const SPIFFE_KEYS = ['trust_domain', 'bundle', 'audiences', 'identity_kind', 'boundary', 'environment', 'owner', 'leeway', 'shared_namespace'];
+const SPIFFE_KEYS = ['trust_domain', 'bundle', 'audiences', 'identity_kind', 'boundary', 'environment', 'owner', 'leeway', 'shared_namespace', ...TOKEN_CHECK_KEYS];
 
 function defaults(o: ObjectNode, boundary: (n: Node) => string) {
   return {
@@ -284,6 +299,7 @@ function oidcTrust(n: Node, baseDir: string, boundary: (n: Node) => string): Oid
     identity_kind: (o.optional('identity_kind')?.oneOf(IDENTITY_KINDS) ?? 'workload') as IdentityKind,
     attributes: o.optional('attributes')?.strings({ pattern: /^[A-Za-z_][A-Za-z0-9_]*$/ }) ?? [],
     leeway_seconds: leeway(o),
+    ...tokenChecks(o),
     ...defaults(o, boundary),
   };
 }
@@ -299,6 +315,7 @@ function spiffeTrust(n: Node, baseDir: string, boundary: (n: Node) => string): S
     audiences: o.optional('audiences')?.strings() ?? ['portcullis'],
     identity_kind: (o.optional('identity_kind')?.oneOf(IDENTITY_KINDS) ?? 'workload') as IdentityKind,
     leeway_seconds: leeway(o),
+    ...tokenChecks(o),
     ...defaults(o, boundary),
   };
 }

@@ -15,7 +15,15 @@ export interface TrustDefaults {
   shared_namespace?: boolean;
 }
 
-export interface OidcTrustConfig extends TrustDefaults {
+/** Checks every JWT trust applies to the tokens it accepts (identity/jwt.ts validateJwt). */
+export interface TokenChecks {
+  /** A token whose `exp - iat` exceeds this is refused (`max_token_lifetime`; default 24 h when left out). */
+  max_token_lifetime_seconds?: number;
+  /** `reject`: a `jti` seen before within its lifetime is refused (and a token without one). Default `allow`. */
+  replay?: 'allow' | 'reject';
+}
+
+export interface OidcTrustConfig extends TrustDefaults, TokenChecks {
   name: string;
   kind: 'oidc';
   issuer: string;
@@ -36,7 +44,7 @@ export interface OidcTrustConfig extends TrustDefaults {
   leeway_seconds: number;
 }
 
-export interface SpiffeTrustConfig extends TrustDefaults {
+export interface SpiffeTrustConfig extends TrustDefaults, TokenChecks {
   name: string;
   kind: 'spiffe';
   trust_domain: string;

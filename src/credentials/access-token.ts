@@ -209,6 +209,9 @@ export async function verifyAccessToken(
   } catch (e) {
     throw new AuthenticationFailed('invalid_token', (e as Error).message);
   }
+  // jose checks iat's type only: one in the future is refused here, as on every path (issue 8.24).
+  const nowS = Math.floor((opts.currentDate?.getTime() ?? Date.now()) / 1000);
+  if ((payload.iat as number) > nowS + (opts.clockToleranceSec ?? 30)) throw new AuthenticationFailed('invalid_token', 'iat is in the future');
   const scopes = String(payload.scope).split(' ').filter(Boolean);
   const missing = (opts.requiredScopes ?? []).filter((s) => !scopes.includes(s));
   if (missing.length) throw new Forbidden(`insufficient_scope: ${missing.join(' ')}`, { required: missing });

@@ -109,7 +109,11 @@ export class Keyring {
   /** Migrates the `crypto` tables and checks the master key against this database. */
   static open(db: Db, options: KeyringOptions): Keyring {
     migrate(db, 'crypto', KEYRING_MIGRATIONS);
-    return new Keyring(db, options);
+    const ring = new Keyring(db, options);
+    // Every purpose has its own active key from the start: a store made before a purpose existed
+    // gets one now, so no purpose ever borrows another's key.
+    for (const p of KEY_PURPOSES) ring.activeKey(p);
+    return ring;
   }
 
   private constructor(db: Db, options: KeyringOptions) {
@@ -271,19 +275,27 @@ export class Keyring {
   }
 
   /**
-   * Public keys that still verify (active and retiring), as a JWKS for `/.well-known/jwks.json`.
-   * Audit keys are left out by default: relying parties verify tokens, not checkpoints.
+   * Public keys that still verify (active and retiring), as a JWKS for `/.well-known/jwks.json`:
+   * the access-token (`token`) keys only. Session keys are never published (the broker verifies
+   * its own sessions), so a resource server that trusts this JWKS cannot be handed a session
+   * token; audit keys are served apart (auditJwks).
    */
-  publicJwks(purposes: readonly KeyPurpose[] = ['session', 'token']): { keys: JWK[] } {
+  publicJwks(): { keys: JWK[] } {
     this.#maybeReload();
     const now = this.#clock.now();
-    const keys: JWK[] = [];
-    for (const k of this.#keys.values()) {
-      if (!purposes.includes(k.row.purpose as KeyPurpose)) continue;
-      if (this.#status(k.row, now) === 'retired') continue;
-      keys.push({ ...k.jwk });
-    }
-    return { keys };
+    return { keys: [...this.#keys.values()].filter((k) => k.row.purpose === 'token' && this.#status(k.row, now) !== 'retired').map((k) => ({ ...k.jwk })) };
+  }
+
+  /** Every audit checkpoint key ever used (retired ones too: old checkpoints must verify), for offline verification. */
+  auditJwks(): { keys: (JWK & { status: KeyStatus; created_at: string })[] } {
+    this.#maybeReload();
+    const now = this.#clock.now();
+    return {
+      keys: [...this.#keys.values()]
+        .filter((k) => k.row.purpose === 'audit')
+        .sort((a, b) => a.row.created_at - b.row.created_at)
+        .map((k) => ({ ...k.jwk, status: this.#status(k.row, now), created_at: new Date(k.row.created_at).toISOString() })),
+    };
   }
 
   /**

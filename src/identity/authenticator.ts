@@ -37,7 +37,7 @@ export class Authenticator {
         const issuer = typeof jwt.claims.iss === 'string' ? jwt.claims.iss : undefined;
         const subject = typeof jwt.claims.sub === 'string' ? jwt.claims.sub : undefined;
         if (jwt.header.typ === SESSION_TOKEN_TYPE || (issuer !== undefined && issuer === this.#sessionIssuer)) {
-          throw fail('wrong_token_type', 'a session token is not an identity proof');
+          throw fail('wrong_token_type', 'a token this broker issued (session or access token) is not an identity proof');
         }
         const hint = { ...(issuer !== undefined ? { issuer } : {}), ...(subject !== undefined ? { subject } : {}) };
         const v = this.verifiers.find((t) => t.kind === 'oidc' && t.accepts(proof, hint)) ?? this.verifiers.find((t) => t.kind === 'spiffe' && t.accepts(proof, hint));

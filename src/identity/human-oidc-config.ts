@@ -30,6 +30,17 @@ export interface HumanOidcTrustConfig {
   /** `acr_values` to send when stepping up to MFA (optional; `prompt=login` is always sent). */
   step_up_acr?: string;
   leeway_seconds: number;
+  /** ID tokens whose `exp - iat` exceeds this are refused (`max_token_lifetime`, default 24 h). */
+  max_token_lifetime_seconds: number;
+  /** `reject`: an ID token whose `jti` was seen before is refused (and one without `jti`). */
+  replay: 'allow' | 'reject';
+  /**
+   * `max_age` sent with every login (seconds): the provider must then return `auth_time` and
+   * re-authenticate users whose sign-in is older. Without it, an ID token without `auth_time`
+   * has an unknown auth age, which any `@maxAuthAge` policy treats as too old (step-up asks again
+   * with its own max_age).
+   */
+  max_age?: number;
   /** How long a started login (state, nonce, PKCE verifier) stays usable. */
   login_ttl_ms: number;
   boundary?: string;
@@ -43,6 +54,35 @@ const SAFE_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256'
 
 export function isLoopback(u: URL): boolean {
   return u.hostname === '127.0.0.1' || u.hostname === '[::1]' || u.hostname === 'localhost';
+}
+
+/**
+ * Why a redirect URI is refused, or undefined. The same rules hold for configured redirect URIs
+ * and for the one given when a login starts: https (http only on loopback), no userinfo, no
+ * fragment (not even an empty `#`), and written in canonical form (what `new URL` prints, so
+ * `127.1`, `0x7f.1`, `..` segments, upper-case hosts or backslashes cannot dress up as another
+ * address).
+ */
+export function redirectUriProblem(s: unknown): string | undefined {
+  if (typeof s !== 'string' || s.length === 0) return 'not a non-empty string';
+  if (s.length > 2048) return 'longer than 2048 characters';
+  if (s.includes('#')) return 'no fragment allowed';
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    return 'not a URL';
+  }
+  if (u.username !== '' || u.password !== '' || /^[^:]+:\/\/[^/?]*@/.test(s)) return 'no credentials (userinfo) allowed';
+  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopback(u))) return 'must be https (http only on loopback)';
+  if (u.href !== s && !(u.pathname === '/' && u.search === '' && `${s}/` === u.href)) return `not in canonical form (would be read as ${u.href.slice(0, 256)})`;
+  return undefined;
+}
+
+function redirectUri(v: unknown, path: string): string {
+  const problem = redirectUriProblem(v);
+  if (problem !== undefined) throw new InvalidInput(`${path}: ${problem}`, path);
+  return v as string;
 }
 
 function url(v: unknown, path: string, allowHttpLoopback: boolean): string {
@@ -65,7 +105,7 @@ export function validateHumanOidcTrust(raw: unknown, env: NodeJS.ProcessEnv = pr
   onlyKeys(o, path, [
     'name', 'kind', 'issuer', 'client_id', 'client_secret_env', 'redirect_uris', 'scopes', 'algorithms', 'identity_claim',
     'require_verified_email', 'allowed_domains', 'groups_claim', 'mfa_amr', 'mfa_acr', 'step_up_acr', 'leeway_seconds',
-    'login_ttl', 'boundary', 'environment', 'shared_namespace',
+    'login_ttl', 'boundary', 'environment', 'shared_namespace', 'max_token_lifetime', 'replay', 'max_age',
   ]);
   if ('client_secret' in o) throw new InvalidInput(`${path}.client_secret: secrets are not accepted inline; use client_secret_env`, `${path}.client_secret`);
   if (o.kind !== 'oidc-human') throw new InvalidInput(`${join(path, 'kind')}: expected oidc-human`, join(path, 'kind'));
@@ -80,9 +120,12 @@ export function validateHumanOidcTrust(raw: unknown, env: NodeJS.ProcessEnv = pr
     identity_claim: 'email',
     require_verified_email: bool(o.require_verified_email, join(path, 'require_verified_email'), true),
     allowed_domains: strList(o.allowed_domains, join(path, 'allowed_domains'), [], { re: /^[a-z0-9.-]+$/, what: 'a lowercase domain' }),
-    mfa_amr: strList(o.mfa_amr, join(path, 'mfa_amr'), DEFAULT_MFA_AMR),
+    // Alternatives: configuring mfa_acr alone means acr decides, so the amr default does not linger.
+    mfa_amr: strList(o.mfa_amr, join(path, 'mfa_amr'), o.mfa_acr === undefined ? DEFAULT_MFA_AMR : []),
     mfa_acr: strList(o.mfa_acr, join(path, 'mfa_acr'), []),
     leeway_seconds: int(o.leeway_seconds, join(path, 'leeway_seconds'), 30, 0, 300),
+    max_token_lifetime_seconds: Math.floor(duration(o.max_token_lifetime, join(path, 'max_token_lifetime'), 24 * 3_600_000, 1000, 366 * 86_400_000) / 1000),
+    replay: 'allow',
     login_ttl_ms: duration(o.login_ttl, join(path, 'login_ttl'), 10 * 60_000, 60_000, 60 * 60_000),
   };
   if (!cfg.scopes.includes('openid')) throw new InvalidInput(`${join(path, 'scopes')}: must include openid`, join(path, 'scopes'));
@@ -93,7 +136,12 @@ export function validateHumanOidcTrust(raw: unknown, env: NodeJS.ProcessEnv = pr
   if (!Array.isArray(o.redirect_uris) || o.redirect_uris.length === 0) {
     throw new InvalidInput(`${join(path, 'redirect_uris')}: give at least one redirect URI (e.g. http://127.0.0.1/callback for the CLI)`, join(path, 'redirect_uris'));
   }
-  cfg.redirect_uris = o.redirect_uris.map((u, i) => url(u, join(join(path, 'redirect_uris'), i), true));
+  cfg.redirect_uris = o.redirect_uris.map((u, i) => redirectUri(u, join(join(path, 'redirect_uris'), i)));
+  if (o.replay !== undefined) {
+    if (o.replay !== 'allow' && o.replay !== 'reject') throw new InvalidInput(`${join(path, 'replay')}: expected allow or reject`, join(path, 'replay'));
+    cfg.replay = o.replay;
+  }
+  if (o.max_age !== undefined) cfg.max_age = Math.floor(duration(o.max_age, join(path, 'max_age'), 0, 0, 30 * 86_400_000) / 1000);
   if (o.identity_claim !== undefined) {
     if (o.identity_claim !== 'email' && o.identity_claim !== 'sub') throw new InvalidInput(`${join(path, 'identity_claim')}: expected email or sub`, join(path, 'identity_claim'));
     cfg.identity_claim = o.identity_claim;

@@ -3,7 +3,7 @@
 // through jose, and time claims against the injected clock.
 import { createHash } from 'node:crypto';
 import { compactVerify, errors as joseErrors } from 'jose';
-import type { JWSHeaderParameters, JWTPayload, CryptoKey, KeyObject } from 'jose';
+import type { CompactVerifyGetKey, JWSHeaderParameters, JWTPayload } from 'jose';
 import { AuthenticationFailed } from '../common/errors.ts';
 import { fail } from './reasons.ts';
 
@@ -75,12 +75,13 @@ export function checkHeader(jwt: ParsedJwt, algorithms: readonly string[]): void
   if (!jwt.hasSignature) throw fail('bad_signature', 'token has no signature');
 }
 
-export type KeyLookup = (header: JWSHeaderParameters) => Promise<CryptoKey | KeyObject | Uint8Array>;
+/** jose's key resolver shape (the header is the verified token's protected header). */
+export type KeyLookup = CompactVerifyGetKey;
 
 /** Verifies the signature; maps every jose error to a reason code. */
 export async function verifySignature(jwt: ParsedJwt, algorithms: readonly string[], getKey: KeyLookup): Promise<void> {
   try {
-    await compactVerify(jwt.token, (h) => getKey(h), { algorithms: [...algorithms] });
+    await compactVerify(jwt.token, (h, t) => getKey(h, t), { algorithms: [...algorithms] });
   } catch (e) {
     throw mapJoseError(e);
   }
@@ -89,6 +90,7 @@ export async function verifySignature(jwt: ParsedJwt, algorithms: readonly strin
 export function mapJoseError(e: unknown): AuthenticationFailed {
   if (e instanceof AuthenticationFailed) return e;
   if (e instanceof joseErrors.JWSSignatureVerificationFailed) return fail('bad_signature', 'signature does not verify');
+  if (e instanceof joseErrors.JWKSTimeout) return fail('jwks_unavailable', 'the key set could not be fetched in time');
   if (e instanceof joseErrors.JWKSNoMatchingKey) return fail('unknown_kid', 'no key in the trust matches the token header');
   if (e instanceof joseErrors.JWKSMultipleMatchingKeys) return fail('unknown_kid', 'token has no kid and several keys match');
   if (e instanceof joseErrors.JOSEAlgNotAllowed) return fail('algorithm_not_allowed', 'alg not allowed');
@@ -118,6 +120,80 @@ export function checkTimes(claims: JWTPayload, rules: TimeRules): void {
   }
   if (claims.nbf !== undefined && claims.nbf > now + leeway) throw fail('not_yet_valid', `not valid before ${claims.nbf}, now ${now}`);
   if (claims.iat !== undefined && claims.iat > now + leeway) throw fail('issued_in_future', `issued at ${claims.iat}, now ${now}`);
+}
+
+/** Default `max_token_lifetime` of a trust: a proof whose `exp - iat` exceeds it is refused. */
+export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 24 * 3600;
+
+/** `exp - iat` (or, without `iat`, what is left of it) must not exceed `max`; call after checkTimes. */
+export function checkLifetime(claims: JWTPayload, maxSeconds: number, now: number): void {
+  if (typeof claims.exp !== 'number') return;
+  const from = typeof claims.iat === 'number' ? claims.iat : typeof claims.nbf === 'number' ? claims.nbf : now;
+  const lifetime = claims.exp - from;
+  if (lifetime > maxSeconds) throw fail('lifetime_too_long', `token lifetime ${Math.floor(lifetime)}s exceeds the trust's max_token_lifetime of ${maxSeconds}s`);
+}
+
+/** Remembers token ids (`replay: reject`); implemented over the store by replay.ts. */
+export interface ReplayGuard {
+  /** Records `jti` under `scope` until `expiresAt` (s); throws `replayed` if it is already there and not expired. */
+  remember(scope: string, jti: string, expiresAt: number, now: number): void;
+}
+
+/**
+ * What a JWT must satisfy. Every path that accepts a JWT (workload OIDC, SPIFFE JWT-SVID, human ID
+ * token, the broker's own session tokens) goes through `validateJwt` with one of these, so they
+ * all check the same things: size and shape, header policy (alg allow-list, no key-carrying
+ * headers, no `crit`), `typ`, signature, exp/nbf/iat-not-in-future, max lifetime, iss, aud,
+ * required claims, and replay.
+ */
+export interface JwtPolicy {
+  algorithms: readonly string[];
+  /** Exact `iss`; leave out only where the token type makes it optional (JWT-SVID). */
+  issuer?: string;
+  /** `aud` must contain one of these. */
+  audiences: readonly string[];
+  leewaySeconds: number;
+  nowSeconds: number;
+  /** `exp - iat` above this is refused. */
+  maxLifetimeSeconds: number;
+  /** Judges the header `typ` (undefined when absent): a reason to refuse, or undefined to accept. */
+  typ: (typ: unknown) => string | undefined;
+  /** Claims that must be present (exp is always required). */
+  requiredClaims?: readonly string[];
+  /** `replay: reject`: a `jti` seen before within its lifetime is refused (and a token without one). */
+  replay?: { guard: ReplayGuard; scope: string };
+}
+
+export interface ValidatedJwt {
+  token: string;
+  header: JWSHeaderParameters;
+  claims: JWTPayload;
+  /** The accepted audience. */
+  audience: string;
+}
+
+/** The one JWT validation path (see JwtPolicy). Throws AuthenticationFailed with a precise reason. */
+export async function validateJwt(token: unknown, policy: JwtPolicy, getKey: KeyLookup): Promise<ValidatedJwt> {
+  const jwt = parseJwt(token);
+  checkHeader(jwt, policy.algorithms);
+  const typProblem = policy.typ(jwt.header.typ);
+  if (typProblem !== undefined) throw fail('wrong_token_type', typProblem);
+  await verifySignature(jwt, policy.algorithms, getKey);
+  const claims = jwt.claims;
+  const now = policy.nowSeconds;
+  checkTimes(claims, { nowSeconds: now, leewaySeconds: policy.leewaySeconds, requireExp: true });
+  checkLifetime(claims, policy.maxLifetimeSeconds, now);
+  if (policy.issuer !== undefined && claims.iss !== policy.issuer) throw fail('unknown_issuer', 'token issuer is not the one this trust accepts');
+  const audience = checkAudience(claims, policy.audiences);
+  for (const c of policy.requiredClaims ?? []) {
+    if (claims[c] === undefined || claims[c] === null) throw fail('missing_claim', `claim ${c} is required`);
+  }
+  if (policy.replay !== undefined) {
+    const jti = claims.jti;
+    if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw fail('missing_claim', 'claim jti (1-256 characters) is required: this trust rejects replays');
+    policy.replay.guard.remember(policy.replay.scope, jti, (claims.exp as number) + policy.leewaySeconds, now);
+  }
+  return { token: jwt.token, header: jwt.header, claims, audience };
 }
 
 /** `aud` (string or array) must contain one of `accepted`. */

@@ -8,15 +8,18 @@
 import { outboundFetch } from '../common/outbound.ts';
 import type { OutboundFetch } from '../common/outbound.ts';
 import { createHash, randomBytes } from 'node:crypto';
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createRemoteJWKSet, customFetch, errors as joseErrors } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import type { Clock } from '../common/clock.ts';
 import { nowSeconds, systemClock } from '../common/clock.ts';
 import { AuthenticationFailed, InvalidInput, Unavailable } from '../common/errors.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
 import type { HumanOidcTrustConfig } from './human-oidc-config.ts';
-import { isLoopback } from './human-oidc-config.ts';
+import { isLoopback, redirectUriProblem } from './human-oidc-config.ts';
 import type { AuthnFacts, VerifiedProof } from './types.ts';
+import { tokenFingerprint, validateJwt } from './jwt.ts';
+import type { JwtPolicy, ReplayGuard } from './jwt.ts';
+import { AUTH_TIME_UNKNOWN, authTime, federationTyp, trustTokenChecks } from './oidc.ts';
 
 export interface ProviderMetadata {
   issuer: string;
@@ -93,6 +96,8 @@ export interface HumanOidcTrustOptions {
   fetch?: typeof fetch | OutboundFetch;
   /** Discovery cache lifetime (default 1 h). */
   metadataTtlMs?: number;
+  /** Where seen ID token ids are kept; required when the trust sets `replay: reject`. */
+  replay?: ReplayGuard;
 }
 
 const MAX_PENDING = 10_000;
@@ -110,6 +115,7 @@ export class HumanOidcTrust {
   readonly #fetch: typeof fetch | OutboundFetch;
   readonly #ttl: number;
   readonly #pending = new Map<string, Pending>();
+  readonly #checks: Pick<JwtPolicy, 'maxLifetimeSeconds' | 'replay'>;
   #meta: { value: ProviderMetadata; jwks: JWTVerifyGetKey; at: number } | undefined;
 
   constructor(config: HumanOidcTrustConfig, options: HumanOidcTrustOptions = {}) {
@@ -118,6 +124,7 @@ export class HumanOidcTrust {
     this.#clock = options.clock ?? systemClock;
     this.#fetch = options.fetch ?? outboundFetch();
     this.#ttl = options.metadataTtlMs ?? 3_600_000;
+    this.#checks = trustTokenChecks(config.name, config, options.replay);
   }
 
   /** Provider metadata from `.well-known/openid-configuration` (cached). */
@@ -145,22 +152,23 @@ export class HumanOidcTrust {
     const methods = doc.code_challenge_methods_supported;
     if (Array.isArray(methods) && !methods.includes('S256')) throw new Unavailable(`trust ${this.name}: the provider does not support PKCE S256`);
     const value = doc as unknown as ProviderMetadata;
-    this.#meta = { value, jwks: createRemoteJWKSet(new URL(value.jwks_uri)), at: now };
+    this.#meta = { value, jwks: createRemoteJWKSet(new URL(value.jwks_uri), { [customFetch]: (url, options) => this.#fetch(url, { ...options, redirect: 'error' }) }), at: now };
     return this.#meta;
   }
 
-  #checkRedirect(uri: string): void {
-    let u: URL;
-    try {
-      u = new URL(uri);
-    } catch {
-      throw new InvalidInput('redirect_uri is not a URL', 'redirect_uri');
-    }
+  /** The redirect URI of a login obeys the rules of configured ones, then matches one exactly (any port on loopback). */
+  #checkRedirect(uri: unknown): void {
+    const problem = redirectUriProblem(uri);
+    if (problem !== undefined) throw new InvalidInput(`redirect_uri: ${problem}`, 'redirect_uri');
+    const u = new URL(uri as string);
     const ok = this.config.redirect_uris.some((allowed) => {
+      if (allowed === uri) return true;
       const a = new URL(allowed);
-      // RFC 8252 §7.3: a loopback redirect may use any port.
-      if (isLoopback(a) && a.protocol === 'http:') return u.protocol === 'http:' && u.hostname === a.hostname && u.pathname === a.pathname && u.search === a.search;
-      return allowed === uri;
+      // RFC 8252 §7.3: a loopback redirect may use any port; everything else is compared as written.
+      if (!(isLoopback(a) && a.protocol === 'http:')) return false;
+      // Both are canonical (href as written), so dropping the port from the authority leaves the exact string.
+      const portless = (x: URL, raw: string) => raw.replace(x.host, x.hostname);
+      return u.protocol === 'http:' && u.port !== '0' && portless(u, uri as string) === portless(a, allowed);
     });
     if (!ok) throw new InvalidInput('redirect_uri is not one of the configured redirect URIs', 'redirect_uri');
   }
@@ -204,12 +212,13 @@ export class HumanOidcTrust {
     const stepping = stepUp.mfa === true || stepUp.max_age !== undefined;
     const prompt = stepping ? 'login' : opts.prompt;
     if (prompt) q.set('prompt', prompt);
-    if (stepUp.max_age !== undefined) q.set('max_age', String(stepUp.max_age));
+    const maxAge = stepUp.max_age ?? this.config.max_age;
+    if (maxAge !== undefined) q.set('max_age', String(maxAge));
     if (stepUp.mfa && this.config.step_up_acr) q.set('acr_values', this.config.step_up_acr);
     if (opts.loginHint) q.set('login_hint', opts.loginHint);
     if (meta.claims_parameter_supported === true) q.set('claims', AUTHN_CLAIMS);
     const expiresAt = this.#clock.now() + this.config.login_ttl_ms;
-    this.#remember(state, { kind: 'code', verifier, nonce, redirectUri: opts.redirectUri, stepUp, expiresAt });
+    this.#remember(state, { kind: 'code', verifier, nonce, redirectUri: opts.redirectUri, stepUp: { ...stepUp, ...(maxAge !== undefined && { max_age: maxAge }) }, expiresAt });
     return { url: u.toString(), state, expires_at: new Date(expiresAt).toISOString() };
   }
 
@@ -230,10 +239,11 @@ export class HumanOidcTrust {
   async startDeviceLogin(opts: { stepUp?: StepUpAsk } = {}): Promise<StartedDeviceLogin> {
     const meta = (await this.#metadata()).value;
     if (!meta.device_authorization_endpoint) throw new InvalidInput(`trust ${this.name}: the provider does not support the device flow`, 'trust');
-    const stepUp = opts.stepUp ?? {};
+    const stepUp: StepUpAsk = { ...opts.stepUp };
+    if (stepUp.max_age === undefined && this.config.max_age !== undefined) stepUp.max_age = this.config.max_age;
     const body: Record<string, string> = { scope: this.config.scopes.join(' ') };
     if (stepUp.max_age !== undefined) body.max_age = String(stepUp.max_age);
-    if (stepUp.mfa || stepUp.max_age !== undefined) body.prompt = 'login';
+    if (stepUp.mfa || opts.stepUp?.max_age !== undefined) body.prompt = 'login';
     if (stepUp.mfa && this.config.step_up_acr) body.acr_values = this.config.step_up_acr;
     if (meta.claims_parameter_supported === true) body.claims = AUTHN_CLAIMS;
     const r = await this.#post(meta.device_authorization_endpoint, body);
@@ -300,36 +310,35 @@ export class HumanOidcTrust {
   async verifyIdToken(idToken: string, expect: { nonce?: string; stepUp?: StepUpAsk } = {}): Promise<HumanLogin> {
     if (idToken === '') throw new AuthenticationFailed('missing_claim', 'the token response has no id_token');
     const { jwks } = await this.#metadata();
-    let claims: JWTPayload;
-    let header: { alg?: string; kid?: string };
-    try {
-      header = decodeProtectedHeader(idToken);
-      const r = await jwtVerify(idToken, jwks, {
-        issuer: this.config.issuer,
-        audience: this.config.client_id,
-        algorithms: this.config.algorithms,
-        currentDate: new Date(this.#clock.now()),
-        clockTolerance: this.config.leeway_seconds,
-        requiredClaims: ['exp', 'iat', 'sub'],
-      });
-      claims = r.payload;
-    } catch (err) {
-      const code = (err as { code?: string }).code ?? '';
-      const reason = code === 'ERR_JWT_EXPIRED' ? 'expired' : code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' ? 'bad_signature'
-        : code === 'ERR_JOSE_ALG_NOT_ALLOWED' ? 'algorithm_not_allowed' : code === 'ERR_JWKS_NO_MATCHING_KEY' ? 'unknown_kid'
-        : code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' ? 'claim_mismatch' : 'malformed';
-      throw new AuthenticationFailed(reason, `id token rejected: ${(err as Error).message.slice(0, 120)}`);
-    }
+    const now = nowSeconds(this.#clock);
+    // The same checks as every other trust (identity/jwt.ts validateJwt), iat-not-in-future included.
+    const { header, claims } = await validateJwt(idToken, {
+      algorithms: this.config.algorithms,
+      issuer: this.config.issuer,
+      audiences: [this.config.client_id],
+      leewaySeconds: this.config.leeway_seconds,
+      nowSeconds: now,
+      typ: federationTyp,
+      requiredClaims: ['sub', 'iat'],
+      ...this.#checks,
+    }, async (h, t) => {
+      try {
+        return await jwks(h, t);
+      } catch (err) {
+        if (err instanceof AuthenticationFailed || err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw err;
+        throw new AuthenticationFailed('jwks_unavailable', `the provider's key set could not be read (${(err as Error).name})`);
+      }
+    });
     // Multiple audiences need azp == our client (OIDC Core §3.1.3.7).
     if (Array.isArray(claims.aud) && claims.aud.length > 1 && claims.azp !== this.config.client_id) throw new AuthenticationFailed('wrong_audience', 'azp is not this client');
     if (expect.nonce !== undefined && claims.nonce !== expect.nonce) throw new AuthenticationFailed('nonce_mismatch', 'nonce does not match the login');
-    const now = nowSeconds(this.#clock);
-    const authTime = typeof claims.auth_time === 'number' && Number.isFinite(claims.auth_time) ? Math.floor(claims.auth_time) : undefined;
-    if (authTime !== undefined && authTime > now + this.config.leeway_seconds) throw new AuthenticationFailed('issued_in_future', 'auth_time is in the future');
+    // Never derived from iat: without auth_time the auth age is unknown (too old for any @maxAuthAge).
+    const authAt = authTime(claims, now, this.config.leeway_seconds);
+    const known = authAt !== AUTH_TIME_UNKNOWN;
     const stepUp = expect.stepUp ?? {};
     if (stepUp.max_age !== undefined) {
-      if (authTime === undefined) throw new AuthenticationFailed('missing_claim', 'auth_time is required when max_age was requested');
-      if (now - authTime > stepUp.max_age + this.config.leeway_seconds) throw new AuthenticationFailed('step_up_not_satisfied', 'the provider did not re-authenticate recently enough');
+      if (!known) throw new AuthenticationFailed('missing_claim', 'auth_time is required when max_age was requested');
+      if (now - authAt > stepUp.max_age + this.config.leeway_seconds) throw new AuthenticationFailed('step_up_not_satisfied', 'the provider did not re-authenticate recently enough');
     }
     const amr = Array.isArray(claims.amr) ? claims.amr.filter((x): x is string => typeof x === 'string') : [];
     const acr = typeof claims.acr === 'string' ? claims.acr : undefined;
@@ -337,7 +346,7 @@ export class HumanOidcTrust {
     if (stepUp.mfa && !mfa) throw new AuthenticationFailed('step_up_not_satisfied', 'multi-factor authentication was required but not performed');
     const { identityId, email } = this.#identity(claims);
     const groups = this.#groups(claims);
-    const facts: AuthnFacts = { method: 'oidc', trust: this.name, mfa, assurance: mfa ? 'high' : 'medium', auth_time: authTime ?? (typeof claims.iat === 'number' ? claims.iat : now) };
+    const facts: AuthnFacts = { method: 'oidc', trust: this.name, mfa, assurance: mfa ? 'high' : 'medium', auth_time: authAt };
     const defaults: VerifiedProof['defaults'] = {
       ...(this.config.boundary !== undefined && { boundary: this.config.boundary }),
       ...(this.config.environment !== undefined && { environment: this.config.environment }),
@@ -360,7 +369,8 @@ export class HumanOidcTrust {
           ...(acr !== undefined && { acr }),
           mfa,
           groups: groups.length,
-          token_sha256: createHash('sha256').update(idToken).digest('hex').slice(0, 16),
+          ...(!known && { auth_time: 'unknown' }),
+          token_sha256: tokenFingerprint(idToken),
         },
       },
       groups,
@@ -370,15 +380,19 @@ export class HumanOidcTrust {
   }
 
   #identity(claims: JWTPayload): { identityId: string; email?: string } {
-    const email = typeof claims.email === 'string' ? claims.email.trim().toLowerCase() : undefined;
+    const raw = claims.email;
+    const problem = typeof raw === 'string' ? emailProblem(raw) : 'no email claim';
     if (this.config.identity_claim === 'sub') {
       const sub = String(claims.sub);
       if (!/^[\x21-\x7e]{1,255}$/.test(sub)) throw new AuthenticationFailed('bad_identity_claim', 'sub is not usable as an identity');
-      return { identityId: `user:${sub}`, ...(email !== undefined && { email }) };
+      // The email is only an attribute here: kept when canonical, dropped otherwise.
+      return { identityId: `user:${sub}`, ...(problem === undefined && { email: raw as string }) };
     }
-    if (email === undefined || !/^[^\s@]{1,64}@[a-z0-9.-]{1,253}$/.test(email)) throw new AuthenticationFailed('bad_identity_claim', 'no usable email claim');
+    // A differently written address is never folded into an existing account: refused instead.
+    if (problem !== undefined) throw new AuthenticationFailed(typeof raw === 'string' ? 'non_canonical_identity' : 'bad_identity_claim', `email: ${problem}`);
+    const email = raw as string;
     if (this.config.require_verified_email && claims.email_verified !== true) throw new AuthenticationFailed('claim_mismatch', 'email is not verified by the provider');
-    const domain = email.slice(email.indexOf('@') + 1);
+    const domain = email.slice(email.lastIndexOf('@') + 1);
     if (this.config.allowed_domains.length > 0 && !this.config.allowed_domains.includes(domain)) throw new AuthenticationFailed('claim_mismatch', 'email domain is not allowed');
     return { identityId: `user:${email}`, email };
   }
@@ -395,6 +409,22 @@ export class HumanOidcTrust {
     }
     return [...out].sort();
   }
+}
+
+/**
+ * Why an e-mail address cannot name an identity, or undefined. It must already be in the one form
+ * every spelling of it folds to — NFKC-normalized and case-folded (lower case that survives an
+ * upper/lower round trip per character: no `ß`, final sigma, dotless i) — so `\u212A` (KELVIN SIGN), fullwidth
+ * letters, ligatures or capitals never reach an account spelled the plain way.
+ */
+export function emailProblem(email: string): string | undefined {
+  if (email.length === 0 || email.length > 320) return 'empty or longer than 320 characters';
+  if (email !== email.normalize('NFKC')) return 'changes under Unicode NFKC normalization';
+  // Per code point, so no context rule (final sigma) hides a fold.
+  if (email !== email.toLowerCase() || [...email].some((ch) => ch.toUpperCase().toLowerCase() !== ch)) return 'changes under case folding';
+  if (/[\p{C}\p{Z}\s]/u.test(email)) return 'contains space, control or invisible characters';
+  if (!/^[^@]{1,64}@[a-z0-9.-]{1,253}$/.test(email)) return 'not an address of the form local@domain (domain in ASCII)';
+  return undefined;
 }
 
 function endpointOk(s: string): boolean {

@@ -23,6 +23,9 @@ export const AUTHN_REASONS = [
   'missing_claim',
   'claim_mismatch',
   'bad_identity_claim',
+  'non_canonical_identity',
+  'lifetime_too_long',
+  'replayed',
   // SPIFFE
   'bad_spiffe_id',
   'wrong_trust_domain',

@@ -9,6 +9,8 @@ export const SESSION_TTL_CAP_MS = 15 * 60_000;
 
 export interface SessionClaims {
   iss: string;
+  /** The broker itself (= iss): a session token is for no one else. */
+  aud: string;
   sub: string;
   jti: string;
   iat: number;

@@ -3,7 +3,6 @@
 // action is decided again against current policy, so privileges cannot drift after login.
 // Revocation (by jti, or by identity with a cut-off time) is checked on every use from memory.
 import { randomBytes } from 'node:crypto';
-import { compactVerify } from 'jose';
 import type { Db } from '../store/sqlite.ts';
 import type { Clock } from '../common/clock.ts';
 import { nowSeconds, systemClock } from '../common/clock.ts';
@@ -11,7 +10,7 @@ import type { Keyring } from '../crypto/keyring.ts';
 import type { AuthnFacts } from './types.ts';
 import { InvalidInput } from '../common/errors.ts';
 import { fail } from './reasons.ts';
-import { checkHeader, checkTimes, mapJoseError, parseJwt } from './jwt.ts';
+import { validateJwt } from './jwt.ts';
 import { migrateIdentity } from './migrations.ts';
 import { SESSION_TOKEN_TYPE, SESSION_TTL_CAP_MS } from './session-claims.ts';
 import type { SessionClaims } from './session-claims.ts';
@@ -99,6 +98,7 @@ export class SessionService {
     const iat = cutoff !== undefined && cutoff >= now ? cutoff + 1 : now;
     const claims: SessionClaims = {
       iss: this.issuer,
+      aud: this.issuer,
       sub: subject.identityId,
       jti: randomBytes(16).toString('base64url'),
       iat,
@@ -115,7 +115,7 @@ export class SessionService {
     return this.#verified.size;
   }
 
-  /** Verifies a session token (signature, typ, iss, exp) and that it was not revoked. */
+  /** Verifies a session token (session key, typ, iss, aud, exp, lifetime) and that it was not revoked. */
   async verify(token: string): Promise<VerifiedSession> {
     const now = nowSeconds(this.#clock);
     let hit = this.#verified.get(token);
@@ -138,20 +138,26 @@ export class SessionService {
   }
 
   async #verifySignature(token: string, now: number): Promise<{ claims: SessionClaims; kid: string }> {
-    const jwt = parseJwt(token);
-    checkHeader(jwt, ['EdDSA']);
-    if (jwt.header.typ !== SESSION_TOKEN_TYPE) throw fail('wrong_token_type', 'not a session token');
-    const kid = jwt.header.kid;
-    if (typeof kid !== 'string') throw fail('unknown_kid', 'session token has no kid');
-    const key = this.#keyring.verificationKey(kid, 'session');
-    if (key === undefined) throw fail('unknown_kid', 'no valid session key has this kid');
-    try {
-      await compactVerify(token, key, { algorithms: ['EdDSA'] });
-    } catch (e) {
-      throw mapJoseError(e);
-    }
-    checkTimes(jwt.claims, { nowSeconds: now, leewaySeconds: LEEWAY_SECONDS, requireExp: true });
-    if (jwt.claims.iss !== this.issuer) throw fail('unknown_issuer', 'session token from another broker');
+    let kid = '';
+    // Only the keyring's `session` keys verify: an access token (signed by a `token` key) is
+    // refused by its key whatever its claims say; typ and aud are checked as well.
+    const jwt = await validateJwt(token, {
+      algorithms: ['EdDSA'],
+      issuer: this.issuer,
+      audiences: [this.issuer],
+      leewaySeconds: LEEWAY_SECONDS,
+      nowSeconds: now,
+      maxLifetimeSeconds: Math.ceil(SESSION_TTL_CAP_MS / 1000) + LEEWAY_SECONDS,
+      typ: (typ) => (typ === SESSION_TOKEN_TYPE ? undefined : 'not a session token'),
+      requiredClaims: ['sub', 'jti', 'iat'],
+    }, async (h) => {
+      if (typeof h.kid !== 'string') throw fail('unknown_kid', 'session token has no kid');
+      const key = this.#keyring.verificationKey(h.kid, 'session');
+      if (key === undefined) throw fail('unknown_kid', 'no valid session key has this kid');
+      kid = h.kid;
+      return key;
+    });
+    if (jwt.audience !== this.issuer || (Array.isArray(jwt.claims.aud) && jwt.claims.aud.length !== 1)) throw fail('wrong_audience', 'a session token is for this broker alone');
     const claims = validateClaims(jwt.claims);
     if (this.#verified.size >= this.#cacheSize) {
       // Maps iterate in insertion order: drop the oldest entry.
@@ -209,6 +215,7 @@ function validateClaims(c: Record<string, unknown>): SessionClaims {
   }
   return {
     iss: c.iss as string,
+    aud: c.aud as string,
     sub: c.sub as string,
     jti: c.jti as string,
     iat: c.iat as number,

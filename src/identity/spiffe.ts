@@ -12,9 +12,10 @@ import type { Clock } from '../common/clock.ts';
 import { nowSeconds, systemClock } from '../common/clock.ts';
 import type { Proof, TrustVerifier, VerifiedProof } from './types.ts';
 import { fail } from './reasons.ts';
-import { checkAudience, checkHeader, checkTimes, parseJwt, tokenFingerprint, verifySignature } from './jwt.ts';
+import { tokenFingerprint, validateJwt } from './jwt.ts';
+import type { JwtPolicy, ReplayGuard } from './jwt.ts';
 import { InlineJwks } from './jwks.ts';
-import { authTime, defaultsOf, DEFAULT_LEEWAY_SECONDS, MAX_LEEWAY_SECONDS } from './oidc.ts';
+import { authTime, defaultsOf, DEFAULT_LEEWAY_SECONDS, MAX_LEEWAY_SECONDS, trustTokenChecks } from './oidc.ts';
 import { isValidTrustDomain, parseSpiffeId } from './spiffe-id.ts';
 import type { SpiffeId } from './spiffe-id.ts';
 import { SESSION_TOKEN_TYPE } from './session-claims.ts';
@@ -36,6 +37,8 @@ export interface SpiffeTrustOptions {
    * identity it was issued for, and refuses one whose lease was revoked (throw `fail(...)`).
    */
   issuedBy?: (id: SpiffeId, serial: string) => string;
+  /** Where seen JWT-SVID ids are kept; required when the trust sets `replay: reject`. */
+  replay?: ReplayGuard;
 }
 
 interface ParsedBundle {
@@ -76,6 +79,7 @@ export class SpiffeTrust implements TrustVerifier {
   readonly #leeway: number;
   readonly #audiences: readonly string[];
   readonly #issuedBy: SpiffeTrustOptions['issuedBy'];
+  readonly #checks: Pick<JwtPolicy, 'maxLifetimeSeconds' | 'replay'>;
   #bundle: ParsedBundle;
 
   /** Reads the bundle file named by the configuration. */
@@ -94,6 +98,7 @@ export class SpiffeTrust implements TrustVerifier {
     this.#leeway = Math.min(Math.max(config.leeway_seconds ?? DEFAULT_LEEWAY_SECONDS, 0), MAX_LEEWAY_SECONDS);
     this.#audiences = config.audiences?.length ? [...config.audiences] : ['portcullis'];
     this.#bundle = parseBundle(bundle, `trust ${config.name} bundle`);
+    this.#checks = trustTokenChecks(config.name, config, options.replay);
   }
 
   /** Re-reads the bundle file (after the authority rotated its keys). */
@@ -138,18 +143,20 @@ export class SpiffeTrust implements TrustVerifier {
   }
 
   async #verifyJwt(token: string): Promise<VerifiedProof> {
-    const jwt = parseJwt(token);
-    checkHeader(jwt, JWT_SVID_ALGORITHMS);
-    if (jwt.header.typ !== undefined && jwt.header.typ !== 'JWT' && jwt.header.typ !== 'JOSE') {
-      throw fail('wrong_token_type', jwt.header.typ === SESSION_TOKEN_TYPE ? 'a session token is not an identity proof' : 'JWT-SVID typ must be JWT or JOSE');
-    }
     const bundle = this.#bundle;
-    await verifySignature(jwt, JWT_SVID_ALGORITHMS, (h) => bundle.jwt.getKey(h));
     const now = nowSeconds(this.#clock);
-    checkTimes(jwt.claims, { nowSeconds: now, leewaySeconds: this.#leeway, requireExp: true });
-    if (jwt.claims.sub === undefined) throw fail('missing_claim', 'claim sub is required');
+    // JWT-SVIDs may leave out `iss` (SPIFFE JWT-SVID §3); the bundle's keys are the issuer.
+    const jwt = await validateJwt(token, {
+      algorithms: JWT_SVID_ALGORITHMS,
+      audiences: this.#audiences,
+      leewaySeconds: this.#leeway,
+      nowSeconds: now,
+      typ: (typ) => typ === undefined || typ === 'JWT' || typ === 'JOSE' ? undefined : typ === SESSION_TOKEN_TYPE ? 'a session token is not an identity proof' : 'JWT-SVID typ must be JWT or JOSE',
+      requiredClaims: ['sub'],
+      ...this.#checks,
+    }, (h) => bundle.jwt.getKey(h));
     const id = this.#spiffeId(jwt.claims.sub);
-    const audience = checkAudience(jwt.claims, this.#audiences);
+    const audience = jwt.audience;
     return this.#result(id, 'spiffe-jwt', authTime(jwt.claims, now, this.#leeway), {
       alg: jwt.header.alg,
       ...(typeof jwt.header.kid === 'string' ? { kid: jwt.header.kid } : {}),

@@ -2,7 +2,7 @@
 // HTTP "browser" that drives its login/consent interactions programmatically (cookies, redirects).
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, sign as nodeSign } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 export interface Account {
@@ -19,6 +19,11 @@ export interface Idp {
   provider: any;
   /** Interactions shown so far (`login`, `consent`), newest last. */
   prompts: string[];
+  /**
+   * Signs a token with the provider's own key (the one its discovered JWKS publishes), with any
+   * claims and header: ID tokens a real provider would never mint, for the hostile cases.
+   */
+  sign(claims: Record<string, unknown>, header?: Record<string, unknown>): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -112,6 +117,11 @@ export async function startIdp(accounts: Account[], redirectUris: string[]): Pro
     port,
     provider,
     prompts,
+    sign: async (claims, header = {}) => {
+      const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+      const input = `${b64({ alg: 'RS256', kid: 'idp-1', typ: 'JWT', ...header })}.${b64(claims)}`;
+      return `${input}.${nodeSign('sha256', Buffer.from(input), privateKey).toString('base64url')}`;
+    },
     close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
   };
 }

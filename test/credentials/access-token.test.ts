@@ -116,6 +116,14 @@ describe('RFC 9068 access tokens', () => {
     const old = await past.issue({ identityId: 'user:alice@example.com', target: 'orders-api', params: { scopes: ['orders:read'] }, purpose: 'old' });
     assert.equal((await call('GET', '/orders', old.credential.access_token as string)).status, 401);
     await past.stop();
+    // A token stamped in the future (a skewed or forged issuer clock) is refused too.
+    const ahead = createCredentialService({
+      db: openDatabase(':memory:'), audit: new MemoryAudit(), decide: policy.decide, targets, signer, issuerUrl: ISS,
+      clock: new ManualClock(Date.now() + 120_000),
+    });
+    const early = await ahead.issue({ identityId: 'user:alice@example.com', target: 'orders-api', params: { scopes: ['orders:read'] }, purpose: 'early' });
+    assert.equal((await call('GET', '/orders', early.credential.access_token as string)).status, 401);
+    await ahead.stop();
     await assert.rejects(svc.issue({ identityId: 'user:alice@example.com', target: 'orders-api', params: { scopes: ['admin'] }, purpose: 'x' }), /not offered/);
     await assert.rejects(svc.issue({ identityId: 'user:alice@example.com', target: 'orders-api', ttl: '1h', params: { scopes: ['orders:read'] }, purpose: 'x' }), /max_ttl/);
   });

@@ -52,7 +52,7 @@ test('keyring: private keys are encrypted at rest; wrong master key fails clearl
   const { signature, kid } = ring.sign('audit', Buffer.from('data'));
   // Extract the raw private scalar via a second keyring and check it is not in the file.
   const rows = db.prepare('SELECT private_sealed FROM crypto_keys').all() as { private_sealed: Uint8Array }[];
-  assert.equal(rows.length, 1);
+  assert.equal(rows.length, 3, 'one key per purpose (session, audit, token), made on open');
   db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   const file = readFileSync(path);
   // pkcs8 DER of an Ed25519 key starts with this fixed prefix followed by the 32-byte seed.
@@ -75,18 +75,18 @@ test('keyring: rotation overlap then retirement; audit keys resolve forever; off
   const clock = new ManualClock();
   const db = openDatabase(path);
   const ring = Keyring.open(db, { masterKey: randomBytes(32), clock, overlapMs: 20 * 60_000 });
-  const k1 = ring.activeKey('session');
-  const t1 = await ring.signJwt('session', { sub: 'x', exp: Math.floor(clock.now() / 1000) + 600 }, { typ: 'pcx-session+jwt' });
-  assert.throws(() => ring.rotate('session', { overlapMs: 60_000 }), /at least/);
-  const { active: k2, previous } = ring.rotate('session');
+  const k1 = ring.activeKey('token');
+  const t1 = await ring.signJwt('token', { sub: 'x', exp: Math.floor(clock.now() / 1000) + 600 }, { typ: 'at+jwt' });
+  assert.throws(() => ring.rotate('token', { overlapMs: 60_000 }), /at least/);
+  const { active: k2, previous } = ring.rotate('token');
   assert.notEqual(k2.kid, k1.kid);
   assert.equal(previous?.kid, k1.kid);
   assert.equal(previous?.status, 'retiring');
   // Old key verifies during the overlap and is published; the new one signs.
-  assert.ok(ring.verificationKey(k1.kid, 'session'));
-  assert.equal(ring.verificationKey(k1.kid, 'token'), undefined, 'purpose is bound to the key');
+  assert.ok(ring.verificationKey(k1.kid, 'token'));
+  assert.equal(ring.verificationKey(k1.kid, 'session'), undefined, 'purpose is bound to the key');
   const jwks = ring.publicJwks();
-  assert.deepEqual(new Set(jwks.keys.map((k) => k.kid)), new Set([k1.kid, k2.kid]));
+  assert.deepEqual(new Set(jwks.keys.map((k) => k.kid)), new Set([k1.kid, k2.kid]), 'the JWKS holds token keys only');
   for (const k of jwks.keys) {
     assert.equal(k.alg, 'EdDSA');
     assert.equal(k.use, 'sig');
@@ -94,12 +94,12 @@ test('keyring: rotation overlap then retirement; audit keys resolve forever; off
   }
   const { payload } = await jwtVerify(t1, createLocalJWKSet(jwks), { currentDate: new Date(clock.now()) });
   assert.equal(payload.sub, 'x');
-  const t2 = await ring.signJwt('session', { sub: 'y' });
+  const t2 = await ring.signJwt('token', { sub: 'y' });
   assert.match(t2, /^[\w-]+\.[\w-]+\.[\w-]+$/);
   clock.advance(20 * 60_000 + 1);
-  assert.equal(ring.verificationKey(k1.kid, 'session'), undefined);
+  assert.equal(ring.verificationKey(k1.kid, 'token'), undefined);
   assert.deepEqual(ring.publicJwks().keys.map((k) => k.kid), [k2.kid]);
-  assert.equal(ring.list('session').find((k) => k.kid === k1.kid)?.status, 'retired');
+  assert.equal(ring.list('token').find((k) => k.kid === k1.kid)?.status, 'retired');
   const erased = db.prepare('SELECT private_sealed FROM crypto_keys WHERE kid = ?').get(k1.kid) as { private_sealed: unknown };
   assert.equal(erased.private_sealed, null, 'retired private key erased');
 
@@ -111,7 +111,7 @@ test('keyring: rotation overlap then retirement; audit keys resolve forever; off
   assert.notEqual(signer.kid, a1);
   clock.advance(1000);
   assert.ok(ring.publicKeyResolver(a1));
-  assert.equal(ring.publicKeyResolver(k2.kid), undefined, 'session keys are not audit keys');
+  assert.equal(ring.publicKeyResolver(k2.kid), undefined, 'token keys are not audit keys');
   db.close();
   const offline = offlinePublicKeyResolver(path);
   assert.ok(offline(a1));
@@ -129,4 +129,25 @@ test('keyring: named secrets are stable and sealed', () => {
   assert.deepEqual(ring.secret('apikey-pepper'), s);
   const row = db.prepare('SELECT sealed FROM crypto_secrets').get() as { sealed: Uint8Array };
   assert.equal(Buffer.from(row.sealed).indexOf(Buffer.from(s)), -1);
+});
+
+test('keyring: a store made before a key purpose existed gets that purpose its own key on open', () => {
+  const dir = tmp();
+  const path = join(dir, 'portcullis.db');
+  const master = randomBytes(32);
+  const db = openDatabase(path);
+  const first = Keyring.open(db, { masterKey: master, clock: new ManualClock() });
+  const session = first.activeKey('session').kid;
+  // An older store: only a session key (access tokens and checkpoints had no key of their own).
+  db.prepare("DELETE FROM crypto_keys WHERE purpose <> 'session'").run();
+  db.close();
+  const db2 = openDatabase(path);
+  const ring = Keyring.open(db2, { masterKey: master, clock: new ManualClock() });
+  const rows = db2.prepare('SELECT kid, purpose FROM crypto_keys ORDER BY purpose').all() as { kid: string; purpose: string }[];
+  assert.deepEqual(rows.map((r) => r.purpose), ['audit', 'session', 'token']);
+  assert.equal(ring.activeKey('session').kid, session, 'the existing session key is kept');
+  const kids = new Set(rows.map((r) => r.kid));
+  assert.equal(kids.size, 3, 'no purpose shares a key');
+  assert.deepEqual(ring.publicJwks().keys.map((k) => k.kid), [ring.activeKey('token').kid]);
+  db2.close();
 });

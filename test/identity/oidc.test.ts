@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { ManualClock, nowSeconds } from '../../src/common/clock.ts';
-import { OidcTrust } from '../../src/identity/oidc.ts';
+import { AUTH_TIME_UNKNOWN, OidcTrust } from '../../src/identity/oidc.ts';
 import type { OidcTrustConfig } from '../../src/config/types.ts';
 import { MAX_TOKEN_BYTES } from '../../src/identity/jwt.ts';
 import { makeKey, sign, signRaw, unsigned, startJwksServer, refused, b64 } from './helpers.ts';
@@ -72,7 +72,10 @@ test('OIDC: a valid token from a real JWKS endpoint yields identity, facts, attr
   const v = await trust.verify({ type: 'jwt', token });
   assert.equal(v.identityId, 'workload:github/acme/api');
   assert.equal(v.kind, 'workload');
-  assert.deepEqual(v.facts, { method: 'oidc', trust: 'ci', mfa: false, assurance: 'high', auth_time: nowSeconds(clock) - 10 });
+  // No auth_time in the token: the auth age is unknown (never taken from iat).
+  assert.deepEqual(v.facts, { method: 'oidc', trust: 'ci', mfa: false, assurance: 'high', auth_time: AUTH_TIME_UNKNOWN });
+  const withAuthTime = await trust.verify({ type: 'jwt', token: sign(claims({ auth_time: nowSeconds(clock) - 100 }), k1) });
+  assert.equal(withAuthTime.facts.auth_time, nowSeconds(clock) - 100);
   assert.deepEqual(v.attributes, { repository: 'acme/api', ref: 'refs/heads/main', run_attempt: 2 });
   assert.deepEqual(v.defaults, { boundary: 'platform', environment: 'prod', owner: 'team:platform' });
   assert.equal(v.evidence.kid, 'k1');

@@ -30,7 +30,8 @@ test('sessions: claims are identity + authn facts only, typ and EdDSA, TTL cappe
   assert.equal(header.alg, 'EdDSA');
   assert.equal(header.typ, 'pcx-session+jwt');
   const c = decodeJwt(s.token);
-  assert.deepEqual(Object.keys(c).sort(), ['authn', 'exp', 'iat', 'iss', 'jti', 'sub']);
+  assert.deepEqual(Object.keys(c).sort(), ['aud', 'authn', 'exp', 'iat', 'iss', 'jti', 'sub']);
+  assert.equal(c.aud, 'https://broker.example', 'aud: the broker itself');
   assert.equal(c.exp! - c.iat!, 15 * 60);
   assert.equal(s.expiresAt, c.exp! * 1000);
   const v = await sessions.verify(s.token);

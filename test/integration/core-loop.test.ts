@@ -226,8 +226,9 @@ describe('core loop: prove, decide, record', () => {
     const r = await h.post('/v1/keys/rotate', { purpose: 'session' }, admin);
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.notEqual(r.body.active.kid, oldKid);
+    // Session keys are never published (the broker verifies its own sessions; item 8.2).
     const jwks = (await h.get('/.well-known/jwks.json')).body.keys.map((k: { kid: string }) => k.kid);
-    assert.ok(jwks.includes(oldKid) && jwks.includes(r.body.active.kid), 'both keys published during the overlap');
+    assert.ok(!jwks.includes(oldKid) && !jwks.includes(r.body.active.kid), 'no session key in the JWKS');
     assert.equal((await decide(before, 'db.select', { type: 'Database', id: 'orders' }, { purpose: { reason: 'x' } })).body.decision, 'allow');
     const after = await h.loginCi();
     assert.equal(JSON.parse(Buffer.from(after.split('.')[0]!, 'base64url').toString()).kid, r.body.active.kid);

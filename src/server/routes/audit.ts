@@ -11,6 +11,12 @@ const time = { type: 'string', maxLength: 40 } as const;
 export function auditRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
 
+  // Public keys only, apart from /.well-known/jwks.json (relying parties must never trust a
+  // checkpoint key for tokens); public like a JWKS so anyone holding witnessed checkpoints can check them.
+  app.get('/v1/audit/keys', { schema: { summary: 'Audit checkpoint public keys (every one ever used, with status) for offline verification', tags: ['audit'] } }, async (_req, reply) => {
+    return reply.header('cache-control', 'public, max-age=60').send(broker.auditKeys());
+  });
+
   app.get('/v1/audit/verify', { preHandler: session, schema: { summary: 'Verify every stream: hash chain, checkpoints, head', tags: ['audit'] } }, async (req) => {
     for (const s of AUDIT_STREAMS) await requireAllowed(broker, req, 'audit.read', { type: 'AuditStream', id: s });
     await broker.audit.flush();
