@@ -39,6 +39,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     signer: () => keyring.checkpointSigner(),
     checkpointEvery: config.audit.checkpoint_every,
     checkpointIntervalMs: config.audit.checkpoint_interval_ms,
+    ...(config.audit.witness && { witness: { ...config.audit.witness, onError: (where, err) => o.log(`audit witness (${where}) failed: ${(err as Error).message}`) } }),
   });
   const identities = new IdentityRegistry(db, clock, config.boundaries);
   const policyStore = new PolicyStore(db);
