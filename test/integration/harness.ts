@@ -74,6 +74,8 @@ export function ordersDbTarget(pg: { port: number; user: string; password: strin
 export interface HarnessOptions {
   trusts?: string;
   policies?: string;
+  /** Replaces the `audit:` mapping (flow YAML), e.g. to configure a witness. */
+  audit?: string;
 }
 
 export async function startHarness(extraYaml = '', extraEnv: Record<string, string> = {}, clockStart = Date.parse('2026-03-02T10:00:00Z'), opts: HarnessOptions = {}): Promise<Harness> {
@@ -129,7 +131,7 @@ resources:
   - { type: Database, id: orders-db, boundary: application, environment: prod }
 policies: ./policies
 session: { ttl: 10m }
-audit: { fail_closed: true, checkpoint_every: 5 }
+audit: ${opts.audit ?? '{ fail_closed: true, checkpoint_every: 5 }'}
 ${extraYaml}`;
   writeFileSync(join(dir, 'portcullis.yaml'), yaml);
   const clock = new ManualClock(clockStart);

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { JsonWebKey } from 'node:crypto';
-import { verifyDataDir } from '../../audit/verify.ts';
+import { verifyDataDirParallel } from '../../audit/verify-parallel.ts';
 import { readWitnessFile } from '../../audit/witness.ts';
 import type { AuditVerification, PublicKeyResolver } from '../../audit/types.ts';
 import { offlinePublicKeyResolverForDataDir } from '../../crypto/offline.ts';
@@ -55,7 +55,7 @@ export function register(program: Command): void {
         const keys = o.keys ? jwksFileResolver(resolve(o.keys)) : offlinePublicKeyResolverForDataDir(dir);
         // The witness is read first: it must never be newer than the store it is compared with.
         const witness = o.witness ? await readWitnessFile(resolve(o.witness), keys) : undefined;
-        r = verifyDataDir(dir, keys, witness);
+        r = await verifyDataDirParallel(dir, keys, witness ? { witness } : {});
       } else {
         r = await call<AuditVerification>('GET', '/v1/audit/verify');
       }
