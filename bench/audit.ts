@@ -128,7 +128,7 @@ export async function run(emit: (line: Record<string, unknown>) => void): Promis
  * actors, a third of events also about a subject): each shape as the API runs it, and the
  * pre-#8 query (actor OR subject, planner's choice: a scan of the stream) as the baseline.
  */
-async function queries(emit: (line: Record<string, unknown>) => void): Promise<void> {
+export async function queries(emit: (line: Record<string, unknown>) => void): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-audit-q-'));
   const db = openDatabase(join(dir, AUDIT_DB_FILE));
   try {
