@@ -124,7 +124,14 @@ export class AuditLog implements AuditSink {
     if (!Number.isSafeInteger(every) || every < 1) throw new RangeError('checkpointEvery must be a positive integer');
     if (!(intervalMs > 0)) throw new RangeError('checkpointIntervalMs must be positive');
     migrateAudit(db);
-    if (opts.witness?.file !== undefined) closeSync(openSync(opts.witness.file, 'a', 0o640)); // exists from the start, so verify can require it
+    if (opts.witness?.file !== undefined) {
+      // Exists from the start, so verify can require it; an unwritable path fails here, not later.
+      try {
+        closeSync(openSync(opts.witness.file, 'a', 0o640));
+      } catch (err) {
+        throw new Error(`audit witness file ${opts.witness.file} cannot be opened for appending (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+      }
+    }
     this.#witness = opts.witness && (opts.witness.file !== undefined || opts.witness.url !== undefined) ? new Witnesses(opts.witness) : undefined;
     const policy = { enabled: opts.signer !== undefined, every, intervalMs };
     const path = db.location();

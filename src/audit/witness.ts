@@ -132,9 +132,12 @@ export class UrlWitness {
     while (this.#running) await this.#running;
   }
 
+  /** Stops retrying; waits a few seconds at most for what is in flight (a dead sink never holds up shutdown). */
   async close(): Promise<void> {
     this.#closed = true;
-    await this.settled();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.settled(), new Promise((r) => (timer = setTimeout(r, 6_000)))]);
+    clearTimeout(timer);
   }
 
   async #drain(): Promise<void> {
@@ -143,7 +146,10 @@ export class UrlWitness {
         const body = this.#queue[0]!;
         let delivered = false;
         for (let attempt = 0; attempt <= this.#retries && !delivered; attempt++) {
-          if (attempt > 0) await new Promise((r) => setTimeout(r, this.#baseDelayMs * 2 ** (attempt - 1)).unref());
+          if (attempt > 0) {
+            if (this.#closed) break; // closing: one attempt each, no backoff
+            await new Promise((r) => setTimeout(r, this.#baseDelayMs * 2 ** (attempt - 1)).unref());
+          }
           try {
             const res = await fetch(this.#url, {
               method: 'POST',

@@ -295,3 +295,23 @@ test('the HTTP witness receives every checkpoint, retried after failures, withou
     rmSync(witnessDir, { recursive: true, force: true });
   }
 });
+
+test('a witness sink that never answers holds up neither appends nor close()', async () => {
+  const held: import('node:http').ServerResponse[] = [];
+  const server = createServer((_req, res) => void held.push(res)); // accepts, never answers
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const s = tempStore();
+  try {
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+    const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 5, checkpointIntervalMs: 3_600_000, witness: { url } });
+    const recs = await Promise.all(Array.from({ length: 20 }, (_, i) => log.append({ stream: 'admin', type: 'x', actor: 'a', payload: { i } })));
+    await log.flush();
+    assert.equal(recs.at(-1)!.seq, 20, 'every append resolved while the sink had answered nothing');
+    await log.close();
+    assert.ok(held.every((r) => !r.headersSent), 'and close() returned without an answer from it');
+  } finally {
+    server.closeAllConnections();
+    server.close();
+    s.cleanup();
+  }
+});
