@@ -7,14 +7,20 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from '../src/store/sqlite.ts';
 import { AuditLog } from '../src/audit/log.ts';
-import { verifyDataDir, verifyStream } from '../src/audit/verify.ts';
+import { AUDIT_DB_FILE, verifyDataDir, verifyStream } from '../src/audit/verify.ts';
+import { queryEvents } from '../src/audit/query.ts';
 import { verifyDataDirParallel } from '../src/audit/verify-parallel.ts';
 import type { AuditEventInput, AuditRecord } from '../src/audit/types.ts';
 
-const EVENTS = 200_000;
+// PCX_BENCH_QUICK=1: tiny sizes, to check the suite runs to the end (test/bench/run.test.ts).
+const QUICK = process.env.PCX_BENCH_QUICK === '1';
+const EVENTS = QUICK ? 4_000 : 200_000;
 const WINDOW = 1_000; // appends issued per tick
 const DEPTH = 4; // windows awaiting durability at once, as concurrent requests would be
-const SERIAL = 1_000;
+const SERIAL = QUICK ? 50 : 1_000;
+/** Size of the store the identity queries run against (PCX_BENCH_AUDIT_QUERY_EVENTS). */
+const QUERY_EVENTS = QUICK ? 20_000 : Number(process.env.PCX_BENCH_AUDIT_QUERY_EVENTS ?? 1_000_000);
+const IDENTITIES = 1_000;
 
 function event(i: number): AuditEventInput {
   return {
@@ -54,7 +60,8 @@ async function appendAll(log: AuditLog, offset: number): Promise<Timing> {
 
 export async function run(emit: (line: Record<string, unknown>) => void): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-audit-'));
-  const db = openDatabase(join(dir, 'portcullis.db'));
+  // The audit streams' own file, where verifyDataDir looks for them.
+  const db = openDatabase(join(dir, AUDIT_DB_FILE));
   try {
     const { publicKey, privateKey } = generateKeyPairSync('ed25519');
     const jwk = publicKey.export({ format: 'jwk' });
@@ -109,6 +116,75 @@ export async function run(emit: (line: Record<string, unknown>) => void): Promis
     s = (performance.now() - t) / 1000;
     if (!par.ok) throw new Error('bench store did not verify in parallel');
     emit({ bench: 'audit', op: 'verify_offline_parallel', threads, events: n, seconds: round(s), events_per_s: Math.round(n / s) });
+  } finally {
+    if (db.isOpen) db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  await queries(emit);
+}
+
+/**
+ * Query latency by identity at QUERY_EVENTS events in the authz stream (1,000 identities as
+ * actors, a third of events also about a subject): each shape as the API runs it, and the
+ * pre-#8 query (actor OR subject, planner's choice: a scan of the stream) as the baseline.
+ */
+export async function queries(emit: (line: Record<string, unknown>) => void): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-audit-q-'));
+  const db = openDatabase(join(dir, AUDIT_DB_FILE));
+  try {
+    db.exec('PRAGMA synchronous = OFF'); // building the store is not what is measured
+    const log = new AuditLog(db, { durability: 'store', checkpointEvery: 10_000 });
+    const t0 = performance.now();
+    for (let i = 0; i < QUERY_EVENTS; i += 10_000) {
+      const batch: Promise<AuditRecord>[] = [];
+      for (let j = i; j < Math.min(i + 10_000, QUERY_EVENTS); j++) {
+        const e = event(j);
+        e.actor = `workload:svc-${j % IDENTITIES}`;
+        if (j % 3 === 0) e.subject = `workload:svc-${(j * 7) % IDENTITIES}`;
+        batch.push(log.append(e));
+      }
+      await Promise.all(batch);
+    }
+    await log.close();
+    emit({ bench: 'audit', op: 'query_store_built', events: QUERY_EVENTS, seconds: round((performance.now() - t0) / 1000) });
+    // A time range over the second half of the build (a seq range found by binary search).
+    const mid = new Date(Date.now() - (performance.now() - t0) / 2).toISOString();
+    const end = new Date(Date.now() + 1000).toISOString();
+    const shapes: [string, (k: number) => Parameters<typeof queryEvents>[1]][] = [
+      ['identity', (k) => ({ stream: 'authz', identity: `workload:svc-${k}`, order: 'desc', limit: 100 })],
+      ['actor', (k) => ({ stream: 'authz', actor: `workload:svc-${k}`, order: 'desc', limit: 100 })],
+      ['subject', (k) => ({ stream: 'authz', subject: `workload:svc-${k}`, order: 'desc', limit: 100 })],
+      ['identity_time_range', (k) => ({ stream: 'authz', identity: `workload:svc-${k}`, since: mid, until: end, limit: 100 })],
+      ['identity_type', (k) => ({ stream: 'authz', identity: `workload:svc-${k}`, type: 'authz.decision', limit: 100 })],
+      ['identity_all_streams', (k) => ({ identity: `workload:svc-${k}`, order: 'desc', limit: 100 })],
+    ];
+    const old = db.prepare(
+      'SELECT stream, seq, time, type, actor, boundary, subject, decision, payload, prev_hash, hash FROM audit_events ' +
+        "WHERE stream = 'authz' AND (actor = ? OR subject = ?) ORDER BY seq DESC LIMIT 100",
+    );
+    const samples = QUICK ? 5 : 50;
+    const measure = (fn: (k: number) => unknown): { p50: number; p99: number; max: number } => {
+      const ms: number[] = [];
+      for (let i = 0; i < samples; i++) {
+        const k = (i * 37) % IDENTITIES;
+        const t = performance.now();
+        fn(k);
+        ms.push(performance.now() - t);
+      }
+      ms.sort((a, b) => a - b);
+      return { p50: round(ms[Math.floor(ms.length / 2)]!), p99: round(ms[Math.min(ms.length - 1, Math.floor(ms.length * 0.99))]!), max: round(ms.at(-1)!) };
+    };
+    // Each shape twice over the same identities: the first pass reads pages from disk (cold),
+    // the second from the page cache (warm), which is what a busy server mostly sees.
+    for (const [shape, q] of shapes) {
+      const rows = queryEvents(db, q(1)).length;
+      const cold = measure((k) => queryEvents(db, q(k)));
+      const m = measure((k) => queryEvents(db, q(k)));
+      emit({ bench: 'audit', op: 'query', shape, events: QUERY_EVENTS, rows, samples, p50_ms: m.p50, p99_ms: m.p99, max_ms: m.max, cold_p50_ms: cold.p50, cold_max_ms: cold.max });
+    }
+    const cold = measure((k) => old.all(`workload:svc-${k}`, `workload:svc-${k}`));
+    const b = measure((k) => old.all(`workload:svc-${k}`, `workload:svc-${k}`));
+    emit({ bench: 'audit', op: 'query', shape: 'identity_before_item_13', events: QUERY_EVENTS, samples, p50_ms: b.p50, p99_ms: b.p99, max_ms: b.max, cold_p50_ms: cold.p50, cold_max_ms: cold.max });
   } finally {
     if (db.isOpen) db.close();
     rmSync(dir, { recursive: true, force: true });

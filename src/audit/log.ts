@@ -15,6 +15,8 @@ import { exportJsonLines, queryEvents, writeJsonLines, type ExportQuery } from '
 import { migrateAudit } from './schema.ts';
 import { verifyAll, type ResolverSource } from './verify.ts';
 import { verifyFileParallel, type ParallelVerifyOptions } from './verify-parallel.ts';
+import { Witnesses, readWitnessFile, type WitnessOptions } from './witness.ts';
+import { closeSync, openSync } from 'node:fs';
 import { FIELDS, type DueCheckpoint, type WireEvents, type WriteResult } from './writer.ts';
 import {
   AUDIT_STREAMS,
@@ -47,6 +49,11 @@ export interface AuditLogOptions {
    * (always for `:memory:`).
    */
   writer?: 'worker' | 'inline';
+  /**
+   * Publish every signed checkpoint outside the store as it is made (docs/audit.md, Witness):
+   * `file` is appended to (created at start: an unwritable path fails here), `url` gets a POST.
+   */
+  witness?: WitnessOptions;
 }
 
 export type FollowOptions = Omit<AuditQuery, 'limit' | 'order' | 'afterSeq'> & {
@@ -106,6 +113,7 @@ export class AuditLog implements AuditSink {
   #idle: (() => void)[] = [];
   #isoMs = NaN;
   #iso = '';
+  readonly #witness: Witnesses | undefined;
 
   constructor(db: Db, opts: AuditLogOptions = {}) {
     this.#db = db;
@@ -116,6 +124,15 @@ export class AuditLog implements AuditSink {
     if (!Number.isSafeInteger(every) || every < 1) throw new RangeError('checkpointEvery must be a positive integer');
     if (!(intervalMs > 0)) throw new RangeError('checkpointIntervalMs must be positive');
     migrateAudit(db);
+    if (opts.witness?.file !== undefined) {
+      // Exists from the start, so verify can require it; an unwritable path fails here, not later.
+      try {
+        closeSync(openSync(opts.witness.file, 'a', 0o640));
+      } catch (err) {
+        throw new Error(`audit witness file ${opts.witness.file} cannot be opened for appending (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+      }
+    }
+    this.#witness = opts.witness && (opts.witness.file !== undefined || opts.witness.url !== undefined) ? new Witnesses(opts.witness) : undefined;
     const policy = { enabled: opts.signer !== undefined, every, intervalMs };
     const path = db.location();
     const full = (opts.durability ?? 'full') === 'full';
@@ -168,9 +185,14 @@ export class AuditLog implements AuditSink {
   }
 
   /** Resolves once everything appended so far has been written (or rejected), checkpoints included. */
-  flush(): Promise<void> {
-    if (this.#isIdle()) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
+  async flush(): Promise<void> {
+    if (!this.#isIdle()) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    await this.#witness?.flush(); // the witness file too (never the HTTP sink)
+  }
+
+  /** The configured witness publishers (file, url), if any. */
+  get witness(): Witnesses | undefined {
+    return this.#witness;
   }
 
   /** Signs a checkpoint now for every stream with unsigned events (no-op without a signer). */
@@ -206,11 +228,18 @@ export class AuditLog implements AuditSink {
    * Verifies without blocking the event loop (file databases: worker threads on read-only
    * connections, up to each head as it was at the start). For `GET /v1/audit/verify`.
    */
-  verifyAsync(keys: ResolverSource, opts: Omit<ParallelVerifyOptions, 'boundToHead' | 'offMainThread'> = {}): Promise<AuditVerification> {
+  async verifyAsync(keys: ResolverSource, opts: Omit<ParallelVerifyOptions, 'boundToHead' | 'offMainThread'> = {}): Promise<AuditVerification> {
     const path = this.#db.location();
-    if (path === null) return Promise.resolve(verifyAll(this.#db, keys));
     const resolver = typeof keys === 'function' ? keys : keys.fromDb(this.#db);
-    return verifyFileParallel(path, resolver, { ...opts, boundToHead: true, offMainThread: true });
+    // The witness is read before the store's heads: everything it holds was committed before.
+    const file = this.#witness?.file;
+    let witness = opts.witness;
+    if (witness === undefined && file) {
+      await file.flush();
+      witness = await readWitnessFile(file.path, resolver);
+    }
+    if (path === null) return verifyAll(this.#db, resolver, witness);
+    return verifyFileParallel(path, resolver, { ...opts, ...(witness && { witness }), boundToHead: true, offMainThread: true });
   }
 
   /** Calls `listener` with each committed batch. Returns the unsubscribe function. */
@@ -261,6 +290,7 @@ export class AuditLog implements AuditSink {
     this.#closed = true;
     for (const w of [...this.#wakers]) w();
     await this.#writer.close();
+    await this.#witness?.close();
   }
 
   #nextCommit(signal: AbortSignal | undefined): Promise<void> {
@@ -381,8 +411,10 @@ export class AuditLog implements AuditSink {
       const body = { stream: d.stream, seq: d.seq, hash: d.hash, time, prev_seq: prev };
       try {
         const sig = Buffer.from(signer.sign(checkpointMessage(body))).toString('base64url');
-        this.#signed.push({ ...body, kid: signer.kid, sig });
+        const row = { ...body, kid: signer.kid, sig };
+        this.#signed.push(row);
         this.#lastSigned.set(d.stream, d.seq);
+        this.#witness?.publish(row);
       } catch {
         // A signer failure skips this checkpoint; the events themselves are committed and chained.
       }

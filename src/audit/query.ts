@@ -139,21 +139,22 @@ export function buildQuery(db: Db, q: AuditQuery, maxSeq?: number): { sql: strin
   }
   const since = q.since !== undefined ? isoBound(q.since, 'since') : undefined;
   const until = q.until !== undefined ? isoBound(q.until, 'until') : undefined;
-  if (q.identity !== undefined) {
-    const id = str(q.identity, 'identity');
-    where.push('(actor = ? OR subject = ?)');
-    params.push(id, id);
-  }
-  for (const f of ['actor', 'subject', 'boundary', 'type'] as const) {
+  const identity = q.identity !== undefined ? str(q.identity, 'identity') : undefined;
+  const actor = q.actor !== undefined ? str(q.actor, 'actor') : undefined;
+  const subject = q.subject !== undefined ? str(q.subject, 'subject') : undefined;
+  // Filters checked on each row (never the lookup column of an index branch, see below).
+  const filters: string[] = [];
+  const filterParams: (string | number)[] = [];
+  for (const f of ['boundary', 'type'] as const) {
     if (q[f] !== undefined) {
-      where.push(`${f} = ?`);
-      params.push(str(q[f], f));
+      filters.push(`${f} = ?`);
+      filterParams.push(str(q[f], f));
     }
   }
   if (q.decision !== undefined) {
     if (q.decision !== 'allow' && q.decision !== 'deny') throw new InvalidInput('decision must be "allow" or "deny"', 'decision');
-    where.push('decision = ?');
-    params.push(q.decision);
+    filters.push('decision = ?');
+    filterParams.push(q.decision);
   }
   let limit = AUDIT_QUERY_DEFAULT_LIMIT;
   if (q.limit !== undefined) {
@@ -161,6 +162,15 @@ export function buildQuery(db: Db, q: AuditQuery, maxSeq?: number): { sql: strin
     limit = Math.min(q.limit, AUDIT_QUERY_MAX_LIMIT);
   }
   if (q.order !== undefined && q.order !== 'asc' && q.order !== 'desc') throw new InvalidInput('order must be "asc" or "desc"', 'order');
+  const dir = q.order === 'desc' ? 'DESC' : 'ASC';
+  const orderBy = q.stream !== undefined ? `seq ${dir}` : `time ${dir}, stream ${dir}, seq ${dir}`;
+
+  if (identity !== undefined || actor !== undefined || subject !== undefined) {
+    return identityQuery(db, q, { identity, actor, subject, since, until, where, params, filters, filterParams, limit, dir, orderBy });
+  }
+
+  where.push(...filters);
+  params.push(...filterParams);
   if (since !== undefined || until !== undefined) {
     // Seq ranges are per stream: without a stream, one range per stream, OR-ed.
     const streams = q.stream !== undefined ? [q.stream] : AUDIT_STREAMS;
@@ -180,12 +190,88 @@ export function buildQuery(db: Db, q: AuditQuery, maxSeq?: number): { sql: strin
     where.push(ranges.length === 1 ? ranges[0] : `(${ranges.join(' OR ')})`);
     params.push(...rangeParams);
   }
-  const dir = q.order === 'desc' ? 'DESC' : 'ASC';
-  const orderBy = q.stream !== undefined ? `seq ${dir}` : `time ${dir}, stream ${dir}, seq ${dir}`;
   const sql =
     `SELECT ${COLUMNS} FROM audit_events` +
     (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
     ` ORDER BY ${orderBy} LIMIT ${limit}`;
+  return { sql, params };
+}
+
+/** The indexes an identity query is answered from: (actor, stream, seq) and (subject, stream, seq). */
+export const IDENTITY_INDEXES = { actor: 'audit_events_actor', subject: 'audit_events_subject' } as const;
+
+interface IdentityParts {
+  identity: string | undefined;
+  actor: string | undefined;
+  subject: string | undefined;
+  since: string | undefined;
+  until: string | undefined;
+  /** Conditions and params so far (stream, afterSeq, maxSeq). */
+  where: string[];
+  params: (string | number)[];
+  filters: string[];
+  filterParams: (string | number)[];
+  limit: number;
+  dir: 'ASC' | 'DESC';
+  orderBy: string;
+}
+
+/**
+ * Queries by identity, actor or subject are index lookups, never a scan of the stream: one branch
+ * per stream and per index (identity = actor OR subject is two branches, UNION-ed), each walking
+ * its index (column, stream, seq) in seq order — `INDEXED BY`, so the planner cannot prefer the
+ * primary key to avoid a sort — and stopping after `limit` rows. The union is then ordered and
+ * cut. Within a stream seq order is time order (from sorted_from on), so a branch's first rows
+ * by seq are its first by time; a stream with older unsorted rows gets no per-branch limit.
+ */
+function identityQuery(db: Db, q: AuditQuery, o: IdentityParts): { sql: string; params: (string | number)[] } {
+  // Which index answers each branch, and the other identity columns become filters.
+  const lookups: { col: 'actor' | 'subject'; value: string }[] =
+    o.identity !== undefined
+      ? [{ col: 'actor', value: o.identity }, { col: 'subject', value: o.identity }]
+      : o.actor !== undefined
+        ? [{ col: 'actor', value: o.actor }]
+        : [{ col: 'subject', value: o.subject! }];
+  const extra = [...o.filters];
+  const extraParams = [...o.filterParams];
+  if (o.identity !== undefined) {
+    for (const f of ['actor', 'subject'] as const) {
+      if (o[f] !== undefined) {
+        extra.push(`${f} = ?`);
+        extraParams.push(o[f]!);
+      }
+    }
+  } else if (o.actor !== undefined && o.subject !== undefined) {
+    extra.push('subject = ?');
+    extraParams.push(o.subject);
+  }
+  // Stream-level conditions (q.stream, afterSeq, maxSeq) apply to every branch.
+  const streamWhere = o.where.filter((c) => c !== 'stream = ?');
+  const streamParams = q.stream !== undefined ? o.params.slice(1) : o.params;
+  const streams = q.stream !== undefined ? [q.stream] : AUDIT_STREAMS;
+  const branches: string[] = [];
+  const params: (string | number)[] = [];
+  for (const s of streams) {
+    const conds = ['stream = ?', ...streamWhere];
+    const p: (string | number)[] = [s, ...streamParams];
+    if (o.since !== undefined || o.until !== undefined) {
+      const rp: (string | number)[] = [];
+      conds.push(streamTimeRange(db, s, o.since, o.until, rp));
+      p.push(...rp);
+    }
+    // Per-branch LIMIT is exact in seq order, and in time order once the stream is time-sorted.
+    const order = q.stream !== undefined ? { sortedFrom: 1 } : timeOrder(db, s);
+    const cut = order !== undefined && order.sortedFrom <= 1 ? ` ORDER BY seq ${o.dir} LIMIT ${o.limit}` : '';
+    for (const l of lookups) {
+      branches.push(
+        `SELECT * FROM (SELECT ${COLUMNS} FROM audit_events INDEXED BY ${IDENTITY_INDEXES[l.col]} WHERE ` +
+          [`${l.col} = ?`, ...conds, ...extra].join(' AND ') +
+          `${cut})`,
+      );
+      params.push(l.value, ...p, ...extraParams);
+    }
+  }
+  const sql = `${branches.join(' UNION ')} ORDER BY ${o.orderBy} LIMIT ${o.limit}`;
   return { sql, params };
 }
 

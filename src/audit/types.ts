@@ -79,9 +79,23 @@ export interface StreamVerification {
   signedThrough: number;
   /** Last seq of the chain as stored. */
   lastSeq: number;
+  /** With a witness: the last witnessed checkpoint the stream reaches and matches (0 when none). */
+  witnessedThrough?: number;
+}
+
+/** The witness's own verdict: every line must be a checkpoint with a valid signature. */
+export interface WitnessVerification {
+  /** The witness file (or other source) read. */
+  source: string;
+  /** Witnessed checkpoints with a valid signature. */
+  checkpoints: number;
+  ok: boolean;
+  reason?: string;
 }
 
 export interface AuditVerification {
   ok: boolean;
   streams: StreamVerification[];
+  /** Present when verified against a witness. */
+  witness?: WitnessVerification;
 }

@@ -12,7 +12,8 @@ import { GENESIS } from './chain.ts';
 import { CheckpointVerifier } from './checkpoint.ts';
 import { scanRange, type ScanResult } from './scan.ts';
 import { AUDIT_STREAMS, type AuditStreamName, type AuditVerification, type StreamVerification } from './types.ts';
-import { AUDIT_DB_FILE, judge, loadStreamState, readSnapshot, resolverFor, tableExists, type ResolverSource } from './verify.ts';
+import { AUDIT_DB_FILE, EMPTY_SCAN, checkpointSeqs, judge, loadStreamState, readSnapshot, resolverFor, tableExists, withWitness, type ResolverSource } from './verify.ts';
+import type { WitnessedCheckpoints } from './witness.ts';
 import type { ScanJob } from './verify-worker.ts';
 
 export interface ParallelVerifyOptions {
@@ -27,6 +28,8 @@ export interface ParallelVerifyOptions {
   minParallel?: number;
   /** Scan chunk 0 in a worker too, leaving this thread's event loop free (default false). */
   offMainThread?: boolean;
+  /** Witnessed checkpoints to check the store against (read before the store's heads). */
+  witness?: WitnessedCheckpoints;
 }
 
 /** Like verifyDataDir, in parallel. */
@@ -45,17 +48,18 @@ export async function verifyFileParallel(path: string, keys: ResolverSource, opt
     const streams: StreamVerification[] = [];
     const hasTables = tableExists(db, 'audit_events');
     for (const stream of AUDIT_STREAMS) {
+      const witnessed = opts.witness ? (opts.witness.byStream.get(stream) ?? []) : undefined;
       if (!hasTables) {
-        streams.push({ stream, events: 0, checkpoints: 0, ok: true, signedThrough: 0, lastSeq: 0 });
+        streams.push(judge(stream, { head: undefined, cps: [], ...(witnessed && { witnessed }) }, EMPTY_SCAN, verifier));
         continue;
       }
       const { state, maxSeq } = readSnapshot(db, () => ({
-        state: loadStreamState(db, stream),
+        state: { ...loadStreamState(db, stream), ...(witnessed && { witnessed }) },
         maxSeq: (db.prepare('SELECT MAX(seq) AS m FROM audit_events WHERE stream = ?').get(stream) as { m: number | null }).m ?? 0,
       }));
       // Without a head row there is nothing to bound by (and its absence is itself reported).
       const to = opts.boundToHead && state.head ? Math.min(state.head.seq, maxSeq) : maxSeq;
-      const cpSeqs = state.cps.map((c) => c.seq);
+      const cpSeqs = [...checkpointSeqs(state)];
       const chunks = to < minParallel || threads === 1 ? 1 : threads;
       let scan: ScanResult;
       if (chunks === 1 && !opts.offMainThread) {
@@ -72,7 +76,7 @@ export async function verifyFileParallel(path: string, keys: ResolverSource, opt
       }
       streams.push(judge(stream, state, scan, verifier));
     }
-    return { ok: streams.every((s) => s.ok), streams };
+    return withWitness(streams, opts.witness);
   } finally {
     db.close();
   }

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { GENESIS } from './chain.ts';
 import { CheckpointVerifier, type CheckpointRow } from './checkpoint.ts';
 import { scanRange, type ChainBreak, type ScanResult } from './scan.ts';
-import { AUDIT_STREAMS, type AuditStreamName, type AuditVerification, type PublicKeyResolver, type StreamVerification } from './types.ts';
+import { AUDIT_STREAMS, type AuditStreamName, type AuditVerification, type PublicKeyResolver, type StreamVerification, type WitnessVerification } from './types.ts';
+import type { WitnessedCheckpoints } from './witness.ts';
 import { NotFound } from '../common/errors.ts';
 import type { Db } from '../store/sqlite.ts';
 
@@ -29,23 +30,27 @@ export function tableExists(db: Db, name: string): boolean {
   return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
 }
 
-export function verifyStream(db: Db, stream: AuditStreamName, keys: ResolverSource): StreamVerification {
-  return verifyOne(db, stream, new CheckpointVerifier(resolverFor(keys, db)));
+export function verifyStream(db: Db, stream: AuditStreamName, keys: ResolverSource, witness?: WitnessedCheckpoints): StreamVerification {
+  return verifyOne(db, stream, new CheckpointVerifier(resolverFor(keys, db)), witness);
 }
 
-export function verifyAll(db: Db, keys: ResolverSource): AuditVerification {
+/**
+ * Verifies every stream in one snapshot. With `witness` (read it before calling: it must not be
+ * newer than the store), each stream must also reach and match every witnessed checkpoint.
+ */
+export function verifyAll(db: Db, keys: ResolverSource, witness?: WitnessedCheckpoints): AuditVerification {
   const verifier = new CheckpointVerifier(resolverFor(keys, db));
-  const streams = AUDIT_STREAMS.map((s) => verifyOne(db, s, verifier));
-  return { ok: streams.every((s) => s.ok), streams };
+  const streams = AUDIT_STREAMS.map((s) => verifyOne(db, s, verifier, witness));
+  return withWitness(streams, witness);
 }
 
-/** Opens `<dir>/audit.db` read-only and verifies every stream. */
-export function verifyDataDir(dir: string, keys: ResolverSource): AuditVerification {
+/** Opens `<dir>/audit.db` read-only and verifies every stream (against `witness` when given). */
+export function verifyDataDir(dir: string, keys: ResolverSource, witness?: WitnessedCheckpoints): AuditVerification {
   const path = join(dir, AUDIT_DB_FILE);
   if (!existsSync(path)) throw new NotFound(`database ${path}`);
   const db = new DatabaseSync(path, { readOnly: true });
   try {
-    return verifyAll(db, keys);
+    return verifyAll(db, keys, witness);
   } finally {
     db.close();
   }
@@ -54,6 +59,25 @@ export function verifyDataDir(dir: string, keys: ResolverSource): AuditVerificat
 interface StreamState {
   head: { seq: number; hash: string } | undefined;
   cps: CheckpointRow[];
+  /** Checkpoints published to a witness outside the store (signatures already checked). */
+  witnessed?: readonly CheckpointRow[];
+}
+
+/** Seqs whose recomputed hash the scan must report: stored and witnessed checkpoints. */
+export function checkpointSeqs(state: StreamState): Set<number> {
+  const seqs = new Set(state.cps.map((c) => c.seq));
+  for (const w of state.witnessed ?? []) seqs.add(w.seq);
+  return seqs;
+}
+
+/** Adds the witness's verdict to per-stream verdicts. */
+export function withWitness(streams: StreamVerification[], w: WitnessedCheckpoints | undefined): AuditVerification {
+  const ok = streams.every((s) => s.ok);
+  if (!w) return { ok, streams };
+  const witnessed = [...w.byStream.values()].reduce((n, l) => n + l.length, 0);
+  const witness: WitnessVerification = { source: w.source, checkpoints: witnessed, ok: w.problems.length === 0 };
+  if (w.problems.length > 0) witness.reason = w.problems.slice(0, 5).join('; ') + (w.problems.length > 5 ? ` (and ${w.problems.length - 5} more)` : '');
+  return { ok: ok && witness.ok, streams, witness };
 }
 
 export function loadStreamState(db: Db, stream: AuditStreamName): StreamState {
@@ -77,19 +101,22 @@ export function readSnapshot<T>(db: Db, fn: () => T): T {
   }
 }
 
-function verifyOne(db: Db, stream: AuditStreamName, verifier: CheckpointVerifier): StreamVerification {
+function verifyOne(db: Db, stream: AuditStreamName, verifier: CheckpointVerifier, witness?: WitnessedCheckpoints): StreamVerification {
+  const witnessed = witness?.byStream.get(stream) ?? (witness ? [] : undefined);
   if (!tableExists(db, 'audit_events')) {
-    return { stream, events: 0, checkpoints: 0, ok: true, signedThrough: 0, lastSeq: 0 };
+    return judge(stream, { head: undefined, cps: [], ...(witnessed && { witnessed }) }, EMPTY_SCAN, verifier);
   }
   return readSnapshot(db, () => {
-    const state = loadStreamState(db, stream);
-    const scan = scanRange(db, stream, 1, Number.MAX_SAFE_INTEGER, GENESIS[stream], new Set(state.cps.map((c) => c.seq)));
+    const state: StreamState = { ...loadStreamState(db, stream), ...(witnessed && { witnessed }) };
+    const scan = scanRange(db, stream, 1, Number.MAX_SAFE_INTEGER, GENESIS[stream], checkpointSeqs(state));
     return judge(stream, state, scan, verifier);
   });
 }
 
+export const EMPTY_SCAN: ScanResult = { count: 0, lastSeq: 0, lastHash: '', firstSeq: 0, firstPrev: null, firstSelfOk: false, bad: null, cpHashes: new Map() };
+
 /** Checks checkpoints and the head row against a scan of the chain, and names the first bad seq. */
-export function judge(stream: AuditStreamName, { head, cps }: StreamState, scan: ScanResult, verifier: CheckpointVerifier): StreamVerification {
+export function judge(stream: AuditStreamName, { head, cps, witnessed }: StreamState, scan: ScanResult, verifier: CheckpointVerifier): StreamVerification {
   const issues: ChainBreak[] = [];
   if (scan.bad) issues.push(scan.bad);
   // The chain is trustworthy (unsigned) up to here.
@@ -130,6 +157,30 @@ export function judge(stream: AuditStreamName, { head, cps }: StreamState, scan:
     prevCp = cp.seq;
   }
 
+  // Witnessed checkpoints (already signature-checked): the stream must reach each one and match
+  // it. This is what catches a truncated or re-chained tail whose store checkpoints and head row
+  // were removed or rewritten with it, and a stream deleted whole.
+  let witnessedThrough = 0;
+  let lastGood = 0;
+  for (const w of witnessed ?? []) {
+    if (w.seq > chainEnd) {
+      issues.push({
+        seq: chainEnd + 1,
+        reason: `events from seq ${chainEnd + 1} are missing (witnessed checkpoint at seq ${w.seq}): the stream was truncated or deleted`,
+      });
+      break;
+    }
+    if (scan.cpHashes.get(w.seq) !== w.hash) {
+      issues.push({
+        seq: lastGood + 1,
+        reason: `events after seq ${lastGood} were rewritten (witnessed checkpoint at seq ${w.seq} does not match the chain)`,
+      });
+      break;
+    }
+    lastGood = w.seq;
+    witnessedThrough = w.seq;
+  }
+
   if (!head) {
     if (scan.count > 0) issues.push({ seq: scan.lastSeq + 1, reason: 'head row is missing' });
   } else if (head.seq > scan.lastSeq) {
@@ -151,6 +202,7 @@ export function judge(stream: AuditStreamName, { head, cps }: StreamState, scan:
     signedThrough,
     lastSeq: scan.lastSeq,
   };
+  if (witnessed) out.witnessedThrough = witnessedThrough;
   if (issues.length > 0) {
     const first = issues.reduce((a, b) => (b.seq < a.seq ? b : a));
     out.firstBadSeq = first.seq;

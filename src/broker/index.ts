@@ -294,8 +294,9 @@ export class Broker {
 
   // ── Audit, keys, health ──────────────────────────────────────────────────────────────────
 
-  verifyAudit(): AuditVerification {
-    return this.audit.verify(this.keyring.publicKeyResolver);
+  /** In worker threads (the event loop keeps answering), against the witness when one is configured. */
+  verifyAudit(): Promise<AuditVerification> {
+    return this.audit.verifyAsync(this.keyring.publicKeyResolver);
   }
 
   async rotateKeys(by: SessionContext, purpose: 'session' | 'audit' | 'token') {

@@ -35,11 +35,14 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
   const { db, keyring, spiffeCa } = opened;
   const { clock, issuer } = o;
   const metrics = new Metrics();
+  // One outbound policy for every URL the broker calls: no private destinations but those listed.
+  const outbound = outboundFetch({ allowPrivate: config.outbound.allow_private, self: [config.listen] });
   const audit = new AuditLog(opened.auditDb, {
     clock,
     signer: () => keyring.checkpointSigner(),
     checkpointEvery: config.audit.checkpoint_every,
     checkpointIntervalMs: config.audit.checkpoint_interval_ms,
+    ...(config.audit.witness && { witness: { ...config.audit.witness, fetch: outbound, onError: (where, err) => o.log(`audit witness (${where}) failed: ${(err as Error).message}`) } }),
   });
   const identities = new IdentityRegistry(db, clock, config.boundaries);
   const policyStore = new PolicyStore(db);
@@ -64,8 +67,6 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     defaultRotationMs: config.apikeys.rotation_ms,
   });
   // The SVID trust checks leases at login time, after `credentials` below exists.
-  // One outbound policy for every URL the broker calls: no private destinations but those listed.
-  const outbound = outboundFetch({ allowPrivate: config.outbound.allow_private, self: [config.listen] });
   const { authenticator, humanTrusts } = createTrusts(config.trusts, { clock, issuer, apikeys, spiffeCa, credentials: () => credentials, fetch: outbound, db });
   const sshCa = sshUserCa(keyring);
   // Read at decision time, after `access` below exists.

@@ -174,7 +174,8 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
   }
 
   const apikeysNode = root.optional('apikeys')?.object(['max_ttl', 'rotation']);
-  const auditNode = root.optional('audit')?.object(['fail_closed', 'checkpoint_every', 'checkpoint_interval']);
+  const auditNode = root.optional('audit')?.object(['fail_closed', 'checkpoint_every', 'checkpoint_interval', 'witness']);
+  const witness = auditWitness(auditNode?.optional('witness'), baseDir);
 
   const config: PortcullisConfig = {
     baseDir,
@@ -197,6 +198,7 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
       fail_closed: auditNode?.optional('fail_closed')?.boolean() ?? true,
       checkpoint_every: auditNode?.optional('checkpoint_every')?.integer(1, 1_000_000) ?? 1000,
       checkpoint_interval_ms: auditNode?.optional('checkpoint_interval')?.duration() ?? 10_000,
+      ...(witness && { witness }),
     },
     targets: validateTargets(root.has('targets') ? root.get('targets').list().map((n) => n.value) : []),
     access: validateAccessConfig(root.optional('access')?.value, env, 'access'),
@@ -223,6 +225,26 @@ function tokenChecks(o: ObjectNode): TokenChecks {
     seconds = Math.floor(ms / 1000);
   }
   return { max_token_lifetime_seconds: seconds, replay: (o.optional('replay')?.oneOf(['allow', 'reject']) ?? 'allow') as TokenChecks['replay'] };
+}
+
+/** `audit.witness`: where signed checkpoints are published outside the store (docs/audit.md). */
+function auditWitness(node: Node | undefined, baseDir: string): { file?: string; url?: string } | undefined {
+  if (!node) return undefined;
+  const w = node.object(['file', 'url']);
+  const out: { file?: string; url?: string } = {};
+  const file = w.optional('file');
+  if (file) out.file = resolve(baseDir, file.string({ max: 1024 }));
+  const url = w.optional('url');
+  if (url) {
+    const text = url.string({ max: 2048 });
+    const u = URL.canParse(text) ? new URL(text) : url.fail('must be an absolute http(s) URL');
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') url.fail('must be an http(s) URL');
+    if (u.username || u.password) url.fail('must not carry credentials (user:password@)');
+    if (u.hash) url.fail('must not have a fragment');
+    out.url = u.href;
+  }
+  if (out.file === undefined && out.url === undefined) w.fail('needs a file, a url, or both');
+  return out;
 }
 
 const OIDC_KEYS = [

@@ -108,7 +108,8 @@ export interface PortcullisConfig {
   engine: 'wasm' | 'compiled';
   session: { ttl_ms: number };
   apikeys: { max_ttl_ms: number; rotation_ms: number };
-  audit: { fail_closed: boolean; checkpoint_every: number; checkpoint_interval_ms: number };
+  /** `witness`: publish each signed checkpoint outside the store (file resolved against the config's directory). */
+  audit: { fail_closed: boolean; checkpoint_every: number; checkpoint_interval_ms: number; witness?: { file?: string; url?: string } };
   /** Credential targets (PostgreSQL, SSH hosts, APIs, SPIFFE), validated by credentials/config.ts. */
   targets: TargetConfig[];
   /** Access requests, approvals, grants, break-glass, webhooks (validated by access/config.ts). */

@@ -87,6 +87,8 @@ export interface HarnessOptions {
   identities?: string;
   /** Reuse this folder (a store from an earlier run); it is not removed on close. */
   dir?: string;
+  /** Replaces the `audit:` mapping (flow YAML), e.g. to configure a witness. */
+  audit?: string;
 }
 
 export async function startHarness(extraYaml = '', extraEnv: Record<string, string> = {}, clockStart = Date.parse('2026-03-02T10:00:00Z'), opts: HarnessOptions = {}): Promise<Harness> {
@@ -153,7 +155,7 @@ resources:
   - { type: Database, id: orders-db, boundary: application, environment: prod }
 policies: ./policies
 session: { ttl: 10m }
-audit: { fail_closed: true, checkpoint_every: 5 }
+audit: ${opts.audit ?? '{ fail_closed: true, checkpoint_every: 5 }'}
 outbound: { allow_private: [127.0.0.0/8, "::1/128"] }   # the test JWKS, IdP and webhook receivers are on loopback
 ${extraYaml}`;
   writeFileSync(join(dir, 'portcullis.yaml'), yaml);

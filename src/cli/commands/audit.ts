@@ -1,7 +1,11 @@
 // `portcullis audit …`: query, follow, export and verify the audit streams.
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { verifyDataDir } from '../../audit/verify.ts';
+import { readFileSync } from 'node:fs';
+import type { JsonWebKey } from 'node:crypto';
+import { verifyDataDirParallel } from '../../audit/verify-parallel.ts';
+import { readWitnessFile } from '../../audit/witness.ts';
+import type { AuditVerification, PublicKeyResolver } from '../../audit/types.ts';
 import { offlinePublicKeyResolverForDataDir } from '../../crypto/offline.ts';
 import { CliError, EXIT, address, call, sessionToken } from '../client.ts';
 import { out, table } from '../output.ts';
@@ -40,14 +44,25 @@ export function register(program: Command): void {
     .command('verify')
     .description('verify hash chains and signed checkpoints (online, or offline with --data while the server is down)')
     .option('--data <dir>', 'verify the data directory directly (offline)')
+    .option('--witness <file>', 'with --data: also check every stream against the checkpoints witnessed in FILE (audit.witness.file)')
+    .option('--keys <jwks-file>', 'with --data: checkpoint public keys from this JWKS file instead of the data directory')
     .addOption(json())
-    .action(async (o: { data?: string; json?: boolean }) => {
-      const r = (o.data
-        ? verifyDataDir(resolve(o.data), offlinePublicKeyResolverForDataDir(resolve(o.data)))
-        : await call('GET', '/v1/audit/verify')) as { ok: boolean; streams: { stream: string; events: number; checkpoints: number; ok: boolean; firstBadSeq?: number; reason?: string }[] };
+    .action(async (o: { data?: string; witness?: string; keys?: string; json?: boolean }) => {
+      if ((o.witness || o.keys) && !o.data) throw new CliError('--witness and --keys need --data DIR (online, the server uses its configured witness)', EXIT.usage);
+      let r: AuditVerification;
+      if (o.data) {
+        const dir = resolve(o.data);
+        const keys = o.keys ? jwksFileResolver(resolve(o.keys)) : offlinePublicKeyResolverForDataDir(dir);
+        // The witness is read first: it must never be newer than the store it is compared with.
+        const witness = o.witness ? await readWitnessFile(resolve(o.witness), keys) : undefined;
+        r = await verifyDataDirParallel(dir, keys, witness ? { witness } : {});
+      } else {
+        r = await call<AuditVerification>('GET', '/v1/audit/verify');
+      }
       out(!!o.json, r, () =>
         r.streams
-          .map((s) => `${s.ok ? 'ok  ' : 'FAIL'} ${s.stream.padEnd(6)} ${s.events} events, ${s.checkpoints} signed checkpoints${s.ok ? '' : ` — first bad seq ${s.firstBadSeq}: ${s.reason}`}`)
+          .map((s) => `${s.ok ? 'ok  ' : 'FAIL'} ${s.stream.padEnd(6)} ${s.events} events, ${s.checkpoints} signed checkpoints${s.witnessedThrough !== undefined ? `, witnessed through seq ${s.witnessedThrough}` : ''}${s.ok ? '' : ` — first bad seq ${s.firstBadSeq}: ${s.reason}`}`)
+          .concat(r.witness ? [`${r.witness.ok ? 'ok  ' : 'FAIL'} witness ${r.witness.source}: ${r.witness.checkpoints} checkpoints${r.witness.ok ? '' : ` — ${r.witness.reason}`}`] : [])
           .join('\n'),
       );
       if (!r.ok) process.exitCode = EXIT.failure;
@@ -70,4 +85,17 @@ function humanEvents(text: string): string {
     })
     .join('\n')
     .concat('\n');
+}
+
+/** A JWKS file (`{"keys": [{kid, kty: "OKP", crv: "Ed25519", x}]}`) as a checkpoint key resolver. */
+function jwksFileResolver(path: string): PublicKeyResolver {
+  let keys: (JsonWebKey & { kid?: string })[];
+  try {
+    const doc = JSON.parse(readFileSync(path, 'utf8')) as { keys?: unknown };
+    if (!Array.isArray(doc.keys)) throw new Error('no "keys" list');
+    keys = doc.keys as (JsonWebKey & { kid?: string })[];
+  } catch (err) {
+    throw new CliError(`--keys ${path}: not a readable JWKS file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, EXIT.usage);
+  }
+  return (kid) => keys.find((k) => k.kid === kid);
 }
