@@ -7,11 +7,19 @@ import type { BrokerOptions } from '../broker/index.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { PORTCULLIS_BUNDLE } from '../config/load.ts';
 import { buildServer } from '../server/app.ts';
+import { buildMetricsServer } from '../server/routes/health.ts';
+import { DEFAULT_TIMEOUTS } from '../config/server.ts';
 
 export interface Running {
   broker: Broker;
   app: FastifyInstance;
   url: string;
+  /** The separate metrics listener's URL (`metrics.listen`), if any. */
+  metricsUrl?: string;
+  /**
+   * Graceful: stop accepting, let in-flight requests finish (at most `listen.timeouts.shutdown`,
+   * then the remaining connections are cut), then close the stores and workers.
+   */
   stop(): Promise<void>;
 }
 
@@ -23,9 +31,10 @@ export async function serve(loaded: LoadedConfig, options: BrokerOptions & { qui
   const scheme = tls ? 'https' : 'http';
   // Tokens name the broker's URL (`iss`) before it listens, so "any free port" is chosen up front.
   const port = config.listen.port === 0 ? await freePort(config.listen.host) : config.listen.port;
-  const issuer = options.issuer ?? `${scheme}://${config.listen.host}:${port}`;
+  const issuer = options.issuer ?? `${scheme}://${hostForUrl(config.listen.host)}:${port}`;
   const broker = await Broker.open(config, { ...options, issuer, log });
-  let app: FastifyInstance;
+  let app: FastifyInstance | undefined;
+  let metricsApp: FastifyInstance | undefined;
   try {
     // A spiffe trust with `bundle: portcullis` accepts SVIDs Portcullis issued: its roots and
     // intermediates go into `ca` so Node builds (and hands us) the client's full chain.
@@ -43,20 +52,45 @@ export async function serve(loaded: LoadedConfig, options: BrokerOptions & { qui
         : null,
     });
     await app.listen({ host: config.listen.host, port });
+    const m = config.metrics?.listen;
+    if (m) {
+      metricsApp = buildMetricsServer(broker);
+      await metricsApp.listen({ host: m.host, port: m.port });
+    }
   } catch (err) {
+    await metricsApp?.close();
+    await app?.close();
     await broker.close();
     throw err;
   }
-  const url = `${scheme}://${config.listen.host}:${port}`;
+  const url = `${scheme}://${hostForUrl(config.listen.host)}:${port}`;
+  const server = app;
+  const graceMs = (config.listen.timeouts ?? DEFAULT_TIMEOUTS).shutdown_ms;
+  let stopping: Promise<void> | undefined;
   return {
     broker,
-    app,
+    app: server,
     url,
-    async stop() {
-      await app.close();
-      await broker.close();
+    ...(config.metrics?.listen && { metricsUrl: `http://${hostForUrl(config.metrics.listen.host)}:${config.metrics.listen.port}` }),
+    stop() {
+      stopping ??= (async () => {
+        // close() stops accepting and closes idle keep-alive connections now; requests in flight
+        // finish and their connections close after the answer. Past the grace period, cut them.
+        const cut = setTimeout(() => server.server.closeAllConnections(), graceMs);
+        try {
+          await Promise.all([server.close(), metricsApp?.close()]);
+        } finally {
+          clearTimeout(cut);
+          await broker.close();
+        }
+      })();
+      return stopping;
     },
   };
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 function freePort(host: string): Promise<number> {
