@@ -1,8 +1,9 @@
 // The inventory API: declare, list, show, update, suspend, offboard. Each call is a Cedar decision.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
 import { IDENTITY_KINDS } from '../../identity/types.ts';
 import { requireAllowed, requireSession } from '../auth.ts';
+import { allowedTo, opaqueId } from '../opaque.ts';
 
 const name = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,63}$' } as const;
 const labels = { type: 'object', maxProperties: 64, additionalProperties: { type: 'string', maxLength: 256 } } as const;
@@ -24,6 +25,7 @@ const idParam = {
 
 export function identityRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
+  const readable = async (req: FastifyRequest, id: string) => broker.identities.get(id) !== undefined && allowedTo(broker, req, 'identity.read', { type: 'Identity', id });
 
   app.get(
     '/v1/identities',
@@ -53,8 +55,10 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
 
   app.get('/v1/identities/:id', { preHandler: session, schema: { summary: 'Show one identity', tags: ['identities'], params: idParam } }, async (req) => {
     const { id } = req.params as { id: string };
-    await requireAllowed(broker, req, 'identity.read', { type: 'Identity', id });
-    return broker.identities.require(id);
+    return opaqueId('identity', id, () => false, async () => {
+      await requireAllowed(broker, req, 'identity.read', { type: 'Identity', id });
+      return broker.identities.require(id);
+    });
   });
 
   app.post(
@@ -111,8 +115,10 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const { id } = req.params as { id: string };
-      await requireAllowed(broker, req, 'identity.manage', { type: 'Identity', id });
-      return broker.updateIdentity(req.session!, id, req.body as never);
+      return opaqueId('identity', id, () => readable(req, id), async () => {
+        await requireAllowed(broker, req, 'identity.manage', { type: 'Identity', id });
+        return broker.updateIdentity(req.session!, id, req.body as never);
+      });
     },
   );
 
@@ -134,8 +140,10 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
       },
       async (req) => {
         const { id } = req.params as { id: string };
-        await requireAllowed(broker, req, 'identity.manage', { type: 'Identity', id });
-        return broker.setIdentityStatus(req.session!, id, status, (req.body as { reason?: string } | undefined)?.reason ?? '');
+        return opaqueId('identity', id, () => readable(req, id), async () => {
+          await requireAllowed(broker, req, 'identity.manage', { type: 'Identity', id });
+          return broker.setIdentityStatus(req.session!, id, status, (req.body as { reason?: string } | undefined)?.reason ?? '');
+        });
       },
     );
   }
