@@ -134,7 +134,7 @@ export function loginEdge(app: FastifyInstance, broker: Broker, limits: LimitsCo
           stream: 'authn',
           type: 'authn.rate_limited',
           actor: 'anonymous',
-          payload: { endpoint, scope, key, source_ip: req.ip, limit: (scope === 'address' ? perAddress : perKey).limit.requests, window_seconds: Math.round((scope === 'address' ? perAddress : perKey).limit.window_ms / 1000) },
+          payload: { endpoint, scope, bucket: key, source_ip: req.ip, limit: (scope === 'address' ? perAddress : perKey).limit.requests, window_seconds: Math.round((scope === 'address' ? perAddress : perKey).limit.window_ms / 1000) },
         })
         .catch((err: unknown) => req.log.error({ err }, 'cannot audit a rate limit'));
     }

@@ -74,6 +74,9 @@ export function ordersDbTarget(pg: { port: number; user: string; password: strin
 export interface HarnessOptions {
   trusts?: string;
   policies?: string;
+  /** Listen host (default 127.0.0.1) and extra `listen` fields as YAML flow, e.g. `trusted_proxies: [10.0.0.0/8]`. */
+  host?: string;
+  listen?: string;
 }
 
 export async function startHarness(extraYaml = '', extraEnv: Record<string, string> = {}, clockStart = Date.parse('2026-03-02T10:00:00Z'), opts: HarnessOptions = {}): Promise<Harness> {
@@ -95,7 +98,7 @@ export async function startHarness(extraYaml = '', extraEnv: Record<string, stri
   mkdirSync(join(dir, 'policies'));
   writeFileSync(join(dir, 'policies', 'main.cedar'), POLICIES + (opts.policies ?? ''));
   const yaml = `
-listen: { host: 127.0.0.1, port: 0 }
+listen: { host: "${opts.host ?? '127.0.0.1'}", port: 0${opts.listen ? `, ${opts.listen}` : ''} }
 data_dir: ./data
 boundaries: [application, platform, infrastructure, ai-platform]
 bridges:
