@@ -1,6 +1,6 @@
 // Starts the HTTP server for a loaded configuration (used by `server` and `dev`).
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { Server as NetServer, createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { Broker } from '../broker/index.ts';
 import type { BrokerOptions } from '../broker/index.ts';
@@ -78,6 +78,10 @@ export async function serve(loaded: LoadedConfig, options: BrokerOptions & { qui
         // finish and their connections close after the answer. Past the grace period, cut them.
         const cut = setTimeout(() => server.server.closeAllConnections(), graceMs);
         try {
+          // Stop accepting first and give connections already accepted a moment to deliver their
+          // request before idle ones are closed (one accepted but not yet read counts as idle).
+          NetServer.prototype.close.call(server.server);
+          await new Promise((r) => setTimeout(r, DRAIN_MS));
           await Promise.all([server.close(), metricsApp?.close()]);
         } finally {
           clearTimeout(cut);
@@ -88,6 +92,8 @@ export async function serve(loaded: LoadedConfig, options: BrokerOptions & { qui
     },
   };
 }
+
+const DRAIN_MS = 200;
 
 function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
