@@ -77,6 +77,10 @@ export interface HarnessOptions {
   /** Listen host (default 127.0.0.1) and extra `listen` fields as YAML flow, e.g. `trusted_proxies: [10.0.0.0/8]`. */
   host?: string;
   listen?: string;
+  /** Data directory (default ./data in the harness folder), e.g. on a small filesystem. */
+  dataDir?: string;
+  /** Extra YAML list items under `resources:`. */
+  resources?: string;
 }
 
 export async function startHarness(extraYaml = '', extraEnv: Record<string, string> = {}, clockStart = Date.parse('2026-03-02T10:00:00Z'), opts: HarnessOptions = {}): Promise<Harness> {
@@ -99,7 +103,7 @@ export async function startHarness(extraYaml = '', extraEnv: Record<string, stri
   writeFileSync(join(dir, 'policies', 'main.cedar'), POLICIES + (opts.policies ?? ''));
   const yaml = `
 listen: { host: "${opts.host ?? '127.0.0.1'}", port: 0${opts.listen ? `, ${opts.listen}` : ''} }
-data_dir: ./data
+data_dir: ${opts.dataDir ?? './data'}
 boundaries: [application, platform, infrastructure, ai-platform]
 bridges:
   - { from: ai-platform, to: application, actions: [db.select], reason: support agent reads orders }
@@ -130,6 +134,7 @@ resources:
   - { type: Table, id: orders.payments, boundary: application, environment: prod, parents: ['Database::"orders"'] }
   - { type: Database, id: analytics, boundary: platform, environment: prod }
   - { type: Database, id: orders-db, boundary: application, environment: prod }
+${opts.resources ?? ''}
 policies: ./policies
 session: { ttl: 10m }
 audit: { fail_closed: true, checkpoint_every: 5 }
