@@ -23,6 +23,7 @@ export interface Harness {
   ciToken(claims?: Record<string, unknown>, opts?: { expiresInS?: number; header?: Record<string, unknown> }): Promise<string>;
   post(path: string, body: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
   get(path: string, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
+  request(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
   loginCi(claims?: Record<string, unknown>): Promise<string>;
   /** The first administrator's session, through the one-time bootstrap credential. */
   admin(): Promise<string>;
@@ -178,6 +179,7 @@ ${extraYaml}`;
     },
     post: (path, body, token) => request('POST', path, body, token),
     get: (path, token) => request('GET', path, undefined, token),
+    request,
     async loginCi(claims = {}) {
       const r = await request('POST', '/v1/auth/token', { token: await h.ciToken(claims) });
       if (r.status !== 200) throw new Error(`login failed: ${r.status} ${JSON.stringify(r.body)}`);
