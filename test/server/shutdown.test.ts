@@ -49,8 +49,9 @@ function exchange(url: URL, head: string, body = ''): { sock: Socket; done: Prom
   const sock = connect(Number(url.port), url.hostname);
   let text = '';
   sock.on('data', (d: Buffer) => (text += d.toString()));
-  const done = new Promise<string>((resolve, reject) => {
-    sock.on('error', reject);
+  // Never rejects: a reset connection resolves with what arrived (nothing), judged by the test.
+  const done = new Promise<string>((resolve) => {
+    sock.on('error', () => {});
     sock.on('close', () => resolve(text));
   });
   sock.write(head + body);
