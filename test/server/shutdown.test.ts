@@ -109,6 +109,9 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
         if (!closed) await new Promise((r) => setTimeout(r, 50));
       }
       assert.equal(closed, true, 'no new connections once stopping');
+      // Past the short drain window: the server is now closing its connections, the slow request
+      // still in flight. Only then does the rest of its body arrive.
+      await new Promise((r) => setTimeout(r, 800));
       slow.sock.write(decide.slice(cut));
       const settled = await Promise.allSettled([slow.done, ...many]);
       // The slow request was in flight (its headers read): it must get its complete answer.
