@@ -18,7 +18,7 @@ export class ApproverNotAllowed extends PortcullisError {
 /** The request was already decided, cancelled or expired. */
 export class RequestNotPending extends PortcullisError {
   constructor(requestId: string, status: string) {
-    super('request_not_pending', 409, `access request ${requestId} is ${status}, not pending`, { status });
+    super('request_not_pending', 409, `access request ${requestId} is ${status}, not pending`, { state: status });
   }
 }
 

@@ -21,6 +21,12 @@ export class Metrics {
     labelNames: ['route', 'status'] as const,
     registers: [this.registry],
   });
+  readonly rateLimited = new Counter({
+    name: 'portcullis_rate_limited_total',
+    help: 'Requests to authentication endpoints refused by a rate limit, by endpoint and scope (address or key)',
+    labelNames: ['endpoint', 'scope'] as const,
+    registers: [this.registry],
+  });
   readonly decisionSeconds = new Histogram({
     name: 'portcullis_decision_seconds',
     help: 'Time to decide and record one request',

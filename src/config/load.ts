@@ -24,6 +24,7 @@ import { validateHumanOidcTrust } from '../identity/human-oidc-config.ts';
 import { checkResourceHierarchy } from '../policy/entities.ts';
 import type { ObjectNode } from './reader.ts';
 import { implicitBinding, kindOfId, producerOf, producerProblems, producersOf } from '../identity/binding.ts';
+import { limitsConfig, listenTimeouts, metricsConfig, trustedProxies } from './server.ts';
 
 export { ConfigError } from './reader.ts';
 
@@ -33,7 +34,7 @@ const ENTITY_TYPE = { pattern: /^[A-Z][A-Za-z0-9_]{0,63}$/, hint: 'must be a Ced
 const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 const TOP_LEVEL = [
   'listen', 'data_dir', 'boundaries', 'bridges', 'trusts', 'identities', 'resources', 'policies',
-  'schema_extension', 'engine', 'session', 'apikeys', 'audit', 'targets', 'access', 'outbound',
+  'schema_extension', 'engine', 'session', 'apikeys', 'audit', 'targets', 'access', 'outbound', 'limits', 'metrics',
 ];
 
 export interface LoadedConfig {
@@ -75,11 +76,13 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     return b;
   };
 
-  const listenNode = root.optional('listen')?.object(['host', 'port', 'tls']);
+  const listenNode = root.optional('listen')?.object(['host', 'port', 'tls', 'trusted_proxies', 'timeouts']);
   const tlsNode = listenNode?.optional('tls')?.object(['cert', 'key', 'client_ca']);
   const listen: PortcullisConfig['listen'] = {
     host: listenNode?.optional('host')?.string() ?? '127.0.0.1',
     port: listenNode?.optional('port')?.integer(0, 65535) ?? 7070,
+    trusted_proxies: trustedProxies(listenNode?.optional('trusted_proxies')),
+    timeouts: listenTimeouts(listenNode?.optional('timeouts')),
     ...(tlsNode && {
       tls: {
         cert: resolve(baseDir, tlsNode.required('cert').string()),
@@ -203,6 +206,8 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     targets: validateTargets(root.has('targets') ? root.get('targets').list().map((n) => n.value) : []),
     access: validateAccessConfig(root.optional('access')?.value, env, 'access'),
     outbound: outboundConfig(root.optional('outbound')),
+    limits: limitsConfig(root.optional('limits')),
+    metrics: metricsConfig(root.optional('metrics'), env),
   };
   config.trusts.forEach((t, i) => {
     if (t.kind !== 'spiffe' || t.bundle !== PORTCULLIS_BUNDLE) return;

@@ -6,6 +6,7 @@ import type { ResourceFacts } from '../policy/entities.ts';
 import type { TargetConfig } from '../credentials/config.ts';
 import type { HumanOidcTrustConfig } from '../identity/human-oidc-config.ts';
 import type { AccessConfig } from '../access/index.ts';
+import type { LimitsConfig, ListenTimeouts, MetricsConfig } from './server.ts';
 
 export interface TrustDefaults {
   boundary?: string;
@@ -94,7 +95,14 @@ export interface BridgeConfig {
 export interface PortcullisConfig {
   /** Folder the config file lives in; relative paths resolve against it. */
   baseDir: string;
-  listen: { host: string; port: number; tls?: { cert: string; key: string; client_ca?: string } };
+  listen: {
+    host: string;
+    port: number;
+    tls?: { cert: string; key: string; client_ca?: string };
+    /** Peers whose X-Forwarded-For is believed (CIDRs); from anyone else it is ignored. */
+    trusted_proxies?: string[];
+    timeouts?: ListenTimeouts;
+  };
   data_dir: string;
   boundaries: string[];
   bridges: BridgeConfig[];
@@ -116,4 +124,8 @@ export interface PortcullisConfig {
   access: AccessConfig;
   /** Private networks outbound calls (webhooks, jwks_uri, OIDC, sinks) may reach; default none. */
   outbound: { allow_private: string[] };
+  /** Rate limits on the authentication endpoints (defaults in config/server.ts). */
+  limits?: LimitsConfig;
+  /** Where and behind what `/metrics` is served. */
+  metrics?: MetricsConfig;
 }

@@ -14,7 +14,7 @@ export class TargetError extends PortcullisError {
 /** The lease is not in a state that allows the operation (e.g. renewing a revoked lease). */
 export class LeaseNotActive extends PortcullisError {
   constructor(leaseId: string, status: string) {
-    super('lease_not_active', 409, `lease ${leaseId} is ${status}`, { lease: leaseId, status });
+    super('lease_not_active', 409, `lease ${leaseId} is ${status}`, { lease: leaseId, state: status });
   }
 }
 

@@ -153,7 +153,7 @@ export class DecisionPoint {
     const recorded = this.#o.audit.append(record).then(
       () => undefined,
       (err: unknown) => {
-        if (this.#o.failClosed) throw new Unavailable('the decision could not be recorded in the audit log; denied');
+        if (this.#o.failClosed) throw Object.assign(new Unavailable('the decision could not be recorded in the audit log; denied'), { cause: err });
         this.#o.onAuditFailure?.(err);
       },
     );

@@ -17,6 +17,8 @@ import { credentialRoutes } from './routes/credentials.ts';
 import { accessRoutes } from './routes/access.ts';
 import { spiffeRoutes } from './routes/spiffe.ts';
 import { findingRoutes } from './routes/findings.ts';
+import { loginEdge } from './edge.ts';
+import { DEFAULT_TIMEOUTS } from '../config/server.ts';
 
 export interface ServerOptions {
   logger?: FastifyServerOptions['logger'];
@@ -26,12 +28,23 @@ export interface ServerOptions {
 const BODY_LIMIT = 1 << 20;
 
 export async function buildServer(broker: Broker, options: ServerOptions = {}): Promise<FastifyInstance> {
+  const listen = broker.config.listen;
+  const t = listen.timeouts ?? DEFAULT_TIMEOUTS;
+  // Slow clients are cut: complete headers within `headers`, the whole request within `request`
+  // (checked every second or sooner, not Node's default 30 s), idle keep-alive after `idle`.
+  const timeouts = { headersTimeout: t.headers_ms, requestTimeout: t.request_ms, connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(t.headers_ms / 4))) };
+  const trusted = listen.trusted_proxies ?? [];
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: BODY_LIMIT,
-    // Followers of the audit stream hold connections open; close them on shutdown.
-    forceCloseConnections: true,
-    ...(options.https && { https: options.https }),
+    // Shutdown closes idle connections at once and lets in-flight requests finish (serve.ts bounds it).
+    forceCloseConnections: 'idle',
+    // X-Forwarded-For is believed only from these peers; the client is the right-most untrusted hop.
+    trustProxy: trusted.length > 0 ? trusted : false,
+    requestTimeout: t.request_ms,
+    keepAliveTimeout: t.idle_ms,
+    http: timeouts,
+    ...(options.https && { https: { ...options.https, ...timeouts } }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   } as FastifyServerOptions);
 
@@ -56,6 +69,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
     },
   });
 
+  loginEdge(app, broker, broker.config.limits);
   authRoutes(app, broker);
   authorizeRoutes(app, broker);
   identityRoutes(app, broker);

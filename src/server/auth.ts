@@ -13,7 +13,8 @@ declare module 'fastify' {
 
 export function bearer(req: FastifyRequest): string {
   const h = req.headers.authorization;
-  const m = h === undefined ? null : /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(h);
+  // RFC 6750 §2.1 / RFC 9110 §11.1: the auth scheme is case-insensitive.
+  const m = h === undefined ? null : /^Bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(h);
   if (!m) throw new AuthenticationFailed('missing_credentials', 'no bearer session token');
   return m[1]!;
 }

@@ -26,11 +26,48 @@ const TITLES: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
+/**
+ * The members every problem has are the mapping's own: an error's `extra` can add members but
+ * never replace these (an access request's `status: "approved"` once became the HTTP status and
+ * answered 500 FST_ERR_BAD_STATUS_CODE). Errors name such facts differently (`state`); a
+ * colliding extra is dropped here, and a status outside 400–599 becomes 500.
+ */
+const RESERVED = new Set(['type', 'title', 'status', 'code', 'detail', 'instance']);
+
 export function problem(status: number, code: string, detail: string, extra: Record<string, unknown> = {}): Problem {
-  return { type: `urn:portcullis:problem:${code}`, title: TITLES[status] ?? 'Error', status, code, detail, ...extra };
+  const safe = Object.fromEntries(Object.entries(extra).filter(([k]) => !RESERVED.has(k)));
+  const s = Number.isInteger(status) && status >= 400 && status <= 599 ? status : 500;
+  return { ...safe, type: `urn:portcullis:problem:${code}`, title: TITLES[s] ?? 'Error', status: s, code, detail };
 }
 
+/**
+ * The store cannot write or read: disk full (SQLITE_FULL, ENOSPC, EDQUOT), an I/O error
+ * (SQLITE_IOERR_*, EIO), a read-only or vanished file (SQLITE_READONLY_*, SQLITE_CANTOPEN, EROFS),
+ * or locked past the busy timeout (SQLITE_BUSY/LOCKED). Looked for along the `cause` chain.
+ */
+const SQLITE_UNAVAILABLE = new Set([5 /* BUSY */, 6 /* LOCKED */, 8 /* READONLY */, 10 /* IOERR */, 13 /* FULL */, 14 /* CANTOPEN */]);
+const ERRNO_UNAVAILABLE = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS']);
+const SQLITE_TEXT = /\b(database or disk is full|disk I\/O error|attempt to write a readonly database|unable to open database file|database is locked)\b/i;
+
+export function isStoreFailure(err: unknown): boolean {
+  for (let e = err, depth = 0; e !== null && typeof e === 'object' && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const x = e as { code?: unknown; errcode?: unknown; message?: unknown };
+    if (typeof x.errcode === 'number' && SQLITE_UNAVAILABLE.has(x.errcode & 0xff)) return true;
+    if (typeof x.code === 'string' && (ERRNO_UNAVAILABLE.has(x.code) || /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED)/.test(x.code))) return true;
+    // Errors that crossed a worker boundary keep only their text.
+    if (typeof x.message === 'string' && SQLITE_TEXT.test(x.message)) return true;
+  }
+  return false;
+}
+
+export const STORE_UNAVAILABLE = 'store_unavailable';
+
 export function toProblem(err: unknown): Problem {
+  // A full or failing disk is the server's condition, not the caller's mistake nor a bug: 503
+  // on every path (logins, decisions, issuance, writes), whatever wrapped it.
+  if ((!(err instanceof PortcullisError) || err.status >= 500) && isStoreFailure(err)) {
+    return problem(503, STORE_UNAVAILABLE, 'the store cannot be written or read right now (disk full or I/O error); nothing was done, try again later');
+  }
   if (err instanceof PortcullisError) return problem(err.status, err.code, err.message, err.extra);
   const e = err as FastifyError & { validation?: { instancePath: string; message?: string; params?: Record<string, unknown> }[] };
   if (e.validation && e.validation.length > 0) {
@@ -66,6 +103,7 @@ export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
 export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
   const p = toProblem(err);
   if (p.status >= 500) req.log.error({ err }, 'request failed');
+  if (p.code === STORE_UNAVAILABLE) reply.header('retry-after', '5');
   // RFC 9470: tell standard clients what a new login must bring.
   if (err instanceof StepUpRequired) reply.header('www-authenticate', err.wwwAuthenticate(typeof err.extra.acr_values === 'string' ? err.extra.acr_values : undefined));
   return sendProblem(reply, p);

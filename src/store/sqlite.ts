@@ -14,13 +14,20 @@ export interface Migration {
 }
 
 /**
+ * After a checkpoint the WAL is truncated back to at most this many bytes, so a burst of writes
+ * does not leave a WAL file the size of the burst on a small volume (SQLite's default keeps it).
+ */
+export const JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024;
+
+/**
  * Settings for every connection to the store (the audit writer opens its own). Audit appends
  * maintain secondary indexes (actor, subject) whose inserts land all over their B-trees: a 64 MiB
  * page cache and fewer WAL checkpoints took batched raw inserts from about 50k to 85k rows/s here.
  */
 export const CONNECTION_PRAGMAS = `PRAGMA busy_timeout = 5000;
            PRAGMA cache_size = -65536;
-           PRAGMA wal_autocheckpoint = 4000;`;
+           PRAGMA wal_autocheckpoint = 4000;
+           PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT};`;
 
 export function openDatabase(path: string): Db {
   if (path !== ':memory:') {

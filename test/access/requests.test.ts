@@ -158,7 +158,7 @@ describe('access requests', () => {
     assert.equal((await w.service.cancel(alice, c.id)).status, 'cancelled');
 
     w.clock.advance(9 * 60_000);
-    await assert.rejects(w.service.approve(w.actor('bob'), a.id), (e: RequestNotPending) => e.extra.status === 'expired');
+    await assert.rejects(w.service.approve(w.actor('bob'), a.id), (e: RequestNotPending) => e.extra.state === 'expired');
     const got: AccessRequest = w.service.getRequest(a.id).request;
     assert.equal(got.status, 'expired');
     assert.equal(w.service.getRequest(a.id).status, 'expired without enough approvals (0 of 2)');

@@ -28,6 +28,7 @@ export interface Harness {
   post(path: string, body: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
   get(path: string, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
   put(path: string, body: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
+  request(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
   loginCi(claims?: Record<string, unknown>): Promise<string>;
   /** The first administrator's session, through the one-time bootstrap credential. */
   admin(): Promise<string>;
@@ -89,6 +90,13 @@ export interface HarnessOptions {
   dir?: string;
   /** Replaces the `audit:` mapping (flow YAML), e.g. to configure a witness. */
   audit?: string;
+  /** Listen host (default 127.0.0.1) and extra `listen` fields as YAML flow, e.g. `trusted_proxies: [10.0.0.0/8]`. */
+  host?: string;
+  listen?: string;
+  /** Data directory (default ./data in the harness folder), e.g. on a small filesystem. */
+  dataDir?: string;
+  /** Extra YAML list items under `resources:`. */
+  resources?: string;
 }
 
 export async function startHarness(extraYaml = '', extraEnv: Record<string, string> = {}, clockStart = Date.parse('2026-03-02T10:00:00Z'), opts: HarnessOptions = {}): Promise<Harness> {
@@ -118,8 +126,8 @@ export async function startHarness(extraYaml = '', extraEnv: Record<string, stri
   mkdirSync(join(dir, 'policies'), { recursive: true });
   writeFileSync(join(dir, 'policies', 'main.cedar'), POLICIES + (opts.policies ?? ''));
   const yaml = `
-listen: { host: 127.0.0.1, port: 0 }
-data_dir: ./data
+listen: { host: "${opts.host ?? '127.0.0.1'}", port: 0${opts.listen ? `, ${opts.listen}` : ''} }
+data_dir: ${opts.dataDir ?? './data'}
 boundaries: [application, platform, infrastructure, ai-platform]
 bridges:
   - { from: ai-platform, to: application, actions: [db.select], reason: support agent reads orders }
@@ -153,6 +161,7 @@ resources:
   - { type: Table, id: orders.payments, boundary: application, environment: prod, parents: ['Database::"orders"'] }
   - { type: Database, id: analytics, boundary: platform, environment: prod }
   - { type: Database, id: orders-db, boundary: application, environment: prod }
+${opts.resources ?? ''}
 policies: ./policies
 session: { ttl: 10m }
 audit: ${opts.audit ?? '{ fail_closed: true, checkpoint_every: 5 }'}
@@ -214,6 +223,7 @@ ${extraYaml}`;
     post: (path, body, token) => request('POST', path, body, token),
     get: (path, token) => request('GET', path, undefined, token),
     put: (path, body, token) => request('PUT', path, body, token),
+    request,
     async loginCi(claims = {}) {
       const r = await request('POST', '/v1/auth/token', { token: await h.ciToken(claims) });
       if (r.status !== 200) throw new Error(`login failed: ${r.status} ${JSON.stringify(r.body)}`);

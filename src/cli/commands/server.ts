@@ -110,14 +110,30 @@ Ctrl-C stops the server.
     });
 }
 
+/**
+ * SIGTERM/SIGINT: stop accepting, let in-flight requests finish (bounded by
+ * listen.timeouts.shutdown), close stores and workers, exit 0. A second signal exits at once.
+ */
 function stopOnSignal(stop: () => Promise<void>): void {
-  const handler = () => {
-    process.stderr.write('\nstopping…\n');
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      process.stderr.write(`${signal} again: exiting without waiting\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    process.stderr.write(`\n${signal}: stopping (finishing requests in flight)…\n`);
     stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
+      () => {
+        process.stderr.write('stopped\n');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        process.stderr.write(`stopping failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
     );
   };
-  process.once('SIGINT', handler);
-  process.once('SIGTERM', handler);
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
 }

@@ -8,6 +8,7 @@ import { parseBreakGlass, parseCreateRequest } from '../../access/index.ts';
 import type { DeliveryStatus, ListFilter, RequestStatus } from '../../access/index.ts';
 import { NotFound } from '../../common/errors.ts';
 import { requireAllowed, requireSession } from '../auth.ts';
+import { opaqueId } from '../opaque.ts';
 
 const controlPlane = { type: 'ControlPlane', id: 'portcullis' };
 const id = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 128 } } } as const;
@@ -27,6 +28,18 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
   const mayReadAll = async (req: FastifyRequest): Promise<void> => {
     if (req.session!.identity.kind !== 'user') await requireAllowed(broker, req, 'access.read', controlPlane);
   };
+  const readsAll = async (req: FastifyRequest): Promise<boolean> => {
+    try {
+      await mayReadAll(req);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  /** The requester sees its request; anyone else needs to read the access domain. */
+  const mayReadRequest = async (req: FastifyRequest, rid: string) => broker.access.getRequest(rid).request.requester === req.session!.identity.id || readsAll(req);
+  /** The holder sees its grant (and break-glass); anyone else needs to read the access domain. */
+  const mayReadGrant = async (req: FastifyRequest, gid: string) => broker.access.listGrants({ identityId: req.session!.identity.id }).some((g) => g.grant.id === gid) || readsAll(req);
   const requestView = (requestId: string) => {
     const r = broker.access.getRequest(requestId);
     return { ...r.request, status_line: r.status, grant: r.grant };
@@ -95,9 +108,12 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     '/v1/access-requests/:id',
     { preHandler: session, schema: { summary: 'One access request with its reviews, comments, grant and a status sentence', tags: ['access'], params: id } },
     async (req) => {
-      const view = requestView((req.params as { id: string }).id);
-      if (view.requester !== req.session!.identity.id) await mayReadAll(req);
-      return view;
+      const rid = (req.params as { id: string }).id;
+      return opaqueId('access request', rid, () => false, async () => {
+        const view = requestView(rid);
+        if (view.requester !== req.session!.identity.id) await mayReadAll(req);
+        return view;
+      });
     },
   );
 
@@ -112,11 +128,13 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
         const rid = (req.params as { id: string }).id;
         const value = ((req.body ?? {}) as Record<string, string | undefined>)[field];
         const a = actor(req);
-        if (verb === 'approve') await broker.access.approve(a, rid, value);
-        else if (verb === 'deny') await broker.access.deny(a, rid, value);
-        else if (verb === 'cancel') await broker.access.cancel(a, rid, value);
-        else await broker.access.comment(a, rid, value!);
-        return requestView(rid);
+        return opaqueId('access request', rid, () => mayReadRequest(req, rid), async () => {
+          if (verb === 'approve') await broker.access.approve(a, rid, value);
+          else if (verb === 'deny') await broker.access.deny(a, rid, value);
+          else if (verb === 'cancel') await broker.access.cancel(a, rid, value);
+          else await broker.access.comment(a, rid, value!);
+          return requestView(rid);
+        });
       },
     );
   };
@@ -153,7 +171,8 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
       schema: { summary: 'End a grant now (its holder, or someone allowed to approve it); its credentials are revoked', tags: ['access'], params: id, body: optionalBody({ reason: text(1024) }) },
     },
     async (req) => {
-      const g = await broker.access.revokeGrant(actor(req), (req.params as { id: string }).id, (req.body as { reason?: string } | undefined)?.reason ?? '');
+      const gid = (req.params as { id: string }).id;
+      const g = await opaqueId('grant', gid, () => mayReadGrant(req, gid), () => broker.access.revokeGrant(actor(req), gid, (req.body as { reason?: string } | undefined)?.reason ?? ''));
       return { grant: g };
     },
   );
@@ -175,13 +194,19 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
   app.post(
     '/v1/break-glass/:id/end',
     { preHandler: session, schema: { summary: 'End a break-glass (the user or a named revoker)', tags: ['access'], params: id, body: optionalBody({ reason: text(1024) }) } },
-    async (req) => ({ grant: await broker.access.endBreakGlass(actor(req), (req.params as { id: string }).id, (req.body as { reason?: string } | undefined)?.reason ?? '') }),
+    async (req) => {
+      const gid = (req.params as { id: string }).id;
+      return { grant: await opaqueId('break-glass', gid, () => mayReadGrant(req, gid), () => broker.access.endBreakGlass(actor(req), gid, (req.body as { reason?: string } | undefined)?.reason ?? '')) };
+    },
   );
 
   app.post(
     '/v1/break-glass/:id/review',
     { preHandler: session, schema: { summary: 'Record the after-action review (someone other than the user, after it ended)', tags: ['access'], params: id, body: optionalBody({ summary: text(4000) }, ['summary']) } },
-    async (req) => ({ review: await broker.access.recordBreakGlassReview(actor(req), (req.params as { id: string }).id, (req.body as { summary: string }).summary) }),
+    async (req) => {
+      const gid = (req.params as { id: string }).id;
+      return { review: await opaqueId('break-glass', gid, () => mayReadGrant(req, gid), () => broker.access.recordBreakGlassReview(actor(req), gid, (req.body as { summary: string }).summary)) };
+    },
   );
 
   app.get(

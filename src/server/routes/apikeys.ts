@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
 import { requireAllowed, requireSession } from '../auth.ts';
+import { opaqueId } from '../opaque.ts';
 
 const keyId = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 128 } } } as const;
 const duration = { type: 'string', pattern: '^(\\d+(ms|s|m|h|d))+$' } as const;
@@ -58,8 +59,11 @@ export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
     { preHandler: session, schema: { summary: 'Rotate: a new secret replaces the old one', tags: ['apikeys'], params: keyId } },
     async (req) => {
       const { id } = req.params as { id: string };
-      await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: broker.apiKeyOwner(id) });
-      return broker.rotateApiKey(req.session!, id);
+      // API keys are listed to apikey.manage only: without it, unknown and forbidden look alike.
+      return opaqueId('api key', id, () => false, async () => {
+        await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: broker.apiKeyOwner(id) });
+        return broker.rotateApiKey(req.session!, id);
+      });
     },
   );
 
@@ -76,8 +80,10 @@ export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const { id } = req.params as { id: string };
-      await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: broker.apiKeyOwner(id) });
-      return broker.revokeApiKey(req.session!, id, (req.body as { reason?: string } | undefined)?.reason ?? '');
+      return opaqueId('api key', id, () => false, async () => {
+        await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: broker.apiKeyOwner(id) });
+        return broker.revokeApiKey(req.session!, id, (req.body as { reason?: string } | undefined)?.reason ?? '');
+      });
     },
   );
 }

@@ -10,6 +10,12 @@ const time = { type: 'string', maxLength: 40 } as const;
 
 export function auditRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
+  // Followers stream until the client leaves; on shutdown they end at once (a follower is never
+  // "in flight": nothing it waits for will complete).
+  const followers = new Set<AbortController>();
+  app.addHook('preClose', async () => {
+    for (const f of followers) f.abort();
+  });
 
   // Public keys only, apart from /.well-known/jwks.json (relying parties must never trust a
   // checkpoint key for tokens); public like a JWKS so anyone holding witnessed checkpoints can check them.
@@ -65,7 +71,11 @@ export function auditRoutes(app: FastifyInstance, broker: Broker): void {
       };
       if (q.follow === 'true') {
         const abort = new AbortController();
-        req.raw.on('close', () => abort.abort());
+        followers.add(abort);
+        req.raw.on('close', () => {
+          abort.abort();
+          followers.delete(abort);
+        });
         reply.hijack();
         reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
         reply.raw.flushHeaders();

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
 import { requireAllowed, requireSession } from '../auth.ts';
+import { allowedTo, opaqueId } from '../opaque.ts';
 
 const controlPlane = { type: 'ControlPlane', id: 'portcullis' };
 
@@ -85,10 +86,13 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const { id } = req.params as { id: string };
-      if (broker.leaseOwner(id) !== req.session!.identity.id) await requireAllowed(broker, req, 'lease.revoke', controlPlane);
-      const ttl = (req.body as { ttl?: string } | undefined)?.ttl;
-      const r = await broker.credentials.renew(id, { ...(ttl !== undefined && { ttl }), actor: req.session!.identity.id });
-      return { lease: r.lease };
+      const mine = () => broker.leaseOwner(id) === req.session!.identity.id;
+      return opaqueId('lease', id, async () => mine() || allowedTo(broker, req, 'lease.read', controlPlane), async () => {
+        if (!mine()) await requireAllowed(broker, req, 'lease.revoke', controlPlane);
+        const ttl = (req.body as { ttl?: string } | undefined)?.ttl;
+        const r = await broker.credentials.renew(id, { ...(ttl !== undefined && { ttl }), actor: req.session!.identity.id });
+        return { lease: r.lease };
+      });
     },
   );
 
@@ -109,9 +113,14 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const body = req.body as { selector: Record<string, unknown>; reason: string };
-      const own = typeof body.selector.lease === 'string' && broker.leaseOwner(body.selector.lease) === req.session!.identity.id;
-      if (!own) await requireAllowed(broker, req, 'lease.revoke', controlPlane);
-      return broker.revoke(req.session!, body.selector, body.reason);
+      const lease = body.selector.lease;
+      const own = () => typeof lease === 'string' && broker.leaseOwner(lease) === req.session!.identity.id;
+      const run = async () => {
+        if (!own()) await requireAllowed(broker, req, 'lease.revoke', controlPlane);
+        return broker.revoke(req.session!, body.selector, body.reason);
+      };
+      if (typeof lease !== 'string') return run();
+      return opaqueId('lease', lease, async () => own() || allowedTo(broker, req, 'lease.read', controlPlane), run);
     },
   );
 }

@@ -1,9 +1,10 @@
 // The inventory API: declare, list, show, update, suspend, offboard. Each call is a Cedar decision.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
 import { IDENTITY_KINDS } from '../../identity/types.ts';
 import { requireAllowed, requireSession } from '../auth.ts';
 import { touchesMemberships } from '../../broker/identities.ts';
+import { allowedTo, opaqueId } from '../opaque.ts';
 
 const name = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,63}$' } as const;
 const labels = { type: 'object', maxProperties: 64, additionalProperties: { type: 'string', maxLength: 256 } } as const;
@@ -25,6 +26,7 @@ const idParam = {
 
 export function identityRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
+  const readable = async (req: FastifyRequest, id: string) => broker.identities.get(id) !== undefined && allowedTo(broker, req, 'identity.read', { type: 'Identity', id });
 
   app.get(
     '/v1/identities',
@@ -54,8 +56,10 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
 
   app.get('/v1/identities/:id', { preHandler: session, schema: { summary: 'Show one identity', tags: ['identities'], params: idParam } }, async (req) => {
     const { id } = req.params as { id: string };
-    await requireAllowed(broker, req, 'identity.read', { type: 'Identity', id });
-    return broker.identities.require(id);
+    return opaqueId('identity', id, () => false, async () => {
+      await requireAllowed(broker, req, 'identity.read', { type: 'Identity', id });
+      return broker.identities.require(id);
+    });
   });
 
   app.post(
@@ -115,11 +119,13 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const { id } = req.params as { id: string };
-      const body = req.body as Record<string, unknown>;
-      // Owner and memberships are identity.membership.write; the other fields identity.manage.
-      if (touchesMemberships(body)) await requireAllowed(broker, req, 'identity.membership.write', { type: 'Identity', id });
-      if (Object.keys(body).some((k) => !touchesMemberships({ [k]: body[k] }))) await requireAllowed(broker, req, 'identity.manage', { type: 'Identity', id });
-      return broker.updateIdentity(req.session!, id, req.body as never);
+      return opaqueId('identity', id, () => readable(req, id), async () => {
+        const body = req.body as Record<string, unknown>;
+        // Owner and memberships are identity.membership.write; the other fields identity.manage.
+        if (touchesMemberships(body)) await requireAllowed(broker, req, 'identity.membership.write', { type: 'Identity', id });
+        if (Object.keys(body).some((k) => !touchesMemberships({ [k]: body[k] }))) await requireAllowed(broker, req, 'identity.manage', { type: 'Identity', id });
+        return broker.updateIdentity(req.session!, id, req.body as never);
+      });
     },
   );
 
@@ -136,8 +142,10 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const { id } = req.params as { id: string };
-      await requireAllowed(broker, req, 'identity.bind', { type: 'Identity', id });
-      return broker.bindIdentity(req.session!, id, (req.body as { trusts: string[] }).trusts);
+      return opaqueId('identity', id, () => readable(req, id), async () => {
+        await requireAllowed(broker, req, 'identity.bind', { type: 'Identity', id });
+        return broker.bindIdentity(req.session!, id, (req.body as { trusts: string[] }).trusts);
+      });
     },
   );
 
@@ -159,8 +167,10 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
       },
       async (req) => {
         const { id } = req.params as { id: string };
-        await requireAllowed(broker, req, 'identity.manage', { type: 'Identity', id });
-        return broker.setIdentityStatus(req.session!, id, status, (req.body as { reason?: string } | undefined)?.reason ?? '');
+        return opaqueId('identity', id, () => readable(req, id), async () => {
+          await requireAllowed(broker, req, 'identity.manage', { type: 'Identity', id });
+          return broker.setIdentityStatus(req.session!, id, status, (req.body as { reason?: string } | undefined)?.reason ?? '');
+        });
       },
     );
   }

@@ -1,0 +1,42 @@
+// No probing by id: to a caller who may not read a kind of resource, an id that does not exist
+// and an id it may not touch answer the same 404 (same body: the message names only what the
+// caller sent). A caller who may read gets the precise answer (403, 409, …).
+import type { FastifyRequest } from 'fastify';
+import type { Broker } from '../broker/index.ts';
+import { NotFound, PortcullisError } from '../common/errors.ts';
+import type { EntityUid } from '../policy/engine/types.ts';
+
+/** Whether the caller is allowed `action` on `resource` (a deny is audited like any other). */
+export async function allowedTo(broker: Broker, req: FastifyRequest, action: string, resource: EntityUid): Promise<boolean> {
+  try {
+    await broker.requireAllowed(req.session!, action, resource, req.ip);
+    return true;
+  } catch (err) {
+    if (err instanceof PortcullisError && err.status === 403) return false;
+    throw err;
+  }
+}
+
+/**
+ * Runs `fn` for the resource `what` `id`. Not found → one 404 whatever the domain said; refused
+ * (403) or in a state that refuses the operation (409) → the same 404 unless `canRead` says the
+ * caller may see the resource.
+ */
+export async function opaqueId<T>(what: string, id: string, canRead: () => Promise<boolean> | boolean, fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof PortcullisError)) throw err;
+    if (err.code === 'not_found') throw new NotFound(`${what} ${id}`);
+    if (err.status === 403 || err.status === 409) {
+      let readable = false;
+      try {
+        readable = await canRead();
+      } catch {
+        readable = false;
+      }
+      if (!readable) throw new NotFound(`${what} ${id}`);
+    }
+    throw err;
+  }
+}
