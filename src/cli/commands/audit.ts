@@ -1,8 +1,6 @@
 // `portcullis audit …`: query, follow, export and verify the audit streams.
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { verifyDataDir } from '../../audit/verify.ts';
-import { offlinePublicKeyResolverForDataDir } from '../../crypto/offline.ts';
 import { CliError, EXIT, address, call, sessionToken } from '../client.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
@@ -42,8 +40,12 @@ export function register(program: Command): void {
     .option('--data <dir>', 'verify the data directory directly (offline)')
     .addOption(json())
     .action(async (o: { data?: string; json?: boolean }) => {
+      const offline = async (dir: string) => {
+        const [{ verifyDataDir }, { offlinePublicKeyResolverForDataDir }] = await Promise.all([import('../../audit/verify.ts'), import('../../crypto/offline.ts')]);
+        return verifyDataDir(dir, offlinePublicKeyResolverForDataDir(dir));
+      };
       const r = (o.data
-        ? verifyDataDir(resolve(o.data), offlinePublicKeyResolverForDataDir(resolve(o.data)))
+        ? await offline(resolve(o.data))
         : await call('GET', '/v1/audit/verify')) as { ok: boolean; streams: { stream: string; events: number; checkpoints: number; ok: boolean; firstBadSeq?: number; reason?: string }[] };
       out(!!o.json, r, () =>
         r.streams
