@@ -34,6 +34,11 @@ export function address(): string {
   return `${url.origin}${url.pathname}`.replace(/\/+$/, '');
 }
 
+/** Where the CLI keeps its session and passfiles (PORTCULLIS_HOME, default ~/.portcullis). */
+export function cliHome(): string {
+  return home();
+}
+
 function home(): string {
   const h = process.env.PORTCULLIS_HOME;
   if (h === undefined) return join(homedir(), '.portcullis');
