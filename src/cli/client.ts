@@ -80,9 +80,10 @@ export function clearSession(): void {
 export function sessionToken(): string {
   const fromEnv = envToken();
   if (fromEnv !== undefined) return fromEnv;
+  const file = join(home(), 'session.json');
   let saved: SavedSession;
   try {
-    saved = JSON.parse(readFileSync(join(home(), 'session.json'), 'utf8')) as SavedSession;
+    saved = JSON.parse(readFileSync(file, 'utf8')) as SavedSession;
   } catch {
     throw new CliError('not logged in: run `portcullis login` first (--sso, --token-file FILE, --token - to read stdin, or --api-key-file FILE)', EXIT.unauthenticated);
   }

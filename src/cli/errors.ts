@@ -16,10 +16,10 @@ const FS_ERRORS: Record<string, string> = {
 };
 
 /** Turns a file-system error into a CliError naming the path (`what` says which file it was). */
-export function fileError(err: unknown, what = 'file'): CliError | undefined {
+export function fileError(err: unknown, what = 'file', file?: string): CliError | undefined {
   const e = err as NodeJS.ErrnoException;
   if (typeof e?.code !== 'string' || !(e.code in FS_ERRORS)) return undefined;
-  const path = e.path ?? (e as { dest?: string }).dest;
+  const path = e.path ?? (e as { dest?: string }).dest ?? file;
   return new CliError(`cannot open ${what}${path ? ` ${path}` : ''}: ${FS_ERRORS[e.code]}`, e.code === 'ENOSPC' || e.code === 'EMFILE' ? EXIT.failure : EXIT.usage);
 }
 

@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .option('--ttl <duration>', 'lifetime within the target cap, e.g. 15m')
     .option('--grant <id>', 'the access grant to issue under (default: your active grant for this target)')
     .requiredOption('--reason <text>', 'why (recorded with the lease)')
-    .option('--env', 'postgres: print `export PGHOST=… PGPASSFILE=…` lines for eval, so psql connects with no secret on its command line')
+    .option('--env', 'postgres: print `export PGHOST=… PGPASSFILE=… PORTCULLIS_LEASE=…` lines for eval, so psql connects with no secret on its command line')
     .addOption(json())
     .action(async (kind: string, target: string, o: { perm?: string; scope?: string[]; ttl?: string; grant?: string; reason: string; env?: boolean; json?: boolean }) => {
       if (kind !== 'postgres' && kind !== 'api') throw new CliError(`kind must be postgres or api, got "${kind}" (SSH certificates: \`portcullis creds ssh\`)`, EXIT.usage);
@@ -35,7 +35,7 @@ export function register(program: Command): void {
         const pg = { host: String(c.host), port: String(c.port), database: String(c.database), user: String(c.user) };
         const passfile = writePassfile(String(r.lease.id), pg, c.password);
         if (o.env) {
-          process.stdout.write(`${Object.entries({ PGHOST: pg.host, PGPORT: pg.port, PGDATABASE: pg.database, PGUSER: pg.user, PGPASSFILE: passfile }).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n')}\n`);
+          process.stdout.write(`${Object.entries({ PGHOST: pg.host, PGPORT: pg.port, PGDATABASE: pg.database, PGUSER: pg.user, PGPASSFILE: passfile, PORTCULLIS_LEASE: String(r.lease.id) }).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n')}\n`);
           process.stderr.write(`lease ${String(r.lease.id)} (${String(r.lease.permission)}) until ${until}\n`);
           return;
         }
@@ -59,7 +59,7 @@ export function register(program: Command): void {
       try {
         publicKey = readFileSync(o.key, 'utf8').trim();
       } catch (err) {
-        throw fileError(err, '--key') ?? err;
+        throw fileError(err, '--key', o.key) ?? err;
       }
       const r = await call<{ lease: Record<string, unknown>; credential: Record<string, unknown> }>('POST', '/v1/credentials', {
         body: { target, reason: o.reason, public_key: publicKey, ...(o.ttl && { ttl: o.ttl }) },

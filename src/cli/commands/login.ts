@@ -83,7 +83,7 @@ export async function secretInput(flag: string, value: string | undefined, file:
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw fileError(err, `${flag}-file`) ?? err;
+      throw fileError(err, `${flag}-file`, file) ?? err;
     }
   } else if (value === '-') {
     if (process.stdin.isTTY) process.stderr.write(`paste the ${flag.slice(2)} and press Enter (Ctrl-D to cancel): `);
