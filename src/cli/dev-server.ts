@@ -1,5 +1,6 @@
 // `portcullis dev` itself: the embedded PostgreSQL (with --postgres), the broker, and what to try next.
 import { rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { serve } from './serve.ts';
 import { devConfig, devEnv, startDevPostgres } from './dev.ts';
@@ -18,10 +19,12 @@ export async function runDev(o: DevOptions): Promise<void> {
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(`${dataDir}-postgres`, { recursive: true, force: true });
   }
+  // The dev issuers name the server's URL, so "any free port" is chosen before the config is made.
+  const port = o.port === 0 ? await anyFreePort() : o.port;
   const pg = o.postgres ? await startDevPostgres(dataDir, (m) => process.stderr.write(`${m}\n`)) : undefined;
   let running: Awaited<ReturnType<typeof serve>>;
   try {
-    running = await serve(devConfig(dataDir, o.port, pg), { env: devEnv(pg) });
+    running = await serve(devConfig(dataDir, port, pg), { env: devEnv(pg) });
   } catch (err) {
     await pg?.stop().catch(() => {});
     throw err;
@@ -59,5 +62,16 @@ Ctrl-C stops the server.
   o.stopOnSignal(async () => {
     await running.stop();
     await pg?.stop();
+  });
+}
+
+function anyFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
   });
 }

@@ -198,8 +198,11 @@ describe('README walkthroughs, run as written against `portcullis dev`', () => {
     const cluster = /its cluster in (\S+)\/data/.exec(dev.stderr())?.[1];
     try {
       if (process.getuid?.() === 0) assert.ok(cluster, `as root, the cluster moves where user postgres can reach it: ${dev.stderr()}`);
-      const [, credentials] = shBlocks(README, 'Five minutes with the dev server');
-      const all = [...steps(credentials!), ...shBlocks(README, 'Privileged access').flatMap(steps)];
+      const [first, credentials] = shBlocks(README, 'Five minutes with the dev server');
+      // The same terminal as the first block: its alias and PORTCULLIS_ADDR still hold.
+      const setup = steps(first!).filter((s) => /^(alias|export) /.test(s.command));
+      assert.equal(setup.length, 2);
+      const all = [...setup, ...steps(credentials!), ...shBlocks(README, 'Privileged access').flatMap(steps)];
       const ran = runSteps(all, cwd, dev.url, env);
       for (const s of ran) check(s);
       const psql = ran.find((s) => s.command.startsWith("psql -c 'select current_user'"))!;
