@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `portcullis` command. Portcullis runs TypeScript directly and needs Node >= 24;
 // when started by an older Node, re-run under the Node 24 that `npm install` brought.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import module from 'node:module';
 import { dirname, join } from 'node:path';
@@ -25,6 +25,8 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
     console.error(`portcullis needs Node >= 24 (this is ${process.version}); run \`npm install\` in ${root} first.`);
     process.exit(2);
   }
-  const r = spawnSync(bundled, [main, ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.exit(r.status ?? 1);
+  // Signals go on to the child (a supervisor's SIGTERM must stop the server, not orphan it).
+  const child = spawn(bundled, [main, ...process.argv.slice(2)], { stdio: 'inherit' });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal === 'SIGINT' ? 130 : 1)));
 }

