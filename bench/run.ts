@@ -9,6 +9,7 @@ const suites: Record<string, () => Promise<{ run: (emit: Emit) => Promise<void> 
   audit: () => import('./audit.ts'),
   http: () => import('./http.ts'),
   credentials: () => import('./credentials.ts'),
+  cli: () => import('./cli.ts'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
