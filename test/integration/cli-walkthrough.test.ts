@@ -171,7 +171,10 @@ describe('README walkthroughs, run as written against `portcullis dev`', () => {
     for (const s of [...five, ...privileged]) assert.doesNotMatch(s.command, /--(token|api-key|bootstrap)(=|\s+)(?!-(\s|$))\S/, s.command);
   });
 
-  it('"Five minutes with the dev server", first block: on plain `npm start`', async () => {
+  // Dozens of CLI processes in a row: on a loaded 2-core machine this takes minutes, not the suite's default 2.
+  const SLOW = { timeout: 900_000 };
+
+  it('"Five minutes with the dev server", first block: on plain `npm start`', SLOW, async () => {
     const data = join(dir, 'plain');
     const env = { ...baseEnv, PORTCULLIS_DEV_DATA: data };
     const dev = await startDev([], env);
@@ -189,7 +192,7 @@ describe('README walkthroughs, run as written against `portcullis dev`', () => {
     }
   });
 
-  it('credentials (`npm start -- --postgres`, data under a mode-0700 folder) and "Privileged access", then offline verify', async () => {
+  it('credentials (`npm start -- --postgres`, data under a mode-0700 folder) and "Privileged access", then offline verify', SLOW, async () => {
     const home0700 = join(dir, 'private');
     mkdirSync(home0700, { mode: 0o700 });
     const data = join(home0700, 'dev');

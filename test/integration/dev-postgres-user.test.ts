@@ -17,7 +17,7 @@ describe('portcullis dev --postgres as a normal user', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-devuser-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('starts the embedded PostgreSQL as that user, answers /readyz, and stops with exit 0 on SIGINT', { skip: root && !hasSetpriv ? 'running as root without setpriv' : false }, async () => {
+  it('starts the embedded PostgreSQL as that user, answers /readyz, and stops with exit 0 on SIGINT', { skip: root && !hasSetpriv ? 'running as root without setpriv' : false, timeout: 600_000 }, async () => {
     chmodSync(dir, 0o755);
     if (root) chownSync(dir, NOBODY, NOBODY);
     const argv = [CLI, 'dev', '--postgres', '--data', join(dir, 'dev'), '--port', '0'];

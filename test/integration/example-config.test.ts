@@ -81,7 +81,7 @@ describe('examples/portcullis.yaml runs as written; --reset-bootstrap', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('starts from the example as written: /readyz answers, a bootstrap credential is printed (never as a command-line argument)', async () => {
+  it('starts from the example as written: /readyz answers, a bootstrap credential is printed (never as a command-line argument)', { timeout: 600_000 }, async () => {
     const s = await start();
     server = s.proc;
     const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
@@ -92,14 +92,14 @@ describe('examples/portcullis.yaml runs as written; --reset-bootstrap', () => {
     assert.doesNotMatch(s.stderr, /login --bootstrap pcx_/);
   });
 
-  it('refuses while the server runs (lock of a live process), and a second server on the same data directory', () => {
+  it('refuses while the server runs (lock of a live process), and a second server on the same data directory', { timeout: 600_000 }, () => {
     const r = reset();
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /the server is running \(pid \d+/);
     assert.doesNotMatch(r.stderr, /pcx_bootstrap_/);
   });
 
-  it('after a stop: refuses with the wrong master key; with the right one voids the earlier (unused) secret and prints a new one, once', async () => {
+  it('after a stop: refuses with the wrong master key; with the right one voids the earlier (unused) secret and prints a new one, once', { timeout: 600_000 }, async () => {
     assert.equal(await stop(server!), 0, 'SIGTERM stops with 0');
     server = undefined;
     const wrongKey = reset({ PORTCULLIS_MASTER_KEY: randomBytes(32).toString('hex') });
@@ -124,7 +124,7 @@ describe('examples/portcullis.yaml runs as written; --reset-bootstrap', () => {
     assert.ok(!JSON.stringify(events).includes(secret), 'the secret is not in the audit trail');
   });
 
-  it('the lock is a real check: a live foreign pid refuses, a dead one is stale; something on the listen port refuses', async () => {
+  it('the lock is a real check: a live foreign pid refuses, a dead one is stale; something on the listen port refuses', { timeout: 600_000 }, async () => {
     assert.equal(await stop(server!), 0);
     server = undefined;
     const lock = join(dir, 'data', 'server.lock');
@@ -155,7 +155,7 @@ describe('examples/portcullis.yaml runs as written; --reset-bootstrap', () => {
     assert.equal(stale.status, 0, `a stale lock (dead pid) does not block: ${stale.stderr}`);
   });
 
-  it('--reset-bootstrap needs an existing data directory', () => {
+  it('--reset-bootstrap needs an existing data directory', { timeout: 600_000 }, () => {
     writeFileSync(config, readFileSync(config, 'utf8').replace('data_dir: ./data', 'data_dir: ./nowhere'));
     const r = reset();
     assert.equal(r.status, 2, r.stderr);
