@@ -13,6 +13,7 @@ export const SUITES: Record<string, Suite> = {
   audit: () => import('./audit.ts'),
   http: () => import('./http.ts'),
   credentials: () => import('./credentials.ts'),
+  cli: () => import('./cli.ts'),
 };
 
 /** Runs the wanted suites (all when none named) in order; returns the names of those that failed. */

@@ -1,6 +1,7 @@
 // Authorization for API callers: caller-asked decisions (single and batch), admin calls as Cedar
 // decisions, and the step-up answer when a fresh login would turn a deny into an allow.
-import { Forbidden, InvalidInput } from '../common/errors.ts';
+import { Forbidden, InvalidInput, UnknownAction } from '../common/errors.ts';
+import { actionEntities } from '../policy/policy-set.ts';
 import type { Metrics } from '../common/metrics.ts';
 import type { HumanOidcTrust } from '../identity/oidc-human.ts';
 import type { Identity, IdentityRegistry } from '../inventory/identities.ts';
@@ -71,7 +72,16 @@ export class Authorization {
     };
   }
 
+  #actions: Set<string> | undefined;
+
+  /** A caller-asked action must be one the schema declares; a typo is a 400 naming it, not a deny. */
+  #requireKnownAction(action: string, field: string): void {
+    this.#actions ??= new Set(actionEntities(this.#d.schemaExtension).filter((e) => e.uid.type === 'Action').map((e) => e.uid.id));
+    if (!this.#actions.has(action)) throw new UnknownAction(action, field, closest(action, this.#actions));
+  }
+
   async authorize(s: SessionContext, body: AuthorizeRequest, sourceIp: string): Promise<Decision> {
+    this.#requireKnownAction(body.action, 'action');
     const { purpose, extra } = parseCallerContext(body.context, body.action, this.#d.schemaExtension);
     const started = performance.now();
     const d = await this.#d.decisions.decide(this.#decisionInput(s, body.action, body.resource, sourceIp, purpose, extra));
@@ -105,10 +115,12 @@ export class Authorization {
     // Validate every request before deciding any, so a bad item leaves no half-recorded batch.
     const inputs = bodies.map((b, i) => {
       try {
+        this.#requireKnownAction(b.action, 'action');
         const { purpose, extra } = parseCallerContext(b.context, b.action, this.#d.schemaExtension);
         return this.#decisionInput(s, b.action, b.resource, sourceIp, purpose, extra);
       } catch (err) {
         if (err instanceof InvalidInput) throw new InvalidInput(`requests[${i}]: ${err.message}`, `requests[${i}].${String(err.extra.field ?? '')}`);
+        if (err instanceof UnknownAction) throw new UnknownAction(b.action, `requests[${i}].action`, err.extra.suggestions as string[]);
         throw err;
       }
     });
@@ -135,4 +147,25 @@ export class Authorization {
     }
     return adminEntity(uid.type, uid.id, {});
   }
+}
+
+/** Up to three known actions closest to a mistyped one (edit distance ≤ 3, or sharing its group prefix). */
+export function closest(action: string, known: Iterable<string>): string[] {
+  const a = action.toLowerCase().slice(0, 64);
+  const scored: { name: string; d: number }[] = [];
+  for (const name of known) {
+    const d = editDistance(a, name.toLowerCase());
+    if (d <= Math.max(2, Math.min(3, Math.floor(name.length / 3)))) scored.push({ name, d });
+  }
+  return scored.sort((x, y) => x.d - y.d || x.name.localeCompare(y.name)).slice(0, 3).map((s) => s.name);
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
 }

@@ -52,6 +52,24 @@ export class Bootstrap {
     return secret;
   }
 
+  /**
+   * The way back in when the only admin session is lost (`server --reset-bootstrap`, server
+   * stopped): a new one-time secret replaces the stored hash, so any earlier secret — spent or
+   * not — is void; `user:admin` is re-declared if it was removed. Audited in the admin stream.
+   */
+  async reset(): Promise<string> {
+    const { db, clock, boundaries, identities, audit } = this.#d;
+    const secret = `pcx_bootstrap_${randomBytes(24).toString('base64url')}`;
+    const existed = db.prepare('SELECT id FROM broker_bootstrap').get() !== undefined;
+    if (identities.get(BOOTSTRAP_ADMIN) === undefined) {
+      identities.declare({ id: BOOTSTRAP_ADMIN, kind: 'user', boundary: boundaries.includes('platform') ? 'platform' : boundaries[0]!, environment: 'control-plane', owner: BOOTSTRAP_ADMIN, purpose: 'first administrator (bootstrap)', parents: [ADMIN_ROLE] }, 'api');
+    }
+    const now = new Date(clock.now()).toISOString();
+    db.prepare('INSERT INTO broker_bootstrap (id, hash, created_at, used_at) VALUES (1, ?, ?, NULL) ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at, used_at = NULL').run(sha256(secret), now);
+    await audit.append({ stream: 'admin', type: 'bootstrap.reset', actor: 'system', subject: BOOTSTRAP_ADMIN, payload: { note: 'bootstrap credential reset from the command line with the server stopped; any earlier one is void', replaced_existing: existed } });
+    return secret;
+  }
+
   /** Exchanges the one-time bootstrap secret for an admin session; it cannot be used twice. */
   async login(secret: string, sourceIp: string): Promise<LoginResult> {
     const { db, clock, identities, sessions, audit } = this.#d;

@@ -315,6 +315,11 @@ export class Broker {
     return this.#bootstrap.create();
   }
 
+  /** `server --reset-bootstrap`: a new one-time admin secret, voiding earlier ones (see bootstrap.ts). */
+  resetBootstrap(): Promise<string> {
+    return this.#bootstrap.reset();
+  }
+
   /** Exchanges the one-time bootstrap secret for an admin session; it cannot be used twice. */
   loginBootstrap(secret: string, sourceIp: string): Promise<LoginResult> {
     return this.#bootstrap.login(secret, sourceIp);

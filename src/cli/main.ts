@@ -1,53 +1,55 @@
 // The `portcullis` command: a thin adapter over the HTTP API (and the broker, for `server`/`dev`).
 // Each command group lives in ./commands and registers itself here, in the order `--help` lists them.
+// Start-up is kept small: registering a group imports only commander and the HTTP client; what a
+// command needs beyond that (the broker, Fastify, jose, Cedar, the audit verifier) is imported
+// inside its action, so `--version` or `authorize` never load them.
 import { Command } from 'commander';
-import { PortcullisError } from '../common/errors.ts';
-import { CliError, EXIT, onStepUp } from './client.ts';
-import { interactive, ssoLogin } from './sso.ts';
-import { printJson } from './output.ts';
+import { EXIT, onStepUp } from './client.ts';
+import { reportError } from './errors.ts';
 import { log } from './args.ts';
-import * as server from './commands/server.ts';
-import * as login from './commands/login.ts';
-import * as authorize from './commands/authorize.ts';
-import * as identities from './commands/identities.ts';
-import * as apikeys from './commands/apikeys.ts';
-import * as policies from './commands/policies.ts';
-import * as audit from './commands/audit.ts';
-import * as credentials from './commands/credentials.ts';
-import * as access from './commands/access.ts';
-import * as keys from './commands/keys.ts';
-import * as findings from './commands/findings.ts';
-
-const program = new Command('portcullis')
-  .description('Portcullis — prove who is asking, decide with Cedar at request time, record everything.')
-  .showHelpAfterError('(run with --help for usage)')
-  .enablePositionalOptions()
-  .version('0.1.0');
-
-for (const group of [server, login, authorize, identities, findings, apikeys, policies, audit, credentials, access, keys]) group.register(program);
-
-// At a terminal, a step_up_required answer re-runs the SSO login with MFA and retries the call.
-if (interactive() && !process.argv.includes('--json') && !process.env.PORTCULLIS_TOKEN) {
-  onStepUp(async (required) => {
-    log(`This needs a fresh sign-in${required.mfa ? ' with multi-factor authentication' : ''}.`);
-    await ssoLogin({ stepUp: { mfa: required.mfa ?? false, ...(required.max_age !== undefined && { max_age: required.max_age }) }, log });
-    return true;
-  });
-}
+import { groupsFor } from './groups.ts';
+// Nothing escapes as a stack trace: every error, thrown or rejected anywhere, ends here.
+process.on('uncaughtException', (err) => reportError(err));
+process.on('unhandledRejection', (err) => reportError(err));
+// A command whose work never settles (a promise nobody resolves) would otherwise end with exit 0.
+let settled = false;
+process.on('beforeExit', () => {
+  if (!settled) {
+    settled = true;
+    reportError(new Error('the command stopped before it finished (nothing left to wait for) — this is a bug; PORTCULLIS_DEBUG=1 shows more'));
+  }
+});
 
 try {
+  const program = new Command('portcullis')
+    .description('Portcullis — prove who is asking, decide with Cedar at request time, record everything.')
+    .showHelpAfterError('(run with --help for usage)')
+    .enablePositionalOptions()
+    .exitOverride()
+    .version('0.1.0');
+
+  for (const group of groupsFor(process.argv.slice(2))) (await group.load()).register(program);
+
+  // At a terminal, a step_up_required answer re-runs the SSO login with MFA and retries the call.
+  const { interactive } = await import('./sso.ts');
+  if (interactive() && !process.argv.includes('--json') && !process.env.PORTCULLIS_TOKEN) {
+    onStepUp(async (required) => {
+      const { ssoLogin } = await import('./sso.ts');
+      log(`This needs a fresh sign-in${required.mfa ? ' with multi-factor authentication' : ''}.`);
+      await ssoLogin({ stepUp: { mfa: required.mfa ?? false, ...(required.max_age !== undefined && { max_age: required.max_age }) }, log });
+      return true;
+    });
+  }
+
   await program.parseAsync(process.argv);
+  settled = true;
 } catch (err) {
-  const wantsJson = process.argv.includes('--json');
-  if (err instanceof CliError) {
-    if (wantsJson) printJson({ error: err.message, ...(err.problem && { problem: err.problem }) });
-    else process.stderr.write(`error: ${err.message}\n`);
-    process.exitCode = err.exitCode;
-  } else if (err instanceof PortcullisError) {
-    process.stderr.write(`error: ${err.message}\n`);
-    process.exitCode = err.status === 400 ? EXIT.usage : EXIT.failure;
+  settled = true;
+  // commander already printed its usage message (exitOverride throws instead of exiting).
+  const c = err as { code?: string; exitCode?: number };
+  if (typeof c.code === 'string' && c.code.startsWith('commander.')) {
+    process.exitCode = c.exitCode === 0 ? EXIT.ok : EXIT.usage;
   } else {
-    process.stderr.write(`error: ${(err as Error).message}\n`);
-    process.exitCode = EXIT.failure;
+    reportError(err);
   }
 }

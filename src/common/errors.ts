@@ -22,6 +22,14 @@ export class InvalidInput extends PortcullisError {
   }
 }
 
+/** An action the schema does not declare (a typo, usually): named, with the closest known ones. */
+export class UnknownAction extends PortcullisError {
+  constructor(action: string, field: string, suggestions: readonly string[]) {
+    const hint = suggestions.length > 0 ? `: did you mean ${suggestions.map((s) => `"${s}"`).join(', ')}?` : ': see the actions of the schema (GET /v1/policies, src/policy/schema.ts)';
+    super('unknown_action', 400, `unknown action "${action.slice(0, 100)}"${hint}`, { field, action: action.slice(0, 100), suggestions });
+  }
+}
+
 /** Authentication failed. The caller only ever sees the generic text; `reason` goes to audit. */
 export class AuthenticationFailed extends PortcullisError {
   readonly reason: string;

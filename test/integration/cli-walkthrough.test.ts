@@ -1,133 +1,225 @@
-// The README's five-minute walkthrough, run for real: `portcullis dev` as a child process and the
-// CLI against it, checking output and exit codes.
+// The README's walkthroughs, run for real and as written: `portcullis dev` as a child process, and
+// every command of the sh blocks under "Five minutes with the dev server" and "Privileged access"
+// read from README.md (not a copy) and run by bash, in order, in one shell per server (so `REQ=$(…)`
+// and `eval "$(…)"` carry over). Each command's exit status must be the one its comment states
+// (`(exit N)`, else 0), `#   …` lines under a command are output it must print (… = anything),
+// ALLOW/DENY and 4xx codes in a comment must appear, and no output may show a stack trace,
+// `undefined`, `Invalid Date` or `NaN`, or warn that a secret went on a command line.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const CLI = join(import.meta.dirname, '..', '..', 'bin', 'portcullis.js');
+const REPO = join(import.meta.dirname, '..', '..');
+const CLI = join(REPO, 'bin', 'portcullis.js');
+const README = readFileSync(join(REPO, 'README.md'), 'utf8');
 
-describe('CLI walkthrough against `portcullis dev`', () => {
-  let dir: string;
-  let server: ChildProcess;
-  let env: NodeJS.ProcessEnv;
-  const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8', timeout: 30_000 });
+export interface Step {
+  command: string;
+  comment: string;
+  /** Output fragments from `#   …` lines after the command. */
+  expect: string[];
+  exit: number | 'window' | 'interrupt';
+}
 
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pcx-cli-'));
-    server = spawn(process.execPath, [CLI, 'dev', '--data', join(dir, 'data'), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`dev server did not start: ${out}`)), 30_000);
-      server.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /Portcullis dev server on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      });
-      server.once('exit', (code) => reject(new Error(`dev server exited with ${code}: ${out}`)));
+/** The ```sh blocks between a `## heading` and the next `## ` heading. */
+export function shBlocks(markdown: string, heading: string): string[] {
+  const start = markdown.indexOf(`\n## ${heading}`);
+  assert.ok(start >= 0, `README has a "## ${heading}" section`);
+  const next = markdown.indexOf('\n## ', start + 4);
+  const section = markdown.slice(start, next < 0 ? undefined : next);
+  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+}
+
+export function steps(block: string): Step[] {
+  const out: Step[] = [];
+  for (const raw of block.split('\n')) {
+    const line = raw.trim();
+    if (line === '') continue;
+    if (line.startsWith('#')) {
+      const shown = /^#\s{3}(.*)$/.exec(line);
+      if (shown && out.length > 0) out[out.length - 1]!.expect.push(shown[1]!.trim());
+      continue;
+    }
+    const m = /^(.*?)\s{2,}#\s(.*)$/.exec(line);
+    const command = (m ? m[1]! : line).trim();
+    const comment = m ? m[2]! : '';
+    const exit = /Ctrl-C/.test(comment) ? 'interrupt' : /between \d\d:00 and \d\d:00 UTC/.test(comment) ? 'window' : Number(/\(exit (\d+)\)/.exec(comment)?.[1] ?? 0);
+    out.push({ command, comment, expect: [], exit });
+  }
+  return out;
+}
+
+interface Ran extends Step {
+  rc: number;
+  out: string;
+  err: string;
+}
+
+/** Runs the steps in one bash, in `cwd`, with the README's `7070` pointing at `url`. */
+function runSteps(all: Step[], cwd: string, url: string, env: NodeJS.ProcessEnv): Ran[] {
+  const outDir = mkdtempSync(join(tmpdir(), 'pcx-steps-'));
+  const port = new URL(url).port;
+  const script = ['shopt -s expand_aliases', `cd ${JSON.stringify(cwd)}`];
+  all.forEach((s, i) => {
+    const cmd = s.command.replaceAll('127.0.0.1:7070', `127.0.0.1:${port}`);
+    const files = `>"${outDir}/${i}.out" 2>"${outDir}/${i}.err"`;
+    if (s.exit === 'interrupt') {
+      // Ctrl-C: the command runs in its own process group (job control on), then gets SIGINT.
+      script.push(`set -m; { ${cmd}\n} ${files} </dev/null & pid=$!; sleep 3; kill -INT -- -$pid; wait $pid; echo $? >"${outDir}/${i}.rc"; set +m`);
+    } else {
+      script.push(`{ ${cmd}\n} ${files} </dev/null; echo $? >"${outDir}/${i}.rc"`);
+    }
+  });
+  const r = spawnSync('bash', ['-c', script.join('\n')], { env, encoding: 'utf8', timeout: 600_000 });
+  assert.equal(r.error, undefined, String(r.error));
+  const ran = all.map((s, i) => ({
+    ...s,
+    rc: Number(readFileSync(join(outDir, `${i}.rc`), 'utf8')),
+    out: readFileSync(join(outDir, `${i}.out`), 'utf8'),
+    err: readFileSync(join(outDir, `${i}.err`), 'utf8'),
+  }));
+  rmSync(outDir, { recursive: true, force: true });
+  return ran;
+}
+
+function check(s: Ran): void {
+  const both = `${s.out}\n${s.err}`;
+  const where = `\`${s.command}\`\n--- stdout\n${s.out}--- stderr\n${s.err}`;
+  if (s.exit === 'interrupt') assert.equal(s.rc, 130, `ends on Ctrl-C: ${where}`);
+  else if (s.exit === 'window') {
+    assert.ok(s.rc === 0 || s.rc === 3, where);
+    assert.match(s.out, s.rc === 0 ? /^ALLOW/ : /^DENY/, where);
+  } else assert.equal(s.rc, s.exit, `exit status: ${where}`);
+  if (s.exit === 0 && /\bALLOW\b/.test(s.comment)) assert.match(s.out, /^ALLOW/, where);
+  if (s.exit !== 0 && s.exit !== 'window' && /\bDENY\b/.test(s.comment)) assert.match(s.out, /^DENY/, where);
+  for (const code of s.comment.match(/\b4\d\d\b/g) ?? []) assert.ok(s.err.includes(code), `${code} in stderr: ${where}`);
+  for (const shown of s.expect) {
+    let at = 0;
+    for (const part of shown.split('…').map((p) => p.trim()).filter(Boolean)) {
+      const i = both.indexOf(part, at);
+      assert.ok(i >= 0, `README says it prints "${shown}" (missing "${part}"): ${where}`);
+      at = i + part.length;
+    }
+  }
+  assert.doesNotMatch(both, /\bundefined\b|Invalid Date|\bNaN\b|\[object Object\]|^\s+at .+:\d+:\d+\)?$/m, `no junk or stack trace: ${where}`);
+  assert.doesNotMatch(s.err, /puts the secret on the command line/, `no secret on a command line: ${where}`);
+}
+
+interface Dev {
+  url: string;
+  stderr: () => string;
+  stop(): Promise<number | null>;
+}
+
+async function startDev(args: string[], env: NodeJS.ProcessEnv): Promise<Dev> {
+  const proc: ChildProcess = spawn(process.execPath, [CLI, 'dev', ...args, '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`dev server did not start: ${out}${err}`)), 180_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /Portcullis dev server on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
     });
-    env = { ...process.env, PORTCULLIS_ADDR: url, PORTCULLIS_HOME: join(dir, 'home') };
-    delete env.PORTCULLIS_TOKEN;
+    proc.once('exit', (code) => reject(new Error(`dev server exited with ${code}: ${out}${err}`)));
   });
-
-  after(async () => {
-    if (server && server.exitCode === null) {
-      const exited = new Promise((r) => server.once('exit', r));
-      server.kill('SIGTERM');
-      await exited;
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  const token = (...who: string[]) => {
-    const r = cli('dev', 'token', '--data', join(dir, 'data'), '--port', '0', ...who);
-    assert.equal(r.status, 0, r.stderr);
-    return r.stdout.trim();
+  return {
+    url,
+    stderr: () => err,
+    async stop() {
+      if (proc.exitCode !== null) return proc.exitCode;
+      const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+      proc.kill('SIGINT');
+      return exited;
+    },
   };
+}
 
-  it('a workload logs in with a dev OIDC token and gets allow/deny decisions with exit codes', () => {
-    const login = cli('login', '--token', token('--sub', 'repo:acme/api'));
-    assert.equal(login.status, 0, login.stderr);
-    assert.match(login.stdout, /logged in as workload:github\/acme\/api/);
-    const allow = cli('authorize', 'db.select', 'Database::orders', '--reason', 'monthly report');
-    assert.equal(allow.status, 0, allow.stdout + allow.stderr);
-    assert.match(allow.stdout, /^ALLOW/);
-    const deny = cli('authorize', 'db.select', 'Database::orders');
-    assert.equal(deny.status, 3);
-    assert.match(deny.stdout, /^DENY/);
-    const boundary = cli('authorize', 'db.select', 'Database::analytics', '--reason', 'x', '--json');
-    assert.equal(boundary.status, 3);
-    assert.deepEqual(JSON.parse(boundary.stdout).reasons, ['system:boundary-guard']);
-    const admin = cli('identities', 'list');
-    assert.equal(admin.status, 3, 'workloads may not administer');
-    assert.match(admin.stderr, /403/);
+describe('README walkthroughs, run as written against `portcullis dev`', () => {
+  let dir: string;
+  let baseEnv: NodeJS.ProcessEnv;
+  let cwd: string;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'pcx-walk-'));
+    // The README runs in the repository folder (`alias portcullis=$PWD/bin/portcullis.js`); a scratch
+    // folder with `bin` linked keeps the files it writes (my.cedar) out of the repository.
+    cwd = join(dir, 'repo');
+    mkdirSync(cwd);
+    symlinkSync(join(REPO, 'bin'), join(cwd, 'bin'));
+    baseEnv = { ...process.env, PORTCULLIS_HOME: join(dir, 'home') };
+    for (const k of ['PORTCULLIS_TOKEN', 'PORTCULLIS_ADDR', 'PORTCULLIS_DEBUG', 'PGHOST', 'PGPORT', 'PGUSER', 'PGDATABASE', 'PGPASSWORD', 'PGPASSFILE']) delete baseEnv[k];
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('the README blocks are found and parsed (every command, with its expected exit status)', () => {
+    const five = shBlocks(README, 'Five minutes with the dev server').flatMap(steps);
+    const privileged = shBlocks(README, 'Privileged access').flatMap(steps);
+    assert.ok(five.length >= 30, `five-minute walkthrough: ${five.length} commands`);
+    assert.ok(privileged.length >= 18, `privileged access: ${privileged.length} commands`);
+    assert.ok(five.some((s) => s.exit === 3) && five.some((s) => s.exit === 2) && five.some((s) => s.expect.length > 0));
+    // Secrets never travel on a command line in the README.
+    for (const s of [...five, ...privileged]) assert.doesNotMatch(s.command, /--(token|api-key|bootstrap)(=|\s+)(?!-(\s|$))\S/, s.command);
   });
 
-  it('an administrator reads the inventory and the audit trail, and verifies it', () => {
-    assert.equal(cli('login', '--token', token('--user', 'admin@example.com')).status, 0);
-    const ids = cli('identities', 'list', '--json');
-    assert.equal(ids.status, 0, ids.stderr);
-    assert.ok(JSON.parse(ids.stdout).identities.some((i: { id: string }) => i.id === 'workload:github/acme/api'));
-    const authz = cli('audit', 'authz', '--json');
-    assert.equal(authz.status, 0, authz.stderr);
-    const decisions = JSON.parse(authz.stdout).events.map((e: { decision: string }) => e.decision);
-    assert.ok(decisions.includes('allow') && decisions.includes('deny'));
-    const verify = cli('audit', 'verify');
-    assert.equal(verify.status, 0, verify.stdout + verify.stderr);
-    assert.match(verify.stdout, /ok\s+authz/);
-  });
+  // Dozens of CLI processes in a row: on a loaded 2-core machine this takes minutes, not the suite's default 2.
+  const SLOW = { timeout: 900_000 };
 
-  it('mints an API key and logs in with it', () => {
-    const mint = cli('apikeys', 'mint', '--identity', 'workload:github/acme/reports', '--ttl', '7d', '--json');
-    assert.equal(mint.status, 0, mint.stderr);
-    const key = JSON.parse(mint.stdout).api_key as string;
-    assert.match(key, /^pcx_/);
-    const login = cli('login', '--api-key', key, '--json');
-    assert.equal(login.status, 0, login.stderr);
-    assert.equal(JSON.parse(login.stdout).identity.id, 'workload:github/acme/reports');
-  });
-
-  it('short-lived credentials on the dev server: an access token and an SSH certificate, leased and revocable', () => {
-    assert.equal(cli('login', '--token', token('--sub', 'repo:acme/api')).status, 0);
-    const at = cli('creds', 'issue', 'api', 'orders-api', '--scope', 'orders:read', '--ttl', '10m', '--reason', 'sync job', '--json');
-    assert.equal(at.status, 0, at.stderr);
-    const issued = JSON.parse(at.stdout);
-    const claims = JSON.parse(Buffer.from(String(issued.credential.access_token).split('.')[1]!, 'base64url').toString());
-    assert.equal(claims.sub, 'workload:github/acme/api');
-    assert.equal(claims.scope, 'orders:read');
-    const keyPath = join(dir, 'id_ed25519');
-    const keygen = spawnSync('ssh-keygen', ['-t', 'ed25519', '-N', '', '-q', '-f', keyPath]);
-    if (keygen.error === undefined && keygen.status === 0) {
-      const ssh = cli('creds', 'ssh', 'web-1', '--key', `${keyPath}.pub`);
-      assert.equal(ssh.status, 0, ssh.stderr);
-      assert.match(readFileSync(`${keyPath}-cert.pub`, 'utf8'), /^ssh-ed25519-cert-v01@openssh\.com /);
+  it('"Five minutes with the dev server", first block: on plain `npm start`', SLOW, async () => {
+    const data = join(dir, 'plain');
+    const env = { ...baseEnv, PORTCULLIS_DEV_DATA: data };
+    const dev = await startDev([], env);
+    try {
+      const [first] = shBlocks(README, 'Five minutes with the dev server');
+      const ran = runSteps(steps(first!), cwd, dev.url, env);
+      for (const s of ran) check(s);
+      // Key outputs, beyond the comments.
+      const json = ran.find((s) => s.command.includes('--json') && s.command.startsWith('portcullis authorize'))!;
+      assert.equal(JSON.parse(json.out).decision, 'allow');
+      assert.match(ran.find((s) => s.command.includes('db.selct'))!.err, /unknown action "db\.selct".*db\.select/);
+      assert.match(ran.find((s) => s.command.startsWith('portcullis audit verify'))!.out, /ok\s+authz/);
+    } finally {
+      assert.equal(await dev.stop(), 0, 'Ctrl-C stops the dev server with exit 0');
     }
-    const tooLong = cli('creds', 'issue', 'api', 'orders-api', '--scope', 'orders:read', '--ttl', '2h', '--reason', 'x');
-    assert.notEqual(tooLong.status, 0, 'beyond the target cap or the policy: refused');
-    const leases = cli('leases', '--json');
-    assert.equal(leases.status, 0, leases.stderr);
-    const mine = JSON.parse(leases.stdout).leases as { id: string; status: string }[];
-    assert.ok(mine.some((l) => l.id === issued.lease.id && l.status === 'active'));
-    const revoke = cli('revoke', '--lease', issued.lease.id, '--reason', 'done');
-    assert.equal(revoke.status, 0, revoke.stdout + revoke.stderr);
-    assert.match(revoke.stdout, /revoked 1 of 1 lease/);
   });
 
-  it('errors say what to do next', () => {
-    const bad = spawnSync(process.execPath, [CLI, 'authorize', 'db.select', 'orders'], { env, encoding: 'utf8' });
-    assert.equal(bad.status, 2);
-    assert.match(bad.stderr, /Database::orders/);
-    const down = spawnSync(process.execPath, [CLI, 'identities', 'list'], { env: { ...env, PORTCULLIS_ADDR: 'http://127.0.0.1:1', PORTCULLIS_TOKEN: 'x.y.z' }, encoding: 'utf8' });
-    assert.equal(down.status, 5, 'server unreachable');
-    assert.match(down.stderr, /cannot reach Portcullis at http:\/\/127\.0\.0\.1:1.*npm start/);
-    const otherServer = spawnSync(process.execPath, [CLI, 'identities', 'list'], { env: { ...env, PORTCULLIS_ADDR: 'http://127.0.0.1:1' }, encoding: 'utf8' });
-    assert.equal(otherServer.status, 4, 'the saved session belongs to another server');
-    assert.match(otherServer.stderr, /log in again/);
+  it('credentials (`npm start -- --postgres`, data under a mode-0700 folder) and "Privileged access", then offline verify', SLOW, async () => {
+    const home0700 = join(dir, 'private');
+    mkdirSync(home0700, { mode: 0o700 });
+    const data = join(home0700, 'dev');
+    const env = { ...baseEnv, PORTCULLIS_DEV_DATA: data };
+    const dev = await startDev(['--postgres'], env);
+    const cluster = /its cluster in (\S+)\/data/.exec(dev.stderr())?.[1];
+    try {
+      if (process.getuid?.() === 0) assert.ok(cluster, `as root, the cluster moves where user postgres can reach it: ${dev.stderr()}`);
+      const [first, credentials] = shBlocks(README, 'Five minutes with the dev server');
+      // The same terminal as the first block: its alias and PORTCULLIS_ADDR still hold.
+      const setup = steps(first!).filter((s) => /^(alias|export) /.test(s.command));
+      assert.equal(setup.length, 2);
+      const all = [...setup, ...steps(credentials!), ...shBlocks(README, 'Privileged access').flatMap(steps)];
+      const ran = runSteps(all, cwd, dev.url, env);
+      for (const s of ran) check(s);
+      const psql = ran.find((s) => s.command.startsWith("psql -c 'select current_user'"))!;
+      assert.match(psql.out, /pcx_[a-z0-9]+/);
+      const issuedRw = ran.find((s) => s.command.includes('--perm readwrite --ttl 15m'))!;
+      assert.match(issuedRw.out, /PGPASSFILE=\S+ psql 'host=127\.0\.0\.1 port=\d+ dbname=orders user=pcx_/);
+      assert.doesNotMatch(issuedRw.out, /postgresql:\/\//, 'no password-bearing URI');
+    } finally {
+      assert.equal(await dev.stop(), 0);
+      if (cluster?.startsWith('/var/tmp/portcullis-dev-pg-')) rmSync(cluster, { recursive: true, force: true });
+    }
+    // "Stop the server (Ctrl-C) and check the audit trail offline"
+    const verify = spawnSync(process.execPath, [CLI, 'audit', 'verify', '--data', data], { env, encoding: 'utf8' });
+    assert.equal(verify.status, 0, verify.stdout + verify.stderr);
+    assert.match(verify.stdout, /ok\s+admin/);
   });
 });

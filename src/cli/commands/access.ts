@@ -18,8 +18,9 @@ export function register(program: Command): void {
     .option('--ticket <ref>', 'ticket reference (required by some rules)')
     .option('--start-at <time>', 'ISO-8601 start (default now)')
     .option('--session-bound', 'end the grant when you log out')
+    .option('-q, --quiet', 'print only the request id (for scripts: REQ=$(portcullis request … -q))')
     .addOption(json())
-    .action(async (o: { role?: string; resource?: string; action?: string[]; target?: string; permission?: string; for: string; reason: string; ticket?: string; startAt?: string; sessionBound?: boolean; json?: boolean }) => {
+    .action(async (o: { role?: string; resource?: string; action?: string[]; target?: string; permission?: string; for: string; reason: string; ticket?: string; startAt?: string; sessionBound?: boolean; quiet?: boolean; json?: boolean }) => {
       const kinds = [o.role, o.resource, o.target].filter((x) => x !== undefined);
       if (kinds.length !== 1) throw new CliError('give exactly one of --role, --resource (with --action) or --target', EXIT.usage);
       if (o.resource !== undefined && !o.action) throw new CliError('--resource needs at least one --action', EXIT.usage);
@@ -29,6 +30,11 @@ export function register(program: Command): void {
         : { credential: { target: o.target, ...(o.permission && { permission: o.permission }) } };
       const body = { ...what, duration: o.for, reason: o.reason, ...(o.ticket && { ticket: o.ticket }), ...(o.startAt && { start_at: o.startAt }), ...(o.sessionBound && { session_bound: true }) };
       const r = await call<RequestView>('POST', '/v1/access-requests', { body });
+      if (o.quiet && !o.json) {
+        process.stdout.write(`${r.id}\n`);
+        process.stderr.write(`${r.status_line}\n`);
+        return;
+      }
       out(!!o.json, r, () => requestLine(r));
     });
 
@@ -108,13 +114,15 @@ export function register(program: Command): void {
     .option('--target <entity>', 'e.g. Database::"orders"')
     .option('--reason <text>', 'why (mandatory)')
     .option('--for <duration>', 'at most the configured cap (default: the cap)')
+    .option('-q, --quiet', 'print only the grant id (the rest goes to stderr)')
     .addOption(json())
-    .action(async (o: { target?: string; reason?: string; for?: string; json?: boolean }) => {
+    .action(async (o: { target?: string; reason?: string; for?: string; quiet?: boolean; json?: boolean }) => {
       if (!o.target || !o.reason) throw new CliError('break-glass needs --target and --reason', EXIT.usage);
       const r = await call<{ grant: { id: string; what: string; end_at: string; revokers: string[] }; review: { id: string } }>('POST', '/v1/break-glass', {
         body: { target: parseEntity(o.target), reason: o.reason, ...(o.for && { duration: o.for }) },
       });
-      out(!!o.json, r, () =>
+      if (o.quiet && !o.json) process.stdout.write(`${r.grant.id}\n`);
+      (o.quiet && !o.json ? (m: string) => process.stderr.write(`${m}\n`) : (m: string) => out(!!o.json, r, () => m))(
         `BREAK-GLASS ${r.grant.id}: ${r.grant.what} until ${r.grant.end_at}\n  every action is tagged in the audit log; revokers notified: ${r.grant.revokers.join(', ') || '(none configured)'}\n  end it early: portcullis break-glass end ${r.grant.id} --reason …; an after-action review (${r.review.id}) is now open`,
       );
     });

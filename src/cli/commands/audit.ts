@@ -3,10 +3,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { JsonWebKey } from 'node:crypto';
-import { verifyDataDirParallel } from '../../audit/verify-parallel.ts';
-import { readWitnessFile } from '../../audit/witness.ts';
 import type { AuditVerification, PublicKeyResolver } from '../../audit/types.ts';
-import { offlinePublicKeyResolverForDataDir } from '../../crypto/offline.ts';
 import { CliError, EXIT, address, call, sessionToken } from '../client.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
@@ -51,6 +48,10 @@ export function register(program: Command): void {
       if ((o.witness || o.keys) && !o.data) throw new CliError('--witness and --keys need --data DIR (online, the server uses its configured witness)', EXIT.usage);
       let r: AuditVerification;
       if (o.data) {
+        // Loaded only here: the verifier and key readers are not part of every CLI start.
+        const [{ verifyDataDirParallel }, { readWitnessFile }, { offlinePublicKeyResolverForDataDir }] = await Promise.all([
+          import('../../audit/verify-parallel.ts'), import('../../audit/witness.ts'), import('../../crypto/offline.ts'),
+        ]);
         const dir = resolve(o.data);
         const keys = o.keys ? jwksFileResolver(resolve(o.keys)) : offlinePublicKeyResolverForDataDir(dir);
         // The witness is read first: it must never be newer than the store it is compared with.

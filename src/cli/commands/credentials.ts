@@ -1,7 +1,9 @@
 // `portcullis creds …`, `leases` and `revoke`: just-in-time credentials, their leases, revocation.
 import type { Command } from 'commander';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { CliError, EXIT, call } from '../client.ts';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CliError, EXIT, call, cliHome } from '../client.ts';
+import { fileError } from '../errors.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
 
@@ -17,17 +19,30 @@ export function register(program: Command): void {
     .option('--ttl <duration>', 'lifetime within the target cap, e.g. 15m')
     .option('--grant <id>', 'the access grant to issue under (default: your active grant for this target)')
     .requiredOption('--reason <text>', 'why (recorded with the lease)')
+    .option('--env', 'postgres: print `export PGHOST=… PGPASSFILE=… PORTCULLIS_LEASE=…` lines for eval, so psql connects with no secret on its command line')
     .addOption(json())
-    .action(async (kind: string, target: string, o: { perm?: string; scope?: string[]; ttl?: string; grant?: string; reason: string; json?: boolean }) => {
+    .action(async (kind: string, target: string, o: { perm?: string; scope?: string[]; ttl?: string; grant?: string; reason: string; env?: boolean; json?: boolean }) => {
+      if (kind !== 'postgres' && kind !== 'api') throw new CliError(`kind must be postgres or api, got "${kind}" (SSH certificates: \`portcullis creds ssh\`)`, EXIT.usage);
+      if (o.env && kind !== 'postgres') throw new CliError('--env goes with postgres', EXIT.usage);
+      if (o.env && o.json) throw new CliError('give --env or --json, not both', EXIT.usage);
       const r = await call<{ lease: Record<string, unknown>; credential: Record<string, unknown> }>('POST', '/v1/credentials', {
         body: { target, reason: o.reason, ...(o.perm && { permission: o.perm }), ...(o.ttl && { ttl: o.ttl }), ...(o.scope && { scopes: o.scope }), ...(o.grant && { grant_id: o.grant }) },
       });
-      out(!!o.json, r, () => {
-        const c = r.credential;
-        const until = new Date(Number(r.lease.expiresAt)).toISOString();
-        if (kind === 'postgres') {
-          return `${String(c.uri)}\n\nlease ${String(r.lease.id)} (${String(r.lease.permission)}) until ${until}`;
+      const c = r.credential;
+      const until = new Date(Number(r.lease.expiresAt)).toISOString();
+      if (typeof c.password === 'string') {
+        // The password goes to psql through a 0600 passfile, never through a URI on a command line.
+        const pg = { host: String(c.host), port: String(c.port), database: String(c.database), user: String(c.user) };
+        const passfile = writePassfile(String(r.lease.id), pg, c.password);
+        if (o.env) {
+          process.stdout.write(`${Object.entries({ PGHOST: pg.host, PGPORT: pg.port, PGDATABASE: pg.database, PGUSER: pg.user, PGPASSFILE: passfile, PORTCULLIS_LEASE: String(r.lease.id) }).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n')}\n`);
+          process.stderr.write(`lease ${String(r.lease.id)} (${String(r.lease.permission)}) until ${until}\n`);
+          return;
         }
+        out(!!o.json, r, () => `role ${pg.user} on ${pg.host}:${pg.port}/${pg.database}, lease ${String(r.lease.id)} (${String(r.lease.permission)}) until ${until}\npassword in ${passfile} (mode 0600); connect with:\n  PGPASSFILE=${shellQuote(passfile)} psql ${shellQuote(`host=${pg.host} port=${pg.port} dbname=${pg.database} user=${pg.user}`)}`);
+        return;
+      }
+      out(!!o.json, r, () => {
         return `${String(c.access_token ?? JSON.stringify(c))}\n\nlease ${String(r.lease.id)} until ${until}`;
       });
     });
@@ -40,7 +55,12 @@ export function register(program: Command): void {
     .option('--reason <text>', 'why', 'interactive login')
     .addOption(json())
     .action(async (target: string, o: { key: string; ttl?: string; reason: string; json?: boolean }) => {
-      const publicKey = readFileSync(o.key, 'utf8').trim();
+      let publicKey: string;
+      try {
+        publicKey = readFileSync(o.key, 'utf8').trim();
+      } catch (err) {
+        throw fileError(err, '--key', o.key) ?? err;
+      }
       const r = await call<{ lease: Record<string, unknown>; credential: Record<string, unknown> }>('POST', '/v1/credentials', {
         body: { target, reason: o.reason, public_key: publicKey, ...(o.ttl && { ttl: o.ttl }) },
       });
@@ -82,7 +102,27 @@ export function register(program: Command): void {
       if (keys.length !== 1) throw new CliError('give exactly one of --lease, --identity, --owner, --target, --trust, --session', EXIT.usage);
       const selector = { [keys[0]!]: o[keys[0]!] };
       const r = await call<{ leases: { matched: number; revoked: number; failed: unknown[] }; sessions: string[] }>('POST', '/v1/revocations', { body: { selector, reason: o.reason } });
+      if (typeof o.lease === 'string' && r.leases.failed.length === 0) rmSync(join(cliHome(), 'pgpass', safeName(o.lease)), { force: true });
       out(!!o.json, r, () => `revoked ${r.leases.revoked} of ${r.leases.matched} lease(s)${r.sessions.length ? `; ${r.sessions.join('; ')}` : ''}${r.leases.failed.length ? `\n${r.leases.failed.length} failed and will be retried: ${JSON.stringify(r.leases.failed)}` : ''}`);
       if (r.leases.failed.length > 0) process.exitCode = EXIT.failure;
     });
+}
+
+const safeName = (id: string) => id.replace(/[^A-Za-z0-9_.-]/g, '_');
+
+/** `sh` single quotes, so a printed command can be pasted as is. */
+export function shellQuote(v: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A libpq passfile (hostname:port:database:username:password, `:` and `\\` escaped), mode 0600. */
+export function writePassfile(leaseId: string, pg: { host: string; port: string; database: string; user: string }, password: string): string {
+  const dir = join(cliHome(), 'pgpass');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const path = join(dir, safeName(leaseId));
+  const esc = (v: string) => v.replace(/[\\:]/g, (c) => `\\${c}`);
+  writeFileSync(path, `${[pg.host, pg.port, pg.database, pg.user, password].map(esc).join(':')}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return path;
 }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { CliError, EXIT, call } from '../client.ts';
+import { fileError } from '../errors.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
 
@@ -28,7 +29,14 @@ export function register(program: Command): void {
       .addOption(json())
       .action(async (files: string[], o: { reason?: string; json?: boolean }) => {
         if (!o.reason) throw new CliError('--reason is required', EXIT.usage);
-        const body = { files: files.map((f) => ({ name: basename(f), text: readFileSync(f, 'utf8') })), reason: o.reason, dry_run: dry };
+        const read = (f: string) => {
+          try {
+            return readFileSync(f, 'utf8');
+          } catch (err) {
+            throw fileError(err, 'file', f) ?? err;
+          }
+        };
+        const body = { files: files.map((f) => ({ name: basename(f), text: read(f) })), reason: o.reason, dry_run: dry };
         const r = await call<Record<string, unknown>>('PUT', '/v1/policies', { body });
         out(!!o.json, r, () => (dry ? `valid: ${(r.policies as string[]).length} policies` : r.changed ? `activated policy version ${String(r.version)}` : `unchanged (version ${String(r.version)})`));
       });

@@ -1,26 +1,50 @@
 // `portcullis server`, `portcullis dev` and `portcullis dev token`: run the broker.
+// The broker, Fastify and the config loader are imported inside the actions (start-up stays small).
+// Every failure exits non-zero (markServing): a server that could not start never looks started.
 import type { Command } from 'commander';
-import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadConfigFile } from '../../config/load.ts';
 import { CliError, EXIT, address } from '../client.ts';
-import { serve } from '../serve.ts';
-import { DEV_DATA, devConfig, devEnv, devToken, startDevPostgres } from '../dev.ts';
+import { markServing } from '../errors.ts';
+
+/** Default data directory of `portcullis dev`, whatever the working directory (PORTCULLIS_DEV_DATA overrides). */
+export const DEV_DATA = resolve(import.meta.dirname, '..', '..', '..', '.portcullis', 'dev');
+const devData = () => process.env.PORTCULLIS_DEV_DATA || DEV_DATA;
+
+export function portNumber(text: string, flag = '--port'): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 65535) throw new CliError(`${flag} must be a port number (0-65535, 0 = any free port), got "${text}"`, EXIT.usage);
+  return n;
+}
 
 export function register(program: Command): void {
   program
     .command('server')
     .description('run the control plane from a configuration file')
     .requiredOption('-c, --config <file>', 'portcullis.yaml')
-    .action(async (o: { config: string }) => {
+    .option('--reset-bootstrap', 'with the server stopped: void any earlier bootstrap credential and print a new one-time one for user:admin (audited)')
+    .action(async (o: { config: string; resetBootstrap?: boolean }) => {
+      markServing();
+      const { loadConfigFile } = await import('../../config/load.ts');
       const loaded = loadConfigFile(o.config);
+      if (o.resetBootstrap) {
+        const { resetBootstrap } = await import('../serve.ts');
+        const secret = await resetBootstrap(loaded);
+        process.stderr.write(
+          `A new one-time bootstrap credential for user:admin (any earlier one is void; recorded in the admin audit stream).\n` +
+            `Start the server, then log in with it (paste it when asked; it works once):\n\n  ${secret}\n\n  portcullis login --bootstrap -\n\n`,
+        );
+        process.exit(EXIT.ok);
+      }
+      const { serve } = await import('../serve.ts');
       const running = await serve(loaded);
       const secret = await running.broker.bootstrap();
       process.stderr.write(`portcullis listening on ${running.url} (policy version ${running.broker.decisions.version?.version}, engine ${loaded.config.engine})\n`);
       if (secret) {
         process.stderr.write(
           `\nFirst start: a one-time bootstrap credential for the first administrator (user:admin).\n` +
-            `It works once; use it to mint your own credentials, then it is spent:\n\n  portcullis login --bootstrap ${secret}\n\n`,
+            `It works once; use it to mint your own credentials, then it is spent. Log in with it\n` +
+            `(paste it when asked — never put it on a command line):\n\n  ${secret}\n\n  portcullis login --bootstrap -\n\n` +
+            `Lost the admin session later? Stop the server and run \`portcullis server --config ${o.config} --reset-bootstrap\`.\n\n`,
         );
       }
       stopOnSignal(running.stop);
@@ -30,83 +54,41 @@ export function register(program: Command): void {
     .command('dev')
     .description('run a local development server with a demo setup (npm start)')
     .enablePositionalOptions()
-    .option('--data <dir>', 'data directory', DEV_DATA)
-    .option('--port <port>', 'port', '7070')
+    .option('--data <dir>', 'data directory (default: .portcullis/dev in the repository, or PORTCULLIS_DEV_DATA)')
+    .option('--port <port>', 'port (0: any free port)', '7070')
     .option('--fresh', 'start from an empty data directory')
     .option('--postgres', 'also run an embedded PostgreSQL with an orders-db target (first run takes a few seconds)')
-    .action(async (o: { data: string; port: string; fresh?: boolean; postgres?: boolean }) => {
-      const dataDir = resolve(o.data);
-      if (o.fresh) rmSync(dataDir, { recursive: true, force: true });
-      if (o.fresh) rmSync(`${dataDir}-postgres`, { recursive: true, force: true });
-      const pg = o.postgres ? await startDevPostgres(dataDir, (m) => process.stderr.write(`${m}\n`)) : undefined;
-      let running: Awaited<ReturnType<typeof serve>>;
-      try {
-        running = await serve(devConfig(dataDir, Number(o.port), pg), { env: devEnv(pg) });
-      } catch (err) {
-        await pg?.stop();
-        throw err;
-      }
-      const cli = `${resolve(import.meta.dirname, '..', '..', '..', 'bin', 'portcullis.js')}`;
-      process.stdout.write(`
-Portcullis dev server on ${running.url}
-  data:     ${dataDir}  (audit, keys, identities; --fresh to reset)
-  policies: examples/dev/policies/demo.cedar  (policy version ${running.broker.decisions.version?.version})
-  API:      ${running.url}/openapi.json
-
-Try this next, in another terminal:
-
-  alias portcullis=${cli}
-  export PORTCULLIS_ADDR=${running.url}
-
-  # 1. a CI workload proves itself with an OIDC token from the dev issuer
-  portcullis login --token "$(portcullis dev token --sub repo:acme/api)"
-
-  # 2. ask for decisions — purpose, time window, boundary
-  portcullis authorize db.select Database::orders --reason "monthly report"    # allow
-  portcullis authorize db.select Database::orders                              # deny: no purpose
-  portcullis authorize db.insert Table::orders.payments --ticket OPS-12       # allow 06–22 UTC
-  portcullis authorize db.select Database::analytics --reason "curious"        # deny: boundary guard
-
-  # 3. an administrator looks at the audit trail and the inventory
-  portcullis login --token "$(portcullis dev token --user admin@example.com)"
-  portcullis audit authz
-  portcullis identities list
-  portcullis audit verify
-
-  # 4. short-lived credentials, each decided by policy and leased (as the workload again)
-  portcullis login --token "$(portcullis dev token --sub repo:acme/api)"
-  portcullis creds issue api orders-api --scope orders:read --ttl 10m --reason "sync job"
-  rm -f /tmp/pcx-demo-key*; ssh-keygen -t ed25519 -N '' -q -f /tmp/pcx-demo-key; portcullis creds ssh web-1 --key /tmp/pcx-demo-key.pub
-${pg ? `  portcullis creds issue postgres orders-db --perm readonly --ttl 15m --reason "report"   # psql it
-  portcullis leases
-  portcullis revoke --lease <lease id> --reason "done"   # your own lease: the role's sessions end now
-` : `  portcullis leases                     # (restart with --postgres for PostgreSQL roles too)
-`}
-Ctrl-C stops the server.
-`);
-      stopOnSignal(async () => {
-        await running.stop();
-        await pg?.stop();
-      });
+    .action(async (o: { data?: string; port: string; fresh?: boolean; postgres?: boolean }) => {
+      markServing();
+      const port = portNumber(o.port);
+      const dataDir = resolve(o.data ?? devData());
+      const { runDev } = await import('../dev-server.ts');
+      await runDev({ dataDir, port, fresh: !!o.fresh, postgres: !!o.postgres, stopOnSignal });
     });
 
   dev
     .command('token')
-    .description('print a signed token from the built-in development OIDC issuer')
+    .description('print a signed token from the built-in development OIDC issuer (pipe it into `portcullis login --token -`)')
     .option('--sub <sub>', 'workload subject (GitHub Actions style)', 'repo:acme/api')
     .option('--user <email>', 'a human user instead (dev SSO issuer)')
     .option('--agent <name>', 'an AI agent instead')
     .option('--claim <k=v...>', 'extra claims')
     .option('--ttl <seconds>', 'lifetime', '300')
-    .option('--data <dir>', 'data directory of the dev server', DEV_DATA)
-    .option('--port <port>', 'port of the dev server', new URL(address()).port || '7070')
-    .action(async (o: { sub: string; user?: string; agent?: string; claim?: string[]; ttl: string; data: string; port: string }) => {
+    .option('--data <dir>', 'data directory of the dev server (default: as `portcullis dev`)')
+    .option('--port <port>', 'port of the dev server (default: the one in PORTCULLIS_ADDR)')
+    .action(async (o: { sub: string; user?: string; agent?: string; claim?: string[]; ttl: string; data?: string; port?: string }) => {
       const claims = Object.fromEntries((o.claim ?? []).map((c) => {
         const i = c.indexOf('=');
         if (i < 1) throw new CliError(`--claim must be key=value, got "${c}"`, EXIT.usage);
         return [c.slice(0, i), c.slice(i + 1)];
       }));
-      process.stdout.write(`${await devToken(resolve(o.data), Number(o.port), { sub: o.sub, ...(o.user && { user: o.user }), ...(o.agent && { agent: o.agent }), claims, ttlSeconds: Number(o.ttl) })}\n`);
+      const ttl = Number(o.ttl);
+      if (!/^\d+$/.test(o.ttl) || ttl < 1 || ttl > 86400) throw new CliError(`--ttl must be a number of seconds (1-86400), got "${o.ttl}"`, EXIT.usage);
+      const port = portNumber(o.port ?? (new URL(address()).port || '7070'));
+      const dataDir = resolve(o.data ?? devData());
+      const { devToken, devIssuerKeyExists } = await import('../dev.ts');
+      if (!devIssuerKeyExists(dataDir)) throw new CliError(`no dev server data in ${dataDir}: start one with \`npm start\` first (or give --data / PORTCULLIS_DEV_DATA)`, EXIT.usage);
+      process.stdout.write(`${await devToken(dataDir, port, { sub: o.sub, ...(o.user && { user: o.user }), ...(o.agent && { agent: o.agent }), claims, ttlSeconds: ttl })}\n`);
     });
 }
 
@@ -129,8 +111,8 @@ function stopOnSignal(stop: () => Promise<void>): void {
         process.exit(0);
       },
       (err: unknown) => {
-        process.stderr.write(`stopping failed: ${(err as Error).message}\n`);
-        process.exit(1);
+        process.stderr.write(`error while stopping: ${(err as Error)?.message ?? String(err)}\n`);
+        process.exit(EXIT.failure);
       },
     );
   };

@@ -1,0 +1,77 @@
+// `portcullis dev` itself: the embedded PostgreSQL (with --postgres), the broker, and what to try next.
+import { rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { serve } from './serve.ts';
+import { devConfig, devEnv, startDevPostgres } from './dev.ts';
+
+export interface DevOptions {
+  dataDir: string;
+  port: number;
+  fresh: boolean;
+  postgres: boolean;
+  stopOnSignal(stop: () => Promise<void>): void;
+}
+
+export async function runDev(o: DevOptions): Promise<void> {
+  const { dataDir } = o;
+  if (o.fresh) {
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(`${dataDir}-postgres`, { recursive: true, force: true });
+  }
+  // The dev issuers name the server's URL, so "any free port" is chosen before the config is made.
+  const port = o.port === 0 ? await anyFreePort() : o.port;
+  const pg = o.postgres ? await startDevPostgres(dataDir, (m) => process.stderr.write(`${m}\n`)) : undefined;
+  let running: Awaited<ReturnType<typeof serve>>;
+  try {
+    running = await serve(devConfig(dataDir, port, pg), { env: devEnv(pg) });
+  } catch (err) {
+    await pg?.stop().catch(() => {});
+    throw err;
+  }
+  const cli = resolve(import.meta.dirname, '..', '..', 'bin', 'portcullis.js');
+  process.stdout.write(`
+Portcullis dev server on ${running.url}
+  data:     ${dataDir}  (audit, keys, identities; --fresh to reset)
+  policies: examples/dev/policies/demo.cedar  (policy version ${running.broker.decisions.version?.version})
+  API:      ${running.url}/openapi.json
+${pg ? `  postgres: orders-db on 127.0.0.1:${pg.port} (embedded)\n` : ''}
+Try this next, in another terminal (README.md, "Five minutes with the dev server", has the rest):
+
+  alias portcullis=${cli}
+  export PORTCULLIS_ADDR=${running.url}
+${o.dataDir === resolve(import.meta.dirname, '..', '..', '.portcullis', 'dev') ? '' : `  export PORTCULLIS_DEV_DATA=${dataDir}\n`}
+  # 1. a CI workload proves itself with an OIDC token from the dev issuer (secrets go through stdin)
+  portcullis dev token --sub repo:acme/api | portcullis login --token -
+
+  # 2. ask for decisions — purpose, time window, boundary
+  portcullis authorize db.select Database::orders --reason "monthly report"    # allow
+  portcullis authorize db.select Database::orders                              # deny: no purpose
+  portcullis authorize db.select Database::analytics --reason "curious"        # deny: boundary guard
+
+  # 3. an administrator looks at the audit trail and the inventory
+  portcullis dev token --user admin@example.com | portcullis login --token -
+  portcullis audit authz
+  portcullis identities list
+  portcullis audit verify
+${pg ? '' : `
+  # PostgreSQL credentials and the privileged-access walkthrough need: npm start -- --postgres
+`}
+Ctrl-C stops the server.
+`);
+  o.stopOnSignal(async () => {
+    await running.stop();
+    await pg?.stop();
+  });
+}
+
+function anyFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}

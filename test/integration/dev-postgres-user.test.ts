@@ -1,0 +1,53 @@
+// `portcullis dev --postgres` as a normal user (here: `nobody` through setpriv when the suite runs
+// as root). The root path with a data directory under a mode-0700 folder is run by
+// test/integration/cli-walkthrough.test.ts; failures by test/integration/dev-server.test.ts.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const CLI = join(import.meta.dirname, '..', '..', 'bin', 'portcullis.js');
+const NOBODY = 65534;
+
+describe('portcullis dev --postgres as a normal user', () => {
+  const root = process.getuid?.() === 0;
+  const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0;
+  const dir = mkdtempSync(join(tmpdir(), 'pcx-devuser-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('starts the embedded PostgreSQL as that user, answers /readyz, and stops with exit 0 on SIGINT', { skip: root && !hasSetpriv ? 'running as root without setpriv' : false, timeout: 600_000 }, async () => {
+    chmodSync(dir, 0o755);
+    if (root) chownSync(dir, NOBODY, NOBODY);
+    const argv = [CLI, 'dev', '--postgres', '--data', join(dir, 'dev'), '--port', '0'];
+    const proc = root
+      ? spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', process.execPath, ...argv], { env: { ...process.env, HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no start: ${out}${err}`)), 240_000);
+        proc.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /Portcullis dev server on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1]!);
+          }
+        });
+        void exited.then((c) => reject(new Error(`exited ${c}: ${out}${err}`)));
+      });
+      assert.match(out, /postgres: orders-db on 127\.0\.0\.1:\d+/);
+      assert.doesNotMatch(err, /running as root/);
+      const ready = await fetch(`${url}/readyz`);
+      assert.equal(ready.status, 200);
+    } finally {
+      proc.kill('SIGINT');
+    }
+    assert.equal(await exited, 0, err);
+  });
+});
