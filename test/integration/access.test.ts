@@ -278,7 +278,8 @@ describe('privileged access over HTTP', () => {
     assert.equal(grant.grant.status, 'ended');
   });
 
-  it('CLI: login --sso through the loopback redirect, a step-up hint, a request with its status sentence', async () => {
+  // Four CLI runs, each with its own 60 s hang detector: more than the suite's 120 s per test.
+  it('CLI: login --sso through the loopback redirect, a step-up hint, a request with its status sentence', { timeout: 300_000 }, async () => {
     const home = mkdtempSync(join(tmpdir(), 'pcx-cli-home-'));
     const port = new URL(REDIRECT).port; // the provider only knows this redirect URI
     /** Runs the CLI; when it prints the sign-in URL, acts as the browser and lands on its listener. */
