@@ -27,7 +27,7 @@ export async function startReceiver(secret: string, opts: { failFirst?: number; 
     url: '',
     received,
     hits: 0,
-    waitFor(type, timeoutMs = 5000) {
+    waitFor(type, timeoutMs = 60_000) { // a hang detector: deliveries are slow on a loaded machine
       const have = received.find((x) => x.type === type && x.valid);
       if (have) return Promise.resolve(have);
       return new Promise((resolve, reject) => {

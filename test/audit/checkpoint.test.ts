@@ -70,8 +70,13 @@ test('key rotation: a signer function is asked at each checkpoint; verify resolv
     const k1 = ed25519Key('k1');
     const k2 = ed25519Key('k2');
     let current = k1;
-    const log = new AuditLog(s.db, { signer: () => current.signer, checkpointEvery: 5 });
+    // A manual clock: no interval checkpoint joins in. Each group is flushed before the key
+    // changes: the writer may hand a due checkpoint back with a later reply of the same group
+    // commit (e.g. one the 1 s timer sent), so it is signed when that reply arrives, not when its
+    // events resolve; flush() waits for every reply, so checkpoint 5 is signed while k1 is current.
+    const log = new AuditLog(s.db, { signer: () => current.signer, checkpointEvery: 5, clock: new ManualClock() });
     await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
+    await log.flush();
     current = k2;
     await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
     await log.flush();
@@ -92,7 +97,7 @@ test('a checkpoint signed by another key does not verify', async () => {
   try {
     const real = ed25519Key('k');
     const impostor = ed25519Key('k');
-    const log = new AuditLog(s.db, { signer: impostor.signer, checkpointEvery: 3 });
+    const log = new AuditLog(s.db, { signer: impostor.signer, checkpointEvery: 3, clock: new ManualClock() });
     await Promise.all(Array.from({ length: 7 }, (_, i) => log.append(ev(i))));
     await log.flush();
     const v = verifyStream(s.db, 'authz', resolverOf(real));
@@ -111,7 +116,13 @@ test('the timer signs idle streams (real time, short interval)', async () => {
     const key = ed25519Key('k');
     const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 1000, checkpointIntervalMs: 50 });
     await log.append(ev(1));
-    await new Promise((r) => setTimeout(r, 200));
+    // Nothing else asks for a checkpoint: only the timer can make one. Waits for it (a loaded
+    // machine may take long), fails only if it never comes.
+    const deadline = Date.now() + 60_000;
+    while (checkpoints(s.db).length === 0) {
+      assert.ok(Date.now() < deadline, 'no checkpoint from the timer within 60 s');
+      await new Promise((r) => setTimeout(r, 20));
+    }
     assert.deepEqual(checkpoints(s.db).map((c) => c.seq), [1]);
     await log.close();
   } finally {
@@ -125,11 +136,15 @@ test('a failing signer never fails appends; the next checkpoint still links to t
     const key = ed25519Key('k');
     let broken = false;
     const signer = { kid: 'k', sign: (d: Uint8Array) => { if (broken) throw new Error('hsm unavailable'); return key.signer.sign(d); } };
-    const log = new AuditLog(s.db, { signer, checkpointEvery: 5 });
+    // Flushed between phases so each due checkpoint is signed in its phase (see key rotation).
+    const log = new AuditLog(s.db, { signer, checkpointEvery: 5, clock: new ManualClock() });
     await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
+    await log.flush();
     broken = true;
     const recs = await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
     assert.equal(recs.at(-1)!.seq, 10);
+    await log.flush(); // checkpoint 10 was due and its signing failed: flush still settles
+    assert.deepEqual(checkpoints(s.db).map((c) => c.seq), [5]);
     broken = false;
     await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
     await log.flush();
@@ -146,7 +161,8 @@ for (const writer of ['inline', 'worker'] as const) {
     const s = tempStore();
     try {
       const key = ed25519Key('k');
-      const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 7, writer });
+      // A manual clock: only count checkpoints (and the final one), however slow the machine is.
+      const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 7, writer, clock: new ManualClock() });
       for (let round = 0; round < 5; round++) {
         await Promise.all(Array.from({ length: 9 }, (_, i) => log.append({ ...ev(i), stream: round % 2 ? 'admin' : 'authz' })));
       }

@@ -110,9 +110,18 @@ test('follow replays from afterSeq, then goes live across pages; close() ends it
     const done = (async () => {
       for await (const r of log.follow({ stream: 'admin', afterSeq: 100 })) seen.push(r.seq);
     })();
-    await new Promise((r) => setTimeout(r, 20));
+    // Waits for the follower to reach each point (close() ends it wherever it is, and a loaded
+    // machine may be slow to get there); only a follower that never gets there fails.
+    const until = async (n: number) => {
+      const deadline = Date.now() + 60_000;
+      while (seen.length < n) {
+        assert.ok(Date.now() < deadline, `follower saw ${seen.length} of ${n} events within 60 s`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    await until(1100);
     await Promise.all(Array.from({ length: 10 }, (_, i) => log.append({ stream: 'admin', type: 'x', actor: 'a', payload: { i } })));
-    await new Promise((r) => setTimeout(r, 20));
+    await until(1110);
     await log.close();
     await done;
     assert.equal(seen.length, 1110);

@@ -49,7 +49,7 @@ export async function startSshd(dir: string, o: { caPublicKeyLine: string; krlPa
   let log = '';
   sshd.stderr!.on('data', (d) => (log += d));
   // Ready when the port accepts connections.
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 60_000; // sshd starts slowly on a loaded machine
   for (;;) {
     const up = await new Promise<boolean>((resolve) => {
       const s = connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));

@@ -21,7 +21,7 @@ describe('SSH certificates over the API and CLI, against a real sshd', { skip },
   // Asynchronous: the server runs in this process and must keep serving while the CLI waits.
   const cli = (...args: string[]) =>
     new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, [CLI, ...args], { env: { ...process.env, PORTCULLIS_ADDR: s.url, PORTCULLIS_TOKEN: session, PORTCULLIS_HOME: join(s.dir, 'home') }, encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) =>
+      execFile(process.execPath, [CLI, ...args], { env: { ...process.env, PORTCULLIS_ADDR: s.url, PORTCULLIS_TOKEN: session, PORTCULLIS_HOME: join(s.dir, 'home') }, encoding: 'utf8', timeout: 120_000 /* hang detector: a fresh Node per command is slow under load */ }, (err, stdout, stderr) =>
         resolve({ status: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr }));
     });
 
