@@ -17,6 +17,8 @@ export async function allowedTo(broker: Broker, req: FastifyRequest, action: str
   }
 }
 
+const AFTER_POLICY = new Set(['self_escalation', 'self_approval']);
+
 /**
  * Runs `fn` for the resource `what` `id`. Not found → one 404 whatever the domain said; refused
  * (403) or in a state that refuses the operation (409) → the same 404 unless `canRead` says the
@@ -28,6 +30,10 @@ export async function opaqueId<T>(what: string, id: string, canRead: () => Promi
   } catch (err) {
     if (!(err instanceof PortcullisError)) throw err;
     if (err.code === 'not_found') throw new NotFound(`${what} ${id}`);
+    // Refusing an identity its own escalation, or a requester its own approval, reveals nothing a
+    // 404 would hide (the caller is the subject). Separation of duties is answered like any other
+    // refusal: precise to whoever may read the request, 404 to anyone else.
+    if (err.status === 403 && AFTER_POLICY.has(err.code)) throw err;
     if (err.status === 403 || err.status === 409) {
       let readable = false;
       try {

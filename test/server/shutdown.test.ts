@@ -37,11 +37,11 @@ policies: ./policies
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  while (!/--bootstrap (\S+)/.test(err)) {
+  while (!/(pcx_bootstrap_[A-Za-z0-9_-]+)/.test(err)) {
     if (child.exitCode !== null) throw new Error(`server exited: ${err}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { child, url: new URL(/listening on (\S+)/.exec(err)![1]!), secret: /--bootstrap (\S+)/.exec(err)![1]!, stderr: () => err, exited, dir };
+  return { child, url: new URL(/listening on (\S+)/.exec(err)![1]!), secret: /(pcx_bootstrap_[A-Za-z0-9_-]+)/.exec(err)![1]!, stderr: () => err, exited, dir };
 }
 
 /** A raw HTTP/1.1 exchange on its own socket; resolves with the whole response text when the server ends it. */

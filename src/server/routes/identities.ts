@@ -26,7 +26,10 @@ const idParam = {
 
 export function identityRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
-  const readable = async (req: FastifyRequest, id: string) => broker.identities.get(id) !== undefined && allowedTo(broker, req, 'identity.read', { type: 'Identity', id });
+  // Who may see that an identity exists: itself, and whoever may read or manage it.
+  const readable = async (req: FastifyRequest, id: string) =>
+    broker.identities.get(id) !== undefined &&
+    (req.session!.identity.id === id || (await allowedTo(broker, req, 'identity.read', { type: 'Identity', id })) || allowedTo(broker, req, 'identity.manage', { type: 'Identity', id }));
 
   app.get(
     '/v1/identities',
