@@ -28,6 +28,17 @@ const q = pg.escapeIdentifier;
 // database, across brokers too.
 const ACL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('portcullis:credentials:acl'))";
 const lit = pg.escapeLiteral;
+// The admin connection resolves names in pg_catalog only (temp schema last, for relations only).
+// PostgreSQL picks an unqualified function or operator from EVERY schema on the search_path by best
+// argument match (CVE-2018-1058): with `public` on it, a lease that may create there plants
+// `public.pg_advisory_xact_lock(integer)` or an operator `public.=(oid, regclass)` and the broker
+// runs it as the admin role. Set as a startup option, so ALTER ROLE / ALTER DATABASE … SET
+// search_path cannot change it either.
+export const ADMIN_SEARCH_PATH = 'pg_catalog, pg_temp';
+// Operator-written GRANT statements are resolved as written against the usual path; GRANT evaluates
+// no function or operator, so nothing planted can run while it is in force.
+const STATEMENTS_SEARCH_PATH = `SET LOCAL search_path = "$user", public`;
+const ADMIN_PATH = `SET LOCAL search_path = ${ADMIN_SEARCH_PATH}`;
 
 function randomRoleName(): string {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -56,7 +67,9 @@ export function grantStatements(target: PostgresTarget, permission: string, role
   const r = q(role);
   const out = [`GRANT CONNECT ON DATABASE ${q(target.database)} TO ${r}`];
   if ('statements' in perm) {
+    out.push(STATEMENTS_SEARCH_PATH);
     for (const s of perm.statements) out.push(s.replaceAll('{{role}}', r));
+    out.push(ADMIN_PATH);
     return out;
   }
   for (const schema of perm.schemas) {
@@ -132,6 +145,7 @@ export class PostgresIssuer implements CredentialIssuer {
       user: this.#cfg.admin.user,
       password: this.#password,
       application_name: 'portcullis',
+      options: `-c search_path=${ADMIN_SEARCH_PATH.replace(' ', '')}`,
       connectionTimeoutMillis: t.connect_ms,
       statement_timeout: t.statement_ms,
       lock_timeout: t.statement_ms,
