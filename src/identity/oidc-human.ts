@@ -8,7 +8,7 @@
 import { outboundFetch } from '../common/outbound.ts';
 import type { OutboundFetch } from '../common/outbound.ts';
 import { createHash, randomBytes } from 'node:crypto';
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createRemoteJWKSet, customFetch, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import type { Clock } from '../common/clock.ts';
 import { nowSeconds, systemClock } from '../common/clock.ts';
@@ -145,7 +145,10 @@ export class HumanOidcTrust {
     const methods = doc.code_challenge_methods_supported;
     if (Array.isArray(methods) && !methods.includes('S256')) throw new Unavailable(`trust ${this.name}: the provider does not support PKCE S256`);
     const value = doc as unknown as ProviderMetadata;
-    this.#meta = { value, jwks: createRemoteJWKSet(new URL(value.jwks_uri)), at: now };
+    // jose fetches the keys itself (global fetch) unless told otherwise: the discovered jwks_uri
+    // is an outbound destination like any other and goes through the same guarded fetch.
+    const jwks = createRemoteJWKSet(new URL(value.jwks_uri), { [customFetch]: this.#fetch as typeof fetch, timeoutDuration: 5000 });
+    this.#meta = { value, jwks, at: now };
     return this.#meta;
   }
 
