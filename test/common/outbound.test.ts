@@ -185,16 +185,18 @@ describe('outbound destinations', () => {
     const mutePort = (mute.address() as { port: number }).port;
     const tricklePort = (trickle.address() as { port: number }).port;
     const timedOut = (e: unknown) => (e as Error).name === 'TimeoutError';
+    // Hang guard (not a speed assertion): without a limit the call would never settle.
+    const settles = <T>(p: Promise<T>) => Promise.race([p, new Promise<T>((_, rej) => setTimeout(() => rej(new Error('the call never settled')), 5000).unref())]);
     try {
       // No signal from the caller: the fetch's own limit applies.
       const f = outboundFetch({ allowPrivate: LOOPBACK, timeoutMs: 300, resolve: (h) => (h === 'never.example.com' ? new Promise(() => {}) : Promise.resolve([{ address: '127.0.0.1', family: 4 }])) });
-      await assert.rejects(f(`http://127.0.0.1:${mutePort}/`), timedOut);
-      await assert.rejects(f(`https://127.0.0.1:${mutePort}/`), timedOut);
-      await assert.rejects(f(`http://127.0.0.1:${tricklePort}/`), timedOut);
-      await assert.rejects(f('http://never.example.com/'), timedOut);
+      await assert.rejects(settles(f(`http://127.0.0.1:${mutePort}/`)), timedOut);
+      await assert.rejects(settles(f(`https://127.0.0.1:${mutePort}/`)), timedOut);
+      await assert.rejects(settles(f(`http://127.0.0.1:${tricklePort}/`)), timedOut);
+      await assert.rejects(settles(f('http://never.example.com/')), timedOut);
       // The caller's signal wins over the default.
       const g = outboundFetch({ allowPrivate: LOOPBACK, timeoutMs: 60_000 });
-      await assert.rejects(g(`http://127.0.0.1:${tricklePort}/`, { signal: AbortSignal.timeout(300) }), timedOut);
+      await assert.rejects(settles(g(`http://127.0.0.1:${tricklePort}/`, { signal: AbortSignal.timeout(300) })), timedOut);
     } finally {
       for (const s of sockets) s.destroy();
       trickle.closeAllConnections();
