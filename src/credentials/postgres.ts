@@ -206,21 +206,18 @@ export class PostgresIssuer implements CredentialIssuer {
     const password = randomBytes(24).toString('base64url');
     const statements = grantStatements(this.#cfg, lease.permission, role);
     await this.#withAdmin('create role', async (c) => {
+      // On failure no ROLLBACK round trip: #withAdmin discards a failed connection, which ends the
+      // transaction server-side; against a frozen server a ROLLBACK would wait out another timeout.
       await c.query('BEGIN');
-      try {
-        await c.query(ACL_LOCK);
-        await c.query(
-          `CREATE ROLE ${q(role)} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS ` +
-            `PASSWORD ${lit(scramVerifier(password))} VALID UNTIL ${lit(new Date(lease.expiresAt).toISOString())} ` +
-            `CONNECTION LIMIT ${this.#cfg.connection_limit}`,
-        );
-        await c.query(`COMMENT ON ROLE ${q(role)} IS ${lit(`portcullis-managed lease=${lease.id} target=${this.target}`)}`);
-        for (const s of statements) await c.query(s);
-        await c.query('COMMIT');
-      } catch (e) {
-        await c.query('ROLLBACK').catch(() => {});
-        throw e;
-      }
+      await c.query(ACL_LOCK);
+      await c.query(
+        `CREATE ROLE ${q(role)} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS ` +
+          `PASSWORD ${lit(scramVerifier(password))} VALID UNTIL ${lit(new Date(lease.expiresAt).toISOString())} ` +
+          `CONNECTION LIMIT ${this.#cfg.connection_limit}`,
+      );
+      await c.query(`COMMENT ON ROLE ${q(role)} IS ${lit(`portcullis-managed lease=${lease.id} target=${this.target}`)}`);
+      for (const s of statements) await c.query(s);
+      await c.query('COMMIT');
     });
     const { host, port, database } = this.#cfg;
     return {
@@ -283,12 +280,16 @@ export class PostgresIssuer implements CredentialIssuer {
     // A non-superuser admin (CREATEROLE) holds only ADMIN OPTION on roles it created (PG16+);
     // terminating their backends and DROP OWNED need the role's privileges, i.e. INHERIT.
     await this.#inherit(c, role);
-    await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()', [role]);
-    // Wait until the backends are really gone, so "revoked" means the sessions have ended. Polled
-    // at 5 ms: pg_terminate_backend's own timeout form sleeps in 100 ms steps.
+    // Terminate, and wait until the backends are really gone, so "revoked" means the sessions have
+    // ended. Terminated again on every poll: a backend that was still authenticating when NOLOGIN
+    // committed shows up after the first sweep. Polled at 5 ms: pg_terminate_backend's own timeout
+    // form sleeps in 100 ms steps.
     const deadline = Date.now() + 3000;
     for (;;) {
-      const r = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1', [role]);
+      const r = await c.query<{ n: number }>(
+        'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
+        [role],
+      );
       if (r.rows[0]!.n === 0) break;
       if (Date.now() > deadline) throw new TargetError(this.target, `sessions of ${role} did not end within 3 s`);
       await new Promise((res) => setTimeout(res, 5));
@@ -304,16 +305,13 @@ export class PostgresIssuer implements CredentialIssuer {
     for (const { datname } of others.rows) {
       await this.#inDatabase(datname, 'drop owned', (o) => this.#dropOwned(o, role, keeper));
     }
+    // On failure no ROLLBACK round trip: the caller (#withAdmin) discards the connection, which
+    // ends the transaction server-side (see issue()).
     await c.query('BEGIN');
-    try {
-      await c.query(ACL_LOCK);
-      await this.#dropOwned(c, role, keeper);
-      await c.query(`DROP ROLE ${q(role)}`);
-      await c.query('COMMIT');
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw e;
-    }
+    await c.query(ACL_LOCK);
+    await this.#dropOwned(c, role, keeper);
+    await c.query(`DROP ROLE ${q(role)}`);
+    await c.query('COMMIT');
   }
 
   async #inherit(c: pg.ClientBase, role: string): Promise<void> {

@@ -5,7 +5,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
+import { execFile } from 'node:child_process';
 import { createServer as createTcpServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:net';
 import { HumanOidcTrust } from '../../src/identity/oidc-human.ts';
 import { validateHumanOidcTrust } from '../../src/identity/human-oidc-config.ts';
@@ -235,6 +237,33 @@ describe('outbound destinations', () => {
     } finally {
       server.off('request', count);
       await new Promise<void>((r) => idp.close(() => r()));
+    }
+  });
+
+  test('a proxy from the environment never carries an outbound call (it would resolve and connect for us)', async () => {
+    let proxied = 0;
+    const proxy = createServer((_req, res) => { proxied++; res.writeHead(200).end('via proxy'); });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const mod = fileURLToPath(new URL('../../src/common/outbound.ts', import.meta.url));
+    const script = `
+      import { outboundFetch } from ${JSON.stringify(mod)};
+      const f = outboundFetch({ allowPrivate: ['127.0.0.1/32'], resolve: async (h) => [{ address: h === 'meta.example.com' ? '169.254.169.254' : '127.0.0.1', family: 4 }] });
+      const out = [];
+      for (const u of ['http://meta.example.com/latest/meta-data/', 'http://direct.example.com:${port}/direct']) {
+        try { out.push(await (await f(u)).text()); } catch (e) { out.push('refused: ' + e.message); }
+      }
+      console.log(JSON.stringify(out));`;
+    try {
+      const env = { ...process.env, NODE_USE_ENV_PROXY: '1', HTTP_PROXY: proxyUrl, http_proxy: proxyUrl, HTTPS_PROXY: proxyUrl, NO_PROXY: '' };
+      const stdout = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, ['--input-type=module', '-e', script], { env, timeout: 30_000 }, (err, out) => (err ? reject(err) : resolve(out))));
+      const [meta, direct] = JSON.parse(stdout.trim().split('\n').at(-1)!) as string[];
+      assert.match(meta!, /refused: .*169\.254\.169\.254/);
+      assert.equal(direct, 'inside GET /direct');
+      assert.equal(proxied, 0);
+    } finally {
+      await new Promise<void>((r) => proxy.close(() => r()));
     }
   });
 });
