@@ -168,7 +168,9 @@ export class OutboundPolicy {
     for (const s of this.#self) {
       if (s.port !== port) continue;
       const host = s.host.replace(/^\[|\]$/g, '');
-      if (isUnspecified(host) || host === 'localhost') {
+      // A listener named by hostname (`listen.host: portcullis.internal`) is bound to whatever that
+      // name resolved to — some address of this machine: treat it like a wildcard listener.
+      if (isUnspecified(host) || host === 'localhost' || isIP(host) === 0) {
         if (forbiddenReason(plain) === 'loopback' || localAddresses().has(plain) || localAddresses().has(address)) return true;
       } else if (host === plain || host === address) {
         return true;

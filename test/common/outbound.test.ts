@@ -124,6 +124,12 @@ describe('outbound destinations', () => {
       await refused(f(`http://127.0.0.1:${port}/`), /own listener/);
       await refused(f(`http://[::ffff:127.0.0.1]:${port}/`), /own listener/);
     }
+    // A listener named by hostname, reached under another name or address of this machine.
+    for (const host of ['portcullis.internal', 'localhost', 'LOCALHOST', '[::]']) {
+      const f = outboundFetch({ allowPrivate: LOOPBACK, self: [{ host, port }], resolve: table({ 'idp.example.com': ['127.0.0.1'] }) });
+      await refused(f(`http://127.0.0.1:${port}/`), /own listener/);
+      await refused(f(`http://idp.example.com:${port}/.well-known/jwks.json`), /own listener/);
+    }
     assert.equal(hits, before);
     await refused(outboundFetch({ allowPrivate: LOOPBACK })(`http://user:pw@127.0.0.1:${port}/`), /credentials/);
   });
