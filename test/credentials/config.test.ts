@@ -42,13 +42,13 @@ test('errors name the offending path', () => {
   // A permission set grants to the lease's role only, and nothing the lease could pass on (review, item 8.9).
   for (const bad of [
     'GRANT SELECT ON t TO {{role}} WITH GRANT OPTION', 'GRANT SELECT ON t TO {{role}}, probe', 'GRANT SELECT ON t TO probe, {{role}}',
-    'GRANT {{role}} TO probe', 'GRANT pg_read_all_data TO {{role}}', 'GRANT SELECT ON t TO {{role}} GRANTED BY postgres',
+    'GRANT {{role}} TO probe', 'GRANT app_reader TO {{role}} WITH ADMIN OPTION', 'GRANT SELECT ON t TO {{role}} GRANTED BY postgres',
     'GRANT SELECT ON t TO {{role}} -- ', 'GRANT SELECT ON t TO {{role}} /* x */', 'GRANT SELECT ON t TO {{role}}\nWITH GRANT OPTION',
     'GRANT SELECT ON {{role}}_t TO {{role}}', 'grant select on t to {{role}} with admin option',
   ]) {
     assert.equal(fieldOf([{ ...pg, permissions: { custom: [bad] } }]), 'targets[0].permissions.custom[0]', bad);
   }
-  for (const good of ['GRANT SELECT ON public.orders TO {{role}}', 'grant usage, create on schema app to {{role}}', 'GRANT SELECT (id, total) ON t TO {{role}} ']) {
+  for (const good of ['GRANT SELECT ON public.orders TO {{role}}', 'grant usage, create on schema app to {{role}}', 'GRANT SELECT (id, total) ON t TO {{role}} ', 'GRANT app_reader TO {{role}}']) {
     assert.doesNotThrow(() => validateTargets([{ ...pg, permissions: { custom: [good] } }]), good);
   }
   assert.equal(fieldOf([{ ...pg, admin: { user: 'x', password: 'hunter2' } }]), 'targets[0].admin.password');
