@@ -302,16 +302,38 @@ export class PostgresIssuer implements CredentialIssuer {
           AND d.datname <> current_database() AND d.datallowconn ORDER BY 1`,
       [role],
     );
+    // When another role's object depends on one the lease made (a view calling its function, a
+    // table using its type), DROP OWNED refuses (2BP01) and the revoke would fail for ever, the
+    // lease's privileges still usable through what it planted. Then everything it owns goes to
+    // the keeper (no login, nothing worth taking) and DROP OWNED removes its privileges: the
+    // revocation completes and nothing runs with the lease's rights.
+    const dependedOn = (e: unknown) => keeper === undefined && (e as { code?: string }).code === '2BP01';
     for (const { datname } of others.rows) {
-      await this.#inDatabase(datname, 'drop owned', (o) => this.#dropOwned(o, role, keeper));
+      await this.#inDatabase(datname, 'drop owned', async (o) => {
+        try {
+          await this.#dropOwned(o, role, keeper);
+        } catch (e) {
+          if (!dependedOn(e)) throw e;
+          await this.#dropOwned(o, role, await this.#ensureKeeper(c));
+        }
+      });
     }
     // On failure no ROLLBACK round trip: the caller (#withAdmin) discards the connection, which
     // ends the transaction server-side (see issue()).
-    await c.query('BEGIN');
-    await c.query(ACL_LOCK);
-    await this.#dropOwned(c, role, keeper);
-    await c.query(`DROP ROLE ${q(role)}`);
-    await c.query('COMMIT');
+    const finish = async (k: string | undefined) => {
+      await c.query('BEGIN');
+      await c.query(ACL_LOCK);
+      await this.#dropOwned(c, role, k);
+      await c.query(`DROP ROLE ${q(role)}`);
+      await c.query('COMMIT');
+    };
+    try {
+      await finish(keeper);
+    } catch (e) {
+      if (!dependedOn(e)) throw e;
+      await c.query('ROLLBACK');
+      await finish(await this.#ensureKeeper(c));
+    }
   }
 
   async #inherit(c: pg.ClientBase, role: string): Promise<void> {

@@ -28,6 +28,10 @@ before(async () => {
   // Where a shadow writes who ran it: owned by an unrelated role, anyone may insert.
   await su.query(`CREATE ROLE bystander NOLOGIN; CREATE TABLE public.ran_as (who text, what text); ALTER TABLE public.ran_as OWNER TO bystander;
                   GRANT INSERT ON public.ran_as TO PUBLIC`);
+  // Readable by the lease only (through its permission set); an unrelated role that may create in public.
+  await su.query(`CREATE TABLE public.lease_only (s text); INSERT INTO public.lease_only VALUES ('only-for-the-lease');
+                  ALTER TABLE public.lease_only OWNER TO ${BROKER_ROLE}; REVOKE ALL ON public.lease_only FROM PUBLIC;
+                  CREATE ROLE other_app LOGIN PASSWORD 'other-pw'; GRANT CREATE ON SCHEMA public TO other_app`);
   const target = validateTargets([
     {
       name: 'orders-db', kind: 'postgres', host: pgdb.host, port: pgdb.port, database: pgdb.database,
@@ -36,6 +40,7 @@ before(async () => {
         planter: ['GRANT CREATE ON SCHEMA public TO {{role}}'],
         reader: { preset: 'readonly', schemas: ['public'] },
         keep: { statements: ['GRANT CREATE ON SCHEMA public TO {{role}}'], on_revoke: 'keep_objects' },
+        'planter-reader': ['GRANT CREATE ON SCHEMA public TO {{role}}', 'GRANT SELECT ON public.lease_only TO {{role}}'],
       },
       max_ttl: '1h',
     },
@@ -115,4 +120,33 @@ describe('the admin connection never runs code a lease planted', () => {
       }
     });
   }
+
+  test('an object of another role depending on what the lease made cannot keep the lease alive or its rights usable', async () => {
+    const l = await svc.issue({ identityId: 'workload:planter', target: 'orders-db', permission: 'planter-reader', purpose: 'plant' });
+    const c = await connectAs(pgdb, l.credential.user as string, l.credential.password as string);
+    try {
+      await c.query(`CREATE FUNCTION public.leak() RETURNS text LANGUAGE sql SECURITY DEFINER AS 'SELECT string_agg(s, '','') FROM public.lease_only'`);
+      await c.query(`CREATE TYPE public.lease_type AS (x text)`);
+    } finally {
+      await c.end();
+    }
+    // Another role builds on it: a view calling the function, a table using the type.
+    const other = await connectAs(pgdb, 'other_app', 'other-pw');
+    try {
+      await other.query('CREATE VIEW public.uses_leak AS SELECT public.leak() AS v');
+      await other.query('CREATE TABLE public.uses_type (id int, v public.lease_type)');
+      assert.deepEqual((await other.query('SELECT public.leak() AS v')).rows, [{ v: 'only-for-the-lease' }], 'the planted function works during the lease');
+      const res = await svc.revoke({ lease: l.lease.id }, { by: 'user:ops', reason: 'done' });
+      assert.deepEqual(res.failed, [], 'revocation completes');
+      assert.equal(svc.get(l.lease.id).status, 'revoked');
+      // Whatever survived for the other role's sake runs with nothing: the lease's read is gone.
+      await assert.rejects(other.query('SELECT public.leak()'), /permission denied|does not exist/);
+      await assert.rejects(other.query('SELECT * FROM public.uses_leak'), /permission denied|does not exist/);
+      const role = await su.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [l.lease.handle]);
+      assert.equal(role.rowCount, 0, 'the lease role is gone');
+    } finally {
+      await other.query('DROP VIEW IF EXISTS public.uses_leak; DROP TABLE IF EXISTS public.uses_type').catch(() => {});
+      await other.end();
+    }
+  });
 });
