@@ -310,11 +310,18 @@ export class PostgresIssuer implements CredentialIssuer {
     const dependedOn = (e: unknown) => keeper === undefined && (e as { code?: string }).code === '2BP01';
     for (const { datname } of others.rows) {
       await this.#inDatabase(datname, 'drop owned', async (o) => {
+        const inTx = async (k: string | undefined) => {
+          await o.query('BEGIN');
+          await o.query(ACL_LOCK);
+          await this.#dropOwned(o, role, k);
+          await o.query('COMMIT');
+        };
         try {
-          await this.#dropOwned(o, role, keeper);
+          await inTx(keeper);
         } catch (e) {
           if (!dependedOn(e)) throw e;
-          await this.#dropOwned(o, role, await this.#ensureKeeper(c));
+          await o.query('ROLLBACK');
+          await inTx(await this.#ensureKeeper(c));
         }
       });
     }
@@ -351,6 +358,10 @@ export class PostgresIssuer implements CredentialIssuer {
       );
       for (const { nspname } of schemas.rows) await c.query(`GRANT USAGE, CREATE ON SCHEMA ${q(nspname)} TO ${q(keeper)}`);
       await c.query(`REASSIGN OWNED BY ${q(role)} TO ${q(keeper)}`);
+      // CREATE was needed for the hand-over only. Kept, it would let anyone who can run a kept
+      // SECURITY DEFINER function create objects as the keeper for ever (e.g. shadows of functions
+      // other sessions call through their search_path). Runs under ACL_LOCK (callers' transaction).
+      for (const { nspname } of schemas.rows) await c.query(`REVOKE CREATE ON SCHEMA ${q(nspname)} FROM ${q(keeper)}`);
     }
     // Drops what is still owned, the role's privileges and its default privileges.
     await c.query(`DROP OWNED BY ${q(role)}`);

@@ -149,4 +149,32 @@ describe('the admin connection never runs code a lease planted', () => {
       await other.end();
     }
   });
+
+  test('keep_objects: a kept SECURITY DEFINER function gives no way to create anything as the keeper', async () => {
+    const l = await svc.issue({ identityId: 'workload:planter', target: 'orders-db', permission: 'keep', purpose: 'plant and keep' });
+    const c = await connectAs(pgdb, l.credential.user as string, l.credential.password as string);
+    try {
+      await c.query(`CREATE FUNCTION public.run_sql(q text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS 'BEGIN EXECUTE q; END'`);
+      await c.query(`CREATE TABLE public.kept_data (x text)`);
+    } finally {
+      await c.end();
+    }
+    assert.deepEqual((await svc.revoke({ lease: l.lease.id }, { by: 'user:ops', reason: 'done' })).failed, []);
+    const other = await connectAs(pgdb, 'other_app', 'other-pw');
+    try {
+      // Still there, running as the keeper, which may no longer create anything anywhere.
+      await other.query(`SELECT public.run_sql('SELECT 1')`);
+      for (const sql of [
+        'CREATE FUNCTION public.pg_advisory_xact_lock(integer) RETURNS void LANGUAGE sql AS $$SELECT$$',
+        'CREATE TABLE public.planted_by_keeper (x int)', 'CREATE VIEW public.v_by_keeper AS SELECT 1',
+      ]) {
+        await assert.rejects(other.query('SELECT public.run_sql($1)', [sql]), /permission denied for schema public/, sql);
+      }
+      const schemas = await su.query(`SELECT nspname FROM pg_namespace WHERE has_schema_privilege('portcullis_kept_orders-db', oid, 'CREATE')`);
+      assert.deepEqual(schemas.rows, []);
+    } finally {
+      await other.end();
+      await su.query(`DROP OWNED BY "portcullis_kept_orders-db"`);
+    }
+  });
 });
