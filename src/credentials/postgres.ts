@@ -294,6 +294,20 @@ export class PostgresIssuer implements CredentialIssuer {
       if (Date.now() > deadline) throw new TargetError(this.target, `sessions of ${role} did not end within 3 s`);
       await new Promise((res) => setTimeout(res, 5));
     }
+    // A prepared transaction (max_prepared_transactions > 0) outlives its session: it holds its
+    // locks, so DROP OWNED would wait it out and the revoke fail for ever, and whoever commits it
+    // later resurrects what it created. Rolled back here; only its owner (or a superuser) may, so
+    // as the lease role (SET ROLE runs no code; the path stays pg_catalog).
+    const prepared = await c.query<{ gid: string; database: string }>('SELECT gid, database FROM pg_prepared_xacts WHERE owner = $1', [role]);
+    for (const { gid, database } of prepared.rows) {
+      const rollback = async (x: pg.ClientBase) => {
+        await x.query(`SET ROLE ${q(role)}`);
+        await x.query(`ROLLBACK PREPARED ${lit(gid)}`);
+        await x.query('RESET ROLE');
+      };
+      if (database === this.#cfg.database) await rollback(c);
+      else await this.#inDatabase(database, 'rollback prepared', rollback);
+    }
     const keeper = onRevoke === 'keep_objects' ? await this.#ensureKeeper(c) : undefined;
     // Other databases first (the role may connect wherever PUBLIC may and create where it may).
     const others = await c.query<{ datname: string }>(
@@ -344,8 +358,8 @@ export class PostgresIssuer implements CredentialIssuer {
   }
 
   async #inherit(c: pg.ClientBase, role: string): Promise<void> {
-    const r = await c.query<{ ok: boolean }>(`SELECT pg_has_role(current_user, $1, 'USAGE') AS ok`, [role]);
-    if (!r.rows[0]!.ok) await c.query(`GRANT ${q(role)} TO CURRENT_USER WITH INHERIT TRUE, SET FALSE`);
+    const r = await c.query<{ ok: boolean }>(`SELECT pg_has_role(current_user, $1, 'USAGE') AND pg_has_role(current_user, $1, 'SET') AS ok`, [role]);
+    if (!r.rows[0]!.ok) await c.query(`GRANT ${q(role)} TO CURRENT_USER WITH INHERIT TRUE, SET TRUE`);
   }
 
   async #dropOwned(c: pg.ClientBase, role: string, keeper: string | undefined): Promise<void> {

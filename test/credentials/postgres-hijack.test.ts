@@ -22,7 +22,7 @@ let svc: CredentialService;
 let su: pg.Client;
 
 before(async () => {
-  pgdb = await startPostgres();
+  pgdb = await startPostgres(['-c', 'max_prepared_transactions=5']);
   su = pgdb.admin();
   await su.connect();
   // Where a shadow writes who ran it: owned by an unrelated role, anyone may insert.
@@ -176,5 +176,23 @@ describe('the admin connection never runs code a lease planted', () => {
       await other.end();
       await su.query(`DROP OWNED BY "portcullis_kept_orders-db"`);
     }
+  });
+
+  test('a prepared transaction left by the lease neither blocks the revoke nor survives it', async () => {
+    const l = await svc.issue({ identityId: 'workload:planter', target: 'orders-db', permission: 'planter-reader', purpose: 'prepare' });
+    const c = await connectAs(pgdb, l.credential.user as string, l.credential.password as string);
+    try {
+      await c.query(`BEGIN; CREATE FUNCTION public.resurrected() RETURNS text LANGUAGE sql SECURITY DEFINER AS 'SELECT current_user::text';
+                     LOCK TABLE public.lease_only IN ACCESS SHARE MODE; PREPARE TRANSACTION 'pcx-held'`);
+    } finally {
+      await c.end();
+    }
+    assert.equal((await su.query(`SELECT count(*)::int AS n FROM pg_prepared_xacts WHERE gid = 'pcx-held'`)).rows[0].n, 1);
+    const res = await svc.revoke({ lease: l.lease.id }, { by: 'user:ops', reason: 'done' });
+    assert.deepEqual(res.failed, []);
+    assert.equal((await su.query(`SELECT count(*)::int AS n FROM pg_prepared_xacts`)).rows[0].n, 0, 'nothing left to commit later');
+    await assert.rejects(su.query(`COMMIT PREPARED 'pcx-held'`), /does not exist/);
+    assert.equal((await su.query(`SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'resurrected'`)).rows[0].n, 0);
+    assert.equal((await su.query('SELECT count(*)::int AS n FROM pg_roles WHERE rolname = $1', [l.lease.handle])).rows[0].n, 0);
   });
 });
