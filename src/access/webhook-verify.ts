@@ -28,7 +28,7 @@ export interface WebhookReceiverOptions {
   secret: string | readonly string[];
   /** Accepted age of `t` (default 300 s, as the signer's tolerance). */
   toleranceS?: number;
-  /** How long an event id is remembered (default 2 × tolerance; at least that). */
+  /** How long an event id is remembered (default and minimum 2 × tolerance + 1 s). */
   retainS?: number;
   /** Most ids remembered (default 100 000); when full, new events are refused ('busy'), never forgotten early. */
   maxEntries?: number;
@@ -49,7 +49,10 @@ export class WebhookReceiver {
     this.#secrets = typeof o.secret === 'string' ? [o.secret] : [...o.secret];
     if (this.#secrets.length === 0 || this.#secrets.some((s) => s.length === 0)) throw new TypeError('WebhookReceiver: secret must be non-empty');
     this.#tolerance = o.toleranceS ?? 300;
-    this.#retain = Math.max(o.retainS ?? 2 * this.#tolerance, 2 * this.#tolerance);
+    // A signature verifies while |now - t| <= tolerance, and t may be up to `tolerance` ahead of
+    // the first receipt: it stays valid until receipt + 2 × tolerance INCLUSIVE, so the id is
+    // remembered one second longer than that.
+    this.#retain = Math.max(o.retainS ?? 2 * this.#tolerance + 1, 2 * this.#tolerance + 1);
     this.#max = o.maxEntries ?? 100_000;
     this.#now = o.nowS ?? (() => Math.floor(Date.now() / 1000));
   }

@@ -38,6 +38,12 @@ export interface OutboundOptions {
   maxRedirects?: number;
   /** Largest response body read (default 4 MiB). */
   maxBodyBytes?: number;
+  /**
+   * Whole-call limit (DNS, connect, TLS, headers, body, every redirect hop) when the caller gives
+   * no `signal` (default 10 s): a destination that accepts and then trickles or never answers
+   * cannot hold a call, a socket and its caller forever.
+   */
+  timeoutMs?: number;
 }
 
 export type OutboundFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
@@ -51,6 +57,12 @@ const FORBIDDEN: [string, [string, number, 'ipv4' | 'ipv6'][]][] = [
   ['unique local', [['fc00::', 7, 'ipv6'], ['fec0::', 10, 'ipv6']]],
   ['multicast', [['224.0.0.0', 4, 'ipv4'], ['ff00::', 8, 'ipv6']]],
   ['reserved', [['192.0.0.0', 24, 'ipv4'], ['198.18.0.0', 15, 'ipv4'], ['240.0.0.0', 4, 'ipv4'], ['100::', 64, 'ipv6'], ['::', 96, 'ipv6']]],
+  // Prefixes that carry an IPv4 address a translator or relay inside the network may reach, in a
+  // form this file cannot decode reliably: local-use NAT64 (RFC 8215, the IPv4 address is split
+  // around the u octet), Teredo (obfuscated client address), and documentation ranges, which are
+  // never a legitimate destination.
+  ['IPv4 translation (NAT64 local-use / Teredo)', [['64:ff9b:1::', 48, 'ipv6'], ['2001::', 32, 'ipv6']]],
+  ['documentation', [['192.0.2.0', 24, 'ipv4'], ['198.51.100.0', 24, 'ipv4'], ['203.0.113.0', 24, 'ipv4'], ['2001:db8::', 32, 'ipv6'], ['3fff::', 20, 'ipv6']]],
 ];
 const CATEGORIES: [string, BlockList][] = FORBIDDEN.map(([name, nets]) => {
   const b = new BlockList();
@@ -85,6 +97,7 @@ export function embeddedIPv4(address: string): string | undefined {
   const zero = (from: number, to: number) => b.slice(from, to).every((x) => x === 0);
   const v4 = (at: number) => b.slice(at, at + 4).join('.');
   if (zero(0, 10) && b[10] === 0xff && b[11] === 0xff) return v4(12); // ::ffff:a.b.c.d
+  if (zero(0, 8) && b[8] === 0xff && b[9] === 0xff && zero(10, 12)) return v4(12); // ::ffff:0:a.b.c.d (SIIT, RFC 6052/7915)
   if (zero(0, 12) && !zero(12, 14)) return v4(12); // ::a.b.c.d (deprecated compatible form)
   if (b[0] === 0x00 && b[1] === 0x64 && b[2] === 0xff && b[3] === 0x9b && zero(4, 12)) return v4(12); // 64:ff9b::/96
   if (b[0] === 0x20 && b[1] === 0x02) return v4(2); // 2002::/16 6to4
@@ -155,7 +168,9 @@ export class OutboundPolicy {
     for (const s of this.#self) {
       if (s.port !== port) continue;
       const host = s.host.replace(/^\[|\]$/g, '');
-      if (isUnspecified(host) || host === 'localhost') {
+      // A listener named by hostname (`listen.host: portcullis.internal`) is bound to whatever that
+      // name resolved to — some address of this machine: treat it like a wildcard listener.
+      if (isUnspecified(host) || host === 'localhost' || isIP(host) === 0) {
         if (forbiddenReason(plain) === 'loopback' || localAddresses().has(plain) || localAddresses().has(address)) return true;
       } else if (host === plain || host === address) {
         return true;
@@ -197,6 +212,7 @@ export function outboundFetch(opts: OutboundOptions = {}): OutboundFetch {
   const resolve: Resolver = opts.resolve ?? ((h) => dnsLookup(h, { all: true, verbatim: true }));
   const maxRedirects = opts.maxRedirects ?? 3;
   const maxBody = opts.maxBodyBytes ?? 4 * 1024 * 1024;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
 
   const one = (url: URL, method: string, headers: Headers, body: Buffer | undefined, signal: AbortSignal | undefined): Promise<Response> =>
     new Promise<Response>((resolveRes, reject) => {
@@ -282,8 +298,9 @@ export function outboundFetch(opts: OutboundOptions = {}): OutboundFetch {
     const headers = new Headers(init.headers ?? (input instanceof Request ? input.headers : undefined));
     let body = await bodyBytes(init.body);
     const mode = init.redirect ?? 'follow';
+    const signal = init.signal ?? AbortSignal.timeout(timeoutMs);
     for (let hop = 0; ; hop++) {
-      const res = await one(url, method, headers, body, init.signal ?? undefined);
+      const res = await one(url, method, headers, body, signal);
       const location = res.headers.get('location');
       if (!REDIRECT.has(res.status) || location === null || mode === 'manual') return res;
       if (mode === 'error') throw new OutboundRefused(`outbound call: ${url.origin} answered with a redirect, which is refused`);

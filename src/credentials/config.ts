@@ -220,8 +220,12 @@ function grantStatements(raw: unknown, p: string): string[] {
   list.forEach((s, i) => {
     // Only single GRANT statements to the generated role: a permission set must not be able to
     // run arbitrary admin SQL or grant to anyone else.
-    if (!/^\s*GRANT\s/i.test(s) || !s.includes('{{role}}') || s.includes(';')) {
-      throw new InvalidInput(`${p}[${i}]: expected a single GRANT statement ending in TO {{role}}`, `${p}[${i}]`);
+    // Exactly: GRANT <privileges ON objects | role> TO {{role}} — the role once, as the only
+    // grantee, at the end. Not `TO {{role}}, other`, not `GRANT {{role}} TO other` (membership in
+    // the lease for someone else), not WITH GRANT/ADMIN OPTION (the lease would hand the privilege
+    // on to others), not GRANTED BY, no comments that could hide any of these.
+    if (!/^\s*GRANT\s[\s\S]*\sTO\s+\{\{role\}\}\s*$/i.test(s) || s.split('{{role}}').length !== 2 || s.includes(';') || /--|\/\*/.test(s)) {
+      throw new InvalidInput(`${p}[${i}]: expected a single GRANT statement ending in TO {{role}} (the generated role as the only grantee, no WITH GRANT OPTION)`, `${p}[${i}]`);
     }
   });
   return list;

@@ -28,6 +28,17 @@ const q = pg.escapeIdentifier;
 // database, across brokers too.
 const ACL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('portcullis:credentials:acl'))";
 const lit = pg.escapeLiteral;
+// The admin connection resolves names in pg_catalog only (temp schema last, for relations only).
+// PostgreSQL picks an unqualified function or operator from EVERY schema on the search_path by best
+// argument match (CVE-2018-1058): with `public` on it, a lease that may create there plants
+// `public.pg_advisory_xact_lock(integer)` or an operator `public.=(oid, regclass)` and the broker
+// runs it as the admin role. Set as a startup option, so ALTER ROLE / ALTER DATABASE … SET
+// search_path cannot change it either.
+export const ADMIN_SEARCH_PATH = 'pg_catalog, pg_temp';
+// Operator-written GRANT statements are resolved as written against the usual path; GRANT evaluates
+// no function or operator, so nothing planted can run while it is in force.
+const STATEMENTS_SEARCH_PATH = `SET LOCAL search_path = "$user", public`;
+const ADMIN_PATH = `SET LOCAL search_path = ${ADMIN_SEARCH_PATH}`;
 
 function randomRoleName(): string {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -56,7 +67,9 @@ export function grantStatements(target: PostgresTarget, permission: string, role
   const r = q(role);
   const out = [`GRANT CONNECT ON DATABASE ${q(target.database)} TO ${r}`];
   if ('statements' in perm) {
+    out.push(STATEMENTS_SEARCH_PATH);
     for (const s of perm.statements) out.push(s.replaceAll('{{role}}', r));
+    out.push(ADMIN_PATH);
     return out;
   }
   for (const schema of perm.schemas) {
@@ -132,6 +145,7 @@ export class PostgresIssuer implements CredentialIssuer {
       user: this.#cfg.admin.user,
       password: this.#password,
       application_name: 'portcullis',
+      options: `-c search_path=${ADMIN_SEARCH_PATH.replace(' ', '')}`,
       connectionTimeoutMillis: t.connect_ms,
       statement_timeout: t.statement_ms,
       lock_timeout: t.statement_ms,
@@ -192,21 +206,18 @@ export class PostgresIssuer implements CredentialIssuer {
     const password = randomBytes(24).toString('base64url');
     const statements = grantStatements(this.#cfg, lease.permission, role);
     await this.#withAdmin('create role', async (c) => {
+      // On failure no ROLLBACK round trip: #withAdmin discards a failed connection, which ends the
+      // transaction server-side; against a frozen server a ROLLBACK would wait out another timeout.
       await c.query('BEGIN');
-      try {
-        await c.query(ACL_LOCK);
-        await c.query(
-          `CREATE ROLE ${q(role)} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS ` +
-            `PASSWORD ${lit(scramVerifier(password))} VALID UNTIL ${lit(new Date(lease.expiresAt).toISOString())} ` +
-            `CONNECTION LIMIT ${this.#cfg.connection_limit}`,
-        );
-        await c.query(`COMMENT ON ROLE ${q(role)} IS ${lit(`portcullis-managed lease=${lease.id} target=${this.target}`)}`);
-        for (const s of statements) await c.query(s);
-        await c.query('COMMIT');
-      } catch (e) {
-        await c.query('ROLLBACK').catch(() => {});
-        throw e;
-      }
+      await c.query(ACL_LOCK);
+      await c.query(
+        `CREATE ROLE ${q(role)} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS ` +
+          `PASSWORD ${lit(scramVerifier(password))} VALID UNTIL ${lit(new Date(lease.expiresAt).toISOString())} ` +
+          `CONNECTION LIMIT ${this.#cfg.connection_limit}`,
+      );
+      await c.query(`COMMENT ON ROLE ${q(role)} IS ${lit(`portcullis-managed lease=${lease.id} target=${this.target}`)}`);
+      for (const s of statements) await c.query(s);
+      await c.query('COMMIT');
     });
     const { host, port, database } = this.#cfg;
     return {
@@ -269,15 +280,33 @@ export class PostgresIssuer implements CredentialIssuer {
     // A non-superuser admin (CREATEROLE) holds only ADMIN OPTION on roles it created (PG16+);
     // terminating their backends and DROP OWNED need the role's privileges, i.e. INHERIT.
     await this.#inherit(c, role);
-    await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()', [role]);
-    // Wait until the backends are really gone, so "revoked" means the sessions have ended. Polled
-    // at 5 ms: pg_terminate_backend's own timeout form sleeps in 100 ms steps.
+    // Terminate, and wait until the backends are really gone, so "revoked" means the sessions have
+    // ended. Terminated again on every poll: a backend that was still authenticating when NOLOGIN
+    // committed shows up after the first sweep. Polled at 5 ms: pg_terminate_backend's own timeout
+    // form sleeps in 100 ms steps.
     const deadline = Date.now() + 3000;
     for (;;) {
-      const r = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1', [role]);
+      const r = await c.query<{ n: number }>(
+        'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
+        [role],
+      );
       if (r.rows[0]!.n === 0) break;
       if (Date.now() > deadline) throw new TargetError(this.target, `sessions of ${role} did not end within 3 s`);
       await new Promise((res) => setTimeout(res, 5));
+    }
+    // A prepared transaction (max_prepared_transactions > 0) outlives its session: it holds its
+    // locks, so DROP OWNED would wait it out and the revoke fail for ever, and whoever commits it
+    // later resurrects what it created. Rolled back here; only its owner (or a superuser) may, so
+    // as the lease role (SET ROLE runs no code; the path stays pg_catalog).
+    const prepared = await c.query<{ gid: string; database: string }>('SELECT gid, database FROM pg_prepared_xacts WHERE owner = $1', [role]);
+    for (const { gid, database } of prepared.rows) {
+      const rollback = async (x: pg.ClientBase) => {
+        await x.query(`SET ROLE ${q(role)}`);
+        await x.query(`ROLLBACK PREPARED ${lit(gid)}`);
+        await x.query('RESET ROLE');
+      };
+      if (database === this.#cfg.database) await rollback(c);
+      else await this.#inDatabase(database, 'rollback prepared', rollback);
     }
     const keeper = onRevoke === 'keep_objects' ? await this.#ensureKeeper(c) : undefined;
     // Other databases first (the role may connect wherever PUBLIC may and create where it may).
@@ -287,24 +316,50 @@ export class PostgresIssuer implements CredentialIssuer {
           AND d.datname <> current_database() AND d.datallowconn ORDER BY 1`,
       [role],
     );
+    // When another role's object depends on one the lease made (a view calling its function, a
+    // table using its type), DROP OWNED refuses (2BP01) and the revoke would fail for ever, the
+    // lease's privileges still usable through what it planted. Then everything it owns goes to
+    // the keeper (no login, nothing worth taking) and DROP OWNED removes its privileges: the
+    // revocation completes and nothing runs with the lease's rights.
+    const dependedOn = (e: unknown) => keeper === undefined && (e as { code?: string }).code === '2BP01';
     for (const { datname } of others.rows) {
-      await this.#inDatabase(datname, 'drop owned', (o) => this.#dropOwned(o, role, keeper));
+      await this.#inDatabase(datname, 'drop owned', async (o) => {
+        const inTx = async (k: string | undefined) => {
+          await o.query('BEGIN');
+          await o.query(ACL_LOCK);
+          await this.#dropOwned(o, role, k);
+          await o.query('COMMIT');
+        };
+        try {
+          await inTx(keeper);
+        } catch (e) {
+          if (!dependedOn(e)) throw e;
+          await o.query('ROLLBACK');
+          await inTx(await this.#ensureKeeper(c));
+        }
+      });
     }
-    await c.query('BEGIN');
-    try {
+    // On failure no ROLLBACK round trip: the caller (#withAdmin) discards the connection, which
+    // ends the transaction server-side (see issue()).
+    const finish = async (k: string | undefined) => {
+      await c.query('BEGIN');
       await c.query(ACL_LOCK);
-      await this.#dropOwned(c, role, keeper);
+      await this.#dropOwned(c, role, k);
       await c.query(`DROP ROLE ${q(role)}`);
       await c.query('COMMIT');
+    };
+    try {
+      await finish(keeper);
     } catch (e) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw e;
+      if (!dependedOn(e)) throw e;
+      await c.query('ROLLBACK');
+      await finish(await this.#ensureKeeper(c));
     }
   }
 
   async #inherit(c: pg.ClientBase, role: string): Promise<void> {
-    const r = await c.query<{ ok: boolean }>(`SELECT pg_has_role(current_user, $1, 'USAGE') AS ok`, [role]);
-    if (!r.rows[0]!.ok) await c.query(`GRANT ${q(role)} TO CURRENT_USER WITH INHERIT TRUE, SET FALSE`);
+    const r = await c.query<{ ok: boolean }>(`SELECT pg_has_role(current_user, $1, 'USAGE') AND pg_has_role(current_user, $1, 'SET') AS ok`, [role]);
+    if (!r.rows[0]!.ok) await c.query(`GRANT ${q(role)} TO CURRENT_USER WITH INHERIT TRUE, SET TRUE`);
   }
 
   async #dropOwned(c: pg.ClientBase, role: string, keeper: string | undefined): Promise<void> {
@@ -317,6 +372,10 @@ export class PostgresIssuer implements CredentialIssuer {
       );
       for (const { nspname } of schemas.rows) await c.query(`GRANT USAGE, CREATE ON SCHEMA ${q(nspname)} TO ${q(keeper)}`);
       await c.query(`REASSIGN OWNED BY ${q(role)} TO ${q(keeper)}`);
+      // CREATE was needed for the hand-over only. Kept, it would let anyone who can run a kept
+      // SECURITY DEFINER function create objects as the keeper for ever (e.g. shadows of functions
+      // other sessions call through their search_path). Runs under ACL_LOCK (callers' transaction).
+      for (const { nspname } of schemas.rows) await c.query(`REVOKE CREATE ON SCHEMA ${q(nspname)} FROM ${q(keeper)}`);
     }
     // Drops what is still owned, the role's privileges and its default privileges.
     await c.query(`DROP OWNED BY ${q(role)}`);

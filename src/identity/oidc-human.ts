@@ -152,7 +152,10 @@ export class HumanOidcTrust {
     const methods = doc.code_challenge_methods_supported;
     if (Array.isArray(methods) && !methods.includes('S256')) throw new Unavailable(`trust ${this.name}: the provider does not support PKCE S256`);
     const value = doc as unknown as ProviderMetadata;
-    this.#meta = { value, jwks: createRemoteJWKSet(new URL(value.jwks_uri), { [customFetch]: (url, options) => this.#fetch(url, { ...options, redirect: 'error' }) }), at: now };
+    // jose fetches the keys itself (global fetch) unless told otherwise: the discovered jwks_uri
+    // is an outbound destination like any other and goes through the same guarded fetch.
+    const jwks = createRemoteJWKSet(new URL(value.jwks_uri), { [customFetch]: (url, options) => this.#fetch(url, { ...options, redirect: 'error' }), timeoutDuration: 5000 });
+    this.#meta = { value, jwks, at: now };
     return this.#meta;
   }
 

@@ -50,3 +50,19 @@ test('the cache is bounded and never forgets an id early: when full it refuses n
   now += 601; // past 2 × tolerance: old ids expire, room again
   assert.equal(ok('c').ok, true);
 });
+
+test('a replay is refused for as long as its signature verifies, including a t ahead of the receiver clock', () => {
+  for (const retainS of [undefined, 0, 600]) {
+    let now = 4_000_000;
+    const r = new WebhookReceiver({ secret: SECRET, nowS: () => now, ...(retainS === undefined ? {} : { retainS }) });
+    const b = body(`evt_ahead_${retainS}`);
+    const sig = signWebhook(SECRET, now + 300, b); // the sender's clock is 300 s ahead: still within tolerance
+    assert.equal(r.verify(sig, b).ok, true);
+    for (const later of [1, 299, 300, 301, 599, 600]) {
+      now = 4_000_000 + later;
+      assert.deepEqual(r.verify(sig, b), { ok: false, reason: 'replay' }, `replayed ${later} s later (retainS ${retainS})`);
+    }
+    now = 4_000_000 + 601;
+    assert.deepEqual(r.verify(sig, b), { ok: false, reason: 'bad_signature' }, 'too old to verify at all');
+  }
+});

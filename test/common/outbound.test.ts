@@ -5,6 +5,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
+import { execFile } from 'node:child_process';
+import { createServer as createTcpServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { Socket } from 'node:net';
+import { HumanOidcTrust } from '../../src/identity/oidc-human.ts';
+import { validateHumanOidcTrust } from '../../src/identity/human-oidc-config.ts';
 import { forbiddenReason, LOOPBACK, OutboundRefused, outboundFetch, parseCidr } from '../../src/common/outbound.ts';
 import type { Resolver } from '../../src/common/outbound.ts';
 import { WebhookDispatcher } from '../../src/access/webhooks.ts';
@@ -118,6 +124,12 @@ describe('outbound destinations', () => {
       await refused(f(`http://127.0.0.1:${port}/`), /own listener/);
       await refused(f(`http://[::ffff:127.0.0.1]:${port}/`), /own listener/);
     }
+    // A listener named by hostname, reached under another name or address of this machine.
+    for (const host of ['portcullis.internal', 'localhost', 'LOCALHOST', '[::]']) {
+      const f = outboundFetch({ allowPrivate: LOOPBACK, self: [{ host, port }], resolve: table({ 'idp.example.com': ['127.0.0.1'] }) });
+      await refused(f(`http://127.0.0.1:${port}/`), /own listener/);
+      await refused(f(`http://idp.example.com:${port}/.well-known/jwks.json`), /own listener/);
+    }
     assert.equal(hits, before);
     await refused(outboundFetch({ allowPrivate: LOOPBACK })(`http://user:pw@127.0.0.1:${port}/`), /credentials/);
   });
@@ -147,5 +159,117 @@ describe('outbound destinations', () => {
     }
     assert.equal(hits, before);
     await d.stop();
+  });
+
+  test('review variants: translated IPv6 forms, documentation ranges, Unicode and percent-encoded spellings', async () => {
+    for (const a of ['::ffff:0:a9fe:a9fe', '::ffff:0:7f00:1', '64:ff9b:1::a9fe:a9fe', '64:ff9b:1:fffe::1', '2001:0:4136:e378:8000:63bf:3fff:fdd2', '2001:db8::1', '3fff::1', '192.0.2.1', '198.51.100.7', '203.0.113.9']) {
+      assert.notEqual(forbiddenReason(a), undefined, a);
+    }
+    assert.match(forbiddenReason('::ffff:0:a9fe:a9fe')!, /link-local.*inside IPv6/);
+    assert.equal(forbiddenReason('2001:4860:4860::8888'), undefined, 'a public 2001:… address is not Teredo');
+    const f = outboundFetch({ allowPrivate: ['10.0.0.0/8'] });
+    const before = hits;
+    for (const u of [
+      'http://169.254.169.254./', 'http://[::ffff:0:a9fe:a9fe]/', `http://[::ffff:0:7f00:1]:${port}/`, `http://①②⑦.0.0.1:${port}/`,
+      `http://127。0。0。1:${port}/`, `http://%31%32%37.0.0.1:${port}/`, `http://127.0.0.1%2e:${port}/`, `http://[64:ff9b:1::7f00:1]:${port}/`,
+    ]) {
+      await refused(f(u), /refused/);
+    }
+    assert.equal(hits, before, 'nothing reached');
+  });
+
+  test('a destination that never answers, trickles its body, or never resolves cannot hold a call', { timeout: 20_000 }, async () => {
+    const sockets: Socket[] = [];
+    // Accepts TCP and never says anything (no headers, no TLS handshake).
+    const mute = createTcpServer((s) => { sockets.push(s); s.on('error', () => {}); });
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+    // Sends headers, then one byte of body at a time, slowly.
+    const trickle = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const t = setInterval(() => res.write('x'), 100);
+      res.on('close', () => clearInterval(t));
+    });
+    await new Promise<void>((r) => trickle.listen(0, '127.0.0.1', r));
+    const mutePort = (mute.address() as { port: number }).port;
+    const tricklePort = (trickle.address() as { port: number }).port;
+    const timedOut = (e: unknown) => (e as Error).name === 'TimeoutError';
+    // Hang guard (not a speed assertion): without a limit the call would never settle.
+    const settles = <T>(p: Promise<T>) => Promise.race([p, new Promise<T>((_, rej) => setTimeout(() => rej(new Error('the call never settled')), 5000).unref())]);
+    try {
+      // No signal from the caller: the fetch's own limit applies.
+      const f = outboundFetch({ allowPrivate: LOOPBACK, timeoutMs: 300, resolve: (h) => (h === 'never.example.com' ? new Promise(() => {}) : Promise.resolve([{ address: '127.0.0.1', family: 4 }])) });
+      await assert.rejects(settles(f(`http://127.0.0.1:${mutePort}/`)), timedOut);
+      await assert.rejects(settles(f(`https://127.0.0.1:${mutePort}/`)), timedOut);
+      await assert.rejects(settles(f(`http://127.0.0.1:${tricklePort}/`)), timedOut);
+      await assert.rejects(settles(f('http://never.example.com/')), timedOut);
+      // The caller's signal wins over the default.
+      const g = outboundFetch({ allowPrivate: LOOPBACK, timeoutMs: 60_000 });
+      await assert.rejects(settles(g(`http://127.0.0.1:${tricklePort}/`, { signal: AbortSignal.timeout(300) })), timedOut);
+    } finally {
+      for (const s of sockets) s.destroy();
+      trickle.closeAllConnections();
+      await new Promise<void>((r) => mute.close(() => r()));
+      await new Promise<void>((r) => trickle.close(() => r()));
+    }
+  });
+
+  test("OIDC sign-in: the discovered jwks_uri goes through the same outbound policy (not jose's own fetch)", async () => {
+    let jwksHits = 0;
+    const idp = createServer((req, res) => {
+      const base = `http://127.0.0.1:${(idp.address() as { port: number }).port}`;
+      if (req.url === '/.well-known/openid-configuration') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
+          issuer: base, authorization_endpoint: `${base}/auth`, token_endpoint: `${base}/token`,
+          // Portcullis' own listener under another name: reached only if the guard is bypassed.
+          jwks_uri: `http://localhost:${port}/jwks`, code_challenge_methods_supported: ['S256'],
+        }));
+        return;
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => idp.listen(0, '127.0.0.1', r));
+    const count = (req: { url?: string }) => { if (req.url === '/jwks') jwksHits++; };
+    server.on('request', count);
+    try {
+      const issuer = `http://127.0.0.1:${(idp.address() as { port: number }).port}`;
+      const cfg = validateHumanOidcTrust({ name: 'sso', kind: 'oidc-human', issuer, client_id: 'c', redirect_uris: ['http://127.0.0.1/cb'] }, {});
+      const trust = new HumanOidcTrust(cfg, { fetch: outboundFetch({ allowPrivate: LOOPBACK, self: [{ host: '0.0.0.0', port }] }) });
+      assert.equal((await trust.discover()).jwks_uri, `http://localhost:${port}/jwks`);
+      const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      const now = Math.floor(Date.now() / 1000);
+      const token = `${b64({ alg: 'RS256', kid: 'k1', typ: 'JWT' })}.${b64({ iss: issuer, aud: 'c', sub: 'x', iat: now, exp: now + 60 })}.${'A'.repeat(43)}`;
+      await assert.rejects(trust.verifyIdToken(token));
+      assert.equal(jwksHits, 0, 'the JWKS request reached a refused destination');
+    } finally {
+      server.off('request', count);
+      await new Promise<void>((r) => idp.close(() => r()));
+    }
+  });
+
+  test('a proxy from the environment never carries an outbound call (it would resolve and connect for us)', async () => {
+    let proxied = 0;
+    const proxy = createServer((_req, res) => { proxied++; res.writeHead(200).end('via proxy'); });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const mod = fileURLToPath(new URL('../../src/common/outbound.ts', import.meta.url));
+    const script = `
+      import { outboundFetch } from ${JSON.stringify(mod)};
+      const f = outboundFetch({ allowPrivate: ['127.0.0.1/32'], resolve: async (h) => [{ address: h === 'meta.example.com' ? '169.254.169.254' : '127.0.0.1', family: 4 }] });
+      const out = [];
+      for (const u of ['http://meta.example.com/latest/meta-data/', 'http://direct.example.com:${port}/direct']) {
+        try { out.push(await (await f(u)).text()); } catch (e) { out.push('refused: ' + e.message); }
+      }
+      console.log(JSON.stringify(out));`;
+    try {
+      const env = { ...process.env, NODE_USE_ENV_PROXY: '1', HTTP_PROXY: proxyUrl, http_proxy: proxyUrl, HTTPS_PROXY: proxyUrl, NO_PROXY: '' };
+      const stdout = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, ['--input-type=module', '-e', script], { env, timeout: 30_000 }, (err, out) => (err ? reject(err) : resolve(out))));
+      const [meta, direct] = JSON.parse(stdout.trim().split('\n').at(-1)!) as string[];
+      assert.match(meta!, /refused: .*169\.254\.169\.254/);
+      assert.equal(direct, 'inside GET /direct');
+      assert.equal(proxied, 0);
+    } finally {
+      await new Promise<void>((r) => proxy.close(() => r()));
+    }
   });
 });

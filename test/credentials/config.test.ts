@@ -39,6 +39,18 @@ test('errors name the offending path', () => {
   assert.equal(fieldOf([{ ...pg, permissions: { readonly: 'everything' } }]), 'targets[0].permissions.readonly');
   assert.equal(fieldOf([{ ...pg, permissions: { custom: ['DROP TABLE orders'] } }]), 'targets[0].permissions.custom[0]');
   assert.equal(fieldOf([{ ...pg, permissions: { custom: ['GRANT SELECT ON t TO {{role}}; DROP TABLE t'] } }]), 'targets[0].permissions.custom[0]');
+  // A permission set grants to the lease's role only, and nothing the lease could pass on (review, item 8.9).
+  for (const bad of [
+    'GRANT SELECT ON t TO {{role}} WITH GRANT OPTION', 'GRANT SELECT ON t TO {{role}}, probe', 'GRANT SELECT ON t TO probe, {{role}}',
+    'GRANT {{role}} TO probe', 'GRANT app_reader TO {{role}} WITH ADMIN OPTION', 'GRANT SELECT ON t TO {{role}} GRANTED BY postgres',
+    'GRANT SELECT ON t TO {{role}} -- ', 'GRANT SELECT ON t TO {{role}} /* x */', 'GRANT SELECT ON t TO {{role}}\nWITH GRANT OPTION',
+    'GRANT SELECT ON {{role}}_t TO {{role}}', 'grant select on t to {{role}} with admin option',
+  ]) {
+    assert.equal(fieldOf([{ ...pg, permissions: { custom: [bad] } }]), 'targets[0].permissions.custom[0]', bad);
+  }
+  for (const good of ['GRANT SELECT ON public.orders TO {{role}}', 'grant usage, create on schema app to {{role}}', 'GRANT SELECT (id, total) ON t TO {{role}} ', 'GRANT app_reader TO {{role}}']) {
+    assert.doesNotThrow(() => validateTargets([{ ...pg, permissions: { custom: [good] } }]), good);
+  }
   assert.equal(fieldOf([{ ...pg, admin: { user: 'x', password: 'hunter2' } }]), 'targets[0].admin.password');
   assert.equal(fieldOf([{ ...pg, admin: { user: 'x', password_env: 'not valid' } }]), 'targets[0].admin.password_env');
   assert.equal(fieldOf([pg, { ...pg, name: 'other-db', default_ttl: '2h' }]), 'targets[1].default_ttl');

@@ -54,7 +54,8 @@ export async function grantBrokerRights(c: pg.Client, database: string, role = B
   await c.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO ${role} WITH GRANT OPTION`);
 }
 
-export async function startPostgres(): Promise<TestPostgres> {
+/** `flags`: extra server settings, e.g. `['-c', 'max_prepared_transactions=5']`. */
+export async function startPostgres(flags: string[] = []): Promise<TestPostgres> {
   const root = mkdtempSync(join(tmpdir(), 'pcx-pg-'));
   chmodSync(root, 0o755); // the server runs as the `postgres` user and must reach its data dir
   const port = await freePort();
@@ -69,7 +70,7 @@ export async function startPostgres(): Promise<TestPostgres> {
     authMethod: 'scram-sha-256',
     persistent: false,
     createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-k', dataDir],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-k', dataDir, ...flags],
     onLog: process.env.PCX_PG_LOG ? (m) => console.error(m) : () => {},
     onError: () => {},
   });
