@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { ISSUER2, startHarness } from './harness.ts';
 import type { Harness, HarnessOptions } from './harness.ts';
 
-const trust2 = (name: string, identity: string, o: { kind?: string; suffix?: string } = {}) => (jwks2: string) => `
+const trust2 = (name: string, identity: string, o: { kind?: string; suffix?: string; extra?: string } = {}) => (jwks2: string) => `
   - name: ${name}
     kind: oidc
     issuer: ${ISSUER2}${o.suffix ?? ''}
@@ -18,14 +18,17 @@ const trust2 = (name: string, identity: string, o: { kind?: string; suffix?: str
     identity_kind: ${o.kind ?? 'workload'}
     boundary: application
     environment: prod
-`;
+${o.extra ?? ''}`;
 const all = (...fs: ((j: string) => string)[]) => (j: string) => fs.map((f) => f(j)).join('');
 const start = (o: HarnessOptions) => startHarness('', {}, undefined, o);
+/** Starts and closes at once; the start error, or undefined (a failing test leaves no server running). */
+const startError = (o: HarnessOptions): Promise<Error | undefined> => start(o).then(async (h) => void (await h.close()), (e: Error) => e);
 
 describe('identity binding at config load (review variants)', () => {
   it('placeholders separated by anything but "/" or ":" are refused: two subjects of one issuer would share an id', async () => {
     for (const t of ['workload:gitlab/{org}-{repo}', 'workload:gitlab/{org}.{repo}', 'workload:gitlab/{org}@{repo}', 'workload:gitlab/{a}/{b}_{c}']) {
-      await assert.rejects(start({ trusts: trust2('gl', t) }), (e: Error) => /trusts\[1\]\.identity/.test(e.message) && /could not be told apart/.test(e.message), t);
+      const e = await startError({ trusts: trust2('gl', t) });
+      assert.ok(e && /trusts\[1\]\.identity/.test(e.message) && /could not be told apart/.test(e.message), `${t}: ${e?.message ?? 'started'}`);
     }
     for (const t of ['workload:gitlab/{org}/{repo}', 'workload:gitlab/{org}:{repo}', 'workload:gitlab/{org}/x-{repo}']) {
       const h = await start({ trusts: trust2('gl', t) });
@@ -34,10 +37,12 @@ describe('identity binding at config load (review variants)', () => {
   });
   it('two SPIFFE trusts for one trust domain are refused (proofs are routed by domain)', async () => {
     const spiffe = (name: string, bundle: string) => `  - { name: ${name}, kind: spiffe, trust_domain: dup.example.test, bundle: ${bundle} }\n`;
-    await assert.rejects(start({ trusts: spiffe('s1', './bundle.json') + spiffe('s2', 'portcullis') }), (e: Error) => /trusts\[2\]\.trust_domain/.test(e.message) && /already the trust s1/.test(e.message));
+    const e = await startError({ trusts: spiffe('s1', './bundle.json') + spiffe('s2', 'portcullis') });
+    assert.ok(e && /trusts\[2\]\.trust_domain/.test(e.message) && /already the trust s1/.test(e.message), e?.message ?? 'started');
   });
   it('reserved look-alikes in a template prefix are refused (case-insensitive)', async () => {
-    await assert.rejects(start({ trusts: trust2('gl', 'System:{p}') }), /reserved/);
+    const e = await startError({ trusts: trust2('gl', 'System:{p}') });
+    assert.match(e?.message ?? 'started', /reserved/);
   });
 });
 
@@ -100,5 +105,33 @@ describe('identity binding over HTTP (review variants)', () => {
     assert.deepEqual(ok.body.bound_trusts, []);
     await refused({ iss: `${ISSUER2}/sso`, email: 'Admin' }, 'reserved_identity');
     assert.deepEqual(h.running.broker.identities.require('user:admin').bound_trusts, []);
+  });
+});
+
+describe('identity binding: two shared-namespace trusts racing the first login of one new id', () => {
+  let h: Harness;
+  before(async () => {
+    h = await start({ ciExtra: '    shared_namespace: true', apiExtra: '    trusts: [ci]', trusts: trust2('ci2', 'workload:github/{project_path}', { extra: '    shared_namespace: true' }) });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it('exactly one trust registers (and is bound to) the id; the other is refused, whoever comes first', async () => {
+    for (let n = 0; n < 6; n++) {
+      const repo = `acme/race-${n}`;
+      const tokens = [await h.ciToken({ repository: repo }), await h.token2({ project_path: repo })];
+      if (n % 2 === 1) tokens.reverse();
+      const replies = await Promise.all(tokens.map((token) => h.post('/v1/auth/token', { token })));
+      const statuses = replies.map((r) => r.status).sort();
+      assert.deepEqual(statuses, [200, 401], `${repo}: ${JSON.stringify(replies.map((r) => r.body))}`);
+      const winner = replies.find((r) => r.status === 200)!.body.identity;
+      assert.equal(winner.id, `workload:github/${repo}`);
+      assert.equal(winner.bound_trusts.length, 1);
+      assert.deepEqual(h.running.broker.identities.require(winner.id).bound_trusts, winner.bound_trusts);
+      // The loser keeps being refused afterwards.
+      const loserToken = winner.bound_trusts[0] === 'ci' ? await h.token2({ project_path: repo }) : await h.ciToken({ repository: repo });
+      assert.equal((await h.post('/v1/auth/token', { token: loserToken })).status, 401);
+    }
   });
 });
