@@ -210,7 +210,11 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     metrics: metricsConfig(root.optional('metrics'), env),
   };
   config.trusts.forEach((t, i) => {
-    if (t.kind !== 'spiffe' || t.bundle !== PORTCULLIS_BUNDLE) return;
+    if (t.kind !== 'spiffe') return;
+    // One trust per trust domain: a certificate or JWT-SVID is routed by its domain (issue 8.1).
+    const first = config.trusts.findIndex((x) => x.kind === 'spiffe' && x.trust_domain === t.trust_domain);
+    if (first !== i) new Node(t.trust_domain, `trusts[${i}].trust_domain`).fail(`trust domain ${t.trust_domain} is already the trust ${config.trusts[first]!.name}'s: SVIDs are routed by trust domain, so one trust per domain`);
+    if (t.bundle !== PORTCULLIS_BUNDLE) return;
     if (!config.targets.some((x) => x.kind === 'spiffe-x509' && x.trust_domain === t.trust_domain)) {
       new Node(t.bundle, `trusts[${i}].bundle`).fail(`"portcullis" needs a spiffe-x509 target with trust_domain ${t.trust_domain}`);
     }

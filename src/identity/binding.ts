@@ -5,7 +5,7 @@
 // the bootstrap secret) are not producers: the credential itself names its identity.
 import type { IdentityKind, VerifiedProof } from './types.ts';
 import { IDENTITY_KINDS } from './types.ts';
-import { isSafeClaimValue, templateCanProduce, templatePrefix, templatesOverlap } from './template.ts';
+import { ambiguousSeparator, isSafeClaimValue, templateCanProduce, templatePrefix, templatesOverlap } from './template.ts';
 import { fail } from './reasons.ts';
 
 /** The part of a trust's configuration that says which ids it can produce. */
@@ -52,8 +52,10 @@ export function producerOf(t: ProducerTrust, ownBundle = 'portcullis'): Producer
 export const RESERVED_EXACT: readonly string[] = ['user:admin'];
 export const RESERVED_PREFIXES: readonly string[] = ['system:', 'trust:', 'portcullis:'];
 
+/** Case-insensitive: `user:ADMIN` or `System:x` from an issuer is a look-alike of a reserved id, refused the same way. */
 export function isReservedId(id: string): boolean {
-  return RESERVED_EXACT.includes(id) || RESERVED_PREFIXES.some((p) => id.startsWith(p));
+  const lower = id.toLowerCase();
+  return RESERVED_EXACT.includes(lower) || RESERVED_PREFIXES.some((p) => lower.startsWith(p));
 }
 
 /** The kind an id's prefix names (`workload:…` → workload), or undefined for other prefixes and SPIFFE IDs. */
@@ -71,7 +73,9 @@ export function kindOfId(id: string): IdentityKind | undefined {
 export function producerProblems(producers: readonly Producer[]): { trust: string; field: string; message: string }[] {
   const out: { trust: string; field: string; message: string }[] = [];
   for (const p of producers) {
-    const prefix = templatePrefix(p.template);
+    const prefix = templatePrefix(p.template).toLowerCase();
+    const sep = ambiguousSeparator(p.template);
+    if (sep !== undefined) out.push({ trust: p.trust, field: 'identity', message: `template "${p.template}": placeholders separated by "${sep}" could not be told apart (two subjects would share an id); separate them with "/" or ":"` });
     if (RESERVED_PREFIXES.some((r) => prefix.startsWith(r) || r.startsWith(prefix))) {
       out.push({ trust: p.trust, field: 'identity', message: `template "${p.template}" can yield a reserved id (${RESERVED_PREFIXES.join(', ')})` });
     }
@@ -97,6 +101,8 @@ export function producerProblems(producers: readonly Producer[]): { trust: strin
 
 /** The producers whose template can yield `id`. */
 export function producersOf(id: string, producers: readonly Producer[]): Producer[] {
+  // No trust ever produces a reserved id, so none can be bound to one (declared, bound or implied).
+  if (isReservedId(id)) return [];
   return producers.filter((p) => templateCanProduce(p.template, id, p.value));
 }
 

@@ -6,6 +6,9 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import * as x509 from '../crypto/x509.ts';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { NameConstraints } from '@peculiar/asn1-x509';
+import type { GeneralSubtrees } from '@peculiar/asn1-x509';
 import type { JWK } from 'jose';
 import type { SpiffeTrustConfig } from '../config/types.ts';
 import type { Clock } from '../common/clock.ts';
@@ -181,10 +184,16 @@ export class SpiffeTrust implements TrustVerifier {
     checkValidity(leaf, now, 'leaf');
     // X509-SVID spec: a leaf must have cA=false (node's `ca` also looks at key usage, so ask the extension).
     if (leaf.ca || basicConstraintsCa(chainDer[0]!)) throw fail('bad_certificate', 'leaf certificate is a CA');
+    // X509-SVID spec §4.3: keyUsage digitalSignature is required, keyCertSign and cRLSign forbidden.
     const usage = keyUsage(chainDer[0]!);
-    if (usage !== undefined && ((usage & x509.KeyUsageFlags.digitalSignature) === 0 || (usage & x509.KeyUsageFlags.keyCertSign) !== 0)) {
-      throw fail('bad_certificate', 'leaf key usage must allow digitalSignature and not keyCertSign');
+    if (usage === undefined || (usage & x509.KeyUsageFlags.digitalSignature) === 0 || (usage & (x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign)) !== 0) {
+      throw fail('bad_certificate', 'leaf key usage must be present, allow digitalSignature, and not keyCertSign or cRLSign');
     }
+    // What OpenSSL checked before the trust took over chain verification (issue 8.25): the purpose
+    // (a certificate restricted to serverAuth is no client credential) and critical extensions.
+    if (!allowsClientAuth(chainDer[0]!)) throw fail('bad_certificate', 'leaf extended key usage does not include clientAuth');
+    const critical = unknownCritical(chainDer[0]!);
+    if (critical !== undefined) throw fail('bad_certificate', `leaf has a critical extension Portcullis does not process (${critical})`);
     let uris: string[];
     try {
       uris = leafUris(chainDer[0]!);
@@ -193,7 +202,7 @@ export class SpiffeTrust implements TrustVerifier {
     }
     if (uris.length !== 1) throw fail('bad_spiffe_id', `leaf must have exactly one URI SAN, has ${uris.length}`);
     const id = this.#spiffeId(uris[0]);
-    this.#verifyChain(chain, chainDer, now);
+    this.#verifyChain(chain, chainDer, now, id);
     const identityId = this.#issuedBy ? this.#issuedBy(id, leaf.serialNumber) : id.id;
     const result = this.#result(id, 'spiffe-x509', Math.floor(now / 1000), {
       serial: leaf.serialNumber,
@@ -204,29 +213,50 @@ export class SpiffeTrust implements TrustVerifier {
   }
 
   /**
-   * Walks the presented chain leaf → intermediates until a certificate is signed by a bundle root
-   * (RFC 5280 §6.1, the parts SVIDs use): each intermediate is signed by the next, is a CA by its
+   * Builds a path from the leaf through the presented certificates until one is signed by a bundle
+   * root (RFC 5280 §6.1, the parts SVIDs use): each intermediate signs the one below, is a CA by its
    * basicConstraints extension (cA=true), may sign certificates (keyUsage keyCertSign), is valid
    * now, and no CA's pathLenConstraint is exceeded by the intermediates below it (roots included).
    */
-  #verifyChain(chain: X509Certificate[], der: Uint8Array[], now: number): void {
+  #verifyChain(chain: X509Certificate[], der: Uint8Array[], now: number, id: SpiffeId): void {
     const roots = this.#bundle.roots;
+    const leafNames = { hosts: [id.trustDomain], dns: leafDnsNames(der[0]!) };
     let current = chain[0]!;
+    const pool = chain.map((_, k) => k).slice(1);
     for (let i = 0; i < chain.length; i++) {
       const root = roots.find((r) => current.checkIssued(r) && current.verify(r.publicKey));
       if (root !== undefined) {
         checkValidity(root, now, 'bundle root');
         checkPathLength(new Uint8Array(root.raw), i, 'bundle root');
+        checkNameConstraints(new Uint8Array(root.raw), leafNames, 'bundle root');
         return;
       }
-      const next = chain[i + 1];
-      if (next === undefined) throw fail('untrusted_chain', 'chain does not lead to a root of the trust domain bundle');
-      if (!current.checkIssued(next) || !current.verify(next.publicKey)) throw fail('untrusted_chain', `certificate ${i} is not signed by certificate ${i + 1}`);
-      if (!basicConstraintsCa(der[i + 1]!)) throw fail('untrusted_chain', `certificate ${i + 1} is not a CA (basicConstraints cA is not true)`);
-      const u = keyUsage(der[i + 1]!);
+      // The path is built from what was presented, not from its order (RFC 8446 §4.4.2: a client
+      // may send its chain unsorted, with extra certificates); each certificate is used once.
+      const j = pool.findIndex((k) => current.checkIssued(chain[k]!) && current.verify(chain[k]!.publicKey));
+      if (j < 0) throw fail('untrusted_chain', i === 0 ? 'chain does not lead to a root of the trust domain bundle' : `certificate ${i} is not signed by a presented certificate or a bundle root`);
+      const k = pool.splice(j, 1)[0]!;
+      const next = chain[k]!;
+      const nextDer = der[k]!;
+      if (!basicConstraintsCa(nextDer)) throw fail('untrusted_chain', `certificate ${i + 1} is not a CA (basicConstraints cA is not true)`);
+      const u = keyUsage(nextDer);
       if (u === undefined || (u & x509.KeyUsageFlags.keyCertSign) === 0) throw fail('untrusted_chain', `certificate ${i + 1} may not sign certificates (no keyUsage keyCertSign)`);
       checkValidity(next, now, `intermediate ${i + 1}`);
-      checkPathLength(der[i + 1]!, i, `intermediate ${i + 1}`);
+      checkPathLength(nextDer, i, `intermediate ${i + 1}`);
+      if (!allowsClientAuth(nextDer)) throw fail('untrusted_chain', `intermediate ${i + 1} extended key usage does not include clientAuth`);
+      const critical = unknownCritical(nextDer);
+      if (critical !== undefined) throw fail('untrusted_chain', `intermediate ${i + 1} has a critical extension Portcullis does not process (${critical})`);
+      // A signing certificate that names a SPIFFE ID must name this trust domain: with one root
+      // shared by several trust domains, the intermediate of one never signs for another.
+      let caUris: string[];
+      try {
+        caUris = leafUris(nextDer);
+      } catch {
+        throw fail('untrusted_chain', `intermediate ${i + 1} subject alternative names do not parse`);
+      }
+      const own = `spiffe://${id.trustDomain}`;
+      if (caUris.some((n) => n !== own && !n.startsWith(`${own}/`))) throw fail('untrusted_chain', `intermediate ${i + 1} belongs to another trust domain than ${id.trustDomain}`);
+      checkNameConstraints(nextDer, leafNames, `intermediate ${i + 1}`);
       current = next;
     }
     throw fail('untrusted_chain', 'chain does not lead to a root of the trust domain bundle');
@@ -259,6 +289,66 @@ function basicConstraintsCa(der: Uint8Array): boolean {
 function keyUsage(der: Uint8Array): number | undefined {
   const ext = new x509.X509Certificate(der).getExtension(x509.KeyUsagesExtension);
   return ext === null ? undefined : ext.usages;
+}
+
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+/** Extensions the chain check processes (or that carry no constraint): basicConstraints, keyUsage,
+ * extKeyUsage, subjectAltName, nameConstraints, certificatePolicies (no policy is required), SKI, AKI. */
+const PROCESSED_EXTENSIONS = new Set(['2.5.29.19', '2.5.29.15', '2.5.29.37', '2.5.29.17', '2.5.29.30', '2.5.29.32', '2.5.29.14', '2.5.29.35']);
+const NAME_CONSTRAINTS = '2.5.29.30';
+
+/** No extended key usage, or one that includes TLS client authentication. */
+function allowsClientAuth(der: Uint8Array): boolean {
+  const eku = new x509.X509Certificate(der).getExtension(x509.ExtendedKeyUsageExtension);
+  return eku === null || eku.usages.map(String).includes(CLIENT_AUTH);
+}
+
+/** The OID of a critical extension the chain check does not process (RFC 5280 §4.2: refuse it), or undefined. */
+function unknownCritical(der: Uint8Array): string | undefined {
+  return new x509.X509Certificate(der).extensions.find((e) => e.critical && !PROCESSED_EXTENSIONS.has(e.type))?.type;
+}
+
+function leafDnsNames(der: Uint8Array): string[] {
+  const san = new x509.X509Certificate(der).getExtension(x509.SubjectAlternativeNameExtension);
+  return san === null ? [] : san.names.items.filter((n) => n.type === 'dns').map((n) => n.value.toLowerCase());
+}
+
+/**
+ * RFC 5280 §4.2.1.10 name constraints of a CA, for the names an SVID carries: URI subtrees on the
+ * SPIFFE ID's host (the trust domain; ".x" = subdomains of x, else exactly x) and dNSName
+ * subtrees on DNS SANs. A constraint of any other type is not evaluated, so it is refused.
+ */
+function checkNameConstraints(der: Uint8Array, leaf: { hosts: string[]; dns: string[] }, what: string): void {
+  const ext = new x509.X509Certificate(der).extensions.find((e) => e.type === NAME_CONSTRAINTS);
+  if (ext === undefined) return;
+  let nc: NameConstraints;
+  try {
+    nc = AsnConvert.parse(ext.value, NameConstraints);
+  } catch {
+    throw fail('untrusted_chain', `${what} name constraints do not parse`);
+  }
+  const uriMatch = (host: string, c: string) => (c.startsWith('.') ? host.endsWith(c) : host === c);
+  const dnsMatch = (name: string, c: string) => {
+    const base = c.replace(/^\./, '');
+    return name === base || name.endsWith(`.${base}`);
+  };
+  const split = (subtrees: GeneralSubtrees | undefined) => {
+    const uri: string[] = [];
+    const dns: string[] = [];
+    for (const st of subtrees ?? []) {
+      if (st.base.uniformResourceIdentifier !== undefined) uri.push(st.base.uniformResourceIdentifier.toLowerCase());
+      else if (st.base.dNSName !== undefined) dns.push(st.base.dNSName.toLowerCase());
+      else throw fail('untrusted_chain', `${what} has name constraints of a type Portcullis does not evaluate (only URI and DNS)`);
+    }
+    return { uri, dns };
+  };
+  const permitted = split(nc.permittedSubtrees);
+  const excluded = split(nc.excludedSubtrees);
+  const outside = (names: string[], allowed: string[], match: (n: string, c: string) => boolean) => allowed.length > 0 && names.some((n) => !allowed.some((c) => match(n, c)));
+  const inside = (names: string[], banned: string[], match: (n: string, c: string) => boolean) => names.some((n) => banned.some((c) => match(n, c)));
+  if (outside(leaf.hosts, permitted.uri, uriMatch) || outside(leaf.dns, permitted.dns, dnsMatch) || inside(leaf.hosts, excluded.uri, uriMatch) || inside(leaf.dns, excluded.dns, dnsMatch)) {
+    throw fail('untrusted_chain', `the leaf's names are outside the name constraints of ${what}`);
+  }
 }
 
 /** URI SANs of a DER certificate (throws on unparsable names). */

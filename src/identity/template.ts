@@ -54,6 +54,18 @@ export function templateCanProduce(template: string, id: string, value: (v: stri
   return m.slice(1).every((v, i) => value(v, i === n - 1));
 }
 
+/**
+ * The literal between two placeholders that does not delimit them, or undefined. A value never
+ * contains `:` and only the last one contains `/`, so a separator with `/` or `:` splits an id in
+ * one way only; `{org}-{repo}` does not (org `a-b` + repo `c` = org `a` + repo `b-c`: two
+ * subjects of one issuer would share an identity).
+ */
+export function ambiguousSeparator(template: string): string | undefined {
+  const parts = template.split(PLACEHOLDER);
+  for (let i = 2; i < parts.length - 1; i += 2) if (!/[/:]/.test(parts[i]!)) return parts[i]!;
+  return undefined;
+}
+
 /** Compiles a template; throws TypeError on a bad template (a configuration error). */
 export function compileIdentityTemplate(template: string): IdentityTemplate {
   const names = [...template.matchAll(PLACEHOLDER)].map((m) => m[1]!);
@@ -61,6 +73,8 @@ export function compileIdentityTemplate(template: string): IdentityTemplate {
   if (/[{}]/.test(rest)) throw new TypeError(`identity template "${template}" has an unbalanced or invalid placeholder`);
   if (/\s/.test(template)) throw new TypeError(`identity template "${template}" contains whitespace`);
   if (/\}\{/.test(template)) throw new TypeError(`identity template "${template}" has adjacent placeholders (their values could not be told apart)`);
+  const sep = ambiguousSeparator(template);
+  if (sep !== undefined) throw new TypeError(`identity template "${template}": placeholders separated by "${sep}" could not be told apart; separate them with "/" or ":"`);
   return (claims) => {
     names.forEach((name, i) => {
       const v = claims[name];
