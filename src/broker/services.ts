@@ -69,7 +69,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
   const { authenticator, humanTrusts } = createTrusts(config.trusts, { clock, issuer, apikeys, spiffeCa, credentials: () => credentials, fetch: outbound });
   const sshCa = sshUserCa(keyring);
   // Read at decision time, after `access` below exists.
-  const grantsFor: GrantsFor = (identity, resource) => withGrants(access, clock.now(), identity, resource);
+  const grantsFor: GrantsFor = (identity, resource, action) => withGrants(access, clock.now(), identity, resource, action);
   const deciders = { identities, decisions, metrics, grantsFor };
   const credentials = createCredentialService({
     db,
