@@ -9,6 +9,7 @@ import type { Identity, IdentityInput, IdentityPatch, IdentityRegistry, Identity
 import { accountableHumans, checkIdentityId } from '../inventory/identities.ts';
 import type { CredentialService } from '../credentials/index.ts';
 import { InvalidInput, PortcullisError } from '../common/errors.ts';
+import { isReservedId } from '../identity/binding.ts';
 import type { SessionContext } from './types.ts';
 import { recordAdminEvent } from './admin-event.ts';
 import type { IdentityBinding } from './identity-binding.ts';
@@ -25,6 +26,32 @@ export class SelfEscalation extends PortcullisError {
   constructor(message: string) {
     super('self_escalation', 403, message);
   }
+}
+
+/**
+ * Making a way to act as another identity — minting or rotating an API key for it, binding it to
+ * a trust — is taking its rights. Refused (whatever `apikey.manage` / `identity.bind` policy says)
+ * when it would hand the caller a Role/Team membership it does not hold itself, or a reserved
+ * identity (`user:admin`, `system:…`) — unless the caller may write policy (`policy.write`), and
+ * so gains nothing by it. Otherwise those actions on an administrator are a way into its role.
+ */
+export async function checkActingAs(
+  identities: Pick<IdentityRegistry, 'get'>,
+  by: SessionContext,
+  target: Pick<Identity, 'id' | 'parents'>,
+  what: string,
+  policyWriter?: (s: SessionContext) => Promise<boolean>,
+): Promise<void> {
+  const caller = by.identity.id;
+  if (caller === target.id) return;
+  let why: string | undefined;
+  if (isReservedId(target.id)) why = `${caller} cannot ${what} the reserved identity ${target.id}`;
+  else {
+    const mine = new Set((identities.get(caller)?.parents ?? []).map((p) => `${p.type}::${p.id}`));
+    const beyond = target.parents.filter((p) => !mine.has(`${p.type}::${p.id}`));
+    if (beyond.length > 0) why = `${caller} cannot ${what} ${target.id}: it is a member of ${beyond.map((p) => `${p.type}::"${p.id}"`).join(', ')}, which ${caller} is not`;
+  }
+  if (why !== undefined && !(await policyWriter?.(by))) throw new SelfEscalation(why);
 }
 
 export interface IdentityAdminDeps {
