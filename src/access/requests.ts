@@ -54,6 +54,8 @@ export interface RequestsDeps extends WorkflowDeps {
   credentialResource?: (target: string) => EntityUid | undefined;
   /** The humans accountable for an identity (separation of duties); default: the id itself. */
   accountable?: Accountable;
+  /** Is this identity active (not suspended/offboarded)? A request of an inactive one is not approved. */
+  isActive?: (identityId: string) => boolean;
 }
 
 export interface ListFilter {
@@ -207,6 +209,10 @@ export class AccessRequests {
         throw new SelfApproval();
       }
       if (r.reviews.some((v) => v.reviewer === actor.id)) throw new Conflict(`you have already reviewed access request ${id}`);
+      if (verdict === 'approve' && this.#d.isActive && !this.#d.isActive(r.requester)) {
+        await this.#refused(actor, r, verdict, 'requester_inactive');
+        throw new Conflict(`the requester ${r.requester} is not active (suspended or offboarded): access request ${id} cannot be approved`);
+      }
       let human: string | null = null;
       if (this.#d.accountable) {
         const approvedBy = r.reviews.filter((v) => v.verdict === 'approve').map((v) => v.reviewer);

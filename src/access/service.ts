@@ -35,6 +35,8 @@ export interface AccessServiceOptions {
   credentialResource?: (target: string) => EntityUid | undefined;
   /** The humans accountable for an identity (separation of duties); default: ids compared as they are. */
   accountable?: Accountable;
+  /** Is this identity active? Requests of suspended/offboarded identities are not approved. */
+  isActive?: (identityId: string) => boolean;
   teamsOf?: (identityId: string) => string[];
   /** Background sweep interval (expiry of requests and grants); default 15 s. */
   sweepIntervalMs?: number;
@@ -69,6 +71,7 @@ export class AccessService {
       ...(o.resourceChildren && { resourceChildren: o.resourceChildren }),
       ...(o.credentialResource && { credentialResource: o.credentialResource }),
       ...(o.accountable && { accountable: o.accountable }),
+      ...(o.isActive && { isActive: o.isActive }),
     });
     this.breakGlass = new BreakGlass({
       ...common, decide: o.decide, config: o.config, grants: this.grants,

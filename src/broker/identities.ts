@@ -83,6 +83,10 @@ export class IdentityAdmin {
 
   async update(by: SessionContext, id: string, patch: IdentityPatch): Promise<Identity> {
     const before = this.#d.identities.require(id);
+    // Labels are attributes policy may grant on (`principal.labels`): nobody relabels themselves.
+    if (by.identity.id === id && patch.labels !== undefined && JSON.stringify(patch.labels) !== JSON.stringify(before.labels)) {
+      throw new SelfEscalation('an identity cannot change its own labels (policy may grant on them); ask an administrator');
+    }
     if (touchesMemberships(patch)) {
       this.#guard(by, before, {
         id, kind: before.kind, owner: patch.owner !== undefined ? patch.owner : before.owner,

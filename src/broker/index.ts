@@ -217,8 +217,15 @@ export class Broker {
   }
 
   /** Suspending or offboarding ends every live session of the identity at once. */
-  setIdentityStatus(by: SessionContext, id: string, status: IdentityStatus, reason: string): Promise<Identity> {
-    return this.#identityAdmin.setStatus(by, id, status, reason);
+  async setIdentityStatus(by: SessionContext, id: string, status: IdentityStatus, reason: string): Promise<Identity> {
+    const identity = await this.#identityAdmin.setStatus(by, id, status, reason);
+    // Suspended or offboarded keeps no grant (reactivation does not bring one back; docs/access.md).
+    if (status !== 'active') {
+      for (const { grant } of this.access.listGrants({ identityId: id })) {
+        if (grant.status === 'active') await this.access.grants.end(grant.id, { by: by.identity.id, reason: `identity ${status}` });
+      }
+    }
+    return identity;
   }
 
   // ── API keys ─────────────────────────────────────────────────────────────────────────────

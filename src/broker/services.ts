@@ -103,6 +103,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
       return t && { type: t.resourceType, id: t.name };
     },
     accountable: (id) => identities.accountableHumans(id),
+    isActive: (id) => identities.get(id)?.status === 'active',
     teamsOf: (id) => (identities.get(id)?.parents ?? []).filter((p) => p.type === 'Team').map((p) => p.id),
     onError: (err) => o.log(`access: ${(err as Error).message}`),
     fetch: outbound,

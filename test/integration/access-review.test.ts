@@ -50,7 +50,11 @@ permit (principal, action == Action::"credential.issue", resource == Database::"
 when { context.grants.contains("credential:orders-db:readwrite") };
 
 @id("engineers-keys-and-bindings")
-permit (principal in Team::"engineering", action in [Action::"apikey.manage", Action::"identity.bind"], resource is Identity);
+permit (principal in Team::"engineering", action in [Action::"apikey.manage", Action::"identity.bind", Action::"identity.manage"], resource is Identity);
+
+@id("tier-admin-label")
+permit (principal, action == Action::"policy.read", resource)
+when { principal.labels.contains("tier=admin") };
 `;
 
 const ACCESS = `  rules:
@@ -185,6 +189,12 @@ describe('access review: unseen variants of issue #8 items 4–8 over HTTP', () 
     const rotate = await h.post(`/v1/apikeys/${minted.body.id}/rotate`, {}, dave);
     assert.equal(rotate.status, 403, JSON.stringify(rotate.body));
     assert.equal(rotate.body.code, 'self_escalation');
+    // Labels are attributes policy grants on: identity.manage on oneself does not relabel oneself.
+    const relabel = await send('PATCH', `/v1/identities/${id('user:dave@example.com')}`, { labels: { tier: 'admin' } }, dave);
+    assert.equal(relabel.status, 403, JSON.stringify(relabel.body));
+    assert.equal(relabel.body.code, 'self_escalation');
+    assert.equal((await h.get('/v1/policies', dave)).status, 403, 'still no tier=admin');
+    assert.equal((await send('PATCH', `/v1/identities/${id('workload:github/acme/dave-tool')}`, { labels: { team: 'eng' } }, dave)).status, 200, 'labels of another identity: policy decides');
     // Where dave holds every membership of the identity, policy decides as before.
     const mine = await h.post('/v1/apikeys', { identity: 'workload:github/acme/dave-tool', ttl: '1d' }, dave);
     assert.equal(mine.status, 201, JSON.stringify(mine.body));
@@ -202,5 +212,22 @@ describe('access review: unseen variants of issue #8 items 4–8 over HTTP', () 
     }
     const fine = await h.post('/v1/access-requests', { role: 'orders-oncall', duration: '30m', reason: 'INC-٣' }, t.alice!);
     assert.equal(fine.status, 201, 'a reason with a letter or digit in any script is one');
+  });
+
+  // Last: it suspends alice and carol (their sessions end).
+  it('8.4/8.5: a requester suspended while pending is not approved; suspending ends the grants one holds', async () => {
+    const pending = await h.post('/v1/access-requests', { role: 'orders-oncall', duration: '30m', reason: 'pager: orders slow' }, t.alice!);
+    assert.equal(pending.status, 201, JSON.stringify(pending.body));
+    const held = await h.post('/v1/access-requests', { role: 'orders-oncall', duration: '30m', reason: 'pager: orders slow' }, t.carol!);
+    const grant = await approved(held.body.id, t.bob!);
+    for (const who of ['user:alice@example.com', 'user:carol@example.com']) {
+      assert.equal((await h.post(`/v1/identities/${id(who)}/suspend`, { reason: 'laptop stolen' }, t.admin!)).status, 200);
+    }
+    const late = await h.post(`/v1/access-requests/${pending.body.id}/approve`, {}, t.bob!);
+    assert.equal(late.status, 409, `a suspended requester's request was approved: ${JSON.stringify(late.body)}`);
+    assert.equal(h.running.broker.access.requests.get(pending.body.id).grant_id, null);
+    assert.equal(h.running.broker.access.grants.get(grant.id).status, 'ended', 'suspending ends the grants held');
+    assert.equal((await h.post(`/v1/identities/${id('user:carol@example.com')}/activate`, {}, t.admin!)).status, 200);
+    assert.deepEqual(h.running.broker.access.activeGrants('user:carol@example.com').grants, [], 'and reactivation does not bring them back');
   });
 });
