@@ -38,12 +38,15 @@ export class SelfEscalation extends PortcullisError {
 export async function checkActingAs(
   identities: Pick<IdentityRegistry, 'get'>,
   by: SessionContext,
-  target: Pick<Identity, 'id' | 'parents'>,
+  target: Pick<Identity, 'id' | 'kind' | 'parents'>,
   what: string,
   policyWriter?: (s: SessionContext) => Promise<boolean>,
 ): Promise<void> {
   const caller = by.identity.id;
   if (caller === target.id) return;
+  // A person's API key is theirs alone: one held by someone else is a second "human" for them
+  // (separation of duties) — whoever mints it, even a policy writer.
+  if (what.includes('API key') && target.kind === 'user') throw new SelfEscalation(`${caller} cannot ${what} ${target.id}: a user's API key is minted by that user only`);
   let why: string | undefined;
   if (isReservedId(target.id)) why = `${caller} cannot ${what} the reserved identity ${target.id}`;
   else {
@@ -120,6 +123,11 @@ export class IdentityAdmin {
     const key = (p: { type: string; id: string }) => `${p.type}::${p.id}`;
     const had = new Set((before?.parents ?? []).map(key));
     const added = after.parents.filter((p) => !had.has(key(p)));
+    if (before !== undefined && controlsBefore && after.owner !== before.owner) {
+      // Handing away (or re-pointing) an identity one controls would make it someone else — a second
+      // "human" to approve one's own requests. Another administrator must.
+      throw new SelfEscalation(`${caller} controls ${after.id} (owner chain) and cannot change its owner; another administrator must`);
+    }
     if (controlsAfter && added.length > 0) {
       throw new SelfEscalation(`${caller} controls ${after.id} (owner chain) and cannot add it to ${added.map((p) => `${p.type}::"${p.id}"`).join(', ')}; another administrator must`);
     }

@@ -50,7 +50,7 @@ permit (principal, action == Action::"credential.issue", resource == Database::"
 when { context.grants.contains("credential:orders-db:readwrite") };
 
 @id("engineers-keys-and-bindings")
-permit (principal in Team::"engineering", action in [Action::"apikey.manage", Action::"identity.bind", Action::"identity.manage"], resource is Identity);
+permit (principal in Team::"engineering", action in [Action::"apikey.manage", Action::"identity.bind", Action::"identity.manage", Action::"identity.membership.write"], resource is Identity);
 
 @id("tier-admin-label")
 permit (principal, action == Action::"policy.read", resource)
@@ -167,6 +167,20 @@ describe('access review: unseen variants of issue #8 items 4–8 over HTTP', () 
     const self = await h.post(`/v1/access-requests/${own.body.id}/approve`, {}, t.bob!);
     assert.equal(self.status, 403, `bob approved his own workload's request: ${JSON.stringify(self.body)}`);
     assert.equal(self.body.why, 'same_accountable_human');
+
+    // Manufacturing a second "human": handing away an identity one controls, or a personal API key
+    // for a fresh user account — both refused, whatever identity.membership.write / apikey.manage say.
+    for (const owner of [null, 'user:bob@example.com']) {
+      const away = await send('PATCH', `/v1/identities/${id('workload:github/acme/dave-tool')}`, { owner }, t.dave!);
+      assert.equal(away.status, 403, `dave handed his workload to ${owner}: ${JSON.stringify(away.body)}`);
+      assert.equal(away.body.code, 'self_escalation');
+    }
+    const alt = await h.post('/v1/identities', { id: 'user:dave-alt@example.com', kind: 'user', boundary: 'application', environment: 'prod' }, t.dave!);
+    assert.equal(alt.status, 201, JSON.stringify(alt.body));
+    const key = await h.post('/v1/apikeys', { identity: 'user:dave-alt@example.com', ttl: '1d' }, t.dave!);
+    assert.equal(key.status, 403, `dave holds a key of another "human": ${JSON.stringify(key.body)}`);
+    assert.equal(key.body.code, 'self_escalation');
+    assert.equal((await h.post('/v1/apikeys', { identity: 'user:dave-alt@example.com', ttl: '1d' }, t.admin!)).status, 403, 'not even an administrator');
   });
 
   it('8.6: apikey.manage / identity.bind on an identity with more memberships (or a reserved one) is no way into them', async () => {
