@@ -315,6 +315,9 @@ export class CredentialService implements LeaseRevoker {
       params: { scopes: d.scopes, act: d.act, ...(parent ? { parent: parent.id } : {}) },
       context: { ...(input.context ?? {}), delegation: { actors: d.actors, depth: d.depth } },
       actor: input.actor.identityId,
+      // Renewals never take it past what its subject's lease may reach, and it ends with that grant.
+      ...(parent ? { notAfter: parent.maxExpiresAt } : {}),
+      ...(parent?.grantId ? { grantId: parent.grantId } : {}),
       ...(input.sessionId ? { sessionId: input.sessionId } : {}),
       ...(input.trust ? { trust: input.trust } : {}),
     });
