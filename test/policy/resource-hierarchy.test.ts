@@ -80,6 +80,13 @@ test('Broker.open refuses such a configuration however it was built; nothing is 
     resources: [...loaded.config.resources, { type: 'Table', id: 'orders.audit', boundary: 'platform', environment: 'prod', parents: [{ type: 'Database', id: 'orders' }], attributes: {} }],
   };
   await assert.rejects(Broker.open(config, { env: { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') } }), (e: InvalidInput) => e.extra.field === 'resources[1].parents[0]');
+  // A loop built past the config file: refused at open as well.
+  const looped = {
+    ...loaded.config,
+    data_dir: join(dir, 'data-loop'),
+    resources: [...loaded.config.resources, { type: 'Group', id: 'g1', boundary: 'application', environment: 'prod', parents: [{ type: 'Group', id: 'g1' }], attributes: {} }],
+  };
+  await assert.rejects(Broker.open(looped, { env: { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') } }), (e: InvalidInput) => e.extra.field === 'resources[1].parents[0]' && /loops/.test(e.message));
   // A rule naming a boundary that does not exist would never match: refused too.
   const rules = { ...loaded.config, data_dir: join(dir, 'data-rules'), access: { ...loaded.config.access, rules: [{ name: 'typo', match: { boundary: 'plattform' }, approvals: 2, max_duration_ms: 3_600_000, require_ticket: false, reviewers: [] }] } };
   await assert.rejects(Broker.open(rules, { env: { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') } }), (e: InvalidInput) => e.extra.field === 'access.rules[0].match.boundary');
