@@ -98,6 +98,13 @@ export class Grants {
     return this.get(id);
   }
 
+  /** Distinct approvals the request behind a grant received (0 for a break-glass). */
+  approvals(g: Grant): number {
+    if (g.request_id === null) return 0;
+    const row = this.#d.db.prepare("SELECT COUNT(*) AS n FROM access_reviews_cast WHERE request_id = ? AND verdict = 'approve'").get(g.request_id) as { n: number };
+    return Number(row.n);
+  }
+
   get(id: string): Grant {
     const row = this.#d.db.prepare('SELECT * FROM access_grants WHERE id = ?').get(id);
     if (!row) throw new NotFound(`grant ${id}`);
@@ -121,10 +128,10 @@ export class Grants {
    * grant stops counting at its end even if the sweeper has not run yet. `breakGlass` is true
    * only when an active break-glass covers `resource` (or any, when no resource is given).
    */
-  contextFor(identityId: string, opts: { now?: number; resource?: EntityUid } = {}): GrantContext {
+  contextFor(identityId: string, opts: { now?: number; resource?: EntityUid; qualifies?: (g: Grant) => boolean } = {}): GrantContext {
     if (!this.#holders.has(identityId)) return { grants: [], parents: [], breakGlass: false, grantIds: [] };
     const now = opts.now ?? this.#d.clock.now();
-    const active = this.list({ identityId, activeAt: now });
+    const active = this.list({ identityId, activeAt: now }).filter((g) => opts.qualifies?.(g) ?? true);
     const grants = new Set<string>();
     const parents = new Map<string, EntityUid>();
     let breakGlass = false;

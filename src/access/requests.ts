@@ -54,6 +54,8 @@ export interface RequestsDeps extends WorkflowDeps {
   credentialResource?: (target: string) => EntityUid | undefined;
   /** The humans accountable for an identity (separation of duties); default: the id itself. */
   accountable?: Accountable;
+  /** Is this identity active (not suspended/offboarded)? A request of an inactive one is not approved. */
+  isActive?: (identityId: string) => boolean;
 }
 
 export interface ListFilter {
@@ -152,11 +154,12 @@ export class AccessRequests {
     this.#d.db
       .prepare(
         `INSERT INTO access_requests (id, requester, target, what, reason, ticket, duration_ms, start_at, session_bound,
-           status, required_approvals, rules, reviewers, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)`,
+           status, required_approvals, rules, reviewers, created_at, expires_at, accountable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         id, actor.id, JSON.stringify(input.target), what, reason, ticket ?? null, input.duration_ms, input.start_at ?? null,
         input.session_bound ? 1 : 0, req.approvals, JSON.stringify(req.rules), JSON.stringify(req.reviewers.filter((r) => r !== actor.id)), now, expiresAt,
+        JSON.stringify(this.#d.accountable?.(actor.id) ?? []),
       );
     const created = this.get(id);
     this.#notify('request.created', created);
@@ -206,10 +209,16 @@ export class AccessRequests {
         throw new SelfApproval();
       }
       if (r.reviews.some((v) => v.reviewer === actor.id)) throw new Conflict(`you have already reviewed access request ${id}`);
+      if (verdict === 'approve' && this.#d.isActive && !this.#d.isActive(r.requester)) {
+        await this.#refused(actor, r, verdict, 'requester_inactive');
+        throw new Conflict(`the requester ${r.requester} is not active (suspended or offboarded): access request ${id} cannot be approved`);
+      }
+      let human: string | null = null;
       if (this.#d.accountable) {
         const approvedBy = r.reviews.filter((v) => v.verdict === 'approve').map((v) => v.reviewer);
+        const recorded = this.#recordedHumans(id);
         try {
-          checkSeparation(this.#d.accountable, actor.id, r.requester, approvedBy);
+          human = checkSeparation(this.#d.accountable, actor.id, r.requester, approvedBy, recorded);
         } catch (err) {
           await this.#refused(actor, r, verdict, (err as PortcullisError).extra.why as string);
           throw err;
@@ -244,8 +253,8 @@ export class AccessRequests {
       let grantId: string | null = null;
       transaction(this.#d.db, () => {
         this.#d.db
-          .prepare('INSERT INTO access_reviews_cast (request_id, reviewer, verdict, decision_id, at, comment) VALUES (?, ?, ?, ?, ?, ?)')
-          .run(id, actor.id, verdict, d.decisionId, now, text ?? null);
+          .prepare('INSERT INTO access_reviews_cast (request_id, reviewer, verdict, decision_id, at, comment, human) VALUES (?, ?, ?, ?, ?, ?, ?)')
+          .run(id, actor.id, verdict, d.decisionId, now, text ?? null, human);
         if (final === 'approved') {
           const start = Math.max(now, r.start_at !== null ? Date.parse(r.start_at) : now);
           grantId = this.#d.grants.insert({
@@ -269,6 +278,13 @@ export class AccessRequests {
       }
       return after;
     });
+  }
+
+  /** Who was accountable when the request was made, and for each approval when it was cast. */
+  #recordedHumans(id: string): { subjectHumans: string[]; earlierHumans: string[] } {
+    const row = this.#d.db.prepare('SELECT accountable FROM access_requests WHERE id = ?').get(id) as { accountable: string | null } | undefined;
+    const earlier = this.#d.db.prepare("SELECT human FROM access_reviews_cast WHERE request_id = ? AND verdict = 'approve' AND human IS NOT NULL").all(id) as { human: string }[];
+    return { subjectHumans: row?.accountable ? (JSON.parse(row.accountable) as string[]) : [], earlierHumans: earlier.map((e) => e.human) };
   }
 
   async #refused(actor: Actor, r: AccessRequest, verdict: string, why: string, decisionId?: string): Promise<void> {

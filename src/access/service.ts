@@ -35,6 +35,8 @@ export interface AccessServiceOptions {
   credentialResource?: (target: string) => EntityUid | undefined;
   /** The humans accountable for an identity (separation of duties); default: ids compared as they are. */
   accountable?: Accountable;
+  /** Is this identity active? Requests of suspended/offboarded identities are not approved. */
+  isActive?: (identityId: string) => boolean;
   teamsOf?: (identityId: string) => string[];
   /** Background sweep interval (expiry of requests and grants); default 15 s. */
   sweepIntervalMs?: number;
@@ -69,6 +71,7 @@ export class AccessService {
       ...(o.resourceChildren && { resourceChildren: o.resourceChildren }),
       ...(o.credentialResource && { credentialResource: o.credentialResource }),
       ...(o.accountable && { accountable: o.accountable }),
+      ...(o.isActive && { isActive: o.isActive }),
     });
     this.breakGlass = new BreakGlass({
       ...common, decide: o.decide, config: o.config, grants: this.grants,
@@ -104,8 +107,27 @@ export class AccessService {
 
   // ── Grants ────────────────────────────────────────────────────────────────────────────────
   /** What to merge into a decision for this identity: `context.grants`, extra parents, `breakGlass`. */
-  activeGrants(identityId: string, now?: number, resource?: EntityUid): GrantContext {
-    return this.grants.contextFor(identityId, { ...(now !== undefined && { now }), ...(resource && { resource }) });
+  activeGrants(identityId: string, now?: number, resource?: EntityUid, action?: string): GrantContext {
+    return this.grants.contextFor(identityId, {
+      ...(now !== undefined && { now }),
+      ...(resource && { resource, qualifies: this.qualifier(resource, action) }),
+    });
+  }
+  /**
+   * Which grants may count in a decision on `resource`: only those meeting the strictest rule
+   * matching it now — at least its approvals (a break-glass is eligible by policy instead) and no
+   * longer than its max_duration. So a grant obtained under a laxer rule (a role whose policy
+   * reaches a prod database, a grant on another resource, a rule made stricter since) never opens
+   * what a stricter rule governs (docs/access.md "Rules"). `credential.issue` (or no action) is
+   * matched as any action: a credential carries every action on what it reaches.
+   */
+  qualifier(resource: EntityUid, action?: string): (g: Grant) => boolean {
+    let req: ReturnType<AccessRequests['requirements']> | undefined;
+    return (g) => {
+      req ??= this.requests.requirements({ kind: 'resource', resource, actions: action === undefined || action === 'credential.issue' ? [] : [action] });
+      if (Date.parse(g.end_at) - Date.parse(g.start_at) > req.max_duration_ms) return false;
+      return g.kind === 'break-glass' || this.grants.approvals(g) >= req.approvals;
+    };
   }
   listGrants(f: { identityId?: string; activeAt?: number } = {}): { grant: Grant; status: string }[] {
     const now = this.#clock.now();

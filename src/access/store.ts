@@ -39,6 +39,15 @@ CREATE TABLE access_webhook_deliveries (
   last_error TEXT, last_status INTEGER, created_at INTEGER NOT NULL, delivered_at INTEGER);
 CREATE INDEX access_webhook_due ON access_webhook_deliveries (status, next_attempt_at);`,
   },
+  {
+    // Separation of duties is judged on who was accountable when it happened, not only now: the
+    // requester's accountable humans at request time, each reviewer's human at review time (so an
+    // owner change between request and approval never lets one person count twice).
+    version: 2,
+    up: `
+ALTER TABLE access_requests ADD COLUMN accountable TEXT;
+ALTER TABLE access_reviews_cast ADD COLUMN human TEXT;`,
+  },
 ];
 
 export function migrateAccess(db: Db): void {

@@ -6,6 +6,7 @@ import type { ApiKeyService } from '../identity/apikeys.ts';
 import type { IdentityRegistry } from '../inventory/identities.ts';
 import type { SessionContext } from './types.ts';
 import { recordAdminEvent } from './admin-event.ts';
+import { checkActingAs } from './identities.ts';
 
 export interface MintApiKeyRequest {
   identity: string;
@@ -18,6 +19,8 @@ export interface ApiKeyAdminDeps {
   apikeys: ApiKeyService;
   identities: IdentityRegistry;
   audit: AuditLog;
+  /** May this session write policy (then acting as another identity gains it nothing)? */
+  policyWriter?: (s: SessionContext) => Promise<boolean>;
 }
 
 export class ApiKeyAdmin {
@@ -30,6 +33,7 @@ export class ApiKeyAdmin {
   async mint(by: SessionContext, body: MintApiKeyRequest) {
     const identity = this.#d.identities.require(body.identity);
     if (identity.status !== 'active') throw new InvalidInput(`identity ${identity.id} is ${identity.status}`, 'identity');
+    await checkActingAs(this.#d.identities, by, identity, 'mint an API key for', this.#d.policyWriter);
     const minted = this.#d.apikeys.mint({
       identityId: identity.id,
       identityKind: identity.kind,
@@ -48,6 +52,9 @@ export class ApiKeyAdmin {
   }
 
   async rotate(by: SessionContext, id: string) {
+    const key = this.#d.apikeys.get(id);
+    const holder = key ? this.#d.identities.get(key.identity_id) : undefined;
+    if (holder) await checkActingAs(this.#d.identities, by, holder, 'rotate (and so receive) an API key of', this.#d.policyWriter);
     const rotated = this.#d.apikeys.rotate(id);
     await recordAdminEvent(this.#d.audit, by, 'apikey.rotated', { key_id: id, new_key_id: rotated.record.id }, rotated.record.identity_id);
     return { api_key: rotated.key, ...rotated.record };

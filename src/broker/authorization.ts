@@ -21,7 +21,7 @@ export interface AuthorizeRequest {
 }
 
 /** What an identity's active grants add to a decision about one resource. */
-export type GrantsFor = (identity: Identity, resource: EntityUid) => Pick<DecisionInput, 'principal' | 'grants' | 'breakGlass'>;
+export type GrantsFor = (identity: Identity, resource: EntityUid, action?: string) => Pick<DecisionInput, 'principal' | 'grants' | 'breakGlass'>;
 
 export function principalFacts(i: Identity): PrincipalFacts {
   return { id: i.id, kind: i.kind, boundary: i.boundary, environment: i.environment, owner: i.owner, labels: i.labels, parents: i.parents };
@@ -31,9 +31,9 @@ export function principalFacts(i: Identity): PrincipalFacts {
  * The one place active grants enter a decision: `context.grants`, temporary role parents, and
  * `breakGlass` when a break-glass covers this resource (the authz event is then tagged).
  */
-export function withGrants(access: AccessService, now: number, identity: Identity, resource: EntityUid): ReturnType<GrantsFor> {
+export function withGrants(access: AccessService, now: number, identity: Identity, resource: EntityUid, action?: string): ReturnType<GrantsFor> {
   const p = principalFacts(identity);
-  const g = access.activeGrants(identity.id, now, resource);
+  const g = access.activeGrants(identity.id, now, resource, action);
   return {
     principal: g.parents.length > 0 ? { ...p, parents: [...p.parents, ...g.parents] } : p,
     grants: g.grants,
@@ -60,7 +60,7 @@ export class Authorization {
 
   #decisionInput(s: SessionContext, action: string, resource: EntityUid, sourceIp: string, purpose = {}, extra?: Record<string, unknown>): DecisionInput {
     return {
-      ...this.#d.grantsFor(s.identity, resource),
+      ...this.#d.grantsFor(s.identity, resource, action),
       claims: s.claims,
       authn: s.authn,
       sessionId: s.jti,

@@ -60,7 +60,7 @@ export class CredentialIssuance {
       context: { authn: s.authn, claims: s.claims, sourceIp, sessionId: s.jti },
       sessionId: s.jti,
       trust: s.authn.trust,
-      ...(grant && { grantId: grant.id }),
+      ...(grant && { grantId: grant.id, notAfter: Date.parse(grant.end_at) }),
     });
   }
 
@@ -74,7 +74,10 @@ export class CredentialIssuance {
 
   /**
    * The grant a credential is issued under: the one named (must be the caller's and active now),
-   * else the caller's active grant for this target, so ending it always reaches the lease.
+   * else the caller's active grant for this target, else — when the caller holds other grants that
+   * count for this target's resource (a role grant whose policy reaches it) — the one of those
+   * that ends first: the decision may rest on it, so the lease never outlives it (renewals
+   * included) and ending it reaches the lease.
    */
   #grantForCredential(s: SessionContext, target: string, grantId: string | undefined): Grant | undefined {
     const now = this.#d.clock.now();
@@ -90,6 +93,10 @@ export class CredentialIssuance {
       g.target.kind === 'credential' ? g.target.target === target
       : g.target.kind === 'resource' ? t !== undefined && g.target.resource.type === t.resourceType && g.target.resource.id === target
       : false;
-    return this.#d.access.listGrants({ identityId: s.identity.id, activeAt: now }).map((x) => x.grant).find((g) => active(g) && covers(g));
+    const mine = this.#d.access.listGrants({ identityId: s.identity.id, activeAt: now }).map((x) => x.grant).filter(active);
+    const covering = mine.find(covers);
+    if (covering || t === undefined) return covering;
+    const counts = this.#d.access.qualifier({ type: t.resourceType, id: target }, 'credential.issue');
+    return mine.filter(counts).sort((a, b) => Date.parse(a.end_at) - Date.parse(b.end_at))[0];
   }
 }

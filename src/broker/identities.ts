@@ -9,6 +9,7 @@ import type { Identity, IdentityInput, IdentityPatch, IdentityRegistry, Identity
 import { accountableHumans, checkIdentityId } from '../inventory/identities.ts';
 import type { CredentialService } from '../credentials/index.ts';
 import { InvalidInput, PortcullisError } from '../common/errors.ts';
+import { isReservedId } from '../identity/binding.ts';
 import type { SessionContext } from './types.ts';
 import { recordAdminEvent } from './admin-event.ts';
 import type { IdentityBinding } from './identity-binding.ts';
@@ -25,6 +26,35 @@ export class SelfEscalation extends PortcullisError {
   constructor(message: string) {
     super('self_escalation', 403, message);
   }
+}
+
+/**
+ * Making a way to act as another identity — minting or rotating an API key for it, binding it to
+ * a trust — is taking its rights. Refused (whatever `apikey.manage` / `identity.bind` policy says)
+ * when it would hand the caller a Role/Team membership it does not hold itself, or a reserved
+ * identity (`user:admin`, `system:…`) — unless the caller may write policy (`policy.write`), and
+ * so gains nothing by it. Otherwise those actions on an administrator are a way into its role.
+ */
+export async function checkActingAs(
+  identities: Pick<IdentityRegistry, 'get'>,
+  by: SessionContext,
+  target: Pick<Identity, 'id' | 'kind' | 'parents'>,
+  what: string,
+  policyWriter?: (s: SessionContext) => Promise<boolean>,
+): Promise<void> {
+  const caller = by.identity.id;
+  if (caller === target.id) return;
+  // A person's API key is theirs alone: one held by someone else is a second "human" for them
+  // (separation of duties) — whoever mints it, even a policy writer.
+  if (what.includes('API key') && target.kind === 'user') throw new SelfEscalation(`${caller} cannot ${what} ${target.id}: a user's API key is minted by that user only`);
+  let why: string | undefined;
+  if (isReservedId(target.id)) why = `${caller} cannot ${what} the reserved identity ${target.id}`;
+  else {
+    const mine = new Set((identities.get(caller)?.parents ?? []).map((p) => `${p.type}::${p.id}`));
+    const beyond = target.parents.filter((p) => !mine.has(`${p.type}::${p.id}`));
+    if (beyond.length > 0) why = `${caller} cannot ${what} ${target.id}: it is a member of ${beyond.map((p) => `${p.type}::"${p.id}"`).join(', ')}, which ${caller} is not`;
+  }
+  if (why !== undefined && !(await policyWriter?.(by))) throw new SelfEscalation(why);
 }
 
 export interface IdentityAdminDeps {
@@ -56,6 +86,10 @@ export class IdentityAdmin {
 
   async update(by: SessionContext, id: string, patch: IdentityPatch): Promise<Identity> {
     const before = this.#d.identities.require(id);
+    // Labels are attributes policy may grant on (`principal.labels`): nobody relabels themselves.
+    if (by.identity.id === id && patch.labels !== undefined && JSON.stringify(patch.labels) !== JSON.stringify(before.labels)) {
+      throw new SelfEscalation('an identity cannot change its own labels (policy may grant on them); ask an administrator');
+    }
     if (touchesMemberships(patch)) {
       this.#guard(by, before, {
         id, kind: before.kind, owner: patch.owner !== undefined ? patch.owner : before.owner,
@@ -89,6 +123,11 @@ export class IdentityAdmin {
     const key = (p: { type: string; id: string }) => `${p.type}::${p.id}`;
     const had = new Set((before?.parents ?? []).map(key));
     const added = after.parents.filter((p) => !had.has(key(p)));
+    if (before !== undefined && controlsBefore && after.owner !== before.owner) {
+      // Handing away (or re-pointing) an identity one controls would make it someone else — a second
+      // "human" to approve one's own requests. Another administrator must.
+      throw new SelfEscalation(`${caller} controls ${after.id} (owner chain) and cannot change its owner; another administrator must`);
+    }
     if (controlsAfter && added.length > 0) {
       throw new SelfEscalation(`${caller} controls ${after.id} (owner chain) and cannot add it to ${added.map((p) => `${p.type}::"${p.id}"`).join(', ')}; another administrator must`);
     }

@@ -13,12 +13,15 @@ import type { Identity, IdentityRegistry } from '../inventory/identities.ts';
 import { checkIdentityId } from '../inventory/identities.ts';
 import type { SessionContext } from './types.ts';
 import { recordAdminEvent } from './admin-event.ts';
+import { checkActingAs } from './identities.ts';
 
 export interface IdentityBindingDeps {
   trusts: readonly TrustConfig[];
   identities: IdentityRegistry;
   audit: AuditLog;
   log: (msg: string) => void;
+  /** May this session write policy (then acting as another identity gains it nothing)? */
+  policyWriter?: (s: SessionContext) => Promise<boolean>;
 }
 
 export class IdentityBinding {
@@ -71,6 +74,7 @@ export class IdentityBinding {
   async bind(by: SessionContext, id: string, trusts: string[]): Promise<Identity> {
     checkIdentityId(id);
     const before = this.#d.identities.require(id);
+    await checkActingAs(this.#d.identities, by, before, 'bind to trusts', this.#d.policyWriter);
     const resolved = this.resolve(id, trusts);
     const after = this.#d.identities.bind(id, resolved);
     await recordAdminEvent(this.#d.audit, by, 'identity.bound', { from: before.bound_trusts, to: after.bound_trusts }, id, after.boundary);

@@ -101,12 +101,14 @@ export class Broker {
     migrateBootstrap(this.db);
     // Each part below takes what its deps type names, from the services and the configuration.
     const { boundaries } = config;
-    this.#binding = new IdentityBinding({ ...s, trusts: config.trusts, log: this.#log });
+    // Acting as another identity (API key, trust binding) is for those who hold its memberships or may write policy.
+    const policyWriter = (sess: SessionContext) => this.#authz.requireAllowed(sess, 'policy.write', { type: 'Policy', id: 'active' }, '0.0.0.0').then(() => true, () => false);
+    this.#binding = new IdentityBinding({ ...s, trusts: config.trusts, log: this.#log, policyWriter });
     this.#authn = new Authentication({ ...s, boundaries, binding: this.#binding });
     this.#humanSignIn = new HumanSignIn(this.humanTrusts, this.#authn);
     this.#authz = new Authorization({ ...s, schemaExtension: config.schema_extension });
     this.#identityAdmin = new IdentityAdmin({ ...s, binding: this.#binding });
-    this.#apiKeyAdmin = new ApiKeyAdmin(s);
+    this.#apiKeyAdmin = new ApiKeyAdmin({ ...s, policyWriter });
     this.#policyAdmin = new PolicyAdmin({ ...s, schemaExtension: config.schema_extension });
     this.#issuance = new CredentialIssuance({ ...s, clock: this.clock, targets: config.targets });
     this.#bootstrap = new Bootstrap({ ...s, db: this.db, clock: this.clock, boundaries });
@@ -221,8 +223,15 @@ export class Broker {
   }
 
   /** Suspending or offboarding ends every live session of the identity at once. */
-  setIdentityStatus(by: SessionContext, id: string, status: IdentityStatus, reason: string): Promise<Identity> {
-    return this.#identityAdmin.setStatus(by, id, status, reason);
+  async setIdentityStatus(by: SessionContext, id: string, status: IdentityStatus, reason: string): Promise<Identity> {
+    const identity = await this.#identityAdmin.setStatus(by, id, status, reason);
+    // Suspended or offboarded keeps no grant (reactivation does not bring one back; docs/access.md).
+    if (status !== 'active') {
+      for (const { grant } of this.access.listGrants({ identityId: id })) {
+        if (grant.status === 'active') await this.access.grants.end(grant.id, { by: by.identity.id, reason: `identity ${status}` });
+      }
+    }
+    return identity;
   }
 
   // ── API keys ─────────────────────────────────────────────────────────────────────────────

@@ -70,7 +70,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
   const { authenticator, humanTrusts } = createTrusts(config.trusts, { clock, issuer, apikeys, spiffeCa, credentials: () => credentials, fetch: outbound, db });
   const sshCa = sshUserCa(keyring);
   // Read at decision time, after `access` below exists.
-  const grantsFor: GrantsFor = (identity, resource) => withGrants(access, clock.now(), identity, resource);
+  const grantsFor: GrantsFor = (identity, resource, action) => withGrants(access, clock.now(), identity, resource, action);
   const deciders = { identities, decisions, metrics, grantsFor };
   const credentials = createCredentialService({
     db,
@@ -104,6 +104,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
       return t && { type: t.resourceType, id: t.name };
     },
     accountable: (id) => identities.accountableHumans(id),
+    isActive: (id) => identities.get(id)?.status === 'active',
     teamsOf: (id) => (identities.get(id)?.parents ?? []).filter((p) => p.type === 'Team').map((p) => p.id),
     onError: (err) => o.log(`access: ${(err as Error).message}`),
     fetch: outbound,

@@ -54,6 +54,8 @@ export interface IssueInput {
   /** Who asks, when not the identity itself (an operator issuing for a workload). */
   actor?: string;
   grantId?: string;
+  /** ms since the epoch the lease may never outlive, renewals included (the end of its grant). */
+  notAfter?: number;
   sessionId?: string;
   trust?: string;
 }
@@ -206,8 +208,8 @@ export class CredentialService implements LeaseRevoker {
       sessionId: input.sessionId ?? null,
       trust: input.trust ?? null,
       issuedAt: now,
-      expiresAt: now + ttl,
-      maxExpiresAt: now + (t?.max_ttl_ms ?? ttl),
+      expiresAt: Math.min(now + ttl, input.notAfter ?? Infinity),
+      maxExpiresAt: Math.min(now + (t?.max_ttl_ms ?? ttl), input.notAfter ?? Infinity),
       renewals: 0,
       revokeAttempts: 0,
       nextAttemptAt: null,
@@ -313,6 +315,9 @@ export class CredentialService implements LeaseRevoker {
       params: { scopes: d.scopes, act: d.act, ...(parent ? { parent: parent.id } : {}) },
       context: { ...(input.context ?? {}), delegation: { actors: d.actors, depth: d.depth } },
       actor: input.actor.identityId,
+      // Renewals never take it past what its subject's lease may reach, and it ends with that grant.
+      ...(parent ? { notAfter: parent.maxExpiresAt } : {}),
+      ...(parent?.grantId ? { grantId: parent.grantId } : {}),
       ...(input.sessionId ? { sessionId: input.sessionId } : {}),
       ...(input.trust ? { trust: input.trust } : {}),
     });

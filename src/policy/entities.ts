@@ -74,4 +74,23 @@ export function checkResourceHierarchy(resources: readonly ResourceFacts[], path
       }
     });
   });
+  // The hierarchy is a DAG: a resource that is its own ancestor has no meaning in Cedar (`in`).
+  const index = new Map(resources.map((r, i) => [`${r.type}::${r.id}`, i]));
+  const state = new Map<string, 'open' | 'done'>();
+  const visit = (key: string, trail: string[]): void => {
+    if (state.get(key) === 'done') return;
+    state.set(key, 'open');
+    const i = index.get(key)!;
+    resources[i]!.parents.forEach((p, j) => {
+      const pk = `${p.type}::${p.id}`;
+      if (state.get(pk) === 'open') {
+        const loop = [...trail.slice(trail.indexOf(pk)), key, pk].map((k) => k.replace(/::(.*)$/, '::"$1"')).join(' → ');
+        const field = `${path}[${i}].parents[${j}]`;
+        throw new InvalidInput(`${field}: the resource hierarchy loops (${loop}); a resource cannot be its own ancestor`, field);
+      }
+      visit(pk, [...trail, key]);
+    });
+    state.set(key, 'done');
+  };
+  for (const key of index.keys()) visit(key, []);
 }

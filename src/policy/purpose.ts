@@ -7,10 +7,17 @@ import type { Purpose } from './decision-point.ts';
 
 const INVISIBLE = /[\p{White_Space}\p{Default_Ignorable_Code_Point}\p{Cc}\p{Cf}\u2800]/gu;
 
-/** The trimmed text when it says something, else undefined. */
+/** Something said: at least one letter or digit, in any script. */
+const SAYS = /[\p{L}\p{N}]/u;
+
+/**
+ * The trimmed text when it says something, else undefined. Saying something takes at least one
+ * visible letter or digit: whitespace, invisible characters, combining marks on nothing,
+ * punctuation (`-`, `...`) and emoji alone are no purpose.
+ */
 export function meaningful(text: unknown): string | undefined {
   if (typeof text !== 'string') return undefined;
-  if (text.replace(INVISIBLE, '').length === 0) return undefined;
+  if (!SAYS.test(text.replace(INVISIBLE, ''))) return undefined;
   return text.trim();
 }
 

@@ -100,10 +100,10 @@ export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; n
   const revoked: World['revoked'] = [];
   let service: AccessService | undefined;
 
-  const principal = (id: string, resource?: EntityUid): { facts: PrincipalFacts; grants: string[]; breakGlass: boolean } => {
+  const principal = (id: string, resource?: EntityUid, action?: string): { facts: PrincipalFacts; grants: string[]; breakGlass: boolean } => {
     const base = users.get(id);
     if (!base) throw new Error(`unknown test user ${id}`);
-    const g = service!.activeGrants(id, undefined, resource);
+    const g = service!.activeGrants(id, undefined, resource, action);
     return { facts: { ...base, parents: [...base.parents, ...g.parents] }, grants: g.grants, breakGlass: g.breakGlass };
   };
   const decide: AccessDecide = async (r) => {
@@ -139,7 +139,7 @@ export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; n
       return { id, sessionId: `sess-${name}`, authn: { method: 'oidc', trust: 'sso', mfa: true, assurance: 'high', auth_time: Math.floor(clock.now() / 1000), ...authn } };
     },
     async decideData(actor, action, resource) {
-      const p = principal(actor.id, resource);
+      const p = principal(actor.id, resource, action);
       return dp.decide({ principal: p.facts, claims: {}, authn: actor.authn, sourceIp: '127.0.0.1', action, resource, purpose: {}, grants: p.grants, breakGlass: p.breakGlass });
     },
     async close() {

@@ -143,6 +143,19 @@ describe('RFC 8693 delegation', () => {
     assert.throws(() => delegate({ subject: { identityId: 'user:u', scopes: ['a'] }, actor: { identityId: 'agent:1', scopes: ['b'] }, maxDepth: 2 }), /no scope in common/);
   });
 
+  test('issue #8 item 4: a lease under a grant never outlives it (notAfter), nor does a token exchanged from it, renewals included', async () => {
+    const jwks = createRemoteJWKSet(new URL(`${apiUrl.replace(/:\d+$/, `:${(broker.address() as { port: number }).port}`)}/.well-known/jwks.json`));
+    const notAfter = Date.now() + 120_000;
+    const t0 = await svc.issue({ identityId: 'user:alice@example.com', target: 'orders-api', params: { scopes: ['orders:read'] }, purpose: 'under a grant', grantId: 'grt_review', notAfter });
+    assert.ok(t0.lease.expiresAt <= notAfter && t0.lease.maxExpiresAt <= notAfter, 'the lease is cut to the grant end');
+    const v0 = await verifyAccessToken(t0.credential.access_token as string, jwks, { issuer: ISS, audience: 'https://orders.example' });
+    const t1 = await svc.exchange({ target: 'orders-api', subject: { identityId: v0.sub, scopes: v0.scopes, jti: v0.jti }, actor: { identityId: 'agent:a', scopes: ['orders:read'] }, purpose: 'triage' });
+    assert.equal(t1.lease.grantId, 'grt_review', 'the exchanged token ends with the same grant');
+    assert.ok(t1.lease.maxExpiresAt <= notAfter, 'and is never renewable past it');
+    await assert.rejects(svc.renew(t1.lease.id, { ttl: '5m' }), /maximum lifetime/);
+    await svc.revoke({ lease: t0.lease.id }, { by: 'user:alice@example.com', reason: 'done' });
+  });
+
   test('a three-hop chain narrows at each hop, is seen by policy, audit and the resource server; a fourth hop is refused', async () => {
     const jwks = createRemoteJWKSet(new URL(`${apiUrl.replace(/:\d+$/, `:${(broker.address() as { port: number }).port}`)}/.well-known/jwks.json`));
     const verify = (t: string) => verifyAccessToken(t, jwks, { issuer: ISS, audience: 'https://orders.example' });

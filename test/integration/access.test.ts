@@ -270,7 +270,9 @@ describe('privileged access over HTTP', () => {
     assert.equal(req.body.required_approvals, 1);
     const ok = await h.post(`/v1/access-requests/${req.body.id}/approve`, {}, tokens.bob!);
     assert.equal(ok.body.status, 'approved');
-    assert.equal((await h.post('/v1/authorize', payments, dave)).body.decision, 'allow', 'the role grant is a temporary parent');
+    // The role is a temporary parent, but a 1-approval grant never opens a prod table that the
+    // 2-approval `prod` rule governs (issue #8 item 4: the strictest rule matching what it reaches).
+    assert.equal((await h.post('/v1/authorize', payments, dave)).body.decision, 'deny', 'a 1-approval role grant does not count on prod');
 
     const jti = JSON.parse(Buffer.from(dave.split('.')[1]!, 'base64url').toString()).jti as string;
     assert.equal((await h.post('/v1/sessions/revoke', { jti }, dave)).status, 200);

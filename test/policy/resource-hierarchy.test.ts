@@ -55,6 +55,23 @@ test('transitively: every ancestor, not only the parent (checked link by link)',
   assert.doesNotThrow(() => checkResourceHierarchy([r('Group', 'c', 'platform'), r('Group', 'b', 'platform', ['c']), r('Group', 'a', 'platform', ['b'])]));
 });
 
+test('the hierarchy is a DAG: a resource parented to itself or through a loop is refused; Role/Team parents and deep chains', () => {
+  const g = (id: string, parents: string[] = []) => `  - { type: Group, id: ${id}, boundary: application, environment: prod, parents: [${parents.map((p) => `'Group::"${p}"'`).join(', ')}] }`;
+  assert.equal(refusedAt(g('a', ['a'])), 'resources[0].parents[0]', 'its own parent');
+  assert.equal(refusedAt([g('a', ['b']), g('b', ['a'])].join('\n')), 'resources[1].parents[0]', 'a two-step loop');
+  assert.equal(refusedAt([g('root'), g('a', ['root', 'c']), g('b', ['a']), g('c', ['b'])].join('\n')), 'resources[2].parents[0]', 'a loop beside a sound parent');
+  assert.throws(() => parseConfig(yaml([g('x', ['y']), g('y', ['x'])].join('\n')), dir), /loops \(Group::"x" → Group::"y" → Group::"x"\)/);
+  // A Role or Team is no resource: not a parent a resource can have.
+  assert.equal(refusedAt(`  - { type: Database, id: d, boundary: application, environment: prod, parents: ['Role::"portcullis-admin"'] }`), 'resources[0].parents[0]');
+  assert.equal(refusedAt(`  - { type: Database, id: d, boundary: application, environment: prod, parents: ['Team::"dba"'] }`), 'resources[0].parents[0]');
+  // A diamond and a deep chain are fine.
+  assert.equal(refusedAt([g('top'), g('l', ['top']), g('r', ['top']), g('bottom', ['l', 'r'])].join('\n')), 'accepted');
+  const chain = Array.from({ length: 300 }, (_, i) => g(`n${i}`, i === 0 ? [] : [`n${i - 1}`]));
+  assert.equal(refusedAt(chain.join('\n')), 'accepted');
+  const loop = Array.from({ length: 300 }, (_, i) => g(`n${i}`, [`n${(i + 299) % 300}`]));
+  assert.match(refusedAt(loop.join('\n')), /^resources\[\d+\]\.parents\[0\]$/, 'a 300-long loop');
+});
+
 test('Broker.open refuses such a configuration however it was built; nothing is served', async () => {
   const loaded = parseConfig(yaml(ORDERS), dir);
   const config = {
@@ -63,6 +80,13 @@ test('Broker.open refuses such a configuration however it was built; nothing is 
     resources: [...loaded.config.resources, { type: 'Table', id: 'orders.audit', boundary: 'platform', environment: 'prod', parents: [{ type: 'Database', id: 'orders' }], attributes: {} }],
   };
   await assert.rejects(Broker.open(config, { env: { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') } }), (e: InvalidInput) => e.extra.field === 'resources[1].parents[0]');
+  // A loop built past the config file: refused at open as well.
+  const looped = {
+    ...loaded.config,
+    data_dir: join(dir, 'data-loop'),
+    resources: [...loaded.config.resources, { type: 'Group', id: 'g1', boundary: 'application', environment: 'prod', parents: [{ type: 'Group', id: 'g1' }], attributes: {} }],
+  };
+  await assert.rejects(Broker.open(looped, { env: { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') } }), (e: InvalidInput) => e.extra.field === 'resources[1].parents[0]' && /loops/.test(e.message));
   // A rule naming a boundary that does not exist would never match: refused too.
   const rules = { ...loaded.config, data_dir: join(dir, 'data-rules'), access: { ...loaded.config.access, rules: [{ name: 'typo', match: { boundary: 'plattform' }, approvals: 2, max_duration_ms: 3_600_000, require_ticket: false, reviewers: [] }] } };
   await assert.rejects(Broker.open(rules, { env: { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') } }), (e: InvalidInput) => e.extra.field === 'access.rules[0].match.boundary');
