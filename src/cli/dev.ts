@@ -187,7 +187,9 @@ export async function startDevPostgres(dataDir: string, log: (m: string) => void
     throw new DevPostgresError(`cannot read ${statePath} (${(err as Error).message}): start with --fresh to make a new embedded PostgreSQL`);
   }
   if (!initialised) rmSync(clusterDir, { recursive: true, force: true });
-  const port = await freePort(54329);
+  // The port is chosen right before the server starts (initdb takes seconds, and another dev
+  // server starting meanwhile must not be handed the same one); a lost race is retried.
+  let port = 0;
   const lines: string[] = [];
   const keep = (m: unknown) => {
     for (const l of String(m instanceof Error ? m.message : m).split('\n')) if (l.trim() !== '') lines.push(l.trim());
@@ -195,7 +197,7 @@ export async function startDevPostgres(dataDir: string, log: (m: string) => void
   };
   const server = new EmbeddedPostgres({
     databaseDir: clusterDir,
-    port,
+    port: 54329,
     user: state.user,
     password: state.password,
     authMethod: 'scram-sha-256',
@@ -227,11 +229,21 @@ export async function startDevPostgres(dataDir: string, log: (m: string) => void
       throw failed('initialise (initdb)', err);
     }
   }
-  try {
-    await server.start();
-  } catch (err) {
-    await stopQuietly();
-    throw failed(`start on port ${port}`, err);
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort(attempt === 1 ? 54329 : 0);
+    (server as unknown as { options: { port: number } }).options.port = port; // read by start()
+    try {
+      await server.start();
+      break;
+    } catch (err) {
+      await stopQuietly();
+      const taken = lines.some((l) => /Address already in use/.test(l));
+      if (taken && attempt < 3) {
+        lines.length = 0;
+        continue;
+      }
+      throw failed(`start on port ${port}`, err);
+    }
   }
   if (!initialised) {
     try {
