@@ -68,7 +68,7 @@ describe('examples/portcullis.yaml runs as written; --reset-bootstrap', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pcx-example-'));
-    for (const f of ['portcullis.yaml', 'policies', 'schema.cedarschema', 'bundle.jwks.json']) cpSync(join(REPO, 'examples', f), join(dir, f), { recursive: true });
+    for (const f of ['portcullis.yaml', 'policies', 'schema-extension.cedar', 'bundle.jwks.json']) cpSync(join(REPO, 'examples', f), join(dir, f), { recursive: true });
     port = await freePort();
     config = join(dir, 'portcullis.yaml');
     const yaml = readFileSync(config, 'utf8');
