@@ -5,7 +5,6 @@
 // leaf, a root presented as leaf, an intermediate naming another trust domain, very long).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { webcrypto } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,64 +13,11 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { GeneralName, GeneralSubtree, GeneralSubtrees, NameConstraints } from '@peculiar/asn1-x509';
 import { startServer } from '../credentials/server.ts';
 import type { TestServer } from '../credentials/server.ts';
+import { TD, bundleOf, keyPem, leaf, makeCa, mtlsLogin, pem } from './x509-chain.ts';
+import type { Ca, LeafOpts } from './x509-chain.ts';
 
-const TD = 'spire.acme.test';
 const OTHER_TD = 'other.acme.test';
-const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
 const day = 86_400_000;
-let serial = 0x40;
-
-interface Ca {
-  cert: x509.X509Certificate;
-  keys: webcrypto.CryptoKeyPair;
-}
-
-interface CaOpts { ca?: boolean; pathLength?: number; notBefore?: Date; uri?: string; extra?: x509.Extension[] }
-
-async function makeCa(name: string, issuer?: Ca, o: CaOpts = {}): Promise<Ca> {
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const extensions: x509.Extension[] = [
-    new x509.BasicConstraintsExtension(o.ca ?? true, o.pathLength, true),
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ...(o.uri ? [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: o.uri }])] : []),
-    ...(o.extra ?? []),
-  ];
-  const common = { serialNumber: (serial++).toString(16), notBefore: o.notBefore ?? new Date(Date.now() - 2 * day), notAfter: new Date(Date.now() + 30 * day), signingAlgorithm: alg, extensions };
-  const cert = issuer
-    ? await x509.X509CertificateGenerator.create({ ...common, subject: `CN=${name}`, issuer: issuer.cert.subject, publicKey: keys.publicKey, signingKey: issuer.keys.privateKey })
-    : await x509.X509CertificateGenerator.createSelfSigned({ ...common, name: `CN=${name}`, keys });
-  return { cert, keys };
-}
-
-interface LeafOpts { uris?: string[]; dns?: string[]; eku?: string[]; usage?: number | null; extra?: x509.Extension[]; ca?: boolean }
-
-async function leaf(issuer: Ca, path: string, o: LeafOpts = {}): Promise<{ cert: string; key: string }> {
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const usage = o.usage === undefined ? x509.KeyUsageFlags.digitalSignature : o.usage;
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: (serial++).toString(16), subject: 'O=SPIRE', issuer: issuer.cert.subject,
-    notBefore: new Date(Date.now() - day), notAfter: new Date(Date.now() + day), signingAlgorithm: alg, publicKey: keys.publicKey, signingKey: issuer.keys.privateKey,
-    extensions: [
-      new x509.BasicConstraintsExtension(o.ca ?? false, undefined, true),
-      ...(usage !== null ? [new x509.KeyUsagesExtension(usage, true)] : []),
-      ...(o.eku ? [new x509.ExtendedKeyUsageExtension(o.eku)] : []),
-      new x509.SubjectAlternativeNameExtension([
-        ...(o.uris ?? [`spiffe://${TD}/${path}`]).map((value) => ({ type: 'url' as const, value })),
-        ...(o.dns ?? []).map((value) => ({ type: 'dns' as const, value })),
-      ]),
-      ...(o.extra ?? []),
-    ],
-  });
-  return { cert: cert.toString('pem'), key: await keyPem(keys) };
-}
-
-async function keyPem(keys: webcrypto.CryptoKeyPair): Promise<string> {
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)).toString('base64');
-  return `-----BEGIN PRIVATE KEY-----\n${pkcs8.match(/.{1,64}/g)!.join('\n')}\n-----END PRIVATE KEY-----\n`;
-}
-
-const pem = (...cs: (string | Ca)[]) => cs.map((c) => (typeof c === 'string' ? c : c.cert.toString('pem'))).join('\n');
 
 describe('hostile X.509-SVID chains over mTLS (8.25, second round)', () => {
   let s: TestServer;
@@ -80,10 +26,8 @@ describe('hostile X.509-SVID chains over mTLS (8.25, second round)', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pcx-chain2-'));
     root = await makeCa('shared root');
-    const b64 = (c: Ca) => Buffer.from(c.cert.rawData).toString('base64');
     // One root serves two trust domains (a common layout: one corporate root, an intermediate per domain).
-    const bundle = JSON.stringify({ keys: [{ kty: 'EC', crv: 'P-256', use: 'x509-svid', x5c: [b64(root)] }] });
-    writeFileSync(join(dir, 'bundle.json'), bundle);
+    writeFileSync(join(dir, 'bundle.json'), bundleOf(root));
     s = await startServer({
       tls: true,
       trusts: [
@@ -100,11 +44,7 @@ describe('hostile X.509-SVID chains over mTLS (8.25, second round)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const reason = async () => {
-    await s.running.broker.audit.flush();
-    return s.running.broker.audit.query({ stream: 'authn', type: 'authn.failure', order: 'desc', limit: 1 })[0]?.payload.reason;
-  };
-  const mtls = (cert: string, key: string) => s.call('POST', '/v1/auth/token', {}, undefined, { cert, key });
+  const { mtls, reason } = mtlsLogin(() => s);
   const refused = async (cert: string, key: string, why: string) => {
     const r = await mtls(cert, key);
     assert.equal(r.status, 401, `${why}: ${JSON.stringify(r.body)}`);

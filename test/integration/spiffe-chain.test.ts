@@ -4,53 +4,16 @@
 // and a chain longer than a CA's pathLenConstraint allows.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { webcrypto } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as x509 from '../../src/crypto/x509.ts';
 import { startServer } from '../credentials/server.ts';
 import type { TestServer } from '../credentials/server.ts';
+import { TD, bundleOf, leaf, makeCa, mtlsLogin, pem } from './x509-chain.ts';
+import type { Ca } from './x509-chain.ts';
 
-const TD = 'spire.acme.test';
-const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
 const day = 86_400_000;
-let serial = 1;
-
-interface Ca {
-  cert: x509.X509Certificate;
-  keys: webcrypto.CryptoKeyPair;
-}
-
-async function makeCa(name: string, issuer?: Ca, o: { ca?: boolean; usage?: number | null; pathLength?: number; notAfter?: Date } = {}): Promise<Ca> {
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const extensions: x509.Extension[] = [new x509.BasicConstraintsExtension(o.ca ?? true, o.pathLength, true)];
-  const usage = o.usage === undefined ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : o.usage;
-  if (usage !== null) extensions.push(new x509.KeyUsagesExtension(usage, true));
-  extensions.push(await x509.SubjectKeyIdentifierExtension.create(keys.publicKey));
-  const common = { serialNumber: (serial++).toString(16).padStart(2, '0'), notBefore: new Date(Date.now() - 2 * day), notAfter: o.notAfter ?? new Date(Date.now() + 30 * day), signingAlgorithm: alg, extensions };
-  const cert = issuer
-    ? await x509.X509CertificateGenerator.create({ ...common, subject: `CN=${name}`, issuer: issuer.cert.subject, publicKey: keys.publicKey, signingKey: issuer.keys.privateKey })
-    : await x509.X509CertificateGenerator.createSelfSigned({ ...common, name: `CN=${name}`, keys });
-  return { cert, keys };
-}
-
-async function leaf(issuer: Ca, path: string): Promise<{ cert: string; key: string }> {
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: (serial++).toString(16).padStart(2, '0'), subject: 'O=SPIRE', issuer: issuer.cert.subject,
-    notBefore: new Date(Date.now() - day), notAfter: new Date(Date.now() + day), signingAlgorithm: alg, publicKey: keys.publicKey, signingKey: issuer.keys.privateKey,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `spiffe://${TD}/${path}` }]),
-    ],
-  });
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)).toString('base64');
-  return { cert: cert.toString('pem'), key: `-----BEGIN PRIVATE KEY-----\n${pkcs8.match(/.{1,64}/g)!.join('\n')}\n-----END PRIVATE KEY-----\n` };
-}
-
-const pem = (...cs: (string | Ca)[]) => cs.map((c) => (typeof c === 'string' ? c : c.cert.toString('pem'))).join('\n');
 
 describe('X.509-SVIDs through intermediates over mTLS (a SPIRE-style bundle file)', () => {
   let s: TestServer;
@@ -61,8 +24,7 @@ describe('X.509-SVIDs through intermediates over mTLS (a SPIRE-style bundle file
     dir = mkdtempSync(join(tmpdir(), 'pcx-chain-'));
     root = await makeCa('spire root');
     strictRoot = await makeCa('strict root', undefined, { pathLength: 0 });
-    const b64 = (c: Ca) => Buffer.from(c.cert.rawData).toString('base64');
-    writeFileSync(join(dir, 'bundle.json'), JSON.stringify({ keys: [root, strictRoot].map((c) => ({ kty: 'EC', crv: 'P-256', use: 'x509-svid', x5c: [b64(c)] })) }));
+    writeFileSync(join(dir, 'bundle.json'), bundleOf(root, strictRoot));
     s = await startServer({
       tls: true,
       trusts: `  - { name: spire, kind: spiffe, trust_domain: ${TD}, bundle: ${join(dir, 'bundle.json')}, boundary: application, environment: prod }`,
@@ -76,11 +38,7 @@ describe('X.509-SVIDs through intermediates over mTLS (a SPIRE-style bundle file
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const reason = async () => {
-    await s.running.broker.audit.flush();
-    return s.running.broker.audit.query({ stream: 'authn', type: 'authn.failure', order: 'desc', limit: 1 })[0]?.payload.reason;
-  };
-  const mtls = (cert: string, key: string) => s.call('POST', '/v1/auth/token', {}, undefined, { cert, key });
+  const { mtls, reason } = mtlsLogin(() => s);
 
   it('root → intermediate → leaf: accepted as the SPIFFE ID', async () => {
     const inter = await makeCa('spire intermediate', root);
