@@ -5,7 +5,7 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDatabase } from '../src/store/sqlite.ts';
+import { openDatabase } from '../src/store/sqlite/db.ts';
 import { AuditLog } from '../src/audit/log.ts';
 import { AUDIT_DB_FILE, verifyDataDir, verifyStream } from '../src/audit/verify.ts';
 import { queryEvents } from '../src/audit/query.ts';

@@ -4,7 +4,7 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDatabase } from '../src/store/sqlite.ts';
+import { openDatabase } from '../src/store/sqlite/db.ts';
 import { AuditLog } from '../src/audit/log.ts';
 import { PolicyStore } from '../src/policy/store.ts';
 import { DecisionPoint } from '../src/policy/decision-point.ts';

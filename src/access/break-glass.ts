@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { Conflict, InvalidInput, NotFound } from '../common/errors.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
-import { transaction } from '../store/sqlite.ts';
+import { transaction } from '../store/sqlite/db.ts';
 import { BreakGlassNotEligible, NotARevoker, ReviewNotAllowed } from './errors.ts';
 import { coversResource, summary } from './grants.ts';
 import type { BreakGlassInput } from './input.ts';

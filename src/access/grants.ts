@@ -7,7 +7,7 @@ import type { AuditSink } from '../audit/types.ts';
 import type { Clock } from '../common/clock.ts';
 import { NotFound } from '../common/errors.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
-import type { Db } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
 import { KeyedLock } from './lock.ts';
 import { grantFromRow } from './store.ts';
 import type { AccessTarget, Grant, GrantContext, GrantKind, Notifier, RevokeLeases } from './types.ts';

@@ -5,7 +5,7 @@ import type { Clock } from '../common/clock.ts';
 import { systemClock } from '../common/clock.ts';
 import { Forbidden } from '../common/errors.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
-import type { Db } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
 import { BreakGlass } from './break-glass.ts';
 import type { AccessConfig } from './config.ts';
 import { Grants } from './grants.ts';

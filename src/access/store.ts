@@ -1,6 +1,6 @@
 // SQLite tables of the access domain (migrate(db, 'access', …)). Times are ms since the epoch.
-import type { Db } from '../store/sqlite.ts';
-import { migrate } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
+import { migrate } from '../store/sqlite/db.ts';
 import type { AccessRequest, AccessTarget, BreakGlassReview, Comment, Grant, Review } from './types.ts';
 
 export const ACCESS_MIGRATIONS = [

@@ -10,7 +10,7 @@ import type { OutboundFetch } from '../common/outbound.ts';
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../common/clock.ts';
 import { systemClock } from '../common/clock.ts';
-import type { Db } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
 import type { WebhookConfig, WebhookEndpoint } from './config.ts';
 import type { Notifier } from './types.ts';
 

@@ -1,7 +1,7 @@
 // Where batches are written: inline on the caller's connection, or in a worker thread with its own
 // connection to the same file (the default for file databases).
 import { Worker } from 'node:worker_threads';
-import type { Db } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
 import { ChainWriter, type CheckpointPolicy, type WriteRequest, type WriteResult } from './writer.ts';
 import type { WorkerInit, WorkerReply } from './writer-worker.ts';
 

@@ -5,7 +5,7 @@
 // are committed, and stored with the next batch.
 import type { Writable } from 'node:stream';
 import { systemClock, type Clock } from '../common/clock.ts';
-import type { Db } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
 import { InlineBatchWriter, WorkerBatchWriter, type BatchWriter } from './batch-writer.ts';
 import { GENESIS } from './chain.ts';
 import { checkpointMessage, type CheckpointRow } from './checkpoint.ts';

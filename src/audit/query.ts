@@ -7,7 +7,7 @@ import { canonicalJson } from './canonical.ts';
 import { toRecord, type ChainFields } from './chain.ts';
 import { AUDIT_STREAMS, type AuditQuery, type AuditRecord } from './types.ts';
 import type { StatementSync } from 'node:sqlite';
-import type { Db } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
 
 export const AUDIT_QUERY_DEFAULT_LIMIT = 100;
 export const AUDIT_QUERY_MAX_LIMIT = 1000;

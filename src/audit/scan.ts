@@ -3,7 +3,7 @@
 import type { StatementSync } from 'node:sqlite';
 import { recordCanonical, scratchFields } from './chain.ts';
 import { hash as digest } from 'node:crypto';
-import type { Db } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
 
 export interface ChainBreak {
   seq: number;

@@ -11,7 +11,7 @@ import { scanRange, type ChainBreak, type ScanResult } from './scan.ts';
 import { AUDIT_STREAMS, type AuditStreamName, type AuditVerification, type PublicKeyResolver, type StreamVerification, type WitnessVerification } from './types.ts';
 import type { WitnessedCheckpoints } from './witness.ts';
 import { NotFound } from '../common/errors.ts';
-import type { Db } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
 
 /**
  * The audit streams' own database file in a data directory. Kept apart from the rest of the store

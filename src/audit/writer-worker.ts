@@ -3,7 +3,7 @@
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { DatabaseSync } from 'node:sqlite';
 import { ChainWriter, type CheckpointPolicy, type WriteRequest } from './writer.ts';
-import { CONNECTION_PRAGMAS } from '../store/sqlite.ts';
+import { CONNECTION_PRAGMAS } from '../store/sqlite/db.ts';
 
 export interface WorkerInit {
   path: string;

@@ -3,7 +3,7 @@
 // which checkpoints are now due. Stateless between calls (heads are read inside the
 // transaction), so it runs the same inline or in the writer worker.
 import type { StatementSync } from 'node:sqlite';
-import type { Db } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
 import { GENESIS, hashFields, scratchFields } from './chain.ts';
 import type { CheckpointRow } from './checkpoint.ts';
 import { AUDIT_STREAMS, type AuditStreamName } from './types.ts';

@@ -3,8 +3,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../common/clock.ts';
 import { AuthenticationFailed } from '../common/errors.ts';
-import type { Db } from '../store/sqlite.ts';
-import { migrate } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
+import { migrate } from '../store/sqlite/db.ts';
 import type { AuditLog } from '../audit/log.ts';
 import type { AuthnFacts } from '../identity/types.ts';
 import type { SessionService } from '../identity/sessions.ts';

@@ -5,7 +5,7 @@
 import type { PortcullisConfig } from '../config/types.ts';
 import { systemClock, type Clock } from '../common/clock.ts';
 import type { Metrics } from '../common/metrics.ts';
-import type { Db } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { AuditLog } from '../audit/log.ts';
 import type { AuditVerification } from '../audit/types.ts';

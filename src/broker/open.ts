@@ -5,19 +5,20 @@ import { join } from 'node:path';
 import { createPrivateKey } from 'node:crypto';
 import type { PortcullisConfig } from '../config/types.ts';
 import { systemClock } from '../common/clock.ts';
-import type { Db } from '../store/sqlite.ts';
-import { openDatabase } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
+import { SqliteStore } from '../store/sqlite/index.ts';
 import { loadMasterKey } from '../crypto/masterkey.ts';
 import { Keyring } from '../crypto/keyring.ts';
-import { AUDIT_DB_FILE } from '../audit/verify.ts';
 import { SpiffeCaStore, sshCaFromKey } from '../credentials/index.ts';
 import type { JwtSigner, SshCa } from '../credentials/index.ts';
 import type { BrokerOptions } from './types.ts';
 
 /** What `open` prepares before the constructor: the store, the keyring, the SPIFFE CAs. */
 export interface Opened {
+  store: SqliteStore;
+  /** Transitional (issue #9): the raw state connection, for domains not yet behind their ports. */
   db: Db;
-  /** The audit streams live in their own file (see AUDIT_DB_FILE). */
+  /** Transitional (issue #9): the audit streams' raw connection (own file, see AUDIT_DB_FILE). */
   auditDb: Db;
   keyring: Keyring;
   spiffeCa: SpiffeCaStore;
@@ -29,15 +30,16 @@ export interface Opened {
  */
 export async function openStorage<T>(config: PortcullisConfig, options: BrokerOptions, assemble: (opened: Opened) => T): Promise<T> {
   const clock = options.clock ?? systemClock;
-  const db = openDatabase(join(config.data_dir, 'portcullis.db'));
-  const auditDb = openDatabase(join(config.data_dir, AUDIT_DB_FILE));
+  const store = SqliteStore.open(config.data_dir);
+  const db = store.main.raw;
+  const auditDb = store.auditDb.raw;
   try {
     const master = loadMasterKey(config.data_dir, options.env ?? process.env);
     const keyring = Keyring.open(db, { masterKey: master.key, clock });
     // SPIFFE CAs are made before the issuers that use them (creating one is async).
     const spiffeCa = SpiffeCaStore.open(db, master.key, clock);
     for (const td of new Set(config.targets.flatMap((t) => (t.kind === 'spiffe-x509' ? [t.trust_domain] : [])))) await spiffeCa.ensure(td);
-    return assemble({ db, auditDb, keyring, spiffeCa });
+    return assemble({ store, db, auditDb, keyring, spiffeCa });
   } catch (err) {
     closeDatabases(db, auditDb);
     throw err;

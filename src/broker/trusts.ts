@@ -13,7 +13,7 @@ import { Authenticator } from '../identity/authenticator.ts';
 import { fail as authnFail } from '../identity/reasons.ts';
 import { HumanOidcTrust } from '../identity/oidc-human.ts';
 import { JtiReplayStore } from '../identity/replay.ts';
-import type { Db } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
 import { identityForSpiffeId } from '../credentials/index.ts';
 import type { CredentialService, Lease, SpiffeCaStore } from '../credentials/index.ts';
 

@@ -2,8 +2,8 @@
 // Rows are never deleted, so a failed revocation cannot be forgotten.
 import { randomBytes } from 'node:crypto';
 import type { StatementSync } from 'node:sqlite';
-import { migrate, transaction } from '../store/sqlite.ts';
-import type { Db } from '../store/sqlite.ts';
+import { migrate, transaction } from '../store/sqlite/db.ts';
+import type { Db } from '../store/sqlite/db.ts';
 import type { Lease, LeaseStatus, TargetKind } from './types.ts';
 
 const MIGRATIONS = [

@@ -7,7 +7,7 @@ import type { Clock } from '../common/clock.ts';
 import { systemClock } from '../common/clock.ts';
 import { parseDuration, formatDuration } from '../common/duration.ts';
 import { Forbidden, InvalidInput, NotFound, PortcullisError, Unavailable } from '../common/errors.ts';
-import type { Db } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
 import type { TargetConfig } from './config.ts';
 import { LeaseNotActive, TargetError } from './errors.ts';
 import type { IssuerDeps } from './issuers.ts';

@@ -10,8 +10,8 @@ import type { Clock } from '../common/clock.ts';
 import { DecryptionFailed, open, seal } from '../crypto/envelope.ts';
 import { MasterKeyError } from '../crypto/masterkey.ts';
 import * as x509 from '../crypto/x509.ts';
-import type { Db } from '../store/sqlite.ts';
-import { migrate } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
+import { migrate } from '../store/sqlite/db.ts';
 import { createIntermediate, generateSpiffeRoot } from './x509-svid.ts';
 import type { CaMaterial } from './x509-svid.ts';
 

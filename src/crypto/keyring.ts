@@ -7,8 +7,8 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, ran
 import type { JsonWebKey as NodeJsonWebKey, KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { JWK, JWTPayload } from 'jose';
-import type { Db } from '../store/sqlite.ts';
-import { migrate, transaction } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
+import { migrate, transaction } from '../store/sqlite/db.ts';
 import type { Clock } from '../common/clock.ts';
 import { systemClock } from '../common/clock.ts';
 import type { CheckpointSigner, PublicKeyResolver } from '../audit/types.ts';

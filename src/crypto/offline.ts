@@ -2,7 +2,7 @@
 // without writing, so `portcullis audit verify --data DIR` works while the server is down.
 import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
-import type { Db } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
 import type { JsonWebKey } from 'node:crypto';
 import type { PublicKeyResolver } from '../audit/types.ts';
 import type { KeyPurpose } from './keyring.ts';

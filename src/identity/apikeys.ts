@@ -7,8 +7,8 @@
 // 1 h, 0 for "now") so a legacy caller can redeploy without an outage; a leaked key is revoked,
 // not rotated.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Db } from '../store/sqlite.ts';
-import { transaction } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
+import { transaction } from '../store/sqlite/db.ts';
 import type { Clock } from '../common/clock.ts';
 import { systemClock } from '../common/clock.ts';
 import { Conflict, InvalidInput, NotFound } from '../common/errors.ts';

@@ -1,6 +1,6 @@
 // Tables of the identity domain (one migration list for the whole domain: versions are shared).
-import type { Db } from '../store/sqlite.ts';
-import { migrate } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
+import { migrate } from '../store/sqlite/db.ts';
 
 export const IDENTITY_MIGRATIONS = [
   {

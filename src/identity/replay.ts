@@ -2,8 +2,8 @@
 // not forget them. Ids are stored hashed with their trust (bounded size, no token material at
 // rest); expired entries are pruned as new ones arrive.
 import { createHash } from 'node:crypto';
-import type { Db } from '../store/sqlite.ts';
-import { migrate, transaction } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
+import { migrate, transaction } from '../store/sqlite/db.ts';
 import { fail } from './reasons.ts';
 import type { ReplayGuard } from './jwt.ts';
 

@@ -3,7 +3,7 @@
 // action is decided again against current policy, so privileges cannot drift after login.
 // Revocation (by jti, or by identity with a cut-off time) is checked on every use from memory.
 import { randomBytes } from 'node:crypto';
-import type { Db } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
 import type { Clock } from '../common/clock.ts';
 import { nowSeconds, systemClock } from '../common/clock.ts';
 import type { Keyring } from '../crypto/keyring.ts';

@@ -1,7 +1,7 @@
 // The registry of every principal: who it is, who owns it, why it exists, where it lives, and
 // whether it may still authenticate. Reads are served from memory (hot path of every decision).
-import type { Db } from '../store/sqlite.ts';
-import { migrate, transaction } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
+import { migrate, transaction } from '../store/sqlite/db.ts';
 import type { IdentityKind } from '../identity/types.ts';
 import { IDENTITY_KINDS } from '../identity/types.ts';
 import { kindOfId } from '../identity/binding.ts';

@@ -1,7 +1,7 @@
 // Numbered policy versions. Every activation is a new version; the newest is the active one.
 import { createHash } from 'node:crypto';
-import type { Db } from '../store/sqlite.ts';
-import { migrate } from '../store/sqlite.ts';
+import type { Db } from '../store/sqlite/db.ts';
+import { migrate } from '../store/sqlite/db.ts';
 import type { PolicyFile } from './policy-set.ts';
 
 export interface PolicyVersion {

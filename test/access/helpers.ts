@@ -2,8 +2,8 @@
 // `decide` merges active grants the way the broker will: `context.grants`, temporary role parents,
 // `breakGlass` for the resource.
 import { ManualClock } from '../../src/common/clock.ts';
-import { openDatabase } from '../../src/store/sqlite.ts';
-import type { Db } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
+import type { Db } from '../../src/store/sqlite/db.ts';
 import { AuditLog } from '../../src/audit/log.ts';
 import { PolicyStore } from '../../src/policy/store.ts';
 import { WasmEngine } from '../../src/policy/engine/wasm.ts';

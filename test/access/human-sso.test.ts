@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { HumanOidcTrust, emailProblem } from '../../src/identity/oidc-human.ts';
 import { AUTH_TIME_UNKNOWN } from '../../src/identity/oidc.ts';
 import { JtiReplayStore } from '../../src/identity/replay.ts';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -2,7 +2,7 @@
 // and a caller that never waits on the network.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { WebhookDispatcher, migrateAccess, signWebhook, validateAccessConfig, verifyWebhookSignature } from '../../src/access/index.ts';
 import { startReceiver } from './receiver.ts';
 import type { Receiver } from './receiver.ts';

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { openDatabase, type Db } from '../../src/store/sqlite.ts';
+import { openDatabase, type Db } from '../../src/store/sqlite/db.ts';
 import type { CheckpointSigner, PublicKeyResolver } from '../../src/audit/types.ts';
 import { AUDIT_DB_FILE } from '../../src/audit/verify.ts';
 

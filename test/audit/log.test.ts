@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { AuditLog } from '../../src/audit/log.ts';
 import { AuditWriteFailed } from '../../src/audit/errors.ts';
 import { GENESIS } from '../../src/audit/chain.ts';

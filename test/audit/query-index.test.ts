@@ -8,7 +8,7 @@ import { AuditLog } from '../../src/audit/log.ts';
 import { toRecord, type ChainFields } from '../../src/audit/chain.ts';
 import { buildQuery, queryEvents } from '../../src/audit/query.ts';
 import { ManualClock } from '../../src/common/clock.ts';
-import { openDatabase, type Db } from '../../src/store/sqlite.ts';
+import { openDatabase, type Db } from '../../src/store/sqlite/db.ts';
 import { AUDIT_STREAMS, type AuditQuery, type AuditRecord } from '../../src/audit/types.ts';
 
 const T0 = Date.parse('2026-05-01T00:00:00Z');

@@ -10,7 +10,7 @@ import { AUDIT_MIGRATIONS } from '../../src/audit/schema.ts';
 import { queryEvents } from '../../src/audit/query.ts';
 import { verifyAll, verifyDataDir } from '../../src/audit/verify.ts';
 import { ManualClock } from '../../src/common/clock.ts';
-import { migrate, openDatabase, type Db } from '../../src/store/sqlite.ts';
+import { migrate, openDatabase, type Db } from '../../src/store/sqlite/db.ts';
 import { AUDIT_STREAMS, type AuditQuery, type AuditRecord, type AuditStreamName } from '../../src/audit/types.ts';
 import { createHash } from 'node:crypto';
 import { ed25519Key, resolverOf, tamper, tempStore } from './helpers.ts';

@@ -16,7 +16,7 @@ import { recordCanonical, type ChainFields } from '../../src/audit/chain.ts';
 import { verifyDataDir } from '../../src/audit/verify.ts';
 import { verifyDataDirParallel } from '../../src/audit/verify-parallel.ts';
 import { parseWitness, readWitnessFile } from '../../src/audit/witness.ts';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import type { AuditVerification, StreamVerification } from '../../src/audit/types.ts';
 import { ed25519Key, resolverOf, tamper, tempStore, type TempStore, type TestKey } from './helpers.ts';
 

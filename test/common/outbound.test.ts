@@ -16,7 +16,7 @@ import type { Resolver } from '../../src/common/outbound.ts';
 import { WebhookDispatcher } from '../../src/access/webhooks.ts';
 import { migrateAccess } from '../../src/access/store.ts';
 import { validateAccessConfig } from '../../src/access/config.ts';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 
 let server: Server;
 let port = 0;

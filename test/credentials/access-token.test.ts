@@ -13,7 +13,7 @@ import { validateTargets } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import type { CredentialService } from '../../src/credentials/service.ts';
 import type { JwtSigner } from '../../src/credentials/types.ts';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { MemoryAudit, TablePolicy } from './helpers.ts';
 
 const ISS = 'https://portcullis.test';

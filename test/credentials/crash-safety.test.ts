@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { validateTargets } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { connectAs, MemoryAudit, startPostgres } from './helpers.ts';
 import type { TestPostgres } from './helpers.ts';
 

@@ -10,7 +10,7 @@ import { backoffMs } from '../../src/credentials/reaper.ts';
 import { parseSelector } from '../../src/credentials/revocation.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import type { CredentialIssuer, Lease, ReconcileResult } from '../../src/credentials/types.ts';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { MemoryAudit, TablePolicy } from './helpers.ts';
 
 /** A target whose credentials are rows in a Set; `down` makes it unreachable. */

@@ -13,7 +13,7 @@ import { validateTargets } from '../../src/credentials/config.ts';
 import type { PostgresTarget } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import type { CredentialService } from '../../src/credentials/service.ts';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { BROKER_ROLE, connectAs, MemoryAudit, startPostgres, TablePolicy } from './helpers.ts';
 import type { TestPostgres } from './helpers.ts';
 

@@ -12,7 +12,7 @@ import type { PostgresTarget } from '../../src/credentials/config.ts';
 import { grantStatements } from '../../src/credentials/postgres.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import type { CredentialService } from '../../src/credentials/service.ts';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { connectAs, MemoryAudit, startPostgres, TablePolicy } from './helpers.ts';
 import type { TestPostgres } from './helpers.ts';
 

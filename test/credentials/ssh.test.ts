@@ -12,7 +12,7 @@ import type { TargetConfig } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import { parseUserCertificate } from '../../src/credentials/ssh-cert.ts';
 import { generateSshCa } from '../../src/credentials/ssh.ts';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { MemoryAudit, TablePolicy } from './helpers.ts';
 import { run, skipWithoutOpenSsh, sshLogin as login, startSshd, userKey as newKey } from './sshd.ts';
 import type { Sshd } from './sshd.ts';

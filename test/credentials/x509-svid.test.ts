@@ -12,7 +12,7 @@ import { validateTargets } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import { createIntermediate, generateSpiffeRoot, spiffeIdFor } from '../../src/credentials/x509-svid.ts';
 import type { CaMaterial } from '../../src/credentials/x509-svid.ts';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { MemoryAudit, TablePolicy } from './helpers.ts';
 
 const TD = 'prod.example.org';

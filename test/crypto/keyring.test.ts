@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, verify as edVerify, createPublicKey } from 'node:crypto';
 import { jwtVerify, createLocalJWKSet } from 'jose';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { ManualClock } from '../../src/common/clock.ts';
 import { Keyring } from '../../src/crypto/keyring.ts';
 import { loadMasterKey, MasterKeyError, parseMasterKey } from '../../src/crypto/masterkey.ts';

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { ManualClock } from '../../src/common/clock.ts';
 import { Keyring } from '../../src/crypto/keyring.ts';
 import { ApiKeyService, looksLikeApiKey, findApiKeys } from '../../src/identity/apikeys.ts';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ManualClock, nowSeconds } from '../../src/common/clock.ts';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { Keyring } from '../../src/crypto/keyring.ts';
 import { OidcTrust } from '../../src/identity/oidc.ts';
 import { ApiKeyService } from '../../src/identity/apikeys.ts';

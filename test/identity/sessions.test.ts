@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { ManualClock, nowSeconds } from '../../src/common/clock.ts';
 import { Keyring } from '../../src/crypto/keyring.ts';
 import { SessionService, SESSION_TTL_CAP_MS } from '../../src/identity/sessions.ts';

@@ -11,7 +11,7 @@ import { systemClock } from '../../src/common/clock.ts';
 import { validateTargets } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import { createIntermediate, generateSpiffeRoot } from '../../src/credentials/x509-svid.ts';
-import { openDatabase } from '../../src/store/sqlite.ts';
+import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { MemoryAudit, TablePolicy } from '../credentials/helpers.ts';
 import { startServer } from '../credentials/server.ts';
 import type { TestServer } from '../credentials/server.ts';

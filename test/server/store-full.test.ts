@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { startHarness } from '../integration/harness.ts';
-import { CONNECTION_PRAGMAS, JOURNAL_SIZE_LIMIT, openDatabase } from '../../src/store/sqlite.ts';
+import { CONNECTION_PRAGMAS, JOURNAL_SIZE_LIMIT, openDatabase } from '../../src/store/sqlite/db.ts';
 import { isStoreFailure, toProblem } from '../../src/server/problem.ts';
 
 function fill(dir: string): string {

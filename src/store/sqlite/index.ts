@@ -1,0 +1,71 @@
+// The embedded store: two SQLite files in the data directory — portcullis.db for state and
+// audit.db for the audit streams (their writer holds its file's lock through each group commit;
+// see docs/storage.md) — and one repository object per domain over them.
+import { join } from 'node:path';
+import type { Store } from '../types.ts';
+import { SqliteDb } from './db.ts';
+import { SqliteIdentityStore } from './identity.ts';
+import { SqliteInventoryStore } from './inventory.ts';
+import { SqliteKeyStore } from './keys.ts';
+import { SqliteBootstrapStore } from './bootstrap.ts';
+import { SqlitePolicyStore } from './policy.ts';
+import { SqliteCredentialStore } from './credentials.ts';
+import { SqliteAccessStore } from './access.ts';
+import { SqliteAuditStore } from './audit.ts';
+
+/** The audit streams' file in the data directory. */
+export const AUDIT_DB_FILE = 'audit.db';
+export const STATE_DB_FILE = 'portcullis.db';
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  /** State: identities, sessions, keys, policies, leases, access. */
+  readonly main: SqliteDb;
+  /** The audit streams. */
+  readonly auditDb: SqliteDb;
+  readonly identity: SqliteIdentityStore;
+  readonly inventory: SqliteInventoryStore;
+  readonly keys: SqliteKeyStore;
+  readonly bootstrap: SqliteBootstrapStore;
+  readonly policy: SqlitePolicyStore;
+  readonly credentials: SqliteCredentialStore;
+  readonly access: SqliteAccessStore;
+  readonly audit: SqliteAuditStore;
+
+  constructor(main: SqliteDb, auditDb: SqliteDb) {
+    this.main = main;
+    this.auditDb = auditDb;
+    this.identity = new SqliteIdentityStore(this.main);
+    this.inventory = new SqliteInventoryStore(this.main);
+    this.keys = new SqliteKeyStore(this.main);
+    this.bootstrap = new SqliteBootstrapStore(this.main);
+    this.policy = new SqlitePolicyStore(this.main);
+    this.credentials = new SqliteCredentialStore(this.main);
+    this.access = new SqliteAccessStore(this.main);
+    this.audit = new SqliteAuditStore(this.auditDb);
+  }
+
+  /** Opens (creating if need be) the data directory's two files. */
+  static open(dataDir: string): SqliteStore {
+    const main = SqliteDb.open(join(dataDir, STATE_DB_FILE));
+    try {
+      return new SqliteStore(main, SqliteDb.open(join(dataDir, AUDIT_DB_FILE)));
+    } catch (err) {
+      main.close();
+      throw err;
+    }
+  }
+
+  transaction<T>(fn: () => Promise<T>): Promise<T> {
+    return this.main.transaction(fn);
+  }
+
+  lock(key: string): Promise<void> {
+    return this.main.lock(key);
+  }
+
+  async close(): Promise<void> {
+    this.main.close();
+    this.auditDb.close();
+  }
+}

@@ -1,0 +1,25 @@
+// The whole store as the composition root sees it: one set of repositories per domain (each
+// typed by the domain's own ports file) and the unit of work they share.
+import type { UnitOfWork } from './ports.ts';
+import type { IdentityStore } from '../identity/ports.ts';
+import type { InventoryStore } from '../inventory/ports.ts';
+import type { KeyStore } from '../crypto/ports.ts';
+import type { BootstrapStore } from '../broker/ports.ts';
+import type { PolicyStoreRepository } from '../policy/ports.ts';
+import type { CredentialStore } from '../credentials/ports.ts';
+import type { AccessStore } from '../access/ports.ts';
+import type { AuditStore } from '../audit/ports.ts';
+
+export interface Store extends UnitOfWork {
+  /** `sqlite` (embedded, default) — `postgres` comes with the scale-out issue. */
+  readonly kind: 'sqlite';
+  readonly identity: IdentityStore;
+  readonly inventory: InventoryStore;
+  readonly keys: KeyStore;
+  readonly bootstrap: BootstrapStore;
+  readonly policy: PolicyStoreRepository;
+  readonly credentials: CredentialStore;
+  readonly access: AccessStore;
+  readonly audit: AuditStore;
+  close(): Promise<void>;
+}
