@@ -34,7 +34,7 @@ export class ApiKeyAdmin {
     const identity = this.#d.identities.require(body.identity);
     if (identity.status !== 'active') throw new InvalidInput(`identity ${identity.id} is ${identity.status}`, 'identity');
     await checkActingAs(this.#d.identities, by, identity, 'mint an API key for', this.#d.policyWriter);
-    const minted = this.#d.apikeys.mint({
+    const minted = await this.#d.apikeys.mint({
       identityId: identity.id,
       identityKind: identity.kind,
       ttlMs: parseDuration(body.ttl, 'ttl'),
@@ -45,23 +45,23 @@ export class ApiKeyAdmin {
     return { api_key: minted.key, ...minted.record, warning: 'store this key now: it is shown once. API keys are a legacy exception; prefer workload identity federation.' };
   }
 
-  owner(id: string): string {
-    const k = this.#d.apikeys.get(id);
+  async owner(id: string): Promise<string> {
+    const k = await this.#d.apikeys.get(id);
     if (!k) throw new NotFound(`api key ${id}`);
     return k.identity_id;
   }
 
   async rotate(by: SessionContext, id: string) {
-    const key = this.#d.apikeys.get(id);
+    const key = await this.#d.apikeys.get(id);
     const holder = key ? this.#d.identities.get(key.identity_id) : undefined;
     if (holder) await checkActingAs(this.#d.identities, by, holder, 'rotate (and so receive) an API key of', this.#d.policyWriter);
-    const rotated = this.#d.apikeys.rotate(id);
+    const rotated = await this.#d.apikeys.rotate(id);
     await recordAdminEvent(this.#d.audit, by, 'apikey.rotated', { key_id: id, new_key_id: rotated.record.id }, rotated.record.identity_id);
     return { api_key: rotated.key, ...rotated.record };
   }
 
   async revoke(by: SessionContext, id: string, reason: string) {
-    const record = this.#d.apikeys.revoke(id);
+    const record = await this.#d.apikeys.revoke(id);
     await recordAdminEvent(this.#d.audit, by, 'apikey.revoked', { key_id: id, reason }, record.identity_id);
     return record;
   }

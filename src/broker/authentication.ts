@@ -128,12 +128,12 @@ export class Authentication {
 
   async revokeSessions(by: SessionContext, what: { jti?: string; identity?: string; reason?: string }): Promise<{ revoked: string }> {
     if (what.jti !== undefined) {
-      this.#d.sessions.revokeJti(what.jti, { identityId: by.identity.id });
+      await this.#d.sessions.revokeJti(what.jti, { identityId: by.identity.id });
       // Logging out ends the caller's session-bound grants (and the leases under them).
       if (what.jti === by.jti) await this.#d.access.onLogout(by.identity.id);
     } else {
       checkIdentityId(what.identity, 'identity');
-      this.#d.sessions.revokeIdentity(what.identity!);
+      await this.#d.sessions.revokeIdentity(what.identity!);
     }
     const revoked = what.jti !== undefined ? `session ${what.jti}` : `every session of ${what.identity}`;
     await recordAdminEvent(this.#d.audit, by, 'session.revoked', { ...(what.jti !== undefined ? { jti: what.jti } : { identity: what.identity }), reason: what.reason ?? '' }, what.identity);

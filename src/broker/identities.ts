@@ -163,10 +163,10 @@ export class IdentityAdmin {
   async setStatus(by: SessionContext, id: string, status: IdentityStatus, reason: string): Promise<Identity> {
     const identity = this.#d.identities.setStatus(id, status);
     if (status !== 'active') {
-      this.#d.sessions.revokeIdentity(id);
+      await this.#d.sessions.revokeIdentity(id);
       await this.#d.credentials.revoke({ identity: id }, { by: by.identity.id, reason: `identity ${status}: ${reason}` });
     }
-    if (status === 'offboarded') this.#d.apikeys.revokeAllFor(id, 'identity offboarded');
+    if (status === 'offboarded') await this.#d.apikeys.revokeAllFor(id, 'identity offboarded');
     await recordAdminEvent(this.#d.audit, by, `identity.${status}`, { reason }, id, identity.boundary);
     return identity;
   }

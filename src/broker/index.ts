@@ -33,7 +33,7 @@ import { PolicyAdmin, type WritePoliciesRequest } from './policies.ts';
 import { CredentialIssuance, type IssueCredentialRequest } from './credential-issuance.ts';
 import { exchangeDelegated, type DelegationRequest } from './delegation.ts';
 import { revokeBySelector, type RevocationResult } from './revocation.ts';
-import { Bootstrap, migrateBootstrap } from './bootstrap.ts';
+import { Bootstrap } from './bootstrap.ts';
 import { recordAdminEvent } from './admin-event.ts';
 import { IdentityBinding } from './identity-binding.ts';
 
@@ -98,7 +98,6 @@ export class Broker {
     ({ metrics: this.metrics, audit: this.audit, identities: this.identities, policyStore: this.policyStore, decisions: this.decisions } = s);
     ({ sessions: this.sessions, apikeys: this.apikeys, authenticator: this.authenticator, humanTrusts: this.humanTrusts } = s);
     ({ sshCa: this.sshCa, credentials: this.credentials, access: this.access } = s);
-    migrateBootstrap(this.db);
     // Each part below takes what its deps type names, from the services and the configuration.
     const { boundaries } = config;
     // Acting as another identity (API key, trust binding) is for those who hold its memberships or may write policy.
@@ -111,7 +110,7 @@ export class Broker {
     this.#apiKeyAdmin = new ApiKeyAdmin({ ...s, policyWriter });
     this.#policyAdmin = new PolicyAdmin({ ...s, schemaExtension: config.schema_extension });
     this.#issuance = new CredentialIssuance({ ...s, clock: this.clock, targets: config.targets });
-    this.#bootstrap = new Bootstrap({ ...s, db: this.db, clock: this.clock, boundaries });
+    this.#bootstrap = new Bootstrap({ ...s, secrets: opened.store.bootstrap, unitOfWork: opened.store, clock: this.clock, boundaries });
   }
 
   /** Opens a broker for a validated configuration and loads declared state (audited). */
@@ -244,7 +243,7 @@ export class Broker {
     return this.apikeys.list(identity);
   }
 
-  apiKeyOwner(id: string): string {
+  apiKeyOwner(id: string): Promise<string> {
     return this.#apiKeyAdmin.owner(id);
   }
 

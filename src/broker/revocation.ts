@@ -33,12 +33,12 @@ export async function revokeBySelector(d: RevocationDeps, by: SessionContext | '
     : 'trust' in selector ? d.identities.list().filter((i) => i.trust === selector.trust).map((i) => i.id)
     : [];
   for (const id of identities) {
-    d.sessions.revokeIdentity(id);
+    await d.sessions.revokeIdentity(id);
     sessions.push(`every session of ${id}`);
     await d.audit.append({ stream: 'admin', type: 'session.revoked', actor, subject: id, payload: { selector, reason } });
   }
   if ('session' in selector) {
-    d.sessions.revokeJti(selector.session);
+    await d.sessions.revokeJti(selector.session);
     sessions.push(`session ${selector.session}`);
     await d.audit.append({ stream: 'admin', type: 'session.revoked', actor, payload: { jti: selector.session, reason } });
   }

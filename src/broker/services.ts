@@ -58,16 +58,17 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     resourceBoundary: (uid) => o.resourceBoundaries.get(`${uid.type}::${uid.id}`),
     onAuditFailure: (err) => o.log(`audit write failed (fail_closed is off): ${(err as Error).message}`),
   });
-  const sessions = SessionService.open({ db, keyring, issuer, ttlMs: config.session.ttl_ms, clock });
+  const sessions = SessionService.open({ repository: opened.store.identity.sessions, keyring, issuer, ttlMs: config.session.ttl_ms, clock });
   const apikeys = ApiKeyService.open({
-    db,
+    repository: opened.store.identity.apiKeys,
+    unitOfWork: opened.store,
     keyring,
     clock,
     maxTtlMs: config.apikeys.max_ttl_ms,
     defaultRotationMs: config.apikeys.rotation_ms,
   });
   // The SVID trust checks leases at login time, after `credentials` below exists.
-  const { authenticator, humanTrusts } = createTrusts(config.trusts, { clock, issuer, apikeys, spiffeCa, credentials: () => credentials, fetch: outbound, db });
+  const { authenticator, humanTrusts } = createTrusts(config.trusts, { clock, issuer, apikeys, spiffeCa, credentials: () => credentials, fetch: outbound, replay: opened.store.identity.replay });
   const sshCa = sshUserCa(keyring);
   // Read at decision time, after `access` below exists.
   const grantsFor: GrantsFor = (identity, resource, action) => withGrants(access, clock.now(), identity, resource, action);

@@ -13,7 +13,7 @@ import { Authenticator } from '../identity/authenticator.ts';
 import { fail as authnFail } from '../identity/reasons.ts';
 import { HumanOidcTrust } from '../identity/oidc-human.ts';
 import { JtiReplayStore } from '../identity/replay.ts';
-import type { Db } from '../store/sqlite/db.ts';
+import type { ReplayRepository } from '../identity/ports.ts';
 import { identityForSpiffeId } from '../credentials/index.ts';
 import type { CredentialService, Lease, SpiffeCaStore } from '../credentials/index.ts';
 
@@ -28,13 +28,13 @@ export interface TrustDeps {
   /** How jwks_uri and OIDC endpoints are fetched (the outbound policy). */
   fetch?: OutboundFetch;
   /** Keeps the token ids of trusts with `replay: reject` (across restarts). */
-  db: Db;
+  replay: ReplayRepository;
 }
 
 export function createTrusts(trusts: readonly TrustConfig[], deps: TrustDeps): { authenticator: Authenticator; humanTrusts: Map<string, HumanOidcTrust> } {
   const humanTrusts = new Map<string, HumanOidcTrust>();
   const verifiers: TrustVerifier[] = [];
-  const replay = JtiReplayStore.open(deps.db);
+  const replay = new JtiReplayStore(deps.replay);
   for (const t of trusts) {
     if (t.kind === 'oidc') verifiers.push(new OidcTrust(t, { clock: deps.clock, replay, ...(deps.fetch && { fetch: deps.fetch }) }));
     else if (t.kind === 'spiffe') verifiers.push(spiffeTrust(t, deps, replay));

@@ -136,7 +136,7 @@ export function checkLifetime(claims: JWTPayload, maxSeconds: number, now: numbe
 /** Remembers token ids (`replay: reject`); implemented over the store by replay.ts. */
 export interface ReplayGuard {
   /** Records `jti` under `scope` until `expiresAt` (s); throws `replayed` if it is already there and not expired. */
-  remember(scope: string, jti: string, expiresAt: number, now: number): void;
+  remember(scope: string, jti: string, expiresAt: number, now: number): Promise<void>;
 }
 
 /**
@@ -191,7 +191,7 @@ export async function validateJwt(token: unknown, policy: JwtPolicy, getKey: Key
   if (policy.replay !== undefined) {
     const jti = claims.jti;
     if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw fail('missing_claim', 'claim jti (1-256 characters) is required: this trust rejects replays');
-    policy.replay.guard.remember(policy.replay.scope, jti, (claims.exp as number) + policy.leewaySeconds, now);
+    await policy.replay.guard.remember(policy.replay.scope, jti, (claims.exp as number) + policy.leewaySeconds, now);
   }
   return { token: jwt.token, header: jwt.header, claims, audience };
 }

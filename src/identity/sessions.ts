@@ -3,7 +3,7 @@
 // action is decided again against current policy, so privileges cannot drift after login.
 // Revocation (by jti, or by identity with a cut-off time) is checked on every use from memory.
 import { randomBytes } from 'node:crypto';
-import type { Db } from '../store/sqlite/db.ts';
+import type { SessionRepository } from './ports.ts';
 import type { Clock } from '../common/clock.ts';
 import { nowSeconds, systemClock } from '../common/clock.ts';
 import type { Keyring } from '../crypto/keyring.ts';
@@ -11,7 +11,6 @@ import type { AuthnFacts } from './types.ts';
 import { InvalidInput } from '../common/errors.ts';
 import { fail } from './reasons.ts';
 import { validateJwt } from './jwt.ts';
-import { migrateIdentity } from './migrations.ts';
 import { SESSION_TOKEN_TYPE, SESSION_TTL_CAP_MS } from './session-claims.ts';
 import type { SessionClaims } from './session-claims.ts';
 
@@ -23,7 +22,8 @@ const LEEWAY_SECONDS = 5;
 const AUTHN_METHODS = new Set(['oidc', 'spiffe-jwt', 'spiffe-x509', 'api-key', 'bootstrap']);
 
 export interface SessionServiceOptions {
-  db: Db;
+  /** Where revocations are kept (`store.identity.sessions`). */
+  repository: SessionRepository;
   keyring: Keyring;
   /** The broker's URL; `iss` of every session token. */
   issuer: string;
@@ -54,21 +54,27 @@ export class SessionService {
   readonly issuer: string;
   /** Effective TTL after the cap. */
   readonly ttlMs: number;
-  readonly #db: Db;
+  readonly #repository: SessionRepository;
   readonly #keyring: Keyring;
   readonly #clock: Clock;
   readonly #cacheSize: number;
+  // The revocations, read from the repository once (on first use) and kept in step by this
+  // service's own writes: the check on every request is two map lookups.
+  // #10: with several replicas, a revocation made by another one is not seen here — a shared
+  // store needs these maps invalidated (PostgreSQL LISTEN/NOTIFY, or re-read at a short interval).
   readonly #revokedJti = new Map<string, number>(); // jti → expires_at (s)
   readonly #cutoffs = new Map<string, number>(); // identity → revoked_before (s)
+  #loaded = false;
+  #loading: Promise<void> | undefined;
   readonly #verified = new Map<string, { claims: SessionClaims; kid: string }>();
 
+  /** The kept revocations are read on first use (issue, verify, revoke), not here. */
   static open(options: SessionServiceOptions): SessionService {
-    migrateIdentity(options.db);
     return new SessionService(options);
   }
 
   private constructor(o: SessionServiceOptions) {
-    this.#db = o.db;
+    this.#repository = o.repository;
     this.#keyring = o.keyring;
     this.#clock = o.clock ?? systemClock;
     this.issuer = o.issuer;
@@ -76,13 +82,22 @@ export class SessionService {
     if (!Number.isFinite(ttl) || ttl < 1000) throw new RangeError('session ttl must be at least 1s');
     this.ttlMs = Math.min(ttl, SESSION_TTL_CAP_MS);
     this.#cacheSize = o.cacheSize ?? 10_000;
-    this.purgeExpired();
-    for (const r of this.#db.prepare('SELECT jti, expires_at FROM identity_session_revocations').all() as { jti: string; expires_at: number }[]) {
-      this.#revokedJti.set(r.jti, r.expires_at);
-    }
-    for (const r of this.#db.prepare('SELECT identity_id, revoked_before FROM identity_session_cutoffs').all() as { identity_id: string; revoked_before: number }[]) {
-      this.#cutoffs.set(r.identity_id, r.revoked_before);
-    }
+  }
+
+  /** Reads the kept revocations into memory (once; concurrent first calls share the read). */
+  #load(): Promise<void> {
+    this.#loading ??= (async () => {
+      await this.#repository.purgeRevocations(nowSeconds(this.#clock) - LEEWAY_SECONDS);
+      const { jtis, cutoffs } = await this.#repository.revocations();
+      // Merged, not replaced: a revocation this service wrote meanwhile stays.
+      for (const r of jtis) if (!this.#revokedJti.has(r.jti)) this.#revokedJti.set(r.jti, r.expiresAt);
+      for (const c of cutoffs) this.#cutoffs.set(c.identityId, Math.max(c.revokedBefore, this.#cutoffs.get(c.identityId) ?? 0));
+      this.#loaded = true;
+    })().catch((err: unknown) => {
+      this.#loading = undefined; // the next call tries again
+      throw err;
+    });
+    return this.#loading;
   }
 
   /** Mints a session token for a verified identity. `ttlMs` may only shorten the configured TTL. */
@@ -90,6 +105,7 @@ export class SessionService {
     subject: { identityId: string; facts: AuthnFacts; attributes?: Record<string, string | number | boolean> },
     ttlMs?: number,
   ): Promise<IssuedSession> {
+    if (!this.#loaded) await this.#load();
     const ttl = Math.min(ttlMs ?? this.ttlMs, this.ttlMs);
     const now = nowSeconds(this.#clock);
     // A token minted in the same second as an identity-wide revocation would fall under it
@@ -117,6 +133,7 @@ export class SessionService {
 
   /** Verifies a session token (session key, typ, iss, aud, exp, lifetime) and that it was not revoked. */
   async verify(token: string): Promise<VerifiedSession> {
+    if (!this.#loaded) await this.#load();
     const now = nowSeconds(this.#clock);
     let hit = this.#verified.get(token);
     // A key retired early (compromise) must also kill cached tokens it signed.
@@ -169,33 +186,34 @@ export class SessionService {
   }
 
   /** Revokes one session token. `expiresAt` (s) bounds how long the entry is kept. */
-  revokeJti(jti: string, options: { identityId?: string; expiresAt?: number } = {}): void {
+  async revokeJti(jti: string, options: { identityId?: string; expiresAt?: number } = {}): Promise<void> {
     if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new InvalidInput('jti must be a string of 1-256 characters', 'jti');
+    if (!this.#loaded) await this.#load();
     const now = nowSeconds(this.#clock);
     const exp = options.expiresAt ?? now + Math.ceil(SESSION_TTL_CAP_MS / 1000) + LEEWAY_SECONDS;
-    this.#db
-      .prepare('INSERT INTO identity_session_revocations (jti, identity_id, revoked_at, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING')
-      .run(jti, options.identityId ?? null, now, exp);
-    this.#revokedJti.set(jti, exp);
+    // In memory first: from here on this process refuses the token, even while the write runs.
+    if (!this.#revokedJti.has(jti)) this.#revokedJti.set(jti, exp);
+    await this.#repository.revokeJti({ jti, ...(options.identityId !== undefined && { identityId: options.identityId }), revokedAt: now, expiresAt: exp });
   }
 
   /** Revokes every session token of an identity issued up to now (suspension, offboarding). */
-  revokeIdentity(identityId: string): void {
+  async revokeIdentity(identityId: string): Promise<void> {
+    if (!this.#loaded) await this.#load();
     const now = nowSeconds(this.#clock);
     const before = Math.max(now, this.#cutoffs.get(identityId) ?? 0);
-    this.#db
-      .prepare('INSERT INTO identity_session_cutoffs (identity_id, revoked_before) VALUES (?, ?) ON CONFLICT (identity_id) DO UPDATE SET revoked_before = excluded.revoked_before')
-      .run(identityId, before);
     this.#cutoffs.set(identityId, before);
+    const stored = await this.#repository.raiseCutoff(identityId, before);
+    this.#cutoffs.set(identityId, Math.max(stored, this.#cutoffs.get(identityId) ?? 0));
   }
 
   /** Drops revocation entries of tokens that have expired anyway. */
-  purgeExpired(): number {
+  async purgeExpired(): Promise<number> {
+    if (!this.#loaded) await this.#load();
     const now = nowSeconds(this.#clock) - LEEWAY_SECONDS;
-    const r = this.#db.prepare('DELETE FROM identity_session_revocations WHERE expires_at < ?').run(now);
+    const purged = await this.#repository.purgeRevocations(now);
     for (const [jti, exp] of this.#revokedJti) if (exp < now) this.#revokedJti.delete(jti);
     for (const [token, v] of this.#verified) if (v.claims.exp < now) this.#verified.delete(token);
-    return Number(r.changes);
+    return purged;
   }
 }
 

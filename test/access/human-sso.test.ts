@@ -8,6 +8,7 @@ import { HumanOidcTrust, emailProblem } from '../../src/identity/oidc-human.ts';
 import { AUTH_TIME_UNKNOWN } from '../../src/identity/oidc.ts';
 import { JtiReplayStore } from '../../src/identity/replay.ts';
 import { openDatabase } from '../../src/store/sqlite/db.ts';
+import { identityStore } from '../identity/helpers.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -258,14 +259,14 @@ describe('human sign-in with a real OpenID provider', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pcx-sso-replay-'));
     try {
       const db = openDatabase(join(dir, 'p.db'));
-      const t = human(cfgOf({ replay: 'reject' }), { replay: JtiReplayStore.open(db) });
+      const t = human(cfgOf({ replay: 'reject' }), { replay: new JtiReplayStore(identityStore(db).replay) });
       const token = await idp.sign(idClaims({ jti: 'id-token-1' }));
       assert.equal(await reasonOf(t.verifyIdToken(token)), 'accepted');
       assert.equal(await reasonOf(t.verifyIdToken(token)), 'replayed');
       assert.equal(await reasonOf(t.verifyIdToken(await idp.sign(idClaims({ jti: undefined })))), 'missing_claim');
       db.close();
       const db2 = openDatabase(join(dir, 'p.db'));
-      const again = human(cfgOf({ replay: 'reject' }), { replay: JtiReplayStore.open(db2) });
+      const again = human(cfgOf({ replay: 'reject' }), { replay: new JtiReplayStore(identityStore(db2).replay) });
       assert.equal(await reasonOf(again.verifyIdToken(token)), 'replayed');
       db2.close();
     } finally {

@@ -10,7 +10,7 @@ import { Keyring } from '../../src/crypto/keyring.ts';
 import { ApiKeyService, looksLikeApiKey, findApiKeys } from '../../src/identity/apikeys.ts';
 import { checksum } from '../../src/identity/apikey-format.ts';
 import { InvalidInput, Conflict } from '../../src/common/errors.ts';
-import { refused } from './helpers.ts';
+import { refused, identityStore } from './helpers.ts';
 
 const DAY = 86_400_000;
 
@@ -18,13 +18,14 @@ function setup(path = ':memory:') {
   const clock = new ManualClock();
   const db = openDatabase(path);
   const keyring = Keyring.open(db, { masterKey: randomBytes(32), clock });
-  const keys = ApiKeyService.open({ db, keyring, clock, maxTtlMs: 90 * DAY, defaultRotationMs: 30 * DAY });
+  const store = identityStore(db);
+  const keys = ApiKeyService.open({ repository: store.apiKeys, unitOfWork: store.unitOfWork, keyring, clock, maxTtlMs: 90 * DAY, defaultRotationMs: 30 * DAY });
   return { clock, db, keys };
 }
 
-test('api keys: format, checksum recognisable offline, scanner finds only valid keys', () => {
+test('api keys: format, checksum recognisable offline, scanner finds only valid keys', async () => {
   const { keys } = setup();
-  const { key, record } = keys.mint({ identityId: 'apikey:billing-legacy' });
+  const { key, record } = await keys.mint({ identityId: 'apikey:billing-legacy' });
   assert.match(key, /^pcx_[0-9A-Za-z]{48}$/);
   assert.ok(looksLikeApiKey(key));
   assert.equal(record.id, `apikey:${key.slice(4, 14)}`);
@@ -39,13 +40,13 @@ test('api keys: format, checksum recognisable offline, scanner finds only valid 
   assert.deepEqual(findApiKeys(text), [key]);
 });
 
-test('api keys: only an HMAC is stored; the secret appears once', () => {
+test('api keys: only an HMAC is stored; the secret appears once', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-ak-'));
   const path = join(dir, 'p.db');
   const { db, keys } = setup(path);
-  const { key, record } = keys.mint({ identityId: 'service-account:billing', description: 'billing cron' });
+  const { key, record } = await keys.mint({ identityId: 'service-account:billing', description: 'billing cron' });
   assert.ok(!JSON.stringify(record).includes(key.slice(14, 46)));
-  assert.ok(!JSON.stringify(keys.list()).includes(key.slice(14, 46)));
+  assert.ok(!JSON.stringify(await keys.list()).includes(key.slice(14, 46)));
   db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   const file = readFileSync(path);
   assert.equal(file.indexOf(Buffer.from(key)), -1);
@@ -57,7 +58,7 @@ test('api keys: only an HMAC is stored; the secret appears once', () => {
 test('api keys: verify facts are api-key/low; bad secret, unknown id, malformed', async () => {
   const { keys } = setup();
   const v = keys.verifier();
-  const { key, record } = keys.mint({ identityId: 'service-account:billing', identityKind: 'service-account' });
+  const { key, record } = await keys.mint({ identityId: 'service-account:billing', identityKind: 'service-account' });
   const ok = await v.verify({ type: 'api_key', key });
   assert.equal(ok.identityId, 'service-account:billing');
   assert.equal(ok.kind, 'service-account');
@@ -77,50 +78,50 @@ test('api keys: verify facts are api-key/low; bad secret, unknown id, malformed'
 
 test('api keys: mandatory capped expiry, rotation due date, expiry enforced', async () => {
   const { keys, clock } = setup();
-  assert.throws(() => keys.mint({ identityId: 'x', ttlMs: 365 * DAY }), InvalidInput);
-  assert.throws(() => keys.mint({ identityId: 'x', ttlMs: 0 }), InvalidInput);
-  const { key, record } = keys.mint({ identityId: 'x', ttlMs: 10 * DAY, rotationMs: 3 * DAY });
+  await assert.rejects(keys.mint({ identityId: 'x', ttlMs: 365 * DAY }), InvalidInput);
+  await assert.rejects(keys.mint({ identityId: 'x', ttlMs: 0 }), InvalidInput);
+  const { key, record } = await keys.mint({ identityId: 'x', ttlMs: 10 * DAY, rotationMs: 3 * DAY });
   assert.equal(Date.parse(record.expires_at) - clock.now(), 10 * DAY);
   assert.equal(Date.parse(record.rotate_by) - clock.now(), 3 * DAY);
-  const dflt = keys.mint({ identityId: 'x' }).record;
+  const dflt = (await keys.mint({ identityId: 'x' })).record;
   assert.equal(Date.parse(dflt.expires_at) - clock.now(), 90 * DAY, 'expiry defaults to the max TTL');
   clock.advance(4 * DAY);
-  assert.equal(keys.get(record.id)?.rotation_due, true);
+  assert.equal((await keys.get(record.id))?.rotation_due, true);
   const v = await keys.verifier().verify({ type: 'api_key', key });
   assert.equal(v.attributes.api_key_rotation_due, true);
   clock.advance(6 * DAY);
   await refused(keys.verifier().verify({ type: 'api_key', key }), 'expired');
-  assert.equal(keys.get(record.id)?.status, 'expired');
+  assert.equal((await keys.get(record.id))?.status, 'expired');
 });
 
 test('api keys: revoke is immediate; revokeAllFor covers every key of an identity', async () => {
   const { keys } = setup();
-  const a = keys.mint({ identityId: 'svc:a' });
-  const b = keys.mint({ identityId: 'svc:a' });
-  keys.mint({ identityId: 'svc:b' });
-  keys.revoke(a.record.id, 'leaked');
+  const a = await keys.mint({ identityId: 'svc:a' });
+  const b = await keys.mint({ identityId: 'svc:a' });
+  await keys.mint({ identityId: 'svc:b' });
+  await keys.revoke(a.record.id, 'leaked');
   await refused(keys.verifier().verify({ type: 'api_key', key: a.key }), 'revoked');
-  assert.equal(keys.get(a.record.id)?.status, 'revoked');
-  assert.deepEqual(keys.revokeAllFor('svc:a'), [b.record.id]);
+  assert.equal((await keys.get(a.record.id))?.status, 'revoked');
+  assert.deepEqual(await keys.revokeAllFor('svc:a'), [b.record.id]);
   await refused(keys.verifier().verify({ type: 'api_key', key: b.key }), 'revoked');
-  assert.equal(keys.list('svc:b')[0]?.status, 'active');
+  assert.equal((await keys.list('svc:b'))[0]?.status, 'active');
 });
 
 test('api keys: rotate gives a new key; the old one works for the grace period only', async () => {
   const { keys, clock } = setup();
-  const old = keys.mint({ identityId: 'svc:a', ttlMs: 30 * DAY });
-  const r = keys.rotate(old.record.id);
+  const old = await keys.mint({ identityId: 'svc:a', ttlMs: 30 * DAY });
+  const r = await keys.rotate(old.record.id);
   assert.notEqual(r.key, old.key);
   assert.equal(r.record.rotated_from, old.record.id);
   assert.equal(r.previous.replaced_by, r.record.id);
   assert.equal(Date.parse(r.record.expires_at) - clock.now(), 30 * DAY);
   await keys.verifier().verify({ type: 'api_key', key: old.key });
   await keys.verifier().verify({ type: 'api_key', key: r.key });
-  assert.throws(() => keys.rotate(old.record.id), Conflict);
+  await assert.rejects(keys.rotate(old.record.id), Conflict);
   clock.advance(3_600_000);
   await refused(keys.verifier().verify({ type: 'api_key', key: old.key }), 'expired');
   await keys.verifier().verify({ type: 'api_key', key: r.key });
-  const now = keys.rotate(r.record.id, { graceMs: 0 });
+  const now = await keys.rotate(r.record.id, { graceMs: 0 });
   await refused(keys.verifier().verify({ type: 'api_key', key: r.key }), 'expired');
   await keys.verifier().verify({ type: 'api_key', key: now.key });
 });

@@ -10,7 +10,7 @@ import { SessionService } from '../../src/identity/sessions.ts';
 import { Authenticator } from '../../src/identity/authenticator.ts';
 import type { OidcTrustConfig } from '../../src/config/types.ts';
 import type { Proof } from '../../src/identity/types.ts';
-import { makeKey, sign, refused } from './helpers.ts';
+import { makeKey, sign, refused, identityStore } from './helpers.ts';
 
 const clock = new ManualClock();
 const ghKey = makeKey('gh', 'RS256');
@@ -27,8 +27,9 @@ function oidc(name: string, issuer: string, key: typeof ghKey, identity: string)
 function setup() {
   const db = openDatabase(':memory:');
   const keyring = Keyring.open(db, { masterKey: randomBytes(32), clock });
-  const apikeys = ApiKeyService.open({ db, keyring, clock });
-  const sessions = SessionService.open({ db, keyring, clock, issuer: 'https://broker.example' });
+  const store = identityStore(db);
+  const apikeys = ApiKeyService.open({ repository: store.apiKeys, unitOfWork: store.unitOfWork, keyring, clock });
+  const sessions = SessionService.open({ repository: store.sessions, keyring, clock, issuer: 'https://broker.example' });
   const auth = new Authenticator(
     [oidc('github', 'https://token.actions.githubusercontent.com', ghKey, 'workload:github/{sub}'), oidc('gitlab', 'https://gitlab.example.com', glKey, 'workload:gitlab/{sub}'), apikeys.verifier()],
     { sessionIssuer: 'https://broker.example' },
@@ -45,7 +46,7 @@ test('authenticator: routes JWTs by issuer and API keys by type', async () => {
   assert.equal(a.facts.trust, 'github');
   const b = await auth.authenticate({ type: 'jwt', token: sign(claims('https://gitlab.example.com', 'acme'), glKey) });
   assert.equal(b.facts.trust, 'gitlab');
-  const { key } = apikeys.mint({ identityId: 'service-account:legacy' });
+  const { key } = await apikeys.mint({ identityId: 'service-account:legacy' });
   const c = await auth.authenticate({ type: 'api_key', key });
   assert.deepEqual([c.identityId, c.facts.method, c.facts.assurance], ['service-account:legacy', 'api-key', 'low']);
 });

@@ -6,6 +6,9 @@ import { generateKeyPairSync, sign as nodeSign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { AuthenticationFailed } from '../../src/common/errors.ts';
+import { SqliteDb } from '../../src/store/sqlite/db.ts';
+import type { Db } from '../../src/store/sqlite/db.ts';
+import { SqliteIdentityStore } from '../../src/store/sqlite/identity.ts';
 
 export interface TestKey {
   kid: string;
@@ -94,4 +97,10 @@ export async function refused(p: Promise<unknown>, reason: string, token?: strin
     }
     return true;
   });
+}
+
+/** The identity repositories over a raw test connection, and that connection's unit of work. */
+export function identityStore(db: Db): SqliteIdentityStore & { unitOfWork: SqliteDb } {
+  const unitOfWork = new SqliteDb(db);
+  return Object.assign(new SqliteIdentityStore(unitOfWork), { unitOfWork });
 }

@@ -10,7 +10,7 @@ import { ManualClock, nowSeconds } from '../../src/common/clock.ts';
 import { Keyring } from '../../src/crypto/keyring.ts';
 import { SessionService, SESSION_TTL_CAP_MS } from '../../src/identity/sessions.ts';
 import type { AuthnFacts } from '../../src/identity/types.ts';
-import { refused, signRaw, makeKey, b64 } from './helpers.ts';
+import { refused, signRaw, makeKey, b64, identityStore } from './helpers.ts';
 
 const facts: AuthnFacts = { method: 'oidc', trust: 'ci', mfa: false, assurance: 'high', auth_time: 1 };
 
@@ -18,7 +18,7 @@ function setup(ttlMs = 10 * 60_000) {
   const clock = new ManualClock();
   const db = openDatabase(':memory:');
   const keyring = Keyring.open(db, { masterKey: randomBytes(32), clock });
-  const sessions = SessionService.open({ db, keyring, clock, issuer: 'https://broker.example', ttlMs });
+  const sessions = SessionService.open({ repository: identityStore(db).sessions, keyring, clock, issuer: 'https://broker.example', ttlMs });
   return { clock, db, keyring, sessions };
 }
 
@@ -52,15 +52,15 @@ test('sessions: revoke by jti and by identity, persisted across restarts', async
   const clock = new ManualClock();
   let db = openDatabase(path);
   let keyring = Keyring.open(db, { masterKey: master, clock });
-  let sessions = SessionService.open({ db, keyring, clock, issuer: 'https://broker.example' });
+  let sessions = SessionService.open({ repository: identityStore(db).sessions, keyring, clock, issuer: 'https://broker.example' });
   const a = await sessions.issue({ identityId: 'agent:bot', facts });
   const b = await sessions.issue({ identityId: 'agent:bot', facts });
   const other = await sessions.issue({ identityId: 'agent:other', facts });
   await sessions.verify(a.token); // now cached
-  sessions.revokeJti(a.jti, { expiresAt: a.claims.exp });
+  await sessions.revokeJti(a.jti, { expiresAt: a.claims.exp });
   await refused(sessions.verify(a.token), 'revoked');
   await sessions.verify(b.token);
-  sessions.revokeIdentity('agent:bot');
+  await sessions.revokeIdentity('agent:bot');
   await refused(sessions.verify(b.token), 'revoked');
   await sessions.verify(other.token);
   // Same second as the revocation: a new login still works.
@@ -69,12 +69,12 @@ test('sessions: revoke by jti and by identity, persisted across restarts', async
   db.close();
   db = openDatabase(path);
   keyring = Keyring.open(db, { masterKey: master, clock });
-  sessions = SessionService.open({ db, keyring, clock, issuer: 'https://broker.example' });
+  sessions = SessionService.open({ repository: identityStore(db).sessions, keyring, clock, issuer: 'https://broker.example' });
   await refused(sessions.verify(a.token), 'revoked');
   await refused(sessions.verify(b.token), 'revoked');
   await sessions.verify(c.token);
   clock.advance(20 * 60_000);
-  assert.equal(sessions.purgeExpired(), 1);
+  assert.equal(await sessions.purgeExpired(), 1);
 });
 
 test('sessions: a rotated key still verifies live tokens; an immediate rotation kills them (cache too)', async () => {
@@ -115,7 +115,7 @@ test('sessions: the verification cache is bounded, and evicted tokens are verifi
   const clock = new ManualClock();
   const db = openDatabase(':memory:');
   const keyring = Keyring.open(db, { masterKey: randomBytes(32), clock });
-  const sessions = SessionService.open({ db, keyring, clock, issuer: 'https://b', cacheSize: 3 });
+  const sessions = SessionService.open({ repository: identityStore(db).sessions, keyring, clock, issuer: 'https://b', cacheSize: 3 });
   const tokens = await Promise.all([1, 2, 3, 4, 5].map(() => sessions.issue({ identityId: 'x', facts })));
   assert.equal(sessions.cachedTokens, 0, 'issuing does not cache: the first use verifies in full');
   for (const t of tokens) {
@@ -127,8 +127,8 @@ test('sessions: the verification cache is bounded, and evicted tokens are verifi
   for (const t of tokens) assert.equal((await sessions.verify(t.token)).identityId, 'x');
   assert.equal(sessions.cachedTokens, 3);
   // Revocation reaches evicted and cached tokens alike.
-  sessions.revokeJti(tokens[0]!.jti);
-  sessions.revokeJti(tokens[4]!.jti);
+  await sessions.revokeJti(tokens[0]!.jti);
+  await sessions.revokeJti(tokens[4]!.jti);
   await refused(sessions.verify(tokens[0]!.token), 'revoked');
   await refused(sessions.verify(tokens[4]!.token), 'revoked');
   assert.equal((await sessions.verify(tokens[2]!.token)).jti, tokens[2]!.jti);
@@ -143,7 +143,7 @@ test('sessions: a token never seen before is refused once expired — on its fir
   await refused(sessions.verify(unused.token), 'expired', unused.token);
   await refused(sessions.verify(used.token), 'expired', used.token);
   // A restarted broker (empty cache) refuses it too.
-  const restarted = SessionService.open({ db, keyring, clock, issuer: 'https://broker.example' });
+  const restarted = SessionService.open({ repository: identityStore(db).sessions, keyring, clock, issuer: 'https://broker.example' });
   await refused(restarted.verify(used.token), 'expired');
   // Tokens signed with the live session key but already expired, or without exp: never accepted.
   const now = nowSeconds(clock);

@@ -17,7 +17,7 @@ import { openDatabase } from '../../src/store/sqlite/db.ts';
 import type { Db } from '../../src/store/sqlite/db.ts';
 import type { OidcTrustConfig, SpiffeTrustConfig } from '../../src/config/types.ts';
 import { parseConfig, ConfigError } from '../../src/config/load.ts';
-import { makeKey, sign, refused } from './helpers.ts';
+import { makeKey, sign, refused, identityStore } from './helpers.ts';
 
 const ISSUER = 'https://ci.example.test';
 const key = makeKey('k1', 'ES256');
@@ -84,7 +84,7 @@ test('iat in the future (beyond leeway) is refused on every workload path and fo
 
   const { db } = tmpDb();
   const keyring = Keyring.open(db, { masterKey: randomBytes(32), clock });
-  const sessions = SessionService.open({ db, keyring, clock, issuer: 'https://broker.test' });
+  const sessions = SessionService.open({ repository: identityStore(db).sessions, keyring, clock, issuer: 'https://broker.test' });
   const facts = { method: 'oidc', trust: 'ci', mfa: false, assurance: 'high', auth_time: now() };
   const base = { iss: 'https://broker.test', aud: 'https://broker.test', sub: 'workload:x', jti: 'j1', authn: facts };
   const future = await keyring.signJwt('session', { ...base, iat: now() + 3600, exp: now() + 3700 }, { typ: 'pcx-session+jwt' });
@@ -97,7 +97,7 @@ test('iat in the future (beyond leeway) is refused on every workload path and fo
 
 test('replay: reject refuses a jti seen before (OIDC and JWT-SVID), and one without jti', async () => {
   const { db } = tmpDb();
-  const store = JtiReplayStore.open(db);
+  const store = new JtiReplayStore(identityStore(db).replay);
   const trust = oidc({ replay: 'reject' }, store);
   const t = ciToken({ jti: 'once' });
   await trust.verify(jwt(t));
@@ -118,9 +118,9 @@ test('replay: reject refuses a jti seen before (OIDC and JWT-SVID), and one with
   await lax.verify(jwt(t2));
   await lax.verify(jwt(t2));
   // A token that fails another check does not reach the replay store.
-  const sizeBefore = store.size();
+  const sizeBefore = await store.size();
   await refused(trust.verify(jwt(ciToken({ jti: 'bad-aud', aud: 'other' }))), 'wrong_audience');
-  assert.equal(store.size(), sizeBefore);
+  assert.equal(await store.size(), sizeBefore);
   await trust.verify(jwt(ciToken({ jti: 'bad-aud' })));
   // Configuring replay: reject without a store is a programming error, caught at construction.
   assert.throws(() => oidc({ replay: 'reject' }), /replay store/);
@@ -130,23 +130,23 @@ test('replay: reject refuses a jti seen before (OIDC and JWT-SVID), and one with
 test('replay: persisted across a restart; expired entries are pruned', async () => {
   const { path, db } = tmpDb();
   const t = ciToken({ jti: 'persist', exp: now() + 300 });
-  await oidc({ replay: 'reject' }, JtiReplayStore.open(db)).verify(jwt(t));
+  await oidc({ replay: 'reject' }, new JtiReplayStore(identityStore(db).replay)).verify(jwt(t));
   db.close();
   const db2 = openDatabase(path);
-  const store = JtiReplayStore.open(db2);
+  const store = new JtiReplayStore(identityStore(db2).replay);
   await refused(oidc({ replay: 'reject' }, store).verify(jwt(t)), 'replayed');
-  assert.equal(store.size(), 1);
+  assert.equal(await store.size(), 1);
   // Once the token has expired (plus leeway), its entry goes; the token itself is refused as expired.
   clock.advance(400_000);
-  assert.equal(store.prune(now()), 1);
-  assert.equal(store.size(), 0);
+  assert.equal(await store.prune(now()), 1);
+  assert.equal(await store.size(), 0);
   await refused(oidc({ replay: 'reject' }, store).verify(jwt(t)), 'expired');
   // Pruning also happens on its own as new tokens arrive.
   const trust = oidc({ replay: 'reject' }, store);
   await trust.verify(jwt(ciToken({ jti: 'a', exp: now() + 10 })));
   clock.advance(120_000);
   await trust.verify(jwt(ciToken({ jti: 'b' })));
-  assert.equal(store.size(), 1, 'the expired entry of "a" was swept');
+  assert.equal(await store.size(), 1, 'the expired entry of "a" was swept');
   db2.close();
 });
 

@@ -50,7 +50,7 @@ export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
     async (req) => {
       const { identity } = req.query as { identity?: string };
       await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: identity ?? '*' });
-      return { apikeys: broker.listApiKeys(identity) };
+      return { apikeys: await broker.listApiKeys(identity) };
     },
   );
 
@@ -61,7 +61,7 @@ export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
       const { id } = req.params as { id: string };
       // API keys are listed to apikey.manage only: without it, unknown and forbidden look alike.
       return opaqueId('api key', id, () => false, async () => {
-        await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: broker.apiKeyOwner(id) });
+        await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: await broker.apiKeyOwner(id) });
         return broker.rotateApiKey(req.session!, id);
       });
     },
@@ -81,7 +81,7 @@ export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
     async (req) => {
       const { id } = req.params as { id: string };
       return opaqueId('api key', id, () => false, async () => {
-        await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: broker.apiKeyOwner(id) });
+        await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: await broker.apiKeyOwner(id) });
         return broker.revokeApiKey(req.session!, id, (req.body as { reason?: string } | undefined)?.reason ?? '');
       });
     },

@@ -25,7 +25,7 @@ export function findingRoutes(app: FastifyInstance, broker: Broker): void {
       const findings = computeFindings({
         now: broker.clock.now(),
         identities: broker.identities.list(),
-        apikeys: broker.apikeys.list(),
+        apikeys: await broker.apikeys.list(),
         leases: broker.credentials.list({ status: 'revoke_failed' }, 10_000),
         ...(stale_days !== undefined && { staleAfterMs: Number(stale_days) * 86_400_000 }),
       });

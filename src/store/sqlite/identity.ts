@@ -1,11 +1,277 @@
-// SQLite implementation of the identity domain's storage ports (src/identity/ports.ts).
-import type { IdentityStore } from '../../identity/ports.ts';
-import type { SqliteDb } from './db.ts';
+// SQLite implementation of the identity domain's storage ports (src/identity/ports.ts): session
+// revocations, API keys and seen token ids, with the domain's migrations.
+import type { StatementSync } from 'node:sqlite';
+import type { IdentityKind } from '../../identity/types.ts';
+import type {
+  ApiKeyRepository,
+  IdentityStore,
+  ReplayRepository,
+  RevokedSession,
+  SessionCutoff,
+  SessionRepository,
+  StoredApiKey,
+} from '../../identity/ports.ts';
+import type { Db, SqliteDb } from './db.ts';
+import { migrate } from './db.ts';
+
+/** Sessions and API keys (one migration list for both: versions are shared). */
+export const IDENTITY_MIGRATIONS = [
+  {
+    version: 1,
+    up: `CREATE TABLE identity_session_revocations (
+           jti TEXT PRIMARY KEY,
+           identity_id TEXT,
+           revoked_at INTEGER NOT NULL,
+           expires_at INTEGER NOT NULL);
+         CREATE INDEX identity_session_revocations_exp ON identity_session_revocations (expires_at);
+         CREATE TABLE identity_session_cutoffs (
+           identity_id TEXT PRIMARY KEY,
+           revoked_before INTEGER NOT NULL);
+         CREATE TABLE identity_apikeys (
+           id TEXT PRIMARY KEY,
+           identity_id TEXT NOT NULL,
+           identity_kind TEXT NOT NULL,
+           name TEXT NOT NULL,
+           hash BLOB NOT NULL,
+           created_at INTEGER NOT NULL,
+           expires_at INTEGER NOT NULL,
+           rotation_due_at INTEGER NOT NULL,
+           revoked_at INTEGER,
+           revoked_reason TEXT,
+           rotated_from TEXT,
+           replaced_by TEXT,
+           last_used_at INTEGER);
+         CREATE INDEX identity_apikeys_by_identity ON identity_apikeys (identity_id);`,
+  },
+] as const;
+
+/** Seen token ids: their own migration domain, so they never collide with the versions above. */
+export const REPLAY_MIGRATIONS = [
+  {
+    version: 1,
+    up: `CREATE TABLE identity_seen_jti (
+           id TEXT PRIMARY KEY,
+           expires_at INTEGER NOT NULL);
+         CREATE INDEX identity_seen_jti_exp ON identity_seen_jti (expires_at);`,
+  },
+] as const;
+
+/** Prepares each statement once per connection. */
+class Statements {
+  readonly #cache = new Map<string, StatementSync>();
+  get(raw: Db, sql: string): StatementSync {
+    let s = this.#cache.get(sql);
+    if (s === undefined) {
+      s = raw.prepare(sql);
+      this.#cache.set(sql, s);
+    }
+    return s;
+  }
+}
 
 export class SqliteIdentityStore implements IdentityStore {
-  protected readonly db: SqliteDb;
+  readonly sessions: SqliteSessionRepository;
+  readonly apiKeys: SqliteApiKeyRepository;
+  readonly replay: SqliteReplayRepository;
+
+  /** Brings the domain's tables up to date (at store open, before any flow runs). */
+  constructor(db: SqliteDb) {
+    migrate(db.raw, 'identity', IDENTITY_MIGRATIONS);
+    migrate(db.raw, 'identity-replay', REPLAY_MIGRATIONS);
+    this.sessions = new SqliteSessionRepository(db);
+    this.apiKeys = new SqliteApiKeyRepository(db);
+    this.replay = new SqliteReplayRepository(db);
+  }
+}
+
+export class SqliteSessionRepository implements SessionRepository {
+  readonly #db: SqliteDb;
+  readonly #sql = new Statements();
 
   constructor(db: SqliteDb) {
-    this.db = db;
+    this.#db = db;
+  }
+
+  revocations(): Promise<{ jtis: RevokedSession[]; cutoffs: SessionCutoff[] }> {
+    return this.#db.run((raw) => {
+      const jtis = (this.#sql.get(raw, 'SELECT jti, identity_id, revoked_at, expires_at FROM identity_session_revocations').all() as {
+        jti: string;
+        identity_id: string | null;
+        revoked_at: number;
+        expires_at: number;
+      }[]).map((r) => ({ jti: r.jti, ...(r.identity_id !== null && { identityId: r.identity_id }), revokedAt: r.revoked_at, expiresAt: r.expires_at }));
+      const cutoffs = (this.#sql.get(raw, 'SELECT identity_id, revoked_before FROM identity_session_cutoffs').all() as {
+        identity_id: string;
+        revoked_before: number;
+      }[]).map((r) => ({ identityId: r.identity_id, revokedBefore: r.revoked_before }));
+      return { jtis, cutoffs };
+    });
+  }
+
+  async revokeJti(e: RevokedSession): Promise<void> {
+    await this.#db.run((raw) =>
+      this.#sql
+        .get(raw, 'INSERT INTO identity_session_revocations (jti, identity_id, revoked_at, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING')
+        .run(e.jti, e.identityId ?? null, e.revokedAt, e.expiresAt),
+    );
+  }
+
+  raiseCutoff(identityId: string, before: number): Promise<number> {
+    return this.#db.run((raw) => {
+      const r = this.#sql
+        .get(
+          raw,
+          `INSERT INTO identity_session_cutoffs (identity_id, revoked_before) VALUES (?, ?)
+           ON CONFLICT (identity_id) DO UPDATE SET revoked_before = MAX(revoked_before, excluded.revoked_before)
+           RETURNING revoked_before`,
+        )
+        .get(identityId, before) as { revoked_before: number };
+      return r.revoked_before;
+    });
+  }
+
+  purgeRevocations(before: number): Promise<number> {
+    return this.#db.run((raw) => Number(this.#sql.get(raw, 'DELETE FROM identity_session_revocations WHERE expires_at < ?').run(before).changes));
+  }
+}
+
+interface ApiKeyRow {
+  id: string;
+  identity_id: string;
+  identity_kind: string;
+  name: string;
+  hash: Uint8Array;
+  created_at: number;
+  expires_at: number;
+  rotation_due_at: number;
+  revoked_at: number | null;
+  revoked_reason: string | null;
+  rotated_from: string | null;
+  replaced_by: string | null;
+  last_used_at: number | null;
+}
+
+function apiKeyFromRow(r: ApiKeyRow): StoredApiKey {
+  return {
+    id: r.id,
+    identityId: r.identity_id,
+    identityKind: r.identity_kind as IdentityKind,
+    description: r.name,
+    hash: r.hash,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    rotationDueAt: r.rotation_due_at,
+    ...(r.revoked_at !== null && { revokedAt: r.revoked_at }),
+    ...(r.revoked_reason !== null && { revokedReason: r.revoked_reason }),
+    ...(r.rotated_from !== null && { rotatedFrom: r.rotated_from }),
+    ...(r.replaced_by !== null && { replacedBy: r.replaced_by }),
+    ...(r.last_used_at !== null && { lastUsedAt: r.last_used_at }),
+  };
+}
+
+export class SqliteApiKeyRepository implements ApiKeyRepository {
+  readonly #db: SqliteDb;
+  readonly #sql = new Statements();
+
+  constructor(db: SqliteDb) {
+    this.#db = db;
+  }
+
+  async insert(k: StoredApiKey): Promise<void> {
+    await this.#db.run((raw) =>
+      this.#sql
+        .get(
+          raw,
+          `INSERT INTO identity_apikeys (id, identity_id, identity_kind, name, hash, created_at, expires_at, rotation_due_at, revoked_at, revoked_reason, rotated_from, replaced_by, last_used_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          k.id,
+          k.identityId,
+          k.identityKind,
+          k.description,
+          k.hash,
+          k.createdAt,
+          k.expiresAt,
+          k.rotationDueAt,
+          k.revokedAt ?? null,
+          k.revokedReason ?? null,
+          k.rotatedFrom ?? null,
+          k.replacedBy ?? null,
+          k.lastUsedAt ?? null,
+        ),
+    );
+  }
+
+  get(id: string): Promise<StoredApiKey | undefined> {
+    return this.#db.run((raw) => {
+      const r = this.#sql.get(raw, 'SELECT * FROM identity_apikeys WHERE id = ?').get(id) as ApiKeyRow | undefined;
+      return r === undefined ? undefined : apiKeyFromRow(r);
+    });
+  }
+
+  list(identityId?: string): Promise<StoredApiKey[]> {
+    return this.#db.run((raw) => {
+      const rows = (
+        identityId === undefined
+          ? this.#sql.get(raw, 'SELECT * FROM identity_apikeys ORDER BY created_at, id').all()
+          : this.#sql.get(raw, 'SELECT * FROM identity_apikeys WHERE identity_id = ? ORDER BY created_at, id').all(identityId)
+      ) as unknown as ApiKeyRow[];
+      return rows.map(apiKeyFromRow);
+    });
+  }
+
+  async markReplaced(id: string, replacedBy: string, expiresBy: number): Promise<void> {
+    await this.#db.run((raw) =>
+      this.#sql.get(raw, 'UPDATE identity_apikeys SET replaced_by = ?, expires_at = MIN(expires_at, ?) WHERE id = ?').run(replacedBy, expiresBy, id),
+    );
+  }
+
+  revoke(id: string, at: number, reason: string): Promise<boolean> {
+    return this.#db.run(
+      (raw) => this.#sql.get(raw, 'UPDATE identity_apikeys SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL').run(at, reason, id).changes > 0,
+    );
+  }
+
+  unrevokedIds(identityId: string): Promise<string[]> {
+    return this.#db.run((raw) =>
+      (this.#sql.get(raw, 'SELECT id FROM identity_apikeys WHERE identity_id = ? AND revoked_at IS NULL').all(identityId) as { id: string }[]).map((r) => r.id),
+    );
+  }
+
+  async touch(id: string, at: number): Promise<void> {
+    await this.#db.run((raw) => this.#sql.get(raw, 'UPDATE identity_apikeys SET last_used_at = ? WHERE id = ?').run(at, id));
+  }
+}
+
+export class SqliteReplayRepository implements ReplayRepository {
+  readonly #db: SqliteDb;
+  readonly #sql = new Statements();
+
+  constructor(db: SqliteDb) {
+    this.#db = db;
+  }
+
+  remember(id: string, expiresAt: number, now: number): Promise<boolean> {
+    // One statement: a new id is inserted, an expired entry is taken over, a live one is left as
+    // it is (no row changed: the id was seen). PostgreSQL runs the same upsert.
+    return this.#db.run(
+      (raw) =>
+        this.#sql
+          .get(
+            raw,
+            `INSERT INTO identity_seen_jti (id, expires_at) VALUES (?, ?)
+             ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE identity_seen_jti.expires_at < ?`,
+          )
+          .run(id, expiresAt, now).changes > 0,
+    );
+  }
+
+  prune(now: number): Promise<number> {
+    return this.#db.run((raw) => Number(this.#sql.get(raw, 'DELETE FROM identity_seen_jti WHERE expires_at < ?').run(now).changes));
+  }
+
+  count(): Promise<number> {
+    return this.#db.run((raw) => (this.#sql.get(raw, 'SELECT COUNT(*) AS n FROM identity_seen_jti').get() as { n: number }).n);
   }
 }
