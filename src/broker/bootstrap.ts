@@ -46,7 +46,7 @@ export class Bootstrap {
     const row = db.prepare('SELECT id FROM broker_bootstrap').get();
     if (row) return undefined;
     const secret = `pcx_bootstrap_${randomBytes(24).toString('base64url')}`;
-    identities.declare({ id: BOOTSTRAP_ADMIN, kind: 'user', boundary: boundaries.includes('platform') ? 'platform' : boundaries[0]!, environment: 'control-plane', owner: BOOTSTRAP_ADMIN, purpose: 'first administrator (bootstrap)', parents: [ADMIN_ROLE], bound_trusts: [] }, 'api');
+    await identities.declare({ id: BOOTSTRAP_ADMIN, kind: 'user', boundary: boundaries.includes('platform') ? 'platform' : boundaries[0]!, environment: 'control-plane', owner: BOOTSTRAP_ADMIN, purpose: 'first administrator (bootstrap)', parents: [ADMIN_ROLE], bound_trusts: [] }, 'api');
     db.prepare('INSERT INTO broker_bootstrap (id, hash, created_at) VALUES (1, ?, ?)').run(sha256(secret), new Date(clock.now()).toISOString());
     await audit.append({ stream: 'admin', type: 'bootstrap.created', actor: 'system', subject: BOOTSTRAP_ADMIN, payload: { note: 'one-time bootstrap credential issued on first start' } });
     return secret;
@@ -62,7 +62,7 @@ export class Bootstrap {
     const secret = `pcx_bootstrap_${randomBytes(24).toString('base64url')}`;
     const existed = db.prepare('SELECT id FROM broker_bootstrap').get() !== undefined;
     if (identities.get(BOOTSTRAP_ADMIN) === undefined) {
-      identities.declare({ id: BOOTSTRAP_ADMIN, kind: 'user', boundary: boundaries.includes('platform') ? 'platform' : boundaries[0]!, environment: 'control-plane', owner: BOOTSTRAP_ADMIN, purpose: 'first administrator (bootstrap)', parents: [ADMIN_ROLE] }, 'api');
+      await identities.declare({ id: BOOTSTRAP_ADMIN, kind: 'user', boundary: boundaries.includes('platform') ? 'platform' : boundaries[0]!, environment: 'control-plane', owner: BOOTSTRAP_ADMIN, purpose: 'first administrator (bootstrap)', parents: [ADMIN_ROLE] }, 'api');
     }
     const now = new Date(clock.now()).toISOString();
     db.prepare('INSERT INTO broker_bootstrap (id, hash, created_at, used_at) VALUES (1, ?, ?, NULL) ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at, used_at = NULL').run(sha256(secret), now);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { ManualClock } from '../../src/common/clock.ts';
-import { Keyring } from '../../src/crypto/keyring.ts';
+import { openKeyring } from '../crypto/helpers.ts';
 import { ApiKeyService, looksLikeApiKey, findApiKeys } from '../../src/identity/apikeys.ts';
 import { checksum } from '../../src/identity/apikey-format.ts';
 import { InvalidInput, Conflict } from '../../src/common/errors.ts';
@@ -14,16 +14,16 @@ import { refused } from './helpers.ts';
 
 const DAY = 86_400_000;
 
-function setup(path = ':memory:') {
+async function setup(path = ':memory:') {
   const clock = new ManualClock();
   const db = openDatabase(path);
-  const keyring = Keyring.open(db, { masterKey: randomBytes(32), clock });
+  const keyring = await openKeyring(db, { masterKey: randomBytes(32), clock });
   const keys = ApiKeyService.open({ db, keyring, clock, maxTtlMs: 90 * DAY, defaultRotationMs: 30 * DAY });
   return { clock, db, keys };
 }
 
-test('api keys: format, checksum recognisable offline, scanner finds only valid keys', () => {
-  const { keys } = setup();
+test('api keys: format, checksum recognisable offline, scanner finds only valid keys', async () => {
+  const { keys } = await setup();
   const { key, record } = keys.mint({ identityId: 'apikey:billing-legacy' });
   assert.match(key, /^pcx_[0-9A-Za-z]{48}$/);
   assert.ok(looksLikeApiKey(key));
@@ -39,10 +39,10 @@ test('api keys: format, checksum recognisable offline, scanner finds only valid 
   assert.deepEqual(findApiKeys(text), [key]);
 });
 
-test('api keys: only an HMAC is stored; the secret appears once', () => {
+test('api keys: only an HMAC is stored; the secret appears once', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-ak-'));
   const path = join(dir, 'p.db');
-  const { db, keys } = setup(path);
+  const { db, keys } = await setup(path);
   const { key, record } = keys.mint({ identityId: 'service-account:billing', description: 'billing cron' });
   assert.ok(!JSON.stringify(record).includes(key.slice(14, 46)));
   assert.ok(!JSON.stringify(keys.list()).includes(key.slice(14, 46)));
@@ -55,7 +55,7 @@ test('api keys: only an HMAC is stored; the secret appears once', () => {
 });
 
 test('api keys: verify facts are api-key/low; bad secret, unknown id, malformed', async () => {
-  const { keys } = setup();
+  const { keys } = await setup();
   const v = keys.verifier();
   const { key, record } = keys.mint({ identityId: 'service-account:billing', identityKind: 'service-account' });
   const ok = await v.verify({ type: 'api_key', key });
@@ -76,7 +76,7 @@ test('api keys: verify facts are api-key/low; bad secret, unknown id, malformed'
 });
 
 test('api keys: mandatory capped expiry, rotation due date, expiry enforced', async () => {
-  const { keys, clock } = setup();
+  const { keys, clock } = await setup();
   assert.throws(() => keys.mint({ identityId: 'x', ttlMs: 365 * DAY }), InvalidInput);
   assert.throws(() => keys.mint({ identityId: 'x', ttlMs: 0 }), InvalidInput);
   const { key, record } = keys.mint({ identityId: 'x', ttlMs: 10 * DAY, rotationMs: 3 * DAY });
@@ -94,7 +94,7 @@ test('api keys: mandatory capped expiry, rotation due date, expiry enforced', as
 });
 
 test('api keys: revoke is immediate; revokeAllFor covers every key of an identity', async () => {
-  const { keys } = setup();
+  const { keys } = await setup();
   const a = keys.mint({ identityId: 'svc:a' });
   const b = keys.mint({ identityId: 'svc:a' });
   keys.mint({ identityId: 'svc:b' });
@@ -107,7 +107,7 @@ test('api keys: revoke is immediate; revokeAllFor covers every key of an identit
 });
 
 test('api keys: rotate gives a new key; the old one works for the grace period only', async () => {
-  const { keys, clock } = setup();
+  const { keys, clock } = await setup();
   const old = keys.mint({ identityId: 'svc:a', ttlMs: 30 * DAY });
   const r = keys.rotate(old.record.id);
   assert.notEqual(r.key, old.key);
