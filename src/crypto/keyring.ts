@@ -292,15 +292,17 @@ export class Keyring {
     const keys = this.#store.keys.signingKeys;
     // Read the active key and replace it as one unit: two rotations at once must not both supersede
     // the same key and leave two active ones.
-    const previousKid = await this.#store.transaction(async () => {
+    const { previousKid, kid } = await this.#store.transaction(async () => {
       await this.#store.lock('keyring');
       const prev = await keys.active(purpose);
       if (prev !== undefined) await keys.supersede(prev.kid, now, now + overlap);
-      await keys.insert(this.#newKey(purpose, now));
-      return prev?.kid;
+      const made = this.#newKey(purpose, now);
+      await keys.insert(made);
+      return { previousKid: prev?.kid, kid: made.kid };
     });
     await this.refresh();
-    const active = this.#info(this.#active(purpose)!, now);
+    // The key this rotation made (a rotation that ran right after may already have replaced it).
+    const active = this.#info(this.#keys.get(kid)!, now);
     const prevKey = previousKid === undefined ? undefined : this.#keys.get(previousKid);
     return prevKey === undefined ? { active } : { active, previous: this.#info(prevKey, now) };
   }

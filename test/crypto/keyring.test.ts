@@ -7,6 +7,7 @@ import { randomBytes, verify as edVerify, createPublicKey } from 'node:crypto';
 import { jwtVerify, createLocalJWKSet } from 'jose';
 import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { ManualClock } from '../../src/common/clock.ts';
+import { KeyringError } from '../../src/crypto/keyring.ts';
 import { openKeyring } from './helpers.ts';
 import { loadMasterKey, MasterKeyError, parseMasterKey } from '../../src/crypto/masterkey.ts';
 import { offlinePublicKeyResolver, offlinePublicKeyResolverForDataDir } from '../../src/crypto/offline.ts';
@@ -150,4 +151,25 @@ test('keyring: a store made before a key purpose existed gets that purpose its o
   assert.equal(kids.size, 3, 'no purpose shares a key');
   assert.deepEqual(ring.publicJwks().keys.map((k) => k.kid), [ring.activeKey('token').kid]);
   db2.close();
+});
+
+test('keyring: rotations at once each replace the active key in turn; one active key per purpose remains', async () => {
+  const db = openDatabase(':memory:');
+  const clock = new ManualClock();
+  const ring = await openKeyring(db, { masterKey: randomBytes(32), clock });
+  const first = ring.activeKey('token').kid;
+  const results = await Promise.all([ring.rotate('token'), ring.rotate('token'), ring.rotate('token')]);
+  const active = db.prepare("SELECT kid FROM crypto_keys WHERE purpose = 'token' AND superseded_at IS NULL").all() as { kid: string }[];
+  assert.equal(active.length, 1, 'exactly one active token key');
+  assert.equal(ring.activeKey('token').kid, active[0]!.kid, 'memory holds the committed active key');
+  // Each rotation superseded the key the one before it made: a chain, no key superseded twice.
+  const previous = results.map((r) => r.previous?.kid).sort();
+  assert.deepEqual(previous, [first, ...results.map((r) => r.active.kid).filter((k) => k !== active[0]!.kid)].sort());
+  assert.equal((await ring.list('token')).length, 4);
+});
+
+test('keyring: only the secrets loaded at open are served', async () => {
+  const ring = await openKeyring(openDatabase(':memory:'), { masterKey: randomBytes(32), secrets: ['one'] });
+  assert.equal(ring.secret('one').length, 32);
+  assert.throws(() => ring.secret('apikey-pepper'), (e: unknown) => e instanceof KeyringError && /not loaded/.test((e as Error).message));
 });
