@@ -106,7 +106,7 @@ export class Authentication {
     const parents = [...identity.parents.filter((p) => p.type !== 'Team'), ...teams];
     if (JSON.stringify(parents) === JSON.stringify(identity.parents)) return identity;
     await this.#d.audit.append({ stream: 'admin', type: 'identity.updated', actor: `trust:${trust}`, subject: identity.id, boundary: identity.boundary, payload: { changed: { parents: { from: identity.parents, to: parents } }, source: 'identity provider groups' } });
-    return await this.#d.identities.update(identity.id, { parents });
+    return this.#d.identities.update(identity.id, { parents });
   }
 
   /** Resolves a bearer session token to the caller; refuses revoked tokens and inactive identities. */

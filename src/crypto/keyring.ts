@@ -359,14 +359,12 @@ export class Keyring {
 
   /** Signs audit checkpoints with the active `audit` key; `kid` follows rotations. */
   checkpointSigner(): CheckpointSigner {
-    const ring = this;
+    const kid = (): string => this.#activeLoaded('audit').stored.kid;
     return {
       get kid(): string {
-        return ring.#activeLoaded('audit').stored.kid;
+        return kid();
       },
-      sign(data: Uint8Array): Uint8Array {
-        return ring.sign('audit', data).signature;
-      },
+      sign: (data: Uint8Array): Uint8Array => this.sign('audit', data).signature,
     };
   }
 

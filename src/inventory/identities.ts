@@ -58,7 +58,7 @@ export interface IdentityFilter {
 }
 
 /** Identity ids: a kind-ish prefix, then a path. No spaces, quotes or control characters. */
-export const IDENTITY_ID_RE = /^[a-z][a-z0-9-]*:[A-Za-z0-9._@\/+:=-]{1,255}$/;
+export const IDENTITY_ID_RE = /^[a-z][a-z0-9-]*:[A-Za-z0-9._@/+:=-]{1,255}$/;
 
 export function checkIdentityId(id: unknown, field = 'id'): string {
   if (typeof id !== 'string' || !(IDENTITY_ID_RE.test(id) || /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/.test(id))) {
