@@ -108,9 +108,9 @@ export class Keyring {
   /** Refreshes are numbered as they start; one that finishes after a later one is dropped. */
   #refreshes = 0;
   #applied = 0;
-  /** The background refresh in flight, and when the next one may start. */
+  /** The background refresh in flight, and when the last one started. */
   #pending: Promise<void> | undefined;
-  #nextRefreshAt = -Infinity;
+  #triedAt = -Infinity;
 
   /**
    * Checks the master key against this store, gives every purpose its active key and loads the
@@ -209,9 +209,9 @@ export class Keyring {
    */
   #maybeReload(): void {
     const now = this.#clock.now();
-    if (this.#pending !== undefined || now < this.#nextRefreshAt) return;
-    if (now - this.#loadedAt < RELOAD_EVERY_MS && now >= this.#loadedAt) return;
-    this.#nextRefreshAt = now + RELOAD_EVERY_MS;
+    const stale = (since: number) => now - since >= RELOAD_EVERY_MS || now < since;
+    if (this.#pending !== undefined || !stale(this.#loadedAt) || !stale(this.#triedAt)) return;
+    this.#triedAt = now;
     this.#pending = this.refresh()
       .catch(() => {})
       .finally(() => (this.#pending = undefined));

@@ -173,3 +173,18 @@ test('keyring: only the secrets loaded at open are served', async () => {
   assert.equal(ring.secret('one').length, 32);
   assert.throws(() => ring.secret('apikey-pepper'), (e: unknown) => e instanceof KeyringError && /not loaded/.test((e as Error).message));
 });
+
+test('keyring: a rotation made by another keyring on the store is picked up by the periodic refresh', async () => {
+  const db = openDatabase(':memory:');
+  const clock = new ManualClock();
+  const master = randomBytes(32);
+  const here = await openKeyring(db, { masterKey: master, clock });
+  const there = await openKeyring(db, { masterKey: master, clock });
+  const { active } = await there.rotate('token', { immediate: true });
+  assert.equal(here.verificationKey(active.kid, 'token'), undefined, 'not known here yet');
+  clock.advance(5_000);
+  assert.equal(here.verificationKey(active.kid, 'token'), undefined, 'the refresh it starts runs in the background');
+  await new Promise((r) => setImmediate(r));
+  assert.ok(here.verificationKey(active.kid, 'token'), 'known after the refresh');
+  assert.equal(here.activeKey('token').kid, active.kid, 'and signs with it');
+});
