@@ -52,7 +52,7 @@ export class Authentication {
       let identity = await this.#admit(v);
       if (parents) identity = await this.#syncGroups(identity, parents, v.facts.trust);
       const session = await sessions.issue({ identityId: identity.id, facts: v.facts, attributes: v.attributes });
-      identities.touchAuthenticated(identity.id);
+      await identities.touchAuthenticated(identity.id);
       await audit.append({
         stream: 'authn',
         type: 'authn.success',
@@ -82,7 +82,7 @@ export class Authentication {
     if (identity) this.#d.binding.checkIdentity(v, identity);
     if (!identity) {
       const boundary = v.defaults.boundary ?? this.#d.boundaries[0]!;
-      identity = this.#d.identities.register(
+      identity = await this.#d.identities.register(
         {
           id: v.identityId,
           kind: v.kind,

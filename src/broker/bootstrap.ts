@@ -45,7 +45,7 @@ export class Bootstrap {
       // Two replicas starting at once on an empty store: one creates, the other sees it.
       await unitOfWork.lock('broker:bootstrap');
       if ((await secrets.get()) !== undefined) return false;
-      identities.declare({ id: BOOTSTRAP_ADMIN, kind: 'user', boundary: boundaries.includes('platform') ? 'platform' : boundaries[0]!, environment: 'control-plane', owner: BOOTSTRAP_ADMIN, purpose: 'first administrator (bootstrap)', parents: [ADMIN_ROLE], bound_trusts: [] }, 'api');
+      await identities.declare({ id: BOOTSTRAP_ADMIN, kind: 'user', boundary: boundaries.includes('platform') ? 'platform' : boundaries[0]!, environment: 'control-plane', owner: BOOTSTRAP_ADMIN, purpose: 'first administrator (bootstrap)', parents: [ADMIN_ROLE], bound_trusts: [] }, 'api');
       return secrets.create(sha256(secret), clock.now());
     });
     if (!created) return undefined;
@@ -65,7 +65,7 @@ export class Bootstrap {
       await unitOfWork.lock('broker:bootstrap');
       const had = (await secrets.get()) !== undefined;
       if (identities.get(BOOTSTRAP_ADMIN) === undefined) {
-        identities.declare({ id: BOOTSTRAP_ADMIN, kind: 'user', boundary: boundaries.includes('platform') ? 'platform' : boundaries[0]!, environment: 'control-plane', owner: BOOTSTRAP_ADMIN, purpose: 'first administrator (bootstrap)', parents: [ADMIN_ROLE] }, 'api');
+        await identities.declare({ id: BOOTSTRAP_ADMIN, kind: 'user', boundary: boundaries.includes('platform') ? 'platform' : boundaries[0]!, environment: 'control-plane', owner: BOOTSTRAP_ADMIN, purpose: 'first administrator (bootstrap)', parents: [ADMIN_ROLE] }, 'api');
       }
       await secrets.replace(sha256(secret), clock.now());
       return had;

@@ -43,7 +43,7 @@ export async function loadDeclaredState(d: DeclaredStateDeps): Promise<void> {
   for (const decl of config.identities) {
     const before = identities.get(decl.id);
     const { trusts, ...rest } = decl;
-    const after = identities.declare({ ...rest, bound_trusts: trusts }, 'config');
+    const after = await identities.declare({ ...rest, bound_trusts: trusts }, 'config');
     if (before !== after) {
       await audit.append({ stream: 'admin', type: before ? 'identity.updated' : 'identity.declared', actor: 'config', subject: decl.id, boundary: decl.boundary, payload: { source: 'config', owner: decl.owner ?? null, kind: decl.kind, trusts } });
     }

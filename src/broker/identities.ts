@@ -79,7 +79,7 @@ export class IdentityAdmin {
     checkIdentityId(input.id);
     this.#guard(by, undefined, { id: input.id, kind: input.kind, owner: input.owner ?? null, parents: input.parents ?? [], boundary: input.boundary });
     const { trusts, ...rest } = input;
-    const identity = this.#d.identities.declare({ ...rest, bound_trusts: this.#d.binding.resolve(input.id, trusts) }, 'api');
+    const identity = await this.#d.identities.declare({ ...rest, bound_trusts: this.#d.binding.resolve(input.id, trusts) }, 'api');
     await recordAdminEvent(this.#d.audit, by, 'identity.declared', { owner: identity.owner, kind: identity.kind, environment: identity.environment, parents: identity.parents, trusts: identity.bound_trusts }, identity.id, identity.boundary);
     return identity;
   }
@@ -96,7 +96,7 @@ export class IdentityAdmin {
         parents: patch.parents ?? before.parents, boundary: patch.boundary ?? before.boundary,
       });
     }
-    const after = this.#d.identities.update(id, patch);
+    const after = await this.#d.identities.update(id, patch);
     const changed = Object.fromEntries(Object.keys(patch).map((k) => [k, { from: before[k as keyof Identity], to: after[k as keyof Identity] }]));
     await recordAdminEvent(this.#d.audit, by, 'identity.updated', { changed }, id, after.boundary);
     return after;
@@ -161,7 +161,7 @@ export class IdentityAdmin {
 
   /** Suspending or offboarding ends every live session of the identity at once. */
   async setStatus(by: SessionContext, id: string, status: IdentityStatus, reason: string): Promise<Identity> {
-    const identity = this.#d.identities.setStatus(id, status);
+    const identity = await this.#d.identities.setStatus(id, status);
     if (status !== 'active') {
       await this.#d.sessions.revokeIdentity(id);
       await this.#d.credentials.revoke({ identity: id }, { by: by.identity.id, reason: `identity ${status}: ${reason}` });

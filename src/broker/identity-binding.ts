@@ -76,7 +76,7 @@ export class IdentityBinding {
     const before = this.#d.identities.require(id);
     await checkActingAs(this.#d.identities, by, before, 'bind to trusts', this.#d.policyWriter);
     const resolved = this.resolve(id, trusts);
-    const after = this.#d.identities.bind(id, resolved);
+    const after = await this.#d.identities.bind(id, resolved);
     await recordAdminEvent(this.#d.audit, by, 'identity.bound', { from: before.bound_trusts, to: after.bound_trusts }, id, after.boundary);
     return after;
   }
@@ -96,7 +96,7 @@ export class IdentityBinding {
         unbound.push(identity.id);
         continue;
       }
-      this.#d.identities.bind(identity.id, trust.trusts);
+      await this.#d.identities.bind(identity.id, trust.trusts);
       await this.#d.audit.append({ stream: 'admin', type: 'identity.bound', actor: 'system', subject: identity.id, boundary: identity.boundary, payload: { from: null, to: trust.trusts, source: trust.source } });
     }
     if (unbound.length > 0) {

@@ -308,7 +308,7 @@ export class Broker {
   }
 
   async rotateKeys(by: SessionContext, purpose: 'session' | 'audit' | 'token') {
-    const r = this.keyring.rotate(purpose);
+    const r = await this.keyring.rotate(purpose);
     await recordAdminEvent(this.audit, by, 'key.rotated', { purpose, kid: r.active.kid, previous: r.previous?.kid ?? null });
     return r;
   }

@@ -1,5 +1,5 @@
-// Opening one configuration's storage and keys: the databases, the keyring, the SPIFFE CAs, and
-// the signing keys derived from the keyring.
+// Opening one configuration's storage and keys: the databases, the keyring, the SPIFFE CAs, the
+// identity registry, and the signing keys derived from the keyring.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createPrivateKey } from 'node:crypto';
@@ -10,10 +10,11 @@ import { SqliteStore } from '../store/sqlite/index.ts';
 import { loadMasterKey } from '../crypto/masterkey.ts';
 import { Keyring } from '../crypto/keyring.ts';
 import { SpiffeCaStore, sshCaFromKey } from '../credentials/index.ts';
+import { IdentityRegistry } from '../inventory/identities.ts';
 import type { JwtSigner, SshCa } from '../credentials/index.ts';
 import type { BrokerOptions } from './types.ts';
 
-/** What `open` prepares before the constructor: the store, the keyring, the SPIFFE CAs. */
+/** What `open` prepares before the constructor: the store, the keyring, the SPIFFE CAs, the identity registry. */
 export interface Opened {
   store: SqliteStore;
   /** Transitional (issue #9): the raw state connection, for domains not yet behind their ports. */
@@ -22,6 +23,8 @@ export interface Opened {
   auditDb: Db;
   keyring: Keyring;
   spiffeCa: SpiffeCaStore;
+  /** Loaded from the store before the constructor (its reads are synchronous). */
+  identities: IdentityRegistry;
 }
 
 /**
@@ -35,11 +38,12 @@ export async function openStorage<T>(config: PortcullisConfig, options: BrokerOp
   const auditDb = store.auditDb.raw;
   try {
     const master = loadMasterKey(config.data_dir, options.env ?? process.env);
-    const keyring = Keyring.open(db, { masterKey: master.key, clock });
+    const keyring = await Keyring.open(store, { masterKey: master.key, clock });
     // SPIFFE CAs are made before the issuers that use them (creating one is async).
-    const spiffeCa = SpiffeCaStore.open(db, master.key, clock);
+    const spiffeCa = SpiffeCaStore.open(store, master.key, clock);
     for (const td of new Set(config.targets.flatMap((t) => (t.kind === 'spiffe-x509' ? [t.trust_domain] : [])))) await spiffeCa.ensure(td);
-    return assemble({ store, db, auditDb, keyring, spiffeCa });
+    const identities = await IdentityRegistry.open(store, clock, config.boundaries);
+    return assemble({ store, db, auditDb, keyring, spiffeCa, identities });
   } catch (err) {
     closeDatabases(db, auditDb);
     throw err;

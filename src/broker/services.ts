@@ -8,7 +8,6 @@ import { Metrics } from '../common/metrics.ts';
 import { AuditLog } from '../audit/log.ts';
 import { SessionService } from '../identity/sessions.ts';
 import { ApiKeyService } from '../identity/apikeys.ts';
-import { IdentityRegistry } from '../inventory/identities.ts';
 import { createEngine } from '../policy/engine/select.ts';
 import { DecisionPoint } from '../policy/decision-point.ts';
 import { PolicyStore } from '../policy/store.ts';
@@ -32,7 +31,7 @@ export interface ServiceOptions {
 }
 
 export function createServices(config: PortcullisConfig, opened: Opened, o: ServiceOptions) {
-  const { db, keyring, spiffeCa } = opened;
+  const { db, keyring, spiffeCa, identities } = opened;
   const { clock, issuer } = o;
   const metrics = new Metrics();
   // One outbound policy for every URL the broker calls: no private destinations but those listed.
@@ -44,7 +43,6 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     checkpointIntervalMs: config.audit.checkpoint_interval_ms,
     ...(config.audit.witness && { witness: { ...config.audit.witness, fetch: outbound, onError: (where, err) => o.log(`audit witness (${where}) failed: ${(err as Error).message}`) } }),
   });
-  const identities = new IdentityRegistry(db, clock, config.boundaries);
   const policyStore = new PolicyStore(db);
   const engine = createEngine(config.engine);
   const decisions = new DecisionPoint({

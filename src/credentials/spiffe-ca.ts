@@ -1,4 +1,4 @@
-// Portcullis' own SPIFFE certificate authority, one per trust domain, persisted in SQLite.
+// Portcullis' own SPIFFE certificate authority, one per trust domain, kept in the store (KeyStore).
 // Each generation is a root and the intermediate it signed. The root's private key is used once,
 // to sign the intermediate, and then dropped: a root key that never reaches disk or a backup
 // cannot leak from them, and nothing needs it again, because a new generation (new root, new
@@ -10,25 +10,9 @@ import type { Clock } from '../common/clock.ts';
 import { DecryptionFailed, open, seal } from '../crypto/envelope.ts';
 import { MasterKeyError } from '../crypto/masterkey.ts';
 import * as x509 from '../crypto/x509.ts';
-import type { Db } from '../store/sqlite/db.ts';
-import { migrate } from '../store/sqlite/db.ts';
+import type { KeyStore, SpiffeCaGeneration } from '../crypto/ports.ts';
 import { createIntermediate, generateSpiffeRoot } from './x509-svid.ts';
 import type { CaMaterial } from './x509-svid.ts';
-
-const MIGRATIONS = [
-  {
-    version: 1,
-    up: `CREATE TABLE spiffe_ca (
-           trust_domain TEXT NOT NULL,
-           generation INTEGER NOT NULL,
-           root_pem TEXT NOT NULL,
-           intermediate_pem TEXT NOT NULL,
-           intermediate_key_sealed BLOB NOT NULL,
-           created_at INTEGER NOT NULL,
-           not_after INTEGER NOT NULL,
-           PRIMARY KEY (trust_domain, generation));`,
-  },
-] as const;
 
 const DAY = 86_400_000;
 /** Lifetime of one generation (the intermediate; its root outlives it by a day). */
@@ -36,15 +20,6 @@ const GENERATION_TTL_MS = 90 * DAY;
 /** A new generation is made when the current one has less than this left: longer than any SVID (24h cap). */
 const ROTATE_BEFORE_MS = 7 * DAY;
 const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-
-interface Row {
-  trust_domain: string;
-  generation: number;
-  root_pem: string;
-  intermediate_pem: string;
-  intermediate_key_sealed: Uint8Array;
-  not_after: number;
-}
 
 /** The issuing CA of a trust domain, and every root relying parties should trust now. */
 export interface SpiffeAuthority {
@@ -65,18 +40,19 @@ export interface SpiffeBundle {
 }
 
 export class SpiffeCaStore {
-  readonly #db: Db;
+  readonly #store: { readonly keys: KeyStore };
   readonly #master: Uint8Array;
   readonly #clock: Clock;
-  readonly #loaded = new Map<string, SpiffeAuthority>();
+  // #10: authorities are loaded by `ensure` (at open); a new generation another replica makes is
+  // seen at its next `ensure` — a multi-replica store must re-run it on change notifications.
+  readonly #loaded = new Map<string, { authority: SpiffeAuthority; generation: number }>();
 
-  static open(db: Db, masterKey: Uint8Array, clock: Clock): SpiffeCaStore {
-    migrate(db, 'spiffe_ca', MIGRATIONS);
-    return new SpiffeCaStore(db, masterKey, clock);
+  static open(store: { readonly keys: KeyStore }, masterKey: Uint8Array, clock: Clock): SpiffeCaStore {
+    return new SpiffeCaStore(store, masterKey, clock);
   }
 
-  private constructor(db: Db, masterKey: Uint8Array, clock: Clock) {
-    this.#db = db;
+  private constructor(store: { readonly keys: KeyStore }, masterKey: Uint8Array, clock: Clock) {
+    this.#store = store;
     this.#master = masterKey;
     this.#clock = clock;
   }
@@ -84,81 +60,83 @@ export class SpiffeCaStore {
   /** The trust domain's authority, creating the first (or next) generation when needed. */
   async ensure(trustDomain: string): Promise<SpiffeAuthority> {
     const now = this.#clock.now();
-    let rows = this.#rows(trustDomain);
-    if (rows.length === 0 || rows[0]!.not_after - now < ROTATE_BEFORE_MS) {
-      await this.#create(trustDomain, (rows[0]?.generation ?? 0) + 1, now);
-      rows = this.#rows(trustDomain);
+    const repo = this.#store.keys.spiffeCa;
+    let rows = await repo.generations(trustDomain);
+    if (rows.length === 0 || rows[0]!.notAfter - now < ROTATE_BEFORE_MS) {
+      // Made outside any transaction (key generation is slow); if another replica stored this
+      // generation first, ours is dropped and theirs is read back below.
+      await repo.insert(await this.#create(trustDomain, (rows[0]?.generation ?? 0) + 1, now));
+      rows = await repo.generations(trustDomain);
     }
-    const live = rows.filter((r) => r.not_after > now);
+    const live = rows.filter((r) => r.notAfter > now);
     const current = live[0]!;
     const authority: SpiffeAuthority = {
       trustDomain,
-      root: new x509.X509Certificate(current.root_pem),
+      root: new x509.X509Certificate(current.rootPem),
       intermediate: this.#openIntermediate(current),
-      roots: live.map((r) => new x509.X509Certificate(r.root_pem)),
-      intermediates: live.map((r) => r.intermediate_pem),
+      roots: live.map((r) => new x509.X509Certificate(r.rootPem)),
+      intermediates: live.map((r) => r.intermediatePem),
     };
-    this.#loaded.set(trustDomain, authority);
+    this.#loaded.set(trustDomain, { authority, generation: rows[0]!.generation });
     return authority;
   }
 
   /** Authorities loaded by `ensure`, by trust domain. */
   authorities(): Map<string, SpiffeAuthority> {
-    return new Map(this.#loaded);
+    return new Map([...this.#loaded].map(([td, l]) => [td, l.authority]));
   }
 
   /** The bundle relying parties fetch (`GET /v1/spiffe/bundle/:trust_domain`); undefined for a domain we do not serve. */
   bundle(trustDomain: string): SpiffeBundle | undefined {
-    const a = this.#loaded.get(trustDomain);
-    if (!a) return undefined;
-    const gen = this.#rows(trustDomain)[0]?.generation ?? 0;
+    const loaded = this.#loaded.get(trustDomain);
+    if (!loaded) return undefined;
     return {
-      keys: a.roots.map((root) => {
+      keys: loaded.authority.roots.map((root) => {
         const jwk = createPublicKey(root.toString('pem')).export({ format: 'jwk' });
         return { ...jwk, use: 'x509-svid', x5c: [Buffer.from(root.rawData).toString('base64')] };
       }),
-      spiffe_sequence: gen,
+      spiffe_sequence: loaded.generation,
       spiffe_refresh_hint: 3600,
     };
   }
 
   /** PEM of every live root and intermediate of every loaded domain: a TLS server's `ca`. */
   trustPem(): string {
-    return [...this.#loaded.values()].flatMap((a) => [...a.roots.map((r) => r.toString('pem')), ...a.intermediates]).join('\n');
+    return [...this.#loaded.values()].flatMap(({ authority: a }) => [...a.roots.map((r) => r.toString('pem')), ...a.intermediates]).join('\n');
   }
 
-  #rows(trustDomain: string): Row[] {
-    return this.#db
-      .prepare('SELECT trust_domain, generation, root_pem, intermediate_pem, intermediate_key_sealed, not_after FROM spiffe_ca WHERE trust_domain = ? ORDER BY generation DESC')
-      .all(trustDomain) as unknown as Row[];
-  }
-
-  async #create(trustDomain: string, generation: number, now: number): Promise<void> {
+  async #create(trustDomain: string, generation: number, now: number): Promise<SpiffeCaGeneration> {
     // The root lives in this function only; see the file comment for why its key is never stored.
     const root = await generateSpiffeRoot(trustDomain, this.#clock, GENERATION_TTL_MS + DAY);
     const intermediate = await createIntermediate(root, trustDomain, this.#clock, GENERATION_TTL_MS);
     const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', intermediate.keys.privateKey));
     try {
-      this.#db
-        .prepare('INSERT OR IGNORE INTO spiffe_ca (trust_domain, generation, root_pem, intermediate_pem, intermediate_key_sealed, created_at, not_after) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(trustDomain, generation, root.cert.toString('pem'), intermediate.cert.toString('pem'), seal(this.#master, der, aad(trustDomain, generation)), now, intermediate.cert.notAfter.getTime());
+      return {
+        trustDomain,
+        generation,
+        rootPem: root.cert.toString('pem'),
+        intermediatePem: intermediate.cert.toString('pem'),
+        intermediateKeySealed: seal(this.#master, der, aad(trustDomain, generation)),
+        createdAt: now,
+        notAfter: intermediate.cert.notAfter.getTime(),
+      };
     } finally {
       der.fill(0);
     }
   }
 
-  #openIntermediate(row: Row): CaMaterial {
+  #openIntermediate(g: SpiffeCaGeneration): CaMaterial {
     let der: Buffer;
     try {
-      der = open(this.#master, row.intermediate_key_sealed, aad(row.trust_domain, row.generation));
+      der = open(this.#master, g.intermediateKeySealed, aad(g.trustDomain, g.generation));
     } catch (e) {
-      if (e instanceof DecryptionFailed) throw new MasterKeyError(`SPIFFE intermediate for ${row.trust_domain} cannot be decrypted with this master key`);
+      if (e instanceof DecryptionFailed) throw new MasterKeyError(`SPIFFE intermediate for ${g.trustDomain} cannot be decrypted with this master key`);
       throw e;
     }
     try {
       const privateKey = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).toCryptoKey(EC, false, ['sign']);
-      const publicKey = createPublicKey(row.intermediate_pem).toCryptoKey(EC, true, ['verify']);
-      return { cert: new x509.X509Certificate(row.intermediate_pem), keys: { privateKey, publicKey } as webcrypto.CryptoKeyPair };
+      const publicKey = createPublicKey(g.intermediatePem).toCryptoKey(EC, true, ['verify']);
+      return { cert: new x509.X509Certificate(g.intermediatePem), keys: { privateKey, publicKey } as webcrypto.CryptoKeyPair };
     } finally {
       der.fill(0);
     }

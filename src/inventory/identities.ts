@@ -1,7 +1,7 @@
-// The registry of every principal: who it is, who owns it, why it exists, where it lives, and
-// whether it may still authenticate. Reads are served from memory (hot path of every decision).
-import type { Db } from '../store/sqlite/db.ts';
-import { migrate, transaction } from '../store/sqlite/db.ts';
+// The registry of every principal: who it is, who owns it, why it exists, where it lives, whether it
+// may still authenticate. Reads come from memory (decision hot path); writes go through the store.
+import type { UnitOfWork } from '../store/ports.ts';
+import type { InventoryStore } from './ports.ts';
 import type { IdentityKind } from '../identity/types.ts';
 import { IDENTITY_KINDS } from '../identity/types.ts';
 import { kindOfId } from '../identity/binding.ts';
@@ -58,7 +58,7 @@ export interface IdentityFilter {
 }
 
 /** Identity ids: a kind-ish prefix, then a path. No spaces, quotes or control characters. */
-export const IDENTITY_ID_RE = /^[a-z][a-z0-9-]*:[A-Za-z0-9._@\/+:=-]{1,255}$/;
+export const IDENTITY_ID_RE = /^[a-z][a-z0-9-]*:[A-Za-z0-9._@/+:=-]{1,255}$/;
 
 export function checkIdentityId(id: unknown, field = 'id'): string {
   if (typeof id !== 'string' || !(IDENTITY_ID_RE.test(id) || /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/.test(id))) {
@@ -68,33 +68,31 @@ export function checkIdentityId(id: unknown, field = 'id'): string {
   return id;
 }
 
+/** What the registry needs of the store: its repository and the unit of work. */
+export type RegistryStore = UnitOfWork & { readonly inventory: InventoryStore };
+
 export class IdentityRegistry {
-  readonly #db: Db;
+  readonly #store: RegistryStore;
   readonly #clock: Clock;
   readonly #boundaries: ReadonlySet<string>;
+  // #10: this cache is the whole table, loaded at open and updated after each write this process
+  // commits; a multi-replica store must refresh it on change notifications from the others.
   readonly #cache = new Map<string, Identity>();
+  /** Per id, the sequence number of the write the cache holds (writes may finish out of order). */
+  readonly #cachedSeq = new Map<string, number>();
+  #seq = 0;
 
-  constructor(db: Db, clock: Clock, boundaries: readonly string[]) {
-    this.#db = db;
+  /** Loads every identity through the store into memory; reads are served from there. */
+  static async open(store: RegistryStore, clock: Clock, boundaries: readonly string[]): Promise<IdentityRegistry> {
+    const registry = new IdentityRegistry(store, clock, boundaries);
+    for (const identity of await store.inventory.identities.list()) registry.#cache.set(identity.id, identity);
+    return registry;
+  }
+
+  private constructor(store: RegistryStore, clock: Clock, boundaries: readonly string[]) {
+    this.#store = store;
     this.#clock = clock;
     this.#boundaries = new Set(boundaries);
-    migrate(db, 'inventory', [
-      {
-        version: 1,
-        up: `CREATE TABLE identities (
-               id TEXT PRIMARY KEY, kind TEXT NOT NULL, boundary TEXT NOT NULL, environment TEXT NOT NULL,
-               owner TEXT, purpose TEXT, labels TEXT NOT NULL, parents TEXT NOT NULL,
-               status TEXT NOT NULL, source TEXT NOT NULL, trust TEXT,
-               created_at TEXT NOT NULL, updated_at TEXT NOT NULL, last_authenticated_at TEXT);
-             CREATE INDEX identities_owner ON identities(owner);`,
-      },
-      // Binding (issue 8.1): NULL until bound; filled at start from what is known (see broker/identity-binding.ts).
-      { version: 2, up: 'ALTER TABLE identities ADD COLUMN bound_trusts TEXT' },
-    ]);
-    for (const row of db.prepare('SELECT * FROM identities').all()) {
-      const identity = fromRow(row);
-      this.#cache.set(identity.id, identity);
-    }
   }
 
   get(id: string): Identity | undefined {
@@ -120,59 +118,56 @@ export class IdentityRegistry {
       .sort((a, b) => a.id.localeCompare(b.id));
   }
 
-  /** Declares an identity from config or the API. Config declarations update in place. */
-  declare(input: IdentityInput, source: Exclude<IdentitySource, 'trust'>): Identity {
+  /**
+   * Declares an identity from config or the API. Config declarations update in place; an
+   * unchanged one is not written and the registry's own object comes back.
+   */
+  async declare(input: IdentityInput, source: Exclude<IdentitySource, 'trust'>): Promise<Identity> {
     this.#check(input);
-    const existing = this.#cache.get(input.id);
-    if (existing && source === 'api') throw new Conflict(`identity ${input.id} already exists`);
-    const identity = this.#build(input, existing?.source === 'trust' ? 'config' : source, existing);
-    if (existing && sameDeclaration(existing, identity)) return existing;
-    this.#save(identity);
-    return identity;
+    return this.#write(input.id, (existing) => {
+      if (existing && source === 'api') throw new Conflict(`identity ${input.id} already exists`);
+      const identity = this.#build(input, existing?.source === 'trust' ? 'config' : source, existing);
+      return existing && sameDeclaration(existing, identity) ? existing : identity;
+    });
   }
 
   /** First successful federated login of an undeclared identity: register it with the trust's defaults. */
-  register(input: IdentityInput, trust: string): Identity {
+  async register(input: IdentityInput, trust: string): Promise<Identity> {
     this.#check(input);
-    const existing = this.#cache.get(input.id);
-    if (existing) return existing;
-    const identity = { ...this.#build(input, 'trust', undefined, trust), bound_trusts: [trust] };
-    this.#save(identity);
-    return identity;
+    return this.#write(input.id, (existing) => existing ?? { ...this.#build(input, 'trust', undefined, trust), bound_trusts: [trust] });
   }
 
   /** Sets the trusts allowed to prove an identity (`null`: unbound, refused until bound). */
-  bind(id: string, trusts: string[] | null): Identity {
-    const next: Identity = { ...this.require(id), bound_trusts: trusts === null ? null : [...new Set(trusts)].sort(), updated_at: new Date(this.#clock.now()).toISOString() };
-    this.#save(next);
-    return next;
+  async bind(id: string, trusts: string[] | null): Promise<Identity> {
+    return this.#write(id, (current) => ({ ...found(id, current), bound_trusts: trusts === null ? null : [...new Set(trusts)].sort(), updated_at: new Date(this.#clock.now()).toISOString() }));
   }
 
-  update(id: string, patch: IdentityPatch): Identity {
-    const current = this.require(id);
-    const next: Identity = {
-      ...current,
-      ...(patch.owner !== undefined && { owner: patch.owner }),
-      ...(patch.purpose !== undefined && { purpose: patch.purpose }),
-      ...(patch.labels !== undefined && { labels: patch.labels }),
-      ...(patch.parents !== undefined && { parents: patch.parents }),
-      ...(patch.boundary !== undefined && { boundary: patch.boundary }),
-      ...(patch.environment !== undefined && { environment: patch.environment }),
-      updated_at: new Date(this.#clock.now()).toISOString(),
-    };
-    this.#check(next);
-    this.#save(next);
-    return next;
+  async update(id: string, patch: IdentityPatch): Promise<Identity> {
+    return this.#write(id, (stored) => {
+      const current = found(id, stored);
+      const next: Identity = {
+        ...current,
+        ...(patch.owner !== undefined && { owner: patch.owner }),
+        ...(patch.purpose !== undefined && { purpose: patch.purpose }),
+        ...(patch.labels !== undefined && { labels: patch.labels }),
+        ...(patch.parents !== undefined && { parents: patch.parents }),
+        ...(patch.boundary !== undefined && { boundary: patch.boundary }),
+        ...(patch.environment !== undefined && { environment: patch.environment }),
+        updated_at: new Date(this.#clock.now()).toISOString(),
+      };
+      this.#check(next);
+      return next;
+    });
   }
 
-  setStatus(id: string, status: IdentityStatus): Identity {
-    const current = this.require(id);
-    if (current.status === 'offboarded' && status !== 'offboarded') {
-      throw new Conflict(`identity ${id} is offboarded; offboarding is final — declare a new identity instead`);
-    }
-    const next = { ...current, status, updated_at: new Date(this.#clock.now()).toISOString() };
-    this.#save(next);
-    return next;
+  async setStatus(id: string, status: IdentityStatus): Promise<Identity> {
+    return this.#write(id, (stored) => {
+      const current = found(id, stored);
+      if (current.status === 'offboarded' && status !== 'offboarded') {
+        throw new Conflict(`identity ${id} is offboarded; offboarding is final — declare a new identity instead`);
+      }
+      return { ...current, status, updated_at: new Date(this.#clock.now()).toISOString() };
+    });
   }
 
   /** The humans accountable for an identity (see `accountableHumans`). */
@@ -185,12 +180,44 @@ export class IdentityRegistry {
     return [...this.#cache.values()].filter((i) => i.parents.some((p) => p.type === type && p.id === id)).map((i) => i.id);
   }
 
-  touchAuthenticated(id: string): void {
-    const current = this.#cache.get(id);
-    if (!current) return;
+  async touchAuthenticated(id: string): Promise<void> {
+    if (!this.#cache.has(id)) return;
     const at = new Date(this.#clock.now()).toISOString();
-    this.#db.prepare('UPDATE identities SET last_authenticated_at = ? WHERE id = ?').run(at, id);
-    this.#cache.set(id, { ...current, last_authenticated_at: at });
+    if (!(await this.#store.inventory.identities.touchAuthenticated(id, at))) return;
+    const current = this.#cache.get(id);
+    if (current && (current.last_authenticated_at ?? '') < at) this.#cache.set(id, { ...current, last_authenticated_at: at });
+  }
+
+  /**
+   * Read, check and write one identity as a unit: `next` gets the stored identity (read under the
+   * identity's lock, so a change made meanwhile — by this process or, later, another replica — is
+   * never overwritten with stale data) and returns what to store, or the same object to store
+   * nothing. The cache takes the result only once the transaction committed.
+   */
+  async #write(id: string, next: (current: Identity | undefined) => Identity): Promise<Identity> {
+    const repo = this.#store.inventory.identities;
+    const { current, written, seq } = await this.#store.transaction(async () => {
+      await this.#store.lock(`identity:${id}`);
+      const current = await repo.get(id);
+      const written = next(current);
+      if (written !== current && !(current === undefined ? await repo.insert(written) : await repo.update(written))) {
+        throw new Conflict(`identity ${id} changed while it was being written; try again`);
+      }
+      return { current, written, seq: ++this.#seq };
+    });
+    if (written === current) return this.#cache.get(id) ?? this.#apply(current, seq);
+    return this.#apply(written, seq);
+  }
+
+  /** Puts a committed identity in the cache unless a later write of the same id is already there. */
+  #apply(identity: Identity, seq: number): Identity {
+    if (seq < (this.#cachedSeq.get(identity.id) ?? 0)) return identity;
+    const cached = this.#cache.get(identity.id);
+    // `last_authenticated_at` is written apart (touchAuthenticated): keep the later of the two.
+    const out = cached && (cached.last_authenticated_at ?? '') > (identity.last_authenticated_at ?? '') ? { ...identity, last_authenticated_at: cached.last_authenticated_at } : identity;
+    this.#cachedSeq.set(identity.id, seq);
+    this.#cache.set(identity.id, out);
+    return out;
   }
 
   /** A full row from an input; lifecycle fields carry over from `existing` when re-declared. */
@@ -229,39 +256,11 @@ export class IdentityRegistry {
       throw new InvalidInput('environment must be a short lowercase name like "prod"', 'environment');
     }
   }
+}
 
-  #save(identity: Identity): void {
-    transaction(this.#db, () => {
-      this.#db
-        .prepare(
-          `INSERT INTO identities (id, kind, boundary, environment, owner, purpose, labels, parents, status, source, trust,
-                                   created_at, updated_at, last_authenticated_at, bound_trusts)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, boundary = excluded.boundary,
-             environment = excluded.environment, owner = excluded.owner, purpose = excluded.purpose,
-             labels = excluded.labels, parents = excluded.parents, status = excluded.status,
-             source = excluded.source, updated_at = excluded.updated_at, bound_trusts = excluded.bound_trusts`,
-        )
-        .run(
-          identity.id,
-          identity.kind,
-          identity.boundary,
-          identity.environment,
-          identity.owner,
-          identity.purpose,
-          JSON.stringify(identity.labels),
-          JSON.stringify(identity.parents),
-          identity.status,
-          identity.source,
-          identity.trust,
-          identity.created_at,
-          identity.updated_at,
-          identity.last_authenticated_at,
-          identity.bound_trusts === null ? null : JSON.stringify(identity.bound_trusts),
-        );
-    });
-    this.#cache.set(identity.id, identity);
-  }
+function found(id: string, identity: Identity | undefined): Identity {
+  if (!identity) throw new NotFound(`identity ${id}`);
+  return identity;
 }
 
 function sameDeclaration(a: Identity, b: Identity): boolean {
@@ -275,26 +274,6 @@ function sameDeclaration(a: Identity, b: Identity): boolean {
     JSON.stringify(a.parents) === JSON.stringify(b.parents) &&
     JSON.stringify(a.bound_trusts) === JSON.stringify(b.bound_trusts)
   );
-}
-
-function fromRow(row: Record<string, unknown>): Identity {
-  return {
-    id: String(row.id),
-    kind: row.kind as IdentityKind,
-    boundary: String(row.boundary),
-    environment: String(row.environment),
-    owner: row.owner === null ? null : String(row.owner),
-    purpose: row.purpose === null ? null : String(row.purpose),
-    labels: JSON.parse(String(row.labels)) as Record<string, string>,
-    parents: JSON.parse(String(row.parents)) as { type: string; id: string }[],
-    status: row.status as IdentityStatus,
-    source: row.source as IdentitySource,
-    trust: row.trust === null ? null : String(row.trust),
-    bound_trusts: row.bound_trusts === null || row.bound_trusts === undefined ? null : (JSON.parse(String(row.bound_trusts)) as string[]),
-    created_at: String(row.created_at),
-    updated_at: String(row.updated_at),
-    last_authenticated_at: row.last_authenticated_at === null ? null : String(row.last_authenticated_at),
-  };
 }
 
 /** What accountability needs to know of an identity. */

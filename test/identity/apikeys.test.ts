@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { ManualClock } from '../../src/common/clock.ts';
-import { Keyring } from '../../src/crypto/keyring.ts';
+import { openKeyring } from '../crypto/helpers.ts';
 import { ApiKeyService, looksLikeApiKey, findApiKeys } from '../../src/identity/apikeys.ts';
 import { checksum } from '../../src/identity/apikey-format.ts';
 import { InvalidInput, Conflict } from '../../src/common/errors.ts';
@@ -14,17 +14,17 @@ import { refused, identityStore } from './helpers.ts';
 
 const DAY = 86_400_000;
 
-function setup(path = ':memory:') {
+async function setup(path = ':memory:') {
   const clock = new ManualClock();
   const db = openDatabase(path);
-  const keyring = Keyring.open(db, { masterKey: randomBytes(32), clock });
+  const keyring = await openKeyring(db, { masterKey: randomBytes(32), clock });
   const store = identityStore(db);
   const keys = ApiKeyService.open({ repository: store.apiKeys, unitOfWork: store.unitOfWork, keyring, clock, maxTtlMs: 90 * DAY, defaultRotationMs: 30 * DAY });
   return { clock, db, keys };
 }
 
 test('api keys: format, checksum recognisable offline, scanner finds only valid keys', async () => {
-  const { keys } = setup();
+  const { keys } = await setup();
   const { key, record } = await keys.mint({ identityId: 'apikey:billing-legacy' });
   assert.match(key, /^pcx_[0-9A-Za-z]{48}$/);
   assert.ok(looksLikeApiKey(key));
@@ -43,7 +43,7 @@ test('api keys: format, checksum recognisable offline, scanner finds only valid 
 test('api keys: only an HMAC is stored; the secret appears once', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-ak-'));
   const path = join(dir, 'p.db');
-  const { db, keys } = setup(path);
+  const { db, keys } = await setup(path);
   const { key, record } = await keys.mint({ identityId: 'service-account:billing', description: 'billing cron' });
   assert.ok(!JSON.stringify(record).includes(key.slice(14, 46)));
   assert.ok(!JSON.stringify(await keys.list()).includes(key.slice(14, 46)));
@@ -56,7 +56,7 @@ test('api keys: only an HMAC is stored; the secret appears once', async () => {
 });
 
 test('api keys: verify facts are api-key/low; bad secret, unknown id, malformed', async () => {
-  const { keys } = setup();
+  const { keys } = await setup();
   const v = keys.verifier();
   const { key, record } = await keys.mint({ identityId: 'service-account:billing', identityKind: 'service-account' });
   const ok = await v.verify({ type: 'api_key', key });
@@ -77,7 +77,7 @@ test('api keys: verify facts are api-key/low; bad secret, unknown id, malformed'
 });
 
 test('api keys: mandatory capped expiry, rotation due date, expiry enforced', async () => {
-  const { keys, clock } = setup();
+  const { keys, clock } = await setup();
   await assert.rejects(keys.mint({ identityId: 'x', ttlMs: 365 * DAY }), InvalidInput);
   await assert.rejects(keys.mint({ identityId: 'x', ttlMs: 0 }), InvalidInput);
   const { key, record } = await keys.mint({ identityId: 'x', ttlMs: 10 * DAY, rotationMs: 3 * DAY });
@@ -95,7 +95,7 @@ test('api keys: mandatory capped expiry, rotation due date, expiry enforced', as
 });
 
 test('api keys: revoke is immediate; revokeAllFor covers every key of an identity', async () => {
-  const { keys } = setup();
+  const { keys } = await setup();
   const a = await keys.mint({ identityId: 'svc:a' });
   const b = await keys.mint({ identityId: 'svc:a' });
   await keys.mint({ identityId: 'svc:b' });
@@ -108,7 +108,7 @@ test('api keys: revoke is immediate; revokeAllFor covers every key of an identit
 });
 
 test('api keys: rotate gives a new key; the old one works for the grace period only', async () => {
-  const { keys, clock } = setup();
+  const { keys, clock } = await setup();
   const old = await keys.mint({ identityId: 'svc:a', ttlMs: 30 * DAY });
   const r = await keys.rotate(old.record.id);
   assert.notEqual(r.key, old.key);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ManualClock, nowSeconds } from '../../src/common/clock.ts';
 import { openDatabase } from '../../src/store/sqlite/db.ts';
-import { Keyring } from '../../src/crypto/keyring.ts';
+import { openKeyring } from '../crypto/helpers.ts';
 import { OidcTrust } from '../../src/identity/oidc.ts';
 import { ApiKeyService } from '../../src/identity/apikeys.ts';
 import { SessionService } from '../../src/identity/sessions.ts';
@@ -24,9 +24,9 @@ function oidc(name: string, issuer: string, key: typeof ghKey, identity: string)
   return new OidcTrust(cfg, { clock });
 }
 
-function setup() {
+async function setup() {
   const db = openDatabase(':memory:');
-  const keyring = Keyring.open(db, { masterKey: randomBytes(32), clock });
+  const keyring = await openKeyring(db, { masterKey: randomBytes(32), clock });
   const store = identityStore(db);
   const apikeys = ApiKeyService.open({ repository: store.apiKeys, unitOfWork: store.unitOfWork, keyring, clock });
   const sessions = SessionService.open({ repository: store.sessions, keyring, clock, issuer: 'https://broker.example' });
@@ -40,7 +40,7 @@ function setup() {
 const claims = (iss: string, sub: string) => ({ iss, sub, aud: 'portcullis', iat: nowSeconds(clock), exp: nowSeconds(clock) + 60 });
 
 test('authenticator: routes JWTs by issuer and API keys by type', async () => {
-  const { auth, apikeys } = setup();
+  const { auth, apikeys } = await setup();
   const a = await auth.authenticate({ type: 'jwt', token: sign(claims('https://token.actions.githubusercontent.com', 'acme'), ghKey) });
   assert.equal(a.identityId, 'workload:github/acme');
   assert.equal(a.facts.trust, 'github');
@@ -52,7 +52,7 @@ test('authenticator: routes JWTs by issuer and API keys by type', async () => {
 });
 
 test('authenticator: refusals — unknown issuer, cross-trust key, session tokens, oversized, junk proofs', async () => {
-  const { auth, sessions } = setup();
+  const { auth, sessions } = await setup();
   await refused(auth.authenticate({ type: 'jwt', token: sign(claims('https://evil.example', 'acme'), ghKey) }), 'unknown_issuer');
   await refused(auth.authenticate({ type: 'jwt', token: sign({ ...claims('x', 'y'), iss: undefined }, ghKey) }), 'unknown_issuer');
   // GitHub's issuer with a token signed by GitLab's key (kid of GitLab).
@@ -66,5 +66,6 @@ test('authenticator: refusals — unknown issuer, cross-trust key, session token
   await refused(auth.authenticate({ type: 'kerberos' } as unknown as Proof), 'malformed');
   await refused(auth.authenticate(null as unknown as Proof), 'malformed');
   await refused(new Authenticator([]).authenticate({ type: 'api_key', key: 'pcx_x' }), 'no_trust');
-  assert.throws(() => new Authenticator([setup().apikeys.verifier(), setup().apikeys.verifier()]), /two trusts/);
+  const [one, two] = [await setup(), await setup()];
+  assert.throws(() => new Authenticator([one.apikeys.verifier(), two.apikeys.verifier()]), /two trusts/);
 });

@@ -7,23 +7,23 @@ import { join } from 'node:path';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { ManualClock, nowSeconds } from '../../src/common/clock.ts';
-import { Keyring } from '../../src/crypto/keyring.ts';
+import { openKeyring } from '../crypto/helpers.ts';
 import { SessionService, SESSION_TTL_CAP_MS } from '../../src/identity/sessions.ts';
 import type { AuthnFacts } from '../../src/identity/types.ts';
 import { refused, signRaw, makeKey, b64, identityStore } from './helpers.ts';
 
 const facts: AuthnFacts = { method: 'oidc', trust: 'ci', mfa: false, assurance: 'high', auth_time: 1 };
 
-function setup(ttlMs = 10 * 60_000) {
+async function setup(ttlMs = 10 * 60_000) {
   const clock = new ManualClock();
   const db = openDatabase(':memory:');
-  const keyring = Keyring.open(db, { masterKey: randomBytes(32), clock });
+  const keyring = await openKeyring(db, { masterKey: randomBytes(32), clock });
   const sessions = SessionService.open({ repository: identityStore(db).sessions, keyring, clock, issuer: 'https://broker.example', ttlMs });
   return { clock, db, keyring, sessions };
 }
 
 test('sessions: claims are identity + authn facts only, typ and EdDSA, TTL capped at 15 min', async () => {
-  const { sessions, clock } = setup(60 * 60_000);
+  const { sessions, clock } = await setup(60 * 60_000);
   assert.equal(sessions.ttlMs, SESSION_TTL_CAP_MS);
   const s = await sessions.issue({ identityId: 'workload:github/acme/api', facts });
   const header = decodeProtectedHeader(s.token);
@@ -38,7 +38,7 @@ test('sessions: claims are identity + authn facts only, typ and EdDSA, TTL cappe
   assert.equal(v.identityId, 'workload:github/acme/api');
   assert.deepEqual(v.facts, facts);
   // Asking for more than configured gets the configured TTL.
-  const short = setup(5 * 60_000);
+  const short = await setup(5 * 60_000);
   const s2 = await short.sessions.issue({ identityId: 'x', facts }, 60 * 60_000);
   assert.equal(s2.claims.exp - s2.claims.iat, 300);
   clock.advance(15 * 60_000 + 5_001);
@@ -51,7 +51,7 @@ test('sessions: revoke by jti and by identity, persisted across restarts', async
   const master = randomBytes(32);
   const clock = new ManualClock();
   let db = openDatabase(path);
-  let keyring = Keyring.open(db, { masterKey: master, clock });
+  let keyring = await openKeyring(db, { masterKey: master, clock });
   let sessions = SessionService.open({ repository: identityStore(db).sessions, keyring, clock, issuer: 'https://broker.example' });
   const a = await sessions.issue({ identityId: 'agent:bot', facts });
   const b = await sessions.issue({ identityId: 'agent:bot', facts });
@@ -68,7 +68,7 @@ test('sessions: revoke by jti and by identity, persisted across restarts', async
   await sessions.verify(c.token);
   db.close();
   db = openDatabase(path);
-  keyring = Keyring.open(db, { masterKey: master, clock });
+  keyring = await openKeyring(db, { masterKey: master, clock });
   sessions = SessionService.open({ repository: identityStore(db).sessions, keyring, clock, issuer: 'https://broker.example' });
   await refused(sessions.verify(a.token), 'revoked');
   await refused(sessions.verify(b.token), 'revoked');
@@ -78,21 +78,21 @@ test('sessions: revoke by jti and by identity, persisted across restarts', async
 });
 
 test('sessions: a rotated key still verifies live tokens; an immediate rotation kills them (cache too)', async () => {
-  const { sessions, keyring, clock } = setup();
+  const { sessions, keyring, clock } = await setup();
   const s = await sessions.issue({ identityId: 'x', facts });
   await sessions.verify(s.token);
-  keyring.rotate('session');
+  await keyring.rotate('session');
   const s2 = await sessions.issue({ identityId: 'x', facts });
   assert.notEqual(decodeProtectedHeader(s2.token).kid, decodeProtectedHeader(s.token).kid);
   await sessions.verify(s.token);
   await sessions.verify(s2.token);
-  keyring.rotate('session', { immediate: true });
+  await keyring.rotate('session', { immediate: true });
   clock.advance(1);
   await refused(sessions.verify(s2.token), 'unknown_kid');
 });
 
 test('sessions: forged, foreign and tampered tokens are refused', async () => {
-  const { sessions, keyring, clock } = setup();
+  const { sessions, keyring, clock } = await setup();
   const s = await sessions.issue({ identityId: 'x', facts });
   const [h, , sig] = s.token.split('.');
   await refused(sessions.verify(`${h}.${b64({ ...s.claims, sub: 'user:admin' })}.${sig}`), 'bad_signature');
@@ -114,7 +114,7 @@ test('sessions: forged, foreign and tampered tokens are refused', async () => {
 test('sessions: the verification cache is bounded, and evicted tokens are verified again in full', async () => {
   const clock = new ManualClock();
   const db = openDatabase(':memory:');
-  const keyring = Keyring.open(db, { masterKey: randomBytes(32), clock });
+  const keyring = await openKeyring(db, { masterKey: randomBytes(32), clock });
   const sessions = SessionService.open({ repository: identityStore(db).sessions, keyring, clock, issuer: 'https://b', cacheSize: 3 });
   const tokens = await Promise.all([1, 2, 3, 4, 5].map(() => sessions.issue({ identityId: 'x', facts })));
   assert.equal(sessions.cachedTokens, 0, 'issuing does not cache: the first use verifies in full');
@@ -135,7 +135,7 @@ test('sessions: the verification cache is bounded, and evicted tokens are verifi
 });
 
 test('sessions: a token never seen before is refused once expired — on its first use, not only from the cache', async () => {
-  const { sessions, clock, db, keyring } = setup(10 * 60_000);
+  const { sessions, clock, db, keyring } = await setup(10 * 60_000);
   const unused = await sessions.issue({ identityId: 'x', facts });
   const used = await sessions.issue({ identityId: 'x', facts });
   assert.equal((await sessions.verify(used.token)).jti, used.jti, 'positive control: a live token verifies');

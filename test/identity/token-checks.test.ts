@@ -12,7 +12,7 @@ import { OidcTrust } from '../../src/identity/oidc.ts';
 import { SpiffeTrust } from '../../src/identity/spiffe.ts';
 import { JtiReplayStore } from '../../src/identity/replay.ts';
 import { SessionService } from '../../src/identity/sessions.ts';
-import { Keyring } from '../../src/crypto/keyring.ts';
+import { openKeyring } from '../crypto/helpers.ts';
 import { openDatabase } from '../../src/store/sqlite/db.ts';
 import type { Db } from '../../src/store/sqlite/db.ts';
 import type { OidcTrustConfig, SpiffeTrustConfig } from '../../src/config/types.ts';
@@ -83,7 +83,7 @@ test('iat in the future (beyond leeway) is refused on every workload path and fo
   assert.equal((await oidc().verify(jwt(ciToken({ iat: now() - 5 })))).facts.auth_time, 0);
 
   const { db } = tmpDb();
-  const keyring = Keyring.open(db, { masterKey: randomBytes(32), clock });
+  const keyring = await openKeyring(db, { masterKey: randomBytes(32), clock });
   const sessions = SessionService.open({ repository: identityStore(db).sessions, keyring, clock, issuer: 'https://broker.test' });
   const facts = { method: 'oidc', trust: 'ci', mfa: false, assurance: 'high', auth_time: now() };
   const base = { iss: 'https://broker.test', aud: 'https://broker.test', sub: 'workload:x', jti: 'j1', authn: facts };

@@ -24,7 +24,7 @@ after(async () => {
 
 const ring = () => h.running.broker.keyring;
 const now = () => Math.floor(h.clock.now() / 1000);
-const kids = (purpose: 'session' | 'audit' | 'token') => new Set(ring().list(purpose).map((k) => k.kid));
+const kids = async (purpose: 'session' | 'audit' | 'token') => new Set((await ring().list(purpose)).map((k) => k.kid));
 
 /** Claims shaped like a genuine session token of the CI workload (only the signing key differs). */
 function sessionShaped(over: Record<string, unknown> = {}): Record<string, unknown> {
@@ -61,15 +61,16 @@ test('the JWKS publishes token keys only: no session key, no checkpoint key', as
   assert.equal(r.status, 200);
   const published = new Set((r.body.keys as JWK[]).map((k) => k.kid!));
   assert.ok(published.size >= 1);
-  for (const kid of published) assert.ok(kids('token').has(kid), `${kid} is a token key`);
-  for (const kid of kids('session')) assert.ok(!published.has(kid), 'session key published');
-  for (const kid of kids('audit')) assert.ok(!published.has(kid), 'audit key published');
+  const tokenKids = await kids('token');
+  for (const kid of published) assert.ok(tokenKids.has(kid), `${kid} is a token key`);
+  for (const kid of await kids('session')) assert.ok(!published.has(kid), 'session key published');
+  for (const kid of await kids('audit')) assert.ok(!published.has(kid), 'audit key published');
   for (const k of r.body.keys as JWK[]) assert.equal(k.d, undefined);
 
   const a = await h.get('/v1/audit/keys');
   assert.equal(a.status, 200);
   const auditKids = new Set((a.body.keys as JWK[]).map((k) => k.kid!));
-  assert.deepEqual(auditKids, kids('audit'));
+  assert.deepEqual(auditKids, await kids('audit'));
   for (const k of a.body.keys as (JWK & { status: string })[]) {
     assert.equal(k.d, undefined);
     assert.ok(['active', 'retiring', 'retired'].includes(k.status));

@@ -53,7 +53,7 @@ export function register(program: Command): void {
           import('../../audit/verify-parallel.ts'), import('../../audit/witness.ts'), import('../../crypto/offline.ts'),
         ]);
         const dir = resolve(o.data);
-        const keys = o.keys ? jwksFileResolver(resolve(o.keys)) : offlinePublicKeyResolverForDataDir(dir);
+        const keys = o.keys ? jwksFileResolver(resolve(o.keys)) : await offlinePublicKeyResolverForDataDir(dir);
         // The witness is read first: it must never be newer than the store it is compared with.
         const witness = o.witness ? await readWitnessFile(resolve(o.witness), keys) : undefined;
         r = await verifyDataDirParallel(dir, keys, witness ? { witness } : {});

@@ -8,7 +8,7 @@ export function keyRoutes(app: FastifyInstance, broker: Broker): void {
   const cp = { type: 'ControlPlane', id: 'portcullis' };
   app.get('/v1/keys', { preHandler: session, schema: { summary: 'Signing keys (public parts and status)', tags: ['keys'] } }, async (req) => {
     await requireAllowed(broker, req, 'key.rotate', cp);
-    return { keys: broker.keyring.list() };
+    return { keys: await broker.keyring.list() };
   });
   app.post(
     '/v1/keys/rotate',

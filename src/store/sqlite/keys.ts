@@ -1,11 +1,221 @@
-// SQLite implementation of the crypto domain's storage ports (src/crypto/ports.ts).
-import type { KeyStore } from '../../crypto/ports.ts';
-import type { SqliteDb } from './db.ts';
+// SQLite implementation of the crypto domain's storage ports (src/crypto/ports.ts): the keyring's
+// tables (domain `crypto`), the SPIFFE CAs' (domain `spiffe_ca`), and a read-only public-key reader.
+import { DatabaseSync } from 'node:sqlite';
+import type { JWK } from 'jose';
+import type { KeyStore, PublicKeyReader, SealedValueRepository, SigningKeyRepository, SpiffeCaGeneration, SpiffeCaRepository, StoredKey } from '../../crypto/ports.ts';
+import type { Migration, SqliteDb } from './db.ts';
+import { migrate } from './db.ts';
+
+export const KEYRING_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    up: `CREATE TABLE crypto_keys (
+           kid TEXT PRIMARY KEY,
+           purpose TEXT NOT NULL,
+           alg TEXT NOT NULL,
+           public_jwk TEXT NOT NULL,
+           private_sealed BLOB,
+           created_at INTEGER NOT NULL,
+           superseded_at INTEGER,
+           retire_at INTEGER);
+         CREATE INDEX crypto_keys_by_purpose ON crypto_keys (purpose, created_at);
+         CREATE TABLE crypto_meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+         CREATE TABLE crypto_secrets (name TEXT PRIMARY KEY, sealed BLOB NOT NULL, created_at INTEGER NOT NULL);`,
+  },
+];
+
+export const SPIFFE_CA_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    up: `CREATE TABLE spiffe_ca (
+           trust_domain TEXT NOT NULL,
+           generation INTEGER NOT NULL,
+           root_pem TEXT NOT NULL,
+           intermediate_pem TEXT NOT NULL,
+           intermediate_key_sealed BLOB NOT NULL,
+           created_at INTEGER NOT NULL,
+           not_after INTEGER NOT NULL,
+           PRIMARY KEY (trust_domain, generation));`,
+  },
+];
 
 export class SqliteKeyStore implements KeyStore {
-  protected readonly db: SqliteDb;
+  readonly signingKeys: SqliteSigningKeys;
+  readonly secrets: SealedValueRepository;
+  readonly meta: SealedValueRepository;
+  readonly spiffeCa: SqliteSpiffeCa;
 
   constructor(db: SqliteDb) {
-    this.db = db;
+    migrate(db.raw, 'crypto', KEYRING_MIGRATIONS);
+    migrate(db.raw, 'spiffe_ca', SPIFFE_CA_MIGRATIONS);
+    this.signingKeys = new SqliteSigningKeys(db);
+    this.secrets = new SqliteSealedValues(db, 'crypto_secrets', 'sealed', true);
+    this.meta = new SqliteSealedValues(db, 'crypto_meta', 'value', false);
+    this.spiffeCa = new SqliteSpiffeCa(db);
+  }
+}
+
+interface KeyRow {
+  kid: string;
+  purpose: string;
+  alg: string;
+  public_jwk: string;
+  private_sealed: Uint8Array | null;
+  created_at: number;
+  superseded_at: number | null;
+  retire_at: number | null;
+}
+
+function keyFromRow(r: KeyRow): StoredKey {
+  return {
+    kid: r.kid,
+    purpose: r.purpose,
+    alg: r.alg,
+    publicJwk: JSON.parse(r.public_jwk) as JWK,
+    privateSealed: r.private_sealed,
+    createdAt: r.created_at,
+    supersededAt: r.superseded_at,
+    retireAt: r.retire_at,
+  };
+}
+
+function publicKeys(raw: DatabaseSync, purpose: string): { kid: string; publicJwk: JWK }[] {
+  const rows = raw.prepare('SELECT kid, public_jwk FROM crypto_keys WHERE purpose = ?').all(purpose) as unknown as { kid: string; public_jwk: string }[];
+  return rows.map((r) => ({ kid: r.kid, publicJwk: JSON.parse(r.public_jwk) as JWK }));
+}
+
+export class SqliteSigningKeys implements SigningKeyRepository {
+  readonly #db: SqliteDb;
+
+  constructor(db: SqliteDb) {
+    this.#db = db;
+  }
+
+  list(): Promise<StoredKey[]> {
+    return this.#db.run((raw) => (raw.prepare('SELECT * FROM crypto_keys').all() as unknown as KeyRow[]).map(keyFromRow));
+  }
+
+  publicKeys(purpose: string): Promise<{ kid: string; publicJwk: JWK }[]> {
+    return this.#db.run((raw) => publicKeys(raw, purpose));
+  }
+
+  active(purpose: string): Promise<StoredKey | undefined> {
+    return this.#db.run((raw) => {
+      const row = raw.prepare('SELECT * FROM crypto_keys WHERE purpose = ? AND superseded_at IS NULL').get(purpose) as KeyRow | undefined;
+      return row === undefined ? undefined : keyFromRow(row);
+    });
+  }
+
+  async insert(k: StoredKey): Promise<void> {
+    await this.#db.run((raw) =>
+      raw
+        .prepare('INSERT INTO crypto_keys (kid, purpose, alg, public_jwk, private_sealed, created_at, superseded_at, retire_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(k.kid, k.purpose, k.alg, JSON.stringify(k.publicJwk), k.privateSealed, k.createdAt, k.supersededAt, k.retireAt),
+    );
+  }
+
+  async supersede(kid: string, at: number, retireAt: number): Promise<void> {
+    await this.#db.run((raw) => raw.prepare('UPDATE crypto_keys SET superseded_at = ?, retire_at = ? WHERE kid = ?').run(at, retireAt, kid));
+  }
+
+  eraseRetired(now: number): Promise<number> {
+    return this.#db.run((raw) =>
+      Number(raw.prepare('UPDATE crypto_keys SET private_sealed = NULL WHERE retire_at IS NOT NULL AND retire_at <= ? AND private_sealed IS NOT NULL').run(now).changes),
+    );
+  }
+}
+
+/** `crypto_secrets` (name, sealed, created_at) and `crypto_meta` (name, value) share this shape. */
+class SqliteSealedValues implements SealedValueRepository {
+  readonly #db: SqliteDb;
+  readonly #get: string;
+  readonly #insert: string;
+  readonly #withCreatedAt: boolean;
+
+  constructor(db: SqliteDb, table: 'crypto_secrets' | 'crypto_meta', column: 'sealed' | 'value', withCreatedAt: boolean) {
+    this.#db = db;
+    this.#withCreatedAt = withCreatedAt;
+    this.#get = `SELECT ${column} AS v FROM ${table} WHERE name = ?`;
+    this.#insert = withCreatedAt
+      ? `INSERT INTO ${table} (name, ${column}, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`
+      : `INSERT INTO ${table} (name, ${column}) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`;
+  }
+
+  get(name: string): Promise<Uint8Array | undefined> {
+    return this.#db.run((raw) => (raw.prepare(this.#get).get(name) as { v: Uint8Array } | undefined)?.v);
+  }
+
+  insertIfAbsent(name: string, sealed: Uint8Array, createdAt: number): Promise<boolean> {
+    return this.#db.run((raw) => {
+      const stmt = raw.prepare(this.#insert);
+      return (this.#withCreatedAt ? stmt.run(name, sealed, createdAt) : stmt.run(name, sealed)).changes === 1;
+    });
+  }
+}
+
+interface CaRow {
+  trust_domain: string;
+  generation: number;
+  root_pem: string;
+  intermediate_pem: string;
+  intermediate_key_sealed: Uint8Array;
+  created_at: number;
+  not_after: number;
+}
+
+export class SqliteSpiffeCa implements SpiffeCaRepository {
+  readonly #db: SqliteDb;
+
+  constructor(db: SqliteDb) {
+    this.#db = db;
+  }
+
+  generations(trustDomain: string): Promise<SpiffeCaGeneration[]> {
+    return this.#db.run((raw) =>
+      (raw.prepare('SELECT * FROM spiffe_ca WHERE trust_domain = ? ORDER BY generation DESC').all(trustDomain) as unknown as CaRow[]).map((r) => ({
+        trustDomain: r.trust_domain,
+        generation: r.generation,
+        rootPem: r.root_pem,
+        intermediatePem: r.intermediate_pem,
+        intermediateKeySealed: r.intermediate_key_sealed,
+        createdAt: r.created_at,
+        notAfter: r.not_after,
+      })),
+    );
+  }
+
+  insert(g: SpiffeCaGeneration): Promise<boolean> {
+    return this.#db.run(
+      (raw) =>
+        raw
+          .prepare(
+            `INSERT INTO spiffe_ca (trust_domain, generation, root_pem, intermediate_pem, intermediate_key_sealed, created_at, not_after)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trust_domain, generation) DO NOTHING`,
+          )
+          .run(g.trustDomain, g.generation, g.rootPem, g.intermediatePem, g.intermediateKeySealed, g.createdAt, g.notAfter).changes === 1,
+    );
+  }
+}
+
+/**
+ * The public keys of a state file opened read-only: no migrations, no master key, nothing
+ * written (`portcullis audit verify --data DIR` while the server is down). A file made before the
+ * keyring existed has no keys.
+ */
+export class ReadOnlyPublicKeys implements PublicKeyReader {
+  readonly #path: string;
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  async publicKeys(purpose: string): Promise<{ kid: string; publicJwk: JWK }[]> {
+    const raw = new DatabaseSync(this.#path, { readOnly: true });
+    try {
+      const table = raw.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'crypto_keys'").get();
+      return table === undefined ? [] : publicKeys(raw, purpose);
+    } finally {
+      raw.close();
+    }
   }
 }

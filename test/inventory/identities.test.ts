@@ -1,0 +1,127 @@
+// The identity registry over its store port: reads from memory, writes through the repository in a
+// transaction, the cache updated only once a write committed; the SQLite repository's contract.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ManualClock } from '../../src/common/clock.ts';
+import { Conflict, InvalidInput, NotFound } from '../../src/common/errors.ts';
+import { IdentityRegistry } from '../../src/inventory/identities.ts';
+import type { Identity } from '../../src/inventory/identities.ts';
+import type { IdentityRepository } from '../../src/inventory/ports.ts';
+import { SqliteDb, openDatabase } from '../../src/store/sqlite/db.ts';
+import { SqliteStore } from '../../src/store/sqlite/index.ts';
+
+const BOUNDARIES = ['platform', 'payments'];
+const API = { id: 'workload:github/acme/api', kind: 'workload' as const, boundary: 'platform', environment: 'prod', owner: 'team:platform', purpose: 'orders API' };
+
+function memoryStore(): SqliteStore {
+  return new SqliteStore(SqliteDb.open(':memory:'), SqliteDb.open(':memory:'));
+}
+
+test('registry: writes go through the store and survive a reopen; reads come from memory', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcx-inv-'));
+  const clock = new ManualClock();
+  let store = SqliteStore.open(dir);
+  let reg = await IdentityRegistry.open(store, clock, BOUNDARIES);
+  const declared = await reg.declare({ ...API, parents: [{ type: 'Team', id: 'platform' }] }, 'config');
+  assert.equal(reg.get(API.id), declared);
+  await reg.register({ id: 'user:alice@example.com', kind: 'user', boundary: 'platform', environment: 'default' }, 'corp-sso');
+  await reg.setStatus('user:alice@example.com', 'suspended');
+  await reg.touchAuthenticated(API.id);
+  await store.close();
+
+  store = SqliteStore.open(dir);
+  reg = await IdentityRegistry.open(store, clock, BOUNDARIES);
+  const api = reg.require(API.id);
+  assert.deepEqual({ ...api, last_authenticated_at: null }, { ...declared, last_authenticated_at: null });
+  assert.equal(api.last_authenticated_at, new Date(clock.now()).toISOString());
+  const alice = reg.require('user:alice@example.com');
+  assert.equal(alice.status, 'suspended');
+  assert.equal(alice.trust, 'corp-sso');
+  assert.deepEqual(alice.bound_trusts, ['corp-sso']);
+  assert.deepEqual(reg.members('Team', 'platform'), [API.id]);
+  await store.close();
+});
+
+test('registry: an unchanged re-declaration writes nothing and returns the object already held', async () => {
+  const store = memoryStore();
+  const reg = await IdentityRegistry.open(store, new ManualClock(), BOUNDARIES);
+  const first = await reg.declare(API, 'config');
+  let writes = 0;
+  const repo = store.inventory.identities;
+  const update = repo.update.bind(repo);
+  repo.update = (i) => (writes++, update(i));
+  assert.equal(await reg.declare(API, 'config'), first);
+  assert.equal(writes, 0);
+  const changed = await reg.declare({ ...API, purpose: 'orders API v2' }, 'config');
+  assert.notEqual(changed, first);
+  assert.equal(writes, 1);
+  await assert.rejects(reg.declare(API, 'api'), Conflict, 'the API cannot declare an existing identity');
+});
+
+test('registry: a refused or failed write leaves memory and the store as they were', async () => {
+  const store = memoryStore();
+  const reg = await IdentityRegistry.open(store, new ManualClock(), BOUNDARIES);
+  const before = await reg.declare(API, 'config');
+  await assert.rejects(reg.update(API.id, { boundary: 'nowhere' }), InvalidInput);
+  await assert.rejects(reg.update('workload:nobody', { purpose: 'x' }), NotFound);
+  await reg.setStatus(API.id, 'offboarded');
+  await assert.rejects(reg.setStatus(API.id, 'active'), Conflict, 'offboarding is final');
+  assert.equal(reg.get(API.id)?.status, 'offboarded');
+
+  // The store fails mid-write: the transaction rolls back and the cache keeps the committed state.
+  const repo = store.inventory.identities;
+  const update = repo.update.bind(repo);
+  repo.update = async () => {
+    throw new Error('disk full');
+  };
+  await assert.rejects(reg.update(API.id, { purpose: 'never stored' }), /disk full/);
+  repo.update = update;
+  assert.equal(reg.get(API.id)?.purpose, before.purpose);
+  assert.equal((await repo.get(API.id))?.purpose, before.purpose);
+});
+
+test('registry: concurrent writes to one identity are serialised and none is lost', async () => {
+  const store = memoryStore();
+  const reg = await IdentityRegistry.open(store, new ManualClock(), BOUNDARIES);
+  const input = { id: 'agent:bot', kind: 'agent' as const, boundary: 'platform', environment: 'prod' };
+  // Two first logins at once register one identity; both get it back.
+  const [a, b] = await Promise.all([reg.register(input, 'ci'), reg.register(input, 'other-ci')]);
+  assert.equal(a.trust, 'ci');
+  assert.deepEqual(b, a);
+  // Patches of different fields at once: each applies to the stored identity, so both land.
+  await Promise.all([reg.update('agent:bot', { purpose: 'builds' }), reg.update('agent:bot', { labels: { tier: 'gold' } }), reg.bind('agent:bot', ['ci', 'gh'])]);
+  const stored = (await store.inventory.identities.get('agent:bot'))!;
+  assert.equal(stored.purpose, 'builds');
+  assert.deepEqual(stored.labels, { tier: 'gold' });
+  assert.deepEqual(stored.bound_trusts, ['ci', 'gh']);
+  assert.deepEqual(reg.get('agent:bot'), stored, 'memory holds what the last committed write stored');
+});
+
+test('sqlite identity repository: insert refuses an existing id; update keeps trust, created_at and last authentication', async () => {
+  const store = memoryStore();
+  const repo: IdentityRepository = store.inventory.identities;
+  const row: Identity = {
+    ...API, labels: { a: 'b' }, parents: [], status: 'active', source: 'trust', trust: 'ci', bound_trusts: null,
+    created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z', last_authenticated_at: null,
+  };
+  assert.equal(await repo.insert(row), true);
+  assert.equal(await repo.insert({ ...row, purpose: 'other' }), false);
+  assert.equal((await repo.get(row.id))?.purpose, API.purpose);
+  assert.equal(await repo.touchAuthenticated(row.id, '2026-02-01T00:00:00.000Z'), true);
+  assert.equal(await repo.touchAuthenticated('workload:none', '2026-02-01T00:00:00.000Z'), false);
+  const next = { ...row, trust: 'changed', created_at: 'x', last_authenticated_at: null, source: 'config' as const, bound_trusts: ['ci'], updated_at: '2026-03-01T00:00:00.000Z' };
+  assert.equal(await repo.update(next), true);
+  assert.deepEqual(await repo.get(row.id), { ...next, trust: 'ci', created_at: row.created_at, last_authenticated_at: '2026-02-01T00:00:00.000Z' });
+  assert.equal(await repo.update({ ...row, id: 'workload:none' }), false);
+  assert.deepEqual((await repo.list()).map((i) => i.id), [row.id]);
+});
+
+test('inventory migrations keep their domain and versions (existing data directories still open)', () => {
+  const db = openDatabase(':memory:');
+  void new SqliteStore(new SqliteDb(db), SqliteDb.open(':memory:'));
+  const rows = db.prepare("SELECT version FROM schema_migrations WHERE domain = 'inventory' ORDER BY version").all() as { version: number }[];
+  assert.deepEqual(rows.map((r) => r.version), [1, 2]);
+});
