@@ -5,12 +5,14 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDatabase } from '../src/store/sqlite/db.ts';
+import { openDatabase, SqliteDb } from '../src/store/sqlite/db.ts';
+import { AUDIT_DB_FILE } from '../src/store/sqlite/index.ts';
+import { SqliteAuditStore } from '../src/store/sqlite/audit/index.ts';
+import { openAuditReader } from '../src/store/sqlite/audit/offline.ts';
 import { AuditLog } from '../src/audit/log.ts';
-import { AUDIT_DB_FILE, verifyDataDir, verifyStream } from '../src/audit/verify.ts';
+import { verifyAll, verifyStream, type VerifyOptions } from '../src/audit/verify.ts';
 import { queryEvents } from '../src/audit/query.ts';
-import { verifyDataDirParallel } from '../src/audit/verify-parallel.ts';
-import type { AuditEventInput, AuditRecord } from '../src/audit/types.ts';
+import type { AuditEventInput, AuditQuery, AuditRecord, AuditVerification, PublicKeyResolver } from '../src/audit/types.ts';
 
 // PCX_BENCH_QUICK=1: tiny sizes, to check the suite runs to the end (test/bench/run.test.ts).
 const QUICK = process.env.PCX_BENCH_QUICK === '1';
@@ -58,10 +60,21 @@ async function appendAll(log: AuditLog, offset: number): Promise<Timing> {
   return { seconds: (performance.now() - t) / 1000, cpuUs: (c.user + c.system) / EVENTS, mainCpuUs: (m.user + m.system) / EVENTS };
 }
 
+/** `portcullis audit verify --data DIR`: the audit store opened read-only, verified (serially, or in parallel). */
+async function verifyOffline(dir: string, keys: PublicKeyResolver, opts: VerifyOptions = {}): Promise<AuditVerification> {
+  const reader = openAuditReader(dir);
+  try {
+    return await verifyAll(reader, keys, opts);
+  } finally {
+    reader.close();
+  }
+}
+
 export async function run(emit: (line: Record<string, unknown>) => void): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-audit-'));
-  // The audit streams' own file, where verifyDataDir looks for them.
-  const db = openDatabase(join(dir, AUDIT_DB_FILE));
+  // The audit streams' own file, where the offline reader looks for them.
+  const db = new SqliteDb(openDatabase(join(dir, AUDIT_DB_FILE)));
+  const store = new SqliteAuditStore(db);
   try {
     const { publicKey, privateKey } = generateKeyPairSync('ed25519');
     const jwk = publicKey.export({ format: 'jwk' });
@@ -69,7 +82,7 @@ export async function run(emit: (line: Record<string, unknown>) => void): Promis
     const signer = { kid: 'bench', sign: (d: Uint8Array) => sign(null, d, privateKey) };
 
     for (const writer of ['worker', 'inline'] as const) {
-      const log = new AuditLog(db, { signer, checkpointEvery: 1000, writer });
+      const log = new AuditLog(store, { signer, checkpointEvery: 1000, writer });
       await log.append({ ...event(0), stream: 'admin' }); // start the writer before timing
       const r = await appendAll(log, 0);
       emit({
@@ -89,7 +102,7 @@ export async function run(emit: (line: Record<string, unknown>) => void): Promis
     }
 
     // One caller awaiting each append alone: one commit (fsync) per event, the latency floor.
-    const log = new AuditLog(db, { signer, checkpointEvery: 1000, writer: 'inline' });
+    const log = new AuditLog(store, { signer, checkpointEvery: 1000, writer: 'inline' });
     let t = performance.now();
     for (let i = 0; i < SERIAL; i++) await log.append({ ...event(i), stream: 'admin' });
     let s = (performance.now() - t) / 1000;
@@ -97,14 +110,14 @@ export async function run(emit: (line: Record<string, unknown>) => void): Promis
     await log.close();
 
     t = performance.now();
-    const v = verifyStream(db, 'authz', keys);
+    const v = await verifyStream(store, 'authz', keys);
     s = (performance.now() - t) / 1000;
     if (!v.ok) throw new Error(`bench chain did not verify: ${v.reason}`);
     emit({ bench: 'audit', op: 'verify', events: v.events, checkpoints: v.checkpoints, seconds: round(s), events_per_s: Math.round(v.events / s) });
 
     db.close(); // server down: offline verification
     t = performance.now();
-    const off = verifyDataDir(dir, keys);
+    const off = await verifyOffline(dir, keys);
     s = (performance.now() - t) / 1000;
     const n = off.streams.reduce((a, x) => a + x.events, 0);
     if (!off.ok) throw new Error('bench store did not verify offline');
@@ -112,7 +125,7 @@ export async function run(emit: (line: Record<string, unknown>) => void): Promis
 
     const threads = Math.min(availableParallelism(), 4);
     t = performance.now();
-    const par = await verifyDataDirParallel(dir, keys, { threads });
+    const par = await verifyOffline(dir, keys, { parallel: true, threads });
     s = (performance.now() - t) / 1000;
     if (!par.ok) throw new Error('bench store did not verify in parallel');
     emit({ bench: 'audit', op: 'verify_offline_parallel', threads, events: n, seconds: round(s), events_per_s: Math.round(n / s) });
@@ -130,10 +143,11 @@ export async function run(emit: (line: Record<string, unknown>) => void): Promis
  */
 export async function queries(emit: (line: Record<string, unknown>) => void): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-audit-q-'));
-  const db = openDatabase(join(dir, AUDIT_DB_FILE));
+  const db = new SqliteDb(openDatabase(join(dir, AUDIT_DB_FILE)));
+  const store = new SqliteAuditStore(db);
   try {
-    db.exec('PRAGMA synchronous = OFF'); // building the store is not what is measured
-    const log = new AuditLog(db, { durability: 'store', checkpointEvery: 10_000 });
+    db.raw.exec('PRAGMA synchronous = OFF'); // building the store is not what is measured
+    const log = new AuditLog(store, { durability: 'store', checkpointEvery: 10_000 });
     const t0 = performance.now();
     for (let i = 0; i < QUERY_EVENTS; i += 10_000) {
       const batch: Promise<AuditRecord>[] = [];
@@ -150,7 +164,7 @@ export async function queries(emit: (line: Record<string, unknown>) => void): Pr
     // A time range over the second half of the build (a seq range found by binary search).
     const mid = new Date(Date.now() - (performance.now() - t0) / 2).toISOString();
     const end = new Date(Date.now() + 1000).toISOString();
-    const shapes: [string, (k: number) => Parameters<typeof queryEvents>[1]][] = [
+    const shapes: [string, (k: number) => AuditQuery][] = [
       ['identity', (k) => ({ stream: 'authz', identity: `workload:svc-${k}`, order: 'desc', limit: 100 })],
       ['actor', (k) => ({ stream: 'authz', actor: `workload:svc-${k}`, order: 'desc', limit: 100 })],
       ['subject', (k) => ({ stream: 'authz', subject: `workload:svc-${k}`, order: 'desc', limit: 100 })],
@@ -158,17 +172,17 @@ export async function queries(emit: (line: Record<string, unknown>) => void): Pr
       ['identity_type', (k) => ({ stream: 'authz', identity: `workload:svc-${k}`, type: 'authz.decision', limit: 100 })],
       ['identity_all_streams', (k) => ({ identity: `workload:svc-${k}`, order: 'desc', limit: 100 })],
     ];
-    const old = db.prepare(
+    const old = db.raw.prepare(
       'SELECT stream, seq, time, type, actor, boundary, subject, decision, payload, prev_hash, hash FROM audit_events ' +
         "WHERE stream = 'authz' AND (actor = ? OR subject = ?) ORDER BY seq DESC LIMIT 100",
     );
     const samples = QUICK ? 5 : 50;
-    const measure = (fn: (k: number) => unknown): { p50: number; p99: number; max: number } => {
+    const measure = async (fn: (k: number) => unknown): Promise<{ p50: number; p99: number; max: number }> => {
       const ms: number[] = [];
       for (let i = 0; i < samples; i++) {
         const k = (i * 37) % IDENTITIES;
         const t = performance.now();
-        fn(k);
+        await fn(k);
         ms.push(performance.now() - t);
       }
       ms.sort((a, b) => a - b);
@@ -177,13 +191,13 @@ export async function queries(emit: (line: Record<string, unknown>) => void): Pr
     // Each shape twice over the same identities: the first pass reads pages from disk (cold),
     // the second from the page cache (warm), which is what a busy server mostly sees.
     for (const [shape, q] of shapes) {
-      const rows = queryEvents(db, q(1)).length;
-      const cold = measure((k) => queryEvents(db, q(k)));
-      const m = measure((k) => queryEvents(db, q(k)));
+      const rows = (await queryEvents(store, q(1))).length;
+      const cold = await measure((k) => queryEvents(store, q(k)));
+      const m = await measure((k) => queryEvents(store, q(k)));
       emit({ bench: 'audit', op: 'query', shape, events: QUERY_EVENTS, rows, samples, p50_ms: m.p50, p99_ms: m.p99, max_ms: m.max, cold_p50_ms: cold.p50, cold_max_ms: cold.max });
     }
-    const cold = measure((k) => old.all(`workload:svc-${k}`, `workload:svc-${k}`));
-    const b = measure((k) => old.all(`workload:svc-${k}`, `workload:svc-${k}`));
+    const cold = await measure((k) => old.all(`workload:svc-${k}`, `workload:svc-${k}`));
+    const b = await measure((k) => old.all(`workload:svc-${k}`, `workload:svc-${k}`));
     emit({ bench: 'audit', op: 'query', shape: 'identity_before_item_13', events: QUERY_EVENTS, samples, p50_ms: b.p50, p99_ms: b.p99, max_ms: b.max, cold_p50_ms: cold.p50, cold_max_ms: cold.max });
   } finally {
     if (db.isOpen) db.close();

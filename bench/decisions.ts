@@ -4,7 +4,8 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDatabase } from '../src/store/sqlite/db.ts';
+import { openDatabase, SqliteDb } from '../src/store/sqlite/db.ts';
+import { SqliteAuditStore } from '../src/store/sqlite/audit/index.ts';
 import { AuditLog } from '../src/audit/log.ts';
 import { PolicyStore } from '../src/policy/store.ts';
 import { DecisionPoint } from '../src/policy/decision-point.ts';
@@ -35,7 +36,7 @@ function inputs(): DecisionInput[] {
 async function productPath(kind: EngineKind, n: number, reqs: DecisionInput[]): Promise<{ ops: number; p50: number; p99: number; allow: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-bench-'));
   const db = openDatabase(join(dir, 'portcullis.db'));
-  const audit = new AuditLog(db, {});
+  const audit = new AuditLog(new SqliteAuditStore(new SqliteDb(db)), {});
   const engine = createEngine(kind);
   const dbs = databases();
   const dp = new DecisionPoint({

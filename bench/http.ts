@@ -60,7 +60,7 @@ async function one(emit: Emit, engine: 'wasm' | 'compiled', policies: number): P
       ? await wrk(running.url, session_token, bodies, dir)
       : await fetchLoad(running.url, session_token, bodies);
     await running.broker.audit.flush();
-    emit({ bench: 'http', engine, policies, concurrency: CONCURRENCY, audit: 'durable (fail closed)', ...line, authz_events_recorded: running.broker.audit.head('authz').seq });
+    emit({ bench: 'http', engine, policies, concurrency: CONCURRENCY, audit: 'durable (fail closed)', ...line, authz_events_recorded: (await running.broker.audit.head('authz')).seq });
   } finally {
     await running.stop();
     rmSync(dir, { recursive: true, force: true });

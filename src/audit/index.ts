@@ -6,10 +6,10 @@ export { canonicalJson } from './canonical.ts';
 export { scrub, scrubString, isSecretKey, looksLikeSecret, REDACTED } from './scrub.ts';
 export { genesisHash, GENESIS, recordCanonical } from './chain.ts';
 export { checkpointMessage, CheckpointVerifier } from './checkpoint.ts';
-export { verifyStream, verifyAll, verifyDataDir, type ResolverSource } from './verify.ts';
-export { verifyDataDirParallel, verifyFileParallel, type ParallelVerifyOptions } from './verify-parallel.ts';
+export { verifyStream, verifyAll, type VerifyOptions } from './verify.ts';
 export {
   queryEvents,
+  normalizeQuery,
   exportJsonLines,
   writeJsonLines,
   recordLine,
@@ -17,5 +17,5 @@ export {
   AUDIT_QUERY_MAX_LIMIT,
   type ExportQuery,
 } from './query.ts';
-export { migrateAudit, AUDIT_MIGRATIONS } from './schema.ts';
+export type { AuditStore, AuditReader, AuditAppender, AuditSearch, StreamHead, StreamScan, ScanOptions } from './ports.ts';
 export { MAX_PAYLOAD_BYTES } from './prepare.ts';

@@ -1,23 +1,20 @@
 // The audit log: three hash-chained streams in the store, written by group commit.
 // Appends that arrive while the previous batch is being written (at least one tick) share one
-// transaction; every promise resolves after COMMIT and a failed write rejects the whole batch, so
-// the caller's operation fails closed. Checkpoints are signed here, after the events they cover
-// are committed, and stored with the next batch.
+// transaction; every promise resolves once the store has made it durable and a failed write
+// rejects the whole batch, so the caller's operation fails closed. Checkpoints are signed here,
+// after the events they cover are committed, and stored with the next batch.
 import type { Writable } from 'node:stream';
 import { systemClock, type Clock } from '../common/clock.ts';
-import type { Db } from '../store/sqlite/db.ts';
-import { InlineBatchWriter, WorkerBatchWriter, type BatchWriter } from './batch-writer.ts';
 import { GENESIS } from './chain.ts';
 import { checkpointMessage, type CheckpointRow } from './checkpoint.ts';
 import { AuditWriteFailed } from './errors.ts';
+import type { DueCheckpoint } from './linker.ts';
+import type { AppendResult, AuditAppender, AuditStore, StreamHead } from './ports.ts';
 import { prepareEvent, type PreparedEvent } from './prepare.ts';
-import { exportJsonLines, queryEvents, writeJsonLines, type ExportQuery } from './query.ts';
-import { migrateAudit } from './schema.ts';
-import { verifyAll, type ResolverSource } from './verify.ts';
-import { verifyFileParallel, type ParallelVerifyOptions } from './verify-parallel.ts';
+import { exportJsonLines, normalizeQuery, queryEvents, writeJsonLines, type ExportQuery } from './query.ts';
+import { verifyAll, type VerifyOptions } from './verify.ts';
 import { Witnesses, readWitnessFile, type WitnessOptions } from './witness.ts';
 import { closeSync, openSync } from 'node:fs';
-import { FIELDS, type DueCheckpoint, type WireEvents, type WriteResult } from './writer.ts';
 import {
   AUDIT_STREAMS,
   type AuditEventInput,
@@ -27,6 +24,7 @@ import {
   type AuditStreamName,
   type AuditVerification,
   type CheckpointSigner,
+  type PublicKeyResolver,
 } from './types.ts';
 
 export interface AuditLogOptions {
@@ -38,15 +36,15 @@ export interface AuditLogOptions {
   /** …or when this many ms passed since the last checkpoint with unsigned events (default 10 s). */
   checkpointIntervalMs?: number;
   /**
-   * `full` (default): the audit writes use `PRAGMA synchronous = FULL`, so a resolved append
-   * survives power loss, not only a process crash; group commit keeps that to one fsync per
-   * batch. `store`: use the connection's setting as the store configured it.
+   * `full` (default): a resolved append survives power loss, not only a process crash (SQLite:
+   * `PRAGMA synchronous = FULL`); group commit keeps that to one fsync per batch. `store`: as the
+   * store is configured.
    */
   durability?: 'full' | 'store';
   /**
-   * `worker` (default for a file database): batches are written by a worker thread on its own
-   * connection, so hashing, inserts and fsync leave the event loop. `inline`: on `db` itself
-   * (always for `:memory:`).
+   * `worker` (default): batches are written off this thread where the store can (SQLite file: a
+   * worker thread on its own connection), so hashing, inserts and fsync leave the event loop.
+   * `inline`: on this thread (always for SQLite `:memory:`).
    */
   writer?: 'worker' | 'inline';
   /**
@@ -71,8 +69,6 @@ interface Pending {
 }
 
 const FOLLOW_PAGE = 500;
-/** Measured on 2 cores (bench/audit.ts): smaller chunks cost more commits, larger ones idle the worker. */
-const WORKER_CHUNK = 2000;
 
 // Most callers never read the returned record's payload: parse the stored canonical JSON on first
 // access only. An own, enumerable accessor, so JSON.stringify, spread and deep equality see it.
@@ -89,10 +85,10 @@ function definePayload(r: AuditRecord, json: string): void {
 }
 
 export class AuditLog implements AuditSink {
-  readonly #db: Db;
+  readonly #store: AuditStore;
   readonly #clock: Clock;
   readonly #signer: AuditLogOptions['signer'];
-  readonly #writer: BatchWriter;
+  readonly #writer: AuditAppender;
   #queue: Pending[] = [];
   #scheduled = false;
   /** Batches handed to the writer and not yet answered. */
@@ -115,15 +111,14 @@ export class AuditLog implements AuditSink {
   #iso = '';
   readonly #witness: Witnesses | undefined;
 
-  constructor(db: Db, opts: AuditLogOptions = {}) {
-    this.#db = db;
+  constructor(store: AuditStore, opts: AuditLogOptions = {}) {
+    this.#store = store;
     this.#clock = opts.clock ?? systemClock;
     this.#signer = opts.signer;
     const every = opts.checkpointEvery ?? 1000;
     const intervalMs = opts.checkpointIntervalMs ?? 10_000;
     if (!Number.isSafeInteger(every) || every < 1) throw new RangeError('checkpointEvery must be a positive integer');
     if (!(intervalMs > 0)) throw new RangeError('checkpointIntervalMs must be positive');
-    migrateAudit(db);
     if (opts.witness?.file !== undefined) {
       // Exists from the start, so verify can require it; an unwritable path fails here, not later.
       try {
@@ -134,22 +129,9 @@ export class AuditLog implements AuditSink {
     }
     this.#witness = opts.witness && (opts.witness.file !== undefined || opts.witness.url !== undefined) ? new Witnesses(opts.witness) : undefined;
     const policy = { enabled: opts.signer !== undefined, every, intervalMs };
-    const path = db.location();
-    const full = (opts.durability ?? 'full') === 'full';
-    if (path !== null && (opts.writer ?? 'worker') === 'worker') {
-      const synchronous = full ? 2 : (db.prepare('PRAGMA synchronous').get() as { synchronous: number }).synchronous;
-      this.#writer = new WorkerBatchWriter({ path, synchronous, policy });
-      // Batches queued in the worker while it commits are written together (one fsync), so
-      // several may be sent: no idle gap, and a big tick is cut into chunks the worker starts on
-      // while this thread still prepares the rest.
-      this.#maxInFlight = 4;
-      this.#chunk = WORKER_CHUNK;
-    } else {
-      if (full) db.exec('PRAGMA synchronous = FULL');
-      this.#writer = new InlineBatchWriter(db, policy);
-      this.#maxInFlight = 1;
-      this.#chunk = Infinity; // one thread: splitting a tick would only add commits
-    }
+    this.#writer = store.appender({ policy, durability: opts.durability ?? 'full', writer: opts.writer ?? 'worker' });
+    this.#maxInFlight = this.#writer.maxInFlight;
+    this.#chunk = this.#writer.chunk;
     if (this.#signer) {
       // Time-based checkpoints also happen when no event arrives; the timer must not keep the process alive.
       this.#timer = setInterval(() => this.#request('due'), Math.min(intervalMs, 1000));
@@ -160,7 +142,7 @@ export class AuditLog implements AuditSink {
   /** Appends one event; resolves with the stored record once it is committed. */
   append(event: AuditEventInput): Promise<AuditRecord> {
     if (this.#closed) return Promise.reject(new AuditWriteFailed('audit log is closed'));
-    if (!this.#db.isOpen) return Promise.reject(new AuditWriteFailed('audit store is closed'));
+    if (!this.#writer.isOpen) return Promise.reject(new AuditWriteFailed('audit store is closed'));
     let ev: PreparedEvent;
     try {
       ev = prepareEvent(event, this.#isoNow());
@@ -202,44 +184,40 @@ export class AuditLog implements AuditSink {
   }
 
   /** The committed head of a stream (seq 0 and the genesis hash when empty). */
-  head(stream: AuditStreamName): { seq: number; hash: string } {
-    const h = this.#db.prepare('SELECT seq, hash FROM audit_heads WHERE stream = ?').get(stream) as { seq: number; hash: string } | undefined;
-    return h ? { seq: h.seq, hash: h.hash } : { seq: 0, hash: GENESIS[stream] };
+  async head(stream: AuditStreamName): Promise<StreamHead> {
+    return (await this.#store.head(stream)) ?? { seq: 0, hash: GENESIS[stream] };
   }
 
-  query(q: AuditQuery = {}): AuditRecord[] {
-    return queryEvents(this.#db, q);
+  query(q: AuditQuery = {}): Promise<AuditRecord[]> {
+    return queryEvents(this.#store, q);
   }
 
-  exportJsonLines(q: ExportQuery = {}): Generator<string> {
-    return exportJsonLines(this.#db, q);
+  exportJsonLines(q: ExportQuery = {}): AsyncGenerator<string> {
+    return exportJsonLines(this.#store, q);
   }
 
   exportTo(out: Writable, q: ExportQuery = {}): Promise<number> {
-    return writeJsonLines(this.#db, out, q);
+    return writeJsonLines(this.#store, out, q);
   }
 
-  /** Verifies every stream now, in this thread (one consistent snapshot). */
-  verify(keys: ResolverSource): AuditVerification {
-    return verifyAll(this.#db, keys);
+  /** Verifies every stream now, each from one consistent snapshot (in this thread on SQLite). */
+  verify(keys: PublicKeyResolver): Promise<AuditVerification> {
+    return verifyAll(this.#store, keys);
   }
 
   /**
-   * Verifies without blocking the event loop (file databases: worker threads on read-only
+   * Verifies without blocking the event loop (SQLite file: worker threads on read-only
    * connections, up to each head as it was at the start). For `GET /v1/audit/verify`.
    */
-  async verifyAsync(keys: ResolverSource, opts: Omit<ParallelVerifyOptions, 'boundToHead' | 'offMainThread'> = {}): Promise<AuditVerification> {
-    const path = this.#db.location();
-    const resolver = typeof keys === 'function' ? keys : keys.fromDb(this.#db);
+  async verifyAsync(keys: PublicKeyResolver, opts: Omit<VerifyOptions, 'parallel' | 'boundToHead' | 'offMainThread'> = {}): Promise<AuditVerification> {
     // The witness is read before the store's heads: everything it holds was committed before.
     const file = this.#witness?.file;
     let witness = opts.witness;
     if (witness === undefined && file) {
       await file.flush();
-      witness = await readWitnessFile(file.path, resolver);
+      witness = await readWitnessFile(file.path, keys);
     }
-    if (path === null) return verifyAll(this.#db, resolver, witness);
-    return verifyFileParallel(path, resolver, { ...opts, ...(witness && { witness }), boundToHead: true, offMainThread: true });
+    return verifyAll(this.#store, keys, { ...opts, ...(witness && { witness }), parallel: true, boundToHead: true, offMainThread: true });
   }
 
   /** Calls `listener` with each committed batch. Returns the unsubscribe function. */
@@ -255,17 +233,17 @@ export class AuditLog implements AuditSink {
    */
   async *follow(opts: FollowOptions = {}): AsyncGenerator<AuditRecord> {
     const { signal, afterSeq, ...filters } = opts;
-    queryEvents(this.#db, { ...filters, afterSeq, limit: 1 }); // validate filters up front
+    normalizeQuery({ ...filters, afterSeq, limit: 1 }); // validate filters up front
     const streams = filters.stream !== undefined ? [filters.stream] : AUDIT_STREAMS;
     const cursor = new Map<AuditStreamName, number>();
-    for (const s of streams) cursor.set(s, afterSeq ?? this.head(s).seq);
+    for (const s of streams) cursor.set(s, afterSeq ?? (await this.head(s)).seq);
     while (!this.#closed && !signal?.aborted) {
       let more = false;
       for (const s of streams) {
-        const top = this.head(s).seq;
+        const top = (await this.head(s)).seq;
         const from = cursor.get(s)!;
         if (top <= from) continue;
-        const page = queryEvents(this.#db, { ...filters, stream: s, afterSeq: from, limit: FOLLOW_PAGE }, top);
+        const page = await queryEvents(this.#store, { ...filters, stream: s, afterSeq: from, limit: FOLLOW_PAGE }, top);
         if (page.length === FOLLOW_PAGE) {
           cursor.set(s, page[page.length - 1].seq);
           more = true;
@@ -281,7 +259,7 @@ export class AuditLog implements AuditSink {
     }
   }
 
-  /** Writes pending events and final checkpoints, then refuses further appends. Does not close the Db. */
+  /** Writes pending events and final checkpoints, then refuses further appends. Does not close the store. */
   async close(): Promise<void> {
     if (this.#closed) return;
     if (this.#timer) clearInterval(this.#timer);
@@ -339,24 +317,14 @@ export class AuditLog implements AuditSink {
     const checkpoint = this.#checkpointRequest;
     this.#checkpointRequest = 'none';
     const checkpoints = [...this.#signed];
-    if (!this.#db.isOpen) {
+    if (!this.#writer.isOpen) {
       this.#fail(batch, new AuditWriteFailed('audit store is closed'));
       return this.#settleIdle();
     }
-    const events: WireEvents = new Array(batch.length * FIELDS);
-    for (let i = 0, o = 0; i < batch.length; i++, o += FIELDS) {
-      const ev = batch[i].ev;
-      events[o] = ev.stream;
-      events[o + 1] = ev.time;
-      events[o + 2] = ev.type;
-      events[o + 3] = ev.actor;
-      events[o + 4] = ev.boundary;
-      events[o + 5] = ev.subject;
-      events[o + 6] = ev.decision;
-      events[o + 7] = ev.payload;
-    }
+    const events: PreparedEvent[] = new Array(batch.length);
+    for (let i = 0; i < batch.length; i++) events[i] = batch[i].ev;
     this.#inFlight++;
-    this.#writer.write({ events, checkpoints, now: this.#clock.now(), checkpoint }).then(
+    this.#writer.append({ events, checkpoints, now: this.#clock.now(), checkpoint }).then(
       (res) => {
         this.#lastWriteFailed = false;
         if (checkpoints.length > 0) {
@@ -375,7 +343,7 @@ export class AuditLog implements AuditSink {
     );
   }
 
-  #done(batch: Pending[], res: WriteResult): void {
+  #done(batch: Pending[], res: AppendResult): void {
     for (const [i, time] of res.clamped) batch[i].ev.time = time; // what was stored and hashed
     const records: AuditRecord[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
@@ -406,7 +374,8 @@ export class AuditLog implements AuditSink {
     if (!signer) return; // no key right now: the next due checkpoint covers these events
     const time = new Date(this.#clock.now()).toISOString();
     for (const d of due) {
-      const prev = this.#lastSignedSeq(d.stream);
+      // What this log signed last, else what the store held when the checkpoint became due.
+      const prev = this.#lastSigned.get(d.stream) ?? d.prevStored;
       if (d.seq <= prev) continue;
       const body = { stream: d.stream, seq: d.seq, hash: d.hash, time, prev_seq: prev };
       try {
@@ -419,16 +388,6 @@ export class AuditLog implements AuditSink {
         // A signer failure skips this checkpoint; the events themselves are committed and chained.
       }
     }
-  }
-
-  #lastSignedSeq(stream: AuditStreamName): number {
-    let v = this.#lastSigned.get(stream);
-    if (v === undefined) {
-      const row = this.#db.prepare('SELECT MAX(seq) AS s FROM audit_checkpoints WHERE stream = ?').get(stream) as { s: number | null };
-      v = row.s ?? 0;
-      this.#lastSigned.set(stream, v);
-    }
-    return v;
   }
 
   #fail(batch: Pending[], e: unknown): void {

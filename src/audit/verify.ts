@@ -1,73 +1,52 @@
-// Verification, online (the live Db) or offline (the data directory, read-only, server down).
-// Recomputes each stream's chain from seq 1, checks every checkpoint's signature and that it
-// matches the chain, and checks the head row so a truncated tail is caught. The result names
-// the first sequence number that cannot be trusted.
-import { DatabaseSync } from 'node:sqlite';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { GENESIS } from './chain.ts';
+// Verification, online (the live store) or offline (the data directory opened read-only, server
+// down). Each stream's chain is recomputed from seq 1 (by the store, with ChainScan); here every
+// checkpoint's signature is checked and matched with the chain, and the head row compared, so a
+// truncated tail is caught. The result names the first sequence number that cannot be trusted.
 import { CheckpointVerifier, type CheckpointRow } from './checkpoint.ts';
-import { scanRange, type ChainBreak, type ScanResult } from './scan.ts';
-import { AUDIT_STREAMS, type AuditStreamName, type AuditVerification, type PublicKeyResolver, type StreamVerification, type WitnessVerification } from './types.ts';
+import type { AuditReader, ScanOptions, StreamHead, StreamScan } from './ports.ts';
+import type { ChainBreak, ScanResult } from './scan.ts';
+import type { AuditStreamName, AuditVerification, PublicKeyResolver, StreamVerification, WitnessVerification } from './types.ts';
 import type { WitnessedCheckpoints } from './witness.ts';
-import { NotFound } from '../common/errors.ts';
-import type { Db } from '../store/sqlite/db.ts';
 
-/**
- * The audit streams' own database file in a data directory. Kept apart from the rest of the store
- * so that the audit writer's fsync'd transactions never hold the lock other domains write under.
- */
-export const AUDIT_DB_FILE = 'audit.db';
-
-/** A resolver, or a function that builds one from the database (e.g. from its keyring table). */
-export type ResolverSource = PublicKeyResolver | { fromDb: (db: Db) => PublicKeyResolver };
-
-export function resolverFor(src: ResolverSource, db: Db): PublicKeyResolver {
-  return typeof src === 'function' ? src : src.fromDb(db);
+export interface VerifyOptions extends Omit<ScanOptions, 'streams' | 'extraSeqs'> {
+  /**
+   * Witnessed checkpoints (read them before calling: they must not be newer than the store): each
+   * stream must also reach and match every one.
+   */
+  witness?: WitnessedCheckpoints;
 }
 
-export function tableExists(db: Db, name: string): boolean {
-  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
+/** Verifies every stream (each from one snapshot unless `parallel`). */
+export async function verifyAll(reader: AuditReader, keys: PublicKeyResolver, opts: VerifyOptions = {}): Promise<AuditVerification> {
+  const verifier = new CheckpointVerifier(keys);
+  const scans = await reader.scanStreams({ ...opts, ...(opts.witness && { extraSeqs: witnessedSeqs(opts.witness) }) });
+  return withWitness(
+    scans.map((s) => judgeScan(s, verifier, opts.witness)),
+    opts.witness,
+  );
 }
 
-export function verifyStream(db: Db, stream: AuditStreamName, keys: ResolverSource, witness?: WitnessedCheckpoints): StreamVerification {
-  return verifyOne(db, stream, new CheckpointVerifier(resolverFor(keys, db)), witness);
+export async function verifyStream(reader: AuditReader, stream: AuditStreamName, keys: PublicKeyResolver, witness?: WitnessedCheckpoints): Promise<StreamVerification> {
+  const [s] = await reader.scanStreams({ streams: [stream], ...(witness && { extraSeqs: witnessedSeqs(witness) }) });
+  return judgeScan(s, new CheckpointVerifier(keys), witness);
 }
 
-/**
- * Verifies every stream in one snapshot. With `witness` (read it before calling: it must not be
- * newer than the store), each stream must also reach and match every witnessed checkpoint.
- */
-export function verifyAll(db: Db, keys: ResolverSource, witness?: WitnessedCheckpoints): AuditVerification {
-  const verifier = new CheckpointVerifier(resolverFor(keys, db));
-  const streams = AUDIT_STREAMS.map((s) => verifyOne(db, s, verifier, witness));
-  return withWitness(streams, witness);
+function witnessedSeqs(w: WitnessedCheckpoints): Map<AuditStreamName, number[]> {
+  const out = new Map<AuditStreamName, number[]>();
+  for (const [stream, cps] of w.byStream) out.set(stream, cps.map((c) => c.seq));
+  return out;
 }
 
-/** Opens `<dir>/audit.db` read-only and verifies every stream (against `witness` when given). */
-export function verifyDataDir(dir: string, keys: ResolverSource, witness?: WitnessedCheckpoints): AuditVerification {
-  const path = join(dir, AUDIT_DB_FILE);
-  if (!existsSync(path)) throw new NotFound(`database ${path}`);
-  const db = new DatabaseSync(path, { readOnly: true });
-  try {
-    return verifyAll(db, keys, witness);
-  } finally {
-    db.close();
-  }
+function judgeScan(s: StreamScan, verifier: CheckpointVerifier, witness: WitnessedCheckpoints | undefined): StreamVerification {
+  const witnessed = witness?.byStream.get(s.stream) ?? (witness ? [] : undefined);
+  return judge(s.stream, { head: s.head, cps: s.checkpoints, ...(witnessed && { witnessed }) }, s.scan, verifier);
 }
 
 interface StreamState {
-  head: { seq: number; hash: string } | undefined;
+  head: StreamHead | undefined;
   cps: CheckpointRow[];
   /** Checkpoints published to a witness outside the store (signatures already checked). */
   witnessed?: readonly CheckpointRow[];
-}
-
-/** Seqs whose recomputed hash the scan must report: stored and witnessed checkpoints. */
-export function checkpointSeqs(state: StreamState): Set<number> {
-  const seqs = new Set(state.cps.map((c) => c.seq));
-  for (const w of state.witnessed ?? []) seqs.add(w.seq);
-  return seqs;
 }
 
 /** Adds the witness's verdict to per-stream verdicts. */
@@ -79,41 +58,6 @@ export function withWitness(streams: StreamVerification[], w: WitnessedCheckpoin
   if (w.problems.length > 0) witness.reason = w.problems.slice(0, 5).join('; ') + (w.problems.length > 5 ? ` (and ${w.problems.length - 5} more)` : '');
   return { ok: ok && witness.ok, streams, witness };
 }
-
-export function loadStreamState(db: Db, stream: AuditStreamName): StreamState {
-  const head = db.prepare('SELECT seq, hash FROM audit_heads WHERE stream = ?').get(stream) as
-    | { seq: number; hash: string }
-    | undefined;
-  const cps = db
-    .prepare('SELECT stream, seq, hash, time, prev_seq, kid, sig FROM audit_checkpoints WHERE stream = ? ORDER BY seq')
-    .all(stream) as unknown as CheckpointRow[];
-  return { head, cps };
-}
-
-/** Runs `fn` in a read transaction, so head, checkpoints and events come from one snapshot. */
-export function readSnapshot<T>(db: Db, fn: () => T): T {
-  if (db.isTransaction) return fn();
-  db.exec('BEGIN');
-  try {
-    return fn();
-  } finally {
-    db.exec('COMMIT');
-  }
-}
-
-function verifyOne(db: Db, stream: AuditStreamName, verifier: CheckpointVerifier, witness?: WitnessedCheckpoints): StreamVerification {
-  const witnessed = witness?.byStream.get(stream) ?? (witness ? [] : undefined);
-  if (!tableExists(db, 'audit_events')) {
-    return judge(stream, { head: undefined, cps: [], ...(witnessed && { witnessed }) }, EMPTY_SCAN, verifier);
-  }
-  return readSnapshot(db, () => {
-    const state: StreamState = { ...loadStreamState(db, stream), ...(witnessed && { witnessed }) };
-    const scan = scanRange(db, stream, 1, Number.MAX_SAFE_INTEGER, GENESIS[stream], checkpointSeqs(state));
-    return judge(stream, state, scan, verifier);
-  });
-}
-
-export const EMPTY_SCAN: ScanResult = { count: 0, lastSeq: 0, lastHash: '', firstSeq: 0, firstPrev: null, firstSelfOk: false, bad: null, cpHashes: new Map() };
 
 /** Checks checkpoints and the head row against a scan of the chain, and names the first bad seq. */
 export function judge(stream: AuditStreamName, { head, cps, witnessed }: StreamState, scan: ScanResult, verifier: CheckpointVerifier): StreamVerification {

@@ -91,7 +91,7 @@ export class IdentityBinding {
     const unbound: string[] = [];
     for (const identity of this.#d.identities.list()) {
       if (identity.bound_trusts !== null) continue;
-      const trust = this.#infer(identity);
+      const trust = await this.#infer(identity);
       if (trust === undefined) {
         unbound.push(identity.id);
         continue;
@@ -105,10 +105,10 @@ export class IdentityBinding {
     return unbound;
   }
 
-  #infer(identity: Identity): { trusts: string[]; source: string } | undefined {
+  async #infer(identity: Identity): Promise<{ trusts: string[]; source: string } | undefined> {
     const producers = this.producers.map((p) => p.trust);
     if (identity.trust !== null) return { trusts: [identity.trust], source: 'registering trust' };
-    const history = this.#firstTrust(identity.id);
+    const history = await this.#firstTrust(identity.id);
     if (identity.source === 'trust') return history !== undefined ? { trusts: [history], source: 'audit trail' } : undefined;
     const b = implicitBinding(identity.id, this.producers);
     if (!('ambiguous' in b)) return { trusts: b.trusts, source: b.trusts.length > 0 ? 'the one trust that can produce it' : 'no trust can produce it' };
@@ -118,11 +118,11 @@ export class IdentityBinding {
   }
 
   /** The trust of the first registration or successful federated login of an id, from the audit streams. */
-  #firstTrust(id: string): string | undefined {
-    const registered = this.#d.audit.query({ stream: 'admin', type: 'identity.registered', subject: id, order: 'asc', limit: 1 })[0];
+  async #firstTrust(id: string): Promise<string | undefined> {
+    const registered = (await this.#d.audit.query({ stream: 'admin', type: 'identity.registered', subject: id, order: 'asc', limit: 1 }))[0];
     const t = registered?.payload.trust;
     if (typeof t === 'string') return t;
-    for (const e of this.#d.audit.query({ stream: 'authn', type: 'authn.success', actor: id, order: 'asc', limit: 1000 })) {
+    for (const e of await this.#d.audit.query({ stream: 'authn', type: 'authn.success', actor: id, order: 'asc', limit: 1000 })) {
       const trust = e.payload.trust;
       if (typeof trust === 'string' && e.payload.method !== 'api-key' && e.payload.method !== 'bootstrap') return trust;
     }

@@ -36,7 +36,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
   const metrics = new Metrics();
   // One outbound policy for every URL the broker calls: no private destinations but those listed.
   const outbound = outboundFetch({ allowPrivate: config.outbound.allow_private, self: [config.listen] });
-  const audit = new AuditLog(opened.auditDb, {
+  const audit = new AuditLog(opened.store.audit, {
     clock,
     signer: () => keyring.checkpointSigner(),
     checkpointEvery: config.audit.checkpoint_every,

@@ -34,7 +34,7 @@ describe('break-glass', () => {
     await assert.rejects(w.service.startBreakGlass(w.actor('erin'), { resource: ORDERS, reason: '  ' }), (e: InvalidInput) => e.extra.field === 'reason');
     await assert.rejects(w.service.startBreakGlass(w.actor('erin'), { resource: ORDERS, reason: 'x', duration_ms: 2 * 3_600_000 }), (e: InvalidInput) => e.extra.field === 'duration');
     assert.throws(() => parseBreakGlass({ target: 'Database::"orders"', reason: 'x', duration: '5h' }), InvalidInput);
-    assert.ok(w.audit.query({ stream: 'admin', type: 'breakglass.refused' }).length >= 2);
+    assert.ok((await w.audit.query({ stream: 'admin', type: 'breakglass.refused' })).length >= 2);
   });
 
   test('allowed without approval, tagged breakGlass, revokers notified, ended by a named revoker, review by someone else', async () => {
@@ -59,7 +59,7 @@ describe('break-glass', () => {
     assert.equal(w.service.activeGrants(erin.id, undefined, { type: 'Database', id: 'scratch' }).breakGlass, false);
     const d = await w.decideData(erin, 'db.admin', ORDERS);
     assert.equal(d.decision, 'allow');
-    const rec = w.audit.query({ stream: 'authz' }).find((e) => e.payload.decision_id === d.decision_id)!;
+    const rec = (await w.audit.query({ stream: 'authz' })).find((e) => e.payload.decision_id === d.decision_id)!;
     assert.equal(rec.payload.breakGlass, true);
 
     // No renewal while active.
@@ -87,7 +87,7 @@ describe('break-glass', () => {
     await assert.rejects(w.service.recordBreakGlassReview(w.actor('bob'), grant.id, 'again'), /already recorded/);
     await pager.waitFor('breakglass.reviewed');
 
-    const types = w.audit.query({ stream: 'admin' }).map((e) => e.type);
+    const types = (await w.audit.query({ stream: 'admin' })).map((e) => e.type);
     for (const t of ['breakglass.started', 'breakglass.revoke_refused', 'breakglass.revoked', 'breakglass.reviewed']) assert.ok(types.includes(t), t);
   });
 

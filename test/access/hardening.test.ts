@@ -188,7 +188,7 @@ describe('separation of duties counts accountable humans (8.5)', () => {
     await assert.rejects(svc.approve(w.actor('workload:alice-tool-child'), r.id), refused('same_accountable_human'));
     await assert.rejects(svc.deny(w.actor('workload:alice-tool'), r.id), refused('same_accountable_human'), 'a deny is a review too');
     assert.equal(svc.getRequest(r.id).request.status, 'pending');
-    const refusals = w.audit.query({ stream: 'admin', type: 'access.review_refused' }).filter((e) => e.payload.request_id === r.id);
+    const refusals = (await w.audit.query({ stream: 'admin', type: 'access.review_refused' })).filter((e) => e.payload.request_id === r.id);
     assert.deepEqual(refusals.map((e) => e.payload.why), ['same_accountable_human', 'same_accountable_human', 'same_accountable_human']);
   });
 
@@ -246,7 +246,7 @@ describe('a blank or invisible reason or ticket is no purpose (8.8)', () => {
       assert.equal(d.decision, 'deny', `reason ${JSON.stringify(blank)} is no reason`);
       assert.equal((await decide('db.insert', { ticket: blank })).decision, 'deny', `ticket ${JSON.stringify(blank)} is no ticket`);
       await w.audit.flush();
-      const ev = w.audit.query({ stream: 'authz' }).find((e) => e.payload.decision_id === d.decision_id);
+      const ev = (await w.audit.query({ stream: 'authz' })).find((e) => e.payload.decision_id === d.decision_id);
       assert.deepEqual(ev?.payload.purpose, {});
     }
     assert.equal((await decide('db.select', { reason: '  padded  ' })).decision, 'allow');

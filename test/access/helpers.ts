@@ -5,6 +5,8 @@ import { ManualClock } from '../../src/common/clock.ts';
 import { openDatabase } from '../../src/store/sqlite/db.ts';
 import type { Db } from '../../src/store/sqlite/db.ts';
 import { AuditLog } from '../../src/audit/log.ts';
+import { SqliteDb } from '../../src/store/sqlite/db.ts';
+import { SqliteAuditStore } from '../../src/store/sqlite/audit/index.ts';
 import { PolicyStore } from '../../src/policy/store.ts';
 import { WasmEngine } from '../../src/policy/engine/wasm.ts';
 import { DecisionPoint } from '../../src/policy/decision-point.ts';
@@ -81,7 +83,9 @@ export interface World {
 export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; notifier?: Notifier; policies?: string; clockStart?: number; resources?: typeof RESOURCES; revokeLeases?: RevokeLeases; credentialTargets?: Record<string, EntityUid> } = {}): Promise<World> {
   const clock = new ManualClock(opts.clockStart ?? Date.parse('2026-03-02T10:00:00Z'));
   const db = openDatabase(':memory:');
-  const audit = new AuditLog(db, { clock });
+  // The audit streams have their own store, as in production (audit.db beside portcullis.db).
+  const auditDb = new SqliteDb(openDatabase(':memory:'));
+  const audit = new AuditLog(new SqliteAuditStore(auditDb), { clock });
   const store = new PolicyStore(db);
   const engine = new WasmEngine();
   const resources = [...RESOURCES, ...(opts.resources ?? [])];
@@ -145,6 +149,7 @@ export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; n
     async close() {
       await service!.stop();
       await audit.close();
+      auditDb.close();
       if (db.isOpen) db.close();
     },
   };

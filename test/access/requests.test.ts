@@ -88,7 +88,7 @@ describe('access requests', () => {
     assert.deepEqual(w.revoked.map((x) => x.grantId), [two.grant_id]);
     assert.equal(w.revoked[0]!.by, 'system:expiry');
 
-    const types = w.audit.query({ stream: 'admin' }).map((e) => e.type);
+    const types = (await w.audit.query({ stream: 'admin' })).map((e) => e.type);
     for (const t of ['access.requested', 'access.review_refused', 'access.approval', 'grant.created', 'grant.ended']) assert.ok(types.includes(t), t);
     assert.deepEqual(notes.types().filter((t) => t.startsWith('request.')), ['request.created', 'request.approved']);
   });
@@ -105,7 +105,7 @@ describe('access requests', () => {
     assert.equal(g.ended_by, 'user:bob@example.com');
     assert.deepEqual(w.revoked.slice(before), [{ grantId: g.id, by: 'user:bob@example.com', reason: `grant ${g.id} ended: incident closed` }]);
     assert.equal((await w.decideData(alice, 'db.admin', ORDERS)).decision, 'deny');
-    assert.ok(w.audit.query({ stream: 'admin', type: 'grant.revoked' }).length === 1);
+    assert.ok((await w.audit.query({ stream: 'admin', type: 'grant.revoked' })).length === 1);
   });
 
   test('role requests: one approval by policy, temporary Role parent, session-bound grant ends on logout', async () => {

@@ -3,9 +3,8 @@ import assert from 'node:assert/strict';
 import { verify } from 'node:crypto';
 import { AuditLog } from '../../src/audit/log.ts';
 import { checkpointMessage, type CheckpointRow } from '../../src/audit/checkpoint.ts';
-import { verifyAll, verifyStream } from '../../src/audit/verify.ts';
 import { ManualClock } from '../../src/common/clock.ts';
-import { ed25519Key, resolverOf, tempStore } from './helpers.ts';
+import { auditStore, ed25519Key, resolverOf, tempStore, verifyAll, verifyStream } from './helpers.ts';
 import { createPublicKey } from 'node:crypto';
 
 const ev = (i: number) => ({ stream: 'authz' as const, type: 'authz.decision', actor: 'workload:a', decision: 'allow' as const, payload: { i } });
@@ -18,7 +17,7 @@ test('a checkpoint every N events, signed with Ed25519 and stored with its kid',
   const s = tempStore();
   try {
     const key = ed25519Key('audit-2026-01');
-    const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 10, clock: new ManualClock() });
+    const log = new AuditLog(auditStore(s.db), { signer: key.signer, checkpointEvery: 10, clock: new ManualClock() });
     const recs = await Promise.all(Array.from({ length: 35 }, (_, i) => log.append(ev(i))));
     await log.flush(); // checkpoints are signed after their events commit, stored with the next write
     const cps = checkpoints(s.db);
@@ -29,10 +28,10 @@ test('a checkpoint every N events, signed with Ed25519 and stored with its kid',
       const pub = createPublicKey({ key: key.jwk, format: 'jwk' });
       assert.equal(verify(null, checkpointMessage(c), pub, Buffer.from(c.sig, 'base64url')), true);
     }
-    const v = verifyStream(s.db, 'authz', resolverOf(key));
+    const v = await verifyStream(s.db, 'authz', resolverOf(key));
     assert.deepEqual(v, { stream: 'authz', events: 35, checkpoints: 3, ok: true, signedThrough: 30, lastSeq: 35 });
     await log.close(); // a final checkpoint signs the tail
-    assert.equal(verifyStream(s.db, 'authz', resolverOf(key)).signedThrough, 35);
+    assert.equal((await verifyStream(s.db, 'authz', resolverOf(key))).signedThrough, 35);
   } finally {
     s.cleanup();
   }
@@ -43,7 +42,7 @@ test('a checkpoint when T ms passed since the last one', async () => {
   try {
     const key = ed25519Key('k');
     const clock = new ManualClock();
-    const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 1000, checkpointIntervalMs: 10_000, clock });
+    const log = new AuditLog(auditStore(s.db), { signer: key.signer, checkpointEvery: 1000, checkpointIntervalMs: 10_000, clock });
     await log.append(ev(1));
     await log.append(ev(2));
     assert.equal(checkpoints(s.db).length, 0);
@@ -74,15 +73,15 @@ test('key rotation: a signer function is asked at each checkpoint; verify resolv
     // changes: the writer may hand a due checkpoint back with a later reply of the same group
     // commit (e.g. one the 1 s timer sent), so it is signed when that reply arrives, not when its
     // events resolve; flush() waits for every reply, so checkpoint 5 is signed while k1 is current.
-    const log = new AuditLog(s.db, { signer: () => current.signer, checkpointEvery: 5, clock: new ManualClock() });
+    const log = new AuditLog(auditStore(s.db), { signer: () => current.signer, checkpointEvery: 5, clock: new ManualClock() });
     await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
     await log.flush();
     current = k2;
     await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
     await log.flush();
     assert.deepEqual(checkpoints(s.db).map((c) => c.kid), ['k1', 'k2']);
-    assert.equal(verifyAll(s.db, resolverOf(k1, k2)).ok, true);
-    const onlyNew = verifyStream(s.db, 'authz', resolverOf(k2));
+    assert.equal((await verifyAll(s.db, resolverOf(k1, k2))).ok, true);
+    const onlyNew = await verifyStream(s.db, 'authz', resolverOf(k2));
     assert.equal(onlyNew.ok, false);
     assert.equal(onlyNew.firstBadSeq, 1);
     assert.match(onlyNew.reason!, /unknown or non-Ed25519 key "k1"/);
@@ -97,10 +96,10 @@ test('a checkpoint signed by another key does not verify', async () => {
   try {
     const real = ed25519Key('k');
     const impostor = ed25519Key('k');
-    const log = new AuditLog(s.db, { signer: impostor.signer, checkpointEvery: 3, clock: new ManualClock() });
+    const log = new AuditLog(auditStore(s.db), { signer: impostor.signer, checkpointEvery: 3, clock: new ManualClock() });
     await Promise.all(Array.from({ length: 7 }, (_, i) => log.append(ev(i))));
     await log.flush();
-    const v = verifyStream(s.db, 'authz', resolverOf(real));
+    const v = await verifyStream(s.db, 'authz', resolverOf(real));
     assert.equal(v.ok, false);
     assert.equal(v.firstBadSeq, 1);
     assert.match(v.reason!, /invalid signature/);
@@ -114,7 +113,7 @@ test('the timer signs idle streams (real time, short interval)', async () => {
   const s = tempStore();
   try {
     const key = ed25519Key('k');
-    const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 1000, checkpointIntervalMs: 50 });
+    const log = new AuditLog(auditStore(s.db), { signer: key.signer, checkpointEvery: 1000, checkpointIntervalMs: 50 });
     await log.append(ev(1));
     // Nothing else asks for a checkpoint: only the timer can make one. Waits for it (a loaded
     // machine may take long), fails only if it never comes.
@@ -137,7 +136,7 @@ test('a failing signer never fails appends; the next checkpoint still links to t
     let broken = false;
     const signer = { kid: 'k', sign: (d: Uint8Array) => { if (broken) throw new Error('hsm unavailable'); return key.signer.sign(d); } };
     // Flushed between phases so each due checkpoint is signed in its phase (see key rotation).
-    const log = new AuditLog(s.db, { signer, checkpointEvery: 5, clock: new ManualClock() });
+    const log = new AuditLog(auditStore(s.db), { signer, checkpointEvery: 5, clock: new ManualClock() });
     await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
     await log.flush();
     broken = true;
@@ -149,7 +148,7 @@ test('a failing signer never fails appends; the next checkpoint still links to t
     await Promise.all(Array.from({ length: 5 }, (_, i) => log.append(ev(i))));
     await log.flush();
     assert.deepEqual(checkpoints(s.db).map((c) => [c.seq, c.prev_seq]), [[5, 0], [15, 5]]);
-    assert.equal(verifyStream(s.db, 'authz', resolverOf(key)).ok, true);
+    assert.equal((await verifyStream(s.db, 'authz', resolverOf(key))).ok, true);
     await log.close();
   } finally {
     s.cleanup();
@@ -162,7 +161,7 @@ for (const writer of ['inline', 'worker'] as const) {
     try {
       const key = ed25519Key('k');
       // A manual clock: only count checkpoints (and the final one), however slow the machine is.
-      const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 7, writer, clock: new ManualClock() });
+      const log = new AuditLog(auditStore(s.db), { signer: key.signer, checkpointEvery: 7, writer, clock: new ManualClock() });
       for (let round = 0; round < 5; round++) {
         await Promise.all(Array.from({ length: 9 }, (_, i) => log.append({ ...ev(i), stream: round % 2 ? 'admin' : 'authz' })));
       }
@@ -171,7 +170,7 @@ for (const writer of ['inline', 'worker'] as const) {
         ['admin', 7, 0], ['admin', 14, 7], ['admin', 18, 14],
         ['authz', 7, 0], ['authz', 14, 7], ['authz', 21, 14], ['authz', 27, 21],
       ]);
-      const v = verifyAll(s.db, resolverOf(key));
+      const v = await verifyAll(s.db, resolverOf(key));
       assert.equal(v.ok, true);
     } finally {
       s.cleanup();

@@ -6,11 +6,10 @@ import { AuditLog } from '../../src/audit/log.ts';
 import { AuditWriteFailed } from '../../src/audit/errors.ts';
 import { GENESIS } from '../../src/audit/chain.ts';
 import { canonicalJson } from '../../src/audit/canonical.ts';
-import { verifyAll } from '../../src/audit/verify.ts';
 import { InvalidInput } from '../../src/common/errors.ts';
 import { ManualClock } from '../../src/common/clock.ts';
 import type { AuditEventInput, AuditRecord } from '../../src/audit/types.ts';
-import { tempStore } from './helpers.ts';
+import { auditStore, tempStore, verifyAll } from './helpers.ts';
 
 const ev = (stream: AuditEventInput['stream'], i: number): AuditEventInput => ({
   stream,
@@ -22,7 +21,7 @@ const ev = (stream: AuditEventInput['stream'], i: number): AuditEventInput => ({
 test('each stream has its own sequence from 1 and its own hash chain', async () => {
   const s = tempStore();
   try {
-    const log = new AuditLog(s.db, { clock: new ManualClock() });
+    const log = new AuditLog(auditStore(s.db), { clock: new ManualClock() });
     const recs = await Promise.all([ev('authn', 0), ev('authz', 1), ev('authn', 2), ev('admin', 3), ev('authn', 4)].map((e) => log.append(e)));
     assert.deepEqual(recs.map((r) => [r.stream, r.seq]), [['authn', 1], ['authz', 1], ['authn', 2], ['admin', 1], ['authn', 3]]);
     assert.equal(recs[0].prev_hash, GENESIS.authn);
@@ -35,8 +34,8 @@ test('each stream has its own sequence from 1 and its own hash chain', async () 
       const { hash, ...rest } = r;
       assert.equal(hash, createHash('sha256').update(canonicalJson(rest)).digest('hex'));
     }
-    assert.deepEqual(log.head('authn'), { seq: 3, hash: recs[4].hash });
-    assert.deepEqual(log.head('admin'), { seq: 1, hash: recs[3].hash });
+    assert.deepEqual(await log.head('authn'), { seq: 3, hash: recs[4].hash });
+    assert.deepEqual(await log.head('admin'), { seq: 1, hash: recs[3].hash });
     const later = await log.append(ev('authn', 5));
     assert.equal(later.seq, 4);
     assert.equal(later.prev_hash, recs[4].hash);
@@ -49,7 +48,7 @@ test('each stream has its own sequence from 1 and its own hash chain', async () 
 test('group commit: one tick is one transaction, durable after resolve (reopen and read)', async () => {
   const s = tempStore();
   try {
-    const log = new AuditLog(s.db);
+    const log = new AuditLog(auditStore(s.db));
     let commits = 0;
     log.onAppend(() => commits++);
     const recs = await Promise.all(Array.from({ length: 500 }, (_, i) => log.append(ev('authz', i))));
@@ -60,12 +59,12 @@ test('group commit: one tick is one transaction, durable after resolve (reopen a
     const db2 = openDatabase(s.path);
     const n = db2.prepare("SELECT COUNT(*) AS n FROM audit_events WHERE stream = 'authz'").get() as { n: number };
     assert.equal(n.n, 500);
-    const log2 = new AuditLog(db2);
-    assert.deepEqual(log2.head('authz'), { seq: 500, hash: recs.at(-1)!.hash });
+    const log2 = new AuditLog(auditStore(db2));
+    assert.deepEqual(await log2.head('authz'), { seq: 500, hash: recs.at(-1)!.hash });
     const next = await log2.append(ev('authz', 501));
     assert.equal(next.seq, 501);
     assert.equal(next.prev_hash, recs.at(-1)!.hash);
-    assert.equal(verifyAll(db2, () => undefined).ok, true);
+    assert.equal((await verifyAll(db2, () => undefined)).ok, true);
     await log2.close();
     db2.close();
   } finally {
@@ -76,7 +75,7 @@ test('group commit: one tick is one transaction, durable after resolve (reopen a
 test('appends in separate ticks are separate batches but one chain', async () => {
   const s = tempStore();
   try {
-    const log = new AuditLog(s.db);
+    const log = new AuditLog(auditStore(s.db));
     const out: AuditRecord[] = [];
     for (let i = 0; i < 20; i++) out.push(await log.append(ev('admin', i)));
     assert.deepEqual(out.map((r) => r.seq), Array.from({ length: 20 }, (_, i) => i + 1));
@@ -90,7 +89,7 @@ test('appends in separate ticks are separate batches but one chain', async () =>
 test('fail closed: a closed database rejects the append', async () => {
   const s = tempStore();
   try {
-    const log = new AuditLog(s.db);
+    const log = new AuditLog(auditStore(s.db));
     await log.append(ev('authn', 1));
     s.db.close();
     await assert.rejects(log.append(ev('authn', 2)), (e: unknown) => e instanceof AuditWriteFailed && e.code === 'unavailable' && e.status === 503);
@@ -103,19 +102,19 @@ for (const writer of ['inline', 'worker'] as const) {
   test(`a failed write rejects every promise of its batch and writes none of it (${writer})`, async () => {
     const s = tempStore();
     try {
-      const log = new AuditLog(s.db, { writer });
+      const log = new AuditLog(auditStore(s.db), { writer });
       await Promise.all([1, 2, 3].map((i) => log.append(ev('authz', i))));
       // A real SQLite failure in the middle of a batch.
       s.db.exec("CREATE TRIGGER audit_fail BEFORE INSERT ON audit_events WHEN NEW.type = 'boom' BEGIN SELECT RAISE(ABORT, 'disk says no'); END");
       const tick = Array.from({ length: 10 }, (_, i) => log.append(i === 5 ? { ...ev('authz', i), type: 'boom' } : ev('authz', i)));
       const results = await Promise.allSettled(tick);
       assert.equal(results.every((r) => r.status === 'rejected' && r.reason instanceof AuditWriteFailed), true);
-      assert.equal(log.head('authz').seq, 3);
+      assert.equal((await log.head('authz')).seq, 3);
       const n = s.db.prepare('SELECT COUNT(*) AS n FROM audit_events').get() as { n: number };
       assert.equal(n.n, 3);
       s.db.exec('DROP TRIGGER audit_fail');
       assert.equal((await log.append(ev('authz', 4))).seq, 4, 'the log recovers once the cause is gone');
-      assert.equal(log.verify(() => undefined).ok, true);
+      assert.equal((await log.verify(() => undefined)).ok, true);
       await log.close();
     } finally {
       s.cleanup();
@@ -126,7 +125,7 @@ for (const writer of ['inline', 'worker'] as const) {
 test('invalid input is refused on its own; the rest of the tick is written', async () => {
   const s = tempStore();
   try {
-    const log = new AuditLog(s.db);
+    const log = new AuditLog(auditStore(s.db));
     const bad: unknown[] = [
       { ...ev('authn', 0), stream: 'other' },
       { ...ev('authn', 0), type: '' },
@@ -139,7 +138,7 @@ test('invalid input is refused on its own; the rest of the tick is written', asy
     const results = await Promise.allSettled([...bad.map((b) => log.append(b as AuditEventInput)), log.append(ev('authn', 1))]);
     for (const r of results.slice(0, -1)) assert.equal(r.status === 'rejected' && r.reason instanceof InvalidInput, true);
     assert.equal(results.at(-1)!.status, 'fulfilled');
-    assert.equal(log.head('authn').seq, 1);
+    assert.equal((await log.head('authn')).seq, 1);
     await log.close();
   } finally {
     s.cleanup();
@@ -149,7 +148,7 @@ test('invalid input is refused on its own; the rest of the tick is written', asy
 test('after close() appends are refused', async () => {
   const s = tempStore();
   try {
-    const log = new AuditLog(s.db);
+    const log = new AuditLog(auditStore(s.db));
     const p = log.append(ev('authn', 1));
     await log.close(); // flushes what was queued
     assert.equal((await p).seq, 1);
@@ -163,9 +162,9 @@ test('durability=full sets synchronous=FULL (inline writer); store leaves it', (
   const s = tempStore();
   try {
     const get = () => (s.db.prepare('PRAGMA synchronous').get() as { synchronous: number }).synchronous;
-    new AuditLog(s.db, { durability: 'store', writer: 'inline' });
+    new AuditLog(auditStore(s.db), { durability: 'store', writer: 'inline' });
     assert.equal(get(), 1);
-    new AuditLog(s.db, { writer: 'inline' });
+    new AuditLog(auditStore(s.db), { writer: 'inline' });
     assert.equal(get(), 2);
   } finally {
     s.cleanup();
@@ -175,11 +174,11 @@ test('durability=full sets synchronous=FULL (inline writer); store leaves it', (
 test('odd characters in identities (controls, lone surrogates, non-BMP) round-trip and verify', async () => {
   const s = tempStore();
   try {
-    const log = new AuditLog(s.db);
+    const log = new AuditLog(auditStore(s.db));
     const rec = await log.append({ stream: 'authn', type: 'authn.failure', actor: 'user:a\nb\t"c"\u0001', subject: 'x\ud800y', boundary: 'b😀', payload: { k: 'v\ud800', ['\u0000']: 1 } });
     assert.equal(rec.subject, 'x\ufffdy');
-    assert.deepEqual(log.query({ stream: 'authn' })[0], rec);
-    assert.equal(log.verify(() => undefined).ok, true);
+    assert.deepEqual((await log.query({ stream: 'authn' }))[0], rec);
+    assert.equal((await log.verify(() => undefined)).ok, true);
     await log.close();
   } finally {
     s.cleanup();
@@ -189,13 +188,13 @@ test('odd characters in identities (controls, lone surrogates, non-BMP) round-tr
 test('worker: a big tick is cut into chunks written while the rest is prepared; one chain', async () => {
   const s = tempStore();
   try {
-    const log = new AuditLog(s.db, { writer: 'worker' });
+    const log = new AuditLog(auditStore(s.db), { writer: 'worker' });
     let commits = 0;
     log.onAppend(() => commits++);
     const recs = await Promise.all(Array.from({ length: 5000 }, (_, i) => log.append(ev(i % 2 ? 'authz' : 'authn', i))));
     assert.ok(commits >= 2, `${commits} commits`);
     assert.deepEqual(recs.filter((r) => r.stream === 'authz').map((r) => r.seq), Array.from({ length: 2500 }, (_, i) => i + 1));
-    assert.equal(verifyAll(s.db, () => undefined).ok, true);
+    assert.equal((await verifyAll(s.db, () => undefined)).ok, true);
     await log.close();
   } finally {
     s.cleanup();
@@ -203,10 +202,11 @@ test('worker: a big tick is cut into chunks written while the rest is prepared; 
 });
 
 test('requests queued behind each other are written as one transaction and answered each', async () => {
-  const { ChainWriter, FIELDS } = await import('../../src/audit/writer.ts');
+  const { ChainWriter } = await import('../../src/store/sqlite/audit/writer.ts');
+  const { FIELDS } = await import('../../src/audit/linker.ts');
   const s = tempStore();
   try {
-    new AuditLog(s.db); // migrates
+    new AuditLog(auditStore(s.db)); // migrates
     const w = new ChainWriter(s.db, { enabled: false, every: 1000, intervalMs: 1000 });
     const wire = (stream: string, time: string, i: number): (string | null)[] => [stream, time, 't.x', 'workload:a', null, null, null, `{"i":${i}}`];
     const reqs = [
@@ -220,7 +220,7 @@ test('requests queued behind each other are written as one transaction and answe
     assert.deepEqual(b.seqs, [2]);
     assert.deepEqual(b.clamped, [[0, '2026-01-01T00:00:02.000Z']], 'clamped index is relative to its request');
     assert.equal(b.prevs[0], a.hashes[0]);
-    assert.equal(verifyAll(s.db, () => undefined).ok, true);
+    assert.equal((await verifyAll(s.db, () => undefined)).ok, true);
     // One fails, all fail: nothing of either is stored.
     s.db.exec("CREATE TRIGGER boom BEFORE INSERT ON audit_events WHEN NEW.payload = '{\"i\":9}' BEGIN SELECT RAISE(ABORT, 'no'); END");
     assert.throws(() => w.writeAll([{ ...reqs[1], events: wire('authz', 'x', 8) }, { ...reqs[1], events: wire('authn', 'x', 9) }]));

@@ -4,16 +4,16 @@ import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { AuditLog } from '../../src/audit/log.ts';
 import { canonicalJson } from '../../src/audit/canonical.ts';
-import { AUDIT_QUERY_MAX_LIMIT, queryEvents } from '../../src/audit/query.ts';
+import { AUDIT_QUERY_MAX_LIMIT } from '../../src/audit/query.ts';
 import { InvalidInput } from '../../src/common/errors.ts';
 import { ManualClock } from '../../src/common/clock.ts';
 import type { AuditRecord } from '../../src/audit/types.ts';
-import { tempStore, type TempStore } from './helpers.ts';
+import { auditStore, queryEvents, tempStore, type TempStore } from './helpers.ts';
 
 async function seeded(): Promise<{ s: TempStore; log: AuditLog; clock: ManualClock }> {
   const s = tempStore();
   const clock = new ManualClock(Date.parse('2026-03-01T00:00:00Z'));
-  const log = new AuditLog(s.db, { clock });
+  const log = new AuditLog(auditStore(s.db), { clock });
   for (let i = 0; i < 30; i++) {
     void log.append({
       stream: 'authz',
@@ -36,24 +36,24 @@ async function seeded(): Promise<{ s: TempStore; log: AuditLog; clock: ManualClo
 test('query filters: stream, identity, actor, subject, boundary, decision, type, time, after-seq, limit, order', async () => {
   const { s, log } = await seeded();
   try {
-    assert.equal(log.query({ stream: 'authz', limit: 1000 }).length, 30);
-    assert.equal(log.query({ limit: 1000 }).length, 61);
-    const denies = log.query({ stream: 'authz', decision: 'deny', limit: 1000 });
+    assert.equal((await log.query({ stream: 'authz', limit: 1000 })).length, 30);
+    assert.equal((await log.query({ limit: 1000 })).length, 61);
+    const denies = await log.query({ stream: 'authz', decision: 'deny', limit: 1000 });
     assert.deepEqual(denies.map((r) => r.payload.i), [0, 3, 6, 9, 12, 15, 18, 21, 24, 27]);
-    assert.equal(log.query({ stream: 'authz', actor: 'agent:bot', limit: 1000 }).length, 15);
-    assert.equal(log.query({ stream: 'authz', subject: 'workload:api', limit: 1000 }).length, 6);
+    assert.equal((await log.query({ stream: 'authz', actor: 'agent:bot', limit: 1000 })).length, 15);
+    assert.equal((await log.query({ stream: 'authz', subject: 'workload:api', limit: 1000 })).length, 6);
     // identity matches actor or subject: 15 as actor + subjects at i = 0, 10, 20 (even i: actor agent:bot)
-    assert.equal(log.query({ stream: 'authz', identity: 'workload:api', limit: 1000 }).length, 18);
-    assert.equal(log.query({ boundary: 'ai-platform', limit: 1000 }).length, 10);
-    assert.equal(log.query({ type: 'authn.failure', limit: 1000 }).length, 8);
-    const window = log.query({ stream: 'authz', since: '2026-03-01T00:10:00Z', until: Date.parse('2026-03-01T00:15:00Z') });
+    assert.equal((await log.query({ stream: 'authz', identity: 'workload:api', limit: 1000 })).length, 18);
+    assert.equal((await log.query({ boundary: 'ai-platform', limit: 1000 })).length, 10);
+    assert.equal((await log.query({ type: 'authn.failure', limit: 1000 })).length, 8);
+    const window = await log.query({ stream: 'authz', since: '2026-03-01T00:10:00Z', until: Date.parse('2026-03-01T00:15:00Z') });
     assert.deepEqual(window.map((r) => r.payload.i), [10, 11, 12, 13, 14]);
-    assert.deepEqual(log.query({ stream: 'authz', afterSeq: 27 }).map((r) => r.seq), [28, 29, 30]);
-    assert.deepEqual(log.query({ stream: 'authz', order: 'desc', limit: 2 }).map((r) => r.seq), [30, 29]);
-    assert.equal(log.query({}).length, 61);
-    const all = log.query({ limit: 1000 });
+    assert.deepEqual((await log.query({ stream: 'authz', afterSeq: 27 })).map((r) => r.seq), [28, 29, 30]);
+    assert.deepEqual((await log.query({ stream: 'authz', order: 'desc', limit: 2 })).map((r) => r.seq), [30, 29]);
+    assert.equal((await log.query({})).length, 61);
+    const all = await log.query({ limit: 1000 });
     assert.deepEqual(all[0].time <= all[1].time, true, 'multi-stream results are in time order');
-    assert.deepEqual(log.query({ stream: 'admin' })[0], { stream: 'admin', seq: 1, time: '2026-03-01T00:30:00.000Z', type: 'policy.activated', actor: 'user:alice', payload: { version: 2 }, prev_hash: log.query({ stream: 'admin' })[0].prev_hash, hash: log.head('admin').hash });
+    assert.deepEqual((await log.query({ stream: 'admin' }))[0], { stream: 'admin', seq: 1, time: '2026-03-01T00:30:00.000Z', type: 'policy.activated', actor: 'user:alice', payload: { version: 2 }, prev_hash: (await log.query({ stream: 'admin' }))[0].prev_hash, hash: (await log.head('admin')).hash });
     await log.close();
   } finally {
     s.cleanup();
@@ -63,12 +63,12 @@ test('query filters: stream, identity, actor, subject, boundary, decision, type,
 test('query limits and bad filters', async () => {
   const s = tempStore();
   try {
-    const log = new AuditLog(s.db);
+    const log = new AuditLog(auditStore(s.db));
     await Promise.all(Array.from({ length: 1100 }, (_, i) => log.append({ stream: 'authn', type: 'authn.success', actor: 'x', payload: { i } })));
-    assert.equal(log.query({ stream: 'authn' }).length, 100);
-    assert.equal(log.query({ stream: 'authn', limit: 5000 }).length, AUDIT_QUERY_MAX_LIMIT);
+    assert.equal((await log.query({ stream: 'authn' })).length, 100);
+    assert.equal((await log.query({ stream: 'authn', limit: 5000 })).length, AUDIT_QUERY_MAX_LIMIT);
     for (const bad of [{ limit: 0 }, { limit: 1.5 }, { afterSeq: 3 }, { stream: 'x' }, { since: 'yesterday' }, { decision: 'maybe' }, { actor: '' }, { order: 'up' }]) {
-      assert.throws(() => queryEvents(s.db, bad as never), InvalidInput, JSON.stringify(bad));
+      await assert.rejects(queryEvents(s.db, bad as never), InvalidInput, JSON.stringify(bad));
     }
     await log.close();
   } finally {
@@ -79,7 +79,7 @@ test('query limits and bad filters', async () => {
 test('follow yields new events as they commit, with filters, and stops on abort', async () => {
   const s = tempStore();
   try {
-    const log = new AuditLog(s.db);
+    const log = new AuditLog(auditStore(s.db));
     await log.append({ stream: 'authz', type: 'authz.decision', actor: 'a', decision: 'allow', payload: {} }); // before: not followed
     const ac = new AbortController();
     const seen: AuditRecord[] = [];
@@ -104,7 +104,7 @@ test('follow yields new events as they commit, with filters, and stops on abort'
 test('follow replays from afterSeq, then goes live across pages; close() ends it', async () => {
   const s = tempStore();
   try {
-    const log = new AuditLog(s.db);
+    const log = new AuditLog(auditStore(s.db));
     await Promise.all(Array.from({ length: 1200 }, (_, i) => log.append({ stream: 'admin', type: 'x', actor: 'a', payload: { i } })));
     const seen: number[] = [];
     const done = (async () => {
@@ -135,7 +135,7 @@ test('follow replays from afterSeq, then goes live across pages; close() ends it
 test('follow across all streams and the onAppend listener', async () => {
   const s = tempStore();
   try {
-    const log = new AuditLog(s.db);
+    const log = new AuditLog(auditStore(s.db));
     const batches: number[] = [];
     const off = log.onAppend((rs) => batches.push(rs.length));
     const it = log.follow()[Symbol.asyncIterator]();
@@ -160,7 +160,8 @@ test('follow across all streams and the onAppend listener', async () => {
 test('export writes canonical JSON lines whose hashes anyone can recompute', async () => {
   const { s, log } = await seeded();
   try {
-    const lines = [...log.exportJsonLines()];
+    const lines: string[] = [];
+    for await (const line of log.exportJsonLines()) lines.push(line);
     assert.equal(lines.length, 61);
     for (const line of lines) {
       assert.ok(line.endsWith('\n'));

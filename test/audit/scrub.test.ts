@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { scrub, isSecretKey, looksLikeSecret, REDACTED } from '../../src/audit/scrub.ts';
 import { AuditLog } from '../../src/audit/log.ts';
-import { tempStore } from './helpers.ts';
+import { auditStore, tempStore } from './helpers.ts';
 
 test('redacts values under secret-looking keys, in any case style and depth', () => {
   const input = {
@@ -74,7 +74,7 @@ test('redacts secret-shaped values whatever the key', () => {
 test('no secret value reaches the store through append', async () => {
   const s = tempStore();
   try {
-    const log = new AuditLog(s.db);
+    const log = new AuditLog(auditStore(s.db));
     const rec = await log.append({
       stream: 'authn',
       type: 'authn.failure',

@@ -6,14 +6,12 @@ import assert from 'node:assert/strict';
 import { DatabaseSync } from 'node:sqlite';
 import { AuditLog } from '../../src/audit/log.ts';
 import { GENESIS, hashFields, recordCanonical, scratchFields, toRecord, type ChainFields } from '../../src/audit/chain.ts';
-import { AUDIT_MIGRATIONS } from '../../src/audit/schema.ts';
-import { queryEvents } from '../../src/audit/query.ts';
-import { verifyAll, verifyDataDir } from '../../src/audit/verify.ts';
+import { AUDIT_MIGRATIONS } from '../../src/store/sqlite/audit/schema.ts';
 import { ManualClock } from '../../src/common/clock.ts';
 import { migrate, openDatabase, type Db } from '../../src/store/sqlite/db.ts';
 import { AUDIT_STREAMS, type AuditQuery, type AuditRecord, type AuditStreamName } from '../../src/audit/types.ts';
 import { createHash } from 'node:crypto';
-import { ed25519Key, resolverOf, tamper, tempStore } from './helpers.ts';
+import { auditStore, ed25519Key, queryEvents, resolverOf, tamper, tempStore, verifyAll, verifyDataDir } from './helpers.ts';
 
 const key = ed25519Key('time-k1');
 const keys = resolverOf(key);
@@ -52,7 +50,7 @@ function boundaries(all: AuditRecord[]): (string | number)[] {
   return out;
 }
 
-function assertSameAsScan(db: Db, all: AuditRecord[], label: string): void {
+async function assertSameAsScan(db: Db, all: AuditRecord[], label: string): Promise<void> {
   const bounds = boundaries(all);
   const streams: (AuditStreamName | undefined)[] = [undefined, ...AUDIT_STREAMS];
   let checked = 0;
@@ -64,7 +62,7 @@ function assertSameAsScan(db: Db, all: AuditRecord[], label: string): void {
           { stream, since: bounds[i], limit: 1000, order: 'desc' as const },
           { stream, until: bounds[j], limit: 7 },
         ]) {
-          const got = queryEvents(db, q).map((r) => `${r.stream}/${r.seq}`);
+          const got = (await queryEvents(db, q)).map((r) => `${r.stream}/${r.seq}`);
           const want = scan(all, q).map((r) => `${r.stream}/${r.seq}`);
           assert.deepEqual(got, want, `${label}: ${JSON.stringify(q)}`);
           checked++;
@@ -73,7 +71,7 @@ function assertSameAsScan(db: Db, all: AuditRecord[], label: string): void {
     }
     if (stream !== undefined) {
       const q = { stream, since: bounds[5], afterSeq: 3, actor: 'workload:a1', limit: 1000 };
-      assert.deepEqual(queryEvents(db, q).map((r) => r.seq), scan(all, q).map((r) => r.seq), `${label}: ${JSON.stringify(q)}`);
+      assert.deepEqual((await queryEvents(db, q)).map((r) => r.seq), scan(all, q).map((r) => r.seq), `${label}: ${JSON.stringify(q)}`);
     }
   }
   assert.ok(checked > 100);
@@ -84,7 +82,7 @@ for (const writer of ['worker', 'inline'] as const) {
     const s = tempStore();
     try {
       const clock = new ManualClock(T0);
-      const log = new AuditLog(s.db, { clock, writer, signer: key.signer, checkpointEvery: 3 });
+      const log = new AuditLog(auditStore(s.db), { clock, writer, signer: key.signer, checkpointEvery: 3 });
       const a1 = await log.append({ stream: 'authz', type: 'authz.decision', actor: 'workload:a', payload: { n: 1 } });
       clock.set(T0 - 5_000); // the clock steps back
       const [a2, n1] = await Promise.all([
@@ -103,7 +101,7 @@ for (const writer of ['worker', 'inline'] as const) {
       await log.close();
 
       // The returned record is the stored one and its hash is over the stored (clamped) time.
-      const stored = queryEvents(s.db, { stream: 'authz', limit: 10 });
+      const stored = await queryEvents(s.db, { stream: 'authz', limit: 10 });
       assert.deepEqual(stored, [a1, a2, a3, a4].map((r) => ({ ...r })));
       for (const r of stored) {
         const { hash, payload, ...rest } = r;
@@ -112,9 +110,9 @@ for (const writer of ['worker', 'inline'] as const) {
       }
       const head = s.db.prepare("SELECT seq, last_time FROM audit_heads WHERE stream = 'authz'").get() as { seq: number; last_time: string };
       assert.deepEqual({ ...head }, { seq: 4, last_time: iso(T0 + 1_000) });
-      assert.equal(verifyAll(s.db, keys).ok, true);
+      assert.equal((await verifyAll(s.db, keys)).ok, true);
       s.db.close();
-      assert.equal(verifyDataDir(s.dir, keys).ok, true);
+      assert.equal((await verifyDataDir(s.dir, keys)).ok, true);
     } finally {
       s.cleanup();
     }
@@ -125,7 +123,7 @@ test('time ranges by binary search equal a scan: every stream, all boundaries, e
   const s = tempStore();
   try {
     const clock = new ManualClock(T0);
-    const log = new AuditLog(s.db, { clock });
+    const log = new AuditLog(auditStore(s.db), { clock });
     let seed = 7;
     const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
     for (let i = 0; i < 240; i++) {
@@ -144,11 +142,11 @@ test('time ranges by binary search equal a scan: every stream, all boundaries, e
       const times = all.filter((r) => r.stream === st).map((r) => r.time);
       assert.deepEqual(times, [...times].sort(), `${st}: times never go back`);
     }
-    assertSameAsScan(s.db, all, 'fresh');
+    await assertSameAsScan(s.db, all, 'fresh');
 
     // A row missing from the middle (tampering) does not derail the search.
     tamper(s.path, "DELETE FROM audit_events WHERE stream = 'authz' AND seq = 20");
-    assertSameAsScan(s.db, allRecords(s.db), 'gap');
+    await assertSameAsScan(s.db, allRecords(s.db), 'gap');
     await log.close();
   } finally {
     s.cleanup();
@@ -158,7 +156,7 @@ test('time ranges by binary search equal a scan: every stream, all boundaries, e
 test('the time index is gone: since/until use the primary key', () => {
   const db = openDatabase(':memory:');
   try {
-    new AuditLog(db);
+    new AuditLog(auditStore(db));
     const idx = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events' AND sql IS NOT NULL").all();
     assert.deepEqual(idx.map((r) => r.name).sort(), ['audit_events_actor', 'audit_events_subject']);
   } finally {
@@ -193,13 +191,13 @@ test('migration 2 upgrades a version-1 store: old rows unchanged and queryable, 
     const ro = new DatabaseSync(s.path, { readOnly: true });
     try {
       const q = { stream: 'authz' as const, since: T0 + 1500, until: T0 + 4001, limit: 1000 };
-      assert.deepEqual(queryEvents(ro, q), scan(legacy, q));
+      assert.deepEqual(await queryEvents(ro, q), scan(legacy, q));
     } finally {
       ro.close();
     }
 
     const clock = new ManualClock(T0 + 5500); // earlier than authz's last time (T0 + 6000)
-    const log = new AuditLog(s.db, { clock, writer: 'worker' });
+    const log = new AuditLog(auditStore(s.db), { clock, writer: 'worker' });
     const heads = s.db.prepare('SELECT stream, seq, last_time, sorted_from FROM audit_heads ORDER BY stream').all().map((r) => ({ ...r }));
     assert.deepEqual(heads, [
       { stream: 'authn', seq: 3, last_time: iso(T0 + 20), sorted_from: 1 },
@@ -208,7 +206,7 @@ test('migration 2 upgrades a version-1 store: old rows unchanged and queryable, 
     const idx = s.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'audit_events_time'").all();
     assert.equal(idx.length, 0);
     assert.deepEqual(allRecords(s.db), legacy, 'existing records are not rewritten');
-    assert.equal(verifyAll(s.db, keys).ok, true);
+    assert.equal((await verifyAll(s.db, keys)).ok, true);
 
     const z = await log.append({ stream: 'authz', type: 'new.event', actor: 'workload:a1', payload: {} });
     const n = await log.append({ stream: 'authn', type: 'new.event', actor: 'workload:a1', payload: {} });
@@ -222,10 +220,10 @@ test('migration 2 upgrades a version-1 store: old rows unchanged and queryable, 
 
     const all = allRecords(s.db);
     assert.equal(all.length, 13 + 5);
-    assertSameAsScan(s.db, all, 'migrated');
-    assert.equal(verifyAll(s.db, keys).ok, true);
+    await assertSameAsScan(s.db, all, 'migrated');
+    assert.equal((await verifyAll(s.db, keys)).ok, true);
     // Opening again does not re-run the migration.
-    const again = new AuditLog(s.db);
+    const again = new AuditLog(auditStore(s.db));
     assert.equal((s.db.prepare("SELECT sorted_from FROM audit_heads WHERE stream = 'authz'").get() as { sorted_from: number }).sorted_from, 7);
     await again.close();
   } finally {

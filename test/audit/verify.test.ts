@@ -2,16 +2,14 @@
 // edits, deletes, re-orders or truncates; offline verification must name the first bad seq.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, type JsonWebKey } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
 import { AuditLog } from '../../src/audit/log.ts';
 import { recordCanonical, type ChainFields } from '../../src/audit/chain.ts';
-import { verifyAll, verifyDataDir, verifyStream } from '../../src/audit/verify.ts';
-import { verifyDataDirParallel } from '../../src/audit/verify-parallel.ts';
 import { NotFound } from '../../src/common/errors.ts';
 import type { StreamVerification } from '../../src/audit/types.ts';
-import { ed25519Key, resolverOf, tamper, tempStore, type TempStore, type TestKey } from './helpers.ts';
+import { auditStore, ed25519Key, resolverOf, tamper, tempStore, verifyAll, verifyDataDir, verifyDataDirParallel, verifyStream, type TempStore, type TestKey } from './helpers.ts';
 
 const key: TestKey = ed25519Key('audit-k1');
 const keys = resolverOf(key);
@@ -19,7 +17,7 @@ const keys = resolverOf(key);
 /** 45 authz events (checkpoints at 10, 20, 30, 40; 41..45 unsigned) and 5 authn events. */
 async function fixture(): Promise<TempStore> {
   const s = tempStore();
-  const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 10, checkpointIntervalMs: 3_600_000 });
+  const log = new AuditLog(auditStore(s.db), { signer: key.signer, checkpointEvery: 10, checkpointIntervalMs: 3_600_000 });
   for (let i = 1; i <= 45; i++) {
     void log.append({ stream: 'authz', type: 'authz.decision', actor: `workload:w${i % 4}`, decision: i % 3 ? 'allow' : 'deny', boundary: 'platform', payload: { i, action: 'db.select' } });
     if (i <= 5) void log.append({ stream: 'authn', type: 'authn.success', actor: `workload:w${i}`, payload: { method: 'oidc' } });
@@ -31,7 +29,7 @@ async function fixture(): Promise<TempStore> {
 
 /** Verifies offline, serially and in parallel (chunks of 15: boundaries at 15/16 and 30/31); both must agree. */
 async function authz(s: TempStore): Promise<StreamVerification> {
-  const r = verifyDataDir(s.dir, keys);
+  const r = await verifyDataDir(s.dir, keys);
   const authn = r.streams.find((x) => x.stream === 'authn')!;
   assert.equal(authn.ok, true, 'the other streams are unaffected');
   const par = await verifyDataDirParallel(s.dir, keys, { threads: 3, minParallel: 40 });
@@ -69,11 +67,11 @@ async function withFixture(fn: (s: TempStore) => void | Promise<void>): Promise<
 
 test('an untouched store verifies, online and offline', async () => {
   await withFixture(async (s) => {
-    const off = verifyDataDir(s.dir, keys);
+    const off = await verifyDataDir(s.dir, keys);
     assert.equal(off.ok, true);
     assert.deepEqual(off.streams.map((x) => [x.stream, x.events, x.checkpoints, x.signedThrough]), [['authn', 5, 0, 0], ['authz', 45, 4, 40], ['admin', 0, 0, 0]]);
     const db = new DatabaseSync(s.path);
-    assert.deepEqual(verifyAll(db, keys), off);
+    assert.deepEqual(await verifyAll(db, keys), off);
     db.close();
   });
 });
@@ -241,15 +239,15 @@ test('known limit: a truncated unsigned tail with a rewritten head is not detect
 
 test('offline verification opens the file read-only and reports a missing store', async () => {
   await withFixture(async (s) => {
-    const before = verifyDataDir(s.dir, keys);
+    const before = await verifyDataDir(s.dir, keys);
     assert.equal(before.ok, true);
-    assert.throws(() => verifyDataDir(join(s.dir, 'nope'), keys), NotFound);
+    await assert.rejects(verifyDataDir(join(s.dir, 'nope'), keys), NotFound);
   });
 });
 
-test('verifyStream on a fresh database with no audit tables is ok', () => {
+test('verifyStream on a fresh database with no audit tables is ok', async () => {
   const db = new DatabaseSync(':memory:');
-  assert.deepEqual(verifyStream(db, 'admin', keys), { stream: 'admin', events: 0, checkpoints: 0, ok: true, signedThrough: 0, lastSeq: 0 });
+  assert.deepEqual(await verifyStream(db, 'admin', keys), { stream: 'admin', events: 0, checkpoints: 0, ok: true, signedThrough: 0, lastSeq: 0 });
   db.close();
 });
 
@@ -277,7 +275,7 @@ test('parallel verification: chunk boundaries (delete or rewrite at 15, 16, 30, 
 test('online verifyAsync: off the event loop, bounded by the heads, catches tampering', async () => {
   const s = tempStore();
   try {
-    const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 10 });
+    const log = new AuditLog(auditStore(s.db), { signer: key.signer, checkpointEvery: 10 });
     await Promise.all(Array.from({ length: 60 }, (_, i) => log.append({ stream: 'admin', type: 'x', actor: 'a', payload: { i } })));
     await log.flush();
     const ok = await log.verifyAsync(keys, { threads: 2, minParallel: 10 });
@@ -298,20 +296,4 @@ test('online verifyAsync: off the event loop, bounded by the heads, catches tamp
   } finally {
     s.cleanup();
   }
-});
-
-test('offline keys can be read from the read-only database itself (resolver factory)', async () => {
-  await withFixture(async (s) => {
-    // Stand-in for the keyring table another domain owns: the public JWK stored next to the events.
-    const db = new DatabaseSync(s.path);
-    db.exec('CREATE TABLE test_keys (kid TEXT PRIMARY KEY, jwk TEXT NOT NULL)');
-    db.prepare('INSERT INTO test_keys VALUES (?, ?)').run(key.signer.kid, JSON.stringify(key.jwk));
-    db.close();
-    const fromDb = (ro: DatabaseSync) => (kid: string) => {
-      const row = ro.prepare('SELECT jwk FROM test_keys WHERE kid = ?').get(kid) as { jwk: string } | undefined;
-      return row ? (JSON.parse(row.jwk) as JsonWebKey) : undefined;
-    };
-    assert.equal(verifyDataDir(s.dir, { fromDb }).ok, true);
-    assert.equal((await verifyDataDirParallel(s.dir, { fromDb }, { threads: 2, minParallel: 10 })).ok, true);
-  });
 });

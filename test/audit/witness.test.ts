@@ -13,12 +13,10 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { AuditLog } from '../../src/audit/log.ts';
 import { recordCanonical, type ChainFields } from '../../src/audit/chain.ts';
-import { verifyDataDir } from '../../src/audit/verify.ts';
-import { verifyDataDirParallel } from '../../src/audit/verify-parallel.ts';
 import { parseWitness, readWitnessFile } from '../../src/audit/witness.ts';
 import { openDatabase } from '../../src/store/sqlite/db.ts';
 import type { AuditVerification, StreamVerification } from '../../src/audit/types.ts';
-import { ed25519Key, resolverOf, tamper, tempStore, type TempStore, type TestKey } from './helpers.ts';
+import { auditStore, ed25519Key, resolverOf, tamper, tempStore, verifyDataDir, verifyDataDirParallel, type TempStore, type TestKey } from './helpers.ts';
 
 const key: TestKey = ed25519Key('audit-k1');
 const keys = resolverOf(key);
@@ -29,7 +27,7 @@ interface Fixture extends TempStore {
 }
 
 function newLog(db: TempStore['db'], witness: string): AuditLog {
-  return new AuditLog(db, { signer: key.signer, checkpointEvery: 10, checkpointIntervalMs: 3_600_000, witness: { file: witness } });
+  return new AuditLog(auditStore(db), { signer: key.signer, checkpointEvery: 10, checkpointIntervalMs: 3_600_000, witness: { file: witness } });
 }
 
 /** 45 authz events (checkpoints 10..40 stored and witnessed; 41..45 unsigned) and 25 authn events. */
@@ -68,9 +66,9 @@ const streamOf = (r: AuditVerification, name: string): StreamVerification => r.s
 
 /** Store alone, and store + witness serially and in parallel (which must agree). */
 async function verifyBoth(s: Fixture): Promise<{ storeOnly: AuditVerification; witnessed: AuditVerification }> {
-  const storeOnly = verifyDataDir(s.dir, keys);
+  const storeOnly = await verifyDataDir(s.dir, keys);
   const w = await readWitnessFile(s.witness, keys);
-  const witnessed = verifyDataDir(s.dir, keys, w);
+  const witnessed = await verifyDataDir(s.dir, keys, w);
   const par = await verifyDataDirParallel(s.dir, keys, { threads: 3, minParallel: 20, witness: w });
   assert.deepEqual(par, witnessed, 'parallel verification agrees');
   return { storeOnly, witnessed };
@@ -167,7 +165,7 @@ test('a whole stream deleted (events, checkpoints, head), or every audit table d
   await withFixture(async (s) => {
     tamper(s.path, 'DROP TABLE audit_events');
     const w = await readWitnessFile(s.witness, keys);
-    const r = verifyDataDir(s.dir, keys, w);
+    const r = await verifyDataDir(s.dir, keys, w);
     assert.equal(r.ok, false);
     assert.deepEqual(r.streams.map((x) => [x.stream, x.firstBadSeq]), [['authn', 1], ['authz', 1], ['admin', undefined]]);
     assert.deepEqual(await verifyDataDirParallel(s.dir, keys, { witness: w }), r);
@@ -205,13 +203,13 @@ test('a tampered witness fails its own checks: edited, forged, malformed, unknow
     const original = readFileSync(s.witness, 'utf8').trim().split('\n');
     for (const [name, edit] of variants) {
       const w = parseWitness(edit(original).join('\n') + '\n', 'edited', keys);
-      const r = verifyDataDir(s.dir, keys, w);
+      const r = await verifyDataDir(s.dir, keys, w);
       assert.equal(r.ok, false, name);
       assert.equal(r.witness!.ok, false, name);
       assert.match(r.witness!.reason!, /witness line \d+/, name);
     }
     const missing = await readWitnessFile(join(s.witnessDir, 'nope.jsonl'), keys);
-    const r = verifyDataDir(s.dir, keys, missing);
+    const r = await verifyDataDir(s.dir, keys, missing);
     assert.equal(r.ok, false);
     assert.match(r.witness!.reason!, /cannot be read \(ENOENT\)/);
   });
@@ -242,7 +240,7 @@ test('online verifyAsync uses the configured witness (and races with appends are
     const bad = await log.verifyAsync(keys);
     assert.equal(bad.ok, false);
     assert.equal(streamOf(bad, 'authz').firstBadSeq, 101);
-    assert.equal(log.verify(keys).ok, true, 'the store alone cannot tell');
+    assert.equal((await log.verify(keys)).ok, true, 'the store alone cannot tell');
     // A witness line appended by someone without the key is reported, online too.
     appendFileSync(s.witness, resign(readFileSync(s.witness, 'utf8').split('\n')[0]!, ed25519Key('x')) + '\n');
     assert.equal((await log.verifyAsync(keys)).witness!.ok, false);
@@ -280,7 +278,7 @@ test('the HTTP witness receives every checkpoint, retried after failures, withou
     const file = join(witnessDir, 'w.jsonl');
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/checkpoints`;
     const errors: string[] = [];
-    const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 10, checkpointIntervalMs: 3_600_000, witness: { file, url, retryDelayMs: 1, onError: (w) => errors.push(w) } });
+    const log = new AuditLog(auditStore(s.db), { signer: key.signer, checkpointEvery: 10, checkpointIntervalMs: 3_600_000, witness: { file, url, retryDelayMs: 1, onError: (w) => errors.push(w) } });
     await Promise.all(Array.from({ length: 35 }, (_, i) => log.append({ stream: 'admin', type: 'x', actor: 'a', payload: { i } })));
     await log.close();
     await log.witness!.url!.settled();
@@ -303,7 +301,7 @@ test('a witness sink that never answers holds up neither appends nor close()', a
   const s = tempStore();
   try {
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
-    const log = new AuditLog(s.db, { signer: key.signer, checkpointEvery: 5, checkpointIntervalMs: 3_600_000, witness: { url } });
+    const log = new AuditLog(auditStore(s.db), { signer: key.signer, checkpointEvery: 5, checkpointIntervalMs: 3_600_000, witness: { url } });
     const recs = await Promise.all(Array.from({ length: 20 }, (_, i) => log.append({ stream: 'admin', type: 'x', actor: 'a', payload: { i } })));
     await log.flush();
     assert.equal(recs.at(-1)!.seq, 20, 'every append resolved while the sink had answered nothing');

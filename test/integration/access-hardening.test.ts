@@ -166,7 +166,7 @@ describe('access hardening over HTTP (issue #8 items 4, 5, 6, 8)', () => {
     const me = await h.get(`/v1/identities/${id('user:dave@example.com')}`, t.admin);
     assert.deepEqual(me.body.parents, [{ type: 'Team', id: 'engineering' }]);
     await h.running.broker.audit.flush();
-    assert.ok(!h.running.broker.audit.query({ stream: 'admin', type: 'identity.updated' }).some((e) => e.subject === 'user:dave@example.com' && e.actor === 'user:dave@example.com'));
+    assert.ok(!(await h.running.broker.audit.query({ stream: 'admin', type: 'identity.updated' })).some((e) => e.subject === 'user:dave@example.com' && e.actor === 'user:dave@example.com'));
   });
 
   it('8.8: a blank or invisible reason or ticket is no purpose — authorize, batch, credential issue, access requests, break-glass', async () => {

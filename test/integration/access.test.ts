@@ -123,7 +123,7 @@ describe('privileged access over HTTP', () => {
     tokens.alice = stepped.token;
 
     await h.running.broker.audit.flush();
-    const authn = h.running.broker.audit.query({ stream: 'authn', type: 'authn.failure' });
+    const authn = await h.running.broker.audit.query({ stream: 'authn', type: 'authn.failure' });
     assert.ok(authn.some((e) => e.payload.reason === 'step_up_not_satisfied'));
   });
 
@@ -220,7 +220,7 @@ describe('privileged access over HTTP', () => {
     const allowed = await h.post('/v1/authorize', { action: 'db.admin', resource: ORDERS }, carol);
     assert.equal(allowed.body.decision, 'allow');
     await h.running.broker.audit.flush();
-    const tagged = h.running.broker.audit.query({ stream: 'authz' }).find((e) => e.payload.decision_id === allowed.body.decision_id);
+    const tagged = (await h.running.broker.audit.query({ stream: 'authz' })).find((e) => e.payload.decision_id === allowed.body.decision_id);
     assert.equal(tagged?.payload.breakGlass, true);
 
     const notRevoker = await h.post(`/v1/break-glass/${g.id}/end`, { reason: 'nope' }, dave);

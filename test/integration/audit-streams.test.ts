@@ -7,7 +7,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { cpSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHarness } from './harness.ts';
-import { AUDIT_DB_FILE } from '../../src/audit/verify.ts';
+import { AUDIT_DB_FILE } from '../../src/store/sqlite/index.ts';
 import type { Harness } from './harness.ts';
 
 const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
@@ -29,16 +29,16 @@ describe('audit streams', () => {
   it('records exactly the expected events in separate streams, with no secrets', async () => {
     const audit = h.running.broker.audit;
     await audit.flush();
-    const base = { authn: audit.head('authn').seq, authz: audit.head('authz').seq, admin: audit.head('admin').seq };
+    const base = { authn: (await audit.head('authn')).seq, authz: (await audit.head('authz')).seq, admin: (await audit.head('admin')).seq };
     const token = await h.ciToken();
     const session = (await h.post('/v1/auth/token', { token })).body.session_token as string;
     await h.post('/v1/auth/token', { token: `${token.slice(0, -4)}AAAA` }); // bad signature
     await h.post('/v1/authorize', { action: 'db.select', resource: { type: 'Database', id: 'orders' }, context: { purpose: { reason: 'r' } } }, session);
     await h.post('/v1/authorize', { action: 'db.select', resource: { type: 'Database', id: 'analytics' } }, session);
     await audit.flush();
-    const authn = audit.query({ stream: 'authn', afterSeq: base.authn });
-    const authz = audit.query({ stream: 'authz', afterSeq: base.authz });
-    const admin = audit.query({ stream: 'admin', afterSeq: base.admin });
+    const authn = await audit.query({ stream: 'authn', afterSeq: base.authn });
+    const authz = await audit.query({ stream: 'authz', afterSeq: base.authz });
+    const admin = await audit.query({ stream: 'admin', afterSeq: base.admin });
     assert.deepEqual(authn.map((e) => [e.type, e.actor]), [
       ['authn.success', 'workload:github/acme/api'],
       ['authn.failure', 'anonymous'],

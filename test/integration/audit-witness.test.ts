@@ -9,7 +9,7 @@ import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHarness } from './harness.ts';
-import { AUDIT_DB_FILE } from '../../src/audit/verify.ts';
+import { AUDIT_DB_FILE } from '../../src/store/sqlite/index.ts';
 import type { AuditRecord } from '../../src/audit/types.ts';
 import type { Harness } from './harness.ts';
 

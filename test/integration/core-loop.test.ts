@@ -140,7 +140,7 @@ describe('core loop: prove, decide, record', () => {
     const relogin = await h.post('/v1/auth/token', { token: await h.ciToken({ repository: 'acme/worker' }) });
     assert.equal(relogin.status, 401);
     await h.running.broker.audit.flush();
-    const last = h.running.broker.audit.query({ stream: 'authn', type: 'authn.failure', limit: 1, order: 'desc' } as never)[0]!;
+    const last = (await h.running.broker.audit.query({ stream: 'authn', type: 'authn.failure', limit: 1, order: 'desc' } as never))[0]!;
     assert.equal(last.payload.reason, 'identity_suspended');
   });
 
@@ -233,7 +233,7 @@ describe('core loop: prove, decide, record', () => {
     const after = await h.loginCi();
     assert.equal(JSON.parse(Buffer.from(after.split('.')[0]!, 'base64url').toString()).kid, r.body.active.kid);
     await h.running.broker.audit.flush();
-    assert.ok(h.running.broker.audit.query({ stream: 'admin', type: 'key.rotated' }).length >= 1);
+    assert.ok((await h.running.broker.audit.query({ stream: 'admin', type: 'key.rotated' })).length >= 1);
   });
 
   it('the bootstrap credential works once, and its use is audited', async () => {
@@ -241,7 +241,7 @@ describe('core loop: prove, decide, record', () => {
     const again = await h.post('/v1/auth/token', { bootstrap: 'pcx_bootstrap_guess' });
     assert.equal(again.status, 401);
     await h.running.broker.audit.flush();
-    const uses = h.running.broker.audit.query({ stream: 'authn', identity: 'user:admin' });
+    const uses = await h.running.broker.audit.query({ stream: 'authn', identity: 'user:admin' });
     assert.ok(uses.some((e) => e.type === 'authn.success' && e.payload.method === 'bootstrap'));
     assert.equal(await h.running.broker.bootstrap(), undefined, 'a second start prints no new credential');
   });

@@ -56,7 +56,7 @@ describe('credentials over the API, against a real PostgreSQL', () => {
     await assert.rejects(connectAs(pgsrv, r.body.credential.user, r.body.credential.password));
     assert.equal((await h.post('/v1/authorize', { action: 'db.select', resource: { type: 'Database', id: 'orders' } }, s)).status, 401);
     await h.running.broker.audit.flush();
-    const events = h.running.broker.audit.query({ stream: 'admin', type: 'credential.revoked' });
+    const events = await h.running.broker.audit.query({ stream: 'admin', type: 'credential.revoked' });
     assert.ok(events.some((e) => e.payload.reason === 'incident INC-7' || JSON.stringify(e.payload).includes('INC-7')));
   });
 

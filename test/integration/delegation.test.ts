@@ -111,10 +111,10 @@ when { context.delegation.actors.contains("workload:github/acme/rogue") };
 
     // The chain is in the audit with the issuance.
     await s.running.broker.audit.flush();
-    const issued = s.running.broker.audit.query({ stream: 'admin', type: 'credential.issued' }).filter((e) => e.payload.delegation !== undefined);
+    const issued = (await s.running.broker.audit.query({ stream: 'admin', type: 'credential.issued' })).filter((e) => e.payload.delegation !== undefined);
     assert.equal(issued.length, 3);
     assert.deepEqual((issued.at(-1)!.payload.delegation as { actors: string[] }).actors, ['workload:github/acme/agent-3', 'workload:github/acme/agent-2', 'workload:github/acme/agent-1']);
-    const audit = JSON.stringify(s.running.broker.audit.query({ stream: 'admin' }));
+    const audit = JSON.stringify(await s.running.broker.audit.query({ stream: 'admin' }));
     assert.ok(!audit.includes(h3.body.access_token) && !audit.includes(subject), 'no token in the audit');
 
     // Revoking hop 1 takes the tokens exchanged from it along.

@@ -52,13 +52,13 @@ describe('hostile input', () => {
     ];
     const audit = h.running.broker.audit;
     await audit.flush();
-    const base = audit.head('authn').seq;
+    const base = (await audit.head('authn')).seq;
     for (const [name, token, reason] of cases) {
       const r = await h.post('/v1/auth/token', { token });
       assert.ok(r.status === 401 || (name === 'oversized' && r.status === 400), `${name}: got ${r.status}`);
       if (r.status === 401) assert.equal(r.body.detail, 'authentication failed', `${name}: the caller learns nothing`);
       await audit.flush();
-      const events = audit.query({ stream: 'authn', afterSeq: base });
+      const events = await audit.query({ stream: 'authn', afterSeq: base });
       const last = events.at(-1)!;
       if (r.status === 401) {
         assert.equal(last.type, 'authn.failure', name);

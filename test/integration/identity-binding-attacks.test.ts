@@ -63,7 +63,7 @@ describe('identity binding over HTTP (review variants)', () => {
 
   async function lastFailure(): Promise<Record<string, unknown>> {
     await h.running.broker.audit.flush();
-    return h.running.broker.audit.query({ stream: 'authn', type: 'authn.failure', order: 'desc', limit: 1 })[0]!.payload;
+    return (await h.running.broker.audit.query({ stream: 'authn', type: 'authn.failure', order: 'desc', limit: 1 }))[0]!.payload;
   }
   async function refused(claims: Record<string, unknown>, reason: string, what = JSON.stringify(claims)) {
     const r = await h.post('/v1/auth/token', { token: await h.token2(claims) });

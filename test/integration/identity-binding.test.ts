@@ -30,7 +30,7 @@ const start = (o: HarnessOptions) => startHarness('', {}, undefined, o);
 
 async function lastFailure(h: Harness): Promise<Record<string, unknown>> {
   await h.running.broker.audit.flush();
-  const e = h.running.broker.audit.query({ stream: 'authn', type: 'authn.failure', order: 'desc', limit: 1 })[0];
+  const e = (await h.running.broker.audit.query({ stream: 'authn', type: 'authn.failure', order: 'desc', limit: 1 }))[0];
   assert.ok(e, 'a failure is on record');
   return e.payload;
 }
@@ -151,7 +151,7 @@ describe('identity binding over HTTP (shared namespace on both sides)', () => {
     const unfit = await h.put('/v1/identities/workload%3Agithub%2Facme%2Fsvc/trusts', { trusts: ['sso2'] }, admin);
     assert.equal(unfit.status, 400);
     await h.running.broker.audit.flush();
-    const ev = h.running.broker.audit.query({ stream: 'admin', type: 'identity.bound', subject: 'workload:github/acme/svc' });
+    const ev = await h.running.broker.audit.query({ stream: 'admin', type: 'identity.bound', subject: 'workload:github/acme/svc' });
     assert.equal(ev.length, 1);
     assert.deepEqual(ev[0]!.payload.to, ['ci']);
     // A non-admin is denied by Cedar.

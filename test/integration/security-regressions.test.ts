@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { InvalidInput } from '../../src/common/errors.ts';
-import { AUDIT_DB_FILE } from '../../src/audit/verify.ts';
+import { AUDIT_DB_FILE } from '../../src/store/sqlite/index.ts';
 import { principalFacts } from '../../src/broker/authorization.ts';
 import type { DecisionInput } from '../../src/policy/decision-point.ts';
 import { startServer } from '../credentials/server.ts';
@@ -135,7 +135,7 @@ describe('fail closed, spent secrets, expiry and server-owned context, through t
       assert.equal(r.status, 401, JSON.stringify(r.body));
       assert.equal(r.body.session_token, undefined);
     }
-    const failures = s.running.broker.audit.query({ stream: 'authn', type: 'authn.failure' }).filter((e) => e.payload.proof === 'bootstrap');
+    const failures = (await s.running.broker.audit.query({ stream: 'authn', type: 'authn.failure' })).filter((e) => e.payload.proof === 'bootstrap');
     assert.ok(failures.filter((e) => e.payload.reason === 'bootstrap_used').length >= 3, JSON.stringify(failures.map((e) => e.payload)));
     // and the admin session the first use gave still works (it is not the secret that was refused by mistake)
     assert.equal((await s.call('GET', '/v1/identities', undefined, first.body.session_token)).status, 200);

@@ -61,7 +61,7 @@ when { context.authn.method == "spiffe-x509" };
 
   const failures = async () => {
     await s.running.broker.audit.flush();
-    return s.running.broker.audit.query({ stream: 'authn', type: 'authn.failure' }).map((e) => e.payload.reason);
+    return (await s.running.broker.audit.query({ stream: 'authn', type: 'authn.failure' })).map((e) => e.payload.reason);
   };
 
   it('serves the bundle in SPIFFE format, issues an SVID for a CSR, and the SVID logs in as the same identity over mTLS', async () => {

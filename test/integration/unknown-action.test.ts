@@ -47,14 +47,14 @@ describe('unknown actions over HTTP', () => {
 
   it('batch: the bad item is named by index and nothing is decided', async () => {
     await h.running.broker.audit.flush();
-    const before = h.running.broker.audit.query({ stream: 'authz' }).length;
+    const before = (await h.running.broker.audit.query({ stream: 'authz' })).length;
     const r = await h.post('/v1/authorize/batch', { requests: [{ action: 'db.select', resource: orders }, { action: 'db.updte', resource: orders }] }, token);
     assert.equal(r.status, 400, JSON.stringify(r.body));
     assert.equal(r.body.code, 'unknown_action');
     assert.equal(r.body.field, 'requests[1].action');
     assert.ok(r.body.suggestions.includes('db.update'));
     await h.running.broker.audit.flush();
-    assert.equal(h.running.broker.audit.query({ stream: 'authz' }).length, before, 'no half-decided batch');
+    assert.equal((await h.running.broker.audit.query({ stream: 'authz' })).length, before, 'no half-decided batch');
   });
 
   it('suggestions: close names only, at most three, best first', () => {

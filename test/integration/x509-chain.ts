@@ -73,7 +73,7 @@ export function mtlsLogin(s: () => TestServer) {
     mtls: (cert: string, key: string) => s().call('POST', '/v1/auth/token', {}, undefined, { cert, key }),
     reason: async () => {
       await s().running.broker.audit.flush();
-      return s().running.broker.audit.query({ stream: 'authn', type: 'authn.failure', order: 'desc', limit: 1 })[0]?.payload.reason;
+      return (await s().running.broker.audit.query({ stream: 'authn', type: 'authn.failure', order: 'desc', limit: 1 }))[0]?.payload.reason;
     },
   };
 }

@@ -24,7 +24,7 @@ describe('client address behind a load balancer', () => {
       const d = await raw(h.url, 'POST', '/v1/authorize', { ...json({ action: 'db.select', resource: { type: 'Database', id: 'analytics' } }, { authorization: `Bearer ${forgedToken}`, 'x-forwarded-for': '10.9.9.9' }), localAddress: '127.0.0.2' });
       assert.equal(d.status, 200, JSON.stringify(d.body));
       await h.running.broker.audit.flush();
-      const authz = h.running.broker.audit.query({ stream: 'authz', limit: 1000 });
+      const authz = await h.running.broker.audit.query({ stream: 'authz', limit: 1000 });
       assert.match(JSON.stringify(authz.at(-1)), /127\.0\.0\.2/);
       assert.doesNotMatch(JSON.stringify(authz.at(-1)), /10\.9\.9\.9/);
     } finally {

@@ -49,14 +49,20 @@ export function register(program: Command): void {
       let r: AuditVerification;
       if (o.data) {
         // Loaded only here: the verifier and key readers are not part of every CLI start.
-        const [{ verifyDataDirParallel }, { readWitnessFile }, { offlinePublicKeyResolverForDataDir }] = await Promise.all([
-          import('../../audit/verify-parallel.ts'), import('../../audit/witness.ts'), import('../../crypto/offline.ts'),
+        const [{ verifyAll }, { readWitnessFile }, { openAuditReader }, { offlinePublicKeyResolverForDataDir }] = await Promise.all([
+          import('../../audit/verify.ts'), import('../../audit/witness.ts'), import('../../store/sqlite/audit/offline.ts'), import('../../crypto/offline.ts'),
         ]);
         const dir = resolve(o.data);
         const keys = o.keys ? jwksFileResolver(resolve(o.keys)) : await offlinePublicKeyResolverForDataDir(dir);
         // The witness is read first: it must never be newer than the store it is compared with.
         const witness = o.witness ? await readWitnessFile(resolve(o.witness), keys) : undefined;
-        r = await verifyDataDirParallel(dir, keys, witness ? { witness } : {});
+        // The store read-only: nothing is migrated or written, no master key is needed.
+        const reader = openAuditReader(dir);
+        try {
+          r = await verifyAll(reader, keys, { parallel: true, ...(witness && { witness }) });
+        } finally {
+          reader.close();
+        }
       } else {
         r = await call<AuditVerification>('GET', '/v1/audit/verify');
       }

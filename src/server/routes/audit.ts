@@ -88,10 +88,12 @@ export function auditRoutes(app: FastifyInstance, broker: Broker): void {
       await broker.audit.flush();
       if (q.format === 'ndjson') {
         reply.type('application/x-ndjson');
-        return reply.send(Array.from(broker.audit.exportJsonLines(query)).join(''));
+        let lines = '';
+        for await (const line of broker.audit.exportJsonLines(query)) lines += line;
+        return reply.send(lines);
       }
       const limit = q.limit === undefined ? 100 : Math.min(Number(q.limit), 1000);
-      return { events: broker.audit.query({ ...query, limit }) };
+      return { events: await broker.audit.query({ ...query, limit }) };
     },
   );
 }

@@ -11,7 +11,7 @@ import { SqliteBootstrapStore } from './bootstrap.ts';
 import { SqlitePolicyStore } from './policy.ts';
 import { SqliteCredentialStore } from './credentials.ts';
 import { SqliteAccessStore } from './access.ts';
-import { SqliteAuditStore } from './audit.ts';
+import { SqliteAuditStore } from './audit/index.ts';
 
 /** The audit streams' file in the data directory. */
 export const AUDIT_DB_FILE = 'audit.db';

@@ -1,6 +1,6 @@
-// The audit domain's tables. Events are one table keyed by (stream, seq); each stream has a head
-// row written in the same transaction as its events, so deleting the last rows is detectable.
-import { migrate, type Db, type Migration } from '../store/sqlite/db.ts';
+// The audit domain's tables (audit.db). Events are one table keyed by (stream, seq); each stream
+// has a head row written in the same transaction as its events, so deleting the last rows is detectable.
+import { migrate, type Db, type Migration } from '../db.ts';
 
 export const AUDIT_MIGRATIONS: readonly Migration[] = [
   {

@@ -1,9 +1,10 @@
-// The writer worker: its own connection to the store file, so hashing, inserts and the commit's
+// The audit writer worker: its own connection to audit.db, so hashing, inserts and the commit's
 // fsync happen off the main event loop (and on the second core).
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { DatabaseSync } from 'node:sqlite';
-import { ChainWriter, type CheckpointPolicy, type WriteRequest } from './writer.ts';
-import { CONNECTION_PRAGMAS } from '../store/sqlite/db.ts';
+import { ChainWriter } from './writer.ts';
+import { CONNECTION_PRAGMAS } from '../db.ts';
+import type { CheckpointPolicy, LinkRequest, LinkResult } from '../../../audit/linker.ts';
 
 export interface WorkerInit {
   path: string;
@@ -12,9 +13,7 @@ export interface WorkerInit {
   policy: CheckpointPolicy;
 }
 
-export type WorkerReply =
-  | { id: number; ok: true; result: ReturnType<ChainWriter['write']> }
-  | { id: number; ok: false; message: string };
+export type WorkerReply = { id: number; ok: true; result: LinkResult } | { id: number; ok: false; message: string };
 
 const init = workerData as WorkerInit;
 const db = new DatabaseSync(init.path);
@@ -22,7 +21,7 @@ db.exec(`${CONNECTION_PRAGMAS} PRAGMA synchronous = ${Number(init.synchronous) |
 const writer = new ChainWriter(db, init.policy);
 const port = parentPort!;
 
-type Msg = { id: number; req?: WriteRequest; close?: true };
+type Msg = { id: number; req?: LinkRequest; close?: true };
 
 port.on('message', (first: Msg) => {
   // Requests that arrived while the last transaction was committing are written together: one
