@@ -1,5 +1,6 @@
-// Signed webhook notifications. `notify` only writes delivery rows (one per matching endpoint) and
-// wakes a background pump, so the caller never waits on the network. Each attempt is signed:
+// Signed webhook notifications. `notify` only queues delivery rows in the outbox (one per matching
+// endpoint) and wakes a background pump, so the caller never waits on the network or the store.
+// Each attempt is signed:
 //
 //   Portcullis-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>
 //
