@@ -5,12 +5,10 @@
 import { randomUUID } from 'node:crypto';
 import { Conflict, InvalidInput, NotFound } from '../common/errors.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
-import { transaction } from '../store/sqlite/db.ts';
 import { BreakGlassNotEligible, NotARevoker, ReviewNotAllowed } from './errors.ts';
 import { coversResource, summary } from './grants.ts';
 import type { BreakGlassInput } from './input.ts';
 import { KeyedLock } from './lock.ts';
-import { bgReviewFromRow } from './store.ts';
 import type { AccessTarget, Actor, BreakGlassReview, Grant } from './types.ts';
 import type { Requirements } from './rules.ts';
 import { checkSeparation } from './duties.ts';
@@ -52,10 +50,13 @@ export class BreakGlass {
       throw new InvalidInput(`break-glass is capped at ${cap / 60_000} min${by}`, 'duration', { max_duration_ms: cap });
     }
     const key = `${actor.id}|${input.resource.type}::${input.resource.id}`;
+    const live = async (now: number) => {
+      const g = (await this.#d.grants.list({ identityId: actor.id, kind: 'break-glass', activeAt: now })).find((x) => coversResource(x.target, input.resource));
+      if (g) throw new Conflict(`break-glass ${g.id} is already active for this target until ${g.end_at}; it cannot be renewed — end it first`);
+    };
     return this.#lock.run(key, async () => {
       const now = this.#d.clock.now();
-      const live = this.#d.grants.list({ identityId: actor.id, kind: 'break-glass', activeAt: now }).find((g) => coversResource(g.target, input.resource));
-      if (live) throw new Conflict(`break-glass ${live.id} is already active for this target until ${live.end_at}; it cannot be renewed — end it first`);
+      await live(now);
       const target = `${input.resource.type}::"${input.resource.id}"`;
       const d = await this.#d.decide({ actor, action: cfg.action, resource: input.resource, breakGlass: true, purpose: { reason } });
       if (d.decision !== 'allow') {
@@ -69,26 +70,30 @@ export class BreakGlass {
         payload: { target, reason, decision_id: d.decisionId, end_at: new Date(endAt).toISOString(), revokers, session: actor.sessionId ?? null },
       });
       const reviewId = `bgr_${randomUUID()}`;
-      const grant = transaction(this.#d.db, () => {
-        const g = this.#d.grants.insert({
+      const uow = this.#d.unitOfWork;
+      const grant = await uow.transaction(async () => {
+        await uow.lock(`breakglass:${key}`);
+        // Still none active (another replica may have started one meanwhile).
+        await live(now);
+        const g = await this.#d.grants.insert({
           kind: 'break-glass', identityId: actor.id, requestId: null, target: { kind: 'resource', resource: input.resource, actions: [] },
           what: `break-glass on ${target}`, startAt: now, endAt, sessionBound: false, reason, revokers,
         });
-        this.#d.db.prepare("INSERT INTO access_breakglass_reviews (id, grant_id, user_id, status, opened_at) VALUES (?, ?, ?, 'open', ?)").run(reviewId, g.id, actor.id, now);
+        await this.#d.store.breakGlass.open({ id: reviewId, grantId: g.id, user: actor.id, openedAt: now });
         return g;
       });
       this.#d.notifier.notify('breakglass.started', { grant: summary(grant), user: actor.id, target, reason, revokers, review_id: reviewId });
-      return { grant, review: this.review(reviewId) };
+      return { grant, review: await this.review(reviewId) };
     });
   }
 
-  get(grantId: string): Grant {
-    const g = this.#d.grants.get(grantId);
+  async get(grantId: string): Promise<Grant> {
+    const g = await this.#d.grants.get(grantId);
     if (g.kind !== 'break-glass') throw new NotFound(`break-glass ${grantId}`);
     return g;
   }
 
-  list(f: { identityId?: string; activeAt?: number } = {}): Grant[] {
+  list(f: { identityId?: string; activeAt?: number } = {}): Promise<Grant[]> {
     return this.#d.grants.list({ ...f, kind: 'break-glass' });
   }
 
@@ -100,7 +105,7 @@ export class BreakGlass {
   }
 
   async end(actor: Actor, grantId: string, reason: string): Promise<Grant> {
-    const g = this.get(grantId);
+    const g = await this.get(grantId);
     if (!this.canEnd(actor.id, g)) {
       await this.#d.audit.append({ stream: 'admin', type: 'breakglass.revoke_refused', actor: actor.id, subject: g.identity_id, payload: { grant_id: g.id } });
       throw new NotARevoker(grantId);
@@ -109,23 +114,20 @@ export class BreakGlass {
     return this.#d.grants.end(grantId, { by: actor.id, reason: why, type: actor.id === g.identity_id ? 'breakglass.ended' : 'breakglass.revoked' });
   }
 
-  review(id: string): BreakGlassReview {
-    const row = this.#d.db.prepare('SELECT * FROM access_breakglass_reviews WHERE id = ?').get(id);
-    if (!row) throw new NotFound(`break-glass review ${id}`);
-    return bgReviewFromRow(row);
+  async review(id: string): Promise<BreakGlassReview> {
+    const rv = await this.#d.store.breakGlass.get(id);
+    if (!rv) throw new NotFound(`break-glass review ${id}`);
+    return rv;
   }
 
-  reviewForGrant(grantId: string): BreakGlassReview {
-    const row = this.#d.db.prepare('SELECT * FROM access_breakglass_reviews WHERE grant_id = ?').get(grantId);
-    if (!row) throw new NotFound(`break-glass review for ${grantId}`);
-    return bgReviewFromRow(row);
+  async reviewForGrant(grantId: string): Promise<BreakGlassReview> {
+    const rv = await this.#d.store.breakGlass.forGrant(grantId);
+    if (!rv) throw new NotFound(`break-glass review for ${grantId}`);
+    return rv;
   }
 
-  reviews(status?: 'open' | 'closed'): BreakGlassReview[] {
-    const rows = status
-      ? this.#d.db.prepare('SELECT * FROM access_breakglass_reviews WHERE status = ? ORDER BY opened_at').all(status)
-      : this.#d.db.prepare('SELECT * FROM access_breakglass_reviews ORDER BY opened_at').all();
-    return rows.map(bgReviewFromRow);
+  reviews(status?: 'open' | 'closed'): Promise<BreakGlassReview[]> {
+    return this.#d.store.breakGlass.list(status);
   }
 
   /** Records the after-action review; only someone other than the user, only after it ended. */
@@ -134,23 +136,25 @@ export class BreakGlass {
     if (text === '') throw new InvalidInput('summary is required', 'summary');
     if (text.length > MAX_SUMMARY) throw new InvalidInput(`summary is too long (at most ${MAX_SUMMARY} characters)`, 'summary');
     return this.#lock.run(`review|${grantId}`, async () => {
-      const g = this.get(grantId);
-      const rv = this.reviewForGrant(grantId);
+      const g = await this.get(grantId);
+      const rv = await this.reviewForGrant(grantId);
       if (actor.id === g.identity_id) throw new ReviewNotAllowed('the after-action review must be recorded by someone other than the break-glass user');
       if (this.#d.accountable) checkSeparation(this.#d.accountable, actor.id, g.identity_id);
       if (rv.status === 'closed') throw new Conflict(`the review of ${grantId} was already recorded by ${rv.reviewer}`);
       const now = this.#d.clock.now();
       if (g.status === 'active' && Date.parse(g.end_at) > now) throw new ReviewNotAllowed('the break-glass is still active; end it before the after-action review');
       await this.#d.audit.append({ stream: 'admin', type: 'breakglass.reviewed', actor: actor.id, subject: g.identity_id, payload: { grant_id: grantId, review_id: rv.id, summary: text } });
-      this.#d.db.prepare("UPDATE access_breakglass_reviews SET status = 'closed', reviewer = ?, reviewed_at = ?, summary = ? WHERE id = ?").run(actor.id, now, text, rv.id);
-      const after = this.review(rv.id);
+      if (!(await this.#d.store.breakGlass.close(rv.id, { reviewer: actor.id, at: now, summary: text }))) {
+        throw new Conflict(`the review of ${grantId} was already recorded by ${(await this.review(rv.id)).reviewer}`);
+      }
+      const after = await this.review(rv.id);
       this.#d.notifier.notify('breakglass.reviewed', { grant: summary(g), review_id: rv.id, reviewer: actor.id });
       return after;
     });
   }
 
   /** Is this resource under an active break-glass for this identity right now? */
-  activeFor(identityId: string, resource: EntityUid, now = this.#d.clock.now()): Grant | undefined {
-    return this.list({ identityId, activeAt: now }).find((g) => coversResource(g.target, resource));
+  async activeFor(identityId: string, resource: EntityUid, now = this.#d.clock.now()): Promise<Grant | undefined> {
+    return (await this.list({ identityId, activeAt: now })).find((g) => coversResource(g.target, resource));
   }
 }

@@ -1,15 +1,13 @@
 // Grants: time-bound access produced by an approved request or a break-glass. Active grants feed
 // the decision context (`context.grants`) and add temporary role parents to the principal. Ending
 // a grant (time, revocation, logout when session-bound) revokes the leases issued under it.
-import type { StatementSync } from 'node:sqlite';
 import { randomUUID } from 'node:crypto';
 import type { AuditSink } from '../audit/types.ts';
 import type { Clock } from '../common/clock.ts';
 import { NotFound } from '../common/errors.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
-import type { Db } from '../store/sqlite/db.ts';
 import { KeyedLock } from './lock.ts';
-import { grantFromRow } from './store.ts';
+import type { AccessStore, GrantFilter } from './ports.ts';
 import type { AccessTarget, Grant, GrantContext, GrantKind, Notifier, RevokeLeases } from './types.ts';
 
 /**
@@ -54,7 +52,7 @@ export interface GrantInput {
 }
 
 export interface GrantsDeps {
-  db: Db;
+  store: AccessStore;
   clock: Clock;
   audit: AuditSink;
   revokeLeases: RevokeLeases;
@@ -65,62 +63,59 @@ export interface GrantsDeps {
 export class Grants {
   readonly #d: GrantsDeps;
   readonly #lock = new KeyedLock();
-  /** `list` runs on every decision (active grants), so its few statement shapes are prepared once. */
-  readonly #listStatements = new Map<string, StatementSync>();
   /**
    * Identities holding at least one grant not yet ended. Most principals hold none, so their
-   * decisions skip the grants query entirely; a stale member only costs one query.
+   * decisions skip the grants query entirely; a stale member only costs one query. Loaded on the
+   * first decision, then kept up to date by `insert`.
+   * #10: with several replicas a grant made on another one is not in this set: invalidate it
+   * (notify on insert) or drop it there.
    */
   readonly #holders = new Set<string>();
+  #holdersLoaded: Promise<void> | undefined;
 
-  /** Needs the access tables migrated. */
   constructor(deps: GrantsDeps) {
     this.#d = deps;
-    for (const r of deps.db.prepare("SELECT DISTINCT identity_id FROM access_grants WHERE status = 'active'").all()) {
-      this.#holders.add(String(r.identity_id));
-    }
   }
 
-  /** Inserts a grant row; the caller audits the event that produced it. */
-  insert(input: GrantInput): Grant {
+  #loadHolders(): Promise<void> {
+    this.#holdersLoaded ??= this.#d.store.grants.holders().then(
+      (ids) => {
+        for (const id of ids) this.#holders.add(id);
+      },
+      (err: unknown) => {
+        this.#holdersLoaded = undefined;
+        throw err;
+      },
+    );
+    return this.#holdersLoaded;
+  }
+
+  /** Inserts a grant; the caller audits the event that produced it. */
+  async insert(input: GrantInput): Promise<Grant> {
     const id = `grt_${randomUUID()}`;
-    this.#d.db
-      .prepare(
-        `INSERT INTO access_grants (id, kind, identity_id, request_id, target, what, grants, roles, start_at, end_at,
-           status, session_bound, reason, revokers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)`,
-      )
-      .run(
-        id, input.kind, input.identityId, input.requestId, JSON.stringify(input.target), input.what,
-        JSON.stringify(grantStrings(input.target, input.kind)), JSON.stringify(grantRoles(input.target)),
-        input.startAt, input.endAt, input.sessionBound ? 1 : 0, input.reason, JSON.stringify(input.revokers ?? []),
-      );
+    await this.#d.store.grants.create({
+      id, kind: input.kind, identity_id: input.identityId, request_id: input.requestId, target: input.target, what: input.what,
+      grants: grantStrings(input.target, input.kind), roles: grantRoles(input.target),
+      start_at: input.startAt, end_at: input.endAt, session_bound: input.sessionBound, reason: input.reason, revokers: input.revokers ?? [],
+    });
     this.#holders.add(input.identityId);
     return this.get(id);
   }
 
   /** Distinct approvals the request behind a grant received (0 for a break-glass). */
-  approvals(g: Grant): number {
+  async approvals(g: Grant): Promise<number> {
     if (g.request_id === null) return 0;
-    const row = this.#d.db.prepare("SELECT COUNT(*) AS n FROM access_reviews_cast WHERE request_id = ? AND verdict = 'approve'").get(g.request_id) as { n: number };
-    return Number(row.n);
+    return this.#d.store.requests.approvals(g.request_id);
   }
 
-  get(id: string): Grant {
-    const row = this.#d.db.prepare('SELECT * FROM access_grants WHERE id = ?').get(id);
-    if (!row) throw new NotFound(`grant ${id}`);
-    return grantFromRow(row);
+  async get(id: string): Promise<Grant> {
+    const g = await this.#d.store.grants.get(id);
+    if (!g) throw new NotFound(`grant ${id}`);
+    return g;
   }
 
-  list(f: { identityId?: string; kind?: GrantKind; activeAt?: number } = {}, limit = 500): Grant[] {
-    const where: string[] = [];
-    const vals: (string | number)[] = [];
-    if (f.identityId !== undefined) (where.push('identity_id = ?'), vals.push(f.identityId));
-    if (f.kind !== undefined) (where.push('kind = ?'), vals.push(f.kind));
-    if (f.activeAt !== undefined) (where.push("status = 'active' AND start_at <= ? AND end_at > ?"), vals.push(f.activeAt, f.activeAt));
-    const sql = `SELECT * FROM access_grants ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY start_at DESC LIMIT ?`;
-    let stmt = this.#listStatements.get(sql);
-    if (!stmt) this.#listStatements.set(sql, (stmt = this.#d.db.prepare(sql)));
-    return stmt.all(...vals, limit).map(grantFromRow);
+  list(f: GrantFilter = {}, limit = 500): Promise<Grant[]> {
+    return this.#d.store.grants.list(f, limit);
   }
 
   /**
@@ -128,10 +123,13 @@ export class Grants {
    * grant stops counting at its end even if the sweeper has not run yet. `breakGlass` is true
    * only when an active break-glass covers `resource` (or any, when no resource is given).
    */
-  contextFor(identityId: string, opts: { now?: number; resource?: EntityUid; qualifies?: (g: Grant) => boolean } = {}): GrantContext {
+  async contextFor(identityId: string, opts: { now?: number; resource?: EntityUid; qualifies?: (g: Grant) => Promise<boolean> } = {}): Promise<GrantContext> {
+    await this.#loadHolders();
     if (!this.#holders.has(identityId)) return { grants: [], parents: [], breakGlass: false, grantIds: [] };
     const now = opts.now ?? this.#d.clock.now();
-    const active = this.list({ identityId, activeAt: now }).filter((g) => opts.qualifies?.(g) ?? true);
+    const listed = await this.list({ identityId, activeAt: now });
+    const active: Grant[] = [];
+    for (const g of listed) if ((await opts.qualifies?.(g)) ?? true) active.push(g);
     const grants = new Set<string>();
     const parents = new Map<string, EntityUid>();
     let breakGlass = false;
@@ -146,7 +144,7 @@ export class Grants {
   /** Ends a grant (idempotent) and revokes its leases. */
   end(id: string, opts: { by: string; reason: string; type?: string }): Promise<Grant> {
     return this.#lock.run(id, async () => {
-      const g = this.get(id);
+      const g = await this.get(id);
       if (g.status === 'ended') return g;
       const now = this.#d.clock.now();
       await this.#d.audit.append({
@@ -156,10 +154,8 @@ export class Grants {
         subject: g.identity_id,
         payload: { grant_id: g.id, request_id: g.request_id, what: g.what, kind: g.kind, reason: opts.reason, end_at: g.end_at },
       });
-      this.#d.db
-        .prepare("UPDATE access_grants SET status = 'ended', ended_at = ?, ended_by = ?, end_reason = ? WHERE id = ? AND status = 'active'")
-        .run(now, opts.by, opts.reason, id);
-      const ended = this.get(id);
+      await this.#d.store.grants.end(id, { at: now, by: opts.by, reason: opts.reason });
+      const ended = await this.get(id);
       this.#d.notifier.notify(g.kind === 'break-glass' ? 'breakglass.ended' : 'grant.ended', {
         grant: summary(ended),
         ended_by: opts.by,
@@ -173,34 +169,31 @@ export class Grants {
   async #revokeLeases(g: Grant): Promise<void> {
     try {
       await this.#d.revokeLeases({ grantId: g.id }, { by: g.ended_by ?? 'system:access', reason: `grant ${g.id} ended: ${g.end_reason ?? ''}` });
-      this.#d.db.prepare('UPDATE access_grants SET leases_revoked = 1 WHERE id = ?').run(g.id);
+      await this.#d.store.grants.markLeasesRevoked(g.id);
     } catch (err) {
-      // Left at leases_revoked = 0: the sweeper retries.
+      // Left marked as not revoked: the sweeper retries.
       this.#d.onError?.(err);
     }
   }
 
   /** Ends every session-bound grant of an identity (called on logout). */
   async endSessionBound(identityId: string, by: string): Promise<Grant[]> {
-    const rows = this.#d.db
-      .prepare("SELECT id FROM access_grants WHERE identity_id = ? AND status = 'active' AND session_bound = 1")
-      .all(identityId) as { id: string }[];
     const out: Grant[] = [];
-    for (const r of rows) out.push(await this.end(r.id, { by, reason: 'requester logged out (session-bound grant)' }));
+    for (const id of await this.#d.store.grants.activeSessionBound(identityId)) out.push(await this.end(id, { by, reason: 'requester logged out (session-bound grant)' }));
     return out;
   }
 
   /** Ends grants past their end time; retries lease revocation that failed earlier. */
   async sweep(now = this.#d.clock.now()): Promise<{ ended: string[]; retried: string[] }> {
-    const due = this.#d.db.prepare("SELECT id FROM access_grants WHERE status = 'active' AND end_at <= ?").all(now) as { id: string }[];
+    const due = await this.#d.store.grants.due(now);
     const ended: string[] = [];
-    for (const r of due) {
-      await this.end(r.id, { by: 'system:expiry', reason: 'grant reached its end time' });
-      ended.push(r.id);
+    for (const id of due) {
+      await this.end(id, { by: 'system:expiry', reason: 'grant reached its end time' });
+      ended.push(id);
     }
-    const retry = this.#d.db.prepare("SELECT id FROM access_grants WHERE status = 'ended' AND leases_revoked = 0").all() as { id: string }[];
-    for (const r of retry) if (!ended.includes(r.id)) await this.#revokeLeases(this.get(r.id));
-    return { ended, retried: retry.map((r) => r.id).filter((id) => !ended.includes(id)) };
+    const retry = await this.#d.store.grants.leasesToRevoke();
+    for (const id of retry) if (!ended.includes(id)) await this.#revokeLeases(await this.get(id));
+    return { ended, retried: retry.filter((id) => !ended.includes(id)) };
   }
 }
 

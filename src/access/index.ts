@@ -5,12 +5,12 @@ export { validateAccessConfig, defaultAccessConfig, WEBHOOK_EVENTS, HARD_MAX_GRA
 export type { AccessConfig, AccessRule, BreakGlassConfig, RuleMatch, WebhookConfig, WebhookEndpoint, WebhookEventType } from './config.ts';
 export { parseCreateRequest, parseBreakGlass } from './input.ts';
 export type { BreakGlassInput } from './input.ts';
-export type { CreateRequestInput, ListFilter } from './requests.ts';
+export type { CreateRequestInput } from './requests.ts';
+export type { ListFilter } from './ports.ts';
 export { grantStrings } from './grants.ts';
 export { requestStatusLine, grantStatusLine } from './status.ts';
 export { WebhookDispatcher, signWebhook, verifyWebhookSignature, SIGNATURE_HEADER, nullNotifier } from './webhooks.ts';
 export type { Delivery, DeliveryStatus, WebhookDispatcherOptions } from './webhooks.ts';
-export { migrateAccess, ACCESS_MIGRATIONS } from './store.ts';
 export * from './errors.ts';
 export type * from './types.ts';
 export { StepUpRequired, stepUpIndex, stepUpFor } from './step-up.ts';

@@ -7,8 +7,7 @@ import type { Clock } from '../common/clock.ts';
 import { Conflict, Forbidden, InvalidInput, NotFound } from '../common/errors.ts';
 import type { PortcullisError } from '../common/errors.ts';
 import type { Entity, EntityUid } from '../policy/engine/types.ts';
-import type { Db } from '../store/sqlite/db.ts';
-import { transaction } from '../store/sqlite/db.ts';
+import type { UnitOfWork } from '../store/ports.ts';
 import type { AccessConfig } from './config.ts';
 import { ApproverNotAllowed, RequestNotAllowed, RequestNotPending, SelfApproval } from './errors.ts';
 import type { Grants } from './grants.ts';
@@ -20,7 +19,7 @@ import { checkSeparation } from './duties.ts';
 import type { Accountable } from './duties.ts';
 import { meaningful } from '../policy/purpose.ts';
 import { requestStatusLine } from './status.ts';
-import { requestFromRow, reviewFromRow } from './store.ts';
+import type { AccessStore, ListFilter } from './ports.ts';
 import type { AccessDecide, AccessRequest, AccessTarget, Actor, Comment, Notifier, RequestStatus } from './types.ts';
 
 export interface CreateRequestInput {
@@ -36,7 +35,9 @@ export interface CreateRequestInput {
 
 /** What the request and break-glass workflows both need. */
 export interface WorkflowDeps {
-  db: Db;
+  store: AccessStore;
+  /** Transactions and record locks over `store`. */
+  unitOfWork: UnitOfWork;
   clock: Clock;
   audit: AuditSink;
   decide: AccessDecide;
@@ -56,13 +57,6 @@ export interface RequestsDeps extends WorkflowDeps {
   accountable?: Accountable;
   /** Is this identity active (not suspended/offboarded)? A request of an inactive one is not approved. */
   isActive?: (identityId: string) => boolean;
-}
-
-export interface ListFilter {
-  status?: RequestStatus;
-  requester?: string;
-  /** Pending requests this identity could review (not their own). */
-  reviewableBy?: string;
 }
 
 const MAX_REASON = 1024;
@@ -151,44 +145,28 @@ export class AccessRequests {
         decision_id: d.decisionId, expires_at: new Date(expiresAt).toISOString(),
       },
     });
-    this.#d.db
-      .prepare(
-        `INSERT INTO access_requests (id, requester, target, what, reason, ticket, duration_ms, start_at, session_bound,
-           status, required_approvals, rules, reviewers, created_at, expires_at, accountable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        id, actor.id, JSON.stringify(input.target), what, reason, ticket ?? null, input.duration_ms, input.start_at ?? null,
-        input.session_bound ? 1 : 0, req.approvals, JSON.stringify(req.rules), JSON.stringify(req.reviewers.filter((r) => r !== actor.id)), now, expiresAt,
-        JSON.stringify(this.#d.accountable?.(actor.id) ?? []),
-      );
-    const created = this.get(id);
-    this.#notify('request.created', created);
+    await this.#d.store.requests.create({
+      id, requester: actor.id, target: input.target, what, reason, ticket: ticket ?? null, duration_ms: input.duration_ms, start_at: input.start_at ?? null,
+      session_bound: input.session_bound ?? false, required_approvals: req.approvals, rules: req.rules, reviewers: req.reviewers.filter((r) => r !== actor.id),
+      created_at: now, expires_at: expiresAt, accountable: this.#d.accountable?.(actor.id) ?? [],
+    });
+    const created = await this.get(id);
+    await this.#notify('request.created', created);
     return created;
   }
 
-  get(id: string): AccessRequest {
-    const row = this.#d.db.prepare('SELECT * FROM access_requests WHERE id = ?').get(id);
-    if (!row) throw new NotFound(`access request ${id}`);
-    const reviews = this.#d.db.prepare('SELECT * FROM access_reviews_cast WHERE request_id = ? ORDER BY at, reviewer').all(id).map(reviewFromRow);
-    const comments = this.#d.db
-      .prepare('SELECT author, at, text FROM access_comments WHERE request_id = ? ORDER BY seq')
-      .all(id)
-      .map((c) => ({ author: c.author as string, at: new Date(Number(c.at)).toISOString(), text: c.text as string }));
-    return requestFromRow(row, reviews, comments);
+  async get(id: string): Promise<AccessRequest> {
+    const r = await this.#d.store.requests.get(id);
+    if (!r) throw new NotFound(`access request ${id}`);
+    return r;
   }
 
-  list(f: ListFilter = {}, limit = 200): AccessRequest[] {
-    const where: string[] = [];
-    const vals: (string | number)[] = [];
-    if (f.status !== undefined) (where.push('status = ?'), vals.push(f.status));
-    if (f.requester !== undefined) (where.push('requester = ?'), vals.push(f.requester));
-    if (f.reviewableBy !== undefined) (where.push("status = 'pending' AND requester <> ?"), vals.push(f.reviewableBy));
-    const sql = `SELECT id FROM access_requests ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ?`;
-    return (this.#d.db.prepare(sql).all(...vals, Math.min(limit, 1000)) as { id: string }[]).map((r) => this.get(r.id));
+  list(f: ListFilter = {}, limit = 200): Promise<AccessRequest[]> {
+    return this.#d.store.requests.list(f, Math.min(limit, 1000));
   }
 
-  statusLine(r: AccessRequest): string {
-    const g = r.grant_id ? this.#d.grants.get(r.grant_id) : undefined;
+  async statusLine(r: AccessRequest): Promise<string> {
+    const g = r.grant_id ? await this.#d.grants.get(r.grant_id) : undefined;
     return requestStatusLine(r, this.#d.clock.now(), g);
   }
 
@@ -216,7 +194,7 @@ export class AccessRequests {
       let human: string | null = null;
       if (this.#d.accountable) {
         const approvedBy = r.reviews.filter((v) => v.verdict === 'approve').map((v) => v.reviewer);
-        const recorded = this.#recordedHumans(id);
+        const recorded = await this.#d.store.requests.recordedHumans(id);
         try {
           human = checkSeparation(this.#d.accountable, actor.id, r.requester, approvedBy, recorded);
         } catch (err) {
@@ -250,41 +228,42 @@ export class AccessRequests {
         subject: r.requester,
         payload: { request_id: id, what: r.what, decision_id: d.decisionId, comment: text ?? null, approvals, required, outcome: final ?? 'pending' },
       });
-      let grantId: string | null = null;
-      transaction(this.#d.db, () => {
-        this.#d.db
-          .prepare('INSERT INTO access_reviews_cast (request_id, reviewer, verdict, decision_id, at, comment, human) VALUES (?, ?, ?, ?, ?, ?, ?)')
-          .run(id, actor.id, verdict, d.decisionId, now, text ?? null, human);
+      const { requests } = this.#d.store;
+      const uow = this.#d.unitOfWork;
+      const grantId = await uow.transaction(async () => {
+        await uow.lock(`request:${id}`);
+        // What was checked above still holds (another replica may have reviewed meanwhile).
+        const cur = await requests.get(id);
+        if (cur?.status !== 'pending') throw new RequestNotPending(id, cur?.status ?? 'gone');
+        if (cur.reviews.length !== r.reviews.length) throw new Conflict(`access request ${id} was reviewed meanwhile; review it again`);
+        if (!(await requests.addReview(id, { reviewer: actor.id, verdict, decision_id: d.decisionId, at: now, comment: text ?? null, human }))) {
+          throw new Conflict(`you have already reviewed access request ${id}`);
+        }
+        let made: string | null = null;
         if (final === 'approved') {
           const start = Math.max(now, r.start_at !== null ? Date.parse(r.start_at) : now);
-          grantId = this.#d.grants.insert({
+          made = (await this.#d.grants.insert({
             kind: 'request', identityId: r.requester, requestId: id, target: r.target, what: r.what,
             startAt: start, endAt: start + durationMs, sessionBound: r.session_bound, reason: r.reason,
-          }).id;
+          })).id;
         }
-        if (required !== r.required_approvals) this.#d.db.prepare('UPDATE access_requests SET required_approvals = ? WHERE id = ?').run(required, id);
-        if (final) this.#d.db.prepare('UPDATE access_requests SET status = ?, decided_at = ?, grant_id = ? WHERE id = ?').run(final, now, grantId, id);
+        if (required !== r.required_approvals) await requests.setRequiredApprovals(id, required);
+        if (final) await requests.conclude(id, final, now, made);
+        return made;
       });
-      const after = this.get(id);
+      const after = await this.get(id);
       if (grantId !== null) {
-        const g = this.#d.grants.get(grantId);
+        const g = await this.#d.grants.get(grantId);
         await this.#d.audit.append({
           stream: 'admin', type: 'grant.created', actor: actor.id, subject: r.requester,
           payload: { grant_id: g.id, request_id: id, what: g.what, grants: g.grants, start_at: g.start_at, end_at: g.end_at, session_bound: g.session_bound },
         });
-        this.#notify('request.approved', after, { grant: summary(g) });
+        await this.#notify('request.approved', after, { grant: summary(g) });
       } else if (final === 'denied') {
-        this.#notify('request.denied', after);
+        await this.#notify('request.denied', after);
       }
       return after;
     });
-  }
-
-  /** Who was accountable when the request was made, and for each approval when it was cast. */
-  #recordedHumans(id: string): { subjectHumans: string[]; earlierHumans: string[] } {
-    const row = this.#d.db.prepare('SELECT accountable FROM access_requests WHERE id = ?').get(id) as { accountable: string | null } | undefined;
-    const earlier = this.#d.db.prepare("SELECT human FROM access_reviews_cast WHERE request_id = ? AND verdict = 'approve' AND human IS NOT NULL").all(id) as { human: string }[];
-    return { subjectHumans: row?.accountable ? (JSON.parse(row.accountable) as string[]) : [], earlierHumans: earlier.map((e) => e.human) };
   }
 
   async #refused(actor: Actor, r: AccessRequest, verdict: string, why: string, decisionId?: string): Promise<void> {
@@ -296,7 +275,7 @@ export class AccessRequests {
 
   /** Loads a request that must be pending; a request past its expiry is expired on the spot. */
   async #pending(id: string): Promise<AccessRequest> {
-    const r = this.get(id);
+    const r = await this.get(id);
     if (r.status === 'pending' && Date.parse(r.expires_at) <= this.#d.clock.now()) {
       await this.#expire(r);
       throw new RequestNotPending(id, 'expired');
@@ -311,9 +290,9 @@ export class AccessRequests {
       const r = await this.#pending(id);
       if (actor.id !== r.requester) throw new Forbidden('only the requester can cancel an access request');
       await this.#d.audit.append({ stream: 'admin', type: 'access.cancelled', actor: actor.id, payload: { request_id: id, what: r.what, reason: text ?? null } });
-      this.#d.db.prepare("UPDATE access_requests SET status = 'cancelled', decided_at = ? WHERE id = ?").run(this.#d.clock.now(), id);
-      const after = this.get(id);
-      this.#notify('request.cancelled', after);
+      if (!(await this.#d.store.requests.conclude(id, 'cancelled', this.#d.clock.now(), null))) throw new RequestNotPending(id, (await this.get(id)).status);
+      const after = await this.get(id);
+      await this.#notify('request.cancelled', after);
       return after;
     });
   }
@@ -322,15 +301,14 @@ export class AccessRequests {
   comment(actor: Actor, id: string, text: string): Promise<AccessRequest> {
     const body = checkComment(text, true)!;
     return this.#lock.run(id, async () => {
-      const r = this.get(id);
+      const r = await this.get(id);
       if (actor.id !== r.requester) {
         const { resource, resourceEntity } = this.decisionResource(r.target);
         const d = await this.#d.decide({ actor, action: 'access.approve', resource, ...(resourceEntity && { resourceEntity }) });
         if (d.decision !== 'allow') throw new Forbidden(`not allowed to comment on access request ${id}`, { decision_id: d.decisionId });
       }
       await this.#d.audit.append({ stream: 'admin', type: 'access.comment', actor: actor.id, subject: r.requester, payload: { request_id: id, text: body } });
-      const seq = (this.#d.db.prepare('SELECT COUNT(*) AS n FROM access_comments WHERE request_id = ?').get(id) as { n: number }).n + 1;
-      this.#d.db.prepare('INSERT INTO access_comments (request_id, seq, author, at, text) VALUES (?, ?, ?, ?, ?)').run(id, seq, actor.id, this.#d.clock.now(), body);
+      await this.#d.store.requests.addComment(id, { author: actor.id, at: this.#d.clock.now(), text: body });
       return this.get(id);
     });
   }
@@ -340,32 +318,32 @@ export class AccessRequests {
       stream: 'admin', type: 'access.expired', actor: 'system:expiry', subject: r.requester,
       payload: { request_id: r.id, what: r.what, approvals: r.reviews.filter((v) => v.verdict === 'approve').length, required: r.required_approvals },
     });
-    this.#d.db.prepare("UPDATE access_requests SET status = 'expired', decided_at = ? WHERE id = ? AND status = 'pending'").run(this.#d.clock.now(), r.id);
-    this.#notify('request.expired', this.get(r.id));
+    await this.#d.store.requests.conclude(r.id, 'expired', this.#d.clock.now(), null);
+    await this.#notify('request.expired', await this.get(r.id));
   }
 
   /** Expires overdue pending requests and sends one `request.expiring` notice per request. */
   async sweep(now = this.#d.clock.now()): Promise<{ expired: string[]; expiring: string[] }> {
-    const overdue = this.#d.db.prepare("SELECT id FROM access_requests WHERE status = 'pending' AND expires_at <= ?").all(now) as { id: string }[];
+    const { requests } = this.#d.store;
     const expired: string[] = [];
-    for (const { id } of overdue) {
+    for (const id of await requests.overdue(now)) {
       await this.#lock.run(id, async () => {
-        const r = this.get(id);
+        const r = await this.get(id);
         if (r.status === 'pending') (await this.#expire(r), expired.push(id));
       });
     }
-    const soon = this.#d.db
-      .prepare("SELECT id FROM access_requests WHERE status = 'pending' AND expiring_notified = 0 AND expires_at > ? AND expires_at <= ?")
-      .all(now, now + this.#d.config.expiring_notice_ms) as { id: string }[];
-    for (const { id } of soon) {
-      this.#d.db.prepare('UPDATE access_requests SET expiring_notified = 1 WHERE id = ?').run(id);
-      this.#notify('request.expiring', this.get(id));
+    const expiring: string[] = [];
+    for (const id of await requests.expiringUnnotified(now, now + this.#d.config.expiring_notice_ms)) {
+      // Whoever marks it sends the one notice.
+      if (!(await requests.markExpiringNotified(id))) continue;
+      expiring.push(id);
+      await this.#notify('request.expiring', await this.get(id));
     }
-    return { expired, expiring: soon.map((s) => s.id) };
+    return { expired, expiring };
   }
 
-  #notify(type: string, r: AccessRequest, extra: Record<string, unknown> = {}): void {
-    this.#d.notifier.notify(type, { request: requestView(r), status: this.statusLine(r), ...extra });
+  async #notify(type: string, r: AccessRequest, extra: Record<string, unknown> = {}): Promise<void> {
+    this.#d.notifier.notify(type, { request: requestView(r), status: await this.statusLine(r), ...extra });
   }
 }
 

@@ -5,22 +5,25 @@ import type { Clock } from '../common/clock.ts';
 import { systemClock } from '../common/clock.ts';
 import { Forbidden } from '../common/errors.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
-import type { Db } from '../store/sqlite/db.ts';
+import type { UnitOfWork } from '../store/ports.ts';
 import { BreakGlass } from './break-glass.ts';
 import type { AccessConfig } from './config.ts';
 import { Grants } from './grants.ts';
 import type { BreakGlassInput } from './input.ts';
-import type { CreateRequestInput, ListFilter } from './requests.ts';
+import type { CreateRequestInput } from './requests.ts';
 import { AccessRequests } from './requests.ts';
 import { grantStatusLine } from './status.ts';
-import { migrateAccess } from './store.ts';
+import type { AccessStore, ListFilter } from './ports.ts';
 import type { AccessDecide, AccessRequest, Actor, BreakGlassReview, Grant, GrantContext, Notifier, RevokeLeases } from './types.ts';
 import { WebhookDispatcher } from './webhooks.ts';
 import type { ResourceChildren, ResourceLookup } from './rules.ts';
 import type { Accountable } from './duties.ts';
 
 export interface AccessServiceOptions {
-  db: Db;
+  /** The access repositories (`store.access`). */
+  store: AccessStore;
+  /** Transactions and record locks over them (the store itself). */
+  unitOfWork: UnitOfWork;
   clock?: Clock;
   audit: AuditSink;
   decide: AccessDecide;
@@ -60,13 +63,12 @@ export class AccessService {
   constructor(o: AccessServiceOptions) {
     this.#o = o;
     this.#clock = o.clock ?? systemClock;
-    migrateAccess(o.db);
-    this.webhooks = o.webhooks ? undefined : new WebhookDispatcher({ db: o.db, config: o.config.webhooks, ...(o.onError && { onError: o.onError }), ...(o.fetch && { fetch: o.fetch }) });
+    this.webhooks = o.webhooks ? undefined : new WebhookDispatcher({ outbox: o.store.webhooks, config: o.config.webhooks, ...(o.onError && { onError: o.onError }), ...(o.fetch && { fetch: o.fetch }) });
     this.notifier = o.webhooks ?? this.webhooks!;
-    const common = { db: o.db, clock: this.#clock, audit: o.audit, notifier: this.notifier };
+    const common = { store: o.store, clock: this.#clock, audit: o.audit, notifier: this.notifier };
     this.grants = new Grants({ ...common, revokeLeases: o.revokeLeases, ...(o.onError && { onError: o.onError }) });
     this.requests = new AccessRequests({
-      ...common, decide: o.decide, config: o.config, grants: this.grants,
+      ...common, unitOfWork: o.unitOfWork, decide: o.decide, config: o.config, grants: this.grants,
       ...(o.resourceInfo && { resourceInfo: o.resourceInfo }),
       ...(o.resourceChildren && { resourceChildren: o.resourceChildren }),
       ...(o.credentialResource && { credentialResource: o.credentialResource }),
@@ -74,7 +76,7 @@ export class AccessService {
       ...(o.isActive && { isActive: o.isActive }),
     });
     this.breakGlass = new BreakGlass({
-      ...common, decide: o.decide, config: o.config, grants: this.grants,
+      ...common, unitOfWork: o.unitOfWork, decide: o.decide, config: o.config, grants: this.grants,
       requirements: (t) => this.requests.requirements(t),
       ...(o.teamsOf && { teamsOf: o.teamsOf }),
       ...(o.accountable && { accountable: o.accountable }),
@@ -85,12 +87,14 @@ export class AccessService {
   createRequest(actor: Actor, input: CreateRequestInput): Promise<AccessRequest> {
     return this.requests.create(actor, input);
   }
-  getRequest(id: string): { request: AccessRequest; status: string; grant: Grant | null } {
-    const request = this.requests.get(id);
-    return { request, status: this.requests.statusLine(request), grant: request.grant_id ? this.grants.get(request.grant_id) : null };
+  async getRequest(id: string): Promise<{ request: AccessRequest; status: string; grant: Grant | null }> {
+    const request = await this.requests.get(id);
+    return { request, status: await this.requests.statusLine(request), grant: request.grant_id ? await this.grants.get(request.grant_id) : null };
   }
-  listRequests(filter: ListFilter = {}, limit?: number): { request: AccessRequest; status: string }[] {
-    return this.requests.list(filter, limit).map((request) => ({ request, status: this.requests.statusLine(request) }));
+  async listRequests(filter: ListFilter = {}, limit?: number): Promise<{ request: AccessRequest; status: string }[]> {
+    const out: { request: AccessRequest; status: string }[] = [];
+    for (const request of await this.requests.list(filter, limit)) out.push({ request, status: await this.requests.statusLine(request) });
+    return out;
   }
   approve(actor: Actor, id: string, comment?: string): Promise<AccessRequest> {
     return this.requests.approve(actor, id, comment);
@@ -107,7 +111,7 @@ export class AccessService {
 
   // ── Grants ────────────────────────────────────────────────────────────────────────────────
   /** What to merge into a decision for this identity: `context.grants`, extra parents, `breakGlass`. */
-  activeGrants(identityId: string, now?: number, resource?: EntityUid, action?: string): GrantContext {
+  activeGrants(identityId: string, now?: number, resource?: EntityUid, action?: string): Promise<GrantContext> {
     return this.grants.contextFor(identityId, {
       ...(now !== undefined && { now }),
       ...(resource && { resource, qualifies: this.qualifier(resource, action) }),
@@ -121,24 +125,24 @@ export class AccessService {
    * what a stricter rule governs (docs/access.md "Rules"). `credential.issue` (or no action) is
    * matched as any action: a credential carries every action on what it reaches.
    */
-  qualifier(resource: EntityUid, action?: string): (g: Grant) => boolean {
+  qualifier(resource: EntityUid, action?: string): (g: Grant) => Promise<boolean> {
     let req: ReturnType<AccessRequests['requirements']> | undefined;
-    return (g) => {
+    return async (g) => {
       req ??= this.requests.requirements({ kind: 'resource', resource, actions: action === undefined || action === 'credential.issue' ? [] : [action] });
       if (Date.parse(g.end_at) - Date.parse(g.start_at) > req.max_duration_ms) return false;
-      return g.kind === 'break-glass' || this.grants.approvals(g) >= req.approvals;
+      return g.kind === 'break-glass' || (await this.grants.approvals(g)) >= req.approvals;
     };
   }
-  listGrants(f: { identityId?: string; activeAt?: number } = {}): { grant: Grant; status: string }[] {
+  async listGrants(f: { identityId?: string; activeAt?: number } = {}): Promise<{ grant: Grant; status: string }[]> {
     const now = this.#clock.now();
-    return this.grants.list(f).map((grant) => ({ grant, status: grantStatusLine(grant, now) }));
+    return (await this.grants.list(f)).map((grant) => ({ grant, status: grantStatusLine(grant, now) }));
   }
   /**
    * Ends a request grant early: the holder may give it up; otherwise the caller must be allowed
    * `access.approve` on what it grants. Break-glass grants end through `endBreakGlass`.
    */
   async revokeGrant(actor: Actor, grantId: string, reason: string): Promise<Grant> {
-    const g = this.grants.get(grantId);
+    const g = await this.grants.get(grantId);
     if (g.kind === 'break-glass') return this.breakGlass.end(actor, grantId, reason);
     if (actor.id !== g.identity_id) {
       const { resource, resourceEntity } = this.requests.decisionResource(g.target);
@@ -162,7 +166,7 @@ export class AccessService {
   recordBreakGlassReview(actor: Actor, grantId: string, summary: string): Promise<BreakGlassReview> {
     return this.breakGlass.recordReview(actor, grantId, summary);
   }
-  breakGlassReviews(status?: 'open' | 'closed'): BreakGlassReview[] {
+  breakGlassReviews(status?: 'open' | 'closed'): Promise<BreakGlassReview[]> {
     return this.breakGlass.reviews(status);
   }
 

@@ -1,5 +1,6 @@
-// Signed webhook notifications. `notify` only writes delivery rows (one per matching endpoint) and
-// wakes a background pump, so the caller never waits on the network. Each attempt is signed:
+// Signed webhook notifications. `notify` only queues delivery rows in the outbox (one per matching
+// endpoint) and wakes a background pump, so the caller never waits on the network or the store.
+// Each attempt is signed:
 //
 //   Portcullis-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>
 //
@@ -10,9 +11,11 @@ import type { OutboundFetch } from '../common/outbound.ts';
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../common/clock.ts';
 import { systemClock } from '../common/clock.ts';
-import type { Db } from '../store/sqlite/db.ts';
 import type { WebhookConfig, WebhookEndpoint } from './config.ts';
+import type { Delivery, DeliveryFilter, DeliveryStatus, DueDelivery, WebhookOutbox } from './ports.ts';
 import type { Notifier } from './types.ts';
+
+export type { Delivery, DeliveryStatus };
 
 export const SIGNATURE_HEADER = 'Portcullis-Signature';
 
@@ -38,23 +41,8 @@ export function verifyWebhookSignature(secret: string, header: string | null | u
     .some(([, v]) => timingSafeEqual(Buffer.from(v!), expected));
 }
 
-export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
-
-export interface Delivery {
-  id: string;
-  endpoint: string;
-  event_type: string;
-  status: DeliveryStatus;
-  attempts: number;
-  next_attempt_at: string;
-  last_status: number | null;
-  last_error: string | null;
-  created_at: string;
-  delivered_at: string | null;
-}
-
 export interface WebhookDispatcherOptions {
-  db: Db;
+  outbox: WebhookOutbox;
   config: WebhookConfig;
   /** Wall clock for back-off (delivery is real-world time even when the domain clock is a test clock). */
   clock?: Clock;
@@ -72,6 +60,8 @@ export class WebhookDispatcher implements Notifier {
   #timer: NodeJS.Timeout | undefined;
   readonly #pumps = new Map<string, Promise<void>>();
   readonly #again = new Set<string>();
+  /** Deliveries being written by `notify` (it returns before they are). */
+  readonly #queueing = new Set<Promise<void>>();
   #stopped = false;
 
   constructor(opts: WebhookDispatcherOptions) {
@@ -87,37 +77,28 @@ export class WebhookDispatcher implements Notifier {
       if (endpoints.length === 0) return;
       const now = this.#clock.now();
       const body = JSON.stringify({ id: `evt_${randomUUID()}`, type, created_at: new Date(now).toISOString(), data });
-      const ins = this.#o.db.prepare(
-        "INSERT INTO access_webhook_deliveries (id, endpoint, event_type, body, status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-      );
-      for (const e of endpoints) ins.run(`dlv_${randomUUID()}`, e.name, type, body, now, now);
-      this.#wake(0);
+      const rows = endpoints.map((e) => ({ id: `dlv_${randomUUID()}`, endpoint: e.name, eventType: type, body }));
+      const queued: Promise<void> = this.#o.outbox
+        .enqueue(rows, now)
+        .then(
+          () => this.#wake(0),
+          (err: unknown) => this.#o.onError?.(err),
+        )
+        .finally(() => this.#queueing.delete(queued));
+      this.#queueing.add(queued);
     } catch (err) {
       this.#o.onError?.(err);
     }
   }
 
-  deliveries(f: { status?: DeliveryStatus; endpoint?: string; eventType?: string } = {}, limit = 200): Delivery[] {
-    const where: string[] = [];
-    const vals: string[] = [];
-    if (f.status) (where.push('status = ?'), vals.push(f.status));
-    if (f.endpoint) (where.push('endpoint = ?'), vals.push(f.endpoint));
-    if (f.eventType) (where.push('event_type = ?'), vals.push(f.eventType));
-    const rows = this.#o.db
-      .prepare(`SELECT * FROM access_webhook_deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT ?`)
-      .all(...vals, limit);
-    return rows.map((r) => ({
-      id: r.id as string,
-      endpoint: r.endpoint as string,
-      event_type: r.event_type as string,
-      status: r.status as DeliveryStatus,
-      attempts: Number(r.attempts),
-      next_attempt_at: new Date(Number(r.next_attempt_at)).toISOString(),
-      last_status: (r.last_status as number | null) ?? null,
-      last_error: (r.last_error as string | null) ?? null,
-      created_at: new Date(Number(r.created_at)).toISOString(),
-      delivered_at: r.delivered_at === null ? null : new Date(Number(r.delivered_at)).toISOString(),
-    }));
+  /** Waits until what `notify` queued so far is written. */
+  async #queued(): Promise<void> {
+    while (this.#queueing.size > 0) await Promise.all(this.#queueing);
+  }
+
+  async deliveries(f: DeliveryFilter = {}, limit = 200): Promise<Delivery[]> {
+    await this.#queued();
+    return this.#o.outbox.list(f, limit);
   }
 
   /** Starts delivering anything left pending by a previous process. */
@@ -130,6 +111,7 @@ export class WebhookDispatcher implements Notifier {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+    await this.#queued();
     await Promise.all(this.#pumps.values());
   }
 
@@ -137,8 +119,9 @@ export class WebhookDispatcher implements Notifier {
   async idle(timeoutMs = 10_000): Promise<boolean> {
     const until = Date.now() + timeoutMs;
     while (Date.now() < until) {
-      const n = (this.#o.db.prepare("SELECT COUNT(*) AS n FROM access_webhook_deliveries WHERE status = 'pending'").get() as { n: number }).n;
-      if (n === 0 && this.#pumps.size === 0) return true;
+      await this.#queued();
+      const n = await this.#o.outbox.pendingCount();
+      if (n === 0 && this.#pumps.size === 0 && this.#queueing.size === 0) return true;
       await new Promise((r) => setTimeout(r, 10));
     }
     return false;
@@ -163,28 +146,23 @@ export class WebhookDispatcher implements Notifier {
     const p = this.#pump(endpoint).finally(() => {
       this.#pumps.delete(endpoint);
       if (this.#again.delete(endpoint)) this.#startPump(endpoint);
-      else this.#scheduleNext();
+      else this.#scheduleNext().catch((err: unknown) => this.#o.onError?.(err));
     });
     this.#pumps.set(endpoint, p);
   }
 
-  #scheduleNext(): void {
-    if (this.#stopped || !this.#o.db.isOpen) return;
+  async #scheduleNext(): Promise<void> {
+    if (this.#stopped) return;
     // Endpoints whose pump is running reschedule themselves when it ends (no busy wake-ups).
-    const running = [...this.#pumps.keys()];
-    const row = this.#o.db
-      .prepare(`SELECT MIN(next_attempt_at) AS t FROM access_webhook_deliveries WHERE status = 'pending'${running.length ? ` AND endpoint NOT IN (${running.map(() => '?').join(', ')})` : ''}`)
-      .get(...running) as { t: number | null };
-    if (row.t !== null) this.#wake(Math.max(0, row.t - this.#clock.now()));
+    const t = await this.#o.outbox.nextAttemptAt([...this.#pumps.keys()]);
+    if (t !== undefined) this.#wake(Math.max(0, t - this.#clock.now()));
   }
 
   async #pump(endpoint: string): Promise<void> {
     try {
       for (;;) {
-        if (this.#stopped || !this.#o.db.isOpen) return;
-        const due = this.#o.db
-          .prepare("SELECT id, endpoint, body, attempts FROM access_webhook_deliveries WHERE status = 'pending' AND endpoint = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?")
-          .all(endpoint, this.#clock.now(), this.#o.concurrency ?? 4) as { id: string; endpoint: string; body: string; attempts: number }[];
+        if (this.#stopped) return;
+        const due = await this.#o.outbox.due(endpoint, this.#clock.now(), this.#o.concurrency ?? 4);
         if (due.length === 0) return;
         await Promise.all(due.map((d) => this.#deliver(d)));
       }
@@ -193,7 +171,7 @@ export class WebhookDispatcher implements Notifier {
     }
   }
 
-  async #deliver(d: { id: string; endpoint: string; body: string; attempts: number }): Promise<void> {
+  async #deliver(d: DueDelivery): Promise<void> {
     const ep = this.#o.config.endpoints.find((e) => e.name === d.endpoint);
     const attempts = d.attempts + 1;
     let status: number | null = null;
@@ -207,21 +185,16 @@ export class WebhookDispatcher implements Notifier {
         error = describeError(err);
       }
     }
-    if (!this.#o.db.isOpen) return;
     const now = this.#clock.now();
     if (error === null) {
-      this.#o.db
-        .prepare("UPDATE access_webhook_deliveries SET status = 'delivered', attempts = ?, last_status = ?, last_error = NULL, delivered_at = ? WHERE id = ?")
-        .run(attempts, status, now, d.id);
+      await this.#o.outbox.delivered(d.id, { attempts, status, at: now });
       return;
     }
     const cfg = this.#o.config;
     const failed = !ep || attempts >= cfg.max_attempts;
     const backoff = Math.min(cfg.backoff_max_ms, cfg.backoff_base_ms * 2 ** (attempts - 1));
     const jittered = Math.round(backoff * (0.9 + Math.random() * 0.2));
-    this.#o.db
-      .prepare('UPDATE access_webhook_deliveries SET status = ?, attempts = ?, last_status = ?, last_error = ?, next_attempt_at = ? WHERE id = ?')
-      .run(failed ? 'failed' : 'pending', attempts, status, error, now + jittered, d.id);
+    await this.#o.outbox.attemptFailed(d.id, { status: failed ? 'failed' : 'pending', attempts, lastStatus: status, error, nextAttemptAt: now + jittered });
   }
 
   async #post(ep: WebhookEndpoint, d: { id: string; body: string }): Promise<number> {

@@ -21,7 +21,7 @@ export interface AuthorizeRequest {
 }
 
 /** What an identity's active grants add to a decision about one resource. */
-export type GrantsFor = (identity: Identity, resource: EntityUid, action?: string) => Pick<DecisionInput, 'principal' | 'grants' | 'breakGlass'>;
+export type GrantsFor = (identity: Identity, resource: EntityUid, action?: string) => Promise<Pick<DecisionInput, 'principal' | 'grants' | 'breakGlass'>>;
 
 export function principalFacts(i: Identity): PrincipalFacts {
   return { id: i.id, kind: i.kind, boundary: i.boundary, environment: i.environment, owner: i.owner, labels: i.labels, parents: i.parents };
@@ -31,9 +31,9 @@ export function principalFacts(i: Identity): PrincipalFacts {
  * The one place active grants enter a decision: `context.grants`, temporary role parents, and
  * `breakGlass` when a break-glass covers this resource (the authz event is then tagged).
  */
-export function withGrants(access: AccessService, now: number, identity: Identity, resource: EntityUid, action?: string): ReturnType<GrantsFor> {
+export async function withGrants(access: AccessService, now: number, identity: Identity, resource: EntityUid, action?: string): ReturnType<GrantsFor> {
   const p = principalFacts(identity);
-  const g = access.activeGrants(identity.id, now, resource, action);
+  const g = await access.activeGrants(identity.id, now, resource, action);
   return {
     principal: g.parents.length > 0 ? { ...p, parents: [...p.parents, ...g.parents] } : p,
     grants: g.grants,
@@ -58,9 +58,9 @@ export class Authorization {
     this.#d = deps;
   }
 
-  #decisionInput(s: SessionContext, action: string, resource: EntityUid, sourceIp: string, purpose = {}, extra?: Record<string, unknown>): DecisionInput {
+  async #decisionInput(s: SessionContext, action: string, resource: EntityUid, sourceIp: string, purpose = {}, extra?: Record<string, unknown>): Promise<DecisionInput> {
     return {
-      ...this.#d.grantsFor(s.identity, resource, action),
+      ...(await this.#d.grantsFor(s.identity, resource, action)),
       claims: s.claims,
       authn: s.authn,
       sessionId: s.jti,
@@ -84,7 +84,7 @@ export class Authorization {
     this.#requireKnownAction(body.action, 'action');
     const { purpose, extra } = parseCallerContext(body.context, body.action, this.#d.schemaExtension);
     const started = performance.now();
-    const d = await this.#d.decisions.decide(this.#decisionInput(s, body.action, body.resource, sourceIp, purpose, extra));
+    const d = await this.#d.decisions.decide(await this.#decisionInput(s, body.action, body.resource, sourceIp, purpose, extra));
     this.#d.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     this.#d.metrics.decisions.inc({ decision: d.decision });
     this.#requireNoStepUp(s, d);
@@ -113,17 +113,17 @@ export class Authorization {
 
   async authorizeBatch(s: SessionContext, bodies: AuthorizeRequest[], sourceIp: string): Promise<Decision[]> {
     // Validate every request before deciding any, so a bad item leaves no half-recorded batch.
-    const inputs = bodies.map((b, i) => {
+    const parsed = bodies.map((b, i) => {
       try {
         this.#requireKnownAction(b.action, 'action');
-        const { purpose, extra } = parseCallerContext(b.context, b.action, this.#d.schemaExtension);
-        return this.#decisionInput(s, b.action, b.resource, sourceIp, purpose, extra);
+        return { b, ...parseCallerContext(b.context, b.action, this.#d.schemaExtension) };
       } catch (err) {
         if (err instanceof InvalidInput) throw new InvalidInput(`requests[${i}]: ${err.message}`, `requests[${i}].${String(err.extra.field ?? '')}`);
         if (err instanceof UnknownAction) throw new UnknownAction(b.action, `requests[${i}].action`, err.extra.suggestions as string[]);
         throw err;
       }
     });
+    const inputs = await Promise.all(parsed.map(({ b, purpose, extra }) => this.#decisionInput(s, b.action, b.resource, sourceIp, purpose, extra)));
     const out = await this.#d.decisions.decideBatch(inputs);
     for (const d of out) this.#d.metrics.decisions.inc({ decision: d.decision });
     return out;
@@ -132,7 +132,7 @@ export class Authorization {
   /** Admin calls are Cedar decisions too; a deny is a 403 carrying the decision id. */
   async requireAllowed(s: SessionContext, action: string, resource: EntityUid, sourceIp: string): Promise<Decision> {
     const entity = this.#adminResource(resource);
-    const input = this.#decisionInput(s, action, resource, sourceIp);
+    const input = await this.#decisionInput(s, action, resource, sourceIp);
     const d = await this.#d.decisions.decide({ ...input, resourceEntities: [entity] });
     this.#d.metrics.decisions.inc({ decision: d.decision });
     this.#requireNoStepUp(s, d);

@@ -33,7 +33,7 @@ export function credentialDecider({ identities, decisions, metrics, grantsFor }:
       return { decision: 'deny', decisionId: d.decision_id };
     }
     const { decision: d, recorded } = decisions.decideDeferred({
-      ...grantsFor(identity, req.resource, req.action),
+      ...(await grantsFor(identity, req.resource, req.action)),
       claims: c.claims ?? {},
       authn: c.authn ?? NO_SESSION,
       ...(c.sessionId !== undefined && { sessionId: c.sessionId }),
@@ -54,7 +54,7 @@ export function accessDecider({ identities, decisions, metrics, grantsFor }: Dec
   return async (r) => {
     const identity = identities.get(r.actor.id);
     if (!identity || identity.status !== 'active') throw new Forbidden(`identity ${r.actor.id} is not active`);
-    const withGrants = grantsFor(identity, r.resource, r.action);
+    const withGrants = await grantsFor(identity, r.resource, r.action);
     const d = await decisions.decide({
       ...withGrants,
       claims: {},

@@ -39,7 +39,7 @@ export class CredentialIssuance {
   async issue(s: SessionContext, body: IssueCredentialRequest, sourceIp: string): Promise<Issued> {
     const reason = meaningful(body.reason);
     if (reason === undefined) throw new InvalidInput('reason: blank or invisible text is no reason', 'reason');
-    const grant = this.#grantForCredential(s, body.target, body.grant_id);
+    const grant = await this.#grantForCredential(s, body.target, body.grant_id);
     const ttl = grant ? this.#ttlWithin(grant, body) : body.ttl;
     const params: Record<string, unknown> = {};
     // The holder's key pair stays with the holder: SVIDs are issued for its PEM public key or CSR.
@@ -79,11 +79,11 @@ export class CredentialIssuance {
    * that ends first: the decision may rest on it, so the lease never outlives it (renewals
    * included) and ending it reaches the lease.
    */
-  #grantForCredential(s: SessionContext, target: string, grantId: string | undefined): Grant | undefined {
+  async #grantForCredential(s: SessionContext, target: string, grantId: string | undefined): Promise<Grant | undefined> {
     const now = this.#d.clock.now();
     const active = (g: Grant) => g.status === 'active' && Date.parse(g.start_at) <= now && now < Date.parse(g.end_at);
     if (grantId !== undefined) {
-      const g = this.#d.access.grants.get(grantId);
+      const g = await this.#d.access.grants.get(grantId);
       if (g.identity_id !== s.identity.id) throw new Forbidden(`grant ${grantId} is not yours`);
       if (!active(g)) throw new InvalidInput(`grant ${grantId} is not active`, 'grant_id');
       return g;
@@ -93,10 +93,12 @@ export class CredentialIssuance {
       g.target.kind === 'credential' ? g.target.target === target
       : g.target.kind === 'resource' ? t !== undefined && g.target.resource.type === t.resourceType && g.target.resource.id === target
       : false;
-    const mine = this.#d.access.listGrants({ identityId: s.identity.id, activeAt: now }).map((x) => x.grant).filter(active);
+    const mine = (await this.#d.access.listGrants({ identityId: s.identity.id, activeAt: now })).map((x) => x.grant).filter(active);
     const covering = mine.find(covers);
     if (covering || t === undefined) return covering;
     const counts = this.#d.access.qualifier({ type: t.resourceType, id: target }, 'credential.issue');
-    return mine.filter(counts).sort((a, b) => Date.parse(a.end_at) - Date.parse(b.end_at))[0];
+    const counting: Grant[] = [];
+    for (const g of mine) if (await counts(g)) counting.push(g);
+    return counting.sort((a, b) => Date.parse(a.end_at) - Date.parse(b.end_at))[0];
   }
 }

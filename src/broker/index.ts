@@ -226,7 +226,7 @@ export class Broker {
     const identity = await this.#identityAdmin.setStatus(by, id, status, reason);
     // Suspended or offboarded keeps no grant (reactivation does not bring one back; docs/access.md).
     if (status !== 'active') {
-      for (const { grant } of this.access.listGrants({ identityId: id })) {
+      for (const { grant } of await this.access.listGrants({ identityId: id })) {
         if (grant.status === 'active') await this.access.grants.end(grant.id, { by: by.identity.id, reason: `identity ${status}` });
       }
     }

@@ -89,7 +89,8 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     },
   });
   const access = createAccessService({
-    db,
+    store: opened.store.access,
+    unitOfWork: opened.store,
     clock,
     audit,
     decide: accessDecider(deciders),

@@ -53,10 +53,10 @@ describe('break-glass', () => {
     assert.deepEqual(hook.body.data.revokers, ['user:frank@example.com', 'team:dba']);
 
     // Every action under it is tagged in the authz stream.
-    const ctx = w.service.activeGrants(erin.id, undefined, ORDERS);
+    const ctx = await w.service.activeGrants(erin.id, undefined, ORDERS);
     assert.equal(ctx.breakGlass, true);
     assert.deepEqual(ctx.grants, ['breakglass:Database::orders']);
-    assert.equal(w.service.activeGrants(erin.id, undefined, { type: 'Database', id: 'scratch' }).breakGlass, false);
+    assert.equal((await w.service.activeGrants(erin.id, undefined, { type: 'Database', id: 'scratch' })).breakGlass, false);
     const d = await w.decideData(erin, 'db.admin', ORDERS);
     assert.equal(d.decision, 'allow');
     const rec = (await w.audit.query({ stream: 'authz' })).find((e) => e.payload.decision_id === d.decision_id)!;
@@ -77,13 +77,13 @@ describe('break-glass', () => {
     assert.equal((await w.decideData(erin, 'db.admin', ORDERS)).decision, 'deny');
     await pager.waitFor('breakglass.ended');
 
-    assert.deepEqual(w.service.breakGlassReviews('open').map((r) => r.grant_id), [grant.id]);
+    assert.deepEqual((await w.service.breakGlassReviews('open')).map((r) => r.grant_id), [grant.id]);
     await assert.rejects(w.service.recordBreakGlassReview(erin, grant.id, 'all fine'), ReviewNotAllowed);
-    assert.equal(w.service.breakGlassReviews('open').length, 1);
+    assert.equal((await w.service.breakGlassReviews('open')).length, 1);
     const closed = await w.service.recordBreakGlassReview(w.actor('carol'), grant.id, 'writes restored; root cause disk full; runbook updated');
     assert.equal(closed.status, 'closed');
     assert.equal(closed.reviewer, 'user:carol@example.com');
-    assert.equal(w.service.breakGlassReviews('open').length, 0);
+    assert.equal((await w.service.breakGlassReviews('open')).length, 0);
     await assert.rejects(w.service.recordBreakGlassReview(w.actor('bob'), grant.id, 'again'), /already recorded/);
     await pager.waitFor('breakglass.reviewed');
 
@@ -95,18 +95,18 @@ describe('break-glass', () => {
     const erin = w.actor('erin');
     const { grant } = await w.service.startBreakGlass(erin, { resource: ORDERS, reason: 'again at night', duration_ms: 30 * 60_000 });
     w.clock.advance(30 * 60_000);
-    assert.equal(w.service.activeGrants(erin.id, undefined, ORDERS).breakGlass, false);
+    assert.equal((await w.service.activeGrants(erin.id, undefined, ORDERS)).breakGlass, false);
     assert.equal((await w.decideData(w.actor('erin'), 'db.admin', ORDERS)).decision, 'deny');
     const swept = await w.service.sweep();
     assert.ok(swept.endedGrants.includes(grant.id));
     assert.ok(w.revoked.some((r) => r.grantId === grant.id && r.by === 'system:expiry'));
     // The review stays open after expiry too.
-    assert.ok(w.service.breakGlassReviews('open').some((r) => r.grant_id === grant.id));
+    assert.ok((await w.service.breakGlassReviews('open')).some((r) => r.grant_id === grant.id));
 
     const next = await w.service.startBreakGlass(w.actor('erin'), { resource: ORDERS, reason: 'third time' });
     const ended = await w.service.endBreakGlass(w.actor('bob'), next.grant.id, ''); // bob is in team:dba
     assert.equal(ended.ended_by, 'user:bob@example.com');
     assert.ok(await w.service.webhooks!.idle(60_000));
-    assert.ok(w.service.webhooks!.deliveries().every((x) => x.status === 'delivered'));
+    assert.ok((await w.service.webhooks!.deliveries()).every((x) => x.status === 'delivered'));
   });
 });

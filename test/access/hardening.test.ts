@@ -113,14 +113,14 @@ describe('rules govern what a request reaches (8.4)', () => {
     assert.equal(one.status, 'pending', 'one approval is not enough for a prod database credential');
     const two = await w.service.approve(w.actor('carol'), r.id);
     assert.equal(two.status, 'approved');
-    const g = w.service.grants.get(two.grant_id!);
+    const g = await w.service.grants.get(two.grant_id!);
     assert.equal(Date.parse(g.end_at) - Date.parse(g.start_at), 2 * H);
     assert.deepEqual(g.grants, ['credential:orders-db', 'credential:orders-db:readwrite']);
   });
 
   test('rules in force at approval bind too (a restart with stricter rules): more approvals, shorter grant', async () => {
     const lenient = createAccessService({
-      db: w.db, clock: w.clock, audit: w.audit, decide: w.decide, revokeLeases: async () => ({}),
+      store: w.accessStore, unitOfWork: w.unitOfWork, clock: w.clock, audit: w.audit, decide: w.decide, revokeLeases: async () => ({}),
       config: validateAccessConfig({}, {}),
       resourceInfo: (uid) => ALL.find((x) => x.type === uid.type && x.id === uid.id),
       webhooks: { notify() {} },
@@ -132,7 +132,7 @@ describe('rules govern what a request reaches (8.4)', () => {
       assert.equal(one.status, 'pending', 'the prod rule now asks for two');
       assert.equal(one.required_approvals, 2);
       const two = await w.service.approve(w.actor('carol'), r.id);
-      const g = w.service.grants.get(two.grant_id!);
+      const g = await w.service.grants.get(two.grant_id!);
       assert.equal(Date.parse(g.end_at) - Date.parse(g.start_at), 2 * H, 'clamped to the strictest cap now in force');
 
       // A credential request stored without its target's resource (made where targets were unknown)
@@ -187,7 +187,7 @@ describe('separation of duties counts accountable humans (8.5)', () => {
     await assert.rejects(svc.approve(w.actor('workload:alice-tool'), r.id), refused('same_accountable_human'));
     await assert.rejects(svc.approve(w.actor('workload:alice-tool-child'), r.id), refused('same_accountable_human'));
     await assert.rejects(svc.deny(w.actor('workload:alice-tool'), r.id), refused('same_accountable_human'), 'a deny is a review too');
-    assert.equal(svc.getRequest(r.id).request.status, 'pending');
+    assert.equal((await svc.getRequest(r.id)).request.status, 'pending');
     const refusals = (await w.audit.query({ stream: 'admin', type: 'access.review_refused' })).filter((e) => e.payload.request_id === r.id);
     assert.deepEqual(refusals.map((e) => e.payload.why), ['same_accountable_human', 'same_accountable_human', 'same_accountable_human']);
   });
@@ -204,7 +204,7 @@ describe('separation of duties counts accountable humans (8.5)', () => {
     assert.equal((await svc.approve(w.actor('workload:bob-tool'), r.id)).status, 'pending');
     await assert.rejects(svc.approve(w.actor('bob'), r.id), refused('already_approved_by_this_human'));
     await assert.rejects(svc.approve(w.actor('user:bob-admin@example.com'), r.id), refused('already_approved_by_this_human'));
-    assert.equal(svc.getRequest(r.id).request.status, 'pending');
+    assert.equal((await svc.getRequest(r.id)).request.status, 'pending');
     assert.equal((await svc.approve(w.actor('carol'), r.id)).status, 'approved');
   });
 

@@ -2,10 +2,10 @@
 // `decide` merges active grants the way the broker will: `context.grants`, temporary role parents,
 // `breakGlass` for the resource.
 import { ManualClock } from '../../src/common/clock.ts';
-import { openDatabase } from '../../src/store/sqlite/db.ts';
+import { SqliteDb, openDatabase } from '../../src/store/sqlite/db.ts';
 import type { Db } from '../../src/store/sqlite/db.ts';
+import { SqliteAccessStore } from '../../src/store/sqlite/access.ts';
 import { AuditLog } from '../../src/audit/log.ts';
-import { SqliteDb } from '../../src/store/sqlite/db.ts';
 import { SqliteAuditStore } from '../../src/store/sqlite/audit/index.ts';
 import { PolicyStore } from '../../src/policy/store.ts';
 import { WasmEngine } from '../../src/policy/engine/wasm.ts';
@@ -67,6 +67,9 @@ export function user(name: string, teams: string[] = []): PrincipalFacts {
 
 export interface World {
   db: Db;
+  /** The access repositories over `db`, and the unit of work they share. */
+  accessStore: SqliteAccessStore;
+  unitOfWork: SqliteDb;
   clock: ManualClock;
   audit: AuditLog;
   dp: DecisionPoint;
@@ -104,14 +107,14 @@ export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; n
   const revoked: World['revoked'] = [];
   let service: AccessService | undefined;
 
-  const principal = (id: string, resource?: EntityUid, action?: string): { facts: PrincipalFacts; grants: string[]; breakGlass: boolean } => {
+  const principal = async (id: string, resource?: EntityUid, action?: string): Promise<{ facts: PrincipalFacts; grants: string[]; breakGlass: boolean }> => {
     const base = users.get(id);
     if (!base) throw new Error(`unknown test user ${id}`);
-    const g = service!.activeGrants(id, undefined, resource, action);
+    const g = await service!.activeGrants(id, undefined, resource, action);
     return { facts: { ...base, parents: [...base.parents, ...g.parents] }, grants: g.grants, breakGlass: g.breakGlass };
   };
   const decide: AccessDecide = async (r) => {
-    const p = principal(r.actor.id);
+    const p = await principal(r.actor.id);
     const d = await dp.decide({
       principal: p.facts, claims: {}, authn: r.actor.authn, sourceIp: r.actor.sourceIp ?? '127.0.0.1', action: r.action, resource: r.resource,
       purpose: r.purpose ?? {}, grants: p.grants, breakGlass: r.breakGlass ?? false,
@@ -120,8 +123,10 @@ export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; n
     });
     return { decision: d.decision, decisionId: d.decision_id };
   };
+  const unitOfWork = new SqliteDb(db);
+  const accessStore = new SqliteAccessStore(unitOfWork);
   service = createAccessService({
-    db, clock, audit, decide,
+    store: accessStore, unitOfWork, clock, audit, decide,
     fetch: outboundFetch({ allowPrivate: LOOPBACK }), // webhook receivers are on loopback
     revokeLeases: async (sel, o) => {
       revoked.push({ grantId: sel.grantId, ...o });
@@ -137,13 +142,13 @@ export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; n
     accountable: (id) => accountableHumans(id, (x) => users.get(x), (team) => [...users.values()].filter((u) => u.parents.some((p) => p.type === 'Team' && p.id === team)).map((u) => u.id)),
   });
   const w: World = {
-    db, clock, audit, dp, service, users, revoked, decide,
+    db, accessStore, unitOfWork, clock, audit, dp, service, users, revoked, decide,
     actor(name, authn = {}) {
       const id = name.includes(':') ? name : `user:${name}@example.com`;
       return { id, sessionId: `sess-${name}`, authn: { method: 'oidc', trust: 'sso', mfa: true, assurance: 'high', auth_time: Math.floor(clock.now() / 1000), ...authn } };
     },
     async decideData(actor, action, resource) {
-      const p = principal(actor.id, resource, action);
+      const p = await principal(actor.id, resource, action);
       return dp.decide({ principal: p.facts, claims: {}, authn: actor.authn, sourceIp: '127.0.0.1', action, resource, purpose: {}, grants: p.grants, breakGlass: p.breakGlass });
     },
     async close() {

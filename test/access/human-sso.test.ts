@@ -100,7 +100,7 @@ describe('human sign-in with a real OpenID provider', () => {
     await w.service.approve(bob, req.id, 'ok');
     const approved = await w.service.approve(carol, req.id);
     assert.equal(approved.status, 'approved');
-    assert.deepEqual(w.service.activeGrants(alice.id).grants, ['Database::orders:db.admin']);
+    assert.deepEqual((await w.service.activeGrants(alice.id)).grants, ['Database::orders:db.admin']);
 
     // With the grant, db.admin is still denied: it needs recent MFA. The API answers step-up.
     const denied = await w.decideData(alice, 'db.admin', ORDERS);

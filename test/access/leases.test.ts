@@ -59,7 +59,7 @@ describe('leases issued under a grant', () => {
     const r = await w.service.createRequest(alice, parseCreateRequest({ credential: { target: 'orders-api', resource: 'Api::"orders-api"' }, duration: '1h', reason: 'inspect orders' }));
     const ok = await w.service.approve(w.actor('bob'), r.id);
     assert.equal(ok.status, 'approved');
-    assert.deepEqual(w.service.activeGrants(alice.id).grants, ['credential:orders-api']);
+    assert.deepEqual((await w.service.activeGrants(alice.id)).grants, ['credential:orders-api']);
     const issued = await creds.issue({ identityId: alice.id, target: 'orders-api', purpose: 'inspect orders', params: { scopes: ['orders:read'] }, grantId: ok.grant_id! });
     assert.equal(issued.lease.grantId, ok.grant_id);
     assert.equal(creds.get(issued.lease.id).status, 'active');

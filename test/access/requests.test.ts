@@ -48,7 +48,7 @@ describe('access requests', () => {
     assert.equal(r.status, 'pending');
     assert.equal(r.required_approvals, 2);
     assert.deepEqual(r.rules, ['prod-db-admin']);
-    assert.match(w.service.getRequest(r.id).status, /^waiting for 2 approvals: bob@example.com \(pending\), carol@example.com \(pending\) — expires in 1 h$/);
+    assert.match((await w.service.getRequest(r.id)).status, /^waiting for 2 approvals: bob@example.com \(pending\), carol@example.com \(pending\) — expires in 1 h$/);
 
     // Before the grant, db.admin on orders is denied.
     assert.equal((await w.decideData(alice, 'db.admin', ORDERS)).decision, 'deny');
@@ -59,16 +59,16 @@ describe('access requests', () => {
     w.clock.advance(8 * 60_000);
     const one = await w.service.approve(w.actor('bob'), r.id, 'looks right');
     assert.equal(one.status, 'pending');
-    assert.equal(w.service.getRequest(r.id).status, 'waiting for 2 approvals (1 more needed): bob@example.com (approved), carol@example.com (pending) — expires in 52 min');
+    assert.equal((await w.service.getRequest(r.id)).status, 'waiting for 2 approvals (1 more needed): bob@example.com (approved), carol@example.com (pending) — expires in 52 min');
     await assert.rejects(w.service.approve(w.actor('bob'), r.id), /already reviewed/);
 
     const two = await w.service.approve(w.actor('carol'), r.id);
     assert.equal(two.status, 'approved');
     assert.ok(two.grant_id);
-    assert.match(w.service.getRequest(r.id).status, /^approved by bob@example.com, carol@example.com; grant active — ends in 2 h$/);
+    assert.match((await w.service.getRequest(r.id)).status, /^approved by bob@example.com, carol@example.com; grant active — ends in 2 h$/);
     await assert.rejects(w.service.approve(w.actor('carol'), r.id), RequestNotPending);
 
-    const ctx = w.service.activeGrants(alice.id);
+    const ctx = await w.service.activeGrants(alice.id);
     assert.deepEqual(ctx.grants, ['Database::orders:db.admin']);
     assert.deepEqual(ctx.grantIds, [two.grant_id]);
     assert.equal(ctx.breakGlass, false);
@@ -81,7 +81,7 @@ describe('access requests', () => {
 
     // The grant ends on time: stops counting at once, and the sweep revokes its leases.
     w.clock.advance(2 * 3_600_000);
-    assert.deepEqual(w.service.activeGrants(alice.id).grants, []);
+    assert.deepEqual((await w.service.activeGrants(alice.id)).grants, []);
     assert.deepEqual((await w.decideData(w.actor('alice'), 'db.admin', ORDERS)).reasons, []);
     const swept = await w.service.sweep();
     assert.deepEqual(swept.endedGrants, [two.grant_id]);
@@ -112,10 +112,10 @@ describe('access requests', () => {
     const alice = w.actor('alice');
     const r = await w.service.createRequest(alice, parseCreateRequest({ role: 'db-reader', duration: '1h', reason: 'report', session_bound: true }));
     assert.equal(r.required_approvals, 1);
-    assert.equal(w.service.getRequest(r.id).status, 'waiting for 1 approval — expires in 1 h');
+    assert.equal((await w.service.getRequest(r.id)).status, 'waiting for 1 approval — expires in 1 h');
     const ok = await w.service.approve(w.actor('bob'), r.id);
     assert.equal(ok.status, 'approved');
-    const ctx = w.service.activeGrants(alice.id);
+    const ctx = await w.service.activeGrants(alice.id);
     assert.deepEqual(ctx.parents, [{ type: 'Role', id: 'db-reader' }]);
     assert.ok(ctx.grants.includes('role:db-reader'));
     assert.equal((await w.decideData(alice, 'db.select', ORDERS)).decision, 'allow');
@@ -130,10 +130,10 @@ describe('access requests', () => {
     const start = w.clock.now() + 30 * 60_000;
     const r = await w.service.createRequest(alice, parseCreateRequest({ role: 'db-reader', duration: '1h', reason: 'night job', start_at: new Date(start).toISOString() }));
     const ok = await w.service.approve(w.actor('carol'), r.id);
-    assert.match(w.service.getRequest(ok.id).status, /grant starts in 30 min/);
-    assert.deepEqual(w.service.activeGrants(alice.id).grants, []);
+    assert.match((await w.service.getRequest(ok.id)).status, /grant starts in 30 min/);
+    assert.deepEqual((await w.service.activeGrants(alice.id)).grants, []);
     w.clock.advance(31 * 60_000);
-    assert.deepEqual(w.service.activeGrants(alice.id).grants, ['role:db-reader']);
+    assert.deepEqual((await w.service.activeGrants(alice.id)).grants, ['role:db-reader']);
     await w.service.revokeGrant(alice, ok.grant_id!, 'done early');
   });
 
@@ -153,17 +153,17 @@ describe('access requests', () => {
     const denied = await w.service.deny(w.actor('bob'), b.id, 'use the reader role');
     assert.equal(denied.status, 'denied');
     assert.equal(denied.comments.length, 2);
-    assert.equal(w.service.getRequest(b.id).status, 'denied by bob@example.com: use the reader role');
+    assert.equal((await w.service.getRequest(b.id)).status, 'denied by bob@example.com: use the reader role');
     await assert.rejects(w.service.cancel(w.actor('bob'), c.id), /only the requester/);
     assert.equal((await w.service.cancel(alice, c.id)).status, 'cancelled');
 
     w.clock.advance(9 * 60_000);
     await assert.rejects(w.service.approve(w.actor('bob'), a.id), (e: RequestNotPending) => e.extra.state === 'expired');
-    const got: AccessRequest = w.service.getRequest(a.id).request;
+    const got: AccessRequest = (await w.service.getRequest(a.id)).request;
     assert.equal(got.status, 'expired');
-    assert.equal(w.service.getRequest(a.id).status, 'expired without enough approvals (0 of 2)');
+    assert.equal((await w.service.getRequest(a.id)).status, 'expired without enough approvals (0 of 2)');
     for (const t of ['request.expiring', 'request.denied', 'request.cancelled', 'request.expired']) assert.ok(notes.types().includes(t), t);
-    assert.ok(w.service.listRequests({ status: 'expired' }).some((x) => x.request.id === a.id));
+    assert.ok((await w.service.listRequests({ status: 'expired' })).some((x) => x.request.id === a.id));
   });
 
   test('config validation names the field', () => {

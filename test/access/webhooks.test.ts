@@ -2,8 +2,9 @@
 // and a caller that never waits on the network.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openDatabase } from '../../src/store/sqlite/db.ts';
-import { WebhookDispatcher, migrateAccess, signWebhook, validateAccessConfig, verifyWebhookSignature } from '../../src/access/index.ts';
+import { SqliteDb } from '../../src/store/sqlite/db.ts';
+import { SqliteAccessStore } from '../../src/store/sqlite/access.ts';
+import { WebhookDispatcher, signWebhook, validateAccessConfig, verifyWebhookSignature } from '../../src/access/index.ts';
 import { startReceiver } from './receiver.ts';
 import type { Receiver } from './receiver.ts';
 import { LOOPBACK, outboundFetch } from '../../src/common/outbound.ts';
@@ -18,13 +19,12 @@ after(async () => {
 });
 
 async function setup(endpoints: { name: string; url: string; events?: string[] }[], extra: Record<string, unknown> = {}) {
-  const db = openDatabase(':memory:');
-  migrateAccess(db);
+  const { webhooks: outbox } = new SqliteAccessStore(SqliteDb.open(':memory:'));
   const cfg = validateAccessConfig(
     { webhooks: { backoff_base: '20ms', backoff_max: '200ms', max_attempts: 4, timeout: '300ms', ...extra, endpoints: endpoints.map((e) => ({ ...e, secret_env: 'HOOK_SECRET' })) } },
     { HOOK_SECRET: SECRET },
   );
-  const d = new WebhookDispatcher({ db, config: cfg.webhooks, fetch: outboundFetch({ allowPrivate: LOOPBACK }) });
+  const d = new WebhookDispatcher({ outbox, config: cfg.webhooks, fetch: outboundFetch({ allowPrivate: LOOPBACK }) });
   dispatchers.push(d);
   return d;
 }
@@ -63,7 +63,7 @@ describe('webhooks', () => {
     assert.equal(retried.valid, true);
     assert.equal(flaky.hits, 3);
     assert.ok(await d.idle(60_000));
-    const rows = d.deliveries({ endpoint: 'tickets' });
+    const rows = await d.deliveries({ endpoint: 'tickets' });
     assert.equal(rows.length, 1); // request.approved was not subscribed
     assert.equal(rows[0]!.status, 'delivered');
     assert.equal(rows[0]!.attempts, 3);
@@ -78,11 +78,11 @@ describe('webhooks', () => {
     // Queue-only, checked without a clock: when notify returns, every delivery is queued and none
     // has been attempted yet.
     for (let i = 0; i < 8; i++) assert.equal(d.notify('breakglass.started', { n: i }), undefined);
-    const queued = d.deliveries({});
+    const queued = await d.deliveries({});
     assert.equal(queued.length, 16);
     assert.ok(queued.every((r) => r.status === 'pending' && r.attempts === 0), JSON.stringify(queued));
     assert.ok(await d.idle(60_000), 'queue drains (timeouts count as failures)');
-    const badRows = d.deliveries({ endpoint: 'bad' });
+    const badRows = await d.deliveries({ endpoint: 'bad' });
     assert.equal(badRows.length, 8);
     for (const r of badRows) {
       assert.equal(r.status, 'failed');
@@ -90,7 +90,7 @@ describe('webhooks', () => {
       assert.equal(r.last_status, 500);
       assert.equal(r.last_error, 'HTTP 500');
     }
-    const hangRows = d.deliveries({ endpoint: 'hang' });
+    const hangRows = await d.deliveries({ endpoint: 'hang' });
     assert.ok(hangRows.every((r) => r.status === 'failed' && r.last_error === 'timeout'));
     assert.equal(bad.hits, 32);
   });

@@ -14,9 +14,9 @@ import { validateHumanOidcTrust } from '../../src/identity/human-oidc-config.ts'
 import { forbiddenReason, LOOPBACK, OutboundRefused, outboundFetch, parseCidr } from '../../src/common/outbound.ts';
 import type { Resolver } from '../../src/common/outbound.ts';
 import { WebhookDispatcher } from '../../src/access/webhooks.ts';
-import { migrateAccess } from '../../src/access/store.ts';
+import { SqliteAccessStore } from '../../src/store/sqlite/access.ts';
 import { validateAccessConfig } from '../../src/access/config.ts';
-import { openDatabase } from '../../src/store/sqlite/db.ts';
+import { SqliteDb } from '../../src/store/sqlite/db.ts';
 
 let server: Server;
 let port = 0;
@@ -143,17 +143,16 @@ describe('outbound destinations', () => {
   });
 
   test('webhooks use the outbound policy by default: a metadata endpoint fails, nothing sent', async () => {
-    const db = openDatabase(':memory:');
-    migrateAccess(db);
+    const { webhooks: outbox } = new SqliteAccessStore(SqliteDb.open(':memory:'));
     const cfg = validateAccessConfig(
       { webhooks: { backoff_base: '20ms', backoff_max: '40ms', max_attempts: 1, timeout: '2s', endpoints: [{ name: 'meta', url: 'http://169.254.169.254/hook', secret_env: 'S', allow_insecure: true }, { name: 'local', url: `http://127.0.0.1:${port}/hook`, secret_env: 'S' }] } },
       { S: 'x'.repeat(32) },
     );
-    const d = new WebhookDispatcher({ db, config: cfg.webhooks });
+    const d = new WebhookDispatcher({ outbox, config: cfg.webhooks });
     const before = hits;
     d.notify('breakglass.started', { n: 1 });
     assert.ok(await d.idle(60_000));
-    for (const r of d.deliveries({})) {
+    for (const r of await d.deliveries({})) {
       assert.equal(r.status, 'failed');
       assert.match(String(r.last_error), /refused/);
     }

@@ -104,7 +104,7 @@ describe('access hardening over HTTP (issue #8 items 4, 5, 6, 8)', () => {
     assert.equal(again.body.why, 'already_approved_by_this_human');
     const second = await h.post(`/v1/access-requests/${rid}/approve`, {}, t.carol!);
     assert.equal(second.body.status, 'approved', JSON.stringify(second.body));
-    const grant = h.running.broker.access.grants.get(second.body.grant_id);
+    const grant = await h.running.broker.access.grants.get(second.body.grant_id);
 
     const issued = await h.post('/v1/credentials', { target: 'orders-db', permission: 'readwrite', ttl: '1h', reason: 'repair orders index' }, t.alice!);
     assert.equal(issued.status, 201, JSON.stringify(issued.body));

@@ -87,7 +87,7 @@ describe('access review: unseen variants of issue #8 items 4–8 over HTTP', () 
       assert.equal(last.status, 200, JSON.stringify(last.body));
     }
     assert.equal(last.body.status, 'approved', JSON.stringify(last.body));
-    return h.running.broker.access.grants.get(last.body.grant_id);
+    return await h.running.broker.access.grants.get(last.body.grant_id);
   };
 
   before(async () => {
@@ -158,7 +158,7 @@ describe('access review: unseen variants of issue #8 items 4–8 over HTTP', () 
     const twice = await h.post(`/v1/access-requests/${req.body.id}/approve`, {}, t.carol!);
     assert.equal(twice.status, 403, `carol counted twice: ${JSON.stringify(twice.body)}`);
     assert.equal(twice.body.why, 'already_approved_by_this_human');
-    assert.equal(h.running.broker.access.requests.get(req.body.id).status, 'pending');
+    assert.equal((await h.running.broker.access.requests.get(req.body.id)).status, 'pending');
 
     // bob's workload asks; it is handed to dave before bob reviews: bob still reviews his own request.
     const own = await h.post('/v1/access-requests', { credential: { target: 'orders-db', permission: 'readwrite' }, duration: '20m', reason: 'bulk fix' }, t.bobTool!);
@@ -239,9 +239,9 @@ describe('access review: unseen variants of issue #8 items 4–8 over HTTP', () 
     }
     const late = await h.post(`/v1/access-requests/${pending.body.id}/approve`, {}, t.bob!);
     assert.equal(late.status, 409, `a suspended requester's request was approved: ${JSON.stringify(late.body)}`);
-    assert.equal(h.running.broker.access.requests.get(pending.body.id).grant_id, null);
-    assert.equal(h.running.broker.access.grants.get(grant.id).status, 'ended', 'suspending ends the grants held');
+    assert.equal((await h.running.broker.access.requests.get(pending.body.id)).grant_id, null);
+    assert.equal((await h.running.broker.access.grants.get(grant.id)).status, 'ended', 'suspending ends the grants held');
     assert.equal((await h.post(`/v1/identities/${id('user:carol@example.com')}/activate`, {}, t.admin!)).status, 200);
-    assert.deepEqual(h.running.broker.access.activeGrants('user:carol@example.com').grants, [], 'and reactivation does not bring them back');
+    assert.deepEqual((await h.running.broker.access.activeGrants('user:carol@example.com')).grants, [], 'and reactivation does not bring them back');
   });
 });

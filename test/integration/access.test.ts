@@ -276,7 +276,7 @@ describe('privileged access over HTTP', () => {
 
     const jti = JSON.parse(Buffer.from(dave.split('.')[1]!, 'base64url').toString()).jti as string;
     assert.equal((await h.post('/v1/sessions/revoke', { jti }, dave)).status, 200);
-    const grant = h.running.broker.access.listGrants({ identityId: 'user:dave@example.com' }).find((g) => g.grant.id === ok.body.grant_id)!;
+    const grant = (await h.running.broker.access.listGrants({ identityId: 'user:dave@example.com' })).find((g) => g.grant.id === ok.body.grant_id)!;
     assert.equal(grant.grant.status, 'ended');
   });
 
@@ -362,12 +362,12 @@ describe('privileged access over HTTP', () => {
     const req = await h.post('/v1/access-requests', { role: 'orders-writer', duration: '30m', reason: 'one more backfill' }, alice);
     await h.post(`/v1/access-requests/${req.body.id}/approve`, {}, tokens.bob!);
     const broker = h.running.broker;
-    const grantId = broker.access.getRequest(req.body.id).request.grant_id!;
-    assert.deepEqual(broker.access.activeGrants('user:alice@example.com').grants, ['role:orders-writer']);
+    const grantId = (await broker.access.getRequest(req.body.id)).request.grant_id!;
+    assert.deepEqual((await broker.access.activeGrants('user:alice@example.com')).grants, ['role:orders-writer']);
     h.clock.advance(31 * 60_000);
-    assert.deepEqual(broker.access.activeGrants('user:alice@example.com').grants, [], 'past its end before any sweep');
+    assert.deepEqual((await broker.access.activeGrants('user:alice@example.com')).grants, [], 'past its end before any sweep');
     const swept = await broker.access.sweep();
     assert.ok(swept.endedGrants.includes(grantId));
-    assert.equal(broker.access.grants.get(grantId).status, 'ended');
+    assert.equal((await broker.access.grants.get(grantId)).status, 'ended');
   });
 });

@@ -37,11 +37,11 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     }
   };
   /** The requester sees its request; anyone else needs to read the access domain. */
-  const mayReadRequest = async (req: FastifyRequest, rid: string) => broker.access.getRequest(rid).request.requester === req.session!.identity.id || readsAll(req);
+  const mayReadRequest = async (req: FastifyRequest, rid: string) => (await broker.access.getRequest(rid)).request.requester === req.session!.identity.id || readsAll(req);
   /** The holder sees its grant (and break-glass); anyone else needs to read the access domain. */
-  const mayReadGrant = async (req: FastifyRequest, gid: string) => broker.access.listGrants({ identityId: req.session!.identity.id }).some((g) => g.grant.id === gid) || readsAll(req);
-  const requestView = (requestId: string) => {
-    const r = broker.access.getRequest(requestId);
+  const mayReadGrant = async (req: FastifyRequest, gid: string) => (await broker.access.listGrants({ identityId: req.session!.identity.id })).some((g) => g.grant.id === gid) || readsAll(req);
+  const requestView = async (requestId: string) => {
+    const r = await broker.access.getRequest(requestId);
     return { ...r.request, status_line: r.status, grant: r.grant };
   };
 
@@ -71,7 +71,7 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req, reply) => {
       const r = await broker.access.createRequest(actor(req), parseCreateRequest(req.body));
-      return reply.code(201).send(requestView(r.id));
+      return reply.code(201).send(await requestView(r.id));
     },
   );
 
@@ -99,7 +99,7 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
       else if (q.requester !== undefined) filter.requester = q.requester;
       else if (q.mine !== 'false') filter.requester = me;
       if (filter.requester !== me) await mayReadAll(req);
-      const list = broker.access.listRequests(filter, q.limit ? Number(q.limit) : 100);
+      const list = await broker.access.listRequests(filter, q.limit ? Number(q.limit) : 100);
       return { requests: list.map((x) => ({ ...x.request, status_line: x.status })) };
     },
   );
@@ -110,7 +110,7 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     async (req) => {
       const rid = (req.params as { id: string }).id;
       return opaqueId('access request', rid, () => false, async () => {
-        const view = requestView(rid);
+        const view = await requestView(rid);
         if (view.requester !== req.session!.identity.id) await mayReadAll(req);
         return view;
       });
@@ -159,7 +159,7 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
       const me = req.session!.identity.id;
       const identityId = q.all === 'true' ? undefined : (q.identity ?? me);
       if (identityId !== me) await mayReadAll(req);
-      const list = broker.access.listGrants({ ...(identityId !== undefined && { identityId }), ...(q.active === 'true' && { activeAt: broker.clock.now() }) });
+      const list = await broker.access.listGrants({ ...(identityId !== undefined && { identityId }), ...(q.active === 'true' && { activeAt: broker.clock.now() }) });
       return { grants: list.map((x) => ({ ...x.grant, status_line: x.status })) };
     },
   );
@@ -214,7 +214,7 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     { preHandler: session, schema: { summary: 'After-action review items (open until someone else reviews)', tags: ['access'], querystring: optionalBody({ status: { type: 'string', enum: ['open', 'closed'] } }) } },
     async (req) => {
       await mayReadAll(req);
-      return { reviews: broker.access.breakGlassReviews((req.query as { status?: 'open' | 'closed' }).status) };
+      return { reviews: await broker.access.breakGlassReviews((req.query as { status?: 'open' | 'closed' }).status) };
     },
   );
 
@@ -233,7 +233,7 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
       await requireAllowed(broker, req, 'access.read', controlPlane);
       const q = req.query as { status?: DeliveryStatus; endpoint?: string; event?: string };
       if (!broker.access.webhooks) throw new NotFound('webhook deliveries (a custom notifier is in use)');
-      return { deliveries: broker.access.webhooks.deliveries({ ...(q.status && { status: q.status }), ...(q.endpoint && { endpoint: q.endpoint }), ...(q.event && { eventType: q.event }) }) };
+      return { deliveries: await broker.access.webhooks.deliveries({ ...(q.status && { status: q.status }), ...(q.endpoint && { endpoint: q.endpoint }), ...(q.event && { eventType: q.event }) }) };
     },
   );
 }
