@@ -48,10 +48,14 @@ export class SqliteStore implements Store {
   /** Opens (creating if need be) the data directory's two files. */
   static open(dataDir: string): SqliteStore {
     const main = SqliteDb.open(join(dataDir, STATE_DB_FILE));
+    let audit: SqliteDb | undefined;
     try {
-      return new SqliteStore(main, SqliteDb.open(join(dataDir, AUDIT_DB_FILE)));
+      audit = SqliteDb.open(join(dataDir, AUDIT_DB_FILE));
+      // The repositories run their domain's migrations as they are made.
+      return new SqliteStore(main, audit);
     } catch (err) {
       main.close();
+      audit?.close();
       throw err;
     }
   }
