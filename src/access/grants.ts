@@ -131,16 +131,7 @@ export class Grants {
   contextFor(identityId: string, opts: { now?: number; resource?: EntityUid; qualifies?: (g: Grant) => boolean } = {}): GrantContext {
     if (!this.#holders.has(identityId)) return { grants: [], parents: [], breakGlass: false, grantIds: [] };
     const now = opts.now ?? this.#d.clock.now();
-    const active = this.list({ identityId, activeAt: now }).filter((g) => opts.qualifies?.(g) ?? true);
-    const grants = new Set<string>();
-    const parents = new Map<string, EntityUid>();
-    let breakGlass = false;
-    for (const g of active) {
-      for (const s of g.grants) grants.add(s);
-      for (const p of g.roles) parents.set(`${p.type}::${p.id}`, p);
-      if (g.kind === 'break-glass' && (opts.resource === undefined || coversResource(g.target, opts.resource))) breakGlass = true;
-    }
-    return { grants: [...grants].sort(), parents: [...parents.values()], breakGlass, grantIds: active.map((g) => g.id) };
+    return grantContext(this.list({ identityId, activeAt: now }), opts);
   }
 
   /** Ends a grant (idempotent) and revokes its leases. */
@@ -202,6 +193,24 @@ export class Grants {
     for (const r of retry) if (!ended.includes(r.id)) await this.#revokeLeases(this.get(r.id));
     return { ended, retried: retry.map((r) => r.id).filter((id) => !ended.includes(id)) };
   }
+}
+
+/**
+ * The decision context of grants already read (active now, one identity's): `context.grants`,
+ * temporary role parents, and `breakGlass` when an active break-glass covers `resource` (or any,
+ * when no resource is given). Only grants `qualifies` accepts count.
+ */
+export function grantContext(active: readonly Grant[], opts: { resource?: EntityUid; qualifies?: (g: Grant) => boolean } = {}): GrantContext {
+  const counted = active.filter((g) => opts.qualifies?.(g) ?? true);
+  const grants = new Set<string>();
+  const parents = new Map<string, EntityUid>();
+  let breakGlass = false;
+  for (const g of counted) {
+    for (const s of g.grants) grants.add(s);
+    for (const p of g.roles) parents.set(`${p.type}::${p.id}`, p);
+    if (g.kind === 'break-glass' && (opts.resource === undefined || coversResource(g.target, opts.resource))) breakGlass = true;
+  }
+  return { grants: [...grants].sort(), parents: [...parents.values()], breakGlass, grantIds: counted.map((g) => g.id) };
 }
 
 export function coversResource(target: AccessTarget, r: EntityUid): boolean {

@@ -8,7 +8,7 @@ import type { EntityUid } from '../policy/engine/types.ts';
 import type { Db } from '../store/sqlite/db.ts';
 import { BreakGlass } from './break-glass.ts';
 import type { AccessConfig } from './config.ts';
-import { Grants } from './grants.ts';
+import { Grants, grantContext } from './grants.ts';
 import type { BreakGlassInput } from './input.ts';
 import type { CreateRequestInput, ListFilter } from './requests.ts';
 import { AccessRequests } from './requests.ts';
@@ -112,6 +112,10 @@ export class AccessService {
       ...(now !== undefined && { now }),
       ...(resource && { resource, qualifies: this.qualifier(resource, action) }),
     });
+  }
+  /** The same from grants the caller already read (one identity's, active now): grants are read once per decision. */
+  grantContextOf(active: readonly Grant[], resource?: EntityUid, action?: string): GrantContext {
+    return grantContext(active, { ...(resource && { resource, qualifies: this.qualifier(resource, action) }) });
   }
   /**
    * Which grants may count in a decision on `resource`: only those meeting the strictest rule

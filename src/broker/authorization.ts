@@ -32,8 +32,12 @@ export function principalFacts(i: Identity): PrincipalFacts {
  * `breakGlass` when a break-glass covers this resource (the authz event is then tagged).
  */
 export function withGrants(access: AccessService, now: number, identity: Identity, resource: EntityUid, action?: string): ReturnType<GrantsFor> {
+  return withGrantFacts(identity, access.activeGrants(identity.id, now, resource, action));
+}
+
+/** The same from grants already read for this request. */
+export function withGrantFacts(identity: Identity, g: { grants: string[]; parents: EntityUid[]; breakGlass: boolean }): ReturnType<GrantsFor> {
   const p = principalFacts(identity);
-  const g = access.activeGrants(identity.id, now, resource, action);
   return {
     principal: g.parents.length > 0 ? { ...p, parents: [...p.parents, ...g.parents] } : p,
     grants: g.grants,
