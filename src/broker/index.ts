@@ -38,10 +38,8 @@ export type { MintApiKeyRequest } from './api-keys.ts';
 export type { WritePoliciesRequest } from './policies.ts';
 export type { RequestView } from './access-admin.ts';
 export type { LeaseQuery } from './leases.ts';
-export type { RevocationResult } from './revocation.ts';
 export type { StreamQuery } from './audit-admin.ts';
 export { principalFacts } from './authorization.ts';
-export { touchesMemberships } from './identities.ts';
 
 /**
  * The authorizing layer, one admin API per domain. Every method takes the caller first and
