@@ -95,7 +95,7 @@ when { context.purpose has reason && context.credential.ttlSeconds <= 3600 };`);
       await client.query('SELECT 1');
       const ended = new Promise<number>((resolve) => client.once('end', () => resolve(performance.now())));
       t = performance.now();
-      await broker.revoke('system', { lease: r.lease.id }, 'bench');
+      await broker.admin.leases.revoke({ ...s, sourceIp: '127.0.0.1' }, { lease: r.lease.id }, 'bench');
       revokeLat.push(performance.now() - t);
       endLat.push((await ended) - t);
     }

@@ -12,6 +12,7 @@ import { SignJWT } from 'jose';
 import { stringify } from 'yaml';
 import { parseConfig } from '../src/config/load.ts';
 import { serve } from '../src/cli/serve.ts';
+import { brokerInternals } from '../src/broker/internals.ts';
 import { databases, percentile, policyFiles, requestMix } from './fixture.ts';
 
 type Emit = (line: Record<string, unknown>) => void;
@@ -59,8 +60,9 @@ async function one(emit: Emit, engine: 'wasm' | 'compiled', policies: number): P
     const line = hasWrk()
       ? await wrk(running.url, session_token, bodies, dir)
       : await fetchLoad(running.url, session_token, bodies);
-    await running.broker.audit.flush();
-    emit({ bench: 'http', engine, policies, concurrency: CONCURRENCY, audit: 'durable (fail closed)', ...line, authz_events_recorded: (await running.broker.audit.head('authz')).seq });
+    const { audit } = brokerInternals(running.broker);
+    await audit.flush();
+    emit({ bench: 'http', engine, policies, concurrency: CONCURRENCY, audit: 'durable (fail closed)', ...line, authz_events_recorded: (await audit.head('authz')).seq });
   } finally {
     await running.stop();
     rmSync(dir, { recursive: true, force: true });

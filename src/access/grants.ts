@@ -127,18 +127,7 @@ export class Grants {
     await this.#loadHolders();
     if (!this.#holders.has(identityId)) return { grants: [], parents: [], breakGlass: false, grantIds: [] };
     const now = opts.now ?? this.#d.clock.now();
-    const listed = await this.list({ identityId, activeAt: now });
-    const active: Grant[] = [];
-    for (const g of listed) if ((await opts.qualifies?.(g)) ?? true) active.push(g);
-    const grants = new Set<string>();
-    const parents = new Map<string, EntityUid>();
-    let breakGlass = false;
-    for (const g of active) {
-      for (const s of g.grants) grants.add(s);
-      for (const p of g.roles) parents.set(`${p.type}::${p.id}`, p);
-      if (g.kind === 'break-glass' && (opts.resource === undefined || coversResource(g.target, opts.resource))) breakGlass = true;
-    }
-    return { grants: [...grants].sort(), parents: [...parents.values()], breakGlass, grantIds: active.map((g) => g.id) };
+    return grantContext(await this.list({ identityId, activeAt: now }), opts);
   }
 
   /** Ends a grant (idempotent) and revokes its leases. */
@@ -195,6 +184,25 @@ export class Grants {
     for (const id of retry) if (!ended.includes(id)) await this.#revokeLeases(await this.get(id));
     return { ended, retried: retry.filter((id) => !ended.includes(id)) };
   }
+}
+
+/**
+ * The decision context of grants already read (active now, one identity's): `context.grants`,
+ * temporary role parents, and `breakGlass` when an active break-glass covers `resource` (or any,
+ * when no resource is given). Only grants `qualifies` accepts count.
+ */
+export async function grantContext(active: readonly Grant[], opts: { resource?: EntityUid; qualifies?: (g: Grant) => Promise<boolean> } = {}): Promise<GrantContext> {
+  const counted: Grant[] = [];
+  for (const g of active) if ((await opts.qualifies?.(g)) ?? true) counted.push(g);
+  const grants = new Set<string>();
+  const parents = new Map<string, EntityUid>();
+  let breakGlass = false;
+  for (const g of counted) {
+    for (const s of g.grants) grants.add(s);
+    for (const p of g.roles) parents.set(`${p.type}::${p.id}`, p);
+    if (g.kind === 'break-glass' && (opts.resource === undefined || coversResource(g.target, opts.resource))) breakGlass = true;
+  }
+  return { grants: [...grants].sort(), parents: [...parents.values()], breakGlass, grantIds: counted.map((g) => g.id) };
 }
 
 export function coversResource(target: AccessTarget, r: EntityUid): boolean {

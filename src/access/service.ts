@@ -8,7 +8,7 @@ import type { EntityUid } from '../policy/engine/types.ts';
 import type { UnitOfWork } from '../store/ports.ts';
 import { BreakGlass } from './break-glass.ts';
 import type { AccessConfig } from './config.ts';
-import { Grants } from './grants.ts';
+import { Grants, grantContext } from './grants.ts';
 import type { BreakGlassInput } from './input.ts';
 import type { CreateRequestInput } from './requests.ts';
 import { AccessRequests } from './requests.ts';
@@ -116,6 +116,10 @@ export class AccessService {
       ...(now !== undefined && { now }),
       ...(resource && { resource, qualifies: this.qualifier(resource, action) }),
     });
+  }
+  /** The same from grants the caller already read (one identity's, active now): grants are read once per decision. */
+  grantContextOf(active: readonly Grant[], resource?: EntityUid, action?: string): Promise<GrantContext> {
+    return grantContext(active, { ...(resource && { resource, qualifies: this.qualifier(resource, action) }) });
   }
   /**
    * Which grants may count in a decision on `resource`: only those meeting the strictest rule

@@ -1,6 +1,7 @@
 // Logins and sessions: the one path from a verified proof to a session token (audited either
-// way), the check of a bearer token on each call, and revoking sessions.
-import { AuthenticationFailed } from '../common/errors.ts';
+// way), the check of a bearer token on each call, and revoking sessions (one's own freely,
+// anyone else's under `session.revoke`).
+import { AuthenticationFailed, InvalidInput } from '../common/errors.ts';
 import type { Metrics } from '../common/metrics.ts';
 import type { AuditLog } from '../audit/log.ts';
 import type { Proof, VerifiedProof } from '../identity/types.ts';
@@ -10,7 +11,8 @@ import type { Identity, IdentityRegistry } from '../inventory/identities.ts';
 import { checkIdentityId } from '../inventory/identities.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
 import type { AccessService } from '../access/index.ts';
-import type { LoginResult, SessionContext } from './types.ts';
+import type { Caller, LoginResult, SessionContext } from './types.ts';
+import type { Authorization } from './authorization.ts';
 import { recordAdminEvent } from './admin-event.ts';
 import type { IdentityBinding } from './identity-binding.ts';
 
@@ -28,6 +30,7 @@ export interface AuthenticationDeps {
   metrics: Metrics;
   /** Which trust may prove which identity (issue 8.1). */
   binding: IdentityBinding;
+  authz: Pick<Authorization, 'requireAllowed'>;
 }
 
 export class Authentication {
@@ -126,7 +129,12 @@ export class Authentication {
     }
   }
 
-  async revokeSessions(by: SessionContext, what: { jti?: string; identity?: string; reason?: string }): Promise<{ revoked: string }> {
+  /** One session (by jti) or every live session of an identity; anything but the caller's own session is `session.revoke` on the identity. */
+  async revokeSessions(by: Caller, what: { jti?: string; identity?: string; reason?: string }): Promise<{ revoked: string }> {
+    if ((what.jti === undefined) === (what.identity === undefined)) throw new InvalidInput('send exactly one of "jti" or "identity"', 'body');
+    if (!(what.jti !== undefined && what.jti === by.jti)) {
+      await this.#d.authz.requireAllowed(by, 'session.revoke', { type: 'Identity', id: what.identity ?? by.identity.id });
+    }
     if (what.jti !== undefined) {
       await this.#d.sessions.revokeJti(what.jti, { identityId: by.identity.id });
       // Logging out ends the caller's session-bound grants (and the leases under them).

@@ -1,6 +1,6 @@
 // Authorization for API callers: caller-asked decisions (single and batch), admin calls as Cedar
 // decisions, and the step-up answer when a fresh login would turn a deny into an allow.
-import { Forbidden, InvalidInput, UnknownAction } from '../common/errors.ts';
+import { Forbidden, InvalidInput, PortcullisError, UnknownAction } from '../common/errors.ts';
 import { actionEntities } from '../policy/policy-set.ts';
 import type { Metrics } from '../common/metrics.ts';
 import type { HumanOidcTrust } from '../identity/oidc-human.ts';
@@ -12,7 +12,7 @@ import { adminEntity } from '../policy/entities.ts';
 import type { PrincipalFacts } from '../policy/entities.ts';
 import { StepUpRequired, stepUpFor, stepUpIndex } from '../access/index.ts';
 import type { AccessService, StepUpIndex } from '../access/index.ts';
-import type { SessionContext } from './types.ts';
+import type { Caller, SessionContext } from './types.ts';
 
 export interface AuthorizeRequest {
   action: string;
@@ -32,8 +32,12 @@ export function principalFacts(i: Identity): PrincipalFacts {
  * `breakGlass` when a break-glass covers this resource (the authz event is then tagged).
  */
 export async function withGrants(access: AccessService, now: number, identity: Identity, resource: EntityUid, action?: string): ReturnType<GrantsFor> {
+  return withGrantFacts(identity, await access.activeGrants(identity.id, now, resource, action));
+}
+
+/** The same from grants already read for this request. */
+export function withGrantFacts(identity: Identity, g: { grants: string[]; parents: EntityUid[]; breakGlass: boolean }): Awaited<ReturnType<GrantsFor>> {
   const p = principalFacts(identity);
-  const g = await access.activeGrants(identity.id, now, resource, action);
   return {
     principal: g.parents.length > 0 ? { ...p, parents: [...p.parents, ...g.parents] } : p,
     grants: g.grants,
@@ -130,14 +134,25 @@ export class Authorization {
   }
 
   /** Admin calls are Cedar decisions too; a deny is a 403 carrying the decision id. */
-  async requireAllowed(s: SessionContext, action: string, resource: EntityUid, sourceIp: string): Promise<Decision> {
+  async requireAllowed(c: Caller, action: string, resource: EntityUid): Promise<Decision> {
     const entity = this.#adminResource(resource);
-    const input = await this.#decisionInput(s, action, resource, sourceIp);
+    const input = await this.#decisionInput(c, action, resource, c.sourceIp);
     const d = await this.#d.decisions.decide({ ...input, resourceEntities: [entity] });
     this.#d.metrics.decisions.inc({ decision: d.decision });
-    this.#requireNoStepUp(s, d);
+    this.#requireNoStepUp(c, d);
     if (d.decision !== 'allow') throw new Forbidden(`not allowed: ${action} on ${resource.type}::"${resource.id}"`, { decision_id: d.decision_id });
     return d;
+  }
+
+  /** Whether the caller is allowed `action` on `resource` (a deny is audited like any other; a step-up or an outage is thrown). */
+  async allows(c: Caller, action: string, resource: EntityUid): Promise<boolean> {
+    try {
+      await this.requireAllowed(c, action, resource);
+      return true;
+    } catch (err) {
+      if (err instanceof PortcullisError && err.status === 403) return false;
+      throw err;
+    }
   }
 
   #adminResource(uid: EntityUid) {

@@ -7,7 +7,7 @@ import type { Identity, IdentityRegistry } from '../inventory/identities.ts';
 import type { DecisionPoint } from '../policy/decision-point.ts';
 import type { Decide } from '../credentials/index.ts';
 import type { AccessDecide } from '../access/index.ts';
-import { principalFacts } from './authorization.ts';
+import { principalFacts, withGrantFacts } from './authorization.ts';
 import type { GrantsFor } from './authorization.ts';
 
 export interface DeciderDeps {
@@ -19,30 +19,31 @@ export interface DeciderDeps {
 
 const NO_SESSION: AuthnFacts = { method: 'bootstrap', trust: 'none', mfa: false, assurance: 'low', auth_time: 0 };
 
-/** Decisions asked by the credential service: the identity's current inventory row, the facts of the session that asked. */
+/**
+ * Decisions asked by the credential service: the identity's current inventory row, the facts of
+ * the session that asked, its grants (as read by the caller for this request, else read now).
+ */
 export function credentialDecider({ identities, decisions, metrics, grantsFor }: DeciderDeps): Decide {
   return async (req) => {
     const identity = identities.get(req.identityId);
-    const c = req.context as Record<string, unknown> & { authn?: AuthnFacts; claims?: Record<string, string>; sourceIp?: string; sessionId?: string; delegation?: { actors: string[]; depth: number } };
+    const { session } = req;
+    const facts = { authn: session.authn ?? NO_SESSION, sourceIp: session.sourceIp ?? '0.0.0.0', extra: { credential: req.credential } };
     if (!identity || identity.status !== 'active') {
       const d = await decisions.decide({
         principal: principalFacts(identity ?? { id: req.identityId, kind: 'workload', boundary: 'none', environment: 'none', owner: null, labels: {}, parents: [] } as unknown as Identity),
-        claims: {}, authn: c.authn ?? NO_SESSION, sourceIp: c.sourceIp ?? '0.0.0.0', action: req.action, resource: req.resource, purpose: {},
-        resourceEntities: [], extra: { credential: credentialContext(c) },
+        claims: {}, ...facts, action: req.action, resource: req.resource, purpose: {}, resourceEntities: [],
       });
       return { decision: 'deny', decisionId: d.decision_id };
     }
     const { decision: d, recorded } = decisions.decideDeferred({
-      ...(await grantsFor(identity, req.resource, req.action)),
-      claims: c.claims ?? {},
-      authn: c.authn ?? NO_SESSION,
-      ...(c.sessionId !== undefined && { sessionId: c.sessionId }),
-      sourceIp: c.sourceIp ?? '0.0.0.0',
+      ...(req.grants ? withGrantFacts(identity, req.grants) : await grantsFor(identity, req.resource, req.action)),
+      ...facts,
+      claims: session.claims ?? {},
+      ...(session.sessionId !== undefined && { sessionId: session.sessionId }),
       action: req.action,
       resource: req.resource,
-      purpose: typeof c.purpose === 'string' ? { reason: c.purpose } : {},
-      ...(c.delegation && { delegation: c.delegation }),
-      extra: { credential: credentialContext(c) },
+      purpose: { reason: req.purpose },
+      ...(req.delegation && { delegation: req.delegation }),
     });
     metrics.decisions.inc({ decision: d.decision });
     return { decision: d.decision, decisionId: d.decision_id, recorded };
@@ -69,16 +70,5 @@ export function accessDecider({ identities, decisions, metrics, grantsFor }: Dec
     });
     metrics.decisions.inc({ decision: d.decision });
     return { decision: d.decision, decisionId: d.decision_id };
-  };
-}
-
-function credentialContext(c: Record<string, unknown>) {
-  return {
-    kind: String(c.kind ?? ''),
-    target: String(c.target ?? ''),
-    permission: String(c.permission ?? ''),
-    ttlSeconds: typeof c.ttl === 'number' ? c.ttl : 0,
-    renewal: c.renewal === true,
-    revalidation: c.revalidation === true,
   };
 }

@@ -39,11 +39,15 @@ export class CredentialIssuance {
   async issue(s: SessionContext, body: IssueCredentialRequest, sourceIp: string): Promise<Issued> {
     const reason = meaningful(body.reason);
     if (reason === undefined) throw new InvalidInput('reason: blank or invisible text is no reason', 'reason');
-    const grant = await this.#grantForCredential(s, body.target, body.grant_id);
+    const now = this.#d.clock.now();
+    const target = this.#d.credentials.targets().find((t) => t.name === body.target);
+    // The caller's grants, read once: the lease is tied to one of them, and the decision counts them.
+    const mine = (await this.#d.access.listGrants({ identityId: s.identity.id, activeAt: now })).map((x) => x.grant).filter(activeAt(now));
+    const grant = await this.#grantForCredential(s, body.target, body.grant_id, target, mine, now);
     const ttl = grant ? this.#ttlWithin(grant, body) : body.ttl;
     const params: Record<string, unknown> = {};
     // The holder's key pair stays with the holder: SVIDs are issued for its PEM public key or CSR.
-    const svid = this.#d.credentials.targets().find((t) => t.name === body.target)?.kind === 'spiffe-x509';
+    const svid = target?.kind === 'spiffe-x509';
     if (body.public_key !== undefined) params[svid ? 'publicKeyPem' : 'publicKey'] = body.public_key;
     if (body.csr !== undefined) {
       if (!svid) throw new InvalidInput('csr: only spiffe-x509 targets take a CSR', 'csr');
@@ -57,7 +61,8 @@ export class CredentialIssuance {
       ...(ttl !== undefined && { ttl }),
       purpose: reason,
       params,
-      context: { authn: s.authn, claims: s.claims, sourceIp, sessionId: s.jti },
+      session: { authn: s.authn, claims: s.claims, sourceIp, sessionId: s.jti },
+      ...(target && { grants: await this.#d.access.grantContextOf(mine, { type: target.resourceType, id: body.target }, 'credential.issue') }),
       sessionId: s.jti,
       trust: s.authn.trust,
       ...(grant && { grantId: grant.id, notAfter: Date.parse(grant.end_at) }),
@@ -79,21 +84,17 @@ export class CredentialIssuance {
    * that ends first: the decision may rest on it, so the lease never outlives it (renewals
    * included) and ending it reaches the lease.
    */
-  async #grantForCredential(s: SessionContext, target: string, grantId: string | undefined): Promise<Grant | undefined> {
-    const now = this.#d.clock.now();
-    const active = (g: Grant) => g.status === 'active' && Date.parse(g.start_at) <= now && now < Date.parse(g.end_at);
+  async #grantForCredential(s: SessionContext, target: string, grantId: string | undefined, t: { resourceType: string } | undefined, mine: Grant[], now: number): Promise<Grant | undefined> {
     if (grantId !== undefined) {
       const g = await this.#d.access.grants.get(grantId);
       if (g.identity_id !== s.identity.id) throw new Forbidden(`grant ${grantId} is not yours`);
-      if (!active(g)) throw new InvalidInput(`grant ${grantId} is not active`, 'grant_id');
+      if (!activeAt(now)(g)) throw new InvalidInput(`grant ${grantId} is not active`, 'grant_id');
       return g;
     }
-    const t = this.#d.credentials.targets().find((x) => x.name === target);
     const covers = (g: Grant) =>
       g.target.kind === 'credential' ? g.target.target === target
       : g.target.kind === 'resource' ? t !== undefined && g.target.resource.type === t.resourceType && g.target.resource.id === target
       : false;
-    const mine = (await this.#d.access.listGrants({ identityId: s.identity.id, activeAt: now })).map((x) => x.grant).filter(active);
     const covering = mine.find(covers);
     if (covering || t === undefined) return covering;
     const counts = this.#d.access.qualifier({ type: t.resourceType, id: target }, 'credential.issue');
@@ -101,4 +102,9 @@ export class CredentialIssuance {
     for (const g of mine) if (await counts(g)) counting.push(g);
     return counting.sort((a, b) => Date.parse(a.end_at) - Date.parse(b.end_at))[0];
   }
+}
+
+/** A grant in force at `now`. */
+function activeAt(now: number): (g: Grant) => boolean {
+  return (g) => g.status === 'active' && Date.parse(g.start_at) <= now && now < Date.parse(g.end_at);
 }

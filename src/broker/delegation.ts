@@ -6,7 +6,7 @@ import type { PortcullisConfig } from '../config/types.ts';
 import type { Clock } from '../common/clock.ts';
 import { AuthenticationFailed, Forbidden, InvalidInput } from '../common/errors.ts';
 import type { IdentityRegistry } from '../inventory/identities.ts';
-import { parseScopes, TokenExchangeRefused, verifyAccessToken } from '../credentials/index.ts';
+import { parseScopes, storedFacts, TokenExchangeRefused, verifyAccessToken } from '../credentials/index.ts';
 import type { ApiTarget, CredentialService, Issued } from '../credentials/index.ts';
 
 export interface DelegationRequest {
@@ -61,7 +61,7 @@ export async function exchangeDelegated(d: DelegationDeps, req: DelegationReques
     }
   }
   // The subject's original session facts are what policy sees; the chain goes in context.delegation.
-  const ctx = (subject.lease.params.context ?? {}) as Record<string, unknown>;
+  const { session } = storedFacts(subject.lease);
   try {
     return await d.credentials.exchange({
       target: target.name,
@@ -69,7 +69,7 @@ export async function exchangeDelegated(d: DelegationDeps, req: DelegationReques
       actor: { identityId: actor.v.sub, scopes: actor.v.scopes },
       ...(scopes && { scopes }),
       purpose: `token exchange: ${actor.v.sub} acting for ${subject.v.sub}`,
-      context: { ...ctx, sourceIp },
+      session: { ...session, sourceIp },
       ...(subject.lease.sessionId !== null && { sessionId: subject.lease.sessionId }),
       ...(subject.lease.trust !== null && { trust: subject.lease.trust }),
     });

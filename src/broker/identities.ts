@@ -1,18 +1,25 @@
-// Inventory changes made through the API: each is audited, and taking an identity out of service
-// ends what it holds. Memberships (Role/Team parents), owner and boundary are changed only under
-// `identity.membership.write` (decided by the route) and never by the identity itself or by anyone
-// accountable for it: the hard rules below hold whatever policy says (docs/policy.md).
+// The inventory's admin API: each call is a Cedar decision on the identity before it acts, each
+// change is audited, and taking an identity out of service ends what it holds. Memberships
+// (Role/Team parents), owner and boundary are changed only under `identity.membership.write` and
+// never by the identity itself or by anyone accountable for it: the hard rules below hold
+// whatever policy says (docs/policy.md).
 import type { AuditLog } from '../audit/log.ts';
 import type { SessionService } from '../identity/sessions.ts';
 import type { ApiKeyService } from '../identity/apikeys.ts';
-import type { Identity, IdentityInput, IdentityPatch, IdentityRegistry, IdentityStatus, OwnershipFacts } from '../inventory/identities.ts';
+import type { Identity, IdentityFilter, IdentityInput, IdentityPatch, IdentityRegistry, IdentityStatus, OwnershipFacts } from '../inventory/identities.ts';
 import { accountableHumans, checkIdentityId } from '../inventory/identities.ts';
+import { computeFindings } from '../inventory/findings.ts';
+import type { Finding } from '../inventory/findings.ts';
 import type { CredentialService } from '../credentials/index.ts';
+import type { AccessService } from '../access/index.ts';
+import type { Clock } from '../common/clock.ts';
 import { InvalidInput, PortcullisError } from '../common/errors.ts';
 import { isReservedId } from '../identity/binding.ts';
-import type { SessionContext } from './types.ts';
+import type { Caller, SessionContext } from './types.ts';
 import { recordAdminEvent } from './admin-event.ts';
 import type { IdentityBinding } from './identity-binding.ts';
+import type { Authorization } from './authorization.ts';
+import { opaqueId } from './opaque.ts';
 
 /** Patch fields that are `identity.membership.write`, never `identity.manage`. */
 export const MEMBERSHIP_FIELDS = ['parents', 'owner', 'boundary'] as const;
@@ -58,15 +65,20 @@ export async function checkActingAs(
 }
 
 export interface IdentityAdminDeps {
+  authz: Pick<Authorization, 'requireAllowed' | 'allows'>;
+  clock: Clock;
   identities: IdentityRegistry;
   sessions: SessionService;
   credentials: CredentialService;
+  access: AccessService;
   apikeys: ApiKeyService;
   audit: AuditLog;
   binding: IdentityBinding;
 }
 
 type Shape = Pick<Identity, 'id' | 'kind' | 'owner' | 'parents' | 'boundary'>;
+
+const uid = (id: string) => ({ type: 'Identity', id });
 
 export class IdentityAdmin {
   readonly #d: IdentityAdminDeps;
@@ -75,7 +87,42 @@ export class IdentityAdmin {
     this.#d = deps;
   }
 
-  async declare(by: SessionContext, input: IdentityInput & { trusts?: string[] }): Promise<Identity> {
+  /** Who may see that an identity exists: itself, and whoever may read or manage it. */
+  async #readable(c: Caller, id: string): Promise<boolean> {
+    const { authz } = this.#d;
+    return (await this.#d.identities.get(id)) !== undefined && (c.identity.id === id || (await authz.allows(c, 'identity.read', uid(id))) || authz.allows(c, 'identity.manage', uid(id)));
+  }
+
+  /** `identity.read` on every identity. */
+  async list(c: Caller, filter: IdentityFilter = {}): Promise<Identity[]> {
+    await this.#d.authz.requireAllowed(c, 'identity.read', uid('*'));
+    return this.#d.identities.list(filter);
+  }
+
+  async get(c: Caller, id: string): Promise<Identity> {
+    return opaqueId('identity', id, () => false, async () => {
+      await this.#d.authz.requireAllowed(c, 'identity.read', uid(id));
+      return this.#d.identities.require(id);
+    });
+  }
+
+  /** Posture findings over the inventory, API keys and leases (`identity.read` on every identity). */
+  async findings(c: Caller, o: { staleAfterMs?: number } = {}): Promise<Finding[]> {
+    await this.#d.authz.requireAllowed(c, 'identity.read', uid('*'));
+    return computeFindings({
+      now: this.#d.clock.now(),
+      identities: await this.#d.identities.list(),
+      apikeys: await this.#d.apikeys.list(),
+      leases: await this.#d.credentials.list({ status: 'revoke_failed' }, 10_000),
+      ...(o.staleAfterMs !== undefined && { staleAfterMs: o.staleAfterMs }),
+    });
+  }
+
+  /** `identity.manage` on the new id, and `identity.membership.write` when it comes with parents. */
+  async declare(by: Caller, input: IdentityInput & { trusts?: string[] }): Promise<Identity> {
+    await this.#d.authz.requireAllowed(by, 'identity.manage', uid(input.id));
+    // Memberships are their own action (identity.manage never grants them).
+    if ((input.parents ?? []).length > 0) await this.#d.authz.requireAllowed(by, 'identity.membership.write', uid(input.id));
     checkIdentityId(input.id);
     this.#guard(by, undefined, { id: input.id, kind: input.kind, owner: input.owner ?? null, parents: input.parents ?? [], boundary: input.boundary });
     const { trusts, ...rest } = input;
@@ -84,7 +131,25 @@ export class IdentityAdmin {
     return identity;
   }
 
-  async update(by: SessionContext, id: string, patch: IdentityPatch): Promise<Identity> {
+  /** Owner, boundary and memberships are `identity.membership.write`; the other fields `identity.manage`. */
+  async update(by: Caller, id: string, patch: IdentityPatch): Promise<Identity> {
+    return opaqueId('identity', id, () => this.#readable(by, id), async () => {
+      if (touchesMemberships(patch)) await this.#d.authz.requireAllowed(by, 'identity.membership.write', uid(id));
+      const fields = patch as Record<string, unknown>;
+      if (Object.keys(fields).some((k) => !touchesMemberships({ [k]: fields[k] }))) await this.#d.authz.requireAllowed(by, 'identity.manage', uid(id));
+      return this.#update(by, id, patch);
+    });
+  }
+
+  /** Sets the trusts allowed to prove an identity (`identity.bind`; `[]`: Portcullis-issued credentials only). */
+  async bind(by: Caller, id: string, trusts: string[]): Promise<Identity> {
+    return opaqueId('identity', id, () => this.#readable(by, id), async () => {
+      await this.#d.authz.requireAllowed(by, 'identity.bind', uid(id));
+      return this.#d.binding.bind(by, id, trusts);
+    });
+  }
+
+  async #update(by: SessionContext, id: string, patch: IdentityPatch): Promise<Identity> {
     const before = this.#d.identities.require(id);
     // Labels are attributes policy may grant on (`principal.labels`): nobody relabels themselves.
     if (by.identity.id === id && patch.labels !== undefined && JSON.stringify(patch.labels) !== JSON.stringify(before.labels)) {
@@ -159,15 +224,27 @@ export class IdentityAdmin {
     return accountableHumans(target.id, lookup, members).some((h) => mine.has(h));
   }
 
-  /** Suspending or offboarding ends every live session of the identity at once. */
-  async setStatus(by: SessionContext, id: string, status: IdentityStatus, reason: string): Promise<Identity> {
-    const identity = await this.#d.identities.setStatus(id, status);
-    if (status !== 'active') {
-      await this.#d.sessions.revokeIdentity(id);
-      await this.#d.credentials.revoke({ identity: id }, { by: by.identity.id, reason: `identity ${status}: ${reason}` });
-    }
-    if (status === 'offboarded') await this.#d.apikeys.revokeAllFor(id, 'identity offboarded');
-    await recordAdminEvent(this.#d.audit, by, `identity.${status}`, { reason }, id, identity.boundary);
-    return identity;
+  /**
+   * Suspend, reactivate or offboard (`identity.manage`). Suspending or offboarding ends every live
+   * session of the identity at once, revokes its leases and ends its grants (reactivation does not
+   * bring one back; docs/access.md).
+   */
+  async setStatus(by: Caller, id: string, status: IdentityStatus, reason: string): Promise<Identity> {
+    return opaqueId('identity', id, () => this.#readable(by, id), async () => {
+      await this.#d.authz.requireAllowed(by, 'identity.manage', uid(id));
+      const identity = await this.#d.identities.setStatus(id, status);
+      if (status !== 'active') {
+        await this.#d.sessions.revokeIdentity(id);
+        await this.#d.credentials.revoke({ identity: id }, { by: by.identity.id, reason: `identity ${status}: ${reason}` });
+      }
+      if (status === 'offboarded') await this.#d.apikeys.revokeAllFor(id, 'identity offboarded');
+      await recordAdminEvent(this.#d.audit, by, `identity.${status}`, { reason }, id, identity.boundary);
+      if (status !== 'active') {
+        for (const { grant } of await this.#d.access.listGrants({ identityId: id })) {
+          if (grant.status === 'active') await this.#d.access.grants.end(grant.id, { by: by.identity.id, reason: `identity ${status}` });
+        }
+      }
+      return identity;
+    });
   }
 }

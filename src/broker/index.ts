@@ -1,25 +1,16 @@
 // The composition root: opens the store, keys, audit log, inventory and policy engine for one
 // configuration, and runs the core loop — prove, decide, record. server/ and cli/ are thin
-// adapters over it; the domains never import them. The Broker is the facade: the logic lives in
-// the files beside it, each given what it needs.
+// adapters over it; the domains never import them. The Broker is the facade and the authorizing
+// layer: its domain services are private, and every administrative operation is a method of one
+// of its admin APIs (`broker.admin.*`) that takes the caller and decides with Cedar before acting
+// (like Teleport's ServerWithRoles). The logic lives in the files beside it, each given what it needs.
 import type { PortcullisConfig } from '../config/types.ts';
-import { systemClock, type Clock } from '../common/clock.ts';
+import { systemClock } from '../common/clock.ts';
 import type { Metrics } from '../common/metrics.ts';
-import type { Db } from '../store/sqlite/db.ts';
-import type { Keyring } from '../crypto/keyring.ts';
-import type { AuditLog } from '../audit/log.ts';
-import type { AuditVerification } from '../audit/types.ts';
 import type { Proof } from '../identity/types.ts';
-import type { SessionService } from '../identity/sessions.ts';
-import type { ApiKeyService } from '../identity/apikeys.ts';
-import type { Authenticator } from '../identity/authenticator.ts';
-import type { HumanOidcTrust, StepUpAsk } from '../identity/oidc-human.ts';
-import type { Identity, IdentityInput, IdentityPatch, IdentityRegistry, IdentityStatus } from '../inventory/identities.ts';
-import type { EntityUid } from '../policy/engine/types.ts';
-import type { Decision, DecisionPoint } from '../policy/decision-point.ts';
-import type { PolicyStore } from '../policy/store.ts';
-import type { CredentialService, Issued, Lease, SpiffeCaStore, SshCa } from '../credentials/index.ts';
-import type { AccessService, Actor } from '../access/index.ts';
+import type { StepUpAsk } from '../identity/oidc-human.ts';
+import type { Decision } from '../policy/decision-point.ts';
+import type { Issued } from '../credentials/index.ts';
 import type { BrokerOptions, LoginResult, SessionContext } from './types.ts';
 import { closeDatabases, ensureSshKrl, openStorage, sshKrlPath, type Opened } from './open.ts';
 import { createServices } from './services.ts';
@@ -28,89 +19,105 @@ import { Authentication } from './authentication.ts';
 import { HumanSignIn } from './human-sign-in.ts';
 import { Authorization, type AuthorizeRequest } from './authorization.ts';
 import { IdentityAdmin } from './identities.ts';
-import { ApiKeyAdmin, type MintApiKeyRequest } from './api-keys.ts';
-import { PolicyAdmin, type WritePoliciesRequest } from './policies.ts';
+import { ApiKeyAdmin } from './api-keys.ts';
+import { PolicyAdmin } from './policies.ts';
+import { AccessAdmin } from './access-admin.ts';
+import { LeaseAdmin } from './leases.ts';
+import { AuditAdmin } from './audit-admin.ts';
+import { KeyAdmin } from './keys.ts';
 import { CredentialIssuance, type IssueCredentialRequest } from './credential-issuance.ts';
 import { exchangeDelegated, type DelegationRequest } from './delegation.ts';
-import { revokeBySelector, type RevocationResult } from './revocation.ts';
 import { Bootstrap } from './bootstrap.ts';
-import { recordAdminEvent } from './admin-event.ts';
 import { IdentityBinding } from './identity-binding.ts';
+import { exposeInternals, type BrokerServices } from './internals.ts';
 
-export type { BrokerOptions, LoginResult, SessionContext } from './types.ts';
+export type { BrokerOptions, Caller, LoginResult, SessionContext } from './types.ts';
+export type { AuthorizeRequest } from './authorization.ts';
+export type { IssueCredentialRequest } from './credential-issuance.ts';
+export type { MintApiKeyRequest } from './api-keys.ts';
+export type { WritePoliciesRequest } from './policies.ts';
+export type { RequestView } from './access-admin.ts';
+export type { LeaseQuery } from './leases.ts';
+export type { StreamQuery } from './audit-admin.ts';
 export { principalFacts } from './authorization.ts';
+
+/**
+ * The authorizing layer, one admin API per domain. Every method takes the caller first and
+ * decides with Cedar before it acts (a deny is a 403 with the decision id, audited); a by-id call
+ * about something the caller may not see answers like an unknown id (404).
+ */
+export interface AdminApi {
+  readonly identities: IdentityAdmin;
+  readonly apiKeys: ApiKeyAdmin;
+  readonly policies: PolicyAdmin;
+  readonly access: AccessAdmin;
+  readonly leases: LeaseAdmin;
+  readonly audit: AuditAdmin;
+  readonly keys: KeyAdmin;
+  readonly sessions: { revoke: Authentication['revokeSessions'] };
+}
 
 export class Broker {
   readonly config: PortcullisConfig;
-  readonly clock: Clock;
-  readonly db: Db;
-  readonly keyring: Keyring;
-  readonly audit: AuditLog;
-  readonly identities: IdentityRegistry;
-  readonly policyStore: PolicyStore;
-  readonly decisions: DecisionPoint;
-  readonly sessions: SessionService;
-  readonly apikeys: ApiKeyService;
-  readonly authenticator: Authenticator;
-  readonly credentials: CredentialService;
-  /** Access requests, approvals, grants, break-glass, webhooks. */
-  readonly access: AccessService;
-  /** `oidc-human` trusts by name: human sign-in (code + PKCE, device flow). */
-  readonly humanTrusts: Map<string, HumanOidcTrust>;
-  /** The SSH user CA; hosts trust its public key (sshd TrustedUserCAKeys). */
-  readonly sshCa: SshCa;
-  /** Portcullis' SPIFFE CAs (one per trust domain of a spiffe-x509 target). */
-  readonly spiffeCa: SpiffeCaStore;
+  /** Prometheus metrics: the transports count their requests here too. */
   readonly metrics: Metrics;
-  /** The broker's URL: `iss` of its session and access tokens. */
+  /** The URL the broker is reached at: `iss` of its session and access tokens. */
   readonly issuer: string;
+  readonly admin: AdminApi;
+  readonly #s: BrokerServices;
   /** Identities from before binding that could not be bound at start (refused until an administrator binds them). */
-  unboundIdentities: string[] = [];
+  #unboundIdentities: string[] = [];
   readonly #resources = new Map<string, string>(); // "Type::id" → boundary
   readonly #log: (msg: string) => void;
-  readonly #auditDb: Db;
   readonly #authn: Authentication;
   readonly #humanSignIn: HumanSignIn;
   readonly #authz: Authorization;
-  readonly #identityAdmin: IdentityAdmin;
-  readonly #apiKeyAdmin: ApiKeyAdmin;
-  readonly #policyAdmin: PolicyAdmin;
   readonly #issuance: CredentialIssuance;
   readonly #bootstrap: Bootstrap;
   readonly #binding: IdentityBinding;
 
+  static {
+    // Tests and benchmarks reach the domain services through broker/internals.ts; nothing in src does.
+    exposeInternals((b: Broker) => b.#s);
+  }
+
   private constructor(config: PortcullisConfig, options: BrokerOptions, opened: Opened) {
     this.config = config;
-    this.clock = options.clock ?? systemClock;
+    const clock = options.clock ?? systemClock;
     this.#log = options.log ?? (() => {});
-    this.db = opened.db;
-    this.keyring = opened.keyring;
-    this.spiffeCa = opened.spiffeCa;
-    this.#auditDb = opened.auditDb;
     this.issuer = options.issuer ?? `http://${config.listen.host}:${config.listen.port}`;
-    const s = createServices(config, opened, {
-      clock: this.clock,
+    const services = createServices(config, opened, {
+      clock,
       issuer: this.issuer,
       env: (options.env ?? process.env) as Record<string, string | undefined>,
       log: this.#log,
       resourceBoundaries: this.#resources,
     });
-    ({ metrics: this.metrics, audit: this.audit, identities: this.identities, policyStore: this.policyStore, decisions: this.decisions } = s);
-    ({ sessions: this.sessions, apikeys: this.apikeys, authenticator: this.authenticator, humanTrusts: this.humanTrusts } = s);
-    ({ sshCa: this.sshCa, credentials: this.credentials, access: this.access } = s);
+    const s: BrokerServices = { ...services, config, clock, db: opened.db, auditDb: opened.auditDb, keyring: opened.keyring, spiffeCa: opened.spiffeCa };
+    this.#s = s;
+    this.metrics = s.metrics;
     // Each part below takes what its deps type names, from the services and the configuration.
     const { boundaries } = config;
+    const authz = new Authorization({ ...s, schemaExtension: config.schema_extension });
+    this.#authz = authz;
     // Acting as another identity (API key, trust binding) is for those who hold its memberships or may write policy.
-    const policyWriter = (sess: SessionContext) => this.#authz.requireAllowed(sess, 'policy.write', { type: 'Policy', id: 'active' }, '0.0.0.0').then(() => true, () => false);
+    const policyWriter = (sess: SessionContext) => authz.requireAllowed({ ...sess, sourceIp: '0.0.0.0' }, 'policy.write', { type: 'Policy', id: 'active' }).then(() => true, () => false);
     this.#binding = new IdentityBinding({ ...s, trusts: config.trusts, log: this.#log, policyWriter });
-    this.#authn = new Authentication({ ...s, boundaries, binding: this.#binding });
-    this.#humanSignIn = new HumanSignIn(this.humanTrusts, this.#authn);
-    this.#authz = new Authorization({ ...s, schemaExtension: config.schema_extension });
-    this.#identityAdmin = new IdentityAdmin({ ...s, binding: this.#binding });
-    this.#apiKeyAdmin = new ApiKeyAdmin({ ...s, policyWriter });
-    this.#policyAdmin = new PolicyAdmin({ ...s, schemaExtension: config.schema_extension });
-    this.#issuance = new CredentialIssuance({ ...s, clock: this.clock, targets: config.targets });
-    this.#bootstrap = new Bootstrap({ ...s, secrets: opened.store.bootstrap, unitOfWork: opened.store, clock: this.clock, boundaries });
+    this.#authn = new Authentication({ ...s, boundaries, binding: this.#binding, authz });
+    this.#humanSignIn = new HumanSignIn(s.humanTrusts, this.#authn);
+    this.#issuance = new CredentialIssuance({ ...s, targets: config.targets });
+    this.#bootstrap = new Bootstrap({ ...s, secrets: opened.store.bootstrap, unitOfWork: opened.store, boundaries });
+    const admin: AdminApi = {
+      identities: new IdentityAdmin({ ...s, authz, binding: this.#binding }),
+      apiKeys: new ApiKeyAdmin({ ...s, authz, policyWriter }),
+      policies: new PolicyAdmin({ ...s, authz, schemaExtension: config.schema_extension }),
+      access: new AccessAdmin({ ...s, authz }),
+      leases: new LeaseAdmin({ ...s, authz }),
+      audit: new AuditAdmin({ ...s, authz }),
+      keys: new KeyAdmin({ ...s, authz }),
+      sessions: { revoke: (by, what) => this.#authn.revokeSessions(by, what) },
+    };
+    this.admin = Object.freeze(admin);
   }
 
   /** Opens a broker for a validated configuration and loads declared state (audited). */
@@ -121,18 +128,23 @@ export class Broker {
       return b;
     });
     try {
-      const { identities, decisions, credentials, audit } = broker;
+      const { identities, decisions, credentials, audit, access } = broker.#s;
       await loadDeclaredState({ config, resourceBoundaries: broker.#resources, identities, decisions, credentials, audit, log: broker.#log });
-      broker.unboundIdentities = await broker.#binding.migrate();
+      broker.#unboundIdentities = await broker.#binding.migrate();
       // Finish what a crash left half-done (orphan roles, half-revoked leases), then keep reaping.
-      await broker.credentials.reconcile();
-      broker.credentials.startReaper();
-      broker.access.start();
+      await credentials.reconcile();
+      credentials.startReaper();
+      access.start();
     } catch (err) {
       await broker.close();
       throw err;
     }
     return broker;
+  }
+
+  /** Identities from before binding that could not be bound at start (refused until an administrator binds them). */
+  get unboundIdentities(): readonly string[] {
+    return this.#unboundIdentities;
   }
 
   // ── Authentication ────────────────────────────────────────────────────────────────────────
@@ -147,10 +159,6 @@ export class Broker {
     return this.#authn.sessionFromToken(token, sourceIp);
   }
 
-  revokeSessions(by: SessionContext, what: { jti?: string; identity?: string; reason?: string }, _ip: string): Promise<{ revoked: string }> {
-    return this.#authn.revokeSessions(by, what);
-  }
-
   /** OpenSSH KRL of revoked SSH certificates, in the data dir; point sshd's RevokedKeys at it. */
   get sshKrlPath(): string {
     return sshKrlPath(this.config.data_dir);
@@ -158,12 +166,22 @@ export class Broker {
 
   /** `/.well-known/jwks.json`: access-token keys only (never session or audit keys). */
   publicJwks(): { keys: unknown[] } {
-    return this.keyring.publicJwks();
+    return this.#s.keyring.publicJwks();
   }
 
   /** Audit checkpoint keys, retired ones included, for offline verification (`GET /v1/audit/keys`). */
   auditKeys(): { keys: unknown[] } {
-    return this.keyring.auditJwks();
+    return this.#s.keyring.auditJwks();
+  }
+
+  /** One `authn.rate_limited` event (the HTTP edge refused a login attempt; once per key and window). */
+  async recordRateLimited(e: { endpoint: string; scope: 'address' | 'key'; bucket: string; sourceIp: string; limit: number; windowSeconds: number }): Promise<void> {
+    await this.#s.audit.append({
+      stream: 'authn',
+      type: 'authn.rate_limited',
+      actor: 'anonymous',
+      payload: { endpoint: e.endpoint, scope: e.scope, bucket: e.bucket, source_ip: e.sourceIp, limit: e.limit, window_seconds: e.windowSeconds },
+    });
   }
 
   // ── Human sign-in (oidc-human trusts) ────────────────────────────────────────────────────
@@ -192,85 +210,15 @@ export class Broker {
     return this.#authz.authorize(s, body, sourceIp);
   }
 
-  /** What a fresh login would fix for this decision, if anything (policy `@stepUp`/`@maxAuthAge`). */
-  stepUpFor(d: Decision) {
-    return this.#authz.stepUpFor(d);
-  }
-
   authorizeBatch(s: SessionContext, bodies: AuthorizeRequest[], sourceIp: string): Promise<Decision[]> {
     return this.#authz.authorizeBatch(s, bodies, sourceIp);
   }
 
-  /** Admin calls are Cedar decisions too; a deny is a 403 carrying the decision id. */
-  requireAllowed(s: SessionContext, action: string, resource: EntityUid, sourceIp: string): Promise<Decision> {
-    return this.#authz.requireAllowed(s, action, resource, sourceIp);
-  }
+  // ── Credentials ──────────────────────────────────────────────────────────────────────────
 
-  // ── Inventory ────────────────────────────────────────────────────────────────────────────
-
-  declareIdentity(by: SessionContext, input: IdentityInput & { trusts?: string[] }): Promise<Identity> {
-    return this.#identityAdmin.declare(by, input);
-  }
-
-  /** Sets the trusts allowed to prove an identity (issue 8.1; `[]`: Portcullis-issued credentials only). */
-  bindIdentity(by: SessionContext, id: string, trusts: string[]): Promise<Identity> {
-    return this.#binding.bind(by, id, trusts);
-  }
-
-  updateIdentity(by: SessionContext, id: string, patch: IdentityPatch): Promise<Identity> {
-    return this.#identityAdmin.update(by, id, patch);
-  }
-
-  /** Suspending or offboarding ends every live session of the identity at once. */
-  async setIdentityStatus(by: SessionContext, id: string, status: IdentityStatus, reason: string): Promise<Identity> {
-    const identity = await this.#identityAdmin.setStatus(by, id, status, reason);
-    // Suspended or offboarded keeps no grant (reactivation does not bring one back; docs/access.md).
-    if (status !== 'active') {
-      for (const { grant } of await this.access.listGrants({ identityId: id })) {
-        if (grant.status === 'active') await this.access.grants.end(grant.id, { by: by.identity.id, reason: `identity ${status}` });
-      }
-    }
-    return identity;
-  }
-
-  // ── API keys ─────────────────────────────────────────────────────────────────────────────
-
-  mintApiKey(by: SessionContext, body: MintApiKeyRequest) {
-    return this.#apiKeyAdmin.mint(by, body);
-  }
-
-  listApiKeys(identity?: string) {
-    return this.apikeys.list(identity);
-  }
-
-  apiKeyOwner(id: string): Promise<string> {
-    return this.#apiKeyAdmin.owner(id);
-  }
-
-  rotateApiKey(by: SessionContext, id: string) {
-    return this.#apiKeyAdmin.rotate(by, id);
-  }
-
-  revokeApiKey(by: SessionContext, id: string, reason: string) {
-    return this.#apiKeyAdmin.revoke(by, id, reason);
-  }
-
-  // ── Policies ─────────────────────────────────────────────────────────────────────────────
-
-  activePolicies() {
-    return this.#policyAdmin.active();
-  }
-
-  /** Replaces the API-managed files (config files stay); validated, versioned, audited. */
-  writePolicies(by: SessionContext, body: WritePoliciesRequest) {
-    return this.#policyAdmin.write(by, body);
-  }
-
-  // ── Credentials and leases ───────────────────────────────────────────────────────────────
-
-  /** The access-domain actor for an API caller. */
-  actor(s: SessionContext, sourceIp: string): Actor {
-    return { id: s.identity.id, authn: s.authn, sessionId: s.jti, sourceIp };
+  /** Configured credential targets and the SSH user CA's public key (any caller with a session). */
+  targets(): { targets: { name: string; kind: string; resourceType: string }[]; sshUserCa: string } {
+    return { targets: this.#s.credentials.targets(), sshUserCa: this.#s.sshCa.publicKeyLine };
   }
 
   /** Issues a credential for the caller after a request-time decision; the lease records who, what, why. */
@@ -280,42 +228,24 @@ export class Broker {
 
   /** RFC 8693 delegation (see delegation.ts); errors are RFC 6749 codes. */
   exchangeDelegated(req: DelegationRequest, sourceIp: string): Promise<Issued> {
-    return exchangeDelegated(this, req, sourceIp);
+    return exchangeDelegated({ ...this.#s, issuer: this.issuer, publicJwks: () => this.publicJwks() }, req, sourceIp);
   }
 
-  leaseOwner(id: string): string {
-    return this.credentials.get(id).identityId;
+  /** Portcullis' SPIFFE trust bundle for a trust domain (public, like the JWKS), if it has a CA there. */
+  spiffeBundle(trustDomain: string) {
+    return this.#s.spiffeCa.bundle(trustDomain);
   }
 
-  /** Revokes the leases and session tokens a selector matches (see revocation.ts). */
-  revoke(by: SessionContext | 'system', raw: unknown, reason: string): Promise<RevocationResult> {
-    return revokeBySelector(this, by, raw, reason);
+  /** PEM of Portcullis' own SPIFFE roots and intermediates (the TLS listener's client-CA list). */
+  spiffeTrustPem(): string {
+    return this.#s.spiffeCa.trustPem();
   }
 
-  listLeases(filter: { identity?: string; target?: string; status?: string }): Lease[] {
-    return this.credentials.list({
-      ...(filter.identity !== undefined && { identityId: filter.identity }),
-      ...(filter.target !== undefined && { target: filter.target }),
-      ...(filter.status !== undefined && { status: filter.status as Lease['status'] }),
-    });
-  }
-
-  // ── Audit, keys, health ──────────────────────────────────────────────────────────────────
-
-  /** In worker threads (the event loop keeps answering), against the witness when one is configured. */
-  verifyAudit(): Promise<AuditVerification> {
-    return this.audit.verifyAsync(this.keyring.publicKeyResolver);
-  }
-
-  async rotateKeys(by: SessionContext, purpose: 'session' | 'audit' | 'token') {
-    const r = await this.keyring.rotate(purpose);
-    await recordAdminEvent(this.audit, by, 'key.rotated', { purpose, kid: r.active.kid, previous: r.previous?.kid ?? null });
-    return r;
-  }
+  // ── Health, bootstrap ────────────────────────────────────────────────────────────────────
 
   readiness(): { ready: boolean; policy_version: number | null } {
-    const v = this.decisions.version;
-    return { ready: v !== undefined && this.db.isOpen, policy_version: v?.version ?? null };
+    const v = this.#s.decisions.version;
+    return { ready: v !== undefined && this.#s.db.isOpen, policy_version: v?.version ?? null };
   }
 
   /** On the first start only: creates `user:admin` and returns its one-time secret (see bootstrap.ts). */
@@ -335,11 +265,11 @@ export class Broker {
 
   async close(): Promise<void> {
     try {
-      await this.access.stop();
-      await this.credentials.stop();
-      await this.audit.close();
+      await this.#s.access.stop();
+      await this.#s.credentials.stop();
+      await this.#s.audit.close();
     } finally {
-      closeDatabases(this.db, this.#auditDb);
+      closeDatabases(this.#s.db, this.#s.auditDb);
     }
   }
 }

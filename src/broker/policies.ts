@@ -1,10 +1,13 @@
-// The policy set through the API: the active version, and replacing the API-managed files.
+// The policies' admin API: the active version and every version (`policy.read`), and replacing
+// the API-managed files (`policy.write`), each decided with Cedar before it acts.
 import { InvalidInput, NotFound } from '../common/errors.ts';
 import type { DecisionPoint } from '../policy/decision-point.ts';
+import type { PolicyStore } from '../policy/store.ts';
 import type { PolicyFile } from '../policy/policy-set.ts';
 import { compilePolicySet } from '../policy/policy-set.ts';
 import type { CredentialService } from '../credentials/index.ts';
-import type { SessionContext } from './types.ts';
+import type { Caller } from './types.ts';
+import type { Authorization } from './authorization.ts';
 
 export interface WritePoliciesRequest {
   files: { name: string; text: string }[];
@@ -13,11 +16,15 @@ export interface WritePoliciesRequest {
 }
 
 export interface PolicyAdminDeps {
+  authz: Pick<Authorization, 'requireAllowed'>;
   decisions: DecisionPoint;
+  policyStore: PolicyStore;
   /** Leases are revalidated against each newly activated version. */
   credentials: CredentialService;
   schemaExtension: string | undefined;
 }
+
+const ACTIVE = { type: 'Policy', id: 'active' };
 
 export class PolicyAdmin {
   readonly #d: PolicyAdminDeps;
@@ -26,7 +33,12 @@ export class PolicyAdmin {
     this.#d = deps;
   }
 
-  active() {
+  #require(c: Caller, action: 'policy.read' | 'policy.write') {
+    return this.#d.authz.requireAllowed(c, action, ACTIVE);
+  }
+
+  async active(c: Caller) {
+    await this.#require(c, 'policy.read');
     const v = this.#d.decisions.version;
     if (!v) throw new NotFound('active policy version');
     return {
@@ -40,8 +52,15 @@ export class PolicyAdmin {
     };
   }
 
+  /** Every policy version. */
+  async versions(c: Caller) {
+    await this.#require(c, 'policy.read');
+    return this.#d.policyStore.list();
+  }
+
   /** Replaces the API-managed files (config files stay); validated, versioned, audited. */
-  async write(by: SessionContext, body: WritePoliciesRequest) {
+  async write(by: Caller, body: WritePoliciesRequest) {
+    await this.#require(by, 'policy.write');
     const names = new Set<string>();
     for (const f of body.files) {
       if (names.has(f.name)) throw new InvalidInput(`duplicate file name ${f.name}`, 'files');

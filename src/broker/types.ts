@@ -13,6 +13,14 @@ export interface SessionContext {
   expiresAt: number;
 }
 
+/**
+ * Who asks the authorizing layer: the proved session and the client's address. Every
+ * administrative method of the broker takes one and decides with Cedar before acting.
+ */
+export interface Caller extends SessionContext {
+  sourceIp: string;
+}
+
 export interface LoginResult {
   session_token: string;
   token_type: 'Bearer';

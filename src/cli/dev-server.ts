@@ -33,7 +33,7 @@ export async function runDev(o: DevOptions): Promise<void> {
   process.stdout.write(`
 Portcullis dev server on ${running.url}
   data:     ${dataDir}  (audit, keys, identities; --fresh to reset)
-  policies: examples/dev/policies/demo.cedar  (policy version ${running.broker.decisions.version?.version})
+  policies: examples/dev/policies/demo.cedar  (policy version ${running.broker.readiness().policy_version})
   API:      ${running.url}/openapi.json
 ${pg ? `  postgres: orders-db on 127.0.0.1:${pg.port} (embedded)\n` : ''}
 Try this next, in another terminal (README.md, "Five minutes with the dev server", has the rest):

@@ -51,7 +51,7 @@ export async function serve(loaded: LoadedConfig, options: BrokerOptions & { qui
     // intermediates (a chain it completes is still re-verified), never `client_ca` or the system roots.
     const ownCa = config.trusts.some((t) => t.kind === 'spiffe' && t.bundle === PORTCULLIS_BUNDLE);
     const anySpiffe = config.trusts.some((t) => t.kind === 'spiffe');
-    const ca = ownCa ? [broker.spiffeCa.trustPem()] : [];
+    const ca = ownCa ? [broker.spiffeTrustPem()] : [];
     app = await buildServer(broker, {
       https: tls
         ? {

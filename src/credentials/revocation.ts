@@ -3,7 +3,7 @@
 // `admin` audit event (written by the revoker). Plus revalidation after a policy change.
 import { InvalidInput } from '../common/errors.ts';
 import type { LeaseStore } from './leases.ts';
-import type { Decide, Lease, LeaseStatus } from './types.ts';
+import type { Decide, DecisionRequest, DelegationFacts, Lease, LeaseStatus, SessionFacts } from './types.ts';
 
 export type RevocationSelector =
   | { lease: string }
@@ -119,17 +119,34 @@ export interface RevalidationResult extends BulkRevocationResult {
   errors: { leaseId: string; error: string }[];
 }
 
-/** Request context a lease is re-decided with (renewal, policy change). */
-export function leaseDecisionContext(l: Lease, now: number, extra: Record<string, unknown>): Record<string, unknown> {
-  const stored = (l.params.context as Record<string, unknown> | undefined) ?? {};
+/** The session facts (and delegation chain) stored with a lease at issuance, as a typed decision needs them. */
+export function storedFacts(l: Lease): { session: SessionFacts; delegation?: DelegationFacts } {
+  const c = (l.params.context ?? {}) as SessionFacts & { delegation?: DelegationFacts };
+  const session: SessionFacts = {
+    ...(c.authn !== undefined && { authn: c.authn }),
+    ...(c.claims !== undefined && { claims: c.claims }),
+    ...(c.sessionId !== undefined && { sessionId: c.sessionId }),
+    ...(c.sourceIp !== undefined && { sourceIp: c.sourceIp }),
+  };
+  return { session, ...(c.delegation !== undefined && { delegation: c.delegation }) };
+}
+
+/** The decision a lease is re-decided with (renewal, policy change): its stored facts, its current terms. */
+export function leaseDecisionRequest(l: Lease, resourceType: string, now: number, o: { ttlSeconds?: number; renewal?: boolean; revalidation?: boolean }): DecisionRequest {
   return {
-    ...stored,
+    identityId: l.identityId,
+    action: 'credential.issue',
+    resource: { type: resourceType, id: l.target },
+    ...storedFacts(l),
     purpose: l.purpose,
-    ttl: Math.max(0, Math.ceil((l.expiresAt - now) / 1000)),
-    permission: l.permission,
-    kind: l.kind,
-    target: l.target,
-    ...extra,
+    credential: {
+      kind: l.kind,
+      target: l.target,
+      permission: l.permission,
+      ttlSeconds: o.ttlSeconds ?? Math.max(0, Math.ceil((l.expiresAt - now) / 1000)),
+      renewal: o.renewal === true,
+      revalidation: o.revalidation === true,
+    },
   };
 }
 
@@ -156,12 +173,7 @@ export async function revalidateAll(
       continue;
     }
     try {
-      const d = await decide({
-        identityId: l.identityId,
-        action: 'credential.issue',
-        resource: { type, id: l.target },
-        context: leaseDecisionContext(l, now, { revalidation: true }),
-      });
+      const d = await decide(leaseDecisionRequest(l, type, now, { revalidation: true }));
       if (d.decision !== 'allow') denied.push(l);
     } catch (e) {
       errors.push({ leaseId: l.id, error: (e as Error).message });

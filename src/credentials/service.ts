@@ -16,11 +16,11 @@ import { LeaseStore, newLeaseId } from './leases.ts';
 import type { LeaseFilter } from './leases.ts';
 import { backoffMs, Reaper } from './reaper.ts';
 import type { ReaperRun } from './reaper.ts';
-import { leaseDecisionContext, revalidateAll, revokeMatching, selectLeases } from './revocation.ts';
+import { leaseDecisionRequest, revalidateAll, revokeMatching, selectLeases } from './revocation.ts';
 import type {
   BulkRevocationResult, LeaseRevoker, RevalidationResult, RevocationResolvers, RevocationSelector, RevokeOptions, RevokeOutcome,
 } from './revocation.ts';
-import type { CredentialIssuer, Decide, Lease, LeaseView } from './types.ts';
+import type { CredentialIssuer, Decide, DelegationFacts, GrantFacts, Lease, LeaseView, SessionFacts } from './types.ts';
 import { AccessTokenIssuer, delegate } from './access-token.ts';
 import type { ActClaim, DelegationParty } from './access-token.ts';
 
@@ -49,8 +49,12 @@ export interface IssueInput {
   purpose: string;
   /** Kind-specific: `publicKey` (ssh), `scopes` (api), `publicKeyPem` (spiffe-x509)… */
   params?: Record<string, unknown>;
-  /** Extra decision context (authn facts, request, grants…); stored to re-decide on renew. */
-  context?: Record<string, unknown>;
+  /** The session it is asked in; stored with the lease to re-decide it on renew and after a policy change. */
+  session?: SessionFacts;
+  /** An RFC 8693 exchange's chain of actors (stored too). */
+  delegation?: DelegationFacts;
+  /** The requester's grants for this target, when the caller read them already (never stored). */
+  grants?: GrantFacts;
   /** Who asks, when not the identity itself (an operator issuing for a workload). */
   actor?: string;
   grantId?: string;
@@ -71,7 +75,8 @@ export interface ExchangeInput {
   scopes?: string[];
   ttl?: string | number;
   purpose: string;
-  context?: Record<string, unknown>;
+  /** The subject's session facts, with the address the exchange came from. */
+  session?: SessionFacts;
   sessionId?: string;
   trust?: string;
 }
@@ -172,7 +177,7 @@ export class CredentialService implements LeaseRevoker {
     const ttl = this.#ttl(input);
     const params = input.params ?? {};
     const permission = issuer.check(params, input.permission, input.identityId);
-    const ctx = input.context ?? {};
+    const session = input.session ?? {};
 
     // Decide before anything touches the target. Its audit record commits while we issue; the
     // credential is handed out only once both that record and the issuance record are durable.
@@ -181,7 +186,11 @@ export class CredentialService implements LeaseRevoker {
         identityId: input.identityId,
         action: 'credential.issue',
         resource: { type: issuer.resourceType, id: issuer.target },
-        context: { ...ctx, purpose: input.purpose, ttl: Math.ceil(ttl / 1000), permission, kind: issuer.kind, target: issuer.target },
+        session,
+        purpose: input.purpose,
+        credential: { kind: issuer.kind, target: issuer.target, permission, ttlSeconds: Math.ceil(ttl / 1000), renewal: false, revalidation: false },
+        ...(input.delegation && { delegation: input.delegation }),
+        ...(input.grants && { grants: input.grants }),
       },
       true,
     );
@@ -199,7 +208,8 @@ export class CredentialService implements LeaseRevoker {
       kind: issuer.kind,
       permission,
       handle: null,
-      params: { context: ctx },
+      // The facts it was decided on, to re-decide it by (the stored shape predates typed requests).
+      params: { context: { ...session, ...(input.delegation && { delegation: input.delegation }) } },
       fingerprint: null,
       status: 'issuing',
       purpose: input.purpose,
@@ -313,7 +323,8 @@ export class CredentialService implements LeaseRevoker {
       ttl,
       purpose: input.purpose,
       params: { scopes: d.scopes, act: d.act, ...(parent ? { parent: parent.id } : {}) },
-      context: { ...(input.context ?? {}), delegation: { actors: d.actors, depth: d.depth } },
+      ...(input.session && { session: input.session }),
+      delegation: { actors: d.actors, depth: d.depth },
       actor: input.actor.identityId,
       // Renewals never take it past what its subject's lease may reach, and it ends with that grant.
       ...(parent ? { notAfter: parent.maxExpiresAt } : {}),
@@ -341,12 +352,7 @@ export class CredentialService implements LeaseRevoker {
     const ttl = this.#ttl({ identityId: l.identityId, target: l.target, purpose: l.purpose, ttl: opts.ttl });
     const expiresAt = Math.min(now + ttl, l.maxExpiresAt);
     if (expiresAt <= l.expiresAt) throw new InvalidInput('ttl: the lease is already at its maximum lifetime', 'ttl', { max_expires_at: new Date(l.maxExpiresAt).toISOString() });
-    const d = await this.#decideOrFail({
-      identityId: l.identityId,
-      action: 'credential.issue',
-      resource: { type: issuer.resourceType, id: l.target },
-      context: leaseDecisionContext(l, now, { ttl: Math.ceil((expiresAt - now) / 1000), renewal: true }),
-    });
+    const d = await this.#decideOrFail(leaseDecisionRequest(l, issuer.resourceType, now, { ttlSeconds: Math.ceil((expiresAt - now) / 1000), renewal: true }));
     if (d.decision !== 'allow') throw new Forbidden(`renewal of ${leaseId} denied by policy`, { decision_id: d.decisionId });
     const r = await issuer.renew({ ...l }, expiresAt);
     const renewed = this.leases.transition(leaseId, ['active'], 'active', {

@@ -1,6 +1,7 @@
 // The credentials domain's contracts: one issuer interface per target kind (a Vault secrets
 // engine in miniature), the lease record, and the small interfaces this domain consumes from
 // policy (Decide) and crypto (JwtSigner). Nothing here imports another domain's implementation.
+import type { AuthnFacts } from '../identity/types.ts';
 
 /**
  * A Cedar decision at request time. Used before issuing, on renew, and when policy changes.
@@ -9,11 +10,53 @@
  */
 export type Decide = (req: DecisionRequest) => Promise<{ decision: 'allow' | 'deny'; decisionId: string; recorded?: Promise<void> }>;
 
+/** The session a credential was asked in, as proved then: kept with the lease so renewals and revalidations are decided on the same facts. */
+export interface SessionFacts {
+  authn?: AuthnFacts;
+  /** Verified claims the trust copied (the principal's tags). */
+  claims?: Record<string, string | number | boolean>;
+  sessionId?: string;
+  sourceIp?: string;
+}
+
+/** An RFC 8693 exchange's chain of actors (`context.delegation`). */
+export interface DelegationFacts {
+  actors: string[];
+  depth: number;
+}
+
+/** What is being issued, as policy sees it (`context.credential`). */
+export interface CredentialFacts {
+  kind: TargetKind;
+  target: string;
+  /** Permission set, scopes or principals. */
+  permission: string;
+  ttlSeconds: number;
+  renewal: boolean;
+  /** Re-decided after a policy change. */
+  revalidation: boolean;
+}
+
+/** The requester's active grants as they count for this request: `context.grants`, temporary role parents, `breakGlass`. */
+export interface GrantFacts {
+  grants: string[];
+  parents: { type: string; id: string }[];
+  breakGlass: boolean;
+}
+
+/** One decision about a credential: who, on what, in which session, why, and what is issued. */
 export interface DecisionRequest {
   identityId: string;
   action: string;
   resource: { type: string; id: string };
-  context: Record<string, unknown>;
+  /** Empty for a lease stored before session facts were kept. */
+  session: SessionFacts;
+  /** The stated reason (`context.purpose.reason`). */
+  purpose: string;
+  credential: CredentialFacts;
+  delegation?: DelegationFacts;
+  /** Given when the requester's grants were already read for this request (read once); otherwise the decider reads them. Never stored. */
+  grants?: GrantFacts;
 }
 
 /** Signs JWTs with a key from the keyring (EdDSA/ES256…); the public half is in the broker JWKS. */

@@ -124,7 +124,8 @@ action "policy.read", "policy.write" in ["admin"]
   appliesTo { principal: [${principals}], resource: [Policy], context: Ctx };
 action "audit.read" in ["admin"] appliesTo { principal: [${principals}], resource: [AuditStream], context: Ctx };
 action "key.rotate", "resource.manage" in ["admin"] appliesTo { principal: [${principals}], resource: [ControlPlane], context: Ctx };
-action "lease.read", "lease.revoke" in ["admin"] appliesTo { principal: [${principals}], resource: [Lease, ControlPlane], context: Ctx };
+// Another identity's leases: reading, renewing and revoking them are three actions (one's own need none).
+action "lease.read", "lease.renew", "lease.revoke" in ["admin"] appliesTo { principal: [${principals}], resource: [Lease, ControlPlane], context: Ctx };
 // Reading every access request, grant and webhook delivery (humans already see requests and grants).
 action "access.read" in ["admin"] appliesTo { principal: [${principals}], resource: [AccessRequest, ControlPlane], context: Ctx };
 `;

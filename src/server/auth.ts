@@ -1,9 +1,7 @@
-// Bearer session tokens on every /v1 call, and admin calls decided by Cedar like any other.
+// Bearer session tokens on every /v1 call, and the caller handed to the broker's authorizing layer.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Broker, SessionContext } from '../broker/index.ts';
+import type { Broker, Caller, SessionContext } from '../broker/index.ts';
 import { AuthenticationFailed } from '../common/errors.ts';
-import type { EntityUid } from '../policy/engine/types.ts';
-import type { Decision } from '../policy/decision-point.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -26,7 +24,7 @@ export function requireSession(broker: Broker) {
   };
 }
 
-/** Decides an admin action for the caller; throws Forbidden (403 with the decision id) on deny. */
-export async function requireAllowed(broker: Broker, req: FastifyRequest, action: string, resource: EntityUid): Promise<Decision> {
-  return broker.requireAllowed(req.session!, action, resource, req.ip);
+/** The caller of a request behind `requireSession`: its session and address (the broker decides what it may do). */
+export function callerOf(req: FastifyRequest): Caller {
+  return { ...req.session!, sourceIp: req.ip };
 }

@@ -129,13 +129,9 @@ export function loginEdge(app: FastifyInstance, broker: Broker, limits: LimitsCo
     broker.metrics.rateLimited.inc({ endpoint, scope });
     if (v.firstRefusal) {
       // One event per key and window: a flood must not become an audit flood.
-      broker.audit
-        .append({
-          stream: 'authn',
-          type: 'authn.rate_limited',
-          actor: 'anonymous',
-          payload: { endpoint, scope, bucket: key, source_ip: req.ip, limit: (scope === 'address' ? perAddress : perKey).limit.requests, window_seconds: Math.round((scope === 'address' ? perAddress : perKey).limit.window_ms / 1000) },
-        })
+      const limiter = scope === 'address' ? perAddress : perKey;
+      broker
+        .recordRateLimited({ endpoint, scope, bucket: key, sourceIp: req.ip, limit: limiter.limit.requests, windowSeconds: Math.round(limiter.limit.window_ms / 1000) })
         .catch((err: unknown) => req.log.error({ err }, 'cannot audit a rate limit'));
     }
     reply.header('retry-after', String(v.retryAfterS));

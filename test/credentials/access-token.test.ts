@@ -170,7 +170,7 @@ describe('RFC 8693 delegation', () => {
       actor: { identityId: 'agent:a', scopes: ['orders:read', 'orders:write'] }, purpose: 'triage',
     });
     assert.equal(t1.lease.permission, 'orders:read orders:write');
-    assert.deepEqual(policy.requests.at(-1)!.context.delegation, { actors: ['agent:a'], depth: 1 });
+    assert.deepEqual(policy.requests.at(-1)!.delegation, { actors: ['agent:a'], depth: 1 });
     // Hop 2: tool agent B may read orders and write refunds → only orders:read survives.
     const t2 = await svc.exchange({
       target: 'orders-api', subject: await asSubject(t1.credential.access_token as string),
@@ -191,7 +191,7 @@ describe('RFC 8693 delegation', () => {
     const v3 = await verify(t3.credential.access_token as string);
     assert.deepEqual(v3.act, { sub: 'agent:c', act: { sub: 'agent:b', act: { sub: 'agent:a' } } } satisfies ActClaim);
     assert.deepEqual(v3.scopes, ['orders:read']);
-    assert.deepEqual(policy.requests.at(-1)!.context.delegation, { actors: ['agent:c', 'agent:b', 'agent:a'], depth: 3 });
+    assert.deepEqual(policy.requests.at(-1)!.delegation, { actors: ['agent:c', 'agent:b', 'agent:a'], depth: 3 });
     const r = await call('GET', '/orders', t3.credential.access_token as string);
     assert.equal(r.status, 200);
     assert.deepEqual(r.body, { sub: 'user:alice@example.com', actors: ['agent:c', 'agent:b', 'agent:a'] });

@@ -130,8 +130,8 @@ describe('postgres dynamic roles', () => {
     const req = policy.requests.at(-1)!;
     assert.equal(req.action, 'credential.issue');
     assert.deepEqual(req.resource, { type: 'Database', id: 'orders-db' });
-    assert.equal(req.context.purpose, 'nightly report INC-42');
-    assert.equal(req.context.ttl, 600);
+    assert.equal(req.purpose, 'nightly report INC-42');
+    assert.equal(req.credential.ttlSeconds, 600);
     const c = await connectAs(pgdb, credential.user as string, credential.password as string);
     const r = await c.query('SELECT item FROM orders ORDER BY id');
     assert.deepEqual(r.rows.map((x) => x.item), ['apple', 'pear']);
@@ -219,7 +219,7 @@ describe('postgres dynamic roles', () => {
     const r = await svc.renew(lease.id, { ttl: '30m' });
     assert.equal(r.lease.renewals, 1);
     assert.ok(r.lease.expiresAt > lease.expiresAt);
-    assert.equal(policy.requests.at(-1)!.context.renewal, true);
+    assert.equal(policy.requests.at(-1)!.credential.renewal, true);
     const a = pgdb.admin();
     await a.connect();
     const v = await a.query('SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1', [lease.handle]);

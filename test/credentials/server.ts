@@ -13,7 +13,8 @@ import type { CryptoKey, JWK } from 'jose';
 import { ManualClock } from '../../src/common/clock.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { serve } from '../../src/cli/serve.ts';
-import type { Running } from '../../src/cli/serve.ts';
+import { testRunning } from '../integration/broker-view.ts';
+import type { TestRunning } from '../integration/broker-view.ts';
 import { freePort } from './helpers.ts';
 
 export const CI_ISSUER = 'https://ci.example.test';
@@ -40,7 +41,7 @@ export interface TestServer {
   dir: string;
   url: string;
   clock: ManualClock;
-  running: Running;
+  running: TestRunning;
   /** PEM of the server certificate (TLS only): what clients trust. */
   serverCa: string;
   ciToken(repository: string): Promise<string>;
@@ -139,7 +140,7 @@ outbound: { allow_private: [127.0.0.0/8, "::1/128"] }   # the test JWKS, IdP and
     dir,
     url,
     clock,
-    running,
+    running: testRunning(running),
     serverCa,
     ciToken,
     async login(repository) {

@@ -9,7 +9,8 @@ import type { CryptoKey, JWK } from 'jose';
 import { ManualClock } from '../../src/common/clock.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { serve } from '../../src/cli/serve.ts';
-import type { Running } from '../../src/cli/serve.ts';
+import { testRunning } from './broker-view.ts';
+import type { TestRunning } from './broker-view.ts';
 
 export const ISSUER = 'https://ci.example.test';
 /** A second, independent issuer (its own key and JWKS server), for cross-trust tests. */
@@ -18,7 +19,7 @@ export const ISSUER2 = 'https://ci2.example.test';
 export interface Harness {
   dir: string;
   clock: ManualClock;
-  running: Running;
+  running: TestRunning;
   url: string;
   jwksHits: () => number;
   /** Signs a token of the second issuer (ISSUER2, key ci2-1) with exactly these claims plus iss/aud/iat/exp. */
@@ -200,7 +201,7 @@ ${extraYaml}`;
   const h: Harness = {
     dir,
     clock,
-    running,
+    running: testRunning(running),
     url,
     jwksHits: () => hits,
     async ciToken(claims = {}, opts = {}) {

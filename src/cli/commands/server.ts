@@ -38,7 +38,7 @@ export function register(program: Command): void {
       const { serve } = await import('../serve.ts');
       const running = await serve(loaded);
       const secret = await running.broker.bootstrap();
-      process.stderr.write(`portcullis listening on ${running.url} (policy version ${running.broker.decisions.version?.version}, engine ${loaded.config.engine})\n`);
+      process.stderr.write(`portcullis listening on ${running.url} (policy version ${running.broker.readiness().policy_version}, engine ${loaded.config.engine})\n`);
       if (secret) {
         process.stderr.write(
           `\nFirst start: a one-time bootstrap credential for the first administrator (user:admin).\n` +

@@ -1,16 +1,12 @@
 // Privileged access over HTTP: requests and reviews, grants, break-glass and its review, webhook
 // deliveries. Bodies are checked by strict schemas here and parsed by the access domain (which
-// names the bad field). Visibility: a human operator sees requests, grants and reviews (they are
-// the reviewers); a non-human identity sees its own; everything else needs `access.read`.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Broker } from '../../broker/index.ts';
+// names the bad field); who may see and do what is the broker's (broker/access-admin.ts).
+import type { FastifyInstance } from 'fastify';
+import type { Broker, RequestView } from '../../broker/index.ts';
 import { parseBreakGlass, parseCreateRequest } from '../../access/index.ts';
-import type { DeliveryStatus, ListFilter, RequestStatus } from '../../access/index.ts';
-import { NotFound } from '../../common/errors.ts';
-import { requireAllowed, requireSession } from '../auth.ts';
-import { opaqueId } from '../opaque.ts';
+import type { DeliveryStatus, RequestStatus } from '../../access/index.ts';
+import { callerOf, requireSession } from '../auth.ts';
 
-const controlPlane = { type: 'ControlPlane', id: 'portcullis' };
 const id = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 128 } } } as const;
 const text = (max: number) => ({ type: 'string', minLength: 1, maxLength: max }) as const;
 const entityRef = {
@@ -23,27 +19,8 @@ const optionalBody = (props: Record<string, unknown>, required: string[] = []) =
 
 export function accessRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
-  const actor = (req: FastifyRequest) => broker.actor(req.session!, req.ip);
-  /** Humans see everything in the access domain; others need access.read. */
-  const mayReadAll = async (req: FastifyRequest): Promise<void> => {
-    if (req.session!.identity.kind !== 'user') await requireAllowed(broker, req, 'access.read', controlPlane);
-  };
-  const readsAll = async (req: FastifyRequest): Promise<boolean> => {
-    try {
-      await mayReadAll(req);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  /** The requester sees its request; anyone else needs to read the access domain. */
-  const mayReadRequest = async (req: FastifyRequest, rid: string) => (await broker.access.getRequest(rid)).request.requester === req.session!.identity.id || readsAll(req);
-  /** The holder sees its grant (and break-glass); anyone else needs to read the access domain. */
-  const mayReadGrant = async (req: FastifyRequest, gid: string) => (await broker.access.listGrants({ identityId: req.session!.identity.id })).some((g) => g.grant.id === gid) || readsAll(req);
-  const requestView = async (requestId: string) => {
-    const r = await broker.access.getRequest(requestId);
-    return { ...r.request, status_line: r.status, grant: r.grant };
-  };
+  const access = broker.admin.access;
+  const requestView = (r: RequestView) => ({ ...r.request, status_line: r.status, grant: r.grant });
 
   // ── Requests ──────────────────────────────────────────────────────────────────────────────
   app.post(
@@ -70,8 +47,8 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
       },
     },
     async (req, reply) => {
-      const r = await broker.access.createRequest(actor(req), parseCreateRequest(req.body));
-      return reply.code(201).send(await requestView(r.id));
+      const r = await access.createRequest(callerOf(req), parseCreateRequest(req.body));
+      return reply.code(201).send(requestView(r));
     },
   );
 
@@ -93,13 +70,13 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const q = req.query as { mine?: string; reviewable?: string; requester?: string; status?: RequestStatus; limit?: string };
-      const me = req.session!.identity.id;
-      const filter: ListFilter = { ...(q.status && { status: q.status }) };
-      if (q.reviewable === 'true') filter.reviewableBy = me;
-      else if (q.requester !== undefined) filter.requester = q.requester;
-      else if (q.mine !== 'false') filter.requester = me;
-      if (filter.requester !== me) await mayReadAll(req);
-      const list = await broker.access.listRequests(filter, q.limit ? Number(q.limit) : 100);
+      const list = await access.listRequests(callerOf(req), {
+        ...(q.mine !== undefined && { mine: q.mine === 'true' }),
+        ...(q.reviewable !== undefined && { reviewable: q.reviewable === 'true' }),
+        ...(q.requester !== undefined && { requester: q.requester }),
+        ...(q.status && { status: q.status }),
+        ...(q.limit && { limit: Number(q.limit) }),
+      });
       return { requests: list.map((x) => ({ ...x.request, status_line: x.status })) };
     },
   );
@@ -107,14 +84,7 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
   app.get(
     '/v1/access-requests/:id',
     { preHandler: session, schema: { summary: 'One access request with its reviews, comments, grant and a status sentence', tags: ['access'], params: id } },
-    async (req) => {
-      const rid = (req.params as { id: string }).id;
-      return opaqueId('access request', rid, () => false, async () => {
-        const view = await requestView(rid);
-        if (view.requester !== req.session!.identity.id) await mayReadAll(req);
-        return view;
-      });
-    },
+    async (req) => requestView(await access.getRequest(callerOf(req), (req.params as { id: string }).id)),
   );
 
   const review = (verb: 'approve' | 'deny' | 'cancel' | 'comment', summary: string, field: 'comment' | 'reason' | 'text') => {
@@ -127,14 +97,7 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
       async (req) => {
         const rid = (req.params as { id: string }).id;
         const value = ((req.body ?? {}) as Record<string, string | undefined>)[field];
-        const a = actor(req);
-        return opaqueId('access request', rid, () => mayReadRequest(req, rid), async () => {
-          if (verb === 'approve') await broker.access.approve(a, rid, value);
-          else if (verb === 'deny') await broker.access.deny(a, rid, value);
-          else if (verb === 'cancel') await broker.access.cancel(a, rid, value);
-          else await broker.access.comment(a, rid, value!);
-          return requestView(rid);
-        });
+        return requestView(await access.review(callerOf(req), rid, verb, value));
       },
     );
   };
@@ -156,10 +119,7 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const q = req.query as { identity?: string; all?: string; active?: string };
-      const me = req.session!.identity.id;
-      const identityId = q.all === 'true' ? undefined : (q.identity ?? me);
-      if (identityId !== me) await mayReadAll(req);
-      const list = await broker.access.listGrants({ ...(identityId !== undefined && { identityId }), ...(q.active === 'true' && { activeAt: broker.clock.now() }) });
+      const list = await access.listGrants(callerOf(req), { ...(q.identity !== undefined && { identity: q.identity }), all: q.all === 'true', active: q.active === 'true' });
       return { grants: list.map((x) => ({ ...x.grant, status_line: x.status })) };
     },
   );
@@ -172,7 +132,7 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const gid = (req.params as { id: string }).id;
-      const g = await opaqueId('grant', gid, () => mayReadGrant(req, gid), () => broker.access.revokeGrant(actor(req), gid, (req.body as { reason?: string } | undefined)?.reason ?? ''));
+      const g = await access.revokeGrant(callerOf(req), gid, (req.body as { reason?: string } | undefined)?.reason ?? '');
       return { grant: g };
     },
   );
@@ -188,7 +148,7 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
         body: optionalBody({ target: entityRef, reason: text(1024), duration: { type: 'string', pattern: '^(\\d+(ms|s|m|h|d))+$' } }, ['target', 'reason']),
       },
     },
-    async (req, reply) => reply.code(201).send(await broker.access.startBreakGlass(actor(req), parseBreakGlass(req.body))),
+    async (req, reply) => reply.code(201).send(await access.startBreakGlass(callerOf(req), parseBreakGlass(req.body))),
   );
 
   app.post(
@@ -196,7 +156,7 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     { preHandler: session, schema: { summary: 'End a break-glass (the user or a named revoker)', tags: ['access'], params: id, body: optionalBody({ reason: text(1024) }) } },
     async (req) => {
       const gid = (req.params as { id: string }).id;
-      return { grant: await opaqueId('break-glass', gid, () => mayReadGrant(req, gid), () => broker.access.endBreakGlass(actor(req), gid, (req.body as { reason?: string } | undefined)?.reason ?? '')) };
+      return { grant: await access.endBreakGlass(callerOf(req), gid, (req.body as { reason?: string } | undefined)?.reason ?? '') };
     },
   );
 
@@ -205,17 +165,14 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     { preHandler: session, schema: { summary: 'Record the after-action review (someone other than the user, after it ended)', tags: ['access'], params: id, body: optionalBody({ summary: text(4000) }, ['summary']) } },
     async (req) => {
       const gid = (req.params as { id: string }).id;
-      return { review: await opaqueId('break-glass', gid, () => mayReadGrant(req, gid), () => broker.access.recordBreakGlassReview(actor(req), gid, (req.body as { summary: string }).summary)) };
+      return { review: await access.reviewBreakGlass(callerOf(req), gid, (req.body as { summary: string }).summary) };
     },
   );
 
   app.get(
     '/v1/break-glass/reviews',
     { preHandler: session, schema: { summary: 'After-action review items (open until someone else reviews)', tags: ['access'], querystring: optionalBody({ status: { type: 'string', enum: ['open', 'closed'] } }) } },
-    async (req) => {
-      await mayReadAll(req);
-      return { reviews: await broker.access.breakGlassReviews((req.query as { status?: 'open' | 'closed' }).status) };
-    },
+    async (req) => ({ reviews: await access.breakGlassReviews(callerOf(req), (req.query as { status?: 'open' | 'closed' }).status) }),
   );
 
   // ── Webhooks ──────────────────────────────────────────────────────────────────────────────
@@ -230,10 +187,8 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
       },
     },
     async (req) => {
-      await requireAllowed(broker, req, 'access.read', controlPlane);
       const q = req.query as { status?: DeliveryStatus; endpoint?: string; event?: string };
-      if (!broker.access.webhooks) throw new NotFound('webhook deliveries (a custom notifier is in use)');
-      return { deliveries: await broker.access.webhooks.deliveries({ ...(q.status && { status: q.status }), ...(q.endpoint && { endpoint: q.endpoint }), ...(q.event && { eventType: q.event }) }) };
+      return { deliveries: await access.webhookDeliveries(callerOf(req), { ...(q.status && { status: q.status }), ...(q.endpoint && { endpoint: q.endpoint }), ...(q.event && { eventType: q.event }) }) };
     },
   );
 }

@@ -1,14 +1,14 @@
 // Legacy API keys: minted here, tracked, expiring, rotated, revocable.
 import type { FastifyInstance } from 'fastify';
-import type { Broker } from '../../broker/index.ts';
-import { requireAllowed, requireSession } from '../auth.ts';
-import { opaqueId } from '../opaque.ts';
+import type { Broker, MintApiKeyRequest } from '../../broker/index.ts';
+import { callerOf, requireSession } from '../auth.ts';
 
 const keyId = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 128 } } } as const;
 const duration = { type: 'string', pattern: '^(\\d+(ms|s|m|h|d))+$' } as const;
 
 export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
+  const apiKeys = broker.admin.apiKeys;
 
   app.post(
     '/v1/apikeys',
@@ -31,9 +31,7 @@ export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
       },
     },
     async (req, reply) => {
-      const body = req.body as { identity: string; ttl: string; rotate_after?: string; description?: string };
-      await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: body.identity });
-      return reply.code(201).send(await broker.mintApiKey(req.session!, body));
+      return reply.code(201).send(await apiKeys.mint(callerOf(req), req.body as MintApiKeyRequest));
     },
   );
 
@@ -49,8 +47,7 @@ export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const { identity } = req.query as { identity?: string };
-      await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: identity ?? '*' });
-      return { apikeys: await broker.listApiKeys(identity) };
+      return { apikeys: await apiKeys.list(callerOf(req), identity) };
     },
   );
 
@@ -59,11 +56,7 @@ export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
     { preHandler: session, schema: { summary: 'Rotate: a new secret replaces the old one', tags: ['apikeys'], params: keyId } },
     async (req) => {
       const { id } = req.params as { id: string };
-      // API keys are listed to apikey.manage only: without it, unknown and forbidden look alike.
-      return opaqueId('api key', id, () => false, async () => {
-        await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: await broker.apiKeyOwner(id) });
-        return broker.rotateApiKey(req.session!, id);
-      });
+      return apiKeys.rotate(callerOf(req), id);
     },
   );
 
@@ -80,10 +73,7 @@ export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const { id } = req.params as { id: string };
-      return opaqueId('api key', id, () => false, async () => {
-        await requireAllowed(broker, req, 'apikey.manage', { type: 'Identity', id: await broker.apiKeyOwner(id) });
-        return broker.revokeApiKey(req.session!, id, (req.body as { reason?: string } | undefined)?.reason ?? '');
-      });
+      return apiKeys.revoke(callerOf(req), id, (req.body as { reason?: string } | undefined)?.reason ?? '');
     },
   );
 }

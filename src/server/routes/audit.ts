@@ -2,14 +2,16 @@
 import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
 import { AUDIT_STREAMS } from '../../audit/types.ts';
-import type { AuditQuery, AuditStreamName } from '../../audit/types.ts';
+import type { AuditStreamName } from '../../audit/types.ts';
+import type { StreamQuery } from '../../broker/index.ts';
 import { InvalidInput } from '../../common/errors.ts';
-import { requireAllowed, requireSession } from '../auth.ts';
+import { callerOf, requireSession } from '../auth.ts';
 
 const time = { type: 'string', maxLength: 40 } as const;
 
 export function auditRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
+  const audit = broker.admin.audit;
   // Followers stream until the client leaves; on shutdown they end at once (a follower is never
   // "in flight": nothing it waits for will complete).
   const followers = new Set<AbortController>();
@@ -23,11 +25,7 @@ export function auditRoutes(app: FastifyInstance, broker: Broker): void {
     return reply.header('cache-control', 'public, max-age=60').send(broker.auditKeys());
   });
 
-  app.get('/v1/audit/verify', { preHandler: session, schema: { summary: 'Verify every stream: hash chain, checkpoints, head', tags: ['audit'] } }, async (req) => {
-    for (const s of AUDIT_STREAMS) await requireAllowed(broker, req, 'audit.read', { type: 'AuditStream', id: s });
-    await broker.audit.flush();
-    return broker.verifyAudit();
-  });
+  app.get('/v1/audit/verify', { preHandler: session, schema: { summary: 'Verify every stream: hash chain, checkpoints, head', tags: ['audit'] } }, async (req) => audit.verify(callerOf(req)));
 
   app.get(
     '/v1/audit/:stream',
@@ -57,9 +55,8 @@ export function auditRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req, reply) => {
       const stream = (req.params as { stream: AuditStreamName }).stream;
-      await requireAllowed(broker, req, 'audit.read', { type: 'AuditStream', id: stream });
       const q = req.query as Record<string, string | undefined>;
-      const query: AuditQuery = {
+      const query: StreamQuery = {
         stream,
         ...(q.since !== undefined && { since: isoOrFail(q.since, 'since') }),
         ...(q.until !== undefined && { until: isoOrFail(q.until, 'until') }),
@@ -71,6 +68,7 @@ export function auditRoutes(app: FastifyInstance, broker: Broker): void {
       };
       if (q.follow === 'true') {
         const abort = new AbortController();
+        const events = await audit.follow(callerOf(req), { ...query, signal: abort.signal });
         followers.add(abort);
         req.raw.on('close', () => {
           abort.abort();
@@ -79,21 +77,18 @@ export function auditRoutes(app: FastifyInstance, broker: Broker): void {
         reply.hijack();
         reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
         reply.raw.flushHeaders();
-        for await (const r of broker.audit.follow({ ...query, signal: abort.signal })) {
+        for await (const r of events) {
           if (!reply.raw.write(`${JSON.stringify(r)}\n`)) await new Promise((res) => reply.raw.once('drain', res));
         }
         reply.raw.end();
         return;
       }
-      await broker.audit.flush();
       if (q.format === 'ndjson') {
-        reply.type('application/x-ndjson');
-        let lines = '';
-        for await (const line of broker.audit.exportJsonLines(query)) lines += line;
-        return reply.send(lines);
+        const lines = await audit.exportJsonLines(callerOf(req), query);
+        return reply.type('application/x-ndjson').send(lines);
       }
       const limit = q.limit === undefined ? 100 : Math.min(Number(q.limit), 1000);
-      return { events: await broker.audit.query({ ...query, limit }) };
+      return { events: await audit.query(callerOf(req), { ...query, limit }) };
     },
   );
 }

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
 import type { Proof } from '../../identity/types.ts';
 import { AuthenticationFailed, InvalidInput, PortcullisError } from '../../common/errors.ts';
-import { requireAllowed, requireSession } from '../auth.ts';
+import { callerOf, requireSession } from '../auth.ts';
 import { TokenExchangeRefused } from '../../credentials/index.ts';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -127,16 +127,8 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
       },
     },
     async (req) => {
-      const body = req.body as { jti?: string; identity?: string; reason?: string };
-      if ((body.jti === undefined) === (body.identity === undefined)) {
-        throw new InvalidInput('send exactly one of "jti" or "identity"', 'body');
-      }
-      const target = body.identity ?? req.session!.identity.id;
       // Revoking your own session needs no permission; anything else is session.revoke on the identity.
-      if (!(body.jti !== undefined && body.jti === req.session!.jti)) {
-        await requireAllowed(broker, req, 'session.revoke', { type: 'Identity', id: target });
-      }
-      return broker.revokeSessions(req.session!, body, req.ip);
+      return broker.admin.sessions.revoke(callerOf(req), req.body as { jti?: string; identity?: string; reason?: string });
     },
   );
 

@@ -1,6 +1,6 @@
 // The decision API: one request or a batch, decided against the current policy at request time.
 import type { FastifyInstance } from 'fastify';
-import type { Broker } from '../../broker/index.ts';
+import type { AuthorizeRequest, Broker } from '../../broker/index.ts';
 import { requireSession } from '../auth.ts';
 
 const resource = {
@@ -49,7 +49,7 @@ export function authorizeRoutes(app: FastifyInstance, broker: Broker): void {
         response: { 200: decision },
       },
     },
-    async (req) => broker.authorize(req.session!, req.body as AuthorizeBody, req.ip),
+    async (req) => broker.authorize(req.session!, req.body as AuthorizeRequest, req.ip),
   );
 
   app.post(
@@ -70,14 +70,8 @@ export function authorizeRoutes(app: FastifyInstance, broker: Broker): void {
       },
     },
     async (req) => {
-      const { requests } = req.body as { requests: AuthorizeBody[] };
+      const { requests } = req.body as { requests: AuthorizeRequest[] };
       return { decisions: await broker.authorizeBatch(req.session!, requests, req.ip) };
     },
   );
-}
-
-export interface AuthorizeBody {
-  action: string;
-  resource: { type: string; id: string };
-  context?: Record<string, unknown>;
 }

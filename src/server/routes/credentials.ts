@@ -1,18 +1,16 @@
 // Just-in-time credentials, leases and revocation.
 import type { FastifyInstance } from 'fastify';
-import type { Broker } from '../../broker/index.ts';
-import { requireAllowed, requireSession } from '../auth.ts';
-import { allowedTo, opaqueId } from '../opaque.ts';
-
-const controlPlane = { type: 'ControlPlane', id: 'portcullis' };
+import type { Broker, IssueCredentialRequest, LeaseQuery } from '../../broker/index.ts';
+import { callerOf, requireSession } from '../auth.ts';
 
 export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
+  const leases = broker.admin.leases;
 
-  app.get('/v1/targets', { preHandler: session, schema: { summary: 'Configured credential targets', tags: ['credentials'] } }, async () => ({
-    targets: broker.credentials.targets(),
-    ssh_user_ca: broker.sshCa.publicKeyLine,
-  }));
+  app.get('/v1/targets', { preHandler: session, schema: { summary: 'Configured credential targets', tags: ['credentials'] } }, async () => {
+    const t = broker.targets();
+    return { targets: t.targets, ssh_user_ca: t.sshUserCa };
+  });
 
   app.post(
     '/v1/credentials',
@@ -41,7 +39,7 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
       },
     },
     async (req, reply) => {
-      const issued = await broker.issueCredential(req.session!, req.body as never, req.ip);
+      const issued = await broker.issueCredential(req.session!, req.body as IssueCredentialRequest, req.ip);
       return reply.code(201).header('cache-control', 'no-store').send(issued);
     },
   );
@@ -66,10 +64,8 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
       },
     },
     async (req) => {
-      const q = req.query as { mine?: string; identity?: string; target?: string; status?: string };
-      if (q.mine === 'true') return { leases: broker.listLeases({ ...q, identity: req.session!.identity.id }) };
-      await requireAllowed(broker, req, 'lease.read', controlPlane);
-      return { leases: broker.listLeases(q) };
+      const { mine, ...q } = req.query as Omit<LeaseQuery, 'mine'> & { mine?: string };
+      return { leases: await leases.list(callerOf(req), { ...q, mine: mine === 'true' }) };
     },
   );
 
@@ -78,7 +74,7 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
-        summary: 'Renew a lease: decided again against current policy, within its maximum lifetime',
+        summary: 'Renew a lease: decided again against current policy, within its maximum lifetime (another identity’s: lease.renew)',
         tags: ['credentials'],
         params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 128 } } },
         body: { type: 'object', additionalProperties: false, properties: { ttl: { type: 'string', pattern: '^(\\d+(ms|s|m|h|d))+$' } } },
@@ -86,13 +82,8 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const { id } = req.params as { id: string };
-      const mine = () => broker.leaseOwner(id) === req.session!.identity.id;
-      return opaqueId('lease', id, async () => mine() || allowedTo(broker, req, 'lease.read', controlPlane), async () => {
-        if (!mine()) await requireAllowed(broker, req, 'lease.revoke', controlPlane);
-        const ttl = (req.body as { ttl?: string } | undefined)?.ttl;
-        const r = await broker.credentials.renew(id, { ...(ttl !== undefined && { ttl }), actor: req.session!.identity.id });
-        return { lease: r.lease };
-      });
+      const r = await leases.renew(callerOf(req), id, (req.body as { ttl?: string } | undefined)?.ttl);
+      return { lease: r.lease };
     },
   );
 
@@ -113,14 +104,7 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const body = req.body as { selector: Record<string, unknown>; reason: string };
-      const lease = body.selector.lease;
-      const own = () => typeof lease === 'string' && broker.leaseOwner(lease) === req.session!.identity.id;
-      const run = async () => {
-        if (!own()) await requireAllowed(broker, req, 'lease.revoke', controlPlane);
-        return broker.revoke(req.session!, body.selector, body.reason);
-      };
-      if (typeof lease !== 'string') return run();
-      return opaqueId('lease', lease, async () => own() || allowedTo(broker, req, 'lease.read', controlPlane), run);
+      return leases.revoke(callerOf(req), body.selector, body.reason);
     },
   );
 }

@@ -1,8 +1,7 @@
 // Posture findings over the inventory, API keys and leases.
 import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
-import { computeFindings } from '../../inventory/findings.ts';
-import { requireAllowed, requireSession } from '../auth.ts';
+import { callerOf, requireSession } from '../auth.ts';
 
 export function findingRoutes(app: FastifyInstance, broker: Broker): void {
   app.get(
@@ -20,15 +19,8 @@ export function findingRoutes(app: FastifyInstance, broker: Broker): void {
       },
     },
     async (req) => {
-      await requireAllowed(broker, req, 'identity.read', { type: 'Identity', id: '*' });
       const { stale_days } = req.query as { stale_days?: string };
-      const findings = computeFindings({
-        now: broker.clock.now(),
-        identities: broker.identities.list(),
-        apikeys: await broker.apikeys.list(),
-        leases: broker.credentials.list({ status: 'revoke_failed' }, 10_000),
-        ...(stale_days !== undefined && { staleAfterMs: Number(stale_days) * 86_400_000 }),
-      });
+      const findings = await broker.admin.identities.findings(callerOf(req), { ...(stale_days !== undefined && { staleAfterMs: Number(stale_days) * 86_400_000 }) });
       return { findings };
     },
   );

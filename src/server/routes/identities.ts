@@ -1,10 +1,10 @@
-// The inventory API: declare, list, show, update, suspend, offboard. Each call is a Cedar decision.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+// The inventory API: declare, list, show, update, suspend, offboard. Each call is a Cedar decision
+// the broker makes (broker/identities.ts).
+import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
+import type { IdentityFilter, IdentityInput, IdentityPatch } from '../../inventory/identities.ts';
 import { IDENTITY_KINDS } from '../../identity/types.ts';
-import { requireAllowed, requireSession } from '../auth.ts';
-import { touchesMemberships } from '../../broker/identities.ts';
-import { allowedTo, opaqueId } from '../opaque.ts';
+import { callerOf, requireSession } from '../auth.ts';
 
 const name = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,63}$' } as const;
 const labels = { type: 'object', maxProperties: 64, additionalProperties: { type: 'string', maxLength: 256 } } as const;
@@ -26,10 +26,7 @@ const idParam = {
 
 export function identityRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
-  // Who may see that an identity exists: itself, and whoever may read or manage it.
-  const readable = async (req: FastifyRequest, id: string) =>
-    broker.identities.get(id) !== undefined &&
-    (req.session!.identity.id === id || (await allowedTo(broker, req, 'identity.read', { type: 'Identity', id })) || allowedTo(broker, req, 'identity.manage', { type: 'Identity', id }));
+  const identities = broker.admin.identities;
 
   app.get(
     '/v1/identities',
@@ -51,18 +48,12 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
         },
       },
     },
-    async (req) => {
-      await requireAllowed(broker, req, 'identity.read', { type: 'Identity', id: '*' });
-      return { identities: broker.identities.list(req.query as never) };
-    },
+    async (req) => ({ identities: await identities.list(callerOf(req), req.query as IdentityFilter) }),
   );
 
   app.get('/v1/identities/:id', { preHandler: session, schema: { summary: 'Show one identity', tags: ['identities'], params: idParam } }, async (req) => {
     const { id } = req.params as { id: string };
-    return opaqueId('identity', id, () => false, async () => {
-      await requireAllowed(broker, req, 'identity.read', { type: 'Identity', id });
-      return broker.identities.require(id);
-    });
+    return identities.get(callerOf(req), id);
   });
 
   app.post(
@@ -90,13 +81,7 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
         },
       },
     },
-    async (req, reply) => {
-      const body = req.body as Parameters<Broker['declareIdentity']>[1];
-      await requireAllowed(broker, req, 'identity.manage', { type: 'Identity', id: body.id });
-      // Memberships are their own action (identity.manage never grants them).
-      if ((body.parents ?? []).length > 0) await requireAllowed(broker, req, 'identity.membership.write', { type: 'Identity', id: body.id });
-      return reply.code(201).send(await broker.declareIdentity(req.session!, body));
-    },
+    async (req, reply) => reply.code(201).send(await identities.declare(callerOf(req), req.body as IdentityInput & { trusts?: string[] })),
   );
 
   app.patch(
@@ -122,13 +107,7 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const { id } = req.params as { id: string };
-      return opaqueId('identity', id, () => readable(req, id), async () => {
-        const body = req.body as Record<string, unknown>;
-        // Owner and memberships are identity.membership.write; the other fields identity.manage.
-        if (touchesMemberships(body)) await requireAllowed(broker, req, 'identity.membership.write', { type: 'Identity', id });
-        if (Object.keys(body).some((k) => !touchesMemberships({ [k]: body[k] }))) await requireAllowed(broker, req, 'identity.manage', { type: 'Identity', id });
-        return broker.updateIdentity(req.session!, id, req.body as never);
-      });
+      return identities.update(callerOf(req), id, req.body as IdentityPatch);
     },
   );
 
@@ -145,10 +124,7 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const { id } = req.params as { id: string };
-      return opaqueId('identity', id, () => readable(req, id), async () => {
-        await requireAllowed(broker, req, 'identity.bind', { type: 'Identity', id });
-        return broker.bindIdentity(req.session!, id, (req.body as { trusts: string[] }).trusts);
-      });
+      return identities.bind(callerOf(req), id, (req.body as { trusts: string[] }).trusts);
     },
   );
 
@@ -170,10 +146,7 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
       },
       async (req) => {
         const { id } = req.params as { id: string };
-        return opaqueId('identity', id, () => readable(req, id), async () => {
-          await requireAllowed(broker, req, 'identity.manage', { type: 'Identity', id });
-          return broker.setIdentityStatus(req.session!, id, status, (req.body as { reason?: string } | undefined)?.reason ?? '');
-        });
+        return identities.setStatus(callerOf(req), id, status, (req.body as { reason?: string } | undefined)?.reason ?? '');
       },
     );
   }

@@ -1,15 +1,12 @@
 // The broker's signing keys: list and rotate (the old key keeps verifying for an overlap).
 import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
-import { requireAllowed, requireSession } from '../auth.ts';
+import { callerOf, requireSession } from '../auth.ts';
 
 export function keyRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
-  const cp = { type: 'ControlPlane', id: 'portcullis' };
-  app.get('/v1/keys', { preHandler: session, schema: { summary: 'Signing keys (public parts and status)', tags: ['keys'] } }, async (req) => {
-    await requireAllowed(broker, req, 'key.rotate', cp);
-    return { keys: await broker.keyring.list() };
-  });
+  const keys = broker.admin.keys;
+  app.get('/v1/keys', { preHandler: session, schema: { summary: 'Signing keys (public parts and status)', tags: ['keys'] } }, async (req) => ({ keys: await keys.list(callerOf(req)) }));
   app.post(
     '/v1/keys/rotate',
     {
@@ -25,9 +22,6 @@ export function keyRoutes(app: FastifyInstance, broker: Broker): void {
         },
       },
     },
-    async (req) => {
-      await requireAllowed(broker, req, 'key.rotate', cp);
-      return broker.rotateKeys(req.session!, (req.body as { purpose: 'session' | 'audit' | 'token' }).purpose);
-    },
+    async (req) => keys.rotate(callerOf(req), (req.body as { purpose: 'session' | 'audit' | 'token' }).purpose),
   );
 }

@@ -1,7 +1,7 @@
 // Policies: read the active version, validate, activate a new version (audited).
 import type { FastifyInstance } from 'fastify';
-import type { Broker } from '../../broker/index.ts';
-import { requireAllowed, requireSession } from '../auth.ts';
+import type { Broker, WritePoliciesRequest } from '../../broker/index.ts';
+import { callerOf, requireSession } from '../auth.ts';
 
 const files = {
   type: 'array',
@@ -16,17 +16,11 @@ const files = {
 
 export function policyRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
-  const policy = { type: 'Policy', id: 'active' };
+  const policies = broker.admin.policies;
 
-  app.get('/v1/policies', { preHandler: session, schema: { summary: 'The active policy version', tags: ['policies'] } }, async (req) => {
-    await requireAllowed(broker, req, 'policy.read', policy);
-    return broker.activePolicies();
-  });
+  app.get('/v1/policies', { preHandler: session, schema: { summary: 'The active policy version', tags: ['policies'] } }, async (req) => policies.active(callerOf(req)));
 
-  app.get('/v1/policies/versions', { preHandler: session, schema: { summary: 'Every policy version', tags: ['policies'] } }, async (req) => {
-    await requireAllowed(broker, req, 'policy.read', policy);
-    return { versions: broker.policyStore.list() };
-  });
+  app.get('/v1/policies/versions', { preHandler: session, schema: { summary: 'Every policy version', tags: ['policies'] } }, async (req) => ({ versions: await policies.versions(callerOf(req)) }));
 
   app.put(
     '/v1/policies',
@@ -43,9 +37,6 @@ export function policyRoutes(app: FastifyInstance, broker: Broker): void {
         },
       },
     },
-    async (req) => {
-      await requireAllowed(broker, req, 'policy.write', policy);
-      return broker.writePolicies(req.session!, req.body as { files: { name: string; text: string }[]; reason: string; dry_run?: boolean });
-    },
+    async (req) => policies.write(callerOf(req), req.body as WritePoliciesRequest),
   );
 }

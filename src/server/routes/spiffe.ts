@@ -15,7 +15,7 @@ export function spiffeRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req, reply) => {
       const { trust_domain } = req.params as { trust_domain: string };
-      const bundle = broker.spiffeCa.bundle(trust_domain);
+      const bundle = broker.spiffeBundle(trust_domain);
       if (!bundle) throw new NotFound(`SPIFFE trust domain ${trust_domain}`);
       return reply.header('cache-control', 'public, max-age=300').send(bundle);
     },

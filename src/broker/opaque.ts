@@ -1,21 +1,8 @@
 // No probing by id: to a caller who may not read a kind of resource, an id that does not exist
 // and an id it may not touch answer the same 404 (same body: the message names only what the
-// caller sent). A caller who may read gets the precise answer (403, 409, …).
-import type { FastifyRequest } from 'fastify';
-import type { Broker } from '../broker/index.ts';
+// caller sent). A caller who may read gets the precise answer (403, 409, …). The admin APIs
+// wrap every by-id operation in it; the transports only serialize what comes out.
 import { NotFound, PortcullisError } from '../common/errors.ts';
-import type { EntityUid } from '../policy/engine/types.ts';
-
-/** Whether the caller is allowed `action` on `resource` (a deny is audited like any other). */
-export async function allowedTo(broker: Broker, req: FastifyRequest, action: string, resource: EntityUid): Promise<boolean> {
-  try {
-    await broker.requireAllowed(req.session!, action, resource, req.ip);
-    return true;
-  } catch (err) {
-    if (err instanceof PortcullisError && err.status === 403) return false;
-    throw err;
-  }
-}
 
 const AFTER_POLICY = new Set(['self_escalation', 'self_approval']);
 
