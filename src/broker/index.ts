@@ -13,7 +13,7 @@ import type { Proof } from '../identity/types.ts';
 import type { SessionService } from '../identity/sessions.ts';
 import type { ApiKeyService } from '../identity/apikeys.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
-import type { HumanOidcTrust, StepUpAsk } from '../identity/oidc-human.ts';
+import type { HumanOidcTrust, StepUpAsk } from '../identity/trusts/oidc-human/oidc-human.ts';
 import type { Identity, IdentityInput, IdentityPatch, IdentityRegistry, IdentityStatus } from '../inventory/identities.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
 import type { Decision, DecisionPoint } from '../policy/decision-point.ts';

@@ -20,7 +20,7 @@ import { ConfigError, Node } from './reader.ts';
 import { validateTargets } from '../credentials/config.ts';
 import { validateAccessConfig } from '../access/index.ts';
 import { parseCidr } from '../common/outbound.ts';
-import { validateHumanOidcTrust } from '../identity/human-oidc-config.ts';
+import { validateHumanOidcTrust } from '../identity/trusts/oidc-human/config.ts';
 import { checkResourceHierarchy } from '../policy/entities.ts';
 import type { ObjectNode } from './reader.ts';
 import { implicitBinding, kindOfId, producerOf, producerProblems, producersOf } from '../identity/binding.ts';

@@ -4,7 +4,7 @@ import type { JsonWebKey } from 'node:crypto';
 import type { IdentityKind } from '../identity/types.ts';
 import type { ResourceFacts } from '../policy/entities.ts';
 import type { TargetConfig } from '../credentials/config.ts';
-import type { HumanOidcTrustConfig } from '../identity/human-oidc-config.ts';
+import type { HumanOidcTrustConfig } from '../identity/trusts/oidc-human/config.ts';
 import type { AccessConfig } from '../access/index.ts';
 import type { LimitsConfig, ListenTimeouts, MetricsConfig } from './server.ts';
 

@@ -10,8 +10,8 @@ import { Forbidden, InvalidInput, NotFound, PortcullisError, Unavailable } from 
 import type { Db } from '../store/sqlite/db.ts';
 import type { TargetConfig } from './config.ts';
 import { LeaseNotActive, TargetError } from './errors.ts';
-import type { IssuerDeps } from './issuers.ts';
-import { createIssuer } from './issuers.ts';
+import type { IssuerDeps } from './issuers/registry.ts';
+import { createIssuer } from './issuers/registry.ts';
 import { LeaseStore, newLeaseId } from './leases.ts';
 import type { LeaseFilter } from './leases.ts';
 import { backoffMs, Reaper } from './reaper.ts';
@@ -21,8 +21,8 @@ import type {
   BulkRevocationResult, LeaseRevoker, RevalidationResult, RevocationResolvers, RevocationSelector, RevokeOptions, RevokeOutcome,
 } from './revocation.ts';
 import type { CredentialIssuer, Decide, Lease, LeaseView } from './types.ts';
-import { AccessTokenIssuer, delegate } from './access-token.ts';
-import type { ActClaim, DelegationParty } from './access-token.ts';
+import { AccessTokenIssuer, delegate } from './issuers/api/access-token.ts';
+import type { ActClaim, DelegationParty } from './issuers/api/access-token.ts';
 
 export interface CredentialServiceOptions extends Omit<IssuerDeps, 'clock'> {
   db: Db;

@@ -12,8 +12,8 @@ import { MasterKeyError } from '../crypto/masterkey.ts';
 import * as x509 from '../crypto/x509.ts';
 import type { Db } from '../store/sqlite/db.ts';
 import { migrate } from '../store/sqlite/db.ts';
-import { createIntermediate, generateSpiffeRoot } from './x509-svid.ts';
-import type { CaMaterial } from './x509-svid.ts';
+import { createIntermediate, generateSpiffeRoot } from './issuers/spiffe-x509/x509-svid.ts';
+import type { CaMaterial } from './issuers/spiffe-x509/x509-svid.ts';
 
 const MIGRATIONS = [
   {

@@ -4,11 +4,11 @@
 import { randomBytes } from 'node:crypto';
 import { jwtVerify } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
-import type { Clock } from '../common/clock.ts';
-import { AuthenticationFailed, Forbidden, InvalidInput } from '../common/errors.ts';
-import type { ApiTarget } from './config.ts';
-import { fingerprint } from './fingerprint.ts';
-import type { CredentialIssuer, IssueRequest, IssueResult, JwtSigner, Lease, ReconcileResult, RenewResult } from './types.ts';
+import type { Clock } from '../../../common/clock.ts';
+import { AuthenticationFailed, Forbidden, InvalidInput } from '../../../common/errors.ts';
+import type { ApiTarget } from '../../config.ts';
+import { fingerprint } from '../../fingerprint.ts';
+import type { CredentialIssuer, IssueRequest, IssueResult, JwtSigner, Lease, ReconcileResult, RenewResult } from '../../types.ts';
 
 /** RFC 8693 §4.1: the current actor at the top, earlier actors nested inside. */
 export interface ActClaim {

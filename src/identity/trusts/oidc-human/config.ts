@@ -1,8 +1,8 @@
 // Config of an `oidc-human` trust (operators signing in through the organisation's OpenID
 // provider). Raw unknown → typed, or InvalidInput naming the field. The client secret is never
 // accepted inline: `client_secret_env` names an environment variable (public clients use PKCE only).
-import { InvalidInput } from '../common/errors.ts';
-import { bool, duration, int, join, obj, onlyKeys, optStr, str, strList } from '../access/validate.ts';
+import { InvalidInput } from '../../../common/errors.ts';
+import { bool, duration, int, join, obj, onlyKeys, optStr, str, strList } from '../../../access/validate.ts';
 
 export interface HumanOidcTrustConfig {
   name: string;

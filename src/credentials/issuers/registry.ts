@@ -1,15 +1,15 @@
 // Target kind → issuer factory. Adding a kind adds one entry here and one file; nothing else moves.
-import type { Clock } from '../common/clock.ts';
-import { InvalidInput } from '../common/errors.ts';
-import type { TargetConfig } from './config.ts';
-import { AccessTokenIssuer } from './access-token.ts';
-import { PostgresIssuer } from './postgres.ts';
-import { SshIssuer } from './ssh.ts';
-import { SpiffeX509Issuer } from './x509-svid.ts';
-import type { CaMaterial } from './x509-svid.ts';
-import type * as x509 from '../crypto/x509.ts';
-import type { SshCa } from './ssh.ts';
-import type { CredentialIssuer, JwtSigner } from './types.ts';
+import type { Clock } from '../../common/clock.ts';
+import { InvalidInput } from '../../common/errors.ts';
+import type { TargetConfig } from '../config.ts';
+import { AccessTokenIssuer } from './api/access-token.ts';
+import { PostgresIssuer } from './postgres/postgres.ts';
+import { SshIssuer } from './ssh/ssh.ts';
+import { SpiffeX509Issuer } from './spiffe-x509/x509-svid.ts';
+import type { CaMaterial } from './spiffe-x509/x509-svid.ts';
+import type * as x509 from '../../crypto/x509.ts';
+import type { SshCa } from './ssh/ssh.ts';
+import type { CredentialIssuer, JwtSigner } from '../types.ts';
 
 /** What the built-in issuers may need; each uses only its part. */
 export interface IssuerDeps {
