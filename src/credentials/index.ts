@@ -1,13 +1,13 @@
 // Public surface of the credentials domain, for server/ and cli/ to wire.
 export { createCredentialService, CredentialService } from './service.ts';
-export type { CredentialServiceOptions, ExchangeInput, IssueInput, Issued, ReconcileReport } from './service.ts';
+export type { CredentialServiceOptions, IssueInput, Issued, ReconcileReport } from './service.ts';
 export { validateTargets } from './config.ts';
 export type { ApiTarget, PostgresTarget, SpiffeX509Target, SshTarget, TargetConfig } from './config.ts';
 export { parseSelector } from './revocation.ts';
 export type { BulkRevocationResult, RevalidationResult, RevocationResolvers, RevocationSelector, RevokeOutcome } from './revocation.ts';
 export { LeaseNotActive, TargetError, TokenExchangeRefused } from './errors.ts';
-export { actorsOf, delegate, parseScopes, verifyAccessToken } from './issuers/api/access-token.ts';
-export type { ActClaim, Delegation, DelegationInput, VerifiedAccessToken } from './issuers/api/access-token.ts';
+export { actorsOf, delegate, exchange, parseScopes, verifyAccessToken } from './issuers/api/access-token.ts';
+export type { ActClaim, Delegation, DelegationInput, ExchangeInput, VerifiedAccessToken } from './issuers/api/access-token.ts';
 export { generateSshCa, sshCaFromKey } from './issuers/ssh/ssh.ts';
 export type { SshCa } from './issuers/ssh/ssh.ts';
 export { parseUserCertificate } from './issuers/ssh/ssh-cert.ts';

@@ -1,60 +1,78 @@
-// Target kind → issuer factory. Adding a kind adds one entry here and one file; nothing else moves.
-import type { Clock } from '../../common/clock.ts';
+// The credential issuer kinds. Adding a kind is one folder beside these (see plugin.ts for what
+// it exports) and one line in ISSUERS; config, the Cedar schema, the credentials route, the broker
+// and the CLI read everything else from here.
 import { InvalidInput } from '../../common/errors.ts';
-import type { TargetConfig } from '../config.ts';
-import { AccessTokenIssuer } from './api/access-token.ts';
-import { PostgresIssuer } from './postgres/postgres.ts';
-import { SshIssuer } from './ssh/ssh.ts';
-import { SpiffeX509Issuer } from './spiffe-x509/x509-svid.ts';
-import type { CaMaterial } from './spiffe-x509/x509-svid.ts';
-import type * as x509 from '../../crypto/x509.ts';
-import type { SshCa } from './ssh/ssh.ts';
-import type { CredentialIssuer, JwtSigner } from '../types.ts';
+import { text, z } from '../../common/validation.ts';
+import type { CredentialIssuer } from '../types.ts';
+import type { IssuerDeps, IssuerPlugin, TargetBase } from './plugin.ts';
+import { api } from './api/index.ts';
+import { postgres } from './postgres/index.ts';
+import { spiffeX509 } from './spiffe-x509/index.ts';
+import { ssh } from './ssh/index.ts';
 
-/** What the built-in issuers may need; each uses only its part. */
-export interface IssuerDeps {
-  clock: Clock;
-  /** Environment for secrets named in config (`password_env`). Default process.env. */
-  env?: Record<string, string | undefined>;
-  /** SSH user CA (ssh targets); `krlPath` enables immediate revocation through sshd RevokedKeys. */
-  ssh?: { ca: SshCa; krlPath?: string };
-  /** Signs access tokens (api targets); its public key must be in the broker's JWKS. */
-  signer?: JwtSigner;
-  /** `iss` of access tokens: the broker's external URL. */
-  issuerUrl?: string;
-  /** SPIFFE CAs by trust domain: root certificate (the bundle) and the issuing intermediate. */
-  spiffe?: Record<string, { root: x509.X509Certificate; intermediate: CaMaterial }>;
+export const ISSUERS = [postgres, ssh, api, spiffeX509] as const;
+
+export type { IssuerDeps, IssuerPlugin } from './plugin.ts';
+
+/** A validated target of any registered kind. */
+export type TargetConfig = z.output<(typeof ISSUERS)[number]['config']>;
+export type TargetKind = TargetConfig['kind'];
+
+const BY_KIND = new Map<string, IssuerPlugin<TargetBase>>(ISSUERS.map((p) => [p.kind, p as unknown as IssuerPlugin<TargetBase>]));
+
+/** The plug-in of a kind, or undefined. */
+export function issuerKind(kind: string): IssuerPlugin<TargetBase> | undefined {
+  return BY_KIND.get(kind);
 }
-
-function need<T>(v: T | undefined, target: TargetConfig, what: string): T {
-  if (v === undefined) throw new InvalidInput(`target ${target.name}: ${target.kind} targets need ${what}`, 'kind');
-  return v;
-}
-
-type Factory = (target: TargetConfig, deps: IssuerDeps) => CredentialIssuer;
-
-const FACTORIES: Partial<Record<TargetConfig['kind'], Factory>> = {
-  postgres: (t, d) => new PostgresIssuer({ target: t as Extract<TargetConfig, { kind: 'postgres' }>, env: d.env }),
-  api: (t, d) =>
-    new AccessTokenIssuer({
-      target: t as Extract<TargetConfig, { kind: 'api' }>,
-      signer: need(d.signer, t, 'a JWT signer (deps.signer)'),
-      issuer: need(d.issuerUrl, t, 'the broker URL (deps.issuerUrl)'),
-      clock: d.clock,
-    }),
-  'spiffe-x509': (t, d) => {
-    const st = t as Extract<TargetConfig, { kind: 'spiffe-x509' }>;
-    const ca = need(d.spiffe?.[st.trust_domain], t, `a CA for trust domain ${st.trust_domain} (deps.spiffe)`);
-    return new SpiffeX509Issuer({ target: st, root: ca.root, intermediate: ca.intermediate, clock: d.clock });
-  },
-  ssh: (t, d) => {
-    const ssh = need(d.ssh, t, 'an SSH CA (deps.ssh)');
-    return new SshIssuer({ target: t as Extract<TargetConfig, { kind: 'ssh' }>, ca: ssh.ca, clock: d.clock, krlPath: ssh.krlPath });
-  },
-};
 
 export function createIssuer(target: TargetConfig, deps: IssuerDeps): CredentialIssuer {
-  const f = FACTORIES[target.kind];
-  if (!f) throw new InvalidInput(`target ${target.name}: kind ${target.kind} has no issuer`, 'kind');
-  return f(target, deps);
+  const p = BY_KIND.get(target.kind);
+  if (!p) throw new InvalidInput(`target ${target.name}: kind ${target.kind} has no issuer`, 'kind');
+  const issuer = p.create(target, deps);
+  if (issuer.resourceType !== p.resourceType) throw new TypeError(`the ${p.kind} issuer decides on ${issuer.resourceType}, its plug-in declares ${p.resourceType}`);
+  return issuer;
+}
+
+// ── POST /v1/credentials ─────────────────────────────────────────────────────────────────────
+
+/** The request fields every kind reads. */
+const COMMON = {
+  target: text({ max: 128 }),
+  permission: text({ max: 128 }).optional(),
+  ttl: z.string().regex(/^(\d+(ms|s|m|h|d))+$/, 'expected a duration such as 15m or 1h').optional(),
+  reason: z.string().min(1).max(1024),
+  // Defaults to the caller's active grant for this target; its end revokes the lease.
+  grant_id: text({ max: 128 }).optional(),
+};
+
+/** Which kinds read each kind-specific field. */
+const FIELD_KINDS = new Map<string, string[]>();
+const kindFields: Record<string, z.ZodType> = {};
+for (const p of ISSUERS) {
+  for (const [name, schema] of Object.entries(p.request.fields)) {
+    FIELD_KINDS.set(name, [...(FIELD_KINDS.get(name) ?? []), p.kind]);
+    kindFields[name] = (schema as z.ZodType).optional();
+  }
+}
+
+/** The body of POST /v1/credentials: the common fields and every kind's own (JSON Schema for the route: jsonSchemaOf). */
+export const CREDENTIAL_REQUEST = z.strictObject({ ...COMMON, ...kindFields });
+
+const COMMON_REQUEST = z.strictObject(COMMON);
+
+/** A credential request: the common fields, and kind-specific ones (public_key, csr, scopes…). */
+export type CredentialRequest = z.output<typeof COMMON_REQUEST> & { [field: string]: unknown };
+
+/**
+ * The issuer params of a request for a target of `kind`. A field only other kinds read is refused
+ * (it would be silently ignored otherwise).
+ */
+export function requestParams(kind: string | undefined, body: Record<string, unknown>): Record<string, unknown> {
+  const p = kind === undefined ? undefined : BY_KIND.get(kind);
+  for (const [field, kinds] of FIELD_KINDS) {
+    if (body[field] !== undefined && p !== undefined && !kinds.includes(p.kind)) {
+      throw new InvalidInput(`${field}: only ${kinds.join(' and ')} targets take it, not ${p.kind}`, field);
+    }
+  }
+  return p ? p.request.params(body) : {};
 }

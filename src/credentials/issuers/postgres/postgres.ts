@@ -7,7 +7,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { InvalidInput } from '../../../common/errors.ts';
-import type { OnRevoke, PostgresTarget } from '../../config.ts';
+import type { OnRevoke, PostgresTarget } from './config.ts';
 import { TargetError } from '../../errors.ts';
 import { fingerprint } from '../../fingerprint.ts';
 import type { CredentialIssuer, IssueRequest, IssueResult, Lease, LeaseView, ReconcileResult, RenewResult } from '../../types.ts';

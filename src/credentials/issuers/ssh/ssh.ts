@@ -11,7 +11,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Clock } from '../../../common/clock.ts';
 import { Forbidden, InvalidInput } from '../../../common/errors.ts';
-import type { SshTarget } from '../../config.ts';
+import type { SshTarget } from './config.ts';
 import { TargetError } from '../../errors.ts';
 import { fingerprint } from '../../fingerprint.ts';
 import { ed25519PublicLine, parseSshPublicKey, signUserCertificate } from './ssh-cert.ts';
