@@ -1,7 +1,6 @@
 // What one credential issuer kind is (SPIRE's plugin catalog, Teleport's database engines): its
 // kind name, its target config schema, the request fields it reads, its Cedar additions, how the
 // CLI shows what it issued, and a factory. registry.ts lists the kinds; nothing else names them.
-import { createRequire } from 'node:module';
 import type { Clock } from '../../common/clock.ts';
 import { InvalidInput } from '../../common/errors.ts';
 import { duration, text, z } from '../../common/validation.ts';
@@ -66,15 +65,6 @@ export interface IssuerPlugin<T extends TargetBase = TargetBase> {
   create(target: T, deps: IssuerDeps): CredentialIssuer;
 }
 
-
-/**
- * The implementation module of a plug-in, loaded on first use (synchronously): registries are read
- * by the config loader, the CLI and the Cedar schema, which must not pay for pg, jose or X.509.
- */
-export function lazyModule<M>(from: string, specifier: string): () => M {
-  let m: M | undefined;
-  return () => (m ??= createRequire(from)(specifier) as M);
-}
 
 /** A dependency the broker must provide for this kind, or a named refusal. */
 export function need<V>(v: V | undefined, target: TargetBase, what: string): V {

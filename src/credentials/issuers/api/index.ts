@@ -1,7 +1,8 @@
 // The `api` issuer kind: RFC 9068 access tokens for one API audience (access-token.ts), decided on
 // `Api::"<target>"`, with RFC 8693 token exchange (delegation) on the same targets.
 import { text, z } from '../../../common/validation.ts';
-import { lazyModule, need } from '../plugin.ts';
+import { lazyModule } from '../../../common/lazy-module.ts';
+import { need } from '../plugin.ts';
 import type { CliIssued, IssuerPlugin } from '../plugin.ts';
 import { apiConfig } from './config.ts';
 import type { ApiTarget } from './config.ts';

@@ -2,7 +2,7 @@
 // on `Database::"<target>"`; the CLI hands the password to psql through a 0600 libpq passfile.
 import { join } from 'node:path';
 import { shellQuote } from '../../../common/shell.ts';
-import { lazyModule } from '../plugin.ts';
+import { lazyModule } from '../../../common/lazy-module.ts';
 import type { CliIssued, IssuerPlugin } from '../plugin.ts';
 import { postgresConfig } from './config.ts';
 import type { PostgresTarget } from './config.ts';

@@ -1,7 +1,8 @@
 // The `spiffe-x509` issuer kind: X.509-SVIDs from Portcullis' intermediate CA for a trust domain
 // (x509-svid.ts), decided on the workload itself (`Workload::"<target>"`), for a PEM key or a CSR.
 import { text } from '../../../common/validation.ts';
-import { lazyModule, need } from '../plugin.ts';
+import { lazyModule } from '../../../common/lazy-module.ts';
+import { need } from '../plugin.ts';
 import type { IssuerPlugin } from '../plugin.ts';
 import { spiffeX509Config } from './config.ts';
 import type { SpiffeX509Target } from './config.ts';

@@ -1,7 +1,8 @@
 // The `ssh` issuer kind: OpenSSH user certificates from the broker's user CA (ssh.ts), decided on
 // `Host::"<target>"`; revocation through sshd's RevokedKeys (KRL). The CLI's `creds ssh` serves it.
 import { text } from '../../../common/validation.ts';
-import { lazyModule, need } from '../plugin.ts';
+import { lazyModule } from '../../../common/lazy-module.ts';
+import { need } from '../plugin.ts';
 import type { IssuerPlugin } from '../plugin.ts';
 import { sshConfig } from './config.ts';
 import type { SshTarget } from './config.ts';

@@ -1,8 +1,8 @@
 // Config of an `oidc-human` trust (operators signing in through the organisation's OpenID
-// provider). Raw unknown → typed, or InvalidInput naming the field. The client secret is never
-// accepted inline: `client_secret_env` names an environment variable (public clients use PKCE only).
-import { InvalidInput } from '../../../common/errors.ts';
-import { bool, duration, int, join, obj, onlyKeys, optStr, str, strList } from '../../../access/validate.ts';
+// provider): a zod schema, then the client secret read from `client_secret_env` (never inline;
+// public clients use PKCE only). Errors are ConfigErrors naming the field.
+import { ConfigError, describe, duration, flag, forbidden, integer, mapping, oneOf, text, texts, validateConfig, z } from '../../../common/validation.ts';
+import type { TrustConfigContext } from '../plugin.ts';
 
 export interface HumanOidcTrustConfig {
   name: string;
@@ -50,7 +50,7 @@ export interface HumanOidcTrustConfig {
 }
 
 export const DEFAULT_MFA_AMR = ['mfa', 'otp', 'hwk', 'sc', 'swk'];
-const SAFE_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+export const SAFE_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 
 export function isLoopback(u: URL): boolean {
   return u.hostname === '127.0.0.1' || u.hostname === '[::1]' || u.hostname === 'localhost';
@@ -79,87 +79,92 @@ export function redirectUriProblem(s: unknown): string | undefined {
   return undefined;
 }
 
-function redirectUri(v: unknown, path: string): string {
-  const problem = redirectUriProblem(v);
-  if (problem !== undefined) throw new InvalidInput(`${path}: ${problem}`, path);
-  return v as string;
-}
+/** An issuer URL: https (http only on loopback), no fragment or credentials. */
+const issuerUrl = text({ max: 2048 }).superRefine((s, ctx) => {
+  if (!URL.canParse(s)) return void ctx.addIssue({ code: 'custom', message: 'not a URL' });
+  const u = new URL(s);
+  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopback(u))) ctx.addIssue({ code: 'custom', message: 'must be https (http only on loopback)' });
+  if (u.hash || u.username || u.password) ctx.addIssue({ code: 'custom', message: 'no fragment or credentials allowed' });
+});
 
-function url(v: unknown, path: string, allowHttpLoopback: boolean): string {
-  const s = str(v, path, { max: 2048 });
-  let u: URL;
-  try {
-    u = new URL(s);
-  } catch {
-    throw new InvalidInput(`${path}: not a URL`, path);
-  }
-  if (u.protocol !== 'https:' && !(allowHttpLoopback && u.protocol === 'http:' && isLoopback(u))) {
-    throw new InvalidInput(`${path}: must be https (http only on loopback)`, path);
-  }
-  if (u.hash || u.username || u.password) throw new InvalidInput(`${path}: no fragment or credentials allowed`, path);
-  return s;
-}
+/** Durations here read a bare number as milliseconds. */
+const ms = (min: number, max: number) => duration({ numbers: 'ms', min, max });
+const opt = (max: number) => text({ max: Math.min(max, 512) }).optional();
 
+export const humanOidcConfig = mapping({
+  name: text({ pattern: /^[a-z0-9][a-z0-9._-]{0,62}$/, hint: 'must be a trust name (lowercase letters, digits, . _ -)' }),
+  kind: z.literal('oidc-human'),
+  issuer: issuerUrl,
+  client_id: text({ max: 256 }),
+  client_secret_env: text({ max: 512, pattern: /^[A-Z_][A-Z0-9_]*$/, hint: 'must be an environment variable name' }).optional(),
+  client_secret: forbidden('secrets are not accepted inline; use client_secret_env'),
+  redirect_uris: z
+    .array(z.string().superRefine((v, ctx) => {
+      const problem = redirectUriProblem(v);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    }))
+    .min(1, 'give at least one redirect URI (e.g. http://127.0.0.1/callback for the CLI)'),
+  scopes: texts({ max: 512, pattern: /^[\x21\x23-\x5b\x5d-\x7e]+$/, hint: 'must be a scope' })
+    .default(['openid', 'email', 'profile'])
+    .refine((l) => l.includes('openid'), 'must include openid'),
+  algorithms: z
+    .array(text().refine((a) => SAFE_ALGS.includes(a), { error: (iss) => `${describe(iss.input)} is not an allowed asymmetric algorithm` }))
+    .min(1, 'at least one algorithm')
+    .default(['RS256', 'ES256', 'EdDSA']),
+  identity_claim: oneOf(['email', 'sub']).default('email'),
+  require_verified_email: flag().default(true),
+  allowed_domains: texts({ max: 512, pattern: /^[a-z0-9.-]+$/, hint: 'must be a lowercase domain' }).default([]),
+  groups_claim: opt(128),
+  mfa_amr: texts({ max: 512 }).optional(),
+  mfa_acr: texts({ max: 512 }).optional(),
+  step_up_acr: opt(256),
+  leeway_seconds: integer(0, 300).default(30),
+  max_token_lifetime: ms(1000, 366 * 86_400_000).default(24 * 3_600_000),
+  replay: oneOf(['allow', 'reject']).default('allow'),
+  max_age: ms(0, 30 * 86_400_000).optional(),
+  login_ttl: ms(60_000, 60 * 60_000).default(10 * 60_000),
+  boundary: opt(64),
+  environment: opt(64),
+  shared_namespace: flag().optional(),
+});
+
+/** One `oidc-human` trust entry → its config, the client secret read from `client_secret_env`. */
 export function validateHumanOidcTrust(raw: unknown, env: NodeJS.ProcessEnv = process.env, path = 'trust'): HumanOidcTrustConfig {
-  const o = obj(raw, path);
-  onlyKeys(o, path, [
-    'name', 'kind', 'issuer', 'client_id', 'client_secret_env', 'redirect_uris', 'scopes', 'algorithms', 'identity_claim',
-    'require_verified_email', 'allowed_domains', 'groups_claim', 'mfa_amr', 'mfa_acr', 'step_up_acr', 'leeway_seconds',
-    'login_ttl', 'boundary', 'environment', 'shared_namespace', 'max_token_lifetime', 'replay', 'max_age',
-  ]);
-  if ('client_secret' in o) throw new InvalidInput(`${path}.client_secret: secrets are not accepted inline; use client_secret_env`, `${path}.client_secret`);
-  if (o.kind !== 'oidc-human') throw new InvalidInput(`${join(path, 'kind')}: expected oidc-human`, join(path, 'kind'));
-  const cfg: HumanOidcTrustConfig = {
-    name: str(o.name, join(path, 'name'), { re: /^[a-z0-9][a-z0-9._-]{0,62}$/, what: 'a trust name' }),
-    kind: 'oidc-human',
-    issuer: url(o.issuer, join(path, 'issuer'), true),
-    client_id: str(o.client_id, join(path, 'client_id'), { max: 256 }),
-    redirect_uris: [],
-    scopes: strList(o.scopes, join(path, 'scopes'), ['openid', 'email', 'profile'], { re: /^[\x21\x23-\x5b\x5d-\x7e]+$/, what: 'a scope' }),
-    algorithms: strList(o.algorithms, join(path, 'algorithms'), ['RS256', 'ES256', 'EdDSA']),
-    identity_claim: 'email',
-    require_verified_email: bool(o.require_verified_email, join(path, 'require_verified_email'), true),
-    allowed_domains: strList(o.allowed_domains, join(path, 'allowed_domains'), [], { re: /^[a-z0-9.-]+$/, what: 'a lowercase domain' }),
-    // Alternatives: configuring mfa_acr alone means acr decides, so the amr default does not linger.
-    mfa_amr: strList(o.mfa_amr, join(path, 'mfa_amr'), o.mfa_acr === undefined ? DEFAULT_MFA_AMR : []),
-    mfa_acr: strList(o.mfa_acr, join(path, 'mfa_acr'), []),
-    leeway_seconds: int(o.leeway_seconds, join(path, 'leeway_seconds'), 30, 0, 300),
-    max_token_lifetime_seconds: Math.floor(duration(o.max_token_lifetime, join(path, 'max_token_lifetime'), 24 * 3_600_000, 1000, 366 * 86_400_000) / 1000),
-    replay: 'allow',
-    login_ttl_ms: duration(o.login_ttl, join(path, 'login_ttl'), 10 * 60_000, 60_000, 60 * 60_000),
-  };
-  if (!cfg.scopes.includes('openid')) throw new InvalidInput(`${join(path, 'scopes')}: must include openid`, join(path, 'scopes'));
-  cfg.algorithms.forEach((a, i) => {
-    if (!SAFE_ALGS.includes(a)) throw new InvalidInput(`${join(join(path, 'algorithms'), i)}: ${a} is not an allowed asymmetric algorithm`, join(join(path, 'algorithms'), i));
-  });
-  if (cfg.algorithms.length === 0) throw new InvalidInput(`${join(path, 'algorithms')}: at least one algorithm`, join(path, 'algorithms'));
-  if (!Array.isArray(o.redirect_uris) || o.redirect_uris.length === 0) {
-    throw new InvalidInput(`${join(path, 'redirect_uris')}: give at least one redirect URI (e.g. http://127.0.0.1/callback for the CLI)`, join(path, 'redirect_uris'));
-  }
-  cfg.redirect_uris = o.redirect_uris.map((u, i) => redirectUri(u, join(join(path, 'redirect_uris'), i)));
-  if (o.replay !== undefined) {
-    if (o.replay !== 'allow' && o.replay !== 'reject') throw new InvalidInput(`${join(path, 'replay')}: expected allow or reject`, join(path, 'replay'));
-    cfg.replay = o.replay;
-  }
-  if (o.max_age !== undefined) cfg.max_age = Math.floor(duration(o.max_age, join(path, 'max_age'), 0, 0, 30 * 86_400_000) / 1000);
-  if (o.identity_claim !== undefined) {
-    if (o.identity_claim !== 'email' && o.identity_claim !== 'sub') throw new InvalidInput(`${join(path, 'identity_claim')}: expected email or sub`, join(path, 'identity_claim'));
-    cfg.identity_claim = o.identity_claim;
-  }
+  const o = validateConfig(humanOidcConfig, raw, path);
+  let client_secret: string | undefined;
   if (o.client_secret_env !== undefined) {
-    const name = str(o.client_secret_env, join(path, 'client_secret_env'), { re: /^[A-Z_][A-Z0-9_]*$/, what: 'an environment variable name' });
-    const secret = env[name];
-    if (!secret) throw new InvalidInput(`${join(path, 'client_secret_env')}: environment variable ${name} is not set`, join(path, 'client_secret_env'));
-    cfg.client_secret = secret;
+    client_secret = env[o.client_secret_env];
+    if (!client_secret) throw new ConfigError(`${path}.client_secret_env`, `environment variable ${o.client_secret_env} is not set`);
   }
-  const groups = optStr(o.groups_claim, join(path, 'groups_claim'), { max: 128 });
-  if (groups !== undefined) cfg.groups_claim = groups;
-  const acr = optStr(o.step_up_acr, join(path, 'step_up_acr'), { max: 256 });
-  if (acr !== undefined) cfg.step_up_acr = acr;
-  const boundary = optStr(o.boundary, join(path, 'boundary'), { max: 64 });
-  if (boundary !== undefined) cfg.boundary = boundary;
-  const environment = optStr(o.environment, join(path, 'environment'), { max: 64 });
-  if (environment !== undefined) cfg.environment = environment;
-  if (o.shared_namespace !== undefined) cfg.shared_namespace = bool(o.shared_namespace, join(path, 'shared_namespace'), false);
-  return cfg;
+  return {
+    name: o.name,
+    kind: 'oidc-human',
+    issuer: o.issuer,
+    client_id: o.client_id,
+    ...(client_secret !== undefined && { client_secret }),
+    redirect_uris: o.redirect_uris,
+    scopes: o.scopes,
+    algorithms: o.algorithms,
+    identity_claim: o.identity_claim,
+    require_verified_email: o.require_verified_email,
+    allowed_domains: o.allowed_domains,
+    ...(o.groups_claim !== undefined && { groups_claim: o.groups_claim }),
+    // Alternatives: configuring mfa_acr alone means acr decides, so the amr default does not linger.
+    mfa_amr: o.mfa_amr ?? (o.mfa_acr === undefined ? DEFAULT_MFA_AMR : []),
+    mfa_acr: o.mfa_acr ?? [],
+    ...(o.step_up_acr !== undefined && { step_up_acr: o.step_up_acr }),
+    leeway_seconds: o.leeway_seconds,
+    max_token_lifetime_seconds: Math.floor(o.max_token_lifetime / 1000),
+    replay: o.replay,
+    ...(o.max_age !== undefined && { max_age: Math.floor(o.max_age / 1000) }),
+    login_ttl_ms: o.login_ttl,
+    ...(o.boundary !== undefined && { boundary: o.boundary }),
+    ...(o.environment !== undefined && { environment: o.environment }),
+    ...(o.shared_namespace !== undefined && { shared_namespace: o.shared_namespace }),
+  };
+}
+
+/** One `trusts[i]` entry of kind oidc-human (the plug-in's parser). */
+export function parseHumanOidcTrust(raw: unknown, ctx: TrustConfigContext, path: string): HumanOidcTrustConfig {
+  return validateHumanOidcTrust(raw, ctx.env, path);
 }

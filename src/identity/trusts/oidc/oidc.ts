@@ -2,7 +2,7 @@
 // Actions, GitLab, a cloud, Kubernetes). Keys only ever come from the trust's configuration
 // (inline JWKS or its jwks_uri), never from the token.
 import type { JWTPayload } from 'jose';
-import type { OidcTrustConfig } from '../../../config/types.ts';
+import type { OidcTrustConfig } from './config.ts';
 import type { Clock } from '../../../common/clock.ts';
 import { nowSeconds, systemClock } from '../../../common/clock.ts';
 import type { Proof, TrustVerifier, VerifiedProof } from '../../types.ts';
@@ -58,6 +58,7 @@ export function trustTokenChecks(
 export class OidcTrust implements TrustVerifier {
   readonly name: string;
   readonly kind = 'oidc' as const;
+  readonly routesBy = 'issuer' as const;
   readonly config: OidcTrustConfig;
   readonly keys: KeySource;
   readonly #clock: Clock;

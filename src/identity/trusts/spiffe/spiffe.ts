@@ -10,7 +10,7 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { NameConstraints } from '@peculiar/asn1-x509';
 import type { GeneralSubtrees } from '@peculiar/asn1-x509';
 import type { JWK } from 'jose';
-import type { SpiffeTrustConfig } from '../../../config/types.ts';
+import type { SpiffeTrustConfig } from './config.ts';
 import type { Clock } from '../../../common/clock.ts';
 import { nowSeconds, systemClock } from '../../../common/clock.ts';
 import type { Proof, TrustVerifier, VerifiedProof } from '../../types.ts';
@@ -76,6 +76,7 @@ export function parseBundle(value: unknown, source = 'bundle'): ParsedBundle {
 export class SpiffeTrust implements TrustVerifier {
   readonly name: string;
   readonly kind = 'spiffe' as const;
+  readonly routesBy = 'subject' as const;
   readonly config: SpiffeTrustConfig;
   readonly #clock: Clock;
   readonly #bundlePath: string | undefined;
