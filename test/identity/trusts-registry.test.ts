@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from '../../src/common/validation.ts';
-import { AUTHN_METHODS, TRUSTS, trustKind } from '../../src/identity/trusts/registry.ts';
+import { AUTHN_METHODS, TRUST_ENTRY, TRUSTS, trustKind } from '../../src/identity/trusts/registry.ts';
 import type { AuthnMethod } from '../../src/identity/types.ts';
 import { producerOf } from '../../src/identity/binding.ts';
 import { CONFIG_FILE } from '../../src/config/load.ts';
@@ -22,6 +22,8 @@ test('every trust config schema, and the whole file, produce JSON Schema', () =>
     const s = z.toJSONSchema(t.config, { io: 'input' }) as { properties?: Record<string, unknown> };
     assert.ok(s.properties?.name && s.properties.kind, t.kind);
   }
+  const entry = z.toJSONSchema(TRUST_ENTRY, { io: 'input' }) as { anyOf: unknown[] };
+  assert.equal(entry.anyOf.length, TRUSTS.length);
   const file = z.toJSONSchema(CONFIG_FILE, { io: 'input', unrepresentable: 'any' }) as { properties: Record<string, unknown> };
   for (const k of ['trusts', 'targets', 'access', 'identities', 'listen', 'metrics']) assert.ok(file.properties[k], k);
 });
