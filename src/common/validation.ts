@@ -18,7 +18,7 @@ export class ConfigError extends InvalidInput {
 type PathKey = PropertyKey;
 
 /** `a.b[0].c`; a key is appended as written (`principals.user:*`). */
-export function joinPath(base: string, path: readonly PathKey[]): string {
+function joinPath(base: string, path: readonly PathKey[]): string {
   let out = base;
   for (const k of path) {
     if (typeof k === 'number') out += `[${k}]`;
@@ -134,7 +134,7 @@ function flatten(issues: readonly z.core.$ZodIssue[], prefix: PathKey[] = []): F
 }
 
 /** The issues of a failed parse as one error: the first names `field`, up to three more follow. */
-export function issuesError(error: z.ZodError, base: string, as: 'config' | 'input'): InvalidInput {
+function issuesError(error: z.ZodError, base: string, as: 'config' | 'input'): InvalidInput {
   const flat = flatten(error.issues);
   // A misspelt key is the likeliest cause of the "is required" next to it: report it first.
   flat.sort((a, b) => a.rank - b.rank);
@@ -213,11 +213,6 @@ export function oneOf<const T extends readonly [string, ...string[]]>(values: T)
 /** `true` or `false`. */
 export function flag() {
   return z.boolean();
-}
-
-/** An environment variable name (`*_env` keys: secrets never sit in the file). */
-export function envName(pattern = /^[A-Za-z_][A-Za-z0-9_]*$/) {
-  return text({ max: 128, pattern, hint: 'must be an environment variable name' });
 }
 
 function fmtMs(ms: number): string {

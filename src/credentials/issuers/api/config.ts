@@ -15,7 +15,7 @@ export interface ApiTarget {
 }
 
 /** RFC 6749 scope-token. */
-export const SCOPE_RE = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+const SCOPE_RE = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
 export const apiConfig = mapping({
   ...targetFields('api'),

@@ -13,7 +13,7 @@ const connection = (c: Record<string, unknown>) => ({ host: String(c.host), port
 const until = (r: CliIssued) => new Date(Number(r.lease.expiresAt)).toISOString();
 
 /** A libpq passfile line (hostname:port:database:username:password, `:` and `\\` escaped). */
-export function passfileLine(pg: { host: string; port: string; database: string; user: string }, password: string): string {
+function passfileLine(pg: { host: string; port: string; database: string; user: string }, password: string): string {
   const esc = (v: string) => v.replace(/[\\:]/g, (c) => `\\${c}`);
   return `${[pg.host, pg.port, pg.database, pg.user, password].map(esc).join(':')}\n`;
 }

@@ -50,7 +50,7 @@ export interface HumanOidcTrustConfig {
 }
 
 export const DEFAULT_MFA_AMR = ['mfa', 'otp', 'hwk', 'sc', 'swk'];
-export const SAFE_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+const SAFE_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 
 export function isLoopback(u: URL): boolean {
   return u.hostname === '127.0.0.1' || u.hostname === '[::1]' || u.hostname === 'localhost';

@@ -31,7 +31,7 @@ export interface OidcTrustConfig extends TrustBase, TokenChecks {
 }
 
 /** Asymmetric JWS algorithms a trust may name (= identity/jwt.ts ASYMMETRIC_ALGORITHMS; not imported: keeps jose out of config loading). */
-export const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 
 const claimValue = z.union([z.string(), z.number(), z.boolean()], { error: 'must be a string, number or boolean' });
 
