@@ -1,11 +1,9 @@
 // The `access:` section of portcullis.yaml: request rules (approval thresholds, duration caps,
-// ticket requirements), break-glass, webhooks. Raw unknown → typed, or InvalidInput naming the
-// field. Webhook secrets are never accepted inline: `secret_env` names an environment variable.
-import { InvalidInput } from '../common/errors.ts';
+// ticket requirements), break-glass, webhooks. A zod schema, then the webhook secrets read from
+// the environment (`secret_env`; never inline). Errors are ConfigErrors naming the field.
+import { ConfigError, duration, flag, forbidden, integer, mapping, text, texts, validateConfig, z } from '../common/validation.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
-import {
-  ACTION_RE, IDENTITY_ID_RE, NAME_RE, bool, duration, entityRef, int, isObj, join, obj, onlyKeys, optStr, str, strList,
-} from './validate.ts';
+import { ACTION_RE, IDENTITY_ID_RE, NAME_RE, entityRef } from './fields.ts';
 
 export const WEBHOOK_EVENTS = [
   'request.created', 'request.approved', 'request.denied', 'request.cancelled', 'request.expiring', 'request.expired',
@@ -82,119 +80,118 @@ export function defaultAccessConfig(): AccessConfig {
   return validateAccessConfig({});
 }
 
-export function validateAccessConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, path = 'access'): AccessConfig {
-  const o = raw === undefined ? {} : obj(raw, path);
-  onlyKeys(o, path, ['pending_ttl', 'expiring_notice', 'max_duration', 'approvals', 'require_ticket', 'rules', 'break_glass', 'webhooks']);
-  const default_max_duration_ms = duration(o.max_duration, join(path, 'max_duration'), 8 * H, 60_000, HARD_MAX_GRANT_MS);
-  const default_approvals = int(o.approvals, join(path, 'approvals'), 1, 1, 10);
-  const require_ticket = bool(o.require_ticket, join(path, 'require_ticket'), false);
-  const rulesRaw = o.rules ?? [];
-  if (!Array.isArray(rulesRaw)) throw new InvalidInput(`${join(path, 'rules')}: expected a list`, join(path, 'rules'));
-  const names = new Set<string>();
-  const rules = rulesRaw.map((r, i) => {
-    const rule = validateRule(r, join(join(path, 'rules'), i), default_max_duration_ms);
-    if (names.has(rule.name)) throw new InvalidInput(`${join(join(path, 'rules'), i)}.name: duplicate rule name ${rule.name}`, `${join(join(path, 'rules'), i)}.name`);
-    names.add(rule.name);
-    return rule;
-  });
-  return {
-    pending_ttl_ms: duration(o.pending_ttl, join(path, 'pending_ttl'), H, 60_000, 7 * 24 * H),
-    expiring_notice_ms: duration(o.expiring_notice, join(path, 'expiring_notice'), 10 * 60_000, 0, 24 * H),
-    default_max_duration_ms,
-    default_approvals,
-    require_ticket,
-    rules,
-    break_glass: validateBreakGlass(o.break_glass, join(path, 'break_glass')),
-    webhooks: validateWebhooks(o.webhooks, join(path, 'webhooks'), env),
-  };
-}
+/** Durations under `access` read a bare number as milliseconds. */
+const ms = (min: number, max: number) => duration({ numbers: 'ms', min, max });
 
-function validateRule(raw: unknown, p: string, defaultMax: number): AccessRule {
-  const o = obj(raw, p);
-  onlyKeys(o, p, ['name', 'match', 'approvals', 'max_duration', 'require_ticket', 'reviewers']);
-  const m = obj(o.match, join(p, 'match'));
-  const mp = join(p, 'match');
-  onlyKeys(m, mp, ['role', 'resource', 'resource_type', 'action', 'target', 'environment', 'boundary']);
-  if (Object.keys(m).length === 0) throw new InvalidInput(`${mp}: give at least one of role, resource, resource_type, action, target, environment, boundary`, mp);
-  const match: RuleMatch = {};
-  if (m.role !== undefined) match.role = str(m.role, join(mp, 'role'), { re: NAME_RE, what: 'a role name' });
-  if (m.resource !== undefined) match.resource = entityRef(m.resource, join(mp, 'resource'));
-  if (m.resource_type !== undefined) match.resource_type = str(m.resource_type, join(mp, 'resource_type'), { re: /^[A-Z][A-Za-z0-9_]*$/, what: 'an entity type' });
-  if (m.action !== undefined) match.action = str(m.action, join(mp, 'action'), { re: ACTION_RE, what: 'an action name' });
-  if (m.target !== undefined) match.target = str(m.target, join(mp, 'target'), { re: NAME_RE, what: 'a target name' });
-  if (m.environment !== undefined) match.environment = str(m.environment, join(mp, 'environment'), { max: 64 });
-  if (m.boundary !== undefined) match.boundary = str(m.boundary, join(mp, 'boundary'), { max: 64 });
-  return {
-    name: str(o.name, join(p, 'name'), { re: NAME_RE, what: 'a rule name (lowercase, digits, . _ -)' }),
-    match,
-    approvals: int(o.approvals, join(p, 'approvals'), 1, 1, 10),
-    max_duration_ms: duration(o.max_duration, join(p, 'max_duration'), defaultMax, 60_000, HARD_MAX_GRANT_MS),
-    require_ticket: bool(o.require_ticket, join(p, 'require_ticket'), false),
-    reviewers: strList(o.reviewers, join(p, 'reviewers'), [], { re: IDENTITY_ID_RE, what: 'an identity id' }),
-  };
-}
+const RULE = mapping({
+  name: text({ max: 512, pattern: NAME_RE, hint: 'must be a rule name (lowercase, digits, . _ -)' }),
+  match: mapping({
+    role: text({ max: 512, pattern: NAME_RE, hint: 'must be a role name' }).optional(),
+    resource: entityRef.optional(),
+    resource_type: text({ max: 512, pattern: /^[A-Z][A-Za-z0-9_]*$/, hint: 'must be an entity type' }).optional(),
+    action: text({ max: 512, pattern: ACTION_RE, hint: 'must be an action name' }).optional(),
+    target: text({ max: 512, pattern: NAME_RE, hint: 'must be a target name' }).optional(),
+    environment: text({ max: 64 }).optional(),
+    boundary: text({ max: 64 }).optional(),
+  }).refine((m) => Object.values(m).some((v) => v !== undefined), 'give at least one of role, resource, resource_type, action, target, environment, boundary'),
+  approvals: integer(1, 10).default(1),
+  // Default: the section's max_duration.
+  max_duration: ms(60_000, HARD_MAX_GRANT_MS).optional(),
+  require_ticket: flag().default(false),
+  reviewers: texts({ max: 512, pattern: IDENTITY_ID_RE, hint: 'must be an identity id' }).default([]),
+});
 
-function validateBreakGlass(raw: unknown, p: string): BreakGlassConfig {
-  const o = raw === undefined ? {} : obj(raw, p);
-  onlyKeys(o, p, ['action', 'max_duration', 'revokers']);
-  return {
-    action: optStr(o.action, join(p, 'action'), { re: ACTION_RE, what: 'an action name' }) ?? 'breakglass.use',
-    max_duration_ms: duration(o.max_duration, join(p, 'max_duration'), H, 60_000, HARD_MAX_BREAK_GLASS_MS),
-    revokers: strList(o.revokers, join(p, 'revokers'), [], { re: IDENTITY_ID_RE, what: 'an identity id or team:<name>' }),
-  };
-}
-
-function validateWebhooks(raw: unknown, p: string, env: NodeJS.ProcessEnv): WebhookConfig {
-  const o = raw === undefined ? {} : obj(raw, p);
-  onlyKeys(o, p, ['endpoints', 'max_attempts', 'backoff_base', 'backoff_max', 'timeout']);
-  const eps = o.endpoints ?? [];
-  if (!Array.isArray(eps)) throw new InvalidInput(`${join(p, 'endpoints')}: expected a list`, join(p, 'endpoints'));
-  const names = new Set<string>();
-  const endpoints = eps.map((e, i) => {
-    const ep = validateEndpoint(e, join(join(p, 'endpoints'), i), env);
-    if (names.has(ep.name)) throw new InvalidInput(`${join(join(p, 'endpoints'), i)}.name: duplicate endpoint name`, `${join(join(p, 'endpoints'), i)}.name`);
-    names.add(ep.name);
-    return ep;
-  });
-  const backoff_base_ms = duration(o.backoff_base, join(p, 'backoff_base'), 1000, 1, H);
-  return {
-    endpoints,
-    max_attempts: int(o.max_attempts, join(p, 'max_attempts'), 8, 1, 50),
-    backoff_base_ms,
-    backoff_max_ms: duration(o.backoff_max, join(p, 'backoff_max'), 10 * 60_000, backoff_base_ms, 24 * H),
-    timeout_ms: duration(o.timeout, join(p, 'timeout'), 5000, 10, 60_000),
-  };
-}
-
-function validateEndpoint(raw: unknown, p: string, env: NodeJS.ProcessEnv): WebhookEndpoint {
-  const o = obj(raw, p);
-  onlyKeys(o, p, ['name', 'url', 'secret_env', 'events', 'allow_insecure']);
-  if ('secret' in o) throw new InvalidInput(`${p}.secret: secrets are not accepted inline; use secret_env`, `${p}.secret`);
-  const urlText = str(o.url, join(p, 'url'), { max: 2048 });
-  let url: URL;
-  try {
-    url = new URL(urlText);
-  } catch {
-    throw new InvalidInput(`${join(p, 'url')}: not a URL`, join(p, 'url'));
+const ENDPOINT = mapping({
+  name: text({ max: 512, pattern: NAME_RE, hint: 'must be an endpoint name' }),
+  url: text({ max: 2048 }),
+  secret_env: text({ max: 512, pattern: /^[A-Z_][A-Z0-9_]*$/, hint: 'must be an environment variable name' }),
+  secret: forbidden('secrets are not accepted inline; use secret_env'),
+  events: z
+    .array(text({ max: 512 }).refine((e) => e === '*' || (WEBHOOK_EVENTS as readonly string[]).includes(e), { error: (iss) => `unknown event ${String(iss.input)} (expected * or one of ${WEBHOOK_EVENTS.join(', ')})` }))
+    .default(['*']),
+  allow_insecure: flag().default(false),
+}).transform((o, ctx) => {
+  if (!URL.canParse(o.url)) {
+    ctx.addIssue({ code: 'custom', path: ['url'], message: 'not a URL' });
+    return z.NEVER;
   }
+  const url = new URL(o.url);
   const loopback = ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname);
-  const insecureOk = bool(o.allow_insecure, join(p, 'allow_insecure'), false) || loopback;
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && insecureOk)) {
-    throw new InvalidInput(`${join(p, 'url')}: must be https (http only for loopback or with allow_insecure)`, join(p, 'url'));
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && (o.allow_insecure || loopback))) {
+    ctx.addIssue({ code: 'custom', path: ['url'], message: 'must be https (http only for loopback or with allow_insecure)' });
   }
-  if (url.username || url.password) throw new InvalidInput(`${join(p, 'url')}: credentials in the URL are not accepted`, join(p, 'url'));
-  const envName = str(o.secret_env, join(p, 'secret_env'), { re: /^[A-Z_][A-Z0-9_]*$/, what: 'an environment variable name' });
-  const secret = env[envName];
-  if (secret === undefined || secret.length < 16) {
-    throw new InvalidInput(`${join(p, 'secret_env')}: environment variable ${envName} must hold a secret of at least 16 characters`, join(p, 'secret_env'));
-  }
-  const events = strList(o.events, join(p, 'events'), ['*']);
-  events.forEach((e, i) => {
-    if (e !== '*' && !(WEBHOOK_EVENTS as readonly string[]).includes(e)) {
-      throw new InvalidInput(`${join(join(p, 'events'), i)}: unknown event ${e} (expected * or one of ${WEBHOOK_EVENTS.join(', ')})`, join(join(p, 'events'), i));
-    }
+  if (url.username || url.password) ctx.addIssue({ code: 'custom', path: ['url'], message: 'credentials in the URL are not accepted' });
+  return { name: o.name, url: url.toString(), secret_env: o.secret_env, events: o.events };
+});
+
+/** Names unique within a list (`rules`, `endpoints`). */
+const uniqueNames = (what: string) => (list: readonly { name: string }[], ctx: z.core.$RefinementCtx) => {
+  const seen = new Set<string>();
+  list.forEach((x, i) => {
+    if (seen.has(x.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate ${what} ${x.name}` });
+    seen.add(x.name);
   });
-  return { name: str(o.name, join(p, 'name'), { re: NAME_RE, what: 'an endpoint name' }), url: url.toString(), secret, events };
+};
+
+/** The `access:` section as written (JSON Schema: jsonSchemaOf); validateAccessConfig reads the webhook secrets from the environment. */
+export const ACCESS_CONFIG = mapping({
+  pending_ttl: ms(60_000, 7 * 24 * H).default(H),
+  expiring_notice: ms(0, 24 * H).default(10 * 60_000),
+  max_duration: ms(60_000, HARD_MAX_GRANT_MS).default(8 * H),
+  approvals: integer(1, 10).default(1),
+  require_ticket: flag().default(false),
+  rules: z.array(RULE).superRefine(uniqueNames('rule name')).default([]),
+  break_glass: mapping({
+    action: text({ max: 512, pattern: ACTION_RE, hint: 'must be an action name' }).default('breakglass.use'),
+    max_duration: ms(60_000, HARD_MAX_BREAK_GLASS_MS).default(H),
+    revokers: texts({ max: 512, pattern: IDENTITY_ID_RE, hint: 'must be an identity id or team:<name>' }).default([]),
+  }).default({ action: 'breakglass.use', max_duration: H, revokers: [] }),
+  webhooks: mapping({
+    endpoints: z.array(ENDPOINT).superRefine(uniqueNames('endpoint name')).default([]),
+    max_attempts: integer(1, 50).default(8),
+    backoff_base: ms(1, H).default(1000),
+    backoff_max: ms(1, 24 * H).default(10 * 60_000),
+    timeout: ms(10, 60_000).default(5000),
+  })
+    .refine((w) => w.backoff_max >= w.backoff_base, { path: ['backoff_max'], message: 'must be at least backoff_base' })
+    .default({ endpoints: [], max_attempts: 8, backoff_base: 1000, backoff_max: 10 * 60_000, timeout: 5000 }),
+});
+
+/** The `access:` section as parsed, webhook secrets not read yet. */
+export type DeclaredAccessConfig = z.output<typeof ACCESS_CONFIG>;
+
+export function validateAccessConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, path = 'access'): AccessConfig {
+  return resolveAccessConfig(validateConfig(ACCESS_CONFIG, raw ?? {}, path), env, path);
 }
 
-export { isObj };
+/** Reads each webhook endpoint's secret from the environment variable `secret_env` names (never from the file). */
+export function resolveAccessConfig(o: DeclaredAccessConfig, env: NodeJS.ProcessEnv, path = 'access'): AccessConfig {
+  const endpoints = o.webhooks.endpoints.map((e, i): WebhookEndpoint => {
+    const secret = env[e.secret_env];
+    if (secret === undefined || secret.length < 16) {
+      throw new ConfigError(`${path}.webhooks.endpoints[${i}].secret_env`, `environment variable ${e.secret_env} must hold a secret of at least 16 characters`);
+    }
+    return { name: e.name, url: e.url, secret, events: e.events };
+  });
+  const rules = o.rules.map((r): AccessRule => {
+    const match: RuleMatch = {};
+    for (const [k, v] of Object.entries(r.match)) if (v !== undefined) (match as Record<string, unknown>)[k] = v;
+    return { name: r.name, match, approvals: r.approvals, max_duration_ms: r.max_duration ?? o.max_duration, require_ticket: r.require_ticket, reviewers: r.reviewers };
+  });
+  return {
+    pending_ttl_ms: o.pending_ttl,
+    expiring_notice_ms: o.expiring_notice,
+    default_max_duration_ms: o.max_duration,
+    default_approvals: o.approvals,
+    require_ticket: o.require_ticket,
+    rules,
+    break_glass: { action: o.break_glass.action, max_duration_ms: o.break_glass.max_duration, revokers: o.break_glass.revokers },
+    webhooks: {
+      endpoints,
+      max_attempts: o.webhooks.max_attempts,
+      backoff_base_ms: o.webhooks.backoff_base,
+      backoff_max_ms: o.webhooks.backoff_max,
+      timeout_ms: o.webhooks.timeout,
+    },
+  };
+}

@@ -3,7 +3,7 @@
 import { Forbidden, InvalidInput, PortcullisError, UnknownAction } from '../common/errors.ts';
 import { actionEntities } from '../policy/policy-set.ts';
 import type { Metrics } from '../common/metrics.ts';
-import type { HumanOidcTrust } from '../identity/oidc-human.ts';
+import type { HumanOidcTrust } from '../identity/trusts/oidc-human/oidc-human.ts';
 import type { Identity, IdentityRegistry } from '../inventory/identities.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
 import { parseCallerContext } from '../policy/decision-point.ts';

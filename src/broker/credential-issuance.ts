@@ -5,20 +5,14 @@ import type { Clock } from '../common/clock.ts';
 import type { CredentialService, Issued } from '../credentials/index.ts';
 import type { AccessService, Grant } from '../access/index.ts';
 import type { TargetConfig } from '../credentials/config.ts';
+import { requestParams } from '../credentials/issuers/registry.ts';
+import type { CredentialRequest } from '../credentials/issuers/registry.ts';
 import { parseDuration } from '../common/duration.ts';
 import { meaningful } from '../policy/purpose.ts';
 import type { SessionContext } from './types.ts';
 
-export interface IssueCredentialRequest {
-  target: string;
-  permission?: string;
-  ttl?: string;
-  reason: string;
-  public_key?: string;
-  csr?: string;
-  scopes?: string[];
-  grant_id?: string;
-}
+/** The body of POST /v1/credentials: common fields and the kind's own (credentials/issuers/registry.ts). */
+export type IssueCredentialRequest = CredentialRequest;
 
 export interface CredentialIssuanceDeps {
   clock: Clock;
@@ -45,15 +39,8 @@ export class CredentialIssuance {
     const mine = (await this.#d.access.listGrants({ identityId: s.identity.id, activeAt: now })).map((x) => x.grant).filter(activeAt(now));
     const grant = await this.#grantForCredential(s, body.target, body.grant_id, target, mine, now);
     const ttl = grant ? this.#ttlWithin(grant, body) : body.ttl;
-    const params: Record<string, unknown> = {};
-    // The holder's key pair stays with the holder: SVIDs are issued for its PEM public key or CSR.
-    const svid = target?.kind === 'spiffe-x509';
-    if (body.public_key !== undefined) params[svid ? 'publicKeyPem' : 'publicKey'] = body.public_key;
-    if (body.csr !== undefined) {
-      if (!svid) throw new InvalidInput('csr: only spiffe-x509 targets take a CSR', 'csr');
-      params.csr = body.csr;
-    }
-    if (body.scopes !== undefined) params.scopes = body.scopes;
+    // The target's kind reads its own request fields (public_key, csr, scopes…) into issuer params.
+    const params = requestParams(target?.kind, body);
     return this.#d.credentials.issue({
       identityId: s.identity.id,
       target: body.target,

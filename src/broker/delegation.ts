@@ -1,12 +1,12 @@
 // RFC 8693 token exchange glue: verifies both tokens against the broker's own keys and leases,
-// hands the exchange to the credential service, and maps its refusals to RFC 6749 error codes.
+// hands the exchange to the api issuer (over the credential service), and maps its refusals to RFC 6749 error codes.
 import { createLocalJWKSet } from 'jose';
 import type { JWK } from 'jose';
 import type { PortcullisConfig } from '../config/types.ts';
 import type { Clock } from '../common/clock.ts';
 import { AuthenticationFailed, Forbidden, InvalidInput } from '../common/errors.ts';
 import type { IdentityRegistry } from '../inventory/identities.ts';
-import { parseScopes, storedFacts, TokenExchangeRefused, verifyAccessToken } from '../credentials/index.ts';
+import { exchange, parseScopes, storedFacts, TokenExchangeRefused, verifyAccessToken } from '../credentials/index.ts';
 import type { ApiTarget, CredentialService, Issued } from '../credentials/index.ts';
 
 export interface DelegationRequest {
@@ -63,7 +63,7 @@ export async function exchangeDelegated(d: DelegationDeps, req: DelegationReques
   // The subject's original session facts are what policy sees; the chain goes in context.delegation.
   const { session } = storedFacts(subject.lease);
   try {
-    return await d.credentials.exchange({
+    return await exchange(d.credentials, {
       target: target.name,
       subject: { identityId: subject.v.sub, scopes: subject.v.scopes, jti: subject.v.jti, ...(subject.v.act && { act: subject.v.act }) },
       actor: { identityId: actor.v.sub, scopes: actor.v.scopes },

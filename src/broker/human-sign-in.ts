@@ -2,7 +2,7 @@
 // Completing either goes through the same login path as every other proof.
 import { InvalidInput, NotFound } from '../common/errors.ts';
 import type { VerifiedProof } from '../identity/types.ts';
-import type { DevicePoll, HumanLogin, HumanOidcTrust, StartedDeviceLogin, StartedLogin, StepUpAsk } from '../identity/oidc-human.ts';
+import type { DevicePoll, HumanLogin, HumanOidcTrust, StartedDeviceLogin, StartedLogin, StepUpAsk } from '../identity/trusts/oidc-human/oidc-human.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
 import type { LoginResult } from './types.ts';
 import type { Authentication } from './authentication.ts';

@@ -8,7 +8,7 @@ import type { PortcullisConfig } from '../config/types.ts';
 import { systemClock } from '../common/clock.ts';
 import type { Metrics } from '../common/metrics.ts';
 import type { Proof } from '../identity/types.ts';
-import type { StepUpAsk } from '../identity/oidc-human.ts';
+import type { StepUpAsk } from '../identity/trusts/oidc-human/oidc-human.ts';
 import type { Decision } from '../policy/decision-point.ts';
 import type { Issued } from '../credentials/index.ts';
 import type { BrokerOptions, LoginResult, SessionContext } from './types.ts';

@@ -1,17 +1,16 @@
-// The configured trusts, turned into the verifiers logins are checked against: OIDC and SPIFFE
-// workload trusts and API keys behind one Authenticator, human (oidc-human) trusts by name.
+// The configured trusts, built by their kind's plug-in (identity/trusts/registry.ts): proof
+// verifiers and API keys behind one Authenticator, interactive (human) sign-in trusts by name.
 import type { OutboundFetch } from '../common/outbound.ts';
-import type { SpiffeTrustConfig, TrustConfig } from '../config/types.ts';
-import { PORTCULLIS_BUNDLE } from '../config/load.ts';
+import type { TrustConfig } from '../config/types.ts';
 import type { Clock } from '../common/clock.ts';
 import { InvalidInput } from '../common/errors.ts';
 import type { TrustVerifier } from '../identity/types.ts';
-import { OidcTrust } from '../identity/oidc.ts';
-import { SpiffeTrust } from '../identity/spiffe.ts';
+import { trustKind } from '../identity/trusts/registry.ts';
+import type { OwnSpiffeCa, TrustDeps as PluginDeps } from '../identity/trusts/plugin.ts';
 import type { ApiKeyService } from '../identity/apikeys.ts';
 import { Authenticator } from '../identity/authenticator.ts';
 import { fail as authnFail } from '../identity/reasons.ts';
-import { HumanOidcTrust } from '../identity/oidc-human.ts';
+import type { HumanOidcTrust } from '../identity/trusts/oidc-human/oidc-human.ts';
 import { JtiReplayStore } from '../identity/replay.ts';
 import type { ReplayRepository } from '../identity/ports.ts';
 import { identityForSpiffeId } from '../credentials/index.ts';
@@ -34,29 +33,27 @@ export interface TrustDeps {
 export function createTrusts(trusts: readonly TrustConfig[], deps: TrustDeps): { authenticator: Authenticator; humanTrusts: Map<string, HumanOidcTrust> } {
   const humanTrusts = new Map<string, HumanOidcTrust>();
   const verifiers: TrustVerifier[] = [];
-  const replay = new JtiReplayStore(deps.replay);
+  const made: PluginDeps = { clock: deps.clock, replay: new JtiReplayStore(deps.replay), ...(deps.fetch && { fetch: deps.fetch }), ownCa: ownCa(deps) };
   for (const t of trusts) {
-    if (t.kind === 'oidc') verifiers.push(new OidcTrust(t, { clock: deps.clock, replay, ...(deps.fetch && { fetch: deps.fetch }) }));
-    else if (t.kind === 'spiffe') verifiers.push(spiffeTrust(t, deps, replay));
-    else humanTrusts.set(t.name, new HumanOidcTrust(t, { clock: deps.clock, replay, ...(deps.fetch && { fetch: deps.fetch }) }));
+    const plugin = trustKind(t.kind);
+    if (!plugin) throw new InvalidInput(`trust ${t.name}: kind ${t.kind} is not a trust kind`, 'trusts');
+    const built = plugin.create(t, made);
+    if ('verifier' in built) verifiers.push(built.verifier);
+    else humanTrusts.set(t.name, built.human);
   }
   verifiers.push(deps.apikeys.verifier());
   return { authenticator: new Authenticator(verifiers, { sessionIssuer: deps.issuer }), humanTrusts };
 }
 
 /**
- * A spiffe trust reads its bundle file, or with `bundle: portcullis` uses Portcullis' own CA:
- * an SVID it issued logs in as the identity it was issued for, while its lease is active.
+ * Portcullis' own SPIFFE CA for `bundle: portcullis` trusts: an SVID it issued logs in as the
+ * identity it was issued for, while its lease is active.
  */
-function spiffeTrust(t: SpiffeTrustConfig, deps: TrustDeps, replay: JtiReplayStore): SpiffeTrust {
-  if (t.bundle !== PORTCULLIS_BUNDLE) return SpiffeTrust.fromConfig(t, { clock: deps.clock, replay });
-  const bundle = deps.spiffeCa.bundle(t.trust_domain);
-  if (!bundle) throw new InvalidInput(`trust ${t.name}: no spiffe-x509 target for trust domain ${t.trust_domain}`, 'trusts');
-  return new SpiffeTrust(t, bundle, {
-    clock: deps.clock,
-    replay,
-    issuedBy: (id, serial) => {
-      const identityId = identityForSpiffeId(t.trust_domain, id.id);
+function ownCa(deps: TrustDeps): OwnSpiffeCa {
+  return {
+    bundle: (trustDomain) => deps.spiffeCa.bundle(trustDomain),
+    issuedBy: (trustDomain, id, serial) => {
+      const identityId = identityForSpiffeId(trustDomain, id.id);
       if (identityId === undefined) throw authnFail('bad_spiffe_id', 'SPIFFE ID was not issued for a Portcullis identity');
       const credentials = deps.credentials();
       const lease = svidLease(credentials, serial);
@@ -64,7 +61,7 @@ function spiffeTrust(t: SpiffeTrustConfig, deps: TrustDeps, replay: JtiReplaySto
       if (!credentials.isActive(lease.id)) throw authnFail('revoked', `SVID lease ${lease.id} is ${lease.status}`);
       return identityId;
     },
-  });
+  };
 }
 
 /** The lease of an SVID by certificate serial (node prints it upper-case, the issuer stores lower-case hex). */

@@ -10,7 +10,7 @@ import type { KeyObject } from 'node:crypto';
 import { SignJWT, importJWK } from 'jose';
 import { stringify } from 'yaml';
 import { parseConfig } from '../config/load.ts';
-import { adminRoleSetup } from '../credentials/postgres.ts';
+import { adminRoleSetup } from '../credentials/issuers/postgres/postgres.ts';
 import { CliError, EXIT } from './client.ts';
 import type { LoadedConfig } from '../config/load.ts';
 

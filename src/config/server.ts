@@ -1,7 +1,7 @@
 // The HTTP edge's settings: trusted proxies and timeouts under `listen`, login rate limits
 // (`limits`) and where `/metrics` is served (`metrics`). Validated here so load.ts stays small.
 import { isIP } from 'node:net';
-import type { Node, ObjectNode } from './reader.ts';
+import { ConfigError, duration, integer, section, text, z } from '../common/validation.ts';
 
 export interface ListenTimeouts {
   /** A client must send its complete request headers within this (slow-loris bound). */
@@ -38,64 +38,58 @@ export const DEFAULT_LIMITS: LimitsConfig = {
 };
 
 /** `listen.trusted_proxies`: a CIDR (or single address) list, IPv4 or IPv6. */
-export function trustedProxies(n: Node | undefined): string[] {
-  if (!n) return [];
-  return n.list().map((item) => {
-    const s = item.string({ max: 64 });
+export const TRUSTED_PROXIES = z.array(
+  text({ max: 64 }).superRefine((s, ctx) => {
     const [addr, prefix, more] = s.split('/');
     const family = isIP(addr ?? '');
-    if (family === 0 || more !== undefined) item.fail(`"${s}" is not an IP address or CIDR like 10.0.0.0/8 or fd00::/8`);
-    if (prefix !== undefined) {
-      const max = family === 4 ? 32 : 128;
-      if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > max) item.fail(`"${s}": the prefix length must be 0 to ${max}`);
-    }
-    return s;
-  });
-}
+    if (family === 0 || more !== undefined) return void ctx.addIssue({ code: 'custom', message: `"${s}" is not an IP address or CIDR like 10.0.0.0/8 or fd00::/8` });
+    const max = family === 4 ? 32 : 128;
+    if (prefix !== undefined && (!/^\d{1,3}$/.test(prefix) || Number(prefix) > max)) ctx.addIssue({ code: 'custom', message: `"${s}": the prefix length must be 0 to ${max}` });
+  }),
+);
 
-export function listenTimeouts(n: Node | undefined): ListenTimeouts {
-  const o = n?.object(['headers', 'request', 'idle', 'shutdown']);
-  const t = {
-    headers_ms: o?.optional('headers')?.duration() ?? DEFAULT_TIMEOUTS.headers_ms,
-    request_ms: o?.optional('request')?.duration() ?? DEFAULT_TIMEOUTS.request_ms,
-    idle_ms: o?.optional('idle')?.duration() ?? DEFAULT_TIMEOUTS.idle_ms,
-    shutdown_ms: o?.optional('shutdown')?.duration() ?? DEFAULT_TIMEOUTS.shutdown_ms,
-  };
-  for (const [k, v] of Object.entries(t)) {
-    if (v > 600_000) o!.get(k.replace('_ms', '')).fail('must be at most 10m');
-  }
-  if (t.request_ms < t.headers_ms) o!.get('request').fail('must be at least listen.timeouts.headers');
-  return t;
-}
+const upTo10m = () => duration({ numbers: 'seconds', max: 600_000, range: 'must be at most 10m' });
 
-export function limitsConfig(n: Node | undefined): LimitsConfig {
-  const o = n?.object(['login']);
-  const login = o?.optional('login')?.object(['per_address', 'per_key', 'max_tracked']);
-  const limit = (key: string, d: RateLimit): RateLimit => {
-    const l = login?.optional(key)?.object(['requests', 'window']);
-    return { requests: l?.optional('requests')?.integer(1, 1_000_000) ?? d.requests, window_ms: l?.optional('window')?.duration() ?? d.window_ms };
-  };
-  return {
-    login: {
-      per_address: limit('per_address', DEFAULT_LIMITS.login.per_address),
-      per_key: limit('per_key', DEFAULT_LIMITS.login.per_key),
-      max_tracked: login?.optional('max_tracked')?.integer(100, 10_000_000) ?? DEFAULT_LIMITS.login.max_tracked,
-    },
-  };
-}
+/** `listen.timeouts` → ListenTimeouts (defaults DEFAULT_TIMEOUTS). */
+export const LISTEN_TIMEOUTS = section({
+  headers: upTo10m().default(DEFAULT_TIMEOUTS.headers_ms),
+  request: upTo10m().default(DEFAULT_TIMEOUTS.request_ms),
+  idle: upTo10m().default(DEFAULT_TIMEOUTS.idle_ms),
+  shutdown: upTo10m().default(DEFAULT_TIMEOUTS.shutdown_ms),
+})
+  .refine((t) => t.request >= t.headers, { path: ['request'], message: 'must be at least listen.timeouts.headers' })
+  .transform((t): ListenTimeouts => ({ headers_ms: t.headers, request_ms: t.request, idle_ms: t.idle, shutdown_ms: t.shutdown }))
+  .default({ ...DEFAULT_TIMEOUTS });
 
-export function metricsConfig(n: Node | undefined, env: NodeJS.ProcessEnv): MetricsConfig {
-  const o: ObjectNode | undefined = n?.object(['listen', 'token_env']);
-  if (!o) return {};
-  const l = o.optional('listen')?.object(['host', 'port']);
+const rateLimit = (d: RateLimit) =>
+  section({ requests: integer(1, 1_000_000).default(d.requests), window: duration({ numbers: 'seconds' }).default(d.window_ms) })
+    .transform((l): RateLimit => ({ requests: l.requests, window_ms: l.window }))
+    .default({ ...d });
+
+/** `limits` → LimitsConfig (defaults DEFAULT_LIMITS). */
+export const LIMITS = section({
+  login: section({
+    per_address: rateLimit(DEFAULT_LIMITS.login.per_address),
+    per_key: rateLimit(DEFAULT_LIMITS.login.per_key),
+    max_tracked: integer(100, 10_000_000).default(DEFAULT_LIMITS.login.max_tracked),
+  }).default({ per_address: { ...DEFAULT_LIMITS.login.per_address }, per_key: { ...DEFAULT_LIMITS.login.per_key }, max_tracked: DEFAULT_LIMITS.login.max_tracked }),
+}).default({ login: { per_address: { ...DEFAULT_LIMITS.login.per_address }, per_key: { ...DEFAULT_LIMITS.login.per_key }, max_tracked: DEFAULT_LIMITS.login.max_tracked } });
+
+/** `metrics` as written; metricsConfig reads the token from `token_env`. */
+export const METRICS = section({
+  listen: section({ host: text().default('127.0.0.1'), port: integer(1, 65535) }).optional(),
+  token_env: text({ max: 128, pattern: /^[A-Za-z_][A-Za-z0-9_]{0,127}$/, hint: 'must be an environment variable name' }).optional(),
+}).optional();
+
+export function metricsConfig(m: z.output<typeof METRICS>, env: NodeJS.ProcessEnv, path = 'metrics'): MetricsConfig {
+  if (!m) return {};
   const out: MetricsConfig = {};
-  if (l) out.listen = { host: l.optional('host')?.string() ?? '127.0.0.1', port: l.required('port').integer(1, 65535) };
-  const tokenEnv = o.optional('token_env');
-  if (tokenEnv) {
-    const name = tokenEnv.string({ pattern: /^[A-Za-z_][A-Za-z0-9_]{0,127}$/, hint: 'must be an environment variable name' });
+  if (m.listen) out.listen = { host: m.listen.host, port: m.listen.port };
+  if (m.token_env !== undefined) {
+    const name = m.token_env;
     const token = env[name];
-    if (token === undefined || token === '') return tokenEnv.fail(`environment variable ${name} is not set`);
-    if (token.length < 16) tokenEnv.fail(`the token in ${name} must be at least 16 characters`);
+    if (token === undefined || token === '') throw new ConfigError(`${path}.token_env`, `environment variable ${name} is not set`);
+    if (token.length < 16) throw new ConfigError(`${path}.token_env`, `the token in ${name} must be at least 16 characters`);
     out.token = token;
     out.token_env = name;
   }

@@ -1,66 +1,18 @@
 // The validated shape of portcullis.yaml. config/load.ts turns hostile YAML into these types or
 // fails naming the path of the bad field.
-import type { JsonWebKey } from 'node:crypto';
 import type { IdentityKind } from '../identity/types.ts';
 import type { ResourceFacts } from '../policy/entities.ts';
 import type { TargetConfig } from '../credentials/config.ts';
-import type { HumanOidcTrustConfig } from '../identity/human-oidc-config.ts';
+import type { TrustConfig } from '../identity/trusts/registry.ts';
 import type { AccessConfig } from '../access/index.ts';
 import type { LimitsConfig, ListenTimeouts, MetricsConfig } from './server.ts';
 
-export interface TrustDefaults {
-  boundary?: string;
-  environment?: string;
-  owner?: string;
-  /** Declares that this trust's identity template may overlap another's (both must say so; binding still holds). */
-  shared_namespace?: boolean;
-}
-
-/** Checks every JWT trust applies to the tokens it accepts (identity/jwt.ts validateJwt). */
-export interface TokenChecks {
-  /** A token whose `exp - iat` exceeds this is refused (`max_token_lifetime`; default 24 h when left out). */
-  max_token_lifetime_seconds?: number;
-  /** `reject`: a `jti` seen before within its lifetime is refused (and a token without one). Default `allow`. */
-  replay?: 'allow' | 'reject';
-}
-
-export interface OidcTrustConfig extends TrustDefaults, TokenChecks {
-  name: string;
-  kind: 'oidc';
-  issuer: string;
-  /** Exactly one of jwks_uri / jwks. */
-  jwks_uri?: string;
-  jwks?: { keys: JsonWebKey[] };
-  audiences: string[];
-  /** Asymmetric JWS algorithms only (RS256, PS256, ES256, ES384, EdDSA, …). */
-  algorithms: string[];
-  /** Claims that must equal these values. */
-  require: Record<string, string | number | boolean>;
-  /** Template over claims, e.g. `workload:github/{repository}`. */
-  identity: string;
-  identity_kind: IdentityKind;
-  /** Claims copied into the principal's attributes. */
-  attributes: string[];
-  /** Allowed clock skew in seconds (default 30, at most 300). */
-  leeway_seconds: number;
-}
-
-export interface SpiffeTrustConfig extends TrustDefaults, TokenChecks {
-  name: string;
-  kind: 'spiffe';
-  trust_domain: string;
-  /** Path of a SPIFFE bundle (JWKS with `use: jwt-svid` / `use: x509-svid` keys), resolved against the config file's folder; or `portcullis` for Portcullis' own CA. */
-  bundle: string;
-  /** Audiences accepted in JWT-SVIDs (default: ["portcullis"]). */
-  audiences: string[];
-  identity_kind: IdentityKind;
-  leeway_seconds: number;
-}
-
-/** Humans signing in through the organisation's OpenID provider (validated by identity/human-oidc-config.ts). */
-export type { HumanOidcTrustConfig };
-
-export type TrustConfig = OidcTrustConfig | SpiffeTrustConfig | HumanOidcTrustConfig;
+/** Trust entries: each kind's config type lives with its plug-in (identity/trusts/<kind>/config.ts). */
+export type { TokenChecks } from '../identity/trusts/plugin.ts';
+export type { TrustConfig } from '../identity/trusts/registry.ts';
+export type { OidcTrustConfig } from '../identity/trusts/oidc/config.ts';
+export type { SpiffeTrustConfig } from '../identity/trusts/spiffe/config.ts';
+export type { HumanOidcTrustConfig } from '../identity/trusts/oidc-human/config.ts';
 
 export interface IdentityConfig {
   id: string;

@@ -10,8 +10,8 @@ import { Forbidden, InvalidInput, NotFound, PortcullisError, Unavailable } from 
 import type { Db } from '../store/sqlite/db.ts';
 import type { TargetConfig } from './config.ts';
 import { LeaseNotActive, TargetError } from './errors.ts';
-import type { IssuerDeps } from './issuers.ts';
-import { createIssuer } from './issuers.ts';
+import type { IssuerDeps } from './issuers/registry.ts';
+import { createIssuer } from './issuers/registry.ts';
 import { LeaseStore, newLeaseId } from './leases.ts';
 import type { LeaseFilter } from './leases.ts';
 import { backoffMs, Reaper } from './reaper.ts';
@@ -21,8 +21,6 @@ import type {
   BulkRevocationResult, LeaseRevoker, RevalidationResult, RevocationResolvers, RevocationSelector, RevokeOptions, RevokeOutcome,
 } from './revocation.ts';
 import type { CredentialIssuer, Decide, DelegationFacts, GrantFacts, Lease, LeaseView, SessionFacts } from './types.ts';
-import { AccessTokenIssuer, delegate } from './access-token.ts';
-import type { ActClaim, DelegationParty } from './access-token.ts';
 
 export interface CredentialServiceOptions extends Omit<IssuerDeps, 'clock'> {
   db: Db;
@@ -60,23 +58,6 @@ export interface IssueInput {
   grantId?: string;
   /** ms since the epoch the lease may never outlive, renewals included (the end of its grant). */
   notAfter?: number;
-  sessionId?: string;
-  trust?: string;
-}
-
-export interface ExchangeInput {
-  /** An `api` target: the audience of the new token. */
-  target: string;
-  /** The verified subject token's party: identity, its token's scopes, its `act` chain, its `jti`. */
-  subject: DelegationParty & { act?: ActClaim; jti?: string };
-  /** The verified actor token's party: identity and the scopes policy lets it use. */
-  actor: DelegationParty;
-  /** Requested scopes; default the full intersection. Widening is refused. */
-  scopes?: string[];
-  ttl?: string | number;
-  purpose: string;
-  /** The subject's session facts, with the address the exchange came from. */
-  session?: SessionFacts;
   sessionId?: string;
   trust?: string;
 }
@@ -292,46 +273,6 @@ export class CredentialService implements LeaseRevoker {
       ...(typeof l.params.parent === 'string' ? { parent: l.params.parent } : {}),
       ...extra,
     };
-  }
-
-  /**
-   * RFC 8693 token exchange core: a token for `subject` acted on by `actor`, scope attenuated to
-   * what both hold, chain recorded in `act`, decided with `context.delegation`, never outliving
-   * the subject token's lease, and revoked with it.
-   */
-  async exchange(input: ExchangeInput): Promise<Issued> {
-    const issuer = this.issuer(input.target);
-    if (!(issuer instanceof AccessTokenIssuer)) throw new InvalidInput(`target: ${input.target} is not an api target`, 'target');
-    let parent: Lease | undefined;
-    if (input.subject.jti) {
-      parent = this.leases.byHandle('api', input.subject.jti);
-      if (parent && !this.isActive(parent.id)) throw new Forbidden('the subject token has been revoked or has expired');
-    }
-    const d = delegate({
-      subject: input.subject,
-      actor: input.actor,
-      ...(input.scopes ? { requested: input.scopes } : {}),
-      maxDepth: issuer.maxDelegationDepth,
-    });
-    let ttl = this.#ttl({ identityId: d.sub, target: input.target, purpose: input.purpose, ttl: input.ttl });
-    if (parent) ttl = Math.min(ttl, parent.expiresAt - this.#clock.now());
-    if (ttl < 1000) throw new Forbidden('the subject token expires too soon to exchange');
-    return this.issue({
-      identityId: d.sub,
-      target: input.target,
-      permission: d.scopes.join(' '),
-      ttl,
-      purpose: input.purpose,
-      params: { scopes: d.scopes, act: d.act, ...(parent ? { parent: parent.id } : {}) },
-      ...(input.session && { session: input.session }),
-      delegation: { actors: d.actors, depth: d.depth },
-      actor: input.actor.identityId,
-      // Renewals never take it past what its subject's lease may reach, and it ends with that grant.
-      ...(parent ? { notAfter: parent.maxExpiresAt } : {}),
-      ...(parent?.grantId ? { grantId: parent.grantId } : {}),
-      ...(input.sessionId ? { sessionId: input.sessionId } : {}),
-      ...(input.trust ? { trust: input.trust } : {}),
-    });
   }
 
   /** RFC 7662-style answer for a token's `jti` (or a certificate serial): is it still good? */

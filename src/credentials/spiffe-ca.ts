@@ -11,8 +11,8 @@ import { DecryptionFailed, open, seal } from '../crypto/envelope.ts';
 import { MasterKeyError } from '../crypto/masterkey.ts';
 import * as x509 from '../crypto/x509.ts';
 import type { KeyStore, SpiffeCaGeneration } from '../crypto/ports.ts';
-import { createIntermediate, generateSpiffeRoot } from './x509-svid.ts';
-import type { CaMaterial } from './x509-svid.ts';
+import { createIntermediate, generateSpiffeRoot } from './issuers/spiffe-x509/x509-svid.ts';
+import type { CaMaterial } from './issuers/spiffe-x509/x509-svid.ts';
 
 const DAY = 86_400_000;
 /** Lifetime of one generation (the intermediate; its root outlives it by a day). */

@@ -67,7 +67,8 @@ export interface JwtSigner {
   sign(claims: Record<string, unknown>, header: Record<string, unknown>): Promise<string>;
 }
 
-export type TargetKind = 'postgres' | 'ssh' | 'api' | 'spiffe-x509';
+/** The registered issuer kinds (issuers/registry.ts). */
+export type TargetKind = import('./issuers/registry.ts').TargetKind;
 
 export type LeaseStatus =
   /** Intent recorded; the credential may or may not exist at the target yet. */

@@ -40,7 +40,7 @@ export class Authenticator {
           throw fail('wrong_token_type', 'a token this broker issued (session or access token) is not an identity proof');
         }
         const hint = { ...(issuer !== undefined ? { issuer } : {}), ...(subject !== undefined ? { subject } : {}) };
-        const v = this.verifiers.find((t) => t.kind === 'oidc' && t.accepts(proof, hint)) ?? this.verifiers.find((t) => t.kind === 'spiffe' && t.accepts(proof, hint));
+        const v = this.verifiers.find((t) => t.routesBy === 'issuer' && t.accepts(proof, hint)) ?? this.verifiers.find((t) => t.routesBy === 'subject' && t.accepts(proof, hint));
         if (v === undefined) throw fail('unknown_issuer', issuer === undefined ? 'token has no iss and no trusted SPIFFE ID' : `no trust for issuer ${issuer.slice(0, 200)}`);
         return v;
       }

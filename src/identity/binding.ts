@@ -5,13 +5,14 @@
 // the bootstrap secret) are not producers: the credential itself names its identity.
 import type { IdentityKind, VerifiedProof } from './types.ts';
 import { IDENTITY_KINDS } from './types.ts';
-import { ambiguousSeparator, isSafeClaimValue, templateCanProduce, templatePrefix, templatesOverlap } from './template.ts';
+import { ambiguousSeparator, templateCanProduce, templatePrefix, templatesOverlap } from './template.ts';
 import { fail } from './reasons.ts';
+import { trustKind } from './trusts/registry.ts';
 
 /** The part of a trust's configuration that says which ids it can produce. */
 export interface ProducerTrust {
   name: string;
-  kind: 'oidc' | 'spiffe' | 'oidc-human';
+  kind: string;
   identity?: string;
   identity_kind?: IdentityKind;
   identity_claim?: 'email' | 'sub';
@@ -29,23 +30,9 @@ export interface Producer {
   value?: (v: string, last: boolean) => boolean;
 }
 
-/** The templates behind each kind of trust; `undefined` for a trust whose credentials name their identity. */
+/** The template behind a trust (its kind's plug-in says); `undefined` for a trust whose credentials name their identity. */
 export function producerOf(t: ProducerTrust, ownBundle = 'portcullis'): Producer | undefined {
-  const shared = t.shared_namespace === true;
-  if (t.kind === 'oidc') return { trust: t.name, template: t.identity!, kind: t.identity_kind, shared };
-  if (t.kind === 'oidc-human') {
-    const email = (t.identity_claim ?? 'email') === 'email';
-    return {
-      trust: t.name,
-      template: email ? 'user:{email}' : 'user:{sub}',
-      kind: 'user',
-      shared,
-      ...(email && { value: (v: string) => isSafeClaimValue(v) && /^[^@/]+@[a-z0-9.-]+$/.test(v) }),
-    };
-  }
-  if (t.bundle === ownBundle) return undefined;
-  // The SPIFFE ID itself; any kind (SPIFFE IDs carry no kind prefix).
-  return { trust: t.name, template: `spiffe://${t.trust_domain}/{path}`, kind: undefined, shared };
+  return trustKind(t.kind)?.producer(t, ownBundle);
 }
 
 /** Ids no federated proof may ever yield: the bootstrap administrator and Portcullis' own actor namespaces. */

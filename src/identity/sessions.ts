@@ -12,6 +12,7 @@ import { InvalidInput } from '../common/errors.ts';
 import { fail } from './reasons.ts';
 import { validateJwt } from './jwt.ts';
 import { SESSION_TOKEN_TYPE, SESSION_TTL_CAP_MS } from './session-claims.ts';
+import { AUTHN_METHODS as KNOWN_AUTHN_METHODS } from './trusts/registry.ts';
 import type { SessionClaims } from './session-claims.ts';
 
 export { SESSION_TOKEN_TYPE, SESSION_TTL_CAP_MS } from './session-claims.ts';
@@ -19,7 +20,7 @@ export type { SessionClaims } from './session-claims.ts';
 
 /** Clock skew tolerated between broker replicas. */
 const LEEWAY_SECONDS = 5;
-const AUTHN_METHODS = new Set(['oidc', 'spiffe-jwt', 'spiffe-x509', 'api-key', 'bootstrap']);
+const AUTHN_METHODS = new Set<string>(KNOWN_AUTHN_METHODS);
 
 export interface SessionServiceOptions {
   /** Where revocations are kept (`store.identity.sessions`). */

@@ -4,7 +4,8 @@
 export type IdentityKind = 'workload' | 'agent' | 'service-account' | 'user';
 export const IDENTITY_KINDS: readonly IdentityKind[] = ['workload', 'agent', 'service-account', 'user'];
 
-export type AuthnMethod = 'oidc' | 'spiffe-jwt' | 'spiffe-x509' | 'api-key' | 'bootstrap';
+/** How an identity was proved: the methods of the registered trust kinds and the built-in proofs (trusts/registry.ts). */
+export type AuthnMethod = import('./trusts/registry.ts').AuthnMethod;
 
 /** How an identity was proved; becomes `context.authn` in every decision. */
 export interface AuthnFacts {
@@ -43,7 +44,13 @@ export interface VerifiedProof {
 
 export interface TrustVerifier {
   readonly name: string;
-  readonly kind: 'oidc' | 'spiffe' | 'apikey';
+  /** The trust kind (trusts/registry.ts), or `apikey` for the built-in API key trust. */
+  readonly kind: string;
+  /**
+   * How a JWT is routed to it: trusts matching the token's `iss` are tried before those matching
+   * its `sub` (a JWT-SVID is known by its SPIFFE ID). Trusts that take no JWTs leave it out.
+   */
+  readonly routesBy?: 'issuer' | 'subject';
   /**
    * Cheap routing check on unverified data: is this proof meant for this trust? For JWTs the
    * hint carries the unverified `iss` and `sub` (JWT-SVIDs are routed by their SPIFFE ID).

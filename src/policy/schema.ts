@@ -1,5 +1,8 @@
-// The built-in Cedar schema for Portcullis' domain model (DESIGN.md "Domain model").
-// Deployments may append their own entity types and actions (config `schema_extension`).
+// The built-in Cedar schema for Portcullis' domain model (DESIGN.md "Domain model"), with what each
+// credential issuer kind adds (credentials/issuers/registry.ts). Deployments may append their own
+// entity types and actions (config `schema_extension`).
+import { ISSUERS } from '../credentials/issuers/registry.ts';
+import type { IssuerPlugin } from '../credentials/issuers/registry.ts';
 
 /** Resource types whose access the boundary guard governs (data plane). */
 export const DATA_RESOURCE_TYPES = ['Database', 'Table', 'Host', 'Api', 'Secret', 'Tool'] as const;
@@ -21,7 +24,16 @@ export const SERVER_CONTEXT_KEYS = ['authn', 'request', 'grants', 'breakGlass', 
 const principals = PRINCIPAL_TYPES.join(', ');
 const data = DATA_RESOURCE_TYPES.join(', ');
 
-export const BUILTIN_SCHEMA = `
+/**
+ * The built-in schema with these issuer kinds' additions: `credential.issue` applies to each
+ * kind's resource type, and each kind's own Cedar text (entity types, actions) is appended.
+ */
+export function builtinSchema(issuers: readonly Pick<IssuerPlugin, 'kind' | 'resourceType' | 'cedar'>[] = ISSUERS): string {
+  const credentialResources = [...new Set([...DATA_RESOURCE_TYPES, ...issuers.map((i) => i.resourceType)])].join(', ');
+  return `${CORE_SCHEMA.replace('{{CREDENTIAL_RESOURCES}}', credentialResources).replace('{{CREDENTIAL_KINDS}}', issuers.map((i) => i.kind).join(' | '))}${issuers.map((i) => i.cedar ?? '').join('')}`;
+}
+
+const CORE_SCHEMA = `
 type Authn = {
   method: String,          // oidc | spiffe-jwt | spiffe-x509 | api-key | bootstrap
   trust: String,
@@ -49,7 +61,7 @@ type Ctx = {
 
 // credential.issue also sees what is being issued.
 type CredentialRequest = {
-  kind: String,            // postgres | ssh | api | spiffe-x509
+  kind: String,            // {{CREDENTIAL_KINDS}}
   target: String,
   permission: String,      // permission set, scopes or principals
   ttlSeconds: Long,
@@ -106,7 +118,7 @@ action "ssh.login" appliesTo { principal: [${principals}], resource: [Host], con
 action "api.call" appliesTo { principal: [${principals}], resource: [Api], context: Ctx };
 action "secret.read" appliesTo { principal: [${principals}], resource: [Secret], context: Ctx };
 action "tool.invoke" appliesTo { principal: [${principals}], resource: [Tool], context: Ctx };
-action "credential.issue" appliesTo { principal: [${principals}], resource: [${data}, Workload], context: CredentialCtx };
+action "credential.issue" appliesTo { principal: [${principals}], resource: [{{CREDENTIAL_RESOURCES}}], context: CredentialCtx };
 action "access.request", "access.approve" appliesTo { principal: [${principals}], resource: [AccessRequest, ${data}], context: Ctx };
 // Break-glass eligibility (access.break_glass.action): decided on the target with context.breakGlass = true.
 action "breakglass.use" appliesTo { principal: [User], resource: [${data}], context: Ctx };
@@ -129,6 +141,8 @@ action "lease.read", "lease.renew", "lease.revoke" in ["admin"] appliesTo { prin
 // Reading every access request, grant and webhook delivery (humans already see requests and grants).
 action "access.read" in ["admin"] appliesTo { principal: [${principals}], resource: [AccessRequest, ControlPlane], context: Ctx };
 `;
+
+export const BUILTIN_SCHEMA = builtinSchema();
 
 /**
  * Policies that are part of every active set. The boundary guard is a forbid, so no permit can

@@ -4,16 +4,16 @@
 // allowed → revoked (leases revoked) → denied.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { HumanOidcTrust, emailProblem } from '../../src/identity/oidc-human.ts';
-import { AUTH_TIME_UNKNOWN } from '../../src/identity/oidc.ts';
+import { HumanOidcTrust, emailProblem } from '../../src/identity/trusts/oidc-human/oidc-human.ts';
+import { AUTH_TIME_UNKNOWN } from '../../src/identity/trusts/oidc/oidc.ts';
 import { JtiReplayStore } from '../../src/identity/replay.ts';
 import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { identityStore } from '../identity/helpers.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { HumanLogin } from '../../src/identity/oidc-human.ts';
-import { validateHumanOidcTrust } from '../../src/identity/human-oidc-config.ts';
+import type { HumanLogin } from '../../src/identity/trusts/oidc-human/oidc-human.ts';
+import { validateHumanOidcTrust } from '../../src/identity/trusts/oidc-human/config.ts';
 import { AuthenticationFailed, InvalidInput } from '../../src/common/errors.ts';
 import { compilePolicySet } from '../../src/policy/policy-set.ts';
 import { SelfApproval, StepUpRequired, parseCreateRequest, stepUpFor, stepUpIndex } from '../../src/access/index.ts';

@@ -7,8 +7,8 @@ import type { Server } from 'node:http';
 import { createRemoteJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { ManualClock } from '../../src/common/clock.ts';
 import { AuthenticationFailed, Forbidden, PortcullisError } from '../../src/common/errors.ts';
-import { actorsOf, delegate, verifyAccessToken } from '../../src/credentials/access-token.ts';
-import type { ActClaim } from '../../src/credentials/access-token.ts';
+import { actorsOf, delegate, exchange, verifyAccessToken } from '../../src/credentials/issuers/api/access-token.ts';
+import type { ActClaim } from '../../src/credentials/issuers/api/access-token.ts';
 import { validateTargets } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import type { CredentialService } from '../../src/credentials/service.ts';
@@ -149,7 +149,7 @@ describe('RFC 8693 delegation', () => {
     const t0 = await svc.issue({ identityId: 'user:alice@example.com', target: 'orders-api', params: { scopes: ['orders:read'] }, purpose: 'under a grant', grantId: 'grt_review', notAfter });
     assert.ok(t0.lease.expiresAt <= notAfter && t0.lease.maxExpiresAt <= notAfter, 'the lease is cut to the grant end');
     const v0 = await verifyAccessToken(t0.credential.access_token as string, jwks, { issuer: ISS, audience: 'https://orders.example' });
-    const t1 = await svc.exchange({ target: 'orders-api', subject: { identityId: v0.sub, scopes: v0.scopes, jti: v0.jti }, actor: { identityId: 'agent:a', scopes: ['orders:read'] }, purpose: 'triage' });
+    const t1 = await exchange(svc, { target: 'orders-api', subject: { identityId: v0.sub, scopes: v0.scopes, jti: v0.jti }, actor: { identityId: 'agent:a', scopes: ['orders:read'] }, purpose: 'triage' });
     assert.equal(t1.lease.grantId, 'grt_review', 'the exchanged token ends with the same grant');
     assert.ok(t1.lease.maxExpiresAt <= notAfter, 'and is never renewable past it');
     await assert.rejects(svc.renew(t1.lease.id, { ttl: '5m' }), /maximum lifetime/);
@@ -165,26 +165,26 @@ describe('RFC 8693 delegation', () => {
     };
     const t0 = await svc.issue({ identityId: 'user:alice@example.com', target: 'orders-api', params: { scopes: ['orders:read', 'orders:write', 'refunds:write'] }, purpose: 'support case 7' });
     // Hop 1: support agent A may read and write orders.
-    const t1 = await svc.exchange({
+    const t1 = await exchange(svc, {
       target: 'orders-api', subject: await asSubject(t0.credential.access_token as string),
       actor: { identityId: 'agent:a', scopes: ['orders:read', 'orders:write'] }, purpose: 'triage',
     });
     assert.equal(t1.lease.permission, 'orders:read orders:write');
     assert.deepEqual(policy.requests.at(-1)!.delegation, { actors: ['agent:a'], depth: 1 });
     // Hop 2: tool agent B may read orders and write refunds → only orders:read survives.
-    const t2 = await svc.exchange({
+    const t2 = await exchange(svc, {
       target: 'orders-api', subject: await asSubject(t1.credential.access_token as string),
       actor: { identityId: 'agent:b', scopes: ['orders:read', 'refunds:write'] }, purpose: 'lookup',
     });
     assert.equal(t2.lease.permission, 'orders:read');
     // B trying to widen to refunds:write (which alice has but A did not pass on) is refused.
     await assert.rejects(
-      svc.exchange({ target: 'orders-api', subject: await asSubject(t1.credential.access_token as string), actor: { identityId: 'agent:b', scopes: ['orders:read', 'refunds:write'] }, scopes: ['refunds:write'], purpose: 'widen' }),
+      exchange(svc, { target: 'orders-api', subject: await asSubject(t1.credential.access_token as string), actor: { identityId: 'agent:b', scopes: ['orders:read', 'refunds:write'] }, scopes: ['refunds:write'], purpose: 'widen' }),
       (e: unknown) => e instanceof Forbidden && /widen/.test((e as Error).message),
     );
     // Hop 3: service C.
     policy.allow('user:alice@example.com', 'Api::orders-api');
-    const t3 = await svc.exchange({
+    const t3 = await exchange(svc, {
       target: 'orders-api', subject: await asSubject(t2.credential.access_token as string),
       actor: { identityId: 'agent:c', scopes: ['orders:read'] }, purpose: 'fetch',
     });
@@ -202,13 +202,13 @@ describe('RFC 8693 delegation', () => {
     assert.equal(ev.subject, 'user:alice@example.com');
     // Hop 4 exceeds max_delegation_depth 3.
     await assert.rejects(
-      svc.exchange({ target: 'orders-api', subject: await asSubject(t3.credential.access_token as string), actor: { identityId: 'agent:d', scopes: ['orders:read'] }, purpose: 'too deep' }),
+      exchange(svc, { target: 'orders-api', subject: await asSubject(t3.credential.access_token as string), actor: { identityId: 'agent:d', scopes: ['orders:read'] }, purpose: 'too deep' }),
       /exceeds the limit of 3/,
     );
     // Policy decides on the chain: deny and nothing is issued.
     policy.deny('user:alice@example.com', 'Api::orders-api');
     await assert.rejects(
-      svc.exchange({ target: 'orders-api', subject: await asSubject(t1.credential.access_token as string), actor: { identityId: 'agent:b', scopes: ['orders:read'] }, purpose: 'denied' }),
+      exchange(svc, { target: 'orders-api', subject: await asSubject(t1.credential.access_token as string), actor: { identityId: 'agent:b', scopes: ['orders:read'] }, purpose: 'denied' }),
       (e: unknown) => e instanceof PortcullisError && e.code === 'forbidden' && typeof e.extra.decision_id === 'string',
     );
     policy.allow('user:alice@example.com', 'Api::orders-api');
@@ -217,7 +217,7 @@ describe('RFC 8693 delegation', () => {
     for (const t of [t1, t2, t3]) assert.equal(svc.get(t.lease.id).status, 'revoked');
     assert.equal(svc.get(t3.lease.id).revokeReason, `parent lease ${t2.lease.id} revoked`);
     await assert.rejects(
-      svc.exchange({ target: 'orders-api', subject: await asSubject(t0.credential.access_token as string), actor: { identityId: 'agent:a', scopes: ['orders:read'] }, purpose: 'after revoke' }),
+      exchange(svc, { target: 'orders-api', subject: await asSubject(t0.credential.access_token as string), actor: { identityId: 'agent:a', scopes: ['orders:read'] }, purpose: 'after revoke' }),
       /revoked or has expired/,
     );
   });

@@ -9,7 +9,7 @@ import { ManualClock } from '../../src/common/clock.ts';
 import { Forbidden, InvalidInput } from '../../src/common/errors.ts';
 import { validateTargets } from '../../src/credentials/config.ts';
 import type { PostgresTarget } from '../../src/credentials/config.ts';
-import { grantStatements } from '../../src/credentials/postgres.ts';
+import { grantStatements } from '../../src/credentials/issuers/postgres/postgres.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import type { CredentialService } from '../../src/credentials/service.ts';
 import { openDatabase } from '../../src/store/sqlite/db.ts';

@@ -10,8 +10,8 @@ import type { Clock } from '../../src/common/clock.ts';
 import { InvalidInput } from '../../src/common/errors.ts';
 import { validateTargets } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
-import { createIntermediate, generateSpiffeRoot, spiffeIdFor } from '../../src/credentials/x509-svid.ts';
-import type { CaMaterial } from '../../src/credentials/x509-svid.ts';
+import { createIntermediate, generateSpiffeRoot, spiffeIdFor } from '../../src/credentials/issuers/spiffe-x509/x509-svid.ts';
+import type { CaMaterial } from '../../src/credentials/issuers/spiffe-x509/x509-svid.ts';
 import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { MemoryAudit, TablePolicy } from './helpers.ts';
 

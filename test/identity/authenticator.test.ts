@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { ManualClock, nowSeconds } from '../../src/common/clock.ts';
 import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { openKeyring } from '../crypto/helpers.ts';
-import { OidcTrust } from '../../src/identity/oidc.ts';
+import { OidcTrust } from '../../src/identity/trusts/oidc/oidc.ts';
 import { ApiKeyService } from '../../src/identity/apikeys.ts';
 import { SessionService } from '../../src/identity/sessions.ts';
 import { Authenticator } from '../../src/identity/authenticator.ts';

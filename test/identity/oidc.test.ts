@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { ManualClock, nowSeconds } from '../../src/common/clock.ts';
-import { AUTH_TIME_UNKNOWN, OidcTrust } from '../../src/identity/oidc.ts';
+import { AUTH_TIME_UNKNOWN, OidcTrust } from '../../src/identity/trusts/oidc/oidc.ts';
 import type { OidcTrustConfig } from '../../src/config/types.ts';
 import { MAX_TOKEN_BYTES } from '../../src/identity/jwt.ts';
 import { makeKey, sign, signRaw, unsigned, startJwksServer, refused, b64 } from './helpers.ts';

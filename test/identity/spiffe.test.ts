@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as x509 from '../../src/crypto/x509.ts';
 import { ManualClock, nowSeconds } from '../../src/common/clock.ts';
-import { SpiffeTrust, parseSpiffeId } from '../../src/identity/spiffe.ts';
+import { SpiffeTrust, parseSpiffeId } from '../../src/identity/trusts/spiffe/spiffe.ts';
 import type { SpiffeTrustConfig } from '../../src/config/types.ts';
 import { Authenticator } from '../../src/identity/authenticator.ts';
 import { makeKey, sign, refused } from './helpers.ts';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { createRemoteJWKSet } from 'jose';
-import { verifyAccessToken } from '../../src/credentials/access-token.ts';
+import { verifyAccessToken } from '../../src/credentials/issuers/api/access-token.ts';
 import { startServer } from '../credentials/server.ts';
 import type { TestServer } from '../credentials/server.ts';
 

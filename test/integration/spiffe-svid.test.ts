@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { systemClock } from '../../src/common/clock.ts';
 import { validateTargets } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
-import { createIntermediate, generateSpiffeRoot } from '../../src/credentials/x509-svid.ts';
+import { createIntermediate, generateSpiffeRoot } from '../../src/credentials/issuers/spiffe-x509/x509-svid.ts';
 import { openDatabase } from '../../src/store/sqlite/db.ts';
 import { MemoryAudit, TablePolicy } from '../credentials/helpers.ts';
 import { startServer } from '../credentials/server.ts';

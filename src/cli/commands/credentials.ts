@@ -1,18 +1,19 @@
 // `portcullis creds …`, `leases` and `revoke`: just-in-time credentials, their leases, revocation.
 import type { Command } from 'commander';
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CliError, EXIT, call, cliHome } from '../client.ts';
 import { fileError } from '../errors.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
+import { shellQuote } from '../../common/shell.ts';
 
 export function register(program: Command): void {
   const creds = program.command('creds').description('just-in-time credentials, decided by policy and leased');
   creds
     .command('issue')
     .description('issue a credential: `creds issue postgres orders-db --perm readonly --ttl 15m --reason …`')
-    .argument('<kind>', 'postgres | api')
+    .argument('<kind>', 'the target\'s kind, e.g. postgres or api')
     .argument('<target>')
     .option('--perm <set>', 'permission set (postgres)')
     .option('--scope <scope...>', 'scopes (api)')
@@ -22,29 +23,29 @@ export function register(program: Command): void {
     .option('--env', 'postgres: print `export PGHOST=… PGPASSFILE=… PORTCULLIS_LEASE=…` lines for eval, so psql connects with no secret on its command line')
     .addOption(json())
     .action(async (kind: string, target: string, o: { perm?: string; scope?: string[]; ttl?: string; grant?: string; reason: string; env?: boolean; json?: boolean }) => {
-      if (kind !== 'postgres' && kind !== 'api') throw new CliError(`kind must be postgres or api, got "${kind}" (SSH certificates: \`portcullis creds ssh\`)`, EXIT.usage);
-      if (o.env && kind !== 'postgres') throw new CliError('--env goes with postgres', EXIT.usage);
+      // How each kind is shown comes from its issuer plug-in (loaded here, not at start-up).
+      const { ISSUERS, issuerKind } = await import('../../credentials/issuers/registry.ts');
+      const shown = (k: string) => { const c = issuerKind(k)?.cli; return c && 'text' in c ? c : undefined; };
+      const cli = shown(kind);
+      if (!cli) {
+        const hints = ISSUERS.flatMap((p) => (p.cli && 'hint' in p.cli ? [p.cli.hint] : []));
+        throw new CliError(`kind must be ${ISSUERS.filter((p) => shown(p.kind)).map((p) => p.kind).join(' or ')}, got "${kind}"${hints.length ? ` (${hints.join('; ')})` : ''}`, EXIT.usage);
+      }
+      if (o.env && !cli.env) throw new CliError(`--env goes with ${ISSUERS.filter((p) => shown(p.kind)?.env).map((p) => p.kind).join(' or ')}`, EXIT.usage);
       if (o.env && o.json) throw new CliError('give --env or --json, not both', EXIT.usage);
       const r = await call<{ lease: Record<string, unknown>; credential: Record<string, unknown> }>('POST', '/v1/credentials', {
         body: { target, reason: o.reason, ...(o.perm && { permission: o.perm }), ...(o.ttl && { ttl: o.ttl }), ...(o.scope && { scopes: o.scope }), ...(o.grant && { grant_id: o.grant }) },
       });
-      const c = r.credential;
-      const until = new Date(Number(r.lease.expiresAt)).toISOString();
-      if (typeof c.password === 'string') {
-        // The password goes to psql through a 0600 passfile, never through a URI on a command line.
-        const pg = { host: String(c.host), port: String(c.port), database: String(c.database), user: String(c.user) };
-        const passfile = writePassfile(String(r.lease.id), pg, c.password);
-        if (o.env) {
-          process.stdout.write(`${Object.entries({ PGHOST: pg.host, PGPORT: pg.port, PGDATABASE: pg.database, PGUSER: pg.user, PGPASSFILE: passfile, PORTCULLIS_LEASE: String(r.lease.id) }).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n')}\n`);
-          process.stderr.write(`lease ${String(r.lease.id)} (${String(r.lease.permission)}) until ${until}\n`);
-          return;
-        }
-        out(!!o.json, r, () => `role ${pg.user} on ${pg.host}:${pg.port}/${pg.database}, lease ${String(r.lease.id)} (${String(r.lease.permission)}) until ${until}\npassword in ${passfile} (mode 0600); connect with:\n  PGPASSFILE=${shellQuote(passfile)} psql ${shellQuote(`host=${pg.host} port=${pg.port} dbname=${pg.database} user=${pg.user}`)}`);
+      // Shown as what was issued: the lease's kind, whatever was typed.
+      const as = shown(String(r.lease.kind)) ?? cli;
+      const files = (as.files?.(r, cliHome()) ?? []).map((f) => writePrivate(f.path, f.content, f.mode ?? 0o600));
+      if (o.env && as.env) {
+        const e = as.env(r, files);
+        process.stdout.write(`${Object.entries(e.vars).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n')}\n`);
+        process.stderr.write(`${e.note}\n`);
         return;
       }
-      out(!!o.json, r, () => {
-        return `${String(c.access_token ?? JSON.stringify(c))}\n\nlease ${String(r.lease.id)} until ${until}`;
-      });
+      out(!!o.json, r, () => as.text(r, files));
     });
   creds
     .command('ssh')
@@ -110,19 +111,11 @@ export function register(program: Command): void {
 
 const safeName = (id: string) => id.replace(/[^A-Za-z0-9_.-]/g, '_');
 
-/** `sh` single quotes, so a printed command can be pasted as is. */
-export function shellQuote(v: string): string {
-  return /^[A-Za-z0-9_./:=@%+-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
-}
-
-/** A libpq passfile (hostname:port:database:username:password, `:` and `\\` escaped), mode 0600. */
-export function writePassfile(leaseId: string, pg: { host: string; port: string; database: string; user: string }, password: string): string {
-  const dir = join(cliHome(), 'pgpass');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, 0o700);
-  const path = join(dir, safeName(leaseId));
-  const esc = (v: string) => v.replace(/[\\:]/g, (c) => `\\${c}`);
-  writeFileSync(path, `${[pg.host, pg.port, pg.database, pg.user, password].map(esc).join(':')}\n`, { mode: 0o600 });
-  chmodSync(path, 0o600);
+/** Writes a file only its owner can read, in a folder only its owner can enter (secrets such as a libpq passfile). */
+function writePrivate(path: string, content: string, mode: number): string {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  chmodSync(dirname(path), 0o700);
+  writeFileSync(path, content, { mode });
+  chmodSync(path, mode);
   return path;
 }

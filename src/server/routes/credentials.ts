@@ -2,6 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Broker, IssueCredentialRequest, LeaseQuery } from '../../broker/index.ts';
 import { callerOf, requireSession } from '../auth.ts';
+import { jsonSchemaOf } from '../../common/validation.ts';
+import { CREDENTIAL_REQUEST } from '../../credentials/issuers/registry.ts';
 
 export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
@@ -19,23 +21,8 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
       schema: {
         summary: 'Issue a short-lived credential for a target, decided now by policy (credential.issue); returns it once. Issued under an access grant, it ends with the grant',
         tags: ['credentials'],
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['target', 'reason'],
-          properties: {
-            target: { type: 'string', minLength: 1, maxLength: 128 },
-            permission: { type: 'string', minLength: 1, maxLength: 128 },
-            ttl: { type: 'string', pattern: '^(\\d+(ms|s|m|h|d))+$' },
-            reason: { type: 'string', minLength: 1, maxLength: 1024 },
-            // ssh: an OpenSSH public key line; spiffe-x509: a PEM (SPKI) public key, or `csr`.
-            public_key: { type: 'string', maxLength: 16384 },
-            csr: { type: 'string', maxLength: 16384 },
-            scopes: { type: 'array', maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 256 } },
-            // Defaults to the caller's active grant for this target; its end revokes the lease.
-            grant_id: { type: 'string', minLength: 1, maxLength: 128 },
-          },
-        },
+        // The common fields and each issuer kind's own (public_key, csr, scopes…): credentials/issuers/registry.ts.
+        body: jsonSchemaOf(CREDENTIAL_REQUEST),
       },
     },
     async (req, reply) => {

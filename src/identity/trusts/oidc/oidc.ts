@@ -2,19 +2,19 @@
 // Actions, GitLab, a cloud, Kubernetes). Keys only ever come from the trust's configuration
 // (inline JWKS or its jwks_uri), never from the token.
 import type { JWTPayload } from 'jose';
-import type { OidcTrustConfig } from '../config/types.ts';
-import type { Clock } from '../common/clock.ts';
-import { nowSeconds, systemClock } from '../common/clock.ts';
-import type { Proof, TrustVerifier, VerifiedProof } from './types.ts';
-import { fail } from './reasons.ts';
-import { ASYMMETRIC_ALGORITHMS, DEFAULT_MAX_TOKEN_LIFETIME_SECONDS, tokenFingerprint, validateJwt } from './jwt.ts';
-import type { JwtPolicy, ReplayGuard } from './jwt.ts';
-import { InlineJwks, RemoteJwks } from './jwks.ts';
-import type { KeySource, RemoteJwksOptions } from './jwks.ts';
-import { compileIdentityTemplate } from './template.ts';
-import type { IdentityTemplate } from './template.ts';
-import { copyAttributes } from './attributes.ts';
-import { SESSION_TOKEN_TYPE } from './session-claims.ts';
+import type { OidcTrustConfig } from './config.ts';
+import type { Clock } from '../../../common/clock.ts';
+import { nowSeconds, systemClock } from '../../../common/clock.ts';
+import type { Proof, TrustVerifier, VerifiedProof } from '../../types.ts';
+import { fail } from '../../reasons.ts';
+import { ASYMMETRIC_ALGORITHMS, DEFAULT_MAX_TOKEN_LIFETIME_SECONDS, tokenFingerprint, validateJwt } from '../../jwt.ts';
+import type { JwtPolicy, ReplayGuard } from '../../jwt.ts';
+import { InlineJwks, RemoteJwks } from '../../jwks.ts';
+import type { KeySource, RemoteJwksOptions } from '../../jwks.ts';
+import { compileIdentityTemplate } from '../../template.ts';
+import type { IdentityTemplate } from '../../template.ts';
+import { copyAttributes } from '../../attributes.ts';
+import { SESSION_TOKEN_TYPE } from '../../session-claims.ts';
 
 export const DEFAULT_LEEWAY_SECONDS = 30;
 export const MAX_LEEWAY_SECONDS = 300;
@@ -58,6 +58,7 @@ export function trustTokenChecks(
 export class OidcTrust implements TrustVerifier {
   readonly name: string;
   readonly kind = 'oidc' as const;
+  readonly routesBy = 'issuer' as const;
   readonly config: OidcTrustConfig;
   readonly keys: KeySource;
   readonly #clock: Clock;

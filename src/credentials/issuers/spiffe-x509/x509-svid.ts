@@ -4,13 +4,13 @@
 // on short lifetimes instead of CRLs: revocation is recorded on the lease (introspect by serial)
 // and the SVID ends on its own within its TTL.
 import { createPublicKey, randomBytes, webcrypto } from 'node:crypto';
-import * as x509 from '../crypto/x509.ts'; // loads the reflect-metadata polyfill first
-import type { Clock } from '../common/clock.ts';
-import { InvalidInput } from '../common/errors.ts';
+import * as x509 from '../../../crypto/x509.ts'; // loads the reflect-metadata polyfill first
+import type { Clock } from '../../../common/clock.ts';
+import { InvalidInput } from '../../../common/errors.ts';
 import type { SpiffeX509Target } from './config.ts';
-import { TargetError } from './errors.ts';
-import { fingerprint } from './fingerprint.ts';
-import type { CredentialIssuer, IssueRequest, IssueResult, Lease, ReconcileResult, RenewResult } from './types.ts';
+import { TargetError } from '../../errors.ts';
+import { fingerprint } from '../../fingerprint.ts';
+import type { CredentialIssuer, IssueRequest, IssueResult, Lease, ReconcileResult, RenewResult } from '../../types.ts';
 
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 

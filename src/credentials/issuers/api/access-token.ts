@@ -4,11 +4,13 @@
 import { randomBytes } from 'node:crypto';
 import { jwtVerify } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
-import type { Clock } from '../common/clock.ts';
-import { AuthenticationFailed, Forbidden, InvalidInput } from '../common/errors.ts';
+import type { Clock } from '../../../common/clock.ts';
+import { formatDuration, parseDuration } from '../../../common/duration.ts';
+import { AuthenticationFailed, Forbidden, InvalidInput } from '../../../common/errors.ts';
 import type { ApiTarget } from './config.ts';
-import { fingerprint } from './fingerprint.ts';
-import type { CredentialIssuer, IssueRequest, IssueResult, JwtSigner, Lease, ReconcileResult, RenewResult } from './types.ts';
+import { fingerprint } from '../../fingerprint.ts';
+import type { IssueInput, Issued } from '../../service.ts';
+import type { CredentialIssuer, IssueRequest, SessionFacts, IssueResult, JwtSigner, Lease, ReconcileResult, RenewResult } from '../../types.ts';
 
 /** RFC 8693 §4.1: the current actor at the top, earlier actors nested inside. */
 export interface ActClaim {
@@ -80,6 +82,37 @@ export function parseScopes(raw: unknown, field = 'scopes'): string[] {
   return [...new Set(list as string[])].sort();
 }
 
+export interface ExchangeInput {
+  /** An `api` target: the audience of the new token. */
+  target: string;
+  /** The verified subject token's party: identity, its token's scopes, its `act` chain, its `jti`. */
+  subject: DelegationParty & { act?: ActClaim; jti?: string };
+  /** The verified actor token's party: identity and the scopes policy lets it use. */
+  actor: DelegationParty;
+  /** Requested scopes; default the full intersection. Widening is refused. */
+  scopes?: string[];
+  ttl?: string | number;
+  purpose: string;
+  /** The subject's session facts, with the address the exchange came from. */
+  session?: SessionFacts;
+  sessionId?: string;
+  trust?: string;
+}
+
+/** What an exchange needs of the credential service: the issuer of a target, the subject token's lease, and issuance. */
+export interface ExchangeLeases {
+  issuer(target: string): CredentialIssuer;
+  introspect(kind: 'api', handle: string): { active: boolean; lease?: Lease } | Promise<{ active: boolean; lease?: Lease }>;
+  issue(input: IssueInput): Promise<Issued>;
+}
+
+/** RFC 8693 token exchange on an `api` target (AccessTokenIssuer.exchange); refuses any other target. */
+export async function exchange(credentials: ExchangeLeases, input: ExchangeInput): Promise<Issued> {
+  const issuer = credentials.issuer(input.target);
+  if (!(issuer instanceof AccessTokenIssuer)) throw new InvalidInput(`target: ${input.target} is not an api target`, 'target');
+  return issuer.exchange(credentials, input);
+}
+
 export interface AccessTokenIssuerOptions {
   target: ApiTarget;
   signer: JwtSigner;
@@ -111,6 +144,55 @@ export class AccessTokenIssuer implements CredentialIssuer {
 
   get maxDelegationDepth(): number {
     return this.#cfg.max_delegation_depth;
+  }
+
+  /**
+   * RFC 8693 token exchange core: a token for `subject` acted on by `actor`, scope attenuated to
+   * what both hold, chain recorded in `act`, decided with `context.delegation`, never outliving
+   * the subject token's lease, and revoked with it. `credentials` records and issues it.
+   */
+  async exchange(credentials: ExchangeLeases, input: ExchangeInput): Promise<Issued> {
+    let parent: Lease | undefined;
+    if (input.subject.jti) {
+      const r = await credentials.introspect('api', input.subject.jti);
+      parent = r.lease;
+      if (parent && !r.active) throw new Forbidden('the subject token has been revoked or has expired');
+    }
+    const d = delegate({
+      subject: input.subject,
+      actor: input.actor,
+      ...(input.scopes ? { requested: input.scopes } : {}),
+      maxDepth: this.maxDelegationDepth,
+    });
+    let ttl = this.#ttl(input.ttl);
+    if (parent) ttl = Math.min(ttl, parent.expiresAt - this.#clock.now());
+    if (ttl < 1000) throw new Forbidden('the subject token expires too soon to exchange');
+    return credentials.issue({
+      identityId: d.sub,
+      target: this.target,
+      permission: d.scopes.join(' '),
+      ttl,
+      purpose: input.purpose,
+      params: { scopes: d.scopes, act: d.act, ...(parent ? { parent: parent.id } : {}) },
+      ...(input.session && { session: input.session }),
+      delegation: { actors: d.actors, depth: d.depth },
+      actor: input.actor.identityId,
+      // Renewals never take it past what its subject's lease may reach, and it ends with that grant.
+      ...(parent ? { notAfter: parent.maxExpiresAt } : {}),
+      ...(parent?.grantId ? { grantId: parent.grantId } : {}),
+      ...(input.sessionId ? { sessionId: input.sessionId } : {}),
+      ...(input.trust ? { trust: input.trust } : {}),
+    });
+  }
+
+  /** The asked lifetime (default: the target's default_ttl), within [1s, max_ttl]. */
+  #ttl(asked: string | number | undefined): number {
+    const max = this.#cfg.max_ttl_ms;
+    if (asked === undefined) return this.#cfg.default_ttl_ms;
+    const ms = typeof asked === 'number' ? asked : parseDuration(asked, 'ttl');
+    if (!Number.isFinite(ms) || ms < 1000) throw new InvalidInput('ttl: must be at least 1s', 'ttl');
+    if (ms > max) throw new InvalidInput(`ttl: ${formatDuration(ms)} exceeds the target's max_ttl of ${formatDuration(max)}`, 'ttl', { max_ttl: formatDuration(max) });
+    return ms;
   }
 
   check(params: Record<string, unknown>, permission: string | undefined): string {

@@ -9,13 +9,13 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import type { Clock } from '../common/clock.ts';
-import { Forbidden, InvalidInput } from '../common/errors.ts';
+import type { Clock } from '../../../common/clock.ts';
+import { Forbidden, InvalidInput } from '../../../common/errors.ts';
 import type { SshTarget } from './config.ts';
-import { TargetError } from './errors.ts';
-import { fingerprint } from './fingerprint.ts';
+import { TargetError } from '../../errors.ts';
+import { fingerprint } from '../../fingerprint.ts';
 import { ed25519PublicLine, parseSshPublicKey, signUserCertificate } from './ssh-cert.ts';
-import type { CredentialIssuer, IssueRequest, IssueResult, Lease, ReconcileResult, RenewResult } from './types.ts';
+import type { CredentialIssuer, IssueRequest, IssueResult, Lease, ReconcileResult, RenewResult } from '../../types.ts';
 
 const run = promisify(execFile);
 

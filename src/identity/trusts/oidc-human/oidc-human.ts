@@ -5,21 +5,21 @@
 // jose against the provider's discovered JWKS: iss, aud, exp, nonce, algorithm allowlist, and
 // auth_time when a max_age was asked (step-up). Users become `user:<email|sub>` with groups from
 // a configured claim as Cedar parents `Team::"<group>"`.
-import { outboundFetch } from '../common/outbound.ts';
-import type { OutboundFetch } from '../common/outbound.ts';
+import { outboundFetch } from '../../../common/outbound.ts';
+import type { OutboundFetch } from '../../../common/outbound.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { createRemoteJWKSet, customFetch, errors as joseErrors } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
-import type { Clock } from '../common/clock.ts';
-import { nowSeconds, systemClock } from '../common/clock.ts';
-import { AuthenticationFailed, InvalidInput, Unavailable } from '../common/errors.ts';
-import type { EntityUid } from '../policy/engine/types.ts';
-import type { HumanOidcTrustConfig } from './human-oidc-config.ts';
-import { isLoopback, redirectUriProblem } from './human-oidc-config.ts';
-import type { AuthnFacts, VerifiedProof } from './types.ts';
-import { tokenFingerprint, validateJwt } from './jwt.ts';
-import type { JwtPolicy, ReplayGuard } from './jwt.ts';
-import { AUTH_TIME_UNKNOWN, authTime, federationTyp, trustTokenChecks } from './oidc.ts';
+import type { Clock } from '../../../common/clock.ts';
+import { nowSeconds, systemClock } from '../../../common/clock.ts';
+import { AuthenticationFailed, InvalidInput, Unavailable } from '../../../common/errors.ts';
+import type { EntityUid } from '../../../policy/engine/types.ts';
+import type { HumanOidcTrustConfig } from './config.ts';
+import { isLoopback, redirectUriProblem } from './config.ts';
+import type { AuthnFacts, VerifiedProof } from '../../types.ts';
+import { tokenFingerprint, validateJwt } from '../../jwt.ts';
+import type { JwtPolicy, ReplayGuard } from '../../jwt.ts';
+import { AUTH_TIME_UNKNOWN, authTime, federationTyp, trustTokenChecks } from '../oidc/oidc.ts';
 
 export interface ProviderMetadata {
   issuer: string;

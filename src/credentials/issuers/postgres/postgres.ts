@@ -6,11 +6,11 @@
 // role; objects are never handed to the admin role (see #dropRole).
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { InvalidInput } from '../common/errors.ts';
+import { InvalidInput } from '../../../common/errors.ts';
 import type { OnRevoke, PostgresTarget } from './config.ts';
-import { TargetError } from './errors.ts';
-import { fingerprint } from './fingerprint.ts';
-import type { CredentialIssuer, IssueRequest, IssueResult, Lease, LeaseView, ReconcileResult, RenewResult } from './types.ts';
+import { TargetError } from '../../errors.ts';
+import { fingerprint } from '../../fingerprint.ts';
+import type { CredentialIssuer, IssueRequest, IssueResult, Lease, LeaseView, ReconcileResult, RenewResult } from '../../types.ts';
 
 export const ROLE_PREFIX = 'pcx_';
 const ROLE_RE = /^pcx_[a-z0-9]{20}$/;

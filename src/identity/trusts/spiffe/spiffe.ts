@@ -5,26 +5,26 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import * as x509 from '../crypto/x509.ts';
+import * as x509 from '../../../crypto/x509.ts';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { NameConstraints } from '@peculiar/asn1-x509';
 import type { GeneralSubtrees } from '@peculiar/asn1-x509';
 import type { JWK } from 'jose';
-import type { SpiffeTrustConfig } from '../config/types.ts';
-import type { Clock } from '../common/clock.ts';
-import { nowSeconds, systemClock } from '../common/clock.ts';
-import type { Proof, TrustVerifier, VerifiedProof } from './types.ts';
-import { fail } from './reasons.ts';
-import { tokenFingerprint, validateJwt } from './jwt.ts';
-import type { JwtPolicy, ReplayGuard } from './jwt.ts';
-import { InlineJwks } from './jwks.ts';
-import { authTime, defaultsOf, DEFAULT_LEEWAY_SECONDS, MAX_LEEWAY_SECONDS, trustTokenChecks } from './oidc.ts';
-import { isValidTrustDomain, parseSpiffeId } from './spiffe-id.ts';
-import type { SpiffeId } from './spiffe-id.ts';
-import { SESSION_TOKEN_TYPE } from './session-claims.ts';
+import type { SpiffeTrustConfig } from './config.ts';
+import type { Clock } from '../../../common/clock.ts';
+import { nowSeconds, systemClock } from '../../../common/clock.ts';
+import type { Proof, TrustVerifier, VerifiedProof } from '../../types.ts';
+import { fail } from '../../reasons.ts';
+import { tokenFingerprint, validateJwt } from '../../jwt.ts';
+import type { JwtPolicy, ReplayGuard } from '../../jwt.ts';
+import { InlineJwks } from '../../jwks.ts';
+import { authTime, defaultsOf, DEFAULT_LEEWAY_SECONDS, MAX_LEEWAY_SECONDS, trustTokenChecks } from '../oidc/oidc.ts';
+import { isValidTrustDomain, parseSpiffeId } from '../../spiffe-id.ts';
+import type { SpiffeId } from '../../spiffe-id.ts';
+import { SESSION_TOKEN_TYPE } from '../../session-claims.ts';
 
-export { parseSpiffeId, isValidTrustDomain } from './spiffe-id.ts';
-export type { SpiffeId } from './spiffe-id.ts';
+export { parseSpiffeId, isValidTrustDomain } from '../../spiffe-id.ts';
+export type { SpiffeId } from '../../spiffe-id.ts';
 
 /** Algorithms the JWT-SVID specification allows. */
 export const JWT_SVID_ALGORITHMS: readonly string[] = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'];
@@ -76,6 +76,7 @@ export function parseBundle(value: unknown, source = 'bundle'): ParsedBundle {
 export class SpiffeTrust implements TrustVerifier {
   readonly name: string;
   readonly kind = 'spiffe' as const;
+  readonly routesBy = 'subject' as const;
   readonly config: SpiffeTrustConfig;
   readonly #clock: Clock;
   readonly #bundlePath: string | undefined;

@@ -3,7 +3,7 @@
 // and keeps the CA private key out of files. Tests check the result with ssh-keygen -L and sshd.
 import { createPublicKey, randomBytes, sign, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { InvalidInput } from '../common/errors.ts';
+import { InvalidInput } from '../../../common/errors.ts';
 
 const CERT_TYPES: Record<string, string> = {
   'ssh-ed25519': 'ssh-ed25519-cert-v01@openssh.com',
