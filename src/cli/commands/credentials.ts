@@ -29,7 +29,7 @@ export function register(program: Command): void {
         body: { target, reason: o.reason, ...(o.perm && { permission: o.perm }), ...(o.ttl && { ttl: o.ttl }), ...(o.scope && { scopes: o.scope }), ...(o.grant && { grant_id: o.grant }) },
       });
       const c = r.credential;
-      const until = new Date(Number(r.lease.expiresAt)).toISOString();
+      const until = String(r.lease.expires_at);
       if (typeof c.password === 'string') {
         // The password goes to psql through a 0600 passfile, never through a URI on a command line.
         const pg = { host: String(c.host), port: String(c.port), database: String(c.database), user: String(c.user) };
@@ -82,8 +82,8 @@ export function register(program: Command): void {
       if (!o.all && !o.identity && !o.target) q.set('mine', 'true');
       for (const k of ['identity', 'target', 'status'] as const) if (o[k]) q.set(k, o[k]!);
       const r = await call<{ leases: Record<string, unknown>[] }>('GET', `/v1/leases?${q}`);
-      const rows = r.leases.map((l) => ({ ...l, expires: new Date(Number(l.expiresAt)).toISOString() }));
-      out(!!o.json, r, () => table(rows, ['id', 'identityId', 'target', 'permission', 'status', 'expires', 'purpose']));
+      const rows = r.leases.map((l) => ({ ...l, expires: l.expires_at }));
+      out(!!o.json, r, () => table(rows, ['id', 'identity_id', 'target', 'permission', 'status', 'expires', 'purpose']));
     });
 
   program

@@ -6,6 +6,7 @@ import type { AuditStreamName } from '../../audit/types.ts';
 import type { StreamQuery } from '../../broker/index.ts';
 import { InvalidInput } from '../../common/errors.ts';
 import { callerOf, requireSession } from '../auth.ts';
+import { auditVerificationDto } from '../dto.ts';
 
 const time = { type: 'string', maxLength: 40 } as const;
 
@@ -25,7 +26,7 @@ export function auditRoutes(app: FastifyInstance, broker: Broker): void {
     return reply.header('cache-control', 'public, max-age=60').send(broker.auditKeys());
   });
 
-  app.get('/v1/audit/verify', { preHandler: session, schema: { summary: 'Verify every stream: hash chain, checkpoints, head', tags: ['audit'] } }, async (req) => audit.verify(callerOf(req)));
+  app.get('/v1/audit/verify', { preHandler: session, schema: { summary: 'Verify every stream: hash chain, checkpoints, head', tags: ['audit'] } }, async (req) => auditVerificationDto(await audit.verify(callerOf(req))));
 
   app.get(
     '/v1/audit/:stream',

@@ -2,14 +2,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { Broker, IssueCredentialRequest, LeaseQuery } from '../../broker/index.ts';
 import { callerOf, requireSession } from '../auth.ts';
+import { issuedDto, leaseDto, targetsDto } from '../dto.ts';
 
 export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
   const leases = broker.admin.leases;
 
   app.get('/v1/targets', { preHandler: session, schema: { summary: 'Configured credential targets', tags: ['credentials'] } }, async () => {
-    const t = broker.targets();
-    return { targets: t.targets, ssh_user_ca: t.sshUserCa };
+    return targetsDto(broker.targets());
   });
 
   app.post(
@@ -40,7 +40,7 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req, reply) => {
       const issued = await broker.issueCredential(req.session!, req.body as IssueCredentialRequest, req.ip);
-      return reply.code(201).header('cache-control', 'no-store').send(issued);
+      return reply.code(201).header('cache-control', 'no-store').send(issuedDto(issued));
     },
   );
 
@@ -65,7 +65,7 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const { mine, ...q } = req.query as Omit<LeaseQuery, 'mine'> & { mine?: string };
-      return { leases: await leases.list(callerOf(req), { ...q, mine: mine === 'true' }) };
+      return { leases: (await leases.list(callerOf(req), { ...q, mine: mine === 'true' })).map(leaseDto) };
     },
   );
 
@@ -83,7 +83,7 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     async (req) => {
       const { id } = req.params as { id: string };
       const r = await leases.renew(callerOf(req), id, (req.body as { ttl?: string } | undefined)?.ttl);
-      return { lease: r.lease };
+      return { lease: leaseDto(r.lease) };
     },
   );
 

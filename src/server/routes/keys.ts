@@ -2,11 +2,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
 import { callerOf, requireSession } from '../auth.ts';
+import { keyDto, keyRotationDto } from '../dto.ts';
 
 export function keyRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
   const keys = broker.admin.keys;
-  app.get('/v1/keys', { preHandler: session, schema: { summary: 'Signing keys (public parts and status)', tags: ['keys'] } }, async (req) => ({ keys: await keys.list(callerOf(req)) }));
+  app.get('/v1/keys', { preHandler: session, schema: { summary: 'Signing keys (public parts and status)', tags: ['keys'] } }, async (req) => ({ keys: (await keys.list(callerOf(req))).map(keyDto) }));
   app.post(
     '/v1/keys/rotate',
     {
@@ -22,6 +23,6 @@ export function keyRoutes(app: FastifyInstance, broker: Broker): void {
         },
       },
     },
-    async (req) => keys.rotate(callerOf(req), (req.body as { purpose: 'session' | 'audit' | 'token' }).purpose),
+    async (req) => keyRotationDto(await keys.rotate(callerOf(req), (req.body as { purpose: 'session' | 'audit' | 'token' }).purpose)),
   );
 }

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Broker, WritePoliciesRequest } from '../../broker/index.ts';
 import { callerOf, requireSession } from '../auth.ts';
+import { snakeKeys } from '../dto.ts';
 
 const files = {
   type: 'array',
@@ -37,6 +38,6 @@ export function policyRoutes(app: FastifyInstance, broker: Broker): void {
         },
       },
     },
-    async (req) => policies.write(callerOf(req), req.body as WritePoliciesRequest),
+    async (req) => snakeKeys(await policies.write(callerOf(req), req.body as WritePoliciesRequest)),
   );
 }
