@@ -3,12 +3,16 @@ import type { FastifyInstance } from 'fastify';
 import type { Broker, IssueCredentialRequest, LeaseQuery } from '../../broker/index.ts';
 import { callerOf, requireSession } from '../auth.ts';
 import { issuedDto, leaseDto, targetsDto } from '../dto.ts';
+import { z } from 'zod';
+import { Issued, Lease, RevocationResult, SESSION_ERRORS, duration, errors, optionalBody } from '../schemas.ts';
+
+const Targets = z.object({ targets: z.array(z.object({ name: z.string(), kind: z.string(), resource_type: z.string() })), ssh_user_ca: z.string() });
 
 export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
   const leases = broker.admin.leases;
 
-  app.get('/v1/targets', { preHandler: session, schema: { summary: 'Configured credential targets', tags: ['credentials'] } }, async () => {
+  app.get('/v1/targets', { preHandler: session, schema: { operationId: 'listTargets', summary: 'Configured credential targets', tags: ['credentials'], response: { 200: Targets, ...errors(401) } } }, async () => {
     return targetsDto(broker.targets());
   });
 
@@ -17,25 +21,22 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'issueCredential',
         summary: 'Issue a short-lived credential for a target, decided now by policy (credential.issue); returns it once. Issued under an access grant, it ends with the grant',
         tags: ['credentials'],
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['target', 'reason'],
-          properties: {
-            target: { type: 'string', minLength: 1, maxLength: 128 },
-            permission: { type: 'string', minLength: 1, maxLength: 128 },
-            ttl: { type: 'string', pattern: '^(\\d+(ms|s|m|h|d))+$' },
-            reason: { type: 'string', minLength: 1, maxLength: 1024 },
-            // ssh: an OpenSSH public key line; spiffe-x509: a PEM (SPKI) public key, or `csr`.
-            public_key: { type: 'string', maxLength: 16384 },
-            csr: { type: 'string', maxLength: 16384 },
-            scopes: { type: 'array', maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 256 } },
-            // Defaults to the caller's active grant for this target; its end revokes the lease.
-            grant_id: { type: 'string', minLength: 1, maxLength: 128 },
-          },
-        },
+        body: z.strictObject({
+          target: z.string().min(1).max(128),
+          permission: z.string().min(1).max(128).optional(),
+          ttl: duration.optional(),
+          reason: z.string().min(1).max(1024),
+          // ssh: an OpenSSH public key line; spiffe-x509: a PEM (SPKI) public key, or `csr`.
+          public_key: z.string().max(16384).optional(),
+          csr: z.string().max(16384).optional(),
+          scopes: z.array(z.string().min(1).max(256)).max(64).optional(),
+          // Defaults to the caller's active grant for this target; its end revokes the lease.
+          grant_id: z.string().min(1).max(128).optional(),
+        }),
+        response: { 201: Issued, ...errors(...SESSION_ERRORS, 404, 409) },
       },
     },
     async (req, reply) => {
@@ -49,18 +50,16 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'listLeases',
         summary: 'Leases: your own (mine=true), or by identity / target / status (lease.read)',
         tags: ['credentials'],
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            mine: { type: 'string', enum: ['true', 'false'] },
-            identity: { type: 'string', maxLength: 300 },
-            target: { type: 'string', maxLength: 128 },
-            status: { type: 'string', enum: ['issuing', 'active', 'revoking', 'revoked', 'expired', 'revoke_failed', 'failed'] },
-          },
-        },
+        querystring: z.strictObject({
+          mine: z.enum(['true', 'false']).optional(),
+          identity: z.string().max(300).optional(),
+          target: z.string().max(128).optional(),
+          status: Lease.shape.status.optional(),
+        }),
+        response: { 200: z.object({ leases: z.array(Lease) }), ...errors(...SESSION_ERRORS) },
       },
     },
     async (req) => {
@@ -74,10 +73,12 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'renewLease',
         summary: 'Renew a lease: decided again against current policy, within its maximum lifetime (another identity’s: lease.renew)',
         tags: ['credentials'],
-        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 128 } } },
-        body: { type: 'object', additionalProperties: false, properties: { ttl: { type: 'string', pattern: '^(\\d+(ms|s|m|h|d))+$' } } },
+        params: z.object({ id: z.string().max(128) }),
+        body: optionalBody({ ttl: duration.optional() }),
+        response: { 200: z.object({ lease: Lease }), ...errors(...SESSION_ERRORS, 404, 409) },
       },
     },
     async (req) => {
@@ -92,14 +93,11 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'revoke',
         summary: 'Revoke everything a selector matches: a lease, an identity, every identity of an owner, a target, a trust, a session',
         tags: ['credentials'],
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['selector', 'reason'],
-          properties: { selector: { type: 'object' }, reason: { type: 'string', minLength: 1, maxLength: 1024 } },
-        },
+        body: z.strictObject({ selector: z.record(z.string(), z.unknown()), reason: z.string().min(1).max(1024) }),
+        response: { 200: RevocationResult, ...errors(...SESSION_ERRORS, 404) },
       },
     },
     async (req) => {
