@@ -4,7 +4,6 @@ import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { JsonWebKey } from 'node:crypto';
 import type { PublicKeyResolver } from '../../audit/types.ts';
-import { auditVerificationDto } from '../../server/dto.ts';
 import type { AuditVerificationDto } from '../../server/dto.ts';
 import { CliError, EXIT, address, call, sessionToken } from '../client.ts';
 import { out, table } from '../output.ts';
@@ -51,8 +50,8 @@ export function register(program: Command): void {
       let r: AuditVerificationDto;
       if (o.data) {
         // Loaded only here: the verifier and key readers are not part of every CLI start.
-        const [{ verifyAll }, { readWitnessFile }, { openAuditReader }, { offlinePublicKeyResolverForDataDir }] = await Promise.all([
-          import('../../audit/verify.ts'), import('../../audit/witness.ts'), import('../../store/sqlite/audit/offline.ts'), import('../../crypto/offline.ts'),
+        const [{ verifyAll }, { readWitnessFile }, { openAuditReader }, { offlinePublicKeyResolverForDataDir }, { auditVerificationDto }] = await Promise.all([
+          import('../../audit/verify.ts'), import('../../audit/witness.ts'), import('../../store/sqlite/audit/offline.ts'), import('../../crypto/offline.ts'), import('../../server/dto.ts'),
         ]);
         const dir = resolve(o.data);
         const keys = o.keys ? jwksFileResolver(resolve(o.keys)) : await offlinePublicKeyResolverForDataDir(dir);
