@@ -3,6 +3,7 @@
 import type { Lease } from '../credentials/index.ts';
 import type { AuditVerification } from '../audit/types.ts';
 import type { KeyInfo } from '../crypto/keyring.ts';
+import type { Decision } from '../policy/decision-point.ts';
 
 /** Epoch milliseconds → RFC 3339 (ISO 8601, UTC). */
 export const iso = (ms: number): string => new Date(ms).toISOString();
@@ -133,4 +134,16 @@ export function auditVerificationDto(v: AuditVerification) {
 /** Configured credential targets and the SSH user CA line. */
 export function targetsDto(t: { targets: { name: string; kind: string; resourceType: string }[]; sshUserCa: string }) {
   return { targets: t.targets.map((x) => ({ name: x.name, kind: x.kind, resource_type: x.resourceType })), ssh_user_ca: t.sshUserCa };
+}
+
+/** A decision: only its own members reach the wire. */
+export function decisionDto(d: Decision) {
+  return {
+    decision: d.decision,
+    reasons: d.reasons,
+    errors: d.errors.map((e) => ({ policy_id: e.policy_id, message: e.message })),
+    decision_id: d.decision_id,
+    policy_version: d.policy_version,
+    ...(d.bridge && { bridge: { from: d.bridge.from, to: d.bridge.to, reason: d.bridge.reason } }),
+  };
 }

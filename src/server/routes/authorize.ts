@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { AuthorizeRequest, Broker } from '../../broker/index.ts';
 import { requireSession } from '../auth.ts';
 import { Decision, SESSION_ERRORS, errors } from '../schemas.ts';
+import { decisionDto } from '../dto.ts';
 
 const resource = z.strictObject({
   type: z.string().regex(/^[A-Z][A-Za-z0-9_]{0,63}(::[A-Z][A-Za-z0-9_]{0,63})*$/, 'must be a Cedar entity type such as Database'),
@@ -14,16 +15,6 @@ export const authorizeRequest = z.strictObject({
   action: z.string().regex(/^[a-z][a-z0-9_.-]{0,127}$/, 'must be an action name such as db.read'),
   resource,
   context: z.record(z.string(), z.unknown()).optional(),
-});
-
-/** Only the decision's own members reach the wire. */
-const decisionDto = (d: z.infer<typeof Decision>) => ({
-  decision: d.decision,
-  reasons: d.reasons,
-  errors: d.errors.map((e) => ({ policy_id: e.policy_id, message: e.message })),
-  decision_id: d.decision_id,
-  policy_version: d.policy_version,
-  ...(d.bridge && { bridge: d.bridge }),
 });
 
 export function authorizeRoutes(app: FastifyInstance, broker: Broker): void {
