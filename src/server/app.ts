@@ -1,4 +1,4 @@
-// The HTTP adapter: Fastify with strict JSON schemas (unknown fields are errors, nothing is
+// The HTTP adapter: Fastify with strict zod schemas (unknown fields are errors, nothing is
 // coerced), one error mapping, OpenAPI generated from the route schemas.
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
@@ -18,6 +18,7 @@ import { accessRoutes } from './routes/access.ts';
 import { spiffeRoutes } from './routes/spiffe.ts';
 import { findingRoutes } from './routes/findings.ts';
 import { loginEdge } from './edge.ts';
+import { installZod, openapiTransform } from './openapi.ts';
 import { DEFAULT_TIMEOUTS } from '../config/server.ts';
 
 export interface ServerOptions {
@@ -48,6 +49,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   } as FastifyServerOptions);
 
+  installZod(app);
   app.decorateRequest('session', null);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => sendProblem(reply, problem(404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
@@ -67,6 +69,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
       },
       components: { securitySchemes: { session: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },
+    transform: openapiTransform as never,
   });
 
   loginEdge(app, broker, broker.config.limits);

@@ -108,8 +108,8 @@ describe('access hardening over HTTP (issue #8 items 4, 5, 6, 8)', () => {
 
     const issued = await h.post('/v1/credentials', { target: 'orders-db', permission: 'readwrite', ttl: '1h', reason: 'repair orders index' }, t.alice!);
     assert.equal(issued.status, 201, JSON.stringify(issued.body));
-    assert.equal(issued.body.lease.grantId, grant.id);
-    assert.ok(issued.body.lease.expiresAt <= Date.parse(grant.end_at), 'a credential under a 20 min grant does not outlive it');
+    assert.equal(issued.body.lease.grant_id, grant.id);
+    assert.ok(Date.parse(issued.body.lease.expires_at) <= Date.parse(grant.end_at), 'a credential under a 20 min grant does not outlive it');
   });
 
   it('8.6: memberships and owner are identity.membership.write; nobody escalates themselves', async () => {

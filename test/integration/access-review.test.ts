@@ -137,9 +137,9 @@ describe('access review: unseen variants of issue #8 items 4–8 over HTTP', () 
     const issued = await cred(t.dave!, '1h');
     assert.equal(issued.status, 201, JSON.stringify(issued.body));
     const lease = issued.body.lease;
-    assert.equal(lease.grantId, g3.id, 'the lease is tied to the role grant it rests on');
-    assert.ok(lease.expiresAt <= Date.parse(g3.end_at), 'issued within the grant');
-    assert.ok(lease.maxExpiresAt <= Date.parse(g3.end_at), 'and never renewable past it');
+    assert.equal(lease.grant_id, g3.id, 'the lease is tied to the role grant it rests on');
+    assert.ok(Date.parse(lease.expires_at) <= Date.parse(g3.end_at), 'issued within the grant');
+    assert.ok(Date.parse(lease.max_expires_at) <= Date.parse(g3.end_at), 'and never renewable past it');
     const renewed = await h.post(`/v1/leases/${lease.id}/renew`, { ttl: '1h' }, t.dave!);
     assert.ok(renewed.status === 200 || renewed.status === 400, JSON.stringify(renewed.body));
     assert.ok(h.running.broker.credentials.leases.get(lease.id)!.expiresAt <= Date.parse(g3.end_at), 'a renewal never passes the grant end');

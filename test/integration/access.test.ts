@@ -171,7 +171,7 @@ describe('privileged access over HTTP', () => {
     // The credential is issued under the grant (found automatically), and works.
     const issued = await h.post('/v1/credentials', cred, alice);
     assert.equal(issued.status, 201, JSON.stringify(issued.body));
-    assert.equal(issued.body.lease.grantId, grantId);
+    assert.equal(issued.body.lease.grant_id, grantId);
     const client = await connectAs(pgsrv, issued.body.credential.user, issued.body.credential.password);
     assert.deepEqual((await client.query('SELECT 1 AS one')).rows, [{ one: 1 }]);
     client.on('error', () => {});

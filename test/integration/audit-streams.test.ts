@@ -98,7 +98,7 @@ describe('audit streams', () => {
     db.close();
     let r = verifyOffline(edited);
     assert.equal(r.status, 1);
-    assert.deepEqual(r.out.streams.find((s: { stream: string }) => s.stream === 'authz').firstBadSeq, 2);
+    assert.deepEqual(r.out.streams.find((s: { stream: string }) => s.stream === 'authz').first_bad_seq, 2);
 
     const deleted = copy('deleted');
     db = events(deleted);
@@ -106,7 +106,7 @@ describe('audit streams', () => {
     db.close();
     r = verifyOffline(deleted);
     assert.equal(r.status, 1);
-    assert.equal(r.out.streams.find((s: { stream: string }) => s.stream === 'authn').firstBadSeq, 2);
+    assert.equal(r.out.streams.find((s: { stream: string }) => s.stream === 'authn').first_bad_seq, 2);
 
     const truncated = copy('truncated');
     db = events(truncated);
@@ -115,7 +115,7 @@ describe('audit streams', () => {
     db.close();
     r = verifyOffline(truncated);
     assert.equal(r.status, 1);
-    assert.equal(r.out.streams.find((s: { stream: string }) => s.stream === 'authn').firstBadSeq, max - 1);
+    assert.equal(r.out.streams.find((s: { stream: string }) => s.stream === 'authn').first_bad_seq, max - 1);
     assert.ok(readdirSync(dataDir).includes(AUDIT_DB_FILE), 'the audit streams have their own file');
     assert.ok(!readFileSync(join(dataDir, 'portcullis.db')).includes(Buffer.from('"d":"')), 'no private JWK in clear in the store');
   });

@@ -55,7 +55,7 @@ describe('audit witness and online verification', () => {
     assert.equal(v.body.witness.ok, true);
     assert.equal(v.body.witness.source, witness);
     const authz = v.body.streams.find((s: { stream: string }) => s.stream === 'authz');
-    assert.ok(authz.events >= EVENTS && authz.witnessedThrough >= EVENTS - 1000, JSON.stringify(authz));
+    assert.ok(authz.events >= EVENTS && authz.witnessed_through >= EVENTS - 1000, JSON.stringify(authz));
     // The witness is outside the store: a line the server did not sign turns the online verdict too.
     const first = readFileSync(witness, 'utf8').split('\n')[0]!;
     appendFileSync(witness, first.replace(/"seq":(\d+)/, '"seq":999999999') + '\n');
@@ -81,7 +81,7 @@ describe('audit witness and online verification', () => {
     assert.equal(cli('--data', cut).status, 0, 'the store alone is consistent');
     const r = cli('--data', cut, '--witness', witness);
     assert.equal(r.status, 1);
-    assert.equal(r.out.streams.find((s: { stream: string }) => s.stream === 'authz').firstBadSeq, 1501);
+    assert.equal(r.out.streams.find((s: { stream: string }) => s.stream === 'authz').first_bad_seq, 1501);
 
     const forged = join(witnessDir, 'forged.jsonl');
     const lines = readFileSync(witness, 'utf8').split('\n');

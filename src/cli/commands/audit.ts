@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { JsonWebKey } from 'node:crypto';
-import type { AuditVerification, PublicKeyResolver } from '../../audit/types.ts';
+import type { PublicKeyResolver } from '../../audit/types.ts';
+import type { AuditVerificationDto } from '../../server/dto.ts';
 import { CliError, EXIT, address, call, sessionToken } from '../client.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
@@ -46,11 +47,11 @@ export function register(program: Command): void {
     .addOption(json())
     .action(async (o: { data?: string; witness?: string; keys?: string; json?: boolean }) => {
       if ((o.witness || o.keys) && !o.data) throw new CliError('--witness and --keys need --data DIR (online, the server uses its configured witness)', EXIT.usage);
-      let r: AuditVerification;
+      let r: AuditVerificationDto;
       if (o.data) {
         // Loaded only here: the verifier and key readers are not part of every CLI start.
-        const [{ verifyAll }, { readWitnessFile }, { openAuditReader }, { offlinePublicKeyResolverForDataDir }] = await Promise.all([
-          import('../../audit/verify.ts'), import('../../audit/witness.ts'), import('../../store/sqlite/audit/offline.ts'), import('../../crypto/offline.ts'),
+        const [{ verifyAll }, { readWitnessFile }, { openAuditReader }, { offlinePublicKeyResolverForDataDir }, { auditVerificationDto }] = await Promise.all([
+          import('../../audit/verify.ts'), import('../../audit/witness.ts'), import('../../store/sqlite/audit/offline.ts'), import('../../crypto/offline.ts'), import('../../server/dto.ts'),
         ]);
         const dir = resolve(o.data);
         const keys = o.keys ? jwksFileResolver(resolve(o.keys)) : await offlinePublicKeyResolverForDataDir(dir);
@@ -59,16 +60,17 @@ export function register(program: Command): void {
         // The store read-only: nothing is migrated or written, no master key is needed.
         const reader = openAuditReader(dir);
         try {
-          r = await verifyAll(reader, keys, { parallel: true, ...(witness && { witness }) });
+          // The same wire form as GET /v1/audit/verify, so --json reads alike online and offline.
+          r = auditVerificationDto(await verifyAll(reader, keys, { parallel: true, ...(witness && { witness }) }));
         } finally {
           reader.close();
         }
       } else {
-        r = await call<AuditVerification>('GET', '/v1/audit/verify');
+        r = await call<AuditVerificationDto>('GET', '/v1/audit/verify');
       }
       out(!!o.json, r, () =>
         r.streams
-          .map((s) => `${s.ok ? 'ok  ' : 'FAIL'} ${s.stream.padEnd(6)} ${s.events} events, ${s.checkpoints} signed checkpoints${s.witnessedThrough !== undefined ? `, witnessed through seq ${s.witnessedThrough}` : ''}${s.ok ? '' : ` — first bad seq ${s.firstBadSeq}: ${s.reason}`}`)
+          .map((s) => `${s.ok ? 'ok  ' : 'FAIL'} ${s.stream.padEnd(6)} ${s.events} events, ${s.checkpoints} signed checkpoints${s.witnessed_through !== undefined ? `, witnessed through seq ${s.witnessed_through}` : ''}${s.ok ? '' : ` — first bad seq ${s.first_bad_seq}: ${s.reason}`}`)
           .concat(r.witness ? [`${r.witness.ok ? 'ok  ' : 'FAIL'} witness ${r.witness.source}: ${r.witness.checkpoints} checkpoints${r.witness.ok ? '' : ` — ${r.witness.reason}`}`] : [])
           .join('\n'),
       );

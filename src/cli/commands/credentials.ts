@@ -83,8 +83,8 @@ export function register(program: Command): void {
       if (!o.all && !o.identity && !o.target) q.set('mine', 'true');
       for (const k of ['identity', 'target', 'status'] as const) if (o[k]) q.set(k, o[k]!);
       const r = await call<{ leases: Record<string, unknown>[] }>('GET', `/v1/leases?${q}`);
-      const rows = r.leases.map((l) => ({ ...l, expires: new Date(Number(l.expiresAt)).toISOString() }));
-      out(!!o.json, r, () => table(rows, ['id', 'identityId', 'target', 'permission', 'status', 'expires', 'purpose']));
+      const rows = r.leases.map((l) => ({ ...l, expires: l.expires_at }));
+      out(!!o.json, r, () => table(rows, ['id', 'identity_id', 'target', 'permission', 'status', 'expires', 'purpose']));
     });
 
   program

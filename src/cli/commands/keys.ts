@@ -4,33 +4,33 @@ import { call } from '../client.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
 
-/** A key as /v1/keys answers it (times in ms since the epoch). */
+/** A key as /v1/keys answers it (RFC 3339 times; null when not set). */
 interface KeyInfo {
   kid: string;
   purpose: string;
   status: string;
-  createdAt?: number;
-  retireAt?: number;
+  created_at?: string;
+  retire_at?: string | null;
 }
 
-/** A time from the API (ms since the epoch) as ISO 8601; '-' when absent or not a time. */
-export function when(ms: unknown): string {
-  return typeof ms === 'number' && Number.isFinite(ms) ? new Date(ms).toISOString() : '-';
+/** A time from the API (RFC 3339) as printed; '-' when absent or not a time. */
+export function when(t: unknown): string {
+  return typeof t === 'string' && !Number.isNaN(Date.parse(t)) ? new Date(t).toISOString() : '-';
 }
 
 export function register(program: Command): void {
   const keys = program.command('keys').description("the broker's signing keys");
   keys.command('list').addOption(json()).action(async (o: { json?: boolean }) => {
     const r = await call<{ keys: KeyInfo[] }>('GET', '/v1/keys');
-    out(!!o.json, r, () => table(r.keys.map((k) => ({ ...k, created: when(k.createdAt), retires: when(k.retireAt) })), ['kid', 'purpose', 'status', 'created', 'retires']));
+    out(!!o.json, r, () => table(r.keys.map((k) => ({ ...k, created: when(k.created_at), retires: when(k.retire_at) })), ['kid', 'purpose', 'status', 'created', 'retires']));
   });
   keys
     .command('rotate')
     .argument('<purpose>', 'session | audit | token')
     .addOption(json())
     .action(async (purpose: string, o: { json?: boolean }) => {
-      const r = await call<{ active: KeyInfo; previous?: KeyInfo }>('POST', '/v1/keys/rotate', { body: { purpose } });
-      out(!!o.json, r, () => `new ${purpose} key ${r.active.kid}${r.previous ? `; ${r.previous.kid} ${r.previous.retireAt === undefined ? 'keeps verifying' : `keeps verifying until ${when(r.previous.retireAt)}`}` : ''}`);
+      const r = await call<{ active: KeyInfo; previous: KeyInfo | null }>('POST', '/v1/keys/rotate', { body: { purpose } });
+      out(!!o.json, r, () => `new ${purpose} key ${r.active.kid}${r.previous ? `; ${r.previous.kid} ${r.previous.retire_at == null ? 'keeps verifying' : `keeps verifying until ${when(r.previous.retire_at)}`}` : ''}`);
     });
 
   program

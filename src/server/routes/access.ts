@@ -6,16 +6,13 @@ import type { Broker, RequestView } from '../../broker/index.ts';
 import { parseBreakGlass, parseCreateRequest } from '../../access/index.ts';
 import type { DeliveryStatus, RequestStatus } from '../../access/index.ts';
 import { callerOf, requireSession } from '../auth.ts';
+import { z } from 'zod';
+import { AccessRequestView, BreakGlassReview, Delivery, Grant, SESSION_ERRORS, duration, entityRef, errors, idParam, optionalBody, text } from '../schemas.ts';
 
-const id = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 128 } } } as const;
-const text = (max: number) => ({ type: 'string', minLength: 1, maxLength: max }) as const;
-const entityRef = {
-  anyOf: [
-    { type: 'string', minLength: 1, maxLength: 600 },
-    { type: 'object', additionalProperties: false, required: ['type', 'id'], properties: { type: text(64), id: text(512) } },
-  ],
-} as const;
-const optionalBody = (props: Record<string, unknown>, required: string[] = []) => ({ type: 'object', additionalProperties: false, required, properties: props }) as const;
+const id = idParam();
+const reasonBody = optionalBody({ reason: text(1024).optional() });
+const RequestList = z.object({ requests: z.array(AccessRequestView) });
+const GrantView = Grant.extend({ status_line: z.string() });
 
 export function accessRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
@@ -28,22 +25,21 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'createAccessRequest',
         summary: 'Request access: a role, a resource with actions, or a credential for a target; for a time, with a reason',
         tags: ['access'],
-        body: optionalBody(
-          {
-            role: text(64),
-            resource: entityRef,
-            actions: { type: 'array', minItems: 1, maxItems: 32, items: text(128) },
-            credential: optionalBody({ target: text(128), permission: text(128), resource: entityRef }, ['target']),
-            duration: { type: 'string', pattern: '^(\\d+(ms|s|m|h|d))+$' },
-            reason: text(1024),
-            ticket: text(128),
-            start_at: text(64),
-            session_bound: { type: 'boolean' },
-          },
-          ['duration', 'reason'],
-        ),
+        body: z.strictObject({
+          role: text(64).optional(),
+          resource: entityRef.optional(),
+          actions: z.array(text(128)).min(1).max(32).optional(),
+          credential: z.strictObject({ target: text(128), permission: text(128).optional(), resource: entityRef.optional() }).optional(),
+          duration,
+          reason: text(1024),
+          ticket: text(128).optional(),
+          start_at: text(64).optional(),
+          session_bound: z.boolean().optional(),
+        }),
+        response: { 201: AccessRequestView, ...errors(...SESSION_ERRORS, 404, 409) },
       },
     },
     async (req, reply) => {
@@ -57,15 +53,17 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'listAccessRequests',
         summary: 'Access requests: yours (default), the ones waiting for others (reviewable=true), or all / by requester',
         tags: ['access'],
-        querystring: optionalBody({
-          mine: { type: 'string', enum: ['true', 'false'] },
-          reviewable: { type: 'string', enum: ['true', 'false'] },
-          requester: { type: 'string', maxLength: 300 },
-          status: { type: 'string', enum: ['pending', 'approved', 'denied', 'cancelled', 'expired'] },
-          limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' },
+        querystring: z.strictObject({
+          mine: z.enum(['true', 'false']).optional(),
+          reviewable: z.enum(['true', 'false']).optional(),
+          requester: z.string().max(300).optional(),
+          status: z.enum(['pending', 'approved', 'denied', 'cancelled', 'expired']).optional(),
+          limit: z.string().regex(/^[1-9][0-9]{0,3}$/, 'must be a number from 1 to 9999').optional(),
         }),
+        response: { 200: RequestList, ...errors(...SESSION_ERRORS) },
       },
     },
     async (req) => {
@@ -83,7 +81,7 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
 
   app.get(
     '/v1/access-requests/:id',
-    { preHandler: session, schema: { summary: 'One access request with its reviews, comments, grant and a status sentence', tags: ['access'], params: id } },
+    { preHandler: session, schema: { operationId: 'getAccessRequest', summary: 'One access request with its reviews, comments, grant and a status sentence', tags: ['access'], params: id, response: { 200: AccessRequestView, ...errors(...SESSION_ERRORS, 404) } } },
     async (req) => requestView(await access.getRequest(callerOf(req), (req.params as { id: string }).id)),
   );
 
@@ -92,7 +90,14 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
       `/v1/access-requests/:id/${verb}`,
       {
         preHandler: session,
-        schema: { summary, tags: ['access'], params: id, body: optionalBody({ [field]: text(2000) }, verb === 'comment' ? ['text'] : []) },
+        schema: {
+          operationId: `${verb}AccessRequest`,
+          summary,
+          tags: ['access'],
+          params: id,
+          body: verb === 'comment' ? z.strictObject({ text: text(2000) }) : optionalBody({ [field]: text(2000).optional() }),
+          response: { 200: AccessRequestView, ...errors(...SESSION_ERRORS, 404, 409) },
+        },
       },
       async (req) => {
         const rid = (req.params as { id: string }).id;
@@ -112,9 +117,11 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'listGrants',
         summary: 'Grants: yours (default) or an identity’s; active=true for the ones in force now',
         tags: ['access'],
-        querystring: optionalBody({ identity: { type: 'string', maxLength: 300 }, all: { type: 'string', enum: ['true', 'false'] }, active: { type: 'string', enum: ['true', 'false'] } }),
+        querystring: z.strictObject({ identity: z.string().max(300).optional(), all: z.enum(['true', 'false']).optional(), active: z.enum(['true', 'false']).optional() }),
+        response: { 200: z.object({ grants: z.array(GrantView) }), ...errors(...SESSION_ERRORS) },
       },
     },
     async (req) => {
@@ -128,7 +135,14 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     '/v1/grants/:id/revoke',
     {
       preHandler: session,
-      schema: { summary: 'End a grant now (its holder, or someone allowed to approve it); its credentials are revoked', tags: ['access'], params: id, body: optionalBody({ reason: text(1024) }) },
+      schema: {
+        operationId: 'revokeGrant',
+        summary: 'End a grant now (its holder, or someone allowed to approve it); its credentials are revoked',
+        tags: ['access'],
+        params: id,
+        body: reasonBody,
+        response: { 200: z.object({ grant: Grant }), ...errors(...SESSION_ERRORS, 404, 409) },
+      },
     },
     async (req) => {
       const gid = (req.params as { id: string }).id;
@@ -143,9 +157,11 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'startBreakGlass',
         summary: 'Break-glass: no approval, but eligibility by policy, a reason, a hard time cap, named revokers notified, a review item',
         tags: ['access'],
-        body: optionalBody({ target: entityRef, reason: text(1024), duration: { type: 'string', pattern: '^(\\d+(ms|s|m|h|d))+$' } }, ['target', 'reason']),
+        body: z.strictObject({ target: entityRef, reason: text(1024), duration: duration.optional() }),
+        response: { 201: z.object({ grant: Grant, review: BreakGlassReview }), ...errors(...SESSION_ERRORS, 409) },
       },
     },
     async (req, reply) => reply.code(201).send(await access.startBreakGlass(callerOf(req), parseBreakGlass(req.body))),
@@ -153,7 +169,17 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
 
   app.post(
     '/v1/break-glass/:id/end',
-    { preHandler: session, schema: { summary: 'End a break-glass (the user or a named revoker)', tags: ['access'], params: id, body: optionalBody({ reason: text(1024) }) } },
+    {
+      preHandler: session,
+      schema: {
+        operationId: 'endBreakGlass',
+        summary: 'End a break-glass (the user or a named revoker)',
+        tags: ['access'],
+        params: id,
+        body: reasonBody,
+        response: { 200: z.object({ grant: Grant }), ...errors(...SESSION_ERRORS, 404, 409) },
+      },
+    },
     async (req) => {
       const gid = (req.params as { id: string }).id;
       return { grant: await access.endBreakGlass(callerOf(req), gid, (req.body as { reason?: string } | undefined)?.reason ?? '') };
@@ -162,7 +188,17 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
 
   app.post(
     '/v1/break-glass/:id/review',
-    { preHandler: session, schema: { summary: 'Record the after-action review (someone other than the user, after it ended)', tags: ['access'], params: id, body: optionalBody({ summary: text(4000) }, ['summary']) } },
+    {
+      preHandler: session,
+      schema: {
+        operationId: 'reviewBreakGlass',
+        summary: 'Record the after-action review (someone other than the user, after it ended)',
+        tags: ['access'],
+        params: id,
+        body: z.strictObject({ summary: text(4000) }),
+        response: { 200: z.object({ review: BreakGlassReview }), ...errors(...SESSION_ERRORS, 404, 409) },
+      },
+    },
     async (req) => {
       const gid = (req.params as { id: string }).id;
       return { review: await access.reviewBreakGlass(callerOf(req), gid, (req.body as { summary: string }).summary) };
@@ -171,7 +207,16 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
 
   app.get(
     '/v1/break-glass/reviews',
-    { preHandler: session, schema: { summary: 'After-action review items (open until someone else reviews)', tags: ['access'], querystring: optionalBody({ status: { type: 'string', enum: ['open', 'closed'] } }) } },
+    {
+      preHandler: session,
+      schema: {
+        operationId: 'listBreakGlassReviews',
+        summary: 'After-action review items (open until someone else reviews)',
+        tags: ['access'],
+        querystring: z.strictObject({ status: z.enum(['open', 'closed']).optional() }),
+        response: { 200: z.object({ reviews: z.array(BreakGlassReview) }), ...errors(...SESSION_ERRORS) },
+      },
+    },
     async (req) => ({ reviews: await access.breakGlassReviews(callerOf(req), (req.query as { status?: 'open' | 'closed' }).status) }),
   );
 
@@ -181,9 +226,11 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'listWebhookDeliveries',
         summary: 'Webhook deliveries: status, attempts, last HTTP status and error (access.read)',
         tags: ['access'],
-        querystring: optionalBody({ status: { type: 'string', enum: ['pending', 'delivered', 'failed'] }, endpoint: { type: 'string', maxLength: 64 }, event: { type: 'string', maxLength: 64 } }),
+        querystring: z.strictObject({ status: z.enum(['pending', 'delivered', 'failed']).optional(), endpoint: z.string().max(64).optional(), event: z.string().max(64).optional() }),
+        response: { 200: z.object({ deliveries: z.array(Delivery) }), ...errors(...SESSION_ERRORS) },
       },
     },
     async (req) => {

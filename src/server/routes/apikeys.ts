@@ -2,9 +2,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { Broker, MintApiKeyRequest } from '../../broker/index.ts';
 import { callerOf, requireSession } from '../auth.ts';
+import { z } from 'zod';
+import { ApiKey, MintedApiKey, SESSION_ERRORS, duration, errors, idParam, optionalBody } from '../schemas.ts';
 
-const keyId = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 128 } } } as const;
-const duration = { type: 'string', pattern: '^(\\d+(ms|s|m|h|d))+$' } as const;
+const keyId = idParam();
 
 export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
@@ -15,19 +16,11 @@ export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'mintApiKey',
         summary: 'Mint an API key for an identity (the secret is shown once)',
         tags: ['apikeys'],
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['identity', 'ttl'],
-          properties: {
-            identity: { type: 'string', minLength: 3, maxLength: 300 },
-            ttl: duration,
-            rotate_after: duration,
-            description: { type: 'string', maxLength: 256 },
-          },
-        },
+        body: z.strictObject({ identity: z.string().min(3).max(300), ttl: duration, rotate_after: duration.optional(), description: z.string().max(256).optional() }),
+        response: { 201: MintedApiKey, ...errors(...SESSION_ERRORS, 404) },
       },
     },
     async (req, reply) => {
@@ -40,9 +33,11 @@ export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'listApiKeys',
         summary: 'List API keys (never their secrets)',
         tags: ['apikeys'],
-        querystring: { type: 'object', additionalProperties: false, properties: { identity: { type: 'string', maxLength: 300 } } },
+        querystring: z.strictObject({ identity: z.string().max(300).optional() }),
+        response: { 200: z.object({ apikeys: z.array(ApiKey) }), ...errors(...SESSION_ERRORS) },
       },
     },
     async (req) => {
@@ -53,7 +48,7 @@ export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
 
   app.post(
     '/v1/apikeys/:id/rotate',
-    { preHandler: session, schema: { summary: 'Rotate: a new secret replaces the old one', tags: ['apikeys'], params: keyId } },
+    { preHandler: session, schema: { operationId: 'rotateApiKey', summary: 'Rotate: a new secret replaces the old one', tags: ['apikeys'], params: keyId, response: { 200: MintedApiKey, ...errors(...SESSION_ERRORS, 404, 409) } } },
     async (req) => {
       const { id } = req.params as { id: string };
       return apiKeys.rotate(callerOf(req), id);
@@ -65,10 +60,12 @@ export function apikeyRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'revokeApiKey',
         summary: 'Revoke an API key',
         tags: ['apikeys'],
         params: keyId,
-        body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 1024 } } },
+        body: optionalBody({ reason: z.string().max(1024).optional() }),
+        response: { 200: ApiKey, ...errors(...SESSION_ERRORS, 404, 409) },
       },
     },
     async (req) => {

@@ -1,13 +1,17 @@
 // Audit: query, follow (NDJSON stream), export, online verification.
 import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
-import { AUDIT_STREAMS } from '../../audit/types.ts';
 import type { AuditStreamName } from '../../audit/types.ts';
 import type { StreamQuery } from '../../broker/index.ts';
 import { InvalidInput } from '../../common/errors.ts';
 import { callerOf, requireSession } from '../auth.ts';
+import { auditVerificationDto } from '../dto.ts';
+import { z } from 'zod';
+import { AuditRecord, AuditVerification, Jwks, SESSION_ERRORS, auditStream, errors } from '../schemas.ts';
 
-const time = { type: 'string', maxLength: 40 } as const;
+const ndjson = { 'application/x-ndjson': { schema: z.string().describe('one audit record a line') } };
+
+const time = z.string().max(40).optional();
 
 export function auditRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
@@ -21,36 +25,34 @@ export function auditRoutes(app: FastifyInstance, broker: Broker): void {
 
   // Public keys only, apart from /.well-known/jwks.json (relying parties must never trust a
   // checkpoint key for tokens); public like a JWKS so anyone holding witnessed checkpoints can check them.
-  app.get('/v1/audit/keys', { schema: { summary: 'Audit checkpoint public keys (every one ever used, with status) for offline verification', tags: ['audit'] } }, async (_req, reply) => {
+  app.get('/v1/audit/keys', { schema: { operationId: 'getAuditKeys', summary: 'Audit checkpoint public keys (every one ever used, with status) for offline verification', tags: ['audit'], response: { 200: Jwks, ...errors() } } }, async (_req, reply) => {
     return reply.header('cache-control', 'public, max-age=60').send(broker.auditKeys());
   });
 
-  app.get('/v1/audit/verify', { preHandler: session, schema: { summary: 'Verify every stream: hash chain, checkpoints, head', tags: ['audit'] } }, async (req) => audit.verify(callerOf(req)));
+  app.get('/v1/audit/verify', { preHandler: session, schema: { operationId: 'verifyAudit', summary: 'Verify every stream: hash chain, checkpoints, head', tags: ['audit'], response: { 200: AuditVerification, ...errors(401, 403) } } }, async (req) => auditVerificationDto(await audit.verify(callerOf(req))));
 
   app.get(
     '/v1/audit/:stream',
     {
       preHandler: session,
       schema: {
+        operationId: 'queryAudit',
         summary: 'Query a stream; `follow=true` streams new events as NDJSON, `format=ndjson` exports',
         tags: ['audit'],
-        params: { type: 'object', required: ['stream'], properties: { stream: { type: 'string', enum: [...AUDIT_STREAMS] } } },
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            since: time,
-            until: time,
-            identity: { type: 'string', maxLength: 300 },
-            boundary: { type: 'string', maxLength: 64 },
-            decision: { type: 'string', enum: ['allow', 'deny'] },
-            type: { type: 'string', maxLength: 128 },
-            after: { type: 'string', pattern: '^\\d{1,15}$' },
-            limit: { type: 'string', pattern: '^\\d{1,4}$' },
-            follow: { type: 'string', enum: ['true', 'false'] },
-            format: { type: 'string', enum: ['json', 'ndjson'] },
-          },
-        },
+        params: z.object({ stream: auditStream }),
+        querystring: z.strictObject({
+          since: time,
+          until: time,
+          identity: z.string().max(300).optional(),
+          boundary: z.string().max(64).optional(),
+          decision: z.enum(['allow', 'deny']).optional(),
+          type: z.string().max(128).optional(),
+          after: z.string().regex(/^\d{1,15}$/, 'must be a sequence number').optional(),
+          limit: z.string().regex(/^\d{1,4}$/, 'must be a number up to 9999').optional(),
+          follow: z.enum(['true', 'false']).optional(),
+          format: z.enum(['json', 'ndjson']).optional(),
+        }),
+        response: { 200: { description: 'Events (JSON), or NDJSON with format=ndjson / follow=true', content: { 'application/json': { schema: z.object({ events: z.array(AuditRecord) }) }, ...ndjson } }, ...errors(...SESSION_ERRORS) },
       },
     },
     async (req, reply) => {

@@ -5,6 +5,15 @@ import type { Proof } from '../../identity/types.ts';
 import { AuthenticationFailed, InvalidInput, PortcullisError } from '../../common/errors.ts';
 import { callerOf, requireSession } from '../auth.ts';
 import { TokenExchangeRefused } from '../../credentials/index.ts';
+import { z } from 'zod';
+import { Jwks, LoginResult, SESSION_ERRORS, errors, optionalBody, time } from '../schemas.ts';
+
+const OAuthToken = z.object({ access_token: z.string(), issued_token_type: z.string(), token_type: z.literal('Bearer'), expires_in: z.int(), scope: z.string().optional() });
+const OAuthError = z.looseObject({ error: z.string(), error_description: z.string() }).describe('RFC 6749 §5.2 error');
+const StartedLogin = z.object({ url: z.string(), state: z.string(), expires_at: time, trust: z.string() });
+const StartedDevice = z.object({ handle: z.string(), user_code: z.string(), verification_uri: z.string(), verification_uri_complete: z.string().optional(), expires_at: time, interval: z.int(), trust: z.string() });
+const DevicePoll = z.union([z.object({ status: z.literal('pending'), interval: z.int() }), LoginResult.extend({ status: z.literal('complete') })]);
+const LOGIN_ERRORS = [400, 401, 429] as const;
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
@@ -16,17 +25,11 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
     '/v1/auth/token',
     {
       schema: {
+        operationId: 'login',
         summary: 'Exchange a proof (workload JWT, JWT-SVID, API key, or the TLS client certificate) for a session token',
         tags: ['auth'],
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            token: { type: 'string', maxLength: 16384 },
-            api_key: { type: 'string', maxLength: 256 },
-            bootstrap: { type: 'string', maxLength: 256 },
-          },
-        },
+        body: optionalBody({ token: z.string().max(16384).optional(), api_key: z.string().max(256).optional(), bootstrap: z.string().max(256).optional() }),
+        response: { 200: LoginResult, ...errors(...LOGIN_ERRORS, 403, 415) },
       },
     },
     async (req) => {
@@ -53,11 +56,19 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
   // on the subject's behalf with an `act` chain and attenuated scope.
   app.post(
     '/oauth2/token',
-    { schema: { summary: 'RFC 8693 token exchange: a workload JWT for a session token, or delegation (subject + actor access tokens → a token on the subject\'s behalf with act)', tags: ['auth'] } },
+    {
+      schema: {
+        operationId: 'exchangeToken',
+        summary: 'RFC 8693 token exchange: a workload JWT for a session token, or delegation (subject + actor access tokens → a token on the subject\'s behalf with act)',
+        tags: ['auth'],
+        // The form is checked by the handler: its errors are RFC 6749's, not problem documents.
+        response: { 200: OAuthToken, 400: { description: 'RFC 6749 error', content: { 'application/json': { schema: OAuthError } } }, ...errors(413, 429) },
+      },
+    },
     async (req, reply) => {
       const form = req.body as Record<string, string> | undefined;
       const oauthError = (status: number, error: string, description: string, extra: Record<string, unknown> = {}) =>
-        reply.code(status).header('cache-control', 'no-store').send({ error, error_description: description, ...extra });
+        reply.code(status as 400).header('cache-control', 'no-store').send({ error, error_description: description, ...extra });
       if (!form || typeof form !== 'object') return oauthError(400, 'invalid_request', 'send application/x-www-form-urlencoded');
       if (form.grant_type !== TOKEN_EXCHANGE) return oauthError(400, 'unsupported_grant_type', `grant_type must be ${TOKEN_EXCHANGE}`);
       if (!form.subject_token) return oauthError(400, 'invalid_request', 'subject_token is required');
@@ -113,17 +124,11 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: requireSession(broker),
       schema: {
+        operationId: 'revokeSessions',
         summary: 'Revoke one session (by jti) or every live session of an identity',
         tags: ['auth'],
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            jti: { type: 'string', maxLength: 128 },
-            identity: { type: 'string', maxLength: 300 },
-            reason: { type: 'string', maxLength: 1024 },
-          },
-        },
+        body: optionalBody({ jti: z.string().max(128).optional(), identity: z.string().max(300).optional(), reason: z.string().max(1024).optional() }),
+        response: { 200: z.object({ revoked: z.unknown() }), ...errors(...SESSION_ERRORS, 404) },
       },
     },
     async (req) => {
@@ -134,10 +139,10 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
 
   // ── Human sign-in through an oidc-human trust ──────────────────────────────────────────────
   const stepUpQuery = {
-    mfa: { type: 'string', enum: ['true', 'false'] },
-    max_age: { type: 'string', pattern: '^[0-9]{1,7}$' },
-  } as const;
-  const trustName = { type: 'string', minLength: 1, maxLength: 63 } as const;
+    mfa: z.enum(['true', 'false']).optional(),
+    max_age: z.string().regex(/^[0-9]{1,7}$/, 'must be a number of seconds').optional(),
+  };
+  const trustName = z.string().min(1).max(63);
   const stepUpOf = (q: { mfa?: string | boolean; max_age?: string | number }) => {
     const mfa = q.mfa === 'true' || q.mfa === true;
     const maxAge = q.max_age === undefined ? undefined : Number(q.max_age);
@@ -148,14 +153,11 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
     '/v1/auth/login',
     {
       schema: {
+        operationId: 'startHumanLogin',
         summary: 'Start a human sign-in (authorization code + PKCE): returns the provider URL to open; mfa/max_age for step-up',
         tags: ['auth'],
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['redirect_uri'],
-          properties: { redirect_uri: { type: 'string', minLength: 1, maxLength: 2048 }, trust: trustName, login_hint: { type: 'string', maxLength: 256 }, ...stepUpQuery },
-        },
+        querystring: z.strictObject({ redirect_uri: z.string().min(1).max(2048), trust: trustName.optional(), login_hint: z.string().max(256).optional(), ...stepUpQuery }),
+        response: { 200: StartedLogin, ...errors(400, 404, 429) },
       },
     },
     async (req, reply) => {
@@ -170,21 +172,18 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
     '/v1/auth/callback',
     {
       schema: {
+        operationId: 'completeHumanLogin',
         summary: 'Finish a human sign-in with the state and code the provider redirected back with; returns a session token',
         tags: ['auth'],
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['state'],
-          properties: {
-            state: { type: 'string', minLength: 1, maxLength: 256 },
-            code: { type: 'string', minLength: 1, maxLength: 4096 },
-            iss: { type: 'string', maxLength: 2048 },
-            error: { type: 'string', maxLength: 256 },
-            error_description: { type: 'string', maxLength: 1024 },
-            trust: trustName,
-          },
-        },
+        body: z.strictObject({
+          state: z.string().min(1).max(256),
+          code: z.string().min(1).max(4096).optional(),
+          iss: z.string().max(2048).optional(),
+          error: z.string().max(256).optional(),
+          error_description: z.string().max(1024).optional(),
+          trust: trustName.optional(),
+        }),
+        response: { 200: LoginResult, ...errors(...LOGIN_ERRORS, 403, 404, 415) },
       },
     },
     async (req, reply) => {
@@ -197,9 +196,11 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
     '/v1/auth/device',
     {
       schema: {
+        operationId: 'startDeviceLogin',
         summary: 'Start a device-code sign-in (RFC 8628) for headless use: returns the user code, the page to visit and a handle to poll',
         tags: ['auth'],
-        body: { type: 'object', additionalProperties: false, properties: { trust: trustName, mfa: { type: 'boolean' }, max_age: { type: 'integer', minimum: 0, maximum: 86400 } } },
+        body: optionalBody({ trust: trustName.optional(), mfa: z.boolean().optional(), max_age: z.int().min(0).max(86400).optional() }),
+        response: { 200: StartedDevice, ...errors(400, 404, 415, 429) },
       },
     },
     async (req, reply) => {
@@ -213,15 +214,17 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
     '/v1/auth/device/poll',
     {
       schema: {
+        operationId: 'pollDeviceLogin',
         summary: 'Poll a device-code sign-in: {status: pending, interval} until the user approves, then the session token',
         tags: ['auth'],
-        body: { type: 'object', additionalProperties: false, required: ['handle'], properties: { handle: { type: 'string', minLength: 1, maxLength: 256 }, trust: trustName } },
+        body: z.strictObject({ handle: z.string().min(1).max(256), trust: trustName.optional() }),
+        response: { 200: DevicePoll, ...errors(...LOGIN_ERRORS, 403, 404, 415) },
       },
     },
     async (req, reply) => reply.header('cache-control', 'no-store').send(await broker.pollDeviceLogin(req.body as { handle: string; trust?: string }, req.ip)),
   );
 
-  app.get('/.well-known/jwks.json', { schema: { summary: "The broker's public signing keys", tags: ['auth'] } }, async (_req, reply) => {
+  app.get('/.well-known/jwks.json', { schema: { operationId: 'getJwks', summary: "The broker's public signing keys", tags: ['auth'], response: { 200: Jwks, ...errors() } } }, async (_req, reply) => {
     return reply.header('cache-control', 'public, max-age=60').send(broker.publicJwks());
   });
 }

@@ -2,16 +2,19 @@
 import type { FastifyInstance } from 'fastify';
 import type { Broker, IssueCredentialRequest, LeaseQuery } from '../../broker/index.ts';
 import { callerOf, requireSession } from '../auth.ts';
-import { jsonSchemaOf } from '../../common/validation.ts';
 import { CREDENTIAL_REQUEST } from '../../credentials/issuers/registry.ts';
+import { issuedDto, leaseDto, targetsDto } from '../dto.ts';
+import { z } from 'zod';
+import { Issued, Lease, RevocationResult, SESSION_ERRORS, duration, errors, optionalBody } from '../schemas.ts';
+
+const Targets = z.object({ targets: z.array(z.object({ name: z.string(), kind: z.string(), resource_type: z.string() })), ssh_user_ca: z.string() });
 
 export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
   const leases = broker.admin.leases;
 
-  app.get('/v1/targets', { preHandler: session, schema: { summary: 'Configured credential targets', tags: ['credentials'] } }, async () => {
-    const t = broker.targets();
-    return { targets: t.targets, ssh_user_ca: t.sshUserCa };
+  app.get('/v1/targets', { preHandler: session, schema: { operationId: 'listTargets', summary: 'Configured credential targets', tags: ['credentials'], response: { 200: Targets, ...errors(401) } } }, async () => {
+    return targetsDto(broker.targets());
   });
 
   app.post(
@@ -19,15 +22,17 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'issueCredential',
         summary: 'Issue a short-lived credential for a target, decided now by policy (credential.issue); returns it once. Issued under an access grant, it ends with the grant',
         tags: ['credentials'],
         // The common fields and each issuer kind's own (public_key, csr, scopes…): credentials/issuers/registry.ts.
-        body: jsonSchemaOf(CREDENTIAL_REQUEST),
+        body: CREDENTIAL_REQUEST,
+        response: { 201: Issued, ...errors(...SESSION_ERRORS, 404, 409) },
       },
     },
     async (req, reply) => {
       const issued = await broker.issueCredential(req.session!, req.body as IssueCredentialRequest, req.ip);
-      return reply.code(201).header('cache-control', 'no-store').send(issued);
+      return reply.code(201).header('cache-control', 'no-store').send(issuedDto(issued));
     },
   );
 
@@ -36,23 +41,21 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'listLeases',
         summary: 'Leases: your own (mine=true), or by identity / target / status (lease.read)',
         tags: ['credentials'],
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            mine: { type: 'string', enum: ['true', 'false'] },
-            identity: { type: 'string', maxLength: 300 },
-            target: { type: 'string', maxLength: 128 },
-            status: { type: 'string', enum: ['issuing', 'active', 'revoking', 'revoked', 'expired', 'revoke_failed', 'failed'] },
-          },
-        },
+        querystring: z.strictObject({
+          mine: z.enum(['true', 'false']).optional(),
+          identity: z.string().max(300).optional(),
+          target: z.string().max(128).optional(),
+          status: Lease.shape.status.optional(),
+        }),
+        response: { 200: z.object({ leases: z.array(Lease) }), ...errors(...SESSION_ERRORS) },
       },
     },
     async (req) => {
       const { mine, ...q } = req.query as Omit<LeaseQuery, 'mine'> & { mine?: string };
-      return { leases: await leases.list(callerOf(req), { ...q, mine: mine === 'true' }) };
+      return { leases: (await leases.list(callerOf(req), { ...q, mine: mine === 'true' })).map(leaseDto) };
     },
   );
 
@@ -61,16 +64,18 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'renewLease',
         summary: 'Renew a lease: decided again against current policy, within its maximum lifetime (another identity’s: lease.renew)',
         tags: ['credentials'],
-        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 128 } } },
-        body: { type: 'object', additionalProperties: false, properties: { ttl: { type: 'string', pattern: '^(\\d+(ms|s|m|h|d))+$' } } },
+        params: z.object({ id: z.string().max(128) }),
+        body: optionalBody({ ttl: duration.optional() }),
+        response: { 200: z.object({ lease: Lease }), ...errors(...SESSION_ERRORS, 404, 409) },
       },
     },
     async (req) => {
       const { id } = req.params as { id: string };
       const r = await leases.renew(callerOf(req), id, (req.body as { ttl?: string } | undefined)?.ttl);
-      return { lease: r.lease };
+      return { lease: leaseDto(r.lease) };
     },
   );
 
@@ -79,14 +84,11 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'revoke',
         summary: 'Revoke everything a selector matches: a lease, an identity, every identity of an owner, a target, a trust, a session',
         tags: ['credentials'],
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['selector', 'reason'],
-          properties: { selector: { type: 'object' }, reason: { type: 'string', minLength: 1, maxLength: 1024 } },
-        },
+        body: z.strictObject({ selector: z.record(z.string(), z.unknown()), reason: z.string().min(1).max(1024) }),
+        response: { 200: RevocationResult, ...errors(...SESSION_ERRORS, 404) },
       },
     },
     async (req) => {

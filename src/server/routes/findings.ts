@@ -2,6 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
 import { callerOf, requireSession } from '../auth.ts';
+import { z } from 'zod';
+import { Finding, SESSION_ERRORS, errors } from '../schemas.ts';
 
 export function findingRoutes(app: FastifyInstance, broker: Broker): void {
   app.get(
@@ -9,13 +11,11 @@ export function findingRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: requireSession(broker),
       schema: {
+        operationId: 'listFindings',
         summary: 'Posture findings: identities without owner or purpose, stale identities, legacy or overdue API keys, failed revocations',
         tags: ['identities'],
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { stale_days: { type: 'string', pattern: '^\\d{1,4}$' } },
-        },
+        querystring: z.strictObject({ stale_days: z.string().regex(/^\d{1,4}$/, 'must be a number of days').optional() }),
+        response: { 200: z.object({ findings: z.array(Finding) }), ...errors(...SESSION_ERRORS) },
       },
     },
     async (req) => {

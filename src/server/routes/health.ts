@@ -5,10 +5,16 @@ import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
 import { metricsTokenCheck } from '../edge.ts';
 import { problem, sendProblem } from '../problem.ts';
+import { z } from 'zod';
+import { errors } from '../schemas.ts';
+import { installZod } from '../openapi.ts';
+
+const Readiness = z.object({ ready: z.boolean(), policy_version: z.int().nullable() });
+const text = (description: string) => ({ description, content: { 'text/plain': { schema: z.string() } } });
 
 export function healthRoutes(app: FastifyInstance, broker: Broker): void {
-  app.get('/healthz', { schema: { summary: 'The process is up', tags: ['ops'] } }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { summary: 'Policies are loaded and the store answers', tags: ['ops'] } }, async (_req, reply) => {
+  app.get('/healthz', { schema: { operationId: 'health', summary: 'The process is up', tags: ['ops'], response: { 200: z.object({ status: z.literal('ok') }) } } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { operationId: 'ready', summary: 'Policies are loaded and the store answers', tags: ['ops'], response: { 200: Readiness, 503: Readiness.describe('Not ready') } } }, async (_req, reply) => {
     const r = broker.readiness();
     return reply.code(r.ready ? 200 : 503).send(r);
   });
@@ -19,7 +25,7 @@ function metricsRoute(app: FastifyInstance, broker: Broker): void {
   const token = broker.config.metrics?.token;
   app.get(
     '/metrics',
-    { ...(token !== undefined && { onRequest: metricsTokenCheck(token) }), schema: { summary: 'Prometheus metrics', tags: ['ops'] } },
+    { ...(token !== undefined && { onRequest: metricsTokenCheck(token) }), schema: { operationId: 'metrics', summary: 'Prometheus metrics', tags: ['ops'], response: { 200: text('Prometheus text format'), ...(token !== undefined && errors(401)) } } },
     async (_req, reply) => reply.type(broker.metrics.registry.contentType).send(await broker.metrics.registry.metrics()),
   );
 }
@@ -27,6 +33,7 @@ function metricsRoute(app: FastifyInstance, broker: Broker): void {
 /** The separate metrics listener (`metrics.listen`): `/metrics` only. */
 export function buildMetricsServer(broker: Broker): FastifyInstance {
   const app = Fastify({ logger: false, forceCloseConnections: true, requestTimeout: 10_000, http: { headersTimeout: 5_000, requestTimeout: 10_000, connectionsCheckingInterval: 1_000 } });
+  installZod(app);
   app.setNotFoundHandler((req, reply) => sendProblem(reply, problem(404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
   metricsRoute(app, broker);
   return app;

@@ -3,26 +3,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
 import type { IdentityFilter, IdentityInput, IdentityPatch } from '../../inventory/identities.ts';
-import { IDENTITY_KINDS } from '../../identity/types.ts';
 import { callerOf, requireSession } from '../auth.ts';
+import { z } from 'zod';
+import { Identity, SESSION_ERRORS, errors, idParam as idParamOf, identityKind, name, optionalBody } from '../schemas.ts';
 
-const name = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,63}$' } as const;
-const labels = { type: 'object', maxProperties: 64, additionalProperties: { type: 'string', maxLength: 256 } } as const;
-const parents = {
-  type: 'array',
-  maxItems: 64,
-  items: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['type', 'id'],
-    properties: { type: { type: 'string', enum: ['Team', 'Role'] }, id: { type: 'string', minLength: 1, maxLength: 256 } },
-  },
-} as const;
-const idParam = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: { type: 'string', minLength: 3, maxLength: 300 } },
-} as const;
+const labels = z.record(z.string(), z.string().max(256)).refine((l) => Object.keys(l).length <= 64, 'must have at most 64 labels');
+const parents = z.array(z.strictObject({ type: z.enum(['Team', 'Role']), id: z.string().min(1).max(256) })).max(64);
+const idParam = idParamOf(300, 3);
+const reasonBody = optionalBody({ reason: z.string().max(1024).optional() });
 
 export function identityRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
@@ -33,25 +21,23 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'listIdentities',
         summary: 'List identities (filter by kind, boundary, environment, owner, status)',
         tags: ['identities'],
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            kind: { type: 'string', enum: [...IDENTITY_KINDS] },
-            boundary: name,
-            environment: name,
-            owner: { type: 'string', maxLength: 256 },
-            status: { type: 'string', enum: ['active', 'suspended', 'offboarded'] },
-          },
-        },
+        querystring: z.strictObject({
+          kind: identityKind.optional(),
+          boundary: name.optional(),
+          environment: name.optional(),
+          owner: z.string().max(256).optional(),
+          status: z.enum(['active', 'suspended', 'offboarded']).optional(),
+        }),
+        response: { 200: z.object({ identities: z.array(Identity) }), ...errors(...SESSION_ERRORS) },
       },
     },
     async (req) => ({ identities: await identities.list(callerOf(req), req.query as IdentityFilter) }),
   );
 
-  app.get('/v1/identities/:id', { preHandler: session, schema: { summary: 'Show one identity', tags: ['identities'], params: idParam } }, async (req) => {
+  app.get('/v1/identities/:id', { preHandler: session, schema: { operationId: 'getIdentity', summary: 'Show one identity', tags: ['identities'], params: idParam, response: { 200: Identity, ...errors(...SESSION_ERRORS, 404) } } }, async (req) => {
     const { id } = req.params as { id: string };
     return identities.get(callerOf(req), id);
   });
@@ -61,24 +47,21 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'declareIdentity',
         summary: 'Declare an identity',
         tags: ['identities'],
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['id', 'kind', 'boundary', 'environment'],
-          properties: {
-            id: { type: 'string', minLength: 3, maxLength: 300 },
-            kind: { type: 'string', enum: [...IDENTITY_KINDS] },
-            boundary: name,
-            environment: name,
-            owner: { type: 'string', minLength: 1, maxLength: 256 },
-            purpose: { type: 'string', minLength: 1, maxLength: 1024 },
-            labels,
-            parents,
-            trusts: { type: 'array', maxItems: 32, items: name },
-          },
-        },
+        body: z.strictObject({
+          id: z.string().min(3).max(300),
+          kind: identityKind,
+          boundary: name,
+          environment: name,
+          owner: z.string().min(1).max(256).optional(),
+          purpose: z.string().min(1).max(1024).optional(),
+          labels: labels.optional(),
+          parents: parents.optional(),
+          trusts: z.array(name).max(32).optional(),
+        }),
+        response: { 201: Identity, ...errors(...SESSION_ERRORS, 409) },
       },
     },
     async (req, reply) => reply.code(201).send(await identities.declare(callerOf(req), req.body as IdentityInput & { trusts?: string[] })),
@@ -89,20 +72,19 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'updateIdentity',
         summary: 'Update owner, purpose, labels, memberships',
         tags: ['identities'],
         params: idParam,
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          minProperties: 1,
-          properties: {
-            owner: { type: ['string', 'null'], minLength: 1, maxLength: 256 },
-            purpose: { type: ['string', 'null'], minLength: 1, maxLength: 1024 },
-            labels,
-            parents,
-          },
-        },
+        body: z
+          .strictObject({
+            owner: z.string().min(1).max(256).nullable().optional(),
+            purpose: z.string().min(1).max(1024).nullable().optional(),
+            labels: labels.optional(),
+            parents: parents.optional(),
+          })
+          .refine((b) => Object.keys(b).length > 0, 'must change at least one member'),
+        response: { 200: Identity, ...errors(...SESSION_ERRORS, 404) },
       },
     },
     async (req) => {
@@ -116,10 +98,12 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
     {
       preHandler: session,
       schema: {
+        operationId: 'bindIdentityTrusts',
         summary: 'Bind an identity to the trusts allowed to prove it ([]: only credentials Portcullis issues for it)',
         tags: ['identities'],
         params: idParam,
-        body: { type: 'object', additionalProperties: false, required: ['trusts'], properties: { trusts: { type: 'array', maxItems: 32, items: name } } },
+        body: z.strictObject({ trusts: z.array(name).max(32) }),
+        response: { 200: Identity, ...errors(...SESSION_ERRORS, 404) },
       },
     },
     async (req) => {
@@ -138,10 +122,12 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
       {
         preHandler: session,
         schema: {
+          operationId: `${verb}Identity`,
           summary: `${verb[0]!.toUpperCase()}${verb.slice(1)} an identity${verb === 'activate' ? '' : ' (its live sessions end at once)'}`,
           tags: ['identities'],
           params: idParam,
-          body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 1024 } } },
+          body: reasonBody,
+          response: { 200: Identity, ...errors(...SESSION_ERRORS, 404, 409) },
         },
       },
       async (req) => {

@@ -2,41 +2,37 @@
 import type { FastifyInstance } from 'fastify';
 import type { Broker, WritePoliciesRequest } from '../../broker/index.ts';
 import { callerOf, requireSession } from '../auth.ts';
+import { snakeKeys } from '../dto.ts';
+import { z } from 'zod';
+import { PolicyVersion, SESSION_ERRORS, errors } from '../schemas.ts';
 
-const files = {
-  type: 'array',
-  maxItems: 256,
-  items: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['name', 'text'],
-    properties: { name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' }, text: { type: 'string', maxLength: 1048576 } },
-  },
-} as const;
+const files = z.array(z.strictObject({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be a file name'), text: z.string().max(1048576) })).max(256);
+const ActivePolicy = PolicyVersion.extend({ policies: z.array(z.string()) });
+const WriteResult = z.union([
+  z.object({ valid: z.literal(true), policies: z.array(z.string()) }),
+  z.object({ version: z.int(), changed: z.boolean(), digest: z.string(), leases_revoked: z.record(z.string(), z.unknown()).optional() }),
+]);
 
 export function policyRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);
   const policies = broker.admin.policies;
 
-  app.get('/v1/policies', { preHandler: session, schema: { summary: 'The active policy version', tags: ['policies'] } }, async (req) => policies.active(callerOf(req)));
+  app.get('/v1/policies', { preHandler: session, schema: { operationId: 'getActivePolicy', summary: 'The active policy version', tags: ['policies'], response: { 200: ActivePolicy, ...errors(401, 403, 404) } } }, async (req) => policies.active(callerOf(req)));
 
-  app.get('/v1/policies/versions', { preHandler: session, schema: { summary: 'Every policy version', tags: ['policies'] } }, async (req) => ({ versions: await policies.versions(callerOf(req)) }));
+  app.get('/v1/policies/versions', { preHandler: session, schema: { operationId: 'listPolicyVersions', summary: 'Every policy version', tags: ['policies'], response: { 200: z.object({ versions: z.array(PolicyVersion) }), ...errors(401, 403) } } }, async (req) => ({ versions: await policies.versions(callerOf(req)) }));
 
   app.put(
     '/v1/policies',
     {
       preHandler: session,
       schema: {
+        operationId: 'writePolicies',
         summary: 'Replace the API-managed policy files; validated in strict mode before activation',
         tags: ['policies'],
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['files', 'reason'],
-          properties: { files, reason: { type: 'string', minLength: 1, maxLength: 1024 }, dry_run: { type: 'boolean' } },
-        },
+        body: z.strictObject({ files, reason: z.string().min(1).max(1024), dry_run: z.boolean().optional() }),
+        response: { 200: WriteResult, ...errors(...SESSION_ERRORS) },
       },
     },
-    async (req) => policies.write(callerOf(req), req.body as WritePoliciesRequest),
+    async (req) => snakeKeys(await policies.write(callerOf(req), req.body as WritePoliciesRequest)),
   );
 }

@@ -2,15 +2,19 @@
 import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
 import { NotFound } from '../../common/errors.ts';
+import { z } from 'zod';
+import { Jwks, errors } from '../schemas.ts';
 
 export function spiffeRoutes(app: FastifyInstance, broker: Broker): void {
   app.get(
     '/v1/spiffe/bundle/:trust_domain',
     {
       schema: {
+        operationId: 'getSpiffeBundle',
         summary: "SPIFFE trust bundle (JWK set, x509-svid keys with x5c) of Portcullis' CA for a trust domain",
         tags: ['credentials'],
-        params: { type: 'object', required: ['trust_domain'], properties: { trust_domain: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[a-z0-9._-]+$' } } },
+        params: z.object({ trust_domain: z.string().min(1).max(255).regex(/^[a-z0-9._-]+$/, 'must be a trust domain name') }),
+        response: { 200: Jwks, ...errors(400, 404) },
       },
     },
     async (req, reply) => {

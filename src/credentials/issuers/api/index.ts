@@ -18,7 +18,7 @@ export const api: IssuerPlugin<ApiTarget> = {
     params: (b) => (b.scopes !== undefined ? { scopes: b.scopes } : {}),
   },
   cli: {
-    text: (r: CliIssued) => `${String(r.credential.access_token ?? JSON.stringify(r.credential))}\n\nlease ${String(r.lease.id)} until ${new Date(Number(r.lease.expiresAt)).toISOString()}`,
+    text: (r: CliIssued) => `${String(r.credential.access_token ?? JSON.stringify(r.credential))}\n\nlease ${String(r.lease.id)} until ${String(r.lease.expires_at)}`,
   },
   create: (target, deps) =>
     new (impl().AccessTokenIssuer)({

@@ -10,7 +10,7 @@ import type { PostgresTarget } from './config.ts';
 const impl = lazyModule<typeof import('./postgres.ts')>(import.meta.url, './postgres.ts');
 
 const connection = (c: Record<string, unknown>) => ({ host: String(c.host), port: String(c.port), database: String(c.database), user: String(c.user) });
-const until = (r: CliIssued) => new Date(Number(r.lease.expiresAt)).toISOString();
+const until = (r: CliIssued) => String(r.lease.expires_at);
 
 /** A libpq passfile line (hostname:port:database:username:password, `:` and `\\` escaped). */
 function passfileLine(pg: { host: string; port: string; database: string; user: string }, password: string): string {
