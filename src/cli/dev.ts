@@ -189,7 +189,7 @@ export async function startDevPostgres(dataDir: string, log: (m: string) => void
   if (!initialised) rmSync(clusterDir, { recursive: true, force: true });
   // The port is chosen right before the server starts (initdb takes seconds, and another dev
   // server starting meanwhile must not be handed the same one); a lost race is retried.
-  let port = 0;
+  let port: number;
   const lines: string[] = [];
   const keep = (m: unknown) => {
     for (const l of String(m instanceof Error ? m.message : m).split('\n')) if (l.trim() !== '') lines.push(l.trim());

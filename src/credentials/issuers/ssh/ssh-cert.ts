@@ -192,8 +192,11 @@ export function parseUserCertificate(line: string, ca: KeyObject): ParsedUserCer
   r.string(); // nonce
   const keyType = Object.entries(CERT_TYPES).find(([, v]) => v === type)?.[0];
   if (keyType === 'ssh-ed25519') r.string();
-  else if (keyType === 'ssh-rsa') (r.string(), r.string());
-  else (r.string(), r.string());
+  else {
+    // ssh-rsa: e, n; ecdsa: curve, point
+    r.string();
+    r.string();
+  }
   const serial = r.u64();
   const certType = r.u32();
   const keyId = r.string().toString();
@@ -207,7 +210,10 @@ export function parseUserCertificate(line: string, ca: KeyObject): ParsedUserCer
   while (!cr.done()) criticalOptions[cr.string().toString()] = new Reader(cr.string()).string().toString();
   const er = new Reader(r.string());
   const extensions: string[] = [];
-  while (!er.done()) (extensions.push(er.string().toString()), er.string());
+  while (!er.done()) {
+    extensions.push(er.string().toString());
+    er.string();
+  }
   r.string(); // reserved
   r.string(); // signature key
   const signedLen = r.offset;

@@ -268,7 +268,7 @@ function readBundleFile(path: string): unknown {
   try {
     return JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new TypeError(`SPIFFE bundle ${path}: ${(e as Error).message}`);
+    throw new TypeError(`SPIFFE bundle ${path}: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -27,7 +27,7 @@ const statements = new WeakMap<Db, Statements>();
 function statementsOf(db: Db): Statements {
   let st = statements.get(db);
   if (!st) {
-    let order: StatementSync | null = null;
+    let order: StatementSync | null;
     try {
       order = db.prepare('SELECT sorted_from FROM audit_heads WHERE stream = ?');
     } catch {
