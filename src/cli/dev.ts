@@ -15,14 +15,14 @@ import { CliError, EXIT } from './client.ts';
 import type { LoadedConfig } from '../config/load.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const DEV_POLICIES = join(REPO, 'examples', 'dev', 'policies');
+const DEV_POLICIES = join(REPO, 'examples', 'dev', 'policies');
 
-export function devIssuers(port: number): { ci: string; sso: string } {
+function devIssuers(port: number): { ci: string; sso: string } {
   return { ci: `http://127.0.0.1:${port}/dev/ci`, sso: `http://127.0.0.1:${port}/dev/sso` };
 }
 
 /** The dev issuer's signing key, made once per data directory (mode 0600). */
-export function devIssuerKey(dataDir: string): { privateJwk: Record<string, unknown>; publicJwk: Record<string, unknown> } {
+function devIssuerKey(dataDir: string): { privateJwk: Record<string, unknown>; publicJwk: Record<string, unknown> } {
   const path = join(dataDir, 'dev-issuer.jwk.json');
   if (!existsSync(path)) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -298,7 +298,7 @@ function postgresUser(): { uid: number; gid: number } {
 }
 
 /** Whether `uid`/`gid` may pass through every existing parent directory of `path` (owner, group, other x bit). */
-export function reachableBy(path: string, who: { uid: number; gid: number }): boolean {
+function reachableBy(path: string, who: { uid: number; gid: number }): boolean {
   let dir = dirname(resolve(path));
   for (;;) {
     if (existsSync(dir)) {

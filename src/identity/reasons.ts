@@ -2,7 +2,7 @@
 // sees a generic 401), so they are precise and stable: dashboards and alerts key on them.
 import { AuthenticationFailed } from '../common/errors.ts';
 
-export const AUTHN_REASONS = [
+const AUTHN_REASONS = [
   // token shape and header
   'malformed',
   'token_too_large',

@@ -60,7 +60,7 @@ export function isStoreFailure(err: unknown): boolean {
   return false;
 }
 
-export const STORE_UNAVAILABLE = 'store_unavailable';
+const STORE_UNAVAILABLE = 'store_unavailable';
 
 export function toProblem(err: unknown): Problem {
   // A full or failing disk is the server's condition, not the caller's mistake nor a bug: 503

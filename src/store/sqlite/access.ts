@@ -57,7 +57,7 @@ ALTER TABLE access_reviews_cast ADD COLUMN human TEXT;`,
 ];
 
 /** Creates or upgrades the access tables on a raw connection. */
-export function migrateAccess(db: Db): void {
+function migrateAccess(db: Db): void {
   migrate(db, 'access', ACCESS_MIGRATIONS);
 }
 

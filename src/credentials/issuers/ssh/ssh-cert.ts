@@ -13,7 +13,7 @@ const CERT_TYPES: Record<string, string> = {
   'ssh-rsa': 'ssh-rsa-cert-v01@openssh.com',
 };
 
-export const SSH_CERT_USER = 1;
+const SSH_CERT_USER = 1;
 
 class Writer {
   readonly parts: Buffer[] = [];
@@ -40,7 +40,7 @@ class Writer {
   }
 }
 
-export class Reader {
+class Reader {
   #b: Buffer;
   #o = 0;
   constructor(b: Buffer) {
@@ -117,7 +117,7 @@ export function parseSshPublicKey(text: string, field = 'publicKey'): SshPublicK
 }
 
 /** OpenSSH wire blob of an Ed25519 public key. */
-export function ed25519Blob(key: KeyObject): Buffer {
+function ed25519Blob(key: KeyObject): Buffer {
   const jwk = createPublicKey(key).export({ format: 'jwk' });
   if (jwk.crv !== 'Ed25519' || !jwk.x) throw new Error('SSH CA key must be Ed25519');
   return new Writer().string('ssh-ed25519').string(Buffer.from(jwk.x, 'base64url')).bytes();
