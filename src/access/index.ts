@@ -11,5 +11,3 @@ export { WebhookDispatcher, signWebhook, verifyWebhookSignature } from './webhoo
 export type { Delivery, DeliveryStatus } from './webhooks.ts';
 export * from './errors.ts';
 export type * from './types.ts';
-export { StepUpRequired, stepUpIndex, stepUpFor } from './step-up.ts';
-export type { StepUpIndex } from './step-up.ts';

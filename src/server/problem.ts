@@ -1,7 +1,7 @@
 // One mapping from errors to RFC 9457 problem documents. Stable `code`s; no secrets in `detail`.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { PortcullisError } from '../common/errors.ts';
-import { StepUpRequired } from '../access/index.ts';
+import { StepUpRequired } from '../policy/step-up.ts';
 
 export interface Problem {
   type: string;
