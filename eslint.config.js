@@ -19,6 +19,16 @@ export default tseslint.config(
     },
   },
   {
+    // Storage is async: a forgotten await (a floating promise, a promise where a boolean or a
+    // callback's void was meant) loses a write or an error. Type-aware, so src/ only.
+    files: ['src/**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
+    },
+  },
+  {
     // Storage goes through the repository ports: no SQLite outside src/store/.
     files: ['src/**/*.ts'],
     ignores: ['src/store/**'],
@@ -28,6 +38,14 @@ export default tseslint.config(
         { selector: "CallExpression[callee.property.name='prepare']", message: 'SQL belongs in src/store/: add a method to the domain port instead' },
         { selector: "NewExpression[callee.name='PortcullisError']", message: 'throw a named error class (src/common/errors.ts or the domain errors.ts) with a stable code' },
       ],
+    },
+  },
+  {
+    // The composition root opens the SQLite store and hands its repositories to the domains;
+    // internals.ts carries the transitional raw connections of that store to the broker's parts.
+    files: ['src/broker/open.ts', 'src/broker/internals.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { paths: [{ name: 'node:sqlite', message: 'the composition root opens the store through src/store/sqlite/, never SQLite itself' }] }],
     },
   },
   {

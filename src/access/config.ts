@@ -5,7 +5,7 @@ import { ConfigError, duration, flag, forbidden, integer, mapping, text, texts, 
 import type { EntityUid } from '../policy/engine/types.ts';
 import { ACTION_RE, IDENTITY_ID_RE, NAME_RE, entityRef } from './fields.ts';
 
-export const WEBHOOK_EVENTS = [
+const WEBHOOK_EVENTS = [
   'request.created', 'request.approved', 'request.denied', 'request.cancelled', 'request.expiring', 'request.expired',
   'grant.ended', 'breakglass.started', 'breakglass.ended', 'breakglass.reviewed',
 ] as const;
@@ -75,10 +75,6 @@ export interface AccessConfig {
 const H = 3_600_000;
 export const HARD_MAX_GRANT_MS = 7 * 24 * H;
 export const HARD_MAX_BREAK_GLASS_MS = 4 * H;
-
-export function defaultAccessConfig(): AccessConfig {
-  return validateAccessConfig({});
-}
 
 /** Durations under `access` read a bare number as milliseconds. */
 const ms = (min: number, max: number) => duration({ numbers: 'ms', min, max });

@@ -17,7 +17,7 @@ import type { AccessTarget, Grant, GrantContext, GrantKind, Notifier, RevokeLeas
  * - credential → `credential:<target>` and `credential:<target>:<permission>`
  * - break-glass on a resource → `breakglass:Database::orders`
  */
-export function grantStrings(target: AccessTarget, kind: GrantKind = 'request'): string[] {
+function grantStrings(target: AccessTarget, kind: GrantKind = 'request'): string[] {
   if (kind === 'break-glass') {
     const r = target.kind === 'resource' ? target.resource : target.kind === 'credential' ? target.resource : undefined;
     if (target.kind === 'credential') return [`breakglass:credential:${target.target}`, ...(r ? [`breakglass:${r.type}::${r.id}`] : [])];
@@ -34,7 +34,7 @@ export function grantStrings(target: AccessTarget, kind: GrantKind = 'request'):
   }
 }
 
-export function grantRoles(target: AccessTarget): EntityUid[] {
+function grantRoles(target: AccessTarget): EntityUid[] {
   return target.kind === 'role' ? [{ type: 'Role', id: target.role }] : [];
 }
 

@@ -1,17 +1,13 @@
 // Public surface of the access domain, for server/ and cli/ to wire.
 export { AccessService, createAccessService } from './service.ts';
-export type { AccessServiceOptions } from './service.ts';
-export { validateAccessConfig, defaultAccessConfig, WEBHOOK_EVENTS, HARD_MAX_GRANT_MS, HARD_MAX_BREAK_GLASS_MS } from './config.ts';
-export type { AccessConfig, AccessRule, BreakGlassConfig, RuleMatch, WebhookConfig, WebhookEndpoint, WebhookEventType } from './config.ts';
+export { validateAccessConfig, HARD_MAX_GRANT_MS, HARD_MAX_BREAK_GLASS_MS } from './config.ts';
+export type { AccessConfig, AccessRule, WebhookConfig, WebhookEndpoint } from './config.ts';
 export { parseCreateRequest, parseBreakGlass } from './input.ts';
 export type { BreakGlassInput } from './input.ts';
 export type { CreateRequestInput } from './requests.ts';
 export type { ListFilter } from './ports.ts';
-export { grantStrings } from './grants.ts';
 export { requestStatusLine, grantStatusLine } from './status.ts';
-export { WebhookDispatcher, signWebhook, verifyWebhookSignature, SIGNATURE_HEADER, nullNotifier } from './webhooks.ts';
-export type { Delivery, DeliveryStatus, WebhookDispatcherOptions } from './webhooks.ts';
+export { WebhookDispatcher, signWebhook, verifyWebhookSignature } from './webhooks.ts';
+export type { Delivery, DeliveryStatus } from './webhooks.ts';
 export * from './errors.ts';
 export type * from './types.ts';
-export { StepUpRequired, stepUpIndex, stepUpFor } from './step-up.ts';
-export type { StepUpRequirement, StepUpIndex } from './step-up.ts';

@@ -329,7 +329,10 @@ export class AccessRequests {
     for (const id of await requests.overdue(now)) {
       await this.#lock.run(id, async () => {
         const r = await this.get(id);
-        if (r.status === 'pending') (await this.#expire(r), expired.push(id));
+        if (r.status === 'pending') {
+          await this.#expire(r);
+          expired.push(id);
+        }
       });
     }
     const expiring: string[] = [];

@@ -83,7 +83,7 @@ function entityMatches(m: AccessRule['match'], e: Reached): boolean {
   return true;
 }
 
-export function ruleMatches(rule: AccessRule, t: AccessTarget, reached: readonly Reached[]): boolean {
+function ruleMatches(rule: AccessRule, t: AccessTarget, reached: readonly Reached[]): boolean {
   const m = rule.match;
   if (m.role !== undefined && !(t.kind === 'role' && t.role === m.role)) return false;
   if (m.target !== undefined && !(t.kind === 'credential' && t.target === m.target)) return false;

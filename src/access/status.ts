@@ -2,7 +2,7 @@
 // bob (pending) — expires in 52 min").
 import type { AccessRequest, Grant } from './types.ts';
 
-export function humanDuration(ms: number): string {
+function humanDuration(ms: number): string {
   if (ms <= 0) return '0 min';
   const min = Math.ceil(ms / 60_000);
   if (min < 60) return `${min} min`;

@@ -39,8 +39,7 @@ export type AccessTarget =
   /** A credential for a credential-service target; `resource` is the Cedar resource it guards. */
   | { kind: 'credential'; target: string; permission?: string; resource?: EntityUid };
 
-export const REQUEST_STATUSES = ['pending', 'approved', 'denied', 'cancelled', 'expired'] as const;
-export type RequestStatus = (typeof REQUEST_STATUSES)[number];
+export type RequestStatus = 'pending' | 'approved' | 'denied' | 'cancelled' | 'expired';
 
 export interface Review {
   reviewer: string;

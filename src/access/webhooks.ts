@@ -17,7 +17,7 @@ import type { Notifier } from './types.ts';
 
 export type { Delivery, DeliveryStatus };
 
-export const SIGNATURE_HEADER = 'Portcullis-Signature';
+const SIGNATURE_HEADER = 'Portcullis-Signature';
 
 export function signWebhook(secret: string, timestamp: number, body: string): string {
   const mac = createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
@@ -221,6 +221,3 @@ function describeError(err: unknown): string {
   if (e?.name === 'TimeoutError') return 'timeout';
   return (e?.cause?.code ?? e?.message ?? String(err)).slice(0, 200);
 }
-
-/** A notifier that drops everything (no endpoints configured). */
-export const nullNotifier: Notifier = { notify() {} };

@@ -44,7 +44,7 @@ export class CheckpointVerifier {
       this.#keys.set(c.kid, key);
     }
     if (key === null) return `checkpoint at seq ${c.seq} is signed by unknown or non-Ed25519 key "${c.kid}"`;
-    let ok = false;
+    let ok: boolean;
     try {
       ok = verifySig(null, checkpointMessage(c), key, Buffer.from(c.sig, 'base64url'));
     } catch {

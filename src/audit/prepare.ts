@@ -5,7 +5,7 @@ import { canonicalJson } from './canonical.ts';
 import { SECRET_REDACTOR, scrubString } from './scrub.ts';
 import { AUDIT_STREAMS, type AuditEventInput, type AuditStreamName } from './types.ts';
 
-export const MAX_PAYLOAD_BYTES = 64 * 1024;
+const MAX_PAYLOAD_BYTES = 64 * 1024;
 const MAX_ID = 512;
 const TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 

@@ -7,7 +7,7 @@ import { canonicalJson } from './canonical.ts';
 import type { AuditReader, AuditSearch } from './ports.ts';
 import { AUDIT_STREAMS, type AuditQuery, type AuditRecord } from './types.ts';
 
-export const AUDIT_QUERY_DEFAULT_LIMIT = 100;
+const AUDIT_QUERY_DEFAULT_LIMIT = 100;
 export const AUDIT_QUERY_MAX_LIMIT = 1000;
 
 function isoBound(v: string | number, field: string): string {
@@ -60,7 +60,7 @@ export async function queryEvents(reader: AuditReader, q: AuditQuery = {}, maxSe
 export type ExportQuery = Omit<AuditQuery, 'limit' | 'order'>;
 
 /** One canonical JSON line per record (hash = sha256 of the line without its `hash` member). */
-export function recordLine(r: AuditRecord): string {
+function recordLine(r: AuditRecord): string {
   return canonicalJson(r) + '\n';
 }
 

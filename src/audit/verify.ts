@@ -50,7 +50,7 @@ interface StreamState {
 }
 
 /** Adds the witness's verdict to per-stream verdicts. */
-export function withWitness(streams: StreamVerification[], w: WitnessedCheckpoints | undefined): AuditVerification {
+function withWitness(streams: StreamVerification[], w: WitnessedCheckpoints | undefined): AuditVerification {
   const ok = streams.every((s) => s.ok);
   if (!w) return { ok, streams };
   const witnessed = [...w.byStream.values()].reduce((n, l) => n + l.length, 0);
@@ -60,7 +60,7 @@ export function withWitness(streams: StreamVerification[], w: WitnessedCheckpoin
 }
 
 /** Checks checkpoints and the head row against a scan of the chain, and names the first bad seq. */
-export function judge(stream: AuditStreamName, { head, cps, witnessed }: StreamState, scan: ScanResult, verifier: CheckpointVerifier): StreamVerification {
+function judge(stream: AuditStreamName, { head, cps, witnessed }: StreamState, scan: ScanResult, verifier: CheckpointVerifier): StreamVerification {
   const issues: ChainBreak[] = [];
   if (scan.bad) issues.push(scan.bad);
   // The chain is trustworthy (unsigned) up to here.

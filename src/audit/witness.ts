@@ -22,7 +22,7 @@ export interface WitnessOptions {
 }
 
 /** One witnessed line: exactly the signed checkpoint row. */
-export function witnessLine(c: CheckpointRow): string {
+function witnessLine(c: CheckpointRow): string {
   return canonicalJson({ stream: c.stream, seq: c.seq, hash: c.hash, time: c.time, prev_seq: c.prev_seq, kid: c.kid, sig: c.sig }) + '\n';
 }
 
@@ -31,7 +31,7 @@ export function witnessLine(c: CheckpointRow): string {
  * fdatasync per group) on the thread pool, so the event loop never waits for the disk and a
  * decision never waits for the witness; `flush()` waits for what was published so far.
  */
-export class FileWitness {
+class FileWitness {
   readonly #path: string;
   readonly #onError: WitnessOptions['onError'];
   #handle: Promise<FileHandle> | undefined;
@@ -99,7 +99,7 @@ export class FileWitness {
  * the oldest are dropped and counted beyond `maxQueue`). Nothing waits for it but `settled()`.
  * NOTE: outbound destinations must go through the outbound-address guard (issue #8 item 26).
  */
-export class UrlWitness {
+class UrlWitness {
   readonly #url: string;
   readonly #onError: WitnessOptions['onError'];
   readonly #queue: string[] = [];

@@ -1,3 +1,4 @@
+// The `admin` audit event every administrative change records, tied to the session that made it.
 import type { AuditLog } from '../audit/log.ts';
 import type { AuditEventInput } from '../audit/types.ts';
 import type { SessionContext } from './types.ts';

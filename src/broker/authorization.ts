@@ -10,8 +10,9 @@ import { parseCallerContext } from '../policy/decision-point.ts';
 import type { Decision, DecisionInput, DecisionPoint } from '../policy/decision-point.ts';
 import { adminEntity } from '../policy/entities.ts';
 import type { PrincipalFacts } from '../policy/entities.ts';
-import { StepUpRequired, stepUpFor, stepUpIndex } from '../access/index.ts';
-import type { AccessService, StepUpIndex } from '../access/index.ts';
+import { StepUpRequired, stepUpFor, stepUpIndex } from '../policy/step-up.ts';
+import type { StepUpIndex } from '../policy/step-up.ts';
+import type { AccessService } from '../access/index.ts';
 import type { Caller, SessionContext } from './types.ts';
 
 export interface AuthorizeRequest {

@@ -22,9 +22,9 @@ import type { Authorization } from './authorization.ts';
 import { opaqueId } from './opaque.ts';
 
 /** Patch fields that are `identity.membership.write`, never `identity.manage`. */
-export const MEMBERSHIP_FIELDS = ['parents', 'owner', 'boundary'] as const;
+const MEMBERSHIP_FIELDS = ['parents', 'owner', 'boundary'] as const;
 
-export function touchesMemberships(patch: object): boolean {
+function touchesMemberships(patch: object): boolean {
   return MEMBERSHIP_FIELDS.some((f) => f in patch && (patch as Record<string, unknown>)[f] !== undefined);
 }
 

@@ -22,7 +22,7 @@ export async function opaqueId<T>(what: string, id: string, canRead: () => Promi
     // refusal: precise to whoever may read the request, 404 to anyone else.
     if (err.status === 403 && AFTER_POLICY.has(err.code)) throw err;
     if (err.status === 403 || err.status === 409) {
-      let readable = false;
+      let readable: boolean;
       try {
         readable = await canRead();
       } catch {

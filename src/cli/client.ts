@@ -106,7 +106,7 @@ export function onStepUp(handler: StepUpHandler | undefined): void {
   stepUpHandler = handler;
 }
 
-export function stepUpCommand(required: StepUpRequired): string {
+function stepUpCommand(required: StepUpRequired): string {
   return `portcullis login --sso --step-up${required.max_age !== undefined ? ` --max-age ${required.max_age}` : ''}`;
 }
 

@@ -15,14 +15,14 @@ import { CliError, EXIT } from './client.ts';
 import type { LoadedConfig } from '../config/load.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const DEV_POLICIES = join(REPO, 'examples', 'dev', 'policies');
+const DEV_POLICIES = join(REPO, 'examples', 'dev', 'policies');
 
-export function devIssuers(port: number): { ci: string; sso: string } {
+function devIssuers(port: number): { ci: string; sso: string } {
   return { ci: `http://127.0.0.1:${port}/dev/ci`, sso: `http://127.0.0.1:${port}/dev/sso` };
 }
 
 /** The dev issuer's signing key, made once per data directory (mode 0600). */
-export function devIssuerKey(dataDir: string): { privateJwk: Record<string, unknown>; publicJwk: Record<string, unknown> } {
+function devIssuerKey(dataDir: string): { privateJwk: Record<string, unknown>; publicJwk: Record<string, unknown> } {
   const path = join(dataDir, 'dev-issuer.jwk.json');
   if (!existsSync(path)) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -189,7 +189,7 @@ export async function startDevPostgres(dataDir: string, log: (m: string) => void
   if (!initialised) rmSync(clusterDir, { recursive: true, force: true });
   // The port is chosen right before the server starts (initdb takes seconds, and another dev
   // server starting meanwhile must not be handed the same one); a lost race is retried.
-  let port = 0;
+  let port: number;
   const lines: string[] = [];
   const keep = (m: unknown) => {
     for (const l of String(m instanceof Error ? m.message : m).split('\n')) if (l.trim() !== '') lines.push(l.trim());
@@ -298,7 +298,7 @@ function postgresUser(): { uid: number; gid: number } {
 }
 
 /** Whether `uid`/`gid` may pass through every existing parent directory of `path` (owner, group, other x bit). */
-export function reachableBy(path: string, who: { uid: number; gid: number }): boolean {
+function reachableBy(path: string, who: { uid: number; gid: number }): boolean {
   let dir = dirname(resolve(path));
   for (;;) {
     if (existsSync(dir)) {

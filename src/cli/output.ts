@@ -1,6 +1,6 @@
 // Human tables by default, JSON with --json.
 
-export function printJson(value: unknown): void {
+function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 

@@ -146,12 +146,12 @@ interface LockInfo {
   started_at: string;
 }
 
-export function lockPath(dataDir: string): string {
+function lockPath(dataDir: string): string {
   return join(dataDir, 'server.lock');
 }
 
 /** The live server holding this data directory, if any. */
-export function lockHolder(dataDir: string): LockInfo | undefined {
+function lockHolder(dataDir: string): LockInfo | undefined {
   let info: LockInfo;
   try {
     info = JSON.parse(readFileSync(lockPath(dataDir), 'utf8')) as LockInfo;
@@ -168,7 +168,7 @@ export function lockHolder(dataDir: string): LockInfo | undefined {
   }
 }
 
-export function takeLock(dataDir: string, where: { host: string; port: number }): Lock {
+function takeLock(dataDir: string, where: { host: string; port: number }): Lock {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const path = lockPath(dataDir);
   const holder = lockHolder(dataDir);

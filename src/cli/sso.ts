@@ -56,7 +56,7 @@ function awaitRedirect(server: Server, expectedState: string): Promise<URLSearch
 }
 
 /** Code + PKCE through the browser, with a loopback redirect listener. */
-export async function loginWithBrowser(o: { trust?: string; stepUp?: StepUp; loginHint?: string; port?: number; log: (m: string) => void }): Promise<SsoLogin> {
+async function loginWithBrowser(o: { trust?: string; stepUp?: StepUp; loginHint?: string; port?: number; log: (m: string) => void }): Promise<SsoLogin> {
   const server = createServer();
   // Ephemeral by default (RFC 8252 §7.3); a fixed port for providers that match redirect URIs exactly.
   await new Promise<void>((r, j) => server.once('error', (e) => j(new CliError(`cannot listen on 127.0.0.1:${o.port ?? 0} for the sign-in redirect: ${e.message}`, EXIT.failure))).listen(o.port ?? 0, '127.0.0.1', () => r()));
@@ -84,7 +84,7 @@ export async function loginWithBrowser(o: { trust?: string; stepUp?: StepUp; log
 }
 
 /** RFC 8628 device flow: show the code, poll until the user has approved it elsewhere. */
-export async function loginWithDevice(o: { trust?: string; stepUp?: StepUp; log: (m: string) => void }): Promise<SsoLogin> {
+async function loginWithDevice(o: { trust?: string; stepUp?: StepUp; log: (m: string) => void }): Promise<SsoLogin> {
   const started = await call<{ handle: string; user_code: string; verification_uri: string; verification_uri_complete?: string; expires_at: string; interval: number; trust: string }>('POST', '/v1/auth/device', {
     auth: false,
     body: { ...(o.trust && { trust: o.trust }), ...(o.stepUp?.mfa && { mfa: true }), ...(o.stepUp?.max_age !== undefined && { max_age: o.stepUp.max_age }) },

@@ -1,3 +1,4 @@
+// Durations in configuration and on the command line (`90s`, `1h30m`, `7d`): parsed to milliseconds and formatted back.
 import { InvalidInput } from './errors.ts';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

@@ -92,7 +92,7 @@ function v6Bytes(address: string): number[] {
 }
 
 /** The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4), if any. */
-export function embeddedIPv4(address: string): string | undefined {
+function embeddedIPv4(address: string): string | undefined {
   const b = v6Bytes(address);
   const zero = (from: number, to: number) => b.slice(from, to).every((x) => x === 0);
   const v4 = (at: number) => b.slice(at, at + 4).join('.');
@@ -142,7 +142,7 @@ function localAddresses(): Set<string> {
 }
 
 /** The outbound policy: decides, for one resolved address and port, whether it may be called. */
-export class OutboundPolicy {
+class OutboundPolicy {
   readonly #allow = new BlockList();
   readonly #allowText: string[];
   readonly #self: readonly { host: string; port: number }[];

@@ -6,10 +6,8 @@ import { ISSUERS } from './issuers/registry.ts';
 import type { TargetConfig } from './issuers/registry.ts';
 
 export type { TargetConfig, TargetKind } from './issuers/registry.ts';
-export type { OnRevoke, PostgresPermission, PostgresTarget, TargetTimeouts } from './issuers/postgres/config.ts';
-export { DEFAULT_TARGET_TIMEOUTS, ON_REVOKE } from './issuers/postgres/config.ts';
-export type { SshExtension, SshTarget } from './issuers/ssh/config.ts';
-export { SSH_EXTENSIONS } from './issuers/ssh/config.ts';
+export type { OnRevoke, PostgresTarget } from './issuers/postgres/config.ts';
+export type { SshTarget } from './issuers/ssh/config.ts';
 export type { ApiTarget } from './issuers/api/config.ts';
 export type { SpiffeX509Target } from './issuers/spiffe-x509/config.ts';
 

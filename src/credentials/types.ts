@@ -83,10 +83,6 @@ export type LeaseStatus =
   /** Issuance did not complete; nothing was handed out and the target side is cleaned up. */
   | 'failed';
 
-export const LEASE_STATUSES: readonly LeaseStatus[] = [
-  'issuing', 'active', 'revoking', 'revoked', 'expired', 'revoke_failed', 'failed',
-];
-
 /** One issued credential. Times are epoch milliseconds. Never holds a secret value. */
 export interface Lease {
   id: string;

@@ -16,7 +16,7 @@ import { DecryptionFailed, open, seal } from './envelope.ts';
 import { MasterKeyError } from './masterkey.ts';
 
 export type KeyPurpose = 'session' | 'audit' | 'token';
-export const KEY_PURPOSES: readonly KeyPurpose[] = ['session', 'audit', 'token'];
+const KEY_PURPOSES: readonly KeyPurpose[] = ['session', 'audit', 'token'];
 export type KeyStatus = 'active' | 'retiring' | 'retired';
 
 /** Public view of one key (never the private half). */
@@ -55,7 +55,7 @@ export interface RotateOptions {
  * The named secrets the keyring loads at open (`secret(name)` serves them synchronously): the API
  * key pepper (identity/apikeys.ts) and the SSH user CA seed (broker/open.ts).
  */
-export const KEYRING_SECRETS: readonly string[] = ['apikey-pepper', 'ssh-user-ca'];
+const KEYRING_SECRETS: readonly string[] = ['apikey-pepper', 'ssh-user-ca'];
 
 /** The keyring cannot serve a request: no active key for a purpose, or a secret not loaded at open. */
 export class KeyringError extends Error {

@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const MASTER_KEY_ENV = 'PORTCULLIS_MASTER_KEY';
-export const MASTER_KEY_FILE = 'master.key';
+const MASTER_KEY_ENV = 'PORTCULLIS_MASTER_KEY';
+const MASTER_KEY_FILE = 'master.key';
 
 /** The master key is missing, malformed, unreadable or does not match the data directory. */
 export class MasterKeyError extends Error {

@@ -8,7 +8,7 @@ import type { PublicKeyReader } from './ports.ts';
 import type { KeyPurpose } from './keyring.ts';
 
 /** Every stored public key of `purpose` by kid (retired keys included). */
-export async function readPublicKeys(reader: PublicKeyReader, purpose: KeyPurpose = 'audit'): Promise<Map<string, JsonWebKey>> {
+async function readPublicKeys(reader: PublicKeyReader, purpose: KeyPurpose = 'audit'): Promise<Map<string, JsonWebKey>> {
   const out = new Map<string, JsonWebKey>();
   for (const k of await reader.publicKeys(purpose)) out.set(k.kid, k.publicJwk as JsonWebKey);
   return out;

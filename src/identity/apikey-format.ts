@@ -6,13 +6,13 @@ import { crc32 } from 'node:zlib';
 
 export const API_KEY_PREFIX = 'pcx_';
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-export const KEY_ID_LENGTH = 10;
+const KEY_ID_LENGTH = 10;
 const SECRET_LENGTH = 32;
 const BODY_LENGTH = KEY_ID_LENGTH + SECRET_LENGTH;
 const CHECKSUM_LENGTH = 6; // 62^6 > 2^32
 const SHAPE = /^pcx_([0-9A-Za-z]{42})([0-9A-Za-z]{6})$/;
 /** For scanners: candidate keys inside arbitrary text. */
-export const API_KEY_PATTERN = /\bpcx_[0-9A-Za-z]{48}\b/g;
+const API_KEY_PATTERN = /\bpcx_[0-9A-Za-z]{48}\b/g;
 
 function randomBase62(n: number): string {
   let s = '';

@@ -17,9 +17,9 @@ import type { IdentityKind, Proof, TrustVerifier, VerifiedProof } from './types.
 import { fail } from './reasons.ts';
 import { apiKeyId, generateApiKey, looksLikeApiKey, API_KEY_PREFIX } from './apikey-format.ts';
 
-export { looksLikeApiKey, findApiKeys, API_KEY_PREFIX, API_KEY_PATTERN } from './apikey-format.ts';
+export { looksLikeApiKey, findApiKeys } from './apikey-format.ts';
 
-export const APIKEY_TRUST = 'apikey';
+const APIKEY_TRUST = 'apikey';
 const DAY = 86_400_000;
 /** last_used_at is written at most this often per key (keeps logins off the write path). */
 const TOUCH_EVERY_MS = 60_000;
@@ -231,7 +231,7 @@ export class ApiKeyService {
   }
 }
 
-export class ApiKeyTrust implements TrustVerifier {
+class ApiKeyTrust implements TrustVerifier {
   readonly name = APIKEY_TRUST;
   readonly kind = 'apikey' as const;
   readonly #service: ApiKeyService;

@@ -36,8 +36,8 @@ export function producerOf(t: ProducerTrust, ownBundle = 'portcullis'): Producer
 }
 
 /** Ids no federated proof may ever yield: the bootstrap administrator and Portcullis' own actor namespaces. */
-export const RESERVED_EXACT: readonly string[] = ['user:admin'];
-export const RESERVED_PREFIXES: readonly string[] = ['system:', 'trust:', 'portcullis:'];
+const RESERVED_EXACT: readonly string[] = ['user:admin'];
+const RESERVED_PREFIXES: readonly string[] = ['system:', 'trust:', 'portcullis:'];
 
 /** Case-insensitive: `user:ADMIN` or `System:x` from an issuer is a look-alike of a reserved id, refused the same way. */
 export function isReservedId(id: string): boolean {

@@ -19,7 +19,7 @@ export interface KeySource {
  * Keeps only public asymmetric signing keys: `oct` keys would enable HMAC confusion, and a
  * key marked for encryption must not verify signatures.
  */
-export function sanitizeJwks(value: unknown, allowedUse: readonly string[] = ['sig']): JSONWebKeySet {
+function sanitizeJwks(value: unknown, allowedUse: readonly string[] = ['sig']): JSONWebKeySet {
   if (value === null || typeof value !== 'object' || !Array.isArray((value as { keys?: unknown }).keys)) {
     throw new TypeError('JWKS is not an object with a "keys" array');
   }

@@ -47,17 +47,8 @@ export function parseJwt(token: unknown): ParsedJwt {
   return { token, header: decodeJsonObject(h, 'header') as JWSHeaderParameters, claims: decodeJsonObject(p, 'payload') as JWTPayload, hasSignature: s.length > 0 };
 }
 
-/** Unverified `iss` and `sub` for routing a token to its trust. */
-export function peekRouting(token: string): { issuer?: string; subject?: string } {
-  const { claims } = parseJwt(token);
-  return {
-    ...(typeof claims.iss === 'string' ? { issuer: claims.iss } : {}),
-    ...(typeof claims.sub === 'string' ? { subject: claims.sub } : {}),
-  };
-}
-
 /** Header policy, checked before any key is looked up. */
-export function checkHeader(jwt: ParsedJwt, algorithms: readonly string[]): void {
+function checkHeader(jwt: ParsedJwt, algorithms: readonly string[]): void {
   const { header } = jwt;
   const alg = header.alg;
   if (typeof alg !== 'string' || alg.length === 0) throw fail('malformed', 'header has no alg');
@@ -108,7 +99,7 @@ export interface TimeRules {
 }
 
 /** exp / nbf / iat against the clock; call only after the signature verified. */
-export function checkTimes(claims: JWTPayload, rules: TimeRules): void {
+function checkTimes(claims: JWTPayload, rules: TimeRules): void {
   const { nowSeconds: now, leewaySeconds: leeway } = rules;
   for (const c of ['exp', 'nbf', 'iat'] as const) {
     if (claims[c] !== undefined && (typeof claims[c] !== 'number' || !Number.isFinite(claims[c]))) throw fail('malformed', `claim ${c} is not a number`);
@@ -126,7 +117,7 @@ export function checkTimes(claims: JWTPayload, rules: TimeRules): void {
 export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 24 * 3600;
 
 /** `exp - iat` (or, without `iat`, what is left of it) must not exceed `max`; call after checkTimes. */
-export function checkLifetime(claims: JWTPayload, maxSeconds: number, now: number): void {
+function checkLifetime(claims: JWTPayload, maxSeconds: number, now: number): void {
   if (typeof claims.exp !== 'number') return;
   const from = typeof claims.iat === 'number' ? claims.iat : typeof claims.nbf === 'number' ? claims.nbf : now;
   const lifetime = claims.exp - from;
@@ -197,7 +188,7 @@ export async function validateJwt(token: unknown, policy: JwtPolicy, getKey: Key
 }
 
 /** `aud` (string or array) must contain one of `accepted`. */
-export function checkAudience(claims: JWTPayload, accepted: readonly string[]): string {
+function checkAudience(claims: JWTPayload, accepted: readonly string[]): string {
   const aud = claims.aud;
   if (aud === undefined) throw fail('missing_claim', 'claim aud is required');
   const list = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : undefined;

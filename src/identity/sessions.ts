@@ -16,7 +16,6 @@ import { AUTHN_METHODS as KNOWN_AUTHN_METHODS } from './trusts/registry.ts';
 import type { SessionClaims } from './session-claims.ts';
 
 export { SESSION_TOKEN_TYPE, SESSION_TTL_CAP_MS } from './session-claims.ts';
-export type { SessionClaims } from './session-claims.ts';
 
 /** Clock skew tolerated between broker replicas. */
 const LEEWAY_SECONDS = 5;

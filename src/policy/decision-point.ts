@@ -270,7 +270,7 @@ export class DecisionPoint {
   }
 }
 
-export function normaliseIp(ip: string): string {
+function normaliseIp(ip: string): string {
   const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
   if (v4) return v4[1]!;
   return isIP(ip) ? ip : '0.0.0.0';

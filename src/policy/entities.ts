@@ -22,7 +22,7 @@ export interface ResourceFacts {
   attributes: Record<string, unknown>;
 }
 
-export function principalType(kind: string): string {
+function principalType(kind: string): string {
   const t = PRINCIPAL_TYPE_OF_KIND[kind];
   if (!t) throw new Error(`no principal type for identity kind ${kind}`);
   return t;

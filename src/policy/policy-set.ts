@@ -37,16 +37,8 @@ export function schemaText(extension?: string): string {
   return extension ? `${BUILTIN_SCHEMA}\n${extension}` : BUILTIN_SCHEMA;
 }
 
-/** Checks that a deployment's schema extension parses together with the built-in schema. */
-export function checkSchema(extension?: string): void {
-  const r = cedar.checkParseSchema(schemaText(extension));
-  if (r.type !== 'success') {
-    throw new PolicyRejected(r.errors.map((e) => ({ message: `schema: ${e.message}`, help: e.help ?? undefined })));
-  }
-}
-
 /** Splits files into policies. Ids come from `@id("…")` or are `<file>#<index>`. */
-export function splitPolicies(files: readonly PolicyFile[]): PolicySource[] {
+function splitPolicies(files: readonly PolicyFile[]): PolicySource[] {
   const out: PolicySource[] = [];
   const seen = new Set<string>(SYSTEM_POLICIES.map((p) => p.id));
   const diagnostics: Diagnostic[] = [];
@@ -79,7 +71,7 @@ export function splitPolicies(files: readonly PolicyFile[]): PolicySource[] {
 }
 
 /** Strict validation against the schema; throws PolicyRejected with Cedar's diagnostics. */
-export function validatePolicies(policies: readonly PolicySource[], schemaExtension?: string): void {
+function validatePolicies(policies: readonly PolicySource[], schemaExtension?: string): void {
   const staticPolicies: Record<string, string> = {};
   for (const p of policies) staticPolicies[p.id] = p.text;
   const r = cedar.validate({

@@ -5,10 +5,8 @@ import { ISSUERS } from '../credentials/issuers/registry.ts';
 import type { IssuerPlugin } from '../credentials/issuers/registry.ts';
 
 /** Resource types whose access the boundary guard governs (data plane). */
-export const DATA_RESOURCE_TYPES = ['Database', 'Table', 'Host', 'Api', 'Secret', 'Tool'] as const;
-/** Resource types of the control plane itself; governed by policy only. */
-export const ADMIN_RESOURCE_TYPES = ['Identity', 'Policy', 'AuditStream', 'Lease', 'AccessRequest', 'ControlPlane'] as const;
-export const PRINCIPAL_TYPES = ['Workload', 'Agent', 'ServiceAccount', 'User'] as const;
+const DATA_RESOURCE_TYPES = ['Database', 'Table', 'Host', 'Api', 'Secret', 'Tool'] as const;
+const PRINCIPAL_TYPES = ['Workload', 'Agent', 'ServiceAccount', 'User'] as const;
 
 /** Identity kind → Cedar principal type. */
 export const PRINCIPAL_TYPE_OF_KIND: Record<string, string> = {

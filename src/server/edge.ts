@@ -90,7 +90,7 @@ const query = (req: FastifyRequest): Record<string, unknown> => (typeof req.quer
  * Every authentication endpoint and what names the key it presents. A route added under
  * /v1/auth/ or /oauth2/ that is not listed here fails the server at start (see loginEdge).
  */
-export const AUTH_ENDPOINTS: Record<string, { keyOf: KeyOf; jsonOnly: boolean }> = {
+const AUTH_ENDPOINTS: Record<string, { keyOf: KeyOf; jsonOnly: boolean }> = {
   'POST /v1/auth/token': {
     jsonOnly: true,
     keyOf: (req) => {

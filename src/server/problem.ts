@@ -1,7 +1,7 @@
 // One mapping from errors to RFC 9457 problem documents. Stable `code`s; no secrets in `detail`.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { PortcullisError } from '../common/errors.ts';
-import { StepUpRequired } from '../access/index.ts';
+import { StepUpRequired } from '../policy/step-up.ts';
 
 export interface Problem {
   type: string;
@@ -60,7 +60,7 @@ export function isStoreFailure(err: unknown): boolean {
   return false;
 }
 
-export const STORE_UNAVAILABLE = 'store_unavailable';
+const STORE_UNAVAILABLE = 'store_unavailable';
 
 export function toProblem(err: unknown): Problem {
   // A full or failing disk is the server's condition, not the caller's mistake nor a bug: 503

@@ -105,12 +105,11 @@ export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; n
   const users = new Map<string, PrincipalFacts>();
   for (const u of [user('alice'), user('bob', ['dba']), user('carol', ['dba']), user('dave'), user('erin', ['oncall']), user('frank', ['sre'])]) users.set(u.id, u);
   const revoked: World['revoked'] = [];
-  let service: AccessService | undefined;
 
   const principal = async (id: string, resource?: EntityUid, action?: string): Promise<{ facts: PrincipalFacts; grants: string[]; breakGlass: boolean }> => {
     const base = users.get(id);
     if (!base) throw new Error(`unknown test user ${id}`);
-    const g = await service!.activeGrants(id, undefined, resource, action);
+    const g = await service.activeGrants(id, undefined, resource, action);
     return { facts: { ...base, parents: [...base.parents, ...g.parents] }, grants: g.grants, breakGlass: g.breakGlass };
   };
   const decide: AccessDecide = async (r) => {
@@ -125,7 +124,7 @@ export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; n
   };
   const unitOfWork = new SqliteDb(db);
   const accessStore = new SqliteAccessStore(unitOfWork);
-  service = createAccessService({
+  const service = createAccessService({
     store: accessStore, unitOfWork, clock, audit, decide,
     fetch: outboundFetch({ allowPrivate: LOOPBACK }), // webhook receivers are on loopback
     revokeLeases: async (sel, o) => {
@@ -152,7 +151,7 @@ export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; n
       return dp.decide({ principal: p.facts, claims: {}, authn: actor.authn, sourceIp: '127.0.0.1', action, resource, purpose: {}, grants: p.grants, breakGlass: p.breakGlass });
     },
     async close() {
-      await service!.stop();
+      await service.stop();
       await audit.close();
       auditDb.close();
       if (db.isOpen) db.close();

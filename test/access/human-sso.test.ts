@@ -16,7 +16,8 @@ import type { HumanLogin } from '../../src/identity/trusts/oidc-human/oidc-human
 import { validateHumanOidcTrust } from '../../src/identity/trusts/oidc-human/config.ts';
 import { AuthenticationFailed, InvalidInput } from '../../src/common/errors.ts';
 import { compilePolicySet } from '../../src/policy/policy-set.ts';
-import { SelfApproval, StepUpRequired, parseCreateRequest, stepUpFor, stepUpIndex } from '../../src/access/index.ts';
+import { SelfApproval, parseCreateRequest } from '../../src/access/index.ts';
+import { StepUpRequired, stepUpFor, stepUpIndex } from '../../src/policy/step-up.ts';
 import type { Actor } from '../../src/access/index.ts';
 import { Browser, CLIENT_ID, CLIENT_SECRET, startIdp } from './idp.ts';
 import type { Account, Idp } from './idp.ts';

@@ -16,7 +16,6 @@ export interface Account {
 export interface Idp {
   issuer: string;
   port: number;
-  provider: any;
   /** Interactions shown so far (`login`, `consent`), newest last. */
   prompts: string[];
   /**
@@ -49,7 +48,7 @@ export async function startIdp(accounts: Account[], redirectUris: string[]): Pro
         token_endpoint_auth_method: 'client_secret_basic',
       },
     ],
-    jwks: { keys: [jwk as any] },
+    jwks: { keys: [jwk] },
     cookies: { keys: ['cookie-key-for-tests'] },
     claims: { acr: null, amr: null, auth_time: null, sid: null, iss: null, openid: ['sub'], email: ['email', 'email_verified'], groups: ['groups'] },
     ttl: { Interaction: 600, Session: 3600, Grant: 3600, AccessToken: 600, IdToken: 600, DeviceCode: 600, AuthorizationCode: 60 },
@@ -115,7 +114,6 @@ export async function startIdp(accounts: Account[], redirectUris: string[]): Pro
   return {
     issuer,
     port,
-    provider,
     prompts,
     sign: async (claims, header = {}) => {
       const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');

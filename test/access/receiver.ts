@@ -2,10 +2,11 @@
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { verifyWebhookSignature } from '../../src/access/index.ts';
+import type { Json } from '../json.ts';
 
 export interface Received {
   type: string;
-  body: any;
+  body: Json;
   valid: boolean;
   delivery: string;
 }

@@ -16,6 +16,7 @@ import { serve } from '../../src/cli/serve.ts';
 import { testRunning } from '../integration/broker-view.ts';
 import type { TestRunning } from '../integration/broker-view.ts';
 import { freePort } from './helpers.ts';
+import type { Json } from '../json.ts';
 
 export const CI_ISSUER = 'https://ci.example.test';
 
@@ -34,7 +35,7 @@ export interface ServerOptions {
 
 export interface Reply {
   status: number;
-  body: any;
+  body: Json;
 }
 
 export interface TestServer {

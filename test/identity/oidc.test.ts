@@ -185,6 +185,7 @@ test('attack: kid injection (path traversal, SQL-ish, control characters, oversi
   const before = server.requests;
   for (const kid of ['../../../../../etc/passwd', '/dev/null', "' OR 1=1 --", 'k1"; DROP TABLE crypto_keys; --', 'k1\u0000', '${jndi:ldap://x}']) {
     const tok = sign(claims(), { ...attacker, kid });
+    // eslint-disable-next-line no-control-regex -- the test sorts kids holding a control character
     await refused(trust.verify({ type: 'jwt', token: tok }), /[\x00-\x1f]/.test(kid) ? 'malformed' : 'unknown_kid');
   }
   await refused(trust.verify({ type: 'jwt', token: sign(claims(), { ...attacker, kid: 'x'.repeat(300) }) }), 'malformed');

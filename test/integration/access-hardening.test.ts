@@ -13,6 +13,7 @@ import type { TestPostgres } from '../credentials/helpers.ts';
 import { ordersDbTarget } from './harness.ts';
 import { startHumanHarness } from './human-harness.ts';
 import type { HumanHarness } from './human-harness.ts';
+import type { Json } from '../json.ts';
 
 const ACCOUNTS: Account[] = [
   { sub: 'u-alice', email: 'alice@example.com', password: 'alice-pw', otp: '111111', groups: ['engineering'] },
@@ -58,7 +59,7 @@ describe('access hardening over HTTP (issue #8 items 4, 5, 6, 8)', () => {
   const t: Record<string, string> = {};
   const patch = async (path: string, body: unknown, token: string) => {
     const res = await fetch(h.url + path, { method: 'PATCH', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
-    return { status: res.status, body: (await res.json()) as any };
+    return { status: res.status, body: (await res.json()) as Json };
   };
 
   before(async () => {

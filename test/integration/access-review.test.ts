@@ -17,6 +17,7 @@ import type { TestPostgres } from '../credentials/helpers.ts';
 import { ordersDbTarget } from './harness.ts';
 import { startHumanHarness } from './human-harness.ts';
 import type { HumanHarness } from './human-harness.ts';
+import type { Json } from '../json.ts';
 
 const ACCOUNTS: Account[] = [
   { sub: 'u-alice', email: 'alice@example.com', password: 'alice-pw', otp: '111111', groups: ['engineering'] },
@@ -78,10 +79,10 @@ describe('access review: unseen variants of issue #8 items 4–8 over HTTP', () 
   const t: Record<string, string> = {};
   const send = async (method: string, path: string, body: unknown, token: string) => {
     const res = await fetch(h.url + path, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
-    return { status: res.status, body: (await res.json()) as any };
+    return { status: res.status, body: (await res.json()) as Json };
   };
   const approved = async (requestId: string, ...approvers: string[]) => {
-    let last: any;
+    let last: Json;
     for (const a of approvers) {
       last = await h.post(`/v1/access-requests/${requestId}/approve`, {}, a);
       assert.equal(last.status, 200, JSON.stringify(last.body));
@@ -185,7 +186,7 @@ describe('access review: unseen variants of issue #8 items 4–8 over HTTP', () 
 
   it('8.6: apikey.manage / identity.bind on an identity with more memberships (or a reserved one) is no way into them', async () => {
     const dave = t.dave!;
-    const cases: [string, () => Promise<{ status: number; body: any }>][] = [
+    const cases: [string, () => Promise<{ status: number; body: Json }>][] = [
       ['API key for the bootstrap admin', () => h.post('/v1/apikeys', { identity: 'user:admin', ttl: '1d' }, dave)],
       ['API key for a dba workload', () => h.post('/v1/apikeys', { identity: 'workload:github/acme/carol-tool', ttl: '1d' }, dave)],
       ['API key for a dba user', () => h.post('/v1/apikeys', { identity: 'user:carol@example.com', ttl: '1d' }, dave)],

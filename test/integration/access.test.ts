@@ -316,7 +316,7 @@ describe('privileged access over HTTP', () => {
       assert.match(denied.err, /multi-factor authentication and a login within the last 300 s — run `portcullis login --sso --step-up --max-age 300`/);
       const req = await cli(['request', '--resource', 'Database::"orders"', '--action', 'db.admin', '--for', '1h', '--reason', 'vacuum']);
       assert.equal(req.code, 0, req.err);
-      assert.match(req.out, /^req_\S+  db\.admin on Database::"orders"\n  waiting for 2 approvals: bob@example\.com \(pending\), carol@example\.com \(pending\) — expires in 1 h\n$/);
+      assert.match(req.out, /^req_\S+ {2}db\.admin on Database::"orders"\n {2}waiting for 2 approvals: bob@example\.com \(pending\), carol@example\.com \(pending\) — expires in 1 h\n$/);
       const self = await cli(['requests', 'approve', req.out.split(' ')[0]!]);
       assert.equal(self.code, 3);
       assert.match(self.err, /self_approval/);

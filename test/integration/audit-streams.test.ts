@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import { startHarness } from './harness.ts';
 import { AUDIT_DB_FILE } from '../../src/store/sqlite/index.ts';
 import type { Harness } from './harness.ts';
+import type { Json } from '../json.ts';
 
 const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 
-function verifyOffline(dataDir: string): { status: number; out: any } {
+function verifyOffline(dataDir: string): { status: number; out: Json } {
   const r = spawnSync(process.execPath, [CLI, 'audit', 'verify', '--data', dataDir, '--json'], { encoding: 'utf8' });
   return { status: r.status ?? -1, out: JSON.parse(r.stdout) };
 }

@@ -12,11 +12,12 @@ import { startHarness } from './harness.ts';
 import { AUDIT_DB_FILE } from '../../src/store/sqlite/index.ts';
 import type { AuditRecord } from '../../src/audit/types.ts';
 import type { Harness } from './harness.ts';
+import type { Json } from '../json.ts';
 
 const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 const EVENTS = 3_500;
 
-function cli(...args: string[]): { status: number; out: any; stderr: string } {
+function cli(...args: string[]): { status: number; out: Json; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, 'audit', 'verify', ...args, '--json'], { encoding: 'utf8' });
   let out: unknown;
   try {

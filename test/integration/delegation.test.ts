@@ -9,6 +9,7 @@ import { createRemoteJWKSet } from 'jose';
 import { verifyAccessToken } from '../../src/credentials/issuers/api/access-token.ts';
 import { startServer } from '../credentials/server.ts';
 import type { TestServer } from '../credentials/server.ts';
+import type { Json } from '../json.ts';
 
 const API = 'workload:github/acme/api';
 const AUD = 'https://orders.acme.test';
@@ -69,7 +70,7 @@ when { context.delegation.actors.contains("workload:github/acme/rogue") };
 
   const callRs = async (token: string, path = '/orders') => {
     const r = await fetch(rsUrl + path, { headers: { authorization: `Bearer ${token}` } });
-    return { status: r.status, body: await r.json() as any };
+    return { status: r.status, body: await r.json() as Json };
   };
 
   it('a three-hop chain narrows scope at each hop; the resource server sees act; a fourth hop and widening are refused', async () => {

@@ -11,6 +11,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { serve } from '../../src/cli/serve.ts';
 import { testRunning } from './broker-view.ts';
 import type { TestRunning } from './broker-view.ts';
+import type { Json } from '../json.ts';
 
 export const ISSUER = 'https://ci.example.test';
 /** A second, independent issuer (its own key and JWKS server), for cross-trust tests. */
@@ -26,10 +27,10 @@ export interface Harness {
   token2(claims: Record<string, unknown>): Promise<string>;
   /** Signs a CI token with the issuer's real key. */
   ciToken(claims?: Record<string, unknown>, opts?: { expiresInS?: number; header?: Record<string, unknown> }): Promise<string>;
-  post(path: string, body: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
-  get(path: string, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
-  put(path: string, body: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
-  request(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }>;
+  post(path: string, body: unknown, token?: string): Promise<{ status: number; body: Json; headers: Headers }>;
+  get(path: string, token?: string): Promise<{ status: number; body: Json; headers: Headers }>;
+  put(path: string, body: unknown, token?: string): Promise<{ status: number; body: Json; headers: Headers }>;
+  request(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: Json; headers: Headers }>;
   loginCi(claims?: Record<string, unknown>): Promise<string>;
   /** The first administrator's session, through the one-time bootstrap credential. */
   admin(): Promise<string>;
@@ -194,7 +195,7 @@ ${extraYaml}`;
     } catch {
       /* not JSON */
     }
-    return { status: res.status, body: parsed as any, headers: res.headers };
+    return { status: res.status, body: parsed as Json, headers: res.headers };
   };
 
   let adminToken: string | undefined;

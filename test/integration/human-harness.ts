@@ -7,6 +7,7 @@ import { startReceiver } from '../access/receiver.ts';
 import type { Receiver } from '../access/receiver.ts';
 import { startHarness } from './harness.ts';
 import type { Harness } from './harness.ts';
+import type { Json } from '../json.ts';
 
 /** Where the CLI's loopback listener would be; the test browser stops at this redirect. */
 export const REDIRECT = 'http://127.0.0.1:53682/callback';
@@ -16,7 +17,7 @@ export interface HumanHarness extends Harness {
   idp: Idp;
   receiver: Receiver;
   /** Signs in over HTTP as the account; `stepUp` asks for MFA and a fresh login (prompt=login, max_age). */
-  login(email: string, opts?: { otp?: string; stepUp?: { mfa?: boolean; max_age?: number }; browser?: Browser }): Promise<{ token: string; url: URL; identity: any }>;
+  login(email: string, opts?: { otp?: string; stepUp?: { mfa?: boolean; max_age?: number }; browser?: Browser }): Promise<{ token: string; url: URL; identity: Json }>;
   /** Moves the broker's manual clock to real time (the provider stamps tokens with it). */
   sync(): void;
 }

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import type { Account } from '../access/idp.ts';
 import { REDIRECT, startHumanHarness } from './human-harness.ts';
 import type { HumanHarness } from './human-harness.ts';
+import type { Json } from '../json.ts';
 
 const ACCOUNTS: Account[] = [
   { sub: 'u-kelly', email: 'kelly@example.com', password: 'kelly-pw', otp: '111111', groups: ['engineering'] },
@@ -28,7 +29,7 @@ test('non-canonical e-mail identities are refused with 401 and never merged into
   const kelly = await h.login('kelly@example.com');
   assert.equal(kelly.identity.id, 'user:kelly@example.com');
   for (const a of ACCOUNTS.slice(1)) {
-    await assert.rejects(h.login(a.email), (e: Error & { response?: { status: number; body: any } }) => {
+    await assert.rejects(h.login(a.email), (e: Error & { response?: { status: number; body: Json } }) => {
       assert.equal(e.response?.status, 401, `${a.sub}: ${e.message}`);
       assert.ok(!JSON.stringify(e.response?.body).includes('kelly@example.com'), 'no account named in the answer');
       return true;

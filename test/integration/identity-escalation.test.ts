@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHarness } from './harness.ts';
 import type { Harness } from './harness.ts';
+import type { Json } from '../json.ts';
 
 const POLICIES = `
 @id("ci-manages-identities")
@@ -25,7 +26,7 @@ describe('no self-escalation over HTTP (8.6)', () => {
   let web: string;
   const patch = async (id: string, body: unknown, token: string) => {
     const res = await fetch(`${h.url}/v1/identities/${encodeURIComponent(id)}`, { method: 'PATCH', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
-    return { status: res.status, body: (await res.json()) as any };
+    return { status: res.status, body: (await res.json()) as Json };
   };
   const declare = (body: Record<string, unknown>, token: string) => h.post('/v1/identities', { kind: 'workload', boundary: 'application', environment: 'prod', ...body }, token);
 
@@ -58,7 +59,7 @@ describe('no self-escalation over HTTP (8.6)', () => {
   });
 
   it('hard rules hold even where policy allows identity.membership.write', async () => {
-    const refused = async (what: string, p: Promise<{ status: number; body: any }>) => {
+    const refused = async (what: string, p: Promise<{ status: number; body: Json }>) => {
       const r = await p;
       assert.equal(r.status, 403, `${what}: ${JSON.stringify(r.body)}`);
       assert.equal(r.body.code, 'self_escalation', what);

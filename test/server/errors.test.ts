@@ -8,6 +8,7 @@ import { startHarness } from '../integration/harness.ts';
 import type { Harness } from '../integration/harness.ts';
 import { PortcullisError } from '../../src/common/errors.ts';
 import { problem, toProblem } from '../../src/server/problem.ts';
+import type { Json } from '../json.ts';
 
 const POLICIES = `
 permit (principal == Workload::"workload:github/acme/api", action == Action::"access.request", resource);
@@ -93,7 +94,7 @@ describe('state conflicts and probing over HTTP', () => {
     const keyId = (key.body.id ?? key.body.apikey?.id) as string;
     assert.ok(keyId, JSON.stringify(key.body));
 
-    const kinds: [string, string, string, (id: string) => Promise<{ status: number; body: any }>][] = [
+    const kinds: [string, string, string, (id: string) => Promise<{ status: number; body: Json }>][] = [
       ['GET request', rid, 'req_00000000-0000-4000-8000-000000000000', (id) => h.get(`/v1/access-requests/${id}`, other)],
       ['approve request', rid, 'req_00000000-0000-4000-8000-000000000000', (id) => h.post(`/v1/access-requests/${id}/approve`, {}, other)],
       ['deny request', rid, 'req_00000000-0000-4000-8000-000000000000', (id) => h.post(`/v1/access-requests/${id}/deny`, {}, other)],
@@ -137,7 +138,7 @@ test('every error class maps to its own 4xx/5xx status; extras never replace pro
     }
   };
   walk(root);
-  const classes = new Set<new (...a: any[]) => PortcullisError>();
+  const classes = new Set<new (...a: string[]) => PortcullisError>();
   for (const f of files) {
     const m = (await import(f)) as Record<string, unknown>;
     for (const v of Object.values(m)) if (typeof v === 'function' && v.prototype instanceof PortcullisError) classes.add(v as never);

@@ -1,8 +1,9 @@
 // Small raw-HTTP helpers for the HTTP edge tests (pick the local address, send any headers).
 import { request } from 'node:http';
 import type { Harness } from '../integration/harness.ts';
+import type { Json } from '../json.ts';
 
-export interface Answer { status: number; body: any; headers: Record<string, string | string[] | undefined> }
+export interface Answer { status: number; body: Json; headers: Record<string, string | string[] | undefined> }
 
 /** A raw HTTP request: pick the local address (127.0.0.2 is another loopback peer) and headers. */
 export function raw(url: string, method: string, path: string, opts: { body?: string; headers?: Record<string, string>; localAddress?: string; family?: number } = {}): Promise<Answer> {
@@ -34,7 +35,7 @@ export function raw(url: string, method: string, path: string, opts: { body?: st
 export const json = (body: unknown, headers: Record<string, string> = {}) => ({ body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
 export const badKey = (id: string) => `pcx_${id}${'A'.repeat(32)}AAAAAA`;
 
-export async function authnEvents(h: Harness, type: string): Promise<any[]> {
+export async function authnEvents(h: Harness, type: string): Promise<Json[]> {
   await h.running.broker.audit.flush();
   return h.running.broker.audit.query({ stream: 'authn', type, limit: 1000 });
 }

@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import type { Json } from '../json.ts';
 
 const CLI = join(import.meta.dirname, '..', '..', 'bin', 'portcullis.js');
 
@@ -58,7 +59,7 @@ function exchange(url: URL, head: string, body = ''): { sock: Socket; done: Prom
   return { sock, done };
 }
 
-function parse(text: string): { status: number; body: any } {
+function parse(text: string): { status: number; body: Json } {
   const [head, ...rest] = text.split('\r\n\r\n');
   const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head ?? '')?.[1] ?? 0);
   let body = rest.join('\r\n\r\n');

@@ -11,6 +11,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { startHarness } from '../integration/harness.ts';
 import { CONNECTION_PRAGMAS, JOURNAL_SIZE_LIMIT, openDatabase } from '../../src/store/sqlite/db.ts';
 import { isStoreFailure, toProblem } from '../../src/server/problem.ts';
+import type { Json } from '../json.ts';
 
 function fill(dir: string): string {
   const path = join(dir, 'filler');
@@ -64,7 +65,7 @@ test('full disk: logins, decisions, issuance and writes answer 503 store_unavail
   try {
     const admin = await h.admin();
     const workload = await h.loginCi();
-    const calls: Record<string, () => Promise<{ status: number; body: any; headers: Headers }>> = {
+    const calls: Record<string, () => Promise<{ status: number; body: Json; headers: Headers }>> = {
       login: async () => h.post('/v1/auth/token', { token: await h.ciToken() }),
       authorize: () => h.post('/v1/authorize', { action: 'db.select', resource: { type: 'Database', id: 'analytics' } }, workload),
       issue: () => h.post('/v1/credentials', { target: 'orders-api', scopes: ['orders:read'], ttl: '5m', reason: 'disk full test' }, workload),

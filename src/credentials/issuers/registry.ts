@@ -58,10 +58,8 @@ for (const p of ISSUERS) {
 /** The body of POST /v1/credentials: the common fields and every kind's own (JSON Schema for the route: jsonSchemaOf). */
 export const CREDENTIAL_REQUEST = z.strictObject({ ...COMMON, ...kindFields });
 
-const COMMON_REQUEST = z.strictObject(COMMON);
-
 /** A credential request: the common fields, and kind-specific ones (public_key, csr, scopes…). */
-export type CredentialRequest = z.output<typeof COMMON_REQUEST> & { [field: string]: unknown };
+export type CredentialRequest = z.output<z.ZodObject<typeof COMMON>> & { [field: string]: unknown };
 
 /**
  * The issuer params of a request for a target of `kind`. A field only other kinds read is refused

@@ -4,7 +4,7 @@
 // entity-valued attributes and tags — because cedar-wasm re-reads every entity it is given.
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AuthzRequest, AuthzResult, CedarValue, DecisionEngine, Entity, EntityUid, PolicySource } from './types.ts';
-import { PortcullisError } from '../../common/errors.ts';
+import { PolicyInvalid, EngineNotReady, DecisionFailed } from './errors.ts';
 
 let nextSetId = 0;
 const uidKey = (u: EntityUid): string => `${u.type}::${JSON.stringify(u.id)}`;
@@ -22,7 +22,7 @@ export class WasmEngine implements DecisionEngine {
     const id = `pcx-${++nextSetId}`;
     const r = cedar.preparsePolicySet(id, { staticPolicies });
     if (r.type !== 'success') {
-      throw new PortcullisError('policy_invalid', 400, r.errors.map((e) => e.message).join('; '));
+      throw new PolicyInvalid(r.errors.map((e) => e.message).join('; '));
     }
     const literals = new Map<string, EntityUid>();
     for (const p of policies) {
@@ -42,7 +42,7 @@ export class WasmEngine implements DecisionEngine {
   }
 
   authorize(request: AuthzRequest, requestEntities: readonly Entity[] = []): AuthzResult {
-    if (this.#setId === '') throw new PortcullisError('engine_not_ready', 503, 'no policy set loaded');
+    if (this.#setId === '') throw new EngineNotReady();
     const overlay = new Map<string, Entity>();
     for (const e of requestEntities) overlay.set(uidKey(e.uid), e);
     const roots: EntityUid[] = [request.principal, request.action, request.resource, ...this.#literals];
@@ -56,7 +56,7 @@ export class WasmEngine implements DecisionEngine {
       entities: this.#reachable(roots, overlay) as cedar.EntityJson[],
     });
     if (answer.type !== 'success') {
-      throw new PortcullisError('decision_failed', 400, answer.errors.map((e) => e.message).join('; '));
+      throw new DecisionFailed(answer.errors.map((e) => e.message).join('; '));
     }
     const { decision, diagnostics } = answer.response;
     return {

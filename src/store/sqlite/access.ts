@@ -57,7 +57,7 @@ ALTER TABLE access_reviews_cast ADD COLUMN human TEXT;`,
 ];
 
 /** Creates or upgrades the access tables on a raw connection. */
-export function migrateAccess(db: Db): void {
+function migrateAccess(db: Db): void {
   migrate(db, 'access', ACCESS_MIGRATIONS);
 }
 
@@ -167,9 +167,18 @@ class SqliteRequestRepository extends Repo implements RequestRepository {
   list(f: ListFilter, limit: number): Promise<AccessRequest[]> {
     const where: string[] = [];
     const vals: (string | number)[] = [];
-    if (f.status !== undefined) (where.push('status = ?'), vals.push(f.status));
-    if (f.requester !== undefined) (where.push('requester = ?'), vals.push(f.requester));
-    if (f.reviewableBy !== undefined) (where.push("status = 'pending' AND requester <> ?"), vals.push(f.reviewableBy));
+    if (f.status !== undefined) {
+      where.push('status = ?');
+      vals.push(f.status);
+    }
+    if (f.requester !== undefined) {
+      where.push('requester = ?');
+      vals.push(f.requester);
+    }
+    if (f.reviewableBy !== undefined) {
+      where.push("status = 'pending' AND requester <> ?");
+      vals.push(f.reviewableBy);
+    }
     const sql = `SELECT id FROM access_requests ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ?`;
     return this.run((s) => (s(sql).all(...vals, limit) as { id: string }[]).map((r) => this.#load(s, r.id)!));
   }
@@ -280,10 +289,19 @@ class SqliteGrantRepository extends Repo implements GrantRepository {
   list(f: GrantFilter, limit: number): Promise<Grant[]> {
     const where: string[] = [];
     const vals: (string | number)[] = [];
-    if (f.identityId !== undefined) (where.push('identity_id = ?'), vals.push(f.identityId));
-    if (f.kind !== undefined) (where.push('kind = ?'), vals.push(f.kind));
+    if (f.identityId !== undefined) {
+      where.push('identity_id = ?');
+      vals.push(f.identityId);
+    }
+    if (f.kind !== undefined) {
+      where.push('kind = ?');
+      vals.push(f.kind);
+    }
     // (identity_id, status, end_at) is indexed: the per-decision read is an index range.
-    if (f.activeAt !== undefined) (where.push("status = 'active' AND start_at <= ? AND end_at > ?"), vals.push(f.activeAt, f.activeAt));
+    if (f.activeAt !== undefined) {
+      where.push("status = 'active' AND start_at <= ? AND end_at > ?");
+      vals.push(f.activeAt, f.activeAt);
+    }
     const sql = `SELECT * FROM access_grants ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY start_at DESC LIMIT ?`;
     return this.run((s) => s(sql).all(...vals, limit).map(grantFromRow));
   }
@@ -397,9 +415,18 @@ class SqliteWebhookOutbox extends Repo implements WebhookOutbox {
   list(f: DeliveryFilter, limit: number): Promise<Delivery[]> {
     const where: string[] = [];
     const vals: string[] = [];
-    if (f.status) (where.push('status = ?'), vals.push(f.status));
-    if (f.endpoint) (where.push('endpoint = ?'), vals.push(f.endpoint));
-    if (f.eventType) (where.push('event_type = ?'), vals.push(f.eventType));
+    if (f.status) {
+      where.push('status = ?');
+      vals.push(f.status);
+    }
+    if (f.endpoint) {
+      where.push('endpoint = ?');
+      vals.push(f.endpoint);
+    }
+    if (f.eventType) {
+      where.push('event_type = ?');
+      vals.push(f.eventType);
+    }
     const sql = `SELECT * FROM access_webhook_deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT ?`;
     return this.run((s) => s(sql).all(...vals, limit).map(deliveryFromRow));
   }

@@ -4,7 +4,7 @@ import type { BootstrapSecret, BootstrapStore } from '../../broker/ports.ts';
 import type { SqliteDb } from './db.ts';
 import { migrate } from './db.ts';
 
-export const BROKER_MIGRATIONS = [
+const BROKER_MIGRATIONS = [
   { version: 1, up: 'CREATE TABLE broker_bootstrap (id INTEGER PRIMARY KEY CHECK (id = 1), hash TEXT NOT NULL, created_at TEXT NOT NULL, used_at TEXT)' },
 ] as const;
 

@@ -15,7 +15,7 @@ import type { Db, SqliteDb } from './db.ts';
 import { migrate } from './db.ts';
 
 /** Sessions and API keys (one migration list for both: versions are shared). */
-export const IDENTITY_MIGRATIONS = [
+const IDENTITY_MIGRATIONS = [
   {
     version: 1,
     up: `CREATE TABLE identity_session_revocations (
@@ -46,7 +46,7 @@ export const IDENTITY_MIGRATIONS = [
 ] as const;
 
 /** Seen token ids: their own migration domain, so they never collide with the versions above. */
-export const REPLAY_MIGRATIONS = [
+const REPLAY_MIGRATIONS = [
   {
     version: 1,
     up: `CREATE TABLE identity_seen_jti (
@@ -84,7 +84,7 @@ export class SqliteIdentityStore implements IdentityStore {
   }
 }
 
-export class SqliteSessionRepository implements SessionRepository {
+class SqliteSessionRepository implements SessionRepository {
   readonly #db: SqliteDb;
   readonly #sql = new Statements();
 
@@ -169,7 +169,7 @@ function apiKeyFromRow(r: ApiKeyRow): StoredApiKey {
   };
 }
 
-export class SqliteApiKeyRepository implements ApiKeyRepository {
+class SqliteApiKeyRepository implements ApiKeyRepository {
   readonly #db: SqliteDb;
   readonly #sql = new Statements();
 
@@ -244,7 +244,7 @@ export class SqliteApiKeyRepository implements ApiKeyRepository {
   }
 }
 
-export class SqliteReplayRepository implements ReplayRepository {
+class SqliteReplayRepository implements ReplayRepository {
   readonly #db: SqliteDb;
   readonly #sql = new Statements();
 

@@ -15,7 +15,7 @@ import { SqliteAuditStore } from './audit/index.ts';
 
 /** The audit streams' file in the data directory. */
 export const AUDIT_DB_FILE = 'audit.db';
-export const STATE_DB_FILE = 'portcullis.db';
+const STATE_DB_FILE = 'portcullis.db';
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;

@@ -6,7 +6,7 @@ import type { IdentityKind } from '../../identity/types.ts';
 import type { Migration, SqliteDb } from './db.ts';
 import { migrate } from './db.ts';
 
-export const INVENTORY_MIGRATIONS: readonly Migration[] = [
+const INVENTORY_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     up: `CREATE TABLE identities (
@@ -29,7 +29,7 @@ export class SqliteInventoryStore implements InventoryStore {
   }
 }
 
-export class SqliteIdentityRepository implements IdentityRepository {
+class SqliteIdentityRepository implements IdentityRepository {
   readonly #db: SqliteDb;
 
   constructor(db: SqliteDb) {

@@ -6,7 +6,7 @@ import type { KeyStore, PublicKeyReader, SealedValueRepository, SigningKeyReposi
 import type { Migration, SqliteDb } from './db.ts';
 import { migrate } from './db.ts';
 
-export const KEYRING_MIGRATIONS: readonly Migration[] = [
+const KEYRING_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     up: `CREATE TABLE crypto_keys (
@@ -24,7 +24,7 @@ export const KEYRING_MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-export const SPIFFE_CA_MIGRATIONS: readonly Migration[] = [
+const SPIFFE_CA_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     up: `CREATE TABLE spiffe_ca (
@@ -84,7 +84,7 @@ function publicKeys(raw: DatabaseSync, purpose: string): { kid: string; publicJw
   return rows.map((r) => ({ kid: r.kid, publicJwk: JSON.parse(r.public_jwk) as JWK }));
 }
 
-export class SqliteSigningKeys implements SigningKeyRepository {
+class SqliteSigningKeys implements SigningKeyRepository {
   readonly #db: SqliteDb;
 
   constructor(db: SqliteDb) {
@@ -163,7 +163,7 @@ interface CaRow {
   not_after: number;
 }
 
-export class SqliteSpiffeCa implements SpiffeCaRepository {
+class SqliteSpiffeCa implements SpiffeCaRepository {
   readonly #db: SqliteDb;
 
   constructor(db: SqliteDb) {

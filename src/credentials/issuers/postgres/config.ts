@@ -8,7 +8,7 @@ import { TARGET_NAME_RE, targetFields, ttls } from '../plugin.ts';
  * them; `keep_objects` hands them to the target's keeper role (NOLOGIN, nothing beyond the
  * schemas), never to the admin connection's role.
  */
-export const ON_REVOKE = ['drop_objects', 'keep_objects'] as const;
+const ON_REVOKE = ['drop_objects', 'keep_objects'] as const;
 export type OnRevoke = (typeof ON_REVOKE)[number];
 
 export type PostgresPermission = (
@@ -29,7 +29,7 @@ export interface TargetTimeouts {
   keepalive_ms: number;
 }
 
-export const DEFAULT_TARGET_TIMEOUTS: TargetTimeouts = { connect_ms: 5000, statement_ms: 10_000, idle_in_transaction_ms: 10_000, keepalive_ms: 10_000 };
+const DEFAULT_TARGET_TIMEOUTS: TargetTimeouts = { connect_ms: 5000, statement_ms: 10_000, idle_in_transaction_ms: 10_000, keepalive_ms: 10_000 };
 
 export interface PostgresTarget {
   name: string;
@@ -53,7 +53,7 @@ const PG_IDENT_RE = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 // grantee, at the end. Not `TO {{role}}, other`, not `GRANT {{role}} TO other` (membership in
 // the lease for someone else), not WITH GRANT/ADMIN OPTION (the lease would hand the privilege
 // on to others), not GRANTED BY, no comments that could hide any of these.
-export function isGrantStatement(s: string): boolean {
+function isGrantStatement(s: string): boolean {
   return /^\s*GRANT\s[\s\S]*\sTO\s+\{\{role\}\}\s*$/i.test(s) && s.split('{{role}}').length === 2 && !s.includes(';') && !/--|\/\*/.test(s);
 }
 

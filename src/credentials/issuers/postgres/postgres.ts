@@ -12,7 +12,7 @@ import { TargetError } from '../../errors.ts';
 import { fingerprint } from '../../fingerprint.ts';
 import type { CredentialIssuer, IssueRequest, IssueResult, Lease, LeaseView, ReconcileResult, RenewResult } from '../../types.ts';
 
-export const ROLE_PREFIX = 'pcx_';
+const ROLE_PREFIX = 'pcx_';
 const ROLE_RE = /^pcx_[a-z0-9]{20}$/;
 const COMMENT_RE = /^portcullis-managed lease=(lse_[a-z0-9]+) target=(\S+)$/;
 
@@ -34,7 +34,7 @@ const lit = pg.escapeLiteral;
 // `public.pg_advisory_xact_lock(integer)` or an operator `public.=(oid, regclass)` and the broker
 // runs it as the admin role. Set as a startup option, so ALTER ROLE / ALTER DATABASE … SET
 // search_path cannot change it either.
-export const ADMIN_SEARCH_PATH = 'pg_catalog, pg_temp';
+const ADMIN_SEARCH_PATH = 'pg_catalog, pg_temp';
 // Operator-written GRANT statements are resolved as written against the usual path; GRANT evaluates
 // no function or operator, so nothing planted can run while it is in force.
 const STATEMENTS_SEARCH_PATH = `SET LOCAL search_path = "$user", public`;
@@ -52,7 +52,7 @@ function randomRoleName(): string {
  * A SCRAM-SHA-256 verifier computed here, so the plain password never travels to the server
  * (and cannot land in its statement log).
  */
-export function scramVerifier(password: string, iterations = 4096): string {
+function scramVerifier(password: string, iterations = 4096): string {
   const salt = randomBytes(16);
   const salted = pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
   const clientKey = createHmac('sha256', salted).update('Client Key').digest();

@@ -3,7 +3,7 @@
 import { mapping, oneOf, texts, z } from '../../../common/validation.ts';
 import { targetFields, ttls } from '../plugin.ts';
 
-export const SSH_EXTENSIONS = [
+const SSH_EXTENSIONS = [
   'permit-pty',
   'permit-agent-forwarding',
   'permit-port-forwarding',

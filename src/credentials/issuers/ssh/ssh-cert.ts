@@ -13,7 +13,7 @@ const CERT_TYPES: Record<string, string> = {
   'ssh-rsa': 'ssh-rsa-cert-v01@openssh.com',
 };
 
-export const SSH_CERT_USER = 1;
+const SSH_CERT_USER = 1;
 
 class Writer {
   readonly parts: Buffer[] = [];
@@ -40,7 +40,7 @@ class Writer {
   }
 }
 
-export class Reader {
+class Reader {
   #b: Buffer;
   #o = 0;
   constructor(b: Buffer) {
@@ -117,7 +117,7 @@ export function parseSshPublicKey(text: string, field = 'publicKey'): SshPublicK
 }
 
 /** OpenSSH wire blob of an Ed25519 public key. */
-export function ed25519Blob(key: KeyObject): Buffer {
+function ed25519Blob(key: KeyObject): Buffer {
   const jwk = createPublicKey(key).export({ format: 'jwk' });
   if (jwk.crv !== 'Ed25519' || !jwk.x) throw new Error('SSH CA key must be Ed25519');
   return new Writer().string('ssh-ed25519').string(Buffer.from(jwk.x, 'base64url')).bytes();
@@ -192,8 +192,11 @@ export function parseUserCertificate(line: string, ca: KeyObject): ParsedUserCer
   r.string(); // nonce
   const keyType = Object.entries(CERT_TYPES).find(([, v]) => v === type)?.[0];
   if (keyType === 'ssh-ed25519') r.string();
-  else if (keyType === 'ssh-rsa') (r.string(), r.string());
-  else (r.string(), r.string());
+  else {
+    // ssh-rsa: e, n; ecdsa: curve, point
+    r.string();
+    r.string();
+  }
   const serial = r.u64();
   const certType = r.u32();
   const keyId = r.string().toString();
@@ -207,7 +210,10 @@ export function parseUserCertificate(line: string, ca: KeyObject): ParsedUserCer
   while (!cr.done()) criticalOptions[cr.string().toString()] = new Reader(cr.string()).string().toString();
   const er = new Reader(r.string());
   const extensions: string[] = [];
-  while (!er.done()) (extensions.push(er.string().toString()), er.string());
+  while (!er.done()) {
+    extensions.push(er.string().toString());
+    er.string();
+  }
   r.string(); // reserved
   r.string(); // signature key
   const signedLen = r.offset;

@@ -46,7 +46,7 @@ export interface SshIssuerOptions {
 }
 
 /** Principals an identity may use on the target: union of every matching pattern. */
-export function principalsFor(target: SshTarget, identityId: string): string[] {
+function principalsFor(target: SshTarget, identityId: string): string[] {
   const out = new Set<string>();
   for (const [pattern, list] of Object.entries(target.principals)) {
     const hit = pattern.endsWith('*') ? identityId.startsWith(pattern.slice(0, -1)) : pattern === identityId;

@@ -406,6 +406,7 @@ export class HumanOidcTrust {
     const list = typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw : [];
     const out = new Set<string>();
     for (const g of list) {
+      // eslint-disable-next-line no-control-regex -- control characters are exactly what a group name may not hold
       if (typeof g !== 'string' || g.length === 0 || g.length > 128 || /[\x00-\x1f"\\]/.test(g)) continue;
       out.add(g);
       if (out.size >= MAX_GROUPS) break;

@@ -23,11 +23,11 @@ import { isValidTrustDomain, parseSpiffeId } from '../../spiffe-id.ts';
 import type { SpiffeId } from '../../spiffe-id.ts';
 import { SESSION_TOKEN_TYPE } from '../../session-claims.ts';
 
-export { parseSpiffeId, isValidTrustDomain } from '../../spiffe-id.ts';
+export { parseSpiffeId } from '../../spiffe-id.ts';
 export type { SpiffeId } from '../../spiffe-id.ts';
 
 /** Algorithms the JWT-SVID specification allows. */
-export const JWT_SVID_ALGORITHMS: readonly string[] = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'];
+const JWT_SVID_ALGORITHMS: readonly string[] = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'];
 const MAX_CHAIN = 8;
 const MAX_CERT_BYTES = 16 * 1024;
 
@@ -50,7 +50,7 @@ interface ParsedBundle {
 }
 
 /** Reads a SPIFFE bundle (a JWKS whose keys carry `use: jwt-svid` or `use: x509-svid`). */
-export function parseBundle(value: unknown, source = 'bundle'): ParsedBundle {
+function parseBundle(value: unknown, source = 'bundle'): ParsedBundle {
   const keys = (value as { keys?: unknown } | null)?.keys;
   if (!Array.isArray(keys)) throw new TypeError(`${source}: not a SPIFFE bundle (no "keys" array)`);
   const jwtKeys: JWK[] = [];
@@ -268,7 +268,7 @@ function readBundleFile(path: string): unknown {
   try {
     return JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new TypeError(`SPIFFE bundle ${path}: ${(e as Error).message}`);
+    throw new TypeError(`SPIFFE bundle ${path}: ${(e as Error).message}`, { cause: e });
   }
 }
 

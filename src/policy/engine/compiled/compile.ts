@@ -119,7 +119,7 @@ function record(entries: [string, unknown][]): Record<string, unknown> {
 }
 
 /** The policy's AST with every Long literal beyond 2^53 as its exact bigint. */
-export function recoverLongs(ast: unknown, text: string, parse: (text: string) => unknown): unknown {
+function recoverLongs(ast: unknown, text: string, parse: (text: string) => unknown): unknown {
   if (!hasUnsafeNumber(ast)) return ast;
   const tokens = integerTokens(text);
   const used = new Set<number>();
@@ -219,7 +219,7 @@ function hasAttr(c: EvalCtx, v: Value, attr: string): boolean {
   throw typeError('entity or record', v);
 }
 
-export function entityIn(c: EvalCtx, l: EUid, r: Value): boolean {
+function entityIn(c: EvalCtx, l: EUid, r: Value): boolean {
   if (r instanceof EUid) {
     if (l.key === r.key) return true;
     const a = c.ancestors(l);
@@ -296,7 +296,7 @@ function asSet(v: Value): CSet {
  * Cedar `like`: `segs` are the literal runs between wildcards. Works on UTF-16 code units, which
  * is exact for well-formed strings (a literal never starts inside a surrogate pair).
  */
-export function likeMatch(s: string, segs: readonly string[]): boolean {
+function likeMatch(s: string, segs: readonly string[]): boolean {
   if (segs.length === 1) return s === segs[0];
   const first = segs[0];
   const last = segs[segs.length - 1];
@@ -741,30 +741,4 @@ export function compilePolicy(id: string, index: number, json: unknown, text: st
     resource: scopeOf(j.resource as Json, false),
     cond,
   };
-}
-
-/** Whether an entity satisfies a principal/resource/action scope constraint. */
-export function scopeMatches(c: EvalCtx, s: ScopeConstraint, u: EUid): boolean {
-  switch (s.op) {
-    case 'all':
-      return true;
-    case 'eq':
-      return s.uid.key === u.key;
-    case 'in': {
-      let a: ReadonlySet<string> | undefined | null = null;
-      for (const x of s.uids) {
-        if (x.key === u.key) return true;
-        if (a === null) a = c.ancestors(u);
-        if (a !== undefined && a.has(x.key)) return true;
-      }
-      return false;
-    }
-    case 'is': {
-      if (u.type !== s.type) return false;
-      if (s.in === undefined) return true;
-      if (s.in.key === u.key) return true;
-      const a = c.ancestors(u);
-      return a !== undefined && a.has(s.in.key);
-    }
-  }
 }

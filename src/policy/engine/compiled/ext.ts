@@ -60,7 +60,7 @@ function extErr(msg: string): CedarEvalError {
 const DECIMAL_RE = /^(-?\p{Nd}+)\.(\p{Nd}+)$/u;
 const ASCII_INT = /^-?[0-9]+$/;
 
-export function parseDecimal(s: string): Decimal {
+function parseDecimal(s: string): Decimal {
   const m = DECIMAL_RE.exec(s);
   if (m === null) throw extErr(`\`${s}\` is not a well-formed decimal value`);
   const ls = m[1];
@@ -137,7 +137,7 @@ function atLeastTwo(s: string, c: string): boolean {
   return i >= 0 && s.indexOf(c, i + 1) >= 0;
 }
 
-export function parseIp(s: string): IpAddr {
+function parseIp(s: string): IpAddr {
   if (Buffer.byteLength(s, 'utf8') > 43) throw extErr(`error parsing IP address from string \`${s}\`: string length is too large`);
   if (atLeastTwo(s, ':') && atLeastTwo(s, '.')) throw extErr('error parsing IP address from string: We do not accept IPv4 embedded in IPv6');
   const slash = s.indexOf('/');
@@ -205,7 +205,7 @@ const DATE_RE = /^([0-9]{4})-([0-9]{2})-([0-9]{2})/;
 const HMS_RE = /^T([0-9]{2}):([0-9]{2}):([0-9]{2})/;
 const MSOFF_RE = /^(\.([0-9]{3}))?(Z|(([+-])([0-9]{2})([0-9]{2})))$/;
 
-export function parseDatetime(s: string): Datetime {
+function parseDatetime(s: string): Datetime {
   const dm = DATE_RE.exec(s);
   if (dm === null) throw extErr('invalid date pattern');
   const y = Number(dm[1]);
@@ -374,10 +374,6 @@ const FNS: Record<string, { arity: number; fn: ExtFn }> = {
   toHours: { arity: 1, fn: (a) => long(wantDur(a[0]).ms / 1000n / 60n / 60n) },
   toDays: { arity: 1, fn: (a) => long(wantDur(a[0]).ms / 1000n / 60n / 60n / 24n) },
 };
-
-export function isExtensionFunction(name: string): boolean {
-  return Object.hasOwn(FNS, name);
-}
 
 export function extensionArity(name: string): number | undefined {
   return Object.hasOwn(FNS, name) ? FNS[name].arity : undefined;

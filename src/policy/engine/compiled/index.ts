@@ -4,7 +4,7 @@
 
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AuthzRequest, AuthzResult, DecisionEngine, Entity, EntityUid, PolicyError, PolicySource } from '../types.ts';
-import { PortcullisError } from '../../../common/errors.ts';
+import { PolicyInvalid, EntityInvalid, EngineNotReady, DecisionFailed } from '../errors.ts';
 import { compilePolicy, PolicyCompileError, type CompiledPolicy, type EntityData, type EvalCtx, type ScopeConstraint } from './compile.ts';
 import { CedarEvalError } from './errors.ts';
 import { closure, convertEntity, EntityStore } from './store.ts';
@@ -110,7 +110,7 @@ export class CompiledEngine implements DecisionEngine {
     const ids = new Set<string>();
     const nextCache = new Map<string, cedar.PolicyJson>();
     for (const p of policies) {
-      if (ids.has(p.id)) throw new PortcullisError('policy_invalid', 400, `duplicate policy id ${p.id}`);
+      if (ids.has(p.id)) throw new PolicyInvalid(`duplicate policy id ${p.id}`);
       ids.add(p.id);
       const text = p.text;
       // The JSON form of a policy depends only on its text: reuse it across activations, so
@@ -119,7 +119,7 @@ export class CompiledEngine implements DecisionEngine {
       if (json === undefined) {
         const r = cedar.policyToJson(text); // parses exactly one static policy; fails on anything else
         if (r.type !== 'success') {
-          throw new PortcullisError('policy_invalid', 400, `${p.id}: ${r.errors.map((e) => e.message).join('; ')}`);
+          throw new PolicyInvalid(`${p.id}: ${r.errors.map((e) => e.message).join('; ')}`);
         }
         json = r.json;
       }
@@ -127,7 +127,7 @@ export class CompiledEngine implements DecisionEngine {
       try {
         compiled.push(compilePolicy(p.id, compiled.length, json, text));
       } catch (e) {
-        if (e instanceof PolicyCompileError || e instanceof CedarEvalError) throw new PortcullisError('policy_invalid', 400, `${p.id}: ${e.message}`);
+        if (e instanceof PolicyCompileError || e instanceof CedarEvalError) throw new PolicyInvalid(`${p.id}: ${e.message}`);
         throw e;
       }
     }
@@ -138,8 +138,12 @@ export class CompiledEngine implements DecisionEngine {
       else if (a.op === 'eq') push(idx.actionEq, a.uid.key, p);
       else if (a.op === 'in') {
         const seen = new Set<string>();
-        for (const u of a.uids) if (!seen.has(u.key)) (seen.add(u.key), push(idx.actionIn, u.key, p));
-      } else throw new PortcullisError('policy_invalid', 400, `${p.id}: unexpected action scope`);
+        for (const u of a.uids) {
+          if (seen.has(u.key)) continue;
+          seen.add(u.key);
+          push(idx.actionIn, u.key, p);
+        }
+      } else throw new PolicyInvalid(`${p.id}: unexpected action scope`);
     }
     this.#index = idx;
     this.#jsonCache = nextCache;
@@ -150,7 +154,7 @@ export class CompiledEngine implements DecisionEngine {
     try {
       this.#store.upsert(entities);
     } catch (e) {
-      if (e instanceof CedarEvalError || e instanceof RangeError) throw new PortcullisError('entity_invalid', 400, e.message);
+      if (e instanceof CedarEvalError || e instanceof RangeError) throw new EntityInvalid(e.message);
       throw e;
     }
   }
@@ -159,7 +163,7 @@ export class CompiledEngine implements DecisionEngine {
     try {
       this.#store.remove(uids);
     } catch (e) {
-      if (e instanceof CedarEvalError) throw new PortcullisError('entity_invalid', 400, e.message);
+      if (e instanceof CedarEvalError) throw new EntityInvalid(e.message);
       throw e;
     }
   }
@@ -177,7 +181,11 @@ export class CompiledEngine implements DecisionEngine {
     const list: CompiledPolicy[] = [];
     const add = (ps: CompiledPolicy[] | undefined): void => {
       if (ps === undefined) return;
-      for (const p of ps) if (!seen.has(p.index)) (seen.add(p.index), list.push(p));
+      for (const p of ps) {
+        if (seen.has(p.index)) continue;
+        seen.add(p.index);
+        list.push(p);
+      }
     };
     add(idx.actionAll);
     add(idx.actionEq.get(action.key));
@@ -199,7 +207,7 @@ export class CompiledEngine implements DecisionEngine {
 
   authorize(request: AuthzRequest, requestEntities: readonly Entity[] = []): AuthzResult {
     const idx = this.#index;
-    if (idx === null) throw new PortcullisError('engine_not_ready', 503, 'no policy set loaded');
+    if (idx === null) throw new EngineNotReady();
     let principal: EUid, action: EUid, resource: EUid, context: CRecord;
     try {
       principal = uidFromJson(request.principal);
@@ -222,7 +230,7 @@ export class CompiledEngine implements DecisionEngine {
         }
       }
     } catch (e) {
-      if (e instanceof CedarEvalError || e instanceof RangeError) throw new PortcullisError('decision_failed', 400, e.message);
+      if (e instanceof CedarEvalError || e instanceof RangeError) throw new DecisionFailed(e.message);
       throw e;
     }
 
@@ -247,7 +255,7 @@ export class CompiledEngine implements DecisionEngine {
           overlay.set(d.uid.key, d);
         }
       } catch (e) {
-        if (e instanceof CedarEvalError || e instanceof RangeError) throw new PortcullisError('decision_failed', 400, e.message);
+        if (e instanceof CedarEvalError || e instanceof RangeError) throw new DecisionFailed(e.message);
         throw e;
       }
       // Does the overlay change the hierarchy that stored entities see? Only when an overlaid
@@ -269,7 +277,7 @@ export class CompiledEngine implements DecisionEngine {
       for (const [k, d] of overlay) {
         if (d.parents.length === 0) continue;
         const a = closure(d, lookup, closed);
-        if (a.has(k)) throw new PortcullisError('decision_failed', 400, `entity hierarchy has a cycle containing \`${d.uid}\``);
+        if (a.has(k)) throw new DecisionFailed(`entity hierarchy has a cycle containing \`${d.uid}\``);
         memo.set(k, a);
       }
       ctx = {

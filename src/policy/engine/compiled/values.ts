@@ -95,7 +95,7 @@ export class CRecord {
 }
 
 /** A canonical string for structural equality and hashing. */
-export function valueKey(v: Value): string {
+function valueKey(v: Value): string {
   switch (typeof v) {
     case 'boolean':
       return v ? 'T' : 'F';
@@ -164,7 +164,7 @@ export function normLong(b: bigint, what: string): number | bigint {
   return b;
 }
 
-export function longFromJson(n: number | bigint): number | bigint {
+function longFromJson(n: number | bigint): number | bigint {
   if (typeof n === 'number') {
     if (!Number.isInteger(n)) throw new CedarEvalError(`not an integer: ${n}`);
     if (Number.isSafeInteger(n)) return n === 0 ? 0 : n;

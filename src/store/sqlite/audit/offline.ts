@@ -8,7 +8,7 @@ import { SqliteDb } from '../db.ts';
 import { AUDIT_DB_FILE } from '../index.ts';
 import { SqliteAuditReader } from './index.ts';
 
-export class OfflineAuditReader extends SqliteAuditReader {
+class OfflineAuditReader extends SqliteAuditReader {
   close(): void {
     this.db.close();
   }

@@ -27,7 +27,7 @@ const statements = new WeakMap<Db, Statements>();
 function statementsOf(db: Db): Statements {
   let st = statements.get(db);
   if (!st) {
-    let order: StatementSync | null = null;
+    let order: StatementSync | null;
     try {
       order = db.prepare('SELECT sorted_from FROM audit_heads WHERE stream = ?');
     } catch {
@@ -164,7 +164,7 @@ export function buildQuery(db: Db, q: AuditSearch): { sql: string; params: (stri
 }
 
 /** The indexes an identity query is answered from: (actor, stream, seq) and (subject, stream, seq). */
-export const IDENTITY_INDEXES = { actor: 'audit_events_actor', subject: 'audit_events_subject' } as const;
+const IDENTITY_INDEXES = { actor: 'audit_events_actor', subject: 'audit_events_subject' } as const;
 
 interface IdentityParts {
   identity: string | undefined;

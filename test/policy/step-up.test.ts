@@ -1,7 +1,7 @@
 // Step-up requirements read from Cedar annotations on forbids.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { StepUpRequired, stepUpFor, stepUpIndex } from '../../src/access/index.ts';
+import { StepUpRequired, stepUpFor, stepUpIndex } from '../../src/policy/step-up.ts';
 
 const index = stepUpIndex([
   { id: 'mfa-300', text: '@id("mfa-300") @stepUp("mfa") @maxAuthAge("300") forbid (principal, action, resource) unless { context.authn.mfa };' },
