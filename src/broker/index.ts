@@ -284,8 +284,8 @@ export class Broker {
     return exchangeDelegated(this, req, sourceIp);
   }
 
-  leaseOwner(id: string): string {
-    return this.credentials.get(id).identityId;
+  async leaseOwner(id: string): Promise<string> {
+    return (await this.credentials.get(id)).identityId;
   }
 
   /** Revokes the leases and session tokens a selector matches (see revocation.ts). */
@@ -293,7 +293,7 @@ export class Broker {
     return revokeBySelector(this, by, raw, reason);
   }
 
-  listLeases(filter: { identity?: string; target?: string; status?: string }): Lease[] {
+  listLeases(filter: { identity?: string; target?: string; status?: string }): Promise<Lease[]> {
     return this.credentials.list({
       ...(filter.identity !== undefined && { identityId: filter.identity }),
       ...(filter.target !== undefined && { target: filter.target }),

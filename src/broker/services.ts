@@ -45,7 +45,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     ...(config.audit.witness && { witness: { ...config.audit.witness, fetch: outbound, onError: (where, err) => o.log(`audit witness (${where}) failed: ${(err as Error).message}`) } }),
   });
   const identities = new IdentityRegistry(db, clock, config.boundaries);
-  const policyStore = new PolicyStore(db);
+  const policyStore = new PolicyStore(opened.store.policy.versions);
   const engine = createEngine(config.engine);
   const decisions = new DecisionPoint({
     engine,
@@ -73,7 +73,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
   const grantsFor: GrantsFor = (identity, resource, action) => withGrants(access, clock.now(), identity, resource, action);
   const deciders = { identities, decisions, metrics, grantsFor };
   const credentials = createCredentialService({
-    db,
+    leases: opened.store.credentials.leases,
     clock,
     audit,
     decide: credentialDecider(deciders),

@@ -98,8 +98,8 @@ export class DecisionPoint {
     return this.#policies;
   }
 
-  loadActive(): PolicyVersion | undefined {
-    const v = this.#o.store.active();
+  async loadActive(): Promise<PolicyVersion | undefined> {
+    const v = await this.#o.store.active();
     if (v) {
       const policies = compilePolicySet(v.files, this.#o.schemaExtension);
       this.#o.engine.loadPolicies(policies);
@@ -123,7 +123,7 @@ export class DecisionPoint {
       actor,
       payload: { previous_version: this.#version?.version ?? null, digest, files: files.map((f) => f.name), reason },
     });
-    const version = this.#o.store.append(files, actor, reason, new Date(this.#o.clock.now()));
+    const version = await this.#o.store.append(files, actor, reason, new Date(this.#o.clock.now()));
     this.#o.engine.loadPolicies(policies);
     this.#version = version;
     this.#policies = policies;

@@ -2,7 +2,8 @@
 // `decide` merges active grants the way the broker will: `context.grants`, temporary role parents,
 // `breakGlass` for the resource.
 import { ManualClock } from '../../src/common/clock.ts';
-import { openDatabase } from '../../src/store/sqlite/db.ts';
+import { openDatabase, SqliteDb } from '../../src/store/sqlite/db.ts';
+import { SqlitePolicyStore } from '../../src/store/sqlite/policy.ts';
 import type { Db } from '../../src/store/sqlite/db.ts';
 import { AuditLog } from '../../src/audit/log.ts';
 import { PolicyStore } from '../../src/policy/store.ts';
@@ -82,7 +83,7 @@ export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; n
   const clock = new ManualClock(opts.clockStart ?? Date.parse('2026-03-02T10:00:00Z'));
   const db = openDatabase(':memory:');
   const audit = new AuditLog(db, { clock });
-  const store = new PolicyStore(db);
+  const store = new PolicyStore(new SqlitePolicyStore(new SqliteDb(db)).versions);
   const engine = new WasmEngine();
   const resources = [...RESOURCES, ...(opts.resources ?? [])];
   const boundaries = new Map(resources.map((r) => [`${r.type}::${r.id}`, r]));

@@ -67,9 +67,9 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const q = req.query as { mine?: string; identity?: string; target?: string; status?: string };
-      if (q.mine === 'true') return { leases: broker.listLeases({ ...q, identity: req.session!.identity.id }) };
+      if (q.mine === 'true') return { leases: await broker.listLeases({ ...q, identity: req.session!.identity.id }) };
       await requireAllowed(broker, req, 'lease.read', controlPlane);
-      return { leases: broker.listLeases(q) };
+      return { leases: await broker.listLeases(q) };
     },
   );
 
@@ -86,9 +86,9 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req) => {
       const { id } = req.params as { id: string };
-      const mine = () => broker.leaseOwner(id) === req.session!.identity.id;
-      return opaqueId('lease', id, async () => mine() || allowedTo(broker, req, 'lease.read', controlPlane), async () => {
-        if (!mine()) await requireAllowed(broker, req, 'lease.revoke', controlPlane);
+      const mine = async () => (await broker.leaseOwner(id)) === req.session!.identity.id;
+      return opaqueId('lease', id, async () => (await mine()) || allowedTo(broker, req, 'lease.read', controlPlane), async () => {
+        if (!(await mine())) await requireAllowed(broker, req, 'lease.revoke', controlPlane);
         const ttl = (req.body as { ttl?: string } | undefined)?.ttl;
         const r = await broker.credentials.renew(id, { ...(ttl !== undefined && { ttl }), actor: req.session!.identity.id });
         return { lease: r.lease };
@@ -114,13 +114,13 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     async (req) => {
       const body = req.body as { selector: Record<string, unknown>; reason: string };
       const lease = body.selector.lease;
-      const own = () => typeof lease === 'string' && broker.leaseOwner(lease) === req.session!.identity.id;
+      const own = async () => typeof lease === 'string' && (await broker.leaseOwner(lease)) === req.session!.identity.id;
       const run = async () => {
-        if (!own()) await requireAllowed(broker, req, 'lease.revoke', controlPlane);
+        if (!(await own())) await requireAllowed(broker, req, 'lease.revoke', controlPlane);
         return broker.revoke(req.session!, body.selector, body.reason);
       };
       if (typeof lease !== 'string') return run();
-      return opaqueId('lease', lease, async () => own() || allowedTo(broker, req, 'lease.read', controlPlane), run);
+      return opaqueId('lease', lease, async () => (await own()) || allowedTo(broker, req, 'lease.read', controlPlane), run);
     },
   );
 }

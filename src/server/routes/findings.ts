@@ -26,7 +26,7 @@ export function findingRoutes(app: FastifyInstance, broker: Broker): void {
         now: broker.clock.now(),
         identities: broker.identities.list(),
         apikeys: broker.apikeys.list(),
-        leases: broker.credentials.list({ status: 'revoke_failed' }, 10_000),
+        leases: await broker.credentials.list({ status: 'revoke_failed' }, 10_000),
         ...(stale_days !== undefined && { staleAfterMs: Number(stale_days) * 86_400_000 }),
       });
       return { findings };

@@ -25,7 +25,7 @@ export function policyRoutes(app: FastifyInstance, broker: Broker): void {
 
   app.get('/v1/policies/versions', { preHandler: session, schema: { summary: 'Every policy version', tags: ['policies'] } }, async (req) => {
     await requireAllowed(broker, req, 'policy.read', policy);
-    return { versions: broker.policyStore.list() };
+    return { versions: await broker.policyStore.list() };
   });
 
   app.put(
