@@ -1,5 +1,6 @@
 // Credential issuance on the product path (request-time decision, lease recorded, admin audit
-// event) next to raw signing with the same key type; PostgreSQL role issue/revoke latency and
+// event) next to raw signing with the same key type, with lease writes one transaction each
+// ("before" issue #9) and committed in groups ("after"); PostgreSQL role issue/revoke latency and
 // the time from a revoke call to the live session ending, against a real PostgreSQL.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +36,11 @@ async function timed(n: number, concurrency: number, op: (i: number) => Promise<
   return { ops: n / ((performance.now() - started) / 1000), lat };
 }
 
+/** Warms the JIT and the caches so neither side of a ratio pays for it. */
+async function warm(op: (i: number) => Promise<unknown>): Promise<void> {
+  await timed(200, CONCURRENCY, op);
+}
+
 export async function run(emit: Emit): Promise<void> {
   const db = await startPostgres();
   const dir = mkdtempSync(join(tmpdir(), 'pcx-bench-creds-'));
@@ -42,9 +48,9 @@ export async function run(emit: Emit): Promise<void> {
   const jwk = { ...(publicKey as KeyObject).export({ format: 'jwk' }), kid: 'bench', alg: 'EdDSA', use: 'sig' };
   writeFileSync(join(dir, 'p.cedar'), `permit (principal == Workload::"workload:github/acme/api", action == Action::"credential.issue", resource)
 when { context.purpose has reason && context.credential.ttlSeconds <= 3600 };`);
-  const yaml = stringify({
+  const yaml = (dataDir: string) => stringify({
     listen: { host: '127.0.0.1', port: 7999 },
-    data_dir: './data',
+    data_dir: dataDir,
     trusts: [{ name: 'ci', kind: 'oidc', issuer: 'https://ci.bench', jwks: { keys: [jwk] }, audiences: ['portcullis'], algorithms: ['EdDSA'], identity: 'workload:github/{repository}', boundary: 'application', environment: 'prod' }],
     identities: [{ id: 'workload:github/acme/api', kind: 'workload', owner: 'team:payments', boundary: 'application', environment: 'prod' }],
     resources: [
@@ -60,25 +66,53 @@ when { context.purpose has reason && context.credential.ttlSeconds <= 3600 };`);
     policies: './p.cedar',
   });
   const env = { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 3).toString('base64'), BENCH_PG_PASSWORD: db.password };
-  const broker = await Broker.open(parseConfig(yaml, dir, env).config, { env });
-  try {
-    const proof = await new SignJWT({ repository: 'acme/api' }).setProtectedHeader({ alg: 'EdDSA', kid: 'bench' }).setIssuer('https://ci.bench').setAudience('portcullis').setIssuedAt().setExpirationTime('10m').sign(privateKey);
+  const rawKey = generateKeyPairSync('ed25519').privateKey;
+  const rawJwt = () => new SignJWT({ sub: 'x', scope: 'orders:read', aud: 'https://orders.bench' }).setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt' }).setIssuedAt().setExpirationTime('10m').sign(rawKey);
+  const blob = Buffer.alloc(300, 7);
+  const rawSsh = async () => sign(null, blob, rawKey);
+  const userKey = (generateKeyPairSync('ed25519').publicKey as KeyObject).export({ format: 'jwk' }).x!;
+  const line = `ssh-ed25519 ${Buffer.concat([lenPrefixed(Buffer.from('ssh-ed25519')), lenPrefixed(Buffer.from(userKey, 'base64url'))]).toString('base64')} bench`;
+  const proof = await new SignJWT({ repository: 'acme/api' }).setProtectedHeader({ alg: 'EdDSA', kid: 'bench' }).setIssuer('https://ci.bench').setAudience('portcullis').setIssuedAt().setExpirationTime('10m').sign(privateKey);
+  const open = async (dataDir: string, leaseWriteBatching: boolean) => {
+    const broker = await Broker.open(parseConfig(yaml(dataDir), dir, env).config, { env, leaseWriteBatching });
     const login = await broker.login({ type: 'jwt', token: proof }, '127.0.0.1');
     const s: SessionContext = await broker.sessionFromToken(login.session_token, '127.0.0.1');
+    return { broker, s };
+  };
 
-    // Access tokens (EdDSA) against raw EdDSA JWT signing with a key of the same type.
-    const rawKey = generateKeyPairSync('ed25519').privateKey;
-    const raw = await timed(N, CONCURRENCY, () => new SignJWT({ sub: 'x', scope: 'orders:read', aud: 'https://orders.bench' }).setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt' }).setIssuedAt().setExpirationTime('10m').sign(rawKey));
-    const issued = await timed(N, CONCURRENCY, () => broker.issueCredential(s, { target: 'orders-api', ttl: '10m', reason: 'bench', scopes: ['orders:read'] }, '127.0.0.1'));
-    emit({ bench: 'credentials', kind: 'access-token', raw_sign_per_s: Math.round(raw.ops), issued_per_s: Math.round(issued.ops), fraction_of_raw: +(issued.ops / raw.ops).toFixed(2), issue_p50_ms: +percentile(issued.lat, 50).toFixed(2), issue_p99_ms: +percentile(issued.lat, 99).toFixed(2) });
-
-    // SSH user certificates (Ed25519 CA) against raw Ed25519 signatures over a certificate-sized blob.
-    const userKey = (generateKeyPairSync('ed25519').publicKey as KeyObject).export({ format: 'jwk' }).x!;
-    const line = `ssh-ed25519 ${Buffer.concat([lenPrefixed(Buffer.from('ssh-ed25519')), lenPrefixed(Buffer.from(userKey, 'base64url'))]).toString('base64')} bench`;
-    const blob = Buffer.alloc(300, 7);
-    const rawSsh = await timed(N, CONCURRENCY, async () => sign(null, blob, rawKey));
-    const certs = await timed(N, CONCURRENCY, () => broker.issueCredential(s, { target: 'web-1', ttl: '10m', reason: 'bench', public_key: line }, '127.0.0.1'));
-    emit({ bench: 'credentials', kind: 'ssh-certificate', raw_sign_per_s: Math.round(rawSsh.ops), issued_per_s: Math.round(certs.ops), fraction_of_raw: +(certs.ops / rawSsh.ops).toFixed(2), issue_p50_ms: +percentile(certs.lat, 50).toFixed(2), issue_p99_ms: +percentile(certs.lat, 99).toFixed(2) });
+  // Issuance next to raw signing with a key of the same type, each ratio from figures measured back
+  // to back: "before" writes each lease change in its own transaction on the event loop (as before
+  // issue #9); "after" commits them in groups in the lease writer's worker thread.
+  const kinds = [
+    { kind: 'access-token', raw: rawJwt, issue: (b: Broker, s: SessionContext) => b.issueCredential(s, { target: 'orders-api', ttl: '10m', reason: 'bench', scopes: ['orders:read'] }, '127.0.0.1') },
+    { kind: 'ssh-certificate', raw: rawSsh, issue: (b: Broker, s: SessionContext) => b.issueCredential(s, { target: 'web-1', ttl: '10m', reason: 'bench', public_key: line }, '127.0.0.1') },
+  ];
+  const fraction: Record<string, Record<string, number>> = {};
+  let broker: Broker | undefined;
+  let s!: SessionContext;
+  try {
+    for (const [mode, batching] of [['before', false], ['after', true]] as const) {
+      ({ broker, s } = await open(`./data-${mode}`, batching));
+      for (const k of kinds) {
+        const b = broker;
+        await warm(k.raw);
+        await warm(() => k.issue(b, s));
+        const raw = await timed(N, CONCURRENCY, k.raw);
+        const issued = await timed(N, CONCURRENCY, () => k.issue(b, s));
+        (fraction[k.kind] ??= {})[mode] = +(issued.ops / raw.ops).toFixed(2);
+        emit({
+          bench: 'credentials', kind: k.kind, lease_writes: batching ? 'group-commit' : 'per-write', mode,
+          raw_sign_per_s: Math.round(raw.ops), issued_per_s: Math.round(issued.ops), fraction_of_raw: fraction[k.kind]![mode],
+          issue_p50_ms: +percentile(issued.lat, 50).toFixed(2), issue_p99_ms: +percentile(issued.lat, 99).toFixed(2),
+        });
+      }
+      if (mode === 'before') {
+        await broker.close();
+        broker = undefined;
+      }
+    }
+    for (const k of kinds) emit({ bench: 'credentials', kind: k.kind, fraction_of_raw_before: fraction[k.kind]!.before, fraction_of_raw_after: fraction[k.kind]!.after, target: 0.5 });
+    if (!broker) throw new Error('the "after" broker is not open');
 
     // PostgreSQL: issue and revoke latency, and revoke → live session ended.
     const issueLat: number[] = [];
@@ -107,7 +141,7 @@ when { context.purpose has reason && context.credential.ttlSeconds <= 3600 };`);
       revoke_to_session_end_p50_ms: +percentile(endLat, 50).toFixed(1), revoke_to_session_end_p99_ms: +percentile(endLat, 99).toFixed(1),
     });
   } finally {
-    await broker.close();
+    await broker?.close();
     await db.stop();
     rmSync(dir, { recursive: true, force: true });
   }

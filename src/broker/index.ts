@@ -69,6 +69,8 @@ export class Broker {
   readonly #resources = new Map<string, string>(); // "Type::id" → boundary
   readonly #log: (msg: string) => void;
   readonly #auditDb: Db;
+  /** Closes the store's writers (the lease writer's worker) before the files. */
+  readonly #closeStore: () => Promise<void>;
   readonly #authn: Authentication;
   readonly #humanSignIn: HumanSignIn;
   readonly #authz: Authorization;
@@ -87,6 +89,7 @@ export class Broker {
     this.keyring = opened.keyring;
     this.spiffeCa = opened.spiffeCa;
     this.#auditDb = opened.auditDb;
+    this.#closeStore = () => opened.store.close();
     this.issuer = options.issuer ?? `http://${config.listen.host}:${config.listen.port}`;
     const s = createServices(config, opened, {
       clock: this.clock,
@@ -340,7 +343,7 @@ export class Broker {
       await this.credentials.stop();
       await this.audit.close();
     } finally {
-      closeDatabases(this.db, this.#auditDb);
+      await this.#closeStore().finally(() => closeDatabases(this.db, this.#auditDb));
     }
   }
 }

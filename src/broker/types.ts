@@ -27,4 +27,6 @@ export interface BrokerOptions {
   /** Where `PORTCULLIS_MASTER_KEY` and targets' `password_env` secrets are read (default process.env). */
   env?: NodeJS.ProcessEnv;
   log?: (msg: string) => void;
+  /** Lease writes committed in groups (default) or each in its own transaction (the benchmark's baseline). */
+  leaseWriteBatching?: boolean;
 }

@@ -1,6 +1,6 @@
 // The policy decision point: builds the context from verified facts, asks the engine, records the
 // decision in the authz stream before returning it (fail closed), and owns policy activation.
-import { randomUUID } from 'node:crypto';
+import { randomUUIDv7 } from 'node:crypto';
 import { isIP } from 'node:net';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AuthzResult, CedarValue, DecisionEngine, Entity, EntityUid, PolicySource } from './engine/types.ts';
@@ -200,7 +200,8 @@ export class DecisionPoint {
       decision: result.decision,
       reasons: result.reasons,
       errors: result.errors.map((e) => ({ policy_id: e.policyId, message: e.message })),
-      decision_id: randomUUID(),
+      // Time-ordered (UUIDv7): the leases' decision index grows at its end, not on random pages.
+      decision_id: randomUUIDv7(),
       policy_version: version.version,
       ...(bridge && { bridge: { from: bridge.from, to: bridge.to, reason: bridge.reason } }),
     };

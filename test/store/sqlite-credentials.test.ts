@@ -41,7 +41,7 @@ function withFile<T>(fn: (path: string) => Promise<T>): Promise<T> {
 test('writes made in one turn share one transaction; each answers once its row is committed', () =>
   withFile(async (path) => {
     const db = SqliteDb.open(path);
-    const { leases } = new SqliteCredentialStore(db);
+    const { leases } = new SqliteCredentialStore(db, { writer: 'inline' });
     const c = counting(db);
     const other = new DatabaseSync(path); // another connection sees only committed rows
     const visible = (id: string) => other.prepare('SELECT status FROM credential_leases WHERE id = ?').get(id) as { status: string } | undefined;
@@ -58,6 +58,43 @@ test('writes made in one turn share one transaction; each answers once its row i
     assert.equal(c.begins, 2);
     assert.equal(visible('lse_7')?.status, 'active');
     other.close();
+    db.close();
+  }));
+
+test('the lease writer worker: batches committed on its own connection, visible to the store before each answer', () =>
+  withFile(async (path) => {
+    const db = SqliteDb.open(path);
+    const store = new SqliteCredentialStore(db);
+    const { leases } = store;
+    const c = counting(db);
+    const ids = Array.from({ length: 50 }, (_, i) => `lse_w${i}`);
+    await Promise.all(
+      ids.map(async (id) => {
+        await leases.insert(lease(id, { params: { parent: 'lse_p' } }));
+        assert.equal((await leases.get(id))?.status, 'issuing', 'committed before the insert answers');
+        const l = await leases.transition(id, ['issuing'], 'active', { handle: `h-${id}`, params: { parent: 'lse_p', scopes: ['a'] } });
+        assert.deepEqual([l?.status, l?.handle, l?.params], ['active', `h-${id}`, { parent: 'lse_p', scopes: ['a'] }]);
+      }),
+    );
+    assert.equal(c.begins, 0, 'no write transaction on the store connection');
+    assert.equal((await leases.children('lse_p')).length, 50);
+    // Failures come back one by one: a duplicate id, an unknown lease, a lost compare-and-set.
+    const [dup, missing, lost] = await Promise.allSettled([
+      leases.insert(lease('lse_w1')),
+      leases.update('lse_nope', { lastError: 'x' }),
+      leases.transition('lse_w2', ['issuing'], 'failed'),
+    ]);
+    assert.equal(dup.status, 'rejected');
+    assert.equal(missing.status === 'rejected' && (missing.reason as Error).name, 'NotFound');
+    assert.deepEqual(lost, { status: 'fulfilled', value: undefined });
+    // Inside a unit of work the write joins the store connection's transaction instead.
+    await db.transaction(async () => {
+      await leases.update('lse_w3', { lastError: 'in a transaction' });
+    });
+    assert.equal(c.begins, 1);
+    assert.equal((await leases.get('lse_w3'))?.lastError, 'in a transaction');
+    await store.close();
+    await assert.rejects(leases.insert(lease('lse_closed')), /lease writer closed/);
     db.close();
   }));
 

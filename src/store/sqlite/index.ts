@@ -71,6 +71,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.credentials.close();
     this.main.close();
     this.auditDb.close();
   }
