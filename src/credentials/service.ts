@@ -384,14 +384,18 @@ export class CredentialService implements LeaseRevoker {
 
   async #revokeLease(id: string, opts: RevokeOptions): Promise<RevokeOutcome> {
     const now = this.#clock.now();
-    const current = await this.leases.get(id);
+    let current = await this.leases.get(id);
     if (!current) throw new NotFound(`lease ${id}`);
     if (current.status === 'issuing') {
-      if (!this.#inFlight.has(id)) return { leaseId: id, status: 'unchanged' }; // a dead broker's intent: reconcile's job
-      if (await this.leases.transition(id, ['issuing'], 'revoking', { revokedBy: opts.by, revokeReason: opts.reason })) {
-        return { leaseId: id, status: 'pending' };
+      if (this.#inFlight.has(id)) {
+        if (await this.leases.transition(id, ['issuing'], 'revoking', { revokedBy: opts.by, revokeReason: opts.reason })) {
+          return { leaseId: id, status: 'pending' };
+        }
+        // It left `issuing` while we looked (the issuance recorded it): revoke it as it is now.
       }
-      // It left `issuing` while we looked (the issuance recorded it active): revoke it as such.
+      // Not in flight: its issuance ended (read it again, after that) or a dead broker left it.
+      current = (await this.leases.get(id)) ?? current;
+      if (current.status === 'issuing' && !this.#inFlight.has(id)) return { leaseId: id, status: 'unchanged' }; // reconcile's job
     }
     const l = await this.leases.transition(id, ['active', 'revoking', 'revoke_failed'], 'revoking', {
       revokedBy: current.revokedBy ?? opts.by,
