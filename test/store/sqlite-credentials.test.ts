@@ -64,7 +64,7 @@ test('writes made in one turn share one transaction; each answers once its row i
 test('the lease writer worker: batches committed on its own connection, visible to the store before each answer', () =>
   withFile(async (path) => {
     const db = SqliteDb.open(path);
-    const store = new SqliteCredentialStore(db);
+    const store = new SqliteCredentialStore(db, { writer: 'worker' });
     const { leases } = store;
     const c = counting(db);
     const ids = Array.from({ length: 50 }, (_, i) => `lse_w${i}`);

@@ -60,20 +60,22 @@ export interface SqliteLeaseOptions {
    */
   batchWrites?: boolean;
   /**
-   * Where batches are committed: `worker` (default for a file store) — a worker thread with its
-   * own connection (same `synchronous` setting as the store's); `inline` (in-memory stores) — the
-   * store's connection.
+   * Where batches are committed: `inline` (default) — on the store's connection, one transaction
+   * per batch; `worker` (file stores) — by a worker thread with its own connection (same
+   * `synchronous` setting), which takes the SQLite work off the event loop but makes every main
+   * connection write wait in the busy handler while it commits, empties the main connection's
+   * page cache at each commit, and adds a thread hop to each write's latency (docs/storage.md).
    */
-  writer?: 'worker' | 'inline';
+  writer?: 'inline' | 'worker';
 }
 
 /**
  * The lease table. An issuance writes its lease twice (the `issuing` intent, then `active`); each
  * write touches the table and its seven indexes, and committing each alone on the event loop cost
  * about a millisecond of synchronous SQLite work per issuance (some 25 WAL page writes). Writes
- * from concurrent callers are therefore committed in groups, off the event loop (lease-writer.ts);
- * reads stay on the store's connection and see every committed write. A write made inside a unit
- * of work (`store.transaction`) joins that transaction instead.
+ * from concurrent callers are therefore committed in groups (lease-writer.ts): one transaction,
+ * and its page writes, per batch. A write made inside a unit of work (`store.transaction`) joins
+ * that transaction instead.
  */
 export class SqliteLeaseRepository implements LeaseRepository {
   readonly #db: SqliteDb;
@@ -86,7 +88,7 @@ export class SqliteLeaseRepository implements LeaseRepository {
     if (opts.batchWrites ?? true) {
       const path = db.raw.location();
       this.#writer =
-        path !== null && (opts.writer ?? 'worker') === 'worker'
+        path !== null && opts.writer === 'worker'
           ? new WorkerLeaseWriter({ path, synchronous: (db.raw.prepare('PRAGMA synchronous').get() as { synchronous: number }).synchronous })
           : new InlineLeaseWriter(db, this.#rows);
     }

@@ -1,6 +1,6 @@
 // Group commit for lease writes: the writes made during one turn of the event loop are committed
-// in one transaction, by a worker thread on its own connection (file stores) or inline on the
-// store's connection (in-memory stores). Every caller is answered after its transaction commits.
+// in one transaction, on the store's connection (default) or by a worker thread on its own
+// connection to the file. Every caller is answered after its transaction commits.
 import { Worker } from 'node:worker_threads';
 import { NotFound } from '../../common/errors.ts';
 import type { Lease } from '../../credentials/types.ts';
