@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase, SqliteDb } from '../src/store/sqlite/db.ts';
 import { SqliteAuditStore } from '../src/store/sqlite/audit/index.ts';
+import { SqlitePolicyStore } from '../src/store/sqlite/policy.ts';
 import { AuditLog } from '../src/audit/log.ts';
 import { PolicyStore } from '../src/policy/store.ts';
 import { DecisionPoint } from '../src/policy/decision-point.ts';
@@ -40,7 +41,7 @@ async function productPath(kind: EngineKind, n: number, reqs: DecisionInput[]): 
   const engine = createEngine(kind);
   const dbs = databases();
   const dp = new DecisionPoint({
-    engine, store: new PolicyStore(db), audit, clock: { now: () => Date.now() }, bridges: [], failClosed: true,
+    engine, store: new PolicyStore(new SqlitePolicyStore(new SqliteDb(db)).versions), audit, clock: { now: () => Date.now() }, bridges: [], failClosed: true,
     resourceBoundary: () => 'application',
   });
   engine.upsertEntities([...dbs.map(resourceEntity), ...actionEntities()]);

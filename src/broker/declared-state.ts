@@ -48,7 +48,7 @@ export async function loadDeclaredState(d: DeclaredStateDeps): Promise<void> {
       await audit.append({ stream: 'admin', type: before ? 'identity.updated' : 'identity.declared', actor: 'config', subject: decl.id, boundary: decl.boundary, payload: { source: 'config', owner: decl.owner ?? null, kind: decl.kind, trusts } });
     }
   }
-  decisions.loadActive();
+  await decisions.loadActive();
   const files = configPolicyFiles(config.policies);
   const apiFiles = decisions.version?.files.filter((f) => f.origin === 'api') ?? [];
   const { version, changed } = await decisions.activate([...files, ...apiFiles], 'config', 'policies loaded from configuration');

@@ -39,7 +39,7 @@ export async function exchangeDelegated(d: DelegationDeps, req: DelegationReques
   const verify = async (token: string, which: string) => {
     try {
       const v = await verifyAccessToken(token, keys, { issuer: d.issuer, audience: target.audience, currentDate: new Date(d.clock.now()) });
-      const lease = d.credentials.introspect('api', v.jti);
+      const lease = await d.credentials.introspect('api', v.jti);
       if (!lease.active || !lease.lease) throw new TokenExchangeRefused('invalid_grant', `${which} has been revoked or has expired`);
       const identity = d.identities.get(v.sub);
       if (!identity || identity.status !== 'active') throw new TokenExchangeRefused('invalid_grant', `${which}: its identity is not active`);

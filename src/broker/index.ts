@@ -69,6 +69,8 @@ export class Broker {
   #unboundIdentities: string[] = [];
   readonly #resources = new Map<string, string>(); // "Type::id" → boundary
   readonly #log: (msg: string) => void;
+  /** Closes the store's writers (the lease writer's worker) before the files. */
+  readonly #closeStore: () => Promise<void>;
   readonly #authn: Authentication;
   readonly #humanSignIn: HumanSignIn;
   readonly #authz: Authorization;
@@ -85,6 +87,7 @@ export class Broker {
     this.config = config;
     const clock = options.clock ?? systemClock;
     this.#log = options.log ?? (() => {});
+    this.#closeStore = () => opened.store.close();
     this.issuer = options.issuer ?? `http://${config.listen.host}:${config.listen.port}`;
     const services = createServices(config, opened, {
       clock,
@@ -269,7 +272,7 @@ export class Broker {
       await this.#s.credentials.stop();
       await this.#s.audit.close();
     } finally {
-      closeDatabases(this.#s.db, this.#s.auditDb);
+      await this.#closeStore().finally(() => closeDatabases(this.#s.db, this.#s.auditDb));
     }
   }
 }

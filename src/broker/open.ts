@@ -33,7 +33,8 @@ export interface Opened {
  */
 export async function openStorage<T>(config: PortcullisConfig, options: BrokerOptions, assemble: (opened: Opened) => T): Promise<T> {
   const clock = options.clock ?? systemClock;
-  const store = SqliteStore.open(config.data_dir);
+  const lw = options.leaseWrites;
+  const store = SqliteStore.open(config.data_dir, { leases: lw === undefined ? {} : lw === 'per-write' ? { batchWrites: false } : { writer: lw } });
   const db = store.main.raw;
   const auditDb = store.auditDb.raw;
   try {

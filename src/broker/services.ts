@@ -31,7 +31,7 @@ export interface ServiceOptions {
 }
 
 export function createServices(config: PortcullisConfig, opened: Opened, o: ServiceOptions) {
-  const { db, keyring, spiffeCa, identities } = opened;
+  const { keyring, spiffeCa, identities } = opened;
   const { clock, issuer } = o;
   const metrics = new Metrics();
   // One outbound policy for every URL the broker calls: no private destinations but those listed.
@@ -43,7 +43,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     checkpointIntervalMs: config.audit.checkpoint_interval_ms,
     ...(config.audit.witness && { witness: { ...config.audit.witness, fetch: outbound, onError: (where, err) => o.log(`audit witness (${where}) failed: ${(err as Error).message}`) } }),
   });
-  const policyStore = new PolicyStore(db);
+  const policyStore = new PolicyStore(opened.store.policy.versions);
   const engine = createEngine(config.engine);
   const decisions = new DecisionPoint({
     engine,
@@ -72,7 +72,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
   const grantsFor: GrantsFor = (identity, resource, action) => withGrants(access, clock.now(), identity, resource, action);
   const deciders = { identities, decisions, metrics, grantsFor };
   const credentials = createCredentialService({
-    db,
+    leases: opened.store.credentials.leases,
     clock,
     audit,
     decide: credentialDecider(deciders),

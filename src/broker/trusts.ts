@@ -52,23 +52,23 @@ export function createTrusts(trusts: readonly TrustConfig[], deps: TrustDeps): {
 function ownCa(deps: TrustDeps): OwnSpiffeCa {
   return {
     bundle: (trustDomain) => deps.spiffeCa.bundle(trustDomain),
-    issuedBy: (trustDomain, id, serial) => {
+    issuedBy: async (trustDomain, id, serial) => {
       const identityId = identityForSpiffeId(trustDomain, id.id);
       if (identityId === undefined) throw authnFail('bad_spiffe_id', 'SPIFFE ID was not issued for a Portcullis identity');
       const credentials = deps.credentials();
-      const lease = svidLease(credentials, serial);
+      const lease = await svidLease(credentials, serial);
       if (!lease || lease.identityId !== identityId) throw authnFail('untrusted_chain', 'no lease for this SVID');
-      if (!credentials.isActive(lease.id)) throw authnFail('revoked', `SVID lease ${lease.id} is ${lease.status}`);
+      if (!(await credentials.isActive(lease.id))) throw authnFail('revoked', `SVID lease ${lease.id} is ${lease.status}`);
       return identityId;
     },
   };
 }
 
 /** The lease of an SVID by certificate serial (node prints it upper-case, the issuer stores lower-case hex). */
-function svidLease(credentials: CredentialService, serial: string): Lease | undefined {
+async function svidLease(credentials: CredentialService, serial: string): Promise<Lease | undefined> {
   const hex = serial.toLowerCase().replace(/^0+/, '');
   for (const h of [hex, `0${hex}`, `00${hex}`]) {
-    const r = credentials.introspect('spiffe-x509', h);
+    const r = await credentials.introspect('spiffe-x509', h);
     if (r.lease) return r.lease;
   }
   return undefined;

@@ -35,4 +35,10 @@ export interface BrokerOptions {
   /** Where `PORTCULLIS_MASTER_KEY` and targets' `password_env` secrets are read (default process.env). */
   env?: NodeJS.ProcessEnv;
   log?: (msg: string) => void;
+  /**
+   * How lease writes are committed (benchmarks, tests): in groups by the store's default writer,
+   * in groups by a worker thread (`worker`) or on the store's connection (`inline`), or each in
+   * its own transaction (`per-write`, as before issue #9: the benchmark's baseline).
+   */
+  leaseWrites?: 'per-write' | 'inline' | 'worker';
 }

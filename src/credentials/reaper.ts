@@ -2,7 +2,7 @@
 // A revocation that keeps failing stays `revoke_failed` with its last error, visible in lists
 // and retried forever at the capped interval.
 import type { Clock } from '../common/clock.ts';
-import type { LeaseStore } from './leases.ts';
+import type { LeaseRepository } from './ports.ts';
 import type { LeaseRevoker } from './revocation.ts';
 
 export interface ReaperOptions {
@@ -21,14 +21,14 @@ export function backoffMs(attempt: number, baseMs = 1000, maxMs = 300_000): numb
 }
 
 export class Reaper {
-  readonly #store: LeaseStore;
+  readonly #store: LeaseRepository;
   readonly #revoker: LeaseRevoker;
   readonly #clock: Clock;
   readonly #intervalMs: number;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<ReaperRun> | undefined;
 
-  constructor(store: LeaseStore, revoker: LeaseRevoker, clock: Clock, opts: ReaperOptions = {}) {
+  constructor(store: LeaseRepository, revoker: LeaseRevoker, clock: Clock, opts: ReaperOptions = {}) {
     this.#store = store;
     this.#revoker = revoker;
     this.#clock = clock;
@@ -46,7 +46,7 @@ export class Reaper {
   async #pass(): Promise<ReaperRun> {
     const run: ReaperRun = { expired: 0, retried: 0, failed: 0 };
     for (let pass = 0; pass < 100; pass++) {
-      const due = this.#store.due(this.#clock.now());
+      const due = await this.#store.due(this.#clock.now());
       if (due.length === 0) return run;
       let progressed = false;
       for (const l of due) {

@@ -2,7 +2,7 @@
 // a trust, a session or a decision. Everything matching is revoked; each revoked item gets its own
 // `admin` audit event (written by the revoker). Plus revalidation after a policy change.
 import { InvalidInput } from '../common/errors.ts';
-import type { LeaseStore } from './leases.ts';
+import type { LeaseRepository } from './ports.ts';
 import type { Decide, DecisionRequest, DelegationFacts, Lease, LeaseStatus, SessionFacts } from './types.ts';
 
 export type RevocationSelector =
@@ -44,10 +44,10 @@ export interface RevocationResolvers {
 /** Statuses a selector revocation acts on: everything that may still hold a credential. */
 const REVOCABLE: LeaseStatus[] = ['issuing', 'active', 'revoking', 'revoke_failed'];
 
-export async function selectLeases(store: LeaseStore, sel: RevocationSelector, resolvers: RevocationResolvers): Promise<Lease[]> {
+export async function selectLeases(store: LeaseRepository, sel: RevocationSelector, resolvers: RevocationResolvers): Promise<Lease[]> {
   const status = REVOCABLE;
   if ('lease' in sel) {
-    const l = store.get(sel.lease);
+    const l = await store.get(sel.lease);
     return l && REVOCABLE.includes(l.status) ? [l] : [];
   }
   if ('identity' in sel) return store.list({ identityId: sel.identity, status }, 100_000);
@@ -61,9 +61,9 @@ export async function selectLeases(store: LeaseStore, sel: RevocationSelector, r
     return store.list({ identityId: ids, status }, 100_000);
   }
   // trust: leases recorded as issued through the trust, plus every identity the trust vouches for.
-  const byTrust = store.list({ trust: sel.trust, status }, 100_000);
+  const byTrust = await store.list({ trust: sel.trust, status }, 100_000);
   const ids = resolvers.identitiesOfTrust ? await resolvers.identitiesOfTrust(sel.trust) : [];
-  const byIdentity = ids.length ? store.list({ identityId: ids, status }, 100_000) : [];
+  const byIdentity = ids.length ? await store.list({ identityId: ids, status }, 100_000) : [];
   const seen = new Map<string, Lease>();
   for (const l of [...byTrust, ...byIdentity]) seen.set(l.id, l);
   return [...seen.values()];
@@ -156,14 +156,14 @@ export function leaseDecisionRequest(l: Lease, resourceType: string, now: number
  * not become a mass revocation); explicit denies are revoked.
  */
 export async function revalidateAll(
-  store: LeaseStore,
+  store: LeaseRepository,
   revoker: LeaseRevoker,
   decide: Decide,
   resourceTypeOf: (target: string) => string | undefined,
   now: number,
   by = 'system:policy',
 ): Promise<RevalidationResult> {
-  const active = store.list({ status: 'active' }, 1_000_000);
+  const active = await store.list({ status: 'active' }, 1_000_000);
   const denied: Lease[] = [];
   const errors: { leaseId: string; error: string }[] = [];
   for (const l of active) {

@@ -7,13 +7,12 @@ import type { Clock } from '../common/clock.ts';
 import { systemClock } from '../common/clock.ts';
 import { parseDuration, formatDuration } from '../common/duration.ts';
 import { Forbidden, InvalidInput, NotFound, PortcullisError, Unavailable } from '../common/errors.ts';
-import type { Db } from '../store/sqlite/db.ts';
 import type { TargetConfig } from './config.ts';
 import { LeaseNotActive, TargetError } from './errors.ts';
 import type { IssuerDeps } from './issuers/registry.ts';
 import { createIssuer } from './issuers/registry.ts';
-import { LeaseStore, newLeaseId } from './leases.ts';
-import type { LeaseFilter } from './leases.ts';
+import { newLeaseId } from './leases.ts';
+import type { LeaseFilter, LeaseRepository } from './ports.ts';
 import { backoffMs, Reaper } from './reaper.ts';
 import type { ReaperRun } from './reaper.ts';
 import { leaseDecisionRequest, revalidateAll, revokeMatching, selectLeases } from './revocation.ts';
@@ -23,7 +22,8 @@ import type {
 import type { CredentialIssuer, Decide, DelegationFacts, GrantFacts, Lease, LeaseView, SessionFacts } from './types.ts';
 
 export interface CredentialServiceOptions extends Omit<IssuerDeps, 'clock'> {
-  db: Db;
+  /** The lease table (the store's `credentials.leases`). */
+  leases: LeaseRepository;
   clock?: Clock;
   audit: AuditSink;
   decide: Decide;
@@ -83,7 +83,7 @@ export interface ReconcileReport {
 const MAX_PURPOSE = 500;
 
 export class CredentialService implements LeaseRevoker {
-  readonly leases: LeaseStore;
+  readonly leases: LeaseRepository;
   readonly #issuers = new Map<string, CredentialIssuer>();
   readonly #clock: Clock;
   readonly #audit: AuditSink;
@@ -101,7 +101,7 @@ export class CredentialService implements LeaseRevoker {
     this.#decide = opts.decide;
     this.#resolvers = opts.resolvers ?? {};
     this.#crash = opts.crashHook ?? (() => {});
-    this.leases = new LeaseStore(opts.db);
+    this.leases = opts.leases;
     for (const t of opts.targets) this.#targets.set(t.name, t);
     for (const i of opts.issuers ?? []) this.#issuers.set(i.target, i);
     for (const t of opts.targets) {
@@ -209,18 +209,20 @@ export class CredentialService implements LeaseRevoker {
       revokedBy: null,
       revokeReason: null,
     };
-    this.leases.insert(lease);
+    // In flight from before the intent is on record: a revocation that finds it `issuing` must
+    // know this broker is still issuing it (not a dead broker's intent).
     this.#inFlight.add(lease.id);
     try {
+      await this.leases.insert(lease);
       let result;
       try {
         result = await issuer.issue({ lease, params });
       } catch (e) {
-        this.leases.update(lease.id, { status: 'failed', lastError: (e as Error).message });
+        await this.leases.update(lease.id, { status: 'failed', lastError: (e as Error).message });
         throw e instanceof PortcullisError ? e : new TargetError(issuer.target, (e as Error).message);
       }
       this.#crash('issue.before_record');
-      const active = this.leases.transition(lease.id, ['issuing'], 'active', {
+      const active = await this.leases.transition(lease.id, ['issuing'], 'active', {
         handle: result.handle,
         fingerprint: result.fingerprint,
         params: { ...lease.params, ...(result.params ?? {}) },
@@ -228,7 +230,7 @@ export class CredentialService implements LeaseRevoker {
       });
       if (!active) {
         // A revocation reached this lease while it was being issued: honour it now.
-        const l = this.leases.update(lease.id, { handle: result.handle, fingerprint: result.fingerprint, status: 'revoking' });
+        const l = await this.leases.update(lease.id, { handle: result.handle, fingerprint: result.fingerprint, status: 'revoking' });
         this.#inFlight.delete(lease.id);
         await this.revokeLease(l.id, { by: l.revokedBy ?? 'system', reason: l.revokeReason ?? 'revoked during issuance' });
         throw new Forbidden('credential was revoked while being issued', { lease: lease.id });
@@ -276,15 +278,15 @@ export class CredentialService implements LeaseRevoker {
   }
 
   /** RFC 7662-style answer for a token's `jti` (or a certificate serial): is it still good? */
-  introspect(kind: Lease['kind'], handle: string): { active: boolean; lease?: Lease } {
-    const l = this.leases.byHandle(kind, handle);
+  async introspect(kind: Lease['kind'], handle: string): Promise<{ active: boolean; lease?: Lease }> {
+    const l = await this.leases.byHandle(kind, handle);
     if (!l) return { active: false };
-    return { active: this.isActive(l.id), lease: l };
+    return { active: this.#isActive(l), lease: l };
   }
 
   /** Extends an active lease (re-decided against current policy), never past its max_expires_at. */
   async renew(leaseId: string, opts: { ttl?: string | number; actor?: string } = {}): Promise<Issued> {
-    const l = this.leases.get(leaseId);
+    const l = await this.leases.get(leaseId);
     if (!l) throw new NotFound(`lease ${leaseId}`);
     if (l.status !== 'active') throw new LeaseNotActive(leaseId, l.status);
     const issuer = this.issuer(l.target);
@@ -296,14 +298,14 @@ export class CredentialService implements LeaseRevoker {
     const d = await this.#decideOrFail(leaseDecisionRequest(l, issuer.resourceType, now, { ttlSeconds: Math.ceil((expiresAt - now) / 1000), renewal: true }));
     if (d.decision !== 'allow') throw new Forbidden(`renewal of ${leaseId} denied by policy`, { decision_id: d.decisionId });
     const r = await issuer.renew({ ...l }, expiresAt);
-    const renewed = this.leases.transition(leaseId, ['active'], 'active', {
+    const renewed = await this.leases.transition(leaseId, ['active'], 'active', {
       expiresAt,
       renewals: l.renewals + 1,
       decisionId: d.decisionId,
       ...(r.handle ? { handle: r.handle } : {}),
       ...(r.fingerprint ? { fingerprint: r.fingerprint } : {}),
     });
-    if (!renewed) throw new LeaseNotActive(leaseId, this.leases.get(leaseId)?.status ?? 'unknown');
+    if (!renewed) throw new LeaseNotActive(leaseId, (await this.leases.get(leaseId))?.status ?? 'unknown');
     try {
       await this.#audit.append({
         stream: 'admin',
@@ -329,14 +331,20 @@ export class CredentialService implements LeaseRevoker {
 
   async #revokeLease(id: string, opts: RevokeOptions): Promise<RevokeOutcome> {
     const now = this.#clock.now();
-    const current = this.leases.get(id);
+    let current = await this.leases.get(id);
     if (!current) throw new NotFound(`lease ${id}`);
     if (current.status === 'issuing') {
-      if (!this.#inFlight.has(id)) return { leaseId: id, status: 'unchanged' }; // a dead broker's intent: reconcile's job
-      this.leases.transition(id, ['issuing'], 'revoking', { revokedBy: opts.by, revokeReason: opts.reason });
-      return { leaseId: id, status: 'pending' };
+      if (this.#inFlight.has(id)) {
+        if (await this.leases.transition(id, ['issuing'], 'revoking', { revokedBy: opts.by, revokeReason: opts.reason })) {
+          return { leaseId: id, status: 'pending' };
+        }
+        // It left `issuing` while we looked (the issuance recorded it): revoke it as it is now.
+      }
+      // Not in flight: its issuance ended (read it again, after that) or a dead broker left it.
+      current = (await this.leases.get(id)) ?? current;
+      if (current.status === 'issuing' && !this.#inFlight.has(id)) return { leaseId: id, status: 'unchanged' }; // reconcile's job
     }
-    const l = this.leases.transition(id, ['active', 'revoking', 'revoke_failed'], 'revoking', {
+    const l = await this.leases.transition(id, ['active', 'revoking', 'revoke_failed'], 'revoking', {
       revokedBy: current.revokedBy ?? opts.by,
       revokeReason: current.revokeReason ?? opts.reason,
     });
@@ -349,7 +357,7 @@ export class CredentialService implements LeaseRevoker {
       await issuer.revoke(l);
     } catch (e) {
       const attempts = l.revokeAttempts + 1;
-      const failed = this.leases.update(id, {
+      const failed = await this.leases.update(id, {
         status: 'revoke_failed',
         revokeAttempts: attempts,
         lastError: (e as Error).message,
@@ -364,7 +372,7 @@ export class CredentialService implements LeaseRevoker {
       });
       return { leaseId: id, status: 'revoke_failed', error: failed.lastError ?? '' };
     }
-    const done = this.leases.update(id, {
+    const done = await this.leases.update(id, {
       status: final,
       revokedAt: this.#clock.now(),
       revokeAttempts: l.revokeAttempts + 1,
@@ -383,7 +391,7 @@ export class CredentialService implements LeaseRevoker {
       throw new Unavailable(`lease ${id} revoked but its audit event could not be written: ${(e as Error).message}`);
     }
     // Tokens exchanged from this one lose their footing with it.
-    for (const child of this.leases.children(id)) {
+    for (const child of await this.leases.children(id)) {
       await this.revokeLease(child.id, { by: opts.by, reason: `parent lease ${id} ${final}` }).catch(() => {});
     }
     return { leaseId: id, status: final };
@@ -393,7 +401,7 @@ export class CredentialService implements LeaseRevoker {
   async revoke(selector: RevocationSelector, opts: { by: string; reason: string }): Promise<BulkRevocationResult> {
     if (typeof opts.reason !== 'string' || opts.reason.trim() === '') throw new InvalidInput('reason: required', 'reason');
     const leases = await selectLeases(this.leases, selector, this.#resolvers);
-    if ('lease' in selector && leases.length === 0 && !this.leases.get(selector.lease)) throw new NotFound(`lease ${selector.lease}`);
+    if ('lease' in selector && leases.length === 0 && !(await this.leases.get(selector.lease))) throw new NotFound(`lease ${selector.lease}`);
     return revokeMatching(this, leases, { by: opts.by, reason: opts.reason });
   }
 
@@ -402,33 +410,37 @@ export class CredentialService implements LeaseRevoker {
     return revalidateAll(this.leases, this, decide, (t) => this.#issuers.get(t)?.resourceType, this.#clock.now());
   }
 
-  list(filter: LeaseFilter = {}, limit = 1000): Lease[] {
+  list(filter: LeaseFilter = {}, limit = 1000): Promise<Lease[]> {
     return this.leases.list(filter, limit);
   }
 
-  get(leaseId: string): Lease {
-    const l = this.leases.get(leaseId);
+  async get(leaseId: string): Promise<Lease> {
+    const l = await this.leases.get(leaseId);
     if (!l) throw new NotFound(`lease ${leaseId}`);
     return l;
   }
 
   /** True while the lease is active and unexpired: introspection for tokens and certificates. */
-  isActive(leaseId: string): boolean {
-    const l = this.leases.get(leaseId);
-    return !!l && l.status === 'active' && l.expiresAt > this.#clock.now();
+  async isActive(leaseId: string): Promise<boolean> {
+    const l = await this.leases.get(leaseId);
+    return !!l && this.#isActive(l);
+  }
+
+  #isActive(l: Lease): boolean {
+    return l.status === 'active' && l.expiresAt > this.#clock.now();
   }
 
   /** Run on start (and whenever wanted): brings leases and targets back into agreement. */
   async reconcile(): Promise<ReconcileReport> {
     const report: ReconcileReport = { completed: [], dropped: [], closed: [], abandoned: [], errors: [] };
-    for (const l of this.leases.list({ status: 'revoking' }, 100_000)) {
+    for (const l of await this.leases.list({ status: 'revoking' }, 100_000)) {
       if (this.#revoking.has(l.id)) continue;
       report.completed.push(await this.revokeLease(l.id, { by: 'system:reconcile', reason: l.revokeReason ?? 'reconcile' }));
     }
     for (const issuer of this.#issuers.values()) {
       const view: LeaseView = {
         get: (id) => this.leases.get(id),
-        keep: (id) => this.#inFlight.has(id) || this.leases.get(id)?.status === 'active',
+        keep: async (id) => this.#inFlight.has(id) || (await this.leases.get(id))?.status === 'active',
         active: () => this.leases.list({ target: issuer.target, status: 'active' }, 100_000),
       };
       let r;
@@ -442,11 +454,11 @@ export class CredentialService implements LeaseRevoker {
       const now = this.#clock.now();
       for (const d of r.dropped) {
         report.dropped.push({ target: issuer.target, ...d });
-        const l = d.leaseId ? this.leases.get(d.leaseId) : undefined;
+        const l = d.leaseId ? await this.leases.get(d.leaseId) : undefined;
         if (l?.status === 'issuing') {
-          this.leases.update(l.id, { status: 'failed', handle: d.handle, lastError: 'broker stopped during issuance; target credential removed by reconcile' });
+          await this.leases.update(l.id, { status: 'failed', handle: d.handle, lastError: 'broker stopped during issuance; target credential removed by reconcile' });
         } else if (l && (l.status === 'revoking' || l.status === 'revoke_failed')) {
-          this.leases.update(l.id, { status: l.revokeReason === 'expired' ? 'expired' : 'revoked', revokedAt: now, lastError: null, nextAttemptAt: null });
+          await this.leases.update(l.id, { status: l.revokeReason === 'expired' ? 'expired' : 'revoked', revokedAt: now, lastError: null, nextAttemptAt: null });
         }
         await this.#audit.append({
           stream: 'admin',
@@ -457,7 +469,7 @@ export class CredentialService implements LeaseRevoker {
         });
       }
       for (const id of r.missing) {
-        const l = this.leases.transition(id, ['active'], 'revoked', {
+        const l = await this.leases.transition(id, ['active'], 'revoked', {
           revokedAt: now,
           revokedBy: 'system:reconcile',
           revokeReason: 'credential no longer exists at the target',
@@ -474,9 +486,10 @@ export class CredentialService implements LeaseRevoker {
       }
     }
     // Intent rows of a dead broker that had no target-side credential: nothing was handed out.
-    for (const l of this.leases.list({ status: 'issuing' }, 100_000)) {
+    for (const l of await this.leases.list({ status: 'issuing' }, 100_000)) {
       if (this.#inFlight.has(l.id)) continue;
-      this.leases.update(l.id, { status: 'failed', lastError: 'broker stopped during issuance' });
+      // Only if it is still an intent: an issuance of this broker may have completed meanwhile.
+      if (!(await this.leases.transition(l.id, ['issuing'], 'failed', { lastError: 'broker stopped during issuance' }))) continue;
       report.abandoned.push(l.id);
     }
     return report;

@@ -142,11 +142,11 @@ export interface RenewResult {
 
 /** What an issuer sees of the lease table while reconciling its target. */
 export interface LeaseView {
-  get(leaseId: string): Lease | undefined;
+  get(leaseId: string): Promise<Lease | undefined>;
   /** True while the lease must keep its target-side credential (active, or being issued now). */
-  keep(leaseId: string): boolean;
+  keep(leaseId: string): Promise<boolean>;
   /** Active leases for this issuer's target. */
-  active(): Lease[];
+  active(): Promise<Lease[]>;
 }
 
 export interface ReconcileResult {

@@ -1,6 +1,6 @@
 // The policy decision point: builds the context from verified facts, asks the engine, records the
 // decision in the authz stream before returning it (fail closed), and owns policy activation.
-import { randomUUID } from 'node:crypto';
+import { randomUUIDv7 } from 'node:crypto';
 import { isIP } from 'node:net';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AuthzResult, CedarValue, DecisionEngine, Entity, EntityUid, PolicySource } from './engine/types.ts';
@@ -98,8 +98,8 @@ export class DecisionPoint {
     return this.#policies;
   }
 
-  loadActive(): PolicyVersion | undefined {
-    const v = this.#o.store.active();
+  async loadActive(): Promise<PolicyVersion | undefined> {
+    const v = await this.#o.store.active();
     if (v) {
       const policies = compilePolicySet(v.files, this.#o.schemaExtension);
       this.#o.engine.loadPolicies(policies);
@@ -123,7 +123,7 @@ export class DecisionPoint {
       actor,
       payload: { previous_version: this.#version?.version ?? null, digest, files: files.map((f) => f.name), reason },
     });
-    const version = this.#o.store.append(files, actor, reason, new Date(this.#o.clock.now()));
+    const version = await this.#o.store.append(files, actor, reason, new Date(this.#o.clock.now()));
     this.#o.engine.loadPolicies(policies);
     this.#version = version;
     this.#policies = policies;
@@ -200,7 +200,8 @@ export class DecisionPoint {
       decision: result.decision,
       reasons: result.reasons,
       errors: result.errors.map((e) => ({ policy_id: e.policyId, message: e.message })),
-      decision_id: randomUUID(),
+      // Time-ordered (UUIDv7): the leases' decision index grows at its end, not on random pages.
+      decision_id: randomUUIDv7(),
       policy_version: version.version,
       ...(bridge && { bridge: { from: bridge.from, to: bridge.to, reason: bridge.reason } }),
     };

@@ -1,17 +1,10 @@
 // Numbered policy versions. Every activation is a new version; the newest is the active one.
+// Storage is the policy domain's port (ports.ts); this adds the digest that names a set of files.
 import { createHash } from 'node:crypto';
-import type { Db } from '../store/sqlite/db.ts';
-import { migrate } from '../store/sqlite/db.ts';
 import type { PolicyFile } from './policy-set.ts';
+import type { PolicyVersion, PolicyVersionRepository, PolicyVersionSummary } from './ports.ts';
 
-export interface PolicyVersion {
-  version: number;
-  created_at: string;
-  actor: string;
-  reason: string;
-  digest: string;
-  files: PolicyFile[];
-}
+export type { PolicyVersion } from './ports.ts';
 
 export function digestFiles(files: readonly PolicyFile[]): string {
   const h = createHash('sha256');
@@ -20,51 +13,25 @@ export function digestFiles(files: readonly PolicyFile[]): string {
 }
 
 export class PolicyStore {
-  readonly #db: Db;
-  constructor(db: Db) {
-    this.#db = db;
-    migrate(db, 'policy', [
-      {
-        version: 1,
-        up: `CREATE TABLE policy_versions (
-               version INTEGER PRIMARY KEY, created_at TEXT NOT NULL, actor TEXT NOT NULL,
-               reason TEXT NOT NULL, digest TEXT NOT NULL, files TEXT NOT NULL);`,
-      },
-    ]);
+  readonly #versions: PolicyVersionRepository;
+
+  constructor(versions: PolicyVersionRepository) {
+    this.#versions = versions;
   }
 
-  active(): PolicyVersion | undefined {
-    const row = this.#db.prepare('SELECT * FROM policy_versions ORDER BY version DESC LIMIT 1').get();
-    return row ? toVersion(row) : undefined;
+  active(): Promise<PolicyVersion | undefined> {
+    return this.#versions.newest();
   }
 
-  get(version: number): PolicyVersion | undefined {
-    const row = this.#db.prepare('SELECT * FROM policy_versions WHERE version = ?').get(version);
-    return row ? toVersion(row) : undefined;
+  get(version: number): Promise<PolicyVersion | undefined> {
+    return this.#versions.get(version);
   }
 
-  list(): Omit<PolicyVersion, 'files'>[] {
-    return this.#db
-      .prepare('SELECT version, created_at, actor, reason, digest FROM policy_versions ORDER BY version DESC')
-      .all() as unknown as Omit<PolicyVersion, 'files'>[];
+  list(): Promise<PolicyVersionSummary[]> {
+    return this.#versions.list();
   }
 
-  append(files: readonly PolicyFile[], actor: string, reason: string, at: Date): PolicyVersion {
-    const digest = digestFiles(files);
-    const r = this.#db
-      .prepare('INSERT INTO policy_versions (created_at, actor, reason, digest, files) VALUES (?, ?, ?, ?, ?)')
-      .run(at.toISOString(), actor, reason, digest, JSON.stringify(files));
-    return { version: Number(r.lastInsertRowid), created_at: at.toISOString(), actor, reason, digest, files: [...files] };
+  append(files: readonly PolicyFile[], actor: string, reason: string, at: Date): Promise<PolicyVersion> {
+    return this.#versions.append({ created_at: at.toISOString(), actor, reason, digest: digestFiles(files), files: [...files] });
   }
-}
-
-function toVersion(row: Record<string, unknown>): PolicyVersion {
-  return {
-    version: Number(row.version),
-    created_at: String(row.created_at),
-    actor: String(row.actor),
-    reason: String(row.reason),
-    digest: String(row.digest),
-    files: JSON.parse(String(row.files)) as PolicyFile[],
-  };
 }

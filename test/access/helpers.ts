@@ -3,6 +3,7 @@
 // `breakGlass` for the resource.
 import { ManualClock } from '../../src/common/clock.ts';
 import { SqliteDb, openDatabase } from '../../src/store/sqlite/db.ts';
+import { SqlitePolicyStore } from '../../src/store/sqlite/policy.ts';
 import type { Db } from '../../src/store/sqlite/db.ts';
 import { SqliteAccessStore } from '../../src/store/sqlite/access.ts';
 import { AuditLog } from '../../src/audit/log.ts';
@@ -86,10 +87,12 @@ export interface World {
 export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; notifier?: Notifier; policies?: string; clockStart?: number; resources?: typeof RESOURCES; revokeLeases?: RevokeLeases; credentialTargets?: Record<string, EntityUid> } = {}): Promise<World> {
   const clock = new ManualClock(opts.clockStart ?? Date.parse('2026-03-02T10:00:00Z'));
   const db = openDatabase(':memory:');
+  // One unit of work over the state connection, shared by every repository on it.
+  const unitOfWork = new SqliteDb(db);
   // The audit streams have their own store, as in production (audit.db beside portcullis.db).
   const auditDb = new SqliteDb(openDatabase(':memory:'));
   const audit = new AuditLog(new SqliteAuditStore(auditDb), { clock });
-  const store = new PolicyStore(db);
+  const store = new PolicyStore(new SqlitePolicyStore(unitOfWork).versions);
   const engine = new WasmEngine();
   const resources = [...RESOURCES, ...(opts.resources ?? [])];
   const boundaries = new Map(resources.map((r) => [`${r.type}::${r.id}`, r]));
@@ -122,7 +125,6 @@ export async function world(opts: { config?: unknown; env?: NodeJS.ProcessEnv; n
     });
     return { decision: d.decision, decisionId: d.decision_id };
   };
-  const unitOfWork = new SqliteDb(db);
   const accessStore = new SqliteAccessStore(unitOfWork);
   const service = createAccessService({
     store: accessStore, unitOfWork, clock, audit, decide,

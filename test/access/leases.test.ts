@@ -7,6 +7,7 @@ import { createCredentialService, validateTargets } from '../../src/credentials/
 import type { CredentialService, Decide } from '../../src/credentials/index.ts';
 import { parseCreateRequest } from '../../src/access/index.ts';
 import { POLICIES, world } from './helpers.ts';
+import { sqliteLeases } from '../credentials/helpers.ts';
 import type { World } from './helpers.ts';
 
 const EXTRA_POLICIES = `
@@ -27,7 +28,7 @@ describe('leases issued under a grant', () => {
       resources: [{ type: 'Api', id: 'orders-api', boundary: 'application', environment: 'prod', parents: [], attributes: {} }],
       // What the lead wires: the credential service revokes every lease recorded with this grantId.
       revokeLeases: async ({ grantId }, o) => {
-        const mine = creds.list({ status: ['active', 'issuing'] }).filter((l) => l.grantId === grantId);
+        const mine = (await creds.list({ status: ['active', 'issuing'] })).filter((l) => l.grantId === grantId);
         return Promise.all(mine.map((l) => creds.revokeLease(l.id, o)));
       },
     });
@@ -39,7 +40,7 @@ describe('leases issued under a grant', () => {
       return { decision: d.decision, decisionId: d.decision_id };
     };
     creds = createCredentialService({
-      db: w.db,
+      leases: sqliteLeases(),
       clock: w.clock,
       audit: w.audit,
       decide,
@@ -62,10 +63,10 @@ describe('leases issued under a grant', () => {
     assert.deepEqual((await w.service.activeGrants(alice.id)).grants, ['credential:orders-api']);
     const issued = await creds.issue({ identityId: alice.id, target: 'orders-api', purpose: 'inspect orders', params: { scopes: ['orders:read'] }, grantId: ok.grant_id! });
     assert.equal(issued.lease.grantId, ok.grant_id);
-    assert.equal(creds.get(issued.lease.id).status, 'active');
+    assert.equal((await creds.get(issued.lease.id)).status, 'active');
 
     await w.service.revokeGrant(w.actor('carol'), ok.grant_id!, 'investigation over');
-    assert.equal(creds.get(issued.lease.id).status, 'revoked');
+    assert.equal((await creds.get(issued.lease.id)).status, 'revoked');
     await assert.rejects(creds.issue({ identityId: alice.id, target: 'orders-api', purpose: 'again', params: { scopes: ['orders:read'] } }), /denied by policy/);
   });
 });

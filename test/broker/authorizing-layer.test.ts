@@ -138,7 +138,7 @@ audit: { fail_closed: true }
     }
     assert.equal(await adminEvents(), adminBefore, 'no admin change was recorded');
     assert.equal((await broker.admin.identities.get(admin, 'user:admin')).status, 'active');
-    assert.equal(broker.credentials.get(adminLease).status, 'active');
+    assert.equal((await broker.credentials.get(adminLease)).status, 'active');
     assert.equal((await broker.admin.access.getRequest(admin, adminRequest)).request.status, 'pending');
   });
 

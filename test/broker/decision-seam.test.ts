@@ -122,6 +122,6 @@ policies: ./main.cedar
     await broker.admin.leases.renew({ ...s, sourceIp: '10.0.0.9' }, issued.lease.id, '10m');
     assert.deepEqual(counted, { list: 1, context: 1 });
     // What the lease keeps to be re-decided by is the session it was asked in.
-    assert.deepEqual(broker.credentials.get(issued.lease.id).params.context, { authn: s.authn, claims: s.claims, sourceIp: '10.0.0.9', sessionId: s.jti });
+    assert.deepEqual((await broker.credentials.get(issued.lease.id)).params.context, { authn: s.authn, claims: s.claims, sourceIp: '10.0.0.9', sessionId: s.jti });
   });
 });

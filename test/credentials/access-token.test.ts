@@ -13,8 +13,7 @@ import { validateTargets } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import type { CredentialService } from '../../src/credentials/service.ts';
 import type { JwtSigner } from '../../src/credentials/types.ts';
-import { openDatabase } from '../../src/store/sqlite/db.ts';
-import { MemoryAudit, TablePolicy } from './helpers.ts';
+import { MemoryAudit, TablePolicy, sqliteLeases } from './helpers.ts';
 
 const ISS = 'https://portcullis.test';
 let broker: Server;
@@ -69,7 +68,7 @@ before(async () => {
   apiUrl = await listen(api);
   audit = new MemoryAudit();
   policy = new TablePolicy();
-  svc = createCredentialService({ db: openDatabase(':memory:'), audit, decide: policy.decide, targets, signer, issuerUrl: ISS });
+  svc = createCredentialService({ leases: sqliteLeases(), audit, decide: policy.decide, targets, signer, issuerUrl: ISS });
   for (const id of ['user:alice@example.com', 'agent:a', 'agent:b']) {
     policy.allow(id, 'Api::orders-api');
     policy.allow(id, 'Api::billing-api');
@@ -101,16 +100,16 @@ describe('RFC 9068 access tokens', () => {
     assert.equal(claims.jti, lease.handle);
     assert.equal((await call('GET', '/orders', token)).status, 200);
     assert.equal((await call('POST', '/refunds', token)).status, 403, 'scope-bound');
-    assert.equal(svc.introspect('api', claims.jti).active, true);
+    assert.equal((await svc.introspect('api', claims.jti)).active, true);
     await svc.revoke({ lease: lease.id }, { by: 'user:alice@example.com', reason: 'logout' });
-    assert.equal(svc.introspect('api', claims.jti).active, false);
+    assert.equal((await svc.introspect('api', claims.jti)).active, false);
   });
 
   test('audience-bound and expiring: other audiences and expired tokens get 401', async () => {
     const other = await svc.issue({ identityId: 'user:alice@example.com', target: 'billing-api', params: { scopes: 'billing:read' }, purpose: 'billing' });
     assert.equal((await call('GET', '/orders', other.credential.access_token as string)).status, 401);
     const past = createCredentialService({
-      db: openDatabase(':memory:'), audit: new MemoryAudit(), decide: policy.decide, targets, signer, issuerUrl: ISS,
+      leases: sqliteLeases(), audit: new MemoryAudit(), decide: policy.decide, targets, signer, issuerUrl: ISS,
       clock: new ManualClock(Date.now() - 3_600_000),
     });
     const old = await past.issue({ identityId: 'user:alice@example.com', target: 'orders-api', params: { scopes: ['orders:read'] }, purpose: 'old' });
@@ -118,7 +117,7 @@ describe('RFC 9068 access tokens', () => {
     await past.stop();
     // A token stamped in the future (a skewed or forged issuer clock) is refused too.
     const ahead = createCredentialService({
-      db: openDatabase(':memory:'), audit: new MemoryAudit(), decide: policy.decide, targets, signer, issuerUrl: ISS,
+      leases: sqliteLeases(), audit: new MemoryAudit(), decide: policy.decide, targets, signer, issuerUrl: ISS,
       clock: new ManualClock(Date.now() + 120_000),
     });
     const early = await ahead.issue({ identityId: 'user:alice@example.com', target: 'orders-api', params: { scopes: ['orders:read'] }, purpose: 'early' });
@@ -214,8 +213,8 @@ describe('RFC 8693 delegation', () => {
     policy.allow('user:alice@example.com', 'Api::orders-api');
     // Revoking the original token revokes everything derived from it.
     await svc.revoke({ lease: t0.lease.id }, { by: 'user:secops', reason: 'session hijack' });
-    for (const t of [t1, t2, t3]) assert.equal(svc.get(t.lease.id).status, 'revoked');
-    assert.equal(svc.get(t3.lease.id).revokeReason, `parent lease ${t2.lease.id} revoked`);
+    for (const t of [t1, t2, t3]) assert.equal((await svc.get(t.lease.id)).status, 'revoked');
+    assert.equal((await svc.get(t3.lease.id)).revokeReason, `parent lease ${t2.lease.id} revoked`);
     await assert.rejects(
       exchange(svc, { target: 'orders-api', subject: await asSubject(t0.credential.access_token as string), actor: { identityId: 'agent:a', scopes: ['orders:read'] }, purpose: 'after revoke' }),
       /revoked or has expired/,

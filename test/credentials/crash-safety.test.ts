@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { validateTargets } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
-import { openDatabase } from '../../src/store/sqlite/db.ts';
-import { connectAs, MemoryAudit, startPostgres } from './helpers.ts';
+import { connectAs, MemoryAudit, startPostgres, sqliteLeases } from './helpers.ts';
 import type { TestPostgres } from './helpers.ts';
 
 const NODE = process.execPath;
@@ -67,7 +66,7 @@ async function roles(): Promise<{ rolname: string; comment: string | null }[]> {
 
 function restartedService(db: string, audit = new MemoryAudit()) {
   return createCredentialService({
-    db: openDatabase(db),
+    leases: sqliteLeases(db),
     audit,
     decide: async () => ({ decision: 'allow', decisionId: 'dec_parent' }),
     targets: validateTargets([target]),
@@ -83,14 +82,14 @@ test('killed between CREATE ROLE and recording the lease: reconcile drops the or
   const orphans = await roles();
   assert.equal(orphans.length, 1, 'the role exists at the target');
   const svc = restartedService(db);
-  const [intent] = svc.list();
+  const [intent] = await svc.list();
   assert.equal(intent!.status, 'issuing', 'intent was recorded before the role was created');
   assert.match(orphans[0]!.comment!, new RegExp(`lease=${intent!.id} `));
   const report = await svc.reconcile();
   assert.deepEqual(report.dropped.map((d) => d.handle), [orphans[0]!.rolname]);
   assert.deepEqual(await roles(), []);
-  assert.equal(svc.get(intent!.id).status, 'failed');
-  assert.equal(svc.get(intent!.id).handle, orphans[0]!.rolname);
+  assert.equal((await svc.get(intent!.id)).status, 'failed');
+  assert.equal((await svc.get(intent!.id)).handle, orphans[0]!.rolname);
   // Idempotent: a second run finds nothing to do.
   const again = await svc.reconcile();
   assert.deepEqual([again.dropped, again.closed, again.abandoned], [[], [], []]);
@@ -110,15 +109,15 @@ test('killed between the revoke decision and DROP ROLE: reconcile finishes the r
   assert.equal((await live.query('SELECT 1 AS one')).rows[0].one, 1, 'the session survived the crash');
   const audit = new MemoryAudit();
   const svc = restartedService(db, audit);
-  assert.equal(svc.get(lease).status, 'revoking');
+  assert.equal((await svc.get(lease)).status, 'revoking');
   const t0 = performance.now();
   const report = await svc.reconcile();
   await ended;
   console.log(`# reconcile after crash: revocation completed, live session ended ${(performance.now() - t0).toFixed(1)} ms after start`);
   assert.deepEqual(report.completed, [{ leaseId: lease, status: 'revoked' }]);
-  assert.equal(svc.get(lease).status, 'revoked');
-  assert.equal(svc.get(lease).revokeReason, 'crash test revoke', 'the original reason and revoker are kept');
-  assert.equal(svc.get(lease).revokedBy, 'user:ops');
+  assert.equal((await svc.get(lease)).status, 'revoked');
+  assert.equal((await svc.get(lease)).revokeReason, 'crash test revoke', 'the original reason and revoker are kept');
+  assert.equal((await svc.get(lease)).revokedBy, 'user:ops');
   assert.deepEqual(await roles(), []);
   await assert.rejects(connectAs(pgdb, user, password), /password authentication failed/);
   assert.equal(audit.ofType('credential.revoked').length, 1);

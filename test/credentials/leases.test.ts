@@ -10,8 +10,7 @@ import { backoffMs } from '../../src/credentials/reaper.ts';
 import { parseSelector } from '../../src/credentials/revocation.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import type { CredentialIssuer, Lease, ReconcileResult } from '../../src/credentials/types.ts';
-import { openDatabase } from '../../src/store/sqlite/db.ts';
-import { MemoryAudit, TablePolicy } from './helpers.ts';
+import { MemoryAudit, TablePolicy, sqliteLeases } from './helpers.ts';
 
 /** A target whose credentials are rows in a Set; `down` makes it unreachable. */
 class SetIssuer implements CredentialIssuer {
@@ -53,7 +52,7 @@ function setup() {
   const issuer = new SetIssuer();
   policy.allow('workload:a', 'Api::toy');
   policy.allow('workload:b', 'Api::toy');
-  const svc = createCredentialService({ db: openDatabase(':memory:'), clock, audit, decide: policy.decide, targets: [], issuers: [issuer], reaperIntervalMs: 50 });
+  const svc = createCredentialService({ leases: sqliteLeases(), clock, audit, decide: policy.decide, targets: [], issuers: [issuer], reaperIntervalMs: 50 });
   const issue = (id = 'workload:a', ttl = '10m') => svc.issue({ identityId: id, target: 'toy', ttl, purpose: 'test' });
   return { clock, audit, policy, issuer, svc, issue };
 }
@@ -64,24 +63,24 @@ test('a revocation that fails is surfaced as revoke_failed, retried with back-of
   issuer.down = true;
   const res = await svc.revoke({ lease: lease.id }, { by: 'user:ops', reason: 'leaver' });
   assert.equal(res.failed.length, 1);
-  let l = svc.get(lease.id);
+  let l = await svc.get(lease.id);
   assert.equal(l.status, 'revoke_failed');
   assert.equal(l.lastError, 'connection refused');
   assert.equal(l.revokeAttempts, 1);
   assert.equal(l.nextAttemptAt, clock.now() + 1000);
-  assert.deepEqual(svc.list({ status: 'revoke_failed' }).map((x) => x.id), [lease.id], 'visible in lists');
+  assert.deepEqual((await svc.list({ status: 'revoke_failed' })).map((x) => x.id), [lease.id], 'visible in lists');
   assert.equal(audit.ofType('credential.revoke_failed').length, 1);
   // Not due yet: the reaper leaves it alone.
   assert.deepEqual(await svc.reap(), { expired: 0, retried: 0, failed: 0 });
   clock.advance(1000);
   assert.equal((await svc.reap()).failed, 1);
-  l = svc.get(lease.id);
+  l = await svc.get(lease.id);
   assert.equal(l.revokeAttempts, 2);
   assert.equal(l.nextAttemptAt, clock.now() + 2000, 'back-off doubles');
   issuer.down = false;
   clock.advance(2000);
   assert.deepEqual(await svc.reap(), { expired: 0, retried: 1, failed: 0 });
-  l = svc.get(lease.id);
+  l = await svc.get(lease.id);
   assert.equal(l.status, 'revoked');
   assert.equal(l.revokeReason, 'leaver', 'the original reason survives retries');
   assert.equal(l.revokedBy, 'user:ops');
@@ -96,13 +95,13 @@ test('the reaper expires leases on the injected clock; the background timer does
   const b = await issue('workload:b', '5m');
   clock.advance(61_000);
   assert.equal((await svc.reap()).expired, 1);
-  assert.equal(svc.get(a.lease.id).status, 'expired');
-  assert.equal(svc.get(b.lease.id).status, 'active');
+  assert.equal((await svc.get(a.lease.id)).status, 'expired');
+  assert.equal((await svc.get(b.lease.id)).status, 'active');
   clock.advance(5 * 60_000);
   svc.startReaper();
   // The reaper runs on its own timer: wait for it (generously, a loaded machine is slow), don't race it.
-  for (const deadline = Date.now() + 60_000; svc.get(b.lease.id).status === 'active' && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
-  assert.equal(svc.get(b.lease.id).status, 'expired');
+  for (const deadline = Date.now() + 60_000; (await svc.get(b.lease.id)).status === 'active' && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+  assert.equal((await svc.get(b.lease.id)).status, 'expired');
   assert.equal(issuer.live.size, 0);
   await svc.stop();
 });
@@ -112,7 +111,7 @@ test('audit down at issuance: fail closed — the credential is withdrawn and no
   audit.fail = true;
   await assert.rejects(issue(), Unavailable);
   assert.equal(issuer.live.size, 0);
-  assert.equal(svc.list()[0]!.status, 'revoked');
+  assert.equal((await svc.list())[0]!.status, 'revoked');
   await svc.stop();
 });
 
@@ -125,7 +124,7 @@ test('a decision whose audit record fails: the credential made meanwhile is with
   ];
   for (const [name, recorded, ok] of cases) {
     const svc = createCredentialService({
-      db: openDatabase(':memory:'), audit: new MemoryAudit(), targets: [], issuers: [issuer],
+      leases: sqliteLeases(), audit: new MemoryAudit(), targets: [], issuers: [issuer],
       decide: async () => ({ decision: 'allow', decisionId: 'd-1', recorded }),
     });
     const before = issuer.live.size;
@@ -141,7 +140,7 @@ test('a decision whose audit record fails: the credential made meanwhile is with
     } else {
       await assert.rejects(p, Unavailable, name);
       assert.equal(issuer.live.size, before, `${name}: the credential was revoked`);
-      assert.equal(svc.list()[0]!.status, 'revoked', name);
+      assert.equal((await svc.list())[0]!.status, 'revoked', name);
     }
     await svc.stop();
   }
@@ -150,7 +149,7 @@ test('a decision whose audit record fails: the credential made meanwhile is with
 test('decision errors fail closed; renew limits; unknown leases and targets', async () => {
   const { issuer, svc, issue, clock } = setup();
   const broken = createCredentialService({
-    db: openDatabase(':memory:'), audit: new MemoryAudit(), targets: [], issuers: [issuer],
+    leases: sqliteLeases(), audit: new MemoryAudit(), targets: [], issuers: [issuer],
     decide: async () => { throw new Error('pdp down'); },
   });
   await assert.rejects(broken.issue({ identityId: 'workload:a', target: 'toy', purpose: 'x' }), Unavailable);
@@ -172,14 +171,15 @@ test('a revocation that arrives while a lease is being issued is honoured when i
   let release!: () => void;
   issuer.slowIssue = new Promise((r) => (release = r));
   const pending = issue();
-  await new Promise((r) => setImmediate(r));
+  // Until its intent is on record (lease writes are committed in groups, a turn later).
+  while ((await svc.list()).length === 0) await new Promise((r) => setImmediate(r));
   const res = await svc.revoke({ identity: 'workload:a' }, { by: 'user:secops', reason: 'offboard' });
   assert.deepEqual(res.revoked.map((r) => r.status), ['pending']);
   release();
   await assert.rejects(pending, /revoked while being issued/);
   assert.equal(issuer.live.size, 0);
-  assert.equal(svc.list()[0]!.status, 'revoked');
-  assert.equal(svc.list()[0]!.revokedBy, 'user:secops');
+  assert.equal((await svc.list())[0]!.status, 'revoked');
+  assert.equal((await svc.list())[0]!.revokedBy, 'user:secops');
   await svc.stop();
 });
 
@@ -190,10 +190,10 @@ test('selectors: session, decision, trust; parseSelector validates untrusted inp
   const s3 = await svc.issue({ identityId: 'workload:b', target: 'toy', purpose: 'x', sessionId: 'sess-3', trust: 'gitlab' });
   assert.equal((await svc.revoke({ session: 'sess-1' }, { by: 'u', reason: 'logout' })).matched, 1);
   assert.equal((await svc.revoke({ decision: s2.lease.decisionId }, { by: 'u', reason: 'bad decision' })).matched, 1);
-  assert.equal(svc.get(s1.lease.id).status, 'revoked');
-  assert.equal(svc.get(s2.lease.id).status, 'revoked');
+  assert.equal((await svc.get(s1.lease.id)).status, 'revoked');
+  assert.equal((await svc.get(s2.lease.id)).status, 'revoked');
   assert.equal((await svc.revoke({ trust: 'gitlab' }, { by: 'u', reason: 'trust compromised' })).matched, 1);
-  assert.equal(svc.get(s3.lease.id).status, 'revoked');
+  assert.equal((await svc.get(s3.lease.id)).status, 'revoked');
   assert.deepEqual(parseSelector({ owner: 'team:data' }), { owner: 'team:data' });
   assert.throws(() => parseSelector({ owner: 'a', identity: 'b' }), InvalidInput);
   assert.throws(() => parseSelector({ everything: true }), InvalidInput);
@@ -205,13 +205,13 @@ test('selectors: session, decision, trust; parseSelector validates untrusted inp
 test('reconcile marks intents of a dead broker as failed', async () => {
   const { svc } = setup();
   const now = Date.now();
-  svc.leases.insert({
+  await svc.leases.insert({
     id: 'lse_dead', identityId: 'workload:a', target: 'toy', kind: 'api', permission: 'read', handle: null, params: {}, fingerprint: null,
     status: 'issuing', purpose: 'x', decisionId: 'd', grantId: null, sessionId: null, trust: null, issuedAt: now, expiresAt: now + 1000,
     maxExpiresAt: now + 1000, renewals: 0, revokeAttempts: 0, nextAttemptAt: null, lastError: null, revokedAt: null, revokedBy: null, revokeReason: null,
   });
   const r = await svc.reconcile();
   assert.deepEqual(r.abandoned, ['lse_dead']);
-  assert.equal(svc.get('lse_dead').status, 'failed');
+  assert.equal((await svc.get('lse_dead')).status, 'failed');
   await svc.stop();
 });

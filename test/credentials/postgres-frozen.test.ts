@@ -100,7 +100,7 @@ describe('a frozen PostgreSQL target', () => {
     for (let i = 0; i < 40 && status !== 'revoked'; i++) {
       h.clock.advance(2000);
       await h.running.broker.credentials.reap();
-      status = h.running.broker.credentials.get(leaseId).status;
+      status = (await h.running.broker.credentials.get(leaseId)).status;
       if (status !== 'revoked') await new Promise((res) => setTimeout(res, 250));
     }
     assert.equal(status, 'revoked');

@@ -13,8 +13,7 @@ import { validateTargets } from '../../src/credentials/config.ts';
 import type { PostgresTarget } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import type { CredentialService } from '../../src/credentials/service.ts';
-import { openDatabase } from '../../src/store/sqlite/db.ts';
-import { BROKER_ROLE, connectAs, MemoryAudit, startPostgres, TablePolicy } from './helpers.ts';
+import { BROKER_ROLE, connectAs, MemoryAudit, startPostgres, TablePolicy, sqliteLeases } from './helpers.ts';
 import type { TestPostgres } from './helpers.ts';
 
 let pgdb: TestPostgres;
@@ -47,7 +46,7 @@ before(async () => {
   ])[0] as PostgresTarget;
   const policy = new TablePolicy();
   policy.allow('workload:planter', 'Database::orders-db');
-  svc = createCredentialService({ db: openDatabase(':memory:'), audit: new MemoryAudit(), decide: policy.decide, targets: [target], env: { PG_ADMIN_PW: pgdb.password } });
+  svc = createCredentialService({ leases: sqliteLeases(), audit: new MemoryAudit(), decide: policy.decide, targets: [target], env: { PG_ADMIN_PW: pgdb.password } });
 });
 
 after(async () => {
@@ -138,7 +137,7 @@ describe('the admin connection never runs code a lease planted', () => {
       assert.deepEqual((await other.query('SELECT public.leak() AS v')).rows, [{ v: 'only-for-the-lease' }], 'the planted function works during the lease');
       const res = await svc.revoke({ lease: l.lease.id }, { by: 'user:ops', reason: 'done' });
       assert.deepEqual(res.failed, [], 'revocation completes');
-      assert.equal(svc.get(l.lease.id).status, 'revoked');
+      assert.equal((await svc.get(l.lease.id)).status, 'revoked');
       // Whatever survived for the other role's sake runs with nothing: the lease's read is gone.
       await assert.rejects(other.query('SELECT public.leak()'), /permission denied|does not exist/);
       await assert.rejects(other.query('SELECT * FROM public.uses_leak'), /permission denied|does not exist/);

@@ -10,8 +10,7 @@ import { validateTargets } from '../../src/credentials/config.ts';
 import type { PostgresTarget } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import type { CredentialService } from '../../src/credentials/service.ts';
-import { openDatabase } from '../../src/store/sqlite/db.ts';
-import { BROKER_ROLE, connectAs, MemoryAudit, startPostgres, TablePolicy } from './helpers.ts';
+import { BROKER_ROLE, connectAs, MemoryAudit, startPostgres, TablePolicy, sqliteLeases } from './helpers.ts';
 import type { TestPostgres } from './helpers.ts';
 
 let pgdb: TestPostgres;
@@ -47,7 +46,7 @@ before(async () => {
   ])[0] as PostgresTarget;
   const policy = new TablePolicy();
   policy.allow('workload:planter', 'Database::orders-db');
-  svc = createCredentialService({ db: openDatabase(':memory:'), audit: new MemoryAudit(), decide: policy.decide, targets: [target], env });
+  svc = createCredentialService({ leases: sqliteLeases(), audit: new MemoryAudit(), decide: policy.decide, targets: [target], env });
   probe = await connectAs(pgdb, 'probe', 'probe-pw');
 });
 
@@ -133,7 +132,7 @@ describe('revoke leaves nothing running with the admin role', () => {
     await plant(credential.user as string, credential.password as string, 'd');
     const res = await svc.revoke({ lease: lease.id }, { by: 'user:ops', reason: 'done' });
     assert.deepEqual(res.failed, []);
-    assert.equal(svc.get(lease.id).status, 'revoked');
+    assert.equal((await svc.get(lease.id)).status, 'revoked');
     for (const sql of ['SELECT public.whoami_d()', 'SELECT public.steal_d()', 'SELECT * FROM public.peek_d', `INSERT INTO public.dropbox_d VALUES ('x')`]) {
       await assert.rejects(probe.query(sql), /does not exist/, sql);
     }

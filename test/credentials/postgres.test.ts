@@ -12,8 +12,7 @@ import type { PostgresTarget } from '../../src/credentials/config.ts';
 import { grantStatements } from '../../src/credentials/issuers/postgres/postgres.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import type { CredentialService } from '../../src/credentials/service.ts';
-import { openDatabase } from '../../src/store/sqlite/db.ts';
-import { connectAs, MemoryAudit, startPostgres, TablePolicy } from './helpers.ts';
+import { connectAs, MemoryAudit, startPostgres, TablePolicy, sqliteLeases } from './helpers.ts';
 import type { TestPostgres } from './helpers.ts';
 
 const run = promisify(execFile);
@@ -59,7 +58,7 @@ function makeService(opts: { clock?: ManualClock; owners?: Record<string, string
   const audit = new MemoryAudit();
   const policy = new TablePolicy();
   const svc = createCredentialService({
-    db: openDatabase(':memory:'),
+    leases: sqliteLeases(),
     audit,
     decide: policy.decide,
     targets: [target],
@@ -111,7 +110,7 @@ describe('postgres dynamic roles', () => {
       (e: unknown) => e instanceof Forbidden && typeof e.extra.decision_id === 'string',
     );
     assert.deepEqual(await rolesLike(), before);
-    assert.equal(svc.list({ identityId: 'workload:intruder' }).length, 0);
+    assert.equal((await svc.list({ identityId: 'workload:intruder' })).length, 0);
   });
 
   test('input validation: unknown permission, ttl over max, missing purpose', async () => {
@@ -194,7 +193,7 @@ describe('postgres dynamic roles', () => {
     clearTimeout(hang);
     console.log(`# revoke→disconnect ${(endedAt - t0).toFixed(1)} ms (revoke call ${(revokedAt - t0).toFixed(1)} ms)`);
     assert.equal(res.revoked.length, 1);
-    assert.equal(svc.get(lease.id).status, 'revoked');
+    assert.equal((await svc.get(lease.id)).status, 'revoked');
     assert.match(await loginFails(credential.user as string, credential.password as string), /password authentication failed|does not exist/);
     assert.deepEqual((await rolesLike()).filter((r) => r === lease.handle), []);
     const ev = audit.ofType('credential.revoked').find((e) => e.payload.lease === lease.id)!;
@@ -242,9 +241,9 @@ describe('postgres dynamic roles', () => {
     const res = await svc.revalidateAll();
     assert.deepEqual(res.revoked.map((x) => x.leaseId), [drop.lease.id]);
     await closed;
-    assert.equal(svc.get(keep.lease.id).status, 'active');
-    assert.equal(svc.get(drop.lease.id).revokeReason, 'policy change: no longer allowed');
-    assert.equal(svc.get(drop.lease.id).revokedBy, 'system:policy');
+    assert.equal((await svc.get(keep.lease.id)).status, 'active');
+    assert.equal((await svc.get(drop.lease.id)).revokeReason, 'policy change: no longer allowed');
+    assert.equal((await svc.get(drop.lease.id)).revokedBy, 'system:policy');
     policy.allow('workload:reports', 'Database::orders-db');
     await svc.revoke({ lease: keep.lease.id }, { by: 'user:ops', reason: 'done' });
   });
@@ -266,8 +265,8 @@ describe('owner offboarding, expiry, reconcile', () => {
     await ended;
     assert.deepEqual(res.failed, []);
     assert.equal(res.matched, 15);
-    for (const l of [a, b, b2, ...more]) assert.equal(svc.get(l.lease.id).status, 'revoked');
-    assert.equal(svc.get(other.lease.id).status, 'active');
+    for (const l of [a, b, b2, ...more]) assert.equal((await svc.get(l.lease.id)).status, 'revoked');
+    assert.equal((await svc.get(other.lease.id)).status, 'active');
     assert.equal(audit.ofType('credential.revoked').length, 15, 'one admin event per revoked lease');
     await svc.revoke({ lease: other.lease.id }, { by: 'user:ops', reason: 'done' });
     await svc.stop();
@@ -285,8 +284,8 @@ describe('owner offboarding, expiry, reconcile', () => {
     clock.set(Date.now());
     const run = await svc.reap();
     assert.equal(run.expired, 1);
-    assert.equal(svc.get(lease.id).status, 'expired');
-    assert.equal(svc.get(lease.id).revokedBy, 'system:reaper');
+    assert.equal((await svc.get(lease.id)).status, 'expired');
+    assert.equal((await svc.get(lease.id)).revokedBy, 'system:reaper');
     assert.deepEqual((await rolesLike()).filter((r) => r === lease.handle), []);
     assert.equal(audit.ofType('credential.expired').length, 1);
     await svc.stop();
@@ -313,7 +312,7 @@ describe('owner offboarding, expiry, reconcile', () => {
     const left = await rolesLike();
     assert.ok(left.includes('pcx_bbbbbbbbbbbbbbbbbbbb'), 'roles without our comment are left alone');
     assert.ok(left.includes(a.lease.handle!));
-    assert.equal(svc.get(b.lease.id).status, 'revoked');
+    assert.equal((await svc.get(b.lease.id)).status, 'revoked');
     await admin.query('DROP ROLE pcx_bbbbbbbbbbbbbbbbbbbb');
     await admin.end();
     await broker.end();

@@ -12,8 +12,7 @@ import type { TargetConfig } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import { parseUserCertificate } from '../../src/credentials/issuers/ssh/ssh-cert.ts';
 import { generateSshCa } from '../../src/credentials/issuers/ssh/ssh.ts';
-import { openDatabase } from '../../src/store/sqlite/db.ts';
-import { MemoryAudit, TablePolicy } from './helpers.ts';
+import { MemoryAudit, TablePolicy, sqliteLeases } from './helpers.ts';
 import { run, skipWithoutOpenSsh, sshLogin as login, startSshd, userKey as newKey } from './sshd.ts';
 import type { Sshd } from './sshd.ts';
 
@@ -33,7 +32,7 @@ function service(clock: Clock = systemClock, t: TargetConfig[] = targets) {
   const audit = new MemoryAudit();
   const policy = new TablePolicy();
   for (const x of t) for (const id of ['user:alice@example.com', 'user:mallory', 'agent:deployer']) policy.allow(id, `Host::${x.name}`);
-  const svc = createCredentialService({ db: openDatabase(':memory:'), clock, audit, decide: policy.decide, targets: t, ssh: { ca, krlPath: krl } });
+  const svc = createCredentialService({ leases: sqliteLeases(), clock, audit, decide: policy.decide, targets: t, ssh: { ca, krlPath: krl } });
   return { svc, audit, policy };
 }
 
@@ -138,7 +137,7 @@ describe('ssh user certificates', { skip }, () => {
     const { lease, credential } = await svc.issue({ identityId: 'agent:deployer', target: 'web-1', purpose: 'rollout', params: { publicKey: pub } });
     assert.ok((await sshLogin(key, credential.certificate as string)).ok);
     await svc.revoke({ identity: 'agent:deployer' }, { by: 'user:secops', reason: 'agent compromised' });
-    assert.equal(svc.get(lease.id).status, 'revoked');
+    assert.equal((await svc.get(lease.id)).status, 'revoked');
     assert.equal((await sshLogin(key, credential.certificate as string)).ok, false);
     assert.equal(audit.ofType('credential.revoked')[0]!.payload.reason, 'agent compromised');
     await controlLogsIn(svc); // the KRL refuses that serial, not every certificate

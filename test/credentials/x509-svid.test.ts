@@ -12,8 +12,7 @@ import { validateTargets } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import { createIntermediate, generateSpiffeRoot, spiffeIdFor } from '../../src/credentials/issuers/spiffe-x509/x509-svid.ts';
 import type { CaMaterial } from '../../src/credentials/issuers/spiffe-x509/x509-svid.ts';
-import { openDatabase } from '../../src/store/sqlite/db.ts';
-import { MemoryAudit, TablePolicy } from './helpers.ts';
+import { MemoryAudit, TablePolicy, sqliteLeases } from './helpers.ts';
 
 const TD = 'prod.example.org';
 const targets = validateTargets([{ name: 'svid-prod', kind: 'spiffe-x509', trust_domain: TD, max_ttl: '1h', default_ttl: '10m' }]);
@@ -27,7 +26,7 @@ function service(clock: Clock = systemClock, ca = { root: root.cert, intermediat
   const policy = new TablePolicy();
   policy.allow('workload:payments/api', 'Workload::svid-prod');
   policy.allow('workload:gateway', 'Workload::svid-prod');
-  return createCredentialService({ db: openDatabase(':memory:'), clock, audit: new MemoryAudit(), decide: policy.decide, targets, spiffe: { [TD]: ca } });
+  return createCredentialService({ leases: sqliteLeases(), clock, audit: new MemoryAudit(), decide: policy.decide, targets, spiffe: { [TD]: ca } });
 }
 
 function keyPair() {
@@ -88,9 +87,9 @@ describe('X.509-SVIDs', () => {
     const r = await mtls(credential.chain as string, k.key, credential.bundle as string);
     assert.equal(r.ok, true, r.error);
     assert.equal(r.reply, `hello URI:spiffe://${TD}/workload/payments/api`);
-    assert.equal(svc.introspect('spiffe-x509', leaf.serialNumber.toLowerCase()).active, true);
+    assert.equal((await svc.introspect('spiffe-x509', leaf.serialNumber.toLowerCase())).active, true);
     await svc.revoke({ lease: lease.id }, { by: 'user:ops', reason: 'rotate' });
-    assert.equal(svc.introspect('spiffe-x509', leaf.serialNumber.toLowerCase()).active, false);
+    assert.equal((await svc.introspect('spiffe-x509', leaf.serialNumber.toLowerCase())).active, false);
     await svc.stop();
   });
 

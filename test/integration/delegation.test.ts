@@ -120,7 +120,7 @@ when { context.delegation.actors.contains("workload:github/acme/rogue") };
 
     // Revoking hop 1 takes the tokens exchanged from it along.
     const admin = await s.admin();
-    const lease = s.running.broker.credentials.list({ target: 'orders-api' }).find((l) => l.params.actors !== undefined && (l.params.actors as string[]).length === 1)!;
+    const lease = (await s.running.broker.credentials.list({ target: 'orders-api' })).find((l) => l.params.actors !== undefined && (l.params.actors as string[]).length === 1)!;
     assert.equal((await s.call('POST', '/v1/revocations', { selector: { lease: lease.id }, reason: 'agent-1 misbehaved' }, admin)).status, 200);
     const after = await exchange(h2.body.access_token, agent3);
     assert.equal(after.body.error, 'invalid_grant');

@@ -116,7 +116,7 @@ describe('fail closed, spent secrets, expiry and server-owned context, through t
     assert.equal(r.status, 503, JSON.stringify(r.body));
     assert.equal(r.body.credential, undefined);
     assert.doesNotMatch(JSON.stringify(r.body), /cert-v01|BEGIN/);
-    const leases = s.running.broker.credentials.list().filter((l) => l.target === 'web-1');
+    const leases = (await s.running.broker.credentials.list()).filter((l) => l.target === 'web-1');
     assert.equal(leases.length, 2);
     const failed = leases.find((l) => l.id !== ok.body.lease.id)!;
     assert.notEqual(failed.status, 'active', 'the withdrawn lease is not active');

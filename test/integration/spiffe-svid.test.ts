@@ -11,8 +11,7 @@ import { systemClock } from '../../src/common/clock.ts';
 import { validateTargets } from '../../src/credentials/config.ts';
 import { createCredentialService } from '../../src/credentials/service.ts';
 import { createIntermediate, generateSpiffeRoot } from '../../src/credentials/issuers/spiffe-x509/x509-svid.ts';
-import { openDatabase } from '../../src/store/sqlite/db.ts';
-import { MemoryAudit, TablePolicy } from '../credentials/helpers.ts';
+import { MemoryAudit, TablePolicy, sqliteLeases } from '../credentials/helpers.ts';
 import { startServer } from '../credentials/server.ts';
 import type { TestServer } from '../credentials/server.ts';
 
@@ -106,7 +105,7 @@ when { context.authn.method == "spiffe-x509" };
     const policy = new TablePolicy();
     policy.allow(API, 'Workload::svid');
     const svc = createCredentialService({
-      db: openDatabase(':memory:'), audit: new MemoryAudit(), decide: policy.decide,
+      leases: sqliteLeases(), audit: new MemoryAudit(), decide: policy.decide,
       targets: validateTargets([{ name: 'svid', kind: 'spiffe-x509', trust_domain: TD, max_ttl: '1h' }]),
       spiffe: { [TD]: { root: foreignRoot.cert, intermediate: foreign } },
     });

@@ -50,7 +50,7 @@ export interface OwnSpiffeCa {
   /** The bundle (JWKS) of a trust domain Portcullis issues SVIDs for, or undefined. */
   bundle(trustDomain: string): unknown;
   /** The identity an SVID Portcullis issued was issued for, while its lease is active; throws AuthenticationFailed otherwise. */
-  issuedBy(trustDomain: string, id: SpiffeId, serial: string): string;
+  issuedBy(trustDomain: string, id: SpiffeId, serial: string): Promise<string>;
 }
 
 /** What the broker gives a trust it builds. */

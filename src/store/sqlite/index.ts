@@ -10,12 +10,18 @@ import { SqliteKeyStore } from './keys.ts';
 import { SqliteBootstrapStore } from './bootstrap.ts';
 import { SqlitePolicyStore } from './policy.ts';
 import { SqliteCredentialStore } from './credentials.ts';
+import type { SqliteLeaseOptions } from './credentials.ts';
 import { SqliteAccessStore } from './access.ts';
 import { SqliteAuditStore } from './audit/index.ts';
 
 /** The audit streams' file in the data directory. */
 export const AUDIT_DB_FILE = 'audit.db';
 const STATE_DB_FILE = 'portcullis.db';
+
+export interface SqliteStoreOptions {
+  /** Lease writes: group commit (default) or one transaction each (the benchmark's baseline). */
+  leases?: SqliteLeaseOptions;
+}
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -32,7 +38,7 @@ export class SqliteStore implements Store {
   readonly access: SqliteAccessStore;
   readonly audit: SqliteAuditStore;
 
-  constructor(main: SqliteDb, auditDb: SqliteDb) {
+  constructor(main: SqliteDb, auditDb: SqliteDb, opts: SqliteStoreOptions = {}) {
     this.main = main;
     this.auditDb = auditDb;
     this.identity = new SqliteIdentityStore(this.main);
@@ -40,19 +46,19 @@ export class SqliteStore implements Store {
     this.keys = new SqliteKeyStore(this.main);
     this.bootstrap = new SqliteBootstrapStore(this.main);
     this.policy = new SqlitePolicyStore(this.main);
-    this.credentials = new SqliteCredentialStore(this.main);
+    this.credentials = new SqliteCredentialStore(this.main, opts.leases);
     this.access = new SqliteAccessStore(this.main);
     this.audit = new SqliteAuditStore(this.auditDb);
   }
 
   /** Opens (creating if need be) the data directory's two files. */
-  static open(dataDir: string): SqliteStore {
+  static open(dataDir: string, opts: SqliteStoreOptions = {}): SqliteStore {
     const main = SqliteDb.open(join(dataDir, STATE_DB_FILE));
     let audit: SqliteDb | undefined;
     try {
       audit = SqliteDb.open(join(dataDir, AUDIT_DB_FILE));
       // The repositories run their domain's migrations as they are made.
-      return new SqliteStore(main, audit);
+      return new SqliteStore(main, audit, opts);
     } catch (err) {
       main.close();
       audit?.close();
@@ -69,6 +75,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.credentials.close();
     this.main.close();
     this.auditDb.close();
   }

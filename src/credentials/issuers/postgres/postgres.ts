@@ -417,7 +417,7 @@ export class PostgresIssuer implements CredentialIssuer {
     const result: ReconcileResult = { dropped: [], missing: [], errors: [] };
     const owned = await this.ownedRoles();
     for (const { role, leaseId } of owned) {
-      if (view.keep(leaseId)) continue;
+      if (await view.keep(leaseId)) continue;
       try {
         await this.#withAdmin('drop orphan role', (c) => this.#dropRole(c, role));
         result.dropped.push({ handle: role, leaseId });
@@ -426,7 +426,7 @@ export class PostgresIssuer implements CredentialIssuer {
       }
     }
     const present = new Set(owned.map((o) => o.role));
-    for (const l of view.active()) {
+    for (const l of await view.active()) {
       if (l.handle !== null && !present.has(l.handle)) result.missing.push(l.id);
     }
     return result;

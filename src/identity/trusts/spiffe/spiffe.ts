@@ -39,7 +39,7 @@ export interface SpiffeTrustOptions {
    * Set when the bundle is Portcullis' own CA: maps the SPIFFE ID of an X.509-SVID back to the
    * identity it was issued for, and refuses one whose lease was revoked (throw `fail(...)`).
    */
-  issuedBy?: (id: SpiffeId, serial: string) => string;
+  issuedBy?: (id: SpiffeId, serial: string) => Promise<string>;
   /** Where seen JWT-SVID ids are kept; required when the trust sets `replay: reject`. */
   replay?: ReplayGuard;
 }
@@ -204,7 +204,7 @@ export class SpiffeTrust implements TrustVerifier {
     if (uris.length !== 1) throw fail('bad_spiffe_id', `leaf must have exactly one URI SAN, has ${uris.length}`);
     const id = this.#spiffeId(uris[0]);
     this.#verifyChain(chain, chainDer, now, id);
-    const identityId = this.#issuedBy ? this.#issuedBy(id, leaf.serialNumber) : id.id;
+    const identityId = this.#issuedBy ? await this.#issuedBy(id, leaf.serialNumber) : id.id;
     const result = this.#result(id, 'spiffe-x509', Math.floor(now / 1000), {
       serial: leaf.serialNumber,
       fingerprint256: leaf.fingerprint256,

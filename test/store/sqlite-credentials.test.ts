@@ -1,0 +1,180 @@
+// The SQLite lease and policy-version repositories: lease writes of one turn share one transaction
+// and answer only once committed, a failing write fails alone, writes inside a unit of work join
+// it, the status compare-and-set, and policy version numbering.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { SqliteDb } from '../../src/store/sqlite/db.ts';
+import { SqliteCredentialStore } from '../../src/store/sqlite/credentials.ts';
+import { SqlitePolicyStore } from '../../src/store/sqlite/policy.ts';
+import type { Lease } from '../../src/credentials/types.ts';
+
+function lease(id: string, over: Partial<Lease> = {}): Lease {
+  const now = 1_700_000_000_000;
+  return {
+    id, identityId: 'workload:a', target: 'toy', kind: 'api', permission: 'read', handle: null, params: {}, fingerprint: null,
+    status: 'issuing', purpose: 'test', decisionId: 'd', grantId: null, sessionId: null, trust: null, issuedAt: now,
+    expiresAt: now + 60_000, maxExpiresAt: now + 60_000, renewals: 0, revokeAttempts: 0, nextAttemptAt: null, lastError: null,
+    revokedAt: null, revokedBy: null, revokeReason: null, ...over,
+  };
+}
+
+/** Counts the transactions the connection begins. */
+function counting(db: SqliteDb): { begins: number } {
+  const c = { begins: 0 };
+  const exec = db.raw.exec.bind(db.raw);
+  db.raw.exec = (sql: string) => {
+    if (/^\s*BEGIN/i.test(sql)) c.begins++;
+    return exec(sql);
+  };
+  return c;
+}
+
+function withFile<T>(fn: (path: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'pcx-leases-'));
+  return fn(join(dir, 'state.db')).finally(() => rmSync(dir, { recursive: true, force: true }));
+}
+
+test('writes made in one turn share one transaction; each answers once its row is committed', () =>
+  withFile(async (path) => {
+    const db = SqliteDb.open(path);
+    const { leases } = new SqliteCredentialStore(db, { writer: 'inline' });
+    const c = counting(db);
+    const other = new DatabaseSync(path); // another connection sees only committed rows
+    const visible = (id: string) => other.prepare('SELECT status FROM credential_leases WHERE id = ?').get(id) as { status: string } | undefined;
+    const ids = Array.from({ length: 20 }, (_, i) => `lse_${i}`);
+    await Promise.all(
+      ids.map(async (id) => {
+        await leases.insert(lease(id));
+        assert.equal(visible(id)?.status, 'issuing', 'committed before the insert answers');
+      }),
+    );
+    assert.equal(c.begins, 1, 'twenty inserts, one transaction');
+    const moved = await Promise.all(ids.map((id) => leases.transition(id, ['issuing'], 'active', { handle: `h-${id}` })));
+    assert.ok(moved.every((l) => l?.status === 'active'));
+    assert.equal(c.begins, 2);
+    assert.equal(visible('lse_7')?.status, 'active');
+    other.close();
+    db.close();
+  }));
+
+test('the lease writer worker: batches committed on its own connection, visible to the store before each answer', () =>
+  withFile(async (path) => {
+    const db = SqliteDb.open(path);
+    const store = new SqliteCredentialStore(db, { writer: 'worker' });
+    const { leases } = store;
+    const c = counting(db);
+    const ids = Array.from({ length: 50 }, (_, i) => `lse_w${i}`);
+    await Promise.all(
+      ids.map(async (id) => {
+        await leases.insert(lease(id, { params: { parent: 'lse_p' } }));
+        assert.equal((await leases.get(id))?.status, 'issuing', 'committed before the insert answers');
+        const l = await leases.transition(id, ['issuing'], 'active', { handle: `h-${id}`, params: { parent: 'lse_p', scopes: ['a'] } });
+        assert.deepEqual([l?.status, l?.handle, l?.params], ['active', `h-${id}`, { parent: 'lse_p', scopes: ['a'] }]);
+      }),
+    );
+    assert.equal(c.begins, 0, 'no write transaction on the store connection');
+    assert.equal((await leases.children('lse_p')).length, 50);
+    // Failures come back one by one: a duplicate id, an unknown lease, a lost compare-and-set.
+    const [dup, missing, lost] = await Promise.allSettled([
+      leases.insert(lease('lse_w1')),
+      leases.update('lse_nope', { lastError: 'x' }),
+      leases.transition('lse_w2', ['issuing'], 'failed'),
+    ]);
+    assert.equal(dup.status, 'rejected');
+    assert.equal(missing.status === 'rejected' && (missing.reason as Error).name, 'NotFound');
+    assert.deepEqual(lost, { status: 'fulfilled', value: undefined });
+    // Inside a unit of work the write joins the store connection's transaction instead.
+    await db.transaction(async () => {
+      await leases.update('lse_w3', { lastError: 'in a transaction' });
+    });
+    assert.equal(c.begins, 1);
+    assert.equal((await leases.get('lse_w3'))?.lastError, 'in a transaction');
+    await store.close();
+    await assert.rejects(leases.insert(lease('lse_closed')), /lease writer closed/);
+    db.close();
+  }));
+
+test('a write that fails in a batch fails alone; the others commit', async () => {
+  const db = SqliteDb.open(':memory:');
+  const { leases } = new SqliteCredentialStore(db);
+  await leases.insert(lease('lse_dup'));
+  const results = await Promise.allSettled([leases.insert(lease('lse_a')), leases.insert(lease('lse_dup')), leases.insert(lease('lse_b'))]);
+  assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+  assert.deepEqual((await leases.list()).map((l) => l.id).sort(), ['lse_a', 'lse_b', 'lse_dup']);
+  await assert.rejects(leases.update('lse_nope', { lastError: 'x' }), /lease lse_nope not found/);
+  db.close();
+});
+
+test('transition is a compare-and-set on the status: of two racing moves one wins', async () => {
+  const db = SqliteDb.open(':memory:');
+  const { leases } = new SqliteCredentialStore(db);
+  await leases.insert(lease('lse_1'));
+  const [a, b] = await Promise.all([
+    leases.transition('lse_1', ['issuing'], 'active', { handle: 'h1' }),
+    leases.transition('lse_1', ['issuing'], 'revoking', { revokedBy: 'user:ops' }),
+  ]);
+  assert.equal(a?.status, 'active');
+  assert.equal(b, undefined, 'the second found it no longer issuing');
+  assert.equal((await leases.get('lse_1'))?.revokedBy, null);
+  assert.equal(await leases.transition('lse_missing', ['issuing'], 'active'), undefined);
+  db.close();
+});
+
+test('inside a unit of work, lease writes join its transaction and roll back with it', async () => {
+  const db = SqliteDb.open(':memory:');
+  const { leases } = new SqliteCredentialStore(db);
+  await assert.rejects(
+    db.transaction(async () => {
+      await leases.insert(lease('lse_tx'));
+      assert.equal((await leases.get('lse_tx'))?.status, 'issuing', 'read your own write');
+      throw new Error('abort');
+    }),
+    /abort/,
+  );
+  assert.equal(await leases.get('lse_tx'), undefined);
+  // A batch queued while another flow's transaction is open waits for it, then commits.
+  let release!: () => void;
+  const tx = db.transaction(() => new Promise<void>((r) => (release = r)));
+  const queued = leases.insert(lease('lse_after'));
+  await new Promise((r) => setTimeout(r, 20));
+  release();
+  await Promise.all([tx, queued]);
+  assert.equal((await leases.get('lse_after'))?.status, 'issuing');
+  db.close();
+});
+
+test('without batching every write is its own transaction; the answers are the same', async () => {
+  const db = SqliteDb.open(':memory:');
+  const { leases } = new SqliteCredentialStore(db, { batchWrites: false });
+  const c = counting(db);
+  await Promise.all(['lse_x', 'lse_y', 'lse_z'].map((id) => leases.insert(lease(id, { params: { parent: 'lse_p' } }))));
+  assert.equal(c.begins, 3);
+  assert.deepEqual((await leases.children('lse_p')).map((l) => l.id).sort(), ['lse_x', 'lse_y', 'lse_z']);
+  db.close();
+});
+
+test('a store closed with writes queued rejects them', async () => {
+  const db = SqliteDb.open(':memory:');
+  const { leases } = new SqliteCredentialStore(db);
+  const p = leases.insert(lease('lse_late'));
+  db.close();
+  await assert.rejects(p);
+});
+
+test('policy versions: numbered in order, the newest is active, listed newest first without files', async () => {
+  const db = SqliteDb.open(':memory:');
+  const { versions } = new SqlitePolicyStore(db);
+  assert.equal(await versions.newest(), undefined);
+  const files = [{ name: 'a.cedar', origin: 'config' as const, text: 'permit (principal, action, resource);' }];
+  const v1 = await versions.append({ created_at: '2026-12-02T00:00:00.000Z', actor: 'config', reason: 'first', digest: 'd1', files });
+  const v2 = await versions.append({ created_at: '2026-12-02T00:00:01.000Z', actor: 'user:a', reason: 'second', digest: 'd2', files });
+  assert.deepEqual([v1.version, v2.version], [1, 2]);
+  assert.deepEqual(await versions.newest(), v2);
+  assert.deepEqual(await versions.get(1), v1);
+  assert.deepEqual((await versions.list()).map((v) => [v.version, v.reason, 'files' in v]), [[2, 'second', false], [1, 'first', false]]);
+  db.close();
+});
