@@ -12,7 +12,7 @@ import type { StepUpAsk } from '../identity/trusts/oidc-human/oidc-human.ts';
 import type { Decision } from '../policy/decision-point.ts';
 import type { Issued } from '../credentials/index.ts';
 import type { BrokerOptions, LoginResult, SessionContext } from './types.ts';
-import { closeDatabases, ensureSshKrl, openStorage, sshKrlPath, type Opened } from './open.ts';
+import { ensureSshKrl, openStorage, sshKrlPath, type Opened } from './open.ts';
 import { createServices } from './services.ts';
 import { loadDeclaredState } from './declared-state.ts';
 import { Authentication } from './authentication.ts';
@@ -69,8 +69,6 @@ export class Broker {
   #unboundIdentities: string[] = [];
   readonly #resources = new Map<string, string>(); // "Type::id" → boundary
   readonly #log: (msg: string) => void;
-  /** Closes the store's writers (the lease writer's worker) before the files. */
-  readonly #closeStore: () => Promise<void>;
   readonly #authn: Authentication;
   readonly #humanSignIn: HumanSignIn;
   readonly #authz: Authorization;
@@ -87,7 +85,6 @@ export class Broker {
     this.config = config;
     const clock = options.clock ?? systemClock;
     this.#log = options.log ?? (() => {});
-    this.#closeStore = () => opened.store.close();
     this.issuer = options.issuer ?? `http://${config.listen.host}:${config.listen.port}`;
     const services = createServices(config, opened, {
       clock,
@@ -96,7 +93,7 @@ export class Broker {
       log: this.#log,
       resourceBoundaries: this.#resources,
     });
-    const s: BrokerServices = { ...services, config, clock, db: opened.db, auditDb: opened.auditDb, keyring: opened.keyring, spiffeCa: opened.spiffeCa };
+    const s: BrokerServices = { ...services, config, clock, store: opened.store, keyring: opened.keyring, spiffeCa: opened.spiffeCa };
     this.#s = s;
     this.metrics = s.metrics;
     // Each part below takes what its deps type names, from the services and the configuration.
@@ -248,7 +245,7 @@ export class Broker {
 
   readiness(): { ready: boolean; policy_version: number | null } {
     const v = this.#s.decisions.version;
-    return { ready: v !== undefined && this.#s.db.isOpen, policy_version: v?.version ?? null };
+    return { ready: v !== undefined && this.#s.store.isOpen, policy_version: v?.version ?? null };
   }
 
   /** On the first start only: creates `user:admin` and returns its one-time secret (see bootstrap.ts). */
@@ -272,7 +269,7 @@ export class Broker {
       await this.#s.credentials.stop();
       await this.#s.audit.close();
     } finally {
-      await this.#closeStore().finally(() => closeDatabases(this.#s.db, this.#s.auditDb));
+      await this.#s.store.close();
     }
   }
 }

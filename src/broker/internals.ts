@@ -3,7 +3,7 @@
 // (test/server/layering.test.ts keeps it so).
 import type { PortcullisConfig } from '../config/types.ts';
 import type { Clock } from '../common/clock.ts';
-import type { Db } from '../store/sqlite/db.ts';
+import type { Store } from '../store/types.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { SpiffeCaStore } from '../credentials/index.ts';
 import type { createServices } from './services.ts';
@@ -13,8 +13,7 @@ import type { Broker } from './index.ts';
 export type BrokerServices = ReturnType<typeof createServices> & {
   config: PortcullisConfig;
   clock: Clock;
-  db: Db;
-  auditDb: Db;
+  store: Store;
   keyring: Keyring;
   spiffeCa: SpiffeCaStore;
 };

@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { createPrivateKey } from 'node:crypto';
 import type { PortcullisConfig } from '../config/types.ts';
 import { systemClock } from '../common/clock.ts';
-import type { Db } from '../store/sqlite/db.ts';
 import { SqliteStore } from '../store/sqlite/index.ts';
 import { loadMasterKey } from '../crypto/masterkey.ts';
 import { Keyring } from '../crypto/keyring.ts';
@@ -17,10 +16,6 @@ import type { BrokerOptions } from './types.ts';
 /** What `open` prepares before the constructor: the store, the keyring, the SPIFFE CAs, the identity registry. */
 export interface Opened {
   store: SqliteStore;
-  /** Transitional (issue #9): the raw state connection, for domains not yet behind their ports. */
-  db: Db;
-  /** Transitional (issue #9): the audit streams' raw connection (own file, see AUDIT_DB_FILE). */
-  auditDb: Db;
   keyring: Keyring;
   spiffeCa: SpiffeCaStore;
   /** Loaded from the store before the constructor (its reads are synchronous). */
@@ -35,8 +30,6 @@ export async function openStorage<T>(config: PortcullisConfig, options: BrokerOp
   const clock = options.clock ?? systemClock;
   const lw = options.leaseWrites;
   const store = SqliteStore.open(config.data_dir, { leases: lw === undefined ? {} : lw === 'per-write' ? { batchWrites: false } : { writer: lw } });
-  const db = store.main.raw;
-  const auditDb = store.auditDb.raw;
   try {
     const master = loadMasterKey(config.data_dir, options.env ?? process.env);
     const keyring = await Keyring.open(store, { masterKey: master.key, clock });
@@ -44,16 +37,11 @@ export async function openStorage<T>(config: PortcullisConfig, options: BrokerOp
     const spiffeCa = SpiffeCaStore.open(store, master.key, clock);
     for (const td of new Set(config.targets.flatMap((t) => (t.kind === 'spiffe-x509' ? [t.trust_domain] : [])))) await spiffeCa.ensure(td);
     const identities = await IdentityRegistry.open(store, clock, config.boundaries);
-    return assemble({ store, db, auditDb, keyring, spiffeCa, identities });
+    return assemble({ store, keyring, spiffeCa, identities });
   } catch (err) {
-    closeDatabases(db, auditDb);
+    await store.close();
     throw err;
   }
-}
-
-export function closeDatabases(db: Db, auditDb: Db): void {
-  if (db.isOpen) db.close();
-  if (auditDb.isOpen) auditDb.close();
 }
 
 /** OpenSSH KRL of revoked SSH certificates, in the data dir; point sshd's RevokedKeys at it. */

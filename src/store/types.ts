@@ -21,5 +21,8 @@ export interface Store extends UnitOfWork {
   readonly credentials: CredentialStore;
   readonly access: AccessStore;
   readonly audit: AuditStore;
+  /** False once closed (readiness). */
+  readonly isOpen: boolean;
+  /** Stops the store's writers, then closes its connections (idempotent). */
   close(): Promise<void>;
 }

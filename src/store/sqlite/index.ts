@@ -74,9 +74,16 @@ export class SqliteStore implements Store {
     return this.main.lock(key);
   }
 
+  get isOpen(): boolean {
+    return this.main.isOpen && this.auditDb.isOpen;
+  }
+
   async close(): Promise<void> {
-    await this.credentials.close();
-    this.main.close();
-    this.auditDb.close();
+    try {
+      await this.credentials.close();
+    } finally {
+      this.main.close();
+      this.auditDb.close();
+    }
   }
 }
