@@ -1,7 +1,6 @@
 // The access domain's storage ports: what it needs from a store, implemented in src/store/.
 // Access requests (with their reviews and comments), grants, break-glass reviews, webhook deliveries.
-import type { AccessRequest, AccessTarget, BreakGlassReview, Grant, GrantKind, RequestStatus } from './types.ts';
-import type { EntityUid } from '../policy/engine/types.ts';
+import type { AccessRequest, BreakGlassReview, Grant, GrantKind, RequestStatus } from './types.ts';
 
 /** Times in these ports are ms since the epoch; records come back as the domain types. */
 export interface AccessStore {
@@ -13,25 +12,19 @@ export interface AccessStore {
 
 // ── Requests ────────────────────────────────────────────────────────────────────────────────
 
-/** A request as first stored: pending, no reviews, no comments. */
-export interface NewRequest {
-  id: string;
-  requester: string;
-  target: AccessTarget;
-  what: string;
-  reason: string;
-  ticket: string | null;
-  duration_ms: number;
+/** A request as first stored: pending, no reviews, no comments; times in ms. */
+export type NewRequest = Pick<
+  AccessRequest,
+  'id' | 'requester' | 'target' | 'what' | 'reason' | 'ticket' | 'duration_ms' | 'session_bound' | 'required_approvals'
+> & {
   start_at: number | null;
-  session_bound: boolean;
-  required_approvals: number;
   rules: readonly string[];
   reviewers: readonly string[];
   created_at: number;
   expires_at: number;
   /** The requester's accountable humans at request time (separation of duties). */
   accountable: readonly string[];
-}
+};
 
 export interface NewReview {
   reviewer: string;
@@ -76,21 +69,11 @@ export interface RequestRepository {
 
 // ── Grants ──────────────────────────────────────────────────────────────────────────────────
 
-export interface NewGrant {
-  id: string;
-  kind: GrantKind;
-  identity_id: string;
-  request_id: string | null;
-  target: AccessTarget;
-  what: string;
-  grants: string[];
-  roles: EntityUid[];
+/** A grant as created: active, times in ms. */
+export type NewGrant = Omit<Grant, 'start_at' | 'end_at' | 'status' | 'ended_at' | 'ended_by' | 'end_reason'> & {
   start_at: number;
   end_at: number;
-  session_bound: boolean;
-  reason: string;
-  revokers: string[];
-}
+};
 
 export interface GrantFilter {
   identityId?: string;

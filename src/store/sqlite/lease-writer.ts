@@ -1,12 +1,12 @@
 // Group commit for lease writes: the writes made during one turn of the event loop are committed
 // in one transaction, on the store's connection (default) or by a worker thread on its own
 // connection to the file. Every caller is answered after its transaction commits.
-import { Worker } from 'node:worker_threads';
 import { NotFound } from '../../common/errors.ts';
 import type { Lease } from '../../credentials/types.ts';
 import type { SqliteDb } from './db.ts';
 import type { LeaseRows, LeaseWrite, LeaseWriteResult } from './lease-rows.ts';
-import type { LeaseWorkerInit, LeaseWorkerReply } from './lease-writer-worker.ts';
+import type { LeaseWorkerInit } from './lease-writer-worker.ts';
+import { GroupCommitWorker } from './group-commit-worker.ts';
 
 export interface LeaseWriter {
   /** Resolves once the write is committed: with the lease as it is now (update, transition). */
@@ -103,61 +103,22 @@ export class InlineLeaseWriter extends GroupCommit {
  * The worker writes batches that arrive while it commits together.
  */
 export class WorkerLeaseWriter extends GroupCommit {
-  readonly #init: LeaseWorkerInit;
-  #worker: Worker | undefined;
-  readonly #calls = new Map<number, { resolve: (r: LeaseWriteResult[]) => void; reject: (e: unknown) => void }>();
-  #nextId = 1;
-  #closing = false;
+  /** Payload and result are JSON strings: cheaper to pass between threads than the lease objects (structured clone). */
+  readonly #worker: GroupCommitWorker<string, string>;
 
   constructor(init: LeaseWorkerInit) {
     // Two in flight: the worker starts on the next batch as soon as it has committed one, and
     // this thread posts once per batch, not once per turn.
     super(2);
-    this.#init = init;
+    this.#worker = new GroupCommitWorker(new URL('./lease-writer-worker.ts', import.meta.url), init, 'lease writer');
   }
 
-  protected commit(writes: LeaseWrite[]): Promise<LeaseWriteResult[]> {
-    if (this.#closing) return Promise.reject(new Error('lease writer closed'));
-    const w = this.#worker ?? this.#spawn();
-    const id = this.#nextId++;
-    const { promise, resolve, reject } = Promise.withResolvers<LeaseWriteResult[]>();
-    this.#calls.set(id, { resolve, reject });
-    w.ref(); // a write in flight keeps the process alive until it is committed
-    // As one JSON string: cheaper to pass between threads than the lease objects (structured clone).
-    w.postMessage({ id, writes: JSON.stringify(writes) });
-    return promise;
+  protected async commit(writes: LeaseWrite[]): Promise<LeaseWriteResult[]> {
+    if (this.#worker.closing) throw new Error('lease writer closed');
+    return JSON.parse(await this.#worker.call(JSON.stringify(writes))) as LeaseWriteResult[];
   }
 
-  async close(): Promise<void> {
-    this.#closing = true;
-    const w = this.#worker;
-    if (!w) return;
-    w.ref(); // stay alive until the worker has committed what it has and exited
-    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-    w.postMessage({ id: 0, close: true });
-    await exited;
-    this.#worker = undefined;
-  }
-
-  #spawn(): Worker {
-    const w = new Worker(new URL('./lease-writer-worker.ts', import.meta.url), { workerData: this.#init });
-    w.on('message', (reply: LeaseWorkerReply) => {
-      const call = this.#calls.get(reply.id);
-      if (!call) return;
-      this.#calls.delete(reply.id);
-      if (this.#calls.size === 0) w.unref();
-      if ('results' in reply) call.resolve(JSON.parse(reply.results) as LeaseWriteResult[]);
-      else call.reject(new Error(reply.message));
-    });
-    const fail = (e: Error): void => {
-      if (this.#worker === w) this.#worker = undefined; // the next write starts a fresh worker
-      for (const c of this.#calls.values()) c.reject(e);
-      this.#calls.clear();
-    };
-    w.on('error', fail);
-    w.on('exit', (code) => fail(new Error(this.#closing ? 'lease writer closed' : `lease writer exited (code ${code})`)));
-    w.unref();
-    this.#worker = w;
-    return w;
+  close(): Promise<void> {
+    return this.#worker.close();
   }
 }
