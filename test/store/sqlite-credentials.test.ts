@@ -109,6 +109,17 @@ test('a write that fails in a batch fails alone; the others commit', async () =>
   db.close();
 });
 
+test('a lease is found by (kind, handle) through an index, not a table scan', async () => {
+  const db = SqliteDb.open(':memory:');
+  const { leases } = new SqliteCredentialStore(db);
+  await leases.insert(lease('l1', { handle: 'jti-1' }));
+  assert.equal((await leases.byHandle('api', 'jti-1'))?.id, 'l1');
+  assert.equal(await leases.byHandle('ssh', 'jti-1'), undefined);
+  const plan = db.raw.prepare('EXPLAIN QUERY PLAN SELECT * FROM credential_leases WHERE kind = ? AND handle = ?').all('api', 'jti-1') as { detail: string }[];
+  assert.match(plan.map((r) => r.detail).join('\n'), /USING INDEX credential_leases_handle/);
+  db.close();
+});
+
 test('transition is a compare-and-set on the status: of two racing moves one wins', async () => {
   const db = SqliteDb.open(':memory:');
   const { leases } = new SqliteCredentialStore(db);

@@ -49,6 +49,8 @@ const MIGRATIONS: Migration[] = [
   { version: 2, up: 'CREATE INDEX credential_leases_grant ON credential_leases (grant_id);' },
   // Revoking a lease revokes the tokens exchanged from it (children): no table scan for that.
   { version: 3, up: "CREATE INDEX credential_leases_parent ON credential_leases (json_extract(params, '$.parent'));" },
+  // An SVID login and a token exchange find their lease by (kind, handle): an index, not a scan.
+  { version: 4, up: 'CREATE INDEX credential_leases_handle ON credential_leases (kind, handle);' },
 ];
 
 export interface SqliteLeaseOptions {
