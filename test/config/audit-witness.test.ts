@@ -5,21 +5,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.ts';
-import { InvalidInput } from '../../src/common/errors.ts';
+import { configFieldOf } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pcx-config-witness-'));
 writeFileSync(join(dir, 'p.cedar'), 'permit(principal, action, resource);');
 const base = 'policies: ./p.cedar\n';
 
-function fieldOf(yaml: string): string {
-  try {
-    parseConfig(yaml, dir);
-  } catch (e) {
-    assert.ok(e instanceof InvalidInput, String(e));
-    return String(e.extra.field);
-  }
-  assert.fail('expected a config error');
-}
+const fieldOf = (yaml: string): string => configFieldOf(yaml, dir);
 
 test('audit.witness: file (relative to the config file) and url', () => {
   assert.equal(parseConfig(base, dir).config.audit.witness, undefined);

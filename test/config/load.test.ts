@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfigFile, parseConfig } from '../../src/config/load.ts';
 import { InvalidInput } from '../../src/common/errors.ts';
+import { configFieldOf } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pcx-config-'));
 writeFileSync(join(dir, 'p.cedar'), 'permit(principal, action, resource);');
@@ -26,15 +27,7 @@ resources:
 policies: ./p.cedar
 `;
 
-function fieldOf(yaml: string): string {
-  try {
-    parseConfig(yaml, dir);
-  } catch (e) {
-    assert.ok(e instanceof InvalidInput, String(e));
-    return String(e.extra.field);
-  }
-  assert.fail('expected a config error');
-}
+const fieldOf = (yaml: string): string => configFieldOf(yaml, dir);
 
 test('a valid file loads with defaults', () => {
   const { config, warnings } = parseConfig(base, dir);

@@ -248,3 +248,23 @@ ${extraYaml}`;
   };
   return h;
 }
+
+/** An OIDC trust on the second issuer's key (issuer ISSUER2 + suffix); `extra` is more YAML keys. */
+export const trust2 = (name: string, identity: string, o: { kind?: string; extra?: string; suffix?: string } = {}) => (jwks2: string) => `
+  - name: ${name}
+    kind: oidc
+    issuer: ${ISSUER2}${o.suffix ?? ''}
+    jwks_uri: ${jwks2}
+    audiences: [portcullis]
+    algorithms: [ES256]
+    identity: "${identity}"
+    identity_kind: ${o.kind ?? 'workload'}
+    boundary: application
+    environment: prod
+${o.extra ?? ''}`;
+
+/** Several `trusts` blocks on the second issuer's JWKS as one. */
+export const allTrusts = (...fs: ((jwks2: string) => string)[]) => (jwks2: string) => fs.map((f) => f(jwks2)).join('');
+
+/** A harness with no policies of its own, configured by `o` (trusts on the second issuer…). */
+export const startSecondIssuer = (o: HarnessOptions) => startHarness('', {}, undefined, o);

@@ -4,23 +4,9 @@
 // and two SPIFFE trusts claiming one trust domain.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ISSUER2, startHarness } from './harness.ts';
+import { ISSUER2, allTrusts as all, startSecondIssuer as start, trust2 } from './harness.ts';
 import type { Harness, HarnessOptions } from './harness.ts';
 
-const trust2 = (name: string, identity: string, o: { kind?: string; suffix?: string; extra?: string } = {}) => (jwks2: string) => `
-  - name: ${name}
-    kind: oidc
-    issuer: ${ISSUER2}${o.suffix ?? ''}
-    jwks_uri: ${jwks2}
-    audiences: [portcullis]
-    algorithms: [ES256]
-    identity: "${identity}"
-    identity_kind: ${o.kind ?? 'workload'}
-    boundary: application
-    environment: prod
-${o.extra ?? ''}`;
-const all = (...fs: ((j: string) => string)[]) => (j: string) => fs.map((f) => f(j)).join('');
-const start = (o: HarnessOptions) => startHarness('', {}, undefined, o);
 /** Starts and closes at once; the start error, or undefined (a failing test leaves no server running). */
 const startError = (o: HarnessOptions): Promise<Error | undefined> => start(o).then(async (h) => void (await h.close()), (e: Error) => e);
 

@@ -6,27 +6,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { ISSUER2, startHarness } from './harness.ts';
-import type { Harness, HarnessOptions } from './harness.ts';
+import { ISSUER2, allTrusts as all, startSecondIssuer as start, trust2 } from './harness.ts';
+import type { Harness } from './harness.ts';
 
 const API = 'workload:github/acme/api';
 const SHARED = '    shared_namespace: true';
 
-/** An OIDC trust on the second issuer's key (issuer ISSUER2 + suffix); `extra` is more YAML keys. */
-const trust2 = (name: string, identity: string, o: { kind?: string; extra?: string; suffix?: string } = {}) => (jwks2: string) => `
-  - name: ${name}
-    kind: oidc
-    issuer: ${ISSUER2}${o.suffix ?? ''}
-    jwks_uri: ${jwks2}
-    audiences: [portcullis]
-    algorithms: [ES256]
-    identity: "${identity}"
-    identity_kind: ${o.kind ?? 'workload'}
-    boundary: application
-    environment: prod
-${o.extra ?? ''}`;
-const all = (...fs: ((j: string) => string)[]) => (j: string) => fs.map((f) => f(j)).join('');
-const start = (o: HarnessOptions) => startHarness('', {}, undefined, o);
 
 async function lastFailure(h: Harness): Promise<Record<string, unknown>> {
   await h.running.broker.audit.flush();

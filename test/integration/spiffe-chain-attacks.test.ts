@@ -11,9 +11,8 @@ import { join } from 'node:path';
 import * as x509 from '../../src/crypto/x509.ts';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { GeneralName, GeneralSubtree, GeneralSubtrees, NameConstraints } from '@peculiar/asn1-x509';
-import { startServer } from '../credentials/server.ts';
 import type { TestServer } from '../credentials/server.ts';
-import { TD, bundleOf, keyPem, leaf, makeCa, mtlsLogin, pem } from './x509-chain.ts';
+import { TD, bundleOf, keyPem, leaf, makeCa, mtlsLogin, pem, startSpiffeServer } from './x509-chain.ts';
 import type { Ca, LeafOpts } from './x509-chain.ts';
 
 const OTHER_TD = 'other.acme.test';
@@ -28,16 +27,7 @@ describe('hostile X.509-SVID chains over mTLS (8.25, second round)', () => {
     root = await makeCa('shared root');
     // One root serves two trust domains (a common layout: one corporate root, an intermediate per domain).
     writeFileSync(join(dir, 'bundle.json'), bundleOf(root));
-    s = await startServer({
-      tls: true,
-      trusts: [
-        `  - { name: spire, kind: spiffe, trust_domain: ${TD}, bundle: ${join(dir, 'bundle.json')}, boundary: application, environment: prod }`,
-        `  - { name: other, kind: spiffe, trust_domain: ${OTHER_TD}, bundle: ${join(dir, 'bundle.json')}, boundary: application, environment: prod }`,
-      ].join('\n'),
-      resources: '  []',
-      targets: '  []',
-      policies: 'permit (principal, action == Action::"db.select", resource) when { context.authn.method == "spiffe-x509" };\n',
-    });
+    s = await startSpiffeServer(join(dir, 'bundle.json'), { spire: TD, other: OTHER_TD });
   });
   after(async () => {
     await s?.close();

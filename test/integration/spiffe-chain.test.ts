@@ -8,9 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as x509 from '../../src/crypto/x509.ts';
-import { startServer } from '../credentials/server.ts';
 import type { TestServer } from '../credentials/server.ts';
-import { TD, bundleOf, leaf, makeCa, mtlsLogin, pem } from './x509-chain.ts';
+import { TD, bundleOf, leaf, makeCa, mtlsLogin, pem, startSpiffeServer } from './x509-chain.ts';
 import type { Ca } from './x509-chain.ts';
 
 const day = 86_400_000;
@@ -25,13 +24,7 @@ describe('X.509-SVIDs through intermediates over mTLS (a SPIRE-style bundle file
     root = await makeCa('spire root');
     strictRoot = await makeCa('strict root', undefined, { pathLength: 0 });
     writeFileSync(join(dir, 'bundle.json'), bundleOf(root, strictRoot));
-    s = await startServer({
-      tls: true,
-      trusts: `  - { name: spire, kind: spiffe, trust_domain: ${TD}, bundle: ${join(dir, 'bundle.json')}, boundary: application, environment: prod }`,
-      resources: '  []',
-      targets: '  []',
-      policies: 'permit (principal, action == Action::"db.select", resource) when { context.authn.method == "spiffe-x509" };\n',
-    });
+    s = await startSpiffeServer(join(dir, 'bundle.json'), { spire: TD });
   });
   after(async () => {
     await s?.close();

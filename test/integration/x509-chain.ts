@@ -2,6 +2,7 @@
 // shaped per test, and the mTLS login helpers both chain suites use.
 import { webcrypto } from 'node:crypto';
 import * as x509 from '../../src/crypto/x509.ts';
+import { startServer } from '../credentials/server.ts';
 import type { TestServer } from '../credentials/server.ts';
 
 export const TD = 'spire.acme.test';
@@ -66,6 +67,22 @@ export const pem = (...cs: (string | Ca)[]) => cs.map((c) => (typeof c === 'stri
 
 /** A bundle file's JSON holding these CAs as x509-svid roots. */
 export const bundleOf = (...cas: Ca[]) => JSON.stringify({ keys: cas.map((c) => ({ kty: 'EC', crv: 'P-256', use: 'x509-svid', x5c: [Buffer.from(c.cert.rawData).toString('base64')] })) });
+
+/**
+ * A TLS server whose spiffe trusts (name → trust domain) all read `bundlePath`, with one policy
+ * that allows what an SVID login may do; nothing else configured.
+ */
+export function startSpiffeServer(bundlePath: string, trusts: Record<string, string>): Promise<TestServer> {
+  return startServer({
+    tls: true,
+    trusts: Object.entries(trusts)
+      .map(([name, td]) => `  - { name: ${name}, kind: spiffe, trust_domain: ${td}, bundle: ${bundlePath}, boundary: application, environment: prod }`)
+      .join('\n'),
+    resources: '  []',
+    targets: '  []',
+    policies: 'permit (principal, action == Action::"db.select", resource) when { context.authn.method == "spiffe-x509" };\n',
+  });
+}
 
 /** Logging in over mTLS with a chain, and the reason of the newest authn failure. */
 export function mtlsLogin(s: () => TestServer) {
