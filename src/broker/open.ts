@@ -6,6 +6,8 @@ import { createPrivateKey } from 'node:crypto';
 import type { PortcullisConfig } from '../config/types.ts';
 import { systemClock } from '../common/clock.ts';
 import { SqliteStore } from '../store/sqlite/index.ts';
+import { PostgresStore } from '../store/postgres/index.ts';
+import type { Store } from '../store/index.ts';
 import { loadMasterKey } from '../crypto/masterkey.ts';
 import { Keyring } from '../crypto/keyring.ts';
 import { SpiffeCaStore, sshCaFromKey } from '../credentials/index.ts';
@@ -15,7 +17,7 @@ import type { BrokerOptions } from './types.ts';
 
 /** What `open` prepares before the constructor: the store, the keyring, the SPIFFE CAs, the identity registry. */
 export interface Opened {
-  store: SqliteStore;
+  store: Store;
   keyring: Keyring;
   spiffeCa: SpiffeCaStore;
   /** Loaded from the store before the constructor (its reads are synchronous). */
@@ -29,7 +31,10 @@ export interface Opened {
 export async function openStorage<T>(config: PortcullisConfig, options: BrokerOptions, assemble: (opened: Opened) => T): Promise<T> {
   const clock = options.clock ?? systemClock;
   const lw = options.leaseWrites;
-  const store = SqliteStore.open(config.data_dir, { leases: lw === undefined ? {} : lw === 'per-write' ? { batchWrites: false } : { writer: lw } });
+  const store: Store =
+    config.store.kind === 'postgres'
+      ? await PostgresStore.open(config.store.url, { pool: config.store.pool, ...(options.migrate !== undefined && { migrate: options.migrate }) })
+      : SqliteStore.open(config.data_dir, { leases: lw === undefined ? {} : lw === 'per-write' ? { batchWrites: false } : { writer: lw } });
   try {
     const master = loadMasterKey(config.data_dir, options.env ?? process.env);
     const keyring = await Keyring.open(store, { masterKey: master.key, clock });

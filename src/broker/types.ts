@@ -41,4 +41,6 @@ export interface BrokerOptions {
    * its own transaction (`per-write`, as before issue #9: the benchmark's baseline).
    */
   leaseWrites?: 'per-write' | 'inline' | 'worker';
+  /** PostgreSQL store: run pending migrations on open (default) or refuse to start while any is pending. */
+  migrate?: boolean;
 }

@@ -17,6 +17,7 @@ import { PORTCULLIS_BUNDLE } from '../identity/trusts/spiffe/config.ts';
 import { checkResourceHierarchy } from '../policy/entities.ts';
 import { implicitBinding, kindOfId, producerOf, producerProblems, producersOf } from '../identity/binding.ts';
 import { LIMITS, LISTEN_TIMEOUTS, METRICS, TRUSTED_PROXIES, metricsConfig } from './server.ts';
+import { STORE, storeConfig } from './store.ts';
 
 export { ConfigError } from '../common/validation.ts';
 export { PORTCULLIS_BUNDLE } from '../identity/trusts/spiffe/config.ts';
@@ -119,6 +120,7 @@ export const CONFIG_FILE = section({
     witness: WITNESS.optional(),
   }).optional(),
   data_dir: text().optional(),
+  store: STORE,
   engine: oneOf(['wasm', 'compiled']).optional(),
   targets: TARGETS.optional(),
   access: ACCESS_CONFIG.optional(),
@@ -254,6 +256,7 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     baseDir,
     listen,
     data_dir: resolve(baseDir, f.data_dir ?? '.portcullis'),
+    store: storeConfig(f.store, env),
     boundaries,
     bridges,
     trusts,

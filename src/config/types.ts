@@ -6,6 +6,7 @@ import type { TargetConfig } from '../credentials/config.ts';
 import type { TrustConfig } from '../identity/trusts/registry.ts';
 import type { AccessConfig } from '../access/index.ts';
 import type { LimitsConfig, ListenTimeouts, MetricsConfig } from './server.ts';
+import type { StoreConfig } from './store.ts';
 
 /** Trust entries: each kind's config type lives with its plug-in (identity/trusts/<kind>/config.ts). */
 export type { TokenChecks } from '../identity/trusts/plugin.ts';
@@ -56,6 +57,8 @@ export interface PortcullisConfig {
     timeouts?: ListenTimeouts;
   };
   data_dir: string;
+  /** Where state and audit live: SQLite files in data_dir, or a PostgreSQL database shared by replicas. */
+  store: StoreConfig;
   boundaries: string[];
   bridges: BridgeConfig[];
   trusts: TrustConfig[];

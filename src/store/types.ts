@@ -11,8 +11,8 @@ import type { AccessStore } from '../access/ports.ts';
 import type { AuditStore } from '../audit/ports.ts';
 
 export interface Store extends UnitOfWork {
-  /** `sqlite` (embedded, default) — `postgres` comes with the scale-out issue. */
-  readonly kind: 'sqlite';
+  /** `sqlite` (embedded, default) or `postgres` (shared by replicas). */
+  readonly kind: 'sqlite' | 'postgres';
   readonly identity: IdentityStore;
   readonly inventory: InventoryStore;
   readonly keys: KeyStore;

@@ -9,12 +9,13 @@
 //   # item: the issue item it guards (e.g. 8.1)
 //   # tests: test/a.test.ts test/b.test.ts
 // Each mutant runs in a scratch copy of the repository (node_modules symlinked, ../shared linked
-// beside it), two at a time.
+// beside it), two at a time, sharing one embedded PostgreSQL cluster (test/store/pg.ts).
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exportCluster, startCluster } from '../store/pg.ts';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const here = join(repo, 'test', 'mutants');
@@ -67,6 +68,9 @@ const mutants = files.map((f) => load(join(here, f)));
 const queue = [...mutants];
 const results: Awaited<ReturnType<typeof check>>[] = [];
 const started = Date.now();
+// One PostgreSQL cluster for every mutant's tests (as npm test's global setup gives the suite).
+const cluster = await startCluster();
+exportCluster(cluster);
 await Promise.all([0, 1].map(async () => {
   for (let m = queue.shift(); m; m = queue.shift()) {
     const r = await check(m);
@@ -74,6 +78,7 @@ await Promise.all([0, 1].map(async () => {
     console.log(`${r.verdict === 'killed' ? 'killed  ' : r.verdict.toUpperCase().padEnd(8)} ${m.name} (${(r.ms / 1000).toFixed(1)} s)${r.verdict === 'killed' ? '' : ` — ${m.what}\n         ${r.detail}`}`);
   }
 }));
+await cluster.stop();
 const bad = results.filter((r) => r.verdict !== 'killed');
 console.log(`\n${results.length - bad.length}/${results.length} mutants killed in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 if (bad.length > 0) {

@@ -1,0 +1,81 @@
+// The PostgreSQL store: every domain's repositories over one database that any number of
+// replicas share (docs/storage.md). Opening it connects, runs pending migrations once under an
+// advisory lock (or, with `migrate: false`, only checks none is pending) and builds the repositories.
+import type { Store } from '../types.ts';
+import { PgDb, StoreUnavailable } from './db.ts';
+import type { PgDbOptions, PgDomainMigrations } from './db.ts';
+import * as identity from './identity.ts';
+import * as inventory from './inventory.ts';
+import * as keys from './keys.ts';
+import * as bootstrap from './bootstrap.ts';
+import * as policy from './policy.ts';
+import * as credentials from './credentials.ts';
+import * as access from './access.ts';
+import * as audit from './audit.ts';
+
+/** Every domain's migrations, in the order they are applied. */
+export const PG_MIGRATIONS: readonly PgDomainMigrations[] = [
+  identity.MIGRATIONS, inventory.MIGRATIONS, keys.MIGRATIONS, bootstrap.MIGRATIONS,
+  policy.MIGRATIONS, credentials.MIGRATIONS, access.MIGRATIONS, audit.MIGRATIONS,
+];
+
+export interface PostgresStoreOptions extends PgDbOptions {
+  /** Run pending migrations (default) or refuse to open while any is pending (`portcullis migrate` runs them). */
+  migrate?: boolean;
+}
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly db: PgDb;
+  readonly identity;
+  readonly inventory;
+  readonly keys;
+  readonly bootstrap;
+  readonly policy;
+  readonly credentials;
+  readonly access;
+  readonly audit;
+
+  private constructor(db: PgDb) {
+    this.db = db;
+    this.identity = identity.pgIdentityStore(db);
+    this.inventory = inventory.pgInventoryStore(db);
+    this.keys = keys.pgKeyStore(db);
+    this.bootstrap = bootstrap.pgBootstrapStore(db);
+    this.policy = policy.pgPolicyStore(db);
+    this.credentials = credentials.pgCredentialStore(db);
+    this.access = access.pgAccessStore(db);
+    this.audit = audit.pgAuditStore(db);
+  }
+
+  static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const db = await PgDb.open(url, opts);
+    try {
+      if (opts.migrate === false) {
+        if (await db.pending(PG_MIGRATIONS)) throw new StoreUnavailable('its schema has pending migrations: run `portcullis migrate --config FILE` first');
+      } else {
+        await db.migrate(PG_MIGRATIONS);
+      }
+      return new PostgresStore(db);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+  }
+
+  transaction<T>(fn: () => Promise<T>): Promise<T> {
+    return this.db.transaction(fn);
+  }
+
+  lock(key: string): Promise<void> {
+    return this.db.lock(key);
+  }
+
+  get isOpen(): boolean {
+    return this.db.isOpen;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,54 @@
+// Opening a store in tests, over SQLite or PostgreSQL: `forEachStore` runs a repository test over
+// both (every run); `testStore`/`testStoreConfig` give the store the rest of the suite runs over
+// (SQLite, or PostgreSQL when PCX_TEST_STORE=postgres — `npm test` runs storage tests both ways).
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'node:test';
+import type { Store } from '../../src/store/index.ts';
+import { SqliteStore } from '../../src/store/sqlite/index.ts';
+import { PostgresStore } from '../../src/store/postgres/index.ts';
+import { TEST_STORE, freshStoreUrl } from './pg.ts';
+
+export type StoreKind = 'sqlite' | 'postgres';
+export const STORE_KINDS: readonly StoreKind[] = ['sqlite', 'postgres'];
+
+/** A new, empty store of the given kind (SQLite in `dataDir` or a fresh temporary directory). */
+export async function openStore(kind: StoreKind, dataDir?: string): Promise<Store> {
+  if (kind === 'sqlite') return SqliteStore.open(dataDir ?? mkdtempSync(join(tmpdir(), 'pcx-store-')));
+  return PostgresStore.open(await freshStoreUrl(), { pool: 4 });
+}
+
+/**
+ * Declares `name` once per store kind (`name [sqlite]`, `name [postgres]`); `fn` gets a function
+ * that opens a new, empty store of that kind (closed after the test).
+ */
+export function forEachStore(name: string, fn: (open: () => Promise<Store>, kind: StoreKind) => Promise<void>): void {
+  for (const kind of STORE_KINDS) {
+    test(`${name} [${kind}]`, async (t) => {
+      const opened: Store[] = [];
+      t.after(async () => {
+        for (const s of opened) await s.close();
+      });
+      await fn(async () => {
+        const s = await openStore(kind);
+        opened.push(s);
+        return s;
+      }, kind);
+    });
+  }
+}
+
+/** The store this run's store-agnostic tests use. */
+export function testStore(dataDir?: string): Promise<Store> {
+  return openStore(TEST_STORE, dataDir);
+}
+
+/**
+ * The `store:` section (YAML, indented for the top level) and its environment for a config the
+ * test writes: empty for SQLite, a fresh PostgreSQL database otherwise.
+ */
+export async function testStoreConfig(): Promise<{ yaml: string; env: Record<string, string> }> {
+  if (TEST_STORE === 'sqlite') return { yaml: '', env: {} };
+  return { yaml: 'store: { kind: postgres, url_env: PCX_STORE_URL, pool: 4 }\n', env: { PCX_STORE_URL: await freshStoreUrl() } };
+}
