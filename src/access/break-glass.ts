@@ -8,7 +8,7 @@ import type { EntityUid } from '../policy/engine/types.ts';
 import { BreakGlassNotEligible, NotARevoker, ReviewNotAllowed } from './errors.ts';
 import { coversResource, summary } from './grants.ts';
 import type { BreakGlassInput } from './input.ts';
-import { KeyedLock } from './lock.ts';
+import { KeyedLock } from '../common/keyed-lock.ts';
 import type { AccessTarget, Actor, BreakGlassReview, Grant } from './types.ts';
 import type { Requirements } from './rules.ts';
 import { checkSeparation } from './duties.ts';

@@ -1,12 +1,13 @@
 // Grants: time-bound access produced by an approved request or a break-glass. Active grants feed
 // the decision context (`context.grants`) and add temporary role parents to the principal. Ending
 // a grant (time, revocation, logout when session-bound) revokes the leases issued under it.
+import type { ChangeFeed, UnitOfWork } from '../store/ports.ts';
 import { randomUUID } from 'node:crypto';
 import type { AuditSink } from '../audit/types.ts';
 import type { Clock } from '../common/clock.ts';
 import { NotFound } from '../common/errors.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
-import { KeyedLock } from './lock.ts';
+import { KeyedLock } from '../common/keyed-lock.ts';
 import type { AccessStore, GrantFilter } from './ports.ts';
 import type { AccessTarget, Grant, GrantContext, GrantKind, Notifier, RevokeLeases } from './types.ts';
 
@@ -53,6 +54,9 @@ export interface GrantInput {
 
 export interface GrantsDeps {
   store: AccessStore;
+  unitOfWork: UnitOfWork;
+  /** Announces new grants to the other replicas and hears of theirs. */
+  changes?: ChangeFeed;
   clock: Clock;
   audit: AuditSink;
   revokeLeases: RevokeLeases;
@@ -66,15 +70,22 @@ export class Grants {
   /**
    * Identities holding at least one grant not yet ended. Most principals hold none, so their
    * decisions skip the grants query entirely; a stale member only costs one query. Loaded on the
-   * first decision, then kept up to date by `insert`.
-   * #10: with several replicas a grant made on another one is not in this set: invalidate it
-   * (notify on insert) or drop it there.
+   * first decision, then kept up to date by `insert` and by other replicas' notices (reloaded in
+   * full after notices may have been missed).
    */
   readonly #holders = new Set<string>();
   #holdersLoaded: Promise<void> | undefined;
 
   constructor(deps: GrantsDeps) {
     this.#d = deps;
+    deps.changes?.subscribe('grant', (identityId) => {
+      this.#holders.add(identityId);
+    });
+    deps.changes?.onResync(async () => {
+      if (this.#holdersLoaded === undefined) return; // not loaded yet: the first decision loads it
+      this.#holdersLoaded = undefined;
+      await this.#loadHolders();
+    });
   }
 
   #loadHolders(): Promise<void> {
@@ -93,10 +104,14 @@ export class Grants {
   /** Inserts a grant; the caller audits the event that produced it. */
   async insert(input: GrantInput): Promise<Grant> {
     const id = `grt_${randomUUID()}`;
-    await this.#d.store.grants.create({
-      id, kind: input.kind, identity_id: input.identityId, request_id: input.requestId, target: input.target, what: input.what,
-      grants: grantStrings(input.target, input.kind), roles: grantRoles(input.target),
-      start_at: input.startAt, end_at: input.endAt, session_bound: input.sessionBound, reason: input.reason, revokers: input.revokers ?? [],
+    const changes = this.#d.changes;
+    await this.#d.unitOfWork.transaction(async () => {
+      await this.#d.store.grants.create({
+        id, kind: input.kind, identity_id: input.identityId, request_id: input.requestId, target: input.target, what: input.what,
+        grants: grantStrings(input.target, input.kind), roles: grantRoles(input.target),
+        start_at: input.startAt, end_at: input.endAt, session_bound: input.sessionBound, reason: input.reason, revokers: input.revokers ?? [],
+      });
+      await changes?.publish('grant', input.identityId);
     });
     this.#holders.add(input.identityId);
     return this.get(id);

@@ -12,7 +12,7 @@ import type { AccessConfig } from './config.ts';
 import { ApproverNotAllowed, RequestNotAllowed, RequestNotPending, SelfApproval } from './errors.ts';
 import type { Grants } from './grants.ts';
 import { summary } from './grants.ts';
-import { KeyedLock } from './lock.ts';
+import { KeyedLock } from '../common/keyed-lock.ts';
 import { describeTarget, reachedBy, requirementsFor, targetResource } from './rules.ts';
 import type { Requirements, ResourceChildren, ResourceLookup } from './rules.ts';
 import { checkSeparation } from './duties.ts';

@@ -5,7 +5,7 @@ import type { Clock } from '../common/clock.ts';
 import { systemClock } from '../common/clock.ts';
 import { Forbidden } from '../common/errors.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
-import type { UnitOfWork } from '../store/ports.ts';
+import type { ChangeFeed, UnitOfWork } from '../store/ports.ts';
 import { BreakGlass } from './break-glass.ts';
 import type { AccessConfig } from './config.ts';
 import { Grants, grantContext } from './grants.ts';
@@ -24,6 +24,8 @@ export interface AccessServiceOptions {
   store: AccessStore;
   /** Transactions and record locks over them (the store itself). */
   unitOfWork: UnitOfWork;
+  /** Grants made by other replicas (and made here, announced to them). */
+  changes?: ChangeFeed;
   clock?: Clock;
   audit: AuditSink;
   decide: AccessDecide;
@@ -66,7 +68,7 @@ export class AccessService {
     this.webhooks = o.webhooks ? undefined : new WebhookDispatcher({ outbox: o.store.webhooks, config: o.config.webhooks, ...(o.onError && { onError: o.onError }), ...(o.fetch && { fetch: o.fetch }) });
     this.notifier = o.webhooks ?? this.webhooks!;
     const common = { store: o.store, clock: this.#clock, audit: o.audit, notifier: this.notifier };
-    this.grants = new Grants({ ...common, revokeLeases: o.revokeLeases, ...(o.onError && { onError: o.onError }) });
+    this.grants = new Grants({ ...common, unitOfWork: o.unitOfWork, revokeLeases: o.revokeLeases, ...(o.changes && { changes: o.changes }), ...(o.onError && { onError: o.onError }) });
     this.requests = new AccessRequests({
       ...common, unitOfWork: o.unitOfWork, decide: o.decide, config: o.config, grants: this.grants,
       ...(o.resourceInfo && { resourceInfo: o.resourceInfo }),

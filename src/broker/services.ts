@@ -43,7 +43,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     checkpointIntervalMs: config.audit.checkpoint_interval_ms,
     ...(config.audit.witness && { witness: { ...config.audit.witness, fetch: outbound, onError: (where, err) => o.log(`audit witness (${where}) failed: ${(err as Error).message}`) } }),
   });
-  const policyStore = new PolicyStore(opened.store.policy.versions);
+  const policyStore = new PolicyStore(opened.store.policy.versions, { changes: opened.store.changes, unitOfWork: opened.store });
   const engine = createEngine(config.engine);
   const decisions = new DecisionPoint({
     engine,
@@ -56,7 +56,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     resourceBoundary: (uid) => o.resourceBoundaries.get(`${uid.type}::${uid.id}`),
     onAuditFailure: (err) => o.log(`audit write failed (fail_closed is off): ${(err as Error).message}`),
   });
-  const sessions = SessionService.open({ repository: opened.store.identity.sessions, keyring, issuer, ttlMs: config.session.ttl_ms, clock });
+  const sessions = SessionService.open({ repository: opened.store.identity.sessions, keyring, issuer, ttlMs: config.session.ttl_ms, clock, changes: opened.store.changes, unitOfWork: opened.store });
   const apikeys = ApiKeyService.open({
     repository: opened.store.identity.apiKeys,
     unitOfWork: opened.store,
@@ -91,6 +91,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
   const access = createAccessService({
     store: opened.store.access,
     unitOfWork: opened.store,
+    changes: opened.store.changes,
     clock,
     audit,
     decide: accessDecider(deciders),

@@ -11,6 +11,7 @@ import { DecryptionFailed, open, seal } from '../crypto/envelope.ts';
 import { MasterKeyError } from '../crypto/masterkey.ts';
 import * as x509 from '../crypto/x509.ts';
 import type { KeyStore, SpiffeCaGeneration } from '../crypto/ports.ts';
+import type { ChangeFeed } from '../store/ports.ts';
 import { createIntermediate, generateSpiffeRoot } from './issuers/spiffe-x509/x509-svid.ts';
 import type { CaMaterial } from './issuers/spiffe-x509/x509-svid.ts';
 
@@ -39,22 +40,35 @@ export interface SpiffeBundle {
   spiffe_refresh_hint: number;
 }
 
+/** The store as the SPIFFE CAs use it: the key repositories and the replicas' change feed. */
+export interface SpiffeCaStoreDeps {
+  readonly keys: KeyStore;
+  readonly changes?: ChangeFeed;
+}
+
 export class SpiffeCaStore {
-  readonly #store: { readonly keys: KeyStore };
+  readonly #store: SpiffeCaStoreDeps;
   readonly #master: Uint8Array;
   readonly #clock: Clock;
-  // #10: authorities are loaded by `ensure` (at open); a new generation another replica makes is
-  // seen at its next `ensure` — a multi-replica store must re-run it on change notifications.
+  // Authorities loaded by `ensure` (at open), and again when another replica announces a new
+  // generation (or notices may have been missed).
   readonly #loaded = new Map<string, { authority: SpiffeAuthority; generation: number }>();
 
-  static open(store: { readonly keys: KeyStore }, masterKey: Uint8Array, clock: Clock): SpiffeCaStore {
+  static open(store: SpiffeCaStoreDeps, masterKey: Uint8Array, clock: Clock): SpiffeCaStore {
     return new SpiffeCaStore(store, masterKey, clock);
   }
 
-  private constructor(store: { readonly keys: KeyStore }, masterKey: Uint8Array, clock: Clock) {
+  private constructor(store: SpiffeCaStoreDeps, masterKey: Uint8Array, clock: Clock) {
     this.#store = store;
     this.#master = masterKey;
     this.#clock = clock;
+    store.changes?.subscribe('keys', async (key) => {
+      const td = key.startsWith('spiffe:') ? key.slice(7) : undefined;
+      if (td !== undefined && this.#loaded.has(td)) await this.ensure(td);
+    });
+    store.changes?.onResync(async () => {
+      for (const td of [...this.#loaded.keys()]) await this.ensure(td);
+    });
   }
 
   /** The trust domain's authority, creating the first (or next) generation when needed. */
@@ -66,6 +80,7 @@ export class SpiffeCaStore {
       // Made outside any transaction (key generation is slow); if another replica stored this
       // generation first, ours is dropped and theirs is read back below.
       await repo.insert(await this.#create(trustDomain, (rows[0]?.generation ?? 0) + 1, now));
+      await this.#store.changes?.publish('keys', `spiffe:${trustDomain}`);
       rows = await repo.generations(trustDomain);
     }
     const live = rows.filter((r) => r.notAfter > now);

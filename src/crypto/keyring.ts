@@ -7,7 +7,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, ran
 import type { JsonWebKey as NodeJsonWebKey, KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { JWK, JWTPayload } from 'jose';
-import type { UnitOfWork } from '../store/ports.ts';
+import type { ChangeFeed, UnitOfWork } from '../store/ports.ts';
 import type { KeyStore, StoredKey } from './ports.ts';
 import type { Clock } from '../common/clock.ts';
 import { systemClock } from '../common/clock.ts';
@@ -67,7 +67,7 @@ export class KeyringError extends Error {
 }
 
 /** What the keyring needs of the store: its repositories and the unit of work. */
-export type KeyringStore = UnitOfWork & { readonly keys: KeyStore };
+export type KeyringStore = UnitOfWork & { readonly keys: KeyStore; readonly changes?: ChangeFeed };
 
 const MASTER_CHECK = 'portcullis master key check v1';
 const RELOAD_EVERY_MS = 5_000;
@@ -98,9 +98,8 @@ export class Keyring {
   readonly #clock: Clock;
   readonly #overlapMs: number;
   readonly #minOverlapMs: number;
-  // #10: refreshed from the store every few seconds when used (and at once after a rotation made
-  // here); a multi-replica store must refresh it on change notifications, so a key another replica
-  // rotated in signs and verifies here at once.
+  // Refreshed from the store every few seconds when used, at once after a rotation made here, and
+  // on another replica's notice, so a key rotated in there signs and verifies here at once.
   #keys = new Map<string, LoadedKey>();
   #loadedAt = -Infinity;
   /** Sealed secrets by name, loaded at open (opened on each use, like the private keys at rest). */
@@ -118,6 +117,8 @@ export class Keyring {
    */
   static async open(store: KeyringStore, options: KeyringOptions): Promise<Keyring> {
     const ring = new Keyring(store, options);
+    store.changes?.subscribe('keys', () => ring.refresh());
+    store.changes?.onResync(() => ring.refresh());
     await ring.#checkMasterKey();
     // Every purpose has its own active key from the start: a store made before a purpose existed
     // gets one now, so no purpose ever borrows another's key.
@@ -154,7 +155,11 @@ export class Keyring {
     const keys = this.#store.keys.signingKeys;
     await this.#store.transaction(async () => {
       await this.#store.lock('keyring');
-      for (const p of KEY_PURPOSES) if ((await keys.active(p)) === undefined) await keys.insert(this.#newKey(p, this.#clock.now()));
+      for (const p of KEY_PURPOSES) {
+        if ((await keys.active(p)) !== undefined) continue;
+        await keys.insert(this.#newKey(p, this.#clock.now()));
+        await this.#store.changes?.publish('keys', p);
+      }
     });
   }
 
@@ -298,6 +303,7 @@ export class Keyring {
       if (prev !== undefined) await keys.supersede(prev.kid, now, now + overlap);
       const made = this.#newKey(purpose, now);
       await keys.insert(made);
+      await this.#store.changes?.publish('keys', purpose);
       return { previousKid: prev?.kid, kid: made.kid };
     });
     await this.refresh();

@@ -4,6 +4,7 @@
 // Revocation (by jti, or by identity with a cut-off time) is checked on every use from memory.
 import { randomBytes } from 'node:crypto';
 import type { SessionRepository } from './ports.ts';
+import type { ChangeFeed, UnitOfWork } from '../store/ports.ts';
 import type { Clock } from '../common/clock.ts';
 import { nowSeconds, systemClock } from '../common/clock.ts';
 import type { Keyring } from '../crypto/keyring.ts';
@@ -32,6 +33,9 @@ export interface SessionServiceOptions {
   clock?: Clock;
   /** Verified tokens remembered to skip signature checks (default 10,000). */
   cacheSize?: number;
+  /** Revocations made by other replicas arrive here; this service's own are published (with `unitOfWork`). */
+  changes?: ChangeFeed;
+  unitOfWork?: UnitOfWork;
 }
 
 export interface IssuedSession {
@@ -58,10 +62,9 @@ export class SessionService {
   readonly #keyring: Keyring;
   readonly #clock: Clock;
   readonly #cacheSize: number;
-  // The revocations, read from the repository once (on first use) and kept in step by this
-  // service's own writes: the check on every request is two map lookups.
-  // #10: with several replicas, a revocation made by another one is not seen here — a shared
-  // store needs these maps invalidated (PostgreSQL LISTEN/NOTIFY, or re-read at a short interval).
+  // The revocations, read from the repository once (on first use), kept in step by this
+  // service's own writes and re-read on another replica's notice: the check on every request is
+  // two map lookups.
   readonly #revokedJti = new Map<string, number>(); // jti → expires_at (s)
   readonly #cutoffs = new Map<string, number>(); // identity → revoked_before (s)
   #loaded = false;
@@ -73,8 +76,17 @@ export class SessionService {
     return new SessionService(options);
   }
 
+  readonly #changes: ChangeFeed | undefined;
+  readonly #uow: UnitOfWork | undefined;
+  #rereading: Promise<void> | undefined;
+  #rereadAgain = false;
+
   private constructor(o: SessionServiceOptions) {
     this.#repository = o.repository;
+    this.#changes = o.changes;
+    this.#uow = o.unitOfWork;
+    o.changes?.subscribe('session', () => this.#reread());
+    o.changes?.onResync(() => this.#reread());
     this.#keyring = o.keyring;
     this.#clock = o.clock ?? systemClock;
     this.issuer = o.issuer;
@@ -98,6 +110,40 @@ export class SessionService {
       throw err;
     });
     return this.#loading;
+  }
+
+  /** Another replica revoked something (or notices were missed): re-read the revocations (coalesced). */
+  async #reread(): Promise<void> {
+    if (!this.#loaded) return; // the first use reads them all anyway
+    if (this.#rereading) {
+      this.#rereadAgain = true;
+      return this.#rereading;
+    }
+    this.#rereading = (async () => {
+      try {
+        do {
+          this.#rereadAgain = false;
+          const { jtis, cutoffs } = await this.#repository.revocations();
+          for (const r of jtis) if (!this.#revokedJti.has(r.jti)) this.#revokedJti.set(r.jti, r.expiresAt);
+          for (const c of cutoffs) this.#cutoffs.set(c.identityId, Math.max(c.revokedBefore, this.#cutoffs.get(c.identityId) ?? 0));
+        } while (this.#rereadAgain);
+      } finally {
+        this.#rereading = undefined;
+      }
+    })();
+    return this.#rereading;
+  }
+
+  /** Writes a revocation and tells the other replicas, atomically where the store allows. */
+  async #publishing<T>(key: string, write: () => Promise<T>): Promise<T> {
+    if (!this.#changes) return write();
+    const changes = this.#changes;
+    const both = async () => {
+      const out = await write();
+      await changes.publish('session', key);
+      return out;
+    };
+    return this.#uow ? this.#uow.transaction(both) : both();
   }
 
   /** Mints a session token for a verified identity. `ttlMs` may only shorten the configured TTL. */
@@ -193,7 +239,7 @@ export class SessionService {
     const exp = options.expiresAt ?? now + Math.ceil(SESSION_TTL_CAP_MS / 1000) + LEEWAY_SECONDS;
     // In memory first: from here on this process refuses the token, even while the write runs.
     if (!this.#revokedJti.has(jti)) this.#revokedJti.set(jti, exp);
-    await this.#repository.revokeJti({ jti, ...(options.identityId !== undefined && { identityId: options.identityId }), revokedAt: now, expiresAt: exp });
+    await this.#publishing(`jti:${jti}`, () => this.#repository.revokeJti({ jti, ...(options.identityId !== undefined && { identityId: options.identityId }), revokedAt: now, expiresAt: exp }));
   }
 
   /** Revokes every session token of an identity issued up to now (suspension, offboarding). */
@@ -202,7 +248,7 @@ export class SessionService {
     const now = nowSeconds(this.#clock);
     const before = Math.max(now, this.#cutoffs.get(identityId) ?? 0);
     this.#cutoffs.set(identityId, before);
-    const stored = await this.#repository.raiseCutoff(identityId, before);
+    const stored = await this.#publishing(`cutoff:${identityId}`, () => this.#repository.raiseCutoff(identityId, before));
     this.#cutoffs.set(identityId, Math.max(stored, this.#cutoffs.get(identityId) ?? 0));
   }
 

@@ -1,12 +1,13 @@
 // The registry of every principal: who it is, who owns it, why it exists, where it lives, whether it
 // may still authenticate. Reads come from memory (decision hot path); writes go through the store.
-import type { UnitOfWork } from '../store/ports.ts';
+import type { ChangeFeed, UnitOfWork } from '../store/ports.ts';
 import type { InventoryStore } from './ports.ts';
 import type { IdentityKind } from '../identity/types.ts';
 import { IDENTITY_KINDS } from '../identity/types.ts';
 import { kindOfId } from '../identity/binding.ts';
 import type { Clock } from '../common/clock.ts';
 import { Conflict, InvalidInput, NotFound } from '../common/errors.ts';
+import { KeyedLock } from '../common/keyed-lock.ts';
 
 export type IdentityStatus = 'active' | 'suspended' | 'offboarded';
 export type IdentitySource = 'config' | 'api' | 'trust';
@@ -69,24 +70,50 @@ export function checkIdentityId(id: unknown, field = 'id'): string {
 }
 
 /** What the registry needs of the store: its repository and the unit of work. */
-export type RegistryStore = UnitOfWork & { readonly inventory: InventoryStore };
+export type RegistryStore = UnitOfWork & { readonly inventory: InventoryStore; readonly changes: ChangeFeed };
 
 export class IdentityRegistry {
   readonly #store: RegistryStore;
   readonly #clock: Clock;
   readonly #boundaries: ReadonlySet<string>;
-  // #10: this cache is the whole table, loaded at open and updated after each write this process
-  // commits; a multi-replica store must refresh it on change notifications from the others.
+  // The whole table, loaded at open, updated after each write this process commits and reloaded
+  // (one identity, or all after a reconnect) on another replica's change notice.
   readonly #cache = new Map<string, Identity>();
   /** Per id, the sequence number of the write the cache holds (writes may finish out of order). */
   readonly #cachedSeq = new Map<string, number>();
   #seq = 0;
+  /** One identity's own writes and reloads run one at a time, so a reload never lands over a newer write. */
+  readonly #lock = new KeyedLock();
 
   /** Loads every identity through the store into memory; reads are served from there. */
   static async open(store: RegistryStore, clock: Clock, boundaries: readonly string[]): Promise<IdentityRegistry> {
     const registry = new IdentityRegistry(store, clock, boundaries);
+    store.changes.subscribe('identity', (id) => registry.#reload(id));
+    store.changes.onResync(() => registry.#reloadAll());
     for (const identity of await store.inventory.identities.list()) registry.#cache.set(identity.id, identity);
     return registry;
+  }
+
+  /** Another replica changed `id`: take the stored row. */
+  #reload(id: string): Promise<void> {
+    return this.#lock.run(id, async () => {
+      const seq = ++this.#seq;
+      const identity = await this.#store.inventory.identities.get(id);
+      if (identity) this.#apply(identity, seq);
+      else if (seq >= (this.#cachedSeq.get(id) ?? 0)) this.#cache.delete(id);
+    });
+  }
+
+  /** Notices may have been missed: take every stored row. */
+  async #reloadAll(): Promise<void> {
+    const seq = ++this.#seq;
+    const all = await this.#store.inventory.identities.list();
+    const seen = new Set<string>();
+    for (const identity of all) {
+      seen.add(identity.id);
+      this.#apply(identity, seq);
+    }
+    for (const id of [...this.#cache.keys()]) if (!seen.has(id) && seq >= (this.#cachedSeq.get(id) ?? 0)) this.#cache.delete(id);
   }
 
   private constructor(store: RegistryStore, clock: Clock, boundaries: readonly string[]) {
@@ -194,7 +221,11 @@ export class IdentityRegistry {
    * never overwritten with stale data) and returns what to store, or the same object to store
    * nothing. The cache takes the result only once the transaction committed.
    */
-  async #write(id: string, next: (current: Identity | undefined) => Identity): Promise<Identity> {
+  #write(id: string, next: (current: Identity | undefined) => Identity): Promise<Identity> {
+    return this.#lock.run(id, () => this.#writeLocked(id, next));
+  }
+
+  async #writeLocked(id: string, next: (current: Identity | undefined) => Identity): Promise<Identity> {
     const repo = this.#store.inventory.identities;
     const { current, written, seq } = await this.#store.transaction(async () => {
       await this.#store.lock(`identity:${id}`);
@@ -203,6 +234,7 @@ export class IdentityRegistry {
       if (written !== current && !(current === undefined ? await repo.insert(written) : await repo.update(written))) {
         throw new Conflict(`identity ${id} changed while it was being written; try again`);
       }
+      if (written !== current) await this.#store.changes.publish('identity', id);
       return { current, written, seq: ++this.#seq };
     });
     if (written === current) return this.#cache.get(id) ?? this.#apply(current, seq);

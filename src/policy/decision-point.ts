@@ -82,6 +82,17 @@ export class DecisionPoint {
 
   constructor(options: DecisionPointOptions) {
     this.#o = options;
+    options.store.onActivated(() => this.#takeNewer());
+  }
+
+  /** Another replica activated a version: load it if it is newer than ours. */
+  async #takeNewer(): Promise<void> {
+    const v = await this.#o.store.active();
+    if (!v || (this.#version && v.version <= this.#version.version)) return;
+    const policies = compilePolicySet(v.files, this.#o.schemaExtension);
+    this.#o.engine.loadPolicies(policies);
+    this.#version = v;
+    this.#policies = policies;
   }
 
   get version(): PolicyVersion | undefined {
@@ -92,12 +103,12 @@ export class DecisionPoint {
     return this.#o.engine;
   }
 
-  /** Loads the stored active version into the engine (at start). */
   /** The active policies, as validated at activation (system policies first). */
   get policies(): readonly PolicySource[] {
     return this.#policies;
   }
 
+  /** Loads the stored active version into the engine (at start). */
   async loadActive(): Promise<PolicyVersion | undefined> {
     const v = await this.#o.store.active();
     if (v) {

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { PolicyFile } from './policy-set.ts';
 import type { PolicyVersion, PolicyVersionRepository, PolicyVersionSummary } from './ports.ts';
+import type { ChangeFeed, UnitOfWork } from '../store/ports.ts';
 
 export type { PolicyVersion } from './ports.ts';
 
@@ -14,9 +15,18 @@ export function digestFiles(files: readonly PolicyFile[]): string {
 
 export class PolicyStore {
   readonly #versions: PolicyVersionRepository;
+  readonly #shared: { changes: ChangeFeed; unitOfWork: UnitOfWork } | undefined;
 
-  constructor(versions: PolicyVersionRepository) {
+  /** With `shared`, activations are announced to the other replicas and theirs reported by `onActivated`. */
+  constructor(versions: PolicyVersionRepository, shared?: { changes: ChangeFeed; unitOfWork: UnitOfWork }) {
     this.#versions = versions;
+    this.#shared = shared;
+  }
+
+  /** Calls `fn` when another replica activated a version (or notices may have been missed). */
+  onActivated(fn: () => Promise<void>): void {
+    this.#shared?.changes.subscribe('policy', fn);
+    this.#shared?.changes.onResync(fn);
   }
 
   active(): Promise<PolicyVersion | undefined> {
@@ -32,6 +42,13 @@ export class PolicyStore {
   }
 
   append(files: readonly PolicyFile[], actor: string, reason: string, at: Date): Promise<PolicyVersion> {
-    return this.#versions.append({ created_at: at.toISOString(), actor, reason, digest: digestFiles(files), files: [...files] });
+    const write = () => this.#versions.append({ created_at: at.toISOString(), actor, reason, digest: digestFiles(files), files: [...files] });
+    const shared = this.#shared;
+    if (!shared) return write();
+    return shared.unitOfWork.transaction(async () => {
+      const v = await write();
+      await shared.changes.publish('policy', String(v.version));
+      return v;
+    });
   }
 }

@@ -19,3 +19,21 @@ export interface UnitOfWork {
    */
   lock(key: string): Promise<void>;
 }
+
+/** What changed, for the in-memory views other replicas keep (the key names the record). */
+export type ChangeTopic = 'identity' | 'session' | 'keys' | 'policy' | 'grant' | 'lease';
+
+/**
+ * Tells the other replicas sharing a store that a record changed, so they refresh what they keep
+ * in memory (identities, session revocations, keys, the active policy, grant holders, leases).
+ * Publish inside the transaction that makes the change: the notice then goes out at commit, or
+ * not at all. A replica that may have missed notices (a lost connection) is told to `resync`:
+ * every view reloads in full. The embedded store has one process, so it delivers nothing.
+ */
+export interface ChangeFeed {
+  publish(topic: ChangeTopic, key: string): Promise<void>;
+  /** Calls `fn` for each change another replica publishes on `topic`; returns an unsubscribe. */
+  subscribe(topic: ChangeTopic, fn: (key: string) => void | Promise<void>): () => void;
+  /** Calls `fn` after notices may have been missed (a reconnect); returns an unsubscribe. */
+  onResync(fn: () => void | Promise<void>): () => void;
+}

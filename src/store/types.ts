@@ -1,6 +1,6 @@
 // The whole store as the composition root sees it: one set of repositories per domain (each
 // typed by the domain's own ports file) and the unit of work they share.
-import type { UnitOfWork } from './ports.ts';
+import type { ChangeFeed, UnitOfWork } from './ports.ts';
 import type { IdentityStore } from '../identity/ports.ts';
 import type { InventoryStore } from '../inventory/ports.ts';
 import type { KeyStore } from '../crypto/ports.ts';
@@ -21,6 +21,8 @@ export interface Store extends UnitOfWork {
   readonly credentials: CredentialStore;
   readonly access: AccessStore;
   readonly audit: AuditStore;
+  /** Notices to and from the other replicas sharing the store. */
+  readonly changes: ChangeFeed;
   /** False once closed (readiness). */
   readonly isOpen: boolean;
   /** Stops the store's writers, then closes its connections (idempotent). */

@@ -12,6 +12,7 @@ import * as policy from './policy.ts';
 import * as credentials from './credentials.ts';
 import * as access from './access.ts';
 import * as audit from './audit.ts';
+import { PgChangeFeed } from './changes.ts';
 
 /** Every domain's migrations, in the order they are applied. */
 export const PG_MIGRATIONS: readonly PgDomainMigrations[] = [
@@ -22,6 +23,8 @@ export const PG_MIGRATIONS: readonly PgDomainMigrations[] = [
 export interface PostgresStoreOptions extends PgDbOptions {
   /** Run pending migrations (default) or refuse to open while any is pending (`portcullis migrate` runs them). */
   migrate?: boolean;
+  /** A change notice could not be received or applied (the views resync; log it). */
+  onChangeError?: (err: unknown) => void;
 }
 
 export class PostgresStore implements Store {
@@ -35,9 +38,11 @@ export class PostgresStore implements Store {
   readonly credentials;
   readonly access;
   readonly audit;
+  readonly changes: PgChangeFeed;
 
-  private constructor(db: PgDb) {
+  private constructor(db: PgDb, changes: PgChangeFeed) {
     this.db = db;
+    this.changes = changes;
     this.identity = identity.pgIdentityStore(db);
     this.inventory = inventory.pgInventoryStore(db);
     this.keys = keys.pgKeyStore(db);
@@ -56,7 +61,14 @@ export class PostgresStore implements Store {
       } else {
         await db.migrate(PG_MIGRATIONS);
       }
-      return new PostgresStore(db);
+      const changes = new PgChangeFeed(db, opts.onChangeError ? { onError: opts.onChangeError } : {});
+      try {
+        await changes.ready;
+        return new PostgresStore(db, changes);
+      } catch (err) {
+        await changes.close();
+        throw err;
+      }
     } catch (err) {
       await db.close();
       throw err;
@@ -76,6 +88,7 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.changes.close();
     await this.db.close();
   }
 }

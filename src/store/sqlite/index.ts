@@ -13,6 +13,7 @@ import { SqliteCredentialStore } from './credentials.ts';
 import type { SqliteLeaseOptions } from './credentials.ts';
 import { SqliteAccessStore } from './access.ts';
 import { SqliteAuditStore } from './audit/index.ts';
+import { LocalChangeFeed } from '../local-changes.ts';
 
 /** The audit streams' file in the data directory. */
 export const AUDIT_DB_FILE = 'audit.db';
@@ -37,6 +38,7 @@ export class SqliteStore implements Store {
   readonly credentials: SqliteCredentialStore;
   readonly access: SqliteAccessStore;
   readonly audit: SqliteAuditStore;
+  readonly changes = new LocalChangeFeed();
 
   constructor(main: SqliteDb, auditDb: SqliteDb, opts: SqliteStoreOptions = {}) {
     this.main = main;

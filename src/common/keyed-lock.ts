@@ -1,5 +1,5 @@
-// Serialises async operations per key (one request, one grant) inside this process, so a check,
-// its audit event and its write cannot interleave with a concurrent change to the same record.
+// Serialises async operations per key inside this process (one request, one grant, one identity),
+// so a check, its audit event and its write cannot interleave with a concurrent change to the same record.
 export class KeyedLock {
   readonly #tails = new Map<string, Promise<unknown>>();
 
