@@ -1,5 +1,6 @@
 // The identity registry over its store port: reads from memory, writes through the repository in a
-// transaction, the cache updated only once a write committed; the SQLite repository's contract.
+// transaction, the cache updated only once a write committed (the repository's contract over both
+// stores is test/store/inventory.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -8,8 +9,6 @@ import { join } from 'node:path';
 import { ManualClock } from '../../src/common/clock.ts';
 import { Conflict, InvalidInput, NotFound } from '../../src/common/errors.ts';
 import { IdentityRegistry } from '../../src/inventory/identities.ts';
-import type { Identity } from '../../src/inventory/identities.ts';
-import type { IdentityRepository } from '../../src/inventory/ports.ts';
 import { SqliteDb, openDatabase } from '../../src/store/sqlite/db.ts';
 import { SqliteStore } from '../../src/store/sqlite/index.ts';
 
@@ -98,25 +97,6 @@ test('registry: concurrent writes to one identity are serialised and none is los
   assert.deepEqual(stored.labels, { tier: 'gold' });
   assert.deepEqual(stored.bound_trusts, ['ci', 'gh']);
   assert.deepEqual(reg.get('agent:bot'), stored, 'memory holds what the last committed write stored');
-});
-
-test('sqlite identity repository: insert refuses an existing id; update keeps trust, created_at and last authentication', async () => {
-  const store = memoryStore();
-  const repo: IdentityRepository = store.inventory.identities;
-  const row: Identity = {
-    ...API, labels: { a: 'b' }, parents: [], status: 'active', source: 'trust', trust: 'ci', bound_trusts: null,
-    created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z', last_authenticated_at: null,
-  };
-  assert.equal(await repo.insert(row), true);
-  assert.equal(await repo.insert({ ...row, purpose: 'other' }), false);
-  assert.equal((await repo.get(row.id))?.purpose, API.purpose);
-  assert.equal(await repo.touchAuthenticated(row.id, '2026-02-01T00:00:00.000Z'), true);
-  assert.equal(await repo.touchAuthenticated('workload:none', '2026-02-01T00:00:00.000Z'), false);
-  const next = { ...row, trust: 'changed', created_at: 'x', last_authenticated_at: null, source: 'config' as const, bound_trusts: ['ci'], updated_at: '2026-03-01T00:00:00.000Z' };
-  assert.equal(await repo.update(next), true);
-  assert.deepEqual(await repo.get(row.id), { ...next, trust: 'ci', created_at: row.created_at, last_authenticated_at: '2026-02-01T00:00:00.000Z' });
-  assert.equal(await repo.update({ ...row, id: 'workload:none' }), false);
-  assert.deepEqual((await repo.list()).map((i) => i.id), [row.id]);
 });
 
 test('inventory migrations keep their domain and versions (existing data directories still open)', () => {
