@@ -157,7 +157,10 @@ export interface WebhookOutbox {
   pendingCount(): Promise<number>;
   /** The earliest next attempt among pending deliveries, leaving out these endpoints. */
   nextAttemptAt(exceptEndpoints: readonly string[]): Promise<number | undefined>;
-  /** Pending deliveries of one endpoint due at `now`, earliest first. */
+  /**
+   * Pending deliveries of one endpoint due at `now`, earliest first. A store shared by replicas
+   * claims them: no other replica gets them until the attempt is recorded or the claim runs out.
+   */
   due(endpoint: string, now: number, limit: number): Promise<DueDelivery[]>;
   delivered(id: string, a: { attempts: number; status: number | null; at: number }): Promise<void>;
   /** A failed attempt: retried at `nextAttemptAt` while `status` stays pending. */
