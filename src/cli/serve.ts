@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { Broker } from '../broker/index.ts';
 import type { BrokerOptions } from '../broker/index.ts';
 import type { LoadedConfig } from '../config/load.ts';
+import type { PortcullisConfig } from '../config/types.ts';
 import { PORTCULLIS_BUNDLE } from '../config/load.ts';
 import { buildServer } from '../server/app.ts';
 import { buildMetricsServer } from '../server/routes/health.ts';
@@ -33,8 +34,10 @@ export async function serve(loaded: LoadedConfig, options: BrokerOptions & { qui
   const scheme = tls ? 'https' : 'http';
   // Tokens name the broker's URL (`iss`) before it listens, so "any free port" is chosen up front.
   const port = config.listen.port === 0 ? await freePort(config.listen.host) : config.listen.port;
-  const issuer = options.issuer ?? `${scheme}://${hostForUrl(config.listen.host)}:${port}`;
-  const lock = takeLock(config.data_dir, { host: config.listen.host, port });
+  // Replicas behind a load balancer share one issuer: the URL clients reach them at (public_url).
+  const issuer = options.issuer ?? config.public_url ?? `${scheme}://${hostForUrl(config.listen.host)}:${port}`;
+  // The embedded store's files belong to one server; replicas of a PostgreSQL store share data_dir.
+  const lock = config.store.kind === 'sqlite' ? takeLock(config.data_dir, { host: config.listen.host, port }) : { release: () => {} };
   let broker: Broker;
   try {
     broker = await Broker.open(config, { ...options, issuer, log });
@@ -209,8 +212,27 @@ function listening(host: string, port: number): Promise<boolean> {
  * address both checked), opens the data directory — which needs the master key, since the audit
  * event is signed — voids any earlier bootstrap secret and returns a new one-time one.
  */
+/** `portcullis migrate`: brings the configured store's schema up to date; returns what was applied. */
+export async function migrateStore(config: PortcullisConfig): Promise<{ store: 'sqlite' | 'postgres'; applied: { domain: string; version: number }[] }> {
+  if (config.store.kind === 'postgres') {
+    const { PostgresStore } = await import('../store/postgres/index.ts');
+    return { store: 'postgres', applied: await PostgresStore.migrate(config.store.url) };
+  }
+  // The embedded store migrates as it opens; there is nothing to run apart from a server.
+  return { store: 'sqlite', applied: [] };
+}
+
 export async function resetBootstrap(loaded: LoadedConfig, options: BrokerOptions = {}): Promise<string> {
   const { config } = loaded;
+  if (config.store.kind === 'postgres') {
+    // The store is shared: the reset is one database change every replica sees.
+    const broker = await Broker.open(config, { log: () => {}, ...options });
+    try {
+      return await broker.resetBootstrap();
+    } finally {
+      await broker.close();
+    }
+  }
   const holder = lockHolder(config.data_dir);
   if (holder) throw new CliError(`the server is running (pid ${holder.pid}, ${holder.host}:${holder.port}): stop it, then run --reset-bootstrap again`, EXIT.failure);
   if (config.listen.port !== 0 && (await listening(config.listen.host, config.listen.port))) {

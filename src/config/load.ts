@@ -121,6 +121,19 @@ export const CONFIG_FILE = section({
   }).optional(),
   data_dir: text().optional(),
   store: STORE,
+  // The URL clients reach Portcullis at (a load balancer's, for replicas): the issuer of its tokens.
+  public_url: text({ max: 2048 })
+    .transform((s, ctx) => {
+      if (!URL.canParse(s)) {
+        ctx.addIssue({ code: 'custom', message: 'must be an absolute http(s) URL like https://portcullis.example.com' });
+        return z.NEVER;
+      }
+      const u = new URL(s);
+      if (u.protocol !== 'https:' && u.protocol !== 'http:') ctx.addIssue({ code: 'custom', message: 'must be an http(s) URL' });
+      if (u.username || u.password || u.search || u.hash) ctx.addIssue({ code: 'custom', message: 'must have no credentials, query or fragment' });
+      return u.href.replace(/\/$/, '');
+    })
+    .optional(),
   engine: oneOf(['wasm', 'compiled']).optional(),
   targets: TARGETS.optional(),
   access: ACCESS_CONFIG.optional(),
@@ -257,6 +270,7 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     listen,
     data_dir: resolve(baseDir, f.data_dir ?? '.portcullis'),
     store: storeConfig(f.store, env),
+    ...(f.public_url !== undefined && { public_url: f.public_url }),
     boundaries,
     bridges,
     trusts,

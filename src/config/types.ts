@@ -59,6 +59,8 @@ export interface PortcullisConfig {
   data_dir: string;
   /** Where state and audit live: SQLite files in data_dir, or a PostgreSQL database shared by replicas. */
   store: StoreConfig;
+  /** The URL clients reach Portcullis at (the load balancer's, with replicas): the issuer of its tokens. Default: the listen address. */
+  public_url?: string;
   boundaries: string[];
   bridges: BridgeConfig[];
   trusts: TrustConfig[];

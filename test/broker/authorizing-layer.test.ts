@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { ManualClock } from '../../src/common/clock.ts';
 import { PortcullisError } from '../../src/common/errors.ts';
 import { parseConfig } from '../../src/config/load.ts';
+import { testStoreConfig } from '../store/stores.ts';
 import { Broker } from '../../src/broker/index.ts';
 import type { Caller } from '../../src/broker/index.ts';
 import { withInternals } from '../integration/broker-view.ts';
@@ -50,10 +51,11 @@ describe('the authorizing layer, called without HTTP', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pcx-layer-'));
     writeFileSync(join(dir, 'main.cedar'), POLICIES);
+    const store = await testStoreConfig();
     const yaml = `
 listen: { host: 127.0.0.1, port: 0 }
 data_dir: ./data
-boundaries: [platform]
+${store.yaml}boundaries: [platform]
 identities:
   - { id: "${NOBODY}", kind: workload, owner: team:platform, purpose: asks for everything, boundary: platform, environment: prod }
   - { id: "${RENEWER}", kind: workload, owner: team:platform, purpose: revokes leases, boundary: platform, environment: prod }
@@ -64,7 +66,7 @@ targets:
 policies: ./main.cedar
 audit: { fail_closed: true }
 `;
-    const env = { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 5).toString('base64') };
+    const env = { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 5).toString('base64'), ...store.env };
     broker = withInternals(await Broker.open(parseConfig(yaml, dir, env).config, { env, clock: new ManualClock(Date.parse('2026-03-02T10:00:00Z')) }));
     const secret = await broker.bootstrap();
     admin = await callerFor((await broker.loginBootstrap(secret!, '10.0.0.1')).session_token, '10.0.0.1');

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Metrics } from '../../src/common/metrics.ts';
 import { ManualClock } from '../../src/common/clock.ts';
 import { parseConfig } from '../../src/config/load.ts';
+import { testStoreConfig } from '../store/stores.ts';
 import { Broker } from '../../src/broker/index.ts';
 import type { SessionContext } from '../../src/broker/index.ts';
 import { credentialDecider } from '../../src/broker/credential-decisions.ts';
@@ -91,17 +92,18 @@ describe('an issuance reads the caller’s grants once', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pcx-seam-'));
     writeFileSync(join(dir, 'main.cedar'), 'permit (principal == User::"user:admin", action == Action::"credential.issue", resource == Api::"orders-api");');
+    const store = await testStoreConfig();
     const yaml = `
 listen: { host: 127.0.0.1, port: 0 }
 data_dir: ./data
-boundaries: [platform]
+${store.yaml}boundaries: [platform]
 resources:
   - { type: Api, id: orders-api, boundary: platform, environment: prod }
 targets:
   - { name: orders-api, kind: api, audience: https://orders.acme.test, scopes: [orders:read], max_ttl: 30m }
 policies: ./main.cedar
 `;
-    const env = { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 6).toString('base64') };
+    const env = { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 6).toString('base64'), ...store.env };
     broker = withInternals(await Broker.open(parseConfig(yaml, dir, env).config, { env, clock: new ManualClock(Date.parse('2026-03-02T10:00:00Z')) }));
   });
   after(async () => {

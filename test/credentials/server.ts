@@ -12,6 +12,7 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
 import { ManualClock } from '../../src/common/clock.ts';
 import { parseConfig } from '../../src/config/load.ts';
+import { testStoreConfig } from '../store/stores.ts';
 import { serve } from '../../src/cli/serve.ts';
 import { testRunning } from '../integration/broker-view.ts';
 import type { TestRunning } from '../integration/broker-view.ts';
@@ -72,6 +73,7 @@ export async function startServer(o: ServerOptions): Promise<TestServer> {
   }
   mkdirSync(join(dir, 'policies'));
   writeFileSync(join(dir, 'policies', 'main.cedar'), o.policies);
+  const store = await testStoreConfig();
   const yaml = `
 listen: { host: 127.0.0.1, port: ${port}${tlsYaml} }
 data_dir: ./data
@@ -101,10 +103,10 @@ policies: ./policies
 session: { ttl: 10m }
 audit: { fail_closed: true, checkpoint_every: 5 }
 outbound: { allow_private: [127.0.0.0/8, "::1/128"] }   # the test JWKS, IdP and webhook receivers are on loopback
-`;
+${store.yaml}`;
   writeFileSync(join(dir, 'portcullis.yaml'), yaml);
   const clock = new ManualClock(Date.now());
-  const env = { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 9).toString('base64'), ...o.env };
+  const env = { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 9).toString('base64'), ...store.env, ...o.env };
   const running = await serve(parseConfig(yaml, dir, { ...process.env, ...env }), { clock, quiet: true, env });
   const url = running.url;
 

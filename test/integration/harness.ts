@@ -12,6 +12,7 @@ import { serve } from '../../src/cli/serve.ts';
 import { testRunning } from './broker-view.ts';
 import type { TestRunning } from './broker-view.ts';
 import type { Json } from '../json.ts';
+import { testStoreConfig } from '../store/stores.ts';
 
 export const ISSUER = 'https://ci.example.test';
 /** A second, independent issuer (its own key and JWKS server), for cross-trust tests. */
@@ -127,10 +128,13 @@ export async function startHarness(extraYaml = '', extraEnv: Record<string, stri
   const jwksPort = (jwksServer.address() as { port: number }).port;
   mkdirSync(join(dir, 'policies'), { recursive: true });
   writeFileSync(join(dir, 'policies', 'main.cedar'), POLICIES + (opts.policies ?? ''));
+  // SQLite in ./data, or a fresh PostgreSQL database when the run is over PostgreSQL (PCX_TEST_STORE).
+  const store = await testStoreConfig();
+  extraEnv = { ...store.env, ...extraEnv };
   const yaml = `
 listen: { host: "${opts.host ?? '127.0.0.1'}", port: 0${opts.listen ? `, ${opts.listen}` : ''} }
 data_dir: ${opts.dataDir ?? './data'}
-boundaries: [application, platform, infrastructure, ai-platform]
+${store.yaml}boundaries: [application, platform, infrastructure, ai-platform]
 bridges:
   - { from: ai-platform, to: application, actions: [db.select], reason: support agent reads orders }
 trusts:

@@ -21,11 +21,14 @@ export function register(program: Command): void {
     .command('server')
     .description('run the control plane from a configuration file')
     .requiredOption('-c, --config <file>', 'portcullis.yaml')
+    .option('--port <port>', 'listen on this port instead of listen.port (several replicas from one file on one host)')
     .option('--reset-bootstrap', 'with the server stopped: void any earlier bootstrap credential and print a new one-time one for user:admin (audited)')
-    .action(async (o: { config: string; resetBootstrap?: boolean }) => {
+    .action(async (o: { config: string; port?: string; resetBootstrap?: boolean }) => {
       markServing();
+      const port = o.port === undefined ? undefined : portNumber(o.port);
       const { loadConfigFile } = await import('../../config/load.ts');
       const loaded = loadConfigFile(o.config);
+      if (port !== undefined) loaded.config.listen.port = port;
       if (o.resetBootstrap) {
         const { resetBootstrap } = await import('../serve.ts');
         const secret = await resetBootstrap(loaded);
@@ -48,6 +51,20 @@ export function register(program: Command): void {
         );
       }
       stopOnSignal(running.stop);
+    });
+
+  program
+    .command('migrate')
+    .description("bring the store's schema up to this version and exit (a PostgreSQL store shared by replicas; servers also migrate on start)")
+    .requiredOption('-c, --config <file>', 'portcullis.yaml')
+    .option('--json', 'print what was applied as JSON')
+    .action(async (o: { config: string; json?: boolean }) => {
+      const { loadConfigFile } = await import('../../config/load.ts');
+      const { migrateStore } = await import('../serve.ts');
+      const applied = await migrateStore(loadConfigFile(o.config).config);
+      if (o.json) process.stdout.write(`${JSON.stringify({ store: applied.store, applied: applied.applied })}\n`);
+      else if (applied.applied.length === 0) process.stdout.write(`the ${applied.store} store is up to date\n`);
+      else process.stdout.write(`applied ${applied.applied.length} migration(s) to the ${applied.store} store: ${applied.applied.map((a) => `${a.domain} v${a.version}`).join(', ')}\n`);
     });
 
   const dev = program

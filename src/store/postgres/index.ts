@@ -75,6 +75,16 @@ export class PostgresStore implements Store {
     }
   }
 
+  /** Applies pending migrations and returns what was applied (`portcullis migrate`). */
+  static async migrate(url: string): Promise<{ domain: string; version: number }[]> {
+    const db = await PgDb.open(url, { pool: 1 });
+    try {
+      return (await db.migrate(PG_MIGRATIONS)).applied;
+    } finally {
+      await db.close();
+    }
+  }
+
   transaction<T>(fn: () => Promise<T>): Promise<T> {
     return this.db.transaction(fn);
   }
