@@ -26,6 +26,8 @@ export interface AccessServiceOptions {
   unitOfWork: UnitOfWork;
   /** Grants made by other replicas (and made here, announced to them). */
   changes?: ChangeFeed;
+  /** The sweep runs only while this replica leads the cluster jobs (default: always). */
+  leads?: () => boolean;
   clock?: Clock;
   audit: AuditSink;
   decide: AccessDecide;
@@ -188,7 +190,7 @@ export class AccessService {
     this.webhooks?.start();
     if (this.#timer) return;
     this.#timer = setInterval(() => {
-      if (this.#sweeping) return;
+      if (this.#sweeping || this.#o.leads?.() === false) return;
       this.#sweeping = this.sweep()
         .catch((err) => this.#o.onError?.(err))
         .finally(() => (this.#sweeping = undefined));

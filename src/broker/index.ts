@@ -131,8 +131,15 @@ export class Broker {
       const { identities, decisions, credentials, audit, access } = broker.#s;
       await loadDeclaredState({ config, resourceBoundaries: broker.#resources, identities, decisions, credentials, audit, log: broker.#log });
       broker.#unboundIdentities = await broker.#binding.migrate();
-      // Finish what a crash left half-done (orphan roles, half-revoked leases), then keep reaping.
-      await credentials.reconcile();
+      // Finish what a crash left half-done (orphan roles, half-revoked leases), then keep reaping —
+      // on the replica that leads the cluster jobs (the only process, with SQLite), and again on
+      // whichever replica takes over.
+      const leader = broker.#s.store.leader;
+      if (leader.leading) await credentials.reconcile();
+      leader.onChange((leading) => {
+        if (leading) credentials.reconcile().catch((err: unknown) => broker.#log(`reconcile after taking the lead failed: ${(err as Error).message}`));
+      });
+      leader.start();
       credentials.startReaper();
       access.start();
     } catch (err) {

@@ -20,6 +20,9 @@ import { withGrants } from './authorization.ts';
 import type { GrantsFor } from './authorization.ts';
 import { accessDecider, credentialDecider } from './credential-decisions.ts';
 
+/** An issuance intent younger than this may be another replica's issuance in progress (reconcile leaves it). */
+const IN_FLIGHT_GRACE_MS = 120_000;
+
 export interface ServiceOptions {
   clock: Clock;
   /** `iss` of the broker's session and access tokens. */
@@ -71,8 +74,12 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
   // Read at decision time, after `access` below exists.
   const grantsFor: GrantsFor = (identity, resource, action) => withGrants(access, clock.now(), identity, resource, action);
   const deciders = { identities, decisions, metrics, grantsFor };
+  // Replicas of a shared store: jobs run on the leader, and other replicas' fresh intents are left alone.
+  const leader = opened.store.leader;
+  const cluster = opened.store.kind === 'postgres' ? { leads: () => leader.leading, inFlightGraceMs: IN_FLIGHT_GRACE_MS } : undefined;
   const credentials = createCredentialService({
     leases: opened.store.credentials.leases,
+    ...(cluster && { cluster }),
     clock,
     audit,
     decide: credentialDecider(deciders),
@@ -92,6 +99,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     store: opened.store.access,
     unitOfWork: opened.store,
     changes: opened.store.changes,
+    leads: () => leader.leading,
     clock,
     audit,
     decide: accessDecider(deciders),

@@ -7,6 +7,8 @@ import type { LeaseRevoker } from './revocation.ts';
 
 export interface ReaperOptions {
   intervalMs?: number;
+  /** Runs only while this replica leads the cluster jobs (default: always). */
+  leads?: () => boolean;
 }
 
 export interface ReaperRun {
@@ -25,6 +27,7 @@ export class Reaper {
   readonly #revoker: LeaseRevoker;
   readonly #clock: Clock;
   readonly #intervalMs: number;
+  readonly #leads: () => boolean;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<ReaperRun> | undefined;
 
@@ -33,6 +36,7 @@ export class Reaper {
     this.#revoker = revoker;
     this.#clock = clock;
     this.#intervalMs = opts.intervalMs ?? 1000;
+    this.#leads = opts.leads ?? (() => true);
   }
 
   /** One pass; concurrent calls share the pass in progress. */
@@ -50,6 +54,7 @@ export class Reaper {
       if (due.length === 0) return run;
       let progressed = false;
       for (const l of due) {
+        if (!this.#leads()) return run; // another replica took over: it reaps the rest
         const retry = l.status === 'revoke_failed';
         const expired = l.expiresAt <= this.#clock.now();
         const r = await this.#revoker
@@ -71,7 +76,7 @@ export class Reaper {
   start(): void {
     if (this.#timer) return;
     this.#timer = setInterval(() => {
-      this.runOnce().catch(() => {});
+      if (this.#leads()) this.runOnce().catch(() => {});
     }, this.#intervalMs);
     this.#timer.unref();
   }

@@ -33,6 +33,12 @@ export interface CredentialServiceOptions extends Omit<IssuerDeps, 'clock'> {
   issuers?: CredentialIssuer[];
   resolvers?: RevocationResolvers;
   reaperIntervalMs?: number;
+  /**
+   * Replicas sharing the store: the reaper runs only while `leads()` (one replica at a time), and
+   * reconcile leaves intents younger than `inFlightGraceMs` alone — another replica may be
+   * issuing them right now. Default: one process, which always leads and has no other's intents.
+   */
+  cluster?: { leads: () => boolean; inFlightGraceMs: number };
   /** Test hook: called at crash points (`issue.before_record`, `revoke.before_target`). */
   crashHook?: (point: string) => void;
 }
@@ -93,6 +99,8 @@ export class CredentialService implements LeaseRevoker {
   readonly #inFlight = new Set<string>();
   readonly #revoking = new Map<string, Promise<RevokeOutcome>>();
   readonly #reaper: Reaper;
+  /** Intents younger than this may be another replica's issuance in progress. */
+  readonly #graceMs: number;
   readonly #crash: (point: string) => void;
 
   constructor(opts: CredentialServiceOptions) {
@@ -107,7 +115,8 @@ export class CredentialService implements LeaseRevoker {
     for (const t of opts.targets) {
       if (!this.#issuers.has(t.name)) this.#issuers.set(t.name, createIssuer(t, { ...opts, clock: this.#clock }));
     }
-    this.#reaper = new Reaper(this.leases, this, this.#clock, { intervalMs: opts.reaperIntervalMs });
+    this.#reaper = new Reaper(this.leases, this, this.#clock, { intervalMs: opts.reaperIntervalMs, ...(opts.cluster && { leads: opts.cluster.leads }) });
+    this.#graceMs = opts.cluster?.inFlightGraceMs ?? 0;
   }
 
   issuer(target: string): CredentialIssuer {
@@ -440,7 +449,7 @@ export class CredentialService implements LeaseRevoker {
     for (const issuer of this.#issuers.values()) {
       const view: LeaseView = {
         get: (id) => this.leases.get(id),
-        keep: async (id) => this.#inFlight.has(id) || (await this.leases.get(id))?.status === 'active',
+        keep: async (id) => this.#inFlight.has(id) || this.#liveOrYoung(await this.leases.get(id)),
         active: () => this.leases.list({ target: issuer.target, status: 'active' }, 100_000),
       };
       let r;
@@ -487,12 +496,18 @@ export class CredentialService implements LeaseRevoker {
     }
     // Intent rows of a dead broker that had no target-side credential: nothing was handed out.
     for (const l of await this.leases.list({ status: 'issuing' }, 100_000)) {
-      if (this.#inFlight.has(l.id)) continue;
+      if (this.#inFlight.has(l.id) || this.#liveOrYoung(l)) continue;
       // Only if it is still an intent: an issuance of this broker may have completed meanwhile.
       if (!(await this.leases.transition(l.id, ['issuing'], 'failed', { lastError: 'broker stopped during issuance' }))) continue;
       report.abandoned.push(l.id);
     }
     return report;
+  }
+
+  /** Active, or an intent young enough to be another replica's issuance in progress. */
+  #liveOrYoung(l: Lease | undefined): boolean {
+    if (!l) return false;
+    return l.status === 'active' || (l.status === 'issuing' && this.#graceMs > 0 && l.issuedAt > this.#clock.now() - this.#graceMs);
   }
 
   reap(): Promise<ReaperRun> {

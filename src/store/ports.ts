@@ -37,3 +37,18 @@ export interface ChangeFeed {
   /** Calls `fn` after notices may have been missed (a reconnect); returns an unsubscribe. */
   onResync(fn: () => void | Promise<void>): () => void;
 }
+
+/**
+ * Which replica runs the cluster's jobs (the reaper, expiry sweeps, reconcile). One leads at a
+ * time; if it dies another takes over within seconds. Two may briefly both believe they lead (a
+ * leader cut off from the store), so a job's writes call `fence()` inside their transaction: it
+ * fails once another replica has taken over (a fencing epoch), and holds off a take-over until
+ * the transaction ends. With one process (SQLite) it always leads.
+ */
+export interface Leadership {
+  readonly leading: boolean;
+  /** Calls `fn` whenever this replica starts or stops leading; returns an unsubscribe. */
+  onChange(fn: (leading: boolean) => void): () => void;
+  /** Inside a transaction: throws NotLeader unless this replica still leads. */
+  fence(): Promise<void>;
+}

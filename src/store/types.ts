@@ -1,6 +1,6 @@
 // The whole store as the composition root sees it: one set of repositories per domain (each
 // typed by the domain's own ports file) and the unit of work they share.
-import type { ChangeFeed, UnitOfWork } from './ports.ts';
+import type { ChangeFeed, Leadership, UnitOfWork } from './ports.ts';
 import type { IdentityStore } from '../identity/ports.ts';
 import type { InventoryStore } from '../inventory/ports.ts';
 import type { KeyStore } from '../crypto/ports.ts';
@@ -23,6 +23,8 @@ export interface Store extends UnitOfWork {
   readonly audit: AuditStore;
   /** Notices to and from the other replicas sharing the store. */
   readonly changes: ChangeFeed;
+  /** Whether this replica runs the cluster's jobs (started by the broker once it is open). */
+  readonly leader: Leadership & { start(): void };
   /** False once closed (readiness). */
   readonly isOpen: boolean;
   /** Stops the store's writers, then closes its connections (idempotent). */

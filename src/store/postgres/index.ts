@@ -13,18 +13,21 @@ import * as credentials from './credentials.ts';
 import * as access from './access.ts';
 import * as audit from './audit.ts';
 import { PgChangeFeed } from './changes.ts';
+import * as cluster from './leadership.ts';
 
 /** Every domain's migrations, in the order they are applied. */
 export const PG_MIGRATIONS: readonly PgDomainMigrations[] = [
   identity.MIGRATIONS, inventory.MIGRATIONS, keys.MIGRATIONS, bootstrap.MIGRATIONS,
-  policy.MIGRATIONS, credentials.MIGRATIONS, access.MIGRATIONS, audit.MIGRATIONS,
+  policy.MIGRATIONS, credentials.MIGRATIONS, access.MIGRATIONS, audit.MIGRATIONS, cluster.MIGRATIONS,
 ];
 
 export interface PostgresStoreOptions extends PgDbOptions {
   /** Run pending migrations (default) or refuse to open while any is pending (`portcullis migrate` runs them). */
   migrate?: boolean;
-  /** A change notice could not be received or applied (the views resync; log it). */
+  /** A change notice could not be received or applied, or leadership was lost (log it). */
   onChangeError?: (err: unknown) => void;
+  /** How often leadership of the cluster jobs is tried and checked (default 1 s). */
+  leaderPollMs?: number;
 }
 
 export class PostgresStore implements Store {
@@ -39,10 +42,12 @@ export class PostgresStore implements Store {
   readonly access;
   readonly audit;
   readonly changes: PgChangeFeed;
+  readonly leader: cluster.PgLeadership;
 
-  private constructor(db: PgDb, changes: PgChangeFeed) {
+  private constructor(db: PgDb, changes: PgChangeFeed, opts: PostgresStoreOptions) {
     this.db = db;
     this.changes = changes;
+    this.leader = new cluster.PgLeadership(db, { ...(opts.onChangeError && { onError: opts.onChangeError }), ...(opts.leaderPollMs !== undefined && { pollMs: opts.leaderPollMs }) });
     this.identity = identity.pgIdentityStore(db);
     this.inventory = inventory.pgInventoryStore(db);
     this.keys = keys.pgKeyStore(db);
@@ -64,7 +69,7 @@ export class PostgresStore implements Store {
       const changes = new PgChangeFeed(db, opts.onChangeError ? { onError: opts.onChangeError } : {});
       try {
         await changes.ready;
-        return new PostgresStore(db, changes);
+        return new PostgresStore(db, changes, opts);
       } catch (err) {
         await changes.close();
         throw err;
@@ -98,6 +103,7 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.leader.close();
     await this.changes.close();
     await this.db.close();
   }

@@ -14,6 +14,7 @@ import type { SqliteLeaseOptions } from './credentials.ts';
 import { SqliteAccessStore } from './access.ts';
 import { SqliteAuditStore } from './audit/index.ts';
 import { LocalChangeFeed } from '../local-changes.ts';
+import { SoleLeader } from '../local-leadership.ts';
 
 /** The audit streams' file in the data directory. */
 export const AUDIT_DB_FILE = 'audit.db';
@@ -39,6 +40,7 @@ export class SqliteStore implements Store {
   readonly access: SqliteAccessStore;
   readonly audit: SqliteAuditStore;
   readonly changes = new LocalChangeFeed();
+  readonly leader = new SoleLeader();
 
   constructor(main: SqliteDb, auditDb: SqliteDb, opts: SqliteStoreOptions = {}) {
     this.main = main;
