@@ -250,9 +250,11 @@ export class Broker {
 
   // ── Health, bootstrap ────────────────────────────────────────────────────────────────────
 
-  readiness(): { ready: boolean; policy_version: number | null } {
+  /** Ready: a policy is active, the store is open and (replicas) other replicas' notices are heard. */
+  readiness(): { ready: boolean; policy_version: number | null; store: 'sqlite' | 'postgres'; leader: boolean } {
     const v = this.#s.decisions.version;
-    return { ready: v !== undefined && this.#s.store.isOpen, policy_version: v?.version ?? null };
+    const store = this.#s.store;
+    return { ready: v !== undefined && store.isOpen && store.changes.listening, policy_version: v?.version ?? null, store: store.kind, leader: store.leader.leading };
   }
 
   /** On the first start only: creates `user:admin` and returns its one-time secret (see bootstrap.ts). */

@@ -3,6 +3,7 @@
 import type { ChangeFeed } from './ports.ts';
 
 export class LocalChangeFeed implements ChangeFeed {
+  readonly listening = true;
   async publish(): Promise<void> {}
   subscribe(): () => void {
     return () => {};

@@ -31,6 +31,8 @@ export type ChangeTopic = 'identity' | 'session' | 'keys' | 'policy' | 'grant' |
  * every view reloads in full. The embedded store has one process, so it delivers nothing.
  */
 export interface ChangeFeed {
+  /** False while notices cannot be received (the replica is not ready: it could miss a revocation). */
+  readonly listening: boolean;
   publish(topic: ChangeTopic, key: string): Promise<void>;
   /** Calls `fn` for each change another replica publishes on `topic`; returns an unsubscribe. */
   subscribe(topic: ChangeTopic, fn: (key: string) => void | Promise<void>): () => void;

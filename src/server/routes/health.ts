@@ -9,7 +9,13 @@ import { z } from 'zod';
 import { errors } from '../schemas.ts';
 import { installZod } from '../openapi.ts';
 
-const Readiness = z.object({ ready: z.boolean(), policy_version: z.int().nullable() });
+const Readiness = z.object({
+  ready: z.boolean(),
+  policy_version: z.int().nullable(),
+  store: z.enum(['sqlite', 'postgres']),
+  /** This replica runs the cluster jobs (always, with SQLite). */
+  leader: z.boolean(),
+});
 const text = (description: string) => ({ description, content: { 'text/plain': { schema: z.string() } } });
 
 export function healthRoutes(app: FastifyInstance, broker: Broker): void {
