@@ -76,6 +76,7 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.audit.close();
     await this.db.close();
   }
 }
