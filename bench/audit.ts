@@ -1,6 +1,8 @@
 // Audit throughput on a real SQLite file: chained appends, each awaited until durable
 // (synchronous=FULL, group commit), and verification (every hash recomputed, checkpoint
-// signatures checked) online, offline, and offline in parallel.
+// signatures checked) online, offline, and offline in parallel. Then on PostgreSQL (an embedded
+// cluster with fsync on): durable appends against plain batched INSERTs of the same rows into the
+// same server, and two and three replicas appending at once.
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -12,7 +14,11 @@ import { openAuditReader } from '../src/store/sqlite/audit/offline.ts';
 import { AuditLog } from '../src/audit/log.ts';
 import { verifyAll, verifyStream, type VerifyOptions } from '../src/audit/verify.ts';
 import { queryEvents } from '../src/audit/query.ts';
-import type { AuditEventInput, AuditQuery, AuditRecord, AuditVerification, PublicKeyResolver } from '../src/audit/types.ts';
+import type { AuditEventInput, AuditQuery, AuditRecord, AuditVerification, CheckpointSigner, PublicKeyResolver } from '../src/audit/types.ts';
+import pg from 'pg';
+import { PgDb } from '../src/store/postgres/db.ts';
+import { pgAuditStore } from '../src/store/postgres/audit.ts';
+import { startCluster } from '../test/store/pg.ts';
 
 // PCX_BENCH_QUICK=1: tiny sizes, to check the suite runs to the end (test/bench/run.test.ts).
 const QUICK = process.env.PCX_BENCH_QUICK === '1';
@@ -42,14 +48,14 @@ interface Timing {
   mainCpuUs: number;
 }
 
-async function appendAll(log: AuditLog, offset: number): Promise<Timing> {
+async function appendAll(log: AuditLog, offset: number, events = EVENTS): Promise<Timing> {
   const t = performance.now();
   const c0 = process.cpuUsage();
   const m0 = process.threadCpuUsage();
   const inFlight: Promise<AuditRecord[]>[] = [];
-  for (let i = 0; i < EVENTS; i += WINDOW) {
-    const batch: Promise<AuditRecord>[] = new Array(WINDOW);
-    for (let j = 0; j < WINDOW; j++) batch[j] = log.append(event(offset + i + j));
+  for (let i = 0; i < events; i += WINDOW) {
+    const batch: Promise<AuditRecord>[] = new Array(Math.min(WINDOW, events - i));
+    for (let j = 0; j < batch.length; j++) batch[j] = log.append(event(offset + i + j));
     inFlight.push(Promise.all(batch));
     if (inFlight.length >= DEPTH) await inFlight.shift();
     else await new Promise((r) => setImmediate(r)); // let the next window be a new tick
@@ -57,7 +63,7 @@ async function appendAll(log: AuditLog, offset: number): Promise<Timing> {
   await Promise.all(inFlight);
   const c = process.cpuUsage(c0);
   const m = process.threadCpuUsage(m0);
-  return { seconds: (performance.now() - t) / 1000, cpuUs: (c.user + c.system) / EVENTS, mainCpuUs: (m.user + m.system) / EVENTS };
+  return { seconds: (performance.now() - t) / 1000, cpuUs: (c.user + c.system) / events, mainCpuUs: (m.user + m.system) / events };
 }
 
 /** `portcullis audit verify --data DIR`: the audit store opened read-only, verified (serially, or in parallel). */
@@ -134,6 +140,7 @@ export async function run(emit: (line: Record<string, unknown>) => void): Promis
     rmSync(dir, { recursive: true, force: true });
   }
   await queries(emit);
+  await postgres(emit);
 }
 
 /**
@@ -206,5 +213,138 @@ export async function queries(emit: (line: Record<string, unknown>) => void): Pr
 }
 
 const round = (x: number): number => Math.round(x * 1000) / 1000;
+
+/** Rows per plain INSERT, and connections inserting at once: the appender's chunk and connections. */
+const PLAIN_BATCH = 2000;
+const PLAIN_CONNECTIONS = 2;
+const COLUMNS = ['stream', 'seq', 'time', 'type', 'actor', 'boundary', 'subject', 'decision', 'payload', 'prev_hash', 'hash'] as const;
+const PLAIN_INSERT =
+  `INSERT INTO audit_events (${COLUMNS.join(', ')}) ` +
+  'SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])';
+
+/**
+ * The PostgreSQL audit store on an embedded cluster with fsync and synchronous commits on (as in
+ * production; the cluster shares the two cores with this process). `pg_append`: AuditLog appends
+ * to authz, each awaited until committed, as in the SQLite case. `pg_plain_insert`: the same rows,
+ * read back, inserted into an identical empty table of another database of the same server in
+ * batches of the appender's chunk over as many connections, each INSERT its own commit: what the
+ * chain, the head locks and the linking cost on top. `pg_append_replicas`: 2 and 3 AuditLogs on
+ * their own pools (as many replicas; in this one process) appending to the same stream at once.
+ */
+export async function postgres(emit: (line: Record<string, unknown>) => void): Promise<void> {
+  const cluster = await startCluster({ durable: true });
+  const admin = new pg.Client({ connectionString: cluster.adminUrl });
+  await admin.connect();
+  let n = 0;
+  const database = async (): Promise<string> => {
+    const name = `bench_audit_${++n}`;
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE pcx_template OWNER portcullis_store`);
+    return `${cluster.storeBase}/${name}`;
+  };
+  try {
+    const settings = await admin.query<{ name: string; setting: string }>("SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'server_version')");
+    const server = Object.fromEntries(settings.rows.map((r) => [r.name, r.setting]));
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const jwk = publicKey.export({ format: 'jwk' });
+    const keys = (kid: string) => (kid === 'bench' ? jwk : undefined);
+    const signer: CheckpointSigner = { kid: 'bench', sign: (d: Uint8Array) => sign(null, d, privateKey) };
+
+    // One replica, then the same rows as plain INSERTs.
+    const url = await database();
+    const db = await PgDb.open(url, { pool: 4 });
+    const store = pgAuditStore(db);
+    try {
+      const log = new AuditLog(store, { signer, checkpointEvery: 1000 });
+      await log.append({ ...event(0), stream: 'admin' }); // connect before timing
+      const r = await appendAll(log, 0);
+      await log.close();
+      const rate = Math.round(EVENTS / r.seconds);
+      emit({
+        bench: 'audit',
+        op: 'pg_append',
+        store: 'postgres',
+        server_version: server.server_version,
+        fsync: server.fsync,
+        replicas: 1,
+        events: EVENTS,
+        in_flight: WINDOW * DEPTH,
+        durability: 'synchronous_commit',
+        seconds: round(r.seconds),
+        events_per_s: rate,
+        cpu_us_per_event: round(r.cpuUs),
+      });
+
+      const rows = await db.query<Record<(typeof COLUMNS)[number], string | number | null>>(`SELECT ${COLUMNS.join(', ')} FROM audit_events WHERE stream = 'authz' ORDER BY seq`);
+      const plainDb = await PgDb.open(await database(), { pool: PLAIN_CONNECTIONS });
+      try {
+        // Same durability as the appender: COMMIT waits for the WAL flush.
+        await Promise.all(Array.from({ length: PLAIN_CONNECTIONS }, () => plainDb.query("SELECT set_config('synchronous_commit', 'on', false)")));
+        await plainDb.query(PLAIN_INSERT, COLUMNS.map((c) => [rows[0]![c]]).map((v, i) => (i === 1 ? [0] : v))); // warm up (seq 0: not in the rows)
+        const t = performance.now();
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: PLAIN_CONNECTIONS }, async () => {
+            for (let i = (next += PLAIN_BATCH) - PLAIN_BATCH; i < rows.length; i = (next += PLAIN_BATCH) - PLAIN_BATCH) {
+              const part = rows.slice(i, i + PLAIN_BATCH);
+              await plainDb.query(PLAIN_INSERT, COLUMNS.map((c) => part.map((row) => row[c])));
+            }
+          }),
+        );
+        const s = (performance.now() - t) / 1000;
+        const plain = Math.round(rows.length / s);
+        emit({ bench: 'audit', op: 'pg_plain_insert', store: 'postgres', events: rows.length, batch: PLAIN_BATCH, connections: PLAIN_CONNECTIONS, seconds: round(s), events_per_s: plain, append_ratio: round(rate / plain) });
+      } finally {
+        await plainDb.close();
+      }
+
+      const t = performance.now();
+      const v = await verifyStream(store, 'authz', keys);
+      const s = (performance.now() - t) / 1000;
+      if (!v.ok) throw new Error(`bench chain did not verify on PostgreSQL: ${v.reason}`);
+      emit({ bench: 'audit', op: 'pg_verify', store: 'postgres', events: v.events, checkpoints: v.checkpoints, seconds: round(s), events_per_s: Math.round(v.events / s) });
+    } finally {
+      await store.close();
+      await db.close();
+    }
+
+    // Several replicas on one stream: the same total of events, split between them.
+    for (const replicas of [2, 3]) {
+      const shared = await database();
+      const dbs = await Promise.all(Array.from({ length: replicas }, () => PgDb.open(shared, { pool: 4 })));
+      const stores = dbs.map((d) => pgAuditStore(d));
+      try {
+        // One replica signs checkpoints (the leader); the others only append.
+        const logs = stores.map((st, i) => new AuditLog(st, i === 0 ? { signer, checkpointEvery: 1000 } : {}));
+        await Promise.all(logs.map((l) => l.append({ ...event(0), stream: 'admin' })));
+        const per = Math.floor(EVENTS / replicas);
+        const t = performance.now();
+        const each = await Promise.all(logs.map((l, i) => appendAll(l, i * per, per)));
+        const s = (performance.now() - t) / 1000;
+        for (const l of logs.slice(1)) await l.close();
+        await logs[0]!.close();
+        const v = await verifyStream(stores[0]!, 'authz', keys);
+        if (!v.ok || v.events !== per * replicas) throw new Error(`the replicas' chain did not verify: ${v.reason ?? `${v.events} events`}`);
+        emit({
+          bench: 'audit',
+          op: 'pg_append_replicas',
+          store: 'postgres',
+          replicas,
+          events: per * replicas,
+          in_flight: WINDOW * DEPTH * replicas,
+          seconds: round(s),
+          events_per_s: Math.round((per * replicas) / s),
+          per_replica_events_per_s: each.map((e) => Math.round(per / e.seconds)),
+          verified: v.ok,
+        });
+      } finally {
+        for (const st of stores) await st.close();
+        for (const d of dbs) await d.close();
+      }
+    }
+  } finally {
+    await admin.end();
+    await cluster.stop();
+  }
+}
 
 if (import.meta.main) await run((l) => console.log(JSON.stringify(l)));

@@ -27,8 +27,10 @@ function optionalId(v: unknown, field: string): string | null {
     throw new InvalidInput(`${field} must be a non-empty string of at most ${MAX_ID} characters`, field);
   }
   // Stored as UTF-8, where a lone surrogate cannot exist: normalise first, or the hash computed
-  // now would not match the text read back.
-  return scrubString(v.toWellFormed());
+  // now would not match the text read back. PostgreSQL text cannot hold U+0000 at all: it becomes
+  // U+FFFD too, or one such event would fail its whole batch there.
+  const wf = v.toWellFormed();
+  return scrubString(wf.includes('\0') ? wf.replaceAll('\0', '\ufffd') : wf);
 }
 
 export function prepareEvent(e: AuditEventInput, time: string): PreparedEvent {

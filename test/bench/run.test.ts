@@ -39,7 +39,7 @@ test('the audit suite runs to the end (quick sizes), offline verification includ
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   const ops = lines.filter((l) => l.bench === 'audit').map((l) => l.op ?? l.suite);
-  for (const op of ['append', 'append_serial', 'verify', 'verify_offline', 'verify_offline_parallel', 'query', 'done']) assert.ok(ops.includes(op), `${op} in ${ops.join(',')}`);
+  for (const op of ['append', 'append_serial', 'verify', 'verify_offline', 'verify_offline_parallel', 'query', 'pg_append', 'pg_plain_insert', 'pg_verify', 'pg_append_replicas', 'done']) assert.ok(ops.includes(op), `${op} in ${ops.join(',')}`);
   const q = lines.find((l) => l.op === 'query' && l.shape === 'identity')!;
   assert.ok((q.rows as number) > 0, 'the identity query finds events');
 });

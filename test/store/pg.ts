@@ -28,8 +28,11 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-/** Starts a cluster tuned for tests (no fsync: the server is never killed here) and migrates the template. */
-export async function startCluster(): Promise<TestCluster> {
+/**
+ * Starts a cluster tuned for tests (no fsync: the server is never killed here) and migrates the
+ * template. `durable`: fsync and synchronous commits as in production (benchmarks).
+ */
+export async function startCluster(opts: { durable?: boolean } = {}): Promise<TestCluster> {
   const root = mkdtempSync(join(tmpdir(), 'pcx-store-pg-'));
   chmodSync(root, 0o755);
   const port = await freePort();
@@ -44,7 +47,7 @@ export async function startCluster(): Promise<TestCluster> {
     authMethod: 'scram-sha-256',
     persistent: false,
     createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-k', dataDir, '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=400'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-k', dataDir, ...(opts.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']), '-c', 'max_connections=400'],
     onLog: process.env.PCX_PG_LOG ? (m) => console.error(m) : () => {},
     onError: () => {},
   });

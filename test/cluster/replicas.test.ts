@@ -1,0 +1,172 @@
+// Three replicas (real `portcullis server` processes) over one PostgreSQL store: a session from A
+// decides on B, a revocation on C reaches A and B, a suspension on A ends B's sessions, a policy
+// activated on B is live on A and C, and when the leader is killed (-9) another takes the lead.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT } from 'jose';
+import { freePort } from '../credentials/helpers.ts';
+import { freshStoreUrl } from '../store/pg.ts';
+
+const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
+const DB = { type: 'Database', id: 'orders' };
+
+interface Replica {
+  name: string;
+  url: string;
+  child: ChildProcess;
+  stderr: string;
+}
+
+describe('three replicas over one PostgreSQL store', { timeout: 180_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcx-cluster-'));
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const jwk = { ...(publicKey as KeyObject).export({ format: 'jwk' }), kid: 'ci', alg: 'EdDSA', use: 'sig' };
+  const replicas: Replica[] = [];
+  let env: NodeJS.ProcessEnv;
+  let admin: string;
+
+  const ciToken = (repository: string) =>
+    new SignJWT({ repository }).setProtectedHeader({ alg: 'EdDSA', kid: 'ci' }).setIssuer('https://ci.test').setAudience('portcullis').setIssuedAt().setExpirationTime('5m').sign(privateKey);
+
+  const call = async (r: Replica, method: string, path: string, body?: unknown, token?: string) => {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (token) headers.authorization = `Bearer ${token}`;
+    const res = await fetch(r.url + path, { method, headers, ...(body !== undefined && { body: JSON.stringify(body) }) });
+    const text = await res.text();
+    let parsed: Record<string, unknown> = {};
+    try {
+      parsed = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      /* not JSON */
+    }
+    return { status: res.status, body: parsed };
+  };
+  const login = async (r: Replica, repository: string): Promise<string> => {
+    const res = await call(r, 'POST', '/v1/auth/token', { token: await ciToken(repository) });
+    assert.equal(res.status, 200, `login on ${r.name}: ${JSON.stringify(res.body)}`);
+    return res.body.session_token as string;
+  };
+  const decide = (r: Replica, token: string, action = 'db.select') => call(r, 'POST', '/v1/authorize', { action, resource: DB }, token);
+  /** Polls until `check` holds; returns the milliseconds it took. */
+  const until = async (what: string, check: () => Promise<boolean>, limitMs = 5000): Promise<number> => {
+    const t0 = performance.now();
+    for (;;) {
+      if (await check()) return performance.now() - t0;
+      if (performance.now() - t0 > limitMs) assert.fail(`${what}: not within ${limitMs} ms`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+
+  const start = async (name: string): Promise<Replica> => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [MAIN, 'server', '--config', join(dir, 'portcullis.yaml'), '--port', String(port)], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const r: Replica = { name, url: `http://127.0.0.1:${port}`, child, stderr: '' };
+    child.stderr!.on('data', (d: Buffer) => (r.stderr += d.toString()));
+    await until(`${name} ready`, async () => {
+      if (child.exitCode !== null) assert.fail(`${name} exited: ${r.stderr}`);
+      try {
+        return (await fetch(`${r.url}/readyz`)).status === 200;
+      } catch {
+        return false;
+      }
+    }, 60_000);
+    replicas.push(r);
+    return r;
+  };
+
+  before(async () => {
+    writeFileSync(join(dir, 'p.cedar'), `permit (principal is Workload, action == Action::"db.select", resource == Database::"orders");
+permit (principal is Workload, action == Action::"db.update", resource == Database::"orders") when { principal.id == "never" };
+`);
+    writeFileSync(
+      join(dir, 'portcullis.yaml'),
+      `listen: { host: 127.0.0.1, port: 7070 }
+public_url: http://portcullis.cluster.test
+data_dir: ./data
+store: { kind: postgres, url_env: PCX_STORE_URL, pool: 4 }
+trusts:
+  - { name: ci, kind: oidc, issuer: "https://ci.test", jwks: { keys: [${JSON.stringify(jwk)}] }, audiences: [portcullis], algorithms: [EdDSA], identity: "workload:github/{repository}", boundary: application, environment: prod, owner: team:platform }
+resources:
+  - { type: Database, id: orders, boundary: application, environment: prod }
+policies: ./p.cedar
+audit: { fail_closed: true }
+`,
+    );
+    env = { ...process.env, PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 4).toString('base64'), PCX_STORE_URL: await freshStoreUrl() };
+    // One at a time first (migrations and first keys are raced in the store tests), then the others.
+    const a = await start('A');
+    await Promise.all([start('B'), start('C')]);
+    // Exactly one replica printed the one-time bootstrap credential: the store is shared.
+    const printed = replicas.filter((r) => r.stderr.includes('bootstrap credential'));
+    assert.equal(printed.length, 1, 'one bootstrap credential for the cluster');
+    const secret = /pcx_bootstrap_[A-Za-z0-9_-]+/.exec(printed[0]!.stderr)?.[0];
+    assert.ok(secret, printed[0]!.stderr);
+    const res = await call(a, 'POST', '/v1/auth/token', { bootstrap: secret });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    admin = res.body.session_token as string;
+  });
+
+  after(async () => {
+    for (const r of replicas) if (r.child.exitCode === null) r.child.kill('SIGTERM');
+    await Promise.all(replicas.map((r) => (r.child.exitCode === null ? new Promise((res) => r.child.once('exit', res)) : undefined)));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a session from A decides on B and C; revoking it on C is refused on A and B at once', async () => {
+    const [a, b, c] = replicas as [Replica, Replica, Replica];
+    const token = await login(a, 'acme/api');
+    assert.equal((await decide(b, token)).body.decision, 'allow');
+    assert.equal((await decide(c, token)).body.decision, 'allow');
+    const jti = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).jti as string;
+    assert.equal((await call(c, 'POST', '/v1/sessions/revoke', { jti }, token)).status, 200);
+    const onA = await until('refused on A', async () => (await decide(a, token)).status === 401, 1000);
+    const onB = await until('refused on B', async () => (await decide(b, token)).status === 401, 1000);
+    assert.ok(onA < 1000 && onB < 1000, `revocation reached A in ${onA.toFixed(0)} ms, B in ${onB.toFixed(0)} ms`);
+  });
+
+  it("suspending an identity on A ends its live sessions on B and C, and new logins anywhere", async () => {
+    const [a, b, c] = replicas as [Replica, Replica, Replica];
+    const token = await login(b, 'acme/worker');
+    assert.equal((await decide(c, token)).body.decision, 'allow');
+    const s = await call(a, 'POST', `/v1/identities/${encodeURIComponent('workload:github/acme/worker')}/suspend`, { reason: 'compromised runner' }, admin);
+    assert.equal(s.status, 200, JSON.stringify(s.body));
+    await until('suspended on B', async () => (await decide(b, token)).status === 401, 1000);
+    await until('suspended on C', async () => (await decide(c, token)).status === 401, 1000);
+    assert.equal((await call(c, 'POST', '/v1/auth/token', { token: await ciToken('acme/worker') })).status, 401);
+  });
+
+  it('a policy activated on B is live on A and C within a second', async () => {
+    const [a, b, c] = replicas as [Replica, Replica, Replica];
+    const token = await login(c, 'acme/api');
+    assert.equal((await decide(a, token, 'db.update')).body.decision, 'deny');
+    const text = 'permit (principal is Workload, action in [Action::"db.select", Action::"db.update"], resource == Database::"orders");\n';
+    const act = await call(b, 'PUT', '/v1/policies', { files: [{ name: 'widen.cedar', text }], reason: 'widen for the cluster test' }, admin);
+    assert.equal(act.status, 200, JSON.stringify(act.body));
+    await until('live on A', async () => (await decide(a, token, 'db.update')).body.decision === 'allow', 1000);
+    await until('live on C', async () => (await decide(c, token, 'db.update')).body.decision === 'allow', 1000);
+  });
+
+  it('kill -9 of the leader: another replica leads within 10 s, and decisions go on', async () => {
+    const ready = async (r: Replica) => (await call(r, 'GET', '/readyz')).body as { leader?: boolean };
+    let leader: Replica | undefined;
+    await until('a leader', async () => {
+      for (const r of replicas) if ((await ready(r)).leader) leader = r;
+      return leader !== undefined;
+    }, 10_000);
+    const others = replicas.filter((r) => r !== leader);
+    assert.equal((await Promise.all(others.map(ready))).filter((x) => x.leader).length, 0, 'one leader at a time');
+    const token = await login(others[0]!, 'acme/api');
+    leader!.child.kill('SIGKILL');
+    const took = await until('a new leader', async () => (await Promise.all(others.map(ready))).some((x) => x.leader), 10_000);
+    assert.ok(took < 10_000, `failover took ${took.toFixed(0)} ms`);
+    for (const r of others) assert.equal((await decide(r, token)).body.decision, 'allow');
+  });
+});
