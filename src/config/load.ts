@@ -265,6 +265,10 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
   }
 
   const witness = f.audit?.witness;
+  // Replicas on several hosts: a file on one of them cannot witness the others' checkpoints.
+  if (f.store?.kind === 'postgres' && witness?.url === undefined) {
+    throw new ConfigError('audit.witness.url', 'is required with a postgres store: every replica publishes the checkpoints it signs to an outside witness (a file on one host cannot witness several), so a tail cut from the shared streams is noticed');
+  }
   const config: PortcullisConfig = {
     baseDir,
     listen,

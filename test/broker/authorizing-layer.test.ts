@@ -55,7 +55,7 @@ describe('the authorizing layer, called without HTTP', () => {
     const yaml = `
 listen: { host: 127.0.0.1, port: 0 }
 data_dir: ./data
-${store.yaml}boundaries: [platform]
+${store.yaml}${store.witness ? `audit: { ${store.witness.slice(2)} }\n` : ''}boundaries: [platform]
 identities:
   - { id: "${NOBODY}", kind: workload, owner: team:platform, purpose: asks for everything, boundary: platform, environment: prod }
   - { id: "${RENEWER}", kind: workload, owner: team:platform, purpose: revokes leases, boundary: platform, environment: prod }

@@ -96,7 +96,7 @@ describe('an issuance reads the caller’s grants once', () => {
     const yaml = `
 listen: { host: 127.0.0.1, port: 0 }
 data_dir: ./data
-${store.yaml}boundaries: [platform]
+${store.yaml}${store.witness ? `audit: { ${store.witness.slice(2)} }\n` : ''}boundaries: [platform]
 resources:
   - { type: Api, id: orders-api, boundary: platform, environment: prod }
 targets:

@@ -101,7 +101,7 @@ targets:
 ${o.targets}
 policies: ./policies
 session: { ttl: 10m }
-audit: { fail_closed: true, checkpoint_every: 5 }
+audit: { fail_closed: true, checkpoint_every: 5${store.witness} }
 outbound: { allow_private: [127.0.0.0/8, "::1/128"] }   # the test JWKS, IdP and webhook receivers are on loopback
 ${store.yaml}`;
   writeFileSync(join(dir, 'portcullis.yaml'), yaml);

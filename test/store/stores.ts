@@ -5,6 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
+import { createServer } from 'node:http';
 import type { Store } from '../../src/store/index.ts';
 import { SqliteStore } from '../../src/store/sqlite/index.ts';
 import { PostgresStore } from '../../src/store/postgres/index.ts';
@@ -45,10 +46,39 @@ export function testStore(dataDir?: string): Promise<Store> {
 }
 
 /**
- * The `store:` section (YAML, indented for the top level) and its environment for a config the
- * test writes: empty for SQLite, a fresh PostgreSQL database otherwise.
+ * For a config the test writes: the `store:` section (YAML for the top level) and its
+ * environment, and the `witness` a PostgreSQL store requires (a flow-mapping member for the
+ * `audit:` section, with its leading comma) — empty for SQLite; a fresh PostgreSQL database and
+ * this process's witness receiver otherwise.
  */
-export async function testStoreConfig(): Promise<{ yaml: string; env: Record<string, string> }> {
-  if (TEST_STORE === 'sqlite') return { yaml: '', env: {} };
-  return { yaml: 'store: { kind: postgres, url_env: PCX_STORE_URL, pool: 4 }\n', env: { PCX_STORE_URL: await freshStoreUrl() } };
+export async function testStoreConfig(): Promise<{ yaml: string; env: Record<string, string>; witness: string }> {
+  if (TEST_STORE === 'sqlite') return { yaml: '', env: {}, witness: '' };
+  return { yaml: 'store: { kind: postgres, url_env: PCX_STORE_URL, pool: 4 }\n', env: { PCX_STORE_URL: await freshStoreUrl() }, witness: `, witness: { url: "${await witnessUrl()}" }` };
+}
+
+let witness: Promise<string> | undefined;
+/** Checkpoints published to this process's witness receiver (loopback HTTP). */
+export const witnessed: unknown[] = [];
+
+/** The URL of a witness receiver in this process (started on first use, never keeps the process alive). */
+export function witnessUrl(): Promise<string> {
+  witness ??= new Promise((resolve) => {
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        try {
+          witnessed.push(JSON.parse(body));
+        } catch {
+          /* not JSON: still answered */
+        }
+        res.writeHead(204).end();
+      });
+    });
+    server.listen(0, '127.0.0.1', () => {
+      server.unref();
+      resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}/witness`);
+    });
+  });
+  return witness;
 }

@@ -53,20 +53,6 @@ export function register(program: Command): void {
       stopOnSignal(running.stop);
     });
 
-  program
-    .command('migrate')
-    .description("bring the store's schema up to this version and exit (a PostgreSQL store shared by replicas; servers also migrate on start)")
-    .requiredOption('-c, --config <file>', 'portcullis.yaml')
-    .option('--json', 'print what was applied as JSON')
-    .action(async (o: { config: string; json?: boolean }) => {
-      const { loadConfigFile } = await import('../../config/load.ts');
-      const { migrateStore } = await import('../serve.ts');
-      const applied = await migrateStore(loadConfigFile(o.config).config);
-      if (o.json) process.stdout.write(`${JSON.stringify({ store: applied.store, applied: applied.applied })}\n`);
-      else if (applied.applied.length === 0) process.stdout.write(`the ${applied.store} store is up to date\n`);
-      else process.stdout.write(`applied ${applied.applied.length} migration(s) to the ${applied.store} store: ${applied.applied.map((a) => `${a.domain} v${a.version}`).join(', ')}\n`);
-    });
-
   const dev = program
     .command('dev')
     .description('run a local development server with a demo setup (npm start)')
