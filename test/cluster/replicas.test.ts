@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { freePort } from '../credentials/helpers.ts';
 import { freshStoreUrl } from '../store/pg.ts';
+import { witnessUrl, witnessed } from '../store/stores.ts';
 
 const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 const DB = { type: 'Database', id: 'orders' };
@@ -97,7 +98,8 @@ trusts:
 resources:
   - { type: Database, id: orders, boundary: application, environment: prod }
 policies: ./p.cedar
-audit: { fail_closed: true }
+audit: { fail_closed: true, checkpoint_every: 20, witness: { url: "${await witnessUrl()}" } }
+outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test, on loopback
 `,
     );
     env = { ...process.env, PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 4).toString('base64'), PCX_STORE_URL: await freshStoreUrl() };
@@ -168,5 +170,10 @@ audit: { fail_closed: true }
     const took = await until('a new leader', async () => (await Promise.all(others.map(ready))).some((x) => x.leader), 10_000);
     assert.ok(took < 10_000, `failover took ${took.toFixed(0)} ms`);
     for (const r of others) assert.equal((await decide(r, token)).body.decision, 'allow');
+  });
+
+  it('the replicas published their signed checkpoints to the witness', () => {
+    assert.ok(witnessed.length > 0, 'no checkpoint reached the witness');
+    for (const c of witnessed as { stream?: string; sig?: string }[]) assert.ok(c.stream && c.sig, JSON.stringify(c));
   });
 });
