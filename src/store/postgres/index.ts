@@ -76,6 +76,7 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.credentials.close(); // lease writes queued for a group commit
     await this.db.close();
   }
 }
