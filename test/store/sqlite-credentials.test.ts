@@ -1,6 +1,6 @@
 // The SQLite lease and policy-version repositories: lease writes of one turn share one transaction
-// and answer only once committed, a failing write fails alone, writes inside a unit of work join
-// it, the status compare-and-set, and policy version numbering.
+// and answer only once committed (inline or in the writer worker), the index behind byHandle, and
+// policy version numbering. The lease port's contract over both stores is in credentials.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -98,17 +98,6 @@ test('the lease writer worker: batches committed on its own connection, visible 
     db.close();
   }));
 
-test('a write that fails in a batch fails alone; the others commit', async () => {
-  const db = SqliteDb.open(':memory:');
-  const { leases } = new SqliteCredentialStore(db);
-  await leases.insert(lease('lse_dup'));
-  const results = await Promise.allSettled([leases.insert(lease('lse_a')), leases.insert(lease('lse_dup')), leases.insert(lease('lse_b'))]);
-  assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
-  assert.deepEqual((await leases.list()).map((l) => l.id).sort(), ['lse_a', 'lse_b', 'lse_dup']);
-  await assert.rejects(leases.update('lse_nope', { lastError: 'x' }), /lease lse_nope not found/);
-  db.close();
-});
-
 test('a lease is found by (kind, handle) through an index, not a table scan', async () => {
   const db = SqliteDb.open(':memory:');
   const { leases } = new SqliteCredentialStore(db);
@@ -117,44 +106,6 @@ test('a lease is found by (kind, handle) through an index, not a table scan', as
   assert.equal(await leases.byHandle('ssh', 'jti-1'), undefined);
   const plan = db.raw.prepare('EXPLAIN QUERY PLAN SELECT * FROM credential_leases WHERE kind = ? AND handle = ?').all('api', 'jti-1') as { detail: string }[];
   assert.match(plan.map((r) => r.detail).join('\n'), /USING INDEX credential_leases_handle/);
-  db.close();
-});
-
-test('transition is a compare-and-set on the status: of two racing moves one wins', async () => {
-  const db = SqliteDb.open(':memory:');
-  const { leases } = new SqliteCredentialStore(db);
-  await leases.insert(lease('lse_1'));
-  const [a, b] = await Promise.all([
-    leases.transition('lse_1', ['issuing'], 'active', { handle: 'h1' }),
-    leases.transition('lse_1', ['issuing'], 'revoking', { revokedBy: 'user:ops' }),
-  ]);
-  assert.equal(a?.status, 'active');
-  assert.equal(b, undefined, 'the second found it no longer issuing');
-  assert.equal((await leases.get('lse_1'))?.revokedBy, null);
-  assert.equal(await leases.transition('lse_missing', ['issuing'], 'active'), undefined);
-  db.close();
-});
-
-test('inside a unit of work, lease writes join its transaction and roll back with it', async () => {
-  const db = SqliteDb.open(':memory:');
-  const { leases } = new SqliteCredentialStore(db);
-  await assert.rejects(
-    db.transaction(async () => {
-      await leases.insert(lease('lse_tx'));
-      assert.equal((await leases.get('lse_tx'))?.status, 'issuing', 'read your own write');
-      throw new Error('abort');
-    }),
-    /abort/,
-  );
-  assert.equal(await leases.get('lse_tx'), undefined);
-  // A batch queued while another flow's transaction is open waits for it, then commits.
-  let release!: () => void;
-  const tx = db.transaction(() => new Promise<void>((r) => (release = r)));
-  const queued = leases.insert(lease('lse_after'));
-  await new Promise((r) => setTimeout(r, 20));
-  release();
-  await Promise.all([tx, queued]);
-  assert.equal((await leases.get('lse_after'))?.status, 'issuing');
   db.close();
 });
 

@@ -105,6 +105,7 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     await this.leader.close();
     await this.changes.close();
+    await this.credentials.close(); // lease writes queued for a group commit
     await this.audit.close();
     await this.db.close();
   }
