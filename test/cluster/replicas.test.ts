@@ -85,7 +85,6 @@ describe('three replicas over one PostgreSQL store', { timeout: 180_000 }, () =>
 
   before(async () => {
     writeFileSync(join(dir, 'p.cedar'), `permit (principal is Workload, action == Action::"db.select", resource == Database::"orders");
-permit (principal is Workload, action == Action::"db.update", resource == Database::"orders") when { principal.id == "never" };
 `);
     writeFileSync(
       join(dir, 'portcullis.yaml'),
