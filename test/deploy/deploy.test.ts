@@ -110,6 +110,7 @@ test('the sample deploy/portcullis.yaml loads with the config loader', () => {
   assert.equal(config.listen.host, '0.0.0.0');
   assert.equal(config.listen.port, 7070);
   assert.deepEqual(config.metrics?.listen, { host: '0.0.0.0', port: 9464 });
+  assert.ok(config.audit.witness?.url, 'a PostgreSQL store needs a witness URL');
   // The URL comes only from the environment.
   assert.throws(() => parseConfig(text, DEPLOY, {}), /PORTCULLIS_STORE_URL is not set/);
 });
@@ -125,6 +126,8 @@ test('the Helm chart: Chart.yaml and values.yaml parse and say what the template
   const values = load(join(DEPLOY, 'helm', 'portcullis', 'values.yaml'));
   assert.equal(values.replicaCount, 3);
   assert.equal(values.existingSecret, '', 'no secret in the chart: an existing Secret is required');
+  assert.equal(values.publicUrl, '', 'publicUrl is required');
+  assert.equal(values.witnessUrl, '', 'witnessUrl is required');
   assert.deepEqual(values.secretKeys, { storeUrl: 'store-url', masterKey: 'master-key' });
   assert.equal(obj(values.podSecurityContext, 'podSecurityContext').runAsNonRoot, true);
   assert.equal(obj(values.securityContext, 'securityContext').readOnlyRootFilesystem, true);
@@ -137,6 +140,7 @@ test('the Helm chart: Chart.yaml and values.yaml parse and say what the template
     public_url: 'https://portcullis.example.com',
     data_dir: '/var/lib/portcullis',
     metrics: { listen: { host: '0.0.0.0', port: obj(values.service, 'service').metricsPort } },
+    audit: { witness: { url: 'https://witness.example.com/checkpoints' } },
   };
   const rendered = deepMerge(base, obj(values.config, 'config'));
   const { config } = parseConfig(JSON.stringify(rendered), DEPLOY, { PORTCULLIS_STORE_URL: 'postgres://u:p@db:5432/portcullis' });

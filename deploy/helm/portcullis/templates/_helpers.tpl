@@ -52,6 +52,7 @@ portcullis.yaml: what the chart owns (listen, store, public_url, data_dir, metri
   "public_url" (required "publicUrl is required: the URL clients reach Portcullis at (see values.yaml)" .Values.publicUrl)
   "data_dir" "/var/lib/portcullis"
   "metrics" (dict "listen" (dict "host" "0.0.0.0" "port" .Values.service.metricsPort))
+  "audit" (dict "witness" (dict "url" (include "portcullis.witnessUrl" .)))
 -}}
 {{- $cfg := mustMergeOverwrite $base (deepCopy (default (dict) .Values.config)) -}}
 {{- if .Values.policies -}}
@@ -64,7 +65,17 @@ portcullis.yaml: what the chart owns (listen, store, public_url, data_dir, metri
 {{- toYaml $cfg -}}
 {{- end -}}
 
-{{/* The store-only config the migrate hook loads (the full ConfigMap does not exist yet before an install). */}}
+{{- define "portcullis.witnessUrl" -}}
+{{- required "witnessUrl is required: a PostgreSQL store needs an outside witness for its audit checkpoints (see values.yaml)" .Values.witnessUrl -}}
+{{- end -}}
+
+{{/*
+The config the migrate hook loads (the full ConfigMap does not exist yet before an install): the
+store, and the witness a PostgreSQL store's config must name.
+*/}}
 {{- define "portcullis.migrateConfig" -}}
-{{- toYaml (dict "store" (dict "kind" "postgres" "url_env" "PORTCULLIS_STORE_URL" "pool" 1) "data_dir" "/var/lib/portcullis") -}}
+{{- toYaml (dict
+  "store" (dict "kind" "postgres" "url_env" "PORTCULLIS_STORE_URL" "pool" 1)
+  "data_dir" "/var/lib/portcullis"
+  "audit" (dict "witness" (dict "url" (include "portcullis.witnessUrl" .)))) -}}
 {{- end -}}
