@@ -14,6 +14,12 @@ async function readPublicKeys(reader: PublicKeyReader, purpose: KeyPurpose = 'au
   return out;
 }
 
+/** A resolver over a store's public keys of `purpose`, read once. */
+export async function publicKeyResolver(reader: PublicKeyReader, purpose: KeyPurpose = 'audit'): Promise<PublicKeyResolver> {
+  const keys = await readPublicKeys(reader, purpose);
+  return (kid) => keys.get(kid);
+}
+
 /** Reads the database file read-only once and returns a resolver over its public keys of `purpose`. */
 export async function offlinePublicKeyResolver(dbPath: string, purpose: KeyPurpose = 'audit'): Promise<PublicKeyResolver> {
   const keys = await readPublicKeys(openPublicKeyReader(dbPath), purpose);

@@ -81,12 +81,15 @@ async function copyTable(source: DatabaseSync, db: PgDb, table: string): Promise
   );
   if (target.length === 0) throw new StoreCopyFailed(`table ${table} is missing in the PostgreSQL store (is it migrated by this version?)`);
   const pgCols = new Map<string, PgColumn>(target.map((c) => [c.column_name, { name: c.column_name, type: c.data_type, identity: c.is_identity === 'YES', serial: c.column_default?.startsWith('nextval(') ?? false }]));
-  const present = await db.one<{ n: number }>(`SELECT COUNT(*)::int AS n FROM ${table}`);
+  // A migrated store starts each audit stream with a placeholder head (seq 0): those give way.
+  const placeholders = table === 'audit_heads' ? ' WHERE seq > 0' : '';
+  const present = await db.one<{ n: number }>(`SELECT COUNT(*)::int AS n FROM ${table}${placeholders}`);
   if ((present?.n ?? 0) > 0) throw new StoreCopyFailed(`the PostgreSQL store is not empty (${table} has ${present!.n} rows): copy into a new database`);
   const srcCols = (source.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name);
   const missing = srcCols.filter((c) => !pgCols.has(c));
   if (missing.length > 0) throw new StoreCopyFailed(`table ${table}: column(s) ${missing.join(', ')} have no place in the PostgreSQL store`);
   const cols = srcCols.map((c) => pgCols.get(c)!);
+  if (placeholders) await db.query('DELETE FROM audit_heads WHERE seq = 0');
   const overriding = cols.some((c) => c.identity) ? ' OVERRIDING SYSTEM VALUE' : '';
   const perBatch = Math.max(1, Math.floor(30_000 / cols.length));
   let batch: unknown[][] = [];
@@ -99,7 +102,7 @@ async function copyTable(source: DatabaseSync, db: PgDb, table: string): Promise
     copied += batch.length;
     batch = [];
   };
-  for (const row of source.prepare(`SELECT * FROM ${table} ORDER BY rowid`).iterate() as Iterable<Record<string, unknown>>) {
+  for (const row of source.prepare(`SELECT * FROM ${table}`).iterate() as Iterable<Record<string, unknown>>) {
     batch.push(cols.map((c) => convert(row[c.name], c, table)));
     if (batch.length >= perBatch) await flush();
   }

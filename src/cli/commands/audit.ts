@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { JsonWebKey } from 'node:crypto';
 import type { PublicKeyResolver } from '../../audit/types.ts';
+import type { AuditReader } from '../../audit/ports.ts';
 import type { AuditVerificationDto } from '../../server/dto.ts';
 import { CliError, EXIT, address, call, sessionToken } from '../client.ts';
 import { out, table } from '../output.ts';
@@ -40,30 +41,31 @@ export function register(program: Command): void {
   }
   audit
     .command('verify')
-    .description('verify hash chains and signed checkpoints (online, or offline with --data while the server is down)')
+    .description('verify hash chains and signed checkpoints (online, or offline: --data DIR for SQLite, --store-url for PostgreSQL)')
     .option('--data <dir>', 'verify the data directory directly (offline)')
-    .option('--witness <file>', 'with --data: also check every stream against the checkpoints witnessed in FILE (audit.witness.file)')
-    .option('--keys <jwks-file>', 'with --data: checkpoint public keys from this JWKS file instead of the data directory')
+    .option('--store-url <url>', 'verify a PostgreSQL store directly (offline), e.g. postgres://auditor@db/portcullis — the password from PGPASSWORD or ~/.pgpass, never the command line')
+    .option('--store-url-env <name>', 'the same, with the whole URL in this environment variable')
+    .option('--witness <file>', 'offline: also check every stream against the checkpoints witnessed in FILE (the witness file or what the witness URL received, one JSON line each)')
+    .option('--keys <jwks-file>', 'offline: checkpoint public keys from this JWKS file instead of the store')
     .addOption(json())
-    .action(async (o: { data?: string; witness?: string; keys?: string; json?: boolean }) => {
-      if ((o.witness || o.keys) && !o.data) throw new CliError('--witness and --keys need --data DIR (online, the server uses its configured witness)', EXIT.usage);
+    .action(async (o: { data?: string; storeUrl?: string; storeUrlEnv?: string; witness?: string; keys?: string; json?: boolean }) => {
+      const offline = [o.data, o.storeUrl, o.storeUrlEnv].filter((x) => x !== undefined).length;
+      if (offline > 1) throw new CliError('give one of --data, --store-url and --store-url-env', EXIT.usage);
+      if ((o.witness || o.keys) && offline === 0) throw new CliError('--witness and --keys need --data DIR or --store-url (online, the server uses its configured witness)', EXIT.usage);
       let r: AuditVerificationDto;
-      if (o.data) {
+      if (offline > 0) {
         // Loaded only here: the verifier and key readers are not part of every CLI start.
-        const [{ verifyAll }, { readWitnessFile }, { openAuditReader }, { offlinePublicKeyResolverForDataDir }, { auditVerificationDto }] = await Promise.all([
-          import('../../audit/verify.ts'), import('../../audit/witness.ts'), import('../../store/sqlite/audit/offline.ts'), import('../../crypto/offline.ts'), import('../../server/dto.ts'),
-        ]);
-        const dir = resolve(o.data);
-        const keys = o.keys ? jwksFileResolver(resolve(o.keys)) : await offlinePublicKeyResolverForDataDir(dir);
-        // The witness is read first: it must never be newer than the store it is compared with.
-        const witness = o.witness ? await readWitnessFile(resolve(o.witness), keys) : undefined;
+        const [{ verifyAll }, { readWitnessFile }, { auditVerificationDto }] = await Promise.all([import('../../audit/verify.ts'), import('../../audit/witness.ts'), import('../../server/dto.ts')]);
         // The store read-only: nothing is migrated or written, no master key is needed.
-        const reader = openAuditReader(dir);
+        const opened = o.data !== undefined ? await openSqlite(resolve(o.data)) : await openPostgres(storeUrl(o));
         try {
+          const keys = o.keys ? jwksFileResolver(resolve(o.keys)) : await opened.keys();
+          // The witness is read first: it must never be newer than the store it is compared with.
+          const witness = o.witness ? await readWitnessFile(resolve(o.witness), keys) : undefined;
           // The same wire form as GET /v1/audit/verify, so --json reads alike online and offline.
-          r = auditVerificationDto(await verifyAll(reader, keys, { parallel: true, ...(witness && { witness }) }));
+          r = auditVerificationDto(await verifyAll(opened.reader, keys, { parallel: true, ...(witness && { witness }) }));
         } finally {
-          reader.close();
+          await opened.close();
         }
       } else {
         r = await call<AuditVerificationDto>('GET', '/v1/audit/verify');
@@ -107,4 +109,42 @@ function jwksFileResolver(path: string): PublicKeyResolver {
     throw new CliError(`--keys ${path}: not a readable JWKS file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, EXIT.usage);
   }
   return (kid) => keys.find((k) => k.kid === kid);
+}
+
+/** `--store-url` (no password in it: the command line is visible to every user) or `--store-url-env`. */
+function storeUrl(o: { storeUrl?: string; storeUrlEnv?: string }): string {
+  if (o.storeUrlEnv !== undefined) {
+    const url = process.env[o.storeUrlEnv];
+    if (!url) throw new CliError(`environment variable ${o.storeUrlEnv} is not set`, EXIT.usage);
+    return url;
+  }
+  const url = o.storeUrl!;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new CliError('--store-url must be a postgres:// URL', EXIT.usage);
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') throw new CliError('--store-url must be a postgres:// URL', EXIT.usage);
+  if (parsed.password) throw new CliError('--store-url must not carry a password (the command line is visible to other users): set PGPASSWORD, use ~/.pgpass, or put the URL in a variable named by --store-url-env', EXIT.usage);
+  return url;
+}
+
+interface OfflineStore {
+  reader: AuditReader;
+  keys(): Promise<PublicKeyResolver>;
+  close(): Promise<void>;
+}
+
+async function openSqlite(dir: string): Promise<OfflineStore> {
+  const [{ openAuditReader }, { offlinePublicKeyResolverForDataDir }] = await Promise.all([import('../../store/sqlite/audit/offline.ts'), import('../../crypto/offline.ts')]);
+  const keys = await offlinePublicKeyResolverForDataDir(dir);
+  const reader = openAuditReader(dir);
+  return { reader, keys: async () => keys, close: async () => reader.close() };
+}
+
+async function openPostgres(url: string): Promise<OfflineStore> {
+  const [{ openPgVerification }, { publicKeyResolver }] = await Promise.all([import('../../store/postgres/offline.ts'), import('../../crypto/offline.ts')]);
+  const v = await openPgVerification(url);
+  return { reader: v.reader, keys: () => publicKeyResolver(v.keys), close: v.close };
 }
