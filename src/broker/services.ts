@@ -16,6 +16,7 @@ import { createAccessService } from '../access/index.ts';
 import type { Opened } from './open.ts';
 import { sshKrlPath, sshUserCa, tokenSigner } from './open.ts';
 import { createTrusts } from './trusts.ts';
+import { LOGIN_STATE_SECRET } from '../identity/login-state.ts';
 import { withGrants } from './authorization.ts';
 import type { GrantsFor } from './authorization.ts';
 import { accessDecider, credentialDecider } from './credential-decisions.ts';
@@ -69,7 +70,17 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     defaultRotationMs: config.apikeys.rotation_ms,
   });
   // The SVID trust checks leases at login time, after `credentials` below exists.
-  const { authenticator, humanTrusts } = createTrusts(config.trusts, { clock, issuer, apikeys, spiffeCa, credentials: () => credentials, fetch: outbound, replay: opened.store.identity.replay });
+  const { authenticator, humanTrusts } = createTrusts(config.trusts, {
+    clock,
+    issuer,
+    apikeys,
+    spiffeCa,
+    credentials: () => credentials,
+    fetch: outbound,
+    replay: opened.store.identity.replay,
+    loginState: opened.store.identity.loginState,
+    loginStateKey: keyring.secret(LOGIN_STATE_SECRET),
+  });
   const sshCa = sshUserCa(keyring);
   // Read at decision time, after `access` below exists.
   const grantsFor: GrantsFor = (identity, resource, action) => withGrants(access, clock.now(), identity, resource, action);

@@ -12,7 +12,8 @@ import { Authenticator } from '../identity/authenticator.ts';
 import { fail as authnFail } from '../identity/reasons.ts';
 import type { HumanOidcTrust } from '../identity/trusts/oidc-human/oidc-human.ts';
 import { JtiReplayStore } from '../identity/replay.ts';
-import type { ReplayRepository } from '../identity/ports.ts';
+import type { LoginStateRepository, ReplayRepository } from '../identity/ports.ts';
+import { LoginStates } from '../identity/login-state.ts';
 import { identityForSpiffeId } from '../credentials/index.ts';
 import type { CredentialService, Lease, SpiffeCaStore } from '../credentials/index.ts';
 
@@ -28,12 +29,21 @@ export interface TrustDeps {
   fetch?: OutboundFetch;
   /** Keeps the token ids of trusts with `replay: reject` (across restarts). */
   replay: ReplayRepository;
+  /** Keeps the pending logins of `oidc-human` trusts, sealed under `loginStateKey` (32 bytes). */
+  loginState: LoginStateRepository;
+  loginStateKey: Uint8Array;
 }
 
 export function createTrusts(trusts: readonly TrustConfig[], deps: TrustDeps): { authenticator: Authenticator; humanTrusts: Map<string, HumanOidcTrust> } {
   const humanTrusts = new Map<string, HumanOidcTrust>();
   const verifiers: TrustVerifier[] = [];
-  const made: PluginDeps = { clock: deps.clock, replay: new JtiReplayStore(deps.replay), ...(deps.fetch && { fetch: deps.fetch }), ownCa: ownCa(deps) };
+  const made: PluginDeps = {
+    clock: deps.clock,
+    replay: new JtiReplayStore(deps.replay),
+    ...(deps.fetch && { fetch: deps.fetch }),
+    ownCa: ownCa(deps),
+    loginStates: new LoginStates(deps.loginState, deps.loginStateKey),
+  };
   for (const t of trusts) {
     const plugin = trustKind(t.kind);
     if (!plugin) throw new InvalidInput(`trust ${t.name}: kind ${t.kind} is not a trust kind`, 'trusts');

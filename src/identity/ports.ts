@@ -1,5 +1,6 @@
 // The identity domain's storage ports: what it needs from a store, implemented in src/store/.
-// Sessions (revoked token ids, per-identity cut-offs), API keys, seen token ids (replay).
+// Sessions (revoked token ids, per-identity cut-offs), API keys, seen token ids (replay), pending
+// human logins.
 import type { IdentityKind } from './types.ts';
 
 /** The identity domain's repositories, as one store holds them. */
@@ -7,6 +8,7 @@ export interface IdentityStore {
   readonly sessions: SessionRepository;
   readonly apiKeys: ApiKeyRepository;
   readonly replay: ReplayRepository;
+  readonly loginState: LoginStateRepository;
 }
 
 // ── Sessions ─────────────────────────────────────────────────────────────────────────────────
@@ -91,5 +93,48 @@ export interface ReplayRepository {
   /** Drops the entries that expired before `now`; returns how many. */
   prune(now: number): Promise<number>;
   /** Entries kept (for tests and metrics). */
+  count(): Promise<number>;
+}
+
+// ── Pending human logins ─────────────────────────────────────────────────────────────────────
+// Times in this section are milliseconds since the epoch.
+
+/** Which flow a pending login belongs to: authorization code (+ PKCE) or device authorization. */
+export type LoginStateKind = 'code' | 'device';
+
+/**
+ * A human login between its start and its completion, as stored: kept in the store so that any
+ * replica can complete a login another started.
+ */
+export interface PendingLoginState {
+  /** A digest of the login's handle (the `state`, or the device handle): never the handle itself. */
+  handle: string;
+  kind: LoginStateKind;
+  /** The login's state, sealed by the domain (it holds the PKCE verifier, nonce, device code): opaque here. */
+  data: Uint8Array;
+  expiresAt: number;
+}
+
+export interface LoginStateRepository {
+  /**
+   * Drops the entries expired at `now` (`expiresAt <= now`), then keeps `entry` unless `max`
+   * entries (of any kind) are kept already: then nothing is stored and it answers false. One step
+   * across replicas: however many start logins at once, no more than `max` are ever kept. The
+   * handle is new (handles are random).
+   */
+  put(entry: PendingLoginState, now: number, max: number): Promise<boolean>;
+  /**
+   * Returns and deletes the entry of `handle` and `kind`, expired or not (the caller tells an
+   * expired login apart); undefined if there is none. Single use across replicas: of two taking
+   * the same handle at once, exactly one gets it.
+   */
+  take(handle: string, kind: LoginStateKind): Promise<PendingLoginState | undefined>;
+  /** Reads the entry of `handle` and `kind` without consuming it (device polls); undefined if there is none. */
+  get(handle: string, kind: LoginStateKind): Promise<PendingLoginState | undefined>;
+  /** Replaces the data of a kept entry (a device login's poll interval); false if it is gone. */
+  update(handle: string, kind: LoginStateKind, data: Uint8Array): Promise<boolean>;
+  /** Drops the entries expired at `now` (`expiresAt <= now`); returns how many. */
+  purgeExpired(now: number): Promise<number>;
+  /** Entries kept, expired ones included (for tests and metrics). */
   count(): Promise<number>;
 }

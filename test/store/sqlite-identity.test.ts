@@ -17,5 +17,5 @@ test('migrations: same domains and versions as before the ports; opening twice i
   new SqliteIdentityStore(db);
   new SqliteBootstrapStore(db);
   const rows = db.raw.prepare('SELECT domain, version FROM schema_migrations ORDER BY domain, version').all();
-  assert.deepEqual(rows.map((r) => `${r.domain}:${r.version}`), ['broker:1', 'identity:1', 'identity-replay:1']);
+  assert.deepEqual(rows.map((r) => `${r.domain}:${r.version}`), ['broker:1', 'identity:1', 'identity:2', 'identity-replay:1']);
 });

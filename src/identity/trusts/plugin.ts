@@ -6,6 +6,7 @@ import type { OutboundFetch } from '../../common/outbound.ts';
 import { duration, flag, oneOf, text, z } from '../../common/validation.ts';
 import type { Producer, ProducerTrust } from '../binding.ts';
 import type { ReplayGuard } from '../jwt.ts';
+import type { LoginStates } from '../login-state.ts';
 import type { SpiffeId } from '../spiffe-id.ts';
 import type { IdentityKind, TrustVerifier } from '../types.ts';
 import { IDENTITY_KINDS } from '../types.ts';
@@ -61,6 +62,8 @@ export interface TrustDeps {
   /** How jwks_uri and OIDC endpoints are fetched (the outbound policy). */
   fetch?: OutboundFetch;
   ownCa?: OwnSpiffeCa;
+  /** Where human trusts keep their pending logins (the store: any replica completes them). */
+  loginStates?: LoginStates;
 }
 
 /** A built trust: a proof verifier behind the Authenticator, or an interactive (human) sign-in. */

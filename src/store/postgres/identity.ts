@@ -1,9 +1,13 @@
 // PostgreSQL implementation of the identity domain's storage ports (src/identity/ports.ts): session
-// revocations, API keys and seen token ids, shared by every replica (no state kept in memory here).
+// revocations, API keys, seen token ids and pending human logins, shared by every replica (no
+// state kept in memory here).
 import type { IdentityKind } from '../../identity/types.ts';
 import type {
   ApiKeyRepository,
   IdentityStore,
+  LoginStateKind,
+  LoginStateRepository,
+  PendingLoginState,
   ReplayRepository,
   RevokedSession,
   SessionCutoff,
@@ -50,11 +54,22 @@ export const MIGRATIONS: PgDomainMigrations = {
              expires_at BIGINT NOT NULL);
            CREATE INDEX identity_seen_jti_exp ON identity_seen_jti (expires_at);`,
     },
+    {
+      // Pending human logins (oidc-human), as SQLite's `identity` 2: `handle` is a digest of the
+      // login's handle, `data` its state sealed by the domain.
+      version: 2,
+      up: `CREATE TABLE identity_login_state (
+             handle TEXT PRIMARY KEY,
+             kind TEXT NOT NULL,
+             data BYTEA NOT NULL,
+             expires_at BIGINT NOT NULL);
+           CREATE INDEX identity_login_state_exp ON identity_login_state (expires_at);`,
+    },
   ],
 };
 
 export function pgIdentityStore(db: PgDb): IdentityStore {
-  return { sessions: new PgSessionRepository(db), apiKeys: new PgApiKeyRepository(db), replay: new PgReplayRepository(db) };
+  return { sessions: new PgSessionRepository(db), apiKeys: new PgApiKeyRepository(db), replay: new PgReplayRepository(db), loginState: new PgLoginStateRepository(db) };
 }
 
 class PgSessionRepository implements SessionRepository {
@@ -221,5 +236,64 @@ class PgReplayRepository implements ReplayRepository {
 
   async count(): Promise<number> {
     return (await this.#db.one<{ n: number }>('SELECT COUNT(*) AS n FROM identity_seen_jti'))!.n;
+  }
+}
+
+interface LoginStateRow {
+  handle: string;
+  kind: string;
+  data: Buffer;
+  expires_at: number;
+}
+
+function loginStateFromRow(r: LoginStateRow): PendingLoginState {
+  return { handle: r.handle, kind: r.kind as LoginStateKind, data: new Uint8Array(r.data), expiresAt: r.expires_at };
+}
+
+/** The advisory lock that serialises starts, so the bound on pending logins holds across replicas. */
+const LOGIN_STATE_LOCK = 'identity_login_state';
+
+class PgLoginStateRepository implements LoginStateRepository {
+  readonly #db: PgDb;
+
+  constructor(db: PgDb) {
+    this.#db = db;
+  }
+
+  put(e: PendingLoginState, now: number, max: number): Promise<boolean> {
+    // Purge, count and insert under one lock: two replicas starting logins at the bound cannot
+    // both see room (READ COMMITTED would let each count without the other's row).
+    return this.#db.transaction(async () => {
+      await this.#db.lock(LOGIN_STATE_LOCK);
+      await this.#db.execute('DELETE FROM identity_login_state WHERE expires_at <= $1', [now]);
+      const { n } = (await this.#db.one<{ n: number }>('SELECT COUNT(*)::int AS n FROM identity_login_state'))!;
+      if (n >= max) return false;
+      await this.#db.execute('INSERT INTO identity_login_state (handle, kind, data, expires_at) VALUES ($1, $2, $3, $4)', [e.handle, e.kind, Buffer.from(e.data), e.expiresAt]);
+      return true;
+    });
+  }
+
+  async take(handle: string, kind: LoginStateKind): Promise<PendingLoginState | undefined> {
+    // One statement: of two replicas deleting the same row at once, the second waits on the
+    // first's row lock, then finds it gone and returns nothing.
+    const r = await this.#db.one<LoginStateRow>('DELETE FROM identity_login_state WHERE handle = $1 AND kind = $2 RETURNING handle, kind, data, expires_at', [handle, kind]);
+    return r === undefined ? undefined : loginStateFromRow(r);
+  }
+
+  async get(handle: string, kind: LoginStateKind): Promise<PendingLoginState | undefined> {
+    const r = await this.#db.one<LoginStateRow>('SELECT handle, kind, data, expires_at FROM identity_login_state WHERE handle = $1 AND kind = $2', [handle, kind]);
+    return r === undefined ? undefined : loginStateFromRow(r);
+  }
+
+  async update(handle: string, kind: LoginStateKind, data: Uint8Array): Promise<boolean> {
+    return (await this.#db.execute('UPDATE identity_login_state SET data = $1 WHERE handle = $2 AND kind = $3', [Buffer.from(data), handle, kind])) > 0;
+  }
+
+  purgeExpired(now: number): Promise<number> {
+    return this.#db.execute('DELETE FROM identity_login_state WHERE expires_at <= $1', [now]);
+  }
+
+  async count(): Promise<number> {
+    return (await this.#db.one<{ n: number }>('SELECT COUNT(*)::int AS n FROM identity_login_state'))!.n;
   }
 }

@@ -1,10 +1,13 @@
 // SQLite implementation of the identity domain's storage ports (src/identity/ports.ts): session
-// revocations, API keys and seen token ids, with the domain's migrations.
+// revocations, API keys, seen token ids and pending human logins, with the domain's migrations.
 import type { StatementSync } from 'node:sqlite';
 import type { IdentityKind } from '../../identity/types.ts';
 import type {
   ApiKeyRepository,
   IdentityStore,
+  LoginStateKind,
+  LoginStateRepository,
+  PendingLoginState,
   ReplayRepository,
   RevokedSession,
   SessionCutoff,
@@ -43,6 +46,17 @@ const IDENTITY_MIGRATIONS = [
            last_used_at INTEGER);
          CREATE INDEX identity_apikeys_by_identity ON identity_apikeys (identity_id);`,
   },
+  {
+    // Pending human logins (oidc-human): `handle` is a digest of the login's handle, `data` its
+    // state sealed by the domain.
+    version: 2,
+    up: `CREATE TABLE identity_login_state (
+           handle TEXT PRIMARY KEY,
+           kind TEXT NOT NULL,
+           data BLOB NOT NULL,
+           expires_at INTEGER NOT NULL);
+         CREATE INDEX identity_login_state_exp ON identity_login_state (expires_at);`,
+  },
 ] as const;
 
 /** Seen token ids: their own migration domain, so they never collide with the versions above. */
@@ -73,6 +87,7 @@ export class SqliteIdentityStore implements IdentityStore {
   readonly sessions: SqliteSessionRepository;
   readonly apiKeys: SqliteApiKeyRepository;
   readonly replay: SqliteReplayRepository;
+  readonly loginState: SqliteLoginStateRepository;
 
   /** Brings the domain's tables up to date (at store open, before any flow runs). */
   constructor(db: SqliteDb) {
@@ -81,6 +96,7 @@ export class SqliteIdentityStore implements IdentityStore {
     this.sessions = new SqliteSessionRepository(db);
     this.apiKeys = new SqliteApiKeyRepository(db);
     this.replay = new SqliteReplayRepository(db);
+    this.loginState = new SqliteLoginStateRepository(db);
   }
 }
 
@@ -273,5 +289,62 @@ class SqliteReplayRepository implements ReplayRepository {
 
   count(): Promise<number> {
     return this.#db.run((raw) => (this.#sql.get(raw, 'SELECT COUNT(*) AS n FROM identity_seen_jti').get() as { n: number }).n);
+  }
+}
+
+interface LoginStateRow {
+  handle: string;
+  kind: string;
+  data: Uint8Array;
+  expires_at: number;
+}
+
+function loginStateFromRow(r: LoginStateRow): PendingLoginState {
+  return { handle: r.handle, kind: r.kind as LoginStateKind, data: r.data, expiresAt: r.expires_at };
+}
+
+class SqliteLoginStateRepository implements LoginStateRepository {
+  readonly #db: SqliteDb;
+  readonly #sql = new Statements();
+
+  constructor(db: SqliteDb) {
+    this.#db = db;
+  }
+
+  put(e: PendingLoginState, now: number, max: number): Promise<boolean> {
+    // Purge, count and insert without an await between them: one writer, so the bound is exact.
+    return this.#db.atomic((raw) => {
+      this.#sql.get(raw, 'DELETE FROM identity_login_state WHERE expires_at <= ?').run(now);
+      const { n } = this.#sql.get(raw, 'SELECT COUNT(*) AS n FROM identity_login_state').get() as { n: number };
+      if (n >= max) return false;
+      this.#sql.get(raw, 'INSERT INTO identity_login_state (handle, kind, data, expires_at) VALUES (?, ?, ?, ?)').run(e.handle, e.kind, e.data, e.expiresAt);
+      return true;
+    });
+  }
+
+  take(handle: string, kind: LoginStateKind): Promise<PendingLoginState | undefined> {
+    return this.#db.run((raw) => {
+      const r = this.#sql.get(raw, 'DELETE FROM identity_login_state WHERE handle = ? AND kind = ? RETURNING handle, kind, data, expires_at').get(handle, kind) as LoginStateRow | undefined;
+      return r === undefined ? undefined : loginStateFromRow(r);
+    });
+  }
+
+  get(handle: string, kind: LoginStateKind): Promise<PendingLoginState | undefined> {
+    return this.#db.run((raw) => {
+      const r = this.#sql.get(raw, 'SELECT handle, kind, data, expires_at FROM identity_login_state WHERE handle = ? AND kind = ?').get(handle, kind) as LoginStateRow | undefined;
+      return r === undefined ? undefined : loginStateFromRow(r);
+    });
+  }
+
+  update(handle: string, kind: LoginStateKind, data: Uint8Array): Promise<boolean> {
+    return this.#db.run((raw) => this.#sql.get(raw, 'UPDATE identity_login_state SET data = ? WHERE handle = ? AND kind = ?').run(data, handle, kind).changes > 0);
+  }
+
+  purgeExpired(now: number): Promise<number> {
+    return this.#db.run((raw) => Number(this.#sql.get(raw, 'DELETE FROM identity_login_state WHERE expires_at <= ?').run(now).changes));
+  }
+
+  count(): Promise<number> {
+    return this.#db.run((raw) => (this.#sql.get(raw, 'SELECT COUNT(*) AS n FROM identity_login_state').get() as { n: number }).n);
   }
 }

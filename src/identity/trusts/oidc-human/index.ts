@@ -23,5 +23,5 @@ export const oidcHuman: TrustPlugin<HumanOidcTrustConfig, 'oidc'> = {
       ...(email && { value: (v: string) => isSafeClaimValue(v) && /^[^@/]+@[a-z0-9.-]+$/.test(v) }),
     };
   },
-  create: (t, deps) => ({ human: new (impl().HumanOidcTrust)(t, { clock: deps.clock, replay: deps.replay, ...(deps.fetch && { fetch: deps.fetch }) }) }),
+  create: (t, deps) => ({ human: new (impl().HumanOidcTrust)(t, { clock: deps.clock, replay: deps.replay, ...(deps.fetch && { fetch: deps.fetch }), ...(deps.loginStates && { loginStates: deps.loginStates }) }) }),
 };

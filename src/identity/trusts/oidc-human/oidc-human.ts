@@ -1,9 +1,10 @@
 // Human sign-in through the organisation's OpenID provider (`oidc-human` trust): authorization
 // code flow with PKCE (S256) and the device authorization grant (RFC 8628) for headless use.
-// The broker keeps the per-login secrets (state, nonce, PKCE verifier, device code) in memory and
-// hands the caller only the URL / user code and an opaque handle. The ID token is verified with
-// jose against the provider's discovered JWKS: iss, aud, exp, nonce, algorithm allowlist, and
-// auth_time when a max_age was asked (step-up). Users become `user:<email|sub>` with groups from
+// The broker keeps the per-login secrets (nonce, PKCE verifier, device code) in the store, sealed
+// (identity/login-state.ts), so any replica completes a login, once; it hands the caller only the
+// URL / user code and an opaque handle. The ID token is verified with jose against the provider's
+// discovered JWKS: iss, aud, exp, nonce, algorithm allowlist, and auth_time when a max_age was
+// asked (step-up). Users become `user:<email|sub>` with groups from
 // a configured claim as Cedar parents `Team::"<group>"`.
 import { outboundFetch } from '../../../common/outbound.ts';
 import type { OutboundFetch } from '../../../common/outbound.ts';
@@ -20,6 +21,8 @@ import type { AuthnFacts, VerifiedProof } from '../../types.ts';
 import { tokenFingerprint, validateJwt } from '../../jwt.ts';
 import type { JwtPolicy, ReplayGuard } from '../../jwt.ts';
 import { AUTH_TIME_UNKNOWN, authTime, federationTyp, trustTokenChecks } from '../oidc/oidc.ts';
+import { memoryLoginStates } from '../../login-state.ts';
+import type { LoginStates } from '../../login-state.ts';
 
 export interface ProviderMetadata {
   issuer: string;
@@ -79,15 +82,19 @@ export interface HumanLogin {
 
 export type DevicePoll = { status: 'pending'; interval: number } | { status: 'complete'; login: HumanLogin };
 
-interface Pending {
-  kind: 'code' | 'device';
-  verifier?: string;
-  nonce?: string;
-  redirectUri?: string;
-  deviceCode?: string;
-  interval?: number;
+/** What a code login needs to complete (sealed at rest: the verifier and nonce are secrets). */
+interface PendingCode {
+  verifier: string;
+  nonce: string;
+  redirectUri: string;
   stepUp: StepUpAsk;
-  expiresAt: number;
+}
+
+/** What a device login needs to poll (sealed at rest: the device code is a secret). */
+interface PendingDevice {
+  deviceCode: string;
+  interval: number;
+  stepUp: StepUpAsk;
 }
 
 export interface HumanOidcTrustOptions {
@@ -98,9 +105,10 @@ export interface HumanOidcTrustOptions {
   metadataTtlMs?: number;
   /** Where seen ID token ids are kept; required when the trust sets `replay: reject`. */
   replay?: ReplayGuard;
+  /** Where pending logins are kept (the broker: its store, shared by every replica). Default: this process's memory. */
+  loginStates?: LoginStates;
 }
 
-const MAX_PENDING = 10_000;
 const MAX_GROUPS = 200;
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -114,7 +122,7 @@ export class HumanOidcTrust {
   readonly #clock: Clock;
   readonly #fetch: typeof fetch | OutboundFetch;
   readonly #ttl: number;
-  readonly #pending = new Map<string, Pending>();
+  readonly #pending: LoginStates;
   readonly #checks: Pick<JwtPolicy, 'maxLifetimeSeconds' | 'replay'>;
   #meta: { value: ProviderMetadata; jwks: JWTVerifyGetKey; at: number } | undefined;
 
@@ -125,6 +133,7 @@ export class HumanOidcTrust {
     this.#fetch = options.fetch ?? outboundFetch();
     this.#ttl = options.metadataTtlMs ?? 3_600_000;
     this.#checks = trustTokenChecks(config.name, config, options.replay);
+    this.#pending = options.loginStates ?? memoryLoginStates();
   }
 
   /** Provider metadata from `.well-known/openid-configuration` (cached). */
@@ -176,21 +185,16 @@ export class HumanOidcTrust {
     if (!ok) throw new InvalidInput('redirect_uri is not one of the configured redirect URIs', 'redirect_uri');
   }
 
-  #remember(handle: string, p: Pending): void {
-    const now = this.#clock.now();
-    for (const [k, v] of this.#pending) if (v.expiresAt <= now) this.#pending.delete(k);
-    if (this.#pending.size >= MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value!);
-    this.#pending.set(handle, p);
-  }
-
-  #take(handle: string, kind: Pending['kind']): Pending {
-    const p = this.#pending.get(handle);
-    if (!p || p.kind !== kind) throw new AuthenticationFailed('invalid_state', 'unknown or already used login state');
+  /** A kept login that has not expired: its state (an expired one is dropped). */
+  async #live<T>(kind: 'code' | 'device', handle: unknown, consume: boolean): Promise<T> {
+    if (typeof handle !== 'string' || handle.length === 0 || handle.length > 256) throw new AuthenticationFailed('invalid_state', 'unknown or already used login state');
+    const p = consume ? await this.#pending.take<T>(this.name, kind, handle) : await this.#pending.get<T>(this.name, kind, handle);
+    if (!p) throw new AuthenticationFailed('invalid_state', 'unknown or already used login state');
     if (p.expiresAt <= this.#clock.now()) {
-      this.#pending.delete(handle);
+      if (!consume) await this.#pending.take(this.name, kind, handle);
       throw new AuthenticationFailed('login_expired', 'the login took too long; start again');
     }
-    return p;
+    return p.state;
   }
 
   /** Builds the authorization URL (code + PKCE S256, state, nonce; prompt/max_age for step-up). */
@@ -220,22 +224,24 @@ export class HumanOidcTrust {
     if (stepUp.mfa && this.config.step_up_acr) q.set('acr_values', this.config.step_up_acr);
     if (opts.loginHint) q.set('login_hint', opts.loginHint);
     if (meta.claims_parameter_supported === true) q.set('claims', AUTHN_CLAIMS);
-    const expiresAt = this.#clock.now() + this.config.login_ttl_ms;
-    this.#remember(state, { kind: 'code', verifier, nonce, redirectUri: opts.redirectUri, stepUp: { ...stepUp, ...(maxAge !== undefined && { max_age: maxAge }) }, expiresAt });
+    const now = this.#clock.now();
+    const expiresAt = now + this.config.login_ttl_ms;
+    const pending: PendingCode = { verifier, nonce, redirectUri: opts.redirectUri, stepUp: { ...stepUp, ...(maxAge !== undefined && { max_age: maxAge }) } };
+    await this.#pending.put(this.name, 'code', state, pending, expiresAt, now);
     return { url: u.toString(), state, expires_at: new Date(expiresAt).toISOString() };
   }
 
   /** Exchanges the code from the redirect (single use of `state`) and verifies the ID token. */
   async completeLogin(params: { state: string; code?: string; iss?: string; error?: string; error_description?: string }): Promise<HumanLogin> {
-    const p = this.#take(params.state, 'code');
-    this.#pending.delete(params.state);
+    // Taken (deleted) before anything else: a state completes one login, on whichever replica.
+    const p = await this.#live<PendingCode>('code', params.state, true);
     if (params.error) throw new AuthenticationFailed('provider_error', `provider answered ${params.error.slice(0, 64)}`);
     // RFC 9207: when the provider names itself, it must be our issuer (mix-up defence).
     if (params.iss !== undefined && params.iss !== this.config.issuer) throw new AuthenticationFailed('unknown_issuer', 'authorization response from another issuer');
     if (!params.code) throw new AuthenticationFailed('malformed', 'no authorization code');
-    const tokens = await this.#token({ grant_type: 'authorization_code', code: params.code, redirect_uri: p.redirectUri!, code_verifier: p.verifier! });
+    const tokens = await this.#token({ grant_type: 'authorization_code', code: params.code, redirect_uri: p.redirectUri, code_verifier: p.verifier });
     if (tokens.error) throw new AuthenticationFailed('token_exchange_failed', `token endpoint answered ${String(tokens.error).slice(0, 64)}`);
-    return this.verifyIdToken(String(tokens.id_token ?? ''), { nonce: p.nonce!, stepUp: p.stepUp });
+    return this.verifyIdToken(String(tokens.id_token ?? ''), { nonce: p.nonce, stepUp: p.stepUp });
   }
 
   /** Starts a device authorization (RFC 8628) if the provider supports it. */
@@ -255,8 +261,11 @@ export class HumanOidcTrust {
     }
     const handle = random();
     const interval = typeof r.interval === 'number' ? r.interval : 5;
-    const expiresAt = this.#clock.now() + Math.min(Number(r.expires_in ?? 600), 1800) * 1000;
-    this.#remember(handle, { kind: 'device', deviceCode: r.device_code, interval, stepUp, expiresAt });
+    const now = this.#clock.now();
+    const expiresIn = Number(r.expires_in ?? 600);
+    const expiresAt = now + Math.min(Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 600, 1800) * 1000;
+    const pending: PendingDevice = { deviceCode: r.device_code, interval, stepUp };
+    await this.#pending.put(this.name, 'device', handle, pending, expiresAt, now);
     return {
       handle,
       user_code: r.user_code,
@@ -269,14 +278,18 @@ export class HumanOidcTrust {
 
   /** One poll of the token endpoint; the caller waits `interval` seconds between polls. */
   async pollDeviceLogin(handle: string): Promise<DevicePoll> {
-    const p = this.#take(handle, 'device');
-    const tokens = await this.#token({ grant_type: DEVICE_GRANT, device_code: p.deviceCode! });
-    if (tokens.error === 'authorization_pending') return { status: 'pending', interval: p.interval! };
+    // Read, not consumed: polls go on (from any replica) until the provider answers for good.
+    const p = await this.#live<PendingDevice>('device', handle, false);
+    const tokens = await this.#token({ grant_type: DEVICE_GRANT, device_code: p.deviceCode });
+    if (tokens.error === 'authorization_pending') return { status: 'pending', interval: p.interval };
     if (tokens.error === 'slow_down') {
-      p.interval = p.interval! + 5;
-      return { status: 'pending', interval: p.interval };
+      const slower: PendingDevice = { ...p, interval: p.interval + 5 };
+      if (!(await this.#pending.update(this.name, 'device', handle, slower))) throw new AuthenticationFailed('invalid_state', 'unknown or already used login state');
+      return { status: 'pending', interval: slower.interval };
     }
-    this.#pending.delete(handle);
+    // The provider answered for good: the login is consumed here, and only the replica that
+    // takes it may go on with the tokens (one login per device code, whoever polled).
+    if (!(await this.#pending.take(this.name, 'device', handle))) throw new AuthenticationFailed('invalid_state', 'unknown or already used login state');
     if (tokens.error === 'access_denied') throw new AuthenticationFailed('provider_error', 'the user denied the device login');
     if (tokens.error === 'expired_token') throw new AuthenticationFailed('login_expired', 'the device code expired');
     if (tokens.error) throw new AuthenticationFailed('token_exchange_failed', `token endpoint answered ${String(tokens.error).slice(0, 64)}`);
