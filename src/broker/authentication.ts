@@ -85,7 +85,7 @@ export class Authentication {
     if (identity) this.#d.binding.checkIdentity(v, identity);
     if (!identity) {
       const boundary = v.defaults.boundary ?? this.#d.boundaries[0]!;
-      identity = await this.#d.identities.register(
+      const r = await this.#d.identities.register(
         {
           id: v.identityId,
           kind: v.kind,
@@ -95,7 +95,10 @@ export class Authentication {
         },
         v.facts.trust,
       );
-      await this.#d.audit.append({ stream: 'admin', type: 'identity.registered', actor: 'system', subject: identity.id, boundary, payload: { trust: v.facts.trust, owner: identity.owner } });
+      identity = r.identity;
+      // Another login (on this replica or another) registered it first: it is bound to whoever did.
+      if (!r.created) this.#d.binding.checkIdentity(v, identity);
+      else await this.#d.audit.append({ stream: 'admin', type: 'identity.registered', actor: 'system', subject: identity.id, boundary, payload: { trust: v.facts.trust, owner: identity.owner } });
     }
     if (identity.status !== 'active') throw new AuthenticationFailed(`identity_${identity.status}`, `identity ${identity.id} is ${identity.status}`);
     return identity;

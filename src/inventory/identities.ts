@@ -159,9 +159,19 @@ export class IdentityRegistry {
   }
 
   /** First successful federated login of an undeclared identity: register it with the trust's defaults. */
-  async register(input: IdentityInput, trust: string): Promise<Identity> {
+  /**
+   * Registers an identity on its first login through `trust`, unless it exists — perhaps just
+   * registered by another login or replica racing this one: then the stored one comes back with
+   * `created: false`, and the caller must check it may be proven by `trust`.
+   */
+  async register(input: IdentityInput, trust: string): Promise<{ identity: Identity; created: boolean }> {
     this.#check(input);
-    return this.#write(input.id, (existing) => existing ?? { ...this.#build(input, 'trust', undefined, trust), bound_trusts: [trust] });
+    let created = false;
+    const identity = await this.#write(input.id, (existing) => {
+      created = existing === undefined;
+      return existing ?? { ...this.#build(input, 'trust', undefined, trust), bound_trusts: [trust] };
+    });
+    return { identity, created };
   }
 
   /** Sets the trusts allowed to prove an identity (`null`: unbound, refused until bound). */

@@ -55,7 +55,7 @@ describe('the authorizing layer, called without HTTP', () => {
     const yaml = `
 listen: { host: 127.0.0.1, port: 0 }
 data_dir: ./data
-${store.yaml}${store.witness ? `audit: { ${store.witness.slice(2)} }\n` : ''}boundaries: [platform]
+${store.yaml}boundaries: [platform]
 identities:
   - { id: "${NOBODY}", kind: workload, owner: team:platform, purpose: asks for everything, boundary: platform, environment: prod }
   - { id: "${RENEWER}", kind: workload, owner: team:platform, purpose: revokes leases, boundary: platform, environment: prod }
@@ -64,7 +64,7 @@ resources:
 targets:
   - { name: orders-api, kind: api, audience: https://orders.acme.test, scopes: [orders:read], max_ttl: 30m }
 policies: ./main.cedar
-audit: { fail_closed: true }
+audit: { fail_closed: true${store.witness} }
 `;
     const env = { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 5).toString('base64'), ...store.env };
     broker = withInternals(await Broker.open(parseConfig(yaml, dir, env).config, { env, clock: new ManualClock(Date.parse('2026-03-02T10:00:00Z')) }));

@@ -86,10 +86,11 @@ test('registry: concurrent writes to one identity are serialised and none is los
   const store = memoryStore();
   const reg = await IdentityRegistry.open(store, new ManualClock(), BOUNDARIES);
   const input = { id: 'agent:bot', kind: 'agent' as const, boundary: 'platform', environment: 'prod' };
-  // Two first logins at once register one identity; both get it back.
+  // Two first logins at once register one identity; both get it back, only the first made it.
   const [a, b] = await Promise.all([reg.register(input, 'ci'), reg.register(input, 'other-ci')]);
-  assert.equal(a.trust, 'ci');
-  assert.deepEqual(b, a);
+  assert.equal(a.identity.trust, 'ci');
+  assert.deepEqual([a.created, b.created], [true, false]);
+  assert.deepEqual(b.identity, a.identity);
   // Patches of different fields at once: each applies to the stored identity, so both land.
   await Promise.all([reg.update('agent:bot', { purpose: 'builds' }), reg.update('agent:bot', { labels: { tier: 'gold' } }), reg.bind('agent:bot', ['ci', 'gh'])]);
   const stored = (await store.inventory.identities.get('agent:bot'))!;
