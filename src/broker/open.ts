@@ -1,6 +1,6 @@
 // Opening one configuration's storage and keys: the databases, the keyring, the SPIFFE CAs, the
 // identity registry, and the signing keys derived from the keyring.
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createPrivateKey } from 'node:crypto';
 import type { PortcullisConfig } from '../config/types.ts';
@@ -57,7 +57,10 @@ export function sshKrlPath(dataDir: string): string {
 /** sshd refuses every key while its RevokedKeys file is missing: start with an empty KRL. */
 export function ensureSshKrl(config: PortcullisConfig): void {
   const path = sshKrlPath(config.data_dir);
-  if (config.targets.some((t) => t.kind === 'ssh') && !existsSync(path)) writeFileSync(path, '', { mode: 0o644 });
+  if (!config.targets.some((t) => t.kind === 'ssh') || existsSync(path)) return;
+  // With a PostgreSQL store nothing else creates data_dir.
+  mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
+  writeFileSync(path, '', { mode: 0o644 });
 }
 
 /** The SSH user CA is derived from a sealed 32-byte keyring secret, so it survives restarts. */

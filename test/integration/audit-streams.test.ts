@@ -10,6 +10,7 @@ import { startHarness } from './harness.ts';
 import { AUDIT_DB_FILE } from '../../src/store/sqlite/index.ts';
 import type { Harness } from './harness.ts';
 import type { Json } from '../json.ts';
+import { TEST_STORE } from '../store/pg.ts';
 
 const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 
@@ -82,7 +83,7 @@ describe('audit streams', () => {
     assert.deepEqual(lines.map((l) => l.seq), lines.map((_, i) => i + 1));
   });
 
-  it('offline verify passes on the untouched data directory and fails at the right seq on edit, delete, truncation', async () => {
+  it('offline verify passes on the untouched data directory and fails at the right seq on edit, delete, truncation', { skip: TEST_STORE === 'postgres' ? 'tampers with the SQLite files (PostgreSQL: test/store/audit.test.ts)' : false }, async () => {
     await h.running.stop();
     const clean = verifyOffline(dataDir);
     assert.equal(clean.status, 0, JSON.stringify(clean.out));

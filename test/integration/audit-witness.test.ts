@@ -13,6 +13,7 @@ import { AUDIT_DB_FILE } from '../../src/store/sqlite/index.ts';
 import type { AuditRecord } from '../../src/audit/types.ts';
 import type { Harness } from './harness.ts';
 import type { Json } from '../json.ts';
+import { TEST_STORE } from '../store/pg.ts';
 
 const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 const EVENTS = 3_500;
@@ -28,7 +29,7 @@ function cli(...args: string[]): { status: number; out: Json; stderr: string } {
   return { status: r.status ?? -1, out, stderr: r.stderr };
 }
 
-describe('audit witness and online verification', () => {
+describe('audit witness and online verification', { skip: TEST_STORE === 'postgres' ? 'a witness file (a PostgreSQL store requires a witness URL; the cluster test covers it)' : false }, () => {
   let h: Harness;
   let witnessDir: string;
   let witness: string;

@@ -170,7 +170,7 @@ resources:
 ${opts.resources ?? ''}
 policies: ./policies
 session: { ttl: 10m }
-audit: ${opts.audit ?? `{ fail_closed: true, checkpoint_every: 5${store.witness} }`}
+audit: ${opts.audit ? (opts.audit.includes('witness') ? opts.audit : opts.audit.replace(/\s*\}\s*$/, `${store.witness} }`)) : `{ fail_closed: true, checkpoint_every: 5${store.witness} }`}
 outbound: { allow_private: [127.0.0.0/8, "::1/128"] }   # the test JWKS, IdP and webhook receivers are on loopback
 ${extraYaml}`;
   writeFileSync(join(dir, 'portcullis.yaml'), yaml);

@@ -53,7 +53,7 @@ export function testStore(dataDir?: string): Promise<Store> {
  */
 export async function testStoreConfig(): Promise<{ yaml: string; env: Record<string, string>; witness: string }> {
   if (TEST_STORE === 'sqlite') return { yaml: '', env: {}, witness: '' };
-  return { yaml: 'store: { kind: postgres, url_env: PCX_STORE_URL, pool: 4 }\n', env: { PCX_STORE_URL: await freshStoreUrl() }, witness: `, witness: { url: "${await witnessUrl()}" }` };
+  return { yaml: 'store: { kind: postgres, url_env: PCX_STORE_URL, pool: 10 }\n', env: { PCX_STORE_URL: await freshStoreUrl() }, witness: `, witness: { url: "${await witnessUrl()}" }` };
 }
 
 let witness: Promise<string> | undefined;
