@@ -14,6 +14,7 @@ export const SUITES: Record<string, Suite> = {
   http: () => import('./http.ts'),
   credentials: () => import('./credentials.ts'),
   cli: () => import('./cli.ts'),
+  cluster: () => import('./cluster.ts'),
 };
 
 /** Runs the wanted suites (all when none named) in order; returns the names of those that failed. */
