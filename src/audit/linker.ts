@@ -34,6 +34,11 @@ export interface LinkRequest {
   now: number;
   /** `due`: also checkpoint streams whose interval has passed; `force`: every stream with unsigned events. */
   checkpoint: 'none' | 'due' | 'force';
+  /**
+   * False: the caller cannot sign now (another replica signs the checkpoints), so none is marked
+   * due — the signer's next batch finds the checkpoint still owed. Default true.
+   */
+  sign?: boolean;
 }
 
 export interface DueCheckpoint {
@@ -109,7 +114,8 @@ export function linkEvents(reqs: readonly LinkRequest[], policy: CheckpointPolic
     }
     return h;
   };
-  const { enabled, every, intervalMs } = policy;
+  const { every, intervalMs } = policy;
+  const enabled = policy.enabled && reqs[reqs.length - 1]!.sign !== false;
   const due = (s: AuditStreamName, h: Head): void => {
     res.due.push({ stream: s, seq: h.seq, hash: h.hash, prevStored: io.lastCheckpoint(s) });
     h.cpSeq = h.seq;

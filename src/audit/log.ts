@@ -29,6 +29,11 @@ import {
 
 export interface AuditLogOptions {
   clock?: Clock;
+  /**
+   * Whether this log signs checkpoints now (default: always). Replicas sharing a store sign on one
+   * of them at a time; the others link events without marking checkpoints due.
+   */
+  signs?: () => boolean;
   /** Signs checkpoints; a function is called at each checkpoint so key rotation takes effect. */
   signer?: CheckpointSigner | (() => CheckpointSigner | undefined);
   /** Checkpoint every N events per stream (default 1,000). */
@@ -88,6 +93,7 @@ export class AuditLog implements AuditSink {
   readonly #store: AuditStore;
   readonly #clock: Clock;
   readonly #signer: AuditLogOptions['signer'];
+  readonly #signs: () => boolean;
   readonly #writer: AuditAppender;
   #queue: Pending[] = [];
   #scheduled = false;
@@ -115,6 +121,7 @@ export class AuditLog implements AuditSink {
     this.#store = store;
     this.#clock = opts.clock ?? systemClock;
     this.#signer = opts.signer;
+    this.#signs = opts.signs ?? (() => true);
     const every = opts.checkpointEvery ?? 1000;
     const intervalMs = opts.checkpointIntervalMs ?? 10_000;
     if (!Number.isSafeInteger(every) || every < 1) throw new RangeError('checkpointEvery must be a positive integer');
@@ -175,6 +182,14 @@ export class AuditLog implements AuditSink {
   /** The configured witness publishers (file, url), if any. */
   get witness(): Witnesses | undefined {
     return this.#witness;
+  }
+
+  /**
+   * Forgets which checkpoints this log signed last: another signer (a replica that led meanwhile)
+   * may have stored later ones, so the next checkpoint links to what the store holds.
+   */
+  forgetSigned(): void {
+    this.#lastSigned.clear();
   }
 
   /** Signs a checkpoint now for every stream with unsigned events (no-op without a signer). */
@@ -324,7 +339,7 @@ export class AuditLog implements AuditSink {
     const events: PreparedEvent[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) events[i] = batch[i].ev;
     this.#inFlight++;
-    this.#writer.append({ events, checkpoints, now: this.#clock.now(), checkpoint }).then(
+    this.#writer.append({ events, checkpoints, now: this.#clock.now(), checkpoint, sign: this.#signs() }).then(
       (res) => {
         this.#lastWriteFailed = false;
         if (checkpoints.length > 0) {

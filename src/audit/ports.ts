@@ -15,6 +15,8 @@ export interface AppendBatch {
   now: number;
   /** `due`: also checkpoint streams whose interval has passed; `force`: every stream with unsigned events. */
   checkpoint: 'none' | 'due' | 'force';
+  /** False while this log cannot sign (another replica signs): no checkpoint is marked due. */
+  sign?: boolean;
 }
 
 /** Per event of the batch: seq, prev_hash, hash, raised times; and the checkpoints now due. */

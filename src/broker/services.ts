@@ -43,10 +43,13 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
   const audit = new AuditLog(opened.store.audit, {
     clock,
     signer: () => keyring.checkpointSigner(),
+    // One signer at a time links the checkpoints: the replica that leads the cluster jobs.
+    signs: () => opened.store.leader.leading,
     checkpointEvery: config.audit.checkpoint_every,
     checkpointIntervalMs: config.audit.checkpoint_interval_ms,
     ...(config.audit.witness && { witness: { ...config.audit.witness, fetch: outbound, onError: (where, err) => o.log(`audit witness (${where}) failed: ${(err as Error).message}`) } }),
   });
+  opened.store.leader.onChange(() => audit.forgetSigned());
   const policyStore = new PolicyStore(opened.store.policy.versions, { changes: opened.store.changes, unitOfWork: opened.store });
   const engine = createEngine(config.engine);
   const decisions = new DecisionPoint({

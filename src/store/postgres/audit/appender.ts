@@ -68,7 +68,7 @@ interface Queued {
 function streamsOf(reqs: readonly LinkRequest[], policy: CheckpointPolicy): AuditStreamName[] {
   const set = new Set<AuditStreamName>();
   for (const r of reqs) {
-    if (policy.enabled && r.checkpoint !== 'none') return [...AUDIT_STREAMS].sort();
+    if (policy.enabled && r.sign !== false && r.checkpoint !== 'none') return [...AUDIT_STREAMS].sort();
     for (let o = 0; o < r.events.length; o += FIELDS) set.add(r.events[o] as AuditStreamName);
   }
   return [...set].sort();
@@ -131,7 +131,7 @@ export class PgAppender implements AuditAppender {
   append(batch: AppendBatch): Promise<AppendResult> {
     if (!this.isOpen) return Promise.reject(new Error('audit appender is closed'));
     const { promise, resolve, reject } = Promise.withResolvers<LinkResult>();
-    const req: LinkRequest = { events: flattenEvents(batch.events), checkpoints: batch.checkpoints, now: batch.now, checkpoint: batch.checkpoint };
+    const req: LinkRequest = { events: flattenEvents(batch.events), checkpoints: batch.checkpoints, now: batch.now, checkpoint: batch.checkpoint, ...(batch.sign !== undefined && { sign: batch.sign }) };
     this.#queue.push({ req, resolve, reject });
     this.#pump();
     return promise;

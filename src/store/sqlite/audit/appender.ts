@@ -12,7 +12,7 @@ import { GroupCommitWorker } from '../group-commit-worker.ts';
 const WORKER_CHUNK = 2000;
 
 function request(batch: AppendBatch): LinkRequest {
-  return { events: flattenEvents(batch.events), checkpoints: batch.checkpoints, now: batch.now, checkpoint: batch.checkpoint };
+  return { events: flattenEvents(batch.events), checkpoints: batch.checkpoints, now: batch.now, checkpoint: batch.checkpoint, ...(batch.sign !== undefined && { sign: batch.sign }) };
 }
 
 export class InlineAppender implements AuditAppender {
