@@ -46,6 +46,10 @@ export class PolicyStore {
     const shared = this.#shared;
     if (!shared) return write();
     return shared.unitOfWork.transaction(async () => {
+      // Replicas starting together activate the same configured files: one version, not one each.
+      await shared.unitOfWork.lock('policy:activate');
+      const newest = await this.#versions.newest();
+      if (newest && newest.digest === digestFiles(files)) return newest;
       const v = await write();
       await shared.changes.publish('policy', String(v.version));
       return v;

@@ -43,17 +43,27 @@ export function problem(status: number, code: string, detail: string, extra: Rec
 /**
  * The store cannot write or read: disk full (SQLITE_FULL, ENOSPC, EDQUOT), an I/O error
  * (SQLITE_IOERR_*, EIO), a read-only or vanished file (SQLITE_READONLY_*, SQLITE_CANTOPEN, EROFS),
- * or locked past the busy timeout (SQLITE_BUSY/LOCKED). Looked for along the `cause` chain.
+ * or locked past the busy timeout (SQLITE_BUSY/LOCKED); a PostgreSQL store that is unreachable,
+ * shutting down, full or timing out. Looked for along the `cause` chain.
  */
 const SQLITE_UNAVAILABLE = new Set([5 /* BUSY */, 6 /* LOCKED */, 8 /* READONLY */, 10 /* IOERR */, 13 /* FULL */, 14 /* CANTOPEN */]);
-const ERRNO_UNAVAILABLE = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS']);
+const ERRNO_UNAVAILABLE = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH']);
+/**
+ * PostgreSQL SQLSTATEs of a store that cannot serve now: connection exceptions (08…), insufficient
+ * resources (53…: disk full, too many connections), operator intervention (57P01–57P03: shutdown,
+ * crash, cannot connect now), a lock or statement timeout (55P03, 57014), read-only (25006).
+ */
+const PG_UNAVAILABLE = /^(08[0-9A-Z]{3}|53[0-9A-Z]{3}|57P0[1-3]|55P03|57014|25006)$/;
+/** node-postgres' own words for a connection it lost or could not get. */
+const PG_TEXT = /\b(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end)\b/i;
 const SQLITE_TEXT = /\b(database or disk is full|disk I\/O error|attempt to write a readonly database|unable to open database file|database is locked)\b/i;
 
 export function isStoreFailure(err: unknown): boolean {
   for (let e = err, depth = 0; e !== null && typeof e === 'object' && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
     const x = e as { code?: unknown; errcode?: unknown; message?: unknown };
     if (typeof x.errcode === 'number' && SQLITE_UNAVAILABLE.has(x.errcode & 0xff)) return true;
-    if (typeof x.code === 'string' && (ERRNO_UNAVAILABLE.has(x.code) || /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED)/.test(x.code))) return true;
+    if (typeof x.code === 'string' && (ERRNO_UNAVAILABLE.has(x.code) || PG_UNAVAILABLE.test(x.code) || /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED)/.test(x.code))) return true;
+    if (typeof x.message === 'string' && PG_TEXT.test(x.message)) return true;
     // Errors that crossed a worker boundary keep only their text.
     if (typeof x.message === 'string' && SQLITE_TEXT.test(x.message)) return true;
   }
@@ -66,7 +76,7 @@ export function toProblem(err: unknown): Problem {
   // A full or failing disk is the server's condition, not the caller's mistake nor a bug: 503
   // on every path (logins, decisions, issuance, writes), whatever wrapped it.
   if ((!(err instanceof PortcullisError) || err.status >= 500) && isStoreFailure(err)) {
-    return problem(503, STORE_UNAVAILABLE, 'the store cannot be written or read right now (disk full or I/O error); nothing was done, try again later');
+    return problem(503, STORE_UNAVAILABLE, 'the store cannot be written or read right now (disk full, I/O error or the database unreachable); nothing was done, try again later');
   }
   if (err instanceof PortcullisError) return problem(err.status, err.code, err.message, err.extra);
   const e = err as FastifyError & { validation?: { instancePath: string; message?: string; params?: Record<string, unknown> }[] };

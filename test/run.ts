@@ -1,0 +1,55 @@
+// `npm test` after lint: every test file over the embedded SQLite store, then again over
+// PostgreSQL (PCX_TEST_STORE=postgres) every file whose servers or brokers take the run's store
+// (they build it with test/store/stores.ts, directly or through a harness). One embedded
+// PostgreSQL cluster serves each pass (test/store/global-setup.ts).
+//
+//   node test/run.ts            both passes
+//   node test/run.ts sqlite     only the first; `postgres` only the second
+import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+
+const root = join(import.meta.dirname, '..');
+const FLAGS = ['--test', '--test-concurrency=2', '--test-timeout=170000', '--test-global-setup=test/store/global-setup.ts'];
+/** Calls that take the run's store (test/store/stores.ts). */
+const TAKES_STORE = /\btestStoreConfig\(|\btestStore\(/;
+const IMPORT = /^import (?!type )[^;]*?from '(\.[^']+\.ts)';/gm;
+
+/** Whether a file takes the run's store, itself or through a helper it imports (transitively). */
+function followsStore(file: string, seen = new Map<string, boolean>()): boolean {
+  const known = seen.get(file);
+  if (known !== undefined) return known;
+  seen.set(file, false); // import cycles end here
+  const text = readFileSync(join(root, file), 'utf8');
+  const yes = TAKES_STORE.test(text) || [...text.matchAll(IMPORT)].some((m) => {
+    const dep = relative(root, join(root, dirname(file), m[1]!));
+    return dep.startsWith('test/') && !dep.endsWith('store/stores.ts') && followsStore(dep, seen);
+  });
+  seen.set(file, yes);
+  return yes;
+}
+
+function files(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) return e.name === 'mutants' || e.name === 'fixtures' ? [] : files(p);
+    return e.name.endsWith('.test.ts') ? [relative(root, p)] : [];
+  });
+}
+
+const all = files(join(root, 'test')).sort();
+const seen = new Map<string, boolean>();
+const pg = all.filter((f) => followsStore(f, seen));
+const wanted = process.argv[2];
+const passes: { name: string; files: string[]; env: NodeJS.ProcessEnv }[] = [
+  { name: 'sqlite', files: all, env: { ...process.env, PCX_TEST_STORE: 'sqlite' } },
+  { name: 'postgres', files: pg, env: { ...process.env, PCX_TEST_STORE: 'postgres' } },
+].filter((p) => wanted === undefined || p.name === wanted);
+
+for (const p of passes) {
+  process.stderr.write(`\n== ${p.name}: ${p.files.length} test files${p.name === 'postgres' ? ' (those that follow the run\'s store)' : ''}\n`);
+  const started = Date.now();
+  const r = spawnSync(process.execPath, [...FLAGS, ...p.files], { cwd: root, env: p.env, stdio: 'inherit' });
+  process.stderr.write(`== ${p.name} pass: ${r.status === 0 ? 'ok' : 'FAILED'} in ${Math.round((Date.now() - started) / 1000)} s\n`);
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
