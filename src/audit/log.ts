@@ -34,6 +34,8 @@ export interface AuditLogOptions {
    * of them at a time; the others link events without marking checkpoints due.
    */
   signs?: () => boolean;
+  /** Other processes append to the same store (replicas): followers also look every this many ms. */
+  followPollMs?: number;
   /** Signs checkpoints; a function is called at each checkpoint so key rotation takes effect. */
   signer?: CheckpointSigner | (() => CheckpointSigner | undefined);
   /** Checkpoint every N events per stream (default 1,000). */
@@ -94,6 +96,7 @@ export class AuditLog implements AuditSink {
   readonly #clock: Clock;
   readonly #signer: AuditLogOptions['signer'];
   readonly #signs: () => boolean;
+  readonly #followPollMs: number | undefined;
   readonly #writer: AuditAppender;
   #queue: Pending[] = [];
   #scheduled = false;
@@ -122,6 +125,7 @@ export class AuditLog implements AuditSink {
     this.#clock = opts.clock ?? systemClock;
     this.#signer = opts.signer;
     this.#signs = opts.signs ?? (() => true);
+    this.#followPollMs = opts.followPollMs;
     const every = opts.checkpointEvery ?? 1000;
     const intervalMs = opts.checkpointIntervalMs ?? 10_000;
     if (!Number.isSafeInteger(every) || every < 1) throw new RangeError('checkpointEvery must be a positive integer');
@@ -286,9 +290,15 @@ export class AuditLog implements AuditSink {
     await this.#witness?.close();
   }
 
+  /**
+   * Resolves at this log's next commit — or, when other replicas write the same store, after
+   * `followPollMs` at the latest, so their events reach a follower too.
+   */
   #nextCommit(signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve) => {
+      const timer = this.#followPollMs === undefined ? undefined : setTimeout(() => done(), this.#followPollMs);
       const done = (): void => {
+        if (timer) clearTimeout(timer);
         this.#wakers.delete(done);
         signal?.removeEventListener('abort', done);
         resolve();

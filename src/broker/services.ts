@@ -45,6 +45,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     signer: () => keyring.checkpointSigner(),
     // One signer at a time links the checkpoints: the replica that leads the cluster jobs.
     signs: () => opened.store.leader.leading,
+    ...(opened.store.kind === 'postgres' && { followPollMs: 500 }),
     checkpointEvery: config.audit.checkpoint_every,
     checkpointIntervalMs: config.audit.checkpoint_interval_ms,
     ...(config.audit.witness && { witness: { ...config.audit.witness, fetch: outbound, onError: (where, err) => o.log(`audit witness (${where}) failed: ${(err as Error).message}`) } }),

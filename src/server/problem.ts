@@ -75,7 +75,8 @@ const STORE_UNAVAILABLE = 'store_unavailable';
 export function toProblem(err: unknown): Problem {
   // A full or failing disk is the server's condition, not the caller's mistake nor a bug: 503
   // on every path (logins, decisions, issuance, writes), whatever wrapped it.
-  if ((!(err instanceof PortcullisError) || err.status >= 500) && isStoreFailure(err)) {
+  // A target's failure (502/504: its own PostgreSQL, say) is the target's, not the store's.
+  if ((!(err instanceof PortcullisError) || (err.status >= 500 && err.status !== 502 && err.status !== 504)) && isStoreFailure(err)) {
     return problem(503, STORE_UNAVAILABLE, 'the store cannot be written or read right now (disk full, I/O error or the database unreachable); nothing was done, try again later');
   }
   if (err instanceof PortcullisError) return problem(err.status, err.code, err.message, err.extra);

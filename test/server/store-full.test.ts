@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { startHarness } from '../integration/harness.ts';
+import { TEST_STORE } from '../store/pg.ts';
 import { CONNECTION_PRAGMAS, JOURNAL_SIZE_LIMIT, openDatabase } from '../../src/store/sqlite/db.ts';
 import { isStoreFailure, toProblem } from '../../src/server/problem.ts';
 import type { Json } from '../json.ts';
@@ -42,7 +43,7 @@ function fill(dir: string): string {
 
 const isRoot = process.getuid?.() === 0;
 
-test('full disk: logins, decisions, issuance and writes answer 503 store_unavailable (never 500); service returns with space', { skip: !isRoot && 'mounting a tmpfs needs root' }, async () => {
+test('full disk: logins, decisions, issuance and writes answer 503 store_unavailable (never 500); service returns with space', { skip: TEST_STORE === 'postgres' ? 'fills the SQLite data directory (PostgreSQL unavailability: test/server/pg-unavailable.test.ts)' : !isRoot && 'mounting a tmpfs needs root' }, async () => {
   const mnt = mkdtempSync(join(tmpdir(), 'pcx-full-'));
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mnt]);
   const umount = () => {

