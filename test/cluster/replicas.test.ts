@@ -25,7 +25,8 @@ interface Replica {
   stderr: string;
 }
 
-describe('three replicas over one PostgreSQL store', { timeout: 180_000 }, () => {
+// Generous: under a loaded CI machine three server processes take a while to start.
+describe('three replicas over one PostgreSQL store', { timeout: 480_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-cluster-'));
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const jwk = { ...(publicKey as KeyObject).export({ format: 'jwk' }), kid: 'ci', alg: 'EdDSA', use: 'sig' };
@@ -78,7 +79,7 @@ describe('three replicas over one PostgreSQL store', { timeout: 180_000 }, () =>
       } catch {
         return false;
       }
-    }, 60_000);
+    }, 150_000);
     replicas.push(r);
     return r;
   };
@@ -113,7 +114,7 @@ outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test
     const res = await call(a, 'POST', '/v1/auth/token', { bootstrap: secret });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     admin = res.body.session_token as string;
-  });
+  }, { timeout: 400_000 });
 
   after(async () => {
     for (const r of replicas) if (r.child.exitCode === null) r.child.kill('SIGTERM');
