@@ -442,6 +442,9 @@ export class CredentialService implements LeaseRevoker {
   /** Run on start (and whenever wanted): brings leases and targets back into agreement. */
   async reconcile(): Promise<ReconcileReport> {
     const report: ReconcileReport = { completed: [], dropped: [], closed: [], abandoned: [], errors: [] };
+    // Leases issued from here on may be missing from the target listings read below (they are
+    // being made now, on this replica or another): they are never "missing at the target".
+    const startedAt = this.#clock.now() - this.#graceMs;
     for (const l of await this.leases.list({ status: 'revoking' }, 100_000)) {
       if (this.#revoking.has(l.id)) continue;
       report.completed.push(await this.revokeLease(l.id, { by: 'system:reconcile', reason: l.revokeReason ?? 'reconcile' }));
@@ -478,6 +481,8 @@ export class CredentialService implements LeaseRevoker {
         });
       }
       for (const id of r.missing) {
+        const current = await this.leases.get(id);
+        if (!current || current.issuedAt >= startedAt) continue;
         const l = await this.leases.transition(id, ['active'], 'revoked', {
           revokedAt: now,
           revokedBy: 'system:reconcile',
