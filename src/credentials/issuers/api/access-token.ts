@@ -113,6 +113,17 @@ export async function exchange(credentials: ExchangeLeases, input: ExchangeInput
   return issuer.exchange(credentials, input);
 }
 
+/**
+ * A token id: the issue time in ms (6 bytes) and 80 random bits, base64url (22 characters). Unique
+ * with a negligible chance of collision, and ordered by issuance: the lease table's (kind, handle)
+ * index then grows at its end instead of taking a random page per token.
+ */
+function newJti(issuedAt: number): string {
+  const b = randomPooled(16);
+  b.writeUIntBE(Math.max(0, Math.floor(issuedAt)), 0, 6);
+  return b.toString('base64url');
+}
+
 export interface AccessTokenIssuerOptions {
   target: ApiTarget;
   signer: JwtSigner;
@@ -206,7 +217,7 @@ export class AccessTokenIssuer implements CredentialIssuer {
   }
 
   async #sign(lease: Lease, expiresAt: number, params: Record<string, unknown>) {
-    const jti = randomPooled(16).toString('base64url');
+    const jti = newJti(lease.issuedAt);
     const now = Math.floor(lease.issuedAt / 1000);
     const claims: Record<string, unknown> = {
       iss: this.#iss,

@@ -1,12 +1,10 @@
 // OpenSSH user certificates, encoded by hand per PROTOCOL.certkeys and signed with node:crypto
-// Ed25519 (on the thread pool). The format is small and fixed; doing it in-process avoids a
-// subprocess per issuance and keeps the CA private key out of files. Tests check the result with
-// ssh-keygen -L and sshd.
-import { createPublicKey, verify } from 'node:crypto';
+// Ed25519. The format is small and fixed; doing it in-process avoids a subprocess per issuance
+// and keeps the CA private key out of files. Tests check the result with ssh-keygen -L and sshd.
+import { createPublicKey, sign, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { InvalidInput } from '../../../common/errors.ts';
 import { randomPooled } from '../../../crypto/random.ts';
-import { signOffLoop } from '../../../crypto/sign.ts';
 
 const CERT_TYPES: Record<string, string> = {
   'ssh-ed25519': 'ssh-ed25519-cert-v01@openssh.com',
@@ -184,13 +182,10 @@ function certificate(spec: UserCertSpec, body: Buffer, sig: Buffer): { line: str
   return { line: `${CERT_TYPES[spec.publicKey.type]!} ${blob.toString('base64')} ${spec.keyId}`, blob };
 }
 
-/**
- * Builds and signs a user certificate; returns the `type base64 keyid` line for `-cert.pub`. The
- * signature is made on the thread pool: the event loop serves other requests meanwhile.
- */
-export async function signUserCertificate(ca: KeyObject, spec: UserCertSpec): Promise<{ line: string; blob: Buffer }> {
+/** Builds and signs a user certificate; returns the `type base64 keyid` line for `-cert.pub`. */
+export function signUserCertificate(ca: KeyObject, spec: UserCertSpec): { line: string; blob: Buffer } {
   const body = certificateBody(ca, spec);
-  return certificate(spec, body, await signOffLoop(body, ca));
+  return certificate(spec, body, sign(null, body, ca));
 }
 
 /** Parsed view of a user certificate (for tests, introspection and the CLI). */

@@ -107,11 +107,11 @@ export class SshIssuer implements CredentialIssuer {
     return this.#principals(params, identityId).join(',');
   }
 
-  async #sign(lease: Lease, pk: SshPublicKey, principals: string[], serial: bigint, validBefore: number) {
+  #sign(lease: Lease, pk: SshPublicKey, principals: string[], serial: bigint, validBefore: number) {
     const crit: Record<string, string> = {};
     if (this.#cfg.source_address) crit['source-address'] = this.#cfg.source_address.join(',');
     const validAfter = Math.floor(lease.issuedAt / 1000);
-    const cert = await signUserCertificate(this.#ca.privateKey, {
+    const cert = signUserCertificate(this.#ca.privateKey, {
       publicKey: pk,
       serial,
       keyId: lease.identityId,
@@ -141,13 +141,13 @@ export class SshIssuer implements CredentialIssuer {
     const { lease, params } = req;
     const pk = parseSshPublicKey(params.publicKey as string);
     const principals = lease.permission.split(',');
-    const out = await this.#sign(lease, pk, principals, newSerial(), lease.expiresAt);
+    const out = this.#sign(lease, pk, principals, newSerial(), lease.expiresAt);
     return { ...out, params: { publicKey: pk.line, publicKeyFingerprint: fingerprint(pk.blob), serial: out.handle } };
   }
 
   /** A certificate's validity is signed into it: renewal issues a new certificate (new serial). */
   async renew(lease: Lease, expiresAt: number): Promise<RenewResult> {
-    const out = await this.#sign(lease, parseSshPublicKey(String(lease.params.publicKey)), lease.permission.split(','), newSerial(), expiresAt);
+    const out = this.#sign(lease, parseSshPublicKey(String(lease.params.publicKey)), lease.permission.split(','), newSerial(), expiresAt);
     // The superseded certificate must stop working too.
     if (lease.handle) await this.#addToKrl(lease.handle, lease.expiresAt);
     return out;
