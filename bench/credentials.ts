@@ -27,10 +27,16 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
-async function timed(n: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<{ ops: number; lat: number[] }> {
+/**
+ * Runs `n` operations, `concurrency` in flight. Also the CPU time per operation: of this thread
+ * (the event loop) and of the whole process (worker threads and the thread pool too).
+ */
+async function timed(n: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<{ ops: number; lat: number[]; loopCpuUs: number; cpuUs: number }> {
   const lat: number[] = [];
   let next = 0;
   const started = performance.now();
+  const thread0 = process.threadCpuUsage();
+  const process0 = process.cpuUsage();
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < n) {
       const i = next++;
@@ -39,8 +45,11 @@ async function timed(n: number, concurrency: number, op: (i: number) => Promise<
       lat.push(performance.now() - t);
     }
   }));
+  const ops = n / ((performance.now() - started) / 1000);
+  const thread = process.threadCpuUsage(thread0);
+  const all = process.cpuUsage(process0);
   lat.sort((a, b) => a - b);
-  return { ops: n / ((performance.now() - started) / 1000), lat };
+  return { ops, lat, loopCpuUs: (thread.user + thread.system) / n, cpuUs: (all.user + all.system) / n };
 }
 
 /** Warms the JIT and the caches so neither side of a ratio pays for it. */
@@ -107,15 +116,19 @@ when { context.purpose has reason && context.credential.ttlSeconds <= 3600 };`);
       await warm(k.raw);
       for (const m of modes) await warm(() => k.issue(m.broker, m.s));
       const raw: number[] = [];
-      const per = modes.map(() => ({ ops: [] as number[], ratio: [] as number[], lat: [] as number[] }));
+      const rawCpu: number[] = [];
+      const per = modes.map(() => ({ ops: [] as number[], ratio: [] as number[], lat: [] as number[], loopCpu: [] as number[], cpu: [] as number[] }));
       for (let r = 0; r < ROUNDS; r++) {
         const base = await timed(N / ROUNDS, CONCURRENCY, k.raw);
         raw.push(base.ops);
+        rawCpu.push(base.cpuUs);
         for (const [i, m] of modes.entries()) {
           const issued = await timed(N / ROUNDS, CONCURRENCY, () => k.issue(m.broker, m.s));
           per[i]!.ops.push(issued.ops);
           per[i]!.ratio.push(issued.ops / base.ops);
           per[i]!.lat.push(...issued.lat);
+          per[i]!.loopCpu.push(issued.loopCpuUs);
+          per[i]!.cpu.push(issued.cpuUs);
         }
       }
       for (const [i, m] of modes.entries()) {
@@ -125,6 +138,8 @@ when { context.purpose has reason && context.credential.ttlSeconds <= 3600 };`);
           bench: 'credentials', kind: k.kind, mode: m.mode, lease_writes: m.lease_writes, rounds: ROUNDS,
           raw_sign_per_s: Math.round(median(raw)), issued_per_s: Math.round(median(p.ops)), fraction_of_raw: +median(p.ratio).toFixed(2),
           issue_p50_ms: +percentile(p.lat, 50).toFixed(2), issue_p99_ms: +percentile(p.lat, 99).toFixed(2),
+          // CPU per operation (medians of the rounds): the event loop's, and all threads' (workers, thread pool).
+          loop_cpu_us_per_issue: Math.round(median(p.loopCpu)), cpu_us_per_issue: Math.round(median(p.cpu)), cpu_us_per_raw_sign: Math.round(median(rawCpu)),
         });
       }
       emit({ bench: 'credentials', kind: k.kind, fraction_of_raw_before: +median(per[0]!.ratio).toFixed(2), fraction_of_raw_after: +median(per[1]!.ratio).toFixed(2), target: 0.5 });

@@ -133,6 +133,13 @@ export class Grants {
     return this.#d.store.grants.list(f, limit);
   }
 
+  /** An identity's grants in force at `now`, latest start first; no query when it holds none. */
+  async activeFor(identityId: string, now: number): Promise<Grant[]> {
+    await this.#loadHolders();
+    if (!this.#holders.has(identityId)) return [];
+    return this.list({ identityId, activeAt: now });
+  }
+
   /**
    * The decision context for one identity now. Time is checked here, not by the sweeper, so a
    * grant stops counting at its end even if the sweeper has not run yet. `breakGlass` is true

@@ -143,7 +143,9 @@ export class AccessService {
   }
   async listGrants(f: { identityId?: string; activeAt?: number } = {}): Promise<{ grant: Grant; status: string }[]> {
     const now = this.#clock.now();
-    return (await this.grants.list(f)).map((grant) => ({ grant, status: grantStatusLine(grant, now) }));
+    // One identity's grants in force (each issuance asks): no query for an identity holding none.
+    const grants = f.identityId !== undefined && f.activeAt !== undefined ? await this.grants.activeFor(f.identityId, f.activeAt) : await this.grants.list(f);
+    return grants.map((grant) => ({ grant, status: grantStatusLine(grant, now) }));
   }
   /**
    * Ends a request grant early: the holder may give it up; otherwise the caller must be allowed

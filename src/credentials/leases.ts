@@ -1,20 +1,8 @@
 // Lease identifiers. The lease table itself is the domain's LeaseRepository port (ports.ts),
 // implemented by the store (src/store/sqlite/credentials.ts).
-import { randomFillSync } from 'node:crypto';
+import { randomPooled } from '../crypto/random.ts';
 
 const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
-/** Random bytes drawn 4 KiB at a time: one randomBytes call per id cost about as much as the row write. */
-const pool = Buffer.alloc(4096);
-let used = pool.length;
-
-function random(n: number): Buffer {
-  if (used + n > pool.length) {
-    randomFillSync(pool);
-    used = 0;
-  }
-  used += n;
-  return pool.subarray(used - n, used);
-}
 
 /**
  * `lse_` + the time in base 36 (8 characters until 2059, so ids sort by creation) + 16 random
@@ -23,6 +11,6 @@ function random(n: number): Buffer {
  */
 export function newLeaseId(): string {
   let id = `lse_${Date.now().toString(36).padStart(8, '0')}`;
-  for (const b of random(16)) id += ALPHABET[b % 36]; // 256 % 36 = 4: a negligible bias
+  for (const b of randomPooled(16)) id += ALPHABET[b % 36]; // 256 % 36 = 4: a negligible bias
   return id;
 }

@@ -41,6 +41,27 @@ export interface RevocationResolvers {
   identitiesOfTrust?(trust: string): Promise<string[]> | string[];
 }
 
+/**
+ * Which of these leases (being issued, not on record yet) a selector matches, as selectLeases
+ * would once they are recorded.
+ */
+export async function matchInFlight(leases: readonly Lease[], sel: RevocationSelector, resolvers: RevocationResolvers): Promise<Lease[]> {
+  if (leases.length === 0) return [];
+  if ('lease' in sel) return leases.filter((l) => l.id === sel.lease);
+  if ('identity' in sel) return leases.filter((l) => l.identityId === sel.identity);
+  if ('target' in sel) return leases.filter((l) => l.target === sel.target);
+  if ('session' in sel) return leases.filter((l) => l.sessionId === sel.session);
+  if ('decision' in sel) return leases.filter((l) => l.decisionId === sel.decision);
+  if ('grant' in sel) return leases.filter((l) => l.grantId === sel.grant);
+  if ('owner' in sel) {
+    if (!resolvers.identitiesOfOwner) throw new InvalidInput('selector.owner: no owner resolver is configured', 'selector.owner');
+    const ids = new Set(await resolvers.identitiesOfOwner(sel.owner));
+    return leases.filter((l) => ids.has(l.identityId));
+  }
+  const ids = new Set(resolvers.identitiesOfTrust ? await resolvers.identitiesOfTrust(sel.trust) : []);
+  return leases.filter((l) => l.trust === sel.trust || ids.has(l.identityId));
+}
+
 /** Statuses a selector revocation acts on: everything that may still hold a credential. */
 const REVOCABLE: LeaseStatus[] = ['issuing', 'active', 'revoking', 'revoke_failed'];
 

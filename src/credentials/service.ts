@@ -1,8 +1,10 @@
 // The facade the server and CLI call: issue / renew / revoke / list / reconcile / reaper.
 // Order of an issuance: validate → Cedar decision (before touching the target) → record intent
 // (lease `issuing`) → create at the target → record `active` → audit → hand out. If the broker
-// dies in between, reconcile() on the next start finds the intent and cleans up.
-import type { AuditSink } from '../audit/types.ts';
+// dies in between, reconcile() on the next start finds the intent and cleans up. Issuers that only
+// sign (tokens, certificates) need no intent: sign → record the lease `active` and audit, together
+// → hand out.
+import type { AuditEventInput, AuditSink } from '../audit/types.ts';
 import type { Clock } from '../common/clock.ts';
 import { systemClock } from '../common/clock.ts';
 import { parseDuration, formatDuration } from '../common/duration.ts';
@@ -15,7 +17,7 @@ import { newLeaseId } from './leases.ts';
 import type { LeaseFilter, LeaseRepository } from './ports.ts';
 import { backoffMs, Reaper } from './reaper.ts';
 import type { ReaperRun } from './reaper.ts';
-import { leaseDecisionRequest, revalidateAll, revokeMatching, selectLeases } from './revocation.ts';
+import { leaseDecisionRequest, matchInFlight, revalidateAll, revokeMatching, selectLeases } from './revocation.ts';
 import type {
   BulkRevocationResult, LeaseRevoker, RevalidationResult, RevocationResolvers, RevocationSelector, RevokeOptions, RevokeOutcome,
 } from './revocation.ts';
@@ -88,6 +90,19 @@ export interface ReconcileReport {
 
 const MAX_PURPOSE = 500;
 
+/** A lease being issued by this broker. */
+interface InFlight {
+  lease: Lease;
+  /**
+   * Revocations go through the lease table: always for an intent issuance (before its intent is
+   * on record nobody can name it, as before), and for an issuer that only signs once its one
+   * write is durable. False until then: a revocation is left in `revoke`.
+   */
+  recorded: boolean;
+  /** A revocation that reached it before it was on record, honoured by the issuance once it is. */
+  revoke?: RevokeOptions;
+}
+
 export class CredentialService implements LeaseRevoker {
   readonly leases: LeaseRepository;
   readonly #issuers = new Map<string, CredentialIssuer>();
@@ -96,7 +111,8 @@ export class CredentialService implements LeaseRevoker {
   readonly #decide: Decide;
   readonly #resolvers: RevocationResolvers;
   readonly #targets = new Map<string, TargetConfig>();
-  readonly #inFlight = new Set<string>();
+  /** Leases this broker is issuing now, by id (see InFlight). */
+  readonly #inFlight = new Map<string, InFlight>();
   readonly #revoking = new Map<string, Promise<RevokeOutcome>>();
   readonly #reaper: Reaper;
   /** Intents younger than this may be another replica's issuance in progress. */
@@ -184,8 +200,9 @@ export class CredentialService implements LeaseRevoker {
       },
       true,
     );
+    const decisionRecorded = decision.recorded;
     if (decision.decision !== 'allow') {
-      await decision.recorded; // a refusal is on record before it is answered
+      await decisionRecorded; // a refusal is on record before it is answered
       throw new Forbidden(`credential issuance for ${issuer.target} denied by policy`, { decision_id: decision.decisionId });
     }
 
@@ -218,9 +235,10 @@ export class CredentialService implements LeaseRevoker {
       revokedBy: null,
       revokeReason: null,
     };
+    if (issuer.createsAtTarget === false) return this.#issueSigned(issuer, lease, params, input, decisionRecorded);
     // In flight from before the intent is on record: a revocation that finds it `issuing` must
     // know this broker is still issuing it (not a dead broker's intent).
-    this.#inFlight.add(lease.id);
+    this.#inFlight.set(lease.id, { lease, recorded: true });
     try {
       await this.leases.insert(lease);
       let result;
@@ -245,16 +263,7 @@ export class CredentialService implements LeaseRevoker {
         throw new Forbidden('credential was revoked while being issued', { lease: lease.id });
       }
       try {
-        await Promise.all([
-          this.#audit.append({
-            stream: 'admin',
-            type: 'credential.issued',
-            actor: input.actor ?? input.identityId,
-            subject: input.identityId,
-            payload: this.#auditPayload(active, { ttl: formatDuration(active.expiresAt - active.issuedAt) }),
-          }),
-          decision.recorded,
-        ]);
+        await Promise.all([this.#audit.append(this.#issuedEvent(active, input)), decisionRecorded]);
       } catch (e) {
         // Fail closed: a credential nobody can see in the audit must not be handed out.
         this.#inFlight.delete(lease.id);
@@ -265,6 +274,80 @@ export class CredentialService implements LeaseRevoker {
     } finally {
       this.#inFlight.delete(lease.id);
     }
+  }
+
+  /**
+   * Issuance by an issuer that only signs (`createsAtTarget: false`): sign, then one durable
+   * write of the lease as issued, committed while its `credential.issued` audit record and the
+   * decision's are made durable; the answer waits for all three. No intent is needed: a crash
+   * before the write leaves nothing handed out and nothing at a target. A revocation whose
+   * selector matches the lease before it is on record is left in `#inFlight` and honoured here.
+   */
+  async #issueSigned(issuer: CredentialIssuer, lease: Lease, params: Record<string, unknown>, input: IssueInput, decisionRecorded: Promise<void>): Promise<Issued> {
+    const flight: InFlight = { lease, recorded: false };
+    this.#inFlight.set(lease.id, flight);
+    try {
+      let result;
+      try {
+        result = await issuer.issue({ lease, params });
+      } catch (e) {
+        throw e instanceof PortcullisError ? e : new TargetError(issuer.target, (e as Error).message);
+      }
+      this.#crash('issue.before_record');
+      const active: Lease = {
+        ...lease,
+        status: 'active',
+        handle: result.handle,
+        fingerprint: result.fingerprint,
+        params: { ...lease.params, ...(result.params ?? {}) },
+        ...(result.expiresAt !== undefined ? { expiresAt: Math.min(result.expiresAt, lease.expiresAt) } : {}),
+      };
+      flight.lease = active;
+      // Set in the same turn the write is known durable, so a revocation either finds the lease on
+      // record or leaves its request here (revokeLease), never neither.
+      const recorded = this.leases.insert(active).then(() => {
+        flight.recorded = true;
+      });
+      const issued = this.#audit.append(this.#issuedEvent(active, input));
+      const [lease_, audit, decided] = await Promise.allSettled([recorded, issued, decisionRecorded]);
+      if (lease_.status === 'rejected') {
+        // Not on record, so not handed out. If its audit record made it, say that it did not stand.
+        if (audit.status === 'fulfilled') {
+          await this.#audit.append({
+            stream: 'admin', type: 'credential.issue_failed', actor: input.actor ?? input.identityId, subject: input.identityId,
+            payload: { lease: active.id, target: active.target, error: (lease_.reason as Error).message },
+          }).catch(() => {});
+        }
+        throw lease_.reason;
+      }
+      if (audit.status === 'rejected' || decided.status === 'rejected') {
+        // Fail closed: a credential nobody can see in the audit must not be handed out.
+        const e = (audit.status === 'rejected' ? audit.reason : (decided as PromiseRejectedResult).reason) as Error;
+        this.#inFlight.delete(lease.id);
+        await this.revokeLease(lease.id, { by: 'system', reason: 'audit unavailable at issuance' }).catch(() => {});
+        throw new Unavailable(`audit unavailable: ${e.message}`);
+      }
+      if (flight.revoke) {
+        // A revocation reached this lease before it was on record: honour it now.
+        const asked = flight.revoke;
+        this.#inFlight.delete(lease.id);
+        await this.revokeLease(lease.id, asked);
+        throw new Forbidden('credential was revoked while being issued', { lease: lease.id });
+      }
+      return { lease: active, credential: result.credential };
+    } finally {
+      this.#inFlight.delete(lease.id);
+    }
+  }
+
+  #issuedEvent(l: Lease, input: IssueInput): AuditEventInput {
+    return {
+      stream: 'admin',
+      type: 'credential.issued',
+      actor: input.actor ?? input.identityId,
+      subject: input.identityId,
+      payload: this.#auditPayload(l, { ttl: formatDuration(l.expiresAt - l.issuedAt) }),
+    };
   }
 
   #auditPayload(l: Lease, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -331,6 +414,12 @@ export class CredentialService implements LeaseRevoker {
 
   /** Revokes one lease (idempotent). Concurrent calls for the same lease share one attempt. */
   revokeLease(id: string, opts: RevokeOptions): Promise<RevokeOutcome> {
+    const flight = this.#inFlight.get(id);
+    if (flight && !flight.recorded) {
+      // Being issued and not on record yet: its issuance revokes it as soon as it is.
+      flight.revoke ??= opts;
+      return Promise.resolve({ leaseId: id, status: 'pending' });
+    }
     const running = this.#revoking.get(id);
     if (running) return running;
     const p = this.#revokeLease(id, opts).finally(() => this.#revoking.delete(id));
@@ -409,7 +498,12 @@ export class CredentialService implements LeaseRevoker {
   /** Revokes everything the selector matches; one admin audit event per revoked lease. */
   async revoke(selector: RevocationSelector, opts: { by: string; reason: string }): Promise<BulkRevocationResult> {
     if (typeof opts.reason !== 'string' || opts.reason.trim() === '') throw new InvalidInput('reason: required', 'reason');
-    const leases = await selectLeases(this.leases, selector, this.#resolvers);
+    // Leases being issued and not on record yet (issuers that only sign) are taken before the
+    // table is read, so one that goes on record meanwhile is still matched; revokeLease leaves the
+    // request with the issuance while it is not on record.
+    const inFlight = await matchInFlight([...this.#inFlight.values()].filter((f) => !f.recorded).map((f) => f.lease), selector, this.#resolvers);
+    const ids = new Set(inFlight.map((l) => l.id));
+    const leases = [...inFlight, ...(await selectLeases(this.leases, selector, this.#resolvers)).filter((l) => !ids.has(l.id))];
     if ('lease' in selector && leases.length === 0 && !(await this.leases.get(selector.lease))) throw new NotFound(`lease ${selector.lease}`);
     return revokeMatching(this, leases, { by: opts.by, reason: opts.reason });
   }

@@ -116,7 +116,7 @@ export interface Lease {
 }
 
 export interface IssueRequest {
-  /** The lease (already recorded in state `issuing`). */
+  /** The lease: recorded in state `issuing` when the issuer `createsAtTarget`, not yet recorded otherwise. */
   lease: Lease;
   /** Kind-specific, validated by the issuer (public key, scopes, principals…). */
   params: Record<string, unknown>;
@@ -167,6 +167,15 @@ export interface CredentialIssuer {
   readonly target: string;
   /** Cedar resource type for this target (Database, Host, Api, Workload). */
   readonly resourceType: string;
+  /**
+   * Whether `issue` makes something at the target (a database role) that must be cleaned up if
+   * the broker dies before the lease is on record. True (the default when absent): the lease is
+   * recorded as an intent (`issuing`) before `issue` and moved to `active` after, and reconcile
+   * removes what an intent left behind. False: `issue` only signs (tokens, certificates) — nothing
+   * exists anywhere until it is handed out — so the lease is recorded once, as issued, before the
+   * answer (docs/credentials.md, Issuance).
+   */
+  readonly createsAtTarget?: boolean;
   /** Validates request params before anything is recorded; throws InvalidInput. Returns the permission label. */
   check(params: Record<string, unknown>, permission: string | undefined, identityId: string): string;
   issue(req: IssueRequest): Promise<IssueResult>;

@@ -5,7 +5,7 @@
 // old audit checkpoints still verify.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign as edSign } from 'node:crypto';
 import type { JsonWebKey as NodeJsonWebKey, KeyObject } from 'node:crypto';
-import { SignJWT } from 'jose';
+import { signEdDsaJwt } from './sign.ts';
 import type { JWK, JWTPayload } from 'jose';
 import type { ChangeFeed, UnitOfWork } from '../store/ports.ts';
 import type { KeyStore, StoredKey } from './ports.ts';
@@ -353,9 +353,7 @@ export class Keyring {
   /** Signs a JWT with the active key of `purpose` (EdDSA, header carries kid and typ). */
   async signJwt(purpose: KeyPurpose, payload: JWTPayload, header: { typ?: string } = {}): Promise<string> {
     const k = this.#activeLoaded(purpose);
-    return new SignJWT(payload)
-      .setProtectedHeader({ alg: 'EdDSA', kid: k.stored.kid, ...(header.typ !== undefined ? { typ: header.typ } : {}) })
-      .sign(k.privateKey!);
+    return signEdDsaJwt(payload, k.privateKey!, k.stored.kid, header.typ);
   }
 
   /** Raw Ed25519 signature with the active key of `purpose`. */

@@ -140,3 +140,19 @@ test('policy versions: numbered in order, the newest is active, listed newest fi
   assert.deepEqual((await versions.list()).map((v) => [v.version, v.reason, 'files' in v]), [[2, 'second', false], [1, 'first', false]]);
   db.close();
 });
+
+test('leases by grant and by parent are found through their partial indexes; leases without either are not indexed', async () => {
+  const db = SqliteDb.open(':memory:');
+  const { leases } = new SqliteCredentialStore(db);
+  await leases.insert(lease('l1', { grantId: 'grt-1', params: { parent: 'lse_p' } }));
+  await leases.insert(lease('l2'));
+  assert.deepEqual((await leases.list({ grantId: 'grt-1' })).map((l) => l.id), ['l1']);
+  assert.deepEqual((await leases.children('lse_p')).map((l) => l.id), ['l1']);
+  const plan = (sql: string, ...v: string[]) => (db.raw.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...v) as { detail: string }[]).map((r) => r.detail).join('\n');
+  assert.match(plan('SELECT * FROM credential_leases WHERE grant_id IN (?) AND status IN (?, ?) ORDER BY issued_at DESC, id LIMIT 10', 'grt-1', 'active', 'issuing'), /USING INDEX credential_leases_grant/);
+  assert.match(plan(`SELECT * FROM credential_leases WHERE json_extract(params, '$.parent') = ? AND status IN ('issuing', 'active', 'revoke_failed')`, 'lse_p'), /USING INDEX credential_leases_parent/);
+  const partial = (name: string) => (db.raw.prepare('SELECT sql FROM sqlite_master WHERE name = ?').get(name) as { sql: string }).sql;
+  assert.match(partial('credential_leases_grant'), /WHERE grant_id IS NOT NULL$/);
+  assert.match(partial('credential_leases_parent'), /IS NOT NULL$/);
+  db.close();
+});

@@ -51,6 +51,16 @@ const MIGRATIONS: Migration[] = [
   { version: 3, up: "CREATE INDEX credential_leases_parent ON credential_leases (json_extract(params, '$.parent'));" },
   // An SVID login and a token exchange find their lease by (kind, handle): an index, not a scan.
   { version: 4, up: 'CREATE INDEX credential_leases_handle ON credential_leases (kind, handle);' },
+  // Most leases have no grant and no parent: index only those that do (partial indexes answer
+  // `grant_id = ?` and `json_extract(params, '$.parent') = ?` alike) — two B-tree inserts fewer
+  // per issuance.
+  {
+    version: 5,
+    up: `DROP INDEX credential_leases_grant;
+         CREATE INDEX credential_leases_grant ON credential_leases (grant_id) WHERE grant_id IS NOT NULL;
+         DROP INDEX credential_leases_parent;
+         CREATE INDEX credential_leases_parent ON credential_leases (json_extract(params, '$.parent')) WHERE json_extract(params, '$.parent') IS NOT NULL;`,
+  },
 ];
 
 export interface SqliteLeaseOptions {

@@ -1,7 +1,6 @@
 // RFC 9068 JWT access tokens (typ at+jwt), bound to one audience and a subset of its scopes, minutes
 // long; and the core of RFC 8693 token exchange: a token on a subject's behalf for an actor, whose
 // `act` claim records the chain and whose scope is the intersection of what every party may do.
-import { randomBytes } from 'node:crypto';
 import { jwtVerify } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import type { Clock } from '../../../common/clock.ts';
@@ -9,6 +8,7 @@ import { formatDuration, parseDuration } from '../../../common/duration.ts';
 import { AuthenticationFailed, Forbidden, InvalidInput } from '../../../common/errors.ts';
 import type { ApiTarget } from './config.ts';
 import { fingerprint } from '../../fingerprint.ts';
+import { randomPooled } from '../../../crypto/random.ts';
 import type { IssueInput, Issued } from '../../service.ts';
 import type { CredentialIssuer, IssueRequest, SessionFacts, IssueResult, JwtSigner, Lease, ReconcileResult, RenewResult } from '../../types.ts';
 
@@ -113,6 +113,17 @@ export async function exchange(credentials: ExchangeLeases, input: ExchangeInput
   return issuer.exchange(credentials, input);
 }
 
+/**
+ * A token id: the issue time in ms (6 bytes) and 80 random bits, base64url (22 characters). Unique
+ * with a negligible chance of collision, and ordered by issuance: the lease table's (kind, handle)
+ * index then grows at its end instead of taking a random page per token.
+ */
+function newJti(issuedAt: number): string {
+  const b = randomPooled(16);
+  b.writeUIntBE(Math.max(0, Math.floor(issuedAt)), 0, 6);
+  return b.toString('base64url');
+}
+
 export interface AccessTokenIssuerOptions {
   target: ApiTarget;
   signer: JwtSigner;
@@ -125,6 +136,8 @@ export class AccessTokenIssuer implements CredentialIssuer {
   readonly kind = 'api' as const;
   readonly target: string;
   readonly resourceType = 'Api';
+  /** A token is only signed: nothing exists until it is handed out. */
+  readonly createsAtTarget = false;
   readonly #cfg: ApiTarget;
   readonly #signer: JwtSigner;
   readonly #iss: string;
@@ -204,7 +217,7 @@ export class AccessTokenIssuer implements CredentialIssuer {
   }
 
   async #sign(lease: Lease, expiresAt: number, params: Record<string, unknown>) {
-    const jti = randomBytes(16).toString('base64url');
+    const jti = newJti(lease.issuedAt);
     const now = Math.floor(lease.issuedAt / 1000);
     const claims: Record<string, unknown> = {
       iss: this.#iss,

@@ -108,6 +108,8 @@ export class PostgresIssuer implements CredentialIssuer {
   readonly kind = 'postgres' as const;
   readonly target: string;
   readonly resourceType = 'Database';
+  /** Issuing creates a role: the lease is on record as an intent first, so reconcile can drop what a crash left. */
+  readonly createsAtTarget = true;
   readonly #cfg: PostgresTarget;
   readonly #pool: pg.Pool;
   readonly #password: string;

@@ -117,6 +117,8 @@ export class SpiffeX509Issuer implements CredentialIssuer {
   readonly kind = 'spiffe-x509' as const;
   readonly target: string;
   readonly resourceType = 'Workload';
+  /** A certificate is only signed: nothing exists until it is handed out. */
+  readonly createsAtTarget = false;
   readonly #cfg: SpiffeX509Target;
   readonly #root: x509.X509Certificate;
   readonly #ca: CaMaterial;

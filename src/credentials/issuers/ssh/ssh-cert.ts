@@ -1,9 +1,10 @@
 // OpenSSH user certificates, encoded by hand per PROTOCOL.certkeys and signed with node:crypto
 // Ed25519. The format is small and fixed; doing it in-process avoids a subprocess per issuance
 // and keeps the CA private key out of files. Tests check the result with ssh-keygen -L and sshd.
-import { createPublicKey, randomBytes, sign, verify } from 'node:crypto';
+import { createPublicKey, sign, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { InvalidInput } from '../../../common/errors.ts';
+import { randomPooled } from '../../../crypto/random.ts';
 
 const CERT_TYPES: Record<string, string> = {
   'ssh-ed25519': 'ssh-ed25519-cert-v01@openssh.com',
@@ -123,6 +124,14 @@ function ed25519Blob(key: KeyObject): Buffer {
   return new Writer().string('ssh-ed25519').string(Buffer.from(jwk.x, 'base64url')).bytes();
 }
 
+/** The CA's public blob goes into every certificate: derived once per key, not per issuance. */
+const caBlobs = new WeakMap<KeyObject, Buffer>();
+function caBlob(ca: KeyObject): Buffer {
+  let b = caBlobs.get(ca);
+  if (b === undefined) caBlobs.set(ca, (b = ed25519Blob(ca)));
+  return b;
+}
+
 export function ed25519PublicLine(key: KeyObject, comment = ''): string {
   return `ssh-ed25519 ${ed25519Blob(key).toString('base64')}${comment ? ` ${comment}` : ''}`;
 }
@@ -139,8 +148,8 @@ export interface UserCertSpec {
   extensions: string[];
 }
 
-/** Builds and signs a user certificate; returns the `type base64 keyid` line for `-cert.pub`. */
-export function signUserCertificate(ca: KeyObject, spec: UserCertSpec): { line: string; blob: Buffer } {
+/** The signed part of a user certificate (PROTOCOL.certkeys), up to and including the CA key. */
+function certificateBody(ca: KeyObject, spec: UserCertSpec): Buffer {
   const certType = CERT_TYPES[spec.publicKey.type]!;
   const principals = new Writer();
   for (const p of spec.principals) principals.string(p);
@@ -151,9 +160,9 @@ export function signUserCertificate(ca: KeyObject, spec: UserCertSpec): { line: 
   }
   const ext = new Writer();
   for (const name of [...new Set(spec.extensions)].sort()) ext.string(name).string('');
-  const body = new Writer()
+  return new Writer()
     .string(certType)
-    .string(randomBytes(32))
+    .string(randomPooled(32))
     .raw(spec.publicKey.fields)
     .u64(spec.serial)
     .u32(SSH_CERT_USER)
@@ -164,11 +173,19 @@ export function signUserCertificate(ca: KeyObject, spec: UserCertSpec): { line: 
     .string(crit.bytes())
     .string(ext.bytes())
     .string('')
-    .string(ed25519Blob(ca))
+    .string(caBlob(ca))
     .bytes();
-  const sig = sign(null, body, ca);
+}
+
+function certificate(spec: UserCertSpec, body: Buffer, sig: Buffer): { line: string; blob: Buffer } {
   const blob = Buffer.concat([body, new Writer().string(new Writer().string('ssh-ed25519').string(sig).bytes()).bytes()]);
-  return { line: `${certType} ${blob.toString('base64')} ${spec.keyId}`, blob };
+  return { line: `${CERT_TYPES[spec.publicKey.type]!} ${blob.toString('base64')} ${spec.keyId}`, blob };
+}
+
+/** Builds and signs a user certificate; returns the `type base64 keyid` line for `-cert.pub`. */
+export function signUserCertificate(ca: KeyObject, spec: UserCertSpec): { line: string; blob: Buffer } {
+  const body = certificateBody(ca, spec);
+  return certificate(spec, body, sign(null, body, ca));
 }
 
 /** Parsed view of a user certificate (for tests, introspection and the CLI). */

@@ -5,7 +5,7 @@
 // configured, revoked serials are written to an OpenSSH KRL (via `ssh-keygen -k`) that sshd reads
 // through `RevokedKeys`, refusing new logins at once. Live SSH sessions are not ended by this.
 import { execFile } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -15,6 +15,8 @@ import type { SshTarget } from './config.ts';
 import { TargetError } from '../../errors.ts';
 import { fingerprint } from '../../fingerprint.ts';
 import { ed25519PublicLine, parseSshPublicKey, signUserCertificate } from './ssh-cert.ts';
+import type { SshPublicKey } from './ssh-cert.ts';
+import { randomPooled } from '../../../crypto/random.ts';
 import type { CredentialIssuer, IssueRequest, IssueResult, Lease, ReconcileResult, RenewResult } from '../../types.ts';
 
 const run = promisify(execFile);
@@ -45,6 +47,11 @@ export interface SshIssuerOptions {
   sshKeygen?: string;
 }
 
+/** 63-bit random serial: unique per certificate, the handle revocation lists refer to. */
+function newSerial(): bigint {
+  return randomPooled(8).readBigUInt64BE() >> 1n;
+}
+
 /** Principals an identity may use on the target: union of every matching pattern. */
 function principalsFor(target: SshTarget, identityId: string): string[] {
   const out = new Set<string>();
@@ -59,6 +66,8 @@ export class SshIssuer implements CredentialIssuer {
   readonly kind = 'ssh' as const;
   readonly target: string;
   readonly resourceType = 'Host';
+  /** A certificate is only signed: nothing exists until it is handed out. */
+  readonly createsAtTarget = false;
   readonly #cfg: SshTarget;
   readonly #ca: SshCa;
   readonly #clock: Clock;
@@ -98,8 +107,7 @@ export class SshIssuer implements CredentialIssuer {
     return this.#principals(params, identityId).join(',');
   }
 
-  #sign(lease: Lease, publicKey: string, principals: string[], serial: bigint, validBefore: number) {
-    const pk = parseSshPublicKey(publicKey);
+  #sign(lease: Lease, pk: SshPublicKey, principals: string[], serial: bigint, validBefore: number) {
     const crit: Record<string, string> = {};
     if (this.#cfg.source_address) crit['source-address'] = this.#cfg.source_address.join(',');
     const validAfter = Math.floor(lease.issuedAt / 1000);
@@ -131,18 +139,15 @@ export class SshIssuer implements CredentialIssuer {
 
   async issue(req: IssueRequest): Promise<IssueResult> {
     const { lease, params } = req;
-    const publicKey = parseSshPublicKey(params.publicKey as string).line;
+    const pk = parseSshPublicKey(params.publicKey as string);
     const principals = lease.permission.split(',');
-    // 63-bit random serial: unique per certificate, the handle revocation lists refer to.
-    const serial = randomBytes(8).readBigUInt64BE() >> 1n;
-    const out = this.#sign(lease, publicKey, principals, serial, lease.expiresAt);
-    return { ...out, params: { publicKey, publicKeyFingerprint: fingerprint(parseSshPublicKey(publicKey).blob), serial: out.handle } };
+    const out = this.#sign(lease, pk, principals, newSerial(), lease.expiresAt);
+    return { ...out, params: { publicKey: pk.line, publicKeyFingerprint: fingerprint(pk.blob), serial: out.handle } };
   }
 
   /** A certificate's validity is signed into it: renewal issues a new certificate (new serial). */
   async renew(lease: Lease, expiresAt: number): Promise<RenewResult> {
-    const serial = randomBytes(8).readBigUInt64BE() >> 1n;
-    const out = this.#sign(lease, String(lease.params.publicKey), lease.permission.split(','), serial, expiresAt);
+    const out = this.#sign(lease, parseSshPublicKey(String(lease.params.publicKey)), lease.permission.split(','), newSerial(), expiresAt);
     // The superseded certificate must stop working too.
     if (lease.handle) await this.#addToKrl(lease.handle, lease.expiresAt);
     return out;
