@@ -10,7 +10,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
-const FLAGS = ['--test', '--test-concurrency=2', '--test-timeout=170000', '--test-global-setup=test/store/global-setup.ts'];
+const FLAGS = ['--test', '--test-concurrency=2', '--test-timeout=400000', '--test-global-setup=test/store/global-setup.ts'];
 /** Calls that take the run's store (test/store/stores.ts). */
 const TAKES_STORE = /\btestStoreConfig\(|\btestStore\(/;
 const IMPORT = /^import (?!type )[^;]*?from '(\.[^']+\.ts)';/gm;

@@ -81,7 +81,8 @@ export class Authentication {
   /** Registers an unknown identity on first federated login; refuses suspended and offboarded ones. */
   async #admit(v: VerifiedProof): Promise<Identity> {
     this.#d.binding.checkProof(v);
-    let identity = this.#d.identities.get(v.identityId);
+    // As stored now: another replica may have suspended it a moment ago.
+    let identity = await this.#d.identities.current(v.identityId);
     if (identity) this.#d.binding.checkIdentity(v, identity);
     if (!identity) {
       const boundary = v.defaults.boundary ?? this.#d.boundaries[0]!;

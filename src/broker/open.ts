@@ -41,7 +41,7 @@ export async function openStorage<T>(config: PortcullisConfig, options: BrokerOp
     // SPIFFE CAs are made before the issuers that use them (creating one is async).
     const spiffeCa = SpiffeCaStore.open(store, master.key, clock);
     for (const td of new Set(config.targets.flatMap((t) => (t.kind === 'spiffe-x509' ? [t.trust_domain] : [])))) await spiffeCa.ensure(td);
-    const identities = await IdentityRegistry.open(store, clock, config.boundaries);
+    const identities = await IdentityRegistry.open(store, clock, config.boundaries, { shared: store.kind === 'postgres' });
     return assemble({ store, keyring, spiffeCa, identities });
   } catch (err) {
     await store.close();

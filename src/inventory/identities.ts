@@ -82,12 +82,15 @@ export class IdentityRegistry {
   /** Per id, the sequence number of the write the cache holds (writes may finish out of order). */
   readonly #cachedSeq = new Map<string, number>();
   #seq = 0;
+  /** Replicas share the store: `current` reads through. */
+  #shared = false;
   /** One identity's own writes and reloads run one at a time, so a reload never lands over a newer write. */
   readonly #lock = new KeyedLock();
 
   /** Loads every identity through the store into memory; reads are served from there. */
-  static async open(store: RegistryStore, clock: Clock, boundaries: readonly string[]): Promise<IdentityRegistry> {
+  static async open(store: RegistryStore, clock: Clock, boundaries: readonly string[], opts: { shared?: boolean } = {}): Promise<IdentityRegistry> {
     const registry = new IdentityRegistry(store, clock, boundaries);
+    registry.#shared = opts.shared ?? false;
     store.changes.subscribe('identity', (id) => registry.#reload(id));
     store.changes.onResync(() => registry.#reloadAll());
     for (const identity of await store.inventory.identities.list()) registry.#cache.set(identity.id, identity);
@@ -123,6 +126,16 @@ export class IdentityRegistry {
   }
 
   get(id: string): Identity | undefined {
+    return this.#cache.get(id);
+  }
+
+  /**
+   * The identity as stored now, for decisions that must not trust a notice still on its way (a
+   * login right after another replica suspended it): read through when replicas share the store,
+   * from memory otherwise (this process made every change).
+   */
+  async current(id: string): Promise<Identity | undefined> {
+    if (this.#shared) await this.#reload(id);
     return this.#cache.get(id);
   }
 
