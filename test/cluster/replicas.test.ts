@@ -117,8 +117,11 @@ outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test
   }, { timeout: 400_000 });
 
   after(async () => {
-    for (const r of replicas) if (r.child.exitCode === null) r.child.kill('SIGTERM');
-    await Promise.all(replicas.map((r) => (r.child.exitCode === null ? new Promise((res) => r.child.once('exit', res)) : undefined)));
+    // A replica killed in a test has exited already (signalCode set): waiting for its exit would hang.
+    const running = replicas.filter((r) => r.child.exitCode === null && r.child.signalCode === null);
+    const exited = running.map((r) => new Promise((res) => r.child.once('exit', res)));
+    for (const r of running) r.child.kill('SIGTERM');
+    await Promise.all(exited);
     rmSync(dir, { recursive: true, force: true });
   });
 
