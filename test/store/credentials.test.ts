@@ -3,12 +3,11 @@
 // children and due leases, and two replicas racing to claim the same transition.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Store } from '../../src/store/index.ts';
 import { PostgresStore } from '../../src/store/postgres/index.ts';
 import type { Lease } from '../../src/credentials/types.ts';
 import { forEachStore } from './stores.ts';
-import type { StoreKind } from './stores.ts';
 import { freshStoreUrl } from './pg.ts';
+import { withReplicas } from './replicas.ts';
 
 const NOW = 1_700_000_000_000;
 
@@ -21,24 +20,6 @@ function lease(id: string, over: Partial<Lease> = {}): Lease {
   };
 }
 
-/** Two replicas of one new store: on PostgreSQL two pools on one database; on SQLite (one process) the same store twice. */
-async function withReplicas<T>(kind: StoreKind, open: () => Promise<Store>, fn: (a: Store, b: Store) => Promise<T>): Promise<T> {
-  if (kind === 'sqlite') {
-    const s = await open();
-    return fn(s, s);
-  }
-  const url = await freshStoreUrl();
-  const a = await PostgresStore.open(url, { pool: 4 });
-  const b = await PostgresStore.open(url, { pool: 4 }).catch(async (e: unknown) => {
-    await a.close();
-    throw e;
-  });
-  try {
-    return await fn(a, b);
-  } finally {
-    await Promise.all([a.close(), b.close()]);
-  }
-}
 
 forEachStore('a lease reads back as written; update patches and answers the lease as it is now', async (open) => {
   const { leases } = (await open()).credentials;

@@ -13,27 +13,9 @@ import type { StoredKey } from '../../src/crypto/ports.ts';
 import { SpiffeCaStore } from '../../src/credentials/spiffe-ca.ts';
 import { ManualClock } from '../../src/common/clock.ts';
 import { forEachStore } from './stores.ts';
-import type { StoreKind } from './stores.ts';
 import { freshStoreUrl } from './pg.ts';
+import { withReplicas } from './replicas.ts';
 
-/** Two replicas of one new store: on PostgreSQL two pools on one database; on SQLite (one process) the same store twice. */
-async function withReplicas<T>(kind: StoreKind, open: () => Promise<Store>, fn: (a: Store, b: Store) => Promise<T>): Promise<T> {
-  if (kind === 'sqlite') {
-    const s = await open();
-    return fn(s, s);
-  }
-  const url = await freshStoreUrl();
-  const a = await PostgresStore.open(url, { pool: 4 });
-  const b = await PostgresStore.open(url, { pool: 4 }).catch(async (e: unknown) => {
-    await a.close();
-    throw e;
-  });
-  try {
-    return await fn(a, b);
-  } finally {
-    await Promise.all([a.close(), b.close()]);
-  }
-}
 
 function key(kid: string, purpose: string, over: Partial<StoredKey> = {}): StoredKey {
   return {
