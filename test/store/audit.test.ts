@@ -1,10 +1,13 @@
 // The audit store's contract (src/audit/ports.ts) over SQLite and PostgreSQL: appenders link onto
 // what is stored and report the last stored checkpoint with each due one, ignore a checkpoint sent
 // twice, store nothing of a failed batch and apply batches in order; two replicas appending to one
-// stream make one gap-free chain; queries match a scan of every record; verification catches
-// edited, deleted, reordered and truncated rows. Only the audit domain is opened (its tables,
+// stream make one gap-free chain; on PostgreSQL a batch is answered, and a read returns rows,
+// only once the WAL holding them is flushed; odd strings are stored exactly; queries match a scan
+// of every record; verification catches edited, deleted, reordered and truncated rows (a server
+// crash: audit-crash.test.ts). Only the audit domain is opened (its tables,
 // through its own store class), with a second connection to play the attacker.
 import assert from 'node:assert/strict';
+import type pg from 'pg';
 import { AuditLog } from '../../src/audit/log.ts';
 import { normalizeQuery } from '../../src/audit/query.ts';
 import { verifyAll } from '../../src/audit/verify.ts';
@@ -29,6 +32,8 @@ interface AuditDb {
   sql(text: string): Promise<void>;
   /** Makes inserting the event with this payload fail (a trigger). */
   failOnPayload(payload: string): Promise<void>;
+  /** PostgreSQL: a superuser connection of its own, to inspect the server (WAL positions). */
+  admin?: pg.Client;
   close(): Promise<void>;
 }
 
@@ -66,6 +71,7 @@ async function openAuditDb(kind: StoreKind): Promise<AuditDb> {
       return s;
     },
     sql: async (text) => void (await admin.query(text)),
+    admin,
     failOnPayload: async (payload) => {
       await admin.query(`CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.payload = '${payload}' THEN RAISE EXCEPTION 'no'; END IF; RETURN NEW; END $$`);
       await admin.query('CREATE TRIGGER boom BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION boom()');
@@ -274,6 +280,77 @@ forEachStore('an append waits while another transaction holds the stream\'s head
   }
 });
 
+// The appender commits without waiting for the WAL flush (the heads are released sooner) and
+// answers after a grouped flush; reads wait for one too. `flushed` is read as soon as the answer
+// arrives; the commit record's end comes from the WAL itself (pg_walinspect). The tests' server
+// runs with synchronous_commit off, so nothing but that flush would have written the WAL so soon.
+forEachStore('a batch is answered, and a read returns rows, only once the WAL holding them is flushed', async (_open, kind) => {
+  if (kind !== 'postgres') return; // SQLite: the commit is the fsync
+  const a = await openAuditDb(kind);
+  const admin = a.admin!;
+  const one = async <T>(text: string, params: unknown[] = []): Promise<T> => (await admin.query(text, params)).rows[0] as T;
+  /**
+   * Whether the WAL was flushed at `flushed` through the commit record of the transaction that
+   * wrote this row (its xmin). pg_walinspect reads only flushed WAL: a commit it cannot find yet
+   * was not flushed even now.
+   */
+  const covered = async (flushed: string, from: string, table: string, where: string): Promise<string | true> => {
+    const w = await one<{ e: string; ok: boolean } | undefined>(
+      `SELECT w.end_lsn::text AS e, $2::pg_lsn >= w.end_lsn AS ok FROM ${table} t, pg_get_wal_records_info($1::pg_lsn, pg_current_wal_insert_lsn()) w ` +
+        `WHERE ${where} AND w.xid = t.xmin AND w.resource_manager = 'Transaction' AND w.record_type = 'COMMIT'`,
+      [from, flushed],
+    );
+    return w === undefined ? 'its commit record is not flushed yet' : w.ok || `the WAL was flushed to ${flushed}, its commit record ends at ${w.e}`;
+  };
+  const flushLsn = async (): Promise<string> => (await one<{ f: string }>('SELECT pg_current_wal_flush_lsn()::text AS f')).f;
+  try {
+    await a.sql('CREATE EXTENSION pg_walinspect');
+    const from = (await one<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).l;
+    const appender = a.store.appender({ policy: NO_CHECKPOINTS, durability: 'full', writer: 'inline' });
+    await appender.append(batch([prepared(0)])); // connections open
+    for (let i = 1; i <= 10; i++) {
+      // Several batches in flight at once, each checked as it is answered.
+      const answered = await Promise.all(
+        Array.from({ length: 3 }, (_, k) => appender.append(batch([prepared(i * 10 + k)])).then(async (r) => ({ seq: r.seqs[0]!, flushed: await flushLsn() }))),
+      );
+      for (const { seq, flushed } of answered) {
+        assert.equal(await covered(flushed, from, 'audit_events', `t.stream = 'admin' AND t.seq = ${seq}`), true, `batch at seq ${seq} when answered`);
+      }
+    }
+    await appender.close();
+
+    // A row committed without waiting for the flush (as another replica's batch is) is read only
+    // once the WAL is flushed past it: through a query, the head, and a verification scan.
+    await a.sql('SET synchronous_commit = off');
+    const reads: [string, () => Promise<unknown>][] = [
+      ['query', () => a.store.query(normalizeQuery({ stream: 'authz', limit: 10 }))],
+      ['head', () => a.store.head('authz')],
+      ['scan', () => a.store.scanStreams({ streams: ['authz'] })],
+    ];
+    let seq = 0;
+    for (const [name, read] of reads) {
+      for (let k = 0; k < 3; k++) {
+        seq++;
+        await a.sql(
+          'INSERT INTO audit_events (stream, seq, time, type, actor, payload, prev_hash, hash) ' +
+            `VALUES ('authz', ${seq}, '2026-01-01T00:00:00.000Z', 't', 'a', '{}', 'p', 'h${seq}')`,
+        );
+        await a.sql(`UPDATE audit_heads SET seq = ${seq}, hash = 'h${seq}' WHERE stream = 'authz'`);
+        const flushed = await read().then(flushLsn);
+        for (const [table, where] of [
+          ['audit_events', `t.stream = 'authz' AND t.seq = ${seq}`],
+          ['audit_heads', "t.stream = 'authz'"],
+        ] as const) {
+          assert.equal(await covered(flushed, from, table, where), true, `${name} returned a row of ${table}`);
+        }
+      }
+    }
+    assert.equal((await a.store.query(normalizeQuery({ stream: 'authz', limit: 10 }))).length, seq);
+  } finally {
+    await a.close();
+  }
+});
+
 /** 30 authz events, checkpoints every 10, verified; then `sql` tampers and verify must name `bad`. */
 function tamperCase(name: string, sqls: string[], bad: number, reason: RegExp): void {
   auditTest(`verify catches ${name}`, async (a) => {
@@ -312,6 +389,23 @@ tamperCase(
   /events from seq 26 are missing \(signed checkpoint at seq 30\)/,
 );
 tamperCase('a deleted head row', ["DELETE FROM audit_heads WHERE stream = 'authz'"], 31, /head row is missing/);
+
+auditTest('strings with quotes, backslashes, braces and separators are stored and hashed exactly', async ({ store }) => {
+  const odd = ['a\'b', 'a"b', 'a\\b', '\\', '"', "'", '{x,y}', 'NULL', 'null', '', ' ', 'a,b', '\n\t\r', 'é😀\u2028', '$1', '\\"\'{}'];
+  const log = new AuditLog(store);
+  const append = (v: string, i: number) =>
+    log.append({ stream: 'authz', type: `t.${i}`, actor: `user:${v}`, subject: v === '' ? undefined : v, boundary: v || 'b', decision: 'allow', payload: { v, [v]: [v] } });
+  // One small batch, then one of 160 events (PostgreSQL writes them as literals, then as parameters).
+  const recs = await Promise.all(odd.map(append));
+  recs.push(...(await Promise.all(Array.from({ length: 10 }, () => odd).flat().map(append))));
+  await log.close();
+  assert.deepEqual(await store.query(normalizeQuery({ stream: 'authz', limit: 1000 })), recs);
+  assert.deepEqual(
+    recs.map((r) => r.actor),
+    Array.from({ length: 11 }, () => odd.map((v) => `user:${v}`)).flat(),
+  );
+  assert.equal((await verifyAll(store, () => undefined)).ok, true);
+});
 
 auditTest('an event whose identity holds U+0000 is stored (as U+FFFD) and verifies', async ({ store }) => {
   const log = new AuditLog(store);

@@ -1,5 +1,6 @@
 // The PostgreSQL audit appender (AuditAppender, src/audit/ports.ts): one hash chain per stream
-// shared by every replica, written in group commits that lock the heads they extend.
+// shared by every replica, written in group commits that lock the heads they extend only until
+// COMMIT; each batch is answered once a grouped WAL flush (flush.ts) has made it durable.
 import pg from 'pg';
 import type { PoolClient } from 'pg';
 import type { ChainFields } from '../../../audit/chain.ts';
@@ -7,8 +8,9 @@ import { FIELDS, flattenEvents, linkEvents, type CheckpointPolicy, type LinkRequ
 import type { AppendBatch, AppendResult, AppenderOptions, AuditAppender } from '../../../audit/ports.ts';
 import { AUDIT_STREAMS, type AuditStreamName } from '../../../audit/types.ts';
 import type { PgDb } from '../db.ts';
+import type { WalFlusher } from './flush.ts';
 
-/** Connections of one appender: one holds the heads while the next waits on them, its BEGIN sent. */
+/** Connections of one appender: a transaction on one stream need not wait for one on another. */
 const CONNECTIONS = 2;
 /** A session idle inside a transaction this long is ended by the server, releasing its locks. */
 const IDLE_IN_TRANSACTION_MS = 10_000;
@@ -16,19 +18,22 @@ const IDLE_IN_TRANSACTION_MS = 10_000;
 const LOCK_TIMEOUT_MS = 30_000;
 /** Most events one transaction takes from the queue (bounds a transaction's size and lock time). */
 const MAX_TX_EVENTS = 20_000;
+/**
+ * Up to this many events, the write goes as literals in one simple query with the COMMIT (one
+ * round trip less while the heads are held); above, as parameters (cheaper to build and parse for
+ * thousands of rows, where a round trip is nothing next to the insert).
+ */
+const INLINE_MAX_EVENTS = 100;
 
 // The heads a batch extends, locked in stream order (so no two transactions ever deadlock), and
-// the last stored checkpoint of each, read by a later statement: in READ COMMITTED each statement
-// of a multi-statement query takes its snapshot when it starts, i.e. after the locks were granted,
-// so it sees what the transaction we waited for committed. Sent as one simple query (one round
+// the last stored checkpoint of each (only when this appender signs: the linker asks for it only
+// for a due checkpoint), read by a later statement: in READ COMMITTED each statement of a
+// multi-statement query takes its snapshot when it starts, i.e. after the locks were granted, so
+// it sees what the transaction we waited for committed. Sent as one simple query (one round
 // trip); the stream names are the fixed AUDIT_STREAMS, the only values inlined.
-function lockSql(streams: readonly AuditStreamName[]): string {
-  const list = streams.map((s) => `'${s}'`).join(', ');
-  return (
-    'BEGIN; ' +
-    `SELECT stream, seq, hash, last_time, cp_seq, cp_time FROM audit_heads WHERE stream IN (${list}) ORDER BY stream FOR UPDATE; ` +
-    `SELECT stream, MAX(seq) AS s FROM audit_checkpoints WHERE stream IN (${list}) GROUP BY stream`
-  );
+function lockSql(streams: readonly AuditStreamName[], checkpoints: boolean, inTx: boolean): string {
+  const list = `'{${streams.join(',')}}'`;
+  return (inTx ? '' : 'BEGIN; ') + `EXECUTE pcx_audit_lock(${list})` + (checkpoints ? `; EXECUTE pcx_audit_cps(${list})` : '');
 }
 
 // A head row deleted by hand is recreated empty: the batch then fails on the primary key (the
@@ -49,6 +54,41 @@ const WRITE_SQL =
   'WHERE h.stream = v.stream) ' +
   'SELECT 1';
 
+// Prepared once per connection (planning the write statement each time cost as much as running
+// it on a small batch), and run by EXECUTE inside simple queries: a transaction of a small batch
+// is two round trips — lock and read; write and commit — so a stream's lock waits on this process
+// once, not twice. Large batches use the write prepared at the protocol level (WRITE_BIG).
+const PREPARE_SQL =
+  'PREPARE pcx_audit_lock(text[]) AS SELECT stream, seq, hash, last_time, cp_seq, cp_time FROM audit_heads WHERE stream = ANY($1) ORDER BY stream FOR UPDATE; ' +
+  'PREPARE pcx_audit_cps(text[]) AS SELECT stream, MAX(seq) AS s FROM audit_checkpoints WHERE stream = ANY($1) GROUP BY stream; ' +
+  `PREPARE pcx_audit_write AS ${WRITE_SQL}`;
+
+/**
+ * An array parameter as a SQL literal: its text form (as pg would send it: elements quoted, `\`
+ * and `"` escaped) as a string constant — E'…' with `\` doubled when it holds one, `'` doubled, as
+ * pg.escapeLiteral does (which is quadratic on long strings).
+ */
+function arrayLiteral(values: readonly unknown[], type: 'text' | 'int8'): string {
+  const items = new Array<string>(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) items[i] = 'NULL';
+    else if (type === 'int8') items[i] = String(Number(v));
+    else items[i] = /[\\"]/.test(v as string) ? `"${(v as string).replace(/[\\"]/g, '\\$&')}"` : `"${v as string}"`;
+  }
+  const text = `{${items.join(',')}}`.replace(/'/g, "''");
+  return `${text.includes('\\') ? ` E'${text.replace(/\\/g, '\\\\')}'` : `'${text}'`}::${type}[]`;
+}
+
+const WRITE_BIG = 'pcx_audit_write_params';
+
+/** The column types of WRITE_SQL's parameters, in order. */
+const WRITE_TYPES: readonly ('text' | 'int8')[] = [
+  ...(['text', 'int8', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text'] as const),
+  ...(['text', 'int8', 'text', 'text', 'int8', 'text', 'text'] as const),
+  ...(['text', 'int8', 'text', 'text', 'int8', 'int8'] as const),
+];
+
 interface HeadRow {
   stream: AuditStreamName;
   seq: number;
@@ -60,6 +100,10 @@ interface HeadRow {
 
 interface Queued {
   req: LinkRequest;
+  /** The streams its transaction locks (streamsOf). */
+  streams: AuditStreamName[];
+  /** Events in it. */
+  n: number;
   resolve: (r: LinkResult) => void;
   reject: (e: unknown) => void;
 }
@@ -75,13 +119,22 @@ function streamsOf(reqs: readonly LinkRequest[], policy: CheckpointPolicy): Audi
 }
 
 /**
- * Writes batches as transactions on its own connections. Each takes every batch queued when a
- * connection is free (in order), locks the heads of the streams it touches, links the events onto
- * them, writes everything in one statement and commits; each promise resolves after COMMIT. The
- * next transaction on a stream sends its locking query as soon as the previous one holds its
- * locks, so it waits on them in the server and starts the moment they are released: batches are
- * applied in the order given on each stream, and a stream's lock is held for the lock's answer,
- * the linking, the insert and the commit.
+ * Writes batches as transactions on its own connections. Each takes the batches queued when a
+ * connection is free and no transaction of this appender is under way on their streams (#take),
+ * locks the heads of the streams it touches, links the events onto them, writes everything in one
+ * statement and commits without waiting for the WAL flush (synchronous_commit = off: the locks are
+ * released as the commit record enters the WAL, not after its fsync); each promise resolves once a
+ * flush that started after that COMMIT has returned (WalFlusher, shared by the store's appenders
+ * and readers). A stream's lock is held for the lock's answer, the linking, the insert and the
+ * commit — never for a flush — and each replica has at most one transaction on it at a time, so
+ * while the lock goes round the replicas each gathers a larger batch for its next turn.
+ *
+ * Why answering after the flush is enough, with other replicas chaining onto a batch before it is
+ * durable: the WAL is one sequence, flushed in order. A transaction that extends a stream read its
+ * head after the previous one released it, i.e. after that one's commit record was in the WAL, so
+ * its own records come later in the WAL: a flush that covers a batch covers everything it was
+ * chained onto, and a server crash loses a suffix of the WAL — on each stream, a suffix of the
+ * chain (no gap), made only of batches nobody was answered for.
  */
 export class PgAppender implements AuditAppender {
   readonly maxInFlight = 4;
@@ -90,17 +143,28 @@ export class PgAppender implements AuditAppender {
   readonly #db: PgDb;
   readonly #pool: pg.Pool;
   readonly #policy: CheckpointPolicy;
+  readonly #flusher: WalFlusher;
   #queue: Queued[] = [];
+  /** Transactions under way (at most CONNECTIONS). */
   #busy = 0;
-  /** Per stream, settles once the last transaction started on it holds its locks (or failed): the next may ask for them. */
-  readonly #locked = new Map<AuditStreamName, Promise<void>>();
+  /** Groups taken from the queue and not yet answered (written, or waiting for their flush). */
+  #pending = 0;
+  /** Streams with a transaction of this appender under way: the next one on them waits for its COMMIT. */
+  readonly #writing = new Set<AuditStreamName>();
+  /** Connections on which PREPARE_SQL has run. */
+  readonly #prepared = new WeakSet<PoolClient>();
   #idle: (() => void)[] = [];
   #closed = false;
   readonly #onClose: () => void;
 
-  /** `onClose`: called once it is closed (the store forgets it). */
-  constructor(db: PgDb, opts: AppenderOptions, onClose: () => void = () => {}) {
+  /**
+   * `flusher`: makes committed batches durable (with synchronous_commit = on for `durability:
+   * 'full'`, the server's setting for `store`). `onClose`: called once it is closed (the store
+   * forgets it).
+   */
+  constructor(db: PgDb, opts: AppenderOptions, flusher: WalFlusher, onClose: () => void = () => {}) {
     this.#db = db;
+    this.#flusher = flusher;
     this.#onClose = onClose;
     this.#policy = opts.policy;
     const base = db.pool.options;
@@ -111,8 +175,8 @@ export class PgAppender implements AuditAppender {
       `-c idle_in_transaction_session_timeout=${IDLE_IN_TRANSACTION_MS}`,
       // Fail the batch (closed) rather than wait on the heads without end.
       `-c lock_timeout=${LOCK_TIMEOUT_MS}`,
-      // `full`: COMMIT returns once the WAL is flushed, whatever the server's default.
-      opts.durability === 'full' && '-c synchronous_commit=on',
+      // COMMIT releases the heads without waiting for the WAL flush; the flusher waits for it.
+      '-c synchronous_commit=off',
     ];
     this.#pool = new pg.Pool({
       ...base,
@@ -132,63 +196,90 @@ export class PgAppender implements AuditAppender {
     if (!this.isOpen) return Promise.reject(new Error('audit appender is closed'));
     const { promise, resolve, reject } = Promise.withResolvers<LinkResult>();
     const req: LinkRequest = { events: flattenEvents(batch.events), checkpoints: batch.checkpoints, now: batch.now, checkpoint: batch.checkpoint, ...(batch.sign !== undefined && { sign: batch.sign }) };
-    this.#queue.push({ req, resolve, reject });
+    this.#queue.push({ req, streams: streamsOf([req], this.#policy), n: req.events.length / FIELDS, resolve, reject });
     this.#pump();
     return promise;
   }
 
   async close(): Promise<void> {
-    if (this.#busy > 0 || this.#queue.length > 0) await new Promise<void>((r) => this.#idle.push(r));
+    if (this.#pending > 0 || this.#queue.length > 0) await new Promise<void>((r) => this.#idle.push(r));
     if (this.#closed) return;
     this.#closed = true;
     this.#onClose();
     await this.#pool.end().catch(() => {});
   }
 
+  // A transaction takes, in order, the queued batches none of whose streams has a transaction of
+  // this appender under way (up to MAX_TX_EVENTS events); a batch left waiting holds back every
+  // later one on its streams, so batches are applied in the order given on each stream. So one
+  // transaction at a time per stream and replica: what arrives meanwhile waits and goes in the
+  // next one, larger (fewer commits per event); a batch on another stream need not wait.
+  #take(): Queued[] {
+    const blocked = new Set(this.#writing);
+    const group: Queued[] = [];
+    const rest: Queued[] = [];
+    let events = 0;
+    for (const q of this.#queue) {
+      if (q.streams.some((s) => blocked.has(s)) || (group.length > 0 && events + q.n > MAX_TX_EVENTS)) {
+        rest.push(q);
+        for (const s of q.streams) blocked.add(s);
+      } else {
+        group.push(q);
+        events += q.n;
+      }
+    }
+    if (group.length > 0) this.#queue = rest;
+    return group;
+  }
+
   #pump(): void {
     while (this.#busy < CONNECTIONS && this.#queue.length > 0) {
-      let n = 0;
-      let events = 0;
-      while (n < this.#queue.length && (n === 0 || events + this.#queue[n].req.events.length / FIELDS <= MAX_TX_EVENTS)) {
-        events += this.#queue[n].req.events.length / FIELDS;
-        n++;
-      }
-      const group = this.#queue.splice(0, n);
-      const streams = streamsOf(
-        group.map((q) => q.req),
-        this.#policy,
-      );
-      // Batches are applied in order on each stream; one on other streams need not wait.
-      const prev = Promise.all(streams.map((st) => this.#locked.get(st))).then(() => {});
-      const { promise: locked, resolve: onLocked } = Promise.withResolvers<void>();
-      for (const st of streams) this.#locked.set(st, locked);
+      const group = this.#take();
+      if (group.length === 0) return; // each waits for a transaction under way on its streams
+      const streams = [...new Set(group.flatMap((q) => q.streams))].sort();
+      for (const st of streams) this.#writing.add(st);
       this.#busy++;
-      this.#write(group, streams, prev, onLocked)
+      this.#pending++;
+      const committed = this.#write(group, streams).finally(() => {
+        for (const st of streams) this.#writing.delete(st);
+        this.#busy--;
+        this.#pump(); // the next transaction on these streams need not wait for this one's flush
+      });
+      committed
+        .then(async (results) => {
+          await this.#flusher.flushed();
+          return results;
+        })
         .then(
           (results) => group.forEach((q, i) => q.resolve(results[i])),
           (err: unknown) => group.forEach((q) => q.reject(err)),
         )
         .finally(() => {
-          onLocked(); // in case it failed before locking
-          this.#busy--;
-          this.#pump();
-          if (this.#busy === 0 && this.#queue.length === 0) for (const f of this.#idle.splice(0)) f();
+          this.#pending--;
+          if (this.#pending === 0 && this.#queue.length === 0) for (const f of this.#idle.splice(0)) f();
         });
     }
   }
 
-  async #write(group: readonly Queued[], streams: readonly AuditStreamName[], prev: Promise<void>, onLocked: () => void): Promise<LinkResult[]> {
+  async #write(group: readonly Queued[], streams: readonly AuditStreamName[]): Promise<LinkResult[]> {
     const reqs = group.map((q) => q.req);
     const client = await this.#pool.connect();
     let broken = false;
+    // The server lost while the client is out of the pool is reported here as well as to the
+    // query under way (which fails the batch); unheard, it would be an uncaught exception.
+    const lost = (): void => void (broken = true);
+    client.on('error', lost);
     try {
-      await prev;
-      let { heads, lastCp } = streams.length > 0 ? await lockHeads(client, streams) : await begin(client);
+      if (!this.#prepared.has(client)) {
+        await client.query(PREPARE_SQL);
+        this.#prepared.add(client);
+      }
+      const cps = this.#policy.enabled;
+      let { heads, lastCp } = streams.length > 0 ? await lockHeads(client, streams, cps) : await begin(client);
       if (heads.size < streams.length) {
         await client.query(RECREATE_HEADS, [streams.filter((s) => !heads.has(s))]);
-        ({ heads, lastCp } = await lockHeads(client, streams, true));
+        ({ heads, lastCp } = await lockHeads(client, streams, cps, true));
       }
-      onLocked();
       // Checkpoints of this batch count as stored (they are inserted in the same statement).
       for (const r of reqs) for (const c of r.checkpoints) lastCp.set(c.stream as AuditStreamName, Math.max(lastCp.get(c.stream as AuditStreamName) ?? 0, c.seq));
       const ev: unknown[][] = [[], [], [], [], [], [], [], [], [], [], []];
@@ -230,8 +321,15 @@ export class PgAppender implements AuditAppender {
         hd[4].push(h.cpSeq);
         hd[5].push(h.cpTime);
       }
-      if (ev[0].length > 0 || cp[0].length > 0 || hd[0].length > 0) await client.query(WRITE_SQL, [...ev, ...cp, ...hd]);
-      await client.query('COMMIT');
+      const values = [...ev, ...cp, ...hd];
+      if (ev[0].length > INLINE_MAX_EVENTS) {
+        await client.query({ name: WRITE_BIG, text: WRITE_SQL, values });
+        await client.query('COMMIT');
+      } else if (ev[0].length > 0 || cp[0].length > 0 || hd[0].length > 0) {
+        await client.query(`EXECUTE pcx_audit_write(${values.map((v, i) => arrayLiteral(v, WRITE_TYPES[i]!)).join(', ')}); COMMIT`);
+      } else {
+        await client.query('COMMIT');
+      }
       return results;
     } catch (err) {
       try {
@@ -241,6 +339,7 @@ export class PgAppender implements AuditAppender {
       }
       throw err;
     } finally {
+      client.removeListener('error', lost);
       client.release(broken);
     }
   }
@@ -252,17 +351,23 @@ async function begin(client: PoolClient): Promise<{ heads: Map<AuditStreamName, 
   return { heads: new Map(), lastCp: new Map() };
 }
 
-/** Locks the heads (BEGIN first unless `inTx`); a head at seq 0 is an empty stream (undefined to the linker). */
-async function lockHeads(client: PoolClient, streams: readonly AuditStreamName[], inTx = false): Promise<{ heads: Map<AuditStreamName, StoredHead | undefined>; lastCp: Map<AuditStreamName, number> }> {
-  let sql = lockSql(streams);
-  if (inTx) sql = sql.slice('BEGIN; '.length);
-  const res = (await client.query(sql)) as unknown as pg.QueryResult[];
-  const [headRes, cpRes] = res.slice(-2);
+/**
+ * Locks the heads (BEGIN first unless `inTx`), and reads the last checkpoints if `checkpoints`; a
+ * head at seq 0 is an empty stream (undefined to the linker).
+ */
+async function lockHeads(
+  client: PoolClient,
+  streams: readonly AuditStreamName[],
+  checkpoints: boolean,
+  inTx = false,
+): Promise<{ heads: Map<AuditStreamName, StoredHead | undefined>; lastCp: Map<AuditStreamName, number> }> {
+  const out = (await client.query(lockSql(streams, checkpoints, inTx))) as unknown as pg.QueryResult | pg.QueryResult[];
+  const res = (Array.isArray(out) ? out : [out]).slice(inTx ? 0 : 1); // BEGIN's result first
   const heads = new Map<AuditStreamName, StoredHead | undefined>();
-  for (const r of headRes.rows as HeadRow[]) {
+  for (const r of res[0].rows as HeadRow[]) {
     heads.set(r.stream, r.seq > 0 ? { seq: r.seq, hash: r.hash, time: r.last_time, cpSeq: r.cp_seq, cpTime: r.cp_time } : undefined);
   }
   const lastCp = new Map<AuditStreamName, number>();
-  for (const r of cpRes.rows as { stream: AuditStreamName; s: number }[]) lastCp.set(r.stream, r.s);
+  for (const r of (res[1]?.rows ?? []) as { stream: AuditStreamName; s: number }[]) lastCp.set(r.stream, r.s);
   return { heads, lastCp };
 }
