@@ -21,7 +21,7 @@ import { withGrants } from './authorization.ts';
 import type { GrantsFor } from './authorization.ts';
 import { accessDecider, credentialDecider } from './credential-decisions.ts';
 
-/** An issuance intent younger than this may be another replica's issuance in progress (reconcile leaves it). */
+/** A lease younger than this may still be in the making on another replica: reconcile never calls it missing at the target. */
 const IN_FLIGHT_GRACE_MS = 120_000;
 
 export interface ServiceOptions {
@@ -91,7 +91,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
   const deciders = { identities, decisions, metrics, grantsFor };
   // Replicas of a shared store: jobs run on the leader, and other replicas' fresh intents are left alone.
   const leader = opened.store.leader;
-  const cluster = opened.store.kind === 'postgres' ? { leads: () => leader.leading, inFlightGraceMs: IN_FLIGHT_GRACE_MS } : undefined;
+  const cluster = opened.store.kind === 'postgres' ? { leads: () => leader.leading, inFlightGraceMs: IN_FLIGHT_GRACE_MS, intents: leader } : undefined;
   const credentials = createCredentialService({
     leases: opened.store.credentials.leases,
     ...(cluster && { cluster }),

@@ -16,6 +16,7 @@ import { createIssuer } from './issuers/registry.ts';
 import { newLeaseId } from './leases.ts';
 import type { LeaseFilter, LeaseRepository } from './ports.ts';
 import { backoffMs, Reaper } from './reaper.ts';
+import type { Leadership } from '../store/ports.ts';
 import type { ReaperRun } from './reaper.ts';
 import { leaseDecisionRequest, matchInFlight, revalidateAll, revokeMatching, selectLeases } from './revocation.ts';
 import type {
@@ -35,12 +36,16 @@ export interface CredentialServiceOptions extends Omit<IssuerDeps, 'clock'> {
   issuers?: CredentialIssuer[];
   resolvers?: RevocationResolvers;
   reaperIntervalMs?: number;
+  /** How often the leading replica reconciles leases with the targets (default 60 s). */
+  reconcileIntervalMs?: number;
   /**
-   * Replicas sharing the store: the reaper runs only while `leads()` (one replica at a time), and
-   * reconcile leaves intents younger than `inFlightGraceMs` alone — another replica may be
-   * issuing them right now. Default: one process, which always leads and has no other's intents.
+   * Replicas sharing the store: the reaper runs only while `leads()` (one replica at a time);
+   * each intent is held (`intents.hold`) by the replica issuing it, so reconcile clears only the
+   * intents of replicas that are gone; and a lease younger than `inFlightGraceMs` is never
+   * "missing at the target" (another replica may be creating it). Default: one process, which
+   * always leads and knows its own intents.
    */
-  cluster?: { leads: () => boolean; inFlightGraceMs: number };
+  cluster?: { leads: () => boolean; inFlightGraceMs: number; intents: Pick<Leadership, 'hold' | 'ifAbandoned'> };
   /** Test hook: called at crash points (`issue.before_record`, `revoke.before_target`). */
   crashHook?: (point: string) => void;
 }
@@ -115,8 +120,13 @@ export class CredentialService implements LeaseRevoker {
   readonly #inFlight = new Map<string, InFlight>();
   readonly #revoking = new Map<string, Promise<RevokeOutcome>>();
   readonly #reaper: Reaper;
-  /** Intents younger than this may be another replica's issuance in progress. */
+  readonly #reconcileEveryMs: number;
+  #reconcileTimer: NodeJS.Timeout | undefined;
+  #reconciling: Promise<ReconcileReport> | undefined;
+  readonly #leads: () => boolean;
+  /** Leases younger than this may still be in the making on another replica. */
   readonly #graceMs: number;
+  readonly #intents: Pick<Leadership, 'hold' | 'ifAbandoned'>;
   readonly #crash: (point: string) => void;
 
   constructor(opts: CredentialServiceOptions) {
@@ -133,6 +143,10 @@ export class CredentialService implements LeaseRevoker {
     }
     this.#reaper = new Reaper(this.leases, this, this.#clock, { intervalMs: opts.reaperIntervalMs, ...(opts.cluster && { leads: opts.cluster.leads }) });
     this.#graceMs = opts.cluster?.inFlightGraceMs ?? 0;
+    this.#leads = opts.cluster?.leads ?? (() => true);
+    this.#reconcileEveryMs = opts.reconcileIntervalMs ?? 60_000;
+    // One process: its intents in flight are in #inFlight; any other on record is a dead process's.
+    this.#intents = opts.cluster?.intents ?? { hold: async () => async () => {}, ifAbandoned: (_key, fn) => fn() };
   }
 
   issuer(target: string): CredentialIssuer {
@@ -239,7 +253,10 @@ export class CredentialService implements LeaseRevoker {
     // In flight from before the intent is on record: a revocation that finds it `issuing` must
     // know this broker is still issuing it (not a dead broker's intent).
     this.#inFlight.set(lease.id, { lease, recorded: true });
+    let release: (() => Promise<void>) | undefined;
     try {
+      // Held before the intent is on record: no replica's reconcile takes it for a dead one's.
+      release = await this.#intents.hold(lease.id);
       await this.leases.insert(lease);
       let result;
       try {
@@ -273,6 +290,7 @@ export class CredentialService implements LeaseRevoker {
       return { lease: active, credential: result.credential };
     } finally {
       this.#inFlight.delete(lease.id);
+      await release?.();
     }
   }
 
@@ -533,8 +551,17 @@ export class CredentialService implements LeaseRevoker {
     return l.status === 'active' && l.expiresAt > this.#clock.now();
   }
 
-  /** Run on start (and whenever wanted): brings leases and targets back into agreement. */
-  async reconcile(): Promise<ReconcileReport> {
+  /**
+   * Brings leases and targets back into agreement: on start, when a replica takes the lead, and
+   * every `reconcileIntervalMs` on the leader (a replica that died mid-issuance leaves an intent
+   * and perhaps a role). Concurrent calls share the run in progress.
+   */
+  reconcile(): Promise<ReconcileReport> {
+    this.#reconciling ??= this.#reconcile().finally(() => (this.#reconciling = undefined));
+    return this.#reconciling;
+  }
+
+  async #reconcile(): Promise<ReconcileReport> {
     const report: ReconcileReport = { completed: [], dropped: [], closed: [], abandoned: [], errors: [] };
     // Leases issued from here on may be missing from the target listings read below (they are
     // being made now, on this replica or another): they are never "missing at the target".
@@ -546,7 +573,7 @@ export class CredentialService implements LeaseRevoker {
     for (const issuer of this.#issuers.values()) {
       const view: LeaseView = {
         get: (id) => this.leases.get(id),
-        keep: async (id) => this.#inFlight.has(id) || this.#liveOrYoung(await this.leases.get(id)),
+        keep: (id) => this.#keeps(id),
         active: () => this.leases.list({ target: issuer.target, status: 'active' }, 100_000),
       };
       let r;
@@ -561,7 +588,7 @@ export class CredentialService implements LeaseRevoker {
       for (const d of r.dropped) {
         report.dropped.push({ target: issuer.target, ...d });
         const l = d.leaseId ? await this.leases.get(d.leaseId) : undefined;
-        if (l?.status === 'issuing') {
+        if (l?.status === 'issuing' || (l?.status === 'failed' && l.handle === null)) {
           await this.leases.update(l.id, { status: 'failed', handle: d.handle, lastError: 'broker stopped during issuance; target credential removed by reconcile' });
         } else if (l && (l.status === 'revoking' || l.status === 'revoke_failed')) {
           await this.leases.update(l.id, { status: l.revokeReason === 'expired' ? 'expired' : 'revoked', revokedAt: now, lastError: null, nextAttemptAt: null });
@@ -595,30 +622,50 @@ export class CredentialService implements LeaseRevoker {
     }
     // Intent rows of a dead broker that had no target-side credential: nothing was handed out.
     for (const l of await this.leases.list({ status: 'issuing' }, 100_000)) {
-      if (this.#inFlight.has(l.id) || this.#liveOrYoung(l)) continue;
-      // Only if it is still an intent: an issuance of this broker may have completed meanwhile.
-      if (!(await this.leases.transition(l.id, ['issuing'], 'failed', { lastError: 'broker stopped during issuance' }))) continue;
-      report.abandoned.push(l.id);
+      if (this.#inFlight.has(l.id)) continue;
+      if (await this.#claimAbandoned(l.id)) report.abandoned.push(l.id);
     }
     return report;
   }
 
-  /** Active, or an intent young enough to be another replica's issuance in progress. */
-  #liveOrYoung(l: Lease | undefined): boolean {
-    if (!l) return false;
-    return l.status === 'active' || (l.status === 'issuing' && this.#graceMs > 0 && l.issuedAt > this.#clock.now() - this.#graceMs);
+  /**
+   * Reconcile's question about a credential found at a target: does its lease still want it?
+   * Yes if active, or an intent a live replica (this one included) is still issuing. A gone
+   * replica's intent is marked failed on the way (`#claimAbandoned`), so that replica, were it
+   * only cut off, revokes what it made instead of handing it out.
+   */
+  async #keeps(id: string): Promise<boolean> {
+    if (this.#inFlight.has(id)) return true;
+    const l = await this.leases.get(id);
+    if (l?.status === 'active') return true;
+    if (l?.status !== 'issuing') return false;
+    return !(await this.#claimAbandoned(id));
+  }
+
+  /** Marks an intent failed if no live replica holds it and it is still an intent; true if it did. */
+  async #claimAbandoned(id: string): Promise<boolean> {
+    const failed = await this.#intents.ifAbandoned(id, () => this.leases.transition(id, ['issuing'], 'failed', { lastError: 'broker stopped during issuance' }));
+    return Boolean(failed);
   }
 
   reap(): Promise<ReaperRun> {
     return this.#reaper.runOnce();
   }
 
+  /** Starts the reaper and the periodic reconcile (each runs only while this replica leads). */
   startReaper(): void {
     this.#reaper.start();
+    this.#reconcileTimer ??= setInterval(() => {
+      if (this.#leads()) this.reconcile().catch(() => {}); // errors per target are in the report; the next run retries
+    }, this.#reconcileEveryMs);
+    this.#reconcileTimer.unref();
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.#reconcileTimer);
+    this.#reconcileTimer = undefined;
     await this.#reaper.stop();
+    await this.#reconciling?.catch(() => {});
     await Promise.allSettled([...this.#revoking.values()]);
     await Promise.allSettled([...this.#issuers.values()].map((i) => i.close()));
   }

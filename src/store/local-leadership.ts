@@ -8,4 +8,11 @@ export class SoleLeader implements Leadership {
     return () => {};
   }
   async fence(): Promise<void> {}
+  /** One process: its own intents are known in memory, any other on record is a dead process's. */
+  async hold(): Promise<() => Promise<void>> {
+    return async () => {};
+  }
+  ifAbandoned<T>(_key: string, fn: () => Promise<T>): Promise<T> {
+    return fn();
+  }
 }

@@ -53,4 +53,16 @@ export interface Leadership {
   onChange(fn: (leading: boolean) => void): () => void;
   /** Inside a transaction: throws NotLeader unless this replica still leads. */
   fence(): Promise<void>;
+  /**
+   * Marks work this replica has begun at a target (a lease intent) as alive for as long as this
+   * replica is: held on the same connection as the leadership, so a replica that dies (kill -9)
+   * loses its holds and its lead at the same instant. Take it before the intent is on record;
+   * the returned function releases it once the intent is settled.
+   */
+  hold(key: string): Promise<() => Promise<void>>;
+  /**
+   * Runs `fn` only if no live replica holds `key` — the intent's replica is gone or done — keeping
+   * every other replica off `key` while it runs; resolves undefined (without running it) if held.
+   */
+  ifAbandoned<T>(key: string, fn: () => Promise<T>): Promise<T | undefined>;
 }

@@ -11,7 +11,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import { freePort } from '../credentials/helpers.ts';
+import { freePort, startPostgres } from '../credentials/helpers.ts';
+import type { TestPostgres } from '../credentials/helpers.ts';
+import pg from 'pg';
 import { freshStoreUrl } from '../store/pg.ts';
 import { witnessUrl, witnessed } from '../store/stores.ts';
 
@@ -33,6 +35,8 @@ describe('three replicas over one PostgreSQL store', { timeout: 480_000 }, () =>
   const replicas: Replica[] = [];
   let env: NodeJS.ProcessEnv;
   let admin: string;
+  /** A real PostgreSQL target the replicas issue roles on (the orphan-role check after the kill). */
+  let target: TestPostgres;
 
   const ciToken = (repository: string) =>
     new SignJWT({ repository }).setProtectedHeader({ alg: 'EdDSA', kid: 'ci' }).setIssuer('https://ci.test').setAudience('portcullis').setIssuedAt().setExpirationTime('5m').sign(privateKey);
@@ -85,6 +89,7 @@ describe('three replicas over one PostgreSQL store', { timeout: 480_000 }, () =>
   };
 
   before(async () => {
+    target = await startPostgres();
     writeFileSync(join(dir, 'p.cedar'), `permit (principal is Workload, action == Action::"db.select", resource == Database::"orders");
 `);
     writeFileSync(
@@ -97,12 +102,15 @@ trusts:
   - { name: ci, kind: oidc, issuer: "https://ci.test", jwks: { keys: [${JSON.stringify(jwk)}] }, audiences: [portcullis], algorithms: [EdDSA], identity: "workload:github/{repository}", boundary: application, environment: prod, owner: team:platform }
 resources:
   - { type: Database, id: orders, boundary: application, environment: prod }
+  - { type: Database, id: orders-db, boundary: application, environment: prod }
+targets:
+  - { name: orders-db, kind: postgres, host: 127.0.0.1, port: ${target.port}, database: orders, admin: { user: ${target.user}, password_env: ORDERS_DB_ADMIN_PASSWORD }, permissions: { readonly: readonly }, max_ttl: 1h }
 policies: ./p.cedar
 audit: { fail_closed: true, checkpoint_every: 3, checkpoint_interval: 1s, witness: { url: "${await witnessUrl()}" } }
 outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test, on loopback
 `,
     );
-    env = { ...process.env, PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 4).toString('base64'), PCX_STORE_URL: await freshStoreUrl() };
+    env = { ...process.env, PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 4).toString('base64'), PCX_STORE_URL: await freshStoreUrl(), ORDERS_DB_ADMIN_PASSWORD: target.password };
     // One at a time first (migrations and first keys are raced in the store tests), then the others.
     const a = await start('A');
     await Promise.all([start('B'), start('C')]);
@@ -122,6 +130,7 @@ outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test
     const exited = running.map((r) => new Promise((res) => r.child.once('exit', res)));
     for (const r of running) r.child.kill('SIGTERM');
     await Promise.all(exited);
+    await target?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -159,7 +168,13 @@ outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test
     await until('live on C', async () => (await decide(c, token, 'db.update')).body.decision === 'allow', 1000);
   });
 
-  it('kill -9 of the leader under load: another leads within 10 s; every decision a client received is on record; the streams verify', async () => {
+  it('kill -9 of the leader under mixed load: another leads within 10 s; every decision a client received is on record; no orphan PostgreSQL role; the streams verify', async () => {
+    // Decisions and role issuance on the target, on every replica.
+    const text = 'permit (principal is Workload, action == Action::"db.select", resource == Database::"orders");\npermit (principal is Workload, action == Action::"credential.issue", resource == Database::"orders-db");\n';
+    const act = await call(replicas[0]!, 'PUT', '/v1/policies', { files: [{ name: 'load.cedar', text }], reason: 'the kill test issues roles' }, admin);
+    assert.equal(act.status, 200, JSON.stringify(act.body));
+    const policyVersion = act.body.version;
+    await until('the load policy on every replica', async () => (await Promise.all(replicas.map(async (r) => (await call(r, 'GET', '/readyz')).body.policy_version === policyVersion))).every(Boolean), 2000);
     const ready = async (r: Replica) => (await call(r, 'GET', '/readyz')).body as { leader?: boolean };
     let leader: Replica | undefined;
     await until('a leader', async () => {
@@ -170,12 +185,15 @@ outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test
     assert.equal((await Promise.all(others.map(ready))).filter((x) => x.leader).length, 0, 'one leader at a time');
     const token = await login(others[0]!, 'acme/load');
 
-    // Decisions on all three replicas, back to back, while the leader is killed.
+    // Decisions (3 clients) and role issuance (2 clients) on all three replicas, back to back,
+    // while the leader is killed.
     const received: string[] = [];
+    const leases: string[] = [];
     let stop = false;
-    const load = replicas.flatMap((r) =>
-      Array.from({ length: 3 }, async () => {
-        while (!stop && r.child.exitCode === null && r.child.signalCode === null) {
+    const alive = (r: Replica) => !stop && r.child.exitCode === null && r.child.signalCode === null;
+    const load = replicas.flatMap((r) => [
+      ...Array.from({ length: 3 }, async () => {
+        while (alive(r)) {
           try {
             const d = await decide(r, token);
             if (d.status === 200) received.push(d.body.decision_id as string);
@@ -184,7 +202,19 @@ outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test
           }
         }
       }),
-    );
+      ...Array.from({ length: 2 }, async () => {
+        while (alive(r)) {
+          try {
+            const c = await call(r, 'POST', '/v1/credentials', { target: 'orders-db', permission: 'readonly', ttl: '10m', reason: 'cluster load' }, token);
+            if (c.status === 201) leases.push((c.body.lease as { id: string }).id);
+            else if (c.status !== 503) assert.fail(`issuance on ${r.name}: ${c.status} ${JSON.stringify(c.body)}`);
+          } catch (e) {
+            if (e instanceof assert.AssertionError) throw e;
+            /* the killed replica: no answer */
+          }
+        }
+      }),
+    ]);
     await new Promise((res) => setTimeout(res, 700));
     const before = received.length;
     leader!.child.kill('SIGKILL');
@@ -194,6 +224,36 @@ outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test
     await Promise.all(load);
     assert.ok(took < 10_000, `failover took ${took.toFixed(0)} ms`);
     assert.ok(before > 0 && received.length > before, `decisions before the kill ${before}, in all ${received.length}`);
+    assert.ok(leases.length > 0, 'roles were issued under the load');
+
+    // No orphan role: once the new leader has reconciled, every role Portcullis made at the target
+    // belongs to an active lease, no intent is left, and every lease a client received is active.
+    // (An intent the killed replica left — its role made or not — is claimed and cleaned up.)
+    const store = new pg.Client({ connectionString: env.PCX_STORE_URL });
+    const tgt = target.admin();
+    await store.connect();
+    await tgt.connect();
+    try {
+      let state = '';
+      await until('no orphan role and no intent left', async () => {
+        const roles = (await tgt.query<{ rolname: string; comment: string | null }>("SELECT rolname, shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname LIKE 'pcx\\_%'")).rows;
+        const owners = roles.map((r) => /lease=(\S+)/.exec(r.comment ?? '')?.[1] ?? '?');
+        const rows = (await store.query<{ id: string; status: string }>('SELECT id, status FROM credential_leases')).rows;
+        const status = new Map(rows.map((r) => [r.id, r.status]));
+        const orphans = owners.filter((id) => status.get(id) !== 'active');
+        const intents = rows.filter((r) => r.status === 'issuing').map((r) => r.id);
+        const failed = rows.filter((r) => r.status === 'failed').length;
+        state = `${roles.length} roles, ${orphans.length} orphans (${orphans.join(', ')}), ${intents.length} intents, ${failed} failed leases`;
+        return orphans.length === 0 && intents.length === 0;
+      }, 15_000);
+      console.log(`# after the kill: ${state}; ${leases.length} leases answered to clients`);
+      const rows = (await store.query<{ id: string; status: string }>('SELECT id, status FROM credential_leases WHERE id = ANY($1)', [leases])).rows;
+      assert.equal(rows.length, leases.length);
+      for (const r of rows) assert.equal(r.status, 'active', `lease ${r.id} a client received`);
+    } finally {
+      await store.end();
+      await tgt.end();
+    }
 
     // Every decision id a client received is in the authz stream (read back from a survivor).
     const recorded = new Set<string>();

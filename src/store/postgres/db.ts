@@ -133,6 +133,10 @@ export class PgDb implements UnitOfWork {
     if (this.inTransaction) return fn();
     const client = await this.pool.connect();
     let broken = false;
+    // The server lost mid-transaction is reported on the client too: without a listener that is an
+    // uncaught exception; the statement in flight fails with it anyway.
+    const lost = () => (broken = true);
+    client.on('error', lost);
     try {
       await client.query('BEGIN');
       const out = await PgDb.#flow.run({ db: this, client }, fn);
@@ -146,6 +150,7 @@ export class PgDb implements UnitOfWork {
       }
       throw err;
     } finally {
+      client.off('error', lost);
       client.release(broken);
     }
   }
@@ -169,6 +174,9 @@ export class PgDb implements UnitOfWork {
   async migrate(domains: readonly PgDomainMigrations[]): Promise<{ applied: { domain: string; version: number }[] }> {
     const client = await this.pool.connect();
     const applied: { domain: string; version: number }[] = [];
+    let broken = false;
+    const lost = () => (broken = true);
+    client.on('error', lost);
     try {
       await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK.toString()]);
       try {
@@ -199,7 +207,8 @@ export class PgDb implements UnitOfWork {
         await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK.toString()]);
       }
     } finally {
-      client.release();
+      client.off('error', lost);
+      client.release(broken);
     }
     return { applied };
   }

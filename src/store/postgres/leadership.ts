@@ -2,7 +2,7 @@
 // connection (released by the server the moment that connection dies, e.g. kill -9) and bumps a
 // fencing epoch when it takes over; `fence()` checks the epoch under a shared row lock, so a
 // deposed leader's job transaction fails instead of writing over its successor's.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Leadership } from '../ports.ts';
 import type { PgDb, PgDomainMigrations } from './db.ts';
@@ -30,10 +30,17 @@ export class NotLeader extends PortcullisError {
 const LEAD_LOCK = 0x7063782d6c656164n;
 const NAME = 'jobs';
 
+/** Advisory-lock key of an intent (its own namespace within the 64-bit key space). */
+function intentKey(key: string): string {
+  return createHash('sha256').update(`pcx-intent:${key}`).digest().readBigInt64BE(0).toString();
+}
+
 export interface PgLeadershipOptions {
   /** How often a follower tries to take the lead and a leader checks it still holds it (default 1 s). */
   pollMs?: number;
   onError?: (err: unknown) => void;
+  /** Where the replica's own session connects (default: the store's URL; tests route it through a proxy they can cut). */
+  sessionUrl?: string;
 }
 
 export class PgLeadership implements Leadership {
@@ -42,6 +49,7 @@ export class PgLeadership implements Leadership {
   readonly #o: PgLeadershipOptions;
   readonly #listeners = new Set<(leading: boolean) => void>();
   #client: pg.Client | undefined;
+  #connecting: Promise<pg.Client> | undefined;
   #epoch: number | undefined;
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
@@ -95,22 +103,53 @@ export class PgLeadership implements Leadership {
     return this.#ticking;
   }
 
-  async #round(): Promise<void> {
-    if (this.#closed) return;
-    if (!this.#client) {
-      const client = new pg.Client({ connectionString: this.#db.url, application_name: 'portcullis-leader', keepAlive: true, connectionTimeoutMillis: 5000 });
-      client.on('error', () => this.#drop());
-      client.on('end', () => this.#drop());
-      await client.connect();
-      // A leader cut off without a FIN is noticed by the server within about 10 s.
-      await client.query('SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 2');
+  /** The replica's own session: the leadership lock and the intent holds live on it. */
+  #connection(): Promise<pg.Client> {
+    if (this.#client) return Promise.resolve(this.#client);
+    this.#connecting ??= (async () => {
+      const client = new pg.Client({ connectionString: this.#o.sessionUrl ?? this.#db.url, application_name: 'portcullis-leader', keepAlive: true, connectionTimeoutMillis: 5000 });
+      client.on('error', () => this.#drop(client));
+      client.on('end', () => this.#drop(client));
+      try {
+        await client.connect();
+        // A replica cut off without a FIN is noticed by the server within about 10 s.
+        await client.query('SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 2');
+      } catch (err) {
+        await client.end().catch(() => {});
+        throw err;
+      }
       if (this.#closed) {
         await client.end().catch(() => {});
-        return;
+        throw new Error('leadership is closed');
       }
       this.#client = client;
-    }
-    const client = this.#client;
+      return client;
+    })().finally(() => (this.#connecting = undefined));
+    return this.#connecting;
+  }
+
+  async hold(key: string): Promise<() => Promise<void>> {
+    const client = await this.#connection();
+    const k = intentKey(key);
+    const r = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [k]);
+    // Only a reconcile deciding this very intent holds it, and it cannot exist before this hold.
+    if (!r.rows[0]?.ok) throw new Error(`intent ${key} is held elsewhere`);
+    return async () => {
+      // A session replaced since has lost the hold with the old one.
+      if (this.#client === client) await client.query('SELECT pg_advisory_unlock($1)', [k]).catch(() => {});
+    };
+  }
+
+  ifAbandoned<T>(key: string, fn: () => Promise<T>): Promise<T | undefined> {
+    return this.#db.transaction(async () => {
+      const r = await this.#db.one<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [intentKey(key)]);
+      return r?.ok ? fn() : undefined;
+    });
+  }
+
+  async #round(): Promise<void> {
+    if (this.#closed) return;
+    const client = await this.#connection();
     const timeout = (ms: number) => new Promise<never>((_, reject) => setTimeout(() => reject(new Error('leadership connection did not answer')), ms).unref());
     if (this.#epoch !== undefined) {
       // Still ours? The lock lives as long as this connection; the epoch row says nobody took over.
@@ -129,9 +168,10 @@ export class PgLeadership implements Leadership {
     this.#step(Number(r.rows[0]!.epoch));
   }
 
-  /** Lost the connection (and with it the lock): stop leading now, reconnect on the next round. */
-  #drop(): void {
+  /** Lost the connection (and with it the lock and the intent holds): stop leading now, reconnect on the next round. */
+  #drop(which?: pg.Client): void {
     const c = this.#client;
+    if (which && which !== c) return; // an earlier session's late event
     this.#client = undefined;
     if (c) void c.end().catch(() => {});
     this.#step(undefined);
@@ -158,6 +198,7 @@ export class PgLeadership implements Leadership {
     this.#client = undefined;
     this.#step(undefined);
     // Ending the session releases the advisory lock at once, so a successor takes over promptly.
-    await c?.end().catch(() => {});
+    // A connection cut off without a FIN never answers the goodbye: give up on it after 1 s.
+    if (c) await Promise.race([c.end().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
   }
 }

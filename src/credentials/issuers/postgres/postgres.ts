@@ -177,6 +177,9 @@ export class PostgresIssuer implements CredentialIssuer {
     // A connection that failed (timeout, reset, protocol error) is discarded, never reused: after
     // a client-side query timeout the server may still be running or answering the old query.
     let failed: Error | undefined;
+    // The target lost mid-call is also emitted on the client: unheard, it would crash the broker.
+    const lost = (e: Error) => (failed ??= e);
+    client.on('error', lost);
     try {
       return await fn(client);
     } catch (e) {
@@ -184,6 +187,7 @@ export class PostgresIssuer implements CredentialIssuer {
       if (e instanceof TargetError || e instanceof InvalidInput) throw e;
       throw new TargetError(this.target, `${what} failed: ${(e as Error).message}`);
     } finally {
+      client.off('error', lost);
       client.release(failed);
     }
   }

@@ -25,6 +25,8 @@ export async function scanStreams(db: PgDb, opts: ScanOptions): Promise<StreamSc
   const streams = opts.streams ?? AUDIT_STREAMS;
   const client = await db.pool.connect();
   let broken = false;
+  const lost = () => (broken = true); // the server lost mid-scan: the query in flight fails too
+  client.on('error', lost);
   try {
     const out: StreamScan[] = [];
     for (const stream of streams) {
@@ -60,6 +62,7 @@ export async function scanStreams(db: PgDb, opts: ScanOptions): Promise<StreamSc
     broken = true; // a failed snapshot may leave the connection mid-transaction
     throw err;
   } finally {
+    client.off('error', lost);
     client.release(broken);
   }
 }
