@@ -176,6 +176,11 @@ export class Broker {
     return this.#s.keyring.publicJwks();
   }
 
+  /** `GET /v1/ssh/krl`: the KRL remote sshd hosts fetch for `RevokedKeys` (public, like the JWKS); undefined without SSH targets. */
+  sshKrl(): Promise<Buffer> | undefined {
+    return this.#s.credentials.sshKrl();
+  }
+
   /** Audit checkpoint keys, retired ones included, for offline verification (`GET /v1/audit/keys`). */
   auditKeys(): { keys: unknown[] } {
     return this.#s.keyring.auditJwks();

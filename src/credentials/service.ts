@@ -123,6 +123,7 @@ export class CredentialService implements LeaseRevoker {
   readonly #reconcileEveryMs: number;
   #reconcileTimer: NodeJS.Timeout | undefined;
   #reconciling: Promise<ReconcileReport> | undefined;
+  #krl: { at: number; bytes: Promise<Buffer> } | undefined;
   readonly #leads: () => boolean;
   /** Leases younger than this may still be in the making on another replica. */
   readonly #graceMs: number;
@@ -414,6 +415,7 @@ export class CredentialService implements LeaseRevoker {
       decisionId: d.decisionId,
       ...(r.handle ? { handle: r.handle } : {}),
       ...(r.fingerprint ? { fingerprint: r.fingerprint } : {}),
+      ...(r.params ? { params: { ...l.params, ...r.params } } : {}),
     });
     if (!renewed) throw new LeaseNotActive(leaseId, (await this.leases.get(leaseId))?.status ?? 'unknown');
     try {
@@ -650,6 +652,23 @@ export class CredentialService implements LeaseRevoker {
 
   reap(): Promise<ReaperRun> {
     return this.#reaper.runOnce();
+  }
+
+  /**
+   * The OpenSSH KRL of every SSH certificate revoked or superseded and not yet expired, compiled
+   * from the lease table (so each replica of a shared store serves the same); undefined without
+   * SSH targets. Compiled at most once a second, concurrent callers sharing it.
+   */
+  sshKrl(): Promise<Buffer> | undefined {
+    const issuer = [...this.#issuers.values()].find((i) => i.kind === 'ssh' && i.revocationList);
+    if (!issuer) return undefined;
+    const now = this.#clock.now();
+    if (!this.#krl || this.#krl.at < now - 1000) {
+      const bytes = issuer.revocationList!();
+      this.#krl = { at: now, bytes };
+      bytes.catch(() => (this.#krl = undefined));
+    }
+    return this.#krl.bytes;
   }
 
   /** Starts the reaper and the periodic reconcile (each runs only while this replica leads). */

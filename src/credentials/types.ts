@@ -138,6 +138,8 @@ export interface RenewResult {
   credential?: Record<string, unknown>;
   handle?: string;
   fingerprint?: string;
+  /** Non-secret parameters merged into the lease's (e.g. the serials a renewal superseded). */
+  params?: Record<string, unknown>;
 }
 
 /** What an issuer sees of the lease table while reconciling its target. */
@@ -182,5 +184,7 @@ export interface CredentialIssuer {
   renew(lease: Lease, expiresAt: number): Promise<RenewResult>;
   revoke(lease: Lease): Promise<void>;
   reconcile(view: LeaseView): Promise<ReconcileResult>;
+  /** Issuers whose revocation is a list relying parties fetch (the SSH KRL): that list, compiled now. */
+  revocationList?(): Promise<Buffer>;
   close(): Promise<void>;
 }

@@ -7,7 +7,9 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
@@ -17,6 +19,7 @@ import pg from 'pg';
 import { freshStoreUrl } from '../store/pg.ts';
 import { witnessUrl, witnessed } from '../store/stores.ts';
 
+const run = promisify(execFile);
 const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 const DB = { type: 'Database', id: 'orders' };
 
@@ -103,7 +106,9 @@ trusts:
 resources:
   - { type: Database, id: orders, boundary: application, environment: prod }
   - { type: Database, id: orders-db, boundary: application, environment: prod }
+  - { type: Host, id: bastion, boundary: application, environment: prod }
 targets:
+  - { name: bastion, kind: ssh, hosts: [127.0.0.1], principals: { "workload:github/*": [deploy] }, max_ttl: 1h }
   - { name: orders-db, kind: postgres, host: 127.0.0.1, port: ${target.port}, database: orders, admin: { user: ${target.user}, password_env: ORDERS_DB_ADMIN_PASSWORD }, permissions: { readonly: readonly }, max_ttl: 1h }
 policies: ./p.cedar
 audit: { fail_closed: true, checkpoint_every: 3, checkpoint_interval: 1s, witness: { url: "${await witnessUrl()}" } }
@@ -166,6 +171,35 @@ outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test
     assert.equal(act.status, 200, JSON.stringify(act.body));
     await until('live on A', async () => (await decide(a, token, 'db.update')).body.decision === 'allow', 1000);
     await until('live on C', async () => (await decide(c, token, 'db.update')).body.decision === 'allow', 1000);
+  });
+
+  it('an SSH certificate issued on A and revoked on C is in the KRL every replica serves', async () => {
+    const [a, b, c] = replicas as [Replica, Replica, Replica];
+    const text = 'permit (principal is Workload, action == Action::"credential.issue", resource == Host::"bastion");\n';
+    const act = await call(a, 'PUT', '/v1/policies', { files: [{ name: 'ssh.cedar', text }], reason: 'the KRL test issues a certificate' }, admin);
+    assert.equal(act.status, 200, JSON.stringify(act.body));
+    const token = await login(a, 'acme/deployer');
+    const key = join(dir, 'id_deployer');
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+    const issued = await call(a, 'POST', '/v1/credentials', { target: 'bastion', ttl: '10m', reason: 'deploy', public_key: readFileSync(`${key}.pub`, 'utf8').trim() }, token);
+    assert.equal(issued.status, 201, JSON.stringify(issued.body));
+    writeFileSync(`${key}-cert.pub`, `${(issued.body.credential as { certificate: string }).certificate}\n`);
+    const revoked = (krl: Buffer) => {
+      writeFileSync(join(dir, 'krl'), krl);
+      // ssh-keygen -Q exits non-zero when a key it tests is revoked.
+      return run('ssh-keygen', ['-Q', '-f', join(dir, 'krl'), `${key}-cert.pub`]).then(() => false, () => true);
+    };
+    const krlOf = async (r: Replica) => {
+      const res = await fetch(`${r.url}/v1/ssh/krl`);
+      assert.equal(res.status, 200, `KRL from ${r.name}`);
+      return Buffer.from(await res.arrayBuffer());
+    };
+    assert.equal(await revoked(await krlOf(b)), false, 'not revoked yet');
+    const lease = (issued.body.lease as { id: string }).id;
+    const r = await call(c, 'POST', '/v1/revocations', { selector: { lease }, reason: 'key left on a laptop' }, admin);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    // Each replica compiles at most once a second.
+    for (const x of [a, b, c]) await until(`revoked in ${x.name}'s KRL`, async () => revoked(await krlOf(x)), 3000);
   });
 
   it('kill -9 of the leader under mixed load: another leads within 10 s; every decision a client received is on record; no orphan PostgreSQL role; the streams verify', async () => {

@@ -168,6 +168,7 @@ describe('ssh user certificates', { skip }, () => {
     // Renewing again supersedes the second one too; the third logs in.
     const third = await svc.renew(lease.id, { ttl: '30m' });
     assert.equal((await sshLogin(key, newCert)).ok, false, 'the second certificate is superseded too');
+    assert.equal((await sshLogin(key, oldCert)).ok, false, 'the first stays refused: the lease keeps every superseded serial until it expires');
     assert.ok((await sshLogin(key, third.credential.certificate as string)).ok);
     assert.equal(audit.ofType('credential.renewed').length, 2);
     await svc.stop();

@@ -8,6 +8,7 @@ import type * as x509 from '../../crypto/x509.ts';
 import type { CaMaterial } from './spiffe-x509/x509-svid.ts';
 import type { SshCa } from './ssh/ssh.ts';
 import type { CredentialIssuer, JwtSigner } from '../types.ts';
+import type { LeaseRepository } from '../ports.ts';
 
 /** What the built-in issuers may need from the broker; each kind uses only its part. */
 export interface IssuerDeps {
@@ -16,6 +17,8 @@ export interface IssuerDeps {
   env?: Record<string, string | undefined>;
   /** SSH user CA (ssh targets); `krlPath` enables immediate revocation through sshd RevokedKeys. */
   ssh?: { ca: SshCa; krlPath?: string };
+  /** The lease table, read-only: issuers whose revocation list derives from it (the SSH KRL). */
+  leases?: Pick<LeaseRepository, 'list'>;
   /** Signs access tokens (api targets); its public key must be in the broker's JWKS. */
   signer?: JwtSigner;
   /** `iss` of access tokens: the broker's external URL. */

@@ -1,5 +1,6 @@
 // Just-in-time credentials, leases and revocation.
 import type { FastifyInstance } from 'fastify';
+import { NotFound } from '../../common/errors.ts';
 import type { Broker, IssueCredentialRequest, LeaseQuery } from '../../broker/index.ts';
 import { callerOf, requireSession } from '../auth.ts';
 import { CREDENTIAL_REQUEST } from '../../credentials/issuers/registry.ts';
@@ -16,6 +17,24 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
   app.get('/v1/targets', { preHandler: session, schema: { operationId: 'listTargets', summary: 'Configured credential targets', tags: ['credentials'], response: { 200: Targets, ...errors(401) } } }, async () => {
     return targetsDto(broker.targets());
   });
+
+  // Public, like the JWKS: revoked serials only, so sshd hosts can fetch it without a credential.
+  app.get(
+    '/v1/ssh/krl',
+    {
+      schema: {
+        operationId: 'getSshKrl',
+        summary: "OpenSSH KRL of every Portcullis SSH certificate revoked or superseded and not yet expired, for sshd's RevokedKeys (fetch it every few seconds)",
+        tags: ['credentials'],
+        response: { 200: z.string().describe('the KRL, binary (application/octet-stream)'), ...errors(404) },
+      },
+    },
+    async (_req, reply) => {
+      const krl = broker.sshKrl();
+      if (!krl) throw new NotFound('SSH targets: none are configured, so there is no KRL');
+      return reply.header('content-type', 'application/octet-stream').header('cache-control', 'no-cache').send(await krl);
+    },
+  );
 
   app.post(
     '/v1/credentials',

@@ -1,5 +1,5 @@
 // The `ssh` issuer kind: OpenSSH user certificates from the broker's user CA (ssh.ts), decided on
-// `Host::"<target>"`; revocation through sshd's RevokedKeys (KRL). The CLI's `creds ssh` serves it.
+// `Host::"<target>"`; revocation through sshd's RevokedKeys (a KRL compiled from the lease table).
 import { text } from '../../../common/validation.ts';
 import { lazyModule } from '../../../common/lazy-module.ts';
 import { need } from '../plugin.ts';
@@ -18,6 +18,6 @@ export const ssh: IssuerPlugin<SshTarget> = {
   cli: { hint: 'SSH certificates: `portcullis creds ssh`' },
   create: (target, deps) => {
     const s = need(deps.ssh, target, 'an SSH CA (deps.ssh)');
-    return new (impl().SshIssuer)({ target, ca: s.ca, clock: deps.clock, ...(s.krlPath !== undefined && { krlPath: s.krlPath }) });
+    return new (impl().SshIssuer)({ target, ca: s.ca, clock: deps.clock, ...(s.krlPath !== undefined && { krlPath: s.krlPath }), ...(deps.leases && { leases: deps.leases }) });
   },
 };

@@ -1,13 +1,17 @@
 // SSH user certificates from a Portcullis Ed25519 CA. The certificate carries the identity as key
 // id, the principals the target maps for that identity, validity = the lease, `source-address`
 // when configured, and only the allowed extensions (default: permit-pty only).
-// Revocation: certificates cannot be recalled, so they are short-lived; when a KRL path is
-// configured, revoked serials are written to an OpenSSH KRL (via `ssh-keygen -k`) that sshd reads
-// through `RevokedKeys`, refusing new logins at once. Live SSH sessions are not ended by this.
+// Revocation: certificates cannot be recalled, so they are short-lived; the revoked serials — read
+// from the lease table, so every replica sharing a store lists the same — compile to an OpenSSH KRL
+// (via `ssh-keygen -k`) that sshd reads through `RevokedKeys`, refusing new logins at once: written
+// to the data dir on each revocation here, and served to remote sshd hosts by `GET /v1/ssh/krl`.
+// Live SSH sessions are not ended by this (the SSH gateway does that).
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Clock } from '../../../common/clock.ts';
 import { Forbidden, InvalidInput } from '../../../common/errors.ts';
@@ -18,6 +22,7 @@ import { ed25519PublicLine, parseSshPublicKey, signUserCertificate } from './ssh
 import type { SshPublicKey } from './ssh-cert.ts';
 import { randomPooled } from '../../../crypto/random.ts';
 import type { CredentialIssuer, IssueRequest, IssueResult, Lease, ReconcileResult, RenewResult } from '../../types.ts';
+import type { LeaseRepository } from '../../ports.ts';
 
 const run = promisify(execFile);
 
@@ -43,8 +48,36 @@ export interface SshIssuerOptions {
   clock: Clock;
   /** OpenSSH KRL sshd reads via `RevokedKeys`; when set, revocation refuses new logins at once. */
   krlPath?: string;
+  /** The lease table, whose revoked and superseded certificates the KRL lists. */
+  leases?: Pick<LeaseRepository, 'list'>;
   /** ssh-keygen binary used to compile the KRL (default: from PATH). */
   sshKeygen?: string;
+}
+
+/** A serial that must stay refused until its certificate would have expired anyway. */
+interface RevokedSerial {
+  serial: string;
+  until: number;
+}
+
+/**
+ * The serials a KRL must list, from the lease table: every certificate of a lease that is no
+ * longer active (revoked, failing to revoke, withdrawn) and not yet expired, and every certificate
+ * a renewal replaced (`params.superseded`) that has not expired.
+ */
+export function revokedSerials(leases: readonly Lease[], now: number): RevokedSerial[] {
+  const out = new Map<string, number>();
+  for (const l of leases) {
+    if (l.kind !== 'ssh') continue;
+    if (l.handle && l.status !== 'active' && l.status !== 'issuing' && l.expiresAt > now) out.set(l.handle, l.expiresAt);
+    for (const s of supersededOf(l)) if (s.until > now) out.set(s.serial, s.until);
+  }
+  return [...out].map(([serial, until]) => ({ serial, until })).sort((a, b) => a.serial.localeCompare(b.serial));
+}
+
+function supersededOf(l: Lease): RevokedSerial[] {
+  const list = l.params.superseded;
+  return Array.isArray(list) ? list.filter((s): s is RevokedSerial => typeof s?.serial === 'string' && typeof s?.until === 'number') : [];
 }
 
 /** 63-bit random serial: unique per certificate, the handle revocation lists refer to. */
@@ -72,6 +105,7 @@ export class SshIssuer implements CredentialIssuer {
   readonly #ca: SshCa;
   readonly #clock: Clock;
   readonly #krl: string | undefined;
+  readonly #leases: Pick<LeaseRepository, 'list'> | undefined;
   readonly #keygen: string;
   #krlWrite: Promise<void> = Promise.resolve();
 
@@ -81,6 +115,7 @@ export class SshIssuer implements CredentialIssuer {
     this.#ca = opts.ca;
     this.#clock = opts.clock;
     this.#krl = opts.krlPath;
+    this.#leases = opts.leases;
     this.#keygen = opts.sshKeygen ?? 'ssh-keygen';
   }
 
@@ -148,39 +183,54 @@ export class SshIssuer implements CredentialIssuer {
   /** A certificate's validity is signed into it: renewal issues a new certificate (new serial). */
   async renew(lease: Lease, expiresAt: number): Promise<RenewResult> {
     const out = this.#sign(lease, parseSshPublicKey(String(lease.params.publicKey)), lease.permission.split(','), newSerial(), expiresAt);
-    // The superseded certificate must stop working too.
-    if (lease.handle) await this.#addToKrl(lease.handle, lease.expiresAt);
-    return out;
+    if (!lease.handle) return out;
+    // The superseded certificate must stop working too: kept on the lease until it would expire.
+    const now = this.#clock.now();
+    const replaced = { serial: lease.handle, until: lease.expiresAt };
+    const superseded = [...supersededOf(lease).filter((s) => s.until > now), replaced];
+    await this.#refreshKrl([replaced]);
+    return { ...out, params: { superseded } };
   }
 
   async revoke(lease: Lease): Promise<void> {
-    if (lease.handle) await this.#addToKrl(lease.handle, lease.expiresAt);
+    if (lease.handle) await this.#refreshKrl([{ serial: lease.handle, until: lease.expiresAt }]);
   }
 
-  #addToKrl(serial: string, expiresAt: number): Promise<void> {
-    const krl = this.#krl;
-    if (!krl) return Promise.resolve();
-    // Serialised: concurrent revocations must not lose each other's serials.
-    const next = this.#krlWrite.then(async () => {
-      const statePath = `${krl}.serials.json`;
-      const now = this.#clock.now();
-      const state = JSON.parse(await readFile(statePath, 'utf8').catch(() => '{}')) as Record<string, number>;
-      state[serial] = expiresAt;
-      // Entries for certificates that have expired anyway are pruned to keep the KRL small.
-      for (const [s, until] of Object.entries(state)) if (until < now - 60_000) delete state[s];
-      await writeFile(`${statePath}.tmp`, JSON.stringify(state));
-      await rename(`${statePath}.tmp`, statePath);
-      const specPath = `${krl}.spec`;
-      await writeFile(specPath, Object.keys(state).map((s) => `serial: ${s}\n`).join(''));
-      const caPub = `${krl}.ca.pub`;
-      await writeFile(caPub, `${this.#ca.publicKeyLine}\n`);
-      const tmp = `${krl}.tmp`;
+  /** The KRL as it stands in the lease table now, compiled (what `GET /v1/ssh/krl` serves). */
+  async revocationList(): Promise<Buffer> {
+    return (await this.#compile([])).krl;
+  }
+
+  /** The KRL from the lease table plus `extra` (not on record yet), and its spec (serial lines). */
+  async #compile(extra: readonly RevokedSerial[]): Promise<{ krl: Buffer; spec: string }> {
+    const now = this.#clock.now();
+    const fromTable = this.#leases ? revokedSerials(await this.#leases.list({ kind: 'ssh' }, 1_000_000), now) : [];
+    const serials = [...new Set([...fromTable.map((s) => s.serial), ...extra.filter((s) => s.until > now).map((s) => s.serial)])].sort();
+    const spec = serials.map((s) => `serial: ${s}\n`).join('');
+    const dir = await mkdtemp(join(tmpdir(), 'pcx-krl-'));
+    try {
+      await writeFile(join(dir, 'spec'), spec);
+      await writeFile(join(dir, 'ca.pub'), `${this.#ca.publicKeyLine}\n`);
       try {
-        await run(this.#keygen, ['-k', '-f', tmp, '-s', caPub, specPath], { timeout: 10_000 });
+        await run(this.#keygen, ['-k', '-f', join(dir, 'krl'), '-s', join(dir, 'ca.pub'), join(dir, 'spec')], { timeout: 10_000 });
       } catch (e) {
-        throw new TargetError(this.target, `cannot write KRL: ${(e as Error).message.split('\n')[0]}`);
+        throw new TargetError(this.target, `cannot compile the KRL: ${(e as Error).message.split('\n')[0]}`);
       }
-      await rename(tmp, krl);
+      return { krl: await readFile(join(dir, 'krl')), spec };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Rewrites the data dir's KRL from the lease table; serialised, each run reads the table afresh. */
+  #refreshKrl(extra: readonly RevokedSerial[]): Promise<void> {
+    const path = this.#krl;
+    if (!path) return Promise.resolve();
+    const next = this.#krlWrite.then(async () => {
+      const { krl, spec } = await this.#compile(extra);
+      await writeFile(`${path}.spec`, spec); // what it lists, for people (sshd reads the KRL)
+      await writeFile(`${path}.tmp`, krl, { mode: 0o644 });
+      await rename(`${path}.tmp`, path);
     });
     this.#krlWrite = next.catch(() => {});
     return next;
