@@ -44,6 +44,8 @@ export interface TestServer {
   url: string;
   clock: ManualClock;
   running: TestRunning;
+  /** The PostgreSQL store's URL when the run is over PostgreSQL. */
+  storeUrl?: string;
   /** PEM of the server certificate (TLS only): what clients trust. */
   serverCa: string;
   ciToken(repository: string): Promise<string>;
@@ -144,6 +146,7 @@ ${store.yaml}`;
     url,
     clock,
     running: testRunning(running),
+    ...(store.env.PCX_STORE_URL !== undefined && { storeUrl: store.env.PCX_STORE_URL }),
     serverCa,
     ciToken,
     async login(repository) {

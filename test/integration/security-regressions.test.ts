@@ -15,7 +15,7 @@ import type { DecisionInput } from '../../src/policy/decision-point.ts';
 import { startServer } from '../credentials/server.ts';
 import type { TestServer } from '../credentials/server.ts';
 import { userKey } from '../credentials/sshd.ts';
-import { TEST_STORE } from '../store/pg.ts';
+import { TEST_STORE, adminClient } from '../store/pg.ts';
 
 const API = 'workload:github/acme/api';
 
@@ -38,16 +38,28 @@ permit (principal, action == Action::"db.select", resource == Database::"analyti
 @id("forged-purpose") permit (principal, action == Action::"db.select", resource == Database::"vault") when { context.purpose has ticket && context.purpose.ticket == "CHG-forged" };
 `;
 
-describe('fail closed, spent secrets, expiry and server-owned context, through the real server', { skip: TEST_STORE === 'postgres' ? 'takes the SQLite audit file away to make audit fail (PostgreSQL: a failed batch stores nothing, test/store/audit.test.ts)' : false }, () => {
+describe('fail closed, spent secrets, expiry and server-owned context, through the real server', () => {
   let s: TestServer;
-  let auditDb: DatabaseSync;
+  let auditDb: DatabaseSync | undefined;
   let bootstrapSecret: string | undefined;
 
   /** Makes the real audit store refuse every write to the authz stream (a trigger, not a stand-in). */
-  const authzAuditDown = (down: boolean) => {
-    auditDb.exec(down
-      ? `CREATE TRIGGER IF NOT EXISTS test_authz_down BEFORE INSERT ON audit_events WHEN NEW.stream = 'authz' BEGIN SELECT RAISE(ABORT, 'injected: audit store refuses writes'); END`
-      : 'DROP TRIGGER IF EXISTS test_authz_down');
+  const authzAuditDown = async (down: boolean) => {
+    if (TEST_STORE === 'sqlite') {
+      auditDb!.exec(down
+        ? `CREATE TRIGGER IF NOT EXISTS test_authz_down BEFORE INSERT ON audit_events WHEN NEW.stream = 'authz' BEGIN SELECT RAISE(ABORT, 'injected: audit store refuses writes'); END`
+        : 'DROP TRIGGER IF EXISTS test_authz_down');
+      return;
+    }
+    const c = await adminClient(new URL(s.storeUrl!).pathname.slice(1));
+    try {
+      await c.query(down
+        ? `CREATE OR REPLACE FUNCTION test_authz_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected: audit store refuses writes'; END $$;
+           CREATE OR REPLACE TRIGGER test_authz_down BEFORE INSERT ON audit_events FOR EACH ROW WHEN (NEW.stream = 'authz') EXECUTE FUNCTION test_authz_down()`
+        : 'DROP TRIGGER IF EXISTS test_authz_down ON audit_events');
+    } finally {
+      await c.end();
+    }
   };
 
   before(async () => {
@@ -62,10 +74,12 @@ describe('fail closed, spent secrets, expiry and server-owned context, through t
     });
     // The first start made the one-time secret; a second call returns nothing, so take it now.
     bootstrapSecret = await s.running.broker.bootstrap();
-    const path = join(s.dir, 'data', AUDIT_DB_FILE);
-    assert.ok(existsSync(path), `audit store at ${path}`);
-    auditDb = new DatabaseSync(path);
-    auditDb.exec('PRAGMA busy_timeout = 5000');
+    if (TEST_STORE === 'sqlite') {
+      const path = join(s.dir, 'data', AUDIT_DB_FILE);
+      assert.ok(existsSync(path), `audit store at ${path}`);
+      auditDb = new DatabaseSync(path);
+      auditDb.exec('PRAGMA busy_timeout = 5000');
+    }
   });
 
   after(async () => {
@@ -79,7 +93,7 @@ describe('fail closed, spent secrets, expiry and server-owned context, through t
     const ok = await ask();
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     assert.equal(ok.body.decision, 'allow', 'positive control: the policy allows this request');
-    authzAuditDown(true);
+    await authzAuditDown(true);
     try {
       for (let i = 0; i < 3; i++) {
         const r = await ask();
@@ -95,7 +109,7 @@ describe('fail closed, spent secrets, expiry and server-owned context, through t
         sourceIp: '127.0.0.1', action: 'db.select', resource: { type: 'Database', id: 'analytics' }, purpose: {},
       }), (e: Error) => e.name === 'Unavailable' || /audit/.test(e.message));
     } finally {
-      authzAuditDown(false);
+      await authzAuditDown(false);
     }
     assert.equal((await ask()).status, 200, 'the audit store is back: decisions flow again');
   });
@@ -107,12 +121,12 @@ describe('fail closed, spent secrets, expiry and server-owned context, through t
     const ok = await ask();
     assert.equal(ok.status, 201, `positive control: ${JSON.stringify(ok.body)}`);
     assert.match(ok.body.credential.certificate, /^ssh-ed25519-cert-v01@openssh.com /);
-    authzAuditDown(true);
+    await authzAuditDown(true);
     let r;
     try {
       r = await ask();
     } finally {
-      authzAuditDown(false);
+      await authzAuditDown(false);
     }
     assert.equal(r.status, 503, JSON.stringify(r.body));
     assert.equal(r.body.credential, undefined);
