@@ -120,7 +120,9 @@ export class Authentication {
   async sessionFromToken(token: string, sourceIp: string): Promise<SessionContext> {
     try {
       const s = await this.#d.sessions.verify(token);
-      const identity = this.#d.identities.get(s.identityId);
+      // Not in memory: on a shared store another replica may have registered it a moment ago
+      // (its notice still on the way), so read it through before calling it unknown.
+      const identity = this.#d.identities.get(s.identityId) ?? (await this.#d.identities.current(s.identityId));
       if (!identity) throw new AuthenticationFailed('unknown_identity', `identity ${s.identityId} no longer exists`);
       if (identity.status !== 'active') throw new AuthenticationFailed(`identity_${identity.status}`, `identity ${identity.id} is ${identity.status}`);
       return { identity, authn: s.facts, claims: s.claims.attrs ?? {}, jti: s.jti, expiresAt: s.claims.exp * 1000 };

@@ -151,6 +151,20 @@ outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test
     assert.ok(onA < 1000 && onB < 1000, `revocation reached A in ${onA.toFixed(0)} ms, B in ${onB.toFixed(0)} ms`);
   });
 
+  it('an identity first seen on one replica is known on the others at once (its session works there immediately)', async () => {
+    const [a, b, c] = replicas as [Replica, Replica, Replica];
+    // 30 first logins at once, each session used on the next replica the moment it is answered,
+    // while the notices of the new identities are still on their way.
+    const statuses = await Promise.all(
+      Array.from({ length: 30 }, async (_, i) => {
+        const [first, next] = [[a, b], [b, c], [c, a]][i % 3] as [Replica, Replica];
+        const token = await login(first, `acme/fresh-${i}`);
+        return (await decide(next, token)).status;
+      }),
+    );
+    assert.deepEqual(statuses, Array(30).fill(200));
+  });
+
   it("suspending an identity on A ends its live sessions on B and C, and new logins anywhere", async () => {
     const [a, b, c] = replicas as [Replica, Replica, Replica];
     const token = await login(b, 'acme/worker');
