@@ -3,6 +3,7 @@ import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { serve } from './serve.ts';
+import { createLogger } from '../common/log.ts';
 import { devConfig, devEnv, startDevPostgres } from './dev.ts';
 
 export interface DevOptions {
@@ -24,7 +25,8 @@ export async function runDev(o: DevOptions): Promise<void> {
   const pg = o.postgres ? await startDevPostgres(dataDir, (m) => process.stderr.write(`${m}\n`)) : undefined;
   let running: Awaited<ReturnType<typeof serve>>;
   try {
-    running = await serve(devConfig(dataDir, port, pg), { env: devEnv(pg) });
+    const loaded = devConfig(dataDir, port, pg);
+    running = await serve(loaded, { env: devEnv(pg), logger: createLogger(loaded.config.log, process.stderr) });
   } catch (err) {
     await pg?.stop().catch(() => {});
     throw err;

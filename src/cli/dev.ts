@@ -124,6 +124,8 @@ export function devConfig(dataDir: string, port: number, postgres?: DevPostgres)
     policies: DEV_POLICIES,
     session: { ttl: '15m' },
     audit: { fail_closed: true },
+    // A person at a terminal: one readable line per request, on stderr (stdout has the guide).
+    log: { format: 'pretty' },
     // Webhook receivers and sinks you try in dev run on this machine.
     outbound: { allow_private: ['127.0.0.0/8', '::1/128'] },
     // Just-in-time access (README, "Privileged access"): production databases need two reviewers.

@@ -10,6 +10,8 @@ import type { LoadedConfig } from '../config/load.ts';
 import type { PortcullisConfig } from '../config/types.ts';
 import { PORTCULLIS_BUNDLE } from '../config/load.ts';
 import { buildServer } from '../server/app.ts';
+import { createLogger, silentLogger } from '../common/log.ts';
+import type { Logger } from '../common/log.ts';
 import { buildMetricsServer } from '../server/routes/health.ts';
 import { DEFAULT_TIMEOUTS } from '../config/server.ts';
 
@@ -26,9 +28,18 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-export async function serve(loaded: LoadedConfig, options: BrokerOptions & { quiet?: boolean } = {}): Promise<Running> {
+export interface ServeOptions extends BrokerOptions {
+  /** No operational log (tests that do not look at it). */
+  quiet?: boolean;
+  /** The operational log (default: `config.log`, JSON lines on stdout). */
+  logger?: Logger;
+}
+
+export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<Running> {
   const { config } = loaded;
-  const log = options.log ?? ((m: string) => (options.quiet ? undefined : process.stderr.write(`${m}\n`)));
+  const logger = options.logger ?? (options.quiet ? silentLogger() : createLogger(config.log));
+  // The broker's messages are operational: warnings at warn, the rest at info.
+  const log = options.log ?? ((m: string) => (m.startsWith('warning: ') ? logger.warn(m.slice(9)) : logger.info(m)));
   for (const w of loaded.warnings) log(`warning: ${w}`);
   const tls = config.listen.tls;
   const scheme = tls ? 'https' : 'http';
@@ -56,6 +67,7 @@ export async function serve(loaded: LoadedConfig, options: BrokerOptions & { qui
     const anySpiffe = config.trusts.some((t) => t.kind === 'spiffe');
     const ca = ownCa ? [broker.spiffeTrustPem()] : [];
     app = await buildServer(broker, {
+      logger,
       https: tls
         ? {
             cert: readFileSync(tls.cert),
@@ -80,6 +92,7 @@ export async function serve(loaded: LoadedConfig, options: BrokerOptions & { qui
     throw err;
   }
   const url = `${scheme}://${hostForUrl(config.listen.host)}:${port}`;
+  logger.info({ url, store: config.store.kind, policy_version: broker.readiness().policy_version, engine: config.engine }, 'listening');
   const server = app;
   const graceMs = (config.listen.timeouts ?? DEFAULT_TIMEOUTS).shutdown_ms;
   let stopping: Promise<void> | undefined;

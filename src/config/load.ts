@@ -16,7 +16,7 @@ import { TRUSTS, trustKind } from '../identity/trusts/registry.ts';
 import { PORTCULLIS_BUNDLE } from '../identity/trusts/spiffe/config.ts';
 import { checkResourceHierarchy } from '../policy/entities.ts';
 import { implicitBinding, kindOfId, producerOf, producerProblems, producersOf } from '../identity/binding.ts';
-import { LIMITS, LISTEN_TIMEOUTS, METRICS, TRUSTED_PROXIES, metricsConfig } from './server.ts';
+import { LIMITS, LISTEN_TIMEOUTS, LOG, METRICS, TRUSTED_PROXIES, logConfig, metricsConfig } from './server.ts';
 import { STORE, storeConfig } from './store.ts';
 
 export { ConfigError } from '../common/validation.ts';
@@ -153,6 +153,7 @@ export const CONFIG_FILE = section({
   }).optional(),
   limits: LIMITS,
   metrics: METRICS,
+  log: LOG,
 });
 
 export interface LoadedConfig {
@@ -299,6 +300,7 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     outbound: { allow_private: f.outbound?.allow_private ?? [] },
     limits: f.limits,
     metrics: metricsConfig(f.metrics, env),
+    log: logConfig(f.log, env),
   };
   // What a trust needs of the rest of the file (e.g. `bundle: portcullis` needs a spiffe-x509 target).
   config.trusts.forEach((t, i) => trustKind(t.kind)?.check?.(t, `trusts[${i}]`, config));

@@ -1,7 +1,32 @@
 // The HTTP edge's settings: trusted proxies and timeouts under `listen`, login rate limits
-// (`limits`) and where `/metrics` is served (`metrics`). Validated here so load.ts stays small.
+// (`limits`), where `/metrics` is served (`metrics`) and the operational log (`log`). Validated
+// here so load.ts stays small.
 import { isIP } from 'node:net';
-import { ConfigError, duration, integer, section, text, z } from '../common/validation.ts';
+import { ConfigError, duration, integer, oneOf, section, text, z } from '../common/validation.ts';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface LogConfig {
+  /** Least severe level written (default info); `PORTCULLIS_LOG_LEVEL` overrides it. */
+  level: LogLevel;
+  /** `json` (one object per line, default) or `pretty` (for a person at a terminal; the dev server). */
+  format: 'json' | 'pretty';
+}
+
+export const LOG = section({
+  level: oneOf(LOG_LEVELS).optional(),
+  format: oneOf(['json', 'pretty']).optional(),
+}).optional();
+
+/** The log settings, `PORTCULLIS_LOG_LEVEL` winning over the file. */
+export function logConfig(l: z.output<typeof LOG>, env: NodeJS.ProcessEnv): LogConfig {
+  const fromEnv = env.PORTCULLIS_LOG_LEVEL;
+  if (fromEnv !== undefined && fromEnv !== '' && !(LOG_LEVELS as readonly string[]).includes(fromEnv)) {
+    throw new ConfigError('log.level', `PORTCULLIS_LOG_LEVEL is "${fromEnv}"; expected one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return { level: (fromEnv || l?.level || 'info') as LogLevel, format: l?.format ?? 'json' };
+}
 
 export interface ListenTimeouts {
   /** A client must send its complete request headers within this (slow-loris bound). */

@@ -5,7 +5,7 @@ import type { ResourceFacts } from '../policy/entities.ts';
 import type { TargetConfig } from '../credentials/config.ts';
 import type { TrustConfig } from '../identity/trusts/registry.ts';
 import type { AccessConfig } from '../access/index.ts';
-import type { LimitsConfig, ListenTimeouts, MetricsConfig } from './server.ts';
+import type { LimitsConfig, ListenTimeouts, LogConfig, MetricsConfig } from './server.ts';
 import type { StoreConfig } from './store.ts';
 
 /** Trust entries: each kind's config type lives with its plug-in (identity/trusts/<kind>/config.ts). */
@@ -85,4 +85,6 @@ export interface PortcullisConfig {
   limits?: LimitsConfig;
   /** Where and behind what `/metrics` is served. */
   metrics?: MetricsConfig;
+  /** The operational log (JSON lines on stdout). */
+  log: LogConfig;
 }

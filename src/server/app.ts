@@ -1,6 +1,6 @@
 // The HTTP adapter: Fastify with strict zod schemas (unknown fields are errors, nothing is
 // coerced), one error mapping, OpenAPI generated from the route schemas.
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Broker } from '../broker/index.ts';
@@ -18,11 +18,14 @@ import { accessRoutes } from './routes/access.ts';
 import { spiffeRoutes } from './routes/spiffe.ts';
 import { findingRoutes } from './routes/findings.ts';
 import { loginEdge } from './edge.ts';
+import { requestId, requestLog } from './request-log.ts';
+import type { Logger } from '../common/log.ts';
 import { installZod, openapiTransform } from './openapi.ts';
 import { DEFAULT_TIMEOUTS } from '../config/server.ts';
 
 export interface ServerOptions {
-  logger?: FastifyServerOptions['logger'];
+  /** The operational log (default: none). */
+  logger?: Logger;
   https?: { cert: Buffer; key: Buffer; ca?: Buffer | Buffer[]; requestCert: boolean; rejectUnauthorized: false } | null;
 }
 
@@ -36,7 +39,10 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   const timeouts = { headersTimeout: t.headers_ms, requestTimeout: t.request_ms, connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(t.headers_ms / 4))) };
   const trusted = listen.trusted_proxies ?? [];
   const app = Fastify({
-    logger: options.logger ?? false,
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    // One line per request, written by request-log.ts (not Fastify's two).
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'req_id' }),
+    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => requestId(req.headers['x-request-id']),
     bodyLimit: BODY_LIMIT,
     // Shutdown closes idle connections at once and lets in-flight requests finish (serve.ts bounds it).
     forceCloseConnections: 'idle',
@@ -47,10 +53,11 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
     http: timeouts,
     ...(options.https && { https: { ...options.https, ...timeouts } }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
-  } as FastifyServerOptions);
+  } as unknown as FastifyServerOptions);
 
   installZod(app);
   app.decorateRequest('session', null);
+  requestLog(app);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => sendProblem(reply, problem(404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
 

@@ -113,7 +113,8 @@ export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
 
 export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
   const p = toProblem(err);
-  if (p.status >= 500) req.log.error({ err }, 'request failed');
+  if (typeof p.decision_id === 'string') req.decisionId = p.decision_id;
+  if (p.status >= 500) req.log.error({ err, code: p.code }, 'request failed');
   if (p.code === STORE_UNAVAILABLE) reply.header('retry-after', '5');
   // RFC 9470: tell standard clients what a new login must bring.
   if (err instanceof StepUpRequired) reply.header('www-authenticate', err.wwwAuthenticate(typeof err.extra.acr_values === 'string' ? err.extra.acr_values : undefined));

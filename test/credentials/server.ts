@@ -18,6 +18,7 @@ import { testRunning } from '../integration/broker-view.ts';
 import type { TestRunning } from '../integration/broker-view.ts';
 import { freePort } from './helpers.ts';
 import type { Json } from '../json.ts';
+import type { Logger } from '../../src/common/log.ts';
 
 export const CI_ISSUER = 'https://ci.example.test';
 
@@ -32,6 +33,8 @@ export interface ServerOptions {
   policies: string;
   tls?: boolean;
   env?: Record<string, string>;
+  /** The server's operational log (default: none). */
+  logger?: Logger;
 }
 
 export interface Reply {
@@ -109,7 +112,7 @@ ${store.yaml}`;
   writeFileSync(join(dir, 'portcullis.yaml'), yaml);
   const clock = new ManualClock(Date.now());
   const env = { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 9).toString('base64'), ...store.env, ...o.env };
-  const running = await serve(parseConfig(yaml, dir, { ...process.env, ...env }), { clock, quiet: true, env });
+  const running = await serve(parseConfig(yaml, dir, { ...process.env, ...env }), { clock, env, ...(o.logger ? { logger: o.logger } : { quiet: true }) });
   const url = running.url;
 
   const call = (method: string, path: string, body?: unknown, token?: string, tls?: { cert: string; key: string }): Promise<Reply> => {

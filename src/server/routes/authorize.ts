@@ -5,6 +5,7 @@ import type { AuthorizeRequest, Broker } from '../../broker/index.ts';
 import { requireSession } from '../auth.ts';
 import { Decision, SESSION_ERRORS, errors } from '../schemas.ts';
 import { decisionDto } from '../dto.ts';
+import { noteDecision } from '../request-log.ts';
 
 const resource = z.strictObject({
   type: z.string().regex(/^[A-Z][A-Za-z0-9_]{0,63}(::[A-Z][A-Za-z0-9_]{0,63})*$/, 'must be a Cedar entity type such as Database'),
@@ -31,7 +32,11 @@ export function authorizeRoutes(app: FastifyInstance, broker: Broker): void {
         response: { 200: Decision, ...errors(...SESSION_ERRORS) },
       },
     },
-    async (req) => decisionDto(await broker.authorize(req.session!, req.body as AuthorizeRequest, req.ip)),
+    async (req) => {
+      const d = decisionDto(await broker.authorize(req.session!, req.body as AuthorizeRequest, req.ip));
+      noteDecision(req, d.decision_id);
+      return d;
+    },
   );
 
   app.post(

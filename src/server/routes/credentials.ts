@@ -5,6 +5,7 @@ import type { Broker, IssueCredentialRequest, LeaseQuery } from '../../broker/in
 import { callerOf, requireSession } from '../auth.ts';
 import { CREDENTIAL_REQUEST } from '../../credentials/issuers/registry.ts';
 import { issuedDto, leaseDto, targetsDto } from '../dto.ts';
+import { noteDecision } from '../request-log.ts';
 import { z } from 'zod';
 import { Issued, Lease, RevocationResult, SESSION_ERRORS, duration, errors, optionalBody } from '../schemas.ts';
 
@@ -51,6 +52,7 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
     },
     async (req, reply) => {
       const issued = await broker.issueCredential(req.session!, req.body as IssueCredentialRequest, req.ip);
+      noteDecision(req, issued.lease.decisionId);
       return reply.code(201).header('cache-control', 'no-store').send(issuedDto(issued));
     },
   );
