@@ -48,6 +48,8 @@ export interface AccessServiceOptions {
   /** Background sweep interval (expiry of requests and grants); default 15 s. */
   sweepIntervalMs?: number;
   onError?: (err: unknown) => void;
+  /** Each webhook delivery attempt's result (metrics). */
+  onDelivery?: (result: 'delivered' | 'retry' | 'failed') => void;
   /** How webhooks are called (default outboundFetch(): no private destinations). */
   fetch?: OutboundFetch;
 }
@@ -67,7 +69,7 @@ export class AccessService {
   constructor(o: AccessServiceOptions) {
     this.#o = o;
     this.#clock = o.clock ?? systemClock;
-    this.webhooks = o.webhooks ? undefined : new WebhookDispatcher({ outbox: o.store.webhooks, config: o.config.webhooks, ...(o.onError && { onError: o.onError }), ...(o.fetch && { fetch: o.fetch }) });
+    this.webhooks = o.webhooks ? undefined : new WebhookDispatcher({ outbox: o.store.webhooks, config: o.config.webhooks, ...(o.onError && { onError: o.onError }), ...(o.fetch && { fetch: o.fetch }), ...(o.onDelivery && { onDelivery: o.onDelivery }) });
     this.notifier = o.webhooks ?? this.webhooks!;
     const common = { store: o.store, clock: this.#clock, audit: o.audit, notifier: this.notifier };
     this.grants = new Grants({ ...common, unitOfWork: o.unitOfWork, revokeLeases: o.revokeLeases, ...(o.changes && { changes: o.changes }), ...(o.onError && { onError: o.onError }) });

@@ -50,6 +50,8 @@ export interface WebhookDispatcherOptions {
   fetch?: typeof fetch | OutboundFetch;
   /** Concurrent deliveries. */
   concurrency?: number;
+  /** Each delivery attempt's result (metrics). */
+  onDelivery?: (result: 'delivered' | 'retry' | 'failed') => void;
   onError?: (err: unknown) => void;
 }
 
@@ -188,6 +190,7 @@ export class WebhookDispatcher implements Notifier {
     const now = this.#clock.now();
     if (error === null) {
       await this.#o.outbox.delivered(d.id, { attempts, status, at: now });
+      this.#o.onDelivery?.('delivered');
       return;
     }
     const cfg = this.#o.config;
@@ -195,6 +198,7 @@ export class WebhookDispatcher implements Notifier {
     const backoff = Math.min(cfg.backoff_max_ms, cfg.backoff_base_ms * 2 ** (attempts - 1));
     const jittered = Math.round(backoff * (0.9 + Math.random() * 0.2));
     await this.#o.outbox.attemptFailed(d.id, { status: failed ? 'failed' : 'pending', attempts, lastStatus: status, error, nextAttemptAt: now + jittered });
+    this.#o.onDelivery?.(failed ? 'failed' : 'retry');
   }
 
   async #post(ep: WebhookEndpoint, d: { id: string; body: string }): Promise<number> {

@@ -59,6 +59,8 @@ export interface AuditLogOptions {
    * `file` is appended to (created at start: an unwritable path fails here), `url` gets a POST.
    */
   witness?: WitnessOptions;
+  /** Called after each batch is written or fails (metrics): its events and how long it took. */
+  onBatch?: (events: number, seconds: number, ok: boolean) => void;
 }
 
 export type FollowOptions = Omit<AuditQuery, 'limit' | 'order' | 'afterSeq'> & {
@@ -111,6 +113,9 @@ export class AuditLog implements AuditSink {
   #signed: CheckpointRow[] = [];
   /** Per stream, the seq of the last checkpoint signed (prev_seq of the next). */
   readonly #lastSigned = new Map<AuditStreamName, number>();
+  /** Per stream, when this log last signed a checkpoint (epoch ms). */
+  readonly #lastSignedAt = new Map<AuditStreamName, number>();
+  readonly #onBatch: AuditLogOptions['onBatch'];
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
   readonly #listeners = new Set<AppendListener>();
@@ -126,6 +131,7 @@ export class AuditLog implements AuditSink {
     this.#signer = opts.signer;
     this.#signs = opts.signs ?? (() => true);
     this.#followPollMs = opts.followPollMs;
+    this.#onBatch = opts.onBatch;
     const every = opts.checkpointEvery ?? 1000;
     const intervalMs = opts.checkpointIntervalMs ?? 10_000;
     if (!Number.isSafeInteger(every) || every < 1) throw new RangeError('checkpointEvery must be a positive integer');
@@ -148,6 +154,16 @@ export class AuditLog implements AuditSink {
       this.#timer = setInterval(() => this.#request('due'), Math.min(intervalMs, 1000));
       this.#timer.unref();
     }
+  }
+
+  /** Events appended and not yet handed to the writer, plus batches being written (metrics). */
+  get backlog(): { queued: number; batchesInFlight: number } {
+    return { queued: this.#queue.length, batchesInFlight: this.#inFlight };
+  }
+
+  /** When this log last signed a checkpoint of `stream` (epoch ms), if it has. */
+  lastCheckpointAt(stream: AuditStreamName): number | undefined {
+    return this.#lastSignedAt.get(stream);
   }
 
   /** Appends one event; resolves with the stored record once it is committed. */
@@ -349,8 +365,10 @@ export class AuditLog implements AuditSink {
     const events: PreparedEvent[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) events[i] = batch[i].ev;
     this.#inFlight++;
+    const started = performance.now();
     this.#writer.append({ events, checkpoints, now: this.#clock.now(), checkpoint, sign: this.#signs() }).then(
       (res) => {
+        this.#onBatch?.(events.length, (performance.now() - started) / 1000, true);
         this.#lastWriteFailed = false;
         if (checkpoints.length > 0) {
           const stored = new Set(checkpoints);
@@ -359,6 +377,7 @@ export class AuditLog implements AuditSink {
         this.#done(batch, res);
       },
       (e: unknown) => {
+        this.#onBatch?.(events.length, (performance.now() - started) / 1000, false);
         this.#lastWriteFailed = true; // signed checkpoints stay queued for the next batch
         this.#fail(batch, e instanceof AuditWriteFailed ? e : new AuditWriteFailed(undefined, e));
         this.#inFlight--;
@@ -408,6 +427,7 @@ export class AuditLog implements AuditSink {
         const row = { ...body, kid: signer.kid, sig };
         this.#signed.push(row);
         this.#lastSigned.set(d.stream, d.seq);
+        this.#lastSignedAt.set(d.stream, this.#clock.now());
         this.#witness?.publish(row);
       } catch {
         // A signer failure skips this checkpoint; the events themselves are committed and chained.

@@ -90,8 +90,7 @@ export class Authorization {
     const { purpose, extra } = parseCallerContext(body.context, body.action, this.#d.schemaExtension);
     const started = performance.now();
     const d = await this.#d.decisions.decide(await this.#decisionInput(s, body.action, body.resource, sourceIp, purpose, extra));
-    this.#d.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
-    this.#d.metrics.decisions.inc({ decision: d.decision });
+    this.#d.metrics.decided(d.decision, (performance.now() - started) / 1000);
     this.#requireNoStepUp(s, d);
     return d;
   }
@@ -130,7 +129,7 @@ export class Authorization {
     });
     const inputs = await Promise.all(parsed.map(({ b, purpose, extra }) => this.#decisionInput(s, b.action, b.resource, sourceIp, purpose, extra)));
     const out = await this.#d.decisions.decideBatch(inputs);
-    for (const d of out) this.#d.metrics.decisions.inc({ decision: d.decision });
+    for (const d of out) this.#d.metrics.decided(d.decision);
     return out;
   }
 
@@ -139,7 +138,7 @@ export class Authorization {
     const entity = this.#adminResource(resource);
     const input = await this.#decisionInput(c, action, resource, c.sourceIp);
     const d = await this.#d.decisions.decide({ ...input, resourceEntities: [entity] });
-    this.#d.metrics.decisions.inc({ decision: d.decision });
+    this.#d.metrics.decided(d.decision);
     this.#requireNoStepUp(c, d);
     if (d.decision !== 'allow') throw new Forbidden(`not allowed: ${action} on ${resource.type}::"${resource.id}"`, { decision_id: d.decision_id });
     return d;

@@ -45,7 +45,7 @@ export function credentialDecider({ identities, decisions, metrics, grantsFor }:
       purpose: { reason: req.purpose },
       ...(req.delegation && { delegation: req.delegation }),
     });
-    metrics.decisions.inc({ decision: d.decision });
+    metrics.decided(d.decision);
     return { decision: d.decision, decisionId: d.decision_id, recorded };
   };
 }
@@ -68,7 +68,7 @@ export function accessDecider({ identities, decisions, metrics, grantsFor }: Dec
       breakGlass: r.breakGlass ?? withGrants.breakGlass,
       ...(r.resourceEntity && { resourceEntities: [r.resourceEntity] }),
     });
-    metrics.decisions.inc({ decision: d.decision });
+    metrics.decided(d.decision);
     return { decision: d.decision, decisionId: d.decision_id };
   };
 }

@@ -6,6 +6,7 @@ import type { PortcullisConfig } from '../config/types.ts';
 import type { Clock } from '../common/clock.ts';
 import { Metrics } from '../common/metrics.ts';
 import { AuditLog } from '../audit/log.ts';
+import { AUDIT_STREAMS } from '../audit/types.ts';
 import { SessionService } from '../identity/sessions.ts';
 import { ApiKeyService } from '../identity/apikeys.ts';
 import { createEngine } from '../policy/engine/select.ts';
@@ -37,7 +38,7 @@ export interface ServiceOptions {
 export function createServices(config: PortcullisConfig, opened: Opened, o: ServiceOptions) {
   const { keyring, spiffeCa, identities } = opened;
   const { clock, issuer } = o;
-  const metrics = new Metrics();
+  const metrics = new Metrics({ collectDefaults: true, engine: config.engine });
   // One outbound policy for every URL the broker calls: no private destinations but those listed.
   const outbound = outboundFetch({ allowPrivate: config.outbound.allow_private, self: [config.listen] });
   const audit = new AuditLog(opened.store.audit, {
@@ -49,6 +50,10 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     checkpointEvery: config.audit.checkpoint_every,
     checkpointIntervalMs: config.audit.checkpoint_interval_ms,
     ...(config.audit.witness && { witness: { ...config.audit.witness, fetch: outbound, onError: (where, err) => o.log(`audit witness (${where}) failed: ${(err as Error).message}`) } }),
+    onBatch: (events, seconds, ok) => {
+      metrics.auditBatchSeconds.observe({ result: ok ? 'ok' : 'failed' }, seconds);
+      metrics.auditEvents.inc({ result: ok ? 'ok' : 'failed' }, events);
+    },
   });
   opened.store.leader.onChange(() => audit.forgetSigned());
   const policyStore = new PolicyStore(opened.store.policy.versions, { changes: opened.store.changes, unitOfWork: opened.store });
@@ -94,6 +99,13 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
   const cluster = opened.store.kind === 'postgres' ? { leads: () => leader.leading, inFlightGraceMs: IN_FLIGHT_GRACE_MS, intents: leader } : undefined;
   const credentials = createCredentialService({
     leases: opened.store.credentials.leases,
+    observe: {
+      issued: (kind, target, result) => metrics.issuance.inc({ kind, target, result }),
+      revoked: (kind, result, seconds) => {
+        metrics.revocations.inc({ kind, result });
+        if (result !== 'revoke_failed') metrics.revocationSeconds.observe({ kind }, seconds);
+      },
+    },
     ...(cluster && { cluster }),
     clock,
     audit,
@@ -131,7 +143,26 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     isActive: (id) => identities.get(id)?.status === 'active',
     teamsOf: (id) => (identities.get(id)?.parents ?? []).filter((p) => p.type === 'Team').map((p) => p.id),
     onError: (err) => o.log(`access: ${(err as Error).message}`),
+    onDelivery: (result) => metrics.webhookDeliveries.inc({ result }),
     fetch: outbound,
+  });
+  metrics.observe({
+    activeLeases: async () => {
+      const byKind: Record<string, number> = {};
+      for (const l of await credentials.leases.list({ status: 'active' }, 1_000_000)) byKind[l.kind] = (byKind[l.kind] ?? 0) + 1;
+      return byKind;
+    },
+    activeGrants: async () => (await access.grants.list({ activeAt: clock.now() }, 1_000_000)).length,
+    auditBacklog: () => audit.backlog,
+    checkpointAges: () => {
+      const now = clock.now();
+      const ages: Record<string, number> = {};
+      for (const stream of AUDIT_STREAMS) {
+        const at = audit.lastCheckpointAt(stream);
+        if (at !== undefined) ages[stream] = Math.max(0, (now - at) / 1000);
+      }
+      return ages;
+    },
   });
   return { metrics, audit, identities, policyStore, decisions, sessions, apikeys, authenticator, humanTrusts, sshCa, credentials, access, grantsFor };
 }

@@ -1,17 +1,39 @@
-// Prometheus metrics; one registry per broker so tests can run several side by side.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+// Prometheus metrics; one registry per broker so tests can run several side by side. Gauges of
+// state (active leases, grants, the audit backlog, checkpoint age) are read when scraped, through
+// `observe()` callbacks the broker installs; counters and histograms are fed where things happen.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** What the gauges read at scrape time (installed by the broker once its services exist). */
+export interface MetricSources {
+  activeLeases(): Promise<Record<string, number>>;
+  activeGrants(): Promise<number>;
+  auditBacklog(): { queued: number; batchesInFlight: number };
+  /** Seconds since this replica last signed a checkpoint of each stream (streams it has signed). */
+  checkpointAges(): Record<string, number>;
+}
+
+const LATENCY = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 
 export class Metrics {
   readonly registry = new Registry();
+  #sources: MetricSources | undefined;
+
   readonly decisions = new Counter({
     name: 'portcullis_decisions_total',
-    help: 'Authorization decisions by result',
-    labelNames: ['decision'] as const,
+    help: 'Authorization decisions by result and engine',
+    labelNames: ['decision', 'engine'] as const,
+    registers: [this.registry],
+  });
+  readonly decisionSeconds = new Histogram({
+    name: 'portcullis_decision_seconds',
+    help: 'Time to decide and record one request, by engine',
+    labelNames: ['engine'] as const,
+    buckets: LATENCY,
     registers: [this.registry],
   });
   readonly authn = new Counter({
     name: 'portcullis_authentications_total',
-    help: 'Authentication attempts by result and reason',
+    help: 'Authentication attempts by method, result and reason',
     labelNames: ['result', 'reason', 'trust'] as const,
     registers: [this.registry],
   });
@@ -21,20 +43,128 @@ export class Metrics {
     labelNames: ['route', 'status'] as const,
     registers: [this.registry],
   });
+  readonly httpSeconds = new Histogram({
+    name: 'portcullis_http_request_duration_seconds',
+    help: 'HTTP request latency by route and method',
+    labelNames: ['route', 'method'] as const,
+    buckets: LATENCY,
+    registers: [this.registry],
+  });
   readonly rateLimited = new Counter({
     name: 'portcullis_rate_limited_total',
     help: 'Requests to authentication endpoints refused by a rate limit, by endpoint and scope (address or key)',
     labelNames: ['endpoint', 'scope'] as const,
     registers: [this.registry],
   });
-  readonly decisionSeconds = new Histogram({
-    name: 'portcullis_decision_seconds',
-    help: 'Time to decide and record one request',
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+  readonly issuance = new Counter({
+    name: 'portcullis_credential_issuance_total',
+    help: 'Credential issuance attempts by kind, target and result (issued, denied, failed)',
+    labelNames: ['kind', 'target', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly revocations = new Counter({
+    name: 'portcullis_credential_revocations_total',
+    help: 'Lease revocations by kind and result (revoked, expired, revoke_failed)',
+    labelNames: ['kind', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly revocationSeconds = new Histogram({
+    name: 'portcullis_credential_revocation_seconds',
+    help: 'Time from the start of a revocation to the credential ended at its target, by kind',
+    labelNames: ['kind'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly auditBatchSeconds = new Histogram({
+    name: 'portcullis_audit_append_seconds',
+    help: 'Time to write one group-committed batch of audit events durably, by result',
+    labelNames: ['result'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly auditEvents = new Counter({
+    name: 'portcullis_audit_events_total',
+    help: 'Audit events written (ok) or refused with their batch (failed)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly webhookDeliveries = new Counter({
+    name: 'portcullis_webhook_deliveries_total',
+    help: 'Webhook delivery attempts by result (delivered, retry, failed)',
+    labelNames: ['result'] as const,
     registers: [this.registry],
   });
 
-  constructor(collectDefaults = false) {
-    if (collectDefaults) collectDefaultMetrics({ register: this.registry });
+  /** The decision engine the labels name (`compiled` or `wasm`). */
+  readonly engine: string;
+
+  /** One decision made (and, for requests decided end to end, how long deciding and recording took). */
+  decided(decision: string, seconds?: number): void {
+    this.decisions.inc({ decision, engine: this.engine });
+    if (seconds !== undefined) this.decisionSeconds.observe({ engine: this.engine }, seconds);
+  }
+
+  constructor(opts: { collectDefaults?: boolean; engine?: string } = {}) {
+    this.engine = opts.engine ?? 'compiled';
+    const collectDefaults = opts.collectDefaults ?? false;
+    if (collectDefaults) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' });
+      // Gauges named like counters (promtool rejects them); the handle and request counts they give
+      // are of little use to an operator anyway.
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(`portcullis_${name}`);
+    }
+    const sources = () => this.#sources;
+    new Gauge({
+      name: 'portcullis_leases_active',
+      help: 'Active credential leases by kind',
+      labelNames: ['kind'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const [kind, n] of Object.entries((await sources()?.activeLeases()) ?? {})) this.set({ kind }, n);
+      },
+    });
+    new Gauge({
+      name: 'portcullis_grants_active',
+      help: 'Access grants in force',
+      registers: [this.registry],
+      async collect() {
+        const s = sources();
+        if (s) this.set(await s.activeGrants());
+      },
+    });
+    new Gauge({
+      name: 'portcullis_audit_queue_events',
+      help: 'Audit events appended and waiting for the writer',
+      registers: [this.registry],
+      collect() {
+        const s = sources();
+        if (s) this.set(s.auditBacklog().queued);
+      },
+    });
+    new Gauge({
+      name: 'portcullis_audit_batches_in_flight',
+      help: 'Audit batches being written',
+      registers: [this.registry],
+      collect() {
+        const s = sources();
+        if (s) this.set(s.auditBacklog().batchesInFlight);
+      },
+    });
+    new Gauge({
+      name: 'portcullis_audit_checkpoint_age_seconds',
+      help: 'Seconds since this replica signed the last checkpoint of each stream (only on the signing replica)',
+      labelNames: ['stream'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [stream, age] of Object.entries(sources()?.checkpointAges() ?? {})) this.set({ stream }, age);
+      },
+    });
+  }
+
+  /** Installs what the state gauges read at scrape time. */
+  observe(sources: MetricSources): void {
+    this.#sources = sources;
   }
 }

@@ -46,8 +46,15 @@ export interface CredentialServiceOptions extends Omit<IssuerDeps, 'clock'> {
    * always leads and knows its own intents.
    */
   cluster?: { leads: () => boolean; inFlightGraceMs: number; intents: Pick<Leadership, 'hold' | 'ifAbandoned'> };
+  /** Counts for metrics: each issuance attempt's result, each revocation's outcome and duration. */
+  observe?: CredentialObserver;
   /** Test hook: called at crash points (`issue.before_record`, `revoke.before_target`). */
   crashHook?: (point: string) => void;
+}
+
+export interface CredentialObserver {
+  issued(kind: string, target: string, result: 'issued' | 'denied' | 'failed'): void;
+  revoked(kind: string, result: 'revoked' | 'expired' | 'revoke_failed', seconds: number): void;
 }
 
 export interface IssueInput {
@@ -129,6 +136,7 @@ export class CredentialService implements LeaseRevoker {
   readonly #graceMs: number;
   readonly #intents: Pick<Leadership, 'hold' | 'ifAbandoned'>;
   readonly #crash: (point: string) => void;
+  readonly #observe: CredentialObserver | undefined;
 
   constructor(opts: CredentialServiceOptions) {
     this.#clock = opts.clock ?? systemClock;
@@ -136,6 +144,7 @@ export class CredentialService implements LeaseRevoker {
     this.#decide = opts.decide;
     this.#resolvers = opts.resolvers ?? {};
     this.#crash = opts.crashHook ?? (() => {});
+    this.#observe = opts.observe;
     this.leases = opts.leases;
     for (const t of opts.targets) this.#targets.set(t.name, t);
     for (const i of opts.issuers ?? []) this.#issuers.set(i.target, i);
@@ -191,6 +200,19 @@ export class CredentialService implements LeaseRevoker {
   }
 
   async issue(input: IssueInput): Promise<Issued> {
+    if (!this.#observe) return this.#issue(input);
+    const kind = this.#issuers.get(input.target)?.kind ?? 'unknown';
+    try {
+      const issued = await this.#issue(input);
+      this.#observe.issued(kind, input.target, 'issued');
+      return issued;
+    } catch (e) {
+      this.#observe.issued(kind, input.target, e instanceof Forbidden ? 'denied' : 'failed');
+      throw e;
+    }
+  }
+
+  async #issue(input: IssueInput): Promise<Issued> {
     const issuer = this.issuer(input.target);
     if (typeof input.identityId !== 'string' || input.identityId === '') throw new InvalidInput('identityId: required', 'identityId');
     if (typeof input.purpose !== 'string' || input.purpose.trim() === '') throw new InvalidInput('purpose: a reason is required', 'purpose');
@@ -448,6 +470,7 @@ export class CredentialService implements LeaseRevoker {
   }
 
   async #revokeLease(id: string, opts: RevokeOptions): Promise<RevokeOutcome> {
+    const started = performance.now();
     const now = this.#clock.now();
     let current = await this.leases.get(id);
     if (!current) throw new NotFound(`lease ${id}`);
@@ -488,8 +511,10 @@ export class CredentialService implements LeaseRevoker {
         subject: l.identityId,
         payload: this.#auditPayload(failed, { reason: failed.revokeReason, attempts, error: failed.lastError }),
       });
+      this.#observe?.revoked(l.kind, 'revoke_failed', (performance.now() - started) / 1000);
       return { leaseId: id, status: 'revoke_failed', error: failed.lastError ?? '' };
     }
+    this.#observe?.revoked(l.kind, final, (performance.now() - started) / 1000);
     const done = await this.leases.update(id, {
       status: final,
       revokedAt: this.#clock.now(),

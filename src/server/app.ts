@@ -95,7 +95,9 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   app.addHook('onResponse', async (req, reply) => {
-    broker.metrics.httpRequests.inc({ route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
+    const route = req.routeOptions.url ?? 'unmatched';
+    broker.metrics.httpRequests.inc({ route, status: String(reply.statusCode) });
+    broker.metrics.httpSeconds.observe({ route, method: req.method }, reply.elapsedTime / 1000);
   });
   return app;
 }

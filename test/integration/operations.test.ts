@@ -1,19 +1,37 @@
-// The operational log through a real server at its most verbose level: every line is one JSON
-// object, every request has one line (request id, route, status, latency, identity, decision id),
-// and no secret the server handed out or was sent — bootstrap secret, session tokens, API key,
-// PostgreSQL password, access token, a forged bearer token — appears in any line.
+// What operators read off a real server. The operational log at its most verbose level: every
+// line is one JSON object, every request has one line (request id, route, status, latency,
+// identity, decision id), and no secret the server handed out or was sent — bootstrap secret,
+// session tokens, API key, PostgreSQL password, access token, a forged bearer token — appears in
+// any line. The metrics after that traffic: `promtool check metrics` clean, and the counts match.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/common/log.ts';
 import { startServer } from '../credentials/server.ts';
 import type { TestServer } from '../credentials/server.ts';
 import { startPostgres } from '../credentials/helpers.ts';
 import type { TestPostgres } from '../credentials/helpers.ts';
+import { missingDependency } from '../ci.ts';
 
 const API = 'workload:github/acme/api';
+const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
+const noPromtool = hasPromtool ? false : missingDependency('promtool', 'apt-get install prometheus (Debian ships promtool in it)');
 
-describe('operational log', () => {
+/** The value of one sample in Prometheus text format (0 when absent). */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_:]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
+  }
+  return 0;
+}
+
+describe('operations: log and metrics', () => {
   const lines: string[] = [];
   let partial = '';
   const sink = new Writable({
@@ -27,6 +45,9 @@ describe('operational log', () => {
   let s: TestServer;
   let pg: TestPostgres;
   const secrets = new Map<string, string>();
+  let roleLease = '';
+  let admin = '';
+  let session = '';
 
   before(async () => {
     pg = await startPostgres();
@@ -61,10 +82,10 @@ permit (principal, action == Action::"db.select", resource == Database::"orders-
     secrets.set('target admin password', pg.password);
     const adminLogin = await s.call('POST', '/v1/auth/token', { bootstrap });
     assert.equal(adminLogin.status, 200, JSON.stringify(adminLogin.body));
-    const admin = (adminLogin.body as { session_token: string }).session_token;
+    admin = (adminLogin.body as { session_token: string }).session_token;
     secrets.set('admin session token', admin);
 
-    const session = await s.login('acme/api');
+    session = await s.login('acme/api');
     secrets.set('workload session token', session);
     const decided = await s.call('POST', '/v1/authorize', { action: 'db.select', resource: { type: 'Database', id: 'orders-db' } }, session);
     assert.equal(decided.status, 200, JSON.stringify(decided.body));
@@ -82,6 +103,7 @@ permit (principal, action == Action::"db.select", resource == Database::"orders-
     const role = await s.call('POST', '/v1/credentials', { target: 'orders-db', permission: 'readonly', ttl: '10m', reason: 'report' }, session);
     assert.equal(role.status, 201, JSON.stringify(role.body));
     const password = (role.body as { credential: { password: string } }).credential.password;
+    roleLease = (role.body as { lease: { id: string } }).lease.id;
     assert.ok(password);
     secrets.set('leased PostgreSQL password', password);
 
@@ -131,5 +153,41 @@ permit (principal, action == Action::"db.select", resource == Database::"orders-
     }
     const issued = requests.find((o) => o.route === '/v1/credentials' && o.status === 201);
     assert.equal(issued?.decision_id, (role.body as { lease: { decision_id: string } }).lease.decision_id);
+  });
+
+  it('serves metrics promtool accepts, counting what happened', { skip: noPromtool }, async () => {
+    const denied = await s.call('POST', '/v1/credentials', { target: 'orders-db', permission: 'readonly', ttl: '10m', reason: 'x' }, admin);
+    assert.equal(denied.status, 403, JSON.stringify(denied.body));
+    const revoked = await s.call('POST', '/v1/revocations', { selector: { lease: roleLease }, reason: 'done' }, session);
+    assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+    await s.running.broker.audit.flush();
+    const res = await fetch(`${s.url}/metrics`);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    assert.equal(check.status, 0, `promtool: ${check.stdout}${check.stderr}`);
+
+    assert.equal(sample(text, 'portcullis_decisions_total', { decision: 'allow', engine: 'compiled' }) >= 2, true);
+    assert.equal(sample(text, 'portcullis_decision_seconds_count', { engine: 'compiled' }) >= 2, true);
+    assert.equal(sample(text, 'portcullis_credential_issuance_total', { kind: 'postgres', target: 'orders-db', result: 'issued' }), 1);
+    assert.equal(sample(text, 'portcullis_credential_issuance_total', { kind: 'postgres', target: 'orders-db', result: 'denied' }), 1);
+    assert.equal(sample(text, 'portcullis_credential_issuance_total', { kind: 'api', target: 'orders-api', result: 'issued' }), 1);
+    assert.equal(sample(text, 'portcullis_credential_revocations_total', { kind: 'postgres', result: 'revoked' }), 1);
+    assert.equal(sample(text, 'portcullis_credential_revocation_seconds_count', { kind: 'postgres' }), 1);
+    assert.equal(sample(text, 'portcullis_leases_active', { kind: 'api' }), 1);
+    assert.equal(sample(text, 'portcullis_leases_active', { kind: 'postgres' }), 0);
+    assert.ok(sample(text, 'portcullis_authentications_total', { result: 'failure' }) >= 1);
+    assert.ok(sample(text, 'portcullis_audit_append_seconds_count', { result: 'ok' }) >= 1);
+    assert.ok(sample(text, 'portcullis_audit_events_total', { result: 'ok' }) >= 10);
+    assert.ok(sample(text, 'portcullis_http_request_duration_seconds_count', { route: '/v1/authorize', method: 'POST' }) >= 3);
+    assert.ok(text.includes('portcullis_audit_checkpoint_age_seconds{stream="authz"}'), 'a checkpoint was signed (every 5 events)');
+    assert.ok(sample(text, 'portcullis_process_cpu_seconds_total') > 0, 'process metrics');
+    assert.ok(text.includes('portcullis_grants_active 0'));
+
+    // The Grafana dashboard shipped in deploy/ asks only for metrics the server serves.
+    const dashboard = readFileSync(join(import.meta.dirname, '..', '..', 'deploy', 'grafana', 'portcullis-dashboard.json'), 'utf8');
+    const asked = new Set([...dashboard.matchAll(/portcullis_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, '')));
+    const served = new Set([...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]));
+    assert.deepEqual([...asked].filter((n) => !served.has(n)), [], 'dashboard metrics the server does not serve');
   });
 });
