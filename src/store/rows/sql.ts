@@ -34,3 +34,9 @@ export function where(d: SqlDialect, values: unknown[], conds: readonly Conditio
   });
   return parts.length ? `WHERE ${parts.join(' AND ')}` : '';
 }
+
+/** `INSERT INTO table (columns) VALUES (placeholders)` for one row given as column → value, and its values in order. */
+export function insertRow(d: SqlDialect, table: string, row: Record<string, unknown>): { sql: string; values: unknown[] } {
+  const columns = Object.keys(row);
+  return { sql: `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${placeholders(d, columns.length)})`, values: Object.values(row) };
+}

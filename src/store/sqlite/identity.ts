@@ -1,7 +1,6 @@
 // SQLite implementation of the identity domain's storage ports (src/identity/ports.ts): session
 // revocations, API keys, seen token ids and pending human logins, with the domain's migrations.
 import type { StatementSync } from 'node:sqlite';
-import type { IdentityKind } from '../../identity/types.ts';
 import type {
   ApiKeyRepository,
   IdentityStore,
@@ -15,7 +14,21 @@ import type {
   StoredApiKey,
 } from '../../identity/ports.ts';
 import type { Db, SqliteDb } from './db.ts';
-import { migrate } from './db.ts';
+import { migrate, SQLITE_SQL } from './db.ts';
+import {
+  API_KEY_COLUMN_NAMES,
+  API_KEY_COLUMNS,
+  apiKeyFromRow,
+  apiKeyValues,
+  cutoffFromRow,
+  loginStateFromRow,
+  revocationFromRow,
+  type ApiKeyRow as SharedApiKeyRow,
+  type CutoffRow,
+  type LoginStateRow as SharedLoginStateRow,
+  type RevocationRow,
+} from '../rows/identity.ts';
+import { placeholders } from '../rows/sql.ts';
 
 /** Sessions and API keys (one migration list for both: versions are shared). */
 const IDENTITY_MIGRATIONS = [
@@ -110,16 +123,8 @@ class SqliteSessionRepository implements SessionRepository {
 
   revocations(): Promise<{ jtis: RevokedSession[]; cutoffs: SessionCutoff[] }> {
     return this.#db.run((raw) => {
-      const jtis = (this.#sql.get(raw, 'SELECT jti, identity_id, revoked_at, expires_at FROM identity_session_revocations').all() as {
-        jti: string;
-        identity_id: string | null;
-        revoked_at: number;
-        expires_at: number;
-      }[]).map((r) => ({ jti: r.jti, ...(r.identity_id !== null && { identityId: r.identity_id }), revokedAt: r.revoked_at, expiresAt: r.expires_at }));
-      const cutoffs = (this.#sql.get(raw, 'SELECT identity_id, revoked_before FROM identity_session_cutoffs').all() as {
-        identity_id: string;
-        revoked_before: number;
-      }[]).map((r) => ({ identityId: r.identity_id, revokedBefore: r.revoked_before }));
+      const jtis = (this.#sql.get(raw, 'SELECT jti, identity_id, revoked_at, expires_at FROM identity_session_revocations').all() as unknown as RevocationRow[]).map(revocationFromRow);
+      const cutoffs = (this.#sql.get(raw, 'SELECT identity_id, revoked_before FROM identity_session_cutoffs').all() as unknown as CutoffRow[]).map(cutoffFromRow);
       return { jtis, cutoffs };
     });
   }
@@ -151,39 +156,13 @@ class SqliteSessionRepository implements SessionRepository {
   }
 }
 
-interface ApiKeyRow {
-  id: string;
-  identity_id: string;
-  identity_kind: string;
-  name: string;
-  hash: Uint8Array;
-  created_at: number;
-  expires_at: number;
-  rotation_due_at: number;
-  revoked_at: number | null;
-  revoked_reason: string | null;
-  rotated_from: string | null;
-  replaced_by: string | null;
-  last_used_at: number | null;
-}
+type ApiKeyRow = SharedApiKeyRow<Uint8Array>;
+type LoginStateRow = SharedLoginStateRow<Uint8Array>;
 
-function apiKeyFromRow(r: ApiKeyRow): StoredApiKey {
-  return {
-    id: r.id,
-    identityId: r.identity_id,
-    identityKind: r.identity_kind as IdentityKind,
-    description: r.name,
-    hash: r.hash,
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-    rotationDueAt: r.rotation_due_at,
-    ...(r.revoked_at !== null && { revokedAt: r.revoked_at }),
-    ...(r.revoked_reason !== null && { revokedReason: r.revoked_reason }),
-    ...(r.rotated_from !== null && { rotatedFrom: r.rotated_from }),
-    ...(r.replaced_by !== null && { replacedBy: r.replaced_by }),
-    ...(r.last_used_at !== null && { lastUsedAt: r.last_used_at }),
-  };
-}
+/** SQLite gives and takes BLOBs as plain Uint8Arrays: nothing to convert. */
+const asIs = (b: Uint8Array): Uint8Array => b;
+
+const INSERT_API_KEY = `INSERT INTO identity_apikeys (${API_KEY_COLUMNS}) VALUES (${placeholders(SQLITE_SQL, API_KEY_COLUMN_NAMES.length)})`;
 
 class SqliteApiKeyRepository implements ApiKeyRepository {
   readonly #db: SqliteDb;
@@ -196,33 +175,15 @@ class SqliteApiKeyRepository implements ApiKeyRepository {
   async insert(k: StoredApiKey): Promise<void> {
     await this.#db.run((raw) =>
       this.#sql
-        .get(
-          raw,
-          `INSERT INTO identity_apikeys (id, identity_id, identity_kind, name, hash, created_at, expires_at, rotation_due_at, revoked_at, revoked_reason, rotated_from, replaced_by, last_used_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          k.id,
-          k.identityId,
-          k.identityKind,
-          k.description,
-          k.hash,
-          k.createdAt,
-          k.expiresAt,
-          k.rotationDueAt,
-          k.revokedAt ?? null,
-          k.revokedReason ?? null,
-          k.rotatedFrom ?? null,
-          k.replacedBy ?? null,
-          k.lastUsedAt ?? null,
-        ),
+        .get(raw, INSERT_API_KEY)
+        .run(...apiKeyValues(k, asIs)),
     );
   }
 
   get(id: string): Promise<StoredApiKey | undefined> {
     return this.#db.run((raw) => {
       const r = this.#sql.get(raw, 'SELECT * FROM identity_apikeys WHERE id = ?').get(id) as ApiKeyRow | undefined;
-      return r === undefined ? undefined : apiKeyFromRow(r);
+      return r === undefined ? undefined : apiKeyFromRow(r, asIs);
     });
   }
 
@@ -233,7 +194,7 @@ class SqliteApiKeyRepository implements ApiKeyRepository {
           ? this.#sql.get(raw, 'SELECT * FROM identity_apikeys ORDER BY created_at, id').all()
           : this.#sql.get(raw, 'SELECT * FROM identity_apikeys WHERE identity_id = ? ORDER BY created_at, id').all(identityId)
       ) as unknown as ApiKeyRow[];
-      return rows.map(apiKeyFromRow);
+      return rows.map((r) => apiKeyFromRow(r, asIs));
     });
   }
 
@@ -292,17 +253,6 @@ class SqliteReplayRepository implements ReplayRepository {
   }
 }
 
-interface LoginStateRow {
-  handle: string;
-  kind: string;
-  data: Uint8Array;
-  expires_at: number;
-}
-
-function loginStateFromRow(r: LoginStateRow): PendingLoginState {
-  return { handle: r.handle, kind: r.kind as LoginStateKind, data: r.data, expiresAt: r.expires_at };
-}
-
 class SqliteLoginStateRepository implements LoginStateRepository {
   readonly #db: SqliteDb;
   readonly #sql = new Statements();
@@ -325,14 +275,14 @@ class SqliteLoginStateRepository implements LoginStateRepository {
   take(handle: string, kind: LoginStateKind): Promise<PendingLoginState | undefined> {
     return this.#db.run((raw) => {
       const r = this.#sql.get(raw, 'DELETE FROM identity_login_state WHERE handle = ? AND kind = ? RETURNING handle, kind, data, expires_at').get(handle, kind) as LoginStateRow | undefined;
-      return r === undefined ? undefined : loginStateFromRow(r);
+      return r === undefined ? undefined : loginStateFromRow(r, asIs);
     });
   }
 
   get(handle: string, kind: LoginStateKind): Promise<PendingLoginState | undefined> {
     return this.#db.run((raw) => {
       const r = this.#sql.get(raw, 'SELECT handle, kind, data, expires_at FROM identity_login_state WHERE handle = ? AND kind = ?').get(handle, kind) as LoginStateRow | undefined;
-      return r === undefined ? undefined : loginStateFromRow(r);
+      return r === undefined ? undefined : loginStateFromRow(r, asIs);
     });
   }
 
