@@ -5,11 +5,9 @@ import type {
   ListFilter, NewGrant, NewRequest, NewReview, RequestRepository, WebhookOutbox,
 } from '../../access/ports.ts';
 import type { AccessRequest, BreakGlassReview, Grant, RequestStatus } from '../../access/types.ts';
+import { KeyedLock } from '../../common/keyed-lock.ts';
 import { PG_SQL, type PgDb, type PgDomainMigrations } from './db.ts';
-import {
-  bgReviewFromRow, commentFromRow, deliveryConditions, deliveryFromRow, grantConditions, grantFromRow, grantRow, requestConditions,
-  requestFromRow, requestRow, reviewFromRow, type BoolColumn,
-} from '../rows/access.ts';
+import { bgReviewFromRow, commentFromRow, deliveryConditions, deliveryFromRow, grantConditions, grantFromRow, grantRow, requestConditions, requestFromRow, requestRow, reviewFromRow, type BoolColumn } from '../rows/access.ts';
 import { insertRow, where } from '../rows/sql.ts';
 import { ids, type Row } from '../rows/values.ts';
 
@@ -81,22 +79,6 @@ export const DELIVERY_CLAIM_MS = 120_000;
 /** Booleans are BOOLEAN. */
 const BOOL: BoolColumn = { read: (v) => v === true, write: (b) => b };
 
-/** Runs calls with one key one after another, in call order (within this process). */
-class KeyedQueue {
-  readonly #tails = new Map<string, Promise<unknown>>();
-
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const next = (this.#tails.get(key) ?? Promise.resolve()).then(fn, fn);
-    const tail = next.catch(() => {});
-    this.#tails.set(key, tail);
-    try {
-      return await next;
-    } finally {
-      if (this.#tails.get(key) === tail) this.#tails.delete(key);
-    }
-  }
-}
-
 // ── Requests ────────────────────────────────────────────────────────────────────────────────
 
 /** A request with its reviews and comments in one statement (one snapshot: a consistent view). */
@@ -117,7 +99,7 @@ function requestFromJoinedRow(r: Row): AccessRequest {
 class PgRequestRepository implements RequestRepository {
   readonly #db: PgDb;
   /** Comments of one request written by this replica go in in call order. */
-  readonly #comments = new KeyedQueue();
+  readonly #comments = new KeyedLock();
 
   constructor(db: PgDb) {
     this.#db = db;

@@ -2,8 +2,8 @@
 // the lease table, its migrations and queries, shared by every replica.
 import { NotFound } from '../../common/errors.ts';
 import type { CredentialStore, LeaseFilter, LeasePatch, LeaseRepository } from '../../credentials/ports.ts';
-import type { Lease, LeaseStatus, TargetKind } from '../../credentials/types.ts';
-import { LEASE_COLUMNS, leaseFromRow, leaseList, leaseUpdate, leaseValues, patchColumn, patchValue, type LeaseWrite } from '../rows/leases.ts';
+import type { Lease, TargetKind } from '../../credentials/types.ts';
+import { LEASE_COLUMNS, LeaseWriteMethods, leaseFromRow, leaseList, leaseUpdate, leaseValues, patchColumn, patchValue, type LeaseWrite } from '../rows/leases.ts';
 import type { Row } from '../rows/values.ts';
 import { PG_SQL } from './db.ts';
 import type { PgDb, PgDomainMigrations } from './db.ts';
@@ -265,31 +265,20 @@ export interface PgLeaseOptions {
  * several replicas cannot both claim one lease: the second waits for the first's row lock, then
  * finds the status changed.
  */
-class PgLeaseRepository implements LeaseRepository {
+class PgLeaseRepository extends LeaseWriteMethods implements LeaseRepository {
   readonly #db: PgDb;
   readonly #writer: PgLeaseWriter | undefined;
 
   constructor(db: PgDb, opts: PgLeaseOptions) {
+    super();
     this.#db = db;
     // Up to half the pool commits batches at once; the rest serves reads and units of work.
     if (opts.batchWrites ?? true) this.#writer = new PgLeaseWriter(db, Math.min(4, Math.max(1, Math.floor((db.pool.options.max ?? 10) / 2))));
   }
 
-  #write(w: LeaseWrite): Promise<Lease | undefined> {
+  protected write(w: LeaseWrite): Promise<Lease | undefined> {
     if (this.#writer && !this.#db.inTransaction) return this.#writer.write(w);
     return applyOne(this.#db, w);
-  }
-
-  async insert(lease: Lease): Promise<void> {
-    await this.#write({ op: 'insert', lease });
-  }
-
-  async update(id: string, patch: LeasePatch): Promise<Lease> {
-    return (await this.#write({ op: 'update', id, patch }))!;
-  }
-
-  transition(id: string, from: readonly LeaseStatus[], to: LeaseStatus, patch: Omit<LeasePatch, 'status'> = {}): Promise<Lease | undefined> {
-    return this.#write({ op: 'transition', id, from, patch: { ...patch, status: to } });
   }
 
   async get(id: string): Promise<Lease | undefined> {

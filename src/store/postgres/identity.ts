@@ -1,32 +1,9 @@
 // PostgreSQL implementation of the identity domain's storage ports (src/identity/ports.ts): session
 // revocations, API keys, seen token ids and pending human logins, shared by every replica (no
 // state kept in memory here).
-import type {
-  ApiKeyRepository,
-  IdentityStore,
-  LoginStateKind,
-  LoginStateRepository,
-  PendingLoginState,
-  ReplayRepository,
-  RevokedSession,
-  SessionCutoff,
-  SessionRepository,
-  StoredApiKey,
-} from '../../identity/ports.ts';
+import type { ApiKeyRepository, IdentityStore, LoginStateKind, LoginStateRepository, PendingLoginState, ReplayRepository, RevokedSession, SessionCutoff, SessionRepository, StoredApiKey } from '../../identity/ports.ts';
 import { PG_SQL, type PgDb, type PgDomainMigrations } from './db.ts';
-import {
-  API_KEY_COLUMN_NAMES,
-  API_KEY_COLUMNS,
-  apiKeyFromRow,
-  apiKeyValues,
-  cutoffFromRow,
-  loginStateFromRow,
-  revocationFromRow,
-  type ApiKeyRow as SharedApiKeyRow,
-  type CutoffRow,
-  type LoginStateRow as SharedLoginStateRow,
-  type RevocationRow,
-} from '../rows/identity.ts';
+import { API_KEY_COLUMN_NAMES, API_KEY_COLUMNS, apiKeyFromRow, apiKeyValues, cutoffFromRow, loginStateFromRow, revocationFromRow, type ApiKeyRow as SharedApiKeyRow, type CutoffRow, type LoginStateRow as SharedLoginStateRow, type RevocationRow } from '../rows/identity.ts';
 import { placeholders } from '../rows/sql.ts';
 
 // Same tables and columns as SQLite (migrations `identity` 1 and `identity-replay` 1 there; one

@@ -3,9 +3,7 @@
 import type { JWK } from 'jose';
 import type { KeyStore, SealedValueRepository, SigningKeyRepository, SpiffeCaGeneration, SpiffeCaRepository, StoredKey } from '../../crypto/ports.ts';
 import { PG_SQL, type PgDb, type PgDomainMigrations } from './db.ts';
-import {
-  caFromRow, caInsert, keyFromRow, keyInsert, publicKeyFromRow, sealedValueStatements, type CaRow as SharedCaRow, type KeyRow as SharedKeyRow,
-} from '../rows/keys.ts';
+import { caFromRow, caInsert, keyFromRow, keyInsert, publicKeyFromRow, sealedValueStatements, type CaRow as SharedCaRow, type KeyRow as SharedKeyRow, type SealedTable } from '../rows/keys.ts';
 
 /**
  * Same tables and columns as SQLite (src/store/sqlite/keys.ts), so sealed values copy across
@@ -115,9 +113,9 @@ class PgSealedValues implements SealedValueRepository {
   readonly #db: PgDb;
   readonly #sql: ReturnType<typeof sealedValueStatements>;
 
-  constructor(db: PgDb, table: 'crypto_secrets' | 'crypto_meta', column: 'sealed' | 'value', withCreatedAt: boolean) {
+  constructor(db: PgDb, which: SealedTable) {
     this.#db = db;
-    this.#sql = sealedValueStatements(PG_SQL, table, column, withCreatedAt);
+    this.#sql = sealedValueStatements(PG_SQL, which);
   }
 
   async get(name: string): Promise<Uint8Array | undefined> {
@@ -152,8 +150,8 @@ class PgSpiffeCa implements SpiffeCaRepository {
 export function pgKeyStore(db: PgDb): KeyStore {
   return {
     signingKeys: new PgSigningKeys(db),
-    secrets: new PgSealedValues(db, 'crypto_secrets', 'sealed', true),
-    meta: new PgSealedValues(db, 'crypto_meta', 'value', false),
+    secrets: new PgSealedValues(db, 'secrets'),
+    meta: new PgSealedValues(db, 'meta'),
     spiffeCa: new PgSpiffeCa(db),
   };
 }

@@ -42,11 +42,17 @@ export function keyInsert<B>(d: SqlDialect, k: StoredKey, blob: (u: Uint8Array) 
   };
 }
 
-/**
- * `crypto_secrets` (name, sealed, created_at) and `crypto_meta` (name, value) share one shape:
- * the statements that read a value and insert one unless the name is taken, and the insert's values.
- */
-export function sealedValueStatements(d: SqlDialect, table: 'crypto_secrets' | 'crypto_meta', column: 'sealed' | 'value', withCreatedAt: boolean) {
+/** `crypto_secrets` (name, sealed, created_at) and `crypto_meta` (name, value) share one shape. */
+const SEALED_TABLES = {
+  secrets: { table: 'crypto_secrets', column: 'sealed', withCreatedAt: true },
+  meta: { table: 'crypto_meta', column: 'value', withCreatedAt: false },
+} as const;
+
+export type SealedTable = keyof typeof SEALED_TABLES;
+
+/** The statements that read a sealed value and insert one unless the name is taken, and the insert's values. */
+export function sealedValueStatements(d: SqlDialect, which: SealedTable) {
+  const { table, column, withCreatedAt } = SEALED_TABLES[which];
   const columns = withCreatedAt ? ['name', column, 'created_at'] : ['name', column];
   return {
     get: `SELECT ${column} AS v FROM ${table} WHERE name = ${d.placeholder(1)}`,

@@ -86,6 +86,27 @@ export type LeaseWrite =
   | { op: 'transition'; id: string; from: readonly LeaseStatus[]; patch: LeasePatch };
 
 /**
+ * The lease repository's writes (src/credentials/ports.ts) as LeaseWrites, for a store that applies
+ * each one (`write`: answers the lease as it is now after an update or transition).
+ */
+export abstract class LeaseWriteMethods {
+  protected abstract write(w: LeaseWrite): Promise<Lease | undefined>;
+
+  async insert(lease: Lease): Promise<void> {
+    await this.write({ op: 'insert', lease });
+  }
+
+  async update(id: string, patch: LeasePatch): Promise<Lease> {
+    return (await this.write({ op: 'update', id, patch }))!;
+  }
+
+  /** The status check is the UPDATE's own WHERE (leaseUpdate): a compare-and-set. */
+  transition(id: string, from: readonly LeaseStatus[], to: LeaseStatus, patch: Omit<LeasePatch, 'status'> = {}): Promise<Lease | undefined> {
+    return this.write({ op: 'transition', id, from, patch: { ...patch, status: to } });
+  }
+}
+
+/**
  * One UPDATE … RETURNING *: sets `patch` on the lease when its status is one of `from` (any status
  * when `from` is undefined). The caller answers "not moved" itself when `from` is empty.
  */

@@ -8,10 +8,8 @@ import type {
 import type { AccessRequest, BreakGlassReview, Grant, RequestStatus } from '../../access/types.ts';
 import type { Db, Migration, SqliteDb } from './db.ts';
 import { migrate, SQLITE_SQL } from './db.ts';
-import {
-  bgReviewFromRow, commentFromRow, deliveryConditions, deliveryFromRow, grantConditions, grantFromRow, grantRow, requestConditions,
-  requestFromRow, requestRow, reviewFromRow, type BoolColumn,
-} from '../rows/access.ts';
+import { SqliteRepo, Statements } from './repo.ts';
+import { bgReviewFromRow, commentFromRow, deliveryConditions, deliveryFromRow, grantConditions, grantFromRow, grantRow, requestConditions, requestFromRow, requestRow, reviewFromRow, type BoolColumn } from '../rows/access.ts';
 import { insertRow, where } from '../rows/sql.ts';
 import { ids, type Row } from '../rows/values.ts';
 
@@ -73,43 +71,9 @@ const BOOL: BoolColumn = { read: (v) => Number(v) === 1, write: (b) => (b ? 1 : 
 /** Binds what the shared row modules built: SQLite takes these values as they are. */
 const args = (values: unknown[]): SQLInputValue[] => values as SQLInputValue[];
 
-/**
- * Prepared statements of one connection, made on first use. Every statement shape here is fixed
- * or one of a few filter combinations, so the cache stays small.
- */
-class Statements {
-  readonly #db: SqliteDb;
-  readonly #cache = new Map<string, StatementSync>();
-
-  constructor(db: SqliteDb) {
-    this.#db = db;
-  }
-
-  get(sql: string): StatementSync {
-    let s = this.#cache.get(sql);
-    if (!s) this.#cache.set(sql, (s = this.#db.raw.prepare(sql)));
-    return s;
-  }
-}
-
-class Repo {
-  protected readonly db: SqliteDb;
-  protected readonly sql: Statements;
-
-  constructor(db: SqliteDb, sql: Statements) {
-    this.db = db;
-    this.sql = sql;
-  }
-
-  /** Runs one statement once no other flow's transaction is open. */
-  protected run<T>(fn: (s: (sql: string) => StatementSync) => T): Promise<T> {
-    return this.db.run(() => fn((q) => this.sql.get(q)));
-  }
-}
-
 // ── Requests ────────────────────────────────────────────────────────────────────────────────
 
-class SqliteRequestRepository extends Repo implements RequestRepository {
+class SqliteRequestRepository extends SqliteRepo implements RequestRepository {
   async create(r: NewRequest): Promise<void> {
     const { sql, values } = insertRow(SQLITE_SQL, 'access_requests', requestRow(r, BOOL));
     await this.run((s) => s(sql).run(...args(values)));
@@ -193,7 +157,7 @@ class SqliteRequestRepository extends Repo implements RequestRepository {
 
 // ── Grants ──────────────────────────────────────────────────────────────────────────────────
 
-class SqliteGrantRepository extends Repo implements GrantRepository {
+class SqliteGrantRepository extends SqliteRepo implements GrantRepository {
   async create(g: NewGrant): Promise<void> {
     const { sql, values } = insertRow(SQLITE_SQL, 'access_grants', grantRow(g, BOOL));
     await this.run((s) => s(sql).run(...args(values)));
@@ -241,7 +205,7 @@ class SqliteGrantRepository extends Repo implements GrantRepository {
 
 // ── Break-glass reviews ─────────────────────────────────────────────────────────────────────
 
-class SqliteBreakGlassReviewRepository extends Repo implements BreakGlassReviewRepository {
+class SqliteBreakGlassReviewRepository extends SqliteRepo implements BreakGlassReviewRepository {
   async open(r: { id: string; grantId: string; user: string; openedAt: number }): Promise<void> {
     await this.run((s) => s("INSERT INTO access_breakglass_reviews (id, grant_id, user_id, status, opened_at) VALUES (?, ?, ?, 'open', ?)").run(r.id, r.grantId, r.user, r.openedAt));
   }
@@ -282,7 +246,7 @@ class SqliteBreakGlassReviewRepository extends Repo implements BreakGlassReviewR
 
 // ── Webhook deliveries ──────────────────────────────────────────────────────────────────────
 
-class SqliteWebhookOutbox extends Repo implements WebhookOutbox {
+class SqliteWebhookOutbox extends SqliteRepo implements WebhookOutbox {
   async enqueue(deliveries: readonly { id: string; endpoint: string; eventType: string; body: string }[], at: number): Promise<void> {
     await this.db.atomic(() => {
       const ins = this.sql.get("INSERT INTO access_webhook_deliveries (id, endpoint, event_type, body, status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)");

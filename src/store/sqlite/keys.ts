@@ -5,9 +5,7 @@ import type { JWK } from 'jose';
 import type { KeyStore, PublicKeyReader, SealedValueRepository, SigningKeyRepository, SpiffeCaGeneration, SpiffeCaRepository, StoredKey } from '../../crypto/ports.ts';
 import type { Migration, SqliteDb } from './db.ts';
 import { migrate, SQLITE_SQL } from './db.ts';
-import {
-  caFromRow, caInsert, keyFromRow, keyInsert, publicKeyFromRow, sealedValueStatements, type CaRow as SharedCaRow, type KeyRow as SharedKeyRow,
-} from '../rows/keys.ts';
+import { caFromRow, caInsert, keyFromRow, keyInsert, publicKeyFromRow, sealedValueStatements, type CaRow as SharedCaRow, type KeyRow as SharedKeyRow, type SealedTable } from '../rows/keys.ts';
 
 const KEYRING_MIGRATIONS: readonly Migration[] = [
   {
@@ -52,8 +50,8 @@ export class SqliteKeyStore implements KeyStore {
     migrate(db.raw, 'crypto', KEYRING_MIGRATIONS);
     migrate(db.raw, 'spiffe_ca', SPIFFE_CA_MIGRATIONS);
     this.signingKeys = new SqliteSigningKeys(db);
-    this.secrets = new SqliteSealedValues(db, 'crypto_secrets', 'sealed', true);
-    this.meta = new SqliteSealedValues(db, 'crypto_meta', 'value', false);
+    this.secrets = new SqliteSealedValues(db, 'secrets');
+    this.meta = new SqliteSealedValues(db, 'meta');
     this.spiffeCa = new SqliteSpiffeCa(db);
   }
 }
@@ -112,9 +110,9 @@ class SqliteSealedValues implements SealedValueRepository {
   readonly #db: SqliteDb;
   readonly #sql: ReturnType<typeof sealedValueStatements>;
 
-  constructor(db: SqliteDb, table: 'crypto_secrets' | 'crypto_meta', column: 'sealed' | 'value', withCreatedAt: boolean) {
+  constructor(db: SqliteDb, which: SealedTable) {
     this.#db = db;
-    this.#sql = sealedValueStatements(SQLITE_SQL, table, column, withCreatedAt);
+    this.#sql = sealedValueStatements(SQLITE_SQL, which);
   }
 
   get(name: string): Promise<Uint8Array | undefined> {
