@@ -15,12 +15,12 @@ export function bind(d: SqlDialect, values: unknown[], v: unknown): string {
   return d.placeholder(values.push(v));
 }
 
-/** The placeholders of `count` values bound from position `from` on (`?, ?, ?` or `$1, $2, $3`). */
-export function placeholders(d: SqlDialect, count: number, from = 1): string {
-  return Array.from({ length: count }, (_, i) => d.placeholder(from + i)).join(', ');
+/** The placeholders of the first `count` bound values (`?, ?, ?` or `$1, $2, $3`). */
+export function placeholders(d: SqlDialect, count: number): string {
+  return Array.from({ length: count }, (_, i) => d.placeholder(i + 1)).join(', ');
 }
 
-/** One condition of a WHERE: SQL with a `?` for each value that follows, in order. */
+/** One condition of a WHERE: SQL with a `?` for each value that follows, in order (and no other `?`). */
 export type Condition = readonly [sql: string, ...values: unknown[]];
 
 /**

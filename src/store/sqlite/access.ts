@@ -1,5 +1,6 @@
 // SQLite implementation of the access domain's storage ports (src/access/ports.ts): its tables,
-// migrations (domain `access`) and the row ↔ domain mapping. Times are stored as ms since the epoch.
+// migrations (domain `access`) and queries; the row ↔ domain mapping is shared with PostgreSQL
+// (../rows/access.ts). Times are stored as ms since the epoch.
 import type { SQLInputValue, StatementSync } from 'node:sqlite';
 import type {
   AccessStore, BreakGlassReviewRepository, Delivery, DeliveryFilter, DueDelivery, GrantFilter, GrantRepository,

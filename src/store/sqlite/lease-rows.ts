@@ -1,5 +1,6 @@
-// The lease table's statements on one SQLite connection: row mapping, reads, and the writes as
-// plain data (LeaseWrite) so the lease writer worker can apply them on its own connection.
+// The lease table's statements on one SQLite connection: reads, and the writes as plain data
+// (LeaseWrite) so the lease writer worker can apply them on its own connection. Row mapping and
+// the statements both stores share are in ../rows/leases.ts.
 import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
 import type { LeaseFilter, LeasePatch } from '../../credentials/ports.ts';
 import type { Lease, LeaseStatus, TargetKind } from '../../credentials/types.ts';
