@@ -1,11 +1,15 @@
 // PostgreSQL implementation of the access domain's storage ports (src/access/ports.ts): its tables, migrations and queries,
 // safe with several replicas on one database (every guarded transition is one conditional statement or runs under a lock).
 import type {
-  AccessStore, BreakGlassReviewRepository, Delivery, DeliveryFilter, DeliveryStatus, DueDelivery, GrantFilter, GrantRepository,
+  AccessStore, BreakGlassReviewRepository, Delivery, DeliveryFilter, DueDelivery, GrantFilter, GrantRepository,
   ListFilter, NewGrant, NewRequest, NewReview, RequestRepository, WebhookOutbox,
 } from '../../access/ports.ts';
-import type { AccessRequest, AccessTarget, BreakGlassReview, Comment, Grant, RequestStatus, Review } from '../../access/types.ts';
-import type { PgDb, PgDomainMigrations } from './db.ts';
+import type { AccessRequest, BreakGlassReview, Grant, RequestStatus } from '../../access/types.ts';
+import { KeyedLock } from '../../common/keyed-lock.ts';
+import { PG_SQL, type PgDb, type PgDomainMigrations } from './db.ts';
+import { bgReviewFromRow, commentFromRow, deliveryConditions, deliveryFromRow, grantConditions, grantFromRow, grantRow, requestConditions, requestFromRow, requestRow, reviewFromRow, type BoolColumn } from '../rows/access.ts';
+import { insertRow, where } from '../rows/sql.ts';
+import { ids, type Row } from '../rows/values.ts';
 
 // Times are ms since the epoch (BIGINT), JSON values are TEXT (stored and read back verbatim, as on
 // SQLite: nothing queries inside them). Text that is sorted on is compared bytewise (COLLATE "C"),
@@ -72,36 +76,8 @@ CREATE INDEX access_webhook_endpoint ON access_webhook_deliveries (endpoint, cre
  */
 export const DELIVERY_CLAIM_MS = 120_000;
 
-type Row = Record<string, unknown>;
-const iso = (ms: unknown): string => new Date(Number(ms)).toISOString();
-const isoOrNull = (ms: unknown): string | null => (ms === null || ms === undefined ? null : iso(ms));
-const str = (v: unknown): string | null => (v as string | null) ?? null;
-
-/** Runs calls with one key one after another, in call order (within this process). */
-class KeyedQueue {
-  readonly #tails = new Map<string, Promise<unknown>>();
-
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const next = (this.#tails.get(key) ?? Promise.resolve()).then(fn, fn);
-    const tail = next.catch(() => {});
-    this.#tails.set(key, tail);
-    try {
-      return await next;
-    } finally {
-      if (this.#tails.get(key) === tail) this.#tails.delete(key);
-    }
-  }
-}
-
-/** `WHERE …` from conditions whose values are numbered from $1 in order; returns the clause and the values. */
-function where(conds: [string, unknown][]): { clause: string; vals: unknown[] } {
-  const vals: unknown[] = [];
-  const parts = conds.map(([sql, v]) => {
-    vals.push(v);
-    return sql.replaceAll('?', `$${vals.length}`);
-  });
-  return { clause: parts.length ? `WHERE ${parts.join(' AND ')}` : '', vals };
-}
+/** Booleans are BOOLEAN. */
+const BOOL: BoolColumn = { read: (v) => v === true, write: (b) => b };
 
 // ── Requests ────────────────────────────────────────────────────────────────────────────────
 
@@ -115,70 +91,35 @@ SELECT r.*,
             FROM access_comments c WHERE c.request_id = r.id), '[]'::json) AS comments_json
 FROM access_requests r`;
 
-function requestFromRow(r: Row): AccessRequest {
-  const reviews = (r.reviews_json as Row[]).map(
-    (v): Review => ({ reviewer: v.reviewer as string, verdict: v.verdict as Review['verdict'], decision_id: v.decision_id as string, at: iso(v.at), comment: str(v.comment) }),
-  );
-  const comments = (r.comments_json as Row[]).map((c): Comment => ({ author: c.author as string, at: iso(c.at), text: c.text as string }));
-  return {
-    id: r.id as string,
-    requester: r.requester as string,
-    target: JSON.parse(r.target as string) as AccessTarget,
-    what: r.what as string,
-    reason: r.reason as string,
-    ticket: str(r.ticket),
-    duration_ms: Number(r.duration_ms),
-    start_at: isoOrNull(r.start_at),
-    session_bound: r.session_bound === true,
-    status: r.status as AccessRequest['status'],
-    required_approvals: Number(r.required_approvals),
-    rules: JSON.parse(r.rules as string) as string[],
-    reviewers: JSON.parse(r.reviewers as string) as string[],
-    created_at: iso(r.created_at),
-    expires_at: iso(r.expires_at),
-    decided_at: isoOrNull(r.decided_at),
-    grant_id: str(r.grant_id),
-    reviews,
-    comments,
-  };
+/** A request read with REQUEST_SELECT: its reviews and comments come as JSON arrays. */
+function requestFromJoinedRow(r: Row): AccessRequest {
+  return requestFromRow(r, (r.reviews_json as Row[]).map(reviewFromRow), (r.comments_json as Row[]).map(commentFromRow), BOOL);
 }
-
-const ids = (rows: { id: string }[]): string[] => rows.map((r) => r.id);
 
 class PgRequestRepository implements RequestRepository {
   readonly #db: PgDb;
   /** Comments of one request written by this replica go in in call order. */
-  readonly #comments = new KeyedQueue();
+  readonly #comments = new KeyedLock();
 
   constructor(db: PgDb) {
     this.#db = db;
   }
 
   async create(r: NewRequest): Promise<void> {
-    await this.#db.execute(
-      `INSERT INTO access_requests (id, requester, target, what, reason, ticket, duration_ms, start_at, session_bound,
-         status, required_approvals, rules, reviewers, created_at, expires_at, accountable)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $13, $14, $15)`,
-      [
-        r.id, r.requester, JSON.stringify(r.target), r.what, r.reason, r.ticket, r.duration_ms, r.start_at, r.session_bound,
-        r.required_approvals, JSON.stringify(r.rules), JSON.stringify(r.reviewers), r.created_at, r.expires_at, JSON.stringify(r.accountable),
-      ],
-    );
+    const { sql, values } = insertRow(PG_SQL, 'access_requests', requestRow(r, BOOL));
+    await this.#db.execute(sql, values);
   }
 
   async get(id: string): Promise<AccessRequest | undefined> {
     const row = await this.#db.one(`${REQUEST_SELECT} WHERE r.id = $1`, [id]);
-    return row ? requestFromRow(row) : undefined;
+    return row ? requestFromJoinedRow(row) : undefined;
   }
 
   async list(f: ListFilter, limit: number): Promise<AccessRequest[]> {
-    const conds: [string, unknown][] = [];
-    if (f.status !== undefined) conds.push(['r.status = ?', f.status]);
-    if (f.requester !== undefined) conds.push(['r.requester = ?', f.requester]);
-    if (f.reviewableBy !== undefined) conds.push(["r.status = 'pending' AND r.requester <> ?", f.reviewableBy]);
-    const { clause, vals } = where(conds);
+    const vals: unknown[] = [];
+    const clause = where(PG_SQL, vals, requestConditions(f, 'r.'));
     const rows = await this.#db.query(`${REQUEST_SELECT} ${clause} ORDER BY r.created_at DESC, r.id COLLATE "C" DESC LIMIT $${vals.length + 1}`, [...vals, limit]);
-    return rows.map(requestFromRow);
+    return rows.map(requestFromJoinedRow);
   }
 
   async recordedHumans(id: string): Promise<{ subjectHumans: string[]; earlierHumans: string[] }> {
@@ -254,28 +195,6 @@ class PgRequestRepository implements RequestRepository {
 
 // ── Grants ──────────────────────────────────────────────────────────────────────────────────
 
-function grantFromRow(r: Row): Grant {
-  return {
-    id: r.id as string,
-    kind: r.kind as Grant['kind'],
-    identity_id: r.identity_id as string,
-    request_id: str(r.request_id),
-    target: JSON.parse(r.target as string) as AccessTarget,
-    what: r.what as string,
-    grants: JSON.parse(r.grants as string) as string[],
-    roles: JSON.parse(r.roles as string) as Grant['roles'],
-    start_at: iso(r.start_at),
-    end_at: iso(r.end_at),
-    status: r.status as Grant['status'],
-    ended_at: isoOrNull(r.ended_at),
-    ended_by: str(r.ended_by),
-    end_reason: str(r.end_reason),
-    session_bound: r.session_bound === true,
-    reason: r.reason as string,
-    revokers: JSON.parse(r.revokers as string) as string[],
-  };
-}
-
 class PgGrantRepository implements GrantRepository {
   readonly #db: PgDb;
 
@@ -284,30 +203,20 @@ class PgGrantRepository implements GrantRepository {
   }
 
   async create(g: NewGrant): Promise<void> {
-    await this.#db.execute(
-      `INSERT INTO access_grants (id, kind, identity_id, request_id, target, what, grants, roles, start_at, end_at,
-         status, session_bound, reason, revokers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $12, $13)`,
-      [
-        g.id, g.kind, g.identity_id, g.request_id, JSON.stringify(g.target), g.what, JSON.stringify(g.grants), JSON.stringify(g.roles),
-        g.start_at, g.end_at, g.session_bound, g.reason, JSON.stringify(g.revokers),
-      ],
-    );
+    const { sql, values } = insertRow(PG_SQL, 'access_grants', grantRow(g, BOOL));
+    await this.#db.execute(sql, values);
   }
 
   async get(id: string): Promise<Grant | undefined> {
     const row = await this.#db.one('SELECT * FROM access_grants WHERE id = $1', [id]);
-    return row ? grantFromRow(row) : undefined;
+    return row ? grantFromRow(row, BOOL) : undefined;
   }
 
   async list(f: GrantFilter, limit: number): Promise<Grant[]> {
-    const conds: [string, unknown][] = [];
-    if (f.identityId !== undefined) conds.push(['identity_id = ?', f.identityId]);
-    if (f.kind !== undefined) conds.push(['kind = ?', f.kind]);
-    // (identity_id, status, end_at) is indexed: the per-decision read is an index range.
-    if (f.activeAt !== undefined) conds.push(["status = 'active' AND end_at > ?", f.activeAt], ['start_at <= ?', f.activeAt]);
-    const { clause, vals } = where(conds);
+    const vals: unknown[] = [];
+    const clause = where(PG_SQL, vals, grantConditions(f));
     const rows = await this.#db.query(`SELECT * FROM access_grants ${clause} ORDER BY start_at DESC, id COLLATE "C" DESC LIMIT $${vals.length + 1}`, [...vals, limit]);
-    return rows.map(grantFromRow);
+    return rows.map((r) => grantFromRow(r, BOOL));
   }
 
   async holders(): Promise<string[]> {
@@ -341,19 +250,6 @@ class PgGrantRepository implements GrantRepository {
 }
 
 // ── Break-glass reviews ─────────────────────────────────────────────────────────────────────
-
-function bgReviewFromRow(r: Row): BreakGlassReview {
-  return {
-    id: r.id as string,
-    grant_id: r.grant_id as string,
-    user: r.user_id as string,
-    status: r.status as BreakGlassReview['status'],
-    opened_at: iso(r.opened_at),
-    reviewer: str(r.reviewer),
-    reviewed_at: isoOrNull(r.reviewed_at),
-    summary: str(r.summary),
-  };
-}
 
 class PgBreakGlassReviewRepository implements BreakGlassReviewRepository {
   readonly #db: PgDb;
@@ -394,21 +290,6 @@ class PgBreakGlassReviewRepository implements BreakGlassReviewRepository {
 
 // ── Webhook deliveries ──────────────────────────────────────────────────────────────────────
 
-function deliveryFromRow(r: Row): Delivery {
-  return {
-    id: r.id as string,
-    endpoint: r.endpoint as string,
-    event_type: r.event_type as string,
-    status: r.status as DeliveryStatus,
-    attempts: Number(r.attempts),
-    next_attempt_at: iso(r.next_attempt_at),
-    last_status: r.last_status === null ? null : Number(r.last_status),
-    last_error: str(r.last_error),
-    created_at: iso(r.created_at),
-    delivered_at: isoOrNull(r.delivered_at),
-  };
-}
-
 /**
  * The outbox shared by every replica's dispatcher. `due` claims what it returns: the rows are
  * locked while claimed (`FOR UPDATE SKIP LOCKED`, so two replicas never get the same one) and their
@@ -434,11 +315,8 @@ class PgWebhookOutbox implements WebhookOutbox {
   }
 
   async list(f: DeliveryFilter, limit: number): Promise<Delivery[]> {
-    const conds: [string, unknown][] = [];
-    if (f.status) conds.push(['status = ?', f.status]);
-    if (f.endpoint) conds.push(['endpoint = ?', f.endpoint]);
-    if (f.eventType) conds.push(['event_type = ?', f.eventType]);
-    const { clause, vals } = where(conds);
+    const vals: unknown[] = [];
+    const clause = where(PG_SQL, vals, deliveryConditions(f));
     const rows = await this.#db.query(`SELECT * FROM access_webhook_deliveries ${clause} ORDER BY created_at DESC, id COLLATE "C" LIMIT $${vals.length + 1}`, [...vals, limit]);
     return rows.map(deliveryFromRow);
   }

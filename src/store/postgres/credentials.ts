@@ -2,8 +2,12 @@
 // the lease table, its migrations and queries, shared by every replica.
 import { NotFound } from '../../common/errors.ts';
 import type { CredentialStore, LeaseFilter, LeasePatch, LeaseRepository } from '../../credentials/ports.ts';
-import type { Lease, LeaseStatus, TargetKind } from '../../credentials/types.ts';
+import type { Lease, TargetKind } from '../../credentials/types.ts';
+import { LEASE_COLUMNS, LeaseWriteMethods, leaseFromRow, leaseList, leaseUpdate, leaseValues, patchColumn, patchValue, type LeaseWrite } from '../rows/leases.ts';
+import type { Row } from '../rows/values.ts';
+import { PG_SQL } from './db.ts';
 import type { PgDb, PgDomainMigrations } from './db.ts';
+import { GroupCommit, type Pending as GroupPending } from '../group-commit.ts';
 
 /**
  * The SQLite table (src/store/sqlite/credentials.ts) with PostgreSQL types: epoch ms as BIGINT,
@@ -54,61 +58,11 @@ export const MIGRATIONS: PgDomainMigrations = {
   ],
 };
 
-type Row = Record<string, unknown>;
+const toLease = (r: Row): Lease => leaseFromRow(r, (v) => v as Record<string, unknown>);
 
-const num = (v: unknown): number => Number(v);
-const numOrNull = (v: unknown): number | null => (v === null ? null : Number(v));
+const INSERT_COLUMNS = LEASE_COLUMNS.join(', ');
 
-function toLease(r: Row): Lease {
-  return {
-    id: r.id as string,
-    identityId: r.identity_id as string,
-    target: r.target as string,
-    kind: r.kind as TargetKind,
-    permission: r.permission as string,
-    handle: (r.handle as string | null) ?? null,
-    params: r.params as Record<string, unknown>,
-    fingerprint: (r.fingerprint as string | null) ?? null,
-    status: r.status as LeaseStatus,
-    purpose: r.purpose as string,
-    decisionId: r.decision_id as string,
-    grantId: (r.grant_id as string | null) ?? null,
-    sessionId: (r.session_id as string | null) ?? null,
-    trust: (r.trust as string | null) ?? null,
-    issuedAt: num(r.issued_at),
-    expiresAt: num(r.expires_at),
-    maxExpiresAt: num(r.max_expires_at),
-    renewals: num(r.renewals),
-    revokeAttempts: num(r.revoke_attempts),
-    nextAttemptAt: numOrNull(r.next_attempt_at),
-    lastError: (r.last_error as string | null) ?? null,
-    revokedAt: numOrNull(r.revoked_at),
-    revokedBy: (r.revoked_by as string | null) ?? null,
-    revokeReason: (r.revoke_reason as string | null) ?? null,
-  };
-}
-
-/** Lease fields that may change after the row is written, and their columns. */
-const COLUMNS: Record<keyof LeasePatch, string> = {
-  handle: 'handle', params: 'params', fingerprint: 'fingerprint', status: 'status', expiresAt: 'expires_at',
-  renewals: 'renewals', revokeAttempts: 'revoke_attempts', nextAttemptAt: 'next_attempt_at', lastError: 'last_error',
-  revokedAt: 'revoked_at', revokedBy: 'revoked_by', revokeReason: 'revoke_reason', decisionId: 'decision_id',
-};
-
-const INSERT_COLUMNS = `id, identity_id, target, kind, permission, handle, params, fingerprint, status,
-  purpose, decision_id, grant_id, session_id, trust, issued_at, expires_at, max_expires_at, renewals,
-  revoke_attempts, next_attempt_at, last_error, revoked_at, revoked_by, revoke_reason`;
-
-/** A lease as the INSERT's parameters, in INSERT_COLUMNS order. */
-function insertValues(l: Lease): unknown[] {
-  return [
-    l.id, l.identityId, l.target, l.kind, l.permission, l.handle, JSON.stringify(l.params), l.fingerprint, l.status,
-    l.purpose, l.decisionId, l.grantId, l.sessionId, l.trust, l.issuedAt, l.expiresAt, l.maxExpiresAt, l.renewals,
-    l.revokeAttempts, l.nextAttemptAt, l.lastError, l.revokedAt, l.revokedBy, l.revokeReason,
-  ];
-}
-
-/** The column types of INSERT_COLUMNS (a multi-row INSERT casts its unnest() arrays to them). */
+/** The column types of LEASE_COLUMNS (a multi-row INSERT casts its unnest() arrays to them). */
 const INSERT_TYPES = [
   'text', 'text', 'text', 'text', 'text', 'text', 'jsonb', 'text', 'text',
   'text', 'text', 'text', 'text', 'text', 'bigint', 'bigint', 'bigint', 'integer',
@@ -120,36 +74,6 @@ const INSERT_MANY = `INSERT INTO credential_leases (${INSERT_COLUMNS})
   SELECT * FROM unnest(${INSERT_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})
   ON CONFLICT (id) DO NOTHING RETURNING id`;
 
-/**
- * One UPDATE … RETURNING: sets `patch` on the lease when its status is one of `from` (any status
- * when `from` is undefined). Under READ COMMITTED a concurrent UPDATE of the same row (another
- * replica's) waits for it and re-checks the WHERE on the row it committed: a compare-and-set.
- */
-function updateStatement(id: string, patch: LeasePatch, from?: readonly LeaseStatus[]): { sql: string; values: unknown[] } {
-  const sets: string[] = [];
-  const values: unknown[] = [];
-  for (const [k, v] of Object.entries(patch)) {
-    const col = COLUMNS[k as keyof LeasePatch];
-    if (!col) throw new Error(`lease field ${k} is not updatable`);
-    values.push(k === 'params' ? JSON.stringify(v) : v);
-    sets.push(k === 'params' ? `${col} = $${values.length}::jsonb` : `${col} = $${values.length}`);
-  }
-  if (sets.length === 0) sets.push('id = id');
-  values.push(id);
-  let where = `id = $${values.length}`;
-  if (from !== undefined) {
-    values.push([...from]);
-    where += ` AND status = ANY($${values.length}::text[])`;
-  }
-  return { sql: `UPDATE credential_leases SET ${sets.join(', ')} WHERE ${where} RETURNING *`, values };
-}
-
-/** One write to the lease table (as lease-rows.ts on SQLite). */
-type LeaseWrite =
-  | { op: 'insert'; lease: Lease }
-  | { op: 'update'; id: string; patch: LeasePatch }
-  | { op: 'transition'; id: string; from: readonly LeaseStatus[]; patch: LeasePatch };
-
 /** A lease id that is taken already. */
 class LeaseExists extends Error {
   constructor(id: string) {
@@ -158,11 +82,16 @@ class LeaseExists extends Error {
   }
 }
 
-/** Runs one write as one statement (on the flow's transaction, if any, else autocommitted). */
+/**
+ * Runs one write as one statement (on the flow's transaction, if any, else autocommitted). An
+ * update is one UPDATE … RETURNING (leaseUpdate): under READ COMMITTED a concurrent UPDATE of the
+ * same row (another replica's) waits for it and re-checks the WHERE on the row it committed: a
+ * compare-and-set.
+ */
 async function applyOne(db: PgDb, w: LeaseWrite): Promise<Lease | undefined> {
   if (w.op === 'insert') {
     try {
-      await db.execute(INSERT_ONE, insertValues(w.lease));
+      await db.execute(INSERT_ONE, leaseValues(w.lease));
     } catch (e) {
       if ((e as { code?: string }).code === '23505') throw new LeaseExists(w.lease.id);
       throw e;
@@ -170,7 +99,7 @@ async function applyOne(db: PgDb, w: LeaseWrite): Promise<Lease | undefined> {
     return undefined;
   }
   if (w.op === 'transition' && w.from.length === 0) return undefined;
-  const { sql, values } = updateStatement(w.id, w.patch, w.op === 'transition' ? w.from : undefined);
+  const { sql, values } = leaseUpdate(PG_SQL, w.id, w.patch, w.op === 'transition' ? w.from : undefined);
   const row = await db.one(sql, values);
   if (!row && w.op === 'update') throw new NotFound(`lease ${w.id}`);
   return row ? toLease(row) : undefined;
@@ -232,7 +161,7 @@ async function applyPhase(db: PgDb, writes: readonly LeaseWrite[], phase: readon
   }
   if (inserts.length > 0) {
     const columns: unknown[][] = INSERT_TYPES.map(() => []);
-    for (const l of inserts) insertValues(l).forEach((v, c) => columns[c]!.push(v));
+    for (const l of inserts) leaseValues(l).forEach((v, c) => columns[c]!.push(v));
     const inserted = await db.query<{ id: string }>(INSERT_MANY, columns);
     if (inserted.length !== inserts.length) throw new Error('a lease id in the batch is taken');
   }
@@ -245,7 +174,7 @@ async function applyPhase(db: PgDb, writes: readonly LeaseWrite[], phase: readon
           out[i] = undefined;
           continue;
         }
-        const { sql, values } = updateStatement(w.id, w.patch, w.op === 'transition' ? w.from : undefined);
+        const { sql, values } = leaseUpdate(PG_SQL, w.id, w.patch, w.op === 'transition' ? w.from : undefined);
         const row = await db.one(sql, values);
         out[i] = row ? toLease(row) : w.op === 'update' ? NOT_FOUND : undefined;
       }
@@ -253,14 +182,9 @@ async function applyPhase(db: PgDb, writes: readonly LeaseWrite[], phase: readon
     }
     const keys = Object.keys(first.patch) as (keyof LeasePatch)[];
     const arrays: unknown[][] = [group.map((i) => (writes[i] as { id: string }).id)];
-    for (const k of keys) {
-      if (!COLUMNS[k]) throw new Error(`lease field ${k} is not updatable`);
-      arrays.push(group.map((i) => {
-        const v = (writes[i] as { patch: LeasePatch }).patch[k];
-        return k === 'params' ? JSON.stringify(v) : v;
-      }));
-    }
-    const sets = keys.length > 0 ? keys.map((k, j) => `${COLUMNS[k]} = v.c${j}`).join(', ') : 'id = l.id';
+    const columns = keys.map(patchColumn);
+    for (const k of keys) arrays.push(group.map((i) => patchValue(k, (writes[i] as { patch: LeasePatch }).patch[k])));
+    const sets = keys.length > 0 ? columns.map((col, j) => `${col} = v.c${j}`).join(', ') : 'id = l.id';
     const cols = ['id', ...keys.map((_, j) => `c${j}`)].join(', ');
     const types = ['text', ...keys.map((k) => PATCH_TYPES[k])];
     const values: unknown[] = [...arrays];
@@ -283,11 +207,7 @@ async function applyPhase(db: PgDb, writes: readonly LeaseWrite[], phase: readon
   }
 }
 
-interface Pending {
-  write: LeaseWrite;
-  resolve: (l: Lease | undefined) => void;
-  reject: (e: unknown) => void;
-}
+type Pending = GroupPending<LeaseWrite, Lease | undefined>;
 
 /**
  * Group commit: the writes of one event-loop turn go to the database in one transaction, in a few
@@ -296,50 +216,18 @@ interface Pending {
  * so a failing write fails alone (PostgreSQL aborts the whole transaction on any error, where
  * SQLite undoes only the statement). A write whose COMMIT was lost with the connection is as
  * uncertain as an autocommitted one: a retried transition then finds its own change and answers
- * "lost", and a retried insert "exists" — the issuance fails closed.
+ * "lost", and a retried insert "exists" — the issuance fails closed. Batching itself is the shared
+ * GroupCommit (../group-commit.ts).
  */
-class PgLeaseWriter {
+class PgLeaseWriter extends GroupCommit<LeaseWrite, Lease | undefined> {
   readonly #db: PgDb;
-  readonly #maxInFlight: number;
-  #queue: Pending[] = [];
-  #scheduled = false;
-  #inFlight = 0;
-  readonly #idle = new Set<() => void>();
 
   constructor(db: PgDb, maxInFlight: number) {
+    super(maxInFlight);
     this.#db = db;
-    this.#maxInFlight = maxInFlight;
   }
 
-  write(write: LeaseWrite): Promise<Lease | undefined> {
-    const { promise, resolve, reject } = Promise.withResolvers<Lease | undefined>();
-    this.#queue.push({ write, resolve, reject });
-    this.#schedule();
-    return promise;
-  }
-
-  #schedule(): void {
-    if (this.#scheduled || this.#inFlight >= this.#maxInFlight) return;
-    this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      this.#send();
-    });
-  }
-
-  #send(): void {
-    if (this.#queue.length === 0) return;
-    const batch = this.#queue;
-    this.#queue = [];
-    this.#inFlight++;
-    void this.#commit(batch).finally(() => {
-      this.#inFlight--;
-      if (this.#queue.length > 0) this.#schedule();
-      else if (this.#inFlight === 0) for (const f of this.#idle) f();
-    });
-  }
-
-  async #commit(batch: Pending[]): Promise<void> {
+  protected async commit(batch: Pending[]): Promise<void> {
     if (batch.length === 1) {
       const p = batch[0]!;
       await applyOne(this.#db, p.write).then(p.resolve, p.reject);
@@ -360,18 +248,6 @@ class PgLeaseWriter {
       else p.resolve(r);
     });
   }
-
-  /** Resolves once no batch is in flight or queued. */
-  drain(): Promise<void> {
-    if (this.#inFlight === 0 && this.#queue.length === 0) return Promise.resolve();
-    return new Promise((r) => {
-      const done = () => {
-        this.#idle.delete(done);
-        r();
-      };
-      this.#idle.add(done);
-    });
-  }
 }
 
 export interface PgLeaseOptions {
@@ -389,31 +265,20 @@ export interface PgLeaseOptions {
  * several replicas cannot both claim one lease: the second waits for the first's row lock, then
  * finds the status changed.
  */
-class PgLeaseRepository implements LeaseRepository {
+class PgLeaseRepository extends LeaseWriteMethods implements LeaseRepository {
   readonly #db: PgDb;
   readonly #writer: PgLeaseWriter | undefined;
 
   constructor(db: PgDb, opts: PgLeaseOptions) {
+    super();
     this.#db = db;
     // Up to half the pool commits batches at once; the rest serves reads and units of work.
     if (opts.batchWrites ?? true) this.#writer = new PgLeaseWriter(db, Math.min(4, Math.max(1, Math.floor((db.pool.options.max ?? 10) / 2))));
   }
 
-  #write(w: LeaseWrite): Promise<Lease | undefined> {
+  protected write(w: LeaseWrite): Promise<Lease | undefined> {
     if (this.#writer && !this.#db.inTransaction) return this.#writer.write(w);
     return applyOne(this.#db, w);
-  }
-
-  async insert(lease: Lease): Promise<void> {
-    await this.#write({ op: 'insert', lease });
-  }
-
-  async update(id: string, patch: LeasePatch): Promise<Lease> {
-    return (await this.#write({ op: 'update', id, patch }))!;
-  }
-
-  transition(id: string, from: readonly LeaseStatus[], to: LeaseStatus, patch: Omit<LeasePatch, 'status'> = {}): Promise<Lease | undefined> {
-    return this.#write({ op: 'transition', id, from, patch: { ...patch, status: to } });
   }
 
   async get(id: string): Promise<Lease | undefined> {
@@ -422,28 +287,7 @@ class PgLeaseRepository implements LeaseRepository {
   }
 
   async list(f: LeaseFilter = {}, limit = 1000): Promise<Lease[]> {
-    const where: string[] = [];
-    const values: unknown[] = [];
-    const match = (col: string, v: string | readonly string[]) => {
-      if (Array.isArray(v)) {
-        values.push([...(v as readonly string[])]);
-        where.push(`${col} = ANY($${values.length}::text[])`);
-      } else {
-        values.push(v);
-        where.push(`${col} = $${values.length}`);
-      }
-    };
-    if (f.identityId !== undefined) match('identity_id', f.identityId);
-    if (f.status !== undefined) match('status', f.status);
-    if (f.target !== undefined) match('target', f.target);
-    if (f.sessionId !== undefined) match('session_id', f.sessionId);
-    if (f.decisionId !== undefined) match('decision_id', f.decisionId);
-    if (f.grantId !== undefined) match('grant_id', f.grantId);
-    if (f.trust !== undefined) match('trust', f.trust);
-    if (f.kind !== undefined) match('kind', f.kind);
-    values.push(limit);
-    const sql = `SELECT * FROM credential_leases ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-                 ORDER BY issued_at DESC, id LIMIT $${values.length}`;
+    const { sql, values } = leaseList(PG_SQL, f, limit);
     return (await this.#db.query(sql, values)).map(toLease);
   }
 

@@ -5,6 +5,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import type { PoolClient, QueryResultRow } from 'pg';
 import type { UnitOfWork } from '../ports.ts';
+import type { SqlDialect } from '../rows/sql.ts';
 import { PortcullisError } from '../../common/errors.ts';
 
 /** One domain's migration: SQL run once, in a transaction, with the others of its domain in order. */
@@ -39,6 +40,13 @@ const MIGRATION_LOCK = 0x7063782d6d696772n;
 // int8 (counts, epoch milliseconds) as JavaScript numbers: every such value we store is below 2^53.
 const TYPES = {
   getTypeParser: ((oid: number, format?: string) => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser,
+};
+
+/** PostgreSQL's SQL for the shared row modules (src/store/rows/): `$n` placeholders, JSON cast to JSONB, lists (of text) bound as one array. */
+export const PG_SQL: SqlDialect = {
+  placeholder: (n) => `$${n}`,
+  jsonPlaceholder: (n) => `$${n}::jsonb`,
+  oneOf: (column, list, values) => `${column} = ANY($${values.push([...list])}::text[])`,
 };
 
 export interface PgDbOptions {

@@ -1,20 +1,10 @@
 // PostgreSQL implementation of the identity domain's storage ports (src/identity/ports.ts): session
 // revocations, API keys, seen token ids and pending human logins, shared by every replica (no
 // state kept in memory here).
-import type { IdentityKind } from '../../identity/types.ts';
-import type {
-  ApiKeyRepository,
-  IdentityStore,
-  LoginStateKind,
-  LoginStateRepository,
-  PendingLoginState,
-  ReplayRepository,
-  RevokedSession,
-  SessionCutoff,
-  SessionRepository,
-  StoredApiKey,
-} from '../../identity/ports.ts';
-import type { PgDb, PgDomainMigrations } from './db.ts';
+import type { ApiKeyRepository, IdentityStore, LoginStateKind, LoginStateRepository, PendingLoginState, ReplayRepository, RevokedSession, SessionCutoff, SessionRepository, StoredApiKey } from '../../identity/ports.ts';
+import { PG_SQL, type PgDb, type PgDomainMigrations } from './db.ts';
+import { API_KEY_COLUMN_NAMES, API_KEY_COLUMNS, apiKeyFromRow, apiKeyValues, cutoffFromRow, loginStateFromRow, revocationFromRow, type ApiKeyRow as SharedApiKeyRow, type CutoffRow, type LoginStateRow as SharedLoginStateRow, type RevocationRow } from '../rows/identity.ts';
+import { placeholders } from '../rows/sql.ts';
 
 // Same tables and columns as SQLite (migrations `identity` 1 and `identity-replay` 1 there; one
 // domain here, PostgreSQL has no history to keep). Seconds and milliseconds since the epoch are
@@ -80,14 +70,8 @@ class PgSessionRepository implements SessionRepository {
   }
 
   async revocations(): Promise<{ jtis: RevokedSession[]; cutoffs: SessionCutoff[] }> {
-    const jtis = (
-      await this.#db.query<{ jti: string; identity_id: string | null; revoked_at: number; expires_at: number }>(
-        'SELECT jti, identity_id, revoked_at, expires_at FROM identity_session_revocations',
-      )
-    ).map((r) => ({ jti: r.jti, ...(r.identity_id !== null && { identityId: r.identity_id }), revokedAt: r.revoked_at, expiresAt: r.expires_at }));
-    const cutoffs = (await this.#db.query<{ identity_id: string; revoked_before: number }>('SELECT identity_id, revoked_before FROM identity_session_cutoffs')).map(
-      (r) => ({ identityId: r.identity_id, revokedBefore: r.revoked_before }),
-    );
+    const jtis = (await this.#db.query<RevocationRow>('SELECT jti, identity_id, revoked_at, expires_at FROM identity_session_revocations')).map(revocationFromRow);
+    const cutoffs = (await this.#db.query<CutoffRow>('SELECT identity_id, revoked_before FROM identity_session_cutoffs')).map(cutoffFromRow);
     return { jtis, cutoffs };
   }
 
@@ -114,42 +98,13 @@ class PgSessionRepository implements SessionRepository {
   }
 }
 
-interface ApiKeyRow {
-  id: string;
-  identity_id: string;
-  identity_kind: string;
-  name: string;
-  hash: Buffer;
-  created_at: number;
-  expires_at: number;
-  rotation_due_at: number;
-  revoked_at: number | null;
-  revoked_reason: string | null;
-  rotated_from: string | null;
-  replaced_by: string | null;
-  last_used_at: number | null;
-}
+type ApiKeyRow = SharedApiKeyRow<Buffer>;
+type LoginStateRow = SharedLoginStateRow<Buffer>;
 
-function apiKeyFromRow(r: ApiKeyRow): StoredApiKey {
-  return {
-    id: r.id,
-    identityId: r.identity_id,
-    identityKind: r.identity_kind as IdentityKind,
-    description: r.name,
-    // A plain Uint8Array (a copy), as SQLite gives, not a Buffer over pg's pool.
-    hash: new Uint8Array(r.hash),
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-    rotationDueAt: r.rotation_due_at,
-    ...(r.revoked_at !== null && { revokedAt: r.revoked_at }),
-    ...(r.revoked_reason !== null && { revokedReason: r.revoked_reason }),
-    ...(r.rotated_from !== null && { rotatedFrom: r.rotated_from }),
-    ...(r.replaced_by !== null && { replacedBy: r.replaced_by }),
-    ...(r.last_used_at !== null && { lastUsedAt: r.last_used_at }),
-  };
-}
-
-const API_KEY_COLUMNS = 'id, identity_id, identity_kind, name, hash, created_at, expires_at, rotation_due_at, revoked_at, revoked_reason, rotated_from, replaced_by, last_used_at';
+/** BYTEA comes back as a Buffer over pg's pool: the domain gets a plain Uint8Array (a copy), as SQLite gives. */
+const copy = (b: Buffer): Uint8Array => new Uint8Array(b);
+/** And is bound as a Buffer. */
+const blob = (u: Uint8Array): Buffer => Buffer.from(u);
 
 class PgApiKeyRepository implements ApiKeyRepository {
   readonly #db: PgDb;
@@ -160,28 +115,14 @@ class PgApiKeyRepository implements ApiKeyRepository {
 
   async insert(k: StoredApiKey): Promise<void> {
     await this.#db.execute(
-      `INSERT INTO identity_apikeys (${API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-      [
-        k.id,
-        k.identityId,
-        k.identityKind,
-        k.description,
-        Buffer.from(k.hash),
-        k.createdAt,
-        k.expiresAt,
-        k.rotationDueAt,
-        k.revokedAt ?? null,
-        k.revokedReason ?? null,
-        k.rotatedFrom ?? null,
-        k.replacedBy ?? null,
-        k.lastUsedAt ?? null,
-      ],
+      `INSERT INTO identity_apikeys (${API_KEY_COLUMNS}) VALUES (${placeholders(PG_SQL, API_KEY_COLUMN_NAMES.length)})`,
+      apiKeyValues(k, blob),
     );
   }
 
   async get(id: string): Promise<StoredApiKey | undefined> {
     const r = await this.#db.one<ApiKeyRow>(`SELECT ${API_KEY_COLUMNS} FROM identity_apikeys WHERE id = $1`, [id]);
-    return r === undefined ? undefined : apiKeyFromRow(r);
+    return r === undefined ? undefined : apiKeyFromRow(r, copy);
   }
 
   async list(identityId?: string): Promise<StoredApiKey[]> {
@@ -189,7 +130,7 @@ class PgApiKeyRepository implements ApiKeyRepository {
       identityId === undefined
         ? await this.#db.query<ApiKeyRow>(`SELECT ${API_KEY_COLUMNS} FROM identity_apikeys ORDER BY created_at, id`)
         : await this.#db.query<ApiKeyRow>(`SELECT ${API_KEY_COLUMNS} FROM identity_apikeys WHERE identity_id = $1 ORDER BY created_at, id`, [identityId]);
-    return rows.map(apiKeyFromRow);
+    return rows.map((r) => apiKeyFromRow(r, copy));
   }
 
   async markReplaced(id: string, replacedBy: string, expiresBy: number): Promise<void> {
@@ -239,17 +180,6 @@ class PgReplayRepository implements ReplayRepository {
   }
 }
 
-interface LoginStateRow {
-  handle: string;
-  kind: string;
-  data: Buffer;
-  expires_at: number;
-}
-
-function loginStateFromRow(r: LoginStateRow): PendingLoginState {
-  return { handle: r.handle, kind: r.kind as LoginStateKind, data: new Uint8Array(r.data), expiresAt: r.expires_at };
-}
-
 /** The advisory lock that serialises starts, so the bound on pending logins holds across replicas. */
 const LOGIN_STATE_LOCK = 'identity_login_state';
 
@@ -268,7 +198,7 @@ class PgLoginStateRepository implements LoginStateRepository {
       await this.#db.execute('DELETE FROM identity_login_state WHERE expires_at <= $1', [now]);
       const { n } = (await this.#db.one<{ n: number }>('SELECT COUNT(*)::int AS n FROM identity_login_state'))!;
       if (n >= max) return false;
-      await this.#db.execute('INSERT INTO identity_login_state (handle, kind, data, expires_at) VALUES ($1, $2, $3, $4)', [e.handle, e.kind, Buffer.from(e.data), e.expiresAt]);
+      await this.#db.execute('INSERT INTO identity_login_state (handle, kind, data, expires_at) VALUES ($1, $2, $3, $4)', [e.handle, e.kind, blob(e.data), e.expiresAt]);
       return true;
     });
   }
@@ -277,16 +207,16 @@ class PgLoginStateRepository implements LoginStateRepository {
     // One statement: of two replicas deleting the same row at once, the second waits on the
     // first's row lock, then finds it gone and returns nothing.
     const r = await this.#db.one<LoginStateRow>('DELETE FROM identity_login_state WHERE handle = $1 AND kind = $2 RETURNING handle, kind, data, expires_at', [handle, kind]);
-    return r === undefined ? undefined : loginStateFromRow(r);
+    return r === undefined ? undefined : loginStateFromRow(r, copy);
   }
 
   async get(handle: string, kind: LoginStateKind): Promise<PendingLoginState | undefined> {
     const r = await this.#db.one<LoginStateRow>('SELECT handle, kind, data, expires_at FROM identity_login_state WHERE handle = $1 AND kind = $2', [handle, kind]);
-    return r === undefined ? undefined : loginStateFromRow(r);
+    return r === undefined ? undefined : loginStateFromRow(r, copy);
   }
 
   async update(handle: string, kind: LoginStateKind, data: Uint8Array): Promise<boolean> {
-    return (await this.#db.execute('UPDATE identity_login_state SET data = $1 WHERE handle = $2 AND kind = $3', [Buffer.from(data), handle, kind])) > 0;
+    return (await this.#db.execute('UPDATE identity_login_state SET data = $1 WHERE handle = $2 AND kind = $3', [blob(data), handle, kind])) > 0;
   }
 
   purgeExpired(now: number): Promise<number> {

@@ -2,7 +2,8 @@
 // tables (signing keys, sealed secrets, meta) and the SPIFFE CAs', shared by every replica.
 import type { JWK } from 'jose';
 import type { KeyStore, SealedValueRepository, SigningKeyRepository, SpiffeCaGeneration, SpiffeCaRepository, StoredKey } from '../../crypto/ports.ts';
-import type { PgDb, PgDomainMigrations } from './db.ts';
+import { PG_SQL, type PgDb, type PgDomainMigrations } from './db.ts';
+import { caFromRow, caInsert, keyFromRow, keyInsert, publicKeyFromRow, sealedValueStatements, type CaRow as SharedCaRow, type KeyRow as SharedKeyRow, type SealedTable } from '../rows/keys.ts';
 
 /**
  * Same tables and columns as SQLite (src/store/sqlite/keys.ts), so sealed values copy across
@@ -43,34 +44,16 @@ export const MIGRATIONS: PgDomainMigrations = {
   ],
 };
 
-interface KeyRow {
-  kid: string;
-  purpose: string;
-  alg: string;
-  public_jwk: string;
-  private_sealed: Buffer | null;
-  created_at: number;
-  superseded_at: number | null;
-  retire_at: number | null;
-}
+type KeyRow = SharedKeyRow<Buffer>;
+type CaRow = SharedCaRow<Buffer>;
 
 /** BYTEA comes back as a Buffer; the domain gets a plain Uint8Array, as from SQLite. */
 function bytes(b: Buffer): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
-function keyFromRow(r: KeyRow): StoredKey {
-  return {
-    kid: r.kid,
-    purpose: r.purpose,
-    alg: r.alg,
-    publicJwk: JSON.parse(r.public_jwk) as JWK,
-    privateSealed: r.private_sealed === null ? null : bytes(r.private_sealed),
-    createdAt: r.created_at,
-    supersededAt: r.superseded_at,
-    retireAt: r.retire_at,
-  };
-}
+/** And is bound as a Buffer. */
+const blob = (u: Uint8Array): Buffer => Buffer.from(u);
 
 /**
  * Signing keys. Creating the first keys and rotating are read-check-writes the keyring runs in
@@ -86,17 +69,17 @@ class PgSigningKeys implements SigningKeyRepository {
   }
 
   async list(): Promise<StoredKey[]> {
-    return (await this.#db.query<KeyRow>('SELECT * FROM crypto_keys ORDER BY created_at, kid')).map(keyFromRow);
+    return (await this.#db.query<KeyRow>('SELECT * FROM crypto_keys ORDER BY created_at, kid')).map((r) => keyFromRow(r, bytes));
   }
 
   async publicKeys(purpose: string): Promise<{ kid: string; publicJwk: JWK }[]> {
     const rows = await this.#db.query<{ kid: string; public_jwk: string }>('SELECT kid, public_jwk FROM crypto_keys WHERE purpose = $1 ORDER BY created_at, kid', [purpose]);
-    return rows.map((r) => ({ kid: r.kid, publicJwk: JSON.parse(r.public_jwk) as JWK }));
+    return rows.map(publicKeyFromRow);
   }
 
   async active(purpose: string): Promise<StoredKey | undefined> {
     const row = await this.#db.one<KeyRow>('SELECT * FROM crypto_keys WHERE purpose = $1 AND superseded_at IS NULL', [purpose]);
-    return row === undefined ? undefined : keyFromRow(row);
+    return row === undefined ? undefined : keyFromRow(row, bytes);
   }
 
   async insert(k: StoredKey): Promise<void> {
@@ -105,11 +88,8 @@ class PgSigningKeys implements SigningKeyRepository {
     // once this transaction commits — a NOTIFY from the coordinator's fan-out. Until then the
     // others sign with the superseded key until their 5-s refresh, and refuse tokens signed with
     // the new one until an unknown kid makes them refresh.
-    await this.#db.execute(
-      `INSERT INTO crypto_keys (kid, purpose, alg, public_jwk, private_sealed, created_at, superseded_at, retire_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [k.kid, k.purpose, k.alg, JSON.stringify(k.publicJwk), k.privateSealed === null ? null : Buffer.from(k.privateSealed), k.createdAt, k.supersededAt, k.retireAt],
-    );
+    const { sql, values } = keyInsert(PG_SQL, k, blob);
+    await this.#db.execute(sql, values);
   }
 
   async supersede(kid: string, at: number, retireAt: number): Promise<void> {
@@ -131,38 +111,21 @@ class PgSigningKeys implements SigningKeyRepository {
  */
 class PgSealedValues implements SealedValueRepository {
   readonly #db: PgDb;
-  readonly #get: string;
-  readonly #insert: string;
-  readonly #withCreatedAt: boolean;
+  readonly #sql: ReturnType<typeof sealedValueStatements>;
 
-  constructor(db: PgDb, table: 'crypto_secrets' | 'crypto_meta', column: 'sealed' | 'value', withCreatedAt: boolean) {
+  constructor(db: PgDb, which: SealedTable) {
     this.#db = db;
-    this.#withCreatedAt = withCreatedAt;
-    this.#get = `SELECT ${column} AS v FROM ${table} WHERE name = $1`;
-    this.#insert = withCreatedAt
-      ? `INSERT INTO ${table} (name, ${column}, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`
-      : `INSERT INTO ${table} (name, ${column}) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`;
+    this.#sql = sealedValueStatements(PG_SQL, which);
   }
 
   async get(name: string): Promise<Uint8Array | undefined> {
-    const row = await this.#db.one<{ v: Buffer }>(this.#get, [name]);
+    const row = await this.#db.one<{ v: Buffer }>(this.#sql.get, [name]);
     return row === undefined ? undefined : bytes(row.v);
   }
 
   async insertIfAbsent(name: string, sealed: Uint8Array, createdAt: number): Promise<boolean> {
-    const params = this.#withCreatedAt ? [name, Buffer.from(sealed), createdAt] : [name, Buffer.from(sealed)];
-    return (await this.#db.execute(this.#insert, params)) === 1;
+    return (await this.#db.execute(this.#sql.insert, this.#sql.insertValues(name, blob(sealed), createdAt))) === 1;
   }
-}
-
-interface CaRow {
-  trust_domain: string;
-  generation: number;
-  root_pem: string;
-  intermediate_pem: string;
-  intermediate_key_sealed: Buffer;
-  created_at: number;
-  not_after: number;
 }
 
 /** SPIFFE CA generations: a generation number is taken by whichever replica inserts it first. */
@@ -175,32 +138,20 @@ class PgSpiffeCa implements SpiffeCaRepository {
 
   async generations(trustDomain: string): Promise<SpiffeCaGeneration[]> {
     const rows = await this.#db.query<CaRow>('SELECT * FROM spiffe_ca WHERE trust_domain = $1 ORDER BY generation DESC', [trustDomain]);
-    return rows.map((r) => ({
-      trustDomain: r.trust_domain,
-      generation: r.generation,
-      rootPem: r.root_pem,
-      intermediatePem: r.intermediate_pem,
-      intermediateKeySealed: bytes(r.intermediate_key_sealed),
-      createdAt: r.created_at,
-      notAfter: r.not_after,
-    }));
+    return rows.map((r) => caFromRow(r, bytes));
   }
 
   async insert(g: SpiffeCaGeneration): Promise<boolean> {
-    const n = await this.#db.execute(
-      `INSERT INTO spiffe_ca (trust_domain, generation, root_pem, intermediate_pem, intermediate_key_sealed, created_at, not_after)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (trust_domain, generation) DO NOTHING`,
-      [g.trustDomain, g.generation, g.rootPem, g.intermediatePem, Buffer.from(g.intermediateKeySealed), g.createdAt, g.notAfter],
-    );
-    return n === 1;
+    const { sql, values } = caInsert(PG_SQL, g, blob);
+    return (await this.#db.execute(sql, values)) === 1;
   }
 }
 
 export function pgKeyStore(db: PgDb): KeyStore {
   return {
     signingKeys: new PgSigningKeys(db),
-    secrets: new PgSealedValues(db, 'crypto_secrets', 'sealed', true),
-    meta: new PgSealedValues(db, 'crypto_meta', 'value', false),
+    secrets: new PgSealedValues(db, 'secrets'),
+    meta: new PgSealedValues(db, 'meta'),
     spiffeCa: new PgSpiffeCa(db),
   };
 }

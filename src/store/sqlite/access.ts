@@ -1,13 +1,18 @@
 // SQLite implementation of the access domain's storage ports (src/access/ports.ts): its tables,
-// migrations (domain `access`) and the row ↔ domain mapping. Times are stored as ms since the epoch.
-import type { StatementSync } from 'node:sqlite';
+// migrations (domain `access`) and queries; the row ↔ domain mapping is shared with PostgreSQL
+// (../rows/access.ts). Times are stored as ms since the epoch.
+import type { SQLInputValue, StatementSync } from 'node:sqlite';
 import type {
-  AccessStore, BreakGlassReviewRepository, Delivery, DeliveryFilter, DeliveryStatus, DueDelivery, GrantFilter, GrantRepository,
+  AccessStore, BreakGlassReviewRepository, Delivery, DeliveryFilter, DueDelivery, GrantFilter, GrantRepository,
   ListFilter, NewGrant, NewRequest, NewReview, RequestRepository, WebhookOutbox,
 } from '../../access/ports.ts';
-import type { AccessRequest, AccessTarget, BreakGlassReview, Comment, Grant, RequestStatus, Review } from '../../access/types.ts';
+import type { AccessRequest, BreakGlassReview, Grant, RequestStatus } from '../../access/types.ts';
 import type { Db, Migration, SqliteDb } from './db.ts';
-import { migrate } from './db.ts';
+import { migrate, SQLITE_SQL } from './db.ts';
+import { SqliteRepo, Statements } from './repo.ts';
+import { bgReviewFromRow, commentFromRow, deliveryConditions, deliveryFromRow, grantConditions, grantFromRow, grantRow, requestConditions, requestFromRow, requestRow, reviewFromRow, type BoolColumn } from '../rows/access.ts';
+import { insertRow, where } from '../rows/sql.ts';
+import { ids, type Row } from '../rows/values.ts';
 
 export const ACCESS_MIGRATIONS: readonly Migration[] = [
   {
@@ -61,92 +66,18 @@ function migrateAccess(db: Db): void {
   migrate(db, 'access', ACCESS_MIGRATIONS);
 }
 
-type Row = Record<string, unknown>;
-const iso = (ms: unknown): string => new Date(Number(ms)).toISOString();
-const isoOrNull = (ms: unknown): string | null => (ms === null || ms === undefined ? null : iso(ms));
+/** Booleans are INTEGER 0/1. */
+const BOOL: BoolColumn = { read: (v) => Number(v) === 1, write: (b) => (b ? 1 : 0) };
 
-/**
- * Prepared statements of one connection, made on first use. Every statement shape here is fixed
- * or one of a few filter combinations, so the cache stays small.
- */
-class Statements {
-  readonly #db: SqliteDb;
-  readonly #cache = new Map<string, StatementSync>();
-
-  constructor(db: SqliteDb) {
-    this.#db = db;
-  }
-
-  get(sql: string): StatementSync {
-    let s = this.#cache.get(sql);
-    if (!s) this.#cache.set(sql, (s = this.#db.raw.prepare(sql)));
-    return s;
-  }
-}
-
-class Repo {
-  protected readonly db: SqliteDb;
-  protected readonly sql: Statements;
-
-  constructor(db: SqliteDb, sql: Statements) {
-    this.db = db;
-    this.sql = sql;
-  }
-
-  /** Runs one statement once no other flow's transaction is open. */
-  protected run<T>(fn: (s: (sql: string) => StatementSync) => T): Promise<T> {
-    return this.db.run(() => fn((q) => this.sql.get(q)));
-  }
-}
+/** Binds what the shared row modules built: SQLite takes these values as they are. */
+const args = (values: unknown[]): SQLInputValue[] => values as SQLInputValue[];
 
 // ── Requests ────────────────────────────────────────────────────────────────────────────────
 
-function requestFromRow(r: Row, reviews: Review[], comments: Comment[]): AccessRequest {
-  return {
-    id: r.id as string,
-    requester: r.requester as string,
-    target: JSON.parse(r.target as string) as AccessTarget,
-    what: r.what as string,
-    reason: r.reason as string,
-    ticket: (r.ticket as string | null) ?? null,
-    duration_ms: Number(r.duration_ms),
-    start_at: isoOrNull(r.start_at),
-    session_bound: Number(r.session_bound) === 1,
-    status: r.status as AccessRequest['status'],
-    required_approvals: Number(r.required_approvals),
-    rules: JSON.parse(r.rules as string) as string[],
-    reviewers: JSON.parse(r.reviewers as string) as string[],
-    created_at: iso(r.created_at),
-    expires_at: iso(r.expires_at),
-    decided_at: isoOrNull(r.decided_at),
-    grant_id: (r.grant_id as string | null) ?? null,
-    reviews,
-    comments,
-  };
-}
-
-function reviewFromRow(r: Row): Review {
-  return {
-    reviewer: r.reviewer as string,
-    verdict: r.verdict as Review['verdict'],
-    decision_id: r.decision_id as string,
-    at: iso(r.at),
-    comment: (r.comment as string | null) ?? null,
-  };
-}
-
-class SqliteRequestRepository extends Repo implements RequestRepository {
+class SqliteRequestRepository extends SqliteRepo implements RequestRepository {
   async create(r: NewRequest): Promise<void> {
-    await this.run((s) =>
-      s(
-        `INSERT INTO access_requests (id, requester, target, what, reason, ticket, duration_ms, start_at, session_bound,
-           status, required_approvals, rules, reviewers, created_at, expires_at, accountable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        r.id, r.requester, JSON.stringify(r.target), r.what, r.reason, r.ticket, r.duration_ms, r.start_at,
-        r.session_bound ? 1 : 0, r.required_approvals, JSON.stringify(r.rules), JSON.stringify(r.reviewers), r.created_at, r.expires_at,
-        JSON.stringify(r.accountable),
-      ),
-    );
+    const { sql, values } = insertRow(SQLITE_SQL, 'access_requests', requestRow(r, BOOL));
+    await this.run((s) => s(sql).run(...args(values)));
   }
 
   /** The request with its reviews and comments, read together (one consistent view). */
@@ -154,10 +85,8 @@ class SqliteRequestRepository extends Repo implements RequestRepository {
     const row = s('SELECT * FROM access_requests WHERE id = ?').get(id);
     if (!row) return undefined;
     const reviews = s('SELECT * FROM access_reviews_cast WHERE request_id = ? ORDER BY at, reviewer').all(id).map(reviewFromRow);
-    const comments = s('SELECT author, at, text FROM access_comments WHERE request_id = ? ORDER BY seq')
-      .all(id)
-      .map((c) => ({ author: c.author as string, at: iso(c.at), text: c.text as string }));
-    return requestFromRow(row, reviews, comments);
+    const comments = s('SELECT author, at, text FROM access_comments WHERE request_id = ? ORDER BY seq').all(id).map(commentFromRow);
+    return requestFromRow(row, reviews, comments, BOOL);
   }
 
   get(id: string): Promise<AccessRequest | undefined> {
@@ -165,22 +94,9 @@ class SqliteRequestRepository extends Repo implements RequestRepository {
   }
 
   list(f: ListFilter, limit: number): Promise<AccessRequest[]> {
-    const where: string[] = [];
-    const vals: (string | number)[] = [];
-    if (f.status !== undefined) {
-      where.push('status = ?');
-      vals.push(f.status);
-    }
-    if (f.requester !== undefined) {
-      where.push('requester = ?');
-      vals.push(f.requester);
-    }
-    if (f.reviewableBy !== undefined) {
-      where.push("status = 'pending' AND requester <> ?");
-      vals.push(f.reviewableBy);
-    }
-    const sql = `SELECT id FROM access_requests ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ?`;
-    return this.run((s) => (s(sql).all(...vals, limit) as { id: string }[]).map((r) => this.#load(s, r.id)!));
+    const vals: unknown[] = [];
+    const sql = `SELECT id FROM access_requests ${where(SQLITE_SQL, vals, requestConditions(f))} ORDER BY created_at DESC LIMIT ?`;
+    return this.run((s) => (s(sql).all(...args(vals), limit) as { id: string }[]).map((r) => this.#load(s, r.id)!));
   }
 
   recordedHumans(id: string): Promise<{ subjectHumans: string[]; earlierHumans: string[] }> {
@@ -242,68 +158,23 @@ class SqliteRequestRepository extends Repo implements RequestRepository {
 
 // ── Grants ──────────────────────────────────────────────────────────────────────────────────
 
-function grantFromRow(r: Row): Grant {
-  return {
-    id: r.id as string,
-    kind: r.kind as Grant['kind'],
-    identity_id: r.identity_id as string,
-    request_id: (r.request_id as string | null) ?? null,
-    target: JSON.parse(r.target as string) as AccessTarget,
-    what: r.what as string,
-    grants: JSON.parse(r.grants as string) as string[],
-    roles: JSON.parse(r.roles as string) as Grant['roles'],
-    start_at: iso(r.start_at),
-    end_at: iso(r.end_at),
-    status: r.status as Grant['status'],
-    ended_at: isoOrNull(r.ended_at),
-    ended_by: (r.ended_by as string | null) ?? null,
-    end_reason: (r.end_reason as string | null) ?? null,
-    session_bound: Number(r.session_bound) === 1,
-    reason: r.reason as string,
-    revokers: JSON.parse(r.revokers as string) as string[],
-  };
-}
-
-const ids = (rows: unknown[]): string[] => (rows as { id: string }[]).map((r) => r.id);
-
-class SqliteGrantRepository extends Repo implements GrantRepository {
+class SqliteGrantRepository extends SqliteRepo implements GrantRepository {
   async create(g: NewGrant): Promise<void> {
-    await this.run((s) =>
-      s(
-        `INSERT INTO access_grants (id, kind, identity_id, request_id, target, what, grants, roles, start_at, end_at,
-           status, session_bound, reason, revokers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)`,
-      ).run(
-        g.id, g.kind, g.identity_id, g.request_id, JSON.stringify(g.target), g.what, JSON.stringify(g.grants), JSON.stringify(g.roles),
-        g.start_at, g.end_at, g.session_bound ? 1 : 0, g.reason, JSON.stringify(g.revokers),
-      ),
-    );
+    const { sql, values } = insertRow(SQLITE_SQL, 'access_grants', grantRow(g, BOOL));
+    await this.run((s) => s(sql).run(...args(values)));
   }
 
   get(id: string): Promise<Grant | undefined> {
     return this.run((s) => {
       const row = s('SELECT * FROM access_grants WHERE id = ?').get(id);
-      return row ? grantFromRow(row) : undefined;
+      return row ? grantFromRow(row, BOOL) : undefined;
     });
   }
 
   list(f: GrantFilter, limit: number): Promise<Grant[]> {
-    const where: string[] = [];
-    const vals: (string | number)[] = [];
-    if (f.identityId !== undefined) {
-      where.push('identity_id = ?');
-      vals.push(f.identityId);
-    }
-    if (f.kind !== undefined) {
-      where.push('kind = ?');
-      vals.push(f.kind);
-    }
-    // (identity_id, status, end_at) is indexed: the per-decision read is an index range.
-    if (f.activeAt !== undefined) {
-      where.push("status = 'active' AND start_at <= ? AND end_at > ?");
-      vals.push(f.activeAt, f.activeAt);
-    }
-    const sql = `SELECT * FROM access_grants ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY start_at DESC LIMIT ?`;
-    return this.run((s) => s(sql).all(...vals, limit).map(grantFromRow));
+    const vals: unknown[] = [];
+    const sql = `SELECT * FROM access_grants ${where(SQLITE_SQL, vals, grantConditions(f))} ORDER BY start_at DESC LIMIT ?`;
+    return this.run((s) => s(sql).all(...args(vals), limit).map((r) => grantFromRow(r, BOOL)));
   }
 
   holders(): Promise<string[]> {
@@ -335,20 +206,7 @@ class SqliteGrantRepository extends Repo implements GrantRepository {
 
 // ── Break-glass reviews ─────────────────────────────────────────────────────────────────────
 
-function bgReviewFromRow(r: Row): BreakGlassReview {
-  return {
-    id: r.id as string,
-    grant_id: r.grant_id as string,
-    user: r.user_id as string,
-    status: r.status as BreakGlassReview['status'],
-    opened_at: iso(r.opened_at),
-    reviewer: (r.reviewer as string | null) ?? null,
-    reviewed_at: isoOrNull(r.reviewed_at),
-    summary: (r.summary as string | null) ?? null,
-  };
-}
-
-class SqliteBreakGlassReviewRepository extends Repo implements BreakGlassReviewRepository {
+class SqliteBreakGlassReviewRepository extends SqliteRepo implements BreakGlassReviewRepository {
   async open(r: { id: string; grantId: string; user: string; openedAt: number }): Promise<void> {
     await this.run((s) => s("INSERT INTO access_breakglass_reviews (id, grant_id, user_id, status, opened_at) VALUES (?, ?, ?, 'open', ?)").run(r.id, r.grantId, r.user, r.openedAt));
   }
@@ -389,22 +247,7 @@ class SqliteBreakGlassReviewRepository extends Repo implements BreakGlassReviewR
 
 // ── Webhook deliveries ──────────────────────────────────────────────────────────────────────
 
-function deliveryFromRow(r: Row): Delivery {
-  return {
-    id: r.id as string,
-    endpoint: r.endpoint as string,
-    event_type: r.event_type as string,
-    status: r.status as DeliveryStatus,
-    attempts: Number(r.attempts),
-    next_attempt_at: iso(r.next_attempt_at),
-    last_status: (r.last_status as number | null) ?? null,
-    last_error: (r.last_error as string | null) ?? null,
-    created_at: iso(r.created_at),
-    delivered_at: isoOrNull(r.delivered_at),
-  };
-}
-
-class SqliteWebhookOutbox extends Repo implements WebhookOutbox {
+class SqliteWebhookOutbox extends SqliteRepo implements WebhookOutbox {
   async enqueue(deliveries: readonly { id: string; endpoint: string; eventType: string; body: string }[], at: number): Promise<void> {
     await this.db.atomic(() => {
       const ins = this.sql.get("INSERT INTO access_webhook_deliveries (id, endpoint, event_type, body, status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)");
@@ -413,22 +256,9 @@ class SqliteWebhookOutbox extends Repo implements WebhookOutbox {
   }
 
   list(f: DeliveryFilter, limit: number): Promise<Delivery[]> {
-    const where: string[] = [];
-    const vals: string[] = [];
-    if (f.status) {
-      where.push('status = ?');
-      vals.push(f.status);
-    }
-    if (f.endpoint) {
-      where.push('endpoint = ?');
-      vals.push(f.endpoint);
-    }
-    if (f.eventType) {
-      where.push('event_type = ?');
-      vals.push(f.eventType);
-    }
-    const sql = `SELECT * FROM access_webhook_deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT ?`;
-    return this.run((s) => s(sql).all(...vals, limit).map(deliveryFromRow));
+    const vals: unknown[] = [];
+    const sql = `SELECT * FROM access_webhook_deliveries ${where(SQLITE_SQL, vals, deliveryConditions(f))} ORDER BY created_at DESC, id LIMIT ?`;
+    return this.run((s) => s(sql).all(...args(vals), limit).map(deliveryFromRow));
   }
 
   pendingCount(): Promise<number> {

@@ -2,12 +2,13 @@
 // lease table and its migrations; its statements are in lease-rows.ts, its group commit in
 // lease-writer.ts.
 import { NotFound } from '../../common/errors.ts';
-import type { CredentialStore, LeaseFilter, LeasePatch, LeaseRepository } from '../../credentials/ports.ts';
-import type { Lease, LeaseStatus, TargetKind } from '../../credentials/types.ts';
+import type { CredentialStore, LeaseFilter, LeaseRepository } from '../../credentials/ports.ts';
+import type { Lease, TargetKind } from '../../credentials/types.ts';
 import { migrate } from './db.ts';
 import type { Migration, SqliteDb } from './db.ts';
 import { LeaseRowMissing, LeaseRows } from './lease-rows.ts';
 import type { LeaseWrite } from './lease-rows.ts';
+import { LeaseWriteMethods } from '../rows/leases.ts';
 import { InlineLeaseWriter, WorkerLeaseWriter } from './lease-writer.ts';
 import type { LeaseWriter } from './lease-writer.ts';
 
@@ -89,12 +90,13 @@ export interface SqliteLeaseOptions {
  * and its page writes, per batch. A write made inside a unit of work (`store.transaction`) joins
  * that transaction instead.
  */
-export class SqliteLeaseRepository implements LeaseRepository {
+export class SqliteLeaseRepository extends LeaseWriteMethods implements LeaseRepository {
   readonly #db: SqliteDb;
   readonly #rows: LeaseRows;
   readonly #writer: LeaseWriter | undefined;
 
   constructor(db: SqliteDb, opts: SqliteLeaseOptions = {}) {
+    super();
     this.#db = db;
     this.#rows = new LeaseRows(db.raw);
     if (opts.batchWrites ?? true) {
@@ -106,27 +108,17 @@ export class SqliteLeaseRepository implements LeaseRepository {
     }
   }
 
-  /** Answers once the write is committed. */
-  async #write(w: LeaseWrite): Promise<Lease | undefined> {
+  /**
+   * Answers once the write is committed. A transition's status check is the UPDATE's own WHERE:
+   * a compare-and-set nothing can interleave with.
+   */
+  protected async write(w: LeaseWrite): Promise<Lease | undefined> {
     if (this.#writer && !this.#db.inTransaction) return this.#writer.write(w);
     try {
       return await this.#db.atomic(() => this.#rows.apply(w));
     } catch (e) {
       throw e instanceof LeaseRowMissing && w.op !== 'insert' ? new NotFound(`lease ${w.id}`) : e;
     }
-  }
-
-  async insert(lease: Lease): Promise<void> {
-    await this.#write({ op: 'insert', lease });
-  }
-
-  async update(id: string, patch: LeasePatch): Promise<Lease> {
-    return (await this.#write({ op: 'update', id, patch }))!;
-  }
-
-  transition(id: string, from: readonly LeaseStatus[], to: LeaseStatus, patch: Omit<LeasePatch, 'status'> = {}): Promise<Lease | undefined> {
-    // The status check is the UPDATE's own WHERE: a compare-and-set nothing can interleave with.
-    return this.#write({ op: 'transition', id, from, patch: { ...patch, status: to } });
   }
 
   get(id: string): Promise<Lease | undefined> {

@@ -4,10 +4,22 @@
 import { DatabaseSync } from 'node:sqlite';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { UnitOfWork } from '../ports.ts';
+import type { SqlDialect } from '../rows/sql.ts';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export type Db = DatabaseSync;
+
+/** SQLite's SQL for the shared row modules (src/store/rows/): `?` placeholders, JSON bound as TEXT. */
+export const SQLITE_SQL: SqlDialect = {
+  placeholder: () => '?',
+  jsonPlaceholder: () => '?',
+  oneOf(column, list, values) {
+    if (list.length === 0) return '0';
+    values.push(...list);
+    return `${column} IN (${list.map(() => '?').join(', ')})`;
+  },
+};
 
 export interface Migration {
   version: number;

@@ -1,21 +1,11 @@
 // SQLite implementation of the identity domain's storage ports (src/identity/ports.ts): session
 // revocations, API keys, seen token ids and pending human logins, with the domain's migrations.
-import type { StatementSync } from 'node:sqlite';
-import type { IdentityKind } from '../../identity/types.ts';
-import type {
-  ApiKeyRepository,
-  IdentityStore,
-  LoginStateKind,
-  LoginStateRepository,
-  PendingLoginState,
-  ReplayRepository,
-  RevokedSession,
-  SessionCutoff,
-  SessionRepository,
-  StoredApiKey,
-} from '../../identity/ports.ts';
-import type { Db, SqliteDb } from './db.ts';
-import { migrate } from './db.ts';
+import type { ApiKeyRepository, IdentityStore, LoginStateKind, LoginStateRepository, PendingLoginState, ReplayRepository, RevokedSession, SessionCutoff, SessionRepository, StoredApiKey } from '../../identity/ports.ts';
+import type { SqliteDb } from './db.ts';
+import { SqliteRepo } from './repo.ts';
+import { migrate, SQLITE_SQL } from './db.ts';
+import { API_KEY_COLUMN_NAMES, API_KEY_COLUMNS, apiKeyFromRow, apiKeyValues, cutoffFromRow, loginStateFromRow, revocationFromRow, type ApiKeyRow as SharedApiKeyRow, type CutoffRow, type LoginStateRow as SharedLoginStateRow, type RevocationRow } from '../rows/identity.ts';
+import { placeholders } from '../rows/sql.ts';
 
 /** Sessions and API keys (one migration list for both: versions are shared). */
 const IDENTITY_MIGRATIONS = [
@@ -70,19 +60,6 @@ const REPLAY_MIGRATIONS = [
   },
 ] as const;
 
-/** Prepares each statement once per connection. */
-class Statements {
-  readonly #cache = new Map<string, StatementSync>();
-  get(raw: Db, sql: string): StatementSync {
-    let s = this.#cache.get(sql);
-    if (s === undefined) {
-      s = raw.prepare(sql);
-      this.#cache.set(sql, s);
-    }
-    return s;
-  }
-}
-
 export class SqliteIdentityStore implements IdentityStore {
   readonly sessions: SqliteSessionRepository;
   readonly apiKeys: SqliteApiKeyRepository;
@@ -100,251 +77,150 @@ export class SqliteIdentityStore implements IdentityStore {
   }
 }
 
-class SqliteSessionRepository implements SessionRepository {
-  readonly #db: SqliteDb;
-  readonly #sql = new Statements();
-
-  constructor(db: SqliteDb) {
-    this.#db = db;
-  }
-
+class SqliteSessionRepository extends SqliteRepo implements SessionRepository {
   revocations(): Promise<{ jtis: RevokedSession[]; cutoffs: SessionCutoff[] }> {
-    return this.#db.run((raw) => {
-      const jtis = (this.#sql.get(raw, 'SELECT jti, identity_id, revoked_at, expires_at FROM identity_session_revocations').all() as {
-        jti: string;
-        identity_id: string | null;
-        revoked_at: number;
-        expires_at: number;
-      }[]).map((r) => ({ jti: r.jti, ...(r.identity_id !== null && { identityId: r.identity_id }), revokedAt: r.revoked_at, expiresAt: r.expires_at }));
-      const cutoffs = (this.#sql.get(raw, 'SELECT identity_id, revoked_before FROM identity_session_cutoffs').all() as {
-        identity_id: string;
-        revoked_before: number;
-      }[]).map((r) => ({ identityId: r.identity_id, revokedBefore: r.revoked_before }));
+    return this.run((s) => {
+      const jtis = (s('SELECT jti, identity_id, revoked_at, expires_at FROM identity_session_revocations').all() as unknown as RevocationRow[]).map(revocationFromRow);
+      const cutoffs = (s('SELECT identity_id, revoked_before FROM identity_session_cutoffs').all() as unknown as CutoffRow[]).map(cutoffFromRow);
       return { jtis, cutoffs };
     });
   }
 
   async revokeJti(e: RevokedSession): Promise<void> {
-    await this.#db.run((raw) =>
-      this.#sql
-        .get(raw, 'INSERT INTO identity_session_revocations (jti, identity_id, revoked_at, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING')
-        .run(e.jti, e.identityId ?? null, e.revokedAt, e.expiresAt),
+    await this.run((s) =>
+      s('INSERT INTO identity_session_revocations (jti, identity_id, revoked_at, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING').run(
+        e.jti, e.identityId ?? null, e.revokedAt, e.expiresAt,
+      ),
     );
   }
 
   raiseCutoff(identityId: string, before: number): Promise<number> {
-    return this.#db.run((raw) => {
-      const r = this.#sql
-        .get(
-          raw,
-          `INSERT INTO identity_session_cutoffs (identity_id, revoked_before) VALUES (?, ?)
-           ON CONFLICT (identity_id) DO UPDATE SET revoked_before = MAX(revoked_before, excluded.revoked_before)
-           RETURNING revoked_before`,
-        )
-        .get(identityId, before) as { revoked_before: number };
+    return this.run((s) => {
+      const r = s(
+        `INSERT INTO identity_session_cutoffs (identity_id, revoked_before) VALUES (?, ?)
+         ON CONFLICT (identity_id) DO UPDATE SET revoked_before = MAX(revoked_before, excluded.revoked_before)
+         RETURNING revoked_before`,
+      ).get(identityId, before) as { revoked_before: number };
       return r.revoked_before;
     });
   }
 
   purgeRevocations(before: number): Promise<number> {
-    return this.#db.run((raw) => Number(this.#sql.get(raw, 'DELETE FROM identity_session_revocations WHERE expires_at < ?').run(before).changes));
+    return this.run((s) => Number(s('DELETE FROM identity_session_revocations WHERE expires_at < ?').run(before).changes));
   }
 }
 
-interface ApiKeyRow {
-  id: string;
-  identity_id: string;
-  identity_kind: string;
-  name: string;
-  hash: Uint8Array;
-  created_at: number;
-  expires_at: number;
-  rotation_due_at: number;
-  revoked_at: number | null;
-  revoked_reason: string | null;
-  rotated_from: string | null;
-  replaced_by: string | null;
-  last_used_at: number | null;
-}
+type ApiKeyRow = SharedApiKeyRow<Uint8Array>;
+type LoginStateRow = SharedLoginStateRow<Uint8Array>;
 
-function apiKeyFromRow(r: ApiKeyRow): StoredApiKey {
-  return {
-    id: r.id,
-    identityId: r.identity_id,
-    identityKind: r.identity_kind as IdentityKind,
-    description: r.name,
-    hash: r.hash,
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-    rotationDueAt: r.rotation_due_at,
-    ...(r.revoked_at !== null && { revokedAt: r.revoked_at }),
-    ...(r.revoked_reason !== null && { revokedReason: r.revoked_reason }),
-    ...(r.rotated_from !== null && { rotatedFrom: r.rotated_from }),
-    ...(r.replaced_by !== null && { replacedBy: r.replaced_by }),
-    ...(r.last_used_at !== null && { lastUsedAt: r.last_used_at }),
-  };
-}
+/** SQLite gives and takes BLOBs as plain Uint8Arrays: nothing to convert. */
+const asIs = (b: Uint8Array): Uint8Array => b;
 
-class SqliteApiKeyRepository implements ApiKeyRepository {
-  readonly #db: SqliteDb;
-  readonly #sql = new Statements();
+const INSERT_API_KEY = `INSERT INTO identity_apikeys (${API_KEY_COLUMNS}) VALUES (${placeholders(SQLITE_SQL, API_KEY_COLUMN_NAMES.length)})`;
 
-  constructor(db: SqliteDb) {
-    this.#db = db;
-  }
-
+class SqliteApiKeyRepository extends SqliteRepo implements ApiKeyRepository {
   async insert(k: StoredApiKey): Promise<void> {
-    await this.#db.run((raw) =>
-      this.#sql
-        .get(
-          raw,
-          `INSERT INTO identity_apikeys (id, identity_id, identity_kind, name, hash, created_at, expires_at, rotation_due_at, revoked_at, revoked_reason, rotated_from, replaced_by, last_used_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          k.id,
-          k.identityId,
-          k.identityKind,
-          k.description,
-          k.hash,
-          k.createdAt,
-          k.expiresAt,
-          k.rotationDueAt,
-          k.revokedAt ?? null,
-          k.revokedReason ?? null,
-          k.rotatedFrom ?? null,
-          k.replacedBy ?? null,
-          k.lastUsedAt ?? null,
-        ),
-    );
+    await this.run((s) => s(INSERT_API_KEY).run(...apiKeyValues(k, asIs)));
   }
 
   get(id: string): Promise<StoredApiKey | undefined> {
-    return this.#db.run((raw) => {
-      const r = this.#sql.get(raw, 'SELECT * FROM identity_apikeys WHERE id = ?').get(id) as ApiKeyRow | undefined;
-      return r === undefined ? undefined : apiKeyFromRow(r);
+    return this.run((s) => {
+      const r = s('SELECT * FROM identity_apikeys WHERE id = ?').get(id) as ApiKeyRow | undefined;
+      return r === undefined ? undefined : apiKeyFromRow(r, asIs);
     });
   }
 
   list(identityId?: string): Promise<StoredApiKey[]> {
-    return this.#db.run((raw) => {
+    return this.run((s) => {
       const rows = (
         identityId === undefined
-          ? this.#sql.get(raw, 'SELECT * FROM identity_apikeys ORDER BY created_at, id').all()
-          : this.#sql.get(raw, 'SELECT * FROM identity_apikeys WHERE identity_id = ? ORDER BY created_at, id').all(identityId)
+          ? s('SELECT * FROM identity_apikeys ORDER BY created_at, id').all()
+          : s('SELECT * FROM identity_apikeys WHERE identity_id = ? ORDER BY created_at, id').all(identityId)
       ) as unknown as ApiKeyRow[];
-      return rows.map(apiKeyFromRow);
+      return rows.map((r) => apiKeyFromRow(r, asIs));
     });
   }
 
   async markReplaced(id: string, replacedBy: string, expiresBy: number): Promise<void> {
-    await this.#db.run((raw) =>
-      this.#sql.get(raw, 'UPDATE identity_apikeys SET replaced_by = ?, expires_at = MIN(expires_at, ?) WHERE id = ?').run(replacedBy, expiresBy, id),
+    await this.run((s) =>
+      s('UPDATE identity_apikeys SET replaced_by = ?, expires_at = MIN(expires_at, ?) WHERE id = ?').run(replacedBy, expiresBy, id),
     );
   }
 
   revoke(id: string, at: number, reason: string): Promise<boolean> {
-    return this.#db.run(
-      (raw) => this.#sql.get(raw, 'UPDATE identity_apikeys SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL').run(at, reason, id).changes > 0,
+    return this.run(
+      (s) => s('UPDATE identity_apikeys SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL').run(at, reason, id).changes > 0,
     );
   }
 
   unrevokedIds(identityId: string): Promise<string[]> {
-    return this.#db.run((raw) =>
-      (this.#sql.get(raw, 'SELECT id FROM identity_apikeys WHERE identity_id = ? AND revoked_at IS NULL').all(identityId) as { id: string }[]).map((r) => r.id),
+    return this.run((s) =>
+      (s('SELECT id FROM identity_apikeys WHERE identity_id = ? AND revoked_at IS NULL').all(identityId) as { id: string }[]).map((r) => r.id),
     );
   }
 
   async touch(id: string, at: number): Promise<void> {
-    await this.#db.run((raw) => this.#sql.get(raw, 'UPDATE identity_apikeys SET last_used_at = ? WHERE id = ?').run(at, id));
+    await this.run((s) => s('UPDATE identity_apikeys SET last_used_at = ? WHERE id = ?').run(at, id));
   }
 }
 
-class SqliteReplayRepository implements ReplayRepository {
-  readonly #db: SqliteDb;
-  readonly #sql = new Statements();
-
-  constructor(db: SqliteDb) {
-    this.#db = db;
-  }
-
+class SqliteReplayRepository extends SqliteRepo implements ReplayRepository {
   remember(id: string, expiresAt: number, now: number): Promise<boolean> {
     // One statement: a new id is inserted, an expired entry is taken over, a live one is left as
     // it is (no row changed: the id was seen). PostgreSQL runs the same upsert.
-    return this.#db.run(
-      (raw) =>
-        this.#sql
-          .get(
-            raw,
-            `INSERT INTO identity_seen_jti (id, expires_at) VALUES (?, ?)
-             ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE identity_seen_jti.expires_at < ?`,
-          )
-          .run(id, expiresAt, now).changes > 0,
+    return this.run(
+      (s) =>
+        s(
+          `INSERT INTO identity_seen_jti (id, expires_at) VALUES (?, ?)
+           ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE identity_seen_jti.expires_at < ?`,
+        ).run(id, expiresAt, now).changes > 0,
     );
   }
 
   prune(now: number): Promise<number> {
-    return this.#db.run((raw) => Number(this.#sql.get(raw, 'DELETE FROM identity_seen_jti WHERE expires_at < ?').run(now).changes));
+    return this.run((s) => Number(s('DELETE FROM identity_seen_jti WHERE expires_at < ?').run(now).changes));
   }
 
   count(): Promise<number> {
-    return this.#db.run((raw) => (this.#sql.get(raw, 'SELECT COUNT(*) AS n FROM identity_seen_jti').get() as { n: number }).n);
+    return this.run((s) => (s('SELECT COUNT(*) AS n FROM identity_seen_jti').get() as { n: number }).n);
   }
 }
 
-interface LoginStateRow {
-  handle: string;
-  kind: string;
-  data: Uint8Array;
-  expires_at: number;
-}
-
-function loginStateFromRow(r: LoginStateRow): PendingLoginState {
-  return { handle: r.handle, kind: r.kind as LoginStateKind, data: r.data, expiresAt: r.expires_at };
-}
-
-class SqliteLoginStateRepository implements LoginStateRepository {
-  readonly #db: SqliteDb;
-  readonly #sql = new Statements();
-
-  constructor(db: SqliteDb) {
-    this.#db = db;
-  }
-
+class SqliteLoginStateRepository extends SqliteRepo implements LoginStateRepository {
   put(e: PendingLoginState, now: number, max: number): Promise<boolean> {
     // Purge, count and insert without an await between them: one writer, so the bound is exact.
-    return this.#db.atomic((raw) => {
-      this.#sql.get(raw, 'DELETE FROM identity_login_state WHERE expires_at <= ?').run(now);
-      const { n } = this.#sql.get(raw, 'SELECT COUNT(*) AS n FROM identity_login_state').get() as { n: number };
+    return this.atomic((s) => {
+      s('DELETE FROM identity_login_state WHERE expires_at <= ?').run(now);
+      const { n } = s('SELECT COUNT(*) AS n FROM identity_login_state').get() as { n: number };
       if (n >= max) return false;
-      this.#sql.get(raw, 'INSERT INTO identity_login_state (handle, kind, data, expires_at) VALUES (?, ?, ?, ?)').run(e.handle, e.kind, e.data, e.expiresAt);
+      s('INSERT INTO identity_login_state (handle, kind, data, expires_at) VALUES (?, ?, ?, ?)').run(e.handle, e.kind, e.data, e.expiresAt);
       return true;
     });
   }
 
   take(handle: string, kind: LoginStateKind): Promise<PendingLoginState | undefined> {
-    return this.#db.run((raw) => {
-      const r = this.#sql.get(raw, 'DELETE FROM identity_login_state WHERE handle = ? AND kind = ? RETURNING handle, kind, data, expires_at').get(handle, kind) as LoginStateRow | undefined;
-      return r === undefined ? undefined : loginStateFromRow(r);
+    return this.run((s) => {
+      const r = s('DELETE FROM identity_login_state WHERE handle = ? AND kind = ? RETURNING handle, kind, data, expires_at').get(handle, kind) as LoginStateRow | undefined;
+      return r === undefined ? undefined : loginStateFromRow(r, asIs);
     });
   }
 
   get(handle: string, kind: LoginStateKind): Promise<PendingLoginState | undefined> {
-    return this.#db.run((raw) => {
-      const r = this.#sql.get(raw, 'SELECT handle, kind, data, expires_at FROM identity_login_state WHERE handle = ? AND kind = ?').get(handle, kind) as LoginStateRow | undefined;
-      return r === undefined ? undefined : loginStateFromRow(r);
+    return this.run((s) => {
+      const r = s('SELECT handle, kind, data, expires_at FROM identity_login_state WHERE handle = ? AND kind = ?').get(handle, kind) as LoginStateRow | undefined;
+      return r === undefined ? undefined : loginStateFromRow(r, asIs);
     });
   }
 
   update(handle: string, kind: LoginStateKind, data: Uint8Array): Promise<boolean> {
-    return this.#db.run((raw) => this.#sql.get(raw, 'UPDATE identity_login_state SET data = ? WHERE handle = ? AND kind = ?').run(data, handle, kind).changes > 0);
+    return this.run((s) => s('UPDATE identity_login_state SET data = ? WHERE handle = ? AND kind = ?').run(data, handle, kind).changes > 0);
   }
 
   purgeExpired(now: number): Promise<number> {
-    return this.#db.run((raw) => Number(this.#sql.get(raw, 'DELETE FROM identity_login_state WHERE expires_at <= ?').run(now).changes));
+    return this.run((s) => Number(s('DELETE FROM identity_login_state WHERE expires_at <= ?').run(now).changes));
   }
 
   count(): Promise<number> {
-    return this.#db.run((raw) => (this.#sql.get(raw, 'SELECT COUNT(*) AS n FROM identity_login_state').get() as { n: number }).n);
+    return this.run((s) => (s('SELECT COUNT(*) AS n FROM identity_login_state').get() as { n: number }).n);
   }
 }

@@ -4,7 +4,8 @@ import { DatabaseSync } from 'node:sqlite';
 import type { JWK } from 'jose';
 import type { KeyStore, PublicKeyReader, SealedValueRepository, SigningKeyRepository, SpiffeCaGeneration, SpiffeCaRepository, StoredKey } from '../../crypto/ports.ts';
 import type { Migration, SqliteDb } from './db.ts';
-import { migrate } from './db.ts';
+import { migrate, SQLITE_SQL } from './db.ts';
+import { caFromRow, caInsert, keyFromRow, keyInsert, publicKeyFromRow, sealedValueStatements, type CaRow as SharedCaRow, type KeyRow as SharedKeyRow, type SealedTable } from '../rows/keys.ts';
 
 const KEYRING_MIGRATIONS: readonly Migration[] = [
   {
@@ -49,39 +50,21 @@ export class SqliteKeyStore implements KeyStore {
     migrate(db.raw, 'crypto', KEYRING_MIGRATIONS);
     migrate(db.raw, 'spiffe_ca', SPIFFE_CA_MIGRATIONS);
     this.signingKeys = new SqliteSigningKeys(db);
-    this.secrets = new SqliteSealedValues(db, 'crypto_secrets', 'sealed', true);
-    this.meta = new SqliteSealedValues(db, 'crypto_meta', 'value', false);
+    this.secrets = new SqliteSealedValues(db, 'secrets');
+    this.meta = new SqliteSealedValues(db, 'meta');
     this.spiffeCa = new SqliteSpiffeCa(db);
   }
 }
 
-interface KeyRow {
-  kid: string;
-  purpose: string;
-  alg: string;
-  public_jwk: string;
-  private_sealed: Uint8Array | null;
-  created_at: number;
-  superseded_at: number | null;
-  retire_at: number | null;
-}
+type KeyRow = SharedKeyRow<Uint8Array>;
+type CaRow = SharedCaRow<Uint8Array>;
 
-function keyFromRow(r: KeyRow): StoredKey {
-  return {
-    kid: r.kid,
-    purpose: r.purpose,
-    alg: r.alg,
-    publicJwk: JSON.parse(r.public_jwk) as JWK,
-    privateSealed: r.private_sealed,
-    createdAt: r.created_at,
-    supersededAt: r.superseded_at,
-    retireAt: r.retire_at,
-  };
-}
+/** SQLite gives and takes BLOBs as plain Uint8Arrays: nothing to convert. */
+const asIs = (b: Uint8Array): Uint8Array => b;
 
 function publicKeys(raw: DatabaseSync, purpose: string): { kid: string; publicJwk: JWK }[] {
   const rows = raw.prepare('SELECT kid, public_jwk FROM crypto_keys WHERE purpose = ?').all(purpose) as unknown as { kid: string; public_jwk: string }[];
-  return rows.map((r) => ({ kid: r.kid, publicJwk: JSON.parse(r.public_jwk) as JWK }));
+  return rows.map(publicKeyFromRow);
 }
 
 class SqliteSigningKeys implements SigningKeyRepository {
@@ -92,7 +75,7 @@ class SqliteSigningKeys implements SigningKeyRepository {
   }
 
   list(): Promise<StoredKey[]> {
-    return this.#db.run((raw) => (raw.prepare('SELECT * FROM crypto_keys').all() as unknown as KeyRow[]).map(keyFromRow));
+    return this.#db.run((raw) => (raw.prepare('SELECT * FROM crypto_keys').all() as unknown as KeyRow[]).map((r) => keyFromRow(r, asIs)));
   }
 
   publicKeys(purpose: string): Promise<{ kid: string; publicJwk: JWK }[]> {
@@ -102,16 +85,13 @@ class SqliteSigningKeys implements SigningKeyRepository {
   active(purpose: string): Promise<StoredKey | undefined> {
     return this.#db.run((raw) => {
       const row = raw.prepare('SELECT * FROM crypto_keys WHERE purpose = ? AND superseded_at IS NULL').get(purpose) as KeyRow | undefined;
-      return row === undefined ? undefined : keyFromRow(row);
+      return row === undefined ? undefined : keyFromRow(row, asIs);
     });
   }
 
   async insert(k: StoredKey): Promise<void> {
-    await this.#db.run((raw) =>
-      raw
-        .prepare('INSERT INTO crypto_keys (kid, purpose, alg, public_jwk, private_sealed, created_at, superseded_at, retire_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(k.kid, k.purpose, k.alg, JSON.stringify(k.publicJwk), k.privateSealed, k.createdAt, k.supersededAt, k.retireAt),
-    );
+    const { sql, values } = keyInsert(SQLITE_SQL, k, asIs);
+    await this.#db.run((raw) => raw.prepare(sql).run(...values));
   }
 
   async supersede(kid: string, at: number, retireAt: number): Promise<void> {
@@ -128,39 +108,20 @@ class SqliteSigningKeys implements SigningKeyRepository {
 /** `crypto_secrets` (name, sealed, created_at) and `crypto_meta` (name, value) share this shape. */
 class SqliteSealedValues implements SealedValueRepository {
   readonly #db: SqliteDb;
-  readonly #get: string;
-  readonly #insert: string;
-  readonly #withCreatedAt: boolean;
+  readonly #sql: ReturnType<typeof sealedValueStatements>;
 
-  constructor(db: SqliteDb, table: 'crypto_secrets' | 'crypto_meta', column: 'sealed' | 'value', withCreatedAt: boolean) {
+  constructor(db: SqliteDb, which: SealedTable) {
     this.#db = db;
-    this.#withCreatedAt = withCreatedAt;
-    this.#get = `SELECT ${column} AS v FROM ${table} WHERE name = ?`;
-    this.#insert = withCreatedAt
-      ? `INSERT INTO ${table} (name, ${column}, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`
-      : `INSERT INTO ${table} (name, ${column}) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`;
+    this.#sql = sealedValueStatements(SQLITE_SQL, which);
   }
 
   get(name: string): Promise<Uint8Array | undefined> {
-    return this.#db.run((raw) => (raw.prepare(this.#get).get(name) as { v: Uint8Array } | undefined)?.v);
+    return this.#db.run((raw) => (raw.prepare(this.#sql.get).get(name) as { v: Uint8Array } | undefined)?.v);
   }
 
   insertIfAbsent(name: string, sealed: Uint8Array, createdAt: number): Promise<boolean> {
-    return this.#db.run((raw) => {
-      const stmt = raw.prepare(this.#insert);
-      return (this.#withCreatedAt ? stmt.run(name, sealed, createdAt) : stmt.run(name, sealed)).changes === 1;
-    });
+    return this.#db.run((raw) => raw.prepare(this.#sql.insert).run(...this.#sql.insertValues(name, sealed, createdAt)).changes === 1);
   }
-}
-
-interface CaRow {
-  trust_domain: string;
-  generation: number;
-  root_pem: string;
-  intermediate_pem: string;
-  intermediate_key_sealed: Uint8Array;
-  created_at: number;
-  not_after: number;
 }
 
 class SqliteSpiffeCa implements SpiffeCaRepository {
@@ -172,28 +133,13 @@ class SqliteSpiffeCa implements SpiffeCaRepository {
 
   generations(trustDomain: string): Promise<SpiffeCaGeneration[]> {
     return this.#db.run((raw) =>
-      (raw.prepare('SELECT * FROM spiffe_ca WHERE trust_domain = ? ORDER BY generation DESC').all(trustDomain) as unknown as CaRow[]).map((r) => ({
-        trustDomain: r.trust_domain,
-        generation: r.generation,
-        rootPem: r.root_pem,
-        intermediatePem: r.intermediate_pem,
-        intermediateKeySealed: r.intermediate_key_sealed,
-        createdAt: r.created_at,
-        notAfter: r.not_after,
-      })),
+      (raw.prepare('SELECT * FROM spiffe_ca WHERE trust_domain = ? ORDER BY generation DESC').all(trustDomain) as unknown as CaRow[]).map((r) => caFromRow(r, asIs)),
     );
   }
 
   insert(g: SpiffeCaGeneration): Promise<boolean> {
-    return this.#db.run(
-      (raw) =>
-        raw
-          .prepare(
-            `INSERT INTO spiffe_ca (trust_domain, generation, root_pem, intermediate_pem, intermediate_key_sealed, created_at, not_after)
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trust_domain, generation) DO NOTHING`,
-          )
-          .run(g.trustDomain, g.generation, g.rootPem, g.intermediatePem, g.intermediateKeySealed, g.createdAt, g.notAfter).changes === 1,
-    );
+    const { sql, values } = caInsert(SQLITE_SQL, g, asIs);
+    return this.#db.run((raw) => raw.prepare(sql).run(...values).changes === 1);
   }
 }
 

@@ -7,6 +7,7 @@ import type { SqliteDb } from './db.ts';
 import type { LeaseRows, LeaseWrite, LeaseWriteResult } from './lease-rows.ts';
 import type { LeaseWorkerInit } from './lease-writer-worker.ts';
 import { GroupCommitWorker } from './group-commit-worker.ts';
+import { GroupCommit, type Pending as GroupPending } from '../group-commit.ts';
 
 export interface LeaseWriter {
   /** Resolves once the write is committed: with the lease as it is now (update, transition). */
@@ -14,11 +15,7 @@ export interface LeaseWriter {
   close(): Promise<void>;
 }
 
-interface Pending {
-  write: LeaseWrite;
-  resolve: (l: Lease | undefined) => void;
-  reject: (e: unknown) => void;
-}
+type Pending = GroupPending<LeaseWrite, Lease | undefined>;
 
 function settle(p: Pending, r: LeaseWriteResult): void {
   if (r.ok) p.resolve(r.lease);
@@ -26,60 +23,26 @@ function settle(p: Pending, r: LeaseWriteResult): void {
   else p.reject(new Error(r.message));
 }
 
-/**
- * Collects writes and hands them on together: the writes of one turn of the event loop, and those
- * that arrive while `maxInFlight` batches are being committed, form the next batch.
- */
-abstract class GroupCommit implements LeaseWriter {
-  readonly #maxInFlight: number;
-  #queue: Pending[] = [];
-  #scheduled = false;
-  #inFlight = 0;
-
-  constructor(maxInFlight: number) {
-    this.#maxInFlight = maxInFlight;
-  }
-
-  write(write: LeaseWrite): Promise<Lease | undefined> {
-    const { promise, resolve, reject } = Promise.withResolvers<Lease | undefined>();
-    this.#queue.push({ write, resolve, reject });
-    this.#schedule();
-    return promise;
-  }
-
-  #schedule(): void {
-    if (this.#scheduled || this.#inFlight >= this.#maxInFlight) return; // a finishing batch reschedules
-    this.#scheduled = true;
-    // setImmediate, not a microtask: every write made during this turn joins the batch.
-    setImmediate(() => {
-      this.#scheduled = false;
-      this.#send();
-    });
-  }
-
-  #send(): void {
-    if (this.#queue.length === 0) return;
-    const batch = this.#queue;
-    this.#queue = [];
-    this.#inFlight++;
-    this.commit(batch.map((p) => p.write))
-      .then(
-        (results) => batch.forEach((p, i) => settle(p, results[i]!)),
-        (e: unknown) => batch.forEach((p) => p.reject(e)),
-      )
-      .finally(() => {
-        this.#inFlight--;
-        if (this.#queue.length > 0) this.#schedule();
-      });
+/** The shared group commit (../group-commit.ts) over a commit that answers each write of the batch. */
+abstract class LeaseGroupCommit extends GroupCommit<LeaseWrite, Lease | undefined> implements LeaseWriter {
+  protected async commit(batch: Pending[]): Promise<void> {
+    let results: LeaseWriteResult[];
+    try {
+      results = await this.commitWrites(batch.map((p) => p.write));
+    } catch (e) {
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    batch.forEach((p, i) => settle(p, results[i]!));
   }
 
   /** Commits the writes in one transaction; one result each. Rejects when nothing was committed. */
-  protected abstract commit(writes: LeaseWrite[]): Promise<LeaseWriteResult[]>;
+  protected abstract commitWrites(writes: LeaseWrite[]): Promise<LeaseWriteResult[]>;
   abstract close(): Promise<void>;
 }
 
 /** Commits each batch in one transaction on the store's own connection. */
-export class InlineLeaseWriter extends GroupCommit {
+export class InlineLeaseWriter extends LeaseGroupCommit {
   readonly #db: SqliteDb;
   readonly #rows: LeaseRows;
 
@@ -89,7 +52,7 @@ export class InlineLeaseWriter extends GroupCommit {
     this.#rows = rows;
   }
 
-  protected commit(writes: LeaseWrite[]): Promise<LeaseWriteResult[]> {
+  protected commitWrites(writes: LeaseWrite[]): Promise<LeaseWriteResult[]> {
     // run() first waits until no other flow's transaction is open on the connection.
     return this.#db.run(() => this.#rows.applyBatch(writes));
   }
@@ -102,7 +65,7 @@ export class InlineLeaseWriter extends GroupCommit {
  * B-tree work, the WAL writes and the fsync happen off the event loop (and on the other core).
  * The worker writes batches that arrive while it commits together.
  */
-export class WorkerLeaseWriter extends GroupCommit {
+export class WorkerLeaseWriter extends LeaseGroupCommit {
   /** Payload and result are JSON strings: cheaper to pass between threads than the lease objects (structured clone). */
   readonly #worker: GroupCommitWorker<string, string>;
 
@@ -113,7 +76,7 @@ export class WorkerLeaseWriter extends GroupCommit {
     this.#worker = new GroupCommitWorker(new URL('./lease-writer-worker.ts', import.meta.url), init, 'lease writer');
   }
 
-  protected async commit(writes: LeaseWrite[]): Promise<LeaseWriteResult[]> {
+  protected async commitWrites(writes: LeaseWrite[]): Promise<LeaseWriteResult[]> {
     if (this.#worker.closing) throw new Error('lease writer closed');
     return JSON.parse(await this.#worker.call(JSON.stringify(writes))) as LeaseWriteResult[];
   }
