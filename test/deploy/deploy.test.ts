@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { parseDocument } from 'yaml';
 import { parseConfig } from '../../src/config/load.ts';
 
@@ -162,4 +163,16 @@ test('the Helm chart: Chart.yaml and values.yaml parse and say what the template
   for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) assert.match(deployment, new RegExp(`${probe}:`));
   assert.match(deployment, /path: \/readyz/);
   assert.match(deployment, /PORTCULLIS_MASTER_KEY[\s\S]*secretKeyRef/);
+});
+
+test('the systemd unit passes systemd-analyze verify and runs what the CLI has', { skip: spawnSync('systemd-analyze', ['--version']).status === 0 ? false : 'systemd-analyze missing' }, () => {
+  const unit = join(DEPLOY, 'systemd', 'portcullis.service');
+  const r = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
+  // Complaints about this machine (no such user, no /opt/portcullis) are not the unit's fault.
+  const own = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.trim() && !/Failed to resolve user|does not exist|No such file|not executable/i.test(l));
+  assert.deepEqual(own, [], 'systemd-analyze verify');
+  const text = readFileSync(unit, 'utf8');
+  assert.match(text, /^ExecStartPre=\S+ \S+portcullis\.js migrate --config /m);
+  assert.match(text, /^ExecStart=\S+ \S+portcullis\.js server --config /m);
+  assert.match(text, /^NoNewPrivileges=yes$/m);
 });
