@@ -177,7 +177,7 @@ export class Broker {
   }
 
   /** `GET /v1/ssh/krl`: the KRL remote sshd hosts fetch for `RevokedKeys` (public, like the JWKS); undefined without SSH targets. */
-  sshKrl(): Promise<Buffer> | undefined {
+  sshKrl(): Promise<{ bytes: Buffer; version: string }> | undefined {
     return this.#s.credentials.sshKrl();
   }
 

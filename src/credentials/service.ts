@@ -22,7 +22,7 @@ import { leaseDecisionRequest, matchInFlight, revalidateAll, revokeMatching, sel
 import type {
   BulkRevocationResult, LeaseRevoker, RevalidationResult, RevocationResolvers, RevocationSelector, RevokeOptions, RevokeOutcome,
 } from './revocation.ts';
-import type { CredentialIssuer, Decide, DelegationFacts, GrantFacts, Lease, LeaseView, SessionFacts } from './types.ts';
+import type { CredentialIssuer, Decide, DelegationFacts, GrantFacts, Lease, LeaseView, RevocationList, SessionFacts } from './types.ts';
 
 export interface CredentialServiceOptions extends Omit<IssuerDeps, 'clock'> {
   /** The lease table (the store's `credentials.leases`). */
@@ -130,7 +130,7 @@ export class CredentialService implements LeaseRevoker {
   readonly #reconcileEveryMs: number;
   #reconcileTimer: NodeJS.Timeout | undefined;
   #reconciling: Promise<ReconcileReport> | undefined;
-  #krl: { at: number; bytes: Promise<Buffer> } | undefined;
+  #krl: { at: number; bytes: Promise<RevocationList> } | undefined;
   readonly #leads: () => boolean;
   /** Leases younger than this may still be in the making on another replica. */
   readonly #graceMs: number;
@@ -684,7 +684,7 @@ export class CredentialService implements LeaseRevoker {
    * from the lease table (so each replica of a shared store serves the same); undefined without
    * SSH targets. Compiled at most once a second, concurrent callers sharing it.
    */
-  sshKrl(): Promise<Buffer> | undefined {
+  sshKrl(): Promise<RevocationList> | undefined {
     const issuer = [...this.#issuers.values()].find((i) => i.kind === 'ssh' && i.revocationList);
     if (!issuer) return undefined;
     const now = this.#clock.now();

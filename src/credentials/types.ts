@@ -142,6 +142,12 @@ export interface RenewResult {
   params?: Record<string, unknown>;
 }
 
+export interface RevocationList {
+  bytes: Buffer;
+  /** Changes exactly when the entries do (the compiled bytes may carry a generation time). */
+  version: string;
+}
+
 /** What an issuer sees of the lease table while reconciling its target. */
 export interface LeaseView {
   get(leaseId: string): Promise<Lease | undefined>;
@@ -184,7 +190,10 @@ export interface CredentialIssuer {
   renew(lease: Lease, expiresAt: number): Promise<RenewResult>;
   revoke(lease: Lease): Promise<void>;
   reconcile(view: LeaseView): Promise<ReconcileResult>;
-  /** Issuers whose revocation is a list relying parties fetch (the SSH KRL): that list, compiled now. */
-  revocationList?(): Promise<Buffer>;
+  /**
+   * Issuers whose revocation is a list relying parties fetch (the SSH KRL): that list, compiled
+   * now, and a version naming its content (the same on every replica for the same entries).
+   */
+  revocationList?(): Promise<RevocationList>;
   close(): Promise<void>;
 }

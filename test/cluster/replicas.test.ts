@@ -214,6 +214,10 @@ outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test
     assert.equal(r.status, 200, JSON.stringify(r.body));
     // Each replica compiles at most once a second.
     for (const x of [a, b, c]) await until(`revoked in ${x.name}'s KRL`, async () => revoked(await krlOf(x)), 3000);
+    // One ETag for one list on every replica; a poller holding it gets 304 anywhere.
+    const etags = await Promise.all([a, b, c].map(async (x) => (await fetch(`${x.url}/v1/ssh/krl`)).headers.get('etag')));
+    assert.ok(etags[0] && etags.every((e) => e === etags[0]), JSON.stringify(etags));
+    for (const x of [a, b, c]) assert.equal((await fetch(`${x.url}/v1/ssh/krl`, { headers: { 'if-none-match': etags[0]! } })).status, 304);
   });
 
   it('kill -9 of the leader under mixed load: another leads within 10 s; every decision a client received is on record; no orphan PostgreSQL role; the streams verify', async () => {

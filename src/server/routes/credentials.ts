@@ -27,13 +27,19 @@ export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
         operationId: 'getSshKrl',
         summary: "OpenSSH KRL of every Portcullis SSH certificate revoked or superseded and not yet expired, for sshd's RevokedKeys (fetch it every few seconds)",
         tags: ['credentials'],
-        response: { 200: z.string().describe('the KRL, binary (application/octet-stream)'), ...errors(404) },
+        response: { 200: z.string().describe('the KRL, binary (application/octet-stream)'), 304: z.null().describe('unchanged since the ETag sent in If-None-Match'), ...errors(404) },
       },
     },
-    async (_req, reply) => {
-      const krl = broker.sshKrl();
-      if (!krl) throw new NotFound('SSH targets: none are configured, so there is no KRL');
-      return reply.header('content-type', 'application/octet-stream').header('cache-control', 'no-cache').send(await krl);
+    async (req, reply) => {
+      const pending = broker.sshKrl();
+      if (!pending) throw new NotFound('SSH targets: none are configured, so there is no KRL');
+      const krl = await pending;
+      // Named by its entries, the same on every replica: a poller behind a load balancer gets 304
+      // until something is revoked.
+      const etag = `"${krl.version}"`;
+      reply.header('etag', etag).header('cache-control', 'no-cache');
+      if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+      return reply.header('content-type', 'application/octet-stream').send(krl.bytes);
     },
   );
 

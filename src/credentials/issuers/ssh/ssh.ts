@@ -7,7 +7,7 @@
 // to the data dir on each revocation here, and served to remote sshd hosts by `GET /v1/ssh/krl`.
 // Live SSH sessions are not ended by this (the SSH gateway does that).
 import { execFile } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,7 +21,7 @@ import { fingerprint } from '../../fingerprint.ts';
 import { ed25519PublicLine, parseSshPublicKey, signUserCertificate } from './ssh-cert.ts';
 import type { SshPublicKey } from './ssh-cert.ts';
 import { randomPooled } from '../../../crypto/random.ts';
-import type { CredentialIssuer, IssueRequest, IssueResult, Lease, ReconcileResult, RenewResult } from '../../types.ts';
+import type { CredentialIssuer, IssueRequest, IssueResult, Lease, ReconcileResult, RenewResult, RevocationList } from '../../types.ts';
 import type { LeaseRepository } from '../../ports.ts';
 
 const run = promisify(execFile);
@@ -197,8 +197,9 @@ export class SshIssuer implements CredentialIssuer {
   }
 
   /** The KRL as it stands in the lease table now, compiled (what `GET /v1/ssh/krl` serves). */
-  async revocationList(): Promise<Buffer> {
-    return (await this.#compile([])).krl;
+  async revocationList(): Promise<RevocationList> {
+    const { krl, spec } = await this.#compile([]);
+    return { bytes: krl, version: createHash('sha256').update(this.#ca.publicKeyLine).update('\n').update(spec).digest('base64url') };
   }
 
   /** The KRL from the lease table plus `extra` (not on record yet), and its spec (serial lines). */
