@@ -200,7 +200,7 @@ describe('core loop: prove, decide, record', () => {
     assert.equal((await h.get('/healthz')).status, 200);
     assert.equal((await h.get('/readyz')).body.ready, true);
     const metrics = await fetch(`${h.url}/metrics`).then((r) => r.text());
-    assert.match(metrics, /portcullis_decisions_total\{decision="allow"\} \d+/);
+    assert.match(metrics, /portcullis_decisions_total\{decision="allow",engine="compiled"\} \d+/);
   });
 
   it('RFC 8693 token exchange at /oauth2/token', async () => {
