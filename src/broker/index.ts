@@ -229,8 +229,8 @@ export class Broker {
   // ── Credentials ──────────────────────────────────────────────────────────────────────────
 
   /** Configured credential targets and the SSH user CA's public key (any caller with a session). */
-  targets(): { targets: { name: string; kind: string; resourceType: string }[]; sshUserCa: string } {
-    return { targets: this.#s.credentials.targets(), sshUserCa: this.#s.sshCa.publicKeyLine };
+  targets(): { targets: { name: string; kind: string; resourceType: string }[]; sshUserCa: string; sshHostCa: string } {
+    return { targets: this.#s.credentials.targets(), sshUserCa: this.#s.sshCa.publicKeyLine, sshHostCa: this.#s.sshHostCa.publicKeyLine };
   }
 
   /** Issues a credential for the caller after a request-time decision; the lease records who, what, why. */

@@ -68,6 +68,11 @@ export function sshUserCa(keyring: Keyring): SshCa {
   return sshCaFromKey(ed25519FromSeed(keyring.secret('ssh-user-ca')));
 }
 
+/** The SSH host CA (host certificates, `ssh-host` targets): another sealed seed, never the user CA's. */
+export function sshHostCa(keyring: Keyring): SshCa {
+  return sshCaFromKey(ed25519FromSeed(keyring.secret('ssh-host-ca')), 'portcullis-host-ca');
+}
+
 function ed25519FromSeed(seed: Uint8Array) {
   const pkcs8Prefix = Buffer.from('302e020100300506032b657004220420', 'hex');
   return createPrivateKey({ key: Buffer.concat([pkcs8Prefix, Buffer.from(seed)]), format: 'der', type: 'pkcs8' });

@@ -15,7 +15,7 @@ import { PolicyStore } from '../policy/store.ts';
 import { createCredentialService } from '../credentials/index.ts';
 import { createAccessService } from '../access/index.ts';
 import type { Opened } from './open.ts';
-import { sshKrlPath, sshUserCa, tokenSigner } from './open.ts';
+import { sshHostCa, sshKrlPath, sshUserCa, tokenSigner } from './open.ts';
 import { createTrusts } from './trusts.ts';
 import { LOGIN_STATE_SECRET } from '../identity/login-state.ts';
 import { withGrants } from './authorization.ts';
@@ -91,6 +91,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     loginStateKey: keyring.secret(LOGIN_STATE_SECRET),
   });
   const sshCa = sshUserCa(keyring);
+  const sshHost = sshHostCa(keyring);
   // Read at decision time, after `access` below exists.
   const grantsFor: GrantsFor = (identity, resource, action) => withGrants(access, clock.now(), identity, resource, action);
   const deciders = { identities, decisions, metrics, grantsFor };
@@ -115,7 +116,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     signer: tokenSigner(keyring),
     issuerUrl: issuer,
     // RevokedKeys for sshd: revoking an SSH lease refuses new logins with its certificate at once.
-    ssh: { ca: sshCa, krlPath: sshKrlPath(config.data_dir) },
+    ssh: { ca: sshCa, krlPath: sshKrlPath(config.data_dir), hostCa: sshHost },
     spiffe: Object.fromEntries([...spiffeCa.authorities()].map(([td, a]) => [td, { root: a.root, intermediate: a.intermediate }])),
     resolvers: {
       identitiesOfOwner: (owner) => identities.list({ owner }).map((i) => i.id),
@@ -164,5 +165,5 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
       return ages;
     },
   });
-  return { metrics, audit, identities, policyStore, decisions, sessions, apikeys, authenticator, humanTrusts, sshCa, credentials, access, grantsFor };
+  return { metrics, audit, identities, policyStore, decisions, sessions, apikeys, authenticator, humanTrusts, sshCa, sshHostCa: sshHost, credentials, access, grantsFor };
 }

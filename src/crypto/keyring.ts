@@ -53,10 +53,10 @@ export interface RotateOptions {
 
 /**
  * The named secrets the keyring loads at open (`secret(name)` serves them synchronously): the API
- * key pepper (identity/apikeys.ts), the SSH user CA seed (broker/open.ts) and the key that seals
+ * key pepper (identity/apikeys.ts), the SSH user and host CA seeds (broker/open.ts) and the key that seals
  * pending human logins in the store (identity/login-state.ts LOGIN_STATE_SECRET).
  */
-const KEYRING_SECRETS: readonly string[] = ['apikey-pepper', 'ssh-user-ca', 'oidc-login-state'];
+const KEYRING_SECRETS: readonly string[] = ['apikey-pepper', 'ssh-user-ca', 'ssh-host-ca', 'oidc-login-state'];
 
 /** The keyring cannot serve a request: no active key for a purpose, or a secret not loaded at open. */
 export class KeyringError extends Error {

@@ -132,8 +132,8 @@ export function auditVerificationDto(v: AuditVerification) {
 }
 
 /** Configured credential targets and the SSH user CA line. */
-export function targetsDto(t: { targets: { name: string; kind: string; resourceType: string }[]; sshUserCa: string }) {
-  return { targets: t.targets.map((x) => ({ name: x.name, kind: x.kind, resource_type: x.resourceType })), ssh_user_ca: t.sshUserCa };
+export function targetsDto(t: { targets: { name: string; kind: string; resourceType: string }[]; sshUserCa: string; sshHostCa: string }) {
+  return { targets: t.targets.map((x) => ({ name: x.name, kind: x.kind, resource_type: x.resourceType })), ssh_user_ca: t.sshUserCa, ssh_host_ca: t.sshHostCa };
 }
 
 /** A decision: only its own members reach the wire. */

@@ -112,7 +112,14 @@ ${store.yaml}`;
   writeFileSync(join(dir, 'portcullis.yaml'), yaml);
   const clock = new ManualClock(Date.now());
   const env = { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 9).toString('base64'), ...store.env, ...o.env };
-  const running = await serve(parseConfig(yaml, dir, { ...process.env, ...env }), { clock, env, ...(o.logger ? { logger: o.logger } : { quiet: true }) });
+  let running: Awaited<ReturnType<typeof serve>>;
+  try {
+    running = await serve(parseConfig(yaml, dir, { ...process.env, ...env }), { clock, env, ...(o.logger ? { logger: o.logger } : { quiet: true }) });
+  } catch (err) {
+    // A server that did not start leaves nothing listening (the test's JWKS would keep the run alive).
+    await new Promise((r) => jwks.close(r));
+    throw err;
+  }
   const url = running.url;
 
   const call = (method: string, path: string, body?: unknown, token?: string, tls?: { cert: string; key: string }): Promise<Reply> => {

@@ -31,16 +31,17 @@ export interface Sshd {
  * Starts sshd in `dir`: trusts `caPublicKeyLine`, refuses serials in `krlPath` (created empty when
  * missing: an unreadable RevokedKeys refuses every key), lets `principals` log in as sshUser.
  */
-export async function startSshd(dir: string, o: { caPublicKeyLine: string; krlPath: string; principals: string[] }): Promise<Sshd> {
+export async function startSshd(dir: string, o: { caPublicKeyLine: string; krlPath: string; principals: string[]; hostKey?: string; hostCertificate?: string }): Promise<Sshd> {
   const port = await freePort();
   mkdirSync('/run/sshd', { recursive: true }); // sshd's privilege-separation directory
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host')]);
+  const hostKey = o.hostKey ?? join(dir, 'host');
+  if (!o.hostKey) await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
   writeFileSync(join(dir, 'ca.pub'), `${o.caPublicKeyLine}\n`);
   if (!existsSync(o.krlPath)) writeFileSync(o.krlPath, '');
   mkdirSync(join(dir, 'principals'), { recursive: true });
   writeFileSync(join(dir, 'principals', sshUser), `${o.principals.join('\n')}\n`);
   writeFileSync(join(dir, 'sshd_config'), [
-    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${join(dir, 'host')}`, `PidFile ${join(dir, 'sshd.pid')}`,
+    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${hostKey}`, ...(o.hostCertificate ? [`HostCertificate ${o.hostCertificate}`] : []), `PidFile ${join(dir, 'sshd.pid')}`,
     `TrustedUserCAKeys ${join(dir, 'ca.pub')}`, `AuthorizedPrincipalsFile ${join(dir, 'principals')}/%u`, 'AuthorizedKeysFile none',
     `RevokedKeys ${o.krlPath}`, 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'PubkeyAuthentication yes',
     'PermitRootLogin prohibit-password', 'StrictModes no', 'UsePAM no', 'LogLevel VERBOSE', '',

@@ -70,6 +70,29 @@ export function register(program: Command): void {
       out(!!o.json, { ...r, certificate_path: certPath }, () => `certificate written to ${certPath} (lease ${String(r.lease.id)}, principals ${JSON.stringify(r.credential.principals)})`);
     });
 
+  creds
+    .command('ssh-host')
+    .description('get an SSH host certificate for this host (as a host identity), written next to its host key')
+    .argument('<target>', 'an ssh-host target')
+    .requiredOption('--key <path>', 'the host public key, e.g. /etc/ssh/ssh_host_ed25519_key.pub')
+    .option('--ttl <duration>')
+    .option('--reason <text>', 'why', 'host certificate')
+    .addOption(json())
+    .action(async (target: string, o: { key: string; ttl?: string; reason: string; json?: boolean }) => {
+      let publicKey: string;
+      try {
+        publicKey = readFileSync(o.key, 'utf8').trim();
+      } catch (err) {
+        throw fileError(err, '--key', o.key) ?? err;
+      }
+      const r = await call<{ lease: Record<string, unknown>; credential: Record<string, unknown> }>('POST', '/v1/credentials', {
+        body: { target, reason: o.reason, public_key: publicKey, ...(o.ttl && { ttl: o.ttl }) },
+      });
+      const certPath = o.key.replace(/\.pub$/, '') + '-cert.pub';
+      writeFileSync(certPath, `${String(r.credential.certificate)}\n`, { mode: 0o644 });
+      out(!!o.json, { ...r, certificate_path: certPath }, () => `host certificate written to ${certPath} (lease ${String(r.lease.id)}, hosts ${JSON.stringify(r.credential.hosts)}, until ${String(r.credential.valid_before)}); sshd: HostCertificate ${certPath}`);
+    });
+
   program
     .command('leases')
     .description('leases: yours by default; --all, --identity, --target need lease.read')

@@ -16,7 +16,7 @@ export interface IssuerDeps {
   /** Environment for secrets named in config (`password_env`). Default process.env. */
   env?: Record<string, string | undefined>;
   /** SSH user CA (ssh targets); `krlPath` enables immediate revocation through sshd RevokedKeys. */
-  ssh?: { ca: SshCa; krlPath?: string };
+  ssh?: { ca: SshCa; krlPath?: string; hostCa?: SshCa };
   /** The lease table, read-only: issuers whose revocation list derives from it (the SSH KRL). */
   leases?: Pick<LeaseRepository, 'list'>;
   /** Signs access tokens (api targets); its public key must be in the broker's JWKS. */

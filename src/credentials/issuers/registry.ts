@@ -9,8 +9,9 @@ import { api } from './api/index.ts';
 import { postgres } from './postgres/index.ts';
 import { spiffeX509 } from './spiffe-x509/index.ts';
 import { ssh } from './ssh/index.ts';
+import { sshHost } from './ssh-host/index.ts';
 
-export const ISSUERS = [postgres, ssh, api, spiffeX509] as const;
+export const ISSUERS = [postgres, ssh, sshHost, api, spiffeX509] as const;
 
 export type { IssuerDeps, IssuerPlugin } from './plugin.ts';
 

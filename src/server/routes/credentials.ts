@@ -9,7 +9,7 @@ import { noteDecision } from '../request-log.ts';
 import { z } from 'zod';
 import { Issued, Lease, RevocationResult, SESSION_ERRORS, duration, errors, optionalBody } from '../schemas.ts';
 
-const Targets = z.object({ targets: z.array(z.object({ name: z.string(), kind: z.string(), resource_type: z.string() })), ssh_user_ca: z.string() });
+const Targets = z.object({ targets: z.array(z.object({ name: z.string(), kind: z.string(), resource_type: z.string() })), ssh_user_ca: z.string(), ssh_host_ca: z.string().describe('put it in known_hosts as @cert-authority to trust Portcullis host certificates') });
 
 export function credentialRoutes(app: FastifyInstance, broker: Broker): void {
   const session = requireSession(broker);

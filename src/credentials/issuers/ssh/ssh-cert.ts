@@ -1,4 +1,4 @@
-// OpenSSH user certificates, encoded by hand per PROTOCOL.certkeys and signed with node:crypto
+// OpenSSH user and host certificates, encoded by hand per PROTOCOL.certkeys and signed with node:crypto
 // Ed25519. The format is small and fixed; doing it in-process avoids a subprocess per issuance
 // and keeps the CA private key out of files. Tests check the result with ssh-keygen -L and sshd.
 import { createPublicKey, sign, verify } from 'node:crypto';
@@ -15,6 +15,7 @@ const CERT_TYPES: Record<string, string> = {
 };
 
 const SSH_CERT_USER = 1;
+const SSH_CERT_HOST = 2;
 
 class Writer {
   readonly parts: Buffer[] = [];
@@ -146,6 +147,8 @@ export interface UserCertSpec {
   validBefore: number;
   criticalOptions: Record<string, string>;
   extensions: string[];
+  /** A host certificate (its principals are host names; no options or extensions); default user. */
+  host?: boolean;
 }
 
 /** The signed part of a user certificate (PROTOCOL.certkeys), up to and including the CA key. */
@@ -165,7 +168,7 @@ function certificateBody(ca: KeyObject, spec: UserCertSpec): Buffer {
     .string(randomPooled(32))
     .raw(spec.publicKey.fields)
     .u64(spec.serial)
-    .u32(SSH_CERT_USER)
+    .u32(spec.host ? SSH_CERT_HOST : SSH_CERT_USER)
     .string(spec.keyId)
     .string(principals.bytes())
     .u64(BigInt(spec.validAfter))
