@@ -49,6 +49,11 @@ export interface DecisionInput {
   resourceEntities?: Entity[];
 }
 
+/** What an application asks about (decideAsked): a subject and resource it may name, or a refusal recorded as a deny. */
+export type AskedItem =
+  | { input: DecisionInput }
+  | { refused: { subject: string; resource: string; action: string; reason: 'subject_not_found' | 'resource_not_found'; detail: string } };
+
 export interface Decision {
   decision: 'allow' | 'deny';
   reasons: string[];
@@ -174,6 +179,73 @@ export class DecisionPoint {
   /** Decides many requests for one principal; each is audited. */
   async decideBatch(inputs: DecisionInput[]): Promise<Decision[]> {
     return Promise.all(inputs.map((i) => this.decide(i)));
+  }
+
+  /**
+   * An application asks about one of its subjects (AuthZEN, docs/authzen.md). The app's own
+   * decision (`asker`: `pdp.query` on the decision point) and the subject's are made together and
+   * recorded ONCE, attributed to both: `actor` the app, `subject` the subject, the app's decision
+   * under `payload.asked_by`. A refused app gets its own deny recorded and no subject decision; a
+   * subject or resource the app may not name (unknown, or outside its boundary) is a recorded
+   * deny that never reaches the engine. `recorded` settles like decideDeferred's.
+   */
+  decideAsked(asker: DecisionInput, item: AskedItem, requestId?: string): { asker: Decision; decision: Decision; recorded: Promise<void> } {
+    const a = this.#evaluate(asker);
+    const askedBy = {
+      id: asker.principal.id,
+      decision: a.decision.decision,
+      decision_id: a.decision.decision_id,
+      reasons: a.decision.reasons,
+      authn: { method: asker.authn.method, trust: asker.authn.trust },
+      ...(asker.sessionId && { session: asker.sessionId }),
+    };
+    const api = { api: 'authzen', ...(requestId !== undefined && { request_id: requestId }) };
+    let decision: Decision;
+    let record: Parameters<AuditSink['append']>[0];
+    if (a.decision.decision !== 'allow') {
+      decision = a.decision;
+      record = { ...a.record, subject: 'refused' in item ? item.refused.subject : item.input.principal.id, payload: { ...a.record.payload, ...api, asked_by: askedBy } };
+    } else if ('refused' in item) {
+      const r = item.refused;
+      const version = this.#version!;
+      decision = { decision: 'deny', reasons: [], errors: [], decision_id: randomUUIDv7(), policy_version: version.version };
+      record = {
+        stream: 'authz',
+        type: 'authz.decision',
+        actor: asker.principal.id,
+        subject: r.subject,
+        boundary: asker.principal.boundary,
+        decision: 'deny',
+        payload: {
+          decision_id: decision.decision_id,
+          action: r.action,
+          resource: r.resource,
+          reasons: [],
+          errors: [],
+          policy_version: version.version,
+          refused: r.reason,
+          detail: r.detail,
+          source_ip: asker.sourceIp,
+          ...api,
+          asked_by: askedBy,
+        },
+      };
+    } else {
+      const s = this.#evaluate(item.input);
+      decision = s.decision;
+      record = { ...s.record, actor: asker.principal.id, subject: item.input.principal.id, payload: { ...s.record.payload, ...api, asked_by: askedBy } };
+    }
+    return { asker: a.decision, decision, recorded: this.#record(record) };
+  }
+
+  #record(record: Parameters<AuditSink['append']>[0]): Promise<void> {
+    return this.#o.audit.append(record).then(
+      () => undefined,
+      (err: unknown) => {
+        if (this.#o.failClosed) throw Object.assign(new Unavailable('the decision could not be recorded in the audit log; denied'), { cause: err });
+        this.#o.onAuditFailure?.(err);
+      },
+    );
   }
 
   #evaluate(raw: DecisionInput): { decision: Decision; record: Parameters<AuditSink['append']>[0] } {

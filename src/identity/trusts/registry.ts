@@ -16,7 +16,8 @@ export type TrustConfig = ReturnType<(typeof TRUSTS)[number]['parse']>;
 export type TrustKind = TrustConfig['kind'];
 
 /** Methods of the built-in proofs: API keys (always on) and the first administrator's bootstrap secret. */
-const BUILTIN_AUTHN_METHODS = ['api-key', 'bootstrap'] as const;
+// `authzen`: no login at all — an application asked about this subject (AuthZEN); trust is the app's identity.
+const BUILTIN_AUTHN_METHODS = ['api-key', 'bootstrap', 'authzen'] as const;
 
 /** `context.authn.method`: how an identity was proved. */
 export type AuthnMethod = (typeof TRUSTS)[number]['methods'][number] | (typeof BUILTIN_AUTHN_METHODS)[number];
