@@ -166,7 +166,7 @@ export class DecisionPoint {
    */
   decideDeferred(input: DecisionInput): { decision: Decision; recorded: Promise<void> } {
     const { decision, record } = this.#evaluate(input);
-    const recorded = this.#o.audit.append(record).then(
+    const recorded = this.#o.audit.append(record()).then(
       () => undefined,
       (err: unknown) => {
         if (this.#o.failClosed) throw Object.assign(new Unavailable('the decision could not be recorded in the audit log; denied'), { cause: err });
@@ -191,20 +191,15 @@ export class DecisionPoint {
    */
   decideAsked(asker: DecisionInput, item: AskedItem, requestId?: string): { asker: Decision; decision: Decision; recorded: Promise<void> } {
     const a = this.#evaluate(asker);
-    const askedBy = {
-      id: asker.principal.id,
-      decision: a.decision.decision,
-      decision_id: a.decision.decision_id,
-      reasons: a.decision.reasons,
-      authn: { method: asker.authn.method, trust: asker.authn.trust },
-      ...(asker.sessionId && { session: asker.sessionId }),
-    };
+    // The app's own decision, inside the record: its allow is recorded nowhere else.
+    const askedBy = { id: asker.principal.id, reasons: a.decision.reasons, authn: { method: asker.authn.method, trust: asker.authn.trust }, ...(asker.sessionId && { session: asker.sessionId }) };
     const api = { api: 'authzen', ...(requestId !== undefined && { request_id: requestId }) };
     let decision: Decision;
     let record: Parameters<AuditSink['append']>[0];
     if (a.decision.decision !== 'allow') {
       decision = a.decision;
-      record = { ...a.record, subject: 'refused' in item ? item.refused.subject : item.input.principal.id, payload: { ...a.record.payload, ...api, asked_by: askedBy } };
+      const own = a.record();
+      record = { ...own, subject: 'refused' in item ? item.refused.subject : item.input.principal.id, payload: { ...own.payload, ...api, asked_by: askedBy } };
     } else if ('refused' in item) {
       const r = item.refused;
       const version = this.#version!;
@@ -233,7 +228,8 @@ export class DecisionPoint {
     } else {
       const s = this.#evaluate(item.input);
       decision = s.decision;
-      record = { ...s.record, actor: asker.principal.id, subject: item.input.principal.id, payload: { ...s.record.payload, ...api, asked_by: askedBy } };
+      const own = s.record();
+      record = { ...own, actor: asker.principal.id, subject: item.input.principal.id, payload: { ...own.payload, ...api, asked_by: askedBy } };
     }
     return { asker: a.decision, decision, recorded: this.#record(record) };
   }
@@ -248,7 +244,8 @@ export class DecisionPoint {
     );
   }
 
-  #evaluate(raw: DecisionInput): { decision: Decision; record: Parameters<AuditSink['append']>[0] } {
+  /** The decision, and its authz record built when asked for (an app's allowed pdp.query is never recorded on its own). */
+  #evaluate(raw: DecisionInput): { decision: Decision; record: () => Parameters<AuditSink['append']>[0] } {
     // A blank reason or ticket is no purpose: dropped here, for every path that decides (docs/policy.md).
     const input: DecisionInput = { ...raw, purpose: cleanPurpose(raw.purpose) };
     const version = this.#version;
@@ -290,7 +287,7 @@ export class DecisionPoint {
     };
     return {
       decision,
-      record: {
+      record: () => ({
         stream: 'authz',
         type: 'authz.decision',
         actor: input.principal.id,
@@ -311,7 +308,7 @@ export class DecisionPoint {
           ...(input.breakGlass && { breakGlass: true }),
           ...(input.delegation && input.delegation.depth > 0 && { delegation: input.delegation }),
         },
-      },
+      }),
     };
   }
 
