@@ -191,8 +191,9 @@ export class DecisionPoint {
    */
   decideAsked(asker: DecisionInput, item: AskedItem, requestId?: string): { asker: Decision; decision: Decision; recorded: Promise<void> } {
     const a = this.#evaluate(asker);
-    // The app's own decision, inside the record: its allow is recorded nowhere else.
-    const askedBy = { id: asker.principal.id, reasons: a.decision.reasons, authn: { method: asker.authn.method, trust: asker.authn.trust }, ...(asker.sessionId && { session: asker.sessionId }) };
+    // The app's own decision, inside the record (its allow is recorded nowhere else): the policies
+    // that let it ask and the session (or API key) it asked with; who it is, is the record's actor.
+    const askedBy = { reasons: a.decision.reasons, ...(asker.sessionId && { session: asker.sessionId }) };
     const api = { api: 'authzen', ...(requestId !== undefined && { request_id: requestId }) };
     let decision: Decision;
     let record: Parameters<AuditSink['append']>[0];
