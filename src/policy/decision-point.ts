@@ -84,6 +84,8 @@ export class DecisionPoint {
   readonly #o: DecisionPointOptions;
   #version: PolicyVersion | undefined;
   #policies: readonly PolicySource[] = [];
+  readonly #askerMemo = new Map<string, AuthzResult>();
+  #askerSecond = 0;
 
   constructor(options: DecisionPointOptions) {
     this.#o = options;
@@ -190,7 +192,14 @@ export class DecisionPoint {
    * deny that never reaches the engine. `recorded` settles like decideDeferred's.
    */
   decideAsked(asker: DecisionInput, item: AskedItem, requestId?: string): { asker: Decision; decision: Decision; recorded: Promise<void> } {
-    const a = this.#evaluate(asker);
+    // The app's own pdp.query repeats identically within a second (same session, address, facts):
+    // decided by the engine once per second and set of inputs, still recorded with every evaluation.
+    const second = Math.floor(this.#o.clock.now() / 1000);
+    if (second !== this.#askerSecond) {
+      this.#askerMemo.clear();
+      this.#askerSecond = second;
+    }
+    const a = this.#evaluate(asker, this.#askerMemo);
     // The app's own decision, inside the record (its allow is recorded nowhere else): the policies
     // that let it ask and the session (or API key) it asked with; who it is, is the record's actor.
     const askedBy = { reasons: a.decision.reasons, ...(asker.sessionId && { session: asker.sessionId }) };
@@ -246,7 +255,7 @@ export class DecisionPoint {
   }
 
   /** The decision, and its authz record built when asked for (an app's allowed pdp.query is never recorded on its own). */
-  #evaluate(raw: DecisionInput): { decision: Decision; record: () => Parameters<AuditSink['append']>[0] } {
+  #evaluate(raw: DecisionInput, memo?: Map<string, AuthzResult>): { decision: Decision; record: () => Parameters<AuditSink['append']>[0] } {
     // A blank reason or ticket is no purpose: dropped here, for every path that decides (docs/policy.md).
     const input: DecisionInput = { ...raw, purpose: cleanPurpose(raw.purpose) };
     const version = this.#version;
@@ -270,12 +279,23 @@ export class DecisionPoint {
       context,
     };
     const principal: Entity = principalEntity(input.principal, input.claims);
-    let result: AuthzResult;
-    try {
-      result = this.#o.engine.authorize(request, [principal, ...(input.resourceEntities ?? [])]);
-    } catch (err) {
-      // An engine failure is a deny, never an allow.
-      result = { decision: 'deny', reasons: [], errors: [{ policyId: '(engine)', message: (err as Error).message }] };
+    const entities = [principal, ...(input.resourceEntities ?? [])];
+    // A memo (decideAsked's, for the asking app) holds answers to requests identical in every
+    // input — same policy version, request (its context carries the time to the second) and
+    // entities: Cedar answers those the same, so the engine is not asked twice.
+    const key = memo && memoKey(version.version, request, entities);
+    let result = key === undefined ? undefined : memo!.get(key);
+    if (!result) {
+      try {
+        result = this.#o.engine.authorize(request, entities);
+      } catch (err) {
+        // An engine failure is a deny, never an allow.
+        result = { decision: 'deny', reasons: [], errors: [{ policyId: '(engine)', message: (err as Error).message }] };
+      }
+      if (key !== undefined && result.errors.length === 0) {
+        if (memo!.size >= 10_000) memo!.clear();
+        memo!.set(key, result);
+      }
     }
     const decision: Decision = {
       decision: result.decision,
@@ -349,6 +369,15 @@ export class DecisionPoint {
       bridge: bridged,
     };
     return context;
+  }
+}
+
+/** The memo key of a request: every input of the decision, or undefined when one cannot be written as JSON. */
+function memoKey(version: number, request: unknown, entities: readonly Entity[]): string | undefined {
+  try {
+    return `${version}\u0000${JSON.stringify(request)}\u0000${JSON.stringify(entities)}`;
+  } catch {
+    return undefined; // e.g. a bigint: decided without the memo
   }
 }
 

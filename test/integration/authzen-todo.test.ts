@@ -339,4 +339,16 @@ describe('AuthZEN: the Todo interop scenario on the shipped example', () => {
     const recs = await running.broker.audit.query({ stream: 'authz', type: 'pdp.rate_limited', actor: 'service-account:other-app' });
     assert.equal(recs.length, 1);
   });
+  it('a policy change takes the app\'s right away at once (its pdp.query is decided with every evaluation)', async () => {
+    const morty = USERS.find((u) => u.email.startsWith('morty'))!;
+    const body = { subject: subject(morty), action: { name: 'can_read_todos' }, resource: todo() };
+    assert.deepEqual((await post('/access/v1/evaluation', body)).body, { decision: true });
+    const put = await request('PUT', '/v1/policies', { files: [{ name: 'stop.cedar', text: '@id("stop-the-backend") forbid (principal == ServiceAccount::"service-account:todo-backend", action == Action::"pdp.query", resource);' }], reason: 'the todo backend is compromised' }, adminSession);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    const refused = await post('/access/v1/evaluation', body);
+    assert.equal(refused.status, 403, 'refused within the same second as the last allowed answer');
+    const [rec] = await running.broker.audit.query({ stream: 'authz', actor: 'service-account:todo-backend', order: 'desc', limit: 1 });
+    assert.equal(rec!.payload.action, 'pdp.query');
+    assert.deepEqual(rec!.payload.reasons, ['stop-the-backend']);
+  });
 });
