@@ -29,6 +29,13 @@ export const DEFAULT_AUTHZEN: AuthzenConfig = { described_types: [], rate_limit:
 /** A Cedar entity type name: AuthZEN types are often lowercase (`user`, `todo`). */
 export const CEDAR_TYPE = { pattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}(::[A-Za-z_][A-Za-z0-9_]{0,63})*$/, hint: 'must be a Cedar entity type like "todo" or "Document"' };
 
+/**
+ * Types Portcullis itself defines (src/policy/schema.ts): never described by an app. Their
+ * entities are declared facts (principals, data resources) or the control plane's own; letting a
+ * request describe one would let an app vouch for what policies trust as declared.
+ */
+const BUILTIN_TYPES = new Set(['Team', 'Role', 'Workload', 'Agent', 'ServiceAccount', 'User', 'Database', 'Table', 'Host', 'Api', 'Secret', 'Tool', 'ControlPlane', 'Policy', 'AuditStream', 'Lease', 'AccessRequest', 'Identity']);
+
 /** `authzen` as written. */
 export const AUTHZEN = section({
   described_types: z
@@ -45,6 +52,7 @@ export function authzenConfig(a: z.output<typeof AUTHZEN>, boundaries: readonly 
     const at = `${path}.described_types[${i}]`;
     if (!boundaries.includes(d.boundary)) throw new ConfigError(`${at}.boundary`, `boundary "${d.boundary}" is not in boundaries (${boundaries.join(', ')})`);
     if (seen.has(d.type)) throw new ConfigError(`${at}.type`, `duplicate described type "${d.type}"`);
+    if (BUILTIN_TYPES.has(d.type)) throw new ConfigError(`${at}.type`, `${d.type} is a built-in entity type: declare its resources under resources: (an app may describe only its own types, from schema_extension)`);
     seen.add(d.type);
     return { type: d.type, boundary: d.boundary, environment: d.environment };
   });

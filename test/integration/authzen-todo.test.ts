@@ -13,6 +13,8 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { ManualClock } from '../../src/common/clock.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { serve } from '../../src/cli/serve.ts';
@@ -128,6 +130,45 @@ describe('AuthZEN: the Todo interop scenario on the shipped example', () => {
     for (const [k, p] of [['access_evaluation_endpoint', 'evaluation'], ['access_evaluations_endpoint', 'evaluations'], ['search_subject_endpoint', 'search/subject'], ['search_resource_endpoint', 'search/resource'], ['search_action_endpoint', 'search/action']]) {
       assert.equal(r.body[k!], `${url}/access/v1/${p}`);
     }
+  });
+
+  it('/openapi.json names each AuthZEN operation, and real answers (2xx and errors) match their declared schemas', async () => {
+    const doc = (await request('GET', '/openapi.json')).body as { paths: Record<string, Record<string, { operationId?: string; responses: Record<string, { content?: Record<string, { schema: object }> }> }>> };
+    const ops: [string, string, string][] = [
+      ['/.well-known/authzen-configuration', 'get', 'getAuthzenConfiguration'],
+      ['/access/v1/evaluation', 'post', 'authzenEvaluation'],
+      ['/access/v1/evaluations', 'post', 'authzenEvaluations'],
+      ['/access/v1/search/subject', 'post', 'authzenSearchSubject'],
+      ['/access/v1/search/resource', 'post', 'authzenSearchResource'],
+      ['/access/v1/search/action', 'post', 'authzenSearchAction'],
+      ['/.well-known/oauth-authorization-server', 'get', 'getAuthorizationServerMetadata'],
+      ['/.well-known/openid-configuration', 'get', 'getOpenidConfiguration'],
+    ];
+    for (const [path, method, id] of ops) assert.equal(doc.paths[path]?.[method]?.operationId, id, path);
+    for (const code of ['400', '401', '403', '429']) assert.ok(doc.paths['/access/v1/evaluations']!.post!.responses[code]?.content?.['application/problem+json'], code);
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    (addFormats as unknown as (a: Ajv2020) => void)(ajv);
+    const check = (res: { status: number; body: unknown; headers: Headers }, path: string, method = 'post') => {
+      const type = (res.headers.get('content-type') ?? '').split(';')[0]!;
+      const schema = doc.paths[path]![method]!.responses[String(res.status)]?.content?.[type]?.schema;
+      assert.ok(schema, `${method} ${path} ${res.status} ${type} is declared`);
+      const validate = ajv.compile(schema);
+      assert.ok(validate(res.body), `${path} ${res.status}: ${JSON.stringify(validate.errors)} ${JSON.stringify(res.body)}`);
+    };
+    const morty = USERS.find((u) => u.email.startsWith('morty'))!;
+    const e = { subject: subject(morty), action: { name: 'can_read_todos' }, resource: todo() };
+    check(await request('GET', '/.well-known/authzen-configuration'), '/.well-known/authzen-configuration', 'get');
+    check(await request('GET', '/.well-known/oauth-authorization-server'), '/.well-known/oauth-authorization-server', 'get');
+    check(await post('/access/v1/evaluation', e), '/access/v1/evaluation');
+    check(await post('/access/v1/evaluation', { ...e, subject: { type: 'user', id: 'nobody' } }), '/access/v1/evaluation');
+    check(await post('/access/v1/evaluations', { ...e, evaluations: [{}, { action: { name: 'can_create_todo' } }] }), '/access/v1/evaluations');
+    check(await post('/access/v1/evaluations', e), '/access/v1/evaluations');
+    check(await post('/access/v1/search/subject', { subject: { type: 'user' }, action: { name: 'can_read_todos' }, resource: todo() }), '/access/v1/search/subject');
+    check(await post('/access/v1/search/resource', { subject: subject(morty), action: { name: 'can_read_user' }, resource: { type: 'user' }, page: { limit: 2 } }), '/access/v1/search/resource');
+    check(await post('/access/v1/search/action', { subject: subject(morty), resource: todo() }), '/access/v1/search/action');
+    check(await post('/access/v1/evaluation', { ...e, action: {} }), '/access/v1/evaluation');
+    check(await post('/access/v1/evaluation', e, 'pcx_notakey'), '/access/v1/evaluation');
+    check(await post('/access/v1/evaluation', e, adminSession), '/access/v1/evaluation');
   });
 
   it('every rule: each role × action × own and others\' todos, one evaluation at a time', async () => {
