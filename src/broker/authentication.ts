@@ -135,6 +135,37 @@ export class Authentication {
     }
   }
 
+  /**
+   * An API key presented directly as the bearer (AuthZEN PEPs, docs/authzen.md): verified on each
+   * call (a revoked or expired key is refused at once), no session issued and no authn.success per
+   * call — the decisions it asks for name the key (`session: apikey:<id>`). A refusal is audited
+   * like a failed login.
+   */
+  async callerFromApiKey(key: string, sourceIp: string): Promise<SessionContext> {
+    let verified: VerifiedProof | undefined;
+    try {
+      const v = await this.#d.authenticator.authenticate({ type: 'api_key', key });
+      verified = v;
+      this.#d.binding.checkProof(v);
+      const identity = this.#d.identities.get(v.identityId) ?? (await this.#d.identities.current(v.identityId));
+      if (!identity) throw new AuthenticationFailed('unknown_identity', `identity ${v.identityId} no longer exists`);
+      this.#d.binding.checkIdentity(v, identity);
+      if (identity.status !== 'active') throw new AuthenticationFailed(`identity_${identity.status}`, `identity ${identity.id} is ${identity.status}`);
+      return { identity, authn: v.facts, claims: v.attributes, jti: `apikey:${String(v.attributes.api_key_id)}`, expiresAt: Date.now() + 60_000 };
+    } catch (err) {
+      if (err instanceof AuthenticationFailed) {
+        await this.#d.audit.append({
+          stream: 'authn',
+          type: 'authn.failure',
+          actor: verified?.identityId ?? 'anonymous',
+          payload: { reason: err.reason, detail: err.detail, proof: 'api_key', bearer: true, source_ip: sourceIp, ...(verified && { trust: verified.facts.trust, ...verified.evidence }) },
+        });
+        this.#d.metrics.authn.inc({ result: 'failure', reason: err.reason, trust: verified?.facts.trust ?? 'unknown' });
+      }
+      throw err;
+    }
+  }
+
   /** One session (by jti) or every live session of an identity; anything but the caller's own session is `session.revoke` on the identity. */
   async revokeSessions(by: Caller, what: { jti?: string; identity?: string; reason?: string }): Promise<{ revoked: string }> {
     if ((what.jti === undefined) === (what.identity === undefined)) throw new InvalidInput('send exactly one of "jti" or "identity"', 'body');

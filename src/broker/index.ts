@@ -30,6 +30,8 @@ import { exchangeDelegated, type DelegationRequest } from './delegation.ts';
 import { Bootstrap } from './bootstrap.ts';
 import { IdentityBinding } from './identity-binding.ts';
 import { exposeInternals, type BrokerServices } from './internals.ts';
+import { Pdp } from './pdp.ts';
+import { authorizationServerMetadata } from './discovery.ts';
 
 export type { BrokerOptions, Caller, LoginResult, SessionContext } from './types.ts';
 export type { AuthorizeRequest } from './authorization.ts';
@@ -40,6 +42,9 @@ export type { RequestView } from './access-admin.ts';
 export type { LeaseQuery } from './leases.ts';
 export type { StreamQuery } from './audit-admin.ts';
 export { principalFacts } from './authorization.ts';
+export type { AzEvaluation, AzEvaluationsRequest, AzDecision, AzSubjectSearch, AzResourceSearch, AzActionSearch, AzSearchResult, EvaluationsSemantic } from './pdp.ts';
+export { MAX_EVALUATIONS } from './pdp.ts';
+export type { Pdp } from './pdp.ts';
 
 /**
  * The authorizing layer, one admin API per domain. Every method takes the caller first and
@@ -64,6 +69,8 @@ export class Broker {
   /** The URL the broker is reached at: `iss` of its session and access tokens. */
   readonly issuer: string;
   readonly admin: AdminApi;
+  /** The decision point for applications (AuthZEN): an app allowed `pdp.query` asks about its own subjects and resources. */
+  readonly pdp: Pdp;
   readonly #s: BrokerServices;
   /** Identities from before binding that could not be bound at start (refused until an administrator binds them). */
   #unboundIdentities: string[] = [];
@@ -118,6 +125,7 @@ export class Broker {
       sessions: { revoke: (by, what) => this.#authn.revokeSessions(by, what) },
     };
     this.admin = Object.freeze(admin);
+    this.pdp = new Pdp({ ...s, resources: config.resources, resourceBoundaries: this.#resources, schemaExtension: config.schema_extension, authzen: config.authzen, issuer: this.issuer });
   }
 
   /** Opens a broker for a validated configuration and loads declared state (audited). */
@@ -164,6 +172,19 @@ export class Broker {
   /** Resolves a bearer session token to the caller; refuses revoked tokens and inactive identities. */
   sessionFromToken(token: string, sourceIp: string): Promise<SessionContext> {
     return this.#authn.sessionFromToken(token, sourceIp);
+  }
+
+  /**
+   * The caller behind a bearer credential where applications call (the AuthZEN endpoints): a
+   * session token, or an API key sent as it is (verified on each call, no session issued).
+   */
+  callerFromBearer(credential: string, sourceIp: string): Promise<SessionContext> {
+    return credential.startsWith('pcx_') ? this.#authn.callerFromApiKey(credential, sourceIp) : this.#authn.sessionFromToken(credential, sourceIp);
+  }
+
+  /** RFC 8414 metadata (also served at the OpenID discovery path): what this server really offers. */
+  authorizationServerMetadata(): Record<string, unknown> {
+    return authorizationServerMetadata(this.issuer);
   }
 
   /** OpenSSH KRL of revoked SSH certificates, in the data dir; point sshd's RevokedKeys at it. */

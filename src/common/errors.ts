@@ -59,6 +59,13 @@ export class Conflict extends PortcullisError {
   }
 }
 
+/** Too many requests from one caller in this window; `retry_after_s` becomes Retry-After. */
+export class RateLimited extends PortcullisError {
+  constructor(message: string, retryAfterS: number) {
+    super('rate_limited', 429, message, { retry_after_s: retryAfterS });
+  }
+}
+
 /** A dependency the answer relies on (audit store, policy engine) failed: fail closed. */
 export class Unavailable extends PortcullisError {
   constructor(message: string) {

@@ -18,6 +18,7 @@ import { checkResourceHierarchy } from '../policy/entities.ts';
 import { implicitBinding, kindOfId, producerOf, producerProblems, producersOf } from '../identity/binding.ts';
 import { LIMITS, LISTEN_TIMEOUTS, LOG, METRICS, TRUSTED_PROXIES, logConfig, metricsConfig } from './server.ts';
 import { STORE, storeConfig } from './store.ts';
+import { AUTHZEN, CEDAR_TYPE, authzenConfig } from './authzen.ts';
 
 export { ConfigError } from '../common/validation.ts';
 export { PORTCULLIS_BUNDLE } from '../identity/trusts/spiffe/config.ts';
@@ -100,7 +101,8 @@ export const CONFIG_FILE = section({
   resources: z
     .array(
       section({
-        type: text(ENTITY_TYPE),
+        // Any Cedar type: AuthZEN resource types are often lowercase (`user`, `todo`).
+        type: text(CEDAR_TYPE),
         id: text({ max: 256 }),
         boundary: text(NAME),
         environment: text({ pattern: /^[a-z0-9][a-z0-9-]{0,63}$/ }),
@@ -154,6 +156,7 @@ export const CONFIG_FILE = section({
   limits: LIMITS,
   metrics: METRICS,
   log: LOG,
+  authzen: AUTHZEN,
 });
 
 export interface LoadedConfig {
@@ -301,6 +304,7 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     limits: f.limits,
     metrics: metricsConfig(f.metrics, env),
     log: logConfig(f.log, env),
+    authzen: authzenConfig(f.authzen, boundaries),
   };
   // What a trust needs of the rest of the file (e.g. `bundle: portcullis` needs a spiffe-x509 target).
   config.trusts.forEach((t, i) => trustKind(t.kind)?.check?.(t, `trusts[${i}]`, config));

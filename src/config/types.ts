@@ -7,6 +7,7 @@ import type { TrustConfig } from '../identity/trusts/registry.ts';
 import type { AccessConfig } from '../access/index.ts';
 import type { LimitsConfig, ListenTimeouts, LogConfig, MetricsConfig } from './server.ts';
 import type { StoreConfig } from './store.ts';
+import type { AuthzenConfig } from './authzen.ts';
 
 /** Trust entries: each kind's config type lives with its plug-in (identity/trusts/<kind>/config.ts). */
 export type { TokenChecks } from '../identity/trusts/plugin.ts';
@@ -87,4 +88,6 @@ export interface PortcullisConfig {
   metrics?: MetricsConfig;
   /** The operational log (JSON lines on stdout). */
   log: LogConfig;
+  /** The decision API for applications (AuthZEN): described resource types, rate limit, page size. */
+  authzen: AuthzenConfig;
 }

@@ -49,6 +49,11 @@ export interface DecisionInput {
   resourceEntities?: Entity[];
 }
 
+/** What an application asks about (decideAsked): a subject and resource it may name, or a refusal recorded as a deny. */
+export type AskedItem =
+  | { input: DecisionInput }
+  | { refused: { subject: string; resource: string; action: string; reason: 'subject_not_found' | 'resource_not_found'; detail: string } };
+
 export interface Decision {
   decision: 'allow' | 'deny';
   reasons: string[];
@@ -79,6 +84,8 @@ export class DecisionPoint {
   readonly #o: DecisionPointOptions;
   #version: PolicyVersion | undefined;
   #policies: readonly PolicySource[] = [];
+  readonly #askerMemo = new Map<string, AuthzResult>();
+  #askerSecond = 0;
 
   constructor(options: DecisionPointOptions) {
     this.#o = options;
@@ -161,7 +168,7 @@ export class DecisionPoint {
    */
   decideDeferred(input: DecisionInput): { decision: Decision; recorded: Promise<void> } {
     const { decision, record } = this.#evaluate(input);
-    const recorded = this.#o.audit.append(record).then(
+    const recorded = this.#o.audit.append(record()).then(
       () => undefined,
       (err: unknown) => {
         if (this.#o.failClosed) throw Object.assign(new Unavailable('the decision could not be recorded in the audit log; denied'), { cause: err });
@@ -176,7 +183,79 @@ export class DecisionPoint {
     return Promise.all(inputs.map((i) => this.decide(i)));
   }
 
-  #evaluate(raw: DecisionInput): { decision: Decision; record: Parameters<AuditSink['append']>[0] } {
+  /**
+   * An application asks about one of its subjects (AuthZEN, docs/authzen.md). The app's own
+   * decision (`asker`: `pdp.query` on the decision point) and the subject's are made together and
+   * recorded ONCE, attributed to both: `actor` the app, `subject` the subject, the app's decision
+   * under `payload.asked_by`. A refused app gets its own deny recorded and no subject decision; a
+   * subject or resource the app may not name (unknown, or outside its boundary) is a recorded
+   * deny that never reaches the engine. `recorded` settles like decideDeferred's.
+   */
+  decideAsked(asker: DecisionInput, item: AskedItem, requestId?: string): { asker: Decision; decision: Decision; recorded: Promise<void> } {
+    // The app's own pdp.query repeats identically within a second (same session, address, facts):
+    // decided by the engine once per second and set of inputs, still recorded with every evaluation.
+    const second = Math.floor(this.#o.clock.now() / 1000);
+    if (second !== this.#askerSecond) {
+      this.#askerMemo.clear();
+      this.#askerSecond = second;
+    }
+    const a = this.#evaluate(asker, this.#askerMemo);
+    // The app's own decision, inside the record (its allow is recorded nowhere else): the policies
+    // that let it ask and the session (or API key) it asked with; who it is, is the record's actor.
+    const askedBy = { reasons: a.decision.reasons, ...(asker.sessionId && { session: asker.sessionId }) };
+    const api = { api: 'authzen', ...(requestId !== undefined && { request_id: requestId }) };
+    let decision: Decision;
+    let record: Parameters<AuditSink['append']>[0];
+    if (a.decision.decision !== 'allow') {
+      decision = a.decision;
+      const own = a.record();
+      record = { ...own, subject: 'refused' in item ? item.refused.subject : item.input.principal.id, payload: { ...own.payload, ...api, asked_by: askedBy } };
+    } else if ('refused' in item) {
+      const r = item.refused;
+      const version = this.#version!;
+      decision = { decision: 'deny', reasons: [], errors: [], decision_id: randomUUIDv7(), policy_version: version.version };
+      record = {
+        stream: 'authz',
+        type: 'authz.decision',
+        actor: asker.principal.id,
+        subject: r.subject,
+        boundary: asker.principal.boundary,
+        decision: 'deny',
+        payload: {
+          decision_id: decision.decision_id,
+          action: r.action,
+          resource: r.resource,
+          reasons: [],
+          errors: [],
+          policy_version: version.version,
+          refused: r.reason,
+          detail: r.detail,
+          source_ip: asker.sourceIp,
+          ...api,
+          asked_by: askedBy,
+        },
+      };
+    } else {
+      const s = this.#evaluate(item.input);
+      decision = s.decision;
+      const own = s.record();
+      record = { ...own, actor: asker.principal.id, subject: item.input.principal.id, payload: { ...own.payload, ...api, asked_by: askedBy } };
+    }
+    return { asker: a.decision, decision, recorded: this.#record(record) };
+  }
+
+  #record(record: Parameters<AuditSink['append']>[0]): Promise<void> {
+    return this.#o.audit.append(record).then(
+      () => undefined,
+      (err: unknown) => {
+        if (this.#o.failClosed) throw Object.assign(new Unavailable('the decision could not be recorded in the audit log; denied'), { cause: err });
+        this.#o.onAuditFailure?.(err);
+      },
+    );
+  }
+
+  /** The decision, and its authz record built when asked for (an app's allowed pdp.query is never recorded on its own). */
+  #evaluate(raw: DecisionInput, memo?: Map<string, AuthzResult>): { decision: Decision; record: () => Parameters<AuditSink['append']>[0] } {
     // A blank reason or ticket is no purpose: dropped here, for every path that decides (docs/policy.md).
     const input: DecisionInput = { ...raw, purpose: cleanPurpose(raw.purpose) };
     const version = this.#version;
@@ -200,12 +279,23 @@ export class DecisionPoint {
       context,
     };
     const principal: Entity = principalEntity(input.principal, input.claims);
-    let result: AuthzResult;
-    try {
-      result = this.#o.engine.authorize(request, [principal, ...(input.resourceEntities ?? [])]);
-    } catch (err) {
-      // An engine failure is a deny, never an allow.
-      result = { decision: 'deny', reasons: [], errors: [{ policyId: '(engine)', message: (err as Error).message }] };
+    const entities = [principal, ...(input.resourceEntities ?? [])];
+    // A memo (decideAsked's, for the asking app) holds answers to requests identical in every
+    // input — same policy version, request (its context carries the time to the second) and
+    // entities: Cedar answers those the same, so the engine is not asked twice.
+    const key = memo && memoKey(version.version, request, entities);
+    let result = key === undefined ? undefined : memo!.get(key);
+    if (!result) {
+      try {
+        result = this.#o.engine.authorize(request, entities);
+      } catch (err) {
+        // An engine failure is a deny, never an allow.
+        result = { decision: 'deny', reasons: [], errors: [{ policyId: '(engine)', message: (err as Error).message }] };
+      }
+      if (key !== undefined && result.errors.length === 0) {
+        if (memo!.size >= 10_000) memo!.clear();
+        memo!.set(key, result);
+      }
     }
     const decision: Decision = {
       decision: result.decision,
@@ -218,7 +308,7 @@ export class DecisionPoint {
     };
     return {
       decision,
-      record: {
+      record: () => ({
         stream: 'authz',
         type: 'authz.decision',
         actor: input.principal.id,
@@ -239,7 +329,7 @@ export class DecisionPoint {
           ...(input.breakGlass && { breakGlass: true }),
           ...(input.delegation && input.delegation.depth > 0 && { delegation: input.delegation }),
         },
-      },
+      }),
     };
   }
 
@@ -279,6 +369,15 @@ export class DecisionPoint {
       bridge: bridged,
     };
     return context;
+  }
+}
+
+/** The memo key of a request: every input of the decision, or undefined when one cannot be written as JSON. */
+function memoKey(version: number, request: unknown, entities: readonly Entity[]): string | undefined {
+  try {
+    return `${version}\u0000${JSON.stringify(request)}\u0000${JSON.stringify(entities)}`;
+  } catch {
+    return undefined; // e.g. a bigint: decided without the memo
   }
 }
 

@@ -116,3 +116,19 @@ export function actionEntities(schemaExtension?: string): Entity[] {
   }
   return out;
 }
+
+/** The actions the schema lets apply to a principal type and a resource type (AuthZEN action search), sorted. */
+export function actionsApplying(principalType: string, resourceType: string, schemaExtension?: string): string[] {
+  const r = cedar.schemaToJson(schemaText(schemaExtension));
+  if (r.type !== 'success') throw new PolicyRejected(r.errors.map((e) => ({ message: `schema: ${e.message}` })));
+  const out: string[] = [];
+  for (const [ns, def] of Object.entries(r.json)) {
+    const q = (t: string) => (ns === '' || t.includes('::') ? t : `${ns}::${t}`);
+    for (const [id, action] of Object.entries(def.actions)) {
+      const a = action.appliesTo;
+      if (!a) continue;
+      if ((a.principalTypes ?? []).map(q).includes(principalType) && (a.resourceTypes ?? []).map(q).includes(resourceType)) out.push(ns === '' ? id : `${ns}::${id}`);
+    }
+  }
+  return out.sort();
+}

@@ -33,7 +33,7 @@ export function builtinSchema(issuers: readonly Pick<IssuerPlugin, 'kind' | 'res
 
 const CORE_SCHEMA = `
 type Authn = {
-  method: String,          // oidc | spiffe-jwt | spiffe-x509 | api-key | bootstrap
+  method: String,          // oidc | spiffe-jwt | spiffe-x509 | api-key | bootstrap | authzen (asked by an app)
   trust: String,
   mfa: Bool,
   assurance: String,       // low | medium | high
@@ -120,6 +120,9 @@ action "credential.issue" appliesTo { principal: [${principals}], resource: [{{C
 action "access.request", "access.approve" appliesTo { principal: [${principals}], resource: [AccessRequest, ${data}], context: Ctx };
 // Break-glass eligibility (access.break_glass.action): decided on the target with context.breakGlass = true.
 action "breakglass.use" appliesTo { principal: [User], resource: [${data}], context: Ctx };
+// An application asks the decision point about its own users and resources (AuthZEN, docs/authzen.md):
+// decided on ControlPlane::"pdp" for the asking identity; not an admin action (a permit names the app).
+action "pdp.query" appliesTo { principal: [${principals}], resource: [ControlPlane], context: Ctx };
 
 action "admin";
 action "identity.read", "identity.manage", "apikey.manage", "session.revoke" in ["admin"]

@@ -17,6 +17,8 @@ import { credentialRoutes } from './routes/credentials.ts';
 import { accessRoutes } from './routes/access.ts';
 import { spiffeRoutes } from './routes/spiffe.ts';
 import { findingRoutes } from './routes/findings.ts';
+import { authzenRoutes } from './routes/authzen.ts';
+import { discoveryRoutes } from './routes/discovery.ts';
 import { loginEdge } from './edge.ts';
 import { requestId, requestLog } from './request-log.ts';
 import type { Logger } from '../common/log.ts';
@@ -92,6 +94,8 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   accessRoutes(app, broker);
   spiffeRoutes(app, broker);
   healthRoutes(app, broker);
+  authzenRoutes(app, broker);
+  discoveryRoutes(app, broker);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   app.addHook('onResponse', async (req, reply) => {

@@ -28,3 +28,10 @@ export function requireSession(broker: Broker) {
 export function callerOf(req: FastifyRequest): Caller {
   return { ...req.session!, sourceIp: req.ip };
 }
+
+/** preHandler where applications call (AuthZEN): a session token, or an API key sent as the bearer itself. */
+export function requireCaller(broker: Broker) {
+  return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+    req.session = await broker.callerFromBearer(bearer(req), req.ip);
+  };
+}

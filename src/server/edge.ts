@@ -6,9 +6,14 @@ import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { decodeJwt } from 'jose';
 import type { Broker } from '../broker/index.ts';
-import type { LimitsConfig, RateLimit } from '../config/server.ts';
+import type { LimitsConfig } from '../config/server.ts';
 import { DEFAULT_LIMITS } from '../config/server.ts';
 import { problem, sendProblem } from './problem.ts';
+import { FixedWindowLimiter } from '../common/rate-limit.ts';
+import type { Verdict } from '../common/rate-limit.ts';
+
+export { FixedWindowLimiter } from '../common/rate-limit.ts';
+export type { Verdict } from '../common/rate-limit.ts';
 
 /** The rate-limit bucket of a client address: IPv4 (v4-mapped IPv6 folded to IPv4) or an IPv6 /64. */
 export function addressBucket(ip: string): string {
@@ -21,46 +26,6 @@ export function addressBucket(ip: string): string {
   const t = tail === '' ? [] : tail.split(':');
   const groups = ip.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
   return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
-}
-
-export interface Verdict {
-  allowed: boolean;
-  /** Seconds until the window ends (for Retry-After). */
-  retryAfterS: number;
-  /** The first refusal of this key in this window: audit it (once per window, not per attempt). */
-  firstRefusal: boolean;
-}
-
-/**
- * Fixed-window counters, one window for every key (the map is dropped when the window rolls).
- * At most `maxTracked` keys are counted apart; beyond that new keys share one overflow bucket,
- * so a flood of distinct keys costs bounded memory and is limited as one.
- */
-export class FixedWindowLimiter {
-  readonly limit: RateLimit;
-  readonly #maxTracked: number;
-  readonly #now: () => number;
-  #windowStart = -1;
-  #counts = new Map<string, number>();
-
-  constructor(limit: RateLimit, maxTracked: number, now: () => number = Date.now) {
-    this.limit = limit;
-    this.#maxTracked = maxTracked;
-    this.#now = now;
-  }
-
-  hit(key: string): Verdict {
-    const now = this.#now();
-    const start = Math.floor(now / this.limit.window_ms) * this.limit.window_ms;
-    if (start !== this.#windowStart) {
-      this.#windowStart = start;
-      this.#counts = new Map();
-    }
-    const k = this.#counts.has(key) || this.#counts.size < this.#maxTracked ? key : '\u0000overflow';
-    const n = (this.#counts.get(k) ?? 0) + 1;
-    this.#counts.set(k, n);
-    return { allowed: n <= this.limit.requests, retryAfterS: Math.max(1, Math.ceil((start + this.limit.window_ms - now) / 1000)), firstRefusal: n === this.limit.requests + 1 };
-  }
 }
 
 type KeyOf = (req: FastifyRequest) => string | undefined;

@@ -116,6 +116,7 @@ export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyRe
   if (typeof p.decision_id === 'string') req.decisionId = p.decision_id;
   if (p.status >= 500) req.log.error({ err, code: p.code }, 'request failed');
   if (p.code === STORE_UNAVAILABLE) reply.header('retry-after', '5');
+  if (err instanceof PortcullisError && typeof err.extra.retry_after_s === 'number') reply.header('retry-after', String(err.extra.retry_after_s));
   // RFC 9470: tell standard clients what a new login must bring.
   if (err instanceof StepUpRequired) reply.header('www-authenticate', err.wwwAuthenticate(typeof err.extra.acr_values === 'string' ? err.extra.acr_values : undefined));
   return sendProblem(reply, p);

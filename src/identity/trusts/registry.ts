@@ -19,7 +19,10 @@ export type TrustKind = TrustConfig['kind'];
 const BUILTIN_AUTHN_METHODS = ['api-key', 'bootstrap'] as const;
 
 /** `context.authn.method`: how an identity was proved. */
-export type AuthnMethod = (typeof TRUSTS)[number]['methods'][number] | (typeof BUILTIN_AUTHN_METHODS)[number];
+// `authzen`: no login at all — an application asked about this subject (AuthZEN, broker/pdp.ts);
+// the trust is the app's identity. Never a session's method (AUTHN_METHODS are the logins').
+export type AuthnMethod = (typeof TRUSTS)[number]['methods'][number] | (typeof BUILTIN_AUTHN_METHODS)[number] | 'authzen';
+/** The methods a login yields (a session's `authn.method` is one of these). */
 export const AUTHN_METHODS: readonly AuthnMethod[] = [...new Set<AuthnMethod>([...TRUSTS.flatMap((t) => t.methods), ...BUILTIN_AUTHN_METHODS])];
 
 /**
