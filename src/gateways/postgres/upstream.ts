@@ -46,13 +46,16 @@ export async function connectUpstream(t: UpstreamTarget, o: { searchPath: readon
   const con = (client as unknown as { connection: NodeJS.EventEmitter & { stream: Socket } }).connection;
   con.on('parameterStatus', (m: { parameterName: string; parameterValue: string }) => parameters.set(m.parameterName, m.parameterValue));
   client.on('error', () => {});
-  try {
-    await client.connect();
-  } catch (err) {
-    client.end().catch(() => {});
-    const code = (err as { code?: string }).code;
-    throw new Error(`the upstream server refused the connection${code ? ` (${code})` : ''}: ${redact((err as Error).message, t.password)}`);
-  }
+  // The cause is not kept: only its redacted message and code travel on.
+  const refused = await client.connect().then(
+    () => undefined,
+    (err: unknown) => {
+      client.end().catch(() => {});
+      const code = (err as { code?: string }).code;
+      return `the upstream server refused the connection${code ? ` (${code})` : ''}: ${redact((err as Error).message, t.password)}`;
+    },
+  );
+  if (refused !== undefined) throw new Error(refused);
   const socket = con.stream;
   // From here on the gateway owns the socket: pg's parser and handlers let go of it.
   socket.removeAllListeners('data');

@@ -157,7 +157,7 @@ export interface ErrorFields {
 
 /** ErrorResponse ('E'); control characters in the texts are replaced (they come partly from decisions and parse errors). */
 export function errorResponse(e: ErrorFields): Buffer {
-  const clean = (s: string) => s.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '?').slice(0, 4000);
+  const clean = (s: string) => Array.from(s.slice(0, 4000), (ch) => (ch.charCodeAt(0) < 0x20 && ch !== '\n' && ch !== '\t') || ch === '\u007f' ? '?' : ch).join('');
   const parts = [Buffer.from('S'), cstr(e.severity), Buffer.from('V'), cstr(e.severity), Buffer.from('C'), cstr(e.code), Buffer.from('M'), cstr(clean(e.message))];
   if (e.detail !== undefined) parts.push(Buffer.from('D'), cstr(clean(e.detail)));
   if (e.hint !== undefined) parts.push(Buffer.from('H'), cstr(clean(e.hint)));
