@@ -203,3 +203,70 @@ async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 5000): Promise<
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+// ── Sessions API and CLI ────────────────────────────────────────────────────────────────────
+
+test('sessions API: list your own, read a recording only with session.read (audited), verify, terminate your live session', async () => {
+  const token = await f.token();
+  const c = await f.client(token);
+  const id = await sessionIdOf(c);
+  await c.query('SELECT name FROM items WHERE id = 1');
+  const mine = await f.h.get('/v1/sessions?mine=true&live=true', token);
+  assert.equal(mine.status, 200);
+  const listed = (mine.body as { sessions: { id: string; live: boolean; here: boolean; gateway: string }[] }).sessions.find((s) => s.id === id);
+  assert.deepEqual([listed?.live, listed?.here, listed?.gateway], [true, true, 'orders-gw']);
+  // Anyone's sessions, and any recording, are session.read: the workload has no such permit.
+  assert.equal((await f.h.get('/v1/sessions', token)).status, 403);
+  assert.equal((await f.h.get(`/v1/sessions/${id}`, token)).status, 404, 'a recording one may not read answers like an unknown session');
+  const admin = await f.h.admin();
+  const shown = await f.h.get(`/v1/sessions/${id}?verify=true`, admin);
+  assert.equal(shown.status, 200, JSON.stringify(shown.body));
+  const body = shown.body as { records: { type: string; payload: Record<string, unknown> }[]; verification: { ok: boolean; complete: boolean } };
+  assert.equal(body.verification.ok, true);
+  assert.equal(body.verification.complete, false);
+  assert.ok(body.records.some((r) => r.payload.statement === 'SELECT name FROM items WHERE id = $1'));
+  const rec = await f.h.get(`/v1/sessions/${id}/recording`, admin);
+  assert.equal(rec.status, 200);
+  assert.equal(String(rec.body).trim().split('\n').length, body.records.length);
+  // Reading it was decided and audited.
+  await f.h.running.broker.audit.flush();
+  const reads = await f.h.running.broker.audit.query({ stream: 'authz', type: 'authz.decision', order: 'desc', limit: 50 });
+  assert.ok(reads.some((r) => r.payload.action === 'session.read' && r.payload.resource === `Session::${id}` && r.decision === 'deny'));
+  assert.ok(reads.some((r) => r.payload.action === 'session.read' && r.payload.resource === `Session::${id}` && r.decision === 'allow'));
+  // Terminating one's own live session needs no permission; the client is told within 1 s.
+  const ended = new Promise<Error & { code?: string }>((r) => c.once('error', r));
+  const t0 = performance.now();
+  const t = await f.h.post(`/v1/sessions/${id}/terminate`, { reason: 'test' }, token);
+  assert.equal(t.status, 200, JSON.stringify(t.body));
+  const err = await ended;
+  assert.ok(performance.now() - t0 <= 1000);
+  assert.equal(err.code, '57P01', err.message);
+  assert.match(err.message, /terminating connection: terminated by workload:github\/acme\/api: test \(Portcullis\)/);
+  await waitFor(async () => ((await f.h.get(`/v1/sessions/${id}`, admin)).body as { session: { live: boolean } }).session.live ? undefined : true);
+  const after = (await f.h.get(`/v1/sessions/${id}?verify=true`, admin)).body as { verification: { ok: boolean; complete: boolean } };
+  assert.deepEqual([after.verification.ok, after.verification.complete], [true, true]);
+  assert.equal((await f.h.get('/v1/sessions/gws_not-a-real-session-id!', admin)).status, 400);
+});
+
+test('CLI: portcullis db connect runs psql through the gateway with the reason; sessions list/show/verify', async (t) => {
+  if (!has('psql')) return t.skip(missingDependency('psql', 'apt-get install postgresql-client'));
+  const bin = join(import.meta.dirname, '..', '..', 'bin', 'portcullis.js');
+  const base = { ...process.env, PORTCULLIS_ADDR: f.h.url, PORTCULLIS_HOME: join(f.h.dir, 'cli-home') };
+  for (const k of ['PGHOST', 'PGPORT', 'PGUSER', 'PGDATABASE', 'PGPASSWORD', 'PGPASSFILE', 'PGOPTIONS']) delete base[k];
+  const token = await f.token();
+  const r = await run(process.execPath, [bin, 'db', 'connect', 'orders-gw', '--reason', 'ticket OPS-7 read items', '--', '-X', '-A', '-t', '-c', 'SELECT name FROM items WHERE id = 2'], { env: { ...base, PORTCULLIS_TOKEN: token } });
+  assert.match(r.stdout, /^two$/m);
+  await f.h.running.broker.audit.flush();
+  const start = (await f.h.running.broker.audit.query({ stream: 'session', type: 'session.start', order: 'desc', limit: 1 }))[0]!;
+  assert.deepEqual(start.payload.purpose, { reason: 'ticket OPS-7 read items' });
+  const id = String(start.payload.session);
+  const list = await run(process.execPath, [bin, 'sessions', 'list', '--mine', '--json'], { env: { ...base, PORTCULLIS_TOKEN: token } });
+  assert.ok((JSON.parse(list.stdout) as { sessions: { id: string }[] }).sessions.some((s) => s.id === id));
+  const admin = await f.h.admin();
+  await waitFor(async () => ((await f.h.get(`/v1/sessions/${id}`, admin)).body as { session: { live: boolean } }).session.live ? undefined : true);
+  const verify = await run(process.execPath, [bin, 'sessions', 'verify', id], { env: { ...base, PORTCULLIS_TOKEN: admin } });
+  assert.match(verify.stdout, /^ok: \d+ records/m);
+  const show = await run(process.execPath, [bin, 'sessions', 'show', id], { env: { ...base, PORTCULLIS_TOKEN: admin } });
+  assert.match(show.stdout, /db\.statement allow select SELECT name FROM items WHERE id = \$1 → 1 rows/);
+  assert.match(show.stdout, /verification: ok/);
+});
