@@ -251,7 +251,7 @@ test('sessions API: list your own, read a recording only with session.read (audi
 test('CLI: portcullis db connect runs psql through the gateway with the reason; sessions list/show/verify', async (t) => {
   if (!has('psql')) return t.skip(missingDependency('psql', 'apt-get install postgresql-client'));
   const bin = join(import.meta.dirname, '..', '..', 'bin', 'portcullis.js');
-  const base = { ...process.env, PORTCULLIS_ADDR: f.h.url, PORTCULLIS_HOME: join(f.h.dir, 'cli-home') };
+  const base: NodeJS.ProcessEnv = { ...process.env, PORTCULLIS_ADDR: f.h.url, PORTCULLIS_HOME: join(f.h.dir, 'cli-home') };
   for (const k of ['PGHOST', 'PGPORT', 'PGUSER', 'PGDATABASE', 'PGPASSWORD', 'PGPASSFILE', 'PGOPTIONS']) delete base[k];
   const token = await f.token();
   const r = await run(process.execPath, [bin, 'db', 'connect', 'orders-gw', '--reason', 'ticket OPS-7 read items', '--', '-X', '-A', '-t', '-c', 'SELECT name FROM items WHERE id = 2'], { env: { ...base, PORTCULLIS_TOKEN: token } });
