@@ -365,6 +365,29 @@ export function analyze(sql: string, searchPath: readonly string[]): Analysis {
   const key = `${searchPath.join(',')}\u0000${sql}`;
   const hit = cache.get(key);
   if (hit) return hit;
+  // Texts that differ only in their literals (`… WHERE aid = 4711`) share a plan: normalize (one
+  // pass of the parser) and reuse the plan of the normalized text. Only for one statement: the
+  // byte ranges of several (to cut a query before a denied one) must be the text's own.
+  const { normalizeSync } = parser();
+  let normalized: string | undefined;
+  try {
+    normalized = normalizeSync(sql);
+  } catch {
+    normalized = undefined;
+  }
+  if (normalized !== undefined && normalized !== sql) {
+    const shared = analyzeText(normalized, searchPath, `${searchPath.join(',')}\u0000${normalized}`);
+    if ('statements' in shared && shared.statements.length === 1) {
+      const bytes = Buffer.byteLength(sql, 'utf8');
+      return { statements: [{ ...shared.statements[0]!, start: 0, end: bytes }] };
+    }
+  }
+  return analyzeText(sql, searchPath, key);
+}
+
+function analyzeText(sql: string, searchPath: readonly string[], key: string): Analysis {
+  const hit = cache.get(key);
+  if (hit) return hit;
   const { parseSync } = parser();
   let stmts: { stmt?: Node; stmt_location?: number; stmt_len?: number }[];
   try {
