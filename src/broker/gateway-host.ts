@@ -171,7 +171,11 @@ export class BrokerGatewayHost implements GatewayHost {
     this.#d.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     this.#d.metrics.decisions.inc({ decision: decision.decision });
     const d = identity.status === 'active' ? decision.decision : 'deny';
-    return { decision: d, decision_id: decision.decision_id, reasons: decision.reasons, recorded };
+    return { decision: d, decision_id: decision.decision_id, reasons: decision.reasons, policy_version: decision.policy_version, recorded };
+  }
+
+  policyVersion(): number | undefined {
+    return this.#d.decisions.version?.version;
   }
 
   async issueLease(who: GatewayPrincipal, req: GatewayLeaseRequest): Promise<GatewayLease> {

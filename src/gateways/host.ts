@@ -51,6 +51,8 @@ export interface GatewayDecision {
   decision: 'allow' | 'deny';
   decision_id: string;
   reasons: string[];
+  /** The policy version that decided. */
+  policy_version: number;
   /**
    * Settles when the authz record is durable (rejects when audit is fail-closed and could not
    * record it): nothing that depends on the decision may reach the client before it resolves.
@@ -88,6 +90,8 @@ export interface GatewayHost {
    * (`credential.issue` decided and audited); `reason` is the lease's purpose.
    */
   issueLease(who: GatewayPrincipal, req: GatewayLeaseRequest): Promise<GatewayLease>;
+  /** The active policy version (a decision kept for a prepared statement is made again once it changes). */
+  policyVersion(): number | undefined;
   /** Revokes a lease the gateway holds (the session ended). */
   revokeLease(leaseId: string, reason: string): Promise<void>;
   /** Appends to the `session` stream; resolves once durable. Use a SessionRecorder (sessions.ts), which numbers records. */

@@ -49,6 +49,8 @@ interface Decided {
   recorded: Promise<unknown>;
   /** Why, when there was no decision to make (unparsable). */
   refusal?: string;
+  /** The policy version that decided (a prepared statement is decided again under a newer one). */
+  version?: number;
 }
 
 /** A statement on its way: what was decided, what happened. */
@@ -375,13 +377,8 @@ export class PgSession {
         this.#expect.push({ k: 'bind' });
         return this.#toUpstream(f.bytes);
       }
-      case 'E': {
-        const portal = new Reader(f.bytes, 5).cstring();
-        const base = this.#portals.get(portal);
-        const run: Run | undefined = base && { ...base, started: performance.now(), rows: 0 };
-        this.#expect.push({ k: 'execute', run });
-        return this.#toUpstream(f.bytes);
-      }
+      case 'E':
+        return this.#execute(f);
       case 'D':
         new Reader(f.bytes, 5).byte();
         this.#expect.push({ k: 'describe' });
@@ -439,6 +436,7 @@ export class PgSession {
       decisions,
       ...(denied && { denied }),
       ...(ds.length === 0 && { refusal: 'nothing to decide' }),
+      ...(ds.length > 0 && { version: ds[0]!.d.policy_version }),
       recorded: Promise.all(ds.map((x) => x.d.recorded)),
     };
   }
@@ -516,6 +514,30 @@ export class PgSession {
     this.#prepared.delete(name);
     this.#expect.push({ k: 'parse', denied: run });
     this.#toUpstream(parseMessage(name, DENY_SQL, Buffer.from([0, 0])));
+  }
+
+  /**
+   * Execute runs what was decided at Parse — decided again first if the policy changed since. A
+   * statement now denied never runs: the upstream gets a failing Parse instead (the server skips
+   * to Sync, aborting the transaction as for any error).
+   */
+  async #execute(f: Frame): Promise<void> {
+    const portal = new Reader(f.bytes, 5).cstring();
+    const base = this.#portals.get(portal);
+    if (base?.plan && base.decided.version !== undefined && base.decided.version !== this.#g.host.policyVersion()) {
+      const decided = await this.#decide(base.plan);
+      const again: Run = { ...base, decided, started: performance.now(), rows: 0 };
+      for (const [name, r] of this.#prepared) if (r === base) this.#prepared.set(name, again);
+      this.#portals.set(portal, again);
+      if (!decided.allowed) {
+        this.#expect.push({ k: 'parse', denied: again });
+        return this.#toUpstream(parseMessage('', DENY_SQL, Buffer.from([0, 0])));
+      }
+    }
+    const current = this.#portals.get(portal);
+    const run: Run | undefined = current && { ...current, started: performance.now(), rows: 0 };
+    this.#expect.push({ k: 'execute', run });
+    this.#toUpstream(f.bytes);
   }
 
   /** A fast-path function call names its function by OID only: db.admin on the Database. */
