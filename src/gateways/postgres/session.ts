@@ -75,6 +75,7 @@ type Expect =
 
 const RESULTS_MAX_ROWS = 200;
 const INBOX_HIGH = 256;
+const HELD_HIGH = 4096;
 
 export class PgSession {
   readonly #g: GatewayContext;
@@ -112,6 +113,7 @@ export class PgSession {
   readonly #held: (Buffer | Promise<unknown>)[] = [];
   #blocked = false;
   #ending: Promise<void> | undefined;
+  #leaseRevoked = false;
 
   constructor(socket: Socket, g: GatewayContext) {
     this.#g = g;
@@ -279,6 +281,7 @@ export class PgSession {
       this.#leaseId = lease.id;
       this.#grantId = lease.grantId;
       leaseReady = true;
+      if (this.#closed()) return this.#late();
       // Registered before the upstream opens: a revocation meanwhile ends it too.
       this.#unregister = host.sessions.register({
         id: this.#id,
@@ -294,10 +297,7 @@ export class PgSession {
         { host: String(c.host), port: Number(c.port), database: String(c.database), user: String(c.user), password: String(c.password) },
         { searchPath: config.search_path, applicationName: `portcullis/${config.name}`, timeoutMs: 10_000 },
       );
-      if (this.#closed()) {
-        this.#up.close();
-        return;
-      }
+      if (this.#closed()) return this.#late();
       this.#rec = new SessionRecorder((e) => host.record(e), { session: this.#id, actor: who.identityId, boundary: who.boundary });
       this.#startedAt = Date.now();
       await this.#rec.record('session.start', {
@@ -313,7 +313,7 @@ export class PgSession {
         search_path: config.search_path,
       });
     } catch (err) {
-      if (this.#closed()) return;
+      if (this.#closed()) return this.#late();
       const msg = (err as Error).message ?? 'error';
       if (!leaseReady) return this.#fatal('42501', `no upstream credential for this session: ${msg}`);
       return void this.end(`the upstream connection failed: ${msg}`, { code: '08006', message: `could not open the upstream connection: ${msg}` });
@@ -336,6 +336,20 @@ export class PgSession {
     this.#socket.on('drain', () => up.resume());
     this.#phase = 'ready';
     void this.#pump();
+  }
+
+  /**
+   * The session was ended (client gone, auth timeout, revocation) while admission was still
+   * getting its lease or upstream: what `end` could not see yet is let go here.
+   */
+  async #late(): Promise<void> {
+    this.#unregister?.();
+    this.#up?.socket.destroy();
+    await this.#ending;
+    if (this.#leaseId !== undefined && !this.#leaseRevoked) {
+      this.#leaseRevoked = true;
+      await this.#g.host.revokeLease(this.#leaseId, `gateway session ${this.#id} ended during admission`).catch((err: unknown) => this.#g.log(`gateway ${this.#g.config.name}: revoking lease ${this.#leaseId}: ${(err as Error).message}`));
+    }
   }
 
   // ── Client messages ─────────────────────────────────────────────────────────────────────────
@@ -694,8 +708,13 @@ export class PgSession {
   // ── Output to the client, held behind records ──────────────────────────────────────────────
 
   #emit(b: Buffer): void {
-    if (this.#blocked) this.#held.push(b);
-    else if (!this.#socket.write(b)) this.#up?.socket.pause();
+    if (!this.#blocked) {
+      if (!this.#socket.write(b)) this.#up?.socket.pause();
+      return;
+    }
+    this.#held.push(b);
+    // A large result behind a record not yet durable: stop reading the upstream meanwhile.
+    if (this.#held.length === HELD_HIGH) this.#up?.socket.pause();
   }
 
   /** Everything emitted after this waits until `p` resolves; if it rejects the session ends (the client never sees it). */
@@ -710,6 +729,7 @@ export class PgSession {
 
   #release(): void {
     this.#blocked = false;
+    if (this.#held.length >= HELD_HIGH) this.#up?.socket.resume();
     while (this.#held.length > 0) {
       const x = this.#held.shift()!;
       if (Buffer.isBuffer(x)) {
@@ -775,7 +795,8 @@ export class PgSession {
       } catch (err) {
         this.#g.log(`gateway ${this.#g.config.name}: session ${this.#id}: its end could not be recorded: ${(err as Error).message}`);
       }
-      if (this.#leaseId !== undefined) {
+      if (this.#leaseId !== undefined && !this.#leaseRevoked) {
+        this.#leaseRevoked = true;
         await this.#g.host.revokeLease(this.#leaseId, `gateway session ${this.#id} ended: ${reason}`).catch((err: unknown) => this.#g.log(`gateway ${this.#g.config.name}: revoking lease ${this.#leaseId}: ${(err as Error).message}`));
       }
     })();
