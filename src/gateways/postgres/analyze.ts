@@ -365,6 +365,9 @@ export function analyze(sql: string, searchPath: readonly string[]): Analysis {
   const key = `${searchPath.join(',')}\u0000${sql}`;
   const hit = cache.get(key);
   if (hit) return hit;
+  // The parser reads a C string: whatever followed a NUL would not be seen. Never in wire input
+  // (its strings end at the first NUL), refused here all the same.
+  if (sql.includes('\u0000')) return { error: 'the statement text contains a NUL byte' };
   // Texts that differ only in their literals (`… WHERE aid = 4711`) share a plan: normalize (one
   // pass of the parser) and reuse the plan of the normalized text. Only for one statement: the
   // byte ranges of several (to cut a query before a denied one) must be the text's own.

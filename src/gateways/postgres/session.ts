@@ -467,7 +467,9 @@ export class PgSession {
   }
 
   async #query(f: Frame): Promise<void> {
-    const sql = new Reader(f.bytes, 5).cstring();
+    const r = new Reader(f.bytes, 5);
+    const sql = r.cstring();
+    if (!r.done) throw new ProtocolViolation('bytes after the query string');
     const a: Analysis = analyze(sql, this.#g.config.search_path);
     if ('error' in a) {
       const run = this.#run(undefined, await this.#decide(undefined, `the statement could not be parsed: ${a.error}`), 'simple', sql);
