@@ -35,15 +35,29 @@ async function pgbench(args: string[], env: Record<string, string>): Promise<num
   return Number(m[1]);
 }
 
-/** One client, prepared `SELECT abalance … WHERE aid = $1`, LATENCY_N times: per-statement latencies (ms). */
-async function latencies(c: pg.Client): Promise<number[]> {
+/**
+ * One client, LATENCY_N statements (prepared, or simple with the literal inline): per-statement
+ * latencies (ms, sorted) and this process's CPU per statement (µs: the gateway, broker and audit
+ * writer run here; the client library's share is in the direct figure too).
+ */
+async function latencies(c: pg.Client, mode: 'prepared' | 'simple'): Promise<{ lat: number[]; cpuUs: number; loopCpuUs: number }> {
   const out: number[] = [];
+  let cpu0 = process.cpuUsage();
+  let loop0 = process.threadCpuUsage();
   for (let i = 0; i < LATENCY_N + 300; i++) {
+    if (i === 300) {
+      cpu0 = process.cpuUsage();
+      loop0 = process.threadCpuUsage();
+    }
+    const aid = 1 + ((i * 7919) % (SCALE * 100_000));
     const t = performance.now();
-    await c.query({ name: 'lat', text: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1', values: [1 + ((i * 7919) % (SCALE * 100_000))] });
+    if (mode === 'prepared') await c.query({ name: 'lat', text: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1', values: [aid] });
+    else await c.query(`SELECT abalance FROM pgbench_accounts WHERE aid = ${aid}`);
     if (i >= 300) out.push(performance.now() - t);
   }
-  return out.sort((a, b) => a - b);
+  const cpu = process.cpuUsage(cpu0);
+  const loop = process.threadCpuUsage(loop0);
+  return { lat: out.sort((a, b) => a - b), cpuUs: (cpu.user + cpu.system) / LATENCY_N, loopCpuUs: (loop.user + loop.system) / LATENCY_N };
 }
 
 export async function run_(emit: Emit): Promise<void> {
@@ -124,13 +138,20 @@ permit (principal == Workload::"workload:github/acme/api", action == Action::"db
     const dr = new pg.Client({ host: '127.0.0.1', port: db.port, user: db.user, password: db.password, database: db.database });
     await Promise.all([gw.connect(), dr.connect()]);
     try {
-      const g = await latencies(gw);
-      const d = await latencies(dr);
-      emit({
-        bench: 'gateway', op: 'statement overhead', statements: LATENCY_N,
-        direct_p50_us: Math.round(percentile(d, 50) * 1000), gateway_p50_us: Math.round(percentile(g, 50) * 1000),
-        overhead_p50_us: Math.round((percentile(g, 50) - percentile(d, 50)) * 1000), overhead_p99_us: Math.round((percentile(g, 99) - percentile(d, 99)) * 1000),
-      });
+      for (const mode of ['prepared', 'simple'] as const) {
+        const g = await latencies(gw, mode);
+        const d = await latencies(dr, mode);
+        emit({
+          bench: 'gateway', op: 'statement overhead', protocol: mode, statements: LATENCY_N,
+          direct_p50_us: Math.round(percentile(d.lat, 50) * 1000), gateway_p50_us: Math.round(percentile(g.lat, 50) * 1000),
+          overhead_p50_us: Math.round((percentile(g.lat, 50) - percentile(d.lat, 50)) * 1000), overhead_p99_us: Math.round((percentile(g.lat, 99) - percentile(d.lat, 99)) * 1000),
+          // CPU per statement: on the event loop (parsing, deciding, relaying, preparing records) and in
+          // the whole process (with the audit writer's commit and fsync); the rest of the latency is
+          // waiting for the records' group commit.
+          overhead_loop_cpu_us: Math.round(g.loopCpuUs - d.loopCpuUs),
+          overhead_cpu_us: Math.round(g.cpuUs - d.cpuUs),
+        });
+      }
     } finally {
       await Promise.all([gw.end(), dr.end()]);
     }
