@@ -200,6 +200,24 @@ async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 5000): Promise<
   }
 }
 
+test('an API key as the password: the session hangs on the key, and revoking the key ends it within 1 s', async () => {
+  const admin = await f.h.admin();
+  const minted = await f.h.post('/v1/apikeys', { identity: 'workload:github/acme/api', ttl: '1h' }, admin);
+  assert.equal(minted.status, 201, JSON.stringify(minted.body));
+  const { api_key: key, id } = minted.body as { api_key: string; id: string };
+  const c = await f.client(key);
+  assert.equal((await c.query('SELECT name FROM items WHERE id = 1')).rows[0].name, 'one');
+  // The policy forbids writes through an API key (no-api-key-writes): decided with the key's authn method.
+  await assert.rejects(c.query("INSERT INTO items VALUES (300, 'x')"), denied);
+  const ended = new Promise<Error & { code?: string }>((r) => c.once('error', r));
+  const t0 = performance.now();
+  assert.equal((await f.h.post(`/v1/apikeys/${encodeURIComponent(id)}/revoke`, { reason: 'test' }, admin)).status, 200);
+  const err = await ended;
+  assert.ok(performance.now() - t0 <= 1000);
+  assert.equal(err.code, '57P01', err.message);
+  assert.match(err.message, /API key .* was revoked/);
+});
+
 // ── Sessions API and CLI ────────────────────────────────────────────────────────────────────
 
 test('sessions API: list your own, read a recording only with session.read (audited), verify, terminate your live session', async () => {
