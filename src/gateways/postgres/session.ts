@@ -8,7 +8,7 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import { randomInt } from 'node:crypto';
 import { AuthenticationFailed } from '../../common/errors.ts';
 import type { Entity } from '../../policy/engine/types.ts';
-import type { GatewayHost, GatewayPrincipal } from '../host.ts';
+import type { GatewayHost, GatewayPrincipal, GatewayProof } from '../host.ts';
 import { SessionRecorder, newSessionId } from '../sessions.ts';
 import { analyze, type Analysis, type Check, type StatementPlan } from './analyze.ts';
 import type { PostgresGatewayConfig } from './config.ts';
@@ -223,8 +223,15 @@ export class PgSession {
       this.#purpose = purpose;
     }
     this.#params = params;
-    this.#phase = 'auth';
     this.#framer.startup = false;
+    // A client certificate presented over TLS (an X.509-SVID) is the proof; else the password is.
+    const chain = this.#tls ? peerChain(this.#socket as TLSSocket) : undefined;
+    if (chain) {
+      this.#phase = 'admitting';
+      void this.#admit({ type: 'x509', chain });
+      return false;
+    }
+    this.#phase = 'auth';
     this.#socket.write(authenticationCleartext());
     return false;
   }
@@ -235,7 +242,8 @@ export class PgSession {
     plain.removeAllListeners('close');
     plain.removeAllListeners('error');
     plain.on('error', () => {});
-    const secure = new TLSSocket(plain, { isServer: true, secureContext: this.#g.tls! });
+    // A client certificate is asked for, not required; the spiffe trusts judge it (not OpenSSL).
+    const secure = new TLSSocket(plain, { isServer: true, secureContext: this.#g.tls!, requestCert: true, rejectUnauthorized: false });
     this.#tls = true;
     this.#socket = secure;
     this.#framer = new Framer({ startup: true, maxMessage: this.#g.config.max_message_bytes });
@@ -247,18 +255,24 @@ export class PgSession {
     const r = new Reader(f.bytes, 5);
     const secret = r.cstring();
     this.#phase = 'admitting';
-    void this.#admit(secret);
+    void this.#admit({ type: 'secret', secret });
   }
 
   // ── Admission ───────────────────────────────────────────────────────────────────────────────
 
-  async #admit(secret: string): Promise<void> {
+  async #admit(proof: GatewayProof): Promise<void> {
     const { host, config } = this.#g;
     const user = this.#params.user ?? '';
     let who: GatewayPrincipal;
     try {
-      who = await host.authenticate({ type: 'secret', secret }, this.#peer);
+      who = await host.authenticate(proof, this.#peer);
     } catch (err) {
+      if (err instanceof AuthenticationFailed && proof.type === 'x509' && !this.#closed()) {
+        // A certificate that is no Portcullis-accepted SVID (refusal audited): the password may still prove.
+        this.#phase = 'auth';
+        this.#socket.write(authenticationCleartext());
+        return;
+      }
       if (err instanceof AuthenticationFailed) return this.#fatal('28P01', `password authentication failed for user "${user}"`);
       return this.#fatal('08006', 'the gateway could not check the password now');
     }
@@ -807,6 +821,19 @@ export class PgSession {
     void p.finally(() => this.#g.ending.delete(p));
     return p;
   }
+}
+
+/** The certificate chain a TLS client presented (DER, leaf first), if any. */
+function peerChain(s: TLSSocket): Uint8Array[] | undefined {
+  const chain: Uint8Array[] = [];
+  let cert = s.getPeerCertificate(true) as { raw?: Buffer; issuerCertificate?: unknown } | undefined;
+  const seen = new Set<unknown>();
+  while (cert && cert.raw && !seen.has(cert) && chain.length < 10) {
+    seen.add(cert);
+    chain.push(new Uint8Array(cert.raw));
+    cert = cert.issuerCertificate as typeof cert;
+  }
+  return chain.length > 0 ? chain : undefined;
 }
 
 function currentRun(head: Expect | undefined): Run | undefined {
