@@ -5,7 +5,8 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -27,6 +28,14 @@ const CLIENTS = Number(process.env.PCX_BENCH_GATEWAY_CLIENTS ?? 8);
 const LATENCY_N = 3000;
 
 const has = (bin: string) => spawnSync(bin, ['--version'], { stdio: 'ignore' }).status === 0;
+
+/** The postgres user's ids, to run PgBouncer as when this process is root. */
+function postgresUser(): { uid: number; gid: number } | undefined {
+  const id = (flag: string) => Number(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }).stdout.trim());
+  const uid = id('-u');
+  const gid = id('-g');
+  return Number.isInteger(uid) && uid > 0 ? { uid, gid } : undefined;
+}
 
 async function pgbench(args: string[], env: Record<string, string>): Promise<number> {
   const r = await run('pgbench', ['-n', '-S', '-T', String(SECONDS), '-c', String(CLIENTS), '-j', String(Math.min(CLIENTS, 2)), ...args], { env: { ...process.env, ...env }, maxBuffer: 1 << 24 });
@@ -95,16 +104,30 @@ permit (principal == Workload::"workload:github/acme/api", action == Action::"db
     const token = (await broker.login({ type: 'jwt', token: proof }, '127.0.0.1')).session_token;
     const viaGateway = { PGHOST: '127.0.0.1', PGPORT: String(gwPort), PGUSER: 'bench', PGPASSWORD: token, PGDATABASE: 'bench-db' };
 
-    // PgBouncer in front of the same server, when installed (the issue's comparison).
+    // PgBouncer in front of the same server (the issue's comparison): installed with apt when it can be.
+    if (!has('pgbouncer') && has('apt-get') && process.getuid?.() === 0) {
+      await run('apt-get', ['install', '-y', '-qq', 'pgbouncer'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeout: 300_000 }).catch((err: Error) => emit({ bench: 'gateway', note: `apt-get install pgbouncer failed: ${err.message.split('\n')[0]}` }));
+    }
     let bouncer: ((mode: 'session' | 'transaction') => Promise<{ env: Record<string, string>; stop: () => Promise<void> }>) | undefined;
     if (has('pgbouncer')) {
+      // PgBouncer refuses to run as root: as root it runs as the postgres user (which must read its files).
+      const asUser = process.getuid?.() === 0 ? postgresUser() : undefined;
+      chmodSync(dir, 0o755);
       bouncer = async (mode) => {
         const port = await freePort();
         const ini = join(dir, `pgbouncer-${mode}.ini`);
-        writeFileSync(join(dir, 'users.txt'), `"${db.user}" "${db.password}"\n`);
-        writeFileSync(ini, `[databases]\n${db.database} = host=127.0.0.1 port=${db.port} dbname=${db.database}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = ${port}\nauth_type = scram-sha-256\nauth_file = ${join(dir, 'users.txt')}\npool_mode = ${mode}\ndefault_pool_size = ${CLIENTS}\nmax_client_conn = 100\nunix_socket_dir =\nlogfile = ${join(dir, `pgbouncer-${mode}.log`)}\n`);
-        const p = spawn('pgbouncer', [ini], { stdio: 'ignore' });
-        await new Promise((r) => setTimeout(r, 500));
+        writeFileSync(join(dir, 'users.txt'), `"${db.user}" "${db.password}"\n`, { mode: 0o644 });
+        writeFileSync(ini, `[databases]\n${db.database} = host=127.0.0.1 port=${db.port} dbname=${db.database}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = ${port}\nauth_type = scram-sha-256\nauth_file = ${join(dir, 'users.txt')}\npool_mode = ${mode}\ndefault_pool_size = ${CLIENTS}\nmax_client_conn = 100\nunix_socket_dir =\nlogfile = /dev/null\n`, { mode: 0o644 });
+        const p = spawn('pgbouncer', [ini], { stdio: 'ignore', ...(asUser && { uid: asUser.uid, gid: asUser.gid }) });
+        // Ready when it accepts connections.
+        for (let i = 0; i < 100; i++) {
+          const ok = await new Promise<boolean>((r) => {
+            const s = connect(port, '127.0.0.1', () => (s.destroy(), r(true)));
+            s.on('error', () => r(false));
+          });
+          if (ok) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
         return { env: { ...direct, PGPORT: String(port) }, stop: async () => void p.kill('SIGINT') };
       };
     } else {

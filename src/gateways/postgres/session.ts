@@ -109,6 +109,7 @@ export class PgSession {
   /** SQL-level PREPAREd statements (name → plan of what they run). */
   readonly #sqlPrepared = new Map<string, StatementPlan>();
   #copyIn = false;
+  #upCorked = false;
   // Output held behind records not yet durable
   readonly #held: (Buffer | Promise<unknown>)[] = [];
   #blocked = false;
@@ -386,7 +387,17 @@ export class PgSession {
   }
 
   #toUpstream(b: Buffer): void {
-    if (!this.#up!.socket.write(b)) this.#socket.pause();
+    const up = this.#up!.socket;
+    // Messages forwarded in one tick leave in one write (Bind, Execute, Sync: one packet, not three).
+    if (!this.#upCorked) {
+      this.#upCorked = true;
+      up.cork();
+      process.nextTick(() => {
+        this.#upCorked = false;
+        up.uncork();
+      });
+    }
+    if (!up.write(b)) this.#socket.pause();
   }
 
   async #message(f: Frame): Promise<void> {
@@ -746,15 +757,21 @@ export class PgSession {
   #release(): void {
     this.#blocked = false;
     if (this.#held.length >= HELD_HIGH) this.#up?.socket.resume();
-    while (this.#held.length > 0) {
-      const x = this.#held.shift()!;
-      if (Buffer.isBuffer(x)) {
-        if (!this.#socket.write(x)) this.#up?.socket.pause();
-      } else {
-        this.#blocked = true;
-        x.then(() => this.#release(), () => this.#unrecorded());
-        return;
+    // What was held leaves in one write (CommandComplete and ReadyForQuery: one packet).
+    this.#socket.cork();
+    try {
+      while (this.#held.length > 0) {
+        const x = this.#held.shift()!;
+        if (Buffer.isBuffer(x)) {
+          if (!this.#socket.write(x)) this.#up?.socket.pause();
+        } else {
+          this.#blocked = true;
+          x.then(() => this.#release(), () => this.#unrecorded());
+          return;
+        }
       }
+    } finally {
+      this.#socket.uncork();
     }
   }
 
