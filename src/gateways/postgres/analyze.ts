@@ -310,7 +310,11 @@ const CACHE_MAX = 2000;
 const cache = new Map<string, Analysis>();
 const fingerprints = new Map<string, string>();
 
+/** Texts longer than this are analyzed every time: a hostile client must not fill memory through the cache. */
+const CACHE_TEXT_MAX = 16_384;
+
 function remember<V>(m: Map<string, V>, k: string, v: V): V {
+  if (k.length > CACHE_TEXT_MAX) return v;
   if (m.size >= CACHE_MAX) m.delete(m.keys().next().value!);
   m.set(k, v);
   return v;
