@@ -32,6 +32,8 @@ import { IdentityBinding } from './identity-binding.ts';
 import { exposeInternals, type BrokerServices } from './internals.ts';
 import { Pdp } from './pdp.ts';
 import { authorizationServerMetadata } from './discovery.ts';
+import { GatewayRunner } from './gateway-host.ts';
+import { GatewaySessionAdmin } from './gateway-sessions.ts';
 
 export type { BrokerOptions, Caller, LoginResult, SessionContext } from './types.ts';
 export type { AuthorizeRequest } from './authorization.ts';
@@ -41,6 +43,7 @@ export type { WritePoliciesRequest } from './policies.ts';
 export type { RequestView } from './access-admin.ts';
 export type { LeaseQuery } from './leases.ts';
 export type { StreamQuery } from './audit-admin.ts';
+export type { GatewaySessionQuery, GatewaySessionView, SessionVerification } from './gateway-sessions.ts';
 export { principalFacts } from './authorization.ts';
 export type { AzEvaluation, AzEvaluationsRequest, AzDecision, AzSubjectSearch, AzResourceSearch, AzActionSearch, AzSearchResult, EvaluationsSemantic } from './pdp.ts';
 export { MAX_EVALUATIONS } from './pdp.ts';
@@ -60,6 +63,8 @@ export interface AdminApi {
   readonly audit: AuditAdmin;
   readonly keys: KeyAdmin;
   readonly sessions: { revoke: Authentication['revokeSessions'] };
+  /** Gateway sessions (docs/gateways.md): list, read recordings, verify, terminate. */
+  readonly gatewaySessions: GatewaySessionAdmin;
 }
 
 export class Broker {
@@ -82,6 +87,7 @@ export class Broker {
   readonly #issuance: CredentialIssuance;
   readonly #bootstrap: Bootstrap;
   readonly #binding: IdentityBinding;
+  readonly #gateways: GatewayRunner;
 
   static {
     // Tests and benchmarks reach the domain services through broker/internals.ts; nothing in src does.
@@ -114,6 +120,7 @@ export class Broker {
     this.#humanSignIn = new HumanSignIn(s.humanTrusts, this.#authn);
     this.#issuance = new CredentialIssuance({ ...s, targets: config.targets });
     this.#bootstrap = new Bootstrap({ ...s, secrets: opened.store.bootstrap, unitOfWork: opened.store, boundaries });
+    this.#gateways = new GatewayRunner({ ...s, changes: opened.store.changes, authn: this.#authn, issuance: this.#issuance, log: this.#log });
     const admin: AdminApi = {
       identities: new IdentityAdmin({ ...s, authz, binding: this.#binding }),
       apiKeys: new ApiKeyAdmin({ ...s, authz, policyWriter }),
@@ -123,6 +130,7 @@ export class Broker {
       audit: new AuditAdmin({ ...s, authz }),
       keys: new KeyAdmin({ ...s, authz }),
       sessions: { revoke: (by, what) => this.#authn.revokeSessions(by, what) },
+      gatewaySessions: new GatewaySessionAdmin({ ...s, authz, registry: this.#gateways.host.sessions, log: this.#log }),
     };
     this.admin = Object.freeze(admin);
     this.pdp = new Pdp({ ...s, resources: config.resources, resourceBoundaries: this.#resources, schemaExtension: config.schema_extension, authzen: config.authzen, issuer: this.issuer });
@@ -298,8 +306,35 @@ export class Broker {
     return this.#bootstrap.login(secret, sourceIp);
   }
 
+  // ── Session gateways ─────────────────────────────────────────────────────────────────────
+
+  /** Starts listening on the configured gateways (docs/gateways.md); the server calls it once it serves. */
+  startGateways(): Promise<void> {
+    return this.#gateways.start();
+  }
+
+  /** The configured gateways and where they listen (any caller with a session: like the targets). */
+  gateways(): { name: string; kind: string; target: string; host: string; port: number; tls: boolean }[] {
+    const bound = this.#gateways.addresses();
+    return (this.config.gateways ?? []).map((g) => ({
+      name: g.name,
+      kind: g.kind,
+      target: g.target,
+      host: g.listen.host,
+      port: bound.get(g.name)?.port ?? g.listen.port,
+      tls: (g as { tls?: unknown }).tls !== undefined,
+    }));
+  }
+
+  /** Where each configured gateway listens, by name (after `startGateways`). */
+  gatewayAddresses(): ReadonlyMap<string, { host: string; port: number }> {
+    return this.#gateways.addresses();
+  }
+
   async close(): Promise<void> {
     try {
+      // Live sessions end first, with their records and lease revocations, while the store is open.
+      await this.#gateways.stop();
       await this.#s.access.stop();
       await this.#s.credentials.stop();
       await this.#s.audit.close();

@@ -19,6 +19,7 @@ import { spiffeRoutes } from './routes/spiffe.ts';
 import { findingRoutes } from './routes/findings.ts';
 import { authzenRoutes } from './routes/authzen.ts';
 import { discoveryRoutes } from './routes/discovery.ts';
+import { gatewaySessionRoutes } from './routes/gateway-sessions.ts';
 import { loginEdge } from './edge.ts';
 import { requestId, requestLog } from './request-log.ts';
 import type { Logger } from '../common/log.ts';
@@ -91,6 +92,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   auditRoutes(app, broker);
   keyRoutes(app, broker);
   credentialRoutes(app, broker);
+  gatewaySessionRoutes(app, broker);
   accessRoutes(app, broker);
   spiffeRoutes(app, broker);
   healthRoutes(app, broker);

@@ -11,8 +11,9 @@ import { out, table } from '../output.ts';
 import { json } from '../args.ts';
 
 export function register(program: Command): void {
-  const audit = program.command('audit').description('the authn, authz and admin audit streams');
-  for (const stream of ['authn', 'authz', 'admin'] as const) {
+  const audit = program.command('audit').description('the authn, authz, admin and session audit streams');
+  // The streams of src/audit/types.ts AUDIT_STREAMS, named here: registering commands loads no domain module.
+  for (const stream of ['authn', 'authz', 'admin', 'session'] as const) {
     audit
       .command(stream)
       .description(`query the ${stream} stream`)
