@@ -14,6 +14,7 @@ export const GENESIS: Readonly<Record<AuditStreamName, string>> = {
   authn: genesisHash('authn'),
   authz: genesisHash('authz'),
   admin: genesisHash('admin'),
+  session: genesisHash('session'),
 };
 
 /** The fields hashed, as stored: optional fields are null when absent, payload is canonical JSON. */

@@ -1,9 +1,10 @@
-// The audit interface the other domains write to. Three streams, kept apart on purpose:
-// authentication, authorization, administration.
+// The audit interface the other domains write to. Four streams, kept apart on purpose:
+// authentication, authorization, administration, and the gateways' session recordings.
 import type { JsonWebKey } from 'node:crypto';
 
-export type AuditStreamName = 'authn' | 'authz' | 'admin';
-export const AUDIT_STREAMS: readonly AuditStreamName[] = ['authn', 'authz', 'admin'];
+/** `session`: what was done in gateway sessions (docs/gateways.md), one record per statement, channel, chunk… */
+export type AuditStreamName = 'authn' | 'authz' | 'admin' | 'session';
+export const AUDIT_STREAMS: readonly AuditStreamName[] = ['authn', 'authz', 'admin', 'session'];
 
 export interface AuditEventInput {
   stream: AuditStreamName;

@@ -30,6 +30,7 @@ import { exchangeDelegated, type DelegationRequest } from './delegation.ts';
 import { Bootstrap } from './bootstrap.ts';
 import { IdentityBinding } from './identity-binding.ts';
 import { exposeInternals, type BrokerServices } from './internals.ts';
+import { GatewayRunner } from './gateway-host.ts';
 
 export type { BrokerOptions, Caller, LoginResult, SessionContext } from './types.ts';
 export type { AuthorizeRequest } from './authorization.ts';
@@ -75,6 +76,7 @@ export class Broker {
   readonly #issuance: CredentialIssuance;
   readonly #bootstrap: Bootstrap;
   readonly #binding: IdentityBinding;
+  readonly #gateways: GatewayRunner;
 
   static {
     // Tests and benchmarks reach the domain services through broker/internals.ts; nothing in src does.
@@ -118,6 +120,13 @@ export class Broker {
       sessions: { revoke: (by, what) => this.#authn.revokeSessions(by, what) },
     };
     this.admin = Object.freeze(admin);
+    this.#gateways = new GatewayRunner({
+      ...s,
+      changes: opened.store.changes,
+      authn: this.#authn,
+      issuance: this.#issuance,
+      log: this.#log,
+    });
   }
 
   /** Opens a broker for a validated configuration and loads declared state (audited). */
@@ -272,8 +281,22 @@ export class Broker {
     return this.#bootstrap.login(secret, sourceIp);
   }
 
+  // ── Session gateways ─────────────────────────────────────────────────────────────────────
+
+  /** Starts listening on the configured gateways (docs/gateways.md); the server calls it once it serves. */
+  startGateways(): Promise<void> {
+    return this.#gateways.start();
+  }
+
+  /** Where each configured gateway listens, by name (after `startGateways`). */
+  gatewayAddresses(): ReadonlyMap<string, { host: string; port: number }> {
+    return this.#gateways.addresses();
+  }
+
   async close(): Promise<void> {
     try {
+      // Live sessions end first, with their records and lease revocations, while the store is open.
+      await this.#gateways.stop();
       await this.#s.access.stop();
       await this.#s.credentials.stop();
       await this.#s.audit.close();

@@ -72,6 +72,9 @@ export async function serve(loaded: LoadedConfig, options: BrokerOptions & { qui
       metricsApp = buildMetricsServer(broker);
       await metricsApp.listen({ host: m.host, port: m.port });
     }
+    // Session gateways (docs/gateways.md) listen once the API does.
+    await broker.startGateways();
+    for (const [name, a] of broker.gatewayAddresses()) log(`gateway ${name} listening on ${hostForUrl(a.host)}:${a.port}`);
   } catch (err) {
     await metricsApp?.close();
     await app?.close();

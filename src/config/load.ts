@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { IdentityKind } from '../identity/types.ts';
 import { IDENTITY_KINDS } from '../identity/types.ts';
-import type { BridgeConfig, IdentityConfig, PortcullisConfig, ResourceConfig, TrustConfig } from './types.ts';
+import type { BridgeConfig, GatewayConfig, IdentityConfig, PortcullisConfig, ResourceConfig, TrustConfig } from './types.ts';
 import { ConfigError, duration, flag, integer, oneOf, section, text, texts, validateConfig, z } from '../common/validation.ts';
 import { TARGETS } from '../credentials/config.ts';
 import { ACCESS_CONFIG, resolveAccessConfig } from '../access/config.ts';
@@ -18,6 +18,7 @@ import { checkResourceHierarchy } from '../policy/entities.ts';
 import { implicitBinding, kindOfId, producerOf, producerProblems, producersOf } from '../identity/binding.ts';
 import { LIMITS, LISTEN_TIMEOUTS, METRICS, TRUSTED_PROXIES, metricsConfig } from './server.ts';
 import { STORE, storeConfig } from './store.ts';
+import { GATEWAY_ENTRY, loadGateways } from '../gateways/registry.ts';
 
 export { ConfigError } from '../common/validation.ts';
 export { PORTCULLIS_BUNDLE } from '../identity/trusts/spiffe/config.ts';
@@ -136,6 +137,8 @@ export const CONFIG_FILE = section({
     .optional(),
   engine: oneOf(['wasm', 'compiled']).optional(),
   targets: TARGETS.optional(),
+  // Each entry is checked by its kind's plug-in (gateways/registry.ts), then against the targets.
+  gateways: z.array(GATEWAY_ENTRY).optional(),
   access: ACCESS_CONFIG.optional(),
   // Private destinations outbound calls may reach (common/outbound.ts).
   outbound: section({
@@ -295,6 +298,7 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
       ...(witness && { witness: { ...(witness.file !== undefined && { file: resolve(baseDir, witness.file) }), ...(witness.url !== undefined && { url: witness.url }) } }),
     },
     targets: f.targets ?? [],
+    gateways: loadGateways(f.gateways ?? [], f.targets ?? []) as GatewayConfig[],
     access: resolveAccessConfig(f.access ?? ACCESS_CONFIG.parse({}), env, 'access'),
     outbound: { allow_private: f.outbound?.allow_private ?? [] },
     limits: f.limits,

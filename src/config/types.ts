@@ -7,6 +7,9 @@ import type { TrustConfig } from '../identity/trusts/registry.ts';
 import type { AccessConfig } from '../access/index.ts';
 import type { LimitsConfig, ListenTimeouts, MetricsConfig } from './server.ts';
 import type { StoreConfig } from './store.ts';
+import type { GatewayConfig } from '../gateways/registry.ts';
+
+export type { GatewayConfig } from '../gateways/registry.ts';
 
 /** Trust entries: each kind's config type lives with its plug-in (identity/trusts/<kind>/config.ts). */
 export type { TokenChecks } from '../identity/trusts/plugin.ts';
@@ -77,6 +80,8 @@ export interface PortcullisConfig {
   audit: { fail_closed: boolean; checkpoint_every: number; checkpoint_interval_ms: number; witness?: { file?: string; url?: string } };
   /** Credential targets (PostgreSQL, SSH hosts, APIs, SPIFFE), validated by credentials/config.ts. */
   targets: TargetConfig[];
+  /** Session gateways (PostgreSQL, SSH) in front of targets, validated by their kinds' plug-ins (gateways/registry.ts). Absent: none. */
+  gateways?: GatewayConfig[];
   /** Access requests, approvals, grants, break-glass, webhooks (validated by access/config.ts). */
   access: AccessConfig;
   /** Private networks outbound calls (webhooks, jwks_uri, OIDC, sinks) may reach; default none. */

@@ -231,6 +231,18 @@ export class SessionService {
     return entry;
   }
 
+  /** Whether a verified session (its jti, subject and `iat`) has been revoked since, as this replica knows now (see `refresh`). */
+  isRevoked(jti: string, identityId: string, issuedAt: number): boolean {
+    if (this.#revokedJti.has(jti)) return true;
+    const cutoff = this.#cutoffs.get(identityId);
+    return cutoff !== undefined && issuedAt <= cutoff;
+  }
+
+  /** Re-reads the revocations from the store: the live gateway sessions' backstop against a missed notice. */
+  refresh(): Promise<void> {
+    return this.#loaded ? this.#reread() : this.#load();
+  }
+
   /** Revokes one session token. `expiresAt` (s) bounds how long the entry is kept. */
   async revokeJti(jti: string, options: { identityId?: string; expiresAt?: number } = {}): Promise<void> {
     if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new InvalidInput('jti must be a string of 1-256 characters', 'jti');

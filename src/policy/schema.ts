@@ -77,6 +77,28 @@ type CredentialCtx = {
   credential: CredentialRequest,
 };
 
+// What a session gateway adds to the decisions it asks (docs/gateways.md): the gateway, the
+// session, and for each SQL statement its kind, the tables and functions it touches (schema-
+// qualified) and its fingerprint. Optional, so decisions asked through /v1/authorize need none.
+type DbStatement = {
+  kind: String,            // select | insert | update | delete | ddl | admin | execute | transaction | utility
+  tables: Set<String>,
+  functions: Set<String>,
+  fingerprint: String,
+};
+type DbCtx = {
+  authn: Authn,
+  request: RequestInfo,
+  purpose: Purpose,
+  grants: Set<String>,
+  breakGlass: Bool,
+  delegation: Delegation,
+  bridge: Bool,
+  gateway?: String,
+  session?: String,
+  statement?: DbStatement,
+};
+
 entity Team in [Team];
 entity Role in [Role];
 entity Workload, Agent, ServiceAccount, User in [Team, Role] {
@@ -95,8 +117,13 @@ entity Table in [Database] {
   boundary: String,
   environment: String,
 } tags String;
+// A function a statement calls (schema-qualified, e.g. pg_catalog.pg_terminate_backend).
+entity Function in [Database] {
+  boundary: String,
+  environment: String,
+} tags String;
 
-entity ControlPlane, Policy, AuditStream, Lease, AccessRequest {
+entity ControlPlane, Policy, AuditStream, Lease, AccessRequest, Session {
   boundary: String,
   environment: String,
 };
@@ -108,10 +135,14 @@ entity Identity {
 };
 
 action "db.read", "db.write";
-action "db.select" in ["db.read"] appliesTo { principal: [${principals}], resource: [Database, Table], context: Ctx };
+action "db.select" in ["db.read"] appliesTo { principal: [${principals}], resource: [Database, Table], context: DbCtx };
 action "db.insert", "db.update", "db.delete" in ["db.write"]
-  appliesTo { principal: [${principals}], resource: [Database, Table], context: Ctx };
-action "db.admin" appliesTo { principal: [${principals}], resource: [Database, Table], context: Ctx };
+  appliesTo { principal: [${principals}], resource: [Database, Table], context: DbCtx };
+action "db.admin" appliesTo { principal: [${principals}], resource: [Database, Table], context: DbCtx };
+// The PostgreSQL gateway: admission, schema changes, and each function a statement calls.
+action "db.connect" appliesTo { principal: [${principals}], resource: [Database], context: DbCtx };
+action "db.ddl" appliesTo { principal: [${principals}], resource: [Database, Table], context: DbCtx };
+action "db.execute" appliesTo { principal: [${principals}], resource: [Function, Database], context: DbCtx };
 action "ssh.login" appliesTo { principal: [${principals}], resource: [Host], context: Ctx };
 action "api.call" appliesTo { principal: [${principals}], resource: [Api], context: Ctx };
 action "secret.read" appliesTo { principal: [${principals}], resource: [Secret], context: Ctx };
@@ -138,6 +169,8 @@ action "key.rotate", "resource.manage" in ["admin"] appliesTo { principal: [${pr
 action "lease.read", "lease.renew", "lease.revoke" in ["admin"] appliesTo { principal: [${principals}], resource: [Lease, ControlPlane], context: Ctx };
 // Reading every access request, grant and webhook delivery (humans already see requests and grants).
 action "access.read" in ["admin"] appliesTo { principal: [${principals}], resource: [AccessRequest, ControlPlane], context: Ctx };
+// Gateway sessions (issue #11): reading a recording, ending a live session (one's own need neither).
+action "session.read", "session.terminate" in ["admin"] appliesTo { principal: [${principals}], resource: [Session, ControlPlane], context: Ctx };
 `;
 
 export const BUILTIN_SCHEMA = builtinSchema();
@@ -154,7 +187,7 @@ export const SYSTEM_POLICIES: { id: string; text: string }[] = [
 forbid (principal, action, resource)
 unless {
   resource is ControlPlane || resource is Policy || resource is AuditStream ||
-  resource is Lease || resource is AccessRequest || resource is Identity ||
+  resource is Lease || resource is AccessRequest || resource is Identity || resource is Session ||
   context.bridge ||
   (principal has boundary && resource has boundary && principal.boundary == resource.boundary)
 };`,

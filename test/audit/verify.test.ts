@@ -69,7 +69,7 @@ test('an untouched store verifies, online and offline', async () => {
   await withFixture(async (s) => {
     const off = await verifyDataDir(s.dir, keys);
     assert.equal(off.ok, true);
-    assert.deepEqual(off.streams.map((x) => [x.stream, x.events, x.checkpoints, x.signedThrough]), [['authn', 5, 0, 0], ['authz', 45, 4, 40], ['admin', 0, 0, 0]]);
+    assert.deepEqual(off.streams.map((x) => [x.stream, x.events, x.checkpoints, x.signedThrough]), [['authn', 5, 0, 0], ['authz', 45, 4, 40], ['admin', 0, 0, 0], ['session', 0, 0, 0]]);
     const db = new DatabaseSync(s.path);
     assert.deepEqual(await verifyAll(db, keys), off);
     db.close();

@@ -167,7 +167,7 @@ test('a whole stream deleted (events, checkpoints, head), or every audit table d
     const w = await readWitnessFile(s.witness, keys);
     const r = await verifyDataDir(s.dir, keys, w);
     assert.equal(r.ok, false);
-    assert.deepEqual(r.streams.map((x) => [x.stream, x.firstBadSeq]), [['authn', 1], ['authz', 1], ['admin', undefined]]);
+    assert.deepEqual(r.streams.map((x) => [x.stream, x.firstBadSeq]), [['authn', 1], ['authz', 1], ['admin', undefined], ['session', undefined]]);
     assert.deepEqual(await verifyDataDirParallel(s.dir, keys, { witness: w }), r);
   });
 });

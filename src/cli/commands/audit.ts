@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { JsonWebKey } from 'node:crypto';
-import type { PublicKeyResolver } from '../../audit/types.ts';
+import { AUDIT_STREAMS, type PublicKeyResolver } from '../../audit/types.ts';
 import type { AuditReader } from '../../audit/ports.ts';
 import type { AuditVerificationDto } from '../../server/dto.ts';
 import { CliError, EXIT, address, call, sessionToken } from '../client.ts';
@@ -11,8 +11,8 @@ import { out, table } from '../output.ts';
 import { json } from '../args.ts';
 
 export function register(program: Command): void {
-  const audit = program.command('audit').description('the authn, authz and admin audit streams');
-  for (const stream of ['authn', 'authz', 'admin'] as const) {
+  const audit = program.command('audit').description('the authn, authz, admin and session audit streams');
+  for (const stream of AUDIT_STREAMS) {
     audit
       .command(stream)
       .description(`query the ${stream} stream`)

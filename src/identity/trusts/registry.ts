@@ -15,8 +15,11 @@ export type { TrustPlugin } from './plugin.ts';
 export type TrustConfig = ReturnType<(typeof TRUSTS)[number]['parse']>;
 export type TrustKind = TrustConfig['kind'];
 
-/** Methods of the built-in proofs: API keys (always on) and the first administrator's bootstrap secret. */
-const BUILTIN_AUTHN_METHODS = ['api-key', 'bootstrap'] as const;
+/**
+ * Methods of the built-in proofs: API keys (always on), the first administrator's bootstrap
+ * secret, and a Portcullis-issued SSH user certificate presented to a session gateway.
+ */
+const BUILTIN_AUTHN_METHODS = ['api-key', 'bootstrap', 'ssh-certificate'] as const;
 
 /** `context.authn.method`: how an identity was proved. */
 export type AuthnMethod = (typeof TRUSTS)[number]['methods'][number] | (typeof BUILTIN_AUTHN_METHODS)[number];

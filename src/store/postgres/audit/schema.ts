@@ -2,12 +2,15 @@
 // audit.db (src/store/sqlite/audit/schema.ts), shared by every replica, plus the binary search
 // that turns a time range into a seq range server-side.
 import { GENESIS } from '../../../audit/chain.ts';
-import { AUDIT_STREAMS } from '../../../audit/types.ts';
+import { AUDIT_STREAMS, type AuditStreamName } from '../../../audit/types.ts';
 import type { PgDomainMigrations } from '../db.ts';
 
 // A head row per stream exists from the start (seq 0: the stream is empty), so the first append
-// of two replicas locks it like any other instead of racing to create it.
-const heads = AUDIT_STREAMS.map((s) => `('${s}', 0, '${GENESIS[s]}', '', 0, 0, 1)`).join(', ');
+// of two replicas locks it like any other instead of racing to create it. Version 1 made the
+// first three streams' rows; each stream added later gets its row in its own migration.
+const headRow = (s: AuditStreamName) => `('${s}', 0, '${GENESIS[s]}', '', 0, 0, 1)`;
+const heads = (['authn', 'authz', 'admin'] as const).map(headRow).join(', ');
+const later = AUDIT_STREAMS.filter((s) => !['authn', 'authz', 'admin'].includes(s));
 
 export const MIGRATIONS: PgDomainMigrations = {
   domain: 'audit',
@@ -71,6 +74,11 @@ export const MIGRATIONS: PgDomainMigrations = {
         END
         $fn$;
       `,
+    },
+    {
+      // The gateways' session stream (issue #11): its placeholder head, like the others'.
+      version: 2,
+      up: `INSERT INTO audit_heads (stream, seq, hash, last_time, cp_seq, cp_time, sorted_from) VALUES ${later.map(headRow).join(', ')} ON CONFLICT (stream) DO NOTHING;`,
     },
   ],
 };

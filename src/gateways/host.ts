@@ -1,0 +1,92 @@
+// What a gateway may ask of the broker (the one authorizing layer, which implements it in
+// src/broker/gateway-host.ts): prove who connects, decide, hold an upstream lease for the
+// session, record, and register the live session. Gateways never import the broker.
+import type { AuditEventInput, AuditRecord } from '../audit/types.ts';
+import type { CedarValue, Entity, EntityUid } from '../policy/engine/types.ts';
+import type { ResourceFacts } from '../policy/entities.ts';
+import type { SessionHangs, SessionRegistry } from './sessions.ts';
+
+/** What a client presents to a gateway. */
+export type GatewayProof =
+  /** A secret typed where a password goes: a Portcullis session token, or an API key (`pcx_…`). */
+  | { type: 'secret'; secret: string }
+  /** An OpenSSH user certificate line (`ssh-ed25519-cert-v01@openssh.com AAAA…`) the client proved it holds the key of. */
+  | { type: 'ssh-certificate'; certificate: string };
+
+/**
+ * Who connected, as the broker proved it. Opaque to the gateway: only a principal the host
+ * returned from `authenticate` is accepted back (a gateway cannot make one up).
+ */
+export interface GatewayPrincipal {
+  readonly identityId: string;
+  /** Identity kind (`user`, `workload`, …). */
+  readonly kind: string;
+  readonly boundary: string;
+  /** How it was proved: `session`, `api-key`, `ssh-certificate`, and the trust behind it. */
+  readonly method: string;
+  readonly trust: string;
+  /** The login session (jti) the gateway session hangs on, when the proof was a session token or an API key. */
+  readonly jti?: string;
+  /** The API key the proof was, if any (revoking it ends the session). */
+  readonly apiKeyId?: string;
+  /** The lease the proof itself is (an SSH certificate's), if any. */
+  readonly proofLeaseId?: string;
+  /** For an SSH certificate: the principals it names. */
+  readonly principals?: readonly string[];
+  readonly sourceIp: string;
+}
+
+/** One decision a gateway asks for. Entities beyond those declared in config go in `entities` (tables, functions). */
+export interface GatewayDecisionRequest {
+  action: string;
+  resource: EntityUid;
+  /** Context beyond what the server fills (authn, request, grants…); keys must be declared in the Cedar schema for the action. */
+  context?: Record<string, CedarValue>;
+  /** The purpose the client gave (connection option, CLI `--reason`). */
+  purpose?: { reason?: string; ticket?: string };
+  entities?: Entity[];
+}
+
+export interface GatewayDecision {
+  decision: 'allow' | 'deny';
+  decision_id: string;
+  reasons: string[];
+  /**
+   * Settles when the authz record is durable (rejects when audit is fail-closed and could not
+   * record it): nothing that depends on the decision may reach the client before it resolves.
+   */
+  recorded: Promise<void>;
+}
+
+/** The upstream credential the gateway holds for one session; never shown to the client. */
+export interface GatewayLease {
+  id: string;
+  expiresAt: number;
+  /** The grant (request, break-glass) the lease was issued under, if any: its end ends the session. */
+  grantId?: string;
+  /** The issuer's credential (for postgres: host, port, database, user, password). Secret. */
+  credential: Record<string, unknown>;
+}
+
+/** What a gateway may ask of the broker. */
+export interface GatewayHost {
+  /** Proves a client; throws AuthenticationFailed (audited in the authn stream by the broker). */
+  authenticate(proof: GatewayProof, sourceIp: string): Promise<GatewayPrincipal>;
+  /** Decides (audited in the authz stream); a deny is an answer, not an error. Throws Unavailable when no policy is active. */
+  decide(who: GatewayPrincipal, req: GatewayDecisionRequest): Promise<GatewayDecision>;
+  /**
+   * A just-in-time lease on `target` for this principal, through the normal credential path
+   * (`credential.issue` decided and audited); `reason` is the lease's purpose.
+   */
+  issueLease(who: GatewayPrincipal, req: { target: string; permission?: string; reason: string; ttlMs?: number }): Promise<GatewayLease>;
+  /** Revokes a lease the gateway holds (the session ended). */
+  revokeLease(leaseId: string, reason: string): Promise<void>;
+  /** Appends to the `session` stream; resolves once durable. Use a SessionRecorder (sessions.ts), which numbers records. */
+  record(event: Omit<AuditEventInput, 'stream'>): Promise<AuditRecord>;
+  /** A declared resource (`resources:` in config), for the boundary of tables and functions under a Database. */
+  resource(uid: EntityUid): ResourceFacts | undefined;
+  /** What a session of this principal hangs on (identity, login session, API key, the proof's lease), to register it. */
+  hangsOf(who: GatewayPrincipal): SessionHangs;
+  /** This replica's live-session registry. */
+  readonly sessions: SessionRegistry;
+}
