@@ -2,7 +2,6 @@
 // given — proofs, decisions, the upstream lease, the session stream — and the runner that builds
 // the configured gateways, starts and stops them with the server, and feeds the live-session
 // registry its revocation events (this replica's admin records, other replicas' notices).
-import { createPublicKey } from 'node:crypto';
 import { AuthenticationFailed, Forbidden, NotFound } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { Metrics } from '../common/metrics.ts';
@@ -110,7 +109,8 @@ export class BrokerGatewayHost implements GatewayHost {
     if (typeof line !== 'string' || line.length > 16_384) return fail('malformed', 'not an OpenSSH certificate line');
     let cert: ReturnType<typeof parseUserCertificate>;
     try {
-      cert = parseUserCertificate(line, createPublicKey(this.#d.sshCa.privateKey));
+      // parseUserCertificate derives the public key itself (createPublicKey of a public KeyObject throws).
+      cert = parseUserCertificate(line, this.#d.sshCa.privateKey);
     } catch {
       return fail('malformed', 'not an OpenSSH certificate');
     }
@@ -174,11 +174,11 @@ export class BrokerGatewayHost implements GatewayHost {
     return { decision: d, decision_id: decision.decision_id, reasons: decision.reasons, recorded };
   }
 
-  async issueLease(who: GatewayPrincipal, req: { target: string; permission?: string; reason: string; ttlMs?: number }): Promise<GatewayLease> {
+  async issueLease(who: GatewayPrincipal, req: { target: string; permission?: string; reason: string; ttlMs?: number; params?: Record<string, string> }): Promise<GatewayLease> {
     const { session, sourceIp } = this.#who(who);
     const issued = await this.#d.issuance.issue(
       session,
-      { target: req.target, reason: req.reason, ...(req.permission !== undefined && { permission: req.permission }), ...(req.ttlMs !== undefined && { ttl: `${Math.max(1, Math.floor(req.ttlMs / 1000))}s` }) },
+      { ...req.params, target: req.target, reason: req.reason, ...(req.permission !== undefined && { permission: req.permission }), ...(req.ttlMs !== undefined && { ttl: `${Math.max(1, Math.floor(req.ttlMs / 1000))}s` }) },
       sourceIp,
     );
     const l = issued.lease;

@@ -76,9 +76,10 @@ export interface GatewayHost {
   decide(who: GatewayPrincipal, req: GatewayDecisionRequest): Promise<GatewayDecision>;
   /**
    * A just-in-time lease on `target` for this principal, through the normal credential path
-   * (`credential.issue` decided and audited); `reason` is the lease's purpose.
+   * (`credential.issue` decided and audited); `reason` is the lease's purpose. `params`: the target
+   * kind's own request fields, as POST /v1/credentials takes them (ssh: `public_key`).
    */
-  issueLease(who: GatewayPrincipal, req: { target: string; permission?: string; reason: string; ttlMs?: number }): Promise<GatewayLease>;
+  issueLease(who: GatewayPrincipal, req: { target: string; permission?: string; reason: string; ttlMs?: number; params?: Record<string, string> }): Promise<GatewayLease>;
   /** Revokes a lease the gateway holds (the session ended). */
   revokeLease(leaseId: string, reason: string): Promise<void>;
   /** Appends to the `session` stream; resolves once durable. Use a SessionRecorder (sessions.ts), which numbers records. */

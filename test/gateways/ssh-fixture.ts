@@ -1,161 +1,146 @@
-// A real SSH gateway in this process in front of a real sshd, with a real credential service (SQLite
-// leases, Portcullis SSH CA), a policy function, an in-memory session stream, and the real OpenSSH
-// client helpers the gateway tests use.
-import { execFile } from 'node:child_process';
+// A real Portcullis server (startServer) running an SSH gateway in front of a real sshd that trusts
+// the server's SSH user CA, and the real OpenSSH client pointed at the gateway. Shared by the SSH
+// gateway tests.
+import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { randomBytes } from 'node:crypto';
-import { systemClock } from '../../src/common/clock.ts';
-import { validateTargets } from '../../src/credentials/config.ts';
-import { createCredentialService } from '../../src/credentials/service.ts';
-import type { CredentialService } from '../../src/credentials/service.ts';
-import type { DecisionRequest } from '../../src/credentials/types.ts';
 import { generateSshCa } from '../../src/credentials/issuers/ssh/ssh.ts';
-import type { SshCa } from '../../src/credentials/issuers/ssh/ssh.ts';
-import { validateConfig } from '../../src/common/validation.ts';
-import { sshGatewayConfig } from '../../src/gateways/ssh/config.ts';
-import { SshGateway } from '../../src/gateways/ssh/gateway.ts';
-import type { SshGatewayHost } from '../../src/gateways/ssh/host.ts';
-import { MemoryAudit, sqliteLeases } from '../credentials/helpers.ts';
+import { startServer } from '../credentials/server.ts';
+import type { TestServer } from '../credentials/server.ts';
 import { startSshd, sshUser } from '../credentials/sshd.ts';
 import type { Sshd } from '../credentials/sshd.ts';
 
 export const run = promisify(execFile);
+export const WORKLOAD = 'workload:github/acme/api';
 
-/** Cedar stand-in: a function of the decision request (tests swap it). */
-export type Policy = (req: { identityId: string; action: string; resource: { type: string; id: string }; context: Record<string, unknown> }) => boolean;
-
-export interface Live {
-  id: string;
-  leaseIds: string[];
-  identityId: string;
-  terminate(reason: string): void;
+export interface SessionRecord {
+  seq: number;
+  type: string;
+  actor: string;
+  payload: Record<string, unknown>;
 }
 
 export interface GatewayFixture {
   dir: string;
-  ca: SshCa;
-  svc: CredentialService;
-  audit: MemoryAudit;
-  authn: { reason: string; detail: Record<string, unknown> }[];
-  gateway: SshGateway;
-  port: number;
+  s: TestServer;
   sshd: Sshd;
-  hostKeyLine: string;
-  live: Map<string, Live>;
-  policy: { current: Policy };
-  /** A fresh user key with a gateway certificate for `identity` (issued through the service). */
-  clientKey(identity?: string, opts?: { ttl?: string }): Promise<{ key: string; leaseId: string; serial: string }>;
-  /** Runs `ssh -p gw login@target CMD`; resolves with the exit code and output. */
-  ssh(key: string, user: string, args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<{ code: number | null; stdout: string; stderr: string }>;
-  sessionRecords(id?: string): { type: string; payload: Record<string, unknown> }[];
-  stop(): Promise<void>;
+  /** The gateway's address (127.0.0.1). */
+  port: number;
+  /** The session token of the workload. */
+  token: string;
+  /** The server's SSH user CA line. */
+  caLine: string;
+  /** A fresh key pair with a Portcullis certificate for `web-1` (POST /v1/credentials); its lease id. */
+  clientKey(): Promise<{ key: string; leaseId: string; serial: string }>;
+  /** `ssh -p GATEWAY login@127.0.0.1 ARGS` with the key's certificate; exit code and output. */
+  ssh(key: string, args: string[], opts?: { input?: string; timeoutMs?: number; login?: string }): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** The same with the session token as password (SSH_ASKPASS), no key at all. */
+  sshWithToken(token: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** The `session` stream records of one gateway session (or all). */
+  records(session?: string): Promise<SessionRecord[]>;
+  revoke(selector: Record<string, unknown>, reason: string): Promise<void>;
+  close(): Promise<void>;
 }
 
-let keyN = 0;
+/** OpenSSH client options: no agent, no config, the gateway's pinned host key. */
+function clientOptions(dir: string): string[] {
+  return ['-F', '/dev/null', '-o', 'IdentityAgent=none', '-o', `UserKnownHostsFile=${join(dir, 'gw_known_hosts')}`, '-o', 'GlobalKnownHostsFile=/dev/null',
+    '-o', 'StrictHostKeyChecking=yes', '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR'];
+}
 
-export async function startGatewayFixture(dir: string, o: { upstreamHostKeys?: string[]; recordInput?: boolean } = {}): Promise<GatewayFixture> {
+export function execSsh(args: string[], opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string; child: ChildProcess }> {
+  return new Promise((resolve) => {
+    const child: ChildProcess = execFile('ssh', args, { timeout: opts.timeoutMs ?? 30_000, encoding: 'utf8', ...(opts.env && { env: opts.env }) }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr, child });
+    });
+    child.stdin!.end(opts.input ?? '');
+  });
+}
+
+export async function startGatewayFixture(dir: string, o: { policies: string; hostKeys?: (real: string) => string[]; recordInput?: boolean }): Promise<GatewayFixture> {
   mkdirSync(dir, { recursive: true });
-  const ca = generateSshCa();
+  // sshd first (the gateway config names its port); it trusts the server's CA once that exists.
   const sshdDir = join(dir, 'sshd');
   mkdirSync(sshdDir);
-  const sshd = await startSshd(sshdDir, { caPublicKeyLine: ca.publicKeyLine, krlPath: join(dir, 'revoked.krl'), principals: ['ops'] });
-  const hostKeyLine = readFileSync(join(sshdDir, 'host.pub'), 'utf8').trim();
-  const targets = validateTargets([
-    { name: 'gw', kind: 'ssh', hosts: ['gateway'], principals: { 'user:*': ['portcullis-gateway'] }, max_ttl: '1h' },
-    { name: 'web-1', kind: 'ssh', hosts: ['127.0.0.1'], principals: { 'user:alice@example.com': ['ops'], 'user:bob@example.com': ['ops'] }, max_ttl: '1h', extensions: ['permit-pty', 'permit-port-forwarding'] },
-  ]);
-  const policy: { current: Policy } = { current: () => true };
-  const audit = new MemoryAudit();
-  let decisions = 0;
-  const decide = async (req: DecisionRequest) => ({ decision: policy.current({ identityId: req.identityId, action: req.action, resource: req.resource, context: {} }) ? 'allow' as const : 'deny' as const, decisionId: `dec_${++decisions}` });
-  const svc = createCredentialService({ leases: sqliteLeases(), clock: systemClock, audit, decide, targets, ssh: { ca, krlPath: join(dir, 'revoked.krl') } });
-  const live = new Map<string, Live>();
-  const authn: GatewayFixture['authn'] = [];
-  const host: SshGatewayHost = {
-    now: () => Date.now(),
-    userCaPublicKey: () => ca.publicKeyLine,
-    async certificateLease(serial) {
-      const r = await svc.introspect('ssh', serial);
-      if (!r.lease) return undefined;
-      return { id: r.lease.id, identityId: r.lease.identityId, target: r.lease.target, active: r.active, sessionId: r.lease.sessionId, grantId: r.lease.grantId };
-    },
-    async decide(req) {
-      const allowed = policy.current(req);
-      const decisionId = `dec_${++decisions}`;
-      await audit.append({ stream: 'authz', type: 'authz.decision', actor: req.identityId, decision: allowed ? 'allow' : 'deny', payload: { action: req.action, resource: req.resource, context: req.context, decision_id: decisionId } });
-      return { allowed, decisionId };
-    },
-    async issueCertificate(req) {
-      const r = await svc.issue({ identityId: req.identityId, target: req.target, ttl: req.ttlMs, purpose: req.purpose, params: { publicKey: req.publicKey } });
-      return { leaseId: r.lease.id, certificate: r.credential.certificate as string };
-    },
-    async revokeLease(leaseId, reason) {
-      await svc.revoke({ lease: leaseId }, { by: 'gateway', reason });
-    },
-    async record(type, actor, payload) {
-      await audit.append({ stream: 'session' as 'admin', type, actor, payload });
-    },
-    async authnFailure(reason, detail) {
-      authn.push({ reason, detail });
-    },
-    register(s) {
-      live.set(s.id, { id: s.id, leaseIds: s.bindings.leaseIds, identityId: s.bindings.identityId, terminate: s.terminate });
-      return () => live.delete(s.id);
-    },
-    newSessionId: () => `gws_${randomBytes(12).toString('base64url')}`,
-  };
-  // Until the live-session registry is merged: the backstop re-validation every 250 ms.
-  const sweep = setInterval(() => {
-    for (const s of live.values()) {
-      void Promise.all(s.leaseIds.map((l) => svc.isActive(l))).then((ok) => {
-        if (ok.some((x) => !x)) s.terminate('lease revoked');
-      });
-    }
-  }, 250);
+  const sshd = await startSshd(sshdDir, { caPublicKeyLine: generateSshCa().publicKeyLine, krlPath: join(dir, 'revoked.krl'), principals: ['deploy'] });
+  const realHostKey = readFileSync(join(sshdDir, 'host.pub'), 'utf8').trim();
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'gw_host')]);
-  const cfg = validateConfig(sshGatewayConfig, {
-    name: 'ssh-gw', kind: 'ssh', listen: '127.0.0.1:0', host_key_file: join(dir, 'gw_host'), client_target: 'gw', record_input: o.recordInput ?? false,
-    targets: [{ name: 'web-1', address: `127.0.0.1:${sshd.port}`, host_keys: o.upstreamHostKeys ?? [hostKeyLine] }],
-  }, 'gateways[0]');
-  const gateway = new SshGateway(cfg, host, readFileSync(cfg.host_key_file));
-  const port = (await gateway.listen()).port;
-  writeFileSync(join(dir, 'gw_known_hosts'), `[127.0.0.1]:${port} ${readFileSync(join(dir, 'gw_host.pub'), 'utf8').trim()}\n`);
+  const hostKeys = (o.hostKeys ?? ((k) => [k]))(realHostKey);
+  const s = await startServer({
+    resources: '  - { type: Host, id: web-1, boundary: application, environment: prod }',
+    targets: '  - { name: web-1, kind: ssh, hosts: [127.0.0.1], principals: { "workload:github/acme/api": [deploy] }, max_ttl: 1h, default_ttl: 10m, extensions: [permit-pty, permit-port-forwarding] }',
+    gateways: `  - { name: ssh-gw, kind: ssh, listen: { host: 127.0.0.1, port: 0 }, target: web-1, host_key_file: ${join(dir, 'gw_host')}, upstream: "127.0.0.1:${sshd.port}", host_keys: ${JSON.stringify(hostKeys)}, record_input: ${o.recordInput ?? false} }`,
+    policies: o.policies,
+  });
+  try {
+    const targets = await s.call('GET', '/v1/targets', undefined, await s.login('acme/api'));
+    const caLine = targets.body.ssh_user_ca as string;
+    writeFileSync(join(sshdDir, 'ca.pub'), `${caLine}\n`); // sshd reads TrustedUserCAKeys at each login
+    const port = s.running.broker.gatewayAddresses().get('ssh-gw')!.port;
+    writeFileSync(join(dir, 'gw_known_hosts'), `[127.0.0.1]:${port} ${readFileSync(join(dir, 'gw_host.pub'), 'utf8').trim()}\n`);
+    const token = await s.login('acme/api');
+    let keyN = 0;
+    const askpass = join(dir, 'askpass.sh');
+    writeFileSync(askpass, '#!/bin/sh\nprintf "%s\\n" "$PCX_TEST_SECRET"\n');
+    chmodSync(askpass, 0o700);
+    const fx: GatewayFixture = {
+      dir, s, sshd, port, token, caLine,
+      async clientKey() {
+        const key = join(dir, `id_${++keyN}`);
+        await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+        const r = await s.call('POST', '/v1/credentials', { target: 'web-1', reason: 'gateway login', public_key: readFileSync(`${key}.pub`, 'utf8').trim() }, token);
+        if (r.status !== 200 && r.status !== 201) throw new Error(`issuing the login certificate failed: ${r.status} ${JSON.stringify(r.body)}`);
+        const credential = r.body.credential as Record<string, string>;
+        writeFileSync(`${key}-cert.pub`, `${credential.certificate}\n`);
+        return { key, leaseId: (r.body.lease as Record<string, string>).id!, serial: credential.serial! };
+      },
+      ssh(key, args, opts = {}) {
+        return execSsh([...clientOptions(dir), '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key, '-o', `CertificateFile=${key}-cert.pub`,
+          '-p', String(port), '-l', opts.login ?? sshUser, '127.0.0.1', ...args], opts);
+      },
+      sshWithToken(secret, args) {
+        return execSsh([...clientOptions(dir), '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1',
+          '-p', String(port), '-l', sshUser, '127.0.0.1', ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: 'none', PCX_TEST_SECRET: secret } });
+      },
+      async records(session) {
+        const admin = await s.admin();
+        const out: SessionRecord[] = [];
+        let after = 0;
+        for (;;) {
+          const r = await s.call('GET', `/v1/audit/session?after=${after}&limit=500`, undefined, admin);
+          if (r.status !== 200) throw new Error(`GET /v1/audit/session: ${r.status} ${JSON.stringify(r.body)}`);
+          const page = (r.body.records ?? r.body.events ?? []) as SessionRecord[];
+          out.push(...page);
+          if (page.length < 500) break;
+          after = page.at(-1)!.seq;
+        }
+        return session === undefined ? out : out.filter((x) => x.payload.session === session);
+      },
+      async revoke(selector, reason) {
+        const r = await s.call('POST', '/v1/revocations', { selector, reason }, await s.admin());
+        if (r.status !== 200) throw new Error(`revoke: ${r.status} ${JSON.stringify(r.body)}`);
+      },
+      async close() {
+        await s.close();
+        sshd.stop();
+      },
+    };
+    return fx;
+  } catch (e) {
+    await s.close();
+    sshd.stop();
+    throw e;
+  }
+}
 
-  const fx: GatewayFixture = {
-    dir, ca, svc, audit, authn, gateway, port, sshd, hostKeyLine, live, policy,
-    async clientKey(identity = 'user:alice@example.com', opts = {}) {
-      const key = join(dir, `id_${++keyN}`);
-      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
-      const r = await svc.issue({ identityId: identity, target: 'gw', ttl: opts.ttl ?? '10m', purpose: 'gateway login', params: { publicKey: readFileSync(`${key}.pub`, 'utf8').trim() } });
-      writeFileSync(`${key}-cert.pub`, `${r.credential.certificate as string}\n`);
-      return { key, leaseId: r.lease.id, serial: r.lease.handle! };
-    },
-    ssh(key, user, args, opts = {}) {
-      return new Promise((resolve) => {
-        const child: ChildProcess = execFile('ssh', [
-          '-F', '/dev/null', '-p', String(port), '-i', key, '-o', `CertificateFile=${key}-cert.pub`, '-o', 'IdentitiesOnly=yes',
-          '-o', 'IdentityAgent=none', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${join(dir, 'gw_known_hosts')}`,
-          '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR', '-l', user, '127.0.0.1', ...args,
-        ], { timeout: opts.timeoutMs ?? 30_000, encoding: 'utf8' }, (err, stdout, stderr) => {
-          resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-        });
-        if (opts.input !== undefined) child.stdin!.end(opts.input);
-        else child.stdin!.end();
-      });
-    },
-    sessionRecords(id) {
-      return audit.events.filter((e) => (e.stream as string) === 'session' && (id === undefined || e.payload.session === id)).map((e) => ({ type: e.type, payload: e.payload }));
-    },
-    async stop() {
-      clearInterval(sweep);
-      await gateway.close();
-      sshd.stop();
-      await svc.stop();
-    },
-  };
-  void sshUser;
-  return fx;
+/** The real ssh client inside a pty of its own (script(1)) at cols×rows, for interactive sessions. */
+export function interactiveSsh(fx: GatewayFixture, key: string, size: { cols: number; rows: number }): ChildProcess & { output(): string } {
+  const cmd = ['ssh', '-tt', ...clientOptions(fx.dir), '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key, '-o', `CertificateFile=${key}-cert.pub`,
+    '-p', String(fx.port), '-l', sshUser, '127.0.0.1'].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const child = spawn('script', ['-q', '-e', '-f', '-c', `stty rows ${size.rows} cols ${size.cols}; exec ${cmd}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TERM: 'xterm-256color' } });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  return Object.assign(child, { output: () => out });
 }

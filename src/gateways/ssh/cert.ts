@@ -70,13 +70,6 @@ export interface UserCertificate {
   publicKey: Buffer;
 }
 
-/** `ssh-ed25519 AAAA…` → the wire blob of the key (string type, string key). */
-export function sshPublicKeyBlob(line: string): Buffer {
-  const [type, b64] = line.trim().split(/\s+/);
-  if (type !== 'ssh-ed25519' || !b64) throw new Error('expected an ssh-ed25519 public key line');
-  return Buffer.from(b64, 'base64');
-}
-
 function ed25519Key(raw: Buffer): KeyObject {
   if (raw.length !== 32) throw new CertificateRefused('malformed', 'ed25519 key must be 32 bytes');
   return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, format: 'jwk' });
@@ -92,11 +85,12 @@ function ed25519Signature(blob: Buffer): Buffer {
 }
 
 /**
- * Parses and checks a user certificate blob against the CA blob (`caBlob`): structure, CA
- * signature, certificate type, validity at `nowSec`, principal `login` (when given), critical
- * options. Throws CertificateRefused with a reason.
+ * Parses and checks a user certificate blob: structure, certificate type, validity at `nowSec`,
+ * principal `login` (when given), critical options, and — when `caBlob` is given — that the CA is
+ * that key and its signature verifies (the broker checks the CA again when it authenticates the
+ * certificate). Throws CertificateRefused with a reason.
  */
-export function verifyUserCertificate(blob: Buffer, caBlob: Buffer, nowSec: number, login?: string): UserCertificate {
+export function verifyUserCertificate(blob: Buffer, caBlob: Buffer | undefined, nowSec: number, login?: string): UserCertificate {
   const r = new Wire(blob);
   if (r.text() !== ED25519_CERT) throw new CertificateRefused('unsupported', 'only ssh-ed25519 user certificates are accepted');
   r.string(); // nonce
@@ -129,11 +123,13 @@ export function verifyUserCertificate(blob: Buffer, caBlob: Buffer, nowSec: numb
   const signature = ed25519Signature(r.string());
   if (!r.done()) throw new CertificateRefused('malformed', 'trailing data after the signature');
   // The CA: byte-equal to Portcullis' user CA, then its signature over everything before it.
-  if (!signatureKey.equals(caBlob)) throw new CertificateRefused('untrusted_ca', 'certificate is not signed by the Portcullis user CA');
-  const ca = new Wire(caBlob);
-  ca.text();
-  if (!verify(null, blob.subarray(0, signedLength), ed25519Key(ca.string()), signature)) {
-    throw new CertificateRefused('bad_signature', 'CA signature does not verify');
+  if (caBlob !== undefined) {
+    if (!signatureKey.equals(caBlob)) throw new CertificateRefused('untrusted_ca', 'certificate is not signed by the Portcullis user CA');
+    const ca = new Wire(caBlob);
+    ca.text();
+    if (!verify(null, blob.subarray(0, signedLength), ed25519Key(ca.string()), signature)) {
+      throw new CertificateRefused('bad_signature', 'CA signature does not verify');
+    }
   }
   if (type !== SSH_CERT_USER) throw new CertificateRefused('wrong_type', 'not a user certificate');
   if (BigInt(nowSec) < validAfter) throw new CertificateRefused('not_yet_valid', 'certificate is not valid yet');
@@ -160,6 +156,11 @@ export function verifyUserCertificate(blob: Buffer, caBlob: Buffer, nowSec: numb
  * The client's proof of possession: `signature` (SSH wire form, as ssh2 passes it for certificate
  * algorithms it does not know) over `signedData` (session id + USERAUTH_REQUEST, built by ssh2).
  */
+/** The certificate as an OpenSSH line (what the broker's authenticate takes). */
+export function certificateLine(blob: Buffer): string {
+  return `${ED25519_CERT} ${blob.toString('base64')}`;
+}
+
 export function verifyPossession(cert: UserCertificate, signedData: Buffer, signature: Buffer): boolean {
   try {
     return verify(null, signedData, ed25519Key(cert.publicKey), ed25519Signature(signature));

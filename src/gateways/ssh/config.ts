@@ -1,84 +1,62 @@
-// A `kind: ssh` gateway in portcullis.yaml: where it listens, its host key, which certificates log
-// in to it (`client_target`), the hosts behind it with their pinned host keys, and recording options.
+// A `kind: ssh` gateway in portcullis.yaml: where it listens, its own host key, the `kind: ssh`
+// target it fronts (Cedar `Host::"<target>"`, upstream certificates), the host's address and pinned
+// host keys, and what is recorded.
 import { duration, flag, integer, mapping, text, texts, z } from '../../common/validation.ts';
-
-export interface SshGatewayTarget {
-  /** The name users put after `@` in the SSH user name, and the Cedar `Host` decided on. */
-  name: string;
-  /** The `kind: ssh` credential target whose CA-signed certificates the host accepts (default: name). */
-  credential_target: string;
-  host: string;
-  port: number;
-  /** Pinned host public keys. The gateway never learns a host key on first use. */
-  host_keys: string[];
-}
+import { gatewayFields } from '../plugin.ts';
 
 export interface SshGatewayConfig {
   name: string;
   kind: 'ssh';
   listen: { host: string; port: number };
-  /** OpenSSH private key file of the gateway's own host key. */
+  /** The `kind: ssh` credential target: decisions are on `Host::"<target>"`, upstream certificates come from it. */
+  target: string;
+  /** OpenSSH private key file of the gateway's own host key (relative: against the config's folder). */
   host_key_file: string;
-  /** The `kind: ssh` credential target whose certificates log in to the gateway (never accepted by hosts). */
-  client_target: string;
-  upstream_ttl_ms: number;
+  /** Where the host's sshd listens. */
+  upstream: { host: string; port: number };
+  /** Pinned host public keys of the upstream. The gateway never learns a host key on first use. */
+  host_keys: string[];
+  /** Lifetime of the upstream certificate's lease; the session ends when it does (default: the target's default TTL). */
+  lease_ttl_ms?: number;
+  /** Opt-in: keystrokes of interactive sessions in the recording (they can contain typed passwords). */
   record_input: boolean;
-  login_timeout_ms: number;
+  /** How long a client has to authenticate (default 30 s). */
+  auth_timeout_ms: number;
   max_connections: number;
-  targets: SshGatewayTarget[];
-  /** OpenSSH client binary (tests). */
-  ssh_binary?: string;
 }
 
-const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const HOST_KEY_RE = /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}( .*)?$/;
 
-/** `host:port` or `[v6]:port`. */
-function address(defaultPort?: number) {
-  return text({ max: 300 }).transform((v, ctx) => {
-    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(v);
-    const port = m?.[3] !== undefined ? Number(m[3]) : defaultPort;
-    if (!m || port === undefined || port > 65535) {
-      ctx.addIssue({ code: 'custom', message: `expected host:port, got "${v.slice(0, 60)}"` });
-      return z.NEVER;
-    }
-    return { host: (m[1] ?? m[2])!, port };
-  });
-}
+/** `host:port` or `[v6]:port` (default port 22). */
+const address = text({ max: 300 }).transform((v, ctx) => {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(v);
+  const port = m?.[3] !== undefined ? Number(m[3]) : 22;
+  if (!m || port < 1 || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `expected host:port, got "${v.slice(0, 60)}"` });
+    return z.NEVER;
+  }
+  return { host: (m[1] ?? m[2])!, port };
+});
 
 export const sshGatewayConfig = mapping({
-  name: text({ pattern: NAME_RE, hint: 'expected lowercase letters, digits, . _ -' }),
-  kind: z.literal('ssh'),
-  listen: address(),
-  host_key_file: text(),
-  client_target: text({ pattern: NAME_RE, hint: 'expected the name of a kind: ssh target' }),
-  upstream_ttl: duration({ min: 60_000, max: 24 * 3_600_000 }).default(3_600_000),
-  record_input: flag().default(false),
-  login_timeout: duration({ min: 1000, max: 600_000 }).default(30_000),
-  max_connections: integer(1, 100_000).default(256),
-  targets: z.array(mapping({
-    name: text({ pattern: NAME_RE, hint: 'expected lowercase letters, digits, . _ -' }),
-    credential_target: text({ pattern: NAME_RE }).optional(),
-    address: address(22),
-    host_keys: texts({ nonEmpty: true, pattern: HOST_KEY_RE, hint: 'expected an OpenSSH public key line (ssh-ed25519 AAAA…)' }),
-  })).min(1),
-}).transform((o, ctx): SshGatewayConfig => {
-  const seen = new Set<string>();
-  o.targets.forEach((t, i) => {
-    if (seen.has(t.name)) ctx.addIssue({ code: 'custom', path: ['targets', i, 'name'], message: `duplicate target ${t.name}` });
-    seen.add(t.name);
-    if ((t.credential_target ?? t.name) === o.client_target) ctx.addIssue({ code: 'custom', path: ['targets', i, 'credential_target'], message: 'must differ from client_target: certificates that log in to the gateway must not log in to hosts' });
-  });
-  return {
-    name: o.name,
-    kind: 'ssh',
-    listen: o.listen,
-    host_key_file: o.host_key_file,
-    client_target: o.client_target,
-    upstream_ttl_ms: o.upstream_ttl,
-    record_input: o.record_input,
-    login_timeout_ms: o.login_timeout,
-    max_connections: o.max_connections,
-    targets: o.targets.map((t) => ({ name: t.name, credential_target: t.credential_target ?? t.name, host: t.address.host, port: t.address.port, host_keys: t.host_keys })),
-  };
-});
+  ...gatewayFields('ssh'),
+  host_key_file: text({ max: 1024 }),
+  upstream: address,
+  host_keys: texts({ nonEmpty: true, pattern: HOST_KEY_RE, hint: 'expected an OpenSSH public key line (ssh-ed25519 AAAA…)' }),
+  lease_ttl: duration({ min: 60_000, max: 7 * 86_400_000, range: 'must be between 1m and 7d' }).optional(),
+  record_input: flag().optional(),
+  auth_timeout: duration({ min: 1000, max: 600_000, range: 'must be between 1s and 10m' }).optional(),
+  max_connections: integer(1, 100_000).optional(),
+}).transform((o): SshGatewayConfig => ({
+  name: o.name,
+  kind: 'ssh',
+  listen: o.listen,
+  target: o.target,
+  host_key_file: o.host_key_file,
+  upstream: o.upstream,
+  host_keys: o.host_keys,
+  ...(o.lease_ttl !== undefined && { lease_ttl_ms: o.lease_ttl }),
+  record_input: o.record_input ?? false,
+  auth_timeout_ms: o.auth_timeout ?? 30_000,
+  max_connections: o.max_connections ?? 256,
+}));

@@ -2,15 +2,20 @@
 // `ssh.login` and then every channel with Cedar, reaches the target through OpenSSH with a fresh
 // certificate leased for this session (upstream.ts), records everything (recorder.ts) and ends the
 // session when what it hangs on is revoked.
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { isAbsolute, join } from 'node:path';
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection, ServerChannel, Session } from 'ssh2';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { CertificateRefused, ED25519_CERT, sourceAllowed, sshPublicKeyBlob, verifyPossession, verifyUserCertificate } from './cert.ts';
-import type { UserCertificate } from './cert.ts';
-import type { SshGatewayConfig, SshGatewayTarget } from './config.ts';
-import type { SshGatewayHost } from './host.ts';
-import { CastRecorder, SessionRecorder } from './recorder.ts';
+import { AuthenticationFailed } from '../../common/errors.ts';
+import type { CedarValue } from '../../policy/engine/types.ts';
+import type { GatewayHost, GatewayPrincipal } from '../host.ts';
+import type { Gateway, GatewayDeps } from '../plugin.ts';
+import { SessionRecorder, newSessionId } from '../sessions.ts';
+import { CertificateRefused, ED25519_CERT, certificateLine, sourceAllowed, verifyPossession, verifyUserCertificate } from './cert.ts';
+import type { SshGatewayConfig } from './config.ts';
+import { CastRecorder } from './recorder.ts';
 import { Upstream } from './upstream.ts';
 import { SftpWatcher, scpTransfer } from './files.ts';
 
@@ -18,27 +23,23 @@ const MAX_AUTH_ATTEMPTS = 8;
 const MAX_CHANNELS = 16;
 const MAX_COMMAND = 16 * 1024;
 
-/** `login@target` (the SSH user name): which account on which gateway target. */
-export function parseUser(user: string): { login: string; target: string } | undefined {
-  const at = user.lastIndexOf('@');
-  if (at <= 0 || at === user.length - 1 || user.length > 200) return undefined;
-  const login = user.slice(0, at);
-  const target = user.slice(at + 1);
-  if (!/^[A-Za-z0-9._@-]{1,64}$/.test(login) || !/^[a-z0-9][a-z0-9._-]{0,62}$/.test(target)) return undefined;
-  return { login, target };
+/** What the OpenSSH client said when it failed (its own diagnostics: no secret is ever in them), short. */
+function upstreamError(stderr: string): string {
+  if (/host key|HOST IDENTIFICATION/i.test(stderr)) return 'host key verification failed';
+  const line = stderr.split(/\r?\n/).map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('@')) ?? '';
+  return line.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
 }
+
+/** The SSH user name is the account on the host. */
+const LOGIN_RE = /^[A-Za-z0-9._-][A-Za-z0-9._@-]{0,63}$/;
 
 interface Admitted {
   id: string;
-  identityId: string;
+  who: GatewayPrincipal;
   login: string;
-  target: SshGatewayTarget;
-  cert: UserCertificate;
-  clientLease: string;
   upstreamLease: string;
   upstream: Upstream;
-  loginSession: string | null;
-  grantId: string | null;
+  rec: SessionRecorder;
 }
 
 /** One live client connection. */
@@ -49,11 +50,11 @@ class GatewayConnection {
   #attempts = 0;
   #admitted: Admitted | undefined;
   #admitting: Promise<void> | undefined;
-  #rec: SessionRecorder | undefined;
   #unregister: (() => void) | undefined;
   #channels = 0;
-  #open = new Set<{ end(): void }>();
+  #open = new Set<{ end(reason?: string): void }>();
   #ended = false;
+  #terminated = false;
   #endReason = 'client closed';
   #deadline: NodeJS.Timeout;
 
@@ -61,15 +62,18 @@ class GatewayConnection {
     this.#gw = gw;
     this.#client = client;
     this.#address = address;
-    this.#deadline = setTimeout(() => this.#drop('login timeout'), gw.cfg.login_timeout_ms);
+    this.#deadline = setTimeout(() => this.#drop('authentication timeout'), gw.cfg.auth_timeout_ms);
     client.on('error', () => this.#drop('protocol error'));
-    client.on('close', () => void this.#finish());
-    client.on('authentication', (ctx) => void this.#authenticate(ctx).catch(() => this.#reject(ctx)));
+    client.on('close', () => void this.#finish().catch((e: Error) => gw.log(`ssh gateway ${gw.name}: ending a session failed: ${e.message}`)));
+    client.on('authentication', (ctx) => void this.#authenticate(ctx).catch((e: Error) => {
+      gw.log(`ssh gateway ${gw.name}: authentication error: ${e.name}`);
+      this.#reject(ctx);
+    }));
     client.on('ready', () => this.#ready());
   }
 
   #drop(reason: string): void {
-    this.#endReason = reason;
+    if (!this.#terminated) this.#endReason = reason;
     try {
       this.#client.end();
     } catch {
@@ -79,38 +83,48 @@ class GatewayConnection {
 
   #reject(ctx: AuthContext): void {
     try {
-      ctx.reject(['publickey']);
+      ctx.reject(['publickey', 'password']);
     } catch {
       /* connection gone */
     }
   }
 
-  async #refuse(ctx: AuthContext, reason: string, detail: Record<string, unknown>): Promise<void> {
-    this.#reject(ctx);
-    await this.#gw.host.authnFailure(reason, { gateway: this.#gw.cfg.name, source_ip: this.#address, user: ctx.username.slice(0, 200), ...detail }).catch(() => {});
-  }
-
   async #authenticate(ctx: AuthContext): Promise<void> {
     if (++this.#attempts > MAX_AUTH_ATTEMPTS) return this.#drop('too many authentication attempts');
-    if (this.#admitted || this.#admitting) return this.#reject(ctx);
-    if (ctx.method !== 'publickey') return this.#reject(ctx);
-    if (ctx.key.algo !== ED25519_CERT) return this.#refuse(ctx, 'not_a_certificate', { algo: ctx.key.algo.slice(0, 64) });
-    const who = parseUser(ctx.username);
-    const target = who && this.#gw.cfg.targets.find((t) => t.name === who.target);
-    if (!who || !target) return this.#refuse(ctx, 'unknown_target', {});
-    let cert: UserCertificate;
+    if (this.#admitted || this.#admitting || this.#ended) return this.#reject(ctx);
+    if (!LOGIN_RE.test(ctx.username)) return this.#reject(ctx);
+    const host = this.#gw.host;
+    if (ctx.method === 'password') {
+      // A Portcullis session token or API key typed as the password (`portcullis ssh` passes it through SSH_ASKPASS).
+      return this.#admitWith(ctx, () => host.authenticate({ type: 'secret', secret: ctx.password }, this.#address));
+    }
+    if (ctx.method !== 'publickey' || ctx.key.algo !== ED25519_CERT) return this.#reject(ctx);
+    let line: string;
     try {
-      cert = verifyUserCertificate(ctx.key.data, this.#gw.caBlob, Math.floor(this.#gw.host.now() / 1000));
+      // Our own strict checks first (structure, type, validity, critical options); the broker checks CA and lease.
+      const cert = verifyUserCertificate(ctx.key.data, undefined, Math.floor(Date.now() / 1000));
       const src = cert.criticalOptions['source-address'];
       if (src !== undefined && !sourceAllowed(src, this.#address)) throw new CertificateRefused('source_address', 'source address not allowed by the certificate');
+      // Query phase: the certificate is acceptable in form; the client signs next.
+      if (!ctx.signature || !ctx.blob) return ctx.accept();
+      if (!verifyPossession(cert, ctx.blob, ctx.signature)) throw new CertificateRefused('bad_signature', 'the client did not prove it holds the certificate key');
+      line = certificateLine(ctx.key.data);
     } catch (e) {
-      if (e instanceof CertificateRefused) return this.#refuse(ctx, e.reason, { detail: e.message });
+      if (e instanceof CertificateRefused) return this.#reject(ctx);
       throw e;
     }
-    // Query phase: the certificate is acceptable; the client signs next.
-    if (!ctx.signature || !ctx.blob) return ctx.accept();
-    if (!verifyPossession(cert, ctx.blob, ctx.signature)) return this.#refuse(ctx, 'bad_signature', { serial: cert.serial });
-    const done = this.#admit(ctx, cert, who.login, target);
+    return this.#admitWith(ctx, () => host.authenticate({ type: 'ssh-certificate', certificate: line }, this.#address));
+  }
+
+  async #admitWith(ctx: AuthContext, prove: () => Promise<GatewayPrincipal>): Promise<void> {
+    let who: GatewayPrincipal;
+    try {
+      who = await prove();
+    } catch (e) {
+      if (e instanceof AuthenticationFailed) return this.#reject(ctx);
+      throw e;
+    }
+    const done = this.#admit(ctx, who, ctx.username);
     this.#admitting = done;
     try {
       await done;
@@ -119,83 +133,101 @@ class GatewayConnection {
     }
   }
 
-  async #admit(ctx: AuthContext, cert: UserCertificate, login: string, target: SshGatewayTarget): Promise<void> {
-    const host = this.#gw.host;
-    const cfg = this.#gw.cfg;
-    const lease = await host.certificateLease(cert.serial);
-    if (!lease || !lease.active) return this.#refuse(ctx, 'revoked', { serial: cert.serial });
-    if (lease.identityId !== cert.keyId || lease.target !== cfg.client_target) return this.#refuse(ctx, 'wrong_lease', { serial: cert.serial });
-    const identityId = lease.identityId;
-    const ctxBase = { login, gateway: cfg.name, channel: 'login' };
-    const d = await host.decide({ identityId, action: 'ssh.login', resource: { type: 'Host', id: target.name }, context: { ssh: ctxBase, sourceIp: this.#address }, sessionId: lease.sessionId });
-    if (!d.allowed) return this.#refuse(ctx, 'denied', { decision_id: d.decisionId, identity: identityId, target: target.name });
-    const id = host.newSessionId();
-    const upstream = new Upstream({ name: target.name, host: target.host, port: target.port, hostKeys: target.host_keys }, login, { ssh: cfg.ssh_binary });
-    let upstreamLease: string | undefined;
+  /** Login: `ssh.login` decided, the upstream certificate leased for this session, `session.start` recorded, registered. */
+  async #admit(ctx: AuthContext, who: GatewayPrincipal, login: string): Promise<void> {
+    const gw = this.#gw;
+    const host = gw.host;
+    const cfg = gw.cfg;
+    const id = newSessionId();
+    const d = await host.decide(who, { action: 'ssh.login', resource: { type: 'Host', id: cfg.target }, context: { gateway: cfg.name, session: id, ssh: { login, channel: 'login' } } });
+    await d.recorded;
+    if (d.decision !== 'allow') return this.#reject(ctx);
+    const upstream = new Upstream({ name: cfg.target, host: cfg.upstream.host, port: cfg.upstream.port, hostKeys: cfg.host_keys }, login);
+    let leaseId: string | undefined;
     try {
       const key = await upstream.workspace();
-      const issued = await host.issueCertificate({
-        identityId, target: target.credential_target, publicKey: key.publicKey, ttlMs: cfg.upstream_ttl_ms,
-        purpose: `gateway session ${id}`, gatewaySession: id, loginSession: lease.sessionId,
+      const lease = await host.issueLease(who, {
+        target: cfg.target, reason: `ssh gateway ${cfg.name} session ${id}`, params: { public_key: key.publicKey },
+        ...(cfg.lease_ttl_ms !== undefined && { ttlMs: cfg.lease_ttl_ms }),
       });
-      upstreamLease = issued.leaseId;
-      await upstream.certify(issued.certificate);
-      this.#admitted = { id, identityId, login, target, cert, clientLease: lease.id, upstreamLease, upstream, loginSession: lease.sessionId, grantId: lease.grantId };
-      this.#rec = new SessionRecorder(id, (type, payload) => host.record(type, identityId, payload), () => this.#terminate('recording failed'));
-      await this.#rec.record('session.start', {
-        gateway: cfg.name, kind: 'ssh', identity: identityId, target: target.name, login, source_ip: this.#address,
-        decision_id: d.decisionId, client_lease: lease.id, client_serial: cert.serial, upstream_lease: upstreamLease,
-        ...(lease.sessionId ? { login_session: lease.sessionId } : {}), ...(lease.grantId ? { grant: lease.grantId } : {}),
+      leaseId = lease.id;
+      if (typeof lease.credential.certificate !== 'string') throw new Error('the ssh target issued no certificate');
+      await upstream.certify(lease.credential.certificate);
+      const rec = new SessionRecorder((e) => host.record(e), { session: id, actor: who.identityId, boundary: who.boundary });
+      this.#admitted = { id, who, login, upstreamLease: lease.id, upstream, rec };
+      await rec.record('session.start', {
+        gateway: cfg.name, kind: 'ssh', identity: who.identityId, target: cfg.target, login, source_ip: this.#address, method: who.method,
+        decision_id: d.decision_id, upstream_lease: lease.id, ...(who.proofLeaseId !== undefined && { proof_lease: who.proofLeaseId }),
+        ...(lease.grantId !== undefined && { grant: lease.grantId }), lease_expires_at: new Date(lease.expiresAt).toISOString(),
+      }, 'allow');
+      this.#unregister = host.sessions.register({
+        id, gateway: cfg.name, kind: 'ssh', target: cfg.target, sourceIp: this.#address, hangs: host.hangsOf(who),
+        terminate: (reason) => this.terminate(reason),
       });
-      this.#unregister = host.register({
-        id, gateway: cfg.name, target: target.name,
-        bindings: { identityId, loginSession: lease.sessionId, leaseIds: [lease.id, upstreamLease], grantId: lease.grantId },
-        terminate: (reason) => this.#terminate(reason),
-      });
+      host.sessions.hangOn(id, { leaseId: lease.id, ...(lease.grantId !== undefined && { grantId: lease.grantId }) });
+      // The lease's TTL bounds the session.
+      const ttl = lease.expiresAt - Date.now();
+      this.#leaseTimer = setTimeout(() => this.terminate('the upstream lease expired'), Math.max(0, Math.min(ttl, 2 ** 31 - 1)));
     } catch (e) {
+      gw.log(`ssh gateway ${gw.name}: session ${id} did not start: ${(e as Error).name}: ${(e as Error).message.split('\n')[0]}`);
+      const rec = this.#admitted?.rec;
       this.#admitted = undefined;
+      this.#unregister?.();
+      this.#unregister = undefined;
       await upstream.close();
-      if (upstreamLease) await host.revokeLease(upstreamLease, 'gateway session did not start').catch(() => {});
-      return this.#refuse(ctx, 'upstream_issuance', { error: (e as Error).name, identity: identityId, target: target.name });
+      if (leaseId) await host.revokeLease(leaseId, 'the gateway session did not start').catch(() => {});
+      if (rec) await rec.end({ reason: 'did not start' }).catch(() => {});
+      return this.#reject(ctx);
     }
     clearTimeout(this.#deadline);
     if (this.#ended) return;
     ctx.accept();
   }
 
-  terminate(reason: string): void {
-    this.#terminate(reason);
-  }
+  #leaseTimer: NodeJS.Timeout | undefined;
 
-  /** Ends the session from outside (revocation, terminate): every channel and the connection. */
-  #terminate(reason: string): void {
-    if (this.#ended) return;
+  /** Ends the session (revocation, terminate, shutdown): a message on every channel, then the connection. */
+  terminate(reason: string): void {
+    if (this.#ended || this.#terminated) return;
+    this.#terminated = true;
     this.#endReason = reason;
     for (const ch of this.#open) {
       try {
-        ch.end();
+        ch.end(reason);
       } catch {
         /* gone */
       }
     }
-    this.#drop(reason);
+    // Let the message go out, then close (well within the 1 s bound).
+    setTimeout(() => this.#drop(reason), 50).unref();
   }
 
   async #finish(): Promise<void> {
     if (this.#ended) return;
     this.#ended = true;
     clearTimeout(this.#deadline);
+    clearTimeout(this.#leaseTimer);
+    this.#gw.connections.delete(this);
     // A login still being admitted finishes first, so its lease and registration are undone below.
     await this.#admitting?.catch(() => {});
-    this.#gw.connections.delete(this);
     this.#unregister?.();
     const a = this.#admitted;
     if (!a) return;
     await a.upstream.close();
     await this.#gw.host.revokeLease(a.upstreamLease, `gateway session ${a.id} ended`).catch(() => {});
-    const rec = this.#rec!;
-    await rec.flushed();
-    await rec.record('session.end', { reason: this.#endReason, records: rec.count + 1, channels: this.#channels }).catch(() => {});
+    await a.rec.settled();
+    await a.rec.end({ reason: this.#endReason, channels: this.#channels });
+  }
+
+  /** Records; a record that cannot be written ends the session (fail closed). */
+  #record(type: string, payload: Record<string, unknown>, decision?: 'allow' | 'deny'): Promise<void> {
+    return this.#admitted!.rec.record(type, payload, decision).then(
+      () => undefined,
+      (e: Error) => {
+        this.terminate('the recording could not be written');
+        throw e;
+      },
+    );
   }
 
   #ready(): void {
@@ -207,23 +239,25 @@ class GatewayConnection {
     this.#client.on('openssh.streamlocal', (_accept, reject) => reject());
   }
 
-  async #decide(channel: number, kind: string, action: string, extra: Record<string, unknown>): Promise<boolean> {
+  /** One channel decided (`context.ssh` = what it asks) and recorded; false unless allowed and recorded. */
+  async #decide(channel: number, kind: string, action: string, asks: Record<string, CedarValue>, recordAlso: Record<string, unknown> = {}): Promise<boolean> {
     const a = this.#admitted!;
-    if (this.#ended) return false;
-    let allowed: boolean;
+    if (this.#ended || this.#terminated) return false;
+    let allowed = false;
     let decisionId = '';
     try {
-      const d = await this.#gw.host.decide({
-        identityId: a.identityId, action, resource: { type: 'Host', id: a.target.name },
-        context: { ssh: { login: a.login, gateway: this.#gw.cfg.name, channel: kind, ...extra }, sourceIp: this.#address }, sessionId: a.loginSession,
+      const d = await this.#gw.host.decide(a.who, {
+        action, resource: { type: 'Host', id: this.#gw.cfg.target },
+        context: { gateway: this.#gw.cfg.name, session: a.id, ssh: { login: a.login, channel: kind, ...asks } },
       });
-      allowed = d.allowed;
-      decisionId = d.decisionId;
-    } catch {
-      allowed = false; // fail closed
+      await d.recorded;
+      allowed = d.decision === 'allow';
+      decisionId = d.decision_id;
+    } catch (e) {
+      this.#gw.log(`ssh gateway ${this.#gw.name}: ${action} could not be decided: ${(e as Error).name}`); // fail closed
     }
-    await this.#rec!.record('ssh.channel', { channel, kind, action, ...extra, allowed, decision_id: decisionId });
-    return allowed && !this.#ended;
+    await this.#record('ssh.channel', { channel, kind, action, ...asks, ...recordAlso, allowed, decision_id: decisionId }, allowed ? 'allow' : 'deny');
+    return allowed && !this.#ended && !this.#terminated;
   }
 
   #nextChannel(): number | undefined {
@@ -236,6 +270,23 @@ class GatewayConnection {
     let resize: ((cols: number, rows: number) => void) | undefined;
     let cast: CastRecorder | undefined;
     let started = false;
+    // A client with nothing to send (`ssh host cmd </dev/null`) sends EOF right after its request,
+    // before the decision answers; ssh2 then refuses the late accept. Remember it and accept anyway.
+    let clientEof = false;
+    let clientClosed = false;
+    session.on('eof', () => (clientEof = true));
+    session.on('close', () => (clientClosed = true));
+    const acceptLate = (accept: () => ServerChannel): { ch: ServerChannel; eof: boolean } | undefined => {
+      if (clientClosed || this.#ended || this.#terminated) return undefined;
+      if (clientEof) (session as unknown as { _ending: boolean })._ending = false;
+      const ch = accept() as ServerChannel | undefined;
+      return ch ? { ch, eof: clientEof } : undefined;
+    };
+    const rejectLate = (reject: () => void): void => {
+      if (clientClosed) return;
+      if (clientEof) (session as unknown as { _ending: boolean })._ending = false;
+      reject();
+    };
     session.on('pty', (accept, _reject, info) => {
       pty = { term: String(info.term ?? 'xterm').slice(0, 64), cols: info.cols, rows: info.rows };
       accept?.();
@@ -258,24 +309,28 @@ class GatewayConnection {
     const once = <T extends unknown[]>(fn: (...a: T) => Promise<void>) => (...args: T) => {
       if (started) return void (args[1] as (() => void) | undefined)?.();
       started = true;
-      void fn(...args).catch(() => {});
+      void fn(...args).catch((e: Error) => {
+        this.#gw.log(`ssh gateway ${this.#gw.name}: channel failed: ${e.name}: ${e.message.split('\n')[0]}`);
+        this.terminate('internal error');
+      });
     };
     session.on('shell', once(async (accept: () => ServerChannel, reject: () => void) => {
       const n = this.#nextChannel();
       if (n === undefined) return reject();
       const p = pty ?? { term: 'dumb', cols: 80, rows: 24 };
       const header = pty ? CastRecorder.header(p.cols, p.rows, p.term, Date.now()) : undefined;
-      if (!(await this.#decide(n, 'shell', 'ssh.shell', { pty: pty !== undefined, ...(header ? { cast: header } : {}) }))) return reject();
-      const ch = accept();
+      if (!(await this.#decide(n, 'shell', 'ssh.shell', { pty: pty !== undefined }, header ? { cast: header } : {}))) return rejectLate(reject);
+      const got = acceptLate(accept);
+      if (!got) return;
       const a = this.#admitted!;
       if (pty) {
         const sh = a.upstream.shell(p);
         resize = sh.resize;
-        cast = new CastRecorder(this.#rec!, n, { recordInput: this.#gw.cfg.record_input, start: performance.now() });
-        this.#bridge(n, ch, sh.child, { cast, ready: sh.ready, interactive: true });
+        cast = new CastRecorder(this.#admitted!.rec, n, { recordInput: this.#gw.cfg.record_input, start: performance.now() });
+        this.#bridge(n, got, sh.child, { cast, ready: sh.ready, interactive: true });
       } else {
-        // A shell without a pty is a command stream: record it as the exec of the login shell.
-        this.#bridge(n, ch, a.upstream.exec(''), { interactive: false });
+        // A shell without a pty is a command stream: the login shell reading the client's input.
+        this.#bridge(n, got, a.upstream.exec(''), { interactive: false });
       }
     }));
     session.on('exec', once(async (accept: () => ServerChannel, reject: () => void, info: { command: string }) => {
@@ -284,36 +339,43 @@ class GatewayConnection {
       const command = String(info.command);
       if (command.length > MAX_COMMAND || command.includes('\0')) return reject();
       const header = pty ? CastRecorder.header(pty.cols, pty.rows, pty.term, Date.now()) : undefined;
-      if (!(await this.#decide(n, 'exec', 'ssh.exec', { command, pty: pty !== undefined, ...(header ? { cast: header } : {}) }))) return reject();
-      await this.#rec!.record('ssh.exec', { channel: n, command });
+      if (!(await this.#decide(n, 'exec', 'ssh.exec', { command, pty: pty !== undefined }, header ? { cast: header } : {}))) return rejectLate(reject);
+      await this.#record('ssh.exec', { channel: n, command });
       const scp = scpTransfer(command);
-      if (scp) await this.#rec!.record('ssh.file', { channel: n, protocol: 'scp', ...scp });
-      const ch = accept();
+      if (scp) await this.#record('ssh.file', { channel: n, protocol: 'scp', ...scp });
+      const got = acceptLate(accept);
+      if (!got) return;
       const a = this.#admitted!;
       if (pty) {
         const sh = a.upstream.shell(pty, command);
         resize = sh.resize;
-        cast = new CastRecorder(this.#rec!, n, { recordInput: this.#gw.cfg.record_input, start: performance.now() });
-        this.#bridge(n, ch, sh.child, { cast, ready: sh.ready, interactive: true });
+        cast = new CastRecorder(this.#admitted!.rec, n, { recordInput: this.#gw.cfg.record_input, start: performance.now() });
+        this.#bridge(n, got, sh.child, { cast, ready: sh.ready, interactive: true });
       } else {
-        this.#bridge(n, ch, a.upstream.exec(command), { interactive: false });
+        this.#bridge(n, got, a.upstream.exec(command), { interactive: false });
       }
     }));
     session.on('subsystem', once(async (accept: () => ServerChannel, reject: () => void, info: { name: string }) => {
       const n = this.#nextChannel();
       if (n === undefined) return reject();
       const name = String(info.name).slice(0, 64);
-      if (!(await this.#decide(n, 'subsystem', 'ssh.subsystem', { subsystem: name }))) return reject();
-      const ch = accept();
+      if (!(await this.#decide(n, 'subsystem', 'ssh.subsystem', { subsystem: name }))) return rejectLate(reject);
+      const got = acceptLate(accept);
+      if (!got) return;
       const child = this.#admitted!.upstream.subsystem(name);
-      const watch = name === 'sftp' ? new SftpWatcher((e) => void this.#rec!.record('ssh.file', { channel: n, protocol: 'sftp', ...e }).catch(() => {})) : undefined;
-      this.#bridge(n, ch, child, { interactive: false, ...(watch ? { onInput: (d: Buffer) => watch.push(d) } : {}) });
+      const watch = name === 'sftp' ? new SftpWatcher((e) => void this.#record('ssh.file', { channel: n, protocol: 'sftp', ...e }).catch(() => {})) : undefined;
+      this.#bridge(n, got, child, { interactive: false, ...(watch ? { onInput: (d: Buffer) => watch.push(d) } : {}) });
     }));
   }
 
   /** Pipes a channel to an OpenSSH subprocess; records output (interactive) and the exit code. */
-  #bridge(n: number, ch: ServerChannel, child: ChildProcessWithoutNullStreams, o: { interactive: boolean; cast?: CastRecorder; ready?: Promise<void>; onInput?: (d: Buffer) => void }): void {
-    const handle = { end: () => child.kill('SIGTERM') };
+  #bridge(n: number, { ch, eof }: { ch: ServerChannel; eof: boolean }, child: ChildProcessWithoutNullStreams, o: { interactive: boolean; cast?: CastRecorder; ready?: Promise<void>; onInput?: (d: Buffer) => void }): void {
+    const handle = {
+      end: (reason?: string) => {
+        if (reason !== undefined) ch.stderr.write(`\r\nportcullis: session ended: ${reason}\r\n`);
+        child.kill('SIGTERM');
+      },
+    };
     this.#open.add(handle);
     let inBytes = 0;
     let outBytes = 0;
@@ -332,7 +394,8 @@ class GatewayConnection {
       o.onInput?.(d);
       void gate.then(() => child.stdin.writable && child.stdin.write(d));
     });
-    ch.on('end', () => void gate.then(() => child.stdin.end()));
+    if (eof) void gate.then(() => child.stdin.end());
+    else ch.on('end', () => void gate.then(() => child.stdin.end()));
     ch.on('close', () => child.kill('SIGTERM'));
     ch.on('error', () => child.kill('SIGTERM'));
     const start = () => {
@@ -356,9 +419,9 @@ class GatewayConnection {
       this.#open.delete(handle);
       void (async () => {
         await o.cast?.end().catch(() => {});
-        await this.#rec!.record('ssh.exit', {
+        await this.#record('ssh.exit', {
           channel: n, exit_code: code, ...(signal ? { signal } : {}), bytes_in: inBytes, bytes_out: outBytes,
-          ...(code === 255 && /host key|HOST IDENTIFICATION/i.test(errTail) ? { upstream_error: 'host key verification failed' } : {}),
+          ...(code === 255 && errTail.trim() !== '' ? { upstream_error: upstreamError(errTail) } : {}),
         }).catch(() => {});
         try {
           if (code !== null) ch.exit(code);
@@ -379,7 +442,8 @@ class GatewayConnection {
     if (!/^[A-Za-z0-9.:_-]+$/.test(host) || !(port > 0 && port < 65536)) return reject();
     if (!(await this.#decide(n, 'direct-tcpip', 'ssh.forward_local', { host, port }))) return reject();
     const ch = accept();
-    this.#bridge(n, ch, this.#admitted!.upstream.forward(host, port), { interactive: false });
+    if (!ch) return;
+    this.#bridge(n, { ch, eof: false }, this.#admitted!.upstream.forward(host, port), { interactive: false });
   }
 
   async #globalRequest(reject: (() => void) | undefined, name: string, info: unknown): Promise<void> {
@@ -393,38 +457,44 @@ class GatewayConnection {
   }
 }
 
-export class SshGateway {
+export class SshGateway implements Gateway {
+  readonly name: string;
+  readonly kind = 'ssh';
   readonly cfg: SshGatewayConfig;
-  readonly host: SshGatewayHost;
-  readonly caBlob: Buffer;
+  readonly host: GatewayHost;
+  readonly log: (msg: string) => void;
   readonly connections = new Set<GatewayConnection>();
   readonly #server: ssh2.Server;
 
-  constructor(cfg: SshGatewayConfig, host: SshGatewayHost, hostKey: string | Buffer) {
+  constructor(cfg: SshGatewayConfig, deps: GatewayDeps) {
+    this.name = cfg.name;
     this.cfg = cfg;
-    this.host = host;
-    this.caBlob = sshPublicKeyBlob(host.userCaPublicKey());
+    this.host = deps.host;
+    this.log = deps.log;
+    const hostKey = readFileSync(isAbsolute(cfg.host_key_file) ? cfg.host_key_file : join(deps.baseDir, cfg.host_key_file));
     this.#server = new ssh2.Server({ hostKeys: [hostKey], ident: 'Portcullis', keepaliveInterval: 15_000, keepaliveCountMax: 3 }, (client, info) => {
-      if (this.connections.size >= cfg.max_connections) {
-        client.on('error', () => {});
-        return client.end();
-      }
+      client.on('error', () => {});
+      if (this.connections.size >= cfg.max_connections) return client.end();
       this.connections.add(new GatewayConnection(this, client, info.ip));
     });
-    this.#server.on('error', () => {});
+    this.#server.on('error', (e: Error) => this.log(`ssh gateway ${cfg.name}: ${e.message}`));
   }
 
-  async listen(): Promise<AddressInfo> {
+  async start(): Promise<{ host: string; port: number }> {
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', reject);
-      this.#server.listen(this.cfg.listen.port, this.cfg.listen.host, () => resolve());
+      this.#server.listen(this.cfg.listen.port, this.cfg.listen.host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
     });
-    return this.#server.address() as AddressInfo;
+    const a = this.#server.address() as AddressInfo;
+    return { host: a.address, port: a.port };
   }
 
-  async close(): Promise<void> {
+  async stop(): Promise<void> {
     const closed = new Promise<void>((r) => this.#server.close(() => r()));
-    for (const c of this.connections) c.terminate('gateway stopped');
+    for (const c of this.connections) c.terminate('the gateway is stopping');
     await closed;
   }
 }

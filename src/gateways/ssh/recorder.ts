@@ -1,61 +1,21 @@
-// Records one SSH gateway session into the `session` audit stream: numbered records (payload.n,
-// no gaps) appended in order, terminal output as asciicast v2 events batched into `ssh.output`
-// chunks (output always, input only when opted in, resize events), and the closing `session.end`.
+// Terminal streams of SSH gateway channels as asciicast v2 events, batched into `ssh.output` records
+// of the session stream (output always, input only when opted in, resize events), and back.
 import { StringDecoder } from 'node:string_decoder';
-
-/** Records appended through the host, in order; the host's append resolves once durable. */
-export type Append = (type: string, payload: Record<string, unknown>) => Promise<void>;
 
 /** One asciicast v2 event: [seconds since the channel started, "o" | "i" | "r", data]. */
 export type CastEvent = [number, 'o' | 'i' | 'r', string];
 
+/** The part of the core's SessionRecorder (sessions.ts) a cast needs. */
+export interface Records {
+  record(type: string, payload: Record<string, unknown>): Promise<unknown>;
+}
+
 const CHUNK_BYTES = 32 * 1024;
 const CHUNK_MS = 200;
 
-export class SessionRecorder {
-  readonly session: string;
-  #append: Append;
-  #n = 0;
-  #tail: Promise<void> = Promise.resolve();
-  #failed: Error | undefined;
-  #onFailure: (e: Error) => void;
-
-  constructor(session: string, append: Append, onFailure: (e: Error) => void) {
-    this.session = session;
-    this.#append = append;
-    this.#onFailure = onFailure;
-  }
-
-  /** Appends a record after every earlier one; resolves once it is durable. A failure ends the session (fail closed). */
-  record(type: string, payload: Record<string, unknown>): Promise<void> {
-    const n = ++this.#n;
-    const full = { ...payload, session: this.session, n };
-    const p = this.#tail.then(() => {
-      if (this.#failed) throw this.#failed;
-      return this.#append(type, full);
-    });
-    this.#tail = p.catch((e: Error) => {
-      if (!this.#failed) {
-        this.#failed = e;
-        this.#onFailure(e);
-      }
-    });
-    return p;
-  }
-
-  get count(): number {
-    return this.#n;
-  }
-
-  /** Waits for every record so far. */
-  flushed(): Promise<void> {
-    return this.#tail;
-  }
-}
-
 /** One interactive channel's terminal stream as asciicast v2, flushed in chunks. */
 export class CastRecorder {
-  readonly #rec: SessionRecorder;
+  readonly #rec: Records;
   readonly #channel: number;
   readonly #start: number;
   readonly #input: boolean;
@@ -66,7 +26,7 @@ export class CastRecorder {
   #timer: NodeJS.Timeout | undefined;
   #chunk = 0;
 
-  constructor(rec: SessionRecorder, channel: number, opts: { recordInput: boolean; start: number }) {
+  constructor(rec: Records, channel: number, opts: { recordInput: boolean; start: number }) {
     this.#rec = rec;
     this.#channel = channel;
     this.#input = opts.recordInput;
@@ -103,14 +63,14 @@ export class CastRecorder {
   }
 
   /** Appends the events so far as one `ssh.output` record. */
-  flush(): Promise<void> {
+  async flush(): Promise<void> {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#events.length === 0) return Promise.resolve();
+    if (this.#events.length === 0) return;
     const events = this.#events;
     this.#events = [];
     this.#bytes = 0;
-    return this.#rec.record('ssh.output', { channel: this.#channel, chunk: ++this.#chunk, events });
+    await this.#rec.record('ssh.output', { channel: this.#channel, chunk: ++this.#chunk, events });
   }
 
   /** Flushes the decoders' partial characters and the last events. */
