@@ -36,6 +36,8 @@ export interface GatewayFixture {
   clientKey(): Promise<{ key: string; leaseId: string; serial: string }>;
   /** `ssh -p GATEWAY login@127.0.0.1 ARGS` with the key's certificate; exit code and output. */
   ssh(key: string, args: string[], opts?: { input?: string; timeoutMs?: number; login?: string }): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** Client options (no config, pinned gateway key, the key's certificate) for scp/sftp: `-P`/`-o Port` is the caller's. */
+  clientArgs(key: string): string[];
   /** The same with the session token as password (SSH_ASKPASS), no key at all. */
   sshWithToken(token: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
   /** The `session` stream records of one gateway session (or all). */
@@ -64,7 +66,7 @@ export async function startGatewayFixture(dir: string, o: { policies: string; ho
   // sshd first (the gateway config names its port); it trusts the server's CA once that exists.
   const sshdDir = join(dir, 'sshd');
   mkdirSync(sshdDir);
-  const sshd = await startSshd(sshdDir, { caPublicKeyLine: generateSshCa().publicKeyLine, krlPath: join(dir, 'revoked.krl'), principals: ['deploy'] });
+  const sshd = await startSshd(sshdDir, { caPublicKeyLine: generateSshCa().publicKeyLine, krlPath: join(dir, 'revoked.krl'), principals: ['deploy'], extraConfig: ['Subsystem sftp internal-sftp'] });
   const realHostKey = readFileSync(join(sshdDir, 'host.pub'), 'utf8').trim();
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'gw_host')]);
   const hostKeys = (o.hostKeys ?? ((k) => [k]))(realHostKey);
@@ -99,6 +101,9 @@ export async function startGatewayFixture(dir: string, o: { policies: string; ho
       ssh(key, args, opts = {}) {
         return execSsh([...clientOptions(dir), '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key, '-o', `CertificateFile=${key}-cert.pub`,
           '-p', String(port), '-l', opts.login ?? sshUser, '127.0.0.1', ...args], opts);
+      },
+      clientArgs(key) {
+        return [...clientOptions(dir), '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key, '-o', `CertificateFile=${key}-cert.pub`, '-o', `User=${sshUser}`];
       },
       sshWithToken(secret, args) {
         return execSsh([...clientOptions(dir), '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1',

@@ -11,7 +11,7 @@ import { signUserCertificate, parseSshPublicKey } from '../../src/credentials/is
 import { generateSshCa } from '../../src/credentials/issuers/ssh/ssh.ts';
 import { asciicast } from '../../src/gateways/ssh/recorder.ts';
 import { skipWithoutOpenSsh } from '../credentials/sshd.ts';
-import { WORKLOAD, interactiveSsh, startGatewayFixture } from './ssh-fixture.ts';
+import { WORKLOAD, interactiveSsh, run, startGatewayFixture } from './ssh-fixture.ts';
 import type { GatewayFixture, SessionRecord } from './ssh-fixture.ts';
 
 const skip = skipWithoutOpenSsh();
@@ -90,6 +90,9 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
     assert.ok(upstream, 'the upstream lease is the workload\'s own');
     assert.equal(upstream.target, 'web-1');
     await waitFor(async () => ((await fx.s.call('GET', '/v1/leases?mine=true', undefined, fx.token)).body.leases as { id: string; status: string }[]).find((l) => l.id === upstream.id)?.status === 'revoked', 'the upstream lease revoked');
+    // Input sent right behind the request (before the decision answers) reaches the command whole.
+    const piped = await fx.ssh(key, ['cat'], { input: 'piped-through\n'.repeat(1000) });
+    assert.equal(piped.stdout, 'piped-through\n'.repeat(1000), piped.stderr);
     // Never the upstream key or certificate in a record.
     assert.doesNotMatch(JSON.stringify(await fx.records()), /OPENSSH PRIVATE KEY|-cert-v01@openssh\.com AAAA/);
   });
@@ -204,6 +207,42 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
     const good = await fx.clientKey();
     const ok = await fx.ssh(good.key, ['echo still-here']);
     assert.equal(ok.stdout, 'still-here\n', ok.stderr);
+  });
+
+  test('file transfers (sftp, scp) are decided and recorded as ssh.file events', async () => {
+    const { key } = await fx.clientKey();
+    const local = join(dir, 'upload.txt');
+    const remote = join(dir, 'uploaded.txt');
+    const back = join(dir, 'downloaded.txt');
+    writeFileSync(local, 'through the gateway\n');
+    const batch = join(dir, 'batch');
+    writeFileSync(batch, `put ${local} ${remote}\nget ${remote} ${back}\nrm ${remote}\n`);
+    const seq = await lastSeq();
+    const sftp = await run('sftp', [...fx.clientArgs(key), '-P', String(fx.port), '-b', batch, '127.0.0.1']).catch((e: { stderr: string }) => ({ stdout: '', stderr: e.stderr }));
+    assert.equal(readFileSync(back, 'utf8'), 'through the gateway\n', sftp.stderr);
+    assert.equal(existsSync(remote), false, 'the rm went through');
+    const recs = await ended(await sessionAfter(seq));
+    assertComplete(recs);
+    assert.deepEqual(recs.find((r) => r.type === 'ssh.channel')!.payload.subsystem, 'sftp');
+    const files = recs.filter((r) => r.type === 'ssh.file').map((r) => [r.payload.op, r.payload.path, r.payload.mode ?? null]);
+    assert.deepEqual(files.filter((f) => f[1] === remote), [['open', remote, 'write'], ['open', remote, 'read'], ['remove', remote, null]]);
+
+    const seq2 = await lastSeq();
+    await run('scp', ['-O', ...fx.clientArgs(key), '-P', String(fx.port), local, `127.0.0.1:${remote}`]);
+    assert.equal(readFileSync(remote, 'utf8'), 'through the gateway\n');
+    const recs2 = await ended(await sessionAfter(seq2));
+    assert.deepEqual(recs2.filter((r) => r.type === 'ssh.file').map((r) => [r.payload.protocol, r.payload.direction, r.payload.path]), [['scp', 'upload', remote]]);
+  });
+
+  test('remote forwarding and agent forwarding are decided, recorded and refused', async () => {
+    const { key } = await fx.clientKey();
+    const seq = await lastSeq();
+    const r = await fx.ssh(key, ['-o', 'ExitOnForwardFailure=yes', '-R', `127.0.0.1:0:127.0.0.1:${echoPort}`, 'echo should-not-run']);
+    assert.notEqual(r.code, 0);
+    assert.doesNotMatch(r.stdout, /should-not-run/);
+    const recs = await ended(await sessionAfter(seq));
+    const ch = recs.find((x) => x.type === 'ssh.channel')!.payload;
+    assert.deepEqual([ch.kind, ch.action, ch.allowed], ['tcpip-forward', 'ssh.forward_remote', false]);
   });
 
   test('an expired certificate is refused (last: moves the server clock)', async () => {

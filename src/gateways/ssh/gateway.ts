@@ -270,22 +270,47 @@ class GatewayConnection {
     let resize: ((cols: number, rows: number) => void) | undefined;
     let cast: CastRecorder | undefined;
     let started = false;
-    // A client with nothing to send (`ssh host cmd </dev/null`) sends EOF right after its request,
-    // before the decision answers; ssh2 then refuses the late accept. Remember it and accept anyway.
+    // ssh2 expects a session request to be answered at once: data the client sends after its
+    // request and before the (asynchronous) decision is dropped, and a client EOF in between makes
+    // ssh2 refuse the late answer. While a request is being decided, a stand-in channel holds that
+    // data (and the window accounting, shared with the real channel), and the EOF is remembered.
+    const raw = session as unknown as { _channel?: unknown; _ending: boolean; _chanInfo: { incoming: unknown; outgoing: unknown } };
+    const early: Buffer[] = [];
     let clientEof = false;
     let clientClosed = false;
+    const standIn = {
+      incoming: raw._chanInfo.incoming, outgoing: raw._chanInfo.outgoing, readable: false, server: true, _waitWindow: false, _callbacks: [],
+      push: (d: Buffer | null) => {
+        if (d) early.push(Buffer.from(d));
+        return true;
+      },
+    };
+    const hold = () => {
+      if (raw._channel === undefined) raw._channel = standIn;
+    };
+    const release = () => {
+      if (raw._channel === standIn) raw._channel = undefined;
+      if (clientEof && !clientClosed) raw._ending = false;
+    };
     session.on('eof', () => (clientEof = true));
-    session.on('close', () => (clientClosed = true));
+    // Runs before ssh2 looks at the session's channel on CHANNEL_CLOSE: the stand-in is never closed.
+    session.on('close', () => {
+      clientClosed = true;
+      if (raw._channel === standIn) raw._channel = undefined;
+    });
     const acceptLate = (accept: () => ServerChannel): { ch: ServerChannel; eof: boolean } | undefined => {
+      release();
       if (clientClosed || this.#ended || this.#terminated) return undefined;
-      if (clientEof) (session as unknown as { _ending: boolean })._ending = false;
       const ch = accept() as ServerChannel | undefined;
-      return ch ? { ch, eof: clientEof } : undefined;
+      if (!ch) return undefined;
+      for (const d of early.splice(0)) ch.push(d);
+      // The EOF that came early ends the input after that data (ssh2 did not deliver it: no channel yet).
+      if (clientEof) ch.push(null);
+      return { ch, eof: clientEof };
     };
     const rejectLate = (reject: () => void): void => {
-      if (clientClosed) return;
-      if (clientEof) (session as unknown as { _ending: boolean })._ending = false;
-      reject();
+      release();
+      if (!clientClosed) reject();
     };
     session.on('pty', (accept, _reject, info) => {
       pty = { term: String(info.term ?? 'xterm').slice(0, 64), cols: info.cols, rows: info.rows };
@@ -309,6 +334,7 @@ class GatewayConnection {
     const once = <T extends unknown[]>(fn: (...a: T) => Promise<void>) => (...args: T) => {
       if (started) return void (args[1] as (() => void) | undefined)?.();
       started = true;
+      hold();
       void fn(...args).catch((e: Error) => {
         this.#gw.log(`ssh gateway ${this.#gw.name}: channel failed: ${e.name}: ${e.message.split('\n')[0]}`);
         this.terminate('internal error');
@@ -316,7 +342,7 @@ class GatewayConnection {
     };
     session.on('shell', once(async (accept: () => ServerChannel, reject: () => void) => {
       const n = this.#nextChannel();
-      if (n === undefined) return reject();
+      if (n === undefined) return rejectLate(reject);
       const p = pty ?? { term: 'dumb', cols: 80, rows: 24 };
       const header = pty ? CastRecorder.header(p.cols, p.rows, p.term, Date.now()) : undefined;
       if (!(await this.#decide(n, 'shell', 'ssh.shell', { pty: pty !== undefined }, header ? { cast: header } : {}))) return rejectLate(reject);
@@ -335,9 +361,9 @@ class GatewayConnection {
     }));
     session.on('exec', once(async (accept: () => ServerChannel, reject: () => void, info: { command: string }) => {
       const n = this.#nextChannel();
-      if (n === undefined) return reject();
+      if (n === undefined) return rejectLate(reject);
       const command = String(info.command);
-      if (command.length > MAX_COMMAND || command.includes('\0')) return reject();
+      if (command.length > MAX_COMMAND || command.includes('\0')) return rejectLate(reject);
       const header = pty ? CastRecorder.header(pty.cols, pty.rows, pty.term, Date.now()) : undefined;
       if (!(await this.#decide(n, 'exec', 'ssh.exec', { command, pty: pty !== undefined }, header ? { cast: header } : {}))) return rejectLate(reject);
       await this.#record('ssh.exec', { channel: n, command });
@@ -357,7 +383,7 @@ class GatewayConnection {
     }));
     session.on('subsystem', once(async (accept: () => ServerChannel, reject: () => void, info: { name: string }) => {
       const n = this.#nextChannel();
-      if (n === undefined) return reject();
+      if (n === undefined) return rejectLate(reject);
       const name = String(info.name).slice(0, 64);
       if (!(await this.#decide(n, 'subsystem', 'ssh.subsystem', { subsystem: name }))) return rejectLate(reject);
       const got = acceptLate(accept);
@@ -369,7 +395,7 @@ class GatewayConnection {
   }
 
   /** Pipes a channel to an OpenSSH subprocess; records output (interactive) and the exit code. */
-  #bridge(n: number, { ch, eof }: { ch: ServerChannel; eof: boolean }, child: ChildProcessWithoutNullStreams, o: { interactive: boolean; cast?: CastRecorder; ready?: Promise<void>; onInput?: (d: Buffer) => void }): void {
+  #bridge(n: number, { ch }: { ch: ServerChannel; eof: boolean }, child: ChildProcessWithoutNullStreams, o: { interactive: boolean; cast?: CastRecorder; ready?: Promise<void>; onInput?: (d: Buffer) => void }): void {
     const handle = {
       end: (reason?: string) => {
         if (reason !== undefined) ch.stderr.write(`\r\nportcullis: session ended: ${reason}\r\n`);
@@ -394,8 +420,7 @@ class GatewayConnection {
       o.onInput?.(d);
       void gate.then(() => child.stdin.writable && child.stdin.write(d));
     });
-    if (eof) void gate.then(() => child.stdin.end());
-    else ch.on('end', () => void gate.then(() => child.stdin.end()));
+    ch.on('end', () => void gate.then(() => child.stdin.end()));
     ch.on('close', () => child.kill('SIGTERM'));
     ch.on('error', () => child.kill('SIGTERM'));
     const start = () => {
