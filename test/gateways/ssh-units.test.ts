@@ -14,6 +14,7 @@ import { SftpWatcher, scpTransfer } from '../../src/gateways/ssh/files.ts';
 import type { SftpEvent } from '../../src/gateways/ssh/files.ts';
 import { CastRecorder, asciicast } from '../../src/gateways/ssh/recorder.ts';
 import { freshKey } from '../../src/gateways/ssh/upstream.ts';
+import { castOf, pickGateway } from '../../src/cli/commands/ssh.ts';
 
 const ca = generateSshCa();
 const caBlob = Buffer.from(ca.publicKeyLine.split(' ')[1]!, 'base64');
@@ -183,5 +184,28 @@ describe('upstream key (upstream.ts)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('CLI: portcullis ssh, sessions play (cli/commands/ssh.ts)', () => {
+  test('the gateway is found by its name or by the target it fronts; postgres gateways are not ssh', () => {
+    const gws = [{ name: 'pg', kind: 'postgres', target: 'db', host: '127.0.0.1', port: 1 }, { name: 'ssh-gw', kind: 'ssh', target: 'web-1', host: '0.0.0.0', port: 2222 }];
+    assert.equal(pickGateway(gws, 'ssh-gw').port, 2222);
+    assert.equal(pickGateway(gws, 'web-1').name, 'ssh-gw');
+    assert.throws(() => pickGateway(gws, 'pg'), /no SSH gateway/);
+  });
+
+  test('the cast of a recording (NDJSON records as GET /v1/sessions/{id}/recording sends them)', () => {
+    const recs = [
+      { type: 'session.start', payload: { n: 1 } },
+      { type: 'ssh.channel', payload: { n: 2, channel: 1, kind: 'exec' } },
+      { type: 'ssh.channel', payload: { n: 3, channel: 2, kind: 'shell', cast: { version: 2, width: 80, height: 24 } } },
+      { type: 'ssh.output', payload: { n: 4, channel: 2, events: [[0.1, 'o', 'hello '], [0.2, 'r', '100x30']] } },
+      { type: 'ssh.output', payload: { n: 5, channel: 2, events: [[0.3, 'o', 'world']] } },
+    ];
+    const c = castOf(recs.map((r) => JSON.stringify(r)).join('\n'));
+    assert.deepEqual(c.header, { version: 2, width: 80, height: 24 });
+    assert.deepEqual(c.events.map((e) => e[2]), ['hello ', '100x30', 'world']);
+    assert.throws(() => castOf(JSON.stringify(recs[0])), /no interactive SSH channel/);
   });
 });
