@@ -15,6 +15,7 @@ export const SUITES: Record<string, Suite> = {
   credentials: () => import('./credentials.ts'),
   cli: () => import('./cli.ts'),
   cluster: () => import('./cluster.ts'),
+  gateway: () => import('./gateway.ts'),
 };
 
 /** Runs the wanted suites (all when none named) in order; returns the names of those that failed. */

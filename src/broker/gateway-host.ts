@@ -19,7 +19,7 @@ import type { AccessService } from '../access/index.ts';
 import type { DecisionPoint } from '../policy/decision-point.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
 import type { ChangeFeed } from '../store/ports.ts';
-import type { Gateway, GatewayHost, GatewayDecision, GatewayDecisionRequest, GatewayLease, GatewayPrincipal, GatewayProof } from '../gateways/index.ts';
+import type { Gateway, GatewayHost, GatewayDecision, GatewayDecisionRequest, GatewayLease, GatewayLeaseRequest, GatewayPrincipal, GatewayProof } from '../gateways/index.ts';
 import { SessionRegistry, gatewayKind, type SessionHangs } from '../gateways/index.ts';
 import type { GrantsFor } from './authorization.ts';
 import type { Authentication } from './authentication.ts';
@@ -174,11 +174,11 @@ export class BrokerGatewayHost implements GatewayHost {
     return { decision: d, decision_id: decision.decision_id, reasons: decision.reasons, recorded };
   }
 
-  async issueLease(who: GatewayPrincipal, req: { target: string; permission?: string; reason: string; ttlMs?: number; params?: Record<string, string> }): Promise<GatewayLease> {
+  async issueLease(who: GatewayPrincipal, req: GatewayLeaseRequest): Promise<GatewayLease> {
     const { session, sourceIp } = this.#who(who);
     const issued = await this.#d.issuance.issue(
       session,
-      { ...req.params, target: req.target, reason: req.reason, ...(req.permission !== undefined && { permission: req.permission }), ...(req.ttlMs !== undefined && { ttl: `${Math.max(1, Math.floor(req.ttlMs / 1000))}s` }) },
+      { ...req.fields, target: req.target, reason: req.reason, ...(req.permission !== undefined && { permission: req.permission }), ...(req.ttlMs !== undefined && { ttl: `${Math.max(1, Math.floor(req.ttlMs / 1000))}s` }) },
       sourceIp,
     );
     const l = issued.lease;

@@ -31,6 +31,7 @@ import { Bootstrap } from './bootstrap.ts';
 import { IdentityBinding } from './identity-binding.ts';
 import { exposeInternals, type BrokerServices } from './internals.ts';
 import { GatewayRunner } from './gateway-host.ts';
+import { GatewaySessionAdmin } from './gateway-sessions.ts';
 
 export type { BrokerOptions, Caller, LoginResult, SessionContext } from './types.ts';
 export type { AuthorizeRequest } from './authorization.ts';
@@ -40,6 +41,7 @@ export type { WritePoliciesRequest } from './policies.ts';
 export type { RequestView } from './access-admin.ts';
 export type { LeaseQuery } from './leases.ts';
 export type { StreamQuery } from './audit-admin.ts';
+export type { GatewaySessionQuery, GatewaySessionView, SessionVerification } from './gateway-sessions.ts';
 export { principalFacts } from './authorization.ts';
 
 /**
@@ -56,6 +58,8 @@ export interface AdminApi {
   readonly audit: AuditAdmin;
   readonly keys: KeyAdmin;
   readonly sessions: { revoke: Authentication['revokeSessions'] };
+  /** Gateway sessions (docs/gateways.md): list, read recordings, verify, terminate. */
+  readonly gatewaySessions: GatewaySessionAdmin;
 }
 
 export class Broker {
@@ -109,6 +113,7 @@ export class Broker {
     this.#humanSignIn = new HumanSignIn(s.humanTrusts, this.#authn);
     this.#issuance = new CredentialIssuance({ ...s, targets: config.targets });
     this.#bootstrap = new Bootstrap({ ...s, secrets: opened.store.bootstrap, unitOfWork: opened.store, boundaries });
+    this.#gateways = new GatewayRunner({ ...s, changes: opened.store.changes, authn: this.#authn, issuance: this.#issuance, log: this.#log });
     const admin: AdminApi = {
       identities: new IdentityAdmin({ ...s, authz, binding: this.#binding }),
       apiKeys: new ApiKeyAdmin({ ...s, authz, policyWriter }),
@@ -118,15 +123,9 @@ export class Broker {
       audit: new AuditAdmin({ ...s, authz }),
       keys: new KeyAdmin({ ...s, authz }),
       sessions: { revoke: (by, what) => this.#authn.revokeSessions(by, what) },
+      gatewaySessions: new GatewaySessionAdmin({ ...s, authz, registry: this.#gateways.host.sessions, log: this.#log }),
     };
     this.admin = Object.freeze(admin);
-    this.#gateways = new GatewayRunner({
-      ...s,
-      changes: opened.store.changes,
-      authn: this.#authn,
-      issuance: this.#issuance,
-      log: this.#log,
-    });
   }
 
   /** Opens a broker for a validated configuration and loads declared state (audited). */
@@ -286,6 +285,19 @@ export class Broker {
   /** Starts listening on the configured gateways (docs/gateways.md); the server calls it once it serves. */
   startGateways(): Promise<void> {
     return this.#gateways.start();
+  }
+
+  /** The configured gateways and where they listen (any caller with a session: like the targets). */
+  gateways(): { name: string; kind: string; target: string; host: string; port: number; tls: boolean }[] {
+    const bound = this.#gateways.addresses();
+    return (this.config.gateways ?? []).map((g) => ({
+      name: g.name,
+      kind: g.kind,
+      target: g.target,
+      host: g.listen.host,
+      port: bound.get(g.name)?.port ?? g.listen.port,
+      tls: (g as { tls?: unknown }).tls !== undefined,
+    }));
   }
 
   /** Where each configured gateway listens, by name (after `startGateways`). */

@@ -20,6 +20,7 @@ export const GROUPS: { names: string[]; load: () => Promise<{ register(program: 
   { names: ['request', 'requests', 'grants', 'break-glass', 'webhooks'], load: () => import('./commands/access.ts') },
   { names: ['keys', 'sessions'], load: () => import('./commands/keys.ts') },
   { names: ['migrate', 'store'], load: () => import('./commands/store.ts') },
+  { names: ['db'], load: () => import('./commands/db.ts') },
 ];
 
 /** The groups to load for these arguments: the one naming the command, or all. */

@@ -68,6 +68,15 @@ export interface GatewayLease {
   credential: Record<string, unknown>;
 }
 
+/** A lease a gateway asks for: `fields` are the target kind's own request fields (e.g. `public_key` for ssh targets). */
+export interface GatewayLeaseRequest {
+  target: string;
+  permission?: string;
+  reason: string;
+  ttlMs?: number;
+  fields?: Record<string, unknown>;
+}
+
 /** What a gateway may ask of the broker. */
 export interface GatewayHost {
   /** Proves a client; throws AuthenticationFailed (audited in the authn stream by the broker). */
@@ -76,10 +85,9 @@ export interface GatewayHost {
   decide(who: GatewayPrincipal, req: GatewayDecisionRequest): Promise<GatewayDecision>;
   /**
    * A just-in-time lease on `target` for this principal, through the normal credential path
-   * (`credential.issue` decided and audited); `reason` is the lease's purpose. `params`: the target
-   * kind's own request fields, as POST /v1/credentials takes them (ssh: `public_key`).
+   * (`credential.issue` decided and audited); `reason` is the lease's purpose.
    */
-  issueLease(who: GatewayPrincipal, req: { target: string; permission?: string; reason: string; ttlMs?: number; params?: Record<string, string> }): Promise<GatewayLease>;
+  issueLease(who: GatewayPrincipal, req: GatewayLeaseRequest): Promise<GatewayLease>;
   /** Revokes a lease the gateway holds (the session ended). */
   revokeLease(leaseId: string, reason: string): Promise<void>;
   /** Appends to the `session` stream; resolves once durable. Use a SessionRecorder (sessions.ts), which numbers records. */

@@ -17,6 +17,7 @@ import { credentialRoutes } from './routes/credentials.ts';
 import { accessRoutes } from './routes/access.ts';
 import { spiffeRoutes } from './routes/spiffe.ts';
 import { findingRoutes } from './routes/findings.ts';
+import { gatewaySessionRoutes } from './routes/gateway-sessions.ts';
 import { loginEdge } from './edge.ts';
 import { installZod, openapiTransform } from './openapi.ts';
 import { DEFAULT_TIMEOUTS } from '../config/server.ts';
@@ -82,6 +83,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   auditRoutes(app, broker);
   keyRoutes(app, broker);
   credentialRoutes(app, broker);
+  gatewaySessionRoutes(app, broker);
   accessRoutes(app, broker);
   spiffeRoutes(app, broker);
   healthRoutes(app, broker);

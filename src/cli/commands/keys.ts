@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { call } from '../client.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
+import { registerGatewaySessions } from './gateway-sessions.ts';
+import { registerPlay } from './ssh.ts';
 
 /** A key as /v1/keys answers it (RFC 3339 times; null when not set). */
 interface KeyInfo {
@@ -33,9 +35,10 @@ export function register(program: Command): void {
       out(!!o.json, r, () => `new ${purpose} key ${r.active.kid}${r.previous ? `; ${r.previous.kid} ${r.previous.retire_at == null ? 'keeps verifying' : `keeps verifying until ${when(r.previous.retire_at)}`}` : ''}`);
     });
 
-  program
-    .command('sessions')
-    .description('revoke sessions')
+  const sessions = program.command('sessions').description('revoke login sessions; list, show, verify and terminate gateway sessions');
+  registerGatewaySessions(sessions);
+  registerPlay(sessions);
+  sessions
     .command('revoke')
     .option('--jti <jti>')
     .option('--identity <id>')

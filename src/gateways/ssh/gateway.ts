@@ -147,7 +147,7 @@ class GatewayConnection {
     try {
       const key = await upstream.workspace();
       const lease = await host.issueLease(who, {
-        target: cfg.target, reason: `ssh gateway ${cfg.name} session ${id}`, params: { public_key: key.publicKey },
+        target: cfg.target, reason: `ssh gateway ${cfg.name} session ${id}`, fields: { public_key: key.publicKey },
         ...(cfg.lease_ttl_ms !== undefined && { ttlMs: cfg.lease_ttl_ms }),
       });
       leaseId = lease.id;

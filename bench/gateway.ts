@@ -1,0 +1,145 @@
+// The PostgreSQL gateway (issue #11): `pgbench -S` through the gateway — every statement parsed,
+// decided and recorded — next to pgbench straight to the same server (and PgBouncer in front of
+// it when installed), same run, same machine; and the gateway's overhead per statement (p50/p99 of
+// one client's prepared selects, through the gateway minus direct).
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { SignJWT } from 'jose';
+import pg from 'pg';
+import { stringify } from 'yaml';
+import { parseConfig } from '../src/config/load.ts';
+import { Broker } from '../src/broker/index.ts';
+import { freePort, startPostgres } from '../test/credentials/helpers.ts';
+import { percentile } from './fixture.ts';
+
+type Emit = (line: Record<string, unknown>) => void;
+const run = promisify(execFile);
+
+/** The issue's figures by default (scale 10, 30 s, 8 clients); smaller for a quick look. */
+const SCALE = Number(process.env.PCX_BENCH_GATEWAY_SCALE ?? 10);
+const SECONDS = Number(process.env.PCX_BENCH_GATEWAY_SECONDS ?? 30);
+const CLIENTS = Number(process.env.PCX_BENCH_GATEWAY_CLIENTS ?? 8);
+const LATENCY_N = 3000;
+
+const has = (bin: string) => spawnSync(bin, ['--version'], { stdio: 'ignore' }).status === 0;
+
+async function pgbench(args: string[], env: Record<string, string>): Promise<number> {
+  const r = await run('pgbench', ['-n', '-S', '-T', String(SECONDS), '-c', String(CLIENTS), '-j', String(Math.min(CLIENTS, 2)), ...args], { env: { ...process.env, ...env }, maxBuffer: 1 << 24 });
+  const m = /tps = ([0-9.]+) \(without initial connection time\)/.exec(r.stdout) ?? /tps = ([0-9.]+)/.exec(r.stdout);
+  if (!m) throw new Error(`pgbench printed no tps: ${r.stdout}${r.stderr}`);
+  return Number(m[1]);
+}
+
+/** One client, prepared `SELECT abalance … WHERE aid = $1`, LATENCY_N times: per-statement latencies (ms). */
+async function latencies(c: pg.Client): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < LATENCY_N + 300; i++) {
+    const t = performance.now();
+    await c.query({ name: 'lat', text: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1', values: [1 + ((i * 7919) % (SCALE * 100_000))] });
+    if (i >= 300) out.push(performance.now() - t);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+export async function run_(emit: Emit): Promise<void> {
+  if (!has('pgbench')) {
+    emit({ bench: 'gateway', skipped: 'pgbench is not installed (apt-get install postgresql-client; Debian ships pgbench with postgresql)' });
+    return;
+  }
+  const db = await startPostgres();
+  const dir = mkdtempSync(join(tmpdir(), 'pcx-bench-gw-'));
+  let broker: Broker | undefined;
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    const direct = { PGHOST: '127.0.0.1', PGPORT: String(db.port), PGUSER: db.user, PGPASSWORD: db.password, PGDATABASE: db.database };
+    // pgbench's tables, owned by the broker's role (it grants on them to each lease's role).
+    await run('pgbench', ['-i', '-q', '-s', String(SCALE)], { env: { ...process.env, ...direct }, maxBuffer: 1 << 24 });
+    const gwPort = await freePort();
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const jwk = { ...(publicKey as KeyObject).export({ format: 'jwk' }), kid: 'bench', alg: 'EdDSA', use: 'sig' };
+    writeFileSync(join(dir, 'p.cedar'), `permit (principal == Workload::"workload:github/acme/api", action in [Action::"db.connect", Action::"credential.issue", Action::"db.select"], resource in Database::"bench-db");
+permit (principal == Workload::"workload:github/acme/api", action == Action::"db.execute", resource == Function::"count");`);
+    const yaml = stringify({
+      listen: { host: '127.0.0.1', port: 7998 },
+      data_dir: './data',
+      trusts: [{ name: 'ci', kind: 'oidc', issuer: 'https://ci.bench', jwks: { keys: [jwk] }, audiences: ['portcullis'], algorithms: ['EdDSA'], identity: 'workload:github/{repository}', boundary: 'application', environment: 'prod' }],
+      identities: [{ id: 'workload:github/acme/api', kind: 'workload', owner: 'team:payments', boundary: 'application', environment: 'prod' }],
+      resources: [{ type: 'Database', id: 'bench-db', boundary: 'application', environment: 'prod' }],
+      targets: [{ name: 'bench-db', kind: 'postgres', host: '127.0.0.1', port: db.port, database: db.database, admin: { user: db.user, password_env: 'BENCH_PG_PASSWORD' }, permissions: { readonly: 'readonly' }, max_ttl: '1h', connection_limit: CLIENTS + 4 }],
+      gateways: [{ name: 'bench-gw', kind: 'postgres', listen: { host: '127.0.0.1', port: gwPort }, target: 'bench-db', permission: 'readonly' }],
+      policies: './p.cedar',
+    });
+    const env = { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 5).toString('base64'), BENCH_PG_PASSWORD: db.password };
+    broker = await Broker.open(parseConfig(yaml, dir, env).config, { env });
+    await broker.startGateways();
+    const proof = await new SignJWT({ repository: 'acme/api' }).setProtectedHeader({ alg: 'EdDSA', kid: 'bench' }).setIssuer('https://ci.bench').setAudience('portcullis').setIssuedAt().setExpirationTime('30m').sign(privateKey);
+    const token = (await broker.login({ type: 'jwt', token: proof }, '127.0.0.1')).session_token;
+    const viaGateway = { PGHOST: '127.0.0.1', PGPORT: String(gwPort), PGUSER: 'bench', PGPASSWORD: token, PGDATABASE: 'bench-db' };
+
+    // PgBouncer in front of the same server, when installed (the issue's comparison).
+    let bouncer: ((mode: 'session' | 'transaction') => Promise<{ env: Record<string, string>; stop: () => Promise<void> }>) | undefined;
+    if (has('pgbouncer')) {
+      bouncer = async (mode) => {
+        const port = await freePort();
+        const ini = join(dir, `pgbouncer-${mode}.ini`);
+        writeFileSync(join(dir, 'users.txt'), `"${db.user}" "${db.password}"\n`);
+        writeFileSync(ini, `[databases]\n${db.database} = host=127.0.0.1 port=${db.port} dbname=${db.database}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = ${port}\nauth_type = scram-sha-256\nauth_file = ${join(dir, 'users.txt')}\npool_mode = ${mode}\ndefault_pool_size = ${CLIENTS}\nmax_client_conn = 100\nunix_socket_dir =\nlogfile = ${join(dir, `pgbouncer-${mode}.log`)}\n`);
+        const p = spawn('pgbouncer', [ini], { stdio: 'ignore' });
+        await new Promise((r) => setTimeout(r, 500));
+        return { env: { ...direct, PGPORT: String(port) }, stop: async () => void p.kill('SIGINT') };
+      };
+    } else {
+      emit({ bench: 'gateway', note: 'pgbouncer is not installed: no PgBouncer column (apt-get install pgbouncer)' });
+    }
+
+    for (const mode of ['simple', 'prepared'] as const) {
+      const args = ['-M', mode];
+      const directTps = await pgbench(args, direct);
+      const gatewayTps = await pgbench(args, viaGateway);
+      let bouncerTps: number | undefined;
+      if (bouncer) {
+        // Debian's pgbouncer 1.18 keeps prepared statements in session pooling only.
+        const b = await bouncer(mode === 'simple' ? 'transaction' : 'session');
+        stops.push(b.stop);
+        try {
+          bouncerTps = await pgbench(args, b.env);
+        } finally {
+          await b.stop();
+        }
+      }
+      emit({
+        bench: 'gateway', op: 'pgbench -S', protocol: mode, scale: SCALE, seconds: SECONDS, clients: CLIENTS,
+        direct_tps: Math.round(directTps), gateway_tps: Math.round(gatewayTps), gateway_to_direct: +(gatewayTps / directTps).toFixed(2),
+        ...(bouncerTps !== undefined && { pgbouncer_tps: Math.round(bouncerTps), pgbouncer_to_direct: +(bouncerTps / directTps).toFixed(2), gateway_to_pgbouncer: +(gatewayTps / bouncerTps).toFixed(2) }),
+      });
+    }
+
+    // Per-statement overhead: one client, prepared, through the gateway and direct.
+    const gw = new pg.Client({ host: '127.0.0.1', port: gwPort, user: 'bench', password: token, database: 'bench-db' });
+    const dr = new pg.Client({ host: '127.0.0.1', port: db.port, user: db.user, password: db.password, database: db.database });
+    await Promise.all([gw.connect(), dr.connect()]);
+    try {
+      const g = await latencies(gw);
+      const d = await latencies(dr);
+      emit({
+        bench: 'gateway', op: 'statement overhead', statements: LATENCY_N,
+        direct_p50_us: Math.round(percentile(d, 50) * 1000), gateway_p50_us: Math.round(percentile(g, 50) * 1000),
+        overhead_p50_us: Math.round((percentile(g, 50) - percentile(d, 50)) * 1000), overhead_p99_us: Math.round((percentile(g, 99) - percentile(d, 99)) * 1000),
+      });
+    } finally {
+      await Promise.all([gw.end(), dr.end()]);
+    }
+  } finally {
+    for (const s of stops) await s().catch(() => {});
+    await broker?.close();
+    await db.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export { run_ as run };
