@@ -2,6 +2,7 @@
 // per-channel decisions (exec, forwarding), recording, revocation within 1 s, hostile input.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -10,11 +11,20 @@ import { join } from 'node:path';
 import { signUserCertificate, parseSshPublicKey } from '../../src/credentials/issuers/ssh/ssh-cert.ts';
 import { generateSshCa } from '../../src/credentials/issuers/ssh/ssh.ts';
 import { asciicast } from '../../src/gateways/ssh/recorder.ts';
-import { skipWithoutOpenSsh } from '../credentials/sshd.ts';
+import { skipWithoutOpenSsh, sshUser } from '../credentials/sshd.ts';
 import { WORKLOAD, interactiveSsh, run, startGatewayFixture } from './ssh-fixture.ts';
 import type { GatewayFixture, SessionRecord } from './ssh-fixture.ts';
 
 const skip = skipWithoutOpenSsh();
+const CLI = join(import.meta.dirname, '..', '..', 'bin', 'portcullis.js');
+
+/** The real CLI in a child process (asynchronous: the server runs in this process). */
+function cli(fx: GatewayFixture, args: string[], token = fx.token): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, PORTCULLIS_ADDR: fx.s.url, PORTCULLIS_TOKEN: token, PORTCULLIS_HOME: join(fx.dir, 'home') }, encoding: 'utf8', timeout: 120_000 },
+      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr }));
+  });
+}
 
 const policies = (echoPort: number) => `
 permit (principal == Workload::"${WORKLOAD}", action == Action::"credential.issue", resource == Host::"web-1");
@@ -81,12 +91,12 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
     const start = recs[0]!.payload;
     assert.equal(start.identity, WORKLOAD);
     assert.equal(start.proof_lease, leaseId);
-    assert.equal(start.method, 'ssh-certificate');
+    assert.deepEqual(start.authn, { method: 'ssh-certificate', trust: 'portcullis-ssh-ca' });
     assert.equal(recs.find((x) => x.type === 'ssh.exec')!.payload.command, 'echo through-the-gateway; exit 3');
     assert.equal(recs.find((x) => x.type === 'ssh.exit')!.payload.exit_code, 3);
     // The upstream certificate was a lease of its own, for the workload, ended with the session.
     const leases = await fx.s.call('GET', '/v1/leases?mine=true', undefined, fx.token);
-    const upstream = (leases.body.leases as { id: string; status: string; target: string }[]).find((l) => l.id === start.upstream_lease);
+    const upstream = (leases.body.leases as { id: string; status: string; target: string }[]).find((l) => l.id === start.lease);
     assert.ok(upstream, 'the upstream lease is the workload\'s own');
     assert.equal(upstream.target, 'web-1');
     await waitFor(async () => ((await fx.s.call('GET', '/v1/leases?mine=true', undefined, fx.token)).body.leases as { id: string; status: string }[]).find((l) => l.id === upstream.id)?.status === 'revoked', 'the upstream lease revoked');
@@ -153,12 +163,30 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
     assert.match(output, /30 100/, 'the upstream pty has the client\'s size');
     assert.equal(cast.slice(1).some((e: unknown[]) => e[1] === 'i'), false, 'input is not recorded unless opted in');
     for (let i = 2; i < cast.length; i++) assert.ok(cast[i][0] >= cast[i - 1][0], 'event times never go back');
-    const v = await fx.s.call('GET', '/v1/audit/verify', undefined, await fx.s.admin());
-    assert.equal(v.status, 200);
-    assert.equal(JSON.stringify(v.body).includes('"valid":false'), false, JSON.stringify(v.body).slice(0, 500));
+    // The CLI: the session verifies (stream + records 1..N) and `sessions play --cast` gives the same cast.
+    const id = recs[0]!.payload.session as string;
+    // Reading a recording is a session.read decision (the admin here; the workload has no such policy).
+    const admin = await fx.s.admin();
+    const verified = await cli(fx, ['sessions', 'verify', id], admin);
+    assert.equal(verified.code, 0, verified.stderr + verified.stdout);
+    assert.match(verified.stdout, new RegExp(`ok: ${recs.length} records`));
+    const played = await cli(fx, ['sessions', 'play', id, '--cast'], admin);
+    assert.equal(played.code, 0, played.stderr);
+    assert.equal(played.stdout, asciicast(recs));
+    const replay = await cli(fx, ['sessions', 'play', id, '--speed', '100'], admin);
+    assert.match(replay.stdout, /recorded-42/);
   });
 
-  test('revoking the lease of the login certificate ends a live session within 1 s', async () => {
+  test('portcullis ssh TARGET: the CLI logs in through the gateway with the session token, never on a command line', async () => {
+    const r = await cli(fx, ['ssh', 'web-1', '--login', sshUser, '--', '-o', `UserKnownHostsFile=${join(fx.dir, 'gw_known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'GlobalKnownHostsFile=/dev/null', 'echo via-cli']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'via-cli\n');
+    const recs = await fx.records();
+    const start = recs.filter((x) => x.type === 'session.start').at(-1)!;
+    assert.equal((start.payload.authn as { method: string }).method, 'oidc', 'logged in with the session token (its method), not a certificate');
+  });
+
+  test('revoking the lease of the login certificate ends a live session within 1 s', async (t) => {
     const { key, leaseId } = await fx.clientKey();
     const seq = await lastSeq();
     const running = fx.ssh(key, ['echo started; sleep 60'], { timeoutMs: 60_000 });
@@ -169,6 +197,7 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
     const r = await running;
     const ms = performance.now() - t0;
     assert.notEqual(r.code, 0);
+    t.diagnostic(`the SSH session ended ${ms.toFixed(0)} ms after the revocation call started`);
     assert.ok(ms <= 1000, `session ended ${ms.toFixed(0)} ms after the revocation`);
     assert.match(r.stderr, /portcullis: session ended/);
     const recs = await ended(id);
@@ -176,6 +205,23 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
     // A new login with the revoked certificate is refused.
     const again = await fx.ssh(key, ['echo no']);
     assert.match(again.stderr, /Permission denied/);
+  });
+
+  test('POST /v1/sessions/{id}/terminate ends one\'s own live SSH session within 1 s', async (t) => {
+    const { key } = await fx.clientKey();
+    const seq = await lastSeq();
+    const running = fx.ssh(key, ['echo started; sleep 60'], { timeoutMs: 60_000 });
+    const id = await sessionAfter(seq);
+    await waitFor(async () => (await fx.records(id)).some((r) => r.type === 'ssh.exec'), 'the command to start');
+    const t0 = performance.now();
+    const res = await fx.s.call('POST', `/v1/sessions/${id}/terminate`, { reason: 'enough' }, fx.token);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const r = await running;
+    const ms = performance.now() - t0;
+    t.diagnostic(`the SSH session ended ${ms.toFixed(0)} ms after the terminate call started`);
+    assert.ok(ms <= 1000, `session ended ${ms.toFixed(0)} ms after terminate`);
+    assert.match(r.stderr, /portcullis: session ended: terminated by/);
+    assertComplete(await ended(id));
   });
 
   test('foreign-CA certificates and plain keys are refused; SSH protocol garbage is closed; the gateway goes on', async () => {

@@ -156,8 +156,8 @@ class GatewayConnection {
       const rec = new SessionRecorder((e) => host.record(e), { session: id, actor: who.identityId, boundary: who.boundary });
       this.#admitted = { id, who, login, upstreamLease: lease.id, upstream, rec };
       await rec.record('session.start', {
-        gateway: cfg.name, kind: 'ssh', identity: who.identityId, target: cfg.target, login, source_ip: this.#address, method: who.method,
-        decision_id: d.decision_id, upstream_lease: lease.id, ...(who.proofLeaseId !== undefined && { proof_lease: who.proofLeaseId }),
+        gateway: cfg.name, kind: 'ssh', target: cfg.target, lease: lease.id, identity: who.identityId, login, source_ip: this.#address,
+        authn: { method: who.method, trust: who.trust }, decision_id: d.decision_id, ...(who.proofLeaseId !== undefined && { proof_lease: who.proofLeaseId }),
         ...(lease.grantId !== undefined && { grant: lease.grantId }), lease_expires_at: new Date(lease.expiresAt).toISOString(),
       }, 'allow');
       this.#unregister = host.sessions.register({
