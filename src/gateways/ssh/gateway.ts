@@ -64,7 +64,9 @@ class GatewayConnection {
     this.#address = address;
     this.#deadline = setTimeout(() => this.#drop('authentication timeout'), gw.cfg.auth_timeout_ms);
     client.on('error', () => this.#drop('protocol error'));
-    client.on('close', () => void this.#finish().catch((e: Error) => gw.log(`ssh gateway ${gw.name}: ending a session failed: ${e.message}`)));
+    client.on('close', () => {
+      this.finished = this.#finish().catch((e: Error) => gw.log(`ssh gateway ${gw.name}: ending a session failed: ${e.message}`));
+    });
     client.on('authentication', (ctx) => void this.#authenticate(ctx).catch((e: Error) => {
       gw.log(`ssh gateway ${gw.name}: authentication error: ${e.name}`);
       this.#reject(ctx);
@@ -185,6 +187,8 @@ class GatewayConnection {
   }
 
   #leaseTimer: NodeJS.Timeout | undefined;
+  /** Settles once the connection closed and its session was wound up (lease revoked, session.end written). */
+  finished: Promise<void> | undefined;
 
   /** Ends the session (revocation, terminate, shutdown): a message on every channel, then the connection. */
   terminate(reason: string): void {
@@ -517,9 +521,12 @@ export class SshGateway implements Gateway {
     return { host: a.address, port: a.port };
   }
 
+  /** Stops listening, ends every live session, and waits until each is wound up (the store is still open). */
   async stop(): Promise<void> {
+    const live = [...this.connections];
     const closed = new Promise<void>((r) => this.#server.close(() => r()));
-    for (const c of this.connections) c.terminate('the gateway is stopping');
+    for (const c of live) c.terminate('the gateway is stopping');
     await closed;
+    await Promise.all(live.map((c) => c.finished));
   }
 }
