@@ -263,6 +263,11 @@ export class GatewayRunner {
     return this.#addresses;
   }
 
+  /** The public host key of each gateway that has one (ssh), by name: what clients pin. */
+  hostKeys(): ReadonlyMap<string, string> {
+    return new Map(this.#gateways.flatMap((g) => (g.hostKey !== undefined ? [[g.name, g.hostKey] as const] : [])));
+  }
+
   async start(): Promise<void> {
     if (this.#started || this.#gateways.length === 0) return;
     this.#started = true;

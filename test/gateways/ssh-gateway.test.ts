@@ -177,8 +177,11 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
     assert.match(replay.stdout, /recorded-42/);
   });
 
-  test('portcullis ssh TARGET: the CLI logs in through the gateway with the session token, never on a command line', async () => {
-    const r = await cli(fx, ['ssh', 'web-1', '--login', sshUser, '--', '-o', `UserKnownHostsFile=${join(fx.dir, 'gw_known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'GlobalKnownHostsFile=/dev/null', 'echo via-cli']);
+  test('portcullis ssh TARGET: the CLI logs in through the gateway with the session token (never on a command line), the gateway host key pinned', async () => {
+    // No known_hosts of our own: the CLI pins the gateway's host key from GET /v1/gateways.
+    const gws = await fx.s.call('GET', '/v1/gateways', undefined, fx.token);
+    assert.equal((gws.body.gateways as { host_key?: string }[])[0]!.host_key, readFileSync(join(fx.dir, 'gw_host.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' '));
+    const r = await cli(fx, ['ssh', 'web-1', '--login', sshUser, '--', 'echo via-cli']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'via-cli\n');
     const recs = await fx.records();

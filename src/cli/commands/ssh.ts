@@ -15,6 +15,8 @@ interface GatewayView {
   target: string;
   host: string;
   port: number;
+  /** The gateway's host key: pinned, so the first connection is not trust-on-first-use. */
+  host_key?: string;
 }
 
 /** The ssh gateway named `name`, or the one in front of the ssh target `name`. */
@@ -43,7 +45,13 @@ export function register(program: Command): void {
       const dir = mkdtempSync(join(tmpdir(), 'portcullis-ssh-'));
       const askpass = join(dir, 'askpass');
       writeFileSync(askpass, '#!/bin/sh\nprintf "%s\\n" "$PORTCULLIS_SSH_SECRET"\n', { mode: 0o700 });
-      const args = ['-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', '-p', String(g.port), '-l', login, host, ...sshArgs];
+      const pin: string[] = [];
+      if (g.host_key !== undefined) {
+        const knownHosts = join(dir, 'known_hosts');
+        writeFileSync(knownHosts, `${g.port === 22 ? host : `[${host}]:${g.port}`} ${g.host_key}\n`, { mode: 0o600 });
+        pin.push('-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes');
+      }
+      const args = [...pin, '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', '-p', String(g.port), '-l', login, host, ...sshArgs];
       const child = spawn(o.ssh, args, {
         stdio: 'inherit',
         env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: process.env.DISPLAY ?? 'portcullis', PORTCULLIS_SSH_SECRET: token },

@@ -489,6 +489,8 @@ class GatewayConnection {
 export class SshGateway implements Gateway {
   readonly name: string;
   readonly kind = 'ssh';
+  /** The gateway's public host key line: `GET /v1/gateways` hands it out so `portcullis ssh` pins it. */
+  readonly hostKey: string;
   readonly cfg: SshGatewayConfig;
   readonly host: GatewayHost;
   readonly log: (msg: string) => void;
@@ -501,6 +503,9 @@ export class SshGateway implements Gateway {
     this.host = deps.host;
     this.log = deps.log;
     const hostKey = readFileSync(isAbsolute(cfg.host_key_file) ? cfg.host_key_file : join(deps.baseDir, cfg.host_key_file));
+    const parsed = ssh2.utils.parseKey(hostKey);
+    if (parsed instanceof Error || Array.isArray(parsed)) throw new Error(`gateway ${cfg.name}: host_key_file is not a readable unencrypted OpenSSH private key`);
+    this.hostKey = `${parsed.type} ${parsed.getPublicSSH().toString('base64')}`;
     this.#server = new ssh2.Server({ hostKeys: [hostKey], ident: 'Portcullis', keepaliveInterval: 15_000, keepaliveCountMax: 3 }, (client, info) => {
       client.on('error', () => {});
       if (this.connections.size >= cfg.max_connections) return client.end();
