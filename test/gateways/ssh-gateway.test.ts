@@ -1,6 +1,7 @@
 // The SSH gateway with the real OpenSSH client in front and a real sshd behind: certificate login,
 // per-channel decisions (exec, forwarding), recording, revocation within 1 s, hostile input.
 import { after, before, describe, test } from 'node:test';
+import ssh2 from 'ssh2';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -175,6 +176,40 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
     assert.equal(played.stdout, asciicast(recs));
     const replay = await cli(fx, ['sessions', 'play', id, '--speed', '100'], admin);
     assert.match(replay.stdout, /recorded-42/);
+  });
+
+  test('a window change reaches the upstream pty and is recorded as an asciicast resize event', async () => {
+    // ssh2's client (password = the session token) can send window-change on demand.
+    const seq = await lastSeq();
+    const conn = new ssh2.Client();
+    await new Promise<void>((resolve, reject) => {
+      conn.once('ready', () => resolve());
+      conn.once('error', reject);
+      conn.connect({ host: '127.0.0.1', port: fx.port, username: sshUser, password: fx.token, hostVerifier: (key: Buffer) => key.equals(Buffer.from(readFileSync(join(fx.dir, 'gw_host.pub'), 'utf8').split(' ')[1]!, 'base64')) });
+    });
+    try {
+      const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.shell({ term: 'xterm', cols: 80, rows: 24 }, (err, s) => (err ? reject(err) : resolve(s))));
+      let out = '';
+      stream.on('data', (d: Buffer) => (out += d.toString()));
+      await waitFor(async () => out.length > 0, 'the prompt', 30_000);
+      stream.write('stty size; echo first-$((1+1))\n');
+      await waitFor(async () => out.includes('first-2'), 'the first size', 30_000);
+      assert.match(out, /24 80/);
+      stream.setWindow(40, 132, 0, 0);
+      // Applied asynchronously (stty on the upstream client's pty): ask until the shell sees it.
+      await waitFor(async () => {
+        stream.write('stty size\n');
+        await new Promise((r) => setTimeout(r, 200));
+        return /40 132/.test(out);
+      }, 'the new size upstream', 30_000);
+      stream.write('exit\n');
+      await new Promise((r) => stream.once('close', r));
+    } finally {
+      conn.end();
+    }
+    const recs = await ended(await sessionAfter(seq));
+    const cast = asciicast(recs).trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(cast.slice(1).filter((e: unknown[]) => e[1] === 'r').map((e: unknown[]) => e[2]), ['132x40']);
   });
 
   test('portcullis ssh TARGET: the CLI logs in through the gateway with the session token (never on a command line), the gateway host key pinned', async () => {
