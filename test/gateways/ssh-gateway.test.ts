@@ -361,3 +361,30 @@ describe('SSH gateway: the upstream host key is pinned', { skip }, () => {
     assert.equal(recs.find((x) => x.type === 'ssh.exit')!.payload.upstream_error, 'host key verification failed');
   });
 });
+
+describe('SSH gateway: input recording is opt-in (record_input: true)', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcx-gw-ssh-input-'));
+  let fx: GatewayFixture;
+  before(async () => {
+    fx = await startGatewayFixture(dir, { policies: policies(1), recordInput: true });
+  });
+  after(async () => {
+    await fx?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('keystrokes are recorded as "i" events next to the output', async () => {
+    const { key } = await fx.clientKey();
+    const child = interactiveSsh(fx, key, { cols: 80, rows: 24 });
+    await waitFor(async () => child.output().length > 0, 'the remote prompt', 30_000);
+    child.stdin!.write('echo typed-$((3*3))\n');
+    await waitFor(async () => child.output().includes('typed-9'), 'command output', 30_000);
+    child.stdin!.write('exit\n');
+    await new Promise((r) => child.on('close', r));
+    const id = (await fx.records()).find((r) => r.type === 'session.start')!.payload.session as string;
+    await waitFor(async () => (await fx.records(id)).some((r) => r.type === 'session.end'), 'session.end');
+    const cast = asciicast(await fx.records(id)).trim().split('\n').map((l) => JSON.parse(l));
+    const input = cast.slice(1).filter((e: unknown[]) => e[1] === 'i').map((e: unknown[]) => e[2]).join('');
+    assert.match(input, /echo typed-\$\(\(3\*3\)\)/);
+  });
+});
