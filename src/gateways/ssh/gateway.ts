@@ -202,8 +202,8 @@ class GatewayConnection {
         /* gone */
       }
     }
-    // Let the message go out, then close (well within the 1 s bound).
-    setTimeout(() => this.#drop(reason), 50).unref();
+    // The client leaves once its channels are closed; a client that does not is cut off shortly after.
+    setTimeout(() => this.#drop(reason), this.#open.size > 0 ? 200 : 0).unref();
   }
 
   async #finish(): Promise<void> {
@@ -401,9 +401,19 @@ class GatewayConnection {
   /** Pipes a channel to an OpenSSH subprocess; records output (interactive) and the exit code. */
   #bridge(n: number, { ch }: { ch: ServerChannel; eof: boolean }, child: ChildProcessWithoutNullStreams, o: { interactive: boolean; cast?: CastRecorder; ready?: Promise<void>; onInput?: (d: Buffer) => void }): void {
     const handle = {
+      /** Tells the client why (resolves once the message is handed to the connection), stops the upstream. */
       end: (reason?: string) => {
-        if (reason !== undefined) ch.stderr.write(`\r\nportcullis: session ended: ${reason}\r\n`);
         child.kill('SIGTERM');
+        if (reason === undefined) return;
+        // Closed the way a finished command closes (message, exit status, EOF, close): the client
+        // prints what it got before it exits. A disconnect right away could cut its output short.
+        try {
+          ch.stderr.write(`\r\nportcullis: session ended: ${reason}\r\n`);
+          ch.exit(255);
+          ch.end();
+        } catch {
+          /* the channel is gone already */
+        }
       },
     };
     this.#open.add(handle);
