@@ -15,6 +15,7 @@ import type { SftpEvent } from '../../src/gateways/ssh/files.ts';
 import { CastRecorder, asciicast } from '../../src/gateways/ssh/recorder.ts';
 import { freshKey } from '../../src/gateways/ssh/upstream.ts';
 import { castOf, pickGateway } from '../../src/cli/commands/ssh.ts';
+import { loadGateways } from '../../src/gateways/registry.ts';
 
 const ca = generateSshCa();
 const caBlob = Buffer.from(ca.publicKeyLine.split(' ')[1]!, 'base64');
@@ -207,5 +208,25 @@ describe('CLI: portcullis ssh, sessions play (cli/commands/ssh.ts)', () => {
     assert.deepEqual(c.header, { version: 2, width: 80, height: 24 });
     assert.deepEqual(c.events.map((e) => e[2]), ['hello ', '100x30', 'world']);
     assert.throws(() => castOf(JSON.stringify(recs[0])), /no interactive SSH channel/);
+  });
+});
+
+describe('config (gateways[i] of kind ssh)', () => {
+  const targets = [{ name: 'web-1', kind: 'ssh' }, { name: 'orders-db', kind: 'postgres' }];
+  const entry = { name: 'ssh-gw', kind: 'ssh', listen: { port: 2222 }, target: 'web-1', host_key_file: './gw_host', upstream: '10.0.0.5', host_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl web-1'] };
+  test('a valid entry: defaults filled in, upstream port 22', () => {
+    const [g] = loadGateways([entry], targets) as unknown as [Record<string, unknown>];
+    assert.deepEqual(g.upstream, { host: '10.0.0.5', port: 22 });
+    assert.deepEqual(g.listen, { host: '127.0.0.1', port: 2222 });
+    assert.equal(g.record_input, false);
+  });
+  test('errors name the field', () => {
+    const fails = (e: Record<string, unknown>, field: RegExp) => assert.throws(() => loadGateways([e], targets), (err: Error & { field?: string }) => field.test(String(err.field ?? err.message)));
+    fails({ ...entry, target: 'orders-db' }, /gateways\[0\]\.target/);
+    fails({ ...entry, host_keys: [] }, /host_keys/);
+    fails({ ...entry, host_keys: ['not a key'] }, /host_keys/);
+    fails({ ...entry, upstream: 'host:99999' }, /upstream/);
+    fails({ ...entry, host_key_file: undefined }, /host_key_file/);
+    fails({ ...entry, typo: true }, /typo/);
   });
 });
