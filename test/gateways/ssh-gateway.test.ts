@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import ssh2 from 'ssh2';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +13,7 @@ import { signUserCertificate, parseSshPublicKey } from '../../src/credentials/is
 import { generateSshCa } from '../../src/credentials/issuers/ssh/ssh.ts';
 import { asciicast } from '../../src/gateways/ssh/recorder.ts';
 import { skipWithoutOpenSsh, sshUser } from '../credentials/sshd.ts';
+import { freePort } from '../credentials/helpers.ts';
 import { WORKLOAD, interactiveSsh, run, startGatewayFixture } from './ssh-fixture.ts';
 import type { GatewayFixture, SessionRecord } from './ssh-fixture.ts';
 
@@ -27,13 +28,15 @@ function cli(fx: GatewayFixture, args: string[], token = fx.token): Promise<{ co
   });
 }
 
-const policies = (echoPort: number) => `
+const policies = (echoPort: number, remotePort = 0) => `
 permit (principal == Workload::"${WORKLOAD}", action == Action::"credential.issue", resource == Host::"web-1");
 permit (principal == Workload::"${WORKLOAD}", action in [Action::"ssh.login", Action::"ssh.shell", Action::"ssh.subsystem"], resource == Host::"web-1");
 permit (principal == Workload::"${WORKLOAD}", action == Action::"ssh.exec", resource == Host::"web-1")
   unless { context has ssh && context.ssh has command && context.ssh.command like "*rm -rf*" };
 permit (principal == Workload::"${WORKLOAD}", action == Action::"ssh.forward_local", resource == Host::"web-1")
   when { context has ssh && context.ssh has port && context.ssh.port == ${echoPort} };
+permit (principal == Workload::"${WORKLOAD}", action == Action::"ssh.forward_remote", resource == Host::"web-1")
+  when { context has ssh && context.ssh has port && context.ssh.port == ${remotePort} };
 `;
 
 /** Records of one session are numbered 1..N with no gap and end with session.end carrying N. */
@@ -61,10 +64,12 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
   const dir = mkdtempSync(join(tmpdir(), 'pcx-gw-ssh-'));
   const echo = createServer((s) => s.pipe(s));
   let echoPort = 0;
+  let remotePort = 0;
   before(async () => {
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
     echoPort = (echo.address() as AddressInfo).port;
-    fx = await startGatewayFixture(join(dir, 'main'), { policies: policies(echoPort) });
+    remotePort = await freePort();
+    fx = await startGatewayFixture(join(dir, 'main'), { policies: policies(echoPort, remotePort) });
   });
   after(async () => {
     echo.close();
@@ -318,7 +323,7 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
     assert.deepEqual(recs2.filter((r) => r.type === 'ssh.file').map((r) => [r.payload.protocol, r.payload.direction, r.payload.path]), [['scp', 'upload', remote]]);
   });
 
-  test('remote forwarding and agent forwarding are decided, recorded and refused', async () => {
+  test('remote forwarding is decided on host:port: denied → refused and recorded; the allowed port is relayed back through the gateway', async () => {
     const { key } = await fx.clientKey();
     const seq = await lastSeq();
     const r = await fx.ssh(key, ['-o', 'ExitOnForwardFailure=yes', '-R', `127.0.0.1:0:127.0.0.1:${echoPort}`, 'echo should-not-run']);
@@ -327,6 +332,27 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
     const recs = await ended(await sessionAfter(seq));
     const ch = recs.find((x) => x.type === 'ssh.channel')!.payload;
     assert.deepEqual([ch.kind, ch.action, ch.allowed], ['tcpip-forward', 'ssh.forward_remote', false]);
+
+    // The allowed port: the host listens on it and each connection comes back through the gateway.
+    const fwd = spawn('ssh', [...fx.clientArgs(key), '-p', String(fx.port), '-N', '-o', 'ExitOnForwardFailure=yes', '-R', `127.0.0.1:${remotePort}:127.0.0.1:${echoPort}`, '127.0.0.1'], { stdio: 'ignore' });
+    try {
+      const reply = await waitFor(async () => new Promise<string | undefined>((resolve) => {
+        const sock = connect(remotePort, '127.0.0.1', () => sock.write('pong\n'));
+        let got = '';
+        sock.on('data', (d) => {
+          got += d;
+          if (got.includes('\n')) {
+            sock.destroy();
+            resolve(got);
+          }
+        });
+        sock.on('error', () => resolve(undefined));
+        sock.setTimeout(3000, () => (sock.destroy(), resolve(undefined)));
+      }), 'the remote forward', 30_000);
+      assert.equal(reply, 'pong\n');
+    } finally {
+      fwd.kill();
+    }
   });
 
   test('an expired certificate is refused (last: moves the server clock)', async () => {

@@ -3,6 +3,7 @@
 // certificate leased for this session (upstream.ts), records everything (recorder.ts) and ends the
 // session when what it hangs on is revoked.
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import ssh2 from 'ssh2';
@@ -239,7 +240,7 @@ class GatewayConnection {
     if (!a) return this.#drop('not admitted');
     this.#client.on('session', (accept) => this.#session(accept()));
     this.#client.on('tcpip', (accept, reject, info) => void this.#directTcpip(accept, reject, info).catch(() => reject()));
-    this.#client.on('request', (accept, reject, name, info) => void this.#globalRequest(reject, name, info).catch(() => reject?.()));
+    this.#client.on('request', (accept, reject, name, info) => void this.#globalRequest(accept, reject, name, info).catch(() => reject?.()));
     this.#client.on('openssh.streamlocal', (_accept, reject) => reject());
   }
 
@@ -485,14 +486,55 @@ class GatewayConnection {
     this.#bridge(n, { ch, eof: false }, this.#admitted!.upstream.forward(host, port), { interactive: false });
   }
 
-  async #globalRequest(reject: (() => void) | undefined, name: string, info: unknown): Promise<void> {
+  /** Remote forwards relayed, by `host:port` asked for: the upstream `ssh -R` and the gateway's local socket. */
+  #remote = new Map<string, { stop(): void }>();
+
+  async #globalRequest(accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined, name: string, info: unknown): Promise<void> {
+    const i = info as { bindAddr?: string; bindPort?: number };
+    const host = String(i.bindAddr ?? '').slice(0, 255);
+    const port = Number(i.bindPort ?? -1);
+    if (name === 'cancel-tcpip-forward') {
+      const f = this.#remote.get(`${host}:${port}`);
+      if (!f) return reject?.();
+      f.stop();
+      this.#remote.delete(`${host}:${port}`);
+      return accept?.();
+    }
     if (name !== 'tcpip-forward') return reject?.();
     const n = this.#nextChannel();
     if (n === undefined) return reject?.();
-    const i = info as { bindAddr?: string; bindPort?: number };
-    // Decided and recorded; remote forwarding through the gateway is not relayed (see docs/gateways-ssh.md).
-    await this.#decide(n, 'tcpip-forward', 'ssh.forward_remote', { host: String(i.bindAddr ?? '').slice(0, 255), port: Number(i.bindPort ?? 0) });
-    reject?.();
+    // A port the upstream must choose (0) cannot be reported back without reading ssh's output: refused.
+    const sane = /^[A-Za-z0-9.:_*-]*$/.test(host) && port > 0 && port < 65536 && !this.#remote.has(`${host}:${port}`);
+    if (!(await this.#decide(n, 'tcpip-forward', 'ssh.forward_remote', { host, port })) || !sane) return reject?.();
+    const a = this.#admitted!;
+    // The upstream listens on host:port and sends each connection to a Unix socket in the session's
+    // 0700 workspace; the gateway opens a forwarded-tcpip channel to the client for each.
+    const socketPath = a.upstream.path(`fwd-${n}.sock`);
+    const relay = createServer((conn) => {
+      conn.on('error', () => {});
+      this.#client.forwardOut(host, port, '127.0.0.1', 0, (err, ch) => {
+        if (err) return conn.destroy();
+        ch.on('error', () => conn.destroy());
+        conn.pipe(ch).pipe(conn);
+      });
+    });
+    relay.on('error', () => {});
+    await new Promise<void>((resolve, reject2) => relay.listen(socketPath, () => resolve()).once('error', reject2));
+    const child = a.upstream.remoteForward(host, port, socketPath);
+    child.stdout.resume();
+    child.stderr.resume();
+    const stop = () => {
+      child.kill('SIGTERM');
+      relay.close();
+    };
+    this.#remote.set(`${host}:${port}`, { stop });
+    this.#open.add({ end: stop });
+    child.on('close', (code) => {
+      relay.close();
+      this.#remote.delete(`${host}:${port}`);
+      void this.#record('ssh.exit', { channel: n, exit_code: code }).catch(() => {});
+    });
+    accept?.(port);
   }
 }
 

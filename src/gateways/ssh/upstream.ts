@@ -83,14 +83,14 @@ export class Upstream {
     await writeFile(join(this.#dir, 'id-cert.pub'), `${certificateLine.trim()}\n`, { mode: 0o600 });
   }
 
-  #args(extra: string[]): string[] {
+  #args(extra: string[], o: { forwards?: boolean } = {}): string[] {
     const d = this.#dir;
     return [
       '-F', '/dev/null', '-i', join(d, 'id'), '-o', `CertificateFile=${join(d, 'id-cert.pub')}`,
       '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none', '-o', 'BatchMode=yes', '-o', 'PasswordAuthentication=no',
       '-o', 'KbdInteractiveAuthentication=no', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${join(d, 'known_hosts')}`,
       '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'UpdateHostKeys=no', '-o', `HostKeyAlias=${this.target.name}`,
-      '-o', 'ForwardAgent=no', '-o', 'ForwardX11=no', '-o', 'ClearAllForwardings=yes', '-o', 'ControlMaster=no', '-o', 'ControlPath=none',
+      '-o', 'ForwardAgent=no', '-o', 'ForwardX11=no', '-o', `ClearAllForwardings=${o.forwards ? 'no' : 'yes'}`, '-o', 'ControlMaster=no', '-o', 'ControlPath=none',
       '-o', 'ConnectTimeout=10', '-o', 'ServerAliveInterval=15', '-o', 'LogLevel=ERROR', '-o', 'EscapeChar=none',
       '-p', String(this.target.port), '-l', this.login, ...extra, this.target.host,
     ];
@@ -120,6 +120,17 @@ export class Upstream {
   /** Local port forwarding: a stdio bridge to host:port as the upstream sees it (`ssh -W`). */
   forward(host: string, port: number): ChildProcessWithoutNullStreams {
     return this.#spawn(this.#ssh, this.#args(['-N', '-W', `${host}:${port}`]));
+  }
+
+  /** A path inside the session's 0700 workspace (for relay sockets). */
+  path(name: string): string {
+    return join(this.#dir, name);
+  }
+
+  /** Remote forwarding: the upstream listens on host:port and sends connections to a local Unix socket. */
+  remoteForward(host: string, port: number, socketPath: string): ChildProcessWithoutNullStreams {
+    const bind = host === '' || host === '*' ? '' : `${host.includes(':') ? `[${host}]` : host}:`;
+    return this.#spawn(this.#ssh, this.#args(['-N', '-o', 'ExitOnForwardFailure=yes', '-R', `${bind}${port}:${socketPath}`], { forwards: true }));
   }
 
   /**
