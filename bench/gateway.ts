@@ -5,7 +5,8 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -28,6 +29,14 @@ const LATENCY_N = 3000;
 
 const has = (bin: string) => spawnSync(bin, ['--version'], { stdio: 'ignore' }).status === 0;
 
+/** The postgres user's ids, to run PgBouncer as when this process is root. */
+function postgresUser(): { uid: number; gid: number } | undefined {
+  const id = (flag: string) => Number(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }).stdout.trim());
+  const uid = id('-u');
+  const gid = id('-g');
+  return Number.isInteger(uid) && uid > 0 ? { uid, gid } : undefined;
+}
+
 async function pgbench(args: string[], env: Record<string, string>): Promise<number> {
   const r = await run('pgbench', ['-n', '-S', '-T', String(SECONDS), '-c', String(CLIENTS), '-j', String(Math.min(CLIENTS, 2)), ...args], { env: { ...process.env, ...env }, maxBuffer: 1 << 24 });
   const m = /tps = ([0-9.]+) \(without initial connection time\)/.exec(r.stdout) ?? /tps = ([0-9.]+)/.exec(r.stdout);
@@ -35,15 +44,29 @@ async function pgbench(args: string[], env: Record<string, string>): Promise<num
   return Number(m[1]);
 }
 
-/** One client, prepared `SELECT abalance … WHERE aid = $1`, LATENCY_N times: per-statement latencies (ms). */
-async function latencies(c: pg.Client): Promise<number[]> {
+/**
+ * One client, LATENCY_N statements (prepared, or simple with the literal inline): per-statement
+ * latencies (ms, sorted) and this process's CPU per statement (µs: the gateway, broker and audit
+ * writer run here; the client library's share is in the direct figure too).
+ */
+async function latencies(c: pg.Client, mode: 'prepared' | 'simple'): Promise<{ lat: number[]; cpuUs: number; loopCpuUs: number }> {
   const out: number[] = [];
+  let cpu0 = process.cpuUsage();
+  let loop0 = process.threadCpuUsage();
   for (let i = 0; i < LATENCY_N + 300; i++) {
+    if (i === 300) {
+      cpu0 = process.cpuUsage();
+      loop0 = process.threadCpuUsage();
+    }
+    const aid = 1 + ((i * 7919) % (SCALE * 100_000));
     const t = performance.now();
-    await c.query({ name: 'lat', text: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1', values: [1 + ((i * 7919) % (SCALE * 100_000))] });
+    if (mode === 'prepared') await c.query({ name: 'lat', text: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1', values: [aid] });
+    else await c.query(`SELECT abalance FROM pgbench_accounts WHERE aid = ${aid}`);
     if (i >= 300) out.push(performance.now() - t);
   }
-  return out.sort((a, b) => a - b);
+  const cpu = process.cpuUsage(cpu0);
+  const loop = process.threadCpuUsage(loop0);
+  return { lat: out.sort((a, b) => a - b), cpuUs: (cpu.user + cpu.system) / LATENCY_N, loopCpuUs: (loop.user + loop.system) / LATENCY_N };
 }
 
 export async function run_(emit: Emit): Promise<void> {
@@ -81,16 +104,30 @@ permit (principal == Workload::"workload:github/acme/api", action == Action::"db
     const token = (await broker.login({ type: 'jwt', token: proof }, '127.0.0.1')).session_token;
     const viaGateway = { PGHOST: '127.0.0.1', PGPORT: String(gwPort), PGUSER: 'bench', PGPASSWORD: token, PGDATABASE: 'bench-db' };
 
-    // PgBouncer in front of the same server, when installed (the issue's comparison).
+    // PgBouncer in front of the same server (the issue's comparison): installed with apt when it can be.
+    if (!has('pgbouncer') && has('apt-get') && process.getuid?.() === 0) {
+      await run('apt-get', ['install', '-y', '-qq', 'pgbouncer'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeout: 300_000 }).catch((err: Error) => emit({ bench: 'gateway', note: `apt-get install pgbouncer failed: ${err.message.split('\n')[0]}` }));
+    }
     let bouncer: ((mode: 'session' | 'transaction') => Promise<{ env: Record<string, string>; stop: () => Promise<void> }>) | undefined;
     if (has('pgbouncer')) {
+      // PgBouncer refuses to run as root: as root it runs as the postgres user (which must read its files).
+      const asUser = process.getuid?.() === 0 ? postgresUser() : undefined;
+      chmodSync(dir, 0o755);
       bouncer = async (mode) => {
         const port = await freePort();
         const ini = join(dir, `pgbouncer-${mode}.ini`);
-        writeFileSync(join(dir, 'users.txt'), `"${db.user}" "${db.password}"\n`);
-        writeFileSync(ini, `[databases]\n${db.database} = host=127.0.0.1 port=${db.port} dbname=${db.database}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = ${port}\nauth_type = scram-sha-256\nauth_file = ${join(dir, 'users.txt')}\npool_mode = ${mode}\ndefault_pool_size = ${CLIENTS}\nmax_client_conn = 100\nunix_socket_dir =\nlogfile = ${join(dir, `pgbouncer-${mode}.log`)}\n`);
-        const p = spawn('pgbouncer', [ini], { stdio: 'ignore' });
-        await new Promise((r) => setTimeout(r, 500));
+        writeFileSync(join(dir, 'users.txt'), `"${db.user}" "${db.password}"\n`, { mode: 0o644 });
+        writeFileSync(ini, `[databases]\n${db.database} = host=127.0.0.1 port=${db.port} dbname=${db.database}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = ${port}\nauth_type = scram-sha-256\nauth_file = ${join(dir, 'users.txt')}\npool_mode = ${mode}\ndefault_pool_size = ${CLIENTS}\nmax_client_conn = 100\nunix_socket_dir =\nlogfile = /dev/null\n`, { mode: 0o644 });
+        const p = spawn('pgbouncer', [ini], { stdio: 'ignore', ...(asUser && { uid: asUser.uid, gid: asUser.gid }) });
+        // Ready when it accepts connections.
+        for (let i = 0; i < 100; i++) {
+          const ok = await new Promise<boolean>((r) => {
+            const s = connect(port, '127.0.0.1', () => (s.destroy(), r(true)));
+            s.on('error', () => r(false));
+          });
+          if (ok) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
         return { env: { ...direct, PGPORT: String(port) }, stop: async () => void p.kill('SIGINT') };
       };
     } else {
@@ -124,13 +161,20 @@ permit (principal == Workload::"workload:github/acme/api", action == Action::"db
     const dr = new pg.Client({ host: '127.0.0.1', port: db.port, user: db.user, password: db.password, database: db.database });
     await Promise.all([gw.connect(), dr.connect()]);
     try {
-      const g = await latencies(gw);
-      const d = await latencies(dr);
-      emit({
-        bench: 'gateway', op: 'statement overhead', statements: LATENCY_N,
-        direct_p50_us: Math.round(percentile(d, 50) * 1000), gateway_p50_us: Math.round(percentile(g, 50) * 1000),
-        overhead_p50_us: Math.round((percentile(g, 50) - percentile(d, 50)) * 1000), overhead_p99_us: Math.round((percentile(g, 99) - percentile(d, 99)) * 1000),
-      });
+      for (const mode of ['prepared', 'simple'] as const) {
+        const g = await latencies(gw, mode);
+        const d = await latencies(dr, mode);
+        emit({
+          bench: 'gateway', op: 'statement overhead', protocol: mode, statements: LATENCY_N,
+          direct_p50_us: Math.round(percentile(d.lat, 50) * 1000), gateway_p50_us: Math.round(percentile(g.lat, 50) * 1000),
+          overhead_p50_us: Math.round((percentile(g.lat, 50) - percentile(d.lat, 50)) * 1000), overhead_p99_us: Math.round((percentile(g.lat, 99) - percentile(d.lat, 99)) * 1000),
+          // CPU per statement: on the event loop (parsing, deciding, relaying, preparing records) and in
+          // the whole process (with the audit writer's commit and fsync); the rest of the latency is
+          // waiting for the records' group commit.
+          overhead_loop_cpu_us: Math.round(g.loopCpuUs - d.loopCpuUs),
+          overhead_cpu_us: Math.round(g.cpuUs - d.cpuUs),
+        });
+      }
     } finally {
       await Promise.all([gw.end(), dr.end()]);
     }

@@ -2,6 +2,7 @@
 // given — proofs, decisions, the upstream lease, the session stream — and the runner that builds
 // the configured gateways, starts and stops them with the server, and feeds the live-session
 // registry its revocation events (this replica's admin records, other replicas' notices).
+import { X509Certificate } from 'node:crypto';
 import { AuthenticationFailed, Forbidden, NotFound } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { Metrics } from '../common/metrics.ts';
@@ -22,6 +23,7 @@ import type { ChangeFeed } from '../store/ports.ts';
 import type { Gateway, GatewayHost, GatewayDecision, GatewayDecisionRequest, GatewayLease, GatewayLeaseRequest, GatewayPrincipal, GatewayProof } from '../gateways/index.ts';
 import { SessionRegistry, gatewayKind, type SessionHangs } from '../gateways/index.ts';
 import type { GrantsFor } from './authorization.ts';
+import { svidLease } from './trusts.ts';
 import type { Authentication } from './authentication.ts';
 import type { CredentialIssuance } from './credential-issuance.ts';
 import type { SessionContext } from './types.ts';
@@ -39,6 +41,7 @@ export interface GatewayHostDeps {
   grantsFor: GrantsFor;
   metrics: Metrics;
   sshCa: SshCa;
+  spiffeCa: { trustPem(): string };
   changes: ChangeFeed;
   authn: Authentication;
   issuance: CredentialIssuance;
@@ -74,6 +77,7 @@ export class BrokerGatewayHost implements GatewayHost {
 
   async authenticate(proof: GatewayProof, sourceIp: string): Promise<GatewayPrincipal> {
     if (proof.type === 'ssh-certificate') return this.#sshCertificate(proof.certificate, sourceIp);
+    if (proof.type === 'x509') return this.#svid(proof.chain, sourceIp);
     const secret = proof.secret;
     if (typeof secret !== 'string' || secret.length === 0 || secret.length > 8192) throw new AuthenticationFailed('malformed', 'the secret is empty or too long');
     let token = secret;
@@ -97,6 +101,38 @@ export class BrokerGatewayHost implements GatewayHost {
     });
     this.#proved.set(p, { session, sourceIp, issuedAt });
     return p;
+  }
+
+  /**
+   * An X.509-SVID presented over TLS: logged in like mTLS to the API (the spiffe trusts verify it,
+   * audited); a session on it also hangs on the SVID's lease when Portcullis issued it.
+   */
+  async #svid(chain: Uint8Array[], sourceIp: string): Promise<GatewayPrincipal> {
+    if (!Array.isArray(chain) || chain.length === 0 || chain.length > 10) throw new AuthenticationFailed('malformed', 'no usable certificate chain');
+    const token = (await this.#d.authn.login({ type: 'x509', chain }, sourceIp)).session_token;
+    const session = await this.#d.authn.sessionFromToken(token, sourceIp);
+    const issuedAt = (await this.#d.sessions.verify(token)).claims.iat;
+    let leaseId: string | undefined;
+    try {
+      const lease = await svidLease(this.#d.credentials, new X509Certificate(chain[0]!).serialNumber);
+      if (lease && lease.identityId === session.identity.id) leaseId = lease.id;
+    } catch {}
+    const p: GatewayPrincipal = Object.freeze({
+      identityId: session.identity.id,
+      kind: session.identity.kind,
+      boundary: session.identity.boundary,
+      method: session.authn.method,
+      trust: session.authn.trust,
+      jti: session.jti,
+      ...(leaseId !== undefined && { proofLeaseId: leaseId }),
+      sourceIp,
+    });
+    this.#proved.set(p, { session, sourceIp, issuedAt });
+    return p;
+  }
+
+  clientCaPem(): string {
+    return this.#d.spiffeCa.trustPem();
   }
 
   /** A Portcullis-issued user certificate: our CA's signature, in its validity window, its lease active. */
@@ -171,7 +207,11 @@ export class BrokerGatewayHost implements GatewayHost {
     this.#d.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     this.#d.metrics.decisions.inc({ decision: decision.decision });
     const d = identity.status === 'active' ? decision.decision : 'deny';
-    return { decision: d, decision_id: decision.decision_id, reasons: decision.reasons, recorded };
+    return { decision: d, decision_id: decision.decision_id, reasons: decision.reasons, policy_version: decision.policy_version, recorded };
+  }
+
+  policyVersion(): number | undefined {
+    return this.#d.decisions.version?.version;
   }
 
   async issueLease(who: GatewayPrincipal, req: GatewayLeaseRequest): Promise<GatewayLease> {

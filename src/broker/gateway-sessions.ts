@@ -134,10 +134,16 @@ export class GatewaySessionAdmin {
    * lease, which every replica's registry sees. One's own needs nothing; another's `session.terminate`.
    */
   async terminate(c: Caller, id: string, reason?: string): Promise<{ session: string; here: boolean; lease?: string }> {
-    const start = await this.#start(id);
-    const own = start.actor === c.identity.id;
+    if (!isSessionId(id)) throw new InvalidInput('not a gateway session id (gws_…)', 'id');
+    const start = await this.#start(id).catch((err: unknown) => {
+      if (err instanceof NotFound) return undefined;
+      throw err;
+    });
+    const own = start !== undefined && start.actor === c.identity.id;
     return opaqueId('session', id, () => own || this.#d.authz.allows(c, 'session.read', { type: 'Session', id }), async () => {
+      // Decided before the answer says whether the session exists: no probing by id.
       if (!own) await this.#d.authz.requireAllowed(c, 'session.terminate', { type: 'Session', id });
+      if (!start) throw new NotFound(`session ${id}`);
       const why = `terminated by ${c.identity.id}${reason ? `: ${reason}` : ''}`;
       const here = await this.#d.registry.terminate(id, why);
       const lease = typeof start.payload.lease === 'string' ? start.payload.lease : undefined;
@@ -151,16 +157,17 @@ export class GatewaySessionAdmin {
   }
 
   async #read(c: Caller, id: string): Promise<{ start: AuditRecord; records: AuditRecord[] }> {
+    if (!isSessionId(id)) throw new InvalidInput('not a gateway session id (gws_…)', 'id');
     return opaqueId('session', id, () => false, async () => {
-      const start = await this.#start(id);
+      // Decided before looking: an unknown session and one the caller may not read answer alike.
       await this.#d.authz.requireAllowed(c, 'session.read', { type: 'Session', id });
+      const start = await this.#start(id);
       return { start, records: await this.#records(start) };
     });
   }
 
   /** The `session.start` record of a session id (404 when there is none). */
   async #start(id: string): Promise<AuditRecord> {
-    if (!isSessionId(id)) throw new InvalidInput('not a gateway session id (gws_…)', 'id');
     await this.#d.audit.flush();
     let after = 0;
     for (;;) {

@@ -75,7 +75,7 @@ function ownCa(deps: TrustDeps): OwnSpiffeCa {
 }
 
 /** The lease of an SVID by certificate serial (node prints it upper-case, the issuer stores lower-case hex). */
-async function svidLease(credentials: CredentialService, serial: string): Promise<Lease | undefined> {
+export async function svidLease(credentials: CredentialService, serial: string): Promise<Lease | undefined> {
   const hex = serial.toLowerCase().replace(/^0+/, '');
   for (const h of [hex, `0${hex}`, `00${hex}`]) {
     const r = await credentials.introspect('spiffe-x509', h);

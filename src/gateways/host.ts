@@ -11,7 +11,9 @@ export type GatewayProof =
   /** A secret typed where a password goes: a Portcullis session token, or an API key (`pcx_…`). */
   | { type: 'secret'; secret: string }
   /** An OpenSSH user certificate line (`ssh-ed25519-cert-v01@openssh.com AAAA…`) the client proved it holds the key of. */
-  | { type: 'ssh-certificate'; certificate: string };
+  | { type: 'ssh-certificate'; certificate: string }
+  /** The certificate chain (DER, leaf first) a client presented over TLS: an X.509-SVID, checked by the spiffe trusts. */
+  | { type: 'x509'; chain: Uint8Array[] };
 
 /**
  * Who connected, as the broker proved it. Opaque to the gateway: only a principal the host
@@ -51,6 +53,8 @@ export interface GatewayDecision {
   decision: 'allow' | 'deny';
   decision_id: string;
   reasons: string[];
+  /** The policy version that decided. */
+  policy_version: number;
   /**
    * Settles when the authz record is durable (rejects when audit is fail-closed and could not
    * record it): nothing that depends on the decision may reach the client before it resolves.
@@ -88,10 +92,14 @@ export interface GatewayHost {
    * (`credential.issue` decided and audited); `reason` is the lease's purpose.
    */
   issueLease(who: GatewayPrincipal, req: GatewayLeaseRequest): Promise<GatewayLease>;
+  /** The active policy version (a decision kept for a prepared statement is made again once it changes). */
+  policyVersion(): number | undefined;
   /** Revokes a lease the gateway holds (the session ended). */
   revokeLease(leaseId: string, reason: string): Promise<void>;
   /** Appends to the `session` stream; resolves once durable. Use a SessionRecorder (sessions.ts), which numbers records. */
   record(event: Omit<AuditEventInput, 'stream'>): Promise<AuditRecord>;
+  /** PEM of Portcullis' own SPIFFE roots and intermediates: the CA list a TLS listener asks client certificates against ('' when none). */
+  clientCaPem(): string;
   /** A declared resource (`resources:` in config), for the boundary of tables and functions under a Database. */
   resource(uid: EntityUid): ResourceFacts | undefined;
   /** What a session of this principal hangs on (identity, login session, API key, the proof's lease), to register it. */

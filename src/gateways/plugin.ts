@@ -43,6 +43,11 @@ export interface GatewayPlugin<T extends GatewayBase = GatewayBase> {
   readonly targetKinds: readonly string[];
   /** One `gateways[i]` entry as written → the typed entry (zod; errors name the field). */
   readonly config: z.ZodType<T>;
+  /**
+   * Checks the entry against the target it fronts (already known to be of a fronted kind) and
+   * fills what defaults from it; throws ConfigError naming the field (`at` is the entry's path).
+   */
+  resolve?(config: T, target: { name: string; kind: string } & Record<string, unknown>, at: string): T;
   /** Builds one configured gateway (does not listen yet). */
   create(config: T, deps: GatewayDeps): Gateway;
 }

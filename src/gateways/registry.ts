@@ -26,18 +26,19 @@ export const GATEWAY_ENTRY = z.looseObject({ kind: z.enum(GATEWAYS.map((g) => g.
  * The `gateways:` section: each entry by its kind's schema; names unique; each fronts a
  * configured target of a kind it can front; no two listen on one address.
  */
-export function loadGateways(entries: readonly Record<string, unknown>[], targets: readonly { name: string; kind: string }[]): GatewayBase[] {
+export function loadGateways(entries: readonly Record<string, unknown>[], targets: readonly ({ name: string; kind: string } & object)[]): GatewayBase[] {
   const names = new Set<string>();
   const addresses = new Set<string>();
   return entries.map((raw, i) => {
     const at = `gateways[${i}]`;
     const plugin = BY_KIND.get(String(raw.kind))!;
-    const g = validateConfig(plugin.config, raw, at);
+    let g = validateConfig(plugin.config, raw, at);
     if (names.has(g.name)) throw new ConfigError(`${at}.name`, `duplicate gateway name "${g.name}"`);
     names.add(g.name);
     const t = targets.find((x) => x.name === g.target);
     if (!t) throw new ConfigError(`${at}.target`, `no target named "${g.target}" (known: ${targets.map((x) => x.name).join(', ') || 'none'})`);
     if (!plugin.targetKinds.includes(t.kind)) throw new ConfigError(`${at}.target`, `a ${plugin.kind} gateway fronts ${plugin.targetKinds.join(' or ')} targets; ${g.target} is a ${t.kind} target`);
+    if (plugin.resolve) g = plugin.resolve(g, t as { name: string; kind: string } & Record<string, unknown>, at);
     const addr = `${g.listen.host}:${g.listen.port}`;
     if (g.listen.port !== 0 && addresses.has(addr)) throw new ConfigError(`${at}.listen`, `another gateway already listens on ${addr}`);
     addresses.add(addr);

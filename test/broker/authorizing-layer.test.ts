@@ -118,6 +118,12 @@ audit: { fail_closed: true${store.witness} }
       ['keys.list', 403, 'key.rotate', () => a.keys.list(nobody)],
       ['keys.rotate', 403, 'key.rotate', () => a.keys.rotate(nobody, 'token')],
       ['sessions.revoke', 403, 'session.revoke', () => a.sessions.revoke(nobody, { identity: 'user:admin' })],
+      // Gateway sessions (#11): decided before looking, so an unknown id answers like a forbidden one.
+      ['gatewaySessions.list', 403, 'session.read', () => a.gatewaySessions.list(nobody)],
+      ['gatewaySessions.get', 404, 'session.read', () => a.gatewaySessions.get(nobody, 'gws_AAAAAAAAAAAAAAAAAAAA')],
+      ['gatewaySessions.recording', 404, 'session.read', () => a.gatewaySessions.recording(nobody, 'gws_AAAAAAAAAAAAAAAAAAAA')],
+      ['gatewaySessions.verify', 404, 'session.read', () => a.gatewaySessions.verify(nobody, 'gws_AAAAAAAAAAAAAAAAAAAA')],
+      ['gatewaySessions.terminate', 404, 'session.terminate', () => a.gatewaySessions.terminate(nobody, 'gws_AAAAAAAAAAAAAAAAAAAA')],
     ];
     const methods = Object.entries(a).flatMap(([api, o]) => Object.getOwnPropertyNames(Object.getPrototypeOf(o) === Object.prototype ? o : Object.getPrototypeOf(o)).filter((m) => m !== 'constructor').map((m) => `${api}.${m}`));
     const covered = new Set(calls.map(([name]) => name.split(' ')[0]));
@@ -155,6 +161,7 @@ audit: { fail_closed: true${store.witness} }
     assert.ok((await a.keys.list(admin)).length >= 1);
     assert.ok(Array.isArray(await a.access.listRequests(admin, { mine: false })));
     assert.ok((await a.audit.query(admin, { stream: 'authz' })).length > 0);
+    assert.deepEqual(await a.gatewaySessions.list(admin), []);
   });
 
   it('a caller acts on its own lease without permission; another identity’s lease needs lease.renew to renew (lease.read and lease.revoke do not cover it)', async () => {

@@ -10,7 +10,7 @@ import { CONFIG_FILE } from '../../src/config/load.ts';
 
 test('the kinds and the authn methods they yield; AuthnMethod adds the built-in proofs', () => {
   assert.deepEqual(TRUSTS.map((t) => t.kind), ['oidc', 'spiffe', 'oidc-human']);
-  assert.deepEqual([...AUTHN_METHODS].sort(), ['api-key', 'bootstrap', 'oidc', 'spiffe-jwt', 'spiffe-x509']);
+  assert.deepEqual([...AUTHN_METHODS].sort(), ['api-key', 'bootstrap', 'oidc', 'spiffe-jwt', 'spiffe-x509', 'ssh-certificate']);
   const m: AuthnMethod = 'spiffe-x509';
   assert.ok(AUTHN_METHODS.includes(m));
   for (const t of TRUSTS) assert.equal(trustKind(t.kind), t);

@@ -41,8 +41,8 @@ export interface GatewayFixture {
   close(): Promise<void>;
 }
 
-/** `gatewayYaml`: extra keys of the gateway entry (indented 4). */
-export async function startGatewayFixture(o: { gatewayYaml?: string; policies?: string; harness?: HarnessOptions } = {}): Promise<GatewayFixture> {
+/** `gatewayYaml`: extra keys of the gateway entry (indented 4), or more entries; `targetsYaml`: more `targets:` items. */
+export async function startGatewayFixture(o: { gatewayYaml?: string; targetsYaml?: string; policies?: string; harness?: HarnessOptions } = {}): Promise<GatewayFixture> {
   const pgsrv = await startPostgres();
   const su = pgsrv.admin();
   await su.connect();
@@ -60,7 +60,7 @@ export async function startGatewayFixture(o: { gatewayYaml?: string; policies?: 
   await su.end();
   const port = await freePort();
   const target = ordersDbTarget(pgsrv);
-  const yaml = `${target.yaml}gateways:
+  const yaml = `${target.yaml}${o.targetsYaml ?? ''}gateways:
   - name: orders-gw
     kind: postgres
     listen: { host: 127.0.0.1, port: ${port} }

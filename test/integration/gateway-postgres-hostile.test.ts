@@ -4,7 +4,7 @@
 // keys — answered with a protocol error or a close, never a crash, never the upstream's secrets.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { freePort } from '../credentials/helpers.ts';
 
 let f: GatewayFixture;
 let tlsPort: number;
+const TD = 'prod.acme.test';
 
 before(async () => {
   tlsPort = await freePort();
@@ -32,6 +33,13 @@ before(async () => {
     permission: readwrite
     tls: { cert: ${join(dir, 'cert.pem')}, key: ${join(dir, 'key.pem')} }
 `,
+    // X.509-SVIDs Portcullis issues, accepted as the proof over the TLS gateway.
+    targetsYaml: `  - { name: svid, kind: spiffe-x509, trust_domain: ${TD}, max_ttl: 1h, default_ttl: 10m }\n`,
+    policies: `permit (principal == Workload::"workload:github/acme/api", action == Action::"credential.issue", resource == Workload::"svid");\n`,
+    harness: {
+      trusts: `  - { name: own-svids, kind: spiffe, trust_domain: ${TD}, bundle: portcullis, boundary: application, environment: prod }\n`,
+      resources: `  - { type: Workload, id: svid, boundary: application, environment: prod }\n`,
+    },
   });
 });
 
@@ -296,4 +304,30 @@ test('over TLS: node-postgres and psql (sslmode=require) work; sslmode=disable i
   const refused = await run('psql', args('disable'), { env }).catch((e: { stderr: string }) => e);
   assert.match(refused.stderr, /accepts TLS connections only/);
   await stillServes();
+});
+
+test('over TLS, an X.509-SVID Portcullis issued is the proof (no password); revoking its lease ends the session', async () => {
+  const token = await f.token();
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const r = await f.h.post('/v1/credentials', { target: 'svid', reason: 'gateway mTLS', ttl: '5m', public_key: publicKey.export({ format: 'pem', type: 'spki' }) }, token);
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const { credential, lease } = r.body as { credential: { chain: string }; lease: { id: string } };
+  const key = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+  const c = await f.client('never asked', { port: tlsPort, ssl: { rejectUnauthorized: false, cert: credential.chain, key } });
+  assert.equal((await c.query('SELECT name FROM items WHERE id = 1')).rows[0].name, 'one');
+  await f.h.running.broker.audit.flush();
+  const start = (await f.h.running.broker.audit.query({ stream: 'session', type: 'session.start', order: 'desc', limit: 1 }))[0]!;
+  assert.deepEqual(start.payload.authn, { method: 'spiffe-x509', trust: 'own-svids' });
+  const ended = new Promise<Error & { code?: string }>((res) => c.once('error', res));
+  c.on('error', () => {});
+  const t0 = performance.now();
+  assert.equal((await f.h.post('/v1/revocations', { selector: { lease: lease.id }, reason: 'test: SVID revoked' }, await f.h.admin())).status, 200);
+  const err = await ended;
+  assert.ok(performance.now() - t0 <= 1000);
+  assert.equal(err.code, '57P01', err.message);
+  // A certificate that is no Portcullis SVID falls back to the password.
+  const pem = await selfSignedPem();
+  const other = await f.client(await f.token(), { port: tlsPort, ssl: { rejectUnauthorized: false, cert: pem.cert, key: pem.key } });
+  assert.equal((await other.query('SELECT name FROM items WHERE id = 2')).rows[0].name, 'two');
+  await other.end();
 });

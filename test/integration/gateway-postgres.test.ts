@@ -94,6 +94,23 @@ test('a denied DDL inside a transaction aborts it, as PostgreSQL would; ROLLBACK
   await c.end();
 });
 
+test('a prepared statement decided at Parse is decided again once the policy changes', async () => {
+  const c = await f.client(await f.token());
+  const q = (v: number) => c.query({ name: 'p-items', text: 'SELECT name FROM items WHERE id = $1', values: [v] });
+  assert.equal((await q(1)).rows[0].name, 'one');
+  const dp = f.h.running.broker.decisions;
+  const before = dp.version!;
+  await dp.activate([...before.files, { name: 'zz-no-items.cedar', origin: 'api', text: 'forbid (principal, action == Action::"db.select", resource == Table::"public.items");' }], 'test', 'deny items');
+  try {
+    await assert.rejects(q(2), denied);
+    assert.equal((await c.query('SELECT 1 AS one')).rows[0].one, 1, 'the session goes on');
+  } finally {
+    await dp.activate(before.files, 'test', 'restore');
+  }
+  assert.equal((await c.query('SELECT name FROM items WHERE id = $1', [2])).rows[0].name, 'two');
+  await c.end();
+});
+
 test('psql: allowed, denied and COPY through the gateway; the password is the session token', async (t) => {
   if (!has('psql')) return t.skip(missingDependency('psql', 'apt-get install postgresql-client'));
   const token = await f.token();
@@ -173,27 +190,6 @@ test('revoking the upstream lease ends the session within 1 s', async () => {
   assert.ok(err.code === '57P01' || err.code === '08006', `${err.code}: ${err.message}`);
 });
 
-test('the recordings verify; a tampered session record makes verification fail', async (t) => {
-  const admin = await f.h.admin();
-  const ok = await f.h.get('/v1/audit/verify', admin);
-  assert.equal(ok.status, 200);
-  const session = (ok.body as { streams: { stream: string; ok: boolean; events: number }[] }).streams.find((s) => s.stream === 'session')!;
-  assert.equal(session.ok, true);
-  assert.ok(session.events > 50);
-  const listed = await f.h.get('/v1/audit/session?limit=5', admin);
-  assert.equal(listed.status, 200);
-  if (TEST_STORE !== 'sqlite') return t.skip('tampering is done on the SQLite audit file');
-  const db = new DatabaseSync(join(f.h.dir, 'data', 'audit.db'));
-  try {
-    db.prepare("UPDATE audit_events SET payload = replace(payload, '\"decision_id\"', '\"decision_idX\"') WHERE stream = 'session' AND seq = 3").run();
-  } finally {
-    db.close();
-  }
-  const bad = await f.h.get('/v1/audit/verify', admin);
-  const s2 = (bad.body as { streams: { stream: string; ok: boolean; first_bad_seq?: number }[] }).streams.find((s) => s.stream === 'session')!;
-  assert.equal(s2.ok, false);
-});
-
 async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 5000): Promise<T> {
   const until = Date.now() + ms;
   for (;;) {
@@ -203,6 +199,24 @@ async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 5000): Promise<
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+test('an API key as the password: the session hangs on the key, and revoking the key ends it within 1 s', async () => {
+  const admin = await f.h.admin();
+  const minted = await f.h.post('/v1/apikeys', { identity: 'workload:github/acme/api', ttl: '1h' }, admin);
+  assert.equal(minted.status, 201, JSON.stringify(minted.body));
+  const { api_key: key, id } = minted.body as { api_key: string; id: string };
+  const c = await f.client(key);
+  assert.equal((await c.query('SELECT name FROM items WHERE id = 1')).rows[0].name, 'one');
+  // The policy forbids writes through an API key (no-api-key-writes): decided with the key's authn method.
+  await assert.rejects(c.query("INSERT INTO items VALUES (300, 'x')"), denied);
+  const ended = new Promise<Error & { code?: string }>((r) => c.once('error', r));
+  const t0 = performance.now();
+  assert.equal((await f.h.post(`/v1/apikeys/${encodeURIComponent(id)}/revoke`, { reason: 'test' }, admin)).status, 200);
+  const err = await ended;
+  assert.ok(performance.now() - t0 <= 1000);
+  assert.equal(err.code, '57P01', err.message);
+  assert.match(err.message, /API key .* was revoked/);
+});
 
 // ── Sessions API and CLI ────────────────────────────────────────────────────────────────────
 
@@ -269,4 +283,26 @@ test('CLI: portcullis db connect runs psql through the gateway with the reason; 
   const show = await run(process.execPath, [bin, 'sessions', 'show', id], { env: { ...base, PORTCULLIS_TOKEN: admin } });
   assert.match(show.stdout, /db\.statement allow select SELECT name FROM items WHERE id = \$1 → 1 rows/);
   assert.match(show.stdout, /verification: ok/);
+});
+
+// Last: it breaks the session stream on purpose.
+test('the recordings verify; a tampered session record makes verification fail', async (t) => {
+  const admin = await f.h.admin();
+  const ok = await f.h.get('/v1/audit/verify', admin);
+  assert.equal(ok.status, 200);
+  const session = (ok.body as { streams: { stream: string; ok: boolean; events: number }[] }).streams.find((s) => s.stream === 'session')!;
+  assert.equal(session.ok, true);
+  assert.ok(session.events > 50);
+  const listed = await f.h.get('/v1/audit/session?limit=5', admin);
+  assert.equal(listed.status, 200);
+  if (TEST_STORE !== 'sqlite') return t.skip('tampering is done on the SQLite audit file');
+  const db = new DatabaseSync(join(f.h.dir, 'data', 'audit.db'));
+  try {
+    db.prepare("UPDATE audit_events SET payload = replace(payload, '\"decision_id\"', '\"decision_idX\"') WHERE stream = 'session' AND seq = 3").run();
+  } finally {
+    db.close();
+  }
+  const bad = await f.h.get('/v1/audit/verify', admin);
+  const s2 = (bad.body as { streams: { stream: string; ok: boolean; first_bad_seq?: number }[] }).streams.find((s) => s.stream === 'session')!;
+  assert.equal(s2.ok, false);
 });

@@ -310,7 +310,11 @@ const CACHE_MAX = 2000;
 const cache = new Map<string, Analysis>();
 const fingerprints = new Map<string, string>();
 
+/** Texts longer than this are analyzed every time: a hostile client must not fill memory through the cache. */
+const CACHE_TEXT_MAX = 16_384;
+
 function remember<V>(m: Map<string, V>, k: string, v: V): V {
+  if (k.length > CACHE_TEXT_MAX) return v;
   if (m.size >= CACHE_MAX) m.delete(m.keys().next().value!);
   m.set(k, v);
   return v;
@@ -363,6 +367,32 @@ function safe(f: () => string): string {
  */
 export function analyze(sql: string, searchPath: readonly string[]): Analysis {
   const key = `${searchPath.join(',')}\u0000${sql}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  // The parser reads a C string: whatever followed a NUL would not be seen. Never in wire input
+  // (its strings end at the first NUL), refused here all the same.
+  if (sql.includes('\u0000')) return { error: 'the statement text contains a NUL byte' };
+  // Texts that differ only in their literals (`… WHERE aid = 4711`) share a plan: normalize (one
+  // pass of the parser) and reuse the plan of the normalized text. Only for one statement: the
+  // byte ranges of several (to cut a query before a denied one) must be the text's own.
+  const { normalizeSync } = parser();
+  let normalized: string | undefined;
+  try {
+    normalized = normalizeSync(sql);
+  } catch {
+    normalized = undefined;
+  }
+  if (normalized !== undefined && normalized !== sql) {
+    const shared = analyzeText(normalized, searchPath, `${searchPath.join(',')}\u0000${normalized}`);
+    if ('statements' in shared && shared.statements.length === 1) {
+      const bytes = Buffer.byteLength(sql, 'utf8');
+      return { statements: [{ ...shared.statements[0]!, start: 0, end: bytes }] };
+    }
+  }
+  return analyzeText(sql, searchPath, key);
+}
+
+function analyzeText(sql: string, searchPath: readonly string[], key: string): Analysis {
   const hit = cache.get(key);
   if (hit) return hit;
   const { parseSync } = parser();

@@ -39,7 +39,9 @@ export class PostgresGateway implements Gateway {
           throw new InvalidInput(`gateway ${this.name}: cannot read tls.${field} ${f}`, `tls.${field}`);
         }
       };
-      tls = createSecureContext({ cert: read(this.#config.tls.cert, 'cert'), key: read(this.#config.tls.key, 'key'), minVersion: 'TLSv1.2' });
+      // Client certificates (X.509-SVIDs) are asked against Portcullis' own SPIFFE CAs only, like the API's TLS listener.
+      const ca = this.#deps.host.clientCaPem();
+      tls = createSecureContext({ cert: read(this.#config.tls.cert, 'cert'), key: read(this.#config.tls.key, 'key'), minVersion: 'TLSv1.2', ...(ca !== '' && { ca }) });
     }
     const ctx: GatewayContext = {
       config: this.#config,

@@ -8,7 +8,7 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import { randomInt } from 'node:crypto';
 import { AuthenticationFailed } from '../../common/errors.ts';
 import type { Entity } from '../../policy/engine/types.ts';
-import type { GatewayHost, GatewayPrincipal } from '../host.ts';
+import type { GatewayHost, GatewayPrincipal, GatewayProof } from '../host.ts';
 import { SessionRecorder, newSessionId } from '../sessions.ts';
 import { analyze, type Analysis, type Check, type StatementPlan } from './analyze.ts';
 import type { PostgresGatewayConfig } from './config.ts';
@@ -49,6 +49,8 @@ interface Decided {
   recorded: Promise<unknown>;
   /** Why, when there was no decision to make (unparsable). */
   refusal?: string;
+  /** The policy version that decided (a prepared statement is decided again under a newer one). */
+  version?: number;
 }
 
 /** A statement on its way: what was decided, what happened. */
@@ -73,6 +75,7 @@ type Expect =
 
 const RESULTS_MAX_ROWS = 200;
 const INBOX_HIGH = 256;
+const HELD_HIGH = 4096;
 
 export class PgSession {
   readonly #g: GatewayContext;
@@ -106,10 +109,12 @@ export class PgSession {
   /** SQL-level PREPAREd statements (name → plan of what they run). */
   readonly #sqlPrepared = new Map<string, StatementPlan>();
   #copyIn = false;
+  #upCorked = false;
   // Output held behind records not yet durable
   readonly #held: (Buffer | Promise<unknown>)[] = [];
   #blocked = false;
   #ending: Promise<void> | undefined;
+  #leaseRevoked = false;
 
   constructor(socket: Socket, g: GatewayContext) {
     this.#g = g;
@@ -219,8 +224,15 @@ export class PgSession {
       this.#purpose = purpose;
     }
     this.#params = params;
-    this.#phase = 'auth';
     this.#framer.startup = false;
+    // A client certificate presented over TLS (an X.509-SVID) is the proof; else the password is.
+    const chain = this.#tls ? peerChain(this.#socket as TLSSocket) : undefined;
+    if (chain) {
+      this.#phase = 'admitting';
+      void this.#admit({ type: 'x509', chain });
+      return false;
+    }
+    this.#phase = 'auth';
     this.#socket.write(authenticationCleartext());
     return false;
   }
@@ -231,7 +243,8 @@ export class PgSession {
     plain.removeAllListeners('close');
     plain.removeAllListeners('error');
     plain.on('error', () => {});
-    const secure = new TLSSocket(plain, { isServer: true, secureContext: this.#g.tls! });
+    // A client certificate is asked for, not required; the spiffe trusts judge it (not OpenSSL).
+    const secure = new TLSSocket(plain, { isServer: true, secureContext: this.#g.tls!, requestCert: true, rejectUnauthorized: false });
     this.#tls = true;
     this.#socket = secure;
     this.#framer = new Framer({ startup: true, maxMessage: this.#g.config.max_message_bytes });
@@ -243,18 +256,24 @@ export class PgSession {
     const r = new Reader(f.bytes, 5);
     const secret = r.cstring();
     this.#phase = 'admitting';
-    void this.#admit(secret);
+    void this.#admit({ type: 'secret', secret });
   }
 
   // ── Admission ───────────────────────────────────────────────────────────────────────────────
 
-  async #admit(secret: string): Promise<void> {
+  async #admit(proof: GatewayProof): Promise<void> {
     const { host, config } = this.#g;
     const user = this.#params.user ?? '';
     let who: GatewayPrincipal;
     try {
-      who = await host.authenticate({ type: 'secret', secret }, this.#peer);
+      who = await host.authenticate(proof, this.#peer);
     } catch (err) {
+      if (err instanceof AuthenticationFailed && proof.type === 'x509' && !this.#closed()) {
+        // A certificate that is no Portcullis-accepted SVID (refusal audited): the password may still prove.
+        this.#phase = 'auth';
+        this.#socket.write(authenticationCleartext());
+        return;
+      }
       if (err instanceof AuthenticationFailed) return this.#fatal('28P01', `password authentication failed for user "${user}"`);
       return this.#fatal('08006', 'the gateway could not check the password now');
     }
@@ -277,6 +296,7 @@ export class PgSession {
       this.#leaseId = lease.id;
       this.#grantId = lease.grantId;
       leaseReady = true;
+      if (this.#closed()) return this.#late();
       // Registered before the upstream opens: a revocation meanwhile ends it too.
       this.#unregister = host.sessions.register({
         id: this.#id,
@@ -292,10 +312,7 @@ export class PgSession {
         { host: String(c.host), port: Number(c.port), database: String(c.database), user: String(c.user), password: String(c.password) },
         { searchPath: config.search_path, applicationName: `portcullis/${config.name}`, timeoutMs: 10_000 },
       );
-      if (this.#closed()) {
-        this.#up.close();
-        return;
-      }
+      if (this.#closed()) return this.#late();
       this.#rec = new SessionRecorder((e) => host.record(e), { session: this.#id, actor: who.identityId, boundary: who.boundary });
       this.#startedAt = Date.now();
       await this.#rec.record('session.start', {
@@ -311,7 +328,7 @@ export class PgSession {
         search_path: config.search_path,
       });
     } catch (err) {
-      if (this.#closed()) return;
+      if (this.#closed()) return this.#late();
       const msg = (err as Error).message ?? 'error';
       if (!leaseReady) return this.#fatal('42501', `no upstream credential for this session: ${msg}`);
       return void this.end(`the upstream connection failed: ${msg}`, { code: '08006', message: `could not open the upstream connection: ${msg}` });
@@ -336,6 +353,20 @@ export class PgSession {
     void this.#pump();
   }
 
+  /**
+   * The session was ended (client gone, auth timeout, revocation) while admission was still
+   * getting its lease or upstream: what `end` could not see yet is let go here.
+   */
+  async #late(): Promise<void> {
+    this.#unregister?.();
+    this.#up?.socket.destroy();
+    await this.#ending;
+    if (this.#leaseId !== undefined && !this.#leaseRevoked) {
+      this.#leaseRevoked = true;
+      await this.#g.host.revokeLease(this.#leaseId, `gateway session ${this.#id} ended during admission`).catch((err: unknown) => this.#g.log(`gateway ${this.#g.config.name}: revoking lease ${this.#leaseId}: ${(err as Error).message}`));
+    }
+  }
+
   // ── Client messages ─────────────────────────────────────────────────────────────────────────
 
   async #pump(): Promise<void> {
@@ -356,7 +387,17 @@ export class PgSession {
   }
 
   #toUpstream(b: Buffer): void {
-    if (!this.#up!.socket.write(b)) this.#socket.pause();
+    const up = this.#up!.socket;
+    // Messages forwarded in one tick leave in one write (Bind, Execute, Sync: one packet, not three).
+    if (!this.#upCorked) {
+      this.#upCorked = true;
+      up.cork();
+      process.nextTick(() => {
+        this.#upCorked = false;
+        up.uncork();
+      });
+    }
+    if (!up.write(b)) this.#socket.pause();
   }
 
   async #message(f: Frame): Promise<void> {
@@ -375,13 +416,8 @@ export class PgSession {
         this.#expect.push({ k: 'bind' });
         return this.#toUpstream(f.bytes);
       }
-      case 'E': {
-        const portal = new Reader(f.bytes, 5).cstring();
-        const base = this.#portals.get(portal);
-        const run: Run | undefined = base && { ...base, started: performance.now(), rows: 0 };
-        this.#expect.push({ k: 'execute', run });
-        return this.#toUpstream(f.bytes);
-      }
+      case 'E':
+        return this.#execute(f);
       case 'D':
         new Reader(f.bytes, 5).byte();
         this.#expect.push({ k: 'describe' });
@@ -439,6 +475,7 @@ export class PgSession {
       decisions,
       ...(denied && { denied }),
       ...(ds.length === 0 && { refusal: 'nothing to decide' }),
+      ...(ds.length > 0 && { version: ds[0]!.d.policy_version }),
       recorded: Promise.all(ds.map((x) => x.d.recorded)),
     };
   }
@@ -455,7 +492,9 @@ export class PgSession {
   }
 
   async #query(f: Frame): Promise<void> {
-    const sql = new Reader(f.bytes, 5).cstring();
+    const r = new Reader(f.bytes, 5);
+    const sql = r.cstring();
+    if (!r.done) throw new ProtocolViolation('bytes after the query string');
     const a: Analysis = analyze(sql, this.#g.config.search_path);
     if ('error' in a) {
       const run = this.#run(undefined, await this.#decide(undefined, `the statement could not be parsed: ${a.error}`), 'simple', sql);
@@ -516,6 +555,30 @@ export class PgSession {
     this.#prepared.delete(name);
     this.#expect.push({ k: 'parse', denied: run });
     this.#toUpstream(parseMessage(name, DENY_SQL, Buffer.from([0, 0])));
+  }
+
+  /**
+   * Execute runs what was decided at Parse — decided again first if the policy changed since. A
+   * statement now denied never runs: the upstream gets a failing Parse instead (the server skips
+   * to Sync, aborting the transaction as for any error).
+   */
+  async #execute(f: Frame): Promise<void> {
+    const portal = new Reader(f.bytes, 5).cstring();
+    const base = this.#portals.get(portal);
+    if (base?.plan && base.decided.version !== undefined && base.decided.version !== this.#g.host.policyVersion()) {
+      const decided = await this.#decide(base.plan);
+      const again: Run = { ...base, decided, started: performance.now(), rows: 0 };
+      for (const [name, r] of this.#prepared) if (r === base) this.#prepared.set(name, again);
+      this.#portals.set(portal, again);
+      if (!decided.allowed) {
+        this.#expect.push({ k: 'parse', denied: again });
+        return this.#toUpstream(parseMessage('', DENY_SQL, Buffer.from([0, 0])));
+      }
+    }
+    const current = this.#portals.get(portal);
+    const run: Run | undefined = current && { ...current, started: performance.now(), rows: 0 };
+    this.#expect.push({ k: 'execute', run });
+    this.#toUpstream(f.bytes);
   }
 
   /** A fast-path function call names its function by OID only: db.admin on the Database. */
@@ -672,8 +735,13 @@ export class PgSession {
   // ── Output to the client, held behind records ──────────────────────────────────────────────
 
   #emit(b: Buffer): void {
-    if (this.#blocked) this.#held.push(b);
-    else if (!this.#socket.write(b)) this.#up?.socket.pause();
+    if (!this.#blocked) {
+      if (!this.#socket.write(b)) this.#up?.socket.pause();
+      return;
+    }
+    this.#held.push(b);
+    // A large result behind a record not yet durable: stop reading the upstream meanwhile.
+    if (this.#held.length === HELD_HIGH) this.#up?.socket.pause();
   }
 
   /** Everything emitted after this waits until `p` resolves; if it rejects the session ends (the client never sees it). */
@@ -688,15 +756,22 @@ export class PgSession {
 
   #release(): void {
     this.#blocked = false;
-    while (this.#held.length > 0) {
-      const x = this.#held.shift()!;
-      if (Buffer.isBuffer(x)) {
-        if (!this.#socket.write(x)) this.#up?.socket.pause();
-      } else {
-        this.#blocked = true;
-        x.then(() => this.#release(), () => this.#unrecorded());
-        return;
+    if (this.#held.length >= HELD_HIGH) this.#up?.socket.resume();
+    // What was held leaves in one write (CommandComplete and ReadyForQuery: one packet).
+    this.#socket.cork();
+    try {
+      while (this.#held.length > 0) {
+        const x = this.#held.shift()!;
+        if (Buffer.isBuffer(x)) {
+          if (!this.#socket.write(x)) this.#up?.socket.pause();
+        } else {
+          this.#blocked = true;
+          x.then(() => this.#release(), () => this.#unrecorded());
+          return;
+        }
       }
+    } finally {
+      this.#socket.uncork();
     }
   }
 
@@ -753,7 +828,8 @@ export class PgSession {
       } catch (err) {
         this.#g.log(`gateway ${this.#g.config.name}: session ${this.#id}: its end could not be recorded: ${(err as Error).message}`);
       }
-      if (this.#leaseId !== undefined) {
+      if (this.#leaseId !== undefined && !this.#leaseRevoked) {
+        this.#leaseRevoked = true;
         await this.#g.host.revokeLease(this.#leaseId, `gateway session ${this.#id} ended: ${reason}`).catch((err: unknown) => this.#g.log(`gateway ${this.#g.config.name}: revoking lease ${this.#leaseId}: ${(err as Error).message}`));
       }
     })();
@@ -762,6 +838,19 @@ export class PgSession {
     void p.finally(() => this.#g.ending.delete(p));
     return p;
   }
+}
+
+/** The certificate chain a TLS client presented (DER, leaf first), if any. */
+function peerChain(s: TLSSocket): Uint8Array[] | undefined {
+  const chain: Uint8Array[] = [];
+  let cert = s.getPeerCertificate(true) as { raw?: Buffer; issuerCertificate?: unknown } | undefined;
+  const seen = new Set<unknown>();
+  while (cert && cert.raw && !seen.has(cert) && chain.length < 10) {
+    seen.add(cert);
+    chain.push(new Uint8Array(cert.raw));
+    cert = cert.issuerCertificate as typeof cert;
+  }
+  return chain.length > 0 ? chain : undefined;
 }
 
 function currentRun(head: Expect | undefined): Run | undefined {

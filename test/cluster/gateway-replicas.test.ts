@@ -1,0 +1,163 @@
+// Gateway sessions across replicas (issue #11, docs/gateways.md): two `portcullis server`
+// processes over one PostgreSQL store, each with its own PostgreSQL gateway; a session lives on
+// A's gateway. Suspending its identity on B, or terminating the session through B's API, ends it
+// on A within 1 s (the ChangeFeed notice, the lease revocation, the registry's backstop).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT } from 'jose';
+import pg from 'pg';
+import { freePort, startPostgres, type TestPostgres } from '../credentials/helpers.ts';
+import { freshStoreUrl } from '../store/pg.ts';
+import { witnessUrl } from '../store/stores.ts';
+
+const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
+
+interface Replica {
+  name: string;
+  url: string;
+  gateway: number;
+  child: ChildProcess;
+  stderr: string;
+}
+
+describe('gateway sessions over two replicas', { timeout: 480_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcx-gw-cluster-'));
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const jwk = { ...(publicKey as KeyObject).export({ format: 'jwk' }), kid: 'ci', alg: 'EdDSA', use: 'sig' };
+  const replicas: Replica[] = [];
+  let target: TestPostgres;
+  let env: NodeJS.ProcessEnv;
+  let admin: string;
+
+  const ciToken = (repository: string) =>
+    new SignJWT({ repository }).setProtectedHeader({ alg: 'EdDSA', kid: 'ci' }).setIssuer('https://ci.test').setAudience('portcullis').setIssuedAt().setExpirationTime('5m').sign(privateKey);
+  const call = async (r: Replica, method: string, path: string, body?: unknown, token?: string) => {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (token) headers.authorization = `Bearer ${token}`;
+    const res = await fetch(r.url + path, { method, headers, ...(body !== undefined && { body: JSON.stringify(body) }) });
+    return { status: res.status, body: (await res.json().catch(() => ({}))) as Record<string, unknown> };
+  };
+  const login = async (r: Replica, repository: string) => {
+    const res = await call(r, 'POST', '/v1/auth/token', { token: await ciToken(repository) });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    return res.body.session_token as string;
+  };
+  const until = async (what: string, check: () => Promise<boolean>, limitMs: number): Promise<void> => {
+    const t0 = performance.now();
+    for (;;) {
+      if (await check()) return;
+      if (performance.now() - t0 > limitMs) assert.fail(`${what}: not within ${limitMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
+  const start = async (name: string): Promise<Replica> => {
+    const port = await freePort();
+    const gateway = await freePort();
+    const cfg = join(dir, `portcullis-${name}.yaml`);
+    writeFileSync(
+      cfg,
+      `listen: { host: 127.0.0.1, port: 7070 }
+public_url: http://portcullis.cluster.test
+data_dir: ./data
+store: { kind: postgres, url_env: PCX_STORE_URL, pool: 4 }
+trusts:
+  - { name: ci, kind: oidc, issuer: "https://ci.test", jwks: { keys: [${JSON.stringify(jwk)}] }, audiences: [portcullis], algorithms: [EdDSA], identity: "workload:github/{repository}", boundary: application, environment: prod, owner: team:platform }
+resources:
+  - { type: Database, id: orders-db, boundary: application, environment: prod }
+targets:
+  - { name: orders-db, kind: postgres, host: 127.0.0.1, port: ${target.port}, database: orders, admin: { user: ${target.user}, password_env: ORDERS_DB_ADMIN_PASSWORD }, permissions: { readonly: readonly }, max_ttl: 1h }
+gateways:
+  - { name: gw-${name.toLowerCase()}, kind: postgres, listen: { host: 127.0.0.1, port: ${gateway} }, target: orders-db }
+policies: ./p.cedar
+audit: { fail_closed: true, witness: { url: "${await witnessUrl()}" } }
+outbound: { allow_private: [127.0.0.0/8] }
+`,
+    );
+    const child = spawn(process.execPath, [MAIN, 'server', '--config', cfg, '--port', String(port)], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const r: Replica = { name, url: `http://127.0.0.1:${port}`, gateway, child, stderr: '' };
+    child.stderr!.on('data', (d: Buffer) => (r.stderr += d.toString()));
+    await until(`${name} ready`, async () => {
+      if (child.exitCode !== null) assert.fail(`${name} exited: ${r.stderr}`);
+      try {
+        return (await fetch(`${r.url}/readyz`)).status === 200;
+      } catch {
+        return false;
+      }
+    }, 150_000);
+    replicas.push(r);
+    return r;
+  };
+
+  /** A client on A's gateway, and the id of its session. */
+  const onA = async (token: string): Promise<{ c: pg.Client; id: string; ended: Promise<Error & { code?: string }> }> => {
+    const a = replicas[0]!;
+    const c = new pg.Client({ host: '127.0.0.1', port: a.gateway, user: 'x', database: 'orders-db', password: token });
+    const ended = new Promise<Error & { code?: string }>((r) => c.once('error', r));
+    c.on('error', () => {}); // after the FATAL, the close is an error too
+    await c.connect().catch((err: Error) => assert.fail(`connect through A's gateway: ${err.message}\n${a.stderr}`));
+    const one = await c.query('SELECT 1 AS one').catch((err: Error) => assert.fail(`a first statement through A's gateway: ${err.message}\n${a.stderr}\n${replicas[1]?.stderr}`));
+    assert.equal(one.rows[0].one, 1);
+    const mine = await call(a, 'GET', '/v1/sessions?mine=true&live=true', undefined, token);
+    const id = (mine.body.sessions as { id: string; here: boolean }[]).find((s) => s.here)!.id;
+    return { c, id, ended };
+  };
+
+  before(async () => {
+    target = await startPostgres();
+    writeFileSync(join(dir, 'p.cedar'), 'permit (principal is Workload, action in [Action::"db.connect", Action::"credential.issue", Action::"db.select"], resource in Database::"orders-db");\n');
+    env = { ...process.env, PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 6).toString('base64'), PCX_STORE_URL: await freshStoreUrl(), ORDERS_DB_ADMIN_PASSWORD: target.password };
+    await start('A');
+    await start('B');
+    const printed = replicas.find((r) => r.stderr.includes('bootstrap credential'))!;
+    const secret = /pcx_bootstrap_[A-Za-z0-9_-]+/.exec(printed.stderr)![0];
+    admin = (await call(replicas[0]!, 'POST', '/v1/auth/token', { bootstrap: secret })).body.session_token as string;
+  }, { timeout: 400_000 });
+
+  after(async () => {
+    const running = replicas.filter((r) => r.child.exitCode === null && r.child.signalCode === null);
+    const exited = running.map((r) => new Promise((res) => r.child.once('exit', res)));
+    for (const r of running) r.child.kill('SIGTERM');
+    await Promise.all(exited);
+    await target?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('suspending the identity on B ends its gateway session on A within 1 s', async () => {
+    const [a, b] = replicas as [Replica, Replica];
+    const { id, ended } = await onA(await login(a, 'acme/worker'));
+    const t0 = performance.now();
+    const s = await call(b, 'POST', `/v1/identities/${encodeURIComponent('workload:github/acme/worker')}/suspend`, { reason: 'compromised runner' }, admin);
+    assert.equal(s.status, 200, JSON.stringify(s.body));
+    const err = await ended;
+    const ms = performance.now() - t0;
+    assert.ok(ms <= 1000, `ended after ${ms.toFixed(0)} ms`);
+    // Suspension also revokes the identity's leases, so the target may end the upstream first (08006);
+    // otherwise A's registry ends it on the notice (57P01, naming why).
+    if (err.code === '57P01') assert.match(err.message, /identity workload:github\/acme\/worker is suspended|lease .* ended/);
+    else assert.equal(err.code, '08006', err.message);
+    await until('session.end recorded', async () => ((await call(b, 'GET', `/v1/sessions/${id}`, undefined, admin)).body.session as { live: boolean }).live === false, 5000);
+  });
+
+  it('terminating the session through B ends it on A within 1 s', async () => {
+    const [a, b] = replicas as [Replica, Replica];
+    const token = await login(a, 'acme/api');
+    const { id, ended } = await onA(token);
+    const t0 = performance.now();
+    const t = await call(b, 'POST', `/v1/sessions/${id}/terminate`, { reason: 'cluster test' }, token);
+    assert.equal(t.status, 200, JSON.stringify(t.body));
+    assert.equal(t.body.here, false, 'it lives on A, not on B');
+    const err = await ended;
+    const ms = performance.now() - t0;
+    assert.ok(ms <= 1000, `ended after ${ms.toFixed(0)} ms`);
+    assert.ok(err.code === '57P01' || err.code === '08006', `${err.code}: ${err.message}`);
+  });
+});
