@@ -238,7 +238,12 @@ class GatewayConnection {
   #ready(): void {
     const a = this.#admitted;
     if (!a) return this.#drop('not admitted');
-    this.#client.on('session', (accept) => this.#session(accept()));
+    let sessions = 0;
+    this.#client.on('session', (accept, reject) => {
+      // Session channels that never ask for anything cost no process, but are still bounded.
+      if (++sessions > MAX_CHANNELS) return reject();
+      this.#session(accept());
+    });
     this.#client.on('tcpip', (accept, reject, info) => void this.#directTcpip(accept, reject, info).catch(() => reject()));
     this.#client.on('request', (accept, reject, name, info) => void this.#globalRequest(accept, reject, name, info).catch(() => reject?.()));
     this.#client.on('openssh.streamlocal', (_accept, reject) => reject());
