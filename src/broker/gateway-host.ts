@@ -225,6 +225,10 @@ export class BrokerGatewayHost implements GatewayHost {
     return { id: l.id, expiresAt: l.expiresAt, ...(l.grantId !== null && { grantId: l.grantId }), credential: issued.credential };
   }
 
+  async refused(proof: GatewayProof['type'], reason: string, detail: string, sourceIp: string): Promise<void> {
+    await this.#d.audit.append({ stream: 'authn', type: 'authn.failure', actor: 'anonymous', payload: { reason: reason.slice(0, 64), detail: detail.slice(0, 300), proof, source_ip: sourceIp } });
+  }
+
   async revokeLease(leaseId: string, reason: string): Promise<void> {
     const out = await this.#d.credentials.revokeLease(leaseId, { by: GATEWAY_ACTOR, reason });
     if (out.error !== undefined) this.#d.log(`gateway: revoking lease ${leaseId} failed: ${out.error}`);

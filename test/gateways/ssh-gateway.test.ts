@@ -267,7 +267,7 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
     assertComplete(await ended(id));
   });
 
-  test('foreign-CA certificates and plain keys are refused; SSH protocol garbage is closed; the gateway goes on', async () => {
+  test('foreign-CA certificates, plain keys and a certificate without proof of its key are refused (audited); SSH protocol garbage is closed; the gateway goes on', async () => {
     const { key } = await fx.clientKey();
     const pub = parseSshPublicKey(readFileSync(`${key}.pub`, 'utf8'));
     const now = Math.floor(Date.now() / 1000);
@@ -278,6 +278,30 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
     rmSync(`${key}-cert.pub`); // the bare key: no certificate
     const plain = await fx.ssh(key, ['echo should-not-run']);
     assert.match(plain.stderr, /Permission denied/);
+    // A valid, active certificate without the proof of its key (ssh2's client signs certificates
+    // in a form OpenSSH and the gateway refuse): refused, and an authn.failure is recorded.
+    const held = await fx.clientKey();
+    const priv = ssh2.utils.parseKey(readFileSync(held.key)) as ssh2.ParsedKey;
+    const certBlob = Buffer.from(readFileSync(`${held.key}-cert.pub`, 'utf8').split(' ')[1]!, 'base64');
+    const lookAlike = Object.assign(Object.create(Object.getPrototypeOf(priv) as object) as ssh2.ParsedKey, priv, { type: 'ssh-ed25519-cert-v01@openssh.com', getPublicSSH: () => certBlob });
+    for (const sym of Object.getOwnPropertySymbols(priv)) (lookAlike as unknown as Record<symbol, unknown>)[sym] = (priv as unknown as Record<symbol, unknown>)[sym];
+    const noProof = await new Promise<string>((resolve) => {
+      const c = new ssh2.Client();
+      c.on('ready', () => (c.end(), resolve('logged in')));
+      c.on('error', (e) => resolve(e.message));
+      let tried = false;
+      c.connect({
+        host: '127.0.0.1', port: fx.port, username: sshUser, hostVerifier: () => true,
+        authHandler: (_methods, _partial, next) => {
+          if (tried) return next(false as unknown as ssh2.AuthenticationType);
+          tried = true;
+          next({ type: 'publickey', username: sshUser, key: lookAlike } as unknown as ssh2.AuthenticationType);
+        },
+      });
+    });
+    assert.match(noProof, /authentication methods failed/);
+    const failures = await fx.s.call('GET', '/v1/audit/authn?type=authn.failure&limit=1000', undefined, await fx.s.admin());
+    assert.ok((failures.body.events as { payload: Record<string, unknown> }[]).some((e) => e.payload.proof === 'ssh-certificate' && e.payload.reason === 'no_proof_of_possession'), 'the refused proof is audited');
     const payloads = [
       Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
       Buffer.concat([Buffer.from('SSH-2.0-evil\r\n'), Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00]), Buffer.alloc(64, 0x41)]),

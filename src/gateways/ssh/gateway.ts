@@ -110,11 +110,14 @@ class GatewayConnection {
       if (src !== undefined && !sourceAllowed(src, this.#address)) throw new CertificateRefused('source_address', 'source address not allowed by the certificate');
       // Query phase: the certificate is acceptable in form; the client signs next.
       if (!ctx.signature || !ctx.blob) return ctx.accept();
-      if (!verifyPossession(cert, ctx.blob, ctx.signature)) throw new CertificateRefused('bad_signature', 'the client did not prove it holds the certificate key');
+      if (!verifyPossession(cert, ctx.blob, ctx.signature)) throw new CertificateRefused('no_proof_of_possession', 'the client did not prove it holds the certificate key');
       line = certificateLine(ctx.key.data);
     } catch (e) {
-      if (e instanceof CertificateRefused) return this.#reject(ctx);
-      throw e;
+      if (!(e instanceof CertificateRefused)) throw e;
+      // A signed attempt is audited before it is answered (a query for a key that will not do is
+      // not audited: clients try many).
+      if (ctx.signature) await host.refused('ssh-certificate', e.reason, e.message, this.#address).catch(() => {});
+      return this.#reject(ctx);
     }
     return this.#admitWith(ctx, () => host.authenticate({ type: 'ssh-certificate', certificate: line }, this.#address));
   }
