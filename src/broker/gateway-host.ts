@@ -2,7 +2,7 @@
 // given — proofs, decisions, the upstream lease, the session stream — and the runner that builds
 // the configured gateways, starts and stops them with the server, and feeds the live-session
 // registry its revocation events (this replica's admin records, other replicas' notices).
-import { X509Certificate, createPublicKey } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { AuthenticationFailed, Forbidden, NotFound } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { Metrics } from '../common/metrics.ts';
@@ -145,7 +145,8 @@ export class BrokerGatewayHost implements GatewayHost {
     if (typeof line !== 'string' || line.length > 16_384) return fail('malformed', 'not an OpenSSH certificate line');
     let cert: ReturnType<typeof parseUserCertificate>;
     try {
-      cert = parseUserCertificate(line, createPublicKey(this.#d.sshCa.privateKey));
+      // parseUserCertificate derives the public key itself (createPublicKey of a public KeyObject throws).
+      cert = parseUserCertificate(line, this.#d.sshCa.privateKey);
     } catch {
       return fail('malformed', 'not an OpenSSH certificate');
     }
@@ -224,6 +225,10 @@ export class BrokerGatewayHost implements GatewayHost {
     return { id: l.id, expiresAt: l.expiresAt, ...(l.grantId !== null && { grantId: l.grantId }), credential: issued.credential };
   }
 
+  async refused(proof: GatewayProof['type'], reason: string, detail: string, sourceIp: string): Promise<void> {
+    await this.#d.audit.append({ stream: 'authn', type: 'authn.failure', actor: 'anonymous', payload: { reason: reason.slice(0, 64), detail: detail.slice(0, 300), proof, source_ip: sourceIp } });
+  }
+
   async revokeLease(leaseId: string, reason: string): Promise<void> {
     const out = await this.#d.credentials.revokeLease(leaseId, { by: GATEWAY_ACTOR, reason });
     if (out.error !== undefined) this.#d.log(`gateway: revoking lease ${leaseId} failed: ${out.error}`);
@@ -300,6 +305,11 @@ export class GatewayRunner {
   /** Where each gateway listens (after `start`), by name. */
   addresses(): ReadonlyMap<string, { host: string; port: number }> {
     return this.#addresses;
+  }
+
+  /** The public host key of each gateway that has one (ssh), by name: what clients pin. */
+  hostKeys(): ReadonlyMap<string, string> {
+    return new Map(this.#gateways.flatMap((g) => (g.hostKey !== undefined ? [[g.name, g.hostKey] as const] : [])));
   }
 
   async start(): Promise<void> {

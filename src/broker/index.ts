@@ -314,8 +314,9 @@ export class Broker {
   }
 
   /** The configured gateways and where they listen (any caller with a session: like the targets). */
-  gateways(): { name: string; kind: string; target: string; host: string; port: number; tls: boolean }[] {
+  gateways(): { name: string; kind: string; target: string; host: string; port: number; tls: boolean; host_key?: string }[] {
     const bound = this.#gateways.addresses();
+    const keys = this.#gateways.hostKeys();
     return (this.config.gateways ?? []).map((g) => ({
       name: g.name,
       kind: g.kind,
@@ -323,6 +324,7 @@ export class Broker {
       host: g.listen.host,
       port: bound.get(g.name)?.port ?? g.listen.port,
       tls: (g as { tls?: unknown }).tls !== undefined,
+      ...(keys.has(g.name) && { host_key: keys.get(g.name)! }),
     }));
   }
 

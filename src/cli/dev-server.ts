@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { serve } from './serve.ts';
 import { createLogger } from '../common/log.ts';
 import { devConfig, devEnv, startDevPostgres } from './dev.ts';
+import { devSshGateway, startDevSshd } from './dev-sshd.ts';
 
 export interface DevOptions {
   dataDir: string;
@@ -23,11 +24,15 @@ export async function runDev(o: DevOptions): Promise<void> {
   // The dev issuers name the server's URL, so "any free port" is chosen before the config is made.
   const port = o.port === 0 ? await anyFreePort() : o.port;
   const pg = o.postgres ? await startDevPostgres(dataDir, (m) => process.stderr.write(`${m}\n`)) : undefined;
+  // With --postgres, a demo sshd behind the SSH gateway too (when OpenSSH is installed).
+  const sshd = o.postgres ? await startDevSshd(dataDir, (m) => process.stderr.write(`${m}\n`)) : undefined;
   let running: Awaited<ReturnType<typeof serve>>;
   try {
-    const loaded = devConfig(dataDir, port, pg);
+    const loaded = devConfig(dataDir, port, pg, sshd ? [devSshGateway(sshd)] : []);
     running = await serve(loaded, { env: devEnv(pg), logger: createLogger(loaded.config.log, process.stderr) });
+    sshd?.trustCa(running.broker.targets().sshUserCa);
   } catch (err) {
+    sshd?.stop();
     await pg?.stop().catch(() => {});
     throw err;
   }
@@ -37,7 +42,7 @@ Portcullis dev server on ${running.url}
   data:     ${dataDir}  (audit, keys, identities; --fresh to reset)
   policies: examples/dev/policies/demo.cedar  (policy version ${running.broker.readiness().policy_version})
   API:      ${running.url}/openapi.json
-${pg ? `  postgres: orders-db on 127.0.0.1:${pg.port} (embedded)\n` : ''}
+${pg ? `  postgres: orders-db on 127.0.0.1:${pg.port} (embedded)\n` : ''}${sshd ? `  ssh:      gateway ssh-gw on 127.0.0.1:${sshd.gatewayPort} → web-1 (a demo sshd on 127.0.0.1:${sshd.port}, logins as ${sshd.login})\n` : ''}
 Try this next, in another terminal (README.md, "Five minutes with the dev server", has the rest):
 
   alias portcullis=${cli}
@@ -58,13 +63,20 @@ ${o.dataDir === resolve(import.meta.dirname, '..', '..', '.portcullis', 'dev') ?
   portcullis audit verify
 ${pg ? '' : `
   # PostgreSQL credentials and the privileged-access walkthrough need: npm start -- --postgres
-`}
+`}${sshd ? `
+  # SSH through the gateway (as the payments API): every channel decided and recorded
+  portcullis dev token --sub repo:acme/api | portcullis login --token -
+  portcullis ssh web-1 -l ${sshd.login} -- uptime
+  portcullis ssh web-1 -l ${sshd.login} -- rm -rf /tmp/x        # denied by policy: exec request failed
+  portcullis sessions list --mine
+` : ''}
 Ctrl-C stops the server.
 `);
   o.stopOnSignal(async () => {
     try {
       await running.stop();
     } finally {
+      sshd?.stop();
       await pg?.stop();
     }
   });

@@ -42,7 +42,8 @@ export interface DevPostgres {
   password: string;
 }
 
-export function devConfig(dataDir: string, port: number, postgres?: DevPostgres): LoadedConfig {
+/** `gateways`: entries to run (the SSH gateway demo in front of the demo sshd: dev-sshd.ts). */
+export function devConfig(dataDir: string, port: number, postgres?: DevPostgres, gateways?: Record<string, unknown>[]): LoadedConfig {
   const { publicJwk } = devIssuerKey(dataDir);
   const issuers = devIssuers(port);
   const config = {
@@ -121,6 +122,7 @@ export function devConfig(dataDir: string, port: number, postgres?: DevPostgres)
         ? [{ name: 'orders-db', kind: 'postgres', host: '127.0.0.1', port: postgres.port, database: 'orders', admin: { user: postgres.user, password_env: DEV_PG_PASSWORD_ENV }, permissions: { readonly: 'readonly', readwrite: 'readwrite' }, max_ttl: '1h' }]
         : []),
     ],
+    ...(gateways?.length ? { gateways } : {}),
     policies: DEV_POLICIES,
     session: { ttl: '15m' },
     audit: { fail_closed: true },

@@ -16,6 +16,7 @@ export const GROUPS: { names: string[]; load: () => Promise<{ register(program: 
   { names: ['policies'], load: () => import('./commands/policies.ts') },
   { names: ['audit'], load: () => import('./commands/audit.ts') },
   { names: ['creds', 'leases', 'revoke'], load: () => import('./commands/credentials.ts') },
+  { names: ['ssh'], load: () => import('./commands/ssh.ts') },
   { names: ['request', 'requests', 'grants', 'break-glass', 'webhooks'], load: () => import('./commands/access.ts') },
   { names: ['keys', 'sessions'], load: () => import('./commands/keys.ts') },
   { names: ['migrate', 'store'], load: () => import('./commands/store.ts') },

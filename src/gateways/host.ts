@@ -94,6 +94,11 @@ export interface GatewayHost {
   issueLease(who: GatewayPrincipal, req: GatewayLeaseRequest): Promise<GatewayLease>;
   /** The active policy version (a decision kept for a prepared statement is made again once it changes). */
   policyVersion(): number | undefined;
+  /**
+   * Records a proof the gateway refused itself before `authenticate` (a certificate whose key the
+   * client did not prove to hold, a malformed one…) as an `authn.failure` (never the proof itself).
+   */
+  refused(proof: GatewayProof['type'], reason: string, detail: string, sourceIp: string): Promise<void>;
   /** Revokes a lease the gateway holds (the session ended). */
   revokeLease(leaseId: string, reason: string): Promise<void>;
   /** Appends to the `session` stream; resolves once durable. Use a SessionRecorder (sessions.ts), which numbers records. */

@@ -28,6 +28,8 @@ export interface GatewayDeps {
 export interface Gateway {
   readonly name: string;
   readonly kind: string;
+  /** The public host key clients pin (`ssh-ed25519 AAAA…`), for kinds that have one (ssh). */
+  readonly hostKey?: string;
   /** Listens; resolves with the address actually bound (port 0 becomes the port chosen). */
   start(): Promise<{ host: string; port: number }>;
   /** Stops listening and ends every live session (each with a clear error to its client). */

@@ -3,8 +3,9 @@
 import { ConfigError, validateConfig, z } from '../common/validation.ts';
 import type { GatewayBase, GatewayPlugin } from './plugin.ts';
 import { postgresGateway } from './postgres/index.ts';
+import { sshGateway } from './ssh/index.ts';
 
-export const GATEWAYS = [postgresGateway] as const;
+export const GATEWAYS = [postgresGateway, sshGateway] as const;
 
 export type { Gateway, GatewayBase, GatewayDeps, GatewayPlugin } from './plugin.ts';
 

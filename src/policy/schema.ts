@@ -99,6 +99,29 @@ type DbCtx = {
   statement?: DbStatement,
 };
 
+// What an SSH gateway channel asks (ssh.*): the account, the channel kind and its details.
+type SshRequest = {
+  login: String,
+  channel: String,         // login | shell | exec | subsystem | direct-tcpip | tcpip-forward | agent
+  command?: String,        // exec
+  subsystem?: String,      // subsystem (sftp)
+  host?: String,           // forwarding: the host:port asked for
+  port?: Long,
+  pty?: Bool,
+};
+type SshCtx = {
+  authn: Authn,
+  request: RequestInfo,
+  purpose: Purpose,
+  grants: Set<String>,
+  breakGlass: Bool,
+  delegation: Delegation,
+  bridge: Bool,
+  gateway?: String,
+  session?: String,
+  ssh?: SshRequest,
+};
+
 entity Team in [Team];
 entity Role in [Role];
 entity Workload, Agent, ServiceAccount, User in [Team, Role] {
@@ -143,7 +166,10 @@ action "db.admin" appliesTo { principal: [${principals}], resource: [Database, T
 action "db.connect" appliesTo { principal: [${principals}], resource: [Database], context: DbCtx };
 action "db.ddl" appliesTo { principal: [${principals}], resource: [Database, Table], context: DbCtx };
 action "db.execute" appliesTo { principal: [${principals}], resource: [Function, Database], context: DbCtx };
-action "ssh.login" appliesTo { principal: [${principals}], resource: [Host], context: Ctx };
+action "ssh.login" appliesTo { principal: [${principals}], resource: [Host], context: SshCtx };
+// Each channel of an SSH gateway session (docs/gateways.md "SSH gateway").
+action "ssh.shell", "ssh.exec", "ssh.subsystem", "ssh.forward_local", "ssh.forward_remote", "ssh.agent_forward"
+  appliesTo { principal: [${principals}], resource: [Host], context: SshCtx };
 action "api.call" appliesTo { principal: [${principals}], resource: [Api], context: Ctx };
 action "secret.read" appliesTo { principal: [${principals}], resource: [Secret], context: Ctx };
 action "tool.invoke" appliesTo { principal: [${principals}], resource: [Tool], context: Ctx };

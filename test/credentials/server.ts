@@ -35,6 +35,8 @@ export interface ServerOptions {
   env?: Record<string, string>;
   /** The server's operational log (default: none). */
   logger?: Logger;
+  /** YAML list items under `gateways:`. */
+  gateways?: string;
 }
 
 export interface Reply {
@@ -105,7 +107,7 @@ ${o.resources}
 targets:
 ${o.targets}
 policies: ./policies
-session: { ttl: 10m }
+${o.gateways !== undefined ? `gateways:\n${o.gateways}\n` : ''}session: { ttl: 10m }
 audit: { fail_closed: true, checkpoint_every: 5${store.witness} }
 outbound: { allow_private: [127.0.0.0/8, "::1/128"] }   # the test JWKS, IdP and webhook receivers are on loopback
 ${store.yaml}`;

@@ -29,9 +29,10 @@ export interface Sshd {
 
 /**
  * Starts sshd in `dir`: trusts `caPublicKeyLine`, refuses serials in `krlPath` (created empty when
- * missing: an unreadable RevokedKeys refuses every key), lets `principals` log in as sshUser.
+ * missing: an unreadable RevokedKeys refuses every key), lets `principals` log in as sshUser;
+ * `extraConfig` lines are appended (e.g. `Subsystem sftp internal-sftp`).
  */
-export async function startSshd(dir: string, o: { caPublicKeyLine: string; krlPath: string; principals: string[]; hostKey?: string; hostCertificate?: string }): Promise<Sshd> {
+export async function startSshd(dir: string, o: { caPublicKeyLine: string; krlPath: string; principals: string[]; hostKey?: string; hostCertificate?: string; extraConfig?: string[] }): Promise<Sshd> {
   const port = await freePort();
   mkdirSync('/run/sshd', { recursive: true }); // sshd's privilege-separation directory
   const hostKey = o.hostKey ?? join(dir, 'host');
@@ -44,7 +45,7 @@ export async function startSshd(dir: string, o: { caPublicKeyLine: string; krlPa
     `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${hostKey}`, ...(o.hostCertificate ? [`HostCertificate ${o.hostCertificate}`] : []), `PidFile ${join(dir, 'sshd.pid')}`,
     `TrustedUserCAKeys ${join(dir, 'ca.pub')}`, `AuthorizedPrincipalsFile ${join(dir, 'principals')}/%u`, 'AuthorizedKeysFile none',
     `RevokedKeys ${o.krlPath}`, 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'PubkeyAuthentication yes',
-    'PermitRootLogin prohibit-password', 'StrictModes no', 'UsePAM no', 'LogLevel VERBOSE', '',
+    'PermitRootLogin prohibit-password', 'StrictModes no', 'UsePAM no', 'LogLevel VERBOSE', ...(o.extraConfig ?? []), '',
   ].join('\n'));
   const sshd: ChildProcess = spawn(SSHD, ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';

@@ -4,6 +4,7 @@ import { call } from '../client.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
 import { registerGatewaySessions } from './gateway-sessions.ts';
+import { registerPlay } from './ssh.ts';
 
 /** A key as /v1/keys answers it (RFC 3339 times; null when not set). */
 interface KeyInfo {
@@ -36,6 +37,7 @@ export function register(program: Command): void {
 
   const sessions = program.command('sessions').description('revoke login sessions; list, show, verify and terminate gateway sessions');
   registerGatewaySessions(sessions);
+  registerPlay(sessions);
   sessions
     .command('revoke')
     .option('--jti <jti>')
