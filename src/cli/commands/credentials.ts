@@ -8,6 +8,9 @@ import { out, table } from '../output.ts';
 import { json } from '../args.ts';
 import { shellQuote } from '../../common/shell.ts';
 
+/** POST /v1/credentials as the CLI reads it. */
+type IssuedView = { lease: Record<string, unknown>; credential: Record<string, unknown> };
+
 export function register(program: Command): void {
   const creds = program.command('creds').description('just-in-time credentials, decided by policy and leased');
   creds
@@ -47,51 +50,42 @@ export function register(program: Command): void {
       }
       out(!!o.json, r, () => as.text(r, files));
     });
-  creds
-    .command('ssh')
-    .description('get an SSH user certificate for a host target, written next to the key')
-    .argument('<target>')
-    .requiredOption('--key <path>', 'your public key, e.g. ~/.ssh/id_ed25519.pub')
-    .option('--ttl <duration>')
-    .option('--reason <text>', 'why', 'interactive login')
-    .addOption(json())
-    .action(async (target: string, o: { key: string; ttl?: string; reason: string; json?: boolean }) => {
-      let publicKey: string;
-      try {
-        publicKey = readFileSync(o.key, 'utf8').trim();
-      } catch (err) {
-        throw fileError(err, '--key', o.key) ?? err;
-      }
-      const r = await call<{ lease: Record<string, unknown>; credential: Record<string, unknown> }>('POST', '/v1/credentials', {
-        body: { target, reason: o.reason, public_key: publicKey, ...(o.ttl && { ttl: o.ttl }) },
+  /** `creds ssh` and `creds ssh-host`: a certificate for a public key read from `--key`, written next to it as `-cert.pub`. */
+  const certificateCommand = (name: string, o: { description: string; target: string; key: string; reason: string; done: (r: IssuedView, path: string) => string }) =>
+    creds
+      .command(name)
+      .description(o.description)
+      .argument('<target>', o.target)
+      .requiredOption('--key <path>', o.key)
+      .option('--ttl <duration>')
+      .option('--reason <text>', 'why', o.reason)
+      .addOption(json())
+      .action(async (target: string, a: { key: string; ttl?: string; reason: string; json?: boolean }) => {
+        let publicKey: string;
+        try {
+          publicKey = readFileSync(a.key, 'utf8').trim();
+        } catch (err) {
+          throw fileError(err, '--key', a.key) ?? err;
+        }
+        const r = await call<IssuedView>('POST', '/v1/credentials', { body: { target, reason: a.reason, public_key: publicKey, ...(a.ttl && { ttl: a.ttl }) } });
+        const certPath = a.key.replace(/\.pub$/, '') + '-cert.pub';
+        writeFileSync(certPath, `${String(r.credential.certificate)}\n`, { mode: 0o644 });
+        out(!!a.json, { ...r, certificate_path: certPath }, () => o.done(r, certPath));
       });
-      const certPath = o.key.replace(/\.pub$/, '') + '-cert.pub';
-      writeFileSync(certPath, `${String(r.credential.certificate)}\n`, { mode: 0o644 });
-      out(!!o.json, { ...r, certificate_path: certPath }, () => `certificate written to ${certPath} (lease ${String(r.lease.id)}, principals ${JSON.stringify(r.credential.principals)})`);
-    });
-
-  creds
-    .command('ssh-host')
-    .description('get an SSH host certificate for this host (as a host identity), written next to its host key')
-    .argument('<target>', 'an ssh-host target')
-    .requiredOption('--key <path>', 'the host public key, e.g. /etc/ssh/ssh_host_ed25519_key.pub')
-    .option('--ttl <duration>')
-    .option('--reason <text>', 'why', 'host certificate')
-    .addOption(json())
-    .action(async (target: string, o: { key: string; ttl?: string; reason: string; json?: boolean }) => {
-      let publicKey: string;
-      try {
-        publicKey = readFileSync(o.key, 'utf8').trim();
-      } catch (err) {
-        throw fileError(err, '--key', o.key) ?? err;
-      }
-      const r = await call<{ lease: Record<string, unknown>; credential: Record<string, unknown> }>('POST', '/v1/credentials', {
-        body: { target, reason: o.reason, public_key: publicKey, ...(o.ttl && { ttl: o.ttl }) },
-      });
-      const certPath = o.key.replace(/\.pub$/, '') + '-cert.pub';
-      writeFileSync(certPath, `${String(r.credential.certificate)}\n`, { mode: 0o644 });
-      out(!!o.json, { ...r, certificate_path: certPath }, () => `host certificate written to ${certPath} (lease ${String(r.lease.id)}, hosts ${JSON.stringify(r.credential.hosts)}, until ${String(r.credential.valid_before)}); sshd: HostCertificate ${certPath}`);
-    });
+  certificateCommand('ssh', {
+    description: 'get an SSH user certificate for a host target, written next to the key',
+    target: 'an ssh target',
+    key: 'your public key, e.g. ~/.ssh/id_ed25519.pub',
+    reason: 'interactive login',
+    done: (r, path) => `certificate written to ${path} (lease ${String(r.lease.id)}, principals ${JSON.stringify(r.credential.principals)})`,
+  });
+  certificateCommand('ssh-host', {
+    description: 'get an SSH host certificate for this host (as a host identity), written next to its host key',
+    target: 'an ssh-host target',
+    key: 'the host public key, e.g. /etc/ssh/ssh_host_ed25519_key.pub',
+    reason: 'host certificate',
+    done: (r, path) => `host certificate written to ${path} (lease ${String(r.lease.id)}, hosts ${JSON.stringify(r.credential.hosts)}, until ${String(r.credential.valid_before)}); sshd: HostCertificate ${path}`,
+  });
 
   program
     .command('leases')

@@ -6,7 +6,7 @@
 import type { Clock } from '../../../common/clock.ts';
 import { Forbidden, InvalidInput } from '../../../common/errors.ts';
 import { fingerprint } from '../../fingerprint.ts';
-import { randomPooled } from '../../../crypto/random.ts';
+import { newSerial, principalsFor } from '../ssh/ssh.ts';
 import type { SshCa } from '../ssh/ssh.ts';
 import { parseSshPublicKey, signUserCertificate } from '../ssh/ssh-cert.ts';
 import type { CredentialIssuer, IssueRequest, IssueResult, Lease, ReconcileResult, RenewResult } from '../../types.ts';
@@ -16,16 +16,6 @@ export interface SshHostIssuerOptions {
   target: SshHostTarget;
   ca: SshCa;
   clock: Clock;
-}
-
-/** Host names an identity may have certified: the union of every matching pattern's. */
-function hostsFor(target: SshHostTarget, identityId: string): string[] {
-  const out = new Set<string>();
-  for (const [pattern, list] of Object.entries(target.principals)) {
-    const hit = pattern.endsWith('*') ? identityId.startsWith(pattern.slice(0, -1)) : identityId === pattern;
-    if (hit) for (const h of list) out.add(h);
-  }
-  return [...out].sort();
 }
 
 export class SshHostIssuer implements CredentialIssuer {
@@ -46,7 +36,7 @@ export class SshHostIssuer implements CredentialIssuer {
   check(params: Record<string, unknown>, _permission: string | undefined, identityId: string): string {
     if (typeof params.publicKey !== 'string') throw new InvalidInput('public_key: required — the host\'s public key (e.g. /etc/ssh/ssh_host_ed25519_key.pub)', 'public_key');
     parseSshPublicKey(params.publicKey, 'public_key');
-    const mapped = hostsFor(this.#cfg, identityId);
+    const mapped = principalsFor(this.#cfg, identityId);
     if (mapped.length === 0) throw new Forbidden(`no host names are mapped for ${identityId} on ${this.target}`);
     if (params.principals === undefined) return mapped.join(',');
     if (!Array.isArray(params.principals) || params.principals.length === 0 || params.principals.some((p) => typeof p !== 'string')) {
@@ -59,7 +49,7 @@ export class SshHostIssuer implements CredentialIssuer {
   }
 
   #sign(lease: Lease, publicKey: string, expiresAt: number) {
-    const serial = randomPooled(8).readBigUInt64BE() >> 1n;
+    const serial = newSerial();
     const hosts = lease.permission.split(',');
     const validAfter = Math.floor(lease.issuedAt / 1000);
     const cert = signUserCertificate(this.#ca.privateKey, {

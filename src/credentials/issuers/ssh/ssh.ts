@@ -81,12 +81,12 @@ function supersededOf(l: Lease): RevokedSerial[] {
 }
 
 /** 63-bit random serial: unique per certificate, the handle revocation lists refer to. */
-function newSerial(): bigint {
+export function newSerial(): bigint {
   return randomPooled(8).readBigUInt64BE() >> 1n;
 }
 
-/** Principals an identity may use on the target: union of every matching pattern. */
-function principalsFor(target: SshTarget, identityId: string): string[] {
+/** Principals an identity may have in a certificate of the target (user logins, host names): union of every matching pattern. */
+export function principalsFor(target: { principals: Record<string, string[]> }, identityId: string): string[] {
   const out = new Set<string>();
   for (const [pattern, list] of Object.entries(target.principals)) {
     const hit = pattern.endsWith('*') ? identityId.startsWith(pattern.slice(0, -1)) : pattern === identityId;
