@@ -10,7 +10,7 @@ import { BUILTIN_SCHEMA, builtinSchema } from '../../src/policy/schema.ts';
 import { InvalidInput } from '../../src/common/errors.ts';
 
 test('each kind is listed once and its config schema documents itself as JSON Schema', () => {
-  assert.deepEqual(ISSUERS.map((p) => p.kind), ['postgres', 'ssh', 'api', 'spiffe-x509']);
+  assert.deepEqual(ISSUERS.map((p) => p.kind), ['postgres', 'ssh', 'ssh-host', 'api', 'spiffe-x509']);
   for (const p of ISSUERS) {
     const s = z.toJSONSchema(p.config, { io: 'input' }) as { properties?: Record<string, unknown>; required?: string[] };
     assert.ok(s.properties?.kind && s.properties.max_ttl, `${p.kind}: kind and max_ttl documented`);
@@ -48,5 +48,5 @@ test('a new kind\'s Cedar additions compose with the built-in schema; credential
   const issue = (json as { json: Record<string, { actions: Record<string, { appliesTo?: { resourceTypes?: string[] } }> }> }).json['']!.actions['credential.issue']!;
   assert.ok(issue.appliesTo?.resourceTypes?.includes('Cluster'));
   for (const p of ISSUERS) assert.ok(issue.appliesTo?.resourceTypes?.includes(p.resourceType), p.kind);
-  assert.match(schema, /kind: String, +\/\/ postgres \| ssh \| api \| spiffe-x509 \| k8s-token/);
+  assert.match(schema, /kind: String, +\/\/ postgres \| ssh \| ssh-host \| api \| spiffe-x509 \| k8s-token/);
 });
