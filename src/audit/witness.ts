@@ -109,6 +109,8 @@ class UrlWitness {
   readonly #fetch: NonNullable<WitnessOptions['fetch']>;
   #running: Promise<void> | undefined;
   #closed = false;
+  /** After close(): retries go on (with backoff) only until this time, then what is left is given up. */
+  #giveUpAt = Infinity;
   dropped = 0;
   failures = 0;
 
@@ -136,23 +138,34 @@ class UrlWitness {
     while (this.#running) await this.#running;
   }
 
-  /** Stops retrying; waits a few seconds at most for what is in flight (a dead sink never holds up shutdown). */
-  async close(): Promise<void> {
+  /**
+   * Takes nothing new; keeps delivering (and retrying) what is queued for a few seconds at most, so
+   * a sink that blips during shutdown still gets the last checkpoints and a dead one never holds up
+   * shutdown.
+   */
+  async close(budgetMs = 6_000): Promise<void> {
     this.#closed = true;
+    this.#giveUpAt = Date.now() + budgetMs;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.settled(), new Promise((r) => (timer = setTimeout(r, 6_000)))]);
+    await Promise.race([this.settled(), new Promise((r) => (timer = setTimeout(r, budgetMs)))]);
     clearTimeout(timer);
   }
 
   async #drain(): Promise<void> {
     try {
       while (this.#queue.length > 0) {
+        if (Date.now() >= this.#giveUpAt) {
+          this.failures += this.#queue.length; // closed and out of time: given up, counted
+          this.#queue.length = 0;
+          break;
+        }
         const body = this.#queue[0]!;
         let delivered = false;
         for (let attempt = 0; attempt <= this.#retries && !delivered; attempt++) {
           if (attempt > 0) {
-            if (this.#closed) break; // closing: one attempt each, no backoff
-            await new Promise((r) => setTimeout(r, this.#baseDelayMs * 2 ** (attempt - 1)).unref());
+            const delay = this.#baseDelayMs * 2 ** (attempt - 1);
+            if (Date.now() + delay >= this.#giveUpAt) break; // closing and out of time
+            await new Promise((r) => setTimeout(r, delay).unref());
           }
           try {
             const res = await this.#fetch(this.#url, {
