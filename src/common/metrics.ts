@@ -124,33 +124,20 @@ export class Metrics {
         for (const [kind, n] of Object.entries((await sources()?.activeLeases()) ?? {})) this.set({ kind }, n);
       },
     });
-    new Gauge({
-      name: 'portcullis_grants_active',
-      help: 'Access grants in force',
-      registers: [this.registry],
-      async collect() {
-        const s = sources();
-        if (s) this.set(await s.activeGrants());
-      },
-    });
-    new Gauge({
-      name: 'portcullis_audit_queue_events',
-      help: 'Audit events appended and waiting for the writer',
-      registers: [this.registry],
-      collect() {
-        const s = sources();
-        if (s) this.set(s.auditBacklog().queued);
-      },
-    });
-    new Gauge({
-      name: 'portcullis_audit_batches_in_flight',
-      help: 'Audit batches being written',
-      registers: [this.registry],
-      collect() {
-        const s = sources();
-        if (s) this.set(s.auditBacklog().batchesInFlight);
-      },
-    });
+    // Unlabelled gauges read from the sources at scrape time (nothing is set before observe()).
+    const stateGauge = (name: string, help: string, read: (s: MetricSources) => number | Promise<number>) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        async collect() {
+          const s = sources();
+          if (s) this.set(await read(s));
+        },
+      });
+    stateGauge('portcullis_grants_active', 'Access grants in force', (s) => s.activeGrants());
+    stateGauge('portcullis_audit_queue_events', 'Audit events appended and waiting for the writer', (s) => s.auditBacklog().queued);
+    stateGauge('portcullis_audit_batches_in_flight', 'Audit batches being written', (s) => s.auditBacklog().batchesInFlight);
     new Gauge({
       name: 'portcullis_audit_checkpoint_age_seconds',
       help: 'Seconds since this replica signed the last checkpoint of each stream (only on the signing replica)',
