@@ -5,8 +5,7 @@
 // from a timer).
 import type { Clock } from '../../../common/clock.ts';
 import { Forbidden, InvalidInput } from '../../../common/errors.ts';
-import { fingerprint } from '../../fingerprint.ts';
-import { newSerial, principalsFor } from '../ssh/ssh.ts';
+import { certificateResult, newSerial, principalsFor } from '../ssh/ssh.ts';
 import type { SshCa } from '../ssh/ssh.ts';
 import { parseSshPublicKey, signUserCertificate } from '../ssh/ssh-cert.ts';
 import type { CredentialIssuer, IssueRequest, IssueResult, Lease, ReconcileResult, RenewResult } from '../../types.ts';
@@ -63,19 +62,7 @@ export class SshHostIssuer implements CredentialIssuer {
       extensions: [],
       host: true,
     });
-    return {
-      handle: serial.toString(),
-      fingerprint: fingerprint(cert.blob),
-      credential: {
-        certificate: cert.line,
-        serial: serial.toString(),
-        key_id: lease.identityId,
-        hosts,
-        valid_after: new Date(validAfter * 1000).toISOString(),
-        valid_before: new Date(expiresAt).toISOString(),
-        ca_public_key: this.#ca.publicKeyLine,
-      },
-    };
+    return certificateResult(cert, { serial, keyId: lease.identityId, validAfter, validBeforeMs: expiresAt, caPublicKeyLine: this.#ca.publicKeyLine }, { hosts });
   }
 
   async issue(req: IssueRequest): Promise<IssueResult> {

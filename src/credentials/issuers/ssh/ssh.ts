@@ -80,6 +80,30 @@ function supersededOf(l: Lease): RevokedSerial[] {
   return Array.isArray(list) ? list.filter((s): s is RevokedSerial => typeof s?.serial === 'string' && typeof s?.until === 'number') : [];
 }
 
+/**
+ * What an SSH issuer (user or host certificates) returns for one signed certificate: the serial as
+ * the handle, and the credential fields both kinds share around `names` (principals or hosts).
+ */
+export function certificateResult(
+  cert: { line: string; blob: Buffer },
+  c: { serial: bigint; keyId: string; validAfter: number; validBeforeMs: number; caPublicKeyLine: string },
+  names: Record<string, unknown>,
+): { handle: string; fingerprint: string; credential: Record<string, unknown> } {
+  return {
+    handle: c.serial.toString(),
+    fingerprint: fingerprint(cert.blob),
+    credential: {
+      certificate: cert.line,
+      serial: c.serial.toString(),
+      key_id: c.keyId,
+      ...names,
+      valid_after: new Date(c.validAfter * 1000).toISOString(),
+      valid_before: new Date(c.validBeforeMs).toISOString(),
+      ca_public_key: c.caPublicKeyLine,
+    },
+  };
+}
+
 /** 63-bit random serial: unique per certificate, the handle revocation lists refer to. */
 export function newSerial(): bigint {
   return randomPooled(8).readBigUInt64BE() >> 1n;
@@ -156,20 +180,7 @@ export class SshIssuer implements CredentialIssuer {
       criticalOptions: crit,
       extensions: this.#cfg.extensions,
     });
-    return {
-      handle: serial.toString(),
-      fingerprint: fingerprint(cert.blob),
-      credential: {
-        certificate: cert.line,
-        serial: serial.toString(),
-        key_id: lease.identityId,
-        principals,
-        valid_after: new Date(validAfter * 1000).toISOString(),
-        valid_before: new Date(validBefore).toISOString(),
-        hosts: this.#cfg.hosts,
-        ca_public_key: this.#ca.publicKeyLine,
-      },
-    };
+    return certificateResult(cert, { serial, keyId: lease.identityId, validAfter, validBeforeMs: validBefore, caPublicKeyLine: this.#ca.publicKeyLine }, { principals, hosts: this.#cfg.hosts });
   }
 
   async issue(req: IssueRequest): Promise<IssueResult> {
