@@ -150,6 +150,14 @@ export class Pdp {
     };
   }
 
+  /**
+   * The active policy version, read before deciding: a PEP that caches answers keys them by it
+   * (an answer racing an activation is labelled with the older version, so it is dropped early).
+   */
+  policyVersion(): number | undefined {
+    return this.#d.decisions.version?.version;
+  }
+
   /** `POST /access/v1/evaluation`. */
   async evaluate(c: Caller, e: AzEvaluation, requestId?: string): Promise<AzDecision> {
     const [p] = this.#checked([e], (_i, f) => f);

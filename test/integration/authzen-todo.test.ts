@@ -7,24 +7,16 @@
 // an API key printed by pep-token.sh, sent as `Authorization: Bearer`.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseDocument } from 'yaml';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { ManualClock } from '../../src/common/clock.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { serve } from '../../src/cli/serve.ts';
-import { testRunning } from './broker-view.ts';
+import { startTodoExample, TODO_EXAMPLE } from './authzen-example.ts';
+import type { TodoExample } from './authzen-example.ts';
 import type { TestRunning } from './broker-view.ts';
-import { testStoreConfig } from '../store/stores.ts';
 import type { Json } from '../json.ts';
 
-const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'authzen-todo');
-const MASTER_KEY = Buffer.alloc(32, 9).toString('base64');
+const EXAMPLE = TODO_EXAMPLE;
 
 // The scenario's users (its "PIP" data) and rules, as the scenario states them.
 type User = { sid: string; email: string; roles: string[] };
@@ -61,13 +53,12 @@ function cases(): { request: { subject: object; action: { name: string }; resour
 }
 
 describe('AuthZEN: the Todo interop scenario on the shipped example', () => {
-  let dir: string;
+  let example: TodoExample;
   let running: TestRunning;
   let url: string;
   let pep: string; // the todo backend's API key, from pep-token.sh
   let other: string; // an app of another boundary, also allowed pdp.query
   let adminSession: string;
-  const home = mkdtempSync(join(tmpdir(), 'pcx-authzen-home-'));
 
   const request = async (method: string, path: string, body?: unknown, token?: string, headers: Record<string, string> = {}) => {
     const res = await fetch(url + path, {
@@ -81,46 +72,21 @@ describe('AuthZEN: the Todo interop scenario on the shipped example', () => {
   const post = (path: string, body: unknown, token = pep, headers?: Record<string, string>) => request('POST', path, body, token, headers);
 
   before(async () => {
-    // The example as shipped, in a scratch copy with: any free port, its own data directory, the
-    // run's store, and a second boundary with an app of its own (for the boundary tests).
-    dir = mkdtempSync(join(tmpdir(), 'pcx-authzen-'));
-    cpSync(EXAMPLE, dir, { recursive: true, filter: (src) => !src.includes(`${EXAMPLE}/data`) });
-    const store = await testStoreConfig();
-    const doc = parseDocument(readFileSync(join(dir, 'portcullis.yaml'), 'utf8'));
-    doc.setIn(['listen', 'port'], 0);
-    doc.setIn(['boundaries'], doc.createNode(['todo', 'platform', 'other']));
-    doc.addIn(['identities'], doc.createNode({ id: 'service-account:other-app', kind: 'service-account', boundary: 'other', environment: 'demo' }));
-    doc.addIn(['resources'], doc.createNode({ type: 'user', id: 'elsewhere@example.com', boundary: 'other', environment: 'demo' }));
-    doc.setIn(['authzen', 'rate_limit'], doc.createNode({ requests: 1000, window: '1h' }));
-    if (store.yaml) {
-      doc.setIn(['store'], doc.createNode({ kind: 'postgres', url_env: 'PCX_STORE_URL', pool: 10 }));
-      doc.setIn(['audit', 'witness'], doc.createNode({ url: /url: "([^"]+)"/.exec(store.witness)![1] }));
-    }
-    writeFileSync(join(dir, 'portcullis.yaml'), doc.toString());
-    writeFileSync(join(dir, 'policies', 'other.cedar'), 'permit (principal == ServiceAccount::"service-account:other-app", action == Action::"pdp.query", resource == ControlPlane::"pdp");\n');
-    const env = { ...process.env, ...store.env };
-    running = testRunning(await serve(parseConfig(readFileSync(join(dir, 'portcullis.yaml'), 'utf8'), dir, env), { clock: new ManualClock(Date.now()), quiet: true, env: { PORTCULLIS_MASTER_KEY: MASTER_KEY, ...store.env } }));
-    url = running.url;
-    assert.equal(running.broker.readiness().store, store.yaml ? 'postgres' : 'sqlite', 'the run\'s store');
-
-    // The README's way: an administrator logs in with the bootstrap secret, pep-token.sh prints the PEP's key.
-    const secret = await running.broker.bootstrap();
-    const { stdout } = await promisify(execFile)(join(dir, 'pep-token.sh'), {
-      env: { ...process.env, PORTCULLIS_ADDR: url, PORTCULLIS_HOME: home, PORTCULLIS_BOOTSTRAP: secret!, PORTCULLIS_CLI: join(import.meta.dirname, '..', '..', 'bin', 'portcullis.js') },
-      encoding: 'utf8',
+    // The example as shipped, with a second boundary and an app of its own (for the boundary tests).
+    example = await startTodoExample((doc, scratch) => {
+      doc.setIn(['boundaries'], doc.createNode(['todo', 'platform', 'other']));
+      doc.addIn(['identities'], doc.createNode({ id: 'service-account:other-app', kind: 'service-account', boundary: 'other', environment: 'demo' }));
+      doc.addIn(['resources'], doc.createNode({ type: 'user', id: 'elsewhere@example.com', boundary: 'other', environment: 'demo' }));
+      doc.setIn(['authzen', 'rate_limit'], doc.createNode({ requests: 1000, window: '1h' }));
+      writeFileSync(join(scratch, 'policies', 'other.cedar'), 'permit (principal == ServiceAccount::"service-account:other-app", action == Action::"pdp.query", resource == ControlPlane::"pdp");\n');
     });
-    pep = stdout.trim();
-    assert.match(pep, /^pcx_/);
-    // The administrator's session the script logged in with (the CLI keeps it in PORTCULLIS_HOME).
-    adminSession = (JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as { session_token: string }).session_token;
+    ({ running, url, pep, adminSession } = example);
     const minted = await request('POST', '/v1/apikeys', { identity: 'service-account:other-app', ttl: '1d' }, adminSession);
     other = minted.body?.api_key ?? '';
   });
 
   after(async () => {
-    await running?.stop();
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(home, { recursive: true, force: true });
+    await example?.stop();
   });
 
   it('publishes its PDP metadata at /.well-known/authzen-configuration', async () => {

@@ -43,6 +43,12 @@ const Configuration = z.looseObject({
 });
 const ERRORS = errors(400, 401, 403, 429);
 
+/** The active policy version before deciding, for PEP caches (packages/middleware). */
+function policyVersion(broker: Broker, reply: FastifyReply): void {
+  const v = broker.pdp.policyVersion();
+  if (v !== undefined) reply.header('portcullis-policy-version', String(v));
+}
+
 /** AuthZEN's request identifier: echoed back, and recorded with each evaluation. */
 function requestId(req: FastifyRequest, reply: FastifyReply): string | undefined {
   const id = req.headers['x-request-id'];
@@ -68,7 +74,10 @@ export function authzenRoutes(app: FastifyInstance, broker: Broker): void {
     'May this subject do this action on this resource? (AuthZEN access evaluation; the caller needs pdp.query and names only its own boundary; bearer: session token or API key)',
     Evaluation,
     Decision,
-    async (req, reply) => broker.pdp.evaluate(callerOf(req), req.body as AzEvaluation, requestId(req, reply)),
+    async (req, reply) => {
+      policyVersion(broker, reply);
+      return broker.pdp.evaluate(callerOf(req), req.body as AzEvaluation, requestId(req, reply));
+    },
   );
 
   post(
@@ -77,7 +86,10 @@ export function authzenRoutes(app: FastifyInstance, broker: Broker): void {
     `Up to ${MAX_EVALUATIONS} evaluations; top-level subject/action/resource/context are each item's defaults; options.evaluations_semantic: execute_all (default), deny_on_first_deny, permit_on_first_permit`,
     Evaluations,
     z.union([z.object({ evaluations: z.array(Decision) }), Decision]),
-    async (req, reply) => broker.pdp.evaluations(callerOf(req), req.body as AzEvaluationsRequest, requestId(req, reply)),
+    async (req, reply) => {
+      policyVersion(broker, reply);
+      return broker.pdp.evaluations(callerOf(req), req.body as AzEvaluationsRequest, requestId(req, reply));
+    },
   );
 
   post(
