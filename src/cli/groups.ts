@@ -12,6 +12,7 @@ export const GROUPS: { names: string[]; load: () => Promise<{ register(program: 
   { names: ['authorize'], load: () => import('./commands/authorize.ts') },
   { names: ['identities'], load: () => import('./commands/identities.ts') },
   { names: ['findings'], load: () => import('./commands/findings.ts') },
+  { names: ['reviews', 'lifecycle', 'report'], load: () => import('./commands/governance.ts') },
   { names: ['apikeys'], load: () => import('./commands/apikeys.ts') },
   { names: ['policies'], load: () => import('./commands/policies.ts') },
   { names: ['audit'], load: () => import('./commands/audit.ts') },

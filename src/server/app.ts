@@ -17,6 +17,7 @@ import { credentialRoutes } from './routes/credentials.ts';
 import { accessRoutes } from './routes/access.ts';
 import { spiffeRoutes } from './routes/spiffe.ts';
 import { findingRoutes } from './routes/findings.ts';
+import { governanceRoutes } from './routes/governance.ts';
 import { authzenRoutes } from './routes/authzen.ts';
 import { discoveryRoutes } from './routes/discovery.ts';
 import { gatewaySessionRoutes } from './routes/gateway-sessions.ts';
@@ -87,6 +88,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   authorizeRoutes(app, broker);
   identityRoutes(app, broker);
   findingRoutes(app, broker);
+  governanceRoutes(app, broker);
   apikeyRoutes(app, broker);
   policyRoutes(app, broker);
   auditRoutes(app, broker);

@@ -1,0 +1,176 @@
+// Governance wired to the other domains: what a review decision or a lifecycle action does (suspend
+// an identity, end a grant, revoke an API key, rotate a signing key), the items a campaign reviews,
+// and the periodic job (reviews' deadlines, reminders and cadence; offboarding; idle identities)
+// that runs on the replica leading the cluster jobs.
+import type { PortcullisConfig } from '../config/types.ts';
+import type { Clock } from '../common/clock.ts';
+import type { AuditLog } from '../audit/log.ts';
+import type { Store } from '../store/types.ts';
+import type { Keyring } from '../crypto/keyring.ts';
+import type { SpiffeCaStore } from '../credentials/index.ts';
+import type { CredentialService } from '../credentials/index.ts';
+import type { AccessService } from '../access/index.ts';
+import type { SessionService } from '../identity/sessions.ts';
+import type { ApiKeyService } from '../identity/apikeys.ts';
+import type { IdentityRegistry } from '../inventory/identities.ts';
+import { ReviewService } from '../governance/reviews/campaigns.ts';
+import type { ReviewedIdentity } from '../governance/reviews/campaigns.ts';
+import type { ItemDraft, ReviewItem } from '../governance/reviews/types.ts';
+import { Lifecycle } from '../governance/lifecycle/lifecycle.ts';
+import { setIdentityStatus } from './identities.ts';
+
+export interface GovernanceDeps {
+  config: PortcullisConfig;
+  clock: Clock;
+  audit: AuditLog;
+  store: Store;
+  identities: IdentityRegistry;
+  sessions: SessionService;
+  credentials: CredentialService;
+  access: AccessService;
+  apikeys: ApiKeyService;
+  keyring: Keyring;
+  spiffeCa: SpiffeCaStore;
+  sshCas: { name: string; publicKey: string }[];
+  log: (msg: string) => void;
+}
+
+/** How far back a review item's usage is counted. */
+const USAGE_WINDOW_MS = 90 * 86_400_000;
+
+export class Governance {
+  readonly reviews: ReviewService;
+  readonly lifecycle: Lifecycle;
+  readonly #d: GovernanceDeps;
+  #timer: NodeJS.Timeout | undefined;
+  #sweeping: Promise<unknown> | undefined;
+
+  constructor(d: GovernanceDeps) {
+    this.#d = d;
+    const notifier = d.access.notifier;
+    const retire = (id: string, status: 'suspended' | 'offboarded', by: string, reason: string) => this.#retire(id, status, by, reason);
+    this.reviews = new ReviewService({
+      repo: d.store.governance.reviews,
+      clock: d.clock,
+      audit: d.audit,
+      notifier,
+      config: d.config.reviews,
+      identities: () => d.identities.list(),
+      accountable: (id) => d.identities.accountableHumans(id),
+      items: (identity) => this.#items(identity),
+      effects: {
+        suspend: (id, by, reason) => retire(id, 'suspended', by, reason),
+        revoke: (item, by, reason) => this.#revoke(item, by, reason),
+        // The suggested (narrowed) policy is applied once approved through `policies push`; until
+        // the analysis proposes one for the item, the decision is recorded as pending.
+        narrow: () => Promise.resolve('narrow-pending'),
+      },
+    });
+    this.lifecycle = new Lifecycle({
+      flags: d.store.governance.flags,
+      clock: d.clock,
+      audit: d.audit,
+      notifier,
+      config: d.config.lifecycle,
+      identities: () => d.identities.list(),
+      effects: {
+        retire,
+        reassign: async (id, owner, by, reason) => {
+          const before = d.identities.require(id);
+          const after = await d.identities.update(id, { owner });
+          await d.audit.append({ stream: 'admin', type: 'identity.updated', actor: by, subject: id, boundary: after.boundary, payload: { changed: { owner: { from: before.owner, to: owner } }, reason } });
+        },
+        rotateKey: async (purpose) => (await d.keyring.rotate(purpose)).active.kid,
+      },
+      rotationFacts: async () => ({
+        apikeys: await d.apikeys.list(),
+        signingKeys: await d.keyring.list(),
+        spiffe: [...d.spiffeCa.authorities()].map(([td, a], i) => ({ trustDomain: td, generation: i + 1, notBefore: a.root.notBefore.getTime(), notAfter: a.root.notAfter.getTime() })),
+        sshCas: d.sshCas,
+      }),
+    });
+  }
+
+  /** Suspends or offboards on behalf of a review or the lifecycle (audited as `identity.<status>`). */
+  async #retire(id: string, status: 'suspended' | 'offboarded', by: string, reason: string): Promise<void> {
+    const current = this.#d.identities.get(id);
+    if (!current || current.status === 'offboarded' || current.status === status) return;
+    await setIdentityStatus(this.#d, id, status, by, reason, (identity) =>
+      this.#d.audit.append({ stream: 'admin', type: `identity.${status}`, actor: by, subject: id, boundary: identity.boundary, payload: { reason } }).then(() => undefined),
+    );
+  }
+
+  async #revoke(item: ReviewItem, by: string, reason: string): Promise<string> {
+    const d = this.#d;
+    if (item.kind === 'grant') {
+      const g = await d.access.grants.get(item.ref);
+      if (g.status === 'active') await d.access.grants.end(item.ref, { by, reason, type: 'grant.revoked' });
+      return 'revoked';
+    }
+    if (item.kind === 'apikey') {
+      const k = await d.apikeys.get(item.ref);
+      if (k?.status === 'active') {
+        await d.apikeys.revoke(item.ref, reason);
+        await d.audit.append({ stream: 'admin', type: 'apikey.revoked', actor: by, subject: item.identity_id, payload: { key: item.ref, reason } });
+      }
+      return 'revoked';
+    }
+    if (item.kind === 'permission') return 'revoke-pending'; // a policy change: `policies suggest` / `push`
+    await this.#retire(item.identity_id, 'suspended', by, reason);
+    return 'suspended';
+  }
+
+  /**
+   * What a campaign reviews for one identity: its standing access (with its use over the last 90
+   * days from the authz stream), each active grant and each active API key (with its last use).
+   */
+  async #items(identity: ReviewedIdentity): Promise<ItemDraft[]> {
+    const d = this.#d;
+    const now = d.clock.now();
+    const i = d.identities.get(identity.id);
+    const allowed = await d.audit.query({ stream: 'authz', actor: identity.id, decision: 'allow', since: now - USAGE_WINDOW_MS, order: 'desc', limit: 1000 });
+    const actions = [...new Set(allowed.map((e) => String((e.payload as { action?: unknown }).action ?? '')))].filter(Boolean).sort();
+    const out: ItemDraft[] = [
+      {
+        identity_id: identity.id,
+        kind: 'identity',
+        ref: identity.id,
+        summary: `${identity.kind} ${identity.id} (${identity.environment}, owner ${identity.owner ?? 'none'}): its standing access${i && i.parents.length > 0 ? ` as ${i.parents.map((p) => `${p.type}::"${p.id}"`).join(', ')}` : ''}`,
+        usage: { last_authenticated_at: i?.last_authenticated_at ?? null, allowed_decisions_90d: allowed.length, capped: allowed.length === 1000, last_allowed_at: allowed[0]?.time ?? null, actions_used: actions },
+      },
+    ];
+    for (const { grant } of await d.access.listGrants({ identityId: identity.id, activeAt: now })) {
+      out.push({ identity_id: identity.id, kind: 'grant', ref: grant.id, summary: `${grant.kind} grant: ${grant.what} until ${grant.end_at}`, usage: { start_at: grant.start_at, end_at: grant.end_at, reason: grant.reason } });
+    }
+    for (const k of await d.apikeys.list(identity.id)) {
+      if (k.status !== 'active') continue;
+      out.push({ identity_id: identity.id, kind: 'apikey', ref: k.id, summary: `API key ${k.id}${k.description ? ` (${k.description})` : ''}, expires ${k.expires_at}`, usage: { last_used_at: k.last_used_at ?? null, created_at: k.created_at, rotate_by: k.rotate_by } });
+    }
+    return out;
+  }
+
+  /** One pass of the periodic job (tests call it after moving the clock). */
+  async sweep(now = this.#d.clock.now()) {
+    const reviews = await this.reviews.sweep(now);
+    const lifecycle = await this.lifecycle.sweep(now);
+    return { reviews, lifecycle };
+  }
+
+  /** Runs the job every `reviews.sweep_interval` while this replica leads the cluster jobs. */
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => {
+      if (this.#sweeping || !this.#d.store.leader.leading) return;
+      this.#sweeping = this.sweep()
+        .catch((err: unknown) => this.#d.log(`governance: ${(err as Error).message}`))
+        .finally(() => (this.#sweeping = undefined));
+    }, this.#d.config.reviews.sweep_interval_ms);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#sweeping;
+  }
+}
