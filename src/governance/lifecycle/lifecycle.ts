@@ -164,8 +164,10 @@ export class Lifecycle {
     const all = this.#o.identities();
     const byId = new Map(all.map((i) => [i.id, i]));
     const orphans: string[] = [];
-    const flagged = new Set((await this.#o.flags.open('owner.offboarded')).map((f) => f.identity_id));
-    const leftBy = new Set(all.filter((i) => i.owner !== null && byId.get(i.owner)?.status === 'offboarded' && i.status !== 'offboarded' && !flagged.has(i.id)).map((i) => i.owner!));
+    // An identity is handled once per owner who left (its flag, open or resolved, names that owner).
+    const handled = async (i: LifecycleIdentity) => (await this.#o.flags.of(i.id)).some((f) => f.code === 'owner.offboarded' && f.detail.owner === i.owner);
+    const leftBy = new Set<string>();
+    for (const i of all) if (i.owner !== null && byId.get(i.owner)?.status === 'offboarded' && i.status !== 'offboarded' && !(await handled(i))) leftBy.add(i.owner);
     for (const owner of leftBy) {
       const r = await this.#handleOrphans(SYSTEM, owner, this.#o.config.offboarding.successor ?? null, 'owner found offboarded');
       orphans.push(...r.identities.map((x) => x.id));
