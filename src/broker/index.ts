@@ -34,6 +34,7 @@ import { Pdp } from './pdp.ts';
 import { authorizationServerMetadata } from './discovery.ts';
 import { GatewayRunner } from './gateway-host.ts';
 import { GatewaySessionAdmin } from './gateway-sessions.ts';
+import { PermissionsAdmin } from './permissions-admin.ts';
 
 export type { BrokerOptions, Caller, LoginResult, SessionContext } from './types.ts';
 export type { AuthorizeRequest } from './authorization.ts';
@@ -43,6 +44,7 @@ export type { WritePoliciesRequest } from './policies.ts';
 export type { RequestView } from './access-admin.ts';
 export type { LeaseQuery } from './leases.ts';
 export type { StreamQuery } from './audit-admin.ts';
+export type { WindowQuery } from './permissions-admin.ts';
 export type { GatewaySessionQuery, GatewaySessionView, SessionVerification } from './gateway-sessions.ts';
 export { principalFacts } from './authorization.ts';
 export type { AzEvaluation, AzEvaluationsRequest, AzDecision, AzSubjectSearch, AzResourceSearch, AzActionSearch, AzSearchResult, EvaluationsSemantic } from './pdp.ts';
@@ -65,6 +67,8 @@ export interface AdminApi {
   readonly sessions: { revoke: Authentication['revokeSessions'] };
   /** Gateway sessions (docs/gateways.md): list, read recordings, verify, terminate. */
   readonly gatewaySessions: GatewaySessionAdmin;
+  /** Governance analysis (docs/governance.md): effective permissions, observed use, suggested policy, what-if replay. */
+  readonly permissions: PermissionsAdmin;
 }
 
 export class Broker {
@@ -131,6 +135,7 @@ export class Broker {
       keys: new KeyAdmin({ ...s, authz }),
       sessions: { revoke: (by, what) => this.#authn.revokeSessions(by, what) },
       gatewaySessions: new GatewaySessionAdmin({ ...s, authz, registry: this.#gateways.host.sessions, log: this.#log }),
+      permissions: new PermissionsAdmin({ ...s, authz }),
     };
     this.admin = Object.freeze(admin);
     this.pdp = new Pdp({ ...s, resources: config.resources, resourceBoundaries: this.#resources, schemaExtension: config.schema_extension, authzen: config.authzen, issuer: this.issuer });
