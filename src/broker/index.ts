@@ -36,6 +36,7 @@ import { GatewayRunner } from './gateway-host.ts';
 import { GatewaySessionAdmin } from './gateway-sessions.ts';
 import { Governance } from './governance.ts';
 import { GovernanceAdmin } from './governance-admin.ts';
+import { PermissionsAdmin } from './permissions-admin.ts';
 
 export type { BrokerOptions, Caller, LoginResult, SessionContext } from './types.ts';
 export type { AuthorizeRequest } from './authorization.ts';
@@ -45,6 +46,7 @@ export type { WritePoliciesRequest } from './policies.ts';
 export type { RequestView } from './access-admin.ts';
 export type { LeaseQuery } from './leases.ts';
 export type { StreamQuery } from './audit-admin.ts';
+export type { WindowQuery } from './permissions-admin.ts';
 export type { GatewaySessionQuery, GatewaySessionView, SessionVerification } from './gateway-sessions.ts';
 export { principalFacts } from './authorization.ts';
 export type { AzEvaluation, AzEvaluationsRequest, AzDecision, AzSubjectSearch, AzResourceSearch, AzActionSearch, AzSearchResult, EvaluationsSemantic } from './pdp.ts';
@@ -69,6 +71,8 @@ export interface AdminApi {
   readonly gatewaySessions: GatewaySessionAdmin;
   /** Access reviews, lifecycle (offboarding, rotation), evidence reports (docs/governance.md). */
   readonly governance: GovernanceAdmin;
+  /** Governance analysis (docs/governance.md): effective permissions, observed use, suggested policy, what-if replay. */
+  readonly permissions: PermissionsAdmin;
 }
 
 export class Broker {
@@ -138,6 +142,7 @@ export class Broker {
       sessions: { revoke: (by, what) => this.#authn.revokeSessions(by, what) },
       gatewaySessions: new GatewaySessionAdmin({ ...s, authz, registry: this.#gateways.host.sessions, log: this.#log }),
       governance: new GovernanceAdmin({ ...s, authz }),
+      permissions: new PermissionsAdmin({ ...s, authz }),
     };
     this.admin = Object.freeze(admin);
     this.pdp = new Pdp({ ...s, resources: config.resources, resourceBoundaries: this.#resources, schemaExtension: config.schema_extension, authzen: config.authzen, issuer: this.issuer });

@@ -190,6 +190,8 @@ action "identity.bind" in ["admin"] appliesTo { principal: [${principals}], reso
 // identity.manage, and never on oneself or on what one is accountable for (docs/policy.md).
 action "identity.membership.write" in ["admin"]
   appliesTo { principal: [${principals}], resource: [Identity], context: Ctx };
+// An identity's effective permissions and observed use (docs/governance.md); Identity::"*" is the whole estate.
+action "governance.read" in ["admin"] appliesTo { principal: [${principals}], resource: [Identity], context: Ctx };
 action "policy.read", "policy.write" in ["admin"]
   appliesTo { principal: [${principals}], resource: [Policy], context: Ctx };
 action "audit.read" in ["admin"] appliesTo { principal: [${principals}], resource: [AuditStream], context: Ctx };

@@ -10,6 +10,7 @@ import { authorizeRoutes } from './routes/authorize.ts';
 import { identityRoutes } from './routes/identities.ts';
 import { apikeyRoutes } from './routes/apikeys.ts';
 import { policyRoutes } from './routes/policies.ts';
+import { permissionRoutes } from './routes/permissions.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { healthRoutes } from './routes/health.ts';
 import { keyRoutes } from './routes/keys.ts';
@@ -91,6 +92,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   governanceRoutes(app, broker);
   apikeyRoutes(app, broker);
   policyRoutes(app, broker);
+  permissionRoutes(app, broker);
   auditRoutes(app, broker);
   keyRoutes(app, broker);
   credentialRoutes(app, broker);
