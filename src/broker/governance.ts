@@ -18,6 +18,12 @@ import type { ReviewedIdentity } from '../governance/reviews/campaigns.ts';
 import type { ItemDraft, ReviewItem } from '../governance/reviews/types.ts';
 import { Lifecycle } from '../governance/lifecycle/lifecycle.ts';
 import { setIdentityStatus } from './identities.ts';
+import type { DecisionPoint } from '../policy/decision-point.ts';
+import { resourceEntity } from '../policy/entities.ts';
+import { actionEntities, actionsApplying } from '../policy/policy-set.ts';
+import { PermissionModel } from '../governance/permissions.ts';
+import { ObservedUse, identityUsage, pairKey } from '../governance/usage.ts';
+import { principalFacts } from './authorization.ts';
 
 export interface GovernanceDeps {
   config: PortcullisConfig;
@@ -30,6 +36,7 @@ export interface GovernanceDeps {
   access: AccessService;
   apikeys: ApiKeyService;
   keyring: Keyring;
+  decisions: DecisionPoint;
   spiffeCa: SpiffeCaStore;
   sshCas: { name: string; publicKey: string }[];
   log: (msg: string) => void;
@@ -37,12 +44,15 @@ export interface GovernanceDeps {
 
 /** How far back a review item's usage is counted. */
 const USAGE_WINDOW_MS = 90 * 86_400_000;
+/** At most this many permission items per identity in one campaign (the rest are counted on its identity item). */
+const MAX_PERMISSION_ITEMS = 200;
 
 export class Governance {
   readonly reviews: ReviewService;
   readonly lifecycle: Lifecycle;
   readonly #d: GovernanceDeps;
   #timer: NodeJS.Timeout | undefined;
+  #model: { version: number; model: PermissionModel } | undefined;
   #sweeping: Promise<unknown> | undefined;
 
   constructor(d: GovernanceDeps) {
@@ -120,25 +130,74 @@ export class Governance {
     return 'suspended';
   }
 
+  /** The effective-permissions model of the active policy version (rebuilt when it changes). */
+  #permissionModel(): PermissionModel | undefined {
+    const d = this.#d;
+    const v = d.decisions.version;
+    if (!v) return undefined;
+    if (this.#model?.version !== v.version) {
+      const ext = d.config.schema_extension;
+      const bridges = d.config.bridges;
+      const model = new PermissionModel({
+        policies: d.decisions.policies,
+        resources: d.config.resources.map(resourceEntity),
+        actionEntities: actionEntities(ext),
+        actionsApplying: (p, r) => actionsApplying(p, r, ext),
+        bridged: (from, to, action) => bridges.some((b) => b.from === from && b.to === to && (b.actions.length === 0 || b.actions.includes(action))),
+      });
+      this.#model = { version: v.version, model };
+    }
+    return this.#model.model;
+  }
+
   /**
    * What a campaign reviews for one identity: its standing access (with its use over the last 90
-   * days from the authz stream), each active grant and each active API key (with its last use).
+   * days from the authz stream), one item per effective permission (action on resource, from the
+   * analysis) with its observed use, each active grant and each active API key (with its last use).
    */
   async #items(identity: ReviewedIdentity): Promise<ItemDraft[]> {
     const d = this.#d;
     const now = d.clock.now();
     const i = d.identities.get(identity.id);
-    const allowed = await d.audit.query({ stream: 'authz', actor: identity.id, decision: 'allow', since: now - USAGE_WINDOW_MS, order: 'desc', limit: 1000 });
-    const actions = [...new Set(allowed.map((e) => String((e.payload as { action?: unknown }).action ?? '')))].filter(Boolean).sort();
+    const observed = new ObservedUse();
+    let after = 0;
+    for (;;) {
+      const page = await d.audit.query({ stream: 'authz', identity: identity.id, decision: 'allow', since: now - USAGE_WINDOW_MS, afterSeq: after, limit: 1000 });
+      for (const r of page) observed.add(r);
+      if (page.length < 1000) break;
+      after = page[page.length - 1]!.seq;
+    }
+    const mine = observed.of(identity.id);
+    const model = i && this.#permissionModel();
+    const perms = model ? model.explain(principalFacts(i)) : undefined;
+    const usage = perms ? identityUsage(perms, mine, 0) : undefined;
+    let lastAllowed: string | null = null;
+    for (const o of mine.values()) if (lastAllowed === null || o.last > lastAllowed) lastAllowed = o.last;
     const out: ItemDraft[] = [
       {
         identity_id: identity.id,
         kind: 'identity',
         ref: identity.id,
         summary: `${identity.kind} ${identity.id} (${identity.environment}, owner ${identity.owner ?? 'none'}): its standing access${i && i.parents.length > 0 ? ` as ${i.parents.map((p) => `${p.type}::"${p.id}"`).join(', ')}` : ''}`,
-        usage: { last_authenticated_at: i?.last_authenticated_at ?? null, allowed_decisions_90d: allowed.length, capped: allowed.length === 1000, last_allowed_at: allowed[0]?.time ?? null, actions_used: actions },
+        usage: {
+          last_authenticated_at: i?.last_authenticated_at ?? null,
+          allowed_decisions_90d: observed.decisions,
+          last_allowed_at: lastAllowed,
+          ...(usage && { effective_permissions: usage.effective, used_permissions: usage.used, over_privilege: usage.over_privilege }),
+        },
       },
     ];
+    for (const p of (perms?.permissions ?? []).slice(0, MAX_PERMISSION_ITEMS)) {
+      const seen = mine.get(pairKey(p.action, p.resource));
+      const resource = `${p.resource.type}::"${p.resource.id}"`;
+      out.push({
+        identity_id: identity.id,
+        kind: 'permission',
+        ref: `${p.action} on ${resource}`,
+        summary: `${p.action} on ${resource} (${p.status}${p.permits.length ? `; by ${p.permits.map((x) => x.policy).join(', ')}` : ''})`,
+        usage: { allows_90d: seen?.allows ?? 0, last_allowed_at: seen?.last ?? null, conditions: p.permits.flatMap((x) => x.requires) },
+      });
+    }
     for (const { grant } of await d.access.listGrants({ identityId: identity.id, activeAt: now })) {
       out.push({ identity_id: identity.id, kind: 'grant', ref: grant.id, summary: `${grant.kind} grant: ${grant.what} until ${grant.end_at}`, usage: { start_at: grant.start_at, end_at: grant.end_at, reason: grant.reason } });
     }

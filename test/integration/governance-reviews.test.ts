@@ -67,6 +67,9 @@ access:
 
   it('a campaign nobody answers suspends at its deadline; a kept item stays; the cadence opens the next one', async () => {
     const api = await h.loginCi(); // workload:github/acme/api, owned by team:payments (no members): nobody but the named reviewer
+    const used = await h.post('/v1/authorize', { action: 'db.select', resource: { type: 'Database', id: 'orders' }, context: { purpose: { reason: 'invoice run' } } }, api);
+    assert.equal(used.body.decision, 'allow', JSON.stringify(used.body));
+    await h.running.broker.audit.flush();
     const opened = await h.post('/v1/reviews', { name: 'q4 application', scope: { boundary: 'application' }, deadline: '7d', reviewers: ['user:admin'] }, admin);
     assert.equal(opened.status, 201, JSON.stringify(opened.body));
     const campaign = opened.body.campaign as Json;
@@ -79,8 +82,17 @@ access:
     assert.deepEqual(worker.reviewers, ['user:admin'], 'the owner reviews');
     assert.ok(!items.some((i) => String(i.identity_id).startsWith('user:')), 'people are not in a workload review');
     assert.ok(!items.some((i) => i.identity_id === 'workload:github/acme/etl'), 'out of scope (platform)');
-    // The api's own usage is on its item (it just logged in).
+    // The api's own usage is on its item (it just logged in), and each effective permission is an
+    // item with its observed use (from the analysis): the one it used, and those it never used.
     assert.ok((apiItem.usage as Json).last_authenticated_at, 'usage: last authentication');
+    assert.equal((apiItem.usage as Json).allowed_decisions_90d, 1);
+    const perms = items.filter((i) => i.identity_id === 'workload:github/acme/api' && i.kind === 'permission');
+    const select = perms.find((i) => i.ref === 'db.select on Database::"orders"');
+    assert.ok(select, `db.select on orders is an item: ${perms.map((p) => p.ref).join('; ')}`);
+    assert.equal((select.usage as Json).allows_90d, 1);
+    assert.ok(perms.some((i) => (i.usage as Json).allows_90d === 0), 'unused permissions are items too');
+    assert.equal((apiItem.usage as Json).effective_permissions, perms.length);
+    assert.equal((apiItem.usage as Json).used_permissions, 1);
 
     // Nobody reviews their own access, and a workload is no reviewer at all.
     const self = await h.post(`/v1/reviews/items/${enc(String(apiItem.id))}/decision`, { decision: 'keep' }, api);
