@@ -24,6 +24,8 @@ import { actionEntities, actionsApplying } from '../policy/policy-set.ts';
 import { PermissionModel } from '../governance/permissions.ts';
 import { ObservedUse, identityUsage, pairKey } from '../governance/usage.ts';
 import { principalFacts } from './authorization.ts';
+import type { IdentityActivity } from '../inventory/findings.ts';
+import type { AuditQuery, AuditRecord } from '../audit/types.ts';
 
 export interface GovernanceDeps {
   config: PortcullisConfig;
@@ -206,6 +208,68 @@ export class Governance {
       out.push({ identity_id: identity.id, kind: 'apikey', ref: k.id, summary: `API key ${k.id}${k.description ? ` (${k.description})` : ''}, expires ${k.expires_at}`, usage: { last_used_at: k.last_used_at ?? null, created_at: k.created_at, rotate_by: k.rotate_by } });
     }
     return out;
+  }
+
+  /** Every record of a query, page by page (the audit query answers at most 1,000 at a time). */
+  async *#all(q: AuditQuery & { stream: NonNullable<AuditQuery['stream']> }): AsyncGenerator<AuditRecord> {
+    let after = 0;
+    for (;;) {
+      const page = await this.#d.audit.query({ ...q, afterSeq: after, limit: 1000 });
+      yield* page;
+      if (page.length < 1000) return;
+      after = page[page.length - 1]!.seq;
+    }
+  }
+
+  /**
+   * The recorded facts behind the activity findings, over `windowMs` back from now: per identity
+   * the addresses it authenticated from, human sign-ins (a human trust, the bootstrap secret, MFA),
+   * allowed decisions on resources of another environment and its last allow; and its observed
+   * use against its effective permissions (over-privilege).
+   */
+  async postureFacts(windowMs: number): Promise<{ activity: IdentityActivity[]; usage: { identity: string; effective: number; used: number; over_privilege: number }[]; windowMs: number }> {
+    const d = this.#d;
+    const since = d.clock.now() - windowMs;
+    const humanTrusts = new Set(d.config.trusts.filter((t) => t.kind === 'oidc-human').map((t) => t.name));
+    const envOf = new Map(d.config.resources.map((r) => [`${r.type}::${r.id}`, r.environment]));
+    const acc = new Map<string, { sources: Set<string>; human: number; crossings: Map<string, { environment: string; allows: number }>; last: string | null }>();
+    const of = (id: string) => {
+      let a = acc.get(id);
+      if (!a) acc.set(id, (a = { sources: new Set(), human: 0, crossings: new Map(), last: null }));
+      return a;
+    };
+    for await (const r of this.#all({ stream: 'authn', type: 'authn.success', since })) {
+      const p = r.payload as { source_ip?: unknown; method?: unknown; trust?: unknown; mfa?: unknown; amr?: unknown };
+      const a = of(r.actor);
+      if (typeof p.source_ip === 'string') a.sources.add(p.source_ip);
+      if (p.method === 'bootstrap' || humanTrusts.has(String(p.trust)) || p.mfa === true || (Array.isArray(p.amr) && p.amr.some((x) => ['mfa', 'otp', 'pwd', 'hwk', 'swk'].includes(String(x))))) a.human++;
+    }
+    const observed = new ObservedUse();
+    for await (const r of this.#all({ stream: 'authz', type: 'authz.decision', decision: 'allow', since })) {
+      observed.add(r);
+      const a = of(r.actor);
+      if (a.last === null || r.time > a.last) a.last = r.time;
+      const resource = String((r.payload as { resource?: unknown }).resource ?? '');
+      const env = envOf.get(resource);
+      const mine = d.identities.get(r.actor)?.environment;
+      if (env !== undefined && mine !== undefined && env !== mine) {
+        const c = a.crossings.get(resource) ?? { environment: env, allows: 0 };
+        c.allows++;
+        a.crossings.set(resource, c);
+      }
+    }
+    const activity = [...acc].map(([identity_id, a]) => ({ identity_id, sources: [...a.sources].sort(), human_logins: a.human, crossings: [...a.crossings].map(([resource, c]) => ({ resource, ...c })), last_allowed_at: a.last }));
+    const model = this.#permissionModel();
+    const usage = model
+      ? d.identities
+          .list({ status: 'active' })
+          .filter((i) => i.kind !== 'user')
+          .map((i) => {
+            const u = identityUsage(model.explain(principalFacts(i)), observed.of(i.id), 0);
+            return { identity: i.id, effective: u.effective, used: u.used, over_privilege: u.over_privilege };
+          })
+      : [];
+    return { activity, usage, windowMs };
   }
 
   /** One pass of the periodic job (tests call it after moving the clock). */

@@ -20,6 +20,7 @@ import { recordAdminEvent } from './admin-event.ts';
 import type { IdentityBinding } from './identity-binding.ts';
 import type { Authorization } from './authorization.ts';
 import { opaqueId } from './opaque.ts';
+import type { Governance } from './governance.ts';
 
 /** Patch fields that are `identity.membership.write`, never `identity.manage`. */
 const MEMBERSHIP_FIELDS = ['parents', 'owner', 'boundary'] as const;
@@ -74,6 +75,7 @@ export interface IdentityAdminDeps {
   apikeys: ApiKeyService;
   audit: AuditLog;
   binding: IdentityBinding;
+  governance: Pick<Governance, 'postureFacts'>;
 }
 
 type Shape = Pick<Identity, 'id' | 'kind' | 'owner' | 'parents' | 'boundary'>;
@@ -107,9 +109,13 @@ export class IdentityAdmin {
   }
 
   /** Posture findings over the inventory, API keys and leases (`identity.read` on every identity). */
-  async findings(c: Caller, o: { staleAfterMs?: number } = {}): Promise<Finding[]> {
+  async findings(c: Caller, o: { staleAfterMs?: number; unusedAfterMs?: number } = {}): Promise<Finding[]> {
     await this.#d.authz.requireAllowed(c, 'identity.read', uid('*'));
+    // Activity, observed use and over-privilege from the audit streams (governance, docs/governance.md).
+    const posture = await this.#d.governance.postureFacts(o.unusedAfterMs ?? 90 * 86_400_000);
     return computeFindings({
+      ...posture,
+      unusedAfterMs: posture.windowMs,
       now: this.#d.clock.now(),
       identities: await this.#d.identities.list(),
       apikeys: await this.#d.apikeys.list(),

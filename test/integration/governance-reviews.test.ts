@@ -207,6 +207,18 @@ describe('owner offboarding over HTTP', () => {
     assert.deepEqual((await h.running.broker.governance.sweep()).lifecycle.orphans, [], 'handled once');
   });
 
+  it('findings over HTTP name their OWASP NHI category, NIST CSF subcategories and remediation', async () => {
+    const r = await h.get('/v1/findings', admin);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const findings = r.body.findings as Json[];
+    assert.ok(findings.length > 0);
+    for (const f of findings) {
+      assert.match(String(f.owasp), /^NHI\d+:2025 /);
+      assert.ok((f.nist as string[]).length > 0);
+      assert.ok(String(f.remediation).length > 0);
+    }
+  });
+
   it('refuses what makes no sense, and callers without lifecycle.manage', async () => {
     assert.equal((await h.post('/v1/lifecycle/offboard-owner', { owner: 'team:payments', reason: 'x' }, admin)).status, 400);
     assert.equal((await h.post('/v1/lifecycle/offboard-owner', { owner: 'user:admin', successor: 'user:nobody@example.com', reason: 'x' }, admin)).status, 400);
