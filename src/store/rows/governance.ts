@@ -5,6 +5,11 @@ import type { CampaignFilter, NewCampaign, NewItem, ReviewRepository } from '../
 import type { Campaign, ReviewDecision, ReviewItem } from '../../governance/reviews/types.ts';
 import type { FlagCode, FlagRepository, IdentityFlag } from '../../governance/lifecycle/ports.ts';
 import type { GovernanceStore } from '../../governance/ports.ts';
+import { where } from './sql.ts';
+import type { Condition, SqlDialect } from './sql.ts';
+
+/** `?` placeholders throughout: the executor of each store binds them (PostgreSQL renumbers them). */
+const QMARKS: SqlDialect = { placeholder: () => '?', jsonPlaceholder: () => '?', oneOf: () => '0' };
 
 /** Statements with `?` placeholders (the PostgreSQL store rewrites them to `$n`). */
 export interface SqlExecutor {
@@ -97,13 +102,12 @@ class SqlReviews implements ReviewRepository {
   }
 
   async list(f: CampaignFilter, limit: number): Promise<Campaign[]> {
-    const conds: string[] = [];
+    const conds: Condition[] = [];
+    if (f.status !== undefined) conds.push(['status = ?', f.status]);
+    if (f.schedule !== undefined) conds.push(['schedule = ?', f.schedule]);
     const values: unknown[] = [];
-    if (f.status !== undefined) conds.push('status = ?') && values.push(f.status);
-    if (f.schedule !== undefined) conds.push('schedule = ?') && values.push(f.schedule);
-    values.push(limit);
-    const where = conds.length ? `WHERE ${conds.join(' AND ')}` : '';
-    return (await this.#x.all(`SELECT * FROM gov_campaigns ${where} ORDER BY opened_at DESC, id DESC LIMIT ?`, values)).map(campaignFromRow);
+    const sql = `SELECT * FROM gov_campaigns ${where(QMARKS, values, conds)} ORDER BY opened_at DESC, id DESC LIMIT ?`;
+    return (await this.#x.all(sql, [...values, limit])).map(campaignFromRow);
   }
 
   async decide(itemId: string, d: { decision: ReviewDecision; by: string; at: number; comment: string | null; byDefault: boolean }): Promise<boolean> {
