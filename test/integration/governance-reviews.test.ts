@@ -226,3 +226,53 @@ describe('owner offboarding over HTTP', () => {
     assert.equal((await h.post('/v1/lifecycle/offboard-owner', { owner: 'user:admin', reason: 'x' }, ci)).status, 403);
   });
 });
+
+describe('idle identities and rotation on a cadence', () => {
+  let h: Harness;
+
+  before(async () => {
+    h = await startHarness(
+      'lifecycle:\n  stale: { idle: 30d, grace: 7d, action: offboard }\n  rotation: { signing_keys: 30d, auto_rotate: [token] }\n',
+      {},
+      Date.parse('2026-10-05T09:00:00Z'),
+      { identities: WORKLOADS },
+    );
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it('warns an idle identity, offboards it after the grace period unless it is used again; rotates due signing keys it may', async () => {
+    const admin = await h.admin();
+    const rotation = await h.get('/v1/lifecycle/rotation', admin);
+    assert.equal(rotation.status, 200, JSON.stringify(rotation.body));
+    const token = (rotation.body.rotation as Json[]).find((x) => x.kind === 'signing_key' && x.holder === 'portcullis:token')!;
+    assert.equal(token.how, 'auto');
+    assert.equal(token.overdue, false);
+    assert.ok((rotation.body.rotation as Json[]).some((x) => x.kind === 'ssh_ca' && String(x.how).startsWith('manual')));
+    const g = h.running.broker.governance;
+    const statusOf = (id: string) => h.running.broker.identities.get(id)?.status;
+
+    h.clock.advance(31 * 86_400_000);
+    const s1 = await g.sweep();
+    assert.ok(s1.lifecycle.warned.includes('workload:github/acme/worker'), JSON.stringify(s1.lifecycle));
+    assert.ok(s1.lifecycle.warned.includes('workload:github/acme/api'));
+    assert.deepEqual(s1.lifecycle.retired, []);
+    assert.equal(s1.lifecycle.rotated.length, 1, 'the token key was due and is in auto_rotate');
+    assert.ok(!s1.lifecycle.rotated.includes(String(token.id)));
+    assert.deepEqual((await g.sweep()).lifecycle.warned, [], 'warned once');
+
+    // The api is used again during the grace period: its warning is cleared, it stays.
+    await h.loginCi();
+    h.clock.advance(7 * 86_400_000);
+    const s2 = await g.sweep();
+    assert.ok(s2.lifecycle.retired.includes('workload:github/acme/worker'));
+    assert.ok(!s2.lifecycle.retired.includes('workload:github/acme/api'));
+    assert.equal(statusOf('workload:github/acme/worker'), 'offboarded');
+    assert.equal(statusOf('workload:github/acme/api'), 'active');
+    const flags = await h.running.broker.store.governance.flags.of('workload:github/acme/api');
+    assert.equal(flags[0]?.resolution, 'used again');
+    const types = (await h.running.broker.audit.query({ stream: 'admin', limit: 1000 })).map((e) => e.type);
+    for (const t of ['lifecycle.stale_warning', 'lifecycle.stale_retired', 'identity.offboarded', 'key.rotated']) assert.ok(types.includes(t), `${t} audited`);
+  });
+});

@@ -195,7 +195,7 @@ export class Lifecycle {
       const lastUse = Date.parse(i.last_authenticated_at ?? i.created_at);
       const flag = open.get(i.id);
       if (flag) {
-        if (lastUse > Date.parse(flag.raised_at)) {
+        if (lastUse >= Date.parse(flag.raised_at)) {
           await this.#o.flags.clear(i.id, 'stale.warning', { at: now, resolution: 'used again' });
         } else if (now - Date.parse(flag.raised_at) >= cfg.grace_ms) {
           const status = cfg.action === 'offboard' ? 'offboarded' : 'suspended';
