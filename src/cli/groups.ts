@@ -18,6 +18,7 @@ export const GROUPS: { names: string[]; load: () => Promise<{ register(program: 
   { names: ['creds', 'leases', 'revoke'], load: () => import('./commands/credentials.ts') },
   { names: ['ssh'], load: () => import('./commands/ssh.ts') },
   { names: ['request', 'requests', 'grants', 'break-glass', 'webhooks'], load: () => import('./commands/access.ts') },
+  { names: ['access'], load: () => import('./commands/governance.ts') },
   { names: ['keys', 'sessions'], load: () => import('./commands/keys.ts') },
   { names: ['migrate', 'store'], load: () => import('./commands/store.ts') },
   { names: ['completion'], load: () => import('./commands/completion.ts') },
