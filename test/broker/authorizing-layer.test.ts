@@ -124,6 +124,11 @@ audit: { fail_closed: true${store.witness} }
       ['gatewaySessions.recording', 404, 'session.read', () => a.gatewaySessions.recording(nobody, 'gws_AAAAAAAAAAAAAAAAAAAA')],
       ['gatewaySessions.verify', 404, 'session.read', () => a.gatewaySessions.verify(nobody, 'gws_AAAAAAAAAAAAAAAAAAAA')],
       ['gatewaySessions.terminate', 404, 'session.terminate', () => a.gatewaySessions.terminate(nobody, 'gws_AAAAAAAAAAAAAAAAAAAA')],
+      // Governance analysis: reads decided before anything is computed or read.
+      ['permissions.explain', 404, 'governance.read', () => a.permissions.explain(nobody, 'user:admin')],
+      ['permissions.usage', 403, 'governance.read', () => a.permissions.usage(nobody, {})],
+      ['permissions.suggest', 403, 'policy.read', () => a.permissions.suggest(nobody, { identity: 'user:admin' })],
+      ['permissions.replay', 403, 'policy.read', () => a.permissions.replay(nobody, { files: [{ name: 'x.cedar', text: '' }] })],
     ];
     const methods = Object.entries(a).flatMap(([api, o]) => Object.getOwnPropertyNames(Object.getPrototypeOf(o) === Object.prototype ? o : Object.getPrototypeOf(o)).filter((m) => m !== 'constructor').map((m) => `${api}.${m}`));
     const covered = new Set(calls.map(([name]) => name.split(' ')[0]));
