@@ -135,11 +135,11 @@ audit: { fail_closed: true${store.witness} }
       ['governance.flags', 403, 'lifecycle.read', () => a.governance.flags(nobody)],
       ['governance.offboardOwner', 403, 'lifecycle.manage', () => a.governance.offboardOwner(nobody, 'user:admin', { reason: 'x' })],
       ['governance.report', 403, 'report.read', () => a.governance.report(nobody, '2026-Q1')],
-      // Governance analysis (gov-analysis's methods, merged here for the review items).
+      // Governance analysis: reads decided before anything is computed or read.
       ['permissions.explain', 404, 'governance.read', () => a.permissions.explain(nobody, 'user:admin')],
       ['permissions.usage', 403, 'governance.read', () => a.permissions.usage(nobody, {})],
       ['permissions.suggest', 403, 'policy.read', () => a.permissions.suggest(nobody, { identity: 'user:admin' })],
-      ['permissions.replay', 403, 'policy.read', () => a.permissions.replay(nobody, { files: [] })],
+      ['permissions.replay', 403, 'policy.read', () => a.permissions.replay(nobody, { files: [{ name: 'x.cedar', text: '' }] })],
     ];
     const methods = Object.entries(a).flatMap(([api, o]) => Object.getOwnPropertyNames(Object.getPrototypeOf(o) === Object.prototype ? o : Object.getPrototypeOf(o)).filter((m) => m !== 'constructor').map((m) => `${api}.${m}`));
     const covered = new Set(calls.map(([name]) => name.split(' ')[0]));

@@ -1,122 +1,156 @@
-// `portcullis reviews …`, `portcullis lifecycle …` and `portcullis report`: access review
-// campaigns, rotation / offboarding, and the evidence report for auditors.
+// `portcullis access explain|usage` and `portcullis policies suggest|replay` (+ `push --replay`):
+// effective permissions, observed use, the suggested narrowed policy, what-if replay (docs/governance.md).
 import type { Command } from 'commander';
-import { writeFileSync } from 'node:fs';
-import { call, CliError, EXIT } from '../client.ts';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { CliError, EXIT, call } from '../client.ts';
+import { fileError } from '../errors.ts';
 import { out, table } from '../output.ts';
-import { enc, json } from '../args.ts';
+import { enc, json, parseEntity } from '../args.ts';
 
-interface Item { id: string; identity_id: string; kind: string; ref: string; summary: string; reviewers: string[]; decision: string | null; outcome: string | null; by_default: boolean; usage: Record<string, unknown> }
-interface Campaign { id: string; name: string; status: string; deadline_at: string; default_action: string; schedule: string | null; progress?: { items: number; decided: number } }
+interface Cond {
+  policy: string;
+  condition?: string;
+  requires: string[];
+}
+interface Perm {
+  action: string;
+  resource: { type: string; id: string };
+  status: string;
+  permits: Cond[];
+  forbids: Cond[];
+}
+interface FlipCount extends Record<string, unknown> {
+  allow_to_deny: number;
+  deny_to_allow: number;
+}
+export interface ReplayReport extends Record<string, unknown> {
+  since: string;
+  until: string;
+  decisions: number;
+  replayed: number;
+  unchanged: number;
+  flips: FlipCount;
+  by_identity: ({ identity: string } & FlipCount)[];
+  by_action: ({ action: string } & FlipCount)[];
+  flipped: { time: string; identity: string; action: string; resource: string; recorded: string; candidate: string }[];
+  unreconstructable: { count: number; by_reason: Record<string, number> };
+}
 
-const lastUse = (u: Record<string, unknown>) => String(u.last_used_at ?? u.last_authenticated_at ?? u.last_allowed_at ?? '-');
+const uid = (r: { type: string; id: string }) => `${r.type}::"${r.id}"`;
 
+/** `portcullis access …` */
 export function register(program: Command): void {
-  const reviews = program.command('reviews').description('access review campaigns: open, list, show, decide, close');
-  reviews
-    .command('open')
-    .argument('<name>', 'a name for the campaign')
-    .option('--boundary <b>')
-    .option('--environment <e>')
-    .option('--owner <owner>', 'identities owned by this owner (team:payments, user:…)')
-    .option('--kind <kind>', 'workload, agent, service, … (user: review people)')
-    .option('--deadline <duration>', 'how long reviewers have, e.g. 14d')
-    .option('--default-action <action>', 'suspend | revoke: what an unanswered item gets at the deadline')
-    .option('--reviewer <id...>', 'reviewers for every item besides the owners')
+  const access = program.command('access').description('governance: effective permissions and observed use');
+  access
+    .command('explain')
+    .description("what an identity may do now over the declared resources, with the determining policies and the conditions left for request time")
+    .argument('<identity>')
+    .option('--resource <entity...>', 'only these resources, e.g. Database::"orders"')
+    .option('--action <action...>', 'only these actions')
     .addOption(json())
-    .action(async (name: string, o: { boundary?: string; environment?: string; owner?: string; kind?: string; deadline?: string; defaultAction?: string; reviewer?: string[]; json?: boolean }) => {
-      const scope = { ...(o.boundary && { boundary: o.boundary }), ...(o.environment && { environment: o.environment }), ...(o.owner && { owner: o.owner }), ...(o.kind && { kind: o.kind }) };
-      const r = await call<{ campaign: Campaign; items: Item[] }>('POST', '/v1/reviews', { body: { name, scope, ...(o.deadline && { deadline: o.deadline }), ...(o.defaultAction && { default_action: o.defaultAction }), ...(o.reviewer && { reviewers: o.reviewer }) } });
-      out(!!o.json, r, () => `opened ${r.campaign.id} with ${r.items.length} items; deadline ${r.campaign.deadline_at}, then ${r.campaign.default_action}`);
+    .action(async (id: string, o: { resource?: string[]; action?: string[]; json?: boolean }) => {
+      const q = [...(o.resource ?? []).map((r) => `resource=${enc(uid(parseEntity(r)))}`), ...(o.action ?? []).map((a) => `action=${enc(a)}`)];
+      const r = await call<{ identity: string; policy_version: number; pairs: number; permissions: Perm[] }>('GET', `/v1/identities/${enc(id)}/permissions${q.length > 0 ? `?${q.join('&')}` : ''}`);
+      out(!!o.json, r, () => {
+        if (r.permissions.length === 0) return `${r.identity}: no permissions over the declared resources (policy version ${r.policy_version}, ${r.pairs} pairs examined)`;
+        const lines = [`${r.identity}: ${r.permissions.length} of ${r.pairs} (action, resource) pairs (policy version ${r.policy_version})`];
+        for (const p of r.permissions) {
+          lines.push(`${p.action} on ${uid(p.resource)}  [${p.status}]`);
+          for (const c of p.permits) lines.push(`  permit ${c.policy}${c.condition ? ` when { ${c.condition} }  (${c.requires.join(', ')})` : ''}`);
+          for (const c of p.forbids) lines.push(`  unless forbid ${c.policy} when { ${c.condition ?? ''} }  (${c.requires.join(', ')})`);
+        }
+        return lines.join('\n');
+      });
     });
-  reviews
-    .command('list')
-    .option('--status <status>', 'open | closed')
-    .option('--mine', 'the undecided items I am a reviewer of')
+  access
+    .command('usage')
+    .description('effective permissions against allowed decisions: unused permissions and over-privilege per identity and for the estate')
+    .option('--since <window>', 'how far back (e.g. 90d, 12h) or an RFC 3339 time', '90d')
+    .option('--identity <id>', 'one identity only')
     .addOption(json())
-    .action(async (o: { status?: string; mine?: boolean; json?: boolean }) => {
-      if (o.mine) {
-        const r = await call<{ items: Item[] }>('GET', '/v1/reviews/mine');
-        out(!!o.json, r, () => (r.items.length ? table(r.items.map((i) => ({ ...i, last_use: lastUse(i.usage) })), ['id', 'identity_id', 'kind', 'ref', 'last_use']) : 'nothing to review'));
-        return;
-      }
-      const r = await call<{ campaigns: Campaign[] }>('GET', `/v1/reviews${o.status ? `?status=${enc(o.status)}` : ''}`);
-      out(!!o.json, r, () => (r.campaigns.length ? table(r.campaigns.map((c) => ({ ...c, decided: `${c.progress?.decided ?? 0}/${c.progress?.items ?? 0}` })), ['id', 'name', 'status', 'deadline_at', 'default_action', 'decided']) : 'no campaigns'));
+    .action(async (o: { since: string; identity?: string; json?: boolean }) => {
+      const r = await call<{ since: string; estate: Record<string, number>; identities: Record<string, unknown>[]; nothing_used: string[] }>(
+        'GET',
+        `/v1/governance/usage?since=${enc(o.since)}${o.identity !== undefined ? `&identity=${enc(o.identity)}` : ''}`,
+      );
+      out(!!o.json, r, () =>
+        [
+          table(r.identities, ['identity', 'effective', 'used', 'unused', 'over_privilege', 'allows']),
+          '',
+          `estate since ${r.since}: ${r.estate.used} of ${r.estate.effective} effective permissions used; over-privilege ${pct(r.estate.over_privilege!)}`,
+          r.nothing_used.length > 0 ? `nothing used: ${r.nothing_used.join(', ')}` : 'every identity used something',
+        ].join('\n'),
+      );
     });
-  reviews
-    .command('show')
-    .argument('<id>', 'campaign id')
-    .addOption(json())
-    .action(async (id: string, o: { json?: boolean }) => {
-      const r = await call<{ campaign: Campaign; items: Item[] }>('GET', `/v1/reviews/${enc(id)}`);
-      out(!!o.json, r, () => `${r.campaign.name} (${r.campaign.status}, deadline ${r.campaign.deadline_at}, then ${r.campaign.default_action})\n` + table(r.items.map((i) => ({ ...i, last_use: lastUse(i.usage), decision: i.decision ?? '-', outcome: i.outcome ?? '-' })), ['id', 'identity_id', 'kind', 'ref', 'last_use', 'decision', 'outcome']));
-    });
-  reviews
-    .command('decide')
-    .argument('<item>', 'review item id')
-    .argument('<decision>', 'keep | revoke | narrow')
-    .option('--comment <text>')
-    .addOption(json())
-    .action(async (item: string, decision: string, o: { comment?: string; json?: boolean }) => {
-      if (!['keep', 'revoke', 'narrow'].includes(decision)) throw new CliError(`decision must be keep, revoke or narrow, not "${decision}"`, EXIT.usage);
-      const r = await call<Item>('POST', `/v1/reviews/items/${enc(item)}/decision`, { body: { decision, ...(o.comment && { comment: o.comment }) } });
-      out(!!o.json, r, () => `${r.id}: ${r.decision} (${r.outcome ?? 'recorded'})`);
-    });
-  reviews
-    .command('close')
-    .argument('<id>', 'campaign id')
-    .requiredOption('--reason <text>')
-    .addOption(json())
-    .action(async (id: string, o: { reason: string; json?: boolean }) => {
-      const r = await call<{ campaign: Campaign; items: Item[] }>('POST', `/v1/reviews/${enc(id)}/close`, { body: { reason: o.reason } });
-      out(!!o.json, r, () => `closed ${r.campaign.id}; ${r.items.filter((i) => i.by_default).length} unanswered items got ${r.campaign.default_action}`);
-    });
+}
 
-  const lifecycle = program.command('lifecycle').description('rotation due dates, flags, owner offboarding');
-  lifecycle.command('rotation').addOption(json()).action(async (o: { json?: boolean }) => {
-    const r = await call<{ rotation: Record<string, unknown>[] }>('GET', '/v1/lifecycle/rotation');
-    out(!!o.json, r, () => table(r.rotation.map((x) => ({ ...x, overdue: x.overdue ? 'OVERDUE' : '' })), ['kind', 'id', 'holder', 'due_at', 'overdue', 'how']));
-  });
-  lifecycle.command('flags').addOption(json()).action(async (o: { json?: boolean }) => {
-    const r = await call<{ flags: Record<string, unknown>[] }>('GET', '/v1/lifecycle/flags');
-    out(!!o.json, r, () => (r.flags.length ? table(r.flags, ['identity_id', 'code', 'raised_at']) : 'no open flags'));
-  });
-  lifecycle
-    .command('offboard-owner')
-    .argument('<owner>', 'the human leaving (user:…)')
-    .option('--successor <id>', 'who takes over what they owned (user:… or team:…)')
-    .requiredOption('--reason <text>')
-    .addOption(json())
-    .action(async (owner: string, o: { successor?: string; reason: string; json?: boolean }) => {
-      const r = await call<{ identities: { id: string; action: string; to?: string }[] }>('POST', '/v1/lifecycle/offboard-owner', { body: { owner, reason: o.reason, ...(o.successor && { successor: o.successor }) } });
-      out(!!o.json, r, () => (r.identities.length ? table(r.identities, ['id', 'action', 'to']) : `${owner} offboarded; owned nothing`));
-    });
+const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
-  program
-    .command('report')
-    .description('evidence for auditors: rotation, reviews, revocations, break-glass, access requests, with the audit chain verification')
-    .requiredOption('--period <period>', '2026-Q4, 2026-11 or 2026')
-    .option('--format <format>', 'json | html | pdf', 'json')
-    .option('--out <file>', 'write to this file (default: stdout; pdf needs it)')
+/** `policies suggest|replay` and `push --replay`, added to the `policies` command. */
+export function registerPolicyCommands(policies: Command): void {
+  policies
+    .command('suggest')
+    .description('a narrowed policy set keeping every allow observed in the window, validated against the schema, shown as a diff')
+    .argument('[identity]')
+    .option('--team <team>', 'for a team instead of an identity')
+    .option('--role <role>', 'for a role instead of an identity')
+    .option('--since <window>', 'how far back (e.g. 90d)', '90d')
+    .option('--out <dir>', 'write the candidate policy files there (for `policies replay DIR`)')
     .addOption(json())
-    .action(async (o: { period: string; format: string; out?: string; json?: boolean }) => {
-      if (!['json', 'html', 'pdf'].includes(o.format)) throw new CliError(`--format must be json, html or pdf, not "${o.format}"`, EXIT.usage);
-      if (o.format === 'pdf' && !o.out) throw new CliError('--format pdf needs --out FILE', EXIT.usage);
-      const path = `/v1/reports/evidence?period=${enc(o.period)}`;
-      if (o.format === 'json') {
-        const r = await call('GET', path);
-        if (o.out) writeFileSync(o.out, JSON.stringify(r, null, 2));
-        else out(true, r, () => '');
-        return;
+    .action(async (identity: string | undefined, o: { team?: string; role?: string; since: string; out?: string; json?: boolean }) => {
+      const who = [identity && `identity=${enc(identity)}`, o.team && `team=${enc(o.team)}`, o.role && `role=${enc(o.role)}`].filter(Boolean);
+      if (who.length !== 1) throw new CliError('name exactly one of IDENTITY, --team or --role', EXIT.usage);
+      const r = await call<{ diff: string; kept: number; removed: unknown[]; files: { name: string; text: string }[]; changed: string[] }>('GET', `/v1/policies/suggestion?${who[0]}&since=${enc(o.since)}`);
+      if (o.out !== undefined) {
+        mkdirSync(o.out, { recursive: true });
+        for (const f of r.files) writeFileSync(join(o.out, f.name), f.text);
       }
-      const html = await call<string>('GET', `${path}&format=html`, { raw: true });
-      if (o.format === 'html') {
-        if (o.out) writeFileSync(o.out, html);
-        else process.stdout.write(html);
-        return;
-      }
-      const { htmlToPdf } = await import('../../governance/report/pdf.ts');
-      writeFileSync(o.out!, await htmlToPdf(html));
-      out(!!o.json, { written: o.out }, () => `wrote ${o.out}`);
+      out(!!o.json, r, () => `${r.diff}\nkeeps ${r.kept} observed (action, resource) pairs, removes ${r.removed.length} unused${o.out !== undefined ? `; candidate written to ${o.out}` : ''}`);
     });
+  policies
+    .command('replay')
+    .description('re-decide the recorded decisions of a window with the .cedar files of a directory; every flip by identity and action')
+    .argument('<dir>')
+    .option('--since <window>', 'how far back (e.g. 30d)', '30d')
+    .addOption(json())
+    .action(async (dir: string, o: { since: string; json?: boolean }) => {
+      const r = await replay(readCandidate(dir), o.since);
+      out(!!o.json, r, () => replayText(r));
+      if (r.flips.allow_to_deny + r.flips.deny_to_allow > 0) process.exitCode = EXIT.failure;
+    });
+}
+
+function readCandidate(dir: string): { name: string; text: string }[] {
+  let names: string[];
+  try {
+    names = statSync(dir).isDirectory() ? readdirSync(dir).filter((n) => n.endsWith('.cedar')).sort() : [];
+  } catch (err) {
+    throw fileError(err, 'directory', dir) ?? err;
+  }
+  if (names.length === 0) throw new CliError(`${dir}: no .cedar files (give the directory holding the candidate policy set)`, EXIT.usage);
+  return names.map((n) => ({ name: basename(n), text: readFileSync(join(dir, n), 'utf8') }));
+}
+
+/** POST /v1/policies/replay. */
+export function replay(files: { name: string; text: string }[], since: string): Promise<ReplayReport> {
+  return call<ReplayReport>('POST', '/v1/policies/replay', { body: { files, since } });
+}
+
+/** What `push --replay` does first: the active config files plus the pushed ones, replayed. */
+export async function replayPush(files: { name: string; text: string }[], since: string): Promise<ReplayReport> {
+  const active = await call<{ files: { name: string; origin: string; text: string }[] }>('GET', '/v1/policies');
+  const names = new Set(files.map((f) => f.name));
+  const candidate = [...active.files.filter((f) => f.origin === 'config' && !names.has(f.name)).map((f) => ({ name: f.name, text: f.text })), ...files];
+  return replay(candidate, since);
+}
+
+export function replayText(r: ReplayReport): string {
+  const lines = [
+    `replayed ${r.replayed} of ${r.decisions} decisions since ${r.since}: ${r.unchanged} unchanged, ${r.flips.allow_to_deny} allow→deny, ${r.flips.deny_to_allow} deny→allow`,
+  ];
+  if (r.unreconstructable.count > 0) lines.push(`not reconstructable: ${r.unreconstructable.count} (${Object.entries(r.unreconstructable.by_reason).map(([k, v]) => `${k} ${v}`).join(', ')})`);
+  if (r.by_identity.length > 0) lines.push('', table(r.by_identity, ['identity', 'allow_to_deny', 'deny_to_allow']), '', table(r.by_action, ['action', 'allow_to_deny', 'deny_to_allow']));
+  if (r.flipped.length > 0) lines.push('', table(r.flipped, ['time', 'identity', 'action', 'resource', 'recorded', 'candidate']));
+  return lines.join('\n');
 }
