@@ -113,6 +113,7 @@ export class GovernanceAdmin {
       audit: this.#d.audit,
       campaigns,
       rotation: await g.lifecycle.rotation(),
+      usage: (await g.postureFacts(90 * 86_400_000)).usage,
       keys: this.#d.keyring.publicKeyResolver,
       auditKeys: this.#d.keyring.auditJwks().keys,
       generatedBy: c.identity.id,

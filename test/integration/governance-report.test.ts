@@ -26,7 +26,10 @@ describe('evidence report', () => {
 
   before(async () => {
     h = await startHarness('', {}, Date.parse('2026-11-02T09:00:00Z'), {
-      identities: '  - { id: workload:github/acme/worker, kind: workload, owner: user:admin, purpose: jobs, boundary: application, environment: prod }\n',
+      identities:
+        '  - { id: workload:github/acme/worker, kind: workload, owner: user:admin, purpose: jobs, boundary: application, environment: prod }\n' +
+        '  - { id: workload:github/acme/reporter, kind: workload, owner: user:admin, purpose: reports, boundary: platform, environment: prod }\n',
+      policies: '\npermit (principal == Workload::"workload:github/acme/reporter", action in [Action::"db.select", Action::"db.insert"], resource == Database::"analytics");\n',
     });
     admin = await h.admin();
     // Reading it is report.read: a workload is refused (asked now: the review below suspends it).
@@ -69,6 +72,11 @@ describe('evidence report', () => {
     const admin_ = (v.streams as Json[]).find((s) => s.stream === 'admin')!;
     assert.ok(Number(admin_.head_seq) >= Math.max(...items.map((i) => Number(i.seq))));
     assert.ok((v.keys as Json[]).length >= 1, 'the checkpoint keys to verify with');
+    // The over-privilege figure from the analysis: the reporter may select and insert, and did neither.
+    const op = report.over_privilege as Json;
+    const reporter = (op.identities as Json[]).find((u) => u.identity === 'workload:github/acme/reporter');
+    assert.deepEqual(reporter && [reporter.effective, reporter.used, reporter.over_privilege], [2, 0, 1]);
+    assert.ok(Number(op.estate) > 0 && Number(op.estate) <= 1);
     // Another period holds none of it; a malformed one is refused.
     const q2 = await h.get('/v1/reports/evidence?period=2026-Q2', admin);
     assert.equal((q2.body.items as Json[]).length, 0);
@@ -96,6 +104,7 @@ describe('evidence report', () => {
       assert.ok(box && box.width > 300 && box.height > 100, JSON.stringify(box));
       assert.equal(await page.locator('#chart-weekly rect.bar[data-category="rotation"]').count() >= 1, true);
       assert.ok((await page.locator('#chart-reviews rect.bar').count()) === 4);
+      assert.ok((await page.locator('#chart-overprivilege rect.bar').count()) >= 1, 'over-privilege bars');
       // Evidence tables name each event's place in the chain.
       const rotation = await page.locator('section[data-category="rotation"] tbody tr').allInnerTexts();
       assert.ok(rotation.some((t) => t.includes('key.rotated') && /admin#\d+/.test(t)), rotation.join('\n'));

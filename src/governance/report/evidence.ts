@@ -48,6 +48,8 @@ export interface EvidenceReport {
   truncated: boolean;
   campaigns: (Campaign & { progress?: unknown })[];
   rotation: RotationItem[];
+  /** Effective permissions against observed use at report time (the analysis): the estate and the most over-privileged identities. */
+  over_privilege: { estate: number; effective: number; used: number; identities: { identity: string; effective: number; used: number; over_privilege: number }[] };
   verification: {
     ok: boolean;
     streams: { stream: AuditStreamName; head_seq: number; head_hash: string | null; checkpoints: number; signed_through: number; witnessed_through: number | null; ok: boolean; reason: string | null }[];
@@ -93,6 +95,7 @@ export async function buildEvidence(o: {
   auditKeys: unknown[];
   campaigns: Campaign[];
   rotation: RotationItem[];
+  usage: { identity: string; effective: number; used: number; over_privilege: number }[];
   generatedBy: string;
 }): Promise<EvidenceReport> {
   const items: EvidenceItem[] = [];
@@ -138,6 +141,15 @@ export async function buildEvidence(o: {
     truncated,
     campaigns: o.campaigns,
     rotation: o.rotation,
+    over_privilege: overPrivilegeOf(o.usage),
     verification: { ok: v.ok, streams, witness: v.witness ? { source: v.witness.source, checkpoints: v.witness.checkpoints, ok: v.witness.ok } : null, keys: o.auditKeys },
   };
+}
+
+/** The estate's over-privilege ratio (unused / effective over every identity) and the 20 most over-privileged. */
+function overPrivilegeOf(usage: { identity: string; effective: number; used: number; over_privilege: number }[]): EvidenceReport['over_privilege'] {
+  const effective = usage.reduce((n, u) => n + u.effective, 0);
+  const used = usage.reduce((n, u) => n + u.used, 0);
+  const identities = usage.filter((u) => u.effective > 0).sort((a, b) => b.over_privilege - a.over_privilege || a.identity.localeCompare(b.identity)).slice(0, 20);
+  return { estate: effective === 0 ? 0 : Math.round(((effective - used) / effective) * 10_000) / 10_000, effective, used, identities };
 }

@@ -43,6 +43,16 @@ export function reviewChart(r: EvidenceReport): string {
   return `<svg id="chart-reviews" role="img" aria-label="review decisions" xmlns="http://www.w3.org/2000/svg" width="560" height="110" viewBox="0 0 560 110">${rows.join('')}</svg>`;
 }
 
+/** Horizontal bars: the share of each identity's effective permissions it did not use (90 days). */
+export function overPrivilegeChart(r: EvidenceReport): string {
+  const rows = r.over_privilege.identities.map((u, i) => {
+    const w = 300 * u.over_privilege;
+    return `<text x="0" y="${16 + i * 20}" font-size="11">${esc(u.identity)}</text><rect class="bar" x="300" y="${5 + i * 20}" width="${w.toFixed(1)}" height="14" fill="#c53030"><title>${u.used} of ${u.effective} used</title></rect><text x="${306 + w}" y="${16 + i * 20}" font-size="11">${Math.round(u.over_privilege * 100)} %</text>`;
+  });
+  const h = Math.max(24, 10 + rows.length * 20);
+  return `<svg id="chart-overprivilege" role="img" aria-label="over-privilege per identity" xmlns="http://www.w3.org/2000/svg" width="680" height="${h}" viewBox="0 0 680 ${h}">${rows.join('') || '<text x="0" y="16" font-size="12">no effective permissions</text>'}</svg>`;
+}
+
 function table(headers: string[], rows: unknown[][], id: string): string {
   return `<table id="${esc(id)}"><thead><tr>${headers.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
 }
@@ -70,6 +80,7 @@ ${table(['stream', 'head seq', 'head hash', 'checkpoints', 'signed through', 'wi
 ${table(['category', 'events'], Object.entries(r.summary), 'summary')}
 <h2>Evidence per week</h2>${weeklyChart(r)}
 <h2>Access reviews</h2>${reviewChart(r)}${campaigns}
+<h2>Over-privilege: ${Math.round(r.over_privilege.estate * 100)} % of ${r.over_privilege.effective} effective permissions unused in 90 days</h2>${overPrivilegeChart(r)}
 <h2>Rotation status</h2>${rotation}
 ${sections}
 ${verification}
