@@ -8,6 +8,8 @@ import { ACTION_RE, IDENTITY_ID_RE, NAME_RE, entityRef } from './fields.ts';
 const WEBHOOK_EVENTS = [
   'request.created', 'request.approved', 'request.denied', 'request.cancelled', 'request.expiring', 'request.expired',
   'grant.ended', 'breakglass.started', 'breakglass.ended', 'breakglass.reviewed',
+  // Governance (issue #12): review campaigns and lifecycle notices.
+  'review.opened', 'review.reminder', 'review.closed', 'identity.stale_warning', 'identity.owner_offboarded',
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENTS)[number];
 

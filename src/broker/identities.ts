@@ -20,6 +20,7 @@ import { recordAdminEvent } from './admin-event.ts';
 import type { IdentityBinding } from './identity-binding.ts';
 import type { Authorization } from './authorization.ts';
 import { opaqueId } from './opaque.ts';
+import type { Governance } from './governance.ts';
 
 /** Patch fields that are `identity.membership.write`, never `identity.manage`. */
 const MEMBERSHIP_FIELDS = ['parents', 'owner', 'boundary'] as const;
@@ -74,6 +75,7 @@ export interface IdentityAdminDeps {
   apikeys: ApiKeyService;
   audit: AuditLog;
   binding: IdentityBinding;
+  governance: Pick<Governance, 'postureFacts'>;
 }
 
 type Shape = Pick<Identity, 'id' | 'kind' | 'owner' | 'parents' | 'boundary'>;
@@ -107,9 +109,13 @@ export class IdentityAdmin {
   }
 
   /** Posture findings over the inventory, API keys and leases (`identity.read` on every identity). */
-  async findings(c: Caller, o: { staleAfterMs?: number } = {}): Promise<Finding[]> {
+  async findings(c: Caller, o: { staleAfterMs?: number; unusedAfterMs?: number } = {}): Promise<Finding[]> {
     await this.#d.authz.requireAllowed(c, 'identity.read', uid('*'));
+    // Activity, observed use and over-privilege from the audit streams (governance, docs/governance.md).
+    const posture = await this.#d.governance.postureFacts(o.unusedAfterMs ?? 90 * 86_400_000);
     return computeFindings({
+      ...posture,
+      unusedAfterMs: posture.windowMs,
       now: this.#d.clock.now(),
       identities: await this.#d.identities.list(),
       apikeys: await this.#d.apikeys.list(),
@@ -232,19 +238,34 @@ export class IdentityAdmin {
   async setStatus(by: Caller, id: string, status: IdentityStatus, reason: string): Promise<Identity> {
     return opaqueId('identity', id, () => this.#readable(by, id), async () => {
       await this.#d.authz.requireAllowed(by, 'identity.manage', uid(id));
-      const identity = await this.#d.identities.setStatus(id, status);
-      if (status !== 'active') {
-        await this.#d.sessions.revokeIdentity(id);
-        await this.#d.credentials.revoke({ identity: id }, { by: by.identity.id, reason: `identity ${status}: ${reason}` });
-      }
-      if (status === 'offboarded') await this.#d.apikeys.revokeAllFor(id, 'identity offboarded');
-      await recordAdminEvent(this.#d.audit, by, `identity.${status}`, { reason }, id, identity.boundary);
-      if (status !== 'active') {
-        for (const { grant } of await this.#d.access.listGrants({ identityId: id })) {
-          if (grant.status === 'active') await this.#d.access.grants.end(grant.id, { by: by.identity.id, reason: `identity ${status}` });
-        }
-      }
-      return identity;
+      return setIdentityStatus(this.#d, id, status, by.identity.id, reason, (identity) => recordAdminEvent(this.#d.audit, by, `identity.${status}`, { reason }, id, identity.boundary));
     });
   }
+}
+
+/**
+ * Changes an identity's status; suspending or offboarding ends its sessions, leases and grants
+ * (offboarding also its API keys). `record` audits the change (an API caller's, or the system's).
+ */
+export async function setIdentityStatus(
+  d: Pick<IdentityAdminDeps, 'identities' | 'sessions' | 'credentials' | 'apikeys' | 'access'>,
+  id: string,
+  status: IdentityStatus,
+  by: string,
+  reason: string,
+  record: (identity: Identity) => Promise<void>,
+): Promise<Identity> {
+  const identity = await d.identities.setStatus(id, status);
+  if (status !== 'active') {
+    await d.sessions.revokeIdentity(id);
+    await d.credentials.revoke({ identity: id }, { by, reason: `identity ${status}: ${reason}` });
+  }
+  if (status === 'offboarded') await d.apikeys.revokeAllFor(id, 'identity offboarded');
+  await record(identity);
+  if (status !== 'active') {
+    for (const { grant } of await d.access.listGrants({ identityId: id })) {
+      if (grant.status === 'active') await d.access.grants.end(grant.id, { by, reason: `identity ${status}` });
+    }
+  }
+  return identity;
 }

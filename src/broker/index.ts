@@ -34,6 +34,9 @@ import { Pdp } from './pdp.ts';
 import { authorizationServerMetadata } from './discovery.ts';
 import { GatewayRunner } from './gateway-host.ts';
 import { GatewaySessionAdmin } from './gateway-sessions.ts';
+import { Governance } from './governance.ts';
+import { GovernanceAdmin } from './governance-admin.ts';
+import { PermissionsAdmin } from './permissions-admin.ts';
 
 export type { BrokerOptions, Caller, LoginResult, SessionContext } from './types.ts';
 export type { AuthorizeRequest } from './authorization.ts';
@@ -43,6 +46,7 @@ export type { WritePoliciesRequest } from './policies.ts';
 export type { RequestView } from './access-admin.ts';
 export type { LeaseQuery } from './leases.ts';
 export type { StreamQuery } from './audit-admin.ts';
+export type { WindowQuery } from './permissions-admin.ts';
 export type { GatewaySessionQuery, GatewaySessionView, SessionVerification } from './gateway-sessions.ts';
 export { principalFacts } from './authorization.ts';
 export type { AzEvaluation, AzEvaluationsRequest, AzDecision, AzSubjectSearch, AzResourceSearch, AzActionSearch, AzSearchResult, EvaluationsSemantic } from './pdp.ts';
@@ -65,6 +69,10 @@ export interface AdminApi {
   readonly sessions: { revoke: Authentication['revokeSessions'] };
   /** Gateway sessions (docs/gateways.md): list, read recordings, verify, terminate. */
   readonly gatewaySessions: GatewaySessionAdmin;
+  /** Access reviews, lifecycle (offboarding, rotation), evidence reports (docs/governance.md). */
+  readonly governance: GovernanceAdmin;
+  /** Governance analysis (docs/governance.md): effective permissions, observed use, suggested policy, what-if replay. */
+  readonly permissions: PermissionsAdmin;
 }
 
 export class Broker {
@@ -106,7 +114,9 @@ export class Broker {
       log: this.#log,
       resourceBoundaries: this.#resources,
     });
-    const s: BrokerServices = { ...services, config, clock, store: opened.store, keyring: opened.keyring, spiffeCa: opened.spiffeCa };
+    const base = { ...services, config, clock, store: opened.store, keyring: opened.keyring, spiffeCa: opened.spiffeCa };
+    const sshCas = [{ name: 'ssh-user-ca', publicKey: services.sshCa.publicKeyLine }, { name: 'ssh-host-ca', publicKey: services.sshHostCa.publicKeyLine }];
+    const s: BrokerServices = { ...base, governance: new Governance({ ...base, sshCas, log: this.#log }) };
     this.#s = s;
     this.metrics = s.metrics;
     // Each part below takes what its deps type names, from the services and the configuration.
@@ -131,6 +141,8 @@ export class Broker {
       keys: new KeyAdmin({ ...s, authz }),
       sessions: { revoke: (by, what) => this.#authn.revokeSessions(by, what) },
       gatewaySessions: new GatewaySessionAdmin({ ...s, authz, registry: this.#gateways.host.sessions, log: this.#log }),
+      governance: new GovernanceAdmin({ ...s, authz }),
+      permissions: new PermissionsAdmin({ ...s, authz }),
     };
     this.admin = Object.freeze(admin);
     this.pdp = new Pdp({ ...s, resources: config.resources, resourceBoundaries: this.#resources, schemaExtension: config.schema_extension, authzen: config.authzen, issuer: this.issuer });
@@ -158,6 +170,7 @@ export class Broker {
       leader.start();
       credentials.startReaper();
       access.start();
+      broker.#s.governance.start();
     } catch (err) {
       await broker.close();
       throw err;
@@ -337,6 +350,7 @@ export class Broker {
     try {
       // Live sessions end first, with their records and lease revocations, while the store is open.
       await this.#gateways.stop();
+      await this.#s.governance.stop();
       await this.#s.access.stop();
       await this.#s.credentials.stop();
       await this.#s.audit.close();

@@ -8,6 +8,7 @@ import type { Keyring } from '../crypto/keyring.ts';
 import type { SpiffeCaStore } from '../credentials/index.ts';
 import type { createServices } from './services.ts';
 import type { Broker } from './index.ts';
+import type { Governance } from './governance.ts';
 
 /** What a broker is made of: its configuration, clock, stores and domain services. */
 export type BrokerServices = ReturnType<typeof createServices> & {
@@ -16,6 +17,8 @@ export type BrokerServices = ReturnType<typeof createServices> & {
   store: Store;
   keyring: Keyring;
   spiffeCa: SpiffeCaStore;
+  /** Access reviews and lifecycle (and their periodic job). */
+  governance: Governance;
 };
 
 let peek: ((b: Broker) => BrokerServices) | undefined;

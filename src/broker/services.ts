@@ -11,6 +11,7 @@ import { SessionService } from '../identity/sessions.ts';
 import { ApiKeyService } from '../identity/apikeys.ts';
 import { createEngine } from '../policy/engine/select.ts';
 import { DecisionPoint } from '../policy/decision-point.ts';
+import { resourceEntity } from '../policy/entities.ts';
 import { PolicyStore } from '../policy/store.ts';
 import { createCredentialService } from '../credentials/index.ts';
 import { createAccessService } from '../access/index.ts';
@@ -58,6 +59,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
   opened.store.leader.onChange(() => audit.forgetSigned());
   const policyStore = new PolicyStore(opened.store.policy.versions, { changes: opened.store.changes, unitOfWork: opened.store });
   const engine = createEngine(config.engine);
+  const declaredResources = new Map(config.resources.map((r) => [`${r.type}::${r.id}`, resourceEntity(r)]));
   const decisions = new DecisionPoint({
     engine,
     store: policyStore,
@@ -67,6 +69,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     bridges: config.bridges,
     failClosed: config.audit.fail_closed,
     resourceBoundary: (uid) => o.resourceBoundaries.get(`${uid.type}::${uid.id}`),
+    resourceEntity: (uid) => declaredResources.get(`${uid.type}::${uid.id}`),
     onAuditFailure: (err) => o.log(`audit write failed (fail_closed is off): ${(err as Error).message}`),
   });
   const sessions = SessionService.open({ repository: opened.store.identity.sessions, keyring, issuer, ttlMs: config.session.ttl_ms, clock, changes: opened.store.changes, unitOfWork: opened.store });

@@ -11,6 +11,8 @@ import type { BridgeConfig, GatewayConfig, IdentityConfig, PortcullisConfig, Res
 import { ConfigError, duration, flag, integer, oneOf, section, text, texts, validateConfig, z } from '../common/validation.ts';
 import { TARGETS } from '../credentials/config.ts';
 import { ACCESS_CONFIG, resolveAccessConfig } from '../access/config.ts';
+import { REVIEWS_CONFIG, resolveReviewsConfig } from '../governance/reviews/config.ts';
+import { LIFECYCLE_CONFIG, resolveLifecycleConfig } from '../governance/lifecycle/config.ts';
 import { parseCidr } from '../common/outbound.ts';
 import { TRUSTS, trustKind } from '../identity/trusts/registry.ts';
 import { PORTCULLIS_BUNDLE } from '../identity/trusts/spiffe/config.ts';
@@ -142,6 +144,8 @@ export const CONFIG_FILE = section({
   // Each entry is checked by its kind's plug-in (gateways/registry.ts), then against the targets.
   gateways: z.array(GATEWAY_ENTRY).optional(),
   access: ACCESS_CONFIG.optional(),
+  reviews: REVIEWS_CONFIG.optional(),
+  lifecycle: LIFECYCLE_CONFIG.optional(),
   // Private destinations outbound calls may reach (common/outbound.ts).
   outbound: section({
     allow_private: z
@@ -304,6 +308,8 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     targets: f.targets ?? [],
     gateways: loadGateways(f.gateways ?? [], f.targets ?? []) as GatewayConfig[],
     access: resolveAccessConfig(f.access ?? ACCESS_CONFIG.parse({}), env, 'access'),
+    reviews: resolveReviewsConfig(f.reviews),
+    lifecycle: resolveLifecycleConfig(f.lifecycle),
     outbound: { allow_private: f.outbound?.allow_private ?? [] },
     limits: f.limits,
     metrics: metricsConfig(f.metrics, env),

@@ -5,6 +5,8 @@ import type { ResourceFacts } from '../policy/entities.ts';
 import type { TargetConfig } from '../credentials/config.ts';
 import type { TrustConfig } from '../identity/trusts/registry.ts';
 import type { AccessConfig } from '../access/index.ts';
+import type { ReviewsConfig } from '../governance/reviews/config.ts';
+import type { LifecycleConfig } from '../governance/lifecycle/config.ts';
 import type { LimitsConfig, ListenTimeouts, LogConfig, MetricsConfig } from './server.ts';
 import type { StoreConfig } from './store.ts';
 import type { AuthzenConfig } from './authzen.ts';
@@ -85,6 +87,10 @@ export interface PortcullisConfig {
   gateways?: GatewayConfig[];
   /** Access requests, approvals, grants, break-glass, webhooks (validated by access/config.ts). */
   access: AccessConfig;
+  /** Access review campaigns: deadline, default action, reminders, schedules (governance/reviews/config.ts). */
+  reviews: ReviewsConfig;
+  /** Rotation periods, owner offboarding, idle identities (governance/lifecycle/config.ts). */
+  lifecycle: LifecycleConfig;
   /** Private networks outbound calls (webhooks, jwks_uri, OIDC, sinks) may reach; default none. */
   outbound: { allow_private: string[] };
   /** Rate limits on the authentication endpoints (defaults in config/server.ts). */

@@ -16,6 +16,7 @@ import { SERVER_CONTEXT_KEYS } from './schema.ts';
 import type { PrincipalFacts } from './entities.ts';
 import { principalEntity } from './entities.ts';
 import { cleanPurpose } from './purpose.ts';
+import { snapshotOf } from './decision-snapshot.ts';
 
 export interface Bridge {
   from: string;
@@ -73,6 +74,8 @@ export interface DecisionPointOptions {
   failClosed: boolean;
   /** Boundary of a resource, or undefined when the resource is not declared. */
   resourceBoundary: (uid: EntityUid) => string | undefined;
+  /** A declared resource's entity, recorded with each decision for what-if replay (docs/governance.md). */
+  resourceEntity?: (uid: EntityUid) => Entity | undefined;
   onAuditFailure?: (err: unknown) => void;
 }
 
@@ -328,6 +331,18 @@ export class DecisionPoint {
           ...(bridge && { bridge: `${bridge.from}->${bridge.to}` }),
           ...(input.breakGlass && { breakGlass: true }),
           ...(input.delegation && input.delegation.depth > 0 && { delegation: input.delegation }),
+          replay: snapshotOf({
+            at: new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+            principal: input.principal,
+            claims: input.claims,
+            mfa: input.authn.mfa,
+            assurance: input.authn.assurance,
+            age: Math.max(0, Math.floor(now / 1000) - input.authn.auth_time),
+            grants: input.grants,
+            extra: input.extra,
+            resourceUid: input.resource,
+            resource: input.resourceEntities?.find((e) => e.uid.type === input.resource.type && e.uid.id === input.resource.id) ?? this.#o.resourceEntity?.(input.resource),
+          }),
         },
       }),
     };
@@ -381,7 +396,8 @@ function memoKey(version: number, request: unknown, entities: readonly Entity[])
   }
 }
 
-function normaliseIp(ip: string): string {
+/** The address as the context's `ip(…)` takes it (IPv4-mapped IPv6 unwrapped; junk → 0.0.0.0). */
+export function normaliseIp(ip: string): string {
   const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
   if (v4) return v4[1]!;
   return isIP(ip) ? ip : '0.0.0.0';

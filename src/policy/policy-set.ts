@@ -38,7 +38,7 @@ export function schemaText(extension?: string): string {
 }
 
 /** Splits files into policies. Ids come from `@id("…")` or are `<file>#<index>`. */
-function splitPolicies(files: readonly PolicyFile[]): PolicySource[] {
+export function splitPolicies(files: readonly PolicyFile[]): PolicySource[] {
   const out: PolicySource[] = [];
   const seen = new Set<string>(SYSTEM_POLICIES.map((p) => p.id));
   const diagnostics: Diagnostic[] = [];

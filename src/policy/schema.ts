@@ -190,6 +190,8 @@ action "identity.bind" in ["admin"] appliesTo { principal: [${principals}], reso
 // identity.manage, and never on oneself or on what one is accountable for (docs/policy.md).
 action "identity.membership.write" in ["admin"]
   appliesTo { principal: [${principals}], resource: [Identity], context: Ctx };
+// An identity's effective permissions and observed use (docs/governance.md); Identity::"*" is the whole estate.
+action "governance.read" in ["admin"] appliesTo { principal: [${principals}], resource: [Identity], context: Ctx };
 action "policy.read", "policy.write" in ["admin"]
   appliesTo { principal: [${principals}], resource: [Policy], context: Ctx };
 action "audit.read" in ["admin"] appliesTo { principal: [${principals}], resource: [AuditStream], context: Ctx };
@@ -200,6 +202,10 @@ action "lease.read", "lease.renew", "lease.revoke" in ["admin"] appliesTo { prin
 action "access.read" in ["admin"] appliesTo { principal: [${principals}], resource: [AccessRequest, ControlPlane], context: Ctx };
 // Gateway sessions (issue #11): reading a recording, ending a live session (one's own need neither).
 action "session.read", "session.terminate" in ["admin"] appliesTo { principal: [${principals}], resource: [Session, ControlPlane], context: Ctx };
+// Governance (issue #12): access review campaigns, lifecycle (offboarding, rotation), evidence reports.
+action "review.read", "review.manage", "lifecycle.read", "lifecycle.manage", "report.read" in ["admin"] appliesTo { principal: [${principals}], resource: [ControlPlane], context: Ctx };
+// Deciding a review item: every human may ask (system:reviewers); the campaign lets only the item's reviewers decide.
+action "review.decide" appliesTo { principal: [${principals}], resource: [ControlPlane], context: Ctx };
 `;
 
 export const BUILTIN_SCHEMA = builtinSchema();
@@ -225,5 +231,10 @@ unless {
     id: 'system:admins',
     text: `@id("system:admins")
 permit (principal in Role::"portcullis-admin", action in Action::"admin", resource);`,
+  },
+  {
+    id: 'system:reviewers',
+    text: `@id("system:reviewers")
+permit (principal is User, action == Action::"review.decide", resource == ControlPlane::"reviews");`,
   },
 ];

@@ -222,7 +222,12 @@ export const Delivery = z.object({
 const PolicyFile = z.looseObject({ name: z.string(), text: z.string() });
 export const PolicyVersion = z.looseObject({ version: z.int(), created_at: time, actor: z.string(), reason: z.string(), digest: z.string(), files: z.array(PolicyFile) });
 
-export const Finding = z.object({ code: z.string(), severity: z.string(), subject: z.string(), message: z.string() });
+export const Finding = z.object({
+  code: z.string(), severity: z.string(), subject: z.string(), message: z.string(),
+  owasp: z.string().describe('OWASP Non-Human Identities Top 10 (2025) category'),
+  nist: z.array(z.string()).describe('NIST CSF 2.0 subcategories'),
+  remediation: z.string(),
+});
 
 export const RevocationResult = z.object({
   selector: json,

@@ -124,6 +124,22 @@ audit: { fail_closed: true${store.witness} }
       ['gatewaySessions.recording', 404, 'session.read', () => a.gatewaySessions.recording(nobody, 'gws_AAAAAAAAAAAAAAAAAAAA')],
       ['gatewaySessions.verify', 404, 'session.read', () => a.gatewaySessions.verify(nobody, 'gws_AAAAAAAAAAAAAAAAAAAA')],
       ['gatewaySessions.terminate', 404, 'session.terminate', () => a.gatewaySessions.terminate(nobody, 'gws_AAAAAAAAAAAAAAAAAAAA')],
+      // Governance (#12): access reviews, lifecycle, evidence.
+      ['governance.openCampaign', 403, 'review.manage', () => a.governance.openCampaign(nobody, { name: 'x', scope: {} })],
+      ['governance.listCampaigns', 403, 'review.read', () => a.governance.listCampaigns(nobody, {})],
+      ['governance.myItems', 403, 'review.decide', () => a.governance.myItems(nobody)],
+      ['governance.getCampaign', 404, 'review.read', () => a.governance.getCampaign(nobody, 'rvw_00000000-0000-0000-0000-000000000000')],
+      ['governance.decide', 403, 'review.decide', () => a.governance.decide(nobody, 'rvi_00000000-0000-0000-0000-000000000000', 'revoke', null)],
+      ['governance.closeCampaign', 403, 'review.manage', () => a.governance.closeCampaign(nobody, 'rvw_00000000-0000-0000-0000-000000000000', 'x')],
+      ['governance.rotation', 403, 'lifecycle.read', () => a.governance.rotation(nobody)],
+      ['governance.flags', 403, 'lifecycle.read', () => a.governance.flags(nobody)],
+      ['governance.offboardOwner', 403, 'lifecycle.manage', () => a.governance.offboardOwner(nobody, 'user:admin', { reason: 'x' })],
+      ['governance.report', 403, 'report.read', () => a.governance.report(nobody, '2026-Q1')],
+      // Governance analysis: reads decided before anything is computed or read.
+      ['permissions.explain', 404, 'governance.read', () => a.permissions.explain(nobody, 'user:admin')],
+      ['permissions.usage', 403, 'governance.read', () => a.permissions.usage(nobody, {})],
+      ['permissions.suggest', 403, 'policy.read', () => a.permissions.suggest(nobody, { identity: 'user:admin' })],
+      ['permissions.replay', 403, 'policy.read', () => a.permissions.replay(nobody, { files: [{ name: 'x.cedar', text: '' }] })],
     ];
     const methods = Object.entries(a).flatMap(([api, o]) => Object.getOwnPropertyNames(Object.getPrototypeOf(o) === Object.prototype ? o : Object.getPrototypeOf(o)).filter((m) => m !== 'constructor').map((m) => `${api}.${m}`));
     const covered = new Set(calls.map(([name]) => name.split(' ')[0]));

@@ -7,12 +7,13 @@ import { json } from '../args.ts';
 export function register(program: Command): void {
   program
     .command('findings')
-    .description('posture findings: no owner, stale identities, legacy or overdue API keys, failed revocations (exit 1 when any is high)')
+    .description('posture findings mapped to OWASP NHI Top 10 (2025) and NIST CSF 2.0, with remediation (exit 1 when any is high)')
     .option('--stale-days <n>', 'an identity unused this long is stale', '30')
+    .option('--unused-days <n>', 'no allowed decision (or API key use) for this long is unused', '90')
     .addOption(json())
-    .action(async (o: { staleDays: string; json?: boolean }) => {
-      const r = await call<{ findings: { code: string; severity: string; subject: string; message: string }[] }>('GET', `/v1/findings?stale_days=${encodeURIComponent(o.staleDays)}`);
-      out(!!o.json, r, () => (r.findings.length === 0 ? 'no findings' : table(r.findings, ['severity', 'code', 'subject', 'message'])));
+    .action(async (o: { staleDays: string; unusedDays: string; json?: boolean }) => {
+      const r = await call<{ findings: { code: string; severity: string; subject: string; message: string; owasp: string }[] }>('GET', `/v1/findings?stale_days=${encodeURIComponent(o.staleDays)}&unused_days=${encodeURIComponent(o.unusedDays)}`);
+      out(!!o.json, r, () => (r.findings.length === 0 ? 'no findings' : table(r.findings.map((f) => ({ ...f, owasp: f.owasp.split(' ')[0] })), ['severity', 'code', 'owasp', 'subject', 'message'])));
       if (r.findings.some((f) => f.severity === 'high')) process.exitCode = EXIT.failure;
     });
 }

@@ -6,6 +6,7 @@ import { CliError, EXIT, call } from '../client.ts';
 import { fileError } from '../errors.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
+import { registerPolicyCommands, replayPush, replayText } from './governance.ts';
 
 export function register(program: Command): void {
   const policies = program.command('policies').description('Cedar policies: show, validate, push');
@@ -26,8 +27,10 @@ export function register(program: Command): void {
       .description(dry ? 'validate .cedar files against the schema without activating' : 'activate .cedar files as the API-managed policies (new version)')
       .argument('<files...>')
       .option('--reason <text>', 'why (recorded in the admin audit stream)', dry ? 'validation' : undefined)
+      .option('--replay [window]', 'first replay the recorded decisions of the window (default 30d) against the new set and print the report; refuses to push when a decision flips unless --accept-flips')
+      .option('--accept-flips', 'push even when the replay shows flipped decisions')
       .addOption(json())
-      .action(async (files: string[], o: { reason?: string; json?: boolean }) => {
+      .action(async (files: string[], o: { reason?: string; json?: boolean; replay?: string | boolean; acceptFlips?: boolean }) => {
         if (!o.reason) throw new CliError('--reason is required', EXIT.usage);
         const read = (f: string) => {
           try {
@@ -37,8 +40,22 @@ export function register(program: Command): void {
           }
         };
         const body = { files: files.map((f) => ({ name: basename(f), text: read(f) })), reason: o.reason, dry_run: dry };
+        if (o.replay !== undefined) {
+          const report = await replayPush(body.files, typeof o.replay === 'string' ? o.replay : '30d');
+          const flips = report.flips.allow_to_deny + report.flips.deny_to_allow;
+          if (flips > 0 && !o.acceptFlips) {
+            out(!!o.json, { replay: report, pushed: false }, () => `${replayText(report)}\nnot pushed: ${flips} recorded decision(s) would flip (review them, then add --accept-flips)`);
+            process.exitCode = EXIT.failure;
+            return;
+          }
+          if (!o.json) process.stdout.write(`${replayText(report)}\n`);
+          const r = await call<Record<string, unknown>>('PUT', '/v1/policies', { body });
+          out(!!o.json, { ...r, replay: report }, () => (dry ? `valid: ${(r.policies as string[]).length} policies` : r.changed ? `activated policy version ${String(r.version)}` : `unchanged (version ${String(r.version)})`));
+          return;
+        }
         const r = await call<Record<string, unknown>>('PUT', '/v1/policies', { body });
         out(!!o.json, r, () => (dry ? `valid: ${(r.policies as string[]).length} policies` : r.changed ? `activated policy version ${String(r.version)}` : `unchanged (version ${String(r.version)})`));
       });
   }
+  registerPolicyCommands(policies);
 }

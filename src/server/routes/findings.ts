@@ -12,15 +12,15 @@ export function findingRoutes(app: FastifyInstance, broker: Broker): void {
       preHandler: requireSession(broker),
       schema: {
         operationId: 'listFindings',
-        summary: 'Posture findings: identities without owner or purpose, stale identities, legacy or overdue API keys, failed revocations',
+        summary: 'Posture findings, each with its OWASP NHI Top 10 (2025) category, NIST CSF 2.0 subcategories and remediation: ownerless, stale, unused, over-privileged, shared, human-used or environment-crossing identities; legacy, long-lived, unused or overdue API keys; failed revocations',
         tags: ['identities'],
-        querystring: z.strictObject({ stale_days: z.string().regex(/^\d{1,4}$/, 'must be a number of days').optional() }),
+        querystring: z.strictObject({ stale_days: z.string().regex(/^\d{1,4}$/, 'must be a number of days').optional(), unused_days: z.string().regex(/^[1-9]\d{0,2}$/, 'must be a number of days from 1 to 999').optional() }),
         response: { 200: z.object({ findings: z.array(Finding) }), ...errors(...SESSION_ERRORS) },
       },
     },
     async (req) => {
-      const { stale_days } = req.query as { stale_days?: string };
-      const findings = await broker.admin.identities.findings(callerOf(req), { ...(stale_days !== undefined && { staleAfterMs: Number(stale_days) * 86_400_000 }) });
+      const { stale_days, unused_days } = req.query as { stale_days?: string; unused_days?: string };
+      const findings = await broker.admin.identities.findings(callerOf(req), { ...(stale_days !== undefined && { staleAfterMs: Number(stale_days) * 86_400_000 }), ...(unused_days !== undefined && { unusedAfterMs: Number(unused_days) * 86_400_000 }) });
       return { findings };
     },
   );

@@ -1,0 +1,180 @@
+// Governance analysis admin API (docs/governance.md): effective permissions, observed use, the
+// suggested narrowed policy and what-if replay — each a read decided with Cedar before it reads
+// (`governance.read` on the identity or Identity::"*", `audit.read` on the authz stream, `policy.read`).
+import { InvalidInput, NotFound } from '../common/errors.ts';
+import type { Clock } from '../common/clock.ts';
+import { parseDuration } from '../common/duration.ts';
+import type { PortcullisConfig } from '../config/types.ts';
+import type { AuditLog } from '../audit/log.ts';
+import type { AuditRecord } from '../audit/types.ts';
+import type { Identity, IdentityRegistry } from '../inventory/identities.ts';
+import type { DecisionPoint } from '../policy/decision-point.ts';
+import type { EntityUid } from '../policy/engine/types.ts';
+import { createEngine } from '../policy/engine/select.ts';
+import { resourceEntity } from '../policy/entities.ts';
+import { PRINCIPAL_TYPE_OF_KIND } from '../policy/schema.ts';
+import { actionEntities, actionsApplying, compilePolicySet, type PolicyFile } from '../policy/policy-set.ts';
+import { PermissionModel, type EffectivePermissions } from '../governance/permissions.ts';
+import { ObservedUse, usageReport, identityUsage, type IdentityUsage, type UsageReport } from '../governance/usage.ts';
+import { suggestPolicy, type Suggestion } from '../governance/suggest.ts';
+import { Replay, type ReplayReport } from '../governance/replay.ts';
+import { principalFacts, type Authorization } from './authorization.ts';
+import type { Caller } from './types.ts';
+import { opaqueId } from './opaque.ts';
+
+export interface PermissionsAdminDeps {
+  authz: Pick<Authorization, 'requireAllowed'>;
+  decisions: DecisionPoint;
+  identities: IdentityRegistry;
+  audit: AuditLog;
+  clock: Clock;
+  config: Pick<PortcullisConfig, 'resources' | 'bridges' | 'schema_extension' | 'engine'>;
+}
+
+export interface WindowQuery {
+  /** A duration back from now (`90d`, `12h`) or an RFC 3339 time. */
+  since?: string;
+  until?: string;
+}
+
+const PAGE = 1000;
+const DAY = 86_400_000;
+
+export class PermissionsAdmin {
+  readonly #d: PermissionsAdminDeps;
+  #model: { version: number; model: PermissionModel } | undefined;
+  #applying = new Map<string, readonly string[]>();
+
+  constructor(deps: PermissionsAdminDeps) {
+    this.#d = deps;
+  }
+
+  #modelNow(): { version: number; model: PermissionModel } {
+    const v = this.#d.decisions.version;
+    if (!v) throw new NotFound('active policy version');
+    if (this.#model?.version !== v.version) {
+      const ext = this.#d.config.schema_extension;
+      this.#model = {
+        version: v.version,
+        model: new PermissionModel({
+          policies: this.#d.decisions.policies,
+          resources: this.#d.config.resources.map(resourceEntity),
+          actionEntities: actionEntities(ext),
+          actionsApplying: (p, r) => {
+            const k = `${p} ${r}`;
+            let a = this.#applying.get(k);
+            if (a === undefined) this.#applying.set(k, (a = actionsApplying(p, r, ext)));
+            return a;
+          },
+          bridged: (from, to, action) => this.#d.config.bridges.some((b) => b.from === from && b.to === to && (b.actions.length === 0 || b.actions.includes(action))),
+        }),
+      };
+    }
+    return this.#model;
+  }
+
+  #identity(id: string): Identity {
+    const i = this.#d.identities.get(id);
+    if (!i) throw new NotFound(`identity ${id}`);
+    return i;
+  }
+
+  #read(c: Caller, id: string) {
+    return this.#d.authz.requireAllowed(c, 'governance.read', { type: 'Identity', id });
+  }
+
+  /** What `id` may do now over the declared resources (`governance.read` on it). */
+  async explain(c: Caller, id: string, o: { resources?: EntityUid[]; actions?: string[] } = {}): Promise<EffectivePermissions & { identity: string; policy_version: number }> {
+    return opaqueId('identity', id, () => false, async () => {
+      await this.#read(c, id);
+      const { version, model } = this.#modelNow();
+      return { identity: id, policy_version: version, ...model.explain(principalFacts(this.#identity(id)), o) };
+    });
+  }
+
+  /** Observed use against effective permissions over a window (default 90 days), for one identity or the estate. */
+  async usage(c: Caller, q: WindowQuery & { identity?: string; limit?: number }): Promise<UsageReport & { policy_version: number }> {
+    await this.#read(c, q.identity ?? '*');
+    await this.#d.authz.requireAllowed(c, 'audit.read', { type: 'AuditStream', id: 'authz' });
+    const w = this.#window(q, 90);
+    const identities = q.identity !== undefined ? [this.#identity(q.identity)] : this.#d.identities.list();
+    const observed = new ObservedUse();
+    for await (const r of this.#records(w, 'allow', q.identity)) observed.add(r);
+    const { version, model } = this.#modelNow();
+    return { policy_version: version, ...usageReport({ model, identities: identities.map(principalFacts), observed, since: w.since, until: w.until, ...(q.limit !== undefined && { limit: q.limit }) }) };
+  }
+
+  /** A narrowed policy set for an identity or a team/role keeping every allow observed in the window (default 90 days). */
+  async suggest(c: Caller, q: WindowQuery & { identity?: string; team?: string; role?: string }): Promise<Suggestion & { subject: EntityUid; since: string; until: string; usage: IdentityUsage[]; policy_version: number }> {
+    const groups = [q.identity, q.team, q.role].filter((x) => x !== undefined).length;
+    if (groups !== 1) throw new InvalidInput('name exactly one of identity, team or role', 'identity');
+    await this.#d.authz.requireAllowed(c, 'policy.read', { type: 'Policy', id: 'active' });
+    await this.#d.authz.requireAllowed(c, 'audit.read', { type: 'AuditStream', id: 'authz' });
+    let subject: EntityUid;
+    let members: Identity[];
+    if (q.identity !== undefined) {
+      await this.#read(c, q.identity);
+      const i = this.#identity(q.identity);
+      subject = { type: PRINCIPAL_TYPE_OF_KIND[i.kind] ?? 'Workload', id: i.id };
+      members = [i];
+    } else {
+      await this.#read(c, '*');
+      subject = q.team !== undefined ? { type: 'Team', id: q.team } : { type: 'Role', id: q.role! };
+      members = this.#d.identities.members(subject.type, subject.id).map((id) => this.#identity(id));
+      if (members.length === 0) throw new NotFound(`${subject.type}::"${subject.id}" (no identity is a member)`);
+    }
+    const w = this.#window(q, 90);
+    const observed = new ObservedUse();
+    const ids = new Set(members.map((m) => m.id));
+    for await (const r of this.#records(w, 'allow', q.identity)) if (ids.has(r.subject ?? r.actor)) observed.add(r);
+    const { version, model } = this.#modelNow();
+    const v = this.#d.decisions.version!;
+    const perMember = members.map((m) => ({ permissions: model.explain(principalFacts(m)), observed: observed.of(m.id) }));
+    const s = suggestPolicy({ files: v.files, subject: { uid: subject, group: q.identity === undefined }, members: perMember, ...(this.#d.config.schema_extension !== undefined && { schemaExtension: this.#d.config.schema_extension }) });
+    return { subject, since: w.since, until: w.until, policy_version: version, usage: perMember.map((m) => identityUsage(m.permissions, m.observed, 0)), ...s };
+  }
+
+  /** Re-decides the recorded decisions of a window (default 30 days) with candidate files; reports every flip. */
+  async replay(c: Caller, body: WindowQuery & { files: { name: string; text: string }[]; limit?: number }): Promise<ReplayReport & { since: string; until: string; policy_version: number | null; candidate_policies: number }> {
+    await this.#d.authz.requireAllowed(c, 'policy.read', { type: 'Policy', id: 'active' });
+    await this.#d.authz.requireAllowed(c, 'audit.read', { type: 'AuditStream', id: 'authz' });
+    const files: PolicyFile[] = body.files.map((f) => ({ name: f.name, text: f.text, origin: 'api' }));
+    const ext = this.#d.config.schema_extension;
+    const policies = compilePolicySet(files, ext);
+    const engine = createEngine(this.#d.config.engine);
+    engine.loadPolicies(policies);
+    engine.upsertEntities(actionEntities(ext));
+    engine.upsertEntities(this.#d.config.resources.map(resourceEntity));
+    const w = this.#window(body, 30);
+    const replay = new Replay(engine, body.limit ?? 1000);
+    for await (const r of this.#records(w)) replay.add(r);
+    return { since: w.since, until: w.until, policy_version: this.#d.decisions.version?.version ?? null, candidate_policies: policies.length, ...replay.report() };
+  }
+
+  #window(q: WindowQuery, days: number): { since: string; until: string } {
+    const now = this.#d.clock.now();
+    const at = (v: string | undefined, field: string, dflt: number): number => {
+      if (v === undefined) return dflt;
+      if (/^\d+[smhdw]$/.test(v)) return now - parseDuration(v, field);
+      const t = Date.parse(v);
+      if (!Number.isFinite(t)) throw new InvalidInput(`${field} must be a duration back from now (e.g. 90d) or an RFC 3339 time`, field);
+      return t;
+    };
+    const since = at(q.since, 'since', now - days * DAY);
+    const until = q.until === undefined ? now + 1 : at(q.until, 'until', now);
+    if (since >= until) throw new InvalidInput('since must be before until', 'since');
+    return { since: new Date(since).toISOString(), until: new Date(until).toISOString() };
+  }
+
+  /** The window's authz decisions, oldest first, page by page. */
+  async *#records(w: { since: string; until: string }, decision?: 'allow' | 'deny', identity?: string): AsyncGenerator<AuditRecord> {
+    await this.#d.audit.flush();
+    let after = 0;
+    for (;;) {
+      const page = await this.#d.audit.query({ stream: 'authz', type: 'authz.decision', since: w.since, until: w.until, afterSeq: after, limit: PAGE, ...(decision && { decision }), ...(identity !== undefined && { identity }) });
+      yield* page;
+      if (page.length < PAGE) return;
+      after = page[page.length - 1]!.seq;
+    }
+  }
+}
