@@ -12,13 +12,14 @@ import * as policy from './policy.ts';
 import * as credentials from './credentials.ts';
 import * as access from './access.ts';
 import * as audit from './audit.ts';
+import * as signals from './signals.ts';
 import { PgChangeFeed } from './changes.ts';
 import * as cluster from './leadership.ts';
 
 /** Every domain's migrations, in the order they are applied. */
 export const PG_MIGRATIONS: readonly PgDomainMigrations[] = [
   identity.MIGRATIONS, inventory.MIGRATIONS, keys.MIGRATIONS, bootstrap.MIGRATIONS,
-  policy.MIGRATIONS, credentials.MIGRATIONS, access.MIGRATIONS, audit.MIGRATIONS, cluster.MIGRATIONS,
+  policy.MIGRATIONS, credentials.MIGRATIONS, access.MIGRATIONS, audit.MIGRATIONS, cluster.MIGRATIONS, signals.MIGRATIONS,
 ];
 
 export interface PostgresStoreOptions extends PgDbOptions {
@@ -41,6 +42,7 @@ export class PostgresStore implements Store {
   readonly credentials;
   readonly access;
   readonly audit;
+  readonly signals;
   readonly changes: PgChangeFeed;
   readonly leader: cluster.PgLeadership;
 
@@ -56,6 +58,7 @@ export class PostgresStore implements Store {
     this.credentials = credentials.pgCredentialStore(db);
     this.access = access.pgAccessStore(db);
     this.audit = audit.pgAuditStore(db);
+    this.signals = signals.pgSignalStore(db);
   }
 
   static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
