@@ -14,8 +14,12 @@ const PUSH_SECRET = 'push-secret-0123456789abcdef';
 const RECEIVER_AUD = 'https://receiver.signals.test';
 const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
 const API = 'workload:github/acme/api';
+const OTHER = 'workload:other/acme/x';
 
 const POLICY = `
+@id("api-gets-orders-tokens")
+permit (principal == Workload::"workload:github/acme/api", action == Action::"credential.issue", resource == Api::"orders-api");
+
 @id("orders-refused-on-noncompliant-device")
 forbid (principal, action == Action::"db.select", resource == Database::"orders")
 when { context.signals.device_compliance == "not-compliant" };
@@ -43,29 +47,42 @@ test('Shared Signals: receiver and transmitter over real HTTP', async (t) => {
   });
   const jwksPort = await listen(jwksServer);
 
-  // ── The test receiver Portcullis transmits to (RFC 8935: 202 on success). ──
-  const received: Received[] = [];
-  let notify: (() => void) | undefined;
-  const receiver = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => (body += c));
-    req.on('end', () => {
-      received.push({ token: body, auth: req.headers.authorization, type: req.headers['content-type'] });
-      res.writeHead(202).end();
-      notify?.();
+  // ── The test receivers Portcullis transmits to (RFC 8935: 202 on success, 400 with err on refusal). ──
+  const receivers: Server[] = [];
+  const makeReceiver = async (answer: (n: number) => { status: number; body?: string }) => {
+    const got: Received[] = [];
+    let waiting: { n: number; resolve: () => void }[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (body += c));
+      req.on('end', () => {
+        got.push({ token: body, auth: req.headers.authorization, type: req.headers['content-type'] });
+        const a = answer(got.length);
+        res.writeHead(a.status, { 'content-type': 'application/json' }).end(a.body ?? '');
+        waiting = waiting.filter((w) => (got.length >= w.n ? (w.resolve(), false) : true));
+      });
     });
-  });
-  const receiverPort = await listen(receiver);
+    receivers.push(server);
+    const port = await listen(server);
+    return { got, url: `http://127.0.0.1:${port}/events`, until: (n: number) => (got.length >= n ? Promise.resolve() : new Promise<void>((resolve) => waiting.push({ n, resolve }))) };
+  };
+  const main = await makeReceiver(() => ({ status: 202 }));
+  const flaky = await makeReceiver((n) => ({ status: n === 1 ? 503 : 202 }));
+  const refusing = await makeReceiver(() => ({ status: 400, body: JSON.stringify({ err: 'invalid_audience', description: 'not me' }) }));
+  const keysOnly = await makeReceiver(() => ({ status: 202 }));
+  const received = main.got;
 
   let h: Harness | undefined;
   t.after(async () => {
     await h?.close();
     await new Promise<void>((r) => jwksServer.close(() => r()));
-    await new Promise<void>((r) => receiver.close(() => r()));
+    for (const r of receivers) await new Promise<void>((done) => r.close(() => done()));
   });
   h = await startHarness(
-    `signals:
+    `targets:
+  - { name: orders-api, kind: api, audience: https://orders.example.test, scopes: [orders:read], max_ttl: 30m, default_ttl: 10m }
+signals:
   receiver:
     audience: https://portcullis.signals.test
     max_age: 10m
@@ -79,9 +96,12 @@ test('Shared Signals: receiver and transmitter over real HTTP', async (t) => {
   transmitter:
     receivers:
       - name: test-receiver
-        endpoint: http://127.0.0.1:${receiverPort}/events
+        endpoint: ${main.url}
         audience: ${RECEIVER_AUD}
         bearer_env: PCX_SSF_OUT
+      - { name: flaky, endpoint: "${flaky.url}", audience: https://flaky.test, events: [session-revoked] }
+      - { name: refusing, endpoint: "${refusing.url}", audience: https://refusing.test, events: [session-revoked] }
+      - { name: keys-only, endpoint: "${keysOnly.url}", audience: https://keys.test, events: [credential-change] }
     backoff_base: 50ms
 `,
     { PCX_SSF_PUSH: PUSH_SECRET, PCX_SSF_OUT: 'outbound-secret-0123456789' },
@@ -94,6 +114,7 @@ test('Shared Signals: receiver and transmitter over real HTTP', async (t) => {
     boundary: application
     environment: prod`,
       policies: POLICY,
+      resources: '  - { type: Api, id: orders-api, boundary: application, environment: prod }',
     },
   );
   const hh = h;
@@ -155,6 +176,7 @@ test('Shared Signals: receiver and transmitter over real HTTP', async (t) => {
     await refused(await set({ header: { kid: 'rogue-1' }, signWith: rogue.privateKey as CryptoKey }), 'invalid_key');
     await refused(await set({ signWith: rogue.privateKey as CryptoKey }), 'invalid_key');
     await refused(await set({ header: { typ: 'JWT' } }), 'invalid_request');
+    await refused(await set({ event: 'credential-change', payload: {} }), 'invalid_request');
     await refused(await set({ claims: { iat: now() - 3600 } }), 'invalid_request');
     // A subject of another trust (bound to `other`, not to `ci`), and one that names nobody.
     await refused(await set({ sub: { format: 'opaque', id: 'workload:other/acme/x' } }), 'access_denied');
@@ -195,6 +217,19 @@ test('Shared Signals: receiver and transmitter over real HTTP', async (t) => {
     assert.equal(received.length, 0);
   });
 
+  await t.test('a credential-change ends the subject\'s leases and sessions', async () => {
+    const token = await hh.loginCi();
+    const issued = await hh.post('/v1/credentials', { target: 'orders-api', scopes: ['orders:read'], reason: 'sync' }, token);
+    assert.equal(issued.status, 201, JSON.stringify(issued.body));
+    const leaseId = (issued.body as { lease: { id: string } }).lease.id;
+    assert.equal((await hh.running.broker.credentials.get(leaseId)).status, 'active');
+    const r = await push(await set({ event: 'credential-change', payload: { credential_type: 'x509', change_type: 'revoke' } }));
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    assert.equal((await hh.running.broker.credentials.get(leaseId)).status, 'revoked');
+    assert.equal((await readOrders(token)).status, 401);
+    assert.equal(received.length, 0);
+  });
+
   await t.test('every push is audited in the authn stream, never with the token', async () => {
     const refusedEvents = await hh.running.broker.audit.query({ stream: 'authn', type: 'signal.refused', limit: 1000 });
     const errs = new Set(refusedEvents.map((e) => e.payload.err));
@@ -206,10 +241,9 @@ test('Shared Signals: receiver and transmitter over real HTTP', async (t) => {
 
   await t.test('Portcullis as transmitter: suspending an identity pushes a verifiable session-revoked SET', async () => {
     const admin = await hh.admin();
-    const arrived = new Promise<void>((r) => (notify = r));
     const s = await hh.post(`/v1/identities/${encodeURIComponent(API)}/suspend`, { reason: 'compromised runner' }, admin);
     assert.equal(s.status, 200, JSON.stringify(s.body));
-    await arrived;
+    await main.until(1);
     assert.equal(received.length, 1);
     const got = received[0]!;
     assert.equal(got.type, 'application/secevent+jwt');
@@ -231,5 +265,41 @@ test('Shared Signals: receiver and transmitter over real HTTP', async (t) => {
     }
     assert.equal(sent.length, 1);
     assert.ok(!JSON.stringify(sent).includes(got.token));
+  });
+
+  await t.test('deliveries are retried until accepted; a receiver\'s RFC 8935 refusal is not retried', async () => {
+    await flaky.until(2);
+    assert.equal(flaky.got.length, 2);
+    assert.equal(flaky.got[0]!.token, flaky.got[1]!.token, 'the same SET is sent again');
+    assert.equal(flaky.got[0]!.auth, undefined, 'no push secret configured for it');
+    let records: { type: string; payload: Record<string, unknown> }[] = [];
+    for (let i = 0; i < 100; i++) {
+      records = (await hh.running.broker.audit.query({ stream: 'admin', subject: API, limit: 1000 })).filter((e) => e.type === 'signal.sent' || e.type === 'signal.send_failed');
+      if (records.length >= 3) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const by = (name: string) => records.find((e) => e.payload.receiver === name);
+    assert.equal(by('flaky')?.type, 'signal.sent');
+    assert.equal(by('flaky')?.payload.attempts, 2);
+    assert.equal(by('refusing')?.type, 'signal.send_failed');
+    assert.equal(by('refusing')?.payload.error, 'HTTP 400 err=invalid_audience');
+    assert.equal(refusing.got.length, 1);
+    assert.equal(keysOnly.got.length, 0, 'it subscribed to credential-change only');
+  });
+
+  await t.test('revoking an API key pushes a credential-change to the receivers that subscribed to it', async () => {
+    const admin = await hh.admin();
+    const key = await hh.post('/v1/apikeys', { identity: OTHER, ttl: '1d' }, admin);
+    assert.equal(key.status, 201, JSON.stringify(key.body));
+    const id = (key.body as { id: string }).id;
+    assert.equal((await hh.post(`/v1/apikeys/${id}/revoke`, { reason: 'leaked in a log' }, admin)).status, 200);
+    await keysOnly.until(1);
+    await main.until(2);
+    const jwks = createRemoteJWKSet(new URL(`${hh.url}/.well-known/jwks.json`));
+    const { payload } = await jwtVerify(keysOnly.got[0]!.token, jwks, { audience: 'https://keys.test', typ: 'secevent+jwt', currentDate: new Date(hh.clock.now()) });
+    const ev = (payload.events as Record<string, Record<string, unknown>>)[`${CAEP}credential-change`]!;
+    assert.equal(ev.change_type, 'revoke');
+    assert.equal(ev.credential_type, 'api-key');
+    assert.deepEqual((payload.sub_id as { sub: string }).sub, OTHER);
   });
 });
