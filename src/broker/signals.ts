@@ -22,6 +22,7 @@ import { SignalTransmitter, type Emission } from '../signals/transmitter.ts';
 import type { SubjectTrust } from '../signals/subjects.ts';
 import { ssfConfiguration } from '../signals/metadata.ts';
 import { revokeBySelector } from './revocation.ts';
+import { DEFAULT_LIMITS } from '../config/server.ts';
 
 export interface SignalsDeps {
   config: PortcullisConfig;
@@ -86,6 +87,7 @@ export class Signals {
         clock: d.clock,
         audit: d.audit,
         fetch: d.outbound,
+        unauthenticated: { limit: (d.config.limits ?? DEFAULT_LIMITS).login.per_address, maxTracked: (d.config.limits ?? DEFAULT_LIMITS).login.max_tracked },
         endAccess: (id, reason) => this.#endAccess(id, reason),
       });
     }

@@ -7,6 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AuditSink } from '../audit/types.ts';
 import type { Clock } from '../common/clock.ts';
 import type { OutboundFetch } from '../common/outbound.ts';
+import { FixedWindowLimiter, type RateLimit } from '../common/rate-limit.ts';
 import { InlineJwks, RemoteJwks, type KeySource } from '../identity/jwks.ts';
 import { tokenFingerprint } from '../identity/jwt.ts';
 import type { ReplayGuard } from '../identity/jwt.ts';
@@ -33,11 +34,16 @@ export interface ReceiverDeps {
   clock: Clock;
   audit: AuditSink;
   fetch?: OutboundFetch;
+  /**
+   * Pushes that carry no transmitter's secret, per source address (the login limit): beyond it they
+   * are answered 429 and audited once per window, so a flood cannot become an audit flood.
+   */
+  unauthenticated: { limit: RateLimit; maxTracked: number };
   /** Ends every session, grant and lease of the identity (live gateway sessions with them). */
   endAccess(identityId: string, reason: string): Promise<void>;
 }
 
-export type PushResult = { status: 202 } | { status: 400; err: SetErrorCode; description: string };
+export type PushResult = { status: 202 } | { status: 400; err: SetErrorCode; description: string } | { status: 429; retryAfterS: number };
 
 interface Bound {
   config: TransmitterConfig;
@@ -50,9 +56,11 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
 export class SignalReceiver {
   readonly #d: ReceiverDeps;
   readonly #bound: Bound[];
+  readonly #anonymous: FixedWindowLimiter;
 
   constructor(deps: ReceiverDeps) {
     this.#d = deps;
+    this.#anonymous = new FixedWindowLimiter(deps.unauthenticated.limit, deps.unauthenticated.maxTracked, () => deps.clock.now());
     this.#bound = deps.transmitters.map((t) => ({
       config: t,
       digest: digest(t.bearer),
@@ -75,6 +83,13 @@ export class SignalReceiver {
     const bound = this.#authenticate(req.authorization);
     const token = typeof req.body === 'string' ? req.body.trim() : '';
     const record: Record<string, unknown> = { source_ip: req.sourceIp, ...(token.length > 0 && { token_fingerprint: tokenFingerprint(token) }) };
+    if (!bound) {
+      const v = this.#anonymous.hit(`ip:${req.sourceIp}`);
+      if (!v.allowed) {
+        if (v.firstRefusal) await this.#audit('signal.rate_limited', undefined, { source_ip: req.sourceIp, limit: this.#anonymous.limit.requests, window_seconds: Math.round(this.#anonymous.limit.window_ms / 1000) });
+        return { status: 429, retryAfterS: v.retryAfterS };
+      }
+    }
     try {
       if (!bound) throw new SetRefused('authentication_failed', 'the push is not authenticated: send Authorization: Bearer with the secret configured for this transmitter');
       record.transmitter = bound.config.name;

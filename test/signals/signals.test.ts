@@ -302,4 +302,13 @@ signals:
     assert.equal(ev.credential_type, 'api-key');
     assert.deepEqual((payload.sub_id as { sub: string }).sub, OTHER);
   });
+
+  await t.test('a flood of unauthenticated pushes is limited per address (429, audited once); transmitters are not', async () => {
+    const token = await set({ event: 'assurance-level-change', payload: { current_level: 'aal1' } });
+    let limited = 0;
+    for (let i = 0; i < 130; i++) if ((await push(token, 'Bearer wrong-wrong-wrong-wrong')).status === 429) limited++;
+    assert.ok(limited >= 8, `limited ${limited}`);
+    assert.equal((await push(token)).status, 202, 'the configured transmitter still gets through');
+    assert.equal((await hh.running.broker.audit.query({ stream: 'authn', type: 'signal.rate_limited' })).length, 1);
+  });
 });

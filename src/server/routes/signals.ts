@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { MAX_SET_BYTES, type Broker } from '../../broker/index.ts';
 import { errors } from '../schemas.ts';
+import { problem, sendProblem } from '../problem.ts';
 
 const SetError = z.object({
   err: z.enum(['invalid_request', 'invalid_key', 'invalid_issuer', 'invalid_audience', 'authentication_failed', 'access_denied']),
@@ -34,7 +35,7 @@ export function signalRoutes(app: FastifyInstance, broker: Broker): void {
         response: {
           202: { description: 'Accepted (applied, or an event type this receiver ignores)', content: { 'application/json': { schema: z.null() } } },
           400: { description: 'RFC 8935 §2.3 error', content: { 'application/json': { schema: SetError } } },
-          ...errors(413, 415),
+          ...errors(413, 415, 429),
         },
       },
     },
@@ -42,6 +43,10 @@ export function signalRoutes(app: FastifyInstance, broker: Broker): void {
       const r = await broker.receiveSignal({ authorization: req.headers.authorization, contentType: req.headers['content-type'], body: req.body, sourceIp: req.ip });
       reply.header('cache-control', 'no-store');
       if (r.status === 202) return reply.code(202).send();
+      if (r.status === 429) {
+        reply.header('retry-after', String(r.retryAfterS));
+        return sendProblem(reply, problem(429, 'rate_limited', `too many unauthenticated pushes; retry after ${r.retryAfterS} s`));
+      }
       return reply.code(400).send({ err: r.err, description: r.description });
     },
   );
