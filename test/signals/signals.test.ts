@@ -191,6 +191,8 @@ signals:
   await t.test('device compliance becomes context.signals for policy, newest event wins', async () => {
     const token = await hh.loginCi();
     assert.equal((await readOrders(token)).body.decision, 'allow', 'no signal yet: device_compliance is "unknown"');
+    const forged = await hh.post('/v1/authorize', { action: 'db.select', resource: { type: 'Database', id: 'orders' }, context: { purpose: { reason: 'report' }, signals: { device_compliance: 'compliant' } } }, token);
+    assert.equal(forged.status, 400, 'context.signals is set by the server only');
     const t0 = now();
     assert.equal((await push(await set({ event: 'device-compliance-change', payload: { previous_status: 'compliant', current_status: 'not-compliant', event_timestamp: t0 } }))).status, 202);
     assert.equal((await readOrders(token)).body.decision, 'deny');
