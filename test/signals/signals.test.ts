@@ -73,13 +73,11 @@ test('Shared Signals: receiver and transmitter over real HTTP', async (t) => {
   const keysOnly = await makeReceiver(() => ({ status: 202 }));
   const received = main.got;
 
-  let h: Harness | undefined;
   t.after(async () => {
-    await h?.close();
     await new Promise<void>((r) => jwksServer.close(() => r()));
     for (const r of receivers) await new Promise<void>((done) => r.close(() => done()));
   });
-  h = await startHarness(
+  const h: Harness = await startHarness(
     `targets:
   - { name: orders-api, kind: api, audience: https://orders.example.test, scopes: [orders:read], max_ttl: 30m, default_ttl: 10m }
 signals:
@@ -117,6 +115,7 @@ signals:
       resources: '  - { type: Api, id: orders-api, boundary: application, environment: prod }',
     },
   );
+  t.after(() => h.close());
   const hh = h;
   const now = () => Math.floor(hh.clock.now() / 1000);
 
