@@ -36,11 +36,14 @@ export interface Emission {
 }
 
 const BACKOFF_CAP_MS = 5 * 60_000;
+/** Deliveries in flight per receiver (a revocation of a whole trust queues one per identity; a dead receiver holds only its own slots). */
+const IN_FLIGHT_PER_RECEIVER = 8;
 
 export class SignalTransmitter {
   readonly #d: TransmitterDeps;
   readonly #pending = new Set<Promise<void>>();
   readonly #timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  readonly #lanes = new Map<string, { active: number; queue: (() => Promise<void>)[] }>();
   #stopped = false;
 
   constructor(deps: TransmitterDeps) {
@@ -52,9 +55,35 @@ export class SignalTransmitter {
     if (this.#stopped) return;
     for (const r of this.#d.receivers) {
       if (!r.events.includes(e.event)) continue;
-      const p = this.#deliver(r, e).catch((err: unknown) => this.#d.log?.(`signals: delivery to ${r.name} failed: ${(err as Error).message}`));
+      const p = new Promise<void>((resolve) => {
+        this.#lane(r.name).queue.push(() =>
+          this.#deliver(r, e)
+            .catch((err: unknown) => this.#d.log?.(`signals: delivery to ${r.name} failed: ${(err as Error).message}`))
+            .finally(resolve),
+        );
+      });
       this.#pending.add(p);
       void p.finally(() => this.#pending.delete(p));
+      this.#pump(r.name);
+    }
+  }
+
+  #lane(name: string): { active: number; queue: (() => Promise<void>)[] } {
+    let lane = this.#lanes.get(name);
+    if (!lane) this.#lanes.set(name, (lane = { active: 0, queue: [] }));
+    return lane;
+  }
+
+  /** Starts queued deliveries of one receiver while it has free slots. */
+  #pump(name: string): void {
+    const lane = this.#lane(name);
+    while (lane.active < IN_FLIGHT_PER_RECEIVER && lane.queue.length > 0) {
+      const job = lane.queue.shift()!;
+      lane.active++;
+      void job().finally(() => {
+        lane.active--;
+        this.#pump(name);
+      });
     }
   }
 
@@ -106,7 +135,7 @@ export class SignalTransmitter {
       if (outcome.final) break;
       if (attempt < this.#d.maxAttempts) await this.#wait(Math.min(BACKOFF_CAP_MS, this.#d.backoffBaseMs * 2 ** (attempt - 1)));
     }
-    await this.#record('signal.send_failed', e.identityId, { ...base, error: last });
+    await this.#record('signal.send_failed', e.identityId, { ...base, error: last || 'not sent: the server stopped' });
   }
 
   async #post(r: ReceiverConfig, token: string): Promise<{ ok: true } | { ok: false; final: boolean; error: string }> {
