@@ -37,6 +37,8 @@ import { GatewaySessionAdmin } from './gateway-sessions.ts';
 import { Governance } from './governance.ts';
 import { GovernanceAdmin } from './governance-admin.ts';
 import { PermissionsAdmin } from './permissions-admin.ts';
+import { Signals } from './signals.ts';
+import type { PushResult } from '../signals/receiver.ts';
 
 export type { BrokerOptions, Caller, LoginResult, SessionContext } from './types.ts';
 export type { AuthorizeRequest } from './authorization.ts';
@@ -51,6 +53,7 @@ export type { GatewaySessionQuery, GatewaySessionView, SessionVerification } fro
 export { principalFacts } from './authorization.ts';
 export type { AzEvaluation, AzEvaluationsRequest, AzDecision, AzSubjectSearch, AzResourceSearch, AzActionSearch, AzSearchResult, EvaluationsSemantic } from './pdp.ts';
 export { MAX_EVALUATIONS } from './pdp.ts';
+export { MAX_SET_BYTES } from '../signals/receiver.ts';
 export type { Pdp } from './pdp.ts';
 
 /**
@@ -96,6 +99,7 @@ export class Broker {
   readonly #bootstrap: Bootstrap;
   readonly #binding: IdentityBinding;
   readonly #gateways: GatewayRunner;
+  readonly #signals: Signals;
 
   static {
     // Tests and benchmarks reach the domain services through broker/internals.ts; nothing in src does.
@@ -130,6 +134,7 @@ export class Broker {
     this.#humanSignIn = new HumanSignIn(s.humanTrusts, this.#authn);
     this.#issuance = new CredentialIssuance({ ...s, targets: config.targets });
     this.#bootstrap = new Bootstrap({ ...s, secrets: opened.store.bootstrap, unitOfWork: opened.store, boundaries });
+    this.#signals = new Signals({ ...s, issuer: this.issuer, replay: opened.store.identity.replay, log: this.#log });
     this.#gateways = new GatewayRunner({ ...s, changes: opened.store.changes, authn: this.#authn, issuance: this.#issuance, log: this.#log });
     const admin: AdminApi = {
       identities: new IdentityAdmin({ ...s, authz, binding: this.#binding }),
@@ -157,6 +162,7 @@ export class Broker {
     });
     try {
       const { identities, decisions, credentials, audit, access } = broker.#s;
+      await broker.#s.signalFacts.load();
       await loadDeclaredState({ config, resourceBoundaries: broker.#resources, identities, decisions, credentials, audit, log: broker.#log });
       broker.#unboundIdentities = await broker.#binding.migrate();
       // Finish what a crash left half-done (orphan roles, half-revoked leases), then keep reaping —
@@ -295,6 +301,18 @@ export class Broker {
     return this.#s.spiffeCa.trustPem();
   }
 
+  // ── Shared Signals (docs/signals.md) ─────────────────────────────────────────────────────
+
+  /** One RFC 8935 push from a configured transmitter (authenticated by its push secret, not a session): 202 or 400 with `err`. */
+  receiveSignal(req: { authorization: string | undefined; contentType: string | undefined; body: unknown; sourceIp: string }): Promise<PushResult> {
+    return this.#signals.push(req);
+  }
+
+  /** `/.well-known/ssf-configuration`: what this installation transmits and where it receives. */
+  ssfConfiguration(): Record<string, unknown> {
+    return this.#signals.metadata();
+  }
+
   // ── Health, bootstrap ────────────────────────────────────────────────────────────────────
 
   /** Ready: a policy is active, the store is open and (replicas) other replicas' notices are heard. */
@@ -351,6 +369,7 @@ export class Broker {
       // Live sessions end first, with their records and lease revocations, while the store is open.
       await this.#gateways.stop();
       await this.#s.governance.stop();
+      await this.#signals.stop();
       await this.#s.access.stop();
       await this.#s.credentials.stop();
       await this.#s.audit.close();

@@ -22,6 +22,7 @@ import { LOGIN_STATE_SECRET } from '../identity/login-state.ts';
 import { withGrants } from './authorization.ts';
 import type { GrantsFor } from './authorization.ts';
 import { accessDecider, credentialDecider } from './credential-decisions.ts';
+import { SignalFacts } from '../signals/facts.ts';
 
 /** A lease younger than this may still be in the making on another replica: reconcile never calls it missing at the target. */
 const IN_FLIGHT_GRACE_MS = 120_000;
@@ -60,6 +61,8 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
   const policyStore = new PolicyStore(opened.store.policy.versions, { changes: opened.store.changes, unitOfWork: opened.store });
   const engine = createEngine(config.engine);
   const declaredResources = new Map(config.resources.map((r) => [`${r.type}::${r.id}`, resourceEntity(r)]));
+  // `context.signals` of every decision: the facts Shared Signals set (loaded in Broker.open).
+  const signalFacts = new SignalFacts({ repository: opened.store.signals.facts, changes: opened.store.changes, unitOfWork: opened.store });
   const decisions = new DecisionPoint({
     engine,
     store: policyStore,
@@ -70,6 +73,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     failClosed: config.audit.fail_closed,
     resourceBoundary: (uid) => o.resourceBoundaries.get(`${uid.type}::${uid.id}`),
     resourceEntity: (uid) => declaredResources.get(`${uid.type}::${uid.id}`),
+    signals: (id) => signalFacts.of(id),
     onAuditFailure: (err) => o.log(`audit write failed (fail_closed is off): ${(err as Error).message}`),
   });
   const sessions = SessionService.open({ repository: opened.store.identity.sessions, keyring, issuer, ttlMs: config.session.ttl_ms, clock, changes: opened.store.changes, unitOfWork: opened.store });
@@ -168,5 +172,5 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
       return ages;
     },
   });
-  return { metrics, audit, identities, policyStore, decisions, sessions, apikeys, authenticator, humanTrusts, sshCa, sshHostCa: sshHost, credentials, access, grantsFor };
+  return { metrics, audit, identities, policyStore, decisions, sessions, apikeys, authenticator, humanTrusts, sshCa, sshHostCa: sshHost, credentials, access, grantsFor, signalFacts, outbound };
 }

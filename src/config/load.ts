@@ -22,6 +22,7 @@ import { LIMITS, LISTEN_TIMEOUTS, LOG, METRICS, TRUSTED_PROXIES, logConfig, metr
 import { STORE, storeConfig } from './store.ts';
 import { AUTHZEN, CEDAR_TYPE, authzenConfig } from './authzen.ts';
 import { GATEWAY_ENTRY, loadGateways } from '../gateways/registry.ts';
+import { SIGNALS, signalsConfig } from '../signals/config.ts';
 
 export { ConfigError } from '../common/validation.ts';
 export { PORTCULLIS_BUNDLE } from '../identity/trusts/spiffe/config.ts';
@@ -164,6 +165,7 @@ export const CONFIG_FILE = section({
   metrics: METRICS,
   log: LOG,
   authzen: AUTHZEN,
+  signals: SIGNALS,
 });
 
 export interface LoadedConfig {
@@ -316,6 +318,8 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     log: logConfig(f.log, env),
     authzen: authzenConfig(f.authzen, boundaries),
   };
+  const signals = signalsConfig(f.signals, { baseDir, env, trusts: trusts.map((t) => t.name) });
+  if (signals !== undefined) config.signals = signals;
   // What a trust needs of the rest of the file (e.g. `bundle: portcullis` needs a spiffe-x509 target).
   config.trusts.forEach((t, i) => trustKind(t.kind)?.check?.(t, `trusts[${i}]`, config));
   return { config, warnings };

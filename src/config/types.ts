@@ -11,6 +11,7 @@ import type { LimitsConfig, ListenTimeouts, LogConfig, MetricsConfig } from './s
 import type { StoreConfig } from './store.ts';
 import type { AuthzenConfig } from './authzen.ts';
 import type { GatewayConfig } from '../gateways/registry.ts';
+import type { SignalsConfig } from '../signals/config.ts';
 
 export type { GatewayConfig } from '../gateways/registry.ts';
 
@@ -101,4 +102,6 @@ export interface PortcullisConfig {
   log: LogConfig;
   /** The decision API for applications (AuthZEN): described resource types, rate limit, page size. */
   authzen: AuthzenConfig;
+  /** OpenID Shared Signals / CAEP: transmitters received from, receivers transmitted to (signals/config.ts). Absent: none. */
+  signals?: SignalsConfig;
 }

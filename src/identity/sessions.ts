@@ -258,7 +258,10 @@ export class SessionService {
   async revokeIdentity(identityId: string): Promise<void> {
     if (!this.#loaded) await this.#load();
     const now = nowSeconds(this.#clock);
-    const before = Math.max(now, this.#cutoffs.get(identityId) ?? 0);
+    // Tokens minted since a revocation in this same second carry iat = cut-off + 1 (see issue):
+    // a second revocation within that second must cover them too.
+    const current = this.#cutoffs.get(identityId);
+    const before = current !== undefined && current >= now ? current + 1 : now;
     this.#cutoffs.set(identityId, before);
     const stored = await this.#publishing(`cutoff:${identityId}`, () => this.#repository.raiseCutoff(identityId, before));
     this.#cutoffs.set(identityId, Math.max(stored, this.#cutoffs.get(identityId) ?? 0));

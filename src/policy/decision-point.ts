@@ -76,6 +76,8 @@ export interface DecisionPointOptions {
   resourceBoundary: (uid: EntityUid) => string | undefined;
   /** A declared resource's entity, recorded with each decision for what-if replay (docs/governance.md). */
   resourceEntity?: (uid: EntityUid) => Entity | undefined;
+  /** `context.signals` of a principal: the facts Shared Signals set (signals/facts.ts); the unknowns when left out. */
+  signals?: (principalId: string) => Readonly<Record<string, string | number | boolean>>;
   onAuditFailure?: (err: unknown) => void;
 }
 
@@ -382,6 +384,7 @@ export class DecisionPoint {
       breakGlass: input.breakGlass ?? false,
       delegation: { depth: input.delegation?.depth ?? 0, actors: input.delegation?.actors ?? [] },
       bridge: bridged,
+      signals: { ...(this.#o.signals?.(input.principal.id) ?? UNKNOWN_SIGNALS) },
     };
     return context;
   }
@@ -441,6 +444,9 @@ export function parseCallerContext(
   return { purpose, extra };
 }
 
+/** `context.signals` when nothing was received (= signals/facts.ts UNKNOWN_SIGNALS; docs/signals.md). */
+const UNKNOWN_SIGNALS = { assurance_level: 'unknown', assurance_level_at: 0, device_compliance: 'unknown', device_compliant: false, device_compliance_at: 0 } as const;
+
 const SAMPLE_SERVER_CONTEXT: Record<string, cedar.CedarValueJson> = {
   authn: { method: 'oidc', trust: 't', mfa: false, assurance: 'high', authAgeSeconds: 0 },
   request: {
@@ -453,4 +459,5 @@ const SAMPLE_SERVER_CONTEXT: Record<string, cedar.CedarValueJson> = {
   breakGlass: false,
   delegation: { depth: 0, actors: [] },
   bridge: false,
+  signals: { ...UNKNOWN_SIGNALS },
 };

@@ -17,7 +17,7 @@ export const PRINCIPAL_TYPE_OF_KIND: Record<string, string> = {
 };
 
 /** Context keys the server fills from verified facts; a caller can never supply them. */
-export const SERVER_CONTEXT_KEYS = ['authn', 'request', 'grants', 'breakGlass', 'delegation', 'bridge'] as const;
+export const SERVER_CONTEXT_KEYS = ['authn', 'request', 'grants', 'breakGlass', 'delegation', 'bridge', 'signals'] as const;
 
 const principals = PRINCIPAL_TYPES.join(', ');
 const data = DATA_RESOURCE_TYPES.join(', ');
@@ -47,6 +47,14 @@ type RequestInfo = {
 };
 type Purpose = { reason?: String, ticket?: String };
 type Delegation = { depth: Long, actors: Set<String> };
+// Facts from Shared Signals / CAEP (docs/signals.md), always present: "unknown" / false / 0 when none was received.
+type Signals = {
+  assurance_level: String,       // latest assurance-level-change current_level, or "unknown"
+  assurance_level_at: Long,      // its event time (s), 0 when none
+  device_compliance: String,     // compliant | not-compliant | unknown
+  device_compliant: Bool,        // true only when the latest device-compliance-change said compliant
+  device_compliance_at: Long,
+};
 type Ctx = {
   authn: Authn,
   request: RequestInfo,
@@ -55,6 +63,7 @@ type Ctx = {
   breakGlass: Bool,
   delegation: Delegation,
   bridge: Bool,            // true when a declared bridge allows this boundary crossing
+  signals: Signals,
 };
 
 // credential.issue also sees what is being issued.
@@ -74,6 +83,7 @@ type CredentialCtx = {
   breakGlass: Bool,
   delegation: Delegation,
   bridge: Bool,
+  signals: Signals,
   credential: CredentialRequest,
 };
 
@@ -94,6 +104,7 @@ type DbCtx = {
   breakGlass: Bool,
   delegation: Delegation,
   bridge: Bool,
+  signals: Signals,
   gateway?: String,
   session?: String,
   statement?: DbStatement,
@@ -117,6 +128,7 @@ type SshCtx = {
   breakGlass: Bool,
   delegation: Delegation,
   bridge: Bool,
+  signals: Signals,
   gateway?: String,
   session?: String,
   ssh?: SshRequest,

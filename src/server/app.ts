@@ -22,6 +22,7 @@ import { governanceRoutes } from './routes/governance.ts';
 import { authzenRoutes } from './routes/authzen.ts';
 import { discoveryRoutes } from './routes/discovery.ts';
 import { gatewaySessionRoutes } from './routes/gateway-sessions.ts';
+import { signalRoutes } from './routes/signals.ts';
 import { loginEdge } from './edge.ts';
 import { requestId, requestLog } from './request-log.ts';
 import type { Logger } from '../common/log.ts';
@@ -102,6 +103,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   healthRoutes(app, broker);
   authzenRoutes(app, broker);
   discoveryRoutes(app, broker);
+  signalRoutes(app, broker);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   app.addHook('onResponse', async (req, reply) => {

@@ -11,7 +11,7 @@ import { PortcullisError } from '../common/errors.ts';
 
 /** Tables in copy order (a row's references first), by the file they live in. */
 const STATE_TABLES = [
-  'identities', 'identity_session_revocations', 'identity_session_cutoffs', 'identity_apikeys', 'identity_seen_jti',
+  'identities', 'identity_session_revocations', 'identity_session_cutoffs', 'identity_apikeys', 'identity_seen_jti', 'signal_facts',
   'crypto_meta', 'crypto_keys', 'crypto_secrets', 'spiffe_ca', 'broker_bootstrap', 'policy_versions', 'credential_leases',
   'access_requests', 'access_reviews_cast', 'access_comments', 'access_grants', 'access_breakglass_reviews', 'access_webhook_deliveries',
   'gov_campaigns', 'gov_review_items', 'gov_flags',

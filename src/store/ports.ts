@@ -21,7 +21,7 @@ export interface UnitOfWork {
 }
 
 /** What changed, for the in-memory views other replicas keep (the key names the record). */
-export type ChangeTopic = 'identity' | 'session' | 'keys' | 'policy' | 'grant' | 'lease';
+export type ChangeTopic = 'identity' | 'session' | 'keys' | 'policy' | 'grant' | 'lease' | 'signal';
 
 /**
  * Tells the other replicas sharing a store that a record changed, so they refresh what they keep

@@ -10,6 +10,7 @@ import type { CredentialStore } from '../credentials/ports.ts';
 import type { AccessStore } from '../access/ports.ts';
 import type { AuditStore } from '../audit/ports.ts';
 import type { GovernanceStore } from '../governance/ports.ts';
+import type { SignalStore } from '../signals/ports.ts';
 
 export interface Store extends UnitOfWork {
   /** `sqlite` (embedded, default) or `postgres` (shared by replicas). */
@@ -24,6 +25,8 @@ export interface Store extends UnitOfWork {
   readonly audit: AuditStore;
   /** Access review campaigns and lifecycle flags. */
   readonly governance: GovernanceStore;
+  /** Context facts from Shared Signals (docs/signals.md). */
+  readonly signals: SignalStore;
   /** Notices to and from the other replicas sharing the store. */
   readonly changes: ChangeFeed;
   /** Whether this replica runs the cluster's jobs (started by the broker once it is open). */

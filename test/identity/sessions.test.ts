@@ -158,3 +158,15 @@ test('sessions: a token never seen before is refused once expired — on its fir
   const live = await sign({ ...unused.claims, iat: now, exp: now + 60 });
   assert.equal((await restarted.verify(live)).identityId, 'x');
 });
+
+test('sessions: a second identity-wide revocation in the same second covers tokens minted after the first', async () => {
+  const { sessions } = await setup();
+  await sessions.revokeIdentity('agent:bot');
+  // Re-admitted at once: stamped one second past the cut-off, so it works…
+  const again = await sessions.issue({ identityId: 'agent:bot', facts });
+  await sessions.verify(again.token);
+  // …until the next revocation, even one within the same second (a Shared Signals credential-change right after a session-revoked).
+  await sessions.revokeIdentity('agent:bot');
+  await refused(sessions.verify(again.token), 'revoked');
+  await sessions.verify((await sessions.issue({ identityId: 'agent:bot', facts })).token);
+});

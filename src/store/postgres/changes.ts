@@ -8,7 +8,7 @@ import type { PgDb } from './db.ts';
 import { KeyedLock } from '../../common/keyed-lock.ts';
 
 export const CHANGE_CHANNEL = 'portcullis_changes';
-const TOPICS: ReadonlySet<string> = new Set<ChangeTopic>(['identity', 'session', 'keys', 'policy', 'grant', 'lease']);
+const TOPICS: ReadonlySet<string> = new Set<ChangeTopic>(['identity', 'session', 'keys', 'policy', 'grant', 'lease', 'signal']);
 /** NOTIFY payloads are limited to 8000 bytes; keys are ids, far shorter. */
 const MAX_KEY = 2048;
 

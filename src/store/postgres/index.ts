@@ -13,13 +13,14 @@ import * as credentials from './credentials.ts';
 import * as access from './access.ts';
 import * as audit from './audit.ts';
 import * as governance from './governance.ts';
+import * as signals from './signals.ts';
 import { PgChangeFeed } from './changes.ts';
 import * as cluster from './leadership.ts';
 
 /** Every domain's migrations, in the order they are applied. */
 export const PG_MIGRATIONS: readonly PgDomainMigrations[] = [
   identity.MIGRATIONS, inventory.MIGRATIONS, keys.MIGRATIONS, bootstrap.MIGRATIONS,
-  policy.MIGRATIONS, credentials.MIGRATIONS, access.MIGRATIONS, audit.MIGRATIONS, cluster.MIGRATIONS, governance.MIGRATIONS,
+  policy.MIGRATIONS, credentials.MIGRATIONS, access.MIGRATIONS, audit.MIGRATIONS, cluster.MIGRATIONS, governance.MIGRATIONS, signals.MIGRATIONS,
 ];
 
 export interface PostgresStoreOptions extends PgDbOptions {
@@ -43,6 +44,7 @@ export class PostgresStore implements Store {
   readonly access;
   readonly audit;
   readonly governance;
+  readonly signals;
   readonly changes: PgChangeFeed;
   readonly leader: cluster.PgLeadership;
 
@@ -59,6 +61,7 @@ export class PostgresStore implements Store {
     this.access = access.pgAccessStore(db);
     this.audit = audit.pgAuditStore(db);
     this.governance = governance.pgGovernanceStore(db);
+    this.signals = signals.pgSignalStore(db);
   }
 
   static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {

@@ -15,6 +15,7 @@ import { SqliteAccessStore } from './access.ts';
 import { SqliteAuditStore } from './audit/index.ts';
 import { sqliteGovernanceStore } from './governance.ts';
 import type { GovernanceStore } from '../../governance/ports.ts';
+import { SqliteSignalStore } from './signals.ts';
 import { LocalChangeFeed } from '../local-changes.ts';
 import { SoleLeader } from '../local-leadership.ts';
 
@@ -42,6 +43,7 @@ export class SqliteStore implements Store {
   readonly access: SqliteAccessStore;
   readonly audit: SqliteAuditStore;
   readonly governance: GovernanceStore;
+  readonly signals: SqliteSignalStore;
   readonly changes = new LocalChangeFeed();
   readonly leader = new SoleLeader();
 
@@ -57,6 +59,7 @@ export class SqliteStore implements Store {
     this.access = new SqliteAccessStore(this.main);
     this.audit = new SqliteAuditStore(this.auditDb);
     this.governance = sqliteGovernanceStore(this.main);
+    this.signals = new SqliteSignalStore(this.main);
   }
 
   /** Opens (creating if need be) the data directory's two files. */
