@@ -13,6 +13,7 @@ export interface AgentProfileRepository {
 export interface AssignmentFilter {
   agentId?: string;
   delegatorId?: string;
+  sponsorId?: string;
   parentId?: string;
   /** `active` rows (ended ones are `ended`; expiry is read from `expiresAt`, not stored). */
   status?: 'active' | 'ended';

@@ -30,6 +30,7 @@ export interface AgentAdminDeps {
   credentials: CredentialService;
   sessions: SessionService;
   audit: AuditLog;
+  lifecycle: AgentLifecycle;
 }
 
 export interface AgentView {
@@ -49,6 +50,8 @@ export interface AssignRequest {
 }
 
 export interface AssignmentQuery {
+  /** Only those the caller is a party to (delegator, agent, sponsor): no permission needed. */
+  mine?: boolean;
   agent?: string;
   delegator?: string;
   live?: boolean;
@@ -77,18 +80,17 @@ export class AgentAdmin {
   /** One agent (itself, its sponsor, or `identity.read`). */
   async get(c: Caller, id: string): Promise<AgentView> {
     return opaqueId('agent', id, () => false, async () => {
-      const identity = this.#agent(id);
       const profile = await this.#d.agents.profile(id);
       if (c.identity.id !== id && profile?.sponsor !== c.identity.id) await this.#d.authz.requireAllowed(c, 'identity.read', uid(id));
-      return { identity, ...(profile && { profile }) };
+      return { identity: this.#agent(id), ...(profile && { profile }) };
     });
   }
 
   /** Sets an agent's sponsor, model, provider and tools (`agent.manage`; never by the agent itself). */
   async setProfile(c: Caller, id: string, input: ProfileInput): Promise<AgentView> {
     return opaqueId('agent', id, () => this.#d.authz.allows(c, 'identity.read', uid(id)), async () => {
-      const identity = this.#agent(id);
       await this.#d.authz.requireAllowed(c, 'agent.manage', uid(id));
+      const identity = this.#agent(id);
       if (c.identity.id === id) throw new SelfEscalation('an agent cannot change its own profile (sponsor, tools); ask an administrator');
       const sponsor = typeof input.sponsor === 'string' ? this.#d.identities.get(input.sponsor) : undefined;
       if (!sponsor || sponsor.kind !== 'user') throw new InvalidInput('sponsor: the id of a human in the inventory (an identity of kind user) who answers for the agent', 'sponsor');
@@ -116,13 +118,11 @@ export class AgentAdmin {
    * as `assignment.create` on the agent with `context.assignment` (what is asked).
    */
   async assign(c: Caller, agentId: string, req: AssignRequest): Promise<Assignment> {
+    const tools = strings(req.tools, 'tools');
+    const audiences = strings(req.audiences, 'audiences');
+    const ttlMs = req.ttl === undefined ? undefined : parseDuration(req.ttl, 'ttl');
     return opaqueId('agent', agentId, () => this.#d.authz.allows(c, 'identity.read', uid(agentId)), async () => {
-      const agent = this.#agent(agentId);
-      if (agent.status !== 'active') throw new Conflict(`agent ${agentId} is ${agent.status}`);
       const profile = await this.#d.agents.profile(agentId);
-      if (!profile) throw new Conflict(`agent ${agentId} has no sponsor: an administrator sets one first (portcullis agents set ${agentId} --sponsor user:…)`);
-      const sponsor = this.#d.identities.get(profile.sponsor);
-      if (!sponsor || sponsor.status !== 'active') throw new Conflict(`agent ${agentId}'s sponsor ${profile.sponsor} is not active`);
       let parent: Assignment | undefined;
       let delegator = c.identity.id;
       if (req.parent !== undefined) {
@@ -130,20 +130,7 @@ export class AgentAdmin {
         if (!parent || parent.agentId !== c.identity.id) throw new InvalidInput(`parent: ${String(req.parent).slice(0, 40)} is not an assignment of yours (the caller's)`, 'parent');
         if (agentId === c.identity.id) throw new InvalidInput('a sub-assignment goes to another agent', 'id');
         delegator = parent.delegatorId;
-      } else if (c.identity.kind !== 'user') {
-        throw new InvalidInput('an assignment is made by the human it acts for; an agent hands on part of its own with "parent"', 'parent');
       }
-      const tools = Array.isArray(req.tools) ? req.tools : [];
-      if (profile.tools.length > 0) {
-        const beyond = tools.filter((t) => typeof t === 'string' && !toolCovered(t, profile.tools));
-        if (beyond.length) throw new InvalidInput(`tools: ${agentId} may not reach ${beyond.join(', ')} (its profile lists ${profile.tools.join(', ')})`, 'tools');
-      }
-      const audiences = Array.isArray(req.audiences) ? req.audiences : [];
-      const known = new Set(this.#d.config.targets.filter((t) => t.kind === 'api').map((t) => (t as { audience: string }).audience));
-      audiences.forEach((a, i) => {
-        if (!known.has(a)) throw new InvalidInput(`audiences[${i}]: not the audience of an api target of this server (tokens are issued for those only)`, `audiences[${i}]`);
-      });
-      const ttlMs = req.ttl === undefined ? undefined : parseDuration(req.ttl, 'ttl');
       const context: Record<string, CedarValue> = {
         assignment: {
           intent: typeof req.intent === 'string' ? req.intent : '',
@@ -152,10 +139,25 @@ export class AgentAdmin {
           ttlSeconds: Math.floor((ttlMs ?? 3_600_000) / 1000),
           depth: parent ? (parent.depth ?? 1) + 1 : 1,
           delegator,
-          sponsor: profile.sponsor,
+          sponsor: profile?.sponsor ?? '',
         },
       };
+      // Decided before anything about the agent is told (an unknown agent answers like a forbidden one).
       await this.#d.authz.requireAllowed(c, 'assignment.create', uid(agentId), context);
+      if (parent === undefined && c.identity.kind !== 'user') throw new InvalidInput('an assignment is made by the human it acts for; an agent hands on part of its own with "parent"', 'parent');
+      const agent = this.#agent(agentId);
+      if (agent.status !== 'active') throw new Conflict(`agent ${agentId} is ${agent.status}`);
+      if (!profile) throw new Conflict(`agent ${agentId} has no sponsor: an administrator sets one first (portcullis agents set ${agentId} --sponsor user:…)`);
+      const sponsor = this.#d.identities.get(profile.sponsor);
+      if (!sponsor || sponsor.status !== 'active') throw new Conflict(`agent ${agentId}'s sponsor ${profile.sponsor} is not active`);
+      if (profile.tools.length > 0) {
+        const beyond = tools.filter((t) => !toolCovered(t, profile.tools));
+        if (beyond.length) throw new InvalidInput(`tools: ${agentId} may not reach ${beyond.join(', ')} (its profile lists ${profile.tools.join(', ')})`, 'tools');
+      }
+      const known = new Set(this.#d.config.targets.filter((t) => t.kind === 'api').map((t) => (t as { audience: string }).audience));
+      audiences.forEach((a, i) => {
+        if (!known.has(a)) throw new InvalidInput(`audiences[${i}]: not the audience of an api target of this server (tokens are issued for those only)`, `audiences[${i}]`);
+      });
       const a = await this.#d.agents.create({ agentId, delegatorId: delegator, sponsorId: profile.sponsor, intent: req.intent, tools, audiences, ...(ttlMs !== undefined && { ttlMs }), ...(parent && { parent }) });
       await recordAdminEvent(this.#d.audit, c, 'assignment.created', {
         assignment: a.id, agent: a.agentId, delegator: a.delegatorId, sponsor: a.sponsorId, intent: a.intent, tools: a.tools, audiences: a.audiences,
@@ -165,31 +167,47 @@ export class AgentAdmin {
     });
   }
 
+  /**
+   * The assignment, once the caller may act on it: a party to it, or allowed `action` on its
+   * agent. An unknown id is decided on every agent first, so it answers like a forbidden one.
+   */
+  async #decided(c: Caller, id: string, action: string): Promise<Assignment> {
+    const a = await this.#d.agents.get(id);
+    if (!a) {
+      await this.#d.authz.requireAllowed(c, action, uid('*'));
+      return this.#d.agents.require(id);
+    }
+    if (!this.#party(c, a)) await this.#d.authz.requireAllowed(c, action, uid(a.agentId));
+    return a;
+  }
+
   /** Whether the caller is a party to it: its delegator, its agent, or the agent's sponsor. */
   #party(c: Caller, a: Assignment): boolean {
     const me = c.identity.id;
     return a.delegatorId === me || a.agentId === me || a.sponsorId === me;
   }
 
-  /** Assignments: those the caller is a party to; anyone else's need `assignment.read` on the agent. */
+  /**
+   * Assignments, newest first: with `mine`, those the caller is a party to (no permission
+   * needed); otherwise `assignment.read` on the agent (or on every agent).
+   */
   async assignments(c: Caller, q: AssignmentQuery = {}): Promise<Assignment[]> {
-    const rows = await this.#d.agents.list({ ...(q.agent !== undefined && { agentId: q.agent }), ...(q.delegator !== undefined && { delegatorId: q.delegator }), ...(q.live && { live: true }) }, 1000);
-    const out: Assignment[] = [];
-    const readable = new Map<string, boolean>();
-    for (const a of rows) {
-      if (!this.#party(c, a)) {
-        if (!readable.has(a.agentId)) readable.set(a.agentId, await this.#d.authz.allows(c, 'assignment.read', uid(a.agentId)));
-        if (!readable.get(a.agentId)) continue;
-      }
-      out.push(a);
+    const filter = { ...(q.agent !== undefined && { agentId: q.agent }), ...(q.delegator !== undefined && { delegatorId: q.delegator }), ...(q.live && { live: true }) };
+    if (q.mine !== true) {
+      await this.#d.authz.requireAllowed(c, 'assignment.read', uid(q.agent ?? '*'));
+      return this.#d.agents.list(filter, 1000);
     }
-    return out;
+    const me = c.identity.id;
+    const byId = new Map<string, Assignment>();
+    for (const party of [{ delegatorId: me }, { agentId: me }, { sponsorId: me }]) {
+      for (const a of await this.#d.agents.list({ ...filter, ...party }, 1000)) byId.set(a.id, a);
+    }
+    return [...byId.values()].sort((x, y) => y.createdAt - x.createdAt || (x.id < y.id ? 1 : -1)).slice(0, 1000);
   }
 
   async assignment(c: Caller, id: string): Promise<Assignment> {
     return opaqueId('assignment', id, () => false, async () => {
-      const a = await this.#d.agents.require(id);
-      if (!this.#party(c, a)) await this.#d.authz.requireAllowed(c, 'assignment.read', uid(a.agentId));
+      const a = await this.#decided(c, id, 'assignment.read');
       return a;
     });
   }
@@ -203,11 +221,27 @@ export class AgentAdmin {
       const a = await this.#d.agents.get(id);
       return a !== undefined && (this.#party(c, a) || this.#d.authz.allows(c, 'assignment.read', uid(a.agentId)));
     }, async () => {
-      const a = await this.#d.agents.require(id);
-      if (!this.#party(c, a)) await this.#d.authz.requireAllowed(c, 'assignment.end', uid(a.agentId));
-      await this.#endAll([a.id], c.identity.id, reason, (ended) => recordAdminEvent(this.#d.audit, c, 'assignment.ended', endedPayload(ended, reason), ended.agentId, this.#boundaryOf(ended.agentId)));
+      const a = await this.#decided(c, id, 'assignment.end');
+      await this.#d.lifecycle.endAll([a.id], c.identity.id, reason, (ended) => recordAdminEvent(this.#d.audit, c, 'assignment.ended', endedPayload(ended, reason), ended.agentId, this.#boundaryOf(ended.agentId)));
       return (await this.#d.agents.get(id)) ?? a;
     });
+  }
+
+  #boundaryOf(id: string): string | undefined {
+    return this.#d.identities.get(id)?.boundary;
+  }
+}
+
+/**
+ * What ends on its own when people and agents leave (no caller decides it: it follows from a
+ * suspension or offboarding someone was allowed to make, or from an assignment's end): assignments
+ * and the tokens under them, and a sponsor's agents.
+ */
+export class AgentLifecycle {
+  readonly #d: Pick<AgentAdminDeps, 'agents' | 'credentials' | 'identities' | 'sessions' | 'audit'>;
+
+  constructor(deps: Pick<AgentAdminDeps, 'agents' | 'credentials' | 'identities' | 'sessions' | 'audit'>) {
+    this.#d = deps;
   }
 
   /**
@@ -218,7 +252,7 @@ export class AgentAdmin {
   async identityInactive(by: string, id: string, status: Exclude<IdentityStatus, 'active'>, reason: string): Promise<void> {
     const why = `${id} ${status}: ${reason}`.slice(0, 500);
     const live = [...(await this.#d.agents.list({ agentId: id, live: true })), ...(await this.#d.agents.list({ delegatorId: id, live: true }))];
-    await this.#endAll(live.map((a) => a.id), by, why, (ended) => this.#systemEvent('assignment.ended', endedPayload(ended, why), ended.agentId));
+    await this.endAll(live.map((a) => a.id), by, why, (ended) => this.#systemEvent('assignment.ended', endedPayload(ended, why), ended.agentId));
     for (const p of await this.#d.agents.sponsoredBy(id)) {
       const agent = this.#d.identities.get(p.id);
       if (!agent || agent.status !== 'active') continue;
@@ -232,7 +266,7 @@ export class AgentAdmin {
   }
 
   /** Ends the assignments (and everything under them), revokes their tokens, records each ended one. */
-  async #endAll(ids: string[], by: string, reason: string, record: (a: Assignment) => Promise<void>): Promise<void> {
+  async endAll(ids: string[], by: string, reason: string, record: (a: Assignment) => Promise<void>): Promise<void> {
     const all = new Set<string>();
     for (const id of ids) for (const x of await this.#d.agents.withDescendants(id)) all.add(x);
     const ended: Assignment[] = [];
@@ -255,6 +289,12 @@ export class AgentAdmin {
     const boundary = this.#boundaryOf(subject);
     await this.#d.audit.append({ stream: 'admin', type, actor: SYSTEM_ACTOR, subject, ...(boundary !== undefined && { boundary }), payload });
   }
+}
+
+/** A list of strings from the caller (the route checked its shape; a direct call may not have). */
+function strings(v: unknown, field: string): string[] {
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new InvalidInput(`${field}: a list of strings`, field);
+  return v as string[];
 }
 
 function endedPayload(a: Assignment, reason: string): Record<string, unknown> {

@@ -34,7 +34,7 @@ import { Pdp } from './pdp.ts';
 import { authorizationServerMetadata } from './discovery.ts';
 import { GatewayRunner } from './gateway-host.ts';
 import { GatewaySessionAdmin } from './gateway-sessions.ts';
-import { AgentAdmin } from './agents.ts';
+import { AgentAdmin, AgentLifecycle } from './agents.ts';
 import { introspectToken, type Introspection } from './introspection.ts';
 
 export type { BrokerOptions, Caller, LoginResult, SessionContext } from './types.ts';
@@ -127,9 +127,10 @@ export class Broker {
     this.#issuance = new CredentialIssuance({ ...s, targets: config.targets });
     this.#bootstrap = new Bootstrap({ ...s, secrets: opened.store.bootstrap, unitOfWork: opened.store, boundaries });
     this.#gateways = new GatewayRunner({ ...s, changes: opened.store.changes, authn: this.#authn, issuance: this.#issuance, log: this.#log });
-    const agents = new AgentAdmin({ ...s, authz });
+    const lifecycle = new AgentLifecycle(s);
+    const agents = new AgentAdmin({ ...s, authz, lifecycle });
     const admin: AdminApi = {
-      identities: new IdentityAdmin({ ...s, authz, binding: this.#binding, onInactive: (by, id, status, reason) => agents.identityInactive(by, id, status, reason) }),
+      identities: new IdentityAdmin({ ...s, authz, binding: this.#binding, onInactive: (by, id, status, reason) => lifecycle.identityInactive(by, id, status, reason) }),
       apiKeys: new ApiKeyAdmin({ ...s, authz, policyWriter }),
       policies: new PolicyAdmin({ ...s, authz, schemaExtension: config.schema_extension }),
       access: new AccessAdmin({ ...s, authz }),

@@ -88,12 +88,14 @@ export function register(program: Command): void {
 
   agents
     .command('assignments [agent]')
-    .description('assignments (of one agent, or all) you are a party to — delegator, agent, sponsor — or anyone\'s with assignment.read')
+    .description('assignments (of one agent, or all): yours — as delegator, agent or sponsor — or, with --all, anyone\'s (assignment.read)')
+    .option('--all', "not only yours: anyone's (assignment.read)")
     .option('--live', 'only active ones')
     .option('--delegator <user>')
     .addOption(json())
-    .action(async (id: string | undefined, o: { live?: boolean; delegator?: string; json?: boolean }) => {
+    .action(async (id: string | undefined, o: { all?: boolean; live?: boolean; delegator?: string; json?: boolean }) => {
       const q = new URLSearchParams();
+      if (!o.all) q.set('mine', 'true');
       if (o.live) q.set('live', 'true');
       if (o.delegator) q.set('delegator', o.delegator);
       const path = id === undefined ? '/v1/assignments' : `/v1/agents/${enc(id)}/assignments`;

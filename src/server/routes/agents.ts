@@ -108,14 +108,15 @@ export function agentRoutes(app: FastifyInstance, broker: Broker): void {
     },
   );
 
-  const listQuery = z.strictObject({ live: z.enum(['true', 'false']).optional(), delegator: z.string().max(300).optional() });
+  const listQuery = z.strictObject({ mine: z.enum(['true', 'false']).optional(), live: z.enum(['true', 'false']).optional(), delegator: z.string().max(300).optional() });
+  const queryOf = (q: { mine?: string; live?: string; delegator?: string }) => ({ mine: q.mine === 'true', live: q.live === 'true', ...(q.delegator !== undefined && { delegator: q.delegator }) });
   app.get(
     '/v1/agents/:id/assignments',
     {
       preHandler: session,
       schema: {
         operationId: 'listAgentAssignments',
-        summary: "An agent's assignments, newest first: those you are a party to (delegator, agent, sponsor), anyone's with assignment.read",
+        summary: "An agent's assignments, newest first: mine=true, those you are a party to (delegator, agent, sponsor); otherwise assignment.read on the agent",
         tags: ['agents'],
         params: z.object({ id: agentId }),
         querystring: listQuery,
@@ -123,8 +124,7 @@ export function agentRoutes(app: FastifyInstance, broker: Broker): void {
       },
     },
     async (req) => {
-      const q = req.query as { live?: string; delegator?: string };
-      const rows = await agents.assignments(callerOf(req), { agent: (req.params as { id: string }).id, live: q.live === 'true', ...(q.delegator !== undefined && { delegator: q.delegator }) });
+      const rows = await agents.assignments(callerOf(req), { ...queryOf(req.query as Record<string, string>), agent: (req.params as { id: string }).id });
       return { assignments: rows.map(assignmentDto) };
     },
   );
@@ -135,15 +135,14 @@ export function agentRoutes(app: FastifyInstance, broker: Broker): void {
       preHandler: session,
       schema: {
         operationId: 'listAssignments',
-        summary: "Assignments of every agent, newest first: those you are a party to, anyone's with assignment.read",
+        summary: 'Assignments of every agent, newest first: mine=true, those you are a party to (delegator, agent, sponsor); otherwise assignment.read',
         tags: ['agents'],
         querystring: listQuery,
         response: { 200: z.object({ assignments: z.array(Assignment) }), ...errors(...SESSION_ERRORS) },
       },
     },
     async (req) => {
-      const q = req.query as { live?: string; delegator?: string };
-      return { assignments: (await agents.assignments(callerOf(req), { live: q.live === 'true', ...(q.delegator !== undefined && { delegator: q.delegator }) })).map(assignmentDto) };
+      return { assignments: (await agents.assignments(callerOf(req), queryOf(req.query as Record<string, string>))).map(assignmentDto) };
     },
   );
 

@@ -63,10 +63,10 @@ export function assignmentFromRow(r: Record<string, unknown>): Assignment {
 }
 
 /** The WHERE clause of an assignment filter, with `?`-style or `$n` placeholders. */
-export function assignmentWhere(f: { agentId?: string; delegatorId?: string; parentId?: string; status?: string }, placeholder: (n: number) => string): { where: string; params: string[] } {
+export function assignmentWhere(f: { agentId?: string; delegatorId?: string; sponsorId?: string; parentId?: string; status?: string }, placeholder: (n: number) => string): { where: string; params: string[] } {
   const conds: string[] = [];
   const params: string[] = [];
-  for (const [col, v] of [['agent_id', f.agentId], ['delegator_id', f.delegatorId], ['parent_id', f.parentId], ['status', f.status]] as const) {
+  for (const [col, v] of [['agent_id', f.agentId], ['delegator_id', f.delegatorId], ['sponsor_id', f.sponsorId], ['parent_id', f.parentId], ['status', f.status]] as const) {
     if (v === undefined) continue;
     params.push(v);
     conds.push(`${col} = ${placeholder(params.length)}`);
