@@ -6,6 +6,11 @@
 // live gateway session hanging on the assignment.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { decodeJwt } from 'jose';
 import { ISSUER2, startHarness } from '../integration/harness.ts';
 import type { Harness } from '../integration/harness.ts';
@@ -18,6 +23,8 @@ const DOCS = 'https://mcp.docs.test/mcp';
 const JWT = 'urn:ietf:params:oauth:token-type:jwt';
 const AT = 'urn:ietf:params:oauth:token-type:access_token';
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
+const run = promisify(execFile);
 
 const trust = (name: string, identity: string, kind: string, boundary: string, extra = '') => (jwks2: string) => `
   - name: ${name}
@@ -300,6 +307,42 @@ describe('agents, assignments and assignment-scoped tokens over HTTP', () => {
       assert.match(await terminated, new RegExp(`assignment ${asg} ended`));
     } finally {
       await host.sessions.stop();
+    }
+  });
+
+  it('the CLI: agents show, assign, assignments, end (--json, and a refusal that names the field)', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'pcx-agents-cli-'));
+    const cli = async (token: string, ...args: string[]) => {
+      const env: NodeJS.ProcessEnv = { ...process.env, PORTCULLIS_ADDR: h.url, PORTCULLIS_TOKEN: token, PORTCULLIS_HOME: home };
+      try {
+        const r = await run(process.execPath, [CLI, 'agents', ...args], { env, encoding: 'utf8' });
+        return { code: 0, out: r.stdout, err: r.stderr };
+      } catch (e) {
+        const x = e as { code: number; stdout: string; stderr: string };
+        return { code: x.code, out: x.stdout, err: x.stderr };
+      }
+    };
+    try {
+      const shown = await cli(admin, 'show', 'agent:helper', '--json');
+      assert.equal(shown.code, 0, shown.err);
+      assert.equal(JSON.parse(shown.out).sponsor, 'user:sam@example.com');
+      const alice = await user('alice');
+      const made = await cli(alice, 'assign', 'agent:helper', '--intent', 'triage ticket 7', '--tool', 'crm/search,crm/read_ticket', '--audience', CRM, '--ttl', '10m', '--json');
+      assert.equal(made.code, 0, made.err);
+      const a = JSON.parse(made.out).assignment;
+      assert.deepEqual(a.tools, ['crm/read_ticket', 'crm/search']);
+      const listed = await cli(alice, 'assignments', '--live', '--json');
+      assert.ok(JSON.parse(listed.out).assignments.some((x: { id: string }) => x.id === a.id));
+      const human = await cli(alice, 'assignments', 'agent:helper');
+      assert.match(human.out, new RegExp(a.id));
+      const ended = await cli(alice, 'end', a.id, '--reason', 'done', '--json');
+      assert.equal(ended.code, 0, ended.err);
+      assert.equal(JSON.parse(ended.out).assignment.status, 'ended');
+      const bad = await cli(alice, 'assign', 'agent:helper', '--intent', 'x', '--tool', 'not-a-tool', '--audience', CRM);
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.err, /tools/);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
     }
   });
 
