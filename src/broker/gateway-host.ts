@@ -20,6 +20,7 @@ import type { AccessService } from '../access/index.ts';
 import type { DecisionPoint } from '../policy/decision-point.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
 import type { ChangeFeed } from '../store/ports.ts';
+import type { Assignment, AssignmentReader } from '../agents/types.ts';
 import type { Gateway, GatewayHost, GatewayDecision, GatewayDecisionRequest, GatewayLease, GatewayLeaseRequest, GatewayPrincipal, GatewayProof } from '../gateways/index.ts';
 import { SessionRegistry, gatewayKind, type SessionHangs } from '../gateways/index.ts';
 import type { GrantsFor } from './authorization.ts';
@@ -46,6 +47,7 @@ export interface GatewayHostDeps {
   authn: Authentication;
   issuance: CredentialIssuance;
   log: (msg: string) => void;
+  agents: AssignmentReader;
 }
 
 /** Who the broker proved, kept beside the principal handed to the gateway (which cannot forge one). */
@@ -238,6 +240,11 @@ export class BrokerGatewayHost implements GatewayHost {
     return this.#d.audit.append({ ...event, stream: 'session' });
   }
 
+  /** An agent assignment (docs/agents.md), its status as of now (`expired` past its end). */
+  assignment(id: string): Promise<Assignment | undefined> {
+    return this.#d.agents.get(id);
+  }
+
   resource(uid: EntityUid) {
     return this.#d.config.resources.find((r) => r.type === uid.type && r.id === uid.id);
   }
@@ -263,6 +270,10 @@ export class BrokerGatewayHost implements GatewayHost {
         throw err;
       });
       if (!g || g.status !== 'active' || Date.parse(g.end_at) <= now) return `grant ${id} ended`;
+    }
+    if (h.assignmentId !== undefined) {
+      const a = await this.#d.agents.get(h.assignmentId);
+      if (!a || a.status !== 'active') return `assignment ${h.assignmentId} ${a?.status ?? 'ended'}`;
     }
     return undefined;
   }

@@ -18,6 +18,7 @@ import type { ReviewedIdentity } from '../governance/reviews/campaigns.ts';
 import type { ItemDraft, ReviewItem } from '../governance/reviews/types.ts';
 import { Lifecycle } from '../governance/lifecycle/lifecycle.ts';
 import { setIdentityStatus } from './identities.ts';
+import type { IdentityAdminDeps } from './identities.ts';
 import type { DecisionPoint } from '../policy/decision-point.ts';
 import { resourceEntity } from '../policy/entities.ts';
 import { actionEntities, actionsApplying } from '../policy/policy-set.ts';
@@ -42,6 +43,8 @@ export interface GovernanceDeps {
   spiffeCa: SpiffeCaStore;
   sshCas: { name: string; publicKey: string }[];
   log: (msg: string) => void;
+  /** What else ends when the lifecycle suspends or offboards someone (the agents domain's hook). */
+  onInactive?: IdentityAdminDeps['onInactive'];
 }
 
 /** How far back a review item's usage is counted. */

@@ -76,6 +76,10 @@ export interface IdentityAdminDeps {
   audit: AuditLog;
   binding: IdentityBinding;
   governance: Pick<Governance, 'postureFacts'>;
+  /** Agent profiles: an agent without a sponsor is a finding. */
+  agents?: { profiles(): Promise<{ id: string }[]> };
+  /** Suspending or offboarding an identity ends what hangs on it elsewhere (an agent's assignments, a sponsor's agents). */
+  onInactive?: (by: string, id: string, status: Exclude<IdentityStatus, 'active'>, reason: string) => Promise<void>;
 }
 
 type Shape = Pick<Identity, 'id' | 'kind' | 'owner' | 'parents' | 'boundary'>;
@@ -120,6 +124,7 @@ export class IdentityAdmin {
       identities: await this.#d.identities.list(),
       apikeys: await this.#d.apikeys.list(),
       leases: await this.#d.credentials.list({ status: 'revoke_failed' }, 10_000),
+      ...(this.#d.agents && { sponsoredAgents: new Set((await this.#d.agents.profiles()).map((p) => p.id)) }),
       ...(o.staleAfterMs !== undefined && { staleAfterMs: o.staleAfterMs }),
     });
   }
@@ -248,7 +253,7 @@ export class IdentityAdmin {
  * (offboarding also its API keys). `record` audits the change (an API caller's, or the system's).
  */
 export async function setIdentityStatus(
-  d: Pick<IdentityAdminDeps, 'identities' | 'sessions' | 'credentials' | 'apikeys' | 'access'>,
+  d: Pick<IdentityAdminDeps, 'identities' | 'sessions' | 'credentials' | 'apikeys' | 'access' | 'onInactive'>,
   id: string,
   status: IdentityStatus,
   by: string,
@@ -266,6 +271,7 @@ export async function setIdentityStatus(
     for (const { grant } of await d.access.listGrants({ identityId: id })) {
       if (grant.status === 'active') await d.access.grants.end(grant.id, { by, reason: `identity ${status}` });
     }
+    await d.onInactive?.(by, id, status, reason);
   }
   return identity;
 }

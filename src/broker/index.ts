@@ -26,7 +26,7 @@ import { LeaseAdmin } from './leases.ts';
 import { AuditAdmin } from './audit-admin.ts';
 import { KeyAdmin } from './keys.ts';
 import { CredentialIssuance, type IssueCredentialRequest } from './credential-issuance.ts';
-import { exchangeDelegated, type DelegationRequest } from './delegation.ts';
+import { exchangeDelegated, exchangeForAssignment, type AssignmentExchangeRequest, type DelegationRequest } from './delegation.ts';
 import { Bootstrap } from './bootstrap.ts';
 import { IdentityBinding } from './identity-binding.ts';
 import { exposeInternals, type BrokerServices } from './internals.ts';
@@ -39,6 +39,8 @@ import { GovernanceAdmin } from './governance-admin.ts';
 import { PermissionsAdmin } from './permissions-admin.ts';
 import { Signals } from './signals.ts';
 import type { PushResult } from '../signals/receiver.ts';
+import { AgentAdmin, AgentLifecycle } from './agents.ts';
+import { introspectToken, type Introspection } from './introspection.ts';
 
 export type { BrokerOptions, Caller, LoginResult, SessionContext } from './types.ts';
 export type { AuthorizeRequest } from './authorization.ts';
@@ -50,6 +52,8 @@ export type { LeaseQuery } from './leases.ts';
 export type { StreamQuery } from './audit-admin.ts';
 export type { WindowQuery } from './permissions-admin.ts';
 export type { GatewaySessionQuery, GatewaySessionView, SessionVerification } from './gateway-sessions.ts';
+export type { AgentView, AssignRequest, AssignmentQuery } from './agents.ts';
+export type { AssignmentExchangeRequest } from './delegation.ts';
 export { principalFacts } from './authorization.ts';
 export type { AzEvaluation, AzEvaluationsRequest, AzDecision, AzSubjectSearch, AzResourceSearch, AzActionSearch, AzSearchResult, EvaluationsSemantic } from './pdp.ts';
 export { MAX_EVALUATIONS } from './pdp.ts';
@@ -76,6 +80,8 @@ export interface AdminApi {
   readonly governance: GovernanceAdmin;
   /** Governance analysis (docs/governance.md): effective permissions, observed use, suggested policy, what-if replay. */
   readonly permissions: PermissionsAdmin;
+  /** AI agents (docs/agents.md): profiles (sponsor, model, tools) and assignments. */
+  readonly agents: AgentAdmin;
 }
 
 export class Broker {
@@ -120,7 +126,11 @@ export class Broker {
     });
     const base = { ...services, config, clock, store: opened.store, keyring: opened.keyring, spiffeCa: opened.spiffeCa };
     const sshCas = [{ name: 'ssh-user-ca', publicKey: services.sshCa.publicKeyLine }, { name: 'ssh-host-ca', publicKey: services.sshHostCa.publicKeyLine }];
-    const s: BrokerServices = { ...base, governance: new Governance({ ...base, sshCas, log: this.#log }) };
+    // Suspending or offboarding anyone, by an administrator or by governance's lifecycle, also ends
+    // what hangs on them in the agents domain (their assignments; a sponsor's agents).
+    const lifecycle = new AgentLifecycle(base);
+    const onInactive = (by: string, id: string, status: 'suspended' | 'offboarded', reason: string) => lifecycle.identityInactive(by, id, status, reason);
+    const s: BrokerServices = { ...base, governance: new Governance({ ...base, sshCas, log: this.#log, onInactive }) };
     this.#s = s;
     this.metrics = s.metrics;
     // Each part below takes what its deps type names, from the services and the configuration.
@@ -136,8 +146,9 @@ export class Broker {
     this.#bootstrap = new Bootstrap({ ...s, secrets: opened.store.bootstrap, unitOfWork: opened.store, boundaries });
     this.#signals = new Signals({ ...s, issuer: this.issuer, replay: opened.store.identity.replay, log: this.#log });
     this.#gateways = new GatewayRunner({ ...s, changes: opened.store.changes, authn: this.#authn, issuance: this.#issuance, log: this.#log });
+    const agents = new AgentAdmin({ ...s, authz, lifecycle });
     const admin: AdminApi = {
-      identities: new IdentityAdmin({ ...s, authz, binding: this.#binding }),
+      identities: new IdentityAdmin({ ...s, authz, binding: this.#binding, onInactive }),
       apiKeys: new ApiKeyAdmin({ ...s, authz, policyWriter }),
       policies: new PolicyAdmin({ ...s, authz, schemaExtension: config.schema_extension }),
       access: new AccessAdmin({ ...s, authz }),
@@ -148,6 +159,7 @@ export class Broker {
       gatewaySessions: new GatewaySessionAdmin({ ...s, authz, registry: this.#gateways.host.sessions, log: this.#log }),
       governance: new GovernanceAdmin({ ...s, authz }),
       permissions: new PermissionsAdmin({ ...s, authz }),
+      agents,
     };
     this.admin = Object.freeze(admin);
     this.pdp = new Pdp({ ...s, resources: config.resources, resourceBoundaries: this.#resources, schemaExtension: config.schema_extension, authzen: config.authzen, issuer: this.issuer });
@@ -289,6 +301,20 @@ export class Broker {
   /** RFC 8693 delegation (see delegation.ts); errors are RFC 6749 codes. */
   exchangeDelegated(req: DelegationRequest, sourceIp: string): Promise<Issued> {
     return exchangeDelegated({ ...this.#s, issuer: this.issuer, publicJwks: () => this.publicJwks() }, req, sourceIp);
+  }
+
+  /** RFC 8693 for an agent's assignment (delegation.ts): an access token for one of its audiences; errors are RFC 6749 codes. */
+  exchangeForAssignment(req: AssignmentExchangeRequest, sourceIp: string): Promise<Issued> {
+    return exchangeForAssignment({ ...this.#s, issuer: this.issuer, publicJwks: () => this.publicJwks(), sessionFromToken: (t, ip) => this.#authn.sessionFromToken(t, ip) }, req, sourceIp);
+  }
+
+  /**
+   * RFC 7662 introspection of a Portcullis access token, for a resource server that holds a
+   * session (any identity): whether it is live now — lease, identities, agent assignment — for
+   * `resource` when given. An inactive token answers `{ active: false }` and nothing else.
+   */
+  introspect(_caller: SessionContext, token: string, resource?: string): Promise<Introspection> {
+    return introspectToken({ ...this.#s, issuer: this.issuer, publicJwks: () => this.publicJwks() }, token, resource);
   }
 
   /** Portcullis' SPIFFE trust bundle for a trust domain (public, like the JWKS), if it has a CA there. */

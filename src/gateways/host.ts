@@ -1,6 +1,7 @@
 // What a gateway may ask of the broker (the one authorizing layer, which implements it in
 // src/broker/gateway-host.ts): prove who connects, decide, hold an upstream lease for the
 // session, record, and register the live session. Gateways never import the broker.
+import type { Assignment } from '../agents/types.ts';
 import type { AuditEventInput, AuditRecord } from '../audit/types.ts';
 import type { CedarValue, Entity, EntityUid } from '../policy/engine/types.ts';
 import type { ResourceFacts } from '../policy/entities.ts';
@@ -111,4 +112,5 @@ export interface GatewayHost {
   hangsOf(who: GatewayPrincipal): SessionHangs;
   /** This replica's live-session registry. */
   readonly sessions: SessionRegistry;
+  assignment(id: string): Promise<Assignment | undefined>;
 }

@@ -11,6 +11,7 @@ import type { AccessStore } from '../access/ports.ts';
 import type { AuditStore } from '../audit/ports.ts';
 import type { GovernanceStore } from '../governance/ports.ts';
 import type { SignalStore } from '../signals/ports.ts';
+import type { AgentStore } from '../agents/ports.ts';
 
 export interface Store extends UnitOfWork {
   /** `sqlite` (embedded, default) or `postgres` (shared by replicas). */
@@ -27,6 +28,8 @@ export interface Store extends UnitOfWork {
   readonly governance: GovernanceStore;
   /** Context facts from Shared Signals (docs/signals.md). */
   readonly signals: SignalStore;
+  /** Agent profiles and assignments (docs/agents.md). */
+  readonly agents: AgentStore;
   /** Notices to and from the other replicas sharing the store. */
   readonly changes: ChangeFeed;
   /** Whether this replica runs the cluster's jobs (started by the broker once it is open). */

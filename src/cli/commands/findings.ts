@@ -7,7 +7,7 @@ import { json } from '../args.ts';
 export function register(program: Command): void {
   program
     .command('findings')
-    .description('posture findings mapped to OWASP NHI Top 10 (2025) and NIST CSF 2.0, with remediation (exit 1 when any is high)')
+    .description('posture findings (no owner, agents without a sponsor, unused, over-privileged, shared, overdue keys…) mapped to OWASP NHI Top 10 (2025) and NIST CSF 2.0, with remediation (exit 1 when any is high)')
     .option('--stale-days <n>', 'an identity unused this long is stale', '30')
     .option('--unused-days <n>', 'no allowed decision (or API key use) for this long is unused', '90')
     .addOption(json())

@@ -16,11 +16,13 @@ import * as governance from './governance.ts';
 import * as signals from './signals.ts';
 import { PgChangeFeed } from './changes.ts';
 import * as cluster from './leadership.ts';
+import * as agents from './agents.ts';
 
 /** Every domain's migrations, in the order they are applied. */
 export const PG_MIGRATIONS: readonly PgDomainMigrations[] = [
   identity.MIGRATIONS, inventory.MIGRATIONS, keys.MIGRATIONS, bootstrap.MIGRATIONS,
   policy.MIGRATIONS, credentials.MIGRATIONS, access.MIGRATIONS, audit.MIGRATIONS, cluster.MIGRATIONS, governance.MIGRATIONS, signals.MIGRATIONS,
+  agents.MIGRATIONS,
 ];
 
 export interface PostgresStoreOptions extends PgDbOptions {
@@ -45,6 +47,7 @@ export class PostgresStore implements Store {
   readonly audit;
   readonly governance;
   readonly signals;
+  readonly agents;
   readonly changes: PgChangeFeed;
   readonly leader: cluster.PgLeadership;
 
@@ -62,6 +65,7 @@ export class PostgresStore implements Store {
     this.audit = audit.pgAuditStore(db);
     this.governance = governance.pgGovernanceStore(db);
     this.signals = signals.pgSignalStore(db);
+    this.agents = agents.pgAgentStore(db);
   }
 
   static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {

@@ -16,6 +16,7 @@ import { SqliteAuditStore } from './audit/index.ts';
 import { sqliteGovernanceStore } from './governance.ts';
 import type { GovernanceStore } from '../../governance/ports.ts';
 import { SqliteSignalStore } from './signals.ts';
+import { SqliteAgentStore } from './agents.ts';
 import { LocalChangeFeed } from '../local-changes.ts';
 import { SoleLeader } from '../local-leadership.ts';
 
@@ -44,6 +45,7 @@ export class SqliteStore implements Store {
   readonly audit: SqliteAuditStore;
   readonly governance: GovernanceStore;
   readonly signals: SqliteSignalStore;
+  readonly agents: SqliteAgentStore;
   readonly changes = new LocalChangeFeed();
   readonly leader = new SoleLeader();
 
@@ -60,6 +62,7 @@ export class SqliteStore implements Store {
     this.audit = new SqliteAuditStore(this.auditDb);
     this.governance = sqliteGovernanceStore(this.main);
     this.signals = new SqliteSignalStore(this.main);
+    this.agents = new SqliteAgentStore(this.main);
   }
 
   /** Opens (creating if need be) the data directory's two files. */
