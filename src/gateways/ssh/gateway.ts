@@ -429,11 +429,11 @@ class GatewayConnection {
     let inBytes = 0;
     let outBytes = 0;
     // Interactive input waits until the remote has answered (ssh has put its local pty in raw mode).
+    // (The first output counts only once `ready`: before it, the local pty's own line is read.)
     let gate: Promise<void> = o.ready ?? Promise.resolve();
+    let opened: () => void = () => {};
     if (o.interactive) {
-      let opened!: () => void;
       const first = new Promise<void>((r) => (opened = r));
-      child.stdout.once('data', () => opened());
       child.once('close', () => opened());
       gate = Promise.race([first, new Promise<void>((r) => setTimeout(r, 5000).unref())]);
     }
@@ -448,6 +448,7 @@ class GatewayConnection {
     ch.on('error', () => child.kill('SIGTERM'));
     const start = () => {
       child.stdout.on('data', (d: Buffer) => {
+        opened();
         outBytes += d.length;
         o.cast?.output(d);
         ch.write(d);
