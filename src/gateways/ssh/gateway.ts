@@ -305,10 +305,17 @@ class GatewayConnection {
     const early: Buffer[] = [];
     let clientEof = false;
     let clientClosed = false;
+    // The connection closing meanwhile closes the stand-in as a channel (ssh2's ChannelManager
+    // cleanup: stderr, emit('close')) — without them that threw out of ssh2's socket handler.
     const standIn = {
       incoming: raw._chanInfo.incoming, outgoing: raw._chanInfo.outgoing, readable: false, server: true, _waitWindow: false, _callbacks: [],
+      stderr: { writable: false },
       push: (d: Buffer | null) => {
         if (d) early.push(Buffer.from(d));
+        return true;
+      },
+      emit: (event: string) => {
+        if (event === 'close') clientClosed = true;
         return true;
       },
     };
