@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { serve } from './serve.ts';
 import { createLogger } from '../common/log.ts';
-import { devConfig, devEnv, startDevPostgres } from './dev.ts';
+import { devConfig, devEnv, devPostgresGateway, freePort, startDevPostgres } from './dev.ts';
 import { devSshGateway, startDevSshd } from './dev-sshd.ts';
 
 export interface DevOptions {
@@ -28,7 +28,9 @@ export async function runDev(o: DevOptions): Promise<void> {
   const sshd = o.postgres ? await startDevSshd(dataDir, (m) => process.stderr.write(`${m}\n`)) : undefined;
   let running: Awaited<ReturnType<typeof serve>>;
   try {
-    const loaded = devConfig(dataDir, port, pg, sshd ? [devSshGateway(sshd)] : []);
+    // With --postgres, the PostgreSQL gateway `db-gw` in front of orders-db (6432 when free).
+    const gateways = [...(pg ? [devPostgresGateway(await freePort(6432))] : []), ...(sshd ? [devSshGateway(sshd)] : [])];
+    const loaded = devConfig(dataDir, port, pg, gateways);
     running = await serve(loaded, { env: devEnv(pg), logger: createLogger(loaded.config.log, process.stderr) });
     sshd?.trustCa(running.broker.targets().sshUserCa);
   } catch (err) {
@@ -42,7 +44,7 @@ Portcullis dev server on ${running.url}
   data:     ${dataDir}  (audit, keys, identities; --fresh to reset)
   policies: examples/dev/policies/demo.cedar  (policy version ${running.broker.readiness().policy_version})
   API:      ${running.url}/openapi.json
-${pg ? `  postgres: orders-db on 127.0.0.1:${pg.port} (embedded)\n` : ''}${sshd ? `  ssh:      gateway ssh-gw on 127.0.0.1:${sshd.gatewayPort} → web-1 (a demo sshd on 127.0.0.1:${sshd.port}, logins as ${sshd.login})\n` : ''}
+${pg ? `  postgres: orders-db on 127.0.0.1:${pg.port} (embedded); gateway db-gw on 127.0.0.1:${running.broker.gatewayAddresses().get('db-gw')?.port ?? '?'} → orders-db\n` : ''}${sshd ? `  ssh:      gateway ssh-gw on 127.0.0.1:${sshd.gatewayPort} → web-1 (a demo sshd on 127.0.0.1:${sshd.port}, logins as ${sshd.login})\n` : ''}
 Try this next, in another terminal (README.md, "Five minutes with the dev server", has the rest):
 
   alias portcullis=${cli}
@@ -63,12 +65,14 @@ ${o.dataDir === resolve(import.meta.dirname, '..', '..', '.portcullis', 'dev') ?
   portcullis audit verify
 ${pg ? '' : `
   # PostgreSQL credentials and the privileged-access walkthrough need: npm start -- --postgres
-`}${sshd ? `
-  # SSH through the gateway (as the payments API): every channel decided and recorded
+`}${pg ? `
+  # Through the session gateways (as the payments API): every statement and channel decided and recorded
   portcullis dev token --sub repo:acme/api | portcullis login --token -
-  portcullis ssh web-1 -l ${sshd.login} -- uptime
+  portcullis db connect db-gw --reason "order report" -- -c 'select id, status from orders'
+  portcullis db connect db-gw --reason cleanup -- -c 'delete from orders'   # denied: ERROR 42501, with the decision id
+${sshd ? `  portcullis ssh web-1 -l ${sshd.login} -- uptime
   portcullis ssh web-1 -l ${sshd.login} -- rm -rf /tmp/x        # denied by policy: exec request failed
-  portcullis sessions list --mine
+` : ''}  portcullis sessions list --mine
 ` : ''}
 Ctrl-C stops the server.
 `);

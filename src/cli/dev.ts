@@ -142,6 +142,14 @@ export function devConfig(dataDir: string, port: number, postgres?: DevPostgres,
   return parseConfig(stringify(config), dataDir);
 }
 
+/**
+ * The `gateways:` entry of the PostgreSQL gateway demo: `db-gw` in front of `orders-db` (the
+ * embedded PostgreSQL), its upstream leases read-only — the demo policy decides each statement.
+ */
+export function devPostgresGateway(port: number): Record<string, unknown> {
+  return { name: 'db-gw', kind: 'postgres', listen: { host: '127.0.0.1', port }, target: 'orders-db', permission: 'readonly', lease_ttl: '1h' };
+}
+
 /** The environment the dev broker reads the embedded PostgreSQL's admin password from. */
 export function devEnv(postgres?: DevPostgres): NodeJS.ProcessEnv {
   return postgres ? { ...process.env, [DEV_PG_PASSWORD_ENV]: postgres.password } : process.env;
@@ -260,23 +268,35 @@ export async function startDevPostgres(dataDir: string, log: (m: string) => void
     writeFileSync(statePath, JSON.stringify(state), { mode: 0o600 });
   }
   // The broker's admin connection is a NOSUPERUSER CREATEROLE role (docs/credentials.md), made
-  // once with the superuser the embedded server was initialised with.
+  // once with the superuser the embedded server was initialised with; the demo table (for the
+  // PostgreSQL gateway walkthrough) is made when missing, also by the superuser.
   const saved = JSON.parse(readFileSync(statePath, 'utf8')) as DevPostgres & { broker?: { user: string; password: string } };
-  if (!saved.broker) {
-    const broker = { user: 'portcullis_broker', password: randomBytes(18).toString('base64url') };
-    const pg = (await import('pg')).default;
-    const su = new pg.Client({ host: '127.0.0.1', port, database: 'orders', user: state.user, password: state.password });
+  const pg = (await import('pg')).default;
+  const su = new pg.Client({ host: '127.0.0.1', port, database: 'orders', user: state.user, password: state.password });
+  try {
     await su.connect();
-    try {
+    if (!saved.broker) {
+      const broker = { user: 'portcullis_broker', password: randomBytes(18).toString('base64url') };
       for (const sql of adminRoleSetup('orders', broker.user, broker.password)) await su.query(sql);
-    } finally {
-      await su.end();
+      saved.broker = broker;
+      writeFileSync(statePath, JSON.stringify(saved), { mode: 0o600 });
     }
-    saved.broker = broker;
-    writeFileSync(statePath, JSON.stringify(saved), { mode: 0o600 });
+    for (const sql of DEMO_TABLE(saved.broker.user)) await su.query(sql);
+  } catch (err) {
+    await stopQuietly();
+    throw failed('set up the broker role and the demo table', err);
+  } finally {
+    await su.end().catch(() => {});
   }
   return { ...state, port, user: saved.broker.user, password: saved.broker.password, stop: stopQuietly };
 }
+
+/** The demo table `public.orders` the gateway walkthrough reads (README), and the broker's right to grant on it. */
+const DEMO_TABLE = (broker: string) => [
+  `CREATE TABLE IF NOT EXISTS public.orders (id int PRIMARY KEY, status text NOT NULL, total_cents int NOT NULL)`,
+  `INSERT INTO public.orders VALUES (1, 'paid', 4200), (2, 'shipped', 1999), (3, 'refunded', 750) ON CONFLICT (id) DO NOTHING`,
+  `GRANT ALL ON public.orders TO "${broker.replace(/"/g, '""')}" WITH GRANT OPTION`,
+];
 
 /** A failure of `portcullis dev` that the CLI reports as one line (exit 1). */
 export class DevPostgresError extends CliError {
@@ -317,7 +337,7 @@ function reachableBy(path: string, who: { uid: number; gid: number }): boolean {
 }
 
 /** `preferred` when it is free on 127.0.0.1, else any free port. */
-function freePort(preferred: number): Promise<number> {
+export function freePort(preferred: number): Promise<number> {
   const attempt = (port: number) =>
     new Promise<number>((ok, fail) => {
       const probe = createServer();

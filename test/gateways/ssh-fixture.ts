@@ -35,11 +35,11 @@ export interface GatewayFixture {
   /** A fresh key pair with a Portcullis certificate for `web-1` (POST /v1/credentials); its lease id. */
   clientKey(): Promise<{ key: string; leaseId: string; serial: string }>;
   /** `ssh -p GATEWAY login@127.0.0.1 ARGS` with the key's certificate; exit code and output. */
-  ssh(key: string, args: string[], opts?: { input?: string; timeoutMs?: number; login?: string }): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  ssh(key: string, args: string[], opts?: { input?: string; timeoutMs?: number; login?: string; env?: Record<string, string> }): Promise<{ code: number | null; stdout: string; stderr: string }>;
   /** Client options (no config, pinned gateway key, the key's certificate) for scp/sftp: `-P`/`-o Port` is the caller's. */
   clientArgs(key: string): string[];
   /** The same with the session token as password (SSH_ASKPASS), no key at all. */
-  sshWithToken(token: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  sshWithToken(token: string, args: string[], env?: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }>;
   /** The `session` stream records of one gateway session (or all). */
   records(session?: string): Promise<SessionRecord[]>;
   revoke(selector: Record<string, unknown>, reason: string): Promise<void>;
@@ -47,8 +47,9 @@ export interface GatewayFixture {
 }
 
 /** OpenSSH client options: no agent, no config, the gateway's pinned host key. */
-function clientOptions(dir: string): string[] {
-  return ['-F', '/dev/null', '-o', 'IdentityAgent=none', '-o', `UserKnownHostsFile=${join(dir, 'gw_known_hosts')}`, '-o', 'GlobalKnownHostsFile=/dev/null',
+function clientOptions(dir: string, env: Record<string, string> = {}): string[] {
+  // An agent only when the caller gives one (SSH_AUTH_SOCK: OpenSSH forwards only an agent it can reach).
+  return ['-F', '/dev/null', '-o', `IdentityAgent=${env.SSH_AUTH_SOCK ?? 'none'}`, '-o', `UserKnownHostsFile=${join(dir, 'gw_known_hosts')}`, '-o', 'GlobalKnownHostsFile=/dev/null',
     '-o', 'StrictHostKeyChecking=yes', '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR'];
 }
 
@@ -72,7 +73,7 @@ export async function startGatewayFixture(dir: string, o: { policies: string; ho
   const hostKeys = (o.hostKeys ?? ((k) => [k]))(realHostKey);
   const s = await startServer({
     resources: '  - { type: Host, id: web-1, boundary: application, environment: prod }',
-    targets: '  - { name: web-1, kind: ssh, hosts: [127.0.0.1], principals: { "workload:github/acme/api": [deploy] }, max_ttl: 1h, default_ttl: 10m, extensions: [permit-pty, permit-port-forwarding] }',
+    targets: '  - { name: web-1, kind: ssh, hosts: [127.0.0.1], principals: { "workload:github/acme/api": [deploy] }, max_ttl: 1h, default_ttl: 10m, extensions: [permit-pty, permit-port-forwarding, permit-agent-forwarding] }',
     gateways: `  - { name: ssh-gw, kind: ssh, listen: { host: 127.0.0.1, port: 0 }, target: web-1, host_key_file: ${join(dir, 'gw_host')}, upstream: "127.0.0.1:${sshd.port}", host_keys: ${JSON.stringify(hostKeys)}, record_input: ${o.recordInput ?? false} }`,
     policies: o.policies,
   });
@@ -99,15 +100,15 @@ export async function startGatewayFixture(dir: string, o: { policies: string; ho
         return { key, leaseId: (r.body.lease as Record<string, string>).id!, serial: credential.serial! };
       },
       ssh(key, args, opts = {}) {
-        return execSsh([...clientOptions(dir), '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key, '-o', `CertificateFile=${key}-cert.pub`,
+        return execSsh([...clientOptions(dir, opts.env), '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key, '-o', `CertificateFile=${key}-cert.pub`,
           '-p', String(port), '-l', opts.login ?? sshUser, '127.0.0.1', ...args], opts);
       },
       clientArgs(key) {
         return [...clientOptions(dir), '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key, '-o', `CertificateFile=${key}-cert.pub`, '-o', `User=${sshUser}`];
       },
-      sshWithToken(secret, args) {
-        return execSsh([...clientOptions(dir), '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1',
-          '-p', String(port), '-l', sshUser, '127.0.0.1', ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: 'none', PCX_TEST_SECRET: secret } });
+      sshWithToken(secret, args, env = {}) {
+        return execSsh([...clientOptions(dir, env), '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1',
+          '-p', String(port), '-l', sshUser, '127.0.0.1', ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: 'none', PCX_TEST_SECRET: secret, ...env } });
       },
       async records(session) {
         const admin = await s.admin();

@@ -14,10 +14,15 @@ import { generateSshCa } from '../../src/credentials/issuers/ssh/ssh.ts';
 import { asciicast } from '../../src/gateways/ssh/recorder.ts';
 import { skipWithoutOpenSsh, sshUser } from '../credentials/sshd.ts';
 import { freePort } from '../credentials/helpers.ts';
-import { WORKLOAD, interactiveSsh, run, startGatewayFixture } from './ssh-fixture.ts';
+import { DatabaseSync } from 'node:sqlite';
+import { WORKLOAD, execSsh, interactiveSsh, run, startGatewayFixture } from './ssh-fixture.ts';
 import type { GatewayFixture, SessionRecord } from './ssh-fixture.ts';
 
 const skip = skipWithoutOpenSsh();
+// The gateway runs in this process: an exception escaping it (e.g. out of ssh2's socket handlers
+// when a client leaves mid-decision) would crash a real server. The last test checks for none.
+const escaped: Error[] = [];
+process.on('uncaughtException', (e) => escaped.push(e));
 const CLI = join(import.meta.dirname, '..', '..', 'bin', 'portcullis.js');
 
 /** The real CLI in a child process (asynchronous: the server runs in this process). */
@@ -37,6 +42,8 @@ permit (principal == Workload::"${WORKLOAD}", action == Action::"ssh.forward_loc
   when { context has ssh && context.ssh has port && context.ssh.port == ${echoPort} };
 permit (principal == Workload::"${WORKLOAD}", action == Action::"ssh.forward_remote", resource == Host::"web-1")
   when { context has ssh && context.ssh has port && context.ssh.port == ${remotePort} };
+permit (principal == Workload::"${WORKLOAD}", action == Action::"ssh.agent_forward", resource == Host::"web-1")
+  when { context.authn.method == "ssh-certificate" };
 `;
 
 /** Records of one session are numbered 1..N with no gap and end with session.end carrying N. */
@@ -377,6 +384,130 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
     } finally {
       fwd.kill();
     }
+  });
+
+  test('ssh -J gateway target: the jump lands on the gateway again as a session of its own (logged in, each channel decided and recorded), never a raw pipe to the host', async () => {
+    const { key } = await fx.clientKey();
+    const gwKey = readFileSync(join(fx.dir, 'gw_host.pub'), 'utf8').trim();
+    // The client pins the gateway's key for the gateway and for the target name (the gateway answers for it).
+    writeFileSync(join(dir, 'jump_known_hosts'), `[127.0.0.1]:${fx.port} ${gwKey}\nweb-1 ${gwKey}\n`);
+    const config = join(dir, 'jump_config');
+    writeFileSync(config, ['Host gw', '  HostName 127.0.0.1', `  Port ${fx.port}`, 'Host *', `  User ${sshUser}`, `  IdentityFile ${key}`, `  CertificateFile ${key}-cert.pub`,
+      '  IdentitiesOnly yes', '  IdentityAgent none', '  BatchMode yes', `  UserKnownHostsFile ${join(dir, 'jump_known_hosts')}`, '  GlobalKnownHostsFile /dev/null',
+      '  StrictHostKeyChecking yes', '  ConnectTimeout 10', '  LogLevel ERROR', ''].join('\n'));
+    const seq = await lastSeq();
+    const r = await execSsh(['-F', config, '-J', 'gw', 'web-1', 'echo jumped; exit 4']);
+    assert.equal(r.stdout, 'jumped\n', r.stderr);
+    assert.equal(r.code, 4);
+    const starts = await waitFor(async () => {
+      const s = (await fx.records()).filter((x) => x.seq > seq && x.type === 'session.start');
+      return s.length === 2 ? s : undefined;
+    }, 'two sessions');
+    const outer = starts.find((x) => x.payload.via === undefined)!;
+    const inner = starts.find((x) => x.payload.via !== undefined)!;
+    assert.equal(inner.payload.via, outer.payload.session, 'the inner session names the session it came through');
+    assert.equal(inner.payload.source_ip, '127.0.0.1', 'from the client\'s address');
+    const outerRecs = await ended(outer.payload.session as string);
+    assertComplete(outerRecs);
+    assert.deepEqual(outerRecs.filter((x) => x.type === 'ssh.jump').map((x) => [x.payload.host, x.payload.port]), [['web-1', 22]]);
+    assert.equal(outerRecs.some((x) => x.type === 'ssh.channel'), false, 'a jump is no port forward');
+    const innerRecs = await ended(inner.payload.session as string);
+    assertComplete(innerRecs);
+    assert.equal(innerRecs.find((x) => x.type === 'ssh.exec')!.payload.command, 'echo jumped; exit 4');
+    assert.equal(innerRecs.find((x) => x.type === 'ssh.exit')!.payload.exit_code, 4);
+    // Through the jump too, each command is decided.
+    const marker = join(dir, 'jump-not-removed');
+    writeFileSync(marker, '');
+    const denied = await execSsh(['-F', config, '-J', 'gw', 'web-1', `rm -rf ${marker}`]);
+    assert.notEqual(denied.code, 0);
+    assert.equal(existsSync(marker), true);
+    // The host's own sshd address is the target as well: `-W` to it reaches the gateway, not sshd.
+    const raw = await fx.ssh(key, ['-W', `127.0.0.1:${fx.sshd.port}`], { input: 'SSH-2.0-probe\r\n', timeoutMs: 15_000 });
+    assert.match(raw.stdout, /^SSH-2\.0-Portcullis/, raw.stderr);
+  });
+
+  test('agent forwarding is decided per channel: allowed → relayed to the client\'s agent (each use recorded); denied → no agent upstream', async () => {
+    const agentSock = join(dir, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', agentSock], { stdio: 'ignore' });
+    try {
+      await waitFor(async () => existsSync(agentSock), 'ssh-agent');
+      const held = join(dir, 'agent_key');
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'held-by-the-client-agent', '-f', held]);
+      await run('ssh-add', ['-q', held], { env: { ...process.env, SSH_AUTH_SOCK: agentSock } });
+      // The policy allows it for certificate logins only.
+      const { key } = await fx.clientKey();
+      const seq = await lastSeq();
+      // (OpenSSH asks for forwarding only when SSH_AUTH_SOCK reaches an agent.)
+      const withAgent = { PATH: process.env.PATH ?? '/usr/bin:/bin', SSH_AUTH_SOCK: agentSock };
+      const r = await fx.ssh(key, ['-A', 'ssh-add -l'], { env: withAgent });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /held-by-the-client-agent/);
+      const recs = await ended(await sessionAfter(seq));
+      assertComplete(recs);
+      const ch = recs.find((x) => x.type === 'ssh.channel' && x.payload.kind === 'agent')!.payload;
+      assert.deepEqual([ch.action, ch.allowed], ['ssh.agent_forward', true]);
+      assert.ok(recs.some((x) => x.type === 'ssh.agent'), 'the agent\'s use is recorded');
+      const seq2 = await lastSeq();
+      const denied = await fx.sshWithToken(fx.token, ['-A', 'ssh-add -l'], withAgent);
+      assert.equal(denied.code, 2, `no agent upstream: ${denied.stdout}${denied.stderr}`);
+      assert.doesNotMatch(denied.stdout, /held-by-the-client-agent/);
+      const recs2 = await ended(await sessionAfter(seq2));
+      const ch2 = recs2.find((x) => x.type === 'ssh.channel' && x.payload.kind === 'agent')!.payload;
+      assert.deepEqual([ch2.action, ch2.allowed], ['ssh.agent_forward', false]);
+      assert.equal(recs2.some((x) => x.type === 'ssh.agent'), false);
+    } finally {
+      agent.kill();
+    }
+  });
+
+  test('a session\'s recording verifies; an edited record makes `sessions verify` fail (next to last: edits the stored record)', async () => {
+    const recs = await fx.records();
+    const exec = recs.filter((x) => x.type === 'ssh.exec').at(-1)!;
+    const id = exec.payload.session as string;
+    const admin = await fx.s.admin();
+    const ok = await cli(fx, ['sessions', 'verify', id], admin);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    // The command the session ran, rewritten in the stored record (the store of the run).
+    const edit = "UPDATE audit_events SET payload = replace(payload, '\"command\":\"', '\"command\":\"harmless; ') WHERE stream = 'session' AND seq = ";
+    if (fx.s.storeUrl !== undefined) {
+      const pg = new (await import('pg')).default.Client({ connectionString: fx.s.storeUrl });
+      await pg.connect();
+      try {
+        assert.equal((await pg.query(`${edit}$1`, [exec.seq])).rowCount, 1);
+      } finally {
+        await pg.end();
+      }
+    } else {
+      const db = new DatabaseSync(join(fx.s.dir, 'data', 'audit.db'));
+      try {
+        assert.equal(db.prepare(`${edit}?`).run(exec.seq).changes, 1);
+      } finally {
+        db.close();
+      }
+    }
+    const bad = await cli(fx, ['sessions', 'verify', id], admin);
+    assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+    assert.match(bad.stdout, /FAILED/);
+  });
+
+  test('clients leaving while their request is being decided: nothing escapes the gateway, each session ends (and none did in any test before)', async () => {
+    const seq = await lastSeq();
+    for (let i = 0; i < 3; i++) {
+      await new Promise<void>((resolve) => {
+        const conn = new ssh2.Client();
+        conn.on('ready', () => conn.exec('echo never', () => {}));
+        conn.on('error', () => {});
+        conn.on('close', () => resolve());
+        // Gone right behind its exec request: the gateway is still deciding it.
+        conn.connect({ host: '127.0.0.1', port: fx.port, username: sshUser, password: fx.token, hostVerifier: () => true,
+          debug: (m: string) => void (/Sending CHANNEL_REQUEST \(r:\d+, exec/.test(m) && setImmediate(() => conn.end())) });
+      });
+    }
+    await waitFor(async () => {
+      const recs = (await fx.records()).filter((x) => x.seq > seq);
+      return recs.filter((x) => x.type === 'session.end').length === 3 && recs.filter((x) => x.type === 'session.start').length === 3;
+    }, 'the three sessions ended');
+    assert.deepEqual(escaped.map((e) => e.stack), []);
   });
 
   test('an expired certificate is refused (last: moves the server clock)', async () => {

@@ -163,6 +163,11 @@ describe('README walkthroughs, run as written against `portcullis dev`', () => {
 
   it('the README blocks are found and parsed (every command, with its expected exit status)', () => {
     const five = shBlocks(README, 'Five minutes with the dev server').flatMap(steps);
+    // The session gateways' walkthrough: both gateways and every sessions subcommand.
+    const gateways = steps(shBlocks(README, 'Five minutes with the dev server')[2] ?? '').map((s) => s.command);
+    for (const c of ['portcullis db connect db-gw', 'portcullis ssh web-1', 'portcullis sessions list', 'portcullis sessions show', 'portcullis sessions play', 'portcullis sessions verify', 'portcullis sessions terminate']) {
+      assert.ok(gateways.some((g) => g.startsWith(c)), `the gateways walkthrough runs ${c}`);
+    }
     const privileged = shBlocks(README, 'Privileged access').flatMap(steps);
     assert.ok(five.length >= 30, `five-minute walkthrough: ${five.length} commands`);
     assert.ok(privileged.length >= 18, `privileged access: ${privileged.length} commands`);
@@ -201,11 +206,11 @@ describe('README walkthroughs, run as written against `portcullis dev`', () => {
     const cluster = /its cluster in (\S+)\/data/.exec(dev.stderr())?.[1];
     try {
       if (process.getuid?.() === 0) assert.ok(cluster, `as root, the cluster moves where user postgres can reach it: ${dev.stderr()}`);
-      const [first, credentials] = shBlocks(README, 'Five minutes with the dev server');
+      const [first, credentials, gateways] = shBlocks(README, 'Five minutes with the dev server');
       // The same terminal as the first block: its alias and PORTCULLIS_ADDR still hold.
       const setup = steps(first!).filter((s) => /^(alias|export) /.test(s.command));
       assert.equal(setup.length, 2);
-      const all = [...setup, ...steps(credentials!), ...shBlocks(README, 'Privileged access').flatMap(steps)];
+      const all = [...setup, ...steps(credentials!), ...steps(gateways!), ...shBlocks(README, 'Privileged access').flatMap(steps)];
       const ran = runSteps(all, cwd, dev.url, env);
       for (const s of ran) check(s);
       const psql = ran.find((s) => s.command.startsWith("psql -c 'select current_user'"))!;
@@ -213,6 +218,16 @@ describe('README walkthroughs, run as written against `portcullis dev`', () => {
       const issuedRw = ran.find((s) => s.command.includes('--perm readwrite --ttl 15m'))!;
       assert.match(issuedRw.out, /PGPASSFILE=\S+ psql 'host=127\.0\.0\.1 port=\d+ dbname=orders user=pcx_/);
       assert.doesNotMatch(issuedRw.out, /postgresql:\/\//, 'no password-bearing URI');
+      // The session gateways: the denied DELETE names its decision, the terminated session ended
+      // with the reason given, the pty session replays.
+      const deleted = ran.find((s) => s.command.includes("-c 'delete from orders'"))!;
+      const decision = /42501: permission denied by Portcullis: db\.delete on Table::"public\.orders" \(decision ([0-9a-f-]{36})\)/.exec(deleted.err)?.[1];
+      assert.ok(decision, deleted.err);
+      const shown = ran.find((s) => s.command.startsWith('portcullis sessions show'))!;
+      assert.match(shown.out, /db\.statement deny delete delete from orders/);
+      const listed = ran.find((s) => s.command === 'portcullis sessions list --mine')!;
+      assert.match(listed.out, /terminated by workload:github\/acme\/api: done for today/);
+      assert.match(ran.find((s) => s.command.startsWith('portcullis sessions play'))!.out, /hello from /);
     } finally {
       assert.equal(await dev.stop(), 0);
       if (cluster?.startsWith('/var/tmp/portcullis-dev-pg-')) rmSync(cluster, { recursive: true, force: true });

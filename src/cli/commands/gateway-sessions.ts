@@ -30,13 +30,15 @@ export function registerGatewaySessions(sessions: Command): void {
     .option('--gateway <name>')
     .option('--live', 'only live sessions')
     .option('--limit <n>', 'at most', '50')
+    .option('-q, --quiet', 'print only the session ids, newest first (for scripts: SID=$(portcullis sessions list --limit 1 -q))')
     .addOption(json())
-    .action(async (o: { mine?: boolean; identity?: string; target?: string; gateway?: string; live?: boolean; limit: string; json?: boolean }) => {
+    .action(async (o: { mine?: boolean; identity?: string; target?: string; gateway?: string; live?: boolean; limit: string; quiet?: boolean; json?: boolean }) => {
       const q = new URLSearchParams({ limit: o.limit });
       if (o.mine) q.set('mine', 'true');
       for (const k of ['identity', 'target', 'gateway'] as const) if (o[k]) q.set(k, o[k]!);
       if (o.live) q.set('live', 'true');
       const r = await call<{ sessions: SessionView[] }>('GET', `/v1/sessions?${q}`);
+      if (o.quiet && !o.json) return void process.stdout.write(r.sessions.map((s) => `${s.id}\n`).join(''));
       out(!!o.json, r, () => table(r.sessions.map((s) => ({ ...s, state: s.live ? 'live' : `ended ${s.end_reason ?? ''}` })), ['id', 'identity', 'gateway', 'target', 'started_at', 'state', 'records']));
     });
   sessions

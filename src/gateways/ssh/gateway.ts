@@ -3,8 +3,9 @@
 // certificate leased for this session (upstream.ts), records everything (recorder.ts) and ends the
 // session when what it hangs on is revoked.
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { isAbsolute, join } from 'node:path';
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection, ServerChannel, Session } from 'ssh2';
@@ -23,12 +24,20 @@ import { SftpWatcher, scpTransfer } from './files.ts';
 const MAX_AUTH_ATTEMPTS = 8;
 const MAX_CHANNELS = 16;
 const MAX_COMMAND = 16 * 1024;
+/** ssh2's own channel window and packet size (lib/Channel.js), for the channels the gateway opens itself. */
+const CHANNEL_WINDOW = 2 * 1024 * 1024;
+const CHANNEL_PACKET = 32 * 1024;
 
 /** What the OpenSSH client said when it failed (its own diagnostics: no secret is ever in them), short. */
 function upstreamError(stderr: string): string {
   if (/host key|HOST IDENTIFICATION/i.test(stderr)) return 'host key verification failed';
   const line = stderr.split(/\r?\n/).map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('@')) ?? '';
   return line.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+}
+
+/** `address:port` of one end of a TCP connection (IPv4-mapped addresses as IPv4). */
+function endpoint(address: string | undefined, port: number | undefined): string {
+  return `${String(address).replace(/^::ffff:/, '')}:${String(port)}`;
 }
 
 /** The SSH user name is the account on the host. */
@@ -48,6 +57,8 @@ class GatewayConnection {
   readonly #gw: SshGateway;
   readonly #client: Connection;
   readonly #address: string;
+  /** For a connection that came through a jump channel (`ssh -J`): the session it came through. */
+  readonly #via: string | undefined;
   #attempts = 0;
   #admitted: Admitted | undefined;
   #admitting: Promise<void> | undefined;
@@ -59,10 +70,11 @@ class GatewayConnection {
   #endReason = 'client closed';
   #deadline: NodeJS.Timeout;
 
-  constructor(gw: SshGateway, client: Connection, address: string) {
+  constructor(gw: SshGateway, client: Connection, address: string, via?: string) {
     this.#gw = gw;
     this.#client = client;
     this.#address = address;
+    this.#via = via;
     this.#deadline = setTimeout(() => this.#drop('authentication timeout'), gw.cfg.auth_timeout_ms);
     client.on('error', () => this.#drop('protocol error'));
     client.on('close', () => {
@@ -165,6 +177,7 @@ class GatewayConnection {
         gateway: cfg.name, kind: 'ssh', target: cfg.target, lease: lease.id, identity: who.identityId, login, source_ip: this.#address,
         authn: { method: who.method, trust: who.trust }, decision_id: d.decision_id, ...(who.proofLeaseId !== undefined && { proof_lease: who.proofLeaseId }),
         ...(lease.grantId !== undefined && { grant: lease.grantId }), lease_expires_at: new Date(lease.expiresAt).toISOString(),
+        ...(this.#via !== undefined && { via: this.#via }),
       }, 'allow');
       this.#unregister = host.sessions.register({
         id, gateway: cfg.name, kind: 'ssh', target: cfg.target, sourceIp: this.#address, hangs: host.hangsOf(who),
@@ -221,6 +234,7 @@ class GatewayConnection {
     this.#unregister?.();
     const a = this.#admitted;
     if (!a) return;
+    for (const h of this.#open) h.end(); // upstream processes, relay sockets, jump channels
     await a.upstream.close();
     await this.#gw.host.revokeLease(a.upstreamLease, `gateway session ${a.id} ended`).catch(() => {});
     await a.rec.settled();
@@ -291,10 +305,17 @@ class GatewayConnection {
     const early: Buffer[] = [];
     let clientEof = false;
     let clientClosed = false;
+    // The connection closing meanwhile closes the stand-in as a channel (ssh2's ChannelManager
+    // cleanup: stderr, emit('close')) — without them that threw out of ssh2's socket handler.
     const standIn = {
       incoming: raw._chanInfo.incoming, outgoing: raw._chanInfo.outgoing, readable: false, server: true, _waitWindow: false, _callbacks: [],
+      stderr: { writable: false },
       push: (d: Buffer | null) => {
         if (d) early.push(Buffer.from(d));
+        return true;
+      },
+      emit: (event: string) => {
+        if (event === 'close') clientClosed = true;
         return true;
       },
     };
@@ -338,11 +359,22 @@ class GatewayConnection {
     session.on('env', (_accept, reject) => reject?.());
     session.on('x11', (_accept, reject) => reject?.());
     session.on('signal', (accept) => accept?.());
-    session.on('auth-agent', (_accept, reject) => {
-      // Agent forwarding is off unless a policy allows it; even then the gateway does not relay an agent (not implemented).
-      const n = this.#nextChannel();
+    // Agent forwarding is off unless a policy allows it (`ssh.agent_forward`, decided per session
+    // channel). Allowed: the upstream ssh forwards agent connections to a socket in the workspace,
+    // and each one is relayed to the client's agent as an auth-agent channel. The shell or command
+    // of this channel waits for the decision (OpenSSH asks without waiting for a reply).
+    let agent: Promise<string | undefined> = Promise.resolve(undefined);
+    let agentAsked = false;
+    session.on('auth-agent', (accept, reject) => {
+      const n = agentAsked ? undefined : this.#nextChannel();
+      agentAsked = true;
       if (n === undefined) return reject?.();
-      void this.#decide(n, 'agent', 'ssh.agent_forward', {}).finally(() => reject?.());
+      agent = this.#decide(n, 'agent', 'ssh.agent_forward', {}).then(async (ok) => {
+        if (!ok) return void reject?.();
+        const path = await this.#agentRelay(n);
+        accept?.();
+        return path;
+      }).catch(() => void reject?.());
     });
     const once = <T extends unknown[]>(fn: (...a: T) => Promise<void>) => (...args: T) => {
       if (started) return void (args[1] as (() => void) | undefined)?.();
@@ -359,17 +391,18 @@ class GatewayConnection {
       const p = pty ?? { term: 'dumb', cols: 80, rows: 24 };
       const header = pty ? CastRecorder.header(p.cols, p.rows, p.term, Date.now()) : undefined;
       if (!(await this.#decide(n, 'shell', 'ssh.shell', { pty: pty !== undefined }, header ? { cast: header } : {}))) return rejectLate(reject);
+      const up = { agent: await agent };
       const got = acceptLate(accept);
       if (!got) return;
       const a = this.#admitted!;
       if (pty) {
-        const sh = a.upstream.shell(p);
+        const sh = a.upstream.shell(p, undefined, up);
         resize = sh.resize;
         cast = new CastRecorder(this.#admitted!.rec, n, { recordInput: this.#gw.cfg.record_input, start: performance.now() });
         this.#bridge(n, got, sh.child, { cast, ready: sh.ready, interactive: true });
       } else {
         // A shell without a pty is a command stream: the login shell reading the client's input.
-        this.#bridge(n, got, a.upstream.exec(''), { interactive: false });
+        this.#bridge(n, got, a.upstream.exec('', up), { interactive: false });
       }
     }));
     session.on('exec', once(async (accept: () => ServerChannel, reject: () => void, info: { command: string }) => {
@@ -382,16 +415,17 @@ class GatewayConnection {
       await this.#record('ssh.exec', { channel: n, command });
       const scp = scpTransfer(command);
       if (scp) await this.#record('ssh.file', { channel: n, protocol: 'scp', ...scp });
+      const up = { agent: await agent };
       const got = acceptLate(accept);
       if (!got) return;
       const a = this.#admitted!;
       if (pty) {
-        const sh = a.upstream.shell(pty, command);
+        const sh = a.upstream.shell(pty, command, up);
         resize = sh.resize;
         cast = new CastRecorder(this.#admitted!.rec, n, { recordInput: this.#gw.cfg.record_input, start: performance.now() });
         this.#bridge(n, got, sh.child, { cast, ready: sh.ready, interactive: true });
       } else {
-        this.#bridge(n, got, a.upstream.exec(command), { interactive: false });
+        this.#bridge(n, got, a.upstream.exec(command, up), { interactive: false });
       }
     }));
     session.on('subsystem', once(async (accept: () => ServerChannel, reject: () => void, info: { name: string }) => {
@@ -429,11 +463,11 @@ class GatewayConnection {
     let inBytes = 0;
     let outBytes = 0;
     // Interactive input waits until the remote has answered (ssh has put its local pty in raw mode).
+    // (The first output counts only once `ready`: before it, the local pty's own line is read.)
     let gate: Promise<void> = o.ready ?? Promise.resolve();
+    let opened: () => void = () => {};
     if (o.interactive) {
-      let opened!: () => void;
       const first = new Promise<void>((r) => (opened = r));
-      child.stdout.once('data', () => opened());
       child.once('close', () => opened());
       gate = Promise.race([first, new Promise<void>((r) => setTimeout(r, 5000).unref())]);
     }
@@ -448,6 +482,7 @@ class GatewayConnection {
     ch.on('error', () => child.kill('SIGTERM'));
     const start = () => {
       child.stdout.on('data', (d: Buffer) => {
+        opened();
         outBytes += d.length;
         o.cast?.output(d);
         ch.write(d);
@@ -488,10 +523,72 @@ class GatewayConnection {
     const host = String(info.destIP).slice(0, 255);
     const port = Number(info.destPort);
     if (!/^[A-Za-z0-9.:_-]+$/.test(host) || !(port > 0 && port < 65536)) return reject();
+    const cfg = this.#gw.cfg;
+    if ((host === cfg.target && (port === 22 || port === cfg.upstream.port)) || (host === cfg.upstream.host && port === cfg.upstream.port)) {
+      // `ssh -J gateway target`: the channel to the target lands on this gateway again, as a session
+      // of its own (authenticated, decided, recorded like `ssh -p`); never an unrecorded pipe to
+      // the host's sshd. One hop: a jumped session cannot jump again.
+      if (this.#via !== undefined) return reject();
+      await this.#record('ssh.jump', { channel: n, host, port });
+      const ch = accept();
+      if (!ch) return;
+      const handle = { end: () => ch.close() };
+      this.#open.add(handle);
+      ch.on('close', () => this.#open.delete(handle));
+      this.#gw.jump(ch, this.#address, this.#admitted!.id);
+      return;
+    }
     if (!(await this.#decide(n, 'direct-tcpip', 'ssh.forward_local', { host, port }))) return reject();
     const ch = accept();
     if (!ch) return;
     this.#bridge(n, { ch, eof: false }, this.#admitted!.upstream.forward(host, port), { interactive: false });
+  }
+
+  /**
+   * A Unix socket in the session's 0700 workspace whose every connection is piped to a channel
+   * `open` opens to the client; `lazy`: only once the connection sends something (then `onUse`).
+   */
+  async #relay(path: string, open: (cb: (err: Error | undefined, ch: Duplex) => void) => void, o: { lazy?: boolean; onUse?: () => void } = {}): Promise<{ close(): void }> {
+    const relay = createServer((conn: Socket) => {
+      conn.on('error', () => {});
+      const start = () => {
+        o.onUse?.();
+        open((err, ch) => {
+          if (err) return conn.destroy();
+          ch.on('error', () => conn.destroy());
+          conn.pipe(ch).pipe(conn);
+          conn.resume();
+        });
+      };
+      if (!o.lazy) return start();
+      conn.once('readable', () => {
+        if (conn.readableLength === 0) return void conn.destroy(); // closed without asking anything
+        conn.pause();
+        start();
+      });
+    });
+    relay.on('error', () => {});
+    await new Promise<void>((resolve, reject) => relay.listen(path, () => resolve()).once('error', reject));
+    return relay;
+  }
+
+  /**
+   * The socket the upstream ssh forwards agent connections to (`ForwardAgent=PATH`); each one
+   * becomes an `auth-agent@openssh.com` channel to the client (ssh2 has no server-side call for it:
+   * the channel is opened as its own `openChannel` does) and an `ssh.agent` record.
+   */
+  async #agentRelay(n: number): Promise<string> {
+    const path = this.#admitted!.upstream.path(`agent-${n}.sock`);
+    const c = this.#client as unknown as { _chanMgr: { add(w: unknown): number }; _protocol: { openssh_authAgent(chan: number, window: number, packet: number): void } };
+    let uses = 0;
+    const relay = await this.#relay(path, (cb) => {
+      const wrapper = Object.assign((err: Error | undefined, ch: Duplex) => cb(err, ch), { type: 'auth-agent@openssh.com' });
+      const local = c._chanMgr.add(wrapper);
+      if (local === -1) return cb(new Error('no free channel'), undefined as unknown as Duplex);
+      c._protocol.openssh_authAgent(local, CHANNEL_WINDOW, CHANNEL_PACKET);
+    }, { lazy: true, onUse: () => void this.#record('ssh.agent', { channel: n, use: ++uses }).catch(() => {}) });
+    this.#open.add({ end: () => relay.close() });
+    return path;
   }
 
   /** Remote forwards relayed, by `host:port` asked for: the upstream `ssh -R` and the gateway's local socket. */
@@ -518,16 +615,7 @@ class GatewayConnection {
     // The upstream listens on host:port and sends each connection to a Unix socket in the session's
     // 0700 workspace; the gateway opens a forwarded-tcpip channel to the client for each.
     const socketPath = a.upstream.path(`fwd-${n}.sock`);
-    const relay = createServer((conn) => {
-      conn.on('error', () => {});
-      this.#client.forwardOut(host, port, '127.0.0.1', 0, (err, ch) => {
-        if (err) return conn.destroy();
-        ch.on('error', () => conn.destroy());
-        conn.pipe(ch).pipe(conn);
-      });
-    });
-    relay.on('error', () => {});
-    await new Promise<void>((resolve, reject2) => relay.listen(socketPath, () => resolve()).once('error', reject2));
+    const relay = await this.#relay(socketPath, (cb) => this.#client.forwardOut(host, port, '127.0.0.1', 0, cb));
     const child = a.upstream.remoteForward(host, port, socketPath);
     child.stdout.resume();
     child.stderr.resume();
@@ -569,9 +657,27 @@ export class SshGateway implements Gateway {
     this.#server = new ssh2.Server({ hostKeys: [hostKey], ident: 'Portcullis', keepaliveInterval: 15_000, keepaliveCountMax: 3 }, (client, info) => {
       client.on('error', () => {});
       if (this.connections.size >= cfg.max_connections) return client.end();
-      this.connections.add(new GatewayConnection(this, client, info.ip));
+      // A connection jump() made to this listener (known by its source address and port).
+      const jumped = this.#jumps.get(endpoint(info.ip, info.port));
+      this.connections.add(new GatewayConnection(this, client, jumped?.address ?? info.ip, jumped?.via));
     });
     this.#server.on('error', (e: Error) => this.log(`ssh gateway ${cfg.name}: ${e.message}`));
+  }
+
+  readonly #jumps = new Map<string, { address: string; via: string }>();
+
+  /** Serves an SSH connection arriving through a jump channel of session `via` (`ssh -J`), from the client's address. */
+  jump(channel: Duplex, address: string, via: string): void {
+    // Over loopback to this gateway's own listener, so the jumped connection is an ordinary socket;
+    // the listener knows it by its source port.
+    const a = this.#server.address() as AddressInfo;
+    const sock = connect(a.port, a.address === '0.0.0.0' ? '127.0.0.1' : a.address === '::' ? '::1' : a.address);
+    let key = '';
+    sock.once('connect', () => this.#jumps.set((key = endpoint(sock.localAddress, sock.localPort)), { address, via }));
+    sock.on('error', () => channel.destroy());
+    channel.on('error', () => sock.destroy());
+    sock.on('close', () => this.#jumps.delete(key));
+    channel.pipe(sock).pipe(channel);
   }
 
   async start(): Promise<{ host: string; port: number }> {

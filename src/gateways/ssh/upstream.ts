@@ -1,6 +1,6 @@
 // The upstream side of an SSH gateway session: a 0700 workspace holding a fresh Ed25519 key, the
 // Portcullis certificate issued for it and the target's pinned known_hosts; each channel is one
-// OpenSSH client subprocess (see docs/gateways-ssh.md for why not ssh2's Client).
+// OpenSSH client subprocess (see docs/gateways.md, "SSH gateway", for why not ssh2's Client).
 import { spawn, execFile } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -48,6 +48,12 @@ export function freshKey(): { privateKey: string; publicKey: string } {
   };
 }
 
+/** Per-channel choices for the upstream ssh. */
+export interface UpstreamOptions {
+  /** Agent forwarding allowed: the socket (in the workspace) the upstream ssh forwards agent connections to. */
+  agent?: string | undefined;
+}
+
 export interface ShellSpec {
   term: string;
   cols: number;
@@ -83,22 +89,26 @@ export class Upstream {
     await writeFile(join(this.#dir, 'id-cert.pub'), `${certificateLine.trim()}\n`, { mode: 0o600 });
   }
 
-  #args(extra: string[], o: { forwards?: boolean } = {}): string[] {
+  #args(extra: string[], o: { forwards?: boolean } & UpstreamOptions = {}): string[] {
     const d = this.#dir;
     return [
       '-F', '/dev/null', '-i', join(d, 'id'), '-o', `CertificateFile=${join(d, 'id-cert.pub')}`,
-      '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none', '-o', 'BatchMode=yes', '-o', 'PasswordAuthentication=no',
+      '-o', 'IdentitiesOnly=yes', '-o', `IdentityAgent=${o.agent ?? 'none'}`, '-o', 'BatchMode=yes', '-o', 'PasswordAuthentication=no',
       '-o', 'KbdInteractiveAuthentication=no', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${join(d, 'known_hosts')}`,
       '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'UpdateHostKeys=no', '-o', `HostKeyAlias=${this.target.name}`,
-      '-o', 'ForwardAgent=no', '-o', 'ForwardX11=no', '-o', `ClearAllForwardings=${o.forwards ? 'no' : 'yes'}`, '-o', 'ControlMaster=no', '-o', 'ControlPath=none',
+      '-o', `ForwardAgent=${o.agent ?? 'no'}`, '-o', 'ForwardX11=no', '-o', `ClearAllForwardings=${o.forwards ? 'no' : 'yes'}`, '-o', 'ControlMaster=no', '-o', 'ControlPath=none',
       '-o', 'ConnectTimeout=10', '-o', 'ServerAliveInterval=15', '-o', 'LogLevel=ERROR', '-o', 'EscapeChar=none',
       '-p', String(this.target.port), '-l', this.login, ...extra, this.target.host,
     ];
   }
 
-  #spawn(cmd: string, args: string[], term = 'dumb'): ChildProcessWithoutNullStreams {
+  #spawn(cmd: string, args: string[], term = 'dumb', o: UpstreamOptions = {}): ChildProcessWithoutNullStreams {
     // A minimal environment: nothing of the gateway's own (tokens, keys) reaches the subprocess.
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', TERM: term } });
+    // With agent forwarding, IdentityAgent and SSH_AUTH_SOCK name the relay too: OpenSSH forwards
+    // only an agent it reaches (IdentityAgent=none would unset it). IdentitiesOnly keeps the
+    // client's keys out of the upstream authentication (the agent is only asked for its list).
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', TERM: term, ...(o.agent !== undefined && { SSH_AUTH_SOCK: o.agent }) };
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
     this.#children.add(child);
     child.on('close', () => this.#children.delete(child));
     child.on('error', () => this.#children.delete(child));
@@ -108,8 +118,8 @@ export class Upstream {
   }
 
   /** `exec`: the command runs as given (one argument, so ssh sends it unchanged). */
-  exec(command: string): ChildProcessWithoutNullStreams {
-    return this.#spawn(this.#ssh, [...this.#args(['-T']), '--', command]);
+  exec(command: string, o: UpstreamOptions = {}): ChildProcessWithoutNullStreams {
+    return this.#spawn(this.#ssh, [...this.#args(['-T'], o), '--', command], 'dumb', o);
   }
 
   /** `subsystem` (sftp). */
@@ -137,12 +147,12 @@ export class Upstream {
    * Interactive shell (or `exec` with a pty) under script(1): the OpenSSH client gets a local pty
    * whose size the gateway controls; the first output line is that pty's name (for resize).
    */
-  shell(spec: ShellSpec, command?: string): { child: ChildProcessWithoutNullStreams; resize(cols: number, rows: number): void; ready: Promise<void> } {
+  shell(spec: ShellSpec, command?: string, o: UpstreamOptions = {}): { child: ChildProcessWithoutNullStreams; resize(cols: number, rows: number): void; ready: Promise<void> } {
     // ssh sends its own TERM in the pty request.
-    const sshArgs = this.#args(['-tt']);
+    const sshArgs = this.#args(['-tt'], o);
     const quoted = [this.#ssh, ...sshArgs, ...(command !== undefined ? ['--', command] : [])].map(shq).join(' ');
     const inner = `tty; stty sane rows ${dim(spec.rows)} cols ${dim(spec.cols)}; exec ${quoted}`;
-    const child = this.#spawn('script', ['-q', '-e', '-f', '-c', inner, '/dev/null'], safeTerm(spec.term));
+    const child = this.#spawn('script', ['-q', '-e', '-f', '-c', inner, '/dev/null'], safeTerm(spec.term), o);
     let pts = '';
     let resolveReady!: () => void;
     const ready = new Promise<void>((r) => (resolveReady = r));
