@@ -38,6 +38,7 @@ export const OWASP_NHI_2025 = {
 /** Each finding code's category, NIST CSF 2.0 subcategories and remediation. */
 export const FINDING_STANDARDS: Record<string, { owasp: keyof typeof OWASP_NHI_2025; nist: string[]; remediation: string }> = {
   'identity.no_owner': { owasp: 'NHI1', nist: ['GV.RR-02', 'PR.AA-01'], remediation: 'Set an owner (`portcullis identities update ID --owner team:…`); an identity nobody answers for is never reviewed or offboarded.' },
+  'agent.no_sponsor': { owasp: 'NHI1', nist: ['GV.RR-02', 'PR.AA-01'], remediation: 'Name the accountable human (`portcullis agents set ID --sponsor user:…`); until then no assignment can be made for it.' },
   'identity.no_purpose': { owasp: 'NHI1', nist: ['ID.AM-08', 'PR.AA-01'], remediation: 'State why it exists (`--purpose`), so a reviewer can tell when it is no longer needed.' },
   'identity.stale': { owasp: 'NHI1', nist: ['PR.AA-01', 'ID.AM-08'], remediation: 'Offboard it if unused, or set lifecycle.stale so idle identities are warned and offboarded on a cadence.' },
   'identity.unused': { owasp: 'NHI1', nist: ['PR.AA-05', 'DE.CM-03'], remediation: 'No decision allowed it anything in the window: suspend it, or review it in an access review campaign.' },
