@@ -45,6 +45,7 @@ export type { RequestView } from './access-admin.ts';
 export type { LeaseQuery } from './leases.ts';
 export type { StreamQuery } from './audit-admin.ts';
 export type { WindowQuery } from './permissions-admin.ts';
+export type { ReplayReport } from '../governance/replay.ts';
 export type { GatewaySessionQuery, GatewaySessionView, SessionVerification } from './gateway-sessions.ts';
 export { principalFacts } from './authorization.ts';
 export type { AzEvaluation, AzEvaluationsRequest, AzDecision, AzSubjectSearch, AzResourceSearch, AzActionSearch, AzSearchResult, EvaluationsSemantic } from './pdp.ts';
