@@ -26,7 +26,7 @@ const REPLAYED: Record<EngineKind, number> = { compiled: QUICK ? 20_000 : 1_000_
 const POLICIES = 1000;
 
 /** Recorded decisions, as the decision point writes them, over the product fixture. */
-async function record(kind: EngineKind): Promise<AuditRecord[]> {
+export async function record(kind: EngineKind): Promise<AuditRecord[]> {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-bench-gov-'));
   const db = openDatabase(join(dir, 'portcullis.db'));
   const events: AuditEventInput[] = [];
@@ -70,7 +70,7 @@ function candidateEngine(kind: EngineKind) {
   return engine;
 }
 
-async function replayBench(kind: EngineKind, records: AuditRecord[], emit: Emit): Promise<void> {
+export async function replayBench(kind: EngineKind, records: AuditRecord[], emit: Emit): Promise<void> {
   const n = REPLAYED[kind];
   const engine = candidateEngine(kind);
   const rebuilt = records.map((r) => rebuild(r) as RebuiltDecision);
@@ -79,7 +79,7 @@ async function replayBench(kind: EngineKind, records: AuditRecord[], emit: Emit)
   // measured in alternating chunks so both see the same machine load.
   for (let i = 0; i < Math.min(5_000, n); i++) engine.authorize(rebuilt[i % rebuilt.length]!.request, rebuilt[i % rebuilt.length]!.entities);
   const replay = new Replay(engine, 100);
-  const CHUNK = 10_000;
+  const CHUNK = Math.max(50, Math.min(10_000, Math.floor(n / 100)));
   let plainS = 0;
   let replayS = 0;
   let allow = 0;

@@ -117,6 +117,30 @@ export class PermissionsAdmin {
     });
   }
 
+  /**
+   * A team's or role's effective permissions: each pair any standing member may be allowed, with
+   * the members holding it (`governance.read` on Identity::"*": it spans identities).
+   */
+  async explainGroup(c: Caller, q: { team?: string; role?: string } & ExplainOptions): Promise<{ subject: EntityUid; policy_version: number; members: string[]; permissions: { action: string; resource: EntityUid; members: string[] }[] }> {
+    if ((q.team === undefined) === (q.role === undefined)) throw new InvalidInput('name exactly one of team or role', 'team');
+    await this.#read(c, '*');
+    const subject = q.team !== undefined ? { type: 'Team', id: q.team } : { type: 'Role', id: q.role! };
+    const members = this.#d.identities.members(subject.type, subject.id).sort();
+    const pairs = new Map<string, { action: string; resource: EntityUid; members: string[] }>();
+    let version = this.#modelNow().version;
+    for (const id of members) {
+      const r = this.#models.explain(this.#identity(id), q);
+      version = r.policy_version;
+      for (const p of r.permissions) {
+        const k = `${p.action} ${p.resource.type}::${p.resource.id}`;
+        let e = pairs.get(k);
+        if (e === undefined) pairs.set(k, (e = { action: p.action, resource: p.resource, members: [] }));
+        e.members.push(id);
+      }
+    }
+    return { subject, policy_version: version, members, permissions: [...pairs.values()] };
+  }
+
   /** Observed use against effective permissions over a window (default 90 days), for one identity or the estate. */
   async usage(c: Caller, q: WindowQuery & { identity?: string; limit?: number }): Promise<UsageReport & { policy_version: number }> {
     await this.#read(c, q.identity ?? '*');

@@ -126,6 +126,7 @@ audit: { fail_closed: true${store.witness} }
       ['gatewaySessions.terminate', 404, 'session.terminate', () => a.gatewaySessions.terminate(nobody, 'gws_AAAAAAAAAAAAAAAAAAAA')],
       // Governance analysis: reads decided before anything is computed or read.
       ['permissions.explain', 404, 'governance.read', () => a.permissions.explain(nobody, 'user:admin')],
+      ['permissions.explainGroup', 403, 'governance.read', () => a.permissions.explainGroup(nobody, { team: 'payments' })],
       ['permissions.usage', 403, 'governance.read', () => a.permissions.usage(nobody, {})],
       ['permissions.suggest', 403, 'policy.read', () => a.permissions.suggest(nobody, { identity: 'user:admin' })],
       ['permissions.replay', 403, 'policy.read', () => a.permissions.replay(nobody, { files: [{ name: 'x.cedar', text: '' }] })],

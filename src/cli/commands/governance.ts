@@ -32,12 +32,23 @@ export function register(program: Command): void {
   access
     .command('explain')
     .description("what an identity may do now over the declared resources, with the determining policies and the conditions left for request time")
-    .argument('<identity>')
+    .argument('[identity]')
+    .option('--team <team>', "a team's effective permissions (its members') instead of an identity's")
+    .option('--role <role>', "a role's effective permissions instead of an identity's")
     .option('--resource <entity...>', 'only these resources, e.g. Database::"orders"')
-    .option('--action <action...>', 'only these actions')
+    .option('--action <action...>', 'only these actions (identity only)')
     .addOption(json())
-    .action(async (id: string, o: { resource?: string[]; action?: string[]; json?: boolean }) => {
+    .action(async (id: string | undefined, o: { team?: string; role?: string; resource?: string[]; action?: string[]; json?: boolean }) => {
       const q = [...(o.resource ?? []).map((r) => `resource=${enc(uid(parseEntity(r)))}`), ...(o.action ?? []).map((a) => `action=${enc(a)}`)];
+      if ([id, o.team, o.role].filter((x) => x !== undefined).length !== 1) throw new CliError('name exactly one of IDENTITY, --team or --role', EXIT.usage);
+      if (id === undefined) {
+        const g = await call<{ members: string[]; permissions: { action: string; resource: { type: string; id: string }; members: string[] }[] }>(
+          'GET',
+          `/v1/governance/permissions?${o.team !== undefined ? `team=${enc(o.team)}` : `role=${enc(o.role!)}`}${o.resource ? `&${q.filter((x) => x.startsWith('resource=')).join('&')}` : ''}`,
+        );
+        out(!!o.json, g, () => `members: ${g.members.join(', ') || '(none)'}\n${table(g.permissions.map((p) => ({ action: p.action, resource: uid(p.resource), members: p.members.join(', ') })), ['action', 'resource', 'members'])}`);
+        return;
+      }
       const r = await call<{ identity: string; policy_version: number; pairs: number; permissions: Perm[] }>('GET', `/v1/identities/${enc(id)}/permissions${q.length > 0 ? `?${q.join('&')}` : ''}`);
       out(!!o.json, r, () => {
         if (r.permissions.length === 0) return `${r.identity}: no permissions over the declared resources (policy version ${r.policy_version}, ${r.pairs} pairs examined)`;
