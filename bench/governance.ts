@@ -26,7 +26,7 @@ const REPLAYED: Record<EngineKind, number> = { compiled: QUICK ? 20_000 : 1_000_
 const POLICIES = 1000;
 
 /** Recorded decisions, as the decision point writes them, over the product fixture. */
-async function record(kind: EngineKind): Promise<AuditRecord[]> {
+export async function record(kind: EngineKind): Promise<AuditRecord[]> {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-bench-gov-'));
   const db = openDatabase(join(dir, 'portcullis.db'));
   const events: AuditEventInput[] = [];
@@ -70,24 +70,31 @@ function candidateEngine(kind: EngineKind) {
   return engine;
 }
 
-async function replayBench(kind: EngineKind, records: AuditRecord[], emit: Emit): Promise<void> {
+export async function replayBench(kind: EngineKind, records: AuditRecord[], emit: Emit): Promise<void> {
   const n = REPLAYED[kind];
   const engine = candidateEngine(kind);
   const rebuilt = records.map((r) => rebuild(r) as RebuiltDecision);
-  // Plain decisions/s of the same engine: the requests already built, only the engine's work.
+  // Plain decisions/s of the same engine (the requests already built, only the engine's work) and
+  // replay (rebuild each record's entities and context from its snapshot, re-decide, count flips),
+  // measured in alternating chunks so both see the same machine load.
   for (let i = 0; i < Math.min(5_000, n); i++) engine.authorize(rebuilt[i % rebuilt.length]!.request, rebuilt[i % rebuilt.length]!.entities);
-  let t = performance.now();
-  let allow = 0;
-  for (let i = 0; i < n; i++) {
-    const d = rebuilt[i % rebuilt.length]!;
-    if (engine.authorize(d.request, d.entities).decision === 'allow') allow++;
-  }
-  const plainS = (performance.now() - t) / 1000;
-  // Replay: rebuild each record (snapshot → entities, context) and re-decide it, counting flips.
   const replay = new Replay(engine, 100);
-  t = performance.now();
-  for (let i = 0; i < n; i++) replay.add(records[i % records.length]!);
-  const replayS = (performance.now() - t) / 1000;
+  const CHUNK = Math.max(50, Math.min(10_000, Math.floor(n / 100)));
+  let plainS = 0;
+  let replayS = 0;
+  let allow = 0;
+  for (let done = 0; done < n; done += CHUNK) {
+    const end = Math.min(n, done + CHUNK);
+    let t = performance.now();
+    for (let i = done; i < end; i++) {
+      const d = rebuilt[i % rebuilt.length]!;
+      if (engine.authorize(d.request, d.entities).decision === 'allow') allow++;
+    }
+    plainS += (performance.now() - t) / 1000;
+    t = performance.now();
+    for (let i = done; i < end; i++) replay.add(records[i % records.length]!);
+    replayS += (performance.now() - t) / 1000;
+  }
   const report = replay.report();
   const plain = n / plainS;
   const rate = n / replayS;

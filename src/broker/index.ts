@@ -51,6 +51,7 @@ export type { RequestView } from './access-admin.ts';
 export type { LeaseQuery } from './leases.ts';
 export type { StreamQuery } from './audit-admin.ts';
 export type { WindowQuery } from './permissions-admin.ts';
+export type { ReplayReport } from '../governance/replay.ts';
 export type { GatewaySessionQuery, GatewaySessionView, SessionVerification } from './gateway-sessions.ts';
 export type { AgentView, AssignRequest, AssignmentQuery } from './agents.ts';
 export type { AssignmentExchangeRequest } from './delegation.ts';

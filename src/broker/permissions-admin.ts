@@ -14,7 +14,7 @@ import { createEngine } from '../policy/engine/select.ts';
 import { resourceEntity } from '../policy/entities.ts';
 import { PRINCIPAL_TYPE_OF_KIND } from '../policy/schema.ts';
 import { actionEntities, actionsApplying, compilePolicySet, type PolicyFile } from '../policy/policy-set.ts';
-import { PermissionModel, type EffectivePermissions } from '../governance/permissions.ts';
+import { PermissionModel, effectivePermissions, type EffectivePermissions, type ExplainOptions } from '../governance/permissions.ts';
 import { ObservedUse, usageReport, identityUsage, type IdentityUsage, type UsageReport } from '../governance/usage.ts';
 import { suggestPolicy, type Suggestion } from '../governance/suggest.ts';
 import { Replay, type ReplayReport } from '../governance/replay.ts';
@@ -40,16 +40,22 @@ export interface WindowQuery {
 const PAGE = 1000;
 const DAY = 86_400_000;
 
-export class PermissionsAdmin {
-  readonly #d: PermissionsAdminDeps;
+/**
+ * The permission model of the active policy version, rebuilt when another version activates.
+ * For broker code that has already decided (access reviews call `explain` for each identity of a
+ * campaign); nothing here authorizes.
+ */
+export class ActivePermissionModel {
+  readonly #d: Pick<PermissionsAdminDeps, 'decisions' | 'config'>;
   #model: { version: number; model: PermissionModel } | undefined;
-  #applying = new Map<string, readonly string[]>();
+  readonly #applying = new Map<string, readonly string[]>();
 
-  constructor(deps: PermissionsAdminDeps) {
+  constructor(deps: Pick<PermissionsAdminDeps, 'decisions' | 'config'>) {
     this.#d = deps;
   }
 
-  #modelNow(): { version: number; model: PermissionModel } {
+  /** The model and the policy version it was built from (NotFound when no version is active). */
+  current(): { version: number; model: PermissionModel } {
     const v = this.#d.decisions.version;
     if (!v) throw new NotFound('active policy version');
     if (this.#model?.version !== v.version) {
@@ -73,6 +79,26 @@ export class PermissionsAdmin {
     return this.#model;
   }
 
+  /** Effective permissions of an identity under the active version (see governance/permissions.ts). */
+  explain(identity: Identity, o: ExplainOptions = {}): EffectivePermissions & { identity: string; policy_version: number } {
+    const { version, model } = this.current();
+    return { identity: identity.id, policy_version: version, ...effectivePermissions(model, principalFacts(identity), o) };
+  }
+}
+
+export class PermissionsAdmin {
+  readonly #d: PermissionsAdminDeps;
+  readonly #models: ActivePermissionModel;
+
+  constructor(deps: PermissionsAdminDeps) {
+    this.#d = deps;
+    this.#models = new ActivePermissionModel(deps);
+  }
+
+  #modelNow(): { version: number; model: PermissionModel } {
+    return this.#models.current();
+  }
+
   #identity(id: string): Identity {
     const i = this.#d.identities.get(id);
     if (!i) throw new NotFound(`identity ${id}`);
@@ -87,9 +113,32 @@ export class PermissionsAdmin {
   async explain(c: Caller, id: string, o: { resources?: EntityUid[]; actions?: string[] } = {}): Promise<EffectivePermissions & { identity: string; policy_version: number }> {
     return opaqueId('identity', id, () => false, async () => {
       await this.#read(c, id);
-      const { version, model } = this.#modelNow();
-      return { identity: id, policy_version: version, ...model.explain(principalFacts(this.#identity(id)), o) };
+      return this.#models.explain(this.#identity(id), o);
     });
+  }
+
+  /**
+   * A team's or role's effective permissions: each pair any standing member may be allowed, with
+   * the members holding it (`governance.read` on Identity::"*": it spans identities).
+   */
+  async explainGroup(c: Caller, q: { team?: string; role?: string } & ExplainOptions): Promise<{ subject: EntityUid; policy_version: number; members: string[]; permissions: { action: string; resource: EntityUid; members: string[] }[] }> {
+    if ((q.team === undefined) === (q.role === undefined)) throw new InvalidInput('name exactly one of team or role', 'team');
+    await this.#read(c, '*');
+    const subject = q.team !== undefined ? { type: 'Team', id: q.team } : { type: 'Role', id: q.role! };
+    const members = this.#d.identities.members(subject.type, subject.id).sort();
+    const pairs = new Map<string, { action: string; resource: EntityUid; members: string[] }>();
+    let version = this.#modelNow().version;
+    for (const id of members) {
+      const r = this.#models.explain(this.#identity(id), q);
+      version = r.policy_version;
+      for (const p of r.permissions) {
+        const k = `${p.action} ${p.resource.type}::${p.resource.id}`;
+        let e = pairs.get(k);
+        if (e === undefined) pairs.set(k, (e = { action: p.action, resource: p.resource, members: [] }));
+        e.members.push(id);
+      }
+    }
+    return { subject, policy_version: version, members, permissions: [...pairs.values()] };
   }
 
   /** Observed use against effective permissions over a window (default 90 days), for one identity or the estate. */

@@ -139,6 +139,7 @@ audit: { fail_closed: true${store.witness} }
       ['governance.report', 403, 'report.read', () => a.governance.report(nobody, '2026-Q1')],
       // Governance analysis: reads decided before anything is computed or read.
       ['permissions.explain', 404, 'governance.read', () => a.permissions.explain(nobody, 'user:admin')],
+      ['permissions.explainGroup', 403, 'governance.read', () => a.permissions.explainGroup(nobody, { team: 'payments' })],
       ['permissions.usage', 403, 'governance.read', () => a.permissions.usage(nobody, {})],
       ['permissions.suggest', 403, 'policy.read', () => a.permissions.suggest(nobody, { identity: 'user:admin' })],
       ['permissions.replay', 403, 'policy.read', () => a.permissions.replay(nobody, { files: [{ name: 'x.cedar', text: '' }] })],

@@ -157,6 +157,7 @@ describe('governance analysis over HTTP', () => {
     let checked = 0;
     let allowed = 0;
     for (const r of resources) {
+      await new Promise(setImmediate); // the server in this process keeps answering (and timing out idle connections) meanwhile
       for (const action of actionsApplying('Workload', r.uid.type)) {
         const listed = byKey.get(`${action} ${r.uid.type}::${r.uid.id}`);
         let some = false;
@@ -183,6 +184,21 @@ describe('governance analysis over HTTP', () => {
       }
     }
     assert.ok(allowed > 0 && checked > allowed);
+  });
+
+  it("lists a team's effective permissions as its standing members'", async () => {
+    for (const id of ['workload:batch-1', 'workload:batch-2']) {
+      const r = await h.post('/v1/identities', { id, kind: 'workload', boundary: 'application', environment: 'prod', owner: 'team:data', parents: [{ type: 'Team', id: 'data' }] }, admin);
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+    }
+    const g = await h.get('/v1/governance/permissions?team=data', admin);
+    assert.equal(g.status, 200, JSON.stringify(g.body));
+    assert.deepEqual(g.body.members, ['workload:batch-1', 'workload:batch-2']);
+    const one = await explain('workload:batch-1');
+    const rows = g.body.permissions as { action: string; resource: { type: string; id: string }; members: string[] }[];
+    assert.deepEqual(rows.map((p) => `${p.action} ${p.resource.type}::${p.resource.id}`).sort(), one.permissions.map((p) => `${p.action} ${p.resource.type}::${p.resource.id}`).sort());
+    assert.ok(rows.every((p) => p.members.length === 2));
+    assert.equal((await h.get('/v1/governance/permissions?team=data', api)).status, 403);
   });
 
   it('refuses a caller without governance.read like an unknown identity', async () => {

@@ -7,6 +7,7 @@ import { CliError, EXIT, call } from '../client.ts';
 import { fileError } from '../errors.ts';
 import { out, table } from '../output.ts';
 import { enc, json, parseEntity } from '../args.ts';
+import type { ReplayReport as BrokerReplayReport } from '../../broker/index.ts';
 
 interface Cond {
   policy: string;
@@ -20,22 +21,8 @@ interface Perm {
   permits: Cond[];
   forbids: Cond[];
 }
-interface FlipCount extends Record<string, unknown> {
-  allow_to_deny: number;
-  deny_to_allow: number;
-}
-export interface ReplayReport extends Record<string, unknown> {
-  since: string;
-  until: string;
-  decisions: number;
-  replayed: number;
-  unchanged: number;
-  flips: FlipCount;
-  by_identity: ({ identity: string } & FlipCount)[];
-  by_action: ({ action: string } & FlipCount)[];
-  flipped: { time: string; identity: string; action: string; resource: string; recorded: string; candidate: string }[];
-  unreconstructable: { count: number; by_reason: Record<string, number> };
-}
+/** The replay report as the API answers it (broker/permissions-admin.ts). */
+export type ReplayReport = BrokerReplayReport & { since: string; until: string };
 
 const uid = (r: { type: string; id: string }) => `${r.type}::"${r.id}"`;
 
@@ -45,12 +32,23 @@ export function register(program: Command): void {
   access
     .command('explain')
     .description("what an identity may do now over the declared resources, with the determining policies and the conditions left for request time")
-    .argument('<identity>')
+    .argument('[identity]')
+    .option('--team <team>', "a team's effective permissions (its members') instead of an identity's")
+    .option('--role <role>', "a role's effective permissions instead of an identity's")
     .option('--resource <entity...>', 'only these resources, e.g. Database::"orders"')
-    .option('--action <action...>', 'only these actions')
+    .option('--action <action...>', 'only these actions (identity only)')
     .addOption(json())
-    .action(async (id: string, o: { resource?: string[]; action?: string[]; json?: boolean }) => {
+    .action(async (id: string | undefined, o: { team?: string; role?: string; resource?: string[]; action?: string[]; json?: boolean }) => {
       const q = [...(o.resource ?? []).map((r) => `resource=${enc(uid(parseEntity(r)))}`), ...(o.action ?? []).map((a) => `action=${enc(a)}`)];
+      if ([id, o.team, o.role].filter((x) => x !== undefined).length !== 1) throw new CliError('name exactly one of IDENTITY, --team or --role', EXIT.usage);
+      if (id === undefined) {
+        const g = await call<{ members: string[]; permissions: { action: string; resource: { type: string; id: string }; members: string[] }[] }>(
+          'GET',
+          `/v1/governance/permissions?${o.team !== undefined ? `team=${enc(o.team)}` : `role=${enc(o.role!)}`}${o.resource ? `&${q.filter((x) => x.startsWith('resource=')).join('&')}` : ''}`,
+        );
+        out(!!o.json, g, () => `members: ${g.members.join(', ') || '(none)'}\n${table(g.permissions.map((p) => ({ action: p.action, resource: uid(p.resource), members: p.members.join(', ') })), ['action', 'resource', 'members'])}`);
+        return;
+      }
       const r = await call<{ identity: string; policy_version: number; pairs: number; permissions: Perm[] }>('GET', `/v1/identities/${enc(id)}/permissions${q.length > 0 ? `?${q.join('&')}` : ''}`);
       out(!!o.json, r, () => {
         if (r.permissions.length === 0) return `${r.identity}: no permissions over the declared resources (policy version ${r.policy_version}, ${r.pairs} pairs examined)`;
@@ -85,6 +83,7 @@ export function register(program: Command): void {
     });
 }
 
+const rows = (xs: object[]) => xs as Record<string, unknown>[];
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
 /** `policies suggest|replay` and `push --replay`, added to the `policies` command. */
@@ -150,7 +149,7 @@ export function replayText(r: ReplayReport): string {
     `replayed ${r.replayed} of ${r.decisions} decisions since ${r.since}: ${r.unchanged} unchanged, ${r.flips.allow_to_deny} allow→deny, ${r.flips.deny_to_allow} deny→allow`,
   ];
   if (r.unreconstructable.count > 0) lines.push(`not reconstructable: ${r.unreconstructable.count} (${Object.entries(r.unreconstructable.by_reason).map(([k, v]) => `${k} ${v}`).join(', ')})`);
-  if (r.by_identity.length > 0) lines.push('', table(r.by_identity, ['identity', 'allow_to_deny', 'deny_to_allow']), '', table(r.by_action, ['action', 'allow_to_deny', 'deny_to_allow']));
-  if (r.flipped.length > 0) lines.push('', table(r.flipped, ['time', 'identity', 'action', 'resource', 'recorded', 'candidate']));
+  if (r.by_identity.length > 0) lines.push('', table(rows(r.by_identity), ['identity', 'allow_to_deny', 'deny_to_allow']), '', table(rows(r.by_action), ['action', 'allow_to_deny', 'deny_to_allow']));
+  if (r.flipped.length > 0) lines.push('', table(rows(r.flipped), ['time', 'identity', 'action', 'resource', 'recorded', 'candidate']));
   return lines.join('\n');
 }

@@ -111,6 +111,25 @@ export function permissionRoutes(app: FastifyInstance, broker: Broker): void {
   );
 
   app.get(
+    '/v1/governance/permissions',
+    {
+      preHandler: session,
+      schema: {
+        operationId: 'getGroupPermissions',
+        summary: "A team's or role's effective permissions: each pair a standing member may be allowed, with the members holding it",
+        tags: ['governance'],
+        querystring: z.strictObject({ team: z.string().min(1).max(256).optional(), role: z.string().min(1).max(256).optional(), resource: z.union([entity, z.array(entity).max(1000)]).optional() }),
+        response: { 200: z.object({ subject: Uid, policy_version: z.int(), members: z.array(z.string()), permissions: z.array(z.object({ action: z.string(), resource: Uid, members: z.array(z.string()) })) }), ...errors(...SESSION_ERRORS, 404) },
+      },
+    },
+    async (req) => {
+      const q = req.query as { team?: string; role?: string; resource?: string | string[] };
+      const resources = list(q.resource)?.map(parseEntity);
+      return admin.explainGroup(callerOf(req), { ...(q.team !== undefined && { team: q.team }), ...(q.role !== undefined && { role: q.role }), ...(resources && { resources }) });
+    },
+  );
+
+  app.get(
     '/v1/governance/usage',
     {
       preHandler: session,
