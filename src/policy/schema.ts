@@ -240,6 +240,7 @@ type AssignmentCtx = {
   breakGlass: Bool,
   delegation: Delegation,
   bridge: Bool,
+  signals: Signals,
   assignment?: AssignmentRequest,
 };
 action "agent.manage", "assignment.read", "assignment.end" in ["admin"] appliesTo { principal: [${principals}], resource: [Identity], context: Ctx };
