@@ -120,7 +120,7 @@ export class Broker {
     this.#humanSignIn = new HumanSignIn(s.humanTrusts, this.#authn);
     this.#issuance = new CredentialIssuance({ ...s, targets: config.targets });
     this.#bootstrap = new Bootstrap({ ...s, secrets: opened.store.bootstrap, unitOfWork: opened.store, boundaries });
-    this.#gateways = new GatewayRunner({ ...s, changes: opened.store.changes, authn: this.#authn, issuance: this.#issuance, log: this.#log });
+    this.#gateways = new GatewayRunner({ ...s, changes: opened.store.changes, authn: this.#authn, issuance: this.#issuance, log: this.#log, issuer: this.issuer, publicJwks: () => this.publicJwks() });
     const admin: AdminApi = {
       identities: new IdentityAdmin({ ...s, authz, binding: this.#binding }),
       apiKeys: new ApiKeyAdmin({ ...s, authz, policyWriter }),
