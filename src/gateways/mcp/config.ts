@@ -15,6 +15,8 @@ export interface McpUpstream {
   url: string;
   /** An `api` target: the gateway's own access token for this upstream (a lease per session, in the caller's name). None: no Authorization header. */
   target?: string;
+  /** Scopes of that token (with `target` only, and then required: the narrowest the upstream needs). */
+  scopes?: string[];
 }
 
 export interface McpGatewayConfig {
@@ -60,7 +62,8 @@ const upstream = mapping({
   name: text({ pattern: UPSTREAM_NAME_RE, hint: 'expected 1-32 lowercase letters, digits, -' }),
   url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
   target: text({ max: 128 }).optional(),
-});
+  scopes: texts({ nonEmpty: true, max: 256 }).optional(),
+}).refine((u) => (u.target === undefined) === (u.scopes === undefined), { path: ['scopes'], error: 'target and scopes go together: the api target of the upstream token and the scopes it needs' });
 
 export const mcpGatewayConfig = mapping({
   ...gatewayFields('mcp'),
@@ -105,7 +108,7 @@ export const mcpGatewayConfig = mapping({
       target: o.target,
       resource: '',
       path: o.path ?? '/mcp',
-      upstreams: o.upstreams.map((u) => ({ name: u.name, url: u.url, ...(u.target !== undefined && { target: u.target }) })),
+      upstreams: o.upstreams.map((u) => ({ name: u.name, url: u.url, ...(u.target !== undefined && { target: u.target }), ...(u.scopes !== undefined && { scopes: u.scopes }) })),
       tools: o.tools ?? {},
       ...(o.boundary !== undefined && { boundary: o.boundary }),
       ...(o.environment !== undefined && { environment: o.environment }),

@@ -111,7 +111,7 @@ export class McpSession {
         let leaseId: string | undefined;
         if (spec.target !== undefined) {
           // The upstream gets the gateway's own token for its audience, never the client's (no passthrough).
-          const lease = await host.issueLease(this.who, { target: spec.target, reason: `MCP gateway ${config.name} session ${this.id}` });
+          const lease = await host.issueLease(this.who, { target: spec.target, ...(spec.scopes !== undefined && { permission: spec.scopes.join(' ') }), reason: `MCP gateway ${config.name} session ${this.id}` });
           leaseId = lease.id;
           host.sessions.hangOn(this.id, { leaseId: lease.id, ...(lease.grantId !== undefined && { grantId: lease.grantId }) });
           headers = { authorization: `Bearer ${String(lease.credential.access_token)}` };
@@ -335,12 +335,20 @@ export class McpSession {
   async #hold(kind: Kind, key: string, approver: string, a: Assignment | undefined, extra: Extra): Promise<{ request: string; outcome: string }> {
     const { host, config } = this.#g;
     const who = a ? `${a.agentId} acting for ${a.delegatorId} (assignment ${a.id}: ${a.intent.slice(0, 200)})` : this.who.actors?.length ? `${this.who.actors[0]} acting for ${this.who.identityId}` : this.who.identityId;
-    const { id } = await host.requestApproval(this.who, {
-      action: ACTION[kind],
-      resource: { type: ENTITY[kind], id: key },
-      approver,
-      reason: `MCP ${ACTION[kind]} of ${key} by ${who}: held for approval by ${approver} (gateway ${config.name}, session ${this.id})`,
-    });
+    // The request is about the declared Tool when there is one, else about the gateway's Api target
+    // (access requests need a resource with a boundary); the reason names the tool either way.
+    const uid = { type: ENTITY[kind], id: key };
+    let id: string;
+    try {
+      ({ id } = await host.requestApproval(this.who, {
+        action: ACTION[kind],
+        resource: host.resource(uid) ? uid : { type: 'Api', id: config.target },
+        approver,
+        reason: `MCP ${ACTION[kind]} of ${key} by ${who}: held for approval by ${approver} (gateway ${config.name}, session ${this.id})`,
+      }));
+    } catch (err) {
+      return { request: '', outcome: `not requested: ${(err as Error).message.slice(0, 200)}` };
+    }
     const token = extra._meta?.progressToken;
     const started = Date.now();
     const deadline = started + config.approval_timeout_ms;
@@ -473,7 +481,7 @@ function inAssignment(a: Assignment, server: string, name: string): boolean {
 function approverOf(named: string, a: Assignment | undefined, who: GatewayPrincipal): string | undefined {
   if (named === 'sponsor') return a?.sponsorId;
   if (named === 'delegator' || named === 'user') return a?.delegatorId ?? (who.actors?.length ? who.identityId : undefined);
-  return /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/.test(named) ? named : undefined;
+  return /^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,255}$/.test(named) ? named : undefined;
 }
 
 function pick(d: GatewayDecision) {
