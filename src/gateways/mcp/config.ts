@@ -67,7 +67,7 @@ const upstream = mapping({
 
 export const mcpGatewayConfig = mapping({
   ...gatewayFields('mcp'),
-  path: text({ max: 200, pattern: /^\/[A-Za-z0-9._~\/-]*$/, hint: 'expected a path like /mcp' }).optional(),
+  path: text({ max: 200, pattern: /^\/[A-Za-z0-9._~/-]*$/, hint: 'expected a path like /mcp' }).optional(),
   upstreams: z.array(upstream).min(1).max(32),
   tools: z.record(text({ pattern: TOOL_KEY_RE, hint: 'expected server/tool' }), texts({ pattern: LABEL_RE, hint: 'expected a label like untrusted-input' })).optional(),
   boundary: text({ max: 128 }).optional(),
