@@ -16,6 +16,7 @@ export const SUITES: Record<string, Suite> = {
   cli: () => import('./cli.ts'),
   cluster: () => import('./cluster.ts'),
   gateway: () => import('./gateway.ts'),
+  mcp: () => import('./mcp.ts'),
 };
 
 /** Runs the wanted suites (all when none named) in order; returns the names of those that failed. */

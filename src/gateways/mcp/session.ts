@@ -61,6 +61,8 @@ interface Verdict {
   outcome: 'allowed' | 'denied' | 'approval-denied' | 'approval-timeout' | 'refused';
   message?: string;
   approval?: { request: string; approver: string; outcome: string };
+  /** The authz records of the decisions: awaited before the client sees anything that depends on them. */
+  recorded: Promise<void>[];
 }
 
 export class McpSession {
@@ -304,31 +306,34 @@ export class McpSession {
   async #authorize(kind: Kind, server: string, name: string, method: string, args: unknown, extra: Extra): Promise<Verdict> {
     const key = `${server}/${name}`;
     const a = await this.#assignment();
-    if (a === null) return { allowed: false, decisions: [], outcome: 'refused', message: `assignment ${this.who.assignmentId} is no longer active` };
-    if (kind === 'tool' && a && !inAssignment(a, server, name)) return { allowed: false, decisions: [], outcome: 'refused', message: `${key} is not among the tools of assignment ${a.id}` };
+    if (a === null) return { allowed: false, decisions: [], outcome: 'refused', message: `assignment ${this.who.assignmentId} is no longer active`, recorded: [] };
+    if (kind === 'tool' && a && !inAssignment(a, server, name)) return { allowed: false, decisions: [], outcome: 'refused', message: `${key} is not among the tools of assignment ${a.id}`, recorded: [] };
     const { arguments: lim, calls_per_tool_per_minute: cap } = this.#g.config;
     // Throws UnmappableArgument: the caller turns it into -32602, recorded.
     const tags = argumentTags(args, { maxDepth: lim.max_depth, maxTags: lim.max_values, maxString: lim.max_string });
     const ledger = this.#g.ledger(this.#ledgerKey());
-    if (cap > 0 && ledger.recent(key, Date.now()) >= cap) return { allowed: false, decisions: [], outcome: 'refused', message: `budget exhausted: at most ${cap} calls of ${key} per minute under this assignment` };
+    if (cap > 0 && ledger.recent(key, Date.now()) >= cap) return { allowed: false, decisions: [], outcome: 'refused', message: `budget exhausted: at most ${cap} calls of ${key} per minute under this assignment`, recorded: [] };
     let d = await this.#decide(kind, server, name, method, a, tags, false);
-    await d.recorded;
     const decisions = [pick(d)];
-    if (d.approval === undefined) return { allowed: d.decision === 'allow', decisions, outcome: d.decision === 'allow' ? 'allowed' : 'denied' };
+    // The authz record commits while the upstream works; the result waits for it (fail closed).
+    // (A rejection before it is awaited is not unhandled: it is awaited with the result.)
+    d.recorded.catch(() => {});
+    if (d.approval === undefined) return { allowed: d.decision === 'allow', decisions, outcome: d.decision === 'allow' ? 'allowed' : 'denied', recorded: [d.recorded] };
+    await d.recorded;
     const approver = approverOf(d.approval, a, this.who);
-    if (approver === undefined) return { allowed: false, decisions, outcome: 'denied', message: `policy asks approval by "${d.approval}", which names nobody for this call` };
+    if (approver === undefined) return { allowed: false, decisions, outcome: 'denied', message: `policy asks approval by "${d.approval}", which names nobody for this call`, recorded: [] };
     const held = await this.#hold(kind, key, approver, a, extra);
     const approval = { request: held.request, approver, outcome: held.outcome };
-    if (held.outcome === 'timeout') return { allowed: false, decisions, outcome: 'approval-timeout', approval, message: `approval by ${approver} did not come within ${Math.round(this.#g.config.approval_timeout_ms / 1000)}s (access request ${held.request}); the call was not made` };
-    if (held.outcome !== 'approved') return { allowed: false, decisions, outcome: 'approval-denied', approval, message: `${approver} did not approve (access request ${held.request}: ${held.outcome}); the call was not made` };
+    if (held.outcome === 'timeout') return { allowed: false, decisions, outcome: 'approval-timeout', approval, message: `approval by ${approver} did not come within ${Math.round(this.#g.config.approval_timeout_ms / 1000)}s (access request ${held.request}); the call was not made`, recorded: [] };
+    if (held.outcome !== 'approved') return { allowed: false, decisions, outcome: 'approval-denied', approval, message: `${approver} did not approve (access request ${held.request}: ${held.outcome}); the call was not made`, recorded: [] };
     if (d.decision === 'deny') {
       // A forbid that asked for approval: decided again, now with context.mcp.approved.
       d = await this.#decide(kind, server, name, method, a, tags, true);
       await d.recorded;
       decisions.push(pick(d));
-      if (d.decision !== 'allow') return { allowed: false, decisions, outcome: 'denied', approval };
+      if (d.decision !== 'allow') return { allowed: false, decisions, outcome: 'denied', approval, recorded: [] };
     }
-    return { allowed: true, decisions, outcome: 'allowed', approval };
+    return { allowed: true, decisions, outcome: 'allowed', approval, recorded: [] };
   }
 
   /** Holds a call until `approver` decides its access request, or the configured maximum passes (then it is withdrawn). */
@@ -394,7 +399,7 @@ export class McpSession {
       throw err;
     }
     if (!v.allowed) {
-      await this.#recorder.record('mcp.call', { ...base, ...verdictPayload(v) }, 'deny');
+      await Promise.all([this.#recorder.record('mcp.call', { ...base, ...verdictPayload(v) }, 'deny'), ...v.recorded]);
       return refusal(v, `mcp.call on Tool::"${f.server}/${f.tool.name}"`);
     }
     this.#g.ledger(this.#ledgerKey()).add(`${f.server}/${f.tool.name}`, this.#g.config.tools[`${f.server}/${f.tool.name}`] ?? [], Date.now());
@@ -403,10 +408,10 @@ export class McpSession {
     try {
       result = (await u.client.callTool({ name: f.tool.name, ...(args !== undefined && { arguments: args }) }, undefined, { timeout: this.#g.config.upstream_timeout_ms, signal: extra.signal })) as CallToolResult;
     } catch (err) {
-      await this.#recorder.record('mcp.call', { ...base, ...verdictPayload(v), outcome: 'upstream-error', message: (err as Error).message.slice(0, 500), duration_ms: ms(started) }, 'allow');
+      await Promise.all([this.#recorder.record('mcp.call', { ...base, ...verdictPayload(v), outcome: 'upstream-error', message: (err as Error).message.slice(0, 500), duration_ms: ms(started) }, 'allow'), ...v.recorded]);
       throw err instanceof McpError ? err : new McpError(ErrorCode.InternalError, `the upstream ${f.server} failed: ${(err as Error).message.slice(0, 200)}`);
     }
-    await this.#recorder.record('mcp.call', { ...base, ...verdictPayload(v), is_error: result.isError === true, ...(this.#g.config.record_results && { result: this.#clean(result) }), duration_ms: ms(started) }, 'allow');
+    await Promise.all([this.#recorder.record('mcp.call', { ...base, ...verdictPayload(v), is_error: result.isError === true, ...(this.#g.config.record_results && { result: this.#clean(result) }), duration_ms: ms(started) }, 'allow'), ...v.recorded]);
     return result;
   }
 
@@ -418,11 +423,11 @@ export class McpSession {
     const base = { method: 'resources/read', server, name: uri.slice(0, 2048) };
     const v = await this.#authorize('resource', server, uri, 'resources/read', undefined, extra);
     if (!v.allowed) {
-      await this.#recorder.record('mcp.read', { ...base, ...verdictPayload(v) }, 'deny');
+      await Promise.all([this.#recorder.record('mcp.read', { ...base, ...verdictPayload(v) }, 'deny'), ...v.recorded]);
       throw new McpError(ErrorCode.InvalidRequest, refusalText(v, `mcp.read on McpResource::"${server}/${uri.slice(0, 200)}"`), { [META.outcome]: v.outcome });
     }
     const r = await this.#ups.get(server)!.client.readResource({ uri }, { timeout: this.#g.config.upstream_timeout_ms, signal: extra.signal });
-    await this.#recorder.record('mcp.read', { ...base, ...verdictPayload(v), ...(this.#g.config.record_results && { result: this.#clean(r) }), duration_ms: ms(started) }, 'allow');
+    await Promise.all([this.#recorder.record('mcp.read', { ...base, ...verdictPayload(v), ...(this.#g.config.record_results && { result: this.#clean(r) }), duration_ms: ms(started) }, 'allow'), ...v.recorded]);
     return r;
   }
 
@@ -441,11 +446,11 @@ export class McpSession {
       throw err;
     }
     if (!v.allowed) {
-      await this.#recorder.record('mcp.prompt', { ...base, ...verdictPayload(v) }, 'deny');
+      await Promise.all([this.#recorder.record('mcp.prompt', { ...base, ...verdictPayload(v) }, 'deny'), ...v.recorded]);
       throw new McpError(ErrorCode.InvalidRequest, refusalText(v, `mcp.prompt on Prompt::"${server}/${name}"`), { [META.outcome]: v.outcome });
     }
     const r = await this.#ups.get(server)!.client.getPrompt({ name, ...(args !== undefined && { arguments: args }) }, { timeout: this.#g.config.upstream_timeout_ms, signal: extra.signal });
-    await this.#recorder.record('mcp.prompt', { ...base, ...verdictPayload(v), ...(this.#g.config.record_results && { result: this.#clean(r) }), duration_ms: ms(started) }, 'allow');
+    await Promise.all([this.#recorder.record('mcp.prompt', { ...base, ...verdictPayload(v), ...(this.#g.config.record_results && { result: this.#clean(r) }), duration_ms: ms(started) }, 'allow'), ...v.recorded]);
     return r;
   }
 
