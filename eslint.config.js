@@ -4,7 +4,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const domains = ['access', 'audit', 'common', 'config', 'credentials', 'crypto', 'gateways', 'identity', 'inventory', 'policy'];
+const domains = ['access', 'agents', 'audit', 'common', 'config', 'credentials', 'crypto', 'gateways', 'identity', 'inventory', 'policy'];
 
 export default tseslint.config(
   { ignores: ['node_modules/**', '.portcullis/**', 'examples/data/**'] },

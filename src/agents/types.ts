@@ -29,6 +29,24 @@ export interface Assignment {
   status: AssignmentStatus;
   endedAt?: number;
   endedReason?: string;
+  /** A sub-assignment (an agent handing part of its work to another agent): the assignment it narrows. */
+  parentId?: string;
+  /** Agents in the chain: 1 for an agent acting for its delegator, 2 for its sub-agent, … (absent: 1). */
+  depth?: number;
+}
+
+/** The agent-only facts of an identity of kind `agent` (its owner team and boundary stay on the identity). */
+export interface AgentProfile {
+  /** The agent's identity id. */
+  id: string;
+  /** The accountable human (an identity of kind `user`). */
+  sponsor: string;
+  model: string | null;
+  provider: string | null;
+  /** Tools the agent may ever reach (`server/tool` or `server/*`); an assignment names a subset. */
+  tools: string[];
+  createdAt: number;
+  updatedAt: number;
 }
 
 /** How a gateway (or anything outside the agents domain) reads an assignment. */

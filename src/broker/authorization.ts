@@ -5,7 +5,7 @@ import { actionEntities } from '../policy/policy-set.ts';
 import type { Metrics } from '../common/metrics.ts';
 import type { HumanOidcTrust } from '../identity/trusts/oidc-human/oidc-human.ts';
 import type { Identity, IdentityRegistry } from '../inventory/identities.ts';
-import type { EntityUid } from '../policy/engine/types.ts';
+import type { CedarValue, EntityUid } from '../policy/engine/types.ts';
 import { parseCallerContext } from '../policy/decision-point.ts';
 import type { Decision, DecisionInput, DecisionPoint } from '../policy/decision-point.ts';
 import { adminEntity } from '../policy/entities.ts';
@@ -133,10 +133,10 @@ export class Authorization {
     return out;
   }
 
-  /** Admin calls are Cedar decisions too; a deny is a 403 carrying the decision id. */
-  async requireAllowed(c: Caller, action: string, resource: EntityUid): Promise<Decision> {
+  /** Admin calls are Cedar decisions too; a deny is a 403 carrying the decision id. `extra`: context keys the action declares (e.g. `assignment`). */
+  async requireAllowed(c: Caller, action: string, resource: EntityUid, extra?: Record<string, CedarValue>): Promise<Decision> {
     const entity = this.#adminResource(resource);
-    const input = await this.#decisionInput(c, action, resource, c.sourceIp);
+    const input = await this.#decisionInput(c, action, resource, c.sourceIp, {}, extra);
     const d = await this.#d.decisions.decide({ ...input, resourceEntities: [entity] });
     this.#d.metrics.decided(d.decision);
     this.#requireNoStepUp(c, d);

@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { createLocalJWKSet, type JWK, type JWTVerifyGetKey } from 'jose';
-import { ASSIGNMENT_CLAIM, ASSIGNMENT_ID_RE, type Assignment } from '../agents/types.ts';
+import { ASSIGNMENT_CLAIM, ASSIGNMENT_ID_RE, type Assignment, type AssignmentReader } from '../agents/types.ts';
 import { AuthenticationFailed, Forbidden, NotFound } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { Metrics } from '../common/metrics.ts';
@@ -54,6 +54,7 @@ export interface GatewayHostDeps {
   /** `iss` of access tokens, and the keys they are verified with (the MCP gateway's bearer proofs). */
   issuer: string;
   publicJwks(): { keys: unknown[] };
+  agents: AssignmentReader;
 }
 
 /** Who the broker proved, kept beside the principal handed to the gateway (which cannot forge one). */
@@ -258,11 +259,6 @@ export class BrokerGatewayHost implements GatewayHost {
     await this.#d.access.requests.cancel({ id: session.identity.id, authn: session.authn, sessionId: session.jti, sourceIp }, id, reason);
   }
 
-  /** Until the agents domain is merged there is no assignment store: a token naming one is refused by the gateway. */
-  async assignment(_id: string): Promise<Assignment | undefined> {
-    return undefined;
-  }
-
   clientCaPem(): string {
     return this.#d.spiffeCa.trustPem();
   }
@@ -372,6 +368,11 @@ export class BrokerGatewayHost implements GatewayHost {
     return this.#d.audit.append({ ...event, stream: 'session' });
   }
 
+  /** An agent assignment (docs/agents.md), its status as of now (`expired` past its end). */
+  assignment(id: string): Promise<Assignment | undefined> {
+    return this.#d.agents.get(id);
+  }
+
   resource(uid: EntityUid) {
     return this.#d.config.resources.find((r) => r.type === uid.type && r.id === uid.id);
   }
@@ -398,6 +399,10 @@ export class BrokerGatewayHost implements GatewayHost {
       });
       if (!g || g.status !== 'active' || Date.parse(g.end_at) <= now) return `grant ${id} ended`;
     }
+    if (h.assignmentId !== undefined) {
+      const a = await this.#d.agents.get(h.assignmentId);
+      if (!a || a.status !== 'active') return `assignment ${h.assignmentId} ${a?.status ?? 'ended'}`;
+    }
     return undefined;
   }
 
@@ -410,6 +415,7 @@ export class BrokerGatewayHost implements GatewayHost {
       ...(who.apiKeyId !== undefined && { apiKeyId: who.apiKeyId }),
       leaseIds: who.proofLeaseId !== undefined ? [who.proofLeaseId] : [],
       grantIds: [],
+      ...(who.assignmentId !== undefined && { assignmentId: who.assignmentId }),
     };
   }
 }

@@ -74,6 +74,10 @@ export interface IdentityAdminDeps {
   apikeys: ApiKeyService;
   audit: AuditLog;
   binding: IdentityBinding;
+  /** Agent profiles: an agent without a sponsor is a finding. */
+  agents?: { profiles(): Promise<{ id: string }[]> };
+  /** Suspending or offboarding an identity ends what hangs on it elsewhere (an agent's assignments, a sponsor's agents). */
+  onInactive?: (by: string, id: string, status: Exclude<IdentityStatus, 'active'>, reason: string) => Promise<void>;
 }
 
 type Shape = Pick<Identity, 'id' | 'kind' | 'owner' | 'parents' | 'boundary'>;
@@ -114,6 +118,7 @@ export class IdentityAdmin {
       identities: await this.#d.identities.list(),
       apikeys: await this.#d.apikeys.list(),
       leases: await this.#d.credentials.list({ status: 'revoke_failed' }, 10_000),
+      ...(this.#d.agents && { sponsoredAgents: new Set((await this.#d.agents.profiles()).map((p) => p.id)) }),
       ...(o.staleAfterMs !== undefined && { staleAfterMs: o.staleAfterMs }),
     });
   }
@@ -243,6 +248,7 @@ export class IdentityAdmin {
         for (const { grant } of await this.#d.access.listGrants({ identityId: id })) {
           if (grant.status === 'active') await this.#d.access.grants.end(grant.id, { by: by.identity.id, reason: `identity ${status}` });
         }
+        await this.#d.onInactive?.(by.identity.id, id, status, reason);
       }
       return identity;
     });

@@ -26,7 +26,7 @@ import { LeaseAdmin } from './leases.ts';
 import { AuditAdmin } from './audit-admin.ts';
 import { KeyAdmin } from './keys.ts';
 import { CredentialIssuance, type IssueCredentialRequest } from './credential-issuance.ts';
-import { exchangeDelegated, type DelegationRequest } from './delegation.ts';
+import { exchangeDelegated, exchangeForAssignment, type AssignmentExchangeRequest, type DelegationRequest } from './delegation.ts';
 import { Bootstrap } from './bootstrap.ts';
 import { IdentityBinding } from './identity-binding.ts';
 import { exposeInternals, type BrokerServices } from './internals.ts';
@@ -34,6 +34,8 @@ import { Pdp } from './pdp.ts';
 import { authorizationServerMetadata } from './discovery.ts';
 import { GatewayRunner } from './gateway-host.ts';
 import { GatewaySessionAdmin } from './gateway-sessions.ts';
+import { AgentAdmin, AgentLifecycle } from './agents.ts';
+import { introspectToken, type Introspection } from './introspection.ts';
 
 export type { BrokerOptions, Caller, LoginResult, SessionContext } from './types.ts';
 export type { AuthorizeRequest } from './authorization.ts';
@@ -44,6 +46,8 @@ export type { RequestView } from './access-admin.ts';
 export type { LeaseQuery } from './leases.ts';
 export type { StreamQuery } from './audit-admin.ts';
 export type { GatewaySessionQuery, GatewaySessionView, SessionVerification } from './gateway-sessions.ts';
+export type { AgentView, AssignRequest, AssignmentQuery } from './agents.ts';
+export type { AssignmentExchangeRequest } from './delegation.ts';
 export { principalFacts } from './authorization.ts';
 export type { AzEvaluation, AzEvaluationsRequest, AzDecision, AzSubjectSearch, AzResourceSearch, AzActionSearch, AzSearchResult, EvaluationsSemantic } from './pdp.ts';
 export { MAX_EVALUATIONS } from './pdp.ts';
@@ -65,6 +69,8 @@ export interface AdminApi {
   readonly sessions: { revoke: Authentication['revokeSessions'] };
   /** Gateway sessions (docs/gateways.md): list, read recordings, verify, terminate. */
   readonly gatewaySessions: GatewaySessionAdmin;
+  /** AI agents (docs/agents.md): profiles (sponsor, model, tools) and assignments. */
+  readonly agents: AgentAdmin;
 }
 
 export class Broker {
@@ -121,8 +127,10 @@ export class Broker {
     this.#issuance = new CredentialIssuance({ ...s, targets: config.targets });
     this.#bootstrap = new Bootstrap({ ...s, secrets: opened.store.bootstrap, unitOfWork: opened.store, boundaries });
     this.#gateways = new GatewayRunner({ ...s, changes: opened.store.changes, authn: this.#authn, issuance: this.#issuance, log: this.#log, issuer: this.issuer, publicJwks: () => this.publicJwks() });
+    const lifecycle = new AgentLifecycle(s);
+    const agents = new AgentAdmin({ ...s, authz, lifecycle });
     const admin: AdminApi = {
-      identities: new IdentityAdmin({ ...s, authz, binding: this.#binding }),
+      identities: new IdentityAdmin({ ...s, authz, binding: this.#binding, onInactive: (by, id, status, reason) => lifecycle.identityInactive(by, id, status, reason) }),
       apiKeys: new ApiKeyAdmin({ ...s, authz, policyWriter }),
       policies: new PolicyAdmin({ ...s, authz, schemaExtension: config.schema_extension }),
       access: new AccessAdmin({ ...s, authz }),
@@ -131,6 +139,7 @@ export class Broker {
       keys: new KeyAdmin({ ...s, authz }),
       sessions: { revoke: (by, what) => this.#authn.revokeSessions(by, what) },
       gatewaySessions: new GatewaySessionAdmin({ ...s, authz, registry: this.#gateways.host.sessions, log: this.#log }),
+      agents,
     };
     this.admin = Object.freeze(admin);
     this.pdp = new Pdp({ ...s, resources: config.resources, resourceBoundaries: this.#resources, schemaExtension: config.schema_extension, authzen: config.authzen, issuer: this.issuer });
@@ -270,6 +279,20 @@ export class Broker {
   /** RFC 8693 delegation (see delegation.ts); errors are RFC 6749 codes. */
   exchangeDelegated(req: DelegationRequest, sourceIp: string): Promise<Issued> {
     return exchangeDelegated({ ...this.#s, issuer: this.issuer, publicJwks: () => this.publicJwks() }, req, sourceIp);
+  }
+
+  /** RFC 8693 for an agent's assignment (delegation.ts): an access token for one of its audiences; errors are RFC 6749 codes. */
+  exchangeForAssignment(req: AssignmentExchangeRequest, sourceIp: string): Promise<Issued> {
+    return exchangeForAssignment({ ...this.#s, issuer: this.issuer, publicJwks: () => this.publicJwks(), sessionFromToken: (t, ip) => this.#authn.sessionFromToken(t, ip) }, req, sourceIp);
+  }
+
+  /**
+   * RFC 7662 introspection of a Portcullis access token, for a resource server that holds a
+   * session (any identity): whether it is live now — lease, identities, agent assignment — for
+   * `resource` when given. An inactive token answers `{ active: false }` and nothing else.
+   */
+  introspect(_caller: SessionContext, token: string, resource?: string): Promise<Introspection> {
+    return introspectToken({ ...this.#s, issuer: this.issuer, publicJwks: () => this.publicJwks() }, token, resource);
   }
 
   /** Portcullis' SPIFFE trust bundle for a trust domain (public, like the JWKS), if it has a CA there. */

@@ -21,6 +21,7 @@ import { LOGIN_STATE_SECRET } from '../identity/login-state.ts';
 import { withGrants } from './authorization.ts';
 import type { GrantsFor } from './authorization.ts';
 import { accessDecider, credentialDecider } from './credential-decisions.ts';
+import { AgentService } from '../agents/service.ts';
 
 /** A lease younger than this may still be in the making on another replica: reconcile never calls it missing at the target. */
 const IN_FLIGHT_GRACE_MS = 120_000;
@@ -147,6 +148,8 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     onDelivery: (result) => metrics.webhookDeliveries.inc({ result }),
     fetch: outbound,
   });
+  // Agent profiles and assignments (docs/agents.md).
+  const agents = new AgentService({ store: opened.store, clock });
   metrics.observe({
     activeLeases: async () => {
       const byKind: Record<string, number> = {};
@@ -165,5 +168,5 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
       return ages;
     },
   });
-  return { metrics, audit, identities, policyStore, decisions, sessions, apikeys, authenticator, humanTrusts, sshCa, sshHostCa: sshHost, credentials, access, grantsFor };
+  return { metrics, audit, identities, policyStore, decisions, sessions, apikeys, authenticator, humanTrusts, sshCa, sshHostCa: sshHost, credentials, access, grantsFor, agents };
 }

@@ -22,6 +22,7 @@ export const GROUPS: { names: string[]; load: () => Promise<{ register(program: 
   { names: ['migrate', 'store'], load: () => import('./commands/store.ts') },
   { names: ['completion'], load: () => import('./commands/completion.ts') },
   { names: ['db'], load: () => import('./commands/db.ts') },
+  { names: ['agents'], load: () => import('./commands/agents.ts') },
 ];
 
 /** The groups to load for these arguments: the one naming the command, or all. */

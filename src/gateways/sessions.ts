@@ -28,6 +28,8 @@ export interface SessionHangs {
   leaseIds: string[];
   /** Grants (access requests, break-glass) the session's leases were issued under. */
   grantIds: string[];
+  /** The agent assignment the session's token was issued under (docs/agents.md): its end ends the session. */
+  assignmentId?: string;
 }
 
 /** What a gateway registers. */

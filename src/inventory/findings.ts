@@ -19,6 +19,8 @@ export interface PostureInput {
   identities: Identity[];
   apikeys: { id: string; identity_id: string; status: string; expires_at: string; rotate_by: string }[];
   leases: { id: string; identityId: string; target: string; status: string; lastError: string | null }[];
+  /** Agents whose profile names a sponsor (docs/agents.md); given, every other active agent is a finding. */
+  sponsoredAgents?: ReadonlySet<string>;
   /** An active identity unused for this long is stale (default 30 days). */
   staleAfterMs?: number;
 }
@@ -33,6 +35,9 @@ export function computeFindings(p: PostureInput): Finding[] {
     if (i.status !== 'active') continue;
     if (i.kind !== 'user' && !i.owner) {
       out.push({ code: 'identity.no_owner', severity: 'high', subject: i.id, message: `${i.kind} ${i.id} has no owner: nobody answers for it` });
+    }
+    if (i.kind === 'agent' && p.sponsoredAgents !== undefined && !p.sponsoredAgents.has(i.id)) {
+      out.push({ code: 'agent.no_sponsor', severity: 'high', subject: i.id, message: `agent ${i.id} has no sponsor: no human answers for what it does (portcullis agents set ${i.id} --sponsor user:…)` });
     }
     if (i.kind !== 'user' && !i.purpose) {
       out.push({ code: 'identity.no_purpose', severity: 'low', subject: i.id, message: `${i.id} has no stated purpose` });

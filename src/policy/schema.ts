@@ -247,6 +247,32 @@ action "lease.read", "lease.renew", "lease.revoke" in ["admin"] appliesTo { prin
 action "access.read" in ["admin"] appliesTo { principal: [${principals}], resource: [AccessRequest, ControlPlane], context: Ctx };
 // Gateway sessions (issue #11): reading a recording, ending a live session (one's own need neither).
 action "session.read", "session.terminate" in ["admin"] appliesTo { principal: [${principals}], resource: [Session, ControlPlane], context: Ctx };
+
+// AI agents (docs/agents.md), decided on the agent's Identity: setting its profile (sponsor,
+// model, tools) is agent.manage; making an assignment (a delegating user for their own agent use,
+// or an agent handing a narrower part of one to a sub-agent) is assignment.create and sees what
+// is asked; reading and ending another's assignments are assignment.read / assignment.end.
+type AssignmentRequest = {
+  intent: String,
+  tools: Set<String>,      // "server/tool" | "server/*"
+  audiences: Set<String>,  // RFC 8707 resource indicators
+  ttlSeconds: Long,
+  depth: Long,             // 1: the agent acts for the delegator; 2: a sub-agent; …
+  delegator: String,
+  sponsor: String,
+};
+type AssignmentCtx = {
+  authn: Authn,
+  request: RequestInfo,
+  purpose: Purpose,
+  grants: Set<String>,
+  breakGlass: Bool,
+  delegation: Delegation,
+  bridge: Bool,
+  assignment?: AssignmentRequest,
+};
+action "agent.manage", "assignment.read", "assignment.end" in ["admin"] appliesTo { principal: [${principals}], resource: [Identity], context: Ctx };
+action "assignment.create" appliesTo { principal: [${principals}], resource: [Identity], context: AssignmentCtx };
 `;
 
 export const BUILTIN_SCHEMA = builtinSchema();
@@ -267,6 +293,32 @@ unless {
   context.bridge ||
   (principal has boundary && resource has boundary && principal.boundary == resource.boundary)
 };`,
+  },
+  {
+    // The AI platform is a trust boundary apart from the application and its tenants
+    // (docs/agents.md "Boundaries"): a bridge out of ai-platform carries its agents, never its
+    // people — an operator cannot reach customer data through a tool, even one an agent may
+    // call; a bridge into it never hands an agent connector's secret to anyone but an agent; and
+    // an agent reaches another boundary's tools only while acting for someone (a delegation).
+    id: 'system:ai-platform-guard',
+    text: `@id("system:ai-platform-guard")
+forbid (principal, action, resource)
+when {
+  context.bridge && principal has boundary && resource has boundary &&
+  ((principal is User && principal.boundary == "ai-platform") ||
+   (resource is Secret && resource.boundary == "ai-platform" && !(principal is Agent)) ||
+   (principal is Agent && resource is Tool && !(context has delegation && context.delegation.depth > 0)))
+};`,
+  },
+  {
+    // Minting an API key for an agent, binding it to a trust or rewriting its profile is taking
+    // it over (and its connectors' secrets with it): never from another boundary than the
+    // agent's, whatever policy says, but by a Portcullis administrator.
+    id: 'system:agent-takeover-guard',
+    text: `@id("system:agent-takeover-guard")
+forbid (principal, action in [Action::"apikey.manage", Action::"identity.bind", Action::"agent.manage"], resource is Identity)
+when { resource.kind == "agent" && !(principal has boundary && principal.boundary == resource.boundary) }
+unless { principal in Role::"portcullis-admin" };`,
   },
   {
     id: 'system:admins',

@@ -20,6 +20,7 @@ import { findingRoutes } from './routes/findings.ts';
 import { authzenRoutes } from './routes/authzen.ts';
 import { discoveryRoutes } from './routes/discovery.ts';
 import { gatewaySessionRoutes } from './routes/gateway-sessions.ts';
+import { agentRoutes } from './routes/agents.ts';
 import { loginEdge } from './edge.ts';
 import { requestId, requestLog } from './request-log.ts';
 import type { Logger } from '../common/log.ts';
@@ -93,6 +94,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   keyRoutes(app, broker);
   credentialRoutes(app, broker);
   gatewaySessionRoutes(app, broker);
+  agentRoutes(app, broker);
   accessRoutes(app, broker);
   spiffeRoutes(app, broker);
   healthRoutes(app, broker);

@@ -4,6 +4,8 @@ import type { Lease } from '../credentials/index.ts';
 import type { AuditVerification } from '../audit/types.ts';
 import type { KeyInfo } from '../crypto/keyring.ts';
 import type { Decision } from '../policy/decision-point.ts';
+import type { Assignment } from '../agents/types.ts';
+import type { AgentView } from '../broker/index.ts';
 
 /** Epoch milliseconds → RFC 3339 (ISO 8601, UTC). */
 export const iso = (ms: number): string => new Date(ms).toISOString();
@@ -145,5 +147,38 @@ export function decisionDto(d: Decision) {
     decision_id: d.decision_id,
     policy_version: d.policy_version,
     ...(d.bridge && { bridge: { from: d.bridge.from, to: d.bridge.to, reason: d.bridge.reason } }),
+  };
+}
+
+/** An agent assignment on the wire (docs/agents.md). */
+export function assignmentDto(a: Assignment) {
+  return {
+    id: a.id,
+    agent: a.agentId,
+    delegator: a.delegatorId,
+    sponsor: a.sponsorId,
+    intent: a.intent,
+    tools: a.tools,
+    audiences: a.audiences,
+    status: a.status,
+    depth: a.depth ?? 1,
+    ...(a.parentId !== undefined && { parent: a.parentId }),
+    created_at: iso(a.createdAt),
+    expires_at: iso(a.expiresAt),
+    ...(a.endedAt !== undefined && { ended_at: iso(a.endedAt) }),
+    ...(a.endedReason !== undefined && { ended_reason: a.endedReason }),
+  };
+}
+
+/** An agent: its identity and its profile (`sponsor` null: none set yet — a finding). */
+export function agentDto(v: AgentView) {
+  const p = v.profile;
+  return {
+    identity: v.identity,
+    sponsor: p?.sponsor ?? null,
+    model: p?.model ?? null,
+    provider: p?.provider ?? null,
+    tools: p?.tools ?? [],
+    ...(p && { profile_updated_at: iso(p.updatedAt) }),
   };
 }

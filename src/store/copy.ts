@@ -14,6 +14,7 @@ const STATE_TABLES = [
   'identities', 'identity_session_revocations', 'identity_session_cutoffs', 'identity_apikeys', 'identity_seen_jti',
   'crypto_meta', 'crypto_keys', 'crypto_secrets', 'spiffe_ca', 'broker_bootstrap', 'policy_versions', 'credential_leases',
   'access_requests', 'access_reviews_cast', 'access_comments', 'access_grants', 'access_breakglass_reviews', 'access_webhook_deliveries',
+  'agent_profiles', 'agent_assignments',
 ];
 const AUDIT_TABLES = ['audit_events', 'audit_heads', 'audit_checkpoints'];
 

@@ -9,6 +9,7 @@ import type { PolicyStoreRepository } from '../policy/ports.ts';
 import type { CredentialStore } from '../credentials/ports.ts';
 import type { AccessStore } from '../access/ports.ts';
 import type { AuditStore } from '../audit/ports.ts';
+import type { AgentStore } from '../agents/ports.ts';
 
 export interface Store extends UnitOfWork {
   /** `sqlite` (embedded, default) or `postgres` (shared by replicas). */
@@ -21,6 +22,8 @@ export interface Store extends UnitOfWork {
   readonly credentials: CredentialStore;
   readonly access: AccessStore;
   readonly audit: AuditStore;
+  /** Agent profiles and assignments (docs/agents.md). */
+  readonly agents: AgentStore;
   /** Notices to and from the other replicas sharing the store. */
   readonly changes: ChangeFeed;
   /** Whether this replica runs the cluster's jobs (started by the broker once it is open). */

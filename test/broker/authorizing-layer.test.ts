@@ -20,6 +20,7 @@ import type { TestBroker } from '../integration/broker-view.ts';
 
 const NOBODY = 'workload:test/nobody';
 const RENEWER = 'workload:test/renewer';
+const AGENT = 'agent:test/helper';
 const POLICIES = `
 permit (principal == User::"user:admin", action == Action::"credential.issue", resource == Api::"orders-api");
 permit (principal == User::"user:admin", action == Action::"access.request", resource);
@@ -59,6 +60,7 @@ ${store.yaml}boundaries: [platform]
 identities:
   - { id: "${NOBODY}", kind: workload, owner: team:platform, purpose: asks for everything, boundary: platform, environment: prod }
   - { id: "${RENEWER}", kind: workload, owner: team:platform, purpose: revokes leases, boundary: platform, environment: prod }
+  - { id: "${AGENT}", kind: agent, owner: team:platform, purpose: helps, boundary: platform, environment: prod }
 resources:
   - { type: Api, id: orders-api, boundary: platform, environment: prod }
 targets:
@@ -124,6 +126,14 @@ audit: { fail_closed: true${store.witness} }
       ['gatewaySessions.recording', 404, 'session.read', () => a.gatewaySessions.recording(nobody, 'gws_AAAAAAAAAAAAAAAAAAAA')],
       ['gatewaySessions.verify', 404, 'session.read', () => a.gatewaySessions.verify(nobody, 'gws_AAAAAAAAAAAAAAAAAAAA')],
       ['gatewaySessions.terminate', 404, 'session.terminate', () => a.gatewaySessions.terminate(nobody, 'gws_AAAAAAAAAAAAAAAAAAAA')],
+      // Agents (docs/agents.md): an unknown assignment is decided on every agent first, so it answers like a forbidden one.
+      ['agents.list', 403, 'identity.read', () => a.agents.list(nobody)],
+      ['agents.get', 404, 'identity.read', () => a.agents.get(nobody, AGENT)],
+      ['agents.setProfile', 404, 'agent.manage', () => a.agents.setProfile(nobody, AGENT, { sponsor: 'user:admin' })],
+      ['agents.assign', 404, 'assignment.create', () => a.agents.assign(nobody, AGENT, { intent: 'x', tools: ['crm/read'], audiences: ['https://orders.acme.test'] })],
+      ['agents.assignments', 403, 'assignment.read', () => a.agents.assignments(nobody, { agent: AGENT })],
+      ['agents.assignment', 404, 'assignment.read', () => a.agents.assignment(nobody, 'asg_AAAAAAAAAAAAAAAAAAAA')],
+      ['agents.end', 404, 'assignment.end', () => a.agents.end(nobody, 'asg_AAAAAAAAAAAAAAAAAAAA', 'x')],
     ];
     const methods = Object.entries(a).flatMap(([api, o]) => Object.getOwnPropertyNames(Object.getPrototypeOf(o) === Object.prototype ? o : Object.getPrototypeOf(o)).filter((m) => m !== 'constructor').map((m) => `${api}.${m}`));
     const covered = new Set(calls.map(([name]) => name.split(' ')[0]));
@@ -162,6 +172,8 @@ audit: { fail_closed: true${store.witness} }
     assert.ok(Array.isArray(await a.access.listRequests(admin, { mine: false })));
     assert.ok((await a.audit.query(admin, { stream: 'authz' })).length > 0);
     assert.deepEqual(await a.gatewaySessions.list(admin), []);
+    assert.ok((await a.agents.list(admin)).some((v) => v.identity.id === AGENT));
+    assert.deepEqual(await a.agents.assignments(admin, { agent: AGENT }), []);
   });
 
   it('a caller acts on its own lease without permission; another identity’s lease needs lease.renew to renew (lease.read and lease.revoke do not cover it)', async () => {

@@ -7,7 +7,7 @@ import { json } from '../args.ts';
 export function register(program: Command): void {
   program
     .command('findings')
-    .description('posture findings: no owner, stale identities, legacy or overdue API keys, failed revocations (exit 1 when any is high)')
+    .description('posture findings: no owner, agents without a sponsor, stale identities, legacy or overdue API keys, failed revocations (exit 1 when any is high)')
     .option('--stale-days <n>', 'an identity unused this long is stale', '30')
     .addOption(json())
     .action(async (o: { staleDays: string; json?: boolean }) => {

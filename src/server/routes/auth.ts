@@ -59,7 +59,7 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
     {
       schema: {
         operationId: 'exchangeToken',
-        summary: 'RFC 8693 token exchange: a workload JWT for a session token, or delegation (subject + actor access tokens → a token on the subject\'s behalf with act)',
+        summary: 'RFC 8693 token exchange: a workload JWT for a session token; delegation (subject + actor access tokens → a token on the subject\'s behalf with act); or, with `assignment`, an agent\'s assignment-scoped token for one `resource` (docs/agents.md)',
         tags: ['auth'],
         // The form is checked by the handler: its errors are RFC 6749's, not problem documents.
         response: { 200: OAuthToken, 400: { description: 'RFC 6749 error', content: { 'application/json': { schema: OAuthError } } }, ...errors(413, 429) },
@@ -74,6 +74,29 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
       if (!form.subject_token) return oauthError(400, 'invalid_request', 'subject_token is required');
       if (![JWT_TYPE, ID_TOKEN_TYPE, ACCESS_TOKEN_TYPE].includes(form.subject_token_type ?? '')) {
         return oauthError(400, 'invalid_request', `subject_token_type must be ${JWT_TYPE} or ${ACCESS_TOKEN_TYPE}`);
+      }
+      // An agent's assignment (docs/agents.md): the delegating user's token (session or access
+      // token; for a sub-assignment a token of its parent) and the agent's own session token.
+      if (form.assignment !== undefined) {
+        if (!form.actor_token) return oauthError(400, 'invalid_request', "actor_token is required: the agent's own session token");
+        if (form.actor_token_type !== JWT_TYPE) return oauthError(400, 'invalid_request', `actor_token_type must be ${JWT_TYPE}: the agent's Portcullis session token`);
+        if (form.subject_token_type !== JWT_TYPE && form.subject_token_type !== ACCESS_TOKEN_TYPE) return oauthError(400, 'invalid_request', `subject_token_type must be ${JWT_TYPE} or ${ACCESS_TOKEN_TYPE}`);
+        if (form.requested_token_type !== undefined && form.requested_token_type !== ACCESS_TOKEN_TYPE) return oauthError(400, 'invalid_request', `requested_token_type must be ${ACCESS_TOKEN_TYPE}`);
+        if (form.audience !== undefined) return oauthError(400, 'invalid_target', 'name the MCP server or API with resource (RFC 8707), not audience');
+        try {
+          const issued = await broker.exchangeForAssignment({
+            assignment: form.assignment,
+            subjectToken: form.subject_token,
+            subjectTokenType: form.subject_token_type === JWT_TYPE ? 'jwt' : 'access_token',
+            actorToken: form.actor_token,
+            ...(form.resource && { resource: form.resource }),
+            ...(form.scope !== undefined && { scope: form.scope }),
+          }, req.ip);
+          return reply.header('cache-control', 'no-store').send(oauthTokenOf(issued.credential));
+        } catch (err) {
+          if (err instanceof TokenExchangeRefused) return oauthError(400, err.oauthError, err.message, err.extra);
+          throw err;
+        }
       }
       if (form.actor_token !== undefined || form.subject_token_type === ACCESS_TOKEN_TYPE) {
         if (form.subject_token_type !== ACCESS_TOKEN_TYPE) return oauthError(400, 'invalid_request', `delegation takes a Portcullis access token: subject_token_type must be ${ACCESS_TOKEN_TYPE}`);
@@ -90,14 +113,7 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
             ...(form.resource && { resource: form.resource }),
             ...(form.scope !== undefined && { scope: form.scope }),
           }, req.ip);
-          const c = issued.credential;
-          return reply.header('cache-control', 'no-store').send({
-            access_token: c.access_token,
-            issued_token_type: ACCESS_TOKEN_TYPE,
-            token_type: 'Bearer',
-            expires_in: c.expires_in,
-            scope: c.scope,
-          });
+          return reply.header('cache-control', 'no-store').send(oauthTokenOf(issued.credential));
         } catch (err) {
           if (err instanceof TokenExchangeRefused) return oauthError(400, err.oauthError, err.message, err.extra);
           throw err;
@@ -116,6 +132,25 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
         if (err instanceof PortcullisError && err.status < 500) return oauthError(400, 'invalid_request', err.message);
         throw err;
       }
+    },
+  );
+
+  // RFC 7662 for resource servers: the caller holds a session (form or JSON body).
+  app.post(
+    '/oauth2/introspect',
+    {
+      preHandler: requireSession(broker),
+      schema: {
+        operationId: 'introspectToken',
+        summary: 'RFC 7662 introspection of a Portcullis access token: active while its lease, its subject and actors, and (an agent\'s token) its assignment are live; with `resource`, only for that audience',
+        tags: ['auth'],
+        body: z.looseObject({ token: z.string().min(1).max(16384), resource: z.string().max(512).optional(), token_type_hint: z.string().max(64).optional() }),
+        response: { 200: z.looseObject({ active: z.boolean() }), ...errors(...SESSION_ERRORS) },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body as { token: string; resource?: string };
+      return reply.header('cache-control', 'no-store').send(await broker.introspect(req.session!, b.token, b.resource));
     },
   );
 
@@ -227,6 +262,11 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
   app.get('/.well-known/jwks.json', { schema: { operationId: 'getJwks', summary: "The broker's public signing keys", tags: ['auth'], response: { 200: Jwks, ...errors() } } }, async (_req, reply) => {
     return reply.header('cache-control', 'public, max-age=60').send(broker.publicJwks());
   });
+}
+
+/** An issued access token as RFC 8693 §2.2.1 answers it. */
+function oauthTokenOf(c: Record<string, unknown>) {
+  return { access_token: c.access_token, issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'Bearer' as const, expires_in: c.expires_in, scope: c.scope };
 }
 
 function clientCertificateChain(socket: unknown): Uint8Array[] | undefined {

@@ -14,11 +14,13 @@ import * as access from './access.ts';
 import * as audit from './audit.ts';
 import { PgChangeFeed } from './changes.ts';
 import * as cluster from './leadership.ts';
+import * as agents from './agents.ts';
 
 /** Every domain's migrations, in the order they are applied. */
 export const PG_MIGRATIONS: readonly PgDomainMigrations[] = [
   identity.MIGRATIONS, inventory.MIGRATIONS, keys.MIGRATIONS, bootstrap.MIGRATIONS,
   policy.MIGRATIONS, credentials.MIGRATIONS, access.MIGRATIONS, audit.MIGRATIONS, cluster.MIGRATIONS,
+  agents.MIGRATIONS,
 ];
 
 export interface PostgresStoreOptions extends PgDbOptions {
@@ -41,6 +43,7 @@ export class PostgresStore implements Store {
   readonly credentials;
   readonly access;
   readonly audit;
+  readonly agents;
   readonly changes: PgChangeFeed;
   readonly leader: cluster.PgLeadership;
 
@@ -56,6 +59,7 @@ export class PostgresStore implements Store {
     this.credentials = credentials.pgCredentialStore(db);
     this.access = access.pgAccessStore(db);
     this.audit = audit.pgAuditStore(db);
+    this.agents = agents.pgAgentStore(db);
   }
 
   static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {

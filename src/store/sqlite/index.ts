@@ -13,6 +13,7 @@ import { SqliteCredentialStore } from './credentials.ts';
 import type { SqliteLeaseOptions } from './credentials.ts';
 import { SqliteAccessStore } from './access.ts';
 import { SqliteAuditStore } from './audit/index.ts';
+import { SqliteAgentStore } from './agents.ts';
 import { LocalChangeFeed } from '../local-changes.ts';
 import { SoleLeader } from '../local-leadership.ts';
 
@@ -39,6 +40,7 @@ export class SqliteStore implements Store {
   readonly credentials: SqliteCredentialStore;
   readonly access: SqliteAccessStore;
   readonly audit: SqliteAuditStore;
+  readonly agents: SqliteAgentStore;
   readonly changes = new LocalChangeFeed();
   readonly leader = new SoleLeader();
 
@@ -53,6 +55,7 @@ export class SqliteStore implements Store {
     this.credentials = new SqliteCredentialStore(this.main, opts.leases);
     this.access = new SqliteAccessStore(this.main);
     this.audit = new SqliteAuditStore(this.auditDb);
+    this.agents = new SqliteAgentStore(this.main);
   }
 
   /** Opens (creating if need be) the data directory's two files. */

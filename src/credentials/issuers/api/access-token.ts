@@ -213,6 +213,7 @@ export class AccessTokenIssuer implements CredentialIssuer {
     const unknown = scopes.filter((s) => !this.#cfg.scopes.includes(s));
     if (unknown.length) throw new InvalidInput(`scopes: not offered by ${this.target}: ${unknown.join(' ')}`, 'scopes');
     if (params.act !== undefined && (typeof params.act !== 'object' || params.act === null)) throw new InvalidInput('act: expected an object', 'act');
+    if (params.asg !== undefined && (typeof params.asg !== 'string' || !/^asg_[A-Za-z0-9_-]{20}$/.test(params.asg))) throw new InvalidInput('asg: expected an assignment id', 'asg');
     return scopes.join(' ');
   }
 
@@ -229,6 +230,8 @@ export class AccessTokenIssuer implements CredentialIssuer {
       iat: now,
       exp: Math.floor(expiresAt / 1000),
       ...(params.act ? { act: params.act } : {}),
+      // The assignment an agent's token was issued under (docs/agents.md): ending it ends the token.
+      ...(typeof params.asg === 'string' ? { asg: params.asg } : {}),
     };
     const token = await this.#signer.sign(claims, { typ: 'at+jwt', alg: this.#signer.alg, kid: this.#signer.kid });
     return {
@@ -254,6 +257,7 @@ export class AccessTokenIssuer implements CredentialIssuer {
         ...(typeof req.params.clientId === 'string' ? { clientId: req.params.clientId } : {}),
         ...(act ? { act, actors: actorsOf(act) } : {}),
         ...(typeof req.params.parent === 'string' ? { parent: req.params.parent } : {}),
+        ...(typeof req.params.asg === 'string' ? { asg: req.params.asg } : {}),
       },
     };
   }
@@ -279,6 +283,8 @@ export interface VerifiedAccessToken {
   clientId: string;
   jti: string;
   act?: ActClaim;
+  /** The assignment the token was issued under (claim `asg`), if any. */
+  asg?: string;
   claims: JWTPayload;
 }
 
@@ -316,6 +322,7 @@ export async function verifyAccessToken(
     clientId: String(payload.client_id),
     jti: payload.jti!,
     ...(payload.act ? { act: payload.act as ActClaim } : {}),
+    ...(typeof payload.asg === 'string' ? { asg: payload.asg } : {}),
     claims: payload,
   };
 }
