@@ -188,6 +188,18 @@ describe('MCP gateway (SDK client → gateway → SDK server, over HTTP)', () =>
     assert.deepEqual(results, [false, false, false, false, true, true], 'the fifth call in a minute is over the policy budget');
   });
 
+  it('chain depth: the subject itself (no agent) and a chain of two agents are refused what one agent may do', async () => {
+    const own = await connect(await ownToken('acme/api'));
+    assert.deepEqual((await own.listTools()).tools, []);
+    assert.equal(((await own.callTool({ name: 'read_file', arguments: { path: '/tmp/a' } })) as CallToolResult).isError, true);
+    const r = await s.form('/oauth2/token', { grant_type: GRANT, subject_token: await agentToken(), subject_token_type: AT, actor_token: await ownToken('acme/agent-2'), actor_token_type: AT, audience: 'tools-mcp' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const two = await connect(r.body.access_token as string);
+    assert.deepEqual((await two.listTools()).tools, []);
+    const denied = (await two.callTool({ name: 'read_file', arguments: { path: '/tmp/a' } })) as CallToolResult;
+    assert.equal(denied._meta?.['portcullis.dev/outcome'], 'denied');
+  });
+
   it('taint: after an untrusted read a write is held for the sponsor; approval releases it, silence times it out', async () => {
     const c = await connect(await agentToken());
     assert.equal(text(await c.callTool({ name: 'write_file', arguments: { path: '/tmp/before', content: 'ok', password: 'hunter2' } })), 'wrote 2 bytes to /tmp/before');
