@@ -255,8 +255,17 @@ describe('MCP gateway (SDK client → gateway → SDK server, over HTTP)', () =>
     // Another agent's valid token on this session: refused before anything is forwarded.
     const before = up.calls.length;
     const stolen = await err(await post('{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/tmp/x"}}}', { ...h, authorization: `Bearer ${await agentToken('acme/agent-2')}` }));
-    assert.deepEqual([stolen.status, stolen.body.error.code], [403, -32001]);
+    assert.deepEqual([stolen.status, stolen.body.error.code], [403, -32001], JSON.stringify(stolen.body));
     assert.equal(up.calls.length, before);
+    // A broken initialize opens nothing (no live session, no upstream lease left behind).
+    const admin = await s.admin();
+    const liveCount = async () => ((await s.call('GET', '/v1/sessions?live=true', undefined, admin)).body.sessions as unknown[]).length;
+    const sessionsBefore = await liveCount();
+    const noAccept = await fetch(gwUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${token}` }, body: '{"jsonrpc":"2.0","id":8,"method":"initialize","params":{}}' });
+    assert.equal(noAccept.status, 406);
+    const badInit = await post('{"jsonrpc":"2.0","id":9,"method":"initialize","params":{"nonsense":true}}', { authorization: `Bearer ${token}` });
+    assert.match(await badInit.text(), /"error"/);
+    assert.equal(await liveCount(), sessionsBefore);
     // Still serving.
     assert.equal(text(await c.callTool({ name: 'echo', arguments: { text: 'alive' } })), 'alive');
     await transport.close();

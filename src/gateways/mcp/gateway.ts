@@ -3,6 +3,7 @@
 // JSON-RPC message, and routing by Mcp-Session-Id to sessions only their own caller may use.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { InitializeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { AuthenticationFailed } from '../../common/errors.ts';
 import type { Gateway, GatewayDeps } from '../plugin.ts';
 import type { GatewayPrincipal } from '../host.ts';
@@ -108,6 +109,10 @@ export class McpGateway implements Gateway {
       if (req.method !== 'POST' || (body as { method?: unknown }).method !== 'initialize') return rpcError(res, 400, -32600, 'no Mcp-Session-Id: initialize a session first', false, idOf(body));
       const who = await this.#authenticate(token, req, res);
       if (!who) return;
+      // What the transport would refuse, refused before anything is opened upstream.
+      const accept = String(req.headers.accept ?? '');
+      if (!accept.includes('application/json') || !accept.includes('text/event-stream')) return rpcError(res, 406, -32600, 'Accept must list application/json and text/event-stream', false, idOf(body));
+      if (!InitializeRequestSchema.safeParse(body).success) return rpcError(res, 400, -32602, 'invalid initialize: params need protocolVersion, capabilities and clientInfo {name, version}', false, idOf(body));
       if (this.#sessions.size >= this.#config.max_sessions) return rpcError(res, 503, -32603, 'too many sessions on this gateway; try again later', false, idOf(body));
       const s = new McpSession(this.#ctx, who, hash);
       try {
@@ -117,7 +122,10 @@ export class McpGateway implements Gateway {
         return rpcError(res, 502, -32603, `the session could not be opened: ${safeMessage(err)}`, false, idOf(body));
       }
       this.#sessions.set(s.id, s);
-      return s.handle(req, res, body);
+      await s.handle(req, res, body);
+      // An initialize the SDK refused leaves no half-open session behind (leases, upstreams).
+      if (s.transport.sessionId === undefined) await s.end('the client did not complete initialization');
+      return;
     }
     const s = typeof sid === 'string' ? this.#sessions.get(sid) : undefined;
     if (!s || s.ended) return rpcError(res, 404, -32001, 'session not found (it ended or never existed): initialize a new one', false, idOf(body));
