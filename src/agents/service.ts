@@ -33,17 +33,11 @@ export interface ProfileInput {
   tools?: string[];
 }
 
-export interface AssignmentInput {
-  agentId: string;
-  delegatorId: string;
-  sponsorId: string;
-  intent: string;
-  tools: string[];
-  audiences: string[];
+export type AssignmentInput = Pick<Assignment, 'agentId' | 'delegatorId' | 'sponsorId' | 'intent' | 'tools' | 'audiences'> & {
   ttlMs?: number;
   /** The assignment this one narrows (a sub-agent's), already checked active by the caller. */
   parent?: Assignment;
-}
+};
 
 /** Whether `tool` (`server/tool`) is covered by a list of `server/tool` and `server/*` entries. */
 export function toolCovered(tool: string, by: readonly string[]): boolean {

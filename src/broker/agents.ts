@@ -121,7 +121,9 @@ export class AgentAdmin {
     const tools = strings(req.tools, 'tools');
     const audiences = strings(req.audiences, 'audiences');
     const ttlMs = req.ttl === undefined ? undefined : parseDuration(req.ttl, 'ttl');
-    return opaqueId('agent', agentId, () => this.#d.authz.allows(c, 'identity.read', uid(agentId)), async () => {
+    // Once policy allowed the caller to assign the agent, its state is no secret to them.
+    let allowed = false;
+    return opaqueId('agent', agentId, () => allowed || this.#d.authz.allows(c, 'identity.read', uid(agentId)), async () => {
       const profile = await this.#d.agents.profile(agentId);
       let parent: Assignment | undefined;
       let delegator = c.identity.id;
@@ -144,6 +146,7 @@ export class AgentAdmin {
       };
       // Decided before anything about the agent is told (an unknown agent answers like a forbidden one).
       await this.#d.authz.requireAllowed(c, 'assignment.create', uid(agentId), context);
+      allowed = true;
       if (parent === undefined && c.identity.kind !== 'user') throw new InvalidInput('an assignment is made by the human it acts for; an agent hands on part of its own with "parent"', 'parent');
       const agent = this.#agent(agentId);
       if (agent.status !== 'active') throw new Conflict(`agent ${agentId} is ${agent.status}`);

@@ -4,20 +4,13 @@
 // for an agent's token — its assignment is live. This is where the kill switch reaches a token.
 import { createLocalJWKSet, decodeJwt } from 'jose';
 import type { JWK } from 'jose';
-import type { Clock } from '../common/clock.ts';
-import type { PortcullisConfig } from '../config/types.ts';
-import type { IdentityRegistry } from '../inventory/identities.ts';
 import { actorsOf, verifyAccessToken } from '../credentials/index.ts';
-import type { ApiTarget, CredentialService } from '../credentials/index.ts';
+import type { ApiTarget } from '../credentials/index.ts';
+import type { DelegationDeps } from './delegation.ts';
 import type { AssignmentReader } from '../agents/types.ts';
 
-export interface IntrospectionDeps {
-  config: Pick<PortcullisConfig, 'targets'>;
-  issuer: string;
-  clock: Clock;
-  publicJwks(): { keys: unknown[] };
-  credentials: CredentialService;
-  identities: IdentityRegistry;
+/** The delegation exchange's view of the broker, and the assignments. */
+export interface IntrospectionDeps extends DelegationDeps {
   agents: AssignmentReader;
 }
 

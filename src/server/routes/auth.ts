@@ -69,6 +69,15 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
       const form = req.body as Record<string, string> | undefined;
       const oauthError = (status: number, error: string, description: string, extra: Record<string, unknown> = {}) =>
         reply.code(status as 400).header('cache-control', 'no-store').send({ error, error_description: description, ...extra });
+      // An exchanged access token as RFC 8693 §2.2.1 answers it, or the refusal as RFC 6749's error.
+      const issuedToken = async (issue: () => Promise<{ credential: Record<string, unknown> }>) => {
+        try {
+          return reply.header('cache-control', 'no-store').send(oauthTokenOf((await issue()).credential));
+        } catch (err) {
+          if (err instanceof TokenExchangeRefused) return oauthError(400, err.oauthError, err.message, err.extra);
+          throw err;
+        }
+      };
       if (!form || typeof form !== 'object') return oauthError(400, 'invalid_request', 'send application/x-www-form-urlencoded');
       if (form.grant_type !== TOKEN_EXCHANGE) return oauthError(400, 'unsupported_grant_type', `grant_type must be ${TOKEN_EXCHANGE}`);
       if (!form.subject_token) return oauthError(400, 'invalid_request', 'subject_token is required');
@@ -83,20 +92,14 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
         if (form.subject_token_type !== JWT_TYPE && form.subject_token_type !== ACCESS_TOKEN_TYPE) return oauthError(400, 'invalid_request', `subject_token_type must be ${JWT_TYPE} or ${ACCESS_TOKEN_TYPE}`);
         if (form.requested_token_type !== undefined && form.requested_token_type !== ACCESS_TOKEN_TYPE) return oauthError(400, 'invalid_request', `requested_token_type must be ${ACCESS_TOKEN_TYPE}`);
         if (form.audience !== undefined) return oauthError(400, 'invalid_target', 'name the MCP server or API with resource (RFC 8707), not audience');
-        try {
-          const issued = await broker.exchangeForAssignment({
-            assignment: form.assignment,
-            subjectToken: form.subject_token,
-            subjectTokenType: form.subject_token_type === JWT_TYPE ? 'jwt' : 'access_token',
-            actorToken: form.actor_token,
-            ...(form.resource && { resource: form.resource }),
-            ...(form.scope !== undefined && { scope: form.scope }),
-          }, req.ip);
-          return reply.header('cache-control', 'no-store').send(oauthTokenOf(issued.credential));
-        } catch (err) {
-          if (err instanceof TokenExchangeRefused) return oauthError(400, err.oauthError, err.message, err.extra);
-          throw err;
-        }
+        return issuedToken(() => broker.exchangeForAssignment({
+          assignment: form.assignment!,
+          subjectToken: form.subject_token!,
+          subjectTokenType: form.subject_token_type === JWT_TYPE ? 'jwt' : 'access_token',
+          actorToken: form.actor_token!,
+          ...(form.resource && { resource: form.resource }),
+          ...(form.scope !== undefined && { scope: form.scope }),
+        }, req.ip));
       }
       if (form.actor_token !== undefined || form.subject_token_type === ACCESS_TOKEN_TYPE) {
         if (form.subject_token_type !== ACCESS_TOKEN_TYPE) return oauthError(400, 'invalid_request', `delegation takes a Portcullis access token: subject_token_type must be ${ACCESS_TOKEN_TYPE}`);
@@ -105,19 +108,13 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
           return oauthError(400, 'invalid_request', `actor_token_type must be ${ACCESS_TOKEN_TYPE}: the actor's own access token for the same API (session tokens carry no scope)`);
         }
         if (form.requested_token_type !== undefined && form.requested_token_type !== ACCESS_TOKEN_TYPE) return oauthError(400, 'invalid_request', `requested_token_type must be ${ACCESS_TOKEN_TYPE}`);
-        try {
-          const issued = await broker.exchangeDelegated({
-            subjectToken: form.subject_token,
-            actorToken: form.actor_token,
-            ...(form.audience && { audience: form.audience }),
-            ...(form.resource && { resource: form.resource }),
-            ...(form.scope !== undefined && { scope: form.scope }),
-          }, req.ip);
-          return reply.header('cache-control', 'no-store').send(oauthTokenOf(issued.credential));
-        } catch (err) {
-          if (err instanceof TokenExchangeRefused) return oauthError(400, err.oauthError, err.message, err.extra);
-          throw err;
-        }
+        return issuedToken(() => broker.exchangeDelegated({
+          subjectToken: form.subject_token!,
+          actorToken: form.actor_token!,
+          ...(form.audience && { audience: form.audience }),
+          ...(form.resource && { resource: form.resource }),
+          ...(form.scope !== undefined && { scope: form.scope }),
+        }, req.ip));
       }
       try {
         const s = await broker.login({ type: 'jwt', token: form.subject_token }, req.ip);
