@@ -2,6 +2,7 @@
 // the audience check (401 + WWW-Authenticate resource_metadata), size and shape checks on every
 // JSON-RPC message, and routing by Mcp-Session-Id to sessions only their own caller may use.
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { InitializeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { AuthenticationFailed } from '../../common/errors.ts';
@@ -55,13 +56,10 @@ export class McpGateway implements Gateway {
       });
     });
     server.on('clientError', (_err, socket) => socket.destroy());
-    await new Promise<void>((ok, fail) => {
-      server.once('error', fail);
-      server.listen(this.#config.listen.port, this.#config.listen.host, () => {
-        server.off('error', fail);
-        ok();
-      });
-    });
+    // `once` rejects on 'error' (the address is taken…) before 'listening'.
+    server.listen(this.#config.listen.port, this.#config.listen.host);
+    await once(server, 'listening');
+    server.on('error', (err) => this.#deps.log(`mcp gateway ${this.name}: ${err.message}`));
     this.#server = server;
     this.#sweep = setInterval(() => this.#ledgers.sweep(Date.now()), 60_000);
     this.#sweep.unref();
