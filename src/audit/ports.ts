@@ -53,6 +53,13 @@ export interface AppenderOptions {
   writer: 'worker' | 'inline';
 }
 
+/** A page of one gateway session's records (AuditReader.sessionRecords). */
+export interface SessionRecordsQuery {
+  type?: string;
+  afterSeq?: number;
+  limit: number;
+}
+
 /** A stream's committed head. */
 export interface StreamHead {
   seq: number;
@@ -123,6 +130,11 @@ export interface AuditReader {
   /** The stream's committed head (undefined: the stream is empty). */
   head(stream: AuditStreamName): Promise<StreamHead | undefined>;
   query(search: AuditSearch): Promise<AuditRecord[]>;
+  /**
+   * The `session` stream's records of one gateway session (`payload.session`), in seq order,
+   * through the session index (both stores): after `afterSeq`, of `type` when given, at most `limit`.
+   */
+  sessionRecords(session: string, opts: SessionRecordsQuery): Promise<AuditRecord[]>;
   /**
    * For verification: each stream's head and checkpoints, read together, and a scan of its events
    * in the same snapshot (or, parallel, of the rows up to the head or the last row seen then).
