@@ -161,6 +161,11 @@ export class AuditLog implements AuditSink {
     return { queued: this.#queue.length, batchesInFlight: this.#inFlight };
   }
 
+  /** Store transactions that wrote this log's batches so far, where the store counts them (benchmarks). */
+  get commits(): number | undefined {
+    return this.#writer.commits;
+  }
+
   /** When this log last signed a checkpoint of `stream` (epoch ms), if it has. */
   lastCheckpointAt(stream: AuditStreamName): number | undefined {
     return this.#lastSignedAt.get(stream);

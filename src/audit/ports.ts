@@ -37,6 +37,8 @@ export interface AuditAppender {
   readonly maxInFlight: number;
   /** A tick's appends beyond this many are sent at once (the appender writes while the rest are prepared). */
   readonly chunk: number;
+  /** Transactions committed so far, where the appender counts them (benchmarks: commits per unit of work). */
+  readonly commits?: number;
   append(batch: AppendBatch): Promise<AppendResult>;
   /** Finishes what was handed over and releases the appender's resources (not the store). */
   close(): Promise<void>;
