@@ -334,8 +334,8 @@ const KIND_ACTION: Record<StatementKind, string> = {
   select: 'db.select', insert: 'db.insert', update: 'db.update', delete: 'db.delete', ddl: 'db.ddl', admin: 'db.admin', execute: 'db.execute', transaction: 'db.connect', session: 'db.connect',
 };
 
-/** Kinds that leave no effect of their own (when they call no function and commit nothing). */
-const NO_EFFECT_KINDS: ReadonlySet<StatementKind> = new Set(['select', 'session', 'transaction']);
+/** Actions that leave nothing behind: reading, session and transaction control (but COMMIT). */
+const NO_EFFECT_ACTIONS: ReadonlySet<string> = new Set(['db.select', 'db.connect']);
 
 function planOf(text: string, stmt: Node, start: number, end: number, searchPath: readonly string[]): StatementPlan {
   const { normalizeSync, fingerprintSync } = parser();
@@ -358,7 +358,8 @@ function planOf(text: string, stmt: Node, start: number, end: number, searchPath
     fingerprint,
     start,
     end,
-    effects: cl.commits === true || cl.c.functions.size > 0 || !NO_EFFECT_KINDS.has(cl.kind),
+    // Judged by what it does, not by its kind: a SELECT may write through a WITH or a function.
+    effects: cl.commits === true || cl.executes !== undefined || [...cl.c.checks.values()].some((c) => !NO_EFFECT_ACTIONS.has(c.action)),
   };
   if (cl.prepares) plan.prepares = { name: cl.prepares.name, plan: { ...planOf(text, cl.prepares.inner, start, end, searchPath), normalized, fingerprint } };
   if (cl.executes !== undefined) plan.executes = cl.executes;
