@@ -175,6 +175,25 @@ permit (principal == Workload::"workload:github/acme/api", action == Action::"db
       });
     }
 
+    // The floor the durability rule sets: CLIENTS loops, each appending a statement's two records
+    // (decision + statement) in one turn and waiting until they are durable — nothing else. No
+    // gateway can exceed this rate on this store and disk, whatever it does.
+    {
+      const audit = brokerInternals(broker).audit;
+      const a0 = await auditCounts(broker);
+      const until = performance.now() + Math.min(SECONDS, 10) * 1000;
+      let statements = 0;
+      await Promise.all(Array.from({ length: CLIENTS }, async (_, c) => {
+        while (performance.now() < until) {
+          const payload = { session: `bench-${c}`, statement: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1', n: statements };
+          await Promise.all([audit.append({ stream: 'authz', type: 'bench.decision', actor: 'bench', payload }), audit.append({ stream: 'session', type: 'bench.statement', actor: 'bench', payload })]);
+          statements++;
+        }
+      }));
+      const a1 = await auditCounts(broker);
+      emit({ bench: 'gateway', op: 'record floor', clients: CLIENTS, statements_per_s: Math.round(statements / Math.min(SECONDS, 10)), commits_per_statement: per(a1.commits - a0.commits, statements), load_average: +loadavg()[0]!.toFixed(2) });
+    }
+
     // Per-statement overhead: one client, prepared, through the gateway and direct.
     const gw = new pg.Client({ host: '127.0.0.1', port: gwPort, user: 'bench', password: token, database: 'bench-db' });
     const dr = new pg.Client({ host: '127.0.0.1', port: db.port, user: db.user, password: db.password, database: db.database });
