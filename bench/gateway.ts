@@ -1,7 +1,8 @@
 // The PostgreSQL gateway (issue #11): `pgbench -S` through the gateway — every statement parsed,
 // decided and recorded — next to pgbench straight to the same server (and PgBouncer in front of
 // it when installed), same run, same machine; and the gateway's overhead per statement (p50/p99 of
-// one client's prepared selects, through the gateway minus direct).
+// one client's prepared selects, through the gateway minus direct), with the audit events and the
+// store commits (one fsync each) per statement. PCX_BENCH_GATEWAY_SECONDS shortens pgbench's -T.
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
@@ -15,6 +16,8 @@ import pg from 'pg';
 import { stringify } from 'yaml';
 import { parseConfig } from '../src/config/load.ts';
 import { Broker } from '../src/broker/index.ts';
+import { brokerInternals } from '../src/broker/internals.ts';
+import { loadavg } from 'node:os';
 import { freePort, startPostgres } from '../test/credentials/helpers.ts';
 import { percentile } from './fixture.ts';
 
@@ -37,12 +40,21 @@ function postgresUser(): { uid: number; gid: number } | undefined {
   return Number.isInteger(uid) && uid > 0 ? { uid, gid } : undefined;
 }
 
-async function pgbench(args: string[], env: Record<string, string>): Promise<number> {
+async function pgbench(args: string[], env: Record<string, string>): Promise<{ tps: number; statements: number }> {
   const r = await run('pgbench', ['-n', '-S', '-T', String(SECONDS), '-c', String(CLIENTS), '-j', String(Math.min(CLIENTS, 2)), ...args], { env: { ...process.env, ...env }, maxBuffer: 1 << 24 });
   const m = /tps = ([0-9.]+) \(without initial connection time\)/.exec(r.stdout) ?? /tps = ([0-9.]+)/.exec(r.stdout);
   if (!m) throw new Error(`pgbench printed no tps: ${r.stdout}${r.stderr}`);
-  return Number(m[1]);
+  // -S: one statement per transaction.
+  return { tps: Number(m[1]), statements: Number(/number of transactions actually processed: (\d+)/.exec(r.stdout)?.[1] ?? NaN) };
 }
+
+/** Audit events written and store commits (one fsync each) so far: per statement, the cost of recording. */
+async function auditCounts(broker: Broker): Promise<{ events: number; commits: number }> {
+  const events = (await broker.metrics.auditEvents.get()).values.reduce((a, v) => a + (v.labels.result === 'ok' ? v.value : 0), 0);
+  return { events, commits: brokerInternals(broker).audit.commits ?? NaN };
+}
+
+const per = (n: number, d: number): number => +(n / d).toFixed(3);
 
 /**
  * One client, LATENCY_N statements (prepared, or simple with the literal inline): per-statement
@@ -131,20 +143,24 @@ permit (principal == Workload::"workload:github/acme/api", action == Action::"db
         return { env: { ...direct, PGPORT: String(port) }, stop: async () => void p.kill('SIGINT') };
       };
     } else {
-      emit({ bench: 'gateway', note: 'pgbouncer is not installed: no PgBouncer column (apt-get install pgbouncer)' });
+      emit({ bench: 'gateway', note: 'pgbouncer is not installed: the PgBouncer comparison is skipped (apt-get install pgbouncer)' });
     }
 
     for (const mode of ['simple', 'prepared'] as const) {
       const args = ['-M', mode];
-      const directTps = await pgbench(args, direct);
-      const gatewayTps = await pgbench(args, viaGateway);
+      const directTps = (await pgbench(args, direct)).tps;
+      const a0 = await auditCounts(broker);
+      const load = loadavg()[0]!;
+      const gw = await pgbench(args, viaGateway);
+      const a1 = await auditCounts(broker);
+      const gatewayTps = gw.tps;
       let bouncerTps: number | undefined;
       if (bouncer) {
         // Debian's pgbouncer 1.18 keeps prepared statements in session pooling only.
         const b = await bouncer(mode === 'simple' ? 'transaction' : 'session');
         stops.push(b.stop);
         try {
-          bouncerTps = await pgbench(args, b.env);
+          bouncerTps = (await pgbench(args, b.env)).tps;
         } finally {
           await b.stop();
         }
@@ -153,7 +169,29 @@ permit (principal == Workload::"workload:github/acme/api", action == Action::"db
         bench: 'gateway', op: 'pgbench -S', protocol: mode, scale: SCALE, seconds: SECONDS, clients: CLIENTS,
         direct_tps: Math.round(directTps), gateway_tps: Math.round(gatewayTps), gateway_to_direct: +(gatewayTps / directTps).toFixed(2),
         ...(bouncerTps !== undefined && { pgbouncer_tps: Math.round(bouncerTps), pgbouncer_to_direct: +(bouncerTps / directTps).toFixed(2), gateway_to_pgbouncer: +(gatewayTps / bouncerTps).toFixed(2) }),
+        // Through the gateway: audit events (decisions + statement record) and store commits per statement.
+        audit_events_per_statement: per(a1.events - a0.events, gw.statements), commits_per_statement: per(a1.commits - a0.commits, gw.statements),
+        load_average: +load.toFixed(2),
       });
+    }
+
+    // The floor the durability rule sets: CLIENTS loops, each appending a statement's two records
+    // (decision + statement) in one turn and waiting until they are durable — nothing else. No
+    // gateway can exceed this rate on this store and disk, whatever it does.
+    {
+      const audit = brokerInternals(broker).audit;
+      const a0 = await auditCounts(broker);
+      const until = performance.now() + Math.min(SECONDS, 10) * 1000;
+      let statements = 0;
+      await Promise.all(Array.from({ length: CLIENTS }, async (_, c) => {
+        while (performance.now() < until) {
+          const payload = { session: `bench-${c}`, statement: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1', n: statements };
+          await Promise.all([audit.append({ stream: 'authz', type: 'bench.decision', actor: 'bench', payload }), audit.append({ stream: 'session', type: 'bench.statement', actor: 'bench', payload })]);
+          statements++;
+        }
+      }));
+      const a1 = await auditCounts(broker);
+      emit({ bench: 'gateway', op: 'record floor', clients: CLIENTS, statements_per_s: Math.round(statements / Math.min(SECONDS, 10)), commits_per_statement: per(a1.commits - a0.commits, statements), load_average: +loadavg()[0]!.toFixed(2) });
     }
 
     // Per-statement overhead: one client, prepared, through the gateway and direct.
@@ -162,7 +200,9 @@ permit (principal == Workload::"workload:github/acme/api", action == Action::"db
     await Promise.all([gw.connect(), dr.connect()]);
     try {
       for (const mode of ['prepared', 'simple'] as const) {
+        const a0 = await auditCounts(broker);
         const g = await latencies(gw, mode);
+        const a1 = await auditCounts(broker);
         const d = await latencies(dr, mode);
         emit({
           bench: 'gateway', op: 'statement overhead', protocol: mode, statements: LATENCY_N,
@@ -173,6 +213,9 @@ permit (principal == Workload::"workload:github/acme/api", action == Action::"db
           // waiting for the records' group commit.
           overhead_loop_cpu_us: Math.round(g.loopCpuUs - d.loopCpuUs),
           overhead_cpu_us: Math.round(g.cpuUs - d.cpuUs),
+          // One client: every statement waits for a commit of its own (nothing to group with).
+          commits_per_statement: per(a1.commits - a0.commits, LATENCY_N + 300),
+          load_average: +loadavg()[0]!.toFixed(2),
         });
       }
     } finally {

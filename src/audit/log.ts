@@ -9,9 +9,9 @@ import { GENESIS } from './chain.ts';
 import { checkpointMessage, type CheckpointRow } from './checkpoint.ts';
 import { AuditWriteFailed } from './errors.ts';
 import type { DueCheckpoint } from './linker.ts';
-import type { AppendResult, AuditAppender, AuditStore, StreamHead } from './ports.ts';
+import type { AppendResult, AuditAppender, AuditStore, SessionRecordsQuery, StreamHead } from './ports.ts';
 import { prepareEvent, type PreparedEvent } from './prepare.ts';
-import { exportJsonLines, normalizeQuery, queryEvents, writeJsonLines, type ExportQuery } from './query.ts';
+import { AUDIT_QUERY_MAX_LIMIT, exportJsonLines, normalizeQuery, queryEvents, writeJsonLines, type ExportQuery } from './query.ts';
 import { verifyAll, type VerifyOptions } from './verify.ts';
 import { Witnesses, readWitnessFile, type WitnessOptions } from './witness.ts';
 import { closeSync, openSync } from 'node:fs';
@@ -161,6 +161,11 @@ export class AuditLog implements AuditSink {
     return { queued: this.#queue.length, batchesInFlight: this.#inFlight };
   }
 
+  /** Store transactions that wrote this log's batches so far, where the store counts them (benchmarks). */
+  get commits(): number | undefined {
+    return this.#writer.commits;
+  }
+
   /** When this log last signed a checkpoint of `stream` (epoch ms), if it has. */
   lastCheckpointAt(stream: AuditStreamName): number | undefined {
     return this.#lastSignedAt.get(stream);
@@ -225,6 +230,11 @@ export class AuditLog implements AuditSink {
 
   query(q: AuditQuery = {}): Promise<AuditRecord[]> {
     return queryEvents(this.#store, q);
+  }
+
+  /** One gateway session's records (`payload.session` in the `session` stream), in seq order, by its index. */
+  sessionRecords(session: string, opts: SessionRecordsQuery): Promise<AuditRecord[]> {
+    return this.#store.sessionRecords(session, { ...opts, limit: Math.min(Math.max(1, Math.floor(opts.limit)), AUDIT_QUERY_MAX_LIMIT) });
   }
 
   exportJsonLines(q: ExportQuery = {}): AsyncGenerator<string> {

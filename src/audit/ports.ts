@@ -37,6 +37,8 @@ export interface AuditAppender {
   readonly maxInFlight: number;
   /** A tick's appends beyond this many are sent at once (the appender writes while the rest are prepared). */
   readonly chunk: number;
+  /** Transactions committed so far, where the appender counts them (benchmarks: commits per unit of work). */
+  readonly commits?: number;
   append(batch: AppendBatch): Promise<AppendResult>;
   /** Finishes what was handed over and releases the appender's resources (not the store). */
   close(): Promise<void>;
@@ -51,6 +53,13 @@ export interface AppenderOptions {
   durability: 'full' | 'store';
   /** `worker`: write off the caller's thread where the store can (SQLite file); `inline`: on it. */
   writer: 'worker' | 'inline';
+}
+
+/** A page of one gateway session's records (AuditReader.sessionRecords). */
+export interface SessionRecordsQuery {
+  type?: string;
+  afterSeq?: number;
+  limit: number;
 }
 
 /** A stream's committed head. */
@@ -123,6 +132,11 @@ export interface AuditReader {
   /** The stream's committed head (undefined: the stream is empty). */
   head(stream: AuditStreamName): Promise<StreamHead | undefined>;
   query(search: AuditSearch): Promise<AuditRecord[]>;
+  /**
+   * The `session` stream's records of one gateway session (`payload.session`), in seq order,
+   * through the session index (both stores): after `afterSeq`, of `type` when given, at most `limit`.
+   */
+  sessionRecords(session: string, opts: SessionRecordsQuery): Promise<AuditRecord[]>;
   /**
    * For verification: each stream's head and checkpoints, read together, and a scan of its events
    * in the same snapshot (or, parallel, of the rows up to the head or the last row seen then).

@@ -320,7 +320,7 @@ export class BrokerGatewayHost implements GatewayHost {
     // The identity as this replica knows it now (a suspension reaches it through the registry's notice).
     const identity = this.#d.identities.get(session.identity.id) ?? session.identity;
     const started = performance.now();
-    const { decision, recorded } = this.#d.decisions.decideDeferred({
+    const input = {
       ...(await this.#d.grantsFor(identity, req.resource, req.action)),
       claims: session.claims,
       authn: session.authn,
@@ -332,12 +332,30 @@ export class BrokerGatewayHost implements GatewayHost {
       ...(who.actors !== undefined && { delegation: { depth: who.actors.length, actors: [...who.actors] } }),
       ...(req.context !== undefined && { extra: req.context }),
       ...(req.entities !== undefined && { resourceEntities: req.entities }),
-    });
+    };
+    let decision: Awaited<ReturnType<DecisionPoint['decide']>>;
+    let recorded: Promise<void>;
+    let record: () => Promise<void>;
+    if (req.deferRecord) {
+      // The authz record is appended when the gateway asks (with its own record: one group commit).
+      const later = this.#d.decisions.decideLater(input);
+      decision = later.decision;
+      const { promise, resolve } = Promise.withResolvers<void>();
+      recorded = promise;
+      record = () => {
+        resolve(later.append());
+        return recorded;
+      };
+    } else {
+      ({ decision, recorded } = this.#d.decisions.decideDeferred(input));
+      record = () => recorded;
+    }
+    recorded.catch(() => {}); // handled by the gateway (fail closed); never an unhandled rejection
     this.#d.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     this.#d.metrics.decisions.inc({ decision: decision.decision });
     const d = identity.status === 'active' ? decision.decision : 'deny';
     const approval = this.#approvalFor(decision);
-    return { decision: d, decision_id: decision.decision_id, reasons: decision.reasons, policy_version: decision.policy_version, recorded, ...(approval !== undefined && d === decision.decision && { approval }) };
+    return { decision: d, decision_id: decision.decision_id, reasons: decision.reasons, policy_version: decision.policy_version, recorded, record, ...(approval !== undefined && d === decision.decision && { approval }) };
   }
 
   policyVersion(): number | undefined {

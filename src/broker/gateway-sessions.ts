@@ -169,25 +169,21 @@ export class GatewaySessionAdmin {
   /** The `session.start` record of a session id (404 when there is none). */
   async #start(id: string): Promise<AuditRecord> {
     await this.#d.audit.flush();
-    let after = 0;
-    for (;;) {
-      const page = await this.#d.audit.query({ stream: 'session', type: 'session.start', order: 'asc', afterSeq: after, limit: PAGE });
-      const hit = page.find((r) => r.payload.session === id);
-      if (hit) return hit;
-      if (page.length < PAGE) throw new NotFound(`session ${id}`);
-      after = page[page.length - 1]!.seq;
-    }
+    // By the session index (audit migration 3 on both stores), not a scan of the stream.
+    const [hit] = await this.#d.audit.sessionRecords(id, { type: 'session.start', limit: 1 });
+    if (!hit) throw new NotFound(`session ${id}`);
+    return hit;
   }
 
-  /** Every record of the session, in number order: the actor's records of the stream from its start on, until its end. */
+  /** Every record of the session, in number order, read by the session index page by page. */
   async #records(start: AuditRecord): Promise<AuditRecord[]> {
-    const id = start.payload.session;
+    const id = String(start.payload.session);
     const out: AuditRecord[] = [];
     let after = start.seq - 1;
     for (;;) {
-      const page = await this.#d.audit.query({ stream: 'session', actor: start.actor, order: 'asc', afterSeq: after, limit: PAGE });
-      for (const r of page) if (r.payload.session === id) out.push(r);
-      if (page.length < PAGE || out.some((r) => r.type === 'session.end')) break;
+      const page = await this.#d.audit.sessionRecords(id, { afterSeq: after, limit: PAGE });
+      out.push(...page);
+      if (page.length < PAGE) break;
       after = page[page.length - 1]!.seq;
     }
     return out.sort((a, b) => Number(a.payload.n) - Number(b.payload.n));

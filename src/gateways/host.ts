@@ -56,6 +56,12 @@ export interface GatewayDecisionRequest {
   /** The purpose the client gave (connection option, CLI `--reason`). */
   purpose?: { reason?: string; ticket?: string };
   entities?: Entity[];
+  /**
+   * Append the authz record only when `record()` is called (so it shares one group commit with
+   * the gateway's own record of the unit of work). The gateway must call `record()` for every
+   * such decision, and release nothing that depends on it before `recorded` resolves.
+   */
+  deferRecord?: boolean;
 }
 
 export interface GatewayDecision {
@@ -74,6 +80,8 @@ export interface GatewayDecision {
    * record it): nothing that depends on the decision may reach the client before it resolves.
    */
   recorded: Promise<void>;
+  /** Appends the authz record if it was deferred (`deferRecord`; once) and returns `recorded`. */
+  record(): Promise<void>;
 }
 
 /** The upstream credential the gateway holds for one session; never shown to the client. */

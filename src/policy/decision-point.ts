@@ -183,6 +183,18 @@ export class DecisionPoint {
     return { decision, recorded };
   }
 
+  /**
+   * Decides now; the authz event is appended when `append` is called (once; later calls return the
+   * same promise), so a caller can put it in one group commit with its own record (the PostgreSQL
+   * gateway: a statement's decisions and its session record). The caller must call `append` for
+   * every decision and release nothing that depends on it before that resolves.
+   */
+  decideLater(input: DecisionInput): { decision: Decision; append: () => Promise<void> } {
+    const { decision, record } = this.#evaluate(input);
+    let appended: Promise<void> | undefined;
+    return { decision, append: () => (appended ??= this.#record(record())) };
+  }
+
   /** Decides many requests for one principal; each is audited. */
   async decideBatch(inputs: DecisionInput[]): Promise<Decision[]> {
     return Promise.all(inputs.map((i) => this.decide(i)));

@@ -158,7 +158,7 @@ test('the time index is gone: since/until use the primary key', () => {
   try {
     new AuditLog(auditStore(db));
     const idx = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events' AND sql IS NOT NULL").all();
-    assert.deepEqual(idx.map((r) => r.name).sort(), ['audit_events_actor', 'audit_events_subject']);
+    assert.deepEqual(idx.map((r) => r.name).sort(), ['audit_events_actor', 'audit_events_session', 'audit_events_subject']);
   } finally {
     db.close();
   }

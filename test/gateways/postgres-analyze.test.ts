@@ -98,3 +98,13 @@ test('unparsable text is an error (denied), never a guess; an empty text has no 
   for (const sql of ['SELEC 1', 'SELECT (', "SELECT 'unterminated", '\u0000']) assert.ok('error' in analyze(sql, ['public']), JSON.stringify(sql));
   assert.deepEqual(analyze('   ', ['public']), { statements: [] });
 });
+
+test('effects: reads without function calls and control that commits nothing run at once; anything else waits for its durable decisions', () => {
+  const effects = (sql: string) => plans(sql).map((p) => p.effects);
+  for (const sql of ['SELECT * FROM t WHERE id = 1', 'SELECT * FROM t FOR UPDATE', 'BEGIN', 'ROLLBACK', 'SAVEPOINT s', 'SHOW work_mem', 'SET statement_timeout = 0', 'DISCARD ALL', 'COPY t TO STDOUT', 'EXPLAIN SELECT 1', 'DECLARE c CURSOR FOR SELECT * FROM t', 'FETCH 10 FROM c']) {
+    assert.deepEqual(effects(sql), [false], sql);
+  }
+  for (const sql of ["INSERT INTO t VALUES (1)", 'UPDATE t SET x = 1', 'DELETE FROM t', 'CREATE TABLE x (a int)', 'COMMIT', 'END', 'SET ROLE postgres', 'COPY t FROM STDIN', 'EXECUTE p(1)', 'SELECT nextval(\'s\')', 'SELECT count(*) FROM t', "SELECT * FROM t WHERE x = set_config('a', 'b', false)", 'WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d', 'CALL maint.cleanup(1)']) {
+    assert.deepEqual(effects(sql), [true], sql);
+  }
+});

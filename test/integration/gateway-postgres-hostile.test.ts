@@ -221,7 +221,14 @@ test('the client sees the gateway\'s BackendKeyData, never the upstream\'s; a ca
   const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
   assert.notEqual(processID, upstreamPid);
   const q = c.query('SELECT pg_sleep(30)').then(() => undefined, (e: Error & { code?: string }) => e);
-  await new Promise((r) => setTimeout(r, 300));
+  // Running upstream once its decision is durable (it calls a function): wait until the server runs it.
+  const su = f.pgsrv.admin();
+  await su.connect();
+  try {
+    while ((await su.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(30)'")).rows[0].n === 0) await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    await su.end();
+  }
   // A wrong key cancels nothing; the right one cancels the running statement.
   const cancel = (pid: number, key: number) => {
     const b = Buffer.alloc(16);

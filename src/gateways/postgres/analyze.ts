@@ -48,6 +48,13 @@ export interface StatementPlan {
   executes?: string;
   /** `DEALLOCATE name` (or ALL: '*'). */
   deallocates?: string;
+  /**
+   * Whether running it can leave an effect beyond its own result (writes, DDL, administration,
+   * COMMIT, any function call, EXECUTE of a prepared statement): its decisions are made durable
+   * before it is sent upstream. False only for reads without function calls and session or
+   * transaction control that commits nothing (BEGIN, ROLLBACK, SHOW, harmless SET …).
+   */
+  effects: boolean;
 }
 
 /** A text the parser refused: denied, with the parser's message (no text of the statement). */
@@ -180,6 +187,8 @@ interface Classified {
   prepares?: { name: string; inner: Node };
   executes?: string;
   deallocates?: string;
+  /** COMMIT / END: commits the transaction's writes (an effect, whatever its kind says). */
+  commits?: boolean;
 }
 
 const DATABASE = (c: Collector, action: string) => c.add(action, 'Database', '');
@@ -215,7 +224,7 @@ function classify(stmt: Node, searchPath: readonly string[]): Classified {
         return { kind: 'admin', c };
       }
       DATABASE(c, 'db.connect');
-      return { kind: 'transaction', c };
+      return { kind: 'transaction', c, ...(k === 'TRANS_STMT_COMMIT' && { commits: true }) };
     }
     case 'VariableShowStmt':
     case 'DiscardStmt':
@@ -325,6 +334,9 @@ const KIND_ACTION: Record<StatementKind, string> = {
   select: 'db.select', insert: 'db.insert', update: 'db.update', delete: 'db.delete', ddl: 'db.ddl', admin: 'db.admin', execute: 'db.execute', transaction: 'db.connect', session: 'db.connect',
 };
 
+/** Actions that leave nothing behind: reading, session and transaction control (but COMMIT). */
+const NO_EFFECT_ACTIONS: ReadonlySet<string> = new Set(['db.select', 'db.connect']);
+
 function planOf(text: string, stmt: Node, start: number, end: number, searchPath: readonly string[]): StatementPlan {
   const { normalizeSync, fingerprintSync } = parser();
   const cl = classify(stmt, searchPath);
@@ -346,6 +358,8 @@ function planOf(text: string, stmt: Node, start: number, end: number, searchPath
     fingerprint,
     start,
     end,
+    // Judged by what it does, not by its kind: a SELECT may write through a WITH or a function.
+    effects: cl.commits === true || cl.executes !== undefined || [...cl.c.checks.values()].some((c) => !NO_EFFECT_ACTIONS.has(c.action)),
   };
   if (cl.prepares) plan.prepares = { name: cl.prepares.name, plan: { ...planOf(text, cl.prepares.inner, start, end, searchPath), normalized, fingerprint } };
   if (cl.executes !== undefined) plan.executes = cl.executes;

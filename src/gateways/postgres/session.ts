@@ -45,8 +45,10 @@ interface Decided {
   decisions: { action: string; resource: string; decision: 'allow' | 'deny'; decision_id: string }[];
   /** The first denying decision (the one the client is told about). */
   denied?: { action: string; resource: string; decision_id: string };
-  /** Settles when every authz record is durable. */
+  /** Settles when every authz record is durable (once `record` was called, for deferred ones). */
   recorded: Promise<unknown>;
+  /** Appends the authz records if they were deferred (once) and returns `recorded`. */
+  record: () => Promise<unknown>;
   /** Why, when there was no decision to make (unparsable). */
   refusal?: string;
   /** The policy version that decided (a prepared statement is decided again under a newer one). */
@@ -62,6 +64,12 @@ interface Run {
   started: number;
   rows: number;
   results?: string[][];
+  /**
+   * Opened at the statement's first result message: everything from there on waits for it, and it
+   * settles with the statement's record (or, for a result too large to hold, with its decisions).
+   */
+  gate?: PromiseWithResolvers<unknown>;
+  early?: boolean;
 }
 
 type Expect =
@@ -76,6 +84,11 @@ type Expect =
 const RESULTS_MAX_ROWS = 200;
 const INBOX_HIGH = 256;
 const HELD_HIGH = 4096;
+/**
+ * A result held beyond this many bytes before its statement completes is let go once the
+ * statement's decisions are durable (its CommandComplete still waits for its record).
+ */
+const HOLD_BYTES = 256 * 1024;
 
 export class PgSession {
   readonly #g: GatewayContext;
@@ -112,7 +125,10 @@ export class PgSession {
   #upCorked = false;
   // Output held behind records not yet durable
   readonly #held: (Buffer | Promise<unknown>)[] = [];
+  #heldBytes = 0;
   #blocked = false;
+  /** Decisions whose authz records are deferred and not appended yet (appended at the end whatever happens). */
+  readonly #deferred = new Set<Decided>();
   #ending: Promise<void> | undefined;
   #leaseRevoked = false;
 
@@ -452,8 +468,8 @@ export class PgSession {
   }
 
   /** Decides every check of a plan; every decision is audited, the first deny is the one reported. */
-  async #decide(plan: StatementPlan | undefined, refusal?: string): Promise<Decided> {
-    if (!plan) return { allowed: false, decisions: [], recorded: Promise.resolve(), refusal: refusal ?? 'the statement could not be parsed' };
+  async #decide(plan: StatementPlan | undefined, refusal?: string, defer = false): Promise<Decided> {
+    if (!plan) return { allowed: false, decisions: [], recorded: Promise.resolve(), record: () => Promise.resolve(), refusal: refusal ?? 'the statement could not be parsed' };
     let checks = plan.checks;
     if (plan.executes !== undefined) {
       const target = this.#sqlPrepared.get(plan.executes);
@@ -464,20 +480,46 @@ export class PgSession {
     const ds = await Promise.all(
       checks.map(async (c) => {
         const resource = { type: c.resource.type, id: c.resource.type === 'Database' ? config.target : c.resource.id };
-        const d = await host.decide(this.#who!, { action: c.action, resource, context: { gateway: config.name, session: this.#id, statement }, purpose: this.#purpose, entities: this.#entities(c) });
+        const d = await host.decide(this.#who!, { action: c.action, resource, context: { gateway: config.name, session: this.#id, statement }, purpose: this.#purpose, entities: this.#entities(c), deferRecord: defer });
         return { c, resource, d };
       }),
     );
     const decisions = ds.map(({ c, resource, d }) => ({ action: c.action, resource: `${resource.type}::${JSON.stringify(resource.id)}`, decision: d.decision, decision_id: d.decision_id }));
     const denied = decisions.find((d) => d.decision !== 'allow');
-    return {
+    const recorded = Promise.all(ds.map((x) => x.d.recorded));
+    recorded.catch(() => {}); // awaited where it matters (fail closed), never an unhandled rejection
+    const out: Decided = {
       allowed: ds.length > 0 && denied === undefined,
       decisions,
       ...(denied && { denied }),
       ...(ds.length === 0 && { refusal: 'nothing to decide' }),
       ...(ds.length > 0 && { version: ds[0]!.d.policy_version }),
-      recorded: Promise.all(ds.map((x) => x.d.recorded)),
+      recorded,
+      record: () => recorded,
     };
+    if (defer && ds.length > 0) {
+      this.#deferred.add(out);
+      out.record = () => {
+        if (this.#deferred.delete(out)) for (const x of ds) void x.d.record();
+        return recorded;
+      };
+    }
+    return out;
+  }
+
+  /**
+   * Makes the decisions of statements that are about to run durable first (statements with an
+   * effect never run upstream before their decisions are recorded). False: they could not be
+   * recorded, the session ends and nothing runs.
+   */
+  async #durable(runs: readonly Run[]): Promise<boolean> {
+    try {
+      await Promise.all(runs.map((r) => r.decided.record()));
+      return true;
+    } catch {
+      this.#unrecorded();
+      return false;
+    }
   }
 
   /** The Table or Function entity of a check: a child of the Database, in its boundary (declared facts win). */
@@ -504,7 +546,8 @@ export class PgSession {
     const runs: Run[] = [];
     let deniedAt: number | undefined;
     for (const plan of a.statements) {
-      const d = await this.#decide(plan);
+      // The authz records go with the statement's own record (one group commit)…
+      const d = await this.#decide(plan, undefined, true);
       runs.push(this.#run(plan, d, 'simple', sql));
       if (!d.allowed) {
         deniedAt = runs.length - 1;
@@ -512,6 +555,8 @@ export class PgSession {
       }
       this.#sqlLevel(plan);
     }
+    // …unless a statement that runs can leave an effect: then they are durable before it runs.
+    if (runs.some((x, i) => i !== deniedAt && x.plan?.effects) && !(await this.#durable(runs))) return;
     if (deniedAt === undefined) {
       this.#expect.push({ k: 'query', runs, i: 0 });
       return this.#toUpstream(f.bytes);
@@ -536,7 +581,7 @@ export class PgSession {
     const a = analyze(sql, this.#g.config.search_path);
     let run: Run;
     if ('error' in a) run = this.#run(undefined, await this.#decide(undefined, `the statement could not be parsed: ${a.error}`), 'extended', sql);
-    else if (a.statements.length === 0) run = this.#run(undefined, { allowed: true, decisions: [], recorded: Promise.resolve() }, 'extended', sql);
+    else if (a.statements.length === 0) run = this.#run(undefined, { allowed: true, decisions: [], recorded: Promise.resolve(), record: () => Promise.resolve() }, 'extended', sql);
     else {
       // One statement per Parse (the server refuses more); each is decided all the same.
       let d: Decided | undefined;
@@ -565,28 +610,28 @@ export class PgSession {
   async #execute(f: Frame): Promise<void> {
     const portal = new Reader(f.bytes, 5).cstring();
     const base = this.#portals.get(portal);
-    if (base?.plan && base.decided.version !== undefined && base.decided.version !== this.#g.host.policyVersion()) {
-      const decided = await this.#decide(base.plan);
-      const again: Run = { ...base, decided, started: performance.now(), rows: 0 };
-      for (const [name, r] of this.#prepared) if (r === base) this.#prepared.set(name, again);
-      this.#portals.set(portal, again);
+    let run: Run | undefined;
+    if (base?.plan) {
+      // Decided again at every Execute (decisions are never cached), recorded with the statement.
+      const decided = await this.#decide(base.plan, undefined, true);
+      run = { plan: base.plan, decided, protocol: base.protocol, text: base.text, started: performance.now(), rows: 0 };
       if (!decided.allowed) {
-        this.#expect.push({ k: 'parse', denied: again });
+        this.#expect.push({ k: 'parse', denied: run });
         return this.#toUpstream(parseMessage('', DENY_SQL, Buffer.from([0, 0])));
       }
-    }
-    const current = this.#portals.get(portal);
-    const run: Run | undefined = current && { ...current, started: performance.now(), rows: 0 };
+      if (base.plan.effects && !(await this.#durable([run]))) return;
+    } else if (base) run = { plan: base.plan, decided: base.decided, protocol: base.protocol, text: base.text, started: performance.now(), rows: 0 };
     this.#expect.push({ k: 'execute', run });
     this.#toUpstream(f.bytes);
   }
 
   /** A fast-path function call names its function by OID only: db.admin on the Database. */
   async #fastpath(f: Frame): Promise<void> {
-    const plan: StatementPlan = { kind: 'admin', checks: [{ action: 'db.admin', resource: { type: 'Database', id: '' } }], tables: [], functions: ['(fast-path call)'], normalized: '(fast-path function call)', fingerprint: '', start: 0, end: 0 };
+    const plan: StatementPlan = { kind: 'admin', checks: [{ action: 'db.admin', resource: { type: 'Database', id: '' } }], tables: [], functions: ['(fast-path call)'], normalized: '(fast-path function call)', fingerprint: '', start: 0, end: 0, effects: true };
     const d = await this.#decide(plan);
     const run = this.#run(plan, d, 'extended', '');
     if (d.allowed) {
+      if (!(await this.#durable([run]))) return;
       this.#expect.push({ k: 'query', runs: [run], i: 0, fastpath: true });
       return this.#toUpstream(f.bytes);
     }
@@ -621,6 +666,8 @@ export class PgSession {
         if (run) {
           run.rows++;
           if (this.#g.config.record_results && (run.results ??= []).length < RESULTS_MAX_ROWS) run.results.push(dataRowText(f.bytes));
+          this.#open(run);
+          if (this.#heldBytes > HOLD_BYTES) this.#early(run);
         }
         return this.#emit(f.bytes);
       }
@@ -634,6 +681,7 @@ export class PgSession {
       case 'T':
       case 'n':
         if (head?.k === 'describe') this.#expect.shift();
+        else this.#open(currentRun(head));
         return this.#emit(f.bytes);
       case 'C':
       case 's':
@@ -648,8 +696,19 @@ export class PgSession {
         if (head?.k === 'execute') this.#expect.shift();
         return this.#emit(f.bytes);
       case 'G':
-        this.#copyIn = true;
+      case 'W':
+        // The client must answer (COPY FROM STDIN): what it is told waits for the decisions only.
+        if (t === 'G') this.#copyIn = true;
+        this.#open(currentRun(head));
+        this.#early(currentRun(head));
         return this.#emit(f.bytes);
+      case 'H':
+      case 'd': {
+        const run = currentRun(head);
+        this.#open(run);
+        if (this.#heldBytes > HOLD_BYTES) this.#early(run);
+        return this.#emit(f.bytes);
+      }
       case 'E':
         return this.#error(f, head);
       case 'Z':
@@ -665,7 +724,7 @@ export class PgSession {
       case 'v':
         return; // the upstream's cancel key and authentication never reach the client
       default:
-        // H, W (COPY out/both), d, c, N (notice), A (notification), S (parameter status)
+        // c (COPY done), N (notice), A (notification), S (parameter status)
         return this.#emit(f.bytes);
     }
   }
@@ -728,8 +787,26 @@ export class PgSession {
       ...(config.record_results && run.results && { results: run.results }),
     };
     run.results = undefined;
+    // The authz records (deferred) and the statement's record are appended in one turn: one group commit.
+    const authz = run.decided.record();
     const recorded = this.#rec!.record('db.statement', payload, run.decided.allowed ? 'allow' : 'deny');
-    this.#hold(Promise.all([recorded, run.decided.recorded]));
+    const both = Promise.all([recorded, authz]);
+    run.gate?.resolve(both);
+    this.#hold(both);
+  }
+
+  /** A statement's first result message: the result waits from here until the statement is recorded. */
+  #open(run: Run | undefined): void {
+    if (!run || run.gate) return;
+    run.gate = Promise.withResolvers();
+    this.#hold(run.gate.promise);
+  }
+
+  /** The result is let go once the statement's decisions are durable (too large to hold, or the client must answer). */
+  #early(run: Run | undefined): void {
+    if (!run?.gate || run.early) return;
+    run.early = true;
+    run.gate.resolve(run.decided.record());
   }
 
   // ── Output to the client, held behind records ──────────────────────────────────────────────
@@ -740,6 +817,7 @@ export class PgSession {
       return;
     }
     this.#held.push(b);
+    this.#heldBytes += b.length;
     // A large result behind a record not yet durable: stop reading the upstream meanwhile.
     if (this.#held.length === HELD_HIGH) this.#up?.socket.pause();
   }
@@ -763,6 +841,7 @@ export class PgSession {
       while (this.#held.length > 0) {
         const x = this.#held.shift()!;
         if (Buffer.isBuffer(x)) {
+          this.#heldBytes -= x.length;
           if (!this.#socket.write(x)) this.#up?.socket.pause();
         } else {
           this.#blocked = true;
@@ -777,6 +856,7 @@ export class PgSession {
 
   #unrecorded(): void {
     this.#held.length = 0;
+    this.#heldBytes = 0;
     void this.end('a statement could not be recorded', { code: '58000', message: 'the statement could not be recorded by Portcullis; the session ends (its result was not delivered)' });
   }
 
@@ -822,6 +902,8 @@ export class PgSession {
       if (this.#cancelKey) this.#g.cancels.delete(this.#cancelKey);
       this.#unregister?.();
       if (!wasReady && this.#leaseId === undefined) return;
+      // Every decision is recorded, also those of statements cut short by the end.
+      await Promise.allSettled([...this.#deferred].map((d) => d.record()));
       try {
         await this.#rec?.settled();
         await this.#rec?.end({ reason, statements: this.#statements, duration_ms: this.#startedAt ? Date.now() - this.#startedAt : 0 });

@@ -12,7 +12,8 @@ export interface GroupCommitInit {
 
 type Msg<P> = { id: number; payload?: P; close?: true };
 
-export type GroupCommitReply<R> = { id: number; ok: true; result: R } | { id: number; ok: false; message: string };
+/** `commits`: transactions the worker has run so far (one fsync each), for measurements. */
+export type GroupCommitReply<R> = ({ id: number; ok: true; result: R } | { id: number; ok: false; message: string }) & { commits: number };
 
 /**
  * Worker side (call at the top of a worker script): opens the connection, hands it to `setup`,
@@ -27,6 +28,7 @@ export function serveGroupCommit<I extends GroupCommitInit, P, R>(setup: (db: Da
   const db = new DatabaseSync(init.path);
   db.exec(`${CONNECTION_PRAGMAS} PRAGMA synchronous = ${Number(init.synchronous) | 0};`);
   const commitAll = setup(db, init);
+  let commits = 0;
   port.on('message', (first: Msg<P>) => {
     const msgs: Msg<P>[] = [];
     let close = false;
@@ -39,12 +41,13 @@ export function serveGroupCommit<I extends GroupCommitInit, P, R>(setup: (db: Da
     }
     if (msgs.length > 0) {
       let replies: GroupCommitReply<R>[];
+      commits++;
       try {
         const results = commitAll(msgs.map((m) => m.payload!));
-        replies = msgs.map((m, i) => ({ id: m.id, ok: true, result: results[i]! }));
+        replies = msgs.map((m, i) => ({ id: m.id, ok: true, result: results[i]!, commits }));
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
-        replies = msgs.map((m) => ({ id: m.id, ok: false, message }));
+        replies = msgs.map((m) => ({ id: m.id, ok: false, message, commits }));
       }
       for (const r of replies) port.postMessage(r);
     }
@@ -68,11 +71,17 @@ export class GroupCommitWorker<P, R> {
   readonly #calls = new Map<number, { resolve: (r: R) => void; reject: (e: unknown) => void }>();
   #nextId = 1;
   #closing = false;
+  #commits = 0;
 
   constructor(script: URL, init: GroupCommitInit, name: string) {
     this.#script = script;
     this.#init = init;
     this.#name = name;
+  }
+
+  /** Transactions the worker(s) ran so far (each one fsync at synchronous=FULL): for benchmarks. */
+  get commits(): number {
+    return this.#commits;
   }
 
   /** True once close() was called. */
@@ -103,7 +112,10 @@ export class GroupCommitWorker<P, R> {
 
   #spawn(): Worker {
     const w = new Worker(this.#script, { workerData: this.#init });
+    let seen = 0; // this worker's count so far (a fresh worker counts from 0)
     w.on('message', (reply: GroupCommitReply<R>) => {
+      this.#commits += Math.max(0, reply.commits - seen);
+      seen = Math.max(seen, reply.commits);
       const call = this.#calls.get(reply.id);
       if (!call) return;
       this.#calls.delete(reply.id);

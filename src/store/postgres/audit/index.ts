@@ -1,12 +1,12 @@
 // PostgreSQL implementation of the audit domain's storage ports (src/audit/ports.ts): the reader
 // (heads, queries, scans for verification) and the store that hands out appenders, over one
 // database that every replica shares (docs/storage.md, "Audit on PostgreSQL").
-import type { AppenderOptions, AuditAppender, AuditSearch, AuditStore, ScanOptions, StreamHead, StreamScan } from '../../../audit/ports.ts';
+import type { AppenderOptions, AuditAppender, AuditSearch, AuditStore, ScanOptions, SessionRecordsQuery, StreamHead, StreamScan } from '../../../audit/ports.ts';
 import type { AuditRecord, AuditStreamName } from '../../../audit/types.ts';
 import type { PgDb } from '../db.ts';
 import { PgAppender } from './appender.ts';
 import { WalFlusher } from './flush.ts';
-import { queryEvents } from './query.ts';
+import { queryEvents, sessionRecords } from './query.ts';
 import { scanStreams } from './scan.ts';
 
 export { MIGRATIONS } from './schema.ts';
@@ -36,6 +36,12 @@ export class PgAuditStore implements AuditStore {
 
   async query(search: AuditSearch): Promise<AuditRecord[]> {
     const records = await queryEvents(this.#db, search);
+    await this.#durable();
+    return records;
+  }
+
+  async sessionRecords(session: string, opts: SessionRecordsQuery): Promise<AuditRecord[]> {
+    const records = await sessionRecords(this.#db, session, opts);
     await this.#durable();
     return records;
   }

@@ -2,7 +2,7 @@
 // store does (src/store/sqlite/audit/query.ts): time ranges as seq ranges found by binary search
 // on the primary key (server-side, audit_first_at_or_after), identity lookups through their indexes.
 import { toRecord, type ChainFields } from '../../../audit/chain.ts';
-import type { AuditSearch } from '../../../audit/ports.ts';
+import type { AuditSearch, SessionRecordsQuery } from '../../../audit/ports.ts';
 import { AUDIT_STREAMS, type AuditRecord, type AuditStreamName } from '../../../audit/types.ts';
 import type { PgDb } from '../db.ts';
 
@@ -132,6 +132,18 @@ export async function buildQuery(db: PgDb, q: AuditSearch): Promise<{ sql: strin
     }
   }
   return { sql: `SELECT * FROM (${branches.join(' UNION ')}) u ORDER BY ${orderBy} LIMIT ${limit}`, params: p.values };
+}
+
+/**
+ * SQL of one gateway session's records: the expression and the literal stream are those of the
+ * partial index `audit_events_session` (migration 3), which the planner matches as written.
+ */
+export const SESSION_RECORDS_SQL =
+  `SELECT ${COLUMNS} FROM audit_events WHERE stream = 'session' AND (payload::jsonb ->> 'session') = $1 AND seq > $2 AND ($3::text IS NULL OR type = $3) ORDER BY seq LIMIT $4`;
+
+export async function sessionRecords(db: PgDb, session: string, o: SessionRecordsQuery): Promise<AuditRecord[]> {
+  const rows = await db.query<ChainFields & { hash: string }>(SESSION_RECORDS_SQL, [session, o.afterSeq ?? 0, o.type ?? null, o.limit]);
+  return rows.map(toRecord);
 }
 
 export async function queryEvents(db: PgDb, q: AuditSearch): Promise<AuditRecord[]> {

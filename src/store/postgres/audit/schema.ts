@@ -80,5 +80,12 @@ export const MIGRATIONS: PgDomainMigrations = {
       version: 2,
       up: `INSERT INTO audit_heads (stream, seq, hash, last_time, cp_seq, cp_time, sorted_from) VALUES ${later.map(headRow).join(', ')} ON CONFLICT (stream) DO NOTHING;`,
     },
+    {
+      // One gateway session's records (sessions show / verify / recording) by its id, not by a
+      // scan of the session stream: a partial index on payload.session of that stream only, so
+      // appends to the other streams pay nothing for it.
+      version: 3,
+      up: `CREATE INDEX audit_events_session ON audit_events (((payload::jsonb) ->> 'session'), seq) WHERE stream = 'session';`,
+    },
   ],
 };

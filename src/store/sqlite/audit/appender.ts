@@ -20,6 +20,7 @@ export class InlineAppender implements AuditAppender {
   readonly chunk = Infinity; // one thread: splitting a tick would only add commits
   readonly #db: SqliteDb;
   readonly #writer: ChainWriter;
+  commits = 0;
 
   constructor(db: SqliteDb, init: Omit<WorkerInit, 'path'>) {
     this.#db = db;
@@ -32,6 +33,7 @@ export class InlineAppender implements AuditAppender {
   }
 
   append(batch: AppendBatch): Promise<AppendResult> {
+    this.commits++;
     return this.#db.run(() => this.#writer.write(request(batch)));
   }
 
@@ -57,6 +59,10 @@ export class WorkerAppender implements AuditAppender {
 
   get isOpen(): boolean {
     return this.#db.isOpen;
+  }
+
+  get commits(): number {
+    return this.#worker.commits;
   }
 
   append(batch: AppendBatch): Promise<AppendResult> {

@@ -2,10 +2,10 @@
 // the reader (heads, queries, scans for verification) and the store that also migrates the
 // tables and hands out appenders (inline, or a worker thread with synchronous=FULL).
 import type { SqliteDb } from '../db.ts';
-import type { AppenderOptions, AuditAppender, AuditReader, AuditSearch, AuditStore, ScanOptions, StreamHead, StreamScan } from '../../../audit/ports.ts';
+import type { AppenderOptions, AuditAppender, AuditReader, AuditSearch, AuditStore, ScanOptions, SessionRecordsQuery, StreamHead, StreamScan } from '../../../audit/ports.ts';
 import type { AuditRecord, AuditStreamName } from '../../../audit/types.ts';
 import { InlineAppender, WorkerAppender } from './appender.ts';
-import { queryEvents } from './query.ts';
+import { queryEvents, sessionRecords } from './query.ts';
 import { scanFileParallel } from './scan-parallel.ts';
 import { scanInline } from './scan.ts';
 import { migrateAudit } from './schema.ts';
@@ -30,6 +30,10 @@ export class SqliteAuditReader implements AuditReader {
 
   query(search: AuditSearch): Promise<AuditRecord[]> {
     return this.db.run((raw) => queryEvents(raw, search));
+  }
+
+  sessionRecords(session: string, opts: SessionRecordsQuery): Promise<AuditRecord[]> {
+    return this.db.run((raw) => sessionRecords(raw, session, opts));
   }
 
   async scanStreams(opts: ScanOptions = {}): Promise<StreamScan[]> {

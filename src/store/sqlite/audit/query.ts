@@ -2,7 +2,7 @@
 // ranges found by binary search, identity lookups through their indexes. Plain functions over a
 // connection, so the offline reader uses them on a read-only one as well.
 import { toRecord, type ChainFields } from '../../../audit/chain.ts';
-import type { AuditSearch } from '../../../audit/ports.ts';
+import type { AuditSearch, SessionRecordsQuery } from '../../../audit/ports.ts';
 import { AUDIT_STREAMS, type AuditRecord } from '../../../audit/types.ts';
 import type { StatementSync } from 'node:sqlite';
 import type { Db } from '../db.ts';
@@ -100,6 +100,25 @@ function streamTimeRange(db: Db, stream: string, since: string | undefined, unti
   }
   params.push(...timeParams);
   return conds.join(' AND ');
+}
+
+/**
+ * SQL of one gateway session's records through the partial index `audit_events_session`
+ * (migration 3; its expression and literal stream as written there). Named: without statistics
+ * the planner rates the primary key's (stream, seq) range as good, which scans the whole stream.
+ */
+const SESSION_WHERE = `WHERE stream = 'session' AND json_extract(payload, '$.session') = ? AND seq > ? AND (? IS NULL OR type = ?) ORDER BY seq LIMIT ?`;
+export const SESSION_RECORDS_SQL = `SELECT ${COLUMNS} FROM audit_events INDEXED BY audit_events_session ${SESSION_WHERE}`;
+
+export function sessionRecords(db: Db, session: string, o: SessionRecordsQuery): AuditRecord[] {
+  let st: StatementSync;
+  try {
+    st = db.prepare(SESSION_RECORDS_SQL);
+  } catch {
+    st = db.prepare(`SELECT ${COLUMNS} FROM audit_events ${SESSION_WHERE}`); // a read-only store from before migration 3
+  }
+  const rows = st.all(session, o.afterSeq ?? 0, o.type ?? null, o.type ?? null, o.limit) as unknown as (ChainFields & { hash: string })[];
+  return rows.map(toRecord);
 }
 
 /** Builds the SQL of a validated query. */

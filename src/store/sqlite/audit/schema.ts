@@ -62,6 +62,13 @@ export const AUDIT_MIGRATIONS: readonly Migration[] = [
       DROP INDEX IF EXISTS audit_events_time;
     `,
   },
+  {
+    // One gateway session's records (sessions show / verify / recording) by its id, not by a scan
+    // of the session stream: a partial index on payload.session of that stream only, so appends
+    // to the other streams pay nothing for it.
+    version: 3,
+    up: `CREATE INDEX audit_events_session ON audit_events (json_extract(payload, '$.session'), seq) WHERE stream = 'session';`,
+  },
 ];
 
 export function migrateAudit(db: Db): void {
