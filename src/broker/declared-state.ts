@@ -11,6 +11,7 @@ import type { PolicyFile } from '../policy/policy-set.ts';
 import { actionEntities } from '../policy/policy-set.ts';
 import { checkResourceHierarchy, resourceEntity } from '../policy/entities.ts';
 import type { CredentialService } from '../credentials/index.ts';
+import type { AgentService } from '../agents/service.ts';
 
 export interface DeclaredStateDeps {
   config: PortcullisConfig;
@@ -20,6 +21,7 @@ export interface DeclaredStateDeps {
   decisions: DecisionPoint;
   credentials: CredentialService;
   audit: AuditLog;
+  agents: Pick<AgentService, 'profile' | 'setProfile'>;
   log: (msg: string) => void;
 }
 
@@ -42,17 +44,31 @@ export async function loadDeclaredState(d: DeclaredStateDeps): Promise<void> {
   engine.upsertEntities(actionEntities(config.schema_extension));
   for (const decl of config.identities) {
     const before = identities.get(decl.id);
-    const { trusts, ...rest } = decl;
+    const { trusts, sponsor: _sponsor, ...rest } = decl;
     const after = await identities.declare({ ...rest, bound_trusts: trusts }, 'config');
     if (before !== after) {
       await audit.append({ stream: 'admin', type: before ? 'identity.updated' : 'identity.declared', actor: 'config', subject: decl.id, boundary: decl.boundary, payload: { source: 'config', owner: decl.owner ?? null, kind: decl.kind, trusts } });
     }
   }
+  await declareSponsors(d);
   await decisions.loadActive();
   const files = configPolicyFiles(config.policies);
   const apiFiles = decisions.version?.files.filter((f) => f.origin === 'api') ?? [];
   const { version, changed } = await decisions.activate([...files, ...apiFiles], 'config', 'policies loaded from configuration');
   if (changed) d.log(`policy version ${version.version} activated from configuration (${files.length} file(s))`);
+}
+
+/** The sponsors config declares for its agents, on their profiles (model, provider and tools kept). */
+async function declareSponsors(d: DeclaredStateDeps): Promise<void> {
+  for (const [i, decl] of d.config.identities.entries()) {
+    if (decl.sponsor === undefined) continue;
+    const sponsor = d.identities.get(decl.sponsor);
+    if (!sponsor || sponsor.kind !== 'user') throw new InvalidInput(`identities[${i}].sponsor: ${decl.sponsor} is not a user in the inventory (declare them under identities:)`, `identities[${i}].sponsor`);
+    const before = await d.agents.profile(decl.id);
+    if (before?.sponsor === decl.sponsor) continue;
+    const profile = await d.agents.setProfile(decl.id, { sponsor: decl.sponsor, ...(before && { model: before.model, provider: before.provider, tools: before.tools }) });
+    await d.audit.append({ stream: 'admin', type: 'agent.profile_set', actor: 'config', subject: decl.id, boundary: decl.boundary, payload: { source: 'config', sponsor: profile.sponsor, ...(before && { previous_sponsor: before.sponsor }) } });
+  }
 }
 
 function configPolicyFiles(paths: readonly string[]): PolicyFile[] {

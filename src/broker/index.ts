@@ -174,9 +174,9 @@ export class Broker {
       return b;
     });
     try {
-      const { identities, decisions, credentials, audit, access } = broker.#s;
+      const { identities, decisions, credentials, audit, access, agents } = broker.#s;
       await broker.#s.signalFacts.load();
-      await loadDeclaredState({ config, resourceBoundaries: broker.#resources, identities, decisions, credentials, audit, log: broker.#log });
+      await loadDeclaredState({ config, resourceBoundaries: broker.#resources, identities, decisions, credentials, audit, agents, log: broker.#log });
       broker.#unboundIdentities = await broker.#binding.migrate();
       // Finish what a crash left half-done (orphan roles, half-revoked leases), then keep reaping —
       // on the replica that leads the cluster jobs (the only process, with SQLite), and again on

@@ -97,7 +97,7 @@ export function devConfig(dataDir: string, port: number, postgres?: DevPostgres,
     identities: [
       { id: 'workload:github/acme/api', kind: 'workload', owner: 'team:payments', purpose: 'serves the payments api', boundary: 'application', environment: 'prod', parents: ['Team::"payments"'] },
       { id: 'workload:github/acme/reports', kind: 'workload', owner: 'team:data', purpose: 'nightly reports', boundary: 'platform', environment: 'prod' },
-      { id: 'agent:support-bot', kind: 'agent', owner: 'team:support', purpose: 'answers order-status tickets', boundary: 'ai-platform', environment: 'prod' },
+      { id: 'agent:support-bot', kind: 'agent', owner: 'team:support', purpose: 'answers order-status tickets', boundary: 'ai-platform', environment: 'prod', sponsor: 'user:alice@example.com' },
       { id: 'user:admin@example.com', kind: 'user', owner: 'user:admin@example.com', purpose: 'dev administrator', boundary: 'platform', environment: 'prod', parents: ['Role::"portcullis-admin"', 'Team::"sre"'] },
       // People for the privileged-access walkthrough: alice asks, bob and carol review.
       { id: 'user:alice@example.com', kind: 'user', owner: 'user:alice@example.com', purpose: 'payments developer, on call', boundary: 'application', environment: 'prod', parents: ['Team::"payments"', 'Team::"oncall"'] },

@@ -96,9 +96,11 @@ export const CONFIG_FILE = section({
         labels: LABELS.optional(),
         parents: PARENTS.optional(),
         trusts: texts().optional(),
+        sponsor: text({ pattern: /^user:\S{1,255}$/, hint: 'the id of a human (user:…) who answers for the agent' }).optional(),
       }).superRefine((o, ctx) => {
         const k = kindOfId(o.id);
         if (k !== undefined && k !== o.kind) ctx.addIssue({ code: 'custom', path: ['kind'], message: `${o.kind} does not match the id ${o.id} (a ${k} id)` });
+        if (o.sponsor !== undefined && o.kind !== 'agent') ctx.addIssue({ code: 'custom', path: ['sponsor'], message: `only an agent has a sponsor (this is a ${o.kind})` });
       }),
     )
     .optional(),
@@ -248,6 +250,7 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
       labels: o.labels ?? {},
       parents: o.parents ?? [],
       trusts: bindingOf(o.id, o.trusts, at, trusts),
+      ...(o.sponsor !== undefined && { sponsor: o.sponsor }),
     };
   });
 

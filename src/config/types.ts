@@ -37,6 +37,8 @@ export interface IdentityConfig {
    * can produce its id, or none (only credentials Portcullis issues for it). Resolved at load.
    */
   trusts: string[];
+  /** An agent's sponsor (docs/agents.md): set on its profile at load when it has none or another. */
+  sponsor?: string;
 }
 
 /** A declared resource is exactly what the policy domain makes an entity from. */

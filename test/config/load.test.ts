@@ -69,3 +69,11 @@ test('session TTL is capped at 15 minutes whatever is asked, with a warning', ()
 test('a missing file says which file', () => {
   assert.throws(() => loadConfigFile(join(dir, 'nope.yaml')), /cannot read config file .*nope\.yaml: ENOENT/);
 });
+
+test("an agent's sponsor can be declared; only an agent has one, and it must name a user", () => {
+  const agent = base.replace('identities:\n', 'identities:\n  - { id: "agent:bot", kind: agent, boundary: application, environment: prod, sponsor: "user:sam@example.com" }\n');
+  const { config: c } = parseConfig(agent, dir);
+  assert.equal(c.identities.find((i) => i.id === 'agent:bot')!.sponsor, 'user:sam@example.com');
+  assert.equal(fieldOf(agent.replace('sponsor: "user:sam@example.com"', 'sponsor: "team:support"')), 'identities[0].sponsor');
+  assert.equal(fieldOf(base.replace('owner: team:payments }', 'owner: team:payments, sponsor: "user:sam@example.com" }')), 'identities[0].sponsor');
+});
