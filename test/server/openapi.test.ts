@@ -11,7 +11,7 @@ type Op = { operationId?: string; responses?: Record<string, { content?: Record<
 
 describe('/openapi.json', () => {
   let h: Harness;
-  let doc: { paths: Record<string, Record<string, Op>> };
+  let doc: { paths: Record<string, Record<string, Op>>; components: Record<string, unknown> };
   const ajv = new Ajv2020({ strict: false, allErrors: true });
   (addFormats as unknown as (a: Ajv2020) => void)(ajv);
 
@@ -43,7 +43,8 @@ describe('/openapi.json', () => {
 
   it('documents the problem+json shape on errors and the request schemas', () => {
     const issue = doc.paths['/v1/credentials']!.post! as Op & { requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown>; additionalProperties?: boolean } }> } };
-    const p = issue.responses!['403']!.content!['application/problem+json']!.schema as { properties: Record<string, unknown> };
+    const ref = (issue.responses!['403']!.content!['application/problem+json']!.schema as { $ref: string }).$ref;
+    const p = (doc.components.schemas as Record<string, unknown>)[ref.replace('#/components/schemas/', '')] as { properties: Record<string, unknown> };
     for (const k of ['type', 'title', 'status', 'code', 'detail']) assert.ok(p.properties[k], k);
     const body = issue.requestBody!.content['application/json']!.schema;
     assert.ok(body.properties.target && body.properties.reason);
@@ -57,7 +58,8 @@ describe('/openapi.json', () => {
   };
   const check = (res: { status: number; body: unknown; headers: Headers }, path: string, method: string) => {
     const type = (res.headers.get('content-type') ?? '').split(';')[0]!;
-    const validate = ajv.compile(schemaOf(path, method, String(res.status), type));
+    // Shared shapes are $refs into components: compile each schema with them beside it.
+    const validate = ajv.compile({ ...schemaOf(path, method, String(res.status), type), components: doc.components });
     assert.ok(validate(res.body), `${method} ${path} ${res.status}: ${JSON.stringify(validate.errors)}\n${JSON.stringify(res.body)}`);
   };
 
