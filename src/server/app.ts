@@ -23,8 +23,7 @@ import { gatewaySessionRoutes } from './routes/gateway-sessions.ts';
 import { loginEdge } from './edge.ts';
 import { requestId, requestLog } from './request-log.ts';
 import type { Logger } from '../common/log.ts';
-import { documentSecurity, installZod, openapiTransform, withComponents } from './openapi.ts';
-import type { SchemaComponents } from './openapi.ts';
+import { documentSecurity, installZod, openapiTransform, schemaComponents, withComponents } from './openapi.ts';
 import { DEFAULT_TIMEOUTS } from '../config/server.ts';
 
 export interface ServerOptions {
@@ -71,7 +70,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
 
-  const components: SchemaComponents = new Map();
+  const components = schemaComponents();
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',

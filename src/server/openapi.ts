@@ -48,7 +48,8 @@ export function installZod(app: FastifyInstance): void {
  * the document stays small and a generated client names them. A shape whose input and output
  * forms differ cannot be shared: that is refused here rather than documented wrongly.
  */
-export type SchemaComponents = Map<string, unknown>;
+export type SchemaComponents = Map<string, unknown> & { optionalBodies: Set<string> };
+export const schemaComponents = (): SchemaComponents => Object.assign(new Map<string, unknown>(), { optionalBodies: new Set<string>() });
 const COMPONENT_REF = '#/components/schemas/';
 const toComponentRefs = (v: unknown): unknown => JSON.parse(JSON.stringify(v).replaceAll('"#/$defs/', `"${COMPONENT_REF}`));
 
@@ -77,10 +78,14 @@ function convertResponse(r: unknown, components: SchemaComponents): unknown {
  * RFC 8693 form, whose errors are RFC 6749's): it is not validated at the edge.
  */
 export function openapiTransform(components: SchemaComponents) {
-  return ({ schema, url }: { schema: Record<string, unknown>; url: string }): { schema: Record<string, unknown>; url: string } => {
+  return ({ schema, url, route }: { schema: Record<string, unknown>; url: string; route?: { method: string | string[] } }): { schema: Record<string, unknown>; url: string } => {
     if (!schema) return { schema, url };
     const { documentedBody, ...out } = schema as Record<string, unknown> & { documentedBody?: { contentType: string; schema: z.ZodType } };
     for (const part of ['body', 'querystring', 'params', 'headers']) if (isZod(schema[part])) out[part] = jsonSchema(schema[part], 'input', components);
+    // @fastify/swagger marks every body required; a POST with no body at all is accepted by these.
+    if (isZod(schema.body) && schema.body.safeParse(undefined).success) {
+      for (const m of [route?.method ?? []].flat()) components.optionalBodies.add(`${m.toLowerCase()} ${url.replace(/:(\w+)/g, '{$1}')}`);
+    }
     if (documentedBody) {
       out.body = jsonSchema(documentedBody.schema, 'input', components);
       out.consumes = [documentedBody.contentType];
@@ -92,11 +97,15 @@ export function openapiTransform(components: SchemaComponents) {
   };
 }
 
-/** @fastify/swagger `transformObject`: the shared shapes, in a stable order. */
+/** @fastify/swagger `transformObject`: the shared shapes, in a stable order; optional bodies not required. */
 export function withComponents(components: SchemaComponents) {
   return ({ openapiObject }: { openapiObject: Record<string, unknown> }): Record<string, unknown> => {
     const c = (openapiObject.components ?? {}) as Record<string, unknown>;
     const schemas = Object.fromEntries([...components.entries()].sort(([a], [b]) => a.localeCompare(b)));
+    const paths = (openapiObject.paths ?? {}) as Record<string, Record<string, { requestBody?: { required?: boolean } }>>;
+    for (const [path, ops] of Object.entries(paths)) {
+      for (const [method, op] of Object.entries(ops)) if (op.requestBody && components.optionalBodies.has(`${method} ${path}`)) op.requestBody.required = false;
+    }
     return { ...openapiObject, components: { ...c, schemas: { ...(c.schemas as object), ...schemas } } };
   };
 }
