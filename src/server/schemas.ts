@@ -179,9 +179,20 @@ export const AccessRequestView = z.looseObject({
   target: AccessTarget,
   what: z.string(),
   reason: z.string(),
+  ticket: z.string().nullable(),
+  duration_ms: z.int(),
+  start_at: time.nullable(),
+  session_bound: z.boolean(),
   status: z.enum(['pending', 'approved', 'denied', 'cancelled', 'expired']),
+  required_approvals: z.int(),
+  rules: z.array(z.string()),
+  reviewers: z.array(z.string()),
   created_at: time,
   expires_at: time,
+  decided_at: time.nullable(),
+  grant_id: z.string().nullable(),
+  reviews: z.array(z.object({ reviewer: z.string(), verdict: z.enum(['approve', 'deny']), decision_id: z.string(), at: time, comment: z.string().nullable() })),
+  comments: z.array(z.object({ author: z.string(), at: time, text: z.string() })),
   status_line: z.string(),
 }).meta({ id: 'AccessRequest' });
 export const Grant = z.looseObject({
@@ -191,10 +202,17 @@ export const Grant = z.looseObject({
   request_id: z.string().nullable(),
   target: AccessTarget,
   what: z.string(),
+  grants: z.array(z.string()),
+  roles: z.array(Uid),
   start_at: time,
   end_at: time,
   status: z.enum(['active', 'ended']),
   ended_at: time.nullable(),
+  ended_by: z.string().nullable(),
+  end_reason: z.string().nullable(),
+  session_bound: z.boolean(),
+  reason: z.string(),
+  revokers: z.array(z.string()).describe('break-glass: who was notified and may end it'),
 }).meta({ id: 'Grant' });
 export const BreakGlassReview = z.object({
   id: z.string(),
@@ -219,7 +237,7 @@ export const Delivery = z.object({
   delivered_at: time.nullable(),
 }).meta({ id: 'Delivery' });
 
-const PolicyFile = z.looseObject({ name: z.string(), text: z.string() });
+const PolicyFile = z.looseObject({ name: z.string(), text: z.string(), origin: z.enum(['config', 'api']) });
 export const PolicyVersion = z.looseObject({ version: z.int(), created_at: time, actor: z.string(), reason: z.string(), digest: z.string(), files: z.array(PolicyFile) }).meta({ id: 'PolicyVersion' });
 
 export const Finding = z.object({ code: z.string(), severity: z.string(), subject: z.string(), message: z.string() }).meta({ id: 'Finding' });

@@ -1082,25 +1082,55 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         AccessRequest: {
+            comments: {
+                /**
+                 * Format: date-time
+                 * @description RFC 3339 time (UTC)
+                 */
+                at: string;
+                author: string;
+                text: string;
+            }[];
             /**
              * Format: date-time
              * @description RFC 3339 time (UTC)
              */
             created_at: string;
+            decided_at: string | null;
+            duration_ms: number;
             /**
              * Format: date-time
              * @description RFC 3339 time (UTC)
              */
             expires_at: string;
+            grant_id: string | null;
             id: string;
             reason: string;
             requester: string;
+            required_approvals: number;
+            reviewers: string[];
+            reviews: {
+                /**
+                 * Format: date-time
+                 * @description RFC 3339 time (UTC)
+                 */
+                at: string;
+                comment: string | null;
+                decision_id: string;
+                reviewer: string;
+                /** @enum {string} */
+                verdict: "approve" | "deny";
+            }[];
+            rules: string[];
+            session_bound: boolean;
+            start_at: string | null;
             /** @enum {string} */
             status: "pending" | "approved" | "denied" | "cancelled" | "expired";
             status_line: string;
             target: {
                 [key: string]: unknown;
             };
+            ticket: string | null;
             what: string;
         } & {
             [key: string]: unknown;
@@ -1247,12 +1277,23 @@ export interface components {
              * @description RFC 3339 time (UTC)
              */
             end_at: string;
+            end_reason: string | null;
             ended_at: string | null;
+            ended_by: string | null;
+            grants: string[];
             id: string;
             identity_id: string;
             /** @enum {string} */
             kind: "request" | "break-glass";
+            reason: string;
             request_id: string | null;
+            /** @description break-glass: who was notified and may end it */
+            revokers: string[];
+            roles: {
+                id: string;
+                type: string;
+            }[];
+            session_bound: boolean;
             /**
              * Format: date-time
              * @description RFC 3339 time (UTC)
@@ -1433,6 +1474,8 @@ export interface components {
             digest: string;
             files: ({
                 name: string;
+                /** @enum {string} */
+                origin: "config" | "api";
                 text: string;
             } & {
                 [key: string]: unknown;
@@ -4499,12 +4542,23 @@ export interface operations {
                              * @description RFC 3339 time (UTC)
                              */
                             end_at: string;
+                            end_reason: string | null;
                             ended_at: string | null;
+                            ended_by: string | null;
+                            grants: string[];
                             id: string;
                             identity_id: string;
                             /** @enum {string} */
                             kind: "request" | "break-glass";
+                            reason: string;
                             request_id: string | null;
+                            /** @description break-glass: who was notified and may end it */
+                            revokers: string[];
+                            roles: {
+                                id: string;
+                                type: string;
+                            }[];
+                            session_bound: boolean;
                             /**
                              * Format: date-time
                              * @description RFC 3339 time (UTC)
@@ -5550,6 +5604,8 @@ export interface operations {
                         digest: string;
                         files: ({
                             name: string;
+                            /** @enum {string} */
+                            origin: "config" | "api";
                             text: string;
                         } & {
                             [key: string]: unknown;
