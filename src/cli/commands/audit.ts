@@ -6,7 +6,8 @@ import type { JsonWebKey } from 'node:crypto';
 import type { PublicKeyResolver } from '../../audit/types.ts';
 import type { AuditReader } from '../../audit/ports.ts';
 import type { AuditVerificationDto } from '../../server/dto.ts';
-import { CliError, EXIT, address, call, sessionToken } from '../client.ts';
+import { CliError, EXIT, address, api, sessionToken } from '../client.ts';
+import type { ApiQuery } from '../client.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
 
@@ -36,7 +37,9 @@ export function register(program: Command): void {
           return;
         }
         q.set('limit', o.limit);
-        const r = await call<{ events: Record<string, unknown>[] }>('GET', `/v1/audit/${stream}?${q}`);
+        const query = Object.fromEntries(q) as ApiQuery<'/v1/audit/{stream}', 'get'>;
+        // JSON (not the ndjson export): the events.
+        const r = (await api((c) => c.GET('/v1/audit/{stream}', { params: { path: { stream }, query } }))) as { events: Record<string, unknown>[] };
         out(!!o.json, r, () => table(r.events.map(flatEvent), ['seq', 'time', 'type', 'actor', 'decision', 'detail']));
       });
   }
@@ -69,7 +72,7 @@ export function register(program: Command): void {
           await opened.close();
         }
       } else {
-        r = await call<AuditVerificationDto>('GET', '/v1/audit/verify');
+        r = await api((c) => c.GET('/v1/audit/verify'));
       }
       out(!!o.json, r, () =>
         r.streams

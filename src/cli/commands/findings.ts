@@ -1,6 +1,6 @@
 // `portcullis findings`: what needs attention in the inventory.
 import type { Command } from 'commander';
-import { call, EXIT } from '../client.ts';
+import { api, EXIT } from '../client.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
 
@@ -11,7 +11,7 @@ export function register(program: Command): void {
     .option('--stale-days <n>', 'an identity unused this long is stale', '30')
     .addOption(json())
     .action(async (o: { staleDays: string; json?: boolean }) => {
-      const r = await call<{ findings: { code: string; severity: string; subject: string; message: string }[] }>('GET', `/v1/findings?stale_days=${encodeURIComponent(o.staleDays)}`);
+      const r = await api((c) => c.GET('/v1/findings', { params: { query: { stale_days: o.staleDays } } }));
       out(!!o.json, r, () => (r.findings.length === 0 ? 'no findings' : table(r.findings, ['severity', 'code', 'subject', 'message'])));
       if (r.findings.some((f) => f.severity === 'high')) process.exitCode = EXIT.failure;
     });
