@@ -1,16 +1,9 @@
 // The errors the client throws: an answer that is not a success (a problem+json document, or an
 // RFC 6749 error from the token endpoint) and a server that could not be reached.
+import type { components } from './generated/openapi.ts';
 
-/** An RFC 9457 problem document as Portcullis sends it (stable `code`, `field` on invalid input). */
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  code: string;
-  detail: string;
-  field?: string;
-  [extra: string]: unknown;
-}
+/** An RFC 9457 problem document as Portcullis sends it (stable `code`, `field` on invalid input; the document's `Problem`). */
+export type Problem = components['schemas']['Problem'];
 
 /** The server answered with an error. `code` is the problem's stable code, or the RFC 6749 `error`. */
 export class PortcullisApiError extends Error {
