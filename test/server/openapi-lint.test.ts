@@ -95,6 +95,16 @@ describe('OpenAPI document: complete and lint-clean', () => {
     assert.ok(form.properties.grant_type && form.properties.subject_token);
   });
 
+  it('with a metrics token, /metrics declares its own bearer scheme and 401, still lint-clean', async () => {
+    const withToken = await openapiDocument('metrics: { token_env: PCX_TEST_METRICS_TOKEN }\n', { PCX_TEST_METRICS_TOKEN: 'm'.repeat(24) });
+    const metrics = withToken.paths['/metrics']!.get as Op;
+    assert.deepEqual(metrics.security, [{ metrics: [] }]);
+    assert.ok(metrics.responses!['401']);
+    const config = await loadConfig({ configPath: join(root, 'redocly.yaml') });
+    assert.deepEqual(await lintFromString({ source: JSON.stringify(withToken), absoluteRef: join(root, 'openapi.json'), config }), []);
+    assert.deepEqual(operationGaps(withToken), []);
+  });
+
   it('the completeness check catches a route added without operationId, security or responses', () => {
     const broken = structuredClone(doc);
     broken.paths['/v1/new-thing'] = { post: { summary: 'new', tags: ['x'] } };
