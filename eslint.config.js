@@ -62,7 +62,7 @@ export default tseslint.config(
     // Dependencies point one way: domains never import the broker, the transport or the CLI.
     files: domains.map((d) => `src/${d}/**/*.ts`),
     rules: {
-      'no-restricted-imports': ['error', { paths: [{ name: 'node:sqlite', message: 'storage goes through the repository ports' }], patterns: [{ group: ['**/broker/**', '**/server/**', '**/cli/**'], message: 'domains do not import broker/, server/ or cli/' }, { group: ['**/store/sqlite/**'], message: 'domains use their ports, not the SQLite store' }] }],
+      'no-restricted-imports': ['error', { paths: [{ name: 'node:sqlite', message: 'storage goes through the repository ports' }], patterns: [{ group: ['**/broker/**', '**/server/**', '**/cli/**', '!@modelcontextprotocol/sdk/**'], message: 'domains do not import broker/, server/ or cli/ (the MCP SDK server/ is a package, not ours)' }, { group: ['**/store/sqlite/**'], message: 'domains use their ports, not the SQLite store' }] }],
     },
   },
 );

@@ -17,6 +17,7 @@ export const SUITES: Record<string, Suite> = {
   cluster: () => import('./cluster.ts'),
   gateway: () => import('./gateway.ts'),
   governance: () => import('./governance.ts'),
+  mcp: () => import('./mcp.ts'),
 };
 
 /** Runs the wanted suites (all when none named) in order; returns the names of those that failed. */

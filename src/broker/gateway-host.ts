@@ -3,6 +3,9 @@
 // the configured gateways, starts and stops them with the server, and feeds the live-session
 // registry its revocation events (this replica's admin records, other replicas' notices).
 import { X509Certificate } from 'node:crypto';
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { createLocalJWKSet, type JWK, type JWTVerifyGetKey } from 'jose';
+import { ASSIGNMENT_CLAIM, ASSIGNMENT_ID_RE, type Assignment, type AssignmentReader } from '../agents/types.ts';
 import { AuthenticationFailed, Forbidden, NotFound } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { Metrics } from '../common/metrics.ts';
@@ -14,14 +17,15 @@ import type { SessionService } from '../identity/sessions.ts';
 import type { ApiKeyService } from '../identity/apikeys.ts';
 import { looksLikeApiKey } from '../identity/apikey-format.ts';
 import type { CredentialService } from '../credentials/index.ts';
+import { actorsOf, storedFacts, verifyAccessToken } from '../credentials/index.ts';
+import type { AuthnFacts } from '../identity/types.ts';
 import type { SshCa } from '../credentials/issuers/ssh/ssh.ts';
 import { parseUserCertificate } from '../credentials/issuers/ssh/ssh-cert.ts';
 import type { AccessService } from '../access/index.ts';
 import type { DecisionPoint } from '../policy/decision-point.ts';
 import type { EntityUid } from '../policy/engine/types.ts';
 import type { ChangeFeed } from '../store/ports.ts';
-import type { Assignment, AssignmentReader } from '../agents/types.ts';
-import type { Gateway, GatewayHost, GatewayDecision, GatewayDecisionRequest, GatewayLease, GatewayLeaseRequest, GatewayPrincipal, GatewayProof } from '../gateways/index.ts';
+import type { Gateway, GatewayApprovalRequest, GatewayHost, GatewayDecision, GatewayDecisionRequest, GatewayLease, GatewayLeaseRequest, GatewayPrincipal, GatewayProof } from '../gateways/index.ts';
 import { SessionRegistry, gatewayKind, type SessionHangs } from '../gateways/index.ts';
 import type { GrantsFor } from './authorization.ts';
 import { svidLease } from './trusts.ts';
@@ -47,6 +51,9 @@ export interface GatewayHostDeps {
   authn: Authentication;
   issuance: CredentialIssuance;
   log: (msg: string) => void;
+  /** `iss` of access tokens, and the keys they are verified with (the MCP gateway's bearer proofs). */
+  issuer: string;
+  publicJwks(): { keys: unknown[] };
   agents: AssignmentReader;
 }
 
@@ -65,6 +72,8 @@ export class BrokerGatewayHost implements GatewayHost {
   readonly #d: GatewayHostDeps;
   readonly #proved = new WeakMap<GatewayPrincipal, Proved>();
   readonly sessions: SessionRegistry;
+  #jwks: { json: string; keys: JWTVerifyGetKey } | undefined;
+  #approvals: { version: number; index: Map<string, string> } | undefined;
 
   constructor(deps: GatewayHostDeps) {
     this.#d = deps;
@@ -80,6 +89,7 @@ export class BrokerGatewayHost implements GatewayHost {
   async authenticate(proof: GatewayProof, sourceIp: string): Promise<GatewayPrincipal> {
     if (proof.type === 'ssh-certificate') return this.#sshCertificate(proof.certificate, sourceIp);
     if (proof.type === 'x509') return this.#svid(proof.chain, sourceIp);
+    if (proof.type === 'bearer') return this.#bearer(proof.token, proof.audience, sourceIp);
     const secret = proof.secret;
     if (typeof secret !== 'string' || secret.length === 0 || secret.length > 8192) throw new AuthenticationFailed('malformed', 'the secret is empty or too long');
     let token = secret;
@@ -131,6 +141,122 @@ export class BrokerGatewayHost implements GatewayHost {
     });
     this.#proved.set(p, { session, sourceIp, issuedAt });
     return p;
+  }
+
+  /**
+   * An access token Portcullis issued (RFC 9068), for `audience` only: signature, issuer, expiry,
+   * its lease still active, its subject and every actor of its `act` chain active (authn audited).
+   * The principal is the subject; the chain, the acting agent's boundary and the assignment ride along.
+   */
+  async #bearer(token: string, audience: string, sourceIp: string): Promise<GatewayPrincipal> {
+    const { audit, credentials, identities, clock } = this.#d;
+    const fail = async (reason: string, detail: string): Promise<never> => {
+      await audit.append({ stream: 'authn', type: 'authn.failure', actor: 'anonymous', payload: { reason, detail: detail.slice(0, 300), proof: 'access-token', audience: audience.slice(0, 300), source_ip: sourceIp } });
+      throw new AuthenticationFailed(reason, detail);
+    };
+    if (typeof token !== 'string' || token.length === 0 || token.length > 8192) return fail('malformed', 'the access token is empty or too long');
+    let v: Awaited<ReturnType<typeof verifyAccessToken>>;
+    try {
+      v = await verifyAccessToken(token, this.#keys(), { issuer: this.#d.issuer, audience, currentDate: new Date(clock.now()) });
+    } catch (err) {
+      return fail('invalid_token', (err as Error).message);
+    }
+    const { active, lease } = await credentials.introspect('api', v.jti);
+    if (!active || !lease || lease.identityId !== v.sub) return fail('revoked', 'the access token has been revoked or has expired');
+    const identity = await identities.current(v.sub);
+    if (!identity || identity.status !== 'active') return fail(`identity_${identity?.status ?? 'unknown'}`, `identity ${v.sub} is not active`);
+    const actors = actorsOf(v.act);
+    for (const a of actors) {
+      const actor = await identities.current(a);
+      if (!actor || actor.status !== 'active') return fail(`actor_${actor?.status ?? 'unknown'}`, `actor ${a} is not active`);
+    }
+    const asg = v.claims[ASSIGNMENT_CLAIM];
+    if (asg !== undefined && (typeof asg !== 'string' || !ASSIGNMENT_ID_RE.test(asg))) return fail('invalid_token', `claim ${ASSIGNMENT_CLAIM} is not an assignment id`);
+    const stored = storedFacts(lease).session.authn as AuthnFacts | undefined;
+    const authn: AuthnFacts = stored ?? { method: 'api-key', trust: 'access-token', mfa: false, assurance: 'low', auth_time: Number(v.claims.iat) };
+    await audit.append({
+      stream: 'authn',
+      type: 'authn.success',
+      actor: identity.id,
+      boundary: identity.boundary,
+      payload: { method: 'access-token', trust: authn.trust, lease: lease.id, audience, actors, ...(asg !== undefined && { assignment: asg }), source_ip: sourceIp },
+    });
+    const session: SessionContext = { identity, authn, claims: {}, jti: `at:${v.jti}`, expiresAt: Number(v.claims.exp) * 1000 };
+    const actorBoundary = actors.length > 0 ? identities.get(actors[0]!)?.boundary : undefined;
+    const p: GatewayPrincipal = Object.freeze({
+      identityId: identity.id,
+      kind: identity.kind,
+      boundary: identity.boundary,
+      method: 'access-token',
+      trust: authn.trust,
+      proofLeaseId: lease.id,
+      ...(actors.length > 0 && { actors: Object.freeze(actors) }),
+      ...(actorBoundary !== undefined && { actorBoundary }),
+      ...(asg !== undefined && { assignmentId: asg }),
+      sourceIp,
+    });
+    this.#proved.set(p, { session, sourceIp });
+    return p;
+  }
+
+  /** The broker's public JWKS as a key resolver, rebuilt when the keys change (rotation). */
+  #keys(): JWTVerifyGetKey {
+    const jwks = this.#d.publicJwks();
+    const json = JSON.stringify(jwks.keys);
+    if (this.#jwks?.json !== json) this.#jwks = { json, keys: createLocalJWKSet(jwks as { keys: JWK[] }) };
+    return this.#jwks.keys;
+  }
+
+  issuer(): string {
+    return this.#d.issuer;
+  }
+
+  /** `@approval("…")` of each active policy, by id (read once per policy version). */
+  #approvalIndex(): Map<string, string> {
+    const v = this.#d.decisions.version?.version ?? -1;
+    if (this.#approvals?.version === v) return this.#approvals.index;
+    const index = new Map<string, string>();
+    for (const p of this.#d.decisions.policies) {
+      const r = cedar.policyToJson(p.text);
+      if (r.type !== 'success') continue;
+      const a = (r.json as { annotations?: Record<string, string | null> }).annotations?.approval;
+      if (typeof a === 'string' && a.trim() !== '') index.set(p.id, a.trim());
+    }
+    this.#approvals = { version: v, index };
+    return index;
+  }
+
+  /** An allow any of whose permits asks approval; a deny all of whose forbids do. */
+  #approvalFor(d: { decision: 'allow' | 'deny'; reasons: readonly string[] }): string | undefined {
+    if (d.reasons.length === 0) return undefined;
+    const index = this.#approvalIndex();
+    if (index.size === 0) return undefined;
+    if (d.decision === 'allow') return d.reasons.map((r) => index.get(r)).find((a) => a !== undefined);
+    const named = d.reasons.map((r) => index.get(r));
+    return named.every((a) => a !== undefined) ? named[0] : undefined;
+  }
+
+  async requestApproval(who: GatewayPrincipal, req: GatewayApprovalRequest): Promise<{ id: string }> {
+    const { session, sourceIp } = this.#who(who);
+    const r = await this.#d.access.createRequest(
+      { id: session.identity.id, authn: session.authn, sessionId: session.jti, sourceIp },
+      { target: { kind: 'resource', resource: req.resource, actions: [req.action] }, duration_ms: 60_000, reason: req.reason },
+    );
+    return { id: r.id };
+  }
+
+  async approvalStatus(id: string, approver: string): Promise<'pending' | 'approved' | 'denied' | 'expired'> {
+    const r = await this.#d.access.requests.get(id);
+    if (r.status === 'pending') return 'pending';
+    if (r.status === 'expired') return 'expired';
+    if (r.status !== 'approved') return 'denied';
+    // Approved by someone allowed to, but the policy named this human.
+    return r.reviews.some((v) => v.reviewer === approver && v.verdict === 'approve') ? 'approved' : 'denied';
+  }
+
+  async cancelApproval(who: GatewayPrincipal, id: string, reason: string): Promise<void> {
+    const { session, sourceIp } = this.#who(who);
+    await this.#d.access.requests.cancel({ id: session.identity.id, authn: session.authn, sessionId: session.jti, sourceIp }, id, reason);
   }
 
   clientCaPem(): string {
@@ -203,13 +329,15 @@ export class BrokerGatewayHost implements GatewayHost {
       action: req.action,
       resource: req.resource,
       purpose: req.purpose ?? {},
+      ...(who.actors !== undefined && { delegation: { depth: who.actors.length, actors: [...who.actors] } }),
       ...(req.context !== undefined && { extra: req.context }),
       ...(req.entities !== undefined && { resourceEntities: req.entities }),
     });
     this.#d.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
     this.#d.metrics.decisions.inc({ decision: decision.decision });
     const d = identity.status === 'active' ? decision.decision : 'deny';
-    return { decision: d, decision_id: decision.decision_id, reasons: decision.reasons, policy_version: decision.policy_version, recorded };
+    const approval = this.#approvalFor(decision);
+    return { decision: d, decision_id: decision.decision_id, reasons: decision.reasons, policy_version: decision.policy_version, recorded, ...(approval !== undefined && d === decision.decision && { approval }) };
   }
 
   policyVersion(): number | undefined {
@@ -287,6 +415,7 @@ export class BrokerGatewayHost implements GatewayHost {
       ...(who.apiKeyId !== undefined && { apiKeyId: who.apiKeyId }),
       leaseIds: who.proofLeaseId !== undefined ? [who.proofLeaseId] : [],
       grantIds: [],
+      ...(who.assignmentId !== undefined && { assignmentId: who.assignmentId }),
     };
   }
 }

@@ -146,7 +146,7 @@ export class Broker {
     this.#issuance = new CredentialIssuance({ ...s, targets: config.targets });
     this.#bootstrap = new Bootstrap({ ...s, secrets: opened.store.bootstrap, unitOfWork: opened.store, boundaries });
     this.#signals = new Signals({ ...s, issuer: this.issuer, replay: opened.store.identity.replay, log: this.#log });
-    this.#gateways = new GatewayRunner({ ...s, changes: opened.store.changes, authn: this.#authn, issuance: this.#issuance, log: this.#log });
+    this.#gateways = new GatewayRunner({ ...s, changes: opened.store.changes, authn: this.#authn, issuance: this.#issuance, log: this.#log, issuer: this.issuer, publicJwks: () => this.publicJwks() });
     const agents = new AgentAdmin({ ...s, authz, lifecycle });
     const admin: AdminApi = {
       identities: new IdentityAdmin({ ...s, authz, binding: this.#binding, onInactive }),

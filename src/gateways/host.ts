@@ -14,7 +14,9 @@ export type GatewayProof =
   /** An OpenSSH user certificate line (`ssh-ed25519-cert-v01@openssh.com AAAA…`) the client proved it holds the key of. */
   | { type: 'ssh-certificate'; certificate: string }
   /** The certificate chain (DER, leaf first) a client presented over TLS: an X.509-SVID, checked by the spiffe trusts. */
-  | { type: 'x509'; chain: Uint8Array[] };
+  | { type: 'x509'; chain: Uint8Array[] }
+  /** An OAuth access token (`Authorization: Bearer`) Portcullis issued, which must carry `audience` in `aud` (RFC 8707/9068): the MCP gateway's proof. */
+  | { type: 'bearer'; token: string; audience: string };
 
 /**
  * Who connected, as the broker proved it. Opaque to the gateway: only a principal the host
@@ -36,6 +38,12 @@ export interface GatewayPrincipal {
   readonly proofLeaseId?: string;
   /** For an SSH certificate: the principals it names. */
   readonly principals?: readonly string[];
+  /** For an access token: its `act` chain, most recent actor first (an agent acting for the subject). */
+  readonly actors?: readonly string[];
+  /** For an access token: the boundary of the acting agent (`actors[0]`), when it is a known identity. */
+  readonly actorBoundary?: string;
+  /** For an access token: the assignment it was issued under (claim `asg`), if any. */
+  readonly assignmentId?: string;
   readonly sourceIp: string;
 }
 
@@ -56,6 +64,11 @@ export interface GatewayDecision {
   reasons: string[];
   /** The policy version that decided. */
   policy_version: number;
+  /**
+   * Who must approve before the decision takes effect (`@approval("…")` on the policies that
+   * determined it): an allow any of whose permits carries it, or a deny all of whose forbids do.
+   */
+  approval?: string;
   /**
    * Settles when the authz record is durable (rejects when audit is fail-closed and could not
    * record it): nothing that depends on the decision may reach the client before it resolves.
@@ -112,5 +125,25 @@ export interface GatewayHost {
   hangsOf(who: GatewayPrincipal): SessionHangs;
   /** This replica's live-session registry. */
   readonly sessions: SessionRegistry;
+  /** `iss` of Portcullis' tokens: the authorization server a protected resource names (RFC 9728). */
+  issuer(): string;
+  /**
+   * Asks `approver` (an identity id) to approve one held call through an access request made in
+   * the principal's name (access.request decided; CLI, API and webhooks see it like any other).
+   */
+  requestApproval(who: GatewayPrincipal, req: GatewayApprovalRequest): Promise<{ id: string }>;
+  /** Where an approval stands: `approved` only when the named approver approved it. */
+  approvalStatus(id: string, approver: string): Promise<'pending' | 'approved' | 'denied' | 'expired'>;
+  /** Withdraws a pending approval request (the hold timed out or the session ended). */
+  cancelApproval(who: GatewayPrincipal, id: string, reason: string): Promise<void>;
   assignment(id: string): Promise<Assignment | undefined>;
+}
+
+/** One held call an approver is asked about. */
+export interface GatewayApprovalRequest {
+  action: string;
+  resource: EntityUid;
+  approver: string;
+  /** What is asked, shown to the approver (no argument values: they may be secret). */
+  reason: string;
 }

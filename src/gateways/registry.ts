@@ -2,10 +2,11 @@
 // and one line in GATEWAYS; config loading and the broker read everything else from here.
 import { ConfigError, validateConfig, z } from '../common/validation.ts';
 import type { GatewayBase, GatewayPlugin } from './plugin.ts';
+import { mcpGateway } from './mcp/index.ts';
 import { postgresGateway } from './postgres/index.ts';
 import { sshGateway } from './ssh/index.ts';
 
-export const GATEWAYS = [postgresGateway, sshGateway] as const;
+export const GATEWAYS = [postgresGateway, sshGateway, mcpGateway] as const;
 
 export type { Gateway, GatewayBase, GatewayDeps, GatewayPlugin } from './plugin.ts';
 

@@ -5,7 +5,7 @@ import { ISSUERS } from '../credentials/issuers/registry.ts';
 import type { IssuerPlugin } from '../credentials/issuers/registry.ts';
 
 /** Resource types whose access the boundary guard governs (data plane). */
-const DATA_RESOURCE_TYPES = ['Database', 'Table', 'Host', 'Api', 'Secret', 'Tool'] as const;
+const DATA_RESOURCE_TYPES = ['Database', 'Table', 'Host', 'Api', 'Secret', 'Tool', 'McpResource', 'Prompt'] as const;
 const PRINCIPAL_TYPES = ['Workload', 'Agent', 'ServiceAccount', 'User'] as const;
 
 /** Identity kind → Cedar principal type. */
@@ -134,6 +134,50 @@ type SshCtx = {
   ssh?: SshRequest,
 };
 
+// What the MCP gateway adds to mcp.* decisions (docs/agents.md "MCP gateway"): the method and
+// the assignment's facts, this tool's labels and the labels of the assignment's earlier calls
+// (taint), its call count in the last minute (budget), and whether a human approved it. The
+// arguments are the tags of the McpCall entity in context.call (one tag per JSON path).
+type McpInfo = {
+  server: String,
+  name: String,            // tool name, resource URI or prompt name at the upstream
+  method: String,          // tools/call | tools/list | resources/read | resources/list | prompts/get | prompts/list
+  assignment: String,      // "" when the token names none
+  intent: String,
+  sponsor: String,
+  delegator: String,
+  agent: String,           // the acting agent (act.sub), "" without a chain
+  sourceBoundary: String,  // the boundary of the agent (of the principal without a chain)
+  labels: Set<String>,     // this tool's labels (gateway config: untrusted-input, writes …)
+  history: Set<String>,    // labels of the tools called before under this assignment
+  called: Set<String>,     // "server/tool" called before under this assignment
+  callsLastMinute: Long,   // calls of this tool under this assignment in the last 60 s (this one excluded)
+  approved: Bool,          // a human approved this very call (@approval)
+};
+type McpArg = {
+  kind: String,            // string | long | decimal | number | bool | null | array | object
+  str?: String,            // string; for number: its JSON text
+  long?: Long,
+  decimal?: decimal,
+  bool?: Bool,
+  size?: Long,             // array | object: how many members
+};
+entity McpCall tags McpArg;
+type McpCtx = {
+  authn: Authn,
+  request: RequestInfo,
+  purpose: Purpose,
+  grants: Set<String>,
+  breakGlass: Bool,
+  delegation: Delegation,
+  bridge: Bool,
+  signals: Signals,
+  gateway?: String,
+  session?: String,
+  mcp?: McpInfo,
+  call?: McpCall,
+};
+
 entity Team in [Team];
 entity Role in [Role];
 entity Workload, Agent, ServiceAccount, User in [Team, Role] {
@@ -144,7 +188,7 @@ entity Workload, Agent, ServiceAccount, User in [Team, Role] {
   labels: Set<String>,     // "key=value"
 } tags String;             // verified claims copied from the proof (trust "attributes")
 
-entity Database, Host, Api, Secret, Tool {
+entity Database, Host, Api, Secret, Tool, McpResource, Prompt {
   boundary: String,
   environment: String,
 } tags String;
@@ -185,6 +229,10 @@ action "ssh.shell", "ssh.exec", "ssh.subsystem", "ssh.forward_local", "ssh.forwa
 action "api.call" appliesTo { principal: [${principals}], resource: [Api], context: Ctx };
 action "secret.read" appliesTo { principal: [${principals}], resource: [Secret], context: Ctx };
 action "tool.invoke" appliesTo { principal: [${principals}], resource: [Tool], context: Ctx };
+// The MCP gateway (docs/agents.md): each tool call, resource read and prompt fetch; lists are filtered by the same actions.
+action "mcp.call" appliesTo { principal: [${principals}], resource: [Tool], context: McpCtx };
+action "mcp.read" appliesTo { principal: [${principals}], resource: [McpResource], context: McpCtx };
+action "mcp.prompt" appliesTo { principal: [${principals}], resource: [Prompt], context: McpCtx };
 action "credential.issue" appliesTo { principal: [${principals}], resource: [{{CREDENTIAL_RESOURCES}}], context: CredentialCtx };
 action "access.request", "access.approve" appliesTo { principal: [${principals}], resource: [AccessRequest, ${data}], context: Ctx };
 // Break-glass eligibility (access.break_glass.action): decided on the target with context.breakGlass = true.
@@ -271,7 +319,7 @@ unless {
     // (docs/agents.md "Boundaries"): a bridge out of ai-platform carries its agents, never its
     // people — an operator cannot reach customer data through a tool, even one an agent may
     // call; a bridge into it never hands an agent connector's secret to anyone but an agent; and
-    // an agent reaches another boundary's tools only while acting for someone (a delegation).
+    // an agent reaches another boundary's tools, MCP resources and prompts only while acting for someone (a delegation).
     id: 'system:ai-platform-guard',
     text: `@id("system:ai-platform-guard")
 forbid (principal, action, resource)
@@ -279,7 +327,7 @@ when {
   context.bridge && principal has boundary && resource has boundary &&
   ((principal is User && principal.boundary == "ai-platform") ||
    (resource is Secret && resource.boundary == "ai-platform" && !(principal is Agent)) ||
-   (principal is Agent && resource is Tool && !(context has delegation && context.delegation.depth > 0)))
+   (principal is Agent && (resource is Tool || resource is McpResource || resource is Prompt) && !(context has delegation && context.delegation.depth > 0)))
 };`,
   },
   {

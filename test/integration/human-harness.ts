@@ -6,7 +6,7 @@ import type { Account, Idp } from '../access/idp.ts';
 import { startReceiver } from '../access/receiver.ts';
 import type { Receiver } from '../access/receiver.ts';
 import { startHarness } from './harness.ts';
-import type { Harness } from './harness.ts';
+import type { Harness, HarnessOptions } from './harness.ts';
 import type { Json } from '../json.ts';
 
 /** Where the CLI's loopback listener would be; the test browser stops at this redirect. */
@@ -22,7 +22,7 @@ export interface HumanHarness extends Harness {
   sync(): void;
 }
 
-export async function startHumanHarness(o: { accounts: Account[]; access: string; policies: string; extraYaml?: string; extraEnv?: Record<string, string> }): Promise<HumanHarness> {
+export async function startHumanHarness(o: { accounts: Account[]; access: string; policies: string; extraYaml?: string; extraEnv?: Record<string, string>; harness?: HarnessOptions }): Promise<HumanHarness> {
   const idp = await startIdp(o.accounts, [REDIRECT]);
   const receiver = await startReceiver(WEBHOOK_SECRET);
   let h: Harness;
@@ -47,6 +47,7 @@ ${o.access.replaceAll('{{WEBHOOK_URL}}', receiver.url)}
     boundary: application
     environment: prod`,
         policies: o.policies,
+        ...o.harness,
       },
     );
   } catch (err) {
