@@ -11,9 +11,9 @@ import type { OpenApiDocument } from '../../src/server/openapi-document.ts';
 const root = join(import.meta.dirname, '..', '..');
 
 /** Public documents with no client error to answer (redocly.yaml turns operation-4xx-response off for these). */
-const NO_CLIENT_ERRORS = new Set(['GET /healthz', 'GET /readyz', 'GET /metrics', 'GET /.well-known/jwks.json', 'GET /.well-known/authzen-configuration', 'GET /.well-known/oauth-authorization-server', 'GET /.well-known/openid-configuration', 'GET /v1/audit/keys']);
-/** Error answers that are not problem documents, on purpose: RFC 6749 §5.2 token errors; readiness says why in its own shape. */
-const NOT_PROBLEMS = new Set(['POST /oauth2/token 400', 'GET /readyz 503']);
+const NO_CLIENT_ERRORS = new Set(['GET /healthz', 'GET /readyz', 'GET /metrics', 'GET /.well-known/jwks.json', 'GET /.well-known/authzen-configuration', 'GET /.well-known/oauth-authorization-server', 'GET /.well-known/openid-configuration', 'GET /.well-known/ssf-configuration', 'GET /v1/audit/keys']);
+/** Error answers that are not problem documents, on purpose: RFC 6749 §5.2 token errors; RFC 8935 §2.3 push errors (what transmitters read); readiness says why in its own shape. */
+const NOT_PROBLEMS = new Set(['POST /oauth2/token 400', 'POST /v1/signals/events 400', 'GET /readyz 503']);
 /** Operations with no input beyond the path: rotating an API key. */
 const NO_BODY = new Set(['POST /v1/apikeys/{id}/rotate']);
 const PROBLEM_REF = '#/components/schemas/Problem';

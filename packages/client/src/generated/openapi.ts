@@ -69,6 +69,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/.well-known/ssf-configuration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** OpenID Shared Signals Framework 1.0 transmitter configuration metadata (push delivery, CAEP session-revoked and credential-change, the broker JWKS) */
+        get: operations["getSsfConfiguration"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/access/v1/evaluation": {
         parameters: {
             query?: never;
@@ -188,6 +205,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/oauth2/introspect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** RFC 7662 introspection of a Portcullis access token: active while its lease, its subject and actors, and (an agent's token) its assignment are live; with `resource`, only for that audience */
+        post: operations["introspectToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/oauth2/token": {
         parameters: {
             query?: never;
@@ -197,7 +231,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** RFC 8693 token exchange: a workload JWT for a session token, or delegation (subject + actor access tokens → a token on the subject's behalf with act) */
+        /** RFC 8693 token exchange: a workload JWT for a session token; delegation (subject + actor access tokens → a token on the subject's behalf with act); or, with `assignment`, an agent's assignment-scoped token for one `resource` (docs/agents.md) */
         post: operations["exchangeToken"];
         delete?: never;
         options?: never;
@@ -325,6 +359,59 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every agent with its sponsor, model and tools (identity.read) */
+        get: operations["listAgents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One agent and its profile (the agent itself, its sponsor, or identity.read) */
+        get: operations["getAgent"];
+        /** Set an agent's sponsor (a human in the inventory), model, provider and the tools it may ever reach (agent.manage; never by the agent itself) */
+        put: operations["setAgentProfile"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/{id}/assignments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An agent's assignments, newest first: mine=true, those you are a party to (delegator, agent, sponsor); otherwise assignment.read on the agent */
+        get: operations["listAgentAssignments"];
+        put?: never;
+        /** Give an agent an assignment: it acts for you (the caller) with this intent, these tools and audiences, until it ends (assignment.create). With `parent`, an agent hands part of its own assignment to a sub-agent */
+        post: operations["createAssignment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/apikeys": {
         parameters: {
             query?: never;
@@ -371,6 +458,57 @@ export interface paths {
         put?: never;
         /** Rotate: a new secret replaces the old one */
         post: operations["rotateApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/assignments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Assignments of every agent, newest first: mine=true, those you are a party to (delegator, agent, sponsor); otherwise assignment.read */
+        get: operations["listAssignments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/assignments/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One assignment (a party to it, or assignment.read) */
+        get: operations["getAssignment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/assignments/{id}/end": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** End an assignment now, with its sub-assignments: every token issued under them is revoked and live gateway sessions on them end (its delegator, agent or sponsor; anyone else assignment.end) */
+        post: operations["endAssignment"];
         delete?: never;
         options?: never;
         head?: never;
@@ -639,7 +777,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Posture findings: identities without owner or purpose, stale identities, legacy or overdue API keys, failed revocations */
+        /** Posture findings, each with its OWASP NHI Top 10 (2025) category, NIST CSF 2.0 subcategories and remediation: ownerless, stale, unused, over-privileged, shared, human-used or environment-crossing identities; legacy, long-lived, unused or overdue API keys; failed revocations */
         get: operations["listFindings"];
         put?: never;
         post?: never;
@@ -658,6 +796,40 @@ export interface paths {
         };
         /** Configured session gateways and where they listen */
         get: operations["listGateways"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/governance/permissions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A team's or role's effective permissions: each pair a standing member may be allowed, with the members holding it */
+        get: operations["getGroupPermissions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/governance/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Effective permissions against allowed decisions over a window (default 90d): unused permissions, over-privilege per identity and for the estate */
+        get: operations["getAccessUsage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -770,6 +942,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/identities/{id}/permissions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An identity's effective permissions over the declared resources, with determining policies and request-time conditions */
+        get: operations["getEffectivePermissions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/identities/{id}/suspend": {
         parameters: {
             query?: never;
@@ -872,6 +1061,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/lifecycle/flags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Open flags: identities of an offboarded owner, stale warnings */
+        get: operations["listLifecycleFlags"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/lifecycle/offboard-owner": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Offboard a human owner; each identity it owned is flagged, then reassigned or suspended per lifecycle.offboarding */
+        post: operations["offboardOwner"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/lifecycle/rotation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Rotation due dates: API keys, signing keys, SSH and SPIFFE CAs */
+        get: operations["listRotationDue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/policies": {
         parameters: {
             query?: never;
@@ -890,6 +1130,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/policies/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Re-decide the recorded decisions of a window (default 30d) with candidate policy files; every flip by identity and action */
+        post: operations["replayPolicies"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/policies/suggestion": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A narrowed policy set for an identity, team or role that keeps every allow observed in the window (default 90d), validated, with a diff */
+        get: operations["suggestPolicy"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/policies/versions": {
         parameters: {
             query?: never;
@@ -899,6 +1173,109 @@ export interface paths {
         };
         /** Every policy version */
         get: operations["listPolicyVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reports/evidence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Evidence for a period: rotation, reviews, revocations, break-glass, access requests, each linked to its audit event, with the chain verification */
+        get: operations["evidenceReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reviews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Review campaigns with their progress, newest first */
+        get: operations["listReviewCampaigns"];
+        put?: never;
+        /** Open an access review campaign over a scope; reviewers come from ownership (and `reviewers`) */
+        post: operations["openReviewCampaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reviews/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A campaign and its items */
+        get: operations["getReviewCampaign"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reviews/{id}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Close a campaign now: undecided items get its default action */
+        post: operations["closeReviewCampaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reviews/items/{id}/decision": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Keep, revoke or narrow one item (its reviewers only; applied at once) */
+        post: operations["decideReviewItem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reviews/mine": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Undecided review items the caller is a reviewer of */
+        get: operations["listMyReviewItems"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1003,6 +1380,23 @@ export interface paths {
         put?: never;
         /** Revoke one session (by jti) or every live session of an identity */
         post: operations["revokeSessions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/signals/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** RFC 8935 push delivery of one Security Event Token (Content-Type application/secevent+jwt) from a configured transmitter, authenticated with its push secret (Authorization: Bearer) */
+        post: operations["pushSecurityEvent"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1268,6 +1662,11 @@ export interface components {
         Finding: {
             code: string;
             message: string;
+            /** @description NIST CSF 2.0 subcategories */
+            nist: string[];
+            /** @description OWASP Non-Human Identities Top 10 (2025) category */
+            owasp: string;
+            remediation: string;
             severity: string;
             subject: string;
         };
@@ -1648,6 +2047,43 @@ export interface operations {
                         response_types_supported: string[];
                         token_endpoint: string;
                         token_endpoint_auth_methods_supported: string[];
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSsfConfiguration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        delivery_methods_supported: string[];
+                        events_supported: string[];
+                        issuer: string;
+                        jwks_uri: string;
+                        spec_version: string;
                     } & {
                         [key: string]: unknown;
                     };
@@ -2305,6 +2741,76 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+        };
+    };
+    introspectToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    resource?: string;
+                    token: string;
+                    token_type_hint?: string;
+                } & {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        active: boolean;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2994,6 +3500,462 @@ export interface operations {
             };
         };
     };
+    listAgents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        agents: {
+                            identity: components["schemas"]["Identity"];
+                            model: string | null;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            profile_updated_at?: string;
+                            provider: string | null;
+                            /** @description null: none set (a finding; no assignment can be made) */
+                            sponsor: string | null;
+                            /** @description what the agent may ever reach: "server/tool" or "server/*"; empty: not limited by the profile */
+                            tools: string[];
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getAgent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        identity: components["schemas"]["Identity"];
+                        model: string | null;
+                        /**
+                         * Format: date-time
+                         * @description RFC 3339 time (UTC)
+                         */
+                        profile_updated_at?: string;
+                        provider: string | null;
+                        /** @description null: none set (a finding; no assignment can be made) */
+                        sponsor: string | null;
+                        /** @description what the agent may ever reach: "server/tool" or "server/*"; empty: not limited by the profile */
+                        tools: string[];
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setAgentProfile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    model?: string | null;
+                    provider?: string | null;
+                    sponsor: string;
+                    tools?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        identity: components["schemas"]["Identity"];
+                        model: string | null;
+                        /**
+                         * Format: date-time
+                         * @description RFC 3339 time (UTC)
+                         */
+                        profile_updated_at?: string;
+                        provider: string | null;
+                        /** @description null: none set (a finding; no assignment can be made) */
+                        sponsor: string | null;
+                        /** @description what the agent may ever reach: "server/tool" or "server/*"; empty: not limited by the profile */
+                        tools: string[];
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listAgentAssignments: {
+        parameters: {
+            query?: {
+                delegator?: string;
+                live?: "true" | "false";
+                mine?: "true" | "false";
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        assignments: {
+                            agent: string;
+                            /** @description RFC 8707 resource indicators a token may be issued for, one per token */
+                            audiences: string[];
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            created_at: string;
+                            /** @description the human the agent acts for: `sub` of the tokens issued under it */
+                            delegator: string;
+                            /** @description 1: the agent acts for the delegator; 2: a sub-agent of that agent; … */
+                            depth: number;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            ended_at?: string;
+                            ended_reason?: string;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            expires_at: string;
+                            id: string;
+                            intent: string;
+                            parent?: string;
+                            /** @description the human accountable for the agent, when the assignment was made */
+                            sponsor: string;
+                            /** @enum {string} */
+                            status: "active" | "ended" | "expired";
+                            tools: string[];
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createAssignment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    audiences: string[];
+                    intent: string;
+                    parent?: string;
+                    tools: string[];
+                    ttl?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        assignment: {
+                            agent: string;
+                            /** @description RFC 8707 resource indicators a token may be issued for, one per token */
+                            audiences: string[];
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            created_at: string;
+                            /** @description the human the agent acts for: `sub` of the tokens issued under it */
+                            delegator: string;
+                            /** @description 1: the agent acts for the delegator; 2: a sub-agent of that agent; … */
+                            depth: number;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            ended_at?: string;
+                            ended_reason?: string;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            expires_at: string;
+                            id: string;
+                            intent: string;
+                            parent?: string;
+                            /** @description the human accountable for the agent, when the assignment was made */
+                            sponsor: string;
+                            /** @enum {string} */
+                            status: "active" | "ended" | "expired";
+                            tools: string[];
+                        };
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the object’s current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listApiKeys: {
         parameters: {
             query?: {
@@ -3268,6 +4230,308 @@ export interface operations {
             };
             /** @description Conflicts with the object’s current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listAssignments: {
+        parameters: {
+            query?: {
+                delegator?: string;
+                live?: "true" | "false";
+                mine?: "true" | "false";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        assignments: {
+                            agent: string;
+                            /** @description RFC 8707 resource indicators a token may be issued for, one per token */
+                            audiences: string[];
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            created_at: string;
+                            /** @description the human the agent acts for: `sub` of the tokens issued under it */
+                            delegator: string;
+                            /** @description 1: the agent acts for the delegator; 2: a sub-agent of that agent; … */
+                            depth: number;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            ended_at?: string;
+                            ended_reason?: string;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            expires_at: string;
+                            id: string;
+                            intent: string;
+                            parent?: string;
+                            /** @description the human accountable for the agent, when the assignment was made */
+                            sponsor: string;
+                            /** @enum {string} */
+                            status: "active" | "ended" | "expired";
+                            tools: string[];
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getAssignment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        assignment: {
+                            agent: string;
+                            /** @description RFC 8707 resource indicators a token may be issued for, one per token */
+                            audiences: string[];
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            created_at: string;
+                            /** @description the human the agent acts for: `sub` of the tokens issued under it */
+                            delegator: string;
+                            /** @description 1: the agent acts for the delegator; 2: a sub-agent of that agent; … */
+                            depth: number;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            ended_at?: string;
+                            ended_reason?: string;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            expires_at: string;
+                            id: string;
+                            intent: string;
+                            parent?: string;
+                            /** @description the human accountable for the agent, when the assignment was made */
+                            sponsor: string;
+                            /** @enum {string} */
+                            status: "active" | "ended" | "expired";
+                            tools: string[];
+                        };
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    endAssignment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        assignment: {
+                            agent: string;
+                            /** @description RFC 8707 resource indicators a token may be issued for, one per token */
+                            audiences: string[];
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            created_at: string;
+                            /** @description the human the agent acts for: `sub` of the tokens issued under it */
+                            delegator: string;
+                            /** @description 1: the agent acts for the delegator; 2: a sub-agent of that agent; … */
+                            depth: number;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            ended_at?: string;
+                            ended_reason?: string;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            expires_at: string;
+                            id: string;
+                            intent: string;
+                            parent?: string;
+                            /** @description the human accountable for the agent, when the assignment was made */
+                            sponsor: string;
+                            /** @enum {string} */
+                            status: "active" | "ended" | "expired";
+                            tools: string[];
+                        };
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (or not visible to the caller) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4412,6 +5676,7 @@ export interface operations {
         parameters: {
             query?: {
                 stale_days?: string;
+                unused_days?: string;
             };
             header?: never;
             path?: never;
@@ -4498,6 +5763,187 @@ export interface operations {
             };
             /** @description No valid session */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getGroupPermissions: {
+        parameters: {
+            query?: {
+                resource?: string | string[];
+                role?: string;
+                team?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        members: string[];
+                        permissions: {
+                            action: string;
+                            members: string[];
+                            resource: {
+                                id: string;
+                                type: string;
+                            };
+                        }[];
+                        policy_version: number;
+                        subject: {
+                            id: string;
+                            type: string;
+                        };
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getAccessUsage: {
+        parameters: {
+            query?: {
+                identity?: string;
+                limit?: string;
+                since?: string;
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        estate: {
+                            effective: number;
+                            identities: number;
+                            over_privilege: number;
+                            unused: number;
+                            used: number;
+                        };
+                        identities: {
+                            allows: number;
+                            effective: number;
+                            identity: string;
+                            over_privilege: number;
+                            unused: number;
+                            unused_permissions: {
+                                action: string;
+                                resource: {
+                                    id: string;
+                                    type: string;
+                                };
+                            }[];
+                            used: number;
+                        }[];
+                        nothing_used: string[];
+                        policy_version: number;
+                        since: string;
+                        until: string;
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (or not visible to the caller) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5162,6 +6608,104 @@ export interface operations {
             };
         };
     };
+    getEffectivePermissions: {
+        parameters: {
+            query?: {
+                action?: string | string[];
+                resource?: string | string[];
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        identity: string;
+                        pairs: number;
+                        permissions: {
+                            action: string;
+                            forbids: {
+                                condition?: string;
+                                policy: string;
+                                requires: ("purpose" | "time" | "network" | "authn" | "grants" | "break-glass" | "delegation" | "claims" | "request")[];
+                            }[];
+                            permits: {
+                                condition?: string;
+                                policy: string;
+                                requires: ("purpose" | "time" | "network" | "authn" | "grants" | "break-glass" | "delegation" | "claims" | "request")[];
+                            }[];
+                            resource: {
+                                id: string;
+                                type: string;
+                            };
+                            /** @enum {string} */
+                            status: "unconditional" | "conditional";
+                        }[];
+                        policy_version: number;
+                        principal: {
+                            id: string;
+                            type: string;
+                        };
+                        resources: number;
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     suspendIdentity: {
         parameters: {
             query?: never;
@@ -5579,6 +7123,225 @@ export interface operations {
             };
         };
     };
+    listLifecycleFlags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        flags: {
+                            cleared_at: string | null;
+                            code: string;
+                            detail: {
+                                [key: string]: unknown;
+                            };
+                            identity_id: string;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            raised_at: string;
+                            resolution: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    offboardOwner: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    owner: string;
+                    reason: string;
+                    successor?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        identities: {
+                            /** @enum {string} */
+                            action: "reassigned" | "suspended" | "flagged";
+                            id: string;
+                            to?: string;
+                        }[];
+                        owner: string;
+                        successor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listRotationDue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        rotation: {
+                            created_at: string | null;
+                            due_at: string | null;
+                            holder: string;
+                            how: string;
+                            id: string;
+                            kind: string;
+                            overdue: boolean;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getActivePolicy: {
         parameters: {
             query?: never;
@@ -5734,6 +7497,232 @@ export interface operations {
             };
         };
     };
+    replayPolicies: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    files: {
+                        name: string;
+                        text: string;
+                    }[];
+                    limit?: number;
+                    since?: string;
+                    until?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        by_action: {
+                            action: string;
+                            allow_to_deny: number;
+                            deny_to_allow: number;
+                        }[];
+                        by_identity: {
+                            allow_to_deny: number;
+                            deny_to_allow: number;
+                            identity: string;
+                        }[];
+                        candidate_policies: number;
+                        decisions: number;
+                        flipped: {
+                            action: string;
+                            /** @enum {string} */
+                            candidate: "allow" | "deny";
+                            decision_id: string;
+                            identity: string;
+                            reasons: string[];
+                            /** @enum {string} */
+                            recorded: "allow" | "deny";
+                            resource: string;
+                            time: string;
+                        }[];
+                        flipped_truncated: boolean;
+                        flips: {
+                            allow_to_deny: number;
+                            deny_to_allow: number;
+                        };
+                        policy_version: number | null;
+                        replayed: number;
+                        since: string;
+                        unchanged: number;
+                        unreconstructable: {
+                            by_reason: {
+                                [key: string]: number;
+                            };
+                            count: number;
+                            decisions: {
+                                decision_id: string;
+                                identity: string;
+                                reason: string;
+                                time: string;
+                            }[];
+                        };
+                        until: string;
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    suggestPolicy: {
+        parameters: {
+            query?: {
+                identity?: string;
+                role?: string;
+                since?: string;
+                team?: string;
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        changed: string[];
+                        diff: string;
+                        dropped: string[];
+                        files: {
+                            name: string;
+                            origin: string;
+                            text: string;
+                        }[];
+                        kept: number;
+                        narrowed: string[];
+                        policy_version: number;
+                        removed: {
+                            action: string;
+                            resource: {
+                                id: string;
+                                type: string;
+                            };
+                        }[];
+                        since: string;
+                        subject: {
+                            id: string;
+                            type: string;
+                        };
+                        until: string;
+                        usage: {
+                            allows: number;
+                            effective: number;
+                            identity: string;
+                            over_privilege: number;
+                            unused: number;
+                            unused_permissions: {
+                                action: string;
+                                resource: {
+                                    id: string;
+                                    type: string;
+                                };
+                            }[];
+                            used: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listPolicyVersions: {
         parameters: {
             query?: never;
@@ -5752,6 +7741,710 @@ export interface operations {
                     "application/json": {
                         versions: components["schemas"]["PolicyVersion"][];
                     };
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    evidenceReport: {
+        parameters: {
+            query: {
+                format?: "json" | "html";
+                period: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report (JSON), or the self-contained HTML page with format=html */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                    "text/html": string;
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listReviewCampaigns: {
+        parameters: {
+            query?: {
+                schedule?: string;
+                status?: "open" | "closed";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        campaigns: {
+                            close_reason: string | null;
+                            closed_at: string | null;
+                            closed_by: string | null;
+                            created_by: string;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            deadline_at: string;
+                            /** @enum {string} */
+                            default_action: "suspend" | "revoke";
+                            id: string;
+                            name: string;
+                            named_reviewers: string[];
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            opened_at: string;
+                            progress: {
+                                by_default: number;
+                                decided: number;
+                                items: number;
+                                keep: number;
+                                narrow: number;
+                                revoke: number;
+                            };
+                            reminded_at: string | null;
+                            schedule: string | null;
+                            scope: {
+                                [key: string]: unknown;
+                            };
+                            /** @enum {string} */
+                            status: "open" | "closed";
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    openReviewCampaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    deadline?: string;
+                    /**
+                     * @description what an unanswered item gets at the deadline (never keep)
+                     * @enum {string}
+                     */
+                    default_action?: "suspend" | "revoke";
+                    name: string;
+                    reviewers?: string[];
+                    scope?: {
+                        boundary?: string;
+                        environment?: string;
+                        kind?: string;
+                        owner?: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        campaign: {
+                            close_reason: string | null;
+                            closed_at: string | null;
+                            closed_by: string | null;
+                            created_by: string;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            deadline_at: string;
+                            /** @enum {string} */
+                            default_action: "suspend" | "revoke";
+                            id: string;
+                            name: string;
+                            named_reviewers: string[];
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            opened_at: string;
+                            reminded_at: string | null;
+                            schedule: string | null;
+                            scope: {
+                                [key: string]: unknown;
+                            };
+                            /** @enum {string} */
+                            status: "open" | "closed";
+                        };
+                        items: {
+                            by_default: boolean;
+                            campaign_id: string;
+                            comment: string | null;
+                            decided_at: string | null;
+                            decided_by: string | null;
+                            decision: ("keep" | "revoke" | "narrow") | null;
+                            id: string;
+                            identity_id: string;
+                            /** @enum {string} */
+                            kind: "identity" | "permission" | "grant" | "apikey";
+                            outcome: string | null;
+                            ref: string;
+                            reviewers: string[];
+                            summary: string;
+                            usage: {
+                                [key: string]: unknown;
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getReviewCampaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        campaign: {
+                            close_reason: string | null;
+                            closed_at: string | null;
+                            closed_by: string | null;
+                            created_by: string;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            deadline_at: string;
+                            /** @enum {string} */
+                            default_action: "suspend" | "revoke";
+                            id: string;
+                            name: string;
+                            named_reviewers: string[];
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            opened_at: string;
+                            reminded_at: string | null;
+                            schedule: string | null;
+                            scope: {
+                                [key: string]: unknown;
+                            };
+                            /** @enum {string} */
+                            status: "open" | "closed";
+                        };
+                        items: {
+                            by_default: boolean;
+                            campaign_id: string;
+                            comment: string | null;
+                            decided_at: string | null;
+                            decided_by: string | null;
+                            decision: ("keep" | "revoke" | "narrow") | null;
+                            id: string;
+                            identity_id: string;
+                            /** @enum {string} */
+                            kind: "identity" | "permission" | "grant" | "apikey";
+                            outcome: string | null;
+                            ref: string;
+                            reviewers: string[];
+                            summary: string;
+                            usage: {
+                                [key: string]: unknown;
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    closeReviewCampaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        campaign: {
+                            close_reason: string | null;
+                            closed_at: string | null;
+                            closed_by: string | null;
+                            created_by: string;
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            deadline_at: string;
+                            /** @enum {string} */
+                            default_action: "suspend" | "revoke";
+                            id: string;
+                            name: string;
+                            named_reviewers: string[];
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            opened_at: string;
+                            reminded_at: string | null;
+                            schedule: string | null;
+                            scope: {
+                                [key: string]: unknown;
+                            };
+                            /** @enum {string} */
+                            status: "open" | "closed";
+                        };
+                        items: {
+                            by_default: boolean;
+                            campaign_id: string;
+                            comment: string | null;
+                            decided_at: string | null;
+                            decided_by: string | null;
+                            decision: ("keep" | "revoke" | "narrow") | null;
+                            id: string;
+                            identity_id: string;
+                            /** @enum {string} */
+                            kind: "identity" | "permission" | "grant" | "apikey";
+                            outcome: string | null;
+                            ref: string;
+                            reviewers: string[];
+                            summary: string;
+                            usage: {
+                                [key: string]: unknown;
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the object’s current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    decideReviewItem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    comment?: string;
+                    /** @enum {string} */
+                    decision: "keep" | "revoke" | "narrow";
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        by_default: boolean;
+                        campaign_id: string;
+                        comment: string | null;
+                        decided_at: string | null;
+                        decided_by: string | null;
+                        decision: ("keep" | "revoke" | "narrow") | null;
+                        id: string;
+                        identity_id: string;
+                        /** @enum {string} */
+                        kind: "identity" | "permission" | "grant" | "apikey";
+                        outcome: string | null;
+                        ref: string;
+                        reviewers: string[];
+                        summary: string;
+                        usage: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the object’s current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listMyReviewItems: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            by_default: boolean;
+                            campaign_id: string;
+                            comment: string | null;
+                            decided_at: string | null;
+                            decided_by: string | null;
+                            decision: ("keep" | "revoke" | "narrow") | null;
+                            id: string;
+                            identity_id: string;
+                            /** @enum {string} */
+                            kind: "identity" | "permission" | "grant" | "apikey";
+                            outcome: string | null;
+                            ref: string;
+                            reviewers: string[];
+                            summary: string;
+                            usage: {
+                                [key: string]: unknown;
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No valid session */
@@ -6261,6 +8954,80 @@ export interface operations {
             };
             /** @description No such object (or not visible to the caller) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    pushSecurityEvent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description the Security Event Token: a compact JWS signed by the transmitter */
+        requestBody: {
+            content: {
+                "application/secevent+jwt": string;
+            };
+        };
+        responses: {
+            /** @description Accepted (applied, or an event type this receiver ignores) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": null;
+                };
+            };
+            /** @description RFC 8935 §2.3 error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        description: string;
+                        /** @enum {string} */
+                        err: "invalid_request" | "invalid_key" | "invalid_issuer" | "invalid_audience" | "authentication_failed" | "access_denied";
+                    };
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited (see Retry-After) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
