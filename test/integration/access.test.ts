@@ -16,6 +16,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { InvalidInput } from '../../src/common/errors.ts';
 import { REDIRECT, startHumanHarness } from './human-harness.ts';
 import type { HumanHarness } from './human-harness.ts';
+import { conformance } from '../server/openapi-conformance.ts';
 
 const ACCOUNTS: Account[] = [
   { sub: 'u-alice', email: 'alice@example.com', password: 'alice-pw', otp: '111111', groups: ['engineering'] },
@@ -167,6 +168,11 @@ describe('privileged access over HTTP', () => {
     assert.equal(shown.body.grant.id, grantId);
     const mine = await h.get('/v1/grants?active=true', alice);
     assert.deepEqual(mine.body.grants.map((g: { id: string }) => g.id), [grantId]);
+    // The request and grant views are what /openapi.json declares (the SDK's types come from it).
+    const matches = conformance((await h.get('/openapi.json')).body);
+    matches(shown, '/v1/access-requests/{id}', 'get');
+    matches(two, '/v1/access-requests/{id}/approve', 'post');
+    matches(mine, '/v1/grants', 'get');
 
     // The credential is issued under the grant (found automatically), and works.
     const issued = await h.post('/v1/credentials', cred, alice);
@@ -208,6 +214,7 @@ describe('privileged access over HTTP', () => {
     assert.equal(Date.parse(g.end_at) - Date.parse(g.start_at), 30 * 60_000, 'capped at the configured maximum');
     assert.deepEqual(g.revokers, ['user:bob@example.com']);
     assert.equal(started.body.review.status, 'open');
+    conformance((await h.get('/openapi.json')).body)(started, '/v1/break-glass', 'post');
 
     // Revokers are told at once, with a signature the receiver verified.
     const hook = await h.receiver.waitFor('breakglass.started');

@@ -118,7 +118,8 @@ describe('AuthZEN: the Todo interop scenario on the shipped example', () => {
       const type = (res.headers.get('content-type') ?? '').split(';')[0]!;
       const schema = doc.paths[path]![method]!.responses[String(res.status)]?.content?.[type]?.schema;
       assert.ok(schema, `${method} ${path} ${res.status} ${type} is declared`);
-      const validate = ajv.compile(schema);
+      // Shared shapes (Problem…) are $refs into components: compile with them beside the schema.
+      const validate = ajv.compile({ ...schema, components: (doc as { components?: unknown }).components });
       assert.ok(validate(res.body), `${path} ${res.status}: ${JSON.stringify(validate.errors)} ${JSON.stringify(res.body)}`);
     };
     const morty = USERS.find((u) => u.email.startsWith('morty'))!;

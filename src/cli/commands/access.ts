@@ -1,8 +1,9 @@
 // `portcullis request`, `requests …`, `grants …`, `break-glass …`, `webhooks …`: privileged access.
 import type { Command } from 'commander';
-import { CliError, EXIT, call } from '../client.ts';
+import { CliError, EXIT, api } from '../client.ts';
+import type { ApiBody, ApiQuery } from '../client.ts';
 import { out, table } from '../output.ts';
-import { enc, json, parseEntity } from '../args.ts';
+import { json, parseEntity } from '../args.ts';
 
 export function register(program: Command): void {
   program
@@ -29,7 +30,7 @@ export function register(program: Command): void {
         : o.resource !== undefined ? { resource: parseEntity(o.resource), actions: o.action }
         : { credential: { target: o.target, ...(o.permission && { permission: o.permission }) } };
       const body = { ...what, duration: o.for, reason: o.reason, ...(o.ticket && { ticket: o.ticket }), ...(o.startAt && { start_at: o.startAt }), ...(o.sessionBound && { session_bound: true }) };
-      const r = await call<RequestView>('POST', '/v1/access-requests', { body });
+      const r = (await api((c) => c.POST('/v1/access-requests', { body: body as ApiBody<'/v1/access-requests', 'post'> }))) as RequestView;
       if (o.quiet && !o.json) {
         process.stdout.write(`${r.id}\n`);
         process.stderr.write(`${r.status_line}\n`);
@@ -47,15 +48,15 @@ export function register(program: Command): void {
     .option('--status <status>', 'pending | approved | denied | cancelled | expired')
     .addOption(json())
     .action(async (o: { reviewable?: boolean; all?: boolean; status?: string; json?: boolean }) => {
-      const q = new URLSearchParams();
-      if (o.reviewable) q.set('reviewable', 'true');
-      else if (o.all) q.set('mine', 'false');
-      if (o.status) q.set('status', o.status);
-      const r = await call<{ requests: RequestView[] }>('GET', `/v1/access-requests${q.size ? `?${q}` : ''}`);
+      const query: Record<string, string> = {};
+      if (o.reviewable) query.reviewable = 'true';
+      else if (o.all) query.mine = 'false';
+      if (o.status) query.status = o.status;
+      const r = (await api((c) => c.GET('/v1/access-requests', { params: { query: query as ApiQuery<'/v1/access-requests', 'get'> } }))) as { requests: RequestView[] };
       out(!!o.json, r, () => (r.requests.length === 0 ? '(none)' : r.requests.map((x) => `${requestLine(x)}\n  requested by ${x.requester}: ${x.reason}`).join('\n')));
     });
   requests.command('show').argument('<id>').addOption(json()).action(async (id: string, o: { json?: boolean }) => {
-    const r = await call<RequestView>('GET', `/v1/access-requests/${enc(id)}`);
+    const r = (await api((c) => c.GET('/v1/access-requests/{id}', { params: { path: { id } } }))) as RequestView;
     out(!!o.json, r, () =>
       [
         requestLine(r),
@@ -78,12 +79,12 @@ export function register(program: Command): void {
       .addOption(json())
       .action(async (id: string, o: Record<string, string | boolean | undefined>) => {
         const value = o[field];
-        const r = await call<RequestView>('POST', `/v1/access-requests/${enc(id)}/${verb}`, { body: typeof value === 'string' ? { [field]: value } : {} });
+        const r = (await api((c) => c.POST(`/v1/access-requests/{id}/${verb}`, { params: { path: { id } }, body: typeof value === 'string' ? { [field]: value } : {} }))) as RequestView;
         out(!!o.json, r, () => requestLine(r));
       });
   }
   requests.command('comment').argument('<id>').argument('<text>').addOption(json()).action(async (id: string, text: string, o: { json?: boolean }) => {
-    const r = await call<RequestView>('POST', `/v1/access-requests/${enc(id)}/comment`, { body: { text } });
+    const r = (await api((c) => c.POST('/v1/access-requests/{id}/comment', { params: { path: { id } }, body: { text } }))) as RequestView;
     out(!!o.json, r, () => `commented on ${r.id}\n  ${r.status_line}`);
   });
 
@@ -96,15 +97,15 @@ export function register(program: Command): void {
     .option('--active', 'only those in force now')
     .addOption(json())
     .action(async (o: { identity?: string; all?: boolean; active?: boolean; json?: boolean }) => {
-      const q = new URLSearchParams();
-      if (o.all) q.set('all', 'true');
-      else if (o.identity) q.set('identity', o.identity);
-      if (o.active) q.set('active', 'true');
-      const r = await call<{ grants: Record<string, unknown>[] }>('GET', `/v1/grants${q.size ? `?${q}` : ''}`);
+      const query: Record<string, string> = {};
+      if (o.all) query.all = 'true';
+      else if (o.identity) query.identity = o.identity;
+      if (o.active) query.active = 'true';
+      const r = await api((c) => c.GET('/v1/grants', { params: { query: query as ApiQuery<'/v1/grants', 'get'> } }));
       out(!!o.json, r, () => table(r.grants, ['id', 'kind', 'identity_id', 'what', 'end_at', 'status_line']));
     });
   grants.command('revoke').argument('<id>').requiredOption('--reason <text>').addOption(json()).action(async (id: string, o: { reason: string; json?: boolean }) => {
-    const r = await call<{ grant: { id: string; what: string } }>('POST', `/v1/grants/${enc(id)}/revoke`, { body: { reason: o.reason } });
+    const r = (await api((c) => c.POST('/v1/grants/{id}/revoke', { params: { path: { id } }, body: { reason: o.reason } }))) as { grant: { id: string; what: string } };
     out(!!o.json, r, () => `ended ${r.grant.id} (${r.grant.what}); credentials issued under it are revoked`);
   });
 
@@ -118,24 +119,23 @@ export function register(program: Command): void {
     .addOption(json())
     .action(async (o: { target?: string; reason?: string; for?: string; quiet?: boolean; json?: boolean }) => {
       if (!o.target || !o.reason) throw new CliError('break-glass needs --target and --reason', EXIT.usage);
-      const r = await call<{ grant: { id: string; what: string; end_at: string; revokers: string[] }; review: { id: string } }>('POST', '/v1/break-glass', {
-        body: { target: parseEntity(o.target), reason: o.reason, ...(o.for && { duration: o.for }) },
-      });
+      const body = { target: parseEntity(o.target), reason: o.reason, ...(o.for && { duration: o.for }) };
+      const r = (await api((c) => c.POST('/v1/break-glass', { body }))) as { grant: { id: string; what: string; end_at: string; revokers: string[] }; review: { id: string } };
       if (o.quiet && !o.json) process.stdout.write(`${r.grant.id}\n`);
       (o.quiet && !o.json ? (m: string) => process.stderr.write(`${m}\n`) : (m: string) => out(!!o.json, r, () => m))(
         `BREAK-GLASS ${r.grant.id}: ${r.grant.what} until ${r.grant.end_at}\n  every action is tagged in the audit log; revokers notified: ${r.grant.revokers.join(', ') || '(none configured)'}\n  end it early: portcullis break-glass end ${r.grant.id} --reason …; an after-action review (${r.review.id}) is now open`,
       );
     });
   breakGlass.command('end').argument('<grant-id>').requiredOption('--reason <text>').addOption(json()).action(async (id: string, o: { reason: string; json?: boolean }) => {
-    const r = await call<{ grant: { id: string } }>('POST', `/v1/break-glass/${enc(id)}/end`, { body: { reason: o.reason } });
+    const r = (await api((c) => c.POST('/v1/break-glass/{id}/end', { params: { path: { id } }, body: { reason: o.reason } }))) as { grant: { id: string } };
     out(!!o.json, r, () => `ended break-glass ${r.grant.id}`);
   });
   breakGlass.command('review').argument('<grant-id>').requiredOption('--summary <text>', 'what happened and what was done').addOption(json()).action(async (id: string, o: { summary: string; json?: boolean }) => {
-    const r = await call<{ review: { id: string; status: string } }>('POST', `/v1/break-glass/${enc(id)}/review`, { body: { summary: o.summary } });
+    const r = (await api((c) => c.POST('/v1/break-glass/{id}/review', { params: { path: { id } }, body: { summary: o.summary } }))) as { review: { id: string; status: string } };
     out(!!o.json, r, () => `review ${r.review.id} recorded (${r.review.status})`);
   });
   breakGlass.command('reviews').option('--open', 'only open items').addOption(json()).action(async (o: { open?: boolean; json?: boolean }) => {
-    const r = await call<{ reviews: Record<string, unknown>[] }>('GET', `/v1/break-glass/reviews${o.open ? '?status=open' : ''}`);
+    const r = await api((c) => c.GET('/v1/break-glass/reviews', { params: { query: o.open ? { status: 'open' } : {} } }));
     out(!!o.json, r, () => table(r.reviews, ['id', 'grant_id', 'user', 'status', 'opened_at', 'reviewer']));
   });
 
@@ -146,7 +146,7 @@ export function register(program: Command): void {
     .option('--status <status>', 'pending | delivered | failed')
     .addOption(json())
     .action(async (o: { status?: string; json?: boolean }) => {
-      const r = await call<{ deliveries: Record<string, unknown>[] }>('GET', `/v1/webhooks/deliveries${o.status ? `?status=${enc(o.status)}` : ''}`);
+      const r = await api((c) => c.GET('/v1/webhooks/deliveries', { params: { query: (o.status ? { status: o.status } : {}) as ApiQuery<'/v1/webhooks/deliveries', 'get'> } }));
       out(!!o.json, r, () => table(r.deliveries, ['id', 'endpoint', 'event_type', 'status', 'attempts', 'last_status', 'last_error']));
     });
 }

@@ -1,32 +1,9 @@
 // `portcullis agents list|show|set|assign|assignments|end` (docs/agents.md): agents' sponsors and
 // tools, and assignments — an agent acting for you with a declared intent, tools and audiences.
 import type { Command } from 'commander';
-import { call } from '../client.ts';
+import { api } from '../client.ts';
 import { out, table } from '../output.ts';
-import { enc, json } from '../args.ts';
-
-interface AgentView {
-  identity: { id: string; status: string; owner: string | null; boundary: string };
-  sponsor: string | null;
-  model: string | null;
-  provider: string | null;
-  tools: string[];
-}
-
-interface AssignmentView {
-  id: string;
-  agent: string;
-  delegator: string;
-  sponsor: string;
-  intent: string;
-  tools: string[];
-  audiences: string[];
-  status: string;
-  depth: number;
-  parent?: string;
-  expires_at: string;
-  ended_reason?: string;
-}
+import { json } from '../args.ts';
 
 const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 
@@ -38,7 +15,7 @@ export function register(program: Command): void {
     .description('every agent with its sponsor, model and tools (identity.read)')
     .addOption(json())
     .action(async (o: { json?: boolean }) => {
-      const r = await call<{ agents: AgentView[] }>('GET', '/v1/agents');
+      const r = await api((c) => c.GET('/v1/agents'));
       out(!!o.json, r, () =>
         table(
           r.agents.map((a) => ({ id: a.identity.id, status: a.identity.status, owner: a.identity.owner ?? '', sponsor: a.sponsor ?? '(none)', model: a.model ?? '', tools: a.tools.join(',') })),
@@ -52,7 +29,7 @@ export function register(program: Command): void {
     .description('one agent and its profile')
     .addOption(json())
     .action(async (id: string, o: { json?: boolean }) => {
-      const r = await call<AgentView>('GET', `/v1/agents/${enc(id)}`);
+      const r = await api((c) => c.GET('/v1/agents/{id}', { params: { path: { id } } }));
       out(!!o.json, r, () => `${r.identity.id} (${r.identity.status}, ${r.identity.boundary})\n  owner    ${r.identity.owner ?? '-'}\n  sponsor  ${r.sponsor ?? '(none: a finding)'}\n  model    ${r.model ?? '-'} (${r.provider ?? '-'})\n  tools    ${r.tools.join(', ') || '(not limited by the profile)'}`);
     });
 
@@ -66,7 +43,7 @@ export function register(program: Command): void {
     .addOption(json())
     .action(async (id: string, o: { sponsor: string; model?: string; provider?: string; tool?: string[]; json?: boolean }) => {
       const body = { sponsor: o.sponsor, ...(o.model && { model: o.model }), ...(o.provider && { provider: o.provider }), ...(o.tool && { tools: o.tool }) };
-      const r = await call<AgentView>('PUT', `/v1/agents/${enc(id)}`, { body });
+      const r = await api((c) => c.PUT('/v1/agents/{id}', { params: { path: { id } }, body }));
       out(!!o.json, r, () => `${r.identity.id}: sponsor ${r.sponsor}, tools ${r.tools.join(', ') || '(any)'}`);
     });
 
@@ -81,7 +58,7 @@ export function register(program: Command): void {
     .addOption(json())
     .action(async (id: string, o: { intent: string; tool: string[]; audience: string[]; ttl?: string; parent?: string; json?: boolean }) => {
       const body = { intent: o.intent, tools: o.tool, audiences: o.audience, ...(o.ttl && { ttl: o.ttl }), ...(o.parent && { parent: o.parent }) };
-      const r = await call<{ assignment: AssignmentView }>('POST', `/v1/agents/${enc(id)}/assignments`, { body });
+      const r = await api((c) => c.POST('/v1/agents/{id}/assignments', { params: { path: { id } }, body }));
       const a = r.assignment;
       out(!!o.json, r, () => `${a.id}: ${a.agent} acts for ${a.delegator} until ${a.expires_at}\n  intent     ${a.intent}\n  tools      ${a.tools.join(', ')}\n  audiences  ${a.audiences.join(', ')}`);
     });
@@ -94,12 +71,8 @@ export function register(program: Command): void {
     .option('--delegator <user>')
     .addOption(json())
     .action(async (id: string | undefined, o: { all?: boolean; live?: boolean; delegator?: string; json?: boolean }) => {
-      const q = new URLSearchParams();
-      if (!o.all) q.set('mine', 'true');
-      if (o.live) q.set('live', 'true');
-      if (o.delegator) q.set('delegator', o.delegator);
-      const path = id === undefined ? '/v1/assignments' : `/v1/agents/${enc(id)}/assignments`;
-      const r = await call<{ assignments: AssignmentView[] }>('GET', `${path}${q.size ? `?${q}` : ''}`);
+      const query = { ...(!o.all && { mine: 'true' as const }), ...(o.live && { live: 'true' as const }), ...(o.delegator && { delegator: o.delegator }) };
+      const r = await api((c) => (id === undefined ? c.GET('/v1/assignments', { params: { query } }) : c.GET('/v1/agents/{id}/assignments', { params: { path: { id }, query } })));
       out(!!o.json, r, () => table(r.assignments.map((a) => ({ ...a, tools: a.tools.join(','), state: a.status === 'ended' ? `ended: ${a.ended_reason ?? ''}` : a.status })), ['id', 'agent', 'delegator', 'depth', 'intent', 'tools', 'expires_at', 'state']));
     });
 
@@ -109,7 +82,7 @@ export function register(program: Command): void {
     .requiredOption('--reason <text>')
     .addOption(json())
     .action(async (id: string, o: { reason: string; json?: boolean }) => {
-      const r = await call<{ assignment: AssignmentView }>('POST', `/v1/assignments/${enc(id)}/end`, { body: { reason: o.reason } });
+      const r = await api((c) => c.POST('/v1/assignments/{id}/end', { params: { path: { id } }, body: { reason: o.reason } }));
       out(!!o.json, r, () => `${r.assignment.id}: ${r.assignment.status}${r.assignment.ended_reason ? ` (${r.assignment.ended_reason})` : ''}`);
     });
 }

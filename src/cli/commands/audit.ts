@@ -6,7 +6,8 @@ import type { JsonWebKey } from 'node:crypto';
 import type { PublicKeyResolver } from '../../audit/types.ts';
 import type { AuditReader } from '../../audit/ports.ts';
 import type { AuditVerificationDto } from '../../server/dto.ts';
-import { CliError, EXIT, address, call, sessionToken } from '../client.ts';
+import { CliError, EXIT, api } from '../client.ts';
+import type { ApiQuery } from '../client.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
 
@@ -30,13 +31,16 @@ export function register(program: Command): void {
         for (const k of ['identity', 'boundary', 'decision', 'since'] as const) if (o[k]) q.set(k, o[k]!);
         if (o.follow || o.export) {
           q.set(o.follow ? 'follow' : 'format', o.follow ? 'true' : 'ndjson');
-            const res = await fetch(`${address()}/v1/audit/${stream}?${q}`, { headers: { authorization: `Bearer ${sessionToken()}` } });
-          if (!res.ok || !res.body) throw new CliError(`${res.status}: ${await res.text()}`, res.status === 403 ? EXIT.denied : EXIT.failure);
-          for await (const chunk of res.body) process.stdout.write(o.json || o.export ? chunk : humanEvents(Buffer.from(chunk).toString()));
+          const query = Object.fromEntries(q) as ApiQuery<'/v1/audit/{stream}', 'get'>;
+          const body = (await api((c) => c.GET('/v1/audit/{stream}', { params: { path: { stream }, query }, parseAs: 'stream' }))) as ReadableStream<Uint8Array> | null;
+          if (!body) throw new CliError('the server sent no event stream', EXIT.failure);
+          for await (const chunk of body) process.stdout.write(o.json || o.export ? chunk : humanEvents(Buffer.from(chunk).toString()));
           return;
         }
         q.set('limit', o.limit);
-        const r = await call<{ events: Record<string, unknown>[] }>('GET', `/v1/audit/${stream}?${q}`);
+        const query = Object.fromEntries(q) as ApiQuery<'/v1/audit/{stream}', 'get'>;
+        // JSON (not the ndjson export): the events.
+        const r = (await api((c) => c.GET('/v1/audit/{stream}', { params: { path: { stream }, query } }))) as { events: Record<string, unknown>[] };
         out(!!o.json, r, () => table(r.events.map(flatEvent), ['seq', 'time', 'type', 'actor', 'decision', 'detail']));
       });
   }
@@ -69,7 +73,7 @@ export function register(program: Command): void {
           await opened.close();
         }
       } else {
-        r = await call<AuditVerificationDto>('GET', '/v1/audit/verify');
+        r = await api((c) => c.GET('/v1/audit/verify'));
       }
       out(!!o.json, r, () =>
         r.streams

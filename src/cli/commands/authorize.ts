@@ -1,6 +1,6 @@
 // `portcullis authorize`: ask for one decision.
 import type { Command } from 'commander';
-import { CliError, EXIT, call } from '../client.ts';
+import { CliError, EXIT, api } from '../client.ts';
 import { out } from '../output.ts';
 import { json, parseEntity } from '../args.ts';
 
@@ -24,9 +24,7 @@ export function register(program: Command): void {
         }
       }
       const purpose = { ...(o.reason !== undefined && { reason: o.reason }), ...(o.ticket !== undefined && { ticket: o.ticket }) };
-      const d = await call<{ decision: string; reasons: string[]; errors: { policy_id: string; message: string }[]; decision_id: string; policy_version: number }>('POST', '/v1/authorize', {
-        body: { action, resource: parseEntity(resource), context: { ...extra, purpose } },
-      });
+      const d = await api((c) => c.POST('/v1/authorize', { body: { action, resource: parseEntity(resource), context: { ...extra, purpose } } }));
       out(!!o.json, d, () => {
         const why = d.reasons.length > 0 ? `by ${d.reasons.join(', ')}` : d.decision === 'deny' ? 'no policy permits it' : '';
         const errs = d.errors.length > 0 ? `\n  policy errors: ${d.errors.map((e) => `${e.policy_id}: ${e.message}`).join('; ')}` : '';

@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CliError, EXIT, call, cliHome } from '../client.ts';
+import { CliError, EXIT, api, cliHome } from '../client.ts';
+import type { ApiQuery } from '../client.ts';
 import { fileError } from '../errors.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
@@ -36,9 +37,8 @@ export function register(program: Command): void {
       }
       if (o.env && !cli.env) throw new CliError(`--env goes with ${ISSUERS.filter((p) => shown(p.kind)?.env).map((p) => p.kind).join(' or ')}`, EXIT.usage);
       if (o.env && o.json) throw new CliError('give --env or --json, not both', EXIT.usage);
-      const r = await call<{ lease: Record<string, unknown>; credential: Record<string, unknown> }>('POST', '/v1/credentials', {
-        body: { target, reason: o.reason, ...(o.perm && { permission: o.perm }), ...(o.ttl && { ttl: o.ttl }), ...(o.scope && { scopes: o.scope }), ...(o.grant && { grant_id: o.grant }) },
-      });
+      const body = { target, reason: o.reason, ...(o.perm && { permission: o.perm }), ...(o.ttl && { ttl: o.ttl }), ...(o.scope && { scopes: o.scope }), ...(o.grant && { grant_id: o.grant }) };
+      const r: IssuedView = await api((c) => c.POST('/v1/credentials', { body }));
       // Shown as what was issued: the lease's kind, whatever was typed.
       const as = shown(String(r.lease.kind)) ?? cli;
       const files = (as.files?.(r, cliHome()) ?? []).map((f) => writePrivate(f.path, f.content, f.mode ?? 0o600));
@@ -67,7 +67,7 @@ export function register(program: Command): void {
         } catch (err) {
           throw fileError(err, '--key', a.key) ?? err;
         }
-        const r = await call<IssuedView>('POST', '/v1/credentials', { body: { target, reason: a.reason, public_key: publicKey, ...(a.ttl && { ttl: a.ttl }) } });
+        const r: IssuedView = await api((c) => c.POST('/v1/credentials', { body: { target, reason: a.reason, public_key: publicKey, ...(a.ttl && { ttl: a.ttl }) } }));
         const certPath = a.key.replace(/\.pub$/, '') + '-cert.pub';
         writeFileSync(certPath, `${String(r.credential.certificate)}\n`, { mode: 0o644 });
         out(!!a.json, { ...r, certificate_path: certPath }, () => o.done(r, certPath));
@@ -96,10 +96,10 @@ export function register(program: Command): void {
     .option('--status <status>')
     .addOption(json())
     .action(async (o: { all?: boolean; identity?: string; target?: string; status?: string; json?: boolean }) => {
-      const q = new URLSearchParams();
-      if (!o.all && !o.identity && !o.target) q.set('mine', 'true');
-      for (const k of ['identity', 'target', 'status'] as const) if (o[k]) q.set(k, o[k]!);
-      const r = await call<{ leases: Record<string, unknown>[] }>('GET', `/v1/leases?${q}`);
+      const query: Record<string, string> = {};
+      if (!o.all && !o.identity && !o.target) query.mine = 'true';
+      for (const k of ['identity', 'target', 'status'] as const) if (o[k]) query[k] = o[k]!;
+      const r = await api((c) => c.GET('/v1/leases', { params: { query: query as ApiQuery<'/v1/leases', 'get'> } }));
       const rows = r.leases.map((l) => ({ ...l, expires: l.expires_at }));
       out(!!o.json, r, () => table(rows, ['id', 'identity_id', 'target', 'permission', 'status', 'expires', 'purpose']));
     });
@@ -118,8 +118,8 @@ export function register(program: Command): void {
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const keys = ['lease', 'identity', 'owner', 'target', 'trust', 'session'].filter((k) => typeof o[k] === 'string');
       if (keys.length !== 1) throw new CliError('give exactly one of --lease, --identity, --owner, --target, --trust, --session', EXIT.usage);
-      const selector = { [keys[0]!]: o[keys[0]!] };
-      const r = await call<{ leases: { matched: number; revoked: number; failed: unknown[] }; sessions: string[] }>('POST', '/v1/revocations', { body: { selector, reason: o.reason } });
+      const selector = { [keys[0]!]: o[keys[0]!] as string };
+      const r = await api((c) => c.POST('/v1/revocations', { body: { selector, reason: o.reason as string } }));
       if (typeof o.lease === 'string' && r.leases.failed.length === 0) rmSync(join(cliHome(), 'pgpass', safeName(o.lease)), { force: true });
       out(!!o.json, r, () => `revoked ${r.leases.revoked} of ${r.leases.matched} lease(s)${r.sessions.length ? `; ${r.sessions.join('; ')}` : ''}${r.leases.failed.length ? `\n${r.leases.failed.length} failed and will be retried: ${JSON.stringify(r.leases.failed)}` : ''}`);
       if (r.leases.failed.length > 0) process.exitCode = EXIT.failure;

@@ -1,6 +1,6 @@
 // `portcullis findings`: what needs attention in the inventory.
 import type { Command } from 'commander';
-import { call, EXIT } from '../client.ts';
+import { api, EXIT } from '../client.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
 
@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .option('--unused-days <n>', 'no allowed decision (or API key use) for this long is unused', '90')
     .addOption(json())
     .action(async (o: { staleDays: string; unusedDays: string; json?: boolean }) => {
-      const r = await call<{ findings: { code: string; severity: string; subject: string; message: string; owasp: string }[] }>('GET', `/v1/findings?stale_days=${encodeURIComponent(o.staleDays)}&unused_days=${encodeURIComponent(o.unusedDays)}`);
+      const r = await api((c) => c.GET('/v1/findings', { params: { query: { stale_days: o.staleDays, unused_days: o.unusedDays } } }));
       out(!!o.json, r, () => (r.findings.length === 0 ? 'no findings' : table(r.findings.map((f) => ({ ...f, owasp: f.owasp.split(' ')[0] })), ['severity', 'code', 'owasp', 'subject', 'message'])));
       if (r.findings.some((f) => f.severity === 'high')) process.exitCode = EXIT.failure;
     });

@@ -3,9 +3,10 @@
 // password (in the environment, never on a command line), so nobody copies a token by hand.
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
-import { CliError, EXIT, address, call, sessionToken } from '../client.ts';
+import { CliError, EXIT, address, api, sessionToken } from '../client.ts';
+import type { ApiQuery } from '../client.ts';
 import { out, table } from '../output.ts';
-import { enc, json } from '../args.ts';
+import { json } from '../args.ts';
 
 interface SessionView {
   id: string;
@@ -33,11 +34,11 @@ export function registerGatewaySessions(sessions: Command): void {
     .option('-q, --quiet', 'print only the session ids, newest first (for scripts: SID=$(portcullis sessions list --limit 1 -q))')
     .addOption(json())
     .action(async (o: { mine?: boolean; identity?: string; target?: string; gateway?: string; live?: boolean; limit: string; quiet?: boolean; json?: boolean }) => {
-      const q = new URLSearchParams({ limit: o.limit });
-      if (o.mine) q.set('mine', 'true');
-      for (const k of ['identity', 'target', 'gateway'] as const) if (o[k]) q.set(k, o[k]!);
-      if (o.live) q.set('live', 'true');
-      const r = await call<{ sessions: SessionView[] }>('GET', `/v1/sessions?${q}`);
+      const query: Record<string, string> = { limit: o.limit };
+      if (o.mine) query.mine = 'true';
+      for (const k of ['identity', 'target', 'gateway'] as const) if (o[k]) query[k] = o[k]!;
+      if (o.live) query.live = 'true';
+      const r = (await api((c) => c.GET('/v1/sessions', { params: { query: query as ApiQuery<'/v1/sessions', 'get'> } }))) as { sessions: SessionView[] };
       if (o.quiet && !o.json) return void process.stdout.write(r.sessions.map((s) => `${s.id}\n`).join(''));
       out(!!o.json, r, () => table(r.sessions.map((s) => ({ ...s, state: s.live ? 'live' : `ended ${s.end_reason ?? ''}` })), ['id', 'identity', 'gateway', 'target', 'started_at', 'state', 'records']));
     });
@@ -46,7 +47,7 @@ export function registerGatewaySessions(sessions: Command): void {
     .description('a gateway session: what started it, each statement or command, how it ended, and whether its records verify')
     .addOption(json())
     .action(async (id: string, o: { json?: boolean }) => {
-      const r = await call<{ session: SessionView; records: { type: string; time: string; decision?: string; payload: Record<string, unknown> }[]; verification?: { ok: boolean; reason?: string } }>('GET', `/v1/sessions/${enc(id)}?verify=true`);
+      const r = (await api((c) => c.GET('/v1/sessions/{id}', { params: { path: { id }, query: { verify: 'true' } } }))) as { session: SessionView; records: { type: string; time: string; decision?: string; payload: Record<string, unknown> }[]; verification?: { ok: boolean; reason?: string } };
       out(!!o.json, r, () => {
         const s = r.session;
         const head = `${s.id} ${s.identity} → ${s.gateway} (${s.target}) from ${s.started_at}${s.ended_at ? ` to ${s.ended_at} (${s.end_reason})` : ' (live)'}`;
@@ -61,7 +62,7 @@ export function registerGatewaySessions(sessions: Command): void {
     .option('--reason <text>')
     .addOption(json())
     .action(async (id: string, o: { reason?: string; json?: boolean }) => {
-      const r = await call<{ session: string; here: boolean; lease?: string }>('POST', `/v1/sessions/${enc(id)}/terminate`, { body: { ...(o.reason && { reason: o.reason }) } });
+      const r = (await api((c) => c.POST('/v1/sessions/{id}/terminate', { params: { path: { id } }, body: { ...(o.reason && { reason: o.reason }) } }))) as { session: string; here: boolean; lease?: string };
       out(!!o.json, r, () => `terminated ${r.session}${r.lease ? ` (lease ${r.lease} revoked)` : ''}`);
     });
   sessions
@@ -69,7 +70,7 @@ export function registerGatewaySessions(sessions: Command): void {
     .description('the session stream verifies and the session has every record 1..N; exit 1 if not')
     .addOption(json())
     .action(async (id: string, o: { json?: boolean }) => {
-      const r = await call<{ verification: { ok: boolean; records: number; missing: number[]; complete: boolean; reason?: string } }>('GET', `/v1/sessions/${enc(id)}?verify=true`);
+      const r = (await api((c) => c.GET('/v1/sessions/{id}', { params: { path: { id }, query: { verify: 'true' } } }))) as { verification: { ok: boolean; records: number; missing: number[]; complete: boolean; reason?: string } };
       const v = r.verification;
       out(!!o.json, v, () => (v.ok ? `ok: ${v.records} records${v.complete ? '' : ' (session still live)'}` : `FAILED: ${v.reason ?? 'unknown'}`));
       if (!v.ok) throw new CliError(`session ${id} does not verify`, EXIT.failure);
@@ -96,7 +97,7 @@ export function registerDb(program: Command): void {
     .option('--psql <path>', 'the psql to run', 'psql')
     .action(async (name: string, psqlArgs: string[], o: { reason?: string; ticket?: string; psql: string }) => {
       const token = sessionToken();
-      const { gateways } = await call<{ gateways: { name: string; kind: string; target: string; host: string; port: number; tls: boolean }[] }>('GET', '/v1/gateways');
+      const { gateways } = (await api((c) => c.GET('/v1/gateways'))) as { gateways: { name: string; kind: string; target: string; host: string; port: number; tls: boolean }[] };
       const g = gateways.find((x) => x.name === name);
       if (!g) throw new CliError(`no gateway named ${name} (known: ${gateways.map((x) => x.name).join(', ') || 'none'})`, EXIT.usage);
       if (g.kind !== 'postgres') throw new CliError(`gateway ${name} is a ${g.kind} gateway, not postgres`, EXIT.usage);

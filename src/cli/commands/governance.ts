@@ -3,26 +3,14 @@
 import type { Command } from 'commander';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { CliError, EXIT, call } from '../client.ts';
+import { CliError, EXIT, api } from '../client.ts';
 import { fileError } from '../errors.ts';
 import { out, table } from '../output.ts';
-import { enc, json, parseEntity } from '../args.ts';
-import type { ReplayReport as BrokerReplayReport } from '../../broker/index.ts';
+import { json, parseEntity } from '../args.ts';
+import type { operations } from '../../../packages/client/src/index.ts';
 
-interface Cond {
-  policy: string;
-  condition?: string;
-  requires: string[];
-}
-interface Perm {
-  action: string;
-  resource: { type: string; id: string };
-  status: string;
-  permits: Cond[];
-  forbids: Cond[];
-}
-/** The replay report as the API answers it (broker/permissions-admin.ts). */
-export type ReplayReport = BrokerReplayReport & { since: string; until: string };
+/** The replay report as the API answers it (broker/permissions-admin.ts, through the SDK's types). */
+export type ReplayReport = operations['replayPolicies']['responses'][200]['content']['application/json'];
 
 const uid = (r: { type: string; id: string }) => `${r.type}::"${r.id}"`;
 
@@ -39,17 +27,15 @@ export function register(program: Command): void {
     .option('--action <action...>', 'only these actions (identity only)')
     .addOption(json())
     .action(async (id: string | undefined, o: { team?: string; role?: string; resource?: string[]; action?: string[]; json?: boolean }) => {
-      const q = [...(o.resource ?? []).map((r) => `resource=${enc(uid(parseEntity(r)))}`), ...(o.action ?? []).map((a) => `action=${enc(a)}`)];
+      const resource = o.resource?.map((r) => uid(parseEntity(r)));
       if ([id, o.team, o.role].filter((x) => x !== undefined).length !== 1) throw new CliError('name exactly one of IDENTITY, --team or --role', EXIT.usage);
       if (id === undefined) {
-        const g = await call<{ members: string[]; permissions: { action: string; resource: { type: string; id: string }; members: string[] }[] }>(
-          'GET',
-          `/v1/governance/permissions?${o.team !== undefined ? `team=${enc(o.team)}` : `role=${enc(o.role!)}`}${o.resource ? `&${q.filter((x) => x.startsWith('resource=')).join('&')}` : ''}`,
-        );
+        const group = o.team !== undefined ? { team: o.team } : { role: o.role! };
+        const g = await api((c) => c.GET('/v1/governance/permissions', { params: { query: { ...group, ...(resource && { resource }) } } }));
         out(!!o.json, g, () => `members: ${g.members.join(', ') || '(none)'}\n${table(g.permissions.map((p) => ({ action: p.action, resource: uid(p.resource), members: p.members.join(', ') })), ['action', 'resource', 'members'])}`);
         return;
       }
-      const r = await call<{ identity: string; policy_version: number; pairs: number; permissions: Perm[] }>('GET', `/v1/identities/${enc(id)}/permissions${q.length > 0 ? `?${q.join('&')}` : ''}`);
+      const r = await api((c) => c.GET('/v1/identities/{id}/permissions', { params: { path: { id }, query: { ...(resource && { resource }), ...(o.action && { action: o.action }) } } }));
       out(!!o.json, r, () => {
         if (r.permissions.length === 0) return `${r.identity}: no permissions over the declared resources (policy version ${r.policy_version}, ${r.pairs} pairs examined)`;
         const lines = [`${r.identity}: ${r.permissions.length} of ${r.pairs} (action, resource) pairs (policy version ${r.policy_version})`];
@@ -68,10 +54,7 @@ export function register(program: Command): void {
     .option('--identity <id>', 'one identity only')
     .addOption(json())
     .action(async (o: { since: string; identity?: string; json?: boolean }) => {
-      const r = await call<{ since: string; estate: Record<string, number>; identities: Record<string, unknown>[]; nothing_used: string[] }>(
-        'GET',
-        `/v1/governance/usage?since=${enc(o.since)}${o.identity !== undefined ? `&identity=${enc(o.identity)}` : ''}`,
-      );
+      const r = await api((c) => c.GET('/v1/governance/usage', { params: { query: { since: o.since, ...(o.identity !== undefined && { identity: o.identity }) } } }));
       out(!!o.json, r, () =>
         [
           table(r.identities, ['identity', 'effective', 'used', 'unused', 'over_privilege', 'allows']),
@@ -98,9 +81,9 @@ export function registerPolicyCommands(policies: Command): void {
     .option('--out <dir>', 'write the candidate policy files there (for `policies replay DIR`)')
     .addOption(json())
     .action(async (identity: string | undefined, o: { team?: string; role?: string; since: string; out?: string; json?: boolean }) => {
-      const who = [identity && `identity=${enc(identity)}`, o.team && `team=${enc(o.team)}`, o.role && `role=${enc(o.role)}`].filter(Boolean);
+      const who = [identity ? { identity } : undefined, o.team ? { team: o.team } : undefined, o.role ? { role: o.role } : undefined].filter((x) => x !== undefined);
       if (who.length !== 1) throw new CliError('name exactly one of IDENTITY, --team or --role', EXIT.usage);
-      const r = await call<{ diff: string; kept: number; removed: unknown[]; files: { name: string; text: string }[]; changed: string[] }>('GET', `/v1/policies/suggestion?${who[0]}&since=${enc(o.since)}`);
+      const r = await api((c) => c.GET('/v1/policies/suggestion', { params: { query: { ...who[0], since: o.since } } }));
       if (o.out !== undefined) {
         mkdirSync(o.out, { recursive: true });
         for (const f of r.files) writeFileSync(join(o.out, f.name), f.text);
@@ -133,12 +116,12 @@ function readCandidate(dir: string): { name: string; text: string }[] {
 
 /** POST /v1/policies/replay. */
 export function replay(files: { name: string; text: string }[], since: string): Promise<ReplayReport> {
-  return call<ReplayReport>('POST', '/v1/policies/replay', { body: { files, since } });
+  return api((c) => c.POST('/v1/policies/replay', { body: { files, since } }));
 }
 
 /** What `push --replay` does first: the active config files plus the pushed ones, replayed. */
 export async function replayPush(files: { name: string; text: string }[], since: string): Promise<ReplayReport> {
-  const active = await call<{ files: { name: string; origin: string; text: string }[] }>('GET', '/v1/policies');
+  const active = await api((c) => c.GET('/v1/policies'));
   const names = new Set(files.map((f) => f.name));
   const candidate = [...active.files.filter((f) => f.origin === 'config' && !names.has(f.name)).map((f) => ({ name: f.name, text: f.text })), ...files];
   return replay(candidate, since);

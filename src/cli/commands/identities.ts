@@ -1,8 +1,9 @@
 // `portcullis identities …`: the inventory of identities.
 import type { Command } from 'commander';
-import { call, CliError, EXIT } from '../client.ts';
+import { api, CliError, EXIT } from '../client.ts';
+import type { ApiQuery, ApiBody } from '../client.ts';
 import { out, table } from '../output.ts';
-import { enc, json } from '../args.ts';
+import { json } from '../args.ts';
 
 export function register(program: Command): void {
   const identities = program.command('identities').description('the inventory of identities');
@@ -14,13 +15,13 @@ export function register(program: Command): void {
     .option('--status <status>')
     .addOption(json())
     .action(async (o: Record<string, string | boolean | undefined>) => {
-      const q = new URLSearchParams();
-      for (const k of ['kind', 'boundary', 'owner', 'status']) if (typeof o[k] === 'string') q.set(k, o[k] as string);
-      const r = await call<{ identities: Record<string, unknown>[] }>('GET', `/v1/identities${q.size ? `?${q}` : ''}`);
+      const query: Record<string, string> = {};
+      for (const k of ['kind', 'boundary', 'owner', 'status']) if (typeof o[k] === 'string') query[k] = o[k] as string;
+      const r = await api((c) => c.GET('/v1/identities', { params: { query: query as ApiQuery<'/v1/identities', 'get'> } }));
       out(!!o.json, r, () => table(r.identities, ['id', 'kind', 'boundary', 'environment', 'owner', 'status', 'last_authenticated_at']));
     });
   identities.command('show').argument('<id>').addOption(json()).action(async (id: string, o: { json?: boolean }) => {
-    const r = await call('GET', `/v1/identities/${enc(id)}`);
+    const r = await api((c) => c.GET('/v1/identities/{id}', { params: { path: { id } } }));
     out(!!o.json, r, () => Object.entries(r).map(([k, v]) => `${k.padEnd(22)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n'));
   });
   identities
@@ -34,7 +35,7 @@ export function register(program: Command): void {
     .addOption(json())
     .action(async (id: string, o: { kind: string; boundary: string; environment: string; owner?: string; purpose?: string; json?: boolean }) => {
       const { json: j, ...body } = o;
-      const r = await call('POST', '/v1/identities', { body: { id, ...body } });
+      const r = await api((c) => c.POST('/v1/identities', { body: { id, ...body } as ApiBody<'/v1/identities', 'post'> }));
       out(!!j, r, () => `declared ${id}`);
     });
   identities
@@ -45,11 +46,11 @@ export function register(program: Command): void {
     .option('--label <k=v...>', 'replace labels')
     .addOption(json())
     .action(async (id: string, o: { owner?: string; purpose?: string; label?: string[]; json?: boolean }) => {
-      const body: Record<string, unknown> = {};
+      const body: ApiBody<'/v1/identities/{id}', 'patch'> = {};
       if (o.owner !== undefined) body.owner = o.owner;
       if (o.purpose !== undefined) body.purpose = o.purpose;
       if (o.label) body.labels = Object.fromEntries(o.label.map((l) => l.split('=', 2)));
-      const r = await call('PATCH', `/v1/identities/${enc(id)}`, { body });
+      const r = await api((c) => c.PATCH('/v1/identities/{id}', { params: { path: { id } }, body }));
       out(!!o.json, r, () => `updated ${id}`);
     });
   identities
@@ -61,8 +62,8 @@ export function register(program: Command): void {
     .addOption(json())
     .action(async (id: string, o: { trust?: string[]; none?: boolean; json?: boolean }) => {
       if ((o.trust === undefined) === (o.none !== true)) throw new CliError('give either --trust <name...> or --none', EXIT.usage);
-      const r = await call<{ bound_trusts: string[] }>('PUT', `/v1/identities/${enc(id)}/trusts`, { body: { trusts: o.trust ?? [] } });
-      out(!!o.json, r, () => `${id} is bound to ${r.bound_trusts.length > 0 ? r.bound_trusts.join(', ') : 'no trust (Portcullis-issued credentials only)'}`);
+      const r = await api((c) => c.PUT('/v1/identities/{id}/trusts', { params: { path: { id } }, body: { trusts: o.trust ?? [] } }));
+      out(!!o.json, r, () => `${id} is bound to ${r.bound_trusts && r.bound_trusts.length > 0 ? r.bound_trusts.join(', ') : 'no trust (Portcullis-issued credentials only)'}`);
     });
   for (const verb of ['suspend', 'activate', 'offboard'] as const) {
     identities
@@ -71,7 +72,7 @@ export function register(program: Command): void {
       .option('--reason <text>')
       .addOption(json())
       .action(async (id: string, o: { reason?: string; json?: boolean }) => {
-        const r = await call<{ status: string }>('POST', `/v1/identities/${enc(id)}/${verb}`, { body: { reason: o.reason ?? '' } });
+        const r = await api((c) => c.POST(`/v1/identities/{id}/${verb}`, { params: { path: { id } }, body: { reason: o.reason ?? '' } }));
         out(!!o.json, r, () => `${id} is now ${r.status}${verb === 'activate' ? '' : '; its live sessions have ended'}`);
       });
   }

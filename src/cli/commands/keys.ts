@@ -1,6 +1,6 @@
 // `portcullis keys …` and `portcullis sessions revoke`: signing keys and sessions.
 import type { Command } from 'commander';
-import { call } from '../client.ts';
+import { api } from '../client.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
 import { registerGatewaySessions } from './gateway-sessions.ts';
@@ -23,7 +23,7 @@ export function when(t: unknown): string {
 export function register(program: Command): void {
   const keys = program.command('keys').description("the broker's signing keys");
   keys.command('list').addOption(json()).action(async (o: { json?: boolean }) => {
-    const r = await call<{ keys: KeyInfo[] }>('GET', '/v1/keys');
+    const r = await api((c) => c.GET('/v1/keys'));
     out(!!o.json, r, () => table(r.keys.map((k) => ({ ...k, created: when(k.created_at), retires: when(k.retire_at) })), ['kid', 'purpose', 'status', 'created', 'retires']));
   });
   keys
@@ -31,7 +31,7 @@ export function register(program: Command): void {
     .argument('<purpose>', 'session | audit | token')
     .addOption(json())
     .action(async (purpose: string, o: { json?: boolean }) => {
-      const r = await call<{ active: KeyInfo; previous: KeyInfo | null }>('POST', '/v1/keys/rotate', { body: { purpose } });
+      const r = (await api((c) => c.POST('/v1/keys/rotate', { body: { purpose: purpose as 'session' | 'audit' | 'token' } }))) as { active: KeyInfo; previous: KeyInfo | null };
       out(!!o.json, r, () => `new ${purpose} key ${r.active.kid}${r.previous ? `; ${r.previous.kid} ${r.previous.retire_at == null ? 'keeps verifying' : `keeps verifying until ${when(r.previous.retire_at)}`}` : ''}`);
     });
 
@@ -45,7 +45,7 @@ export function register(program: Command): void {
     .option('--reason <text>')
     .addOption(json())
     .action(async (o: { jti?: string; identity?: string; reason?: string; json?: boolean }) => {
-      const r = await call<{ revoked: string }>('POST', '/v1/sessions/revoke', { body: { ...(o.jti && { jti: o.jti }), ...(o.identity && { identity: o.identity }), ...(o.reason && { reason: o.reason }) } });
+      const r = (await api((c) => c.POST('/v1/sessions/revoke', { body: { ...(o.jti && { jti: o.jti }), ...(o.identity && { identity: o.identity }), ...(o.reason && { reason: o.reason }) } }))) as { revoked: string };
       out(!!o.json, r, () => `revoked ${r.revoked}`);
     });
 }

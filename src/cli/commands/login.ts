@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { CliError, EXIT, address, call, clearSession, saveSession } from '../client.ts';
+import { CliError, EXIT, address, api, clearSession, saveSession } from '../client.ts';
 import { fileError } from '../errors.ts';
 import { ssoLogin } from '../sso.ts';
 import { out } from '../output.ts';
@@ -52,14 +52,14 @@ export function register(program: Command): void {
           : o.apiKey !== undefined || o.apiKeyFile !== undefined
             ? { api_key: await secretInput('--api-key', o.apiKey, o.apiKeyFile) }
             : { bootstrap: await secretInput('--bootstrap', o.bootstrap, o.bootstrapFile) };
-      const r = await call<{ session_token: string; expires_at: string; identity: { id: string; kind: string; boundary: string } }>('POST', '/v1/auth/token', { body, auth: false });
+      const r = await api((c) => c.POST('/v1/auth/token', { body }), { auth: false });
       const path = saveSession({ addr: address(), session_token: r.session_token, expires_at: r.expires_at, identity: r.identity.id });
       out(!!o.json, r, () => `logged in as ${r.identity.id} (${r.identity.kind}, boundary ${r.identity.boundary}) until ${r.expires_at}\nsession saved in ${path}`);
     });
 
   program.command('logout').description('revoke and forget the saved session').action(async () => {
     try {
-      await call('POST', '/v1/sessions/revoke', { body: { jti: JSON.parse(Buffer.from(process.env.PORTCULLIS_TOKEN ?? sessionPayload(), 'base64url').toString()).jti } });
+      await api((c) => c.POST('/v1/sessions/revoke', { body: { jti: JSON.parse(Buffer.from(process.env.PORTCULLIS_TOKEN ?? sessionPayload(), 'base64url').toString()).jti as string } }));
     } catch {
       /* already expired or server gone: forgetting it is still right */
     }

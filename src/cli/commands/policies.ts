@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { CliError, EXIT, call } from '../client.ts';
+import { CliError, EXIT, api } from '../client.ts';
 import { fileError } from '../errors.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
@@ -11,11 +11,11 @@ import { registerPolicyCommands, replayPush, replayText } from './governance.ts'
 export function register(program: Command): void {
   const policies = program.command('policies').description('Cedar policies: show, validate, push');
   policies.command('show').addOption(json()).action(async (o: { json?: boolean }) => {
-    const r = await call<{ version: number; digest: string; policies: string[]; files: { name: string; origin: string }[] }>('GET', '/v1/policies');
+    const r = (await api((c) => c.GET('/v1/policies'))) as { version: number; digest: string; policies: string[]; files: { name: string; origin: string }[] };
     out(!!o.json, r, () => `policy version ${r.version} (${r.digest.slice(0, 12)})\nfiles: ${r.files.map((f) => `${f.name} [${f.origin}]`).join(', ')}\npolicies:\n  ${r.policies.join('\n  ')}`);
   });
   policies.command('versions').addOption(json()).action(async (o: { json?: boolean }) => {
-    const r = await call<{ versions: Record<string, unknown>[] }>('GET', '/v1/policies/versions');
+    const r = await api((c) => c.GET('/v1/policies/versions'));
     out(!!o.json, r, () => table(r.versions, ['version', 'created_at', 'actor', 'reason']));
   });
   for (const [name, dry] of [
@@ -49,11 +49,11 @@ export function register(program: Command): void {
             return;
           }
           if (!o.json) process.stdout.write(`${replayText(report)}\n`);
-          const r = await call<Record<string, unknown>>('PUT', '/v1/policies', { body });
+          const r = (await api((c) => c.PUT('/v1/policies', { body }))) as Record<string, unknown>;
           out(!!o.json, { ...r, replay: report }, () => (dry ? `valid: ${(r.policies as string[]).length} policies` : r.changed ? `activated policy version ${String(r.version)}` : `unchanged (version ${String(r.version)})`));
           return;
         }
-        const r = await call<Record<string, unknown>>('PUT', '/v1/policies', { body });
+        const r = (await api((c) => c.PUT('/v1/policies', { body }))) as Record<string, unknown>;
         out(!!o.json, r, () => (dry ? `valid: ${(r.policies as string[]).length} policies` : r.changed ? `activated policy version ${String(r.version)}` : `unchanged (version ${String(r.version)})`));
       });
   }

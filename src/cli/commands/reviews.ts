@@ -2,12 +2,9 @@
 // campaigns, rotation / offboarding, and the evidence report for auditors.
 import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
-import { call, CliError, EXIT } from '../client.ts';
+import { api, CliError, EXIT, type ApiBody, type ApiQuery } from '../client.ts';
 import { out, table } from '../output.ts';
-import { enc, json } from '../args.ts';
-
-interface Item { id: string; identity_id: string; kind: string; ref: string; summary: string; reviewers: string[]; decision: string | null; outcome: string | null; by_default: boolean; usage: Record<string, unknown> }
-interface Campaign { id: string; name: string; status: string; deadline_at: string; default_action: string; schedule: string | null; progress?: { items: number; decided: number } }
+import { json } from '../args.ts';
 
 const lastUse = (u: Record<string, unknown>) => String(u.last_used_at ?? u.last_authenticated_at ?? u.last_allowed_at ?? '-');
 
@@ -26,7 +23,7 @@ export function register(program: Command): void {
     .addOption(json())
     .action(async (name: string, o: { boundary?: string; environment?: string; owner?: string; kind?: string; deadline?: string; defaultAction?: string; reviewer?: string[]; json?: boolean }) => {
       const scope = { ...(o.boundary && { boundary: o.boundary }), ...(o.environment && { environment: o.environment }), ...(o.owner && { owner: o.owner }), ...(o.kind && { kind: o.kind }) };
-      const r = await call<{ campaign: Campaign; items: Item[] }>('POST', '/v1/reviews', { body: { name, scope, ...(o.deadline && { deadline: o.deadline }), ...(o.defaultAction && { default_action: o.defaultAction }), ...(o.reviewer && { reviewers: o.reviewer }) } });
+      const r = await api((c) => c.POST('/v1/reviews', { body: { name, scope, ...(o.deadline && { deadline: o.deadline }), ...(o.defaultAction && { default_action: o.defaultAction as ApiBody<'/v1/reviews', 'post'>['default_action'] }), ...(o.reviewer && { reviewers: o.reviewer }) } }));
       out(!!o.json, r, () => `opened ${r.campaign.id} with ${r.items.length} items; deadline ${r.campaign.deadline_at}, then ${r.campaign.default_action}`);
     });
   reviews
@@ -36,11 +33,11 @@ export function register(program: Command): void {
     .addOption(json())
     .action(async (o: { status?: string; mine?: boolean; json?: boolean }) => {
       if (o.mine) {
-        const r = await call<{ items: Item[] }>('GET', '/v1/reviews/mine');
+        const r = await api((c) => c.GET('/v1/reviews/mine'));
         out(!!o.json, r, () => (r.items.length ? table(r.items.map((i) => ({ ...i, last_use: lastUse(i.usage) })), ['id', 'identity_id', 'kind', 'ref', 'last_use']) : 'nothing to review'));
         return;
       }
-      const r = await call<{ campaigns: Campaign[] }>('GET', `/v1/reviews${o.status ? `?status=${enc(o.status)}` : ''}`);
+      const r = await api((c) => c.GET('/v1/reviews', { params: { query: { ...(o.status && { status: o.status as ApiQuery<'/v1/reviews', 'get'>['status'] }) } } }));
       out(!!o.json, r, () => (r.campaigns.length ? table(r.campaigns.map((c) => ({ ...c, decided: `${c.progress?.decided ?? 0}/${c.progress?.items ?? 0}` })), ['id', 'name', 'status', 'deadline_at', 'default_action', 'decided']) : 'no campaigns'));
     });
   reviews
@@ -48,7 +45,7 @@ export function register(program: Command): void {
     .argument('<id>', 'campaign id')
     .addOption(json())
     .action(async (id: string, o: { json?: boolean }) => {
-      const r = await call<{ campaign: Campaign; items: Item[] }>('GET', `/v1/reviews/${enc(id)}`);
+      const r = await api((c) => c.GET('/v1/reviews/{id}', { params: { path: { id } } }));
       out(!!o.json, r, () => `${r.campaign.name} (${r.campaign.status}, deadline ${r.campaign.deadline_at}, then ${r.campaign.default_action})\n` + table(r.items.map((i) => ({ ...i, last_use: lastUse(i.usage), decision: i.decision ?? '-', outcome: i.outcome ?? '-' })), ['id', 'identity_id', 'kind', 'ref', 'last_use', 'decision', 'outcome']));
     });
   reviews
@@ -59,7 +56,7 @@ export function register(program: Command): void {
     .addOption(json())
     .action(async (item: string, decision: string, o: { comment?: string; json?: boolean }) => {
       if (!['keep', 'revoke', 'narrow'].includes(decision)) throw new CliError(`decision must be keep, revoke or narrow, not "${decision}"`, EXIT.usage);
-      const r = await call<Item>('POST', `/v1/reviews/items/${enc(item)}/decision`, { body: { decision, ...(o.comment && { comment: o.comment }) } });
+      const r = await api((c) => c.POST('/v1/reviews/items/{id}/decision', { params: { path: { id: item } }, body: { decision: decision as ApiBody<'/v1/reviews/items/{id}/decision', 'post'>['decision'], ...(o.comment && { comment: o.comment }) } }));
       out(!!o.json, r, () => `${r.id}: ${r.decision} (${r.outcome ?? 'recorded'})`);
     });
   reviews
@@ -68,17 +65,17 @@ export function register(program: Command): void {
     .requiredOption('--reason <text>')
     .addOption(json())
     .action(async (id: string, o: { reason: string; json?: boolean }) => {
-      const r = await call<{ campaign: Campaign; items: Item[] }>('POST', `/v1/reviews/${enc(id)}/close`, { body: { reason: o.reason } });
+      const r = await api((c) => c.POST('/v1/reviews/{id}/close', { params: { path: { id } }, body: { reason: o.reason } }));
       out(!!o.json, r, () => `closed ${r.campaign.id}; ${r.items.filter((i) => i.by_default).length} unanswered items got ${r.campaign.default_action}`);
     });
 
   const lifecycle = program.command('lifecycle').description('rotation due dates, flags, owner offboarding');
   lifecycle.command('rotation').addOption(json()).action(async (o: { json?: boolean }) => {
-    const r = await call<{ rotation: Record<string, unknown>[] }>('GET', '/v1/lifecycle/rotation');
+    const r = await api((c) => c.GET('/v1/lifecycle/rotation'));
     out(!!o.json, r, () => table(r.rotation.map((x) => ({ ...x, overdue: x.overdue ? 'OVERDUE' : '' })), ['kind', 'id', 'holder', 'due_at', 'overdue', 'how']));
   });
   lifecycle.command('flags').addOption(json()).action(async (o: { json?: boolean }) => {
-    const r = await call<{ flags: Record<string, unknown>[] }>('GET', '/v1/lifecycle/flags');
+    const r = await api((c) => c.GET('/v1/lifecycle/flags'));
     out(!!o.json, r, () => (r.flags.length ? table(r.flags, ['identity_id', 'code', 'raised_at']) : 'no open flags'));
   });
   lifecycle
@@ -88,7 +85,7 @@ export function register(program: Command): void {
     .requiredOption('--reason <text>')
     .addOption(json())
     .action(async (owner: string, o: { successor?: string; reason: string; json?: boolean }) => {
-      const r = await call<{ identities: { id: string; action: string; to?: string }[] }>('POST', '/v1/lifecycle/offboard-owner', { body: { owner, reason: o.reason, ...(o.successor && { successor: o.successor }) } });
+      const r = await api((c) => c.POST('/v1/lifecycle/offboard-owner', { body: { owner, reason: o.reason, ...(o.successor && { successor: o.successor }) } }));
       out(!!o.json, r, () => (r.identities.length ? table(r.identities, ['id', 'action', 'to']) : `${owner} offboarded; owned nothing`));
     });
 
@@ -102,14 +99,14 @@ export function register(program: Command): void {
     .action(async (o: { period: string; format: string; out?: string; json?: boolean }) => {
       if (!['json', 'html', 'pdf'].includes(o.format)) throw new CliError(`--format must be json, html or pdf, not "${o.format}"`, EXIT.usage);
       if (o.format === 'pdf' && !o.out) throw new CliError('--format pdf needs --out FILE', EXIT.usage);
-      const path = `/v1/reports/evidence?period=${enc(o.period)}`;
+      const period = o.period;
       if (o.format === 'json') {
-        const r = await call('GET', path);
+        const r = await api((c) => c.GET('/v1/reports/evidence', { params: { query: { period } } }));
         if (o.out) writeFileSync(o.out, JSON.stringify(r, null, 2));
         else out(true, r, () => '');
         return;
       }
-      const html = await call<string>('GET', `${path}&format=html`, { raw: true });
+      const html = (await api((c) => c.GET('/v1/reports/evidence', { params: { query: { period, format: 'html' } }, parseAs: 'text' }))) as string;
       if (o.format === 'html') {
         if (o.out) writeFileSync(o.out, html);
         else process.stdout.write(html);

@@ -7,8 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { registerSetupHost } from '../ssh-setup.ts';
-import { CliError, EXIT, address, call, sessionToken } from '../client.ts';
-import { enc } from '../args.ts';
+import { CliError, EXIT, address, api, sessionToken } from '../client.ts';
 
 interface GatewayView {
   name: string;
@@ -38,7 +37,7 @@ export function register(program: Command): void {
     .option('--ssh <path>', 'the ssh to run', 'ssh')
     .action(async (name: string, sshArgs: string[], o: { login?: string; ssh: string }) => {
       const token = sessionToken();
-      const { gateways } = await call<{ gateways: GatewayView[] }>('GET', '/v1/gateways');
+      const { gateways } = (await api((c) => c.GET('/v1/gateways'))) as { gateways: GatewayView[] };
       const g = pickGateway(gateways, name);
       const host = g.host === '0.0.0.0' || g.host === '::' ? new URL(address()).hostname : g.host;
       const login = o.login ?? process.env.USER ?? 'root';
@@ -94,7 +93,7 @@ export function registerPlay(sessions: Command): void {
     .option('--idle-limit <seconds>', 'longest pause kept', '2')
     .option('--cast', 'print the asciicast v2 file instead of playing it')
     .action(async (id: string, o: { channel?: string; speed: string; idleLimit: string; cast?: boolean }) => {
-      const ndjson = await call<string>('GET', `/v1/sessions/${enc(id)}/recording`, { raw: true });
+      const ndjson = (await api((c) => c.GET('/v1/sessions/{id}/recording', { params: { path: { id } }, parseAs: 'text' }))) as string;
       const { header, events } = castOf(ndjson, o.channel !== undefined ? Number(o.channel) : undefined);
       if (o.cast) {
         process.stdout.write(`${[header, ...events].map((e) => JSON.stringify(e)).join('\n')}\n`);

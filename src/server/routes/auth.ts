@@ -9,6 +9,18 @@ import { z } from 'zod';
 import { Jwks, LoginResult, SESSION_ERRORS, errors, optionalBody, time } from '../schemas.ts';
 
 const OAuthToken = z.object({ access_token: z.string(), issued_token_type: z.string(), token_type: z.literal('Bearer'), expires_in: z.int(), scope: z.string().optional() });
+/** The RFC 8693 form, documented (the handler checks it: its errors are RFC 6749's). */
+const TokenExchangeForm = z.object({
+  grant_type: z.literal('urn:ietf:params:oauth:grant-type:token-exchange'),
+  subject_token: z.string(),
+  subject_token_type: z.enum(['urn:ietf:params:oauth:token-type:jwt', 'urn:ietf:params:oauth:token-type:id_token', 'urn:ietf:params:oauth:token-type:access_token']),
+  actor_token: z.string().optional().describe('delegation: the actor\'s own access token for the same API'),
+  actor_token_type: z.literal('urn:ietf:params:oauth:token-type:access_token').optional(),
+  requested_token_type: z.literal('urn:ietf:params:oauth:token-type:access_token').optional(),
+  audience: z.string().optional(),
+  resource: z.string().optional(),
+  scope: z.string().optional(),
+});
 const OAuthError = z.looseObject({ error: z.string(), error_description: z.string() }).describe('RFC 6749 §5.2 error');
 const StartedLogin = z.object({ url: z.string(), state: z.string(), expires_at: time, trust: z.string() });
 const StartedDevice = z.object({ handle: z.string(), user_code: z.string(), verification_uri: z.string(), verification_uri_complete: z.string().optional(), expires_at: time, interval: z.int(), trust: z.string() });
@@ -62,6 +74,7 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
         summary: 'RFC 8693 token exchange: a workload JWT for a session token; delegation (subject + actor access tokens → a token on the subject\'s behalf with act); or, with `assignment`, an agent\'s assignment-scoped token for one `resource` (docs/agents.md)',
         tags: ['auth'],
         // The form is checked by the handler: its errors are RFC 6749's, not problem documents.
+        documentedBody: { contentType: 'application/x-www-form-urlencoded', schema: TokenExchangeForm },
         response: { 200: OAuthToken, 400: { description: 'RFC 6749 error', content: { 'application/json': { schema: OAuthError } } }, ...errors(413, 429) },
       },
     },

@@ -60,7 +60,7 @@ function requestId(req: FastifyRequest, reply: FastifyReply): string | undefined
 export function authzenRoutes(app: FastifyInstance, broker: Broker): void {
   const pre = requireCaller(broker);
   const post = (url: string, operationId: string, summary: string, body: z.ZodType, ok: z.ZodType, handle: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) =>
-    app.post(url, { preHandler: pre, schema: { operationId, summary, tags: ['authzen'], security: [{ session: [] }], body, response: { 200: ok, ...ERRORS } } }, handle);
+    app.post(url, { preHandler: pre, schema: { operationId, summary, tags: ['authzen'], body, response: { 200: ok, ...ERRORS } } }, handle);
 
   app.get(
     '/.well-known/authzen-configuration',

@@ -7,7 +7,7 @@ import { metricsTokenCheck } from '../edge.ts';
 import { problem, sendProblem } from '../problem.ts';
 import { z } from 'zod';
 import { errors } from '../schemas.ts';
-import { installZod } from '../openapi.ts';
+import { installZod, securedBy } from '../openapi.ts';
 
 const Readiness = z.object({
   ready: z.boolean(),
@@ -31,7 +31,7 @@ function metricsRoute(app: FastifyInstance, broker: Broker): void {
   const token = broker.config.metrics?.token;
   app.get(
     '/metrics',
-    { ...(token !== undefined && { onRequest: metricsTokenCheck(token) }), schema: { operationId: 'metrics', summary: 'Prometheus metrics', tags: ['ops'], response: { 200: text('Prometheus text format'), ...(token !== undefined && errors(401)) } } },
+    { ...(token !== undefined && { onRequest: securedBy(metricsTokenCheck(token), [{ metrics: [] }]) }), schema: { operationId: 'metrics', summary: 'Prometheus metrics', tags: ['ops'], response: { 200: text('Prometheus text format'), ...(token !== undefined && errors(401)) } } },
     async (_req, reply) => reply.type(broker.metrics.registry.contentType).send(await broker.metrics.registry.metrics()),
   );
 }

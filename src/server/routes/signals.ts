@@ -32,6 +32,7 @@ export function signalRoutes(app: FastifyInstance, broker: Broker): void {
         summary: 'RFC 8935 push delivery of one Security Event Token (Content-Type application/secevent+jwt) from a configured transmitter, authenticated with its push secret (Authorization: Bearer)',
         tags: ['signals'],
         // The body is a compact JWS checked by the handler: its errors are RFC 8935's, not problem documents.
+        documentedBody: { contentType: 'application/secevent+jwt', schema: z.string().min(1).max(MAX_SET_BYTES).describe('the Security Event Token: a compact JWS signed by the transmitter') },
         response: {
           202: { description: 'Accepted (applied, or an event type this receiver ignores)', content: { 'application/json': { schema: z.null() } } },
           400: { description: 'RFC 8935 §2.3 error', content: { 'application/json': { schema: SetError } } },
