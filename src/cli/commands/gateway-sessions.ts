@@ -8,19 +8,6 @@ import type { ApiQuery } from '../client.ts';
 import { out, table } from '../output.ts';
 import { json } from '../args.ts';
 
-interface SessionView {
-  id: string;
-  gateway: string;
-  kind: string;
-  target: string;
-  identity: string;
-  started_at: string;
-  ended_at?: string;
-  end_reason?: string;
-  live: boolean;
-  records?: number;
-}
-
 export function registerGatewaySessions(sessions: Command): void {
   sessions
     .command('list')
@@ -38,7 +25,7 @@ export function registerGatewaySessions(sessions: Command): void {
       if (o.mine) query.mine = 'true';
       for (const k of ['identity', 'target', 'gateway'] as const) if (o[k]) query[k] = o[k]!;
       if (o.live) query.live = 'true';
-      const r = (await api((c) => c.GET('/v1/sessions', { params: { query: query as ApiQuery<'/v1/sessions', 'get'> } }))) as { sessions: SessionView[] };
+      const r = await api((c) => c.GET('/v1/sessions', { params: { query: query as ApiQuery<'/v1/sessions', 'get'> } }));
       if (o.quiet && !o.json) return void process.stdout.write(r.sessions.map((s) => `${s.id}\n`).join(''));
       out(!!o.json, r, () => table(r.sessions.map((s) => ({ ...s, state: s.live ? 'live' : `ended ${s.end_reason ?? ''}` })), ['id', 'identity', 'gateway', 'target', 'started_at', 'state', 'records']));
     });
@@ -47,7 +34,7 @@ export function registerGatewaySessions(sessions: Command): void {
     .description('a gateway session: what started it, each statement or command, how it ended, and whether its records verify')
     .addOption(json())
     .action(async (id: string, o: { json?: boolean }) => {
-      const r = (await api((c) => c.GET('/v1/sessions/{id}', { params: { path: { id }, query: { verify: 'true' } } }))) as { session: SessionView; records: { type: string; time: string; decision?: string; payload: Record<string, unknown> }[]; verification?: { ok: boolean; reason?: string } };
+      const r = await api((c) => c.GET('/v1/sessions/{id}', { params: { path: { id }, query: { verify: 'true' } } }));
       out(!!o.json, r, () => {
         const s = r.session;
         const head = `${s.id} ${s.identity} → ${s.gateway} (${s.target}) from ${s.started_at}${s.ended_at ? ` to ${s.ended_at} (${s.end_reason})` : ' (live)'}`;
@@ -70,7 +57,7 @@ export function registerGatewaySessions(sessions: Command): void {
     .description('the session stream verifies and the session has every record 1..N; exit 1 if not')
     .addOption(json())
     .action(async (id: string, o: { json?: boolean }) => {
-      const r = (await api((c) => c.GET('/v1/sessions/{id}', { params: { path: { id }, query: { verify: 'true' } } }))) as { verification: { ok: boolean; records: number; missing: number[]; complete: boolean; reason?: string } };
+      const r = await api((c) => c.GET('/v1/sessions/{id}', { params: { path: { id }, query: { verify: 'true' } } })) as { verification: { ok: boolean; records: number; missing: number[]; complete: boolean; reason?: string } };
       const v = r.verification;
       out(!!o.json, v, () => (v.ok ? `ok: ${v.records} records${v.complete ? '' : ' (session still live)'}` : `FAILED: ${v.reason ?? 'unknown'}`));
       if (!v.ok) throw new CliError(`session ${id} does not verify`, EXIT.failure);
