@@ -474,7 +474,15 @@ export class GatewayRunner {
     if (this.#started || this.#gateways.length === 0) return;
     this.#started = true;
     this.host.sessions.start();
-    for (const g of this.#gateways) this.#addresses.set(g.name, await g.start());
+    for (const g of this.#gateways) {
+      try {
+        this.#addresses.set(g.name, await g.start());
+      } catch (err) {
+        // A listen error (port taken, no permission) names the gateway, so the message can say which setting to change.
+        if (err !== null && typeof err === 'object' && 'code' in err) Object.assign(err, { gateway: g.name });
+        throw err;
+      }
+    }
   }
 
   async stop(): Promise<void> {

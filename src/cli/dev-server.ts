@@ -1,10 +1,10 @@
 // `portcullis dev` itself: the embedded PostgreSQL (with --postgres), the broker, and what to try next.
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../common/net.ts';
 import { resolve } from 'node:path';
 import { serve } from './serve.ts';
 import { createLogger } from '../common/log.ts';
-import { devConfig, devEnv, devPostgresGateway, freePort, startDevPostgres } from './dev.ts';
+import { devConfig, devEnv, devPostgresGateway, startDevPostgres } from './dev.ts';
 import { devSshGateway, startDevSshd } from './dev-sshd.ts';
 
 export interface DevOptions {
@@ -22,16 +22,23 @@ export async function runDev(o: DevOptions): Promise<void> {
     rmSync(`${dataDir}-postgres`, { recursive: true, force: true });
   }
   // The dev issuers name the server's URL, so "any free port" is chosen before the config is made.
-  const port = o.port === 0 ? await anyFreePort() : o.port;
+  const port = o.port === 0 ? await freePort() : o.port;
   const pg = o.postgres ? await startDevPostgres(dataDir, (m) => process.stderr.write(`${m}\n`)) : undefined;
   // With --postgres, a demo sshd behind the SSH gateway too (when OpenSSH is installed).
   const sshd = o.postgres ? await startDevSshd(dataDir, (m) => process.stderr.write(`${m}\n`)) : undefined;
   let running: Awaited<ReturnType<typeof serve>>;
   try {
-    // With --postgres, the PostgreSQL gateway `db-gw` in front of orders-db (6432 when free).
-    const gateways = [...(pg ? [devPostgresGateway(await freePort(6432))] : []), ...(sshd ? [devSshGateway(sshd)] : [])];
-    const loaded = devConfig(dataDir, port, pg, gateways);
-    running = await serve(loaded, { env: devEnv(pg), logger: createLogger(loaded.config.log, process.stderr) });
+    // With --postgres, the PostgreSQL gateway `db-gw` in front of orders-db: on 6432 when it can
+    // bind there, else on any free port (a probe first would race another dev server starting).
+    const start = async (dbGwPort: number) => {
+      const gateways = [...(pg ? [devPostgresGateway(dbGwPort)] : []), ...(sshd ? [devSshGateway(sshd)] : [])];
+      const loaded = devConfig(dataDir, port, pg, gateways);
+      return serve(loaded, { env: devEnv(pg), logger: createLogger(loaded.config.log, process.stderr) });
+    };
+    running = await start(6432).catch(async (err: { code?: unknown; gateway?: unknown }) => {
+      if (err?.code !== 'EADDRINUSE' || err.gateway !== 'db-gw') throw err;
+      return start(0);
+    });
     sshd?.trustCa(running.broker.targets().sshUserCa);
   } catch (err) {
     sshd?.stop();
@@ -44,7 +51,7 @@ Portcullis dev server on ${running.url}
   data:     ${dataDir}  (audit, keys, identities; --fresh to reset)
   policies: examples/dev/policies/demo.cedar  (policy version ${running.broker.readiness().policy_version})
   API:      ${running.url}/openapi.json
-${pg ? `  postgres: orders-db on 127.0.0.1:${pg.port} (embedded); gateway db-gw on 127.0.0.1:${running.broker.gatewayAddresses().get('db-gw')?.port ?? '?'} → orders-db\n` : ''}${sshd ? `  ssh:      gateway ssh-gw on 127.0.0.1:${sshd.gatewayPort} → web-1 (a demo sshd on 127.0.0.1:${sshd.port}, logins as ${sshd.login})\n` : ''}
+${pg ? `  postgres: orders-db on 127.0.0.1:${pg.port} (embedded); gateway db-gw on 127.0.0.1:${running.broker.gatewayAddresses().get('db-gw')?.port ?? '?'} → orders-db\n` : ''}${sshd ? `  ssh:      gateway ssh-gw on 127.0.0.1:${running.broker.gatewayAddresses().get('ssh-gw')?.port ?? '?'} → web-1 (a demo sshd on 127.0.0.1:${sshd.port}, logins as ${sshd.login})\n` : ''}
 Try this next, in another terminal (README.md, "Five minutes with the dev server", has the rest):
 
   alias portcullis=${cli}
@@ -86,13 +93,3 @@ Ctrl-C stops the server.
   });
 }
 
-function anyFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}

@@ -4,7 +4,8 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
+import { freePort } from '../common/net.ts';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 
@@ -16,7 +17,6 @@ export interface DevSshd {
   hostKey: string;
   /** The gateway's own host key file, and the port it listens on. */
   gatewayKeyFile: string;
-  gatewayPort: number;
   /** The account the demo principal logs in as. */
   login: string;
   /** Makes sshd trust the broker's CA (it reads TrustedUserCAKeys at each login). */
@@ -24,16 +24,6 @@ export interface DevSshd {
   stop(): void;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts the demo sshd in `<dataDir>-sshd`, or returns undefined (with a note) when OpenSSH is missing. */
 export async function startDevSshd(dataDir: string, log: (m: string) => void): Promise<DevSshd | undefined> {
@@ -79,7 +69,6 @@ export async function startDevSshd(dataDir: string, log: (m: string) => void): P
     port,
     hostKey: readFileSync(join(dir, 'host.pub'), 'utf8').trim(),
     gatewayKeyFile: join(dir, 'gw_host'),
-    gatewayPort: await freePort(),
     login,
     trustCa: (caLine) => writeFileSync(caFile, `${caLine.trim()}\n`),
     stop: () => void sshd.kill('SIGTERM'),
@@ -93,7 +82,7 @@ function getuidIs0(): boolean {
 /** The `gateways:` entry of the demo: `ssh-gw` in front of `web-1` (the demo sshd). */
 export function devSshGateway(s: DevSshd): Record<string, unknown> {
   return {
-    name: 'ssh-gw', kind: 'ssh', listen: { host: '127.0.0.1', port: s.gatewayPort }, target: 'web-1',
+    name: 'ssh-gw', kind: 'ssh', listen: { host: '127.0.0.1', port: 0 }, target: 'web-1',
     host_key_file: s.gatewayKeyFile, upstream: `127.0.0.1:${s.port}`, host_keys: [s.hostKey],
   };
 }

@@ -4,7 +4,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, stat
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from '../common/net.ts';
 import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { SignJWT, importJWK } from 'jose';
@@ -336,19 +336,6 @@ function reachableBy(path: string, who: { uid: number; gid: number }): boolean {
   }
 }
 
-/** `preferred` when it is free on 127.0.0.1, else any free port. */
-export function freePort(preferred: number): Promise<number> {
-  const attempt = (port: number) =>
-    new Promise<number>((ok, fail) => {
-      const probe = createServer();
-      probe.once('error', fail);
-      probe.listen(port, '127.0.0.1', () => {
-        const p = (probe.address() as { port: number }).port;
-        probe.close(() => ok(p));
-      });
-    });
-  return attempt(preferred).catch(() => attempt(0));
-}
 
 /** Whether `portcullis dev` has made its issuer key in this data directory (i.e. a dev server ran there). */
 export function devIssuerKeyExists(dataDir: string): boolean {

@@ -26,10 +26,12 @@ export function fileError(err: unknown, what = 'file', file?: string): CliError 
 /** Classifies any thrown value: CliError, PortcullisError (status), file errors, the rest. */
 export function describe(err: unknown): { message: string; exitCode: number; problem?: Record<string, unknown> } {
   if (err instanceof CliError) return { message: err.message, exitCode: err.exitCode, ...(err.problem && { problem: err.problem }) };
-  const net = err as { code?: unknown; address?: unknown; port?: unknown };
+  const net = err as { code?: unknown; address?: unknown; port?: unknown; gateway?: unknown };
   if (net?.code === 'EADDRINUSE' || net?.code === 'EACCES' && net.port !== undefined) {
-    const where = `${String(net.address ?? '')}:${String(net.port ?? '')}`;
-    return { message: net.code === 'EADDRINUSE' ? `${where} is already in use: stop the other server there, or choose another port (--port, listen.port)` : `no permission to listen on ${where}: use a port above 1023`, exitCode: EXIT.failure };
+    const gw = typeof net.gateway === 'string' ? net.gateway : undefined;
+    const where = `${gw !== undefined ? `gateway ${gw}: ` : ''}${String(net.address ?? '')}:${String(net.port ?? '')}`;
+    const setting = gw !== undefined ? `the gateway's listen.port in gateways (name: ${gw})` : 'another port (--port, listen.port)';
+    return { message: net.code === 'EADDRINUSE' ? `${where} is already in use: stop the other server there, or choose ${setting}` : `no permission to listen on ${where}: use a port above 1023`, exitCode: EXIT.failure };
   }
   const fe = fileError(err);
   if (fe) return { message: fe.message, exitCode: fe.exitCode };

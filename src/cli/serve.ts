@@ -1,6 +1,7 @@
 // Starts the HTTP server for a loaded configuration (used by `server` and `dev`).
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Server as NetServer, connect, createServer } from 'node:net';
+import { Server as NetServer, connect } from 'node:net';
+import { freePort } from '../common/net.ts';
 import { join } from 'node:path';
 import { CliError, EXIT } from './client.ts';
 import type { FastifyInstance } from 'fastify';
@@ -44,7 +45,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   const tls = config.listen.tls;
   const scheme = tls ? 'https' : 'http';
   // Tokens name the broker's URL (`iss`) before it listens, so "any free port" is chosen up front.
-  const port = config.listen.port === 0 ? await freePort(config.listen.host) : config.listen.port;
+  const port = config.listen.port === 0 ? await freePort(0, config.listen.host) : config.listen.port;
   // Replicas behind a load balancer share one issuer: the URL clients reach them at (public_url).
   const issuer = options.issuer ?? config.public_url ?? `${scheme}://${hostForUrl(config.listen.host)}:${port}`;
   // The embedded store's files belong to one server; replicas of a PostgreSQL store share data_dir.
@@ -135,16 +136,6 @@ function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, host, () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * One server per data directory: `<data_dir>/server.lock` names the process (pid, address) while it

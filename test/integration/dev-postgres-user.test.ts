@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 
 const CLI = join(import.meta.dirname, '..', '..', 'bin', 'portcullis.js');
 const NOBODY = 65534;
@@ -17,7 +18,11 @@ describe('portcullis dev --postgres as a normal user', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-devuser-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('starts the embedded PostgreSQL as that user, answers /readyz, and stops with exit 0 on SIGINT', { skip: root && !hasSetpriv ? 'running as root without setpriv' : false, timeout: 600_000 }, async () => {
+  it('starts the embedded PostgreSQL as that user (db-gw moved off a taken 6432), answers /readyz, and stops with exit 0 on SIGINT', { skip: root && !hasSetpriv ? 'running as root without setpriv' : false, timeout: 600_000 }, async () => {
+    // 6432 is taken (here, or by whoever holds it already): the gateway binds another port instead of failing.
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.once('error', () => r()).listen(6432, '127.0.0.1', () => r()));
+    after(() => squatter.close());
     chmodSync(dir, 0o755);
     if (root) chownSync(dir, NOBODY, NOBODY);
     const argv = [CLI, 'dev', '--postgres', '--data', join(dir, 'dev'), '--port', '0'];
@@ -41,7 +46,9 @@ describe('portcullis dev --postgres as a normal user', () => {
         });
         void exited.then((c) => reject(new Error(`exited ${c}: ${out}${err}`)));
       });
-      assert.match(out, /postgres: orders-db on 127\.0\.0\.1:\d+/);
+      const gw = /gateway db-gw on 127\.0\.0\.1:(\d+)/.exec(out);
+      assert.ok(gw, out);
+      assert.notEqual(Number(gw[1]), 6432);
       assert.doesNotMatch(err, /running as root/);
       const ready = await fetch(`${url}/readyz`);
       assert.equal(ready.status, 200);
