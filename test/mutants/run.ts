@@ -31,14 +31,30 @@ function load(file: string): Mutant {
   return { name: basename(file, '.patch'), file, tests, what: header('mutant') ?? '' };
 }
 
-function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<{ code: number; out: string }> {
+/** A failing test in the spec reporter's output (not the summary's "✖ failing tests:" heading). */
+const FAILED = /^\s*✖ (?!failing tests:)/m;
+
+/**
+ * Runs a command in its own process group. With `stopAtFailure`, the first failing test ends the
+ * run (a mutant is killed by one failure; the rest of its tests need not run).
+ */
+function run(cmd: string, args: string[], cwd: string, timeoutMs: number, stopAtFailure = false): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd, env: { ...process.env, PORTCULLIS_MUTANT: '1' }, detached: true });
     let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
-    const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, timeoutMs);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? 1, out }); });
+    let failed = false;
+    const kill = () => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } };
+    const take = (d: Buffer) => {
+      out += d;
+      if (stopAtFailure && !failed && FAILED.test(out)) {
+        failed = true;
+        kill();
+      }
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    const timer = setTimeout(kill, timeoutMs);
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code: failed ? 1 : code ?? 1, out }); });
   });
 }
 
@@ -52,7 +68,7 @@ async function check(m: Mutant): Promise<{ m: Mutant; verdict: 'killed' | 'survi
     if (existsSync(join(repo, '..', 'shared'))) symlinkSync(realpathSync(join(repo, '..', 'shared')), join(parent, 'shared'));
     const applied = await run('git', ['apply', '--unidiff-zero', m.file], copy, 30_000);
     if (applied.code !== 0) return { m, verdict: 'stale', detail: applied.out.trim(), ms: Date.now() - started };
-    const r = await run(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=60000', ...m.tests], copy, 240_000);
+    const r = await run(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=1', '--test-timeout=60000', ...m.tests], copy, 240_000, true);
     const failing = r.out.split('\n').filter((l) => /^\s*✖/.test(l)).slice(0, 3).map((l) => l.trim()).join('; ');
     return { m, verdict: r.code === 0 ? 'survived' : 'killed', detail: failing, ms: Date.now() - started };
   } finally {
