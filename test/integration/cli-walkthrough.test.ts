@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -209,6 +209,8 @@ describe('README walkthroughs, run as written against `portcullis dev`', () => {
       assert.match(ran.find((s) => s.command.includes('amount_cents=50000'))!.err, /denied this call/);
       assert.match(ran.filter((s) => s.command.includes('orders.get_status')).at(-1)!.err, /refused the token \(401/);
       assert.doesNotMatch(ran.find((s) => s.command === 'portcullis findings')!.out, /agent\.no_sponsor|no_owner/);
+      // The agent's bearer token is on disk readable by its owner only.
+      assert.equal(statSync(join(cwd, 'support-bot.token')).mode & 0o777, 0o600, 'support-bot.token is mode 0600');
       // Key outputs, beyond the comments.
       const json = ran.find((s) => s.command.includes('--json') && s.command.startsWith('portcullis authorize'))!;
       assert.equal(JSON.parse(json.out).decision, 'allow');
