@@ -42,8 +42,12 @@ export interface DevPostgres {
   password: string;
 }
 
-/** `gateways`: entries to run (the SSH gateway demo in front of the demo sshd: dev-sshd.ts). */
-export function devConfig(dataDir: string, port: number, postgres?: DevPostgres, gateways?: Record<string, unknown>[]): LoadedConfig {
+/**
+ * `gateways`: entries to run (the SSH gateway demo in front of the demo sshd: dev-sshd.ts; the MCP
+ * gateway in front of the demo MCP servers: dev-mcp.ts); `mcpTarget`: the `api` target that MCP
+ * gateway is the resource of.
+ */
+export function devConfig(dataDir: string, port: number, postgres?: DevPostgres, gateways?: Record<string, unknown>[], mcpTarget?: Record<string, unknown>): LoadedConfig {
   const { publicJwk } = devIssuerKey(dataDir);
   const issuers = devIssuers(port);
   const config = {
@@ -97,12 +101,14 @@ export function devConfig(dataDir: string, port: number, postgres?: DevPostgres,
     identities: [
       { id: 'workload:github/acme/api', kind: 'workload', owner: 'team:payments', purpose: 'serves the payments api', boundary: 'application', environment: 'prod', parents: ['Team::"payments"'] },
       { id: 'workload:github/acme/reports', kind: 'workload', owner: 'team:data', purpose: 'nightly reports', boundary: 'platform', environment: 'prod' },
-      { id: 'agent:support-bot', kind: 'agent', owner: 'team:support', purpose: 'answers order-status tickets', boundary: 'ai-platform', environment: 'prod', sponsor: 'user:alice@example.com' },
+      { id: 'agent:support-bot', kind: 'agent', owner: 'team:support', purpose: 'answers order-status tickets', boundary: 'ai-platform', environment: 'prod', sponsor: 'user:dana@example.com' },
       { id: 'user:admin@example.com', kind: 'user', owner: 'user:admin@example.com', purpose: 'dev administrator', boundary: 'platform', environment: 'prod', parents: ['Role::"portcullis-admin"', 'Team::"sre"'] },
       // People for the privileged-access walkthrough: alice asks, bob and carol review.
       { id: 'user:alice@example.com', kind: 'user', owner: 'user:alice@example.com', purpose: 'payments developer, on call', boundary: 'application', environment: 'prod', parents: ['Team::"payments"', 'Team::"oncall"'] },
       { id: 'user:bob@example.com', kind: 'user', owner: 'user:bob@example.com', purpose: 'database reviewer', boundary: 'application', environment: 'prod', parents: ['Team::"dba"'] },
       { id: 'user:carol@example.com', kind: 'user', owner: 'user:carol@example.com', purpose: 'database reviewer', boundary: 'application', environment: 'prod', parents: ['Team::"dba"'] },
+      // The AI-agents walkthrough: support-bot acts for alice; dana answers for it (its sponsor).
+      { id: 'user:dana@example.com', kind: 'user', owner: 'user:dana@example.com', purpose: 'support lead, sponsor of agent:support-bot', boundary: 'application', environment: 'prod', parents: ['Team::"support"'] },
     ],
     resources: [
       { type: 'Database', id: 'orders', boundary: 'application', environment: 'prod' },
@@ -112,6 +118,7 @@ export function devConfig(dataDir: string, port: number, postgres?: DevPostgres,
       { type: 'Host', id: 'web-1', boundary: 'application', environment: 'prod' },
       { type: 'Api', id: 'orders-api', boundary: 'application', environment: 'prod' },
       ...(postgres ? [{ type: 'Database', id: 'orders-db', boundary: 'application', environment: 'prod' }] : []),
+      ...(mcpTarget ? [{ type: 'Api', id: mcpTarget.name, boundary: 'application', environment: 'prod' }] : []),
     ],
     // Short-lived credentials to try: access tokens and SSH certificates need nothing running;
     // PostgreSQL roles need `--postgres` (an embedded server).
@@ -121,6 +128,7 @@ export function devConfig(dataDir: string, port: number, postgres?: DevPostgres,
       ...(postgres
         ? [{ name: 'orders-db', kind: 'postgres', host: '127.0.0.1', port: postgres.port, database: 'orders', admin: { user: postgres.user, password_env: DEV_PG_PASSWORD_ENV }, permissions: { readonly: 'readonly', readwrite: 'readwrite' }, max_ttl: '1h' }]
         : []),
+      ...(mcpTarget ? [mcpTarget] : []),
     ],
     ...(gateways?.length ? { gateways } : {}),
     policies: DEV_POLICIES,
