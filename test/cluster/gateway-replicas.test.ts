@@ -4,63 +4,30 @@
 // on A within 1 s (the ChangeFeed notice, the lease revocation, the registry's backstop).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SignJWT } from 'jose';
 import pg from 'pg';
 import { freePort, startPostgres, type TestPostgres } from '../credentials/helpers.ts';
 import { freshStoreUrl } from '../store/pg.ts';
 import { witnessUrl } from '../store/stores.ts';
+import { Cluster, call, ciIssuer, until } from './harness.ts';
+import type { Replica as Server } from './harness.ts';
 
-const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
-
-interface Replica {
-  name: string;
-  url: string;
+/** A replica and the port of its PostgreSQL gateway. */
+interface Replica extends Server {
   gateway: number;
-  child: ChildProcess;
-  stderr: string;
 }
 
 describe('gateway sessions over two replicas', { timeout: 480_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pcx-gw-cluster-'));
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const jwk = { ...(publicKey as KeyObject).export({ format: 'jwk' }), kid: 'ci', alg: 'EdDSA', use: 'sig' };
-  const replicas: Replica[] = [];
+  const cluster = new Cluster('pcx-gw-cluster-');
+  const { dir } = cluster;
+  const replicas = cluster.replicas as Replica[];
+  const { jwk, login } = ciIssuer();
   let target: TestPostgres;
   let env: NodeJS.ProcessEnv;
   let admin: string;
 
-  const ciToken = (repository: string) =>
-    new SignJWT({ repository }).setProtectedHeader({ alg: 'EdDSA', kid: 'ci' }).setIssuer('https://ci.test').setAudience('portcullis').setIssuedAt().setExpirationTime('5m').sign(privateKey);
-  const call = async (r: Replica, method: string, path: string, body?: unknown, token?: string) => {
-    const headers: Record<string, string> = {};
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (token) headers.authorization = `Bearer ${token}`;
-    const res = await fetch(r.url + path, { method, headers, ...(body !== undefined && { body: JSON.stringify(body) }) });
-    return { status: res.status, body: (await res.json().catch(() => ({}))) as Record<string, unknown> };
-  };
-  const login = async (r: Replica, repository: string) => {
-    const res = await call(r, 'POST', '/v1/auth/token', { token: await ciToken(repository) });
-    assert.equal(res.status, 200, JSON.stringify(res.body));
-    return res.body.session_token as string;
-  };
-  const until = async (what: string, check: () => Promise<boolean>, limitMs: number): Promise<void> => {
-    const t0 = performance.now();
-    for (;;) {
-      if (await check()) return;
-      if (performance.now() - t0 > limitMs) assert.fail(`${what}: not within ${limitMs} ms`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-
   const start = async (name: string): Promise<Replica> => {
-    const port = await freePort();
     const gateway = await freePort();
     const cfg = join(dir, `portcullis-${name}.yaml`);
     writeFileSync(
@@ -82,19 +49,7 @@ audit: { fail_closed: true, witness: { url: "${await witnessUrl()}" } }
 outbound: { allow_private: [127.0.0.0/8] }
 `,
     );
-    const child = spawn(process.execPath, [MAIN, 'server', '--config', cfg, '--port', String(port)], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    const r: Replica = { name, url: `http://127.0.0.1:${port}`, gateway, child, stderr: '' };
-    child.stderr!.on('data', (d: Buffer) => (r.stderr += d.toString()));
-    await until(`${name} ready`, async () => {
-      if (child.exitCode !== null) assert.fail(`${name} exited: ${r.stderr}`);
-      try {
-        return (await fetch(`${r.url}/readyz`)).status === 200;
-      } catch {
-        return false;
-      }
-    }, 150_000);
-    replicas.push(r);
-    return r;
+    return cluster.start<Replica>(name, cfg, env, { gateway });
   };
 
   /** A client on A's gateway, and the id of its session. */
@@ -117,18 +72,12 @@ outbound: { allow_private: [127.0.0.0/8] }
     env = { ...process.env, PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 6).toString('base64'), PCX_STORE_URL: await freshStoreUrl(), ORDERS_DB_ADMIN_PASSWORD: target.password };
     await start('A');
     await start('B');
-    const printed = replicas.find((r) => r.stderr.includes('bootstrap credential'))!;
-    const secret = /pcx_bootstrap_[A-Za-z0-9_-]+/.exec(printed.stderr)![0];
-    admin = (await call(replicas[0]!, 'POST', '/v1/auth/token', { bootstrap: secret })).body.session_token as string;
+    admin = await cluster.admin();
   }, { timeout: 400_000 });
 
   after(async () => {
-    const running = replicas.filter((r) => r.child.exitCode === null && r.child.signalCode === null);
-    const exited = running.map((r) => new Promise((res) => r.child.once('exit', res)));
-    for (const r of running) r.child.kill('SIGTERM');
-    await Promise.all(exited);
+    await cluster.stop();
     await target?.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('suspending the identity on B ends its gateway session on A within 1 s', async () => {
