@@ -26,8 +26,8 @@ export interface Reply {
   body: Record<string, unknown>;
 }
 
-/** One HTTP call to a replica's API; a body that is not JSON reads as `{}`. */
-export async function call(r: Replica, method: string, path: string, body?: unknown, token?: string): Promise<Reply> {
+/** One HTTP call to a replica's API (any server with a `url`); a body that is not JSON reads as `{}`. */
+export async function call(r: { url: string }, method: string, path: string, body?: unknown, token?: string): Promise<Reply> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (token) headers.authorization = `Bearer ${token}`;
@@ -43,11 +43,36 @@ export async function call(r: Replica, method: string, path: string, body?: unkn
 /** Polls until `check` holds, failing after `limitMs`; returns the milliseconds it took. */
 export async function until(what: string, check: () => Promise<boolean>, limitMs: number): Promise<number> {
   const t0 = performance.now();
+  await eventually(what, async () => (await check()) || undefined, limitMs);
+  return performance.now() - t0;
+}
+
+/** Polls `find` until it gives a value, failing after `limitMs`. */
+export async function eventually<T>(what: string, find: () => Promise<T | undefined>, limitMs: number): Promise<T> {
+  const t0 = performance.now();
   for (;;) {
-    if (await check()) return performance.now() - t0;
+    const found = await find();
+    if (found !== undefined) return found;
     if (performance.now() - t0 > limitMs) assert.fail(`${what}: not within ${limitMs} ms`);
     await new Promise((res) => setTimeout(res, 10));
   }
+}
+
+/** An audit record as the API serves it; `time` is the writing server's clock. */
+export interface AuditRecord {
+  seq: number;
+  time: string;
+  type: string;
+  actor: string;
+  subject?: string;
+  payload: Record<string, unknown>;
+}
+
+/** The records of one type in a stream (the store is shared: any replica answers for all). */
+export async function auditRecords(r: Replica, stream: string, type: string, token: string): Promise<AuditRecord[]> {
+  const res = await call(r, 'GET', `/v1/audit/${stream}?type=${encodeURIComponent(type)}&limit=9999`, undefined, token);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return res.body.events as AuditRecord[];
 }
 
 /** A CI issuer (trust `ci`, issuer https://ci.test, audience portcullis) whose key signs `token(repository)`. */

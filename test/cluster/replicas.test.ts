@@ -196,7 +196,8 @@ outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test
         }
       }),
     ]);
-    await new Promise((res) => setTimeout(res, 700));
+    // Load under way (decisions answered) before the kill; a loaded machine may take a while.
+    await until('decisions answered before the kill', async () => received.length > 0, 30_000);
     const before = received.length;
     leader!.child.kill('SIGKILL');
     const took = await until('a new leader', async () => (await Promise.all(others.map(ready))).some((x) => x.leader), 10_000);
