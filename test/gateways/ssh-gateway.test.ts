@@ -290,8 +290,8 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
       assert.equal(res.status, 200, JSON.stringify(res.body));
       const r = await running;
       assert.match(r.stderr, /portcullis: session ended: terminated by/);
-      // The record names the session's lease (its payload.session is the caller's login session).
-      return { id, cause: async (start) => (await fx.adminRecords('gateway_session.terminated')).find((x) => x.payload.lease === start.payload.lease), reason: `terminated by ${WORKLOAD}: enough` };
+      // The record names the gateway session and its lease (payload.session is the caller's login session).
+      return { id, cause: async (start) => (await fx.adminRecords('gateway_session.terminated')).find((x) => x.payload.gateway_session === id && x.payload.lease === start.payload.lease), reason: `terminated by ${WORKLOAD}: enough` };
     });
     t.diagnostic(`session.end was recorded ${ms} ms after gateway_session.terminated (server clock)`);
     assert.ok(ms <= 1000, `session.end recorded ${ms} ms after terminate`);
