@@ -3,9 +3,11 @@ import { rmSync } from 'node:fs';
 import { freePort } from '../common/net.ts';
 import { resolve } from 'node:path';
 import { serve } from './serve.ts';
+import type { ServeOptions } from './serve.ts';
 import { createLogger } from '../common/log.ts';
 import { devConfig, devEnv, devPostgresGateway, startDevPostgres } from './dev.ts';
 import { devSshGateway, startDevSshd } from './dev-sshd.ts';
+import type { LoadedConfig } from '../config/load.ts';
 
 export interface DevOptions {
   dataDir: string;
@@ -33,7 +35,7 @@ export async function runDev(o: DevOptions): Promise<void> {
     const start = async (dbGwPort: number) => {
       const gateways = [...(pg ? [devPostgresGateway(dbGwPort)] : []), ...(sshd ? [devSshGateway(sshd)] : [])];
       const loaded = devConfig(dataDir, port, pg, gateways);
-      return serve(loaded, { env: devEnv(pg), logger: createLogger(loaded.config.log, process.stderr) });
+      return serve(loaded, { env: devEnv(pg), logger: createLogger(loaded.config.log, process.stderr), ...(await historyOptions(loaded, port)) });
     };
     running = await start(6432).catch(async (err: { code?: unknown; gateway?: unknown }) => {
       if (err?.code !== 'EADDRINUSE' || err.gateway !== 'db-gw') throw err;
@@ -93,3 +95,21 @@ Ctrl-C stops the server.
   });
 }
 
+
+/**
+ * A new data directory gets a week of demo history (dev-history.ts) before the server listens: the
+ * broker opens on a clock seven days back, the history is made through it, then the clock is real.
+ */
+async function historyOptions(loaded: LoadedConfig, port: number): Promise<Pick<ServeOptions, 'clock' | 'beforeListen'>> {
+  const { HistoryClock, historyPending, seedDevHistory } = await import('./dev-history.ts');
+  if (!historyPending(loaded)) return {};
+  const clock = new HistoryClock();
+  return {
+    clock,
+    async beforeListen(broker) {
+      process.stderr.write('seeding a week of demo history (first start of this data directory)…\n');
+      const r = await seedDevHistory(broker, clock, { dataDir: loaded.config.data_dir, port });
+      process.stderr.write(`demo history: ${r.logins} logins, ${r.decisions} decisions from ${r.from.slice(0, 10)} to ${r.to.slice(0, 10)} (${(r.ms / 1000).toFixed(1)} s)\n`);
+    },
+  };
+}

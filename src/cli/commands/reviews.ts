@@ -92,7 +92,7 @@ export function register(program: Command): void {
   program
     .command('report')
     .description('evidence for auditors: rotation, reviews, revocations, break-glass, access requests, with the audit chain verification')
-    .requiredOption('--period <period>', '2026-Q4, 2026-11 or 2026')
+    .requiredOption('--period <period>', '2026-Q4, 2026-11, 2026 or 7d (the last 7 days)')
     .option('--format <format>', 'json | html | pdf', 'json')
     .option('--out <file>', 'write to this file (default: stdout; pdf needs it)')
     .addOption(json())
