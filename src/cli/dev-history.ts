@@ -128,7 +128,8 @@ class History {
     const admin0 = await this.#login({ user: 'admin@example.com' }, '10.0.9.5');
     await b.admin.apiKeys.mint(admin0, { identity: 'workload:github/acme/reports', ttl: '10d', rotate_after: '5d', description: 'legacy cron host' });
     for (let day = 0; day <= 7; day++) await this.#day(day, at);
-    // Today's snapshot too (up to now), so the trend ends today.
+    // Today's snapshot too (as of the end of the history), so the trend ends today.
+    this.#at(this.#clock.until);
     await b.governanceSweep();
   }
 
