@@ -77,6 +77,9 @@ export async function seedDevHistory(broker: Broker, clock: HistoryClock, o: { d
   return result;
 }
 
+/** One decision to ask for: action, resource (`Type::id`), purpose. */
+type Ask = [string, string, Record<string, string>];
+
 type Who = { sub: string } | { user: string } | { agent: string };
 
 class History {
@@ -110,11 +113,22 @@ class History {
     return { ...session, sourceIp: ip };
   }
 
-  async #decide(c: Caller, action: string, resource: string, purpose: Record<string, string> = {}): Promise<void> {
+  /** Several decisions at once, as a job asking in parallel (one group commit of the audit log, not one each). */
+  async #batch(c: Caller, asks: Ask[]): Promise<void> {
+    this.#clock.advance(30_000);
+    await Promise.all(asks.map(([action, resource, purpose]) => this.#ask(c, action, resource, purpose)));
+    this.last = this.#clock.now();
+  }
+
+  async #ask(c: Caller, action: string, resource: string, purpose: Record<string, string>): Promise<void> {
     const [type, id] = resource.split('::') as [string, string];
-    this.#clock.advance(20_000 + (this.decisions % 7) * 6_000);
     await this.#b.authorize(c, { action, resource: { type, id }, context: { purpose } }, c.sourceIp);
     this.decisions++;
+  }
+
+  async #decide(c: Caller, action: string, resource: string, purpose: Record<string, string> = {}): Promise<void> {
+    this.#clock.advance(20_000 + (this.decisions % 7) * 6_000);
+    await this.#ask(c, action, resource, purpose);
     this.last = this.#clock.now();
   }
 
@@ -140,15 +154,17 @@ class History {
     // identity shared by many hosts); it reads orders with a reason, writes with a ticket.
     if (!at(day, 9)) return;
     const api = await this.#login({ sub: 'repo:acme/api' }, `10.0.1.${11 + 2 * day}`);
-    for (let i = 0; i < 3; i++) await this.#decide(api, 'db.select', 'Database::orders', { reason: 'order sync' });
-    await this.#decide(api, 'db.select', 'Table::orders.payments', { reason: 'settlement report' });
-    if (day % 2 === 0) await this.#decide(api, 'db.insert', 'Table::orders.payments', { ticket: `OPS-${100 + day}` });
+    await this.#batch(api, [
+      ...Array.from({ length: 3 }, (): Ask => ['db.select', 'Database::orders', { reason: 'order sync' }]),
+      ['db.select', 'Table::orders.payments', { reason: 'settlement report' }],
+      ...(day % 2 === 0 ? [['db.insert', 'Table::orders.payments', { ticket: `OPS-${100 + day}` }] satisfies Ask] : []),
+    ]);
     await this.#decide(api, 'db.select', 'Database::orders'); // no purpose given: denied
     if (day === 3) await this.#decide(api, 'db.select', 'Database::analytics', { reason: 'curious' }); // the boundary guard
     // The support agent reads order status for tickets across the bridge; a write is refused.
     if (!at(day, 11)) return;
     const bot = await this.#login({ agent: 'support-bot' }, '10.0.4.20');
-    for (let i = 0; i < 3; i++) await this.#decide(bot, 'db.select', 'Database::orders', { ticket: `SUP-${4000 + day * 10 + i}` });
+    await this.#batch(bot, Array.from({ length: 3 }, (_, i): Ask => ['db.select', 'Database::orders', { ticket: `SUP-${4000 + day * 10 + i}` }]));
     if (day === 4) await this.#decide(bot, 'db.update', 'Table::orders.payments', { ticket: 'SUP-4042' });
     // The administrator looks at the inventory.
     if (!at(day, 14)) return;
@@ -168,7 +184,7 @@ class History {
     }
     if (!at(day, 16)) return;
     const api2 = await this.#login({ sub: 'repo:acme/api' }, `10.0.1.${12 + 2 * day}`);
-    for (let i = 0; i < 2; i++) await this.#decide(api2, 'db.select', 'Database::orders', { reason: 'order sync' });
+    await this.#batch(api2, Array.from({ length: 2 }, (): Ask => ['db.select', 'Database::orders', { reason: 'order sync' }]));
     // The nightly reports job reads analytics on days 0 and 1 — then its pipeline moved elsewhere.
     if (day < 2) {
       if (!at(day, 20)) return;
