@@ -72,6 +72,10 @@ ${o.dataDir === resolve(import.meta.dirname, '..', '..', '.portcullis', 'dev') ?
   portcullis audit authz
   portcullis identities list
   portcullis audit verify
+
+  # 4. governance on the week of history this data directory started with (README, "Governance")
+  portcullis access usage --since 7d
+  portcullis findings trend --days 8
 ${pg ? '' : `
   # PostgreSQL credentials and the privileged-access walkthrough need: npm start -- --postgres
 `}${pg ? `
