@@ -131,6 +131,8 @@ export class PgSession {
   readonly #deferred = new Set<Decided>();
   #ending: Promise<void> | undefined;
   #leaseRevoked = false;
+  /** Set while a statement is upstream whose records will follow (`host.expectRecord`): other sessions' commits wait briefly for them. */
+  #announced: (() => void) | undefined;
 
   constructor(socket: Socket, g: GatewayContext) {
     this.#g = g;
@@ -541,6 +543,7 @@ export class PgSession {
     if ('error' in a) {
       const run = this.#run(undefined, await this.#decide(undefined, `the statement could not be parsed: ${a.error}`), 'simple', sql);
       this.#expect.push({ k: 'query', runs: [run], i: 0, deniedAt: 0 });
+      this.#announce();
       return this.#toUpstream(queryMessage(DENY_SQL));
     }
     const runs: Run[] = [];
@@ -557,6 +560,7 @@ export class PgSession {
     }
     // …unless a statement that runs can leave an effect: then they are durable before it runs.
     if (runs.some((x, i) => i !== deniedAt && x.plan?.effects) && !(await this.#durable(runs))) return;
+    this.#announce();
     if (deniedAt === undefined) {
       this.#expect.push({ k: 'query', runs, i: 0 });
       return this.#toUpstream(f.bytes);
@@ -617,9 +621,11 @@ export class PgSession {
       run = { plan: base.plan, decided, protocol: base.protocol, text: base.text, started: performance.now(), rows: 0 };
       if (!decided.allowed) {
         this.#expect.push({ k: 'parse', denied: run });
+        this.#announce();
         return this.#toUpstream(parseMessage('', DENY_SQL, Buffer.from([0, 0])));
       }
       if (base.plan.effects && !(await this.#durable([run]))) return;
+      this.#announce();
     } else if (base) run = { plan: base.plan, decided: base.decided, protocol: base.protocol, text: base.text, started: performance.now(), rows: 0 };
     this.#expect.push({ k: 'execute', run });
     this.#toUpstream(f.bytes);
@@ -713,6 +719,7 @@ export class PgSession {
         return this.#error(f, head);
       case 'Z':
         this.#copyIn = false;
+        this.#unannounce();
         // After an error the server skipped to this Sync: what was pending before it is void.
         while (this.#expect.length > 0) {
           const e = this.#expect.shift()!;
@@ -768,6 +775,7 @@ export class PgSession {
     const p = run.plan;
     const { config } = this.#g;
     this.#statements++;
+    this.#unannounce();
     const rows = o.tag !== undefined ? rowsOf(o.tag) : undefined;
     const payload: Record<string, unknown> = {
       statement: p?.normalized ?? null,
@@ -793,6 +801,16 @@ export class PgSession {
     const both = Promise.all([recorded, authz]);
     run.gate?.resolve(both);
     this.#hold(both);
+  }
+
+  /** A statement is going upstream: its records will follow its result (announced so that other sessions' records wait for them). */
+  #announce(): void {
+    this.#announced ??= this.#g.host.expectRecord();
+  }
+
+  #unannounce(): void {
+    this.#announced?.();
+    this.#announced = undefined;
   }
 
   /** A statement's first result message: the result waits from here until the statement is recorded. */
@@ -899,6 +917,7 @@ export class PgSession {
       }
       this.#close();
       this.#up?.socket.destroy();
+      this.#unannounce();
       if (this.#cancelKey) this.#g.cancels.delete(this.#cancelKey);
       this.#unregister?.();
       if (!wasReady && this.#leaseId === undefined) return;
