@@ -122,7 +122,6 @@ export class PgSession {
   /** SQL-level PREPAREd statements (name → plan of what they run). */
   readonly #sqlPrepared = new Map<string, StatementPlan>();
   #copyIn = false;
-  #upCorked = false;
   // Output held behind records not yet durable
   readonly #held: (Buffer | Promise<unknown>)[] = [];
   #heldBytes = 0;
@@ -390,6 +389,10 @@ export class PgSession {
   async #pump(): Promise<void> {
     if (this.#pumping) return;
     this.#pumping = true;
+    // What one run of the pump forwards leaves in one write (Bind, Describe, Execute, Sync: one
+    // packet, so the server answers them in one too, and nobody is woken up for a part of it).
+    const up = this.#up?.socket;
+    up?.cork();
     try {
       while (this.#inbox.length > 0 && this.#phase === 'ready') {
         const f = this.#inbox.shift()!;
@@ -401,21 +404,13 @@ export class PgSession {
       else void this.end(`gateway error: ${(err as Error).message}`, { code: 'XX000', message: 'internal error in the gateway; the session ends' });
     } finally {
       this.#pumping = false;
+      up?.uncork();
     }
   }
 
+  /** Within the pump, which corks the upstream socket while it runs. */
   #toUpstream(b: Buffer): void {
-    const up = this.#up!.socket;
-    // Messages forwarded in one tick leave in one write (Bind, Execute, Sync: one packet, not three).
-    if (!this.#upCorked) {
-      this.#upCorked = true;
-      up.cork();
-      process.nextTick(() => {
-        this.#upCorked = false;
-        up.uncork();
-      });
-    }
-    if (!up.write(b)) this.#socket.pause();
+    if (!this.#up!.socket.write(b)) this.#socket.pause();
   }
 
   async #message(f: Frame): Promise<void> {
@@ -678,16 +673,21 @@ export class PgSession {
         return this.#emit(f.bytes);
       }
       case '1':
-      case '2':
       case '3':
         this.#expect.shift();
+        return this.#emit(f.bytes);
+      case '2':
+        this.#expect.shift();
+        this.#openAhead();
         return this.#emit(f.bytes);
       case 't':
         return this.#emit(f.bytes);
       case 'T':
       case 'n':
-        if (head?.k === 'describe') this.#expect.shift();
-        else this.#open(currentRun(head));
+        if (head?.k === 'describe') {
+          this.#expect.shift();
+          this.#openAhead();
+        } else this.#open(currentRun(head));
         return this.#emit(f.bytes);
       case 'C':
       case 's':
@@ -699,7 +699,7 @@ export class PgSession {
         return this.#emit(f.bytes);
       }
       case 'I':
-        if (head?.k === 'execute') this.#expect.shift();
+        if (head?.k === 'execute') this.#void(this.#expect.shift()!);
         return this.#emit(f.bytes);
       case 'G':
       case 'W':
@@ -723,6 +723,7 @@ export class PgSession {
         // After an error the server skipped to this Sync: what was pending before it is void.
         while (this.#expect.length > 0) {
           const e = this.#expect.shift()!;
+          this.#void(e);
           if (e.k === 'sync' || e.k === 'query') break;
         }
         return this.#emit(f.bytes);
@@ -762,7 +763,7 @@ export class PgSession {
       for (let j = head.i + 1; j < head.runs.length; j++) this.#record(head.runs[j]!, { executed: false });
       head.i = head.runs.length;
     } else {
-      while (this.#expect.length > 0 && this.#expect[0]!.k !== 'sync') this.#expect.shift();
+      while (this.#expect.length > 0 && this.#expect[0]!.k !== 'sync') this.#void(this.#expect.shift()!);
     }
   }
 
@@ -811,6 +812,26 @@ export class PgSession {
   #unannounce(): void {
     this.#announced?.();
     this.#announced = undefined;
+  }
+
+  /**
+   * BindComplete, or the description of a portal, of an Execute the client already sent (before
+   * the next Sync): held with that statement's result from here, so the client gets the whole
+   * answer in one write once the statement is recorded rather than being woken up for a part.
+   */
+  #openAhead(): void {
+    for (const e of this.#expect) {
+      if (e.k === 'sync' || e.k === 'query') return;
+      if (e.k === 'execute') {
+        if (e.run?.plan) this.#open(e.run);
+        return;
+      }
+    }
+  }
+
+  /** An expected reply that will not come (skipped after an error, empty query): output held for its Execute goes on. */
+  #void(e: Expect): void {
+    if (e.k === 'execute') e.run?.gate?.resolve(undefined);
   }
 
   /** A statement's first result message: the result waits from here until the statement is recorded. */
