@@ -4,11 +4,14 @@
 // axe-core, and the screenshots linked from the README.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { Browser as IdpBrowser } from '../access/idp.ts';
 import type { Account } from '../access/idp.ts';
 import { startHumanHarness } from './human-harness.ts';
 import type { HumanHarness } from './human-harness.ts';
@@ -199,11 +202,23 @@ describe('the web console in headless Chromium', { skip }, () => {
   });
 
   it('a callback whose state this browser did not start is refused (login CSRF)', async () => {
-    const c = await context();
-    const page = await c.newPage();
-    await page.goto(`${h.url}/console/callback?state=forged-state&code=x`);
-    await page.getByRole('alert').filter({ hasText: 'did not start in this browser' }).waitFor({ timeout: 90_000 });
-    assert.ok(!(await c.cookies(h.url)).some((x) => x.name === '__Host-portcullis-session'));
+    // The attacker starts a console sign-in as themself and stops at the provider's redirect back…
+    const started = await fetch(`${h.url}/console/login`, { redirect: 'manual' });
+    assert.equal(started.status, 303);
+    h.sync();
+    const back = await new IdpBrowser().authorize(started.headers.get('location')!, `${h.url}/console/callback`, { email: 'dave@example.com', password: 'dave-pw' });
+    assert.ok(back.get('code'));
+    const url = `${h.url}/console/callback?${back}`;
+    // …and lures the victim's browser to it: no session, the victim is told to sign in again.
+    const victim = await context();
+    const v = await victim.newPage();
+    await v.goto(url);
+    await v.getByRole('alert').filter({ hasText: 'did not start in this browser' }).waitFor({ timeout: 90_000 });
+    assert.ok(!(await victim.cookies(h.url)).some((x) => x.name === '__Host-portcullis-session'));
+    // A forged state without the cookie either.
+    await v.goto(`${h.url}/console/callback?state=forged-state&code=x`);
+    await v.getByRole('alert').filter({ hasText: 'did not start in this browser' }).waitFor({ timeout: 90_000 });
+    assert.ok(!(await victim.cookies(h.url)).some((x) => x.name === '__Host-portcullis-session'));
   });
 
   it('a request needing two approvers is approved by two people in two browser contexts, and the grant appears', async () => {
@@ -398,5 +413,51 @@ describe('the web console in headless Chromium', { skip }, () => {
     assert.ok(compressed > 5_000, `scripts were counted (${compressed} B)`);
     assert.ok(compressed <= 200 * 1024, `first load ${compressed} B of compressed JavaScript`);
     console.log(`# console first load: ${compressed} B of compressed JavaScript`);
+  });
+});
+
+describe('the web console over TLS', { skip }, () => {
+  let h: HumanHarness;
+  let browser: Browser;
+  let tmp: string;
+
+  before(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'pcx-console-tls-'));
+    // A self-signed certificate for 127.0.0.1 (the browser context is told to accept it).
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(tmp, 'key.pem'), '-out', join(tmp, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const port = await freePort();
+    h = await startHumanHarness({
+      accounts: ACCOUNTS,
+      access: ACCESS,
+      policies: POLICIES,
+      redirectUris: [`https://127.0.0.1:${port}/console/callback`],
+      harness: { port, listen: `tls: { cert: ${join(tmp, 'cert.pem')}, key: ${join(tmp, 'key.pem')} }` },
+    });
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await h?.close();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('signs in over https: the session cookie is Secure, HttpOnly, SameSite=Strict, and the CSP is served', async () => {
+    assert.match(h.url, /^https:/);
+    const c = await browser.newContext({ ignoreHTTPSErrors: true });
+    try {
+      const page = await consolePage(c);
+      const shell = await page.goto(`${h.url}/console/`);
+      assert.match(shell!.headers()['content-security-policy'] ?? '', /frame-ancestors 'none'/);
+      await signIn(page, h, 'bob@example.com', 'bob-pw');
+      const session = (await c.cookies(h.url)).find((x) => x.name === '__Host-portcullis-session');
+      assert.ok(session);
+      assert.equal(session.secure, true);
+      assert.equal(session.httpOnly, true);
+      assert.equal(session.sameSite, 'Strict');
+      await page.getByRole('link', { name: 'Inventory' }).click();
+      await until(async () => /of \d+$/.test((await page.getByTestId('count').textContent()) ?? ''), 'the inventory over https');
+    } finally {
+      await c.close();
+    }
   });
 });
