@@ -90,6 +90,8 @@ audit: { fail_closed: true${store.witness} }
       ['identities.list', 403, 'identity.read', () => a.identities.list(nobody)],
       ['identities.get', 404, 'identity.read', () => a.identities.get(nobody, 'user:admin')],
       ['identities.findings', 403, 'identity.read', () => a.identities.findings(nobody)],
+      ['identities.page', 403, 'identity.read', () => a.identities.page(nobody, {}, { limit: 10 })],
+      ['identities.findingsTrend', 403, 'identity.read', () => a.identities.findingsTrend(nobody, 7)],
       ['identities.declare', 403, 'identity.manage', () => a.identities.declare(nobody, { id: 'workload:test/new', kind: 'workload', boundary: 'platform', environment: 'prod' })],
       ['identities.update', 404, 'identity.manage', () => a.identities.update(nobody, RENEWER, { purpose: 'x' })],
       ['identities.update (memberships)', 404, 'identity.membership.write', () => a.identities.update(nobody, RENEWER, { parents: [{ type: 'Role', id: 'portcullis-admin' }] })],
@@ -182,6 +184,8 @@ audit: { fail_closed: true${store.witness} }
     assert.ok((await a.identities.list(admin)).some((i) => i.id === NOBODY));
     assert.equal((await a.identities.get(admin, NOBODY)).id, NOBODY);
     assert.ok(Array.isArray(await a.identities.findings(admin)));
+    assert.ok((await a.identities.page(admin, {}, { limit: 10 })).identities.some((i) => i.id === NOBODY));
+    assert.ok(Array.isArray((await a.identities.findingsTrend(admin, 7)).days));
     assert.ok((await a.apiKeys.list(admin)).length >= 3);
     assert.ok((await a.policies.versions(admin)).length >= 1);
     assert.ok((await a.leases.list(admin)).some((l) => l.id === adminLease));
