@@ -4,7 +4,10 @@ import { freePort } from '../common/net.ts';
 import { resolve } from 'node:path';
 import { serve } from './serve.ts';
 import { createLogger } from '../common/log.ts';
-import { devConfig, devEnv, devPostgresGateway, startDevPostgres } from './dev.ts';
+import { devConfig, devEnv, devPostgresGateway, devSigningJwk, devSsoUsers, startDevPostgres } from './dev.ts';
+import type { LoadedConfig } from '../config/load.ts';
+import { startDevSso } from './dev-sso.ts';
+import type { DevSso } from './dev-sso.ts';
 import { devSshGateway, startDevSshd } from './dev-sshd.ts';
 
 export interface DevOptions {
@@ -27,12 +30,17 @@ export async function runDev(o: DevOptions): Promise<void> {
   // With --postgres, a demo sshd behind the SSH gateway too (when OpenSSH is installed).
   const sshd = o.postgres ? await startDevSshd(dataDir, (m) => process.stderr.write(`${m}\n`)) : undefined;
   let running: Awaited<ReturnType<typeof serve>>;
+  let sso: DevSso | undefined;
   try {
+    // The dev OpenID Provider (docs/dev-sso.md) on the next port (any free one when taken or --port 0),
+    // signing with the dev issuer's key; its users are the dev config's people.
+    let loaded: LoadedConfig | undefined;
+    sso = await startDevSso({ port: o.port === 0 || port >= 65535 ? 0 : port + 1, serverPort: port, signingJwk: devSigningJwk(dataDir), users: () => (loaded ? devSsoUsers(loaded) : []) });
     // With --postgres, the PostgreSQL gateway `db-gw` in front of orders-db: on 6432 when it can
     // bind there, else on any free port (a probe first would race another dev server starting).
     const start = async (dbGwPort: number) => {
       const gateways = [...(pg ? [devPostgresGateway(dbGwPort)] : []), ...(sshd ? [devSshGateway(sshd)] : [])];
-      const loaded = devConfig(dataDir, port, pg, gateways);
+      loaded = devConfig(dataDir, port, pg, gateways, sso && { issuer: sso.issuer });
       return serve(loaded, { env: devEnv(pg), logger: createLogger(loaded.config.log, process.stderr) });
     };
     running = await start(6432).catch(async (err: { code?: unknown; gateway?: unknown }) => {
@@ -41,6 +49,7 @@ export async function runDev(o: DevOptions): Promise<void> {
     });
     sshd?.trustCa(running.broker.targets().sshUserCa);
   } catch (err) {
+    await sso?.close();
     sshd?.stop();
     await pg?.stop().catch(() => {});
     throw err;
@@ -51,7 +60,7 @@ Portcullis dev server on ${running.url}
   data:     ${dataDir}  (audit, keys, identities; --fresh to reset)
   policies: examples/dev/policies/demo.cedar  (policy version ${running.broker.readiness().policy_version})
   API:      ${running.url}/openapi.json
-${pg ? `  postgres: orders-db on 127.0.0.1:${pg.port} (embedded); gateway db-gw on 127.0.0.1:${running.broker.gatewayAddresses().get('db-gw')?.port ?? '?'} → orders-db\n` : ''}${sshd ? `  ssh:      gateway ssh-gw on 127.0.0.1:${running.broker.gatewayAddresses().get('ssh-gw')?.port ?? '?'} → web-1 (a demo sshd on 127.0.0.1:${sshd.port}, logins as ${sshd.login})\n` : ''}
+${sso ? `  sso:      dev OpenID Provider on ${sso.issuer} (trust dev-op; dev users, no password): portcullis login --sso\n` : ''}${pg ? `  postgres: orders-db on 127.0.0.1:${pg.port} (embedded); gateway db-gw on 127.0.0.1:${running.broker.gatewayAddresses().get('db-gw')?.port ?? '?'} → orders-db\n` : ''}${sshd ? `  ssh:      gateway ssh-gw on 127.0.0.1:${running.broker.gatewayAddresses().get('ssh-gw')?.port ?? '?'} → web-1 (a demo sshd on 127.0.0.1:${sshd.port}, logins as ${sshd.login})\n` : ''}
 Try this next, in another terminal (README.md, "Five minutes with the dev server", has the rest):
 
   alias portcullis=${cli}
@@ -87,6 +96,7 @@ Ctrl-C stops the server.
     try {
       await running.stop();
     } finally {
+      await sso?.close();
       sshd?.stop();
       await pg?.stop();
     }

@@ -12,6 +12,8 @@ import { stringify } from 'yaml';
 import { parseConfig } from '../config/load.ts';
 import { adminRoleSetup } from '../credentials/issuers/postgres/postgres.ts';
 import { CliError, EXIT } from './client.ts';
+import { DEV_SSO_CLIENT_ID, DEV_SSO_TRUST, devSsoRedirectUris } from './dev-sso.ts';
+import type { DevSsoUser } from './dev-sso.ts';
 import type { LoadedConfig } from '../config/load.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -42,10 +44,15 @@ export interface DevPostgres {
   password: string;
 }
 
-/** `gateways`: entries to run (the SSH gateway demo in front of the demo sshd: dev-sshd.ts). */
-export function devConfig(dataDir: string, port: number, postgres?: DevPostgres, gateways?: Record<string, unknown>[]): LoadedConfig {
+/**
+ * `gateways`: entries to run (the SSH gateway demo in front of the demo sshd: dev-sshd.ts). `sso`:
+ * the dev OpenID Provider (dev-sso.ts), behind the `oidc-human` trust `dev-op`; the people may
+ * then sign in through either dev trust (both say `shared_namespace`, each user names both).
+ */
+export function devConfig(dataDir: string, port: number, postgres?: DevPostgres, gateways?: Record<string, unknown>[], sso?: { issuer: string }): LoadedConfig {
   const { publicJwk } = devIssuerKey(dataDir);
   const issuers = devIssuers(port);
+  const people = sso ? { trusts: ['dev-sso', DEV_SSO_TRUST] } : {};
   const config = {
     listen: { host: '127.0.0.1', port },
     data_dir: dataDir,
@@ -92,17 +99,32 @@ export function devConfig(dataDir: string, port: number, postgres?: DevPostgres,
         attributes: ['email'],
         boundary: 'platform',
         environment: 'prod',
+        ...(sso && { shared_namespace: true }),
       },
+      ...(sso
+        ? [{
+          name: DEV_SSO_TRUST,
+          kind: 'oidc-human',
+          issuer: sso.issuer,
+          client_id: DEV_SSO_CLIENT_ID,
+          redirect_uris: devSsoRedirectUris(port),
+          scopes: ['openid', 'email'],
+          algorithms: ['EdDSA'],
+          boundary: 'platform',
+          environment: 'prod',
+          shared_namespace: true,
+        }]
+        : []),
     ],
     identities: [
       { id: 'workload:github/acme/api', kind: 'workload', owner: 'team:payments', purpose: 'serves the payments api', boundary: 'application', environment: 'prod', parents: ['Team::"payments"'] },
       { id: 'workload:github/acme/reports', kind: 'workload', owner: 'team:data', purpose: 'nightly reports', boundary: 'platform', environment: 'prod' },
       { id: 'agent:support-bot', kind: 'agent', owner: 'team:support', purpose: 'answers order-status tickets', boundary: 'ai-platform', environment: 'prod', sponsor: 'user:alice@example.com' },
-      { id: 'user:admin@example.com', kind: 'user', owner: 'user:admin@example.com', purpose: 'dev administrator', boundary: 'platform', environment: 'prod', parents: ['Role::"portcullis-admin"', 'Team::"sre"'] },
+      { id: 'user:admin@example.com', kind: 'user', owner: 'user:admin@example.com', purpose: 'dev administrator', boundary: 'platform', environment: 'prod', parents: ['Role::"portcullis-admin"', 'Team::"sre"'], ...people },
       // People for the privileged-access walkthrough: alice asks, bob and carol review.
-      { id: 'user:alice@example.com', kind: 'user', owner: 'user:alice@example.com', purpose: 'payments developer, on call', boundary: 'application', environment: 'prod', parents: ['Team::"payments"', 'Team::"oncall"'] },
-      { id: 'user:bob@example.com', kind: 'user', owner: 'user:bob@example.com', purpose: 'database reviewer', boundary: 'application', environment: 'prod', parents: ['Team::"dba"'] },
-      { id: 'user:carol@example.com', kind: 'user', owner: 'user:carol@example.com', purpose: 'database reviewer', boundary: 'application', environment: 'prod', parents: ['Team::"dba"'] },
+      { id: 'user:alice@example.com', kind: 'user', owner: 'user:alice@example.com', purpose: 'payments developer, on call', boundary: 'application', environment: 'prod', parents: ['Team::"payments"', 'Team::"oncall"'], ...people },
+      { id: 'user:bob@example.com', kind: 'user', owner: 'user:bob@example.com', purpose: 'database reviewer', boundary: 'application', environment: 'prod', parents: ['Team::"dba"'], ...people },
+      { id: 'user:carol@example.com', kind: 'user', owner: 'user:carol@example.com', purpose: 'database reviewer', boundary: 'application', environment: 'prod', parents: ['Team::"dba"'], ...people },
     ],
     resources: [
       { type: 'Database', id: 'orders', boundary: 'application', environment: 'prod' },
@@ -336,6 +358,16 @@ function reachableBy(path: string, who: { uid: number; gid: number }): boolean {
   }
 }
 
+
+/** The people of the dev config, for the dev OpenID Provider's sign-in page. */
+export function devSsoUsers(loaded: LoadedConfig): DevSsoUser[] {
+  return loaded.config.identities.filter((i) => i.kind === 'user').map((i) => ({ email: i.id.slice('user:'.length), purpose: i.purpose ?? '' }));
+}
+
+/** The dev issuer's private signing key (the dev OpenID Provider signs with it too). */
+export function devSigningJwk(dataDir: string): Record<string, unknown> {
+  return devIssuerKey(dataDir).privateJwk;
+}
 
 /** Whether `portcullis dev` has made its issuer key in this data directory (i.e. a dev server ran there). */
 export function devIssuerKeyExists(dataDir: string): boolean {

@@ -180,7 +180,10 @@ export class HumanOidcTrust {
   #client(meta: ProviderMetadata): oidc.Configuration {
     const auth = this.config.client_secret !== undefined ? oidc.ClientSecretBasic(this.config.client_secret) : oidc.None();
     const skew = nowSeconds(this.#clock) - Math.floor(Date.now() / 1000);
-    const c = new oidc.Configuration(meta, this.config.client_id, { [oidc.clockSkew]: skew, [oidc.clockTolerance]: this.config.leeway_seconds }, auth);
+    // A provider that does not list its ID token algorithms (the field is required by OIDC
+    // Discovery) is held to the trust's own list, which verifyIdToken enforces in any case.
+    const server = { ...meta, id_token_signing_alg_values_supported: meta.id_token_signing_alg_values_supported ?? this.config.algorithms };
+    const c = new oidc.Configuration(server, this.config.client_id, { [oidc.clockSkew]: skew, [oidc.clockTolerance]: this.config.leeway_seconds }, auth);
     c[oidc.customFetch] = this.#guardedFetch;
     c.timeout = 10;
     if (this.#insecure) oidc.allowInsecureRequests(c);
