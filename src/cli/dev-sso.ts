@@ -66,6 +66,7 @@ export async function startDevSso(o: { port: number; serverPort: number; signing
       response_types: ['code'],
       id_token_signed_response_alg: 'EdDSA',
     }],
+    adapter: memoryAdapter(),
     jwks: { keys: [o.signingJwk] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     claims: { acr: null, amr: null, auth_time: null, openid: ['sub'], email: ['email', 'email_verified'] },
@@ -140,6 +141,64 @@ export async function startDevSso(o: { port: number; serverPort: number; signing
     issuer,
     port,
     close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+  };
+}
+
+type Payload = Record<string, unknown> & { uid?: string; userCode?: string; grantId?: string; consumed?: number };
+
+/**
+ * oidc-provider's storage: this process's memory, which is all a dev provider needs (sessions and
+ * grants end with the dev server). Given explicitly, so the provider does not warn about its own.
+ */
+function memoryAdapter() {
+  const rows = new Map<string, { payload: Payload; expires?: number }>();
+  return class MemoryAdapter {
+    readonly #name: string;
+
+    constructor(name: string) {
+      this.#name = name;
+    }
+
+    #key(id: string): string {
+      return `${this.#name}:${id}`;
+    }
+
+    async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
+      rows.set(this.#key(id), { payload, ...(expiresIn && { expires: Date.now() + expiresIn * 1000 }) });
+    }
+
+    async find(id: string): Promise<Payload | undefined> {
+      const row = rows.get(this.#key(id));
+      if (row?.expires !== undefined && row.expires <= Date.now()) rows.delete(this.#key(id));
+      else return row?.payload;
+      return undefined;
+    }
+
+    async findByUid(uid: string): Promise<Payload | undefined> {
+      return this.#findBy((p) => p.uid === uid);
+    }
+
+    async findByUserCode(userCode: string): Promise<Payload | undefined> {
+      return this.#findBy((p) => p.userCode === userCode);
+    }
+
+    async #findBy(match: (p: Payload) => boolean): Promise<Payload | undefined> {
+      for (const [k, row] of rows) if (k.startsWith(`${this.#name}:`) && match(row.payload)) return this.find(k.slice(this.#name.length + 1));
+      return undefined;
+    }
+
+    async consume(id: string): Promise<void> {
+      const row = rows.get(this.#key(id));
+      if (row) row.payload.consumed = Math.floor(Date.now() / 1000);
+    }
+
+    async destroy(id: string): Promise<void> {
+      rows.delete(this.#key(id));
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      for (const [k, row] of rows) if (row.payload.grantId === grantId) rows.delete(k);
+    }
   };
 }
 

@@ -55,11 +55,12 @@ function forms(html: string, base: string): { action: string; fields: Record<str
 
 /**
  * The person at the provider: follows redirects from `url`; on the dev sign-in page signs in as
- * `email` (ticking the pretend second factor if `mfa`); other pages' forms (the device code
+ * `email` (its button, or typed into the form with `typed`; ticking the pretend second factor if
+ * `mfa`); other pages' forms (the device code
  * confirmation) are submitted as they are. Stops at a redirect starting with `stopAt` (returned),
  * or at a page without forms (its text returned).
  */
-async function signIn(browser: Browser, url: string, email: string, o: { stopAt?: string; mfa?: boolean } = {}): Promise<{ redirect?: URL; page?: string }> {
+async function signIn(browser: Browser, url: string, email: string, o: { stopAt?: string; mfa?: boolean; typed?: boolean } = {}): Promise<{ redirect?: URL; page?: string }> {
   let next: { url: string; form?: Record<string, string> } = { url };
   const pages: string[] = [];
   for (let i = 0; i < 30; i++) {
@@ -74,8 +75,9 @@ async function signIn(browser: Browser, url: string, email: string, o: { stopAt?
     const found = forms(r.body, next.url);
     if (/\/interaction\//.test(next.url)) {
       assert.match(r.body, /Development only/, 'the sign-in page says it is dev-only');
-      const mine = found.find((f) => f.fields.email === email);
-      assert.ok(mine, `${email} is listed on the dev sign-in page`);
+      // A button per dev user (a hidden email), or the form to type one into (empty unless hinted).
+      const mine = found.find((f) => f.fields.email === (o.typed ? '' : email));
+      assert.ok(mine, o.typed ? 'the page has a form to type an e-mail into' : `${email} is listed on the dev sign-in page`);
       next = { url: mine.action, form: { email, ...(o.mfa && { mfa: 'on' }) } };
       continue;
     }
@@ -145,7 +147,7 @@ describe('the dev server signs people in through its own OpenID Provider', () =>
     const login = run(['login', '--sso', '--device'], env);
     const m = await waitFor(login, /open (\S+) and enter the code (\S+)\n\(or open (\S+)\)/);
     assert.ok(m[1]!.startsWith(issuer));
-    const done = await signIn(new Browser(), m[3]!, 'bob@example.com');
+    const done = await signIn(new Browser(), m[3]!, 'bob@example.com', { typed: true });
     assert.match(done.page ?? '', /Sign-in Success/);
     assert.equal(await login.exited, 0, login.out());
     assert.match(login.out(), /logged in as user:bob@example\.com/);
@@ -168,6 +170,7 @@ describe('the dev server signs people in through its own OpenID Provider', () =>
     // An address not among the dev users cannot sign in.
     const other = await fetch(`${url}/v1/auth/login?${new URLSearchParams({ trust: 'dev-op', redirect_uri: redirect })}`).then((r) => r.json()) as { url: string };
     await assert.rejects(signIn(new Browser(), other.url, 'mallory@example.com', { stopAt: redirect }), /is listed on the dev sign-in page/);
+    await assert.rejects(signIn(new Browser(), other.url, 'mallory@example.com', { stopAt: redirect, typed: true }), /400 at .*Not a dev user/s);
   });
 
   it('every attempt is in the authn stream: the three sign-ins through dev-op and the refused replay', SLOW, async () => {
@@ -179,6 +182,7 @@ describe('the dev server signs people in through its own OpenID Provider', () =>
     assert.equal(res.status, 200, text);
     for (const who of ['alice', 'bob', 'carol']) assert.match(text, new RegExp(`user:${who}@example\\.com[^\\n]*`), who);
     assert.match(text, /dev-op/);
+    assert.match(text, /"actor":"user:carol@example\.com","payload":\{[^}]*"mfa":true[^}]*"trust":"dev-op"/, 'the pretend second factor counts as MFA');
     assert.match(text, /invalid_state/);
   });
 
