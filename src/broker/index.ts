@@ -372,7 +372,7 @@ export class Broker {
   }
 
   /** The configured gateways and where they listen (any caller with a session: like the targets). */
-  gateways(): { name: string; kind: string; target: string; host: string; port: number; tls: boolean; host_key?: string }[] {
+  gateways(): { name: string; kind: string; target: string; host: string; port: number; tls: boolean; host_key?: string; resource?: string }[] {
     const bound = this.#gateways.addresses();
     const keys = this.#gateways.hostKeys();
     return (this.config.gateways ?? []).map((g) => ({
@@ -383,6 +383,8 @@ export class Broker {
       port: bound.get(g.name)?.port ?? g.listen.port,
       tls: (g as { tls?: unknown }).tls !== undefined,
       ...(keys.has(g.name) && { host_key: keys.get(g.name)! }),
+      // An MCP gateway's resource identifier (RFC 8707): what clients connect to and name in token exchanges.
+      ...(typeof (g as { resource?: unknown }).resource === 'string' && { resource: (g as { resource: string }).resource }),
     }));
   }
 

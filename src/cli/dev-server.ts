@@ -9,6 +9,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import { startDevSso } from './dev-sso.ts';
 import type { DevSso } from './dev-sso.ts';
 import { devSshGateway, startDevSshd } from './dev-sshd.ts';
+import { devMcpGateway, devMcpTarget, startDevMcp } from './dev-mcp.ts';
 
 export interface DevOptions {
   dataDir: string;
@@ -29,37 +30,52 @@ export async function runDev(o: DevOptions): Promise<void> {
   const pg = o.postgres ? await startDevPostgres(dataDir, (m) => process.stderr.write(`${m}\n`)) : undefined;
   // With --postgres, a demo sshd behind the SSH gateway too (when OpenSSH is installed).
   const sshd = o.postgres ? await startDevSshd(dataDir, (m) => process.stderr.write(`${m}\n`)) : undefined;
+  // Always: the demo MCP servers behind the MCP gateway `mcp-gw` (in-process, nothing external).
+  let mcp: Awaited<ReturnType<typeof startDevMcp>> | undefined;
   let running: Awaited<ReturnType<typeof serve>>;
   let sso: DevSso | undefined;
   try {
+    mcp = await startDevMcp();
     // The dev OpenID Provider (docs/dev-sso.md) on the next port (any free one when taken or --port 0),
     // signing with the dev issuer's key; its users are the dev config's people.
     let loaded: LoadedConfig | undefined;
     sso = await startDevSso({ port: o.port === 0 || port >= 65535 ? 0 : port + 1, serverPort: port, signingJwk: devSigningJwk(dataDir), users: () => (loaded ? devSsoUsers(loaded) : []) });
     // With --postgres, the PostgreSQL gateway `db-gw` in front of orders-db: on 6432 when it can
     // bind there, else on any free port (a probe first would race another dev server starting).
-    const start = async (dbGwPort: number) => {
-      const gateways = [...(pg ? [devPostgresGateway(dbGwPort)] : []), ...(sshd ? [devSshGateway(sshd)] : [])];
-      loaded = devConfig(dataDir, port, pg, gateways, sso && { issuer: sso.issuer });
+    // `mcp-gw`'s URL is its resource identifier (the audience of its tokens), so its port is named
+    // before it listens: any free one, and another on EADDRINUSE.
+    const start = async (dbGwPort: number, mcpGwPort: number) => {
+      const gateways = [...(pg ? [devPostgresGateway(dbGwPort)] : []), ...(sshd ? [devSshGateway(sshd)] : []), devMcpGateway(mcpGwPort, mcp!)];
+      loaded = devConfig(dataDir, port, pg, gateways, devMcpTarget(mcpGwPort), sso && { issuer: sso.issuer });
       return serve(loaded, { env: devEnv(pg), logger: createLogger(loaded.config.log, process.stderr) });
     };
-    running = await start(6432).catch(async (err: { code?: unknown; gateway?: unknown }) => {
-      if (err?.code !== 'EADDRINUSE' || err.gateway !== 'db-gw') throw err;
-      return start(0);
-    });
+    let dbGwPort = 6432;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        running = await start(dbGwPort, await freePort());
+        break;
+      } catch (err) {
+        const e = err as { code?: unknown; gateway?: unknown };
+        if (e?.code !== 'EADDRINUSE' || (e.gateway !== 'db-gw' && e.gateway !== 'mcp-gw') || attempt >= 5) throw err;
+        if (e.gateway === 'db-gw') dbGwPort = 0;
+      }
+    }
     sshd?.trustCa(running.broker.targets().sshUserCa);
   } catch (err) {
     await sso?.close();
     sshd?.stop();
+    await mcp?.stop().catch(() => {});
     await pg?.stop().catch(() => {});
     throw err;
   }
+  const mcpGw = running.broker.gatewayAddresses().get('mcp-gw');
   const cli = resolve(import.meta.dirname, '..', '..', 'bin', 'portcullis.js');
   process.stdout.write(`
 Portcullis dev server on ${running.url}
   data:     ${dataDir}  (audit, keys, identities; --fresh to reset)
   policies: examples/dev/policies/demo.cedar  (policy version ${running.broker.readiness().policy_version})
   API:      ${running.url}/openapi.json
+  mcp:      gateway mcp-gw on http://127.0.0.1:${mcpGw?.port ?? '?'}/mcp → demo MCP servers orders, tickets (agent:support-bot, sponsor user:dana@example.com)
 ${sso ? `  sso:      dev OpenID Provider on ${sso.issuer} (trust dev-op; dev users, no password): portcullis login --sso\n` : ''}${pg ? `  postgres: orders-db on 127.0.0.1:${pg.port} (embedded); gateway db-gw on 127.0.0.1:${running.broker.gatewayAddresses().get('db-gw')?.port ?? '?'} → orders-db\n` : ''}${sshd ? `  ssh:      gateway ssh-gw on 127.0.0.1:${running.broker.gatewayAddresses().get('ssh-gw')?.port ?? '?'} → web-1 (a demo sshd on 127.0.0.1:${sshd.port}, logins as ${sshd.login})\n` : ''}
 Try this next, in another terminal (README.md, "Five minutes with the dev server", has the rest):
 
@@ -79,6 +95,8 @@ ${o.dataDir === resolve(import.meta.dirname, '..', '..', '.portcullis', 'dev') ?
   portcullis audit authz
   portcullis identities list
   portcullis audit verify
+
+  # 4. an AI agent acting for alice through the MCP gateway mcp-gw: README.md, "An agent acting for alice"
 ${pg ? '' : `
   # PostgreSQL credentials and the privileged-access walkthrough need: npm start -- --postgres
 `}${pg ? `
@@ -98,6 +116,7 @@ Ctrl-C stops the server.
     } finally {
       await sso?.close();
       sshd?.stop();
+      await mcp?.stop().catch(() => {});
       await pg?.stop();
     }
   });

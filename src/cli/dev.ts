@@ -45,11 +45,13 @@ export interface DevPostgres {
 }
 
 /**
- * `gateways`: entries to run (the SSH gateway demo in front of the demo sshd: dev-sshd.ts). `sso`:
- * the dev OpenID Provider (dev-sso.ts), behind the `oidc-human` trust `dev-op`; the people may
- * then sign in through either dev trust (both say `shared_namespace`, each user names both).
+ * `gateways`: entries to run (the SSH gateway demo in front of the demo sshd: dev-sshd.ts; the MCP
+ * gateway in front of the demo MCP servers: dev-mcp.ts); `mcpTarget`: the `api` target that MCP
+ * gateway is the resource of. `sso`: the dev OpenID Provider (dev-sso.ts), behind the `oidc-human`
+ * trust `dev-op`; the people may then sign in through either dev trust (both say
+ * `shared_namespace`, each user names both).
  */
-export function devConfig(dataDir: string, port: number, postgres?: DevPostgres, gateways?: Record<string, unknown>[], sso?: { issuer: string }): LoadedConfig {
+export function devConfig(dataDir: string, port: number, postgres?: DevPostgres, gateways?: Record<string, unknown>[], mcpTarget?: Record<string, unknown>, sso?: { issuer: string }): LoadedConfig {
   const { publicJwk } = devIssuerKey(dataDir);
   const issuers = devIssuers(port);
   const people = sso ? { trusts: ['dev-sso', DEV_SSO_TRUST] } : {};
@@ -119,12 +121,14 @@ export function devConfig(dataDir: string, port: number, postgres?: DevPostgres,
     identities: [
       { id: 'workload:github/acme/api', kind: 'workload', owner: 'team:payments', purpose: 'serves the payments api', boundary: 'application', environment: 'prod', parents: ['Team::"payments"'] },
       { id: 'workload:github/acme/reports', kind: 'workload', owner: 'team:data', purpose: 'nightly reports', boundary: 'platform', environment: 'prod' },
-      { id: 'agent:support-bot', kind: 'agent', owner: 'team:support', purpose: 'answers order-status tickets', boundary: 'ai-platform', environment: 'prod', sponsor: 'user:alice@example.com' },
+      { id: 'agent:support-bot', kind: 'agent', owner: 'team:support', purpose: 'answers order-status tickets', boundary: 'ai-platform', environment: 'prod', sponsor: 'user:dana@example.com' },
       { id: 'user:admin@example.com', kind: 'user', owner: 'user:admin@example.com', purpose: 'dev administrator', boundary: 'platform', environment: 'prod', parents: ['Role::"portcullis-admin"', 'Team::"sre"'], ...people },
       // People for the privileged-access walkthrough: alice asks, bob and carol review.
       { id: 'user:alice@example.com', kind: 'user', owner: 'user:alice@example.com', purpose: 'payments developer, on call', boundary: 'application', environment: 'prod', parents: ['Team::"payments"', 'Team::"oncall"'], ...people },
       { id: 'user:bob@example.com', kind: 'user', owner: 'user:bob@example.com', purpose: 'database reviewer', boundary: 'application', environment: 'prod', parents: ['Team::"dba"'], ...people },
       { id: 'user:carol@example.com', kind: 'user', owner: 'user:carol@example.com', purpose: 'database reviewer', boundary: 'application', environment: 'prod', parents: ['Team::"dba"'], ...people },
+      // The AI-agents walkthrough: support-bot acts for alice; dana answers for it (its sponsor).
+      { id: 'user:dana@example.com', kind: 'user', owner: 'user:dana@example.com', purpose: 'support lead, sponsor of agent:support-bot', boundary: 'application', environment: 'prod', parents: ['Team::"support"'], ...people },
     ],
     resources: [
       { type: 'Database', id: 'orders', boundary: 'application', environment: 'prod' },
@@ -134,6 +138,7 @@ export function devConfig(dataDir: string, port: number, postgres?: DevPostgres,
       { type: 'Host', id: 'web-1', boundary: 'application', environment: 'prod' },
       { type: 'Api', id: 'orders-api', boundary: 'application', environment: 'prod' },
       ...(postgres ? [{ type: 'Database', id: 'orders-db', boundary: 'application', environment: 'prod' }] : []),
+      ...(mcpTarget ? [{ type: 'Api', id: mcpTarget.name, boundary: 'application', environment: 'prod' }] : []),
     ],
     // Short-lived credentials to try: access tokens and SSH certificates need nothing running;
     // PostgreSQL roles need `--postgres` (an embedded server).
@@ -143,6 +148,7 @@ export function devConfig(dataDir: string, port: number, postgres?: DevPostgres,
       ...(postgres
         ? [{ name: 'orders-db', kind: 'postgres', host: '127.0.0.1', port: postgres.port, database: 'orders', admin: { user: postgres.user, password_env: DEV_PG_PASSWORD_ENV }, permissions: { readonly: 'readonly', readwrite: 'readwrite' }, max_ttl: '1h' }]
         : []),
+      ...(mcpTarget ? [mcpTarget] : []),
     ],
     ...(gateways?.length ? { gateways } : {}),
     policies: DEV_POLICIES,

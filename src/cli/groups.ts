@@ -25,6 +25,7 @@ export const GROUPS: { names: string[]; load: () => Promise<{ register(program: 
   { names: ['completion'], load: () => import('./commands/completion.ts') },
   { names: ['db'], load: () => import('./commands/db.ts') },
   { names: ['agents'], load: () => import('./commands/agents.ts') },
+  { names: ['mcp'], load: () => import('./commands/mcp.ts') },
 ];
 
 /** The groups to load for these arguments: the one naming the command, or all. */

@@ -31,6 +31,17 @@ export function builtinSchema(issuers: readonly Pick<IssuerPlugin, 'kind' | 'res
   return `${CORE_SCHEMA.replace('{{CREDENTIAL_RESOURCES}}', credentialResources).replace('{{CREDENTIAL_KINDS}}', issuers.map((i) => i.kind).join(' | '))}${issuers.map((i) => i.cedar ?? '').join('')}`;
 }
 
+// What every decision's context holds (each action's context type starts with these).
+const CTX_FIELDS = `
+  authn: Authn,
+  request: RequestInfo,
+  purpose: Purpose,
+  grants: Set<String>,
+  breakGlass: Bool,
+  delegation: Delegation,
+  bridge: Bool,            // true when a declared bridge allows this boundary crossing
+  signals: Signals,`;
+
 const CORE_SCHEMA = `
 type Authn = {
   method: String,          // oidc | spiffe-jwt | spiffe-x509 | api-key | bootstrap | authzen (asked by an app)
@@ -55,15 +66,7 @@ type Signals = {
   device_compliant: Bool,        // true only when the latest device-compliance-change said compliant
   device_compliance_at: Long,
 };
-type Ctx = {
-  authn: Authn,
-  request: RequestInfo,
-  purpose: Purpose,
-  grants: Set<String>,
-  breakGlass: Bool,
-  delegation: Delegation,
-  bridge: Bool,            // true when a declared bridge allows this boundary crossing
-  signals: Signals,
+type Ctx = {${CTX_FIELDS}
 };
 
 // credential.issue also sees what is being issued.
@@ -75,15 +78,7 @@ type CredentialRequest = {
   renewal: Bool,
   revalidation: Bool,      // re-decided after a policy change
 };
-type CredentialCtx = {
-  authn: Authn,
-  request: RequestInfo,
-  purpose: Purpose,
-  grants: Set<String>,
-  breakGlass: Bool,
-  delegation: Delegation,
-  bridge: Bool,
-  signals: Signals,
+type CredentialCtx = {${CTX_FIELDS}
   credential: CredentialRequest,
 };
 
@@ -96,15 +91,7 @@ type DbStatement = {
   functions: Set<String>,
   fingerprint: String,
 };
-type DbCtx = {
-  authn: Authn,
-  request: RequestInfo,
-  purpose: Purpose,
-  grants: Set<String>,
-  breakGlass: Bool,
-  delegation: Delegation,
-  bridge: Bool,
-  signals: Signals,
+type DbCtx = {${CTX_FIELDS}
   gateway?: String,
   session?: String,
   statement?: DbStatement,
@@ -120,15 +107,7 @@ type SshRequest = {
   port?: Long,
   pty?: Bool,
 };
-type SshCtx = {
-  authn: Authn,
-  request: RequestInfo,
-  purpose: Purpose,
-  grants: Set<String>,
-  breakGlass: Bool,
-  delegation: Delegation,
-  bridge: Bool,
-  signals: Signals,
+type SshCtx = {${CTX_FIELDS}
   gateway?: String,
   session?: String,
   ssh?: SshRequest,
@@ -163,15 +142,7 @@ type McpArg = {
   size?: Long,             // array | object: how many members
 };
 entity McpCall tags McpArg;
-type McpCtx = {
-  authn: Authn,
-  request: RequestInfo,
-  purpose: Purpose,
-  grants: Set<String>,
-  breakGlass: Bool,
-  delegation: Delegation,
-  bridge: Bool,
-  signals: Signals,
+type McpCtx = {${CTX_FIELDS}
   gateway?: String,
   session?: String,
   mcp?: McpInfo,
@@ -280,15 +251,7 @@ type AssignmentRequest = {
   delegator: String,
   sponsor: String,
 };
-type AssignmentCtx = {
-  authn: Authn,
-  request: RequestInfo,
-  purpose: Purpose,
-  grants: Set<String>,
-  breakGlass: Bool,
-  delegation: Delegation,
-  bridge: Bool,
-  signals: Signals,
+type AssignmentCtx = {${CTX_FIELDS}
   assignment?: AssignmentRequest,
 };
 action "agent.manage", "assignment.read", "assignment.end" in ["admin"] appliesTo { principal: [${principals}], resource: [Identity], context: Ctx };

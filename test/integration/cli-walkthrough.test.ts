@@ -1,5 +1,6 @@
 // The README's walkthroughs, run for real and as written: `portcullis dev` as a child process, and
-// every command of the sh blocks under "Five minutes with the dev server" and "Privileged access"
+// every command of the sh blocks under "Five minutes with the dev server" (with "An agent acting for
+// alice") and "Privileged access"
 // read from README.md (not a copy) and run by bash, in order, in one shell per server (so `REQ=$(…)`
 // and `eval "$(…)"` carry over). Each command's exit status must be the one its comment states
 // (`(exit N)`, else 0), `#   …` lines under a command are output it must print (… = anything),
@@ -9,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -144,6 +145,13 @@ async function startDev(args: string[], env: NodeJS.ProcessEnv): Promise<Dev> {
   };
 }
 
+/** The sh block of "An agent acting for alice" (a ### part of the dev-server section). */
+function agentBlock(): string {
+  const block = shBlocks(README, 'Five minutes with the dev server').find((b) => b.includes('portcullis agents assign'));
+  assert.ok(block, 'README has the "An agent acting for alice" walkthrough');
+  return block;
+}
+
 describe('README walkthroughs, run as written against `portcullis dev`', () => {
   let dir: string;
   let baseEnv: NodeJS.ProcessEnv;
@@ -168,6 +176,12 @@ describe('README walkthroughs, run as written against `portcullis dev`', () => {
     for (const c of ['portcullis db connect db-gw', 'portcullis ssh web-1', 'portcullis sessions list', 'portcullis sessions show', 'portcullis sessions play', 'portcullis sessions verify', 'portcullis sessions terminate']) {
       assert.ok(gateways.some((g) => g.startsWith(c)), `the gateways walkthrough runs ${c}`);
     }
+    // "An agent acting for alice": the assignment, the exchange, filtered tools, calls allowed,
+    // refused, denied and held, the approval from the CLI, the kill switch.
+    const agent = steps(agentBlock()).map((s) => s.command);
+    for (const c of ['portcullis agents assign', 'portcullis agents token', 'portcullis mcp tools', 'portcullis mcp call', 'portcullis requests approve', 'portcullis agents end']) {
+      assert.ok(agent.some((g) => g.includes(c)), `the agent walkthrough runs ${c}`);
+    }
     const privileged = shBlocks(README, 'Privileged access').flatMap(steps);
     assert.ok(five.length >= 30, `five-minute walkthrough: ${five.length} commands`);
     assert.ok(privileged.length >= 18, `privileged access: ${privileged.length} commands`);
@@ -179,14 +193,24 @@ describe('README walkthroughs, run as written against `portcullis dev`', () => {
   // Dozens of CLI processes in a row: on a loaded 2-core machine this takes minutes, not the suite's default 2.
   const SLOW = { timeout: 900_000 };
 
-  it('"Five minutes with the dev server", first block: on plain `npm start`', SLOW, async () => {
+  it('"Five minutes with the dev server", first block and "An agent acting for alice": on plain `npm start`', SLOW, async () => {
     const data = join(dir, 'plain');
     const env = { ...baseEnv, PORTCULLIS_DEV_DATA: data };
     const dev = await startDev([], env);
     try {
       const [first] = shBlocks(README, 'Five minutes with the dev server');
-      const ran = runSteps(steps(first!), cwd, dev.url, env);
+      const ran = runSteps([...steps(first!), ...steps(agentBlock())], cwd, dev.url, env);
       for (const s of ran) check(s);
+      // The agent walkthrough, beyond the comments: the held refund was released by dana's
+      // approval and made; the token was refused after the assignment ended; findings stay clean.
+      const held = ran.find((s) => s.command.includes('amount_cents=1999'))!;
+      assert.match(held.out, /^refunded 19\.99 EUR on order 1042$/m, `the approved call went through: ${held.out}${held.err}`);
+      assert.doesNotMatch(ran.find((s) => s.command.startsWith('portcullis mcp tools'))!.out, /orders\.cancel/);
+      assert.match(ran.find((s) => s.command.includes('amount_cents=50000'))!.err, /denied this call/);
+      assert.match(ran.filter((s) => s.command.includes('orders.get_status')).at(-1)!.err, /refused the token \(401/);
+      assert.doesNotMatch(ran.find((s) => s.command === 'portcullis findings')!.out, /agent\.no_sponsor|no_owner/);
+      // The agent's bearer token is on disk readable by its owner only.
+      assert.equal(statSync(join(cwd, 'support-bot.token')).mode & 0o777, 0o600, 'support-bot.token is mode 0600');
       // Key outputs, beyond the comments.
       const json = ran.find((s) => s.command.includes('--json') && s.command.startsWith('portcullis authorize'))!;
       assert.equal(JSON.parse(json.out).decision, 'allow');

@@ -46,13 +46,15 @@ export function register(program: Command): void {
     .option('--reviewable', 'pending requests of others')
     .option('--all', 'everyone\'s (humans, or access.read)')
     .option('--status <status>', 'pending | approved | denied | cancelled | expired')
+    .option('-q, --quiet', 'print only the ids, one a line (for scripts: REQ=$(portcullis requests list --reviewable -q))')
     .addOption(json())
-    .action(async (o: { reviewable?: boolean; all?: boolean; status?: string; json?: boolean }) => {
+    .action(async (o: { reviewable?: boolean; all?: boolean; status?: string; quiet?: boolean; json?: boolean }) => {
       const query: Record<string, string> = {};
       if (o.reviewable) query.reviewable = 'true';
       else if (o.all) query.mine = 'false';
       if (o.status) query.status = o.status;
       const r = (await api((c) => c.GET('/v1/access-requests', { params: { query: query as ApiQuery<'/v1/access-requests', 'get'> } }))) as { requests: RequestView[] };
+      if (o.quiet && !o.json) return void process.stdout.write(r.requests.map((x) => `${x.id}\n`).join(''));
       out(!!o.json, r, () => (r.requests.length === 0 ? '(none)' : r.requests.map((x) => `${requestLine(x)}\n  requested by ${x.requester}: ${x.reason}`).join('\n')));
     });
   requests.command('show').argument('<id>').addOption(json()).action(async (id: string, o: { json?: boolean }) => {

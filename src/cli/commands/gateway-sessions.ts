@@ -66,6 +66,11 @@ export function registerGatewaySessions(sessions: Command): void {
 
 function describe(p: Record<string, unknown>): string {
   if (typeof p.statement === 'string' || p.kind === 'unparsable') return `${String(p.kind)} ${String(p.statement ?? '(unparsable)')}${p.rows !== undefined ? ` → ${String(p.rows)} rows` : ''}${p.sqlstate ? ` [${String(p.sqlstate)}]` : ''}`;
+  // An MCP gateway's call record: the tool, its (redacted) arguments, what became of it.
+  if (typeof p.method === 'string' && typeof p.server === 'string') {
+    const approval = p.approval as { approver?: unknown; outcome?: unknown } | undefined;
+    return `${p.server}/${String(p.name)} ${JSON.stringify(p.arguments ?? {})} → ${String(p.outcome ?? '')}${approval ? ` (approval by ${String(approval.approver)}: ${String(approval.outcome)})` : ''}`;
+  }
   if (typeof p.reason === 'string') return p.reason;
   if (typeof p.command === 'string') return p.command;
   return '';

@@ -37,7 +37,7 @@ export function gatewaySessionRoutes(app: FastifyInstance, broker: Broker): void
         operationId: 'listGateways',
         summary: 'Configured session gateways and where they listen',
         tags: ['sessions'],
-        response: { 200: z.object({ gateways: z.array(z.object({ name: z.string(), kind: z.string(), target: z.string(), host: z.string(), port: z.int(), tls: z.boolean(), host_key: z.string().optional() })) }), ...errors(401) },
+        response: { 200: z.object({ gateways: z.array(z.object({ name: z.string(), kind: z.string(), target: z.string(), host: z.string(), port: z.int(), tls: z.boolean(), host_key: z.string().optional(), resource: z.string().optional().describe('kind mcp: its resource identifier (RFC 8707), the URL clients connect to and name in a token exchange') })) }), ...errors(401) },
       },
     },
     async () => ({ gateways: broker.gateways() }),

@@ -2825,10 +2825,12 @@ export interface operations {
         requestBody: {
             content: {
                 "application/x-www-form-urlencoded": {
-                    /** @description delegation: the actor's own access token for the same API */
+                    /** @description delegation: the actor's own access token for the same API; with `assignment`: the agent's session token */
                     actor_token?: string;
                     /** @enum {string} */
-                    actor_token_type?: "urn:ietf:params:oauth:token-type:access_token";
+                    actor_token_type?: "urn:ietf:params:oauth:token-type:access_token" | "urn:ietf:params:oauth:token-type:jwt";
+                    /** @description an agent's assignment (asg_…): the token is scoped to it (docs/agents.md) */
+                    assignment?: string;
                     audience?: string;
                     /** @enum {string} */
                     grant_type: "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -5755,6 +5757,8 @@ export interface operations {
                             kind: string;
                             name: string;
                             port: number;
+                            /** @description kind mcp: its resource identifier (RFC 8707), the URL clients connect to and name in a token exchange */
+                            resource?: string;
                             target: string;
                             tls: boolean;
                         }[];
