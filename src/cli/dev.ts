@@ -1,5 +1,5 @@
-// `portcullis dev`: a complete local setup in one command — a data directory, a development
-// OIDC issuer whose tokens the dev trusts accept, demo identities, resources and policies.
+// `portcullis dev`: a complete local setup in one command — a data directory, a development OIDC
+// issuer the dev trusts accept (people also sign in at dev-sso.ts), demo identities and policies.
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,14 +1,5 @@
-// Human sign-in through the organisation's OpenID provider (`oidc-human` trust): authorization
-// code flow with PKCE (S256) and the device authorization grant (RFC 8628) for headless use. The
-// protocol (discovery, authorization URL, code exchange, device authorization, token responses and
-// their ID token claim checks: iss, aud, azp, exp, nonce, auth_time against max_age) is
-// openid-client's, over the trust's outbound-guarded fetch (common/outbound.ts). The broker keeps
-// the per-login secrets (nonce, PKCE verifier, device code) in the store, sealed
-// (identity/login-state.ts), so any replica completes a login, once; it hands the caller only the
-// URL / user code and an opaque handle. The ID token then gets the checks every trust applies
-// (identity/jwt.ts: signature against the discovered JWKS, algorithm allowlist, typ, lifetime,
-// replay) and the human ones (auth age for step-up, MFA, e-mail). Users become
-// `user:<email|sub>` with groups from a configured claim as Cedar parents `Team::"<group>"`.
+// Human sign-in through the organisation's OpenID provider (`oidc-human`): code + PKCE and the device
+// flow on openid-client over the outbound-guarded fetch, then every trust's ID token checks (docs/identity.md).
 import * as oidc from 'openid-client';
 import { outboundFetch } from '../../../common/outbound.ts';
 import type { OutboundFetch } from '../../../common/outbound.ts';
@@ -110,6 +101,15 @@ const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 /** openid-client's error codes for an answer that came but is wrong (not an unreachable provider). */
 const ANSWER_ERRORS = new Set(['OAUTH_JWT_CLAIM_COMPARISON_FAILED', 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED', 'OAUTH_INVALID_RESPONSE', 'OAUTH_PARSE_ERROR', 'OAUTH_RESPONSE_IS_NOT_JSON', 'OAUTH_RESPONSE_IS_NOT_CONFORM', 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED', 'OAUTH_UNSUPPORTED_OPERATION']);
 
+/**
+ * One `oidc-human` trust. The broker keeps the per-login secrets (nonce, PKCE verifier, device
+ * code) in the store, sealed (identity/login-state.ts), so any replica completes a login, once; the
+ * caller gets only the URL / user code and an opaque handle. openid-client checks the token
+ * response (iss, aud, azp, exp, nonce, auth_time against max_age); verifyIdToken then applies what
+ * every trust applies (identity/jwt.ts: signature against the discovered JWKS, algorithms, typ,
+ * lifetime, replay) and the human rules (step-up, MFA, e-mail). Users become `user:<email|sub>`,
+ * groups from a configured claim their Cedar parents `Team::"<group>"`.
+ */
 export class HumanOidcTrust {
   readonly name: string;
   readonly kind = 'oidc-human' as const;
