@@ -18,6 +18,7 @@ export const SUITES: Record<string, Suite> = {
   gateway: () => import('./gateway.ts'),
   governance: () => import('./governance.ts'),
   mcp: () => import('./mcp.ts'),
+  'dev-history': () => import('./dev-history.ts'),
 };
 
 /** Runs the wanted suites (all when none named) in order; returns the names of those that failed. */

@@ -147,7 +147,7 @@ export class GatewaySessionAdmin {
       const why = `terminated by ${c.identity.id}${reason ? `: ${reason}` : ''}`;
       const here = await this.#d.registry.terminate(id, why);
       const lease = typeof start.payload.lease === 'string' ? start.payload.lease : undefined;
-      await recordAdminEvent(this.#d.audit, c, 'gateway_session.terminated', { session: id, reason: reason ?? '', here, ...(lease !== undefined && { lease }) }, start.actor);
+      await recordAdminEvent(this.#d.audit, c, 'gateway_session.terminated', { gateway_session: id, reason: reason ?? '', here, ...(lease !== undefined && { lease }) }, start.actor);
       if (lease !== undefined) {
         const out = await this.#d.credentials.revokeLease(lease, { by: c.identity.id, reason: `gateway session ${id} ${why}` });
         if (out.error !== undefined) this.#d.log(`terminating gateway session ${id}: revoking lease ${lease}: ${out.error}`);

@@ -99,9 +99,9 @@ export class GovernanceAdmin {
 
   // ── Evidence ──────────────────────────────────────────────────────────────────────────────
 
-  /** The evidence of a period (`2026-Q4`, `2026-11`, `2026`) from the audit streams, with their verification. */
+  /** The evidence of a period (`2026-Q4`, `2026-11`, `2026`, `7d`) from the audit streams, with their verification. */
   async report(c: Caller, period: string): Promise<EvidenceReport> {
-    const { from, to } = parsePeriod(period);
+    const { from, to } = parsePeriod(period, this.#d.clock.now());
     await this.#d.authz.requireAllowed(c, 'report.read', CONTROL_PLANE);
     const g = this.#d.governance;
     const campaigns: Campaign[] = (await g.reviews.list({}, 10_000)).filter((x) => x.opened_at < new Date(to).toISOString() && (x.closed_at ?? '9') >= new Date(from).toISOString());

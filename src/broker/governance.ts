@@ -23,9 +23,14 @@ import type { DecisionPoint } from '../policy/decision-point.ts';
 import { resourceEntity } from '../policy/entities.ts';
 import { actionEntities, actionsApplying } from '../policy/policy-set.ts';
 import { PermissionModel } from '../governance/permissions.ts';
+import type { EffectivePermissions } from '../governance/permissions.ts';
+import type { Identity } from '../inventory/identities.ts';
 import { ObservedUse, identityUsage, pairKey } from '../governance/usage.ts';
 import { principalFacts } from './authorization.ts';
-import type { IdentityActivity } from '../inventory/findings.ts';
+import type { IdentityActivity, Finding } from '../inventory/findings.ts';
+import { computeFindings } from '../inventory/findings.ts';
+import { snapshotPayload, trendFromSnapshots, trendWindow, utcDay } from '../governance/findings-trend.ts';
+import type { FindingsTrend } from '../governance/findings-trend.ts';
 import type { AuditQuery, AuditRecord } from '../audit/types.ts';
 
 export interface GovernanceDeps {
@@ -45,10 +50,14 @@ export interface GovernanceDeps {
   log: (msg: string) => void;
   /** What else ends when the lifecycle suspends or offboards someone (the agents domain's hook). */
   onInactive?: IdentityAdminDeps['onInactive'];
+  /** Agent profiles: an agent without one (no sponsor) is a finding. */
+  agents?: { profiles(): Promise<{ id: string }[]> };
 }
 
 /** How far back a review item's usage is counted. */
 const USAGE_WINDOW_MS = 90 * 86_400_000;
+/** At most this many identities' effective permissions are remembered (then forgotten all at once). */
+const MAX_EXPLAINED = 10_000;
 /** At most this many permission items per identity in one campaign (the rest are counted on its identity item). */
 const MAX_PERMISSION_ITEMS = 200;
 
@@ -59,6 +68,10 @@ export class Governance {
   #timer: NodeJS.Timeout | undefined;
   #model: { version: number; model: PermissionModel } | undefined;
   #sweeping: Promise<unknown> | undefined;
+  /** Effective permissions by principal facts, for the model in `#model`. */
+  readonly #explained = new Map<string, EffectivePermissions>();
+  /** The UTC day whose findings snapshot is known to be on record. */
+  #snapshotDay: string | undefined;
 
   constructor(d: GovernanceDeps) {
     this.#d = d;
@@ -135,6 +148,21 @@ export class Governance {
     return 'suspended';
   }
 
+  /**
+   * An identity's effective permissions under the model, remembered per policy version and
+   * principal facts (the analysis is costly and the daily snapshot asks again for every identity).
+   */
+  #explain(model: PermissionModel, i: Identity): EffectivePermissions {
+    const key = JSON.stringify(principalFacts(i));
+    let e = this.#explained.get(key);
+    if (!e) {
+      if (this.#explained.size >= MAX_EXPLAINED) this.#explained.clear();
+      e = model.explain(principalFacts(i));
+      this.#explained.set(key, e);
+    }
+    return e;
+  }
+
   /** The effective-permissions model of the active policy version (rebuilt when it changes). */
   #permissionModel(): PermissionModel | undefined {
     const d = this.#d;
@@ -151,6 +179,7 @@ export class Governance {
         bridged: (from, to, action) => bridges.some((b) => b.from === from && b.to === to && (b.actions.length === 0 || b.actions.includes(action))),
       });
       this.#model = { version: v.version, model };
+      this.#explained.clear();
     }
     return this.#model.model;
   }
@@ -174,7 +203,7 @@ export class Governance {
     }
     const mine = observed.of(identity.id);
     const model = i && this.#permissionModel();
-    const perms = model ? model.explain(principalFacts(i)) : undefined;
+    const perms = model ? this.#explain(model, i) : undefined;
     const usage = perms ? identityUsage(perms, mine, 0) : undefined;
     let lastAllowed: string | null = null;
     for (const o of mine.values()) if (lastAllowed === null || o.last > lastAllowed) lastAllowed = o.last;
@@ -268,18 +297,59 @@ export class Governance {
           .list({ status: 'active' })
           .filter((i) => i.kind !== 'user')
           .map((i) => {
-            const u = identityUsage(model.explain(principalFacts(i)), observed.of(i.id), 0);
+            const u = identityUsage(this.#explain(model, i), observed.of(i.id), 0);
             return { identity: i.id, effective: u.effective, used: u.used, over_privilege: u.over_privilege };
           })
       : [];
     return { activity, usage, windowMs };
   }
 
+  /** Posture findings now (docs/governance-reviews.md): the inventory, API keys, leases and the recorded activity over the unused window. */
+  async findings(o: { staleAfterMs?: number; unusedAfterMs?: number } = {}): Promise<Finding[]> {
+    const d = this.#d;
+    const posture = await this.postureFacts(o.unusedAfterMs ?? 90 * 86_400_000);
+    return computeFindings({
+      ...posture,
+      unusedAfterMs: posture.windowMs,
+      now: d.clock.now(),
+      identities: await d.identities.list(),
+      apikeys: await d.apikeys.list(),
+      leases: await d.credentials.list({ status: 'revoke_failed' }, 10_000),
+      ...(d.agents && { sponsoredAgents: new Set((await d.agents.profiles()).map((p) => p.id)) }),
+      ...(o.staleAfterMs !== undefined && { staleAfterMs: o.staleAfterMs }),
+    });
+  }
+
+  /**
+   * Once per UTC day, the counts of the findings (default windows) as a `findings.snapshot` admin
+   * event — what the findings trend is read from. Skipped when today's snapshot is on record.
+   */
+  async snapshotFindings(now = this.#d.clock.now()): Promise<boolean> {
+    const day = utcDay(now);
+    if (this.#snapshotDay === day) return false;
+    const today = Date.parse(`${day}T00:00:00Z`);
+    const recorded = await this.#d.audit.query({ stream: 'admin', type: 'findings.snapshot', since: today, limit: 1 });
+    if (recorded.length === 0) {
+      await this.#d.audit.append({ stream: 'admin', type: 'findings.snapshot', actor: 'system', payload: { day, ...snapshotPayload(await this.findings()) } });
+    }
+    this.#snapshotDay = day;
+    return recorded.length === 0;
+  }
+
+  /** The findings per UTC day over the last `days` days (today included), from the snapshots. */
+  async findingsTrend(days: number, now = this.#d.clock.now()): Promise<FindingsTrend> {
+    const { from, to } = trendWindow(days, now);
+    const records: AuditRecord[] = [];
+    for await (const r of this.#all({ stream: 'admin', type: 'findings.snapshot', since: from, until: to })) records.push(r);
+    return trendFromSnapshots(records, from, to);
+  }
+
   /** One pass of the periodic job (tests call it after moving the clock). */
   async sweep(now = this.#d.clock.now()) {
     const reviews = await this.reviews.sweep(now);
     const lifecycle = await this.lifecycle.sweep(now);
-    return { reviews, lifecycle };
+    const snapshot = await this.snapshotFindings(now);
+    return { reviews, lifecycle, snapshot };
   }
 
   /** Runs the job every `reviews.sweep_interval` while this replica leads the cluster jobs. */

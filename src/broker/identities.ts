@@ -8,7 +8,7 @@ import type { SessionService } from '../identity/sessions.ts';
 import type { ApiKeyService } from '../identity/apikeys.ts';
 import type { Identity, IdentityFilter, IdentityInput, IdentityPatch, IdentityRegistry, IdentityStatus, OwnershipFacts } from '../inventory/identities.ts';
 import { accountableHumans, checkIdentityId } from '../inventory/identities.ts';
-import { computeFindings } from '../inventory/findings.ts';
+import type { FindingsTrend } from '../governance/findings-trend.ts';
 import type { Finding } from '../inventory/findings.ts';
 import type { CredentialService } from '../credentials/index.ts';
 import type { AccessService } from '../access/index.ts';
@@ -75,9 +75,7 @@ export interface IdentityAdminDeps {
   apikeys: ApiKeyService;
   audit: AuditLog;
   binding: IdentityBinding;
-  governance: Pick<Governance, 'postureFacts'>;
-  /** Agent profiles: an agent without a sponsor is a finding. */
-  agents?: { profiles(): Promise<{ id: string }[]> };
+  governance: Pick<Governance, 'findings' | 'findingsTrend'>;
   /** Suspending or offboarding an identity ends what hangs on it elsewhere (an agent's assignments, a sponsor's agents). */
   onInactive?: (by: string, id: string, status: Exclude<IdentityStatus, 'active'>, reason: string) => Promise<void>;
 }
@@ -116,17 +114,13 @@ export class IdentityAdmin {
   async findings(c: Caller, o: { staleAfterMs?: number; unusedAfterMs?: number } = {}): Promise<Finding[]> {
     await this.#d.authz.requireAllowed(c, 'identity.read', uid('*'));
     // Activity, observed use and over-privilege from the audit streams (governance, docs/governance.md).
-    const posture = await this.#d.governance.postureFacts(o.unusedAfterMs ?? 90 * 86_400_000);
-    return computeFindings({
-      ...posture,
-      unusedAfterMs: posture.windowMs,
-      now: this.#d.clock.now(),
-      identities: await this.#d.identities.list(),
-      apikeys: await this.#d.apikeys.list(),
-      leases: await this.#d.credentials.list({ status: 'revoke_failed' }, 10_000),
-      ...(this.#d.agents && { sponsoredAgents: new Set((await this.#d.agents.profiles()).map((p) => p.id)) }),
-      ...(o.staleAfterMs !== undefined && { staleAfterMs: o.staleAfterMs }),
-    });
+    return this.#d.governance.findings(o);
+  }
+
+  /** Findings per day over the last `days` days, from the governance job's daily snapshots (`identity.read` on every identity). */
+  async findingsTrend(c: Caller, days: number): Promise<FindingsTrend> {
+    await this.#d.authz.requireAllowed(c, 'identity.read', uid('*'));
+    return this.#d.governance.findingsTrend(days);
   }
 
   /** `identity.manage` on the new id, and `identity.membership.write` when it comes with parents. */

@@ -364,6 +364,17 @@ export class Broker {
     return this.#bootstrap.login(secret, sourceIp);
   }
 
+  // ── Governance job ───────────────────────────────────────────────────────────────────────
+
+  /**
+   * One pass of the governance job now — reviews' deadlines and cadence, lifecycle, the daily
+   * findings snapshot — as the leader's timer runs it (the dev server's demo history runs it at the
+   * end of each day it makes).
+   */
+  async governanceSweep(): Promise<void> {
+    await this.#s.governance.sweep();
+  }
+
   // ── Session gateways ─────────────────────────────────────────────────────────────────────
 
   /** Starts listening on the configured gateways (docs/gateways.md); the server calls it once it serves. */

@@ -3,13 +3,14 @@ import { rmSync } from 'node:fs';
 import { freePort } from '../common/net.ts';
 import { resolve } from 'node:path';
 import { serve } from './serve.ts';
+import type { ServeOptions } from './serve.ts';
 import { createLogger } from '../common/log.ts';
 import { devConfig, devEnv, devPostgresGateway, devSigningJwk, devSsoUsers, startDevPostgres } from './dev.ts';
-import type { LoadedConfig } from '../config/load.ts';
 import { startDevSso } from './dev-sso.ts';
 import type { DevSso } from './dev-sso.ts';
 import { devSshGateway, startDevSshd } from './dev-sshd.ts';
 import { devMcpGateway, devMcpTarget, startDevMcp } from './dev-mcp.ts';
+import type { LoadedConfig } from '../config/load.ts';
 
 export interface DevOptions {
   dataDir: string;
@@ -47,7 +48,7 @@ export async function runDev(o: DevOptions): Promise<void> {
     const start = async (dbGwPort: number, mcpGwPort: number) => {
       const gateways = [...(pg ? [devPostgresGateway(dbGwPort)] : []), ...(sshd ? [devSshGateway(sshd)] : []), devMcpGateway(mcpGwPort, mcp!)];
       loaded = devConfig(dataDir, port, pg, gateways, devMcpTarget(mcpGwPort), sso && { issuer: sso.issuer });
-      return serve(loaded, { env: devEnv(pg), logger: createLogger(loaded.config.log, process.stderr) });
+      return serve(loaded, { env: devEnv(pg), logger: createLogger(loaded.config.log, process.stderr), ...(await historyOptions(loaded, port)) });
     };
     let dbGwPort = 6432;
     for (let attempt = 0; ; attempt++) {
@@ -96,7 +97,11 @@ ${o.dataDir === resolve(import.meta.dirname, '..', '..', '.portcullis', 'dev') ?
   portcullis identities list
   portcullis audit verify
 
-  # 4. an AI agent acting for alice through the MCP gateway mcp-gw: README.md, "An agent acting for alice"
+  # 4. governance on the week of history this data directory started with (README, "Governance")
+  portcullis access usage --since 7d
+  portcullis findings trend --days 8
+
+  # 5. an AI agent acting for alice through the MCP gateway mcp-gw: README.md, "An agent acting for alice"
 ${pg ? '' : `
   # PostgreSQL credentials and the privileged-access walkthrough need: npm start -- --postgres
 `}${pg ? `
@@ -122,3 +127,21 @@ Ctrl-C stops the server.
   });
 }
 
+
+/**
+ * A new data directory gets a week of demo history (dev-history.ts) before the server listens: the
+ * broker opens on a clock seven days back, the history is made through it, then the clock is real.
+ */
+async function historyOptions(loaded: LoadedConfig, port: number): Promise<Pick<ServeOptions, 'clock' | 'beforeListen'>> {
+  const { HistoryClock, historyPending, seedDevHistory } = await import('./dev-history.ts');
+  if (!historyPending(loaded)) return {};
+  const clock = new HistoryClock();
+  return {
+    clock,
+    async beforeListen(broker) {
+      process.stderr.write('seeding a week of demo history (first start of this data directory)…\n');
+      const r = await seedDevHistory(broker, clock, { dataDir: loaded.config.data_dir, port });
+      process.stderr.write(`demo history: ${r.logins} logins, ${r.decisions} decisions from ${r.from.slice(0, 10)} to ${r.to.slice(0, 10)} (${(r.ms / 1000).toFixed(1)} s)\n`);
+    },
+  };
+}

@@ -384,7 +384,7 @@ export function devIssuerKeyExists(dataDir: string): boolean {
 export async function devToken(
   dataDir: string,
   port: number,
-  who: { sub?: string; user?: string; agent?: string; claims?: Record<string, string>; ttlSeconds?: number },
+  who: { sub?: string; user?: string; agent?: string; claims?: Record<string, string | string[]>; ttlSeconds?: number; at?: number },
 ): Promise<string> {
   const { privateJwk } = devIssuerKey(dataDir);
   const key = await importJWK(privateJwk as never, 'EdDSA');
@@ -405,12 +405,14 @@ export async function devToken(
     iss = issuers.ci;
   }
   // The dev issuer authenticates at mint time; auth age is never taken from iat (issue 8 item 24).
-  return new SignJWT({ ...claims, auth_time: Math.floor(Date.now() / 1000), ...who.claims })
+  // `at`: minted at that time instead of now (the demo history, dev-history.ts).
+  const now = Math.floor((who.at ?? Date.now()) / 1000);
+  return new SignJWT({ ...claims, auth_time: now, ...who.claims })
     .setProtectedHeader({ alg: 'EdDSA', kid: String(privateJwk.kid), typ: 'JWT' })
     .setIssuer(iss)
     .setAudience('portcullis')
-    .setIssuedAt()
+    .setIssuedAt(now)
     .setJti(randomUUID())
-    .setExpirationTime(`${who.ttlSeconds ?? 300}s`)
+    .setExpirationTime(now + (who.ttlSeconds ?? 300))
     .sign(key);
 }

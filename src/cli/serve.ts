@@ -34,6 +34,8 @@ export interface ServeOptions extends BrokerOptions {
   quiet?: boolean;
   /** The operational log (default: `config.log`, JSON lines on stdout). */
   logger?: Logger;
+  /** Runs on the open broker before the server listens (the dev server's demo history). */
+  beforeListen?: (broker: Broker) => Promise<void>;
 }
 
 export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<Running> {
@@ -60,6 +62,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   let app: FastifyInstance | undefined;
   let metricsApp: FastifyInstance | undefined;
   try {
+    await options.beforeListen?.(broker);
     // Client certificates are verified by the spiffe trusts, not by OpenSSL: when OpenSSL's own
     // check succeeds Node hands over only the chain it built from `ca`, dropping the intermediates
     // the client presented (issue 8.25). So `ca` holds only Portcullis' own roots and

@@ -18,82 +18,27 @@ export class Metrics {
   readonly registry = new Registry();
   #sources: MetricSources | undefined;
 
-  readonly decisions = new Counter({
-    name: 'portcullis_decisions_total',
-    help: 'Authorization decisions by result and engine',
-    labelNames: ['decision', 'engine'] as const,
-    registers: [this.registry],
-  });
-  readonly decisionSeconds = new Histogram({
-    name: 'portcullis_decision_seconds',
-    help: 'Time to decide and record one request, by engine',
-    labelNames: ['engine'] as const,
-    buckets: LATENCY,
-    registers: [this.registry],
-  });
-  readonly authn = new Counter({
-    name: 'portcullis_authentications_total',
-    help: 'Authentication attempts by method, result and reason',
-    labelNames: ['result', 'reason', 'trust'] as const,
-    registers: [this.registry],
-  });
-  readonly httpRequests = new Counter({
-    name: 'portcullis_http_requests_total',
-    help: 'HTTP requests by route and status',
-    labelNames: ['route', 'status'] as const,
-    registers: [this.registry],
-  });
-  readonly httpSeconds = new Histogram({
-    name: 'portcullis_http_request_duration_seconds',
-    help: 'HTTP request latency by route and method',
-    labelNames: ['route', 'method'] as const,
-    buckets: LATENCY,
-    registers: [this.registry],
-  });
-  readonly rateLimited = new Counter({
-    name: 'portcullis_rate_limited_total',
-    help: 'Requests to authentication endpoints refused by a rate limit, by endpoint and scope (address or key)',
-    labelNames: ['endpoint', 'scope'] as const,
-    registers: [this.registry],
-  });
-  readonly issuance = new Counter({
-    name: 'portcullis_credential_issuance_total',
-    help: 'Credential issuance attempts by kind, target and result (issued, denied, failed)',
-    labelNames: ['kind', 'target', 'result'] as const,
-    registers: [this.registry],
-  });
-  readonly revocations = new Counter({
-    name: 'portcullis_credential_revocations_total',
-    help: 'Lease revocations by kind and result (revoked, expired, revoke_failed)',
-    labelNames: ['kind', 'result'] as const,
-    registers: [this.registry],
-  });
-  readonly revocationSeconds = new Histogram({
-    name: 'portcullis_credential_revocation_seconds',
-    help: 'Time from the start of a revocation to the credential ended at its target, by kind',
-    labelNames: ['kind'] as const,
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [this.registry],
-  });
-  readonly auditBatchSeconds = new Histogram({
-    name: 'portcullis_audit_append_seconds',
-    help: 'Time to write one group-committed batch of audit events durably, by result',
-    labelNames: ['result'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-    registers: [this.registry],
-  });
-  readonly auditEvents = new Counter({
-    name: 'portcullis_audit_events_total',
-    help: 'Audit events written (ok) or refused with their batch (failed)',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
-  readonly webhookDeliveries = new Counter({
-    name: 'portcullis_webhook_deliveries_total',
-    help: 'Webhook delivery attempts by result (delivered, retry, failed)',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
+  /** A counter in this registry. */
+  #counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+  /** A histogram in this registry, with these buckets (seconds). */
+  #histogram<L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]): Histogram<L> {
+    return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
+  }
+
+  readonly decisions = this.#counter('portcullis_decisions_total', 'Authorization decisions by result and engine', ['decision', 'engine']);
+  readonly decisionSeconds = this.#histogram('portcullis_decision_seconds', 'Time to decide and record one request, by engine', ['engine'], LATENCY);
+  readonly authn = this.#counter('portcullis_authentications_total', 'Authentication attempts by method, result and reason', ['result', 'reason', 'trust']);
+  readonly httpRequests = this.#counter('portcullis_http_requests_total', 'HTTP requests by route and status', ['route', 'status']);
+  readonly httpSeconds = this.#histogram('portcullis_http_request_duration_seconds', 'HTTP request latency by route and method', ['route', 'method'], LATENCY);
+  readonly rateLimited = this.#counter('portcullis_rate_limited_total', 'Requests to authentication endpoints refused by a rate limit, by endpoint and scope (address or key)', ['endpoint', 'scope']);
+  readonly issuance = this.#counter('portcullis_credential_issuance_total', 'Credential issuance attempts by kind, target and result (issued, denied, failed)', ['kind', 'target', 'result']);
+  readonly revocations = this.#counter('portcullis_credential_revocations_total', 'Lease revocations by kind and result (revoked, expired, revoke_failed)', ['kind', 'result']);
+  readonly revocationSeconds = this.#histogram('portcullis_credential_revocation_seconds', 'Time from the start of a revocation to the credential ended at its target, by kind', ['kind'], [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+  readonly auditBatchSeconds = this.#histogram('portcullis_audit_append_seconds', 'Time to write one group-committed batch of audit events durably, by result', ['result'], [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]);
+  readonly auditEvents = this.#counter('portcullis_audit_events_total', 'Audit events written (ok) or refused with their batch (failed)', ['result']);
+  readonly webhookDeliveries = this.#counter('portcullis_webhook_deliveries_total', 'Webhook delivery attempts by result (delivered, retry, failed)', ['result']);
 
   /** The decision engine the labels name (`compiled` or `wasm`). */
   readonly engine: string;

@@ -83,7 +83,11 @@ export function suggestPolicy(input: SuggestInput): Suggestion {
   const dropped: string[] = [];
   const changed: string[] = [];
   const files: PolicyFile[] = input.files.map((f) => {
-    const policies = splitPolicies([f]);
+    // In the order they stand in the file (splitPolicies need not keep it): each is found after the last.
+    const policies = splitPolicies([f])
+      .map((p) => ({ p, at: f.text.indexOf(p.text) }))
+      .sort((a, b) => a.at - b.at)
+      .map(({ p }) => p);
     let text = f.text;
     let from = 0;
     let edited = false;

@@ -247,6 +247,20 @@ export const Finding = z.object({
   remediation: z.string(),
 }).meta({ id: 'Finding' });
 
+const counts = z.record(z.string(), z.int());
+export const FindingsTrend = z.object({
+  from: time,
+  to: time,
+  days: z.array(z.object({
+    day: z.string().describe('UTC day, YYYY-MM-DD'),
+    recorded_at: time,
+    total: z.int(),
+    by_severity: z.object({ high: z.int(), medium: z.int(), low: z.int() }),
+    by_owasp: counts.describe('by OWASP NHI Top 10 (2025) category, e.g. NHI7'),
+    by_code: counts,
+  })).describe('one entry per UTC day that has a snapshot (the governance job records one a day), oldest first'),
+}).meta({ id: 'FindingsTrend' });
+
 export const RevocationResult = z.object({
   selector: json,
   leases: z.object({ matched: z.int(), revoked: z.int(), failed: z.array(z.object({ lease: z.string(), error: z.string() })) }),

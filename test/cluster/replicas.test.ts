@@ -3,93 +3,34 @@
 // activated on B is live on A and C, and when the leader is killed (-9) another takes the lead.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SignJWT } from 'jose';
-import { freePort, startPostgres } from '../credentials/helpers.ts';
+import { startPostgres } from '../credentials/helpers.ts';
 import type { TestPostgres } from '../credentials/helpers.ts';
 import pg from 'pg';
 import { freshStoreUrl } from '../store/pg.ts';
 import { witnessUrl, witnessed } from '../store/stores.ts';
+import { Cluster, call, ciIssuer, until } from './harness.ts';
+import type { Replica } from './harness.ts';
 
 const run = promisify(execFile);
-const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 const DB = { type: 'Database', id: 'orders' };
-
-interface Replica {
-  name: string;
-  url: string;
-  child: ChildProcess;
-  stderr: string;
-}
 
 // Generous: under a loaded CI machine three server processes take a while to start.
 describe('three replicas over one PostgreSQL store', { timeout: 480_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pcx-cluster-'));
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const jwk = { ...(publicKey as KeyObject).export({ format: 'jwk' }), kid: 'ci', alg: 'EdDSA', use: 'sig' };
-  const replicas: Replica[] = [];
+  const cluster = new Cluster('pcx-cluster-');
+  const { dir, replicas } = cluster;
+  const ci = ciIssuer();
+  const { jwk, login } = ci;
   let env: NodeJS.ProcessEnv;
   let admin: string;
   /** A real PostgreSQL target the replicas issue roles on (the orphan-role check after the kill). */
   let target: TestPostgres;
 
-  const ciToken = (repository: string) =>
-    new SignJWT({ repository }).setProtectedHeader({ alg: 'EdDSA', kid: 'ci' }).setIssuer('https://ci.test').setAudience('portcullis').setIssuedAt().setExpirationTime('5m').sign(privateKey);
-
-  const call = async (r: Replica, method: string, path: string, body?: unknown, token?: string) => {
-    const headers: Record<string, string> = {};
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (token) headers.authorization = `Bearer ${token}`;
-    const res = await fetch(r.url + path, { method, headers, ...(body !== undefined && { body: JSON.stringify(body) }) });
-    const text = await res.text();
-    let parsed: Record<string, unknown> = {};
-    try {
-      parsed = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      /* not JSON */
-    }
-    return { status: res.status, body: parsed };
-  };
-  const login = async (r: Replica, repository: string): Promise<string> => {
-    const res = await call(r, 'POST', '/v1/auth/token', { token: await ciToken(repository) });
-    assert.equal(res.status, 200, `login on ${r.name}: ${JSON.stringify(res.body)}`);
-    return res.body.session_token as string;
-  };
   const decide = (r: Replica, token: string, action = 'db.select') => call(r, 'POST', '/v1/authorize', { action, resource: DB }, token);
-  /** Polls until `check` holds; returns the milliseconds it took. */
-  const until = async (what: string, check: () => Promise<boolean>, limitMs = 5000): Promise<number> => {
-    const t0 = performance.now();
-    for (;;) {
-      if (await check()) return performance.now() - t0;
-      if (performance.now() - t0 > limitMs) assert.fail(`${what}: not within ${limitMs} ms`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  };
-
-  const start = async (name: string): Promise<Replica> => {
-    const port = await freePort();
-    const child = spawn(process.execPath, [MAIN, 'server', '--config', join(dir, 'portcullis.yaml'), '--port', String(port)], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    const r: Replica = { name, url: `http://127.0.0.1:${port}`, child, stderr: '' };
-    child.stderr!.on('data', (d: Buffer) => (r.stderr += d.toString()));
-    await until(`${name} ready`, async () => {
-      if (child.exitCode !== null) assert.fail(`${name} exited: ${r.stderr}`);
-      try {
-        return (await fetch(`${r.url}/readyz`)).status === 200;
-      } catch {
-        return false;
-      }
-    }, 150_000);
-    replicas.push(r);
-    return r;
-  };
+  const start = (name: string) => cluster.start(name, join(dir, 'portcullis.yaml'), env);
 
   before(async () => {
     target = await startPostgres();
@@ -117,26 +58,14 @@ outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test
     );
     env = { ...process.env, PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 4).toString('base64'), PCX_STORE_URL: await freshStoreUrl(), ORDERS_DB_ADMIN_PASSWORD: target.password };
     // One at a time first (migrations and first keys are raced in the store tests), then the others.
-    const a = await start('A');
+    await start('A');
     await Promise.all([start('B'), start('C')]);
-    // Exactly one replica printed the one-time bootstrap credential: the store is shared.
-    const printed = replicas.filter((r) => r.stderr.includes('bootstrap credential'));
-    assert.equal(printed.length, 1, 'one bootstrap credential for the cluster');
-    const secret = /pcx_bootstrap_[A-Za-z0-9_-]+/.exec(printed[0]!.stderr)?.[0];
-    assert.ok(secret, printed[0]!.stderr);
-    const res = await call(a, 'POST', '/v1/auth/token', { bootstrap: secret });
-    assert.equal(res.status, 200, JSON.stringify(res.body));
-    admin = res.body.session_token as string;
+    admin = await cluster.admin();
   }, { timeout: 400_000 });
 
   after(async () => {
-    // A replica killed in a test has exited already (signalCode set): waiting for its exit would hang.
-    const running = replicas.filter((r) => r.child.exitCode === null && r.child.signalCode === null);
-    const exited = running.map((r) => new Promise((res) => r.child.once('exit', res)));
-    for (const r of running) r.child.kill('SIGTERM');
-    await Promise.all(exited);
+    await cluster.stop();
     await target?.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('a session from A decides on B and C; revoking it on C is refused on A and B at once', async () => {
@@ -173,7 +102,7 @@ outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test
     assert.equal(s.status, 200, JSON.stringify(s.body));
     await until('suspended on B', async () => (await decide(b, token)).status === 401, 1000);
     await until('suspended on C', async () => (await decide(c, token)).status === 401, 1000);
-    assert.equal((await call(c, 'POST', '/v1/auth/token', { token: await ciToken('acme/worker') })).status, 401);
+    assert.equal((await call(c, 'POST', '/v1/auth/token', { token: await ci.token('acme/worker') })).status, 401);
   });
 
   it('a policy activated on B is live on A and C within a second', async () => {
@@ -267,7 +196,8 @@ outbound: { allow_private: [127.0.0.0/8] }   # the witness receiver is this test
         }
       }),
     ]);
-    await new Promise((res) => setTimeout(res, 700));
+    // Load under way (decisions answered) before the kill; a loaded machine may take a while.
+    await until('decisions answered before the kill', async () => received.length > 0, 30_000);
     const before = received.length;
     leader!.child.kill('SIGKILL');
     const took = await until('a new leader', async () => (await Promise.all(others.map(ready))).some((x) => x.leader), 10_000);

@@ -37,6 +37,8 @@ export interface ServerOptions {
   logger?: Logger;
   /** YAML list items under `gateways:`. */
   gateways?: string;
+  /** The server's clock (default: a ManualClock at the current time). */
+  clock?: ManualClock;
 }
 
 export interface Reply {
@@ -112,7 +114,7 @@ audit: { fail_closed: true, checkpoint_every: 5${store.witness} }
 outbound: { allow_private: [127.0.0.0/8, "::1/128"] }   # the test JWKS, IdP and webhook receivers are on loopback
 ${store.yaml}`;
   writeFileSync(join(dir, 'portcullis.yaml'), yaml);
-  const clock = new ManualClock(Date.now());
+  const clock = o.clock ?? new ManualClock(Date.now());
   const env = { PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 9).toString('base64'), ...store.env, ...o.env };
   let running: Awaited<ReturnType<typeof serve>>;
   try {

@@ -6,6 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { ManualClock } from '../../src/common/clock.ts';
 import { generateSshCa } from '../../src/credentials/issuers/ssh/ssh.ts';
 import { startServer } from '../credentials/server.ts';
 import type { TestServer } from '../credentials/server.ts';
@@ -17,6 +18,8 @@ export const WORKLOAD = 'workload:github/acme/api';
 
 export interface SessionRecord {
   seq: number;
+  /** When the server recorded it (RFC 3339, its own clock). */
+  time: string;
   type: string;
   actor: string;
   payload: Record<string, unknown>;
@@ -42,8 +45,32 @@ export interface GatewayFixture {
   sshWithToken(token: string, args: string[], env?: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }>;
   /** The `session` stream records of one gateway session (or all). */
   records(session?: string): Promise<SessionRecord[]>;
+  /** The `admin` stream records of one type. */
+  adminRecords(type: string): Promise<SessionRecord[]>;
   revoke(selector: Record<string, unknown>, reason: string): Promise<void>;
+  /** The server's clock: frozen (a ManualClock) unless a test lets it run with real time. */
+  clock: RunningClock;
   close(): Promise<void>;
+}
+
+/**
+ * A ManualClock that can also run with real time, between `run()` and `pause()`: the times of the
+ * records the server writes then measure real intervals on the server's own clock.
+ */
+export class RunningClock extends ManualClock {
+  #since: number | undefined;
+  override now(): number {
+    return super.now() + (this.#since === undefined ? 0 : Date.now() - this.#since);
+  }
+  run(): void {
+    this.#since ??= Date.now();
+  }
+  pause(): void {
+    if (this.#since === undefined) return;
+    const ran = Date.now() - this.#since;
+    this.#since = undefined;
+    this.advance(ran);
+  }
 }
 
 /** OpenSSH client options: no agent, no config, the gateway's pinned host key. */
@@ -71,7 +98,9 @@ export async function startGatewayFixture(dir: string, o: { policies: string; ho
   const realHostKey = readFileSync(join(sshdDir, 'host.pub'), 'utf8').trim();
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'gw_host')]);
   const hostKeys = (o.hostKeys ?? ((k) => [k]))(realHostKey);
+  const clock = new RunningClock(Date.now());
   const s = await startServer({
+    clock,
     resources: '  - { type: Host, id: web-1, boundary: application, environment: prod }',
     targets: '  - { name: web-1, kind: ssh, hosts: [127.0.0.1], principals: { "workload:github/acme/api": [deploy] }, max_ttl: 1h, default_ttl: 10m, extensions: [permit-pty, permit-port-forwarding, permit-agent-forwarding] }',
     gateways: `  - { name: ssh-gw, kind: ssh, listen: { host: 127.0.0.1, port: 0 }, target: web-1, host_key_file: ${join(dir, 'gw_host')}, upstream: "127.0.0.1:${sshd.port}", host_keys: ${JSON.stringify(hostKeys)}, record_input: ${o.recordInput ?? false} }`,
@@ -89,7 +118,7 @@ export async function startGatewayFixture(dir: string, o: { policies: string; ho
     writeFileSync(askpass, '#!/bin/sh\nprintf "%s\\n" "$PCX_TEST_SECRET"\n');
     chmodSync(askpass, 0o700);
     const fx: GatewayFixture = {
-      dir, s, sshd, port, token, caLine,
+      dir, s, sshd, port, token, caLine, clock,
       async clientKey() {
         const key = join(dir, `id_${++keyN}`);
         await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
@@ -123,6 +152,11 @@ export async function startGatewayFixture(dir: string, o: { policies: string; ho
           after = page.at(-1)!.seq;
         }
         return session === undefined ? out : out.filter((x) => x.payload.session === session);
+      },
+      async adminRecords(type) {
+        const r = await s.call('GET', `/v1/audit/admin?type=${encodeURIComponent(type)}&limit=9999`, undefined, await s.admin());
+        if (r.status !== 200) throw new Error(`GET /v1/audit/admin: ${r.status} ${JSON.stringify(r.body)}`);
+        return (r.body.events ?? []) as SessionRecord[];
       },
       async revoke(selector, reason) {
         const r = await s.call('POST', '/v1/revocations', { selector, reason }, await s.admin());

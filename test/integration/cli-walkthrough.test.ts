@@ -1,6 +1,6 @@
 // The README's walkthroughs, run for real and as written: `portcullis dev` as a child process, and
 // every command of the sh blocks under "Five minutes with the dev server" (with "An agent acting for
-// alice") and "Privileged access"
+// alice"), "Privileged access" and "Governance"
 // read from README.md (not a copy) and run by bash, in order, in one shell per server (so `REQ=$(…)`
 // and `eval "$(…)"` carry over). Each command's exit status must be the one its comment states
 // (`(exit N)`, else 0), `#   …` lines under a command are output it must print (… = anything),
@@ -185,9 +185,13 @@ describe('README walkthroughs, run as written against `portcullis dev`', () => {
     const privileged = shBlocks(README, 'Privileged access').flatMap(steps);
     assert.ok(five.length >= 30, `five-minute walkthrough: ${five.length} commands`);
     assert.ok(privileged.length >= 18, `privileged access: ${privileged.length} commands`);
+    const governance = shBlocks(README, 'Governance').flatMap(steps);
+    for (const c of ['portcullis access explain', 'portcullis access usage', 'portcullis findings --unused-days', 'portcullis findings trend', 'portcullis policies suggest', 'portcullis policies replay ./strict', 'portcullis reviews show', 'portcullis reviews decide', 'portcullis report --period 7d', 'portcullis audit verify']) {
+      assert.ok(governance.some((g) => g.command.startsWith(c)), `the governance walkthrough runs ${c}`);
+    }
     assert.ok(five.some((s) => s.exit === 3) && five.some((s) => s.exit === 2) && five.some((s) => s.expect.length > 0));
     // Secrets never travel on a command line in the README.
-    for (const s of [...five, ...privileged]) assert.doesNotMatch(s.command, /--(token|api-key|bootstrap)(=|\s+)(?!-(\s|$))\S/, s.command);
+    for (const s of [...five, ...privileged, ...governance]) assert.doesNotMatch(s.command, /--(token|api-key|bootstrap)(=|\s+)(?!-(\s|$))\S/, s.command);
   });
 
   // Dozens of CLI processes in a row: on a loaded 2-core machine this takes minutes, not the suite's default 2.
@@ -260,5 +264,35 @@ describe('README walkthroughs, run as written against `portcullis dev`', () => {
     const verify = spawnSync(process.execPath, [CLI, 'audit', 'verify', '--data', data], { env, encoding: 'utf8' });
     assert.equal(verify.status, 0, verify.stdout + verify.stderr);
     assert.match(verify.stdout, /ok\s+admin/);
+  });
+
+  it('"Governance" on the week of demo history a new data directory starts with; seeded once', SLOW, async () => {
+    const data = join(dir, 'governance');
+    const env = { ...baseEnv, PORTCULLIS_DEV_DATA: data };
+    let dev = await startDev([], env);
+    try {
+      assert.match(dev.stderr(), /seeding a week of demo history/);
+      assert.match(dev.stderr(), /demo history: \d+ logins, \d+ decisions from \d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d/);
+      const setup = steps(shBlocks(README, 'Five minutes with the dev server')[0]!).filter((s) => /^(alias|export) /.test(s.command));
+      const ran = runSteps([...setup, ...shBlocks(README, 'Governance').flatMap(steps)], cwd, dev.url, env);
+      for (const s of ran) check(s);
+      // The history is real: a week of it, in hash chains that verify.
+      const verify = ran.find((s) => s.command === 'portcullis audit verify')!;
+      for (const stream of ['authn', 'authz', 'admin']) assert.match(verify.out, new RegExp(`ok\\s+${stream}\\s+([1-9]\\d+) events`), verify.out);
+      const trend = ran.find((s) => s.command.startsWith('portcullis findings trend'))!;
+      // A snapshot for each of the 8 days (7 in the first minutes of a UTC day, before the server's own sweep).
+      assert.ok(trend.out.trim().split('\n').length - 1 >= 7, `a snapshot for each day: ${trend.out}`);
+      const usage = ran.find((s) => s.command.startsWith('portcullis access usage'))!;
+      assert.match(usage.out, /nothing used: user:admin@example\.com/);
+    } finally {
+      assert.equal(await dev.stop(), 0);
+    }
+    // Once per data directory: the second start adds nothing to the history.
+    dev = await startDev([], env);
+    try {
+      assert.doesNotMatch(dev.stderr(), /seeding/);
+    } finally {
+      assert.equal(await dev.stop(), 0);
+    }
   });
 });

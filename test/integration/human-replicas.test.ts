@@ -16,6 +16,7 @@ import type { Account, Idp } from '../access/idp.ts';
 import { adminClient, freshStoreUrl } from '../store/pg.ts';
 import { witnessUrl } from '../store/stores.ts';
 import type { Json } from '../json.ts';
+import { call } from '../cluster/harness.ts';
 
 const REDIRECT = 'http://127.0.0.1:53682/callback';
 const ACCOUNTS: Account[] = [
@@ -25,8 +26,6 @@ const ACCOUNTS: Account[] = [
 ];
 const ANALYTICS = { type: 'Database', id: 'analytics' };
 
-type Reply = { status: number; body: Json };
-
 describe('human sign-in across two replicas over one PostgreSQL store', { timeout: 120_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'pcx-sso-replicas-'));
   let idp: Idp;
@@ -34,18 +33,6 @@ describe('human sign-in across two replicas over one PostgreSQL store', { timeou
   let b: Running;
   let db: pg.Client;
 
-  const call = async (r: Running, method: string, path: string, body?: unknown, token?: string): Promise<Reply> => {
-    const headers: Record<string, string> = {};
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (token) headers.authorization = `Bearer ${token}`;
-    const res = await fetch(r.url + path, { method, headers, ...(body !== undefined && { body: JSON.stringify(body) }) });
-    const text = await res.text();
-    try {
-      return { status: res.status, body: JSON.parse(text) as Json };
-    } catch {
-      return { status: res.status, body: text as unknown as Json };
-    }
-  };
   /** Starts a code login on `r` and signs in at the provider; returns the redirect's parameters. */
   const authorize = async (r: Running, email: string): Promise<{ started: Json; back: URLSearchParams }> => {
     const started = await call(r, 'GET', `/v1/auth/login?${new URLSearchParams({ redirect_uri: REDIRECT })}`);

@@ -20,11 +20,13 @@ export function register(program: Command): void {
     .option('--deadline <duration>', 'how long reviewers have, e.g. 14d')
     .option('--default-action <action>', 'suspend | revoke: what an unanswered item gets at the deadline')
     .option('--reviewer <id...>', 'reviewers for every item besides the owners')
+    .option('-q, --quiet', 'print only the campaign id (for scripts: RVW=$(portcullis reviews open … -q))')
     .addOption(json())
-    .action(async (name: string, o: { boundary?: string; environment?: string; owner?: string; kind?: string; deadline?: string; defaultAction?: string; reviewer?: string[]; json?: boolean }) => {
+    .action(async (name: string, o: { boundary?: string; environment?: string; owner?: string; kind?: string; deadline?: string; defaultAction?: string; reviewer?: string[]; quiet?: boolean; json?: boolean }) => {
       const scope = { ...(o.boundary && { boundary: o.boundary }), ...(o.environment && { environment: o.environment }), ...(o.owner && { owner: o.owner }), ...(o.kind && { kind: o.kind }) };
       const r = await api((c) => c.POST('/v1/reviews', { body: { name, scope, ...(o.deadline && { deadline: o.deadline }), ...(o.defaultAction && { default_action: o.defaultAction as ApiBody<'/v1/reviews', 'post'>['default_action'] }), ...(o.reviewer && { reviewers: o.reviewer }) } }));
-      out(!!o.json, r, () => `opened ${r.campaign.id} with ${r.items.length} items; deadline ${r.campaign.deadline_at}, then ${r.campaign.default_action}`);
+      if (o.quiet && !o.json) process.stdout.write(`${r.campaign.id}\n`);
+      else out(!!o.json, r, () => `opened ${r.campaign.id} with ${r.items.length} items; deadline ${r.campaign.deadline_at}, then ${r.campaign.default_action}`);
     });
   reviews
     .command('list')
@@ -92,7 +94,7 @@ export function register(program: Command): void {
   program
     .command('report')
     .description('evidence for auditors: rotation, reviews, revocations, break-glass, access requests, with the audit chain verification')
-    .requiredOption('--period <period>', '2026-Q4, 2026-11 or 2026')
+    .requiredOption('--period <period>', '2026-Q4, 2026-11, 2026 or 7d (the last 7 days)')
     .option('--format <format>', 'json | html | pdf', 'json')
     .option('--out <file>', 'write to this file (default: stdout; pdf needs it)')
     .addOption(json())

@@ -3,6 +3,7 @@
 // window, principal, no unknown critical option, and the client's signature over the session id.
 import { createPublicKey, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import { SshWireReader, readSshCertificate } from '../../crypto/ssh-wire.ts';
 
 export const ED25519_CERT = 'ssh-ed25519-cert-v01@openssh.com';
 const SSH_CERT_USER = 1;
@@ -19,43 +20,10 @@ export class CertificateRefused extends Error {
   }
 }
 
-/** Bounded reader over an SSH wire buffer; every overrun throws. */
-class Wire {
-  #b: Buffer;
-  #o = 0;
-  constructor(b: Buffer) {
-    this.#b = b;
-  }
-  string(): Buffer {
-    if (this.#o + 4 > this.#b.length) throw new CertificateRefused('malformed', 'truncated');
-    const n = this.#b.readUInt32BE(this.#o);
-    this.#o += 4;
-    if (n > this.#b.length - this.#o) throw new CertificateRefused('malformed', 'truncated');
-    const out = this.#b.subarray(this.#o, this.#o + n);
-    this.#o += n;
-    return out;
-  }
-  text(): string {
-    return this.string().toString('utf8');
-  }
-  u32(): number {
-    if (this.#o + 4 > this.#b.length) throw new CertificateRefused('malformed', 'truncated');
-    const n = this.#b.readUInt32BE(this.#o);
-    this.#o += 4;
-    return n;
-  }
-  u64(): bigint {
-    if (this.#o + 8 > this.#b.length) throw new CertificateRefused('malformed', 'truncated');
-    const n = this.#b.readBigUInt64BE(this.#o);
-    this.#o += 8;
-    return n;
-  }
-  get offset(): number {
-    return this.#o;
-  }
-  done(): boolean {
-    return this.#o === this.#b.length;
-  }
+/** Any overrun of the wire format refuses the certificate as malformed. */
+const truncated = (): Error => new CertificateRefused('malformed', 'truncated');
+function wire(b: Buffer): SshWireReader {
+  return new SshWireReader(b, truncated);
 }
 
 export interface UserCertificate {
@@ -77,7 +45,7 @@ function ed25519Key(raw: Buffer): KeyObject {
 
 /** `string "ssh-ed25519" string sig(64)` → the raw signature. */
 function ed25519Signature(blob: Buffer): Buffer {
-  const r = new Wire(blob);
+  const r = wire(blob);
   if (r.text() !== 'ssh-ed25519') throw new CertificateRefused('bad_signature', 'signature is not ssh-ed25519');
   const sig = r.string();
   if (sig.length !== 64 || !r.done()) throw new CertificateRefused('bad_signature', 'malformed ed25519 signature');
@@ -91,41 +59,17 @@ function ed25519Signature(blob: Buffer): Buffer {
  * certificate). Throws CertificateRefused with a reason.
  */
 export function verifyUserCertificate(blob: Buffer, caBlob: Buffer | undefined, nowSec: number, login?: string): UserCertificate {
-  const r = new Wire(blob);
-  if (r.text() !== ED25519_CERT) throw new CertificateRefused('unsupported', 'only ssh-ed25519 user certificates are accepted');
-  r.string(); // nonce
-  const publicKey = r.string();
+  if (wire(blob).text() !== ED25519_CERT) throw new CertificateRefused('unsupported', 'only ssh-ed25519 user certificates are accepted');
+  const c = readSshCertificate(blob, truncated);
+  const publicKey = c.keyFields[0]!;
   if (publicKey.length !== 32) throw new CertificateRefused('malformed', 'ed25519 key must be 32 bytes');
-  const serial = r.u64();
-  const type = r.u32();
-  const keyId = r.text();
-  const pr = new Wire(r.string());
-  const principals: string[] = [];
-  while (!pr.done()) principals.push(pr.text());
-  const validAfter = r.u64();
-  const validBefore = r.u64();
-  const cr = new Wire(r.string());
-  const criticalOptions: Record<string, string> = {};
-  while (!cr.done()) {
-    const name = cr.text();
-    const data = cr.string();
-    criticalOptions[name] = data.length ? new Wire(data).text() : '';
-  }
-  const er = new Wire(r.string());
-  const extensions: string[] = [];
-  while (!er.done()) {
-    extensions.push(er.text());
-    er.string();
-  }
-  r.string(); // reserved
-  const signatureKey = r.string();
-  const signedLength = r.offset;
-  const signature = ed25519Signature(r.string());
-  if (!r.done()) throw new CertificateRefused('malformed', 'trailing data after the signature');
+  const { serial, certType: type, keyId, principals, validAfter, validBefore, criticalOptions, extensions, signatureKey, signedLength } = c;
+  const signature = ed25519Signature(c.signature);
+  if (c.trailing) throw new CertificateRefused('malformed', 'trailing data after the signature');
   // The CA: byte-equal to Portcullis' user CA, then its signature over everything before it.
   if (caBlob !== undefined) {
     if (!signatureKey.equals(caBlob)) throw new CertificateRefused('untrusted_ca', 'certificate is not signed by the Portcullis user CA');
-    const ca = new Wire(caBlob);
+    const ca = wire(caBlob);
     ca.text();
     if (!verify(null, blob.subarray(0, signedLength), ed25519Key(ca.string()), signature)) {
       throw new CertificateRefused('bad_signature', 'CA signature does not verify');

@@ -69,10 +69,15 @@ export interface EvidenceAudit {
 const MAX_ITEMS = 20_000;
 const DAY = 86_400_000;
 
-/** `2026-Q4` → [2026-10-01, 2027-01-01); `2026-11` → that month; `2026` → that year (UTC). */
-export function parsePeriod(period: string): { from: number; to: number } {
+/**
+ * `2026-Q4` → [2026-10-01, 2027-01-01); `2026-11` → that month; `2026` → that year (UTC); `7d`
+ * (1 to 366 days) → the last that many days up to `now`.
+ */
+export function parsePeriod(period: string, now = Date.now()): { from: number; to: number } {
+  const days = /^([1-9]\d{0,2})d$/.exec(String(period));
+  if (days && Number(days[1]) <= 366) return { from: now - Number(days[1]) * DAY, to: now };
   const m = /^(\d{4})(?:-(Q[1-4]|0[1-9]|1[0-2]))?$/.exec(String(period));
-  if (!m) throw new InvalidInput('period must look like 2026-Q4, 2026-11 or 2026', 'period');
+  if (!m) throw new InvalidInput('period must look like 2026-Q4, 2026-11, 2026 or 7d (the last 7 days)', 'period');
   const y = Number(m[1]);
   if (m[2] === undefined) return { from: Date.UTC(y, 0, 1), to: Date.UTC(y + 1, 0, 1) };
   if (m[2].startsWith('Q')) {

@@ -92,30 +92,19 @@ export function authzenRoutes(app: FastifyInstance, broker: Broker): void {
     },
   );
 
-  post(
-    '/access/v1/search/subject',
-    'authzenSearchSubject',
-    "The subjects of a type (declared identities of the caller's boundary) allowed the action on the resource; paged",
-    SubjectSearch,
-    z.object({ results: z.array(Entity), page: PageOut }),
-    async (req, reply) => broker.pdp.searchSubjects(callerOf(req), req.body as AzSubjectSearch, requestId(req, reply)),
-  );
+  /** One search (AuthZEN §8): POST /access/v1/search/<what>, the caller's query, `results` of `item` and a page. */
+  const search = <Q>(what: 'subject' | 'resource' | 'action', summary: string, body: z.ZodType, item: z.ZodType, run: (caller: ReturnType<typeof callerOf>, query: Q, id: string | undefined) => Promise<unknown>) =>
+    post(`/access/v1/search/${what}`, `authzenSearch${what[0]!.toUpperCase()}${what.slice(1)}`, summary, body, z.object({ results: z.array(item), page: PageOut }), async (req, reply) =>
+      run(callerOf(req), req.body as Q, requestId(req, reply)),
+    );
 
-  post(
-    '/access/v1/search/resource',
-    'authzenSearchResource',
-    "The resources of a type (declared resources of the caller's boundary) the subject is allowed the action on; paged",
-    ResourceSearch,
-    z.object({ results: z.array(Entity), page: PageOut }),
-    async (req, reply) => broker.pdp.searchResources(callerOf(req), req.body as AzResourceSearch, requestId(req, reply)),
+  search<AzSubjectSearch>('subject', "The subjects of a type (declared identities of the caller's boundary) allowed the action on the resource; paged", SubjectSearch, Entity, (c, q, id) =>
+    broker.pdp.searchSubjects(c, q, id),
   );
-
-  post(
-    '/access/v1/search/action',
-    'authzenSearchAction',
-    'The actions (of the schema, for these types) the subject is allowed on the resource; paged',
-    ActionSearch,
-    z.object({ results: z.array(z.object({ name: z.string() })), page: PageOut }),
-    async (req, reply) => broker.pdp.searchActions(callerOf(req), req.body as AzActionSearch, requestId(req, reply)),
+  search<AzResourceSearch>('resource', "The resources of a type (declared resources of the caller's boundary) the subject is allowed the action on; paged", ResourceSearch, Entity, (c, q, id) =>
+    broker.pdp.searchResources(c, q, id),
+  );
+  search<AzActionSearch>('action', 'The actions (of the schema, for these types) the subject is allowed on the resource; paged', ActionSearch, z.object({ name: z.string() }), (c, q, id) =>
+    broker.pdp.searchActions(c, q, id),
   );
 }

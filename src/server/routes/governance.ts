@@ -192,7 +192,7 @@ export function governanceRoutes(app: FastifyInstance, broker: Broker): void {
         operationId: 'evidenceReport',
         summary: 'Evidence for a period: rotation, reviews, revocations, break-glass, access requests, each linked to its audit event, with the chain verification',
         tags,
-        querystring: z.strictObject({ period: z.string().regex(/^\d{4}(-(Q[1-4]|0[1-9]|1[0-2]))?$/, 'must look like 2026-Q4, 2026-11 or 2026'), format: z.enum(['json', 'html']).optional() }),
+        querystring: z.strictObject({ period: z.string().regex(/^(\d{4}(-(Q[1-4]|0[1-9]|1[0-2]))?|[1-9]\d{0,2}d)$/, 'must look like 2026-Q4, 2026-11, 2026 or 7d (the last 7 days)'), format: z.enum(['json', 'html']).optional() }),
         response: { 200: { description: 'The report (JSON), or the self-contained HTML page with format=html', content: { 'application/json': { schema: json }, 'text/html': { schema: z.string() } } }, ...errors(...SESSION_ERRORS) },
       },
     },

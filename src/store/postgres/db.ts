@@ -34,6 +34,35 @@ export class StoreUnavailable extends PortcullisError {
   }
 }
 
+/**
+ * Runs `fn` on one pooled connection and releases it after. The server lost while the client is out
+ * of the pool is reported on the client as well as to the statement under way (which fails with
+ * it); unheard, it would be an uncaught exception. A client that saw it, or that `fn` marks with
+ * `broken()` (e.g. a failed ROLLBACK), is destroyed instead of going back to the pool.
+ */
+export async function withClient<T>(pool: pg.Pool, fn: (client: PoolClient, broken: () => void) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  const lost = (): void => void (broken = true);
+  client.on('error', lost);
+  try {
+    return await fn(client, lost);
+  } finally {
+    client.off('error', lost);
+    client.release(broken);
+  }
+}
+
+/** Rolls back after `err` and rethrows it; a ROLLBACK that fails marks the connection broken. */
+export async function rollbackAndThrow(client: PoolClient, broken: () => void, err: unknown): Promise<never> {
+  try {
+    await client.query('ROLLBACK');
+  } catch {
+    broken();
+  }
+  throw err;
+}
+
 /** Key of the session-level advisory lock held while migrating (any 64-bit constant; "pcx-migr"). */
 const MIGRATION_LOCK = 0x7063782d6d696772n;
 
@@ -139,28 +168,16 @@ export class PgDb implements UnitOfWork {
    */
   async transaction<T>(fn: () => Promise<T>): Promise<T> {
     if (this.inTransaction) return fn();
-    const client = await this.pool.connect();
-    let broken = false;
-    // The server lost mid-transaction is reported on the client too: without a listener that is an
-    // uncaught exception; the statement in flight fails with it anyway.
-    const lost = () => (broken = true);
-    client.on('error', lost);
-    try {
-      await client.query('BEGIN');
-      const out = await PgDb.#flow.run({ db: this, client }, fn);
-      await client.query('COMMIT');
-      return out;
-    } catch (err) {
+    return withClient(this.pool, async (client, broken) => {
       try {
-        await client.query('ROLLBACK');
-      } catch {
-        broken = true;
+        await client.query('BEGIN');
+        const out = await PgDb.#flow.run({ db: this, client }, fn);
+        await client.query('COMMIT');
+        return out;
+      } catch (err) {
+        return rollbackAndThrow(client, broken, err);
       }
-      throw err;
-    } finally {
-      client.off('error', lost);
-      client.release(broken);
-    }
+    });
   }
 
   /** Holds a transaction-scoped advisory lock named `key` until the transaction ends. */
@@ -180,12 +197,8 @@ export class PgDb implements UnitOfWork {
    * domain's schema is newer than this build knows.
    */
   async migrate(domains: readonly PgDomainMigrations[]): Promise<{ applied: { domain: string; version: number }[] }> {
-    const client = await this.pool.connect();
     const applied: { domain: string; version: number }[] = [];
-    let broken = false;
-    const lost = () => (broken = true);
-    client.on('error', lost);
-    try {
+    await withClient(this.pool, async (client) => {
       await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK.toString()]);
       try {
         await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -214,10 +227,7 @@ export class PgDb implements UnitOfWork {
       } finally {
         await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK.toString()]);
       }
-    } finally {
-      client.off('error', lost);
-      client.release(broken);
-    }
+    });
     return { applied };
   }
 

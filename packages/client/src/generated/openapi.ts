@@ -787,6 +787,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/findings/trend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Findings over time: per UTC day of the window, the counts (total, by severity, by OWASP NHI category, by code) the governance job snapshots once a day */
+        get: operations["getFindingsTrend"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/gateways": {
         parameters: {
             query?: never;
@@ -1669,6 +1686,41 @@ export interface components {
             remediation: string;
             severity: string;
             subject: string;
+        };
+        FindingsTrend: {
+            /** @description one entry per UTC day that has a snapshot (the governance job records one a day), oldest first */
+            days: {
+                by_code: {
+                    [key: string]: number;
+                };
+                /** @description by OWASP NHI Top 10 (2025) category, e.g. NHI7 */
+                by_owasp: {
+                    [key: string]: number;
+                };
+                by_severity: {
+                    high: number;
+                    low: number;
+                    medium: number;
+                };
+                /** @description UTC day, YYYY-MM-DD */
+                day: string;
+                /**
+                 * Format: date-time
+                 * @description RFC 3339 time (UTC)
+                 */
+                recorded_at: string;
+                total: number;
+            }[];
+            /**
+             * Format: date-time
+             * @description RFC 3339 time (UTC)
+             */
+            from: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339 time (UTC)
+             */
+            to: string;
         };
         Grant: {
             /**
@@ -5695,6 +5747,64 @@ export interface operations {
                     "application/json": {
                         findings: components["schemas"]["Finding"][];
                     };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getFindingsTrend: {
+        parameters: {
+            query?: {
+                days?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FindingsTrend"];
                 };
             };
             /** @description Invalid input (the field is named in `field`) */

@@ -5,6 +5,7 @@ import { createPublicKey, sign, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { InvalidInput } from '../../../common/errors.ts';
 import { randomPooled } from '../../../crypto/random.ts';
+import { SshWireReader, SshWireWriter, readSshCertificate } from '../../../crypto/ssh-wire.ts';
 
 const CERT_TYPES: Record<string, string> = {
   'ssh-ed25519': 'ssh-ed25519-cert-v01@openssh.com',
@@ -16,67 +17,6 @@ const CERT_TYPES: Record<string, string> = {
 
 const SSH_CERT_USER = 1;
 const SSH_CERT_HOST = 2;
-
-class Writer {
-  readonly parts: Buffer[] = [];
-  raw(b: Uint8Array): this {
-    this.parts.push(Buffer.from(b));
-    return this;
-  }
-  u32(n: number): this {
-    const b = Buffer.alloc(4);
-    b.writeUInt32BE(n);
-    return this.raw(b);
-  }
-  u64(n: bigint): this {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64BE(n);
-    return this.raw(b);
-  }
-  string(s: string | Uint8Array): this {
-    const b = typeof s === 'string' ? Buffer.from(s, 'utf8') : Buffer.from(s);
-    return this.u32(b.length).raw(b);
-  }
-  bytes(): Buffer {
-    return Buffer.concat(this.parts);
-  }
-}
-
-class Reader {
-  #b: Buffer;
-  #o = 0;
-  constructor(b: Buffer) {
-    this.#b = b;
-  }
-  string(): Buffer {
-    if (this.#o + 4 > this.#b.length) throw new Error('truncated');
-    const n = this.#b.readUInt32BE(this.#o);
-    this.#o += 4;
-    if (this.#o + n > this.#b.length) throw new Error('truncated');
-    const out = this.#b.subarray(this.#o, this.#o + n);
-    this.#o += n;
-    return out;
-  }
-  u32(): number {
-    const n = this.#b.readUInt32BE(this.#o);
-    this.#o += 4;
-    return n;
-  }
-  u64(): bigint {
-    const n = this.#b.readBigUInt64BE(this.#o);
-    this.#o += 8;
-    return n;
-  }
-  rest(): Buffer {
-    return this.#b.subarray(this.#o);
-  }
-  get offset(): number {
-    return this.#o;
-  }
-  done(): boolean {
-    return this.#o === this.#b.length;
-  }
-}
 
 export interface SshPublicKey {
   type: string;
@@ -96,7 +36,7 @@ export function parseSshPublicKey(text: string, field = 'publicKey'): SshPublicK
   if (!CERT_TYPES[type]) throw new InvalidInput(`${field}: key type ${type} is not supported (${Object.keys(CERT_TYPES).join(', ')})`, field);
   const blob = Buffer.from(m[2]!, 'base64');
   try {
-    const r = new Reader(blob);
+    const r = new SshWireReader(blob);
     if (r.string().toString() !== type) throw new Error('type mismatch');
     const fieldsStart = r.offset;
     if (type === 'ssh-ed25519') {
@@ -122,7 +62,7 @@ export function parseSshPublicKey(text: string, field = 'publicKey'): SshPublicK
 function ed25519Blob(key: KeyObject): Buffer {
   const jwk = createPublicKey(key).export({ format: 'jwk' });
   if (jwk.crv !== 'Ed25519' || !jwk.x) throw new Error('SSH CA key must be Ed25519');
-  return new Writer().string('ssh-ed25519').string(Buffer.from(jwk.x, 'base64url')).bytes();
+  return new SshWireWriter().string('ssh-ed25519').string(Buffer.from(jwk.x, 'base64url')).bytes();
 }
 
 /** The CA's public blob goes into every certificate: derived once per key, not per issuance. */
@@ -154,16 +94,16 @@ export interface UserCertSpec {
 /** The signed part of a user certificate (PROTOCOL.certkeys), up to and including the CA key. */
 function certificateBody(ca: KeyObject, spec: UserCertSpec): Buffer {
   const certType = CERT_TYPES[spec.publicKey.type]!;
-  const principals = new Writer();
+  const principals = new SshWireWriter();
   for (const p of spec.principals) principals.string(p);
   // Critical options: name + string-wrapped value; extensions: name + empty. Both sorted by name.
-  const crit = new Writer();
+  const crit = new SshWireWriter();
   for (const name of Object.keys(spec.criticalOptions).sort()) {
-    crit.string(name).string(new Writer().string(spec.criticalOptions[name]!).bytes());
+    crit.string(name).string(new SshWireWriter().string(spec.criticalOptions[name]!).bytes());
   }
-  const ext = new Writer();
+  const ext = new SshWireWriter();
   for (const name of [...new Set(spec.extensions)].sort()) ext.string(name).string('');
-  return new Writer()
+  return new SshWireWriter()
     .string(certType)
     .string(randomPooled(32))
     .raw(spec.publicKey.fields)
@@ -181,7 +121,7 @@ function certificateBody(ca: KeyObject, spec: UserCertSpec): Buffer {
 }
 
 function certificate(spec: UserCertSpec, body: Buffer, sig: Buffer): { line: string; blob: Buffer } {
-  const blob = Buffer.concat([body, new Writer().string(new Writer().string('ssh-ed25519').string(sig).bytes()).bytes()]);
+  const blob = Buffer.concat([body, new SshWireWriter().string(new SshWireWriter().string('ssh-ed25519').string(sig).bytes()).bytes()]);
   return { line: `${CERT_TYPES[spec.publicKey.type]!} ${blob.toString('base64')} ${spec.keyId}`, blob };
 }
 
@@ -207,39 +147,10 @@ export interface ParsedUserCert {
 
 export function parseUserCertificate(line: string, ca: KeyObject): ParsedUserCert {
   const blob = Buffer.from(line.trim().split(' ')[1] ?? '', 'base64');
-  const r = new Reader(blob);
-  const type = r.string().toString();
-  r.string(); // nonce
-  const keyType = Object.entries(CERT_TYPES).find(([, v]) => v === type)?.[0];
-  if (keyType === 'ssh-ed25519') r.string();
-  else {
-    // ssh-rsa: e, n; ecdsa: curve, point
-    r.string();
-    r.string();
-  }
-  const serial = r.u64();
-  const certType = r.u32();
-  const keyId = r.string().toString();
-  const pr = new Reader(r.string());
-  const principals: string[] = [];
-  while (!pr.done()) principals.push(pr.string().toString());
-  const validAfter = Number(r.u64());
-  const validBefore = Number(r.u64());
-  const cr = new Reader(r.string());
-  const criticalOptions: Record<string, string> = {};
-  while (!cr.done()) criticalOptions[cr.string().toString()] = new Reader(cr.string()).string().toString();
-  const er = new Reader(r.string());
-  const extensions: string[] = [];
-  while (!er.done()) {
-    extensions.push(er.string().toString());
-    er.string();
-  }
-  r.string(); // reserved
-  r.string(); // signature key
-  const signedLen = r.offset;
-  const sr = new Reader(r.string());
-  sr.string();
-  const sig = sr.string();
-  const signatureValid = verify(null, blob.subarray(0, signedLen), createPublicKey(ca), sig);
-  return { type, serial, certType, keyId, principals, validAfter, validBefore, criticalOptions, extensions, signatureValid };
+  const c = readSshCertificate(blob);
+  const sr = new SshWireReader(c.signature);
+  sr.string(); // signature type
+  const signatureValid = verify(null, blob.subarray(0, c.signedLength), createPublicKey(ca), sr.string());
+  const { type, serial, certType, keyId, principals, criticalOptions, extensions } = c;
+  return { type, serial, certType, keyId, principals, validAfter: Number(c.validAfter), validBefore: Number(c.validBefore), criticalOptions, extensions, signatureValid };
 }

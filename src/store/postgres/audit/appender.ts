@@ -7,6 +7,7 @@ import type { ChainFields } from '../../../audit/chain.ts';
 import { FIELDS, flattenEvents, linkEvents, type CheckpointPolicy, type LinkRequest, type LinkResult, type StoredHead } from '../../../audit/linker.ts';
 import type { AppendBatch, AppendResult, AppenderOptions, AuditAppender } from '../../../audit/ports.ts';
 import { AUDIT_STREAMS, type AuditStreamName } from '../../../audit/types.ts';
+import { rollbackAndThrow, withClient } from '../db.ts';
 import type { PgDb } from '../db.ts';
 import type { WalFlusher } from './flush.ts';
 
@@ -263,86 +264,50 @@ export class PgAppender implements AuditAppender {
 
   async #write(group: readonly Queued[], streams: readonly AuditStreamName[]): Promise<LinkResult[]> {
     const reqs = group.map((q) => q.req);
-    const client = await this.#pool.connect();
-    let broken = false;
-    // The server lost while the client is out of the pool is reported here as well as to the
-    // query under way (which fails the batch); unheard, it would be an uncaught exception.
-    const lost = (): void => void (broken = true);
-    client.on('error', lost);
-    try {
-      if (!this.#prepared.has(client)) {
-        await client.query(PREPARE_SQL);
-        this.#prepared.add(client);
-      }
-      const cps = this.#policy.enabled;
-      let { heads, lastCp } = streams.length > 0 ? await lockHeads(client, streams, cps) : await begin(client);
-      if (heads.size < streams.length) {
-        await client.query(RECREATE_HEADS, [streams.filter((s) => !heads.has(s))]);
-        ({ heads, lastCp } = await lockHeads(client, streams, cps, true));
-      }
-      // Checkpoints of this batch count as stored (they are inserted in the same statement).
-      for (const r of reqs) for (const c of r.checkpoints) lastCp.set(c.stream as AuditStreamName, Math.max(lastCp.get(c.stream as AuditStreamName) ?? 0, c.seq));
-      const ev: unknown[][] = [[], [], [], [], [], [], [], [], [], [], []];
-      const { results, heads: changed } = linkEvents(reqs, this.#policy, {
-        head: (s) => heads.get(s),
-        lastCheckpoint: (s) => lastCp.get(s) ?? 0,
-        insert: (f: ChainFields, hash: string) => {
-          ev[0].push(f.stream);
-          ev[1].push(f.seq);
-          ev[2].push(f.time);
-          ev[3].push(f.type);
-          ev[4].push(f.actor);
-          ev[5].push(f.boundary);
-          ev[6].push(f.subject);
-          ev[7].push(f.decision);
-          ev[8].push(f.payload);
-          ev[9].push(f.prev_hash);
-          ev[10].push(hash);
-        },
-      });
-      const cp: unknown[][] = [[], [], [], [], [], [], []];
-      for (const r of reqs) {
-        for (const c of r.checkpoints) {
-          cp[0].push(c.stream);
-          cp[1].push(c.seq);
-          cp[2].push(c.hash);
-          cp[3].push(c.time);
-          cp[4].push(c.prev_seq);
-          cp[5].push(c.kid);
-          cp[6].push(c.sig);
-        }
-      }
-      const hd: unknown[][] = [[], [], [], [], [], []];
-      for (const [s, h] of changed) {
-        hd[0].push(s);
-        hd[1].push(h.seq);
-        hd[2].push(h.hash);
-        hd[3].push(h.time);
-        hd[4].push(h.cpSeq);
-        hd[5].push(h.cpTime);
-      }
-      const values = [...ev, ...cp, ...hd];
-      if (ev[0].length > INLINE_MAX_EVENTS) {
-        await client.query({ name: WRITE_BIG, text: WRITE_SQL, values });
-        await client.query('COMMIT');
-      } else if (ev[0].length > 0 || cp[0].length > 0 || hd[0].length > 0) {
-        await client.query(`EXECUTE pcx_audit_write(${values.map((v, i) => arrayLiteral(v, WRITE_TYPES[i]!)).join(', ')}); COMMIT`);
-      } else {
-        await client.query('COMMIT');
-      }
-      return results;
-    } catch (err) {
+    return withClient(this.#pool, async (client, broken) => {
       try {
-        await client.query('ROLLBACK');
-      } catch {
-        broken = true;
+        if (!this.#prepared.has(client)) {
+          await client.query(PREPARE_SQL);
+          this.#prepared.add(client);
+        }
+        const cps = this.#policy.enabled;
+        let { heads, lastCp } = streams.length > 0 ? await lockHeads(client, streams, cps) : await begin(client);
+        if (heads.size < streams.length) {
+          await client.query(RECREATE_HEADS, [streams.filter((s) => !heads.has(s))]);
+          ({ heads, lastCp } = await lockHeads(client, streams, cps, true));
+        }
+        // Checkpoints of this batch count as stored (they are inserted in the same statement).
+        for (const r of reqs) for (const c of r.checkpoints) lastCp.set(c.stream as AuditStreamName, Math.max(lastCp.get(c.stream as AuditStreamName) ?? 0, c.seq));
+        const ev: unknown[][] = [[], [], [], [], [], [], [], [], [], [], []];
+        const { results, heads: changed } = linkEvents(reqs, this.#policy, {
+          head: (s) => heads.get(s),
+          lastCheckpoint: (s) => lastCp.get(s) ?? 0,
+          insert: (f: ChainFields, hash: string) => addRow(ev, [f.stream, f.seq, f.time, f.type, f.actor, f.boundary, f.subject, f.decision, f.payload, f.prev_hash, hash]),
+        });
+        const cp: unknown[][] = [[], [], [], [], [], [], []];
+        for (const r of reqs) for (const c of r.checkpoints) addRow(cp, [c.stream, c.seq, c.hash, c.time, c.prev_seq, c.kid, c.sig]);
+        const hd: unknown[][] = [[], [], [], [], [], []];
+        for (const [s, h] of changed) addRow(hd, [s, h.seq, h.hash, h.time, h.cpSeq, h.cpTime]);
+        const values = [...ev, ...cp, ...hd];
+        if (ev[0].length > INLINE_MAX_EVENTS) {
+          await client.query({ name: WRITE_BIG, text: WRITE_SQL, values });
+          await client.query('COMMIT');
+        } else if (ev[0].length > 0 || cp[0].length > 0 || hd[0].length > 0) {
+          await client.query(`EXECUTE pcx_audit_write(${values.map((v, i) => arrayLiteral(v, WRITE_TYPES[i]!)).join(', ')}); COMMIT`);
+        } else {
+          await client.query('COMMIT');
+        }
+        return results;
+      } catch (err) {
+        return rollbackAndThrow(client, broken, err);
       }
-      throw err;
-    } finally {
-      client.removeListener('error', lost);
-      client.release(broken);
-    }
+    });
   }
+}
+
+/** Appends one row to column arrays (the write statement takes one array per column). */
+function addRow(cols: unknown[][], row: readonly unknown[]): void {
+  for (let i = 0; i < row.length; i++) cols[i].push(row[i]);
 }
 
 /** A transaction that extends no stream (it only stores checkpoints). */

@@ -7,6 +7,7 @@ import type { CheckpointRow } from '../../../audit/checkpoint.ts';
 import type { ScanOptions, StreamHead, StreamScan } from '../../../audit/ports.ts';
 import { ChainScan, type ScanRow } from '../../../audit/scan.ts';
 import { AUDIT_STREAMS } from '../../../audit/types.ts';
+import { withClient } from '../db.ts';
 import type { PgDb } from '../db.ts';
 
 // Small enough that hashing a page (a few ms) leaves the event loop free between pages.
@@ -23,46 +24,41 @@ const SELECT =
  */
 export async function scanStreams(db: PgDb, opts: ScanOptions): Promise<StreamScan[]> {
   const streams = opts.streams ?? AUDIT_STREAMS;
-  const client = await db.pool.connect();
-  let broken = false;
-  const lost = () => (broken = true); // the server lost mid-scan: the query in flight fails too
-  client.on('error', lost);
-  try {
-    const out: StreamScan[] = [];
-    for (const stream of streams) {
-      // The scan must walk the primary key in order whatever the statistics say (a table never
-      // analysed yet is estimated tiny, and every page would sort the rest of the stream).
-      await client.query(
-        'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off',
-      );
-      try {
-        const h = (await client.query<StreamHead>('SELECT seq, hash FROM audit_heads WHERE stream = $1', [stream])).rows[0];
-        // seq 0 is the row an empty stream starts with: no head yet.
-        const head = h && h.seq > 0 ? { seq: h.seq, hash: h.hash } : undefined;
-        const checkpoints = (
-          await client.query<CheckpointRow>('SELECT stream, seq, hash, time, prev_seq, kid, sig FROM audit_checkpoints WHERE stream = $1 ORDER BY seq', [stream])
-        ).rows.map((c) => ({ ...c }));
-        const cpSeqs = new Set(checkpoints.map((c) => c.seq));
-        for (const s of opts.extraSeqs?.get(stream) ?? []) cpSeqs.add(s);
-        const scan = new ChainScan(stream, 1, GENESIS[stream], cpSeqs);
-        const page = (after: number): Promise<QueryArrayResult> => client.query({ text: SELECT, values: [stream, after], rowMode: 'array' });
-        let next: Promise<QueryArrayResult> | undefined = page(0);
-        while (next) {
-          const rows = (await next).rows as ScanRow[];
-          next = rows.length === PAGE ? page(rows[rows.length - 1][0] as number) : undefined;
-          scan.rows(rows);
+  return withClient(db.pool, async (client, broken) => {
+    try {
+      const out: StreamScan[] = [];
+      for (const stream of streams) {
+        // The scan must walk the primary key in order whatever the statistics say (a table never
+        // analysed yet is estimated tiny, and every page would sort the rest of the stream).
+        await client.query(
+          'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off',
+        );
+        try {
+          const h = (await client.query<StreamHead>('SELECT seq, hash FROM audit_heads WHERE stream = $1', [stream])).rows[0];
+          // seq 0 is the row an empty stream starts with: no head yet.
+          const head = h && h.seq > 0 ? { seq: h.seq, hash: h.hash } : undefined;
+          const checkpoints = (
+            await client.query<CheckpointRow>('SELECT stream, seq, hash, time, prev_seq, kid, sig FROM audit_checkpoints WHERE stream = $1 ORDER BY seq', [stream])
+          ).rows.map((c) => ({ ...c }));
+          const cpSeqs = new Set(checkpoints.map((c) => c.seq));
+          for (const s of opts.extraSeqs?.get(stream) ?? []) cpSeqs.add(s);
+          const scan = new ChainScan(stream, 1, GENESIS[stream], cpSeqs);
+          const page = (after: number): Promise<QueryArrayResult> => client.query({ text: SELECT, values: [stream, after], rowMode: 'array' });
+          let next: Promise<QueryArrayResult> | undefined = page(0);
+          while (next) {
+            const rows = (await next).rows as ScanRow[];
+            next = rows.length === PAGE ? page(rows[rows.length - 1][0] as number) : undefined;
+            scan.rows(rows);
+          }
+          out.push({ stream, head, checkpoints, scan: scan.result });
+        } finally {
+          await client.query('COMMIT');
         }
-        out.push({ stream, head, checkpoints, scan: scan.result });
-      } finally {
-        await client.query('COMMIT');
       }
+      return out;
+    } catch (err) {
+      broken(); // a failed snapshot may leave the connection mid-transaction
+      throw err;
     }
-    return out;
-  } catch (err) {
-    broken = true; // a failed snapshot may leave the connection mid-transaction
-    throw err;
-  } finally {
-    client.off('error', lost);
-    client.release(broken);
-  }
+  });
 }
