@@ -2,11 +2,13 @@
 // decided and recorded — next to pgbench straight to the same server (and PgBouncer in front of
 // it when installed), same run, same machine; and the gateway's overhead per statement (p50/p99 of
 // one client's prepared selects, through the gateway minus direct), with the audit events and the
-// store commits (one fsync each) per statement. PCX_BENCH_GATEWAY_SECONDS shortens pgbench's -T.
+// store commits (one fsync each) per statement; the record floor (what the durability rule allows
+// at most on this disk, and the disk's bare fdatasync latency) and each mode's bound against
+// PgBouncer. PCX_BENCH_GATEWAY_SECONDS shortens pgbench's -T.
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,6 +57,27 @@ async function auditCounts(broker: Broker): Promise<{ events: number; commits: n
 }
 
 const per = (n: number, d: number): number => +(n / d).toFixed(3);
+
+/** The disk's bare durable-write latency (4 KiB write + fdatasync, µs, p50/p90) in `dir`: what one group commit costs at least. */
+function fdatasyncUs(dir: string): { p50: number; p90: number } {
+  const file = join(dir, 'fdatasync.probe');
+  const fd = openSync(file, 'w');
+  const buf = Buffer.alloc(4096, 1);
+  const lat: number[] = [];
+  try {
+    for (let i = 0; i < 300; i++) {
+      writeSync(fd, buf, 0, buf.length, (i % 64) * 4096);
+      const t = performance.now();
+      fdatasyncSync(fd);
+      lat.push(performance.now() - t);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(file, { force: true });
+  }
+  lat.sort((a, b) => a - b);
+  return { p50: Math.round(percentile(lat, 50) * 1000), p90: Math.round(percentile(lat, 90) * 1000) };
+}
 
 /**
  * One client, LATENCY_N statements (prepared, or simple with the literal inline): per-statement
@@ -146,6 +169,7 @@ permit (principal == Workload::"workload:github/acme/api", action == Action::"db
       emit({ bench: 'gateway', note: 'pgbouncer is not installed: the PgBouncer comparison is skipped (apt-get install pgbouncer)' });
     }
 
+    const rates: Record<string, { gateway: number; pgbouncer?: number }> = {};
     for (const mode of ['simple', 'prepared'] as const) {
       const args = ['-M', mode];
       const directTps = (await pgbench(args, direct)).tps;
@@ -165,6 +189,7 @@ permit (principal == Workload::"workload:github/acme/api", action == Action::"db
           await b.stop();
         }
       }
+      rates[mode] = { gateway: gatewayTps, ...(bouncerTps !== undefined && { pgbouncer: bouncerTps }) };
       emit({
         bench: 'gateway', op: 'pgbench -S', protocol: mode, scale: SCALE, seconds: SECONDS, clients: CLIENTS,
         direct_tps: Math.round(directTps), gateway_tps: Math.round(gatewayTps), gateway_to_direct: +(gatewayTps / directTps).toFixed(2),
@@ -191,7 +216,18 @@ permit (principal == Workload::"workload:github/acme/api", action == Action::"db
         }
       }));
       const a1 = await auditCounts(broker);
-      emit({ bench: 'gateway', op: 'record floor', clients: CLIENTS, statements_per_s: Math.round(statements / Math.min(SECONDS, 10)), commits_per_statement: per(a1.commits - a0.commits, statements), load_average: +loadavg()[0]!.toFixed(2) });
+      const floor = statements / Math.min(SECONDS, 10);
+      const sync = fdatasyncUs(join(dir, 'data'));
+      emit({ bench: 'gateway', op: 'record floor', clients: CLIENTS, statements_per_s: Math.round(floor), commits_per_statement: per(a1.commits - a0.commits, statements), fdatasync_p50_us: sync.p50, fdatasync_p90_us: sync.p90, load_average: +loadavg()[0]!.toFixed(2) });
+      // What bounds the gateway: no statement's result leaves before a commit, so CLIENTS clients
+      // cannot exceed the floor; `floor_to_pgbouncer` is the highest gateway/PgBouncer ratio this
+      // machine allows right now, `gateway_to_floor` how much of it the gateway reached.
+      for (const [mode, r] of Object.entries(rates)) {
+        emit({
+          bench: 'gateway', op: 'bound', protocol: mode, record_floor: Math.round(floor), gateway_tps: Math.round(r.gateway), gateway_to_floor: +(r.gateway / floor).toFixed(2),
+          ...(r.pgbouncer !== undefined && { pgbouncer_tps: Math.round(r.pgbouncer), floor_to_pgbouncer: +(floor / r.pgbouncer).toFixed(2), gateway_to_pgbouncer: +(r.gateway / r.pgbouncer).toFixed(2) }),
+        });
+      }
     }
 
     // Per-statement overhead: one client, prepared, through the gateway and direct.

@@ -61,6 +61,11 @@ export interface AuditLogOptions {
   witness?: WitnessOptions;
   /** Called after each batch is written or fails (metrics): its events and how long it took. */
   onBatch?: (events: number, seconds: number, ok: boolean) => void;
+  /**
+   * How long a batch may wait for appends announced with `expect()`: the recent commit duration,
+   * kept within [minMs, maxMs] (default 0.25–5 ms).
+   */
+  gather?: { minMs?: number; maxMs?: number };
 }
 
 export type FollowOptions = Omit<AuditQuery, 'limit' | 'order' | 'afterSeq'> & {
@@ -124,6 +129,15 @@ export class AuditLog implements AuditSink {
   #isoMs = NaN;
   #iso = '';
   readonly #witness: Witnesses | undefined;
+  /** Appends announced by `expect()` and not yet made: when each was announced (performance.now()). */
+  readonly #expected = new Set<{ at: number }>();
+  /** How long the last batches took to commit (ms, moving average): the longest a batch waits for announced appends. */
+  #commitMs = 1;
+  #gatherTimer: NodeJS.Timeout | undefined;
+  readonly #gatherMinMs: number;
+  readonly #gatherMaxMs: number;
+  /** When the first append of the queued batch came (performance.now()). */
+  #queuedAt = 0;
 
   constructor(store: AuditStore, opts: AuditLogOptions = {}) {
     this.#store = store;
@@ -132,6 +146,8 @@ export class AuditLog implements AuditSink {
     this.#signs = opts.signs ?? (() => true);
     this.#followPollMs = opts.followPollMs;
     this.#onBatch = opts.onBatch;
+    this.#gatherMinMs = opts.gather?.minMs ?? 0.25;
+    this.#gatherMaxMs = Math.max(this.#gatherMinMs, opts.gather?.maxMs ?? 5);
     const every = opts.checkpointEvery ?? 1000;
     const intervalMs = opts.checkpointIntervalMs ?? 10_000;
     if (!Number.isSafeInteger(every) || every < 1) throw new RangeError('checkpointEvery must be a positive integer');
@@ -182,10 +198,28 @@ export class AuditLog implements AuditSink {
       return Promise.reject(e);
     }
     const { promise, resolve, reject } = Promise.withResolvers<AuditRecord>();
+    if (this.#queue.length === 0) this.#queuedAt = performance.now();
     this.#queue.push({ ev, resolve, reject });
     if (this.#queue.length >= this.#chunk && this.#inFlight < this.#maxInFlight) this.#send();
     else this.#schedule();
     return promise;
+  }
+
+  /**
+   * Announces an append that will follow shortly (a gateway statement sent upstream, whose record
+   * is appended when its result arrives); call the returned function once it was appended or will
+   * not be. A batch ready to be written waits for announced appends made less than one commit's
+   * duration ago, so that concurrent sessions' records share one commit (one fsync) instead of
+   * the first arrival starting a commit that the others must wait behind. Nothing announced,
+   * nothing waits (one client pays no delay); an announced append that does not come within the
+   * window is not waited for.
+   */
+  expect(): () => void {
+    const e = { at: performance.now() };
+    this.#expected.add(e);
+    return () => {
+      this.#expected.delete(e);
+    };
   }
 
   // Appends in the same millisecond share the formatted time.
@@ -358,10 +392,43 @@ export class AuditLog implements AuditSink {
 
   #flushNow(): void {
     this.#scheduled = false;
+    if (this.#queue.length > 0 && this.#expected.size > 0 && this.#gathering()) return;
     this.#send();
   }
 
+  /**
+   * Whether the queued batch waits for announced appends (`expect`): while one announced less
+   * than a commit's duration ago is outstanding, and for at most that long after the batch's first
+   * append (a timer flushes then). Each announced append that arrives schedules a flush itself.
+   */
+  #gathering(): boolean {
+    const now = performance.now();
+    const window = Math.min(Math.max(this.#commitMs, this.#gatherMinMs), this.#gatherMaxMs);
+    const deadline = this.#queuedAt + window;
+    let fresh = false;
+    if (!this.#closed && now < deadline) {
+      for (const e of this.#expected) {
+        if (now - e.at < window) {
+          fresh = true;
+          break;
+        }
+      }
+    }
+    if (!fresh) {
+      if (this.#gatherTimer !== undefined) clearTimeout(this.#gatherTimer);
+      this.#gatherTimer = undefined;
+      return false;
+    }
+    this.#gatherTimer ??= setTimeout(() => {
+      this.#gatherTimer = undefined;
+      this.#schedule();
+    }, deadline - now);
+    return true;
+  }
+
   #send(): void {
+    if (this.#gatherTimer !== undefined) clearTimeout(this.#gatherTimer);
+    this.#gatherTimer = undefined;
     if (!this.#hasWork()) return this.#settleIdle();
     const batch = this.#queue;
     this.#queue = [];
@@ -378,7 +445,9 @@ export class AuditLog implements AuditSink {
     const started = performance.now();
     this.#writer.append({ events, checkpoints, now: this.#clock.now(), checkpoint, sign: this.#signs() }).then(
       (res) => {
-        this.#onBatch?.(events.length, (performance.now() - started) / 1000, true);
+        const ms = performance.now() - started;
+        this.#commitMs += (ms - this.#commitMs) / 4;
+        this.#onBatch?.(events.length, ms / 1000, true);
         this.#lastWriteFailed = false;
         if (checkpoints.length > 0) {
           const stored = new Set(checkpoints);

@@ -386,6 +386,10 @@ export class BrokerGatewayHost implements GatewayHost {
     return this.#d.audit.append({ ...event, stream: 'session' });
   }
 
+  expectRecord(): () => void {
+    return this.#d.audit.expect();
+  }
+
   /** An agent assignment (docs/agents.md), its status as of now (`expired` past its end). */
   assignment(id: string): Promise<Assignment | undefined> {
     return this.#d.agents.get(id);

@@ -6,7 +6,7 @@
 import type { AuditLog } from '../audit/log.ts';
 import type { SessionService } from '../identity/sessions.ts';
 import type { ApiKeyService } from '../identity/apikeys.ts';
-import type { Identity, IdentityFilter, IdentityInput, IdentityPatch, IdentityRegistry, IdentityStatus, OwnershipFacts } from '../inventory/identities.ts';
+import type { Identity, IdentityFilter, IdentityPage, IdentityInput, IdentityPatch, IdentityRegistry, IdentityStatus, OwnershipFacts } from '../inventory/identities.ts';
 import { accountableHumans, checkIdentityId } from '../inventory/identities.ts';
 import type { FindingsTrend } from '../governance/findings-trend.ts';
 import type { Finding } from '../inventory/findings.ts';
@@ -101,6 +101,12 @@ export class IdentityAdmin {
   async list(c: Caller, filter: IdentityFilter = {}): Promise<Identity[]> {
     await this.#d.authz.requireAllowed(c, 'identity.read', uid('*'));
     return this.#d.identities.list(filter);
+  }
+
+  /** `identity.read` on every identity; one page of them (docs/inventory paging: `limit`, `after`). */
+  async page(c: Caller, filter: IdentityFilter, o: { limit: number; after?: string }): Promise<IdentityPage> {
+    await this.#d.authz.requireAllowed(c, 'identity.read', uid('*'));
+    return this.#d.identities.page(filter, o);
   }
 
   async get(c: Caller, id: string): Promise<Identity> {

@@ -72,3 +72,14 @@ export class Unavailable extends PortcullisError {
     super('unavailable', 503, message);
   }
 }
+
+/**
+ * The console's session cookie came without the proof that the console's own page sent it (its
+ * header and `Sec-Fetch-Site: same-origin`): another site riding the cookie, or a script that
+ * should send a bearer token instead (docs/console.md).
+ */
+export class ConsoleCookieRefused extends PortcullisError {
+  constructor(missing: string) {
+    super('console_cookie_refused', 403, `the console session cookie is accepted only from the console's own pages (${missing}); scripts send "Authorization: Bearer <session token>" instead`);
+  }
+}

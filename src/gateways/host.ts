@@ -125,6 +125,12 @@ export interface GatewayHost {
   revokeLease(leaseId: string, reason: string): Promise<void>;
   /** Appends to the `session` stream; resolves once durable. Use a SessionRecorder (sessions.ts), which numbers records. */
   record(event: Omit<AuditEventInput, 'stream'>): Promise<AuditRecord>;
+  /**
+   * Announces records that will be appended shortly (a statement sent upstream: its records follow
+   * its result), so that other sessions' records ready meanwhile wait briefly and share their group
+   * commit; call the returned function once they were appended or will not be.
+   */
+  expectRecord(): () => void;
   /** PEM of Portcullis' own SPIFFE roots and intermediates: the CA list a TLS listener asks client certificates against ('' when none). */
   clientCaPem(): string;
   /** A declared resource (`resources:` in config), for the boundary of tables and functions under a Database. */

@@ -56,6 +56,28 @@ export interface IdentityFilter {
   environment?: string;
   owner?: string;
   status?: IdentityStatus;
+  /** Case-insensitive text found in the id, owner or purpose. */
+  q?: string;
+}
+
+/** One page of a filtered inventory, in id order (code units), and where the next one starts. */
+export interface IdentityPage {
+  identities: Identity[];
+  /** How many identities match the filter in all. */
+  total: number;
+  /** Pass as `after` for the next page; null on the last one. */
+  next_after: string | null;
+}
+
+function matches(i: Identity, filter: IdentityFilter, q: string | undefined): boolean {
+  return (
+    (filter.kind === undefined || i.kind === filter.kind) &&
+    (filter.boundary === undefined || i.boundary === filter.boundary) &&
+    (filter.environment === undefined || i.environment === filter.environment) &&
+    (filter.owner === undefined || i.owner === filter.owner) &&
+    (filter.status === undefined || i.status === filter.status) &&
+    (q === undefined || i.id.toLowerCase().includes(q) || (i.owner ?? '').toLowerCase().includes(q) || (i.purpose ?? '').toLowerCase().includes(q))
+  );
 }
 
 /** Identity ids: a kind-ish prefix, then a path. No spaces, quotes or control characters. */
@@ -146,16 +168,37 @@ export class IdentityRegistry {
   }
 
   list(filter: IdentityFilter = {}): Identity[] {
-    return [...this.#cache.values()]
-      .filter(
-        (i) =>
-          (filter.kind === undefined || i.kind === filter.kind) &&
-          (filter.boundary === undefined || i.boundary === filter.boundary) &&
-          (filter.environment === undefined || i.environment === filter.environment) &&
-          (filter.owner === undefined || i.owner === filter.owner) &&
-          (filter.status === undefined || i.status === filter.status),
-      )
-      .sort((a, b) => a.id.localeCompare(b.id));
+    const q = filter.q?.toLowerCase();
+    return [...this.#cache.values()].filter((i) => matches(i, filter, q)).sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /**
+   * At most `limit` matching identities with ids after `after` (server-side paging over a large
+   * inventory: one pass, and only the page's candidates are kept sorted).
+   */
+  page(filter: IdentityFilter, o: { limit: number; after?: string }): IdentityPage {
+    const q = filter.q?.toLowerCase();
+    let total = 0;
+    // The `limit + 1` smallest ids after the cursor, kept sorted: one more tells whether a next page exists.
+    const best: Identity[] = [];
+    for (const i of this.#cache.values()) {
+      if (!matches(i, filter, q)) continue;
+      total++;
+      if (o.after !== undefined && i.id <= o.after) continue;
+      if (best.length > o.limit && i.id >= best[best.length - 1]!.id) continue;
+      let lo = 0;
+      let hi = best.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (best[mid]!.id < i.id) lo = mid + 1;
+        else hi = mid;
+      }
+      best.splice(lo, 0, i);
+      if (best.length > o.limit + 1) best.pop();
+    }
+    const more = best.length > o.limit;
+    const identities = best.slice(0, o.limit);
+    return { identities, total, next_after: more ? identities[identities.length - 1]!.id : null };
   }
 
   /**

@@ -24,6 +24,7 @@ import { discoveryRoutes } from './routes/discovery.ts';
 import { gatewaySessionRoutes } from './routes/gateway-sessions.ts';
 import { signalRoutes } from './routes/signals.ts';
 import { agentRoutes } from './routes/agents.ts';
+import { consoleRoutes } from './console.ts';
 import { loginEdge } from './edge.ts';
 import { requestId, requestLog } from './request-log.ts';
 import type { Logger } from '../common/log.ts';
@@ -119,6 +120,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   discoveryRoutes(app, broker);
   signalRoutes(app, broker);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  consoleRoutes(app, broker);
 
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';

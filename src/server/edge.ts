@@ -71,10 +71,13 @@ const AUTH_ENDPOINTS: Record<string, { keyOf: KeyOf; jsonOnly: boolean }> = {
   'POST /v1/auth/callback': { jsonOnly: true, keyOf: (req) => `state:${sha(String(body(req).state))}` },
   'POST /v1/auth/device': { jsonOnly: true, keyOf: (req) => `trust:${String(body(req).trust ?? '')}` },
   'POST /v1/auth/device/poll': { jsonOnly: true, keyOf: (req) => `handle:${sha(String(body(req).handle))}` },
+  // The console's browser sign-in (src/server/console.ts): limited like the API's.
+  'GET /console/login': { jsonOnly: false, keyOf: () => 'trust:' },
+  'GET /console/callback': { jsonOnly: false, keyOf: (req) => `state:${sha(String(query(req).state))}` },
 };
 
 /** Routes under these prefixes that answer without a session are authentication endpoints. */
-const AUTH_PREFIXES = ['/v1/auth/', '/oauth2/'];
+const AUTH_PREFIXES = ['/v1/auth/', '/oauth2/', '/console/login', '/console/callback'];
 
 function mediaType(req: FastifyRequest): string {
   return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();

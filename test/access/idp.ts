@@ -90,6 +90,12 @@ export async function startIdp(accounts: Account[], redirectUris: string[]): Pro
         const grantId = await grant.save();
         return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
       }
+      if (req.method === 'GET' && /text\/html/.test(req.headers.accept ?? '')) {
+        // A real browser (the console's tests) gets a login form posting to the same endpoint.
+        prompts.push('login');
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+        return res.end(`<!doctype html><html lang="en"><title>Test IdP</title><form method="post" action="/interaction/${details.uid}/login"><label>Email <input name="email" type="email"></label><label>Password <input name="password" type="password"></label><button type="submit">Sign in</button></form></html>`);
+      }
       if (req.method === 'GET') {
         prompts.push('login');
         res.writeHead(200, { 'content-type': 'application/json' });

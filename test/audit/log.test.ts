@@ -229,3 +229,57 @@ test('requests queued behind each other are written as one transaction and answe
     s.cleanup();
   }
 });
+
+test('expect(): a batch waits for announced appends, so appends of different turns share one commit', async () => {
+  const s = tempStore();
+  try {
+    // A wide window, so that a loaded machine cannot make the turns below fall outside it.
+    const log = new AuditLog(auditStore(s.db), { writer: 'inline', gather: { minMs: 60_000, maxMs: 60_000 } });
+    const batches: number[][] = [];
+    log.onAppend((rs) => batches.push(rs.map((r) => r.payload.i as number)));
+    const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+    // Not announced: each turn's appends are their own commit.
+    const a = log.append(ev('session', 1));
+    await turn();
+    const b = log.append(ev('session', 2));
+    await Promise.all([a, b]);
+    assert.deepEqual(batches, [[1], [2]]);
+    // Announced: the first append waits for the other session's, made turns later; then both go in one commit.
+    batches.length = 0;
+    const done = log.expect();
+    const c = log.append(ev('session', 3));
+    await turn();
+    await turn();
+    assert.deepEqual(batches, [], 'nothing is written while an announced append is outstanding');
+    const d = log.append(ev('session', 4));
+    done();
+    await Promise.all([c, d]);
+    assert.deepEqual(batches, [[3, 4]]);
+    // Withdrawn without an append: the waiting batch goes at once.
+    batches.length = 0;
+    const withdrawn = log.expect();
+    const e = log.append(ev('session', 5));
+    await turn();
+    withdrawn();
+    log.append(ev('session', 6)).catch(() => {});
+    await e;
+    await log.flush();
+    assert.deepEqual(batches.flat(), [5, 6]);
+    await log.close();
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('expect(): an announced append that does not come is not waited for beyond the window', async () => {
+  const s = tempStore();
+  try {
+    const log = new AuditLog(auditStore(s.db), { writer: 'inline', gather: { minMs: 5, maxMs: 5 } });
+    log.expect(); // never withdrawn
+    const r = await log.append(ev('session', 1)); // resolves: written once the window ends
+    assert.equal(r.seq, 1);
+    await log.close();
+  } finally {
+    s.cleanup();
+  }
+});

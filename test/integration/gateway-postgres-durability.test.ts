@@ -85,6 +85,26 @@ test('a read whose record cannot be made durable: 58000, the session ends, and n
   }
 });
 
+test('a prepared read whose record cannot be made durable: not even its BindComplete or RowDescription reaches the client', async () => {
+  const c = await f.client(await f.token());
+  const seen: string[] = [];
+  const conn = (c as unknown as { connection: NodeJS.EventEmitter }).connection;
+  for (const m of ['bindComplete', 'rowDescription', 'dataRow', 'commandComplete']) conn.on(m, () => seen.push(m));
+  const q = (text: string) => c.query({ name: text.length.toString(), text, values: [1] });
+  await q('SELECT id, note FROM ledger WHERE id = $1');
+  assert.deepEqual(seen, ['bindComplete', 'rowDescription', 'dataRow', 'commandComplete'], 'a recorded statement gets its whole reply');
+  seen.length = 0;
+  const undo = await refuse('session', 'AS doomed_prepared');
+  try {
+    const err = await q('SELECT note AS doomed_prepared FROM ledger WHERE id = $1').then(() => undefined, (e: Error & { code?: string }) => e);
+    assert.equal(err?.code, '58000', err?.message);
+    // Bind, Describe and Execute went upstream together: everything the server answered for them waited for the record.
+    assert.deepEqual(seen, [], 'nothing of the unrecorded statement reached the client');
+  } finally {
+    await undo();
+  }
+});
+
 test('a write whose decision cannot be made durable never runs upstream', async () => {
   const c = await f.client(await f.token());
   const before = await ledgerRows();

@@ -95,6 +95,8 @@ export interface HarnessOptions {
   audit?: string;
   /** Listen host (default 127.0.0.1) and extra `listen` fields as YAML flow, e.g. `trusted_proxies: [10.0.0.0/8]`. */
   host?: string;
+  /** Listen port (default 0: any free one); name one only where it must be known before start (freePort). */
+  port?: number;
   listen?: string;
   /** Data directory (default ./data in the harness folder), e.g. on a small filesystem. */
   dataDir?: string;
@@ -132,7 +134,7 @@ export async function startHarness(extraYaml = '', extraEnv: Record<string, stri
   const store = await testStoreConfig();
   extraEnv = { ...store.env, ...extraEnv };
   const yaml = `
-listen: { host: "${opts.host ?? '127.0.0.1'}", port: 0${opts.listen ? `, ${opts.listen}` : ''} }
+listen: { host: "${opts.host ?? '127.0.0.1'}", port: ${opts.port ?? 0}${opts.listen ? `, ${opts.listen}` : ''} }
 data_dir: ${opts.dataDir ?? './data'}
 ${store.yaml}boundaries: [application, platform, infrastructure, ai-platform]
 bridges:

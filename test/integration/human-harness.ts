@@ -22,8 +22,9 @@ export interface HumanHarness extends Harness {
   sync(): void;
 }
 
-export async function startHumanHarness(o: { accounts: Account[]; access: string; policies: string; extraYaml?: string; extraEnv?: Record<string, string>; harness?: HarnessOptions }): Promise<HumanHarness> {
-  const idp = await startIdp(o.accounts, [REDIRECT]);
+export async function startHumanHarness(o: { accounts: Account[]; access: string; policies: string; extraYaml?: string; extraEnv?: Record<string, string>; harness?: HarnessOptions; redirectUris?: string[] }): Promise<HumanHarness> {
+  const redirects = o.redirectUris ?? ['http://127.0.0.1/callback'];
+  const idp = await startIdp(o.accounts, [REDIRECT, ...redirects.filter((u) => u !== 'http://127.0.0.1/callback')]);
   const receiver = await startReceiver(WEBHOOK_SECRET);
   let h: Harness;
   try {
@@ -40,7 +41,7 @@ ${o.access.replaceAll('{{WEBHOOK_URL}}', receiver.url)}
     issuer: ${idp.issuer}
     client_id: ${CLIENT_ID}
     client_secret_env: SSO_CLIENT_SECRET
-    redirect_uris: ['http://127.0.0.1/callback']
+    redirect_uris: ${JSON.stringify(redirects)}
     scopes: [openid, email, groups]
     algorithms: [RS256]
     groups_claim: groups

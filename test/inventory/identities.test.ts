@@ -106,3 +106,44 @@ test('inventory migrations keep their domain and versions (existing data directo
   const rows = db.prepare("SELECT version FROM schema_migrations WHERE domain = 'inventory' ORDER BY version").all() as { version: number }[];
   assert.deepEqual(rows.map((r) => r.version), [1, 2]);
 });
+
+test('registry: server-side paging over 100k identities visits each match once, in id order, with filters and text search', async () => {
+  const store = memoryStore();
+  const at = new Date(0).toISOString();
+  const n = 100_000;
+  // Inserted through the repository (the registry reads it whole at open), in a shuffled order.
+  const ids = Array.from({ length: n }, (_, i) => `workload:fleet/svc-${String((i * 7919) % n).padStart(6, '0')}`);
+  await store.transaction(async () => {
+    for (const [i, id] of ids.entries()) {
+      await store.inventory.identities.insert({
+        id, kind: 'workload', boundary: i % 2 ? 'platform' : 'payments', environment: 'prod', owner: `team:t${i % 10}`, purpose: i % 1000 === 1 ? 'Billing export' : 'fleet', labels: {}, parents: [],
+        status: i % 3 === 0 ? 'suspended' : 'active', source: 'api', trust: null, bound_trusts: null, created_at: at, updated_at: at, last_authenticated_at: null,
+      });
+    }
+  });
+  const reg = await IdentityRegistry.open(store, new ManualClock(), BOUNDARIES);
+  const seen: string[] = [];
+  let after: string | undefined;
+  for (let pages = 0; ; pages++) {
+    assert.ok(pages <= 100, 'at most 100 pages of 1000');
+    const p = reg.page({}, { limit: 1000, ...(after !== undefined && { after }) });
+    assert.equal(p.total, n);
+    seen.push(...p.identities.map((i) => i.id));
+    if (p.next_after === null) break;
+    assert.equal(p.next_after, p.identities.at(-1)!.id);
+    after = p.next_after;
+  }
+  assert.equal(seen.length, n, 'every identity once');
+  assert.deepEqual(seen, [...ids].sort(), 'in id order');
+
+  // Filters and the text search select the same identities as the unpaged list.
+  const filter = { boundary: 'platform', status: 'active' as const, q: 'BILLING' };
+  const all = reg.list(filter).map((i) => i.id);
+  assert.ok(all.length > 0 && all.length < 100);
+  const first = reg.page(filter, { limit: 10 });
+  assert.equal(first.total, all.length);
+  const rest = reg.page(filter, { limit: 1000, after: first.next_after! });
+  assert.deepEqual([...first.identities, ...rest.identities].map((i) => i.id), [...all].sort());
+  assert.equal(rest.next_after, null);
+  await store.close();
+});

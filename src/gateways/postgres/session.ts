@@ -122,7 +122,6 @@ export class PgSession {
   /** SQL-level PREPAREd statements (name → plan of what they run). */
   readonly #sqlPrepared = new Map<string, StatementPlan>();
   #copyIn = false;
-  #upCorked = false;
   // Output held behind records not yet durable
   readonly #held: (Buffer | Promise<unknown>)[] = [];
   #heldBytes = 0;
@@ -131,6 +130,8 @@ export class PgSession {
   readonly #deferred = new Set<Decided>();
   #ending: Promise<void> | undefined;
   #leaseRevoked = false;
+  /** Set while a statement is upstream whose records will follow (`host.expectRecord`): other sessions' commits wait briefly for them. */
+  #announced: (() => void) | undefined;
 
   constructor(socket: Socket, g: GatewayContext) {
     this.#g = g;
@@ -140,7 +141,16 @@ export class PgSession {
     g.live.add(this);
     socket.setNoDelay(true);
     this.#listen(socket);
-    this.#authTimer = setTimeout(() => this.#fatal('08006', 'authentication timed out'), g.config.auth_timeout_ms);
+    this.#armAuthTimer();
+  }
+
+  /**
+   * The client has auth_timeout to send its startup and proof. Once the proof is in, the time is
+   * ours (admission: decision, lease, upstream), bounded by the upstream's own timeouts, not the client's.
+   */
+  #armAuthTimer(): void {
+    clearTimeout(this.#authTimer);
+    this.#authTimer = setTimeout(() => this.#fatal('08006', 'authentication timed out'), this.#g.config.auth_timeout_ms);
     this.#authTimer.unref();
   }
 
@@ -245,6 +255,7 @@ export class PgSession {
     const chain = this.#tls ? peerChain(this.#socket as TLSSocket) : undefined;
     if (chain) {
       this.#phase = 'admitting';
+      clearTimeout(this.#authTimer);
       void this.#admit({ type: 'x509', chain });
       return false;
     }
@@ -272,6 +283,7 @@ export class PgSession {
     const r = new Reader(f.bytes, 5);
     const secret = r.cstring();
     this.#phase = 'admitting';
+    clearTimeout(this.#authTimer);
     void this.#admit({ type: 'secret', secret });
   }
 
@@ -287,6 +299,7 @@ export class PgSession {
       if (err instanceof AuthenticationFailed && proof.type === 'x509' && !this.#closed()) {
         // A certificate that is no Portcullis-accepted SVID (refusal audited): the password may still prove.
         this.#phase = 'auth';
+        this.#armAuthTimer();
         this.#socket.write(authenticationCleartext());
         return;
       }
@@ -388,6 +401,10 @@ export class PgSession {
   async #pump(): Promise<void> {
     if (this.#pumping) return;
     this.#pumping = true;
+    // What one run of the pump forwards leaves in one write (Bind, Describe, Execute, Sync: one
+    // packet, so the server answers them in one too, and nobody is woken up for a part of it).
+    const up = this.#up?.socket;
+    up?.cork();
     try {
       while (this.#inbox.length > 0 && this.#phase === 'ready') {
         const f = this.#inbox.shift()!;
@@ -399,21 +416,13 @@ export class PgSession {
       else void this.end(`gateway error: ${(err as Error).message}`, { code: 'XX000', message: 'internal error in the gateway; the session ends' });
     } finally {
       this.#pumping = false;
+      up?.uncork();
     }
   }
 
+  /** Within the pump, which corks the upstream socket while it runs. */
   #toUpstream(b: Buffer): void {
-    const up = this.#up!.socket;
-    // Messages forwarded in one tick leave in one write (Bind, Execute, Sync: one packet, not three).
-    if (!this.#upCorked) {
-      this.#upCorked = true;
-      up.cork();
-      process.nextTick(() => {
-        this.#upCorked = false;
-        up.uncork();
-      });
-    }
-    if (!up.write(b)) this.#socket.pause();
+    if (!this.#up!.socket.write(b)) this.#socket.pause();
   }
 
   async #message(f: Frame): Promise<void> {
@@ -541,6 +550,7 @@ export class PgSession {
     if ('error' in a) {
       const run = this.#run(undefined, await this.#decide(undefined, `the statement could not be parsed: ${a.error}`), 'simple', sql);
       this.#expect.push({ k: 'query', runs: [run], i: 0, deniedAt: 0 });
+      this.#announce();
       return this.#toUpstream(queryMessage(DENY_SQL));
     }
     const runs: Run[] = [];
@@ -557,6 +567,7 @@ export class PgSession {
     }
     // …unless a statement that runs can leave an effect: then they are durable before it runs.
     if (runs.some((x, i) => i !== deniedAt && x.plan?.effects) && !(await this.#durable(runs))) return;
+    this.#announce();
     if (deniedAt === undefined) {
       this.#expect.push({ k: 'query', runs, i: 0 });
       return this.#toUpstream(f.bytes);
@@ -617,9 +628,11 @@ export class PgSession {
       run = { plan: base.plan, decided, protocol: base.protocol, text: base.text, started: performance.now(), rows: 0 };
       if (!decided.allowed) {
         this.#expect.push({ k: 'parse', denied: run });
+        this.#announce();
         return this.#toUpstream(parseMessage('', DENY_SQL, Buffer.from([0, 0])));
       }
       if (base.plan.effects && !(await this.#durable([run]))) return;
+      this.#announce();
     } else if (base) run = { plan: base.plan, decided: base.decided, protocol: base.protocol, text: base.text, started: performance.now(), rows: 0 };
     this.#expect.push({ k: 'execute', run });
     this.#toUpstream(f.bytes);
@@ -672,16 +685,21 @@ export class PgSession {
         return this.#emit(f.bytes);
       }
       case '1':
-      case '2':
       case '3':
         this.#expect.shift();
+        return this.#emit(f.bytes);
+      case '2':
+        this.#expect.shift();
+        this.#openAhead();
         return this.#emit(f.bytes);
       case 't':
         return this.#emit(f.bytes);
       case 'T':
       case 'n':
-        if (head?.k === 'describe') this.#expect.shift();
-        else this.#open(currentRun(head));
+        if (head?.k === 'describe') {
+          this.#expect.shift();
+          this.#openAhead();
+        } else this.#open(currentRun(head));
         return this.#emit(f.bytes);
       case 'C':
       case 's':
@@ -693,7 +711,7 @@ export class PgSession {
         return this.#emit(f.bytes);
       }
       case 'I':
-        if (head?.k === 'execute') this.#expect.shift();
+        if (head?.k === 'execute') this.#void(this.#expect.shift()!);
         return this.#emit(f.bytes);
       case 'G':
       case 'W':
@@ -713,9 +731,11 @@ export class PgSession {
         return this.#error(f, head);
       case 'Z':
         this.#copyIn = false;
+        this.#unannounce();
         // After an error the server skipped to this Sync: what was pending before it is void.
         while (this.#expect.length > 0) {
           const e = this.#expect.shift()!;
+          this.#void(e);
           if (e.k === 'sync' || e.k === 'query') break;
         }
         return this.#emit(f.bytes);
@@ -755,7 +775,7 @@ export class PgSession {
       for (let j = head.i + 1; j < head.runs.length; j++) this.#record(head.runs[j]!, { executed: false });
       head.i = head.runs.length;
     } else {
-      while (this.#expect.length > 0 && this.#expect[0]!.k !== 'sync') this.#expect.shift();
+      while (this.#expect.length > 0 && this.#expect[0]!.k !== 'sync') this.#void(this.#expect.shift()!);
     }
   }
 
@@ -768,6 +788,7 @@ export class PgSession {
     const p = run.plan;
     const { config } = this.#g;
     this.#statements++;
+    this.#unannounce();
     const rows = o.tag !== undefined ? rowsOf(o.tag) : undefined;
     const payload: Record<string, unknown> = {
       statement: p?.normalized ?? null,
@@ -793,6 +814,36 @@ export class PgSession {
     const both = Promise.all([recorded, authz]);
     run.gate?.resolve(both);
     this.#hold(both);
+  }
+
+  /** A statement is going upstream: its records will follow its result (announced so that other sessions' records wait for them). */
+  #announce(): void {
+    this.#announced ??= this.#g.host.expectRecord();
+  }
+
+  #unannounce(): void {
+    this.#announced?.();
+    this.#announced = undefined;
+  }
+
+  /**
+   * BindComplete, or the description of a portal, of an Execute the client already sent (before
+   * the next Sync): held with that statement's result from here, so the client gets the whole
+   * answer in one write once the statement is recorded rather than being woken up for a part.
+   */
+  #openAhead(): void {
+    for (const e of this.#expect) {
+      if (e.k === 'sync' || e.k === 'query') return;
+      if (e.k === 'execute') {
+        if (e.run?.plan) this.#open(e.run);
+        return;
+      }
+    }
+  }
+
+  /** An expected reply that will not come (skipped after an error, empty query): output held for its Execute goes on. */
+  #void(e: Expect): void {
+    if (e.k === 'execute') e.run?.gate?.resolve(undefined);
   }
 
   /** A statement's first result message: the result waits from here until the statement is recorded. */
@@ -899,6 +950,7 @@ export class PgSession {
       }
       this.#close();
       this.#up?.socket.destroy();
+      this.#unannounce();
       if (this.#cancelKey) this.#g.cancels.delete(this.#cancelKey);
       this.#unregister?.();
       if (!wasReady && this.#leaseId === undefined) return;

@@ -6,7 +6,7 @@ import { AuthenticationFailed, InvalidInput, PortcullisError } from '../../commo
 import { callerOf, requireSession } from '../auth.ts';
 import { TokenExchangeRefused } from '../../credentials/index.ts';
 import { z } from 'zod';
-import { Jwks, LoginResult, SESSION_ERRORS, errors, optionalBody, time } from '../schemas.ts';
+import { Identity, Jwks, LoginResult, SESSION_ERRORS, errors, optionalBody, time } from '../schemas.ts';
 
 const OAuthToken = z.object({ access_token: z.string(), issued_token_type: z.string(), token_type: z.literal('Bearer'), expires_in: z.int(), scope: z.string().optional() });
 /** The RFC 8693 form, documented (the handler checks it: its errors are RFC 6749's). */
@@ -162,6 +162,28 @@ export function authRoutes(app: FastifyInstance, broker: Broker): void {
     async (req, reply) => {
       const b = req.body as { token: string; resource?: string };
       return reply.header('cache-control', 'no-store').send(await broker.introspect(req.session!, b.token, b.resource));
+    },
+  );
+
+  // Who the session is: what a page (the console) or a script shows as "signed in as".
+  app.get(
+    '/v1/auth/session',
+    {
+      preHandler: requireSession(broker),
+      schema: {
+        operationId: 'getCurrentSession',
+        summary: 'The calling session: its identity, how it authenticated and when it expires',
+        tags: ['auth'],
+        response: {
+          200: z.object({ identity: Identity, jti: z.string(), expires_at: time, authn: z.object({ method: z.string(), trust: z.string(), mfa: z.boolean(), auth_time: time }) }),
+          ...errors(...SESSION_ERRORS),
+        },
+      },
+    },
+    async (req, reply) => {
+      const s = req.session!;
+      const authn = { method: s.authn.method, trust: s.authn.trust, mfa: s.authn.mfa, auth_time: new Date(s.authn.auth_time * 1000).toISOString() };
+      return reply.header('cache-control', 'no-store').send({ identity: s.identity, jti: s.jti, expires_at: new Date(s.expiresAt).toISOString(), authn });
     },
   );
 

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
 import type { IdentityFilter, IdentityInput, IdentityPatch } from '../../inventory/identities.ts';
 import { callerOf, requireSession } from '../auth.ts';
+import { InvalidInput } from '../../common/errors.ts';
 import { z } from 'zod';
 import { Identity, SESSION_ERRORS, errors, idParam as idParamOf, identityKind, name, optionalBody } from '../schemas.ts';
 
@@ -22,7 +23,7 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
       preHandler: session,
       schema: {
         operationId: 'listIdentities',
-        summary: 'List identities (filter by kind, boundary, environment, owner, status)',
+        summary: 'List identities (filter by kind, boundary, environment, owner, status, text q); with limit, one page in id order (next page: after=next_after)',
         tags: ['identities'],
         querystring: z.strictObject({
           kind: identityKind.optional(),
@@ -30,11 +31,28 @@ export function identityRoutes(app: FastifyInstance, broker: Broker): void {
           environment: name.optional(),
           owner: z.string().max(256).optional(),
           status: z.enum(['active', 'suspended', 'offboarded']).optional(),
+          q: z.string().min(1).max(256).optional().describe('case-insensitive text in the id, owner or purpose'),
+          limit: z.string().regex(/^[1-9][0-9]{0,2}$|^1000$/, 'must be a number from 1 to 1000').optional().describe('page size; without it every match is returned'),
+          after: z.string().min(1).max(300).optional().describe('the next_after of the previous page'),
         }),
-        response: { 200: z.object({ identities: z.array(Identity) }), ...errors(...SESSION_ERRORS) },
+        response: {
+          200: z.object({
+            identities: z.array(Identity),
+            total: z.int().optional().describe('with limit: how many match in all'),
+            next_after: z.string().nullable().optional().describe('with limit: pass as after for the next page; null on the last'),
+          }),
+          ...errors(...SESSION_ERRORS),
+        },
       },
     },
-    async (req) => ({ identities: await identities.list(callerOf(req), req.query as IdentityFilter) }),
+    async (req) => {
+      const { limit, after, ...filter } = req.query as IdentityFilter & { limit?: string; after?: string };
+      if (limit === undefined) {
+        if (after !== undefined) throw new InvalidInput('after needs limit (the page size)', 'querystring.after');
+        return { identities: await identities.list(callerOf(req), filter) };
+      }
+      return identities.page(callerOf(req), filter, { limit: Number(limit), ...(after !== undefined && { after }) });
+    },
   );
 
   app.get('/v1/identities/:id', { preHandler: session, schema: { operationId: 'getIdentity', summary: 'Show one identity', tags: ['identities'], params: idParam, response: { 200: Identity, ...errors(...SESSION_ERRORS, 404) } } }, async (req) => {

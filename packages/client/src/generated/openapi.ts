@@ -634,6 +634,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The calling session: its identity, how it authenticated and when it expires */
+        get: operations["getCurrentSession"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/token": {
         parameters: {
             query?: never;
@@ -896,7 +913,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List identities (filter by kind, boundary, environment, owner, status) */
+        /** List identities (filter by kind, boundary, environment, owner, status, text q); with limit, one page in id order (next page: after=next_after) */
         get: operations["listIdentities"];
         put?: never;
         /** Declare an identity */
@@ -5108,6 +5125,80 @@ export interface operations {
             };
         };
     };
+    getCurrentSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        authn: {
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339 time (UTC)
+                             */
+                            auth_time: string;
+                            method: string;
+                            mfa: boolean;
+                            trust: string;
+                        };
+                        /**
+                         * Format: date-time
+                         * @description RFC 3339 time (UTC)
+                         */
+                        expires_at: string;
+                        identity: components["schemas"]["Identity"];
+                        jti: string;
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;
@@ -6262,10 +6353,16 @@ export interface operations {
     listIdentities: {
         parameters: {
             query?: {
+                /** @description the next_after of the previous page */
+                after?: string;
                 boundary?: string;
                 environment?: string;
                 kind?: "workload" | "agent" | "service-account" | "user";
+                /** @description page size; without it every match is returned */
+                limit?: string;
                 owner?: string;
+                /** @description case-insensitive text in the id, owner or purpose */
+                q?: string;
                 status?: "active" | "suspended" | "offboarded";
             };
             header?: never;
@@ -6282,6 +6379,10 @@ export interface operations {
                 content: {
                     "application/json": {
                         identities: components["schemas"]["Identity"][];
+                        /** @description with limit: pass as after for the next page; null on the last */
+                        next_after?: string | null;
+                        /** @description with limit: how many match in all */
+                        total?: number;
                     };
                 };
             };
