@@ -2,7 +2,8 @@
 // `portcullis login --sso` (code + PKCE, the CLI's loopback redirect) and `portcullis login --sso
 // --device` as child processes, with this test acting as the person at the dev sign-in page (a
 // cookie-keeping HTTP client submitting its forms); the web console's interface (start with
-// `<server>/console/callback`, complete with state + code) over HTTP; every attempt audited.
+// `<server>/console/callback`, complete with state + code) over HTTP and the console's own sign-in;
+// every attempt audited.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -171,6 +172,14 @@ describe('the dev server signs people in through its own OpenID Provider', () =>
     const other = await fetch(`${url}/v1/auth/login?${new URLSearchParams({ trust: 'dev-op', redirect_uri: redirect })}`).then((r) => r.json()) as { url: string };
     await assert.rejects(signIn(new Browser(), other.url, 'mallory@example.com', { stopAt: redirect }), /is listed on the dev sign-in page/);
     await assert.rejects(signIn(new Browser(), other.url, 'mallory@example.com', { stopAt: redirect, typed: true }), /400 at .*Not a dev user/s);
+  });
+
+  it('the web console (/console/login → the dev provider → /console/callback) signs a person in', SLOW, async () => {
+    const browser = new Browser();
+    const back = await signIn(browser, `${url}/console/login`, 'alice@example.com', { stopAt: `${url}/console/callback` });
+    const done = await browser.request(back.redirect!.toString());
+    assert.equal(done.status, 303, done.body);
+    assert.equal(done.location, `${url}/console/`, 'signed in (no error code)');
   });
 
   it('every attempt is in the authn stream: the three sign-ins through dev-op and the refused replay', SLOW, async () => {
