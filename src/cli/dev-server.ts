@@ -5,7 +5,9 @@ import { resolve } from 'node:path';
 import { serve } from './serve.ts';
 import type { ServeOptions } from './serve.ts';
 import { createLogger } from '../common/log.ts';
-import { devConfig, devEnv, devPostgresGateway, startDevPostgres } from './dev.ts';
+import { devConfig, devEnv, devPostgresGateway, devSigningJwk, devSsoUsers, startDevPostgres } from './dev.ts';
+import { startDevSso } from './dev-sso.ts';
+import type { DevSso } from './dev-sso.ts';
 import { devSshGateway, startDevSshd } from './dev-sshd.ts';
 import { devMcpGateway, devMcpTarget, startDevMcp } from './dev-mcp.ts';
 import type { LoadedConfig } from '../config/load.ts';
@@ -32,15 +34,20 @@ export async function runDev(o: DevOptions): Promise<void> {
   // Always: the demo MCP servers behind the MCP gateway `mcp-gw` (in-process, nothing external).
   let mcp: Awaited<ReturnType<typeof startDevMcp>> | undefined;
   let running: Awaited<ReturnType<typeof serve>>;
+  let sso: DevSso | undefined;
   try {
     mcp = await startDevMcp();
+    // The dev OpenID Provider (docs/dev-sso.md) on the next port (any free one when taken or --port 0),
+    // signing with the dev issuer's key; its users are the dev config's people.
+    let loaded: LoadedConfig | undefined;
+    sso = await startDevSso({ port: o.port === 0 || port >= 65535 ? 0 : port + 1, serverPort: port, signingJwk: devSigningJwk(dataDir), users: () => (loaded ? devSsoUsers(loaded) : []) });
     // With --postgres, the PostgreSQL gateway `db-gw` in front of orders-db: on 6432 when it can
     // bind there, else on any free port (a probe first would race another dev server starting).
     // `mcp-gw`'s URL is its resource identifier (the audience of its tokens), so its port is named
     // before it listens: any free one, and another on EADDRINUSE.
     const start = async (dbGwPort: number, mcpGwPort: number) => {
       const gateways = [...(pg ? [devPostgresGateway(dbGwPort)] : []), ...(sshd ? [devSshGateway(sshd)] : []), devMcpGateway(mcpGwPort, mcp!)];
-      const loaded = devConfig(dataDir, port, pg, gateways, devMcpTarget(mcpGwPort));
+      loaded = devConfig(dataDir, port, pg, gateways, devMcpTarget(mcpGwPort), sso && { issuer: sso.issuer });
       return serve(loaded, { env: devEnv(pg), logger: createLogger(loaded.config.log, process.stderr), ...(await historyOptions(loaded, port)) });
     };
     let dbGwPort = 6432;
@@ -56,6 +63,7 @@ export async function runDev(o: DevOptions): Promise<void> {
     }
     sshd?.trustCa(running.broker.targets().sshUserCa);
   } catch (err) {
+    await sso?.close();
     sshd?.stop();
     await mcp?.stop().catch(() => {});
     await pg?.stop().catch(() => {});
@@ -69,7 +77,7 @@ Portcullis dev server on ${running.url}
   policies: examples/dev/policies/demo.cedar  (policy version ${running.broker.readiness().policy_version})
   API:      ${running.url}/openapi.json
   mcp:      gateway mcp-gw on http://127.0.0.1:${mcpGw?.port ?? '?'}/mcp → demo MCP servers orders, tickets (agent:support-bot, sponsor user:dana@example.com)
-${pg ? `  postgres: orders-db on 127.0.0.1:${pg.port} (embedded); gateway db-gw on 127.0.0.1:${running.broker.gatewayAddresses().get('db-gw')?.port ?? '?'} → orders-db\n` : ''}${sshd ? `  ssh:      gateway ssh-gw on 127.0.0.1:${running.broker.gatewayAddresses().get('ssh-gw')?.port ?? '?'} → web-1 (a demo sshd on 127.0.0.1:${sshd.port}, logins as ${sshd.login})\n` : ''}
+${sso ? `  sso:      dev OpenID Provider on ${sso.issuer} (trust dev-op; dev users, no password): portcullis login --sso\n` : ''}${pg ? `  postgres: orders-db on 127.0.0.1:${pg.port} (embedded); gateway db-gw on 127.0.0.1:${running.broker.gatewayAddresses().get('db-gw')?.port ?? '?'} → orders-db\n` : ''}${sshd ? `  ssh:      gateway ssh-gw on 127.0.0.1:${running.broker.gatewayAddresses().get('ssh-gw')?.port ?? '?'} → web-1 (a demo sshd on 127.0.0.1:${sshd.port}, logins as ${sshd.login})\n` : ''}
 Try this next, in another terminal (README.md, "Five minutes with the dev server", has the rest):
 
   alias portcullis=${cli}
@@ -111,6 +119,7 @@ Ctrl-C stops the server.
     try {
       await running.stop();
     } finally {
+      await sso?.close();
       sshd?.stop();
       await mcp?.stop().catch(() => {});
       await pg?.stop();

@@ -1,5 +1,5 @@
-// `portcullis dev`: a complete local setup in one command — a data directory, a development
-// OIDC issuer whose tokens the dev trusts accept, demo identities, resources and policies.
+// `portcullis dev`: a complete local setup in one command — a data directory, a development OIDC
+// issuer the dev trusts accept (people also sign in at dev-sso.ts), demo identities and policies.
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,8 @@ import { stringify } from 'yaml';
 import { parseConfig } from '../config/load.ts';
 import { adminRoleSetup } from '../credentials/issuers/postgres/postgres.ts';
 import { CliError, EXIT } from './client.ts';
+import { DEV_SSO_CLIENT_ID, DEV_SSO_TRUST, devSsoRedirectUris } from './dev-sso.ts';
+import type { DevSsoUser } from './dev-sso.ts';
 import type { LoadedConfig } from '../config/load.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -45,11 +47,14 @@ export interface DevPostgres {
 /**
  * `gateways`: entries to run (the SSH gateway demo in front of the demo sshd: dev-sshd.ts; the MCP
  * gateway in front of the demo MCP servers: dev-mcp.ts); `mcpTarget`: the `api` target that MCP
- * gateway is the resource of.
+ * gateway is the resource of. `sso`: the dev OpenID Provider (dev-sso.ts), behind the `oidc-human`
+ * trust `dev-op`; the people may then sign in through either dev trust (both say
+ * `shared_namespace`, each user names both).
  */
-export function devConfig(dataDir: string, port: number, postgres?: DevPostgres, gateways?: Record<string, unknown>[], mcpTarget?: Record<string, unknown>): LoadedConfig {
+export function devConfig(dataDir: string, port: number, postgres?: DevPostgres, gateways?: Record<string, unknown>[], mcpTarget?: Record<string, unknown>, sso?: { issuer: string }): LoadedConfig {
   const { publicJwk } = devIssuerKey(dataDir);
   const issuers = devIssuers(port);
+  const people = sso ? { trusts: ['dev-sso', DEV_SSO_TRUST] } : {};
   const config = {
     listen: { host: '127.0.0.1', port },
     data_dir: dataDir,
@@ -96,19 +101,34 @@ export function devConfig(dataDir: string, port: number, postgres?: DevPostgres,
         attributes: ['email'],
         boundary: 'platform',
         environment: 'prod',
+        ...(sso && { shared_namespace: true }),
       },
+      ...(sso
+        ? [{
+          name: DEV_SSO_TRUST,
+          kind: 'oidc-human',
+          issuer: sso.issuer,
+          client_id: DEV_SSO_CLIENT_ID,
+          redirect_uris: devSsoRedirectUris(port),
+          scopes: ['openid', 'email'],
+          algorithms: ['EdDSA'],
+          boundary: 'platform',
+          environment: 'prod',
+          shared_namespace: true,
+        }]
+        : []),
     ],
     identities: [
       { id: 'workload:github/acme/api', kind: 'workload', owner: 'team:payments', purpose: 'serves the payments api', boundary: 'application', environment: 'prod', parents: ['Team::"payments"'] },
       { id: 'workload:github/acme/reports', kind: 'workload', owner: 'team:data', purpose: 'nightly reports', boundary: 'platform', environment: 'prod' },
       { id: 'agent:support-bot', kind: 'agent', owner: 'team:support', purpose: 'answers order-status tickets', boundary: 'ai-platform', environment: 'prod', sponsor: 'user:dana@example.com' },
-      { id: 'user:admin@example.com', kind: 'user', owner: 'user:admin@example.com', purpose: 'dev administrator', boundary: 'platform', environment: 'prod', parents: ['Role::"portcullis-admin"', 'Team::"sre"'] },
+      { id: 'user:admin@example.com', kind: 'user', owner: 'user:admin@example.com', purpose: 'dev administrator', boundary: 'platform', environment: 'prod', parents: ['Role::"portcullis-admin"', 'Team::"sre"'], ...people },
       // People for the privileged-access walkthrough: alice asks, bob and carol review.
-      { id: 'user:alice@example.com', kind: 'user', owner: 'user:alice@example.com', purpose: 'payments developer, on call', boundary: 'application', environment: 'prod', parents: ['Team::"payments"', 'Team::"oncall"'] },
-      { id: 'user:bob@example.com', kind: 'user', owner: 'user:bob@example.com', purpose: 'database reviewer', boundary: 'application', environment: 'prod', parents: ['Team::"dba"'] },
-      { id: 'user:carol@example.com', kind: 'user', owner: 'user:carol@example.com', purpose: 'database reviewer', boundary: 'application', environment: 'prod', parents: ['Team::"dba"'] },
+      { id: 'user:alice@example.com', kind: 'user', owner: 'user:alice@example.com', purpose: 'payments developer, on call', boundary: 'application', environment: 'prod', parents: ['Team::"payments"', 'Team::"oncall"'], ...people },
+      { id: 'user:bob@example.com', kind: 'user', owner: 'user:bob@example.com', purpose: 'database reviewer', boundary: 'application', environment: 'prod', parents: ['Team::"dba"'], ...people },
+      { id: 'user:carol@example.com', kind: 'user', owner: 'user:carol@example.com', purpose: 'database reviewer', boundary: 'application', environment: 'prod', parents: ['Team::"dba"'], ...people },
       // The AI-agents walkthrough: support-bot acts for alice; dana answers for it (its sponsor).
-      { id: 'user:dana@example.com', kind: 'user', owner: 'user:dana@example.com', purpose: 'support lead, sponsor of agent:support-bot', boundary: 'application', environment: 'prod', parents: ['Team::"support"'] },
+      { id: 'user:dana@example.com', kind: 'user', owner: 'user:dana@example.com', purpose: 'support lead, sponsor of agent:support-bot', boundary: 'application', environment: 'prod', parents: ['Team::"support"'], ...people },
     ],
     resources: [
       { type: 'Database', id: 'orders', boundary: 'application', environment: 'prod' },
@@ -344,6 +364,16 @@ function reachableBy(path: string, who: { uid: number; gid: number }): boolean {
   }
 }
 
+
+/** The people of the dev config, for the dev OpenID Provider's sign-in page. */
+export function devSsoUsers(loaded: LoadedConfig): DevSsoUser[] {
+  return loaded.config.identities.filter((i) => i.kind === 'user').map((i) => ({ email: i.id.slice('user:'.length), purpose: i.purpose ?? '' }));
+}
+
+/** The dev issuer's private signing key (the dev OpenID Provider signs with it too). */
+export function devSigningJwk(dataDir: string): Record<string, unknown> {
+  return devIssuerKey(dataDir).privateJwk;
+}
 
 /** Whether `portcullis dev` has made its issuer key in this data directory (i.e. a dev server ran there). */
 export function devIssuerKeyExists(dataDir: string): boolean {

@@ -19,7 +19,10 @@ const ISSUER = 'https://idp.example.test';
 const REDIRECT = 'http://127.0.0.1:53682/callback';
 const key = makeKey('idp-1', 'ES256');
 
-/** A provider scripted per test: discovery, keys, device authorization; `token` answers the token endpoint. */
+/**
+ * A provider scripted per test: discovery, keys, device authorization; `token` answers the token
+ * endpoint (with the access_token every OAuth token answer has: openid-client refuses one without).
+ */
 function provider(clock: ManualClock) {
   const p = {
     tokenCalls: 0,
@@ -72,7 +75,7 @@ forEachStore('oidc-human on two replicas: a device login slowed down on one is s
     // The provider (misbehaving) gives the tokens to two polls at once: one login, on one replica.
     idp.token = (form) => {
       assert.equal(form.get('grant_type'), 'urn:ietf:params:oauth:grant-type:device_code');
-      return { id_token: idp.idToken('dana@example.com'), token_type: 'Bearer' };
+      return { id_token: idp.idToken('dana@example.com'), token_type: 'Bearer', access_token: 'at-unused' };
     };
     const polls = await Promise.allSettled([A.pollDeviceLogin(d.handle), B.pollDeviceLogin(d.handle)]);
     const won = polls.filter((p) => p.status === 'fulfilled');
@@ -105,7 +108,7 @@ forEachStore('oidc-human on two replicas: a code login completes on the other re
       assert.equal(form.get('redirect_uri'), REDIRECT, 'the redirect URI kept at the start');
       // PKCE: the verifier B sends is the one whose challenge A put in the URL.
       assert.equal(createHash('sha256').update(form.get('code_verifier')!).digest('base64url'), q.get('code_challenge'));
-      return { id_token: idp.idToken('erin@example.com', q.get('nonce')!), token_type: 'Bearer' };
+      return { id_token: idp.idToken('erin@example.com', q.get('nonce')!), token_type: 'Bearer', access_token: 'at-unused' };
     };
     const login = await B.completeLogin({ state: started.state, code: 'the-code', iss: ISSUER });
     assert.equal(login.proof.identityId, 'user:erin@example.com');

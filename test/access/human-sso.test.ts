@@ -164,6 +164,29 @@ describe('human sign-in with a real OpenID provider', () => {
     await assert.rejects(trust.completeLogin({ state: s2.state, code: 'x', iss: 'https://other.example' }), (e: AuthenticationFailed) => e.reason === 'unknown_issuer');
   });
 
+  test("the code exchange checks the ID token's nonce against the login's own (an ID token from another login is refused)", async () => {
+    // The provider's token answer with its ID token replaced by one the provider's key signed with
+    // the same claims, or with another login's nonce (what an injected code would bring).
+    const swapping = (nonce: (real: string) => string): typeof fetch => async (input, init) => {
+      const res = await loopbackFetch(input as string, init);
+      const url = String(input instanceof Request ? input.url : input);
+      if (!url.endsWith('/token') || !res.ok) return res;
+      const body = (await res.json()) as Record<string, unknown>;
+      const claims = JSON.parse(Buffer.from(String(body.id_token).split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
+      return Response.json({ ...body, id_token: await idp.sign({ ...claims, nonce: nonce(String(claims.nonce)) }) });
+    };
+    const signIn = async (t: HumanOidcTrust) => {
+      const started = await t.startLogin({ redirectUri: REDIRECT });
+      const back = await new Browser().authorize(started.url, REDIRECT, { email: 'bob@example.com', password: 'bob-pw' });
+      return t.completeLogin({ state: back.get('state')!, code: back.get('code')!, ...(back.get('iss') && { iss: back.get('iss')! }) });
+    };
+    const cfg = cfgOf({ scopes: ['openid', 'email', 'groups'] });
+    // The re-signed token with the real nonce is accepted (the swap itself is sound)…
+    assert.equal((await signIn(human(cfg, { fetch: swapping((n) => n) }))).proof.identityId, 'user:bob@example.com');
+    // …with another login's nonce it is not.
+    assert.equal(await reasonOf(signIn(human(cfg, { fetch: swapping(() => 'nonce-of-another-login') }))), 'nonce_mismatch');
+  });
+
   test('device flow (RFC 8628) for headless use, with step-up', async () => {
     const d = await trust.startDeviceLogin({ stepUp: { mfa: true, max_age: 300 } });
     assert.match(d.user_code, /^[A-Z]{4}-[A-Z]{4}$/);

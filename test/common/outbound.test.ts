@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:net';
 import { HumanOidcTrust } from '../../src/identity/trusts/oidc-human/oidc-human.ts';
 import { validateHumanOidcTrust } from '../../src/identity/trusts/oidc-human/config.ts';
+import { Unavailable } from '../../src/common/errors.ts';
 import { forbiddenReason, LOOPBACK, OutboundRefused, outboundFetch, parseCidr } from '../../src/common/outbound.ts';
 import type { Resolver } from '../../src/common/outbound.ts';
 import { WebhookDispatcher } from '../../src/access/webhooks.ts';
@@ -239,6 +240,39 @@ describe('outbound destinations', () => {
       const token = `${b64({ alg: 'RS256', kid: 'k1', typ: 'JWT' })}.${b64({ iss: issuer, aud: 'c', sub: 'x', iat: now, exp: now + 60 })}.${'A'.repeat(43)}`;
       await assert.rejects(trust.verifyIdToken(token));
       assert.equal(jwksHits, 0, 'the JWKS request reached a refused destination');
+    } finally {
+      server.off('request', count);
+      await new Promise<void>((r) => idp.close(() => r()));
+    }
+  });
+
+  test('OIDC sign-in: the code exchange and the device authorization go through openid-client over the same outbound policy', async () => {
+    let selfHits = 0;
+    const idp = createServer((req, res) => {
+      const base = `http://127.0.0.1:${(idp.address() as { port: number }).port}`;
+      if (req.url === '/.well-known/openid-configuration') {
+        // The protocol endpoints are Portcullis' own listener under another name.
+        const self = `http://localhost:${port}`;
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
+          issuer: base, authorization_endpoint: `${base}/auth`, token_endpoint: `${self}/token`, jwks_uri: `${base}/jwks`,
+          device_authorization_endpoint: `${self}/device`, code_challenge_methods_supported: ['S256'],
+        }));
+        return;
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => idp.listen(0, '127.0.0.1', r));
+    const count = (req: { url?: string }) => { if (req.url === '/token' || req.url === '/device') selfHits++; };
+    server.on('request', count);
+    try {
+      const issuer = `http://127.0.0.1:${(idp.address() as { port: number }).port}`;
+      const cfg = validateHumanOidcTrust({ name: 'sso', kind: 'oidc-human', issuer, client_id: 'c', redirect_uris: ['http://127.0.0.1/cb'] }, {});
+      const trust = new HumanOidcTrust(cfg, { fetch: outboundFetch({ allowPrivate: LOOPBACK, self: [{ host: '0.0.0.0', port }] }) });
+      const started = await trust.startLogin({ redirectUri: 'http://127.0.0.1:5/cb' });
+      assert.ok(started.url.startsWith(`${issuer}/auth?`));
+      await assert.rejects(trust.completeLogin({ state: started.state, code: 'c0de' }), (e: Error) => e instanceof Unavailable && /unreachable/.test(e.message));
+      await assert.rejects(trust.startDeviceLogin(), /device authorization failed/);
+      assert.equal(selfHits, 0, 'a protocol request reached a refused destination');
     } finally {
       server.off('request', count);
       await new Promise<void>((r) => idp.close(() => r()));

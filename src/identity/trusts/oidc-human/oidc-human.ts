@@ -1,14 +1,8 @@
-// Human sign-in through the organisation's OpenID provider (`oidc-human` trust): authorization
-// code flow with PKCE (S256) and the device authorization grant (RFC 8628) for headless use.
-// The broker keeps the per-login secrets (nonce, PKCE verifier, device code) in the store, sealed
-// (identity/login-state.ts), so any replica completes a login, once; it hands the caller only the
-// URL / user code and an opaque handle. The ID token is verified with jose against the provider's
-// discovered JWKS: iss, aud, exp, nonce, algorithm allowlist, and auth_time when a max_age was
-// asked (step-up). Users become `user:<email|sub>` with groups from
-// a configured claim as Cedar parents `Team::"<group>"`.
+// Human sign-in through the organisation's OpenID provider (`oidc-human`): code + PKCE and the device
+// flow on openid-client over the outbound-guarded fetch, then every trust's ID token checks (docs/identity.md).
+import * as oidc from 'openid-client';
 import { outboundFetch } from '../../../common/outbound.ts';
 import type { OutboundFetch } from '../../../common/outbound.ts';
-import { createHash, randomBytes } from 'node:crypto';
 import { createRemoteJWKSet, customFetch, errors as joseErrors } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import type { Clock } from '../../../common/clock.ts';
@@ -24,16 +18,8 @@ import { AUTH_TIME_UNKNOWN, authTime, federationTyp, trustTokenChecks } from '..
 import { memoryLoginStates } from '../../login-state.ts';
 import type { LoginStates } from '../../login-state.ts';
 
-export interface ProviderMetadata {
-  issuer: string;
-  authorization_endpoint: string;
-  token_endpoint: string;
-  jwks_uri: string;
-  device_authorization_endpoint?: string;
-  code_challenge_methods_supported?: string[];
-  id_token_signing_alg_values_supported?: string[];
-  claims_parameter_supported?: boolean;
-}
+/** The provider's discovered metadata (openid-client's view of it). */
+export type ProviderMetadata = oidc.ServerMetadata;
 
 /** Asked for explicitly where the provider takes a `claims` parameter: some only send them on request. */
 const AUTHN_CLAIMS = JSON.stringify({ id_token: { amr: null, acr: null, auth_time: { essential: true } } });
@@ -112,9 +98,18 @@ export interface HumanOidcTrustOptions {
 const MAX_GROUPS = 200;
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
-const b64url = (b: Buffer): string => b.toString('base64url');
-const random = (): string => b64url(randomBytes(32));
+/** openid-client's error codes for an answer that came but is wrong (not an unreachable provider). */
+const ANSWER_ERRORS = new Set(['OAUTH_JWT_CLAIM_COMPARISON_FAILED', 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED', 'OAUTH_INVALID_RESPONSE', 'OAUTH_PARSE_ERROR', 'OAUTH_RESPONSE_IS_NOT_JSON', 'OAUTH_RESPONSE_IS_NOT_CONFORM', 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED', 'OAUTH_UNSUPPORTED_OPERATION']);
 
+/**
+ * One `oidc-human` trust. The broker keeps the per-login secrets (nonce, PKCE verifier, device
+ * code) in the store, sealed (identity/login-state.ts), so any replica completes a login, once; the
+ * caller gets only the URL / user code and an opaque handle. openid-client checks the token
+ * response (iss, aud, azp, exp, nonce, auth_time against max_age); verifyIdToken then applies what
+ * every trust applies (identity/jwt.ts: signature against the discovered JWKS, algorithms, typ,
+ * lifetime, replay) and the human rules (step-up, MFA, e-mail). Users become `user:<email|sub>`,
+ * groups from a configured claim their Cedar parents `Team::"<group>"`.
+ */
 export class HumanOidcTrust {
   readonly name: string;
   readonly kind = 'oidc-human' as const;
@@ -124,6 +119,8 @@ export class HumanOidcTrust {
   readonly #ttl: number;
   readonly #pending: LoginStates;
   readonly #checks: Pick<JwtPolicy, 'maxLifetimeSeconds' | 'replay'>;
+  /** http is accepted only for a loopback issuer (config.ts); openid-client is told so. */
+  readonly #insecure: boolean;
   #meta: { value: ProviderMetadata; jwks: JWTVerifyGetKey; at: number } | undefined;
 
   constructor(config: HumanOidcTrustConfig, options: HumanOidcTrustOptions = {}) {
@@ -134,7 +131,11 @@ export class HumanOidcTrust {
     this.#ttl = options.metadataTtlMs ?? 3_600_000;
     this.#checks = trustTokenChecks(config.name, config, options.replay);
     this.#pending = options.loginStates ?? memoryLoginStates();
+    this.#insecure = new URL(config.issuer).protocol === 'http:';
   }
+
+  /** Every request openid-client makes goes through the trust's guarded fetch; redirects are refused. */
+  readonly #guardedFetch: oidc.CustomFetch = (url, options) => this.#fetch(url, { ...options, redirect: 'error' } as RequestInit);
 
   /** Provider metadata from `.well-known/openid-configuration` (cached). */
   async discover(): Promise<ProviderMetadata> {
@@ -144,28 +145,49 @@ export class HumanOidcTrust {
   async #metadata(): Promise<{ value: ProviderMetadata; jwks: JWTVerifyGetKey }> {
     const now = this.#clock.now();
     if (this.#meta && now - this.#meta.at < this.#ttl) return this.#meta;
-    const url = `${this.config.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
-    let doc: Record<string, unknown>;
+    let value: ProviderMetadata;
     try {
-      const res = await this.#fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(5000), redirect: 'error' });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      doc = (await res.json()) as Record<string, unknown>;
+      const found = await oidc.discovery(new URL(this.config.issuer), this.config.client_id, undefined, undefined, {
+        [oidc.customFetch]: this.#guardedFetch,
+        timeout: 5,
+        ...(this.#insecure && { execute: [oidc.allowInsecureRequests] }),
+      });
+      value = found.serverMetadata();
     } catch (err) {
-      throw new Unavailable(`trust ${this.name}: OpenID provider discovery failed (${(err as Error).message})`);
+      throw new Unavailable(`trust ${this.name}: OpenID provider discovery failed (${errorText(err)})`);
     }
-    // The discovered issuer must be exactly the configured one (OIDC Discovery §4.3).
-    if (doc.issuer !== this.config.issuer) throw new Unavailable(`trust ${this.name}: discovery returned a different issuer`);
+    // The discovered issuer must be exactly the configured one, as written (OIDC Discovery §4.3):
+    // ID tokens are compared with it.
+    if (value.issuer !== this.config.issuer) throw new Unavailable(`trust ${this.name}: discovery returned a different issuer`);
     for (const k of ['authorization_endpoint', 'token_endpoint', 'jwks_uri'] as const) {
-      if (typeof doc[k] !== 'string' || !endpointOk(doc[k] as string)) throw new Unavailable(`trust ${this.name}: discovery has no usable ${k}`);
+      const v = value[k];
+      if (typeof v !== 'string' || !endpointOk(v)) throw new Unavailable(`trust ${this.name}: discovery has no usable ${k}`);
     }
-    const methods = doc.code_challenge_methods_supported;
+    const methods = value.code_challenge_methods_supported;
     if (Array.isArray(methods) && !methods.includes('S256')) throw new Unavailable(`trust ${this.name}: the provider does not support PKCE S256`);
-    const value = doc as unknown as ProviderMetadata;
     // jose fetches the keys itself (global fetch) unless told otherwise: the discovered jwks_uri
     // is an outbound destination like any other and goes through the same guarded fetch.
-    const jwks = createRemoteJWKSet(new URL(value.jwks_uri), { [customFetch]: (url, options) => this.#fetch(url, { ...options, redirect: 'error' }), timeoutDuration: 5000 });
+    const jwks = createRemoteJWKSet(new URL(value.jwks_uri!), { [customFetch]: (url, options) => this.#fetch(url, { ...options, redirect: 'error' }), timeoutDuration: 5000 });
     this.#meta = { value, jwks, at: now };
     return this.#meta;
+  }
+
+  /**
+   * openid-client's view of this trust's client for one call: the discovered metadata, client
+   * authentication (client_secret_basic, or none for a public client: PKCE only), the guarded
+   * fetch, and the broker's clock and leeway for its claim checks.
+   */
+  #client(meta: ProviderMetadata): oidc.Configuration {
+    const auth = this.config.client_secret !== undefined ? oidc.ClientSecretBasic(this.config.client_secret) : oidc.None();
+    const skew = nowSeconds(this.#clock) - Math.floor(Date.now() / 1000);
+    // A provider that does not list its ID token algorithms (the field is required by OIDC
+    // Discovery) is held to the trust's own list, which verifyIdToken enforces in any case.
+    const server = { ...meta, id_token_signing_alg_values_supported: meta.id_token_signing_alg_values_supported ?? this.config.algorithms };
+    const c = new oidc.Configuration(server, this.config.client_id, { [oidc.clockSkew]: skew, [oidc.clockTolerance]: this.config.leeway_seconds }, auth);
+    c[oidc.customFetch] = this.#guardedFetch;
+    c.timeout = 10;
+    if (this.#insecure) oidc.allowInsecureRequests(c);
+    return c;
   }
 
   /** The redirect URI of a login obeys the rules of configured ones, then matches one exactly (any port on loopback). */
@@ -201,34 +223,32 @@ export class HumanOidcTrust {
   async startLogin(opts: StartLoginOptions): Promise<StartedLogin> {
     this.#checkRedirect(opts.redirectUri);
     const meta = (await this.#metadata()).value;
-    const state = random();
-    const nonce = random();
-    const verifier = random();
-    const challenge = b64url(createHash('sha256').update(verifier).digest());
+    const state = oidc.randomState();
+    const nonce = oidc.randomNonce();
+    const verifier = oidc.randomPKCECodeVerifier();
     const stepUp = opts.stepUp ?? {};
-    const u = new URL(meta.authorization_endpoint);
-    const q = u.searchParams;
-    q.set('response_type', 'code');
-    q.set('client_id', this.config.client_id);
-    q.set('redirect_uri', opts.redirectUri);
-    q.set('scope', this.config.scopes.join(' '));
-    q.set('state', state);
-    q.set('nonce', nonce);
-    q.set('code_challenge', challenge);
-    q.set('code_challenge_method', 'S256');
+    const q: Record<string, string> = {
+      redirect_uri: opts.redirectUri,
+      scope: this.config.scopes.join(' '),
+      state,
+      nonce,
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+    };
     const stepping = stepUp.mfa === true || stepUp.max_age !== undefined;
     const prompt = stepping ? 'login' : opts.prompt;
-    if (prompt) q.set('prompt', prompt);
+    if (prompt) q.prompt = prompt;
     const maxAge = stepUp.max_age ?? this.config.max_age;
-    if (maxAge !== undefined) q.set('max_age', String(maxAge));
-    if (stepUp.mfa && this.config.step_up_acr) q.set('acr_values', this.config.step_up_acr);
-    if (opts.loginHint) q.set('login_hint', opts.loginHint);
-    if (meta.claims_parameter_supported === true) q.set('claims', AUTHN_CLAIMS);
+    if (maxAge !== undefined) q.max_age = String(maxAge);
+    if (stepUp.mfa && this.config.step_up_acr) q.acr_values = this.config.step_up_acr;
+    if (opts.loginHint) q.login_hint = opts.loginHint;
+    if (meta.claims_parameter_supported === true) q.claims = AUTHN_CLAIMS;
+    const url = oidc.buildAuthorizationUrl(this.#client(meta), q);
     const now = this.#clock.now();
     const expiresAt = now + this.config.login_ttl_ms;
     const pending: PendingCode = { verifier, nonce, redirectUri: opts.redirectUri, stepUp: { ...stepUp, ...(maxAge !== undefined && { max_age: maxAge }) } };
     await this.#pending.put(this.name, 'code', state, pending, expiresAt, now);
-    return { url: u.toString(), state, expires_at: new Date(expiresAt).toISOString() };
+    return { url: url.toString(), state, expires_at: new Date(expiresAt).toISOString() };
   }
 
   /** Exchanges the code from the redirect (single use of `state`) and verifies the ID token. */
@@ -236,12 +256,28 @@ export class HumanOidcTrust {
     // Taken (deleted) before anything else: a state completes one login, on whichever replica.
     const p = await this.#live<PendingCode>('code', params.state, true);
     if (params.error) throw new AuthenticationFailed('provider_error', `provider answered ${params.error.slice(0, 64)}`);
-    // RFC 9207: when the provider names itself, it must be our issuer (mix-up defence).
+    // RFC 9207: when the provider names itself, it must be our issuer (mix-up defence). A redirect
+    // without `iss` is taken as from this trust's provider: the state names one trust already.
     if (params.iss !== undefined && params.iss !== this.config.issuer) throw new AuthenticationFailed('unknown_issuer', 'authorization response from another issuer');
     if (!params.code) throw new AuthenticationFailed('malformed', 'no authorization code');
-    const tokens = await this.#token({ grant_type: 'authorization_code', code: params.code, redirect_uri: p.redirectUri, code_verifier: p.verifier });
-    if (tokens.error) throw new AuthenticationFailed('token_exchange_failed', `token endpoint answered ${String(tokens.error).slice(0, 64)}`);
-    return this.verifyIdToken(String(tokens.id_token ?? ''), { nonce: p.nonce, stepUp: p.stepUp });
+    const meta = (await this.#metadata()).value;
+    const back = new URL(p.redirectUri);
+    back.searchParams.set('code', params.code);
+    back.searchParams.set('state', params.state);
+    back.searchParams.set('iss', this.config.issuer);
+    let tokens: oidc.TokenEndpointResponse;
+    try {
+      // The redirect URI, the PKCE verifier and the nonce are the ones this login started with.
+      tokens = await oidc.authorizationCodeGrant(this.#client(meta), back, {
+        pkceCodeVerifier: p.verifier,
+        expectedState: params.state,
+        expectedNonce: p.nonce,
+        ...(p.stepUp.max_age !== undefined && { maxAge: p.stepUp.max_age }),
+      });
+    } catch (err) {
+      throw this.#failure(err);
+    }
+    return this.verifyIdToken(tokens.id_token ?? '', { stepUp: p.stepUp });
   }
 
   /** Starts a device authorization (RFC 8628) if the provider supports it. */
@@ -255,11 +291,13 @@ export class HumanOidcTrust {
     if (stepUp.mfa || opts.stepUp?.max_age !== undefined) body.prompt = 'login';
     if (stepUp.mfa && this.config.step_up_acr) body.acr_values = this.config.step_up_acr;
     if (meta.claims_parameter_supported === true) body.claims = AUTHN_CLAIMS;
-    const r = await this.#post(meta.device_authorization_endpoint, body);
-    if (typeof r.device_code !== 'string' || typeof r.user_code !== 'string' || typeof r.verification_uri !== 'string') {
-      throw new Unavailable(`trust ${this.name}: device authorization failed${r.error ? ` (${String(r.error).slice(0, 64)})` : ''}`);
+    let r: oidc.DeviceAuthorizationResponse;
+    try {
+      r = await oidc.initiateDeviceAuthorization(this.#client(meta), body);
+    } catch (err) {
+      throw new Unavailable(`trust ${this.name}: device authorization failed (${errorText(err)})`);
     }
-    const handle = random();
+    const handle = oidc.randomState();
     const interval = typeof r.interval === 'number' ? r.interval : 5;
     const now = this.#clock.now();
     const expiresIn = Number(r.expires_in ?? 600);
@@ -280,9 +318,24 @@ export class HumanOidcTrust {
   async pollDeviceLogin(handle: string): Promise<DevicePoll> {
     // Read, not consumed: polls go on (from any replica) until the provider answers for good.
     const p = await this.#live<PendingDevice>('device', handle, false);
-    const tokens = await this.#token({ grant_type: DEVICE_GRANT, device_code: p.deviceCode });
-    if (tokens.error === 'authorization_pending') return { status: 'pending', interval: p.interval };
-    if (tokens.error === 'slow_down') {
+    const meta = (await this.#metadata()).value;
+    // One request per poll (the broker answers `pending` in between), not openid-client's polling loop.
+    let tokens: oidc.TokenEndpointResponse | undefined;
+    let error: string | undefined;
+    let failure: AuthenticationFailed | undefined;
+    try {
+      tokens = await oidc.genericGrantRequest(this.#client(meta), DEVICE_GRANT, { device_code: p.deviceCode });
+    } catch (err) {
+      if (err instanceof oidc.ResponseBodyError) error = err.error;
+      else {
+        const f = this.#failure(err);
+        // An unreachable provider leaves the login to poll again; a wrong answer ends it below.
+        if (!(f instanceof AuthenticationFailed)) throw f;
+        failure = f;
+      }
+    }
+    if (error === 'authorization_pending') return { status: 'pending', interval: p.interval };
+    if (error === 'slow_down') {
       const slower: PendingDevice = { ...p, interval: p.interval + 5 };
       if (!(await this.#pending.update(this.name, 'device', handle, slower))) throw new AuthenticationFailed('invalid_state', 'unknown or already used login state');
       return { status: 'pending', interval: slower.interval };
@@ -290,40 +343,42 @@ export class HumanOidcTrust {
     // The provider answered for good: the login is consumed here, and only the replica that
     // takes it may go on with the tokens (one login per device code, whoever polled).
     if (!(await this.#pending.take(this.name, 'device', handle))) throw new AuthenticationFailed('invalid_state', 'unknown or already used login state');
-    if (tokens.error === 'access_denied') throw new AuthenticationFailed('provider_error', 'the user denied the device login');
-    if (tokens.error === 'expired_token') throw new AuthenticationFailed('login_expired', 'the device code expired');
-    if (tokens.error) throw new AuthenticationFailed('token_exchange_failed', `token endpoint answered ${String(tokens.error).slice(0, 64)}`);
-    return { status: 'complete', login: await this.verifyIdToken(String(tokens.id_token ?? ''), { stepUp: p.stepUp }) };
+    if (error === 'access_denied') throw new AuthenticationFailed('provider_error', 'the user denied the device login');
+    if (error === 'expired_token') throw new AuthenticationFailed('login_expired', 'the device code expired');
+    if (error !== undefined) throw new AuthenticationFailed('token_exchange_failed', `token endpoint answered ${error.slice(0, 64)}`);
+    if (failure) throw failure;
+    return { status: 'complete', login: await this.verifyIdToken(tokens?.id_token ?? '', { stepUp: p.stepUp }) };
   }
 
-  async #token(body: Record<string, string>): Promise<Record<string, unknown>> {
-    const meta = (await this.#metadata()).value;
-    return this.#post(meta.token_endpoint, body);
-  }
-
-  /** Form POST with client authentication (client_secret_basic, or client_id only for public clients). */
-  async #post(url: string, body: Record<string, string>): Promise<Record<string, unknown>> {
-    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
-    const form = new URLSearchParams(body);
-    if (this.config.client_secret !== undefined) {
-      const enc = (s: string) => encodeURIComponent(s).replace(/%20/g, '+');
-      headers.authorization = `Basic ${Buffer.from(`${enc(this.config.client_id)}:${enc(this.config.client_secret)}`).toString('base64')}`;
-    } else {
-      form.set('client_id', this.config.client_id);
+  /**
+   * An openid-client failure as Portcullis' error: an OAuth error answer → token_exchange_failed;
+   * an answer that fails its checks → the reason the same check has elsewhere (nonce_mismatch,
+   * wrong_audience, …); anything else (network, refused destination, timeout) → Unavailable.
+   */
+  #failure(err: unknown): AuthenticationFailed | Unavailable {
+    if (err instanceof oidc.ResponseBodyError) return new AuthenticationFailed('token_exchange_failed', `token endpoint answered ${String(err.error).slice(0, 64)}`);
+    if (err instanceof oidc.AuthorizationResponseError) return new AuthenticationFailed('provider_error', `provider answered ${String(err.error).slice(0, 64)}`);
+    const code = err instanceof oidc.ClientError ? err.code : undefined;
+    if (code === undefined || !ANSWER_ERRORS.has(code)) return new Unavailable(`trust ${this.name}: the OpenID provider is unreachable (${errorText(err)})`);
+    const claim = claimOf(err);
+    const detail = `the token response failed its checks: ${(err as Error).message.slice(0, 128)}${claim ? ` (${claim})` : ''}`;
+    if (code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED') {
+      const reason = claim === 'nonce' ? 'nonce_mismatch' : claim === 'iss' ? 'unknown_issuer' : claim === 'aud' || claim === 'azp' ? 'wrong_audience' : 'claim_mismatch';
+      return new AuthenticationFailed(reason, detail);
     }
-    let res: Response;
-    try {
-      res = await this.#fetch(url, { method: 'POST', headers, body: form.toString(), signal: AbortSignal.timeout(10_000), redirect: 'error' });
-    } catch (err) {
-      throw new Unavailable(`trust ${this.name}: the OpenID provider is unreachable (${(err as Error).name})`);
+    if (code === 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED') {
+      const reason = claim === 'auth_time' ? 'step_up_not_satisfied' : claim === 'exp' ? 'expired' : claim === 'nbf' ? 'not_yet_valid' : 'malformed';
+      return new AuthenticationFailed(reason, detail);
     }
-    const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-    if (!res.ok && typeof json.error !== 'string') json.error = `http_${res.status}`;
-    return json;
+    if (/claim missing/.test((err as Error).message) || /claim missing/.test(String((err as { cause?: Error }).cause?.message))) return new AuthenticationFailed('missing_claim', detail);
+    return new AuthenticationFailed('token_exchange_failed', detail);
   }
 
-  /** Verifies an ID token from this provider and maps it to a human login. */
-  async verifyIdToken(idToken: string, expect: { nonce?: string; stepUp?: StepUpAsk } = {}): Promise<HumanLogin> {
+  /**
+   * Verifies an ID token from this provider and maps it to a human login (the nonce of a code
+   * login was checked by openid-client with the token response).
+   */
+  async verifyIdToken(idToken: string, expect: { stepUp?: StepUpAsk } = {}): Promise<HumanLogin> {
     if (idToken === '') throw new AuthenticationFailed('missing_claim', 'the token response has no id_token');
     const { jwks } = await this.#metadata();
     const now = nowSeconds(this.#clock);
@@ -347,7 +402,6 @@ export class HumanOidcTrust {
     });
     // Multiple audiences need azp == our client (OIDC Core §3.1.3.7).
     if (Array.isArray(claims.aud) && claims.aud.length > 1 && claims.azp !== this.config.client_id) throw new AuthenticationFailed('wrong_audience', 'azp is not this client');
-    if (expect.nonce !== undefined && claims.nonce !== expect.nonce) throw new AuthenticationFailed('nonce_mismatch', 'nonce does not match the login');
     // Never derived from iat: without auth_time the auth age is unknown (too old for any @maxAuthAge).
     const authAt = authTime(claims, now, this.config.leeway_seconds);
     const known = authAt !== AUTH_TIME_UNKNOWN;
@@ -451,4 +505,20 @@ function endpointOk(s: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** What went wrong, for a message: never a body or a secret (openid-client's message, the cause's name). */
+function errorText(err: unknown): string {
+  if (!(err instanceof Error)) return 'error';
+  const cause = (err as { cause?: unknown }).cause;
+  const inner = cause instanceof Error && !(cause instanceof oidc.ClientError) ? `: ${cause.name === 'Error' ? cause.message.slice(0, 128) : cause.name}` : '';
+  return `${err.message.slice(0, 128)}${inner}`;
+}
+
+/** The claim an openid-client check names (`cause.claim`, possibly one level down). */
+function claimOf(err: unknown): string | undefined {
+  for (let e = err as { cause?: unknown; claim?: unknown } | undefined, i = 0; e && i < 3; e = e.cause as typeof e, i++) {
+    if (typeof e.claim === 'string') return e.claim;
+  }
+  return undefined;
 }
