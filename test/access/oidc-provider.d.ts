@@ -1,2 +1,0 @@
-// oidc-provider ships no type declarations; the test fixture uses it untyped.
-declare module 'oidc-provider';
