@@ -1,14 +1,14 @@
-// MCP budgets and taint across replicas (docs/agents.md "Budgets and taint"): two brokers over one
-// PostgreSQL store, each with its own MCP gateway in front of one MCP server; an agent's official
+// MCP budgets and taint across replicas (docs/agents.md "Budgets and taint"): two Portcullis
+// processes over one PostgreSQL store (the test's, and a `portcullis server` child), each with its
+// own MCP gateway in front of one MCP server; an agent's official
 // SDK clients spread one assignment's calls over both. One budget holds (also for calls made at
 // once on both), and an untrusted read on one replica taints a write on the other.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { parseConfig } from '../../src/config/load.ts';
-import { serve, type Running } from '../../src/cli/serve.ts';
 import { CLIENT_SECRET } from '../access/idp.ts';
 import { freePort } from '../credentials/helpers.ts';
 import { startHumanHarness, WEBHOOK_SECRET, type HumanHarness } from '../integration/human-harness.ts';
@@ -19,6 +19,7 @@ const ALICE = 'user:alice@example.com';
 const SAM = 'user:sam@example.com';
 const AGENT = 'agent:helper';
 const JWT = 'urn:ietf:params:oauth:token-type:jwt';
+const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 const CAP = 4;
 
 const POLICIES = `
@@ -37,7 +38,8 @@ const text = (r: unknown) => ((r as CallToolResult).content[0] as { text: string
 
 describe('MCP budgets and taint over two replicas', { timeout: 300_000 }, () => {
   let s: HumanHarness;
-  let b: Running | undefined;
+  let b: ChildProcess | undefined;
+  let stderrB = '';
   let up: DemoMcp;
   let resource = '';
   let urlB = '';
@@ -71,12 +73,23 @@ gateways:
         identities: `  - { id: ${AGENT}, kind: agent, owner: team:ai, purpose: tidies files for people, boundary: ai-platform, environment: prod }`,
       },
     });
-    // Replica B: the same configuration on the same store, its gateway on another port (same resource).
-    const yaml = readFileSync(join(s.dir, 'portcullis.yaml'), 'utf8').replace(gatewayA, `{ host: 127.0.0.1, port: ${portB} }`).replace('data_dir: ./data', 'data_dir: ./data-b');
-    const envB = { SSO_CLIENT_SECRET: CLIENT_SECRET, WEBHOOK_SECRET, ...env, PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') };
-    b = await serve(parseConfig(yaml, s.dir, { ...process.env, ...envB }), { clock: s.clock, quiet: true, env: envB });
+    const admin = await s.admin(); // before B starts (the bootstrap credential is A's to print)
+    // Replica B: another process with the same configuration on the same store, its gateway on
+    // another port (the same resource).
+    const cfgB = join(s.dir, 'portcullis-b.yaml');
+    writeFileSync(cfgB, readFileSync(join(s.dir, 'portcullis.yaml'), 'utf8').replace(gatewayA, `{ host: 127.0.0.1, port: ${portB} }`).replace('data_dir: ./data', 'data_dir: ./data-b'));
+    const mainB = await freePort();
+    b = spawn(process.execPath, [MAIN, 'server', '--config', cfgB, '--port', String(mainB)], {
+      env: { ...process.env, SSO_CLIENT_SECRET: CLIENT_SECRET, WEBHOOK_SECRET, ...env, PORTCULLIS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    b.stderr!.on('data', (d: Buffer) => (stderrB += d.toString()));
+    for (let ready = false; !ready; ) {
+      if (b.exitCode !== null) assert.fail(`replica B exited: ${stderrB}`);
+      ready = await fetch(`http://127.0.0.1:${mainB}/readyz`).then((r) => r.status === 200, () => false);
+      if (!ready) await new Promise((r) => setTimeout(r, 100));
+    }
 
-    const admin = await s.admin();
     const alice = (await s.login('alice@example.com')).token;
     await s.login('sam@example.com');
     const k = await s.post('/v1/apikeys', { identity: AGENT, ttl: '1h' }, admin);
@@ -95,9 +108,14 @@ gateways:
     const t = (await r.json()) as { access_token: string };
     assert.equal(r.status, 200, JSON.stringify(t));
     token = t.access_token;
-  });
+    s.sync(); // the test's replica runs on a manual clock: now, like B's
+  }, { timeout: 240_000 });
   after(async () => {
-    await b?.stop();
+    if (b && b.exitCode === null && b.signalCode === null) {
+      const exited = new Promise((r) => b!.once('exit', r));
+      b.kill('SIGTERM');
+      await exited;
+    }
     await s?.close();
     await up?.close();
   });
