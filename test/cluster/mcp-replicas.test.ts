@@ -53,10 +53,7 @@ describe('MCP budgets and taint over two replicas', { timeout: 300_000 }, () => 
     const env = { PCX_STORE_URL: await freshStoreUrl() };
     const gatewayA = `{ host: 127.0.0.1, port: ${portA} }`;
     s = await startHumanHarness({
-      accounts: [
-        { sub: 'u-alice', email: 'alice@example.com', password: 'alice-pw', otp: '111111', groups: ['engineering'] },
-        { sub: 'u-sam', email: 'sam@example.com', password: 'sam-pw', otp: '222222', groups: ['ai'] },
-      ],
+      accounts: [{ sub: 'u-alice', email: 'alice@example.com', password: 'alice-pw', otp: '111111', groups: ['engineering'] }],
       access: '  rules: []',
       policies: POLICIES,
       extraEnv: env,
@@ -70,7 +67,8 @@ gateways:
       harness: {
         store: 'postgres',
         resources: '  - { type: Api, id: tools-mcp, boundary: application, environment: prod }',
-        identities: `  - { id: ${AGENT}, kind: agent, owner: team:ai, purpose: tidies files for people, boundary: ai-platform, environment: prod }`,
+        identities: `  - { id: ${SAM}, kind: user, owner: team:ai, boundary: ai-platform, environment: prod }
+  - { id: ${AGENT}, kind: agent, owner: team:ai, purpose: tidies files for people, boundary: ai-platform, environment: prod }`,
       },
     });
     const admin = await s.admin(); // before B starts (the bootstrap credential is A's to print)
@@ -91,7 +89,6 @@ gateways:
     }
 
     const alice = (await s.login('alice@example.com')).token;
-    await s.login('sam@example.com');
     const k = await s.post('/v1/apikeys', { identity: AGENT, ttl: '1h' }, admin);
     assert.equal(k.status, 201, JSON.stringify(k.body));
     const l = await s.post('/v1/auth/token', { api_key: k.body.key ?? k.body.api_key ?? k.body.secret });
