@@ -6,8 +6,8 @@ import type { Clock } from '../common/clock.ts';
 import { Conflict, InvalidInput, NotFound } from '../common/errors.ts';
 import type { UnitOfWork } from '../store/ports.ts';
 import type { AgentStore, AssignmentFilter } from './ports.ts';
-import type { AgentProfile, Assignment, AssignmentReader } from './types.ts';
-import { ASSIGNMENT_ID_RE } from './types.ts';
+import type { AgentProfile, Assignment, AssignmentCalls, AssignmentReader, CallHistory, CallReservation, CallToCount } from './types.ts';
+import { ASSIGNMENT_ID_RE, CALL_WINDOW_MS } from './types.ts';
 
 /** Longest an assignment may run, and its default. */
 export const MAX_ASSIGNMENT_TTL_MS = 24 * 3_600_000;
@@ -50,7 +50,7 @@ export interface AgentServiceOptions {
   clock: Clock;
 }
 
-export class AgentService implements AssignmentReader {
+export class AgentService implements AssignmentReader, AssignmentCalls {
   readonly #s: AgentServiceOptions['store'];
   readonly #clock: Clock;
 
@@ -181,6 +181,26 @@ export class AgentService implements AssignmentReader {
     };
     await walk(id);
     return ids;
+  }
+
+  // ── Calls counted per assignment (MCP gateway budgets and taint, shared by replicas) ────────
+
+  /** Reads the history and counts the call in one atomic step (unless `cap` is reached: then no `id`). */
+  reserveCall(c: CallToCount): Promise<CallReservation> {
+    const at = this.#clock.now();
+    return this.#s.agents.calls.reserve({ id: `call_${randomBytes(12).toString('base64url')}`, assignmentId: c.assignmentId, tool: c.tool, labels: c.labels, at, expiresAt: c.expiresAt }, at - CALL_WINDOW_MS, c.cap);
+  }
+
+  releaseCall(id: string): Promise<void> {
+    return this.#s.agents.calls.release(id);
+  }
+
+  callHistory(assignmentId: string): Promise<CallHistory> {
+    return this.#s.agents.calls.history(assignmentId, this.#clock.now() - CALL_WINDOW_MS);
+  }
+
+  pruneCalls(): Promise<number> {
+    return this.#s.agents.calls.prune(this.#clock.now());
   }
 
   #asOfNow(a: Assignment): Assignment {

@@ -53,3 +53,50 @@ export interface AgentProfile {
 export interface AssignmentReader {
   get(id: string): Promise<Assignment | undefined>;
 }
+
+/** The window of `callsLastMinute` and of `calls_per_tool_per_minute`. */
+export const CALL_WINDOW_MS = 60_000;
+
+/**
+ * An assignment's call history as policy sees it (docs/agents.md "Budgets and taint"): the labels
+ * and tools of the calls counted so far, and per tool the calls in the last `CALL_WINDOW_MS`.
+ */
+export interface CallHistory {
+  labels: string[];
+  called: string[];
+  recent: Record<string, number>;
+}
+
+/** One call to count under an assignment (a `server/tool` and its configured labels). */
+export interface CallToCount {
+  assignmentId: string;
+  tool: string;
+  labels: readonly string[];
+  /** The assignment's end: its rows may be pruned after it. */
+  expiresAt: number;
+  /** Refuse (record nothing) when `tool` already has this many calls in the window; 0: no cap. */
+  cap: number;
+}
+
+/** The result of counting a call: `id` (to release it) unless the cap was reached; the history before it. */
+export interface CallReservation {
+  id?: string;
+  /** Labels and tools of the calls counted before this one. */
+  labels: string[];
+  called: string[];
+  /** Calls of this tool counted in the window before this one. */
+  recent: number;
+}
+
+/**
+ * The call history of assignments, shared by every replica through the store: what budgets and
+ * taint are decided on. `reserve` reads and counts in one atomic step (so two concurrent calls
+ * see each other in some order); a call that is then refused is released.
+ */
+export interface AssignmentCalls {
+  reserveCall(call: CallToCount): Promise<CallReservation>;
+  releaseCall(id: string): Promise<void>;
+  callHistory(assignmentId: string): Promise<CallHistory>;
+  /** Deletes the history of ended and expired assignments; the number of calls forgotten. */
+  pruneCalls(): Promise<number>;
+}

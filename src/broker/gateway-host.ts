@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { createLocalJWKSet, type JWK, type JWTVerifyGetKey } from 'jose';
-import { ASSIGNMENT_CLAIM, ASSIGNMENT_ID_RE, type Assignment, type AssignmentReader } from '../agents/types.ts';
+import { ASSIGNMENT_CLAIM, ASSIGNMENT_ID_RE, type Assignment, type AssignmentCalls, type AssignmentReader } from '../agents/types.ts';
 import { AuthenticationFailed, Forbidden, NotFound } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { Metrics } from '../common/metrics.ts';
@@ -54,7 +54,7 @@ export interface GatewayHostDeps {
   /** `iss` of access tokens, and the keys they are verified with (the MCP gateway's bearer proofs). */
   issuer: string;
   publicJwks(): { keys: unknown[] };
-  agents: AssignmentReader;
+  agents: AssignmentReader & AssignmentCalls;
 }
 
 /** Who the broker proved, kept beside the principal handed to the gateway (which cannot forge one). */
@@ -393,6 +393,11 @@ export class BrokerGatewayHost implements GatewayHost {
   /** An agent assignment (docs/agents.md), its status as of now (`expired` past its end). */
   assignment(id: string): Promise<Assignment | undefined> {
     return this.#d.agents.get(id);
+  }
+
+  /** Calls counted per assignment (docs/agents.md "Budgets and taint"): the agents domain, on the store. */
+  get calls(): AssignmentCalls {
+    return this.#d.agents;
   }
 
   resource(uid: EntityUid) {

@@ -1,7 +1,7 @@
 // What a gateway may ask of the broker (the one authorizing layer, which implements it in
 // src/broker/gateway-host.ts): prove who connects, decide, hold an upstream lease for the
 // session, record, and register the live session. Gateways never import the broker.
-import type { Assignment } from '../agents/types.ts';
+import type { Assignment, AssignmentCalls } from '../agents/types.ts';
 import type { AuditEventInput, AuditRecord } from '../audit/types.ts';
 import type { CedarValue, Entity, EntityUid } from '../policy/engine/types.ts';
 import type { ResourceFacts } from '../policy/entities.ts';
@@ -151,6 +151,8 @@ export interface GatewayHost {
   /** Withdraws a pending approval request (the hold timed out or the session ended). */
   cancelApproval(who: GatewayPrincipal, id: string, reason: string): Promise<void>;
   assignment(id: string): Promise<Assignment | undefined>;
+  /** Calls counted per assignment, shared by every replica through the store (MCP budgets and taint). */
+  readonly calls: AssignmentCalls;
 }
 
 /** One held call an approver is asked about. */

@@ -15,7 +15,7 @@ const STATE_TABLES = [
   'crypto_meta', 'crypto_keys', 'crypto_secrets', 'spiffe_ca', 'broker_bootstrap', 'policy_versions', 'credential_leases',
   'access_requests', 'access_reviews_cast', 'access_comments', 'access_grants', 'access_breakglass_reviews', 'access_webhook_deliveries',
   'gov_campaigns', 'gov_review_items', 'gov_flags',
-  'agent_profiles', 'agent_assignments',
+  'agent_profiles', 'agent_assignments', 'agent_calls', 'agent_call_tools',
 ];
 const AUDIT_TABLES = ['audit_events', 'audit_heads', 'audit_checkpoints'];
 

@@ -12,7 +12,7 @@ import { serve } from '../../src/cli/serve.ts';
 import { testRunning } from './broker-view.ts';
 import type { TestRunning } from './broker-view.ts';
 import type { Json } from '../json.ts';
-import { testStoreConfig } from '../store/stores.ts';
+import { testStoreConfig, type StoreKind } from '../store/stores.ts';
 
 export const ISSUER = 'https://ci.example.test';
 /** A second, independent issuer (its own key and JWKS server), for cross-trust tests. */
@@ -102,6 +102,8 @@ export interface HarnessOptions {
   dataDir?: string;
   /** Extra YAML list items under `resources:`. */
   resources?: string;
+  /** The store kind, whatever the run's (PCX_TEST_STORE): e.g. replicas that need PostgreSQL. */
+  store?: StoreKind;
 }
 
 export async function startHarness(extraYaml = '', extraEnv: Record<string, string> = {}, clockStart = Date.parse('2026-03-02T10:00:00Z'), opts: HarnessOptions = {}): Promise<Harness> {
@@ -131,7 +133,7 @@ export async function startHarness(extraYaml = '', extraEnv: Record<string, stri
   mkdirSync(join(dir, 'policies'), { recursive: true });
   writeFileSync(join(dir, 'policies', 'main.cedar'), POLICIES + (opts.policies ?? ''));
   // SQLite in ./data, or a fresh PostgreSQL database when the run is over PostgreSQL (PCX_TEST_STORE).
-  const store = await testStoreConfig();
+  const store = await testStoreConfig(opts.store);
   extraEnv = { ...store.env, ...extraEnv };
   const yaml = `
 listen: { host: "${opts.host ?? '127.0.0.1'}", port: ${opts.port ?? 0}${opts.listen ? `, ${opts.listen}` : ''} }

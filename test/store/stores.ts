@@ -51,8 +51,8 @@ export function testStore(dataDir?: string): Promise<Store> {
  * `audit:` section, with its leading comma) — empty for SQLite; a fresh PostgreSQL database and
  * this process's witness receiver otherwise.
  */
-export async function testStoreConfig(): Promise<{ yaml: string; env: Record<string, string>; witness: string }> {
-  if (TEST_STORE === 'sqlite') return { yaml: '', env: {}, witness: '' };
+export async function testStoreConfig(kind: StoreKind = TEST_STORE): Promise<{ yaml: string; env: Record<string, string>; witness: string }> {
+  if (kind === 'sqlite') return { yaml: '', env: {}, witness: '' };
   return { yaml: 'store: { kind: postgres, url_env: PCX_STORE_URL, pool: 10 }\n', env: { PCX_STORE_URL: await freshStoreUrl() }, witness: `, witness: { url: "${await witnessUrl()}" }` };
 }
 

@@ -9,7 +9,6 @@ import { AuthenticationFailed } from '../../common/errors.ts';
 import type { Gateway, GatewayDeps } from '../plugin.ts';
 import type { GatewayPrincipal } from '../host.ts';
 import type { McpGatewayConfig } from './config.ts';
-import { Ledgers } from './ledger.ts';
 import { McpSession, type McpGatewayContext } from './session.ts';
 
 const WELL_KNOWN = '/.well-known/oauth-protected-resource';
@@ -20,7 +19,6 @@ export class McpGateway implements Gateway {
   readonly #config: McpGatewayConfig;
   readonly #deps: GatewayDeps;
   readonly #sessions = new Map<string, McpSession>();
-  readonly #ledgers = new Ledgers();
   readonly #ctx: McpGatewayContext;
   #server: Server | undefined;
   #sweep: NodeJS.Timeout | undefined;
@@ -33,7 +31,6 @@ export class McpGateway implements Gateway {
       config,
       host: deps.host,
       log: deps.log,
-      ledger: (k) => this.#ledgers.get(k),
       redaction: { keys: new Set(config.redact_keys.map((k) => k.toLowerCase())), patterns: config.redact_patterns.map((p) => new RegExp(p, 'g')) },
       ended: (s) => {
         if (this.#sessions.get(s.id) === s) this.#sessions.delete(s.id);
@@ -61,7 +58,10 @@ export class McpGateway implements Gateway {
     await once(server, 'listening');
     server.on('error', (err) => this.#deps.log(`mcp gateway ${this.name}: ${err.message}`));
     this.#server = server;
-    this.#sweep = setInterval(() => this.#ledgers.sweep(Date.now()), 60_000);
+    // The calls counted under ended and expired assignments are forgotten (any replica may do it).
+    this.#sweep = setInterval(() => {
+      this.#deps.host.calls.pruneCalls().catch((err: unknown) => this.#deps.log(`mcp gateway ${this.name}: pruning call history failed: ${(err as Error).message}`));
+    }, 300_000);
     this.#sweep.unref();
     const a = server.address();
     return { host: this.#config.listen.host, port: typeof a === 'object' && a ? a.port : this.#config.listen.port };

@@ -27,15 +27,13 @@ import type { GatewayDecision, GatewayHost, GatewayPrincipal } from '../host.ts'
 import { SessionRecorder, newSessionId } from '../sessions.ts';
 import { argumentTags, redact, UnmappableArgument } from './args.ts';
 import type { McpGatewayConfig, McpUpstream } from './config.ts';
-import type { Ledger } from './ledger.ts';
+import { assignmentLedger, SessionLedger, type CallLedger } from './ledger.ts';
 
 /** What every session of one gateway shares. */
 export interface McpGatewayContext {
   config: McpGatewayConfig;
   host: GatewayHost;
   log: (msg: string) => void;
-  /** The call history of an assignment (or of a session without one): budgets and taint. */
-  ledger(key: string): Ledger;
   redaction: { keys: ReadonlySet<string>; patterns: readonly RegExp[] };
   /** Called once when the session has ended, whatever ended it. */
   ended(s: McpSession): void;
@@ -65,6 +63,13 @@ interface Verdict {
   recorded: Promise<void>[];
 }
 
+/** The history a decision sees: labels and tools counted before, and this tool's calls in the last minute. */
+interface Seen {
+  labels: string[];
+  called: string[];
+  recent: number;
+}
+
 export class McpSession {
   readonly id = newSessionId();
   readonly who: GatewayPrincipal;
@@ -80,6 +85,8 @@ export class McpSession {
   #ended = false;
   #unregister: (() => void) | undefined;
   readonly #aborts = new Set<AbortController>();
+  /** Budgets and taint without an assignment (with one, the store keeps them: #ledger). */
+  readonly #local = new SessionLedger();
 
   constructor(g: McpGatewayContext, who: GatewayPrincipal, tokenHash: string) {
     this.#g = g;
@@ -229,10 +236,11 @@ export class McpSession {
   async #visible(kind: Kind, items: { server: string; name: string }[], method: string): Promise<boolean[]> {
     const a = await this.#assignment();
     if (a === null) return items.map(() => false);
+    const h = await this.#ledger(a).history();
     const ds = await Promise.all(
       items.map(async (it) => {
         if (kind === 'tool' && a && !inAssignment(a, it.server, it.name)) return false;
-        const d = await this.#decide(kind, it.server, it.name, method, a, undefined, false);
+        const d = await this.#decide(kind, it.server, it.name, method, a, undefined, false, { labels: h.labels, called: h.called, recent: h.recent[`${it.server}/${it.name}`] ?? 0 });
         await d.recorded;
         return d.decision === 'allow' || d.approval !== undefined;
       }),
@@ -258,10 +266,9 @@ export class McpSession {
     return [{ uid, attrs: { ...(boundary !== undefined && { boundary }), ...(environment !== undefined && { environment }) }, parents: [] }];
   }
 
-  #decide(kind: Kind, server: string, name: string, method: string, a: Assignment | undefined, tags: Record<string, CedarValue> | undefined, approved: boolean): Promise<GatewayDecision> {
+  #decide(kind: Kind, server: string, name: string, method: string, a: Assignment | undefined, tags: Record<string, CedarValue> | undefined, approved: boolean, seen: Seen): Promise<GatewayDecision> {
     const { config, host } = this.#g;
     const key = `${server}/${name}`;
-    const ledger = this.#g.ledger(this.#ledgerKey());
     const callId = `${this.id}:${this.#recorder.count}`;
     const entities = this.#entity(kind, server, name);
     if (tags) entities.push({ uid: { type: 'McpCall', id: callId }, attrs: {}, parents: [], tags });
@@ -283,9 +290,9 @@ export class McpSession {
           agent,
           sourceBoundary: this.who.actorBoundary ?? this.who.boundary,
           labels: config.tools[key] ?? [],
-          history: [...ledger.labels],
-          called: [...ledger.called],
-          callsLastMinute: ledger.recent(key, Date.now()),
+          history: seen.labels,
+          called: seen.called,
+          callsLastMinute: seen.recent,
           approved,
         },
         ...(tags && { call: { __entity: { type: 'McpCall', id: callId } } }),
@@ -295,8 +302,9 @@ export class McpSession {
     });
   }
 
-  #ledgerKey(): string {
-    return this.who.assignmentId !== undefined ? `asg:${this.who.assignmentId}` : `session:${this.id}`;
+  /** An assignment's calls are counted in the store (every replica sees them); a session's own, here. */
+  #ledger(a: Assignment | undefined): CallLedger {
+    return a ? assignmentLedger(this.#g.host.calls, a) : this.#local;
   }
 
   /**
@@ -311,9 +319,33 @@ export class McpSession {
     const { arguments: lim, calls_per_tool_per_minute: cap } = this.#g.config;
     // Throws UnmappableArgument: the caller turns it into -32602, recorded.
     const tags = argumentTags(args, { maxDepth: lim.max_depth, maxTags: lim.max_values, maxString: lim.max_string });
-    const ledger = this.#g.ledger(this.#ledgerKey());
-    if (cap > 0 && ledger.recent(key, Date.now()) >= cap) return { allowed: false, decisions: [], outcome: 'refused', message: `budget exhausted: at most ${cap} calls of ${key} per minute under this assignment`, recorded: [] };
-    let d = await this.#decide(kind, server, name, method, a, tags, false);
+    const ledger = this.#ledger(a);
+    // A tool call is counted (budget, taint) before it is decided, in the same atomic step that
+    // reads the history it is decided on; it is uncounted if it is not allowed after all.
+    let seen: Seen;
+    let counted: string | undefined;
+    if (kind === 'tool') {
+      const r = await ledger.reserve(key, this.#g.config.tools[key] ?? [], cap);
+      if (r.id === undefined) return budgetExhausted(cap, key);
+      counted = r.id;
+      seen = r;
+    } else {
+      const h = await ledger.history();
+      seen = { labels: h.labels, called: h.called, recent: h.recent[key] ?? 0 };
+      if (cap > 0 && seen.recent >= cap) return budgetExhausted(cap, key);
+    }
+    let v: Verdict | undefined;
+    try {
+      v = await this.#decided(kind, server, name, method, a, tags, extra, seen);
+      return v;
+    } finally {
+      if (counted !== undefined && v?.allowed !== true) await ledger.release(counted, key);
+    }
+  }
+
+  async #decided(kind: Kind, server: string, name: string, method: string, a: Assignment | undefined, tags: Record<string, CedarValue> | undefined, extra: Extra, seen: Seen): Promise<Verdict> {
+    const key = `${server}/${name}`;
+    let d = await this.#decide(kind, server, name, method, a, tags, false, seen);
     const decisions = [pick(d)];
     // The authz record commits while the upstream works; the result waits for it (fail closed).
     // (A rejection before it is awaited is not unhandled: it is awaited with the result.)
@@ -328,7 +360,7 @@ export class McpSession {
     if (held.outcome !== 'approved') return { allowed: false, decisions, outcome: 'approval-denied', approval, message: `${approver} did not approve (access request ${held.request}: ${held.outcome}); the call was not made`, recorded: [] };
     if (d.decision === 'deny') {
       // A forbid that asked for approval: decided again, now with context.mcp.approved.
-      d = await this.#decide(kind, server, name, method, a, tags, true);
+      d = await this.#decide(kind, server, name, method, a, tags, true, seen);
       await d.recorded;
       decisions.push(pick(d));
       if (d.decision !== 'allow') return { allowed: false, decisions, outcome: 'denied', approval, recorded: [] };
@@ -402,7 +434,6 @@ export class McpSession {
       await Promise.all([this.#recorder.record('mcp.call', { ...base, ...verdictPayload(v) }, 'deny'), ...v.recorded]);
       return refusal(v, `mcp.call on Tool::"${f.server}/${f.tool.name}"`);
     }
-    this.#g.ledger(this.#ledgerKey()).add(`${f.server}/${f.tool.name}`, this.#g.config.tools[`${f.server}/${f.tool.name}`] ?? [], Date.now());
     const u = this.#ups.get(f.server)!;
     let result: CallToolResult;
     try {
@@ -533,4 +564,8 @@ function sleep(msec: number, signal: AbortSignal): Promise<void> {
       r();
     }, { once: true });
   });
+}
+
+function budgetExhausted(cap: number, key: string): Verdict {
+  return { allowed: false, decisions: [], outcome: 'refused', message: `budget exhausted: at most ${cap} calls of ${key} per minute under this assignment`, recorded: [] };
 }

@@ -73,3 +73,34 @@ export function assignmentWhere(f: { agentId?: string; delegatorId?: string; spo
   }
   return { where: conds.length ? `WHERE ${conds.join(' AND ')}` : '', params };
 }
+
+/**
+ * Version 2 of domain `agents`: the calls counted under each assignment (MCP gateway budgets and
+ * taint, shared by replicas). `agent_calls` one row per call (the window count); `agent_call_tools`
+ * one row per assignment and tool: its labels and how many of its calls are counted (`live`, so a
+ * released call takes its taint back), and the assignment's end for pruning.
+ */
+export const AGENT_CALLS_DDL = `
+  CREATE TABLE agent_calls (
+    id TEXT PRIMARY KEY, assignment_id TEXT NOT NULL, tool TEXT NOT NULL, at BIGINT NOT NULL);
+  CREATE INDEX agent_calls_window ON agent_calls (assignment_id, tool, at);
+  CREATE TABLE agent_call_tools (
+    assignment_id TEXT NOT NULL, tool TEXT NOT NULL, labels TEXT NOT NULL, live INTEGER NOT NULL,
+    expires_at BIGINT NOT NULL, PRIMARY KEY (assignment_id, tool));
+  CREATE INDEX agent_call_tools_expiry ON agent_call_tools (expires_at);`;
+
+/** Labels (union, sorted) and tools of `agent_call_tools` rows with live calls. */
+export function historyFromRows(rows: readonly Record<string, unknown>[]): { labels: string[]; called: string[] } {
+  const labels = new Set<string>();
+  const called: string[] = [];
+  for (const r of rows) {
+    called.push(String(r.tool));
+    for (const l of JSON.parse(String(r.labels)) as string[]) labels.add(l);
+  }
+  return { labels: [...labels].sort(), called: called.sort() };
+}
+
+/** Assignments whose calls may be forgotten: ended, or past their end (`$now` / `?` is the one parameter). */
+export const PRUNABLE_ASSIGNMENTS = (now: string) => `
+  SELECT assignment_id FROM agent_call_tools WHERE expires_at <= ${now}
+  UNION SELECT t.assignment_id FROM agent_call_tools t JOIN agent_assignments a ON a.id = t.assignment_id WHERE a.status = 'ended'`;

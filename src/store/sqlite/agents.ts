@@ -1,23 +1,28 @@
 // SQLite implementation of the agents domain's storage ports (src/agents/ports.ts): agent profiles
 // and assignments (domain `agents`).
-import type { AgentProfileRepository, AgentStore, AssignmentFilter, AssignmentRepository } from '../../agents/ports.ts';
-import type { AgentProfile, Assignment } from '../../agents/types.ts';
+import type { AgentProfileRepository, AgentStore, AssignmentCallRecord, AssignmentCallRepository, AssignmentFilter, AssignmentRepository } from '../../agents/ports.ts';
+import type { AgentProfile, Assignment, CallReservation } from '../../agents/types.ts';
 import type { Migration, SqliteDb } from './db.ts';
 import { migrate } from './db.ts';
 import { SqliteRepo } from './repo.ts';
-import { AGENTS_DDL, ASSIGNMENT_COLUMNS, PROFILE_COLUMNS, assignmentFromRow, assignmentValues, assignmentWhere, profileFromRow, profileValues } from '../rows/agents.ts';
+import { AGENT_CALLS_DDL, AGENTS_DDL, ASSIGNMENT_COLUMNS, PRUNABLE_ASSIGNMENTS, historyFromRows, PROFILE_COLUMNS, assignmentFromRow, assignmentValues, assignmentWhere, profileFromRow, profileValues } from '../rows/agents.ts';
 
-// Version 1: the tables (the same DDL as the PostgreSQL store's).
-const AGENTS_MIGRATIONS: readonly Migration[] = [{ version: 1, up: AGENTS_DDL }];
+// Version 1: the tables (the same DDL as the PostgreSQL store's); 2: the calls counted per assignment.
+const AGENTS_MIGRATIONS: readonly Migration[] = [
+  { version: 1, up: AGENTS_DDL },
+  { version: 2, up: AGENT_CALLS_DDL },
+];
 
 export class SqliteAgentStore implements AgentStore {
   readonly profiles: AgentProfileRepository;
   readonly assignments: AssignmentRepository;
+  readonly calls: AssignmentCallRepository;
 
   constructor(db: SqliteDb) {
     migrate(db.raw, 'agents', AGENTS_MIGRATIONS);
     this.profiles = new Profiles(db);
     this.assignments = new Assignments(db);
+    this.calls = new Calls(db);
   }
 }
 
@@ -63,6 +68,44 @@ class Assignments extends SqliteRepo implements AssignmentRepository {
     return this.atomic((s) => {
       const r = s(`UPDATE agent_assignments SET status = 'ended', ended_at = ?, ended_reason = ? WHERE id = ? AND status = 'active' RETURNING ${ASSIGNMENT_COLUMNS}`).get(at, reason, id);
       return r === undefined ? undefined : assignmentFromRow(r);
+    });
+  }
+}
+
+/** One process writes (BEGIN IMMEDIATE): reading and counting in one `atomic` is the whole of it. */
+class Calls extends SqliteRepo implements AssignmentCallRepository {
+  reserve(c: AssignmentCallRecord, since: number, cap: number): Promise<CallReservation> {
+    return this.atomic((s) => {
+      const recent = Number(s('SELECT count(*) AS n FROM agent_calls WHERE assignment_id = ? AND tool = ? AND at > ?').get(c.assignmentId, c.tool, since)!.n);
+      const history = historyFromRows(s('SELECT tool, labels FROM agent_call_tools WHERE assignment_id = ? AND live > 0').all(c.assignmentId));
+      if (cap > 0 && recent >= cap) return { ...history, recent };
+      s('INSERT INTO agent_calls (id, assignment_id, tool, at) VALUES (?, ?, ?, ?)').run(c.id, c.assignmentId, c.tool, c.at);
+      s(`INSERT INTO agent_call_tools (assignment_id, tool, labels, live, expires_at) VALUES (?, ?, ?, 1, ?)
+         ON CONFLICT (assignment_id, tool) DO UPDATE SET live = live + 1, labels = excluded.labels`).run(c.assignmentId, c.tool, JSON.stringify(c.labels), c.expiresAt);
+      return { id: c.id, ...history, recent };
+    });
+  }
+
+  async release(id: string): Promise<void> {
+    await this.atomic((s) => {
+      const r = s('DELETE FROM agent_calls WHERE id = ? RETURNING assignment_id, tool').get(id);
+      if (r) s('UPDATE agent_call_tools SET live = live - 1 WHERE assignment_id = ? AND tool = ?').run(r.assignment_id as string, r.tool as string);
+    });
+  }
+
+  history(assignmentId: string, since: number) {
+    return this.run((s) => {
+      const recent: Record<string, number> = {};
+      for (const r of s('SELECT tool, count(*) AS n FROM agent_calls WHERE assignment_id = ? AND at > ? GROUP BY tool').all(assignmentId, since)) recent[String(r.tool)] = Number(r.n);
+      return { ...historyFromRows(s('SELECT tool, labels FROM agent_call_tools WHERE assignment_id = ? AND live > 0').all(assignmentId)), recent };
+    });
+  }
+
+  prune(now: number): Promise<number> {
+    return this.atomic((s) => {
+      const gone = s(`DELETE FROM agent_calls WHERE assignment_id IN (${PRUNABLE_ASSIGNMENTS('?')})`).run(now).changes;
+      s(`DELETE FROM agent_call_tools WHERE assignment_id IN (${PRUNABLE_ASSIGNMENTS('?')})`).run(now);
+      return Number(gone);
     });
   }
 }
