@@ -933,6 +933,7 @@ export class PgSession {
   #close(): void {
     this.#phase = 'closed';
     clearTimeout(this.#authTimer);
+    this.#unannounce(); // a statement still upstream when the session closes records nothing more
     this.#g.live.delete(this);
     this.#socket.end();
     setTimeout(() => this.#socket.destroy(), 200).unref();
