@@ -79,8 +79,14 @@ export const CONFIG_FILE = section({
     port: integer(0, 65535).optional(),
     tls: section({ cert: text(), key: text(), client_ca: text().optional() }).optional(),
     trusted_proxies: TRUSTED_PROXIES.optional(),
+    proxy_protocol: flag().optional(),
     timeouts: LISTEN_TIMEOUTS,
-  }).optional(),
+  })
+    .refine((l) => l.proxy_protocol !== true || (l.trusted_proxies ?? []).length > 0, {
+      path: ['proxy_protocol'],
+      message: 'needs listen.trusted_proxies: the addresses of the load balancers that send the PROXY header (only they are read for one)',
+    })
+    .optional(),
   bridges: z.array(section({ from: text(NAME), to: text(NAME), actions: texts().optional(), reason: text({ max: 512 }) })).optional(),
   // Each entry is checked by its kind's plug-in (identity/trusts/registry.ts).
   trusts: z.array(z.looseObject({ kind: oneOf(TRUSTS.map((t) => t.kind) as [string, ...string[]]) })).optional(),
@@ -211,6 +217,7 @@ export function parseConfig(text: string, baseDir: string, env: NodeJS.ProcessEn
     host: f.listen?.host ?? '127.0.0.1',
     port: f.listen?.port ?? 7070,
     trusted_proxies: f.listen?.trusted_proxies ?? [],
+    proxy_protocol: f.listen?.proxy_protocol ?? false,
     timeouts: f.listen?.timeouts ?? LISTEN_TIMEOUTS.parse(undefined),
     ...(tls && {
       tls: {

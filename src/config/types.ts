@@ -63,6 +63,8 @@ export interface PortcullisConfig {
     tls?: { cert: string; key: string; client_ca?: string };
     /** Peers whose X-Forwarded-For is believed (CIDRs); from anyone else it is ignored. */
     trusted_proxies?: string[];
+    /** Connections from trusted_proxies start with a PROXY protocol header (v1 or v2) naming the client. */
+    proxy_protocol?: boolean;
     timeouts?: ListenTimeouts;
   };
   data_dir: string;

@@ -30,6 +30,7 @@ import { requestId, requestLog } from './request-log.ts';
 import type { Logger } from '../common/log.ts';
 import { documentSecurity, installZod, openapiTransform, schemaComponents, withComponents } from './openapi.ts';
 import { DEFAULT_TIMEOUTS } from '../config/server.ts';
+import { acceptProxyProtocol } from './proxy-protocol.ts';
 
 export interface ServerOptions {
   /** The operational log (default: none). */
@@ -63,6 +64,7 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   } as unknown as FastifyServerOptions);
 
+  if (listen.proxy_protocol) acceptProxyProtocol(app.server, { trusted, timeoutMs: t.headers_ms, ...(options.logger && { logger: options.logger }) });
   installZod(app);
   documentSecurity(app);
   app.decorateRequest('session', null);

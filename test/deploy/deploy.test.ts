@@ -97,8 +97,9 @@ test('compose: PostgreSQL 17, a migrate step, three replicas after it, HAProxy i
   const cfg = readFileSync(join(DEPLOY, 'haproxy.cfg'), 'utf8');
   for (const name of replicas) assert.match(cfg, new RegExp(`^\\s+server ${name} ${name}:7070\\b`, 'm'));
   assert.match(cfg, /http-check send meth GET uri \/readyz/);
-  assert.match(cfg, /^\s+option forwardfor\b/m);
-  assert.doesNotMatch(cfg, /^\s+[^#\n]*\bsend-proxy/m, 'PROXY protocol is not supported by Portcullis');
+  // Client addresses with the PROXY protocol, which the replicas expect from HAProxy only.
+  assert.match(cfg, /^\s+default-server [^#\n]*\bsend-proxy-v2\b/m);
+  assert.equal(obj(sample.listen, 'listen').proxy_protocol, true);
 });
 
 test('the sample deploy/portcullis.yaml loads with the config loader', () => {

@@ -47,7 +47,7 @@ portcullis.yaml: what the chart owns (listen, store, public_url, data_dir, metri
 */}}
 {{- define "portcullis.config" -}}
 {{- $base := dict
-  "listen" (dict "host" "0.0.0.0" "port" 7070 "trusted_proxies" .Values.trustedProxies)
+  "listen" (dict "host" "0.0.0.0" "port" 7070 "trusted_proxies" .Values.trustedProxies "proxy_protocol" .Values.proxyProtocol)
   "store" (dict "kind" "postgres" "url_env" "PORTCULLIS_STORE_URL" "pool" .Values.store.pool)
   "public_url" (required "publicUrl is required: the URL clients reach Portcullis at (see values.yaml)" .Values.publicUrl)
   "data_dir" "/var/lib/portcullis"
