@@ -10,7 +10,15 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
-const FLAGS = ['--test', '--test-concurrency=2', '--test-timeout=400000', '--test-global-setup=test/store/global-setup.ts'];
+const FLAGS = ['--test', '--test-timeout=400000', '--test-global-setup=test/store/global-setup.ts'];
+/**
+ * Test files at once. Most files wait on sockets, child processes and timers more than they
+ * compute, so three share two cores well over SQLite; over PostgreSQL the server takes a core's
+ * share itself, so two. PCX_TEST_CONCURRENCY overrides both.
+ */
+const CONCURRENCY = { sqlite: 3, postgres: 2 };
+/** Compiled modules kept across test processes (and runs): each file's process skips recompiling src/. */
+const COMPILE_CACHE = join(root, 'node_modules', '.cache', 'portcullis-compile');
 /** Calls that take the run's store (test/store/stores.ts). */
 const TAKES_STORE = /\btestStoreConfig\(|\btestStore\(/;
 const IMPORT = /^import (?!type )[^;]*?from '(\.[^']+\.ts)';/gm;
@@ -41,15 +49,18 @@ const all = files(join(root, 'test')).sort();
 const seen = new Map<string, boolean>();
 const pg = all.filter((f) => followsStore(f, seen));
 const wanted = process.argv[2];
-const passes: { name: string; files: string[]; env: NodeJS.ProcessEnv }[] = [
-  { name: 'sqlite', files: all, env: { ...process.env, PCX_TEST_STORE: 'sqlite' } },
-  { name: 'postgres', files: pg, env: { ...process.env, PCX_TEST_STORE: 'postgres' } },
-].filter((p) => wanted === undefined || p.name === wanted);
+type Pass = { name: 'sqlite' | 'postgres'; files: string[]; env: NodeJS.ProcessEnv };
+const both: Pass[] = [
+  { name: 'sqlite', files: all, env: { ...process.env, PCX_TEST_STORE: 'sqlite', NODE_COMPILE_CACHE: COMPILE_CACHE } },
+  { name: 'postgres', files: pg, env: { ...process.env, PCX_TEST_STORE: 'postgres', NODE_COMPILE_CACHE: COMPILE_CACHE } },
+];
+const passes = both.filter((p) => wanted === undefined || p.name === wanted);
 
 for (const p of passes) {
   process.stderr.write(`\n== ${p.name}: ${p.files.length} test files${p.name === 'postgres' ? ' (those that follow the run\'s store)' : ''}\n`);
   const started = Date.now();
-  const r = spawnSync(process.execPath, [...FLAGS, ...p.files], { cwd: root, env: p.env, stdio: 'inherit' });
+  const concurrency = process.env.PCX_TEST_CONCURRENCY ?? String(CONCURRENCY[p.name]);
+  const r = spawnSync(process.execPath, [...FLAGS, `--test-concurrency=${concurrency}`, ...p.files], { cwd: root, env: p.env, stdio: 'inherit' });
   process.stderr.write(`== ${p.name} pass: ${r.status === 0 ? 'ok' : 'FAILED'} in ${Math.round((Date.now() - started) / 1000)} s\n`);
   if (r.status !== 0) process.exit(r.status ?? 1);
 }

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDevMcp, type DevMcp } from '../../src/cli/dev-mcp.ts';
@@ -82,6 +82,37 @@ describe('portcullis mcp: inputs, results and refusals', () => {
     assert.equal(toolError.status, 1, toolError.stderr);
     assert.match(toolError.stderr, /^error: no order 9999$/m);
     noTrace(toolError);
+  });
+
+  it('agents token --out writes the bearer token readable by its owner only (0600), also over an existing 0644 file', async () => {
+    // Stands in for Portcullis' two token endpoints on loopback: this checks the CLI's file, the
+    // exchange itself runs for real in the README walkthrough.
+    const seen: string[] = [];
+    const portcullis = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      const body = req.url === '/v1/auth/token'
+        ? { session_token: A_JWT, expires_at: new Date(Date.now() + 600_000).toISOString(), identity: { id: 'service-account:support-bot', kind: 'service-account' } }
+        : { access_token: A_JWT, issued_token_type: 'urn:ietf:params:oauth:token-type:access_token', token_type: 'Bearer', expires_in: 300 };
+      req.resume().on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body)));
+    });
+    await new Promise<void>((r) => portcullis.listen(0, '127.0.0.1', r));
+    try {
+      const addr = `http://127.0.0.1:${(portcullis.address() as { port: number }).port}`;
+      const out = join(dir, 'agent.token');
+      writeFileSync(out, 'old\n', { mode: 0o644 });
+      const r = await new Promise<{ status: number; stderr: string }>((resolve) => {
+        execFile(process.execPath, [CLI, 'agents', 'token', 'asg_1', '--resource', 'http://127.0.0.1/mcp', '--actor-token-file', good, '--out', out],
+          { env: { ...env, PORTCULLIS_ADDR: addr, PORTCULLIS_TOKEN: A_JWT }, encoding: 'utf8', timeout: 60_000 },
+          (err, _stdout, stderr) => resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }));
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(seen, ['POST /v1/auth/token', 'POST /oauth2/token']);
+      assert.equal(readFileSync(out, 'utf8'), `${A_JWT}\n`);
+      assert.equal(statSync(out).mode & 0o777, 0o600, 'the token file is mode 0600');
+    } finally {
+      portcullis.closeAllConnections();
+      await new Promise<void>((r) => portcullis.close(() => r()));
+    }
   });
 
   it('a gateway answering 401 (token expired, revoked, assignment ended): exit 4, get a new token', async () => {

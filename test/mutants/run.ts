@@ -8,10 +8,13 @@
 //   # mutant: what the bug is, in one line
 //   # item: the issue item it guards (e.g. 8.1)
 //   # tests: test/a.test.ts test/b.test.ts
+//   # pattern: a regular expression (optional): only the tests whose names match run
+//     (`--test-name-pattern`), so a mutant in a long file runs just the tests that kill it
 // Each mutant runs in a scratch copy of the repository (node_modules symlinked, ../shared linked
-// beside it), two at a time, sharing one embedded PostgreSQL cluster (test/store/pg.ts).
+// beside it), PCX_MUTANTS_PARALLEL (default 3) at a time, sharing one embedded PostgreSQL cluster
+// (test/store/pg.ts) and one compile cache.
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,16 +22,21 @@ import { exportCluster, startCluster } from '../store/pg.ts';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const here = join(repo, 'test', 'mutants');
+const PARALLEL = Math.max(1, Number(process.env.PCX_MUTANTS_PARALLEL ?? 3));
+const SLOTS = mkdtempSync(join(tmpdir(), 'mutants-'));
+const COMPILE_CACHE = join(SLOTS, 'compile-cache');
 const COPY = ['src', 'test', 'bench', 'bin', 'examples', 'docs', 'package.json', 'tsconfig.json', 'README.md'];
 
-interface Mutant { name: string; file: string; tests: string[]; what: string }
+interface Mutant { name: string; file: string; tests: string[]; pattern: string | undefined; what: string }
 
 function load(file: string): Mutant {
   const text = readFileSync(file, 'utf8');
   const header = (key: string) => text.match(new RegExp(`^# ${key}:\\s*(.+)$`, 'm'))?.[1]?.trim();
   const tests = (header('tests') ?? '').split(/\s+/).filter(Boolean);
   if (tests.length === 0) throw new Error(`${basename(file)}: no "# tests:" header`);
-  return { name: basename(file, '.patch'), file, tests, what: header('mutant') ?? '' };
+  const pattern = header('pattern');
+  if (pattern !== undefined) new RegExp(pattern); // a bad pattern fails here, not as a survivor
+  return { name: basename(file, '.patch'), file, tests, pattern, what: header('mutant') ?? '' };
 }
 
 /** A failing test in the spec reporter's output (not the summary's "✖ failing tests:" heading). */
@@ -40,7 +48,7 @@ const FAILED = /^\s*✖ (?!failing tests:)/m;
  */
 function run(cmd: string, args: string[], cwd: string, timeoutMs: number, stopAtFailure = false): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd, env: { ...process.env, PORTCULLIS_MUTANT: '1' }, detached: true });
+    const child = spawn(cmd, args, { cwd, env: { ...process.env, PORTCULLIS_MUTANT: '1', NODE_COMPILE_CACHE: COMPILE_CACHE }, detached: true });
     let out = '';
     let failed = false;
     const kill = () => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } };
@@ -58,17 +66,26 @@ function run(cmd: string, args: string[], cwd: string, timeoutMs: number, stopAt
   });
 }
 
-async function check(m: Mutant): Promise<{ m: Mutant; verdict: 'killed' | 'survived' | 'stale'; detail: string; ms: number }> {
+/**
+ * Checks one mutant in a fresh copy at its slot's path: the same path for every mutant a slot runs,
+ * so the compile cache (keyed by path and contents) serves every file the patch did not touch.
+ */
+async function check(m: Mutant, slot: number): Promise<{ m: Mutant; verdict: 'killed' | 'survived' | 'stale'; detail: string; ms: number }> {
   const started = Date.now();
-  const parent = mkdtempSync(join(tmpdir(), `mutant-${m.name}-`));
+  const parent = join(SLOTS, `slot-${slot}`);
   const copy = join(parent, 'repo');
+  rmSync(parent, { recursive: true, force: true });
+  mkdirSync(parent);
   try {
     for (const p of COPY) if (existsSync(join(repo, p))) cpSync(join(repo, p), join(copy, p), { recursive: true });
     symlinkSync(join(repo, 'node_modules'), join(copy, 'node_modules'));
     if (existsSync(join(repo, '..', 'shared'))) symlinkSync(realpathSync(join(repo, '..', 'shared')), join(parent, 'shared'));
     const applied = await run('git', ['apply', '--unidiff-zero', m.file], copy, 30_000);
     if (applied.code !== 0) return { m, verdict: 'stale', detail: applied.out.trim(), ms: Date.now() - started };
-    const r = await run(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=1', '--test-timeout=60000', ...m.tests], copy, 240_000, true);
+    const only = m.pattern === undefined ? [] : [`--test-name-pattern=${m.pattern}`];
+    const r = await run(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=1', '--test-timeout=60000', ...only, ...m.tests], copy, 240_000, true);
+    // A pattern that matches nothing runs nothing and passes: that is a stale mutant, not a survivor.
+    if (r.code === 0 && m.pattern !== undefined && /^ℹ tests 0$/m.test(r.out)) return { m, verdict: 'stale', detail: `no test matches the pattern ${m.pattern}`, ms: Date.now() - started };
     const failing = r.out.split('\n').filter((l) => /^\s*✖/.test(l)).slice(0, 3).map((l) => l.trim()).join('; ');
     return { m, verdict: r.code === 0 ? 'survived' : 'killed', detail: failing, ms: Date.now() - started };
   } finally {
@@ -87,14 +104,15 @@ const started = Date.now();
 // One PostgreSQL cluster for every mutant's tests (as npm test's global setup gives the suite).
 const cluster = await startCluster();
 exportCluster(cluster);
-await Promise.all([0, 1].map(async () => {
+await Promise.all(Array.from({ length: PARALLEL }, async (_, slot) => {
   for (let m = queue.shift(); m; m = queue.shift()) {
-    const r = await check(m);
+    const r = await check(m, slot);
     results.push(r);
     console.log(`${r.verdict === 'killed' ? 'killed  ' : r.verdict.toUpperCase().padEnd(8)} ${m.name} (${(r.ms / 1000).toFixed(1)} s)${r.verdict === 'killed' ? '' : ` — ${m.what}\n         ${r.detail}`}`);
   }
 }));
 await cluster.stop();
+rmSync(SLOTS, { recursive: true, force: true });
 const bad = results.filter((r) => r.verdict !== 'killed');
 console.log(`\n${results.length - bad.length}/${results.length} mutants killed in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 if (bad.length > 0) {
