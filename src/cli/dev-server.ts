@@ -69,6 +69,18 @@ export async function runDev(o: DevOptions): Promise<void> {
     await pg?.stop().catch(() => {});
     throw err;
   }
+  // Ctrl-C is ours before the banner says the server is up: a signal right after it stops the
+  // server and the embedded PostgreSQL, never kills the process with them left running.
+  o.stopOnSignal(async () => {
+    try {
+      await running.stop();
+    } finally {
+      await sso?.close();
+      sshd?.stop();
+      await mcp?.stop().catch(() => {});
+      await pg?.stop();
+    }
+  });
   const mcpGw = running.broker.gatewayAddresses().get('mcp-gw');
   const cli = resolve(import.meta.dirname, '..', '..', 'bin', 'portcullis.js');
   process.stdout.write(`
@@ -115,16 +127,6 @@ ${sshd ? `  portcullis ssh web-1 -l ${sshd.login} -- uptime
 ` : ''}
 Ctrl-C stops the server.
 `);
-  o.stopOnSignal(async () => {
-    try {
-      await running.stop();
-    } finally {
-      await sso?.close();
-      sshd?.stop();
-      await mcp?.stop().catch(() => {});
-      await pg?.stop();
-    }
-  });
 }
 
 

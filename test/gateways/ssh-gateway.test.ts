@@ -249,8 +249,9 @@ describe('SSH gateway (real OpenSSH client and sshd, real server)', { skip }, ()
       const recs = await ended(id);
       const caused = await waitFor(() => cause(recs[0]!), 'the record of what ended the session');
       const end = recs.at(-1)!;
-      if (typeof reason === 'string') assert.equal(end.payload.reason, reason, 'session.end cites what ended it');
-      else assert.match(String(end.payload.reason), reason, 'session.end cites what ended it');
+      const seen = () => `session.end cites what ended it; the records: ${JSON.stringify(recs.map((r) => ({ type: r.type, n: r.payload.n, reason: r.payload.reason })))}`;
+      if (typeof reason === 'string') assert.equal(end.payload.reason, reason, seen());
+      else assert.match(String(end.payload.reason), reason, seen());
       out = { recs, ms: Date.parse(end.time) - Date.parse(caused.time) };
     } finally {
       fx.clock.pause();

@@ -3,6 +3,7 @@
 // certificate leased for this session (upstream.ts), records everything (recorder.ts) and ends the
 // session when what it hangs on is revoked.
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -65,6 +66,8 @@ class GatewayConnection {
   #unregister: (() => void) | undefined;
   #channels = 0;
   #open = new Set<{ end(reason?: string): void }>();
+  /** One per upstream command: settles once its exit is recorded (so session.end comes after it). */
+  #exits = new Set<Promise<void>>();
   #ended = false;
   #terminated = false;
   #endReason = 'client closed';
@@ -235,6 +238,9 @@ class GatewayConnection {
     const a = this.#admitted;
     if (!a) return;
     for (const h of this.#open) h.end(); // upstream processes, relay sockets, jump channels
+    // The commands just stopped record their exits first (bounded: a process that will not die
+    // does not keep the session open), so session.end is the session's last record.
+    await Promise.race([Promise.all(this.#exits), sleep(2000, undefined, { ref: false })]);
     await a.upstream.close();
     await this.#gw.host.revokeLease(a.upstreamLease, `gateway session ${a.id} ended`).catch(() => {});
     await a.rec.settled();
@@ -460,6 +466,9 @@ class GatewayConnection {
       },
     };
     this.#open.add(handle);
+    let exited: () => void = () => {};
+    const exit = new Promise<void>((r) => (exited = r));
+    this.#exits.add(exit);
     let inBytes = 0;
     let outBytes = 0;
     // Interactive input waits until the remote has answered (ssh has put its local pty in raw mode).
@@ -513,7 +522,10 @@ class GatewayConnection {
         } catch {
           /* channel already gone */
         }
-      })();
+      })().finally(() => {
+        this.#exits.delete(exit);
+        exited();
+      });
     });
   }
 
