@@ -120,9 +120,10 @@ describe('the console\'s sessions, replay and audit pages against `portcullis de
       const row = page.locator(`tr[data-session="${sid}"]`);
       await row.waitFor({ timeout: 90_000 });
       assert.match(await row.textContent() ?? '', new RegExp(`live.*${API.replace(/[/.]/g, '\\$&')}.*db-gw`));
-      assert.ok(seen.some((s) => s.url.startsWith('/v1/sessions?') && s.url.includes('live=true') && s.status === 200), 'the filter is asked of the server');
-      // Every row of the filtered answer is live.
-      const listed = JSON.parse(seen.filter((s) => s.url.startsWith('/v1/sessions?') && s.url.includes('live=true')).at(-1)!.body) as { sessions: { live: boolean }[] };
+      // The filter is asked of the server, and every session of its answer is live.
+      const asked = await until(() => seen.find((s) => s.url.startsWith('/v1/sessions?') && s.url.includes('live=true')), 'the filtered list asked of the server');
+      assert.equal(asked.status, 200);
+      const listed = JSON.parse(asked.body) as { sessions: { live: boolean }[] };
       assert.ok(listed.sessions.length >= 1 && listed.sessions.every((s) => s.live));
       await page.getByLabel('State').selectOption('');
       await page.getByRole('button', { name: 'Apply' }).click();

@@ -24,7 +24,7 @@ function filterQuery(f) {
 function summary(r) {
   const p = r.payload ?? {};
   const res = typeof p.resource === 'string' ? p.resource : p.resource && typeof p.resource === 'object' ? `${p.resource.type}::"${p.resource.id}"` : '';
-  const bits = [p.action, res, p.reason, p.statement, p.command, p.session, p.gateway_session].filter((x) => typeof x === 'string' && x !== '');
+  const bits = [p.action, res, p.reason, p.statement, p.command, p.gateway_session].filter((x) => typeof x === 'string' && x !== '');
   return bits.join(' ').slice(0, 200);
 }
 

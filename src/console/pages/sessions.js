@@ -65,14 +65,14 @@ export function Sessions() {
     ${list.data && html`<p aria-live="polite" data-testid="count">${sessions.length === 0 ? 'No session matches.' : `${sessions.length} session${sessions.length === 1 ? '' : 's'}, newest first; ${sessions.filter((s) => s.live).length} live.`}</p>`}
     ${sessions.length > 0 && html`<div class="table-wrap"><table class="sessions">
       <caption class="visually-hidden">Gateway sessions</caption>
-      <thead><tr><th scope="col">Session</th><th scope="col">State</th><th scope="col">Identity</th><th scope="col">Gateway</th><th scope="col">Target</th><th scope="col">Started</th><th scope="col">Ended</th><th scope="col">Records</th><th scope="col">Action</th></tr></thead>
+      <thead><tr><th scope="col">Session</th><th scope="col">State</th><th scope="col">Action</th><th scope="col">Identity</th><th scope="col">Target (gateway)</th><th scope="col">Started</th><th scope="col">Ended</th><th scope="col">Records</th></tr></thead>
       <tbody>${sessions.map((s) => html`<tr key=${s.id} data-session=${s.id}>
         <td><a href=${`#/session/${encodeURIComponent(s.id)}`}>${s.id}</a></td>
         <td><span class=${`pill ${s.live ? 'live' : 'ended'}`}>${s.live ? 'live' : 'ended'}</span></td>
-        <td>${s.identity}</td><td>${s.gateway} <span class="status">(${s.kind})</span></td><td>${s.target}</td>
-        <td>${when(s.started_at)}</td><td title=${s.end_reason ?? ''}>${s.live ? '—' : when(s.ended_at)}${s.end_reason ? html`<br /><span class="status reason">${s.end_reason}</span>` : ''}</td>
+        <td>${s.live ? html`<${Terminate} s=${s} onDone=${list.reload} />` : s.kind === 'ssh' ? html`<a href=${`/console/replay.html?session=${encodeURIComponent(s.id)}`} aria-label=${`Replay ${s.id}`}>Replay</a>` : ''}</td>
+        <td>${s.identity}</td><td>${s.target} <span class="status">(${s.gateway}, ${s.kind})</span></td>
+        <td>${when(s.started_at)}</td><td>${s.live ? '—' : when(s.ended_at)}${s.end_reason ? html`<br /><span class="status reason">${s.end_reason}</span>` : ''}</td>
         <td>${s.records ?? '—'}</td>
-        <td>${s.live ? html`<${Terminate} s=${s} onDone=${list.reload} />` : s.kind === 'ssh' ? html`<a href=${`/console/replay.html?session=${encodeURIComponent(s.id)}`}>Replay</a>` : ''}</td>
       </tr>`)}</tbody>
     </table></div>`}`;
 }
