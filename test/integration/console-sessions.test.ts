@@ -72,12 +72,16 @@ describe('the console\'s sessions, replay and audit pages against `portcullis de
     browser = await launch();
     context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
     page = await consolePage(context, seen);
-    // Sign in through the dev OpenID Provider's page (a button per dev user).
-    await page.goto(`${dev.url}/console/`);
-    await page.getByRole('link', { name: 'Sign in' }).click();
-    await page.getByRole('button', { name: 'Sign in as admin@example.com' }).click({ timeout: 90_000 });
-    await page.getByTestId('me').filter({ hasText: 'user:admin@example.com' }).waitFor({ timeout: 90_000 });
+    await signInDev(page, 'admin@example.com');
   });
+
+  /** Signs in through the dev OpenID Provider's page (a button per dev user, no password). */
+  async function signInDev(p: Page, email: string): Promise<void> {
+    await p.goto(`${dev.url}/console/`);
+    await p.getByRole('link', { name: 'Sign in' }).click();
+    await p.getByRole('button', { name: `Sign in as ${email}` }).click({ timeout: 90_000 });
+    await p.getByTestId('me').filter({ hasText: `user:${email}` }).waitFor({ timeout: 90_000 });
+  }
 
   after(async () => {
     await context?.close().catch(() => {});
@@ -166,11 +170,54 @@ describe('the console\'s sessions, replay and audit pages against `portcullis de
     assert.match(denyText, /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/, 'the decision id');
     const allow = page.locator('table.timeline tr[data-type="db.statement"][data-decision="allow"]').first();
     assert.match(await allow.textContent() ?? '', /select id from orders.*\d+ rows/);
-    const got = seen.find((s) => s.url === `/v1/sessions/${deniedSid}?verify=true`);
+    const got = await until(() => seen.find((s) => s.url === `/v1/sessions/${deniedSid}?verify=true`), 'the session response');
     assert.equal(got?.status, 200);
     assert.equal(JSON.parse(got!.body).verification.ok, true, 'the verification the page drew is the API\'s');
     await shot(page, 'session');
     assert.deepEqual(await seriousViolations(page), [], 'the session page');
+  });
+
+  it('each ended session\'s recording verifies on demand from the list', { timeout: 300_000 }, async () => {
+    await page.goto(`${dev.url}/console/#/sessions`);
+    const row = page.locator(`tr[data-session="${deniedSid}"]`);
+    await row.getByRole('button', { name: `Verify the recording of ${deniedSid}` }).click({ timeout: 90_000 });
+    await row.getByTestId('row-verification').filter({ hasText: 'verified (4)' }).waitFor({ timeout: 90_000 });
+  });
+
+  it('a person without session.read or audit.read gets no one else\'s sessions and no audit (asserted on the responses the page received)', { timeout: 300_000 }, async () => {
+    const viewer: Seen[] = [];
+    const c = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    try {
+      const p = await consolePage(c, viewer);
+      await signInDev(p, 'alice@example.com');
+      await p.goto(`${dev.url}/console/#/sessions`);
+      await p.getByText('You may not see other people\'s gateway sessions.').waitFor({ timeout: 90_000 });
+      await p.getByRole('button', { name: 'Show only my sessions' }).click();
+      await p.getByTestId('count').filter({ hasText: 'No session matches.' }).waitFor({ timeout: 90_000 });
+      await p.goto(`${dev.url}/console/#/session/${deniedSid}`);
+      await p.getByText('You may not see this session.').waitFor({ timeout: 90_000 });
+      await p.goto(`${dev.url}/console/#/audit`);
+      await p.getByText('You may not see the authz stream.').waitFor({ timeout: 90_000 });
+      await p.getByText('You may not see the audit verification.').waitFor({ timeout: 90_000 });
+      const replay = await c.newPage();
+      await replay.goto(`${dev.url}/console/replay.html?session=${deniedSid}`);
+      await replay.getByRole('alert').filter({ hasText: 'You may not see this session.' }).waitFor({ timeout: 90_000 });
+      await until(() => viewer.some((s) => s.url === '/v1/sessions?mine=true&limit=200'), 'the viewer\'s own list');
+      const bySessions = viewer.filter((s) => s.url.startsWith('/v1/sessions') || s.url.startsWith('/v1/audit'));
+      assert.ok(bySessions.length >= 5, JSON.stringify(bySessions.map((s) => s.url)));
+      for (const s of bySessions) {
+        if (s.url === '/v1/sessions?mine=true&limit=200') {
+          assert.equal(s.status, 200);
+          assert.deepEqual(JSON.parse(s.body), { sessions: [] }, 'alice has no sessions of her own');
+        } else {
+          assert.ok(s.status === 403 || s.status === 404, `${s.url}: ${s.status}`);
+        }
+        // (A 404 names the id it was asked about; nothing else.)
+        assert.doesNotMatch(s.body.replaceAll(deniedSid, ''), /workload:github\/acme\/api|"seq"|gws_[A-Za-z0-9_-]{20}/, `${s.url} leaks nothing`);
+      }
+    } finally {
+      await c.close();
+    }
   });
 
   it('replays an SSH recording made through ssh-gw with real ssh, in asciinema-player; only the replay page\'s CSP allows WebAssembly', { timeout: 300_000, skip: existsSync('/usr/sbin/sshd') ? false : 'no sshd' }, async () => {

@@ -38,8 +38,26 @@ function Terminate({ s, onDone }) {
   </form>`;
 }
 
+/** The recording's verification, on demand (each is a session.read decision and a stream verification). */
+function VerifyButton({ s }) {
+  const [state, setState] = useState(undefined);
+  const run = async () => {
+    setState('busy');
+    try {
+      const got = await get(`/v1/sessions/${encodeURIComponent(s.id)}?verify=true`);
+      setState(got.verification);
+    } catch (err) {
+      setState({ error: err });
+    }
+  };
+  if (state === undefined) return html`<button type="button" aria-label=${`Verify the recording of ${s.id}`} onClick=${run}>Verify</button>`;
+  if (state === 'busy') return html`<span class="status" role="status">verifying…</span>`;
+  if (state.error) return html`<span class="pill deny" role="status">${state.error.status === 403 || state.error.status === 404 ? 'not allowed' : 'error'}</span>`;
+  return html`<span class=${`pill ${state.ok ? 'allow' : 'deny'}`} role="status" data-testid="row-verification" title=${state.reason ?? ''}>${state.ok ? `verified (${state.records})` : 'does NOT verify'}</span>`;
+}
+
 export function Sessions() {
-  const [filter, setFilter] = useState({ identity: '', target: '', gateway: '', live: '' });
+  const [filter, setFilter] = useState({ identity: '', target: '', gateway: '', live: '', mine: '' });
   const [draft, setDraft] = useState(filter);
   const list = useLoad(() => get(`/v1/sessions${query({ ...filter, limit: 200 })}`), [JSON.stringify(filter)]);
   const gateways = useLoad(() => get('/v1/gateways'), []);
@@ -58,10 +76,12 @@ export function Sessions() {
         ${(gateways.data?.gateways ?? []).map((g) => html`<option value=${g.name}>${g.name} (${g.kind})</option>`)}
       </select></label>
       <label>State<select name="live" value=${draft.live} onChange=${set('live')}>${STATES.map(([v, l]) => html`<option value=${v}>${l}</option>`)}</select></label>
+      <label class="inline"><input type="checkbox" name="mine" checked=${draft.mine === 'true'} onChange=${(e) => setDraft({ ...draft, mine: e.currentTarget.checked ? 'true' : '' })} /> Only mine</label>
       <button type="submit" class="primary">Apply</button>
       <button type="button" onClick=${list.reload}>Refresh</button>
     </form>
-    <${ProblemNote} error=${list.error} what="gateway sessions" />
+    <${ProblemNote} error=${list.error} what="other people's gateway sessions" />
+    ${list.error?.status === 403 && filter.mine !== 'true' && html`<p><button type="button" onClick=${() => { const f = { ...filter, mine: 'true' }; setDraft(f); setFilter(f); }}>Show only my sessions</button></p>`}
     ${list.data && html`<p aria-live="polite" data-testid="count">${sessions.length === 0 ? 'No session matches.' : `${sessions.length} session${sessions.length === 1 ? '' : 's'}, newest first; ${sessions.filter((s) => s.live).length} live.`}</p>`}
     ${sessions.length > 0 && html`<div class="table-wrap"><table class="sessions">
       <caption class="visually-hidden">Gateway sessions</caption>
@@ -69,9 +89,9 @@ export function Sessions() {
       <tbody>${sessions.map((s) => html`<tr key=${s.id} data-session=${s.id}>
         <td><a href=${`#/session/${encodeURIComponent(s.id)}`}>${s.id}</a></td>
         <td><span class=${`pill ${s.live ? 'live' : 'ended'}`}>${s.live ? 'live' : 'ended'}</span></td>
-        <td>${s.live ? html`<${Terminate} s=${s} onDone=${list.reload} />` : s.kind === 'ssh' ? html`<a href=${`/console/replay.html?session=${encodeURIComponent(s.id)}`} aria-label=${`Replay ${s.id}`}>Replay</a>` : ''}</td>
+        <td>${s.live ? html`<${Terminate} s=${s} onDone=${list.reload} />` : html`<div class="row-actions"><${VerifyButton} s=${s} />${s.kind === 'ssh' ? html`<a class="button" href=${`/console/replay.html?session=${encodeURIComponent(s.id)}`} aria-label=${`Replay ${s.id}`}>Replay</a>` : ''}</div>`}</td>
         <td>${s.identity}</td><td>${s.target} <span class="status">(${s.gateway}, ${s.kind})</span></td>
-        <td>${when(s.started_at)}</td><td>${s.live ? '—' : when(s.ended_at)}${s.end_reason ? html`<br /><span class="status reason">${s.end_reason}</span>` : ''}</td>
+        <td><span class="nowrap">${when(s.started_at)}</span></td><td><span class="nowrap">${s.live ? '—' : when(s.ended_at)}</span>${s.end_reason ? html`<br /><span class="status reason">${s.end_reason}</span>` : ''}</td>
         <td>${s.records ?? '—'}</td>
       </tr>`)}</tbody>
     </table></div>`}`;
