@@ -27,7 +27,9 @@ function what(r) {
     case 'ssh.exit':
       return `channel ${p.channel ?? '?'} exited${p.code !== undefined ? ` ${p.code}` : ''}${p.signal ? ` (${p.signal})` : ''}`;
     case 'mcp.call':
-      return `${p.server ? `${p.server}.` : ''}${p.tool ?? p.name ?? ''}`;
+    case 'mcp.read':
+    case 'mcp.prompt':
+      return `${p.method ?? r.type} ${p.server ?? ''}/${p.name ?? ''}${p.arguments && Object.keys(p.arguments).length ? ` ${JSON.stringify(p.arguments).slice(0, 300)}` : ''}${p.outcome ? ` → ${p.outcome}` : ''}`;
     case 'session.start':
       return `started${p.reason ? `: ${p.reason}` : ''}`;
     case 'session.end':
@@ -45,6 +47,8 @@ function detail(r) {
   if (p.sqlstate) parts.push(`SQLSTATE ${p.sqlstate}`);
   if (p.refusal) parts.push(String(p.refusal));
   if (r.type === 'db.statement' && p.executed === false) parts.push('not executed');
+  if (p.is_error === true) parts.push('tool error');
+  if (typeof p.message === 'string') parts.push(p.message.slice(0, 200));
   return parts.join(', ');
 }
 
