@@ -177,6 +177,40 @@ describe('the console\'s sessions, replay and audit pages against `portcullis de
     assert.deepEqual(await seriousViolations(page), [], 'the session page');
   });
 
+  it('an MCP gateway session (an agent acting for alice): its tool calls with their decisions in the timeline', { timeout: 300_000 }, async () => {
+    const aliceEnv = { ...env, PORTCULLIS_HOME: join(dir, 'home-alice') };
+    const run = (args: string[], input?: string) => spawnSync(process.execPath, [CLI, ...args], { env: aliceEnv, cwd: dir, encoding: 'utf8', timeout: 120_000, ...(input !== undefined && { input }) });
+    const ok = (r: ReturnType<typeof run>, what: string) => {
+      assert.equal(r.status, 0, `${what}: ${r.stdout}${r.stderr}`);
+      return r.stdout.trim();
+    };
+    ok(run(['login', '--token', '-'], ok(run(['dev', 'token', '--user', 'alice@example.com']), 'alice token')), 'alice login');
+    const asg = ok(run(['agents', 'assign', 'agent:support-bot', '--intent', 'answer ticket T-1042', '--tool', 'orders/get_status,orders/refund', '--gateway', 'mcp-gw', '--ttl', '30m', '-q']), 'assign');
+    ok(run(['agents', 'token', asg, '--gateway', 'mcp-gw', '--actor-token', '-', '--out', join(dir, 'bot.token')], ok(run(['dev', 'token', '--agent', 'support-bot']), 'agent token')), 'exchange');
+    ok(run(['mcp', 'call', 'mcp-gw', 'orders.get_status', '--arg', 'order_id=1042', '--token-file', join(dir, 'bot.token')]), 'get_status');
+    const refund = run(['mcp', 'call', 'mcp-gw', 'orders.refund', '--arg', 'order_id=1041', '--arg', 'amount_cents=50000', '--token-file', join(dir, 'bot.token')]);
+    assert.equal(refund.status, 3, refund.stdout + refund.stderr);
+
+    await page.goto(`${dev.url}/console/#/sessions`);
+    await page.getByLabel('Gateway').selectOption('mcp-gw');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    const asked = await until(() => seen.find((x) => x.url.startsWith('/v1/sessions?') && x.url.includes('gateway=mcp-gw')), 'the gateway filter');
+    const mcp = (JSON.parse(asked.body) as { sessions: { id: string; kind: string }[] }).sessions;
+    assert.ok(mcp.length >= 1 && mcp.every((x) => x.kind === 'mcp'), asked.body);
+    // The calls, wherever they were recorded (one session or one per call), with their decisions.
+    const rows: { decision: string; text: string }[] = [];
+    for (const m of mcp) {
+      await page.goto(`${dev.url}/console/#/session/${m.id}`);
+      await page.locator(`dl.facts[data-session="${m.id}"]`).waitFor({ timeout: 90_000 });
+      await page.getByTestId('verification').waitFor({ timeout: 90_000 });
+      for (const tr of await page.locator('table.timeline tr[data-type="mcp.call"]').all()) rows.push({ decision: (await tr.getAttribute('data-decision')) ?? '', text: (await tr.textContent()) ?? '' });
+    }
+    assert.ok(rows.some((r) => r.decision === 'allow' && /tools\/call orders\/get_status.*1042/.test(r.text)), JSON.stringify(rows));
+    const denied = rows.find((r) => r.decision === 'deny' && /tools\/call orders\/refund/.test(r.text));
+    assert.ok(denied, JSON.stringify(rows));
+    assert.match(denied.text, /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/, 'the decision id');
+  });
+
   it('each ended session\'s recording verifies on demand from the list', { timeout: 300_000 }, async () => {
     await page.goto(`${dev.url}/console/#/sessions`);
     const row = page.locator(`tr[data-session="${deniedSid}"]`);
@@ -193,7 +227,7 @@ describe('the console\'s sessions, replay and audit pages against `portcullis de
       await p.goto(`${dev.url}/console/#/sessions`);
       await p.getByText('You may not see other people\'s gateway sessions.').waitFor({ timeout: 90_000 });
       await p.getByRole('button', { name: 'Show only my sessions' }).click();
-      await p.getByTestId('count').filter({ hasText: 'No session matches.' }).waitFor({ timeout: 90_000 });
+      await p.getByTestId('count').waitFor({ timeout: 90_000 });
       await p.goto(`${dev.url}/console/#/session/${deniedSid}`);
       await p.getByText('You may not see this session.').waitFor({ timeout: 90_000 });
       await p.goto(`${dev.url}/console/#/audit`);
@@ -207,8 +241,11 @@ describe('the console\'s sessions, replay and audit pages against `portcullis de
       assert.ok(bySessions.length >= 5, JSON.stringify(bySessions.map((s) => s.url)));
       for (const s of bySessions) {
         if (s.url === '/v1/sessions?mine=true&limit=200') {
+          // Her own only (the support agent's MCP sessions for her, if any), never the payments API's.
           assert.equal(s.status, 200);
-          assert.deepEqual(JSON.parse(s.body), { sessions: [] }, 'alice has no sessions of her own');
+          for (const x of (JSON.parse(s.body) as { sessions: { identity: string }[] }).sessions) assert.equal(x.identity, 'user:alice@example.com', s.body);
+          assert.doesNotMatch(s.body, /workload:github\/acme\/api/);
+          continue;
         } else {
           assert.ok(s.status === 403 || s.status === 404, `${s.url}: ${s.status}`);
         }

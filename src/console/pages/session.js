@@ -62,14 +62,15 @@ function Verification({ v }) {
 
 export function SessionPage({ id }) {
   const got = useLoad(() => get(`/v1/sessions/${encodeURIComponent(id)}?verify=true`), [id]);
-  const s = got.data?.session;
-  const records = got.data?.records ?? [];
+  // Only this id's answer (the previous session's stays in state while the next one loads).
+  const s = got.data?.session?.id === id ? got.data.session : undefined;
+  const records = s ? got.data.records : [];
   const t0 = s ? Date.parse(s.started_at) : 0;
   return html`<h1>Session <span class="mono">${id}</span></h1>
     <p><a href="#/sessions">All sessions</a></p>
     <${ProblemNote} error=${got.error} what="this session" />
     ${got.loading && !got.data && html`<p>Loading…</p>`}
-    ${s && html`<dl class="facts">
+    ${s && html`<dl class="facts" data-session=${s.id}>
       <dt>Identity</dt><dd>${s.identity}</dd>
       <dt>Gateway</dt><dd>${s.gateway} (${s.kind})</dd>
       <dt>Target</dt><dd>${s.target}</dd>
