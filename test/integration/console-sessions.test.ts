@@ -8,6 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -91,8 +92,8 @@ describe('the console\'s sessions, replay and audit pages against `portcullis de
       dev.proc.kill('SIGINT');
       await exited;
     }
-    const cluster = /its cluster in (\S+)\/data/.exec(dev?.out ?? '')?.[1];
-    if (cluster?.startsWith('/var/tmp/portcullis-dev-pg-')) rmSync(cluster, { recursive: true, force: true });
+    // As root the embedded cluster lives in /var/tmp, named after the data directory (src/cli/dev.ts).
+    if (dir) rmSync(join('/var/tmp', `portcullis-dev-pg-${createHash('sha256').update(`${join(dir, 'dev')}-postgres`).digest('hex').slice(0, 16)}`), { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
   });
 
