@@ -58,6 +58,7 @@ describe('the console\'s sessions, replay and audit pages against `portcullis de
   const cli = (args: string[], input?: string) => spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8', timeout: 120_000, ...(input !== undefined && { input }) });
   // Sessions the tests made: the denied DELETE's (ended), the terminated psql's, the ssh one.
   let deniedSid = '';
+  let deniedDecision = '';
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pcx-console-sa-'));
@@ -100,7 +101,8 @@ describe('the console\'s sessions, replay and audit pages against `portcullis de
   it('ends a live psql session from the Sessions page: confirmed with a reason, the psql client loses its connection', { timeout: 600_000 }, async () => {
     // An ended session with a denied statement first (for the timeline).
     const denied = cli(['db', 'connect', 'db-gw', '--reason', 'cleanup', '--', '-X', '-c', 'delete from orders', '-c', 'select id from orders']);
-    assert.match(denied.stderr, /permission denied by Portcullis: db\.delete/, denied.stderr);
+    deniedDecision = /permission denied by Portcullis: db\.delete on \S+ \(decision ([0-9a-f-]{36})\)/.exec(denied.stderr)?.[1] ?? '';
+    assert.ok(deniedDecision, denied.stderr);
     deniedSid = cli(['sessions', 'list', '--mine', '--gateway', 'db-gw', '--limit', '1', '-q']).stdout.trim();
     assert.match(deniedSid, /^gws_/);
 
@@ -313,6 +315,8 @@ describe('the console\'s sessions, replay and audit pages against `portcullis de
     const rows = page.locator('table.audit tbody tr');
     await until(async () => (await rows.count()) === events.length, 'the rows drawn');
     assert.deepEqual(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-decision'))), events.map(() => 'deny'));
+    // The gateway's refusal named its decision; the audit row shows the same id.
+    assert.match(await page.locator('table.audit tbody').innerText(), new RegExp(`db\\.delete Table::public\\.orders[^\\n]*\\n?decision ${deniedDecision}`));
 
     // Live follow: a new denial (no purpose given) appears on top without reloading.
     await page.getByLabel('Live follow').check();

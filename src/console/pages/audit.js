@@ -25,7 +25,9 @@ function summary(r) {
   const p = r.payload ?? {};
   const res = typeof p.resource === 'string' ? p.resource : p.resource && typeof p.resource === 'object' ? `${p.resource.type}::"${p.resource.id}"` : '';
   const bits = [p.action, res, p.reason, p.statement, p.command, p.gateway_session].filter((x) => typeof x === 'string' && x !== '');
-  return bits.join(' ').slice(0, 200);
+  if (Array.isArray(p.reasons) && p.reasons.length) bits.push(`(policies: ${p.reasons.join(', ')})`);
+  if (typeof p.refused === 'string') bits.push(`(refused: ${p.refused})`);
+  return bits.join(' ').slice(0, 240);
 }
 
 function VerifyStatus() {
@@ -119,7 +121,7 @@ export function Audit() {
       <tbody>${events.map((r) => html`<tr key=${r.seq} data-seq=${r.seq} data-decision=${r.decision ?? ''}>
         <td>${r.seq}</td><td>${when(r.time)}</td><td>${r.type}</td><td>${r.actor}</td><td>${r.subject ?? '—'}</td><td>${r.boundary ?? '—'}</td>
         <td>${r.decision ? html`<span class=${`pill ${r.decision}`}>${r.decision}</span>` : '—'}</td>
-        <td class="what">${summary(r)}</td>
+        <td class="what">${summary(r)}${typeof r.payload?.decision_id === 'string' ? html`<br /><span class="ids status">decision ${r.payload.decision_id}</span>` : ''}</td>
       </tr>`)}</tbody>
     </table></div>`}`;
 }
