@@ -1,6 +1,6 @@
 // Sessions: live and recent gateway sessions (database, SSH, MCP) from GET /v1/sessions, filtered by
 // identity, target, gateway and live/ended, each live one with a Terminate button (reason, confirmed).
-import { useState } from '../vendor/hooks.mjs';
+import { useEffect, useState } from '../vendor/hooks.mjs';
 import { get, post, query } from '../api.js';
 import { ProblemNote, html, useLoad, when } from '../ui.js';
 
@@ -67,6 +67,13 @@ export function Sessions() {
   };
   const set = (name) => (e) => setDraft({ ...draft, [name]: e.currentTarget.value });
   const sessions = list.data?.sessions ?? [];
+  // While a live session is shown, the list refreshes every 5 s (an end recorded on another replica shows up).
+  const anyLive = sessions.some((s) => s.live);
+  useEffect(() => {
+    if (!anyLive) return undefined;
+    const t = setInterval(list.reload, 5000);
+    return () => clearInterval(t);
+  }, [anyLive, JSON.stringify(filter)]);
   return html`<h1>Sessions</h1>
     <form class="filters" role="search" aria-label="Filter sessions" onSubmit=${submit}>
       <label>Identity<input name="identity" value=${draft.identity} onInput=${set('identity')} /></label>
