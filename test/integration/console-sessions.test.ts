@@ -268,6 +268,21 @@ describe('the console\'s sessions, replay and audit pages against `portcullis de
     const sid = cli(['sessions', 'list', '--mine', '--gateway', 'ssh-gw', '--limit', '1', '-q']).stdout.trim();
     assert.match(sid, /^gws_/);
 
+    // A refused exec: the session's page shows the channel denied, with its decision id.
+    const rm = cli(['ssh', 'web-1', '-l', login, '--', 'rm', '-rf', '/tmp/nothing-here']);
+    assert.notEqual(rm.status, 0, rm.stdout + rm.stderr);
+    const rmSid = cli(['sessions', 'list', '--mine', '--gateway', 'ssh-gw', '--limit', '1', '-q']).stdout.trim();
+    assert.notEqual(rmSid, sid);
+    await page.goto(`${dev.url}/console/#/session/${rmSid}`);
+    await page.locator(`dl.facts[data-session="${rmSid}"]`).waitFor({ timeout: 90_000 });
+    const refused = page.locator('table.timeline tr[data-type="ssh.channel"][data-decision="deny"]');
+    await refused.first().waitFor({ timeout: 90_000 });
+    assert.match(await refused.first().textContent() ?? '', /exec \(ssh\.exec\) rm -rf \/tmp\/nothing-here.*[0-9a-f]{8}-[0-9a-f]{4}-/);
+    await page.goto(`${dev.url}/console/#/session/${sid}`);
+    await page.locator(`dl.facts[data-session="${sid}"]`).waitFor({ timeout: 90_000 });
+    assert.match(await page.locator('table.timeline tr[data-type="ssh.channel"][data-decision="allow"]').first().textContent() ?? '', /exec \(ssh\.exec\) echo replay-marker/);
+    await page.getByRole('link', { name: 'Replay the terminal' }).waitFor();
+
     const violations: string[] = [];
     const replay = await context.newPage();
     replay.on('console', (m) => {

@@ -25,7 +25,7 @@ function what(r) {
     case 'ssh.output':
       return `channel ${p.channel ?? '?'}: ${Array.isArray(p.events) ? p.events.length : 0} terminal events`;
     case 'ssh.exit':
-      return `channel ${p.channel ?? '?'} exited${p.code !== undefined ? ` ${p.code}` : ''}${p.signal ? ` (${p.signal})` : ''}`;
+      return `channel ${p.channel ?? '?'} exited${p.exit_code !== undefined ? ` ${p.exit_code}` : ''}${p.signal ? ` (${p.signal})` : ''}${p.error ? `: ${p.error}` : ''}`;
     case 'mcp.call':
     case 'mcp.read':
     case 'mcp.prompt':
