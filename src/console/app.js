@@ -6,6 +6,9 @@ import { html } from './ui.js';
 import { Approvals } from './pages/approvals.js';
 import { Inventory } from './pages/inventory.js';
 import { IdentityPage } from './pages/identity.js';
+import { Sessions } from './pages/sessions.js';
+import { SessionPage } from './pages/session.js';
+import { Audit } from './pages/audit.js';
 
 const SIGN_IN_ERRORS = {
   login_state_mismatch: 'The sign-in did not start in this browser (or took too long). Sign in again.',
@@ -39,7 +42,7 @@ function Layout({ me, r, children }) {
   return html`<div class="layout">
     <header>
       <a class="brand" href="#/approvals">Portcullis</a>
-      <nav aria-label="Main"><ul>${link('approvals', 'Approvals')}${link('inventory', 'Inventory')}</ul></nav>
+      <nav aria-label="Main"><ul>${link('approvals', 'Approvals')}${link('inventory', 'Inventory')}${link('sessions', 'Sessions')}${link('audit', 'Audit')}</ul></nav>
       <div class="me"><span data-testid="me">${me.identity.id}</span> <button type="button" onClick=${signOut}>Sign out</button></div>
     </header>
     <main id="main">${children}</main>
@@ -61,6 +64,9 @@ function App() {
   let page;
   if (r.page === 'inventory') page = html`<${Inventory} />`;
   else if (r.page === 'identity' && r.arg) page = html`<${IdentityPage} id=${r.arg} me=${me} />`;
+  else if (r.page === 'sessions') page = html`<${Sessions} />`;
+  else if (r.page === 'session' && r.arg) page = html`<${SessionPage} id=${r.arg} />`;
+  else if (r.page === 'audit') page = html`<${Audit} />`;
   else page = html`<${Approvals} me=${me} />`;
   return html`<${Layout} me=${me} r=${r}>${page}<//>`;
 }

@@ -25,6 +25,13 @@ export const CONSOLE_CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
+/**
+ * The replay page's: the same, plus WebAssembly compilation for asciinema-player's terminal
+ * emulator ('wasm-unsafe-eval' allows WebAssembly only, never eval of strings). No other page has it.
+ */
+export const REPLAY_CSP = CONSOLE_CSP.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'");
+export const REPLAY_PAGE = '/console/replay.html';
+
 const SECURITY_HEADERS: Record<string, string> = {
   'content-security-policy': CONSOLE_CSP,
   'x-content-type-options': 'nosniff',
@@ -59,9 +66,16 @@ export const CONSOLE_FILES: Record<string, { path: () => string; rewrite?: [stri
   'pages/approvals.js': { path: () => own('pages/approvals.js') },
   'pages/inventory.js': { path: () => own('pages/inventory.js') },
   'pages/identity.js': { path: () => own('pages/identity.js') },
+  'pages/sessions.js': { path: () => own('pages/sessions.js') },
+  'pages/session.js': { path: () => own('pages/session.js') },
+  'pages/audit.js': { path: () => own('pages/audit.js') },
+  'replay.html': { path: () => own('replay.html') },
+  'replay.js': { path: () => own('replay.js') },
   'vendor/preact.mjs': { path: () => vendor('preact') },
   'vendor/hooks.mjs': { path: () => vendor('preact/hooks'), rewrite: ['from"preact"', 'from"./preact.mjs"'] },
   'vendor/htm.mjs': { path: () => vendor('htm') },
+  'vendor/asciinema-player.min.js': { path: () => vendor('asciinema-player/dist/bundle/asciinema-player.min.js') },
+  'vendor/asciinema-player.css': { path: () => vendor('asciinema-player/dist/bundle/asciinema-player.css') },
 };
 
 interface Asset {
@@ -105,6 +119,7 @@ export function consoleRoutes(app: FastifyInstance, broker: Broker): void {
   app.addHook('onSend', async (req, reply) => {
     const path = req.url.split('?')[0]!;
     if (path === '/console' || path.startsWith('/console/')) for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
+    if (path === REPLAY_PAGE) reply.header('content-security-policy', REPLAY_CSP);
   });
 
   const serve = (name: string) => async (req: FastifyRequest, reply: FastifyReply) => {
@@ -112,7 +127,7 @@ export function consoleRoutes(app: FastifyInstance, broker: Broker): void {
     const a = assets.get(name)!;
     reply.header('content-type', a.type).header('etag', a.etag).header('vary', 'accept-encoding');
     // The page is always revalidated (it names no hashes); scripts and styles by ETag.
-    reply.header('cache-control', name === 'index.html' ? 'no-cache' : 'no-cache, max-age=0');
+    reply.header('cache-control', name.endsWith('.html') ? 'no-cache' : 'no-cache, max-age=0');
     if (req.headers['if-none-match'] === a.etag) return reply.code(304).send();
     if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) return reply.header('content-encoding', 'gzip').send(a.gzip);
     return reply.send(a.body);

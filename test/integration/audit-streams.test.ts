@@ -64,6 +64,34 @@ describe('audit streams', () => {
     assert.ok(r.body.streams.every((s: { checkpoints: number }) => s.checkpoints >= 0));
   });
 
+  it('order=desc answers newest first (the console reads the newest page), asc and the default oldest first; with filters and after', async () => {
+    const admin = await h.admin();
+    const session = await h.loginCi();
+    for (let i = 0; i < 4; i++) await h.post('/v1/authorize', { action: 'db.select', resource: { type: 'Database', id: 'orders' }, context: { purpose: { reason: `r${i}` } } }, session);
+    await h.running.broker.audit.flush();
+    const seqs = async (qs: string) => {
+      const r = await h.get(`/v1/audit/authz?${qs}`, admin);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return (r.body.events as { seq: number }[]).map((e) => e.seq);
+    };
+    // The query's own audit.read decision is an authz event too: the newest is at least the head before it.
+    const before = (await h.running.broker.audit.head('authz')).seq;
+    const newest = await seqs('order=desc&limit=3');
+    const head = newest[0]!;
+    assert.ok(head >= before, `${head} >= ${before}`);
+    assert.deepEqual(newest, [head, head - 1, head - 2]);
+    const asc = await seqs('order=asc&limit=3');
+    assert.deepEqual(asc, [1, 2, 3]);
+    assert.deepEqual(await seqs('limit=3'), asc, 'oldest first by default');
+    const mine = await seqs('order=desc&identity=workload:github/acme/api&decision=allow&limit=1000');
+    assert.ok(mine.length >= 4);
+    assert.deepEqual(mine, [...mine].sort((a, b) => b - a));
+    const after = await seqs(`order=desc&after=${head - 2}`);
+    assert.deepEqual(after.slice(-2), [head, head - 1], 'after with desc: the newest after it, newest first');
+    assert.deepEqual(after, [...after].sort((a, b) => b - a));
+    assert.equal((await h.get('/v1/audit/authz?order=up', admin)).status, 400);
+  });
+
   it('follows new events as NDJSON and exports JSON lines', async () => {
     const admin = await h.admin();
     const ctrl = new AbortController();

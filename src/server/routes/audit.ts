@@ -49,6 +49,7 @@ export function auditRoutes(app: FastifyInstance, broker: Broker): void {
           type: z.string().max(128).optional(),
           after: z.string().regex(/^\d{1,15}$/, 'must be a sequence number').optional(),
           limit: z.string().regex(/^\d{1,4}$/, 'must be a number up to 9999').optional(),
+          order: z.enum(['asc', 'desc']).optional().describe('asc (default): oldest first; desc: newest first (JSON answers; with after: the newest after it)'),
           follow: z.enum(['true', 'false']).optional(),
           format: z.enum(['json', 'ndjson']).optional(),
         }),
@@ -90,7 +91,7 @@ export function auditRoutes(app: FastifyInstance, broker: Broker): void {
         return reply.type('application/x-ndjson').send(lines);
       }
       const limit = q.limit === undefined ? 100 : Math.min(Number(q.limit), 1000);
-      return { events: await audit.query(callerOf(req), { ...query, limit }) };
+      return { events: await audit.query(callerOf(req), { ...query, limit, ...(q.order !== undefined && { order: q.order as 'asc' | 'desc' }) }) };
     },
   );
 }

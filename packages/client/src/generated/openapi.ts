@@ -4631,6 +4631,8 @@ export interface operations {
                 format?: "json" | "ndjson";
                 identity?: string;
                 limit?: string;
+                /** @description asc (default): oldest first; desc: newest first (JSON answers; with after: the newest after it) */
+                order?: "asc" | "desc";
                 since?: string;
                 type?: string;
                 until?: string;
