@@ -1,4 +1,4 @@
-// Policies: read the active version, validate, activate a new version (audited).
+// Policies: read the active version, the history and one version's files, validate, activate a new version (audited).
 import type { FastifyInstance } from 'fastify';
 import type { Broker, WritePoliciesRequest } from '../../broker/index.ts';
 import { callerOf, requireSession } from '../auth.ts';
@@ -20,6 +20,21 @@ export function policyRoutes(app: FastifyInstance, broker: Broker): void {
   app.get('/v1/policies', { preHandler: session, schema: { operationId: 'getActivePolicy', summary: 'The active policy version', tags: ['policies'], response: { 200: ActivePolicy, ...errors(401, 403, 404) } } }, async (req) => policies.active(callerOf(req)));
 
   app.get('/v1/policies/versions', { preHandler: session, schema: { operationId: 'listPolicyVersions', summary: 'Every policy version', tags: ['policies'], response: { 200: z.object({ versions: z.array(PolicyVersion) }), ...errors(401, 403) } } }, async (req) => ({ versions: await policies.versions(callerOf(req)) }));
+
+  app.get(
+    '/v1/policies/versions/:version',
+    {
+      preHandler: session,
+      schema: {
+        operationId: 'getPolicyVersion',
+        summary: 'One policy version with its files (for history and diffs)',
+        tags: ['policies'],
+        params: z.strictObject({ version: z.string().regex(/^[1-9]\d{0,8}$/, 'must be a version number') }),
+        response: { 200: PolicyVersion, ...errors(401, 403, 404) },
+      },
+    },
+    async (req) => policies.version(callerOf(req), Number((req.params as { version: string }).version)),
+  );
 
   app.put(
     '/v1/policies',
