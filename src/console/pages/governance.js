@@ -10,6 +10,18 @@ import { stepUpFrom } from '../stepup.js';
 
 const pct = (x) => Math.round(x * 1000) / 10;
 
+/** A review item's usage facts as one line: times as times, nothing as "never", ratios as percentages. */
+function usageText(usage) {
+  const parts = Object.entries(usage ?? {}).map(([k, v]) => {
+    const label = k.replaceAll('_', ' ');
+    if (v === null) return `${label}: never`;
+    if (typeof v === 'string' && /^\d{4}-\d\d-\d\dT/.test(v)) return `${label}: ${when(v)}`;
+    if (k === 'over_privilege' && typeof v === 'number') return `${label}: ${pct(v)}%`;
+    return `${label}: ${typeof v === 'object' ? JSON.stringify(v) : v}`;
+  });
+  return parts.join('; ') || '—';
+}
+
 function ItemCard({ item, onDone, onStepUp }) {
   const [comment, setComment] = useState('');
   const [busy, setBusy] = useState(false);
@@ -33,7 +45,7 @@ function ItemCard({ item, onDone, onStepUp }) {
       <dt>What</dt><dd>${item.kind}: ${item.summary}</dd>
       <dt>Reference</dt><dd><code>${item.ref}</code></dd>
       <dt>Campaign</dt><dd>${item.campaign_id}</dd>
-      <dt>Use</dt><dd>${Object.entries(item.usage ?? {}).map(([k, v]) => `${k.replaceAll('_', ' ')}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join('; ') || '—'}</dd>
+      <dt>Use</dt><dd>${usageText(item.usage)}</dd>
     </dl>
     <label for=${cid}>Comment</label>
     <textarea id=${cid} rows="2" maxlength="1000" value=${comment} onInput=${(e) => setComment(e.currentTarget.value)}></textarea>
