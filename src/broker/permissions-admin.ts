@@ -179,7 +179,7 @@ export class PermissionsAdmin {
   }
 
   /** Observed use against effective permissions over a window (default 90 days), for one identity or the estate. */
-  async usage(c: Caller, q: WindowQuery & { identity?: string; limit?: number }): Promise<UsageReport & { policy_version: number; by_owner: ReturnType<typeof byOwner> }> {
+  async usage(c: Caller, q: WindowQuery & { identity?: string; limit?: number; top?: number }): Promise<UsageReport & { policy_version: number; by_owner: ReturnType<typeof byOwner> }> {
     await this.#read(c, q.identity ?? '*');
     await this.#d.authz.requireAllowed(c, 'audit.read', { type: 'AuditStream', id: 'authz' });
     const w = this.#window(q, 90);
@@ -188,7 +188,9 @@ export class PermissionsAdmin {
     for await (const r of this.#records(w, 'allow', q.identity)) observed.add(r);
     const { version, model } = this.#modelNow();
     const report = usageReport({ model, identities: identities.map(principalFacts), observed, since: w.since, until: w.until, ...(q.limit !== undefined && { limit: q.limit }) });
-    return { policy_version: version, ...report, by_owner: byOwner(report.identities, (id) => this.#d.identities.get(id)?.owner ?? null) };
+    const by_owner = byOwner(report.identities, (id) => this.#d.identities.get(id)?.owner ?? null);
+    // `top`: list only the most over-privileged identities (the estate and by_owner still count all).
+    return { policy_version: version, ...report, ...(q.top !== undefined && { identities: report.identities.slice(0, q.top) }), by_owner };
   }
 
   /**

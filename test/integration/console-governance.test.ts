@@ -22,8 +22,8 @@ permit (principal in Team::"dba", action in [Action::"policy.read", Action::"pol
 @id("dba-reads-decisions")
 permit (principal in Team::"dba", action in [Action::"governance.read", Action::"audit.read", Action::"identity.read"], resource);
 
-@id("alice-governance-without-audit")
-permit (principal == User::"user:alice@example.com", action == Action::"governance.read", resource);
+@id("alice-reads-without-audit-or-write")
+permit (principal == User::"user:alice@example.com", action in [Action::"governance.read", Action::"policy.read"], resource);
 `;
 
 /** Identities bob owns (his review items) and a team's. */
@@ -143,6 +143,25 @@ describe('the console Policies and Governance pages in headless Chromium', { ski
     assert.equal(active.body.actor, 'user:bob@example.com');
   });
 
+  it('policies: a reader who may not write is not offered Push, and a what-if without audit.read is refused', async () => {
+    const c = await context();
+    const seen: Seen[] = [];
+    const page = await consolePage(c, seen);
+    await signIn(page, h, 'alice@example.com', 'alice-pw');
+    await page.goto(`${h.url}/console/#/policies`);
+    await page.getByTestId('history').locator('tr[data-version="3"]').waitFor({ timeout: 90_000 });
+    assert.equal(await page.getByRole('button', { name: 'Push' }).count(), 1, 'offered until the server says otherwise');
+    await page.getByLabel('Cedar policies').fill(V2);
+    await page.getByRole('button', { name: 'Validate' }).click();
+    await page.getByRole('status').filter({ hasText: 'You may not change the policies' }).waitFor({ timeout: 90_000 });
+    assert.equal(await page.getByRole('button', { name: 'Push' }).count(), 0, 'no Push for a caller without policy.write');
+    await page.getByRole('button', { name: /What if/ }).click();
+    await page.getByRole('alert').filter({ hasText: 'you may not replay recorded decisions' }).waitFor({ timeout: 90_000 });
+    assert.equal(seen.find((s) => s.url === '/v1/policies/replay')?.status, 403);
+    assert.equal(seen.filter((s) => s.url === '/v1/policies').at(-1)?.status, 403, 'the dry run (policy.write) refused');
+    assert.equal((await h.get('/v1/policies', admin)).body.version, 3, 'nothing pushed');
+  });
+
   it('governance: my review items decided from the page, accessible charts, the evidence report, step-up through the provider and back', async () => {
     const opened = await h.post('/v1/reviews', { name: 'bob-owned-q4', scope: { owner: 'user:bob@example.com' }, reviewers: ['user:bob@example.com'] }, admin);
     assert.equal(opened.status, 201, JSON.stringify(opened.body));
@@ -178,6 +197,8 @@ describe('the console Policies and Governance pages in headless Chromium', { ski
     assert.ok(stats.denials_by_reason.some((r: { reason: string }) => r.reason === 'no permit'), JSON.stringify(stats.denials_by_reason));
     const usage = JSON.parse(seen.find((s) => s.url.startsWith('/v1/governance/usage'))!.body);
     assert.ok(usage.by_owner.some((o: { owner: string | null; identities: number }) => o.owner === 'user:bob@example.com' && o.identities >= 2), JSON.stringify(usage.by_owner));
+    assert.ok(usage.identities.length <= 5, 'only the top five identities were sent');
+    assert.equal(await page.getByTestId('overprivileged').locator('tbody tr').count(), usage.identities.length);
     // The table alternative carries the same numbers as the chart.
     const rows = await page.locator('#decisions-chart-table tbody tr').count();
     assert.equal(rows, stats.buckets.length);
@@ -190,6 +211,14 @@ describe('the console Policies and Governance pages in headless Chromium', { ski
     assert.match((await page.getByTestId('evidence').textContent()) ?? '', /Audit chain.*verified/);
     await shot(page, 'governance');
     assert.deepEqual(await seriousViolations(page), [], 'the governance page');
+    // Readable on a phone: nothing wider than the screen but the scrolling tables.
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => {
+      const d = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document;
+      return d.documentElement.scrollWidth - d.documentElement.clientWidth;
+    });
+    assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px on a phone`);
+    await page.setViewportSize({ width: 1280, height: 900 });
 
     // Keep the first item from the page.
     await card.getByLabel('Comment').fill('still needed for billing');

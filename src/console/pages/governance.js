@@ -145,7 +145,7 @@ function Evidence() {
 export function Governance({ arg, onStepUp }) {
   const mine = useLoad(() => get('/v1/reviews/mine'), []);
   const campaigns = useLoad(() => get('/v1/reviews'), []);
-  const usage = useLoad(() => get('/v1/governance/usage?limit=1'), []);
+  const usage = useLoad(() => get('/v1/governance/usage?limit=3&top=5'), []);
   const decisions = useLoad(() => get('/v1/governance/decisions?since=14d'), []);
   const trend = useLoad(() => get('/v1/findings/trend?days=30'), []);
   const retried = useRetry(arg, () => {
@@ -177,7 +177,12 @@ export function Governance({ arg, onStepUp }) {
     <${Section} title="Over-privilege by team" id="overprivilege">
       <${ProblemNote} error=${usage.error} what="the usage analysis" />
       ${usage.data && html`<p class="status">Estate: ${pct(usage.data.estate.over_privilege)}% of ${usage.data.estate.effective} effective permissions unused over ${when(usage.data.since)} – ${when(usage.data.until)}.</p>
-        <${HBarChart} id="overprivilege-chart" title="Unused share of effective permissions by owner" unit="%" rows=${usage.data.by_owner.slice(0, 15).map((o) => ({ label: `${o.owner ?? '(no owner)'} (${o.identities})`, value: pct(o.over_privilege) }))} />`}
+        <${HBarChart} id="overprivilege-chart" title="Unused share of effective permissions by owner" unit="%" rows=${usage.data.by_owner.slice(0, 15).map((o) => ({ label: `${o.owner ?? '(no owner)'} (${o.identities})`, value: pct(o.over_privilege) }))} />
+        ${usage.data.identities.length > 0 && html`<div class="table-wrap"><table data-testid="overprivileged">
+          <caption>Most over-privileged identities</caption>
+          <thead><tr><th scope="col">Identity</th><th scope="col">Unused</th><th scope="col">Effective</th><th scope="col">For example, unused</th></tr></thead>
+          <tbody>${usage.data.identities.map((u) => html`<tr key=${u.identity}><td><a href=${`#/identity/${encodeURIComponent(u.identity)}`}>${u.identity}</a></td><td>${pct(u.over_privilege)}%</td><td>${u.effective}</td><td>${u.unused_permissions.map((p) => `${p.action} on ${p.resource.type}::${p.resource.id}`).join(', ') || '—'}</td></tr>`)}</tbody>
+        </table></div>`}`}
     <//>
     <${Section} title="Findings by OWASP NHI category" id="findings">
       <${ProblemNote} error=${trend.error} what="the findings" />

@@ -146,13 +146,13 @@ export function permissionRoutes(app: FastifyInstance, broker: Broker): void {
         operationId: 'getAccessUsage',
         summary: 'Effective permissions against allowed decisions over a window (default 90d): unused permissions, over-privilege per identity and for the estate',
         tags: ['governance'],
-        querystring: z.strictObject({ since: when, until: when, identity: z.string().min(1).max(300).optional(), limit }),
+        querystring: z.strictObject({ since: when, until: when, identity: z.string().min(1).max(300).optional(), limit, top: z.string().regex(/^\d{1,6}$/, 'must be a number').optional().describe('list only this many identities, most over-privileged first (estate and by_owner count all)') }),
         response: { 200: UsageReport, ...errors(...SESSION_ERRORS, 404) },
       },
     },
     async (req) => {
-      const { limit: n, ...q } = req.query as { since?: string; until?: string; identity?: string; limit?: string };
-      return admin.usage(callerOf(req), { ...q, ...(n !== undefined && { limit: Number(n) }) });
+      const { limit: n, top, ...q } = req.query as { since?: string; until?: string; identity?: string; limit?: string; top?: string };
+      return admin.usage(callerOf(req), { ...q, ...(n !== undefined && { limit: Number(n) }), ...(top !== undefined && { top: Number(top) }) });
     },
   );
 

@@ -6190,6 +6190,8 @@ export interface operations {
                 identity?: string;
                 limit?: string;
                 since?: string;
+                /** @description list only this many identities, most over-privileged first (estate and by_owner count all) */
+                top?: string;
                 until?: string;
             };
             header?: never;
