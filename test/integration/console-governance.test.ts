@@ -110,7 +110,7 @@ describe('the console Policies and Governance pages in headless Chromium', { ski
     const invalid = page.getByTestId('invalid');
     await invalid.waitFor({ timeout: 90_000 });
     assert.match((await invalid.textContent()) ?? '', /^Invalid: /);
-    const refused = seen.filter((s) => s.url === '/v1/policies').at(-1)!;
+    const refused = await until(() => seen.find((s) => s.url === '/v1/policies' && s.status !== 200), 'the refused dry run');
     assert.equal(refused.status, 400, refused.body);
     assert.equal(await page.getByRole('button', { name: 'Push' }).isDisabled(), true, 'an invalid edit cannot be pushed');
 
@@ -157,8 +157,8 @@ describe('the console Policies and Governance pages in headless Chromium', { ski
     assert.equal(await page.getByRole('button', { name: 'Push' }).count(), 0, 'no Push for a caller without policy.write');
     await page.getByRole('button', { name: /What if/ }).click();
     await page.getByRole('alert').filter({ hasText: 'you may not replay recorded decisions' }).waitFor({ timeout: 90_000 });
-    assert.equal(seen.find((s) => s.url === '/v1/policies/replay')?.status, 403);
-    assert.equal(seen.filter((s) => s.url === '/v1/policies').at(-1)?.status, 403, 'the dry run (policy.write) refused');
+    assert.equal((await until(() => seen.find((s) => s.url === '/v1/policies/replay'), 'the replay call')).status, 403);
+    assert.equal((await until(() => seen.find((s) => s.url === '/v1/policies' && s.status !== 200), 'the dry run')).status, 403, 'the dry run (policy.write) refused');
     assert.equal((await h.get('/v1/policies', admin)).body.version, 3, 'nothing pushed');
   });
 
@@ -195,7 +195,7 @@ describe('the console Policies and Governance pages in headless Chromium', { ski
     assert.ok(stats.total.allow > 0 && stats.total.deny > 0, JSON.stringify(stats.total));
     assert.equal(stats.buckets.length, 14 + 1 - (Date.parse(stats.since) % 86_400_000 === 0 ? 1 : 0), 'a bucket per day of the window');
     assert.ok(stats.denials_by_reason.some((r: { reason: string }) => r.reason === 'no permit'), JSON.stringify(stats.denials_by_reason));
-    const usage = JSON.parse(seen.find((s) => s.url.startsWith('/v1/governance/usage'))!.body);
+    const usage = JSON.parse((await until(() => seen.find((s) => s.url.startsWith('/v1/governance/usage')), 'the usage call')).body);
     assert.ok(usage.by_owner.some((o: { owner: string | null; identities: number }) => o.owner === 'user:bob@example.com' && o.identities >= 2), JSON.stringify(usage.by_owner));
     assert.ok(usage.identities.length <= 5, 'only the top five identities were sent');
     assert.equal(await page.getByTestId('overprivileged').locator('tbody tr').count(), usage.identities.length);
@@ -236,7 +236,7 @@ describe('the console Policies and Governance pages in headless Chromium', { ski
     const dialog = page.getByRole('alertdialog', { name: 'Sign in again to continue' });
     await dialog.waitFor({ timeout: 90_000 });
     assert.match((await dialog.textContent()) ?? '', /multi-factor authentication/);
-    const refusedDecision = seen.find((s) => s.url === `/v1/reviews/items/${second.id}/decision`)!;
+    const refusedDecision = await until(() => seen.find((s) => s.url === `/v1/reviews/items/${second.id}/decision`), 'the refused decision');
     assert.equal(refusedDecision.status, 401);
     assert.equal(JSON.parse(refusedDecision.body).code, 'step_up_required');
     assert.deepEqual(await seriousViolations(page), [], 'the step-up dialog');
@@ -303,12 +303,13 @@ describe('the console Policies and Governance pages in headless Chromium', { ski
     assert.deepEqual(await seriousViolations(page), [], 'the governance page of a viewer');
 
     const guarded = ['/v1/policies', '/v1/policies/versions', '/v1/reviews', '/v1/governance/usage', '/v1/governance/decisions', '/v1/findings/trend', '/v1/reports/evidence'];
+    await until(() => guarded.every((path) => seen.some((s) => s.url.split('?')[0] === path)), 'every guarded call recorded');
     for (const path of guarded) {
       const got = seen.filter((s) => s.url.split('?')[0] === path);
       assert.ok(got.length > 0, `the page asked ${path}`);
       for (const s of got) assert.equal(s.status, 403, `${s.url} answered ${s.status}: ${s.body.slice(0, 200)}`);
     }
-    const mine = seen.find((s) => s.url === '/v1/reviews/mine')!;
+    const mine = await until(() => seen.find((s) => s.url === '/v1/reviews/mine'), 'my items');
     assert.equal(mine.status, 200);
     assert.deepEqual(JSON.parse(mine.body).items, [], 'no item of anyone else');
     for (const s of seen) assert.doesNotMatch(s.body, /analytics-readers|dba-governs|bob-owned-q4|workload:pay\/|by_owner|buckets/, `${s.url} carried policy or governance data`);

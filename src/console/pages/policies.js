@@ -135,7 +135,8 @@ function Editor({ active, onPushed, onStepUp }) {
   const push = () =>
     run('pushed', async () => {
       const r = await api('PUT', '/v1/policies', { files: edited(), reason });
-      onPushed();
+      // The page reloads the active version, which starts a fresh editor: the result is the page's.
+      onPushed(r);
       return r;
     });
   const change = (setter) => (e) => {
@@ -162,7 +163,6 @@ function Editor({ active, onPushed, onStepUp }) {
       ${state.replayError && html`<p class="note" role="alert">What-if failed: ${state.replayError.status === 403 ? 'you may not replay recorded decisions.' : state.replayError.message}</p>`}
       ${state.replay && html`<${ReplayResult} r=${state.replay} />`}
       ${state.pushedError && html`<p class="note" role="alert">Push refused: ${state.pushedError.message}</p>`}
-      ${state.pushed && html`<p class="ok" data-testid="pushed">${state.pushed.changed ? `Activated v${state.pushed.version}.` : `No change (still v${state.pushed.version}).`}</p>`}
     </div>
   </form>`;
 }
@@ -170,7 +170,9 @@ function Editor({ active, onPushed, onStepUp }) {
 export function Policies({ onStepUp }) {
   const active = useLoad(() => get('/v1/policies'), []);
   const versions = useLoad(() => get('/v1/policies/versions'), []);
-  const reload = () => {
+  const [pushed, setPushed] = useState(undefined);
+  const reload = (r) => {
+    setPushed(r);
     active.reload();
     versions.reload();
   };
@@ -187,5 +189,8 @@ export function Policies({ onStepUp }) {
       <${ProblemNote} error=${versions.error} what="the policy history" />
       ${versions.data && html`<${History} key=${versions.data.versions.length} versions=${versions.data.versions} active=${a?.version} />`}
     <//>
-    ${a && html`<${Section} title="Edit, validate, what-if, push" id="edit"><${Editor} key=${a.version} active=${a} onPushed=${reload} onStepUp=${onStepUp} /><//>`}`;
+    ${a && html`<${Section} title="Edit, validate, what-if, push" id="edit">
+      ${pushed && html`<p class="ok" role="status" data-testid="pushed">${pushed.changed ? `Activated v${pushed.version}.` : `No change (still v${pushed.version}).`}</p>`}
+      <${Editor} key=${a.version} active=${a} onPushed=${reload} onStepUp=${onStepUp} />
+    <//>`}`;
 }
