@@ -39,10 +39,15 @@ export interface WindowQuery {
 
 const PAGE = 1000;
 
+/** At most this many decisions are counted by one decisionStats call. */
+export const STATS_MAX_RECORDS = 500_000;
+
 export interface DecisionStats {
   since: string;
   until: string;
   bucket: 'day' | 'hour';
+  /** True when the window held more than STATS_MAX_RECORDS decisions: the oldest were counted, the rest not. */
+  truncated: boolean;
   total: { allow: number; deny: number };
   /** Every bucket of the window, oldest first (empty ones with zeros). */
   buckets: { start: string; allow: number; deny: number }[];
@@ -210,7 +215,14 @@ export class PermissionsAdmin {
     const counts = new Map<number, { allow: number; deny: number }>();
     for (let t = first; t <= last; t += size) counts.set(t, { allow: 0, deny: 0 });
     const reasons = new Map<string, number>();
+    let scanned = 0;
+    let truncated = false;
     for await (const r of this.#records(w)) {
+      // A bound on the work one call does (the records are read page by page from the audit store).
+      if (++scanned > STATS_MAX_RECORDS) {
+        truncated = true;
+        break;
+      }
       const b = counts.get(Math.floor(Date.parse(r.time) / size) * size);
       if (!b) continue;
       if (r.decision === 'allow') b.allow++;
@@ -224,6 +236,7 @@ export class PermissionsAdmin {
       since: w.since,
       until: w.until,
       bucket,
+      truncated,
       total: { allow: buckets.reduce((n, b) => n + b.allow, 0), deny: buckets.reduce((n, b) => n + b.deny, 0) },
       buckets,
       denials_by_reason: [...reasons].map(([reason, count]) => ({ reason, count })).sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1)),

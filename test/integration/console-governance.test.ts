@@ -193,6 +193,7 @@ describe('the console Policies and Governance pages in headless Chromium', { ski
     }
     const stats = JSON.parse((await until(() => seen.find((s) => s.url.startsWith('/v1/governance/decisions') && s.status === 200), 'the decision counts')).body);
     assert.ok(stats.total.allow > 0 && stats.total.deny > 0, JSON.stringify(stats.total));
+    assert.equal(stats.truncated, false);
     assert.equal(stats.buckets.length, 14 + 1 - (Date.parse(stats.since) % 86_400_000 === 0 ? 1 : 0), 'a bucket per day of the window');
     assert.ok(stats.denials_by_reason.some((r: { reason: string }) => r.reason === 'no permit'), JSON.stringify(stats.denials_by_reason));
     const usage = JSON.parse((await until(() => seen.find((s) => s.url.startsWith('/v1/governance/usage')), 'the usage call')).body);

@@ -169,7 +169,7 @@ export function Governance({ arg, onStepUp }) {
     <${Section} title="Review campaigns" id="campaigns"><${Campaigns} data=${campaigns.data} error=${campaigns.error} /><//>
     <${Section} title="Decisions over time" id="decisions">
       <${ProblemNote} error=${decisions.error} what="the decision counts" />
-      ${d && html`<p class="status">${d.total.allow} allowed and ${d.total.deny} denied, ${when(d.since)} – ${when(d.until)}.</p>
+      ${d && html`<p class="status">${d.total.allow} allowed and ${d.total.deny} denied, ${when(d.since)} – ${when(d.until)}${d.truncated ? ' (only the oldest 500,000 decisions of the window were counted)' : ''}.</p>
         <${BarChart} id="decisions-chart" title="Authorization decisions per day" desc="Allowed and denied decisions per UTC day." labels=${{ header: 'Day', values: d.buckets.map((b) => b.start.slice(5, 10)) }} series=${[{ name: 'Allowed', values: d.buckets.map((b) => b.allow) }, { name: 'Denied', values: d.buckets.map((b) => b.deny) }]} tick=${(i) => i % Math.ceil(d.buckets.length / 7) === 0} />
         <h3>Denials by reason</h3>
         ${d.denials_by_reason.length === 0 ? html`<p class="empty">No denial in the window.</p>` : html`<${HBarChart} id="denials-chart" title="Denied decisions by reason" rows=${d.denials_by_reason.slice(0, 12).map((r) => ({ label: r.reason, value: r.count }))} />`}`}

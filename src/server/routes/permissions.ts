@@ -40,6 +40,7 @@ const DecisionStats = z.object({
   since: z.string(),
   until: z.string(),
   bucket: z.enum(['day', 'hour']),
+  truncated: z.boolean().describe('the window held more than 500,000 decisions: only the oldest 500,000 were counted'),
   total: z.object({ allow: z.int(), deny: z.int() }),
   buckets: z.array(z.object({ start: z.string(), allow: z.int(), deny: z.int() })).describe('every bucket of the window, oldest first'),
   denials_by_reason: z.array(z.object({ reason: z.string(), count: z.int() })).describe('`forbid: <policy id>` for each determining forbid, `refused: <why>`, `evaluation error` or `no permit`'),

@@ -6058,6 +6058,8 @@ export interface operations {
                             allow: number;
                             deny: number;
                         };
+                        /** @description the window held more than 500,000 decisions: only the oldest 500,000 were counted */
+                        truncated: boolean;
                         until: string;
                     };
                 };
