@@ -320,6 +320,10 @@ describe('the console Policies and Governance pages in headless Chromium', { ski
     const bob = await h.login('bob@example.com');
     const alice = await h.login('alice@example.com');
     const dave = await h.login('dave@example.com');
+    const list = await h.get('/v1/policies/versions', bob.token);
+    assert.equal(list.status, 200);
+    assert.deepEqual((list.body.versions as { version: number }[]).map((v) => v.version), [5, 4, 3, 2, 1], 'newest first');
+    assert.ok((list.body.versions as object[]).every((v) => !('files' in v)), 'the history is summaries; files come one version at a time');
     const v1 = await h.get('/v1/policies/versions/1', bob.token);
     assert.equal(v1.status, 200);
     assert.equal(v1.body.version, 1);

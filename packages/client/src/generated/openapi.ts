@@ -1222,7 +1222,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every policy version */
+        /** Every policy version, without its files */
         get: operations["listPolicyVersions"];
         put?: never;
         post?: never;
@@ -1986,6 +1986,17 @@ export interface components {
             version: number;
         } & {
             [key: string]: unknown;
+        };
+        PolicyVersionSummary: {
+            actor: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339 time (UTC)
+             */
+            created_at: string;
+            digest: string;
+            reason: string;
+            version: number;
         };
         /** @description RFC 9457 problem document */
         Problem: {
@@ -8081,7 +8092,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        versions: components["schemas"]["PolicyVersion"][];
+                        versions: components["schemas"]["PolicyVersionSummary"][];
                     };
                 };
             };
