@@ -8,7 +8,7 @@ import { Inventory } from './pages/inventory.js';
 import { IdentityPage } from './pages/identity.js';
 import { Policies } from './pages/policies.js';
 import { Governance } from './pages/governance.js';
-import { describeStepUp, stepUpLogin } from './stepup.js';
+import { describeStepUp, expectRetry, stepUpLogin } from './stepup.js';
 
 const SIGN_IN_ERRORS = {
   login_state_mismatch: 'The sign-in did not start in this browser (or took too long). Sign in again.',
@@ -38,7 +38,7 @@ function StepUp({ required, retry, onCancel }) {
   return html`<div class="note stepup" role="alertdialog" aria-labelledby="stepup-title" aria-describedby="stepup-what">
     <h2 id="stepup-title">Sign in again to continue</h2>
     <p id="stepup-what">${describeStepUp(required)} You come back here and the action is tried again.</p>
-    <div class="actions"><a class="button primary" href=${stepUpLogin(required, retry)}>Sign in again</a><button type="button" onClick=${onCancel}>Cancel</button></div>
+    <div class="actions"><a class="button primary" href=${stepUpLogin(required, retry)} onClick=${() => expectRetry(retry)}>Sign in again</a><button type="button" onClick=${onCancel}>Cancel</button></div>
   </div>`;
 }
 

@@ -229,6 +229,18 @@ describe('the console Policies and Governance pages in headless Chromium', { ski
     const d1 = (after1.body.items as { id: string; decision: string; decided_by: string; comment: string }[]).find((i) => i.id === first.id)!;
     assert.deepEqual([d1.decision, d1.decided_by, d1.comment], ['keep', 'user:bob@example.com', 'still needed for billing']);
 
+    // A link to the retry location does nothing: only a step-up this tab started is retried.
+    const lured = await context();
+    const lp = await consolePage(lured);
+    await signIn(lp, h, 'bob@example.com', 'bob-pw');
+    await lp.goto(`${h.url}/console/#/governance/decide/${encodeURIComponent(second.id)}/revoke`);
+    await until(() => lp.url().endsWith('/console/#/governance'), 'the link replaced by the page');
+    await lp.locator(`li[data-item="${second.id}"]`).waitFor({ timeout: 90_000 });
+    await new Promise((r) => setTimeout(r, 500));
+    const untouched = await h.get(`/v1/reviews/${campaignId}`, admin);
+    assert.equal((untouched.body.items as { id: string; decision: string | null }[]).find((i) => i.id === second.id)!.decision, null, 'a link made the page decide');
+    assert.equal(await lp.getByTestId('retried').count(), 0);
+
     // Now deciding needs MFA: the page sends bob through the provider again and retries.
     const pushed = await h.put('/v1/policies', { files: [{ name: 'step-up.cedar', text: STEP_UP }], reason: 'review decisions need MFA' }, admin);
     assert.equal(pushed.status, 200, JSON.stringify(pushed.body));
@@ -265,6 +277,8 @@ describe('the console Policies and Governance pages in headless Chromium', { ski
     assert.deepEqual([d2.decision, d2.decided_by], ['keep', 'user:bob@example.com']);
     const me = (await page.evaluate(async () => (await fetch('/v1/auth/session', { headers: { 'x-portcullis-console': '1' } })).json())) as { authn: { mfa: boolean } };
     assert.equal(me.authn.mfa, true, 'the new session carries the second factor');
+    const stored = await page.evaluate(() => JSON.stringify({ ...(globalThis as unknown as { sessionStorage: object }).sessionStorage }));
+    assert.equal(stored, '{}', 'the retry marker is used once and removed');
     // Back to no step-up for the rest of the file.
     assert.equal((await h.put('/v1/policies', { files: [{ name: 'analytics.cedar', text: V2 }], reason: 'step-up test over' }, admin)).status, 200);
   });

@@ -6,7 +6,7 @@ import { get, post } from '../api.js';
 import { ApiError } from '../api.js';
 import { ProblemNote, Section, html, useLoad, when } from '../ui.js';
 import { BarChart, HBarChart } from '../chart.js';
-import { stepUpFrom } from '../stepup.js';
+import { stepUpFrom, takeRetry } from '../stepup.js';
 
 const pct = (x) => Math.round(x * 1000) / 10;
 
@@ -57,12 +57,20 @@ function ItemCard({ item, onDone, onStepUp }) {
   </li>`;
 }
 
-/** After a step-up the sign-in comes back to #/governance/decide/<item>/<decision>: the decision is tried again, once. */
+/**
+ * After a step-up the sign-in comes back to #/governance/decide/<item>/<decision>: the decision is
+ * tried again, once — only if this tab started that step-up (takeRetry); the same hash from a link
+ * does nothing.
+ */
 function useRetry(arg, onDone) {
   const [retried, setRetried] = useState(undefined);
   useEffect(() => {
     const m = /^decide\/([^/]+)\/(keep|revoke)$/.exec(arg ?? '');
     if (!m) return;
+    if (!takeRetry(location.hash)) {
+      location.replace('#/governance');
+      return;
+    }
     post(`/v1/reviews/items/${encodeURIComponent(m[1])}/decision`, { decision: m[2], comment: 'decided after step-up in the console' }).then(
       () => setRetried({ ok: true, item: m[1], decision: m[2] }),
       (e) => setRetried({ ok: false, item: m[1], decision: m[2], error: e }),
