@@ -61,7 +61,7 @@ export default tseslint.config(
   {
     // The web console's browser modules (src/console/, served as they are: no build step).
     files: ['src/console/**/*.js'],
-    languageOptions: { globals: { document: 'readonly', window: 'readonly', location: 'readonly', addEventListener: 'readonly', removeEventListener: 'readonly', URLSearchParams: 'readonly' } },
+    languageOptions: { globals: { document: 'readonly', window: 'readonly', location: 'readonly', addEventListener: 'readonly', removeEventListener: 'readonly', URLSearchParams: 'readonly', Blob: 'readonly' } },
   },
   {
     // Dependencies point one way: domains never import the broker, the transport or the CLI.

@@ -1,5 +1,5 @@
 // Governance analysis admin API (docs/governance.md): effective permissions, observed use, the
-// suggested narrowed policy and what-if replay — each a read decided with Cedar before it reads
+// suggested narrowed policy, what-if replay and decision counts over time — each a read decided with Cedar before it reads
 // (`governance.read` on the identity or Identity::"*", `audit.read` on the authz stream, `policy.read`).
 import { InvalidInput, NotFound } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
@@ -38,6 +38,48 @@ export interface WindowQuery {
 }
 
 const PAGE = 1000;
+
+/** At most this many decisions are counted by one decisionStats call. */
+export const STATS_MAX_RECORDS = 500_000;
+
+export interface DecisionStats {
+  since: string;
+  until: string;
+  bucket: 'day' | 'hour';
+  /** True when the window held more than STATS_MAX_RECORDS decisions: the oldest were counted, the rest not. */
+  truncated: boolean;
+  total: { allow: number; deny: number };
+  /** Every bucket of the window, oldest first (empty ones with zeros). */
+  buckets: { start: string; allow: number; deny: number }[];
+  /** A deny counts once for each determining forbid policy; otherwise its refusal, an evaluation error or no permit. */
+  denials_by_reason: { reason: string; count: number }[];
+}
+
+/** Why a recorded deny was a deny, as labels: the forbids that determined it, a refusal, an error, or no permit. */
+function denialReasons(p: Record<string, unknown>): string[] {
+  if (typeof p.refused === 'string') return [`refused: ${p.refused}`];
+  const ids = Array.isArray(p.reasons) ? p.reasons.filter((x): x is string => typeof x === 'string') : [];
+  if (ids.length > 0) return ids.map((id) => `forbid: ${id}`);
+  if (Array.isArray(p.errors) && p.errors.length > 0) return ['evaluation error'];
+  return ['no permit'];
+}
+
+/** Usage rows summed by the identities' owner (a team, a person, or none). */
+function byOwner(rows: readonly IdentityUsage[], ownerOf: (id: string) => string | null) {
+  const m = new Map<string, { owner: string | null; identities: number; effective: number; used: number }>();
+  for (const r of rows) {
+    const owner = ownerOf(r.identity);
+    const k = owner ?? '';
+    const o = m.get(k) ?? { owner, identities: 0, effective: 0, used: 0 };
+    o.identities++;
+    o.effective += r.effective;
+    o.used += r.used;
+    m.set(k, o);
+  }
+  return [...m.values()]
+    .map((o) => ({ ...o, unused: o.effective - o.used, over_privilege: o.effective === 0 ? 0 : Math.round(((o.effective - o.used) / o.effective) * 10_000) / 10_000 }))
+    .sort((a, b) => b.over_privilege - a.over_privilege || (a.owner ?? '~').localeCompare(b.owner ?? '~'));
+}
 const DAY = 86_400_000;
 
 /**
@@ -142,7 +184,7 @@ export class PermissionsAdmin {
   }
 
   /** Observed use against effective permissions over a window (default 90 days), for one identity or the estate. */
-  async usage(c: Caller, q: WindowQuery & { identity?: string; limit?: number }): Promise<UsageReport & { policy_version: number }> {
+  async usage(c: Caller, q: WindowQuery & { identity?: string; limit?: number; top?: number }): Promise<UsageReport & { policy_version: number; by_owner: ReturnType<typeof byOwner> }> {
     await this.#read(c, q.identity ?? '*');
     await this.#d.authz.requireAllowed(c, 'audit.read', { type: 'AuditStream', id: 'authz' });
     const w = this.#window(q, 90);
@@ -150,7 +192,55 @@ export class PermissionsAdmin {
     const observed = new ObservedUse();
     for await (const r of this.#records(w, 'allow', q.identity)) observed.add(r);
     const { version, model } = this.#modelNow();
-    return { policy_version: version, ...usageReport({ model, identities: identities.map(principalFacts), observed, since: w.since, until: w.until, ...(q.limit !== undefined && { limit: q.limit }) }) };
+    const report = usageReport({ model, identities: identities.map(principalFacts), observed, since: w.since, until: w.until, ...(q.limit !== undefined && { limit: q.limit }) });
+    const by_owner = byOwner(report.identities, (id) => this.#d.identities.get(id)?.owner ?? null);
+    // `top`: list only the most over-privileged identities (the estate and by_owner still count all).
+    return { policy_version: version, ...report, ...(q.top !== undefined && { identities: report.identities.slice(0, q.top) }), by_owner };
+  }
+
+  /**
+   * Authorization decisions over a window (default 30 days) counted per day (or hour), and the
+   * denials by reason — aggregates over every identity's decisions, so `governance.read` on
+   * Identity::"*" AND `audit.read` on the authz stream.
+   */
+  async decisionStats(c: Caller, q: WindowQuery & { bucket?: 'day' | 'hour' }): Promise<DecisionStats> {
+    await this.#read(c, '*');
+    await this.#d.authz.requireAllowed(c, 'audit.read', { type: 'AuditStream', id: 'authz' });
+    const w = this.#window(q, 30);
+    const bucket = q.bucket ?? 'day';
+    const size = bucket === 'hour' ? 3_600_000 : DAY;
+    const first = Math.floor(Date.parse(w.since) / size) * size;
+    const last = Math.floor((Date.parse(w.until) - 1) / size) * size;
+    if ((last - first) / size >= 2000) throw new InvalidInput(`the window holds more than 2000 ${bucket}s; choose a shorter one or bucket=day`, 'since');
+    const counts = new Map<number, { allow: number; deny: number }>();
+    for (let t = first; t <= last; t += size) counts.set(t, { allow: 0, deny: 0 });
+    const reasons = new Map<string, number>();
+    let scanned = 0;
+    let truncated = false;
+    for await (const r of this.#records(w)) {
+      // A bound on the work one call does (the records are read page by page from the audit store).
+      if (++scanned > STATS_MAX_RECORDS) {
+        truncated = true;
+        break;
+      }
+      const b = counts.get(Math.floor(Date.parse(r.time) / size) * size);
+      if (!b) continue;
+      if (r.decision === 'allow') b.allow++;
+      else {
+        b.deny++;
+        for (const why of denialReasons(r.payload)) reasons.set(why, (reasons.get(why) ?? 0) + 1);
+      }
+    }
+    const buckets = [...counts].map(([t, n]) => ({ start: new Date(t).toISOString(), ...n }));
+    return {
+      since: w.since,
+      until: w.until,
+      bucket,
+      truncated,
+      total: { allow: buckets.reduce((n, b) => n + b.allow, 0), deny: buckets.reduce((n, b) => n + b.deny, 0) },
+      buckets,
+      denials_by_reason: [...reasons].map(([reason, count]) => ({ reason, count })).sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1)),
+    };
   }
 
   /** A narrowed policy set for an identity or a team/role keeping every allow observed in the window (default 90 days). */

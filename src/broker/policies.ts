@@ -1,4 +1,4 @@
-// The policies' admin API: the active version and every version (`policy.read`), and replacing
+// The policies' admin API: the active version, every version and one version's files (`policy.read`), and replacing
 // the API-managed files (`policy.write`), each decided with Cedar before it acts.
 import { InvalidInput, NotFound } from '../common/errors.ts';
 import type { DecisionPoint } from '../policy/decision-point.ts';
@@ -56,6 +56,14 @@ export class PolicyAdmin {
   async versions(c: Caller) {
     await this.#require(c, 'policy.read');
     return this.#d.policyStore.list();
+  }
+
+  /** One version with its files (`policy.read`), for history and diffs. */
+  async version(c: Caller, n: number) {
+    await this.#require(c, 'policy.read');
+    const v = await this.#d.policyStore.get(n);
+    if (!v) throw new NotFound(`policy version ${n}`);
+    return v;
   }
 
   /** Replaces the API-managed files (config files stay); validated, versioned, audited. */

@@ -9,6 +9,9 @@ import { IdentityPage } from './pages/identity.js';
 import { Sessions } from './pages/sessions.js';
 import { SessionPage } from './pages/session.js';
 import { Audit } from './pages/audit.js';
+import { Policies } from './pages/policies.js';
+import { Governance } from './pages/governance.js';
+import { describeStepUp, expectRetry, stepUpLogin } from './stepup.js';
 
 const SIGN_IN_ERRORS = {
   login_state_mismatch: 'The sign-in did not start in this browser (or took too long). Sign in again.',
@@ -33,7 +36,16 @@ function SignIn() {
   </main>`;
 }
 
-function Layout({ me, r, children }) {
+/** An action asked for step-up: sign in again with it (MFA, max_age) and come back to retry. */
+function StepUp({ required, retry, onCancel }) {
+  return html`<div class="note stepup" role="alertdialog" aria-labelledby="stepup-title" aria-describedby="stepup-what">
+    <h2 id="stepup-title">Sign in again to continue</h2>
+    <p id="stepup-what">${describeStepUp(required)} You come back here and the action is tried again.</p>
+    <div class="actions"><a class="button primary" href=${stepUpLogin(required, retry)} onClick=${() => expectRetry(retry)}>Sign in again</a><button type="button" onClick=${onCancel}>Cancel</button></div>
+  </div>`;
+}
+
+function Layout({ me, r, children, stepUp, onCancel }) {
   const link = (page, label) => html`<li><a href=${`#/${page}`} aria-current=${r.page === page ? 'page' : undefined}>${label}</a></li>`;
   const signOut = async () => {
     await fetch('/console/logout', { method: 'POST', headers: { 'x-portcullis-console': '1' }, credentials: 'same-origin' });
@@ -42,16 +54,18 @@ function Layout({ me, r, children }) {
   return html`<div class="layout">
     <header>
       <a class="brand" href="#/approvals">Portcullis</a>
-      <nav aria-label="Main"><ul>${link('approvals', 'Approvals')}${link('inventory', 'Inventory')}${link('sessions', 'Sessions')}${link('audit', 'Audit')}</ul></nav>
+      <nav aria-label="Main"><ul>${link('approvals', 'Approvals')}${link('inventory', 'Inventory')}${link('sessions', 'Sessions')}${link('audit', 'Audit')}${link('policies', 'Policies')}${link('governance', 'Governance')}</ul></nav>
       <div class="me"><span data-testid="me">${me.identity.id}</span> <button type="button" onClick=${signOut}>Sign out</button></div>
     </header>
-    <main id="main">${children}</main>
+    <main id="main">${stepUp && html`<${StepUp} ...${stepUp} onCancel=${onCancel} />`}${children}</main>
   </div>`;
 }
 
 function App() {
   const [me, setMe] = useState(undefined);
   const [r, setR] = useState(route());
+  const [stepUp, setStepUp] = useState(undefined);
+  const onStepUp = (required, retry) => setStepUp({ required, retry });
   useEffect(() => {
     const on = () => setR(route());
     addEventListener('hashchange', on);
@@ -67,8 +81,10 @@ function App() {
   else if (r.page === 'sessions') page = html`<${Sessions} />`;
   else if (r.page === 'session' && r.arg) page = html`<${SessionPage} id=${r.arg} />`;
   else if (r.page === 'audit') page = html`<${Audit} />`;
+  else if (r.page === 'policies') page = html`<${Policies} onStepUp=${onStepUp} />`;
+  else if (r.page === 'governance') page = html`<${Governance} me=${me} arg=${r.arg} onStepUp=${onStepUp} />`;
   else page = html`<${Approvals} me=${me} />`;
-  return html`<${Layout} me=${me} r=${r}>${page}<//>`;
+  return html`<${Layout} me=${me} r=${r} stepUp=${stepUp} onCancel=${() => setStepUp(undefined)}>${page}<//>`;
 }
 
 render(html`<${App} />`, document.getElementById('app'));

@@ -37,8 +37,8 @@ export function consoleCookieToken(req: FastifyRequest): { token?: string; refus
 /** Sets a `__Host-` cookie: Secure (browsers treat loopback http as secure too), Path=/, HttpOnly. */
 export function setHostCookie(reply: FastifyReply, name: string, value: string, o: { maxAgeS: number; sameSite: 'Strict' | 'Lax' }): void {
   const cookie = `${name}=${value}; Path=/; Max-Age=${Math.max(0, Math.floor(o.maxAgeS))}; HttpOnly; Secure; SameSite=${o.sameSite}`;
-  const prior = reply.getHeader('set-cookie');
-  reply.header('set-cookie', [...(Array.isArray(prior) ? prior : prior === undefined ? [] : [String(prior)]), cookie]);
+  // Fastify appends each set-cookie header to those already set (re-sending them would repeat them).
+  reply.header('set-cookie', cookie);
 }
 
 export function clearHostCookie(reply: FastifyReply, name: string): void {

@@ -71,6 +71,10 @@ export const CONSOLE_FILES: Record<string, { path: () => string; rewrite?: [stri
   'pages/audit.js': { path: () => own('pages/audit.js') },
   'replay.html': { path: () => own('replay.html') },
   'replay.js': { path: () => own('replay.js') },
+  'pages/policies.js': { path: () => own('pages/policies.js') },
+  'pages/governance.js': { path: () => own('pages/governance.js') },
+  'chart.js': { path: () => own('chart.js') },
+  'stepup.js': { path: () => own('stepup.js') },
   'vendor/preact.mjs': { path: () => vendor('preact') },
   'vendor/hooks.mjs': { path: () => vendor('preact/hooks'), rewrite: ['from"preact"', 'from"./preact.mjs"'] },
   'vendor/htm.mjs': { path: () => vendor('htm') },
@@ -110,6 +114,20 @@ function callbackUri(broker: Broker, req: FastifyRequest): string {
 /** A signed-in browser lands here; failures come back as a code the page explains. */
 const home = (error?: string) => (error ? `/console/?error=${encodeURIComponent(error)}` : '/console/');
 
+/** Where a (step-up) sign-in comes back to: a console hash route such as #/governance/decide/<id>/keep. */
+const RETURN_HASH = /^#\/[A-Za-z0-9/_.:%~-]{0,400}$/;
+const RETURN_COOKIE = '__Host-portcullis-return';
+function returnHash(cookie: string | undefined): string | undefined {
+  if (cookie === undefined || cookie === '' || cookie.length > 1500) return undefined;
+  let v: string;
+  try {
+    v = decodeURIComponent(cookie);
+  } catch {
+    return undefined;
+  }
+  return RETURN_HASH.test(v) ? v : undefined;
+}
+
 const sameState = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
 export function consoleRoutes(app: FastifyInstance, broker: Broker): void {
@@ -143,9 +161,18 @@ export function consoleRoutes(app: FastifyInstance, broker: Broker): void {
     const u = new URL(redirectUri);
     // The session cookie is Secure: over cleartext to another host the browser would drop it.
     if (u.protocol !== 'https:' && !isLoopback(u)) return reply.redirect(home('tls_required'), 303);
+    // Step-up (the page asks again with what an action answered step_up_required with), and the
+    // page location to come back to: only a console hash route, never a URL (no open redirect).
+    const q = req.query as Record<string, unknown>;
+    const stepUp: { mfa?: boolean; max_age?: number } = {};
+    if (q.mfa === 'true') stepUp.mfa = true;
+    if (typeof q.max_age === 'string' && /^\d{1,6}$/.test(q.max_age)) stepUp.max_age = Number(q.max_age);
+    const back = typeof q.return === 'string' && RETURN_HASH.test(q.return) ? q.return : undefined;
     try {
-      const started = await broker.startHumanLogin({ redirectUri });
-      setHostCookie(reply, LOGIN_COOKIE, started.state, { maxAgeS: Math.max(60, (Date.parse(started.expires_at) - Date.now()) / 1000), sameSite: 'Lax' });
+      const started = await broker.startHumanLogin({ redirectUri, ...((stepUp.mfa || stepUp.max_age !== undefined) && { stepUp }) });
+      const maxAgeS = Math.max(60, (Date.parse(started.expires_at) - Date.now()) / 1000);
+      setHostCookie(reply, LOGIN_COOKIE, started.state, { maxAgeS, sameSite: 'Lax' });
+      if (back !== undefined) setHostCookie(reply, RETURN_COOKIE, encodeURIComponent(back), { maxAgeS, sameSite: 'Lax' });
       return reply.header('cache-control', 'no-store').redirect(started.url, 303);
     } catch (err) {
       if (err instanceof PortcullisError && err.status < 500) return reply.redirect(home(err.code), 303);
@@ -160,7 +187,9 @@ export function consoleRoutes(app: FastifyInstance, broker: Broker): void {
     const str = (k: string, max: number) => (typeof q[k] === 'string' && (q[k] as string).length <= max ? (q[k] as string) : undefined);
     const state = str('state', 256);
     const held = cookies(req).get(LOGIN_COOKIE);
+    const back = returnHash(cookies(req).get(RETURN_COOKIE));
     clearHostCookie(reply, LOGIN_COOKIE);
+    if (back !== undefined) clearHostCookie(reply, RETURN_COOKIE);
     reply.header('cache-control', 'no-store');
     if (state === undefined || held === undefined || !sameState(state, held)) return reply.redirect(home('login_state_mismatch'), 303);
     const code = str('code', 4096);
@@ -169,7 +198,7 @@ export function consoleRoutes(app: FastifyInstance, broker: Broker): void {
     try {
       const done = await broker.completeHumanLogin({ state, ...(code !== undefined && { code }), ...(iss !== undefined && { iss }), ...(error !== undefined && { error }) }, req.ip);
       setHostCookie(reply, SESSION_COOKIE, done.session_token, { maxAgeS: (Date.parse(done.expires_at) - Date.now()) / 1000, sameSite: 'Strict' });
-      return reply.redirect(home(), 303);
+      return reply.redirect(`${home()}${back ?? ''}`, 303);
     } catch (err) {
       if (err instanceof PortcullisError && err.status < 500) return reply.redirect(home(err.code === 'unauthenticated' ? 'sign_in_failed' : err.code), 303);
       throw err;

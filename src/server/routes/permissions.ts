@@ -1,5 +1,5 @@
 // Governance analysis: effective permissions of an identity, observed use over a window, the
-// suggested narrowed policy, what-if replay of a candidate set (broker/permissions-admin.ts).
+// suggested narrowed policy, what-if replay of a candidate set, decisions over time (broker/permissions-admin.ts).
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Broker } from '../../broker/index.ts';
@@ -34,6 +34,16 @@ const UsageReport = z.object({
   identities: z.array(IdentityUsage),
   estate: z.object({ identities: z.int(), effective: z.int(), used: z.int(), unused: z.int(), over_privilege: z.number() }),
   nothing_used: z.array(z.string()),
+  by_owner: z.array(z.object({ owner: z.string().nullable(), identities: z.int(), effective: z.int(), used: z.int(), unused: z.int(), over_privilege: z.number() })).describe("the identities summed by owner (a team, a person, or null for none), most over-privileged first"),
+});
+const DecisionStats = z.object({
+  since: z.string(),
+  until: z.string(),
+  bucket: z.enum(['day', 'hour']),
+  truncated: z.boolean().describe('the window held more than 500,000 decisions: only the oldest 500,000 were counted'),
+  total: z.object({ allow: z.int(), deny: z.int() }),
+  buckets: z.array(z.object({ start: z.string(), allow: z.int(), deny: z.int() })).describe('every bucket of the window, oldest first'),
+  denials_by_reason: z.array(z.object({ reason: z.string(), count: z.int() })).describe('`forbid: <policy id>` for each determining forbid, `refused: <why>`, `evaluation error` or `no permit`'),
 });
 const PolicyFile = z.object({ name: z.string(), origin: z.string(), text: z.string() });
 const Suggestion = z.object({
@@ -137,14 +147,29 @@ export function permissionRoutes(app: FastifyInstance, broker: Broker): void {
         operationId: 'getAccessUsage',
         summary: 'Effective permissions against allowed decisions over a window (default 90d): unused permissions, over-privilege per identity and for the estate',
         tags: ['governance'],
-        querystring: z.strictObject({ since: when, until: when, identity: z.string().min(1).max(300).optional(), limit }),
+        querystring: z.strictObject({ since: when, until: when, identity: z.string().min(1).max(300).optional(), limit, top: z.string().regex(/^\d{1,6}$/, 'must be a number').optional().describe('list only this many identities, most over-privileged first (estate and by_owner count all)') }),
         response: { 200: UsageReport, ...errors(...SESSION_ERRORS, 404) },
       },
     },
     async (req) => {
-      const { limit: n, ...q } = req.query as { since?: string; until?: string; identity?: string; limit?: string };
-      return admin.usage(callerOf(req), { ...q, ...(n !== undefined && { limit: Number(n) }) });
+      const { limit: n, top, ...q } = req.query as { since?: string; until?: string; identity?: string; limit?: string; top?: string };
+      return admin.usage(callerOf(req), { ...q, ...(n !== undefined && { limit: Number(n) }), ...(top !== undefined && { top: Number(top) }) });
     },
+  );
+
+  app.get(
+    '/v1/governance/decisions',
+    {
+      preHandler: session,
+      schema: {
+        operationId: 'getDecisionStats',
+        summary: 'Authorization decisions over a window (default 30d) counted per day or hour, and the denials by reason (needs governance.read on every identity and audit.read on the authz stream)',
+        tags: ['governance'],
+        querystring: z.strictObject({ since: when, until: when, bucket: z.enum(['day', 'hour']).optional() }),
+        response: { 200: DecisionStats, ...errors(...SESSION_ERRORS) },
+      },
+    },
+    async (req) => admin.decisionStats(callerOf(req), req.query as { since?: string; until?: string; bucket?: 'day' | 'hour' }),
   );
 
   app.get(

@@ -838,6 +838,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/governance/decisions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Authorization decisions over a window (default 30d) counted per day or hour, and the denials by reason (needs governance.read on every identity and audit.read on the authz stream) */
+        get: operations["getDecisionStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/governance/permissions": {
         parameters: {
             query?: never;
@@ -1205,8 +1222,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every policy version */
+        /** Every policy version, without its files */
         get: operations["listPolicyVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/policies/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One policy version with its files (for history and diffs) */
+        get: operations["getPolicyVersion"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1952,6 +1986,17 @@ export interface components {
             version: number;
         } & {
             [key: string]: unknown;
+        };
+        PolicyVersionSummary: {
+            actor: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339 time (UTC)
+             */
+            created_at: string;
+            digest: string;
+            reason: string;
+            version: number;
         };
         /** @description RFC 9457 problem document */
         Problem: {
@@ -5988,6 +6033,88 @@ export interface operations {
             };
         };
     };
+    getDecisionStats: {
+        parameters: {
+            query?: {
+                bucket?: "day" | "hour";
+                since?: string;
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        bucket: "day" | "hour";
+                        /** @description every bucket of the window, oldest first */
+                        buckets: {
+                            allow: number;
+                            deny: number;
+                            start: string;
+                        }[];
+                        /** @description `forbid: <policy id>` for each determining forbid, `refused: <why>`, `evaluation error` or `no permit` */
+                        denials_by_reason: {
+                            count: number;
+                            reason: string;
+                        }[];
+                        since: string;
+                        total: {
+                            allow: number;
+                            deny: number;
+                        };
+                        /** @description the window held more than 500,000 decisions: only the oldest 500,000 were counted */
+                        truncated: boolean;
+                        until: string;
+                    };
+                };
+            };
+            /** @description Invalid input (the field is named in `field`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getGroupPermissions: {
         parameters: {
             query?: {
@@ -6078,6 +6205,8 @@ export interface operations {
                 identity?: string;
                 limit?: string;
                 since?: string;
+                /** @description list only this many identities, most over-privileged first (estate and by_owner count all) */
+                top?: string;
                 until?: string;
             };
             header?: never;
@@ -6093,6 +6222,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description the identities summed by owner (a team, a person, or null for none), most over-privileged first */
+                        by_owner: {
+                            effective: number;
+                            identities: number;
+                            over_privilege: number;
+                            owner: string | null;
+                            unused: number;
+                            used: number;
+                        }[];
                         estate: {
                             effective: number;
                             identities: number;
@@ -7956,7 +8094,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        versions: components["schemas"]["PolicyVersion"][];
+                        versions: components["schemas"]["PolicyVersionSummary"][];
                     };
                 };
             };
@@ -7971,6 +8109,64 @@ export interface operations {
             };
             /** @description Refused by policy */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store cannot be written or read right now (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPolicyVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyVersion"];
+                };
+            };
+            /** @description No valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused by policy */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object (or not visible to the caller) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
