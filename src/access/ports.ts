@@ -41,12 +41,14 @@ export interface ListFilter {
   requester?: string;
   /** Pending requests this identity could review (not their own). */
   reviewableBy?: string;
+  /** Keyset paging: only requests after this one in list order (created_at, then id, both descending). */
+  before?: { createdAt: number; id: string };
 }
 
 export interface RequestRepository {
   create(r: NewRequest): Promise<void>;
   get(id: string): Promise<AccessRequest | undefined>;
-  /** Newest first. */
+  /** Newest first (created_at, then id, both descending). */
   list(f: ListFilter, limit: number): Promise<AccessRequest[]>;
   /** Who was accountable when the request was made, and for each approval when it was cast. */
   recordedHumans(id: string): Promise<{ subjectHumans: string[]; earlierHumans: string[] }>;

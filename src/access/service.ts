@@ -14,7 +14,8 @@ import type { CreateRequestInput } from './requests.ts';
 import { AccessRequests } from './requests.ts';
 import { grantStatusLine } from './status.ts';
 import type { AccessStore, ListFilter } from './ports.ts';
-import type { AccessDecide, AccessRequest, Actor, BreakGlassReview, Grant, GrantContext, Notifier, RevokeLeases } from './types.ts';
+import type { AccessDecide, AccessRequest, AccessWouldDecide, Actor, BreakGlassReview, Grant, GrantContext, Notifier, RevokeLeases } from './types.ts';
+import { ReaderView } from './visibility.ts';
 import { WebhookDispatcher } from './webhooks.ts';
 import type { ResourceChildren, ResourceLookup } from './rules.ts';
 import type { Accountable } from './duties.ts';
@@ -31,6 +32,8 @@ export interface AccessServiceOptions {
   clock?: Clock;
   audit: AuditSink;
   decide: AccessDecide;
+  /** The same answers unrecorded, only to filter what a reader may see (docs/access.md "Who reads what"); absent: no one sees others' records by being an approver. */
+  wouldDecide?: AccessWouldDecide;
   revokeLeases: RevokeLeases;
   config: AccessConfig;
   /** Notifier to use; default a WebhookDispatcher over `config.webhooks` (exposed as `webhooks`). */
@@ -113,6 +116,22 @@ export class AccessService {
   }
   comment(actor: Actor, id: string, text: string): Promise<AccessRequest> {
     return this.requests.comment(actor, id, text);
+  }
+
+  /**
+   * What `actor` may see of others' requests, grants and reviews, and which requests it could act
+   * on — for ONE read (answers are remembered for that read only). See docs/access.md "Who reads what".
+   */
+  readerView(actor: Actor): ReaderView {
+    return new ReaderView({
+      ...(this.#o.wouldDecide && { wouldDecide: this.#o.wouldDecide }),
+      decisionResource: (t) => this.requests.decisionResource(t),
+      ...(this.#o.accountable && { accountable: this.#o.accountable }),
+      requests: this.#o.store.requests,
+      now: () => this.#clock.now(),
+      canEnd: (id, g) => this.breakGlass.canEnd(id, g),
+      grant: (id) => this.#o.store.grants.get(id),
+    }, actor);
   }
 
   // ── Grants ────────────────────────────────────────────────────────────────────────────────

@@ -117,7 +117,7 @@ class PgRequestRepository implements RequestRepository {
 
   async list(f: ListFilter, limit: number): Promise<AccessRequest[]> {
     const vals: unknown[] = [];
-    const clause = where(PG_SQL, vals, requestConditions(f, 'r.'));
+    const clause = where(PG_SQL, vals, requestConditions(f, 'r.', ' COLLATE "C"'));
     const rows = await this.#db.query(`${REQUEST_SELECT} ${clause} ORDER BY r.created_at DESC, r.id COLLATE "C" DESC LIMIT $${vals.length + 1}`, [...vals, limit]);
     return rows.map(requestFromJoinedRow);
   }

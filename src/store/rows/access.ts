@@ -61,12 +61,13 @@ export function requestRow(r: NewRequest, bool: BoolColumn): Row {
   };
 }
 
-/** list()'s conditions; `p` prefixes the columns (a table alias). */
-export function requestConditions(f: ListFilter, p = ''): Condition[] {
+/** list()'s conditions; `p` prefixes the columns (a table alias), `collate` follows the id in a comparison (PostgreSQL: ` COLLATE "C"`, as its ORDER BY). */
+export function requestConditions(f: ListFilter, p = '', collate = ''): Condition[] {
   const conds: Condition[] = [];
   if (f.status !== undefined) conds.push([`${p}status = ?`, f.status]);
   if (f.requester !== undefined) conds.push([`${p}requester = ?`, f.requester]);
   if (f.reviewableBy !== undefined) conds.push([`${p}status = 'pending' AND ${p}requester <> ?`, f.reviewableBy]);
+  if (f.before !== undefined) conds.push([`(${p}created_at < ? OR (${p}created_at = ? AND ${p}id${collate} < ?))`, f.before.createdAt, f.before.createdAt, f.before.id]);
   return conds;
 }
 
