@@ -4,7 +4,7 @@
 // anything else is one recorded `access.read` decision per call — allowed: all of it; denied: only
 // the rows the access domain says the caller may review (its ReaderView, asked unrecorded). By-id
 // calls answer a caller who may not see the thing like an unknown id.
-import { NotFound, PortcullisError } from '../common/errors.ts';
+import { InvalidInput, NotFound, PortcullisError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { AccessRequest, AccessService, Actor, BreakGlassInput, BreakGlassReview, CreateRequestInput, Delivery, DeliveryStatus, Grant, ListFilter, RequestStatus } from '../access/index.ts';
 import type { Caller } from './types.ts';
@@ -28,6 +28,21 @@ const CONTROL_PLANE = { type: 'ControlPlane', id: 'portcullis' };
 /** A filtered list reads the store in batches of this many, newest first, and stops after SCAN_MAX. */
 const SCAN_BATCH = 200;
 const SCAN_MAX = 5000;
+
+/** A page of requests and where the next one starts (`after`), null when this was the last. */
+export interface RequestPage {
+  requests: { request: AccessRequest; status: string }[];
+  nextAfter: string | null;
+}
+
+/** The keyset cursor of a request: `<created_at ms>.<id>` (list order is created_at, then id, both descending). */
+const cursorOf = (r: AccessRequest) => `${Date.parse(r.created_at)}.${r.id}`;
+const CURSOR = /^(\d{1,15})\.([A-Za-z0-9_-]{1,200})$/;
+function parseCursor(after: string): NonNullable<ListFilter['before']> {
+  const m = CURSOR.exec(after);
+  if (!m) throw new InvalidInput('after: must be the next_after of the previous page', 'after');
+  return { createdAt: Number(m[1]), id: m[2]! };
+}
 
 export class AccessAdmin {
   readonly #d: AccessAdminDeps;
@@ -73,24 +88,24 @@ export class AccessAdmin {
 
   /**
    * Requests matching `f`, newest first, that `keep` lets through: read in keyset batches until
-   * `limit` are kept or SCAN_MAX were read (so rows filtered out never shorten a page silently
-   * while more remain within that bound).
+   * `limit` are kept or SCAN_MAX were read (then `nextAfter` says where to go on), so rows
+   * filtered out never end a page early while more remain.
    */
-  async #scan(f: ListFilter, limit: number, keep: (r: AccessRequest) => Promise<boolean>): Promise<{ request: AccessRequest; status: string }[]> {
-    const out: { request: AccessRequest; status: string }[] = [];
-    let before: ListFilter['before'];
-    for (let read = 0; out.length < limit && read < SCAN_MAX; ) {
+  async #scan(f: ListFilter, limit: number, keep: (r: AccessRequest) => Promise<boolean>): Promise<RequestPage> {
+    const requests: RequestPage['requests'] = [];
+    let before = f.before;
+    for (let read = 0; ; ) {
       const batch = await this.#d.access.requests.list({ ...f, ...(before && { before }) }, SCAN_BATCH);
       read += batch.length;
       for (const request of batch) {
-        if (out.length >= limit) break;
-        if (await keep(request)) out.push({ request, status: await this.#d.access.requests.statusLine(request) });
+        if (await keep(request)) requests.push({ request, status: await this.#d.access.requests.statusLine(request) });
+        if (requests.length >= limit) return { requests, nextAfter: cursorOf(request) };
       }
-      if (batch.length < SCAN_BATCH) break;
+      if (batch.length < SCAN_BATCH) return { requests, nextAfter: null };
       const last = batch[batch.length - 1]!;
+      if (read >= SCAN_MAX) return { requests, nextAfter: cursorOf(last) };
       before = { createdAt: Date.parse(last.created_at), id: last.id };
     }
-    return out;
   }
 
   // ── Requests ──────────────────────────────────────────────────────────────────────────────
@@ -104,12 +119,13 @@ export class AccessAdmin {
   /**
    * The caller's own requests (default); the ones it could act on now (`reviewable`); or a
    * requester's / everyone's (`mine: false`): all of them with `access.read`, else the ones the
-   * caller may review (docs/access.md "Who reads what").
+   * caller may review (docs/access.md "Who reads what"). Newest first, `limit` a page (≤ 1000),
+   * `after` the previous page's `nextAfter`.
    */
-  async listRequests(c: Caller, q: { mine?: boolean; reviewable?: boolean; requester?: string; status?: RequestStatus; limit?: number }): Promise<{ request: AccessRequest; status: string }[]> {
+  async listRequests(c: Caller, q: { mine?: boolean; reviewable?: boolean; requester?: string; status?: RequestStatus; limit?: number; after?: string }): Promise<RequestPage> {
     const me = c.identity.id;
     const limit = Math.min(q.limit ?? 100, 1000);
-    const base: ListFilter = { ...(q.status && { status: q.status }) };
+    const base: ListFilter = { ...(q.status && { status: q.status }), ...(q.after !== undefined && { before: parseCursor(q.after) }) };
     if (q.reviewable === true) {
       // Recorded for the read; an inbox holds what the caller could act on, whatever it says.
       await this.#readsAll(c, true);
@@ -118,7 +134,10 @@ export class AccessAdmin {
     }
     const requester = q.requester ?? (q.mine !== false ? me : undefined);
     const filter: ListFilter = { ...base, ...(requester !== undefined && { requester }) };
-    if (requester === me || (await this.#readsAll(c))) return this.#d.access.listRequests(filter, limit);
+    if (requester === me || (await this.#readsAll(c))) {
+      const requests = await this.#d.access.listRequests(filter, limit);
+      return { requests, nextAfter: requests.length === limit ? cursorOf(requests[limit - 1]!.request) : null };
+    }
     const view = this.#d.access.readerView(this.#actor(c));
     return this.#scan(filter, limit, (r) => view.seesRequest(r));
   }

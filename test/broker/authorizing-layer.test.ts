@@ -106,7 +106,7 @@ audit: { fail_closed: true${store.witness} }
       ['policies.versions', 403, 'policy.read', () => a.policies.versions(nobody)],
       ['policies.write', 403, 'policy.write', () => a.policies.write(nobody, { files: [{ name: 'x.cedar', text: 'permit(principal, action, resource);' }], reason: 'x' })],
       // Access lists answer what the caller may see (docs/access.md "Who reads what"): nothing here.
-      ['access.listRequests', 'empty', 'access.read', () => a.access.listRequests(nobody, { mine: false })],
+      ['access.listRequests', 'empty', 'access.read', () => a.access.listRequests(nobody, { mine: false }).then((p) => p.requests)],
       ['access.getRequest', 404, 'access.read', () => a.access.getRequest(nobody, adminRequest)],
       // The access domain refuses the approver; who may see the request is then decided (access.read).
       ['access.review (approve)', 404, 'access.read', () => a.access.review(nobody, adminRequest, 'approve', undefined)],
@@ -193,7 +193,7 @@ audit: { fail_closed: true${store.witness} }
     assert.ok((await a.policies.versions(admin)).length >= 1);
     assert.ok((await a.leases.list(admin)).some((l) => l.id === adminLease));
     assert.ok((await a.keys.list(admin)).length >= 1);
-    assert.ok(Array.isArray(await a.access.listRequests(admin, { mine: false })));
+    assert.ok(Array.isArray((await a.access.listRequests(admin, { mine: false })).requests));
     assert.ok((await a.audit.query(admin, { stream: 'authz' })).length > 0);
     assert.deepEqual(await a.gatewaySessions.list(admin), []);
     assert.ok((await a.agents.list(admin)).some((v) => v.identity.id === AGENT));

@@ -168,9 +168,40 @@ describe('who reads what in the access domain', () => {
     assert.ok(!(await inbox(t.carol!)).includes(twoStep), 'decided: no longer reviewable');
   });
 
+  it('pages newest first with limit and after; an inbox finds what the caller may act on behind more than a store batch it may not', async () => {
+    // bob, page by page: every request he may see, once, in order.
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (let i = 0; i < 20; i++) {
+      const page = await h.get(`/v1/access-requests?mine=false&limit=2${after ? `&after=${encodeURIComponent(after)}` : ''}`, t.bob!);
+      assert.equal(page.status, 200, JSON.stringify(page.body));
+      seen.push(...(page.body.requests as { id: string }[]).map((x) => x.id));
+      after = page.body.next_after as string | null;
+      if (after === null) break;
+    }
+    const whole = (await h.get('/v1/access-requests?mine=false', t.bob!)).body.requests as { id: string }[];
+    assert.deepEqual(seen, whole.map((x) => x.id), 'pages of 2 add up to the whole list, in order');
+    assert.ok(seen.length >= 3);
+    assert.equal((await h.get('/v1/access-requests?mine=false&after=nonsense', t.bob!)).status, 400);
+
+    // 250 newer requests bob may not review (more than one batch of 200) hide alice's older one
+    // only from a list that stops at the store's first rows.
+    const actor = { id: 'user:dave@example.com', authn: { method: 'oidc' as const, trust: 'sso', mfa: false, assurance: 'high' as const, auth_time: Math.floor(Date.now() / 1000) } };
+    h.clock.set(h.clock.now() + 1000);
+    const older = await ask({ role: 'orders-writer', reason: 'behind the crowd' }, t.alice!);
+    for (let i = 0; i < 250; i++) {
+      h.clock.set(h.clock.now() + 1);
+      await h.running.broker.access.createRequest(actor, { target: { kind: 'role', role: 'reports' }, duration_ms: 3_600_000, reason: `crowd ${i}` });
+    }
+    assert.ok(ids((await h.get('/v1/access-requests?reviewable=true&limit=1', t.bob!)).body, 'requests').includes(older), 'found behind 250 it may not review');
+    const theirs = await h.get('/v1/access-requests?mine=false&limit=1', t.bob!);
+    assert.deepEqual(ids(theirs.body, 'requests'), [older], 'the newest he may see, past the crowd');
+    assert.equal((await h.get('/v1/access-requests?mine=false&limit=1', t.dave!)).body.requests.length, 1, 'dave sees his own crowd');
+  });
+
   it('access.read sees everything, and reviews nothing it may not approve', async () => {
     const erin = t.erin!;
-    const all = ids((await h.get('/v1/access-requests?mine=false', erin)).body, 'requests');
+    const all = ids((await h.get('/v1/access-requests?mine=false&limit=1000', erin)).body, 'requests');
     for (const id of Object.values(r)) assert.ok(all.includes(id), `erin sees ${id}`);
     assert.deepEqual(ids((await h.get('/v1/access-requests?reviewable=true', erin)).body, 'requests'), []);
     for (const id of Object.values(r)) assert.equal((await h.get(`/v1/access-requests/${id}`, erin)).status, 200, id);
