@@ -263,7 +263,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Access requests: yours (default), the ones waiting for others (reviewable=true), or all / by requester */
+        /** Access requests: yours (default), the ones you could act on now (reviewable=true), or all / by requester that you may see (all with access.read); newest first, paged with limit and after */
         get: operations["listAccessRequests"];
         put?: never;
         /** Request access: a role, a resource with actions, or a credential for a target; for a time, with a reason */
@@ -3017,6 +3017,7 @@ export interface operations {
     listAccessRequests: {
         parameters: {
             query?: {
+                after?: string;
                 limit?: string;
                 mine?: "true" | "false";
                 requester?: string;
@@ -3036,6 +3037,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description the `after` of the next page; null on the last */
+                        next_after: string | null;
                         requests: components["schemas"]["AccessRequest"][];
                     };
                 };
