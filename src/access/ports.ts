@@ -42,7 +42,13 @@ export interface ListFilter {
   /** Pending requests this identity could review (not their own). */
   reviewableBy?: string;
   /** Keyset paging: only requests after this one in list order (created_at, then id, both descending). */
-  before?: { createdAt: number; id: string };
+  before?: Keyset;
+}
+
+/** A position in a list ordered by a time (ms) then id, both descending: the last row of a page. */
+export interface Keyset {
+  at: number;
+  id: string;
 }
 
 export interface RequestRepository {
@@ -82,13 +88,15 @@ export interface GrantFilter {
   kind?: GrantKind;
   /** Active and within [start_at, end_at) at this time. */
   activeAt?: number;
+  /** Keyset paging: only grants after this one in list order (start_at, then id, both descending). */
+  before?: Keyset;
 }
 
 export interface GrantRepository {
   create(g: NewGrant): Promise<void>;
   get(id: string): Promise<Grant | undefined>;
   /**
-   * Latest start first. Runs on every decision for an identity holding grants: an
+   * Latest start first (then id, descending). Runs on every decision for an identity holding grants: an
    * implementation answers `{ identityId, activeAt }` from an index, never a scan.
    */
   list(f: GrantFilter, limit: number): Promise<Grant[]>;

@@ -13,7 +13,7 @@ import type { BreakGlassInput } from './input.ts';
 import type { CreateRequestInput } from './requests.ts';
 import { AccessRequests } from './requests.ts';
 import { grantStatusLine } from './status.ts';
-import type { AccessStore, ListFilter } from './ports.ts';
+import type { AccessStore, Keyset, ListFilter } from './ports.ts';
 import type { AccessDecide, AccessRequest, AccessWouldDecide, Actor, BreakGlassReview, Grant, GrantContext, Notifier, RevokeLeases } from './types.ts';
 import { ReaderView } from './visibility.ts';
 import { WebhookDispatcher } from './webhooks.ts';
@@ -162,10 +162,13 @@ export class AccessService {
       return g.kind === 'break-glass' || (await this.grants.approvals(g)) >= req.approvals;
     };
   }
-  async listGrants(f: { identityId?: string; activeAt?: number } = {}): Promise<{ grant: Grant; status: string }[]> {
+  /** Latest start first (then id), `limit` of them (default 500) after `before`. */
+  async listGrants(f: { identityId?: string; activeAt?: number; before?: Keyset } = {}, limit = 500): Promise<{ grant: Grant; status: string }[]> {
     const now = this.#clock.now();
     // One identity's grants in force (each issuance asks): no query for an identity holding none.
-    const grants = f.identityId !== undefined && f.activeAt !== undefined ? await this.grants.activeFor(f.identityId, f.activeAt) : await this.grants.list(f);
+    const grants = f.identityId !== undefined && f.activeAt !== undefined && f.before === undefined
+      ? (await this.grants.activeFor(f.identityId, f.activeAt)).slice(0, limit)
+      : await this.grants.list(f, limit);
     return grants.map((grant) => ({ grant, status: grantStatusLine(grant, now) }));
   }
   /**

@@ -6,7 +6,7 @@
 // calls answer a caller who may not see the thing like an unknown id.
 import { InvalidInput, NotFound, PortcullisError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
-import type { AccessRequest, AccessService, Actor, BreakGlassInput, BreakGlassReview, CreateRequestInput, Delivery, DeliveryStatus, Grant, ListFilter, RequestStatus } from '../access/index.ts';
+import type { AccessRequest, AccessService, Actor, BreakGlassInput, BreakGlassReview, CreateRequestInput, Delivery, DeliveryStatus, Grant, Keyset, ListFilter, RequestStatus } from '../access/index.ts';
 import type { Caller } from './types.ts';
 import type { Authorization } from './authorization.ts';
 import { opaqueId } from './opaque.ts';
@@ -29,19 +29,49 @@ const CONTROL_PLANE = { type: 'ControlPlane', id: 'portcullis' };
 const SCAN_BATCH = 200;
 const SCAN_MAX = 5000;
 
-/** A page of requests and where the next one starts (`after`), null when this was the last. */
-export interface RequestPage {
-  requests: { request: AccessRequest; status: string }[];
+/** A page of rows and where the next one starts (`after`), null when this was the last. */
+export interface Page<T> {
+  rows: T[];
   nextAfter: string | null;
 }
+export type RequestPage = Page<{ request: AccessRequest; status: string }>;
+export type GrantPage = Page<{ grant: Grant; status: string }>;
 
-/** The keyset cursor of a request: `<created_at ms>.<id>` (list order is created_at, then id, both descending). */
-const cursorOf = (r: AccessRequest) => `${Date.parse(r.created_at)}.${r.id}`;
+/** A list position as a cursor: `<time ms>.<id>` (lists are ordered by that time, then id, both descending). */
+const cursorOf = (k: Keyset) => `${k.at}.${k.id}`;
+const requestKey = (r: AccessRequest): Keyset => ({ at: Date.parse(r.created_at), id: r.id });
+const grantKey = (g: Grant): Keyset => ({ at: Date.parse(g.start_at), id: g.id });
 const CURSOR = /^(\d{1,15})\.([A-Za-z0-9_-]{1,200})$/;
-function parseCursor(after: string): NonNullable<ListFilter['before']> {
+function parseCursor(after: string): Keyset {
   const m = CURSOR.exec(after);
   if (!m) throw new InvalidInput('after: must be the next_after of the previous page', 'after');
-  return { createdAt: Number(m[1]), id: m[2]! };
+  return { at: Number(m[1]), id: m[2]! };
+}
+
+/**
+ * Rows `read` gives (newest first, from a position) that `keep` lets through: read in keyset
+ * batches until `limit` are kept or SCAN_MAX were read (then `nextAfter` says where to go on), so
+ * rows filtered out never end a page early while more remain.
+ */
+async function scan<T>(read: (before: Keyset | undefined, n: number) => Promise<T[]>, key: (x: T) => Keyset, from: Keyset | undefined, limit: number, keep: (x: T) => Promise<boolean>): Promise<Page<T>> {
+  const rows: T[] = [];
+  let before = from;
+  for (let seen = 0; ; ) {
+    const batch = await read(before, SCAN_BATCH);
+    seen += batch.length;
+    for (const x of batch) {
+      if (await keep(x)) rows.push(x);
+      if (rows.length >= limit) return { rows, nextAfter: cursorOf(key(x)) };
+    }
+    if (batch.length < SCAN_BATCH) return { rows, nextAfter: null };
+    before = key(batch[batch.length - 1]!);
+    if (seen >= SCAN_MAX) return { rows, nextAfter: cursorOf(before) };
+  }
+}
+
+/** A page read whole (no filter): the next starts after its last row when it is full. */
+function pageOf<T>(rows: T[], limit: number, key: (x: T) => Keyset): Page<T> {
+  return { rows, nextAfter: rows.length === limit ? cursorOf(key(rows[limit - 1]!)) : null };
 }
 
 export class AccessAdmin {
@@ -86,26 +116,11 @@ export class AccessAdmin {
     return g.identity_id === c.identity.id || (await this.#readsAll(c)) || this.#d.access.readerView(this.#actor(c)).seesGrant(g);
   }
 
-  /**
-   * Requests matching `f`, newest first, that `keep` lets through: read in keyset batches until
-   * `limit` are kept or SCAN_MAX were read (then `nextAfter` says where to go on), so rows
-   * filtered out never end a page early while more remain.
-   */
-  async #scan(f: ListFilter, limit: number, keep: (r: AccessRequest) => Promise<boolean>): Promise<RequestPage> {
-    const requests: RequestPage['requests'] = [];
-    let before = f.before;
-    for (let read = 0; ; ) {
-      const batch = await this.#d.access.requests.list({ ...f, ...(before && { before }) }, SCAN_BATCH);
-      read += batch.length;
-      for (const request of batch) {
-        if (await keep(request)) requests.push({ request, status: await this.#d.access.requests.statusLine(request) });
-        if (requests.length >= limit) return { requests, nextAfter: cursorOf(request) };
-      }
-      if (batch.length < SCAN_BATCH) return { requests, nextAfter: null };
-      const last = batch[batch.length - 1]!;
-      if (read >= SCAN_MAX) return { requests, nextAfter: cursorOf(last) };
-      before = { createdAt: Date.parse(last.created_at), id: last.id };
-    }
+  /** Requests matching `f` (newest first) that `keep` lets through, a page of `limit`. */
+  #scanRequests(f: ListFilter, limit: number, keep: (r: AccessRequest) => Promise<boolean>): Promise<RequestPage> {
+    const { before: from, ...rest } = f;
+    const read = (before: Keyset | undefined, n: number) => this.#d.access.listRequests({ ...rest, ...(before && { before }) }, n);
+    return scan(read, (x) => requestKey(x.request), from, limit, (x) => keep(x.request));
   }
 
   // ── Requests ──────────────────────────────────────────────────────────────────────────────
@@ -130,16 +145,13 @@ export class AccessAdmin {
       // Recorded for the read; an inbox holds what the caller could act on, whatever it says.
       await this.#readsAll(c, true);
       const view = this.#d.access.readerView(this.#actor(c));
-      return this.#scan({ ...base, reviewableBy: me }, limit, (r) => view.couldReview(r));
+      return this.#scanRequests({ ...base, reviewableBy: me }, limit, (r) => view.couldReview(r));
     }
     const requester = q.requester ?? (q.mine !== false ? me : undefined);
     const filter: ListFilter = { ...base, ...(requester !== undefined && { requester }) };
-    if (requester === me || (await this.#readsAll(c))) {
-      const requests = await this.#d.access.listRequests(filter, limit);
-      return { requests, nextAfter: requests.length === limit ? cursorOf(requests[limit - 1]!.request) : null };
-    }
+    if (requester === me || (await this.#readsAll(c))) return pageOf(await this.#d.access.listRequests(filter, limit), limit, (x) => requestKey(x.request));
     const view = this.#d.access.readerView(this.#actor(c));
-    return this.#scan(filter, limit, (r) => view.seesRequest(r));
+    return this.#scanRequests(filter, limit, (r) => view.seesRequest(r));
   }
 
   async getRequest(c: Caller, id: string): Promise<RequestView> {
@@ -166,17 +178,19 @@ export class AccessAdmin {
 
   /**
    * The caller's grants (default), an identity's, or every one (`all`): another's with
-   * `access.read`, else only those the caller may end or approve.
+   * `access.read`, else only those the caller may end or approve. Latest start first, `limit` a
+   * page (default 500, at most 1000), `after` the previous page's `nextAfter`.
    */
-  async listGrants(c: Caller, q: { identity?: string; all?: boolean; active?: boolean }): Promise<{ grant: Grant; status: string }[]> {
+  async listGrants(c: Caller, q: { identity?: string; all?: boolean; active?: boolean; limit?: number; after?: string }): Promise<GrantPage> {
     const me = c.identity.id;
+    const limit = Math.min(q.limit ?? 500, 1000);
     const identityId = q.all === true ? undefined : (q.identity ?? me);
-    const list = await this.#d.access.listGrants({ ...(identityId !== undefined && { identityId }), ...(q.active === true && { activeAt: this.#d.clock.now() }) });
-    if (identityId === me || (await this.#readsAll(c))) return list;
+    const f = { ...(identityId !== undefined && { identityId }), ...(q.active === true && { activeAt: this.#d.clock.now() }) };
+    const from = q.after !== undefined ? parseCursor(q.after) : undefined;
+    const key = (x: { grant: Grant }) => grantKey(x.grant);
+    if (identityId === me || (await this.#readsAll(c))) return pageOf(await this.#d.access.listGrants({ ...f, ...(from && { before: from }) }, limit), limit, key);
     const view = this.#d.access.readerView(this.#actor(c));
-    const out: { grant: Grant; status: string }[] = [];
-    for (const x of list) if (await view.seesGrant(x.grant)) out.push(x);
-    return out;
+    return scan((before, n) => this.#d.access.listGrants({ ...f, ...(before && { before }) }, n), key, from, limit, (x) => view.seesGrant(x.grant));
   }
 
   /** Ends a grant now (its holder, or someone allowed to approve it); its credentials are revoked. */

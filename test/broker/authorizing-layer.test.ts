@@ -106,11 +106,11 @@ audit: { fail_closed: true${store.witness} }
       ['policies.versions', 403, 'policy.read', () => a.policies.versions(nobody)],
       ['policies.write', 403, 'policy.write', () => a.policies.write(nobody, { files: [{ name: 'x.cedar', text: 'permit(principal, action, resource);' }], reason: 'x' })],
       // Access lists answer what the caller may see (docs/access.md "Who reads what"): nothing here.
-      ['access.listRequests', 'empty', 'access.read', () => a.access.listRequests(nobody, { mine: false }).then((p) => p.requests)],
+      ['access.listRequests', 'empty', 'access.read', () => a.access.listRequests(nobody, { mine: false }).then((p) => p.rows)],
       ['access.getRequest', 404, 'access.read', () => a.access.getRequest(nobody, adminRequest)],
       // The access domain refuses the approver; who may see the request is then decided (access.read).
       ['access.review (approve)', 404, 'access.read', () => a.access.review(nobody, adminRequest, 'approve', undefined)],
-      ['access.listGrants', 'empty', 'access.read', () => a.access.listGrants(nobody, { all: true })],
+      ['access.listGrants', 'empty', 'access.read', () => a.access.listGrants(nobody, { all: true }).then((p) => p.rows)],
       ['access.breakGlassReviews', 'empty', 'access.read', () => a.access.breakGlassReviews(nobody)],
       ['access.webhookDeliveries', 403, 'access.read', () => a.access.webhookDeliveries(nobody, {})],
       ['leases.list', 403, 'lease.read', () => a.leases.list(nobody)],
@@ -193,7 +193,7 @@ audit: { fail_closed: true${store.witness} }
     assert.ok((await a.policies.versions(admin)).length >= 1);
     assert.ok((await a.leases.list(admin)).some((l) => l.id === adminLease));
     assert.ok((await a.keys.list(admin)).length >= 1);
-    assert.ok(Array.isArray((await a.access.listRequests(admin, { mine: false })).requests));
+    assert.ok(Array.isArray((await a.access.listRequests(admin, { mine: false })).rows));
     assert.ok((await a.audit.query(admin, { stream: 'authz' })).length > 0);
     assert.deepEqual(await a.gatewaySessions.list(admin), []);
     assert.ok((await a.agents.list(admin)).some((v) => v.identity.id === AGENT));

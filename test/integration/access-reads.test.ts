@@ -183,6 +183,19 @@ describe('who reads what in the access domain', () => {
     assert.deepEqual(seen, whole.map((x) => x.id), 'pages of 2 add up to the whole list, in order');
     assert.ok(seen.length >= 3);
     assert.equal((await h.get('/v1/access-requests?mine=false&after=nonsense', t.bob!)).status, 400);
+    // Grants page the same way, filtered (bob) or whole (erin, access.read).
+    for (const [token, q] of [[t.bob!, 'all=true'], [t.erin!, `identity=${encodeURIComponent(ALICE)}`]] as const) {
+      const got: string[] = [];
+      let next: string | null = null;
+      for (let i = 0; i < 10; i++) {
+        const page = await h.get(`/v1/grants?${q}&limit=1${next ? `&after=${encodeURIComponent(next)}` : ''}`, token);
+        assert.equal(page.status, 200, JSON.stringify(page.body));
+        got.push(...(page.body.grants as { id: string }[]).map((g) => g.id));
+        next = page.body.next_after as string | null;
+        if (next === null) break;
+      }
+      assert.deepEqual(got.sort(), [gBG, gC].sort(), `grants ${q} page by page`);
+    }
 
     // 250 newer requests bob may not review (more than one batch of 200) hide alice's older one
     // only from a list that stops at the store's first rows.

@@ -214,7 +214,7 @@ class PgGrantRepository implements GrantRepository {
 
   async list(f: GrantFilter, limit: number): Promise<Grant[]> {
     const vals: unknown[] = [];
-    const clause = where(PG_SQL, vals, grantConditions(f));
+    const clause = where(PG_SQL, vals, grantConditions(f, ' COLLATE "C"'));
     const rows = await this.#db.query(`SELECT * FROM access_grants ${clause} ORDER BY start_at DESC, id COLLATE "C" DESC LIMIT $${vals.length + 1}`, [...vals, limit]);
     return rows.map((r) => grantFromRow(r, BOOL));
   }

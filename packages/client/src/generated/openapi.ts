@@ -879,7 +879,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Grants: yours (default) or an identity’s; active=true for the ones in force now */
+        /** Grants: yours (default), an identity’s or all that you may see (all with access.read); active=true for the ones in force now; latest start first, paged with limit and after */
         get: operations["listGrants"];
         put?: never;
         post?: never;
@@ -6174,8 +6174,10 @@ export interface operations {
         parameters: {
             query?: {
                 active?: "true" | "false";
+                after?: string;
                 all?: "true" | "false";
                 identity?: string;
+                limit?: string;
             };
             header?: never;
             path?: never;
@@ -6228,6 +6230,8 @@ export interface operations {
                         } & {
                             [key: string]: unknown;
                         })[];
+                        /** @description the `after` of the next page; null on the last */
+                        next_after: string | null;
                     };
                 };
             };
