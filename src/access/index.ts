@@ -5,7 +5,8 @@ export type { AccessConfig, AccessRule, WebhookConfig, WebhookEndpoint } from '.
 export { parseCreateRequest, parseBreakGlass } from './input.ts';
 export type { BreakGlassInput } from './input.ts';
 export type { CreateRequestInput } from './requests.ts';
-export type { ListFilter } from './ports.ts';
+export type { Keyset, ListFilter } from './ports.ts';
+export type { ReaderView } from './visibility.ts';
 export { requestStatusLine, grantStatusLine } from './status.ts';
 export { WebhookDispatcher, signWebhook, verifyWebhookSignature } from './webhooks.ts';
 export type { Delivery, DeliveryStatus } from './webhooks.ts';

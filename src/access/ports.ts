@@ -41,12 +41,20 @@ export interface ListFilter {
   requester?: string;
   /** Pending requests this identity could review (not their own). */
   reviewableBy?: string;
+  /** Keyset paging: only requests after this one in list order (created_at, then id, both descending). */
+  before?: Keyset;
+}
+
+/** A position in a list ordered by a time (ms) then id, both descending: the last row of a page. */
+export interface Keyset {
+  at: number;
+  id: string;
 }
 
 export interface RequestRepository {
   create(r: NewRequest): Promise<void>;
   get(id: string): Promise<AccessRequest | undefined>;
-  /** Newest first. */
+  /** Newest first (created_at, then id, both descending). */
   list(f: ListFilter, limit: number): Promise<AccessRequest[]>;
   /** Who was accountable when the request was made, and for each approval when it was cast. */
   recordedHumans(id: string): Promise<{ subjectHumans: string[]; earlierHumans: string[] }>;
@@ -80,13 +88,15 @@ export interface GrantFilter {
   kind?: GrantKind;
   /** Active and within [start_at, end_at) at this time. */
   activeAt?: number;
+  /** Keyset paging: only grants after this one in list order (start_at, then id, both descending). */
+  before?: Keyset;
 }
 
 export interface GrantRepository {
   create(g: NewGrant): Promise<void>;
   get(id: string): Promise<Grant | undefined>;
   /**
-   * Latest start first. Runs on every decision for an identity holding grants: an
+   * Latest start first (then id, descending). Runs on every decision for an identity holding grants: an
    * implementation answers `{ identityId, activeAt }` from an index, never a scan.
    */
   list(f: GrantFilter, limit: number): Promise<Grant[]>;

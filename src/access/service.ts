@@ -13,8 +13,9 @@ import type { BreakGlassInput } from './input.ts';
 import type { CreateRequestInput } from './requests.ts';
 import { AccessRequests } from './requests.ts';
 import { grantStatusLine } from './status.ts';
-import type { AccessStore, ListFilter } from './ports.ts';
-import type { AccessDecide, AccessRequest, Actor, BreakGlassReview, Grant, GrantContext, Notifier, RevokeLeases } from './types.ts';
+import type { AccessStore, Keyset, ListFilter } from './ports.ts';
+import type { AccessDecide, AccessRequest, AccessWouldDecide, Actor, BreakGlassReview, Grant, GrantContext, Notifier, RevokeLeases } from './types.ts';
+import { ReaderView } from './visibility.ts';
 import { WebhookDispatcher } from './webhooks.ts';
 import type { ResourceChildren, ResourceLookup } from './rules.ts';
 import type { Accountable } from './duties.ts';
@@ -31,6 +32,8 @@ export interface AccessServiceOptions {
   clock?: Clock;
   audit: AuditSink;
   decide: AccessDecide;
+  /** The same answers unrecorded, only to filter what a reader may see (docs/access.md "Who reads what"); absent: no one sees others' records by being an approver. */
+  wouldDecide?: AccessWouldDecide;
   revokeLeases: RevokeLeases;
   config: AccessConfig;
   /** Notifier to use; default a WebhookDispatcher over `config.webhooks` (exposed as `webhooks`). */
@@ -115,6 +118,22 @@ export class AccessService {
     return this.requests.comment(actor, id, text);
   }
 
+  /**
+   * What `actor` may see of others' requests, grants and reviews, and which requests it could act
+   * on — for ONE read (answers are remembered for that read only). See docs/access.md "Who reads what".
+   */
+  readerView(actor: Actor): ReaderView {
+    return new ReaderView({
+      ...(this.#o.wouldDecide && { wouldDecide: this.#o.wouldDecide }),
+      decisionResource: (t) => this.requests.decisionResource(t),
+      ...(this.#o.accountable && { accountable: this.#o.accountable }),
+      requests: this.#o.store.requests,
+      now: () => this.#clock.now(),
+      canEnd: (id, g) => this.breakGlass.canEnd(id, g),
+      grant: (id) => this.#o.store.grants.get(id),
+    }, actor);
+  }
+
   // ── Grants ────────────────────────────────────────────────────────────────────────────────
   /** What to merge into a decision for this identity: `context.grants`, extra parents, `breakGlass`. */
   activeGrants(identityId: string, now?: number, resource?: EntityUid, action?: string): Promise<GrantContext> {
@@ -143,10 +162,13 @@ export class AccessService {
       return g.kind === 'break-glass' || (await this.grants.approvals(g)) >= req.approvals;
     };
   }
-  async listGrants(f: { identityId?: string; activeAt?: number } = {}): Promise<{ grant: Grant; status: string }[]> {
+  /** Latest start first (then id), `limit` of them (default 500) after `before`. */
+  async listGrants(f: { identityId?: string; activeAt?: number; before?: Keyset } = {}, limit = 500): Promise<{ grant: Grant; status: string }[]> {
     const now = this.#clock.now();
     // One identity's grants in force (each issuance asks): no query for an identity holding none.
-    const grants = f.identityId !== undefined && f.activeAt !== undefined ? await this.grants.activeFor(f.identityId, f.activeAt) : await this.grants.list(f);
+    const grants = f.identityId !== undefined && f.activeAt !== undefined && f.before === undefined
+      ? (await this.grants.activeFor(f.identityId, f.activeAt)).slice(0, limit)
+      : await this.grants.list(f, limit);
     return grants.map((grant) => ({ grant, status: grantStatusLine(grant, now) }));
   }
   /**

@@ -24,6 +24,12 @@ export interface AccessDecisionRequest {
 /** A Cedar decision at the time of the call (DecisionPoint.decide behind it; audited there). */
 export type AccessDecide = (req: AccessDecisionRequest) => Promise<{ decision: 'allow' | 'deny'; decisionId: string }>;
 
+/**
+ * The answer AccessDecide would give, WITHOUT an authz record. Used only to filter the rows of a
+ * read whose caller got one recorded decision for that read (docs/access.md "Who reads what").
+ */
+export type AccessWouldDecide = (req: AccessDecisionRequest) => Promise<'allow' | 'deny'>;
+
 /** Revokes every lease issued under a grant (credential service revoke by grant). */
 export type RevokeLeases = (selector: { grantId: string }, opts: { by: string; reason: string }) => Promise<unknown>;
 

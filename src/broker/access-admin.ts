@@ -1,10 +1,12 @@
 // Privileged access through the broker: requests and reviews, grants, break-glass and its review,
-// webhook deliveries. Visibility is decided here: a human operator sees requests, grants and
-// reviews (they are the reviewers); a non-human identity sees its own; everything else needs
-// `access.read`. By-id calls answer a caller who may not see the thing like an unknown id.
-import { NotFound } from '../common/errors.ts';
+// webhook deliveries. Who reads what is decided here, the same way for people and workloads
+// (docs/access.md "Who reads what"): a caller's own requests, grants and reviews need no decision;
+// anything else is one recorded `access.read` decision per call — allowed: all of it; denied: only
+// the rows the access domain says the caller may review (its ReaderView, asked unrecorded). By-id
+// calls answer a caller who may not see the thing like an unknown id.
+import { InvalidInput, NotFound, PortcullisError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
-import type { AccessRequest, AccessService, Actor, BreakGlassInput, BreakGlassReview, CreateRequestInput, Delivery, DeliveryStatus, Grant, ListFilter, RequestStatus } from '../access/index.ts';
+import type { AccessRequest, AccessService, Actor, BreakGlassInput, BreakGlassReview, CreateRequestInput, Delivery, DeliveryStatus, Grant, Keyset, ListFilter, RequestStatus } from '../access/index.ts';
 import type { Caller } from './types.ts';
 import type { Authorization } from './authorization.ts';
 import { opaqueId } from './opaque.ts';
@@ -23,6 +25,54 @@ export interface RequestView {
 }
 
 const CONTROL_PLANE = { type: 'ControlPlane', id: 'portcullis' };
+/** A filtered list reads the store in batches of this many, newest first, and stops after SCAN_MAX. */
+const SCAN_BATCH = 200;
+const SCAN_MAX = 5000;
+
+/** A page of rows and where the next one starts (`after`), null when this was the last. */
+export interface Page<T> {
+  rows: T[];
+  nextAfter: string | null;
+}
+export type RequestPage = Page<{ request: AccessRequest; status: string }>;
+export type GrantPage = Page<{ grant: Grant; status: string }>;
+
+/** A list position as a cursor: `<time ms>.<id>` (lists are ordered by that time, then id, both descending). */
+const cursorOf = (k: Keyset) => `${k.at}.${k.id}`;
+const requestKey = (r: AccessRequest): Keyset => ({ at: Date.parse(r.created_at), id: r.id });
+const grantKey = (g: Grant): Keyset => ({ at: Date.parse(g.start_at), id: g.id });
+const CURSOR = /^(\d{1,15})\.([A-Za-z0-9_-]{1,200})$/;
+function parseCursor(after: string): Keyset {
+  const m = CURSOR.exec(after);
+  if (!m) throw new InvalidInput('after: must be the next_after of the previous page', 'after');
+  return { at: Number(m[1]), id: m[2]! };
+}
+
+/**
+ * Rows `read` gives (newest first, from a position) that `keep` lets through: read in keyset
+ * batches until `limit` are kept or SCAN_MAX were read (then `nextAfter` says where to go on), so
+ * rows filtered out never end a page early while more remain.
+ */
+async function scan<T>(read: (before: Keyset | undefined, n: number) => Promise<T[]>, key: (x: T) => Keyset, from: Keyset | undefined, limit: number, keep: (x: T) => Promise<boolean>): Promise<Page<T>> {
+  const rows: T[] = [];
+  let before = from;
+  for (let seen = 0; ; ) {
+    const batch = await read(before, SCAN_BATCH);
+    seen += batch.length;
+    for (const x of batch) {
+      if (await keep(x)) rows.push(x);
+      if (rows.length >= limit) return { rows, nextAfter: cursorOf(key(x)) };
+    }
+    if (batch.length < SCAN_BATCH) return { rows, nextAfter: null };
+    before = key(batch[batch.length - 1]!);
+    if (seen >= SCAN_MAX) return { rows, nextAfter: cursorOf(before) };
+  }
+}
+
+/** A page read whole (no filter): the next starts after its last row when it is full. */
+function pageOf<T>(rows: T[], limit: number, key: (x: T) => Keyset): Page<T> {
+  return { rows, nextAfter: rows.length === limit ? cursorOf(key(rows[limit - 1]!)) : null };
+}
 
 export class AccessAdmin {
   readonly #d: AccessAdminDeps;
@@ -36,28 +86,41 @@ export class AccessAdmin {
     return { id: c.identity.id, authn: c.authn, sessionId: c.jti, sourceIp: c.sourceIp };
   }
 
-  /** Humans see everything in the access domain; others need access.read. */
-  async #mayReadAll(c: Caller): Promise<void> {
-    if (c.identity.kind !== 'user') await this.#d.authz.requireAllowed(c, 'access.read', CONTROL_PLANE);
-  }
-
-  async #readsAll(c: Caller): Promise<boolean> {
+  /**
+   * The call's one recorded decision: may the caller read the whole access domain (`access.read`)?
+   * A deny is no error: the caller then sees what its ReaderView allows. A step-up that would turn
+   * it into an allow is thrown, unless `quiet` (a list whose answer does not depend on it).
+   */
+  async #readsAll(c: Caller, quiet = false): Promise<boolean> {
     try {
-      await this.#mayReadAll(c);
+      await this.#d.authz.requireAllowed(c, 'access.read', CONTROL_PLANE);
       return true;
-    } catch {
-      return false;
+    } catch (err) {
+      if (err instanceof PortcullisError && (err.status === 403 || (quiet && err.code === 'step_up_required'))) return false;
+      throw err;
     }
   }
 
-  /** The requester sees its request; anyone else needs to read the access domain. */
-  async #mayReadRequest(c: Caller, id: string): Promise<boolean> {
-    return (await this.#d.access.getRequest(id)).request.requester === c.identity.id || this.#readsAll(c);
+  /** May the caller see this request: its own, or `access.read`, or it may review it. */
+  async #seesRequest(c: Caller, r: AccessRequest): Promise<boolean> {
+    return r.requester === c.identity.id || (await this.#readsAll(c)) || this.#d.access.readerView(this.#actor(c)).seesRequest(r);
   }
 
-  /** The holder sees its grant (and break-glass); anyone else needs to read the access domain. */
+  async #mayReadRequest(c: Caller, id: string): Promise<boolean> {
+    return this.#seesRequest(c, (await this.#d.access.getRequest(id)).request);
+  }
+
+  /** May the caller see this grant (and its break-glass): its own, or `access.read`, or it may end or approve it. */
   async #mayReadGrant(c: Caller, id: string): Promise<boolean> {
-    return (await this.#d.access.listGrants({ identityId: c.identity.id })).some((g) => g.grant.id === id) || this.#readsAll(c);
+    const g = await this.#d.access.grants.get(id);
+    return g.identity_id === c.identity.id || (await this.#readsAll(c)) || this.#d.access.readerView(this.#actor(c)).seesGrant(g);
+  }
+
+  /** Requests matching `f` (newest first) that `keep` lets through, a page of `limit`. */
+  #scanRequests(f: ListFilter, limit: number, keep: (r: AccessRequest) => Promise<boolean>): Promise<RequestPage> {
+    const { before: from, ...rest } = f;
+    const read = (before: Keyset | undefined, n: number) => this.#d.access.listRequests({ ...rest, ...(before && { before }) }, n);
+    return scan(read, (x) => requestKey(x.request), from, limit, (x) => keep(x.request));
   }
 
   // ── Requests ──────────────────────────────────────────────────────────────────────────────
@@ -69,23 +132,32 @@ export class AccessAdmin {
   }
 
   /**
-   * The caller's own requests (default), the ones it could review (`reviewable`), or a
-   * requester's / everyone's (`mine: false`), which needs to read the access domain.
+   * The caller's own requests (default); the ones it could act on now (`reviewable`); or a
+   * requester's / everyone's (`mine: false`): all of them with `access.read`, else the ones the
+   * caller may review (docs/access.md "Who reads what"). Newest first, `limit` a page (≤ 1000),
+   * `after` the previous page's `nextAfter`.
    */
-  async listRequests(c: Caller, q: { mine?: boolean; reviewable?: boolean; requester?: string; status?: RequestStatus; limit?: number }): Promise<{ request: AccessRequest; status: string }[]> {
+  async listRequests(c: Caller, q: { mine?: boolean; reviewable?: boolean; requester?: string; status?: RequestStatus; limit?: number; after?: string }): Promise<RequestPage> {
     const me = c.identity.id;
-    const filter: ListFilter = { ...(q.status && { status: q.status }) };
-    if (q.reviewable === true) filter.reviewableBy = me;
-    else if (q.requester !== undefined) filter.requester = q.requester;
-    else if (q.mine !== false) filter.requester = me;
-    if (filter.requester !== me) await this.#mayReadAll(c);
-    return this.#d.access.listRequests(filter, q.limit ?? 100);
+    const limit = Math.min(q.limit ?? 100, 1000);
+    const base: ListFilter = { ...(q.status && { status: q.status }), ...(q.after !== undefined && { before: parseCursor(q.after) }) };
+    if (q.reviewable === true) {
+      // Recorded for the read; an inbox holds what the caller could act on, whatever it says.
+      await this.#readsAll(c, true);
+      const view = this.#d.access.readerView(this.#actor(c));
+      return this.#scanRequests({ ...base, reviewableBy: me }, limit, (r) => view.couldReview(r));
+    }
+    const requester = q.requester ?? (q.mine !== false ? me : undefined);
+    const filter: ListFilter = { ...base, ...(requester !== undefined && { requester }) };
+    if (requester === me || (await this.#readsAll(c))) return pageOf(await this.#d.access.listRequests(filter, limit), limit, (x) => requestKey(x.request));
+    const view = this.#d.access.readerView(this.#actor(c));
+    return this.#scanRequests(filter, limit, (r) => view.seesRequest(r));
   }
 
   async getRequest(c: Caller, id: string): Promise<RequestView> {
     return opaqueId('access request', id, () => false, async () => {
       const view = await this.#d.access.getRequest(id);
-      if (view.request.requester !== c.identity.id) await this.#mayReadAll(c);
+      if (!(await this.#seesRequest(c, view.request))) throw new NotFound(`access request ${id}`);
       return view;
     });
   }
@@ -104,12 +176,21 @@ export class AccessAdmin {
 
   // ── Grants ────────────────────────────────────────────────────────────────────────────────
 
-  /** The caller's grants (default), an identity's, or every one (`all`); another's need to read the access domain. */
-  async listGrants(c: Caller, q: { identity?: string; all?: boolean; active?: boolean }): Promise<{ grant: Grant; status: string }[]> {
+  /**
+   * The caller's grants (default), an identity's, or every one (`all`): another's with
+   * `access.read`, else only those the caller may end or approve. Latest start first, `limit` a
+   * page (default 500, at most 1000), `after` the previous page's `nextAfter`.
+   */
+  async listGrants(c: Caller, q: { identity?: string; all?: boolean; active?: boolean; limit?: number; after?: string }): Promise<GrantPage> {
     const me = c.identity.id;
+    const limit = Math.min(q.limit ?? 500, 1000);
     const identityId = q.all === true ? undefined : (q.identity ?? me);
-    if (identityId !== me) await this.#mayReadAll(c);
-    return this.#d.access.listGrants({ ...(identityId !== undefined && { identityId }), ...(q.active === true && { activeAt: this.#d.clock.now() }) });
+    const f = { ...(identityId !== undefined && { identityId }), ...(q.active === true && { activeAt: this.#d.clock.now() }) };
+    const from = q.after !== undefined ? parseCursor(q.after) : undefined;
+    const key = (x: { grant: Grant }) => grantKey(x.grant);
+    if (identityId === me || (await this.#readsAll(c))) return pageOf(await this.#d.access.listGrants({ ...f, ...(from && { before: from }) }, limit), limit, key);
+    const view = this.#d.access.readerView(this.#actor(c));
+    return scan((before, n) => this.#d.access.listGrants({ ...f, ...(before && { before }) }, n), key, from, limit, (x) => view.seesGrant(x.grant));
   }
 
   /** Ends a grant now (its holder, or someone allowed to approve it); its credentials are revoked. */
@@ -131,9 +212,14 @@ export class AccessAdmin {
     return opaqueId('break-glass', id, () => this.#mayReadGrant(c, id), () => this.#d.access.recordBreakGlassReview(this.#actor(c), id, summary));
   }
 
+  /** After-action review items: all with `access.read`, else the caller's own and those of break-glasses it may see. */
   async breakGlassReviews(c: Caller, status?: 'open' | 'closed'): Promise<BreakGlassReview[]> {
-    await this.#mayReadAll(c);
-    return this.#d.access.breakGlassReviews(status);
+    const list = await this.#d.access.breakGlassReviews(status);
+    if (await this.#readsAll(c)) return list;
+    const view = this.#d.access.readerView(this.#actor(c));
+    const out: BreakGlassReview[] = [];
+    for (const rv of list) if (await view.seesReview(rv)) out.push(rv);
+    return out;
   }
 
   // ── Webhooks ──────────────────────────────────────────────────────────────────────────────

@@ -6,7 +6,7 @@ import type { AuthnFacts } from '../identity/types.ts';
 import type { Identity, IdentityRegistry } from '../inventory/identities.ts';
 import type { DecisionPoint } from '../policy/decision-point.ts';
 import type { Decide } from '../credentials/index.ts';
-import type { AccessDecide } from '../access/index.ts';
+import type { AccessDecide, AccessWouldDecide } from '../access/index.ts';
 import { principalFacts, withGrantFacts } from './authorization.ts';
 import type { GrantsFor } from './authorization.ts';
 
@@ -70,5 +70,30 @@ export function accessDecider({ identities, decisions, metrics, grantsFor }: Dec
     });
     metrics.decided(d.decision);
     return { decision: d.decision, decisionId: d.decision_id };
+  };
+}
+
+/**
+ * The access decider's answer without an authz record (DecisionPoint.wouldDecide): only for the
+ * access domain's read filter, inside a read that recorded its own decision (docs/access.md
+ * "Who reads what"). An inactive identity is never an approver.
+ */
+export function accessWouldDecider({ identities, decisions, grantsFor }: DeciderDeps): AccessWouldDecide {
+  return async (r) => {
+    const identity = identities.get(r.actor.id);
+    if (!identity || identity.status !== 'active') return 'deny';
+    const withGrants = await grantsFor(identity, r.resource, r.action);
+    return decisions.wouldDecide({
+      ...withGrants,
+      claims: {},
+      authn: r.actor.authn,
+      ...(r.actor.sessionId !== undefined && { sessionId: r.actor.sessionId }),
+      sourceIp: r.actor.sourceIp ?? '0.0.0.0',
+      action: r.action,
+      resource: r.resource,
+      purpose: r.purpose ?? {},
+      breakGlass: r.breakGlass ?? withGrants.breakGlass,
+      ...(r.resourceEntity && { resourceEntities: [r.resourceEntity] }),
+    }).decision;
   };
 }

@@ -47,7 +47,7 @@ export type { AuthorizeRequest } from './authorization.ts';
 export type { IssueCredentialRequest } from './credential-issuance.ts';
 export type { MintApiKeyRequest } from './api-keys.ts';
 export type { WritePoliciesRequest } from './policies.ts';
-export type { RequestView } from './access-admin.ts';
+export type { GrantPage, RequestPage, RequestView } from './access-admin.ts';
 export type { LeaseQuery } from './leases.ts';
 export type { StreamQuery } from './audit-admin.ts';
 export type { WindowQuery } from './permissions-admin.ts';

@@ -21,7 +21,7 @@ import { createTrusts } from './trusts.ts';
 import { LOGIN_STATE_SECRET } from '../identity/login-state.ts';
 import { withGrants } from './authorization.ts';
 import type { GrantsFor } from './authorization.ts';
-import { accessDecider, credentialDecider } from './credential-decisions.ts';
+import { accessDecider, accessWouldDecider, credentialDecider } from './credential-decisions.ts';
 import { SignalFacts } from '../signals/facts.ts';
 import { AgentService } from '../agents/service.ts';
 
@@ -139,6 +139,7 @@ export function createServices(config: PortcullisConfig, opened: Opened, o: Serv
     clock,
     audit,
     decide: accessDecider(deciders),
+    wouldDecide: accessWouldDecider(deciders),
     // Ending a grant (time, revocation, logout) ends the credentials issued under it.
     revokeLeases: ({ grantId }, opts) => credentials.revoke({ grant: grantId }, opts),
     config: config.access,

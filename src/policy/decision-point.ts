@@ -195,6 +195,17 @@ export class DecisionPoint {
     return { decision, append: () => (appended ??= this.#record(record())) };
   }
 
+  /**
+   * The decision `decide` would make, WITHOUT an authz record. Only to filter the rows of a read
+   * whose caller has just got one recorded decision for that read (docs/access.md "Who reads
+   * what": which requests an approver may see); never to allow an action, issue anything or
+   * answer a caller's own question — those are decided with `decide`.
+   */
+  wouldDecide(input: DecisionInput): Pick<Decision, 'decision' | 'policy_version'> {
+    const { decision } = this.#evaluate(input);
+    return { decision: decision.decision, policy_version: decision.policy_version };
+  }
+
   /** Decides many requests for one principal; each is audited. */
   async decideBatch(inputs: DecisionInput[]): Promise<Decision[]> {
     return Promise.all(inputs.map((i) => this.decide(i)));

@@ -1,6 +1,7 @@
 // Issue #9 item 2: the broker is the authorizing layer, independent of HTTP. Every method of its
 // admin APIs, called directly with a caller that lacks the permission, is refused (403, or the
-// no-probing 404 for a by-id call about something the caller may not see) and the deny is
+// no-probing 404 for a by-id call about something the caller may not see; an access list answers
+// only what the caller may see, here nothing) and the deny is
 // audited with the caller, the action and its address; nothing changes. The same calls by an
 // administrator go through (positive control), and renewing another identity's lease is
 // `lease.renew`, not `lease.revoke`.
@@ -86,7 +87,7 @@ audit: { fail_closed: true${store.witness} }
 
   it('every admin method refuses a caller without the permission, audits the deny, and changes nothing', async () => {
     const a = broker.admin;
-    const calls: [name: string, status: 403 | 404, action: string, call: () => Promise<unknown>][] = [
+    const calls: [name: string, status: 403 | 404 | 'empty', action: string, call: () => Promise<unknown>][] = [
       ['identities.list', 403, 'identity.read', () => a.identities.list(nobody)],
       ['identities.get', 404, 'identity.read', () => a.identities.get(nobody, 'user:admin')],
       ['identities.findings', 403, 'identity.read', () => a.identities.findings(nobody)],
@@ -104,12 +105,13 @@ audit: { fail_closed: true${store.witness} }
       ['policies.active', 403, 'policy.read', () => a.policies.active(nobody)],
       ['policies.versions', 403, 'policy.read', () => a.policies.versions(nobody)],
       ['policies.write', 403, 'policy.write', () => a.policies.write(nobody, { files: [{ name: 'x.cedar', text: 'permit(principal, action, resource);' }], reason: 'x' })],
-      ['access.listRequests', 403, 'access.read', () => a.access.listRequests(nobody, { mine: false })],
+      // Access lists answer what the caller may see (docs/access.md "Who reads what"): nothing here.
+      ['access.listRequests', 'empty', 'access.read', () => a.access.listRequests(nobody, { mine: false }).then((p) => p.rows)],
       ['access.getRequest', 404, 'access.read', () => a.access.getRequest(nobody, adminRequest)],
       // The access domain refuses the approver; who may see the request is then decided (access.read).
       ['access.review (approve)', 404, 'access.read', () => a.access.review(nobody, adminRequest, 'approve', undefined)],
-      ['access.listGrants', 403, 'access.read', () => a.access.listGrants(nobody, { all: true })],
-      ['access.breakGlassReviews', 403, 'access.read', () => a.access.breakGlassReviews(nobody)],
+      ['access.listGrants', 'empty', 'access.read', () => a.access.listGrants(nobody, { all: true }).then((p) => p.rows)],
+      ['access.breakGlassReviews', 'empty', 'access.read', () => a.access.breakGlassReviews(nobody)],
       ['access.webhookDeliveries', 403, 'access.read', () => a.access.webhookDeliveries(nobody, {})],
       ['leases.list', 403, 'lease.read', () => a.leases.list(nobody)],
       ['leases.renew', 404, 'lease.renew', () => a.leases.renew(nobody, adminLease)],
@@ -169,7 +171,8 @@ audit: { fail_closed: true${store.witness} }
     const adminBefore = await adminEvents();
     for (const [name, status, action, call] of calls) {
       const before = (await denies(NOBODY)).length;
-      await assert.rejects(call(), (e: unknown) => e instanceof PortcullisError && e.status === status, `${name}: ${status}`);
+      if (status === 'empty') assert.deepEqual(await call(), [], `${name}: nothing the caller may see`);
+      else await assert.rejects(call(), (e: unknown) => e instanceof PortcullisError && e.status === status, `${name}: ${status}`);
       const after = (await denies(NOBODY)).slice(before);
       assert.ok(after.some((e) => e.payload.action === action && e.payload.source_ip === nobody.sourceIp && e.payload.session === nobody.jti), `${name}: a deny of ${action} by this caller is audited (${JSON.stringify(after.map((e) => e.payload))})`);
     }
@@ -190,7 +193,7 @@ audit: { fail_closed: true${store.witness} }
     assert.ok((await a.policies.versions(admin)).length >= 1);
     assert.ok((await a.leases.list(admin)).some((l) => l.id === adminLease));
     assert.ok((await a.keys.list(admin)).length >= 1);
-    assert.ok(Array.isArray(await a.access.listRequests(admin, { mine: false })));
+    assert.ok(Array.isArray((await a.access.listRequests(admin, { mine: false })).rows));
     assert.ok((await a.audit.query(admin, { stream: 'authz' })).length > 0);
     assert.deepEqual(await a.gatewaySessions.list(admin), []);
     assert.ok((await a.agents.list(admin)).some((v) => v.identity.id === AGENT));

@@ -94,9 +94,10 @@ describe('access hardening over HTTP (issue #8 items 4, 5, 6, 8)', () => {
     assert.equal(elsewhere.body.field, 'credential.resource');
 
     const own = await h.post(`/v1/access-requests/${rid}/approve`, {}, t.aliceTool!);
-    // Her workload may not read the request, so the refusal is the opaque 404 (8.16); policy would
-    // let it approve, so without the separation-of-duties check this would be a 200.
-    assert.equal(own.status, 404, 'alice through her workload');
+    // Policy would let her workload approve, so it may see the request (docs/access.md "Who reads
+    // what") and gets the precise refusal; without the separation-of-duties check this would be a 200.
+    assert.equal(own.status, 403, 'alice through her workload');
+    assert.equal(own.body.why, 'same_accountable_human');
     const first = await h.post(`/v1/access-requests/${rid}/approve`, {}, t.bobTool!);
     assert.equal(first.status, 200, JSON.stringify(first.body));
     assert.equal(first.body.status, 'pending');

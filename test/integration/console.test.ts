@@ -215,9 +215,20 @@ describe('the web console in headless Chromium', { skip }, () => {
     const inbox = seen.find((s) => s.url.startsWith('/v1/access-requests?reviewable=true'));
     assert.equal(inbox?.status, 200);
     assert.deepEqual(JSON.parse(inbox!.body).requests, [], 'nothing to review');
-    // (Grants and requests are readable by every human by the access domain's rule —
-    // broker/access-admin.ts "Humans see everything in the access domain" — so only the
-    // inventory is asserted absent here; see docs/console.md.)
+    // Nor anyone else's grants or break-glass reviews (docs/access.md "Who reads what"): alice's
+    // grant and dave's own break-glass exist, only his own may reach his page.
+    const glass = await until(() => seen.find((s) => s.url.startsWith('/v1/grants?all=true')), 'the break-glass call');
+    assert.equal(glass.status, 200);
+    const grants = JSON.parse(glass.body).grants as { identity_id: string }[];
+    assert.deepEqual(grants.filter((g) => g.identity_id !== 'user:dave@example.com'), [], 'no one else\'s grants');
+    const due = await until(() => seen.find((s) => s.url.startsWith('/v1/break-glass/reviews')), 'the reviews call');
+    assert.equal(due.status, 200);
+    assert.deepEqual((JSON.parse(due.body).reviews as { user: string }[]).filter((v) => v.user !== 'user:dave@example.com'), [], 'no one else\'s reviews');
+    const dave = await h.login('dave@example.com');
+    const all = await h.get('/v1/access-requests?mine=false', dave.token);
+    assert.deepEqual((all.body.requests as { requester: string }[]).filter((x) => x.requester !== 'user:dave@example.com'), [], 'no one else\'s requests');
+    const theirs = await h.get('/v1/grants?all=true', (await h.login('carol@example.com')).token);
+    assert.ok((theirs.body.grants as { identity_id: string }[]).some((g) => g.identity_id === 'user:alice@example.com'), 'positive control: an approver sees alice\'s grant');
     for (const s of seen) assert.doesNotMatch(s.body, /team:payments|team:search|fleet service|svc-0(?!01)/, `${s.url} carried inventory data`);
     assert.deepEqual(await seriousViolations(page), [], 'the viewer pages');
   });

@@ -94,6 +94,27 @@ describe('access repositories (port contract)', () => {
     assert.deepEqual(await requests.expiringUnnotified(T0 + 5 * MIN, T0 + 60 * MIN), ['req_b']);
   });
 
+  forEachStore('requests: keyset pages by (created_at, id), newest first, ties broken by id', async (open) => {
+    const { requests } = (await open()).access;
+    // Two share a created_at: the id orders them (code units), on both stores alike.
+    for (const [id, at] of [['req_p1', T0], ['req_p2', T0 + 1], ['req_p3b', T0 + 1], ['req_p3a', T0 + 1], ['req_p4', T0 + 2]] as const) {
+      await requests.create(request(id, { created_at: at }));
+    }
+    const all = (await requests.list({}, 10)).map((r) => r.id);
+    assert.deepEqual(all, ['req_p4', 'req_p3b', 'req_p3a', 'req_p2', 'req_p1']);
+    const pages: string[][] = [];
+    let before: { at: number; id: string } | undefined;
+    for (;;) {
+      const page = await requests.list({ ...(before && { before }) }, 2);
+      if (page.length === 0) break;
+      pages.push(page.map((r) => r.id));
+      const last = page[page.length - 1]!;
+      before = { at: Date.parse(last.created_at), id: last.id };
+    }
+    assert.deepEqual(pages, [['req_p4', 'req_p3b'], ['req_p3a', 'req_p2'], ['req_p1']], 'every request once, in order, across a tie');
+    assert.deepEqual((await requests.list({ requester: 'user:alice@example.com', before: { at: T0 + 1, id: 'req_p3a' } }, 10)).map((r) => r.id), ['req_p2', 'req_p1'], 'with other filters');
+  });
+
   forEachStore('requests: a review, a grant and a conclusion in one unit of work are rolled back together', async (open) => {
     const store = await open();
     const { requests, grants } = store.access;
@@ -112,6 +133,14 @@ describe('access repositories (port contract)', () => {
     const r = (await requests.get('req_1'))!;
     assert.deepEqual([r.status, r.reviews, r.grant_id], ['pending', [], null]);
     assert.equal(await grants.get('grt_1'), undefined);
+  });
+
+  forEachStore('grants: keyset pages by (start_at, id), latest start first, ties broken by id', async (open) => {
+    const { grants } = (await open()).access;
+    for (const [id, at] of [['grt_p1', T0], ['grt_p2b', T0 + 1], ['grt_p2a', T0 + 1], ['grt_p3', T0 + 2]] as const) await grants.create(grant(id, { start_at: at }));
+    assert.deepEqual((await grants.list({}, 10)).map((g) => g.id), ['grt_p3', 'grt_p2b', 'grt_p2a', 'grt_p1']);
+    assert.deepEqual((await grants.list({ before: { at: T0 + 1, id: 'grt_p2b' } }, 10)).map((g) => g.id), ['grt_p2a', 'grt_p1'], 'across a tie');
+    assert.deepEqual((await grants.list({ identityId: 'user:alice@example.com', activeAt: T0 + 5, before: { at: T0 + 2, id: 'grt_p3' } }, 1)).map((g) => g.id), ['grt_p2b'], 'with other filters');
   });
 
   forEachStore('grants: active-at filter, holders, ended once, due, leases to revoke, session-bound', async (open) => {

@@ -42,9 +42,9 @@ export function register(program: Command): void {
   const requests = program.command('requests').description('access requests: list, show, approve, deny, cancel, comment');
   requests
     .command('list', { isDefault: true })
-    .description('yours by default; --reviewable: the ones waiting for someone like you; --all')
-    .option('--reviewable', 'pending requests of others')
-    .option('--all', 'everyone\'s (humans, or access.read)')
+    .description('yours by default; --reviewable: the ones you could approve or deny now; --all')
+    .option('--reviewable', 'pending requests of others that you could act on now')
+    .option('--all', 'everyone\'s you may see: all with access.read, else yours and those you may review')
     .option('--status <status>', 'pending | approved | denied | cancelled | expired')
     .option('-q, --quiet', 'print only the ids, one a line (for scripts: REQ=$(portcullis requests list --reviewable -q))')
     .addOption(json())
@@ -93,7 +93,7 @@ export function register(program: Command): void {
   const grants = program.command('grants').description('grants from approved requests and break-glass');
   grants
     .command('list', { isDefault: true })
-    .description('yours by default')
+    .description('yours by default; another\'s or --all: all with access.read, else those you may end or approve')
     .option('--identity <id>')
     .option('--all')
     .option('--active', 'only those in force now')

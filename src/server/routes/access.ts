@@ -11,7 +11,7 @@ import { AccessRequestView, BreakGlassReview, Delivery, Grant, SESSION_ERRORS, d
 
 const id = idParam();
 const reasonBody = optionalBody({ reason: text(1024).optional() });
-const RequestList = z.object({ requests: z.array(AccessRequestView) });
+const RequestList = z.object({ requests: z.array(AccessRequestView), next_after: z.string().nullable().describe('the `after` of the next page; null on the last') });
 const GrantView = Grant.extend({ status_line: z.string() });
 
 export function accessRoutes(app: FastifyInstance, broker: Broker): void {
@@ -54,7 +54,7 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
       preHandler: session,
       schema: {
         operationId: 'listAccessRequests',
-        summary: 'Access requests: yours (default), the ones waiting for others (reviewable=true), or all / by requester',
+        summary: 'Access requests: yours (default), the ones you could act on now (reviewable=true), or all / by requester that you may see (all with access.read); newest first, paged with limit and after',
         tags: ['access'],
         querystring: z.strictObject({
           mine: z.enum(['true', 'false']).optional(),
@@ -62,20 +62,22 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
           requester: z.string().max(300).optional(),
           status: z.enum(['pending', 'approved', 'denied', 'cancelled', 'expired']).optional(),
           limit: z.string().regex(/^[1-9][0-9]{0,3}$/, 'must be a number from 1 to 9999').optional(),
+          after: z.string().max(256).optional(),
         }),
         response: { 200: RequestList, ...errors(...SESSION_ERRORS) },
       },
     },
     async (req) => {
-      const q = req.query as { mine?: string; reviewable?: string; requester?: string; status?: RequestStatus; limit?: string };
-      const list = await access.listRequests(callerOf(req), {
+      const q = req.query as { mine?: string; reviewable?: string; requester?: string; status?: RequestStatus; limit?: string; after?: string };
+      const page = await access.listRequests(callerOf(req), {
         ...(q.mine !== undefined && { mine: q.mine === 'true' }),
         ...(q.reviewable !== undefined && { reviewable: q.reviewable === 'true' }),
         ...(q.requester !== undefined && { requester: q.requester }),
         ...(q.status && { status: q.status }),
         ...(q.limit && { limit: Number(q.limit) }),
+        ...(q.after !== undefined && { after: q.after }),
       });
-      return { requests: list.map((x) => ({ ...x.request, status_line: x.status })) };
+      return { requests: page.rows.map((x) => ({ ...x.request, status_line: x.status })), next_after: page.nextAfter };
     },
   );
 
@@ -118,16 +120,28 @@ export function accessRoutes(app: FastifyInstance, broker: Broker): void {
       preHandler: session,
       schema: {
         operationId: 'listGrants',
-        summary: 'Grants: yours (default) or an identity’s; active=true for the ones in force now',
+        summary: 'Grants: yours (default), an identity’s or all that you may see (all with access.read); active=true for the ones in force now; latest start first, paged with limit and after',
         tags: ['access'],
-        querystring: z.strictObject({ identity: z.string().max(300).optional(), all: z.enum(['true', 'false']).optional(), active: z.enum(['true', 'false']).optional() }),
-        response: { 200: z.object({ grants: z.array(GrantView) }), ...errors(...SESSION_ERRORS) },
+        querystring: z.strictObject({
+          identity: z.string().max(300).optional(),
+          all: z.enum(['true', 'false']).optional(),
+          active: z.enum(['true', 'false']).optional(),
+          limit: z.string().regex(/^[1-9][0-9]{0,3}$/, 'must be a number from 1 to 9999').optional(),
+          after: z.string().max(256).optional(),
+        }),
+        response: { 200: z.object({ grants: z.array(GrantView), next_after: z.string().nullable().describe('the `after` of the next page; null on the last') }), ...errors(...SESSION_ERRORS) },
       },
     },
     async (req) => {
-      const q = req.query as { identity?: string; all?: string; active?: string };
-      const list = await access.listGrants(callerOf(req), { ...(q.identity !== undefined && { identity: q.identity }), all: q.all === 'true', active: q.active === 'true' });
-      return { grants: list.map((x) => ({ ...x.grant, status_line: x.status })) };
+      const q = req.query as { identity?: string; all?: string; active?: string; limit?: string; after?: string };
+      const page = await access.listGrants(callerOf(req), {
+        ...(q.identity !== undefined && { identity: q.identity }),
+        all: q.all === 'true',
+        active: q.active === 'true',
+        ...(q.limit && { limit: Number(q.limit) }),
+        ...(q.after !== undefined && { after: q.after }),
+      });
+      return { grants: page.rows.map((x) => ({ ...x.grant, status_line: x.status })), next_after: page.nextAfter };
     },
   );
 

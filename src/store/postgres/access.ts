@@ -117,7 +117,7 @@ class PgRequestRepository implements RequestRepository {
 
   async list(f: ListFilter, limit: number): Promise<AccessRequest[]> {
     const vals: unknown[] = [];
-    const clause = where(PG_SQL, vals, requestConditions(f, 'r.'));
+    const clause = where(PG_SQL, vals, requestConditions(f, 'r.', ' COLLATE "C"'));
     const rows = await this.#db.query(`${REQUEST_SELECT} ${clause} ORDER BY r.created_at DESC, r.id COLLATE "C" DESC LIMIT $${vals.length + 1}`, [...vals, limit]);
     return rows.map(requestFromJoinedRow);
   }
@@ -214,7 +214,7 @@ class PgGrantRepository implements GrantRepository {
 
   async list(f: GrantFilter, limit: number): Promise<Grant[]> {
     const vals: unknown[] = [];
-    const clause = where(PG_SQL, vals, grantConditions(f));
+    const clause = where(PG_SQL, vals, grantConditions(f, ' COLLATE "C"'));
     const rows = await this.#db.query(`SELECT * FROM access_grants ${clause} ORDER BY start_at DESC, id COLLATE "C" DESC LIMIT $${vals.length + 1}`, [...vals, limit]);
     return rows.map((r) => grantFromRow(r, BOOL));
   }

@@ -61,12 +61,13 @@ export function requestRow(r: NewRequest, bool: BoolColumn): Row {
   };
 }
 
-/** list()'s conditions; `p` prefixes the columns (a table alias). */
-export function requestConditions(f: ListFilter, p = ''): Condition[] {
+/** list()'s conditions; `p` prefixes the columns (a table alias), `collate` follows the id in a comparison (PostgreSQL: ` COLLATE "C"`, as its ORDER BY). */
+export function requestConditions(f: ListFilter, p = '', collate = ''): Condition[] {
   const conds: Condition[] = [];
   if (f.status !== undefined) conds.push([`${p}status = ?`, f.status]);
   if (f.requester !== undefined) conds.push([`${p}requester = ?`, f.requester]);
   if (f.reviewableBy !== undefined) conds.push([`${p}status = 'pending' AND ${p}requester <> ?`, f.reviewableBy]);
+  if (f.before !== undefined) conds.push([`(${p}created_at < ? OR (${p}created_at = ? AND ${p}id${collate} < ?))`, f.before.at, f.before.at, f.before.id]);
   return conds;
 }
 
@@ -103,12 +104,13 @@ export function grantRow(g: NewGrant, bool: BoolColumn): Row {
   };
 }
 
-/** list()'s conditions. (identity_id, status, end_at) is indexed: the per-decision read is an index range. */
-export function grantConditions(f: GrantFilter): Condition[] {
+/** list()'s conditions (`collate` as for requests). (identity_id, status, end_at) is indexed: the per-decision read is an index range. */
+export function grantConditions(f: GrantFilter, collate = ''): Condition[] {
   const conds: Condition[] = [];
   if (f.identityId !== undefined) conds.push(['identity_id = ?', f.identityId]);
   if (f.kind !== undefined) conds.push(['kind = ?', f.kind]);
   if (f.activeAt !== undefined) conds.push(["status = 'active' AND end_at > ?", f.activeAt], ['start_at <= ?', f.activeAt]);
+  if (f.before !== undefined) conds.push([`(start_at < ? OR (start_at = ? AND id${collate} < ?))`, f.before.at, f.before.at, f.before.id]);
   return conds;
 }
 

@@ -95,7 +95,7 @@ class SqliteRequestRepository extends SqliteRepo implements RequestRepository {
 
   list(f: ListFilter, limit: number): Promise<AccessRequest[]> {
     const vals: unknown[] = [];
-    const sql = `SELECT id FROM access_requests ${where(SQLITE_SQL, vals, requestConditions(f))} ORDER BY created_at DESC LIMIT ?`;
+    const sql = `SELECT id FROM access_requests ${where(SQLITE_SQL, vals, requestConditions(f))} ORDER BY created_at DESC, id DESC LIMIT ?`;
     return this.run((s) => (s(sql).all(...args(vals), limit) as { id: string }[]).map((r) => this.#load(s, r.id)!));
   }
 
@@ -173,7 +173,7 @@ class SqliteGrantRepository extends SqliteRepo implements GrantRepository {
 
   list(f: GrantFilter, limit: number): Promise<Grant[]> {
     const vals: unknown[] = [];
-    const sql = `SELECT * FROM access_grants ${where(SQLITE_SQL, vals, grantConditions(f))} ORDER BY start_at DESC LIMIT ?`;
+    const sql = `SELECT * FROM access_grants ${where(SQLITE_SQL, vals, grantConditions(f))} ORDER BY start_at DESC, id DESC LIMIT ?`;
     return this.run((s) => s(sql).all(...args(vals), limit).map((r) => grantFromRow(r, BOOL)));
   }
 

@@ -263,7 +263,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Access requests: yours (default), the ones waiting for others (reviewable=true), or all / by requester */
+        /** Access requests: yours (default), the ones you could act on now (reviewable=true), or all / by requester that you may see (all with access.read); newest first, paged with limit and after */
         get: operations["listAccessRequests"];
         put?: never;
         /** Request access: a role, a resource with actions, or a credential for a target; for a time, with a reason */
@@ -896,7 +896,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Grants: yours (default) or an identity’s; active=true for the ones in force now */
+        /** Grants: yours (default), an identity’s or all that you may see (all with access.read); active=true for the ones in force now; latest start first, paged with limit and after */
         get: operations["listGrants"];
         put?: never;
         post?: never;
@@ -3062,6 +3062,7 @@ export interface operations {
     listAccessRequests: {
         parameters: {
             query?: {
+                after?: string;
                 limit?: string;
                 mine?: "true" | "false";
                 requester?: string;
@@ -3081,6 +3082,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description the `after` of the next page; null on the last */
+                        next_after: string | null;
                         requests: components["schemas"]["AccessRequest"][];
                     };
                 };
@@ -6311,8 +6314,10 @@ export interface operations {
         parameters: {
             query?: {
                 active?: "true" | "false";
+                after?: string;
                 all?: "true" | "false";
                 identity?: string;
+                limit?: string;
             };
             header?: never;
             path?: never;
@@ -6365,6 +6370,8 @@ export interface operations {
                         } & {
                             [key: string]: unknown;
                         })[];
+                        /** @description the `after` of the next page; null on the last */
+                        next_after: string | null;
                     };
                 };
             };
