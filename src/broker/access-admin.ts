@@ -209,7 +209,12 @@ export class AccessAdmin {
   }
 
   async reviewBreakGlass(c: Caller, id: string, summary: string): Promise<BreakGlassReview> {
-    return opaqueId('break-glass', id, () => this.#mayReadGrant(c, id), () => this.#d.access.recordBreakGlassReview(this.#actor(c), id, summary));
+    // Recording the review closes it: only someone who may see the break-glass may (anyone else
+    // gets the unknown id's answer, whatever the access domain would say).
+    return opaqueId('break-glass', id, () => this.#mayReadGrant(c, id), async () => {
+      if (!(await this.#mayReadGrant(c, id))) throw new NotFound(`break-glass ${id}`);
+      return this.#d.access.recordBreakGlassReview(this.#actor(c), id, summary);
+    });
   }
 
   /** After-action review items: all with `access.read`, else the caller's own and those of break-glasses it may see. */

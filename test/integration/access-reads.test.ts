@@ -129,6 +129,10 @@ describe('who reads what in the access domain', () => {
     assert.equal(revoke.status, 404, JSON.stringify(revoke.body));
     assert.equal(same(revoke.body, gC), same(unknownGrant.body, UNKNOWN_GRANT));
     assert.equal((await h.post(`/v1/break-glass/${gBG}/end`, { reason: 'x' }, dave)).status, 404);
+    // Nor may he close its after-action review (a write, not only a read).
+    const review = await h.post(`/v1/break-glass/${gBG}/review`, { summary: 'nothing to see here' }, dave);
+    assert.equal(review.status, 404, JSON.stringify(review.body));
+    assert.deepEqual(ids((await h.get('/v1/break-glass/reviews?status=open', t.erin!)).body, 'reviews'), [gBG], 'the review is still open');
     assert.equal((await h.running.broker.access.grants.get(gC)).status, 'active', 'nothing changed');
   });
 
