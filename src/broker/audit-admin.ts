@@ -41,13 +41,14 @@ export class AuditAdmin {
     return this.#d.audit.query(q);
   }
 
-  /** One stream as NDJSON lines (an export). */
-  async exportJsonLines(c: Caller, q: Omit<StreamQuery, 'limit' | 'order'>): Promise<string> {
+  /**
+   * One stream as NDJSON lines (an export), decided before the first line: the lines come as they
+   * are read, so an export of a whole stream is never held in memory at once.
+   */
+  async exportJsonLines(c: Caller, q: Omit<StreamQuery, 'limit' | 'order'>): Promise<AsyncIterable<string>> {
     await this.#read(c, q.stream);
     await this.#d.audit.flush();
-    let lines = '';
-    for await (const line of this.#d.audit.exportJsonLines(q)) lines += line;
-    return lines;
+    return this.#d.audit.exportJsonLines(q);
   }
 
   /** New events of one stream as they are appended, until `signal` aborts. */

@@ -81,6 +81,8 @@ function byOwner(rows: readonly IdentityUsage[], ownerOf: (id: string) => string
     .sort((a, b) => b.over_privilege - a.over_privilege || (a.owner ?? '~').localeCompare(b.owner ?? '~'));
 }
 const DAY = 86_400_000;
+/** Analysis windows reach at most this far from now (far past any audit record, well within what a Date holds). */
+const MAX_REACH = 100 * 366 * DAY;
 
 /**
  * The permission model of the active policy version, rebuilt when another version activates.
@@ -301,6 +303,9 @@ export class PermissionsAdmin {
     };
     const since = at(q.since, 'since', now - days * DAY);
     const until = q.until === undefined ? now + 1 : at(q.until, 'until', now);
+    // A time a Date cannot hold (`99999999999999d`) is the caller's error, not a 500.
+    if (!(since >= now - MAX_REACH && since <= now + MAX_REACH)) throw new InvalidInput('since must be within 100 years of now', 'since');
+    if (!(until >= now - MAX_REACH && until <= now + MAX_REACH)) throw new InvalidInput('until must be within 100 years of now', 'until');
     if (since >= until) throw new InvalidInput('since must be before until', 'since');
     return { since: new Date(since).toISOString(), until: new Date(until).toISOString() };
   }

@@ -124,6 +124,15 @@ export async function buildServer(broker: Broker, options: ServerOptions = {}): 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   consoleRoutes(app, broker);
 
+  // API answers name people, decisions and secrets' metadata, and may be authenticated by the
+  // console's cookie (which shared caches do not treat as private): nothing is stored by anyone
+  // unless a route says otherwise (discovery documents do).
+  app.addHook('onSend', async (req, reply) => {
+    const route = req.routeOptions.url;
+    if (route === undefined || route.startsWith('/console') || reply.hasHeader('cache-control')) return;
+    reply.header('cache-control', 'no-store');
+  });
+
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
     broker.metrics.httpRequests.inc({ route, status: String(reply.statusCode) });

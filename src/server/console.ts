@@ -128,16 +128,26 @@ function returnHash(cookie: string | undefined): string | undefined {
   return RETURN_HASH.test(v) ? v : undefined;
 }
 
+const isConsolePath = (p: string | undefined) => p !== undefined && (p === '/console' || p.startsWith('/console/'));
+
 const sameState = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
 export function consoleRoutes(app: FastifyInstance, broker: Broker): void {
   let assets: Map<string, Asset> | undefined;
   const session = requireSession(broker);
 
+  // Decided on the route the router matched (it decodes the path: `/%63onsole/` is the console
+  // too) and, for what matched no route, on the decoded path — never on the raw URL alone.
   app.addHook('onSend', async (req, reply) => {
-    const path = req.url.split('?')[0]!;
-    if (path === '/console' || path.startsWith('/console/')) for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
-    if (path === REPLAY_PAGE) reply.header('content-security-policy', REPLAY_CSP);
+    const route = req.routeOptions.url;
+    let path = req.url.split('?')[0]!;
+    try {
+      path = decodeURIComponent(path);
+    } catch {
+      /* not decodable: the raw path stands */
+    }
+    if (isConsolePath(route) || isConsolePath(path)) for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
+    if (route === REPLAY_PAGE) reply.header('content-security-policy', REPLAY_CSP);
   });
 
   const serve = (name: string) => async (req: FastifyRequest, reply: FastifyReply) => {

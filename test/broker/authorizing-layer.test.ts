@@ -104,6 +104,7 @@ audit: { fail_closed: true${store.witness} }
       ['apiKeys.revoke', 404, 'apikey.manage', () => a.apiKeys.revoke(nobody, adminKeyId, 'x')],
       ['policies.active', 403, 'policy.read', () => a.policies.active(nobody)],
       ['policies.versions', 403, 'policy.read', () => a.policies.versions(nobody)],
+      ['policies.version', 403, 'policy.read', () => a.policies.version(nobody, 1)],
       ['policies.write', 403, 'policy.write', () => a.policies.write(nobody, { files: [{ name: 'x.cedar', text: 'permit(principal, action, resource);' }], reason: 'x' })],
       // Access lists answer what the caller may see (docs/access.md "Who reads what"): nothing here.
       ['access.listRequests', 'empty', 'access.read', () => a.access.listRequests(nobody, { mine: false }).then((p) => p.rows)],
@@ -145,6 +146,7 @@ audit: { fail_closed: true${store.witness} }
       ['permissions.explain', 404, 'governance.read', () => a.permissions.explain(nobody, 'user:admin')],
       ['permissions.explainGroup', 403, 'governance.read', () => a.permissions.explainGroup(nobody, { team: 'payments' })],
       ['permissions.usage', 403, 'governance.read', () => a.permissions.usage(nobody, {})],
+      ['permissions.decisionStats', 403, 'governance.read', () => a.permissions.decisionStats(nobody, {})],
       ['permissions.suggest', 403, 'policy.read', () => a.permissions.suggest(nobody, { identity: 'user:admin' })],
       ['permissions.replay', 403, 'policy.read', () => a.permissions.replay(nobody, { files: [{ name: 'x.cedar', text: '' }] })],
       // Agents (docs/agents.md): an unknown assignment is decided on every agent first, so it answers like a forbidden one.

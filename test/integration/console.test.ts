@@ -286,6 +286,17 @@ describe('the web console in headless Chromium', { skip }, () => {
     assert.match(etag, /^"[A-Za-z0-9_-]{20,}"$/);
     assert.equal((await fetch(`${h.url}/console/app.js`, { headers: { 'if-none-match': etag } })).status, 304);
     assert.equal((await fetch(`${h.url}/console/console.css`)).headers.get('content-type'), 'text/css; charset=utf-8');
+    // The router decodes the path: an encoded spelling is the console too, and gets its headers
+    // (no CSP, no frame-ancestors there would let a same-site page frame the signed-in console).
+    for (const p of ['/%63onsole/', '/%63onsole/app.js', '/c%6fnsole/replay.html', '/console/%61pp.js']) {
+      const r = await fetch(h.url + p);
+      assert.equal(r.status, 200, p);
+      assert.match(r.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/, `${p}: CSP`);
+      assert.equal(r.headers.get('x-frame-options'), 'DENY', `${p}: X-Frame-Options`);
+      assert.equal(r.headers.get('x-content-type-options'), 'nosniff', `${p}: nosniff`);
+    }
+    assert.match((await fetch(`${h.url}/c%6fnsole/replay.html`)).headers.get('content-security-policy')!, /'wasm-unsafe-eval'/, 'the replay page, however spelled, gets its own CSP');
+    assert.doesNotMatch((await fetch(`${h.url}/%63onsole/`)).headers.get('content-security-policy')!, /'wasm-unsafe-eval'/);
 
     // What a first visit downloads (the browser's own count of compressed bytes).
     const c = await context();

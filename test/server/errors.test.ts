@@ -69,6 +69,15 @@ describe('state conflicts and probing over HTTP', () => {
     admin = (await h.post('/v1/auth/token', { api_key: key.body.api_key ?? key.body.key })).body.session_token;
   });
 
+  test('API answers are stored by no cache (no-store, errors too); public discovery documents keep their own caching', async () => {
+    for (const [path, token, status] of [['/v1/identities', admin, 200], ['/v1/audit/authz?limit=1', admin, 200], ['/v1/identities', other, 403], ['/v1/access-requests/req_unknown', other, 404]] as const) {
+      const r = await fetch(`${h.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(r.status, status, path);
+      assert.equal(r.headers.get('cache-control'), 'no-store', `${path} (${status})`);
+    }
+    assert.equal((await fetch(`${h.url}/.well-known/authzen-configuration`)).headers.get('cache-control'), 'public, max-age=300');
+  });
+
   test('renewing a revoked lease is 409 lease_not_active', async () => {
     api = await h.loginCi();
     const issued = await h.post('/v1/credentials', { target: 'orders-api', scopes: ['orders:read'], ttl: '5m', reason: 'errors test' }, api);

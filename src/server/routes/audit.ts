@@ -1,4 +1,5 @@
 // Audit: query, follow (NDJSON stream), export, online verification.
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../../broker/index.ts';
 import type { AuditStreamName } from '../../audit/types.ts';
@@ -88,7 +89,7 @@ export function auditRoutes(app: FastifyInstance, broker: Broker): void {
       }
       if (q.format === 'ndjson') {
         const lines = await audit.exportJsonLines(callerOf(req), query);
-        return reply.type('application/x-ndjson').send(lines);
+        return reply.type('application/x-ndjson').send(Readable.from(lines));
       }
       const limit = q.limit === undefined ? 100 : Math.min(Number(q.limit), 1000);
       return { events: await audit.query(callerOf(req), { ...query, limit, ...(q.order !== undefined && { order: q.order as 'asc' | 'desc' }) }) };
