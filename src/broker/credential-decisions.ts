@@ -4,9 +4,9 @@ import { Forbidden } from '../common/errors.ts';
 import type { Metrics } from '../common/metrics.ts';
 import type { AuthnFacts } from '../identity/types.ts';
 import type { Identity, IdentityRegistry } from '../inventory/identities.ts';
-import type { DecisionPoint } from '../policy/decision-point.ts';
+import type { DecisionInput, DecisionPoint } from '../policy/decision-point.ts';
 import type { Decide } from '../credentials/index.ts';
-import type { AccessDecide, AccessWouldDecide } from '../access/index.ts';
+import type { AccessDecide, AccessDecisionRequest, AccessWouldDecide } from '../access/index.ts';
 import { principalFacts, withGrantFacts } from './authorization.ts';
 import type { GrantsFor } from './authorization.ts';
 
@@ -50,24 +50,29 @@ export function credentialDecider({ identities, decisions, metrics, grantsFor }:
   };
 }
 
+/** The decision input of an access-domain question: the actor's facts, its grants read once. */
+async function accessInput(grantsFor: GrantsFor, identity: Identity, r: AccessDecisionRequest): Promise<DecisionInput> {
+  const withGrants = await grantsFor(identity, r.resource, r.action);
+  return {
+    ...withGrants,
+    claims: {},
+    authn: r.actor.authn,
+    ...(r.actor.sessionId !== undefined && { sessionId: r.actor.sessionId }),
+    sourceIp: r.actor.sourceIp ?? '0.0.0.0',
+    action: r.action,
+    resource: r.resource,
+    purpose: r.purpose ?? {},
+    breakGlass: r.breakGlass ?? withGrants.breakGlass,
+    ...(r.resourceEntity && { resourceEntities: [r.resourceEntity] }),
+  };
+}
+
 /** Decisions asked by the access service (access.request, access.approve, break-glass eligibility), live, with the actor's grants. */
 export function accessDecider({ identities, decisions, metrics, grantsFor }: DeciderDeps): AccessDecide {
   return async (r) => {
     const identity = identities.get(r.actor.id);
     if (!identity || identity.status !== 'active') throw new Forbidden(`identity ${r.actor.id} is not active`);
-    const withGrants = await grantsFor(identity, r.resource, r.action);
-    const d = await decisions.decide({
-      ...withGrants,
-      claims: {},
-      authn: r.actor.authn,
-      ...(r.actor.sessionId !== undefined && { sessionId: r.actor.sessionId }),
-      sourceIp: r.actor.sourceIp ?? '0.0.0.0',
-      action: r.action,
-      resource: r.resource,
-      purpose: r.purpose ?? {},
-      breakGlass: r.breakGlass ?? withGrants.breakGlass,
-      ...(r.resourceEntity && { resourceEntities: [r.resourceEntity] }),
-    });
+    const d = await decisions.decide(await accessInput(grantsFor, identity, r));
     metrics.decided(d.decision);
     return { decision: d.decision, decisionId: d.decision_id };
   };
@@ -82,18 +87,6 @@ export function accessWouldDecider({ identities, decisions, grantsFor }: Decider
   return async (r) => {
     const identity = identities.get(r.actor.id);
     if (!identity || identity.status !== 'active') return 'deny';
-    const withGrants = await grantsFor(identity, r.resource, r.action);
-    return decisions.wouldDecide({
-      ...withGrants,
-      claims: {},
-      authn: r.actor.authn,
-      ...(r.actor.sessionId !== undefined && { sessionId: r.actor.sessionId }),
-      sourceIp: r.actor.sourceIp ?? '0.0.0.0',
-      action: r.action,
-      resource: r.resource,
-      purpose: r.purpose ?? {},
-      breakGlass: r.breakGlass ?? withGrants.breakGlass,
-      ...(r.resourceEntity && { resourceEntities: [r.resourceEntity] }),
-    }).decision;
+    return decisions.wouldDecide(await accessInput(grantsFor, identity, r)).decision;
   };
 }
