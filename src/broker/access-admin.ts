@@ -10,11 +10,17 @@ import type { AccessRequest, AccessService, Actor, BreakGlassInput, BreakGlassRe
 import type { Caller } from './types.ts';
 import type { Authorization } from './authorization.ts';
 import { opaqueId } from './opaque.ts';
+import { DecryptionFailed, open, seal } from '../crypto/envelope.ts';
+import type { Keyring } from '../crypto/keyring.ts';
+
+/** The keyring secret (crypto/keyring.ts KEYRING_SECRETS) that seals the cursors of filtered lists. */
+export const PAGE_CURSOR_SECRET = 'access-page-cursor';
 
 export interface AccessAdminDeps {
   authz: Pick<Authorization, 'requireAllowed'>;
   access: AccessService;
   clock: Clock;
+  keyring: Pick<Keyring, 'secret'>;
 }
 
 /** One access request as its readers see it: the request, a status sentence, the grant it made. */
@@ -27,12 +33,17 @@ export interface RequestView {
 const CONTROL_PLANE = { type: 'ControlPlane', id: 'portcullis' };
 /** A filtered list reads the store in batches of this many, newest first, and stops after SCAN_MAX. */
 const SCAN_BATCH = 200;
-const SCAN_MAX = 5000;
+const SCAN_MAX = 1000;
 
 /** A page of rows and where the next one starts (`after`), null when this was the last. */
 export interface Page<T> {
   rows: T[];
   nextAfter: string | null;
+}
+/** A page as read: where the next starts, as a position (made a cursor by the caller's path). */
+interface Read<T> {
+  rows: T[];
+  next: Keyset | null;
 }
 export type RequestPage = Page<{ request: AccessRequest; status: string }>;
 export type GrantPage = Page<{ grant: Grant; status: string }>;
@@ -42,6 +53,8 @@ const cursorOf = (k: Keyset) => `${k.at}.${k.id}`;
 const requestKey = (r: AccessRequest): Keyset => ({ at: Date.parse(r.created_at), id: r.id });
 const grantKey = (g: Grant): Keyset => ({ at: Date.parse(g.start_at), id: g.id });
 const CURSOR = /^(\d{1,15})\.([A-Za-z0-9_-]{1,200})$/;
+/** Sealed cursors (filtered lists) start with this; plain ones with digits. */
+const SEALED = 's.';
 function parseCursor(after: string): Keyset {
   const m = CURSOR.exec(after);
   if (!m) throw new InvalidInput('after: must be the next_after of the previous page', 'after');
@@ -53,7 +66,7 @@ function parseCursor(after: string): Keyset {
  * batches until `limit` are kept or SCAN_MAX were read (then `nextAfter` says where to go on), so
  * rows filtered out never end a page early while more remain.
  */
-async function scan<T>(read: (before: Keyset | undefined, n: number) => Promise<T[]>, key: (x: T) => Keyset, from: Keyset | undefined, limit: number, keep: (x: T) => Promise<boolean>): Promise<Page<T>> {
+async function scan<T>(read: (before: Keyset | undefined, n: number) => Promise<T[]>, key: (x: T) => Keyset, from: Keyset | undefined, limit: number, keep: (x: T) => Promise<boolean>): Promise<Read<T>> {
   const rows: T[] = [];
   let before = from;
   for (let seen = 0; ; ) {
@@ -61,11 +74,11 @@ async function scan<T>(read: (before: Keyset | undefined, n: number) => Promise<
     seen += batch.length;
     for (const x of batch) {
       if (await keep(x)) rows.push(x);
-      if (rows.length >= limit) return { rows, nextAfter: cursorOf(key(x)) };
+      if (rows.length >= limit) return { rows, next: key(x) };
     }
-    if (batch.length < SCAN_BATCH) return { rows, nextAfter: null };
+    if (batch.length < SCAN_BATCH) return { rows, next: null };
     before = key(batch[batch.length - 1]!);
-    if (seen >= SCAN_MAX) return { rows, nextAfter: cursorOf(before) };
+    if (seen >= SCAN_MAX) return { rows, next: before };
   }
 }
 
@@ -79,6 +92,31 @@ export class AccessAdmin {
 
   constructor(deps: AccessAdminDeps) {
     this.#d = deps;
+  }
+
+  /**
+   * A filtered list's cursor is sealed (AES-GCM under a keyring secret every replica shares, bound
+   * to the caller): where a scan stopped can be a row the caller may not see, whose id and time
+   * a plain cursor would give away, and a caller could otherwise place a scan anywhere it likes.
+   */
+  #sealCursor(c: Caller, k: Keyset | null): string | null {
+    if (k === null) return null;
+    return `${SEALED}${seal(this.#d.keyring.secret(PAGE_CURSOR_SECRET), Buffer.from(cursorOf(k)), `access-cursor\u0000${c.identity.id}`).toString('base64url')}`;
+  }
+
+  /** The position of an `after`: a filtered list takes only the sealed cursors it gave this caller; an unfiltered one either kind. */
+  #after(c: Caller, after: string | undefined, filtered: boolean): Keyset | undefined {
+    if (after === undefined) return undefined;
+    if (!after.startsWith(SEALED)) {
+      if (filtered) throw new InvalidInput('after: must be the next_after of the previous page', 'after');
+      return parseCursor(after);
+    }
+    try {
+      return parseCursor(open(this.#d.keyring.secret(PAGE_CURSOR_SECRET), Buffer.from(after.slice(SEALED.length), 'base64url'), `access-cursor\u0000${c.identity.id}`).toString('utf8'));
+    } catch (err) {
+      if (err instanceof DecryptionFailed || err instanceof InvalidInput || err instanceof RangeError) throw new InvalidInput('after: must be the next_after of the previous page', 'after');
+      throw err;
+    }
   }
 
   /** The access-domain actor for a caller. */
@@ -101,9 +139,13 @@ export class AccessAdmin {
     }
   }
 
-  /** May the caller see this request: its own, or `access.read`, or it may review it. */
+  /**
+   * May the caller see this request: its own, or `access.read`, or it may review it. A by-id read
+   * takes an `access.read` that needs a step-up as a no (an existing id must answer as an unknown
+   * one would, not with a step-up); lists and the step-up flow ask for it where it is the way in.
+   */
   async #seesRequest(c: Caller, r: AccessRequest): Promise<boolean> {
-    return r.requester === c.identity.id || (await this.#readsAll(c)) || this.#d.access.readerView(this.#actor(c)).seesRequest(r);
+    return r.requester === c.identity.id || (await this.#readsAll(c, true)) || this.#d.access.readerView(this.#actor(c)).seesRequest(r);
   }
 
   async #mayReadRequest(c: Caller, id: string): Promise<boolean> {
@@ -113,11 +155,11 @@ export class AccessAdmin {
   /** May the caller see this grant (and its break-glass): its own, or `access.read`, or it may end or approve it. */
   async #mayReadGrant(c: Caller, id: string): Promise<boolean> {
     const g = await this.#d.access.grants.get(id);
-    return g.identity_id === c.identity.id || (await this.#readsAll(c)) || this.#d.access.readerView(this.#actor(c)).seesGrant(g);
+    return g.identity_id === c.identity.id || (await this.#readsAll(c, true)) || this.#d.access.readerView(this.#actor(c)).seesGrant(g);
   }
 
   /** Requests matching `f` (newest first) that `keep` lets through, a page of `limit`. */
-  #scanRequests(f: ListFilter, limit: number, keep: (r: AccessRequest) => Promise<boolean>): Promise<RequestPage> {
+  #scanRequests(f: ListFilter, limit: number, keep: (r: AccessRequest) => Promise<boolean>): Promise<Read<{ request: AccessRequest; status: string }>> {
     const { before: from, ...rest } = f;
     const read = (before: Keyset | undefined, n: number) => this.#d.access.listRequests({ ...rest, ...(before && { before }) }, n);
     return scan(read, (x) => requestKey(x.request), from, limit, (x) => keep(x.request));
@@ -140,18 +182,26 @@ export class AccessAdmin {
   async listRequests(c: Caller, q: { mine?: boolean; reviewable?: boolean; requester?: string; status?: RequestStatus; limit?: number; after?: string }): Promise<RequestPage> {
     const me = c.identity.id;
     const limit = Math.min(q.limit ?? 100, 1000);
-    const base: ListFilter = { ...(q.status && { status: q.status }), ...(q.after !== undefined && { before: parseCursor(q.after) }) };
+    const base: ListFilter = { ...(q.status && { status: q.status }) };
+    const filtered = async (f: ListFilter, keep: (r: AccessRequest) => Promise<boolean>): Promise<RequestPage> => {
+      const from = this.#after(c, q.after, true);
+      const page = await this.#scanRequests({ ...f, ...(from && { before: from }) }, limit, keep);
+      return { rows: page.rows, nextAfter: this.#sealCursor(c, page.next) };
+    };
     if (q.reviewable === true) {
       // Recorded for the read; an inbox holds what the caller could act on, whatever it says.
       await this.#readsAll(c, true);
       const view = this.#d.access.readerView(this.#actor(c));
-      return this.#scanRequests({ ...base, reviewableBy: me }, limit, (r) => view.couldReview(r));
+      return filtered({ ...base, reviewableBy: me }, (r) => view.couldReview(r));
     }
     const requester = q.requester ?? (q.mine !== false ? me : undefined);
     const filter: ListFilter = { ...base, ...(requester !== undefined && { requester }) };
-    if (requester === me || (await this.#readsAll(c))) return pageOf(await this.#d.access.listRequests(filter, limit), limit, (x) => requestKey(x.request));
+    if (requester === me || (await this.#readsAll(c))) {
+      const from = this.#after(c, q.after, false);
+      return pageOf(await this.#d.access.listRequests({ ...filter, ...(from && { before: from }) }, limit), limit, (x) => requestKey(x.request));
+    }
     const view = this.#d.access.readerView(this.#actor(c));
-    return this.#scanRequests(filter, limit, (r) => view.seesRequest(r));
+    return filtered(filter, (r) => view.seesRequest(r));
   }
 
   async getRequest(c: Caller, id: string): Promise<RequestView> {
@@ -186,11 +236,14 @@ export class AccessAdmin {
     const limit = Math.min(q.limit ?? 500, 1000);
     const identityId = q.all === true ? undefined : (q.identity ?? me);
     const f = { ...(identityId !== undefined && { identityId }), ...(q.active === true && { activeAt: this.#d.clock.now() }) };
-    const from = q.after !== undefined ? parseCursor(q.after) : undefined;
     const key = (x: { grant: Grant }) => grantKey(x.grant);
-    if (identityId === me || (await this.#readsAll(c))) return pageOf(await this.#d.access.listGrants({ ...f, ...(from && { before: from }) }, limit), limit, key);
+    if (identityId === me || (await this.#readsAll(c))) {
+      const from = this.#after(c, q.after, false);
+      return pageOf(await this.#d.access.listGrants({ ...f, ...(from && { before: from }) }, limit), limit, key);
+    }
     const view = this.#d.access.readerView(this.#actor(c));
-    return scan((before, n) => this.#d.access.listGrants({ ...f, ...(before && { before }) }, n), key, from, limit, (x) => view.seesGrant(x.grant));
+    const page = await scan((before, n) => this.#d.access.listGrants({ ...f, ...(before && { before }) }, n), key, this.#after(c, q.after, true), limit, (x) => view.seesGrant(x.grant));
+    return { rows: page.rows, nextAfter: this.#sealCursor(c, page.next) };
   }
 
   /** Ends a grant now (its holder, or someone allowed to approve it); its credentials are revoked. */

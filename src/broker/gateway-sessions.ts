@@ -71,6 +71,28 @@ const PAGE = 1000;
 export class GatewaySessionAdmin {
   readonly #d: GatewaySessionAdminDeps;
 
+  /** The session stream's verification under way (see #sessionStream). */
+  #verifying: { head: number; result: Promise<StreamVerification> } | undefined;
+
+  /**
+   * The session stream's verification: a whole-log read and hash, so callers asking at once (a
+   * session page asks on every view) share the one under way while the stream has not grown; one
+   * asked after it settled verifies again (an edit since must show).
+   */
+  async #sessionStream(): Promise<StreamVerification> {
+    const head = (await this.#d.audit.head('session')).seq;
+    const v = this.#verifying;
+    if (v && v.head === head) return v.result;
+    const result = this.#d.audit.verifyAsync(this.#d.keyring.publicKeyResolver).then((all) => all.streams.find((x) => x.stream === 'session')!);
+    const mine = { head, result };
+    this.#verifying = mine;
+    const done = () => {
+      if (this.#verifying === mine) this.#verifying = undefined;
+    };
+    result.then(done, done);
+    return result;
+  }
+
   constructor(deps: GatewaySessionAdminDeps) {
     this.#d = deps;
   }
@@ -111,10 +133,10 @@ export class GatewaySessionAdmin {
   /** The session stream verifies, and the session's records are exactly 1..N with `session.end` saying N. */
   async verify(c: Caller, id: string): Promise<SessionVerification> {
     const { records } = await this.#read(c, id);
-    const all = await this.#d.audit.verifyAsync(this.#d.keyring.publicKeyResolver);
-    const stream = all.streams.find((s) => s.stream === 'session')!;
+    const stream = await this.#sessionStream();
     const end = records.find((r) => r.type === 'session.end');
-    const n = typeof end?.payload.records === 'number' ? end.payload.records : Math.max(0, ...records.map((r) => Number(r.payload.n)));
+    // (a reduce, not Math.max(...records): a live session of 100k+ records would overflow the stack)
+    const n = typeof end?.payload.records === 'number' ? end.payload.records : records.reduce((m, r) => Math.max(m, Number(r.payload.n)), 0);
     const seen = new Set(records.map((r) => Number(r.payload.n)));
     const missing: number[] = [];
     for (let i = 1; i <= n && missing.length < 100; i++) if (!seen.has(i)) missing.push(i);

@@ -56,7 +56,7 @@ export interface RotateOptions {
  * key pepper (identity/apikeys.ts), the SSH user and host CA seeds (broker/open.ts) and the key that seals
  * pending human logins in the store (identity/login-state.ts LOGIN_STATE_SECRET).
  */
-const KEYRING_SECRETS: readonly string[] = ['apikey-pepper', 'ssh-user-ca', 'ssh-host-ca', 'oidc-login-state'];
+const KEYRING_SECRETS: readonly string[] = ['apikey-pepper', 'ssh-user-ca', 'ssh-host-ca', 'oidc-login-state', 'access-page-cursor'];
 
 /** The keyring cannot serve a request: no active key for a purpose, or a secret not loaded at open. */
 export class KeyringError extends Error {

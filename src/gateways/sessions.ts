@@ -253,7 +253,7 @@ export class SessionRecorder {
       ...(boundary !== undefined && { boundary }),
       ...(subject !== undefined && { subject }),
       ...(decision !== undefined && { decision }),
-      payload: { session, n, ...payload },
+      payload: { ...payload, session, n }, // ours last: a payload never renumbers or moves a record
     });
     this.#last = p.catch(() => undefined);
     return p;

@@ -94,6 +94,32 @@ test('normalized text and fingerprint: literals (passwords) never survive; texts
   assert.notEqual(plans('SELECT * FROM u WHERE id = 1')[0]!.fingerprint, a!.fingerprint);
 });
 
+test('statements whose literals the parser does not normalize are recorded without their text (kind only), and stay apart by fingerprint', () => {
+  const leaky = [
+    "CREATE SERVER s FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host 'h', password 'hunter2')",
+    "ALTER SERVER s OPTIONS (SET password 'hunter2')",
+    "ALTER SYSTEM SET primary_conninfo = 'host=h password=hunter2'",
+    "ALTER ROLE app SET app.api_key = 'hunter2'",
+    "COPY t FROM PROGRAM 'curl -H \"Authorization: Bearer hunter2\" https://x'",
+    "PREPARE p AS SELECT * FROM users WHERE token = 'hunter2'",
+    "CREATE TABLE t2 AS SELECT 'hunter2' AS k",
+    "CREATE VIEW v AS SELECT $$hunter2$$ AS k",
+    "COMMENT ON TABLE t IS 'hunter2'",
+  ];
+  for (const sql of leaky) {
+    const ps = plans(sql);
+    assert.ok(ps.length > 0, sql);
+    for (const p of ps) {
+      assert.doesNotMatch(p.normalized, /hunter2/, sql);
+      assert.doesNotMatch(p.normalized, /'|\$\$/, sql);
+    }
+  }
+  assert.match(plans("ALTER SYSTEM SET primary_conninfo = 'host=h password=hunter2'")[0]!.normalized, /^\(admin statement: text withheld/);
+  assert.notEqual(plans("COMMENT ON TABLE t IS 'a'")[0]!.fingerprint, plans("COMMENT ON TABLE u IS 'a'")[0]!.fingerprint, 'withheld texts still differ by fingerprint');
+  // Statements the parser normalizes keep their text.
+  assert.equal(plans("SELECT * FROM t WHERE note = 'hunter2'")[0]!.normalized, 'SELECT * FROM t WHERE note = $1');
+});
+
 test('unparsable text is an error (denied), never a guess; an empty text has no statement', () => {
   for (const sql of ['SELEC 1', 'SELECT (', "SELECT 'unterminated", '\u0000']) assert.ok('error' in analyze(sql, ['public']), JSON.stringify(sql));
   assert.deepEqual(analyze('   ', ['public']), { statements: [] });

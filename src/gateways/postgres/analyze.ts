@@ -337,6 +337,9 @@ const KIND_ACTION: Record<StatementKind, string> = {
 /** Actions that leave nothing behind: reading, session and transaction control (but COMMIT). */
 const NO_EFFECT_ACTIONS: ReadonlySet<string> = new Set(['db.select', 'db.connect']);
 
+/** A quoted string (standard, E'', U&'', or dollar-quoted) still in a normalized text. */
+const LITERAL_LEFT = /'|\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/;
+
 function planOf(text: string, stmt: Node, start: number, end: number, searchPath: readonly string[]): StatementPlan {
   const { normalizeSync, fingerprintSync } = parser();
   const cl = classify(stmt, searchPath);
@@ -349,6 +352,11 @@ function planOf(text: string, stmt: Node, start: number, end: number, searchPath
     normalized = '(could not normalize)';
   }
   const fingerprint = fingerprints.get(normalized) ?? remember(fingerprints, normalized, safe(() => fingerprintSync(text)));
+  // The parser's normalization leaves literals in many utility statements (`OPTIONS (password
+  // '…')`, `ALTER SYSTEM SET primary_conninfo = '…'`, `COPY … PROGRAM '…'`, PREPARE bodies,
+  // CREATE TABLE AS, view bodies): a text that still holds a quoted string is not recorded, only
+  // its kind (the fingerprint, taken above, still tells statements apart).
+  if (LITERAL_LEFT.test(normalized)) normalized = `(${cl.kind} statement: text withheld, it holds literals)`;
   const plan: StatementPlan = {
     kind: cl.kind,
     checks: [...cl.c.checks.values()],

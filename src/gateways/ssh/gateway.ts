@@ -353,13 +353,15 @@ class GatewayConnection {
       if (!clientClosed) reject();
     };
     session.on('pty', (accept, _reject, info) => {
-      pty = { term: String(info.term ?? 'xterm').slice(0, 64), cols: info.cols, rows: info.rows };
+      pty = { term: String(info.term ?? 'xterm').slice(0, 64), cols: termSize(info.cols, 80), rows: termSize(info.rows, 24) };
       accept?.();
     });
     session.on('window-change', (accept, _reject, info) => {
-      if (pty) pty = { ...pty, cols: info.cols, rows: info.rows };
-      cast?.resize(info.cols, info.rows);
-      resize?.(info.cols, info.rows);
+      const cols = termSize(info.cols, pty?.cols ?? 80);
+      const rows = termSize(info.rows, pty?.rows ?? 24);
+      if (pty) pty = { ...pty, cols, rows };
+      cast?.resize(cols, rows);
+      resize?.(cols, rows);
       accept?.();
     });
     session.on('env', (_accept, reject) => reject?.());
@@ -646,6 +648,17 @@ class GatewayConnection {
   }
 }
 
+
+/**
+ * A terminal dimension from the client, bounded (1..1000; the client's own 0 or junk gets `dflt`):
+ * it goes into the recording's header and resize events and to the upstream pty, and a
+ * 65535-column recording is one no player can replay.
+ */
+function termSize(v: unknown, dflt: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) return dflt;
+  return Math.min(n, 1000);
+}
 export class SshGateway implements Gateway {
   readonly name: string;
   readonly kind = 'ssh';
