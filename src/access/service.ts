@@ -172,6 +172,26 @@ export class AccessService {
     return grants.map((grant) => ({ grant, status: grantStatusLine(grant, now) }));
   }
   /**
+   * Ends every active grant an identity holds (it was suspended, offboarded or lost its
+   * authorization upstream): all of them, page by page — not only the newest page.
+   */
+  async endAllGrantsOf(identityId: string, by: string, reason: string): Promise<number> {
+    let ended = 0;
+    let before: Keyset | undefined;
+    for (;;) {
+      const page = await this.grants.list({ identityId, ...(before && { before }) }, 500);
+      for (const g of page) {
+        if (g.status !== 'active') continue;
+        await this.grants.end(g.id, { by, reason });
+        ended++;
+      }
+      if (page.length < 500) return ended;
+      const last = page[page.length - 1]!;
+      before = { at: Date.parse(last.start_at), id: last.id };
+    }
+  }
+
+  /**
    * Ends a request grant early: the holder may give it up; otherwise the caller must be allowed
    * `access.approve` on what it grants. Break-glass grants end through `endBreakGlass`.
    */

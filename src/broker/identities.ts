@@ -268,9 +268,7 @@ export async function setIdentityStatus(
   if (status === 'offboarded') await d.apikeys.revokeAllFor(id, 'identity offboarded');
   await record(identity);
   if (status !== 'active') {
-    for (const { grant } of await d.access.listGrants({ identityId: id })) {
-      if (grant.status === 'active') await d.access.grants.end(grant.id, { by, reason: `identity ${status}` });
-    }
+    await d.access.endAllGrantsOf(id, by, `identity ${status}`);
     await d.onInactive?.(by, id, status, reason);
   }
   return identity;

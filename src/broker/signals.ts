@@ -120,9 +120,7 @@ export class Signals {
   async #endAccess(identityId: string, reason: string): Promise<void> {
     const d = this.#d;
     await revokeBySelector(d, 'system', { identity: identityId }, reason);
-    for (const { grant } of await d.access.listGrants({ identityId })) {
-      if (grant.status === 'active') await d.access.grants.end(grant.id, { by: 'system', reason });
-    }
+    await d.access.endAllGrantsOf(identityId, 'system', reason);
   }
 
   /** One RFC 8935 push; without a configured receiver, every push is refused (nobody is trusted). */

@@ -229,4 +229,19 @@ describe('who reads what in the access domain', () => {
     const reads = (await h.running.broker.audit.query({ stream: 'authz', identity: 'user:erin@example.com', limit: 1000 })).filter((e) => e.payload.action === 'access.read');
     assert.ok(reads.length > 0 && reads.every((e) => e.decision === 'allow'));
   });
+  it('suspending an identity ends every active grant it holds, beyond the first page of 500 (last: suspends dave)', async () => {
+    const dave = 'user:dave@example.com';
+    const grants = h.running.broker.access.grants;
+    const start = h.clock.now();
+    const made: string[] = [];
+    for (let i = 0; i < 501; i++) {
+      made.push((await grants.insert({ kind: 'request', identityId: dave, requestId: null, target: { kind: 'role', role: 'reports' }, what: 'role reports', startAt: start + i, endAt: start + 3_600_000, sessionBound: false, reason: `grant ${i}` })).id);
+    }
+    const admin = await h.admin();
+    const res = await h.post(`/v1/identities/${encodeURIComponent(dave)}/suspend`, { reason: 'laptop stolen' }, admin);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const still = [];
+    for (const id of made) if ((await grants.get(id)).status === 'active') still.push(id);
+    assert.deepEqual(still, [], 'no grant survives the suspension (the oldest was on the second page)');
+  });
 });
