@@ -32,6 +32,7 @@ import { computeFindings } from '../inventory/findings.ts';
 import { snapshotPayload, trendFromSnapshots, trendWindow, utcDay } from '../governance/findings-trend.ts';
 import type { FindingsTrend } from '../governance/findings-trend.ts';
 import type { AuditQuery, AuditRecord } from '../audit/types.ts';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 
 export interface GovernanceDeps {
   config: PortcullisConfig;
@@ -303,7 +304,7 @@ export class Governance {
         usage.push({ identity: i.id, effective: u.effective, used: u.used, over_privilege: u.over_privilege });
         // Each identity's permissions are an analysis of its own: over a large estate the event loop
         // answers other requests between slices instead of waiting for all of them.
-        if (++n % USAGE_SLICE === 0) await new Promise((r) => setImmediate(r));
+        if (++n % USAGE_SLICE === 0) await nextTurn();
       }
     }
     return { activity, usage, windowMs };

@@ -10,18 +10,12 @@ import { ordersDbTarget, startHarness } from '../integration/harness.ts';
 import type { Harness } from '../integration/harness.ts';
 import { connectAs, startPostgres } from './helpers.ts';
 import type { TestPostgres } from './helpers.ts';
+import { within } from '../within.ts';
 
 const STATEMENT_MS = 1500;
 const CONNECT_MS = 1000;
 /** The bound under test: a call against the frozen server answers within it, or the test fails then (not at its own timeout). */
 const BOUND_MS = STATEMENT_MS + 5000;
-
-/** Resolves as `p` does, or rejects once `ms` have passed. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms); });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
 
 /** The postmaster and all its descendants (every backend is its own process group leader). */
 function tree(root: number): number[] {

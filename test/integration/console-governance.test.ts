@@ -5,12 +5,11 @@
 // governance.read AND audit.read; axe-core and the screenshots linked from the README.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, BrowserContext } from 'playwright-core';
-import { startHumanHarness } from './human-harness.ts';
 import type { HumanHarness } from './human-harness.ts';
-import { freePort } from '../../src/common/net.ts';
-import { ACCESS, ACCOUNTS, consolePage, launch, seriousViolations, shot, signIn, skip, until } from './console-harness.ts';
+import { consolePage, seriousViolations, shot, signIn, skip, until } from './console-harness.ts';
 import type { Seen } from './console-harness.ts';
+import { startConsoleSuite } from './console-suite.ts';
+import type { ConsoleSuite } from './console-suite.ts';
 
 const POLICIES = `
 @id("users-request-access")
@@ -44,25 +43,14 @@ unless { context.authn.mfa };
 `;
 
 describe('the console Policies and Governance pages in headless Chromium', { skip }, () => {
+  let suite: ConsoleSuite;
   let h: HumanHarness;
-  let browser: Browser;
   let admin: string;
-  const contexts: BrowserContext[] = [];
-  const context = async () => {
-    const c = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    contexts.push(c);
-    return c;
-  };
+  const context = () => suite.context();
 
   before(async () => {
-    const port = await freePort();
-    h = await startHumanHarness({
-      accounts: ACCOUNTS,
-      access: ACCESS,
-      policies: POLICIES,
-      redirectUris: [`http://127.0.0.1:${port}/console/callback`, 'http://127.0.0.1/callback'],
-      harness: { port, identities: OWNED },
-    });
+    suite = await startConsoleSuite({ policies: POLICIES, identities: OWNED, viewport: { width: 1280, height: 900 } });
+    h = suite.h;
     admin = await h.admin();
     // A second version, so the history has two and a diff between them.
     const v2 = await h.put('/v1/policies', { files: [{ name: 'analytics.cedar', text: V2 }], reason: 'analytics readers for the DBAs' }, admin);
@@ -72,13 +60,8 @@ describe('the console Policies and Governance pages in headless Chromium', { ski
     for (let i = 0; i < 3; i++) assert.equal((await h.get('/v1/identities?limit=1', bob.token)).status, 200);
     const dave = await h.login('dave@example.com');
     assert.equal((await h.get('/v1/identities?limit=1', dave.token)).status, 403);
-    browser = await launch();
   });
-  after(async () => {
-    for (const c of contexts) await c.close().catch(() => {});
-    await browser?.close();
-    await h?.close();
-  });
+  after(() => suite?.close());
 
   it('policies: the history, a diff between two versions, a validation error, a what-if replay, a push', async () => {
     const c = await context();

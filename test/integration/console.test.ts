@@ -8,40 +8,26 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, BrowserContext } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { Browser as IdpBrowser } from '../access/idp.ts';
 import { startHumanHarness } from './human-harness.ts';
 import type { HumanHarness } from './human-harness.ts';
 import { freePort } from '../../src/common/net.ts';
 import { ACCESS, ACCOUNTS, FLEET, POLICIES, consolePage, launch, seriousViolations, shot, signIn, skip, until } from './console-harness.ts';
 import type { Seen } from './console-harness.ts';
+import { startConsoleSuite } from './console-suite.ts';
+import type { ConsoleSuite } from './console-suite.ts';
 
 describe('the web console in headless Chromium', { skip }, () => {
+  let suite: ConsoleSuite;
   let h: HumanHarness;
-  let browser: Browser;
-  const contexts: BrowserContext[] = [];
-  const context = async () => {
-    const c = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    contexts.push(c);
-    return c;
-  };
+  const context = () => suite.context();
 
   before(async () => {
-    const port = await freePort();
-    h = await startHumanHarness({
-      accounts: ACCOUNTS,
-      access: ACCESS,
-      policies: POLICIES,
-      redirectUris: [`http://127.0.0.1:${port}/console/callback`, 'http://127.0.0.1/callback'],
-      harness: { port, identities: FLEET },
-    });
-    browser = await launch();
+    suite = await startConsoleSuite({ policies: POLICIES, identities: FLEET, viewport: { width: 1280, height: 800 } });
+    h = suite.h;
   });
-  after(async () => {
-    for (const c of contexts) await c.close().catch(() => {});
-    await browser?.close();
-    await h?.close();
-  });
+  after(() => suite?.close());
 
   it('signs in through the OpenID provider into a __Host- cookie: HttpOnly, Secure, SameSite=Strict; strict CSP; nothing in storage', async () => {
     const c = await context();
